@@ -1,0 +1,65 @@
+package dev.panamax.kernels;
+
+import java.lang.foreign.MemorySegment;
+import java.util.Objects;
+
+/** Argument checks shared by the kernels' entry points; each names the argument, its value and the bound it broke. */
+final class Checks {
+    private Checks() {}
+
+    static void nonNegative(String name, long value) {
+        if (value < 0) {
+            throw new IllegalArgumentException(name + " (" + value + ") must be >= 0");
+        }
+    }
+
+    static <T> T notNull(String name, T value) {
+        return Objects.requireNonNull(value, () -> name + " must not be null");
+    }
+
+    /**
+     * Checks a row-major matrix's leading dimension: it must cover a stored row of {@code cols} elements (and be at
+     * least 1, as in BLAS).
+     */
+    static void leadingDimension(String name, int ld, String colsName, int cols, String operand) {
+        if (ld < Math.max(1, cols)) {
+            throw new IllegalArgumentException(name + " (" + ld + ") must be >= "
+                    + (cols >= 1 ? colsName + " (" + cols + ")" : "1") + " for " + operand);
+        }
+    }
+
+    /** Elements spanned by a row-major {@code rows × cols} matrix with leading dimension {@code ld}. */
+    static long matrixExtent(long rows, long cols, long ld) {
+        return rows == 0 || cols == 0 ? 0 : (rows - 1) * ld + cols;
+    }
+
+    /** Elements spanned by {@code count} matrices of {@code extent} elements, {@code stride} apart. */
+    static long batchExtent(long extent, long stride, int count) {
+        return count == 0 || extent == 0 ? 0 : (count - 1) * stride + extent;
+    }
+
+    /** Checks that {@code [offset, offset + extent)} lies inside an array of {@code length} floats. */
+    static void range(String name, long length, String offsetName, long offset, long extent, String what) {
+        if (offset < 0) {
+            throw new IndexOutOfBoundsException(offsetName + " (" + offset + ") must be >= 0");
+        }
+        if (offset + extent > length) {
+            throw new IndexOutOfBoundsException(name + " holds " + length + " floats, but " + what + " needs " + extent
+                    + " from " + offsetName + " (" + offset + "), up to index " + (offset + extent - 1));
+        }
+    }
+
+    static void range(String name, float[] array, String offsetName, long offset, long extent, String what) {
+        range(name, notNull(name, array).length, offsetName, offset, extent, what);
+    }
+
+    static void range(String name, MemorySegment segment, String offsetName, long offset, long extent, String what) {
+        range(name, notNull(name, segment).byteSize() / Float.BYTES, offsetName, offset, extent, what);
+    }
+
+    static void writable(String name, MemorySegment segment) {
+        if (segment.isReadOnly()) {
+            throw new IllegalArgumentException(name + " is read-only, but the kernel writes its result there");
+        }
+    }
+}

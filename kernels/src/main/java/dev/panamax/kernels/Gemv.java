@@ -1,0 +1,208 @@
+package dev.panamax.kernels;
+
+import static dev.panamax.kernels.Simd.FLOAT;
+import static dev.panamax.kernels.Simd.FLOATS;
+import static dev.panamax.kernels.Simd.LANES;
+import static dev.panamax.kernels.Simd.ORDER;
+
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+
+/**
+ * The matrix-vector products behind {@link Gemm#sgemv} and the {@code m == 1} / {@code n == 1} cases of SGEMM. They
+ * are bound by streaming A from memory, so the loops read each element of A once, contiguously, with several rows in
+ * flight. Arguments arrive checked; offsets and increments count floats.
+ */
+final class Gemv {
+    /** Below this many elements of A a call stays on the caller's thread. */
+    private static final long PARALLEL_MIN_ELEMENTS = 1L << 18;
+    /** Columns accumulated per sweep over the rows in the transposed product: 4 KiB of sums stay in L1. */
+    private static final int COLUMN_BLOCK = 1024;
+
+    private static final ThreadLocal<float[][]> BUFFERS = ThreadLocal.withInitial(() -> new float[2][0]);
+
+    private Gemv() {}
+
+    /**
+     * {@code y = alpha·op(A)·x + beta·y} with A stored as {@code rows × cols}. Without transpose x has {@code cols}
+     * elements and y {@code rows}; with it x has {@code rows} and y {@code cols}.
+     */
+    static void run(
+            boolean trans,
+            int rows,
+            int cols,
+            float alpha,
+            MemorySegment a,
+            long aOffset,
+            int lda,
+            MemorySegment x,
+            long xOffset,
+            long incX,
+            float beta,
+            MemorySegment y,
+            long yOffset,
+            long incY,
+            boolean parallel) {
+        int xLength = trans ? rows : cols;
+        int yLength = trans ? cols : rows;
+        if (yLength == 0) {
+            return;
+        }
+        if (xLength == 0 || alpha == 0f) {
+            GemmDriver.scale(beta, y, yOffset, Math.toIntExact(incY), yLength, 1);
+            return;
+        }
+        float[] xs = buffer(0, xLength);
+        for (int i = 0; i < xLength; i++) {
+            xs[i] = x.getAtIndex(FLOAT, xOffset + i * incX);
+        }
+        int threads = parallel && (long) rows * cols >= PARALLEL_MIN_ELEMENTS ? Parallelism.threads() : 1;
+        // Tasks cover whole groups of four rows (or vector-wide column strips); each y element sees the same
+        // sequence of operations whatever the split.
+        int unit = trans ? LANES : 4;
+        int tasks = threads == 1 ? 1 : Math.max(1, Math.min(4 * threads, yLength / (unit * 16)));
+        int step = (yLength / tasks + unit - 1) / unit * unit;
+        Parallelism.forEach((yLength + step - 1) / step, task -> {
+            int from = task * step;
+            int to = Math.min(yLength, from + step);
+            if (trans) {
+                transposed(rows, from, to, alpha, a, aOffset, lda, xs, beta, y, yOffset, incY);
+            } else {
+                plain(from, to, cols, alpha, a, aOffset, lda, xs, beta, y, yOffset, incY);
+            }
+        });
+    }
+
+    /** A per-thread scratch array of at least {@code length} floats (slot 0: x, slot 1: column sums). */
+    private static float[] buffer(int slot, int length) {
+        float[][] buffers = BUFFERS.get();
+        if (buffers[slot].length < length) {
+            buffers[slot] = new float[length];
+        }
+        return buffers[slot];
+    }
+
+    /** Rows {@code [from, to)} of {@code y = alpha·A·x + beta·y}: dot products, four rows per pass over x. */
+    private static void plain(
+            int from,
+            int to,
+            int cols,
+            float alpha,
+            MemorySegment a,
+            long aOffset,
+            int lda,
+            float[] x,
+            float beta,
+            MemorySegment y,
+            long yOffset,
+            long incY) {
+        int vectorEnd = cols - cols % LANES;
+        VectorMask<Float> tail = FLOATS.indexInRange(vectorEnd, cols);
+        int i = from;
+        for (; i + 4 <= to; i += 4) {
+            long r0 = (aOffset + (long) i * lda) * Float.BYTES;
+            long r1 = r0 + (long) lda * Float.BYTES;
+            long r2 = r1 + (long) lda * Float.BYTES;
+            long r3 = r2 + (long) lda * Float.BYTES;
+            FloatVector s0 = FloatVector.zero(FLOATS), s1 = s0, s2 = s0, s3 = s0;
+            for (int j = 0; j < vectorEnd; j += LANES) {
+                FloatVector xv = FloatVector.fromArray(FLOATS, x, j);
+                long at = (long) j * Float.BYTES;
+                s0 = FloatVector.fromMemorySegment(FLOATS, a, r0 + at, ORDER).fma(xv, s0);
+                s1 = FloatVector.fromMemorySegment(FLOATS, a, r1 + at, ORDER).fma(xv, s1);
+                s2 = FloatVector.fromMemorySegment(FLOATS, a, r2 + at, ORDER).fma(xv, s2);
+                s3 = FloatVector.fromMemorySegment(FLOATS, a, r3 + at, ORDER).fma(xv, s3);
+            }
+            if (vectorEnd < cols) {
+                FloatVector xv = FloatVector.fromArray(FLOATS, x, vectorEnd, tail);
+                long at = (long) vectorEnd * Float.BYTES;
+                s0 = FloatVector.fromMemorySegment(FLOATS, a, r0 + at, ORDER, tail)
+                        .fma(xv, s0);
+                s1 = FloatVector.fromMemorySegment(FLOATS, a, r1 + at, ORDER, tail)
+                        .fma(xv, s1);
+                s2 = FloatVector.fromMemorySegment(FLOATS, a, r2 + at, ORDER, tail)
+                        .fma(xv, s2);
+                s3 = FloatVector.fromMemorySegment(FLOATS, a, r3 + at, ORDER, tail)
+                        .fma(xv, s3);
+            }
+            update(y, yOffset + i * incY, alpha, s0, beta);
+            update(y, yOffset + (i + 1) * incY, alpha, s1, beta);
+            update(y, yOffset + (i + 2) * incY, alpha, s2, beta);
+            update(y, yOffset + (i + 3) * incY, alpha, s3, beta);
+        }
+        for (; i < to; i++) {
+            long r0 = (aOffset + (long) i * lda) * Float.BYTES;
+            FloatVector s0 = FloatVector.zero(FLOATS);
+            for (int j = 0; j < vectorEnd; j += LANES) {
+                FloatVector xv = FloatVector.fromArray(FLOATS, x, j);
+                s0 = FloatVector.fromMemorySegment(FLOATS, a, r0 + (long) j * Float.BYTES, ORDER)
+                        .fma(xv, s0);
+            }
+            if (vectorEnd < cols) {
+                FloatVector xv = FloatVector.fromArray(FLOATS, x, vectorEnd, tail);
+                long at = (long) vectorEnd * Float.BYTES;
+                s0 = FloatVector.fromMemorySegment(FLOATS, a, r0 + at, ORDER, tail)
+                        .fma(xv, s0);
+            }
+            update(y, yOffset + i * incY, alpha, s0, beta);
+        }
+    }
+
+    private static void update(MemorySegment y, long index, float alpha, FloatVector sums, float beta) {
+        // Lanes are added in index order: reduceLanes' order differs between interpreted and compiled code, and a
+        // result must not depend on when the JIT got to it.
+        float dot = 0;
+        for (int lane = 0; lane < LANES; lane++) {
+            dot += sums.lane(lane);
+        }
+        dot *= alpha;
+        y.setAtIndex(FLOAT, index, beta == 0f ? dot : dot + beta * y.getAtIndex(FLOAT, index));
+    }
+
+    /**
+     * Columns {@code [from, to)} of {@code y = alpha·Aᵀ·x + beta·y}: each row of A, scaled by its x, is added into a
+     * block of column sums; rows are visited in order, so every sum has one fixed order.
+     */
+    private static void transposed(
+            int rows,
+            int from,
+            int to,
+            float alpha,
+            MemorySegment a,
+            long aOffset,
+            int lda,
+            float[] x,
+            float beta,
+            MemorySegment y,
+            long yOffset,
+            long incY) {
+        float[] sums = buffer(1, COLUMN_BLOCK);
+        for (int c0 = from; c0 < to; c0 += COLUMN_BLOCK) {
+            int width = Math.min(COLUMN_BLOCK, to - c0);
+            Arrays.fill(sums, 0, width, 0f);
+            int vectorEnd = width - width % LANES;
+            VectorMask<Float> tail = FLOATS.indexInRange(vectorEnd, width);
+            for (int i = 0; i < rows; i++) {
+                FloatVector xi = FloatVector.broadcast(FLOATS, x[i]);
+                long row = (aOffset + (long) i * lda + c0) * Float.BYTES;
+                for (int j = 0; j < vectorEnd; j += LANES) {
+                    FloatVector.fromMemorySegment(FLOATS, a, row + (long) j * Float.BYTES, ORDER)
+                            .fma(xi, FloatVector.fromArray(FLOATS, sums, j))
+                            .intoArray(sums, j);
+                }
+                if (vectorEnd < width) {
+                    FloatVector.fromMemorySegment(FLOATS, a, row + (long) vectorEnd * Float.BYTES, ORDER, tail)
+                            .fma(xi, FloatVector.fromArray(FLOATS, sums, vectorEnd, tail))
+                            .intoArray(sums, vectorEnd, tail);
+                }
+            }
+            for (int j = 0; j < width; j++) {
+                long index = yOffset + (long) (c0 + j) * incY;
+                float value = alpha * sums[j];
+                y.setAtIndex(FLOAT, index, beta == 0f ? value : value + beta * y.getAtIndex(FLOAT, index));
+            }
+        }
+    }
+}

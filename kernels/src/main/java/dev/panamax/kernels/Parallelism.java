@@ -1,0 +1,150 @@
+package dev.panamax.kernels;
+
+import java.lang.foreign.MemorySegment;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.IntConsumer;
+
+/**
+ * The library-wide threading policy: one pool of worker threads shared by every kernel.
+ *
+ * <p>The default parallelism is the number of available processors, or the system property {@code
+ * panamax.threads} when set. Kernels split work so that each output element is always reduced in the same order:
+ * results are bit-identical for every thread count. Kernels keep small problems on the calling thread, since a hand-off
+ * to a worker can cost a whole scheduler slice when the cores are busy.
+ */
+public final class Parallelism {
+    private static final Object LOCK = new Object();
+    /** A thread that never runs: segments accessible by it are accessible by any worker (shared, global, auto). */
+    private static final Thread OTHER_THREAD = new Thread(() -> {});
+    /** Set on the threads that are running a parallel region, so that nested regions run inline. */
+    private static final ThreadLocal<Boolean> IN_REGION = ThreadLocal.withInitial(() -> Boolean.FALSE);
+
+    private static volatile int threads = initialThreads();
+    private static ExecutorService pool;
+    private static int poolSize;
+
+    private Parallelism() {}
+
+    private static int initialThreads() {
+        String property = System.getProperty("panamax.threads");
+        if (property == null || property.isBlank()) {
+            return Runtime.getRuntime().availableProcessors();
+        }
+        try {
+            int value = Integer.parseInt(property.trim());
+            if (value >= 1) {
+                return value;
+            }
+        } catch (NumberFormatException e) {
+            // reported below with the value that was given
+        }
+        throw new IllegalArgumentException(
+                "system property panamax.threads (" + property + ") must be a whole number >= 1");
+    }
+
+    /**
+     * Returns the number of threads kernels may use, including the calling thread.
+     *
+     * @return the parallelism, at least 1
+     */
+    public static int threads() {
+        return threads;
+    }
+
+    /**
+     * Sets the number of threads kernels may use, including the calling thread. Takes effect for calls that start
+     * afterwards; results do not depend on it.
+     *
+     * @param count the parallelism, at least 1
+     * @throws IllegalArgumentException if {@code count < 1}
+     */
+    public static void setThreads(int count) {
+        if (count < 1) {
+            throw new IllegalArgumentException("threads (" + count + ") must be >= 1");
+        }
+        threads = count;
+    }
+
+    /** Whether worker threads may read and write this segment (false for a confined arena's segments). */
+    static boolean shareable(MemorySegment segment) {
+        return segment.isAccessibleBy(OTHER_THREAD);
+    }
+
+    /**
+     * Runs {@code body} for every task index in {@code [0, tasks)}, on up to {@link #threads()} threads including the
+     * caller, and returns when all have finished. Tasks must be independent; which thread runs which is not fixed.
+     */
+    static void forEach(int tasks, IntConsumer body) {
+        int workers = Math.min(tasks, threads);
+        if (workers <= 1 || IN_REGION.get()) {
+            for (int task = 0; task < tasks; task++) {
+                body.accept(task);
+            }
+            return;
+        }
+        AtomicInteger next = new AtomicInteger();
+        Runnable drain = () -> {
+            for (int task; (task = next.getAndIncrement()) < tasks; ) {
+                body.accept(task);
+            }
+        };
+        ExecutorService executor = pool(workers - 1);
+        Future<?>[] helpers = new Future<?>[workers - 1];
+        for (int i = 0; i < helpers.length; i++) {
+            helpers[i] = executor.submit(drain);
+        }
+        Throwable failure = null;
+        IN_REGION.set(Boolean.TRUE);
+        try {
+            drain.run();
+        } catch (RuntimeException | Error e) {
+            failure = e;
+        } finally {
+            IN_REGION.set(Boolean.FALSE);
+        }
+        for (Future<?> helper : helpers) {
+            try {
+                helper.get();
+            } catch (ExecutionException e) {
+                failure = failure == null ? e.getCause() : failure;
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                failure = failure == null ? e : failure;
+            }
+        }
+        if (failure instanceof RuntimeException runtime) {
+            throw runtime;
+        } else if (failure instanceof Error error) {
+            throw error;
+        } else if (failure != null) {
+            throw new IllegalStateException("a kernel worker failed", failure);
+        }
+    }
+
+    private static ExecutorService pool(int size) {
+        synchronized (LOCK) {
+            if (pool == null || poolSize < size) {
+                if (pool != null) {
+                    pool.shutdown();
+                }
+                AtomicInteger counter = new AtomicInteger();
+                pool = Executors.newFixedThreadPool(size, runnable -> {
+                    Thread thread = new Thread(
+                            () -> {
+                                IN_REGION.set(Boolean.TRUE);
+                                runnable.run();
+                            },
+                            "panamax-worker-" + counter.incrementAndGet());
+                    thread.setDaemon(true);
+                    return thread;
+                });
+                poolSize = size;
+            }
+            return pool;
+        }
+    }
+}

@@ -1,0 +1,634 @@
+package dev.panamax.kernels;
+
+import static dev.panamax.kernels.Transpose.NO_TRANSPOSE;
+import static dev.panamax.kernels.Transpose.TRANSPOSE;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.panamax.kernels.testing.Inputs;
+import dev.panamax.kernels.testing.ReferenceBlas;
+import dev.panamax.kernels.testing.Tolerance;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * SGEMM against the float64 reference. Tolerance per element: {@code (k + 3)·2⁻²⁴·(|alpha|·Σ|a||b| + |beta|·|c|)},
+ * the classical rounding-error bound of a length-k float dot product plus the alpha/beta updates (see {@link
+ * ReferenceBlas.Result#bounds}).
+ */
+@Tag("species")
+class GemmTest {
+    private static final int[] SIZES = {0, 1, 2, 7, 15, 16, 17, 31, 33, 63, 65, 127, 129, 257};
+    private static final float[] ALPHAS = {0, 1, -0.5f, 2};
+    private static final float[] BETAS = {0, 1, 0.5f};
+    private static final int DEFAULT_THREADS = Parallelism.threads();
+
+    /** One product: shapes, scalars, padding of each leading dimension beyond its minimum, and offsets. */
+    record Case(
+            Transpose transA,
+            Transpose transB,
+            int m,
+            int n,
+            int k,
+            float alpha,
+            float beta,
+            int padA,
+            int padB,
+            int padC,
+            int offsetA,
+            int offsetB,
+            int offsetC) {
+        int lda() {
+            return Math.max(1, transA == TRANSPOSE ? m : k) + padA;
+        }
+
+        int ldb() {
+            return Math.max(1, transB == TRANSPOSE ? k : n) + padB;
+        }
+
+        int ldc() {
+            return Math.max(1, n) + padC;
+        }
+
+        /** Storage with the matrix, its offset and a few trailing floats, so that over-reads and over-writes show. */
+        int aLength() {
+            return offsetA + (int) extent(transA == TRANSPOSE ? k : m, transA == TRANSPOSE ? m : k, lda()) + 3;
+        }
+
+        int bLength() {
+            return offsetB + (int) extent(transB == TRANSPOSE ? n : k, transB == TRANSPOSE ? k : n, ldb()) + 3;
+        }
+
+        int cLength() {
+            return offsetC + (int) extent(m, n, ldc()) + 3;
+        }
+
+        static long extent(int rows, int cols, int ld) {
+            return rows == 0 || cols == 0 ? 0 : (long) (rows - 1) * ld + cols;
+        }
+
+        @Override
+        public String toString() {
+            return transA + "·" + transB + " m=" + m + " n=" + n + " k=" + k + " alpha=" + alpha + " beta=" + beta
+                    + " pads=" + padA + "/" + padB + "/" + padC + " offsets=" + offsetA + "/" + offsetB + "/"
+                    + offsetC;
+        }
+    }
+
+    @AfterEach
+    void restoreThreads() {
+        Parallelism.setThreads(DEFAULT_THREADS);
+    }
+
+    static Stream<Case> shapes() {
+        SplittableRandom random = new SplittableRandom(Inputs.seed("GemmTest.shapes"));
+        List<Case> cases = new ArrayList<>();
+        int counter = 0;
+        for (Transpose transA : Transpose.values()) {
+            for (Transpose transB : Transpose.values()) {
+                for (int size : SIZES) {
+                    cases.add(randomCase(random, transA, transB, size, size, size, counter++));
+                }
+                for (int i = 0; i < 30; i++) {
+                    cases.add(randomCase(random, transA, transB, pick(random), pick(random), pick(random), counter++));
+                }
+            }
+        }
+        return cases.stream();
+    }
+
+    private static int pick(SplittableRandom random) {
+        return SIZES[random.nextInt(SIZES.length)];
+    }
+
+    private static Case randomCase(
+            SplittableRandom random, Transpose transA, Transpose transB, int m, int n, int k, int counter) {
+        return new Case(
+                transA,
+                transB,
+                m,
+                n,
+                k,
+                ALPHAS[counter % ALPHAS.length],
+                BETAS[counter % BETAS.length],
+                random.nextInt(4),
+                random.nextInt(4),
+                random.nextInt(4),
+                random.nextInt(6),
+                random.nextInt(6),
+                random.nextInt(6));
+    }
+
+    @ParameterizedTest
+    @MethodSource("shapes")
+    void matchesTheReference(Case c) {
+        checkAgainstReference(c, inputs(c, "a"), inputs(c, "b"), inputs(c, "c"));
+    }
+
+    @Test
+    void everyAlphaAndBetaOnEveryPath() {
+        int[][] shapes = {{17, 33, 65}, {1, 65, 31}, {65, 1, 17}, {1, 1, 9}, {5, 4, 0}, {40, 300, 270}};
+        for (int[] shape : shapes) {
+            for (Transpose transA : Transpose.values()) {
+                for (Transpose transB : Transpose.values()) {
+                    for (float alpha : ALPHAS) {
+                        for (float beta : BETAS) {
+                            Case c = new Case(
+                                    transA, transB, shape[0], shape[1], shape[2], alpha, beta, 1, 2, 3, 1, 2, 3);
+                            checkAgainstReference(c, inputs(c, "a"), inputs(c, "b"), inputs(c, "c"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void nanAndInfinityInAOrBPropagate() {
+        int[][] shapes = {{33, 35, 37}, {1, 40, 33}, {40, 1, 33}, {300, 290, 280}};
+        for (int[] shape : shapes) {
+            for (Transpose transA : Transpose.values()) {
+                for (Transpose transB : Transpose.values()) {
+                    Case c = new Case(transA, transB, shape[0], shape[1], shape[2], 1.5f, 0.5f, 0, 1, 0, 0, 0, 2);
+                    float[] a = inputs(c, "a");
+                    float[] b = inputs(c, "b");
+                    a[a.length / 3] = Float.NaN;
+                    a[a.length / 2] = Float.POSITIVE_INFINITY;
+                    b[b.length / 4] = Float.NEGATIVE_INFINITY;
+                    b[b.length / 2] = Float.POSITIVE_INFINITY;
+                    checkAgainstReference(c, a, b, inputs(c, "c"));
+                }
+            }
+        }
+    }
+
+    @Test
+    void nanInCDoesNotSurviveBetaZero() {
+        int[][] shapes = {{33, 35, 37}, {1, 40, 33}, {40, 1, 33}, {9, 9, 0}};
+        for (int[] shape : shapes) {
+            for (float alpha : new float[] {0, 1}) {
+                Case c = new Case(NO_TRANSPOSE, TRANSPOSE, shape[0], shape[1], shape[2], alpha, 0, 0, 0, 0, 0, 0, 0);
+                float[] cValues = new float[c.cLength()];
+                Arrays.fill(cValues, Float.NaN);
+                float[] result = checkAgainstReference(c, inputs(c, "a"), inputs(c, "b"), cValues);
+                for (int i = 0; i < c.m() * c.n(); i++) {
+                    assertTrue(Float.isFinite(result[i / c.n() * c.ldc() + i % c.n()]), c + " element " + i);
+                }
+            }
+        }
+    }
+
+    @Test
+    void arraysHeapSegmentsAndNativeSegmentsAgreeBitForBit() {
+        int[][] shapes = {{70, 90, 300}, {200, 210, 190}, {1, 500, 300}, {500, 1, 300}};
+        for (int[] shape : shapes) {
+            for (Transpose transA : Transpose.values()) {
+                for (Transpose transB : Transpose.values()) {
+                    Case c = new Case(transA, transB, shape[0], shape[1], shape[2], 0.75f, 0.5f, 3, 1, 2, 5, 3, 1);
+                    float[] a = inputs(c, "a");
+                    float[] b = inputs(c, "b");
+                    float[] c0 = inputs(c, "c");
+                    float[] viaArrays = c0.clone();
+                    sgemm(c, a, b, viaArrays);
+                    float[] viaHeap = c0.clone();
+                    Gemm.sgemm(
+                            transA,
+                            transB,
+                            c.m(),
+                            c.n(),
+                            c.k(),
+                            c.alpha(),
+                            MemorySegment.ofArray(a),
+                            c.offsetA(),
+                            c.lda(),
+                            MemorySegment.ofArray(b),
+                            c.offsetB(),
+                            c.ldb(),
+                            c.beta(),
+                            MemorySegment.ofArray(viaHeap),
+                            c.offsetC(),
+                            c.ldc());
+                    assertArrayEquals(viaArrays, viaHeap, c + " heap segment");
+                    for (Arena arena : new Arena[] {Arena.ofShared(), Arena.ofConfined()}) {
+                        try (arena) {
+                            MemorySegment as = arena.allocateFrom(ValueLayout.JAVA_FLOAT, a);
+                            MemorySegment bs = arena.allocateFrom(ValueLayout.JAVA_FLOAT, b);
+                            MemorySegment cs = arena.allocateFrom(ValueLayout.JAVA_FLOAT, c0);
+                            Gemm.sgemm(
+                                    transA,
+                                    transB,
+                                    c.m(),
+                                    c.n(),
+                                    c.k(),
+                                    c.alpha(),
+                                    as,
+                                    c.offsetA(),
+                                    c.lda(),
+                                    bs,
+                                    c.offsetB(),
+                                    c.ldb(),
+                                    c.beta(),
+                                    cs,
+                                    c.offsetC(),
+                                    c.ldc());
+                            assertArrayEquals(viaArrays, cs.toArray(ValueLayout.JAVA_FLOAT), c + " native segment");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void everyThreadCountGivesTheSameBits() {
+        int[][] shapes = {{300, 257, 300}, {1, 3000, 700}, {3000, 1, 700}, {64, 768, 600}};
+        for (int[] shape : shapes) {
+            for (Transpose transA : Transpose.values()) {
+                for (Transpose transB : Transpose.values()) {
+                    Case c = new Case(transA, transB, shape[0], shape[1], shape[2], 1, 0.5f, 0, 3, 0, 0, 1, 0);
+                    float[] a = inputs(c, "a");
+                    float[] b = inputs(c, "b");
+                    float[] c0 = inputs(c, "c");
+                    float[] first = null;
+                    for (int threads = 1; threads <= 3; threads++) {
+                        Parallelism.setThreads(threads);
+                        float[] result = c0.clone();
+                        sgemm(c, a, b, result);
+                        if (first == null) {
+                            first = result;
+                        } else {
+                            assertArrayEquals(first, result, c + " with " + threads + " threads");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void sgemvMatchesTheReferenceAndIsThreadIndependent() {
+        int[][] shapes = {{0, 5}, {5, 0}, {1, 1}, {7, 9}, {33, 1000}, {1000, 33}, {700, 2000}};
+        for (int[] shape : shapes) {
+            for (Transpose trans : Transpose.values()) {
+                int m = shape[0];
+                int n = shape[1];
+                int lda = n + 3;
+                int xLength = trans == TRANSPOSE ? m : n;
+                int yLength = trans == TRANSPOSE ? n : m;
+                String name = "sgemv " + trans + " " + m + "×" + n;
+                float[] a = Inputs.uniform(Inputs.seed(name + "a"), 2 + m * lda, -1, 1);
+                float[] x = Inputs.uniform(Inputs.seed(name + "x"), 1 + xLength, -1, 1);
+                float[] y0 = Inputs.uniform(Inputs.seed(name + "y"), 4 + yLength, -1, 1);
+                // y = alpha·op(A)·x + beta·y is the product of op(A) (yLength × xLength) and a column x.
+                ReferenceBlas.Result expected = ReferenceBlas.gemm(
+                        trans == TRANSPOSE, false, yLength, 1, xLength, -0.5, a, 2, lda, x, 1, 1, 0.5, y0, 4, 1);
+                float[] first = null;
+                for (int threads = 1; threads <= 3; threads++) {
+                    Parallelism.setThreads(threads);
+                    float[] y = y0.clone();
+                    Gemm.sgemv(trans, m, n, -0.5f, a, 2, lda, x, 1, 0.5f, y, 4);
+                    Tolerance.assertClose(
+                            name,
+                            yLength,
+                            i -> expected.values()[i],
+                            i -> y[4 + i],
+                            i -> expected.bounds(xLength)[i],
+                            i -> "element " + i);
+                    assertArrayEquals(Arrays.copyOf(y0, 4), Arrays.copyOf(y, 4), name + " wrote before yOffset");
+                    if (first == null) {
+                        first = y;
+                    } else {
+                        assertArrayEquals(first, y, name + " with " + threads + " threads");
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void stridedBatchedEqualsALoopOfProducts() {
+        int m = 17;
+        int n = 33;
+        int k = 65;
+        for (Transpose transA : Transpose.values()) {
+            for (Transpose transB : Transpose.values()) {
+                int lda = transA == TRANSPOSE ? m : k;
+                int ldb = transB == TRANSPOSE ? k : n;
+                int batch = 5;
+                long strideA = (long) m * k + 7;
+                float[] a = Inputs.uniform(Inputs.seed("batched a"), (int) (batch * strideA), -1, 1);
+                float[] b = Inputs.uniform(Inputs.seed("batched b"), k * n, -1, 1);
+                // C interleaved within rows, as [m, batch, n]: ldc = batch·n, strideC = n.
+                int ldc = batch * n;
+                float[] c0 = Inputs.uniform(Inputs.seed("batched c"), m * ldc, -1, 1);
+                float[] batched = c0.clone();
+                Gemm.sgemmStridedBatched(
+                        transA, transB, m, n, k, 1.25f, a, 0, lda, strideA, b, 0, ldb, 0, 0.5f, batched, 0, ldc, n,
+                        batch);
+                float[] looped = c0.clone();
+                for (int i = 0; i < batch; i++) {
+                    Gemm.sgemm(
+                            transA,
+                            transB,
+                            m,
+                            n,
+                            k,
+                            1.25f,
+                            a,
+                            (int) (i * strideA),
+                            lda,
+                            b,
+                            0,
+                            ldb,
+                            0.5f,
+                            looped,
+                            i * n,
+                            ldc);
+                }
+                assertArrayEquals(looped, batched, transA + "·" + transB);
+                ReferenceBlas.Result expected = ReferenceBlas.gemm(
+                        transA == TRANSPOSE,
+                        transB == TRANSPOSE,
+                        m,
+                        n,
+                        k,
+                        1.25,
+                        a,
+                        (int) (3 * strideA),
+                        lda,
+                        b,
+                        0,
+                        ldb,
+                        0.5,
+                        c0,
+                        3 * n,
+                        ldc);
+                Tolerance.assertClose(
+                        "batch 3",
+                        m * n,
+                        i -> expected.values()[i],
+                        i -> batched[3 * n + i / n * ldc + i % n],
+                        i -> expected.bounds(k)[i],
+                        i -> "element " + i);
+            }
+        }
+    }
+
+    @Test
+    void largeBatchesOfSmallProductsMatchTheLoop() {
+        // Twelve heads of 256×64·64×256, the attention-score shape: many products per task.
+        int batch = 12;
+        int t = 256;
+        int d = 64;
+        float[] q = Inputs.uniform(Inputs.seed("heads q"), batch * t * d, -1, 1);
+        float[] kMatrix = Inputs.uniform(Inputs.seed("heads k"), batch * t * d, -1, 1);
+        float[] scores = new float[batch * t * t];
+        Gemm.sgemmStridedBatched(
+                NO_TRANSPOSE,
+                TRANSPOSE,
+                t,
+                t,
+                d,
+                0.125f,
+                q,
+                0,
+                d,
+                (long) t * d,
+                kMatrix,
+                0,
+                d,
+                (long) t * d,
+                0,
+                scores,
+                0,
+                t,
+                (long) t * t,
+                batch);
+        float[] looped = new float[batch * t * t];
+        for (int i = 0; i < batch; i++) {
+            Gemm.sgemm(
+                    NO_TRANSPOSE,
+                    TRANSPOSE,
+                    t,
+                    t,
+                    d,
+                    0.125f,
+                    q,
+                    i * t * d,
+                    d,
+                    kMatrix,
+                    i * t * d,
+                    d,
+                    0,
+                    looped,
+                    i * t * t,
+                    t);
+        }
+        assertArrayEquals(looped, scores);
+    }
+
+    @Test
+    void badArgumentsAreRejectedBeforeAnythingIsWritten() {
+        float[] a = new float[20];
+        float[] b = new float[20];
+        float[] c = Inputs.uniform(1, 20, -1, 1);
+        float[] before = c.clone();
+        assertRejected(
+                IllegalArgumentException.class,
+                "m (-1) must be >= 0",
+                () -> Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, -1, 2, 2, 1, a, 0, 2, b, 0, 2, 0, c, 0, 2));
+        assertRejected(
+                IllegalArgumentException.class,
+                "k (-3) must be >= 0",
+                () -> Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, -3, 1, a, 0, 2, b, 0, 2, 0, c, 0, 2));
+        assertRejected(
+                IllegalArgumentException.class,
+                "lda (3) must be >= k (4) for a non-transposed A",
+                () -> Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 4, 1, a, 0, 3, b, 0, 2, 0, c, 0, 2));
+        assertRejected(
+                IllegalArgumentException.class,
+                "lda (1) must be >= m (2) for a transposed A",
+                () -> Gemm.sgemm(TRANSPOSE, NO_TRANSPOSE, 2, 2, 4, 1, a, 0, 1, b, 0, 2, 0, c, 0, 2));
+        assertRejected(
+                IllegalArgumentException.class,
+                "ldb (1) must be >= n (2) for a non-transposed B",
+                () -> Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 2, 1, a, 0, 2, b, 0, 1, 0, c, 0, 2));
+        assertRejected(
+                IllegalArgumentException.class,
+                "ldc (0) must be >= 1 for C",
+                () -> Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 2, 0, 2, 1, a, 0, 2, b, 0, 1, 0, c, 0, 0));
+        assertRejected(
+                IndexOutOfBoundsException.class,
+                "a holds 20 floats, but A needs 20 from aOffset (1)",
+                () -> Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 4, 2, 5, 1, a, 1, 5, b, 0, 2, 0, c, 0, 2));
+        assertRejected(
+                IndexOutOfBoundsException.class,
+                "c holds 20 floats, but C needs 20 from cOffset (3)",
+                () -> Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 4, 5, 1, 1, a, 0, 1, b, 0, 5, 0, c, 3, 5));
+        assertRejected(
+                IndexOutOfBoundsException.class,
+                "bOffset (-1) must be >= 0",
+                () -> Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 2, 1, a, 0, 2, b, -1, 2, 0, c, 0, 2));
+        assertRejected(
+                NullPointerException.class,
+                "b must not be null",
+                () -> Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 2, 1, a, 0, 2, null, 0, 2, 0, c, 0, 2));
+        assertRejected(
+                NullPointerException.class,
+                "transA must not be null",
+                () -> Gemm.sgemm(null, NO_TRANSPOSE, 2, 2, 2, 1, a, 0, 2, b, 0, 2, 0, c, 0, 2));
+        assertRejected(
+                IllegalArgumentException.class,
+                "strideC (3) makes the C matrices overlap",
+                () -> Gemm.sgemmStridedBatched(
+                        NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 2, 1, a, 0, 2, 4, b, 0, 2, 0, 0, c, 0, 2, 3, 2));
+        assertRejected(
+                IllegalArgumentException.class,
+                "strideA (-4) must be >= 0",
+                () -> Gemm.sgemmStridedBatched(
+                        NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 2, 1, a, 0, 2, -4, b, 0, 2, 0, 0, c, 0, 2, 4, 2));
+        assertRejected(
+                IndexOutOfBoundsException.class,
+                "A needs 24 from aOffset (0)",
+                () -> Gemm.sgemmStridedBatched(
+                        NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 2, 1, a, 0, 2, 4, b, 0, 2, 0, 0, c, 0, 2, 4, 6));
+        assertRejected(
+                IllegalArgumentException.class,
+                "lda (2) must be >= n (3) for A",
+                () -> Gemm.sgemv(NO_TRANSPOSE, 2, 3, 1, a, 0, 2, b, 0, 0, c, 0));
+        assertRejected(
+                IndexOutOfBoundsException.class,
+                "x holds 20 floats, but x needs 3 from xOffset (18)",
+                () -> Gemm.sgemv(NO_TRANSPOSE, 2, 3, 1, a, 0, 3, b, 18, 0, c, 0));
+        MemorySegment readOnly = MemorySegment.ofArray(new float[20]).asReadOnly();
+        MemorySegment segment = MemorySegment.ofArray(a);
+        assertRejected(
+                IllegalArgumentException.class,
+                "c is read-only",
+                () -> Gemm.sgemm(
+                        NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 2, 1, segment, 0, 2, segment, 0, 2, 0, readOnly, 0, 2));
+        assertRejected(
+                IndexOutOfBoundsException.class,
+                "c holds 20 floats, but C needs 4 from cOffset (17)",
+                () -> Gemm.sgemm(
+                        NO_TRANSPOSE,
+                        NO_TRANSPOSE,
+                        2,
+                        2,
+                        2,
+                        1,
+                        segment,
+                        0,
+                        2,
+                        segment,
+                        0,
+                        2,
+                        0,
+                        MemorySegment.ofArray(c),
+                        17,
+                        2));
+        assertArrayEquals(before, c, "C was written by a rejected call");
+    }
+
+    private static void assertRejected(Class<? extends RuntimeException> type, String message, Executable call) {
+        RuntimeException thrown = assertThrows(type, call);
+        assertTrue(
+                thrown.getMessage().contains(message),
+                () -> "expected «" + message + "» in «" + thrown.getMessage() + "»");
+    }
+
+    @Test
+    void parallelismRejectsZeroThreads() {
+        IllegalArgumentException thrown = assertThrows(IllegalArgumentException.class, () -> Parallelism.setThreads(0));
+        assertEquals("threads (0) must be >= 1", thrown.getMessage());
+    }
+
+    private static float[] inputs(Case c, String which) {
+        int length =
+                switch (which) {
+                    case "a" -> c.aLength();
+                    case "b" -> c.bLength();
+                    default -> c.cLength();
+                };
+        return Inputs.uniform(Inputs.seed(c + which), length, -1, 1);
+    }
+
+    private static void sgemm(Case c, float[] a, float[] b, float[] cValues) {
+        Gemm.sgemm(
+                c.transA(),
+                c.transB(),
+                c.m(),
+                c.n(),
+                c.k(),
+                c.alpha(),
+                a,
+                c.offsetA(),
+                c.lda(),
+                b,
+                c.offsetB(),
+                c.ldb(),
+                c.beta(),
+                cValues,
+                c.offsetC(),
+                c.ldc());
+    }
+
+    /** Runs the case, compares C with the reference and checks that nothing outside C changed; returns C's storage. */
+    private static float[] checkAgainstReference(Case c, float[] a, float[] b, float[] c0) {
+        ReferenceBlas.Result expected = ReferenceBlas.gemm(
+                c.transA() == TRANSPOSE,
+                c.transB() == TRANSPOSE,
+                c.m(),
+                c.n(),
+                c.k(),
+                c.alpha(),
+                a,
+                c.offsetA(),
+                c.lda(),
+                b,
+                c.offsetB(),
+                c.ldb(),
+                c.beta(),
+                c0,
+                c.offsetC(),
+                c.ldc());
+        float[] result = c0.clone();
+        sgemm(c, a, b, result);
+        int n = c.n();
+        int ldc = c.ldc();
+        int offset = c.offsetC();
+        double[] bounds = expected.bounds(c.k());
+        Tolerance.assertClose(
+                c.toString(),
+                c.m() * n,
+                i -> expected.values()[i],
+                i -> result[offset + i / n * ldc + i % n],
+                i -> bounds[i],
+                i -> "row " + i / n + ", column " + i % n);
+        for (int i = 0; i < result.length; i++) {
+            int inMatrix = i - offset;
+            boolean insideC = inMatrix >= 0 && inMatrix / ldc < c.m() && inMatrix % ldc < n;
+            if (!insideC) {
+                assertEquals(
+                        Float.floatToRawIntBits(c0[i]),
+                        Float.floatToRawIntBits(result[i]),
+                        c + ": wrote outside C at index " + i);
+            }
+        }
+        return Arrays.copyOfRange(result, offset, result.length);
+    }
+}

@@ -1,0 +1,7 @@
+/** A GPT-style Transformer on Panamax's kernels, and the {@code panamax} command line. */
+module dev.panamax.model {
+    requires dev.panamax.kernels;
+    requires dev.panamax.cuda;
+
+    exports dev.panamax.model.cli;
+}
