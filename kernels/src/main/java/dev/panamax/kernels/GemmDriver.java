@@ -188,14 +188,24 @@ final class GemmDriver {
                 for (int ic = m0; ic < m1; ic += MC) {
                     int mc = Math.min(MC, m1 - ic);
                     packA(o, ic, mc, pc, kc, w.packedA);
-                    for (int jr = 0; jr < nc; jr += NR) {
-                        int nr = Math.min(NR, nc - jr);
-                        for (int ir = 0; ir < mc; ir += MR) {
-                            microKernel(kc, w.packedA, ir * kc, w.packedB, jr * kc, w.tile);
-                            storeTile(o, w.tile, ic + ir, Math.min(MR, mc - ir), jc + jr, nr, firstSlice);
-                        }
-                    }
+                    macroKernel(o, w, ic, mc, jc, nc, kc, firstSlice);
                 }
+            }
+        }
+    }
+
+    /**
+     * The packed A block against the packed B panel: B micro-panels outside (each stays in L1 while every A
+     * micro-panel passes it), A micro-panels inside. A method of its own so that the JIT compiles it early and whole,
+     * with the micro-kernel inlined, rather than as an on-stack replacement of the outer loops.
+     */
+    private static void macroKernel(
+            Operands o, Workspace w, int ic, int mc, int jc, int nc, int kc, boolean firstSlice) {
+        for (int jr = 0; jr < nc; jr += NR) {
+            int nr = Math.min(NR, nc - jr);
+            for (int ir = 0; ir < mc; ir += MR) {
+                microKernel(kc, w.packedA, ir * kc, w.packedB, jr * kc, w.tile);
+                storeTile(o, w.tile, ic + ir, Math.min(MR, mc - ir), jc + jr, nr, firstSlice);
             }
         }
     }
@@ -205,38 +215,36 @@ final class GemmDriver {
      * zero-padded to a whole panel so that the micro-kernel never needs an edge case.
      */
     private static void packB(Operands o, int pc, int kc, int jc, int nc, float[] packed) {
+        for (int jr = 0; jr < nc; jr += NR) {
+            packBPanel(o, pc, kc, jc + jr, Math.min(NR, nc - jr), packed, jr * kc);
+        }
+    }
+
+    /** One B micro-panel: columns {@code [col, col + nr)} of op(B); small, so the JIT compiles it early and well. */
+    private static void packBPanel(Operands o, int pc, int kc, int col, int nr, float[] packed, int dst) {
         MemorySegment b = o.b();
         long ldb = o.ldb();
-        for (int jr = 0; jr < nc; jr += NR) {
-            int nr = Math.min(NR, nc - jr);
-            int dst = jr * kc;
-            if (o.transB()) {
-                // op(B)(p, j) = B(j, p): each stored row of B is a column of the panel.
+        if (o.transB()) {
+            // op(B)(p, j) = B(j, p): each stored row of B is a column of the panel.
+            for (int j = 0; j < NR; j++) {
+                long src = o.bOffset() + (col + j) * ldb + pc;
+                for (int p = 0; p < kc; p++) {
+                    packed[dst + p * NR + j] = j < nr ? b.getAtIndex(FLOAT, src + p) : 0f;
+                }
+            }
+        } else if (nr == NR) {
+            long src = (o.bOffset() + pc * ldb + col) * Float.BYTES;
+            long step = ldb * Float.BYTES;
+            for (int p = 0; p < kc; p++, src += step) {
+                FloatVector.fromMemorySegment(FLOATS, b, src, ORDER).intoArray(packed, dst + p * NR);
+                FloatVector.fromMemorySegment(FLOATS, b, src + LANES * Float.BYTES, ORDER)
+                        .intoArray(packed, dst + p * NR + LANES);
+            }
+        } else {
+            for (int p = 0; p < kc; p++) {
+                long src = o.bOffset() + (pc + p) * ldb + col;
                 for (int j = 0; j < NR; j++) {
-                    if (j < nr) {
-                        long src = o.bOffset() + (jc + jr + j) * ldb + pc;
-                        for (int p = 0; p < kc; p++) {
-                            packed[dst + p * NR + j] = b.getAtIndex(FLOAT, src + p);
-                        }
-                    } else {
-                        for (int p = 0; p < kc; p++) {
-                            packed[dst + p * NR + j] = 0f;
-                        }
-                    }
-                }
-            } else if (nr == NR) {
-                for (int p = 0; p < kc; p++) {
-                    long src = (o.bOffset() + (pc + p) * ldb + jc + jr) * Float.BYTES;
-                    FloatVector.fromMemorySegment(FLOATS, b, src, ORDER).intoArray(packed, dst + p * NR);
-                    FloatVector.fromMemorySegment(FLOATS, b, src + LANES * Float.BYTES, ORDER)
-                            .intoArray(packed, dst + p * NR + LANES);
-                }
-            } else {
-                for (int p = 0; p < kc; p++) {
-                    long src = o.bOffset() + (pc + p) * ldb + jc + jr;
-                    for (int j = 0; j < NR; j++) {
-                        packed[dst + p * NR + j] = j < nr ? b.getAtIndex(FLOAT, src + j) : 0f;
-                    }
+                    packed[dst + p * NR + j] = j < nr ? b.getAtIndex(FLOAT, src + j) : 0f;
                 }
             }
         }
@@ -244,31 +252,28 @@ final class GemmDriver {
 
     /** Packs {@code op(A)[ic:ic+mc, pc:pc+kc]} into MR-high micro-panels ({@code MR} floats per k), zero-padded. */
     private static void packA(Operands o, int ic, int mc, int pc, int kc, float[] packed) {
+        for (int ir = 0; ir < mc; ir += MR) {
+            packAPanel(o, ic + ir, Math.min(MR, mc - ir), pc, kc, packed, ir * kc);
+        }
+    }
+
+    /** One A micro-panel: rows {@code [row, row + mr)} of op(A). */
+    private static void packAPanel(Operands o, int row, int mr, int pc, int kc, float[] packed, int dst) {
         MemorySegment a = o.a();
         long lda = o.lda();
-        for (int ir = 0; ir < mc; ir += MR) {
-            int mr = Math.min(MR, mc - ir);
-            int dst = ir * kc;
-            if (o.transA()) {
-                // op(A)(i, p) = A(p, i): the panel's MR values for one k are contiguous in A.
-                for (int p = 0; p < kc; p++) {
-                    long src = o.aOffset() + (pc + p) * lda + ic + ir;
-                    for (int i = 0; i < MR; i++) {
-                        packed[dst + p * MR + i] = i < mr ? a.getAtIndex(FLOAT, src + i) : 0f;
-                    }
-                }
-            } else {
+        if (o.transA()) {
+            // op(A)(i, p) = A(p, i): the panel's MR values for one k are contiguous in A.
+            for (int p = 0; p < kc; p++) {
+                long src = o.aOffset() + (pc + p) * lda + row;
                 for (int i = 0; i < MR; i++) {
-                    if (i < mr) {
-                        long src = o.aOffset() + (ic + ir + i) * lda + pc;
-                        for (int p = 0; p < kc; p++) {
-                            packed[dst + p * MR + i] = a.getAtIndex(FLOAT, src + p);
-                        }
-                    } else {
-                        for (int p = 0; p < kc; p++) {
-                            packed[dst + p * MR + i] = 0f;
-                        }
-                    }
+                    packed[dst + p * MR + i] = i < mr ? a.getAtIndex(FLOAT, src + i) : 0f;
+                }
+            }
+        } else {
+            for (int i = 0; i < MR; i++) {
+                long src = o.aOffset() + (row + i) * lda + pc;
+                for (int p = 0; p < kc; p++) {
+                    packed[dst + p * MR + i] = i < mr ? a.getAtIndex(FLOAT, src + p) : 0f;
                 }
             }
         }
