@@ -1,0 +1,369 @@
+package dev.panamax.kernels;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.panamax.kernels.testing.Inputs;
+import dev.panamax.kernels.testing.ReferenceAttention;
+import dev.panamax.kernels.testing.Tolerance;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.management.ManagementFactory;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.stream.Stream;
+import jdk.incubator.vector.VectorShape;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/** Fused attention against {@link ReferenceAttention}; tolerances are stated there. */
+@Tag("species")
+class AttentionTest {
+    private static final int DEFAULT_THREADS = Parallelism.threads();
+
+    record Case(int batch, int qHeads, int kvHeads, int tq, int tk, int headDim, boolean causal, boolean masked) {
+        @Override
+        public String toString() {
+            return "batch=" + batch + " heads=" + qHeads + "/" + kvHeads + " tq=" + tq + " tk=" + tk + " d=" + headDim
+                    + (causal ? " causal" : "") + (masked ? " masked" : "");
+        }
+    }
+
+    @AfterEach
+    void restoreThreads() {
+        Parallelism.setThreads(DEFAULT_THREADS);
+    }
+
+    static Stream<Case> cases() {
+        int[][] lengths = {
+            {1, 1},
+            {1, 7},
+            {7, 7},
+            {1, 100},
+            {7, 64},
+            {64, 64},
+            {64, 100},
+            {100, 100},
+            {1, 513},
+            {100, 513},
+            {513, 513},
+            {7, 1}
+        };
+        int[][] heads = {{1, 1}, {2, 1}, {4, 2}, {8, 4}, {8, 8}, {4, 1}};
+        int[] dims = {16, 32, 64, 80, 128};
+        List<Case> cases = new ArrayList<>();
+        int counter = 0;
+        for (int d : dims) {
+            for (int[] t : lengths) {
+                int[] h = heads[counter % heads.length];
+                boolean large = (long) t[0] * t[1] > 10_000;
+                cases.add(new Case(
+                        large ? 1 : 2,
+                        large ? Math.min(h[0], 2) : h[0],
+                        large ? Math.min(h[1], 2) : h[1],
+                        t[0],
+                        t[1],
+                        d,
+                        counter % 2 == 0,
+                        counter % 3 == 0));
+                counter++;
+            }
+        }
+        return cases.stream();
+    }
+
+    @ParameterizedTest
+    @MethodSource("cases")
+    void matchesTheReference(Case c) {
+        run(c, 0);
+    }
+
+    /** Runs a case on inputs padded inside larger buffers (strides and offsets); returns the output. */
+    private static float[] run(Case c, int padding) {
+        int d = c.headDim();
+        float[] q = Inputs.uniform(Inputs.seed(c + "q"), c.batch() * c.qHeads() * c.tq() * d, -1, 1);
+        float[] k = Inputs.uniform(Inputs.seed(c + "k"), c.batch() * c.kvHeads() * c.tk() * d, -1, 1);
+        float[] v = Inputs.uniform(Inputs.seed(c + "v"), c.batch() * c.kvHeads() * c.tk() * d, -1, 1);
+        float[] mask = c.masked() ? mask(c.tq(), c.tk()) : null;
+        double scale = 1 / Math.sqrt(d) * 2;
+        ReferenceAttention.Result expected = ReferenceAttention.forward(
+                c.batch(), c.qHeads(), c.kvHeads(), c.tq(), c.tk(), d, (float) scale, c.causal(), q, k, v, mask);
+        float[] o = new float[q.length];
+        float[] lse = new float[c.batch() * c.qHeads() * c.tq()];
+        Attention.Shape shape = new Attention.Shape(c.batch(), c.qHeads(), c.kvHeads(), c.tq(), c.tk(), d);
+        TensorView maskView = mask == null ? null : TensorView.of(mask, 0, 0, 0, c.tk());
+        Attention.forward(
+                shape,
+                (float) scale,
+                c.causal(),
+                TensorView.dense(q, c.qHeads(), c.tq(), d),
+                TensorView.dense(k, c.kvHeads(), c.tk(), d),
+                TensorView.dense(v, c.kvHeads(), c.tk(), d),
+                maskView,
+                TensorView.dense(o, c.qHeads(), c.tq(), d),
+                TensorView.dense(lse, c.qHeads(), c.tq(), 1));
+        Tolerance.assertClose(c + " output", expected.output(), o, expected.bound());
+        Tolerance.assertClose(c + " log-sum-exp", expected.logSumExp(), lse, 1e-5, 1e-5);
+        return o;
+    }
+
+    /** An additive mask with −Inf holes, a fully masked first row, and finite offsets elsewhere. */
+    private static float[] mask(int tq, int tk) {
+        float[] mask = Inputs.uniform(Inputs.seed("mask" + tq + "x" + tk), tq * tk, -2, 2);
+        for (int i = 0; i < mask.length; i += 3) {
+            mask[i] = Float.NEGATIVE_INFINITY;
+        }
+        Arrays.fill(mask, 0, tk, Float.NEGATIVE_INFINITY);
+        return mask;
+    }
+
+    @Test
+    void fullyMaskedRowsGiveZerosNotNaN() {
+        int tq = 5;
+        int tk = 9;
+        int d = 16;
+        float[] q = Inputs.uniform(1, tq * d, -1, 1);
+        float[] k = Inputs.uniform(2, tk * d, -1, 1);
+        float[] v = Inputs.uniform(3, tk * d, -1, 1);
+        float[] mask = new float[tq * tk];
+        Arrays.fill(mask, Float.NEGATIVE_INFINITY);
+        float[] o = Inputs.uniform(4, tq * d, -1, 1);
+        float[] lse = new float[tq];
+        Attention.forward(
+                new Attention.Shape(1, 1, 1, tq, tk, d),
+                0.25f,
+                false,
+                TensorView.dense(q, 1, tq, d),
+                TensorView.dense(k, 1, tk, d),
+                TensorView.dense(v, 1, tk, d),
+                TensorView.of(mask, 0, 0, 0, tk),
+                TensorView.dense(o, 1, tq, d),
+                TensorView.dense(lse, 1, tq, 1));
+        assertArrayEquals(new float[tq * d], o);
+        for (float value : lse) {
+            assertEquals(Float.NEGATIVE_INFINITY, value);
+        }
+        // More queries than keys under the causal rule: the first tq - tk queries see nothing.
+        float[] o2 = new float[9 * d];
+        Attention.forward(
+                new Attention.Shape(1, 1, 1, 9, 4, d),
+                true,
+                TensorView.dense(Inputs.uniform(5, 9 * d, -1, 1), 1, 9, d),
+                TensorView.dense(k, 1, 4, d),
+                TensorView.dense(v, 1, 4, d),
+                TensorView.dense(o2, 1, 9, d));
+        for (int i = 0; i < 5 * d; i++) {
+            assertEquals(0f, o2[i], "row " + i / d);
+        }
+        assertTrue(Float.isFinite(o2[5 * d]) && o2[5 * d] != 0f);
+    }
+
+    @Test
+    void nanPropagatesToItsRow() {
+        int d = 16;
+        float[] q = Inputs.uniform(1, 3 * d, -1, 1);
+        q[d + 2] = Float.NaN;
+        float[] k = Inputs.uniform(2, 4 * d, -1, 1);
+        float[] v = Inputs.uniform(3, 4 * d, -1, 1);
+        float[] o = new float[3 * d];
+        Attention.forward(
+                new Attention.Shape(1, 1, 1, 3, 4, d),
+                false,
+                TensorView.dense(q, 1, 3, d),
+                TensorView.dense(k, 1, 4, d),
+                TensorView.dense(v, 1, 4, d),
+                TensorView.dense(o, 1, 3, d));
+        for (int c = 0; c < d; c++) {
+            assertTrue(Float.isNaN(o[d + c]));
+            assertTrue(Float.isFinite(o[c]) && Float.isFinite(o[2 * d + c]));
+        }
+    }
+
+    @Test
+    void packedQkvAndAKvCacheWithSpareCapacityNeedNoCopies() {
+        // Q, K, V interleaved as [batch, t, 3, heads, d]; the cache [batch, heads, capacity, d] is partly filled.
+        int batch = 2;
+        int heads = 4;
+        int t = 37;
+        int d = 32;
+        int capacity = 64;
+        float[] qkv = Inputs.uniform(7, batch * t * 3 * heads * d, -1, 1);
+        long row = 3L * heads * d;
+        TensorView q = TensorView.of(qkv, 0, t * row, d, row);
+        float[] o = new float[batch * heads * t * d];
+        Attention.Shape shape = new Attention.Shape(batch, heads, heads, t, t, d);
+        Attention.forward(
+                shape,
+                true,
+                q,
+                TensorView.of(qkv, (long) heads * d, t * row, d, row),
+                TensorView.of(qkv, 2L * heads * d, t * row, d, row),
+                TensorView.dense(o, heads, t, d));
+        // The same through dense copies and the reference.
+        float[] qd = new float[batch * heads * t * d];
+        float[] kd = new float[qd.length];
+        float[] vd = new float[qd.length];
+        float[] cacheK = new float[batch * heads * capacity * d];
+        float[] cacheV = new float[cacheK.length];
+        for (int b = 0; b < batch; b++) {
+            for (int i = 0; i < t; i++) {
+                for (int h = 0; h < heads; h++) {
+                    int src = (int) (b * t * row + i * row + h * d);
+                    int dst = ((b * heads + h) * t + i) * d;
+                    System.arraycopy(qkv, src, qd, dst, d);
+                    System.arraycopy(qkv, src + heads * d, kd, dst, d);
+                    System.arraycopy(qkv, src + 2 * heads * d, vd, dst, d);
+                    System.arraycopy(qkv, src + heads * d, cacheK, ((b * heads + h) * capacity + i) * d, d);
+                    System.arraycopy(qkv, src + 2 * heads * d, cacheV, ((b * heads + h) * capacity + i) * d, d);
+                }
+            }
+        }
+        ReferenceAttention.Result expected =
+                ReferenceAttention.forward(batch, heads, heads, t, t, d, 1 / Math.sqrt(d), true, qd, kd, vd, null);
+        Tolerance.assertClose("packed QKV", expected.output(), o, expected.bound());
+        // Decode the last token against the cache: tq = 1, tk = t, reading only the filled part.
+        float[] lastQ = new float[batch * heads * d];
+        for (int b = 0; b < batch; b++) {
+            for (int h = 0; h < heads; h++) {
+                System.arraycopy(qd, ((b * heads + h) * t + t - 1) * d, lastQ, (b * heads + h) * d, d);
+            }
+        }
+        float[] decoded = new float[batch * heads * d];
+        TensorView cache = TensorView.of(cacheK, 0, (long) heads * capacity * d, (long) capacity * d, d);
+        Attention.forward(
+                new Attention.Shape(batch, heads, heads, 1, t, d),
+                true,
+                TensorView.dense(lastQ, heads, 1, d),
+                cache,
+                TensorView.of(cacheV, 0, (long) heads * capacity * d, (long) capacity * d, d),
+                TensorView.dense(decoded, heads, 1, d));
+        for (int b = 0; b < batch; b++) {
+            for (int h = 0; h < heads; h++) {
+                int from = ((b * heads + h) * t + t - 1) * d;
+                float[] got = Arrays.copyOfRange(decoded, (b * heads + h) * d, (b * heads + h + 1) * d);
+                Tolerance.assertClose(
+                        "decode b" + b + " h" + h,
+                        Arrays.copyOfRange(expected.output(), from, from + d),
+                        got,
+                        Arrays.copyOfRange(expected.bound(), from, from + d));
+            }
+        }
+    }
+
+    @Test
+    void everyThreadCountAndStorageGivesTheSameBits() {
+        Case c = new Case(2, 4, 2, 130, 200, 64, true, false);
+        float[] first = null;
+        for (int threads = 1; threads <= 3; threads++) {
+            Parallelism.setThreads(threads);
+            float[] o = run(c, 0);
+            if (first == null) {
+                first = o;
+            } else {
+                assertArrayEquals(first, o, threads + " threads");
+            }
+        }
+        int d = c.headDim();
+        try (Arena arena = Arena.ofConfined()) {
+            float[] q = Inputs.uniform(Inputs.seed(c + "q"), c.batch() * c.qHeads() * c.tq() * d, -1, 1);
+            float[] k = Inputs.uniform(Inputs.seed(c + "k"), c.batch() * c.kvHeads() * c.tk() * d, -1, 1);
+            float[] v = Inputs.uniform(Inputs.seed(c + "v"), c.batch() * c.kvHeads() * c.tk() * d, -1, 1);
+            MemorySegment o = arena.allocate(ValueLayout.JAVA_FLOAT, q.length);
+            Attention.forward(
+                    new Attention.Shape(2, 4, 2, 130, 200, d),
+                    (float) (2 / Math.sqrt(d)),
+                    true,
+                    TensorView.dense(arena.allocateFrom(ValueLayout.JAVA_FLOAT, q), 4, 130, d),
+                    TensorView.dense(arena.allocateFrom(ValueLayout.JAVA_FLOAT, k), 2, 200, d),
+                    TensorView.dense(arena.allocateFrom(ValueLayout.JAVA_FLOAT, v), 2, 200, d),
+                    null,
+                    TensorView.dense(o, 4, 130, d),
+                    null);
+            assertArrayEquals(first, o.toArray(ValueLayout.JAVA_FLOAT), "native confined segments");
+        }
+    }
+
+    @Test
+    void longCausalSequenceUsesMemoryLinearInLength() {
+        // Wider than the hardware, vectors are emulated with objects: allocation then says nothing, and it is slow.
+        Assumptions.assumeTrue(
+                Simd.FLOATS.vectorBitSize() <= VectorShape.preferredShape().vectorBitSize(),
+                "vector width " + Simd.FLOATS.vectorBitSize() + " is emulated on this machine");
+        Parallelism.setThreads(1);
+        int t = 16384;
+        int d = 64;
+        Attention.Shape shape = new Attention.Shape(1, 1, 1, t, t, d);
+        // Warm up first, so that what is measured is the compiled kernel, not the interpreter's boxed vectors.
+        for (int i = 0; i < 3; i++) {
+            run(new Case(1, 1, 1, 1024, 1024, d, true, false), 0);
+        }
+        assertEquals(
+                Attention.workspaceFloats(new Attention.Shape(1, 1, 1, 64, 64, d)),
+                Attention.workspaceFloats(shape),
+                "workspace grows with the sequence");
+        float[] q = Inputs.uniform(1, t * d, -1, 1);
+        float[] k = Inputs.uniform(2, t * d, -1, 1);
+        float[] v = Inputs.uniform(3, t * d, -1, 1);
+        float[] o = new float[t * d];
+        var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        long before = threads.getCurrentThreadAllocatedBytes();
+        Attention.forward(
+                shape,
+                true,
+                TensorView.dense(q, 1, t, d),
+                TensorView.dense(k, 1, t, d),
+                TensorView.dense(v, 1, t, d),
+                TensorView.dense(o, 1, t, d));
+        long allocated = threads.getCurrentThreadAllocatedBytes() - before;
+        // A T × T score matrix would be 1 GiB; the workspaces already exist, so what remains is small objects per tile.
+        assertTrue(allocated < 16L << 20, "allocated " + allocated + " bytes");
+        // Spot-check the last query against the reference on its own.
+        float[] lastQ = Arrays.copyOfRange(q, (t - 1) * d, t * d);
+        ReferenceAttention.Result expected =
+                ReferenceAttention.forward(1, 1, 1, 1, t, d, 1 / Math.sqrt(d), true, lastQ, k, v, null);
+        Tolerance.assertClose(
+                "last query", expected.output(), Arrays.copyOfRange(o, (t - 1) * d, t * d), expected.bound());
+    }
+
+    @Test
+    void badArgumentsAreRejected() {
+        float[] data = new float[64];
+        TensorView view = TensorView.dense(data, 1, 4, 16);
+        IllegalArgumentException heads =
+                assertThrows(IllegalArgumentException.class, () -> new Attention.Shape(1, 3, 2, 4, 4, 16));
+        assertEquals("qHeads (3) must be a multiple of kvHeads (2)", heads.getMessage());
+        IndexOutOfBoundsException small = assertThrows(
+                IndexOutOfBoundsException.class,
+                () -> Attention.forward(
+                        new Attention.Shape(1, 1, 1, 5, 4, 16),
+                        false,
+                        TensorView.dense(data, 1, 5, 16),
+                        view,
+                        view,
+                        TensorView.dense(new float[80], 1, 5, 16)));
+        assertTrue(small.getMessage().contains("q holds 64 floats, but q [1, 1, 5, 16] needs 80"), small.getMessage());
+        IllegalArgumentException overlap = assertThrows(
+                IllegalArgumentException.class,
+                () -> Attention.forward(
+                        new Attention.Shape(1, 1, 1, 4, 4, 16),
+                        false,
+                        view,
+                        view,
+                        view,
+                        TensorView.of(new float[64], 0, 0, 0, 8)));
+        assertTrue(
+                overlap.getMessage().contains("o's strides (batch 0, head 0, row 8) make elements overlap"),
+                overlap.getMessage());
+        IllegalArgumentException negative =
+                assertThrows(IllegalArgumentException.class, () -> TensorView.of(data, 0, 0, -1, 16));
+        assertEquals("headStride (-1) must be >= 0", negative.getMessage());
+    }
+}
