@@ -68,6 +68,15 @@ public class CudaFfi extends CudaFfi$shared {
     public static int cudaSuccess() {
         return cudaSuccess;
     }
+    private static final int cudaErrorNoDevice = (int)100L;
+    /**
+     * {@snippet lang=c :
+     * enum cudaError.cudaErrorNoDevice = 100
+     * }
+     */
+    public static int cudaErrorNoDevice() {
+        return cudaErrorNoDevice;
+    }
     private static final int cudaErrorNotReady = (int)600L;
     /**
      * {@snippet lang=c :
@@ -2027,67 +2036,6 @@ public class CudaFfi extends CudaFfi$shared {
                 traceDowncall("cublasDestroy_v2", handle);
             }
             return (int)mh$.invokeExact(handle);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class cublasGetVersion_v2 {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-            CudaFfi.C_INT,
-            CudaFfi.C_POINTER,
-            CudaFfi.C_POINTER
-        );
-
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("cublasGetVersion_v2");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    /**
-     * Function descriptor for:
-     * {@snippet lang=c :
-     * cublasStatus_t cublasGetVersion_v2(cublasHandle_t handle, int *version)
-     * }
-     */
-    public static FunctionDescriptor cublasGetVersion_v2$descriptor() {
-        return cublasGetVersion_v2.DESC;
-    }
-
-    /**
-     * Downcall method handle for:
-     * {@snippet lang=c :
-     * cublasStatus_t cublasGetVersion_v2(cublasHandle_t handle, int *version)
-     * }
-     */
-    public static MethodHandle cublasGetVersion_v2$handle() {
-        return cublasGetVersion_v2.HANDLE;
-    }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * cublasStatus_t cublasGetVersion_v2(cublasHandle_t handle, int *version)
-     * }
-     */
-    public static MemorySegment cublasGetVersion_v2$address() {
-        return cublasGetVersion_v2.ADDR;
-    }
-
-    /**
-     * {@snippet lang=c :
-     * cublasStatus_t cublasGetVersion_v2(cublasHandle_t handle, int *version)
-     * }
-     */
-    public static int cublasGetVersion_v2(MemorySegment handle, MemorySegment version) {
-        var mh$ = cublasGetVersion_v2.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("cublasGetVersion_v2", handle, version);
-            }
-            return (int)mh$.invokeExact(handle, version);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {
