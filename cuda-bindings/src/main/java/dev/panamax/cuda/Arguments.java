@@ -18,6 +18,12 @@ final class Arguments {
         return value;
     }
 
+    /** Checks a buffer's type and length and returns its size in bytes. */
+    static long byteSize(ElementType type, long length) {
+        present("type", type);
+        return Math.multiplyExact(atLeastZero("length", length), type.byteSize());
+    }
+
     /** Checks that {@code [start, start + count)} lies in {@code [0, size)}; {@code what} names the range's owner. */
     static void within(String what, long size, String startName, long start, long count) {
         if (start < 0) {

@@ -42,8 +42,7 @@ public final class DeviceBuffer implements AutoCloseable {
      * @throws CudaException when the runtime fails, e.g. {@code cudaErrorMemoryAllocation}
      */
     public static DeviceBuffer allocate(ElementType type, long length) {
-        Arguments.present("type", type);
-        long bytes = Math.multiplyExact(Arguments.atLeastZero("length", length), type.byteSize());
+        long bytes = Arguments.byteSize(type, length);
         if (bytes == 0) {
             return new DeviceBuffer(type, 0, 0);
         }

@@ -38,8 +38,7 @@ public final class PinnedBuffer implements AutoCloseable {
      * @throws CudaException when the runtime fails
      */
     public static PinnedBuffer allocate(ElementType type, long length) {
-        Arguments.present("type", type);
-        long bytes = Math.multiplyExact(Arguments.atLeastZero("length", length), type.byteSize());
+        long bytes = Arguments.byteSize(type, length);
         Cuda.requireAvailable();
         long address = Cuda.create(
                         slot -> CudaFfi.cudaHostAlloc(slot, bytes, CudaFfi.cudaHostAllocDefault()), "cudaHostAlloc")
