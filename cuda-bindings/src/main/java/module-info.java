@@ -1,2 +1,11 @@
-/** Panamax's GPU half: FFM bindings for the CUDA runtime and cuBLAS (not yet implemented: see issue 7). */
-module dev.panamax.cuda {}
+/**
+ * Panamax's GPU half: the CUDA runtime and cuBLAS through the FFM API, with no JNI and no native build.
+ *
+ * <p>{@link dev.panamax.cuda.Cuda} finds the libraries and says why CUDA cannot run where it cannot; {@link
+ * dev.panamax.cuda.DeviceBuffer}, {@link dev.panamax.cuda.PinnedBuffer}, {@link dev.panamax.cuda.CudaStream}, {@link
+ * dev.panamax.cuda.CudaEvent} and {@link dev.panamax.cuda.Cublas} wrap device memory, streams, events and cuBLAS
+ * handles with checked arguments and statuses. The jextract-generated bindings underneath stay internal.
+ */
+module dev.panamax.cuda {
+    exports dev.panamax.cuda;
+}

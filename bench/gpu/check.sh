@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# One-shot GPU check of cuda-bindings, for a machine with a GPU and PyTorch but no Java (the `device` tool's).
+#
+#   bench/gpu/check.sh prepare   here: builds the jars and a jlinked JDK 25 runtime into bench/gpu/prepared (git-ignored,
+#                                under 64 MiB together) and prints the device call that runs the check
+#   bench/gpu/check.sh run       there: the cuda-bindings tests, the `gpu` ones included; then GEMM through Panamax's
+#                                cuBLAS binding next to torch.matmul on the same shapes, FP32 and BF16, n = 1024…8192,
+#                                and the per-call overhead of small products. Results go to $OUT (or bench/gpu/out):
+#                                tests.txt, panamax.csv, torch.csv, gemm.md.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+prepared="$root/bench/gpu/prepared"
+sizes=(1024 2048 4096 8192)
+limit_mib=64
+
+prepare() {
+    source "$root/.mvn/find-jdk.sh"
+    cd "$root"
+    ./mvnw -q -B -DskipTests -Dspotless.check.skip=true package -pl cuda-bindings,bench -am
+    rm -rf "$prepared"
+    mkdir -p "$prepared/lib"
+    cp cuda-bindings/target/panamax-cuda-bindings-*[0-9T].jar "$prepared/lib/cuda-bindings.jar"
+    cp kernels/target/panamax-kernels-*-tests.jar "$prepared/lib/kernels-tests.jar"
+    "$JAVA_HOME/bin/jar" --create --file "$prepared/lib/cuda-bindings-tests.jar" -C cuda-bindings/target/test-classes .
+    "$JAVA_HOME/bin/jar" --create --file "$prepared/lib/bench-gpu.jar" -C bench/target/classes \
+        dev/panamax/bench/CublasGemm.class
+    ./mvnw -q -B dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.14.1 \
+        -DoutputDirectory="$prepared/lib"
+    "$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,jdk.zipfs,jdk.unsupported \
+        --output "$prepared/runtime" --strip-debug --no-man-pages --no-header-files --compress=zip-9
+    local mib
+    mib=$(du -sm "$prepared" | cut -f1)
+    if ((mib >= limit_mib)); then
+        echo "check.sh: $prepared is $mib MiB, over the $limit_mib MiB that travels" >&2
+        exit 1
+    fi
+    echo "prepared $prepared ($mib MiB). On the GPU machine, from the repository root:"
+    echo "  device run: command 'bench/gpu/check.sh run', carry ['bench/gpu/prepared'], timeout_s 540"
+}
+
+# Prints -D options pointing at the libcudart and libcublas that PyTorch's pip packages bring, if no toolkit has them.
+pip_libraries() {
+    python3 - <<'PY' 2>/dev/null || true
+import glob, os, site
+roots = site.getsitepackages() + [site.getusersitepackages()]
+for prop, pattern in (("cudart", "nvidia/cuda_runtime/lib/libcudart.so.1[123]"), ("cublas", "nvidia/cublas/lib/libcublas.so.1[123]")):
+    found = sorted(f for r in roots for f in glob.glob(os.path.join(r, pattern)))
+    if found:
+        print(f"-Dpanamax.cuda.{prop}={found[-1]}")
+PY
+}
+
+run() {
+    local out=${OUT:-$root/bench/gpu/out}
+    mkdir -p "$out"
+    local java="$prepared/runtime/bin/java"
+    local lib="$prepared/lib"
+    local flags=(--enable-native-access=ALL-UNNAMED)
+    if ! ldconfig -p | grep -qE 'libcublas\.so\.1[123] ' && [ -z "${CUDA_HOME:-}" ]; then
+        read -ra pip <<<"$(pip_libraries | tr '\n' ' ')"
+        flags+=("${pip[@]}")
+    fi
+    echo "== $(nvidia-smi -L 2>/dev/null || echo 'no nvidia-smi'); java flags: ${flags[*]}"
+    local status=0
+    (cd "$root/cuda-bindings" && "$java" "${flags[@]}" -jar "$lib"/junit-platform-console-standalone-*.jar execute \
+        --class-path "$lib/cuda-bindings.jar:$lib/cuda-bindings-tests.jar:$lib/kernels-tests.jar" \
+        --scan-class-path "$lib/cuda-bindings-tests.jar" --details=tree --disable-banner) 2>&1 | tee "$out/tests.txt" ||
+        status=1
+    "$java" "${flags[@]}" -cp "$lib/cuda-bindings.jar:$lib/bench-gpu.jar" dev.panamax.bench.CublasGemm "${sizes[@]}" |
+        tee "$out/panamax.csv" || status=1
+    PYTHONUNBUFFERED=1 python3 "$root/bench/gpu/torch_gemm.py" "${sizes[@]}" | tee "$out/torch.csv" || status=1
+    python3 - "$out" <<'PY' | tee "$out/gemm.md"
+import csv, os, sys
+out = sys.argv[1]
+rows = {}
+for name in ("panamax.csv", "torch.csv"):
+    path = os.path.join(out, name)
+    for who, typ, n, value, rate in csv.reader(open(path)) if os.path.exists(path) else []:
+        rows.setdefault((who.split("-")[1] if "-" in who else "large", typ, int(n)), {})[who.split("-")[0]] = (float(value), rate)
+print("| type | n | Panamax ms | Panamax TFLOP/s | torch ms | torch TFLOP/s | Panamax ÷ torch time |\n|---|---:|---:|---:|---:|---:|---:|")
+for (kind, typ, n), cell in sorted(rows.items()):
+    if kind != "large":
+        continue
+    p, t = cell.get("panamax", (float("nan"), "")), cell.get("torch", (float("nan"), ""))
+    print(f"| {typ} | {n} | {p[0]:.3f} | {p[1]} | {t[0]:.3f} | {t[1]} | {p[0] / t[0]:.2f} |")
+print("\nSmall products, host µs per call (stream kept busy):\n\n| type | n | Panamax | torch |\n|---|---:|---:|---:|")
+for (kind, typ, n), cell in sorted(rows.items()):
+    if kind == "small":
+        print(f"| {typ} | {n} | {cell.get('panamax', ('–',))[0]} | {cell.get('torch', ('–',))[0]} |")
+PY
+    return $status
+}
+
+case ${1:-} in
+    prepare) prepare ;;
+    run) run ;;
+    *) echo "usage: bench/gpu/check.sh prepare|run" >&2; exit 2 ;;
+esac

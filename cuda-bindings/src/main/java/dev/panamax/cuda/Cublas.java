@@ -1,0 +1,720 @@
+package dev.panamax.cuda;
+
+import static dev.panamax.cuda.ffi.CudaFfi.C_FLOAT;
+import static dev.panamax.cuda.ffi.CudaFfi.C_INT;
+
+import dev.panamax.cuda.ffi.CudaFfi;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import java.util.Optional;
+
+/**
+ * A cuBLAS handle ({@code cublasCreate_v2}) and the matrix products on it, with the kernels module's conventions:
+ * matrices are <b>row-major</b> and the arguments come in the order of {@code Gemm.sgemm}, {@code C = alpha·op(A)·op(B)
+ * + beta·C} with A stored {@code m × k} ({@code k × m} when transposed), B {@code k × n} ({@code n × k}) and C {@code m
+ * × n}. cuBLAS is column-major; the handle computes {@code Cᵀ = op(B)ᵀ·op(A)ᵀ} instead, which has the same memory
+ * image, so nothing is copied or transposed.
+ *
+ * <p>Arguments are checked before anything reaches cuBLAS: negative sizes and too-small leading dimensions throw
+ * {@link IllegalArgumentException}, matrices past the end of their buffer {@link IndexOutOfBoundsException}, a closed
+ * buffer or handle {@link IllegalStateException}. Offsets and strides count elements. Products are queued on the
+ * handle's stream (see {@link #setStream(CudaStream)}) and run asynchronously, except the host-array {@link
+ * #sgemm(Transpose, Transpose, int, int, int, float, float[], int, int, float[], int, int, float, float[], int, int)},
+ * which returns with the result. Alpha and beta are floats on the host. A handle may be used by one thread at a time.
+ *
+ * <p>libcublas is found like libcudart (system property {@code panamax.cuda.cublas}, {@code CUDA_HOME}, the loader
+ * path, the usual install locations; sonames 13, 12, 11); {@link #create()} throws {@link IllegalStateException} with
+ * the places searched when it is missing.
+ */
+public final class Cublas implements AutoCloseable {
+    /** cuBLAS's math modes ({@code cublasMath_t}): which shortcuts cuBLAS may take. */
+    public enum MathMode {
+        /** Tensor cores where the precision allows them, FP32 products in FP32 ({@code CUBLAS_DEFAULT_MATH}). */
+        DEFAULT(CudaFfi.CUBLAS_DEFAULT_MATH()),
+        /** The prescribed compute type and no reductions at lower precision ({@code CUBLAS_PEDANTIC_MATH}). */
+        PEDANTIC(CudaFfi.CUBLAS_PEDANTIC_MATH()),
+        /** FP32 products on TF32 tensor cores ({@code CUBLAS_TF32_TENSOR_OP_MATH}): faster, about 10 bits of mantissa. */
+        TF32_TENSOR_OP(CudaFfi.CUBLAS_TF32_TENSOR_OP_MATH());
+
+        private final int value;
+
+        MathMode(int value) {
+            this.value = value;
+        }
+    }
+
+    /** The four cuBLAS products behind this class's methods. */
+    private enum Product {
+        SGEMM("cublasSgemm_v2"),
+        SGEMM_STRIDED_BATCHED("cublasSgemmStridedBatched"),
+        GEMM_EX("cublasGemmEx"),
+        GEMM_STRIDED_BATCHED_EX("cublasGemmStridedBatchedEx");
+
+        private final String call;
+
+        Product(String call) {
+            this.call = call;
+        }
+
+        boolean mixedPrecision() {
+            return this == GEMM_EX || this == GEMM_STRIDED_BATCHED_EX;
+        }
+    }
+
+    /** The low bits of {@code cublasMath_t} that hold the mode; the higher ones are flags. */
+    private static final int MODE_MASK = 0xF;
+
+    private final MemorySegment handle;
+    private final Ownership ownership = new Ownership("Cublas");
+    private CudaStream stream;
+
+    private Cublas(MemorySegment handle) {
+        this.handle = handle;
+    }
+
+    /**
+     * Creates a handle on the calling thread's current device, on the legacy default stream.
+     *
+     * @return the handle
+     * @throws IllegalStateException when libcublas is not found
+     * @throws CublasException when cuBLAS fails, e.g. {@code CUBLAS_STATUS_NOT_INITIALIZED} without a driver or device
+     */
+    public static Cublas create() {
+        Libraries.Cublas.FOUND.require();
+        return new Cublas(Cuda.create(CudaFfi::cublasCreate_v2, "cublasCreate_v2", Cublas::check));
+    }
+
+    /**
+     * The libcublas file loaded.
+     *
+     * @return its path, or empty when none was found
+     */
+    public static Optional<Path> library() {
+        return Libraries.Cublas.FOUND.path();
+    }
+
+    /**
+     * The version of the loaded libcublas ({@code cublasGetProperty}); needs no driver or device.
+     *
+     * @return e.g. 11.11.3
+     * @throws IllegalStateException when libcublas is not found
+     */
+    public static Version libraryVersion() {
+        Libraries.Cublas.FOUND.require();
+        return new Version(
+                property(CudaFfi.MAJOR_VERSION()), property(CudaFfi.MINOR_VERSION()), property(CudaFfi.PATCH_LEVEL()));
+    }
+
+    private static int property(int type) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment value = arena.allocate(C_INT);
+            check("cublasGetProperty", CudaFfi.cublasGetProperty(type, value));
+            return value.get(C_INT, 0);
+        }
+    }
+
+    /**
+     * Queues this handle's products on a stream ({@code cublasSetStream_v2}).
+     *
+     * @param stream the stream, or null for the legacy default stream
+     */
+    public void setStream(CudaStream stream) {
+        MemorySegment streamHandle = stream == null ? MemorySegment.NULL : stream.handle();
+        check("cublasSetStream_v2", CudaFfi.cublasSetStream_v2(handle(), streamHandle));
+        this.stream = stream;
+    }
+
+    /**
+     * Sets the math mode ({@code cublasSetMathMode}).
+     *
+     * @param mode the mode
+     */
+    public void setMathMode(MathMode mode) {
+        Arguments.present("mode", mode);
+        check("cublasSetMathMode", CudaFfi.cublasSetMathMode(handle(), mode.value));
+    }
+
+    /**
+     * The math mode ({@code cublasGetMathMode}).
+     *
+     * @return the mode, ignoring flag bits
+     */
+    public MathMode mathMode() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment value = arena.allocate(C_INT);
+            check("cublasGetMathMode", CudaFfi.cublasGetMathMode(handle(), value));
+            int mode = value.get(C_INT, 0) & MODE_MASK;
+            for (MathMode candidate : MathMode.values()) {
+                if (candidate.value == mode) {
+                    return candidate;
+                }
+            }
+            throw new IllegalStateException("cuBLAS reports math mode " + mode + ", which this class does not set");
+        }
+    }
+
+    /**
+     * FP32 {@code C = alpha·op(A)·op(B) + beta·C} on device buffers of {@link ElementType#FLOAT} ({@code
+     * cublasSgemm_v2}).
+     *
+     * @param transA whether A is used transposed
+     * @param transB whether B is used transposed
+     * @param m rows of op(A) and C
+     * @param n columns of op(B) and C
+     * @param k columns of op(A), rows of op(B)
+     * @param alpha scale of the product
+     * @param a A, stored {@code m × k} (or {@code k × m} when transposed)
+     * @param aOffset index of A's first element in {@code a}
+     * @param lda leading dimension of A: at least its stored row length
+     * @param b B, stored {@code k × n} (or {@code n × k} when transposed)
+     * @param bOffset index of B's first element in {@code b}
+     * @param ldb leading dimension of B
+     * @param beta scale of C's old value; 0 means C is not read
+     * @param c C, {@code m × n}
+     * @param cOffset index of C's first element in {@code c}
+     * @param ldc leading dimension of C: at least {@code n}
+     */
+    public void sgemm(
+            Transpose transA,
+            Transpose transB,
+            int m,
+            int n,
+            int k,
+            float alpha,
+            DeviceBuffer a,
+            long aOffset,
+            int lda,
+            DeviceBuffer b,
+            long bOffset,
+            int ldb,
+            float beta,
+            DeviceBuffer c,
+            long cOffset,
+            int ldc) {
+        product(
+                Product.SGEMM,
+                transA,
+                transB,
+                m,
+                n,
+                k,
+                alpha,
+                a,
+                aOffset,
+                lda,
+                0,
+                b,
+                bOffset,
+                ldb,
+                0,
+                beta,
+                c,
+                cOffset,
+                ldc,
+                0,
+                1);
+    }
+
+    /**
+     * FP32 {@code C = alpha·op(A)·op(B) + beta·C} on host arrays, the same call as the kernels module's {@code
+     * Gemm.sgemm}: copies the matrices' extents to the device, runs {@code cublasSgemm_v2} on the handle's stream and
+     * copies C back before returning. For repeated products, keep the operands in {@link DeviceBuffer}s instead.
+     *
+     * @param transA whether A is used transposed
+     * @param transB whether B is used transposed
+     * @param m rows of op(A) and C
+     * @param n columns of op(B) and C
+     * @param k columns of op(A), rows of op(B)
+     * @param alpha scale of the product
+     * @param a A, stored {@code m × k} (or {@code k × m} when transposed)
+     * @param aOffset index of A's first element in {@code a}
+     * @param lda leading dimension of A: at least its stored row length
+     * @param b B, stored {@code k × n} (or {@code n × k} when transposed)
+     * @param bOffset index of B's first element in {@code b}
+     * @param ldb leading dimension of B
+     * @param beta scale of C's old value; 0 means C is not read
+     * @param c C, {@code m × n}
+     * @param cOffset index of C's first element in {@code c}
+     * @param ldc leading dimension of C: at least {@code n}
+     */
+    public void sgemm(
+            Transpose transA,
+            Transpose transB,
+            int m,
+            int n,
+            int k,
+            float alpha,
+            float[] a,
+            int aOffset,
+            int lda,
+            float[] b,
+            int bOffset,
+            int ldb,
+            float beta,
+            float[] c,
+            int cOffset,
+            int ldc) {
+        Shape shape = Shape.check(transA, transB, m, n, k, 1, lda, 0, ldb, 0, ldc, 0);
+        Arguments.within("a", Arguments.present("a", a).length, "aOffset", aOffset, shape.extentA());
+        Arguments.within("b", Arguments.present("b", b).length, "bOffset", bOffset, shape.extentB());
+        Arguments.within("c", Arguments.present("c", c).length, "cOffset", cOffset, shape.extentC());
+        ownership.ensureOpen();
+        if (shape.empty()) {
+            return;
+        }
+        try (DeviceBuffer da = upload(a, aOffset, shape.extentA());
+                DeviceBuffer db = upload(b, bOffset, shape.extentB());
+                DeviceBuffer dc = upload(c, cOffset, shape.extentC())) {
+            sgemm(transA, transB, m, n, k, alpha, da, 0, lda, db, 0, ldb, beta, dc, 0, ldc);
+            if (stream == null) {
+                dc.copyTo(0, c, cOffset, (int) shape.extentC());
+            } else {
+                dc.copyToAsync(0, c, cOffset, (int) shape.extentC(), stream);
+            }
+        }
+    }
+
+    /** A device copy of {@code extent} floats from {@code values[offset]}, queued on the handle's stream. */
+    private DeviceBuffer upload(float[] values, int offset, long extent) {
+        DeviceBuffer buffer = DeviceBuffer.allocate(ElementType.FLOAT, extent);
+        try {
+            if (stream == null) {
+                buffer.copyFrom(0, values, offset, (int) extent);
+            } else {
+                buffer.copyFromAsync(0, values, offset, (int) extent, stream);
+            }
+            return buffer;
+        } catch (RuntimeException e) {
+            buffer.close();
+            throw e;
+        }
+    }
+
+    /**
+     * A batch of FP32 products, {@code C_i = alpha·op(A_i)·op(B_i) + beta·C_i} for {@code i < batchCount}, where
+     * {@code X_i} starts at {@code xOffset + i·strideX} ({@code cublasSgemmStridedBatched}); the arguments of the
+     * kernels module's {@code Gemm.sgemmStridedBatched}. A stride of 0 for A or B reuses one matrix.
+     *
+     * @param transA whether each A is used transposed
+     * @param transB whether each B is used transposed
+     * @param m rows of op(A) and C
+     * @param n columns of op(B) and C
+     * @param k columns of op(A), rows of op(B)
+     * @param alpha scale of the products
+     * @param a the A matrices
+     * @param aOffset index of the first A's first element
+     * @param lda leading dimension of each A
+     * @param strideA distance between consecutive A matrices, at least 0
+     * @param b the B matrices
+     * @param bOffset index of the first B's first element
+     * @param ldb leading dimension of each B
+     * @param strideB distance between consecutive B matrices, at least 0
+     * @param beta scale of the C matrices' old values; 0 means they are not read
+     * @param c the C matrices
+     * @param cOffset index of the first C's first element
+     * @param ldc leading dimension of each C
+     * @param strideC distance between consecutive C matrices: they must not overlap
+     * @param batchCount number of products, at least 0
+     */
+    public void sgemmStridedBatched(
+            Transpose transA,
+            Transpose transB,
+            int m,
+            int n,
+            int k,
+            float alpha,
+            DeviceBuffer a,
+            long aOffset,
+            int lda,
+            long strideA,
+            DeviceBuffer b,
+            long bOffset,
+            int ldb,
+            long strideB,
+            float beta,
+            DeviceBuffer c,
+            long cOffset,
+            int ldc,
+            long strideC,
+            int batchCount) {
+        product(
+                Product.SGEMM_STRIDED_BATCHED,
+                transA,
+                transB,
+                m,
+                n,
+                k,
+                alpha,
+                a,
+                aOffset,
+                lda,
+                strideA,
+                b,
+                bOffset,
+                ldb,
+                strideB,
+                beta,
+                c,
+                cOffset,
+                ldc,
+                strideC,
+                batchCount);
+    }
+
+    /**
+     * Mixed-precision {@code C = alpha·op(A)·op(B) + beta·C} ({@code cublasGemmEx}, {@code CUBLAS_COMPUTE_32F}): A
+     * and B of one type ({@link ElementType#HALF} or {@link ElementType#BFLOAT16}, or {@link ElementType#FLOAT}),
+     * products accumulated in FP32, C either {@link ElementType#FLOAT} or the type of A and B. Arguments as in {@link
+     * #sgemm(Transpose, Transpose, int, int, int, float, DeviceBuffer, long, int, DeviceBuffer, long, int, float,
+     * DeviceBuffer, long, int)}.
+     *
+     * @param transA whether A is used transposed
+     * @param transB whether B is used transposed
+     * @param m rows of op(A) and C
+     * @param n columns of op(B) and C
+     * @param k columns of op(A), rows of op(B)
+     * @param alpha scale of the product
+     * @param a A, stored {@code m × k} (or {@code k × m} when transposed)
+     * @param aOffset index of A's first element in {@code a}
+     * @param lda leading dimension of A: at least its stored row length
+     * @param b B, stored {@code k × n} (or {@code n × k} when transposed)
+     * @param bOffset index of B's first element in {@code b}
+     * @param ldb leading dimension of B
+     * @param beta scale of C's old value; 0 means C is not read
+     * @param c C, {@code m × n}
+     * @param cOffset index of C's first element in {@code c}
+     * @param ldc leading dimension of C: at least {@code n}
+     */
+    public void gemmEx(
+            Transpose transA,
+            Transpose transB,
+            int m,
+            int n,
+            int k,
+            float alpha,
+            DeviceBuffer a,
+            long aOffset,
+            int lda,
+            DeviceBuffer b,
+            long bOffset,
+            int ldb,
+            float beta,
+            DeviceBuffer c,
+            long cOffset,
+            int ldc) {
+        product(
+                Product.GEMM_EX,
+                transA,
+                transB,
+                m,
+                n,
+                k,
+                alpha,
+                a,
+                aOffset,
+                lda,
+                0,
+                b,
+                bOffset,
+                ldb,
+                0,
+                beta,
+                c,
+                cOffset,
+                ldc,
+                0,
+                1);
+    }
+
+    /**
+     * A batch of mixed-precision products ({@code cublasGemmStridedBatchedEx}): the types of {@link #gemmEx}, the
+     * batch layout of {@link #sgemmStridedBatched}.
+     *
+     * @param transA whether each A is used transposed
+     * @param transB whether each B is used transposed
+     * @param m rows of op(A) and C
+     * @param n columns of op(B) and C
+     * @param k columns of op(A), rows of op(B)
+     * @param alpha scale of the products
+     * @param a the A matrices
+     * @param aOffset index of the first A's first element
+     * @param lda leading dimension of each A
+     * @param strideA distance between consecutive A matrices, at least 0
+     * @param b the B matrices
+     * @param bOffset index of the first B's first element
+     * @param ldb leading dimension of each B
+     * @param strideB distance between consecutive B matrices, at least 0
+     * @param beta scale of the C matrices' old values; 0 means they are not read
+     * @param c the C matrices
+     * @param cOffset index of the first C's first element
+     * @param ldc leading dimension of each C
+     * @param strideC distance between consecutive C matrices: they must not overlap
+     * @param batchCount number of products, at least 0
+     */
+    public void gemmExStridedBatched(
+            Transpose transA,
+            Transpose transB,
+            int m,
+            int n,
+            int k,
+            float alpha,
+            DeviceBuffer a,
+            long aOffset,
+            int lda,
+            long strideA,
+            DeviceBuffer b,
+            long bOffset,
+            int ldb,
+            long strideB,
+            float beta,
+            DeviceBuffer c,
+            long cOffset,
+            int ldc,
+            long strideC,
+            int batchCount) {
+        product(
+                Product.GEMM_STRIDED_BATCHED_EX,
+                transA,
+                transB,
+                m,
+                n,
+                k,
+                alpha,
+                a,
+                aOffset,
+                lda,
+                strideA,
+                b,
+                bOffset,
+                ldb,
+                strideB,
+                beta,
+                c,
+                cOffset,
+                ldc,
+                strideC,
+                batchCount);
+    }
+
+    /** Checks and queues one of the four products, swapped to column-major: cuBLAS computes Cᵀ = op(B)ᵀ·op(A)ᵀ. */
+    private void product(
+            Product product,
+            Transpose transA,
+            Transpose transB,
+            int m,
+            int n,
+            int k,
+            float alpha,
+            DeviceBuffer a,
+            long aOffset,
+            int lda,
+            long strideA,
+            DeviceBuffer b,
+            long bOffset,
+            int ldb,
+            long strideB,
+            float beta,
+            DeviceBuffer c,
+            long cOffset,
+            int ldc,
+            long strideC,
+            int batchCount) {
+        Shape shape = Shape.check(transA, transB, m, n, k, batchCount, lda, strideA, ldb, strideB, ldc, strideC);
+        checkTypes(
+                product.mixedPrecision(),
+                Arguments.present("a", a).type(),
+                Arguments.present("b", b).type(),
+                Arguments.present("c", c).type());
+        Arguments.within(a.toString(), a.length(), "aOffset", aOffset, shape.extentA());
+        Arguments.within(b.toString(), b.length(), "bOffset", bOffset, shape.extentB());
+        Arguments.within(c.toString(), c.length(), "cOffset", cOffset, shape.extentC());
+        MemorySegment h = handle();
+        MemorySegment pa = a.pointer(aOffset);
+        MemorySegment pb = b.pointer(bOffset);
+        MemorySegment pc = c.pointer(cOffset);
+        if (shape.empty()) {
+            return;
+        }
+        int opA = operation(transA);
+        int opB = operation(transB);
+        int tA = a.type().cudaDataType();
+        int tB = b.type().cudaDataType();
+        int tC = c.type().cudaDataType();
+        int compute = CudaFfi.CUBLAS_COMPUTE_32F();
+        int algo = CudaFfi.CUBLAS_GEMM_DEFAULT();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment al = arena.allocateFrom(C_FLOAT, alpha);
+            MemorySegment be = arena.allocateFrom(C_FLOAT, beta);
+            int status =
+                    switch (product) {
+                        case SGEMM -> CudaFfi.cublasSgemm_v2(h, opB, opA, n, m, k, al, pb, ldb, pa, lda, be, pc, ldc);
+                        case SGEMM_STRIDED_BATCHED ->
+                            CudaFfi.cublasSgemmStridedBatched(
+                                    h,
+                                    opB,
+                                    opA,
+                                    n,
+                                    m,
+                                    k,
+                                    al,
+                                    pb,
+                                    ldb,
+                                    strideB,
+                                    pa,
+                                    lda,
+                                    strideA,
+                                    be,
+                                    pc,
+                                    ldc,
+                                    strideC,
+                                    batchCount);
+                        case GEMM_EX ->
+                            CudaFfi.cublasGemmEx(
+                                    h, opB, opA, n, m, k, al, pb, tB, ldb, pa, tA, lda, be, pc, tC, ldc, compute, algo);
+                        case GEMM_STRIDED_BATCHED_EX ->
+                            CudaFfi.cublasGemmStridedBatchedEx(
+                                    h,
+                                    opB,
+                                    opA,
+                                    n,
+                                    m,
+                                    k,
+                                    al,
+                                    pb,
+                                    tB,
+                                    ldb,
+                                    strideB,
+                                    pa,
+                                    tA,
+                                    lda,
+                                    strideA,
+                                    be,
+                                    pc,
+                                    tC,
+                                    ldc,
+                                    strideC,
+                                    batchCount,
+                                    compute,
+                                    algo);
+                    };
+            check(product.call, status);
+        }
+    }
+
+    private static int operation(Transpose transpose) {
+        return transpose == Transpose.TRANSPOSE ? CudaFfi.CUBLAS_OP_T() : CudaFfi.CUBLAS_OP_N();
+    }
+
+    /**
+     * Checks the element types of a product: all {@link ElementType#FLOAT} for the SGEMMs; for the mixed-precision
+     * ones A and B of one type and C of that type or {@link ElementType#FLOAT}.
+     */
+    static void checkTypes(boolean mixedPrecision, ElementType a, ElementType b, ElementType c) {
+        if (!mixedPrecision) {
+            if (a != ElementType.FLOAT || b != ElementType.FLOAT || c != ElementType.FLOAT) {
+                throw new IllegalArgumentException(
+                        "sgemm needs FLOAT buffers, got A " + a + ", B " + b + ", C " + c + " (use gemmEx)");
+            }
+        } else if (a != b || (c != a && c != ElementType.FLOAT)) {
+            throw new IllegalArgumentException("gemmEx needs A and B of one type and C of that type or FLOAT, got A "
+                    + a + ", B " + b + ", C " + c);
+        }
+    }
+
+    /**
+     * The checked shape of a row-major (batched) product and the elements each operand spans.
+     *
+     * @param extentA elements from A's first element to its last, over the batch
+     * @param extentB likewise for B
+     * @param extentC likewise for C
+     * @param empty whether the product writes nothing (m, n or the batch count is 0)
+     */
+    record Shape(long extentA, long extentB, long extentC, boolean empty) {
+        /** Checks sizes, leading dimensions and strides; names the argument, its value and its bound. */
+        static Shape check(
+                Transpose transA,
+                Transpose transB,
+                int m,
+                int n,
+                int k,
+                int batchCount,
+                int lda,
+                long strideA,
+                int ldb,
+                long strideB,
+                int ldc,
+                long strideC) {
+            Arguments.present("transA", transA);
+            Arguments.present("transB", transB);
+            Arguments.atLeastZero("m", m);
+            Arguments.atLeastZero("n", n);
+            Arguments.atLeastZero("k", k);
+            Arguments.atLeastZero("batchCount", batchCount);
+            Arguments.atLeastZero("strideA", strideA);
+            Arguments.atLeastZero("strideB", strideB);
+            Arguments.atLeastZero("strideC", strideC);
+            boolean ta = transA == Transpose.TRANSPOSE;
+            boolean tb = transB == Transpose.TRANSPOSE;
+            leadingDimension("lda", lda, ta ? "m" : "k", ta ? m : k, "A");
+            leadingDimension("ldb", ldb, tb ? "k" : "n", tb ? k : n, "B");
+            leadingDimension("ldc", ldc, "n", n, "C");
+            long oneC = matrix(m, n, ldc);
+            if (batchCount > 1 && strideC < oneC) {
+                throw new IllegalArgumentException("strideC (" + strideC + ") must be >= the " + oneC
+                        + " elements of one C, so that the C matrices do not overlap");
+            }
+            return new Shape(
+                    batch(matrix(ta ? k : m, ta ? m : k, lda), strideA, batchCount),
+                    batch(matrix(tb ? n : k, tb ? k : n, ldb), strideB, batchCount),
+                    batch(oneC, strideC, batchCount),
+                    m == 0 || n == 0 || batchCount == 0);
+        }
+
+        private static void leadingDimension(String name, int ld, String colsName, int cols, String operand) {
+            if (ld < Math.max(1, cols)) {
+                throw new IllegalArgumentException(name + " (" + ld + ") must be >= max(1, " + colsName + " (" + cols
+                        + ")), the row length of " + operand);
+            }
+        }
+
+        /** Elements spanned by a row-major {@code rows × cols} matrix with leading dimension {@code ld}. */
+        private static long matrix(long rows, long cols, long ld) {
+            return rows == 0 || cols == 0 ? 0 : (rows - 1) * ld + cols;
+        }
+
+        private static long batch(long extent, long stride, int count) {
+            return count == 0 || extent == 0 ? 0 : Math.addExact(Math.multiplyExact(count - 1L, stride), extent);
+        }
+    }
+
+    /** The native {@code cublasHandle_t}; valid until {@link #close()}. */
+    private MemorySegment handle() {
+        ownership.ensureOpen();
+        return handle;
+    }
+
+    /** Destroys the handle ({@code cublasDestroy_v2}); later calls are no-ops. */
+    @Override
+    public void close() {
+        if (ownership.close()) {
+            check("cublasDestroy_v2", CudaFfi.cublasDestroy_v2(handle));
+        }
+    }
+
+    @Override
+    public String toString() {
+        return ownership.toString();
+    }
+
+    /** Throws {@link CublasException} unless {@code status} is {@code CUBLAS_STATUS_SUCCESS}. */
+    static void check(String call, int status) {
+        if (status != CudaFfi.CUBLAS_STATUS_SUCCESS()) {
+            throw new CublasException(
+                    call,
+                    status,
+                    CudaFfi.cublasGetStatusName(status).getString(0),
+                    CudaFfi.cublasGetStatusString(status).getString(0));
+        }
+    }
+}

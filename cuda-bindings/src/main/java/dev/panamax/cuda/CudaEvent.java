@@ -1,0 +1,95 @@
+package dev.panamax.cuda;
+
+import static dev.panamax.cuda.ffi.CudaFfi.C_FLOAT;
+
+import dev.panamax.cuda.ffi.CudaFfi;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * A CUDA event: a marker in a stream that the host or other streams can wait for, and that times the device work
+ * between two of them. Close it when done; use after close throws {@link IllegalStateException}.
+ */
+public final class CudaEvent implements AutoCloseable {
+    private final MemorySegment handle;
+    private final Ownership ownership = new Ownership("CudaEvent");
+
+    private CudaEvent(MemorySegment handle) {
+        this.handle = handle;
+    }
+
+    /**
+     * Creates an event on the calling thread's current device.
+     *
+     * @param timing whether the event records a time stamp for {@link #elapsedMillis(CudaEvent)}; events without
+     *     one are cheaper to record and wait for ({@code cudaEventDisableTiming})
+     * @return the new event
+     * @throws IllegalStateException when CUDA is not available
+     * @throws CudaException when the runtime fails
+     */
+    public static CudaEvent create(boolean timing) {
+        Cuda.requireAvailable();
+        int flags = timing ? CudaFfi.cudaEventDefault() : CudaFfi.cudaEventDisableTiming();
+        return new CudaEvent(
+                Cuda.create(slot -> CudaFfi.cudaEventCreateWithFlags(slot, flags), "cudaEventCreateWithFlags"));
+    }
+
+    /** The native {@code cudaEvent_t}; valid until {@link #close()}. */
+    MemorySegment handle() {
+        ownership.ensureOpen();
+        return handle;
+    }
+
+    /**
+     * Records the event at the current end of a stream's queue ({@code cudaEventRecord}).
+     *
+     * @param stream the stream
+     */
+    public void record(CudaStream stream) {
+        MemorySegment streamHandle = Arguments.present("stream", stream).handle();
+        Cuda.check("cudaEventRecord", CudaFfi.cudaEventRecord(handle(), streamHandle));
+    }
+
+    /** Waits until the work before the recorded event has finished ({@code cudaEventSynchronize}). */
+    public void synchronize() {
+        Cuda.check("cudaEventSynchronize", CudaFfi.cudaEventSynchronize(handle()));
+    }
+
+    /**
+     * Whether the work before the recorded event has finished, without waiting ({@code cudaEventQuery}).
+     *
+     * @return true when the event has happened
+     */
+    public boolean isDone() {
+        return Cuda.done("cudaEventQuery", CudaFfi.cudaEventQuery(handle()));
+    }
+
+    /**
+     * The device time from {@code start} to this event, both recorded with timing and both happened ({@code
+     * cudaEventElapsedTime}).
+     *
+     * @param start the earlier event
+     * @return milliseconds, with a resolution of about half a microsecond
+     */
+    public float elapsedMillis(CudaEvent start) {
+        MemorySegment startHandle = Arguments.present("start", start).handle();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment millis = arena.allocate(C_FLOAT);
+            Cuda.check("cudaEventElapsedTime", CudaFfi.cudaEventElapsedTime(millis, startHandle, handle()));
+            return millis.get(C_FLOAT, 0);
+        }
+    }
+
+    /** Destroys the event ({@code cudaEventDestroy}); later calls are no-ops. */
+    @Override
+    public void close() {
+        if (ownership.close()) {
+            Cuda.check("cudaEventDestroy", CudaFfi.cudaEventDestroy(handle));
+        }
+    }
+
+    @Override
+    public String toString() {
+        return ownership.toString();
+    }
+}

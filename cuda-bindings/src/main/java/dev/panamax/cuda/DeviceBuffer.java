@@ -1,0 +1,302 @@
+package dev.panamax.cuda;
+
+import dev.panamax.cuda.ffi.CudaFfi;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Device memory holding {@link #length()} elements of one {@link ElementType}, allocated with {@code cudaMalloc} on
+ * the calling thread's current device and freed by {@link #close()}.
+ *
+ * <p>Copies name elements by index and are bounds-checked before anything reaches the driver. Copies from and to
+ * {@code float[]} convert to and from the element type through native staging memory; copies from and to a {@link
+ * MemorySegment} move the elements' bytes as they are, and need a native segment (heap memory cannot be passed to the
+ * runtime). The synchronous copies return when the data is in place. The asynchronous ones are queued on a stream:
+ * from a segment, the segment must stay valid and unchanged until the stream has run the copy (use a {@link
+ * PinnedBuffer} for copies that overlap with other work); from and to arrays they return once the array has been
+ * read, or written, which makes them ordered with the stream's work but not overlapped with the host.
+ *
+ * <p>A zero-length buffer holds no device memory and needs no runtime. Use after close throws {@link
+ * IllegalStateException}; a second close does nothing.
+ */
+public final class DeviceBuffer implements AutoCloseable {
+    private final ElementType type;
+    private final long length;
+    private final long address;
+    private final Ownership ownership;
+
+    private DeviceBuffer(ElementType type, long length, long address) {
+        this.type = type;
+        this.length = length;
+        this.address = address;
+        this.ownership = new Ownership("DeviceBuffer(" + type + " × " + length + ")");
+    }
+
+    /**
+     * Allocates device memory for {@code length} elements; its contents are undefined.
+     *
+     * @param type the element type
+     * @param length the number of elements, at least 0
+     * @return the buffer
+     * @throws IllegalStateException when CUDA is not available (and {@code length > 0})
+     * @throws CudaException when the runtime fails, e.g. {@code cudaErrorMemoryAllocation}
+     */
+    public static DeviceBuffer allocate(ElementType type, long length) {
+        long bytes = Arguments.byteSize(type, length);
+        if (bytes == 0) {
+            return new DeviceBuffer(type, 0, 0);
+        }
+        Cuda.requireAvailable();
+        long address = Cuda.create(slot -> CudaFfi.cudaMalloc(slot, bytes), "cudaMalloc")
+                .address();
+        return new DeviceBuffer(type, length, address);
+    }
+
+    /**
+     * The element type.
+     *
+     * @return the type of every element
+     */
+    public ElementType type() {
+        return type;
+    }
+
+    /**
+     * The number of elements.
+     *
+     * @return the length given to {@link #allocate(ElementType, long)}
+     */
+    public long length() {
+        return length;
+    }
+
+    /**
+     * The size in bytes.
+     *
+     * @return {@code length() · type().byteSize()}
+     */
+    public long byteSize() {
+        return length * type.byteSize();
+    }
+
+    /**
+     * The device address of an element, for passing to other FFM code (a zero-length segment: device memory cannot be
+     * read from the host); valid until {@link #close()}.
+     *
+     * @param index the element, from 0 to {@link #length()}
+     * @return its address
+     */
+    public MemorySegment pointer(long index) {
+        Arguments.within(toString(), length, "index", index, 0);
+        ownership.ensureOpen();
+        return MemorySegment.ofAddress(address + index * type.byteSize());
+    }
+
+    /**
+     * Copies floats into the buffer, converted to the element type, from index 0.
+     *
+     * @param src the values; all of them are copied
+     */
+    public void copyFrom(float[] src) {
+        copyFrom(0, src, 0, Arguments.present("src", src).length);
+    }
+
+    /**
+     * Copies floats into the buffer, converted to the element type.
+     *
+     * @param index the first element written
+     * @param src the values
+     * @param srcOffset the index of the first value copied
+     * @param count the number of values
+     */
+    public void copyFrom(long index, float[] src, int srcOffset, int count) {
+        transfer(true, index, src, srcOffset, count, null);
+    }
+
+    /**
+     * Queues a copy of floats into the buffer, converted to the element type, on a stream; returns once {@code src}
+     * has been read.
+     *
+     * @param index the first element written
+     * @param src the values
+     * @param srcOffset the index of the first value copied
+     * @param count the number of values
+     * @param stream the stream
+     */
+    public void copyFromAsync(long index, float[] src, int srcOffset, int count, CudaStream stream) {
+        transfer(true, index, src, srcOffset, count, Arguments.present("stream", stream));
+    }
+
+    /**
+     * Copies the whole buffer into floats.
+     *
+     * @param dst receives {@link #length()} values from index 0
+     */
+    public void copyTo(float[] dst) {
+        Arguments.within("dst", Arguments.present("dst", dst).length, "0", 0, length);
+        copyTo(0, dst, 0, (int) length);
+    }
+
+    /**
+     * Copies elements out of the buffer into floats.
+     *
+     * @param index the first element read
+     * @param dst receives the values
+     * @param dstOffset the index of the first value written
+     * @param count the number of values
+     */
+    public void copyTo(long index, float[] dst, int dstOffset, int count) {
+        transfer(false, index, dst, dstOffset, count, null);
+    }
+
+    /**
+     * Queues a copy of elements out of the buffer into floats on a stream; returns once {@code dst} is written, after
+     * the work queued before it on the stream.
+     *
+     * @param index the first element read
+     * @param dst receives the values
+     * @param dstOffset the index of the first value written
+     * @param count the number of values
+     * @param stream the stream
+     */
+    public void copyToAsync(long index, float[] dst, int dstOffset, int count, CudaStream stream) {
+        transfer(false, index, dst, dstOffset, count, Arguments.present("stream", stream));
+    }
+
+    /**
+     * Copies elements' bytes from host memory into the buffer.
+     *
+     * @param index the first element written
+     * @param src native memory holding at least {@code count} elements of {@link #type()} from its start
+     * @param count the number of elements
+     */
+    public void copyFrom(long index, MemorySegment src, long count) {
+        copy(true, index, src, count, null);
+    }
+
+    /**
+     * Queues a copy of elements' bytes from host memory into the buffer on a stream; {@code src} must stay valid and
+     * unchanged until the stream has run it.
+     *
+     * @param index the first element written
+     * @param src native memory holding at least {@code count} elements of {@link #type()} from its start
+     * @param count the number of elements
+     * @param stream the stream
+     */
+    public void copyFromAsync(long index, MemorySegment src, long count, CudaStream stream) {
+        copy(true, index, src, count, Arguments.present("stream", stream));
+    }
+
+    /**
+     * Copies elements' bytes out of the buffer into host memory.
+     *
+     * @param index the first element read
+     * @param dst native memory with room for {@code count} elements from its start
+     * @param count the number of elements
+     */
+    public void copyTo(long index, MemorySegment dst, long count) {
+        copy(false, index, dst, count, null);
+    }
+
+    /**
+     * Queues a copy of elements' bytes out of the buffer into host memory on a stream; {@code dst} must stay valid
+     * until the stream has run it.
+     *
+     * @param index the first element read
+     * @param dst native memory with room for {@code count} elements from its start
+     * @param count the number of elements
+     * @param stream the stream
+     */
+    public void copyToAsync(long index, MemorySegment dst, long count, CudaStream stream) {
+        copy(false, index, dst, count, Arguments.present("stream", stream));
+    }
+
+    /**
+     * Copies elements from another device buffer of the same type ({@code cudaMemcpyDeviceToDevice}).
+     *
+     * @param index the first element written
+     * @param src the source buffer
+     * @param srcIndex the first element read
+     * @param count the number of elements
+     */
+    public void copyFrom(long index, DeviceBuffer src, long srcIndex, long count) {
+        Arguments.present("src", src);
+        if (src.type != type) {
+            throw new IllegalArgumentException("src holds " + src.type + ", this buffer " + type);
+        }
+        Arguments.within(src.toString(), src.length, "srcIndex", srcIndex, count);
+        Arguments.within(toString(), length, "index", index, count);
+        if (count > 0) {
+            Cuda.check(
+                    "cudaMemcpy",
+                    CudaFfi.cudaMemcpy(
+                            pointer(index),
+                            src.pointer(srcIndex),
+                            count * type.byteSize(),
+                            CudaFfi.cudaMemcpyDeviceToDevice()));
+        }
+    }
+
+    /** Converts through native staging memory; a stream of null copies synchronously. */
+    private void transfer(boolean toDevice, long index, float[] values, int offset, int count, CudaStream stream) {
+        String name = toDevice ? "src" : "dst";
+        Arguments.within(name, Arguments.present(name, values).length, name + "Offset", offset, count);
+        Arguments.within(toString(), length, "index", index, count);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment staging = arena.allocate((long) count * type.byteSize(), Float.BYTES);
+            if (toDevice) {
+                type.store(values, offset, staging, 0, count);
+            }
+            copy(toDevice, index, staging, count, stream);
+            if (!toDevice) {
+                type.load(staging, 0, values, offset, count);
+            }
+        }
+    }
+
+    /** The one place host memory and this buffer exchange bytes; a stream of null copies synchronously. */
+    private void copy(boolean toDevice, long index, MemorySegment host, long count, CudaStream stream) {
+        String name = toDevice ? "src" : "dst";
+        Arguments.within(toString(), length, "index", index, count);
+        long bytes = count * type.byteSize();
+        Arguments.hostSegment(name, host, bytes);
+        if (!toDevice && host.isReadOnly()) {
+            throw new IllegalArgumentException("dst is read-only");
+        }
+        MemorySegment device = pointer(index);
+        MemorySegment streamHandle = stream == null ? null : stream.handle();
+        if (bytes == 0) {
+            return;
+        }
+        MemorySegment dst = toDevice ? device : host;
+        MemorySegment src = toDevice ? host : device;
+        int kind = toDevice ? CudaFfi.cudaMemcpyHostToDevice() : CudaFfi.cudaMemcpyDeviceToHost();
+        if (streamHandle == null) {
+            Cuda.check("cudaMemcpy", CudaFfi.cudaMemcpy(dst, src, bytes, kind));
+        } else {
+            Cuda.check("cudaMemcpyAsync", CudaFfi.cudaMemcpyAsync(dst, src, bytes, kind, streamHandle));
+        }
+    }
+
+    /** Frees the device memory ({@code cudaFree}); later calls are no-ops. */
+    @Override
+    public void close() {
+        if (ownership.close() && address != 0) {
+            Cuda.check("cudaFree", CudaFfi.cudaFree(MemorySegment.ofAddress(address)));
+        }
+    }
+
+    /**
+     * Whether {@link #close()} has been called.
+     *
+     * @return true once closed
+     */
+    public boolean isClosed() {
+        return ownership.isClosed();
+    }
+
+    @Override
+    public String toString() {
+        return ownership.toString();
+    }
+}

@@ -1,0 +1,121 @@
+package dev.panamax.cuda;
+
+import static dev.panamax.cuda.Transpose.NO_TRANSPOSE;
+import static dev.panamax.cuda.Transpose.TRANSPOSE;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import org.junit.jupiter.api.Test;
+
+/** cuBLAS without a GPU: the library loads and reports its version, handles fail cleanly, arguments are checked. */
+class CublasTest {
+    @Test
+    void reportsTheLoadedLibrarysVersion() {
+        NativeLibraries.requireCublas();
+        Version version = Cublas.libraryVersion();
+        assertEquals(NativeLibraries.sonameMajor(Libraries.Cublas.FOUND), version.major(), version::toString);
+        assertTrue(version.minor() >= 0 && version.patch() >= 0, version::toString);
+    }
+
+    @Test
+    void withoutDeviceCreateFailsWithCublasStatusAndLeavesNothingBehind() {
+        NativeLibraries.requireCublas();
+        assumeTrue(!Cuda.isAvailable(), "CUDA is available here");
+        for (int i = 0; i < 50; i++) {
+            CublasException e = assertThrows(CublasException.class, Cublas::create);
+            assertEquals("cublasCreate_v2", e.call());
+            assertEquals("CUBLAS_STATUS_NOT_INITIALIZED", e.statusName());
+            assertEquals(dev.panamax.cuda.ffi.CudaFfi.CUBLAS_STATUS_NOT_INITIALIZED(), e.code());
+            assertTrue(
+                    e.getMessage().startsWith("cublasCreate_v2 failed: CUBLAS_STATUS_NOT_INITIALIZED (1)"),
+                    e::getMessage);
+        }
+    }
+
+    @Test
+    void shapeNamesTheBrokenArgument() {
+        assertMessage(
+                IllegalArgumentException.class,
+                "m (-1) must be >= 0",
+                () -> shape(NO_TRANSPOSE, NO_TRANSPOSE, -1, 2, 3, 1, 3, 0, 2, 0, 2, 0));
+        assertMessage(
+                IllegalArgumentException.class,
+                "lda (2) must be >= max(1, k (3)), the row length of A",
+                () -> shape(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 3, 1, 2, 0, 2, 0, 2, 0));
+        assertMessage(
+                IllegalArgumentException.class,
+                "lda (1) must be >= max(1, m (2)), the row length of A",
+                () -> shape(TRANSPOSE, NO_TRANSPOSE, 2, 2, 3, 1, 1, 0, 2, 0, 2, 0));
+        assertMessage(
+                IllegalArgumentException.class,
+                "ldb (2) must be >= max(1, k (3)), the row length of B",
+                () -> shape(NO_TRANSPOSE, TRANSPOSE, 2, 2, 3, 1, 3, 0, 2, 0, 2, 0));
+        assertMessage(
+                IllegalArgumentException.class,
+                "ldc (0) must be >= max(1, n (0)), the row length of C",
+                () -> shape(NO_TRANSPOSE, NO_TRANSPOSE, 2, 0, 3, 1, 3, 0, 1, 0, 0, 0));
+        assertMessage(
+                IllegalArgumentException.class,
+                "strideB (-4) must be >= 0",
+                () -> shape(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 3, 2, 3, 6, 2, -4, 2, 4));
+        assertMessage(
+                IllegalArgumentException.class,
+                "strideC (3) must be >= the 4 elements of one C, so that the C matrices do not overlap",
+                () -> shape(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 3, 2, 3, 6, 2, 6, 2, 3));
+        assertThrows(NullPointerException.class, () -> shape(null, NO_TRANSPOSE, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0));
+    }
+
+    @Test
+    void shapeSpansTheBatchWithLeadingDimensions() {
+        // A 3×2 transposed (stored 2×3, ld 5): 1·5 + 3 = 8; B 2×4 (ld 4): 1·4 + 4 = 8; C 3×4 (ld 6): 2·6 + 4 = 16.
+        Cublas.Shape one = shape(TRANSPOSE, NO_TRANSPOSE, 3, 4, 2, 1, 5, 0, 4, 0, 6, 0);
+        assertEquals(new Cublas.Shape(8, 8, 16, false), one);
+        // Three of them: A every 10, B shared (stride 0), C every 16.
+        Cublas.Shape three = shape(TRANSPOSE, NO_TRANSPOSE, 3, 4, 2, 3, 5, 10, 4, 0, 6, 16);
+        assertEquals(new Cublas.Shape(28, 8, 48, false), three);
+        assertTrue(
+                shape(NO_TRANSPOSE, NO_TRANSPOSE, 0, 4, 2, 3, 2, 0, 4, 0, 4, 0).empty());
+        assertTrue(
+                shape(NO_TRANSPOSE, NO_TRANSPOSE, 3, 4, 2, 0, 2, 0, 4, 0, 4, 0).empty());
+    }
+
+    @Test
+    void productsNeedMatchingElementTypes() {
+        Cublas.checkTypes(false, ElementType.FLOAT, ElementType.FLOAT, ElementType.FLOAT);
+        Cublas.checkTypes(true, ElementType.HALF, ElementType.HALF, ElementType.FLOAT);
+        Cublas.checkTypes(true, ElementType.BFLOAT16, ElementType.BFLOAT16, ElementType.BFLOAT16);
+        assertMessage(
+                IllegalArgumentException.class,
+                "sgemm needs FLOAT buffers, got A HALF, B FLOAT, C FLOAT (use gemmEx)",
+                () -> Cublas.checkTypes(false, ElementType.HALF, ElementType.FLOAT, ElementType.FLOAT));
+        assertMessage(
+                IllegalArgumentException.class,
+                "gemmEx needs A and B of one type and C of that type or FLOAT, got A HALF, B BFLOAT16, C FLOAT",
+                () -> Cublas.checkTypes(true, ElementType.HALF, ElementType.BFLOAT16, ElementType.FLOAT));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> Cublas.checkTypes(true, ElementType.HALF, ElementType.HALF, ElementType.BFLOAT16));
+    }
+
+    private static Cublas.Shape shape(
+            Transpose transA,
+            Transpose transB,
+            int m,
+            int n,
+            int k,
+            int batch,
+            int lda,
+            long strideA,
+            int ldb,
+            long strideB,
+            int ldc,
+            long strideC) {
+        return Cublas.Shape.check(transA, transB, m, n, k, batch, lda, strideA, ldb, strideB, ldc, strideC);
+    }
+
+    static <T extends Throwable> void assertMessage(Class<T> type, String message, Runnable call) {
+        assertEquals(message, assertThrows(type, call::run).getMessage());
+    }
+}
