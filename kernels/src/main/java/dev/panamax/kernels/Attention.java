@@ -9,7 +9,6 @@ import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.function.IntConsumer;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 
 /**
@@ -261,7 +260,7 @@ public final class Attention {
                     continue;
                 }
                 float correction = previous == Float.NEGATIVE_INFINITY ? 0f : (float) StrictMath.exp(previous - max);
-                w.sum[i] = w.sum[i] * correction + expInPlace(w.scores, row, nk, max);
+                w.sum[i] = w.sum[i] * correction + VectorMath.expShifted(w.scores, row, nk, max);
                 w.max[i] = max;
                 if (correction != 1f) {
                     scaleRow(w.acc, i * d, d, correction);
@@ -311,31 +310,6 @@ public final class Attention {
             result = Math.max(result, values[from + j]);
         }
         return result;
-    }
-
-    /** Replaces {@code values[from, from + count)} by {@code exp(value - max)} and returns their sum, in index order. */
-    static float expInPlace(float[] values, int from, int count, float max) {
-        int vectorEnd = count - count % LANES;
-        FloatVector sums = FloatVector.zero(FLOATS);
-        for (int j = 0; j < vectorEnd; j += LANES) {
-            FloatVector e = VectorMath.exp(
-                    FloatVector.fromArray(FLOATS, values, from + j).sub(max));
-            e.intoArray(values, from + j);
-            sums = sums.add(e);
-        }
-        if (vectorEnd < count) {
-            VectorMask<Float> tail = FLOATS.indexInRange(vectorEnd, count);
-            FloatVector e = VectorMath.exp(FloatVector.fromArray(FLOATS, values, from + vectorEnd, tail)
-                    .sub(max));
-            e = e.blend(0f, tail.not());
-            e.intoArray(values, from + vectorEnd, tail);
-            sums = sums.add(e);
-        }
-        float sum = 0;
-        for (int lane = 0; lane < LANES; lane++) {
-            sum += sums.lane(lane);
-        }
-        return sum;
     }
 
     private static void scaleRow(float[] values, int from, int count, float factor) {

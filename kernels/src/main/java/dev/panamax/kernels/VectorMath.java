@@ -1,9 +1,11 @@
 package dev.panamax.kernels;
 
 import static dev.panamax.kernels.Simd.FLOATS;
+import static dev.panamax.kernels.Simd.LANES;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 
 /**
@@ -13,8 +15,11 @@ import jdk.incubator.vector.VectorOperators;
  * depend on when the JIT got to a kernel.
  */
 final class VectorMath {
-    /** Below this, e^x is under the smallest normal float; the result is flushed to 0. */
-    static final float EXP_LOW = -87.33654f;
+    /**
+     * Below this, the result is flushed to 0: e^x is then under 2^-125 (about 2.2e-38), and the scaling by 2^n below
+     * would need a subnormal factor.
+     */
+    static final float EXP_LOW = -86.98f;
     /** Above this, e^x overflows float; the result is +Inf. */
     static final float EXP_HIGH = 88.72283f;
 
@@ -33,25 +38,50 @@ final class VectorMath {
     private VectorMath() {}
 
     /**
-     * e^x lane-wise, within 2 ulp of the exact value for {@code EXP_LOW <= x <= EXP_HIGH} (checked in tests against
-     * float64 over that whole range); 0 below it (including −Inf), +Inf above it, NaN for NaN.
+     * Replaces {@code values[from, from + count)} by {@code e^(value - shift)} and returns their sum, added lane by
+     * lane in index order. e^x is within 2 ulp of the exact value for {@code EXP_LOW <= x <= EXP_HIGH} (checked in
+     * tests against float64 over that range); 0 below it (including −Inf), +Inf above it, NaN for NaN.
+     *
+     * <p>The loop and the polynomial are one method on purpose: a vector returned from a call the JIT did not inline
+     * is boxed on the heap.
      */
-    static FloatVector exp(FloatVector x) {
-        FloatVector clamped = x.max(EXP_LOW).min(EXP_HIGH);
-        // n = round(x / ln 2), computed as a truncation of a positive number; biased = n + 126.
-        IntVector biased = (IntVector) clamped.fma(LOG2E, 126.5f).convert(VectorOperators.F2I, 0);
-        FloatVector n = ((FloatVector) biased.convert(VectorOperators.I2F, 0)).sub(126f);
-        FloatVector r = n.fma(FloatVector.broadcast(FLOATS, -LN2_HIGH), clamped);
-        r = n.fma(FloatVector.broadcast(FLOATS, -LN2_LOW), r);
-        FloatVector p = r.fma(P0, P1).fma(r, FloatVector.broadcast(FLOATS, P2));
-        p = p.fma(r, FloatVector.broadcast(FLOATS, P3))
-                .fma(r, FloatVector.broadcast(FLOATS, P4))
-                .fma(r, FloatVector.broadcast(FLOATS, P5));
-        FloatVector y = p.mul(r.mul(r)).add(r).add(1f);
-        // 2^(n-1) from its exponent bits (n - 1 + 127 = biased), then one exact doubling: this reaches 2^128·y.
-        FloatVector scale = biased.lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
-        FloatVector result = y.mul(scale).mul(2f);
-        result = result.blend(0f, x.compare(VectorOperators.LT, EXP_LOW));
-        return result.blend(Float.POSITIVE_INFINITY, x.compare(VectorOperators.GT, EXP_HIGH));
+    static float expShifted(float[] values, int from, int count, float shift) {
+        FloatVector sums = FloatVector.zero(FLOATS);
+        for (int j = 0; j < count; j += LANES) {
+            VectorMask<Float> valid = FLOATS.indexInRange(j, count);
+            boolean whole = j + LANES <= count;
+            FloatVector x = (whole
+                            ? FloatVector.fromArray(FLOATS, values, from + j)
+                            : FloatVector.fromArray(FLOATS, values, from + j, valid))
+                    .sub(shift);
+            FloatVector clamped = x.max(EXP_LOW).min(EXP_HIGH);
+            // n = round(x / ln 2), computed as a truncation of a positive number; biased = n + 126.
+            IntVector biased = (IntVector) clamped.fma(LOG2E, 126.5f).convert(VectorOperators.F2I, 0);
+            FloatVector n = ((FloatVector) biased.convert(VectorOperators.I2F, 0)).sub(126f);
+            FloatVector r = n.fma(FloatVector.broadcast(FLOATS, -LN2_HIGH), clamped);
+            r = n.fma(FloatVector.broadcast(FLOATS, -LN2_LOW), r);
+            FloatVector p = r.fma(P0, P1).fma(r, FloatVector.broadcast(FLOATS, P2));
+            p = p.fma(r, FloatVector.broadcast(FLOATS, P3))
+                    .fma(r, FloatVector.broadcast(FLOATS, P4))
+                    .fma(r, FloatVector.broadcast(FLOATS, P5));
+            FloatVector y = p.mul(r.mul(r)).add(r).add(1f);
+            // 2^(n-1) from its exponent bits (n - 1 + 127 = biased), then one exact doubling: this reaches 2^128·y.
+            FloatVector scale = biased.lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
+            FloatVector e = y.mul(scale).mul(2f);
+            e = e.blend(0f, x.compare(VectorOperators.LT, EXP_LOW));
+            e = e.blend(Float.POSITIVE_INFINITY, x.compare(VectorOperators.GT, EXP_HIGH));
+            if (whole) {
+                e.intoArray(values, from + j);
+            } else {
+                e = e.blend(0f, valid.not());
+                e.intoArray(values, from + j, valid);
+            }
+            sums = sums.add(e);
+        }
+        float sum = 0;
+        for (int lane = 0; lane < LANES; lane++) {
+            sum += sums.lane(lane);
+        }
+        return sum;
     }
 }
