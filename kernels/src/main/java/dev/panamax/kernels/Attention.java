@@ -82,14 +82,15 @@ public final class Attention {
     }
 
     /**
-     * Floats of working memory one thread uses for this shape, reused across calls: a tile of scores and a tile of
-     * output accumulators, independent of {@code tk} (plus {@link Gemm}'s fixed packing buffers).
+     * Floats of working memory one thread uses for this shape, reused across calls: tiles of scores, gradients and
+     * output accumulators, and one float per query for the backward; linear in {@code tq}, independent of {@code
+     * tk} (plus {@link Gemm}'s fixed packing buffers).
      *
      * @param shape the sizes
      * @return floats per thread
      */
     public static long workspaceFloats(Shape shape) {
-        return (long) QUERY_TILE * KEY_TILE + (long) QUERY_TILE * shape.headDim() + 2L * QUERY_TILE;
+        return 2L * QUERY_TILE * KEY_TILE + (long) QUERY_TILE * shape.headDim() + 2L * QUERY_TILE + shape.tq();
     }
 
     /**
@@ -151,6 +152,275 @@ public final class Attention {
         }
     }
 
+    /**
+     * Gradients of {@link #forward(Shape, float, boolean, TensorView, TensorView, TensorView, TensorView, TensorView,
+     * TensorView) forward} with respect to Q, K and V, FlashAttention-2 style: the scores and weights of each tile are
+     * recomputed from Q, K and the saved log-sum-exp, so no {@code tq × tk} matrix is formed. The gradients are
+     * written, not added to. Work is split over (batch, key/value head); each gradient element is reduced in one
+     * fixed order, so results do not depend on the thread count.
+     *
+     * @param shape the sizes
+     * @param scale the forward pass's scale
+     * @param causal the forward pass's causal flag
+     * @param q queries {@code [batch, qHeads, tq, headDim]}
+     * @param k keys {@code [batch, kvHeads, tk, headDim]}
+     * @param v values {@code [batch, kvHeads, tk, headDim]}
+     * @param mask the forward pass's additive mask, or null
+     * @param o the forward pass's output
+     * @param lse the forward pass's log-sum-exp {@code [batch, qHeads, tq, 1]}
+     * @param dO gradient of the loss with respect to O
+     * @param dQ output: gradient with respect to Q
+     * @param dK output: gradient with respect to K
+     * @param dV output: gradient with respect to V
+     */
+    public static void backward(
+            Shape shape,
+            float scale,
+            boolean causal,
+            TensorView q,
+            TensorView k,
+            TensorView v,
+            TensorView mask,
+            TensorView o,
+            TensorView lse,
+            TensorView dO,
+            TensorView dQ,
+            TensorView dK,
+            TensorView dV) {
+        Checks.notNull("shape", shape);
+        checkViews(shape, q, k, v, mask, o, null);
+        Checks.notNull("lse", lse).check("lse", shape.batch(), shape.qHeads(), shape.tq(), 1, false);
+        Checks.notNull("dO", dO).check("dO", shape.batch(), shape.qHeads(), shape.tq(), shape.headDim(), false);
+        Checks.notNull("dQ", dQ).check("dQ", shape.batch(), shape.qHeads(), shape.tq(), shape.headDim(), true);
+        Checks.notNull("dK", dK).check("dK", shape.batch(), shape.kvHeads(), shape.tk(), shape.headDim(), true);
+        Checks.notNull("dV", dV).check("dV", shape.batch(), shape.kvHeads(), shape.tk(), shape.headDim(), true);
+        checkIntStrides(dO, dQ, dK, dV);
+        int tasks = shape.batch() * shape.kvHeads();
+        long macs = 5L * shape.batch() * shape.qHeads() * shape.tq() * shape.tk() * shape.headDim();
+        boolean parallel = macs >= PARALLEL_MIN_MACS && shareable(q, k, v, mask, o, lse, dO, dQ, dK, dV);
+        IntConsumer task = t -> backwardGroup(
+                shape, scale, causal, q, k, v, mask, o, lse, dO, dQ, dK, dV, t / shape.kvHeads(), t % shape.kvHeads());
+        if (parallel) {
+            Parallelism.forEach(tasks, task);
+        } else {
+            for (int t = 0; t < tasks; t++) {
+                task.accept(t);
+            }
+        }
+    }
+
+    /** One (batch, key/value head): its dK and dV, and dQ of the query heads that share it. */
+    private static void backwardGroup(
+            Shape s,
+            float scale,
+            boolean causal,
+            TensorView q,
+            TensorView k,
+            TensorView v,
+            TensorView mask,
+            TensorView o,
+            TensorView lse,
+            TensorView dO,
+            TensorView dQ,
+            TensorView dK,
+            TensorView dV,
+            int b,
+            int kvHead) {
+        int d = s.headDim();
+        int group = s.qHeads() / s.kvHeads();
+        int shift = s.tk() - s.tq();
+        Workspace w = WORKSPACE.get();
+        zeroRows(dK, b, kvHead, s.tk(), d);
+        zeroRows(dV, b, kvHead, s.tk(), d);
+        for (int head = kvHead * group; head < (kvHead + 1) * group; head++) {
+            zeroRows(dQ, b, head, s.tq(), d);
+            // D_i = dO_i · O_i, the softmax backward's row term.
+            float[] rowDots = w.rowDots(s.tq());
+            for (int i = 0; i < s.tq(); i++) {
+                rowDots[i] = dot(dO.data(), dO.row(b, head, i), o.data(), o.row(b, head, i), d);
+            }
+            for (int q0 = 0; q0 < s.tq(); q0 += QUERY_TILE) {
+                int nq = Math.min(QUERY_TILE, s.tq() - q0);
+                int keyEnd = causal ? Math.max(0, Math.min(s.tk(), q0 + nq + shift)) : s.tk();
+                for (int k0 = 0; k0 < keyEnd; k0 += KEY_TILE) {
+                    int nk = Math.min(KEY_TILE, keyEnd - k0);
+                    // P = exp(scale·Q·Kᵀ + mask - lse), recomputed.
+                    GemmDriver.run(
+                            new GemmDriver.Operands(
+                                    false,
+                                    true,
+                                    nq,
+                                    nk,
+                                    d,
+                                    scale,
+                                    q.data(),
+                                    q.row(b, head, q0),
+                                    (int) q.rowStride(),
+                                    k.data(),
+                                    k.row(b, kvHead, k0),
+                                    (int) k.rowStride(),
+                                    0f,
+                                    w.scoresSegment,
+                                    0,
+                                    KEY_TILE),
+                            false);
+                    for (int i = 0; i < nq; i++) {
+                        int row = i * KEY_TILE;
+                        maskRow(w.scores, row, nk, mask, b, head, q0 + i, k0, causal ? q0 + i + shift - k0 + 1 : nk);
+                        float logSum = lse.data().getAtIndex(FLOAT, lse.row(b, head, q0 + i));
+                        if (logSum == Float.NEGATIVE_INFINITY) {
+                            Arrays.fill(w.scores, row, row + nk, 0f);
+                        } else {
+                            VectorMath.expShifted(w.scores, row, nk, logSum);
+                        }
+                    }
+                    // dV += Pᵀ·dO
+                    GemmDriver.run(
+                            new GemmDriver.Operands(
+                                    true,
+                                    false,
+                                    nk,
+                                    d,
+                                    nq,
+                                    1f,
+                                    w.scoresSegment,
+                                    0,
+                                    KEY_TILE,
+                                    dO.data(),
+                                    dO.row(b, head, q0),
+                                    (int) dO.rowStride(),
+                                    1f,
+                                    dV.data(),
+                                    dV.row(b, kvHead, k0),
+                                    (int) dV.rowStride()),
+                            false);
+                    // dP = dO·Vᵀ, then dS = P ∘ (dP - D) in place.
+                    GemmDriver.run(
+                            new GemmDriver.Operands(
+                                    false,
+                                    true,
+                                    nq,
+                                    nk,
+                                    d,
+                                    1f,
+                                    dO.data(),
+                                    dO.row(b, head, q0),
+                                    (int) dO.rowStride(),
+                                    v.data(),
+                                    v.row(b, kvHead, k0),
+                                    (int) v.rowStride(),
+                                    0f,
+                                    w.gradientsSegment,
+                                    0,
+                                    KEY_TILE),
+                            false);
+                    for (int i = 0; i < nq; i++) {
+                        softmaxGradientRow(w.scores, w.gradients, i * KEY_TILE, nk, rowDots[q0 + i]);
+                    }
+                    // dQ += scale·dS·K and dK += scale·dSᵀ·Q
+                    GemmDriver.run(
+                            new GemmDriver.Operands(
+                                    false,
+                                    false,
+                                    nq,
+                                    d,
+                                    nk,
+                                    scale,
+                                    w.gradientsSegment,
+                                    0,
+                                    KEY_TILE,
+                                    k.data(),
+                                    k.row(b, kvHead, k0),
+                                    (int) k.rowStride(),
+                                    1f,
+                                    dQ.data(),
+                                    dQ.row(b, head, q0),
+                                    (int) dQ.rowStride()),
+                            false);
+                    GemmDriver.run(
+                            new GemmDriver.Operands(
+                                    true,
+                                    false,
+                                    nk,
+                                    d,
+                                    nq,
+                                    scale,
+                                    w.gradientsSegment,
+                                    0,
+                                    KEY_TILE,
+                                    q.data(),
+                                    q.row(b, head, q0),
+                                    (int) q.rowStride(),
+                                    1f,
+                                    dK.data(),
+                                    dK.row(b, kvHead, k0),
+                                    (int) dK.rowStride()),
+                            false);
+                }
+            }
+        }
+    }
+
+    /** Adds the mask to a row of scores and hides the columns from {@code visible} on (the causal limit). */
+    private static void maskRow(
+            float[] scores, int row, int nk, TensorView mask, int b, int head, int query, int k0, int visible) {
+        if (mask != null) {
+            long maskRow = mask.row(b, head, query) + k0;
+            for (int j = 0; j < nk; j++) {
+                scores[row + j] += mask.data().getAtIndex(FLOAT, maskRow + j);
+            }
+        }
+        Arrays.fill(scores, row + Math.max(0, Math.min(nk, visible)), row + nk, Float.NEGATIVE_INFINITY);
+    }
+
+    /** {@code gradients[j] = weights[j]·(gradients[j] - rowDot)} over one row. */
+    private static void softmaxGradientRow(float[] weights, float[] gradients, int from, int count, float rowDot) {
+        int j = 0;
+        for (; j <= count - LANES; j += LANES) {
+            FloatVector p = FloatVector.fromArray(FLOATS, weights, from + j);
+            p.mul(FloatVector.fromArray(FLOATS, gradients, from + j).sub(rowDot))
+                    .intoArray(gradients, from + j);
+        }
+        for (; j < count; j++) {
+            gradients[from + j] = weights[from + j] * (gradients[from + j] - rowDot);
+        }
+    }
+
+    /** Σ a[i]·b[i] over one row, lanes added in index order. */
+    private static float dot(MemorySegment a, long aIndex, MemorySegment b, long bIndex, int count) {
+        FloatVector sums = FloatVector.zero(FLOATS);
+        int j = 0;
+        for (; j <= count - LANES; j += LANES) {
+            sums = FloatVector.fromMemorySegment(FLOATS, a, (aIndex + j) * Float.BYTES, ORDER)
+                    .fma(FloatVector.fromMemorySegment(FLOATS, b, (bIndex + j) * Float.BYTES, ORDER), sums);
+        }
+        float sum = 0;
+        for (int lane = 0; lane < LANES; lane++) {
+            sum += sums.lane(lane);
+        }
+        for (; j < count; j++) {
+            sum = Math.fma(a.getAtIndex(FLOAT, aIndex + j), b.getAtIndex(FLOAT, bIndex + j), sum);
+        }
+        return sum;
+    }
+
+    private static void zeroRows(TensorView view, int b, int head, int rows, int width) {
+        for (int r = 0; r < rows; r++) {
+            view.data()
+                    .asSlice(view.row(b, head, r) * Float.BYTES, (long) width * Float.BYTES)
+                    .fill((byte) 0);
+        }
+    }
+
+    private static void checkIntStrides(TensorView... views) {
+        for (TensorView view : views) {
+            if (view.rowStride() > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException(
+                        "rowStride (" + view.rowStride() + ") must be <= " + Integer.MAX_VALUE);
+            }
+        }
+    }
+
     private static boolean shareable(TensorView... views) {
         for (TensorView view : views) {
             if (view != null && !Parallelism.shareable(view.data())) {
@@ -186,14 +456,24 @@ public final class Attention {
         final MemorySegment scoresSegment = MemorySegment.ofArray(scores);
         final float[] max = new float[QUERY_TILE];
         final float[] sum = new float[QUERY_TILE];
+        final float[] gradients = new float[QUERY_TILE * KEY_TILE];
+        final MemorySegment gradientsSegment = MemorySegment.ofArray(gradients);
         float[] acc = new float[0];
         MemorySegment accSegment = MemorySegment.ofArray(acc);
+        float[] rowDots = new float[0];
 
         void ensure(int headDim) {
             if (acc.length < QUERY_TILE * headDim) {
                 acc = new float[QUERY_TILE * headDim];
                 accSegment = MemorySegment.ofArray(acc);
             }
+        }
+
+        float[] rowDots(int rows) {
+            if (rowDots.length < rows) {
+                rowDots = new float[rows];
+            }
+            return rowDots;
         }
     }
 
@@ -244,14 +524,7 @@ public final class Attention {
                     false);
             for (int i = 0; i < nq; i++) {
                 int row = i * KEY_TILE;
-                if (mask != null) {
-                    long maskRow = mask.row(b, head, q0 + i) + k0;
-                    for (int j = 0; j < nk; j++) {
-                        w.scores[row + j] += mask.data().getAtIndex(FLOAT, maskRow + j);
-                    }
-                }
-                int visible = causal ? Math.max(0, Math.min(nk, q0 + i + shift - k0 + 1)) : nk;
-                Arrays.fill(w.scores, row + visible, row + nk, Float.NEGATIVE_INFINITY);
+                maskRow(w.scores, row, nk, mask, b, head, q0 + i, k0, causal ? q0 + i + shift - k0 + 1 : nk);
                 float previous = w.max[i];
                 float max = Math.max(previous, rowMax(w.scores, row, nk));
                 if (max == Float.NEGATIVE_INFINITY) {

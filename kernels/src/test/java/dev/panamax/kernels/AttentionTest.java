@@ -306,9 +306,9 @@ class AttentionTest {
             run(new Case(1, 1, 1, 1024, 1024, d, true, false), 0);
         }
         assertEquals(
-                Attention.workspaceFloats(new Attention.Shape(1, 1, 1, 64, 64, d)),
+                Attention.workspaceFloats(new Attention.Shape(1, 1, 1, t, 64, d)),
                 Attention.workspaceFloats(shape),
-                "workspace grows with the sequence");
+                "workspace grows with the number of keys");
         float[] q = Inputs.uniform(1, t * d, -1, 1);
         float[] k = Inputs.uniform(2, t * d, -1, 1);
         float[] v = Inputs.uniform(3, t * d, -1, 1);
