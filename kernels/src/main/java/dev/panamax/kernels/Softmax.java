@@ -399,15 +399,7 @@ public final class Softmax {
         if (max == Float.NEGATIVE_INFINITY) {
             return 0;
         }
-        FloatVector inverse = FloatVector.broadcast(Simd.FLOATS, 1f / sumExp(n, scale, max, x, xi, y, yi));
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            store(load(y, yi + j).mul(inverse), y, yi + j);
-        }
-        if (end < n) {
-            VectorMask<Float> m = tail(end, n);
-            store(load(y, yi + end, m).mul(inverse), y, yi + end, m);
-        }
+        Elementwise.scaleRun(n, 1f / sumExp(n, scale, max, x, xi, y, yi), y, yi);
         return n;
     }
 

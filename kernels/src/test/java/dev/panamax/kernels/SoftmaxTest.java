@@ -364,31 +364,50 @@ class SoftmaxTest {
         assertPaddingUntouched(before, y, l.yOffset(), l.ldy(), l.rows(), l.cols(), name);
     }
 
+    /**
+     * The error terms of one row's stable softmax: per element the exponent's error {@code δ}, and the relative error
+     * of the computed {@code Σ exp(z - max)}, whose exact value is {@code sum}.
+     */
+    record RowErrors(double[] delta, double sumError, double sum) {
+        static RowErrors of(double[] x, double scale, int n) {
+            double eps = FLOAT_EPSILON;
+            double max = Double.NEGATIVE_INFINITY;
+            for (int j = 0; j < n; j++) {
+                max = Math.max(max, scale * x[j]);
+            }
+            double[] delta = new double[x.length];
+            double weighted = 0;
+            double sum = 0;
+            for (int j = 0; j < n; j++) {
+                double z = scale * x[j];
+                delta[j] = Double.isFinite(z) ? eps * (Math.abs(z) + Math.abs(max) + Math.abs(z - max)) : 0;
+                double p = Math.exp(z - max);
+                if (p > 0) {
+                    weighted += p * (delta[j] + EXP_ERROR);
+                    sum += p;
+                }
+            }
+            return new RowErrors(delta, (Math.ceil(n / 4.0) + 16) * eps + (sum > 0 ? weighted / sum : 0), sum);
+        }
+
+        /** The bound of a computed probability whose exact value at column j is {@code p}. */
+        double probability(int j, double p) {
+            return p * (delta[j] + EXP_ERROR + sumError + 2 * FLOAT_EPSILON) + 0x1p-126;
+        }
+    }
+
     private static double[] forwardBounds(boolean log, double[] x, double scale, int n, double[] expected) {
         double eps = FLOAT_EPSILON;
-        double max = Double.NEGATIVE_INFINITY;
-        for (int j = 0; j < n; j++) {
-            max = Math.max(max, scale * x[j]);
-        }
-        double[] delta = new double[x.length];
-        double weighted = 0;
-        double sum = 0;
-        for (int j = 0; j < n; j++) {
-            double z = scale * x[j];
-            delta[j] = Double.isFinite(z) ? eps * (Math.abs(z) + Math.abs(max) + Math.abs(z - max)) : 0;
-            double p = Math.exp(z - max);
-            if (p > 0) {
-                weighted += p * (delta[j] + EXP_ERROR);
-                sum += p;
-            }
-        }
-        double sumError = (Math.ceil(n / 4.0) + 16) * eps + (sum > 0 ? weighted / sum : 0);
+        RowErrors errors = RowErrors.of(x, scale, n);
+        double[] delta = errors.delta();
+        double sumError = errors.sumError();
+        double sum = errors.sum();
         double[] bound = new double[x.length];
         for (int j = 0; j < n; j++) {
             if (log) {
                 bound[j] = delta[j] + sumError + eps * Math.abs(Math.log(sum)) + eps * Math.abs(expected[j]);
             } else {
-                bound[j] = expected[j] * (delta[j] + EXP_ERROR + sumError + 2 * eps) + 0x1p-126;
+                bound[j] = errors.probability(j, expected[j]);
             }
         }
         return bound;

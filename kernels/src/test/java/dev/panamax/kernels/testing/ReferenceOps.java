@@ -113,6 +113,42 @@ public final class ReferenceOps {
     }
 
     /**
+     * One row's cross-entropy loss, {@code log Σ exp(x) - x[target]}, computed stably.
+     *
+     * @param logits the row
+     * @param target the target class
+     * @return the loss
+     */
+    public static double crossEntropy(double[] logits, int target) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (double x : logits) {
+            max = Math.max(max, x);
+        }
+        double sum = 0;
+        for (double x : logits) {
+            sum += Math.exp(x - max);
+        }
+        return max + Math.log(sum) - logits[target];
+    }
+
+    /**
+     * The gradient of one row's cross-entropy loss, weighted: {@code weight·(softmax(x) - onehot(target))}.
+     *
+     * @param logits the row
+     * @param target the target class
+     * @param weight the row's weight in the loss (1/count for a mean)
+     * @return the gradient with respect to the logits
+     */
+    public static double[] crossEntropyBackward(double[] logits, int target, double weight) {
+        double[] d = softmax(logits, 1, logits.length);
+        d[target] -= 1;
+        for (int j = 0; j < d.length; j++) {
+            d[j] *= weight;
+        }
+        return d;
+    }
+
+    /**
      * A float array's elements {@code [offset, offset + length)} as doubles.
      *
      * @param values the floats
