@@ -78,6 +78,12 @@ final class Checks {
         }
     }
 
+    static void nonNegative(String name, float value) {
+        if (!(value >= 0) || Float.isInfinite(value)) {
+            throw new IllegalArgumentException(name + " (" + value + ") must be finite and >= 0");
+        }
+    }
+
     /**
      * Checks a row-major {@code rows × cols} operand named {@code name}, at {@code nameOffset} with leading dimension
      * {@code ld}: the leading dimension covers a row, the rows lie inside the segment, and the segment is writable

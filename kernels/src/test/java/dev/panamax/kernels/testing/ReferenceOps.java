@@ -149,6 +149,128 @@ public final class ReferenceOps {
     }
 
     /**
+     * Layer normalisation of one row: {@code (x - mean)·rstd⊙w + b}.
+     *
+     * @param x the row
+     * @param w the weight
+     * @param b the bias
+     * @param epsilon added to the variance
+     * @return y
+     */
+    public static double[] layerNorm(double[] x, double[] w, double[] b, double epsilon) {
+        double[] stats = layerNormStats(x, epsilon);
+        double[] y = new double[x.length];
+        for (int j = 0; j < x.length; j++) {
+            y[j] = (x[j] - stats[0]) * stats[1] * w[j] + b[j];
+        }
+        return y;
+    }
+
+    /**
+     * A row's mean and {@code rstd = 1/√(var + epsilon)}, with the biased variance.
+     *
+     * @param x the row
+     * @param epsilon added to the variance
+     * @return {mean, rstd}
+     */
+    public static double[] layerNormStats(double[] x, double epsilon) {
+        double mean = 0;
+        for (double v : x) {
+            mean += v;
+        }
+        mean /= x.length;
+        double variance = 0;
+        for (double v : x) {
+            variance += (v - mean) * (v - mean);
+        }
+        return new double[] {mean, 1 / Math.sqrt(variance / x.length + epsilon)};
+    }
+
+    /**
+     * The gradients of layer normalisation for one row, given the forward's mean and rstd.
+     *
+     * @param x the row
+     * @param w the weight
+     * @param mean the row's mean
+     * @param rstd the row's rstd
+     * @param dy the upstream gradient
+     * @return {dx, dweight, dbias} of this row
+     */
+    public static double[][] layerNormBackward(double[] x, double[] w, double mean, double rstd, double[] dy) {
+        int n = x.length;
+        double meanDnorm = 0;
+        double meanDnormXhat = 0;
+        for (int j = 0; j < n; j++) {
+            double xhat = (x[j] - mean) * rstd;
+            meanDnorm += dy[j] * w[j] / n;
+            meanDnormXhat += dy[j] * w[j] * xhat / n;
+        }
+        double[][] result = new double[3][n];
+        for (int j = 0; j < n; j++) {
+            double xhat = (x[j] - mean) * rstd;
+            result[0][j] = (dy[j] * w[j] - meanDnorm - xhat * meanDnormXhat) * rstd;
+            result[1][j] = dy[j] * xhat;
+            result[2][j] = dy[j];
+        }
+        return result;
+    }
+
+    /**
+     * RMS normalisation of one row: {@code x·rstd⊙w}, {@code rstd = 1/√(mean(x²) + epsilon)}.
+     *
+     * @param x the row
+     * @param w the weight
+     * @param epsilon added to the mean square
+     * @return y
+     */
+    public static double[] rmsNorm(double[] x, double[] w, double epsilon) {
+        double rstd = rmsNormRstd(x, epsilon);
+        double[] y = new double[x.length];
+        for (int j = 0; j < x.length; j++) {
+            y[j] = x[j] * rstd * w[j];
+        }
+        return y;
+    }
+
+    /**
+     * A row's {@code 1/√(mean(x²) + epsilon)}.
+     *
+     * @param x the row
+     * @param epsilon added to the mean square
+     * @return rstd
+     */
+    public static double rmsNormRstd(double[] x, double epsilon) {
+        double sum = 0;
+        for (double v : x) {
+            sum += v * v;
+        }
+        return 1 / Math.sqrt(sum / x.length + epsilon);
+    }
+
+    /**
+     * The gradients of RMS normalisation for one row, given the forward's rstd.
+     *
+     * @param x the row
+     * @param w the weight
+     * @param rstd the row's rstd
+     * @param dy the upstream gradient
+     * @return {dx, dweight} of this row
+     */
+    public static double[][] rmsNormBackward(double[] x, double[] w, double rstd, double[] dy) {
+        int n = x.length;
+        double dot = 0;
+        for (int j = 0; j < n; j++) {
+            dot += dy[j] * w[j] * x[j];
+        }
+        double[][] result = new double[2][n];
+        for (int j = 0; j < n; j++) {
+            result[0][j] = rstd * dy[j] * w[j] - x[j] * rstd * rstd * rstd * dot / n;
+            result[1][j] = dy[j] * x[j] * rstd;
+        }
+        return result;
+    }
+
+    /**
      * A float array's elements {@code [offset, offset + length)} as doubles.
      *
      * @param values the floats
