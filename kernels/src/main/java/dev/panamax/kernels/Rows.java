@@ -14,7 +14,19 @@ final class Rows {
         void run(int from, int to);
     }
 
+    /** Elements per task unit of a flat elementwise op: 16 KiB, a multiple of every vector width. */
+    private static final int SPAN = 4096;
+
     private Rows() {}
+
+    /**
+     * Runs {@code body} over the elements {@code [0, n)} of a flat elementwise op, split into spans on the threads of
+     * {@link Parallelism} when {@code parallel} allows it and {@code n} is large.
+     */
+    static void forEachSpan(int n, boolean parallel, Range body) {
+        int spans = (n + SPAN - 1) / SPAN;
+        forEach(spans, n, parallel, (from, to) -> body.run(from * SPAN, (int) Math.min(n, (long) to * SPAN)));
+    }
 
     /**
      * Runs {@code body} over {@code [0, rows)}, split into contiguous ranges on up to {@link Parallelism#threads()}

@@ -270,6 +270,106 @@ public final class ReferenceOps {
         return result;
     }
 
+    /** √(2/π), the scale of GELU's tanh approximation. */
+    private static final double GELU_SCALE = Math.sqrt(2 / Math.PI);
+
+    /**
+     * GELU, tanh approximation: {@code 0.5·x·(1 + tanh u)}, {@code u = √(2/π)(x + 0.044715x³)}, computed as the equal
+     * {@code x / (1 + exp(-2u))} so that no cancellation hides tiny values.
+     *
+     * @param x the input
+     * @return gelu(x)
+     */
+    public static double geluTanh(double x) {
+        return x / (1 + Math.exp(-2 * GELU_SCALE * (x + 0.044715 * x * x * x)));
+    }
+
+    /**
+     * The derivative of {@link #geluTanh}: {@code s + x·s·(1 - s)·2u'} with {@code s = sigmoid(2u)}.
+     *
+     * @param x the input
+     * @return gelu'(x)
+     */
+    public static double geluTanhDerivative(double x) {
+        double twoU = 2 * GELU_SCALE * (x + 0.044715 * x * x * x);
+        double s = 1 / (1 + Math.exp(-twoU));
+        double oneMinusS = 1 / (1 + Math.exp(twoU));
+        return s + x * s * oneMinusS * 2 * GELU_SCALE * (1 + 3 * 0.044715 * x * x);
+    }
+
+    /**
+     * GELU, exact: {@code x·Φ(x) = 0.5·x·erfc(-x/√2)}.
+     *
+     * @param x the input
+     * @return gelu(x)
+     */
+    public static double gelu(double x) {
+        return 0.5 * x * erfc(-x / Math.sqrt(2));
+    }
+
+    /**
+     * The derivative of {@link #gelu}: {@code Φ(x) + x·φ(x)}.
+     *
+     * @param x the input
+     * @return gelu'(x)
+     */
+    public static double geluDerivative(double x) {
+        return 0.5 * erfc(-x / Math.sqrt(2)) + x * Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
+    }
+
+    /**
+     * SiLU: {@code x·sigmoid(x)}.
+     *
+     * @param x the input
+     * @return silu(x)
+     */
+    public static double silu(double x) {
+        return x / (1 + Math.exp(-x));
+    }
+
+    /**
+     * The derivative of SiLU: {@code s·(1 + x·(1 - s))}, with {@code 1 - s = sigmoid(-x)} computed directly.
+     *
+     * @param x the input
+     * @return silu'(x)
+     */
+    public static double siluDerivative(double x) {
+        double s = 1 / (1 + Math.exp(-x));
+        return s * (1 + x / (1 + Math.exp(x)));
+    }
+
+    /**
+     * The complementary error function to near double precision: a series without cancellation for |x| < 3 (where
+     * erfc >= 2·10⁻⁵) and a continued fraction beyond, accurate in relative terms in the far tail.
+     *
+     * @param x the argument
+     * @return erfc(x)
+     */
+    public static double erfc(double x) {
+        if (Double.isNaN(x)) {
+            return x;
+        }
+        if (x < 0) {
+            return 2 - erfc(-x);
+        }
+        if (x < 3) {
+            // erf(x) = 2/√π·exp(-x²)·Σ x·(2x²)ⁿ/(1·3·…·(2n+1)): positive terms only.
+            double term = x;
+            double sum = x;
+            for (int n = 1; n < 200 && term > 1e-18 * sum; n++) {
+                term *= 2 * x * x / (2 * n + 1);
+                sum += term;
+            }
+            return 1 - 2 / Math.sqrt(Math.PI) * Math.exp(-x * x) * sum;
+        }
+        // erfc(x) = exp(-x²)/√π / (x + (1/2)/(x + 1/(x + (3/2)/(x + …)))), evaluated from the tail.
+        double fraction = x;
+        for (int k = 200; k >= 1; k--) {
+            fraction = x + (k / 2.0) / fraction;
+        }
+        return Math.exp(-x * x) / Math.sqrt(Math.PI) / fraction;
+    }
+
     /**
      * A float array's elements {@code [offset, offset + length)} as doubles.
      *
