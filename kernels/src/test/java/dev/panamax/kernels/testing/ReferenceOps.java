@@ -371,6 +371,29 @@ public final class ReferenceOps {
     }
 
     /**
+     * Rotary embedding of one head: each pair rotated by {@code sign·position·theta^(-2k/d)}.
+     *
+     * @param head the head's {@code d} values
+     * @param position the token's position
+     * @param theta the frequency base
+     * @param halves pairs {@code (k, k + d/2)} when true, {@code (2k, 2k + 1)} when false
+     * @param sign 1 for the forward rotation, -1 for its inverse (the backward)
+     * @return the rotated head
+     */
+    public static double[] rope(double[] head, int position, double theta, boolean halves, double sign) {
+        int d = head.length;
+        double[] y = new double[d];
+        for (int k = 0; k < d / 2; k++) {
+            int a = halves ? k : 2 * k;
+            int b = halves ? k + d / 2 : 2 * k + 1;
+            double angle = sign * position * Math.pow(theta, -2.0 * k / d);
+            y[a] = head[a] * Math.cos(angle) - head[b] * Math.sin(angle);
+            y[b] = head[b] * Math.cos(angle) + head[a] * Math.sin(angle);
+        }
+        return y;
+    }
+
+    /**
      * A float array's elements {@code [offset, offset + length)} as doubles.
      *
      * @param values the floats
