@@ -6,4 +6,5 @@ module dev.panamax.model {
     exports dev.panamax.model.cli;
     exports dev.panamax.model.io;
     exports dev.panamax.model.json;
+    exports dev.panamax.model.tokenizer;
 }
