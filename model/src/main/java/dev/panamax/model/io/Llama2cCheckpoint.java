@@ -364,8 +364,7 @@ public final class Llama2cCheckpoint implements AutoCloseable {
     }
 
     private static void write(Path file, ModelConfig config, Content content) throws IOException {
-        try (FileChannel channel = FileChannel.open(
-                file, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+        try (FileChannel channel = Channels.create(file)) {
             ByteBuffer header = ByteBuffer.allocate(HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
             header.putInt(config.dim())
                     .putInt(config.hiddenDim())
@@ -374,7 +373,7 @@ public final class Llama2cCheckpoint implements AutoCloseable {
             header.putInt(config.kvHeads())
                     .putInt(config.sharedClassifier() ? config.vocabSize() : -config.vocabSize())
                     .putInt(config.seqLen());
-            writeFully(channel, header.flip());
+            Channels.writeFully(channel, header.flip());
             ByteBuffer chunk = ByteBuffer.allocateDirect(CHUNK_FLOATS * Float.BYTES);
             MemorySegment chunkSegment = MemorySegment.ofBuffer(chunk);
             for (Part part : Part.values()) {
@@ -383,16 +382,10 @@ public final class Llama2cCheckpoint implements AutoCloseable {
                     for (long first = 0; first < elements; first += CHUNK_FLOATS) {
                         int n = (int) Math.min(CHUNK_FLOATS, elements - first);
                         content.fill(part, layer, first, chunkSegment.asSlice(0, (long) n * Float.BYTES));
-                        writeFully(channel, chunk.clear().limit(n * Float.BYTES));
+                        Channels.writeFully(channel, chunk.clear().limit(n * Float.BYTES));
                     }
                 }
             }
-        }
-    }
-
-    private static void writeFully(FileChannel channel, ByteBuffer buffer) throws IOException {
-        while (buffer.hasRemaining()) {
-            channel.write(buffer);
         }
     }
 }

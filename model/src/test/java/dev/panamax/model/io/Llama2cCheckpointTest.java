@@ -6,13 +6,12 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.panamax.kernels.testing.Inputs;
 import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.testing.Segments;
 import dev.panamax.model.testing.SharedData;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
@@ -23,7 +22,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 class Llama2cCheckpointTest {
-    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     @TempDir
     Path dir;
@@ -46,13 +44,13 @@ class Llama2cCheckpointTest {
             assertEquals(172L * 64 * 4, w.layers().get(0).w2().byteSize());
             // Spot-check offsets against the file read independently: first embedding value, last rms_final value.
             ByteBuffer bytes = ByteBuffer.wrap(Files.readAllBytes(file)).order(ByteOrder.LITTLE_ENDIAN);
-            assertEquals(bytes.getFloat(28), w.tokenEmbedding().getAtIndex(FLOAT, 0));
+            assertEquals(bytes.getFloat(28), w.tokenEmbedding().getAtIndex(Segments.FLOAT, 0));
             long rmsFinal = 28 + 4L * (512 * 64 + 5 * (64 + 64 * 64 + 2 * 32 * 64 + 64 * 64 + 64 + 3 * 172 * 64));
-            assertEquals(bytes.getFloat((int) rmsFinal + 63 * 4), w.finalNorm().getAtIndex(FLOAT, 63));
+            assertEquals(bytes.getFloat((int) rmsFinal + 63 * 4), w.finalNorm().getAtIndex(Segments.FLOAT, 63));
             assertEquals(rmsFinal + 64 * 4, Files.size(file) - 2L * 512 * 4 * 4, "then the two RoPE tables");
             // Trained RMSNorm weights are positive and near 1; a misaligned slice would not look like that.
             for (int i = 0; i < 64; i++) {
-                float g = w.layers().get(2).attentionNorm().getAtIndex(FLOAT, i);
+                float g = w.layers().get(2).attentionNorm().getAtIndex(Segments.FLOAT, i);
                 assertTrue(g > 0 && g < 10, "rms_att[2][" + i + "] = " + g);
             }
         }
@@ -74,7 +72,7 @@ class Llama2cCheckpointTest {
                                 .weights()
                                 .classifier()
                                 .equals(checkpoint.weights().tokenEmbedding()));
-                assertEquals(1f, checkpoint.weights().layers().get(1).ffnNorm().getAtIndex(FLOAT, 3));
+                assertEquals(1f, checkpoint.weights().layers().get(1).ffnNorm().getAtIndex(Segments.FLOAT, 3));
                 Llama2cCheckpoint.write(copy, config, checkpoint.weights());
             }
             assertArrayEquals(Files.readAllBytes(random), Files.readAllBytes(copy));
@@ -117,12 +115,7 @@ class Llama2cCheckpointTest {
     }
 
     private static MemorySegment floats(long[] seed, int n) {
-        float[] values = Inputs.uniform(seed[0]++, n, -1, 1);
-        MemorySegment segment = MemorySegment.ofArray(new byte[n * 4]);
-        for (int i = 0; i < n; i++) {
-            segment.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i, values[i]);
-        }
-        return segment;
+        return Segments.uniform(seed[0]++, n);
     }
 
     @Test
