@@ -1,5 +1,6 @@
 package dev.panamax.model.json;
 
+import dev.panamax.model.io.BoundedFiles;
 import dev.panamax.model.io.ModelFormatException;
 import dev.panamax.model.json.JsonValue.JsonArray;
 import dev.panamax.model.json.JsonValue.JsonBoolean;
@@ -8,13 +9,6 @@ import dev.panamax.model.json.JsonValue.JsonNumber;
 import dev.panamax.model.json.JsonValue.JsonObject;
 import dev.panamax.model.json.JsonValue.JsonString;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CodingErrorAction;
-import java.nio.charset.MalformedInputException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -57,15 +51,7 @@ public final class Json {
      * @throws IOException if the file cannot be read
      */
     public static JsonValue parse(Path file) throws IOException {
-        long size;
-        try (FileChannel channel = FileChannel.open(file)) {
-            size = channel.size();
-        }
-        if (size > DEFAULT_MAX_BYTES) {
-            throw new ModelFormatException(
-                    file, "JSON file of " + size + " bytes is larger than the limit of " + DEFAULT_MAX_BYTES);
-        }
-        return parse(Files.readAllBytes(file), file, DEFAULT_MAX_DEPTH);
+        return parse(BoundedFiles.read(file, DEFAULT_MAX_BYTES), file, DEFAULT_MAX_DEPTH);
     }
 
     /**
@@ -78,19 +64,7 @@ public final class Json {
      * @throws ModelFormatException if the bytes are not UTF-8 or not valid JSON, or nest too deep
      */
     public static JsonValue parse(byte[] utf8, Object source, int maxDepth) throws ModelFormatException {
-        String text;
-        try {
-            text = StandardCharsets.UTF_8
-                    .newDecoder()
-                    .onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT)
-                    .decode(ByteBuffer.wrap(utf8))
-                    .toString();
-        } catch (MalformedInputException e) {
-            throw new ModelFormatException(source, "JSON is not valid UTF-8 (malformed bytes)", e);
-        } catch (CharacterCodingException e) {
-            throw new ModelFormatException(source, "JSON is not valid UTF-8", e);
-        }
+        String text = BoundedFiles.decodeUtf8(utf8, source);
         return new Parser(text, source, maxDepth).document();
     }
 

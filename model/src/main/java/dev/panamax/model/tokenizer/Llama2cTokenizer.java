@@ -1,12 +1,12 @@
 package dev.panamax.model.tokenizer;
 
+import dev.panamax.model.io.BoundedFiles;
 import dev.panamax.model.io.ModelFormatException;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.BufferUnderflowException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -96,14 +96,9 @@ public final class Llama2cTokenizer {
         if (vocabSize <= 0) {
             throw new IllegalArgumentException("vocabSize " + vocabSize + " is not positive");
         }
-        long size;
-        try (FileChannel channel = FileChannel.open(file)) {
-            size = channel.size();
-        }
-        if (size > MAX_FILE_BYTES) {
-            throw new ModelFormatException(file, "tokenizer of " + size + " bytes is larger than the limit");
-        }
-        ByteBuffer in = ByteBuffer.wrap(Files.readAllBytes(file)).order(ByteOrder.LITTLE_ENDIAN);
+        byte[] bytes = BoundedFiles.read(file, MAX_FILE_BYTES);
+        long size = bytes.length;
+        ByteBuffer in = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
         List<byte[]> pieces = new ArrayList<>();
         float[] scores = new float[vocabSize];
         try {
