@@ -3,7 +3,9 @@ module dev.panamax.model {
     requires dev.panamax.kernels;
     requires dev.panamax.cuda;
 
+    exports dev.panamax.model.backend;
     exports dev.panamax.model.cli;
+    exports dev.panamax.model.generate;
     exports dev.panamax.model.io;
     exports dev.panamax.model.json;
     exports dev.panamax.model.tokenizer;
