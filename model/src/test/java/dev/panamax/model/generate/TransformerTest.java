@@ -1,0 +1,182 @@
+package dev.panamax.model.generate;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.panamax.kernels.testing.Inputs;
+import dev.panamax.kernels.testing.Tolerance;
+import dev.panamax.model.backend.CpuBackend;
+import dev.panamax.model.backend.Tensor;
+import dev.panamax.model.io.DType;
+import dev.panamax.model.io.Gpt2Checkpoint;
+import dev.panamax.model.io.Gpt2Weights;
+import dev.panamax.model.io.Llama2cCheckpoint;
+import dev.panamax.model.io.ModelConfig;
+import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.testing.ReferenceTransformer;
+import dev.panamax.model.testing.Segments;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.BiFunction;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The Transformer's logits against the float64 {@link ReferenceTransformer}, for small random models of both
+ * families, and decoding with the KV cache against recomputing the whole sequence.
+ *
+ * <p>Tolerance: each logit within 1e-4 absolute plus 1e-4 relative of the reference. The models have two layers of
+ * width 32 to 64 with weights scaled by 1/√fan-in, so logits are of order 1 and float32 rounding over a few hundred
+ * terms per dot product accumulates to about 1e-6; the bound leaves room for the different summation orders of the
+ * batched and single-token paths, and catches any real error (a wrong position, head or bias moves logits by ≥ 1e-2).
+ */
+class TransformerTest {
+    private static final double ABSOLUTE = 1e-4;
+    private static final double RELATIVE = 1e-4;
+    private static final int[] TOKENS = {1, 17, 5, 42, 42, 8, 0, 33, 21, 60, 2, 9};
+
+    /** Llama with grouped-query attention (4 query heads on 2 key/value heads) and a classifier of its own. */
+    private static final ModelConfig LLAMA =
+            new ModelConfig(Architecture.LLAMA, 32, 48, 2, 4, 2, 61, 16, 1e-5f, 10000f, false);
+
+    private static final ModelConfig GPT2 =
+            new ModelConfig(Architecture.GPT2, 32, 128, 2, 4, 4, 61, 16, 1e-5f, 0, true);
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void llamaMatchesTheReferenceInPrefillAndDecode() throws IOException {
+        try (Llama2cCheckpoint checkpoint = randomLlama();
+                CpuBackend backend = new CpuBackend()) {
+            double[][] expected = ReferenceTransformer.llama(LLAMA, checkpoint.weights(), TOKENS);
+            Transformer model = Transformer.llama(backend, LLAMA, checkpoint.weights(), 8);
+            assertPrefillThenDecodeMatch(model, expected);
+        }
+    }
+
+    @Test
+    void gpt2FromSafetensorsMatchesTheReferenceInPrefillAndDecode() throws IOException {
+        Gpt2Checkpoint.write(dir, GPT2, randomGpt2(GPT2, Inputs.seed("gpt2")), DType.F32);
+        try (Gpt2Checkpoint checkpoint = Gpt2Checkpoint.open(dir);
+                CpuBackend backend = new CpuBackend()) {
+            double[][] expected = ReferenceTransformer.gpt2(GPT2, checkpoint.weights(), TOKENS);
+            Transformer model = Transformer.gpt2(backend, GPT2, checkpoint.weights(), 8);
+            assertPrefillThenDecodeMatch(model, expected);
+        }
+    }
+
+    /** Prefills half the tokens as one batch, then decodes the rest one at a time, checking the logits each time. */
+    private static void assertPrefillThenDecodeMatch(Transformer model, double[][] expected) {
+        int prefill = TOKENS.length / 2;
+        assertClose(
+                "logits after prefilling " + prefill, expected[prefill - 1], model.forward(TOKENS, 0, prefill), model);
+        for (int i = prefill; i < TOKENS.length; i++) {
+            assertClose("logits decoding position " + i, expected[i], model.forward(TOKENS, i, 1), model);
+        }
+        assertEquals(TOKENS.length, model.position());
+    }
+
+    @Test
+    void decodingWithTheCacheEqualsRecomputingForBothFamilies() throws IOException {
+        Gpt2Checkpoint.write(dir, GPT2, randomGpt2(GPT2, Inputs.seed("cache")), DType.F32);
+        try (Llama2cCheckpoint llama = randomLlama();
+                Gpt2Checkpoint gpt2 = Gpt2Checkpoint.open(dir);
+                CpuBackend backend = new CpuBackend()) {
+            List<BiFunction<CpuBackend, Integer, Transformer>> families = List.of(
+                    (b, batch) -> Transformer.llama(b, LLAMA, llama.weights(), batch),
+                    (b, batch) -> Transformer.gpt2(b, GPT2, gpt2.weights(), batch));
+            for (BiFunction<CpuBackend, Integer, Transformer> family : families) {
+                Transformer cached = family.apply(backend, 1);
+                Transformer recomputed = family.apply(backend, Transformer.DEFAULT_MAX_BATCH);
+                for (int i = 0; i < TOKENS.length; i++) {
+                    float[] step = read(cached, cached.forward(TOKENS, i, 1));
+                    recomputed.reset();
+                    float[] whole = read(recomputed, recomputed.forward(TOKENS, 0, i + 1));
+                    double[] reference = new double[whole.length];
+                    for (int j = 0; j < whole.length; j++) {
+                        reference[j] = whole[j];
+                    }
+                    Tolerance.assertClose(
+                            cached.config().architecture() + " position " + i, reference, step, ABSOLUTE, RELATIVE);
+                }
+            }
+        }
+    }
+
+    @Test
+    void pastTheContextLengthIsAClearError() throws IOException {
+        try (Llama2cCheckpoint checkpoint = randomLlama();
+                CpuBackend backend = new CpuBackend()) {
+            Transformer model = Transformer.llama(backend, LLAMA, checkpoint.weights(), 4);
+            int[] tokens = new int[LLAMA.seqLen()];
+            model.forward(tokens, 0, LLAMA.seqLen() - 1);
+            model.forward(tokens, 0, 1);
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> model.forward(tokens, 0, 1));
+            assertTrue(e.getMessage().contains("context length"), e.getMessage());
+            assertEquals(LLAMA.seqLen(), model.position(), "a refused call leaves the cache as it was");
+            model.reset();
+            IllegalArgumentException bad =
+                    assertThrows(IllegalArgumentException.class, () -> model.forward(new int[] {61}, 0, 1));
+            assertTrue(bad.getMessage().contains("tokens[0] (61) must be in [0, vocabSize (61))"), bad.getMessage());
+        }
+    }
+
+    private Llama2cCheckpoint randomLlama() throws IOException {
+        Path file = dir.resolve("llama.bin");
+        Llama2cCheckpoint.writeRandom(file, LLAMA, Inputs.seed("llama"));
+        return Llama2cCheckpoint.open(file);
+    }
+
+    private static float[] read(Transformer model, Tensor logits) {
+        float[] values = new float[logits.cols()];
+        model.backend().read(logits, values);
+        return values;
+    }
+
+    private static void assertClose(String what, double[] expected, Tensor logits, Transformer model) {
+        Tolerance.assertClose(what, expected, read(model, logits), ABSOLUTE, RELATIVE);
+    }
+
+    /** GPT-2 weights scaled as trained ones are: matrices by 1/√fan-in, norm weights near 1, small biases. */
+    private static Gpt2Weights randomGpt2(ModelConfig c, long seed) {
+        int d = c.dim();
+        int h = c.hiddenDim();
+        long[] s = {seed};
+        List<Gpt2Weights.Layer> layers = new ArrayList<>();
+        for (int l = 0; l < c.layers(); l++) {
+            layers.add(new Gpt2Weights.Layer(
+                    around(s[0]++, d, 1),
+                    around(s[0]++, d, 0),
+                    scaled(s[0]++, d * 3 * d, d),
+                    around(s[0]++, 3 * d, 0),
+                    scaled(s[0]++, d * d, d),
+                    around(s[0]++, d, 0),
+                    around(s[0]++, d, 1),
+                    around(s[0]++, d, 0),
+                    scaled(s[0]++, d * h, d),
+                    around(s[0]++, h, 0),
+                    scaled(s[0]++, h * d, h),
+                    around(s[0]++, d, 0)));
+        }
+        return new Gpt2Weights(
+                scaled(s[0]++, c.vocabSize() * d, 1),
+                scaled(s[0]++, c.seqLen() * d, 4),
+                layers,
+                around(s[0]++, d, 1),
+                around(s[0]++, d, 0));
+    }
+
+    private static MemorySegment scaled(long seed, int count, int fanIn) {
+        float bound = (float) (1 / Math.sqrt(fanIn));
+        return Segments.of(Inputs.uniform(seed, count, -bound, bound));
+    }
+
+    private static MemorySegment around(long seed, int count, float center) {
+        return Segments.of(Inputs.uniform(seed, count, center - 0.1f, center + 0.1f));
+    }
+}
