@@ -28,6 +28,7 @@ public final class Bench {
 
     static {
         SUITES.put("gemm", GemmBench.class);
+        SUITES.put("ops", OpsBench.class);
     }
 
     private Bench() {}
