@@ -114,7 +114,7 @@ public class OpsBench {
         switch (op) {
             case "softmax" -> {
                 for (int i = 0; i < rows; i++) {
-                    softmaxRow(i * cols);
+                    softmaxRow(i * cols, 1f);
                 }
             }
             case "layernorm" -> {
@@ -149,7 +149,8 @@ public class OpsBench {
         return y[0];
     }
 
-    private void softmaxRow(int at) {
+    /** Writes {@code weight·softmax} of the row at {@code at} into y; returns the row's log-sum-exp. */
+    private double softmaxRow(int at, float weight) {
         float max = Float.NEGATIVE_INFINITY;
         for (int j = 0; j < cols; j++) {
             max = Math.max(max, x[at + j]);
@@ -160,10 +161,11 @@ public class OpsBench {
             y[at + j] = e;
             sum += e;
         }
-        float inverse = 1 / sum;
+        float scale = weight / sum;
         for (int j = 0; j < cols; j++) {
-            y[at + j] *= inverse;
+            y[at + j] *= scale;
         }
+        return max + Math.log(sum);
     }
 
     private void layerNormRow(int at) {
@@ -196,21 +198,8 @@ public class OpsBench {
 
     private double crossEntropyRow(int i, float weightOfRow) {
         int at = i * cols;
-        float max = Float.NEGATIVE_INFINITY;
-        for (int j = 0; j < cols; j++) {
-            max = Math.max(max, x[at + j]);
-        }
-        float sum = 0;
-        for (int j = 0; j < cols; j++) {
-            float e = (float) Math.exp(x[at + j] - max);
-            y[at + j] = e;
-            sum += e;
-        }
-        float scale = weightOfRow / sum;
-        for (int j = 0; j < cols; j++) {
-            y[at + j] *= scale;
-        }
+        double logSumExp = softmaxRow(at, weightOfRow);
         y[at + targets[i]] -= weightOfRow;
-        return max + Math.log(sum) - x[at + targets[i]];
+        return logSumExp - x[at + targets[i]];
     }
 }
