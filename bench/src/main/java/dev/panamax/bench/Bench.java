@@ -29,6 +29,7 @@ public final class Bench {
     static {
         SUITES.put("gemm", GemmBench.class);
         SUITES.put("downcall", DowncallBench.class);
+        SUITES.put("ops", OpsBench.class);
     }
 
     private Bench() {}
