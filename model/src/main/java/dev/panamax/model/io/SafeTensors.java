@@ -21,6 +21,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -51,6 +52,8 @@ public final class SafeTensors implements AutoCloseable {
     private final MemorySegment data;
     private final Map<String, TensorInfo> tensors;
     private final Map<String, String> metadata;
+    /** Tensors converted to aligned float32, by name, so that asking twice costs no second copy. */
+    private final Map<String, MemorySegment> converted = new HashMap<>();
 
     private SafeTensors(
             Path file, Arena arena, MemorySegment data, Map<String, TensorInfo> tensors, Map<String, String> metadata) {
@@ -300,7 +303,7 @@ public final class SafeTensors implements AutoCloseable {
     /**
      * Returns a tensor as little-endian float32: for F32 a slice of the mapped file (copied only if the file places
      * it at an address that is not a multiple of 4), for F16 and BF16 an exact conversion into memory owned by this
-     * object.
+     * object, made once and kept until {@link #close()}.
      *
      * @param name the tensor's name
      * @return its values, row-major
@@ -313,19 +316,30 @@ public final class SafeTensors implements AutoCloseable {
                     file, "tensor \"" + name + "\" has dtype " + info.dtype() + "; expected F32, F16 or BF16");
         }
         MemorySegment stored = bytes(name);
-        long count = info.elementCount();
         if (info.dtype() == DType.F32 && stored.address() % Float.BYTES == 0) {
             return stored;
         }
-        MemorySegment converted = arena.allocate(count * Float.BYTES, Float.BYTES);
+        synchronized (converted) {
+            MemorySegment floats = converted.get(name);
+            if (floats == null) {
+                floats = convert(info, stored);
+                converted.put(name, floats);
+            }
+            return floats;
+        }
+    }
+
+    private MemorySegment convert(TensorInfo info, MemorySegment stored) {
+        long count = info.elementCount();
+        MemorySegment result = arena.allocate(count * Float.BYTES, Float.BYTES);
         if (info.dtype() == DType.F32) {
-            MemorySegment.copy(stored, 0, converted, 0, stored.byteSize());
+            MemorySegment.copy(stored, 0, result, 0, stored.byteSize());
         } else {
             for (long i = 0; i < count; i++) {
-                converted.setAtIndex(FLOAT, i, info.dtype().toFloat(stored.getAtIndex(SHORT, i)));
+                result.setAtIndex(FLOAT, i, info.dtype().toFloat(stored.getAtIndex(SHORT, i)));
             }
         }
-        return converted.asReadOnly();
+        return result.asReadOnly();
     }
 
     private TensorInfo info(String name) throws ModelFormatException {

@@ -98,6 +98,12 @@ public final class Llama2cTokenizer {
         }
         byte[] bytes = BoundedFiles.read(file, MAX_FILE_BYTES);
         long size = bytes.length;
+        if ((size - Integer.BYTES) / 8 < vocabSize) { // each token takes at least its score and length
+            throw new ModelFormatException(
+                    file,
+                    "truncated: " + size + " bytes cannot hold " + vocabSize
+                            + " tokens (is the vocabulary size right?)");
+        }
         ByteBuffer in = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
         List<byte[]> pieces = new ArrayList<>();
         float[] scores = new float[vocabSize];

@@ -59,6 +59,7 @@ class SafeTensorsTest {
             assertArrayEquals(new float[] {1, -2.5f, 3, 4, 5, 6}, Segments.toFloats(read.floats("a")));
             // F16: -65504 is the most negative finite half; 1e-8 underflows to the nearest subnormal, 0.
             assertArrayEquals(new float[] {0.5f, -65504, 0}, Segments.toFloats(read.floats("b.half")));
+            assertEquals(read.floats("b.half"), read.floats("b.half"), "converted once");
             // BF16 rounds to nearest even: 1 + 2⁻⁸ is a tie and goes down to 1, 1 + 3·2⁻⁸ up to 1 + 2⁻⁶.
             float[] brain = Segments.toFloats(read.floats("c.brain"));
             assertArrayEquals(new float[] {1, 1.015625f}, new float[] {brain[0], brain[1]});

@@ -127,6 +127,7 @@ class Llama2cTokenizerTest {
         assertRejected(file, Arrays.copyOf(good, good.length - 1), n, "truncated");
         assertRejected(file, Arrays.copyOf(good, good.length + 3), n, "3 bytes after the " + n + " tokens");
         assertRejected(file, good, n + 1, "truncated");
+        assertRejected(file, good, Integer.MAX_VALUE, "cannot hold 2147483647 tokens");
         assertRejected(file, good, n - 1, "bytes after");
         assertRejected(file, new byte[2], n, "truncated");
         assertRejected(file, patch(good, 0, -1), n, "max_token_length -1");
