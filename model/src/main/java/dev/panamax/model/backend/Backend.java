@@ -169,6 +169,14 @@ public interface Backend extends AutoCloseable {
      */
     void read(Tensor tensor, float[] target);
 
+    /**
+     * Copies host values into a tensor, row-major without gaps.
+     *
+     * @param source at least {@code rows·cols} floats
+     * @param tensor the tensor, overwritten
+     */
+    void write(float[] source, Tensor tensor);
+
     /** Frees what the backend allocated; its tensors must not be used afterwards. */
     @Override
     void close();

@@ -323,12 +323,18 @@ public final class CpuBackend implements Backend {
     @Override
     public void read(Tensor tensor, float[] target) {
         CpuTensor t = cpu("tensor", tensor);
-        if (target.length < t.size()) {
-            throw new IllegalArgumentException(
-                    "target (" + target.length + " floats) must hold rows × cols (" + t.size() + ")");
-        }
+        hostArray("target", target.length, t);
         for (int i = 0; i < t.rows; i++) {
             MemorySegment.copy(t.data, FLOAT, (t.offset + (long) i * t.ld) * Float.BYTES, target, i * t.cols, t.cols);
+        }
+    }
+
+    @Override
+    public void write(float[] source, Tensor tensor) {
+        CpuTensor t = cpu("tensor", tensor);
+        hostArray("source", source.length, t);
+        for (int i = 0; i < t.rows; i++) {
+            MemorySegment.copy(source, i * t.cols, t.data, FLOAT, (t.offset + (long) i * t.ld) * Float.BYTES, t.cols);
         }
     }
 
@@ -342,6 +348,13 @@ public final class CpuBackend implements Backend {
             return t;
         }
         throw new IllegalArgumentException(name + " (" + tensor + ") must be a tensor of a CpuBackend");
+    }
+
+    private static void hostArray(String name, int length, CpuTensor t) {
+        if (length < t.size()) {
+            throw new IllegalArgumentException(
+                    name + " (" + length + " floats) must hold rows × cols (" + t.size() + ")");
+        }
     }
 
     private static void same(String name, int value, String boundName, int bound) {
