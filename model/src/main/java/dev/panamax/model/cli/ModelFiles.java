@@ -13,6 +13,7 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Optional;
+import java.util.function.Function;
 
 /**
  * The files the CLI reads: a model is a llama2.c checkpoint ({@code .bin}), or GPT-2 as a directory with {@code
@@ -21,60 +22,23 @@ import java.util.Optional;
 final class ModelFiles {
     private ModelFiles() {}
 
-    /** An open checkpoint of either family; closing it unmaps the weights. */
-    sealed interface Model extends AutoCloseable {
-        ModelConfig config();
-
-        Transformer transformer(Backend backend);
-
-        /** The token that ends a generation, as run.c and Hugging Face do: BOS for llama2.c, none here for GPT-2. */
-        Optional<Integer> stopToken();
-
-        @Override
-        void close();
-    }
-
-    private record Llama(Llama2cCheckpoint checkpoint) implements Model {
-        @Override
-        public ModelConfig config() {
-            return checkpoint.config();
-        }
-
-        @Override
-        public Transformer transformer(Backend backend) {
-            return Transformer.llama(backend, config(), checkpoint.weights(), Transformer.DEFAULT_MAX_BATCH);
-        }
-
-        @Override
-        public Optional<Integer> stopToken() {
-            return Optional.of(Llama2cTokenizer.BOS);
-        }
-
+    /**
+     * An open checkpoint of either family; closing it unmaps the weights.
+     *
+     * @param config the configuration
+     * @param transformer builds the model on a backend
+     * @param stopToken the token that ends a generation, as run.c does (BOS for llama2.c), if any
+     * @param closer closes the checkpoint
+     */
+    record Model(
+            ModelConfig config,
+            Function<Backend, Transformer> transformer,
+            Optional<Integer> stopToken,
+            Runnable closer)
+            implements AutoCloseable {
         @Override
         public void close() {
-            checkpoint.close();
-        }
-    }
-
-    private record Gpt2(Gpt2Checkpoint checkpoint) implements Model {
-        @Override
-        public ModelConfig config() {
-            return checkpoint.config();
-        }
-
-        @Override
-        public Transformer transformer(Backend backend) {
-            return Transformer.gpt2(backend, config(), checkpoint.weights(), Transformer.DEFAULT_MAX_BATCH);
-        }
-
-        @Override
-        public Optional<Integer> stopToken() {
-            return Optional.empty();
-        }
-
-        @Override
-        public void close() {
-            checkpoint.close();
+            closer.run();
         }
     }
 
@@ -91,16 +55,31 @@ final class ModelFiles {
 
     static Model open(Path path) throws IOException {
         if (Files.isDirectory(path)) {
-            return new Gpt2(Gpt2Checkpoint.open(path));
+            return gpt2(Gpt2Checkpoint.open(path));
         }
         if (!Files.isRegularFile(path)) {
             throw new NoSuchFileException(path.toString(), null, "no such model file or directory");
         }
         if (path.getFileName().toString().endsWith(".safetensors")) {
             Path parent = path.toAbsolutePath().getParent();
-            return new Gpt2(Gpt2Checkpoint.open(parent.resolve(Gpt2Checkpoint.CONFIG_FILE), path));
+            return gpt2(Gpt2Checkpoint.open(parent.resolve(Gpt2Checkpoint.CONFIG_FILE), path));
         }
-        return new Llama(Llama2cCheckpoint.open(path));
+        Llama2cCheckpoint checkpoint = Llama2cCheckpoint.open(path);
+        return new Model(
+                checkpoint.config(),
+                backend -> Transformer.llama(
+                        backend, checkpoint.config(), checkpoint.weights(), Transformer.DEFAULT_MAX_BATCH),
+                Optional.of(Llama2cTokenizer.BOS),
+                checkpoint::close);
+    }
+
+    private static Model gpt2(Gpt2Checkpoint checkpoint) {
+        return new Model(
+                checkpoint.config(),
+                backend -> Transformer.gpt2(
+                        backend, checkpoint.config(), checkpoint.weights(), Transformer.DEFAULT_MAX_BATCH),
+                Optional.empty(),
+                checkpoint::close);
     }
 
     /**

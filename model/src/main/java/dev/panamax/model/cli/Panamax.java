@@ -151,7 +151,7 @@ public final class Panamax {
                 codec.endOfText().ifPresent(stop::add);
             }
             boolean printIds = codec == null || options.containsKey("--print-ids");
-            Transformer transformer = model.transformer(backend);
+            Transformer transformer = model.transformer().apply(backend);
             int[] previous = {prompt[prompt.length - 1]};
             Generator.Result result = new Generator(transformer, sampler, stop).generate(prompt, maxTokens, token -> {
                 if (printIds) {

@@ -101,42 +101,28 @@ class GenerateCommandTest {
         Path tokenizer = dir.resolve("tokenizer.bin");
         new Llama2cTokenizer(pieces, new float[config.vocabSize()]).write(tokenizer);
 
-        assertEquals(
-                0,
-                run(
-                        "generate",
-                        "--model",
-                        model.toString(),
-                        "--tokenizer",
-                        tokenizer.toString(),
-                        "--prompt",
-                        "hi",
-                        "--max-tokens",
-                        "5",
-                        "--seed",
-                        "9",
-                        "--print-ids"),
-                err());
+        String[] sampled = {
+            "generate",
+            "--model",
+            model.toString(),
+            "--tokenizer",
+            tokenizer.toString(),
+            "--prompt",
+            "hi",
+            "--max-tokens",
+            "5",
+            "--seed",
+            "9"
+        };
+        String[] printIds = Arrays.copyOf(sampled, sampled.length + 1);
+        printIds[sampled.length] = "--print-ids";
+        assertEquals(0, run(printIds), err());
         String[] ids = out().strip().split(" ");
         assertEquals(5, ids.length, out());
         assertTrue(err().contains("prefill: 4 tokens") && err().contains("seed 9"), err());
 
         out.reset();
-        assertEquals(
-                0,
-                run(
-                        "generate",
-                        "--model",
-                        model.toString(),
-                        "--tokenizer",
-                        tokenizer.toString(),
-                        "--prompt",
-                        "hi",
-                        "--max-tokens",
-                        "5",
-                        "--seed",
-                        "9"),
-                err());
+        assertEquals(0, run(sampled), err());
         // The same seed gives the same tokens, now decoded: byte tokens as their byte, the others as their piece.
         ByteArrayOutputStream text = new ByteArrayOutputStream();
         for (String id : ids) {
