@@ -124,9 +124,10 @@ public final class Panamax {
         int topK = (int) whole(options, "--top-k", 0, 0, Integer.MAX_VALUE);
         long seed = whole(options, "--seed", System.nanoTime(), Long.MIN_VALUE, Long.MAX_VALUE);
         Sampler sampler = new Sampler(temperature, topK, topP, seed);
-        int threads = (int) whole(options, "--threads", Parallelism.threads(), 1, Integer.MAX_VALUE);
+        // Without --threads the kernels keep their default (all processors, or the panamax.threads property).
+        int threads = (int) whole(options, "--threads", 0, 1, Integer.MAX_VALUE);
         try (ModelFiles.Model model = ModelFiles.open(Path.of(modelPath));
-                CpuBackend backend = new CpuBackend(threads)) {
+                CpuBackend backend = threads == 0 ? new CpuBackend() : new CpuBackend(threads)) {
             ModelConfig config = model.config();
             ModelFiles.Codec codec = options.containsKey("--tokenizer")
                     ? ModelFiles.tokenizer(Path.of(options.get("--tokenizer")), config)

@@ -153,9 +153,8 @@ public final class Transformer {
         }
         requireLayers(config, blocks);
         Tensor embedding = backend.weights(weights.tokenEmbedding(), config.vocabSize(), dim);
-        Tensor classifier = weights.classifier() == weights.tokenEmbedding()
-                ? embedding
-                : backend.weights(weights.classifier(), config.vocabSize(), dim);
+        Tensor classifier =
+                config.sharedClassifier() ? embedding : backend.weights(weights.classifier(), config.vocabSize(), dim);
         return new Transformer(
                 config,
                 backend,
