@@ -74,8 +74,9 @@ public final class Sampler {
         if (topK == 0 && topP == 1) {
             return pick(coin, n, null, 1);
         }
-        // Tokens below (1 - topP) / (n - 1) cannot be in the nucleus (run.c's observation): sort only the rest.
-        float cutoff = topP < 1 ? (1 - topP) / Math.max(1, n - 1) : 0;
+        // Without top-k, tokens below (1 - topP) / (n - 1) cannot be in the nucleus (run.c's observation): sort only
+        // the rest. With top-k the nucleus is cut from the k most likely tokens, so all of them must be sorted.
+        float cutoff = topK == 0 && topP < 1 ? (1 - topP) / Math.max(1, n - 1) : 0;
         int candidates = 0;
         if (order.length != n) {
             order = new Integer[n];

@@ -3,9 +3,12 @@ package dev.panamax.model.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamax.model.io.DType;
+import dev.panamax.model.io.Gpt2Checkpoint;
 import dev.panamax.model.io.Llama2cCheckpoint;
 import dev.panamax.model.io.ModelConfig;
 import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.testing.RandomWeights;
 import dev.panamax.model.testing.SharedData;
 import dev.panamax.model.tokenizer.Llama2cTokenizer;
 import java.io.BufferedReader;
@@ -131,6 +134,19 @@ class GenerateCommandTest {
         }
         text.writeBytes(System.lineSeparator().getBytes(StandardCharsets.US_ASCII));
         assertEquals(Arrays.toString(text.toByteArray()), Arrays.toString(out.toByteArray()));
+    }
+
+    @Test
+    void aGpt2DirectoryRunsAndReportsItself() throws IOException {
+        ModelConfig config = new ModelConfig(Architecture.GPT2, 16, 64, 2, 2, 2, 40, 32, 1e-5f, 0, true);
+        Gpt2Checkpoint.write(dir, config, RandomWeights.gpt2(config, 5), DType.F16);
+        assertEquals(0, run("info", dir.toString()), err());
+        assertTrue(out().contains("architecture:   GPT-2") && out().contains("context length: 32"), out());
+        out.reset();
+        assertEquals(
+                0, run("generate", "--model", dir.toString(), "--prompt-ids", "3,4,5", "--temperature", "0"), err());
+        assertEquals(30, out().strip().split(" ").length, "the default fills the context: " + out());
+        assertTrue(err().contains("prefill: 3 tokens") && err().contains("decode: 29 tokens"), err());
     }
 
     @Test

@@ -10,16 +10,13 @@ import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.backend.Tensor;
 import dev.panamax.model.io.DType;
 import dev.panamax.model.io.Gpt2Checkpoint;
-import dev.panamax.model.io.Gpt2Weights;
 import dev.panamax.model.io.Llama2cCheckpoint;
 import dev.panamax.model.io.ModelConfig;
 import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.testing.RandomWeights;
 import dev.panamax.model.testing.ReferenceTransformer;
-import dev.panamax.model.testing.Segments;
 import java.io.IOException;
-import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.function.BiFunction;
 import org.junit.jupiter.api.Test;
@@ -61,7 +58,7 @@ class TransformerTest {
 
     @Test
     void gpt2FromSafetensorsMatchesTheReferenceInPrefillAndDecode() throws IOException {
-        Gpt2Checkpoint.write(dir, GPT2, randomGpt2(GPT2, Inputs.seed("gpt2")), DType.F32);
+        Gpt2Checkpoint.write(dir, GPT2, RandomWeights.gpt2(GPT2, Inputs.seed("gpt2")), DType.F32);
         try (Gpt2Checkpoint checkpoint = Gpt2Checkpoint.open(dir);
                 CpuBackend backend = new CpuBackend()) {
             double[][] expected = ReferenceTransformer.gpt2(GPT2, checkpoint.weights(), TOKENS);
@@ -83,7 +80,7 @@ class TransformerTest {
 
     @Test
     void decodingWithTheCacheEqualsRecomputingForBothFamilies() throws IOException {
-        Gpt2Checkpoint.write(dir, GPT2, randomGpt2(GPT2, Inputs.seed("cache")), DType.F32);
+        Gpt2Checkpoint.write(dir, GPT2, RandomWeights.gpt2(GPT2, Inputs.seed("cache")), DType.F32);
         try (Llama2cCheckpoint llama = randomLlama();
                 Gpt2Checkpoint gpt2 = Gpt2Checkpoint.open(dir);
                 CpuBackend backend = new CpuBackend()) {
@@ -140,43 +137,5 @@ class TransformerTest {
 
     private static void assertClose(String what, double[] expected, Tensor logits, Transformer model) {
         Tolerance.assertClose(what, expected, read(model, logits), ABSOLUTE, RELATIVE);
-    }
-
-    /** GPT-2 weights scaled as trained ones are: matrices by 1/√fan-in, norm weights near 1, small biases. */
-    private static Gpt2Weights randomGpt2(ModelConfig c, long seed) {
-        int d = c.dim();
-        int h = c.hiddenDim();
-        long[] s = {seed};
-        List<Gpt2Weights.Layer> layers = new ArrayList<>();
-        for (int l = 0; l < c.layers(); l++) {
-            layers.add(new Gpt2Weights.Layer(
-                    around(s[0]++, d, 1),
-                    around(s[0]++, d, 0),
-                    scaled(s[0]++, d * 3 * d, d),
-                    around(s[0]++, 3 * d, 0),
-                    scaled(s[0]++, d * d, d),
-                    around(s[0]++, d, 0),
-                    around(s[0]++, d, 1),
-                    around(s[0]++, d, 0),
-                    scaled(s[0]++, d * h, d),
-                    around(s[0]++, h, 0),
-                    scaled(s[0]++, h * d, h),
-                    around(s[0]++, d, 0)));
-        }
-        return new Gpt2Weights(
-                scaled(s[0]++, c.vocabSize() * d, 1),
-                scaled(s[0]++, c.seqLen() * d, 4),
-                layers,
-                around(s[0]++, d, 1),
-                around(s[0]++, d, 0));
-    }
-
-    private static MemorySegment scaled(long seed, int count, int fanIn) {
-        float bound = (float) (1 / Math.sqrt(fanIn));
-        return Segments.of(Inputs.uniform(seed, count, -bound, bound));
-    }
-
-    private static MemorySegment around(long seed, int count, float center) {
-        return Segments.of(Inputs.uniform(seed, count, center - 0.1f, center + 0.1f));
     }
 }
