@@ -7,7 +7,6 @@ import static dev.panamax.kernels.Simd.ORDER;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
-import java.util.function.IntConsumer;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 
@@ -137,19 +136,12 @@ public final class Attention {
         int tasks = shape.batch() * shape.qHeads() * tiles;
         long macs = 2L * shape.batch() * shape.qHeads() * shape.tq() * shape.tk() * shape.headDim();
         boolean parallel = macs >= PARALLEL_MIN_MACS && shareable(q, k, v, mask, o, lse);
-        IntConsumer task = t -> {
+        Parallelism.forEach(tasks, parallel, t -> {
             int tile = t % tiles;
             int head = t / tiles % shape.qHeads();
             int b = t / tiles / shape.qHeads();
             forwardTile(shape, scale, causal, q, k, v, mask, o, lse, b, head, tile * QUERY_TILE);
-        };
-        if (parallel) {
-            Parallelism.forEach(tasks, task);
-        } else {
-            for (int t = 0; t < tasks; t++) {
-                task.accept(t);
-            }
-        }
+        });
     }
 
     /**
@@ -198,15 +190,25 @@ public final class Attention {
         int tasks = shape.batch() * shape.kvHeads();
         long macs = 5L * shape.batch() * shape.qHeads() * shape.tq() * shape.tk() * shape.headDim();
         boolean parallel = macs >= PARALLEL_MIN_MACS && shareable(q, k, v, mask, o, lse, dO, dQ, dK, dV);
-        IntConsumer task = t -> backwardGroup(
-                shape, scale, causal, q, k, v, mask, o, lse, dO, dQ, dK, dV, t / shape.kvHeads(), t % shape.kvHeads());
-        if (parallel) {
-            Parallelism.forEach(tasks, task);
-        } else {
-            for (int t = 0; t < tasks; t++) {
-                task.accept(t);
-            }
-        }
+        Parallelism.forEach(
+                tasks,
+                parallel,
+                t -> backwardGroup(
+                        shape,
+                        scale,
+                        causal,
+                        q,
+                        k,
+                        v,
+                        mask,
+                        o,
+                        lse,
+                        dO,
+                        dQ,
+                        dK,
+                        dV,
+                        t / shape.kvHeads(),
+                        t % shape.kvHeads()));
     }
 
     /** One (batch, key/value head): its dK and dV, and dQ of the query heads that share it. */

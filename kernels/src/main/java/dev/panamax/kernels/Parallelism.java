@@ -74,6 +74,17 @@ public final class Parallelism {
         return segment.isAccessibleBy(OTHER_THREAD);
     }
 
+    /** As {@link #forEach(int, IntConsumer)} when {@code parallel}, else every task in order on the calling thread. */
+    static void forEach(int tasks, boolean parallel, IntConsumer body) {
+        if (parallel) {
+            forEach(tasks, body);
+        } else {
+            for (int task = 0; task < tasks; task++) {
+                body.accept(task);
+            }
+        }
+    }
+
     /**
      * Runs {@code body} for every task index in {@code [0, tasks)}, on up to {@link #threads()} threads including the
      * caller, and returns when all have finished. Tasks must be independent; which thread runs which is not fixed.
