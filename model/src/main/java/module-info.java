@@ -4,4 +4,7 @@ module dev.panamax.model {
     requires dev.panamax.cuda;
 
     exports dev.panamax.model.cli;
+    exports dev.panamax.model.io;
+    exports dev.panamax.model.json;
+    exports dev.panamax.model.tokenizer;
 }

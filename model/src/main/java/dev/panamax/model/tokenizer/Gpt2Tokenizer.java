@@ -1,0 +1,302 @@
+package dev.panamax.model.tokenizer;
+
+import dev.panamax.model.io.BoundedFiles;
+import dev.panamax.model.io.ModelFormatException;
+import dev.panamax.model.json.Json;
+import dev.panamax.model.json.JsonFields;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.IntFunction;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * GPT-2's byte-level BPE, read from OpenAI's {@code encoder.json} and {@code vocab.bpe} (Hugging Face names them
+ * {@code vocab.json} and {@code merges.txt}). Text is split by GPT-2's pre-tokenizer pattern; each piece's UTF-8 bytes
+ * are mapped to printable characters (GPT-2's byte↔unicode table) and merged pairwise, lowest merge rank first, as
+ * OpenAI's {@code encoder.py} does; then each merged symbol is looked up in the vocabulary. Results per piece are
+ * cached. Instances are thread-safe.
+ */
+public final class Gpt2Tokenizer {
+    /** GPT-2's pre-tokenizer: contractions, letters, digits, other symbols, each optionally after one space; spaces. */
+    private static final Pattern PRE_TOKENIZER = Pattern.compile(
+            "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
+            Pattern.UNICODE_CHARACTER_CLASS); // Python's \s is Unicode whitespace; Java's is ASCII unless asked
+
+    private static final long MAX_FILE_BYTES = 100L << 20;
+    private static final int CACHE_LIMIT = 100_000;
+    private static final char[] BYTE_TO_CHAR = new char[256];
+    private static final int[] CHAR_TO_BYTE = new int[256 + 68];
+
+    static {
+        // encoder.py's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the other 68 for 256, 257, …
+        Arrays.fill(CHAR_TO_BYTE, -1);
+        int next = 256;
+        for (int b = 0; b < 256; b++) {
+            boolean printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+            BYTE_TO_CHAR[b] = (char) (printable ? b : next++);
+            CHAR_TO_BYTE[BYTE_TO_CHAR[b]] = b;
+        }
+    }
+
+    private final String[] tokens;
+    private final Map<String, Integer> encoder;
+    /** "first second" → rank; symbols never contain a space, since the byte ' ' stands as 'Ġ'. */
+    private final Map<String, Integer> ranks;
+
+    private final Map<String, int[]> cache = new ConcurrentHashMap<>();
+
+    /**
+     * Creates a tokenizer from a vocabulary and merges.
+     *
+     * @param encoder token (in GPT-2's byte alphabet) → id; the ids must be exactly 0 to size − 1
+     * @param merges the merges, highest priority first, each the two symbols it joins
+     * @throws IllegalArgumentException if an id is missing or repeated, a token has a character outside the byte
+     *     alphabet, or a merge is repeated or joins or makes a symbol that is not in the vocabulary
+     */
+    public Gpt2Tokenizer(Map<String, Integer> encoder, List<String[]> merges) {
+        this(encoder, tokensById(encoder), ranks(encoder, merges, rank -> "merge " + rank));
+    }
+
+    private Gpt2Tokenizer(Map<String, Integer> encoder, String[] tokens, Map<String, Integer> ranks) {
+        this.encoder = Map.copyOf(encoder);
+        this.tokens = tokens;
+        this.ranks = ranks;
+    }
+
+    private static String[] tokensById(Map<String, Integer> encoder) {
+        String[] tokens = new String[encoder.size()];
+        for (Map.Entry<String, Integer> entry : encoder.entrySet()) {
+            String token = entry.getKey();
+            int id = entry.getValue();
+            if (id < 0 || id >= tokens.length) {
+                throw new IllegalArgumentException("token \"" + token + "\" has id " + id + ", outside [0, "
+                        + tokens.length + ") for " + tokens.length + " tokens");
+            }
+            if (tokens[id] != null) {
+                throw new IllegalArgumentException(
+                        "id " + id + " is given to both \"" + tokens[id] + "\" and \"" + token + "\"");
+            }
+            if (token.isEmpty()) {
+                throw new IllegalArgumentException("token " + id + " is empty");
+            }
+            for (int i = 0; i < token.length(); i++) {
+                char c = token.charAt(i);
+                if (c >= CHAR_TO_BYTE.length || CHAR_TO_BYTE[c] < 0) {
+                    throw new IllegalArgumentException(
+                            "token %d \"%s\" has U+%04X, which is not in GPT-2's byte alphabet"
+                                    .formatted(id, token, (int) c));
+                }
+            }
+            tokens[id] = token;
+        }
+        return tokens;
+    }
+
+    /** Checks the merges against the vocabulary; {@code where} names a merge by its rank in error messages. */
+    private static Map<String, Integer> ranks(
+            Map<String, Integer> encoder, List<String[]> merges, IntFunction<String> where) {
+        Map<String, Integer> ranks = new HashMap<>();
+        for (int rank = 0; rank < merges.size(); rank++) {
+            String[] pair = merges.get(rank);
+            String problem = pair.length != 2
+                    ? "has " + pair.length + " symbols, not 2"
+                    : !encoder.containsKey(pair[0])
+                            ? "joins \"" + pair[0] + "\", which is not in the vocabulary"
+                            : !encoder.containsKey(pair[1])
+                                    ? "joins \"" + pair[1] + "\", which is not in the vocabulary"
+                                    : !encoder.containsKey(pair[0] + pair[1])
+                                            ? "makes \"" + pair[0] + pair[1] + "\", which is not in the vocabulary"
+                                            : ranks.putIfAbsent(pair[0] + " " + pair[1], rank) != null
+                                                    ? "repeats the merge of rank " + ranks.get(pair[0] + " " + pair[1])
+                                                    : null;
+            if (problem != null) {
+                throw new IllegalArgumentException(
+                        where.apply(rank) + ": merge \"" + String.join(" ", pair) + "\" " + problem);
+            }
+        }
+        return ranks;
+    }
+
+    /**
+     * Reads a vocabulary ({@code encoder.json} or {@code vocab.json}: a JSON object from token to id) and its merges
+     * ({@code vocab.bpe} or {@code merges.txt}: an optional {@code #version} line, then one merge per line, the two
+     * symbols separated by a space).
+     *
+     * @param vocabulary the JSON vocabulary
+     * @param merges the merges
+     * @return the tokenizer
+     * @throws ModelFormatException if either file is malformed or they do not agree, naming the file and line
+     * @throws IOException if a file cannot be read
+     */
+    public static Gpt2Tokenizer read(Path vocabulary, Path merges) throws IOException {
+        JsonFields fields = JsonFields.of(vocabulary, Json.parse(vocabulary));
+        Map<String, Integer> encoder = new HashMap<>();
+        for (String token : fields.object().members().keySet()) {
+            encoder.put(token, (int) fields.integer(token, 0, Integer.MAX_VALUE));
+        }
+        String[] tokens;
+        try {
+            tokens = tokensById(encoder);
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(vocabulary, e.getMessage(), e);
+        }
+        List<String[]> pairs = new ArrayList<>();
+        List<String> lines = readLines(merges);
+        int first = !lines.isEmpty() && lines.getFirst().startsWith("#version") ? 1 : 0;
+        int last = lines.size();
+        while (last > first && lines.get(last - 1).isEmpty()) {
+            last--; // the file ends with a newline
+        }
+        for (int i = first; i < last; i++) {
+            String line = lines.get(i);
+            String[] pair = line.split(" ", -1);
+            if (pair.length != 2 || pair[0].isEmpty() || pair[1].isEmpty()) {
+                throw new ModelFormatException(
+                        merges, "line " + (i + 1) + ": \"" + line + "\" is not two symbols separated by one space");
+            }
+            pairs.add(pair);
+        }
+        try {
+            return new Gpt2Tokenizer(encoder, tokens, ranks(encoder, pairs, rank -> "line " + (rank + first + 1)));
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(merges, e.getMessage() + " (" + vocabulary.getFileName() + ")", e);
+        }
+    }
+
+    private static List<String> readLines(Path file) throws IOException {
+        return List.of(BoundedFiles.decodeUtf8(BoundedFiles.read(file, MAX_FILE_BYTES), file)
+                .split("\r?\n", -1));
+    }
+
+    /**
+     * Returns the number of tokens.
+     *
+     * @return the vocabulary size
+     */
+    public int vocabSize() {
+        return tokens.length;
+    }
+
+    /**
+     * Returns a token's id.
+     *
+     * @param token the token as the vocabulary spells it, e.g. {@code <|endoftext|>} or {@code Ġthe}
+     * @return its id, or -1 if it is not in the vocabulary
+     */
+    public int id(String token) {
+        return encoder.getOrDefault(token, -1);
+    }
+
+    /**
+     * Encodes text. Special tokens such as {@code <|endoftext|>} are not recognized in the text: they are encoded as
+     * the characters they are made of, as tiktoken's {@code encode_ordinary} does.
+     *
+     * @param text the text; unpaired surrogates are encoded as {@code ?}, as Java's UTF-8 encoder does
+     * @return the token ids
+     */
+    public int[] encode(String text) {
+        List<int[]> pieces = new ArrayList<>();
+        int count = 0;
+        Matcher matcher = PRE_TOKENIZER.matcher(text);
+        while (matcher.find()) {
+            int[] ids = cache.get(matcher.group());
+            if (ids == null) {
+                ids = bpe(matcher.group());
+                if (cache.size() >= CACHE_LIMIT) {
+                    cache.clear(); // a crude bound: the common pieces come back quickly
+                }
+                cache.put(matcher.group(), ids);
+            }
+            pieces.add(ids);
+            count += ids.length;
+        }
+        int[] result = new int[count];
+        int n = 0;
+        for (int[] ids : pieces) {
+            System.arraycopy(ids, 0, result, n, ids.length);
+            n += ids.length;
+        }
+        return result;
+    }
+
+    /** Merges one pre-tokenized piece, lowest rank first, every occurrence of that pair at once as encoder.py does. */
+    private int[] bpe(String piece) {
+        List<String> word = new ArrayList<>();
+        for (byte b : piece.getBytes(StandardCharsets.UTF_8)) {
+            word.add(String.valueOf(BYTE_TO_CHAR[b & 0xFF]));
+        }
+        while (word.size() > 1) {
+            int bestRank = Integer.MAX_VALUE;
+            for (int i = 0; i + 1 < word.size(); i++) {
+                Integer rank = ranks.get(word.get(i) + " " + word.get(i + 1));
+                if (rank != null && rank < bestRank) {
+                    bestRank = rank;
+                }
+            }
+            if (bestRank == Integer.MAX_VALUE) {
+                break;
+            }
+            List<String> merged = new ArrayList<>(word.size());
+            for (int i = 0; i < word.size(); i++) {
+                Integer rank = i + 1 < word.size() ? ranks.get(word.get(i) + " " + word.get(i + 1)) : (Integer) null;
+                if (rank != null && rank == bestRank) {
+                    merged.add(word.get(i) + word.get(++i));
+                } else {
+                    merged.add(word.get(i));
+                }
+            }
+            word = merged;
+        }
+        int[] ids = new int[word.size()];
+        for (int i = 0; i < ids.length; i++) {
+            // Every single byte and every merge result is in the vocabulary: the constructor checked.
+            Integer id = encoder.get(word.get(i));
+            if (id == null) {
+                throw new IllegalStateException("symbol \"" + word.get(i) + "\" is not in the vocabulary");
+            }
+            ids[i] = id;
+        }
+        return ids;
+    }
+
+    /**
+     * Returns the bytes tokens stand for, which may end inside a UTF-8 character (for streaming output).
+     *
+     * @param ids the token ids
+     * @return their bytes
+     * @throws IllegalArgumentException if an id is out of range
+     */
+    public byte[] decodeBytes(int... ids) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        for (int id : ids) {
+            if (id < 0 || id >= tokens.length) {
+                throw new IllegalArgumentException("token id " + id + " is outside [0, " + tokens.length + ")");
+            }
+            String token = tokens[id];
+            for (int i = 0; i < token.length(); i++) {
+                out.write(CHAR_TO_BYTE[token.charAt(i)]);
+            }
+        }
+        return out.toByteArray();
+    }
+
+    /**
+     * Decodes tokens to text; bytes that are not valid UTF-8 become U+FFFD, as {@code errors="replace"} does.
+     *
+     * @param ids the token ids
+     * @return the text
+     * @throws IllegalArgumentException if an id is out of range
+     */
+    public String decode(int... ids) {
+        return new String(decodeBytes(ids), StandardCharsets.UTF_8);
+    }
+}

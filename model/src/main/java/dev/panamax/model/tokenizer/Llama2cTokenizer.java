@@ -1,0 +1,315 @@
+package dev.panamax.model.tokenizer;
+
+import dev.panamax.model.io.BoundedFiles;
+import dev.panamax.model.io.ModelFormatException;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.BufferUnderflowException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * llama2.c's tokenizer ({@code tokenizer.bin}): a SentencePiece-style vocabulary of byte strings with scores, encoded
+ * by scored BPE with byte fallback exactly as llama2.c's {@code run.c} does. The file holds an int32
+ * {@code max_token_length} and then, for each token, a float32 score, an int32 length and that many bytes, all
+ * little-endian; the number of tokens is not stored and comes from the model's vocabulary size. Ids 0, 1 and 2 are
+ * {@code <unk>}, BOS and EOS; ids 3 to 258 are the byte-fallback tokens {@code <0x00>} to {@code <0xFF>}.
+ */
+public final class Llama2cTokenizer {
+    /** The beginning-of-sequence token. */
+    public static final int BOS = 1;
+
+    /** The end-of-sequence token. */
+    public static final int EOS = 2;
+
+    private static final int BYTE_FALLBACK = 3; // id of <0x00>
+    private static final int MAX_TOKEN_LENGTH = 1 << 16;
+    private static final long MAX_FILE_BYTES = 1L << 30;
+
+    private final byte[][] pieces;
+    private final float[] scores;
+    /** Piece bytes as ISO-8859-1 strings (one char per byte) → first id with those bytes, as run.c's lookup. */
+    private final Map<String, Integer> ids;
+
+    /**
+     * Creates a tokenizer from its vocabulary.
+     *
+     * @param pieces each token's bytes, by id
+     * @param scores each token's merge score, by id: the higher, the earlier BPE merges into it
+     * @throws IllegalArgumentException if the lists differ in length, a score is not finite, or the vocabulary lacks
+     *     the byte-fallback tokens at ids 3 to 258 or the single space that run.c prepends to the text
+     */
+    public Llama2cTokenizer(List<byte[]> pieces, float[] scores) {
+        if (pieces.size() != scores.length) {
+            throw new IllegalArgumentException(pieces.size() + " pieces but " + scores.length + " scores");
+        }
+        this.pieces = new byte[pieces.size()][];
+        this.scores = scores.clone();
+        this.ids = new HashMap<>();
+        for (int id = 0; id < this.pieces.length; id++) {
+            this.pieces[id] = pieces.get(id).clone();
+            if (!Float.isFinite(scores[id])) {
+                throw new IllegalArgumentException("token " + id + " has score " + scores[id]);
+            }
+            if (this.pieces[id].length > MAX_TOKEN_LENGTH) {
+                throw new IllegalArgumentException(
+                        "token " + id + " is " + this.pieces[id].length + " bytes long, over " + MAX_TOKEN_LENGTH);
+            }
+            ids.putIfAbsent(key(this.pieces[id]), id);
+        }
+        if (this.pieces.length < BYTE_FALLBACK + 256) {
+            throw new IllegalArgumentException("vocabulary of " + this.pieces.length
+                    + " tokens is too small for the byte-fallback tokens at ids 3 to 258");
+        }
+        for (int b = 0; b < 256; b++) {
+            String expected = "<0x%02X>".formatted(b);
+            if (!key(this.pieces[BYTE_FALLBACK + b]).equals(expected)) {
+                throw new IllegalArgumentException("token " + (BYTE_FALLBACK + b) + " is \""
+                        + printable(this.pieces[BYTE_FALLBACK + b]) + "\", expected the byte-fallback token "
+                        + expected);
+            }
+        }
+        if (!ids.containsKey(" ")) {
+            throw new IllegalArgumentException("vocabulary has no \" \" token for the dummy prefix");
+        }
+    }
+
+    /**
+     * Reads a {@code tokenizer.bin}.
+     *
+     * @param file the file
+     * @param vocabSize the number of tokens, the model's vocabulary size (the file does not store it)
+     * @return the tokenizer
+     * @throws ModelFormatException if the file is truncated or longer than {@code vocabSize} tokens, a length is
+     *     negative or over {@code max_token_length}, a score is not finite, or the byte-fallback tokens are missing
+     * @throws IOException if the file cannot be read
+     */
+    public static Llama2cTokenizer read(Path file, int vocabSize) throws IOException {
+        if (vocabSize <= 0) {
+            throw new IllegalArgumentException("vocabSize " + vocabSize + " is not positive");
+        }
+        byte[] bytes = BoundedFiles.read(file, MAX_FILE_BYTES);
+        long size = bytes.length;
+        if ((size - Integer.BYTES) / 8 < vocabSize) { // each token takes at least its score and length
+            throw new ModelFormatException(
+                    file,
+                    "truncated: " + size + " bytes cannot hold " + vocabSize
+                            + " tokens (is the vocabulary size right?)");
+        }
+        ByteBuffer in = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        List<byte[]> pieces = new ArrayList<>();
+        float[] scores = new float[vocabSize];
+        try {
+            int maxLength = in.getInt();
+            if (maxLength < 0 || maxLength > MAX_TOKEN_LENGTH) {
+                throw new ModelFormatException(
+                        file, "max_token_length " + maxLength + " is outside [0, " + MAX_TOKEN_LENGTH + "]");
+            }
+            for (int id = 0; id < vocabSize; id++) {
+                scores[id] = in.getFloat();
+                int length = in.getInt();
+                if (length < 0 || length > maxLength) {
+                    throw new ModelFormatException(
+                            file,
+                            "token " + id + " has length " + length + ", outside [0, max_token_length " + maxLength
+                                    + "]");
+                }
+                byte[] piece = new byte[length];
+                in.get(piece);
+                pieces.add(piece);
+            }
+        } catch (BufferUnderflowException e) {
+            throw new ModelFormatException(
+                    file,
+                    "truncated: " + size + " bytes end inside token " + pieces.size() + " of " + vocabSize
+                            + " (is the vocabulary size right?)");
+        }
+        if (in.hasRemaining()) {
+            throw new ModelFormatException(
+                    file,
+                    in.remaining() + " bytes after the " + vocabSize
+                            + " tokens of the vocabulary (is the vocabulary size right?)");
+        }
+        try {
+            return new Llama2cTokenizer(pieces, scores);
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(file, e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Writes this tokenizer as a {@code tokenizer.bin}, with {@code max_token_length} the longest piece's length.
+     *
+     * @param file the file to create or replace
+     * @throws IOException if it cannot be written
+     */
+    public void write(Path file) throws IOException {
+        int maxLength = Arrays.stream(pieces).mapToInt(p -> p.length).max().orElse(0);
+        long bytes = Integer.BYTES
+                + Arrays.stream(pieces).mapToLong(p -> 8L + p.length).sum();
+        ByteBuffer out = ByteBuffer.allocate(Math.toIntExact(bytes)).order(ByteOrder.LITTLE_ENDIAN);
+        out.putInt(maxLength);
+        for (int id = 0; id < pieces.length; id++) {
+            out.putFloat(scores[id]).putInt(pieces[id].length).put(pieces[id]);
+        }
+        Files.write(file, out.array());
+    }
+
+    /**
+     * Returns the number of tokens.
+     *
+     * @return the vocabulary size
+     */
+    public int vocabSize() {
+        return pieces.length;
+    }
+
+    /**
+     * Returns a token's bytes as stored, e.g. {@code " the"} or {@code "<0x0A>"}.
+     *
+     * @param token the id
+     * @return a copy of its bytes
+     * @throws IllegalArgumentException if the id is out of range
+     */
+    public byte[] piece(int token) {
+        return pieces[check(token)].clone();
+    }
+
+    /**
+     * Returns a token's merge score.
+     *
+     * @param token the id
+     * @return its score
+     * @throws IllegalArgumentException if the id is out of range
+     */
+    public float score(int token) {
+        return scores[check(token)];
+    }
+
+    /**
+     * Encodes text as run.c does: optionally BOS; a space token before non-empty text (SentencePiece's dummy
+     * prefix); each UTF-8 character as its token, or its bytes as byte-fallback tokens if the vocabulary lacks it;
+     * then repeatedly merges the adjacent pair whose concatenation is the best-scoring token (the leftmost among
+     * equals) until no pair is a token; optionally EOS.
+     *
+     * @param text the text; unpaired surrogates are encoded as {@code ?}, as Java's UTF-8 encoder does
+     * @param bos whether to start with BOS
+     * @param eos whether to end with EOS
+     * @return the token ids
+     */
+    public int[] encode(String text, boolean bos, boolean eos) {
+        byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
+        List<Integer> tokens = new ArrayList<>();
+        if (!text.isEmpty()) {
+            tokens.add(ids.get(" "));
+        }
+        for (int start = 0; start < bytes.length; ) {
+            // A UTF-8 character: a lead byte and up to three continuation bytes, cut at four as run.c does.
+            int end = start + 1;
+            while (end < bytes.length && (bytes[end] & 0xC0) == 0x80 && end - start < 4) {
+                end++;
+            }
+            Integer id = ids.get(new String(bytes, start, end - start, StandardCharsets.ISO_8859_1));
+            if (id != null) {
+                tokens.add(id);
+            } else {
+                for (int i = start; i < end; i++) {
+                    tokens.add(BYTE_FALLBACK + (bytes[i] & 0xFF));
+                }
+            }
+            start = end;
+        }
+        while (true) {
+            float bestScore = -1e10f; // run.c's floor: pieces scored below it never merge
+            int bestId = -1;
+            int bestIndex = -1;
+            for (int i = 0; i + 1 < tokens.size(); i++) {
+                Integer merged = ids.get(key(pieces[tokens.get(i)]) + key(pieces[tokens.get(i + 1)]));
+                if (merged != null && scores[merged] > bestScore) {
+                    bestScore = scores[merged];
+                    bestId = merged;
+                    bestIndex = i;
+                }
+            }
+            if (bestIndex < 0) {
+                break;
+            }
+            tokens.set(bestIndex, bestId);
+            tokens.remove(bestIndex + 1);
+        }
+        int size = tokens.size() + (bos ? 1 : 0) + (eos ? 1 : 0);
+        int[] result = new int[size];
+        int n = 0;
+        if (bos) {
+            result[n++] = BOS;
+        }
+        for (int token : tokens) {
+            result[n++] = token;
+        }
+        if (eos) {
+            result[n] = EOS;
+        }
+        return result;
+    }
+
+    /**
+     * Returns the bytes a token stands for when it follows another, as run.c decodes: a byte-fallback token
+     * {@code <0xXX>} is that byte, and a leading space is dropped right after BOS (it is the dummy prefix).
+     *
+     * @param previous the token before, or -1 if none
+     * @param token the token
+     * @return its bytes, possibly part of a UTF-8 character that continues in the next token
+     * @throws IllegalArgumentException if the token is out of range
+     */
+    public byte[] decode(int previous, int token) {
+        byte[] piece = pieces[check(token)];
+        if (token >= BYTE_FALLBACK && token < BYTE_FALLBACK + 256) {
+            return new byte[] {(byte) (token - BYTE_FALLBACK)};
+        }
+        if (previous == BOS && piece.length > 0 && piece[0] == ' ') {
+            return Arrays.copyOfRange(piece, 1, piece.length);
+        }
+        return piece.clone();
+    }
+
+    /**
+     * Decodes tokens to text: their bytes as {@link #decode(int, int)} gives them, read as UTF-8 (malformed bytes
+     * become U+FFFD). BOS and EOS mark the sequence's ends and stand for no text.
+     *
+     * @param tokens the token ids
+     * @return the text
+     * @throws IllegalArgumentException if a token is out of range
+     */
+    public String decode(int... tokens) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        for (int i = 0; i < tokens.length; i++) {
+            if (tokens[i] != BOS && tokens[i] != EOS) {
+                out.writeBytes(decode(i == 0 ? -1 : tokens[i - 1], tokens[i]));
+            }
+        }
+        return out.toString(StandardCharsets.UTF_8);
+    }
+
+    private int check(int token) {
+        if (token < 0 || token >= pieces.length) {
+            throw new IllegalArgumentException("token id " + token + " is outside [0, " + pieces.length + ")");
+        }
+        return token;
+    }
+
+    private static String key(byte[] piece) {
+        return new String(piece, StandardCharsets.ISO_8859_1);
+    }
+
+    private static String printable(byte[] piece) {
+        return new String(piece, StandardCharsets.UTF_8).replaceAll("\\p{Cntrl}", "?");
+    }
+}

@@ -1,0 +1,176 @@
+package dev.panamax.model.json;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.panamax.model.io.ModelFormatException;
+import dev.panamax.model.json.JsonValue.JsonArray;
+import dev.panamax.model.json.JsonValue.JsonNumber;
+import dev.panamax.model.json.JsonValue.JsonObject;
+import dev.panamax.model.json.JsonValue.JsonString;
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+class JsonTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void parsesEveryKindOfValue() throws IOException {
+        JsonValue value = Json.parse(" {\"a\": [1, -2.5e3, true, false, null], \"b\": {}, \"c\": [], \"d\": \"x\"}\n");
+        JsonObject object = (JsonObject) value;
+        assertEquals(List.of("a", "b", "c", "d"), List.copyOf(object.members().keySet()));
+        List<JsonValue> a = ((JsonArray) object.get("a")).elements();
+        assertEquals(1, ((JsonNumber) a.get(0)).longValueExact());
+        assertEquals(-2500.0, ((JsonNumber) a.get(1)).doubleValue());
+        assertEquals(List.of(JsonValue.TRUE, JsonValue.FALSE, JsonValue.NULL), a.subList(2, 5));
+        assertEquals(new JsonString("x"), object.get("d"));
+        assertEquals(JsonValue.NULL, Json.parse("null"));
+        assertEquals(new JsonNumber("0"), Json.parse("0"));
+    }
+
+    @Test
+    void decodesEveryEscapeIncludingSurrogatePairs() throws IOException {
+        String json = "\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u00e9 \\u4E2D \\ud83d\\ude00 é 😀\"";
+        assertEquals(new JsonString("\" \\ / \b \f \n \r \t é 中 😀 é 😀"), Json.parse(json));
+    }
+
+    @Test
+    void exactIntegersAndDoubles() throws IOException {
+        assertEquals(300, ((JsonNumber) Json.parse("3e2")).longValueExact());
+        assertEquals(3, ((JsonNumber) Json.parse("3.0")).longValueExact());
+        assertThrows(ArithmeticException.class, () -> ((JsonNumber) Json.parse("3.5")).longValueExact());
+        assertThrows(ArithmeticException.class, () -> ((JsonNumber) Json.parse("1e999999999")).longValueExact());
+        assertEquals(1e-5, ((JsonNumber) Json.parse("1e-5")).doubleValue());
+    }
+
+    @ParameterizedTest
+    @CsvSource(delimiter = '|', textBlock = """
+            [1, 2,]                 | 1 | 7  | trailing comma before ']'
+            {"a": 1,}               | 1 | 9  | trailing comma before '}'
+            // c\\n1                | 1 | 1  | comment
+            [1 /* c */]             | 1 | 4  | comment
+            01                      | 1 | 1  | leading zero
+            -01                     | 1 | 1  | leading zero
+            1.                      | 1 | 3  | after the decimal point
+            .5                      | 1 | 1  | expected a value
+            1e                      | 1 | 3  | exponent
+            +1                      | 1 | 1  | expected a value
+            "a\tb"                  | 1 | 3  | unescaped control character U+0009
+            "\\x"                   | 1 | 2  | invalid escape sequence \\x
+            "\\u12G4"               | 1 | 2  | four hexadecimal digits
+            "\\ud83d"               | 1 | 2  | high surrogate
+            "\\ude00"               | 1 | 2  | low surrogate escape without
+            "abc                    | 1 | 1  | unterminated string
+            {"a": 1, "a": 2}        | 1 | 10 | duplicate member name "a"
+            {a: 1}                  | 1 | 2  | member name in double quotes
+            {"a" 1}                 | 1 | 6  | expected ':'
+            [1 2]                   | 1 | 4  | expected ',' or ']'
+            tru                     | 1 | 1  | expected a value
+            NaN                     | 1 | 1  | expected a value
+            {} x                    | 1 | 4  | 'x' after the JSON value
+            [1]]                    | 1 | 4  | after the JSON value
+            '   '                   | 1 | 4  | empty input
+            [\\n\\n  1,\\n  ]       | 4 | 3  | trailing comma
+            """)
+    void rejectsWithLineColumnAndProblem(String json, int line, int column, String problem) {
+        String text = json.replace("\\n", "\n").replace("\\t", "\t").replace("\\\\", "\\");
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> Json.parse(text));
+        assertTrue(e.getMessage().startsWith("line " + line + ", column " + column + ": "), e.getMessage());
+        assertTrue(e.getMessage().contains(problem), e.getMessage());
+    }
+
+    @Test
+    void namesTheFileAndRejectsBadUtf8AndByteOrderMarks() throws IOException {
+        Path file = dir.resolve("config.json");
+        Files.writeString(file, "{\n  \"a\": [1,]\n}");
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> Json.parse(file));
+        assertEquals(file + ": line 2, column 11: trailing comma before ']'", e.getMessage());
+
+        Files.write(file, new byte[] {'"', (byte) 0xC3, '"'});
+        e = assertThrows(ModelFormatException.class, () -> Json.parse(file));
+        assertTrue(e.getMessage().contains("not valid UTF-8"), e.getMessage());
+
+        Files.writeString(file, "\uFEFF{}");
+        e = assertThrows(ModelFormatException.class, () -> Json.parse(file));
+        assertTrue(e.getMessage().contains("byte order mark"), e.getMessage());
+    }
+
+    @Test
+    void boundsDepthAndSize() throws IOException {
+        String deep = "[".repeat(100_000) + "]".repeat(100_000);
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> Json.parse(deep));
+        assertTrue(e.getMessage().contains("nesting deeper than the limit of " + Json.DEFAULT_MAX_DEPTH));
+        assertEquals(
+                Json.parse("[[]]"), Json.parse("[[]]".getBytes(StandardCharsets.UTF_8), null, 2), "depth 2 allowed");
+        assertThrows(ModelFormatException.class, () -> Json.parse("[[]]".getBytes(StandardCharsets.UTF_8), null, 1));
+
+        Path big = dir.resolve("big.json");
+        try (RandomAccessFile file = new RandomAccessFile(big.toFile(), "rw")) {
+            file.setLength(Json.DEFAULT_MAX_BYTES + 1); // sparse: costs no disk
+        }
+        e = assertThrows(ModelFormatException.class, () -> Json.parse(big));
+        assertTrue(e.getMessage().contains("larger than the limit"), e.getMessage());
+    }
+
+    @Test
+    void writerRoundTripsAndEscapes() throws IOException {
+        Map<String, JsonValue> members = new LinkedHashMap<>();
+        members.put("s", new JsonString("q\" b\\ \n\t\u0001 é 中 😀"));
+        members.put("n", JsonNumber.of(-12));
+        members.put("d", JsonNumber.of(1e-5));
+        members.put("a", new JsonArray(List.of(JsonValue.TRUE, JsonValue.NULL, new JsonObject(Map.of()))));
+        JsonObject object = new JsonObject(members);
+        String text = Json.write(object);
+        assertEquals("{\"s\":\"q\\\" b\\\\ \\n\\t\\u0001 é 中 😀\",\"n\":-12,\"d\":1.0E-5,\"a\":[true,null,{}]}", text);
+        assertEquals(object, Json.parse(text));
+        assertThrows(IllegalArgumentException.class, () -> Json.write(new JsonString("\ud83d")));
+        assertThrows(IllegalArgumentException.class, () -> JsonNumber.of(Double.NaN));
+    }
+
+    @Test
+    void fieldsCheckTypesAndRanges() throws IOException {
+        JsonFields fields = JsonFields.of(
+                "config.json",
+                Json.parse("{\"n\": 12, \"x\": 1.5, \"s\": \"t\", \"o\": {\"k\": [1, 2, -3]}, \"z\": null}"));
+        assertEquals(12, fields.integer("n", 1, 100));
+        assertEquals(7, fields.integer("z", 1, 100, 7));
+        assertEquals(7, fields.integer("absent", 1, 100, 7));
+        assertEquals(1.5, fields.number("x", 0));
+        assertEquals("t", fields.string("s"));
+        assertArrayEquals(new long[] {1, 2, -3}, fields.object("o").integers("k", -5, 5));
+        assertEquals(
+                "config.json: o.k[2]: value -3 is outside [0, 5]",
+                assertThrows(ModelFormatException.class, () -> fields.object("o")
+                                .integers("k", 0, 5))
+                        .getMessage());
+        assertEquals(
+                "config.json: x: expected an integer, found 1.5",
+                assertThrows(ModelFormatException.class, () -> fields.integer("x", 0, 5))
+                        .getMessage());
+        assertEquals(
+                "config.json: s: expected an integer, found a string",
+                assertThrows(ModelFormatException.class, () -> fields.integer("s", 0, 5))
+                        .getMessage());
+        assertEquals(
+                "config.json: m: missing",
+                assertThrows(ModelFormatException.class, () -> fields.string("m"))
+                        .getMessage());
+        assertEquals(
+                "config.json: expected a JSON object at the top level, found an array",
+                assertThrows(ModelFormatException.class, () -> JsonFields.of("config.json", Json.parse("[]")))
+                        .getMessage());
+    }
+}
