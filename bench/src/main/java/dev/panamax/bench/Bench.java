@@ -29,6 +29,9 @@ public final class Bench {
     static {
         SUITES.put("gemm", GemmBench.class);
         SUITES.put("downcall", DowncallBench.class);
+        SUITES.put("ops", OpsBench.class);
+        SUITES.put("attention", AttentionBench.class);
+        SUITES.put("decode", AttentionDecodeBench.class);
     }
 
     private Bench() {}

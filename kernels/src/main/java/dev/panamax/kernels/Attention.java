@@ -8,7 +8,6 @@ import static dev.panamax.kernels.Simd.ORDER;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * Fused multi-head attention, {@code O = softmax(scale·Q·Kᵀ + mask)·V}, computed flash-style: queries in tiles,
@@ -273,7 +272,7 @@ public final class Attention {
                         if (logSum == Float.NEGATIVE_INFINITY) {
                             Arrays.fill(w.scores, row, row + nk, 0f);
                         } else {
-                            VectorMath.expShifted(w.scores, row, nk, logSum);
+                            VectorMath.expSum(w.scores, row, nk, logSum);
                         }
                     }
                     // dV += Pᵀ·dO
@@ -396,10 +395,7 @@ public final class Attention {
             sums = FloatVector.fromMemorySegment(FLOATS, a, (aIndex + j) * Float.BYTES, ORDER)
                     .fma(FloatVector.fromMemorySegment(FLOATS, b, (bIndex + j) * Float.BYTES, ORDER), sums);
         }
-        float sum = 0;
-        for (int lane = 0; lane < LANES; lane++) {
-            sum += sums.lane(lane);
-        }
+        float sum = Simd.sum(sums);
         for (; j < count; j++) {
             sum = Math.fma(a.getAtIndex(FLOAT, aIndex + j), b.getAtIndex(FLOAT, bIndex + j), sum);
         }
@@ -535,7 +531,7 @@ public final class Attention {
                     continue;
                 }
                 float correction = previous == Float.NEGATIVE_INFINITY ? 0f : (float) StrictMath.exp(previous - max);
-                w.sum[i] = w.sum[i] * correction + VectorMath.expShifted(w.scores, row, nk, max);
+                w.sum[i] = w.sum[i] * correction + VectorMath.expSum(w.scores, row, nk, max);
                 w.max[i] = max;
                 if (correction != 1f) {
                     scaleRow(w.acc, i * d, d, correction);
@@ -573,15 +569,14 @@ public final class Attention {
     }
 
     /** The largest of {@code values[from, from + count)}; NaN if any is NaN. */
-    static float rowMax(float[] values, int from, int count) {
-        int vectorEnd = count - count % LANES;
+    private static float rowMax(float[] values, int from, int count) {
+        int end = Simd.vectorEnd(count);
         FloatVector max = FloatVector.broadcast(FLOATS, Float.NEGATIVE_INFINITY);
-        for (int j = 0; j < vectorEnd; j += LANES) {
+        for (int j = 0; j < end; j += LANES) {
             max = max.max(FloatVector.fromArray(FLOATS, values, from + j));
         }
-        // Maximum is exact and order-free, so a lane reduction is safe here.
-        float result = max.reduceLanes(VectorOperators.MAX);
-        for (int j = vectorEnd; j < count; j++) {
+        float result = Simd.max(max);
+        for (int j = end; j < count; j++) {
             result = Math.max(result, values[from + j]);
         }
         return result;

@@ -40,12 +40,17 @@ final class Checks {
 
     /** Checks that {@code [offset, offset + extent)} lies inside an array of {@code length} floats. */
     static void range(String name, long length, String offsetName, long offset, long extent, String what) {
+        range(name, length, "floats", offsetName, offset, extent, what);
+    }
+
+    private static void range(
+            String name, long length, String unit, String offsetName, long offset, long extent, String what) {
         if (offset < 0) {
             throw new IndexOutOfBoundsException(offsetName + " (" + offset + ") must be >= 0");
         }
         if (offset + extent > length) {
-            throw new IndexOutOfBoundsException(name + " holds " + length + " floats, but " + what + " needs " + extent
-                    + " from " + offsetName + " (" + offset + "), up to index " + (offset + extent - 1));
+            throw new IndexOutOfBoundsException(name + " holds " + length + " " + unit + ", but " + what + " needs "
+                    + extent + " from " + offsetName + " (" + offset + "), up to index " + (offset + extent - 1));
         }
     }
 
@@ -55,6 +60,66 @@ final class Checks {
 
     static void range(String name, MemorySegment segment, String offsetName, long offset, long extent, String what) {
         range(name, notNull(name, segment).byteSize() / Float.BYTES, offsetName, offset, extent, what);
+    }
+
+    static void intRange(String name, MemorySegment segment, String offsetName, long offset, long extent, String what) {
+        range(name, notNull(name, segment).byteSize() / Integer.BYTES, "ints", offsetName, offset, extent, what);
+    }
+
+    static void finite(String name, float value) {
+        if (!Float.isFinite(value)) {
+            throw new IllegalArgumentException(name + " (" + value + ") must be finite");
+        }
+    }
+
+    static void positive(String name, double value) {
+        if (!(value > 0) || Double.isInfinite(value)) {
+            throw new IllegalArgumentException(name + " (" + value + ") must be finite and > 0");
+        }
+    }
+
+    static void nonNegative(String name, float value) {
+        if (!(value >= 0) || Float.isInfinite(value)) {
+            throw new IllegalArgumentException(name + " (" + value + ") must be finite and >= 0");
+        }
+    }
+
+    /**
+     * Checks a row-major {@code rows × cols} operand named {@code name}, at {@code nameOffset} with leading dimension
+     * {@code ld}: the leading dimension covers a row, the rows lie inside the segment, and the segment is writable
+     * when the kernel writes there.
+     */
+    static void matrix(
+            String name,
+            MemorySegment segment,
+            long offset,
+            int rows,
+            int cols,
+            String ldName,
+            int ld,
+            boolean written) {
+        leadingDimension(ldName, ld, "cols", cols, name);
+        range(name, segment, name + "Offset", offset, matrixExtent(rows, cols, ld), name);
+        if (written) {
+            writable(name, segment);
+        }
+    }
+
+    /** Checks a vector of {@code length} floats named {@code name} at {@code nameOffset}. */
+    static void vector(String name, MemorySegment segment, long offset, long length, boolean written) {
+        range(name, segment, name + "Offset", offset, length, name);
+        if (written) {
+            writable(name, segment);
+        }
+    }
+
+    /** A heap segment over a caller's array, so that array and segment entry points share one implementation. */
+    static MemorySegment wrap(String name, float[] array) {
+        return MemorySegment.ofArray(notNull(name, array));
+    }
+
+    static MemorySegment wrap(String name, int[] array) {
+        return MemorySegment.ofArray(notNull(name, array));
     }
 
     static void writable(String name, MemorySegment segment) {

@@ -85,6 +85,19 @@ public final class Parallelism {
         }
     }
 
+    /** Whether workers may access all of these segments; null ones (absent optional operands) do not count. */
+    static boolean shareable(MemorySegment first, MemorySegment... more) {
+        if (first != null && !shareable(first)) {
+            return false;
+        }
+        for (MemorySegment segment : more) {
+            if (segment != null && !shareable(segment)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /**
      * Runs {@code body} for every task index in {@code [0, tasks)}, on up to {@link #threads()} threads including the
      * caller, and returns when all have finished. Tasks must be independent; which thread runs which is not fixed.

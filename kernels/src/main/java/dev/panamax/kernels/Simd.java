@@ -1,8 +1,11 @@
 package dev.panamax.kernels;
 
+import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -20,6 +23,72 @@ final class Simd {
     static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
     private Simd() {}
+
+    /** The vector of floats at float index {@code index} of {@code segment}. */
+    static FloatVector load(MemorySegment segment, long index) {
+        return FloatVector.fromMemorySegment(FLOATS, segment, index * Float.BYTES, ORDER);
+    }
+
+    /** The floats at {@code index} where {@code mask} is set, zero elsewhere; nothing outside the mask is read. */
+    static FloatVector load(MemorySegment segment, long index, VectorMask<Float> mask) {
+        return FloatVector.fromMemorySegment(FLOATS, segment, index * Float.BYTES, ORDER, mask);
+    }
+
+    static void store(FloatVector vector, MemorySegment segment, long index) {
+        vector.intoMemorySegment(segment, index * Float.BYTES, ORDER);
+    }
+
+    static void store(FloatVector vector, MemorySegment segment, long index, VectorMask<Float> mask) {
+        vector.intoMemorySegment(segment, index * Float.BYTES, ORDER, mask);
+    }
+
+    /** Lanes {@code [0, count - from)} of a tail that starts at {@code from}. */
+    static VectorMask<Float> tail(int from, int count) {
+        return FLOATS.indexInRange(from, count);
+    }
+
+    /** The end of the whole vectors in a run of {@code count} floats. */
+    static int vectorEnd(int count) {
+        return count - count % LANES;
+    }
+
+    /** Writes {@code value} to {@code count} floats from {@code index}. */
+    static void fill(MemorySegment segment, long index, int count, float value) {
+        FloatVector v = FloatVector.broadcast(FLOATS, value);
+        int end = vectorEnd(count);
+        for (int j = 0; j < end; j += LANES) {
+            store(v, segment, index + j);
+        }
+        if (end < count) {
+            store(v, segment, index + end, tail(end, count));
+        }
+    }
+
+    /**
+     * The sum of the lanes, added as a fixed pairwise tree. {@code reduceLanes}' order differs between interpreted and
+     * compiled code, and a result must not depend on when the JIT got to it; {@code lane(i)} with constant indices
+     * compiles to plain extracts, while a loop over lanes or a shuffle taken from an array does not.
+     */
+    static float sum(FloatVector v) {
+        return switch (LANES) {
+            case 2 -> v.lane(0) + v.lane(1);
+            case 4 -> (v.lane(0) + v.lane(1)) + (v.lane(2) + v.lane(3));
+            case 8 ->
+                ((v.lane(0) + v.lane(1)) + (v.lane(2) + v.lane(3)))
+                        + ((v.lane(4) + v.lane(5)) + (v.lane(6) + v.lane(7)));
+            case 16 ->
+                (((v.lane(0) + v.lane(1)) + (v.lane(2) + v.lane(3)))
+                                + ((v.lane(4) + v.lane(5)) + (v.lane(6) + v.lane(7))))
+                        + (((v.lane(8) + v.lane(9)) + (v.lane(10) + v.lane(11)))
+                                + ((v.lane(12) + v.lane(13)) + (v.lane(14) + v.lane(15))));
+            default -> throw new IllegalStateException(LANES + " float lanes");
+        };
+    }
+
+    /** The largest lane; NaN if any lane is NaN. Maximum is exact, so the reduction's order does not matter. */
+    static float max(FloatVector v) {
+        return v.reduceLanes(VectorOperators.MAX);
+    }
 
     private static VectorSpecies<Float> chooseSpecies(String bits) {
         if (bits == null || bits.isBlank()) {

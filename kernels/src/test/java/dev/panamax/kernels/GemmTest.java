@@ -2,6 +2,7 @@ package dev.panamax.kernels;
 
 import static dev.panamax.kernels.Transpose.NO_TRANSPOSE;
 import static dev.panamax.kernels.Transpose.TRANSPOSE;
+import static dev.panamax.kernels.testing.Agreement.assertRejected;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -21,7 +22,6 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -542,13 +542,6 @@ class GemmTest {
                         17,
                         2));
         assertArrayEquals(before, c, "C was written by a rejected call");
-    }
-
-    private static void assertRejected(Class<? extends RuntimeException> type, String message, Executable call) {
-        RuntimeException thrown = assertThrows(type, call);
-        assertTrue(
-                thrown.getMessage().contains(message),
-                () -> "expected «" + message + "» in «" + thrown.getMessage() + "»");
     }
 
     @Test

@@ -1,0 +1,205 @@
+package dev.panamax.bench;
+
+import dev.panamax.kernels.Activation;
+import dev.panamax.kernels.Activations;
+import dev.panamax.kernels.CrossEntropy;
+import dev.panamax.kernels.LayerNorm;
+import dev.panamax.kernels.Parallelism;
+import dev.panamax.kernels.RmsNorm;
+import dev.panamax.kernels.Softmax;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * The transformer's memory-bound ops, single thread, on a tensor of {@code rows × cols} floats sized past L2 (16 MiB
+ * of input): Panamax next to the plain-Java scalar loop a user would write ({@code Math.exp}, {@code Math.tanh}).
+ * Rates are GB/s of the bytes each op must move (input read once, output written once): 8 bytes an element, so
+ * ns/element is 8 / (GB/s).
+ */
+@State(Scope.Thread)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MICROSECONDS)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+@Fork(1)
+public class OpsBench {
+    /** Floats in the input tensor: 16 MiB, well past L2 (and most of a shared L3). */
+    private static final int ELEMENTS = 1 << 22;
+
+    @Param({"softmax", "layernorm", "rmsnorm", "gelu", "silu", "crossentropy"})
+    public String op;
+
+    @Param({"768", "1024", "4096", "50257"})
+    public int cols;
+
+    private int rows;
+    private float[] x;
+    private float[] y;
+    private float[] weight;
+    private float[] bias;
+    private int[] targets;
+
+    /**
+     * The bytes one operation moves: the input read and the output written once (cross-entropy: the logits read and
+     * their gradient written).
+     *
+     * @param params the benchmark's parameters
+     * @return the workload
+     */
+    public static Workload workload(Map<String, String> params) {
+        int cols = Integer.parseInt(params.get("cols"));
+        long elements = (long) rows(cols) * cols;
+        return Workload.bytes(2.0 * Float.BYTES * elements, 1);
+    }
+
+    private static int rows(int cols) {
+        return Math.max(1, ELEMENTS / cols);
+    }
+
+    @Setup(Level.Trial)
+    public void setUp() {
+        rows = rows(cols);
+        SplittableRandom random = new SplittableRandom(1);
+        x = new float[rows * cols];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) (random.nextDouble() * 8 - 4);
+        }
+        y = new float[rows * cols];
+        weight = new float[cols];
+        bias = new float[cols];
+        for (int j = 0; j < cols; j++) {
+            weight[j] = (float) (0.5 + random.nextDouble());
+            bias[j] = (float) (random.nextDouble() - 0.5);
+        }
+        targets = new int[rows];
+        for (int i = 0; i < rows; i++) {
+            targets[i] = random.nextInt(cols);
+        }
+        Parallelism.setThreads(1);
+    }
+
+    @Benchmark
+    public float panamax() {
+        int n = rows * cols;
+        switch (op) {
+            case "softmax" -> Softmax.forward(rows, cols, 1f, Softmax.UNMASKED, x, 0, cols, y, 0, cols);
+            case "layernorm" ->
+                LayerNorm.forward(rows, cols, 1e-5f, x, 0, cols, weight, 0, bias, 0, y, 0, cols, null, 0, null, 0);
+            case "rmsnorm" -> RmsNorm.forward(rows, cols, 1e-5f, x, 0, cols, weight, 0, y, 0, cols, null, 0);
+            case "gelu" -> Activations.forward(Activation.GELU_TANH, n, x, 0, y, 0);
+            case "silu" -> Activations.forward(Activation.SILU, n, x, 0, y, 0);
+            default -> {
+                return CrossEntropy.forward(rows, cols, x, 0, cols, targets, 0, -100, y, 0, cols);
+            }
+        }
+        return y[0];
+    }
+
+    @Benchmark
+    public float plainJava() {
+        int n = rows * cols;
+        switch (op) {
+            case "softmax" -> {
+                for (int i = 0; i < rows; i++) {
+                    softmaxRow(i * cols, 1f);
+                }
+            }
+            case "layernorm" -> {
+                for (int i = 0; i < rows; i++) {
+                    layerNormRow(i * cols);
+                }
+            }
+            case "rmsnorm" -> {
+                for (int i = 0; i < rows; i++) {
+                    rmsNormRow(i * cols);
+                }
+            }
+            case "gelu" -> {
+                for (int i = 0; i < n; i++) {
+                    float v = x[i];
+                    y[i] = (float) (0.5 * v * (1 + Math.tanh(0.7978845608 * (v + 0.044715 * v * v * v))));
+                }
+            }
+            case "silu" -> {
+                for (int i = 0; i < n; i++) {
+                    y[i] = (float) (x[i] / (1 + Math.exp(-x[i])));
+                }
+            }
+            default -> {
+                double loss = 0;
+                for (int i = 0; i < rows; i++) {
+                    loss += crossEntropyRow(i, 1f / rows);
+                }
+                return (float) (loss / rows);
+            }
+        }
+        return y[0];
+    }
+
+    /** Writes {@code weight·softmax} of the row at {@code at} into y; returns the row's log-sum-exp. */
+    private double softmaxRow(int at, float weight) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int j = 0; j < cols; j++) {
+            max = Math.max(max, x[at + j]);
+        }
+        float sum = 0;
+        for (int j = 0; j < cols; j++) {
+            float e = (float) Math.exp(x[at + j] - max);
+            y[at + j] = e;
+            sum += e;
+        }
+        float scale = weight / sum;
+        for (int j = 0; j < cols; j++) {
+            y[at + j] *= scale;
+        }
+        return max + Math.log(sum);
+    }
+
+    private void layerNormRow(int at) {
+        float sum = 0;
+        for (int j = 0; j < cols; j++) {
+            sum += x[at + j];
+        }
+        float mean = sum / cols;
+        float squares = 0;
+        for (int j = 0; j < cols; j++) {
+            float d = x[at + j] - mean;
+            squares += d * d;
+        }
+        float rstd = (float) (1 / Math.sqrt(squares / cols + 1e-5));
+        for (int j = 0; j < cols; j++) {
+            y[at + j] = (x[at + j] - mean) * rstd * weight[j] + bias[j];
+        }
+    }
+
+    private void rmsNormRow(int at) {
+        float squares = 0;
+        for (int j = 0; j < cols; j++) {
+            squares += x[at + j] * x[at + j];
+        }
+        float rstd = (float) (1 / Math.sqrt(squares / cols + 1e-5));
+        for (int j = 0; j < cols; j++) {
+            y[at + j] = x[at + j] * rstd * weight[j];
+        }
+    }
+
+    private double crossEntropyRow(int i, float weightOfRow) {
+        int at = i * cols;
+        double logSumExp = softmaxRow(at, weightOfRow);
+        y[at + targets[i]] -= weightOfRow;
+        return logSumExp - x[at + targets[i]];
+    }
+}

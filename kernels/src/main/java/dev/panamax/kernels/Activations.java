@@ -1,0 +1,373 @@
+package dev.panamax.kernels;
+
+import static dev.panamax.kernels.Simd.LANES;
+import static dev.panamax.kernels.Simd.load;
+import static dev.panamax.kernels.Simd.store;
+import static dev.panamax.kernels.Simd.tail;
+import static dev.panamax.kernels.Simd.vectorEnd;
+
+import java.lang.foreign.MemorySegment;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+
+/**
+ * The transformer's activation functions over {@code n} contiguous floats, forward and backward: the {@link
+ * Activation}s GELU (tanh approximation and exact) and SiLU, and SwiGLU ({@code silu(gate)⊙up}, Llama's gated
+ * feed-forward). GELU's tanh form is computed as the equal {@code x·sigmoid(2u)}, which has no cancellation; the exact
+ * form's erfc is a Chebyshev fit of relative error below 1.2e-7 (Numerical Recipes' {@code erfcc}), evaluated in
+ * float: within 1e-5 of {@code |y|} (2e-6 for |x| < 5).
+ *
+ * <p>Backward kernels take the forward's input (not its output) and the upstream gradient and overwrite the input
+ * gradient: {@code dx = dy⊙f'(x)}. Outputs may be the same storage as an input (same offset) to work in place. NaN
+ * propagates; forward, +∞ maps to +∞ and -∞ to NaN for GELU (as {@code 0.5·x·(1 + tanh)} does) and SiLU; backward,
+ * inputs beyond ±100 (infinities included) get the derivative's limit, 1 or 0. The exponentials are
+ * {@code VectorMath.exp} (within 2 ulp). Offsets count floats; arguments are checked before anything is written;
+ * large arrays are split over the threads of {@link Parallelism} (results do not depend on the split).
+ */
+public final class Activations {
+    // Activation's ordinals, as int constants the JIT folds into the loops.
+    private static final int GELU_TANH = Activation.GELU_TANH.ordinal();
+    private static final int GELU = Activation.GELU.ordinal();
+
+    /** -2√(2/π): {@code x·(C1 + C2·x²)} is the exponent {@code -2u} of GELU's tanh form. */
+    private static final float C1 = -1.5957691216057308f;
+
+    private static final float C2 = C1 * 0.044715f;
+    /** Cap on exponents in the backward, so that {@code e·s²} is tiny rather than ∞·0. */
+    private static final float EXP_CAP = 80f;
+    /**
+     * Derivatives are evaluated at x clamped to ±100, where they have reached their limits (1 and 0) in float; this
+     * keeps {@code x²} and {@code x·e} finite, so that huge and infinite inputs get those limits rather than NaN.
+     */
+    private static final float DERIVATIVE_RANGE = 100f;
+
+    private static final float INV_SQRT_2 = 0.70710678118654752f;
+    private static final float INV_SQRT_2PI = 0.39894228040143268f;
+
+    private Activations() {}
+
+    /**
+     * {@code y = f(x)} on arrays.
+     *
+     * @param function the activation
+     * @param n number of elements, at least 0
+     * @param x the input
+     * @param xOffset index of x's first element
+     * @param y the output; may be x itself
+     * @param yOffset index of y's first element
+     */
+    public static void forward(Activation function, int n, float[] x, int xOffset, float[] y, int yOffset) {
+        forward(function, n, Checks.wrap("x", x), xOffset, Checks.wrap("y", y), yOffset);
+    }
+
+    /**
+     * {@code y = f(x)} on memory segments; as {@link #forward(Activation, int, float[], int, float[], int)}.
+     *
+     * @param function the activation
+     * @param n number of elements, at least 0
+     * @param x the input
+     * @param xOffset index (in floats) of x's first element
+     * @param y the output; may be x itself; must be writable
+     * @param yOffset index (in floats) of y's first element
+     */
+    public static void forward(
+            Activation function, int n, MemorySegment x, long xOffset, MemorySegment y, long yOffset) {
+        Checks.notNull("function", function);
+        Checks.nonNegative("n", n);
+        Checks.vector("x", x, xOffset, n, false);
+        Checks.vector("y", y, yOffset, n, true);
+        int kind = function.ordinal();
+        Rows.forEachSpan(n, Parallelism.shareable(x, y), (from, to) -> {
+            int end = from + vectorEnd(to - from);
+            for (int j = from; j < end; j += LANES) {
+                store(function(kind, load(x, xOffset + j)), y, yOffset + j);
+            }
+            if (end < to) {
+                VectorMask<Float> m = tail(end, to);
+                store(function(kind, load(x, xOffset + end, m)), y, yOffset + end, m);
+            }
+        });
+    }
+
+    /**
+     * The gradient {@code dx = dy⊙f'(x)} on arrays, from the forward's input x.
+     *
+     * @param function the activation
+     * @param n number of elements, at least 0
+     * @param x the forward's input
+     * @param xOffset index of x's first element
+     * @param dy the gradient with respect to the output
+     * @param dyOffset index of dy's first element
+     * @param dx the gradient with respect to x, overwritten; may be dy or x itself
+     * @param dxOffset index of dx's first element
+     */
+    public static void backward(
+            Activation function, int n, float[] x, int xOffset, float[] dy, int dyOffset, float[] dx, int dxOffset) {
+        backward(
+                function,
+                n,
+                Checks.wrap("x", x),
+                xOffset,
+                Checks.wrap("dy", dy),
+                dyOffset,
+                Checks.wrap("dx", dx),
+                dxOffset);
+    }
+
+    /**
+     * The gradient {@code dx = dy⊙f'(x)} on memory segments; as {@link #backward(Activation, int, float[], int,
+     * float[], int, float[], int)}.
+     *
+     * @param function the activation
+     * @param n number of elements, at least 0
+     * @param x the forward's input
+     * @param xOffset index (in floats) of x's first element
+     * @param dy the gradient with respect to the output
+     * @param dyOffset index (in floats) of dy's first element
+     * @param dx the gradient with respect to x, overwritten; may be dy or x itself; must be writable
+     * @param dxOffset index (in floats) of dx's first element
+     */
+    public static void backward(
+            Activation function,
+            int n,
+            MemorySegment x,
+            long xOffset,
+            MemorySegment dy,
+            long dyOffset,
+            MemorySegment dx,
+            long dxOffset) {
+        Checks.notNull("function", function);
+        Checks.nonNegative("n", n);
+        Checks.vector("x", x, xOffset, n, false);
+        Checks.vector("dy", dy, dyOffset, n, false);
+        Checks.vector("dx", dx, dxOffset, n, true);
+        int kind = function.ordinal();
+        Rows.forEachSpan(n, Parallelism.shareable(x, dy, dx), (from, to) -> {
+            int end = from + vectorEnd(to - from);
+            for (int j = from; j < end; j += LANES) {
+                store(derivative(kind, load(x, xOffset + j)).mul(load(dy, dyOffset + j)), dx, dxOffset + j);
+            }
+            if (end < to) {
+                VectorMask<Float> m = tail(end, to);
+                FloatVector d = derivative(kind, load(x, xOffset + end, m)).mul(load(dy, dyOffset + end, m));
+                store(d, dx, dxOffset + end, m);
+            }
+        });
+    }
+
+    /**
+     * SwiGLU on arrays: {@code y = silu(gate)⊙up}.
+     *
+     * @param n number of elements, at least 0
+     * @param gate the gate projection
+     * @param gateOffset index of gate's first element
+     * @param up the up projection
+     * @param upOffset index of up's first element
+     * @param y the output; may be gate or up itself
+     * @param yOffset index of y's first element
+     */
+    public static void swigluForward(
+            int n, float[] gate, int gateOffset, float[] up, int upOffset, float[] y, int yOffset) {
+        swigluForward(
+                n,
+                Checks.wrap("gate", gate),
+                gateOffset,
+                Checks.wrap("up", up),
+                upOffset,
+                Checks.wrap("y", y),
+                yOffset);
+    }
+
+    /**
+     * SwiGLU on memory segments; as {@link #swigluForward(int, float[], int, float[], int, float[], int)}.
+     *
+     * @param n number of elements, at least 0
+     * @param gate the gate projection
+     * @param gateOffset index (in floats) of gate's first element
+     * @param up the up projection
+     * @param upOffset index (in floats) of up's first element
+     * @param y the output; may be gate or up itself; must be writable
+     * @param yOffset index (in floats) of y's first element
+     */
+    public static void swigluForward(
+            int n,
+            MemorySegment gate,
+            long gateOffset,
+            MemorySegment up,
+            long upOffset,
+            MemorySegment y,
+            long yOffset) {
+        Checks.nonNegative("n", n);
+        Checks.vector("gate", gate, gateOffset, n, false);
+        Checks.vector("up", up, upOffset, n, false);
+        Checks.vector("y", y, yOffset, n, true);
+        Rows.forEachSpan(n, Parallelism.shareable(gate, up, y), (from, to) -> {
+            int end = from + vectorEnd(to - from);
+            for (int j = from; j < end; j += LANES) {
+                store(silu(load(gate, gateOffset + j)).mul(load(up, upOffset + j)), y, yOffset + j);
+            }
+            if (end < to) {
+                VectorMask<Float> m = tail(end, to);
+                store(silu(load(gate, gateOffset + end, m)).mul(load(up, upOffset + end, m)), y, yOffset + end, m);
+            }
+        });
+    }
+
+    /**
+     * The gradients of SwiGLU, on arrays: {@code dgate = dy⊙up⊙silu'(gate)}, {@code dup = dy⊙silu(gate)}.
+     *
+     * @param n number of elements, at least 0
+     * @param gate the forward's gate
+     * @param gateOffset index of gate's first element
+     * @param up the forward's up projection
+     * @param upOffset index of up's first element
+     * @param dy the gradient with respect to the output
+     * @param dyOffset index of dy's first element
+     * @param dgate the gate's gradient, overwritten; may be gate itself
+     * @param dgateOffset index of dgate's first element
+     * @param dup the up projection's gradient, overwritten; may be up or dy itself
+     * @param dupOffset index of dup's first element
+     */
+    public static void swigluBackward(
+            int n,
+            float[] gate,
+            int gateOffset,
+            float[] up,
+            int upOffset,
+            float[] dy,
+            int dyOffset,
+            float[] dgate,
+            int dgateOffset,
+            float[] dup,
+            int dupOffset) {
+        swigluBackward(
+                n,
+                Checks.wrap("gate", gate),
+                gateOffset,
+                Checks.wrap("up", up),
+                upOffset,
+                Checks.wrap("dy", dy),
+                dyOffset,
+                Checks.wrap("dgate", dgate),
+                dgateOffset,
+                Checks.wrap("dup", dup),
+                dupOffset);
+    }
+
+    /**
+     * The gradients of SwiGLU on memory segments; as {@link #swigluBackward(int, float[], int, float[], int, float[],
+     * int, float[], int, float[], int)}.
+     *
+     * @param n number of elements, at least 0
+     * @param gate the forward's gate
+     * @param gateOffset index (in floats) of gate's first element
+     * @param up the forward's up projection
+     * @param upOffset index (in floats) of up's first element
+     * @param dy the gradient with respect to the output
+     * @param dyOffset index (in floats) of dy's first element
+     * @param dgate the gate's gradient, overwritten; must be writable
+     * @param dgateOffset index (in floats) of dgate's first element
+     * @param dup the up projection's gradient, overwritten; must be writable
+     * @param dupOffset index (in floats) of dup's first element
+     */
+    public static void swigluBackward(
+            int n,
+            MemorySegment gate,
+            long gateOffset,
+            MemorySegment up,
+            long upOffset,
+            MemorySegment dy,
+            long dyOffset,
+            MemorySegment dgate,
+            long dgateOffset,
+            MemorySegment dup,
+            long dupOffset) {
+        Checks.nonNegative("n", n);
+        Checks.vector("gate", gate, gateOffset, n, false);
+        Checks.vector("up", up, upOffset, n, false);
+        Checks.vector("dy", dy, dyOffset, n, false);
+        Checks.vector("dgate", dgate, dgateOffset, n, true);
+        Checks.vector("dup", dup, dupOffset, n, true);
+        Rows.forEachSpan(n, Parallelism.shareable(gate, up, dy, dgate, dup), (from, to) -> {
+            int end = from + vectorEnd(to - from);
+            for (int j = from; j < end; j += LANES) {
+                FloatVector g = load(gate, gateOffset + j);
+                FloatVector d = load(dy, dyOffset + j);
+                FloatVector u = load(up, upOffset + j);
+                store(d.mul(u).mul(siluDerivative(clamp(g))), dgate, dgateOffset + j);
+                store(d.mul(silu(g)), dup, dupOffset + j);
+            }
+            if (end < to) {
+                VectorMask<Float> m = tail(end, to);
+                FloatVector g = load(gate, gateOffset + end, m);
+                FloatVector d = load(dy, dyOffset + end, m);
+                FloatVector u = load(up, upOffset + end, m);
+                store(d.mul(u).mul(siluDerivative(clamp(g))), dgate, dgateOffset + end, m);
+                store(d.mul(silu(g)), dup, dupOffset + end, m);
+            }
+        });
+    }
+
+    private static FloatVector function(int kind, FloatVector x) {
+        if (kind == GELU_TANH) {
+            return x.div(VectorMath.exp(x.mul(x).fma(C2, C1).mul(x)).add(1f));
+        }
+        return kind == GELU ? x.mul(normalCdf(x)) : silu(x);
+    }
+
+    private static FloatVector derivative(int kind, FloatVector input) {
+        FloatVector x = clamp(input);
+        if (kind == GELU_TANH) {
+            // s = sigmoid(2u), 1 - s = e·s: gelu' = s + x·e·s²·(2u)'.
+            FloatVector x2 = x.mul(x);
+            FloatVector e = VectorMath.exp(x2.fma(C2, C1).mul(x).min(EXP_CAP));
+            FloatVector s = one().div(e.add(1f));
+            FloatVector slope = x2.fma(-3 * C2, -C1);
+            return x.mul(e).mul(s).mul(s).fma(slope, s);
+        }
+        if (kind == GELU) {
+            return VectorMath.exp(x.mul(x).mul(-0.5f)).mul(INV_SQRT_2PI).mul(x).add(normalCdf(x));
+        }
+        return siluDerivative(x);
+    }
+
+    private static FloatVector clamp(FloatVector x) {
+        return x.max(-DERIVATIVE_RANGE).min(DERIVATIVE_RANGE);
+    }
+
+    private static FloatVector one() {
+        return FloatVector.broadcast(Simd.FLOATS, 1f);
+    }
+
+    private static FloatVector silu(FloatVector x) {
+        return x.div(VectorMath.exp(x.neg()).add(1f));
+    }
+
+    /** {@code s·(1 + x·(1 - s))}, with {@code 1 - s = e·s} computed without cancellation. */
+    private static FloatVector siluDerivative(FloatVector x) {
+        FloatVector e = VectorMath.exp(x.neg().min(EXP_CAP));
+        FloatVector s = one().div(e.add(1f));
+        return x.mul(e).mul(s).fma(s, s);
+    }
+
+    /**
+     * {@code Φ(x) = 0.5·erfc(-x/√2)}: for {@code t = |x|/√2}, {@code q = 0.5·erfc(t)} is accurate in relative terms
+     * (Numerical Recipes' {@code erfcc}: {@code τ·exp(-t² + P(τ))}, {@code τ = 1/(1 + t/2)}), and {@code Φ} is q
+     * for negative x and {@code 1 - q} otherwise.
+     */
+    private static FloatVector normalCdf(FloatVector x) {
+        FloatVector t = x.abs().mul(INV_SQRT_2);
+        FloatVector tau = one().div(t.fma(0.5f, 1f));
+        FloatVector p = tau.fma(0.17087277f, -0.82215223f);
+        p = p.fma(tau, FloatVector.broadcast(Simd.FLOATS, 1.48851587f));
+        p = p.fma(tau, FloatVector.broadcast(Simd.FLOATS, -1.13520398f));
+        p = p.fma(tau, FloatVector.broadcast(Simd.FLOATS, 0.27886807f));
+        p = p.fma(tau, FloatVector.broadcast(Simd.FLOATS, -0.18628806f));
+        p = p.fma(tau, FloatVector.broadcast(Simd.FLOATS, 0.09678418f));
+        p = p.fma(tau, FloatVector.broadcast(Simd.FLOATS, 0.37409196f));
+        p = p.fma(tau, FloatVector.broadcast(Simd.FLOATS, 1.00002368f));
+        p = p.fma(tau, FloatVector.broadcast(Simd.FLOATS, -1.26551223f));
+        FloatVector q = VectorMath.exp(t.mul(t).neg().add(p)).mul(tau).mul(0.5f);
+        return one().sub(q).blend(q, x.lt(0f));
+    }
+}

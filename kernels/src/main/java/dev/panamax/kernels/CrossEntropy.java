@@ -1,0 +1,166 @@
+package dev.panamax.kernels;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * Fused softmax and negative log-likelihood over rows of logits with integer targets: the loss of a language model's
+ * last layer, with its gradient written in the same pass.
+ *
+ * <p>For each row {@code i} with target {@code t = targets[i]} the loss is {@code log Σⱼ exp(xᵢⱼ) - xᵢₜ}, computed
+ * stably as {@code (max - xᵢₜ) + log Σ exp(xᵢⱼ - max)}; the call returns the mean over the rows whose target is not
+ * {@code ignoreIndex} (0 when every row is ignored). When {@code dlogits} is given it receives the gradient of that
+ * mean: {@code (softmax(xᵢ) - onehot(t)) / count} on counted rows and 0 on ignored ones. {@code dlogits} may be the
+ * logits themselves (same offset and leading dimension), to save the memory of a second vocabulary-wide tensor.
+ *
+ * <p>A NaN logit makes its row's loss (hence the mean) and gradient NaN. Targets are checked before anything is
+ * written: each must be in {@code [0, cols)} or equal {@code ignoreIndex}. Rows are processed in parallel for large
+ * inputs; each row's loss is kept and they are summed in row order, so the result is bit-identical for every thread
+ * count.
+ */
+public final class CrossEntropy {
+    /** Per-thread scratch for the row losses, so that they can be summed in a fixed order; grows, never shrinks. */
+    private static final ThreadLocal<double[][]> LOSSES = ThreadLocal.withInitial(() -> new double[1][0]);
+
+    private CrossEntropy() {}
+
+    /**
+     * The mean cross-entropy loss of {@code rows} rows of logits, on arrays, and optionally its gradient.
+     *
+     * @param rows number of rows (tokens), at least 0
+     * @param cols number of classes (the vocabulary size), at least 0
+     * @param logits the logits, {@code rows × cols}
+     * @param logitsOffset index of the first logit
+     * @param ldLogits leading dimension of logits: at least {@code cols}
+     * @param targets the target class of each row
+     * @param targetsOffset index of the first target
+     * @param ignoreIndex a target value that excludes its row from the loss (e.g. -100 for padding)
+     * @param dlogits where to write the gradient of the mean loss, or null for the loss alone; may be logits itself
+     * @param dlogitsOffset index of dlogits' first element
+     * @param ldDlogits leading dimension of dlogits: at least {@code cols} (unused when dlogits is null)
+     * @return the mean loss over the rows not ignored, 0 if there are none
+     */
+    public static float forward(
+            int rows,
+            int cols,
+            float[] logits,
+            int logitsOffset,
+            int ldLogits,
+            int[] targets,
+            int targetsOffset,
+            int ignoreIndex,
+            float[] dlogits,
+            int dlogitsOffset,
+            int ldDlogits) {
+        return forward(
+                rows,
+                cols,
+                Checks.wrap("logits", logits),
+                logitsOffset,
+                ldLogits,
+                Checks.wrap("targets", targets),
+                targetsOffset,
+                ignoreIndex,
+                dlogits == null ? null : MemorySegment.ofArray(dlogits),
+                dlogitsOffset,
+                ldDlogits);
+    }
+
+    /**
+     * The mean cross-entropy loss on memory segments, and optionally its gradient; as {@link #forward(int, int,
+     * float[], int, int, int[], int, int, float[], int, int)}. Targets are 32-bit ints in native byte order.
+     *
+     * @param rows number of rows (tokens), at least 0
+     * @param cols number of classes (the vocabulary size), at least 0
+     * @param logits the logits, {@code rows × cols}
+     * @param logitsOffset index (in floats) of the first logit
+     * @param ldLogits leading dimension of logits: at least {@code cols}
+     * @param targets the target class of each row, as ints
+     * @param targetsOffset index (in ints) of the first target
+     * @param ignoreIndex a target value that excludes its row from the loss
+     * @param dlogits where to write the gradient of the mean loss, or null for the loss alone; must be writable
+     * @param dlogitsOffset index (in floats) of dlogits' first element
+     * @param ldDlogits leading dimension of dlogits: at least {@code cols} (unused when dlogits is null)
+     * @return the mean loss over the rows not ignored, 0 if there are none
+     */
+    public static float forward(
+            int rows,
+            int cols,
+            MemorySegment logits,
+            long logitsOffset,
+            int ldLogits,
+            MemorySegment targets,
+            long targetsOffset,
+            int ignoreIndex,
+            MemorySegment dlogits,
+            long dlogitsOffset,
+            int ldDlogits) {
+        Checks.nonNegative("rows", rows);
+        Checks.nonNegative("cols", cols);
+        Checks.matrix("logits", logits, logitsOffset, rows, cols, "ldLogits", ldLogits, false);
+        Checks.intRange("targets", targets, "targetsOffset", targetsOffset, rows, "targets");
+        if (dlogits != null) {
+            Checks.matrix("dlogits", dlogits, dlogitsOffset, rows, cols, "ldDlogits", ldDlogits, true);
+        }
+        int count = 0;
+        for (int i = 0; i < rows; i++) {
+            int target = targets.getAtIndex(ValueLayout.JAVA_INT_UNALIGNED, targetsOffset + i);
+            if (target == ignoreIndex) {
+                continue;
+            }
+            if (target < 0 || target >= cols) {
+                throw new IndexOutOfBoundsException("targets[" + (targetsOffset + i) + "] (" + target
+                        + ") must be in [0, cols (" + cols + ")) or equal ignoreIndex (" + ignoreIndex + ")");
+            }
+            count++;
+        }
+        double[] losses = losses(rows);
+        float weight = count == 0 ? 0f : (float) (1.0 / count);
+        boolean parallel = Parallelism.shareable(logits)
+                && Parallelism.shareable(targets)
+                && (dlogits == null || Parallelism.shareable(dlogits));
+        Rows.forEach(rows, (long) rows * cols, parallel, (from, to) -> {
+            for (int i = from; i < to; i++) {
+                int target = targets.getAtIndex(ValueLayout.JAVA_INT_UNALIGNED, targetsOffset + i);
+                long xi = logitsOffset + (long) i * ldLogits;
+                long di = dlogitsOffset + (long) i * ldDlogits;
+                if (target == ignoreIndex) {
+                    losses[i] = 0;
+                    if (dlogits != null) {
+                        Simd.fill(dlogits, di, cols, 0f);
+                    }
+                } else {
+                    losses[i] = row(cols, logits, xi, target, weight, dlogits, di);
+                }
+            }
+        });
+        double sum = 0;
+        for (int i = 0; i < rows; i++) {
+            sum += losses[i];
+        }
+        return count == 0 ? 0f : (float) (sum / count);
+    }
+
+    private static double[] losses(int rows) {
+        double[][] holder = LOSSES.get();
+        if (holder[0].length < rows) {
+            holder[0] = new double[rows];
+        }
+        return holder[0];
+    }
+
+    /**
+     * One row's loss; with {@code d} given, writes {@code weight·(softmax - onehot(target))} there. The target logit
+     * is read first, since d may be the logits.
+     */
+    private static double row(int cols, MemorySegment x, long xi, int target, float weight, MemorySegment d, long di) {
+        float logit = x.getAtIndex(Simd.FLOAT, xi + target);
+        float max = Softmax.max(cols, 1f, x, xi);
+        float sum = Softmax.sumExp(cols, 1f, max, x, xi, d, di);
+        if (d != null) {
+            Elementwise.scaleRun(cols, weight / sum, d, di);
+            d.setAtIndex(Simd.FLOAT, di + target, d.getAtIndex(Simd.FLOAT, di + target) - weight);
+        }
+        return ((double) max - logit) + Math.log(sum);
+    }
+}

@@ -1,0 +1,151 @@
+package dev.panamax.kernels;
+
+import static dev.panamax.kernels.Simd.LANES;
+import static dev.panamax.kernels.Simd.load;
+import static dev.panamax.kernels.Simd.store;
+import static dev.panamax.kernels.Simd.tail;
+import static dev.panamax.kernels.Simd.vectorEnd;
+
+import java.lang.foreign.MemorySegment;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+
+/**
+ * Elementwise vector operations on {@code n} contiguous floats: the residual add, scaling and BLAS's axpy. Their
+ * gradients are themselves (an add passes dy to both inputs, a scale scales it), so they serve the backward pass too.
+ * Outputs may be the same storage as an input (same offset). Offsets count floats; arguments are checked before
+ * anything is written; large arrays are split over the threads of {@link Parallelism} (each element is computed the
+ * same way whatever the split).
+ */
+public final class Elementwise {
+    private Elementwise() {}
+
+    /**
+     * {@code y = a + b} on arrays (the residual connection).
+     *
+     * @param n number of elements, at least 0
+     * @param a the first input
+     * @param aOffset index of a's first element
+     * @param b the second input
+     * @param bOffset index of b's first element
+     * @param y the output; may be a or b itself
+     * @param yOffset index of y's first element
+     */
+    public static void add(int n, float[] a, int aOffset, float[] b, int bOffset, float[] y, int yOffset) {
+        add(n, Checks.wrap("a", a), aOffset, Checks.wrap("b", b), bOffset, Checks.wrap("y", y), yOffset);
+    }
+
+    /**
+     * {@code y = a + b} on memory segments; as {@link #add(int, float[], int, float[], int, float[], int)}.
+     *
+     * @param n number of elements, at least 0
+     * @param a the first input
+     * @param aOffset index (in floats) of a's first element
+     * @param b the second input
+     * @param bOffset index (in floats) of b's first element
+     * @param y the output; may be a or b itself; must be writable
+     * @param yOffset index (in floats) of y's first element
+     */
+    public static void add(
+            int n, MemorySegment a, long aOffset, MemorySegment b, long bOffset, MemorySegment y, long yOffset) {
+        Checks.nonNegative("n", n);
+        Checks.vector("a", a, aOffset, n, false);
+        Checks.vector("b", b, bOffset, n, false);
+        Checks.vector("y", y, yOffset, n, true);
+        Rows.forEachSpan(n, Parallelism.shareable(a, b, y), (from, to) -> {
+            int end = from + vectorEnd(to - from);
+            for (int j = from; j < end; j += LANES) {
+                store(load(a, aOffset + j).add(load(b, bOffset + j)), y, yOffset + j);
+            }
+            if (end < to) {
+                VectorMask<Float> m = tail(end, to);
+                store(load(a, aOffset + end, m).add(load(b, bOffset + end, m)), y, yOffset + end, m);
+            }
+        });
+    }
+
+    /**
+     * {@code x = alpha·x} on an array, in place (BLAS {@code sscal}).
+     *
+     * @param n number of elements, at least 0
+     * @param alpha the factor
+     * @param x the vector
+     * @param xOffset index of x's first element
+     */
+    public static void scale(int n, float alpha, float[] x, int xOffset) {
+        scale(n, alpha, Checks.wrap("x", x), xOffset);
+    }
+
+    /**
+     * {@code x = alpha·x} on a memory segment, in place; as {@link #scale(int, float, float[], int)}.
+     *
+     * @param n number of elements, at least 0
+     * @param alpha the factor
+     * @param x the vector; must be writable
+     * @param xOffset index (in floats) of x's first element
+     */
+    public static void scale(int n, float alpha, MemorySegment x, long xOffset) {
+        Checks.nonNegative("n", n);
+        Checks.vector("x", x, xOffset, n, true);
+        Rows.forEachSpan(n, Parallelism.shareable(x), (from, to) -> scaleRun(to - from, alpha, x, xOffset + from));
+    }
+
+    /**
+     * {@code y = alpha·x + y} on arrays (BLAS {@code saxpy}), with one rounding per element (a fused multiply-add).
+     *
+     * @param n number of elements, at least 0
+     * @param alpha the factor
+     * @param x the vector added
+     * @param xOffset index of x's first element
+     * @param y the vector added to
+     * @param yOffset index of y's first element
+     */
+    public static void axpy(int n, float alpha, float[] x, int xOffset, float[] y, int yOffset) {
+        axpy(n, alpha, Checks.wrap("x", x), xOffset, Checks.wrap("y", y), yOffset);
+    }
+
+    /**
+     * {@code y = alpha·x + y} on memory segments; as {@link #axpy(int, float, float[], int, float[], int)}.
+     *
+     * @param n number of elements, at least 0
+     * @param alpha the factor
+     * @param x the vector added
+     * @param xOffset index (in floats) of x's first element
+     * @param y the vector added to; must be writable
+     * @param yOffset index (in floats) of y's first element
+     */
+    public static void axpy(int n, float alpha, MemorySegment x, long xOffset, MemorySegment y, long yOffset) {
+        Checks.nonNegative("n", n);
+        Checks.vector("x", x, xOffset, n, false);
+        Checks.vector("y", y, yOffset, n, true);
+        Rows.forEachSpan(
+                n,
+                Parallelism.shareable(x, y),
+                (from, to) -> axpyRun(to - from, alpha, x, xOffset + from, y, yOffset + from));
+    }
+
+    /** {@code y += alpha·x} over {@code n} floats. */
+    static void axpyRun(int n, float alpha, MemorySegment x, long xi, MemorySegment y, long yi) {
+        FloatVector a = FloatVector.broadcast(Simd.FLOATS, alpha);
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            store(load(x, xi + j).fma(a, load(y, yi + j)), y, yi + j);
+        }
+        if (end < n) {
+            VectorMask<Float> m = tail(end, n);
+            store(load(x, xi + end, m).fma(a, load(y, yi + end, m)), y, yi + end, m);
+        }
+    }
+
+    /** {@code x *= alpha} over {@code n} floats from {@code xi}. */
+    static void scaleRun(int n, float alpha, MemorySegment x, long xi) {
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            store(load(x, xi + j).mul(alpha), x, xi + j);
+        }
+        if (end < n) {
+            VectorMask<Float> m = tail(end, n);
+            store(load(x, xi + end, m).mul(alpha), x, xi + end, m);
+        }
+    }
+}

@@ -1,0 +1,438 @@
+package dev.panamax.kernels;
+
+import static dev.panamax.kernels.Simd.LANES;
+import static dev.panamax.kernels.Simd.load;
+import static dev.panamax.kernels.Simd.store;
+import static dev.panamax.kernels.Simd.tail;
+import static dev.panamax.kernels.Simd.vectorEnd;
+
+import java.lang.foreign.MemorySegment;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+
+/**
+ * Layer normalisation over the rows of a row-major {@code rows × cols} matrix, as in GPT-2: {@code y = (x - mean)·rstd
+ * ⊙ weight + bias} with {@code rstd = 1/√(var + epsilon)} and the biased variance of the row.
+ *
+ * <p>The forward can also write each row's mean and rstd, which the backward takes instead of recomputing them. The
+ * backward overwrites dx and adds the weight and bias gradients into dweight and dbias (zero them before the first
+ * call), so that gradients of several calls sum. The mean is computed first and the variance from {@code x - mean}
+ * (two passes over a row that stays in L1), which stays accurate when the mean is large next to the spread.
+ *
+ * <p>{@code y} may be {@code x} itself, and {@code dx} may be {@code dy} (same offset and leading dimension). Offsets
+ * count floats. Arguments are checked before anything is written; {@code cols == 0} writes nothing. Large problems
+ * run on the threads of {@link Parallelism} with results bit-identical for every thread count (the backward sums the
+ * parameter gradients in fixed chunks of rows, see {@code Norms}).
+ */
+public final class LayerNorm {
+    private LayerNorm() {}
+
+    /**
+     * Normalises each row of x into y, on arrays.
+     *
+     * @param rows number of rows, at least 0
+     * @param cols number of columns (the normalised dimension), at least 0
+     * @param epsilon added to the variance; finite and at least 0 (GPT-2: 1e-5)
+     * @param x the input
+     * @param xOffset index of x's first element
+     * @param ldx leading dimension of x: at least {@code cols}
+     * @param weight the scale, {@code cols} floats
+     * @param weightOffset index of weight's first element
+     * @param bias the shift, {@code cols} floats
+     * @param biasOffset index of bias's first element
+     * @param y the output; may be x itself
+     * @param yOffset index of y's first element
+     * @param ldy leading dimension of y: at least {@code cols}
+     * @param mean where to write each row's mean ({@code rows} floats), or null
+     * @param meanOffset index of the first mean
+     * @param rstd where to write each row's {@code 1/√(var + epsilon)} ({@code rows} floats), or null
+     * @param rstdOffset index of the first rstd
+     */
+    public static void forward(
+            int rows,
+            int cols,
+            float epsilon,
+            float[] x,
+            int xOffset,
+            int ldx,
+            float[] weight,
+            int weightOffset,
+            float[] bias,
+            int biasOffset,
+            float[] y,
+            int yOffset,
+            int ldy,
+            float[] mean,
+            int meanOffset,
+            float[] rstd,
+            int rstdOffset) {
+        forward(
+                rows,
+                cols,
+                epsilon,
+                Checks.wrap("x", x),
+                xOffset,
+                ldx,
+                Checks.wrap("weight", weight),
+                weightOffset,
+                Checks.wrap("bias", bias),
+                biasOffset,
+                Checks.wrap("y", y),
+                yOffset,
+                ldy,
+                mean == null ? null : MemorySegment.ofArray(mean),
+                meanOffset,
+                rstd == null ? null : MemorySegment.ofArray(rstd),
+                rstdOffset);
+    }
+
+    /**
+     * Normalises each row of x into y, on memory segments; as {@link #forward(int, int, float, float[], int, int,
+     * float[], int, float[], int, float[], int, int, float[], int, float[], int)}, with offsets in floats.
+     *
+     * @param rows number of rows, at least 0
+     * @param cols number of columns (the normalised dimension), at least 0
+     * @param epsilon added to the variance; finite and at least 0
+     * @param x the input
+     * @param xOffset index of x's first element
+     * @param ldx leading dimension of x: at least {@code cols}
+     * @param weight the scale, {@code cols} floats
+     * @param weightOffset index of weight's first element
+     * @param bias the shift, {@code cols} floats
+     * @param biasOffset index of bias's first element
+     * @param y the output; may be x itself; must be writable
+     * @param yOffset index of y's first element
+     * @param ldy leading dimension of y: at least {@code cols}
+     * @param mean where to write each row's mean, or null
+     * @param meanOffset index of the first mean
+     * @param rstd where to write each row's {@code 1/√(var + epsilon)}, or null
+     * @param rstdOffset index of the first rstd
+     */
+    public static void forward(
+            int rows,
+            int cols,
+            float epsilon,
+            MemorySegment x,
+            long xOffset,
+            int ldx,
+            MemorySegment weight,
+            long weightOffset,
+            MemorySegment bias,
+            long biasOffset,
+            MemorySegment y,
+            long yOffset,
+            int ldy,
+            MemorySegment mean,
+            long meanOffset,
+            MemorySegment rstd,
+            long rstdOffset) {
+        Checks.nonNegative("rows", rows);
+        Checks.nonNegative("cols", cols);
+        Checks.nonNegative("epsilon", epsilon);
+        Checks.matrix("x", x, xOffset, rows, cols, "ldx", ldx, false);
+        Checks.vector("weight", weight, weightOffset, cols, false);
+        Checks.vector("bias", bias, biasOffset, cols, false);
+        Checks.matrix("y", y, yOffset, rows, cols, "ldy", ldy, true);
+        if (mean != null) {
+            Checks.vector("mean", mean, meanOffset, rows, true);
+        }
+        if (rstd != null) {
+            Checks.vector("rstd", rstd, rstdOffset, rows, true);
+        }
+        if (cols == 0) {
+            return;
+        }
+        boolean parallel = Parallelism.shareable(x, weight, bias, y, mean, rstd);
+        Rows.forEach(rows, (long) rows * cols, parallel, (from, to) -> {
+            for (int i = from; i < to; i++) {
+                long xi = xOffset + (long) i * ldx;
+                long yi = yOffset + (long) i * ldy;
+                float m = mean(cols, x, xi);
+                float r = rstd(cols, epsilon, m, x, xi);
+                normalise(cols, m, r, x, xi, weight, weightOffset, bias, biasOffset, y, yi);
+                if (mean != null) {
+                    mean.setAtIndex(Simd.FLOAT, meanOffset + i, m);
+                }
+                if (rstd != null) {
+                    rstd.setAtIndex(Simd.FLOAT, rstdOffset + i, r);
+                }
+            }
+        });
+    }
+
+    /**
+     * The gradients of {@link #forward(int, int, float, float[], int, int, float[], int, float[], int, float[], int,
+     * int, float[], int, float[], int) forward}, on arrays: overwrites dx and adds into dweight and dbias.
+     *
+     * @param rows number of rows, at least 0
+     * @param cols number of columns, at least 0
+     * @param x the forward's input
+     * @param xOffset index of x's first element
+     * @param ldx leading dimension of x: at least {@code cols}
+     * @param weight the forward's weight
+     * @param weightOffset index of weight's first element
+     * @param mean the forward's row means
+     * @param meanOffset index of the first mean
+     * @param rstd the forward's row rstd
+     * @param rstdOffset index of the first rstd
+     * @param dy the gradient of the loss with respect to y
+     * @param dyOffset index of dy's first element
+     * @param lddy leading dimension of dy: at least {@code cols}
+     * @param dx the gradient with respect to x, overwritten; may be dy itself
+     * @param dxOffset index of dx's first element
+     * @param lddx leading dimension of dx: at least {@code cols}
+     * @param dweight the weight's gradient, {@code cols} floats, added to
+     * @param dweightOffset index of dweight's first element
+     * @param dbias the bias's gradient, {@code cols} floats, added to
+     * @param dbiasOffset index of dbias's first element
+     */
+    public static void backward(
+            int rows,
+            int cols,
+            float[] x,
+            int xOffset,
+            int ldx,
+            float[] weight,
+            int weightOffset,
+            float[] mean,
+            int meanOffset,
+            float[] rstd,
+            int rstdOffset,
+            float[] dy,
+            int dyOffset,
+            int lddy,
+            float[] dx,
+            int dxOffset,
+            int lddx,
+            float[] dweight,
+            int dweightOffset,
+            float[] dbias,
+            int dbiasOffset) {
+        backward(
+                rows,
+                cols,
+                Checks.wrap("x", x),
+                xOffset,
+                ldx,
+                Checks.wrap("weight", weight),
+                weightOffset,
+                Checks.wrap("mean", mean),
+                meanOffset,
+                Checks.wrap("rstd", rstd),
+                rstdOffset,
+                Checks.wrap("dy", dy),
+                dyOffset,
+                lddy,
+                Checks.wrap("dx", dx),
+                dxOffset,
+                lddx,
+                Checks.wrap("dweight", dweight),
+                dweightOffset,
+                Checks.wrap("dbias", dbias),
+                dbiasOffset);
+    }
+
+    /**
+     * The gradients of layer normalisation on memory segments; as {@link #backward(int, int, float[], int, int,
+     * float[], int, float[], int, float[], int, float[], int, int, float[], int, int, float[], int, float[], int)}.
+     *
+     * @param rows number of rows, at least 0
+     * @param cols number of columns, at least 0
+     * @param x the forward's input
+     * @param xOffset index of x's first element
+     * @param ldx leading dimension of x: at least {@code cols}
+     * @param weight the forward's weight
+     * @param weightOffset index of weight's first element
+     * @param mean the forward's row means
+     * @param meanOffset index of the first mean
+     * @param rstd the forward's row rstd
+     * @param rstdOffset index of the first rstd
+     * @param dy the gradient of the loss with respect to y
+     * @param dyOffset index of dy's first element
+     * @param lddy leading dimension of dy: at least {@code cols}
+     * @param dx the gradient with respect to x, overwritten; may be dy itself; must be writable
+     * @param dxOffset index of dx's first element
+     * @param lddx leading dimension of dx: at least {@code cols}
+     * @param dweight the weight's gradient, added to; must be writable
+     * @param dweightOffset index of dweight's first element
+     * @param dbias the bias's gradient, added to; must be writable
+     * @param dbiasOffset index of dbias's first element
+     */
+    public static void backward(
+            int rows,
+            int cols,
+            MemorySegment x,
+            long xOffset,
+            int ldx,
+            MemorySegment weight,
+            long weightOffset,
+            MemorySegment mean,
+            long meanOffset,
+            MemorySegment rstd,
+            long rstdOffset,
+            MemorySegment dy,
+            long dyOffset,
+            int lddy,
+            MemorySegment dx,
+            long dxOffset,
+            int lddx,
+            MemorySegment dweight,
+            long dweightOffset,
+            MemorySegment dbias,
+            long dbiasOffset) {
+        Checks.nonNegative("rows", rows);
+        Checks.nonNegative("cols", cols);
+        Checks.matrix("x", x, xOffset, rows, cols, "ldx", ldx, false);
+        Checks.vector("weight", weight, weightOffset, cols, false);
+        Checks.vector("mean", mean, meanOffset, rows, false);
+        Checks.vector("rstd", rstd, rstdOffset, rows, false);
+        Checks.matrix("dy", dy, dyOffset, rows, cols, "lddy", lddy, false);
+        Checks.matrix("dx", dx, dxOffset, rows, cols, "lddx", lddx, true);
+        Checks.vector("dweight", dweight, dweightOffset, cols, true);
+        Checks.vector("dbias", dbias, dbiasOffset, cols, true);
+        if (cols == 0) {
+            return;
+        }
+        boolean parallel = Parallelism.shareable(x, weight, mean, rstd, dy, dx, dweight, dbias);
+        Norms.backward(
+                rows,
+                cols,
+                parallel,
+                (from, to, partial, at) -> {
+                    for (int i = from; i < to; i++) {
+                        backwardRow(
+                                cols,
+                                x,
+                                xOffset + (long) i * ldx,
+                                weight,
+                                weightOffset,
+                                mean.getAtIndex(Simd.FLOAT, meanOffset + i),
+                                rstd.getAtIndex(Simd.FLOAT, rstdOffset + i),
+                                dy,
+                                dyOffset + (long) i * lddy,
+                                dx,
+                                dxOffset + (long) i * lddx,
+                                partial,
+                                at);
+                    }
+                },
+                dweight,
+                dweightOffset,
+                dbias,
+                dbiasOffset);
+    }
+
+    /** The mean of {@code n > 0} floats, summed in a fixed order. */
+    static float mean(int n, MemorySegment x, long xi) {
+        FloatVector sum = FloatVector.zero(Simd.FLOATS);
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            sum = sum.add(load(x, xi + j));
+        }
+        if (end < n) {
+            sum = sum.add(load(x, xi + end, tail(end, n)));
+        }
+        return Simd.sum(sum) / n;
+    }
+
+    /** {@code 1/√(Σ (x - mean)²/n + epsilon)}. */
+    private static float rstd(int n, float epsilon, float mean, MemorySegment x, long xi) {
+        FloatVector sum = FloatVector.zero(Simd.FLOATS);
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            FloatVector d = load(x, xi + j).sub(mean);
+            sum = d.fma(d, sum);
+        }
+        if (end < n) {
+            VectorMask<Float> m = tail(end, n);
+            FloatVector d = load(x, xi + end, m).sub(mean, m);
+            sum = d.fma(d, sum);
+        }
+        return (float) (1 / Math.sqrt((double) Simd.sum(sum) / n + epsilon));
+    }
+
+    private static void normalise(
+            int n,
+            float mean,
+            float rstd,
+            MemorySegment x,
+            long xi,
+            MemorySegment w,
+            long wi,
+            MemorySegment b,
+            long bi,
+            MemorySegment y,
+            long yi) {
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            FloatVector xhat = load(x, xi + j).sub(mean).mul(rstd);
+            store(xhat.fma(load(w, wi + j), load(b, bi + j)), y, yi + j);
+        }
+        if (end < n) {
+            VectorMask<Float> m = tail(end, n);
+            FloatVector xhat = load(x, xi + end, m).sub(mean).mul(rstd);
+            store(xhat.fma(load(w, wi + end, m), load(b, bi + end, m)), y, yi + end, m);
+        }
+    }
+
+    /**
+     * One row: {@code dx = rstd·(dnorm - mean(dnorm) - xhat·mean(dnorm⊙xhat))} with {@code dnorm = dy⊙weight}; adds
+     * {@code dy⊙xhat} and {@code dy} into the partial sums at {@code at} and {@code at + n}.
+     */
+    private static void backwardRow(
+            int n,
+            MemorySegment x,
+            long xi,
+            MemorySegment w,
+            long wi,
+            float mean,
+            float rstd,
+            MemorySegment dy,
+            long dyi,
+            MemorySegment dx,
+            long dxi,
+            float[] partial,
+            int at) {
+        FloatVector sumDnorm = FloatVector.zero(Simd.FLOATS);
+        FloatVector sumDnormXhat = sumDnorm;
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            FloatVector dnorm = load(dy, dyi + j).mul(load(w, wi + j));
+            sumDnorm = sumDnorm.add(dnorm);
+            sumDnormXhat = load(x, xi + j).sub(mean).mul(rstd).fma(dnorm, sumDnormXhat);
+        }
+        VectorMask<Float> m = tail(end, n);
+        if (end < n) {
+            FloatVector dnorm = load(dy, dyi + end, m).mul(load(w, wi + end, m));
+            sumDnorm = sumDnorm.add(dnorm);
+            sumDnormXhat = load(x, xi + end, m).sub(mean).mul(rstd).fma(dnorm, sumDnormXhat);
+        }
+        float meanDnorm = Simd.sum(sumDnorm) / n;
+        float meanDnormXhat = Simd.sum(sumDnormXhat) / n;
+        for (int j = 0; j < end; j += LANES) {
+            FloatVector g = load(dy, dyi + j);
+            FloatVector xhat = load(x, xi + j).sub(mean).mul(rstd);
+            FloatVector dnorm = g.mul(load(w, wi + j));
+            store(xhat.mul(-meanDnormXhat).add(dnorm.sub(meanDnorm)).mul(rstd), dx, dxi + j);
+            accumulate(partial, at + j, g.mul(xhat), at + n + j, g);
+        }
+        if (end < n) {
+            FloatVector g = load(dy, dyi + end, m);
+            FloatVector xhat = load(x, xi + end, m).sub(mean).mul(rstd);
+            FloatVector dnorm = g.mul(load(w, wi + end, m));
+            store(xhat.mul(-meanDnormXhat).add(dnorm.sub(meanDnorm)).mul(rstd), dx, dxi + end, m);
+            accumulate(partial, at + end, g.mul(xhat), at + n + end, g, m);
+        }
+    }
+
+    private static void accumulate(float[] partial, int i0, FloatVector v0, int i1, FloatVector v1) {
+        FloatVector.fromArray(Simd.FLOATS, partial, i0).add(v0).intoArray(partial, i0);
+        FloatVector.fromArray(Simd.FLOATS, partial, i1).add(v1).intoArray(partial, i1);
+    }
+
+    private static void accumulate(
+            float[] partial, int i0, FloatVector v0, int i1, FloatVector v1, VectorMask<Float> m) {
+        FloatVector.fromArray(Simd.FLOATS, partial, i0, m).add(v0).intoArray(partial, i0, m);
+        FloatVector.fromArray(Simd.FLOATS, partial, i1, m).add(v1).intoArray(partial, i1, m);
+    }
+}

@@ -1,0 +1,96 @@
+package dev.panamax.kernels;
+
+import static dev.panamax.kernels.Simd.LANES;
+import static dev.panamax.kernels.Simd.load;
+import static dev.panamax.kernels.Simd.store;
+import static dev.panamax.kernels.Simd.tail;
+import static dev.panamax.kernels.Simd.vectorEnd;
+
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+
+/**
+ * What {@link LayerNorm} and {@link RmsNorm} share: the backward driver that sums parameter gradients over rows in a
+ * fixed order. Rows go in chunks of {@link #CHUNK}; each chunk sums its rows into a partial of its own (in row
+ * order), and the partials are added to the gradients in chunk order. That order is the same whether the chunks run
+ * on one thread or many, so the result is bit-identical for every thread count.
+ */
+final class Norms {
+    /** Rows per chunk: enough that adding a chunk's partial into the gradient costs little next to its rows. */
+    static final int CHUNK = 32;
+
+    /** Per-thread partials (of the calling thread, shared with its workers for one call); grow, never shrink. */
+    private static final ThreadLocal<float[][]> PARTIALS = ThreadLocal.withInitial(() -> new float[1][0]);
+
+    private Norms() {}
+
+    /** The backward of rows {@code [from, to)}, adding each row's parameter gradients into {@code partial}. */
+    @FunctionalInterface
+    interface Chunk {
+        /**
+         * @param partial {@code sums} vectors of {@code cols} floats, from {@code at}: one per parameter gradient
+         */
+        void run(int from, int to, float[] partial, int at);
+    }
+
+    /**
+     * Runs {@code body} over all rows in chunks and adds the partial sums to the gradients: the first {@code cols}
+     * floats of each partial into {@code g0} at {@code g0Offset}, the next into {@code g1} (when not null).
+     */
+    static void backward(
+            int rows,
+            int cols,
+            boolean parallel,
+            Chunk body,
+            MemorySegment g0,
+            long g0Offset,
+            MemorySegment g1,
+            long g1Offset) {
+        int sums = g1 == null ? 1 : 2;
+        int stride = sums * cols;
+        int chunks = (rows + CHUNK - 1) / CHUNK;
+        boolean split =
+                parallel && chunks > 1 && Parallelism.threads() > 1 && (long) rows * cols >= Rows.PARALLEL_MIN_ELEMENTS;
+        float[] partials = partials(split ? (long) chunks * stride : stride);
+        if (split) {
+            Parallelism.forEach(chunks, c -> chunk(rows, c, stride, body, partials, c * stride));
+        }
+        for (int c = 0; c < chunks; c++) {
+            int at = split ? c * stride : 0;
+            if (!split) {
+                chunk(rows, c, stride, body, partials, 0);
+            }
+            addInto(cols, partials, at, g0, g0Offset);
+            if (g1 != null) {
+                addInto(cols, partials, at + cols, g1, g1Offset);
+            }
+        }
+    }
+
+    private static void chunk(int rows, int c, int stride, Chunk body, float[] partials, int at) {
+        Arrays.fill(partials, at, at + stride, 0f);
+        body.run(c * CHUNK, Math.min(rows, (c + 1) * CHUNK), partials, at);
+    }
+
+    private static float[] partials(long length) {
+        float[][] holder = PARTIALS.get();
+        if (holder[0].length < length) {
+            holder[0] = new float[Math.toIntExact(length)];
+        }
+        return holder[0];
+    }
+
+    /** {@code g[j] += partial[at + j]} for {@code j < cols}. */
+    private static void addInto(int cols, float[] partial, int at, MemorySegment g, long gi) {
+        int end = vectorEnd(cols);
+        for (int j = 0; j < end; j += LANES) {
+            store(load(g, gi + j).add(FloatVector.fromArray(Simd.FLOATS, partial, at + j)), g, gi + j);
+        }
+        if (end < cols) {
+            VectorMask<Float> m = tail(end, cols);
+            store(load(g, gi + end, m).add(FloatVector.fromArray(Simd.FLOATS, partial, at + end, m)), g, gi + end, m);
+        }
+    }
+}

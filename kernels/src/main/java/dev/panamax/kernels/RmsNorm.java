@@ -1,0 +1,340 @@
+package dev.panamax.kernels;
+
+import static dev.panamax.kernels.Simd.LANES;
+import static dev.panamax.kernels.Simd.load;
+import static dev.panamax.kernels.Simd.store;
+import static dev.panamax.kernels.Simd.tail;
+import static dev.panamax.kernels.Simd.vectorEnd;
+
+import java.lang.foreign.MemorySegment;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+
+/**
+ * Root-mean-square normalisation over the rows of a row-major {@code rows × cols} matrix, as in Llama: {@code y = x·rstd
+ * ⊙ weight} with {@code rstd = 1/√(mean(x²) + epsilon)}.
+ *
+ * <p>The forward can also write each row's rstd, which the backward takes instead of recomputing it. The backward
+ * overwrites dx and adds the weight gradient into dweight (zero it before the first call). {@code y} may be {@code x}
+ * itself and {@code dx} may be {@code dy} (same offset and leading dimension). Offsets count floats. Arguments are
+ * checked before anything is written; {@code cols == 0} writes nothing. Large problems run on the threads of {@link
+ * Parallelism} with results bit-identical for every thread count (see {@link LayerNorm}).
+ */
+public final class RmsNorm {
+    private RmsNorm() {}
+
+    /**
+     * Normalises each row of x into y, on arrays.
+     *
+     * @param rows number of rows, at least 0
+     * @param cols number of columns (the normalised dimension), at least 0
+     * @param epsilon added to the mean square; finite and at least 0 (Llama: 1e-5 or 1e-6)
+     * @param x the input
+     * @param xOffset index of x's first element
+     * @param ldx leading dimension of x: at least {@code cols}
+     * @param weight the scale, {@code cols} floats
+     * @param weightOffset index of weight's first element
+     * @param y the output; may be x itself
+     * @param yOffset index of y's first element
+     * @param ldy leading dimension of y: at least {@code cols}
+     * @param rstd where to write each row's {@code 1/√(mean(x²) + epsilon)} ({@code rows} floats), or null
+     * @param rstdOffset index of the first rstd
+     */
+    public static void forward(
+            int rows,
+            int cols,
+            float epsilon,
+            float[] x,
+            int xOffset,
+            int ldx,
+            float[] weight,
+            int weightOffset,
+            float[] y,
+            int yOffset,
+            int ldy,
+            float[] rstd,
+            int rstdOffset) {
+        forward(
+                rows,
+                cols,
+                epsilon,
+                Checks.wrap("x", x),
+                xOffset,
+                ldx,
+                Checks.wrap("weight", weight),
+                weightOffset,
+                Checks.wrap("y", y),
+                yOffset,
+                ldy,
+                rstd == null ? null : MemorySegment.ofArray(rstd),
+                rstdOffset);
+    }
+
+    /**
+     * Normalises each row of x into y, on memory segments; as {@link #forward(int, int, float, float[], int, int,
+     * float[], int, float[], int, int, float[], int)}, with offsets in floats.
+     *
+     * @param rows number of rows, at least 0
+     * @param cols number of columns (the normalised dimension), at least 0
+     * @param epsilon added to the mean square; finite and at least 0
+     * @param x the input
+     * @param xOffset index of x's first element
+     * @param ldx leading dimension of x: at least {@code cols}
+     * @param weight the scale, {@code cols} floats
+     * @param weightOffset index of weight's first element
+     * @param y the output; may be x itself; must be writable
+     * @param yOffset index of y's first element
+     * @param ldy leading dimension of y: at least {@code cols}
+     * @param rstd where to write each row's rstd, or null
+     * @param rstdOffset index of the first rstd
+     */
+    public static void forward(
+            int rows,
+            int cols,
+            float epsilon,
+            MemorySegment x,
+            long xOffset,
+            int ldx,
+            MemorySegment weight,
+            long weightOffset,
+            MemorySegment y,
+            long yOffset,
+            int ldy,
+            MemorySegment rstd,
+            long rstdOffset) {
+        Checks.nonNegative("rows", rows);
+        Checks.nonNegative("cols", cols);
+        Checks.nonNegative("epsilon", epsilon);
+        Checks.matrix("x", x, xOffset, rows, cols, "ldx", ldx, false);
+        Checks.vector("weight", weight, weightOffset, cols, false);
+        Checks.matrix("y", y, yOffset, rows, cols, "ldy", ldy, true);
+        if (rstd != null) {
+            Checks.vector("rstd", rstd, rstdOffset, rows, true);
+        }
+        if (cols == 0) {
+            return;
+        }
+        boolean parallel = Parallelism.shareable(x, weight, y, rstd);
+        Rows.forEach(rows, (long) rows * cols, parallel, (from, to) -> {
+            for (int i = from; i < to; i++) {
+                long xi = xOffset + (long) i * ldx;
+                long yi = yOffset + (long) i * ldy;
+                float r = (float) (1 / Math.sqrt((double) sumOfSquares(cols, x, xi) / cols + epsilon));
+                normalise(cols, r, x, xi, weight, weightOffset, y, yi);
+                if (rstd != null) {
+                    rstd.setAtIndex(Simd.FLOAT, rstdOffset + i, r);
+                }
+            }
+        });
+    }
+
+    /**
+     * The gradients of {@link #forward(int, int, float, float[], int, int, float[], int, float[], int, int, float[],
+     * int) forward}, on arrays: overwrites dx and adds into dweight.
+     *
+     * @param rows number of rows, at least 0
+     * @param cols number of columns, at least 0
+     * @param x the forward's input
+     * @param xOffset index of x's first element
+     * @param ldx leading dimension of x: at least {@code cols}
+     * @param weight the forward's weight
+     * @param weightOffset index of weight's first element
+     * @param rstd the forward's row rstd
+     * @param rstdOffset index of the first rstd
+     * @param dy the gradient of the loss with respect to y
+     * @param dyOffset index of dy's first element
+     * @param lddy leading dimension of dy: at least {@code cols}
+     * @param dx the gradient with respect to x, overwritten; may be dy itself
+     * @param dxOffset index of dx's first element
+     * @param lddx leading dimension of dx: at least {@code cols}
+     * @param dweight the weight's gradient, {@code cols} floats, added to
+     * @param dweightOffset index of dweight's first element
+     */
+    public static void backward(
+            int rows,
+            int cols,
+            float[] x,
+            int xOffset,
+            int ldx,
+            float[] weight,
+            int weightOffset,
+            float[] rstd,
+            int rstdOffset,
+            float[] dy,
+            int dyOffset,
+            int lddy,
+            float[] dx,
+            int dxOffset,
+            int lddx,
+            float[] dweight,
+            int dweightOffset) {
+        backward(
+                rows,
+                cols,
+                Checks.wrap("x", x),
+                xOffset,
+                ldx,
+                Checks.wrap("weight", weight),
+                weightOffset,
+                Checks.wrap("rstd", rstd),
+                rstdOffset,
+                Checks.wrap("dy", dy),
+                dyOffset,
+                lddy,
+                Checks.wrap("dx", dx),
+                dxOffset,
+                lddx,
+                Checks.wrap("dweight", dweight),
+                dweightOffset);
+    }
+
+    /**
+     * The gradients of RMS normalisation on memory segments; as {@link #backward(int, int, float[], int, int, float[],
+     * int, float[], int, float[], int, int, float[], int, int, float[], int)}.
+     *
+     * @param rows number of rows, at least 0
+     * @param cols number of columns, at least 0
+     * @param x the forward's input
+     * @param xOffset index of x's first element
+     * @param ldx leading dimension of x: at least {@code cols}
+     * @param weight the forward's weight
+     * @param weightOffset index of weight's first element
+     * @param rstd the forward's row rstd
+     * @param rstdOffset index of the first rstd
+     * @param dy the gradient of the loss with respect to y
+     * @param dyOffset index of dy's first element
+     * @param lddy leading dimension of dy: at least {@code cols}
+     * @param dx the gradient with respect to x, overwritten; may be dy itself; must be writable
+     * @param dxOffset index of dx's first element
+     * @param lddx leading dimension of dx: at least {@code cols}
+     * @param dweight the weight's gradient, added to; must be writable
+     * @param dweightOffset index of dweight's first element
+     */
+    public static void backward(
+            int rows,
+            int cols,
+            MemorySegment x,
+            long xOffset,
+            int ldx,
+            MemorySegment weight,
+            long weightOffset,
+            MemorySegment rstd,
+            long rstdOffset,
+            MemorySegment dy,
+            long dyOffset,
+            int lddy,
+            MemorySegment dx,
+            long dxOffset,
+            int lddx,
+            MemorySegment dweight,
+            long dweightOffset) {
+        Checks.nonNegative("rows", rows);
+        Checks.nonNegative("cols", cols);
+        Checks.matrix("x", x, xOffset, rows, cols, "ldx", ldx, false);
+        Checks.vector("weight", weight, weightOffset, cols, false);
+        Checks.vector("rstd", rstd, rstdOffset, rows, false);
+        Checks.matrix("dy", dy, dyOffset, rows, cols, "lddy", lddy, false);
+        Checks.matrix("dx", dx, dxOffset, rows, cols, "lddx", lddx, true);
+        Checks.vector("dweight", dweight, dweightOffset, cols, true);
+        if (cols == 0) {
+            return;
+        }
+        boolean parallel = Parallelism.shareable(x, weight, rstd, dy, dx, dweight);
+        Norms.backward(
+                rows,
+                cols,
+                parallel,
+                (from, to, partial, at) -> {
+                    for (int i = from; i < to; i++) {
+                        backwardRow(
+                                cols,
+                                x,
+                                xOffset + (long) i * ldx,
+                                weight,
+                                weightOffset,
+                                rstd.getAtIndex(Simd.FLOAT, rstdOffset + i),
+                                dy,
+                                dyOffset + (long) i * lddy,
+                                dx,
+                                dxOffset + (long) i * lddx,
+                                partial,
+                                at);
+                    }
+                },
+                dweight,
+                dweightOffset,
+                null,
+                0);
+    }
+
+    private static float sumOfSquares(int n, MemorySegment x, long xi) {
+        FloatVector sum = FloatVector.zero(Simd.FLOATS);
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            FloatVector v = load(x, xi + j);
+            sum = v.fma(v, sum);
+        }
+        if (end < n) {
+            FloatVector v = load(x, xi + end, tail(end, n));
+            sum = v.fma(v, sum);
+        }
+        return Simd.sum(sum);
+    }
+
+    private static void normalise(
+            int n, float rstd, MemorySegment x, long xi, MemorySegment w, long wi, MemorySegment y, long yi) {
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            store(load(x, xi + j).mul(rstd).mul(load(w, wi + j)), y, yi + j);
+        }
+        if (end < n) {
+            VectorMask<Float> m = tail(end, n);
+            store(load(x, xi + end, m).mul(rstd).mul(load(w, wi + end, m)), y, yi + end, m);
+        }
+    }
+
+    /**
+     * One row: {@code dx = rstd·dy⊙w - x·rstd³·mean(dy⊙w⊙x)}; adds {@code dy⊙x·rstd} into the partial sums at {@code
+     * at}.
+     */
+    private static void backwardRow(
+            int n,
+            MemorySegment x,
+            long xi,
+            MemorySegment w,
+            long wi,
+            float rstd,
+            MemorySegment dy,
+            long dyi,
+            MemorySegment dx,
+            long dxi,
+            float[] partial,
+            int at) {
+        FloatVector dot = FloatVector.zero(Simd.FLOATS);
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            dot = load(dy, dyi + j).mul(load(w, wi + j)).fma(load(x, xi + j), dot);
+        }
+        VectorMask<Float> m = tail(end, n);
+        if (end < n) {
+            dot = load(dy, dyi + end, m).mul(load(w, wi + end, m)).fma(load(x, xi + end, m), dot);
+        }
+        float c = (float) ((double) rstd * rstd * rstd * Simd.sum(dot) / n);
+        for (int j = 0; j < end; j += LANES) {
+            FloatVector g = load(dy, dyi + j);
+            FloatVector v = load(x, xi + j);
+            store(v.mul(-c).add(g.mul(load(w, wi + j)).mul(rstd)), dx, dxi + j);
+            FloatVector.fromArray(Simd.FLOATS, partial, at + j)
+                    .add(g.mul(v).mul(rstd))
+                    .intoArray(partial, at + j);
+        }
+        if (end < n) {
+            FloatVector g = load(dy, dyi + end, m);
+            FloatVector v = load(x, xi + end, m);
+            store(v.mul(-c).add(g.mul(load(w, wi + end, m)).mul(rstd)), dx, dxi + end, m);
+            FloatVector.fromArray(Simd.FLOATS, partial, at + end, m)
+                    .add(g.mul(v).mul(rstd))
+                    .intoArray(partial, at + end, m);
+        }
+    }
+}

@@ -1,0 +1,303 @@
+package dev.panamax.kernels;
+
+import static dev.panamax.kernels.Simd.LANES;
+import static dev.panamax.kernels.Simd.load;
+import static dev.panamax.kernels.Simd.store;
+import static dev.panamax.kernels.Simd.tail;
+import static dev.panamax.kernels.Simd.vectorEnd;
+
+import java.lang.foreign.MemorySegment;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorShuffle;
+
+/**
+ * Rotary position embeddings (RoPE) with their cosine and sine tables, reusable for every call: the rows of a
+ * {@code rows × (heads·headDim)} matrix are tokens at consecutive positions, each holding {@code heads} heads of
+ * {@code headDim} floats, and each head's pairs {@code (a, b)} are rotated by {@code position·θ_k}, with {@code θ_k =
+ * theta^(-2k/headDim)} for pair k:
+ *
+ * <ul>
+ *   <li>{@link Pairing#ADJACENT}: pairs {@code (x[2k], x[2k+1])}, as in Meta's Llama and llama2.c;
+ *   <li>{@link Pairing#HALVES}: pairs {@code (x[k], x[k + headDim/2])}, as in GPT-NeoX and Hugging Face.
+ * </ul>
+ *
+ * <p>The tables are computed once, in double and rounded to float, for positions {@code [0, maxPositions)}. Row
+ * {@code i} of a call has position {@code position + i}, so a KV-cache step passes its current position. The backward
+ * rotates by the opposite angles (the rotation's transpose). Output may be the input itself (same offset and leading
+ * dimension). Offsets count floats; arguments are checked before anything is written; large calls run on the threads
+ * of {@link Parallelism}, with results independent of the thread count.
+ */
+public final class Rope {
+    /** Which elements of a head form the pairs that rotate together. */
+    public enum Pairing {
+        /** Adjacent pairs {@code (x[2k], x[2k+1])}: Meta's Llama, llama2.c. */
+        ADJACENT,
+        /** Halves {@code (x[k], x[k + headDim/2])}: GPT-NeoX, Hugging Face. */
+        HALVES
+    }
+
+    /** Swaps each pair of adjacent lanes: the partner of every element in the adjacent pairing. */
+    private static final VectorShuffle<Float> SWAP_PAIRS = VectorShuffle.fromOp(Simd.FLOATS, i -> i ^ 1);
+
+    private final int headDim;
+    private final int maxPositions;
+    private final Pairing pairing;
+    /** {@code cos} per position and element, {@code maxPositions × headDim}. */
+    private final float[] cos;
+    /** The sine, signed as each element's partner enters its result: {@code y = x·cos + partner·sin}. */
+    private final float[] sin;
+
+    /**
+     * Computes the tables.
+     *
+     * @param headDim floats per head; even and at least 2
+     * @param maxPositions the number of positions the tables cover, at least 0
+     * @param theta the base of the frequencies (10000 in Llama 2 and GPT-NeoX, 500000 in Llama 3); finite, > 0
+     * @param pairing which elements rotate together
+     */
+    public Rope(int headDim, int maxPositions, double theta, Pairing pairing) {
+        if (headDim < 2 || headDim % 2 != 0) {
+            throw new IllegalArgumentException("headDim (" + headDim + ") must be even and >= 2");
+        }
+        Checks.nonNegative("maxPositions", maxPositions);
+        Checks.positive("theta", theta);
+        this.headDim = headDim;
+        this.maxPositions = maxPositions;
+        this.pairing = Checks.notNull("pairing", pairing);
+        long size = (long) maxPositions * headDim;
+        if (size > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException(
+                    "maxPositions (" + maxPositions + ") × headDim (" + headDim + ") must fit a Java array");
+        }
+        cos = new float[(int) size];
+        sin = new float[(int) size];
+        int half = headDim / 2;
+        for (int p = 0; p < maxPositions; p++) {
+            for (int j = 0; j < headDim; j++) {
+                boolean adjacent = pairing == Pairing.ADJACENT;
+                int k = adjacent ? j / 2 : j % half;
+                boolean first = adjacent ? j % 2 == 0 : j < half;
+                double angle = p * Math.pow(theta, -2.0 * k / headDim);
+                cos[p * headDim + j] = (float) Math.cos(angle);
+                sin[p * headDim + j] = (float) (first ? -Math.sin(angle) : Math.sin(angle));
+            }
+        }
+    }
+
+    /**
+     * Rotates x into y, on arrays.
+     *
+     * @param rows number of tokens, at least 0
+     * @param heads heads per token, at least 0
+     * @param position the position of the first row; {@code position + rows <= maxPositions}
+     * @param x the input, {@code rows × (heads·headDim)}
+     * @param xOffset index of x's first element
+     * @param ldx leading dimension of x: at least {@code heads·headDim}
+     * @param y the output; may be x itself
+     * @param yOffset index of y's first element
+     * @param ldy leading dimension of y: at least {@code heads·headDim}
+     */
+    public void forward(
+            int rows, int heads, int position, float[] x, int xOffset, int ldx, float[] y, int yOffset, int ldy) {
+        forward(rows, heads, position, Checks.wrap("x", x), xOffset, ldx, Checks.wrap("y", y), yOffset, ldy);
+    }
+
+    /**
+     * Rotates x into y, on memory segments; as {@link #forward(int, int, int, float[], int, int, float[], int, int)}.
+     *
+     * @param rows number of tokens, at least 0
+     * @param heads heads per token, at least 0
+     * @param position the position of the first row; {@code position + rows <= maxPositions}
+     * @param x the input
+     * @param xOffset index (in floats) of x's first element
+     * @param ldx leading dimension of x: at least {@code heads·headDim}
+     * @param y the output; may be x itself; must be writable
+     * @param yOffset index (in floats) of y's first element
+     * @param ldy leading dimension of y: at least {@code heads·headDim}
+     */
+    public void forward(
+            int rows,
+            int heads,
+            int position,
+            MemorySegment x,
+            long xOffset,
+            int ldx,
+            MemorySegment y,
+            long yOffset,
+            int ldy) {
+        run(1f, rows, heads, position, x, xOffset, ldx, y, yOffset, ldy);
+    }
+
+    /**
+     * The gradient of {@link #forward(int, int, int, float[], int, int, float[], int, int) forward}, on arrays: dy
+     * rotated by the opposite angles.
+     *
+     * @param rows number of tokens, at least 0
+     * @param heads heads per token, at least 0
+     * @param position the forward's first position
+     * @param dy the gradient with respect to the output
+     * @param dyOffset index of dy's first element
+     * @param lddy leading dimension of dy: at least {@code heads·headDim}
+     * @param dx the gradient with respect to the input, overwritten; may be dy itself
+     * @param dxOffset index of dx's first element
+     * @param lddx leading dimension of dx: at least {@code heads·headDim}
+     */
+    public void backward(
+            int rows, int heads, int position, float[] dy, int dyOffset, int lddy, float[] dx, int dxOffset, int lddx) {
+        backward(rows, heads, position, Checks.wrap("dy", dy), dyOffset, lddy, Checks.wrap("dx", dx), dxOffset, lddx);
+    }
+
+    /**
+     * The gradient of the rotation on memory segments; as {@link #backward(int, int, int, float[], int, int, float[],
+     * int, int)}.
+     *
+     * @param rows number of tokens, at least 0
+     * @param heads heads per token, at least 0
+     * @param position the forward's first position
+     * @param dy the gradient with respect to the output
+     * @param dyOffset index (in floats) of dy's first element
+     * @param lddy leading dimension of dy: at least {@code heads·headDim}
+     * @param dx the gradient with respect to the input, overwritten; may be dy itself; must be writable
+     * @param dxOffset index (in floats) of dx's first element
+     * @param lddx leading dimension of dx: at least {@code heads·headDim}
+     */
+    public void backward(
+            int rows,
+            int heads,
+            int position,
+            MemorySegment dy,
+            long dyOffset,
+            int lddy,
+            MemorySegment dx,
+            long dxOffset,
+            int lddx) {
+        run(-1f, rows, heads, position, dy, dyOffset, lddy, dx, dxOffset, lddx);
+    }
+
+    /**
+     * Returns the number of floats per head.
+     *
+     * @return headDim
+     */
+    public int headDim() {
+        return headDim;
+    }
+
+    /**
+     * Returns how many positions the tables cover.
+     *
+     * @return maxPositions
+     */
+    public int maxPositions() {
+        return maxPositions;
+    }
+
+    /**
+     * Returns which elements rotate together.
+     *
+     * @return the pairing
+     */
+    public Pairing pairing() {
+        return pairing;
+    }
+
+    /** Rotates by {@code sign·angle}: 1 for the forward, -1 for the backward. */
+    private void run(
+            float sign,
+            int rows,
+            int heads,
+            int position,
+            MemorySegment x,
+            long xOffset,
+            int ldx,
+            MemorySegment y,
+            long yOffset,
+            int ldy) {
+        Checks.nonNegative("rows", rows);
+        Checks.nonNegative("heads", heads);
+        Checks.nonNegative("position", position);
+        if ((long) position + rows > maxPositions) {
+            throw new IndexOutOfBoundsException(
+                    "position (" + position + ") + rows (" + rows + ") must be <= maxPositions (" + maxPositions + ")");
+        }
+        int cols = Math.multiplyExact(heads, headDim);
+        String in = sign > 0 ? "x" : "dy";
+        String out = sign > 0 ? "y" : "dx";
+        Checks.matrix(in, x, xOffset, rows, cols, "ld" + in, ldx, false);
+        Checks.matrix(out, y, yOffset, rows, cols, "ld" + out, ldy, true);
+        MemorySegment cosines = MemorySegment.ofArray(cos);
+        MemorySegment sines = MemorySegment.ofArray(sin);
+        Rows.forEach(rows, (long) rows * cols, Parallelism.shareable(x, y), (from, to) -> {
+            for (int i = from; i < to; i++) {
+                long table = (long) (position + i) * headDim;
+                for (int h = 0; h < heads; h++) {
+                    long xi = xOffset + (long) i * ldx + (long) h * headDim;
+                    long yi = yOffset + (long) i * ldy + (long) h * headDim;
+                    if (pairing == Pairing.ADJACENT) {
+                        adjacent(headDim, sign, cosines, sines, table, x, xi, y, yi);
+                    } else {
+                        halves(headDim / 2, sign, cosines, sines, table, x, xi, y, yi);
+                    }
+                }
+            }
+        });
+    }
+
+    private static void adjacent(
+            int n,
+            float sign,
+            MemorySegment c,
+            MemorySegment s,
+            long t,
+            MemorySegment x,
+            long xi,
+            MemorySegment y,
+            long yi) {
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            FloatVector v = load(x, xi + j);
+            FloatVector partner = v.rearrange(SWAP_PAIRS).mul(load(s, t + j)).mul(sign);
+            store(v.fma(load(c, t + j), partner), y, yi + j);
+        }
+        if (end < n) {
+            VectorMask<Float> m = tail(end, n);
+            FloatVector v = load(x, xi + end, m);
+            FloatVector partner =
+                    v.rearrange(SWAP_PAIRS).mul(load(s, t + end, m)).mul(sign);
+            store(v.fma(load(c, t + end, m), partner), y, yi + end, m);
+        }
+    }
+
+    private static void halves(
+            int half,
+            float sign,
+            MemorySegment c,
+            MemorySegment s,
+            long t,
+            MemorySegment x,
+            long xi,
+            MemorySegment y,
+            long yi) {
+        int end = vectorEnd(half);
+        for (int j = 0; j < end; j += LANES) {
+            FloatVector a = load(x, xi + j);
+            FloatVector b = load(x, xi + half + j);
+            store(a.fma(load(c, t + j), b.mul(load(s, t + j)).mul(sign)), y, yi + j);
+            store(b.fma(load(c, t + half + j), a.mul(load(s, t + half + j)).mul(sign)), y, yi + half + j);
+        }
+        if (end < half) {
+            VectorMask<Float> m = tail(end, half);
+            FloatVector a = load(x, xi + end, m);
+            FloatVector b = load(x, xi + half + end, m);
+            store(a.fma(load(c, t + end, m), b.mul(load(s, t + end, m)).mul(sign)), y, yi + end, m);
+            store(
+                    b.fma(
+                            load(c, t + half + end, m),
+                            a.mul(load(s, t + half + end, m)).mul(sign)),
+                    y,
+                    yi + half + end,
+                    m);
+        }
+    }
+}

@@ -1,0 +1,45 @@
+package dev.panamax.kernels;
+
+/**
+ * Splits row-wise work over the threads of {@link Parallelism}. Each row is computed by the same code whatever the
+ * split, so results do not depend on the thread count; small problems stay on the calling thread.
+ */
+final class Rows {
+    /** Below this many elements a call stays on the caller's thread: a hand-off can cost a scheduler slice. */
+    static final long PARALLEL_MIN_ELEMENTS = 1L << 18;
+
+    /** A range of rows (or of any independent units) {@code [from, to)}. */
+    @FunctionalInterface
+    interface Range {
+        void run(int from, int to);
+    }
+
+    /** Elements per task unit of a flat elementwise op: 16 KiB, a multiple of every vector width. */
+    private static final int SPAN = 4096;
+
+    private Rows() {}
+
+    /**
+     * Runs {@code body} over the elements {@code [0, n)} of a flat elementwise op, split into spans on the threads of
+     * {@link Parallelism} when {@code parallel} allows it and {@code n} is large.
+     */
+    static void forEachSpan(int n, boolean parallel, Range body) {
+        int spans = (n + SPAN - 1) / SPAN;
+        forEach(spans, n, parallel, (from, to) -> body.run(from * SPAN, (int) Math.min(n, (long) to * SPAN)));
+    }
+
+    /**
+     * Runs {@code body} over {@code [0, rows)}, split into contiguous ranges on up to {@link Parallelism#threads()}
+     * threads when {@code parallel} allows it and there are at least {@link #PARALLEL_MIN_ELEMENTS} elements.
+     */
+    static void forEach(int rows, long elements, boolean parallel, Range body) {
+        int threads = Parallelism.threads();
+        if (!parallel || threads == 1 || rows < 2 || elements < PARALLEL_MIN_ELEMENTS) {
+            body.run(0, rows);
+            return;
+        }
+        int tasks = Math.min(rows, 4 * threads);
+        Parallelism.forEach(
+                tasks, task -> body.run((int) ((long) rows * task / tasks), (int) ((long) rows * (task + 1) / tasks)));
+    }
+}

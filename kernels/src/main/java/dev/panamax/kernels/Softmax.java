@@ -1,0 +1,484 @@
+package dev.panamax.kernels;
+
+import static dev.panamax.kernels.Simd.LANES;
+import static dev.panamax.kernels.Simd.load;
+import static dev.panamax.kernels.Simd.store;
+import static dev.panamax.kernels.Simd.tail;
+import static dev.panamax.kernels.Simd.vectorEnd;
+
+import java.lang.foreign.MemorySegment;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * Row-wise softmax and log-softmax over a row-major {@code rows × cols} matrix, with their backward kernels.
+ *
+ * <p>Each row is {@code z = scale·x} over its visible columns: with a causal mask, row {@code i} sees columns {@code j
+ * <= i + causalOffset} (for attention over a KV cache, {@code causalOffset} is the position of the first query row);
+ * {@link #UNMASKED} shows every column. Softmax is computed stably, {@code exp(z - max z) / Σ exp(z - max z)}, so
+ * inputs of any magnitude do not overflow. Masked columns get probability 0 (log-probability -∞); a row with no
+ * visible column, or whose visible inputs are all -∞, gets only zeros (log-softmax: -∞), never NaN. A NaN among a
+ * row's visible inputs makes that row NaN, and so does +∞ (as {@code ∞ - ∞} does).
+ *
+ * <p>Offsets and leading dimensions count floats, as in {@link Gemm}. {@code y} may be the same storage as {@code x}
+ * (same offset and leading dimension) to work in place; in the backward kernels {@code dx} may likewise be {@code
+ * dy}. Other overlaps are not allowed. Arguments are checked before anything is written. Large problems are split by
+ * rows over the threads of {@link Parallelism}; each row is always computed the same way, so results are
+ * bit-identical for every thread count. The exponential is {@code VectorMath.exp}: within 2 ulp.
+ */
+public final class Softmax {
+    /** The causal offset that masks nothing: every row sees every column. */
+    public static final int UNMASKED = Integer.MAX_VALUE;
+
+    private Softmax() {}
+
+    /**
+     * {@code y = softmax(scale·x)} row by row, on arrays.
+     *
+     * @param rows number of rows, at least 0
+     * @param cols number of columns, at least 0
+     * @param scale factor applied to x before the softmax (e.g. 1/√d in attention); finite
+     * @param causalOffset row {@code i} sees columns {@code <= i + causalOffset}; {@link #UNMASKED} for all
+     * @param x the input
+     * @param xOffset index of x's first element
+     * @param ldx leading dimension of x: at least {@code cols}
+     * @param y the output; may be x itself
+     * @param yOffset index of y's first element
+     * @param ldy leading dimension of y: at least {@code cols}
+     */
+    public static void forward(
+            int rows,
+            int cols,
+            float scale,
+            int causalOffset,
+            float[] x,
+            int xOffset,
+            int ldx,
+            float[] y,
+            int yOffset,
+            int ldy) {
+        forward(rows, cols, scale, causalOffset, Checks.wrap("x", x), xOffset, ldx, Checks.wrap("y", y), yOffset, ldy);
+    }
+
+    /**
+     * {@code y = softmax(scale·x)} row by row, on memory segments; as {@link #forward(int, int, float, int, float[],
+     * int, int, float[], int, int)}.
+     *
+     * @param rows number of rows, at least 0
+     * @param cols number of columns, at least 0
+     * @param scale factor applied to x before the softmax; finite
+     * @param causalOffset row {@code i} sees columns {@code <= i + causalOffset}; {@link #UNMASKED} for all
+     * @param x the input
+     * @param xOffset index (in floats) of x's first element
+     * @param ldx leading dimension of x: at least {@code cols}
+     * @param y the output; may be x itself; must be writable
+     * @param yOffset index (in floats) of y's first element
+     * @param ldy leading dimension of y: at least {@code cols}
+     */
+    public static void forward(
+            int rows,
+            int cols,
+            float scale,
+            int causalOffset,
+            MemorySegment x,
+            long xOffset,
+            int ldx,
+            MemorySegment y,
+            long yOffset,
+            int ldy) {
+        run(false, rows, cols, scale, causalOffset, x, xOffset, ldx, y, yOffset, ldy);
+    }
+
+    /**
+     * {@code y = log(softmax(scale·x))} row by row, on arrays: {@code (z - max z) - log Σ exp(z - max z)}, accurate
+     * also where the probability underflows.
+     *
+     * @param rows number of rows, at least 0
+     * @param cols number of columns, at least 0
+     * @param scale factor applied to x first; finite
+     * @param causalOffset row {@code i} sees columns {@code <= i + causalOffset}; {@link #UNMASKED} for all
+     * @param x the input
+     * @param xOffset index of x's first element
+     * @param ldx leading dimension of x: at least {@code cols}
+     * @param y the output; may be x itself
+     * @param yOffset index of y's first element
+     * @param ldy leading dimension of y: at least {@code cols}
+     */
+    public static void logForward(
+            int rows,
+            int cols,
+            float scale,
+            int causalOffset,
+            float[] x,
+            int xOffset,
+            int ldx,
+            float[] y,
+            int yOffset,
+            int ldy) {
+        logForward(
+                rows, cols, scale, causalOffset, Checks.wrap("x", x), xOffset, ldx, Checks.wrap("y", y), yOffset, ldy);
+    }
+
+    /**
+     * {@code y = log(softmax(scale·x))} row by row, on memory segments; as {@link #logForward(int, int, float, int,
+     * float[], int, int, float[], int, int)}.
+     *
+     * @param rows number of rows, at least 0
+     * @param cols number of columns, at least 0
+     * @param scale factor applied to x first; finite
+     * @param causalOffset row {@code i} sees columns {@code <= i + causalOffset}; {@link #UNMASKED} for all
+     * @param x the input
+     * @param xOffset index (in floats) of x's first element
+     * @param ldx leading dimension of x: at least {@code cols}
+     * @param y the output; may be x itself; must be writable
+     * @param yOffset index (in floats) of y's first element
+     * @param ldy leading dimension of y: at least {@code cols}
+     */
+    public static void logForward(
+            int rows,
+            int cols,
+            float scale,
+            int causalOffset,
+            MemorySegment x,
+            long xOffset,
+            int ldx,
+            MemorySegment y,
+            long yOffset,
+            int ldy) {
+        run(true, rows, cols, scale, causalOffset, x, xOffset, ldx, y, yOffset, ldy);
+    }
+
+    /**
+     * The gradient of {@link #forward(int, int, float, int, float[], int, int, float[], int, int) softmax} with
+     * respect to its input, on arrays: {@code dx = scale·y⊙(dy - Σ y⊙dy)} per row, from the forward output y.
+     * Masked columns get {@code dx = 0}, and dy is not read there.
+     *
+     * @param rows number of rows, at least 0
+     * @param cols number of columns, at least 0
+     * @param scale the forward's scale; finite
+     * @param causalOffset the forward's causal offset
+     * @param y the forward's output
+     * @param yOffset index of y's first element
+     * @param ldy leading dimension of y: at least {@code cols}
+     * @param dy the gradient of the loss with respect to y
+     * @param dyOffset index of dy's first element
+     * @param lddy leading dimension of dy: at least {@code cols}
+     * @param dx the gradient with respect to x, overwritten; may be dy itself
+     * @param dxOffset index of dx's first element
+     * @param lddx leading dimension of dx: at least {@code cols}
+     */
+    public static void backward(
+            int rows,
+            int cols,
+            float scale,
+            int causalOffset,
+            float[] y,
+            int yOffset,
+            int ldy,
+            float[] dy,
+            int dyOffset,
+            int lddy,
+            float[] dx,
+            int dxOffset,
+            int lddx) {
+        backward(
+                rows,
+                cols,
+                scale,
+                causalOffset,
+                Checks.wrap("y", y),
+                yOffset,
+                ldy,
+                Checks.wrap("dy", dy),
+                dyOffset,
+                lddy,
+                Checks.wrap("dx", dx),
+                dxOffset,
+                lddx);
+    }
+
+    /**
+     * The gradient of softmax on memory segments; as {@link #backward(int, int, float, int, float[], int, int,
+     * float[], int, int, float[], int, int)}.
+     *
+     * @param rows number of rows, at least 0
+     * @param cols number of columns, at least 0
+     * @param scale the forward's scale; finite
+     * @param causalOffset the forward's causal offset
+     * @param y the forward's output
+     * @param yOffset index (in floats) of y's first element
+     * @param ldy leading dimension of y: at least {@code cols}
+     * @param dy the gradient of the loss with respect to y
+     * @param dyOffset index (in floats) of dy's first element
+     * @param lddy leading dimension of dy: at least {@code cols}
+     * @param dx the gradient with respect to x, overwritten; may be dy itself; must be writable
+     * @param dxOffset index (in floats) of dx's first element
+     * @param lddx leading dimension of dx: at least {@code cols}
+     */
+    public static void backward(
+            int rows,
+            int cols,
+            float scale,
+            int causalOffset,
+            MemorySegment y,
+            long yOffset,
+            int ldy,
+            MemorySegment dy,
+            long dyOffset,
+            int lddy,
+            MemorySegment dx,
+            long dxOffset,
+            int lddx) {
+        runBackward(false, rows, cols, scale, causalOffset, y, yOffset, ldy, dy, dyOffset, lddy, dx, dxOffset, lddx);
+    }
+
+    /**
+     * The gradient of {@link #logForward(int, int, float, int, float[], int, int, float[], int, int) log-softmax}
+     * with respect to its input, on arrays: {@code dx = scale·(dy - exp(y)·Σ dy)} per row, from the forward output y.
+     * Masked columns get {@code dx = 0}, and dy is not read there.
+     *
+     * @param rows number of rows, at least 0
+     * @param cols number of columns, at least 0
+     * @param scale the forward's scale; finite
+     * @param causalOffset the forward's causal offset
+     * @param y the forward's output (log-probabilities)
+     * @param yOffset index of y's first element
+     * @param ldy leading dimension of y: at least {@code cols}
+     * @param dy the gradient of the loss with respect to y
+     * @param dyOffset index of dy's first element
+     * @param lddy leading dimension of dy: at least {@code cols}
+     * @param dx the gradient with respect to x, overwritten; may be dy itself
+     * @param dxOffset index of dx's first element
+     * @param lddx leading dimension of dx: at least {@code cols}
+     */
+    public static void logBackward(
+            int rows,
+            int cols,
+            float scale,
+            int causalOffset,
+            float[] y,
+            int yOffset,
+            int ldy,
+            float[] dy,
+            int dyOffset,
+            int lddy,
+            float[] dx,
+            int dxOffset,
+            int lddx) {
+        logBackward(
+                rows,
+                cols,
+                scale,
+                causalOffset,
+                Checks.wrap("y", y),
+                yOffset,
+                ldy,
+                Checks.wrap("dy", dy),
+                dyOffset,
+                lddy,
+                Checks.wrap("dx", dx),
+                dxOffset,
+                lddx);
+    }
+
+    /**
+     * The gradient of log-softmax on memory segments; as {@link #logBackward(int, int, float, int, float[], int, int,
+     * float[], int, int, float[], int, int)}.
+     *
+     * @param rows number of rows, at least 0
+     * @param cols number of columns, at least 0
+     * @param scale the forward's scale; finite
+     * @param causalOffset the forward's causal offset
+     * @param y the forward's output (log-probabilities)
+     * @param yOffset index (in floats) of y's first element
+     * @param ldy leading dimension of y: at least {@code cols}
+     * @param dy the gradient of the loss with respect to y
+     * @param dyOffset index (in floats) of dy's first element
+     * @param lddy leading dimension of dy: at least {@code cols}
+     * @param dx the gradient with respect to x, overwritten; may be dy itself; must be writable
+     * @param dxOffset index (in floats) of dx's first element
+     * @param lddx leading dimension of dx: at least {@code cols}
+     */
+    public static void logBackward(
+            int rows,
+            int cols,
+            float scale,
+            int causalOffset,
+            MemorySegment y,
+            long yOffset,
+            int ldy,
+            MemorySegment dy,
+            long dyOffset,
+            int lddy,
+            MemorySegment dx,
+            long dxOffset,
+            int lddx) {
+        runBackward(true, rows, cols, scale, causalOffset, y, yOffset, ldy, dy, dyOffset, lddy, dx, dxOffset, lddx);
+    }
+
+    private static void checkShape(int rows, int cols, float scale) {
+        Checks.nonNegative("rows", rows);
+        Checks.nonNegative("cols", cols);
+        Checks.finite("scale", scale);
+    }
+
+    /** Columns row {@code row} sees: {@code [0, visible)}. */
+    static int visible(int row, int cols, int causalOffset) {
+        return Math.clamp((long) row + causalOffset + 1, 0, cols);
+    }
+
+    private static void run(
+            boolean log,
+            int rows,
+            int cols,
+            float scale,
+            int causalOffset,
+            MemorySegment x,
+            long xOffset,
+            int ldx,
+            MemorySegment y,
+            long yOffset,
+            int ldy) {
+        checkShape(rows, cols, scale);
+        Checks.matrix("x", x, xOffset, rows, cols, "ldx", ldx, false);
+        Checks.matrix("y", y, yOffset, rows, cols, "ldy", ldy, true);
+        boolean parallel = Parallelism.shareable(x) && Parallelism.shareable(y);
+        Rows.forEach(rows, (long) rows * cols, parallel, (from, to) -> {
+            for (int i = from; i < to; i++) {
+                long xi = xOffset + (long) i * ldx;
+                long yi = yOffset + (long) i * ldy;
+                int n = visible(i, cols, causalOffset);
+                int written = log ? logRow(n, scale, x, xi, y, yi) : row(n, scale, x, xi, y, yi);
+                Simd.fill(y, yi + written, cols - written, log ? Float.NEGATIVE_INFINITY : 0f);
+            }
+        });
+    }
+
+    /** The largest of {@code scale·x} over {@code n} floats; NaN if any is NaN, -∞ if n is 0. */
+    static float max(int n, float scale, MemorySegment x, long xi) {
+        FloatVector max = FloatVector.broadcast(Simd.FLOATS, Float.NEGATIVE_INFINITY);
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            max = max.max(load(x, xi + j).mul(scale));
+        }
+        if (end < n) {
+            VectorMask<Float> m = tail(end, n);
+            max = max.lanewise(VectorOperators.MAX, load(x, xi + end, m).mul(scale), m);
+        }
+        return Simd.max(max);
+    }
+
+    /**
+     * {@code Σ exp(scale·x - max)} over {@code n} floats, storing each term into {@code y} when {@code y} is not null.
+     */
+    static float sumExp(int n, float scale, float max, MemorySegment x, long xi, MemorySegment y, long yi) {
+        return VectorMath.expSum(n, scale, max, x, xi, y, yi);
+    }
+
+    /** Softmax of one row's {@code n} visible columns; returns how many columns it wrote (n, or 0 for zeros). */
+    private static int row(int n, float scale, MemorySegment x, long xi, MemorySegment y, long yi) {
+        float max = max(n, scale, x, xi);
+        if (max == Float.NEGATIVE_INFINITY) {
+            return 0;
+        }
+        Elementwise.scaleRun(n, 1f / sumExp(n, scale, max, x, xi, y, yi), y, yi);
+        return n;
+    }
+
+    /** Log-softmax of one row's {@code n} visible columns; returns how many columns it wrote (n, or 0 for -∞). */
+    private static int logRow(int n, float scale, MemorySegment x, long xi, MemorySegment y, long yi) {
+        float max = max(n, scale, x, xi);
+        if (max == Float.NEGATIVE_INFINITY) {
+            return 0;
+        }
+        float logSum = (float) Math.log(sumExp(n, scale, max, x, xi, null, 0));
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            store(load(x, xi + j).mul(scale).sub(max).sub(logSum), y, yi + j);
+        }
+        if (end < n) {
+            VectorMask<Float> m = tail(end, n);
+            store(load(x, xi + end, m).mul(scale).sub(max).sub(logSum), y, yi + end, m);
+        }
+        return n;
+    }
+
+    private static void runBackward(
+            boolean log,
+            int rows,
+            int cols,
+            float scale,
+            int causalOffset,
+            MemorySegment y,
+            long yOffset,
+            int ldy,
+            MemorySegment dy,
+            long dyOffset,
+            int lddy,
+            MemorySegment dx,
+            long dxOffset,
+            int lddx) {
+        checkShape(rows, cols, scale);
+        Checks.matrix("y", y, yOffset, rows, cols, "ldy", ldy, false);
+        Checks.matrix("dy", dy, dyOffset, rows, cols, "lddy", lddy, false);
+        Checks.matrix("dx", dx, dxOffset, rows, cols, "lddx", lddx, true);
+        boolean parallel = Parallelism.shareable(y) && Parallelism.shareable(dy) && Parallelism.shareable(dx);
+        Rows.forEach(rows, (long) rows * cols, parallel, (from, to) -> {
+            for (int i = from; i < to; i++) {
+                long yi = yOffset + (long) i * ldy;
+                long dyi = dyOffset + (long) i * lddy;
+                long dxi = dxOffset + (long) i * lddx;
+                int n = visible(i, cols, causalOffset);
+                if (log) {
+                    logBackwardRow(n, scale, y, yi, dy, dyi, dx, dxi);
+                } else {
+                    backwardRow(n, scale, y, yi, dy, dyi, dx, dxi);
+                }
+                Simd.fill(dx, dxi + n, cols - n, 0f);
+            }
+        });
+    }
+
+    private static void backwardRow(
+            int n, float scale, MemorySegment y, long yi, MemorySegment dy, long dyi, MemorySegment dx, long dxi) {
+        FloatVector dot = FloatVector.zero(Simd.FLOATS);
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            dot = load(y, yi + j).fma(load(dy, dyi + j), dot);
+        }
+        VectorMask<Float> m = tail(end, n);
+        if (end < n) {
+            dot = load(y, yi + end, m).fma(load(dy, dyi + end, m), dot);
+        }
+        float d = Simd.sum(dot);
+        for (int j = 0; j < end; j += LANES) {
+            store(load(dy, dyi + j).sub(d).mul(load(y, yi + j)).mul(scale), dx, dxi + j);
+        }
+        if (end < n) {
+            store(load(dy, dyi + end, m).sub(d).mul(load(y, yi + end, m)).mul(scale), dx, dxi + end, m);
+        }
+    }
+
+    private static void logBackwardRow(
+            int n, float scale, MemorySegment y, long yi, MemorySegment dy, long dyi, MemorySegment dx, long dxi) {
+        FloatVector sum = FloatVector.zero(Simd.FLOATS);
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            sum = sum.add(load(dy, dyi + j));
+        }
+        VectorMask<Float> m = tail(end, n);
+        if (end < n) {
+            sum = sum.add(load(dy, dyi + end, m));
+        }
+        FloatVector s = FloatVector.broadcast(Simd.FLOATS, Simd.sum(sum));
+        for (int j = 0; j < end; j += LANES) {
+            FloatVector p = VectorMath.exp(load(y, yi + j));
+            store(p.neg().fma(s, load(dy, dyi + j)).mul(scale), dx, dxi + j);
+        }
+        if (end < n) {
+            FloatVector p = VectorMath.exp(load(y, yi + end, m));
+            store(p.neg().fma(s, load(dy, dyi + end, m)).mul(scale), dx, dxi + end, m);
+        }
+    }
+}

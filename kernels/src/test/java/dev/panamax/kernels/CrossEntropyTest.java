@@ -1,0 +1,208 @@
+package dev.panamax.kernels;
+
+import static dev.panamax.kernels.testing.Agreement.assertRejected;
+import static dev.panamax.kernels.testing.Tolerance.FLOAT_EPSILON;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.panamax.kernels.testing.Agreement;
+import dev.panamax.kernels.testing.FiniteDifferences;
+import dev.panamax.kernels.testing.Inputs;
+import dev.panamax.kernels.testing.ReferenceOps;
+import dev.panamax.kernels.testing.Tolerance;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Cross-entropy against {@link ReferenceOps}. Bounds follow {@link SoftmaxTest}'s analysis: a row's loss {@code (max
+ * - x_t) + log Σ} is off by the relative error of the computed sum ({@link SoftmaxTest.RowErrors}); the mean adds ε
+ * relative. Each gradient element is the softmax bound times the row weight, plus one rounding of that weight (ε) and,
+ * at the target, of the subtraction (ε·|d|).
+ */
+@Tag("species")
+class CrossEntropyTest {
+    private static final int IGNORE = -100;
+
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2, 7, 8, 9, 31, 33, 1000, 4096})
+    void lossAndGradientMatchTheReference(int cols) {
+        for (int rows : new int[] {1, 4, 13}) {
+            String name = rows + "×" + cols;
+            int ld = cols + 3;
+            int offset = 2;
+            float[] logits = Inputs.uniform(Inputs.seed(name), offset + rows * ld, -8, 8);
+            int[] targets = targets(name, rows, cols, 1);
+            check(name, rows, cols, logits, offset, ld, targets);
+        }
+    }
+
+    @Test
+    void extremeLogitsAndIgnoredRows() {
+        int cols = 1000;
+        int rows = 6;
+        float[] logits = Inputs.uniform(Inputs.seed("extreme"), rows * cols, -1e4f, 1e4f);
+        for (int i = 0; i < logits.length; i += 7) {
+            logits[i] = Float.NEGATIVE_INFINITY;
+        }
+        int[] targets = targets("extreme", rows, cols, 2);
+        targets[0] = 3;
+        // Row 0's target is the largest logit, row 1's the smallest finite one: losses 0 and ~2e4.
+        logits[3] = 2e4f;
+        logits[cols + 5] = -2e4f;
+        targets[1] = 5;
+        check("±1e4", rows, cols, logits, 0, cols, targets);
+
+        float[] dlogits = new float[rows * cols];
+        int[] allIgnored = {IGNORE, IGNORE};
+        float loss = CrossEntropy.forward(2, cols, logits, 0, cols, allIgnored, 0, IGNORE, dlogits, 0, cols);
+        assertEquals(0f, loss, "every row ignored");
+        for (float d : dlogits) {
+            assertEquals(0f, d);
+        }
+
+        float[] nan = Inputs.uniform(Inputs.seed("nan"), rows * cols, -1, 1);
+        nan[2 * cols + 17] = Float.NaN;
+        loss = CrossEntropy.forward(rows, cols, nan, 0, cols, new int[rows], 0, IGNORE, dlogits, 0, cols);
+        assertTrue(Float.isNaN(loss), "NaN logit");
+        assertTrue(Float.isNaN(dlogits[2 * cols]) && !Float.isNaN(dlogits[cols]), "NaN stays in its row");
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2, 9, 33, 300})
+    void referenceGradientMatchesFiniteDifferences(int cols) {
+        double[] x = ReferenceOps.toDouble(Inputs.uniform(Inputs.seed("fd " + cols), cols, -4, 4), 0, cols);
+        int target = cols / 2;
+        FiniteDifferences.assertMatches(
+                "cross-entropy " + cols,
+                ReferenceOps.crossEntropyBackward(x, target, 1),
+                FiniteDifferences.gradient(
+                        v -> new double[] {ReferenceOps.crossEntropy(v, target)}, x, new double[] {1}, 1e-6),
+                1e-6);
+    }
+
+    @Test
+    void gradientInPlaceOverTheLogitsEqualsOutOfPlace() {
+        int rows = 5;
+        int cols = 777;
+        float[] logits = Inputs.uniform(Inputs.seed("in place"), rows * cols, -5, 5);
+        int[] targets = targets("in place", rows, cols, 3);
+        float[] d = new float[rows * cols];
+        float loss = CrossEntropy.forward(rows, cols, logits, 0, cols, targets, 0, IGNORE, d, 0, cols);
+        float[] inPlace = logits.clone();
+        float again = CrossEntropy.forward(rows, cols, inPlace, 0, cols, targets, 0, IGNORE, inPlace, 0, cols);
+        assertEquals(loss, again);
+        assertArrayEquals(d, inPlace);
+        assertEquals(loss, CrossEntropy.forward(rows, cols, logits, 0, cols, targets, 0, IGNORE, null, 0, 0));
+    }
+
+    @Test
+    void formsAndThreadCountsAgreeBitForBit() {
+        int rows = 40;
+        int cols = 50257;
+        float[] logits = Inputs.uniform(Inputs.seed("forms"), rows * cols, -10, 10);
+        int[] targets = targets("forms", rows, cols, 5);
+        float[] loss = new float[1];
+        Agreement.assertFormsAgree(
+                "cross-entropy",
+                new float[][] {logits, new float[rows * cols], loss},
+                a -> a[2][0] = CrossEntropy.forward(rows, cols, a[0], 0, cols, targets, 0, IGNORE, a[1], 0, cols),
+                (s, arena) -> {
+                    MemorySegment t = arena.allocateFrom(ValueLayout.JAVA_INT, targets);
+                    float value = CrossEntropy.forward(rows, cols, s[0], 0, cols, t, 0, IGNORE, s[1], 0, cols);
+                    s[2].setAtIndex(ValueLayout.JAVA_FLOAT, 0, value);
+                });
+        Agreement.assertThreadIndependent("cross-entropy", () -> {
+            float[] d = new float[rows * cols];
+            float value = CrossEntropy.forward(rows, cols, logits, 0, cols, targets, 0, IGNORE, d, 0, cols);
+            return new float[][] {d, {value}};
+        });
+    }
+
+    @Test
+    void badArgumentsAreRejectedBeforeAnythingIsWritten() {
+        float[] logits = new float[20];
+        float[] d = Inputs.uniform(1, 20, -1, 1);
+        float[] before = d.clone();
+        int[] targets = {1, 2, 4, IGNORE};
+        assertRejected(
+                IndexOutOfBoundsException.class,
+                "targets[2] (4) must be in [0, cols (4)) or equal ignoreIndex (-100)",
+                () -> CrossEntropy.forward(4, 4, logits, 0, 4, targets, 0, IGNORE, d, 0, 4));
+        assertRejected(
+                IndexOutOfBoundsException.class,
+                "targets holds 4 ints, but targets needs 4 from targetsOffset (1), up to index 4",
+                () -> CrossEntropy.forward(4, 4, logits, 0, 4, targets, 1, IGNORE, d, 0, 4));
+        assertRejected(
+                IllegalArgumentException.class,
+                "ldLogits (3) must be >= cols (4) for logits",
+                () -> CrossEntropy.forward(4, 4, logits, 0, 3, targets, 0, IGNORE, d, 0, 4));
+        assertRejected(
+                IndexOutOfBoundsException.class,
+                "dlogits holds 20 floats, but dlogits needs 16 from dlogitsOffset (5)",
+                () -> CrossEntropy.forward(4, 4, logits, 0, 4, new int[4], 0, IGNORE, d, 5, 4));
+        assertRejected(
+                NullPointerException.class,
+                "targets must not be null",
+                () -> CrossEntropy.forward(4, 4, logits, 0, 4, null, 0, IGNORE, d, 0, 4));
+        assertRejected(
+                IllegalArgumentException.class,
+                "rows (-1) must be >= 0",
+                () -> CrossEntropy.forward(-1, 4, logits, 0, 4, targets, 0, IGNORE, d, 0, 4));
+        assertArrayEquals(before, d, "dlogits was written by a rejected call");
+    }
+
+    /** Random targets in [0, cols), every {@code ignoreEvery}-th row ignored (none when 1). */
+    private static int[] targets(String name, int rows, int cols, int ignoreEvery) {
+        SplittableRandom random = new SplittableRandom(Inputs.seed(name + " targets"));
+        int[] targets = new int[rows];
+        for (int i = 0; i < rows; i++) {
+            targets[i] = ignoreEvery > 1 && i % ignoreEvery == ignoreEvery - 1 ? IGNORE : random.nextInt(cols);
+        }
+        return targets;
+    }
+
+    private static void check(String name, int rows, int cols, float[] logits, int offset, int ld, int[] targets) {
+        int count = 0;
+        for (int t : targets) {
+            count += t == IGNORE ? 0 : 1;
+        }
+        float[] d = Inputs.uniform(Inputs.seed(name + " d"), offset + rows * ld, -1, 1);
+        float[] before = d.clone();
+        float loss = CrossEntropy.forward(rows, cols, logits, offset, ld, targets, 0, IGNORE, d, offset, ld);
+        double expectedLoss = 0;
+        double lossError = 0;
+        for (int i = 0; i < rows; i++) {
+            int at = offset + i * ld;
+            double[] row = ReferenceOps.toDouble(logits, at, cols);
+            if (targets[i] == IGNORE) {
+                for (int j = 0; j < cols; j++) {
+                    assertEquals(0f, d[at + j], name + " ignored row " + i);
+                }
+                continue;
+            }
+            SoftmaxTest.RowErrors errors = SoftmaxTest.RowErrors.of(row, 1, cols);
+            expectedLoss += ReferenceOps.crossEntropy(row, targets[i]) / count;
+            lossError += errors.sumError() / count;
+            double weight = 1.0 / count;
+            double[] expected = ReferenceOps.crossEntropyBackward(row, targets[i], weight);
+            int target = targets[i];
+            Tolerance.assertClose(
+                    name + " dlogits row " + i,
+                    cols,
+                    j -> expected[j],
+                    j -> d[at + j],
+                    j -> errors.probability(j, expected[j] / weight + (j == target ? 1 : 0)) * weight
+                            + FLOAT_EPSILON * (Math.abs(expected[j]) + weight),
+                    j -> "column " + j);
+        }
+        double bound = lossError + 2 * FLOAT_EPSILON * Math.abs(expectedLoss);
+        Tolerance.assertClose(name + " loss", new double[] {expectedLoss}, new float[] {loss}, new double[] {bound});
+        SoftmaxTest.assertPaddingUntouched(before, d, offset, ld, rows, cols, name);
+    }
+}

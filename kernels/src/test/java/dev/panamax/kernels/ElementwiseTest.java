@@ -1,0 +1,186 @@
+package dev.panamax.kernels;
+
+import static dev.panamax.kernels.testing.Agreement.assertRejected;
+import static dev.panamax.kernels.testing.Tolerance.FLOAT_EPSILON;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import dev.panamax.kernels.testing.Agreement;
+import dev.panamax.kernels.testing.Inputs;
+import dev.panamax.kernels.testing.Tolerance;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Elementwise add, scale and axpy, and the embedding gather and scatter-add. Each element is one correctly rounded
+ * operation (axpy: one fused multiply-add), so results must equal the float64 value rounded once: within ε relative;
+ * the gather copies exactly; the scatter-add sums each column's tokens in token order, {@code (count + 1)·ε} of the
+ * magnitudes summed.
+ */
+@Tag("species")
+class ElementwiseTest {
+    @ParameterizedTest
+    @ValueSource(ints = {0, 1, 2, 7, 8, 9, 31, 33, 1000, 4096, 70_000})
+    void addScaleAndAxpyRoundOnce(int n) {
+        float[] a = Inputs.uniform(Inputs.seed("a " + n), n + 1, -1e4f, 1e4f);
+        float[] b = Inputs.uniform(Inputs.seed("b " + n), n + 2, -3, 3);
+        float[] y = Inputs.uniform(Inputs.seed("y " + n), n + 3, -1, 1);
+        float[] before = y.clone();
+        Elementwise.add(n, a, 1, b, 2, y, 3);
+        Tolerance.assertClose(
+                "add " + n,
+                n,
+                i -> (double) a[1 + i] + b[2 + i],
+                i -> y[3 + i],
+                i -> FLOAT_EPSILON * Math.abs((double) a[1 + i] + b[2 + i]),
+                i -> "index " + i);
+        assertArrayEquals(java.util.Arrays.copyOf(before, 3), java.util.Arrays.copyOf(y, 3));
+        float[] scaled = a.clone();
+        Elementwise.scale(n, -0.3f, scaled, 1);
+        Tolerance.assertClose(
+                "scale " + n,
+                n,
+                i -> -0.3f * (double) a[1 + i],
+                i -> scaled[1 + i],
+                i -> FLOAT_EPSILON * Math.abs(0.3f * (double) a[1 + i]),
+                i -> "index " + i);
+        float[] z = b.clone();
+        Elementwise.axpy(n, 1.7f, a, 1, z, 2);
+        Tolerance.assertClose(
+                "axpy " + n,
+                n,
+                i -> 1.7f * (double) a[1 + i] + b[2 + i],
+                i -> z[2 + i],
+                i -> FLOAT_EPSILON * Math.abs(1.7f * (double) a[1 + i] + b[2 + i]),
+                i -> "index " + i);
+        float[] inPlace = a.clone();
+        Elementwise.add(n, inPlace, 1, b, 2, inPlace, 1);
+        assertArrayEquals(java.util.Arrays.copyOfRange(y, 3, 3 + n), java.util.Arrays.copyOfRange(inPlace, 1, 1 + n));
+    }
+
+    @Test
+    void nanAndInfinityPropagate() {
+        float[] a = {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, 1};
+        float[] b = {1, Float.NEGATIVE_INFINITY, 2, Float.NaN};
+        float[] y = new float[4];
+        Elementwise.add(4, a, 0, b, 0, y, 0);
+        assertArrayEquals(new float[] {Float.NaN, Float.NaN, Float.NEGATIVE_INFINITY, Float.NaN}, y);
+    }
+
+    @Test
+    void embeddingGatherAndScatterAdd() {
+        int vocab = 50;
+        for (int dim : new int[] {1, 7, 8, 33, 300, 768}) {
+            int rows = 70;
+            int ld = dim + 2;
+            SplittableRandom random = new SplittableRandom(Inputs.seed("tokens " + dim));
+            int[] tokens = new int[rows + 1];
+            for (int i = 0; i < tokens.length; i++) {
+                tokens[i] = random.nextInt(vocab);
+            }
+            tokens[5] = tokens[9];
+            float[] table = Inputs.uniform(Inputs.seed("table " + dim), 3 + vocab * dim, -1, 1);
+            float[] out = new float[rows * ld];
+            Embedding.forward(rows, dim, vocab, tokens, 1, table, 3, out, 0, ld);
+            for (int i = 0; i < rows; i++) {
+                for (int j = 0; j < dim; j++) {
+                    assertEquals(table[3 + tokens[1 + i] * dim + j], out[i * ld + j], "row " + i + " col " + j);
+                }
+            }
+            float[] dout = Inputs.uniform(Inputs.seed("dout " + dim), rows * ld, -1, 1);
+            float[] dtable = Inputs.uniform(Inputs.seed("dtable " + dim), 2 + vocab * dim, -1, 1);
+            double[] expected = new double[vocab * dim];
+            double[] magnitude = new double[vocab * dim];
+            int[] count = new int[vocab];
+            for (int t = 0; t < vocab * dim; t++) {
+                expected[t] = dtable[2 + t];
+                magnitude[t] = Math.abs(dtable[2 + t]);
+            }
+            for (int i = 0; i < rows; i++) {
+                count[tokens[1 + i]]++;
+                for (int j = 0; j < dim; j++) {
+                    expected[tokens[1 + i] * dim + j] += dout[i * ld + j];
+                    magnitude[tokens[1 + i] * dim + j] += Math.abs(dout[i * ld + j]);
+                }
+            }
+            float[] result = dtable.clone();
+            Embedding.backward(rows, dim, vocab, tokens, 1, dout, 0, ld, result, 2);
+            Tolerance.assertClose(
+                    "scatter-add dim " + dim,
+                    vocab * dim,
+                    t -> expected[t],
+                    t -> result[2 + t],
+                    t -> (count[t / dim] + 1) * FLOAT_EPSILON * magnitude[t],
+                    t -> "token " + (t / dim) + " col " + (t % dim));
+        }
+    }
+
+    @Test
+    void formsAndThreadCountsAgreeBitForBit() {
+        int n = 400_000;
+        int rows = 2048;
+        int dim = 768;
+        int vocab = 300;
+        int[] tokens = new int[rows];
+        SplittableRandom random = new SplittableRandom(7);
+        for (int i = 0; i < rows; i++) {
+            tokens[i] = random.nextInt(vocab);
+        }
+        float[] x = Inputs.uniform(Inputs.seed("forms x"), n, -1, 1);
+        float[] table = Inputs.uniform(Inputs.seed("forms table"), vocab * dim, -1, 1);
+        Agreement.assertFormsAgree(
+                "elementwise and embedding",
+                new float[][] {x, new float[n], table, new float[rows * dim], new float[vocab * dim]},
+                a -> {
+                    Elementwise.add(n, a[0], 0, a[0], 0, a[1], 0);
+                    Elementwise.axpy(n - 3, 0.5f, a[0], 3, a[1], 0);
+                    Elementwise.scale(n, 3f, a[1], 0);
+                    Embedding.forward(rows, dim, vocab, tokens, 0, a[2], 0, a[3], 0, dim);
+                    Embedding.backward(rows, dim, vocab, tokens, 0, a[3], 0, dim, a[4], 0);
+                },
+                (s, arena) -> {
+                    MemorySegment t = arena.allocateFrom(ValueLayout.JAVA_INT, tokens);
+                    Elementwise.add(n, s[0], 0, s[0], 0, s[1], 0);
+                    Elementwise.axpy(n - 3, 0.5f, s[0], 3, s[1], 0);
+                    Elementwise.scale(n, 3f, s[1], 0);
+                    Embedding.forward(rows, dim, vocab, t, 0, s[2], 0, s[3], 0, dim);
+                    Embedding.backward(rows, dim, vocab, t, 0, s[3], 0, dim, s[4], 0);
+                });
+        float[] dout = Inputs.uniform(Inputs.seed("forms dout"), rows * dim, -1, 1);
+        Agreement.assertThreadIndependent("scatter-add", () -> {
+            float[] dtable = new float[vocab * dim];
+            Embedding.backward(rows, dim, vocab, tokens, 0, dout, 0, dim, dtable, 0);
+            return new float[][] {dtable};
+        });
+    }
+
+    @Test
+    void badArgumentsAreRejectedBeforeAnythingIsWritten() {
+        float[] x = new float[10];
+        float[] y = Inputs.uniform(1, 10, -1, 1);
+        float[] before = y.clone();
+        assertRejected(
+                IndexOutOfBoundsException.class,
+                "y holds 10 floats, but y needs 10 from yOffset (1), up to index 10",
+                () -> Elementwise.axpy(10, 1, x, 0, y, 1));
+        assertRejected(IllegalArgumentException.class, "n (-3) must be >= 0", () -> Elementwise.scale(-3, 1, y, 0));
+        assertRejected(
+                IndexOutOfBoundsException.class,
+                "tokens[1] (5) must be in [0, vocab (5))",
+                () -> Embedding.forward(2, 2, 5, new int[] {0, 5}, 0, x, 0, y, 0, 2));
+        assertRejected(
+                IndexOutOfBoundsException.class,
+                "dtable holds 10 floats, but dtable needs 12 from dtableOffset (0)",
+                () -> Embedding.backward(2, 2, 6, new int[] {0, 1}, 0, x, 0, 2, y, 0));
+        assertRejected(
+                IllegalArgumentException.class,
+                "ldOut (1) must be >= cols (2) for out",
+                () -> Embedding.forward(2, 2, 5, new int[] {0, 1}, 0, x, 0, y, 0, 1));
+        assertArrayEquals(before, y, "y was written by a rejected call");
+    }
+}

@@ -1,0 +1,127 @@
+package dev.panamax.kernels.testing;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.panamax.kernels.Parallelism;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.function.Consumer;
+import java.util.function.Supplier;
+import org.junit.jupiter.api.function.Executable;
+
+/**
+ * Checks every kernel owes beyond accuracy: its array and segment forms give the same bits, on heap and native
+ * segments alike (a confined arena's too); its result does not depend on the thread count; bad arguments are
+ * rejected with the documented exception and message.
+ */
+public final class Agreement {
+    private Agreement() {}
+
+    /** A kernel call on memory segments, which may allocate further segments (e.g. of ints) in {@code arena}. */
+    @FunctionalInterface
+    public interface SegmentCall {
+        /**
+         * Runs the call.
+         *
+         * @param segments the operands, in the order of the arrays given to {@link #assertFormsAgree}
+         * @param arena where to allocate any other operand
+         */
+        void run(MemorySegment[] segments, Arena arena);
+    }
+
+    /**
+     * Runs a kernel on copies of {@code operands} through its array form, then through its segment form on heap
+     * segments and on native segments of a shared and a confined arena, and asserts that every operand ends up with
+     * the same bits.
+     *
+     * @param what what is compared, named in a failure
+     * @param operands the arrays the kernel reads and writes (not modified)
+     * @param arrays the call on arrays
+     * @param segments the same call on segments
+     */
+    public static void assertFormsAgree(
+            String what, float[][] operands, Consumer<float[][]> arrays, SegmentCall segments) {
+        float[][] expected = copy(operands);
+        arrays.accept(expected);
+        float[][] heap = copy(operands);
+        MemorySegment[] heapSegments = new MemorySegment[heap.length];
+        for (int i = 0; i < heap.length; i++) {
+            heapSegments[i] = MemorySegment.ofArray(heap[i]);
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            segments.run(heapSegments, arena);
+        }
+        for (int i = 0; i < heap.length; i++) {
+            assertArrayEquals(expected[i], heap[i], what + ": operand " + i + " on a heap segment");
+        }
+        for (Arena arena : new Arena[] {Arena.ofShared(), Arena.ofConfined()}) {
+            try (arena) {
+                MemorySegment[] natives = new MemorySegment[operands.length];
+                for (int i = 0; i < operands.length; i++) {
+                    natives[i] = arena.allocateFrom(ValueLayout.JAVA_FLOAT, operands[i]);
+                }
+                segments.run(natives, arena);
+                for (int i = 0; i < operands.length; i++) {
+                    assertArrayEquals(
+                            expected[i],
+                            natives[i].toArray(ValueLayout.JAVA_FLOAT),
+                            what + ": operand " + i + " on a native segment");
+                }
+            }
+        }
+    }
+
+    /**
+     * Runs {@code call} with 1, 2 and 3 threads and asserts that every result array has the same bits.
+     *
+     * @param what what is compared, named in a failure
+     * @param call runs the kernel on fresh copies of its inputs and returns what it wrote
+     */
+    public static void assertThreadIndependent(String what, Supplier<float[][]> call) {
+        int saved = Parallelism.threads();
+        try {
+            Parallelism.setThreads(1);
+            float[][] first = call.get();
+            for (int threads = 2; threads <= 3; threads++) {
+                Parallelism.setThreads(threads);
+                float[][] result = call.get();
+                for (int i = 0; i < first.length; i++) {
+                    assertArrayEquals(first[i], result[i], what + ": result " + i + " with " + threads + " threads");
+                }
+            }
+        } finally {
+            Parallelism.setThreads(saved);
+        }
+    }
+
+    /**
+     * Asserts that {@code call} throws {@code type} with a message containing {@code message}.
+     *
+     * @param type the exception type
+     * @param message a part of the expected message
+     * @param call the rejected call
+     */
+    public static void assertRejected(Class<? extends RuntimeException> type, String message, Executable call) {
+        RuntimeException thrown = assertThrows(type, call);
+        assertTrue(
+                thrown.getMessage().contains(message),
+                () -> "expected «" + message + "» in «" + thrown.getMessage() + "»");
+    }
+
+    /**
+     * Deep copies of float arrays.
+     *
+     * @param arrays the arrays
+     * @return new arrays with the same contents
+     */
+    public static float[][] copy(float[][] arrays) {
+        float[][] copies = new float[arrays.length][];
+        for (int i = 0; i < arrays.length; i++) {
+            copies[i] = arrays[i].clone();
+        }
+        return copies;
+    }
+}
