@@ -30,6 +30,8 @@ public final class Bench {
         SUITES.put("gemm", GemmBench.class);
         SUITES.put("downcall", DowncallBench.class);
         SUITES.put("ops", OpsBench.class);
+        SUITES.put("attention", AttentionBench.class);
+        SUITES.put("decode", AttentionDecodeBench.class);
     }
 
     private Bench() {}

@@ -7,9 +7,7 @@ import static dev.panamax.kernels.Simd.ORDER;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
-import java.util.function.IntConsumer;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * Fused multi-head attention, {@code O = softmax(scale·Q·Kᵀ + mask)·V}, computed flash-style: queries in tiles,
@@ -137,19 +135,12 @@ public final class Attention {
         int tasks = shape.batch() * shape.qHeads() * tiles;
         long macs = 2L * shape.batch() * shape.qHeads() * shape.tq() * shape.tk() * shape.headDim();
         boolean parallel = macs >= PARALLEL_MIN_MACS && shareable(q, k, v, mask, o, lse);
-        IntConsumer task = t -> {
+        Parallelism.forEach(tasks, parallel, t -> {
             int tile = t % tiles;
             int head = t / tiles % shape.qHeads();
             int b = t / tiles / shape.qHeads();
             forwardTile(shape, scale, causal, q, k, v, mask, o, lse, b, head, tile * QUERY_TILE);
-        };
-        if (parallel) {
-            Parallelism.forEach(tasks, task);
-        } else {
-            for (int t = 0; t < tasks; t++) {
-                task.accept(t);
-            }
-        }
+        });
     }
 
     /**
@@ -198,15 +189,25 @@ public final class Attention {
         int tasks = shape.batch() * shape.kvHeads();
         long macs = 5L * shape.batch() * shape.qHeads() * shape.tq() * shape.tk() * shape.headDim();
         boolean parallel = macs >= PARALLEL_MIN_MACS && shareable(q, k, v, mask, o, lse, dO, dQ, dK, dV);
-        IntConsumer task = t -> backwardGroup(
-                shape, scale, causal, q, k, v, mask, o, lse, dO, dQ, dK, dV, t / shape.kvHeads(), t % shape.kvHeads());
-        if (parallel) {
-            Parallelism.forEach(tasks, task);
-        } else {
-            for (int t = 0; t < tasks; t++) {
-                task.accept(t);
-            }
-        }
+        Parallelism.forEach(
+                tasks,
+                parallel,
+                t -> backwardGroup(
+                        shape,
+                        scale,
+                        causal,
+                        q,
+                        k,
+                        v,
+                        mask,
+                        o,
+                        lse,
+                        dO,
+                        dQ,
+                        dK,
+                        dV,
+                        t / shape.kvHeads(),
+                        t % shape.kvHeads()));
     }
 
     /** One (batch, key/value head): its dK and dV, and dQ of the query heads that share it. */
@@ -271,7 +272,7 @@ public final class Attention {
                         if (logSum == Float.NEGATIVE_INFINITY) {
                             Arrays.fill(w.scores, row, row + nk, 0f);
                         } else {
-                            VectorMath.expShifted(w.scores, row, nk, logSum);
+                            VectorMath.expSum(w.scores, row, nk, logSum);
                         }
                     }
                     // dV += Pᵀ·dO
@@ -394,10 +395,7 @@ public final class Attention {
             sums = FloatVector.fromMemorySegment(FLOATS, a, (aIndex + j) * Float.BYTES, ORDER)
                     .fma(FloatVector.fromMemorySegment(FLOATS, b, (bIndex + j) * Float.BYTES, ORDER), sums);
         }
-        float sum = 0;
-        for (int lane = 0; lane < LANES; lane++) {
-            sum += sums.lane(lane);
-        }
+        float sum = Simd.sum(sums);
         for (; j < count; j++) {
             sum = Math.fma(a.getAtIndex(FLOAT, aIndex + j), b.getAtIndex(FLOAT, bIndex + j), sum);
         }
@@ -533,7 +531,7 @@ public final class Attention {
                     continue;
                 }
                 float correction = previous == Float.NEGATIVE_INFINITY ? 0f : (float) StrictMath.exp(previous - max);
-                w.sum[i] = w.sum[i] * correction + VectorMath.expShifted(w.scores, row, nk, max);
+                w.sum[i] = w.sum[i] * correction + VectorMath.expSum(w.scores, row, nk, max);
                 w.max[i] = max;
                 if (correction != 1f) {
                     scaleRow(w.acc, i * d, d, correction);
@@ -571,15 +569,14 @@ public final class Attention {
     }
 
     /** The largest of {@code values[from, from + count)}; NaN if any is NaN. */
-    static float rowMax(float[] values, int from, int count) {
-        int vectorEnd = count - count % LANES;
+    private static float rowMax(float[] values, int from, int count) {
+        int end = Simd.vectorEnd(count);
         FloatVector max = FloatVector.broadcast(FLOATS, Float.NEGATIVE_INFINITY);
-        for (int j = 0; j < vectorEnd; j += LANES) {
+        for (int j = 0; j < end; j += LANES) {
             max = max.max(FloatVector.fromArray(FLOATS, values, from + j));
         }
-        // Maximum is exact and order-free, so a lane reduction is safe here.
-        float result = max.reduceLanes(VectorOperators.MAX);
-        for (int j = vectorEnd; j < count; j++) {
+        float result = Simd.max(max);
+        for (int j = end; j < count; j++) {
             result = Math.max(result, values[from + j]);
         }
         return result;

@@ -151,12 +151,7 @@ final class Gemv {
     }
 
     private static void update(MemorySegment y, long index, float alpha, FloatVector sums, float beta) {
-        // Lanes are added in index order: reduceLanes' order differs between interpreted and compiled code, and a
-        // result must not depend on when the JIT got to it.
-        float dot = 0;
-        for (int lane = 0; lane < LANES; lane++) {
-            dot += sums.lane(lane);
-        }
+        float dot = Simd.sum(sums);
         dot *= alpha;
         y.setAtIndex(FLOAT, index, beta == 0f ? dot : dot + beta * y.getAtIndex(FLOAT, index));
     }

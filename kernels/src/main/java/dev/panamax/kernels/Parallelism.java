@@ -74,6 +74,17 @@ public final class Parallelism {
         return segment.isAccessibleBy(OTHER_THREAD);
     }
 
+    /** As {@link #forEach(int, IntConsumer)} when {@code parallel}, else every task in order on the calling thread. */
+    static void forEach(int tasks, boolean parallel, IntConsumer body) {
+        if (parallel) {
+            forEach(tasks, body);
+        } else {
+            for (int task = 0; task < tasks; task++) {
+                body.accept(task);
+            }
+        }
+    }
+
     /** Whether workers may access all of these segments; null ones (absent optional operands) do not count. */
     static boolean shareable(MemorySegment first, MemorySegment... more) {
         if (first != null && !shareable(first)) {

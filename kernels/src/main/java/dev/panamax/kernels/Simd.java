@@ -5,6 +5,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -64,24 +65,29 @@ final class Simd {
     }
 
     /**
-     * The sum of the lanes, added in index order: {@code reduceLanes}' order differs between interpreted and compiled
-     * code, and a result must not depend on when the JIT got to it.
+     * The sum of the lanes, added as a fixed pairwise tree. {@code reduceLanes}' order differs between interpreted and
+     * compiled code, and a result must not depend on when the JIT got to it; {@code lane(i)} with constant indices
+     * compiles to plain extracts, while a loop over lanes or a shuffle taken from an array does not.
      */
     static float sum(FloatVector v) {
-        float sum = 0;
-        for (int lane = 0; lane < LANES; lane++) {
-            sum += v.lane(lane);
-        }
-        return sum;
+        return switch (LANES) {
+            case 2 -> v.lane(0) + v.lane(1);
+            case 4 -> (v.lane(0) + v.lane(1)) + (v.lane(2) + v.lane(3));
+            case 8 ->
+                ((v.lane(0) + v.lane(1)) + (v.lane(2) + v.lane(3)))
+                        + ((v.lane(4) + v.lane(5)) + (v.lane(6) + v.lane(7)));
+            case 16 ->
+                (((v.lane(0) + v.lane(1)) + (v.lane(2) + v.lane(3)))
+                                + ((v.lane(4) + v.lane(5)) + (v.lane(6) + v.lane(7))))
+                        + (((v.lane(8) + v.lane(9)) + (v.lane(10) + v.lane(11)))
+                                + ((v.lane(12) + v.lane(13)) + (v.lane(14) + v.lane(15))));
+            default -> throw new IllegalStateException(LANES + " float lanes");
+        };
     }
 
-    /** The largest lane; NaN if any lane is NaN. */
+    /** The largest lane; NaN if any lane is NaN. Maximum is exact, so the reduction's order does not matter. */
     static float max(FloatVector v) {
-        float max = Float.NEGATIVE_INFINITY;
-        for (int lane = 0; lane < LANES; lane++) {
-            max = Math.max(max, v.lane(lane));
-        }
-        return max;
+        return v.reduceLanes(VectorOperators.MAX);
     }
 
     private static VectorSpecies<Float> chooseSpecies(String bits) {

@@ -373,24 +373,7 @@ public final class Softmax {
      * {@code Σ exp(scale·x - max)} over {@code n} floats, storing each term into {@code y} when {@code y} is not null.
      */
     static float sumExp(int n, float scale, float max, MemorySegment x, long xi, MemorySegment y, long yi) {
-        FloatVector sum = FloatVector.zero(Simd.FLOATS);
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector e = VectorMath.exp(load(x, xi + j).mul(scale).sub(max));
-            if (y != null) {
-                store(e, y, yi + j);
-            }
-            sum = sum.add(e);
-        }
-        if (end < n) {
-            VectorMask<Float> m = tail(end, n);
-            FloatVector e = VectorMath.exp(load(x, xi + end, m).mul(scale).sub(max));
-            if (y != null) {
-                store(e, y, yi + end, m);
-            }
-            sum = sum.add(e, m);
-        }
-        return Simd.sum(sum);
+        return VectorMath.expSum(n, scale, max, x, xi, y, yi);
     }
 
     /** Softmax of one row's {@code n} visible columns; returns how many columns it wrote (n, or 0 for zeros). */

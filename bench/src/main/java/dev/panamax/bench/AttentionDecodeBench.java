@@ -1,0 +1,127 @@
+package dev.panamax.bench;
+
+import dev.panamax.kernels.Attention;
+import dev.panamax.kernels.Parallelism;
+import dev.panamax.kernels.TensorView;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * Decoding one token against a KV cache of {@code tk} entries (12 heads of 64, the cache allocated for 8192): the
+ * fused kernel with {@code tq = 1} next to a plain-Java loop (scores, softmax, weighted sum per head). Decode is bound
+ * by streaming K and V once, so the rate is the GB/s of K and V read.
+ */
+@State(Scope.Thread)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MICROSECONDS)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+@Fork(1)
+public class AttentionDecodeBench {
+    static final int HEADS = 12;
+    static final int HEAD_DIM = 64;
+    static final int CAPACITY = 8192;
+
+    @Param({"512", "2048", "8192"})
+    public int tk;
+
+    @Param({"1"})
+    public int threads;
+
+    private Attention.Shape shape;
+    private float[] q;
+    private float[] keys;
+    private float[] values;
+    private float[] o;
+    private float[] scores;
+
+    /**
+     * Bytes of K and V streamed per decoded token.
+     *
+     * @param params the benchmark's parameters
+     * @return the workload
+     */
+    public static Workload workload(Map<String, String> params) {
+        return Workload.bytes(
+                2.0 * HEADS * Integer.parseInt(params.get("tk")) * HEAD_DIM * Float.BYTES,
+                Integer.parseInt(params.get("threads")));
+    }
+
+    @Setup(Level.Trial)
+    public void setUp() {
+        Parallelism.setThreads(threads);
+        shape = new Attention.Shape(1, HEADS, HEADS, 1, tk, HEAD_DIM);
+        SplittableRandom random = new SplittableRandom(1);
+        q = new float[HEADS * HEAD_DIM];
+        keys = new float[HEADS * CAPACITY * HEAD_DIM];
+        values = new float[keys.length];
+        for (float[] array : new float[][] {q, keys, values}) {
+            for (int i = 0; i < array.length; i++) {
+                array[i] = (float) (random.nextDouble() * 2 - 1);
+            }
+        }
+        o = new float[q.length];
+        scores = new float[tk];
+    }
+
+    private TensorView cache(float[] data) {
+        return TensorView.of(data, 0, (long) HEADS * CAPACITY * HEAD_DIM, (long) CAPACITY * HEAD_DIM, HEAD_DIM);
+    }
+
+    @Benchmark
+    public float[] panamax() {
+        Attention.forward(
+                shape,
+                true,
+                TensorView.dense(q, HEADS, 1, HEAD_DIM),
+                cache(keys),
+                cache(values),
+                TensorView.dense(o, HEADS, 1, HEAD_DIM));
+        return o;
+    }
+
+    @Benchmark
+    public float[] plainJava() {
+        float scale = shape.defaultScale();
+        for (int h = 0; h < HEADS; h++) {
+            int base = h * CAPACITY * HEAD_DIM;
+            float max = Float.NEGATIVE_INFINITY;
+            for (int j = 0; j < tk; j++) {
+                float dot = 0;
+                for (int c = 0; c < HEAD_DIM; c++) {
+                    dot += q[h * HEAD_DIM + c] * keys[base + j * HEAD_DIM + c];
+                }
+                scores[j] = dot * scale;
+                max = Math.max(max, scores[j]);
+            }
+            float sum = 0;
+            for (int j = 0; j < tk; j++) {
+                scores[j] = (float) Math.exp(scores[j] - max);
+                sum += scores[j];
+            }
+            for (int c = 0; c < HEAD_DIM; c++) {
+                o[h * HEAD_DIM + c] = 0;
+            }
+            for (int j = 0; j < tk; j++) {
+                float weight = scores[j] / sum;
+                for (int c = 0; c < HEAD_DIM; c++) {
+                    o[h * HEAD_DIM + c] += weight * values[base + j * HEAD_DIM + c];
+                }
+            }
+        }
+        return o;
+    }
+}
