@@ -18,6 +18,7 @@ public final class Sampler {
     private final SplittableRandom random;
     private float[] probabilities = new float[0];
     private Integer[] order = new Integer[0];
+    private float[] scratch = new float[0];
 
     /**
      * A sampler.
@@ -74,9 +75,9 @@ public final class Sampler {
         if (topK == 0 && topP == 1) {
             return pick(coin, n, null, 1);
         }
-        // Without top-k, tokens below (1 - topP) / (n - 1) cannot be in the nucleus (run.c's observation): sort only
-        // the rest. With top-k the nucleus is cut from the k most likely tokens, so all of them must be sorted.
-        float cutoff = topK == 0 && topP < 1 ? (1 - topP) / Math.max(1, n - 1) : 0;
+        // Only candidates are sorted: with top-k, the tokens at least as likely as the k-th; without it, those at
+        // least (1 - topP) / (n - 1), since the tokens below that cannot reach the nucleus (run.c's observation).
+        float cutoff = topK > 0 && topK < n ? kthLargest(n, topK) : topK == 0 ? (1 - topP) / Math.max(1, n - 1) : 0;
         int candidates = 0;
         if (order.length != n) {
             order = new Integer[n];
@@ -106,6 +107,43 @@ public final class Sampler {
             }
         }
         return pick(coin, nucleus, order, (float) mass);
+    }
+
+    /** The k-th largest of the first n probabilities, by quickselect on a copy: linear time, no sort of the vocabulary. */
+    private float kthLargest(int n, int k) {
+        if (scratch.length != n) {
+            scratch = new float[n];
+        }
+        System.arraycopy(probabilities, 0, scratch, 0, n);
+        int low = 0;
+        int high = n - 1;
+        int target = k - 1;
+        while (low < high) {
+            float pivot = scratch[(low + high) >>> 1];
+            int i = low;
+            int j = high;
+            while (i <= j) {
+                while (scratch[i] > pivot) {
+                    i++;
+                }
+                while (scratch[j] < pivot) {
+                    j--;
+                }
+                if (i <= j) {
+                    float t = scratch[i];
+                    scratch[i++] = scratch[j];
+                    scratch[j--] = t;
+                }
+            }
+            if (target <= j) {
+                high = j;
+            } else if (target >= i) {
+                low = i;
+            } else {
+                break;
+            }
+        }
+        return scratch[target];
     }
 
     /** Inverts the cumulative distribution of {@code count} tokens (in {@code order}, or all in index order). */

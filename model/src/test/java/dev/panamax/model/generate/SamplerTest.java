@@ -6,8 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamax.kernels.testing.Inputs;
 import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.backend.Tensor;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.Set;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -43,8 +48,7 @@ class SamplerTest {
     void aSeedReproducesTheDrawsAndAnotherSeedChangesThem() {
         int[] first = draw(new Sampler(1, 0, 1, 42), 200);
         assertArrayEquals(first, draw(new Sampler(1, 0, 1, 42), 200));
-        assertNotEquals(
-                java.util.Arrays.toString(first), java.util.Arrays.toString(draw(new Sampler(1, 0, 1, 43), 200)));
+        assertNotEquals(Arrays.toString(first), Arrays.toString(draw(new Sampler(1, 0, 1, 43), 200)));
     }
 
     @Test
@@ -86,6 +90,23 @@ class SamplerTest {
             seen[token] = true;
         }
         assertArrayEquals(new boolean[] {false, true, false, true, false}, seen, "top-p 0.6: tokens 3 and 1");
+    }
+
+    @Test
+    void topKOverALargeVocabularyDrawsOnlyFromTheKMostLikely() {
+        int n = 1000;
+        float[] values = Inputs.uniform(5, n, -3, 3);
+        Integer[] ranked = IntStream.range(0, n).boxed().toArray(Integer[]::new);
+        Arrays.sort(ranked, (a, b) -> Float.compare(values[b], values[a]));
+        Set<Integer> top = Set.of(Arrays.copyOf(ranked, 10));
+        Tensor large = backend.allocate(1, n);
+        Sampler sampler = new Sampler(2, 10, 1, 8);
+        Set<Integer> drawn = new HashSet<>();
+        for (int i = 0; i < 2000; i++) {
+            backend.write(values, large);
+            drawn.add(sampler.sample(backend, large));
+        }
+        assertEquals(top, drawn, "at temperature 2 each of the 10 is drawn in 2000 tries, and nothing else");
     }
 
     @Test
