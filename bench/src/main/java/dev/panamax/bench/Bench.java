@@ -32,6 +32,7 @@ public final class Bench {
         SUITES.put("ops", OpsBench.class);
         SUITES.put("attention", AttentionBench.class);
         SUITES.put("decode", AttentionDecodeBench.class);
+        SUITES.put("generate", GenerateBench.class);
     }
 
     private Bench() {}

@@ -1,0 +1,113 @@
+package dev.panamax.bench;
+
+import dev.panamax.model.backend.CpuBackend;
+import dev.panamax.model.generate.Generator;
+import dev.panamax.model.generate.Sampler;
+import dev.panamax.model.generate.Transformer;
+import dev.panamax.model.io.Llama2cCheckpoint;
+import dev.panamax.model.io.ModelConfig;
+import dev.panamax.model.io.ModelConfig.Architecture;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OperationsPerInvocation;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * Tokens per second of the Transformer on llama2.c checkpoints with random weights shaped like stories15M and
+ * stories110M, written to a temporary file at setup: {@code prefill} runs a 128-token prompt as one batch, {@code
+ * decode} generates 64 tokens greedily after BOS, one forward pass each. Time per operation is time per token. Rates are
+ * the GB/s of weights a decoded token streams (every weight once), the bound of decode.
+ */
+@State(Scope.Thread)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MILLISECONDS)
+@Warmup(iterations = 2, time = 2)
+@Measurement(iterations = 3, time = 2)
+@Fork(1)
+public class GenerateBench {
+    private static final int PROMPT = 128;
+    private static final int DECODED = 64;
+
+    @Param({"15M", "110M"})
+    public String shape;
+
+    @Param({"1", "2"})
+    public int threads;
+
+    private Path file;
+    private Llama2cCheckpoint checkpoint;
+    private CpuBackend backend;
+    private Transformer model;
+    private Generator generator;
+    private int[] prompt;
+
+    private static ModelConfig config(String shape) {
+        return switch (shape) {
+            case "15M" -> new ModelConfig(Architecture.LLAMA, 288, 768, 6, 6, 6, 32000, 256, 1e-5f, 10000f, true);
+            case "110M" -> new ModelConfig(Architecture.LLAMA, 768, 2048, 12, 12, 12, 32000, 1024, 1e-5f, 10000f, true);
+            default -> throw new IllegalArgumentException("shape (" + shape + ") must be 15M or 110M");
+        };
+    }
+
+    /**
+     * The weights' bytes, streamed once per decoded token.
+     *
+     * @param params the benchmark's parameters
+     * @return the workload
+     */
+    public static Workload workload(Map<String, String> params) {
+        return Workload.bytes(
+                config(params.get("shape")).parameterCount() * Float.BYTES, Integer.parseInt(params.get("threads")));
+    }
+
+    @Setup(Level.Trial)
+    public void setUp() throws IOException {
+        ModelConfig config = config(shape);
+        file = Files.createTempFile("panamax-" + shape, ".bin");
+        Llama2cCheckpoint.writeRandom(file, config, 1);
+        checkpoint = Llama2cCheckpoint.open(file);
+        backend = new CpuBackend(threads);
+        model = Transformer.llama(backend, config, checkpoint.weights(), PROMPT);
+        generator = new Generator(model, Sampler.greedy(), Set.of());
+        prompt = new int[PROMPT];
+        for (int i = 0; i < PROMPT; i++) {
+            prompt[i] = 1 + i * 97 % (config.vocabSize() - 1);
+        }
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() throws IOException {
+        backend.close();
+        checkpoint.close();
+        Files.deleteIfExists(file);
+    }
+
+    @Benchmark
+    @OperationsPerInvocation(PROMPT)
+    public Object prefill() {
+        model.reset();
+        return model.forward(prompt, 0, PROMPT);
+    }
+
+    @Benchmark
+    @OperationsPerInvocation(DECODED)
+    public int[] decode() {
+        return generator.generate(new int[] {1}, DECODED, token -> {}).tokens();
+    }
+}
