@@ -402,6 +402,20 @@ public final class Attention {
         return sum;
     }
 
+    /** {@code acc[0, count) += weight·x[index, index + count)}, each element one fused multiply-add. */
+    private static void axpy(float weight, MemorySegment x, long index, float[] acc, int count) {
+        FloatVector w = FloatVector.broadcast(FLOATS, weight);
+        int end = Simd.vectorEnd(count);
+        for (int j = 0; j < end; j += LANES) {
+            Simd.load(x, index + j)
+                    .fma(w, FloatVector.fromArray(FLOATS, acc, j))
+                    .intoArray(acc, j);
+        }
+        for (int j = end; j < count; j++) {
+            acc[j] = Math.fma(x.getAtIndex(FLOAT, index + j), weight, acc[j]);
+        }
+    }
+
     private static void zeroRows(TensorView view, int b, int head, int rows, int width) {
         for (int r = 0; r < rows; r++) {
             view.data()
@@ -501,25 +515,33 @@ public final class Attention {
         int keyEnd = causal ? Math.max(0, Math.min(s.tk(), q0 + nq + shift)) : s.tk();
         for (int k0 = 0; k0 < keyEnd; k0 += KEY_TILE) {
             int nk = Math.min(KEY_TILE, keyEnd - k0);
-            GemmDriver.run(
-                    new GemmDriver.Operands(
-                            false,
-                            true,
-                            nq,
-                            nk,
-                            d,
-                            scale,
-                            q.data(),
-                            q.row(b, head, q0),
-                            (int) q.rowStride(),
-                            k.data(),
-                            k.row(b, kvHead, k0),
-                            (int) k.rowStride(),
-                            0f,
-                            w.scoresSegment,
-                            0,
-                            KEY_TILE),
-                    false);
+            if (nq == 1) {
+                // Decoding: a matrix-vector product, streamed straight from the cache without packing.
+                long query = q.row(b, head, q0);
+                for (int j = 0; j < nk; j++) {
+                    w.scores[j] = scale * dot(q.data(), query, k.data(), k.row(b, kvHead, k0 + j), d);
+                }
+            } else {
+                GemmDriver.run(
+                        new GemmDriver.Operands(
+                                false,
+                                true,
+                                nq,
+                                nk,
+                                d,
+                                scale,
+                                q.data(),
+                                q.row(b, head, q0),
+                                (int) q.rowStride(),
+                                k.data(),
+                                k.row(b, kvHead, k0),
+                                (int) k.rowStride(),
+                                0f,
+                                w.scoresSegment,
+                                0,
+                                KEY_TILE),
+                        false);
+            }
             for (int i = 0; i < nq; i++) {
                 int row = i * KEY_TILE;
                 maskRow(w.scores, row, nk, mask, b, head, q0 + i, k0, causal ? q0 + i + shift - k0 + 1 : nk);
@@ -537,25 +559,31 @@ public final class Attention {
                     scaleRow(w.acc, i * d, d, correction);
                 }
             }
-            GemmDriver.run(
-                    new GemmDriver.Operands(
-                            false,
-                            false,
-                            nq,
-                            d,
-                            nk,
-                            1f,
-                            w.scoresSegment,
-                            0,
-                            KEY_TILE,
-                            v.data(),
-                            v.row(b, kvHead, k0),
-                            (int) v.rowStride(),
-                            1f,
-                            w.accSegment,
-                            0,
-                            d),
-                    false);
+            if (nq == 1) {
+                for (int j = 0; j < nk; j++) {
+                    axpy(w.scores[j], v.data(), v.row(b, kvHead, k0 + j), w.acc, d);
+                }
+            } else {
+                GemmDriver.run(
+                        new GemmDriver.Operands(
+                                false,
+                                false,
+                                nq,
+                                d,
+                                nk,
+                                1f,
+                                w.scoresSegment,
+                                0,
+                                KEY_TILE,
+                                v.data(),
+                                v.row(b, kvHead, k0),
+                                (int) v.rowStride(),
+                                1f,
+                                w.accSegment,
+                                0,
+                                d),
+                        false);
+            }
         }
         for (int i = 0; i < nq; i++) {
             float total = w.sum[i];
