@@ -246,25 +246,7 @@ public final class Attention {
                 for (int k0 = 0; k0 < keyEnd; k0 += KEY_TILE) {
                     int nk = Math.min(KEY_TILE, keyEnd - k0);
                     // P = exp(scale·Q·Kᵀ + mask - lse), recomputed.
-                    GemmDriver.run(
-                            new GemmDriver.Operands(
-                                    false,
-                                    true,
-                                    nq,
-                                    nk,
-                                    d,
-                                    scale,
-                                    q.data(),
-                                    q.row(b, head, q0),
-                                    (int) q.rowStride(),
-                                    k.data(),
-                                    k.row(b, kvHead, k0),
-                                    (int) k.rowStride(),
-                                    0f,
-                                    w.scoresSegment,
-                                    0,
-                                    KEY_TILE),
-                            false);
+                    scores(w, scale, q, k, b, head, kvHead, q0, nq, k0, nk, d);
                     for (int i = 0; i < nq; i++) {
                         int row = i * KEY_TILE;
                         maskRow(w.scores, row, nk, mask, b, head, q0 + i, k0, causal ? q0 + i + shift - k0 + 1 : nk);
@@ -359,6 +341,49 @@ public final class Attention {
                             false);
                 }
             }
+        }
+    }
+
+    /** The score tile {@code scale·Q[q0, q0+nq)·K[k0, k0+nk)ᵀ} into the workspace, rows {@link #KEY_TILE} apart. */
+    private static void scores(
+            Workspace w,
+            float scale,
+            TensorView q,
+            TensorView k,
+            int b,
+            int head,
+            int kvHead,
+            int q0,
+            int nq,
+            int k0,
+            int nk,
+            int d) {
+        if (nq == 1) {
+            // Decoding: a matrix-vector product, streamed straight from the cache without packing.
+            long query = q.row(b, head, q0);
+            for (int j = 0; j < nk; j++) {
+                w.scores[j] = scale * dot(q.data(), query, k.data(), k.row(b, kvHead, k0 + j), d);
+            }
+        } else {
+            GemmDriver.run(
+                    new GemmDriver.Operands(
+                            false,
+                            true,
+                            nq,
+                            nk,
+                            d,
+                            scale,
+                            q.data(),
+                            q.row(b, head, q0),
+                            (int) q.rowStride(),
+                            k.data(),
+                            k.row(b, kvHead, k0),
+                            (int) k.rowStride(),
+                            0f,
+                            w.scoresSegment,
+                            0,
+                            KEY_TILE),
+                    false);
         }
     }
 
@@ -515,33 +540,7 @@ public final class Attention {
         int keyEnd = causal ? Math.max(0, Math.min(s.tk(), q0 + nq + shift)) : s.tk();
         for (int k0 = 0; k0 < keyEnd; k0 += KEY_TILE) {
             int nk = Math.min(KEY_TILE, keyEnd - k0);
-            if (nq == 1) {
-                // Decoding: a matrix-vector product, streamed straight from the cache without packing.
-                long query = q.row(b, head, q0);
-                for (int j = 0; j < nk; j++) {
-                    w.scores[j] = scale * dot(q.data(), query, k.data(), k.row(b, kvHead, k0 + j), d);
-                }
-            } else {
-                GemmDriver.run(
-                        new GemmDriver.Operands(
-                                false,
-                                true,
-                                nq,
-                                nk,
-                                d,
-                                scale,
-                                q.data(),
-                                q.row(b, head, q0),
-                                (int) q.rowStride(),
-                                k.data(),
-                                k.row(b, kvHead, k0),
-                                (int) k.rowStride(),
-                                0f,
-                                w.scoresSegment,
-                                0,
-                                KEY_TILE),
-                        false);
-            }
+            scores(w, scale, q, k, b, head, kvHead, q0, nq, k0, nk, d);
             for (int i = 0; i < nq; i++) {
                 int row = i * KEY_TILE;
                 maskRow(w.scores, row, nk, mask, b, head, q0 + i, k0, causal ? q0 + i + shift - k0 + 1 : nk);
