@@ -8,7 +8,6 @@ import dev.panamax.kernels.TensorView;
 import dev.panamax.kernels.Transpose;
 import java.lang.foreign.MemorySegment;
 import java.util.Map;
-import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.Loader;
@@ -92,10 +91,10 @@ public class AttentionBench {
         shape = new Attention.Shape(1, HEADS, HEADS, t, t, HEAD_DIM);
         scale = shape.defaultScale();
         int size = HEADS * t * HEAD_DIM;
-        q = random(1, size);
-        k = random(2, size);
-        v = random(3, size);
-        dO = random(4, size);
+        q = Workload.random(1, size);
+        k = Workload.random(2, size);
+        v = Workload.random(3, size);
+        dO = Workload.random(4, size);
         o = new float[size];
         lse = new float[HEADS * t];
         dQ = new float[size];
@@ -221,14 +220,5 @@ public class AttentionBench {
                 shape, scale, true, view(q), view(k), view(v), null, view(o), lseView(), view(dO), view(dQ), view(dK),
                 view(dV));
         return dQ;
-    }
-
-    private static float[] random(long seed, int length) {
-        SplittableRandom random = new SplittableRandom(seed);
-        float[] values = new float[length];
-        for (int i = 0; i < length; i++) {
-            values[i] = (float) (random.nextDouble() * 2 - 1);
-        }
-        return values;
     }
 }

@@ -7,7 +7,6 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Map;
-import java.util.SplittableRandom;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.IntStream;
@@ -109,8 +108,8 @@ public class GemmBench {
         k = s[2];
         n = s[3];
         // A has one matrix per batch entry; B is shared, as the weights of a layer are.
-        a = random(1, batch * m * k);
-        b = random(2, k * n);
+        a = Workload.random(1, batch * m * k);
+        b = Workload.random(2, k * n);
         c = new float[batch * m * n];
         arena = Arena.ofShared();
         aSegment = arena.allocateFrom(ValueLayout.JAVA_FLOAT, a);
@@ -249,14 +248,5 @@ public class GemmBench {
                 c[cRow + j] += value * b[bRow + j];
             }
         }
-    }
-
-    private static float[] random(long seed, int length) {
-        SplittableRandom random = new SplittableRandom(seed);
-        float[] values = new float[length];
-        for (int i = 0; i < length; i++) {
-            values[i] = (float) (random.nextDouble() * 2 - 1);
-        }
-        return values;
     }
 }

@@ -1,5 +1,7 @@
 package dev.panamax.bench;
 
+import java.util.SplittableRandom;
+
 /**
  * What one operation of a benchmark does, so that a time per operation becomes a rate a person can judge: GFLOP/s for
  * compute-bound kernels, GB/s for memory-bound ones, and the fraction of this machine's ceiling.
@@ -36,5 +38,21 @@ public record Workload(double amount, String unit, double ceiling) {
      */
     public static Workload bytes(double bytes, int threads) {
         return new Workload(bytes / 1e9, "GB", threads == 1 ? GBS_ONE_THREAD : GBS_TWO_THREADS);
+    }
+
+    /**
+     * Seeded inputs uniform in [-1, 1), the same for every implementation measured side by side.
+     *
+     * @param seed the seed
+     * @param length how many
+     * @return a new array
+     */
+    public static float[] random(long seed, int length) {
+        SplittableRandom random = new SplittableRandom(seed);
+        float[] values = new float[length];
+        for (int i = 0; i < length; i++) {
+            values[i] = (float) (random.nextDouble() * 2 - 1);
+        }
+        return values;
     }
 }

@@ -246,25 +246,7 @@ public final class Attention {
                 for (int k0 = 0; k0 < keyEnd; k0 += KEY_TILE) {
                     int nk = Math.min(KEY_TILE, keyEnd - k0);
                     // P = exp(scale·Q·Kᵀ + mask - lse), recomputed.
-                    GemmDriver.run(
-                            new GemmDriver.Operands(
-                                    false,
-                                    true,
-                                    nq,
-                                    nk,
-                                    d,
-                                    scale,
-                                    q.data(),
-                                    q.row(b, head, q0),
-                                    (int) q.rowStride(),
-                                    k.data(),
-                                    k.row(b, kvHead, k0),
-                                    (int) k.rowStride(),
-                                    0f,
-                                    w.scoresSegment,
-                                    0,
-                                    KEY_TILE),
-                            false);
+                    scores(w, scale, q, k, b, head, kvHead, q0, nq, k0, nk, d);
                     for (int i = 0; i < nq; i++) {
                         int row = i * KEY_TILE;
                         maskRow(w.scores, row, nk, mask, b, head, q0 + i, k0, causal ? q0 + i + shift - k0 + 1 : nk);
@@ -362,6 +344,49 @@ public final class Attention {
         }
     }
 
+    /** The score tile {@code scale·Q[q0, q0+nq)·K[k0, k0+nk)ᵀ} into the workspace, rows {@link #KEY_TILE} apart. */
+    private static void scores(
+            Workspace w,
+            float scale,
+            TensorView q,
+            TensorView k,
+            int b,
+            int head,
+            int kvHead,
+            int q0,
+            int nq,
+            int k0,
+            int nk,
+            int d) {
+        if (nq == 1) {
+            // Decoding: a matrix-vector product, streamed straight from the cache without packing.
+            long query = q.row(b, head, q0);
+            for (int j = 0; j < nk; j++) {
+                w.scores[j] = scale * dot(q.data(), query, k.data(), k.row(b, kvHead, k0 + j), d);
+            }
+        } else {
+            GemmDriver.run(
+                    new GemmDriver.Operands(
+                            false,
+                            true,
+                            nq,
+                            nk,
+                            d,
+                            scale,
+                            q.data(),
+                            q.row(b, head, q0),
+                            (int) q.rowStride(),
+                            k.data(),
+                            k.row(b, kvHead, k0),
+                            (int) k.rowStride(),
+                            0f,
+                            w.scoresSegment,
+                            0,
+                            KEY_TILE),
+                    false);
+        }
+    }
+
     /** Adds the mask to a row of scores and hides the columns from {@code visible} on (the causal limit). */
     private static void maskRow(
             float[] scores, int row, int nk, TensorView mask, int b, int head, int query, int k0, int visible) {
@@ -400,6 +425,20 @@ public final class Attention {
             sum = Math.fma(a.getAtIndex(FLOAT, aIndex + j), b.getAtIndex(FLOAT, bIndex + j), sum);
         }
         return sum;
+    }
+
+    /** {@code acc[0, count) += weight·x[index, index + count)}, each element one fused multiply-add. */
+    private static void axpy(float weight, MemorySegment x, long index, float[] acc, int count) {
+        FloatVector w = FloatVector.broadcast(FLOATS, weight);
+        int end = Simd.vectorEnd(count);
+        for (int j = 0; j < end; j += LANES) {
+            Simd.load(x, index + j)
+                    .fma(w, FloatVector.fromArray(FLOATS, acc, j))
+                    .intoArray(acc, j);
+        }
+        for (int j = end; j < count; j++) {
+            acc[j] = Math.fma(x.getAtIndex(FLOAT, index + j), weight, acc[j]);
+        }
     }
 
     private static void zeroRows(TensorView view, int b, int head, int rows, int width) {
@@ -501,25 +540,7 @@ public final class Attention {
         int keyEnd = causal ? Math.max(0, Math.min(s.tk(), q0 + nq + shift)) : s.tk();
         for (int k0 = 0; k0 < keyEnd; k0 += KEY_TILE) {
             int nk = Math.min(KEY_TILE, keyEnd - k0);
-            GemmDriver.run(
-                    new GemmDriver.Operands(
-                            false,
-                            true,
-                            nq,
-                            nk,
-                            d,
-                            scale,
-                            q.data(),
-                            q.row(b, head, q0),
-                            (int) q.rowStride(),
-                            k.data(),
-                            k.row(b, kvHead, k0),
-                            (int) k.rowStride(),
-                            0f,
-                            w.scoresSegment,
-                            0,
-                            KEY_TILE),
-                    false);
+            scores(w, scale, q, k, b, head, kvHead, q0, nq, k0, nk, d);
             for (int i = 0; i < nq; i++) {
                 int row = i * KEY_TILE;
                 maskRow(w.scores, row, nk, mask, b, head, q0 + i, k0, causal ? q0 + i + shift - k0 + 1 : nk);
@@ -537,25 +558,31 @@ public final class Attention {
                     scaleRow(w.acc, i * d, d, correction);
                 }
             }
-            GemmDriver.run(
-                    new GemmDriver.Operands(
-                            false,
-                            false,
-                            nq,
-                            d,
-                            nk,
-                            1f,
-                            w.scoresSegment,
-                            0,
-                            KEY_TILE,
-                            v.data(),
-                            v.row(b, kvHead, k0),
-                            (int) v.rowStride(),
-                            1f,
-                            w.accSegment,
-                            0,
-                            d),
-                    false);
+            if (nq == 1) {
+                for (int j = 0; j < nk; j++) {
+                    axpy(w.scores[j], v.data(), v.row(b, kvHead, k0 + j), w.acc, d);
+                }
+            } else {
+                GemmDriver.run(
+                        new GemmDriver.Operands(
+                                false,
+                                false,
+                                nq,
+                                d,
+                                nk,
+                                1f,
+                                w.scoresSegment,
+                                0,
+                                KEY_TILE,
+                                v.data(),
+                                v.row(b, kvHead, k0),
+                                (int) v.rowStride(),
+                                1f,
+                                w.accSegment,
+                                0,
+                                d),
+                        false);
+            }
         }
         for (int i = 0; i < nq; i++) {
             float total = w.sum[i];

@@ -50,6 +50,8 @@ final class GemmDriver {
         final float[] packedA = new float[MC * KC];
         final float[] packedB = new float[KC * NC];
         final float[] tile = new float[MR * NR];
+        /** Offsets of LANES consecutive rows of B, for gathering a transposed B from an array. */
+        final int[] rowOffsets = new int[LANES];
     }
 
     /** One product's operands, in float units. */
@@ -187,7 +189,7 @@ final class GemmDriver {
             int nc = Math.min(NC, n1 - jc);
             for (int pc = 0; pc < o.k(); pc += KC) {
                 int kc = Math.min(KC, o.k() - pc);
-                packB(o, pc, kc, jc, nc, w.packedB);
+                packB(o, pc, kc, jc, nc, w);
                 boolean firstSlice = pc == 0;
                 for (int ic = m0; ic < m1; ic += MC) {
                     int mc = Math.min(MC, m1 - ic);
@@ -218,9 +220,35 @@ final class GemmDriver {
      * Packs {@code op(B)[pc:pc+kc, jc:jc+nc]} into NR-wide micro-panels, each stored k-major ({@code NR} floats per k),
      * zero-padded to a whole panel so that the micro-kernel never needs an edge case.
      */
-    private static void packB(Operands o, int pc, int kc, int jc, int nc, float[] packed) {
+    private static void packB(Operands o, int pc, int kc, int jc, int nc, Workspace w) {
+        float[] array = o.transB() && o.b().heapBase().orElse(null) instanceof float[] floats ? floats : null;
+        if (array != null) {
+            for (int lane = 0; lane < LANES; lane++) {
+                w.rowOffsets[lane] = lane * o.ldb();
+            }
+        }
         for (int jr = 0; jr < nc; jr += NR) {
-            packBPanel(o, pc, kc, jc + jr, Math.min(NR, nc - jr), packed, jr * kc);
+            int nr = Math.min(NR, nc - jr);
+            if (array != null && nr == NR) {
+                gatherTransposedPanel(o, array, w.rowOffsets, pc, kc, jc + jr, w.packedB, jr * kc);
+            } else {
+                packBPanel(o, pc, kc, jc + jr, nr, w.packedB, jr * kc);
+            }
+        }
+    }
+
+    /**
+     * A whole micro-panel of a transposed B that lives in a {@code float[]}: for each k, the NR values sit in NR
+     * different rows of B, so they are gathered, a vector at a time, instead of read one by one.
+     */
+    private static void gatherTransposedPanel(
+            Operands o, float[] b, int[] rowOffsets, int pc, int kc, int col, float[] packed, int dst) {
+        // Element (col, pc) of the stored B, as an index into the array (heap segments count their offset in bytes).
+        int first = Math.toIntExact(o.b().address() / Float.BYTES + o.bOffset() + (long) col * o.ldb() + pc);
+        int second = first + LANES * o.ldb();
+        for (int p = 0; p < kc; p++) {
+            FloatVector.fromArray(FLOATS, b, first + p, rowOffsets, 0).intoArray(packed, dst + p * NR);
+            FloatVector.fromArray(FLOATS, b, second + p, rowOffsets, 0).intoArray(packed, dst + p * NR + LANES);
         }
     }
 

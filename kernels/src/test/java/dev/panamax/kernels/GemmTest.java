@@ -223,6 +223,28 @@ class GemmTest {
                             c.offsetC(),
                             c.ldc());
                     assertArrayEquals(viaArrays, viaHeap, c + " heap segment");
+                    // A slice of a larger array: the segment starts 5 floats into its array.
+                    float[] shifted = new float[b.length + 5];
+                    System.arraycopy(b, 0, shifted, 5, b.length);
+                    float[] viaSlice = c0.clone();
+                    Gemm.sgemm(
+                            transA,
+                            transB,
+                            c.m(),
+                            c.n(),
+                            c.k(),
+                            c.alpha(),
+                            MemorySegment.ofArray(a),
+                            c.offsetA(),
+                            c.lda(),
+                            MemorySegment.ofArray(shifted).asSlice(5L * Float.BYTES),
+                            c.offsetB(),
+                            c.ldb(),
+                            c.beta(),
+                            MemorySegment.ofArray(viaSlice),
+                            c.offsetC(),
+                            c.ldc());
+                    assertArrayEquals(viaArrays, viaSlice, c + " sliced heap segment");
                     for (Arena arena : new Arena[] {Arena.ofShared(), Arena.ofConfined()}) {
                         try (arena) {
                             MemorySegment as = arena.allocateFrom(ValueLayout.JAVA_FLOAT, a);
