@@ -98,61 +98,92 @@ final class Gemv {
             MemorySegment y,
             long yOffset,
             long incY) {
-        int vectorEnd = cols - cols % LANES;
-        VectorMask<Float> tail = FLOATS.indexInRange(vectorEnd, cols);
         int i = from;
         for (; i + 4 <= to; i += 4) {
-            long r0 = (aOffset + (long) i * lda) * Float.BYTES;
-            long r1 = r0 + (long) lda * Float.BYTES;
-            long r2 = r1 + (long) lda * Float.BYTES;
-            long r3 = r2 + (long) lda * Float.BYTES;
-            FloatVector s0 = FloatVector.zero(FLOATS), s1 = s0, s2 = s0, s3 = s0;
-            for (int j = 0; j < vectorEnd; j += LANES) {
-                FloatVector xv = FloatVector.fromArray(FLOATS, x, j);
-                long at = (long) j * Float.BYTES;
-                s0 = FloatVector.fromMemorySegment(FLOATS, a, r0 + at, ORDER).fma(xv, s0);
-                s1 = FloatVector.fromMemorySegment(FLOATS, a, r1 + at, ORDER).fma(xv, s1);
-                s2 = FloatVector.fromMemorySegment(FLOATS, a, r2 + at, ORDER).fma(xv, s2);
-                s3 = FloatVector.fromMemorySegment(FLOATS, a, r3 + at, ORDER).fma(xv, s3);
-            }
-            if (vectorEnd < cols) {
-                FloatVector xv = FloatVector.fromArray(FLOATS, x, vectorEnd, tail);
-                long at = (long) vectorEnd * Float.BYTES;
-                s0 = FloatVector.fromMemorySegment(FLOATS, a, r0 + at, ORDER, tail)
-                        .fma(xv, s0);
-                s1 = FloatVector.fromMemorySegment(FLOATS, a, r1 + at, ORDER, tail)
-                        .fma(xv, s1);
-                s2 = FloatVector.fromMemorySegment(FLOATS, a, r2 + at, ORDER, tail)
-                        .fma(xv, s2);
-                s3 = FloatVector.fromMemorySegment(FLOATS, a, r3 + at, ORDER, tail)
-                        .fma(xv, s3);
-            }
-            update(y, yOffset + i * incY, alpha, s0, beta);
-            update(y, yOffset + (i + 1) * incY, alpha, s1, beta);
-            update(y, yOffset + (i + 2) * incY, alpha, s2, beta);
-            update(y, yOffset + (i + 3) * incY, alpha, s3, beta);
+            fourRows(i, cols, alpha, a, aOffset, lda, x, beta, y, yOffset, incY);
         }
         for (; i < to; i++) {
-            long r0 = (aOffset + (long) i * lda) * Float.BYTES;
-            FloatVector s0 = FloatVector.zero(FLOATS);
-            for (int j = 0; j < vectorEnd; j += LANES) {
-                FloatVector xv = FloatVector.fromArray(FLOATS, x, j);
-                s0 = FloatVector.fromMemorySegment(FLOATS, a, r0 + (long) j * Float.BYTES, ORDER)
-                        .fma(xv, s0);
-            }
-            if (vectorEnd < cols) {
-                FloatVector xv = FloatVector.fromArray(FLOATS, x, vectorEnd, tail);
-                long at = (long) vectorEnd * Float.BYTES;
-                s0 = FloatVector.fromMemorySegment(FLOATS, a, r0 + at, ORDER, tail)
-                        .fma(xv, s0);
-            }
-            update(y, yOffset + i * incY, alpha, s0, beta);
+            oneRow(i, cols, alpha, a, aOffset, lda, x, beta, y, yOffset, incY);
         }
     }
 
-    private static void update(MemorySegment y, long index, float alpha, FloatVector sums, float beta) {
-        float dot = Simd.sum(sums);
-        dot *= alpha;
+    /**
+     * Rows {@code [i, i + 4)}. Kept apart from the single-row remainder so that each method stays small enough for
+     * C1 to compile: as one method it ran out of registers there, and never reached C2.
+     */
+    private static void fourRows(
+            int i,
+            int cols,
+            float alpha,
+            MemorySegment a,
+            long aOffset,
+            int lda,
+            float[] x,
+            float beta,
+            MemorySegment y,
+            long yOffset,
+            long incY) {
+        int vectorEnd = Simd.vectorEnd(cols);
+        long r0 = (aOffset + (long) i * lda) * Float.BYTES;
+        long r1 = r0 + (long) lda * Float.BYTES;
+        long r2 = r1 + (long) lda * Float.BYTES;
+        long r3 = r2 + (long) lda * Float.BYTES;
+        FloatVector s0 = FloatVector.zero(FLOATS), s1 = s0, s2 = s0, s3 = s0;
+        for (int j = 0; j < vectorEnd; j += LANES) {
+            FloatVector xv = FloatVector.fromArray(FLOATS, x, j);
+            long at = (long) j * Float.BYTES;
+            s0 = FloatVector.fromMemorySegment(FLOATS, a, r0 + at, ORDER).fma(xv, s0);
+            s1 = FloatVector.fromMemorySegment(FLOATS, a, r1 + at, ORDER).fma(xv, s1);
+            s2 = FloatVector.fromMemorySegment(FLOATS, a, r2 + at, ORDER).fma(xv, s2);
+            s3 = FloatVector.fromMemorySegment(FLOATS, a, r3 + at, ORDER).fma(xv, s3);
+        }
+        if (vectorEnd < cols) {
+            VectorMask<Float> tail = Simd.tail(vectorEnd, cols);
+            FloatVector xv = FloatVector.fromArray(FLOATS, x, vectorEnd, tail);
+            long at = (long) vectorEnd * Float.BYTES;
+            s0 = FloatVector.fromMemorySegment(FLOATS, a, r0 + at, ORDER, tail).fma(xv, s0);
+            s1 = FloatVector.fromMemorySegment(FLOATS, a, r1 + at, ORDER, tail).fma(xv, s1);
+            s2 = FloatVector.fromMemorySegment(FLOATS, a, r2 + at, ORDER, tail).fma(xv, s2);
+            s3 = FloatVector.fromMemorySegment(FLOATS, a, r3 + at, ORDER, tail).fma(xv, s3);
+        }
+        update(y, yOffset + i * incY, alpha, Simd.sum(s0), beta);
+        update(y, yOffset + (i + 1) * incY, alpha, Simd.sum(s1), beta);
+        update(y, yOffset + (i + 2) * incY, alpha, Simd.sum(s2), beta);
+        update(y, yOffset + (i + 3) * incY, alpha, Simd.sum(s3), beta);
+    }
+
+    /** Row {@code i}, with the same sequence of operations as each row of {@link #fourRows}. */
+    private static void oneRow(
+            int i,
+            int cols,
+            float alpha,
+            MemorySegment a,
+            long aOffset,
+            int lda,
+            float[] x,
+            float beta,
+            MemorySegment y,
+            long yOffset,
+            long incY) {
+        int vectorEnd = Simd.vectorEnd(cols);
+        long r0 = (aOffset + (long) i * lda) * Float.BYTES;
+        FloatVector s0 = FloatVector.zero(FLOATS);
+        for (int j = 0; j < vectorEnd; j += LANES) {
+            FloatVector xv = FloatVector.fromArray(FLOATS, x, j);
+            s0 = FloatVector.fromMemorySegment(FLOATS, a, r0 + (long) j * Float.BYTES, ORDER)
+                    .fma(xv, s0);
+        }
+        if (vectorEnd < cols) {
+            VectorMask<Float> tail = Simd.tail(vectorEnd, cols);
+            FloatVector xv = FloatVector.fromArray(FLOATS, x, vectorEnd, tail);
+            s0 = FloatVector.fromMemorySegment(FLOATS, a, r0 + (long) vectorEnd * Float.BYTES, ORDER, tail)
+                    .fma(xv, s0);
+        }
+        update(y, yOffset + i * incY, alpha, Simd.sum(s0), beta);
+    }
+
+    private static void update(MemorySegment y, long index, float alpha, float sum, float beta) {
+        float dot = alpha * sum;
         y.setAtIndex(FLOAT, index, beta == 0f ? dot : dot + beta * y.getAtIndex(FLOAT, index));
     }
 
