@@ -361,7 +361,11 @@ public final class Attention {
         if (nq == 1) {
             // Decoding: a matrix-vector product, streamed straight from the cache without packing.
             long query = q.row(b, head, q0);
-            for (int j = 0; j < nk; j++) {
+            int j = 0;
+            for (; j + 4 <= nk && d % LANES == 0; j += 4) {
+                dots4(q.data(), query, k.data(), k.row(b, kvHead, k0 + j), k.rowStride(), d, scale, w.scores, j);
+            }
+            for (; j < nk; j++) {
                 w.scores[j] = scale * dot(q.data(), query, k.data(), k.row(b, kvHead, k0 + j), d);
             }
         } else {
@@ -425,6 +429,56 @@ public final class Attention {
             sum = Math.fma(a.getAtIndex(FLOAT, aIndex + j), b.getAtIndex(FLOAT, bIndex + j), sum);
         }
         return sum;
+    }
+
+    /**
+     * Four consecutive keys' scores at once, {@code out[at + r] = scale·(q · k_r)}: one pass over q for four rows of K
+     * keeps four loads in flight. Each score sees exactly {@link #dot}'s operations, so results equal the one-key path.
+     * Requires {@code count} to be a multiple of the vector length.
+     */
+    private static void dots4(
+            MemorySegment q,
+            long qIndex,
+            MemorySegment k,
+            long kIndex,
+            long kStride,
+            int count,
+            float scale,
+            float[] out,
+            int at) {
+        FloatVector s0 = FloatVector.zero(FLOATS), s1 = s0, s2 = s0, s3 = s0;
+        for (int j = 0; j < count; j += LANES) {
+            FloatVector x = Simd.load(q, qIndex + j);
+            s0 = Simd.load(k, kIndex + j).fma(x, s0);
+            s1 = Simd.load(k, kIndex + kStride + j).fma(x, s1);
+            s2 = Simd.load(k, kIndex + 2 * kStride + j).fma(x, s2);
+            s3 = Simd.load(k, kIndex + 3 * kStride + j).fma(x, s3);
+        }
+        out[at] = scale * Simd.sum(s0);
+        out[at + 1] = scale * Simd.sum(s1);
+        out[at + 2] = scale * Simd.sum(s2);
+        out[at + 3] = scale * Simd.sum(s3);
+    }
+
+    /**
+     * {@code acc += Σ_r weights[at + r]·v_r} over four consecutive value rows, added in row order, element by element
+     * the same fused multiply-adds as four {@link #axpy} calls. Requires {@code count} to be a multiple of the vector
+     * length.
+     */
+    private static void axpy4(
+            float[] weights, int at, MemorySegment v, long vIndex, long vStride, float[] acc, int count) {
+        FloatVector w0 = FloatVector.broadcast(FLOATS, weights[at]);
+        FloatVector w1 = FloatVector.broadcast(FLOATS, weights[at + 1]);
+        FloatVector w2 = FloatVector.broadcast(FLOATS, weights[at + 2]);
+        FloatVector w3 = FloatVector.broadcast(FLOATS, weights[at + 3]);
+        for (int j = 0; j < count; j += LANES) {
+            FloatVector sum = FloatVector.fromArray(FLOATS, acc, j);
+            sum = Simd.load(v, vIndex + j).fma(w0, sum);
+            sum = Simd.load(v, vIndex + vStride + j).fma(w1, sum);
+            sum = Simd.load(v, vIndex + 2 * vStride + j).fma(w2, sum);
+            sum = Simd.load(v, vIndex + 3 * vStride + j).fma(w3, sum);
+            sum.intoArray(acc, j);
+        }
     }
 
     /** {@code acc[0, count) += weight·x[index, index + count)}, each element one fused multiply-add. */
@@ -559,7 +613,11 @@ public final class Attention {
                 }
             }
             if (nq == 1) {
-                for (int j = 0; j < nk; j++) {
+                int j = 0;
+                for (; j + 4 <= nk && d % LANES == 0; j += 4) {
+                    axpy4(w.scores, j, v.data(), v.row(b, kvHead, k0 + j), v.rowStride(), w.acc, d);
+                }
+                for (; j < nk; j++) {
                     axpy(w.scores[j], v.data(), v.row(b, kvHead, k0 + j), w.acc, d);
                 }
             } else {
