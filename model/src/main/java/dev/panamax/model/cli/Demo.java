@@ -1,7 +1,10 @@
 package dev.panamax.model.cli;
 
+import dev.panamax.kernels.Attention;
 import dev.panamax.kernels.Gemm;
 import dev.panamax.kernels.Parallelism;
+import dev.panamax.kernels.Softmax;
+import dev.panamax.kernels.TensorView;
 import dev.panamax.kernels.Transpose;
 import java.io.PrintStream;
 import java.util.Locale;
@@ -25,11 +28,11 @@ final class Demo {
     boolean run() {
         out.printf(
                 Locale.ROOT,
-                "Panamax kernels on %d thread(s); each checked against a float64 loop.%n%n",
+                "Panamax kernels on %d thread(s); each checked against a reference loop (float64; float32 for attention).%n%n",
                 Parallelism.threads());
         out.printf(
                 Locale.ROOT,
-                "%-8s %-16s %12s %10s %16s %16s %9s%n",
+                "%-10s %-16s %12s %10s %16s %16s %9s%n",
                 "kernel",
                 "shape",
                 "error/bound",
@@ -39,6 +42,8 @@ final class Demo {
                 "speed-up");
         boolean ok = sgemm(256, 256, 256);
         ok &= sgemv(2048, 2048);
+        ok &= softmax(512, 1024);
+        ok &= attention(4, 256, 64);
         out.println();
         out.println(ok ? "All kernels match the reference." : "SOME KERNELS BROKE THEIR TOLERANCE.");
         return ok;
@@ -104,11 +109,110 @@ final class Demo {
         return report("sgemv", m + "×" + n, worst, ours, theirs, "GB/s");
     }
 
+    private boolean softmax(int rows, int cols) {
+        float[] x = random(5, rows * cols);
+        float[] y = new float[rows * cols];
+        Softmax.forward(rows, cols, 1, Softmax.UNMASKED, x, 0, cols, y, 0, cols);
+        // Each probability is within a few ε of the exact one relative to itself; 16ε·p is the bound checked here.
+        double worst = 0;
+        for (int r = 0; r < rows; r++) {
+            double max = Double.NEGATIVE_INFINITY;
+            for (int c = 0; c < cols; c++) {
+                max = Math.max(max, x[r * cols + c]);
+            }
+            double sum = 0;
+            for (int c = 0; c < cols; c++) {
+                sum += Math.exp(x[r * cols + c] - max);
+            }
+            for (int c = 0; c < cols; c++) {
+                double p = Math.exp(x[r * cols + c] - max) / sum;
+                worst = Math.max(worst, Math.abs(p - y[r * cols + c]) / (16 * 0x1p-24 * p));
+            }
+        }
+        double bytes = 8.0 * rows * cols;
+        double ours = rate(bytes, () -> Softmax.forward(rows, cols, 1, Softmax.UNMASKED, x, 0, cols, y, 0, cols));
+        double theirs = rate(bytes, () -> {
+            for (int r = 0; r < rows; r++) {
+                float max = Float.NEGATIVE_INFINITY;
+                for (int c = 0; c < cols; c++) {
+                    max = Math.max(max, x[r * cols + c]);
+                }
+                float sum = 0;
+                for (int c = 0; c < cols; c++) {
+                    y[r * cols + c] = (float) Math.exp(x[r * cols + c] - max);
+                    sum += y[r * cols + c];
+                }
+                for (int c = 0; c < cols; c++) {
+                    y[r * cols + c] /= sum;
+                }
+            }
+        });
+        return report("softmax", rows + "×" + cols, worst, ours, theirs, "GB/s");
+    }
+
+    private boolean attention(int heads, int t, int d) {
+        float[] q = random(6, heads * t * d);
+        float[] k = random(7, heads * t * d);
+        float[] v = random(8, heads * t * d);
+        float[] o = new float[heads * t * d];
+        Attention.Shape shape = new Attention.Shape(1, heads, heads, t, t, d);
+        Runnable fused = () -> Attention.forward(
+                shape,
+                true,
+                TensorView.dense(q, heads, t, d),
+                TensorView.dense(k, heads, t, d),
+                TensorView.dense(v, heads, t, d),
+                TensorView.dense(o, heads, t, d));
+        fused.run();
+        float[] plain = new float[o.length];
+        Runnable naive = () -> plainAttention(heads, t, d, q, k, v, plain);
+        naive.run();
+        // The float32 naive loop is the yardstick here; both are within (d + t)·ε of exact for inputs in [-1, 1).
+        double worst = 0;
+        for (int i = 0; i < o.length; i++) {
+            worst = Math.max(worst, Math.abs(o[i] - plain[i]) / (2 * (d + t) * 0x1p-24));
+        }
+        double flop = 4.0 * heads * t * t / 2 * d;
+        return report("attention", heads + "×" + t + "×" + d, worst, rate(flop, fused), rate(flop, naive), "GFLOP/s");
+    }
+
+    /** Causal attention the straightforward way: scores, softmax, weighted sum, one query at a time. */
+    private static void plainAttention(int heads, int t, int d, float[] q, float[] k, float[] v, float[] o) {
+        float scale = (float) (1 / Math.sqrt(d));
+        float[] p = new float[t];
+        for (int h = 0; h < heads; h++) {
+            int base = h * t * d;
+            for (int i = 0; i < t; i++) {
+                float max = Float.NEGATIVE_INFINITY;
+                for (int j = 0; j <= i; j++) {
+                    float dot = 0;
+                    for (int c = 0; c < d; c++) {
+                        dot += q[base + i * d + c] * k[base + j * d + c];
+                    }
+                    p[j] = dot * scale;
+                    max = Math.max(max, p[j]);
+                }
+                float sum = 0;
+                for (int j = 0; j <= i; j++) {
+                    p[j] = (float) Math.exp(p[j] - max);
+                    sum += p[j];
+                }
+                for (int c = 0; c < d; c++) {
+                    float value = 0;
+                    for (int j = 0; j <= i; j++) {
+                        value += p[j] * v[base + j * d + c];
+                    }
+                    o[base + i * d + c] = value / sum;
+                }
+            }
+        }
+    }
+
     private boolean report(String kernel, String shape, double worst, double ours, double theirs, String unit) {
         boolean ok = worst <= 1;
         out.printf(
                 Locale.ROOT,
-                "%-8s %-16s %12.3f %10s %9.1f %-6s %9.1f %-6s %8.1f×%n",
+                "%-10s %-16s %12.3f %10s %9.1f %-6s %9.1f %-6s %8.1f×%n",
                 kernel,
                 shape,
                 worst,

@@ -24,6 +24,7 @@ class PanamaxTest {
         assertEquals(0, run("demo", "--threads", "1"));
         String printed = out.toString(StandardCharsets.UTF_8);
         assertTrue(printed.contains("sgemm") && printed.contains("sgemv"), printed);
+        assertTrue(printed.contains("softmax") && printed.contains("attention"), printed);
         assertTrue(printed.contains("All kernels match the reference."), printed);
     }
 
