@@ -16,8 +16,6 @@ import jdk.incubator.vector.VectorMask;
  * flight. Arguments arrive checked; offsets and increments count floats.
  */
 final class Gemv {
-    /** Below this many elements of A a call stays on the caller's thread. */
-    private static final long PARALLEL_MIN_ELEMENTS = 1L << 18;
     /** Columns accumulated per sweep over the rows in the transposed product: 4 KiB of sums stay in L1. */
     private static final int COLUMN_BLOCK = 1024;
 
@@ -58,7 +56,7 @@ final class Gemv {
         for (int i = 0; i < xLength; i++) {
             xs[i] = x.getAtIndex(FLOAT, xOffset + i * incX);
         }
-        int threads = parallel && (long) rows * cols >= PARALLEL_MIN_ELEMENTS ? Parallelism.threads() : 1;
+        int threads = parallel && (long) rows * cols >= Rows.PARALLEL_MIN_ELEMENTS ? Parallelism.threads() : 1;
         // Tasks cover whole groups of four rows (or vector-wide column strips); each y element sees the same
         // sequence of operations whatever the split.
         int unit = trans ? LANES : 4;
