@@ -8,5 +8,6 @@ module dev.panamax.model {
     exports dev.panamax.model.generate;
     exports dev.panamax.model.io;
     exports dev.panamax.model.json;
+    exports dev.panamax.model.nn;
     exports dev.panamax.model.tokenizer;
 }

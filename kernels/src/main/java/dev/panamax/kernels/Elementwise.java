@@ -13,11 +13,21 @@ import jdk.incubator.vector.VectorMask;
 /**
  * Elementwise vector operations on {@code n} contiguous floats: the residual add, scaling and BLAS's axpy. Their
  * gradients are themselves (an add passes dy to both inputs, a scale scales it), so they serve the backward pass too.
- * Outputs may be the same storage as an input (same offset). Offsets count floats; arguments are checked before
+ * Also the sum of squares, for global-norm gradient clipping. Outputs may be the same storage as an input (same
+ * offset). Offsets count floats; arguments are checked before
  * anything is written; large arrays are split over the threads of {@link Parallelism} (each element is computed the
  * same way whatever the split).
  */
 public final class Elementwise {
+    /**
+     * Elements per partial sum of {@link #sumOfSquares(int, MemorySegment, long)}: fixed, so that the order of the
+     * additions does not depend on how the spans are split over threads; a multiple of every vector width.
+     */
+    private static final int SUM_SPAN = 4096;
+
+    /** Independent vector accumulators per span, so that the adds need not wait for one another. */
+    private static final int ACCUMULATORS = 4;
+
     private Elementwise() {}
 
     /**
@@ -122,6 +132,81 @@ public final class Elementwise {
                 n,
                 Parallelism.shareable(x, y),
                 (from, to) -> axpyRun(to - from, alpha, x, xOffset + from, y, yOffset + from));
+    }
+
+    /**
+     * {@code Σ x[i]²} on an array: the squared Euclidean norm, as global-norm gradient clipping needs it.
+     *
+     * <p>The elements are taken in fixed spans of 4096; within a span the squares are summed in float vectors
+     * (fused multiply-adds into a few accumulators per lane, then a fixed tree over the lanes), and the spans' sums are
+     * added in double, in span order. Spans do not depend on the thread count, so neither does the result, to the bit.
+     * A NaN makes the result NaN, an infinity (or a span whose sum exceeds the float range) makes it infinite.
+     *
+     * @param n number of elements, at least 0
+     * @param x the vector
+     * @param xOffset index of x's first element
+     * @return the sum of the squares; 0 when {@code n} is 0
+     */
+    public static double sumOfSquares(int n, float[] x, int xOffset) {
+        return sumOfSquares(n, Checks.wrap("x", x), xOffset);
+    }
+
+    /**
+     * {@code Σ x[i]²} on a memory segment; as {@link #sumOfSquares(int, float[], int)}.
+     *
+     * @param n number of elements, at least 0
+     * @param x the vector
+     * @param xOffset index (in floats) of x's first element
+     * @return the sum of the squares; 0 when {@code n} is 0
+     */
+    public static double sumOfSquares(int n, MemorySegment x, long xOffset) {
+        Checks.nonNegative("n", n);
+        Checks.vector("x", x, xOffset, n, false);
+        int spans = (n + SUM_SPAN - 1) / SUM_SPAN;
+        double[] partials = new double[spans];
+        // Split by span index rather than through Rows.forEachSpan, so that each task owns whole partials of this
+        // class's SUM_SPAN whatever span size Rows uses; the split and the small-problem threshold are the same.
+        Rows.forEach(spans, n, Parallelism.shareable(x), (from, to) -> {
+            for (int s = from; s < to; s++) {
+                int start = s * SUM_SPAN;
+                partials[s] = sumOfSquaresRun(Math.min(SUM_SPAN, n - start), x, xOffset + start);
+            }
+        });
+        double sum = 0;
+        for (double partial : partials) {
+            sum += partial;
+        }
+        return sum;
+    }
+
+    /** {@code Σ x²} over {@code n} floats from {@code xi}, in float, in an order fixed by {@code n} alone. */
+    private static float sumOfSquaresRun(int n, MemorySegment x, long xi) {
+        FloatVector s0 = FloatVector.zero(Simd.FLOATS);
+        FloatVector s1 = s0;
+        FloatVector s2 = s0;
+        FloatVector s3 = s0;
+        int blockEnd = n - n % (ACCUMULATORS * LANES);
+        int j = 0;
+        for (; j < blockEnd; j += ACCUMULATORS * LANES) {
+            FloatVector x0 = load(x, xi + j);
+            FloatVector x1 = load(x, xi + j + LANES);
+            FloatVector x2 = load(x, xi + j + 2 * LANES);
+            FloatVector x3 = load(x, xi + j + 3 * LANES);
+            s0 = x0.fma(x0, s0);
+            s1 = x1.fma(x1, s1);
+            s2 = x2.fma(x2, s2);
+            s3 = x3.fma(x3, s3);
+        }
+        int end = vectorEnd(n);
+        for (; j < end; j += LANES) {
+            FloatVector x0 = load(x, xi + j);
+            s0 = x0.fma(x0, s0);
+        }
+        if (end < n) {
+            FloatVector x0 = load(x, xi + end, tail(end, n));
+            s1 = x0.fma(x0, s1);
+        }
+        return Simd.sum(s0.add(s1).add(s2.add(s3)));
     }
 
     /** {@code y += alpha·x} over {@code n} floats. */

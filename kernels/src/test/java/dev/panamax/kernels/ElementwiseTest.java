@@ -4,10 +4,12 @@ import static dev.panamax.kernels.testing.Agreement.assertRejected;
 import static dev.panamax.kernels.testing.Tolerance.FLOAT_EPSILON;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamax.kernels.testing.Agreement;
 import dev.panamax.kernels.testing.Inputs;
 import dev.panamax.kernels.testing.Tolerance;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.SplittableRandom;
@@ -17,10 +19,10 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * Elementwise add, scale and axpy, and the embedding gather and scatter-add. Each element is one correctly rounded
- * operation (axpy: one fused multiply-add), so results must equal the float64 value rounded once: within ε relative;
- * the gather copies exactly; the scatter-add sums each column's tokens in token order, {@code (count + 1)·ε} of the
- * magnitudes summed.
+ * Elementwise add, scale and axpy, the sum of squares, and the embedding gather and scatter-add. Each element is one
+ * correctly rounded operation (axpy: one fused multiply-add), so results must equal the float64 value rounded once:
+ * within ε relative; the gather copies exactly; the scatter-add sums each column's tokens in token order, {@code
+ * (count + 1)·ε} of the magnitudes summed. The sum of squares: see {@link #sumOfSquaresBound}.
  */
 @Tag("species")
 class ElementwiseTest {
@@ -70,6 +72,104 @@ class ElementwiseTest {
         float[] y = new float[4];
         Elementwise.add(4, a, 0, b, 0, y, 0);
         assertArrayEquals(new float[] {Float.NaN, Float.NaN, Float.NEGATIVE_INFINITY, Float.NaN}, y);
+    }
+
+    /**
+     * The allowed error of {@link Elementwise#sumOfSquares}: {@code (4096/LANES + 8)·ε·Σx²}. Within a span of 4096
+     * elements each lane sums at most 4096/LANES squares in float, each added by one fused multiply-add (one rounding,
+     * the square itself exact), its accumulators are then added (at most 3 roundings on a lane's path) and the lanes
+     * by a tree (log₂ LANES ≤ 4 roundings): all terms are non-negative, so the span's relative error is at most that
+     * many ε, whatever the number of accumulators. The spans are added in double, which adds ~spans·2⁻⁵³: negligible,
+     * covered by the last ε.
+     */
+    private static double sumOfSquaresBound(double sum) {
+        return (4096.0 / Simd.LANES + 8) * FLOAT_EPSILON * sum;
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {0, 1, 2, 7, 8, 9, 31, 33, 1000, 4095, 4096, 4097, 70_000, 300_001})
+    void sumOfSquaresMatchesTheFloat64Sum(int n) {
+        float[] x = Inputs.uniform(Inputs.seed("sumsq " + n), n + 3, -3, 3);
+        x[0] = Float.NaN; // outside the range: must not be read
+        double expected = 0;
+        for (int i = 0; i < n; i++) {
+            expected += (double) x[2 + i] * x[2 + i];
+        }
+        double actual = Elementwise.sumOfSquares(n, x, 2);
+        double bound = sumOfSquaresBound(expected);
+        assertTrue(
+                Math.abs(actual - expected) <= bound,
+                "n=" + n + ": expected " + expected + ", actual " + actual + ", bound " + bound);
+        if (n == 0) {
+            assertEquals(0.0, actual);
+        }
+        assertEquals(actual, Elementwise.sumOfSquares(n, MemorySegment.ofArray(x), 2), "heap segment");
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment segment = arena.allocateFrom(ValueLayout.JAVA_FLOAT, x);
+            assertEquals(actual, Elementwise.sumOfSquares(n, segment, 2), "native segment");
+        }
+    }
+
+    @Test
+    void sumOfSquaresOfSmallIntegersIsExact() {
+        // Squares of 0..3 summed: every partial is an integer below 2²⁴, so no rounding anywhere.
+        int n = 300_005;
+        float[] x = new float[n];
+        long expected = 0;
+        for (int i = 0; i < n; i++) {
+            x[i] = (i * 7) % 4 - (i % 2 == 0 ? 0 : 3);
+            expected += (long) (x[i] * x[i]);
+        }
+        assertEquals((double) expected, Elementwise.sumOfSquares(n, x, 0));
+    }
+
+    @Test
+    void sumOfSquaresIsThreadAndFormIndependent() {
+        int n = 1_000_003;
+        float[] x = Inputs.gaussian(Inputs.seed("sumsq threads"), n + 1, 10);
+        int saved = Parallelism.threads();
+        try {
+            Parallelism.setThreads(1);
+            double first = Elementwise.sumOfSquares(n, x, 1);
+            for (int threads = 2; threads <= 3; threads++) {
+                Parallelism.setThreads(threads);
+                assertEquals(
+                        Double.doubleToRawLongBits(first),
+                        Double.doubleToRawLongBits(Elementwise.sumOfSquares(n, x, 1)),
+                        threads + " threads");
+                for (Arena arena : new Arena[] {Arena.ofShared(), Arena.ofConfined()}) {
+                    try (arena) {
+                        MemorySegment s = arena.allocateFrom(ValueLayout.JAVA_FLOAT, x);
+                        assertEquals(
+                                Double.doubleToRawLongBits(first),
+                                Double.doubleToRawLongBits(Elementwise.sumOfSquares(n, s, 1)),
+                                threads + " threads, native segment");
+                    }
+                }
+            }
+        } finally {
+            Parallelism.setThreads(saved);
+        }
+    }
+
+    @Test
+    void sumOfSquaresPropagatesNanAndInfinity() {
+        int n = 100_000;
+        float[] x = Inputs.uniform(Inputs.seed("sumsq nan"), n, -1, 1);
+        float[] inf = x.clone();
+        inf[77_777] = Float.NEGATIVE_INFINITY;
+        assertEquals(Double.POSITIVE_INFINITY, Elementwise.sumOfSquares(n, inf, 0));
+        float[] nan = x.clone();
+        nan[n - 1] = Float.NaN;
+        assertTrue(Double.isNaN(Elementwise.sumOfSquares(n, nan, 0)));
+        nan[3] = Float.POSITIVE_INFINITY;
+        assertTrue(Double.isNaN(Elementwise.sumOfSquares(n, nan, 0)), "NaN wins over infinity");
+        assertTrue(Double.isNaN(Elementwise.sumOfSquares(1, new float[] {Float.NaN}, 0)));
+        assertRejected(IllegalArgumentException.class, "n (-1) must be >= 0", () -> Elementwise.sumOfSquares(-1, x, 0));
+        assertRejected(
+                IndexOutOfBoundsException.class,
+                "x holds 100000 floats, but x needs 100000 from xOffset (1)",
+                () -> Elementwise.sumOfSquares(n, x, 1));
     }
 
     @Test

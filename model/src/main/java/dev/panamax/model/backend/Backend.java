@@ -64,14 +64,43 @@ public interface Backend extends AutoCloseable {
     void matmul(Tensor x, Tensor w, Layout layout, Tensor bias, Tensor y);
 
     /**
+     * The gradients of {@link #matmul}: {@code dx = dy·op(W)ᵀ} (written, or added to dx), {@code dW += } the weight
+     * gradient in W's own layout, and {@code dbias +=} the column sums of dy.
+     *
+     * @param x the forward's input {@code [m, in]}
+     * @param w the forward's weights
+     * @param layout how {@code w} (and {@code dw}) is stored
+     * @param dy the gradient with respect to y, {@code [m, out]}
+     * @param dx the gradient with respect to x, {@code [m, in]}, or null when not needed; must not overlap dy
+     * @param accumulate whether dx is added to rather than overwritten
+     * @param dw the weights' gradient, shaped as w, added to
+     * @param dbias {@code [1, out]}, added to, or null when the forward had no bias
+     */
+    void matmulBackward(
+            Tensor x, Tensor w, Layout layout, Tensor dy, Tensor dx, boolean accumulate, Tensor dw, Tensor dbias);
+
+    /**
      * RMSNorm of each row: {@code y = x / √(mean(x²) + epsilon) ⊙ weight}.
      *
      * @param x the input {@code [m, n]}
      * @param weight {@code [1, n]}
      * @param epsilon added to the mean square
      * @param y the output {@code [m, n]}; may be x
+     * @param rstd where to keep each row's {@code 1/√(mean(x²) + epsilon)} for the backward, {@code [m, 1]}, or null
      */
-    void rmsNorm(Tensor x, Tensor weight, float epsilon, Tensor y);
+    void rmsNorm(Tensor x, Tensor weight, float epsilon, Tensor y, Tensor rstd);
+
+    /**
+     * The gradients of {@link #rmsNorm}.
+     *
+     * @param x the forward's input {@code [m, n]}
+     * @param weight the forward's weight
+     * @param rstd the forward's saved {@code rstd}
+     * @param dy the gradient with respect to y
+     * @param dx the gradient with respect to x, overwritten; may be dy
+     * @param dweight the weight's gradient, added to
+     */
+    void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, Tensor dy, Tensor dx, Tensor dweight);
 
     /**
      * LayerNorm of each row: {@code y = (x - mean) / √(var + epsilon) ⊙ weight + bias}.
@@ -81,8 +110,25 @@ public interface Backend extends AutoCloseable {
      * @param bias {@code [1, n]}
      * @param epsilon added to the variance
      * @param y the output {@code [m, n]}; may be x
+     * @param mean where to keep each row's mean for the backward, {@code [m, 1]}, or null
+     * @param rstd where to keep each row's {@code 1/√(var + epsilon)}, {@code [m, 1]}, or null
      */
-    void layerNorm(Tensor x, Tensor weight, Tensor bias, float epsilon, Tensor y);
+    void layerNorm(Tensor x, Tensor weight, Tensor bias, float epsilon, Tensor y, Tensor mean, Tensor rstd);
+
+    /**
+     * The gradients of {@link #layerNorm}.
+     *
+     * @param x the forward's input {@code [m, n]}
+     * @param weight the forward's weight
+     * @param mean the forward's saved means
+     * @param rstd the forward's saved {@code rstd}
+     * @param dy the gradient with respect to y
+     * @param dx the gradient with respect to x, overwritten; may be dy
+     * @param dweight the weight's gradient, added to
+     * @param dbias the bias's gradient, added to
+     */
+    void layerNormBackward(
+            Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dy, Tensor dx, Tensor dweight, Tensor dbias);
 
     /**
      * Rotates each row's heads in place; row {@code i} is at position {@code position + i}.
@@ -95,19 +141,74 @@ public interface Backend extends AutoCloseable {
     void rope(Rotary rotary, Tensor x, int heads, int position);
 
     /**
-     * Causal multi-head attention of {@code m} new queries against a key/value cache whose first {@code position + m}
-     * rows are filled (the new tokens' keys and values included): query {@code i} sees keys {@code j <= position + i},
-     * scaled by {@code 1/√headDim}; query head {@code h} reads key/value head {@code h / (heads / kvHeads)}.
+     * The gradient of {@link #rope}, in place: the inverse rotation applied to the output's gradient.
      *
-     * @param q queries {@code [m, heads·headDim]}
-     * @param keys the key cache {@code [≥ position + m, kvHeads·headDim]}
-     * @param values the value cache, shaped as {@code keys}
+     * @param rotary the forward's tables
+     * @param dx on entry the gradient with respect to the rotated rows, on return with respect to the input
+     * @param heads heads per row
+     * @param position the forward's first position
+     */
+    void ropeBackward(Rotary rotary, Tensor dx, int heads, int position);
+
+    /**
+     * Causal multi-head attention of {@code sequences} independent sequences, each {@code m = q.rows / sequences} new
+     * queries against its block of {@code keys.rows / sequences} key/value rows, whose first {@code position + m} rows
+     * are filled (the new tokens' keys and values included): query {@code i} sees keys {@code j <= position + i},
+     * scaled by {@code 1/√headDim}; query head {@code h} reads key/value head {@code h / (heads / kvHeads)}. Decoding
+     * against a cache is one sequence; a training batch is many sequences at position 0.
+     *
+     * @param q queries {@code [sequences·m, heads·headDim]}
+     * @param keys the keys {@code [sequences·rows, kvHeads·headDim]}, {@code rows ≥ position + m}
+     * @param values the values, shaped as {@code keys}
      * @param heads query heads
      * @param kvHeads key/value heads, dividing {@code heads}
-     * @param position the position of the first query
-     * @param out the output {@code [m, heads·headDim]}; must not overlap the inputs
+     * @param sequences the number of sequences, dividing the rows of q and of keys
+     * @param position the position of each sequence's first query
+     * @param out the output {@code [sequences·m, heads·headDim]}; must not overlap the inputs
+     * @param lse where to keep each query's log-sum-exp of scores for the backward, {@code [sequences·m, heads]}, or
+     *     null
      */
-    void attention(Tensor q, Tensor keys, Tensor values, int heads, int kvHeads, int position, Tensor out);
+    void attention(
+            Tensor q,
+            Tensor keys,
+            Tensor values,
+            int heads,
+            int kvHeads,
+            int sequences,
+            int position,
+            Tensor out,
+            Tensor lse);
+
+    /**
+     * The gradients of {@link #attention} at position 0 (every key row of a sequence seen by its queries): dq, dk and
+     * dv are written, not added to.
+     *
+     * @param q the forward's queries
+     * @param keys the forward's keys, {@code [sequences·m, kvHeads·headDim]}
+     * @param values the forward's values
+     * @param out the forward's output
+     * @param lse the forward's saved log-sum-exps
+     * @param dout the gradient with respect to out
+     * @param heads query heads
+     * @param kvHeads key/value heads
+     * @param sequences the number of sequences
+     * @param dq the gradient with respect to q, overwritten
+     * @param dk the gradient with respect to keys, overwritten
+     * @param dv the gradient with respect to values, overwritten
+     */
+    void attentionBackward(
+            Tensor q,
+            Tensor keys,
+            Tensor values,
+            Tensor out,
+            Tensor lse,
+            Tensor dout,
+            int heads,
+            int kvHeads,
+            int sequences,
+            Tensor dq,
+            Tensor dk,
+            Tensor dv);
 
     /**
      * SwiGLU: {@code y = silu(gate) ⊙ up}.
@@ -119,12 +220,32 @@ public interface Backend extends AutoCloseable {
     void swiglu(Tensor gate, Tensor up, Tensor y);
 
     /**
+     * The gradients of {@link #swiglu}.
+     *
+     * @param gate the forward's gate
+     * @param up the forward's up projection
+     * @param dy the gradient with respect to y
+     * @param dgate the gate's gradient, overwritten
+     * @param dup the up projection's gradient, overwritten
+     */
+    void swigluBackward(Tensor gate, Tensor up, Tensor dy, Tensor dgate, Tensor dup);
+
+    /**
      * GELU with GPT-2's tanh approximation, elementwise.
      *
      * @param x the input
      * @param y the output, shaped as x; may be x
      */
     void gelu(Tensor x, Tensor y);
+
+    /**
+     * The gradient of {@link #gelu}.
+     *
+     * @param x the forward's input
+     * @param dy the gradient with respect to y
+     * @param dx the gradient with respect to x, overwritten; may be dy
+     */
+    void geluBackward(Tensor x, Tensor dy, Tensor dx);
 
     /**
      * {@code y = a + b}, elementwise: the residual connection.
@@ -144,6 +265,86 @@ public interface Backend extends AutoCloseable {
      * @param out {@code [m, n]}: m tokens are read
      */
     void embedding(int[] tokens, int offset, Tensor table, Tensor out);
+
+    /**
+     * The gradient of {@link #embedding}: row {@code i} of dout is added to row {@code tokens[offset + i]} of dtable.
+     *
+     * @param tokens the forward's token ids
+     * @param offset index of the first token used
+     * @param dout the gradient with respect to the gathered rows, {@code [m, n]}
+     * @param dtable the table's gradient {@code [vocab, n]}, added to
+     */
+    void embeddingBackward(int[] tokens, int offset, Tensor dout, Tensor dtable);
+
+    /**
+     * The mean cross-entropy of rows of logits against target ids, and optionally its gradient.
+     *
+     * @param logits {@code [m, vocab]}
+     * @param targets target ids, each in {@code [0, vocab)}
+     * @param offset index of row 0's target
+     * @param dlogits where to write {@code gradientScale ·} the gradient of the mean loss, or null; may be logits
+     * @param gradientScale the factor on the gradient (e.g. 1/micro-batches when accumulating)
+     * @return the mean loss
+     */
+    float crossEntropy(Tensor logits, int[] targets, int offset, Tensor dlogits, float gradientScale);
+
+    /**
+     * Counts the rows whose largest logit (first on ties) is at the target's column.
+     *
+     * @param logits {@code [m, vocab]}
+     * @param targets target ids
+     * @param offset index of row 0's target
+     * @return the number of correct predictions, in {@code [0, m]}
+     */
+    int countCorrect(Tensor logits, int[] targets, int offset);
+
+    /**
+     * Sets every element to 0.
+     *
+     * @param tensor the tensor
+     */
+    void zero(Tensor tensor);
+
+    /**
+     * Returns {@code Σ x²} over the tensor, in float64, in an order independent of the thread count.
+     *
+     * @param tensor the tensor
+     * @return the sum of squares
+     */
+    double sumOfSquares(Tensor tensor);
+
+    /**
+     * One AdamW step (decoupled weight decay) on a parameter tensor: with {@code g = gradScale·grad},
+     * {@code m = β1·m + (1-β1)·g}, {@code v = β2·v + (1-β2)·g²}, and {@code param -= lr·(m̂/(√v̂ + ε) + wd·param)} with
+     * the bias-corrected moments {@code m̂ = m/(1-β1^step)}, {@code v̂ = v/(1-β2^step)}.
+     *
+     * @param param the parameters, updated
+     * @param grad their gradient
+     * @param m the first moment, shaped as param, updated
+     * @param v the second moment, shaped as param, updated
+     * @param hyper the step's hyperparameters
+     */
+    void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep hyper);
+
+    /**
+     * The numbers of one AdamW step.
+     *
+     * @param learningRate the step size, at least 0
+     * @param beta1 the first moment's decay, in [0, 1)
+     * @param beta2 the second moment's decay, in [0, 1)
+     * @param epsilon added to √v̂, positive
+     * @param weightDecay the decoupled decay, at least 0 (0 for norms and biases)
+     * @param step the 1-based step number, for the bias correction
+     * @param gradScale a factor on the gradient (global-norm clipping)
+     */
+    record AdamWStep(
+            float learningRate,
+            float beta1,
+            float beta2,
+            float epsilon,
+            float weightDecay,
+            int step,
+            float gradScale) {}
 
     /**
      * Replaces each row by {@code softmax(x / temperature)}.

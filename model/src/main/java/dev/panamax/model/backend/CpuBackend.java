@@ -2,7 +2,9 @@ package dev.panamax.model.backend;
 
 import dev.panamax.kernels.Activation;
 import dev.panamax.kernels.Activations;
+import dev.panamax.kernels.AdamW;
 import dev.panamax.kernels.Attention;
+import dev.panamax.kernels.CrossEntropy;
 import dev.panamax.kernels.Elementwise;
 import dev.panamax.kernels.Embedding;
 import dev.panamax.kernels.Gemm;
@@ -27,6 +29,9 @@ public final class CpuBackend implements Backend {
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final Arena arena = Arena.ofShared();
+
+    /** A run of ones, grown on demand: column sums of a gradient are a transposed GEMV against it. */
+    private MemorySegment ones = MemorySegment.NULL;
 
     /** A backend on the kernels' current number of threads. */
     public CpuBackend() {}
@@ -139,12 +144,89 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void rmsNorm(Tensor x, Tensor weight, float epsilon, Tensor y) {
+    public void matmulBackward(
+            Tensor x, Tensor w, Layout layout, Tensor dy, Tensor dx, boolean accumulate, Tensor dw, Tensor dbias) {
+        CpuTensor a = cpu("x", x);
+        CpuTensor b = cpu("w", w);
+        CpuTensor g = cpu("dy", dy);
+        CpuTensor gw = cpu("dw", dw);
+        boolean outIn = Objects.requireNonNull(layout, "layout") == Layout.OUT_IN;
+        int in = outIn ? b.cols : b.rows;
+        int out = outIn ? b.rows : b.cols;
+        int m = a.rows;
+        same("x.cols", a.cols, "the weights' input width", in);
+        same("dy.cols", g.cols, "the weights' output width", out);
+        same("dy.rows", g.rows, "x.rows", m);
+        sameShape("dw", gw, "w", b);
+        if (dx != null) {
+            CpuTensor gx = cpu("dx", dx);
+            sameShape("dx", gx, "x", a);
+            // dx = dy·W for W [out, in]; dy·Wᵀ for W [in, out].
+            Gemm.sgemm(
+                    Transpose.NO_TRANSPOSE,
+                    outIn ? Transpose.NO_TRANSPOSE : Transpose.TRANSPOSE,
+                    m,
+                    in,
+                    out,
+                    1f,
+                    g.data,
+                    g.offset,
+                    g.ld,
+                    b.data,
+                    b.offset,
+                    b.ld,
+                    accumulate ? 1f : 0f,
+                    gx.data,
+                    gx.offset,
+                    gx.ld);
+        }
+        // dW += dyᵀ·x for W [out, in]; xᵀ·dy for W [in, out].
+        CpuTensor left = outIn ? g : a;
+        CpuTensor right = outIn ? a : g;
+        Gemm.sgemm(
+                Transpose.TRANSPOSE,
+                Transpose.NO_TRANSPOSE,
+                gw.rows,
+                gw.cols,
+                m,
+                1f,
+                left.data,
+                left.offset,
+                left.ld,
+                right.data,
+                right.offset,
+                right.ld,
+                1f,
+                gw.data,
+                gw.offset,
+                gw.ld);
+        if (dbias != null) {
+            CpuTensor gb = cpu("dbias", dbias);
+            same("dbias.rows", gb.rows, "1", 1);
+            same("dbias.cols", gb.cols, "the weights' output width", out);
+            Gemm.sgemv(Transpose.TRANSPOSE, m, out, 1f, g.data, g.offset, g.ld, ones(m), 0, 1f, gb.data, gb.offset);
+        }
+    }
+
+    private MemorySegment ones(int count) {
+        if (ones.byteSize() < (long) count * Float.BYTES) {
+            ones = arena.allocate((long) count * Float.BYTES, 64);
+            ones.fill((byte) 0);
+            for (int i = 0; i < count; i++) {
+                ones.setAtIndex(FLOAT, i, 1f);
+            }
+        }
+        return ones;
+    }
+
+    @Override
+    public void rmsNorm(Tensor x, Tensor weight, float epsilon, Tensor y, Tensor rstd) {
         CpuTensor in = cpu("x", x);
         CpuTensor w = cpu("weight", weight);
         CpuTensor out = cpu("y", y);
         sameShape("y", out, "x", in);
         same("weight.cols", w.cols, "x.cols", in.cols);
+        CpuTensor r = rstd == null ? null : rowStatistic("rstd", rstd, in.rows);
         RmsNorm.forward(
                 in.rows,
                 in.cols,
@@ -157,12 +239,44 @@ public final class CpuBackend implements Backend {
                 out.data,
                 out.offset,
                 out.ld,
-                null,
-                0);
+                r == null ? null : r.data,
+                r == null ? 0 : r.offset);
     }
 
     @Override
-    public void layerNorm(Tensor x, Tensor weight, Tensor bias, float epsilon, Tensor y) {
+    public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, Tensor dy, Tensor dx, Tensor dweight) {
+        CpuTensor in = cpu("x", x);
+        CpuTensor w = cpu("weight", weight);
+        CpuTensor r = rowStatistic("rstd", rstd, in.rows);
+        CpuTensor g = cpu("dy", dy);
+        CpuTensor dIn = cpu("dx", dx);
+        CpuTensor dw = cpu("dweight", dweight);
+        sameShape("dy", g, "x", in);
+        sameShape("dx", dIn, "x", in);
+        same("weight.cols", w.cols, "x.cols", in.cols);
+        sameShape("dweight", dw, "weight", w);
+        RmsNorm.backward(
+                in.rows,
+                in.cols,
+                in.data,
+                in.offset,
+                in.ld,
+                w.data,
+                w.offset,
+                r.data,
+                r.offset,
+                g.data,
+                g.offset,
+                g.ld,
+                dIn.data,
+                dIn.offset,
+                dIn.ld,
+                dw.data,
+                dw.offset);
+    }
+
+    @Override
+    public void layerNorm(Tensor x, Tensor weight, Tensor bias, float epsilon, Tensor y, Tensor mean, Tensor rstd) {
         CpuTensor in = cpu("x", x);
         CpuTensor w = cpu("weight", weight);
         CpuTensor b = cpu("bias", bias);
@@ -170,6 +284,8 @@ public final class CpuBackend implements Backend {
         sameShape("y", out, "x", in);
         same("weight.cols", w.cols, "x.cols", in.cols);
         same("bias.cols", b.cols, "x.cols", in.cols);
+        CpuTensor mu = mean == null ? null : rowStatistic("mean", mean, in.rows);
+        CpuTensor r = rstd == null ? null : rowStatistic("rstd", rstd, in.rows);
         LayerNorm.forward(
                 in.rows,
                 in.cols,
@@ -184,53 +300,200 @@ public final class CpuBackend implements Backend {
                 out.data,
                 out.offset,
                 out.ld,
-                null,
-                0,
-                null,
-                0);
+                mu == null ? null : mu.data,
+                mu == null ? 0 : mu.offset,
+                r == null ? null : r.data,
+                r == null ? 0 : r.offset);
+    }
+
+    @Override
+    public void layerNormBackward(
+            Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dy, Tensor dx, Tensor dweight, Tensor dbias) {
+        CpuTensor in = cpu("x", x);
+        CpuTensor w = cpu("weight", weight);
+        CpuTensor mu = rowStatistic("mean", mean, in.rows);
+        CpuTensor r = rowStatistic("rstd", rstd, in.rows);
+        CpuTensor g = cpu("dy", dy);
+        CpuTensor dIn = cpu("dx", dx);
+        CpuTensor dw = cpu("dweight", dweight);
+        CpuTensor db = cpu("dbias", dbias);
+        sameShape("dy", g, "x", in);
+        sameShape("dx", dIn, "x", in);
+        same("weight.cols", w.cols, "x.cols", in.cols);
+        sameShape("dweight", dw, "weight", w);
+        sameShape("dbias", db, "weight", w);
+        LayerNorm.backward(
+                in.rows,
+                in.cols,
+                in.data,
+                in.offset,
+                in.ld,
+                w.data,
+                w.offset,
+                mu.data,
+                mu.offset,
+                r.data,
+                r.offset,
+                g.data,
+                g.offset,
+                g.ld,
+                dIn.data,
+                dIn.offset,
+                dIn.ld,
+                dw.data,
+                dw.offset,
+                db.data,
+                db.offset);
+    }
+
+    /** A per-row statistic: one dense column of {@code rows} floats. */
+    private static CpuTensor rowStatistic(String name, Tensor tensor, int rows) {
+        CpuTensor t = cpu(name, tensor);
+        if (t.rows != rows || t.cols != 1 || !t.dense()) {
+            throw new IllegalArgumentException(name + " (" + t.rows + " × " + t.cols + ", row stride " + t.ld
+                    + ") must be a dense " + rows + " × 1 column, one value per row of x");
+        }
+        return t;
     }
 
     @Override
     public void rope(Rotary rotary, Tensor x, int heads, int position) {
-        if (!(rotary instanceof CpuRotary(Rope rope))) {
-            throw new IllegalArgumentException("rotary (" + rotary + ") must come from this backend");
-        }
+        Rope rope = rope(rotary);
         CpuTensor t = cpu("x", x);
         same("x.cols", t.cols, "heads × headDim", heads * rope.headDim());
         rope.forward(t.rows, heads, position, t.data, t.offset, t.ld, t.data, t.offset, t.ld);
     }
 
     @Override
-    public void attention(Tensor q, Tensor keys, Tensor values, int heads, int kvHeads, int position, Tensor out) {
+    public void ropeBackward(Rotary rotary, Tensor dx, int heads, int position) {
+        Rope rope = rope(rotary);
+        CpuTensor t = cpu("dx", dx);
+        same("dx.cols", t.cols, "heads × headDim", heads * rope.headDim());
+        rope.backward(t.rows, heads, position, t.data, t.offset, t.ld, t.data, t.offset, t.ld);
+    }
+
+    private static Rope rope(Rotary rotary) {
+        if (!(rotary instanceof CpuRotary(Rope rope))) {
+            throw new IllegalArgumentException("rotary (" + rotary + ") must come from this backend");
+        }
+        return rope;
+    }
+
+    @Override
+    public void attention(
+            Tensor q,
+            Tensor keys,
+            Tensor values,
+            int heads,
+            int kvHeads,
+            int sequences,
+            int position,
+            Tensor out,
+            Tensor lse) {
         CpuTensor query = cpu("q", q);
         CpuTensor k = cpu("keys", keys);
         CpuTensor v = cpu("values", values);
         CpuTensor o = cpu("out", out);
         sameShape("out", o, "q", query);
-        if (heads < 1 || query.cols % heads != 0) {
-            throw new IllegalArgumentException(
-                    "heads (" + heads + ") must be >= 1 and divide q.cols (" + query.cols + ")");
+        sameShape("values", v, "keys", k);
+        AttentionLayout a = attentionLayout(query, k, heads, kvHeads, sequences);
+        int tk = position + a.queries;
+        if (position < 0 || tk > a.keys) {
+            throw new IllegalArgumentException("position (" + position + ") + queries per sequence (" + a.queries
+                    + ") must be in [0, key rows per sequence (" + a.keys + ")]");
         }
-        int headDim = query.cols / heads;
-        int tk = position + query.rows;
-        same("keys.cols", k.cols, "kvHeads × headDim", kvHeads * headDim);
-        same("values.cols", v.cols, "kvHeads × headDim", kvHeads * headDim);
-        if (position < 0 || tk > k.rows || tk > v.rows) {
-            throw new IllegalArgumentException("position (" + position + ") + q.rows (" + query.rows
-                    + ") must be in [0, rows of keys (" + k.rows + ") and values (" + v.rows + ")]");
+        TensorView lseView = null;
+        if (lse != null) {
+            CpuTensor l = cpu("lse", lse);
+            same("lse.rows", l.rows, "q.rows", query.rows);
+            same("lse.cols", l.cols, "heads", heads);
+            lseView = view(l, a.queries, 1);
         }
+        Attention.Shape shape = new Attention.Shape(sequences, heads, kvHeads, a.queries, tk, a.headDim);
         Attention.forward(
-                new Attention.Shape(1, heads, kvHeads, query.rows, tk, headDim),
+                shape,
+                shape.defaultScale(),
                 true,
-                view(query, headDim),
-                view(k, headDim),
-                view(v, headDim),
-                view(o, headDim));
+                view(query, a.queries, a.headDim),
+                view(k, a.keys, a.headDim),
+                view(v, a.keys, a.headDim),
+                null,
+                view(o, a.queries, a.headDim),
+                lseView);
     }
 
-    /** A {@code [1, heads, rows, headDim]} view of a matrix whose rows hold the heads side by side. */
-    private static TensorView view(CpuTensor t, int headDim) {
-        return new TensorView(t.data, t.offset, (long) t.rows * t.ld, headDim, t.ld);
+    @Override
+    public void attentionBackward(
+            Tensor q,
+            Tensor keys,
+            Tensor values,
+            Tensor out,
+            Tensor lse,
+            Tensor dout,
+            int heads,
+            int kvHeads,
+            int sequences,
+            Tensor dq,
+            Tensor dk,
+            Tensor dv) {
+        CpuTensor query = cpu("q", q);
+        CpuTensor k = cpu("keys", keys);
+        CpuTensor v = cpu("values", values);
+        CpuTensor o = cpu("out", out);
+        CpuTensor l = cpu("lse", lse);
+        CpuTensor dO = cpu("dout", dout);
+        CpuTensor dQ = cpu("dq", dq);
+        CpuTensor dK = cpu("dk", dk);
+        CpuTensor dV = cpu("dv", dv);
+        AttentionLayout a = attentionLayout(query, k, heads, kvHeads, sequences);
+        same("key rows per sequence", a.keys, "queries per sequence", a.queries);
+        sameShape("values", v, "keys", k);
+        sameShape("out", o, "q", query);
+        sameShape("dout", dO, "q", query);
+        sameShape("dq", dQ, "q", query);
+        sameShape("dk", dK, "keys", k);
+        sameShape("dv", dV, "keys", k);
+        same("lse.rows", l.rows, "q.rows", query.rows);
+        same("lse.cols", l.cols, "heads", heads);
+        Attention.Shape shape = new Attention.Shape(sequences, heads, kvHeads, a.queries, a.keys, a.headDim);
+        Attention.backward(
+                shape,
+                shape.defaultScale(),
+                true,
+                view(query, a.queries, a.headDim),
+                view(k, a.keys, a.headDim),
+                view(v, a.keys, a.headDim),
+                null,
+                view(o, a.queries, a.headDim),
+                view(l, a.queries, 1),
+                view(dO, a.queries, a.headDim),
+                view(dQ, a.queries, a.headDim),
+                view(dK, a.keys, a.headDim),
+                view(dV, a.keys, a.headDim));
+    }
+
+    /** Rows per sequence of queries and of keys, and the head width, of an attention call. */
+    private record AttentionLayout(int queries, int keys, int headDim) {}
+
+    private static AttentionLayout attentionLayout(CpuTensor q, CpuTensor k, int heads, int kvHeads, int sequences) {
+        if (heads < 1 || q.cols % heads != 0) {
+            throw new IllegalArgumentException("heads (" + heads + ") must be >= 1 and divide q.cols (" + q.cols + ")");
+        }
+        int headDim = q.cols / heads;
+        same("keys.cols", k.cols, "kvHeads × headDim", kvHeads * headDim);
+        if (sequences < 1 || q.rows % sequences != 0 || k.rows % sequences != 0) {
+            throw new IllegalArgumentException("sequences (" + sequences + ") must be >= 1 and divide q.rows (" + q.rows
+                    + ") and keys.rows (" + k.rows + ")");
+        }
+        return new AttentionLayout(q.rows / sequences, k.rows / sequences, headDim);
+    }
+
+    /**
+     * A {@code [sequences, heads, rowsPerSequence, width]} view of a matrix whose rows hold the heads side by side and
+     * whose sequences follow each other.
+     */
+    private static TensorView view(CpuTensor t, int rowsPerSequence, int width) {
+        return new TensorView(t.data, t.offset, (long) rowsPerSequence * t.ld, width, t.ld);
     }
 
     @Override
@@ -245,12 +508,50 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void swigluBackward(Tensor gate, Tensor up, Tensor dy, Tensor dgate, Tensor dup) {
+        CpuTensor g = cpu("gate", gate);
+        CpuTensor u = cpu("up", up);
+        CpuTensor d = cpu("dy", dy);
+        CpuTensor dg = cpu("dgate", dgate);
+        CpuTensor du = cpu("dup", dup);
+        sameShape("up", u, "gate", g);
+        sameShape("dy", d, "gate", g);
+        sameShape("dgate", dg, "gate", g);
+        sameShape("dup", du, "gate", g);
+        dense(g, u, d, dg, du);
+        Activations.swigluBackward(
+                (int) g.size(),
+                g.data,
+                g.offset,
+                u.data,
+                u.offset,
+                d.data,
+                d.offset,
+                dg.data,
+                dg.offset,
+                du.data,
+                du.offset);
+    }
+
+    @Override
     public void gelu(Tensor x, Tensor y) {
         CpuTensor in = cpu("x", x);
         CpuTensor out = cpu("y", y);
         sameShape("y", out, "x", in);
         dense(in, out);
         Activations.forward(Activation.GELU_TANH, (int) in.size(), in.data, in.offset, out.data, out.offset);
+    }
+
+    @Override
+    public void geluBackward(Tensor x, Tensor dy, Tensor dx) {
+        CpuTensor in = cpu("x", x);
+        CpuTensor d = cpu("dy", dy);
+        CpuTensor out = cpu("dx", dx);
+        sameShape("dy", d, "x", in);
+        sameShape("dx", out, "x", in);
+        dense(in, d, out);
+        Activations.backward(
+                Activation.GELU_TANH, (int) in.size(), in.data, in.offset, d.data, d.offset, out.data, out.offset);
     }
 
     @Override
@@ -289,6 +590,110 @@ public final class CpuBackend implements Backend {
                 o.data,
                 o.offset,
                 o.ld);
+    }
+
+    @Override
+    public void embeddingBackward(int[] tokens, int offset, Tensor dout, Tensor dtable) {
+        CpuTensor d = cpu("dout", dout);
+        CpuTensor t = cpu("dtable", dtable);
+        same("dout.cols", d.cols, "dtable.cols", t.cols);
+        dense(t);
+        Embedding.backward(
+                d.rows,
+                t.cols,
+                t.rows,
+                MemorySegment.ofArray(tokens),
+                offset,
+                d.data,
+                d.offset,
+                d.ld,
+                t.data,
+                t.offset);
+    }
+
+    @Override
+    public float crossEntropy(Tensor logits, int[] targets, int offset, Tensor dlogits, float gradientScale) {
+        CpuTensor x = cpu("logits", logits);
+        CpuTensor d = dlogits == null ? null : cpu("dlogits", dlogits);
+        if (d != null) {
+            sameShape("dlogits", d, "logits", x);
+        }
+        float loss = CrossEntropy.forward(
+                x.rows,
+                x.cols,
+                x.data,
+                x.offset,
+                x.ld,
+                MemorySegment.ofArray(targets),
+                offset,
+                Integer.MIN_VALUE,
+                d == null ? null : d.data,
+                d == null ? 0 : d.offset,
+                d == null ? x.cols : d.ld);
+        if (d != null && gradientScale != 1f) {
+            for (int i = 0; i < d.rows; i++) {
+                Elementwise.scale(d.cols, gradientScale, d.data, d.offset + (long) i * d.ld);
+            }
+        }
+        return loss;
+    }
+
+    @Override
+    public int countCorrect(Tensor logits, int[] targets, int offset) {
+        CpuTensor x = cpu("logits", logits);
+        Objects.checkFromIndexSize(offset, x.rows, targets.length);
+        int correct = 0;
+        for (int i = 0; i < x.rows; i++) {
+            if (argmax(x.rows(i, 1)) == targets[offset + i]) {
+                correct++;
+            }
+        }
+        return correct;
+    }
+
+    @Override
+    public void zero(Tensor tensor) {
+        CpuTensor t = cpu("tensor", tensor);
+        for (int i = 0; i < t.rows; i++) {
+            t.data.asSlice((t.offset + (long) i * t.ld) * Float.BYTES, (long) t.cols * Float.BYTES)
+                    .fill((byte) 0);
+        }
+    }
+
+    @Override
+    public double sumOfSquares(Tensor tensor) {
+        CpuTensor t = cpu("tensor", tensor);
+        dense(t);
+        return Elementwise.sumOfSquares((int) t.size(), t.data, t.offset);
+    }
+
+    @Override
+    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep hyper) {
+        CpuTensor p = cpu("param", param);
+        CpuTensor g = cpu("grad", grad);
+        CpuTensor first = cpu("m", m);
+        CpuTensor second = cpu("v", v);
+        sameShape("grad", g, "param", p);
+        sameShape("m", first, "param", p);
+        sameShape("v", second, "param", p);
+        dense(p, g, first, second);
+        AdamW.update(
+                (int) p.size(),
+                hyper.learningRate(),
+                hyper.beta1(),
+                hyper.beta2(),
+                hyper.epsilon(),
+                hyper.weightDecay(),
+                hyper.step(),
+                hyper.gradScale(),
+                p.data,
+                p.offset,
+                g.data,
+                g.offset,
+                first.data,
+                first.offset,
+                second.data,
+                second.offset);
     }
 
     @Override

@@ -1,15 +1,16 @@
 package dev.panamax.model.generate;
 
 import dev.panamax.model.backend.Backend;
-import dev.panamax.model.backend.Backend.Layout;
 import dev.panamax.model.backend.Tensor;
 import dev.panamax.model.io.Gpt2Weights;
 import dev.panamax.model.io.LlamaWeights;
 import dev.panamax.model.io.ModelConfig;
 import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.nn.Network;
+import dev.panamax.model.nn.Parameters;
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayList;
-import java.util.List;
+import java.util.HashMap;
+import java.util.Map;
 
 /**
  * A decoder-only Transformer with a key/value cache, for both families of {@link ModelConfig.Architecture}: one
@@ -25,79 +26,33 @@ public final class Transformer {
     /** Most tokens one batch holds by default; longer prompts go through in batches of this size. */
     public static final int DEFAULT_MAX_BATCH = 256;
 
-    /**
-     * One block's weights; the variants leave what they lack null.
-     *
-     * @param up the feed-forward input projection (Llama's {@code w3}, GPT-2's {@code c_fc})
-     * @param gate Llama's {@code w1}, whose SiLU multiplies {@code up}; null for GPT-2
-     * @param down the feed-forward output projection
-     */
-    private record Block(
-            Tensor norm1,
-            Tensor norm1Bias,
-            Tensor wq,
-            Tensor bq,
-            Tensor wk,
-            Tensor bk,
-            Tensor wv,
-            Tensor bv,
-            Tensor wo,
-            Tensor bo,
-            Tensor norm2,
-            Tensor norm2Bias,
-            Tensor up,
-            Tensor upBias,
-            Tensor gate,
-            Tensor down,
-            Tensor downBias) {}
-
     private final ModelConfig config;
     private final Backend backend;
-    private final boolean llama;
-    private final Layout layout;
-    private final Tensor tokenEmbedding;
-    private final Tensor positionEmbedding;
-    private final List<Block> blocks;
-    private final Tensor finalNorm;
-    private final Tensor finalNormBias;
-    private final Tensor classifier;
-    private final Backend.Rotary rotary;
+    private final Network network;
     private final Tensor[] keys;
     private final Tensor[] values;
     private final int maxBatch;
     private final Tensor x;
-    private final Tensor xb;
-    private final Tensor q;
-    private final Tensor attended;
-    private final Tensor hidden;
-    private final Tensor gated;
+    private final Network.Activations scratch;
     private final Tensor logits;
     private int position;
 
-    private Transformer(
-            ModelConfig config,
-            Backend backend,
-            int maxBatch,
-            Tensor tokenEmbedding,
-            Tensor positionEmbedding,
-            List<Block> blocks,
-            Tensor finalNorm,
-            Tensor finalNormBias,
-            Tensor classifier) {
+    /**
+     * A model over named weights.
+     *
+     * @param backend where the weights, the cache and the activations live
+     * @param config the configuration
+     * @param weights every tensor of {@link Parameters#of(ModelConfig)} under its name
+     * @param maxBatch most tokens per batch (scratch memory grows with it); {@link #DEFAULT_MAX_BATCH} is a fair choice
+     * @throws IllegalArgumentException if a weight is missing or misshapen, or {@code maxBatch < 1}
+     */
+    public Transformer(Backend backend, ModelConfig config, Map<String, Tensor> weights, int maxBatch) {
         if (maxBatch < 1) {
             throw new IllegalArgumentException("maxBatch (" + maxBatch + ") must be >= 1");
         }
         this.config = config;
         this.backend = backend;
-        this.llama = config.architecture() == Architecture.LLAMA;
-        this.layout = llama ? Layout.OUT_IN : Layout.IN_OUT;
-        this.tokenEmbedding = tokenEmbedding;
-        this.positionEmbedding = positionEmbedding;
-        this.blocks = List.copyOf(blocks);
-        this.finalNorm = finalNorm;
-        this.finalNormBias = finalNormBias;
-        this.classifier = classifier;
-        this.rotary = llama ? backend.rotary(config.headSize(), config.seqLen(), config.ropeTheta()) : null;
+        this.network = Network.of(backend, config, weights);
         this.keys = new Tensor[config.layers()];
         this.values = new Tensor[config.layers()];
         for (int l = 0; l < config.layers(); l++) {
@@ -107,11 +62,27 @@ public final class Transformer {
         this.maxBatch = Math.min(maxBatch, config.seqLen());
         int dim = config.dim();
         this.x = backend.allocate(this.maxBatch, dim);
-        this.xb = backend.allocate(this.maxBatch, dim);
-        this.q = backend.allocate(this.maxBatch, dim);
-        this.attended = backend.allocate(this.maxBatch, dim);
-        this.hidden = backend.allocate(this.maxBatch, config.hiddenDim());
-        this.gated = llama ? backend.allocate(this.maxBatch, config.hiddenDim()) : null;
+        // The residual stream is updated in place; the normalised rows and the projections share one buffer.
+        Tensor xb = backend.allocate(this.maxBatch, dim);
+        Tensor hidden = backend.allocate(this.maxBatch, config.hiddenDim());
+        boolean llama = config.architecture() == Architecture.LLAMA;
+        this.scratch = new Network.Activations(
+                x,
+                xb,
+                null,
+                null,
+                backend.allocate(this.maxBatch, dim),
+                backend.allocate(this.maxBatch, dim),
+                null,
+                xb,
+                x,
+                xb,
+                null,
+                null,
+                hidden,
+                llama ? backend.allocate(this.maxBatch, config.hiddenDim()) : null,
+                hidden,
+                x);
         this.logits = backend.allocate(1, config.vocabSize());
     }
 
@@ -127,44 +98,9 @@ public final class Transformer {
      */
     public static Transformer llama(Backend backend, ModelConfig config, LlamaWeights weights, int maxBatch) {
         requireArchitecture(config, Architecture.LLAMA);
-        int dim = config.dim();
-        int kv = config.kvDim();
-        int h = config.hiddenDim();
-        List<Block> blocks = new ArrayList<>();
-        for (LlamaWeights.Layer layer : weights.layers()) {
-            blocks.add(new Block(
-                    backend.weights(layer.attentionNorm(), 1, dim),
-                    null,
-                    backend.weights(layer.wq(), dim, dim),
-                    null,
-                    backend.weights(layer.wk(), kv, dim),
-                    null,
-                    backend.weights(layer.wv(), kv, dim),
-                    null,
-                    backend.weights(layer.wo(), dim, dim),
-                    null,
-                    backend.weights(layer.ffnNorm(), 1, dim),
-                    null,
-                    backend.weights(layer.w3(), h, dim),
-                    null,
-                    backend.weights(layer.w1(), h, dim),
-                    backend.weights(layer.w2(), dim, h),
-                    null));
-        }
-        requireLayers(config, blocks);
-        Tensor embedding = backend.weights(weights.tokenEmbedding(), config.vocabSize(), dim);
-        Tensor classifier =
-                config.sharedClassifier() ? embedding : backend.weights(weights.classifier(), config.vocabSize(), dim);
-        return new Transformer(
-                config,
-                backend,
-                maxBatch,
-                embedding,
-                null,
-                blocks,
-                backend.weights(weights.finalNorm(), 1, dim),
-                null,
-                classifier);
+        requireLayers(config, weights.layers().size());
+        Map<String, MemorySegment> named = weights.byName(config.sharedClassifier());
+        return new Transformer(backend, config, onBackend(backend, config, named), maxBatch);
     }
 
     /**
@@ -180,48 +116,19 @@ public final class Transformer {
      */
     public static Transformer gpt2(Backend backend, ModelConfig config, Gpt2Weights weights, int maxBatch) {
         requireArchitecture(config, Architecture.GPT2);
-        int dim = config.dim();
-        int h = config.hiddenDim();
-        List<Block> blocks = new ArrayList<>();
-        for (Gpt2Weights.Layer layer : weights.layers()) {
-            // c_attn holds the query, key and value projections side by side: [dim, 3·dim], biases likewise.
-            Tensor qkv = backend.weights(layer.attentionWeight(), dim, 3 * dim);
-            Tensor qkvBias = backend.weights(layer.attentionBias(), 1, 3 * dim);
-            blocks.add(new Block(
-                    vector(backend, layer.norm1Weight(), dim),
-                    vector(backend, layer.norm1Bias(), dim),
-                    qkv.columns(0, dim),
-                    qkvBias.columns(0, dim),
-                    qkv.columns(dim, dim),
-                    qkvBias.columns(dim, dim),
-                    qkv.columns(2 * dim, dim),
-                    qkvBias.columns(2 * dim, dim),
-                    backend.weights(layer.attentionProjectionWeight(), dim, dim),
-                    vector(backend, layer.attentionProjectionBias(), dim),
-                    vector(backend, layer.norm2Weight(), dim),
-                    vector(backend, layer.norm2Bias(), dim),
-                    backend.weights(layer.mlpWeight(), dim, h),
-                    vector(backend, layer.mlpBias(), h),
-                    null,
-                    backend.weights(layer.mlpProjectionWeight(), h, dim),
-                    vector(backend, layer.mlpProjectionBias(), dim)));
-        }
-        requireLayers(config, blocks);
-        Tensor embedding = backend.weights(weights.tokenEmbedding(), config.vocabSize(), dim);
-        return new Transformer(
-                config,
-                backend,
-                maxBatch,
-                embedding,
-                backend.weights(weights.positionEmbedding(), config.seqLen(), dim),
-                blocks,
-                vector(backend, weights.finalNormWeight(), dim),
-                vector(backend, weights.finalNormBias(), dim),
-                embedding);
+        requireLayers(config, weights.layers().size());
+        Map<String, MemorySegment> named = weights.byName();
+        return new Transformer(backend, config, onBackend(backend, config, named), maxBatch);
     }
 
-    private static Tensor vector(Backend backend, MemorySegment floats, int n) {
-        return backend.weights(floats, 1, n);
+    /** Hands each named segment to the backend with its shape from {@link Parameters#of(ModelConfig)}. */
+    private static Map<String, Tensor> onBackend(
+            Backend backend, ModelConfig config, Map<String, MemorySegment> named) {
+        Map<String, Tensor> tensors = new HashMap<>();
+        for (Parameters.Spec spec : Parameters.of(config)) {
+            tensors.put(spec.name(), backend.weights(named.get(spec.name()), spec.rows(), spec.cols()));
+        }
+        return tensors;
     }
 
     private static void requireArchitecture(ModelConfig config, Architecture architecture) {
@@ -231,10 +138,10 @@ public final class Transformer {
         }
     }
 
-    private static void requireLayers(ModelConfig config, List<Block> blocks) {
-        if (blocks.size() != config.layers()) {
+    private static void requireLayers(ModelConfig config, int layers) {
+        if (layers != config.layers()) {
             throw new IllegalArgumentException(
-                    "weights.layers (" + blocks.size() + ") must number config.layers (" + config.layers() + ")");
+                    "weights.layers (" + layers + ") must number config.layers (" + config.layers() + ")");
         }
     }
 
@@ -303,58 +210,17 @@ public final class Transformer {
         }
         // The last batch holds the last token in row (count - 1) % maxBatch.
         int last = (count - 1) % maxBatch;
-        Tensor state = xb.rows(0, 1);
-        norm(x.rows(last, 1), finalNorm, finalNormBias, state);
-        backend.matmul(state, classifier, Layout.OUT_IN, null, logits);
+        network.head(x.rows(last, 1), scratch.norm1().rows(0, 1), null, null, logits);
         return logits;
     }
 
     /** One batch of {@code n <= maxBatch} tokens through every block, leaving the last hidden states in x. */
     private void batch(int[] tokens, int offset, int n) {
-        Tensor x = this.x.rows(0, n);
-        Tensor xb = this.xb.rows(0, n);
-        Tensor q = this.q.rows(0, n);
-        Tensor attended = this.attended.rows(0, n);
-        Tensor hidden = this.hidden.rows(0, n);
-        backend.embedding(tokens, offset, tokenEmbedding, x);
-        if (positionEmbedding != null) {
-            backend.add(x, positionEmbedding.rows(position, n), x);
-        }
-        for (int l = 0; l < blocks.size(); l++) {
-            Block b = blocks.get(l);
-            Tensor k = keys[l].rows(position, n);
-            Tensor v = values[l].rows(position, n);
-            norm(x, b.norm1, b.norm1Bias, xb);
-            backend.matmul(xb, b.wq, layout, b.bq, q);
-            backend.matmul(xb, b.wk, layout, b.bk, k);
-            backend.matmul(xb, b.wv, layout, b.bv, v);
-            if (rotary != null) {
-                backend.rope(rotary, q, config.heads(), position);
-                backend.rope(rotary, k, config.kvHeads(), position);
-            }
-            backend.attention(q, keys[l], values[l], config.heads(), config.kvHeads(), position, attended);
-            backend.matmul(attended, b.wo, layout, b.bo, xb);
-            backend.add(x, xb, x);
-            norm(x, b.norm2, b.norm2Bias, xb);
-            backend.matmul(xb, b.up, layout, b.upBias, hidden);
-            if (b.gate != null) {
-                Tensor gated = this.gated.rows(0, n);
-                backend.matmul(xb, b.gate, layout, null, gated);
-                backend.swiglu(gated, hidden, hidden);
-            } else {
-                backend.gelu(hidden, hidden);
-            }
-            backend.matmul(hidden, b.down, layout, b.downBias, xb);
-            backend.add(x, xb, x);
+        Network.Activations a = scratch.firstRows(n);
+        network.embed(tokens, offset, 1, position, a.input());
+        for (int l = 0; l < config.layers(); l++) {
+            network.forwardBlock(l, a, keys[l], values[l], 1, position);
         }
         position += n;
-    }
-
-    private void norm(Tensor in, Tensor weight, Tensor bias, Tensor out) {
-        if (llama) {
-            backend.rmsNorm(in, weight, config.normEpsilon(), out);
-        } else {
-            backend.layerNorm(in, weight, bias, config.normEpsilon(), out);
-        }
     }
 }

@@ -8,12 +8,12 @@ import dev.panamax.model.json.JsonValue.JsonArray;
 import dev.panamax.model.json.JsonValue.JsonNumber;
 import dev.panamax.model.json.JsonValue.JsonObject;
 import dev.panamax.model.json.JsonValue.JsonString;
+import dev.panamax.model.nn.Parameters;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -35,10 +35,6 @@ public final class Gpt2Checkpoint implements AutoCloseable {
 
     private static final Set<String> GELU_TANH = Set.of("gelu_new", "gelu_pytorch_tanh");
     private static final String PREFIX = "transformer.";
-    private static final String[] LAYER_TENSORS = {
-        "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight", "attn.c_proj.bias",
-        "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"
-    };
 
     private final SafeTensors file;
     private final ModelConfig config;
@@ -76,56 +72,16 @@ public final class Gpt2Checkpoint implements AutoCloseable {
         SafeTensors tensors = SafeTensors.open(weightsFile);
         try {
             String prefix = tensors.tensors().containsKey(PREFIX + "wte.weight") ? PREFIX : "";
-            List<MemorySegment> layerTensors = new ArrayList<>();
-            List<Gpt2Weights.Layer> layers = new ArrayList<>();
-            for (int l = 0; l < config.layers(); l++) {
-                layerTensors.clear();
-                for (String name : LAYER_TENSORS) {
-                    String full = "h." + l + "." + name;
-                    layerTensors.add(load(tensors, prefix + full, shape(config, full)));
-                }
-                layers.add(new Gpt2Weights.Layer(
-                        layerTensors.get(0),
-                        layerTensors.get(1),
-                        layerTensors.get(2),
-                        layerTensors.get(3),
-                        layerTensors.get(4),
-                        layerTensors.get(5),
-                        layerTensors.get(6),
-                        layerTensors.get(7),
-                        layerTensors.get(8),
-                        layerTensors.get(9),
-                        layerTensors.get(10),
-                        layerTensors.get(11)));
+            Map<String, MemorySegment> named = new LinkedHashMap<>();
+            for (Parameters.Spec spec : Parameters.of(config)) {
+                named.put(spec.name(), load(tensors, prefix + spec.name(), spec.shape()));
             }
-            Gpt2Weights weights = new Gpt2Weights(
-                    load(tensors, prefix + "wte.weight", shape(config, "wte.weight")),
-                    load(tensors, prefix + "wpe.weight", shape(config, "wpe.weight")),
-                    layers,
-                    load(tensors, prefix + "ln_f.weight", shape(config, "ln_f.weight")),
-                    load(tensors, prefix + "ln_f.bias", shape(config, "ln_f.bias")));
+            Gpt2Weights weights = Gpt2Weights.fromNames(config.layers(), named);
             return new Gpt2Checkpoint(tensors, config, weights);
         } catch (IOException | RuntimeException e) {
             tensors.close();
             throw e;
         }
-    }
-
-    /** The shape of a tensor, by its name without the prefix. */
-    private static List<Long> shape(ModelConfig c, String name) {
-        long dim = c.dim();
-        String local = name.startsWith("h.") ? name.substring(name.indexOf('.', 2) + 1) : name;
-        return switch (local) {
-            case "wte.weight" -> List.of((long) c.vocabSize(), dim);
-            case "wpe.weight" -> List.of((long) c.seqLen(), dim);
-            case "attn.c_attn.weight" -> List.of(dim, 3 * dim);
-            case "attn.c_attn.bias" -> List.of(3 * dim);
-            case "attn.c_proj.weight" -> List.of(dim, dim);
-            case "mlp.c_fc.weight" -> List.of(dim, (long) c.hiddenDim());
-            case "mlp.c_fc.bias" -> List.of((long) c.hiddenDim());
-            case "mlp.c_proj.weight" -> List.of((long) c.hiddenDim(), dim);
-            default -> List.of(dim); // the norms' weights and biases, and the projections' biases
-        };
     }
 
     private static MemorySegment load(SafeTensors tensors, String name, List<Long> shape) throws IOException {
@@ -231,33 +187,32 @@ public final class Gpt2Checkpoint implements AutoCloseable {
             throw new IllegalArgumentException(
                     "weights have " + weights.layers().size() + " layers, the configuration " + config.layers());
         }
+        Map<String, MemorySegment> named = weights.byName();
         Map<String, SafeTensors.Tensor> tensors = new LinkedHashMap<>();
-        put(tensors, config, "wte.weight", weights.tokenEmbedding(), dtype);
-        put(tensors, config, "wpe.weight", weights.positionEmbedding(), dtype);
-        for (int l = 0; l < config.layers(); l++) {
-            Gpt2Weights.Layer layer = weights.layers().get(l);
-            MemorySegment[] segments = {
-                layer.norm1Weight(),
-                layer.norm1Bias(),
-                layer.attentionWeight(),
-                layer.attentionBias(),
-                layer.attentionProjectionWeight(),
-                layer.attentionProjectionBias(),
-                layer.norm2Weight(),
-                layer.norm2Bias(),
-                layer.mlpWeight(),
-                layer.mlpBias(),
-                layer.mlpProjectionWeight(),
-                layer.mlpProjectionBias()
-            };
-            for (int i = 0; i < LAYER_TENSORS.length; i++) {
-                put(tensors, config, "h." + l + "." + LAYER_TENSORS[i], segments[i], dtype);
+        for (Parameters.Spec spec : Parameters.of(config)) {
+            MemorySegment floats = named.get(spec.name());
+            if (floats.byteSize() != spec.size() * Float.BYTES) {
+                throw new IllegalArgumentException(spec.name() + " has " + floats.byteSize() + " bytes, expected "
+                        + spec.size() * Float.BYTES + " for " + spec.shape());
             }
+            tensors.put(spec.name(), SafeTensors.Tensor.convert(floats, dtype, spec.shape()));
         }
-        put(tensors, config, "ln_f.weight", weights.finalNormWeight(), dtype);
-        put(tensors, config, "ln_f.bias", weights.finalNormBias(), dtype);
         SafeTensors.write(directory.resolve(WEIGHTS_FILE), tensors, Map.of("format", "pt"));
+        writeConfig(directory, config);
+    }
 
+    /**
+     * Writes a Hugging Face GPT-2 {@value #CONFIG_FILE} for a configuration.
+     *
+     * @param directory the directory, which must exist
+     * @param config a GPT-2 configuration
+     * @throws IllegalArgumentException if the configuration is not GPT-2's
+     * @throws IOException if the file cannot be written
+     */
+    public static void writeConfig(Path directory, ModelConfig config) throws IOException {
+        if (config.architecture() != Architecture.GPT2) {
+            throw new IllegalArgumentException("not a GPT-2 configuration: " + config.architecture());
+        }
         Map<String, JsonValue> json = new LinkedHashMap<>();
         json.put("model_type", new JsonString("gpt2"));
         json.put("architectures", new JsonArray(List.of(new JsonString("GPT2LMHeadModel"))));
@@ -273,20 +228,5 @@ public final class Gpt2Checkpoint implements AutoCloseable {
         json.put("tie_word_embeddings", JsonValue.TRUE);
         Files.writeString(
                 directory.resolve(CONFIG_FILE), Json.write(new JsonObject(json)) + "\n", StandardCharsets.UTF_8);
-    }
-
-    private static void put(
-            Map<String, SafeTensors.Tensor> tensors,
-            ModelConfig config,
-            String name,
-            MemorySegment floats,
-            DType dtype) {
-        List<Long> shape = shape(config, name);
-        long count = shape.stream().reduce(1L, Math::multiplyExact);
-        if (floats.byteSize() != count * Float.BYTES) {
-            throw new IllegalArgumentException(
-                    name + " has " + floats.byteSize() + " bytes, expected " + count * Float.BYTES + " for " + shape);
-        }
-        tensors.put(name, SafeTensors.Tensor.convert(floats, dtype, shape));
     }
 }

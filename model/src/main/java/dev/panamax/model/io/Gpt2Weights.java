@@ -1,7 +1,10 @@
 package dev.panamax.model.io;
 
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The weights of a GPT-2 model, each a segment of little-endian float32 values in row-major order. The four
@@ -24,6 +27,67 @@ public record Gpt2Weights(
     /** Copies the list of layers. */
     public Gpt2Weights {
         layers = List.copyOf(layers);
+    }
+
+    /** Tensor names inside a block {@code h.N.}, in the order of {@link Layer}'s components. */
+    private static final String[] LAYER_NAMES = {
+        "ln_1.weight",
+        "ln_1.bias",
+        "attn.c_attn.weight",
+        "attn.c_attn.bias",
+        "attn.c_proj.weight",
+        "attn.c_proj.bias",
+        "ln_2.weight",
+        "ln_2.bias",
+        "mlp.c_fc.weight",
+        "mlp.c_fc.bias",
+        "mlp.c_proj.weight",
+        "mlp.c_proj.bias"
+    };
+
+    /**
+     * The weights under Hugging Face's GPT-2 names ({@code wte.weight}, {@code h.N.attn.c_attn.weight}, …), the names
+     * {@code dev.panamax.model.nn.Parameters} lists.
+     *
+     * @return name → segment, in the parameters' order
+     */
+    public Map<String, MemorySegment> byName() {
+        Map<String, MemorySegment> named = new LinkedHashMap<>();
+        named.put("wte.weight", tokenEmbedding);
+        named.put("wpe.weight", positionEmbedding);
+        for (int l = 0; l < layers.size(); l++) {
+            MemorySegment[] segments = layers.get(l).segments();
+            for (int i = 0; i < LAYER_NAMES.length; i++) {
+                named.put("h." + l + "." + LAYER_NAMES[i], segments[i]);
+            }
+        }
+        named.put("ln_f.weight", finalNormWeight);
+        named.put("ln_f.bias", finalNormBias);
+        return named;
+    }
+
+    /**
+     * The weights from segments under Hugging Face's names, as {@link #byName} gives them.
+     *
+     * @param layers the number of blocks
+     * @param named name → segment
+     * @return the weights
+     */
+    public static Gpt2Weights fromNames(int layers, Map<String, MemorySegment> named) {
+        List<Layer> blocks = new ArrayList<>();
+        for (int l = 0; l < layers; l++) {
+            MemorySegment[] s = new MemorySegment[LAYER_NAMES.length];
+            for (int i = 0; i < s.length; i++) {
+                s[i] = named.get("h." + l + "." + LAYER_NAMES[i]);
+            }
+            blocks.add(new Layer(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9], s[10], s[11]));
+        }
+        return new Gpt2Weights(
+                named.get("wte.weight"),
+                named.get("wpe.weight"),
+                blocks,
+                named.get("ln_f.weight"),
+                named.get("ln_f.bias"));
     }
 
     /**
@@ -54,5 +118,23 @@ public record Gpt2Weights(
             MemorySegment mlpWeight,
             MemorySegment mlpBias,
             MemorySegment mlpProjectionWeight,
-            MemorySegment mlpProjectionBias) {}
+            MemorySegment mlpProjectionBias) {
+
+        private MemorySegment[] segments() {
+            return new MemorySegment[] {
+                norm1Weight,
+                norm1Bias,
+                attentionWeight,
+                attentionBias,
+                attentionProjectionWeight,
+                attentionProjectionBias,
+                norm2Weight,
+                norm2Bias,
+                mlpWeight,
+                mlpBias,
+                mlpProjectionWeight,
+                mlpProjectionBias
+            };
+        }
+    }
 }

@@ -4,6 +4,9 @@ import dev.panamax.model.io.Gpt2Weights;
 import dev.panamax.model.io.LlamaWeights;
 import dev.panamax.model.io.ModelConfig;
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
 
 /**
  * Plain float64 forward passes of Llama and GPT-2, written from the papers' and llama2.c's definitions independently of
@@ -22,37 +25,7 @@ public final class ReferenceTransformer {
      * @return {@code [tokens.length][vocabSize]} logits
      */
     public static double[][] llama(ModelConfig c, LlamaWeights w, int[] tokens) {
-        int dim = c.dim();
-        int hs = c.headSize();
-        int kvDim = c.kvDim();
-        int t = tokens.length;
-        double[][][] keys = new double[c.layers()][t][];
-        double[][][] values = new double[c.layers()][t][];
-        double[][] logits = new double[t][];
-        for (int pos = 0; pos < t; pos++) {
-            double[] x = row(w.tokenEmbedding(), tokens[pos], dim);
-            for (int l = 0; l < c.layers(); l++) {
-                LlamaWeights.Layer layer = w.layers().get(l);
-                double[] xb = rmsNorm(x, read(layer.attentionNorm()), c.normEpsilon());
-                double[] q = outIn(layer.wq(), dim, dim, xb);
-                double[] k = outIn(layer.wk(), kvDim, dim, xb);
-                rotate(q, hs, pos, c.ropeTheta());
-                rotate(k, hs, pos, c.ropeTheta());
-                keys[l][pos] = k;
-                values[l][pos] = outIn(layer.wv(), kvDim, dim, xb);
-                double[] attended = attend(q, keys[l], values[l], pos, c.heads(), c.kvHeads(), hs);
-                add(x, outIn(layer.wo(), dim, dim, attended));
-                xb = rmsNorm(x, read(layer.ffnNorm()), c.normEpsilon());
-                double[] gate = outIn(layer.w1(), c.hiddenDim(), dim, xb);
-                double[] up = outIn(layer.w3(), c.hiddenDim(), dim, xb);
-                for (int i = 0; i < gate.length; i++) {
-                    gate[i] = gate[i] / (1 + Math.exp(-gate[i])) * up[i];
-                }
-                add(x, outIn(layer.w2(), dim, c.hiddenDim(), gate));
-            }
-            logits[pos] = outIn(w.classifier(), c.vocabSize(), dim, rmsNorm(x, read(w.finalNorm()), c.normEpsilon()));
-        }
-        return logits;
+        return logits(c, toDoubles(w.byName(c.sharedClassifier())), tokens);
     }
 
     /**
@@ -64,40 +37,120 @@ public final class ReferenceTransformer {
      * @return {@code [tokens.length][vocabSize]} logits
      */
     public static double[][] gpt2(ModelConfig c, Gpt2Weights w, int[] tokens) {
+        return logits(c, toDoubles(w.byName()), tokens);
+    }
+
+    /**
+     * Converts named float32 segments to float64 arrays, the form {@link #logits} takes.
+     *
+     * @param named name → little-endian floats
+     * @return name → values
+     */
+    public static Map<String, double[]> toDoubles(Map<String, MemorySegment> named) {
+        Map<String, double[]> p = new HashMap<>();
+        named.forEach((name, segment) -> p.put(name, read(segment)));
+        return p;
+    }
+
+    /**
+     * The mean cross-entropy of sequences of {@code seqLen} tokens, each predicting its targets, as training
+     * measures it.
+     *
+     * @param c the configuration
+     * @param p the weights under their {@code Parameters} names
+     * @param inputs sequences one after the other
+     * @param targets the token after each input
+     * @param seqLen tokens per sequence
+     * @return the mean loss over all tokens
+     */
+    public static double loss(ModelConfig c, Map<String, double[]> p, int[] inputs, int[] targets, int seqLen) {
+        double sum = 0;
+        for (int s = 0; s < inputs.length / seqLen; s++) {
+            double[][] logits = logits(c, p, Arrays.copyOfRange(inputs, s * seqLen, (s + 1) * seqLen));
+            for (int t = 0; t < seqLen; t++) {
+                double max = Double.NEGATIVE_INFINITY;
+                for (double v : logits[t]) {
+                    max = Math.max(max, v);
+                }
+                double exp = 0;
+                for (double v : logits[t]) {
+                    exp += Math.exp(v - max);
+                }
+                sum += max + Math.log(exp) - logits[t][targets[s * seqLen + t]];
+            }
+        }
+        return sum / inputs.length;
+    }
+
+    /**
+     * The logits after every position of a token sequence, for either family, from weights under the names
+     * {@code dev.panamax.model.nn.Parameters} lists.
+     *
+     * @param c the configuration
+     * @param p name → values
+     * @param tokens the sequence
+     * @return {@code [tokens.length][vocabSize]} logits
+     */
+    public static double[][] logits(ModelConfig c, Map<String, double[]> p, int[] tokens) {
+        boolean llama = c.architecture() == ModelConfig.Architecture.LLAMA;
         int dim = c.dim();
+        int hs = c.headSize();
+        int kvDim = c.kvDim();
         int t = tokens.length;
         double[][][] keys = new double[c.layers()][t][];
         double[][][] values = new double[c.layers()][t][];
         double[][] logits = new double[t][];
+        double[] embedding = p.get(llama ? "tok_embeddings.weight" : "wte.weight");
         for (int pos = 0; pos < t; pos++) {
-            double[] x = row(w.tokenEmbedding(), tokens[pos], dim);
-            add(x, row(w.positionEmbedding(), pos, dim));
-            for (int l = 0; l < c.layers(); l++) {
-                Gpt2Weights.Layer layer = w.layers().get(l);
-                double[] xb = layerNorm(x, read(layer.norm1Weight()), read(layer.norm1Bias()), c.normEpsilon());
-                double[] qkv = inOut(layer.attentionWeight(), read(layer.attentionBias()), dim, 3 * dim, xb);
-                double[] q = java.util.Arrays.copyOfRange(qkv, 0, dim);
-                keys[l][pos] = java.util.Arrays.copyOfRange(qkv, dim, 2 * dim);
-                values[l][pos] = java.util.Arrays.copyOfRange(qkv, 2 * dim, 3 * dim);
-                double[] attended = attend(q, keys[l], values[l], pos, c.heads(), c.heads(), c.headSize());
-                add(
-                        x,
-                        inOut(
-                                layer.attentionProjectionWeight(),
-                                read(layer.attentionProjectionBias()),
-                                dim,
-                                dim,
-                                attended));
-                xb = layerNorm(x, read(layer.norm2Weight()), read(layer.norm2Bias()), c.normEpsilon());
-                double[] h = inOut(layer.mlpWeight(), read(layer.mlpBias()), dim, c.hiddenDim(), xb);
-                for (int i = 0; i < h.length; i++) {
-                    double v = h[i];
-                    h[i] = 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
-                }
-                add(x, inOut(layer.mlpProjectionWeight(), read(layer.mlpProjectionBias()), c.hiddenDim(), dim, h));
+            double[] x = Arrays.copyOfRange(embedding, tokens[pos] * dim, (tokens[pos] + 1) * dim);
+            if (!llama) {
+                add(x, Arrays.copyOfRange(p.get("wpe.weight"), pos * dim, (pos + 1) * dim));
             }
-            double[] last = layerNorm(x, read(w.finalNormWeight()), read(w.finalNormBias()), c.normEpsilon());
-            logits[pos] = outIn(w.tokenEmbedding(), c.vocabSize(), dim, last);
+            for (int l = 0; l < c.layers(); l++) {
+                double[] attended;
+                if (llama) {
+                    String n = "layers." + l + ".";
+                    double[] xb = rmsNorm(x, p.get(n + "attention_norm.weight"), c.normEpsilon());
+                    double[] q = outIn(p.get(n + "attention.wq.weight"), dim, dim, xb);
+                    double[] k = outIn(p.get(n + "attention.wk.weight"), kvDim, dim, xb);
+                    rotate(q, hs, pos, c.ropeTheta());
+                    rotate(k, hs, pos, c.ropeTheta());
+                    keys[l][pos] = k;
+                    values[l][pos] = outIn(p.get(n + "attention.wv.weight"), kvDim, dim, xb);
+                    attended = attend(q, keys[l], values[l], pos, c.heads(), c.kvHeads(), hs);
+                    add(x, outIn(p.get(n + "attention.wo.weight"), dim, dim, attended));
+                    xb = rmsNorm(x, p.get(n + "ffn_norm.weight"), c.normEpsilon());
+                    double[] gate = outIn(p.get(n + "feed_forward.w1.weight"), c.hiddenDim(), dim, xb);
+                    double[] up = outIn(p.get(n + "feed_forward.w3.weight"), c.hiddenDim(), dim, xb);
+                    for (int i = 0; i < gate.length; i++) {
+                        gate[i] = gate[i] / (1 + Math.exp(-gate[i])) * up[i];
+                    }
+                    add(x, outIn(p.get(n + "feed_forward.w2.weight"), dim, c.hiddenDim(), gate));
+                } else {
+                    String n = "h." + l + ".";
+                    double[] xb = layerNorm(x, p.get(n + "ln_1.weight"), p.get(n + "ln_1.bias"), c.normEpsilon());
+                    double[] qkv =
+                            inOut(p.get(n + "attn.c_attn.weight"), p.get(n + "attn.c_attn.bias"), dim, 3 * dim, xb);
+                    double[] q = Arrays.copyOfRange(qkv, 0, dim);
+                    keys[l][pos] = Arrays.copyOfRange(qkv, dim, 2 * dim);
+                    values[l][pos] = Arrays.copyOfRange(qkv, 2 * dim, 3 * dim);
+                    attended = attend(q, keys[l], values[l], pos, c.heads(), c.heads(), hs);
+                    add(x, inOut(p.get(n + "attn.c_proj.weight"), p.get(n + "attn.c_proj.bias"), dim, dim, attended));
+                    xb = layerNorm(x, p.get(n + "ln_2.weight"), p.get(n + "ln_2.bias"), c.normEpsilon());
+                    double[] h =
+                            inOut(p.get(n + "mlp.c_fc.weight"), p.get(n + "mlp.c_fc.bias"), dim, c.hiddenDim(), xb);
+                    for (int i = 0; i < h.length; i++) {
+                        double v = h[i];
+                        h[i] = 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
+                    }
+                    add(x, inOut(p.get(n + "mlp.c_proj.weight"), p.get(n + "mlp.c_proj.bias"), c.hiddenDim(), dim, h));
+                }
+            }
+            double[] last = llama
+                    ? rmsNorm(x, p.get("norm.weight"), c.normEpsilon())
+                    : layerNorm(x, p.get("ln_f.weight"), p.get("ln_f.bias"), c.normEpsilon());
+            double[] classifier = llama && !c.sharedClassifier() ? p.get("output.weight") : embedding;
+            logits[pos] = outIn(classifier, c.vocabSize(), dim, last);
         }
         return logits;
     }
@@ -110,21 +163,13 @@ public final class ReferenceTransformer {
         return values;
     }
 
-    private static double[] row(MemorySegment matrix, int row, int cols) {
-        double[] values = new double[cols];
-        for (int j = 0; j < cols; j++) {
-            values[j] = matrix.getAtIndex(Segments.FLOAT, (long) row * cols + j);
-        }
-        return values;
-    }
-
     /** {@code W·x} for W stored {@code [out, in]}. */
-    private static double[] outIn(MemorySegment w, int out, int in, double[] x) {
+    private static double[] outIn(double[] w, int out, int in, double[] x) {
         double[] y = new double[out];
         for (int i = 0; i < out; i++) {
             double sum = 0;
             for (int j = 0; j < in; j++) {
-                sum += w.getAtIndex(Segments.FLOAT, (long) i * in + j) * x[j];
+                sum += w[i * in + j] * x[j];
             }
             y[i] = sum;
         }
@@ -132,11 +177,11 @@ public final class ReferenceTransformer {
     }
 
     /** {@code x·W + b} for W stored {@code [in, out]}. */
-    private static double[] inOut(MemorySegment w, double[] bias, int in, int out, double[] x) {
+    private static double[] inOut(double[] w, double[] bias, int in, int out, double[] x) {
         double[] y = bias.clone();
         for (int i = 0; i < in; i++) {
             for (int j = 0; j < out; j++) {
-                y[j] += x[i] * w.getAtIndex(Segments.FLOAT, (long) i * out + j);
+                y[j] += x[i] * w[i * out + j];
             }
         }
         return y;

@@ -1,0 +1,260 @@
+package dev.panamax.kernels;
+
+import static dev.panamax.kernels.Simd.LANES;
+import static dev.panamax.kernels.Simd.load;
+import static dev.panamax.kernels.Simd.store;
+import static dev.panamax.kernels.Simd.tail;
+import static dev.panamax.kernels.Simd.vectorEnd;
+
+import java.lang.foreign.MemorySegment;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+
+/**
+ * One step of the AdamW optimiser (Adam with decoupled weight decay, Loshchilov &amp; Hutter) on {@code n} contiguous
+ * parameters, updating the parameters and both moment estimates in place.
+ *
+ * <p>For each element, with {@code t = step}:
+ *
+ * <pre>
+ * g     = grad·gradScale
+ * m     = beta1·m + (1 - beta1)·g
+ * v     = beta2·v + (1 - beta2)·g²
+ * mHat  = m / (1 - beta1ᵗ)
+ * vHat  = v / (1 - beta2ᵗ)
+ * param = param - learningRate·(mHat / (√vHat + epsilon) + weightDecay·param)
+ * </pre>
+ *
+ * <p>The weight decay is applied to the parameter as it was before the step, as in llm.c. The two bias corrections are
+ * computed once per call in double and rounded to float as reciprocal factors. {@code gradScale} multiplies the
+ * gradient as it is read, so that global-norm gradient clipping (see {@link Elementwise#sumOfSquares(int,
+ * MemorySegment, long)}) needs no pass of its own over the gradients.
+ *
+ * <p>A NaN gradient makes its element's moments and parameter NaN; an infinite one makes its moments infinite and its
+ * parameter NaN (∞/∞); other elements are not affected. Offsets count floats; param, m and v must not overlap one another or grad. Arguments are checked before anything is written;
+ * large vectors are split over the threads of {@link Parallelism}, and each element is computed the same way whatever
+ * the split, so results are bit-identical for every thread count.
+ */
+public final class AdamW {
+    private AdamW() {}
+
+    /**
+     * One AdamW step on arrays.
+     *
+     * @param n number of parameters, at least 0
+     * @param learningRate the step size, finite and at least 0
+     * @param beta1 decay of the first-moment estimate, in {@code [0, 1)}
+     * @param beta2 decay of the second-moment estimate, in {@code [0, 1)}
+     * @param epsilon added to {@code √vHat}, finite and greater than 0
+     * @param weightDecay decoupled weight decay, finite and at least 0
+     * @param step the number of this step, counting from 1 (for the bias corrections)
+     * @param gradScale factor applied to every gradient as it is read (1 for none), finite
+     * @param param the parameters, updated in place
+     * @param paramOffset index of param's first element
+     * @param grad the gradients
+     * @param gradOffset index of grad's first element
+     * @param m the first-moment estimates, updated in place
+     * @param mOffset index of m's first element
+     * @param v the second-moment estimates, updated in place
+     * @param vOffset index of v's first element
+     * @throws IllegalArgumentException if a scalar argument is out of its range
+     * @throws IndexOutOfBoundsException if a vector does not hold {@code n} floats from its offset
+     */
+    public static void update(
+            int n,
+            float learningRate,
+            float beta1,
+            float beta2,
+            float epsilon,
+            float weightDecay,
+            int step,
+            float gradScale,
+            float[] param,
+            int paramOffset,
+            float[] grad,
+            int gradOffset,
+            float[] m,
+            int mOffset,
+            float[] v,
+            int vOffset) {
+        update(
+                n,
+                learningRate,
+                beta1,
+                beta2,
+                epsilon,
+                weightDecay,
+                step,
+                gradScale,
+                Checks.wrap("param", param),
+                paramOffset,
+                Checks.wrap("grad", grad),
+                gradOffset,
+                Checks.wrap("m", m),
+                mOffset,
+                Checks.wrap("v", v),
+                vOffset);
+    }
+
+    /**
+     * One AdamW step on memory segments; as {@link #update(int, float, float, float, float, float, int, float,
+     * float[], int, float[], int, float[], int, float[], int)}.
+     *
+     * @param n number of parameters, at least 0
+     * @param learningRate the step size, finite and at least 0
+     * @param beta1 decay of the first-moment estimate, in {@code [0, 1)}
+     * @param beta2 decay of the second-moment estimate, in {@code [0, 1)}
+     * @param epsilon added to {@code √vHat}, finite and greater than 0
+     * @param weightDecay decoupled weight decay, finite and at least 0
+     * @param step the number of this step, counting from 1 (for the bias corrections)
+     * @param gradScale factor applied to every gradient as it is read (1 for none), finite
+     * @param param the parameters, updated in place; must be writable
+     * @param paramOffset index (in floats) of param's first element
+     * @param grad the gradients
+     * @param gradOffset index (in floats) of grad's first element
+     * @param m the first-moment estimates, updated in place; must be writable
+     * @param mOffset index (in floats) of m's first element
+     * @param v the second-moment estimates, updated in place; must be writable
+     * @param vOffset index (in floats) of v's first element
+     * @throws IllegalArgumentException if a scalar argument is out of its range or a written segment is read-only
+     * @throws IndexOutOfBoundsException if a vector does not hold {@code n} floats from its offset
+     */
+    public static void update(
+            int n,
+            float learningRate,
+            float beta1,
+            float beta2,
+            float epsilon,
+            float weightDecay,
+            int step,
+            float gradScale,
+            MemorySegment param,
+            long paramOffset,
+            MemorySegment grad,
+            long gradOffset,
+            MemorySegment m,
+            long mOffset,
+            MemorySegment v,
+            long vOffset) {
+        Checks.nonNegative("n", n);
+        Checks.nonNegative("learningRate", learningRate);
+        unitInterval("beta1", beta1);
+        unitInterval("beta2", beta2);
+        positive("epsilon", epsilon);
+        Checks.nonNegative("weightDecay", weightDecay);
+        if (step < 1) {
+            throw new IllegalArgumentException("step (" + step + ") must be >= 1");
+        }
+        Checks.finite("gradScale", gradScale);
+        Checks.vector("param", param, paramOffset, n, true);
+        Checks.vector("grad", grad, gradOffset, n, false);
+        Checks.vector("m", m, mOffset, n, true);
+        Checks.vector("v", v, vOffset, n, true);
+        // 1 - betaᵗ > 0 for beta in [0, 1) and t >= 1; in double it stays accurate where betaᵗ is close to 1.
+        float correction1 = (float) (1 / (1 - Math.pow(beta1, step)));
+        float correction2 = (float) (1 / (1 - Math.pow(beta2, step)));
+        Rows.forEachSpan(
+                n,
+                Parallelism.shareable(param, grad, m, v),
+                (from, to) -> run(
+                        to - from,
+                        learningRate,
+                        beta1,
+                        beta2,
+                        epsilon,
+                        weightDecay,
+                        correction1,
+                        correction2,
+                        gradScale,
+                        param,
+                        paramOffset + from,
+                        grad,
+                        gradOffset + from,
+                        m,
+                        mOffset + from,
+                        v,
+                        vOffset + from));
+    }
+
+    private static void positive(String name, float value) {
+        if (!(value > 0) || Float.isInfinite(value)) {
+            throw new IllegalArgumentException(name + " (" + value + ") must be finite and > 0");
+        }
+    }
+
+    private static void unitInterval(String name, float value) {
+        if (!(value >= 0 && value < 1)) {
+            throw new IllegalArgumentException(name + " (" + value + ") must be in [0, 1)");
+        }
+    }
+
+    /** The step over {@code n} elements from the given indices: whole vectors, then one masked tail. */
+    private static void run(
+            int n,
+            float learningRate,
+            float beta1,
+            float beta2,
+            float epsilon,
+            float weightDecay,
+            float correction1,
+            float correction2,
+            float gradScale,
+            MemorySegment param,
+            long pi,
+            MemorySegment grad,
+            long gi,
+            MemorySegment m,
+            long mi,
+            MemorySegment v,
+            long vi) {
+        FloatVector b1 = FloatVector.broadcast(Simd.FLOATS, beta1);
+        FloatVector c1 = FloatVector.broadcast(Simd.FLOATS, 1 - beta1);
+        FloatVector b2 = FloatVector.broadcast(Simd.FLOATS, beta2);
+        FloatVector c2 = FloatVector.broadcast(Simd.FLOATS, 1 - beta2);
+        FloatVector r1 = FloatVector.broadcast(Simd.FLOATS, correction1);
+        FloatVector r2 = FloatVector.broadcast(Simd.FLOATS, correction2);
+        FloatVector eps = FloatVector.broadcast(Simd.FLOATS, epsilon);
+        FloatVector wd = FloatVector.broadcast(Simd.FLOATS, weightDecay);
+        FloatVector negLr = FloatVector.broadcast(Simd.FLOATS, -learningRate);
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            FloatVector g = load(grad, gi + j).mul(gradScale);
+            FloatVector mNew = moment(load(m, mi + j), b1, g, c1);
+            FloatVector vNew = moment(load(v, vi + j), b2, g.mul(g), c2);
+            store(mNew, m, mi + j);
+            store(vNew, v, vi + j);
+            store(param(load(param, pi + j), mNew, r1, vNew, r2, eps, wd, negLr), param, pi + j);
+        }
+        if (end < n) {
+            VectorMask<Float> k = tail(end, n);
+            FloatVector g = load(grad, gi + end, k).mul(gradScale);
+            FloatVector mNew = moment(load(m, mi + end, k), b1, g, c1);
+            FloatVector vNew = moment(load(v, vi + end, k), b2, g.mul(g), c2);
+            store(mNew, m, mi + end, k);
+            store(vNew, v, vi + end, k);
+            store(param(load(param, pi + end, k), mNew, r1, vNew, r2, eps, wd, negLr), param, pi + end, k);
+        }
+    }
+
+    /** A moment estimate's update {@code beta·old + (1 - beta)·x}, with {@code oneMinusBeta} given. */
+    private static FloatVector moment(FloatVector old, FloatVector beta, FloatVector x, FloatVector oneMinusBeta) {
+        return x.fma(oneMinusBeta, old.mul(beta));
+    }
+
+    /**
+     * The new parameter {@code p - learningRate·(mHat / (√vHat + epsilon) + weightDecay·p)}, with {@code mHat = m·r1},
+     * {@code vHat = v·r2} and the last multiply-subtract fused.
+     */
+    private static FloatVector param(
+            FloatVector p,
+            FloatVector m,
+            FloatVector r1,
+            FloatVector v,
+            FloatVector r2,
+            FloatVector epsilon,
+            FloatVector weightDecay,
+            FloatVector negLearningRate) {
+        FloatVector adam = m.mul(r1).div(v.mul(r2).sqrt().add(epsilon));
+        return p.mul(weightDecay).add(adam).fma(negLearningRate, p);
+    }
+}

@@ -1,0 +1,146 @@
+package dev.panamax.model.tokenizer;
+
+import dev.panamax.model.io.ModelFormatException;
+import dev.panamax.model.json.Json;
+import dev.panamax.model.json.JsonFields;
+import dev.panamax.model.json.JsonValue;
+import dev.panamax.model.json.JsonValue.JsonArray;
+import dev.panamax.model.json.JsonValue.JsonNumber;
+import dev.panamax.model.json.JsonValue.JsonObject;
+import dev.panamax.model.json.JsonValue.JsonString;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A character-level vocabulary: token {@code i} is the {@code i}-th distinct Unicode code point of a corpus in
+ * ascending order. Built from the training text, stored beside the model as {@value #FILE}.
+ */
+public final class CharVocabulary {
+    /** The file name a model directory stores the vocabulary under. */
+    public static final String FILE = "chars.json";
+
+    /** Code points, ascending; the token id is the index. */
+    private final int[] codePoints;
+
+    private CharVocabulary(int[] codePoints) {
+        this.codePoints = codePoints;
+    }
+
+    /**
+     * The vocabulary of a text: every code point it uses.
+     *
+     * @param text the corpus
+     * @return the vocabulary
+     * @throws IllegalArgumentException if the text is empty
+     */
+    public static CharVocabulary of(String text) {
+        if (text.isEmpty()) {
+            throw new IllegalArgumentException("text is empty: a character vocabulary needs at least one character");
+        }
+        return new CharVocabulary(text.codePoints().distinct().sorted().toArray());
+    }
+
+    /**
+     * Reads a vocabulary written by {@link #write}.
+     *
+     * @param file the file
+     * @return the vocabulary
+     * @throws ModelFormatException if the file is not a list of distinct ascending code points
+     * @throws IOException if it cannot be read
+     */
+    public static CharVocabulary read(Path file) throws IOException {
+        JsonFields fields = JsonFields.of(file, Json.parse(file));
+        if (!fields.string("type").equals("chars")) {
+            throw fields.error("type", "\"" + fields.string("type") + "\" is not \"chars\"");
+        }
+        long[] values = fields.integers("code_points", 0, Character.MAX_CODE_POINT);
+        if (values.length == 0) {
+            throw fields.error("code_points", "is empty");
+        }
+        int[] codePoints = new int[values.length];
+        for (int i = 0; i < values.length; i++) {
+            codePoints[i] = (int) values[i];
+            if (i > 0 && codePoints[i] <= codePoints[i - 1]) {
+                throw fields.error(
+                        "code_points", "element " + i + " (" + codePoints[i] + ") is not above the one before");
+            }
+        }
+        return new CharVocabulary(codePoints);
+    }
+
+    /**
+     * Writes the vocabulary as JSON.
+     *
+     * @param file the file
+     * @throws IOException if it cannot be written
+     */
+    public void write(Path file) throws IOException {
+        List<JsonValue> points = new ArrayList<>();
+        for (int c : codePoints) {
+            points.add(JsonNumber.of(c));
+        }
+        Map<String, JsonValue> members = new LinkedHashMap<>();
+        members.put("type", new JsonString("chars"));
+        members.put("code_points", new JsonArray(points));
+        Files.writeString(file, Json.write(new JsonObject(members)) + "\n", StandardCharsets.UTF_8);
+    }
+
+    /**
+     * Returns the number of tokens.
+     *
+     * @return the vocabulary size
+     */
+    public int size() {
+        return codePoints.length;
+    }
+
+    /**
+     * Encodes text, one token per code point.
+     *
+     * @param text the text
+     * @return token ids
+     * @throws IllegalArgumentException naming the first character (and its offset) not in the vocabulary
+     */
+    public int[] encode(String text) {
+        int[] tokens = new int[text.codePointCount(0, text.length())];
+        int offset = 0;
+        for (int i = 0; i < tokens.length; i++) {
+            int c = text.codePointAt(offset);
+            int id = Arrays.binarySearch(codePoints, c);
+            if (id < 0) {
+                throw new IllegalArgumentException("character " + describe(c) + " at offset " + offset
+                        + " is not in the vocabulary of " + codePoints.length + " characters");
+            }
+            tokens[i] = id;
+            offset += Character.charCount(c);
+        }
+        return tokens;
+    }
+
+    /**
+     * Decodes one token.
+     *
+     * @param token a token id
+     * @return its character as a string
+     * @throws IllegalArgumentException if the id is out of range
+     */
+    public String decode(int token) {
+        if (token < 0 || token >= codePoints.length) {
+            throw new IllegalArgumentException(
+                    "token (" + token + ") must be in [0, vocabulary size (" + codePoints.length + "))");
+        }
+        return Character.toString(codePoints[token]);
+    }
+
+    private static String describe(int c) {
+        return (Character.isISOControl(c) || Character.isWhitespace(c) ? "" : "'" + Character.toString(c) + "' ")
+                + String.format("U+%04X", c);
+    }
+}

@@ -1,0 +1,691 @@
+package dev.panamax.model.train;
+
+import dev.panamax.model.backend.Backend;
+import dev.panamax.model.backend.Tensor;
+import dev.panamax.model.io.DType;
+import dev.panamax.model.io.Gpt2Checkpoint;
+import dev.panamax.model.io.Gpt2Weights;
+import dev.panamax.model.io.Llama2cCheckpoint;
+import dev.panamax.model.io.LlamaWeights;
+import dev.panamax.model.io.ModelConfig;
+import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.io.ModelFormatException;
+import dev.panamax.model.io.SafeTensors;
+import dev.panamax.model.io.TensorInfo;
+import dev.panamax.model.nn.Network;
+import dev.panamax.model.nn.Parameters;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * Trains a Transformer of either family with AdamW: forward and backward through every layer on a {@link Backend},
+ * gradient accumulation over micro-batches, global-norm clipping, a warm-up and cosine learning-rate schedule, and
+ * checkpoints from which a run resumes bit for bit.
+ *
+ * <p>Everything a step needs is allocated when the trainer is made: the weights, their gradients and both AdamW
+ * moments, and an arena with each block's activations for one micro-batch of {@code batchSize × seqLen} tokens. A
+ * step allocates nothing on the backend. Results do not depend on the number of threads (the kernels reduce in a fixed
+ * order), so a run is reproducible from its seed. Not thread-safe.
+ */
+public final class Trainer {
+    /** The weights file in a checkpoint directory (Hugging Face names for GPT-2, Meta's for Llama). */
+    public static final String WEIGHTS_FILE = Gpt2Checkpoint.WEIGHTS_FILE;
+
+    /** The optimizer's moments in a checkpoint directory, as {@code m.NAME} and {@code v.NAME}. */
+    public static final String OPTIMIZER_FILE = "optimizer.safetensors";
+
+    /** The trainer's state in a checkpoint directory: configuration, options, step, data fingerprint. */
+    public static final String STATE_FILE = "trainer.json";
+
+    /** A Llama model's weights as a llama2.c checkpoint, beside the safetensors, for {@code panamax generate}. */
+    public static final String LLAMA2C_FILE = "model.bin";
+
+    private static final ValueLayout.OfFloat FLOAT =
+            ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private final Backend backend;
+    private final ModelConfig config;
+    private final TrainingOptions options;
+    private final List<Parameters.Spec> specs;
+    private final Map<String, Tensor> weights = new LinkedHashMap<>();
+    private final Map<String, Tensor> gradients = new LinkedHashMap<>();
+    private final Map<String, Tensor> firstMoments = new LinkedHashMap<>();
+    private final Map<String, Tensor> secondMoments = new LinkedHashMap<>();
+    private final Network network;
+    private final Network gradientNetwork;
+    private final int rows;
+    private final Tensor[] stream;
+    private final Network.Activations[] activations;
+    private final Tensor[] keys;
+    private final Tensor[] values;
+    private final Tensor normed;
+    private final Tensor normMean;
+    private final Tensor normRstd;
+    private final Tensor logits;
+    private final Tensor dx;
+    private final Network.Gradients scratch;
+    private final int[] inputs;
+    private final int[] targets;
+    private int step;
+    private int totalSteps;
+    private String dataFingerprint = "";
+
+    private Trainer(Backend backend, ModelConfig config, TrainingOptions options) {
+        if (options.seqLen() > config.seqLen()) {
+            throw new IllegalArgumentException("options.seqLen (" + options.seqLen()
+                    + ") must be <= the model's context length (config.seqLen " + config.seqLen() + ")");
+        }
+        this.backend = backend;
+        this.config = config;
+        this.options = options;
+        this.specs = Parameters.of(config);
+        for (Parameters.Spec spec : specs) {
+            weights.put(spec.name(), backend.allocate(spec.rows(), spec.cols()));
+            gradients.put(spec.name(), backend.allocate(spec.rows(), spec.cols()));
+            firstMoments.put(spec.name(), backend.allocate(spec.rows(), spec.cols()));
+            secondMoments.put(spec.name(), backend.allocate(spec.rows(), spec.cols()));
+        }
+        this.network = Network.of(backend, config, weights);
+        this.gradientNetwork = Network.of(backend, config, gradients);
+        this.rows = Math.multiplyExact(options.batchSize(), options.seqLen());
+        int layers = config.layers();
+        this.stream = new Tensor[layers + 1];
+        for (int l = 0; l <= layers; l++) {
+            stream[l] = backend.allocate(rows, config.dim());
+        }
+        Tensor projection = backend.allocate(rows, config.dim());
+        this.activations = new Network.Activations[layers];
+        this.keys = new Tensor[layers];
+        this.values = new Tensor[layers];
+        for (int l = 0; l < layers; l++) {
+            activations[l] = network.trainingActivations(stream[l], stream[l + 1], projection);
+            keys[l] = backend.allocate(rows, config.kvDim());
+            values[l] = backend.allocate(rows, config.kvDim());
+        }
+        this.normed = backend.allocate(rows, config.dim());
+        this.normMean = config.architecture() == Architecture.GPT2 ? backend.allocate(rows, 1) : null;
+        this.normRstd = backend.allocate(rows, 1);
+        this.logits = backend.allocate(rows, config.vocabSize());
+        this.dx = backend.allocate(rows, config.dim());
+        this.scratch = Network.Gradients.allocate(backend, config, rows);
+        this.inputs = new int[rows];
+        this.targets = new int[rows];
+    }
+
+    /**
+     * A trainer for a freshly initialised model, GPT-2 style: matrices and embeddings N(0, 0.02), the projections into
+     * the residual stream N(0, 0.02/√(2·layers)), norm weights 1, biases 0.
+     *
+     * @param backend where everything lives
+     * @param config the model's shape
+     * @param options the run's options
+     * @param initSeed the seed of the initial weights
+     * @return the trainer, at step 0
+     * @throws IllegalArgumentException if {@code options.seqLen} exceeds the model's context
+     */
+    public static Trainer create(Backend backend, ModelConfig config, TrainingOptions options, long initSeed) {
+        Trainer trainer = new Trainer(backend, config, options);
+        SplittableRandom random = new SplittableRandom(initSeed);
+        double residualScale = 1 / Math.sqrt(2.0 * config.layers());
+        for (Parameters.Spec spec : trainer.specs) {
+            float[] values = new float[Math.toIntExact(spec.size())];
+            double std =
+                    switch (spec.kind()) {
+                        case EMBEDDING, MATRIX -> 0.02;
+                        case RESIDUAL_MATRIX -> 0.02 * residualScale;
+                        case NORM, BIAS -> 0;
+                    };
+            for (int i = 0; i < values.length; i++) {
+                values[i] = spec.kind() == Parameters.Kind.NORM ? 1f : (float) (std * random.nextGaussian());
+            }
+            backend.write(values, trainer.weights.get(spec.name()));
+        }
+        return trainer;
+    }
+
+    /**
+     * A trainer that continues a run from a checkpoint written by {@link #save}: same configuration, options, weights,
+     * optimizer moments and step, so that its next steps equal those of the run that wrote it.
+     *
+     * @param backend where everything lives
+     * @param directory the checkpoint directory
+     * @return the trainer
+     * @throws ModelFormatException if a file is missing, malformed, or from another step than the state file
+     * @throws IOException if a file cannot be read
+     */
+    public static Trainer resume(Backend backend, Path directory) throws IOException {
+        TrainerState state = TrainerState.read(directory.resolve(STATE_FILE));
+        Trainer trainer = new Trainer(backend, state.config(), state.options());
+        trainer.step = state.step();
+        trainer.totalSteps = state.totalSteps();
+        trainer.dataFingerprint = state.dataFingerprint();
+        try (SafeTensors file = SafeTensors.open(directory.resolve(WEIGHTS_FILE))) {
+            requireStep(file, state.step());
+            for (Parameters.Spec spec : trainer.specs) {
+                trainer.load(file, spec.name(), spec, trainer.weights);
+            }
+        }
+        try (SafeTensors file = SafeTensors.open(directory.resolve(OPTIMIZER_FILE))) {
+            requireStep(file, state.step());
+            for (Parameters.Spec spec : trainer.specs) {
+                trainer.load(file, "m." + spec.name(), spec, trainer.firstMoments);
+                trainer.load(file, "v." + spec.name(), spec, trainer.secondMoments);
+            }
+        }
+        return trainer;
+    }
+
+    private static void requireStep(SafeTensors file, int step) throws ModelFormatException {
+        String stored = file.metadata().get("step");
+        if (!String.valueOf(step).equals(stored)) {
+            throw new ModelFormatException(
+                    file.file(),
+                    "written at step " + stored + " but " + STATE_FILE + " says step " + step
+                            + ": the checkpoint is incomplete (interrupted while saving?)");
+        }
+    }
+
+    private void load(SafeTensors file, String name, Parameters.Spec spec, Map<String, Tensor> into)
+            throws ModelFormatException {
+        TensorInfo info = file.tensors().get(name);
+        if (info == null) {
+            throw new ModelFormatException(file.file(), "missing tensor \"" + name + "\" of shape " + spec.shape());
+        }
+        if (!info.shape().equals(spec.shape())) {
+            throw new ModelFormatException(
+                    file.file(), "tensor \"" + name + "\" has shape " + info.shape() + ", expected " + spec.shape());
+        }
+        MemorySegment floats = file.floats(name);
+        float[] values = new float[Math.toIntExact(spec.size())];
+        MemorySegment.copy(floats, FLOAT, 0, values, 0, values.length);
+        backend.write(values, into.get(name));
+    }
+
+    /**
+     * Returns the model's configuration.
+     *
+     * @return the configuration
+     */
+    public ModelConfig config() {
+        return config;
+    }
+
+    /**
+     * Returns the run's options.
+     *
+     * @return the options
+     */
+    public TrainingOptions options() {
+        return options;
+    }
+
+    /**
+     * Returns the optimizer steps taken so far.
+     *
+     * @return the step count
+     */
+    public int step() {
+        return step;
+    }
+
+    /**
+     * Returns the length of the run the learning-rate schedule is planned for: set by the first {@link #fit}, kept by
+     * checkpoints.
+     *
+     * @return the planned steps, 0 before the first fit
+     */
+    public int totalSteps() {
+        return totalSteps;
+    }
+
+    /**
+     * Returns the number of floats per token the activation arena holds (every block's saved tensors and the logits),
+     * the memory that grows with the batch.
+     *
+     * @return floats per token of a micro-batch
+     */
+    public long activationFloatsPerToken() {
+        long d = config.dim();
+        long h = config.hiddenDim();
+        boolean llama = config.architecture() == Architecture.LLAMA;
+        long perBlock = 6 * d + 2 * config.kvDim() + config.heads() + (llama ? 3 : 2) * h + (llama ? 2 : 4);
+        return config.layers() * perBlock + 3 * d + config.vocabSize() + 2;
+    }
+
+    /**
+     * Runs one micro-batch forward and backward and leaves its gradients (of the mean loss over its tokens) in the
+     * gradient tensors, replacing what was there; the weights are not changed. For inspection and gradient checks.
+     *
+     * @param inputs {@code batchSize · seqLen} token ids, sequence after sequence
+     * @param targets the token that follows each input
+     * @return the mean loss
+     * @throws IllegalArgumentException if the arrays do not hold a batch or a token is out of range
+     */
+    public float computeGradients(int[] inputs, int[] targets) {
+        if (inputs.length != rows || targets.length != rows) {
+            throw new IllegalArgumentException("inputs (" + inputs.length + ") and targets (" + targets.length
+                    + ") must hold batchSize × seqLen (" + rows + ") tokens");
+        }
+        checkTokens("inputs", inputs);
+        checkTokens("targets", targets);
+        zeroGradients();
+        System.arraycopy(inputs, 0, this.inputs, 0, rows);
+        System.arraycopy(targets, 0, this.targets, 0, rows);
+        return forwardBackward(options.batchSize(), 1f)[0];
+    }
+
+    private void checkTokens(String name, int[] tokens) {
+        for (int i = 0; i < tokens.length; i++) {
+            if (tokens[i] < 0 || tokens[i] >= config.vocabSize()) {
+                throw new IllegalArgumentException(name + "[" + i + "] (" + tokens[i] + ") must be in [0, vocabSize ("
+                        + config.vocabSize() + "))");
+            }
+        }
+    }
+
+    /**
+     * Returns a copy of a parameter's values.
+     *
+     * @param name a name from {@link Parameters#of(ModelConfig)}
+     * @return row-major values
+     * @throws IllegalArgumentException if there is no such parameter
+     */
+    public float[] weight(String name) {
+        return read(weights, name);
+    }
+
+    /**
+     * Replaces a parameter's values (e.g. to start from pretrained weights).
+     *
+     * @param name a name from {@link Parameters#of(ModelConfig)}
+     * @param values row-major values, as many as the parameter has
+     * @throws IllegalArgumentException if there is no such parameter or the count differs
+     */
+    public void setWeight(String name, float[] values) {
+        Tensor t = weights.get(name);
+        if (t == null) {
+            throw new IllegalArgumentException("no parameter named \"" + name + "\"");
+        }
+        if (values.length != t.rows() * t.cols()) {
+            throw new IllegalArgumentException("values (" + values.length + ") must number the parameter's " + t.rows()
+                    + " × " + t.cols() + " elements");
+        }
+        backend.write(values, t);
+    }
+
+    /**
+     * Returns a copy of a parameter's gradient, as the last step or {@link #computeGradients} left it.
+     *
+     * @param name a name from {@link Parameters#of(ModelConfig)}
+     * @return row-major values
+     * @throws IllegalArgumentException if there is no such parameter
+     */
+    public float[] gradient(String name) {
+        return read(gradients, name);
+    }
+
+    private float[] read(Map<String, Tensor> tensors, String name) {
+        Tensor t = tensors.get(name);
+        if (t == null) {
+            throw new IllegalArgumentException("no parameter named \"" + name + "\"");
+        }
+        float[] values = new float[t.rows() * t.cols()];
+        backend.read(t, values);
+        return values;
+    }
+
+    /**
+     * One optimizer step over {@code microBatches} micro-batches of the given training windows.
+     *
+     * @param data the corpus
+     * @param windows {@code batchSize · microBatches} training window indices
+     * @return the step's numbers (no validation)
+     * @throws IllegalStateException if the gradient norm is not finite (the weights are left unchanged)
+     */
+    public Metrics trainStep(TokenDataset data, int[] windows) {
+        int b = options.batchSize();
+        int micro = options.microBatches();
+        if (windows.length != b * micro) {
+            throw new IllegalArgumentException(
+                    "windows (" + windows.length + ") must number batchSize × microBatches (" + b * micro + ")");
+        }
+        long start = System.nanoTime();
+        zeroGradients();
+        double loss = 0;
+        long correct = 0;
+        for (int m = 0; m < micro; m++) {
+            for (int s = 0; s < b; s++) {
+                data.window(false, windows[m * b + s], inputs, targets, s * options.seqLen());
+            }
+            float[] result = forwardBackward(b, 1f / micro);
+            loss += result[0];
+            correct += (long) result[1];
+        }
+        double squares = 0;
+        for (Parameters.Spec spec : specs) {
+            squares += backend.sumOfSquares(gradients.get(spec.name()));
+        }
+        float norm = (float) Math.sqrt(squares);
+        if (!Float.isFinite(norm)) {
+            throw new IllegalStateException("training diverged at step " + (step + 1) + ": the gradient norm is " + norm
+                    + " (mean loss " + loss / micro + "); lower the learning rate");
+        }
+        float scale = options.gradClip() > 0 && norm > options.gradClip() ? options.gradClip() / norm : 1f;
+        int next = step + 1;
+        float rate = options.learningRate(next, Math.max(totalSteps, next));
+        for (Parameters.Spec spec : specs) {
+            String name = spec.name();
+            backend.adamw(
+                    weights.get(name),
+                    gradients.get(name),
+                    firstMoments.get(name),
+                    secondMoments.get(name),
+                    new Backend.AdamWStep(
+                            rate,
+                            options.beta1(),
+                            options.beta2(),
+                            options.epsilon(),
+                            spec.kind().decayed() ? options.weightDecay() : 0f,
+                            next,
+                            scale));
+        }
+        step = next;
+        double seconds = (System.nanoTime() - start) / 1e9;
+        return new Metrics(
+                step,
+                0,
+                (float) (loss / micro),
+                (float) ((double) correct / ((long) rows * micro)),
+                Float.NaN,
+                Float.NaN,
+                rate,
+                norm,
+                options.tokensPerStep() / seconds);
+    }
+
+    private void zeroGradients() {
+        for (Tensor g : gradients.values()) {
+            backend.zero(g);
+        }
+    }
+
+    /**
+     * Forward and backward over the first {@code sequences} windows in {@link #inputs}: adds the gradient of
+     * {@code gradientScale ×} the mean loss to the gradient tensors.
+     *
+     * @return {mean loss, correct predictions}
+     */
+    private float[] forwardBackward(int sequences, float gradientScale) {
+        int n = sequences * options.seqLen();
+        Tensor out = forward(sequences);
+        int correct = backend.countCorrect(out, targets, 0);
+        float loss = backend.crossEntropy(out, targets, 0, out, gradientScale);
+        Tensor d = dx.rows(0, n);
+        Tensor[] k = rows(keys, n);
+        Tensor[] v = rows(values, n);
+        network.headBackward(
+                gradientNetwork,
+                stream[config.layers()].rows(0, n),
+                normed.rows(0, n),
+                normMean == null ? null : normMean.rows(0, n),
+                normRstd.rows(0, n),
+                out,
+                d);
+        for (int l = config.layers() - 1; l >= 0; l--) {
+            network.backwardBlock(gradientNetwork, l, activations[l].firstRows(n), k[l], v[l], sequences, d, scratch);
+        }
+        network.embedBackward(gradientNetwork, inputs, 0, sequences, d);
+        return new float[] {loss, correct};
+    }
+
+    /** The forward pass over the first {@code sequences} windows in {@link #inputs}; returns their logits. */
+    private Tensor forward(int sequences) {
+        int n = sequences * options.seqLen();
+        network.embed(inputs, 0, sequences, 0, stream[0].rows(0, n));
+        for (int l = 0; l < config.layers(); l++) {
+            network.forwardBlock(
+                    l, activations[l].firstRows(n), keys[l].rows(0, n), values[l].rows(0, n), sequences, 0);
+        }
+        Tensor out = logits.rows(0, n);
+        network.head(
+                stream[config.layers()].rows(0, n),
+                normed.rows(0, n),
+                normMean == null ? null : normMean.rows(0, n),
+                normRstd.rows(0, n),
+                out);
+        return out;
+    }
+
+    private static Tensor[] rows(Tensor[] tensors, int n) {
+        Tensor[] result = new Tensor[tensors.length];
+        for (int i = 0; i < tensors.length; i++) {
+            result[i] = tensors[i].rows(0, n);
+        }
+        return result;
+    }
+
+    /**
+     * The mean loss and next-token accuracy over validation windows, in order, without touching gradients.
+     *
+     * @param data the corpus
+     * @param maxWindows most windows to use (0: all)
+     * @return {mean loss, accuracy}; NaNs when the data holds no validation windows
+     */
+    public float[] evaluate(TokenDataset data, int maxWindows) {
+        int count = data.validationWindows();
+        if (maxWindows > 0) {
+            count = Math.min(count, maxWindows);
+        }
+        if (count == 0) {
+            return new float[] {Float.NaN, Float.NaN};
+        }
+        double loss = 0;
+        long correct = 0;
+        for (int first = 0; first < count; first += options.batchSize()) {
+            int sequences = Math.min(options.batchSize(), count - first);
+            for (int s = 0; s < sequences; s++) {
+                data.window(true, first + s, inputs, targets, s * options.seqLen());
+            }
+            Tensor out = forward(sequences);
+            correct += backend.countCorrect(out, targets, 0);
+            loss += (double) backend.crossEntropy(out, targets, 0, null, 1f) * sequences;
+        }
+        return new float[] {(float) (loss / count), (float) ((double) correct / ((long) count * options.seqLen()))};
+    }
+
+    /**
+     * Trains for a number of epochs or steps, Keras style: reports each step and each epoch to the callbacks (a
+     * {@link ProgressReporter} prints them, a {@link LossCurve} records them) and returns each epoch's numbers. A
+     * resumed trainer continues where its checkpoint stopped, with the same data order and learning rates.
+     *
+     * @param data the corpus
+     * @param epochs passes over the training windows (used when {@code steps} is 0)
+     * @param steps optimizer steps in all, counting those already done (0: {@code epochs} epochs)
+     * @param evalEvery validate every this many steps as well as after each epoch (0: only after epochs)
+     * @param validationWindows most validation windows per evaluation (0: all)
+     * @param callbacks called after each step and epoch; any may stop training
+     * @return the metrics of each finished epoch (validation included)
+     * @throws IllegalArgumentException if the data does not fit the model or the run, or is not the data a resumed run
+     *     was trained on
+     * @throws IOException if a callback's output fails
+     */
+    public List<Metrics> fit(
+            TokenDataset data, int epochs, int steps, int evalEvery, int validationWindows, List<Callback> callbacks)
+            throws IOException {
+        if (data.vocabSize() != config.vocabSize() || data.seqLen() != options.seqLen()) {
+            throw new IllegalArgumentException("data (vocabulary " + data.vocabSize() + ", windows of "
+                    + data.seqLen() + ") must match the model's vocabulary (" + config.vocabSize()
+                    + ") and options.seqLen (" + options.seqLen() + ")");
+        }
+        if (!dataFingerprint.isEmpty() && !dataFingerprint.equals(data.fingerprint())) {
+            throw new IllegalArgumentException("this run was trained on other data (fingerprint " + dataFingerprint
+                    + ", now " + data.fingerprint() + "): resume it on the same text and vocabulary");
+        }
+        int perStep = options.batchSize() * options.microBatches();
+        int stepsPerEpoch = data.trainWindows() / perStep;
+        if (stepsPerEpoch < 1) {
+            throw new IllegalArgumentException("the data has " + data.trainWindows() + " training windows of "
+                    + data.seqLen() + " tokens; one step needs batchSize × microBatches = " + perStep);
+        }
+        if (epochs < 0 || steps < 0 || (epochs == 0 && steps == 0)) {
+            throw new IllegalArgumentException(
+                    "epochs (" + epochs + ") or steps (" + steps + ") must be positive, the other 0 or positive");
+        }
+        int planned = steps > 0 ? steps : Math.multiplyExact(epochs, stepsPerEpoch);
+        if (totalSteps != 0 && totalSteps != planned) {
+            throw new IllegalArgumentException("this run was planned for " + totalSteps
+                    + " steps (its learning-rate schedule depends on it), not " + planned);
+        }
+        totalSteps = planned;
+        dataFingerprint = data.fingerprint();
+        List<Metrics> history = new ArrayList<>();
+        int[] order = null;
+        int orderEpoch = -1;
+        double epochLoss = 0;
+        double epochAccuracy = 0;
+        int epochSteps = 0;
+        long epochStart = System.nanoTime();
+        boolean go = true;
+        while (go && step < totalSteps) {
+            int epoch = step / stepsPerEpoch;
+            if (epoch != orderEpoch) {
+                order = data.order(options.seed(), epoch);
+                orderEpoch = epoch;
+            }
+            int first = step % stepsPerEpoch * perStep;
+            int[] windows = new int[perStep];
+            System.arraycopy(order, first, windows, 0, perStep);
+            Metrics m = trainStep(data, windows);
+            epochLoss += m.trainLoss();
+            epochAccuracy += m.trainAccuracy();
+            epochSteps++;
+            boolean endOfEpoch = step % stepsPerEpoch == 0 || step == totalSteps;
+            if (evalEvery > 0 && step % evalEvery == 0 && !endOfEpoch) {
+                float[] validation = evaluate(data, validationWindows);
+                m = withValidation(m, epoch + 1, validation);
+            } else {
+                m = withValidation(m, epoch + 1, new float[] {Float.NaN, Float.NaN});
+            }
+            for (Callback callback : callbacks) {
+                go &= callback.afterStep(this, m);
+            }
+            if (endOfEpoch || !go) {
+                float[] validation = evaluate(data, validationWindows);
+                double seconds = (System.nanoTime() - epochStart) / 1e9;
+                Metrics summary = new Metrics(
+                        step,
+                        epoch + 1,
+                        (float) (epochLoss / epochSteps),
+                        (float) (epochAccuracy / epochSteps),
+                        validation[0],
+                        validation[1],
+                        m.learningRate(),
+                        m.gradientNorm(),
+                        epochSteps * options.tokensPerStep() / seconds);
+                history.add(summary);
+                for (Callback callback : callbacks) {
+                    go &= callback.afterEpoch(this, summary);
+                }
+                epochLoss = 0;
+                epochAccuracy = 0;
+                epochSteps = 0;
+                epochStart = System.nanoTime();
+            }
+        }
+        return history;
+    }
+
+    private static Metrics withValidation(Metrics m, int epoch, float[] validation) {
+        return new Metrics(
+                m.step(),
+                epoch,
+                m.trainLoss(),
+                m.trainAccuracy(),
+                validation[0],
+                validation[1],
+                m.learningRate(),
+                m.gradientNorm(),
+                m.tokensPerSecond());
+    }
+
+    /**
+     * Writes a checkpoint: the weights ({@value #WEIGHTS_FILE}, float32; for GPT-2 with a Hugging Face
+     * {@code config.json}, for Llama also a llama2.c {@value #LLAMA2C_FILE}), the AdamW moments ({@value
+     * #OPTIMIZER_FILE}) and the state ({@value #STATE_FILE}: configuration, options, step, planned steps, data
+     * fingerprint). Each file is written to a temporary name and moved into place; the state file goes last and the
+     * tensor files record their step, so a checkpoint torn by a crash is detected on resume.
+     *
+     * @param directory the directory, created if absent
+     * @throws IOException if a file cannot be written
+     */
+    public void save(Path directory) throws IOException {
+        Files.createDirectories(directory);
+        Map<String, String> metadata = Map.of("format", "pt", "step", String.valueOf(step));
+        Map<String, SafeTensors.Tensor> weightTensors = hostTensors(weights);
+        Map<String, SafeTensors.Tensor> moments = new LinkedHashMap<>();
+        hostTensors(firstMoments).forEach((name, tensor) -> moments.put("m." + name, tensor));
+        hostTensors(secondMoments).forEach((name, tensor) -> moments.put("v." + name, tensor));
+        atomically(directory, WEIGHTS_FILE, file -> SafeTensors.write(file, weightTensors, metadata));
+        atomically(directory, OPTIMIZER_FILE, file -> SafeTensors.write(file, moments, metadata));
+        if (config.architecture() == Architecture.GPT2) {
+            Gpt2Checkpoint.writeConfig(directory, config);
+        } else {
+            Map<String, MemorySegment> named = new LinkedHashMap<>();
+            weightTensors.forEach((name, tensor) -> named.put(name, tensor.data()));
+            LlamaWeights llama = LlamaWeights.fromNames(config.layers(), named);
+            atomically(directory, LLAMA2C_FILE, file -> Llama2cCheckpoint.write(file, config, llama));
+        }
+        TrainerState state = new TrainerState(config, options, step, totalSteps, dataFingerprint);
+        atomically(directory, STATE_FILE, state::write);
+    }
+
+    /** Writes one file of a checkpoint. */
+    private interface FileWriter {
+        void write(Path file) throws IOException;
+    }
+
+    private static void atomically(Path directory, String name, FileWriter writer) throws IOException {
+        Path partial = directory.resolve(name + ".partial");
+        writer.write(partial);
+        Files.move(
+                partial, directory.resolve(name), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    /**
+     * Writes the weights alone as a GPT-2 model directory in a smaller float type, for shipping a trained model.
+     *
+     * @param directory the directory, created if absent
+     * @param dtype F32, F16 or BF16
+     * @throws IllegalStateException if the model is not GPT-2
+     * @throws IOException if a file cannot be written
+     */
+    public void exportGpt2(Path directory, DType dtype) throws IOException {
+        if (config.architecture() != Architecture.GPT2) {
+            throw new IllegalStateException("exportGpt2 needs a GPT-2 model, not " + config.architecture());
+        }
+        Files.createDirectories(directory);
+        Map<String, MemorySegment> named = new LinkedHashMap<>();
+        hostTensors(weights).forEach((name, tensor) -> named.put(name, tensor.data()));
+        Gpt2Checkpoint.write(directory, config, Gpt2Weights.fromNames(config.layers(), named), dtype);
+    }
+
+    /** Copies named backend tensors to host float32 tensors with their checkpoint shapes. */
+    private Map<String, SafeTensors.Tensor> hostTensors(Map<String, Tensor> tensors) {
+        Map<String, SafeTensors.Tensor> host = new LinkedHashMap<>();
+        for (Parameters.Spec spec : specs) {
+            long[] shape = spec.shape().stream().mapToLong(Long::longValue).toArray();
+            host.put(spec.name(), SafeTensors.Tensor.of(DType.F32, read(tensors, spec.name()), shape));
+        }
+        return host;
+    }
+}

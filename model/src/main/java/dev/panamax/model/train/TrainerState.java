@@ -1,0 +1,119 @@
+package dev.panamax.model.train;
+
+import dev.panamax.model.io.ModelConfig;
+import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.io.ModelFormatException;
+import dev.panamax.model.json.Json;
+import dev.panamax.model.json.JsonFields;
+import dev.panamax.model.json.JsonValue;
+import dev.panamax.model.json.JsonValue.JsonNumber;
+import dev.panamax.model.json.JsonValue.JsonObject;
+import dev.panamax.model.json.JsonValue.JsonString;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * The part of a checkpoint that is not tensors, as JSON: the model's configuration, the run's options, the step, the
+ * steps planned and the data's fingerprint. Floats are written in full precision, so they read back bit for bit.
+ *
+ * @param config the model's configuration
+ * @param options the run's options
+ * @param step optimizer steps done
+ * @param totalSteps the steps the schedule is planned for
+ * @param dataFingerprint the training data's {@link TokenDataset#fingerprint()}, empty before the first fit
+ */
+record TrainerState(ModelConfig config, TrainingOptions options, int step, int totalSteps, String dataFingerprint) {
+    private static final String FORMAT = "panamax-trainer-1";
+
+    void write(Path file) throws IOException {
+        Map<String, JsonValue> c = new LinkedHashMap<>();
+        c.put("architecture", new JsonString(config.architecture().name()));
+        c.put("dim", JsonNumber.of(config.dim()));
+        c.put("hidden_dim", JsonNumber.of(config.hiddenDim()));
+        c.put("layers", JsonNumber.of(config.layers()));
+        c.put("heads", JsonNumber.of(config.heads()));
+        c.put("kv_heads", JsonNumber.of(config.kvHeads()));
+        c.put("vocab_size", JsonNumber.of(config.vocabSize()));
+        c.put("seq_len", JsonNumber.of(config.seqLen()));
+        c.put("norm_epsilon", JsonNumber.of(config.normEpsilon()));
+        c.put("rope_theta", JsonNumber.of(config.ropeTheta()));
+        c.put("shared_classifier", JsonNumber.of(config.sharedClassifier() ? 1 : 0));
+        Map<String, JsonValue> o = new LinkedHashMap<>();
+        o.put("batch_size", JsonNumber.of(options.batchSize()));
+        o.put("seq_len", JsonNumber.of(options.seqLen()));
+        o.put("micro_batches", JsonNumber.of(options.microBatches()));
+        o.put("learning_rate", JsonNumber.of(options.learningRate()));
+        o.put("min_learning_rate", JsonNumber.of(options.minLearningRate()));
+        o.put("warmup_steps", JsonNumber.of(options.warmupSteps()));
+        o.put("weight_decay", JsonNumber.of(options.weightDecay()));
+        o.put("beta1", JsonNumber.of(options.beta1()));
+        o.put("beta2", JsonNumber.of(options.beta2()));
+        o.put("epsilon", JsonNumber.of(options.epsilon()));
+        o.put("grad_clip", JsonNumber.of(options.gradClip()));
+        o.put("seed", JsonNumber.of(options.seed()));
+        Map<String, JsonValue> root = new LinkedHashMap<>();
+        root.put("format", new JsonString(FORMAT));
+        root.put("config", new JsonObject(c));
+        root.put("options", new JsonObject(o));
+        root.put("step", JsonNumber.of(step));
+        root.put("total_steps", JsonNumber.of(totalSteps));
+        root.put("data", new JsonString(dataFingerprint));
+        Files.writeString(file, Json.write(new JsonObject(root)) + "\n", StandardCharsets.UTF_8);
+    }
+
+    static TrainerState read(Path file) throws IOException {
+        JsonFields root = JsonFields.of(file, Json.parse(file));
+        if (!root.string("format").equals(FORMAT)) {
+            throw root.error("format", "\"" + root.string("format") + "\" is not \"" + FORMAT + "\"");
+        }
+        JsonFields c = root.object("config");
+        JsonFields o = root.object("options");
+        String architecture = c.string("architecture");
+        ModelConfig config;
+        TrainingOptions options;
+        try {
+            config = new ModelConfig(
+                    Architecture.valueOf(architecture),
+                    (int) c.integer("dim", 1, Integer.MAX_VALUE),
+                    (int) c.integer("hidden_dim", 1, Integer.MAX_VALUE),
+                    (int) c.integer("layers", 1, Integer.MAX_VALUE),
+                    (int) c.integer("heads", 1, Integer.MAX_VALUE),
+                    (int) c.integer("kv_heads", 1, Integer.MAX_VALUE),
+                    (int) c.integer("vocab_size", 1, Integer.MAX_VALUE),
+                    (int) c.integer("seq_len", 1, Integer.MAX_VALUE),
+                    required(c, "norm_epsilon"),
+                    required(c, "rope_theta"),
+                    c.integer("shared_classifier", 0, 1) == 1);
+            options = new TrainingOptions(
+                    (int) o.integer("batch_size", 1, Integer.MAX_VALUE),
+                    (int) o.integer("seq_len", 1, Integer.MAX_VALUE),
+                    (int) o.integer("micro_batches", 1, Integer.MAX_VALUE),
+                    required(o, "learning_rate"),
+                    required(o, "min_learning_rate"),
+                    (int) o.integer("warmup_steps", 0, Integer.MAX_VALUE),
+                    required(o, "weight_decay"),
+                    required(o, "beta1"),
+                    required(o, "beta2"),
+                    required(o, "epsilon"),
+                    required(o, "grad_clip"),
+                    o.integer("seed", Long.MIN_VALUE, Long.MAX_VALUE));
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(file, e.getMessage(), e);
+        }
+        int totalSteps = (int) root.integer("total_steps", 0, Integer.MAX_VALUE);
+        int step = (int) root.integer("step", 0, totalSteps == 0 ? Integer.MAX_VALUE : totalSteps);
+        return new TrainerState(config, options, step, totalSteps, root.string("data"));
+    }
+
+    private static float required(JsonFields fields, String name) throws ModelFormatException {
+        double value = fields.number(name, Double.NaN);
+        if (Double.isNaN(value)) {
+            throw fields.error(name, "is missing");
+        }
+        return (float) value;
+    }
+}
