@@ -2,6 +2,7 @@
 module dev.panamax.model {
     requires dev.panamax.kernels;
     requires dev.panamax.cuda;
+    requires java.desktop;
 
     exports dev.panamax.model.backend;
     exports dev.panamax.model.cli;
@@ -10,4 +11,5 @@ module dev.panamax.model {
     exports dev.panamax.model.json;
     exports dev.panamax.model.nn;
     exports dev.panamax.model.tokenizer;
+    exports dev.panamax.model.train;
 }

@@ -6,9 +6,12 @@ import dev.panamax.model.io.Gpt2Checkpoint;
 import dev.panamax.model.io.Llama2cCheckpoint;
 import dev.panamax.model.io.ModelConfig;
 import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.tokenizer.CharVocabulary;
 import dev.panamax.model.tokenizer.Gpt2Tokenizer;
 import dev.panamax.model.tokenizer.Llama2cTokenizer;
+import dev.panamax.model.train.Trainer;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -55,6 +58,10 @@ final class ModelFiles {
 
     static Model open(Path path) throws IOException {
         if (Files.isDirectory(path)) {
+            Path llama = path.resolve(Trainer.LLAMA2C_FILE);
+            if (!Files.exists(path.resolve(Gpt2Checkpoint.CONFIG_FILE)) && Files.isRegularFile(llama)) {
+                return open(llama);
+            }
             return gpt2(Gpt2Checkpoint.open(path));
         }
         if (!Files.isRegularFile(path)) {
@@ -83,10 +90,45 @@ final class ModelFiles {
     }
 
     /**
-     * Reads a tokenizer for a model: llama2.c's {@code tokenizer.bin}, or for GPT-2 a directory with {@code
-     * encoder.json}/{@code vocab.json} and {@code vocab.bpe}/{@code merges.txt}.
+     * The character vocabulary stored with a model trained by {@code panamax train}: {@value CharVocabulary#FILE} in
+     * the model's directory, or beside the model file.
+     */
+    static Optional<Path> vocabularyBeside(Path model) {
+        Path dir = Files.isDirectory(model) ? model : model.toAbsolutePath().getParent();
+        Path file = dir == null ? null : dir.resolve(CharVocabulary.FILE);
+        return file != null && Files.isRegularFile(file) ? Optional.of(file) : Optional.empty();
+    }
+
+    /**
+     * Reads a tokenizer for a model: a character vocabulary ({@value CharVocabulary#FILE}, or a directory holding
+     * one), llama2.c's {@code tokenizer.bin}, or for GPT-2 a directory with {@code encoder.json}/{@code vocab.json}
+     * and {@code vocab.bpe}/{@code merges.txt}.
      */
     static Codec tokenizer(Path path, ModelConfig config) throws IOException {
+        Path chars = Files.isDirectory(path) ? path.resolve(CharVocabulary.FILE) : path;
+        if (chars.getFileName().toString().equals(CharVocabulary.FILE) && Files.isRegularFile(chars)) {
+            CharVocabulary vocabulary = CharVocabulary.read(chars);
+            if (vocabulary.size() != config.vocabSize()) {
+                throw new IllegalArgumentException("tokenizer " + chars + " has " + vocabulary.size()
+                        + " characters, the model's vocabulary " + config.vocabSize());
+            }
+            return new Codec() {
+                @Override
+                public int[] encode(String text) {
+                    return vocabulary.encode(text);
+                }
+
+                @Override
+                public byte[] decode(int previous, int token) {
+                    return vocabulary.decode(token).getBytes(StandardCharsets.UTF_8);
+                }
+
+                @Override
+                public Optional<Integer> endOfText() {
+                    return Optional.empty();
+                }
+            };
+        }
         if (config.architecture() == Architecture.LLAMA) {
             Llama2cTokenizer tokenizer = Llama2cTokenizer.read(path, config.vocabSize());
             return new Codec() {

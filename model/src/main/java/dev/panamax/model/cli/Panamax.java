@@ -15,6 +15,7 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 
 /**
@@ -26,14 +27,26 @@ public final class Panamax {
             usage: panamax <command> [options]
 
             commands:
-              generate --model FILE [--tokenizer FILE] (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N]
+              generate [--model FILE] [--tokenizer FILE] (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N]
                        [--temperature T] [--top-k K] [--top-p P] [--seed S] [--threads N] [--print-ids]
                                    stream a continuation of the prompt (token ids with --print-ids or without a
                                    tokenizer), then prefill and decode tokens/s on standard error. FILE is a llama2.c
                                    checkpoint (.bin) or a GPT-2 directory (config.json, model.safetensors); the
-                                   tokenizer is llama2.c's tokenizer.bin or a directory with GPT-2's encoder.json and
-                                   vocab.bpe. Temperature 0 is greedy; defaults: temperature 1, top-p 0.9, top-k 0 (off),
-                                   a seed from the clock (printed), max tokens 256 or what the context leaves.
+                                   tokenizer is llama2.c's tokenizer.bin, a directory with GPT-2's encoder.json and
+                                   vocab.bpe, or a character vocabulary (chars.json, found beside the model by
+                                   itself). Without --model: Panamax's own small model, trained on Debian's
+                                   fortunes. Temperature 0 is greedy; defaults: temperature 1, top-p 0.9, top-k 0
+                                   (off), a seed from the clock (printed), max tokens 256 or what the context leaves.
+              train --data PATH [--config tiny|small|FILE] [--arch gpt2|llama] [--steps N | --epochs E]
+                    [--batch B] [--seq T] [--lr LR] [--warmup N] [--out DIR] [--export DIR] [--resume DIR]
+                    [--tokenizer DIR] [--threads N] [--eval-every N] [--val-windows N] [--val-fraction F]
+                    [--checkpoint-every N] [--patience N] [--seed S] [--log-every N]
+                                   train on a text file or directory (character vocabulary, or GPT-2's BPE with
+                                   --tokenizer), printing loss and accuracy per step and epoch; writes DIR (default
+                                   panamax-train) with the checkpoint, loss.csv and loss.png. --resume DIR continues a
+                                   run exactly; --export DIR also writes the weights alone in float16 (GPT-2).
+                                   Defaults: config tiny (GPT-2, dim 128, 4 layers), batch 16, seq 128,
+                                   lr 1e-3 with 100 warm-up steps and cosine decay, one epoch, 10% held out.
               info FILE            print a model's configuration and parameter count
               demo [--threads N]   run each kernel on a small problem, check it and time it next to plain Java
               help                 show this text
@@ -76,6 +89,7 @@ public final class Panamax {
                 }
                 case "generate" -> generate(options(options, GENERATE_VALUES, Set.of("--print-ids")), out, err);
                 case "info" -> info(options, out);
+                case "train" -> TrainCommand.run(options(options, TrainCommand.VALUES, Set.of()), out, err);
                 default -> throw new IllegalArgumentException("unknown command '" + args[0] + "'");
             };
         } catch (IllegalArgumentException e) {
@@ -89,7 +103,7 @@ public final class Panamax {
     }
 
     /** Options as {@code --name value} pairs and flags (mapped to themselves), each at most once. */
-    private static Map<String, String> options(String[] args, Set<String> valued, Set<String> flags) {
+    static Map<String, String> options(String[] args, Set<String> valued, Set<String> flags) {
         Map<String, String> options = new HashMap<>();
         for (int i = 0; i < args.length; i++) {
             String name = args[i];
@@ -112,10 +126,7 @@ public final class Panamax {
     }
 
     private static int generate(Map<String, String> options, PrintStream out, PrintStream err) throws IOException {
-        String modelPath = options.get("--model");
-        if (modelPath == null) {
-            throw new IllegalArgumentException("generate needs --model FILE");
-        }
+        Path modelPath = options.containsKey("--model") ? Path.of(options.get("--model")) : BuiltInModel.directory();
         if (options.containsKey("--prompt") == options.containsKey("--prompt-ids")) {
             throw new IllegalArgumentException("generate needs exactly one of --prompt TEXT and --prompt-ids 1,2,3");
         }
@@ -126,12 +137,13 @@ public final class Panamax {
         Sampler sampler = new Sampler(temperature, topK, topP, seed);
         // Without --threads the kernels keep their default (all processors, or the panamax.threads property).
         int threads = (int) whole(options, "--threads", 0, 1, Integer.MAX_VALUE);
-        try (ModelFiles.Model model = ModelFiles.open(Path.of(modelPath));
+        try (ModelFiles.Model model = ModelFiles.open(modelPath);
                 CpuBackend backend = threads == 0 ? new CpuBackend() : new CpuBackend(threads)) {
             ModelConfig config = model.config();
-            ModelFiles.Codec codec = options.containsKey("--tokenizer")
-                    ? ModelFiles.tokenizer(Path.of(options.get("--tokenizer")), config)
-                    : null;
+            Optional<Path> tokenizer = options.containsKey("--tokenizer")
+                    ? Optional.of(Path.of(options.get("--tokenizer")))
+                    : ModelFiles.vocabularyBeside(modelPath);
+            ModelFiles.Codec codec = tokenizer.isPresent() ? ModelFiles.tokenizer(tokenizer.get(), config) : null;
             int[] prompt;
             if (options.containsKey("--prompt")) {
                 if (codec == null) {
@@ -195,7 +207,7 @@ public final class Panamax {
         return ids;
     }
 
-    private static long whole(Map<String, String> options, String name, long fallback, long min, long max) {
+    static long whole(Map<String, String> options, String name, long fallback, long min, long max) {
         String value = options.get(name);
         if (value == null) {
             return fallback;
@@ -212,7 +224,7 @@ public final class Panamax {
                 name + " (" + value + ") must be a whole number in [" + min + ", " + max + "]");
     }
 
-    private static float number(Map<String, String> options, String name, float fallback) {
+    static float number(Map<String, String> options, String name, float fallback) {
         String value = options.get(name);
         if (value == null) {
             return fallback;

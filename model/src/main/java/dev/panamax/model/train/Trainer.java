@@ -208,7 +208,7 @@ public final class Trainer {
         MemorySegment floats = file.floats(name);
         float[] values = new float[Math.toIntExact(spec.size())];
         MemorySegment.copy(floats, FLOAT, 0, values, 0, values.length);
-        backend.write(values, into.get(name));
+        backend.write(values, into.get(spec.name()));
     }
 
     /**

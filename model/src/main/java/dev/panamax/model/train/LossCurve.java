@@ -1,0 +1,196 @@
+package dev.panamax.model.train;
+
+import java.awt.BasicStroke;
+import java.awt.Color;
+import java.awt.Font;
+import java.awt.Graphics2D;
+import java.awt.RenderingHints;
+import java.awt.geom.Path2D;
+import java.awt.image.BufferedImage;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import javax.imageio.ImageIO;
+
+/**
+ * Records the loss curve of a run and writes it as {@value #CSV} (one row per step: train loss and accuracy, and
+ * validation loss and accuracy where measured) and {@value #PNG} (train loss per step, validation loss as points)
+ * after every epoch and on {@link #write()}. Opened on a directory that already has a curve, it keeps the rows up to
+ * the trainer's step, so a resumed run extends the curve of the run it continues.
+ */
+public final class LossCurve implements Callback {
+    /** The CSV file's name. */
+    public static final String CSV = "loss.csv";
+
+    /** The chart's file name. */
+    public static final String PNG = "loss.png";
+
+    private static final String HEADER =
+            "step,epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate,grad_norm,tokens_per_s";
+
+    private final Path directory;
+    private final List<String> rows = new ArrayList<>();
+    private final List<double[]> train = new ArrayList<>();
+    private final List<double[]> validation = new ArrayList<>();
+
+    /**
+     * A curve written into a directory, continuing the rows already there up to {@code fromStep}.
+     *
+     * @param directory the directory, created if absent
+     * @param fromStep the trainer's current step; later rows of an earlier curve are dropped
+     * @throws IOException if an existing curve cannot be read
+     */
+    public LossCurve(Path directory, int fromStep) throws IOException {
+        this.directory = directory;
+        Path csv = directory.resolve(CSV);
+        if (Files.isRegularFile(csv)) {
+            List<String> lines = Files.readAllLines(csv, StandardCharsets.UTF_8);
+            for (int i = 1; i < lines.size(); i++) {
+                String[] cells = lines.get(i).split(",", -1);
+                try {
+                    int step = Integer.parseInt(cells[0]);
+                    if (cells.length == 9 && step <= fromStep) {
+                        add(step, cells[2], cells[4], lines.get(i));
+                    }
+                } catch (NumberFormatException e) {
+                    // A row that is not ours (or was torn by a crash) is dropped, not fatal to the run.
+                }
+            }
+        }
+    }
+
+    private void add(int step, String trainLoss, String validationLoss, String row) {
+        rows.add(row);
+        if (!trainLoss.isEmpty()) {
+            train.add(new double[] {step, Double.parseDouble(trainLoss)});
+        }
+        if (!validationLoss.isEmpty()) {
+            validation.add(new double[] {step, Double.parseDouble(validationLoss)});
+        }
+    }
+
+    @Override
+    public boolean afterStep(Trainer trainer, Metrics m) {
+        String row = String.format(
+                Locale.ROOT,
+                "%d,%d,%.6f,%.6f,%s,%s,%.6g,%.6g,%.1f",
+                m.step(),
+                m.epoch(),
+                m.trainLoss(),
+                m.trainAccuracy(),
+                m.validated() ? String.format(Locale.ROOT, "%.6f", m.validationLoss()) : "",
+                m.validated() ? String.format(Locale.ROOT, "%.6f", m.validationAccuracy()) : "",
+                m.learningRate(),
+                m.gradientNorm(),
+                m.tokensPerSecond());
+        String[] cells = row.split(",", -1);
+        add(m.step(), cells[2], cells[4], row);
+        return true;
+    }
+
+    @Override
+    public boolean afterEpoch(Trainer trainer, Metrics m) throws IOException {
+        // The epoch's validation belongs to its last step's row.
+        int last = rows.size() - 1;
+        if (last >= 0 && rows.get(last).startsWith(m.step() + ",") && !Float.isNaN(m.validationLoss())) {
+            String[] cells = rows.get(last).split(",", -1);
+            cells[4] = String.format(Locale.ROOT, "%.6f", m.validationLoss());
+            cells[5] = String.format(Locale.ROOT, "%.6f", m.validationAccuracy());
+            rows.set(last, String.join(",", cells));
+            validation.add(new double[] {m.step(), m.validationLoss()});
+        }
+        write();
+        return true;
+    }
+
+    /**
+     * Writes the CSV and the chart.
+     *
+     * @throws IOException if a file cannot be written
+     */
+    public void write() throws IOException {
+        Files.createDirectories(directory);
+        List<String> lines = new ArrayList<>();
+        lines.add(HEADER);
+        lines.addAll(rows);
+        Files.write(directory.resolve(CSV), lines, StandardCharsets.UTF_8);
+        ImageIO.write(chart(), "png", directory.resolve(PNG).toFile());
+    }
+
+    private BufferedImage chart() {
+        int width = 900;
+        int height = 500;
+        int left = 70;
+        int right = 20;
+        int top = 40;
+        int bottom = 50;
+        BufferedImage image = new BufferedImage(width, height, BufferedImage.TYPE_INT_RGB);
+        Graphics2D g = image.createGraphics();
+        try {
+            g.setRenderingHint(RenderingHints.KEY_ANTIALIASING, RenderingHints.VALUE_ANTIALIAS_ON);
+            g.setColor(Color.WHITE);
+            g.fillRect(0, 0, width, height);
+            double maxStep = 1;
+            double lo = Double.POSITIVE_INFINITY;
+            double hi = Double.NEGATIVE_INFINITY;
+            for (List<double[]> series : List.of(train, validation)) {
+                for (double[] p : series) {
+                    maxStep = Math.max(maxStep, p[0]);
+                    if (Double.isFinite(p[1])) {
+                        lo = Math.min(lo, p[1]);
+                        hi = Math.max(hi, p[1]);
+                    }
+                }
+            }
+            if (!(lo < hi)) {
+                lo = Double.isFinite(lo) ? lo - 1 : 0;
+                hi = lo + 2;
+            }
+            int plotWidth = width - left - right;
+            int plotHeight = height - top - bottom;
+            double xScale = plotWidth / maxStep;
+            double yScale = plotHeight / (hi - lo);
+            g.setFont(new Font(Font.SANS_SERIF, Font.PLAIN, 12));
+            g.setColor(new Color(230, 230, 230));
+            for (int i = 0; i <= 5; i++) {
+                int y = top + plotHeight * i / 5;
+                g.drawLine(left, y, width - right, y);
+                g.setColor(Color.DARK_GRAY);
+                g.drawString(String.format(Locale.ROOT, "%.2f", hi - (hi - lo) * i / 5), 10, y + 4);
+                int x = left + plotWidth * i / 5;
+                g.drawString(String.format(Locale.ROOT, "%.0f", maxStep * i / 5), x - 10, height - bottom + 18);
+                g.setColor(new Color(230, 230, 230));
+            }
+            g.setColor(Color.BLACK);
+            g.drawRect(left, top, plotWidth, plotHeight);
+            g.drawString("step", left + plotWidth / 2, height - 10);
+            g.drawString("cross-entropy (nats/token): train (blue), validation (orange)", left, top - 15);
+            Path2D.Double line = new Path2D.Double();
+            for (int i = 0; i < train.size(); i++) {
+                double x = left + train.get(i)[0] * xScale;
+                double y = top + (hi - train.get(i)[1]) * yScale;
+                if (i == 0) {
+                    line.moveTo(x, y);
+                } else {
+                    line.lineTo(x, y);
+                }
+            }
+            g.setColor(new Color(31, 119, 180));
+            g.setStroke(new BasicStroke(1.2f));
+            g.draw(line);
+            g.setColor(new Color(255, 127, 14));
+            for (double[] p : validation) {
+                int x = (int) Math.round(left + p[0] * xScale);
+                int y = (int) Math.round(top + (hi - p[1]) * yScale);
+                g.fillOval(x - 4, y - 4, 8, 8);
+            }
+        } finally {
+            g.dispose();
+        }
+        return image;
+    }
+}

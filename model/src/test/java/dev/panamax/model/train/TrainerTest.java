@@ -1,0 +1,192 @@
+package dev.panamax.model.train;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.panamax.model.backend.CpuBackend;
+import dev.panamax.model.io.ModelConfig;
+import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.io.ModelFormatException;
+import dev.panamax.model.nn.Parameters;
+import dev.panamax.model.tokenizer.CharVocabulary;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/** Training end to end: learning, exact resume from a checkpoint, and the errors bad input gets. */
+class TrainerTest {
+    private static final String TEXT = "panamax trains transformers on the jvm, one step at a time. ".repeat(12);
+    private static final CharVocabulary VOCABULARY = CharVocabulary.of(TEXT);
+
+    @TempDir
+    Path dir;
+
+    private static ModelConfig config(Architecture architecture) {
+        return architecture == Architecture.GPT2
+                ? new ModelConfig(Architecture.GPT2, 32, 64, 2, 2, 2, VOCABULARY.size(), 32, 1e-5f, 0, true)
+                : new ModelConfig(Architecture.LLAMA, 32, 64, 2, 4, 2, VOCABULARY.size(), 32, 1e-5f, 10000, true);
+    }
+
+    private static TokenDataset data(double validation) {
+        return new TokenDataset(VOCABULARY.encode(TEXT), VOCABULARY.size(), 16, validation);
+    }
+
+    /** Collects each step's metrics; stops after {@code stopAt} steps when positive. */
+    private static final class Recorder implements Callback {
+        final List<Metrics> steps = new ArrayList<>();
+        final int stopAt;
+
+        Recorder(int stopAt) {
+            this.stopAt = stopAt;
+        }
+
+        @Override
+        public boolean afterStep(Trainer trainer, Metrics metrics) {
+            steps.add(metrics);
+            return stopAt == 0 || metrics.step() < stopAt;
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Architecture.class)
+    void memorisesAShortTextWithinAFewHundredSteps(Architecture architecture) throws IOException {
+        TokenDataset data = data(0);
+        TrainingOptions options =
+                TrainingOptions.defaults(4, 16).withLearningRate(1e-2f).withWarmupSteps(10);
+        try (CpuBackend backend = new CpuBackend()) {
+            Trainer trainer = Trainer.create(backend, config(architecture), options, 1);
+            Recorder recorder = new Recorder(0);
+            List<Metrics> epochs = trainer.fit(data, 0, 200, 0, 0, List.of(recorder));
+            float first = recorder.steps.getFirst().trainLoss();
+            float last = recorder.steps.getLast().trainLoss();
+            // Uniform guessing costs ln(vocabulary) ≈ 3; a memorised text costs next to nothing.
+            assertEquals(Math.log(VOCABULARY.size()), first, 0.3, "initial loss");
+            assertTrue(last < 0.2, "final loss " + last + " (from " + first + ")");
+            assertTrue(recorder.steps.getLast().trainAccuracy() > 0.95, "accuracy");
+            assertEquals(200, trainer.step());
+            assertTrue(epochs.size() > 1, "epochs reported");
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Architecture.class)
+    void resumingFromACheckpointGivesBitIdenticalLossesAndWeights(Architecture architecture) throws IOException {
+        TokenDataset data = data(0.2);
+        TrainingOptions options = new TrainingOptions(2, 16, 2, 3e-3f, 3e-4f, 3, 0.1f, 0.9f, 0.95f, 1e-8f, 0.5f, 42);
+        int total = 9;
+        Recorder straight = new Recorder(0);
+        Recorder resumed = new Recorder(0);
+        float[] straightWeights;
+        try (CpuBackend backend = new CpuBackend()) {
+            Trainer trainer = Trainer.create(backend, config(architecture), options, 5);
+            trainer.fit(data, 0, total, 2, 0, List.of(straight));
+            straightWeights = allWeights(trainer);
+        }
+        try (CpuBackend backend = new CpuBackend()) {
+            Trainer first = Trainer.create(backend, config(architecture), options, 5);
+            first.fit(data, 0, total, 2, 0, List.of(new Recorder(4)));
+            first.save(dir);
+        }
+        try (CpuBackend backend = new CpuBackend(1)) { // another thread count: results must not depend on it
+            Trainer second = Trainer.resume(backend, dir);
+            assertEquals(4, second.step());
+            second.fit(data, 0, total, 2, 0, List.of(resumed));
+            assertArrayEquals(straightWeights, allWeights(second));
+        } finally {
+            dev.panamax.kernels.Parallelism.setThreads(Runtime.getRuntime().availableProcessors());
+        }
+        assertEquals(total - 4, resumed.steps.size());
+        for (Metrics m : resumed.steps) {
+            Metrics expected = straight.steps.get(m.step() - 1);
+            assertEquals(Float.floatToIntBits(expected.trainLoss()), Float.floatToIntBits(m.trainLoss()));
+            assertEquals(Float.floatToIntBits(expected.gradientNorm()), Float.floatToIntBits(m.gradientNorm()));
+            assertEquals(expected.validationLoss(), m.validationLoss());
+        }
+    }
+
+    private static float[] allWeights(Trainer trainer) {
+        List<float[]> parts = new ArrayList<>();
+        int total = 0;
+        for (Parameters.Spec spec : Parameters.of(trainer.config())) {
+            float[] w = trainer.weight(spec.name());
+            parts.add(w);
+            total += w.length;
+        }
+        float[] all = new float[total];
+        int at = 0;
+        for (float[] part : parts) {
+            System.arraycopy(part, 0, all, at, part.length);
+            at += part.length;
+        }
+        return all;
+    }
+
+    @Test
+    void aTornCheckpointIsRejectedOnResume() throws IOException {
+        try (CpuBackend backend = new CpuBackend()) {
+            Trainer trainer = Trainer.create(backend, config(Architecture.GPT2), TrainingOptions.defaults(2, 16), 1);
+            trainer.fit(data(0), 0, 2, 0, 0, List.of());
+            trainer.save(dir);
+            Path state = dir.resolve(Trainer.STATE_FILE);
+            Files.writeString(
+                    state, Files.readString(state).replace("\"step\":2", "\"step\":1"), StandardCharsets.UTF_8);
+            ModelFormatException e = assertThrows(ModelFormatException.class, () -> Trainer.resume(backend, dir));
+            assertTrue(e.getMessage().contains("incomplete"), e.getMessage());
+            Files.writeString(state, "{\"format\": \"something else\"}");
+            assertThrows(ModelFormatException.class, () -> Trainer.resume(backend, dir));
+        }
+    }
+
+    @Test
+    void badTrainingInputGetsAClearError() throws IOException {
+        IllegalArgumentException empty = assertThrows(IllegalArgumentException.class, () -> CharVocabulary.of(""));
+        assertTrue(empty.getMessage().contains("empty"), empty.getMessage());
+
+        IllegalArgumentException unknown =
+                assertThrows(IllegalArgumentException.class, () -> VOCABULARY.encode("panamax: ok"));
+        assertTrue(unknown.getMessage().contains("':' U+003A at offset 7"), unknown.getMessage());
+
+        IllegalArgumentException shortText =
+                assertThrows(IllegalArgumentException.class, () -> new TokenDataset(new int[10], 5, 16, 0.1));
+        assertTrue(shortText.getMessage().contains("needs at least 17"), shortText.getMessage());
+
+        try (CpuBackend backend = new CpuBackend()) {
+            IllegalArgumentException tooLong = assertThrows(
+                    IllegalArgumentException.class,
+                    () -> Trainer.create(backend, config(Architecture.GPT2), TrainingOptions.defaults(2, 64), 1));
+            assertTrue(tooLong.getMessage().contains("context length (config.seqLen 32)"), tooLong.getMessage());
+
+            Trainer trainer = Trainer.create(backend, config(Architecture.GPT2), TrainingOptions.defaults(2, 16), 1);
+            trainer.fit(data(0), 0, 1, 0, 0, List.of());
+            TokenDataset other = new TokenDataset(VOCABULARY.encode(TEXT.substring(0, 300)), VOCABULARY.size(), 16, 0);
+            IllegalArgumentException otherData =
+                    assertThrows(IllegalArgumentException.class, () -> trainer.fit(other, 0, 1, 0, 0, List.of()));
+            assertTrue(otherData.getMessage().contains("other data"), otherData.getMessage());
+            IllegalArgumentException replanned =
+                    assertThrows(IllegalArgumentException.class, () -> trainer.fit(data(0), 0, 5, 0, 0, List.of()));
+            assertTrue(replanned.getMessage().contains("planned for 1 steps"), replanned.getMessage());
+        }
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> new TrainingOptions(0, 16, 1, 1e-3f, 0, 0, 0, 0.9f, 0.95f, 1e-8f, 1, 1));
+    }
+
+    @Test
+    void learningRateWarmsUpThenDecaysToTheMinimum() {
+        TrainingOptions o =
+                TrainingOptions.defaults(1, 1).withLearningRate(1e-3f).withWarmupSteps(10);
+        assertEquals(1e-4f, o.learningRate(1, 110), 1e-9f);
+        assertEquals(1e-3f, o.learningRate(10, 110), 1e-9f);
+        assertEquals(5.5e-4f, o.learningRate(60, 110), 1e-7f);
+        assertEquals(1e-4f, o.learningRate(110, 110), 1e-9f);
+    }
+}
