@@ -33,6 +33,7 @@ public final class Bench {
         SUITES.put("attention", AttentionBench.class);
         SUITES.put("decode", AttentionDecodeBench.class);
         SUITES.put("generate", GenerateBench.class);
+        SUITES.put("train", TrainBench.class);
     }
 
     private Bench() {}

@@ -52,6 +52,13 @@ final class GemmDriver {
         final float[] tile = new float[MR * NR];
         /** Offsets of LANES consecutive rows of B, for gathering a transposed B from an array. */
         final int[] rowOffsets = new int[LANES];
+        /**
+         * NR rows of a transposed B outside the heap, copied here (row after row, kc floats each) so that they can be
+         * gathered like an array's: vector gathers read arrays only.
+         */
+        final float[] staged = new float[NR * KC];
+        /** Offsets of LANES consecutive rows of {@link #staged}. */
+        final int[] stagedOffsets = new int[LANES];
     }
 
     /** One product's operands, in float units. */
@@ -221,31 +228,44 @@ final class GemmDriver {
      * zero-padded to a whole panel so that the micro-kernel never needs an edge case.
      */
     private static void packB(Operands o, int pc, int kc, int jc, int nc, Workspace w) {
-        float[] array = o.transB() && o.b().heapBase().orElse(null) instanceof float[] floats ? floats : null;
-        if (array != null) {
-            for (int lane = 0; lane < LANES; lane++) {
-                w.rowOffsets[lane] = lane * o.ldb();
+        if (!o.transB()) {
+            for (int jr = 0; jr < nc; jr += NR) {
+                packBPanel(o, pc, kc, jc + jr, Math.min(NR, nc - jr), w.packedB, jr * kc);
             }
+            return;
+        }
+        float[] array = o.b().heapBase().orElse(null) instanceof float[] floats ? floats : null;
+        for (int lane = 0; lane < LANES; lane++) {
+            w.rowOffsets[lane] = lane * o.ldb();
+            w.stagedOffsets[lane] = lane * kc;
         }
         for (int jr = 0; jr < nc; jr += NR) {
             int nr = Math.min(NR, nc - jr);
-            if (array != null && nr == NR) {
-                gatherTransposedPanel(o, array, w.rowOffsets, pc, kc, jc + jr, w.packedB, jr * kc);
+            int col = jc + jr;
+            if (nr < NR) {
+                packBPanel(o, pc, kc, col, nr, w.packedB, jr * kc);
+            } else if (array != null) {
+                // Element (col, pc) of the stored B, as an index into the array (heap segments count bytes).
+                int first = Math.toIntExact(o.b().address() / Float.BYTES + o.bOffset() + (long) col * o.ldb() + pc);
+                gatherTransposedPanel(array, w.rowOffsets, first, o.ldb(), kc, w.packedB, jr * kc);
             } else {
-                packBPanel(o, pc, kc, jc + jr, nr, w.packedB, jr * kc);
+                for (int j = 0; j < NR; j++) {
+                    long src = (o.bOffset() + (long) (col + j) * o.ldb() + pc) * Float.BYTES;
+                    MemorySegment.copy(o.b(), FLOAT, src, w.staged, j * kc, kc);
+                }
+                gatherTransposedPanel(w.staged, w.stagedOffsets, 0, kc, kc, w.packedB, jr * kc);
             }
         }
     }
 
     /**
-     * A whole micro-panel of a transposed B that lives in a {@code float[]}: for each k, the NR values sit in NR
-     * different rows of B, so they are gathered, a vector at a time, instead of read one by one.
+     * A whole micro-panel of a transposed B held in an array, its NR rows {@code ld} floats apart from index {@code
+     * first}: for each k the NR values sit in NR different rows, so they are gathered a vector at a time instead of
+     * read one by one.
      */
     private static void gatherTransposedPanel(
-            Operands o, float[] b, int[] rowOffsets, int pc, int kc, int col, float[] packed, int dst) {
-        // Element (col, pc) of the stored B, as an index into the array (heap segments count their offset in bytes).
-        int first = Math.toIntExact(o.b().address() / Float.BYTES + o.bOffset() + (long) col * o.ldb() + pc);
-        int second = first + LANES * o.ldb();
+            float[] b, int[] rowOffsets, int first, int ld, int kc, float[] packed, int dst) {
+        int second = first + LANES * ld;
         for (int p = 0; p < kc; p++) {
             FloatVector.fromArray(FLOATS, b, first + p, rowOffsets, 0).intoArray(packed, dst + p * NR);
             FloatVector.fromArray(FLOATS, b, second + p, rowOffsets, 0).intoArray(packed, dst + p * NR + LANES);

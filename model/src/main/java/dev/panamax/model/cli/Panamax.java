@@ -45,7 +45,7 @@ public final class Panamax {
                                    --tokenizer), printing loss and accuracy per step and epoch; writes DIR (default
                                    panamax-train) with the checkpoint, loss.csv and loss.png. --resume DIR continues a
                                    run exactly; --export DIR also writes the weights alone in float16 (GPT-2).
-                                   Defaults: config tiny (GPT-2, dim 128, 4 layers), batch 16, seq 128,
+                                   Defaults: config tiny (GPT-2, dim 128, 4 layers, context = seq), batch 16, seq 128,
                                    lr 1e-3 with 100 warm-up steps and cosine decay, one epoch, 10% held out.
               info FILE            print a model's configuration and parameter count
               demo [--threads N]   run each kernel on a small problem, check it and time it next to plain Java

@@ -56,6 +56,9 @@ final class TrainCommand {
             "--seed",
             "--log-every");
 
+    /** The longest sequence a preset model is made for: its context is the training sequence length. */
+    private static final int MAX_PRESET_CONTEXT = 4096;
+
     /** The most text read for training: the tokens are held in memory as ints. */
     private static final long MAX_DATA_BYTES = 1L << 30;
 
@@ -80,8 +83,12 @@ final class TrainCommand {
                 trainer = Trainer.resume(backend, resume);
                 err.println("resuming " + resume + " at step " + trainer.step() + " of " + trainer.totalSteps());
             } else {
-                ModelConfig config = config(options, tokens.vocabSize);
-                int seq = (int) Panamax.whole(options, "--seq", Math.min(128, config.seqLen()), 1, config.seqLen());
+                int seq = (int) Panamax.whole(options, "--seq", 128, 1, MAX_PRESET_CONTEXT);
+                ModelConfig config = config(options, tokens.vocabSize, seq);
+                if (seq > config.seqLen()) {
+                    throw new IllegalArgumentException(
+                            "--seq (" + seq + ") must be at most the model's context (" + config.seqLen() + ")");
+                }
                 int batch = (int) Panamax.whole(options, "--batch", 16, 1, 1 << 16);
                 TrainingOptions training = TrainingOptions.defaults(batch, seq);
                 if (options.containsKey("--lr")) {
@@ -214,8 +221,11 @@ final class TrainCommand {
         return text.toString();
     }
 
-    /** The model's shape: a preset ({@code tiny}, {@code small}) of either family, or a GPT-2 {@code config.json}. */
-    private static ModelConfig config(Map<String, String> options, int vocabSize) throws IOException {
+    /**
+     * The model's shape: a preset ({@code tiny}, {@code small}) of either family whose context is the training
+     * sequence length (positions beyond it would never be trained), or a GPT-2 {@code config.json}.
+     */
+    private static ModelConfig config(Map<String, String> options, int vocabSize, int seq) throws IOException {
         String name = options.getOrDefault("--config", "tiny");
         String arch = options.getOrDefault("--arch", "gpt2");
         boolean llama =
@@ -226,8 +236,8 @@ final class TrainCommand {
                 };
         int[] shape =
                 switch (name) {
-                    case "tiny" -> new int[] {128, 4, 4, 256};
-                    case "small" -> new int[] {256, 6, 8, 256};
+                    case "tiny" -> new int[] {128, 4, 4};
+                    case "small" -> new int[] {256, 6, 8};
                     default -> null;
                 };
         if (shape == null) {
@@ -251,7 +261,7 @@ final class TrainCommand {
                 shape[2],
                 shape[2],
                 vocabSize,
-                shape[3],
+                seq,
                 1e-5f,
                 10000,
                 true);

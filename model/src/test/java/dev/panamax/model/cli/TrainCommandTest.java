@@ -136,8 +136,8 @@ class TrainCommandTest {
         assertTrue(err.toString(StandardCharsets.UTF_8).contains("holds no text"));
         assertEquals(1, run("train", "--data", dir.resolve("missing").toString()));
         assertTrue(err.toString(StandardCharsets.UTF_8).contains("no such text file or directory"));
-        assertEquals(2, run("train", "--data", text().toString(), "--seq", "1000"));
-        assertTrue(err.toString(StandardCharsets.UTF_8).contains("--seq (1000) must be a whole number in [1, 256]"));
+        assertEquals(2, run("train", "--data", text().toString(), "--seq", "10000"));
+        assertTrue(err.toString(StandardCharsets.UTF_8).contains("--seq (10000) must be a whole number in [1, 4096]"));
         assertEquals(2, run("train", "--data", text().toString(), "--config", "huge"));
         Files.write(dir.resolve("latin1.txt"), new byte[] {'a', (byte) 0xE9, 'b'});
         assertEquals(1, run("train", "--data", dir.resolve("latin1.txt").toString()));
