@@ -175,9 +175,18 @@ final class GemmDriver {
             return;
         }
         // A grid of tasks, several per thread so that a thread slowed by another tenant is balanced by the others.
+        // Every column of cells packs its own copy of A and every row of cells its own copy of B, so the cells are
+        // cut across the larger of the two: columns when B (k × n) is the larger, rows when A (m × k) is.
         int target = 4 * threads;
-        int columnTasks = clamp(o.n() / MIN_TASK_COLUMNS, 1, target);
-        int rowTasks = clamp(target / columnTasks, 1, Math.max(1, o.m() / MIN_TASK_ROWS));
+        int columnTasks;
+        int rowTasks;
+        if (o.n() >= o.m()) {
+            columnTasks = clamp(o.n() / MIN_TASK_COLUMNS, 1, target);
+            rowTasks = clamp(target / columnTasks, 1, Math.max(1, o.m() / MIN_TASK_ROWS));
+        } else {
+            rowTasks = clamp(o.m() / MIN_TASK_ROWS, 1, target);
+            columnTasks = clamp(target / rowTasks, 1, Math.max(1, o.n() / MIN_TASK_COLUMNS));
+        }
         int rowStep = roundUp(ceilDiv(o.m(), rowTasks), MR);
         int columnStep = roundUp(ceilDiv(o.n(), columnTasks), NR);
         int rowCells = ceilDiv(o.m(), rowStep);
