@@ -1,5 +1,7 @@
 package dev.panamax.model.io;
 
+import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.nn.Parameters;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -29,22 +31,6 @@ public record Gpt2Weights(
         layers = List.copyOf(layers);
     }
 
-    /** Tensor names inside a block {@code h.N.}, in the order of {@link Layer}'s components. */
-    private static final String[] LAYER_NAMES = {
-        "ln_1.weight",
-        "ln_1.bias",
-        "attn.c_attn.weight",
-        "attn.c_attn.bias",
-        "attn.c_proj.weight",
-        "attn.c_proj.bias",
-        "ln_2.weight",
-        "ln_2.bias",
-        "mlp.c_fc.weight",
-        "mlp.c_fc.bias",
-        "mlp.c_proj.weight",
-        "mlp.c_proj.bias"
-    };
-
     /**
      * The weights under Hugging Face's GPT-2 names ({@code wte.weight}, {@code h.N.attn.c_attn.weight}, …), the names
      * {@code dev.panamax.model.nn.Parameters} lists.
@@ -57,8 +43,8 @@ public record Gpt2Weights(
         named.put("wpe.weight", positionEmbedding);
         for (int l = 0; l < layers.size(); l++) {
             MemorySegment[] segments = layers.get(l).segments();
-            for (int i = 0; i < LAYER_NAMES.length; i++) {
-                named.put("h." + l + "." + LAYER_NAMES[i], segments[i]);
+            for (int i = 0; i < segments.length; i++) {
+                named.put(Parameters.inBlock(Architecture.GPT2, l, Parameters.GPT2_LAYER.get(i)), segments[i]);
             }
         }
         named.put("ln_f.weight", finalNormWeight);
@@ -76,9 +62,9 @@ public record Gpt2Weights(
     public static Gpt2Weights fromNames(int layers, Map<String, MemorySegment> named) {
         List<Layer> blocks = new ArrayList<>();
         for (int l = 0; l < layers; l++) {
-            MemorySegment[] s = new MemorySegment[LAYER_NAMES.length];
+            MemorySegment[] s = new MemorySegment[Parameters.GPT2_LAYER.size()];
             for (int i = 0; i < s.length; i++) {
-                s[i] = named.get("h." + l + "." + LAYER_NAMES[i]);
+                s[i] = named.get(Parameters.inBlock(Architecture.GPT2, l, Parameters.GPT2_LAYER.get(i)));
             }
             blocks.add(new Layer(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9], s[10], s[11]));
         }

@@ -1,5 +1,7 @@
 package dev.panamax.model.io;
 
+import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.nn.Parameters;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -35,17 +37,10 @@ public record LlamaWeights(
         Map<String, MemorySegment> named = new LinkedHashMap<>();
         named.put("tok_embeddings.weight", tokenEmbedding);
         for (int l = 0; l < layers.size(); l++) {
-            Layer layer = layers.get(l);
-            String p = "layers." + l + ".";
-            named.put(p + "attention_norm.weight", layer.attentionNorm());
-            named.put(p + "attention.wq.weight", layer.wq());
-            named.put(p + "attention.wk.weight", layer.wk());
-            named.put(p + "attention.wv.weight", layer.wv());
-            named.put(p + "attention.wo.weight", layer.wo());
-            named.put(p + "ffn_norm.weight", layer.ffnNorm());
-            named.put(p + "feed_forward.w1.weight", layer.w1());
-            named.put(p + "feed_forward.w2.weight", layer.w2());
-            named.put(p + "feed_forward.w3.weight", layer.w3());
+            MemorySegment[] segments = layers.get(l).segments();
+            for (int i = 0; i < segments.length; i++) {
+                named.put(Parameters.inBlock(Architecture.LLAMA, l, Parameters.LLAMA_LAYER.get(i)), segments[i]);
+            }
         }
         named.put("norm.weight", finalNorm);
         if (!sharedClassifier) {
@@ -64,17 +59,11 @@ public record LlamaWeights(
     public static LlamaWeights fromNames(int layers, Map<String, MemorySegment> named) {
         List<Layer> blocks = new ArrayList<>();
         for (int l = 0; l < layers; l++) {
-            String p = "layers." + l + ".";
-            blocks.add(new Layer(
-                    named.get(p + "attention_norm.weight"),
-                    named.get(p + "attention.wq.weight"),
-                    named.get(p + "attention.wk.weight"),
-                    named.get(p + "attention.wv.weight"),
-                    named.get(p + "attention.wo.weight"),
-                    named.get(p + "ffn_norm.weight"),
-                    named.get(p + "feed_forward.w1.weight"),
-                    named.get(p + "feed_forward.w2.weight"),
-                    named.get(p + "feed_forward.w3.weight")));
+            MemorySegment[] s = new MemorySegment[Parameters.LLAMA_LAYER.size()];
+            for (int i = 0; i < s.length; i++) {
+                s[i] = named.get(Parameters.inBlock(Architecture.LLAMA, l, Parameters.LLAMA_LAYER.get(i)));
+            }
+            blocks.add(new Layer(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8]));
         }
         MemorySegment embedding = named.get("tok_embeddings.weight");
         return new LlamaWeights(
@@ -103,5 +92,10 @@ public record LlamaWeights(
             MemorySegment ffnNorm,
             MemorySegment w1,
             MemorySegment w2,
-            MemorySegment w3) {}
+            MemorySegment w3) {
+
+        private MemorySegment[] segments() {
+            return new MemorySegment[] {attentionNorm, wq, wk, wv, wo, ffnNorm, w1, w2, w3};
+        }
+    }
 }

@@ -177,24 +177,10 @@ public final class Network {
             this.tokenEmbedding = tensors.get("tok_embeddings.weight");
             this.positionEmbedding = null;
             for (int l = 0; l < config.layers(); l++) {
-                String p = "layers." + l + ".";
+                Tensor[] t = block(tensors, l, Parameters.LLAMA_LAYER);
+                // attention_norm, wq, wk, wv, wo, ffn_norm, w1 (gate), w2 (down), w3 (up)
                 blocks.add(new Block(
-                        tensors.get(p + "attention_norm.weight"),
-                        null,
-                        tensors.get(p + "attention.wq.weight"),
-                        null,
-                        tensors.get(p + "attention.wk.weight"),
-                        null,
-                        tensors.get(p + "attention.wv.weight"),
-                        null,
-                        tensors.get(p + "attention.wo.weight"),
-                        null,
-                        tensors.get(p + "ffn_norm.weight"),
-                        null,
-                        tensors.get(p + "feed_forward.w3.weight"),
-                        null,
-                        tensors.get(p + "feed_forward.w1.weight"),
-                        tensors.get(p + "feed_forward.w2.weight"),
+                        t[0], null, t[1], null, t[2], null, t[3], null, t[4], null, t[5], null, t[8], null, t[6], t[7],
                         null));
             }
             this.finalNorm = tensors.get("norm.weight");
@@ -205,28 +191,27 @@ public final class Network {
             this.tokenEmbedding = tensors.get("wte.weight");
             this.positionEmbedding = tensors.get("wpe.weight");
             for (int l = 0; l < config.layers(); l++) {
-                String p = "h." + l + ".";
-                // c_attn holds the query, key and value projections side by side: [dim, 3·dim], biases likewise.
-                Tensor qkv = tensors.get(p + "attn.c_attn.weight");
-                Tensor qkvBias = tensors.get(p + "attn.c_attn.bias");
+                Tensor[] t = block(tensors, l, Parameters.GPT2_LAYER);
+                // ln_1 (weight, bias), c_attn (weight, bias), c_proj (…), ln_2 (…), c_fc (…), mlp c_proj (…); c_attn
+                // holds the query, key and value projections side by side: [dim, 3·dim], biases likewise.
                 blocks.add(new Block(
-                        tensors.get(p + "ln_1.weight"),
-                        tensors.get(p + "ln_1.bias"),
-                        qkv.columns(0, d),
-                        qkvBias.columns(0, d),
-                        qkv.columns(d, d),
-                        qkvBias.columns(d, d),
-                        qkv.columns(2 * d, d),
-                        qkvBias.columns(2 * d, d),
-                        tensors.get(p + "attn.c_proj.weight"),
-                        tensors.get(p + "attn.c_proj.bias"),
-                        tensors.get(p + "ln_2.weight"),
-                        tensors.get(p + "ln_2.bias"),
-                        tensors.get(p + "mlp.c_fc.weight"),
-                        tensors.get(p + "mlp.c_fc.bias"),
+                        t[0],
+                        t[1],
+                        t[2].columns(0, d),
+                        t[3].columns(0, d),
+                        t[2].columns(d, d),
+                        t[3].columns(d, d),
+                        t[2].columns(2 * d, d),
+                        t[3].columns(2 * d, d),
+                        t[4],
+                        t[5],
+                        t[6],
+                        t[7],
+                        t[8],
+                        t[9],
                         null,
-                        tensors.get(p + "mlp.c_proj.weight"),
-                        tensors.get(p + "mlp.c_proj.bias")));
+                        t[10],
+                        t[11]));
             }
             this.finalNorm = tensors.get("ln_f.weight");
             this.finalNormBias = tensors.get("ln_f.bias");
@@ -234,6 +219,15 @@ public final class Network {
             this.rotary = null;
         }
         this.blocks = List.copyOf(blocks);
+    }
+
+    /** Block {@code l}'s tensors in the order of {@code names}. */
+    private Tensor[] block(Map<String, Tensor> tensors, int l, List<String> names) {
+        Tensor[] t = new Tensor[names.size()];
+        for (int i = 0; i < t.length; i++) {
+            t[i] = tensors.get(Parameters.inBlock(config.architecture(), l, names.get(i)));
+        }
+        return t;
     }
 
     /**

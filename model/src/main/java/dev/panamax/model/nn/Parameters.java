@@ -12,7 +12,49 @@ import java.util.List;
  * {@code [1, n]} matrices.
  */
 public final class Parameters {
+    /**
+     * Tensor names inside a GPT-2 block {@code h.N.}, in the order of {@code Gpt2Weights.Layer}'s components: the one
+     * list that loaders, writers and the network take them from.
+     */
+    public static final List<String> GPT2_LAYER = List.of(
+            "ln_1.weight",
+            "ln_1.bias",
+            "attn.c_attn.weight",
+            "attn.c_attn.bias",
+            "attn.c_proj.weight",
+            "attn.c_proj.bias",
+            "ln_2.weight",
+            "ln_2.bias",
+            "mlp.c_fc.weight",
+            "mlp.c_fc.bias",
+            "mlp.c_proj.weight",
+            "mlp.c_proj.bias");
+
+    /** Tensor names inside a Llama block {@code layers.N.}, in the order of {@code LlamaWeights.Layer}'s components. */
+    public static final List<String> LLAMA_LAYER = List.of(
+            "attention_norm.weight",
+            "attention.wq.weight",
+            "attention.wk.weight",
+            "attention.wv.weight",
+            "attention.wo.weight",
+            "ffn_norm.weight",
+            "feed_forward.w1.weight",
+            "feed_forward.w2.weight",
+            "feed_forward.w3.weight");
+
     private Parameters() {}
+
+    /**
+     * The full name of a tensor of block {@code layer}.
+     *
+     * @param architecture the family
+     * @param layer the block
+     * @param local the name inside the block, from {@link #GPT2_LAYER} or {@link #LLAMA_LAYER}
+     * @return e.g. {@code h.3.ln_1.weight} or {@code layers.3.attention.wq.weight}
+     */
+    public static String inBlock(Architecture architecture, int layer, String local) {
+        return (architecture == Architecture.GPT2 ? "h." : "layers.") + layer + "." + local;
+    }
 
     /** What a parameter is, which decides its initialisation and whether weight decay applies to it. */
     public enum Kind {
@@ -82,43 +124,56 @@ public final class Parameters {
         if (c.architecture() == Architecture.GPT2) {
             specs.add(new Spec("wte.weight", c.vocabSize(), d, Kind.EMBEDDING));
             specs.add(new Spec("wpe.weight", c.seqLen(), d, Kind.EMBEDDING));
-            for (int l = 0; l < c.layers(); l++) {
-                String p = "h." + l + ".";
-                specs.add(new Spec(p + "ln_1.weight", 1, d, Kind.NORM));
-                specs.add(new Spec(p + "ln_1.bias", 1, d, Kind.BIAS));
-                specs.add(new Spec(p + "attn.c_attn.weight", d, 3 * d, Kind.MATRIX));
-                specs.add(new Spec(p + "attn.c_attn.bias", 1, 3 * d, Kind.BIAS));
-                specs.add(new Spec(p + "attn.c_proj.weight", d, d, Kind.RESIDUAL_MATRIX));
-                specs.add(new Spec(p + "attn.c_proj.bias", 1, d, Kind.BIAS));
-                specs.add(new Spec(p + "ln_2.weight", 1, d, Kind.NORM));
-                specs.add(new Spec(p + "ln_2.bias", 1, d, Kind.BIAS));
-                specs.add(new Spec(p + "mlp.c_fc.weight", d, h, Kind.MATRIX));
-                specs.add(new Spec(p + "mlp.c_fc.bias", 1, h, Kind.BIAS));
-                specs.add(new Spec(p + "mlp.c_proj.weight", h, d, Kind.RESIDUAL_MATRIX));
-                specs.add(new Spec(p + "mlp.c_proj.bias", 1, d, Kind.BIAS));
-            }
+            long[][] shapes = {
+                {1, d}, {1, d}, {d, 3L * d}, {1, 3L * d}, {d, d}, {1, d}, {1, d}, {1, d}, {d, h}, {1, h}, {h, d}, {1, d}
+            };
+            Kind[] kinds = {
+                Kind.NORM,
+                Kind.BIAS,
+                Kind.MATRIX,
+                Kind.BIAS,
+                Kind.RESIDUAL_MATRIX,
+                Kind.BIAS,
+                Kind.NORM,
+                Kind.BIAS,
+                Kind.MATRIX,
+                Kind.BIAS,
+                Kind.RESIDUAL_MATRIX,
+                Kind.BIAS
+            };
+            addBlocks(specs, c, GPT2_LAYER, shapes, kinds);
             specs.add(new Spec("ln_f.weight", 1, d, Kind.NORM));
             specs.add(new Spec("ln_f.bias", 1, d, Kind.BIAS));
             return specs;
         }
         int kv = c.kvDim();
         specs.add(new Spec("tok_embeddings.weight", c.vocabSize(), d, Kind.EMBEDDING));
-        for (int l = 0; l < c.layers(); l++) {
-            String p = "layers." + l + ".";
-            specs.add(new Spec(p + "attention_norm.weight", 1, d, Kind.NORM));
-            specs.add(new Spec(p + "attention.wq.weight", d, d, Kind.MATRIX));
-            specs.add(new Spec(p + "attention.wk.weight", kv, d, Kind.MATRIX));
-            specs.add(new Spec(p + "attention.wv.weight", kv, d, Kind.MATRIX));
-            specs.add(new Spec(p + "attention.wo.weight", d, d, Kind.RESIDUAL_MATRIX));
-            specs.add(new Spec(p + "ffn_norm.weight", 1, d, Kind.NORM));
-            specs.add(new Spec(p + "feed_forward.w1.weight", h, d, Kind.MATRIX));
-            specs.add(new Spec(p + "feed_forward.w2.weight", d, h, Kind.RESIDUAL_MATRIX));
-            specs.add(new Spec(p + "feed_forward.w3.weight", h, d, Kind.MATRIX));
-        }
+        long[][] shapes = {{1, d}, {d, d}, {kv, d}, {kv, d}, {d, d}, {1, d}, {h, d}, {d, h}, {h, d}};
+        Kind[] kinds = {
+            Kind.NORM,
+            Kind.MATRIX,
+            Kind.MATRIX,
+            Kind.MATRIX,
+            Kind.RESIDUAL_MATRIX,
+            Kind.NORM,
+            Kind.MATRIX,
+            Kind.RESIDUAL_MATRIX,
+            Kind.MATRIX
+        };
+        addBlocks(specs, c, LLAMA_LAYER, shapes, kinds);
         specs.add(new Spec("norm.weight", 1, d, Kind.NORM));
         if (!c.sharedClassifier()) {
             specs.add(new Spec("output.weight", c.vocabSize(), d, Kind.MATRIX));
         }
         return specs;
+    }
+
+    private static void addBlocks(List<Spec> specs, ModelConfig c, List<String> names, long[][] shapes, Kind[] kinds) {
+        for (int l = 0; l < c.layers(); l++) {
+            for (int i = 0; i < names.size(); i++) {
+                String name = inBlock(c.architecture(), l, names.get(i));
+                specs.add(new Spec(name, (int) shapes[i][0], (int) shapes[i][1], kinds[i]));
+            }
+        }
     }
 }

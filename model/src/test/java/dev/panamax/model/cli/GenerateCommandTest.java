@@ -153,7 +153,6 @@ class GenerateCommandTest {
     void badArgumentsAreUsageErrorsThatSayWhy() {
         String model = SharedData.require("stories260K.bin").toString();
         String[][] cases = {
-            {"generate needs --model FILE", "generate", "--prompt-ids", "1"},
             {"exactly one of --prompt TEXT and --prompt-ids", "generate", "--model", model},
             {"--prompt needs --tokenizer FILE", "generate", "--model", model, "--prompt", "Once"},
             {"--prompt-ids: '512' must be a token id in [0, 512)", "generate", "--model", model, "--prompt-ids", "1,512"
@@ -177,6 +176,14 @@ class GenerateCommandTest {
             assertEquals(2, run(Arrays.copyOfRange(c, 1, c.length)), String.join(" ", c));
             assertTrue(err().contains(c[0]), c[0] + " in: " + err());
         }
+    }
+
+    @Test
+    void withoutAModelTheBuiltInOneGenerates() {
+        assertEquals(0, run("generate", "--prompt", "The ", "--max-tokens", "20", "--seed", "3"), err());
+        String text = out().replaceFirst("\\R$", "");
+        assertEquals(20, text.codePointCount(0, text.length()), text);
+        assertTrue(err().contains("decode: 19 tokens"), err());
     }
 
     @Test
