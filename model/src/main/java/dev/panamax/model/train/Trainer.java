@@ -249,20 +249,6 @@ public final class Trainer {
     }
 
     /**
-     * Returns the number of floats per token the activation arena holds (every block's saved tensors and the logits),
-     * the memory that grows with the batch.
-     *
-     * @return floats per token of a micro-batch
-     */
-    public long activationFloatsPerToken() {
-        long d = config.dim();
-        long h = config.hiddenDim();
-        boolean llama = config.architecture() == Architecture.LLAMA;
-        long perBlock = 6 * d + 2 * config.kvDim() + config.heads() + (llama ? 3 : 2) * h + (llama ? 2 : 4);
-        return config.layers() * perBlock + 3 * d + config.vocabSize() + 2;
-    }
-
-    /**
      * Runs one micro-batch forward and backward and leaves its gradients (of the mean loss over its tokens) in the
      * gradient tensors, replacing what was there; the weights are not changed. For inspection and gradient checks.
      *
