@@ -3,6 +3,7 @@ package dev.panamax.model.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamax.model.testing.Gpt2Vocabulary;
 import dev.panamax.model.train.LossCurve;
 import dev.panamax.model.train.Trainer;
 import java.io.ByteArrayOutputStream;
@@ -127,6 +128,44 @@ class TrainCommandTest {
         assertEquals(0, run("generate", "--model", run.toString(), "--prompt", "fox", "--max-tokens", "3"));
         assertEquals(0, run("info", run.resolve(Trainer.LLAMA2C_FILE).toString()));
         assertTrue(out.toString(StandardCharsets.UTF_8).contains("architecture:   Llama"));
+    }
+
+    @Test
+    void trainsOnGpt2TokensAndGeneratesWithTheSameTokenizer() throws IOException {
+        Path vocabulary = Gpt2Vocabulary.require();
+        Path run = dir.resolve("bpe");
+        assertEquals(
+                0,
+                run(
+                        "train",
+                        "--data",
+                        text().toString(),
+                        "--tokenizer",
+                        vocabulary.toString(),
+                        "--steps",
+                        "2",
+                        "--batch",
+                        "2",
+                        "--seq",
+                        "8",
+                        "--out",
+                        run.toString()),
+                err.toString(StandardCharsets.UTF_8));
+        assertTrue(err.toString(StandardCharsets.UTF_8).contains("vocabulary 50257"));
+        assertTrue(Files.notExists(run.resolve("chars.json")));
+        assertEquals(
+                0,
+                run(
+                        "generate",
+                        "--model",
+                        run.toString(),
+                        "--tokenizer",
+                        vocabulary.toString(),
+                        "--prompt",
+                        "the quick",
+                        "--max-tokens",
+                        "3"),
+                err.toString(StandardCharsets.UTF_8));
     }
 
     @Test
