@@ -31,9 +31,10 @@ import jdk.incubator.vector.VectorMask;
  * MemorySegment, long)}) needs no pass of its own over the gradients.
  *
  * <p>A NaN gradient makes its element's moments and parameter NaN; an infinite one makes its moments infinite and its
- * parameter NaN (∞/∞); other elements are not affected. Offsets count floats; param, m and v must not overlap one another or grad. Arguments are checked before anything is written;
- * large vectors are split over the threads of {@link Parallelism}, and each element is computed the same way whatever
- * the split, so results are bit-identical for every thread count.
+ * parameter NaN (∞/∞); other elements are not affected. Offsets count floats; param, m and v must not overlap one
+ * another or grad. Arguments are checked before anything is written; large vectors are split over the threads of
+ * {@link Parallelism}, and each element is computed the same way whatever the split, so results are bit-identical for
+ * every thread count.
  */
 public final class AdamW {
     private AdamW() {}

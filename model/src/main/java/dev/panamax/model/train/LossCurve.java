@@ -54,7 +54,7 @@ public final class LossCurve implements Callback {
                 try {
                     int step = Integer.parseInt(cells[0]);
                     if (cells.length == 9 && step <= fromStep) {
-                        add(step, cells[2], cells[4], lines.get(i));
+                        add(step, number(cells[2]), number(cells[4]), lines.get(i));
                     }
                 } catch (NumberFormatException e) {
                     // A row that is not ours (or was torn by a crash) is dropped, not fatal to the run.
@@ -63,13 +63,19 @@ public final class LossCurve implements Callback {
         }
     }
 
-    private void add(int step, String trainLoss, String validationLoss, String row) {
+    /** A CSV cell's number; NaN for an empty cell (not measured at that step). */
+    private static double number(String cell) {
+        return cell.isEmpty() ? Double.NaN : Double.parseDouble(cell);
+    }
+
+    /** Records a row and the points it adds to the chart; a NaN loss adds no point. */
+    private void add(int step, double trainLoss, double validationLoss, String row) {
         rows.add(row);
-        if (!trainLoss.isEmpty()) {
-            train.add(new double[] {step, Double.parseDouble(trainLoss)});
+        if (!Double.isNaN(trainLoss)) {
+            train.add(new double[] {step, trainLoss});
         }
-        if (!validationLoss.isEmpty()) {
-            validation.add(new double[] {step, Double.parseDouble(validationLoss)});
+        if (!Double.isNaN(validationLoss)) {
+            validation.add(new double[] {step, validationLoss});
         }
     }
 
@@ -87,8 +93,7 @@ public final class LossCurve implements Callback {
                 m.learningRate(),
                 m.gradientNorm(),
                 m.tokensPerSecond());
-        String[] cells = row.split(",", -1);
-        add(m.step(), cells[2], cells[4], row);
+        add(m.step(), m.trainLoss(), m.validationLoss(), row);
         return true;
     }
 

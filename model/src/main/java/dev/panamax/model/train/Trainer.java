@@ -417,8 +417,6 @@ public final class Trainer {
         int correct = backend.countCorrect(out, targets, 0);
         float loss = backend.crossEntropy(out, targets, 0, out, gradientScale);
         Tensor d = dx.rows(0, n);
-        Tensor[] k = rows(keys, n);
-        Tensor[] v = rows(values, n);
         network.headBackward(
                 gradientNetwork,
                 stream[config.layers()].rows(0, n),
@@ -428,7 +426,15 @@ public final class Trainer {
                 out,
                 d);
         for (int l = config.layers() - 1; l >= 0; l--) {
-            network.backwardBlock(gradientNetwork, l, activations[l].firstRows(n), k[l], v[l], sequences, d, scratch);
+            network.backwardBlock(
+                    gradientNetwork,
+                    l,
+                    activations[l].firstRows(n),
+                    keys[l].rows(0, n),
+                    values[l].rows(0, n),
+                    sequences,
+                    d,
+                    scratch);
         }
         network.embedBackward(gradientNetwork, inputs, 0, sequences, d);
         return new float[] {loss, correct};
@@ -450,14 +456,6 @@ public final class Trainer {
                 normRstd.rows(0, n),
                 out);
         return out;
-    }
-
-    private static Tensor[] rows(Tensor[] tensors, int n) {
-        Tensor[] result = new Tensor[tensors.length];
-        for (int i = 0; i < tensors.length; i++) {
-            result[i] = tensors[i].rows(0, n);
-        }
-        return result;
     }
 
     /**
