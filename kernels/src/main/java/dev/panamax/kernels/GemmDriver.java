@@ -8,6 +8,7 @@ import static dev.panamax.kernels.Simd.ORDER;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
  * The blocked SGEMM behind {@link Gemm}: BLIS-style loops over cache blocks, packing of A and B into contiguous
@@ -24,6 +25,8 @@ final class GemmDriver {
     static final int MR = 4;
     /** Columns of the register tile: two vectors. */
     static final int NR = 2 * LANES;
+    /** MR floats: one k step of a packed A micro-panel, moved as one vector when packing a transposed A. */
+    private static final VectorSpecies<Float> A_COLUMN = FloatVector.SPECIES_128;
     /**
      * Depth of a packed slice. Each slice after the first re-reads and re-writes C, and on this class of machine that
      * costs more than streaming a 32 KiB B micro-panel from L2: measured side by side with OpenBLAS, 512 beat 256 on
@@ -50,15 +53,48 @@ final class GemmDriver {
         final float[] packedA = new float[MC * KC];
         final float[] packedB = new float[KC * NC];
         final float[] tile = new float[MR * NR];
+        /** A block of A copied out of a segment that is not a float array, so that it is packed like an array. */
+        final float[] stagedA = new float[MC * KC];
+        /** One row of a B panel copied out of such a segment. */
+        final float[] stagedRow = new float[NC];
+        /** NR rows of a transposed B (kc floats each, zeros past the matrix's edge), to be gathered like an array's. */
+        final float[] stagedB = new float[NR * KC];
         /** Offsets of LANES consecutive rows of B, for gathering a transposed B from an array. */
         final int[] rowOffsets = new int[LANES];
-        /**
-         * NR rows of a transposed B outside the heap, copied here (row after row, kc floats each) so that they can be
-         * gathered like an array's: vector gathers read arrays only.
-         */
-        final float[] staged = new float[NR * KC];
-        /** Offsets of LANES consecutive rows of {@link #staged}. */
+        /** Offsets of LANES consecutive rows of {@link #stagedB}. */
         final int[] stagedOffsets = new int[LANES];
+        /** Where {@link #touch} leaves what it read, so that the reads are not dropped as dead code. */
+        float touched;
+    }
+
+    /**
+     * The float arrays behind the operands that are heap segments over one (else null), with the array index of each
+     * operand's offset. Such operands are read and written with array vector operations and all others with segment
+     * ones, each at call sites of their own: a segment vector operation that has seen both kinds compiles to slow code
+     * for both (measured on this driver: ~35 against ~55 GFLOP/s), and users mix arrays and native memory in one JVM.
+     */
+    private record ArrayOperands(float[] a, int aFirst, float[] b, int bFirst, float[] c, int cFirst) {
+        static ArrayOperands of(Operands o) {
+            float[] a = floats(o.a());
+            float[] b = floats(o.b());
+            float[] c = floats(o.c());
+            return new ArrayOperands(
+                    a, a == null ? 0 : index(o.a(), o.aOffset()),
+                    b, b == null ? 0 : index(o.b(), o.bOffset()),
+                    c, c == null ? 0 : index(o.c(), o.cOffset()));
+        }
+
+        /** The float array a heap segment views, when it starts on a whole float of it; otherwise null. */
+        private static float[] floats(MemorySegment segment) {
+            return segment.heapBase().orElse(null) instanceof float[] array && segment.address() % Float.BYTES == 0
+                    ? array
+                    : null;
+        }
+
+        /** The array index of float {@code offset} of a heap segment (whose address counts bytes into the array). */
+        private static int index(MemorySegment segment, long offset) {
+            return Math.toIntExact(segment.address() / Float.BYTES + offset);
+        }
     }
 
     /** One product's operands, in float units. */
@@ -201,16 +237,21 @@ final class GemmDriver {
     /** Computes rows {@code [m0, m1)} and columns {@code [n0, n1)} of C on the calling thread. */
     private static void block(Operands o, int m0, int m1, int n0, int n1) {
         Workspace w = WORKSPACE.get();
+        ArrayOperands arrays = ArrayOperands.of(o);
         for (int jc = n0; jc < n1; jc += NC) {
             int nc = Math.min(NC, n1 - jc);
             for (int pc = 0; pc < o.k(); pc += KC) {
                 int kc = Math.min(KC, o.k() - pc);
-                packB(o, pc, kc, jc, nc, w);
+                if (o.transB()) {
+                    packTransposedB(o, arrays, pc, kc, jc, nc, w);
+                } else {
+                    packB(o, arrays, pc, kc, jc, nc, w);
+                }
                 boolean firstSlice = pc == 0;
                 for (int ic = m0; ic < m1; ic += MC) {
                     int mc = Math.min(MC, m1 - ic);
-                    packA(o, ic, mc, pc, kc, w.packedA);
-                    macroKernel(o, w, ic, mc, jc, nc, kc, firstSlice);
+                    packA(o, arrays, ic, mc, pc, kc, w);
+                    macroKernel(o, arrays, w, ic, mc, jc, nc, kc, firstSlice);
                 }
             }
         }
@@ -222,55 +263,132 @@ final class GemmDriver {
      * with the micro-kernel inlined, rather than as an on-stack replacement of the outer loops.
      */
     private static void macroKernel(
-            Operands o, Workspace w, int ic, int mc, int jc, int nc, int kc, boolean firstSlice) {
+            Operands o, ArrayOperands arrays, Workspace w, int ic, int mc, int jc, int nc, int kc, boolean firstSlice) {
+        float beta = firstSlice ? o.beta() : 1f;
         for (int jr = 0; jr < nc; jr += NR) {
             int nr = Math.min(NR, nc - jr);
+            if (arrays.c() != null) {
+                w.touched += touch(arrays.c(), arrays.cFirst() + ic * o.ldc() + jc + jr, mc, nr, o.ldc());
+            } else {
+                w.touched += touch(o.c(), o.cOffset() + (long) ic * o.ldc() + jc + jr, mc, nr, o.ldc());
+            }
             for (int ir = 0; ir < mc; ir += MR) {
                 microKernel(kc, w.packedA, ir * kc, w.packedB, jr * kc, w.tile);
-                storeTile(o, w.tile, ic + ir, Math.min(MR, mc - ir), jc + jr, nr, firstSlice);
+                int mr = Math.min(MR, mc - ir);
+                if (arrays.c() != null) {
+                    storeTile(
+                            o.alpha(),
+                            beta,
+                            w.tile,
+                            mr,
+                            nr,
+                            arrays.c(),
+                            arrays.cFirst() + (ic + ir) * o.ldc() + jc + jr,
+                            o.ldc());
+                } else {
+                    storeTile(
+                            o.alpha(),
+                            beta,
+                            w.tile,
+                            mr,
+                            nr,
+                            o.c(),
+                            o.cOffset() + (long) (ic + ir) * o.ldc() + jc + jr,
+                            o.ldc());
+                }
             }
         }
     }
 
     /**
-     * Packs {@code op(B)[pc:pc+kc, jc:jc+nc]} into NR-wide micro-panels, each stored k-major ({@code NR} floats per k),
-     * zero-padded to a whole panel so that the micro-kernel never needs an edge case.
+     * Reads the first and last float of {@code rows} rows of C, {@code width} floats wide, before the tiles that write
+     * them. When C is not in the caches (an output or a gradient of a large model usually is not), the tiles would
+     * otherwise meet its misses four rows at a time and wait for each group; loaded together, they overlap.
+     * Returns a sum of the values so that the JIT keeps the loads.
      */
-    private static void packB(Operands o, int pc, int kc, int jc, int nc, Workspace w) {
-        if (!o.transB()) {
-            for (int jr = 0; jr < nc; jr += NR) {
-                packBPanel(o, pc, kc, jc + jr, Math.min(NR, nc - jr), w.packedB, jr * kc);
-            }
-            return;
+    private static float touch(float[] c, int first, int rows, int width, int ldc) {
+        float sum = 0f;
+        for (int i = 0, at = first; i < rows; i++, at += ldc) {
+            sum += c[at] + c[at + width - 1];
         }
-        float[] array = o.b().heapBase().orElse(null) instanceof float[] floats ? floats : null;
+        return sum;
+    }
+
+    /** {@link #touch(float[], int, int, int, int)} for C in any other segment. */
+    private static float touch(MemorySegment c, long first, int rows, int width, int ldc) {
+        float sum = 0f;
+        for (long i = 0, at = first; i < rows; i++, at += ldc) {
+            sum += c.getAtIndex(FLOAT, at) + c.getAtIndex(FLOAT, at + width - 1);
+        }
+        return sum;
+    }
+
+    /**
+     * Packs {@code op(B)[pc:pc+kc, jc:jc+nc]} for an untransposed B into NR-wide micro-panels, each stored k-major
+     * ({@code NR} floats per k), zero-padded to a whole panel so that the micro-kernel never needs an edge case. B is
+     * read a row at a time, front to back, which the hardware prefetches even when B is far larger than the caches.
+     */
+    private static void packB(Operands o, ArrayOperands arrays, int pc, int kc, int jc, int nc, Workspace w) {
+        for (int p = 0; p < kc; p++) {
+            long start = o.bOffset() + (long) (pc + p) * o.ldb() + jc;
+            if (arrays.b() != null) {
+                packBRow(arrays.b(), arrays.bFirst() + Math.toIntExact(start - o.bOffset()), nc, kc, p, w.packedB);
+            } else {
+                MemorySegment.copy(o.b(), FLOAT, start * Float.BYTES, w.stagedRow, 0, nc);
+                packBRow(w.stagedRow, 0, nc, kc, p, w.packedB);
+            }
+        }
+    }
+
+    /** Row {@code p} of the panel, {@code nc} floats from {@code row[first]}, spread over the micro-panels. */
+    private static void packBRow(float[] row, int first, int nc, int kc, int p, float[] packed) {
+        int whole = nc - nc % NR;
+        for (int jr = 0; jr < whole; jr += NR) {
+            int dst = jr * kc + p * NR;
+            FloatVector.fromArray(FLOATS, row, first + jr).intoArray(packed, dst);
+            FloatVector.fromArray(FLOATS, row, first + jr + LANES).intoArray(packed, dst + LANES);
+        }
+        if (whole < nc) {
+            int dst = whole * kc + p * NR;
+            for (int j = 0; j < NR; j++) {
+                packed[dst + j] = whole + j < nc ? row[first + whole + j] : 0f;
+            }
+        }
+    }
+
+    /**
+     * {@link #packB} for a transposed B, where each column of the panel is a stored row of B: for each k the NR values
+     * sit in NR different rows, so they are gathered a vector at a time from an array, the rows being first copied
+     * into one when B is not an array or the micro-panel is cut short by the matrix's edge.
+     */
+    private static void packTransposedB(Operands o, ArrayOperands arrays, int pc, int kc, int jc, int nc, Workspace w) {
+        int ldb = o.ldb();
         for (int lane = 0; lane < LANES; lane++) {
-            w.rowOffsets[lane] = lane * o.ldb();
             w.stagedOffsets[lane] = lane * kc;
+            w.rowOffsets[lane] = arrays.b() == null ? 0 : lane * ldb;
         }
         for (int jr = 0; jr < nc; jr += NR) {
             int nr = Math.min(NR, nc - jr);
-            int col = jc + jr;
-            if (nr < NR) {
-                packBPanel(o, pc, kc, col, nr, w.packedB, jr * kc);
-            } else if (array != null) {
-                // Element (col, pc) of the stored B, as an index into the array (heap segments count bytes).
-                int first = Math.toIntExact(o.b().address() / Float.BYTES + o.bOffset() + (long) col * o.ldb() + pc);
-                gatherTransposedPanel(array, w.rowOffsets, first, o.ldb(), kc, w.packedB, jr * kc);
+            long start = o.bOffset() + (long) (jc + jr) * ldb + pc;
+            if (arrays.b() != null && nr == NR) {
+                int first = arrays.bFirst() + Math.toIntExact(start - o.bOffset());
+                gatherTransposedPanel(arrays.b(), w.rowOffsets, first, ldb, kc, w.packedB, jr * kc);
             } else {
                 for (int j = 0; j < NR; j++) {
-                    long src = (o.bOffset() + (long) (col + j) * o.ldb() + pc) * Float.BYTES;
-                    MemorySegment.copy(o.b(), FLOAT, src, w.staged, j * kc, kc);
+                    if (j < nr) {
+                        MemorySegment.copy(o.b(), FLOAT, (start + (long) j * ldb) * Float.BYTES, w.stagedB, j * kc, kc);
+                    } else {
+                        java.util.Arrays.fill(w.stagedB, j * kc, (j + 1) * kc, 0f);
+                    }
                 }
-                gatherTransposedPanel(w.staged, w.stagedOffsets, 0, kc, kc, w.packedB, jr * kc);
+                gatherTransposedPanel(w.stagedB, w.stagedOffsets, 0, kc, kc, w.packedB, jr * kc);
             }
         }
     }
 
     /**
      * A whole micro-panel of a transposed B held in an array, its NR rows {@code ld} floats apart from index {@code
-     * first}: for each k the NR values sit in NR different rows, so they are gathered a vector at a time instead of
-     * read one by one.
+     * first}.
      */
     private static void gatherTransposedPanel(
             float[] b, int[] rowOffsets, int first, int ld, int kc, float[] packed, int dst) {
@@ -281,61 +399,66 @@ final class GemmDriver {
         }
     }
 
-    /** One B micro-panel: columns {@code [col, col + nr)} of op(B); small, so the JIT compiles it early and well. */
-    private static void packBPanel(Operands o, int pc, int kc, int col, int nr, float[] packed, int dst) {
-        MemorySegment b = o.b();
-        long ldb = o.ldb();
-        if (o.transB()) {
-            // op(B)(p, j) = B(j, p): each stored row of B is a column of the panel.
-            for (int j = 0; j < NR; j++) {
-                long src = o.bOffset() + (col + j) * ldb + pc;
-                for (int p = 0; p < kc; p++) {
-                    packed[dst + p * NR + j] = j < nr ? b.getAtIndex(FLOAT, src + p) : 0f;
-                }
-            }
-        } else if (nr == NR) {
-            long src = (o.bOffset() + pc * ldb + col) * Float.BYTES;
-            long step = ldb * Float.BYTES;
-            for (int p = 0; p < kc; p++, src += step) {
-                FloatVector.fromMemorySegment(FLOATS, b, src, ORDER).intoArray(packed, dst + p * NR);
-                FloatVector.fromMemorySegment(FLOATS, b, src + LANES * Float.BYTES, ORDER)
-                        .intoArray(packed, dst + p * NR + LANES);
-            }
+    /**
+     * Packs {@code op(A)[ic:ic+mc, pc:pc+kc]} into MR-high micro-panels ({@code MR} floats per k), zero-padded. An A
+     * that is not a float array is first copied, line by line, into one.
+     */
+    private static void packA(Operands o, ArrayOperands arrays, int ic, int mc, int pc, int kc, Workspace w) {
+        boolean trans = o.transA();
+        // The stored A holds op(A)[ic:ic+mc, pc:pc+kc] as `lines` runs of `length` floats, `ld` apart.
+        int lines = trans ? kc : mc;
+        int length = trans ? mc : kc;
+        long start = o.aOffset() + (trans ? (long) pc * o.lda() + ic : (long) ic * o.lda() + pc);
+        float[] source;
+        int first;
+        int ld;
+        if (arrays.a() != null) {
+            source = arrays.a();
+            first = arrays.aFirst() + Math.toIntExact(start - o.aOffset());
+            ld = o.lda();
         } else {
-            for (int p = 0; p < kc; p++) {
-                long src = o.bOffset() + (pc + p) * ldb + col;
-                for (int j = 0; j < NR; j++) {
-                    packed[dst + p * NR + j] = j < nr ? b.getAtIndex(FLOAT, src + j) : 0f;
-                }
+            source = w.stagedA;
+            first = 0;
+            ld = length;
+            for (int line = 0; line < lines; line++) {
+                MemorySegment.copy(
+                        o.a(), FLOAT, (start + (long) line * o.lda()) * Float.BYTES, source, line * ld, length);
             }
         }
-    }
-
-    /** Packs {@code op(A)[ic:ic+mc, pc:pc+kc]} into MR-high micro-panels ({@code MR} floats per k), zero-padded. */
-    private static void packA(Operands o, int ic, int mc, int pc, int kc, float[] packed) {
         for (int ir = 0; ir < mc; ir += MR) {
-            packAPanel(o, ic + ir, Math.min(MR, mc - ir), pc, kc, packed, ir * kc);
+            int mr = Math.min(MR, mc - ir);
+            if (trans) {
+                packTransposedAPanel(source, first + ir, ld, mr, kc, w.packedA, ir * kc);
+            } else {
+                packAPanel(source, first + ir * ld, ld, mr, kc, w.packedA, ir * kc);
+            }
         }
     }
 
-    /** One A micro-panel: rows {@code [row, row + mr)} of op(A). */
-    private static void packAPanel(Operands o, int row, int mr, int pc, int kc, float[] packed, int dst) {
-        MemorySegment a = o.a();
-        long lda = o.lda();
-        if (o.transA()) {
-            // op(A)(i, p) = A(p, i): the panel's MR values for one k are contiguous in A.
+    /** One A micro-panel from {@code mr} rows of an array, {@code ld} apart from {@code first}. */
+    private static void packAPanel(float[] a, int first, int ld, int mr, int kc, float[] packed, int dst) {
+        for (int i = 0; i < MR; i++) {
+            int row = first + i * ld;
             for (int p = 0; p < kc; p++) {
-                long src = o.aOffset() + (pc + p) * lda + row;
-                for (int i = 0; i < MR; i++) {
-                    packed[dst + p * MR + i] = i < mr ? a.getAtIndex(FLOAT, src + i) : 0f;
-                }
+                packed[dst + p * MR + i] = i < mr ? a[row + p] : 0f;
             }
-        } else {
+        }
+    }
+
+    /**
+     * One A micro-panel from a transposed A in an array: for each k its MR values are contiguous, {@code ld} apart
+     * from one k to the next, and move as one 128-bit vector.
+     */
+    private static void packTransposedAPanel(float[] a, int first, int ld, int mr, int kc, float[] packed, int dst) {
+        if (mr == MR) {
+            for (int p = 0; p < kc; p++) {
+                FloatVector.fromArray(A_COLUMN, a, first + p * ld).intoArray(packed, dst + p * MR);
+            }
+            return;
+        }
+        for (int p = 0; p < kc; p++) {
             for (int i = 0; i < MR; i++) {
-                long src = o.aOffset() + (row + i) * lda + pc;
-                for (int p = 0; p < kc; p++) {
-                    packed[dst + p * MR + i] = i < mr ? a.getAtIndex(FLOAT, src + p) : 0f;
-                }
+                packed[dst + p * MR + i] = i < mr ? a[first + p * ld + i] : 0f;
             }
         }
     }
@@ -376,32 +499,54 @@ final class GemmDriver {
     }
 
     /**
-     * Adds the tile into C: {@code C = alpha·tile + beta·C} for the first depth slice (C is not read when beta is 0),
-     * {@code C = alpha·tile + C} after it. Only the {@code mr × nr} valid corner is written.
+     * Adds the tile into C held in an array, from index {@code at} with rows {@code ldc} apart: {@code C = alpha·tile +
+     * beta·C}, C not read when beta is 0. Only the {@code mr × nr} valid corner is written.
      */
-    private static void storeTile(Operands o, float[] tile, int row0, int mr, int col0, int nr, boolean firstSlice) {
-        MemorySegment c = o.c();
-        float alpha = o.alpha();
-        float beta = firstSlice ? o.beta() : 1f;
+    private static void storeTile(float alpha, float beta, float[] tile, int mr, int nr, float[] c, int at, int ldc) {
         for (int i = 0; i < mr; i++) {
-            long rowStart = (o.cOffset() + (long) (row0 + i) * o.ldc() + col0) * Float.BYTES;
             for (int j = 0; j < nr; j += LANES) {
-                long at = rowStart + (long) j * Float.BYTES;
+                int to = at + i * ldc + j;
                 FloatVector product =
                         FloatVector.fromArray(FLOATS, tile, i * NR + j).mul(alpha);
                 if (nr - j >= LANES) {
                     if (beta != 0f) {
-                        product = product.add(FloatVector.fromMemorySegment(FLOATS, c, at, ORDER)
-                                .mul(beta));
+                        product =
+                                product.add(FloatVector.fromArray(FLOATS, c, to).mul(beta));
                     }
-                    product.intoMemorySegment(c, at, ORDER);
+                    product.intoArray(c, to);
                 } else {
                     VectorMask<Float> valid = FLOATS.indexInRange(0, nr - j);
                     if (beta != 0f) {
-                        product = product.add(FloatVector.fromMemorySegment(FLOATS, c, at, ORDER, valid)
+                        product = product.add(
+                                FloatVector.fromArray(FLOATS, c, to, valid).mul(beta));
+                    }
+                    product.intoArray(c, to, valid);
+                }
+            }
+        }
+    }
+
+    /** {@link #storeTile(float, float, float[], int, int, float[], int, int)} for C in any other segment. */
+    private static void storeTile(
+            float alpha, float beta, float[] tile, int mr, int nr, MemorySegment c, long at, int ldc) {
+        for (int i = 0; i < mr; i++) {
+            for (int j = 0; j < nr; j += LANES) {
+                long to = (at + (long) i * ldc + j) * Float.BYTES;
+                FloatVector product =
+                        FloatVector.fromArray(FLOATS, tile, i * NR + j).mul(alpha);
+                if (nr - j >= LANES) {
+                    if (beta != 0f) {
+                        product = product.add(FloatVector.fromMemorySegment(FLOATS, c, to, ORDER)
                                 .mul(beta));
                     }
-                    product.intoMemorySegment(c, at, ORDER, valid);
+                    product.intoMemorySegment(c, to, ORDER);
+                } else {
+                    VectorMask<Float> valid = FLOATS.indexInRange(0, nr - j);
+                    if (beta != 0f) {
+                        product = product.add(FloatVector.fromMemorySegment(FLOATS, c, to, ORDER, valid)
+                                .mul(beta));
+                    }
+                    product.intoMemorySegment(c, to, ORDER, valid);
                 }
             }
         }

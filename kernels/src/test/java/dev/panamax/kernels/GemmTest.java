@@ -245,6 +245,26 @@ class GemmTest {
                             c.offsetC(),
                             c.ldc());
                     assertArrayEquals(viaArrays, viaSlice, c + " sliced heap segment");
+                    // Heap segments over byte arrays, two bytes in: not float arrays, nor float-aligned.
+                    MemorySegment cBytes = bytesHolding(c0);
+                    Gemm.sgemm(
+                            transA,
+                            transB,
+                            c.m(),
+                            c.n(),
+                            c.k(),
+                            c.alpha(),
+                            bytesHolding(a),
+                            c.offsetA(),
+                            c.lda(),
+                            bytesHolding(b),
+                            c.offsetB(),
+                            c.ldb(),
+                            c.beta(),
+                            cBytes,
+                            c.offsetC(),
+                            c.ldc());
+                    assertArrayEquals(viaArrays, cBytes.toArray(ValueLayout.JAVA_FLOAT_UNALIGNED), c + " byte segment");
                     for (Arena arena : new Arena[] {Arena.ofShared(), Arena.ofConfined()}) {
                         try (arena) {
                             MemorySegment as = arena.allocateFrom(ValueLayout.JAVA_FLOAT, a);
@@ -273,6 +293,14 @@ class GemmTest {
                 }
             }
         }
+    }
+
+    /** The floats in a heap segment over a byte array that starts two bytes into the array. */
+    private static MemorySegment bytesHolding(float[] values) {
+        MemorySegment segment =
+                MemorySegment.ofArray(new byte[values.length * Float.BYTES + 2]).asSlice(2);
+        MemorySegment.copy(values, 0, segment, ValueLayout.JAVA_FLOAT_UNALIGNED, 0, values.length);
+        return segment;
     }
 
     @Test
