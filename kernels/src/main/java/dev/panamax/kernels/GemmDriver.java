@@ -264,7 +264,6 @@ final class GemmDriver {
      */
     private static void macroKernel(
             Operands o, ArrayOperands arrays, Workspace w, int ic, int mc, int jc, int nc, int kc, boolean firstSlice) {
-        float beta = firstSlice ? o.beta() : 1f;
         for (int jr = 0; jr < nc; jr += NR) {
             int nr = Math.min(NR, nc - jr);
             if (arrays.c() != null) {
@@ -277,24 +276,9 @@ final class GemmDriver {
                 int mr = Math.min(MR, mc - ir);
                 if (arrays.c() != null) {
                     storeTile(
-                            o.alpha(),
-                            beta,
-                            w.tile,
-                            mr,
-                            nr,
-                            arrays.c(),
-                            arrays.cFirst() + (ic + ir) * o.ldc() + jc + jr,
-                            o.ldc());
+                            o, firstSlice, w.tile, mr, nr, arrays.c(), arrays.cFirst() + (ic + ir) * o.ldc() + jc + jr);
                 } else {
-                    storeTile(
-                            o.alpha(),
-                            beta,
-                            w.tile,
-                            mr,
-                            nr,
-                            o.c(),
-                            o.cOffset() + (long) (ic + ir) * o.ldc() + jc + jr,
-                            o.ldc());
+                    storeTile(o, firstSlice, w.tile, mr, nr, o.c(), o.cOffset() + (long) (ic + ir) * o.ldc() + jc + jr);
                 }
             }
         }
@@ -502,7 +486,12 @@ final class GemmDriver {
      * Adds the tile into C held in an array, from index {@code at} with rows {@code ldc} apart: {@code C = alpha·tile +
      * beta·C}, C not read when beta is 0. Only the {@code mr × nr} valid corner is written.
      */
-    private static void storeTile(float alpha, float beta, float[] tile, int mr, int nr, float[] c, int at, int ldc) {
+    private static void storeTile(Operands o, boolean firstSlice, float[] tile, int mr, int nr, float[] c, int at) {
+        // Alpha and beta are read here rather than passed in: a float live across the micro-kernel's loop would take
+        // a vector register from it.
+        float alpha = o.alpha();
+        float beta = firstSlice ? o.beta() : 1f;
+        int ldc = o.ldc();
         for (int i = 0; i < mr; i++) {
             for (int j = 0; j < nr; j += LANES) {
                 int to = at + i * ldc + j;
@@ -526,9 +515,12 @@ final class GemmDriver {
         }
     }
 
-    /** {@link #storeTile(float, float, float[], int, int, float[], int, int)} for C in any other segment. */
+    /** {@link #storeTile(Operands, boolean, float[], int, int, float[], int)} for C in any other segment. */
     private static void storeTile(
-            float alpha, float beta, float[] tile, int mr, int nr, MemorySegment c, long at, int ldc) {
+            Operands o, boolean firstSlice, float[] tile, int mr, int nr, MemorySegment c, long at) {
+        float alpha = o.alpha();
+        float beta = firstSlice ? o.beta() : 1f;
+        int ldc = o.ldc();
         for (int i = 0; i < mr; i++) {
             for (int j = 0; j < nr; j += LANES) {
                 long to = (at + (long) i * ldc + j) * Float.BYTES;
