@@ -106,8 +106,9 @@ final class Gemv {
     }
 
     /**
-     * Rows {@code [i, i + 4)}. Kept apart from the single-row remainder so that each method stays small enough for
-     * C1 to compile: as one method it ran out of registers there, and never reached C2.
+     * Rows {@code [i, i + 4)}. Kept apart from the single-row remainder, and the masked tail apart from both, so that
+     * each method stays small enough for C1 to compile: otherwise C1 ran out of registers, and the method never
+     * reached C2.
      */
     private static void fourRows(
             int i,
@@ -136,13 +137,10 @@ final class Gemv {
             s3 = FloatVector.fromMemorySegment(FLOATS, a, r3 + at, ORDER).fma(xv, s3);
         }
         if (vectorEnd < cols) {
-            VectorMask<Float> tail = Simd.tail(vectorEnd, cols);
-            FloatVector xv = FloatVector.fromArray(FLOATS, x, vectorEnd, tail);
-            long at = (long) vectorEnd * Float.BYTES;
-            s0 = FloatVector.fromMemorySegment(FLOATS, a, r0 + at, ORDER, tail).fma(xv, s0);
-            s1 = FloatVector.fromMemorySegment(FLOATS, a, r1 + at, ORDER, tail).fma(xv, s1);
-            s2 = FloatVector.fromMemorySegment(FLOATS, a, r2 + at, ORDER, tail).fma(xv, s2);
-            s3 = FloatVector.fromMemorySegment(FLOATS, a, r3 + at, ORDER, tail).fma(xv, s3);
+            s0 = tailFma(a, r0, x, vectorEnd, cols, s0);
+            s1 = tailFma(a, r1, x, vectorEnd, cols, s1);
+            s2 = tailFma(a, r2, x, vectorEnd, cols, s2);
+            s3 = tailFma(a, r3, x, vectorEnd, cols, s3);
         }
         update(y, yOffset + i * incY, alpha, Simd.sum(s0), beta);
         update(y, yOffset + (i + 1) * incY, alpha, Simd.sum(s1), beta);
@@ -172,12 +170,21 @@ final class Gemv {
                     .fma(xv, s0);
         }
         if (vectorEnd < cols) {
-            VectorMask<Float> tail = Simd.tail(vectorEnd, cols);
-            FloatVector xv = FloatVector.fromArray(FLOATS, x, vectorEnd, tail);
-            s0 = FloatVector.fromMemorySegment(FLOATS, a, r0 + (long) vectorEnd * Float.BYTES, ORDER, tail)
-                    .fma(xv, s0);
+            s0 = tailFma(a, r0, x, vectorEnd, cols, s0);
         }
         update(y, yOffset + i * incY, alpha, Simd.sum(s0), beta);
+    }
+
+    /**
+     * {@code sum} plus the row's masked last vector times x's, fused: the tail of {@link #fourRows} and {@link
+     * #oneRow}, apart so that fourRows stays small enough for C1. With the four masked loads inline, C1 ran out of
+     * registers, the method never reached C2, and decoding ran the Vector API's Java fallback (3 tokens/s on the 15M
+     * shape).
+     */
+    private static FloatVector tailFma(MemorySegment a, long row, float[] x, int vectorEnd, int cols, FloatVector sum) {
+        VectorMask<Float> tail = Simd.tail(vectorEnd, cols);
+        return FloatVector.fromMemorySegment(FLOATS, a, row + (long) vectorEnd * Float.BYTES, ORDER, tail)
+                .fma(FloatVector.fromArray(FLOATS, x, vectorEnd, tail), sum);
     }
 
     private static void update(MemorySegment y, long index, float alpha, float sum, float beta) {
