@@ -1,5 +1,6 @@
 package dev.panamax.kernels;
 
+import static dev.panamax.kernels.Simd.FLOATS;
 import static dev.panamax.kernels.Simd.LANES;
 import static dev.panamax.kernels.Simd.load;
 import static dev.panamax.kernels.Simd.store;
@@ -226,18 +227,16 @@ public final class Rope {
         String out = sign > 0 ? "y" : "dx";
         Checks.matrix(in, x, xOffset, rows, cols, "ld" + in, ldx, false);
         Checks.matrix(out, y, yOffset, rows, cols, "ld" + out, ldy, true);
-        MemorySegment cosines = MemorySegment.ofArray(cos);
-        MemorySegment sines = MemorySegment.ofArray(sin);
         Rows.forEach(rows, (long) rows * cols, Parallelism.shareable(x, y), (from, to) -> {
             for (int i = from; i < to; i++) {
-                long table = (long) (position + i) * headDim;
+                int table = (position + i) * headDim;
                 for (int h = 0; h < heads; h++) {
                     long xi = xOffset + (long) i * ldx + (long) h * headDim;
                     long yi = yOffset + (long) i * ldy + (long) h * headDim;
                     if (pairing == Pairing.ADJACENT) {
-                        adjacent(headDim, sign, cosines, sines, table, x, xi, y, yi);
+                        adjacent(headDim, sign, cos, sin, table, x, xi, y, yi);
                     } else {
-                        halves(headDim / 2, sign, cosines, sines, table, x, xi, y, yi);
+                        halves(headDim / 2, sign, cos, sin, table, x, xi, y, yi);
                     }
                 }
             }
@@ -245,56 +244,61 @@ public final class Rope {
     }
 
     private static void adjacent(
-            int n,
-            float sign,
-            MemorySegment c,
-            MemorySegment s,
-            long t,
-            MemorySegment x,
-            long xi,
-            MemorySegment y,
-            long yi) {
+            int n, float sign, float[] c, float[] s, int t, MemorySegment x, long xi, MemorySegment y, long yi) {
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
             FloatVector v = load(x, xi + j);
-            FloatVector partner = v.rearrange(SWAP_PAIRS).mul(load(s, t + j)).mul(sign);
-            store(v.fma(load(c, t + j), partner), y, yi + j);
+            FloatVector partner = v.rearrange(SWAP_PAIRS)
+                    .mul(FloatVector.fromArray(FLOATS, s, t + j))
+                    .mul(sign);
+            store(v.fma(FloatVector.fromArray(FLOATS, c, t + j), partner), y, yi + j);
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);
             FloatVector v = load(x, xi + end, m);
-            FloatVector partner =
-                    v.rearrange(SWAP_PAIRS).mul(load(s, t + end, m)).mul(sign);
-            store(v.fma(load(c, t + end, m), partner), y, yi + end, m);
+            FloatVector partner = v.rearrange(SWAP_PAIRS)
+                    .mul(FloatVector.fromArray(FLOATS, s, t + end, m))
+                    .mul(sign);
+            store(v.fma(FloatVector.fromArray(FLOATS, c, t + end, m), partner), y, yi + end, m);
         }
     }
 
     private static void halves(
-            int half,
-            float sign,
-            MemorySegment c,
-            MemorySegment s,
-            long t,
-            MemorySegment x,
-            long xi,
-            MemorySegment y,
-            long yi) {
+            int half, float sign, float[] c, float[] s, int t, MemorySegment x, long xi, MemorySegment y, long yi) {
         int end = vectorEnd(half);
         for (int j = 0; j < end; j += LANES) {
             FloatVector a = load(x, xi + j);
             FloatVector b = load(x, xi + half + j);
-            store(a.fma(load(c, t + j), b.mul(load(s, t + j)).mul(sign)), y, yi + j);
-            store(b.fma(load(c, t + half + j), a.mul(load(s, t + half + j)).mul(sign)), y, yi + half + j);
+            store(
+                    a.fma(
+                            FloatVector.fromArray(FLOATS, c, t + j),
+                            b.mul(FloatVector.fromArray(FLOATS, s, t + j)).mul(sign)),
+                    y,
+                    yi + j);
+            store(
+                    b.fma(
+                            FloatVector.fromArray(FLOATS, c, t + half + j),
+                            a.mul(FloatVector.fromArray(FLOATS, s, t + half + j))
+                                    .mul(sign)),
+                    y,
+                    yi + half + j);
         }
         if (end < half) {
             VectorMask<Float> m = tail(end, half);
             FloatVector a = load(x, xi + end, m);
             FloatVector b = load(x, xi + half + end, m);
-            store(a.fma(load(c, t + end, m), b.mul(load(s, t + end, m)).mul(sign)), y, yi + end, m);
+            store(
+                    a.fma(
+                            FloatVector.fromArray(FLOATS, c, t + end, m),
+                            b.mul(FloatVector.fromArray(FLOATS, s, t + end, m)).mul(sign)),
+                    y,
+                    yi + end,
+                    m);
             store(
                     b.fma(
-                            load(c, t + half + end, m),
-                            a.mul(load(s, t + half + end, m)).mul(sign)),
+                            FloatVector.fromArray(FLOATS, c, t + half + end, m),
+                            a.mul(FloatVector.fromArray(FLOATS, s, t + half + end, m))
+                                    .mul(sign)),
                     y,
                     yi + half + end,
                     m);
