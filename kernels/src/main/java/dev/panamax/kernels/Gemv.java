@@ -19,7 +19,7 @@ final class Gemv {
     /** Columns accumulated per sweep over the rows in the transposed product: 4 KiB of sums stay in L1. */
     private static final int COLUMN_BLOCK = 1024;
 
-    private static final ThreadLocal<float[][]> BUFFERS = ThreadLocal.withInitial(() -> new float[3][0]);
+    private static final ThreadLocal<float[][]> BUFFERS = ThreadLocal.withInitial(() -> new float[2][0]);
 
     private Gemv() {}
 
@@ -73,10 +73,7 @@ final class Gemv {
         });
     }
 
-    /**
-     * A per-thread scratch array of at least {@code length} floats (slot 0: x, slot 1: column sums, slot 2: staged
-     * rows of A).
-     */
+    /** A per-thread scratch array of at least {@code length} floats (slot 0: x, slot 1: column sums). */
     private static float[] buffer(int slot, int length) {
         float[][] buffers = BUFFERS.get();
         if (buffers[slot].length < length) {
@@ -99,67 +96,51 @@ final class Gemv {
             MemorySegment y,
             long yOffset,
             long incY) {
-        float[] rows = buffer(2, 4 * cols);
         int i = from;
         for (; i + 4 <= to; i += 4) {
-            stage(a, aOffset + (long) i * lda, lda, cols, 4, rows);
-            fourRows(i, cols, alpha, rows, x, beta, y, yOffset, incY);
+            fourRows(i, cols, alpha, a, aOffset, lda, x, beta, y, yOffset, incY);
         }
         for (; i < to; i++) {
-            stage(a, aOffset + (long) i * lda, lda, cols, 1, rows);
-            oneRow(i, cols, alpha, rows, x, beta, y, yOffset, incY);
+            oneRow(i, cols, alpha, a, aOffset, lda, x, beta, y, yOffset, incY);
         }
     }
 
     /**
-     * Copies {@code count} rows of A, {@code lda} floats apart from float {@code first}, back to back into {@code
-     * rows}: one bulk copy when they are contiguous. The dot products then read an array. Read straight from a
-     * segment, the loops ran at 2.7 GB/s inside a model (weights memory-mapped, in a shared arena), against 5-6 for
-     * the same rows standalone; bulk copies stream the weights at the memory's speed whatever the segment.
-     */
-    private static void stage(MemorySegment a, long first, int lda, int cols, int count, float[] rows) {
-        if (lda == cols || count == 1) {
-            MemorySegment.copy(a, FLOAT, first * Float.BYTES, rows, 0, count * cols);
-            return;
-        }
-        for (int r = 0; r < count; r++) {
-            MemorySegment.copy(a, FLOAT, (first + (long) r * lda) * Float.BYTES, rows, r * cols, cols);
-        }
-    }
-
-    /**
-     * Rows {@code [i, i + 4)}, staged back to back in {@code rows}. Kept apart from the single-row remainder, and the
-     * masked tail apart from both, so that each method stays small enough for C1 to compile: otherwise C1 ran out of
-     * registers, the method never reached C2, and decoding ran the Vector API's Java fallback (3 tokens/s on the
-     * llama2.c 15M shape).
+     * Rows {@code [i, i + 4)}. Kept apart from the single-row remainder, and the masked tail apart from both, so that
+     * each method stays small enough for C1 to compile: otherwise C1 ran out of registers, and the method never
+     * reached C2.
      */
     private static void fourRows(
             int i,
             int cols,
             float alpha,
-            float[] rows,
+            MemorySegment a,
+            long aOffset,
+            int lda,
             float[] x,
             float beta,
             MemorySegment y,
             long yOffset,
             long incY) {
         int vectorEnd = Simd.vectorEnd(cols);
-        int r1 = cols;
-        int r2 = 2 * cols;
-        int r3 = 3 * cols;
+        long r0 = (aOffset + (long) i * lda) * Float.BYTES;
+        long r1 = r0 + (long) lda * Float.BYTES;
+        long r2 = r1 + (long) lda * Float.BYTES;
+        long r3 = r2 + (long) lda * Float.BYTES;
         FloatVector s0 = FloatVector.zero(FLOATS), s1 = s0, s2 = s0, s3 = s0;
         for (int j = 0; j < vectorEnd; j += LANES) {
             FloatVector xv = FloatVector.fromArray(FLOATS, x, j);
-            s0 = FloatVector.fromArray(FLOATS, rows, j).fma(xv, s0);
-            s1 = FloatVector.fromArray(FLOATS, rows, r1 + j).fma(xv, s1);
-            s2 = FloatVector.fromArray(FLOATS, rows, r2 + j).fma(xv, s2);
-            s3 = FloatVector.fromArray(FLOATS, rows, r3 + j).fma(xv, s3);
+            long at = (long) j * Float.BYTES;
+            s0 = FloatVector.fromMemorySegment(FLOATS, a, r0 + at, ORDER).fma(xv, s0);
+            s1 = FloatVector.fromMemorySegment(FLOATS, a, r1 + at, ORDER).fma(xv, s1);
+            s2 = FloatVector.fromMemorySegment(FLOATS, a, r2 + at, ORDER).fma(xv, s2);
+            s3 = FloatVector.fromMemorySegment(FLOATS, a, r3 + at, ORDER).fma(xv, s3);
         }
         if (vectorEnd < cols) {
-            s0 = tailFma(rows, 0, x, vectorEnd, cols, s0);
-            s1 = tailFma(rows, r1, x, vectorEnd, cols, s1);
-            s2 = tailFma(rows, r2, x, vectorEnd, cols, s2);
-            s3 = tailFma(rows, r3, x, vectorEnd, cols, s3);
+            s0 = tailFma(a, r0, x, vectorEnd, cols, s0);
+            s1 = tailFma(a, r1, x, vectorEnd, cols, s1);
+            s2 = tailFma(a, r2, x, vectorEnd, cols, s2);
+            s3 = tailFma(a, r3, x, vectorEnd, cols, s3);
         }
         update(y, yOffset + i * incY, alpha, Simd.sum(s0), beta);
         update(y, yOffset + (i + 1) * incY, alpha, Simd.sum(s1), beta);
@@ -167,32 +148,42 @@ final class Gemv {
         update(y, yOffset + (i + 3) * incY, alpha, Simd.sum(s3), beta);
     }
 
-    /** Row {@code i}, staged at the start of {@code rows}, with the same operations as each row of fourRows. */
+    /** Row {@code i}, with the same sequence of operations as each row of {@link #fourRows}. */
     private static void oneRow(
             int i,
             int cols,
             float alpha,
-            float[] rows,
+            MemorySegment a,
+            long aOffset,
+            int lda,
             float[] x,
             float beta,
             MemorySegment y,
             long yOffset,
             long incY) {
         int vectorEnd = Simd.vectorEnd(cols);
+        long r0 = (aOffset + (long) i * lda) * Float.BYTES;
         FloatVector s0 = FloatVector.zero(FLOATS);
         for (int j = 0; j < vectorEnd; j += LANES) {
-            s0 = FloatVector.fromArray(FLOATS, rows, j).fma(FloatVector.fromArray(FLOATS, x, j), s0);
+            FloatVector xv = FloatVector.fromArray(FLOATS, x, j);
+            s0 = FloatVector.fromMemorySegment(FLOATS, a, r0 + (long) j * Float.BYTES, ORDER)
+                    .fma(xv, s0);
         }
         if (vectorEnd < cols) {
-            s0 = tailFma(rows, 0, x, vectorEnd, cols, s0);
+            s0 = tailFma(a, r0, x, vectorEnd, cols, s0);
         }
         update(y, yOffset + i * incY, alpha, Simd.sum(s0), beta);
     }
 
-    /** {@code sum} plus a staged row's masked last vector times x's, fused: the tail of fourRows and oneRow. */
-    private static FloatVector tailFma(float[] rows, int row, float[] x, int vectorEnd, int cols, FloatVector sum) {
+    /**
+     * {@code sum} plus the row's masked last vector times x's, fused: the tail of {@link #fourRows} and {@link
+     * #oneRow}, apart so that fourRows stays small enough for C1. With the four masked loads inline, C1 ran out of
+     * registers, the method never reached C2, and decoding ran the Vector API's Java fallback (3 tokens/s on the 15M
+     * shape).
+     */
+    private static FloatVector tailFma(MemorySegment a, long row, float[] x, int vectorEnd, int cols, FloatVector sum) {
         VectorMask<Float> tail = Simd.tail(vectorEnd, cols);
-        return FloatVector.fromArray(FLOATS, rows, row + vectorEnd, tail)
+        return FloatVector.fromMemorySegment(FLOATS, a, row + (long) vectorEnd * Float.BYTES, ORDER, tail)
                 .fma(FloatVector.fromArray(FLOATS, x, vectorEnd, tail), sum);
     }
 
