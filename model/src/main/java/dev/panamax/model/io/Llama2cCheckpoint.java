@@ -130,7 +130,7 @@ public final class Llama2cCheckpoint implements AutoCloseable {
             }
             Arena arena = Arena.ofShared();
             try {
-                MemorySegment mapped = channel.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
+                MemorySegment mapped = Channels.mapWeights(channel, 0, size, arena);
                 return new Llama2cCheckpoint(file, arena, config, slice(mapped, config));
             } catch (IOException | RuntimeException e) {
                 arena.close();

@@ -166,7 +166,7 @@ public final class SafeTensors implements AutoCloseable {
             Map<String, TensorInfo> tensors = parseHeader(file, header.array(), dataSize, metadata);
             Arena arena = Arena.ofShared();
             try {
-                MemorySegment data = channel.map(FileChannel.MapMode.READ_ONLY, dataStart, dataSize, arena);
+                MemorySegment data = Channels.mapWeights(channel, dataStart, dataSize, arena);
                 return new SafeTensors(
                         file, arena, data, Collections.unmodifiableMap(tensors), Collections.unmodifiableMap(metadata));
             } catch (IOException | RuntimeException e) {

@@ -99,6 +99,7 @@ class Llama2cCheckpointTest {
         LlamaWeights weights = new LlamaWeights(floats(seed, 80), List.of(layer), floats(seed, 8), floats(seed, 80));
         Path file = dir.resolve("m.bin");
         Llama2cCheckpoint.write(file, config, weights);
+        MemorySegment mapped;
         try (Llama2cCheckpoint checkpoint = Llama2cCheckpoint.open(file)) {
             assertEquals(
                     -1,
@@ -107,7 +108,13 @@ class Llama2cCheckpointTest {
                             .w2()
                             .mismatch(checkpoint.weights().layers().get(0).w2()));
             assertEquals(-1, weights.classifier().mismatch(checkpoint.weights().classifier()));
+            // The weights are a plain native view of the mapping (see Channels.mapWeights): read-only ...
+            mapped = checkpoint.weights().classifier();
+            assertTrue(mapped.isReadOnly());
+            assertThrows(IllegalArgumentException.class, () -> mapped.setAtIndex(Segments.FLOAT, 0, 1f));
         }
+        // ... and unusable, not dangling, once the checkpoint is closed.
+        assertThrows(IllegalStateException.class, () -> mapped.getAtIndex(Segments.FLOAT, 0));
         LlamaWeights wrong = new LlamaWeights(floats(seed, 81), List.of(layer), floats(seed, 8), floats(seed, 80));
         assertTrue(assertThrows(IllegalArgumentException.class, () -> Llama2cCheckpoint.write(file, config, wrong))
                 .getMessage()
