@@ -6,6 +6,7 @@ import static dev.panamax.kernels.Simd.LANES;
 import static dev.panamax.kernels.Simd.ORDER;
 
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
@@ -358,13 +359,8 @@ final class GemmDriver {
                 int first = arrays.bFirst() + Math.toIntExact(start - o.bOffset());
                 gatherTransposedPanel(arrays.b(), w.rowOffsets, first, ldb, kc, w.packedB, jr * kc);
             } else {
-                for (int j = 0; j < NR; j++) {
-                    if (j < nr) {
-                        MemorySegment.copy(o.b(), FLOAT, (start + (long) j * ldb) * Float.BYTES, w.stagedB, j * kc, kc);
-                    } else {
-                        java.util.Arrays.fill(w.stagedB, j * kc, (j + 1) * kc, 0f);
-                    }
-                }
+                Rows.copy(o.b(), start, ldb, nr, kc, w.stagedB);
+                Arrays.fill(w.stagedB, nr * kc, NR * kc, 0f);
                 gatherTransposedPanel(w.stagedB, w.stagedOffsets, 0, kc, kc, w.packedB, jr * kc);
             }
         }
@@ -404,10 +400,7 @@ final class GemmDriver {
             source = w.stagedA;
             first = 0;
             ld = length;
-            for (int line = 0; line < lines; line++) {
-                MemorySegment.copy(
-                        o.a(), FLOAT, (start + (long) line * o.lda()) * Float.BYTES, source, line * ld, length);
-            }
+            Rows.copy(o.a(), start, o.lda(), lines, length, source);
         }
         for (int ir = 0; ir < mc; ir += MR) {
             int mr = Math.min(MR, mc - ir);

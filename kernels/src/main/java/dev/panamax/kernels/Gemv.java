@@ -219,8 +219,10 @@ final class Gemv {
             for (; i + 4 <= rows; i += 4) {
                 long at = (aOffset + (long) i * lda + c0) * Float.BYTES;
                 addFourRows(a, at, lda, x, i, sums, vectorEnd);
-                for (int r = 0; r < 4 && vectorEnd < width; r++) {
-                    addTail(a, at + (long) r * lda * Float.BYTES, x[i + r], sums, vectorEnd, tail);
+                if (vectorEnd < width) {
+                    for (int r = 0; r < 4; r++) {
+                        addTail(a, at + (long) r * lda * Float.BYTES, x[i + r], sums, vectorEnd, tail);
+                    }
                 }
             }
             for (; i < rows; i++) {

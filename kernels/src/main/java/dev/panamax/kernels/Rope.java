@@ -248,18 +248,16 @@ public final class Rope {
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
             FloatVector v = load(x, xi + j);
-            FloatVector partner = v.rearrange(SWAP_PAIRS)
-                    .mul(FloatVector.fromArray(FLOATS, s, t + j))
-                    .mul(sign);
-            store(v.fma(FloatVector.fromArray(FLOATS, c, t + j), partner), y, yi + j);
+            FloatVector cos = FloatVector.fromArray(FLOATS, c, t + j);
+            FloatVector sin = FloatVector.fromArray(FLOATS, s, t + j);
+            store(v.fma(cos, v.rearrange(SWAP_PAIRS).mul(sin).mul(sign)), y, yi + j);
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);
             FloatVector v = load(x, xi + end, m);
-            FloatVector partner = v.rearrange(SWAP_PAIRS)
-                    .mul(FloatVector.fromArray(FLOATS, s, t + end, m))
-                    .mul(sign);
-            store(v.fma(FloatVector.fromArray(FLOATS, c, t + end, m), partner), y, yi + end, m);
+            FloatVector cos = FloatVector.fromArray(FLOATS, c, t + end, m);
+            FloatVector sin = FloatVector.fromArray(FLOATS, s, t + end, m);
+            store(v.fma(cos, v.rearrange(SWAP_PAIRS).mul(sin).mul(sign)), y, yi + end, m);
         }
     }
 
@@ -269,39 +267,23 @@ public final class Rope {
         for (int j = 0; j < end; j += LANES) {
             FloatVector a = load(x, xi + j);
             FloatVector b = load(x, xi + half + j);
-            store(
-                    a.fma(
-                            FloatVector.fromArray(FLOATS, c, t + j),
-                            b.mul(FloatVector.fromArray(FLOATS, s, t + j)).mul(sign)),
-                    y,
-                    yi + j);
-            store(
-                    b.fma(
-                            FloatVector.fromArray(FLOATS, c, t + half + j),
-                            a.mul(FloatVector.fromArray(FLOATS, s, t + half + j))
-                                    .mul(sign)),
-                    y,
-                    yi + half + j);
+            FloatVector cosA = FloatVector.fromArray(FLOATS, c, t + j);
+            FloatVector sinA = FloatVector.fromArray(FLOATS, s, t + j);
+            FloatVector cosB = FloatVector.fromArray(FLOATS, c, t + half + j);
+            FloatVector sinB = FloatVector.fromArray(FLOATS, s, t + half + j);
+            store(a.fma(cosA, b.mul(sinA).mul(sign)), y, yi + j);
+            store(b.fma(cosB, a.mul(sinB).mul(sign)), y, yi + half + j);
         }
         if (end < half) {
             VectorMask<Float> m = tail(end, half);
             FloatVector a = load(x, xi + end, m);
             FloatVector b = load(x, xi + half + end, m);
-            store(
-                    a.fma(
-                            FloatVector.fromArray(FLOATS, c, t + end, m),
-                            b.mul(FloatVector.fromArray(FLOATS, s, t + end, m)).mul(sign)),
-                    y,
-                    yi + end,
-                    m);
-            store(
-                    b.fma(
-                            FloatVector.fromArray(FLOATS, c, t + half + end, m),
-                            a.mul(FloatVector.fromArray(FLOATS, s, t + half + end, m))
-                                    .mul(sign)),
-                    y,
-                    yi + half + end,
-                    m);
+            FloatVector cosA = FloatVector.fromArray(FLOATS, c, t + end, m);
+            FloatVector sinA = FloatVector.fromArray(FLOATS, s, t + end, m);
+            FloatVector cosB = FloatVector.fromArray(FLOATS, c, t + half + end, m);
+            FloatVector sinB = FloatVector.fromArray(FLOATS, s, t + half + end, m);
+            store(a.fma(cosA, b.mul(sinA).mul(sign)), y, yi + end, m);
+            store(b.fma(cosB, a.mul(sinB).mul(sign)), y, yi + half + end, m);
         }
     }
 }

@@ -1,8 +1,13 @@
 package dev.panamax.kernels;
 
+import static dev.panamax.kernels.Simd.FLOAT;
+
+import java.lang.foreign.MemorySegment;
+
 /**
- * Splits row-wise work over the threads of {@link Parallelism}. Each row is computed by the same code whatever the
- * split, so results do not depend on the thread count; small problems stay on the calling thread.
+ * Row-wise helpers: splitting work over the threads of {@link Parallelism} (each row is computed by the same code
+ * whatever the split, so results do not depend on the thread count; small problems stay on the calling thread), and
+ * copying strided rows out of a segment into an array.
  */
 final class Rows {
     /** Below this many elements a call stays on the caller's thread: a hand-off can cost a scheduler slice. */
@@ -41,5 +46,20 @@ final class Rows {
         int tasks = Math.min(rows, 4 * threads);
         Parallelism.forEach(
                 tasks, task -> body.run((int) ((long) rows * task / tasks), (int) ((long) rows * (task + 1) / tasks)));
+    }
+
+    /**
+     * Copies {@code count} runs of {@code width} floats of {@code from}, {@code stride} floats apart from float {@code
+     * first}, back to back into {@code into} from index 0: one bulk copy when they are contiguous. Kernels copy rows
+     * they read often, or from a segment of any kind, into an array so that their vector loops read arrays.
+     */
+    static void copy(MemorySegment from, long first, long stride, int count, int width, float[] into) {
+        if (stride == width || count == 1) {
+            MemorySegment.copy(from, FLOAT, first * Float.BYTES, into, 0, count * width);
+            return;
+        }
+        for (int r = 0; r < count; r++) {
+            MemorySegment.copy(from, FLOAT, (first + r * stride) * Float.BYTES, into, r * width, width);
+        }
     }
 }
