@@ -62,11 +62,10 @@ public record Gpt2Weights(
     public static Gpt2Weights fromNames(int layers, Map<String, MemorySegment> named) {
         List<Layer> blocks = new ArrayList<>();
         for (int l = 0; l < layers; l++) {
-            MemorySegment[] s = new MemorySegment[Parameters.GPT2_LAYER.size()];
-            for (int i = 0; i < s.length; i++) {
-                s[i] = named.get(Parameters.inBlock(Architecture.GPT2, l, Parameters.GPT2_LAYER.get(i)));
-            }
-            blocks.add(new Layer(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9], s[10], s[11]));
+            List<MemorySegment> s = Parameters.block(named, Architecture.GPT2, l, Parameters.GPT2_LAYER);
+            blocks.add(new Layer(
+                    s.get(0), s.get(1), s.get(2), s.get(3), s.get(4), s.get(5), s.get(6), s.get(7), s.get(8), s.get(9),
+                    s.get(10), s.get(11)));
         }
         return new Gpt2Weights(
                 named.get("wte.weight"),

@@ -59,11 +59,9 @@ public record LlamaWeights(
     public static LlamaWeights fromNames(int layers, Map<String, MemorySegment> named) {
         List<Layer> blocks = new ArrayList<>();
         for (int l = 0; l < layers; l++) {
-            MemorySegment[] s = new MemorySegment[Parameters.LLAMA_LAYER.size()];
-            for (int i = 0; i < s.length; i++) {
-                s[i] = named.get(Parameters.inBlock(Architecture.LLAMA, l, Parameters.LLAMA_LAYER.get(i)));
-            }
-            blocks.add(new Layer(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8]));
+            List<MemorySegment> s = Parameters.block(named, Architecture.LLAMA, l, Parameters.LLAMA_LAYER);
+            blocks.add(new Layer(
+                    s.get(0), s.get(1), s.get(2), s.get(3), s.get(4), s.get(5), s.get(6), s.get(7), s.get(8)));
         }
         MemorySegment embedding = named.get("tok_embeddings.weight");
         return new LlamaWeights(

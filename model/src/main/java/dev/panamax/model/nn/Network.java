@@ -177,7 +177,8 @@ public final class Network {
             this.tokenEmbedding = tensors.get("tok_embeddings.weight");
             this.positionEmbedding = null;
             for (int l = 0; l < config.layers(); l++) {
-                Tensor[] t = block(tensors, l, Parameters.LLAMA_LAYER);
+                Tensor[] t = Parameters.block(tensors, config.architecture(), l, Parameters.LLAMA_LAYER)
+                        .toArray(Tensor[]::new);
                 // attention_norm, wq, wk, wv, wo, ffn_norm, w1 (gate), w2 (down), w3 (up)
                 blocks.add(new Block(
                         t[0], null, t[1], null, t[2], null, t[3], null, t[4], null, t[5], null, t[8], null, t[6], t[7],
@@ -191,7 +192,8 @@ public final class Network {
             this.tokenEmbedding = tensors.get("wte.weight");
             this.positionEmbedding = tensors.get("wpe.weight");
             for (int l = 0; l < config.layers(); l++) {
-                Tensor[] t = block(tensors, l, Parameters.GPT2_LAYER);
+                Tensor[] t = Parameters.block(tensors, config.architecture(), l, Parameters.GPT2_LAYER)
+                        .toArray(Tensor[]::new);
                 // ln_1 (weight, bias), c_attn (weight, bias), c_proj (…), ln_2 (…), c_fc (…), mlp c_proj (…); c_attn
                 // holds the query, key and value projections side by side: [dim, 3·dim], biases likewise.
                 blocks.add(new Block(
@@ -219,15 +221,6 @@ public final class Network {
             this.rotary = null;
         }
         this.blocks = List.copyOf(blocks);
-    }
-
-    /** Block {@code l}'s tensors in the order of {@code names}. */
-    private Tensor[] block(Map<String, Tensor> tensors, int l, List<String> names) {
-        Tensor[] t = new Tensor[names.size()];
-        for (int i = 0; i < t.length; i++) {
-            t[i] = tensors.get(Parameters.inBlock(config.architecture(), l, names.get(i)));
-        }
-        return t;
     }
 
     /**

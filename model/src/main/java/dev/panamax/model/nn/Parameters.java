@@ -4,6 +4,7 @@ import dev.panamax.model.io.ModelConfig;
 import dev.panamax.model.io.ModelConfig.Architecture;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The named parameter tensors of a configuration, in a fixed order. GPT-2 uses Hugging Face's names ({@code wte.weight},
@@ -54,6 +55,24 @@ public final class Parameters {
      */
     public static String inBlock(Architecture architecture, int layer, String local) {
         return (architecture == Architecture.GPT2 ? "h." : "layers.") + layer + "." + local;
+    }
+
+    /**
+     * Block {@code layer}'s entries of a map keyed by full tensor name, in the order of {@code names}.
+     *
+     * @param named tensors (or segments) by full name
+     * @param architecture the family
+     * @param layer the block
+     * @param names {@link #GPT2_LAYER} or {@link #LLAMA_LAYER}
+     * @param <T> what the map holds
+     * @return the block's entries, null where the map has none
+     */
+    public static <T> List<T> block(Map<String, T> named, Architecture architecture, int layer, List<String> names) {
+        List<T> entries = new ArrayList<>(names.size());
+        for (String name : names) {
+            entries.add(named.get(inBlock(architecture, layer, name)));
+        }
+        return entries;
     }
 
     /** What a parameter is, which decides its initialisation and whether weight decay applies to it. */
@@ -124,8 +143,8 @@ public final class Parameters {
         if (c.architecture() == Architecture.GPT2) {
             specs.add(new Spec("wte.weight", c.vocabSize(), d, Kind.EMBEDDING));
             specs.add(new Spec("wpe.weight", c.seqLen(), d, Kind.EMBEDDING));
-            long[][] shapes = {
-                {1, d}, {1, d}, {d, 3L * d}, {1, 3L * d}, {d, d}, {1, d}, {1, d}, {1, d}, {d, h}, {1, h}, {h, d}, {1, d}
+            int[][] shapes = {
+                {1, d}, {1, d}, {d, 3 * d}, {1, 3 * d}, {d, d}, {1, d}, {1, d}, {1, d}, {d, h}, {1, h}, {h, d}, {1, d}
             };
             Kind[] kinds = {
                 Kind.NORM,
@@ -148,7 +167,7 @@ public final class Parameters {
         }
         int kv = c.kvDim();
         specs.add(new Spec("tok_embeddings.weight", c.vocabSize(), d, Kind.EMBEDDING));
-        long[][] shapes = {{1, d}, {d, d}, {kv, d}, {kv, d}, {d, d}, {1, d}, {h, d}, {d, h}, {h, d}};
+        int[][] shapes = {{1, d}, {d, d}, {kv, d}, {kv, d}, {d, d}, {1, d}, {h, d}, {d, h}, {h, d}};
         Kind[] kinds = {
             Kind.NORM,
             Kind.MATRIX,
@@ -168,11 +187,11 @@ public final class Parameters {
         return specs;
     }
 
-    private static void addBlocks(List<Spec> specs, ModelConfig c, List<String> names, long[][] shapes, Kind[] kinds) {
+    private static void addBlocks(List<Spec> specs, ModelConfig c, List<String> names, int[][] shapes, Kind[] kinds) {
         for (int l = 0; l < c.layers(); l++) {
             for (int i = 0; i < names.size(); i++) {
                 String name = inBlock(c.architecture(), l, names.get(i));
-                specs.add(new Spec(name, (int) shapes[i][0], (int) shapes[i][1], kinds[i]));
+                specs.add(new Spec(name, shapes[i][0], shapes[i][1], kinds[i]));
             }
         }
     }
