@@ -7,6 +7,9 @@ import dev.panamax.kernels.LayerNorm;
 import dev.panamax.kernels.Parallelism;
 import dev.panamax.kernels.RmsNorm;
 import dev.panamax.kernels.Softmax;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
@@ -21,6 +24,7 @@ import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
@@ -51,6 +55,12 @@ public class OpsBench {
     private float[] weight;
     private float[] bias;
     private int[] targets;
+    private Arena arena;
+    private MemorySegment nx;
+    private MemorySegment ny;
+    private MemorySegment nWeight;
+    private MemorySegment nBias;
+    private MemorySegment nTargets;
 
     /**
      * The bytes one operation moves: the input read and the output written once (cross-entropy: the logits read and
@@ -88,7 +98,26 @@ public class OpsBench {
         for (int i = 0; i < rows; i++) {
             targets[i] = random.nextInt(cols);
         }
+        arena = Arena.ofShared();
+        nx = copy(x);
+        ny = arena.allocate((long) y.length * Float.BYTES, 64);
+        nWeight = copy(weight);
+        nBias = copy(bias);
+        nTargets = arena.allocate((long) rows * Integer.BYTES, 64);
+        MemorySegment.copy(targets, 0, nTargets, ValueLayout.JAVA_INT, 0, rows);
         Parallelism.setThreads(1);
+    }
+
+    private MemorySegment copy(float[] values) {
+        MemorySegment segment = arena.allocate((long) values.length * Float.BYTES, 64);
+        MemorySegment.copy(values, 0, segment, ValueLayout.JAVA_FLOAT, 0, values.length);
+        return segment;
+    }
+
+    /** Frees the native copies. */
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        arena.close();
     }
 
     @Benchmark
@@ -106,6 +135,29 @@ public class OpsBench {
             }
         }
         return y[0];
+    }
+
+    /**
+     * The same ops on native memory (the segment API, as the model calls them): kernels read arrays and native
+     * segments through different code, so both are measured.
+     *
+     * @return a value derived from the output, so that nothing is optimised away
+     */
+    @Benchmark
+    public float panamaxNative() {
+        int n = rows * cols;
+        switch (op) {
+            case "softmax" -> Softmax.forward(rows, cols, 1f, Softmax.UNMASKED, nx, 0, cols, ny, 0, cols);
+            case "layernorm" ->
+                LayerNorm.forward(rows, cols, 1e-5f, nx, 0, cols, nWeight, 0, nBias, 0, ny, 0, cols, null, 0, null, 0);
+            case "rmsnorm" -> RmsNorm.forward(rows, cols, 1e-5f, nx, 0, cols, nWeight, 0, ny, 0, cols, null, 0);
+            case "gelu" -> Activations.forward(Activation.GELU_TANH, n, nx, 0, ny, 0);
+            case "silu" -> Activations.forward(Activation.SILU, n, nx, 0, ny, 0);
+            default -> {
+                return CrossEntropy.forward(rows, cols, nx, 0, cols, nTargets, 0, -100, ny, 0, cols);
+            }
+        }
+        return ny.getAtIndex(ValueLayout.JAVA_FLOAT, 0);
     }
 
     @Benchmark

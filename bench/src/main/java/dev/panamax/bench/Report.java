@@ -9,6 +9,7 @@ import java.lang.reflect.Method;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -20,8 +21,9 @@ import org.knowm.xchart.CategoryChartBuilder;
 
 /**
  * Turns a JMH JSON result into a Markdown table and a PNG chart beside it. Rows are parameter combinations, columns
- * the implementations measured side by side ({@code panamax} first), cells the rate of useful work (from the suite's
- * {@link Workload}), followed by Panamax's ratio to each peer and its fraction of the machine's ceiling.
+ * the implementations measured side by side (Panamax's, named {@code panamax…}, first), cells the rate of useful work
+ * (from the suite's {@link Workload}), followed by {@code panamax}'s ratio to each peer and each Panamax variant's
+ * fraction of the machine's ceiling.
  */
 final class Report {
     private static final String OURS = "panamax";
@@ -67,7 +69,8 @@ final class Report {
             rows.computeIfAbsent(label(params), key -> new LinkedHashMap<>())
                     .put(method, new Cell(perOp, Double.isNaN(error) ? 0 : error, workload));
         }
-        methods.sort((x, y) -> Boolean.compare(!x.equals(OURS), !y.equals(OURS)));
+        // Panamax's own variants first (the plain "panamax" leading), then the peers.
+        methods.sort(Comparator.comparing((String m) -> !m.startsWith(OURS)).thenComparing(m -> !m.equals(OURS)));
         String markdown = table(json.getFileName().toString(), rows, methods, unit);
         Path base = json.resolveSibling(json.getFileName().toString().replaceFirst("\\.json$", ""));
         Files.writeString(Path.of(base + ".md"), markdown);
@@ -77,16 +80,17 @@ final class Report {
 
     private static String table(String title, Map<String, Map<String, Cell>> rows, List<String> methods, String unit) {
         StringBuilder out = new StringBuilder("# " + title + "\n\nRates in " + unit + "/s (higher is better)."
-                + " Ratios are Panamax's rate over the peer's, measured in the same run.\n\n| case |");
-        List<String> peers = methods.stream().filter(m -> !m.equals(OURS)).toList();
+                + " Ratios are panamax's rate over the peer's, measured in the same run.\n\n| case |");
+        List<String> peers = methods.stream().filter(m -> !m.startsWith(OURS)).toList();
+        List<String> ours = methods.stream().filter(m -> m.startsWith(OURS)).toList();
         boolean hasOurs = methods.contains(OURS);
         methods.forEach(m -> out.append(' ').append(m).append(" |"));
         if (hasOurs) {
             peers.forEach(p -> out.append(" ÷ ").append(p).append(" |"));
-            out.append(" % of ceiling |");
         }
+        ours.forEach(m -> out.append(ours.size() == 1 ? " % of ceiling |" : " " + m + " % of ceiling |"));
         out.append("\n|---|");
-        int columns = methods.size() + (hasOurs ? peers.size() + 1 : 0);
+        int columns = methods.size() + (hasOurs ? peers.size() : 0) + ours.size();
         out.append("---:|".repeat(columns)).append('\n');
         rows.forEach((label, cells) -> {
             out.append("| ").append(label).append(" |");
@@ -98,22 +102,25 @@ final class Report {
                                 : String.format(
                                         Locale.ROOT, " %.2f ± %.0f%% |", cell.rate(), 100 * cell.relativeError()));
             }
-            Cell ours = cells.get(OURS);
+            Cell main = cells.get(OURS);
             if (hasOurs) {
                 for (String peer : peers) {
                     Cell theirs = cells.get(peer);
                     out.append(
-                            ours == null || theirs == null
+                            main == null || theirs == null
                                     ? " – |"
-                                    : String.format(Locale.ROOT, " %.2f× |", ours.rate() / theirs.rate()));
+                                    : String.format(Locale.ROOT, " %.2f× |", main.rate() / theirs.rate()));
                 }
+            }
+            for (String method : ours) {
+                Cell cell = cells.get(method);
                 out.append(
-                        ours == null
+                        cell == null
                                 ? " – |"
                                 : String.format(
                                         Locale.ROOT,
                                         " %.0f%% |",
-                                        100 * ours.rate() / ours.workload().ceiling()));
+                                        100 * cell.rate() / cell.workload().ceiling()));
             }
             out.append('\n');
         });

@@ -38,6 +38,24 @@ class ReportTest {
     }
 
     @Test
+    void panamaxVariantsComeFirstAndEachGetsItsCeiling(@TempDir Path folder) throws Exception {
+        Path json = folder.resolve("variants.json");
+        Files.writeString(
+                json,
+                "[" + run("openblas", "512x512x512", 4000) + "," + run("panamaxNative", "512x512x512", 4000) + ","
+                        + run("panamax", "512x512x512", 5000) + "]");
+        String markdown = Report.render(json);
+        assertTrue(
+                markdown.contains("| case | panamax | panamaxNative | openblas | ÷ openblas | panamax % of ceiling"
+                        + " | panamaxNative % of ceiling |"),
+                markdown);
+        assertTrue(
+                markdown.contains(
+                        "| shape=512x512x512, threads=1 | 53.69 ± 10% | 67.11 ± 10% | 67.11 ± 10% | 0.80× | 57% | 71% |"),
+                markdown);
+    }
+
+    @Test
     void anEmptyRunSaysSo(@TempDir Path folder) throws Exception {
         Path json = folder.resolve("empty.json");
         Files.writeString(json, "[]");

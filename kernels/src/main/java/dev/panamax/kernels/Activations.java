@@ -1,10 +1,10 @@
 package dev.panamax.kernels;
 
+import static dev.panamax.kernels.Simd.FLOATS;
 import static dev.panamax.kernels.Simd.LANES;
-import static dev.panamax.kernels.Simd.load;
-import static dev.panamax.kernels.Simd.store;
 import static dev.panamax.kernels.Simd.tail;
 import static dev.panamax.kernels.Simd.vectorEnd;
+import static jdk.incubator.vector.FloatVector.fromArray;
 
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
@@ -25,10 +25,6 @@ import jdk.incubator.vector.VectorMask;
  * large arrays are split over the threads of {@link Parallelism} (results do not depend on the split).
  */
 public final class Activations {
-    // Activation's ordinals, as int constants the JIT folds into the loops.
-    private static final int GELU_TANH = Activation.GELU_TANH.ordinal();
-    private static final int GELU = Activation.GELU.ordinal();
-
     /** -2√(2/π): {@code x·(C1 + C2·x²)} is the exponent {@code -2u} of GELU's tanh form. */
     private static final float C1 = -1.5957691216057308f;
 
@@ -76,16 +72,18 @@ public final class Activations {
         Checks.nonNegative("n", n);
         Checks.vector("x", x, xOffset, n, false);
         Checks.vector("y", y, yOffset, n, true);
-        int kind = function.ordinal();
-        Rows.forEachSpan(n, Parallelism.shareable(x, y), (from, to) -> {
-            int end = from + vectorEnd(to - from);
-            for (int j = from; j < end; j += LANES) {
-                store(function(kind, load(x, xOffset + j)), y, yOffset + j);
+        Operand xs = Operand.of(x);
+        Operand ys = Operand.of(y);
+        Rows.forEachSpan(n, Parallelism.shareable(x, y), Line.staged(xs, ys), (from, to) -> {
+            int count = to - from;
+            Line xl = Line.of(0).read(xs, xOffset + from, count);
+            Line yl = Line.of(1).write(ys, yOffset + from, count);
+            switch (function) {
+                case GELU_TANH -> geluTanhForward(count, xl.array, xl.offset, yl.array, yl.offset);
+                case GELU -> geluForward(count, xl.array, xl.offset, yl.array, yl.offset);
+                case SILU -> siluForward(count, xl.array, xl.offset, yl.array, yl.offset);
             }
-            if (end < to) {
-                VectorMask<Float> m = tail(end, to);
-                store(function(kind, load(x, xOffset + end, m)), y, yOffset + end, m);
-            }
+            yl.commit();
         });
     }
 
@@ -141,17 +139,23 @@ public final class Activations {
         Checks.vector("x", x, xOffset, n, false);
         Checks.vector("dy", dy, dyOffset, n, false);
         Checks.vector("dx", dx, dxOffset, n, true);
-        int kind = function.ordinal();
-        Rows.forEachSpan(n, Parallelism.shareable(x, dy, dx), (from, to) -> {
-            int end = from + vectorEnd(to - from);
-            for (int j = from; j < end; j += LANES) {
-                store(derivative(kind, load(x, xOffset + j)).mul(load(dy, dyOffset + j)), dx, dxOffset + j);
+        Operand xs = Operand.of(x);
+        Operand dys = Operand.of(dy);
+        Operand dxs = Operand.of(dx);
+        Rows.forEachSpan(n, Parallelism.shareable(x, dy, dx), Line.staged(xs, dys, dxs), (from, to) -> {
+            int count = to - from;
+            Line xl = Line.of(0).read(xs, xOffset + from, count);
+            Line dyl = Line.of(1).read(dys, dyOffset + from, count);
+            Line dxl = Line.of(2).write(dxs, dxOffset + from, count);
+            float[] xa = xl.array;
+            float[] dya = dyl.array;
+            float[] dxa = dxl.array;
+            switch (function) {
+                case GELU_TANH -> geluTanhBackward(count, xa, xl.offset, dya, dyl.offset, dxa, dxl.offset);
+                case GELU -> geluBackward(count, xa, xl.offset, dya, dyl.offset, dxa, dxl.offset);
+                case SILU -> siluBackward(count, xa, xl.offset, dya, dyl.offset, dxa, dxl.offset);
             }
-            if (end < to) {
-                VectorMask<Float> m = tail(end, to);
-                FloatVector d = derivative(kind, load(x, xOffset + end, m)).mul(load(dy, dyOffset + end, m));
-                store(d, dx, dxOffset + end, m);
-            }
+            dxl.commit();
         });
     }
 
@@ -201,15 +205,16 @@ public final class Activations {
         Checks.vector("gate", gate, gateOffset, n, false);
         Checks.vector("up", up, upOffset, n, false);
         Checks.vector("y", y, yOffset, n, true);
-        Rows.forEachSpan(n, Parallelism.shareable(gate, up, y), (from, to) -> {
-            int end = from + vectorEnd(to - from);
-            for (int j = from; j < end; j += LANES) {
-                store(silu(load(gate, gateOffset + j)).mul(load(up, upOffset + j)), y, yOffset + j);
-            }
-            if (end < to) {
-                VectorMask<Float> m = tail(end, to);
-                store(silu(load(gate, gateOffset + end, m)).mul(load(up, upOffset + end, m)), y, yOffset + end, m);
-            }
+        Operand gates = Operand.of(gate);
+        Operand ups = Operand.of(up);
+        Operand ys = Operand.of(y);
+        Rows.forEachSpan(n, Parallelism.shareable(gate, up, y), Line.staged(gates, ups, ys), (from, to) -> {
+            int count = to - from;
+            Line gl = Line.of(0).read(gates, gateOffset + from, count);
+            Line ul = Line.of(1).read(ups, upOffset + from, count);
+            Line yl = Line.of(2).write(ys, yOffset + from, count);
+            swigluForwardRun(count, gl.array, gl.offset, ul.array, ul.offset, yl.array, yl.offset);
+            yl.commit();
         });
     }
 
@@ -288,55 +293,183 @@ public final class Activations {
         Checks.vector("dy", dy, dyOffset, n, false);
         Checks.vector("dgate", dgate, dgateOffset, n, true);
         Checks.vector("dup", dup, dupOffset, n, true);
-        Rows.forEachSpan(n, Parallelism.shareable(gate, up, dy, dgate, dup), (from, to) -> {
-            int end = from + vectorEnd(to - from);
-            for (int j = from; j < end; j += LANES) {
-                FloatVector g = load(gate, gateOffset + j);
-                FloatVector d = load(dy, dyOffset + j);
-                FloatVector u = load(up, upOffset + j);
-                store(d.mul(u).mul(siluDerivative(clamp(g))), dgate, dgateOffset + j);
-                store(d.mul(silu(g)), dup, dupOffset + j);
-            }
-            if (end < to) {
-                VectorMask<Float> m = tail(end, to);
-                FloatVector g = load(gate, gateOffset + end, m);
-                FloatVector d = load(dy, dyOffset + end, m);
-                FloatVector u = load(up, upOffset + end, m);
-                store(d.mul(u).mul(siluDerivative(clamp(g))), dgate, dgateOffset + end, m);
-                store(d.mul(silu(g)), dup, dupOffset + end, m);
-            }
-        });
+        Operand gates = Operand.of(gate);
+        Operand ups = Operand.of(up);
+        Operand dys = Operand.of(dy);
+        Operand dgates = Operand.of(dgate);
+        Operand dups = Operand.of(dup);
+        Rows.forEachSpan(
+                n,
+                Parallelism.shareable(gate, up, dy, dgate, dup),
+                Line.staged(gates, ups, dys, dgates, dups),
+                (from, to) -> {
+                    int count = to - from;
+                    Line gl = Line.of(0).read(gates, gateOffset + from, count);
+                    Line ul = Line.of(1).read(ups, upOffset + from, count);
+                    Line dyl = Line.of(2).read(dys, dyOffset + from, count);
+                    Line dgl = Line.of(3).write(dgates, dgateOffset + from, count);
+                    Line dul = Line.of(4).write(dups, dupOffset + from, count);
+                    swigluBackwardRun(
+                            count,
+                            gl.array,
+                            gl.offset,
+                            ul.array,
+                            ul.offset,
+                            dyl.array,
+                            dyl.offset,
+                            dgl.array,
+                            dgl.offset,
+                            dul.array,
+                            dul.offset);
+                    dgl.commit();
+                    dul.commit();
+                });
     }
 
-    private static FloatVector function(int kind, FloatVector x) {
-        if (kind == GELU_TANH) {
-            return x.div(VectorMath.exp(x.mul(x).fma(C2, C1).mul(x)).add(1f));
+    // One loop per activation and direction, holding only that activation's math: C2 stops inlining our methods once
+    // a compilation has parsed 18000 nodes (NodeCountInliningCutoff), a loop over all three got there, and each call
+    // left boxed its vectors (4× slower small calls). One exponential alone parses to some 11000 nodes, so what comes
+    // after one must be @ForceInline JDK methods, which the cutoff does not stop: the loops load and store with
+    // fromArray and intoArray, not Simd's helpers, and the math broadcasts its 1s itself.
+
+    private static void geluTanhForward(int n, float[] x, int xi, float[] y, int yi) {
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            geluTanh(fromArray(FLOATS, x, xi + j)).intoArray(y, yi + j);
         }
-        return kind == GELU ? x.mul(normalCdf(x)) : silu(x);
+        if (end < n) {
+            VectorMask<Float> m = tail(end, n);
+            geluTanh(fromArray(FLOATS, x, xi + end, m)).intoArray(y, yi + end, m);
+        }
     }
 
-    private static FloatVector derivative(int kind, FloatVector input) {
-        FloatVector x = clamp(input);
-        if (kind == GELU_TANH) {
-            // s = sigmoid(2u), 1 - s = e·s: gelu' = s + x·e·s²·(2u)'.
-            FloatVector x2 = x.mul(x);
-            FloatVector e = VectorMath.exp(x2.fma(C2, C1).mul(x).min(EXP_CAP));
-            FloatVector s = one().div(e.add(1f));
-            FloatVector slope = x2.fma(-3 * C2, -C1);
-            return x.mul(e).mul(s).mul(s).fma(slope, s);
+    private static void geluForward(int n, float[] x, int xi, float[] y, int yi) {
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            gelu(fromArray(FLOATS, x, xi + j)).intoArray(y, yi + j);
         }
-        if (kind == GELU) {
-            return VectorMath.exp(x.mul(x).mul(-0.5f)).mul(INV_SQRT_2PI).mul(x).add(normalCdf(x));
+        if (end < n) {
+            VectorMask<Float> m = tail(end, n);
+            gelu(fromArray(FLOATS, x, xi + end, m)).intoArray(y, yi + end, m);
         }
-        return siluDerivative(x);
+    }
+
+    private static void siluForward(int n, float[] x, int xi, float[] y, int yi) {
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            silu(fromArray(FLOATS, x, xi + j)).intoArray(y, yi + j);
+        }
+        if (end < n) {
+            VectorMask<Float> m = tail(end, n);
+            silu(fromArray(FLOATS, x, xi + end, m)).intoArray(y, yi + end, m);
+        }
+    }
+
+    private static void geluTanhBackward(int n, float[] x, int xi, float[] dy, int dyi, float[] dx, int dxi) {
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            FloatVector d = geluTanhDerivative(clamp(fromArray(FLOATS, x, xi + j)));
+            d.mul(fromArray(FLOATS, dy, dyi + j)).intoArray(dx, dxi + j);
+        }
+        if (end < n) {
+            VectorMask<Float> m = tail(end, n);
+            FloatVector d = geluTanhDerivative(clamp(fromArray(FLOATS, x, xi + end, m)));
+            d.mul(fromArray(FLOATS, dy, dyi + end, m)).intoArray(dx, dxi + end, m);
+        }
+    }
+
+    private static void geluBackward(int n, float[] x, int xi, float[] dy, int dyi, float[] dx, int dxi) {
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            FloatVector d = geluDerivative(clamp(fromArray(FLOATS, x, xi + j)));
+            d.mul(fromArray(FLOATS, dy, dyi + j)).intoArray(dx, dxi + j);
+        }
+        if (end < n) {
+            VectorMask<Float> m = tail(end, n);
+            FloatVector d = geluDerivative(clamp(fromArray(FLOATS, x, xi + end, m)));
+            d.mul(fromArray(FLOATS, dy, dyi + end, m)).intoArray(dx, dxi + end, m);
+        }
+    }
+
+    private static void siluBackward(int n, float[] x, int xi, float[] dy, int dyi, float[] dx, int dxi) {
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            FloatVector d = siluDerivative(clamp(fromArray(FLOATS, x, xi + j)));
+            d.mul(fromArray(FLOATS, dy, dyi + j)).intoArray(dx, dxi + j);
+        }
+        if (end < n) {
+            VectorMask<Float> m = tail(end, n);
+            FloatVector d = siluDerivative(clamp(fromArray(FLOATS, x, xi + end, m)));
+            d.mul(fromArray(FLOATS, dy, dyi + end, m)).intoArray(dx, dxi + end, m);
+        }
+    }
+
+    private static void swigluForwardRun(int n, float[] gate, int gi, float[] up, int ui, float[] y, int yi) {
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            FloatVector u = fromArray(FLOATS, up, ui + j);
+            silu(fromArray(FLOATS, gate, gi + j)).mul(u).intoArray(y, yi + j);
+        }
+        if (end < n) {
+            VectorMask<Float> m = tail(end, n);
+            FloatVector u = fromArray(FLOATS, up, ui + end, m);
+            silu(fromArray(FLOATS, gate, gi + end, m)).mul(u).intoArray(y, yi + end, m);
+        }
+    }
+
+    private static void swigluBackwardRun(
+            int n,
+            float[] gate,
+            int gi,
+            float[] up,
+            int ui,
+            float[] dy,
+            int dyi,
+            float[] dgate,
+            int dgi,
+            float[] dup,
+            int dui) {
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            FloatVector g = fromArray(FLOATS, gate, gi + j);
+            FloatVector d = fromArray(FLOATS, dy, dyi + j);
+            FloatVector u = fromArray(FLOATS, up, ui + j);
+            d.mul(u).mul(siluDerivative(clamp(g))).intoArray(dgate, dgi + j);
+            d.mul(silu(g)).intoArray(dup, dui + j);
+        }
+        if (end < n) {
+            VectorMask<Float> m = tail(end, n);
+            FloatVector g = fromArray(FLOATS, gate, gi + end, m);
+            FloatVector d = fromArray(FLOATS, dy, dyi + end, m);
+            FloatVector u = fromArray(FLOATS, up, ui + end, m);
+            d.mul(u).mul(siluDerivative(clamp(g))).intoArray(dgate, dgi + end, m);
+            d.mul(silu(g)).intoArray(dup, dui + end, m);
+        }
+    }
+
+    private static FloatVector geluTanh(FloatVector x) {
+        return x.div(VectorMath.exp(x.mul(x).fma(C2, C1).mul(x)).add(1f));
+    }
+
+    private static FloatVector gelu(FloatVector x) {
+        return x.mul(normalCdf(x));
+    }
+
+    private static FloatVector geluTanhDerivative(FloatVector x) {
+        // s = sigmoid(2u), 1 - s = e·s: gelu' = s + x·e·s²·(2u)'.
+        FloatVector x2 = x.mul(x);
+        FloatVector e = VectorMath.exp(x2.fma(C2, C1).mul(x).min(EXP_CAP));
+        FloatVector s = FloatVector.broadcast(FLOATS, 1f).div(e.add(1f));
+        FloatVector slope = x2.fma(-3 * C2, -C1);
+        return x.mul(e).mul(s).mul(s).fma(slope, s);
+    }
+
+    private static FloatVector geluDerivative(FloatVector x) {
+        return VectorMath.exp(x.mul(x).mul(-0.5f)).mul(INV_SQRT_2PI).mul(x).add(normalCdf(x));
     }
 
     private static FloatVector clamp(FloatVector x) {
         return x.max(-DERIVATIVE_RANGE).min(DERIVATIVE_RANGE);
-    }
-
-    private static FloatVector one() {
-        return FloatVector.broadcast(Simd.FLOATS, 1f);
     }
 
     private static FloatVector silu(FloatVector x) {
@@ -346,7 +479,7 @@ public final class Activations {
     /** {@code s·(1 + x·(1 - s))}, with {@code 1 - s = e·s} computed without cancellation. */
     private static FloatVector siluDerivative(FloatVector x) {
         FloatVector e = VectorMath.exp(x.neg().min(EXP_CAP));
-        FloatVector s = one().div(e.add(1f));
+        FloatVector s = FloatVector.broadcast(FLOATS, 1f).div(e.add(1f));
         return x.mul(e).mul(s).fma(s, s);
     }
 
@@ -357,17 +490,17 @@ public final class Activations {
      */
     private static FloatVector normalCdf(FloatVector x) {
         FloatVector t = x.abs().mul(INV_SQRT_2);
-        FloatVector tau = one().div(t.fma(0.5f, 1f));
+        FloatVector tau = FloatVector.broadcast(FLOATS, 1f).div(t.fma(0.5f, 1f));
         FloatVector p = tau.fma(0.17087277f, -0.82215223f);
-        p = p.fma(tau, FloatVector.broadcast(Simd.FLOATS, 1.48851587f));
-        p = p.fma(tau, FloatVector.broadcast(Simd.FLOATS, -1.13520398f));
-        p = p.fma(tau, FloatVector.broadcast(Simd.FLOATS, 0.27886807f));
-        p = p.fma(tau, FloatVector.broadcast(Simd.FLOATS, -0.18628806f));
-        p = p.fma(tau, FloatVector.broadcast(Simd.FLOATS, 0.09678418f));
-        p = p.fma(tau, FloatVector.broadcast(Simd.FLOATS, 0.37409196f));
-        p = p.fma(tau, FloatVector.broadcast(Simd.FLOATS, 1.00002368f));
-        p = p.fma(tau, FloatVector.broadcast(Simd.FLOATS, -1.26551223f));
+        p = p.fma(tau, FloatVector.broadcast(FLOATS, 1.48851587f));
+        p = p.fma(tau, FloatVector.broadcast(FLOATS, -1.13520398f));
+        p = p.fma(tau, FloatVector.broadcast(FLOATS, 0.27886807f));
+        p = p.fma(tau, FloatVector.broadcast(FLOATS, -0.18628806f));
+        p = p.fma(tau, FloatVector.broadcast(FLOATS, 0.09678418f));
+        p = p.fma(tau, FloatVector.broadcast(FLOATS, 0.37409196f));
+        p = p.fma(tau, FloatVector.broadcast(FLOATS, 1.00002368f));
+        p = p.fma(tau, FloatVector.broadcast(FLOATS, -1.26551223f));
         FloatVector q = VectorMath.exp(t.mul(t).neg().add(p)).mul(tau).mul(0.5f);
-        return one().sub(q).blend(q, x.lt(0f));
+        return FloatVector.broadcast(FLOATS, 1f).sub(q).blend(q, x.lt(0f));
     }
 }

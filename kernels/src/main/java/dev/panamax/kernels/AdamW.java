@@ -1,8 +1,7 @@
 package dev.panamax.kernels;
 
+import static dev.panamax.kernels.Simd.FLOATS;
 import static dev.panamax.kernels.Simd.LANES;
-import static dev.panamax.kernels.Simd.load;
-import static dev.panamax.kernels.Simd.store;
 import static dev.panamax.kernels.Simd.tail;
 import static dev.panamax.kernels.Simd.vectorEnd;
 
@@ -154,27 +153,38 @@ public final class AdamW {
         // 1 - betaᵗ > 0 for beta in [0, 1) and t >= 1; in double it stays accurate where betaᵗ is close to 1.
         float correction1 = (float) (1 / (1 - Math.pow(beta1, step)));
         float correction2 = (float) (1 / (1 - Math.pow(beta2, step)));
-        Rows.forEachSpan(
-                n,
-                Parallelism.shareable(param, grad, m, v),
-                (from, to) -> run(
-                        to - from,
-                        learningRate,
-                        beta1,
-                        beta2,
-                        epsilon,
-                        weightDecay,
-                        correction1,
-                        correction2,
-                        gradScale,
-                        param,
-                        paramOffset + from,
-                        grad,
-                        gradOffset + from,
-                        m,
-                        mOffset + from,
-                        v,
-                        vOffset + from));
+        Operand ps = Operand.of(param);
+        Operand gs = Operand.of(grad);
+        Operand ms = Operand.of(m);
+        Operand vs = Operand.of(v);
+        Rows.forEachSpan(n, Parallelism.shareable(param, grad, m, v), Line.staged(ps, gs, ms, vs), (from, to) -> {
+            int count = to - from;
+            Line pl = Line.of(0).update(ps, paramOffset + from, count);
+            Line gl = Line.of(1).read(gs, gradOffset + from, count);
+            Line ml = Line.of(2).update(ms, mOffset + from, count);
+            Line vl = Line.of(3).update(vs, vOffset + from, count);
+            run(
+                    count,
+                    learningRate,
+                    beta1,
+                    beta2,
+                    epsilon,
+                    weightDecay,
+                    correction1,
+                    correction2,
+                    gradScale,
+                    pl.array,
+                    pl.offset,
+                    gl.array,
+                    gl.offset,
+                    ml.array,
+                    ml.offset,
+                    vl.array,
+                    vl.offset);
+            pl.commit();
+            ml.commit();
+            vl.commit();
+        });
     }
 
     private static void positive(String name, float value) {
@@ -200,46 +210,50 @@ public final class AdamW {
             float correction1,
             float correction2,
             float gradScale,
-            MemorySegment param,
-            long pi,
-            MemorySegment grad,
-            long gi,
-            MemorySegment m,
-            long mi,
-            MemorySegment v,
-            long vi) {
-        FloatVector b1 = FloatVector.broadcast(Simd.FLOATS, beta1);
-        FloatVector c1 = FloatVector.broadcast(Simd.FLOATS, 1 - beta1);
-        FloatVector b2 = FloatVector.broadcast(Simd.FLOATS, beta2);
-        FloatVector c2 = FloatVector.broadcast(Simd.FLOATS, 1 - beta2);
-        FloatVector r1 = FloatVector.broadcast(Simd.FLOATS, correction1);
-        FloatVector r2 = FloatVector.broadcast(Simd.FLOATS, correction2);
-        FloatVector eps = FloatVector.broadcast(Simd.FLOATS, epsilon);
-        FloatVector wd = FloatVector.broadcast(Simd.FLOATS, weightDecay);
-        FloatVector negLr = FloatVector.broadcast(Simd.FLOATS, -learningRate);
+            float[] param,
+            int pi,
+            float[] grad,
+            int gi,
+            float[] m,
+            int mi,
+            float[] v,
+            int vi) {
+        FloatVector b1 = FloatVector.broadcast(FLOATS, beta1);
+        FloatVector c1 = FloatVector.broadcast(FLOATS, 1 - beta1);
+        FloatVector b2 = FloatVector.broadcast(FLOATS, beta2);
+        FloatVector c2 = FloatVector.broadcast(FLOATS, 1 - beta2);
+        FloatVector r1 = FloatVector.broadcast(FLOATS, correction1);
+        FloatVector r2 = FloatVector.broadcast(FLOATS, correction2);
+        FloatVector eps = FloatVector.broadcast(FLOATS, epsilon);
+        FloatVector wd = FloatVector.broadcast(FLOATS, weightDecay);
+        FloatVector negLr = FloatVector.broadcast(FLOATS, -learningRate);
         int end = vectorEnd(n);
         // One flat loop body, no helper methods: C2 intrinsifies the vector operations only where they are inlined,
         // and a helper it declined to inline ran on the Vector API's slow Java fallback (seen: 4× slower steps).
         for (int j = 0; j < end; j += LANES) {
-            FloatVector g = load(grad, gi + j).mul(gradScale);
-            FloatVector mNew = g.fma(c1, load(m, mi + j).mul(b1));
-            FloatVector vNew = g.mul(g).fma(c2, load(v, vi + j).mul(b2));
-            store(mNew, m, mi + j);
-            store(vNew, v, vi + j);
-            FloatVector p = load(param, pi + j);
+            FloatVector g = FloatVector.fromArray(FLOATS, grad, gi + j).mul(gradScale);
+            FloatVector mNew =
+                    g.fma(c1, FloatVector.fromArray(FLOATS, m, mi + j).mul(b1));
+            FloatVector vNew =
+                    g.mul(g).fma(c2, FloatVector.fromArray(FLOATS, v, vi + j).mul(b2));
+            mNew.intoArray(m, mi + j);
+            vNew.intoArray(v, vi + j);
+            FloatVector p = FloatVector.fromArray(FLOATS, param, pi + j);
             FloatVector adam = mNew.mul(r1).div(vNew.mul(r2).sqrt().add(eps));
-            store(p.mul(wd).add(adam).fma(negLr, p), param, pi + j);
+            p.mul(wd).add(adam).fma(negLr, p).intoArray(param, pi + j);
         }
         if (end < n) {
             VectorMask<Float> k = tail(end, n);
-            FloatVector g = load(grad, gi + end, k).mul(gradScale);
-            FloatVector mNew = g.fma(c1, load(m, mi + end, k).mul(b1));
-            FloatVector vNew = g.mul(g).fma(c2, load(v, vi + end, k).mul(b2));
-            store(mNew, m, mi + end, k);
-            store(vNew, v, vi + end, k);
-            FloatVector p = load(param, pi + end, k);
+            FloatVector g = FloatVector.fromArray(FLOATS, grad, gi + end, k).mul(gradScale);
+            FloatVector mNew =
+                    g.fma(c1, FloatVector.fromArray(FLOATS, m, mi + end, k).mul(b1));
+            FloatVector vNew = g.mul(g)
+                    .fma(c2, FloatVector.fromArray(FLOATS, v, vi + end, k).mul(b2));
+            mNew.intoArray(m, mi + end, k);
+            vNew.intoArray(v, vi + end, k);
+            FloatVector p = FloatVector.fromArray(FLOATS, param, pi + end, k);
             FloatVector adam = mNew.mul(r1).div(vNew.mul(r2).sqrt().add(eps));
-            store(p.mul(wd).add(adam).fma(negLr, p), param, pi + end, k);
+            p.mul(wd).add(adam).fma(negLr, p).intoArray(param, pi + end, k);
         }
     }
 }

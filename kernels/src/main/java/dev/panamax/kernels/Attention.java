@@ -3,7 +3,6 @@ package dev.panamax.kernels;
 import static dev.panamax.kernels.Simd.FLOAT;
 import static dev.panamax.kernels.Simd.FLOATS;
 import static dev.panamax.kernels.Simd.LANES;
-import static dev.panamax.kernels.Simd.ORDER;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
@@ -257,7 +256,7 @@ public final class Attention {
                         if (logSum == Float.NEGATIVE_INFINITY) {
                             Arrays.fill(w.scores, row, row + nk, 0f);
                         } else {
-                            VectorMath.expSum(w.scores, row, nk, logSum);
+                            VectorMath.expSum(nk, 1f, logSum, w.scores, row, w.scores, row);
                         }
                     }
                     // dV += Pᵀ·dO
@@ -615,7 +614,7 @@ public final class Attention {
                     continue;
                 }
                 float correction = previous == Float.NEGATIVE_INFINITY ? 0f : (float) StrictMath.exp(previous - max);
-                w.sum[i] = w.sum[i] * correction + VectorMath.expSum(w.scores, row, nk, max);
+                w.sum[i] = w.sum[i] * correction + VectorMath.expSum(nk, 1f, max, w.scores, row, w.scores, row);
                 w.max[i] = max;
                 if (correction != 1f) {
                     scaleRow(w.acc, i * d, d, correction);
@@ -687,16 +686,12 @@ public final class Attention {
         }
     }
 
-    /** {@code out[index ...] = values[from ...]·factor} for one row of {@code count} floats. */
+    /**
+     * {@code out[index ...] = values[from ...]·factor} for one row of {@code count} floats, scaling {@code values} in
+     * place first: a bulk copy out rather than segment vector stores, which C2 compiles slowly for heap segments.
+     */
     private static void writeRow(float[] values, int from, int count, float factor, MemorySegment out, long index) {
-        int j = 0;
-        for (; j <= count - LANES; j += LANES) {
-            FloatVector.fromArray(FLOATS, values, from + j)
-                    .mul(factor)
-                    .intoMemorySegment(out, (index + j) * Float.BYTES, ORDER);
-        }
-        for (; j < count; j++) {
-            out.setAtIndex(FLOAT, index + j, values[from + j] * factor);
-        }
+        scaleRow(values, from, count, factor);
+        MemorySegment.copy(values, from, out, FLOAT, index * Float.BYTES, count);
     }
 }

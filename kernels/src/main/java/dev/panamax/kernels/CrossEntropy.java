@@ -2,6 +2,7 @@ package dev.panamax.kernels;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
 
 /**
  * Fused softmax and negative log-likelihood over rows of logits with integer targets: the loss of a language model's
@@ -119,18 +120,25 @@ public final class CrossEntropy {
         boolean parallel = Parallelism.shareable(logits)
                 && Parallelism.shareable(targets)
                 && (dlogits == null || Parallelism.shareable(dlogits));
+        Operand xs = Operand.of(logits);
+        Operand ds = Operand.of(dlogits);
         Rows.forEach(rows, (long) rows * cols, parallel, (from, to) -> {
             for (int i = from; i < to; i++) {
                 int target = targets.getAtIndex(ValueLayout.JAVA_INT_UNALIGNED, targetsOffset + i);
-                long xi = logitsOffset + (long) i * ldLogits;
-                long di = dlogitsOffset + (long) i * ldDlogits;
+                Line d = ds == null ? null : Line.of(1).write(ds, dlogitsOffset + (long) i * ldDlogits, cols);
                 if (target == ignoreIndex) {
                     losses[i] = 0;
-                    if (dlogits != null) {
-                        Simd.fill(dlogits, di, cols, 0f);
+                    if (d != null) {
+                        Arrays.fill(d.array, d.offset, d.offset + cols, 0f);
                     }
                 } else {
-                    losses[i] = row(cols, logits, xi, target, weight, dlogits, di);
+                    Line x = Line.of(0).read(xs, logitsOffset + (long) i * ldLogits, cols);
+                    losses[i] = d == null
+                            ? row(cols, x.array, x.offset, target, weight, null, 0)
+                            : row(cols, x.array, x.offset, target, weight, d.array, d.offset);
+                }
+                if (d != null) {
+                    d.commit();
                 }
             }
         });
@@ -153,13 +161,13 @@ public final class CrossEntropy {
      * One row's loss; with {@code d} given, writes {@code weight·(softmax - onehot(target))} there. The target logit
      * is read first, since d may be the logits.
      */
-    private static double row(int cols, MemorySegment x, long xi, int target, float weight, MemorySegment d, long di) {
-        float logit = x.getAtIndex(Simd.FLOAT, xi + target);
+    private static double row(int cols, float[] x, int xi, int target, float weight, float[] d, int di) {
+        float logit = x[xi + target];
         float max = Softmax.max(cols, 1f, x, xi);
-        float sum = Softmax.sumExp(cols, 1f, max, x, xi, d, di);
+        float sum = VectorMath.expSum(cols, 1f, max, x, xi, d, di);
         if (d != null) {
             Elementwise.scaleRun(cols, weight / sum, d, di);
-            d.setAtIndex(Simd.FLOAT, di + target, d.getAtIndex(Simd.FLOAT, di + target) - weight);
+            d[di + target] -= weight;
         }
         return ((double) max - logit) + Math.log(sum);
     }

@@ -1,8 +1,7 @@
 package dev.panamax.kernels;
 
+import static dev.panamax.kernels.Simd.FLOATS;
 import static dev.panamax.kernels.Simd.LANES;
-import static dev.panamax.kernels.Simd.load;
-import static dev.panamax.kernels.Simd.store;
 import static dev.panamax.kernels.Simd.tail;
 import static dev.panamax.kernels.Simd.vectorEnd;
 
@@ -61,15 +60,16 @@ public final class Elementwise {
         Checks.vector("a", a, aOffset, n, false);
         Checks.vector("b", b, bOffset, n, false);
         Checks.vector("y", y, yOffset, n, true);
-        Rows.forEachSpan(n, Parallelism.shareable(a, b, y), (from, to) -> {
-            int end = from + vectorEnd(to - from);
-            for (int j = from; j < end; j += LANES) {
-                store(load(a, aOffset + j).add(load(b, bOffset + j)), y, yOffset + j);
-            }
-            if (end < to) {
-                VectorMask<Float> m = tail(end, to);
-                store(load(a, aOffset + end, m).add(load(b, bOffset + end, m)), y, yOffset + end, m);
-            }
+        Operand as = Operand.of(a);
+        Operand bs = Operand.of(b);
+        Operand ys = Operand.of(y);
+        Rows.forEachSpan(n, Parallelism.shareable(a, b, y), Line.staged(as, bs, ys), (from, to) -> {
+            int count = to - from;
+            Line al = Line.of(0).read(as, aOffset + from, count);
+            Line bl = Line.of(1).read(bs, bOffset + from, count);
+            Line yl = Line.of(2).write(ys, yOffset + from, count);
+            addRun(count, al.array, al.offset, bl.array, bl.offset, yl.array, yl.offset);
+            yl.commit();
         });
     }
 
@@ -96,7 +96,12 @@ public final class Elementwise {
     public static void scale(int n, float alpha, MemorySegment x, long xOffset) {
         Checks.nonNegative("n", n);
         Checks.vector("x", x, xOffset, n, true);
-        Rows.forEachSpan(n, Parallelism.shareable(x), (from, to) -> scaleRun(to - from, alpha, x, xOffset + from));
+        Operand xs = Operand.of(x);
+        Rows.forEachSpan(n, Parallelism.shareable(x), Line.staged(xs), (from, to) -> {
+            Line xl = Line.of(0).update(xs, xOffset + from, to - from);
+            scaleRun(to - from, alpha, xl.array, xl.offset);
+            xl.commit();
+        });
     }
 
     /**
@@ -127,10 +132,14 @@ public final class Elementwise {
         Checks.nonNegative("n", n);
         Checks.vector("x", x, xOffset, n, false);
         Checks.vector("y", y, yOffset, n, true);
-        Rows.forEachSpan(
-                n,
-                Parallelism.shareable(x, y),
-                (from, to) -> axpyRun(to - from, alpha, x, xOffset + from, y, yOffset + from));
+        Operand xs = Operand.of(x);
+        Operand ys = Operand.of(y);
+        Rows.forEachSpan(n, Parallelism.shareable(x, y), Line.staged(xs, ys), (from, to) -> {
+            Line xl = Line.of(0).read(xs, xOffset + from, to - from);
+            Line yl = Line.of(1).update(ys, yOffset + from, to - from);
+            axpyRun(to - from, alpha, xl.array, xl.offset, yl.array, yl.offset);
+            yl.commit();
+        });
     }
 
     /**
@@ -165,10 +174,13 @@ public final class Elementwise {
         double[] partials = new double[spans];
         // Split by span index rather than through Rows.forEachSpan, so that each task owns whole partials of this
         // class's SUM_SPAN whatever span size Rows uses; the split and the small-problem threshold are the same.
+        Operand xs = Operand.of(x);
         Rows.forEach(spans, n, Parallelism.shareable(x), (from, to) -> {
             for (int s = from; s < to; s++) {
                 int start = s * SUM_SPAN;
-                partials[s] = sumOfSquaresRun(Math.min(SUM_SPAN, n - start), x, xOffset + start);
+                int count = Math.min(SUM_SPAN, n - start);
+                Line xl = Line.of(0).read(xs, xOffset + start, count);
+                partials[s] = sumOfSquaresRun(count, xl.array, xl.offset);
             }
         });
         double sum = 0;
@@ -179,18 +191,18 @@ public final class Elementwise {
     }
 
     /** {@code Σ x²} over {@code n} floats from {@code xi}, in float, in an order fixed by {@code n} alone. */
-    private static float sumOfSquaresRun(int n, MemorySegment x, long xi) {
-        FloatVector s0 = FloatVector.zero(Simd.FLOATS);
+    private static float sumOfSquaresRun(int n, float[] x, int xi) {
+        FloatVector s0 = FloatVector.zero(FLOATS);
         FloatVector s1 = s0;
         FloatVector s2 = s0;
         FloatVector s3 = s0;
         int blockEnd = n - n % (ACCUMULATORS * LANES);
         int j = 0;
         for (; j < blockEnd; j += ACCUMULATORS * LANES) {
-            FloatVector x0 = load(x, xi + j);
-            FloatVector x1 = load(x, xi + j + LANES);
-            FloatVector x2 = load(x, xi + j + 2 * LANES);
-            FloatVector x3 = load(x, xi + j + 3 * LANES);
+            FloatVector x0 = FloatVector.fromArray(FLOATS, x, xi + j);
+            FloatVector x1 = FloatVector.fromArray(FLOATS, x, xi + j + LANES);
+            FloatVector x2 = FloatVector.fromArray(FLOATS, x, xi + j + 2 * LANES);
+            FloatVector x3 = FloatVector.fromArray(FLOATS, x, xi + j + 3 * LANES);
             s0 = x0.fma(x0, s0);
             s1 = x1.fma(x1, s1);
             s2 = x2.fma(x2, s2);
@@ -198,38 +210,58 @@ public final class Elementwise {
         }
         int end = vectorEnd(n);
         for (; j < end; j += LANES) {
-            FloatVector x0 = load(x, xi + j);
+            FloatVector x0 = FloatVector.fromArray(FLOATS, x, xi + j);
             s0 = x0.fma(x0, s0);
         }
         if (end < n) {
-            FloatVector x0 = load(x, xi + end, tail(end, n));
+            FloatVector x0 = FloatVector.fromArray(FLOATS, x, xi + end, tail(end, n));
             s1 = x0.fma(x0, s1);
         }
         return Simd.sum(s0.add(s1).add(s2.add(s3)));
     }
 
     /** {@code y += alpha·x} over {@code n} floats. */
-    static void axpyRun(int n, float alpha, MemorySegment x, long xi, MemorySegment y, long yi) {
-        FloatVector a = FloatVector.broadcast(Simd.FLOATS, alpha);
+    static void axpyRun(int n, float alpha, float[] x, int xi, float[] y, int yi) {
+        FloatVector a = FloatVector.broadcast(FLOATS, alpha);
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            store(load(x, xi + j).fma(a, load(y, yi + j)), y, yi + j);
+            FloatVector.fromArray(FLOATS, x, xi + j)
+                    .fma(a, FloatVector.fromArray(FLOATS, y, yi + j))
+                    .intoArray(y, yi + j);
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);
-            store(load(x, xi + end, m).fma(a, load(y, yi + end, m)), y, yi + end, m);
+            FloatVector.fromArray(FLOATS, x, xi + end, m)
+                    .fma(a, FloatVector.fromArray(FLOATS, y, yi + end, m))
+                    .intoArray(y, yi + end, m);
         }
     }
 
     /** {@code x *= alpha} over {@code n} floats from {@code xi}. */
-    static void scaleRun(int n, float alpha, MemorySegment x, long xi) {
+    static void scaleRun(int n, float alpha, float[] x, int xi) {
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            store(load(x, xi + j).mul(alpha), x, xi + j);
+            FloatVector.fromArray(FLOATS, x, xi + j).mul(alpha).intoArray(x, xi + j);
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);
-            store(load(x, xi + end, m).mul(alpha), x, xi + end, m);
+            FloatVector.fromArray(FLOATS, x, xi + end, m).mul(alpha).intoArray(x, xi + end, m);
+        }
+    }
+
+    /** {@code y = a + b} over {@code n} floats. */
+    private static void addRun(int n, float[] a, int ai, float[] b, int bi, float[] y, int yi) {
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            FloatVector.fromArray(FLOATS, a, ai + j)
+                    .add(FloatVector.fromArray(FLOATS, b, bi + j))
+                    .intoArray(y, yi + j);
+        }
+        if (end < n) {
+            VectorMask<Float> m = tail(end, n);
+            FloatVector.fromArray(FLOATS, a, ai + end, m)
+                    .add(FloatVector.fromArray(FLOATS, b, bi + end, m))
+                    .intoArray(y, yi + end, m);
         }
     }
 }

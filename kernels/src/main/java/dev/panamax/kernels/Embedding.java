@@ -165,12 +165,17 @@ public final class Embedding {
         Checks.matrix("dout", dout, doutOffset, rows, dim, "ldDout", ldDout, false);
         Checks.writable("dtable", dtable);
         int blocks = (dim + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
+        Operand douts = Operand.of(dout);
+        Operand dtables = Operand.of(dtable);
         Rows.forEach(blocks, (long) rows * dim, Parallelism.shareable(tokens, dout, dtable), (from, to) -> {
             int c0 = from * COLUMN_BLOCK;
             int width = Math.min(dim, to * COLUMN_BLOCK) - c0;
             for (int i = 0; i < rows; i++) {
                 long row = dtableOffset + (long) token(tokens, tokensOffset, i) * dim + c0;
-                Elementwise.axpyRun(width, 1f, dout, doutOffset + (long) i * ldDout + c0, dtable, row);
+                Line d = Line.of(0).read(douts, doutOffset + (long) i * ldDout + c0, width);
+                Line t = Line.of(1).update(dtables, row, width);
+                Elementwise.axpyRun(width, 1f, d.array, d.offset, t.array, t.offset);
+                t.commit();
             }
         });
     }

@@ -76,25 +76,16 @@ final class GemmDriver {
      */
     private record ArrayOperands(float[] a, int aFirst, float[] b, int bFirst, float[] c, int cFirst) {
         static ArrayOperands of(Operands o) {
-            float[] a = floats(o.a());
-            float[] b = floats(o.b());
-            float[] c = floats(o.c());
+            Operand a = Operand.of(o.a());
+            Operand b = Operand.of(o.b());
+            Operand c = Operand.of(o.c());
             return new ArrayOperands(
-                    a, a == null ? 0 : index(o.a(), o.aOffset()),
-                    b, b == null ? 0 : index(o.b(), o.bOffset()),
-                    c, c == null ? 0 : index(o.c(), o.cOffset()));
+                    a.array, first(a, o.aOffset()), b.array, first(b, o.bOffset()), c.array, first(c, o.cOffset()));
         }
 
-        /** The float array a heap segment views, when it starts on a whole float of it; otherwise null. */
-        private static float[] floats(MemorySegment segment) {
-            return segment.heapBase().orElse(null) instanceof float[] array && segment.address() % Float.BYTES == 0
-                    ? array
-                    : null;
-        }
-
-        /** The array index of float {@code offset} of a heap segment (whose address counts bytes into the array). */
-        private static int index(MemorySegment segment, long offset) {
-            return Math.toIntExact(segment.address() / Float.BYTES + offset);
+        /** The array index of float {@code offset} of an operand that is an array; 0 otherwise. */
+        private static int first(Operand operand, long offset) {
+            return operand.array == null ? 0 : Math.toIntExact(operand.arrayBase + offset);
         }
     }
 

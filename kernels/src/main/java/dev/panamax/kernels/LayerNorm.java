@@ -1,8 +1,7 @@
 package dev.panamax.kernels;
 
+import static dev.panamax.kernels.Simd.FLOATS;
 import static dev.panamax.kernels.Simd.LANES;
-import static dev.panamax.kernels.Simd.load;
-import static dev.panamax.kernels.Simd.store;
 import static dev.panamax.kernels.Simd.tail;
 import static dev.panamax.kernels.Simd.vectorEnd;
 
@@ -143,19 +142,38 @@ public final class LayerNorm {
             return;
         }
         boolean parallel = Parallelism.shareable(x, weight, bias, y, mean, rstd);
+        Operand xs = Operand.of(x);
+        Operand ws = Operand.of(weight);
+        Operand bs = Operand.of(bias);
+        Operand ys = Operand.of(y);
+        Operand means = Operand.of(mean);
+        Operand rstds = Operand.of(rstd);
         Rows.forEach(rows, (long) rows * cols, parallel, (from, to) -> {
+            // Every row reads the same weight and bias, and the task's means and rstds are staged as one run each.
+            Line wl = Line.of(2).read(ws, weightOffset, cols);
+            Line bl = Line.of(3).read(bs, biasOffset, cols);
+            Line ml = means == null ? null : Line.of(4).write(means, meanOffset + from, to - from);
+            Line rl = rstds == null ? null : Line.of(5).write(rstds, rstdOffset + from, to - from);
             for (int i = from; i < to; i++) {
-                long xi = xOffset + (long) i * ldx;
-                long yi = yOffset + (long) i * ldy;
-                float m = mean(cols, x, xi);
-                float r = rstd(cols, epsilon, m, x, xi);
-                normalise(cols, m, r, x, xi, weight, weightOffset, bias, biasOffset, y, yi);
-                if (mean != null) {
-                    mean.setAtIndex(Simd.FLOAT, meanOffset + i, m);
+                Line xl = Line.of(0).read(xs, xOffset + (long) i * ldx, cols);
+                Line yl = Line.of(1).write(ys, yOffset + (long) i * ldy, cols);
+                float m = mean(cols, xl.array, xl.offset);
+                float r = rstd(cols, epsilon, m, xl.array, xl.offset);
+                normalise(
+                        cols, m, r, xl.array, xl.offset, wl.array, wl.offset, bl.array, bl.offset, yl.array, yl.offset);
+                yl.commit();
+                if (ml != null) {
+                    ml.array[ml.offset + i - from] = m;
                 }
-                if (rstd != null) {
-                    rstd.setAtIndex(Simd.FLOAT, rstdOffset + i, r);
+                if (rl != null) {
+                    rl.array[rl.offset + i - from] = r;
                 }
+            }
+            if (ml != null) {
+                ml.commit();
+            }
+            if (rl != null) {
+                rl.commit();
             }
         });
     }
@@ -294,84 +312,92 @@ public final class LayerNorm {
             return;
         }
         boolean parallel = Parallelism.shareable(x, weight, mean, rstd, dy, dx, dweight, dbias);
+        Operand xs = Operand.of(x);
+        Operand ws = Operand.of(weight);
+        Operand means = Operand.of(mean);
+        Operand rstds = Operand.of(rstd);
+        Operand dys = Operand.of(dy);
+        Operand dxs = Operand.of(dx);
         Norms.backward(
                 rows,
                 cols,
                 parallel,
                 (from, to, partial, at) -> {
+                    // Every row reads the same weight, and the chunk's means and rstds are staged as one run each.
+                    Line wl = Line.of(3).read(ws, weightOffset, cols);
+                    Line ml = Line.of(4).read(means, meanOffset + from, to - from);
+                    Line rl = Line.of(5).read(rstds, rstdOffset + from, to - from);
                     for (int i = from; i < to; i++) {
+                        Line xl = Line.of(0).read(xs, xOffset + (long) i * ldx, cols);
+                        Line dyl = Line.of(1).read(dys, dyOffset + (long) i * lddy, cols);
+                        Line dxl = Line.of(2).write(dxs, dxOffset + (long) i * lddx, cols);
                         backwardRow(
                                 cols,
-                                x,
-                                xOffset + (long) i * ldx,
-                                weight,
-                                weightOffset,
-                                mean.getAtIndex(Simd.FLOAT, meanOffset + i),
-                                rstd.getAtIndex(Simd.FLOAT, rstdOffset + i),
-                                dy,
-                                dyOffset + (long) i * lddy,
-                                dx,
-                                dxOffset + (long) i * lddx,
+                                xl.array,
+                                xl.offset,
+                                wl.array,
+                                wl.offset,
+                                ml.array[ml.offset + i - from],
+                                rl.array[rl.offset + i - from],
+                                dyl.array,
+                                dyl.offset,
+                                dxl.array,
+                                dxl.offset,
                                 partial,
                                 at);
+                        dxl.commit();
                     }
                 },
-                dweight,
+                Operand.of(dweight),
                 dweightOffset,
-                dbias,
+                Operand.of(dbias),
                 dbiasOffset);
     }
 
     /** The mean of {@code n > 0} floats, summed in a fixed order. */
-    static float mean(int n, MemorySegment x, long xi) {
-        FloatVector sum = FloatVector.zero(Simd.FLOATS);
+    static float mean(int n, float[] x, int xi) {
+        FloatVector sum = FloatVector.zero(FLOATS);
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            sum = sum.add(load(x, xi + j));
+            sum = sum.add(FloatVector.fromArray(FLOATS, x, xi + j));
         }
         if (end < n) {
-            sum = sum.add(load(x, xi + end, tail(end, n)));
+            sum = sum.add(FloatVector.fromArray(FLOATS, x, xi + end, tail(end, n)));
         }
         return Simd.sum(sum) / n;
     }
 
     /** {@code 1/√(Σ (x - mean)²/n + epsilon)}. */
-    private static float rstd(int n, float epsilon, float mean, MemorySegment x, long xi) {
-        FloatVector sum = FloatVector.zero(Simd.FLOATS);
+    private static float rstd(int n, float epsilon, float mean, float[] x, int xi) {
+        FloatVector sum = FloatVector.zero(FLOATS);
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            FloatVector d = load(x, xi + j).sub(mean);
+            FloatVector d = FloatVector.fromArray(FLOATS, x, xi + j).sub(mean);
             sum = d.fma(d, sum);
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);
-            FloatVector d = load(x, xi + end, m).sub(mean, m);
+            FloatVector d = FloatVector.fromArray(FLOATS, x, xi + end, m).sub(mean, m);
             sum = d.fma(d, sum);
         }
         return (float) (1 / Math.sqrt((double) Simd.sum(sum) / n + epsilon));
     }
 
     private static void normalise(
-            int n,
-            float mean,
-            float rstd,
-            MemorySegment x,
-            long xi,
-            MemorySegment w,
-            long wi,
-            MemorySegment b,
-            long bi,
-            MemorySegment y,
-            long yi) {
+            int n, float mean, float rstd, float[] x, int xi, float[] w, int wi, float[] b, int bi, float[] y, int yi) {
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            FloatVector xhat = load(x, xi + j).sub(mean).mul(rstd);
-            store(xhat.fma(load(w, wi + j), load(b, bi + j)), y, yi + j);
+            FloatVector xhat =
+                    FloatVector.fromArray(FLOATS, x, xi + j).sub(mean).mul(rstd);
+            xhat.fma(FloatVector.fromArray(FLOATS, w, wi + j), FloatVector.fromArray(FLOATS, b, bi + j))
+                    .intoArray(y, yi + j);
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);
-            FloatVector xhat = load(x, xi + end, m).sub(mean).mul(rstd);
-            store(xhat.fma(load(w, wi + end, m), load(b, bi + end, m)), y, yi + end, m);
+            FloatVector xhat =
+                    FloatVector.fromArray(FLOATS, x, xi + end, m).sub(mean).mul(rstd);
+            xhat.fma(FloatVector.fromArray(FLOATS, w, wi + end, m), FloatVector.fromArray(FLOATS, b, bi + end, m))
+                    .intoArray(y, yi + end, m);
         }
     }
 
@@ -381,46 +407,54 @@ public final class LayerNorm {
      */
     private static void backwardRow(
             int n,
-            MemorySegment x,
-            long xi,
-            MemorySegment w,
-            long wi,
+            float[] x,
+            int xi,
+            float[] w,
+            int wi,
             float mean,
             float rstd,
-            MemorySegment dy,
-            long dyi,
-            MemorySegment dx,
-            long dxi,
+            float[] dy,
+            int dyi,
+            float[] dx,
+            int dxi,
             float[] partial,
             int at) {
-        FloatVector sumDnorm = FloatVector.zero(Simd.FLOATS);
+        FloatVector sumDnorm = FloatVector.zero(FLOATS);
         FloatVector sumDnormXhat = sumDnorm;
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            FloatVector dnorm = load(dy, dyi + j).mul(load(w, wi + j));
+            FloatVector dnorm =
+                    FloatVector.fromArray(FLOATS, dy, dyi + j).mul(FloatVector.fromArray(FLOATS, w, wi + j));
             sumDnorm = sumDnorm.add(dnorm);
-            sumDnormXhat = load(x, xi + j).sub(mean).mul(rstd).fma(dnorm, sumDnormXhat);
+            sumDnormXhat =
+                    FloatVector.fromArray(FLOATS, x, xi + j).sub(mean).mul(rstd).fma(dnorm, sumDnormXhat);
         }
         VectorMask<Float> m = tail(end, n);
         if (end < n) {
-            FloatVector dnorm = load(dy, dyi + end, m).mul(load(w, wi + end, m));
+            FloatVector dnorm =
+                    FloatVector.fromArray(FLOATS, dy, dyi + end, m).mul(FloatVector.fromArray(FLOATS, w, wi + end, m));
             sumDnorm = sumDnorm.add(dnorm);
-            sumDnormXhat = load(x, xi + end, m).sub(mean).mul(rstd).fma(dnorm, sumDnormXhat);
+            sumDnormXhat = FloatVector.fromArray(FLOATS, x, xi + end, m)
+                    .sub(mean)
+                    .mul(rstd)
+                    .fma(dnorm, sumDnormXhat);
         }
         float meanDnorm = Simd.sum(sumDnorm) / n;
         float meanDnormXhat = Simd.sum(sumDnormXhat) / n;
         for (int j = 0; j < end; j += LANES) {
-            FloatVector g = load(dy, dyi + j);
-            FloatVector xhat = load(x, xi + j).sub(mean).mul(rstd);
-            FloatVector dnorm = g.mul(load(w, wi + j));
-            store(xhat.mul(-meanDnormXhat).add(dnorm.sub(meanDnorm)).mul(rstd), dx, dxi + j);
+            FloatVector g = FloatVector.fromArray(FLOATS, dy, dyi + j);
+            FloatVector xhat =
+                    FloatVector.fromArray(FLOATS, x, xi + j).sub(mean).mul(rstd);
+            FloatVector dnorm = g.mul(FloatVector.fromArray(FLOATS, w, wi + j));
+            xhat.mul(-meanDnormXhat).add(dnorm.sub(meanDnorm)).mul(rstd).intoArray(dx, dxi + j);
             accumulate(partial, at + j, g.mul(xhat), at + n + j, g);
         }
         if (end < n) {
-            FloatVector g = load(dy, dyi + end, m);
-            FloatVector xhat = load(x, xi + end, m).sub(mean).mul(rstd);
-            FloatVector dnorm = g.mul(load(w, wi + end, m));
-            store(xhat.mul(-meanDnormXhat).add(dnorm.sub(meanDnorm)).mul(rstd), dx, dxi + end, m);
+            FloatVector g = FloatVector.fromArray(FLOATS, dy, dyi + end, m);
+            FloatVector xhat =
+                    FloatVector.fromArray(FLOATS, x, xi + end, m).sub(mean).mul(rstd);
+            FloatVector dnorm = g.mul(FloatVector.fromArray(FLOATS, w, wi + end, m));
+            xhat.mul(-meanDnormXhat).add(dnorm.sub(meanDnorm)).mul(rstd).intoArray(dx, dxi + end, m);
             accumulate(partial, at + end, g.mul(xhat), at + n + end, g, m);
         }
     }

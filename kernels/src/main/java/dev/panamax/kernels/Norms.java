@@ -1,15 +1,6 @@
 package dev.panamax.kernels;
 
-import static dev.panamax.kernels.Simd.LANES;
-import static dev.panamax.kernels.Simd.load;
-import static dev.panamax.kernels.Simd.store;
-import static dev.panamax.kernels.Simd.tail;
-import static dev.panamax.kernels.Simd.vectorEnd;
-
-import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 
 /**
  * What {@link LayerNorm} and {@link RmsNorm} share: the backward driver that sums parameter gradients over rows in a
@@ -40,14 +31,7 @@ final class Norms {
      * floats of each partial into {@code g0} at {@code g0Offset}, the next into {@code g1} (when not null).
      */
     static void backward(
-            int rows,
-            int cols,
-            boolean parallel,
-            Chunk body,
-            MemorySegment g0,
-            long g0Offset,
-            MemorySegment g1,
-            long g1Offset) {
+            int rows, int cols, boolean parallel, Chunk body, Operand g0, long g0Offset, Operand g1, long g1Offset) {
         int sums = g1 == null ? 1 : 2;
         int stride = sums * cols;
         int chunks = (rows + CHUNK - 1) / CHUNK;
@@ -82,15 +66,11 @@ final class Norms {
         return holder[0];
     }
 
-    /** {@code g[j] += partial[at + j]} for {@code j < cols}. */
-    private static void addInto(int cols, float[] partial, int at, MemorySegment g, long gi) {
-        int end = vectorEnd(cols);
-        for (int j = 0; j < end; j += LANES) {
-            store(load(g, gi + j).add(FloatVector.fromArray(Simd.FLOATS, partial, at + j)), g, gi + j);
-        }
-        if (end < cols) {
-            VectorMask<Float> m = tail(end, cols);
-            store(load(g, gi + end, m).add(FloatVector.fromArray(Simd.FLOATS, partial, at + end, m)), g, gi + end, m);
-        }
+    /** {@code g[j] += partial[at + j]} for {@code j < cols}; the chunk bodies' lines are done with by now. */
+    private static void addInto(int cols, float[] partial, int at, Operand g, long gi) {
+        Line gl = Line.of(0).update(g, gi, cols);
+        // An exact multiply by 1 in the fused multiply-add: the same bits as g + partial.
+        Elementwise.axpyRun(cols, 1f, partial, at, gl.array, gl.offset);
+        gl.commit();
     }
 }

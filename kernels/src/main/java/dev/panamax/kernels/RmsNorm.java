@@ -1,8 +1,7 @@
 package dev.panamax.kernels;
 
+import static dev.panamax.kernels.Simd.FLOATS;
 import static dev.panamax.kernels.Simd.LANES;
-import static dev.panamax.kernels.Simd.load;
-import static dev.panamax.kernels.Simd.store;
 import static dev.panamax.kernels.Simd.tail;
 import static dev.panamax.kernels.Simd.vectorEnd;
 
@@ -115,15 +114,26 @@ public final class RmsNorm {
             return;
         }
         boolean parallel = Parallelism.shareable(x, weight, y, rstd);
+        Operand xs = Operand.of(x);
+        Operand ws = Operand.of(weight);
+        Operand ys = Operand.of(y);
+        Operand rstds = Operand.of(rstd);
         Rows.forEach(rows, (long) rows * cols, parallel, (from, to) -> {
+            // Every row reads the same weight, and the task's rstds are staged as one run.
+            Line wl = Line.of(2).read(ws, weightOffset, cols);
+            Line rl = rstds == null ? null : Line.of(3).write(rstds, rstdOffset + from, to - from);
             for (int i = from; i < to; i++) {
-                long xi = xOffset + (long) i * ldx;
-                long yi = yOffset + (long) i * ldy;
-                float r = (float) (1 / Math.sqrt((double) sumOfSquares(cols, x, xi) / cols + epsilon));
-                normalise(cols, r, x, xi, weight, weightOffset, y, yi);
-                if (rstd != null) {
-                    rstd.setAtIndex(Simd.FLOAT, rstdOffset + i, r);
+                Line xl = Line.of(0).read(xs, xOffset + (long) i * ldx, cols);
+                Line yl = Line.of(1).write(ys, yOffset + (long) i * ldy, cols);
+                float r = (float) (1 / Math.sqrt((double) sumOfSquares(cols, xl.array, xl.offset) / cols + epsilon));
+                normalise(cols, r, xl.array, xl.offset, wl.array, wl.offset, yl.array, yl.offset);
+                yl.commit();
+                if (rl != null) {
+                    rl.array[rl.offset + i - from] = r;
                 }
+            }
+            if (rl != null) {
+                rl.commit();
             }
         });
     }
@@ -240,56 +250,73 @@ public final class RmsNorm {
             return;
         }
         boolean parallel = Parallelism.shareable(x, weight, rstd, dy, dx, dweight);
+        Operand xs = Operand.of(x);
+        Operand ws = Operand.of(weight);
+        Operand rstds = Operand.of(rstd);
+        Operand dys = Operand.of(dy);
+        Operand dxs = Operand.of(dx);
         Norms.backward(
                 rows,
                 cols,
                 parallel,
                 (from, to, partial, at) -> {
+                    // Every row reads the same weight, and the chunk's rstds are staged as one run.
+                    Line wl = Line.of(3).read(ws, weightOffset, cols);
+                    Line rl = Line.of(4).read(rstds, rstdOffset + from, to - from);
                     for (int i = from; i < to; i++) {
+                        Line xl = Line.of(0).read(xs, xOffset + (long) i * ldx, cols);
+                        Line dyl = Line.of(1).read(dys, dyOffset + (long) i * lddy, cols);
+                        Line dxl = Line.of(2).write(dxs, dxOffset + (long) i * lddx, cols);
                         backwardRow(
                                 cols,
-                                x,
-                                xOffset + (long) i * ldx,
-                                weight,
-                                weightOffset,
-                                rstd.getAtIndex(Simd.FLOAT, rstdOffset + i),
-                                dy,
-                                dyOffset + (long) i * lddy,
-                                dx,
-                                dxOffset + (long) i * lddx,
+                                xl.array,
+                                xl.offset,
+                                wl.array,
+                                wl.offset,
+                                rl.array[rl.offset + i - from],
+                                dyl.array,
+                                dyl.offset,
+                                dxl.array,
+                                dxl.offset,
                                 partial,
                                 at);
+                        dxl.commit();
                     }
                 },
-                dweight,
+                Operand.of(dweight),
                 dweightOffset,
                 null,
                 0);
     }
 
-    private static float sumOfSquares(int n, MemorySegment x, long xi) {
-        FloatVector sum = FloatVector.zero(Simd.FLOATS);
+    private static float sumOfSquares(int n, float[] x, int xi) {
+        FloatVector sum = FloatVector.zero(FLOATS);
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            FloatVector v = load(x, xi + j);
+            FloatVector v = FloatVector.fromArray(FLOATS, x, xi + j);
             sum = v.fma(v, sum);
         }
         if (end < n) {
-            FloatVector v = load(x, xi + end, tail(end, n));
+            FloatVector v = FloatVector.fromArray(FLOATS, x, xi + end, tail(end, n));
             sum = v.fma(v, sum);
         }
         return Simd.sum(sum);
     }
 
-    private static void normalise(
-            int n, float rstd, MemorySegment x, long xi, MemorySegment w, long wi, MemorySegment y, long yi) {
+    private static void normalise(int n, float rstd, float[] x, int xi, float[] w, int wi, float[] y, int yi) {
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            store(load(x, xi + j).mul(rstd).mul(load(w, wi + j)), y, yi + j);
+            FloatVector.fromArray(FLOATS, x, xi + j)
+                    .mul(rstd)
+                    .mul(FloatVector.fromArray(FLOATS, w, wi + j))
+                    .intoArray(y, yi + j);
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);
-            store(load(x, xi + end, m).mul(rstd).mul(load(w, wi + end, m)), y, yi + end, m);
+            FloatVector.fromArray(FLOATS, x, xi + end, m)
+                    .mul(rstd)
+                    .mul(FloatVector.fromArray(FLOATS, w, wi + end, m))
+                    .intoArray(y, yi + end, m);
         }
     }
 
@@ -299,39 +326,47 @@ public final class RmsNorm {
      */
     private static void backwardRow(
             int n,
-            MemorySegment x,
-            long xi,
-            MemorySegment w,
-            long wi,
+            float[] x,
+            int xi,
+            float[] w,
+            int wi,
             float rstd,
-            MemorySegment dy,
-            long dyi,
-            MemorySegment dx,
-            long dxi,
+            float[] dy,
+            int dyi,
+            float[] dx,
+            int dxi,
             float[] partial,
             int at) {
-        FloatVector dot = FloatVector.zero(Simd.FLOATS);
+        FloatVector dot = FloatVector.zero(FLOATS);
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            dot = load(dy, dyi + j).mul(load(w, wi + j)).fma(load(x, xi + j), dot);
+            dot = FloatVector.fromArray(FLOATS, dy, dyi + j)
+                    .mul(FloatVector.fromArray(FLOATS, w, wi + j))
+                    .fma(FloatVector.fromArray(FLOATS, x, xi + j), dot);
         }
         VectorMask<Float> m = tail(end, n);
         if (end < n) {
-            dot = load(dy, dyi + end, m).mul(load(w, wi + end, m)).fma(load(x, xi + end, m), dot);
+            dot = FloatVector.fromArray(FLOATS, dy, dyi + end, m)
+                    .mul(FloatVector.fromArray(FLOATS, w, wi + end, m))
+                    .fma(FloatVector.fromArray(FLOATS, x, xi + end, m), dot);
         }
         float c = (float) ((double) rstd * rstd * rstd * Simd.sum(dot) / n);
         for (int j = 0; j < end; j += LANES) {
-            FloatVector g = load(dy, dyi + j);
-            FloatVector v = load(x, xi + j);
-            store(v.mul(-c).add(g.mul(load(w, wi + j)).mul(rstd)), dx, dxi + j);
+            FloatVector g = FloatVector.fromArray(FLOATS, dy, dyi + j);
+            FloatVector v = FloatVector.fromArray(FLOATS, x, xi + j);
+            v.mul(-c)
+                    .add(g.mul(FloatVector.fromArray(FLOATS, w, wi + j)).mul(rstd))
+                    .intoArray(dx, dxi + j);
             FloatVector.fromArray(Simd.FLOATS, partial, at + j)
                     .add(g.mul(v).mul(rstd))
                     .intoArray(partial, at + j);
         }
         if (end < n) {
-            FloatVector g = load(dy, dyi + end, m);
-            FloatVector v = load(x, xi + end, m);
-            store(v.mul(-c).add(g.mul(load(w, wi + end, m)).mul(rstd)), dx, dxi + end, m);
+            FloatVector g = FloatVector.fromArray(FLOATS, dy, dyi + end, m);
+            FloatVector v = FloatVector.fromArray(FLOATS, x, xi + end, m);
+            v.mul(-c)
+                    .add(g.mul(FloatVector.fromArray(FLOATS, w, wi + end, m)).mul(rstd))
+                    .intoArray(dx, dxi + end, m);
             FloatVector.fromArray(Simd.FLOATS, partial, at + end, m)
                     .add(g.mul(v).mul(rstd))
                     .intoArray(partial, at + end, m);

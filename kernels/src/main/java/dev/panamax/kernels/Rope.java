@@ -2,8 +2,6 @@ package dev.panamax.kernels;
 
 import static dev.panamax.kernels.Simd.FLOATS;
 import static dev.panamax.kernels.Simd.LANES;
-import static dev.panamax.kernels.Simd.load;
-import static dev.panamax.kernels.Simd.store;
 import static dev.panamax.kernels.Simd.tail;
 import static dev.panamax.kernels.Simd.vectorEnd;
 
@@ -227,63 +225,67 @@ public final class Rope {
         String out = sign > 0 ? "y" : "dx";
         Checks.matrix(in, x, xOffset, rows, cols, "ld" + in, ldx, false);
         Checks.matrix(out, y, yOffset, rows, cols, "ld" + out, ldy, true);
+        Operand xs = Operand.of(x);
+        Operand ys = Operand.of(y);
         Rows.forEach(rows, (long) rows * cols, Parallelism.shareable(x, y), (from, to) -> {
             for (int i = from; i < to; i++) {
                 int table = (position + i) * headDim;
+                Line xl = Line.of(0).read(xs, xOffset + (long) i * ldx, cols);
+                Line yl = Line.of(1).write(ys, yOffset + (long) i * ldy, cols);
                 for (int h = 0; h < heads; h++) {
-                    long xi = xOffset + (long) i * ldx + (long) h * headDim;
-                    long yi = yOffset + (long) i * ldy + (long) h * headDim;
+                    int xi = xl.offset + h * headDim;
+                    int yi = yl.offset + h * headDim;
                     if (pairing == Pairing.ADJACENT) {
-                        adjacent(headDim, sign, cos, sin, table, x, xi, y, yi);
+                        adjacent(headDim, sign, cos, sin, table, xl.array, xi, yl.array, yi);
                     } else {
-                        halves(headDim / 2, sign, cos, sin, table, x, xi, y, yi);
+                        halves(headDim / 2, sign, cos, sin, table, xl.array, xi, yl.array, yi);
                     }
                 }
+                yl.commit();
             }
         });
     }
 
-    private static void adjacent(
-            int n, float sign, float[] c, float[] s, int t, MemorySegment x, long xi, MemorySegment y, long yi) {
+    private static void adjacent(int n, float sign, float[] c, float[] s, int t, float[] x, int xi, float[] y, int yi) {
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            FloatVector v = load(x, xi + j);
+            FloatVector v = FloatVector.fromArray(FLOATS, x, xi + j);
             FloatVector cos = FloatVector.fromArray(FLOATS, c, t + j);
             FloatVector sin = FloatVector.fromArray(FLOATS, s, t + j);
-            store(v.fma(cos, v.rearrange(SWAP_PAIRS).mul(sin).mul(sign)), y, yi + j);
+            v.fma(cos, v.rearrange(SWAP_PAIRS).mul(sin).mul(sign)).intoArray(y, yi + j);
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);
-            FloatVector v = load(x, xi + end, m);
+            FloatVector v = FloatVector.fromArray(FLOATS, x, xi + end, m);
             FloatVector cos = FloatVector.fromArray(FLOATS, c, t + end, m);
             FloatVector sin = FloatVector.fromArray(FLOATS, s, t + end, m);
-            store(v.fma(cos, v.rearrange(SWAP_PAIRS).mul(sin).mul(sign)), y, yi + end, m);
+            v.fma(cos, v.rearrange(SWAP_PAIRS).mul(sin).mul(sign)).intoArray(y, yi + end, m);
         }
     }
 
     private static void halves(
-            int half, float sign, float[] c, float[] s, int t, MemorySegment x, long xi, MemorySegment y, long yi) {
+            int half, float sign, float[] c, float[] s, int t, float[] x, int xi, float[] y, int yi) {
         int end = vectorEnd(half);
         for (int j = 0; j < end; j += LANES) {
-            FloatVector a = load(x, xi + j);
-            FloatVector b = load(x, xi + half + j);
+            FloatVector a = FloatVector.fromArray(FLOATS, x, xi + j);
+            FloatVector b = FloatVector.fromArray(FLOATS, x, xi + half + j);
             FloatVector cosA = FloatVector.fromArray(FLOATS, c, t + j);
             FloatVector sinA = FloatVector.fromArray(FLOATS, s, t + j);
             FloatVector cosB = FloatVector.fromArray(FLOATS, c, t + half + j);
             FloatVector sinB = FloatVector.fromArray(FLOATS, s, t + half + j);
-            store(a.fma(cosA, b.mul(sinA).mul(sign)), y, yi + j);
-            store(b.fma(cosB, a.mul(sinB).mul(sign)), y, yi + half + j);
+            a.fma(cosA, b.mul(sinA).mul(sign)).intoArray(y, yi + j);
+            b.fma(cosB, a.mul(sinB).mul(sign)).intoArray(y, yi + half + j);
         }
         if (end < half) {
             VectorMask<Float> m = tail(end, half);
-            FloatVector a = load(x, xi + end, m);
-            FloatVector b = load(x, xi + half + end, m);
+            FloatVector a = FloatVector.fromArray(FLOATS, x, xi + end, m);
+            FloatVector b = FloatVector.fromArray(FLOATS, x, xi + half + end, m);
             FloatVector cosA = FloatVector.fromArray(FLOATS, c, t + end, m);
             FloatVector sinA = FloatVector.fromArray(FLOATS, s, t + end, m);
             FloatVector cosB = FloatVector.fromArray(FLOATS, c, t + half + end, m);
             FloatVector sinB = FloatVector.fromArray(FLOATS, s, t + half + end, m);
-            store(a.fma(cosA, b.mul(sinA).mul(sign)), y, yi + end, m);
-            store(b.fma(cosB, a.mul(sinB).mul(sign)), y, yi + half + end, m);
+            a.fma(cosA, b.mul(sinA).mul(sign)).intoArray(y, yi + end, m);
+            b.fma(cosB, a.mul(sinB).mul(sign)).intoArray(y, yi + half + end, m);
         }
     }
 }

@@ -19,18 +19,28 @@ final class Rows {
         void run(int from, int to);
     }
 
-    /** Elements per task unit of a flat elementwise op: 16 KiB, a multiple of every vector width. */
-    private static final int SPAN = 4096;
+    /**
+     * Elements per call of a flat elementwise op's body when operands are staged through {@link Line}s: 4 KiB, a
+     * multiple of every vector width, so that staged spans stay in L1 (measured on GELU over native memory: 1.9 ns per
+     * element in spans of 1024, 2.5 with the whole array staged at once).
+     */
+    private static final int SPAN = 1024;
 
     private Rows() {}
 
     /**
-     * Runs {@code body} over the elements {@code [0, n)} of a flat elementwise op, split into spans on the threads of
-     * {@link Parallelism} when {@code parallel} allows it and {@code n} is large.
+     * Runs {@code body} over the elements {@code [0, n)} of a flat elementwise op, split over the threads of {@link
+     * Parallelism} when {@code parallel} allows it and {@code n} is large; with {@code staged} operands, one span of at
+     * most {@link #SPAN} elements per call.
      */
-    static void forEachSpan(int n, boolean parallel, Range body) {
+    static void forEachSpan(int n, boolean parallel, boolean staged, Range body) {
         int spans = (n + SPAN - 1) / SPAN;
-        forEach(spans, n, parallel, (from, to) -> body.run(from * SPAN, (int) Math.min(n, (long) to * SPAN)));
+        forEach(spans, n, parallel, (from, to) -> {
+            int step = staged ? 1 : to - from;
+            for (int span = from; span < to; span += step) {
+                body.run(span * SPAN, (int) Math.min(n, (long) (span + step) * SPAN));
+            }
+        });
     }
 
     /**

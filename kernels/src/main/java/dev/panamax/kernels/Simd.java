@@ -1,6 +1,5 @@
 package dev.panamax.kernels;
 
-import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
@@ -24,24 +23,6 @@ final class Simd {
 
     private Simd() {}
 
-    /** The vector of floats at float index {@code index} of {@code segment}. */
-    static FloatVector load(MemorySegment segment, long index) {
-        return FloatVector.fromMemorySegment(FLOATS, segment, index * Float.BYTES, ORDER);
-    }
-
-    /** The floats at {@code index} where {@code mask} is set, zero elsewhere; nothing outside the mask is read. */
-    static FloatVector load(MemorySegment segment, long index, VectorMask<Float> mask) {
-        return FloatVector.fromMemorySegment(FLOATS, segment, index * Float.BYTES, ORDER, mask);
-    }
-
-    static void store(FloatVector vector, MemorySegment segment, long index) {
-        vector.intoMemorySegment(segment, index * Float.BYTES, ORDER);
-    }
-
-    static void store(FloatVector vector, MemorySegment segment, long index, VectorMask<Float> mask) {
-        vector.intoMemorySegment(segment, index * Float.BYTES, ORDER, mask);
-    }
-
     /** Lanes {@code [0, count - from)} of a tail that starts at {@code from}. */
     static VectorMask<Float> tail(int from, int count) {
         return FLOATS.indexInRange(from, count);
@@ -50,18 +31,6 @@ final class Simd {
     /** The end of the whole vectors in a run of {@code count} floats. */
     static int vectorEnd(int count) {
         return count - count % LANES;
-    }
-
-    /** Writes {@code value} to {@code count} floats from {@code index}. */
-    static void fill(MemorySegment segment, long index, int count, float value) {
-        FloatVector v = FloatVector.broadcast(FLOATS, value);
-        int end = vectorEnd(count);
-        for (int j = 0; j < end; j += LANES) {
-            store(v, segment, index + j);
-        }
-        if (end < count) {
-            store(v, segment, index + end, tail(end, count));
-        }
     }
 
     /**

@@ -1,12 +1,12 @@
 package dev.panamax.kernels;
 
+import static dev.panamax.kernels.Simd.FLOATS;
 import static dev.panamax.kernels.Simd.LANES;
-import static dev.panamax.kernels.Simd.load;
-import static dev.panamax.kernels.Simd.store;
 import static dev.panamax.kernels.Simd.tail;
 import static dev.panamax.kernels.Simd.vectorEnd;
 
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
@@ -344,62 +344,71 @@ public final class Softmax {
         Checks.matrix("x", x, xOffset, rows, cols, "ldx", ldx, false);
         Checks.matrix("y", y, yOffset, rows, cols, "ldy", ldy, true);
         boolean parallel = Parallelism.shareable(x) && Parallelism.shareable(y);
+        Operand xs = Operand.of(x);
+        Operand ys = Operand.of(y);
         Rows.forEach(rows, (long) rows * cols, parallel, (from, to) -> {
             for (int i = from; i < to; i++) {
-                long xi = xOffset + (long) i * ldx;
-                long yi = yOffset + (long) i * ldy;
                 int n = visible(i, cols, causalOffset);
-                int written = log ? logRow(n, scale, x, xi, y, yi) : row(n, scale, x, xi, y, yi);
-                Simd.fill(y, yi + written, cols - written, log ? Float.NEGATIVE_INFINITY : 0f);
+                Line xl = Line.of(0).read(xs, xOffset + (long) i * ldx, n);
+                Line yl = Line.of(1).write(ys, yOffset + (long) i * ldy, cols);
+                int written = log
+                        ? logRow(n, scale, xl.array, xl.offset, yl.array, yl.offset)
+                        : row(n, scale, xl.array, xl.offset, yl.array, yl.offset);
+                Arrays.fill(yl.array, yl.offset + written, yl.offset + cols, log ? Float.NEGATIVE_INFINITY : 0f);
+                yl.commit();
             }
         });
     }
 
     /** The largest of {@code scale·x} over {@code n} floats; NaN if any is NaN, -∞ if n is 0. */
-    static float max(int n, float scale, MemorySegment x, long xi) {
-        FloatVector max = FloatVector.broadcast(Simd.FLOATS, Float.NEGATIVE_INFINITY);
+    static float max(int n, float scale, float[] x, int xi) {
+        FloatVector max = FloatVector.broadcast(FLOATS, Float.NEGATIVE_INFINITY);
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            max = max.max(load(x, xi + j).mul(scale));
+            max = max.max(FloatVector.fromArray(FLOATS, x, xi + j).mul(scale));
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);
-            max = max.lanewise(VectorOperators.MAX, load(x, xi + end, m).mul(scale), m);
+            max = max.lanewise(
+                    VectorOperators.MAX,
+                    FloatVector.fromArray(FLOATS, x, xi + end, m).mul(scale),
+                    m);
         }
         return Simd.max(max);
     }
 
-    /**
-     * {@code Σ exp(scale·x - max)} over {@code n} floats, storing each term into {@code y} when {@code y} is not null.
-     */
-    static float sumExp(int n, float scale, float max, MemorySegment x, long xi, MemorySegment y, long yi) {
-        return VectorMath.expSum(n, scale, max, x, xi, y, yi);
-    }
-
     /** Softmax of one row's {@code n} visible columns; returns how many columns it wrote (n, or 0 for zeros). */
-    private static int row(int n, float scale, MemorySegment x, long xi, MemorySegment y, long yi) {
+    private static int row(int n, float scale, float[] x, int xi, float[] y, int yi) {
         float max = max(n, scale, x, xi);
         if (max == Float.NEGATIVE_INFINITY) {
             return 0;
         }
-        Elementwise.scaleRun(n, 1f / sumExp(n, scale, max, x, xi, y, yi), y, yi);
+        Elementwise.scaleRun(n, 1f / VectorMath.expSum(n, scale, max, x, xi, y, yi), y, yi);
         return n;
     }
 
     /** Log-softmax of one row's {@code n} visible columns; returns how many columns it wrote (n, or 0 for -∞). */
-    private static int logRow(int n, float scale, MemorySegment x, long xi, MemorySegment y, long yi) {
+    private static int logRow(int n, float scale, float[] x, int xi, float[] y, int yi) {
         float max = max(n, scale, x, xi);
         if (max == Float.NEGATIVE_INFINITY) {
             return 0;
         }
-        float logSum = (float) Math.log(sumExp(n, scale, max, x, xi, null, 0));
+        float logSum = (float) Math.log(VectorMath.expSum(n, scale, max, x, xi, null, 0));
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            store(load(x, xi + j).mul(scale).sub(max).sub(logSum), y, yi + j);
+            FloatVector.fromArray(FLOATS, x, xi + j)
+                    .mul(scale)
+                    .sub(max)
+                    .sub(logSum)
+                    .intoArray(y, yi + j);
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);
-            store(load(x, xi + end, m).mul(scale).sub(max).sub(logSum), y, yi + end, m);
+            FloatVector.fromArray(FLOATS, x, xi + end, m)
+                    .mul(scale)
+                    .sub(max)
+                    .sub(logSum)
+                    .intoArray(y, yi + end, m);
         }
         return n;
     }
@@ -424,61 +433,79 @@ public final class Softmax {
         Checks.matrix("dy", dy, dyOffset, rows, cols, "lddy", lddy, false);
         Checks.matrix("dx", dx, dxOffset, rows, cols, "lddx", lddx, true);
         boolean parallel = Parallelism.shareable(y) && Parallelism.shareable(dy) && Parallelism.shareable(dx);
+        Operand ys = Operand.of(y);
+        Operand dys = Operand.of(dy);
+        Operand dxs = Operand.of(dx);
         Rows.forEach(rows, (long) rows * cols, parallel, (from, to) -> {
             for (int i = from; i < to; i++) {
-                long yi = yOffset + (long) i * ldy;
-                long dyi = dyOffset + (long) i * lddy;
-                long dxi = dxOffset + (long) i * lddx;
                 int n = visible(i, cols, causalOffset);
+                Line yl = Line.of(0).read(ys, yOffset + (long) i * ldy, n);
+                Line dyl = Line.of(1).read(dys, dyOffset + (long) i * lddy, n);
+                Line dxl = Line.of(2).write(dxs, dxOffset + (long) i * lddx, cols);
                 if (log) {
-                    logBackwardRow(n, scale, y, yi, dy, dyi, dx, dxi);
+                    logBackwardRow(n, scale, yl.array, yl.offset, dyl.array, dyl.offset, dxl.array, dxl.offset);
                 } else {
-                    backwardRow(n, scale, y, yi, dy, dyi, dx, dxi);
+                    backwardRow(n, scale, yl.array, yl.offset, dyl.array, dyl.offset, dxl.array, dxl.offset);
                 }
-                Simd.fill(dx, dxi + n, cols - n, 0f);
+                Arrays.fill(dxl.array, dxl.offset + n, dxl.offset + cols, 0f);
+                dxl.commit();
             }
         });
     }
 
-    private static void backwardRow(
-            int n, float scale, MemorySegment y, long yi, MemorySegment dy, long dyi, MemorySegment dx, long dxi) {
-        FloatVector dot = FloatVector.zero(Simd.FLOATS);
+    private static void backwardRow(int n, float scale, float[] y, int yi, float[] dy, int dyi, float[] dx, int dxi) {
+        FloatVector dot = FloatVector.zero(FLOATS);
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            dot = load(y, yi + j).fma(load(dy, dyi + j), dot);
+            dot = FloatVector.fromArray(FLOATS, y, yi + j).fma(FloatVector.fromArray(FLOATS, dy, dyi + j), dot);
         }
         VectorMask<Float> m = tail(end, n);
         if (end < n) {
-            dot = load(y, yi + end, m).fma(load(dy, dyi + end, m), dot);
+            dot = FloatVector.fromArray(FLOATS, y, yi + end, m)
+                    .fma(FloatVector.fromArray(FLOATS, dy, dyi + end, m), dot);
         }
         float d = Simd.sum(dot);
         for (int j = 0; j < end; j += LANES) {
-            store(load(dy, dyi + j).sub(d).mul(load(y, yi + j)).mul(scale), dx, dxi + j);
+            FloatVector.fromArray(FLOATS, dy, dyi + j)
+                    .sub(d)
+                    .mul(FloatVector.fromArray(FLOATS, y, yi + j))
+                    .mul(scale)
+                    .intoArray(dx, dxi + j);
         }
         if (end < n) {
-            store(load(dy, dyi + end, m).sub(d).mul(load(y, yi + end, m)).mul(scale), dx, dxi + end, m);
+            FloatVector.fromArray(FLOATS, dy, dyi + end, m)
+                    .sub(d)
+                    .mul(FloatVector.fromArray(FLOATS, y, yi + end, m))
+                    .mul(scale)
+                    .intoArray(dx, dxi + end, m);
         }
     }
 
     private static void logBackwardRow(
-            int n, float scale, MemorySegment y, long yi, MemorySegment dy, long dyi, MemorySegment dx, long dxi) {
-        FloatVector sum = FloatVector.zero(Simd.FLOATS);
+            int n, float scale, float[] y, int yi, float[] dy, int dyi, float[] dx, int dxi) {
+        FloatVector sum = FloatVector.zero(FLOATS);
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            sum = sum.add(load(dy, dyi + j));
+            sum = sum.add(FloatVector.fromArray(FLOATS, dy, dyi + j));
         }
         VectorMask<Float> m = tail(end, n);
         if (end < n) {
-            sum = sum.add(load(dy, dyi + end, m));
+            sum = sum.add(FloatVector.fromArray(FLOATS, dy, dyi + end, m));
         }
-        FloatVector s = FloatVector.broadcast(Simd.FLOATS, Simd.sum(sum));
+        FloatVector s = FloatVector.broadcast(FLOATS, Simd.sum(sum));
         for (int j = 0; j < end; j += LANES) {
-            FloatVector p = VectorMath.exp(load(y, yi + j));
-            store(p.neg().fma(s, load(dy, dyi + j)).mul(scale), dx, dxi + j);
+            FloatVector p = VectorMath.exp(FloatVector.fromArray(FLOATS, y, yi + j));
+            p.neg()
+                    .fma(s, FloatVector.fromArray(FLOATS, dy, dyi + j))
+                    .mul(scale)
+                    .intoArray(dx, dxi + j);
         }
         if (end < n) {
-            FloatVector p = VectorMath.exp(load(y, yi + end, m));
-            store(p.neg().fma(s, load(dy, dyi + end, m)).mul(scale), dx, dxi + end, m);
+            FloatVector p = VectorMath.exp(FloatVector.fromArray(FLOATS, y, yi + end, m));
+            p.neg()
+                    .fma(s, FloatVector.fromArray(FLOATS, dy, dyi + end, m))
+                    .mul(scale)
+                    .intoArray(dx, dxi + end, m);
         }
     }
 }

@@ -3,9 +3,7 @@ package dev.panamax.kernels;
 import static dev.panamax.kernels.Simd.FLOATS;
 import static dev.panamax.kernels.Simd.LANES;
 
-import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 
@@ -45,7 +43,10 @@ final class VectorMath {
      */
     static FloatVector exp(FloatVector x) {
         // Clamping first keeps n within [-127, 128]: 2⁻¹²⁷'s bit pattern is +0 and 2¹²⁸'s is +∞, the saturated results.
-        FloatVector c = x.max(EXP_LOW).min(EXP_HIGH);
+        // A compare and a blend per bound, not max/min: those also order NaN and -0, which costs C2 five instructions
+        // each. A NaN fails both compares and stays NaN.
+        FloatVector c = x.blend(EXP_LOW, x.lt(EXP_LOW));
+        c = c.blend(EXP_HIGH, c.compare(VectorOperators.GT, EXP_HIGH));
         FloatVector t = c.fma(LOG2E, ROUND_AND_BIAS);
         FloatVector n = t.sub(ROUND_AND_BIAS);
         FloatVector r = n.fma(FloatVector.broadcast(FLOATS, -LN2_HI), c);
@@ -56,59 +57,42 @@ final class VectorMath {
         p = p.fma(r, FloatVector.broadcast(FLOATS, P4));
         p = p.fma(r, FloatVector.broadcast(FLOATS, P5));
         p = p.fma(r.mul(r), r).add(1f);
-        // 2ⁿ from its exponent bits. Converting n (exact in float) rather than reinterpreting t keeps every step a
-        // plain lane-wise operation: with the reinterpretation, C2 fell back to boxed vectors in some loops.
-        FloatVector scale = ((IntVector) n.convert(VectorOperators.F2I, 0))
-                .add(127)
-                .lanewise(VectorOperators.LSHL, 23)
-                .reinterpretAsFloats();
+        // 2ⁿ from t's own bits: t = 1.5·2²³ + 127 + n keeps n + 127 in its low mantissa bits, and shifting those into
+        // the exponent field drops the rest. Cheaper than converting n, whose Java semantics (NaN, saturation) make
+        // C2 emit a compare, a branch and fix-ups around the conversion.
+        FloatVector scale =
+                t.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
         return p.mul(scale);
     }
 
     /**
-     * {@code y = exp(scale·x - shift)} over {@code n} floats of two segments (y may be x itself, or null to only sum)
-     * and the sum of the terms, lanes added in {@link Simd#sum}'s fixed order: the loop every softmax-shaped kernel
-     * runs. Whole vectors and the masked tail are separate loops, so that no mask object reaches the main loop.
+     * {@code y = exp(scale·x - shift)} over {@code n} floats (y may be x itself, or null to only sum) and the sum of the
+     * terms, lanes added in {@link Simd#sum}'s fixed order: the loop every softmax-shaped kernel runs.
      */
-    static float expSum(int n, float scale, float shift, MemorySegment x, long xi, MemorySegment y, long yi) {
+    static float expSum(int n, float scale, float shift, float[] x, int xi, float[] y, int yi) {
         FloatVector sum = FloatVector.zero(FLOATS);
         int end = Simd.vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector e = exp(Simd.load(x, xi + j).mul(scale).sub(shift));
-            if (y != null) {
-                Simd.store(e, y, yi + j);
+        // Summing alone and storing too are separate loops: a test inside the loop costs a branch per vector.
+        if (y == null) {
+            for (int j = 0; j < end; j += LANES) {
+                sum = sum.add(
+                        exp(FloatVector.fromArray(FLOATS, x, xi + j).mul(scale).sub(shift)));
             }
-            sum = sum.add(e);
+        } else {
+            for (int j = 0; j < end; j += LANES) {
+                FloatVector e =
+                        exp(FloatVector.fromArray(FLOATS, x, xi + j).mul(scale).sub(shift));
+                e.intoArray(y, yi + j);
+                sum = sum.add(e);
+            }
         }
         if (end < n) {
             VectorMask<Float> valid = Simd.tail(end, n);
-            FloatVector e = exp(Simd.load(x, xi + end, valid).mul(scale).sub(shift));
+            FloatVector e = exp(
+                    FloatVector.fromArray(FLOATS, x, xi + end, valid).mul(scale).sub(shift));
             if (y != null) {
-                Simd.store(e, y, yi + end, valid);
+                e.intoArray(y, yi + end, valid);
             }
-            sum = sum.add(e, valid);
-        }
-        return Simd.sum(sum);
-    }
-
-    /**
-     * {@link #expSum} on an array, in place: {@code values = exp(values - shift)}, returning their sum. Kernels that
-     * keep tiles in arrays use it because C2 compiles vector stores into heap segments in this loop far slower than
-     * into arrays or native memory (measured about 7 ns against 1 ns per element).
-     */
-    static float expSum(float[] values, int from, int count, float shift) {
-        FloatVector sum = FloatVector.zero(FLOATS);
-        int end = Simd.vectorEnd(count);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector e = exp(FloatVector.fromArray(FLOATS, values, from + j).sub(shift));
-            e.intoArray(values, from + j);
-            sum = sum.add(e);
-        }
-        if (end < count) {
-            VectorMask<Float> valid = Simd.tail(end, count);
-            FloatVector e =
-                    exp(FloatVector.fromArray(FLOATS, values, from + end, valid).sub(shift));
-            e.intoArray(values, from + end, valid);
             sum = sum.add(e, valid);
         }
         return Simd.sum(sum);
