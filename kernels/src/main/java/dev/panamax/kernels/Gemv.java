@@ -19,6 +19,9 @@ final class Gemv {
     /** Columns accumulated per sweep over the rows in the transposed product: 4 KiB of sums stay in L1. */
     private static final int COLUMN_BLOCK = 1024;
 
+    /** The longest rows that {@link #plain} reads one at a time rather than four at a time. */
+    private static final int SEQUENTIAL_ROWS_MAX_COLS = 1024;
+
     private static final ThreadLocal<float[][]> BUFFERS = ThreadLocal.withInitial(() -> new float[2][0]);
 
     private Gemv() {}
@@ -97,8 +100,13 @@ final class Gemv {
             long yOffset,
             long incY) {
         int i = from;
-        for (; i + 4 <= to; i += 4) {
-            fourRows(i, cols, alpha, a, aOffset, lda, x, beta, y, yOffset, incY);
+        // Short rows are read one after another, so that A is one sequential stream the prefetchers follow; four
+        // interleaved rows are four short streams that restart every block (1 thread, 32000×288: 8.8 against 6.0 GB/s;
+        // 12000×768: 9 against 7). Long rows gain from the four streams (4096×4096: 11 against 7.5 GB/s).
+        if (cols > SEQUENTIAL_ROWS_MAX_COLS) {
+            for (; i + 4 <= to; i += 4) {
+                fourRows(i, cols, alpha, a, aOffset, lda, x, beta, y, yOffset, incY);
+            }
         }
         for (; i < to; i++) {
             oneRow(i, cols, alpha, a, aOffset, lda, x, beta, y, yOffset, incY);
