@@ -63,14 +63,34 @@ public final class Agreement {
                 for (int i = 0; i < operands.length; i++) {
                     natives[i] = arena.allocateFrom(ValueLayout.JAVA_FLOAT, operands[i]);
                 }
-                segments.run(natives, arena);
-                for (int i = 0; i < operands.length; i++) {
-                    assertArrayEquals(
-                            expected[i],
-                            natives[i].toArray(ValueLayout.JAVA_FLOAT),
-                            what + ": operand " + i + " on a native segment");
-                }
+                assertSegmentsAgree(what, "a native segment", expected, natives, segments, arena);
             }
+        }
+        // Kernels use a heap segment's float[] in place, from the float the segment starts at; heap segments over
+        // other arrays are copied like native memory.
+        MemorySegment[] slices = new MemorySegment[operands.length];
+        MemorySegment[] bytes = new MemorySegment[operands.length];
+        for (int i = 0; i < operands.length; i++) {
+            float[] padded = new float[operands[i].length + 1];
+            System.arraycopy(operands[i], 0, padded, 1, operands[i].length);
+            slices[i] = MemorySegment.ofArray(padded).asSlice(Float.BYTES);
+            bytes[i] = MemorySegment.ofArray(new byte[operands[i].length * Float.BYTES]);
+            MemorySegment.copy(operands[i], 0, bytes[i], ValueLayout.JAVA_FLOAT_UNALIGNED, 0, operands[i].length);
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            assertSegmentsAgree(what, "a slice of a float[]", expected, slices, segments, arena);
+            assertSegmentsAgree(what, "a segment over a byte[]", expected, bytes, segments, arena);
+        }
+    }
+
+    private static void assertSegmentsAgree(
+            String what, String kind, float[][] expected, MemorySegment[] operands, SegmentCall call, Arena arena) {
+        call.run(operands, arena);
+        for (int i = 0; i < operands.length; i++) {
+            assertArrayEquals(
+                    expected[i],
+                    operands[i].toArray(ValueLayout.JAVA_FLOAT_UNALIGNED),
+                    what + ": operand " + i + " on " + kind);
         }
     }
 
