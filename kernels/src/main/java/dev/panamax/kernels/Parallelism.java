@@ -6,6 +6,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.function.IntConsumer;
 
 /**
@@ -18,6 +19,8 @@ import java.util.function.IntConsumer;
  */
 public final class Parallelism {
     private static final Object LOCK = new Object();
+    /** States of a helper's slot in a parallel region. */
+    private static final int UNCLAIMED = 0, BY_HELPER = 1, BY_CALLER = 2;
     /** A thread that never runs: segments accessible by it are accessible by any worker (shared, global, auto). */
     private static final Thread OTHER_THREAD = new Thread(() -> {});
     /** Set on the threads that are running a parallel region, so that nested regions run inline. */
@@ -118,8 +121,17 @@ public final class Parallelism {
         };
         ExecutorService executor = pool(workers - 1);
         Future<?>[] helpers = new Future<?>[workers - 1];
+        // Each helper claims its slot before draining; the caller, done with the tasks, claims the slots of helpers
+        // that have not started and does not wait for them. A worker that the OS has not scheduled yet (the other core
+        // busy) then costs nothing, instead of the caller waiting up to a scheduler slice for a helper with no work.
+        AtomicIntegerArray claims = new AtomicIntegerArray(helpers.length);
         for (int i = 0; i < helpers.length; i++) {
-            helpers[i] = executor.submit(drain);
+            int slot = i;
+            helpers[i] = executor.submit(() -> {
+                if (claims.compareAndSet(slot, UNCLAIMED, BY_HELPER)) {
+                    drain.run();
+                }
+            });
         }
         Throwable failure = null;
         IN_REGION.set(Boolean.TRUE);
@@ -130,7 +142,11 @@ public final class Parallelism {
         } finally {
             IN_REGION.set(Boolean.FALSE);
         }
-        for (Future<?> helper : helpers) {
+        for (int i = 0; i < helpers.length; i++) {
+            if (claims.compareAndSet(i, UNCLAIMED, BY_CALLER)) {
+                continue;
+            }
+            Future<?> helper = helpers[i];
             try {
                 helper.get();
             } catch (ExecutionException e) {
