@@ -56,11 +56,12 @@ public class OpsBench {
     private float[] bias;
     private int[] targets;
     private Arena arena;
-    private MemorySegment nx;
-    private MemorySegment ny;
-    private MemorySegment nWeight;
-    private MemorySegment nBias;
-    private MemorySegment nTargets;
+    private Operands onHeap;
+    private Operands offHeap;
+
+    /** One set of operands: over the arrays above, or native copies of them. */
+    private record Operands(
+            MemorySegment x, MemorySegment y, MemorySegment weight, MemorySegment bias, MemorySegment targets) {}
 
     /**
      * The bytes one operation moves: the input read and the output written once (cross-entropy: the logits read and
@@ -98,13 +99,17 @@ public class OpsBench {
         for (int i = 0; i < rows; i++) {
             targets[i] = random.nextInt(cols);
         }
+        onHeap = new Operands(
+                MemorySegment.ofArray(x),
+                MemorySegment.ofArray(y),
+                MemorySegment.ofArray(weight),
+                MemorySegment.ofArray(bias),
+                MemorySegment.ofArray(targets));
         arena = Arena.ofShared();
-        nx = copy(x);
-        ny = arena.allocate((long) y.length * Float.BYTES, 64);
-        nWeight = copy(weight);
-        nBias = copy(bias);
-        nTargets = arena.allocate((long) rows * Integer.BYTES, 64);
-        MemorySegment.copy(targets, 0, nTargets, ValueLayout.JAVA_INT, 0, rows);
+        MemorySegment nativeTargets = arena.allocate((long) rows * Integer.BYTES, 64);
+        MemorySegment.copy(targets, 0, nativeTargets, ValueLayout.JAVA_INT, 0, rows);
+        offHeap = new Operands(
+                copy(x), arena.allocate((long) y.length * Float.BYTES, 64), copy(weight), copy(bias), nativeTargets);
         Parallelism.setThreads(1);
     }
 
@@ -120,44 +125,43 @@ public class OpsBench {
         arena.close();
     }
 
+    /**
+     * The ops on the caller's {@code float[]}s (as heap segments over them, which is what the kernels' array forms
+     * pass on).
+     *
+     * @return a value derived from the output, so that nothing is optimised away
+     */
     @Benchmark
     public float panamax() {
-        int n = rows * cols;
-        switch (op) {
-            case "softmax" -> Softmax.forward(rows, cols, 1f, Softmax.UNMASKED, x, 0, cols, y, 0, cols);
-            case "layernorm" ->
-                LayerNorm.forward(rows, cols, 1e-5f, x, 0, cols, weight, 0, bias, 0, y, 0, cols, null, 0, null, 0);
-            case "rmsnorm" -> RmsNorm.forward(rows, cols, 1e-5f, x, 0, cols, weight, 0, y, 0, cols, null, 0);
-            case "gelu" -> Activations.forward(Activation.GELU_TANH, n, x, 0, y, 0);
-            case "silu" -> Activations.forward(Activation.SILU, n, x, 0, y, 0);
-            default -> {
-                return CrossEntropy.forward(rows, cols, x, 0, cols, targets, 0, -100, y, 0, cols);
-            }
-        }
-        return y[0];
+        return run(onHeap);
     }
 
     /**
-     * The same ops on native memory (the segment API, as the model calls them): kernels read arrays and native
-     * segments through different code, so both are measured.
+     * The same ops on native memory, as the model calls them: kernels use arrays in place and copy native rows in and
+     * out, so both forms are measured.
      *
      * @return a value derived from the output, so that nothing is optimised away
      */
     @Benchmark
     public float panamaxNative() {
+        return run(offHeap);
+    }
+
+    private float run(Operands o) {
         int n = rows * cols;
         switch (op) {
-            case "softmax" -> Softmax.forward(rows, cols, 1f, Softmax.UNMASKED, nx, 0, cols, ny, 0, cols);
+            case "softmax" -> Softmax.forward(rows, cols, 1f, Softmax.UNMASKED, o.x, 0, cols, o.y, 0, cols);
             case "layernorm" ->
-                LayerNorm.forward(rows, cols, 1e-5f, nx, 0, cols, nWeight, 0, nBias, 0, ny, 0, cols, null, 0, null, 0);
-            case "rmsnorm" -> RmsNorm.forward(rows, cols, 1e-5f, nx, 0, cols, nWeight, 0, ny, 0, cols, null, 0);
-            case "gelu" -> Activations.forward(Activation.GELU_TANH, n, nx, 0, ny, 0);
-            case "silu" -> Activations.forward(Activation.SILU, n, nx, 0, ny, 0);
+                LayerNorm.forward(
+                        rows, cols, 1e-5f, o.x, 0, cols, o.weight, 0, o.bias, 0, o.y, 0, cols, null, 0, null, 0);
+            case "rmsnorm" -> RmsNorm.forward(rows, cols, 1e-5f, o.x, 0, cols, o.weight, 0, o.y, 0, cols, null, 0);
+            case "gelu" -> Activations.forward(Activation.GELU_TANH, n, o.x, 0, o.y, 0);
+            case "silu" -> Activations.forward(Activation.SILU, n, o.x, 0, o.y, 0);
             default -> {
-                return CrossEntropy.forward(rows, cols, nx, 0, cols, nTargets, 0, -100, ny, 0, cols);
+                return CrossEntropy.forward(rows, cols, o.x, 0, cols, o.targets, 0, -100, o.y, 0, cols);
             }
         }
-        return ny.getAtIndex(ValueLayout.JAVA_FLOAT, 0);
+        return o.y.getAtIndex(ValueLayout.JAVA_FLOAT, 0);
     }
 
     @Benchmark
