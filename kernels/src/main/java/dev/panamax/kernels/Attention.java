@@ -483,20 +483,6 @@ public final class Attention {
         }
     }
 
-    /** {@code acc[0, count) += weight·x[from, from + count)}, each element one fused multiply-add. */
-    private static void axpy(float weight, float[] x, int from, float[] acc, int count) {
-        FloatVector w = FloatVector.broadcast(FLOATS, weight);
-        int end = Simd.vectorEnd(count);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector.fromArray(FLOATS, x, from + j)
-                    .fma(w, FloatVector.fromArray(FLOATS, acc, j))
-                    .intoArray(acc, j);
-        }
-        for (int j = end; j < count; j++) {
-            acc[j] = Math.fma(x[from + j], weight, acc[j]);
-        }
-    }
-
     private static void zeroRows(TensorView view, int b, int head, int rows, int width) {
         for (int r = 0; r < rows; r++) {
             view.data()
@@ -607,7 +593,7 @@ public final class Attention {
                 int row = i * KEY_TILE;
                 maskRow(w.scores, row, nk, mask, b, head, q0 + i, k0, causal ? q0 + i + shift - k0 + 1 : nk);
                 float previous = w.max[i];
-                float max = Math.max(previous, rowMax(w.scores, row, nk));
+                float max = Math.max(previous, Softmax.max(nk, 1f, w.scores, row));
                 if (max == Float.NEGATIVE_INFINITY) {
                     // Nothing visible yet: the row's weights are all zero.
                     Arrays.fill(w.scores, row, row + nk, 0f);
@@ -617,7 +603,7 @@ public final class Attention {
                 w.sum[i] = w.sum[i] * correction + VectorMath.expSum(nk, 1f, max, w.scores, row, w.scores, row);
                 w.max[i] = max;
                 if (correction != 1f) {
-                    scaleRow(w.acc, i * d, d, correction);
+                    Elementwise.scaleRun(d, correction, w.acc, i * d);
                 }
             }
             if (nq == 1) {
@@ -627,7 +613,7 @@ public final class Attention {
                     axpy4(w.scores, j, w.rows, j * d, d, w.acc);
                 }
                 for (; j < nk; j++) {
-                    axpy(w.scores[j], w.rows, j * d, w.acc, d);
+                    Elementwise.axpyRun(d, w.scores[j], w.rows, j * d, w.acc, 0);
                 }
             } else {
                 GemmDriver.run(
@@ -662,36 +648,12 @@ public final class Attention {
         }
     }
 
-    /** The largest of {@code values[from, from + count)}; NaN if any is NaN. */
-    private static float rowMax(float[] values, int from, int count) {
-        int end = Simd.vectorEnd(count);
-        FloatVector max = FloatVector.broadcast(FLOATS, Float.NEGATIVE_INFINITY);
-        for (int j = 0; j < end; j += LANES) {
-            max = max.max(FloatVector.fromArray(FLOATS, values, from + j));
-        }
-        float result = Simd.max(max);
-        for (int j = end; j < count; j++) {
-            result = Math.max(result, values[from + j]);
-        }
-        return result;
-    }
-
-    private static void scaleRow(float[] values, int from, int count, float factor) {
-        int j = 0;
-        for (; j <= count - LANES; j += LANES) {
-            FloatVector.fromArray(FLOATS, values, from + j).mul(factor).intoArray(values, from + j);
-        }
-        for (; j < count; j++) {
-            values[from + j] *= factor;
-        }
-    }
-
     /**
      * {@code out[index ...] = values[from ...]·factor} for one row of {@code count} floats, scaling {@code values} in
      * place first: a bulk copy out rather than segment vector stores, which C2 compiles slowly for heap segments.
      */
     private static void writeRow(float[] values, int from, int count, float factor, MemorySegment out, long index) {
-        scaleRow(values, from, count, factor);
+        Elementwise.scaleRun(count, factor, values, from);
         MemorySegment.copy(values, from, out, FLOAT, index * Float.BYTES, count);
     }
 }
