@@ -39,7 +39,8 @@ import org.openjdk.jmh.annotations.Warmup;
 @Measurement(iterations = 5, time = 1)
 @Fork(
         value = 1,
-        jvmArgsAppend = {"-Xmx2g"})
+        // Gradients and optimizer moments live on the Java heap (1.5 GB for the 124M shape).
+        jvmArgsAppend = {"-Xmx4g"})
 public class TrainBench {
     @Param({"124M"})
     public String shape;

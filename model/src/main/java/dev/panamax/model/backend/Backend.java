@@ -30,6 +30,19 @@ public interface Backend extends AutoCloseable {
     Tensor allocate(int rows, int cols);
 
     /**
+     * Allocates a zero-filled matrix of training state that only the training step reads and writes: gradients and
+     * optimizer moments. A host backend may keep it on the Java heap, where the memory-bound update kernels work on it
+     * in place; the default is {@link #allocate}.
+     *
+     * @param rows rows, at least 0
+     * @param cols columns, at least 0
+     * @return the tensor, valid until the backend is closed
+     */
+    default Tensor allocateTrainingState(int rows, int cols) {
+        return allocate(rows, cols);
+    }
+
+    /**
      * Makes weights available to the backend: a host backend may use the memory in place (a memory-mapped file stays
      * mapped, not copied), a device backend copies it.
      *

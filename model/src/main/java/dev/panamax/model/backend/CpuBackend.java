@@ -77,6 +77,28 @@ public final class CpuBackend implements Backend {
         return new CpuTensor(arena.allocate((long) rows * cols * Float.BYTES, 64), 0, rows, cols, cols);
     }
 
+    /**
+     * A {@code float[]} when the matrix fits in one, else native memory. The kernels work on arrays in place but copy
+     * native memory through a per-thread buffer span by span, and AdamW streams four such tensors per step: on the
+     * GPT-2 124M shape at 1 thread, AdamW took ~370 ms per step on native memory against ~200 on arrays.
+     */
+    @Override
+    public Tensor allocateTrainingState(int rows, int cols) {
+        checkShape(rows, cols);
+        long size = (long) rows * cols;
+        if (size > MAX_ARRAY_FLOATS) {
+            return allocate(rows, cols);
+        }
+        float[] array;
+        try {
+            array = new float[(int) size];
+        } catch (OutOfMemoryError heapTooSmall) {
+            // A Java heap sized for inference (-Xmx) need not hold a model's training state; native memory still works.
+            return allocate(rows, cols);
+        }
+        return new CpuTensor(MemorySegment.ofArray(array), 0, rows, cols, cols);
+    }
+
     @Override
     public Tensor weights(MemorySegment floats, int rows, int cols) {
         checkShape(rows, cols);
@@ -86,6 +108,9 @@ public final class CpuBackend implements Backend {
         }
         return new CpuTensor(floats, 0, rows, cols, cols);
     }
+
+    /** The largest {@code float[]} a JVM reliably allocates (a few header words below {@code Integer.MAX_VALUE}). */
+    private static final long MAX_ARRAY_FLOATS = Integer.MAX_VALUE - 8;
 
     private static void checkShape(int rows, int cols) {
         if (rows < 0 || cols < 0) {

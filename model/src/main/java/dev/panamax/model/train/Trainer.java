@@ -91,9 +91,9 @@ public final class Trainer {
         this.specs = Parameters.of(config);
         for (Parameters.Spec spec : specs) {
             weights.put(spec.name(), backend.allocate(spec.rows(), spec.cols()));
-            gradients.put(spec.name(), backend.allocate(spec.rows(), spec.cols()));
-            firstMoments.put(spec.name(), backend.allocate(spec.rows(), spec.cols()));
-            secondMoments.put(spec.name(), backend.allocate(spec.rows(), spec.cols()));
+            gradients.put(spec.name(), backend.allocateTrainingState(spec.rows(), spec.cols()));
+            firstMoments.put(spec.name(), backend.allocateTrainingState(spec.rows(), spec.cols()));
+            secondMoments.put(spec.name(), backend.allocateTrainingState(spec.rows(), spec.cols()));
         }
         this.network = Network.of(backend, config, weights);
         this.gradientNetwork = Network.of(backend, config, gradients);

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamax.model.backend.Backend;
 import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.io.ModelConfig;
 import dev.panamax.model.io.ModelConfig.Architecture;
@@ -12,6 +13,9 @@ import dev.panamax.model.io.ModelFormatException;
 import dev.panamax.model.nn.Parameters;
 import dev.panamax.model.tokenizer.CharVocabulary;
 import java.io.IOException;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
+import java.lang.reflect.Proxy;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -110,6 +114,48 @@ class TrainerTest {
             assertEquals(Float.floatToIntBits(expected.trainLoss()), Float.floatToIntBits(m.trainLoss()));
             assertEquals(Float.floatToIntBits(expected.gradientNorm()), Float.floatToIntBits(m.gradientNorm()));
             assertEquals(expected.validationLoss(), m.validationLoss());
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Architecture.class)
+    void trainingStateOnTheHeapTrainsBitForBitAsOnNativeMemory(Architecture architecture) throws IOException {
+        TokenDataset data = data(0.2);
+        TrainingOptions options = new TrainingOptions(2, 16, 2, 3e-3f, 3e-4f, 3, 0.1f, 0.9f, 0.95f, 1e-8f, 0.5f, 42);
+        Recorder heap = new Recorder(0);
+        Recorder nativeMemory = new Recorder(0);
+        float[] heapWeights;
+        try (CpuBackend backend = new CpuBackend()) {
+            Trainer trainer = Trainer.create(backend, config(architecture), options, 5);
+            trainer.fit(data, 0, 6, 3, 0, List.of(heap));
+            heapWeights = allWeights(trainer);
+        }
+        try (CpuBackend cpu = new CpuBackend()) {
+            // The same backend, but gradients and moments allocated like every other tensor, in native memory.
+            Backend backend = (Backend) Proxy.newProxyInstance(
+                    Backend.class.getClassLoader(), new Class<?>[] {Backend.class}, (proxy, method, arguments) -> {
+                        Method target = method.getName().equals("allocateTrainingState")
+                                ? Backend.class.getMethod("allocate", int.class, int.class)
+                                : method;
+                        try {
+                            return target.invoke(cpu, arguments);
+                        } catch (InvocationTargetException e) {
+                            throw e.getCause();
+                        }
+                    });
+            Trainer trainer = Trainer.create(backend, config(architecture), options, 5);
+            trainer.fit(data, 0, 6, 3, 0, List.of(nativeMemory));
+            assertArrayEquals(heapWeights, allWeights(trainer));
+        }
+        assertEquals(6, heap.steps.size());
+        assertEquals(6, nativeMemory.steps.size());
+        for (int i = 0; i < heap.steps.size(); i++) {
+            assertEquals(
+                    Float.floatToIntBits(heap.steps.get(i).trainLoss()),
+                    Float.floatToIntBits(nativeMemory.steps.get(i).trainLoss()));
+            assertEquals(
+                    heap.steps.get(i).validationLoss(),
+                    nativeMemory.steps.get(i).validationLoss());
         }
     }
 
