@@ -139,24 +139,13 @@ public final class Activations {
         Checks.vector("x", x, xOffset, n, false);
         Checks.vector("dy", dy, dyOffset, n, false);
         Checks.vector("dx", dx, dxOffset, n, true);
-        Operand xs = Operand.of(x);
-        Operand dys = Operand.of(dy);
-        Operand dxs = Operand.of(dx);
-        Rows.forEachSpan(n, Parallelism.shareable(x, dy, dx), Line.staged(xs, dys, dxs), (from, to) -> {
-            int count = to - from;
-            Line xl = Line.of(0).read(xs, xOffset + from, count);
-            Line dyl = Line.of(1).read(dys, dyOffset + from, count);
-            Line dxl = Line.of(2).write(dxs, dxOffset + from, count);
-            float[] xa = xl.array;
-            float[] dya = dyl.array;
-            float[] dxa = dxl.array;
-            switch (function) {
-                case GELU_TANH -> geluTanhBackward(count, xa, xl.offset, dya, dyl.offset, dxa, dxl.offset);
-                case GELU -> geluBackward(count, xa, xl.offset, dya, dyl.offset, dxa, dxl.offset);
-                case SILU -> siluBackward(count, xa, xl.offset, dya, dyl.offset, dxa, dxl.offset);
-            }
-            dxl.commit();
-        });
+        Rows.BinaryRun run =
+                switch (function) {
+                    case GELU_TANH -> Activations::geluTanhBackward;
+                    case GELU -> Activations::geluBackward;
+                    case SILU -> Activations::siluBackward;
+                };
+        Rows.forEachSpan(n, x, xOffset, dy, dyOffset, dx, dxOffset, run);
     }
 
     /**
@@ -205,17 +194,7 @@ public final class Activations {
         Checks.vector("gate", gate, gateOffset, n, false);
         Checks.vector("up", up, upOffset, n, false);
         Checks.vector("y", y, yOffset, n, true);
-        Operand gates = Operand.of(gate);
-        Operand ups = Operand.of(up);
-        Operand ys = Operand.of(y);
-        Rows.forEachSpan(n, Parallelism.shareable(gate, up, y), Line.staged(gates, ups, ys), (from, to) -> {
-            int count = to - from;
-            Line gl = Line.of(0).read(gates, gateOffset + from, count);
-            Line ul = Line.of(1).read(ups, upOffset + from, count);
-            Line yl = Line.of(2).write(ys, yOffset + from, count);
-            swigluForwardRun(count, gl.array, gl.offset, ul.array, ul.offset, yl.array, yl.offset);
-            yl.commit();
-        });
+        Rows.forEachSpan(n, gate, gateOffset, up, upOffset, y, yOffset, Activations::swigluForwardRun);
     }
 
     /**

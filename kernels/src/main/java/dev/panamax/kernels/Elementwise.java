@@ -60,17 +60,7 @@ public final class Elementwise {
         Checks.vector("a", a, aOffset, n, false);
         Checks.vector("b", b, bOffset, n, false);
         Checks.vector("y", y, yOffset, n, true);
-        Operand as = Operand.of(a);
-        Operand bs = Operand.of(b);
-        Operand ys = Operand.of(y);
-        Rows.forEachSpan(n, Parallelism.shareable(a, b, y), Line.staged(as, bs, ys), (from, to) -> {
-            int count = to - from;
-            Line al = Line.of(0).read(as, aOffset + from, count);
-            Line bl = Line.of(1).read(bs, bOffset + from, count);
-            Line yl = Line.of(2).write(ys, yOffset + from, count);
-            addRun(count, al.array, al.offset, bl.array, bl.offset, yl.array, yl.offset);
-            yl.commit();
-        });
+        Rows.forEachSpan(n, a, aOffset, b, bOffset, y, yOffset, Elementwise::addRun);
     }
 
     /**

@@ -43,6 +43,39 @@ final class Rows {
         });
     }
 
+    /** The body of an elementwise kernel with two inputs and one output, on arrays, over {@code n} elements. */
+    @FunctionalInterface
+    interface BinaryRun {
+        void run(int n, float[] a, int ai, float[] b, int bi, float[] y, int yi);
+    }
+
+    /**
+     * Runs {@code body} over {@code n} elements of inputs a and b and output y, in spans split over the threads when
+     * all three can be shared: an operand that is a {@code float[]} is used in place, any other is staged through this
+     * thread's lines 0 to 2 (y is written, not read).
+     */
+    static void forEachSpan(
+            int n,
+            MemorySegment a,
+            long aOffset,
+            MemorySegment b,
+            long bOffset,
+            MemorySegment y,
+            long yOffset,
+            BinaryRun body) {
+        Operand as = Operand.of(a);
+        Operand bs = Operand.of(b);
+        Operand ys = Operand.of(y);
+        forEachSpan(n, Parallelism.shareable(a, b, y), Line.staged(as, bs, ys), (from, to) -> {
+            int count = to - from;
+            Line al = Line.of(0).read(as, aOffset + from, count);
+            Line bl = Line.of(1).read(bs, bOffset + from, count);
+            Line yl = Line.of(2).write(ys, yOffset + from, count);
+            body.run(count, al.array, al.offset, bl.array, bl.offset, yl.array, yl.offset);
+            yl.commit();
+        });
+    }
+
     /**
      * Runs {@code body} over {@code [0, rows)}, split into contiguous ranges on up to {@link Parallelism#threads()}
      * threads when {@code parallel} allows it and there are at least {@link #PARALLEL_MIN_ELEMENTS} elements.
