@@ -710,13 +710,7 @@ public final class Attention {
             }
         }
         for (int i = 0; i < nq; i++) {
-            float total = w.sum[i];
-            float inverse = total == 0f ? 0f : 1f / total;
-            writeRow(w.acc, i * d, d, inverse, o.data(), o.row(b, head, q0 + i));
-            if (lse != null) {
-                float value = total == 0f ? Float.NEGATIVE_INFINITY : w.max[i] + (float) StrictMath.log(total);
-                lse.data().setAtIndex(FLOAT, lse.row(b, head, q0 + i), value);
-            }
+            writeResult(w.acc, i * d, d, w.sum[i], w.max[i], o, lse, b, head, q0 + i);
         }
     }
 
@@ -836,7 +830,25 @@ public final class Attention {
                 }
             }
         }
-        writeRow(w.acc, 0, d, total == 0f ? 0f : 1f / total, o.data(), o.row(b, head, query));
+        writeResult(w.acc, 0, d, total, max, o, lse, b, head, query);
+    }
+
+    /**
+     * One query's output row, {@code acc/total}, and its log-sum-exp {@code max + log(total)} when asked for; a query
+     * that saw no key ({@code total} 0) gets zeros and -∞.
+     */
+    private static void writeResult(
+            float[] acc,
+            int from,
+            int d,
+            float total,
+            float max,
+            TensorView o,
+            TensorView lse,
+            int b,
+            int head,
+            int query) {
+        writeRow(acc, from, d, total == 0f ? 0f : 1f / total, o.data(), o.row(b, head, query));
         if (lse != null) {
             float value = total == 0f ? Float.NEGATIVE_INFINITY : max + (float) StrictMath.log(total);
             lse.data().setAtIndex(FLOAT, lse.row(b, head, query), value);
