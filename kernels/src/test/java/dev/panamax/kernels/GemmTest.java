@@ -141,7 +141,10 @@ class GemmTest {
 
     @Test
     void everyAlphaAndBetaOnEveryPath() {
-        int[][] shapes = {{17, 33, 65}, {1, 65, 31}, {65, 1, 17}, {1, 1, 9}, {5, 4, 0}, {40, 300, 270}};
+        // The last shape's depth spans two packed slices: the second adds onto what the first wrote.
+        int[][] shapes = {
+            {17, 33, 65}, {1, 65, 31}, {65, 1, 17}, {1, 1, 9}, {5, 4, 0}, {40, 300, 270}, {9, 50, GemmDriver.KC + 37}
+        };
         for (int[] shape : shapes) {
             for (Transpose transA : Transpose.values()) {
                 for (Transpose transB : Transpose.values()) {
@@ -305,7 +308,9 @@ class GemmTest {
 
     @Test
     void everyThreadCountGivesTheSameBits() {
-        int[][] shapes = {{300, 257, 300}, {1, 3000, 700}, {3000, 1, 700}, {64, 768, 600}};
+        int[][] shapes = {
+            {300, 257, 300}, {1, 3000, 700}, {3000, 1, 700}, {64, 768, 600}, {70, 150, 2 * GemmDriver.KC + 5}
+        };
         for (int[] shape : shapes) {
             for (Transpose transA : Transpose.values()) {
                 for (Transpose transB : Transpose.values()) {
