@@ -238,10 +238,11 @@ final class GemmDriver {
             block(o, 0, o.m(), 0, o.n());
             return;
         }
-        // A grid of tasks, several per thread so that a thread slowed by another tenant is balanced by the others.
+        // A grid of tasks, two per thread so that a thread slowed by another tenant is balanced by the others; four
+        // measured 4–6% slower on 2 threads for transformer shapes (256 × 768 × 768), the packing repeated per cell.
         // Every column of cells packs its own copy of A and every row of cells its own copy of B, so the cells are
         // cut across the larger of the two: columns when B (k × n) is the larger, rows when A (m × k) is.
-        int target = 4 * threads;
+        int target = 2 * threads;
         int columnTasks;
         int rowTasks;
         if (o.n() >= o.m()) {
