@@ -276,7 +276,7 @@ final class GemmDriver {
             for (int pc = 0; pc < o.k(); pc += KC) {
                 int kc = Math.min(KC, o.k() - pc);
                 if (o.transB()) {
-                    packTransposedB(o, pc, kc, jc, nc, w);
+                    packTransposedB(o, arrays, pc, kc, jc, nc, w);
                 } else {
                     packB(o, arrays, pc, kc, jc, nc, w);
                 }
@@ -436,40 +436,50 @@ final class GemmDriver {
     }
 
     /**
-     * {@link #packB} for a transposed B, where each column of the panel is a stored row of B: for each k the NR values
-     * sit in NR different rows, so they are gathered a vector at a time from an array, the rows being first copied
-     * into one when B is not an array or the micro-panel is cut short by the matrix's edge.
+     * {@link #packB} for a transposed B, where each column of the panel is a stored row of B. With 8 lanes, whole
+     * micro-panels are transposed 8×8 at a time in registers, straight from B, reading 8 of its rows together. Other
+     * widths, and a micro-panel cut short by the matrix's edge, copy B's rows into an array and gather each k's values
+     * from there. Gathering cost a sixth of a product with a transposed B (1 thread, 256 × 768 × 768); copying the rows
+     * one at a time read a B from memory at a fifth of the bandwidth.
      */
-    private static void packTransposedB(Operands o, int pc, int kc, int jc, int nc, Workspace w) {
+    private static void packTransposedB(Operands o, ArrayOperands arrays, int pc, int kc, int jc, int nc, Workspace w) {
         int ldb = o.ldb();
+        int whole = LANES == TRANSPOSED_LANES ? nc - nc % NR : 0;
+        int blocks = kc - kc % LANES;
+        for (int jr = 0; jr < whole; jr += NR) {
+            long rows = o.bOffset() + (long) (jc + jr) * ldb + pc;
+            int dst = panel(jr, kc);
+            for (int half = 0; half < NR; half += LANES) {
+                long first = rows + (long) half * ldb;
+                if (arrays.b() != null) {
+                    int index = arrays.bFirst() + Math.toIntExact(first - o.bOffset());
+                    transpose8(arrays.b(), index, ldb, blocks, w.packedB, dst + half);
+                } else {
+                    transpose8(o.b(), first, ldb, blocks, w.packedB, dst + half);
+                }
+            }
+            for (int p = blocks; p < kc; p++) {
+                for (int j = 0; j < NR; j++) {
+                    w.packedB[dst + p * NR + j] = o.b().getAtIndex(FLOAT, rows + (long) j * ldb + p);
+                }
+            }
+        }
         for (int lane = 0; lane < LANES; lane++) {
             w.stagedOffsets[lane] = lane * kc;
         }
-        // B's NR rows are copied out first, also from an array: gathering across rows ldb apart straight from B ran
-        // slower than copying them and gathering from the copy in L1 (1 thread, 16 rows times a transposed 4096×4096
-        // B: 1.1 against 1.6 GB/s of B).
-        for (int jr = 0; jr < nc; jr += NR) {
+        for (int jr = whole; jr < nc; jr += NR) {
             int nr = Math.min(NR, nc - jr);
             Rows.copy(o.b(), o.bOffset() + (long) (jc + jr) * ldb + pc, ldb, nr, kc, w.stagedB);
             Arrays.fill(w.stagedB, nr * kc, NR * kc, 0f);
-            gatherTransposedPanel(w.stagedB, w.stagedOffsets, 0, kc, kc, w.packedB, panel(jr, kc));
+            gatherTransposedPanel(w.stagedB, w.stagedOffsets, kc, w.packedB, panel(jr, kc));
         }
     }
 
-    /**
-     * A whole micro-panel of a transposed B held in an array, its NR rows {@code ld} floats apart from index {@code
-     * first}. With 8 lanes, blocks of 8 k are transposed in registers: gathering each k's values cost about a sixth of
-     * a product with a transposed B (1 thread, 256×768×768), the transpose a fraction of that.
-     */
-    private static void gatherTransposedPanel(
-            float[] b, int[] rowOffsets, int first, int ld, int kc, float[] packed, int dst) {
-        int transposed = LANES == TRANSPOSED_LANES ? kc - kc % LANES : 0;
-        for (int half = 0; half < NR; half += LANES) {
-            transpose8(b, first + half * ld, ld, transposed, packed, dst + half);
-        }
-        int second = first + LANES * ld;
-        for (int p = transposed; p < kc; p++) {
-            FloatVector.fromArray(FLOATS, b, first + p, rowOffsets, 0).intoArray(packed, dst + p * NR);
+    /** A whole micro-panel of a transposed B copied into an array, its NR rows {@code kc} floats apart. */
+    private static void gatherTransposedPanel(float[] b, int[] rowOffsets, int kc, float[] packed, int dst) {
+        int second = LANES * kc;
+        for (int p = 0; p < kc; p++) {
+            FloatVector.fromArray(FLOATS, b, p, rowOffsets, 0).intoArray(packed, dst + p * NR);
             FloatVector.fromArray(FLOATS, b, second + p, rowOffsets, 0).intoArray(packed, dst + p * NR + LANES);
         }
     }
@@ -484,29 +494,58 @@ final class GemmDriver {
     private static void transpose8(float[] b, int first, int ld, int length, float[] packed, int dst) {
         for (int p = 0; p < length; p += LANES) {
             int at = dst + p * NR;
-            transpose4(b, first + p, ld, packed, at);
-            transpose4(b, first + p + 4 * ld, ld, packed, at + 4 * NR);
-            for (int q = 0; q < 4; q++) {
-                FloatVector x = FloatVector.fromArray(FLOATS, packed, at + q * NR);
-                FloatVector y = FloatVector.fromArray(FLOATS, packed, at + (q + 4) * NR);
-                lower(x, y, SWAP4, BIT4).intoArray(packed, at + q * NR);
-                upper(x, y, SWAP4, BIT4).intoArray(packed, at + (q + 4) * NR);
+            for (int half = 0; half < 8; half += 4) {
+                int row = first + half * ld + p;
+                transpose4(
+                        FloatVector.fromArray(FLOATS, b, row),
+                        FloatVector.fromArray(FLOATS, b, row + ld),
+                        FloatVector.fromArray(FLOATS, b, row + 2 * ld),
+                        FloatVector.fromArray(FLOATS, b, row + 3 * ld),
+                        packed,
+                        at + half * NR);
             }
+            exchangeHalves(packed, at);
+        }
+    }
+
+    /** {@link #transpose8(float[], int, int, int, float[], int)} from any other segment. */
+    private static void transpose8(MemorySegment b, long first, int ld, int length, float[] packed, int dst) {
+        for (int p = 0; p < length; p += LANES) {
+            int at = dst + p * NR;
+            for (int half = 0; half < 8; half += 4) {
+                long row = (first + (long) half * ld + p) * Float.BYTES;
+                long step = (long) ld * Float.BYTES;
+                transpose4(
+                        FloatVector.fromMemorySegment(FLOATS, b, row, ORDER),
+                        FloatVector.fromMemorySegment(FLOATS, b, row + step, ORDER),
+                        FloatVector.fromMemorySegment(FLOATS, b, row + 2 * step, ORDER),
+                        FloatVector.fromMemorySegment(FLOATS, b, row + 3 * step, ORDER),
+                        packed,
+                        at + half * NR);
+            }
+            exchangeHalves(packed, at);
         }
     }
 
     /** The first two stages of {@link #transpose8} for 4 rows, stored {@link #NR} apart from {@code dst}. */
-    private static void transpose4(float[] b, int first, int ld, float[] packed, int dst) {
-        FloatVector r0 = FloatVector.fromArray(FLOATS, b, first);
-        FloatVector r1 = FloatVector.fromArray(FLOATS, b, first + ld);
-        FloatVector r2 = FloatVector.fromArray(FLOATS, b, first + 2 * ld);
-        FloatVector r3 = FloatVector.fromArray(FLOATS, b, first + 3 * ld);
+    private static void transpose4(
+            FloatVector r0, FloatVector r1, FloatVector r2, FloatVector r3, float[] packed, int dst) {
         FloatVector s0 = lower(r0, r1, SWAP1, BIT1), s1 = upper(r0, r1, SWAP1, BIT1);
         FloatVector s2 = lower(r2, r3, SWAP1, BIT1), s3 = upper(r2, r3, SWAP1, BIT1);
         lower(s0, s2, SWAP2, BIT2).intoArray(packed, dst);
         lower(s1, s3, SWAP2, BIT2).intoArray(packed, dst + NR);
         upper(s0, s2, SWAP2, BIT2).intoArray(packed, dst + 2 * NR);
         upper(s1, s3, SWAP2, BIT2).intoArray(packed, dst + 3 * NR);
+    }
+
+    /** The last stage of {@link #transpose8}: the 4 vectors from {@code at} against the 4 after them. */
+    private static void exchangeHalves(float[] packed, int at) {
+        for (int q = 0; q < 4; q++) {
+            FloatVector x = FloatVector.fromArray(FLOATS, packed, at + q * NR);
+            FloatVector y = FloatVector.fromArray(FLOATS, packed, at + (q + 4) * NR);
+            lower(x, y, SWAP4, BIT4).intoArray(packed, at + q * NR);
+            upper(x, y, SWAP4, BIT4).intoArray(packed, at + (q + 4) * NR);
+        }
     }
 
     /**
