@@ -594,11 +594,32 @@ final class GemmDriver {
         }
     }
 
-    /** One A micro-panel from {@code mr} rows of an array, {@code ld} apart from {@code first}. */
+    /**
+     * One A micro-panel from {@code mr} rows of an array, {@code ld} apart from {@code first}. With 8 lanes and a whole
+     * panel, blocks of 8 k are transposed in registers, {@link #transpose8}'s stages on 4 rows.
+     */
     private static void packAPanel(float[] a, int first, int ld, int mr, int kc, float[] packed, int dst) {
+        int blocks = mr == MR && LANES == TRANSPOSED_LANES ? kc - kc % LANES : 0;
+        for (int p = 0; p < blocks; p += LANES) {
+            int row = first + p;
+            FloatVector r0 = FloatVector.fromArray(FLOATS, a, row);
+            FloatVector r1 = FloatVector.fromArray(FLOATS, a, row + ld);
+            FloatVector r2 = FloatVector.fromArray(FLOATS, a, row + 2 * ld);
+            FloatVector r3 = FloatVector.fromArray(FLOATS, a, row + 3 * ld);
+            FloatVector s0 = lower(r0, r1, SWAP1, BIT1), s1 = upper(r0, r1, SWAP1, BIT1);
+            FloatVector s2 = lower(r2, r3, SWAP1, BIT1), s3 = upper(r2, r3, SWAP1, BIT1);
+            // Each t holds two k: k and k + 4, its four rows in each half.
+            FloatVector t0 = lower(s0, s2, SWAP2, BIT2), t1 = lower(s1, s3, SWAP2, BIT2);
+            FloatVector t2 = upper(s0, s2, SWAP2, BIT2), t3 = upper(s1, s3, SWAP2, BIT2);
+            int at = dst + p * MR;
+            lower(t0, t1, SWAP4, BIT4).intoArray(packed, at);
+            lower(t2, t3, SWAP4, BIT4).intoArray(packed, at + LANES);
+            upper(t0, t1, SWAP4, BIT4).intoArray(packed, at + 2 * LANES);
+            upper(t2, t3, SWAP4, BIT4).intoArray(packed, at + 3 * LANES);
+        }
         for (int i = 0; i < MR; i++) {
             int row = first + i * ld;
-            for (int p = 0; p < kc; p++) {
+            for (int p = blocks; p < kc; p++) {
                 packed[dst + p * MR + i] = i < mr ? a[row + p] : 0f;
             }
         }
