@@ -95,6 +95,33 @@ public final class Elementwise {
     }
 
     /**
+     * {@code x = 0} on an array: every element set to +0, whatever it held (NaN included, unlike scaling by 0).
+     *
+     * @param n number of elements, at least 0
+     * @param x the vector
+     * @param xOffset index of x's first element
+     */
+    public static void zero(int n, float[] x, int xOffset) {
+        zero(n, Checks.wrap("x", x), xOffset);
+    }
+
+    /**
+     * {@code x = 0} on a memory segment; as {@link #zero(int, float[], int)}. Large runs are split over the threads: one
+     * thread does not fill memory as fast as two (gradients of a 124M-parameter model: 50 against 25 ms).
+     *
+     * @param n number of elements, at least 0
+     * @param x the vector; must be writable
+     * @param xOffset index (in floats) of x's first element
+     */
+    public static void zero(int n, MemorySegment x, long xOffset) {
+        Checks.nonNegative("n", n);
+        Checks.vector("x", x, xOffset, n, true);
+        Rows.forEachSpan(n, Parallelism.shareable(x), false, (from, to) -> x.asSlice(
+                        (xOffset + from) * Float.BYTES, (long) (to - from) * Float.BYTES)
+                .fill((byte) 0));
+    }
+
+    /**
      * {@code y = alpha·x + y} on arrays (BLAS {@code saxpy}), with one rounding per element (a fused multiply-add).
      *
      * @param n number of elements, at least 0

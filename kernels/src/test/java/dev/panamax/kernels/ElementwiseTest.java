@@ -12,6 +12,7 @@ import dev.panamax.kernels.testing.Tolerance;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -108,6 +109,44 @@ class ElementwiseTest {
             MemorySegment segment = arena.allocateFrom(ValueLayout.JAVA_FLOAT, x);
             assertEquals(actual, Elementwise.sumOfSquares(n, segment, 2), "native segment");
         }
+    }
+
+    @Test
+    void zeroClearsExactlyItsRangeOnEveryThreadCountAndForm() {
+        // Long enough to be split over the threads; NaN and infinities are cleared too.
+        int n = 700_001;
+        float[] x = Inputs.uniform(Inputs.seed("zero"), n + 3, -1, 1);
+        x[2] = Float.NaN;
+        x[n / 2] = Float.NEGATIVE_INFINITY;
+        x[n + 1] = Float.POSITIVE_INFINITY;
+        int saved = Parallelism.threads();
+        try {
+            for (int threads = 1; threads <= 3; threads++) {
+                Parallelism.setThreads(threads);
+                float[] expected = x.clone();
+                Arrays.fill(expected, 2, n + 2, 0f);
+                float[] array = x.clone();
+                Elementwise.zero(n, array, 2);
+                assertArrayEquals(expected, array, threads + " threads");
+                try (Arena arena = Arena.ofShared()) {
+                    MemorySegment segment = arena.allocateFrom(ValueLayout.JAVA_FLOAT, x);
+                    Elementwise.zero(n, segment, 2);
+                    assertArrayEquals(expected, segment.toArray(ValueLayout.JAVA_FLOAT), threads + " threads, native");
+                }
+            }
+        } finally {
+            Parallelism.setThreads(saved);
+        }
+        float[] one = {5f, Float.NaN};
+        Elementwise.zero(1, one, 1);
+        assertEquals(0, Float.floatToRawIntBits(one[1]), "+0, not -0");
+        assertEquals(5f, one[0]);
+        Elementwise.zero(0, one, 2);
+        assertRejected(IllegalArgumentException.class, "n (-1) must be >= 0", () -> Elementwise.zero(-1, one, 0));
+        assertRejected(
+                IndexOutOfBoundsException.class,
+                "x holds 2 floats, but x needs 2 from xOffset (1)",
+                () -> Elementwise.zero(2, one, 1));
     }
 
     @Test

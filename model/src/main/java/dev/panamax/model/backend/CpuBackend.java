@@ -679,9 +679,12 @@ public final class CpuBackend implements Backend {
     @Override
     public void zero(Tensor tensor) {
         CpuTensor t = cpu("tensor", tensor);
+        if (t.ld == t.cols && t.size() <= Integer.MAX_VALUE) {
+            Elementwise.zero((int) t.size(), t.data, t.offset);
+            return;
+        }
         for (int i = 0; i < t.rows; i++) {
-            t.data.asSlice((t.offset + (long) i * t.ld) * Float.BYTES, (long) t.cols * Float.BYTES)
-                    .fill((byte) 0);
+            Elementwise.zero(t.cols, t.data, t.offset + (long) i * t.ld);
         }
     }
 
