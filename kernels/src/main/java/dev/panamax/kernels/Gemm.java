@@ -23,6 +23,9 @@ import java.lang.foreign.MemorySegment;
  * results bit-identical for every thread count. Segments of a confined arena are processed on the calling thread.
  */
 public final class Gemm {
+    /** Products of a batch up to this many multiply-adds may each run whole on one thread. */
+    private static final long BATCH_SHARED_MAX_MACS = 1L << 26;
+
     private Gemm() {}
 
     /**
@@ -444,12 +447,16 @@ public final class Gemm {
             long strideC,
             int batchCount,
             boolean parallel) {
-        // Small products in a batch go one per task; large ones are split inside each product instead.
+        // Small products in a batch go one per task, and so do mid-sized ones when there are enough of them to share
+        // out
+        // evenly: splitting each would pay a hand-off per product (12 × (256×64×256) on 2 threads ran slower than on
+        // one). Large ones are split inside each product instead.
         long macs = (long) m * n * k;
         boolean perProduct = parallel
                 && batchCount > 1
-                && macs < GemmDriver.PARALLEL_MIN_MACS
-                && macs * batchCount >= GemmDriver.PARALLEL_MIN_MACS;
+                && macs * batchCount >= GemmDriver.PARALLEL_MIN_MACS
+                && (macs < GemmDriver.PARALLEL_MIN_MACS
+                        || macs < BATCH_SHARED_MAX_MACS && batchCount >= 4 * Parallelism.threads());
         if (perProduct) {
             Parallelism.forEach(
                     batchCount,
