@@ -113,9 +113,9 @@ final class Gemv {
     }
 
     /**
-     * Rows {@code i}, {@code i + spacing}, {@code i + 2·spacing} and {@code i + 3·spacing}. Kept apart from the single-row remainder, and the masked tail apart from both, so that
-     * each method stays small enough for C1 to compile: otherwise C1 ran out of registers, and the method never
-     * reached C2.
+     * Rows {@code i}, {@code i + spacing}, {@code i + 2·spacing} and {@code i + 3·spacing}. Kept apart from the
+     * single-row remainder, and the masked tail apart from both, so that each method stays small enough for C1 to
+     * compile: otherwise C1 ran out of registers, and the method never reached C2.
      */
     private static void fourRows(
             int i,
@@ -132,9 +132,10 @@ final class Gemv {
             long incY) {
         int vectorEnd = Simd.vectorEnd(cols);
         long r0 = (aOffset + (long) i * lda) * Float.BYTES;
-        long r1 = r0 + (long) spacing * lda * Float.BYTES;
-        long r2 = r1 + (long) spacing * lda * Float.BYTES;
-        long r3 = r2 + (long) spacing * lda * Float.BYTES;
+        long step = (long) spacing * lda * Float.BYTES;
+        long r1 = r0 + step;
+        long r2 = r1 + step;
+        long r3 = r2 + step;
         FloatVector s0 = FloatVector.zero(FLOATS), s1 = s0, s2 = s0, s3 = s0;
         for (int j = 0; j < vectorEnd; j += LANES) {
             FloatVector xv = FloatVector.fromArray(FLOATS, x, j);
