@@ -347,17 +347,70 @@ public final class Softmax {
         Operand xs = Operand.of(x);
         Operand ys = Operand.of(y);
         Rows.forEach(rows, (long) rows * cols, parallel, (from, to) -> {
+            if (!log) {
+                forwardRows(from, to, cols, scale, causalOffset, xs, xOffset, ldx, ys, yOffset, ldy);
+                return;
+            }
             for (int i = from; i < to; i++) {
                 int n = visible(i, cols, causalOffset);
                 Line xl = Line.of(0).read(xs, xOffset + (long) i * ldx, n);
                 Line yl = Line.of(1).write(ys, yOffset + (long) i * ldy, cols);
-                int written = log
-                        ? logRow(n, scale, xl.array, xl.offset, yl.array, yl.offset)
-                        : row(n, scale, xl.array, xl.offset, yl.array, yl.offset);
-                Arrays.fill(yl.array, yl.offset + written, yl.offset + cols, log ? Float.NEGATIVE_INFINITY : 0f);
+                int written = logRow(n, scale, xl.array, xl.offset, yl.array, yl.offset);
+                Arrays.fill(yl.array, yl.offset + written, yl.offset + cols, Float.NEGATIVE_INFINITY);
                 yl.commit();
             }
         });
+    }
+
+    /**
+     * Softmax of rows {@code [from, to)}. Each row's max is taken in the pass that exponentiates the row before it, so
+     * that its reads stream from memory while that row computes: rows of 1024 from memory went 1.26× as fast, rows of
+     * 4096 1.10× (same JVM, alternating). Every row's arithmetic is the same as taking its max first, whatever its
+     * place in the task.
+     */
+    private static void forwardRows(
+            int from,
+            int to,
+            int cols,
+            float scale,
+            int causalOffset,
+            Operand xs,
+            long xOffset,
+            int ldx,
+            Operand ys,
+            long yOffset,
+            int ldy) {
+        int n = visible(from, cols, causalOffset);
+        Line xl = Line.of(0).read(xs, xOffset + (long) from * ldx, n);
+        Line following = Line.of(2);
+        Line output = Line.of(1);
+        float max = max(n, scale, xl.array, xl.offset);
+        for (int i = from; i < to; i++) {
+            // Rows see no fewer columns than the row before. The last row passes itself as the next one; the extra max
+            // reads it from L1 and is dropped.
+            boolean last = i + 1 == to;
+            int nextN = last ? n : visible(i + 1, cols, causalOffset);
+            Line next = last ? xl : following.read(xs, xOffset + (long) (i + 1) * ldx, nextN);
+            Line yl = output.write(ys, yOffset + (long) i * ldy, cols);
+            float nextMax;
+            int written = 0;
+            if (max == Float.NEGATIVE_INFINITY) {
+                // Nothing visible, or every visible entry -∞: zeros.
+                nextMax = max(nextN, scale, next.array, next.offset);
+            } else {
+                long sumAndNextMax = VectorMath.expSumAndNextMax(
+                        n, scale, max, xl.array, xl.offset, yl.array, yl.offset, nextN, next.array, next.offset);
+                Elementwise.scaleRun(n, 1f / VectorMath.sumOf(sumAndNextMax), yl.array, yl.offset);
+                nextMax = VectorMath.nextMaxOf(sumAndNextMax);
+                written = n;
+            }
+            Arrays.fill(yl.array, yl.offset + written, yl.offset + cols, 0f);
+            yl.commit();
+            following = xl;
+            xl = next;
+            n = nextN;
+            max = nextMax;
+        }
     }
 
     /** The largest of {@code scale·x} over {@code n} floats; NaN if any is NaN, -∞ if n is 0. */
@@ -375,16 +428,6 @@ public final class Softmax {
                     m);
         }
         return Simd.max(max);
-    }
-
-    /** Softmax of one row's {@code n} visible columns; returns how many columns it wrote (n, or 0 for zeros). */
-    private static int row(int n, float scale, float[] x, int xi, float[] y, int yi) {
-        float max = max(n, scale, x, xi);
-        if (max == Float.NEGATIVE_INFINITY) {
-            return 0;
-        }
-        Elementwise.scaleRun(n, 1f / VectorMath.expSum(n, scale, max, x, xi, y, yi), y, yi);
-        return n;
     }
 
     /** Log-softmax of one row's {@code n} visible columns; returns how many columns it wrote (n, or 0 for -∞). */

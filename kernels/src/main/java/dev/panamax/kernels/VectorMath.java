@@ -125,15 +125,54 @@ final class VectorMath {
                 sum = sum.add(e);
             }
         }
-        if (end < n) {
-            VectorMask<Float> valid = Simd.tail(end, n);
-            FloatVector e = expNonPositive(
-                    FloatVector.fromArray(FLOATS, x, xi + end, valid).fma(scale, -shift));
-            if (y != null) {
-                e.intoArray(y, yi + end, valid);
-            }
-            sum = sum.add(e, valid);
+        return Simd.sum(addTail(sum, end, n, scale, shift, x, xi, y, yi));
+    }
+
+    /**
+     * {@link #expSum} over one row ({@code y} not null), and in the same pass the largest {@code scale·next} over the
+     * following row's {@code nextN ≥ n} floats: that row's reads stream from memory while this row's exponentials are
+     * computed, instead of after them. The sum is {@code expSum}'s, bit for bit. Both results come back in one long,
+     * to be read with {@link #sumOf} and {@link #nextMaxOf}: returning them costs no allocation.
+     */
+    static long expSumAndNextMax(
+            int n, float scale, float shift, float[] x, int xi, float[] y, int yi, int nextN, float[] next, int ni) {
+        FloatVector sum = FloatVector.zero(FLOATS);
+        FloatVector max = FloatVector.broadcast(FLOATS, Float.NEGATIVE_INFINITY);
+        int end = Simd.vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            max = max.max(FloatVector.fromArray(FLOATS, next, ni + j).mul(scale));
+            FloatVector e =
+                    expNonPositive(FloatVector.fromArray(FLOATS, x, xi + j).fma(scale, -shift));
+            e.intoArray(y, yi + j);
+            sum = sum.add(e);
         }
-        return Simd.sum(sum);
+        float total = Simd.sum(addTail(sum, end, n, scale, shift, x, xi, y, yi));
+        float nextMax = Math.max(Simd.max(max), Softmax.max(nextN - end, scale, next, ni + end));
+        return (long) Float.floatToRawIntBits(total) << 32 | Integer.toUnsignedLong(Float.floatToRawIntBits(nextMax));
+    }
+
+    /** The sum in a result of {@link #expSumAndNextMax}. */
+    static float sumOf(long sumAndNextMax) {
+        return Float.intBitsToFloat((int) (sumAndNextMax >>> 32));
+    }
+
+    /** The next row's max in a result of {@link #expSumAndNextMax}. */
+    static float nextMaxOf(long sumAndNextMax) {
+        return Float.intBitsToFloat((int) sumAndNextMax);
+    }
+
+    /** {@code sum} plus the terms of the masked tail {@code [end, n)}, which are stored too unless y is null. */
+    private static FloatVector addTail(
+            FloatVector sum, int end, int n, float scale, float shift, float[] x, int xi, float[] y, int yi) {
+        if (end == n) {
+            return sum;
+        }
+        VectorMask<Float> valid = Simd.tail(end, n);
+        FloatVector e =
+                expNonPositive(FloatVector.fromArray(FLOATS, x, xi + end, valid).fma(scale, -shift));
+        if (y != null) {
+            e.intoArray(y, yi + end, valid);
+        }
+        return sum.add(e, valid);
     }
 }
