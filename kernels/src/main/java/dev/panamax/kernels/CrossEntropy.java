@@ -23,6 +23,15 @@ public final class CrossEntropy {
     /** Per-thread scratch for the row losses, so that they can be summed in a fixed order; grows, never shrinks. */
     private static final ThreadLocal<double[][]> LOSSES = ThreadLocal.withInitial(() -> new double[1][0]);
 
+    /**
+     * Floats per chunk of {@link #wideRow}: 32 KiB, an L1's worth (cross-entropy over 50257-wide rows: 4096 and
+     * 16384 measured 3–7% slower).
+     */
+    static final int CHUNK = 8192;
+
+    /** Per thread: each chunk's maximum and sum in {@link #wideRow}, in pairs. */
+    private static final ThreadLocal<float[][]> CHUNK_STATS = ThreadLocal.withInitial(() -> new float[1][0]);
+
     private CrossEntropy() {}
 
     /**
@@ -163,12 +172,96 @@ public final class CrossEntropy {
      */
     private static double row(int cols, float[] x, int xi, int target, float weight, float[] d, int di) {
         float logit = x[xi + target];
-        float max = Softmax.max(cols, 1f, x, xi);
-        float sum = VectorMath.expSum(cols, 1f, max, x, xi, d, di);
+        double logSumExp;
+        if (cols > CHUNK) {
+            logSumExp = wideRow(cols, weight, x, xi, d, di);
+        } else {
+            float max = Softmax.max(cols, 1f, x, xi);
+            float sum = VectorMath.expSum(cols, 1f, max, x, xi, d, di);
+            if (d != null) {
+                Elementwise.scaleRun(cols, weight / sum, d, di);
+            }
+            logSumExp = max + Math.log(sum);
+        }
         if (d != null) {
-            Elementwise.scaleRun(cols, weight / sum, d, di);
             d[di + target] -= weight;
         }
-        return ((double) max - logit) + Math.log(sum);
+        return logSumExp - logit;
+    }
+
+    /**
+     * {@code y = weight·softmax(x)} over a row of {@code n > CHUNK} floats (y may be x itself, or null to compute
+     * only the result), returning {@code log Σ exp(x)}. A row whose every entry is -∞ gives zeros and
+     * -∞.
+     *
+     * <p>The row goes in chunks of {@link #CHUNK}, each exponentiated against its own maximum while the next chunk's
+     * maximum is taken in the same pass, then rescaled by {@code weight·exp(its max - the row's max)/sum} once those
+     * are known: the next chunk streams from memory while this one computes, and x is read a second time from L1,
+     * not L2. Rows of 50257 went 1.08–1.18× as fast (same JVM, alternating); rows that fit L1 keep {@link #row}, which
+     * this would make 7% slower. Chunk sums combine in double, in chunk order, so the loss does not depend on y being
+     * given.
+     */
+    private static double wideRow(int n, float weight, float[] x, int xi, float[] y, int yi) {
+        int chunks = (n + CHUNK - 1) / CHUNK;
+        float[] stats = chunkStats(chunks);
+        // The first chunk takes the remainder, so that none is longer than the next: the fused pass reads as far into
+        // the next chunk as into its own. The last chunk passes itself as the next one.
+        int first = n - (chunks - 1) * CHUNK;
+        int length = first;
+        float max = Softmax.max(length, 1f, x, xi);
+        float rowMax = Float.NEGATIVE_INFINITY;
+        for (int c = 0, at = 0; c < chunks; c++) {
+            boolean last = c + 1 == chunks;
+            int nextAt = last ? at : at + length;
+            int nextLength = last ? length : CHUNK;
+            float sum = 0f;
+            float nextMax;
+            if (max == Float.NEGATIVE_INFINITY) {
+                // Every entry -∞: the chunk's terms are all 0, and exp(x - max) would be NaN.
+                if (y != null) {
+                    Arrays.fill(y, yi + at, yi + at + length, 0f);
+                }
+                nextMax = Softmax.max(nextLength, 1f, x, xi + nextAt);
+            } else if (y == null) {
+                sum = VectorMath.expSum(length, 1f, max, x, xi + at, null, 0);
+                nextMax = Softmax.max(nextLength, 1f, x, xi + nextAt);
+            } else {
+                long sumAndNextMax = VectorMath.expSumAndNextMax(
+                        length, 1f, max, x, xi + at, y, yi + at, nextLength, x, xi + nextAt);
+                sum = VectorMath.sumOf(sumAndNextMax);
+                nextMax = VectorMath.nextMaxOf(sumAndNextMax);
+            }
+            stats[2 * c] = max;
+            stats[2 * c + 1] = sum;
+            rowMax = Math.max(rowMax, max);
+            at = nextAt;
+            length = nextLength;
+            max = nextMax;
+        }
+        if (rowMax == Float.NEGATIVE_INFINITY) {
+            return Double.NEGATIVE_INFINITY;
+        }
+        double total = 0;
+        for (int c = 0; c < chunks; c++) {
+            total += stats[2 * c + 1] * Math.exp((double) stats[2 * c] - rowMax);
+        }
+        if (y != null) {
+            for (int c = 0, at = 0, size = first; c < chunks; c++, at += size, size = CHUNK) {
+                if (stats[2 * c] != Float.NEGATIVE_INFINITY) {
+                    double factor = weight * Math.exp((double) stats[2 * c] - rowMax) / total;
+                    Elementwise.scaleRun(size, (float) factor, y, yi + at);
+                }
+            }
+        }
+        return rowMax + Math.log(total);
+    }
+
+    /** This thread's {@link #CHUNK_STATS} array, grown to hold {@code chunks} pairs. */
+    private static float[] chunkStats(int chunks) {
+        float[][] holder = CHUNK_STATS.get();
+        if (holder[0].length < 2 * chunks) {
+            holder[0] = new float[2 * chunks];
+        }
+        return holder[0];
     }
 }

@@ -13,6 +13,7 @@ import dev.panamax.kernels.testing.ReferenceOps;
 import dev.panamax.kernels.testing.Tolerance;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -28,9 +29,11 @@ import org.junit.jupiter.params.provider.ValueSource;
 @Tag("species")
 class CrossEntropyTest {
     private static final int IGNORE = -100;
+    /** Rows taken in chunks: two whole ones after a first of 5. */
+    private static final int WIDE = 2 * CrossEntropy.CHUNK + 5;
 
     @ParameterizedTest
-    @ValueSource(ints = {1, 2, 7, 8, 9, 31, 33, 1000, 4096})
+    @ValueSource(ints = {1, 2, 7, 8, 9, 31, 33, 1000, 4096, WIDE, 50257})
     void lossAndGradientMatchTheReference(int cols) {
         for (int rows : new int[] {1, 4, 13}) {
             String name = rows + "×" + cols;
@@ -42,9 +45,9 @@ class CrossEntropyTest {
         }
     }
 
-    @Test
-    void extremeLogitsAndIgnoredRows() {
-        int cols = 1000;
+    @ParameterizedTest
+    @ValueSource(ints = {1000, WIDE})
+    void extremeLogitsAndIgnoredRows(int cols) {
         int rows = 6;
         float[] logits = Inputs.uniform(Inputs.seed("extreme"), rows * cols, -1e4f, 1e4f);
         for (int i = 0; i < logits.length; i += 7) {
@@ -56,6 +59,11 @@ class CrossEntropyTest {
         logits[3] = 2e4f;
         logits[cols + 5] = -2e4f;
         targets[1] = 5;
+        if (cols == WIDE) {
+            // Row 2's second chunk entirely -∞, its target outside it.
+            Arrays.fill(logits, 2 * cols + 5, 2 * cols + 5 + CrossEntropy.CHUNK, Float.NEGATIVE_INFINITY);
+            targets[2] = 1;
+        }
         check("±1e4", rows, cols, logits, 0, cols, targets);
 
         float[] dlogits = new float[rows * cols];
@@ -86,10 +94,10 @@ class CrossEntropyTest {
                 1e-6);
     }
 
-    @Test
-    void gradientInPlaceOverTheLogitsEqualsOutOfPlace() {
+    @ParameterizedTest
+    @ValueSource(ints = {777, WIDE})
+    void gradientInPlaceOverTheLogitsEqualsOutOfPlace(int cols) {
         int rows = 5;
-        int cols = 777;
         float[] logits = Inputs.uniform(Inputs.seed("in place"), rows * cols, -5, 5);
         int[] targets = targets("in place", rows, cols, 3);
         float[] d = new float[rows * cols];

@@ -40,7 +40,11 @@ import org.junit.jupiter.params.provider.ValueSource;
 @Tag("species")
 class SoftmaxTest {
     private static final int[] ROWS = {1, 3, 10};
-    private static final int[] CAUSAL = {Softmax.UNMASKED, 0, -2, 5};
+    /** The last offset makes rows of {@link #WIDE} columns see 8193 columns and more. */
+    private static final int[] CAUSAL = {Softmax.UNMASKED, 0, -2, 5, 8192};
+    /** Rows of 64 KiB, past L1. */
+    private static final int WIDE = 16389;
+
     private static final float[] SCALES = {1, 0.3f};
     private static final double EXP_ERROR = 4 * FLOAT_EPSILON;
 
@@ -103,7 +107,7 @@ class SoftmaxTest {
     }
 
     @ParameterizedTest
-    @ValueSource(ints = {1, 2, 7, 8, 9, 31, 33, 1000, 4096})
+    @ValueSource(ints = {1, 2, 7, 8, 9, 31, 33, 1000, 4096, WIDE})
     void forwardMatchesTheReference(int cols) {
         for (int rows : ROWS) {
             for (int causal : CAUSAL) {
@@ -159,7 +163,7 @@ class SoftmaxTest {
 
     @Test
     void extremeInputsNeitherOverflowNorLoseTheirRows() {
-        for (int cols : new int[] {1, 9, 33, 1000}) {
+        for (int cols : new int[] {1, 9, 33, 1000, WIDE}) {
             Layout layout = Layout.of(4, cols);
             float[] huge = Inputs.uniform(Inputs.seed("huge " + cols), layout.xLength(), -1e4f, 1e4f);
             checkForward(false, layout, 1, Softmax.UNMASKED, huge, "±1e4 " + cols);
@@ -170,8 +174,12 @@ class SoftmaxTest {
             for (int i = 0; i < infinities.length; i += 3) {
                 infinities[i] = Float.NEGATIVE_INFINITY;
             }
-            // Row 1 entirely -∞: zeros (log: -∞), not NaN.
+            // Row 1 entirely -∞: zeros (log: -∞), not NaN. In a wide row, 8192 columns of -∞ in row 2 too.
             Arrays.fill(infinities, layout.xOffset() + layout.ldx(), layout.xOffset() + layout.ldx() + cols, -1f / 0f);
+            if (cols == WIDE) {
+                int start = layout.xOffset() + 2 * layout.ldx() + 5;
+                Arrays.fill(infinities, start, start + 8192, Float.NEGATIVE_INFINITY);
+            }
             checkForward(false, layout, 1, Softmax.UNMASKED, infinities, "-∞ " + cols);
             checkForward(true, layout, 0.5f, Softmax.UNMASKED, infinities, "-∞ " + cols);
 
