@@ -299,6 +299,10 @@ final class GemmDriver {
             Operands o, ArrayOperands arrays, Workspace w, int ic, int mc, int jc, int nc, int kc, boolean firstSlice) {
         // Tiles that only write C need not wait for it: their stores queue while the next tiles compute.
         boolean readsC = !firstSlice || o.beta() != 0f;
+        // When C is an array and a tile's sum is its value (alpha 1, C not read), the micro-kernel stores straight into
+        // C instead of through the tile buffer: 1.07–1.10× at 128³, 1.15× at 64³, 1.03–1.04× on 512³, 2048³ and
+        // transformer shapes, 0.95–1.01× at 768 to 1024 (same JVM, alternating).
+        boolean direct = !readsC && o.alpha() == 1f && arrays.c() != null;
         for (int jr = 0; jr < nc; jr += NR) {
             int nr = Math.min(NR, nc - jr);
             if (readsC) {
@@ -309,8 +313,13 @@ final class GemmDriver {
                 }
             }
             for (int ir = 0; ir < mc; ir += MR) {
-                microKernel(kc, w.packedA, ir * kc, w.packedB, panel(jr, kc), w.tile);
                 int mr = Math.min(MR, mc - ir);
+                if (direct && mr == MR && nr == NR) {
+                    int at = arrays.cFirst() + (ic + ir) * o.ldc() + jc + jr;
+                    microKernel(kc, w.packedA, ir * kc, w.packedB, panel(jr, kc), arrays.c(), at, o.ldc());
+                    continue;
+                }
+                microKernel(kc, w.packedA, ir * kc, w.packedB, panel(jr, kc), w.tile, 0, NR);
                 if (arrays.c() != null) {
                     storeTile(
                             o, firstSlice, w.tile, mr, nr, arrays.c(), arrays.cFirst() + (ic + ir) * o.ldc() + jc + jr);
@@ -644,10 +653,11 @@ final class GemmDriver {
     }
 
     /**
-     * The register tile: {@code tile[MR × NR] = Σ_p a[p] ⊗ b[p]} over one packed slice. Eight accumulators stay in
-     * registers; each k step loads two B vectors and broadcasts four A values.
+     * The register tile: {@code Σ_p a[p] ⊗ b[p]} over one packed slice, stored as MR rows of NR floats into {@code out}
+     * from {@code at}, rows {@code ld} apart. Eight accumulators stay in registers; each k step loads two B vectors and
+     * broadcasts four A values.
      */
-    private static void microKernel(int kc, float[] a, int aBase, float[] b, int bBase, float[] tile) {
+    private static void microKernel(int kc, float[] a, int aBase, float[] b, int bBase, float[] out, int at, int ld) {
         FloatVector c00 = FloatVector.zero(FLOATS), c01 = c00, c10 = c00, c11 = c00;
         FloatVector c20 = c00, c21 = c00, c30 = c00, c31 = c00;
         for (int p = 0; p < kc; p++) {
@@ -668,14 +678,14 @@ final class GemmDriver {
             c30 = a3.fma(b0, c30);
             c31 = a3.fma(b1, c31);
         }
-        c00.intoArray(tile, 0);
-        c01.intoArray(tile, LANES);
-        c10.intoArray(tile, NR);
-        c11.intoArray(tile, NR + LANES);
-        c20.intoArray(tile, 2 * NR);
-        c21.intoArray(tile, 2 * NR + LANES);
-        c30.intoArray(tile, 3 * NR);
-        c31.intoArray(tile, 3 * NR + LANES);
+        c00.intoArray(out, at);
+        c01.intoArray(out, at + LANES);
+        c10.intoArray(out, at + ld);
+        c11.intoArray(out, at + ld + LANES);
+        c20.intoArray(out, at + 2 * ld);
+        c21.intoArray(out, at + 2 * ld + LANES);
+        c30.intoArray(out, at + 3 * ld);
+        c31.intoArray(out, at + 3 * ld + LANES);
     }
 
     /**
