@@ -451,7 +451,7 @@ public final class Activations {
     private static FloatVector geluTanhDerivative(FloatVector x) {
         // s = sigmoid(2u), 1 - s = e·s: gelu' = s + x·e·s²·(2u)'.
         FloatVector x2 = x.mul(x);
-        FloatVector e = VectorMath.exp(x2.fma(C2, C1).mul(x).min(EXP_CAP));
+        FloatVector e = VectorMath.exp(Simd.atMost(x2.fma(C2, C1).mul(x), EXP_CAP));
         FloatVector s = FloatVector.broadcast(FLOATS, 1f).div(e.add(1f));
         FloatVector slope = x2.fma(-3 * C2, -C1);
         return x.mul(e).mul(s).mul(s).fma(slope, s);
@@ -462,7 +462,7 @@ public final class Activations {
     }
 
     private static FloatVector clamp(FloatVector x) {
-        return x.max(-DERIVATIVE_RANGE).min(DERIVATIVE_RANGE);
+        return Simd.atMost(Simd.atLeast(x, -DERIVATIVE_RANGE), DERIVATIVE_RANGE);
     }
 
     private static FloatVector silu(FloatVector x) {
@@ -471,7 +471,7 @@ public final class Activations {
 
     /** {@code s·(1 + x·(1 - s))}, with {@code 1 - s = e·s} computed without cancellation. */
     private static FloatVector siluDerivative(FloatVector x) {
-        FloatVector e = VectorMath.exp(x.neg().min(EXP_CAP));
+        FloatVector e = VectorMath.exp(Simd.atMost(x.neg(), EXP_CAP));
         FloatVector s = FloatVector.broadcast(FLOATS, 1f).div(e.add(1f));
         return x.mul(e).mul(s).fma(s, s);
     }

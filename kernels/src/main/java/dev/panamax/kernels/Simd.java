@@ -54,6 +54,27 @@ final class Simd {
         };
     }
 
+    /**
+     * The lane-wise larger of {@code running} and {@code v}, a NaN lane of v leaving running as it is: a compare and a
+     * blend. {@code FloatVector.max} also orders NaN and -0 as {@code Math.max} does, which C2 compiles on AVX2 to a
+     * chain of five instructions, loop-carried on a running maximum. Without it softmax over rows of 1024 went 1.35× as
+     * fast in L1 and 1.03–1.17× from memory, cross-entropy over rows of 50257 1.10–1.15× (same JVM, alternating).
+     * Callers that must see NaN track it apart, off that chain.
+     */
+    static FloatVector maxSkippingNaN(FloatVector running, FloatVector v) {
+        return running.blend(v, v.compare(VectorOperators.GT, running));
+    }
+
+    /** x where it is at most {@code bound}, else bound; NaN stays NaN. A compare and a blend, for the reason above. */
+    static FloatVector atMost(FloatVector x, float bound) {
+        return x.blend(bound, x.compare(VectorOperators.GT, bound));
+    }
+
+    /** x where it is at least {@code bound}, else bound; NaN stays NaN. */
+    static FloatVector atLeast(FloatVector x, float bound) {
+        return x.blend(bound, x.lt(bound));
+    }
+
     /** The largest lane; NaN if any lane is NaN. Maximum is exact, so the reduction's order does not matter. */
     static float max(FloatVector v) {
         return v.reduceLanes(VectorOperators.MAX);

@@ -413,12 +413,21 @@ public final class Softmax {
         }
     }
 
-    /** The largest of {@code scale·x} over {@code n} floats; NaN if any is NaN, -∞ if n is 0. */
+    /**
+     * The largest of {@code scale·x} over {@code n} floats; NaN if any is NaN, -∞ if n is 0. NaN is tracked in a mask
+     * beside the running maximum, which {@link Simd#maxSkippingNaN} keeps short.
+     */
     static float max(int n, float scale, float[] x, int xi) {
         FloatVector max = FloatVector.broadcast(FLOATS, Float.NEGATIVE_INFINITY);
+        VectorMask<Float> nan = FLOATS.maskAll(false);
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            max = max.max(FloatVector.fromArray(FLOATS, x, xi + j).mul(scale));
+            FloatVector v = FloatVector.fromArray(FLOATS, x, xi + j).mul(scale);
+            max = Simd.maxSkippingNaN(max, v);
+            nan = nan.or(v.test(VectorOperators.IS_NAN));
+        }
+        if (nan.anyTrue()) {
+            return Float.NaN;
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);

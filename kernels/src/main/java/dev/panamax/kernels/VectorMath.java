@@ -43,9 +43,8 @@ final class VectorMath {
      */
     static FloatVector exp(FloatVector x) {
         // Clamping keeps n within [-127, 128]: 2⁻¹²⁷'s bit pattern is +0 and 2¹²⁸'s is +∞, the saturated results. A
-        // compare and a blend per bound, not max/min: those also order NaN and -0, which costs C2 five instructions
-        // each. A NaN fails both compares and stays NaN.
-        FloatVector c = atLeastLow(x.blend(EXP_HIGH, x.compare(VectorOperators.GT, EXP_HIGH)));
+        // NaN fails both compares and stays NaN.
+        FloatVector c = Simd.atLeast(Simd.atMost(x, EXP_HIGH), EXP_LOW);
         FloatVector t = roundedLog2(c);
         // (1 + p)·2ⁿ rather than p·2ⁿ + 2ⁿ: at 2ⁿ = +∞ and p < 0 the latter is NaN.
         return expm1Reduced(c, t).add(1f).mul(pow2(t));
@@ -61,15 +60,10 @@ final class VectorMath {
      * is the same (measured: 0.99 ulp over [-87.33, 0]). Above 88.38, where 2ⁿ overflows, the result is NaN.
      */
     private static FloatVector expNonPositive(FloatVector x) {
-        FloatVector c = atLeastLow(x);
+        FloatVector c = Simd.atLeast(x, EXP_LOW);
         FloatVector t = roundedLog2(c);
         FloatVector scale = pow2(t);
         return expm1Reduced(c, t).fma(scale, scale);
-    }
-
-    /** x where it is at least {@link #EXP_LOW}, else EXP_LOW; NaN stays NaN. */
-    private static FloatVector atLeastLow(FloatVector x) {
-        return x.blend(EXP_LOW, x.lt(EXP_LOW));
     }
 
     /** {@code 1.5·2²³ + 127 + n}, n = x·log₂e rounded to the nearest integer (x clamped, so |n| ≤ 128). */
@@ -132,8 +126,10 @@ final class VectorMath {
     /**
      * {@link #expSum} over one row ({@code y} not null), and in the same pass the largest {@code scale·next} over the
      * following row's {@code nextN ≥ n} floats: that row's reads stream from memory while this row's exponentials are
-     * computed, instead of after them. The sum is {@code expSum}'s, bit for bit. Both results come back in one long,
-     * to be read with {@link #sumOf} and {@link #nextMaxOf}: returning them costs no allocation.
+     * computed, instead of after them. A NaN in the next row is skipped by this maximum unless nothing else there is
+     * above -∞; either way the next row's own pass turns out NaN, as with {@link Softmax#max}. The sum is {@code
+     * expSum}'s, bit for bit. Both results come back in one long, to be read with {@link #sumOf} and {@link
+     * #nextMaxOf}: returning them costs no allocation.
      */
     static long expSumAndNextMax(
             int n, float scale, float shift, float[] x, int xi, float[] y, int yi, int nextN, float[] next, int ni) {
@@ -141,7 +137,8 @@ final class VectorMath {
         FloatVector max = FloatVector.broadcast(FLOATS, Float.NEGATIVE_INFINITY);
         int end = Simd.vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            max = max.max(FloatVector.fromArray(FLOATS, next, ni + j).mul(scale));
+            max = Simd.maxSkippingNaN(
+                    max, FloatVector.fromArray(FLOATS, next, ni + j).mul(scale));
             FloatVector e =
                     expNonPositive(FloatVector.fromArray(FLOATS, x, xi + j).fma(scale, -shift));
             e.intoArray(y, yi + j);
@@ -149,6 +146,11 @@ final class VectorMath {
         }
         float total = Simd.sum(addTail(sum, end, n, scale, shift, x, xi, y, yi));
         float nextMax = Math.max(Simd.max(max), Softmax.max(nextN - end, scale, next, ni + end));
+        if (nextMax == Float.NEGATIVE_INFINITY) {
+            // The loop skips NaN. Above -∞ that changes nothing: a NaN entry makes its row's sum NaN in the row's own
+            // pass, whatever the max. At -∞ the row would be taken for empty, so it is scanned again, NaN counted.
+            nextMax = Softmax.max(nextN, scale, next, ni);
+        }
         return (long) Float.floatToRawIntBits(total) << 32 | Integer.toUnsignedLong(Float.floatToRawIntBits(nextMax));
     }
 
