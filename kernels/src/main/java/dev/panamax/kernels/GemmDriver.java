@@ -275,19 +275,56 @@ final class GemmDriver {
             int nc = Math.min(NC, n1 - jc);
             for (int pc = 0; pc < o.k(); pc += KC) {
                 int kc = Math.min(KC, o.k() - pc);
-                if (o.transB()) {
-                    packTransposedB(o, arrays, pc, kc, jc, nc, w);
-                } else {
-                    packB(o, arrays, pc, kc, jc, nc, w);
-                }
+                packB(o, arrays, pc, kc, jc, nc, w, w.packedB);
                 boolean firstSlice = pc == 0;
                 for (int ic = m0; ic < m1; ic += MC) {
                     int mc = Math.min(MC, m1 - ic);
                     packA(o, arrays, ic, mc, pc, kc, w);
-                    macroKernel(o, arrays, w, ic, mc, jc, nc, kc, firstSlice);
+                    macroKernel(o, arrays, w, ic, mc, jc, nc, kc, firstSlice, w.packedB);
                 }
             }
         }
+    }
+
+    /**
+     * Whether {@link #run} computes this product, on one thread, as a single packed block: one B panel, one A block,
+     * no matrix-vector shortcut. Such a product can instead take its B from {@link #packB(Operands, int, float[])},
+     * made once for several products that share it, through {@link #runPackedB}.
+     */
+    static boolean singleBlock(Operands o) {
+        return o.m() > 1
+                && o.n() > 1
+                && o.k() > 0
+                && o.alpha() != 0f
+                && !(o.transB() && o.m() <= ROWS_AS_PRODUCTS_OF_VECTORS)
+                && o.m() <= MC
+                && o.k() <= KC
+                && o.n() <= NC;
+    }
+
+    /** The floats {@link #packB(Operands, int, float[])} fills for a product {@code k} deep and {@code n} wide. */
+    static int packedBLength(int k, int n) {
+        return panel(roundUp(n, NR), k);
+    }
+
+    /**
+     * Packs the first {@code n} columns of the {@code op(B)} of a {@link #singleBlock} product into {@code packed}, as
+     * {@link #run} would pack its B were it n wide: n may exceed the product's own width where B has those columns.
+     */
+    static void packB(Operands o, int n, float[] packed) {
+        packB(o, ArrayOperands.of(o), 0, o.k(), 0, n, WORKSPACE.get(), packed);
+    }
+
+    /**
+     * {@link #run} for a {@link #singleBlock} product whose {@code op(B)} is already packed, by {@link #packB(Operands,
+     * int, float[])} from a product of the same depth and at least this width (its first columns are this one's). The
+     * arithmetic is run's, bit for bit; only B's packing is skipped.
+     */
+    static void runPackedB(Operands o, float[] packedB) {
+        Workspace w = WORKSPACE.get();
+        ArrayOperands arrays = ArrayOperands.of(o);
+        packA(o, arrays, 0, o.m(), 0, o.k(), w);
+        macroKernel(o, arrays, w, 0, o.m(), 0, o.n(), o.k(), true, packedB);
     }
 
     /**
@@ -296,7 +333,16 @@ final class GemmDriver {
      * with the micro-kernel inlined, rather than as an on-stack replacement of the outer loops.
      */
     private static void macroKernel(
-            Operands o, ArrayOperands arrays, Workspace w, int ic, int mc, int jc, int nc, int kc, boolean firstSlice) {
+            Operands o,
+            ArrayOperands arrays,
+            Workspace w,
+            int ic,
+            int mc,
+            int jc,
+            int nc,
+            int kc,
+            boolean firstSlice,
+            float[] packedB) {
         // Tiles that only write C need not wait for it: their stores queue while the next tiles compute.
         boolean readsC = !firstSlice || o.beta() != 0f;
         // When C is an array and a tile's sum is its value (alpha 1, C not read), the micro-kernel stores straight into
@@ -317,13 +363,13 @@ final class GemmDriver {
                 if (arrays.c() != null) {
                     int at = arrays.cFirst() + (ic + ir) * o.ldc() + jc + jr;
                     if (direct && mr == MR && nr == NR) {
-                        microKernel(kc, w.packedA, ir * kc, w.packedB, panel(jr, kc), arrays.c(), at, o.ldc());
+                        microKernel(kc, w.packedA, ir * kc, packedB, panel(jr, kc), arrays.c(), at, o.ldc());
                     } else {
-                        microKernel(kc, w.packedA, ir * kc, w.packedB, panel(jr, kc), w.tile, 0, NR);
+                        microKernel(kc, w.packedA, ir * kc, packedB, panel(jr, kc), w.tile, 0, NR);
                         storeTile(o, firstSlice, w.tile, mr, nr, arrays.c(), at);
                     }
                 } else {
-                    microKernel(kc, w.packedA, ir * kc, w.packedB, panel(jr, kc), w.tile, 0, NR);
+                    microKernel(kc, w.packedA, ir * kc, packedB, panel(jr, kc), w.tile, 0, NR);
                     storeTile(o, firstSlice, w.tile, mr, nr, o.c(), o.cOffset() + (long) (ic + ir) * o.ldc() + jc + jr);
                 }
             }
@@ -370,7 +416,12 @@ final class GemmDriver {
      * from memory came in at a quarter of the bandwidth (4 × 768 × 3072, where packing is nearly all the work: 8 rows
      * at a time 2.4 times as fast; 64 × 768 × 3072 1.3 times).
      */
-    private static void packB(Operands o, ArrayOperands arrays, int pc, int kc, int jc, int nc, Workspace w) {
+    private static void packB(
+            Operands o, ArrayOperands arrays, int pc, int kc, int jc, int nc, Workspace w, float[] packed) {
+        if (o.transB()) {
+            packTransposedB(o, arrays, pc, kc, jc, nc, w, packed);
+            return;
+        }
         int ldb = o.ldb();
         int whole = nc - nc % NR;
         int grouped = kc - kc % ROWS_TOGETHER;
@@ -379,9 +430,9 @@ final class GemmDriver {
             long rows = start + (long) p * ldb;
             if (arrays.b() != null) {
                 int first = arrays.bFirst() + Math.toIntExact(rows - o.bOffset());
-                packBRows(arrays.b(), first, ldb, whole, kc, p, w.packedB);
+                packBRows(arrays.b(), first, ldb, whole, kc, p, packed);
             } else {
-                packBRows(o.b(), rows, ldb, whole, kc, p, w.packedB);
+                packBRows(o.b(), rows, ldb, whole, kc, p, packed);
             }
         }
         // What the groups leave, a row at a time: the last rows, and a micro-panel cut short by the matrix's edge.
@@ -391,10 +442,10 @@ final class GemmDriver {
                 long at = start + (long) p * ldb + from;
                 if (arrays.b() != null) {
                     int first = arrays.bFirst() + Math.toIntExact(at - o.bOffset());
-                    packBRow(arrays.b(), first, from, nc, kc, p, w.packedB);
+                    packBRow(arrays.b(), first, from, nc, kc, p, packed);
                 } else {
                     MemorySegment.copy(o.b(), FLOAT, at * Float.BYTES, w.stagedRow, 0, nc - from);
-                    packBRow(w.stagedRow, 0, from, nc, kc, p, w.packedB);
+                    packBRow(w.stagedRow, 0, from, nc, kc, p, packed);
                 }
             }
         }
@@ -451,7 +502,8 @@ final class GemmDriver {
      * from there. Gathering cost a sixth of a product with a transposed B (1 thread, 256 × 768 × 768); copying the rows
      * one at a time read a B from memory at a fifth of the bandwidth.
      */
-    private static void packTransposedB(Operands o, ArrayOperands arrays, int pc, int kc, int jc, int nc, Workspace w) {
+    private static void packTransposedB(
+            Operands o, ArrayOperands arrays, int pc, int kc, int jc, int nc, Workspace w, float[] packed) {
         int ldb = o.ldb();
         int whole = LANES == TRANSPOSED_LANES ? nc - nc % NR : 0;
         int blocks = kc - kc % LANES;
@@ -462,14 +514,14 @@ final class GemmDriver {
                 long first = rows + (long) half * ldb;
                 if (arrays.b() != null) {
                     int index = arrays.bFirst() + Math.toIntExact(first - o.bOffset());
-                    transpose8(arrays.b(), index, ldb, blocks, w.packedB, dst + half);
+                    transpose8(arrays.b(), index, ldb, blocks, packed, dst + half);
                 } else {
-                    transpose8(o.b(), first, ldb, blocks, w.packedB, dst + half);
+                    transpose8(o.b(), first, ldb, blocks, packed, dst + half);
                 }
             }
             for (int p = blocks; p < kc; p++) {
                 for (int j = 0; j < NR; j++) {
-                    w.packedB[dst + p * NR + j] = o.b().getAtIndex(FLOAT, rows + (long) j * ldb + p);
+                    packed[dst + p * NR + j] = o.b().getAtIndex(FLOAT, rows + (long) j * ldb + p);
                 }
             }
         }
@@ -480,7 +532,7 @@ final class GemmDriver {
             int nr = Math.min(NR, nc - jr);
             Rows.copy(o.b(), o.bOffset() + (long) (jc + jr) * ldb + pc, ldb, nr, kc, w.stagedB);
             Arrays.fill(w.stagedB, nr * kc, NR * kc, 0f);
-            gatherTransposedPanel(w.stagedB, w.stagedOffsets, kc, w.packedB, panel(jr, kc));
+            gatherTransposedPanel(w.stagedB, w.stagedOffsets, kc, packed, panel(jr, kc));
         }
     }
 

@@ -188,6 +188,33 @@ class AttentionTest {
     }
 
     @Test
+    void keysAndValuesChangedBetweenCallsAreSeen() {
+        // A thread keeps each head's keys and values packed while it works through the head's query tiles; a second
+        // call over the same buffers and views, rewritten in place as a KV cache is, must not see the first's.
+        int heads = 2;
+        int t = 300;
+        int d = 32;
+        float[] q = Inputs.uniform(11, heads * t * d, -1, 1);
+        float[] k = Inputs.uniform(12, heads * t * d, -1, 1);
+        float[] v = Inputs.uniform(13, heads * t * d, -1, 1);
+        float[] o = new float[q.length];
+        Attention.Shape shape = new Attention.Shape(1, heads, heads, t, t, d);
+        TensorView kView = TensorView.dense(k, heads, t, d);
+        TensorView vView = TensorView.dense(v, heads, t, d);
+        for (int call = 0; call < 2; call++) {
+            if (call == 1) {
+                System.arraycopy(Inputs.uniform(14, k.length, -1, 1), 0, k, 0, k.length);
+                System.arraycopy(Inputs.uniform(15, v.length, -1, 1), 0, v, 0, v.length);
+            }
+            Attention.forward(
+                    shape, true, TensorView.dense(q, heads, t, d), kView, vView, TensorView.dense(o, heads, t, d));
+            ReferenceAttention.Result expected =
+                    ReferenceAttention.forward(1, heads, heads, t, t, d, shape.defaultScale(), true, q, k, v, null);
+            Tolerance.assertClose("call " + call, expected.output(), o, expected.bound());
+        }
+    }
+
+    @Test
     void packedQkvAndAKvCacheWithSpareCapacityNeedNoCopies() {
         // Q, K, V interleaved as [batch, t, 3, heads, d]; the cache [batch, heads, capacity, d] is partly filled.
         int batch = 2;
