@@ -198,6 +198,7 @@ public final class Attention {
         int tasks = shape.batch() * shape.kvHeads();
         long macs = 5L * shape.batch() * shape.qHeads() * shape.tq() * shape.tk() * shape.headDim();
         boolean parallel = macs >= PARALLEL_MIN_MACS && shareable(q, k, v, mask, o, lse, dO, dQ, dK, dV);
+        long call = CALLS.incrementAndGet();
         Parallelism.forEach(
                 tasks,
                 parallel,
@@ -216,7 +217,8 @@ public final class Attention {
                         dK,
                         dV,
                         t / shape.kvHeads(),
-                        t % shape.kvHeads()));
+                        t % shape.kvHeads(),
+                        call));
     }
 
     /** One (batch, key/value head): its dK and dV, and dQ of the query heads that share it. */
@@ -235,7 +237,8 @@ public final class Attention {
             TensorView dK,
             TensorView dV,
             int b,
-            int kvHead) {
+            int kvHead,
+            long call) {
         int d = s.headDim();
         int group = s.qHeads() / s.kvHeads();
         int shift = s.tk() - s.tq();
@@ -243,6 +246,7 @@ public final class Attention {
         w.ensure(d);
         zeroRows(dK, b, kvHead, s.tk(), d);
         zeroRows(dV, b, kvHead, s.tk(), d);
+        w.packed.moveTo(call, b, kvHead, s.tk());
         for (int head = kvHead * group; head < (kvHead + 1) * group; head++) {
             zeroRows(dQ, b, head, s.tq(), d);
             // D_i = dO_i · O_i, the softmax backward's row term.
@@ -258,7 +262,7 @@ public final class Attention {
                 for (int k0 = 0; k0 < keyEnd; k0 += KEY_TILE) {
                     int nk = Math.min(KEY_TILE, keyEnd - k0);
                     // P = exp(scale·Q·Kᵀ + mask - lse), recomputed.
-                    scores(w, null, scale, q, k, b, head, kvHead, q0, nq, k0, nk, d);
+                    scores(w, scale, q, k, b, head, kvHead, q0, nq, k0, nk, d);
                     for (int i = 0; i < nq; i++) {
                         int row = i * KEY_TILE;
                         maskRow(w.scores, row, nk, mask, b, head, q0 + i, k0, causal ? q0 + i + shift - k0 + 1 : nk);
@@ -290,7 +294,7 @@ public final class Attention {
                                     (int) dV.rowStride()),
                             false);
                     // dP = dO·Vᵀ, then dS = P ∘ (dP - D) in place.
-                    GemmDriver.run(
+                    multiply(
                             new GemmDriver.Operands(
                                     false,
                                     true,
@@ -308,12 +312,13 @@ public final class Attention {
                                     w.gradientsSegment,
                                     0,
                                     KEY_TILE),
-                            false);
+                            w.packed.valuesAcross,
+                            k0);
                     for (int i = 0; i < nq; i++) {
                         softmaxGradientRow(w.scores, w.gradients, i * KEY_TILE, nk, rowDots[q0 + i]);
                     }
                     // dQ += scale·dS·K and dK += scale·dSᵀ·Q
-                    GemmDriver.run(
+                    multiply(
                             new GemmDriver.Operands(
                                     false,
                                     false,
@@ -331,7 +336,8 @@ public final class Attention {
                                     dQ.data(),
                                     dQ.row(b, head, q0),
                                     (int) dQ.rowStride()),
-                            false);
+                            w.packed.keys,
+                            k0);
                     GemmDriver.run(
                             new GemmDriver.Operands(
                                     true,
@@ -359,7 +365,6 @@ public final class Attention {
     /** The score tile {@code scale·Q[q0, q0+nq)·K[k0, k0+nk)ᵀ} into the workspace, rows {@link #KEY_TILE} apart. */
     private static void scores(
             Workspace w,
-            PackedHead packed,
             float scale,
             TensorView q,
             TensorView k,
@@ -400,12 +405,17 @@ public final class Attention {
                     w.scoresSegment,
                     0,
                     KEY_TILE);
-            float[] keys = packed == null ? null : packed.keys(product, k0);
-            if (keys != null) {
-                GemmDriver.runPackedB(product, keys);
-            } else {
-                GemmDriver.run(product, false);
-            }
+            multiply(product, w.packed.keysAcross, k0);
+        }
+    }
+
+    /** Computes a product on the calling thread, taking its B from {@code tiles} where they have it. */
+    private static void multiply(GemmDriver.Operands product, PackedHead.Tiles tiles, int k0) {
+        float[] packedB = tiles.of(product, k0);
+        if (packedB != null) {
+            GemmDriver.runPackedB(product, packedB);
+        } else {
+            GemmDriver.run(product, false);
         }
     }
 
@@ -626,24 +636,29 @@ public final class Attention {
     }
 
     /**
-     * The key and value tiles of one (batch, key/value head), packed as the B operands of {@link #forwardTile}'s two
-     * products the first time a query tile of this call needs them, then reused by the thread's other query tiles of
-     * that head. Packing them again for every query tile took a tenth of a causal forward at T = 1024 (JFR); kept,
-     * 12 heads of 64 ran 1.10–1.13× as fast at T = 1024 and 4096 (same JVM, alternating, both orders). The results are
-     * the same bits: only where B's packing happens changes.
+     * The key and value tiles of one (batch, key/value head), packed as the B operands of the products that take them,
+     * the first time a query tile of this call needs them, then reused by the thread's other query tiles (and, in the
+     * backward, query heads) of that head. Packing them again for every query tile took a tenth of a causal forward at
+     * T = 1024 (JFR). Kept, 12 causal heads of 64 went 1.06×, 1.10× and 1.13× as fast forward at T = 256, 1024 and
+     * 4096, and 1.06–1.07× backward (one build, the cache switched on and off between alternating slices). The
+     * results are the same bits: only where B's packing happens changes.
      */
     private static final class PackedHead {
+        /** Keys as the transposed B of {@code Q·Kᵀ}, a tile wide and the head size deep. */
+        final Tiles keysAcross = new Tiles(false);
+        /** Values as the B of {@code P·V}, a tile deep. */
+        final Tiles values = new Tiles(true);
+        /** Values as the transposed B of the backward's {@code dO·Vᵀ}. */
+        final Tiles valuesAcross = new Tiles(false);
+        /** Keys as the B of the backward's {@code dS·K}, a tile deep. */
+        final Tiles keys = new Tiles(true);
+
         private long call = -1;
         private int batch;
         private int kvHead;
         /** Bumped on every move to another head, so that a tile packed for an earlier one is never taken as current. */
         private long generation;
-
-        private float[][] keys = new float[0][];
-        private float[][] values = new float[0][];
-        private long[] keyGeneration = new long[0];
-        private long[] valueGeneration = new long[0];
-        /** Keys in the head: a key tile is packed whole, up to here, whatever part of it a query tile sees. */
+        /** Keys in the head: a tile is packed whole, up to here, whatever part of it a query tile sees. */
         private int tk;
 
         /** Makes (call, batch, kvHead) the head whose tiles are kept; a new one drops the old tiles. */
@@ -656,56 +671,47 @@ public final class Attention {
             this.kvHead = kvHead;
             this.tk = tk;
             generation++;
-            int tiles = Math.min(PACKED_TILES, (tk + KEY_TILE - 1) / KEY_TILE);
-            if (keys.length < tiles) {
-                keys = Arrays.copyOf(keys, tiles);
-                values = Arrays.copyOf(values, tiles);
-                keyGeneration = Arrays.copyOf(keyGeneration, tiles);
-                valueGeneration = Arrays.copyOf(valueGeneration, tiles);
-            }
         }
 
-        /**
-         * The packed keys of the tile at {@code k0}, for a product of queries against its first {@code product.n()}
-         * keys; null where the product does not take a packed B or the tile is past those kept.
-         */
-        float[] keys(GemmDriver.Operands product, int k0) {
-            int tile = k0 / KEY_TILE;
-            if (tile >= keys.length || !GemmDriver.singleBlock(product)) {
-                return null;
-            }
-            int width = Math.min(KEY_TILE, tk - k0);
-            if (keyGeneration[tile] != generation) {
-                keys[tile] = pack(keys[tile], product, width);
-                keyGeneration[tile] = generation;
-            }
-            return keys[tile];
-        }
+        /** One operand's tiles of the current head, packed on first use. */
+        final class Tiles {
+            /** Whether the tile runs along the product's depth (k), not its width (n). */
+            private final boolean deep;
 
-        /**
-         * The packed values of the tile at {@code k0}, for a product over all of its keys; null where the product
-         * does not take a packed B, covers only part of the tile (the packing's depth is the tile's), or the tile is
-         * past those kept.
-         */
-        float[] values(GemmDriver.Operands product, int k0) {
-            int tile = k0 / KEY_TILE;
-            int depth = Math.min(KEY_TILE, tk - k0);
-            if (tile >= values.length || product.k() != depth || !GemmDriver.singleBlock(product)) {
-                return null;
-            }
-            if (valueGeneration[tile] != generation) {
-                values[tile] = pack(values[tile], product, product.n());
-                valueGeneration[tile] = generation;
-            }
-            return values[tile];
-        }
+            private float[][] packed = new float[0][];
+            private long[] generations = new long[0];
 
-        /** op(B)'s first {@code n} columns packed, into {@code buffer} where it is large enough. */
-        private static float[] pack(float[] buffer, GemmDriver.Operands product, int n) {
-            int length = GemmDriver.packedBLength(product.k(), n);
-            float[] packed = buffer != null && buffer.length >= length ? buffer : new float[length];
-            GemmDriver.packB(product, n, packed);
-            return packed;
+            Tiles(boolean deep) {
+                this.deep = deep;
+            }
+
+            /**
+             * The packed B of {@code product} for the key tile at {@code k0}; null where the product does not take a
+             * packed B, covers only part of a tile along its depth (the packing's depth is the whole tile's), or the
+             * tile is past the {@link #PACKED_TILES} kept. Along the width a product may take the tile's first keys.
+             */
+            float[] of(GemmDriver.Operands product, int k0) {
+                int tile = k0 / KEY_TILE;
+                int size = Math.min(KEY_TILE, tk - k0);
+                if (tile >= PACKED_TILES || deep && product.k() != size || !GemmDriver.singleBlock(product)) {
+                    return null;
+                }
+                if (tile >= packed.length) {
+                    int tiles = Math.min(PACKED_TILES, (tk + KEY_TILE - 1) / KEY_TILE);
+                    packed = Arrays.copyOf(packed, tiles);
+                    generations = Arrays.copyOf(generations, tiles);
+                }
+                if (generations[tile] != generation) {
+                    int n = deep ? product.n() : size;
+                    int length = GemmDriver.packedBLength(product.k(), n);
+                    if (packed[tile] == null || packed[tile].length < length) {
+                        packed[tile] = new float[length];
+                    }
+                    GemmDriver.packB(product, n, packed[tile]);
+                    generations[tile] = generation;
+                }
+                return packed[tile];
+            }
         }
     }
 
@@ -776,7 +782,7 @@ public final class Attention {
         int keyEnd = causal ? Math.max(0, Math.min(s.tk(), q0 + nq + shift)) : s.tk();
         for (int k0 = 0; k0 < keyEnd; k0 += KEY_TILE) {
             int nk = Math.min(KEY_TILE, keyEnd - k0);
-            scores(w, w.packed, scale, q, k, b, head, kvHead, q0, nq, k0, nk, d);
+            scores(w, scale, q, k, b, head, kvHead, q0, nq, k0, nk, d);
             for (int i = 0; i < nq; i++) {
                 int row = i * KEY_TILE;
                 maskRow(w.scores, row, nk, mask, b, head, q0 + i, k0, causal ? q0 + i + shift - k0 + 1 : nk);
@@ -806,12 +812,7 @@ public final class Attention {
                         w.accSegment,
                         0,
                         d);
-                float[] values = w.packed.values(product, k0);
-                if (values != null) {
-                    GemmDriver.runPackedB(product, values);
-                } else {
-                    GemmDriver.run(product, false);
-                }
+                multiply(product, w.packed.values, k0);
             }
         }
         for (int i = 0; i < nq; i++) {
