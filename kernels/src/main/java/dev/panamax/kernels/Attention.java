@@ -36,8 +36,9 @@ public final class Attention {
     /** Numbers each call of {@link #forward}, so that packed key and value tiles never outlive the call they are from. */
     private static final AtomicLong CALLS = new AtomicLong();
     /**
-     * Key tiles whose packed keys and values a thread keeps for the head it is on: 64 cover 8192 keys, 4 MiB at a
-     * head size of 64. Tiles past them are packed for each product, as every tile was before.
+     * Key tiles whose packed keys and values a thread keeps for the head it is on: 64 cover 8192 keys, 2 MiB per kind
+     * of packing at a head size of 64 (the forward keeps two kinds, the backward three; the buffers stay with the
+     * thread for its next call). Tiles past them are packed for each product, as every tile was before.
      */
     private static final int PACKED_TILES = 64;
 
