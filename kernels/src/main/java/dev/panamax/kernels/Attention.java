@@ -89,15 +89,21 @@ public final class Attention {
     }
 
     /**
-     * Floats of working memory one thread uses for this shape, reused across calls: tiles of scores, gradients and
-     * output accumulators, and one float per query for the backward; linear in {@code tq}, independent of {@code
-     * tk} (plus {@link Gemm}'s fixed packing buffers).
+     * Floats of working memory one thread uses for this shape, at most, reused across calls: tiles of scores,
+     * gradients and output accumulators, one float per query for the backward, and the packed key and value tiles of
+     * the head it is on (four kinds between forward and backward, at most {@link #PACKED_TILES} tiles each). Linear in
+     * {@code tq}; in {@code tk} it stops growing at {@code PACKED_TILES · KEY_TILE} keys. {@link Gemm}'s fixed packing
+     * buffers come on top.
      *
      * @param shape the sizes
      * @return floats per thread
      */
     public static long workspaceFloats(Shape shape) {
-        return 2L * QUERY_TILE * KEY_TILE + (long) QUERY_TILE * shape.headDim() + 2L * QUERY_TILE + shape.tq();
+        int d = shape.headDim();
+        long tiles = Math.min(PACKED_TILES, (shape.tk() + KEY_TILE - 1) / KEY_TILE);
+        long packed =
+                2 * tiles * ((long) GemmDriver.packedBLength(d, KEY_TILE) + GemmDriver.packedBLength(KEY_TILE, d));
+        return 2L * QUERY_TILE * KEY_TILE + (long) QUERY_TILE * d + 2L * QUERY_TILE + shape.tq() + packed;
     }
 
     /**

@@ -335,9 +335,12 @@ class AttentionTest {
         int d = 64;
         Attention.Shape shape = new Attention.Shape(1, 1, 1, t, t, d);
         assertEquals(
-                Attention.workspaceFloats(new Attention.Shape(1, 1, 1, t, 64, d)),
+                Attention.workspaceFloats(new Attention.Shape(1, 1, 1, t, t / 2, d)),
                 Attention.workspaceFloats(shape),
-                "workspace grows with the number of keys");
+                "workspace grows with the number of keys past the packed tiles kept");
+        assertTrue(
+                Attention.workspaceFloats(shape) < (long) t * t / 64,
+                "workspace " + Attention.workspaceFloats(shape) + " floats");
         float[] q = Inputs.uniform(1, t * d, -1, 1);
         float[] k = Inputs.uniform(2, t * d, -1, 1);
         float[] v = Inputs.uniform(3, t * d, -1, 1);
