@@ -36,11 +36,11 @@ public final class Attention {
     /** Numbers each call of {@link #forward}, so that packed key and value tiles never outlive the call they are from. */
     private static final AtomicLong CALLS = new AtomicLong();
     /**
-     * Key tiles whose packed keys and values a thread keeps for the head it is on: 64 cover 8192 keys, 2 MiB per kind
-     * of packing at a head size of 64 (the forward keeps two kinds, the backward three; the buffers stay with the
-     * thread for its next call). Tiles past them are packed for each product, as every tile was before.
+     * Floats of packed key or value tiles a thread keeps per kind of packing for the head it is on: 2 MiB, 63 tiles
+     * (8064 keys) at a head size of 64, 7 at 512. The forward keeps two kinds, the backward three, and the buffers stay
+     * with the thread for its next call. Tiles past them are packed for each product, as every tile was before.
      */
-    private static final int PACKED_TILES = 64;
+    private static final int PACKED_FLOATS = 1 << 19;
 
     private Attention() {}
 
@@ -91,19 +91,28 @@ public final class Attention {
     /**
      * Floats of working memory one thread uses for this shape, at most, reused across calls: tiles of scores,
      * gradients and output accumulators, one float per query for the backward, and the packed key and value tiles of
-     * the head it is on (four kinds between forward and backward, at most {@link #PACKED_TILES} tiles each). Linear in
-     * {@code tq}; in {@code tk} it stops growing at {@code PACKED_TILES · KEY_TILE} keys. {@link Gemm}'s fixed packing
-     * buffers come on top.
+     * the head it is on (four kinds between forward and backward, at most 2 MiB of tiles each). Linear in {@code tq};
+     * bounded in {@code tk}. {@link Gemm}'s fixed packing buffers come on top.
      *
      * @param shape the sizes
      * @return floats per thread
      */
     public static long workspaceFloats(Shape shape) {
         int d = shape.headDim();
-        long tiles = Math.min(PACKED_TILES, (shape.tk() + KEY_TILE - 1) / KEY_TILE);
-        long packed =
-                2 * tiles * ((long) GemmDriver.packedBLength(d, KEY_TILE) + GemmDriver.packedBLength(KEY_TILE, d));
+        int tiles = (shape.tk() + KEY_TILE - 1) / KEY_TILE;
+        long packed = 2
+                * (keptFloats(tiles, GemmDriver.packedBLength(d, KEY_TILE))
+                        + keptFloats(tiles, GemmDriver.packedBLength(KEY_TILE, d)));
         return 2L * QUERY_TILE * KEY_TILE + (long) QUERY_TILE * d + 2L * QUERY_TILE + shape.tq() + packed;
+    }
+
+    /** How many of a head's {@code tiles} packed tiles of {@code tileFloats} each a thread keeps: see PACKED_FLOATS. */
+    private static int keptTiles(int tiles, int tileFloats) {
+        return Math.min(tiles, PACKED_FLOATS / tileFloats);
+    }
+
+    private static long keptFloats(int tiles, int tileFloats) {
+        return (long) keptTiles(tiles, tileFloats) * tileFloats;
     }
 
     /**
@@ -695,21 +704,30 @@ public final class Attention {
             /**
              * The packed B of {@code product} for the key tile at {@code k0}; null where the product does not take a
              * packed B, covers only part of a tile along its depth (the packing's depth is the whole tile's), or the
-             * tile is past the {@link #PACKED_TILES} kept. Along the width a product may take the tile's first keys.
+             * tile is past those kept ({@link #PACKED_FLOATS}). Along the width a product may take the tile's first
+             * keys.
              */
             float[] of(GemmDriver.Operands product, int k0) {
                 int tile = k0 / KEY_TILE;
                 int size = Math.min(KEY_TILE, tk - k0);
-                if (tile >= PACKED_TILES || deep && product.k() != size || !GemmDriver.singleBlock(product)) {
+                if (deep && product.k() != size || !GemmDriver.singleBlock(product)) {
+                    return null;
+                }
+                int n = deep ? product.n() : size;
+                // Counted in whole tiles, as workspaceFloats counts them.
+                int tiles = keptTiles(
+                        (tk + KEY_TILE - 1) / KEY_TILE,
+                        deep
+                                ? GemmDriver.packedBLength(KEY_TILE, product.n())
+                                : GemmDriver.packedBLength(product.k(), KEY_TILE));
+                if (tile >= tiles) {
                     return null;
                 }
                 if (tile >= packed.length) {
-                    int tiles = Math.min(PACKED_TILES, (tk + KEY_TILE - 1) / KEY_TILE);
                     packed = Arrays.copyOf(packed, tiles);
                     generations = Arrays.copyOf(generations, tiles);
                 }
                 if (generations[tile] != generation) {
-                    int n = deep ? product.n() : size;
                     int length = GemmDriver.packedBLength(product.k(), n);
                     if (packed[tile] == null || packed[tile].length < length) {
                         packed[tile] = new float[length];

@@ -287,8 +287,8 @@ final class GemmDriver {
     }
 
     /**
-     * Whether {@link #run} computes this product, on one thread, as a single packed block: one B panel, one A block,
-     * no matrix-vector shortcut. Such a product can instead take its B from {@link #packB(Operands, int, float[])},
+     * Whether {@code run(o, false)} computes this product as a single packed block: one B panel, one A block, no
+     * matrix-vector shortcut. Such a product can instead take its B from {@link #packB(Operands, int, float[])},
      * made once for several products that share it, through {@link #runPackedB}.
      */
     static boolean singleBlock(Operands o) {
@@ -309,9 +309,13 @@ final class GemmDriver {
 
     /**
      * Packs the first {@code n} columns of the {@code op(B)} of a {@link #singleBlock} product into {@code packed}, as
-     * {@link #run} would pack its B were it n wide: n may exceed the product's own width where B has those columns.
+     * {@link #run} would pack its B were it n wide: n may exceed the product's own width where B has those columns,
+     * up to {@link #NC} (the packing's staging buffers are that wide).
      */
     static void packB(Operands o, int n, float[] packed) {
+        if (n > NC || o.k() > KC) {
+            throw new IllegalArgumentException("n (" + n + ") must be <= " + NC + " and k (" + o.k() + ") <= " + KC);
+        }
         packB(o, ArrayOperands.of(o), 0, o.k(), 0, n, WORKSPACE.get(), packed);
     }
 

@@ -140,6 +140,57 @@ class GemmTest {
     }
 
     @Test
+    void productsOnAPackedBMatchTheDriverBitForBit() {
+        // GemmDriver.runPackedB takes a B packed once for several products (attention's key and value tiles), also
+        // from a wider product than its own; it must give run's bits.
+        int m = 37;
+        int k = 70;
+        int wide = 128;
+        for (boolean transB : new boolean[] {false, true}) {
+            for (float beta : new float[] {0f, 1f}) {
+                float[] a = Inputs.uniform(1, m * k, -1, 1);
+                float[] b = Inputs.uniform(2, k * wide, -1, 1);
+                float[] packed = new float[GemmDriver.packedBLength(k, wide)];
+                GemmDriver.packB(operands(transB, m, wide, k, beta, a, b, new float[m * wide]), wide, packed);
+                for (int n : new int[] {44, wide}) {
+                    float[] expected = Inputs.uniform(3, m * wide, -1, 1);
+                    float[] actual = expected.clone();
+                    GemmDriver.Operands product = operands(transB, m, n, k, beta, a, b, expected);
+                    assertTrue(GemmDriver.singleBlock(product));
+                    GemmDriver.run(product, false);
+                    GemmDriver.runPackedB(operands(transB, m, n, k, beta, a, b, actual), packed);
+                    String name = "transB " + transB + ", beta " + beta + ", n " + n;
+                    for (int i = 0; i < expected.length; i++) {
+                        assertEquals(Float.floatToRawIntBits(expected[i]), Float.floatToRawIntBits(actual[i]), name);
+                    }
+                }
+            }
+        }
+    }
+
+    /** {@code C = 0.7·A·op(B) + beta·C} with A {@code m × k}, B stored {@code k × 128} or {@code 128 × k}, C 128 wide. */
+    private static GemmDriver.Operands operands(
+            boolean transB, int m, int n, int k, float beta, float[] a, float[] b, float[] c) {
+        return new GemmDriver.Operands(
+                false,
+                transB,
+                m,
+                n,
+                k,
+                0.7f,
+                MemorySegment.ofArray(a),
+                0,
+                k,
+                MemorySegment.ofArray(b),
+                0,
+                transB ? k : 128,
+                beta,
+                MemorySegment.ofArray(c),
+                0,
+                128);
+    }
+
+    @Test
     void everyAlphaAndBetaOnEveryPath() {
         // The last shape's depth spans two packed slices: the second adds onto what the first wrote.
         int[][] shapes = {
