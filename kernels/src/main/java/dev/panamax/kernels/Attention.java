@@ -278,7 +278,7 @@ public final class Attention {
                 for (int k0 = 0; k0 < keyEnd; k0 += KEY_TILE) {
                     int nk = Math.min(KEY_TILE, keyEnd - k0);
                     // P = exp(scale·Q·Kᵀ + mask - lse), recomputed.
-                    scores(w, scale, q, k, b, head, kvHead, q0, nq, k0, nk, d);
+                    scores(w, call, scale, q, k, b, head, kvHead, q0, nq, k0, nk, d);
                     for (int i = 0; i < nq; i++) {
                         int row = i * KEY_TILE;
                         maskRow(w.scores, row, nk, mask, b, head, q0 + i, k0, causal ? q0 + i + shift - k0 + 1 : nk);
@@ -328,6 +328,11 @@ public final class Attention {
                                     w.gradientsSegment,
                                     0,
                                     KEY_TILE),
+                            w.outputGradients,
+                            call,
+                            b,
+                            head,
+                            q0,
                             w.packed.valuesAcross,
                             k0);
                     for (int i = 0; i < nq; i++) {
@@ -352,6 +357,11 @@ public final class Attention {
                                     dQ.data(),
                                     dQ.row(b, head, q0),
                                     (int) dQ.rowStride()),
+                            null,
+                            call,
+                            b,
+                            head,
+                            q0,
                             w.packed.keys,
                             k0);
                     GemmDriver.run(
@@ -381,6 +391,7 @@ public final class Attention {
     /** The score tile {@code scale·Q[q0, q0+nq)·K[k0, k0+nk)ᵀ} into the workspace, rows {@link #KEY_TILE} apart. */
     private static void scores(
             Workspace w,
+            long call,
             float scale,
             TensorView q,
             TensorView k,
@@ -421,18 +432,29 @@ public final class Attention {
                     w.scoresSegment,
                     0,
                     KEY_TILE);
-            multiply(product, w.packed.keysAcross, k0);
+            multiply(product, w.queries, call, b, head, q0, w.packed.keysAcross, k0);
         }
     }
 
-    /** Computes a product on the calling thread, taking its B from {@code tiles} where they have it. */
-    private static void multiply(GemmDriver.Operands product, PackedHead.Tiles tiles, int k0) {
-        float[] packedB = tiles.of(product, k0);
-        if (packedB != null) {
-            GemmDriver.runPackedB(product, packedB);
-        } else {
+    /**
+     * Computes a product on the calling thread, taking its A from {@code rows} (null: none) and its B from {@code
+     * tiles} where they have them.
+     */
+    private static void multiply(
+            GemmDriver.Operands product,
+            PackedRows rows,
+            long call,
+            int b,
+            int head,
+            int q0,
+            PackedHead.Tiles tiles,
+            int k0) {
+        if (!GemmDriver.singleBlock(product)) {
             GemmDriver.run(product, false);
+            return;
         }
+        float[] packedA = rows == null ? null : rows.of(product, call, b, head, q0);
+        GemmDriver.runPacked(product, packedA, tiles.of(product, k0));
     }
 
     /** Adds the mask to a row of scores and hides the columns from {@code visible} on (the causal limit). */
@@ -740,6 +762,34 @@ public final class Attention {
         }
     }
 
+    /**
+     * One tile of rows (queries, or the backward's output gradients) packed as the A of the products of a query tile
+     * against each of its key tiles: packed for the first, reused by the others, as {@link PackedHead} does for B.
+     */
+    private static final class PackedRows {
+        private long call = -1;
+        private int batch;
+        private int head;
+        private int q0;
+        private float[] packed = new float[0];
+
+        /** The packed A of {@code product}, a {@link GemmDriver#singleBlock} product over rows q0 of (batch, head). */
+        float[] of(GemmDriver.Operands product, long call, int batch, int head, int q0) {
+            if (call != this.call || batch != this.batch || head != this.head || q0 != this.q0) {
+                int length = GemmDriver.packedALength(product.m(), product.k());
+                if (packed.length < length) {
+                    packed = new float[length];
+                }
+                GemmDriver.packA(product, packed);
+                this.call = call;
+                this.batch = batch;
+                this.head = head;
+                this.q0 = q0;
+            }
+            return packed;
+        }
+    }
+
     /** Per-thread tiles, grown to the largest head size seen and reused. */
     private static final class Workspace {
         final float[] scores = new float[QUERY_TILE * KEY_TILE];
@@ -756,6 +806,10 @@ public final class Attention {
 
         float[] rows = new float[0];
         final PackedHead packed = new PackedHead();
+        /** The query tile as the A of {@code Q·Kᵀ}, and the backward's output-gradient tile as the A of {@code dO·Vᵀ}. */
+        final PackedRows queries = new PackedRows();
+
+        final PackedRows outputGradients = new PackedRows();
 
         void ensure(int headDim) {
             if (acc.length < QUERY_TILE * headDim) {
@@ -807,7 +861,7 @@ public final class Attention {
         int keyEnd = causal ? Math.max(0, Math.min(s.tk(), q0 + nq + shift)) : s.tk();
         for (int k0 = 0; k0 < keyEnd; k0 += KEY_TILE) {
             int nk = Math.min(KEY_TILE, keyEnd - k0);
-            scores(w, scale, q, k, b, head, kvHead, q0, nq, k0, nk, d);
+            scores(w, call, scale, q, k, b, head, kvHead, q0, nq, k0, nk, d);
             for (int i = 0; i < nq; i++) {
                 int row = i * KEY_TILE;
                 maskRow(w.scores, row, nk, mask, b, head, q0 + i, k0, causal ? q0 + i + shift - k0 + 1 : nk);
@@ -837,7 +891,7 @@ public final class Attention {
                         w.accSegment,
                         0,
                         d);
-                multiply(product, w.packed.values, k0);
+                multiply(product, null, call, b, head, q0, w.packed.values, k0);
             }
         }
         for (int i = 0; i < nq; i++) {

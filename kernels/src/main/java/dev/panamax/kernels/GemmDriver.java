@@ -279,8 +279,8 @@ final class GemmDriver {
                 boolean firstSlice = pc == 0;
                 for (int ic = m0; ic < m1; ic += MC) {
                     int mc = Math.min(MC, m1 - ic);
-                    packA(o, arrays, ic, mc, pc, kc, w);
-                    macroKernel(o, arrays, w, ic, mc, jc, nc, kc, firstSlice, w.packedB);
+                    packA(o, arrays, ic, mc, pc, kc, w, w.packedA);
+                    macroKernel(o, arrays, w, ic, mc, jc, nc, kc, firstSlice, w.packedA, w.packedB);
                 }
             }
         }
@@ -288,8 +288,9 @@ final class GemmDriver {
 
     /**
      * Whether {@code run(o, false)} computes this product as a single packed block: one B panel, one A block, no
-     * matrix-vector shortcut. Such a product can instead take its B from {@link #packB(Operands, int, float[])},
-     * made once for several products that share it, through {@link #runPackedB}.
+     * matrix-vector shortcut. Such a product can instead take its A from {@link #packA(Operands, float[])} or its B
+     * from {@link #packB(Operands, int, float[])}, made once for several products that share it, through {@link
+     * #runPacked}.
      */
     static boolean singleBlock(Operands o) {
         return o.m() > 1
@@ -319,16 +320,36 @@ final class GemmDriver {
         packB(o, ArrayOperands.of(o), 0, o.k(), 0, n, WORKSPACE.get(), packed);
     }
 
+    /** The floats {@link #packA(Operands, float[])} fills for a product {@code m} high and {@code k} deep. */
+    static int packedALength(int m, int k) {
+        return roundUp(m, MR) * k;
+    }
+
+    /** Packs the whole {@code op(A)} of a {@link #singleBlock} product into {@code packed}, as {@link #run} would. */
+    static void packA(Operands o, float[] packed) {
+        packA(o, ArrayOperands.of(o), 0, o.m(), 0, o.k(), WORKSPACE.get(), packed);
+    }
+
     /**
-     * {@link #run} for a {@link #singleBlock} product whose {@code op(B)} is already packed, by {@link #packB(Operands,
-     * int, float[])} from a product of the same depth and at least this width (its first columns are this one's). The
-     * arithmetic is run's, bit for bit; only B's packing is skipped.
+     * {@link #run} for a {@link #singleBlock} product with its {@code op(A)}, its {@code op(B)} or both already packed
+     * (null: packed here): A by {@link #packA(Operands, float[])} from a product of the same height and depth, B by
+     * {@link #packB(Operands, int, float[])} from one of the same depth and at least this width (its first columns are
+     * this one's). The arithmetic is run's, bit for bit; only the packing is skipped.
      */
-    static void runPackedB(Operands o, float[] packedB) {
+    static void runPacked(Operands o, float[] packedA, float[] packedB) {
         Workspace w = WORKSPACE.get();
         ArrayOperands arrays = ArrayOperands.of(o);
-        packA(o, arrays, 0, o.m(), 0, o.k(), w);
-        macroKernel(o, arrays, w, 0, o.m(), 0, o.n(), o.k(), true, packedB);
+        float[] a = packedA;
+        if (a == null) {
+            a = w.packedA;
+            packA(o, arrays, 0, o.m(), 0, o.k(), w, a);
+        }
+        float[] b = packedB;
+        if (b == null) {
+            b = w.packedB;
+            packB(o, arrays, 0, o.k(), 0, o.n(), w, b);
+        }
+        macroKernel(o, arrays, w, 0, o.m(), 0, o.n(), o.k(), true, a, b);
     }
 
     /**
@@ -346,6 +367,7 @@ final class GemmDriver {
             int nc,
             int kc,
             boolean firstSlice,
+            float[] packedA,
             float[] packedB) {
         // Tiles that only write C need not wait for it: their stores queue while the next tiles compute.
         boolean readsC = !firstSlice || o.beta() != 0f;
@@ -367,13 +389,13 @@ final class GemmDriver {
                 if (arrays.c() != null) {
                     int at = arrays.cFirst() + (ic + ir) * o.ldc() + jc + jr;
                     if (direct && mr == MR && nr == NR) {
-                        microKernel(kc, w.packedA, ir * kc, packedB, panel(jr, kc), arrays.c(), at, o.ldc());
+                        microKernel(kc, packedA, ir * kc, packedB, panel(jr, kc), arrays.c(), at, o.ldc());
                     } else {
-                        microKernel(kc, w.packedA, ir * kc, packedB, panel(jr, kc), w.tile, 0, NR);
+                        microKernel(kc, packedA, ir * kc, packedB, panel(jr, kc), w.tile, 0, NR);
                         storeTile(o, firstSlice, w.tile, mr, nr, arrays.c(), at);
                     }
                 } else {
-                    microKernel(kc, w.packedA, ir * kc, packedB, panel(jr, kc), w.tile, 0, NR);
+                    microKernel(kc, packedA, ir * kc, packedB, panel(jr, kc), w.tile, 0, NR);
                     storeTile(o, firstSlice, w.tile, mr, nr, o.c(), o.cOffset() + (long) (ic + ir) * o.ldc() + jc + jr);
                 }
             }
@@ -630,7 +652,8 @@ final class GemmDriver {
      * Packs {@code op(A)[ic:ic+mc, pc:pc+kc]} into MR-high micro-panels ({@code MR} floats per k), zero-padded. An A
      * that is not a float array is first copied, line by line, into one.
      */
-    private static void packA(Operands o, ArrayOperands arrays, int ic, int mc, int pc, int kc, Workspace w) {
+    private static void packA(
+            Operands o, ArrayOperands arrays, int ic, int mc, int pc, int kc, Workspace w, float[] packed) {
         boolean trans = o.transA();
         // The stored A holds op(A)[ic:ic+mc, pc:pc+kc] as `lines` runs of `length` floats, `ld` apart.
         int lines = trans ? kc : mc;
@@ -652,9 +675,9 @@ final class GemmDriver {
         for (int ir = 0; ir < mc; ir += MR) {
             int mr = Math.min(MR, mc - ir);
             if (trans) {
-                packTransposedAPanel(source, first + ir, ld, mr, kc, w.packedA, ir * kc);
+                packTransposedAPanel(source, first + ir, ld, mr, kc, packed, ir * kc);
             } else {
-                packAPanel(source, first + ir * ld, ld, mr, kc, w.packedA, ir * kc);
+                packAPanel(source, first + ir * ld, ld, mr, kc, packed, ir * kc);
             }
         }
     }

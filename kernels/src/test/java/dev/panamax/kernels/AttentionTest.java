@@ -188,30 +188,31 @@ class AttentionTest {
     }
 
     @Test
-    void keysAndValuesChangedBetweenCallsAreSeen() {
-        // A thread keeps each head's keys and values packed while it works through the head's query tiles; a second
-        // call over the same buffers and views, rewritten in place as a KV cache is, must not see the first's. One head
-        // on one thread, so that the second call starts on the head the first ended with.
+    void inputsChangedBetweenCallsAreSeen() {
+        // A thread keeps a head's packed key and value tiles, and a query tile's packed queries, while it works through
+        // them; a second call over the same buffers and views, rewritten in place as a KV cache is, must not see the
+        // first's. One head, one query tile and one thread, so that the second call starts where the first ended.
         Parallelism.setThreads(1);
-        int heads = 1;
-        int t = 300;
+        int tq = 50;
+        int tk = 300;
         int d = 32;
-        float[] q = Inputs.uniform(11, heads * t * d, -1, 1);
-        float[] k = Inputs.uniform(12, heads * t * d, -1, 1);
-        float[] v = Inputs.uniform(13, heads * t * d, -1, 1);
+        float[] q = Inputs.uniform(11, tq * d, -1, 1);
+        float[] k = Inputs.uniform(12, tk * d, -1, 1);
+        float[] v = Inputs.uniform(13, tk * d, -1, 1);
         float[] o = new float[q.length];
-        Attention.Shape shape = new Attention.Shape(1, heads, heads, t, t, d);
-        TensorView kView = TensorView.dense(k, heads, t, d);
-        TensorView vView = TensorView.dense(v, heads, t, d);
+        Attention.Shape shape = new Attention.Shape(1, 1, 1, tq, tk, d);
+        TensorView qView = TensorView.dense(q, 1, tq, d);
+        TensorView kView = TensorView.dense(k, 1, tk, d);
+        TensorView vView = TensorView.dense(v, 1, tk, d);
         for (int call = 0; call < 2; call++) {
             if (call == 1) {
-                System.arraycopy(Inputs.uniform(14, k.length, -1, 1), 0, k, 0, k.length);
-                System.arraycopy(Inputs.uniform(15, v.length, -1, 1), 0, v, 0, v.length);
+                for (float[] input : new float[][] {q, k, v}) {
+                    System.arraycopy(Inputs.uniform(14 + input.length, input.length, -1, 1), 0, input, 0, input.length);
+                }
             }
-            Attention.forward(
-                    shape, true, TensorView.dense(q, heads, t, d), kView, vView, TensorView.dense(o, heads, t, d));
+            Attention.forward(shape, true, qView, kView, vView, TensorView.dense(o, 1, tq, d));
             ReferenceAttention.Result expected =
-                    ReferenceAttention.forward(1, heads, heads, t, t, d, shape.defaultScale(), true, q, k, v, null);
+                    ReferenceAttention.forward(1, 1, 1, tq, tk, d, shape.defaultScale(), true, q, k, v, null);
             Tolerance.assertClose("call " + call, expected.output(), o, expected.bound());
         }
     }

@@ -140,9 +140,9 @@ class GemmTest {
     }
 
     @Test
-    void productsOnAPackedBMatchTheDriverBitForBit() {
-        // GemmDriver.runPackedB takes a B packed once for several products (attention's key and value tiles), also
-        // from a wider product than its own; it must give run's bits.
+    void productsOnAPackedAOrBMatchTheDriverBitForBit() {
+        // GemmDriver.runPacked takes an A or a B packed once for several products (attention's query tiles and key
+        // and value tiles), a B also from a wider product than its own; it must give run's bits.
         int m = 37;
         int k = 70;
         int wide = 128;
@@ -150,18 +150,27 @@ class GemmTest {
             for (float beta : new float[] {0f, 1f}) {
                 float[] a = Inputs.uniform(1, m * k, -1, 1);
                 float[] b = Inputs.uniform(2, k * wide, -1, 1);
-                float[] packed = new float[GemmDriver.packedBLength(k, wide)];
-                GemmDriver.packB(operands(transB, m, wide, k, beta, a, b, new float[m * wide]), wide, packed);
+                GemmDriver.Operands widest = operands(transB, m, wide, k, beta, a, b, new float[m * wide]);
+                float[] packedB = new float[GemmDriver.packedBLength(k, wide)];
+                GemmDriver.packB(widest, wide, packedB);
+                float[] packedA = new float[GemmDriver.packedALength(m, k)];
+                GemmDriver.packA(widest, packedA);
                 for (int n : new int[] {44, wide}) {
                     float[] expected = Inputs.uniform(3, m * wide, -1, 1);
-                    float[] actual = expected.clone();
+                    float[] start = expected.clone();
                     GemmDriver.Operands product = operands(transB, m, n, k, beta, a, b, expected);
                     assertTrue(GemmDriver.singleBlock(product));
                     GemmDriver.run(product, false);
-                    GemmDriver.runPackedB(operands(transB, m, n, k, beta, a, b, actual), packed);
-                    String name = "transB " + transB + ", beta " + beta + ", n " + n;
-                    for (int i = 0; i < expected.length; i++) {
-                        assertEquals(Float.floatToRawIntBits(expected[i]), Float.floatToRawIntBits(actual[i]), name);
+                    float[][][] given = {{packedA, null}, {null, packedB}, {packedA, packedB}};
+                    for (float[][] packed : given) {
+                        float[] actual = start.clone();
+                        GemmDriver.runPacked(operands(transB, m, n, k, beta, a, b, actual), packed[0], packed[1]);
+                        String name = "transB " + transB + ", beta " + beta + ", n " + n + ", A packed "
+                                + (packed[0] != null) + ", B packed " + (packed[1] != null);
+                        for (int i = 0; i < expected.length; i++) {
+                            assertEquals(
+                                    Float.floatToRawIntBits(expected[i]), Float.floatToRawIntBits(actual[i]), name);
+                        }
                     }
                 }
             }
