@@ -33,7 +33,7 @@ public final class Attention {
     private static final long PARALLEL_MIN_MACS = 1L << 20;
 
     private static final ThreadLocal<Workspace> WORKSPACE = ThreadLocal.withInitial(Workspace::new);
-    /** Numbers each call of {@link #forward}, so that packed key and value tiles never outlive the call they are from. */
+    /** Numbers each call of forward and backward, so that packed tiles never outlive the call they are from. */
     private static final AtomicLong CALLS = new AtomicLong();
     /**
      * Floats of packed key or value tiles a thread keeps per kind of packing for the head it is on: 2 MiB, 63 tiles

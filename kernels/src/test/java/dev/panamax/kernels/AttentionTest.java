@@ -206,8 +206,10 @@ class AttentionTest {
         TensorView vView = TensorView.dense(v, 1, tk, d);
         for (int call = 0; call < 2; call++) {
             if (call == 1) {
-                for (float[] input : new float[][] {q, k, v}) {
-                    System.arraycopy(Inputs.uniform(14 + input.length, input.length, -1, 1), 0, input, 0, input.length);
+                float[][] inputs = {q, k, v};
+                for (int i = 0; i < inputs.length; i++) {
+                    float[] input = inputs[i];
+                    System.arraycopy(Inputs.uniform(14 + i, input.length, -1, 1), 0, input, 0, input.length);
                 }
             }
             Attention.forward(shape, true, qView, kView, vView, TensorView.dense(o, 1, tq, d));
