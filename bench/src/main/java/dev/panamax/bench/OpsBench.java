@@ -31,7 +31,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * The transformer's memory-bound ops, single thread, on a tensor of {@code rows × cols} floats sized past L2 (16 MiB
  * of input): Panamax next to the plain-Java scalar loop a user would write ({@code Math.exp}, {@code Math.tanh}).
  * Rates are GB/s of the bytes each op must move (input read once, output written once): 8 bytes an element, so
- * ns/element is 8 / (GB/s).
+ * ns/element is 8 / (GB/s). {@link #arrayCopy} moves the same bytes with nothing computed: the floor, measured in the
+ * same run.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -162,6 +163,19 @@ public class OpsBench {
             }
         }
         return o.y.getAtIndex(ValueLayout.JAVA_FLOAT, 0);
+    }
+
+    /**
+     * The memory floor of every op here, in the same run: the same bytes (the input read, the output written) moved by
+     * {@code System.arraycopy}. {@code panamax ÷ arrayCopy} is the fraction of the bandwidth the machine gives at that
+     * moment, which on a shared machine varies more than the ops do (limits.md: 15 GB/s best seen, 10–14 typical).
+     *
+     * @return a value derived from the output, so that nothing is optimised away
+     */
+    @Benchmark
+    public float arrayCopy() {
+        System.arraycopy(x, 0, y, 0, rows * cols);
+        return y[0];
     }
 
     @Benchmark
