@@ -19,8 +19,9 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Loop nest (per task, over its block of C): columns in {@link #NC} panels, depth in {@link #KC} slices (B's
  * {@code KC × NC} panel packed once, sized for L2/L3), rows in {@link #MC} blocks (A's {@code MC × KC} block packed,
- * sized for L2), then {@link #NR}-wide B micro-panels (held in L1) against {@link #MR}-high A micro-panels. Each C
- * element is reduced over k in the same order whatever the task split, so results do not depend on the thread count.
+ * sized for L2), then {@link #NR}-wide B micro-panels (64 KiB at full depth: read from L2, like A) against {@link
+ * #MR}-high A micro-panels. Each C element is reduced over k in the same order whatever the task split, so results do
+ * not depend on the thread count.
  */
 final class GemmDriver {
     /** Rows of the register tile: 4 rows × 2 vectors = 8 accumulators, which fit AVX2's 16 registers with room for B. */
@@ -353,9 +354,10 @@ final class GemmDriver {
     }
 
     /**
-     * The packed A block against the packed B panel: B micro-panels outside (each stays in L1 while every A
-     * micro-panel passes it), A micro-panels inside. A method of its own so that the JIT compiles it early and whole,
-     * with the micro-kernel inlined, rather than as an on-stack replacement of the outer loops.
+     * The packed A block against the packed B panel: B micro-panels outside (each read from L3 for the first A
+     * micro-panel, then from L2 for the others), A micro-panels inside. A method of its own so that the JIT compiles
+     * it early and whole rather than as an on-stack replacement of the outer loops. The micro-kernel stays a call (its
+     * bytecode is over C2's inlining size), which costs nothing next to its kc steps.
      */
     private static void macroKernel(
             Operands o,
