@@ -441,7 +441,7 @@ public final class Activations {
     }
 
     private static FloatVector geluTanh(FloatVector x) {
-        return x.div(VectorMath.exp(x.mul(x).fma(C2, C1).mul(x)).add(1f));
+        return x.div(VectorMath.expIgnoringNaN(x.mul(x).fma(C2, C1).mul(x)).add(1f));
     }
 
     private static FloatVector gelu(FloatVector x) {
@@ -466,7 +466,7 @@ public final class Activations {
     }
 
     private static FloatVector silu(FloatVector x) {
-        return x.div(VectorMath.exp(x.neg()).add(1f));
+        return x.div(VectorMath.expIgnoringNaN(x.neg()).add(1f));
     }
 
     /** {@code s·(1 + x·(1 - s))}, with {@code 1 - s = e·s} computed without cancellation. */

@@ -4,6 +4,7 @@ import static dev.panamax.kernels.Simd.FLOATS;
 import static dev.panamax.kernels.Simd.LANES;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 
@@ -44,7 +45,25 @@ final class VectorMath {
     static FloatVector exp(FloatVector x) {
         // Clamping keeps n within [-127, 128]: 2⁻¹²⁷'s bit pattern is +0 and 2¹²⁸'s is +∞, the saturated results. A
         // NaN fails both compares and stays NaN.
-        FloatVector c = Simd.atLeast(Simd.atMost(x, EXP_HIGH), EXP_LOW);
+        return expOfClamped(Simd.atLeast(Simd.atMost(x, EXP_HIGH), EXP_LOW));
+    }
+
+    /**
+     * {@link #exp}, except that a NaN lane gives some number instead of NaN: for a caller whose result is NaN anyway
+     * when x is, such as {@code v/(1 + eˣ)} with x computed from v. Its clamp is two integer minima on the bits (a
+     * signed one for the upper bound; an unsigned one, under which every negative float is above every positive one,
+     * for the lower), where {@code exp}'s is two compares and two blends: half the instructions and a shorter chain.
+     * GELU's forward ran 1.07–1.11× faster in L2, 1.01–1.05× from memory (same JVM, alternating, both orders).
+     */
+    static FloatVector expIgnoringNaN(FloatVector x) {
+        IntVector bits = x.reinterpretAsInts()
+                .lanewise(VectorOperators.MIN, Float.floatToRawIntBits(EXP_HIGH))
+                .lanewise(VectorOperators.UMIN, Float.floatToRawIntBits(EXP_LOW));
+        return expOfClamped(bits.reinterpretAsFloats());
+    }
+
+    /** {@code eᶜ} for c already in {@code [EXP_LOW, EXP_HIGH]}. */
+    private static FloatVector expOfClamped(FloatVector c) {
         FloatVector t = roundedLog2(c);
         // (1 + p)·2ⁿ rather than p·2ⁿ + 2ⁿ: at 2ⁿ = +∞ and p < 0 the latter is NaN.
         return expm1Reduced(c, t).add(1f).mul(pow2(t));

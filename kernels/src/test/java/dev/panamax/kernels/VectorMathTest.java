@@ -97,6 +97,67 @@ class VectorMathTest {
         return Math.abs(result - exact) / Math.ulp((float) exact);
     }
 
+    /**
+     * Every 251st bit pattern of the whole float range (both signs, subnormals, infinities and NaNs), then values at and
+     * around the clamps: the two clamps must agree wherever the input is a number.
+     */
+    @Test
+    void expIgnoringNaNIsExpBitForBitOnNumbers() {
+        float[] edges = {
+            0f,
+            -0f,
+            Float.MIN_VALUE,
+            -Float.MIN_VALUE,
+            Float.MAX_VALUE,
+            -Float.MAX_VALUE,
+            Float.POSITIVE_INFINITY,
+            Float.NEGATIVE_INFINITY,
+            88.5f,
+            Math.nextUp(88.5f),
+            Math.nextDown(88.5f),
+            -88f,
+            Math.nextUp(-88f),
+            Math.nextDown(-88f),
+            Float.NaN,
+            Float.intBitsToFloat(0xffc00000),
+            Float.intBitsToFloat(0x7f800001)
+        };
+        float[] in = new float[BATCH];
+        float[] viaCompares = new float[BATCH];
+        float[] viaIntegers = new float[BATCH];
+        long bits = 0;
+        boolean edgesDone = false;
+        while (!edgesDone) {
+            int count = 0;
+            if (bits <= 0xffffffffL) {
+                for (; count < BATCH && bits <= 0xffffffffL; count++, bits += 251) {
+                    in[count] = Float.intBitsToFloat((int) bits);
+                }
+            } else {
+                System.arraycopy(edges, 0, in, 0, edges.length);
+                count = edges.length;
+                edgesDone = true;
+            }
+            Arrays.fill(in, count, BATCH, 1f);
+            for (int i = 0; i < BATCH; i += Simd.LANES) {
+                FloatVector x = FloatVector.fromArray(Simd.FLOATS, in, i);
+                VectorMath.exp(x).intoArray(viaCompares, i);
+                VectorMath.expIgnoringNaN(x).intoArray(viaIntegers, i);
+            }
+            for (int i = 0; i < count; i++) {
+                if (Float.isNaN(in[i])) {
+                    assertTrue(!Float.isNaN(viaIntegers[i]), "a NaN lane gives a number");
+                } else {
+                    float x = in[i];
+                    assertEquals(
+                            Float.floatToRawIntBits(viaCompares[i]),
+                            Float.floatToRawIntBits(viaIntegers[i]),
+                            () -> "exp(" + x + ")");
+                }
+            }
+        }
+    }
+
     @Test
     void expSumTermsSaturateAndPropagate() {
         float[] in = {Float.NEGATIVE_INFINITY, -1e30f, -1e4f, -88f, -87.7f, Float.NaN, 0f, -0f, -1f};
