@@ -90,7 +90,8 @@ public final class Attention {
 
     /**
      * Floats of working memory one thread uses for this shape, at most, reused across calls: tiles of scores,
-     * gradients and output accumulators, one float per query for the backward, and the packed key and value tiles of
+     * gradients and output accumulators, one float per query for the backward, a query row and a tile of key or value
+     * rows copied out of their views, the packed query and output-gradient tiles, and the packed key and value tiles of
      * the head it is on (four kinds between forward and backward, at most 2 MiB of tiles each). Linear in {@code tq};
      * bounded in {@code tk}. {@link Gemm}'s fixed packing buffers come on top.
      *
@@ -98,12 +99,13 @@ public final class Attention {
      * @return floats per thread
      */
     public static long workspaceFloats(Shape shape) {
-        int d = shape.headDim();
+        int d = Checks.notNull("shape", shape).headDim();
         int tiles = (shape.tk() + KEY_TILE - 1) / KEY_TILE;
         long packed = 2
                 * (keptFloats(tiles, GemmDriver.packedBLength(d, KEY_TILE))
                         + keptFloats(tiles, GemmDriver.packedBLength(KEY_TILE, d)));
-        return 2L * QUERY_TILE * KEY_TILE + (long) QUERY_TILE * d + 2L * QUERY_TILE + shape.tq() + packed;
+        long rows = 2L * GemmDriver.packedALength(QUERY_TILE, d) + (long) KEY_TILE * d + d;
+        return 2L * QUERY_TILE * KEY_TILE + (long) QUERY_TILE * d + 2L * QUERY_TILE + shape.tq() + rows + packed;
     }
 
     /** How many of a head's {@code tiles} packed tiles of {@code tileFloats} each a thread keeps: see PACKED_FLOATS. */
@@ -126,7 +128,7 @@ public final class Attention {
      * @param o output {@code [batch, qHeads, tq, headDim]}
      */
     public static void forward(Shape shape, boolean causal, TensorView q, TensorView k, TensorView v, TensorView o) {
-        forward(shape, shape.defaultScale(), causal, q, k, v, null, o, null);
+        forward(shape, Checks.notNull("shape", shape).defaultScale(), causal, q, k, v, null, o, null);
     }
 
     /**
@@ -154,7 +156,8 @@ public final class Attention {
             TensorView o,
             TensorView lse) {
         Checks.notNull("shape", shape);
-        checkViews(shape, q, k, v, mask, o, lse);
+        Checks.finite("scale", scale);
+        checkViews(shape, q, k, v, mask, o, true, lse);
         int tiles = (shape.tq() + QUERY_TILE - 1) / QUERY_TILE;
         int tasks = shape.batch() * shape.qHeads() * tiles;
         long macs = 2L * shape.batch() * shape.qHeads() * shape.tq() * shape.tk() * shape.headDim();
@@ -204,13 +207,17 @@ public final class Attention {
             TensorView dK,
             TensorView dV) {
         Checks.notNull("shape", shape);
-        checkViews(shape, q, k, v, mask, o, null);
+        Checks.finite("scale", scale);
+        checkViews(shape, q, k, v, mask, o, false, null);
         Checks.notNull("lse", lse).check("lse", shape.batch(), shape.qHeads(), shape.tq(), 1, false);
         Checks.notNull("dO", dO).check("dO", shape.batch(), shape.qHeads(), shape.tq(), shape.headDim(), false);
         Checks.notNull("dQ", dQ).check("dQ", shape.batch(), shape.qHeads(), shape.tq(), shape.headDim(), true);
         Checks.notNull("dK", dK).check("dK", shape.batch(), shape.kvHeads(), shape.tk(), shape.headDim(), true);
         Checks.notNull("dV", dV).check("dV", shape.batch(), shape.kvHeads(), shape.tk(), shape.headDim(), true);
-        checkIntStrides(dO, dQ, dK, dV);
+        checkIntStride("dO", dO);
+        checkIntStride("dQ", dQ);
+        checkIntStride("dK", dK);
+        checkIntStride("dV", dV);
         int tasks = shape.batch() * shape.kvHeads();
         long macs = 5L * shape.batch() * shape.qHeads() * shape.tq() * shape.tk() * shape.headDim();
         boolean parallel = macs >= PARALLEL_MIN_MACS && shareable(q, k, v, mask, o, lse, dO, dQ, dK, dV);
@@ -491,7 +498,7 @@ public final class Attention {
         Rows.copy(view.data(), view.row(b, head, first), view.rowStride(), count, width, into);
     }
 
-    /** {@code Σ a[i]·b[from + i]} over {@code count} floats, lanes added in index order. */
+    /** {@code Σ a[i]·b[from + i]} over {@code count} floats: lanes added in {@link Simd#sum}'s order, then the tail. */
     private static float dot(float[] a, float[] b, int from, int count) {
         FloatVector sums = FloatVector.zero(FLOATS);
         int j = 0;
@@ -635,12 +642,11 @@ public final class Attention {
         }
     }
 
-    private static void checkIntStrides(TensorView... views) {
-        for (TensorView view : views) {
-            if (view.rowStride() > Integer.MAX_VALUE) {
-                throw new IllegalArgumentException(
-                        "rowStride (" + view.rowStride() + ") must be <= " + Integer.MAX_VALUE);
-            }
+    /** The kernels step through these views' rows with int indices into arrays. */
+    private static void checkIntStride(String name, TensorView view) {
+        if (view.rowStride() > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(
+                    name + ".rowStride (" + view.rowStride() + ") must be <= " + Integer.MAX_VALUE);
         }
     }
 
@@ -653,24 +659,29 @@ public final class Attention {
         return true;
     }
 
+    /** Checks the views forward and backward share; {@code oWritten}: o is the forward's output, not an input. */
     private static void checkViews(
-            Shape s, TensorView q, TensorView k, TensorView v, TensorView mask, TensorView o, TensorView lse) {
+            Shape s,
+            TensorView q,
+            TensorView k,
+            TensorView v,
+            TensorView mask,
+            TensorView o,
+            boolean oWritten,
+            TensorView lse) {
         Checks.notNull("q", q).check("q", s.batch(), s.qHeads(), s.tq(), s.headDim(), false);
         Checks.notNull("k", k).check("k", s.batch(), s.kvHeads(), s.tk(), s.headDim(), false);
         Checks.notNull("v", v).check("v", s.batch(), s.kvHeads(), s.tk(), s.headDim(), false);
-        Checks.notNull("o", o).check("o", s.batch(), s.qHeads(), s.tq(), s.headDim(), true);
+        Checks.notNull("o", o).check("o", s.batch(), s.qHeads(), s.tq(), s.headDim(), oWritten);
         if (mask != null) {
             mask.check("mask", s.batch(), s.qHeads(), s.tq(), s.tk(), false);
         }
         if (lse != null) {
             lse.check("lse", s.batch(), s.qHeads(), s.tq(), 1, true);
         }
-        for (TensorView view : new TensorView[] {q, k, v}) {
-            if (view.rowStride() > Integer.MAX_VALUE) {
-                throw new IllegalArgumentException(
-                        "rowStride (" + view.rowStride() + ") must be <= " + Integer.MAX_VALUE);
-            }
-        }
+        checkIntStride("q", q);
+        checkIntStride("k", k);
+        checkIntStride("v", v);
     }
 
     /**

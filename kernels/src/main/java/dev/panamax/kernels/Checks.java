@@ -33,9 +33,25 @@ final class Checks {
         return rows == 0 || cols == 0 ? 0 : (rows - 1) * ld + cols;
     }
 
-    /** Elements spanned by {@code count} matrices of {@code extent} elements, {@code stride} apart. */
+    /**
+     * Elements spanned by {@code count} matrices of {@code extent} elements, {@code stride} (at least 0) apart; {@code
+     * Long.MAX_VALUE} when that does not fit a long, which no array or segment holds.
+     */
     static long batchExtent(long extent, long stride, int count) {
-        return count == 0 || extent == 0 ? 0 : (count - 1) * stride + extent;
+        if (count == 0 || extent == 0) {
+            return 0;
+        }
+        return saturatedSum(saturatedProduct(count - 1L, stride), extent);
+    }
+
+    /** {@code a·b} for a, b at least 0, or {@code Long.MAX_VALUE} where it overflows. */
+    static long saturatedProduct(long a, long b) {
+        return b != 0 && a > Long.MAX_VALUE / b ? Long.MAX_VALUE : a * b;
+    }
+
+    /** {@code a + b} for a, b at least 0, or {@code Long.MAX_VALUE} where it overflows. */
+    static long saturatedSum(long a, long b) {
+        return a > Long.MAX_VALUE - b ? Long.MAX_VALUE : a + b;
     }
 
     /** Checks that {@code [offset, offset + extent)} lies inside an array of {@code length} floats. */
@@ -48,9 +64,12 @@ final class Checks {
         if (offset < 0) {
             throw new IndexOutOfBoundsException(offsetName + " (" + offset + ") must be >= 0");
         }
-        if (offset + extent > length) {
+        // Compared as extent > length - offset: offset + extent may overflow a long.
+        if (extent > length - offset) {
             throw new IndexOutOfBoundsException(name + " holds " + length + " " + unit + ", but " + what + " needs "
-                    + extent + " from " + offsetName + " (" + offset + "), up to index " + (offset + extent - 1));
+                    + (extent == Long.MAX_VALUE ? "more than a long counts" : extent) + " from " + offsetName + " ("
+                    + offset + ")"
+                    + (extent > Long.MAX_VALUE - offset ? "" : ", up to index " + (offset + extent - 1)));
         }
     }
 
@@ -59,11 +78,27 @@ final class Checks {
     }
 
     static void range(String name, MemorySegment segment, String offsetName, long offset, long extent, String what) {
-        range(name, notNull(name, segment).byteSize() / Float.BYTES, offsetName, offset, extent, what);
+        range(name, usable(name, segment).byteSize() / Float.BYTES, offsetName, offset, extent, what);
     }
 
     static void intRange(String name, MemorySegment segment, String offsetName, long offset, long extent, String what) {
-        range(name, notNull(name, segment).byteSize() / Integer.BYTES, "ints", offsetName, offset, extent, what);
+        range(name, usable(name, segment).byteSize() / Integer.BYTES, "ints", offsetName, offset, extent, what);
+    }
+
+    /**
+     * The segment, checked to be open and readable from this thread: a closed or another thread's segment would
+     * otherwise fail at its first access, after the kernel had written part of its output.
+     */
+    private static MemorySegment usable(String name, MemorySegment segment) {
+        notNull(name, segment);
+        if (!segment.scope().isAlive()) {
+            throw new IllegalStateException(name + "'s memory segment is closed (its arena was closed)");
+        }
+        if (!segment.isAccessibleBy(Thread.currentThread())) {
+            throw new IllegalStateException(name + "'s memory segment is confined to another thread than "
+                    + Thread.currentThread().getName());
+        }
+        return segment;
     }
 
     static void finite(String name, float value) {
@@ -98,7 +133,21 @@ final class Checks {
             String ldName,
             int ld,
             boolean written) {
-        leadingDimension(ldName, ld, "cols", cols, name);
+        matrix(name, segment, offset, rows, "cols", cols, ldName, ld, written);
+    }
+
+    /** {@link #matrix(String, MemorySegment, long, int, int, String, int, boolean)} with the row length's own name. */
+    static void matrix(
+            String name,
+            MemorySegment segment,
+            long offset,
+            int rows,
+            String colsName,
+            int cols,
+            String ldName,
+            int ld,
+            boolean written) {
+        leadingDimension(ldName, ld, colsName, cols, name);
         range(name, segment, name + "Offset", offset, matrixExtent(rows, cols, ld), name);
         if (written) {
             writable(name, segment);

@@ -14,7 +14,9 @@ import java.util.Arrays;
  * mean: {@code (softmax(xᵢ) - onehot(t)) / count} on counted rows and 0 on ignored ones. {@code dlogits} may be the
  * logits themselves (same offset and leading dimension), to save the memory of a second vocabulary-wide tensor.
  *
- * <p>A NaN logit makes its row's loss (hence the mean) and gradient NaN. Targets are checked before anything is
+ * <p>A NaN logit makes its row's loss (hence the mean) and gradient NaN. A row whose logits are all -∞ has a NaN loss
+ * (-∞ - -∞); its softmax counts as zeros, as {@link Softmax} gives for a fully masked row, so its gradient is
+ * {@code -1/count} at the target and 0 elsewhere, at every row width. Targets are checked before anything is
  * written: each must be in {@code [0, cols)} or equal {@code ignoreIndex}. Rows are processed in parallel for large
  * inputs; each row's loss is kept and they are summed in row order, so the result is bit-identical for every thread
  * count.
@@ -177,11 +179,19 @@ public final class CrossEntropy {
             logSumExp = wideRow(cols, weight, x, xi, d, di);
         } else {
             float max = Softmax.max(cols, 1f, x, xi);
-            float sum = VectorMath.expSum(cols, 1f, max, x, xi, d, di);
-            if (d != null) {
-                Elementwise.scaleRun(cols, weight / sum, d, di);
+            if (max == Float.NEGATIVE_INFINITY) {
+                // Every logit -∞: its softmax counts as zeros, as in wideRow (exp(x - max) would be NaN).
+                if (d != null) {
+                    Arrays.fill(d, di, di + cols, 0f);
+                }
+                logSumExp = max;
+            } else {
+                float sum = VectorMath.expSum(cols, 1f, max, x, xi, d, di);
+                if (d != null) {
+                    Elementwise.scaleRun(cols, weight / sum, d, di);
+                }
+                logSumExp = max + Math.log(sum);
             }
-            logSumExp = max + Math.log(sum);
         }
         if (d != null) {
             d[di + target] -= weight;

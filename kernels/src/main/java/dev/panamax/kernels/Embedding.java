@@ -83,7 +83,7 @@ public final class Embedding {
             long outOffset,
             int ldOut) {
         check(rows, dim, vocab, tokens, tokensOffset, "table", table, tableOffset);
-        Checks.matrix("out", out, outOffset, rows, dim, "ldOut", ldOut, true);
+        Checks.matrix("out", out, outOffset, rows, "dim", dim, "ldOut", ldOut, true);
         Rows.forEach(rows, (long) rows * dim, Parallelism.shareable(tokens, table, out), (from, to) -> {
             for (int i = from; i < to; i++) {
                 long row = tableOffset + (long) token(tokens, tokensOffset, i) * dim;
@@ -162,7 +162,7 @@ public final class Embedding {
             MemorySegment dtable,
             long dtableOffset) {
         check(rows, dim, vocab, tokens, tokensOffset, "dtable", dtable, dtableOffset);
-        Checks.matrix("dout", dout, doutOffset, rows, dim, "ldDout", ldDout, false);
+        Checks.matrix("dout", dout, doutOffset, rows, "dim", dim, "ldDout", ldDout, false);
         Checks.writable("dtable", dtable);
         int blocks = (dim + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
         Operand douts = Operand.of(dout);

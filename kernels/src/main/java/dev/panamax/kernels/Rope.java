@@ -66,8 +66,8 @@ public final class Rope {
         this.pairing = Checks.notNull("pairing", pairing);
         long size = (long) maxPositions * headDim;
         if (size > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException(
-                    "maxPositions (" + maxPositions + ") × headDim (" + headDim + ") must fit a Java array");
+            throw new IllegalArgumentException("maxPositions (" + maxPositions + ") × headDim (" + headDim
+                    + ") must be <= " + (Integer.MAX_VALUE - 8) + ", the most floats a Java array holds");
         }
         cos = new float[(int) size];
         sin = new float[(int) size];
@@ -220,11 +220,15 @@ public final class Rope {
             throw new IndexOutOfBoundsException(
                     "position (" + position + ") + rows (" + rows + ") must be <= maxPositions (" + maxPositions + ")");
         }
-        int cols = Math.multiplyExact(heads, headDim);
+        if ((long) heads * headDim > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("heads (" + heads + ") × headDim (" + headDim + ") must be <= "
+                    + Integer.MAX_VALUE + ", the most floats a row can hold");
+        }
+        int cols = heads * headDim;
         String in = sign > 0 ? "x" : "dy";
         String out = sign > 0 ? "y" : "dx";
-        Checks.matrix(in, x, xOffset, rows, cols, "ld" + in, ldx, false);
-        Checks.matrix(out, y, yOffset, rows, cols, "ld" + out, ldy, true);
+        Checks.matrix(in, x, xOffset, rows, "heads·headDim", cols, "ld" + in, ldx, false);
+        Checks.matrix(out, y, yOffset, rows, "heads·headDim", cols, "ld" + out, ldy, true);
         Operand xs = Operand.of(x);
         Operand ys = Operand.of(y);
         Rows.forEach(rows, (long) rows * cols, Parallelism.shareable(x, y), (from, to) -> {

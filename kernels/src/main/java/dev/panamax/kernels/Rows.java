@@ -81,6 +81,10 @@ final class Rows {
      * threads when {@code parallel} allows it and there are at least {@link #PARALLEL_MIN_ELEMENTS} elements.
      */
     static void forEach(int rows, long elements, boolean parallel, Range body) {
+        if (rows == 0) {
+            // Bodies may read their first row before their loop (the pipelined kernels take its maximum or mean).
+            return;
+        }
         int threads = Parallelism.threads();
         if (!parallel || threads == 1 || rows < 2 || elements < PARALLEL_MIN_ELEMENTS) {
             body.run(0, rows);

@@ -50,8 +50,18 @@ final class Simd {
                                 + ((v.lane(4) + v.lane(5)) + (v.lane(6) + v.lane(7))))
                         + (((v.lane(8) + v.lane(9)) + (v.lane(10) + v.lane(11)))
                                 + ((v.lane(12) + v.lane(13)) + (v.lane(14) + v.lane(15))));
-            default -> throw new IllegalStateException(LANES + " float lanes");
+            // Wider vectors (SVE allows up to 64 floats): the same tree, through an array, slower but the same order.
+            default -> pairwiseSum(v.toArray(), 0, LANES);
         };
+    }
+
+    /** The sum of {@code count} (a power of two) floats from {@code from}, as {@link #sum}'s tree adds them. */
+    private static float pairwiseSum(float[] lanes, int from, int count) {
+        if (count == 1) {
+            return lanes[from];
+        }
+        int half = count / 2;
+        return pairwiseSum(lanes, from, half) + pairwiseSum(lanes, from + half, half);
     }
 
     /**

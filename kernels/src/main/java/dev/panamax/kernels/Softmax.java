@@ -25,7 +25,8 @@ import jdk.incubator.vector.VectorOperators;
  * (same offset and leading dimension) to work in place; in the backward kernels {@code dx} may likewise be {@code
  * dy}. Other overlaps are not allowed. Arguments are checked before anything is written. Large problems are split by
  * rows over the threads of {@link Parallelism}; each row is always computed the same way, so results are
- * bit-identical for every thread count. The exponential is {@code VectorMath.exp}: within 2 ulp.
+ * bit-identical for every thread count. The exponentials are {@code VectorMath}'s, within 2 ulp (the forward's fused
+ * form for arguments at most 0 may differ from {@code VectorMath.exp} in the last bit).
  */
 public final class Softmax {
     /** The causal offset that masks nothing: every row sees every column. */

@@ -54,6 +54,7 @@ public record TensorView(MemorySegment data, long offset, long batchStride, long
      * @return the view
      */
     public static TensorView dense(float[] array, int heads, int rows, int width) {
+        checkShape(heads, rows, width);
         return of(array, 0, (long) heads * rows * width, (long) rows * width, width);
     }
 
@@ -67,7 +68,14 @@ public record TensorView(MemorySegment data, long offset, long batchStride, long
      * @return the view
      */
     public static TensorView dense(MemorySegment segment, int heads, int rows, int width) {
+        checkShape(heads, rows, width);
         return new TensorView(segment, 0, (long) heads * rows * width, (long) rows * width, width);
+    }
+
+    private static void checkShape(int heads, int rows, int width) {
+        Checks.nonNegative("heads", heads);
+        Checks.nonNegative("rows", rows);
+        Checks.nonNegative("width", width);
     }
 
     /** Index of the first element of row {@code (b, h, r)}. */
@@ -83,13 +91,19 @@ public record TensorView(MemorySegment data, long offset, long batchStride, long
         if (batch == 0 || heads == 0 || rows == 0 || width == 0) {
             return;
         }
-        long last = row(batch - 1, heads - 1, rows - 1) + width;
+        // The span from the offset to the end of the last row, saturated: huge strides must fail the range check, not
+        // wrap around and pass it.
+        long span = Checks.saturatedSum(
+                Checks.saturatedSum(
+                        Checks.saturatedProduct(batch - 1L, batchStride),
+                        Checks.saturatedProduct(heads - 1L, headStride)),
+                Checks.saturatedSum(Checks.saturatedProduct(rows - 1L, rowStride), width));
         Checks.range(
                 name,
                 data,
                 name + ".offset",
                 offset,
-                last - offset,
+                span,
                 name + " [" + batch + ", " + heads + ", " + rows + ", " + width + "]");
         if (output) {
             Checks.writable(name, data);

@@ -76,7 +76,8 @@ final class VectorMath {
      * out-of-order window holds about two iterations, so the time per vector tracks chain length × instructions;
      * with Estrin's scheme below, {@link #expSum} over a row in L1 went from 0.92 to 0.67 ns per float. The fused
      * final step rounds once where exp rounds twice, so results may differ from exp's in the last bit; the error bound
-     * is the same (measured: 0.99 ulp over [-87.33, 0]). Above 88.38, where 2ⁿ overflows, the result is NaN.
+     * is the same (measured: 0.99 ulp over [-87.33, 0]). Arguments must stay below 88.38, where 2ⁿ overflows: above, the
+     * result is +∞, NaN or, once n passes 128 and wraps into the sign bit, a tiny negative number.
      */
     private static FloatVector expNonPositive(FloatVector x) {
         FloatVector c = Simd.atLeast(x, EXP_LOW);
@@ -85,7 +86,7 @@ final class VectorMath {
         return expm1Reduced(c, t).fma(scale, scale);
     }
 
-    /** {@code 1.5·2²³ + 127 + n}, n = x·log₂e rounded to the nearest integer (x clamped, so |n| ≤ 128). */
+    /** {@code 1.5·2²³ + 127 + n}, n = x·log₂e rounded to the nearest integer (|n| ≤ 128 for x within the clamps). */
     private static FloatVector roundedLog2(FloatVector x) {
         return x.fma(LOG2E, ROUND_AND_BIAS);
     }

@@ -201,6 +201,7 @@ class AttentionBackwardTest {
         float[] dk = new float[k.length];
         float[] dv = new float[v.length];
         java.util.Arrays.fill(dk, Float.NaN);
+        // The backward reads O, the forward's output: a read-only view of it must do.
         Attention.backward(
                 shape,
                 scale,
@@ -209,12 +210,17 @@ class AttentionBackwardTest {
                 kv,
                 vv,
                 maskView,
-                ov,
+                readOnly(ov),
                 lseView,
                 TensorView.dense(dO, c.qHeads(), c.tq(), d),
                 TensorView.dense(dq, c.qHeads(), c.tq(), d),
                 TensorView.dense(dk, c.kvHeads(), c.tk(), d),
                 TensorView.dense(dv, c.kvHeads(), c.tk(), d));
         return new float[][] {dq, dk, dv};
+    }
+
+    private static TensorView readOnly(TensorView view) {
+        return new TensorView(
+                view.data().asReadOnly(), view.offset(), view.batchStride(), view.headStride(), view.rowStride());
     }
 }

@@ -1,5 +1,6 @@
 package dev.panamax.kernels;
 
+import static dev.panamax.kernels.testing.Agreement.assertRejected;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -409,5 +410,37 @@ class AttentionTest {
         IllegalArgumentException negative =
                 assertThrows(IllegalArgumentException.class, () -> TensorView.of(data, 0, 0, -1, 16));
         assertEquals("headStride (-1) must be >= 0", negative.getMessage());
+        Attention.Shape shape = new Attention.Shape(1, 1, 1, 4, 4, 16);
+        assertRejected(
+                IllegalArgumentException.class,
+                "scale (NaN) must be finite",
+                () -> Attention.forward(shape, Float.NaN, false, view, view, view, null, view, null));
+        assertRejected(
+                IllegalArgumentException.class, "heads (-1) must be >= 0", () -> TensorView.dense(data, -1, 4, 16));
+        assertRejected(
+                NullPointerException.class,
+                "shape must not be null",
+                () -> Attention.forward(null, false, view, view, view, view));
+        // Strides whose product with the sizes passes a long must not wrap around and pass the range check.
+        assertRejected(
+                IndexOutOfBoundsException.class,
+                "needs more than a long counts",
+                () -> Attention.forward(
+                        new Attention.Shape(3, 1, 1, 4, 4, 16),
+                        false,
+                        TensorView.of(data, 0, Long.MAX_VALUE / 2, 0, 16),
+                        view,
+                        view,
+                        TensorView.dense(new float[192], 1, 4, 16)));
+        assertRejected(
+                IllegalArgumentException.class,
+                "q.rowStride (2147483648) must be <= 2147483647",
+                () -> Attention.forward(
+                        new Attention.Shape(1, 1, 1, 1, 4, 16),
+                        false,
+                        TensorView.of(data, 0, 0, 0, 1L << 31),
+                        view,
+                        view,
+                        TensorView.dense(new float[16], 1, 1, 16)));
     }
 }

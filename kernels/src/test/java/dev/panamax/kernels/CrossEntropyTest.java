@@ -122,6 +122,25 @@ class CrossEntropyTest {
         assertEquals(loss, CrossEntropy.forward(rows, cols, logits, 0, cols, targets, 0, IGNORE, null, 0, 0));
     }
 
+    /** Narrow rows (one pass) and wide ones (in chunks) treat a row of -∞ alike: NaN loss, softmax taken as zeros. */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 7, 1000, WIDE})
+    void rowOfNegativeInfinityHasNaNLossAndOnlyTheTargetsGradient(int cols) {
+        int rows = 2;
+        float[] logits = Inputs.uniform(Inputs.seed("-inf row"), rows * cols, -4, 4);
+        Arrays.fill(logits, cols, 2 * cols, Float.NEGATIVE_INFINITY);
+        int[] targets = {0, cols / 2};
+        float[] d = new float[rows * cols];
+        float loss = CrossEntropy.forward(rows, cols, logits, 0, cols, targets, 0, IGNORE, d, 0, cols);
+        assertTrue(Float.isNaN(loss), "mean loss " + loss);
+        for (int j = 0; j < cols; j++) {
+            assertEquals(j == cols / 2 ? -0.5f : 0f, d[cols + j], "d[1][" + j + "]");
+        }
+        for (int j = 0; j < cols; j++) {
+            assertTrue(Float.isFinite(d[j]), "the finite row's gradient stays finite");
+        }
+    }
+
     @Test
     void formsAndThreadCountsAgreeBitForBit() {
         int rows = 40;

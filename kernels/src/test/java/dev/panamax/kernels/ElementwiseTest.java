@@ -318,7 +318,7 @@ class ElementwiseTest {
                 () -> Embedding.backward(2, 2, 6, new int[] {0, 1}, 0, x, 0, 2, y, 0));
         assertRejected(
                 IllegalArgumentException.class,
-                "ldOut (1) must be >= cols (2) for out",
+                "ldOut (1) must be >= dim (2) for out",
                 () -> Embedding.forward(2, 2, 5, new int[] {0, 1}, 0, x, 0, y, 0, 1));
         assertArrayEquals(before, y, "y was written by a rejected call");
     }

@@ -631,32 +631,57 @@ class GemmTest {
                 () -> Gemm.sgemv(NO_TRANSPOSE, 2, 3, 1, a, 0, 3, b, 18, 0, c, 0));
         MemorySegment readOnly = MemorySegment.ofArray(new float[20]).asReadOnly();
         MemorySegment segment = MemorySegment.ofArray(a);
-        assertRejected(
-                IllegalArgumentException.class,
-                "c is read-only",
-                () -> Gemm.sgemm(
-                        NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 2, 1, segment, 0, 2, segment, 0, 2, 0, readOnly, 0, 2));
+        assertRejected(IllegalArgumentException.class, "c is read-only", () -> twoByTwoIntoC(segment, readOnly, 0));
         assertRejected(
                 IndexOutOfBoundsException.class,
                 "c holds 20 floats, but C needs 4 from cOffset (17)",
-                () -> Gemm.sgemm(
-                        NO_TRANSPOSE,
-                        NO_TRANSPOSE,
-                        2,
-                        2,
-                        2,
-                        1,
-                        segment,
-                        0,
-                        2,
-                        segment,
-                        0,
-                        2,
-                        0,
-                        MemorySegment.ofArray(c),
-                        17,
-                        2));
+                () -> twoByTwoIntoC(segment, MemorySegment.ofArray(c), 17));
+        // Extents past a long: a batch stride or an offset so large that the end wraps around must not pass.
+        assertRejected(
+                IndexOutOfBoundsException.class,
+                "c holds 20 floats, but C needs more than a long counts from cOffset (0)",
+                () -> Gemm.sgemmStridedBatched(
+                        NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 2, 1, a, 0, 2, 0, b, 0, 2, 0, 0, c, 0, 2, Long.MAX_VALUE, 2));
+        assertRejected(
+                IndexOutOfBoundsException.class,
+                "c holds 20 floats, but C needs 4 from cOffset (" + (Long.MAX_VALUE - 1) + ")",
+                () -> twoByTwoIntoC(segment, MemorySegment.ofArray(c), Long.MAX_VALUE - 1));
         assertArrayEquals(before, c, "C was written by a rejected call");
+    }
+
+    /** A 2×2 product of a (as A and as B, 2 columns each) into c at cOffset, with ldc 2. */
+    private static void twoByTwoIntoC(MemorySegment ab, MemorySegment c, long cOffset) {
+        Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 2, 1, ab, 0, 2, ab, 0, 2, 0, c, cOffset, 2);
+    }
+
+    @Test
+    void closedAndOtherThreadsSegmentsAreRejected() throws InterruptedException {
+        MemorySegment a = MemorySegment.ofArray(new float[4]);
+        MemorySegment closed;
+        try (Arena arena = Arena.ofConfined()) {
+            closed = arena.allocate(4 * Float.BYTES);
+        }
+        assertRejected(
+                IllegalStateException.class,
+                "c's memory segment is closed",
+                () -> Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 1, 1, a, 0, 1, a, 0, 2, 0, closed, 0, 2));
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment mine = arena.allocate(4 * Float.BYTES);
+            RuntimeException[] thrown = new RuntimeException[1];
+            Thread other = new Thread(() -> {
+                try {
+                    Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 1, 1, a, 0, 1, a, 0, 2, 0, mine, 0, 2);
+                } catch (RuntimeException e) {
+                    thrown[0] = e;
+                }
+            });
+            other.start();
+            other.join();
+            assertTrue(thrown[0] instanceof IllegalStateException, () -> "thrown: " + thrown[0]);
+            assertTrue(
+                    thrown[0].getMessage().contains("c's memory segment is confined to another thread"),
+                    thrown[0].getMessage());
+        }
     }
 
     @Test

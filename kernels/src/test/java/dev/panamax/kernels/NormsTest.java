@@ -161,6 +161,17 @@ class NormsTest {
                 1e-6);
     }
 
+    /** No rows means nothing read: the kernels take a row's statistics before their loop, so this once threw. */
+    @Test
+    void noRowsReadNothing() {
+        float[] none = new float[0];
+        float[] w = new float[8];
+        RmsNorm.forward(0, 8, EPSILON, none, 0, 8, w, 0, none, 0, 8, none, 0);
+        LayerNorm.forward(0, 8, EPSILON, none, 0, 8, w, 0, w, 0, none, 0, 8, none, 0, none, 0);
+        Softmax.forward(0, 8, 1f, Softmax.UNMASKED, none, 0, 8, none, 0, 8);
+        Softmax.logForward(0, 8, 1f, Softmax.UNMASKED, none, 0, 8, none, 0, 8);
+    }
+
     @Test
     void inPlaceEqualsOutOfPlace() {
         for (boolean rms : new boolean[] {false, true}) {

@@ -101,7 +101,7 @@ class RopeTest {
                 () -> rope.forward(3, 2, 8, x, 0, 16, y, 0, 16));
         assertRejected(
                 IllegalArgumentException.class,
-                "ldy (15) must be >= cols (16) for y",
+                "ldy (15) must be >= heads·headDim (16) for y",
                 () -> rope.forward(3, 2, 0, x, 0, 16, y, 0, 15));
         assertRejected(
                 IndexOutOfBoundsException.class,
