@@ -31,9 +31,9 @@ import jdk.incubator.vector.VectorMask;
  *
  * <p>A NaN gradient makes its element's moments and parameter NaN; an infinite one makes its moments infinite and its
  * parameter NaN (∞/∞); other elements are not affected. Offsets count floats; param, m and v must not overlap one
- * another or grad. Arguments are checked before anything is written; large vectors are split over the threads of
- * {@link Parallelism}, and each element is computed the same way whatever the split, so results are bit-identical for
- * every thread count.
+ * another or grad (checked). Arguments are checked before anything is written; large vectors are split over the
+ * threads of {@link Parallelism}, and each element is computed the same way whatever the split, so results are
+ * bit-identical for every thread count.
  */
 public final class AdamW {
     private AdamW() {}
@@ -150,6 +150,12 @@ public final class AdamW {
         Checks.vector("grad", grad, gradOffset, n, false);
         Checks.vector("m", m, mOffset, n, true);
         Checks.vector("v", v, vOffset, n, true);
+        Checks.disjoint("param", param, paramOffset, "grad", grad, gradOffset, n);
+        Checks.disjoint("param", param, paramOffset, "m", m, mOffset, n);
+        Checks.disjoint("param", param, paramOffset, "v", v, vOffset, n);
+        Checks.disjoint("m", m, mOffset, "grad", grad, gradOffset, n);
+        Checks.disjoint("m", m, mOffset, "v", v, vOffset, n);
+        Checks.disjoint("v", v, vOffset, "grad", grad, gradOffset, n);
         // 1 - betaᵗ > 0 for beta in [0, 1) and t >= 1; in double it stays accurate where betaᵗ is close to 1.
         float correction1 = (float) (1 / (1 - Math.pow(beta1, step)));
         float correction2 = (float) (1 / (1 - Math.pow(beta2, step)));

@@ -162,6 +162,25 @@ final class Checks {
         }
     }
 
+    /**
+     * Checks that two vectors of {@code n} floats, at {@code aOffset} of a and {@code bOffset} of b, share no memory: a
+     * kernel that writes one while it reads or writes the other would otherwise give a silently wrong answer.
+     */
+    static void disjoint(
+            String aName, MemorySegment a, long aOffset, String bName, MemorySegment b, long bOffset, long n) {
+        if (n == 0) {
+            return;
+        }
+        MemorySegment first = a.asSlice(aOffset * Float.BYTES, n * Float.BYTES);
+        MemorySegment second = b.asSlice(bOffset * Float.BYTES, n * Float.BYTES);
+        first.asOverlappingSlice(second).ifPresent(shared -> {
+            throw new IllegalArgumentException(aName + " (from " + aName + "Offset " + aOffset + ") and " + bName
+                    + " (from " + bName + "Offset " + bOffset + ") share " + shared.byteSize() / Float.BYTES
+                    + " of their "
+                    + n + " floats; they must not overlap");
+        });
+    }
+
     /** A heap segment over a caller's array, so that array and segment entry points share one implementation. */
     static MemorySegment wrap(String name, float[] array) {
         return MemorySegment.ofArray(notNull(name, array));

@@ -326,10 +326,21 @@ class AdamWTest {
                 IllegalArgumentException.class,
                 "v is read-only",
                 () -> AdamW.update(8, LR, BETA1, BETA2, EPS, 0, 1, 1, p, 0, g, 0, ms, 0, vs.asReadOnly(), 0));
+        float[] shared = new float[16];
+        assertRejected(
+                IllegalArgumentException.class,
+                "m (from mOffset 0) and v (from vOffset 4) share 4 of their 8 floats; they must not overlap",
+                () -> AdamW.update(8, LR, BETA1, BETA2, EPS, 0, 1, 1, param, 0, grad, 0, shared, 0, shared, 4));
+        assertRejected(
+                IllegalArgumentException.class,
+                "param (from paramOffset 0) and grad (from gradOffset 0) share 8 of their 8 floats",
+                () -> AdamW.update(8, LR, BETA1, BETA2, EPS, 0, 1, 1, param, 0, param, 0, m, 0, v, 0));
         float[][] after = {param, grad, m, v};
         for (int i = 0; i < 4; i++) {
             assertArrayEquals(before[i], after[i], "operand " + i + " was written by a rejected call");
         }
+        // The two halves of one array do not overlap.
+        AdamW.update(8, LR, BETA1, BETA2, EPS, 0, 1, 1, param, 0, grad, 0, shared, 0, shared, 8);
         // A read-only gradient is fine: it is only read.
         AdamW.update(8, LR, BETA1, BETA2, EPS, 0, 1, 1, p, 0, g.asReadOnly(), 0, ms, 0, vs, 0);
     }
