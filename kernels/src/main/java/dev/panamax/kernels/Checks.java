@@ -181,6 +181,78 @@ final class Checks {
         });
     }
 
+    /**
+     * An operand laid out as {@code batches} matrices of {@code rows × cols} floats, rows {@code ld} and matrices
+     * {@code batchStride} apart, from float {@code offset} of its segment: what {@link #unshared} compares.
+     */
+    record Strided(String name, MemorySegment segment, long offset, long rows, long cols, long ld, long batchStride) {
+        long extent(int batches) {
+            return batchExtent(matrixExtent(rows, cols, ld), batchStride, batches);
+        }
+
+        /** Byte address of batch i's first element; heap segments' addresses count from their array's start. */
+        long matrixAddress(int i) {
+            return segment.address() + (offset + i * batchStride) * Float.BYTES;
+        }
+    }
+
+    /**
+     * Checks that {@code written} and {@code read}, each {@code batches} matrices already checked to fit their segments,
+     * share no float: a kernel that writes one while reading the other would give a silently wrong answer. Exact, not
+     * a comparison of extents, so that matrices interleaved in one buffer (columns side by side) pass. Costs nothing
+     * when the extents do not overlap; otherwise a step per row of each pair of matrices that might meet.
+     */
+    static void unshared(Strided written, Strided read, int batches) {
+        if (batches == 0 || written.rows() == 0 || written.cols() == 0 || read.rows() == 0 || read.cols() == 0) {
+            return;
+        }
+        MemorySegment writtenExtent =
+                written.segment().asSlice(written.offset() * Float.BYTES, written.extent(batches) * Float.BYTES);
+        MemorySegment readExtent =
+                read.segment().asSlice(read.offset() * Float.BYTES, read.extent(batches) * Float.BYTES);
+        if (writtenExtent.asOverlappingSlice(readExtent).isEmpty()) {
+            return;
+        }
+        long readBytes = matrixExtent(read.rows(), read.cols(), read.ld()) * Float.BYTES;
+        long writtenBytes = matrixExtent(written.rows(), written.cols(), written.ld()) * Float.BYTES;
+        long readStride = read.batchStride() * Float.BYTES;
+        for (int i = 0; i < batches; i++) {
+            long from = written.matrixAddress(i);
+            long first = 0;
+            long last = batches - 1;
+            if (readStride == 0) {
+                last = 0;
+            } else {
+                first = Math.max(first, Math.floorDiv(from - readBytes - read.matrixAddress(0), readStride) + 1);
+                last = Math.min(last, Math.ceilDiv(from + writtenBytes - read.matrixAddress(0), readStride) - 1);
+            }
+            for (long j = first; j <= last; j++) {
+                if (rowsMeet(written, from, read, read.matrixAddress((int) j))) {
+                    throw new IllegalArgumentException(written.name() + " (from " + written.name() + "Offset "
+                            + written.offset() + ") shares memory with " + read.name() + " (from " + read.name()
+                            + "Offset " + read.offset() + "): the output must not overlap an input");
+                }
+            }
+        }
+    }
+
+    /** Whether a row of the written matrix at byte address w meets a row of the read one at r. */
+    private static boolean rowsMeet(Strided written, long w, Strided read, long r) {
+        long readRow = read.ld() * Float.BYTES;
+        long readWidth = read.cols() * Float.BYTES;
+        for (long i = 0; i < written.rows(); i++) {
+            long from = w + i * written.ld() * Float.BYTES;
+            long to = from + written.cols() * Float.BYTES;
+            // Rows k of the read matrix with r + k·readRow < to and r + k·readRow + readWidth > from.
+            long first = Math.max(0, Math.floorDiv(from - readWidth - r, readRow) + 1);
+            long last = Math.min(read.rows() - 1, Math.ceilDiv(to - r, readRow) - 1);
+            if (first <= last) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** A heap segment over a caller's array, so that array and segment entry points share one implementation. */
     static MemorySegment wrap(String name, float[] array) {
         return MemorySegment.ofArray(notNull(name, array));

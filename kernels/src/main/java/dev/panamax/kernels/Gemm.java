@@ -19,7 +19,9 @@ import java.lang.foreign.MemorySegment;
  *
  * <p>Arguments are checked before anything is written: negative sizes and too-small leading dimensions throw {@link
  * IllegalArgumentException}, extents past the end of an array or segment throw {@link IndexOutOfBoundsException}; the
- * message names the argument, its value and the bound. Large products use the threads of {@link Parallelism}, with
+ * message names the argument, its value and the bound. C (GEMV's y) must share no float with A or B (A or x) where
+ * they are read; that is checked element by element, so matrices side by side in one buffer are fine, and a shared
+ * element throws {@link IllegalArgumentException}. Large products use the threads of {@link Parallelism}, with
  * results bit-identical for every thread count. Segments of a confined arena are processed on the calling thread.
  */
 public final class Gemm {
@@ -165,6 +167,29 @@ public final class Gemm {
         Checks.range("a", a, "aOffset", aOffset, aExtent, "A");
         Checks.range("b", b, "bOffset", bOffset, bExtent, "B");
         Checks.range("c", c, "cOffset", cOffset, cExtent, "C");
+        MemorySegment as = MemorySegment.ofArray(a);
+        MemorySegment bs = MemorySegment.ofArray(b);
+        MemorySegment cs = MemorySegment.ofArray(c);
+        checkSeparate(
+                transA,
+                transB,
+                m,
+                n,
+                k,
+                alpha,
+                as,
+                aOffset,
+                lda,
+                strideA,
+                bs,
+                bOffset,
+                ldb,
+                strideB,
+                cs,
+                cOffset,
+                ldc,
+                strideC,
+                batchCount);
         batched(
                 transA,
                 transB,
@@ -172,16 +197,16 @@ public final class Gemm {
                 n,
                 k,
                 alpha,
-                MemorySegment.ofArray(a),
+                as,
                 aOffset,
                 lda,
                 strideA,
-                MemorySegment.ofArray(b),
+                bs,
                 bOffset,
                 ldb,
                 strideB,
                 beta,
-                MemorySegment.ofArray(c),
+                cs,
                 cOffset,
                 ldc,
                 strideC,
@@ -241,6 +266,26 @@ public final class Gemm {
         Checks.range("b", b, "bOffset", bOffset, bExtent(transB, n, k, ldb, strideB, batchCount), "B");
         Checks.range("c", c, "cOffset", cOffset, cExtent(m, n, ldc, strideC, batchCount), "C");
         Checks.writable("c", c);
+        checkSeparate(
+                transA,
+                transB,
+                m,
+                n,
+                k,
+                alpha,
+                a,
+                aOffset,
+                lda,
+                strideA,
+                b,
+                bOffset,
+                ldb,
+                strideB,
+                c,
+                cOffset,
+                ldc,
+                strideC,
+                batchCount);
         boolean shareable = Parallelism.shareable(a) && Parallelism.shareable(b) && Parallelism.shareable(c);
         batched(
                 transA,
@@ -300,22 +345,11 @@ public final class Gemm {
         Checks.range("a", a, "aOffset", aOffset, Checks.matrixExtent(m, n, lda), "A");
         Checks.range("x", x, "xOffset", xOffset, trans.transposed() ? m : n, "x");
         Checks.range("y", y, "yOffset", yOffset, trans.transposed() ? n : m, "y");
-        Gemv.run(
-                trans.transposed(),
-                m,
-                n,
-                alpha,
-                MemorySegment.ofArray(a),
-                aOffset,
-                lda,
-                MemorySegment.ofArray(x),
-                xOffset,
-                1,
-                beta,
-                MemorySegment.ofArray(y),
-                yOffset,
-                1,
-                true);
+        MemorySegment as = MemorySegment.ofArray(a);
+        MemorySegment xs = MemorySegment.ofArray(x);
+        MemorySegment ys = MemorySegment.ofArray(y);
+        checkGemvSeparate(trans, m, n, alpha, as, aOffset, lda, xs, xOffset, ys, yOffset);
+        Gemv.run(trans.transposed(), m, n, alpha, as, aOffset, lda, xs, xOffset, 1, beta, ys, yOffset, 1, true);
     }
 
     /**
@@ -353,8 +387,32 @@ public final class Gemm {
         Checks.range("x", x, "xOffset", xOffset, trans.transposed() ? m : n, "x");
         Checks.range("y", y, "yOffset", yOffset, trans.transposed() ? n : m, "y");
         Checks.writable("y", y);
+        checkGemvSeparate(trans, m, n, alpha, a, aOffset, lda, x, xOffset, y, yOffset);
         boolean shareable = Parallelism.shareable(a) && Parallelism.shareable(x) && Parallelism.shareable(y);
         Gemv.run(trans.transposed(), m, n, alpha, a, aOffset, lda, x, xOffset, 1, beta, y, yOffset, 1, shareable);
+    }
+
+    /** y shares no float with A or x where they are read (alpha ≠ 0 and x not empty). */
+    private static void checkGemvSeparate(
+            Transpose trans,
+            int m,
+            int n,
+            float alpha,
+            MemorySegment a,
+            long aOffset,
+            int lda,
+            MemorySegment x,
+            long xOffset,
+            MemorySegment y,
+            long yOffset) {
+        int xLength = trans.transposed() ? m : n;
+        int yLength = trans.transposed() ? n : m;
+        if (alpha == 0f || xLength == 0) {
+            return;
+        }
+        Checks.Strided ys = new Checks.Strided("y", y, yOffset, 1, yLength, yLength, 0);
+        Checks.unshared(ys, new Checks.Strided("a", a, aOffset, m, n, lda, 0), 1);
+        Checks.unshared(ys, new Checks.Strided("x", x, xOffset, 1, xLength, xLength, 0), 1);
     }
 
     private static void checkGemv(Transpose trans, int m, int n, int lda) {
@@ -409,6 +467,37 @@ public final class Gemm {
         boolean stacked = strideC >= Checks.matrixExtent(m, n, ldc);
         boolean interleaved = strideC >= n && (batchCount - 1) * strideC + n <= ldc;
         return stacked || interleaved;
+    }
+
+    /** C shares no float with A or B where they are read (k > 0 and alpha ≠ 0). */
+    private static void checkSeparate(
+            Transpose transA,
+            Transpose transB,
+            int m,
+            int n,
+            int k,
+            float alpha,
+            MemorySegment a,
+            long aOffset,
+            int lda,
+            long strideA,
+            MemorySegment b,
+            long bOffset,
+            int ldb,
+            long strideB,
+            MemorySegment c,
+            long cOffset,
+            int ldc,
+            long strideC,
+            int batchCount) {
+        if (k == 0 || alpha == 0f) {
+            return;
+        }
+        Checks.Strided cs = new Checks.Strided("c", c, cOffset, m, n, ldc, strideC);
+        boolean ta = transA.transposed();
+        boolean tb = transB.transposed();
+        Checks.unshared(cs, new Checks.Strided("a", a, aOffset, ta ? k : m, ta ? m : k, lda, strideA), batchCount);
+        Checks.unshared(cs, new Checks.Strided("b", b, bOffset, tb ? n : k, tb ? k : n, ldb, strideB), batchCount);
     }
 
     private static long aExtent(Transpose transA, int m, int k, int lda, long strideA, int batchCount) {

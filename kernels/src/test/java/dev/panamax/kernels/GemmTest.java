@@ -649,6 +649,55 @@ class GemmTest {
         assertArrayEquals(before, c, "C was written by a rejected call");
     }
 
+    @Test
+    void outputSharingAnInputIsRejectedButSideBySideMatricesAreNot() {
+        // X is 4 × 8: A in its columns 0-3, B (4 × 2) in columns 4-5, C (4 × 2) in columns 6-7. None shares an element.
+        float[] x = Inputs.uniform(5, 32, -1, 1);
+        float[] expected = new float[8];
+        for (int i = 0; i < 4; i++) {
+            for (int j = 0; j < 2; j++) {
+                double sum = 0;
+                for (int p = 0; p < 4; p++) {
+                    sum += (double) x[i * 8 + p] * x[p * 8 + 4 + j];
+                }
+                expected[i * 2 + j] = (float) sum;
+            }
+        }
+        Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 4, 2, 4, 1, x, 0, 8, x, 4, 8, 0, x, 6, 8);
+        for (int i = 0; i < 4; i++) {
+            for (int j = 0; j < 2; j++) {
+                assertEquals(expected[i * 2 + j], x[i * 8 + 6 + j], 1e-5f, "C[" + i + "][" + j + "]");
+            }
+        }
+        float[] y = Inputs.uniform(6, 32, -1, 1);
+        float[] before = y.clone();
+        // C over columns 3-4: column 3 is also A's.
+        assertRejected(
+                IllegalArgumentException.class,
+                "c (from cOffset 3) shares memory with a (from aOffset 0): the output must not overlap an input",
+                () -> Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 4, 2, 4, 1, y, 0, 8, y, 4, 8, 0, y, 3, 8));
+        // C in place over B, transposed or not.
+        assertRejected(
+                IllegalArgumentException.class,
+                "c (from cOffset 4) shares memory with b (from bOffset 4)",
+                () -> Gemm.sgemm(NO_TRANSPOSE, TRANSPOSE, 4, 2, 4, 1, y, 0, 8, y, 4, 8, 0, y, 4, 8));
+        // Batches: C's second matrix (from 24) lands on A, which stride 0 reuses for both; its first (from 20) does
+        // not.
+        assertRejected(
+                IllegalArgumentException.class,
+                "c (from cOffset 20) shares memory with a (from aOffset 24)",
+                () -> Gemm.sgemmStridedBatched(
+                        NO_TRANSPOSE, NO_TRANSPOSE, 1, 2, 2, 1, y, 24, 2, 0, y, 8, 2, 0, 0, y, 20, 2, 4, 2));
+        // GEMV: y over x.
+        assertRejected(
+                IllegalArgumentException.class,
+                "y (from yOffset 10) shares memory with x (from xOffset 8)",
+                () -> Gemm.sgemv(NO_TRANSPOSE, 2, 4, 1, y, 0, 4, y, 8, 0, y, 10));
+        assertArrayEquals(before, y, "a rejected call wrote");
+        // Nothing is read with alpha 0, so nothing can be overwritten before it is read.
+        Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 4, 2, 4, 0, y, 0, 8, y, 4, 8, 0, y, 3, 8);
+    }
+
     /** A 2×2 product of a (as A and as B, 2 columns each) into c at cOffset, with ldc 2. */
     private static void twoByTwoIntoC(MemorySegment ab, MemorySegment c, long cOffset) {
         Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 2, 1, ab, 0, 2, ab, 0, 2, 0, c, cOffset, 2);
