@@ -73,10 +73,6 @@ final class Checks {
         }
     }
 
-    static void range(String name, float[] array, String offsetName, long offset, long extent, String what) {
-        range(name, notNull(name, array).length, offsetName, offset, extent, what);
-    }
-
     static void range(String name, MemorySegment segment, String offsetName, long offset, long extent, String what) {
         range(name, usable(name, segment).byteSize() / Float.BYTES, offsetName, offset, extent, what);
     }

@@ -160,58 +160,27 @@ public final class Gemm {
             int ldc,
             long strideC,
             int batchCount) {
-        check(transA, transB, m, n, k, lda, strideA, ldb, strideB, ldc, strideC, batchCount);
-        long aExtent = aExtent(transA, m, k, lda, strideA, batchCount);
-        long bExtent = bExtent(transB, n, k, ldb, strideB, batchCount);
-        long cExtent = cExtent(m, n, ldc, strideC, batchCount);
-        Checks.range("a", a, "aOffset", aOffset, aExtent, "A");
-        Checks.range("b", b, "bOffset", bOffset, bExtent, "B");
-        Checks.range("c", c, "cOffset", cOffset, cExtent, "C");
-        MemorySegment as = MemorySegment.ofArray(a);
-        MemorySegment bs = MemorySegment.ofArray(b);
-        MemorySegment cs = MemorySegment.ofArray(c);
-        checkSeparate(
+        sgemmStridedBatched(
                 transA,
                 transB,
                 m,
                 n,
                 k,
                 alpha,
-                as,
+                Checks.wrap("a", a),
                 aOffset,
                 lda,
                 strideA,
-                bs,
-                bOffset,
-                ldb,
-                strideB,
-                cs,
-                cOffset,
-                ldc,
-                strideC,
-                batchCount);
-        batched(
-                transA,
-                transB,
-                m,
-                n,
-                k,
-                alpha,
-                as,
-                aOffset,
-                lda,
-                strideA,
-                bs,
+                Checks.wrap("b", b),
                 bOffset,
                 ldb,
                 strideB,
                 beta,
-                cs,
+                Checks.wrap("c", c),
                 cOffset,
                 ldc,
                 strideC,
-                batchCount,
-                true);
+                batchCount);
     }
 
     /**
@@ -266,26 +235,14 @@ public final class Gemm {
         Checks.range("b", b, "bOffset", bOffset, bExtent(transB, n, k, ldb, strideB, batchCount), "B");
         Checks.range("c", c, "cOffset", cOffset, cExtent(m, n, ldc, strideC, batchCount), "C");
         Checks.writable("c", c);
-        checkSeparate(
-                transA,
-                transB,
-                m,
-                n,
-                k,
-                alpha,
-                a,
-                aOffset,
-                lda,
-                strideA,
-                b,
-                bOffset,
-                ldb,
-                strideB,
-                c,
-                cOffset,
-                ldc,
-                strideC,
-                batchCount);
+        if (k > 0 && alpha != 0f) {
+            // A and B are read: C must share no float with them.
+            Checks.Strided cs = new Checks.Strided("c", c, cOffset, m, n, ldc, strideC);
+            boolean ta = transA.transposed();
+            boolean tb = transB.transposed();
+            Checks.unshared(cs, new Checks.Strided("a", a, aOffset, ta ? k : m, ta ? m : k, lda, strideA), batchCount);
+            Checks.unshared(cs, new Checks.Strided("b", b, bOffset, tb ? n : k, tb ? k : n, ldb, strideB), batchCount);
+        }
         boolean shareable = Parallelism.shareable(a) && Parallelism.shareable(b) && Parallelism.shareable(c);
         batched(
                 transA,
@@ -341,15 +298,19 @@ public final class Gemm {
             float beta,
             float[] y,
             int yOffset) {
-        checkGemv(trans, m, n, lda);
-        Checks.range("a", a, "aOffset", aOffset, Checks.matrixExtent(m, n, lda), "A");
-        Checks.range("x", x, "xOffset", xOffset, trans.transposed() ? m : n, "x");
-        Checks.range("y", y, "yOffset", yOffset, trans.transposed() ? n : m, "y");
-        MemorySegment as = MemorySegment.ofArray(a);
-        MemorySegment xs = MemorySegment.ofArray(x);
-        MemorySegment ys = MemorySegment.ofArray(y);
-        checkGemvSeparate(trans, m, n, alpha, as, aOffset, lda, xs, xOffset, ys, yOffset);
-        Gemv.run(trans.transposed(), m, n, alpha, as, aOffset, lda, xs, xOffset, 1, beta, ys, yOffset, 1, true);
+        sgemv(
+                trans,
+                m,
+                n,
+                alpha,
+                Checks.wrap("a", a),
+                aOffset,
+                lda,
+                Checks.wrap("x", x),
+                xOffset,
+                beta,
+                Checks.wrap("y", y),
+                yOffset);
     }
 
     /**
@@ -383,36 +344,20 @@ public final class Gemm {
             MemorySegment y,
             long yOffset) {
         checkGemv(trans, m, n, lda);
-        Checks.range("a", a, "aOffset", aOffset, Checks.matrixExtent(m, n, lda), "A");
-        Checks.range("x", x, "xOffset", xOffset, trans.transposed() ? m : n, "x");
-        Checks.range("y", y, "yOffset", yOffset, trans.transposed() ? n : m, "y");
-        Checks.writable("y", y);
-        checkGemvSeparate(trans, m, n, alpha, a, aOffset, lda, x, xOffset, y, yOffset);
-        boolean shareable = Parallelism.shareable(a) && Parallelism.shareable(x) && Parallelism.shareable(y);
-        Gemv.run(trans.transposed(), m, n, alpha, a, aOffset, lda, x, xOffset, 1, beta, y, yOffset, 1, shareable);
-    }
-
-    /** y shares no float with A or x where they are read (alpha ≠ 0 and x not empty). */
-    private static void checkGemvSeparate(
-            Transpose trans,
-            int m,
-            int n,
-            float alpha,
-            MemorySegment a,
-            long aOffset,
-            int lda,
-            MemorySegment x,
-            long xOffset,
-            MemorySegment y,
-            long yOffset) {
         int xLength = trans.transposed() ? m : n;
         int yLength = trans.transposed() ? n : m;
-        if (alpha == 0f || xLength == 0) {
-            return;
+        Checks.range("a", a, "aOffset", aOffset, Checks.matrixExtent(m, n, lda), "A");
+        Checks.range("x", x, "xOffset", xOffset, xLength, "x");
+        Checks.range("y", y, "yOffset", yOffset, yLength, "y");
+        Checks.writable("y", y);
+        if (alpha != 0f && xLength > 0) {
+            // A and x are read: y must share no float with them.
+            Checks.Strided ys = new Checks.Strided("y", y, yOffset, 1, yLength, yLength, 0);
+            Checks.unshared(ys, new Checks.Strided("a", a, aOffset, m, n, lda, 0), 1);
+            Checks.unshared(ys, new Checks.Strided("x", x, xOffset, 1, xLength, xLength, 0), 1);
         }
-        Checks.Strided ys = new Checks.Strided("y", y, yOffset, 1, yLength, yLength, 0);
-        Checks.unshared(ys, new Checks.Strided("a", a, aOffset, m, n, lda, 0), 1);
-        Checks.unshared(ys, new Checks.Strided("x", x, xOffset, 1, xLength, xLength, 0), 1);
+        boolean shareable = Parallelism.shareable(a) && Parallelism.shareable(x) && Parallelism.shareable(y);
+        Gemv.run(trans.transposed(), m, n, alpha, a, aOffset, lda, x, xOffset, 1, beta, y, yOffset, 1, shareable);
     }
 
     private static void checkGemv(Transpose trans, int m, int n, int lda) {
@@ -467,37 +412,6 @@ public final class Gemm {
         boolean stacked = strideC >= Checks.matrixExtent(m, n, ldc);
         boolean interleaved = strideC >= n && (batchCount - 1) * strideC + n <= ldc;
         return stacked || interleaved;
-    }
-
-    /** C shares no float with A or B where they are read (k > 0 and alpha ≠ 0). */
-    private static void checkSeparate(
-            Transpose transA,
-            Transpose transB,
-            int m,
-            int n,
-            int k,
-            float alpha,
-            MemorySegment a,
-            long aOffset,
-            int lda,
-            long strideA,
-            MemorySegment b,
-            long bOffset,
-            int ldb,
-            long strideB,
-            MemorySegment c,
-            long cOffset,
-            int ldc,
-            long strideC,
-            int batchCount) {
-        if (k == 0 || alpha == 0f) {
-            return;
-        }
-        Checks.Strided cs = new Checks.Strided("c", c, cOffset, m, n, ldc, strideC);
-        boolean ta = transA.transposed();
-        boolean tb = transB.transposed();
-        Checks.unshared(cs, new Checks.Strided("a", a, aOffset, ta ? k : m, ta ? m : k, lda, strideA), batchCount);
-        Checks.unshared(cs, new Checks.Strided("b", b, bOffset, tb ? n : k, tb ? k : n, ldb, strideB), batchCount);
     }
 
     private static long aExtent(Transpose transA, int m, int k, int lda, long strideA, int batchCount) {
