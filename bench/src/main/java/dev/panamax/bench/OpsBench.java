@@ -169,6 +169,7 @@ public class OpsBench {
      * The memory floor of every op here, in the same run: the same bytes (the input read, the output written) moved by
      * {@code System.arraycopy}. {@code panamax ÷ arrayCopy} is the fraction of the bandwidth the machine gives at that
      * moment, which on a shared machine varies more than the ops do (limits.md: 15 GB/s best seen, 10–14 typical).
+     * The copy does not depend on {@code op}: it is measured again beside each op, in the same run.
      *
      * @return a value derived from the output, so that nothing is optimised away
      */

@@ -57,7 +57,7 @@ public final class AdamW {
      * @param mOffset index of m's first element
      * @param v the second-moment estimates, updated in place
      * @param vOffset index of v's first element
-     * @throws IllegalArgumentException if a scalar argument is out of its range
+     * @throws IllegalArgumentException if a scalar argument is out of its range, or two of the vectors overlap
      * @throws IndexOutOfBoundsException if a vector does not hold {@code n} floats from its offset
      */
     public static void update(
@@ -116,7 +116,8 @@ public final class AdamW {
      * @param mOffset index (in floats) of m's first element
      * @param v the second-moment estimates, updated in place; must be writable
      * @param vOffset index (in floats) of v's first element
-     * @throws IllegalArgumentException if a scalar argument is out of its range or a written segment is read-only
+     * @throws IllegalArgumentException if a scalar argument is out of its range, a written segment is read-only, or
+     *     two of the vectors overlap
      * @throws IndexOutOfBoundsException if a vector does not hold {@code n} floats from its offset
      */
     public static void update(

@@ -136,7 +136,7 @@ public final class Attention {
      * exp(scale·q·k_j + mask_j)} for the backward.
      *
      * @param shape the sizes
-     * @param scale the factor applied to every score before the mask
+     * @param scale the factor applied to every score before the mask; finite
      * @param causal whether query i sees only keys {@code j <= i + (tk - tq)}
      * @param q queries {@code [batch, qHeads, tq, headDim]}
      * @param k keys {@code [batch, kvHeads, tk, headDim]}
@@ -179,7 +179,7 @@ public final class Attention {
      * fixed order, so results do not depend on the thread count.
      *
      * @param shape the sizes
-     * @param scale the forward pass's scale
+     * @param scale the forward pass's scale; finite
      * @param causal the forward pass's causal flag
      * @param q queries {@code [batch, qHeads, tq, headDim]}
      * @param k keys {@code [batch, kvHeads, tk, headDim]}

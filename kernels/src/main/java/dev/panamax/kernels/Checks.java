@@ -74,24 +74,28 @@ final class Checks {
     }
 
     static void range(String name, MemorySegment segment, String offsetName, long offset, long extent, String what) {
-        range(name, usable(name, segment).byteSize() / Float.BYTES, offsetName, offset, extent, what);
+        range(name, usable(name, segment, extent).byteSize() / Float.BYTES, offsetName, offset, extent, what);
     }
 
     static void intRange(String name, MemorySegment segment, String offsetName, long offset, long extent, String what) {
-        range(name, usable(name, segment).byteSize() / Integer.BYTES, "ints", offsetName, offset, extent, what);
+        range(name, usable(name, segment, extent).byteSize() / Integer.BYTES, "ints", offsetName, offset, extent, what);
     }
 
     /**
-     * The segment, checked to be open and readable from this thread: a closed or another thread's segment would
-     * otherwise fail at its first access, after the kernel had written part of its output.
+     * The segment, checked to be open and accessible from this thread when the kernel will touch {@code extent > 0}
+     * of its elements: a closed or another thread's segment would otherwise fail at its first access, after the
+     * kernel had written part of its output. The exceptions are those the segment's own accesses would throw.
      */
-    private static MemorySegment usable(String name, MemorySegment segment) {
+    private static MemorySegment usable(String name, MemorySegment segment, long extent) {
         notNull(name, segment);
+        if (extent == 0) {
+            return segment;
+        }
         if (!segment.scope().isAlive()) {
             throw new IllegalStateException(name + "'s memory segment is closed (its arena was closed)");
         }
         if (!segment.isAccessibleBy(Thread.currentThread())) {
-            throw new IllegalStateException(name + "'s memory segment is confined to another thread than "
+            throw new WrongThreadException(name + "'s memory segment is confined to another thread than "
                     + Thread.currentThread().getName());
         }
         return segment;
@@ -196,7 +200,8 @@ final class Checks {
      * Checks that {@code written} and {@code read}, each {@code batches} matrices already checked to fit their segments,
      * share no float: a kernel that writes one while reading the other would give a silently wrong answer. Exact, not
      * a comparison of extents, so that matrices interleaved in one buffer (columns side by side) pass. Costs nothing
-     * when the extents do not overlap; otherwise a step per row of each pair of matrices that might meet.
+     * when the extents do not overlap; otherwise a step for each pair of matrices that might meet (one per row when
+     * their leading dimensions differ).
      */
     static void unshared(Strided written, Strided read, int batches) {
         if (batches == 0 || written.rows() == 0 || written.cols() == 0 || read.rows() == 0 || read.cols() == 0) {
@@ -236,6 +241,15 @@ final class Checks {
     private static boolean rowsMeet(Strided written, long w, Strided read, long r) {
         long readRow = read.ld() * Float.BYTES;
         long readWidth = read.cols() * Float.BYTES;
+        if (written.ld() == read.ld()) {
+            // One pitch for both (matrices interleaved in one buffer): written row i and read row k meet when
+            // d = (w - r) + (i - k)·pitch lies in (-written width, read width), for some i - k in (-read rows, written
+            // rows). A step, not one per row.
+            long writtenWidth = written.cols() * Float.BYTES;
+            long first = Math.max(1 - read.rows(), Math.floorDiv(-writtenWidth - (w - r), readRow) + 1);
+            long last = Math.min(written.rows() - 1, Math.ceilDiv(readWidth - (w - r), readRow) - 1);
+            return first <= last;
+        }
         for (long i = 0; i < written.rows(); i++) {
             long from = w + i * written.ld() * Float.BYTES;
             long to = from + written.cols() * Float.BYTES;

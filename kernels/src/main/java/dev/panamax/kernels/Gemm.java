@@ -19,7 +19,9 @@ import java.lang.foreign.MemorySegment;
  *
  * <p>Arguments are checked before anything is written: negative sizes and too-small leading dimensions throw {@link
  * IllegalArgumentException}, extents past the end of an array or segment throw {@link IndexOutOfBoundsException}; the
- * message names the argument, its value and the bound. C (GEMV's y) must share no float with A or B (A or x) where
+ * message names the argument, its value and the bound; a closed segment, or one confined to another thread, throws
+ * what accessing it would ({@link IllegalStateException}, {@link WrongThreadException}). C (GEMV's y) must share no
+ * float with A or B (A or x) where
  * they are read; that is checked element by element, so matrices side by side in one buffer are fine, and a shared
  * element throws {@link IllegalArgumentException}. Large products use the threads of {@link Parallelism}, with
  * results bit-identical for every thread count. Segments of a confined arena are processed on the calling thread.

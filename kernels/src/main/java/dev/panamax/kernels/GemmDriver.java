@@ -19,7 +19,8 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Loop nest (per task, over its block of C): columns in {@link #NC} panels, depth in {@link #KC} slices (B's
  * {@code KC × NC} panel packed once, sized for L2/L3), rows in {@link #MC} blocks (A's {@code MC × KC} block packed,
- * sized for L2), then {@link #NR}-wide B micro-panels (64 KiB at full depth: read from L2, like A) against {@link
+ * sized for L2), then {@link #NR}-wide B micro-panels ({@code KC × NR} floats, 64 KiB with 8 lanes: read from L2, like
+ * A) against {@link
  * #MR}-high A micro-panels. Each C element is reduced over k in the same order whatever the task split, so results do
  * not depend on the thread count.
  */

@@ -76,6 +76,12 @@ public record TensorView(MemorySegment data, long offset, long batchStride, long
         Checks.nonNegative("heads", heads);
         Checks.nonNegative("rows", rows);
         Checks.nonNegative("width", width);
+        try {
+            Math.multiplyExact(Math.multiplyExact((long) heads, rows), width);
+        } catch (ArithmeticException e) {
+            throw new IllegalArgumentException(
+                    "heads (" + heads + ") × rows (" + rows + ") × width (" + width + ") must fit a long", e);
+        }
     }
 
     /** Index of the first element of row {@code (b, h, r)}. */

@@ -53,7 +53,7 @@ final class VectorMath {
      * when x is, such as {@code v/(1 + eˣ)} with x computed from v. Its clamp is two integer minima on the bits (a
      * signed one for the upper bound; an unsigned one, under which every negative float is above every positive one,
      * for the lower), where {@code exp}'s is two compares and two blends: half the instructions and a shorter chain.
-     * GELU's forward ran 1.07–1.11× faster in L2, 1.01–1.05× from memory (same JVM, alternating, both orders).
+     * GELU's forward ran 1.04–1.13× as fast in L2, 0.98–1.07× from memory (same JVM, alternating, both orders).
      */
     static FloatVector expIgnoringNaN(FloatVector x) {
         IntVector bits = x.reinterpretAsInts()

@@ -676,6 +676,17 @@ class GemmTest {
                 IllegalArgumentException.class,
                 "c (from cOffset 3) shares memory with a (from aOffset 0): the output must not overlap an input",
                 () -> Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 4, 2, 4, 1, y, 0, 8, y, 4, 8, 0, y, 3, 8));
+        // C over a transposed A (stored 4 × 4 in columns 0-3, so C's columns 3-4 meet its column 3).
+        assertRejected(
+                IllegalArgumentException.class,
+                "c (from cOffset 3) shares memory with a (from aOffset 0)",
+                () -> Gemm.sgemm(TRANSPOSE, NO_TRANSPOSE, 4, 2, 4, 1, y, 0, 8, y, 4, 8, 0, y, 3, 8));
+        // Interleaved batches with one pitch (the one-step path): C's second matrix (column 3) meets A's (columns 3-4).
+        assertRejected(
+                IllegalArgumentException.class,
+                "c (from cOffset 2) shares memory with a (from aOffset 0)",
+                () -> Gemm.sgemmStridedBatched(
+                        NO_TRANSPOSE, NO_TRANSPOSE, 4, 1, 2, 1, y, 0, 8, 3, y, 6, 8, 0, 0, y, 2, 8, 1, 2));
         // C in place over B, transposed or not.
         assertRejected(
                 IllegalArgumentException.class,
@@ -694,6 +705,8 @@ class GemmTest {
                 "y (from yOffset 10) shares memory with x (from xOffset 8)",
                 () -> Gemm.sgemv(NO_TRANSPOSE, 2, 4, 1, y, 0, 4, y, 8, 0, y, 10));
         assertArrayEquals(before, y, "a rejected call wrote");
+        // Interleaved batches with one pitch that do not meet: A in columns 0-1 and 3-4, C in columns 2 and 5.
+        Gemm.sgemmStridedBatched(NO_TRANSPOSE, NO_TRANSPOSE, 4, 1, 2, 1, y, 0, 8, 3, y, 6, 8, 0, 0, y, 2, 8, 3, 2);
         // Nothing is read with alpha 0, so nothing can be overwritten before it is read.
         Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 4, 2, 4, 0, y, 0, 8, y, 4, 8, 0, y, 3, 8);
     }
@@ -726,7 +739,7 @@ class GemmTest {
             });
             other.start();
             other.join();
-            assertTrue(thrown[0] instanceof IllegalStateException, () -> "thrown: " + thrown[0]);
+            assertTrue(thrown[0] instanceof WrongThreadException, () -> "thrown: " + thrown[0]);
             assertTrue(
                     thrown[0].getMessage().contains("c's memory segment is confined to another thread"),
                     thrown[0].getMessage());
