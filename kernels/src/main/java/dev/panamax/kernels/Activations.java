@@ -83,6 +83,7 @@ public final class Activations {
         Checks.nonNegative("n", n);
         Checks.vector("x", x, xOffset, n, false);
         Checks.vector("y", y, yOffset, n, true);
+        Checks.inPlaceOrSeparate(Checks.Strided.vector("y", y, yOffset, n), Checks.Strided.vector("x", x, xOffset, n));
         Operand xs = Operand.of(x);
         Operand ys = Operand.of(y);
         Rows.forEachSpan(n, Parallelism.shareable(x, y), Line.staged(xs, ys), (from, to) -> {
@@ -153,6 +154,9 @@ public final class Activations {
         Checks.vector("x", x, xOffset, n, false);
         Checks.vector("dy", dy, dyOffset, n, false);
         Checks.vector("dx", dx, dxOffset, n, true);
+        Checks.Strided dxView = Checks.Strided.vector("dx", dx, dxOffset, n);
+        Checks.inPlaceOrSeparate(dxView, Checks.Strided.vector("x", x, xOffset, n));
+        Checks.inPlaceOrSeparate(dxView, Checks.Strided.vector("dy", dy, dyOffset, n));
         Rows.BinaryRun run =
                 switch (function) {
                     case GELU_TANH -> Activations::geluTanhBackward;
@@ -208,6 +212,9 @@ public final class Activations {
         Checks.vector("gate", gate, gateOffset, n, false);
         Checks.vector("up", up, upOffset, n, false);
         Checks.vector("y", y, yOffset, n, true);
+        Checks.Strided yView = Checks.Strided.vector("y", y, yOffset, n);
+        Checks.inPlaceOrSeparate(yView, Checks.Strided.vector("gate", gate, gateOffset, n));
+        Checks.inPlaceOrSeparate(yView, Checks.Strided.vector("up", up, upOffset, n));
         Rows.forEachSpan(n, gate, gateOffset, up, upOffset, y, yOffset, Activations::swigluForwardRun);
     }
 
@@ -286,6 +293,16 @@ public final class Activations {
         Checks.vector("dy", dy, dyOffset, n, false);
         Checks.vector("dgate", dgate, dgateOffset, n, true);
         Checks.vector("dup", dup, dupOffset, n, true);
+        Checks.Strided gateView = Checks.Strided.vector("gate", gate, gateOffset, n);
+        Checks.Strided upView = Checks.Strided.vector("up", up, upOffset, n);
+        Checks.Strided dyView = Checks.Strided.vector("dy", dy, dyOffset, n);
+        Checks.Strided dgateView = Checks.Strided.vector("dgate", dgate, dgateOffset, n);
+        Checks.Strided dupView = Checks.Strided.vector("dup", dup, dupOffset, n);
+        Checks.inPlaceOrSeparate(dgateView, gateView);
+        Checks.separate(dgateView, upView, dyView);
+        Checks.inPlaceOrSeparate(dupView, upView);
+        Checks.inPlaceOrSeparate(dupView, dyView);
+        Checks.separate(dupView, gateView, dgateView);
         Operand gates = Operand.of(gate);
         Operand ups = Operand.of(up);
         Operand dys = Operand.of(dy);

@@ -190,6 +190,16 @@ final class Checks {
             return batchExtent(matrixExtent(rows, cols, ld), batchStride, batches);
         }
 
+        /** One row-major matrix, {@code rows × cols} with leading dimension ld. */
+        static Strided matrix(String name, MemorySegment segment, long offset, long rows, long cols, long ld) {
+            return new Strided(name, segment, offset, rows, cols, ld, 0);
+        }
+
+        /** One vector of n floats; null when the segment is (an optional output left out). */
+        static Strided vector(String name, MemorySegment segment, long offset, long n) {
+            return segment == null ? null : new Strided(name, segment, offset, 1, n, Math.max(1, n), 0);
+        }
+
         /** Byte address of batch i's first element; heap segments' addresses count from their array's start. */
         long matrixAddress(int i) {
             return segment.address() + (offset + i * batchStride) * Float.BYTES;
@@ -235,6 +245,32 @@ final class Checks {
                 }
             }
         }
+    }
+
+    /** {@link #unshared} of one output against each input that is given (a null input is skipped). */
+    static void separate(Strided output, Strided... inputs) {
+        if (output == null) {
+            return;
+        }
+        for (Strided input : inputs) {
+            if (input != null) {
+                unshared(output, input, 1);
+            }
+        }
+    }
+
+    /**
+     * The output is the input itself (same first element and, over several rows, leading dimension: the kernel works in
+     * place, reading
+     * each element before writing it), or shares no float with it. A partial overlap would read values already
+     * overwritten.
+     */
+    static void inPlaceOrSeparate(Strided output, Strided input) {
+        if (output.matrixAddress(0) == input.matrixAddress(0) && (output.ld() == input.ld() || output.rows() <= 1)) {
+            // Equal addresses in different memory (two arrays, each from its start) share nothing either.
+            return;
+        }
+        unshared(output, input, 1);
     }
 
     /** Whether a row of the written matrix at byte address w meets a row of the read one at r. */

@@ -113,6 +113,9 @@ public final class CrossEntropy {
         Checks.intRange("targets", targets, "targetsOffset", targetsOffset, rows, "targets");
         if (dlogits != null) {
             Checks.matrix("dlogits", dlogits, dlogitsOffset, rows, cols, "ldDlogits", ldDlogits, true);
+            Checks.inPlaceOrSeparate(
+                    Checks.Strided.matrix("dlogits", dlogits, dlogitsOffset, rows, cols, ldDlogits),
+                    Checks.Strided.matrix("logits", logits, logitsOffset, rows, cols, ldLogits));
         }
         int count = 0;
         for (int i = 0; i < rows; i++) {

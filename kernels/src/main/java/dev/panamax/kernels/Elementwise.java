@@ -60,6 +60,9 @@ public final class Elementwise {
         Checks.vector("a", a, aOffset, n, false);
         Checks.vector("b", b, bOffset, n, false);
         Checks.vector("y", y, yOffset, n, true);
+        Checks.Strided yView = Checks.Strided.vector("y", y, yOffset, n);
+        Checks.inPlaceOrSeparate(yView, Checks.Strided.vector("a", a, aOffset, n));
+        Checks.inPlaceOrSeparate(yView, Checks.Strided.vector("b", b, bOffset, n));
         Rows.forEachSpan(n, a, aOffset, b, bOffset, y, yOffset, Elementwise::addRun);
     }
 
@@ -149,6 +152,7 @@ public final class Elementwise {
         Checks.nonNegative("n", n);
         Checks.vector("x", x, xOffset, n, false);
         Checks.vector("y", y, yOffset, n, true);
+        Checks.inPlaceOrSeparate(Checks.Strided.vector("y", y, yOffset, n), Checks.Strided.vector("x", x, xOffset, n));
         Operand xs = Operand.of(x);
         Operand ys = Operand.of(y);
         Rows.forEachSpan(n, Parallelism.shareable(x, y), Line.staged(xs, ys), (from, to) -> {

@@ -138,6 +138,16 @@ public final class LayerNorm {
         if (rstd != null) {
             Checks.vector("rstd", rstd, rstdOffset, rows, true);
         }
+        Checks.Strided xView = Checks.Strided.matrix("x", x, xOffset, rows, cols, ldx);
+        Checks.Strided yView = Checks.Strided.matrix("y", y, yOffset, rows, cols, ldy);
+        Checks.Strided weightView = Checks.Strided.vector("weight", weight, weightOffset, cols);
+        Checks.Strided biasView = Checks.Strided.vector("bias", bias, biasOffset, cols);
+        Checks.Strided meanView = Checks.Strided.vector("mean", mean, meanOffset, rows);
+        Checks.inPlaceOrSeparate(yView, xView);
+        Checks.separate(yView, weightView, biasView);
+        Checks.separate(meanView, xView, yView, weightView, biasView);
+        Checks.separate(
+                Checks.Strided.vector("rstd", rstd, rstdOffset, rows), xView, yView, weightView, biasView, meanView);
         if (cols == 0) {
             return;
         }
@@ -326,6 +336,25 @@ public final class LayerNorm {
         Checks.matrix("dx", dx, dxOffset, rows, cols, "lddx", lddx, true);
         Checks.vector("dweight", dweight, dweightOffset, cols, true);
         Checks.vector("dbias", dbias, dbiasOffset, cols, true);
+        Checks.Strided xView = Checks.Strided.matrix("x", x, xOffset, rows, cols, ldx);
+        Checks.Strided weightView = Checks.Strided.vector("weight", weight, weightOffset, cols);
+        Checks.Strided meanView = Checks.Strided.vector("mean", mean, meanOffset, rows);
+        Checks.Strided rstdView = Checks.Strided.vector("rstd", rstd, rstdOffset, rows);
+        Checks.Strided dyView = Checks.Strided.matrix("dy", dy, dyOffset, rows, cols, lddy);
+        Checks.Strided dxView = Checks.Strided.matrix("dx", dx, dxOffset, rows, cols, lddx);
+        Checks.Strided dweightView = Checks.Strided.vector("dweight", dweight, dweightOffset, cols);
+        Checks.inPlaceOrSeparate(dxView, dyView);
+        Checks.separate(dxView, xView, weightView, meanView, rstdView);
+        Checks.separate(dweightView, xView, weightView, meanView, rstdView, dyView, dxView);
+        Checks.separate(
+                Checks.Strided.vector("dbias", dbias, dbiasOffset, cols),
+                xView,
+                weightView,
+                meanView,
+                rstdView,
+                dyView,
+                dxView,
+                dweightView);
         if (cols == 0) {
             return;
         }

@@ -110,6 +110,12 @@ public final class RmsNorm {
         if (rstd != null) {
             Checks.vector("rstd", rstd, rstdOffset, rows, true);
         }
+        Checks.Strided xView = Checks.Strided.matrix("x", x, xOffset, rows, cols, ldx);
+        Checks.Strided yView = Checks.Strided.matrix("y", y, yOffset, rows, cols, ldy);
+        Checks.Strided weightView = Checks.Strided.vector("weight", weight, weightOffset, cols);
+        Checks.inPlaceOrSeparate(yView, xView);
+        Checks.separate(yView, weightView);
+        Checks.separate(Checks.Strided.vector("rstd", rstd, rstdOffset, rows), xView, yView, weightView);
         if (cols == 0) {
             return;
         }
@@ -262,6 +268,20 @@ public final class RmsNorm {
         Checks.matrix("dy", dy, dyOffset, rows, cols, "lddy", lddy, false);
         Checks.matrix("dx", dx, dxOffset, rows, cols, "lddx", lddx, true);
         Checks.vector("dweight", dweight, dweightOffset, cols, true);
+        Checks.Strided xView = Checks.Strided.matrix("x", x, xOffset, rows, cols, ldx);
+        Checks.Strided weightView = Checks.Strided.vector("weight", weight, weightOffset, cols);
+        Checks.Strided rstdView = Checks.Strided.vector("rstd", rstd, rstdOffset, rows);
+        Checks.Strided dyView = Checks.Strided.matrix("dy", dy, dyOffset, rows, cols, lddy);
+        Checks.Strided dxView = Checks.Strided.matrix("dx", dx, dxOffset, rows, cols, lddx);
+        Checks.inPlaceOrSeparate(dxView, dyView);
+        Checks.separate(dxView, xView, weightView, rstdView);
+        Checks.separate(
+                Checks.Strided.vector("dweight", dweight, dweightOffset, cols),
+                xView,
+                weightView,
+                rstdView,
+                dyView,
+                dxView);
         if (cols == 0) {
             return;
         }

@@ -229,6 +229,9 @@ public final class Rope {
         String out = sign > 0 ? "y" : "dx";
         Checks.matrix(in, x, xOffset, rows, "heads·headDim", cols, "ld" + in, ldx, false);
         Checks.matrix(out, y, yOffset, rows, "heads·headDim", cols, "ld" + out, ldy, true);
+        Checks.inPlaceOrSeparate(
+                Checks.Strided.matrix(out, y, yOffset, rows, cols, ldy),
+                Checks.Strided.matrix(in, x, xOffset, rows, cols, ldx));
         Operand xs = Operand.of(x);
         Operand ys = Operand.of(y);
         Rows.forEach(rows, (long) rows * cols, Parallelism.shareable(x, y), (from, to) -> {

@@ -344,6 +344,9 @@ public final class Softmax {
         checkShape(rows, cols, scale);
         Checks.matrix("x", x, xOffset, rows, cols, "ldx", ldx, false);
         Checks.matrix("y", y, yOffset, rows, cols, "ldy", ldy, true);
+        Checks.inPlaceOrSeparate(
+                Checks.Strided.matrix("y", y, yOffset, rows, cols, ldy),
+                Checks.Strided.matrix("x", x, xOffset, rows, cols, ldx));
         boolean parallel = Parallelism.shareable(x) && Parallelism.shareable(y);
         Operand xs = Operand.of(x);
         Operand ys = Operand.of(y);
@@ -485,6 +488,9 @@ public final class Softmax {
         Checks.matrix("y", y, yOffset, rows, cols, "ldy", ldy, false);
         Checks.matrix("dy", dy, dyOffset, rows, cols, "lddy", lddy, false);
         Checks.matrix("dx", dx, dxOffset, rows, cols, "lddx", lddx, true);
+        Checks.Strided dxView = Checks.Strided.matrix("dx", dx, dxOffset, rows, cols, lddx);
+        Checks.inPlaceOrSeparate(dxView, Checks.Strided.matrix("dy", dy, dyOffset, rows, cols, lddy));
+        Checks.separate(dxView, Checks.Strided.matrix("y", y, yOffset, rows, cols, ldy));
         boolean parallel = Parallelism.shareable(y) && Parallelism.shareable(dy) && Parallelism.shareable(dx);
         Operand ys = Operand.of(y);
         Operand dys = Operand.of(dy);

@@ -1,0 +1,70 @@
+package dev.panamax.kernels;
+
+import static dev.panamax.kernels.testing.Agreement.assertRejected;
+
+import dev.panamax.kernels.testing.Inputs;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Outputs that partly overlap an input are rejected before anything is written (the kernels would read values they had
+ * already overwritten); the same storage at the same offset and leading dimension, in place, is accepted, and so are
+ * operands side by side in one array.
+ */
+class OverlapTest {
+    private static final String SHARED = "shares memory with";
+
+    @Test
+    void rowWiseKernels() {
+        float[] a = Inputs.uniform(1, 64, -1, 1);
+        float[] w = Inputs.uniform(2, 8, 0.5f, 1.5f);
+        float[] stats = new float[8];
+        // In place, and side by side (rows of 8, x in columns 0-3, y in columns 4-7).
+        Softmax.forward(4, 8, 1f, Softmax.UNMASKED, a, 0, 8, a, 0, 8);
+        Softmax.forward(8, 4, 1f, Softmax.UNMASKED, a, 0, 8, a, 4, 8);
+        LayerNorm.forward(4, 8, 1e-5f, a, 0, 8, w, 0, w, 0, a, 0, 8, stats, 0, stats, 4);
+        RmsNorm.forward(8, 4, 1e-5f, a, 0, 8, w, 0, a, 4, 8, stats, 0);
+        // y one float ahead of x: row i's output would overwrite input row i's next element first.
+        assertRejected(
+                IllegalArgumentException.class,
+                "y (from yOffset 1) " + SHARED + " x (from xOffset 0)",
+                () -> Softmax.forward(4, 8, 1f, Softmax.UNMASKED, a, 0, 8, a, 1, 8));
+        float[] b = Inputs.uniform(4, 128, -1, 1);
+        assertRejected(
+                IllegalArgumentException.class,
+                "dx (from dxOffset 8) " + SHARED + " y (from yOffset 0)",
+                () -> Softmax.backward(4, 8, 1f, Softmax.UNMASKED, b, 0, 8, b, 64, 8, b, 8, 8));
+        assertRejected(
+                IllegalArgumentException.class,
+                "y (from yOffset 8) " + SHARED + " x (from xOffset 0)",
+                () -> LayerNorm.forward(4, 8, 1e-5f, a, 0, 8, w, 0, w, 0, a, 8, 8, null, 0, null, 0));
+        // The statistics written over the input.
+        assertRejected(
+                IllegalArgumentException.class,
+                "rstd (from rstdOffset 2) " + SHARED + " x (from xOffset 0)",
+                () -> RmsNorm.forward(4, 8, 1e-5f, a, 0, 8, w, 0, new float[32], 0, 8, a, 2));
+        // The same offset with another leading dimension is not in place.
+        assertRejected(
+                IllegalArgumentException.class,
+                "dlogits (from dlogitsOffset 0) " + SHARED + " logits (from logitsOffset 0)",
+                () -> CrossEntropy.forward(2, 8, a, 0, 8, new int[] {0, 1}, 0, -100, a, 0, 16));
+    }
+
+    @Test
+    void elementwiseKernels() {
+        float[] a = Inputs.uniform(3, 64, -1, 1);
+        Activations.forward(Activation.GELU_TANH, 32, a, 0, a, 0);
+        Elementwise.add(16, a, 0, a, 16, a, 16);
+        assertRejected(
+                IllegalArgumentException.class,
+                "y (from yOffset 3) " + SHARED + " x (from xOffset 0)",
+                () -> Activations.forward(Activation.SILU, 32, a, 0, a, 3));
+        assertRejected(
+                IllegalArgumentException.class,
+                "y (from yOffset 8) " + SHARED + " b (from bOffset 16)",
+                () -> Elementwise.add(16, a, 40, a, 16, a, 8));
+        assertRejected(
+                IllegalArgumentException.class,
+                "dgate (from dgateOffset 0) " + SHARED + " up (from upOffset 0)",
+                () -> Activations.swigluBackward(16, a, 16, a, 0, a, 32, a, 0, a, 48));
+    }
+}
