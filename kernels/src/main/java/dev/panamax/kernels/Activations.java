@@ -21,7 +21,8 @@ import jdk.incubator.vector.VectorMask;
  * float: within 1e-5 of {@code |y|} (2e-6 for |x| < 5).
  *
  * <p>Backward kernels take the forward's input (not its output) and the upstream gradient and overwrite the input
- * gradient: {@code dx = dy⊙f'(x)}. Outputs may be the same storage as an input (same offset) to work in place. NaN
+ * gradient: {@code dx = dy⊙f'(x)}. Outputs may be the same storage as an input (same offset) to work in place, as
+ * each parameter's documentation says; other overlaps throw {@link IllegalArgumentException}. NaN
  * propagates; forward, +∞ maps to +∞ and -∞ to NaN for GELU (as {@code 0.5·x·(1 + tanh)} does) and SiLU; backward,
  * inputs beyond ±100 (infinities included) get the derivative's limit, 1 or 0. The exponentials are
  * {@code VectorMath.exp} (within 2 ulp). Offsets count floats; arguments are checked before anything is written;

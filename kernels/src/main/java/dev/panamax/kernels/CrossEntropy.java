@@ -12,7 +12,8 @@ import java.util.Arrays;
  * stably as {@code (max - xᵢₜ) + log Σ exp(xᵢⱼ - max)}; the call returns the mean over the rows whose target is not
  * {@code ignoreIndex} (0 when every row is ignored). When {@code dlogits} is given it receives the gradient of that
  * mean: {@code (softmax(xᵢ) - onehot(t)) / count} on counted rows and 0 on ignored ones. {@code dlogits} may be the
- * logits themselves (same offset and leading dimension), to save the memory of a second vocabulary-wide tensor.
+ * logits themselves (same offset and leading dimension), to save the memory of a second vocabulary-wide tensor;
+ * another overlap throws {@link IllegalArgumentException}.
  *
  * <p>A NaN logit makes its row's loss (hence the mean) and gradient NaN. A row whose logits are all -∞ has a NaN loss
  * (-∞ - -∞); its softmax counts as zeros, as {@link Softmax} gives for a fully masked row, so its gradient is

@@ -13,8 +13,9 @@ import jdk.incubator.vector.VectorMask;
  * Elementwise vector operations on {@code n} contiguous floats: the residual add, scaling and BLAS's axpy. Their
  * gradients are themselves (an add passes dy to both inputs, a scale scales it), so they serve the backward pass too.
  * Also the sum of squares, for global-norm gradient clipping. Outputs may be the same storage as an input (same
- * offset). Offsets count floats; arguments are checked before anything is written; large arrays are split over the
- * threads of {@link Parallelism} (each element is computed the same way whatever the split).
+ * offset); other overlaps throw {@link IllegalArgumentException}. Offsets count floats; arguments are checked before
+ * anything is written; large arrays are split over the threads of {@link Parallelism} (each element is computed the
+ * same way whatever the split).
  */
 public final class Elementwise {
     /**

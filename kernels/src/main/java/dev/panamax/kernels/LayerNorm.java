@@ -18,7 +18,8 @@ import jdk.incubator.vector.VectorMask;
  * call), so that gradients of several calls sum. The mean is computed first and the variance from {@code x - mean}
  * (two passes over a row that stays in L1), which stays accurate when the mean is large next to the spread.
  *
- * <p>{@code y} may be {@code x} itself, and {@code dx} may be {@code dy} (same offset and leading dimension). Offsets
+ * <p>{@code y} may be {@code x} itself, and {@code dx} may be {@code dy} (same offset and leading dimension); other
+ * overlaps between an output and another operand throw {@link IllegalArgumentException}. Offsets
  * count floats. Arguments are checked before anything is written; {@code cols == 0} writes nothing. Large problems
  * run on the threads of {@link Parallelism} with results bit-identical for every thread count (the backward sums the
  * parameter gradients in fixed chunks of rows, see {@code Norms}).

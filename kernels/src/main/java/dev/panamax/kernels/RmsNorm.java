@@ -15,7 +15,8 @@ import jdk.incubator.vector.VectorMask;
  *
  * <p>The forward can also write each row's rstd, which the backward takes instead of recomputing it. The backward
  * overwrites dx and adds the weight gradient into dweight (zero it before the first call). {@code y} may be {@code x}
- * itself and {@code dx} may be {@code dy} (same offset and leading dimension). Offsets count floats. Arguments are
+ * itself and {@code dx} may be {@code dy} (same offset and leading dimension); other overlaps between an output and
+ * another operand throw {@link IllegalArgumentException}. Offsets count floats. Arguments are
  * checked before anything is written; {@code cols == 0} writes nothing. Large problems run on the threads of {@link
  * Parallelism} with results bit-identical for every thread count (see {@link LayerNorm}).
  */

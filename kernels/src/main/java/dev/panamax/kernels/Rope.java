@@ -24,8 +24,9 @@ import jdk.incubator.vector.VectorShuffle;
  * <p>The tables are computed once, in double and rounded to float, for positions {@code [0, maxPositions)}. Row
  * {@code i} of a call has position {@code position + i}, so a KV-cache step passes its current position. The backward
  * rotates by the opposite angles (the rotation's transpose). Output may be the input itself (same offset and leading
- * dimension). Offsets count floats; arguments are checked before anything is written; large calls run on the threads
- * of {@link Parallelism}, with results independent of the thread count.
+ * dimension); another overlap throws {@link IllegalArgumentException}. Offsets count floats; arguments are checked
+ * before anything is written; large calls run on the threads of {@link Parallelism}, with results independent of the
+ * thread count.
  */
 public final class Rope {
     /** Which elements of a head form the pairs that rotate together. */

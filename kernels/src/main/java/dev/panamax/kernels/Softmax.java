@@ -23,7 +23,8 @@ import jdk.incubator.vector.VectorOperators;
  *
  * <p>Offsets and leading dimensions count floats, as in {@link Gemm}. {@code y} may be the same storage as {@code x}
  * (same offset and leading dimension) to work in place; in the backward kernels {@code dx} may likewise be {@code
- * dy}. Other overlaps are not allowed. Arguments are checked before anything is written. Large problems are split by
+ * dy}. Other overlaps throw {@link IllegalArgumentException}. Arguments are checked before anything is written.
+ * Large problems are split by
  * rows over the threads of {@link Parallelism}; each row is always computed the same way, so results are
  * bit-identical for every thread count. The exponentials are {@code VectorMath}'s, within 2 ulp (the forward's fused
  * form for arguments at most 0 may differ from {@code VectorMath.exp} in the last bit).
