@@ -217,11 +217,7 @@ final class Checks {
         if (batches == 0 || written.rows() == 0 || written.cols() == 0 || read.rows() == 0 || read.cols() == 0) {
             return;
         }
-        MemorySegment writtenExtent =
-                written.segment().asSlice(written.offset() * Float.BYTES, written.extent(batches) * Float.BYTES);
-        MemorySegment readExtent =
-                read.segment().asSlice(read.offset() * Float.BYTES, read.extent(batches) * Float.BYTES);
-        if (writtenExtent.asOverlappingSlice(readExtent).isEmpty()) {
+        if (!extentsOverlap(written, read, batches)) {
             return;
         }
         long readBytes = matrixExtent(read.rows(), read.cols(), read.ld()) * Float.BYTES;
@@ -245,6 +241,30 @@ final class Checks {
                 }
             }
         }
+    }
+
+    /**
+     * Whether the spans of floats two operands cover overlap. Compared by address where the memory is known to be the
+     * same (native, or one array): slicing the segments to ask them costs more than the rest of a small kernel call.
+     */
+    private static boolean extentsOverlap(Strided a, Strided b, int batches) {
+        MemorySegment x = a.segment();
+        MemorySegment y = b.segment();
+        if (x.isNative() != y.isNative()) {
+            return false;
+        }
+        // A read-only heap segment does not give its array: ask the segments themselves.
+        if (!x.isNative() && (x.heapBase().isEmpty() || y.heapBase().isEmpty())) {
+            return x.asSlice(a.offset() * Float.BYTES, a.extent(batches) * Float.BYTES)
+                    .asOverlappingSlice(y.asSlice(b.offset() * Float.BYTES, b.extent(batches) * Float.BYTES))
+                    .isPresent();
+        }
+        if (!x.isNative() && x.heapBase().get() != y.heapBase().get()) {
+            return false;
+        }
+        long aStart = a.matrixAddress(0);
+        long bStart = b.matrixAddress(0);
+        return aStart < bStart + b.extent(batches) * Float.BYTES && bStart < aStart + a.extent(batches) * Float.BYTES;
     }
 
     /** {@link #unshared} of one output against each input that is given (a null input is skipped). */
