@@ -3,6 +3,8 @@ package dev.panamax.kernels;
 import static dev.panamax.kernels.testing.Agreement.assertRejected;
 
 import dev.panamax.kernels.testing.Inputs;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -47,6 +49,27 @@ class OverlapTest {
                 IllegalArgumentException.class,
                 "dlogits (from dlogitsOffset 0) " + SHARED + " logits (from logitsOffset 0)",
                 () -> CrossEntropy.forward(2, 8, a, 0, 8, new int[] {0, 1}, 0, -100, a, 0, 16));
+    }
+
+    /** Native memory is compared by address; a read-only view of an array, which hides the array, by the segments. */
+    @Test
+    void nativeAndReadOnlySegments() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment memory = arena.allocate(64 * Float.BYTES);
+            Softmax.forward(4, 8, 1f, Softmax.UNMASKED, memory, 0, 8, memory, 32, 8);
+            assertRejected(
+                    IllegalArgumentException.class,
+                    "y (from yOffset 4) " + SHARED + " x (from xOffset 0)",
+                    () -> Softmax.forward(4, 8, 1f, Softmax.UNMASKED, memory, 0, 8, memory, 4, 8));
+        }
+        float[] a = Inputs.uniform(5, 64, -1, 1);
+        MemorySegment readOnly = MemorySegment.ofArray(a).asReadOnly();
+        MemorySegment writable = MemorySegment.ofArray(a);
+        Softmax.forward(4, 8, 1f, Softmax.UNMASKED, readOnly, 0, 8, writable, 32, 8);
+        assertRejected(
+                IllegalArgumentException.class,
+                "y (from yOffset 4) " + SHARED + " x (from xOffset 0)",
+                () -> Softmax.forward(4, 8, 1f, Softmax.UNMASKED, readOnly, 0, 8, writable, 4, 8));
     }
 
     @Test
