@@ -142,8 +142,8 @@ public final class Attention {
      * @param k keys {@code [batch, kvHeads, tk, headDim]}
      * @param v values {@code [batch, kvHeads, tk, headDim]}
      * @param mask additive mask {@code [batch, qHeads, tq, tk]} (−Inf hides a key; strides of 0 broadcast), or null
-     * @param o output {@code [batch, qHeads, tq, headDim]}; must not overlap the inputs
-     * @param lse output {@code [batch, qHeads, tq, 1]} of log-sum-exps, or null
+     * @param o output {@code [batch, qHeads, tq, headDim]}; must not overlap the inputs (checked)
+     * @param lse output {@code [batch, qHeads, tq, 1]} of log-sum-exps, or null; must not overlap the inputs or o
      */
     public static void forward(
             Shape shape,
@@ -158,6 +158,12 @@ public final class Attention {
         Checks.notNull("shape", shape);
         Checks.finite("scale", scale);
         checkViews(shape, q, k, v, mask, o, true, lse);
+        View[] inputs = inputs(shape, q, k, v, mask);
+        View output = new View("o", o, shape.qHeads(), shape.tq(), shape.headDim());
+        checkOutput(shape.batch(), output, inputs);
+        if (lse != null) {
+            checkOutput(shape.batch(), new View("lse", lse, shape.qHeads(), shape.tq(), 1), append(inputs, output));
+        }
         int tiles = (shape.tq() + QUERY_TILE - 1) / QUERY_TILE;
         int tasks = shape.batch() * shape.qHeads() * tiles;
         long macs = 2L * shape.batch() * shape.qHeads() * shape.tq() * shape.tk() * shape.headDim();
@@ -175,8 +181,9 @@ public final class Attention {
      * Gradients of {@link #forward(Shape, float, boolean, TensorView, TensorView, TensorView, TensorView, TensorView,
      * TensorView) forward} with respect to Q, K and V, FlashAttention-2 style: the scores and weights of each tile are
      * recomputed from Q, K and the saved log-sum-exp, so no {@code tq × tk} matrix is formed. The gradients are
-     * written, not added to. Work is split over (batch, key/value head); each gradient element is reduced in one
-     * fixed order, so results do not depend on the thread count.
+     * written, not added to, and must not overlap one another or any input (checked: dK and dV are zeroed before K
+     * and V are read). Work is split over (batch, key/value head); each gradient element is reduced in one fixed
+     * order, so results do not depend on the thread count.
      *
      * @param shape the sizes
      * @param scale the forward pass's scale; finite
@@ -218,6 +225,17 @@ public final class Attention {
         checkIntStride("dQ", dQ);
         checkIntStride("dK", dK);
         checkIntStride("dV", dV);
+        View[] read = append(
+                inputs(shape, q, k, v, mask),
+                new View("o", o, shape.qHeads(), shape.tq(), shape.headDim()),
+                new View("lse", lse, shape.qHeads(), shape.tq(), 1),
+                new View("dO", dO, shape.qHeads(), shape.tq(), shape.headDim()));
+        View dq = new View("dQ", dQ, shape.qHeads(), shape.tq(), shape.headDim());
+        View dk = new View("dK", dK, shape.kvHeads(), shape.tk(), shape.headDim());
+        checkOutput(shape.batch(), dq, read);
+        checkOutput(shape.batch(), dk, append(read, dq));
+        checkOutput(
+                shape.batch(), new View("dV", dV, shape.kvHeads(), shape.tk(), shape.headDim()), append(read, dq, dk));
         int tasks = shape.batch() * shape.kvHeads();
         long macs = 5L * shape.batch() * shape.qHeads() * shape.tq() * shape.tk() * shape.headDim();
         boolean parallel = macs >= PARALLEL_MIN_MACS && shareable(q, k, v, mask, o, lse, dO, dQ, dK, dV);
@@ -639,6 +657,61 @@ public final class Attention {
             view.data()
                     .asSlice(view.row(b, head, r) * Float.BYTES, (long) width * Float.BYTES)
                     .fill((byte) 0);
+        }
+    }
+
+    /** A view with its sizes and its argument's name, for the overlap checks. */
+    private record View(String name, TensorView view, int heads, int rows, int width) {
+        /** Batch entry b's heads as {@link Checks.Strided} matrices; a stride of 0 (broadcast) counts one of a kind. */
+        Checks.Strided entry(int b) {
+            boolean oneRow = rows <= 1 || view.rowStride() == 0;
+            return new Checks.Strided(
+                    name,
+                    name + ".row(" + b + ", 0, 0) at",
+                    view.data(),
+                    view.row(b, 0, 0),
+                    oneRow ? 1 : rows,
+                    width,
+                    oneRow ? Math.max(1, width) : view.rowStride(),
+                    view.headStride());
+        }
+
+        int matrices() {
+            return view.headStride() == 0 ? 1 : heads;
+        }
+
+        int entries(int batch) {
+            return view.batchStride() == 0 ? Math.min(1, batch) : batch;
+        }
+    }
+
+    private static View[] inputs(Shape s, TensorView q, TensorView k, TensorView v, TensorView mask) {
+        View[] inputs = {
+            new View("q", q, s.qHeads(), s.tq(), s.headDim()),
+            new View("k", k, s.kvHeads(), s.tk(), s.headDim()),
+            new View("v", v, s.kvHeads(), s.tk(), s.headDim())
+        };
+        return mask == null ? inputs : append(inputs, new View("mask", mask, s.qHeads(), s.tq(), s.tk()));
+    }
+
+    private static View[] append(View[] views, View... more) {
+        View[] all = java.util.Arrays.copyOf(views, views.length + more.length);
+        System.arraycopy(more, 0, all, views.length, more.length);
+        return all;
+    }
+
+    /**
+     * The output shares no float with any input: every pair of batch entries, heads as the matrices compared. An output
+     * written over an input (dK over K, zeroed before it is read) would give a silently wrong answer.
+     */
+    private static void checkOutput(int batch, View output, View... inputs) {
+        for (int b = 0; b < output.entries(batch); b++) {
+            Checks.Strided written = output.entry(b);
+            for (View input : inputs) {
+                for (int c = 0; c < input.entries(batch); c++) {
+                    Checks.unshared(written, output.matrices(), input.entry(c), input.matrices());
+                }
+            }
         }
     }
 

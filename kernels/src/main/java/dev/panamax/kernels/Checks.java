@@ -185,7 +185,20 @@ final class Checks {
      * An operand laid out as {@code batches} matrices of {@code rows × cols} floats, rows {@code ld} and matrices
      * {@code batchStride} apart, from float {@code offset} of its segment: what {@link #unshared} compares.
      */
-    record Strided(String name, MemorySegment segment, long offset, long rows, long cols, long ld, long batchStride) {
+    record Strided(
+            String name,
+            String offsetName,
+            MemorySegment segment,
+            long offset,
+            long rows,
+            long cols,
+            long ld,
+            long batchStride) {
+        /** Named after its argument; its offset after the argument's {@code nameOffset}. */
+        Strided(String name, MemorySegment segment, long offset, long rows, long cols, long ld, long batchStride) {
+            this(name, name + "Offset", segment, offset, rows, cols, ld, batchStride);
+        }
+
         long extent(int batches) {
             return batchExtent(matrixExtent(rows, cols, ld), batchStride, batches);
         }
@@ -214,19 +227,29 @@ final class Checks {
      * their leading dimensions differ).
      */
     static void unshared(Strided written, Strided read, int batches) {
-        if (batches == 0 || written.rows() == 0 || written.cols() == 0 || read.rows() == 0 || read.cols() == 0) {
+        unshared(written, batches, read, batches);
+    }
+
+    /** {@link #unshared(Strided, Strided, int)} for operands with their own numbers of matrices. */
+    static void unshared(Strided written, int writtenBatches, Strided read, int readBatches) {
+        if (writtenBatches == 0
+                || readBatches == 0
+                || written.rows() == 0
+                || written.cols() == 0
+                || read.rows() == 0
+                || read.cols() == 0) {
             return;
         }
-        if (!extentsOverlap(written, read, batches)) {
+        if (!extentsOverlap(written, writtenBatches, read, readBatches)) {
             return;
         }
         long readBytes = matrixExtent(read.rows(), read.cols(), read.ld()) * Float.BYTES;
         long writtenBytes = matrixExtent(written.rows(), written.cols(), written.ld()) * Float.BYTES;
         long readStride = read.batchStride() * Float.BYTES;
-        for (int i = 0; i < batches; i++) {
+        for (int i = 0; i < writtenBatches; i++) {
             long from = written.matrixAddress(i);
             long first = 0;
-            long last = batches - 1;
+            long last = readBatches - 1;
             if (readStride == 0) {
                 last = 0;
             } else {
@@ -235,9 +258,9 @@ final class Checks {
             }
             for (long j = first; j <= last; j++) {
                 if (rowsMeet(written, from, read, read.matrixAddress((int) j))) {
-                    throw new IllegalArgumentException(written.name() + " (from " + written.name() + "Offset "
-                            + written.offset() + ") shares memory with " + read.name() + " (from " + read.name()
-                            + "Offset " + read.offset() + "): the output must not overlap an input");
+                    throw new IllegalArgumentException(written.name() + " (from " + written.offsetName() + " "
+                            + written.offset() + ") shares memory with " + read.name() + " (from " + read.offsetName()
+                            + " " + read.offset() + "): the output must not overlap an input");
                 }
             }
         }
@@ -247,7 +270,7 @@ final class Checks {
      * Whether the spans of floats two operands cover overlap. Compared by address where the memory is known to be the
      * same (native, or one array): slicing the segments to ask them costs more than the rest of a small kernel call.
      */
-    private static boolean extentsOverlap(Strided a, Strided b, int batches) {
+    private static boolean extentsOverlap(Strided a, int aBatches, Strided b, int bBatches) {
         MemorySegment x = a.segment();
         MemorySegment y = b.segment();
         if (x.isNative() != y.isNative()) {
@@ -255,8 +278,8 @@ final class Checks {
         }
         // A read-only heap segment does not give its array: ask the segments themselves.
         if (!x.isNative() && (x.heapBase().isEmpty() || y.heapBase().isEmpty())) {
-            return x.asSlice(a.offset() * Float.BYTES, a.extent(batches) * Float.BYTES)
-                    .asOverlappingSlice(y.asSlice(b.offset() * Float.BYTES, b.extent(batches) * Float.BYTES))
+            return x.asSlice(a.offset() * Float.BYTES, a.extent(aBatches) * Float.BYTES)
+                    .asOverlappingSlice(y.asSlice(b.offset() * Float.BYTES, b.extent(bBatches) * Float.BYTES))
                     .isPresent();
         }
         if (!x.isNative() && x.heapBase().get() != y.heapBase().get()) {
@@ -264,7 +287,7 @@ final class Checks {
         }
         long aStart = a.matrixAddress(0);
         long bStart = b.matrixAddress(0);
-        return aStart < bStart + b.extent(batches) * Float.BYTES && bStart < aStart + a.extent(batches) * Float.BYTES;
+        return aStart < bStart + b.extent(bBatches) * Float.BYTES && bStart < aStart + a.extent(aBatches) * Float.BYTES;
     }
 
     /** {@link #unshared} of one output against each input that is given (a null input is skipped). */

@@ -72,6 +72,44 @@ class OverlapTest {
                 () -> Softmax.forward(4, 8, 1f, Softmax.UNMASKED, readOnly, 0, 8, writable, 4, 8));
     }
 
+    /** Q, K and V as columns of one packed array (rows of 3·d), as a fused QKV projection writes them; likewise dQKV. */
+    @Test
+    void attention() {
+        int t = 4;
+        int d = 8;
+        Attention.Shape shape = new Attention.Shape(1, 1, 1, t, t, d);
+        float[] qkv = Inputs.uniform(6, t * 3 * d, -1, 1);
+        TensorView q = TensorView.of(qkv, 0, 0, 0, 3 * d);
+        TensorView k = TensorView.of(qkv, d, 0, 0, 3 * d);
+        TensorView v = TensorView.of(qkv, 2 * d, 0, 0, 3 * d);
+        TensorView o = TensorView.dense(new float[t * d], 1, t, d);
+        TensorView lse = TensorView.dense(new float[t], 1, t, 1);
+        Attention.forward(shape, 0.35f, true, q, k, v, null, o, lse);
+        assertRejected(
+                IllegalArgumentException.class,
+                "o (from o.row(0, 0, 0) at 8) " + SHARED + " k (from k.row(0, 0, 0) at 8)",
+                () -> Attention.forward(shape, 0.35f, true, q, k, v, null, k, null));
+        assertRejected(
+                IllegalArgumentException.class,
+                "lse (from lse.row(0, 0, 0) at 3) " + SHARED + " q",
+                () -> Attention.forward(shape, 0.35f, true, q, k, v, null, o, TensorView.of(qkv, 3, 0, 0, 1)));
+        float[] dqkv = new float[t * 3 * d];
+        TensorView dO = TensorView.dense(Inputs.uniform(7, t * d, -1, 1), 1, t, d);
+        TensorView dQ = TensorView.of(dqkv, 0, 0, 0, 3 * d);
+        TensorView dK = TensorView.of(dqkv, d, 0, 0, 3 * d);
+        TensorView dV = TensorView.of(dqkv, 2 * d, 0, 0, 3 * d);
+        Attention.backward(shape, 0.35f, true, q, k, v, null, o, lse, dO, dQ, dK, dV);
+        // dK is zeroed before K is read: over K it would wipe the keys.
+        assertRejected(
+                IllegalArgumentException.class,
+                "dK (from dK.row(0, 0, 0) at 8) " + SHARED + " k",
+                () -> Attention.backward(shape, 0.35f, true, q, k, v, null, o, lse, dO, dQ, k, dV));
+        assertRejected(
+                IllegalArgumentException.class,
+                "dV (from dV.row(0, 0, 0) at 8) " + SHARED + " dK",
+                () -> Attention.backward(shape, 0.35f, true, q, k, v, null, o, lse, dO, dQ, dK, dK));
+    }
+
     @Test
     void elementwiseKernels() {
         float[] a = Inputs.uniform(3, 64, -1, 1);
