@@ -11,7 +11,8 @@ import java.lang.foreign.ValueLayout;
  * <p>Token ids are checked before anything is written: each must be in {@code [0, vocab)}. The backward adds, in token
  * order, so repeated tokens accumulate the same way on every run; it splits the work by columns (never by tokens)
  * over the threads of {@link Parallelism}, so results are bit-identical for every thread count. Offsets count floats
- * (tokens: ints, native byte order for segments).
+ * (tokens: ints, native byte order for segments). The output must not overlap the table (forward), nor the table's
+ * gradient the output's (backward): {@link IllegalArgumentException}.
  */
 public final class Embedding {
     /** Columns per task in the backward: a multiple of every vector width. */
@@ -84,6 +85,9 @@ public final class Embedding {
             int ldOut) {
         check(rows, dim, vocab, tokens, tokensOffset, "table", table, tableOffset);
         Checks.matrix("out", out, outOffset, rows, "dim", dim, "ldOut", ldOut, true);
+        Checks.separate(
+                Checks.Strided.matrix("out", out, outOffset, rows, dim, ldOut),
+                Checks.Strided.matrix("table", table, tableOffset, vocab, dim, dim));
         Rows.forEach(rows, (long) rows * dim, Parallelism.shareable(tokens, table, out), (from, to) -> {
             for (int i = from; i < to; i++) {
                 long row = tableOffset + (long) token(tokens, tokensOffset, i) * dim;
@@ -164,6 +168,9 @@ public final class Embedding {
         check(rows, dim, vocab, tokens, tokensOffset, "dtable", dtable, dtableOffset);
         Checks.matrix("dout", dout, doutOffset, rows, "dim", dim, "ldDout", ldDout, false);
         Checks.writable("dtable", dtable);
+        Checks.separate(
+                Checks.Strided.matrix("dtable", dtable, dtableOffset, vocab, dim, dim),
+                Checks.Strided.matrix("dout", dout, doutOffset, rows, dim, ldDout));
         int blocks = (dim + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
         Operand douts = Operand.of(dout);
         Operand dtables = Operand.of(dtable);

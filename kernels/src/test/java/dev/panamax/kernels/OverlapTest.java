@@ -111,6 +111,22 @@ class OverlapTest {
     }
 
     @Test
+    void embedding() {
+        float[] a = Inputs.uniform(8, 64, -1, 1);
+        int[] tokens = {0, 2};
+        // Table: 4 tokens × 8 in floats 0-31; output rows at 32 and 48.
+        Embedding.forward(2, 8, 4, tokens, 0, a, 0, a, 32, 16);
+        assertRejected(
+                IllegalArgumentException.class,
+                "out (from outOffset 24) " + SHARED + " table (from tableOffset 0)",
+                () -> Embedding.forward(2, 8, 4, tokens, 0, a, 0, a, 24, 16));
+        assertRejected(
+                IllegalArgumentException.class,
+                "dtable (from dtableOffset 16) " + SHARED + " dout (from doutOffset 40)",
+                () -> Embedding.backward(2, 8, 4, tokens, 0, a, 40, 8, a, 16));
+    }
+
+    @Test
     void elementwiseKernels() {
         float[] a = Inputs.uniform(3, 64, -1, 1);
         Activations.forward(Activation.GELU_TANH, 32, a, 0, a, 0);
