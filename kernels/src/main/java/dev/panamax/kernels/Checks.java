@@ -290,6 +290,11 @@ final class Checks {
         return aStart < bStart + b.extent(bBatches) * Float.BYTES && bStart < aStart + a.extent(aBatches) * Float.BYTES;
     }
 
+    /** Whether the floats two single-matrix operands span overlap: a quick test before an exact one. */
+    static boolean mayShare(Strided a, Strided b) {
+        return extentsOverlap(a, 1, b, 1);
+    }
+
     /** {@link #unshared} of one output against each input that is given (a null input is skipped). */
     static void separate(Strided output, Strided... inputs) {
         if (output == null) {

@@ -85,9 +85,11 @@ public final class Embedding {
             int ldOut) {
         check(rows, dim, vocab, tokens, tokensOffset, "table", table, tableOffset);
         Checks.matrix("out", out, outOffset, rows, "dim", dim, "ldOut", ldOut, true);
+        // Token ids are read again as rows are written: the output must not overlap them either.
         Checks.separate(
                 Checks.Strided.matrix("out", out, outOffset, rows, dim, ldOut),
-                Checks.Strided.matrix("table", table, tableOffset, vocab, dim, dim));
+                Checks.Strided.matrix("table", table, tableOffset, vocab, dim, dim),
+                Checks.Strided.vector("tokens", tokens, tokensOffset, rows));
         Rows.forEach(rows, (long) rows * dim, Parallelism.shareable(tokens, table, out), (from, to) -> {
             for (int i = from; i < to; i++) {
                 long row = tableOffset + (long) token(tokens, tokensOffset, i) * dim;
@@ -170,7 +172,8 @@ public final class Embedding {
         Checks.writable("dtable", dtable);
         Checks.separate(
                 Checks.Strided.matrix("dtable", dtable, dtableOffset, vocab, dim, dim),
-                Checks.Strided.matrix("dout", dout, doutOffset, rows, dim, ldDout));
+                Checks.Strided.matrix("dout", dout, doutOffset, rows, dim, ldDout),
+                Checks.Strided.vector("tokens", tokens, tokensOffset, rows));
         int blocks = (dim + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
         Operand douts = Operand.of(dout);
         Operand dtables = Operand.of(dtable);

@@ -139,6 +139,9 @@ public final class LayerNorm {
         if (rstd != null) {
             Checks.vector("rstd", rstd, rstdOffset, rows, true);
         }
+        if (cols == 0) {
+            return;
+        }
         Checks.Strided xView = Checks.Strided.matrix("x", x, xOffset, rows, cols, ldx);
         Checks.Strided yView = Checks.Strided.matrix("y", y, yOffset, rows, cols, ldy);
         Checks.Strided weightView = Checks.Strided.vector("weight", weight, weightOffset, cols);
@@ -149,9 +152,6 @@ public final class LayerNorm {
         Checks.separate(meanView, xView, yView, weightView, biasView);
         Checks.separate(
                 Checks.Strided.vector("rstd", rstd, rstdOffset, rows), xView, yView, weightView, biasView, meanView);
-        if (cols == 0) {
-            return;
-        }
         boolean parallel = Parallelism.shareable(x, weight, bias, y, mean, rstd);
         Operand xs = Operand.of(x);
         Operand ws = Operand.of(weight);
@@ -337,6 +337,9 @@ public final class LayerNorm {
         Checks.matrix("dx", dx, dxOffset, rows, cols, "lddx", lddx, true);
         Checks.vector("dweight", dweight, dweightOffset, cols, true);
         Checks.vector("dbias", dbias, dbiasOffset, cols, true);
+        if (cols == 0) {
+            return;
+        }
         Checks.Strided xView = Checks.Strided.matrix("x", x, xOffset, rows, cols, ldx);
         Checks.Strided weightView = Checks.Strided.vector("weight", weight, weightOffset, cols);
         Checks.Strided meanView = Checks.Strided.vector("mean", mean, meanOffset, rows);
@@ -356,9 +359,6 @@ public final class LayerNorm {
                 dyView,
                 dxView,
                 dweightView);
-        if (cols == 0) {
-            return;
-        }
         boolean parallel = Parallelism.shareable(x, weight, mean, rstd, dy, dx, dweight, dbias);
         Operand xs = Operand.of(x);
         Operand ws = Operand.of(weight);

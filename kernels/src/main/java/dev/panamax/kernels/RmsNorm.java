@@ -111,15 +111,15 @@ public final class RmsNorm {
         if (rstd != null) {
             Checks.vector("rstd", rstd, rstdOffset, rows, true);
         }
+        if (cols == 0) {
+            return;
+        }
         Checks.Strided xView = Checks.Strided.matrix("x", x, xOffset, rows, cols, ldx);
         Checks.Strided yView = Checks.Strided.matrix("y", y, yOffset, rows, cols, ldy);
         Checks.Strided weightView = Checks.Strided.vector("weight", weight, weightOffset, cols);
         Checks.inPlaceOrSeparate(yView, xView);
         Checks.separate(yView, weightView);
         Checks.separate(Checks.Strided.vector("rstd", rstd, rstdOffset, rows), xView, yView, weightView);
-        if (cols == 0) {
-            return;
-        }
         boolean parallel = Parallelism.shareable(x, weight, y, rstd);
         Operand xs = Operand.of(x);
         Operand ws = Operand.of(weight);
@@ -269,6 +269,9 @@ public final class RmsNorm {
         Checks.matrix("dy", dy, dyOffset, rows, cols, "lddy", lddy, false);
         Checks.matrix("dx", dx, dxOffset, rows, cols, "lddx", lddx, true);
         Checks.vector("dweight", dweight, dweightOffset, cols, true);
+        if (cols == 0) {
+            return;
+        }
         Checks.Strided xView = Checks.Strided.matrix("x", x, xOffset, rows, cols, ldx);
         Checks.Strided weightView = Checks.Strided.vector("weight", weight, weightOffset, cols);
         Checks.Strided rstdView = Checks.Strided.vector("rstd", rstd, rstdOffset, rows);
@@ -283,9 +286,6 @@ public final class RmsNorm {
                 rstdView,
                 dyView,
                 dxView);
-        if (cols == 0) {
-            return;
-        }
         boolean parallel = Parallelism.shareable(x, weight, rstd, dy, dx, dweight);
         Operand xs = Operand.of(x);
         Operand ws = Operand.of(weight);

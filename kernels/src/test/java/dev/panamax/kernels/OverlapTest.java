@@ -5,6 +5,7 @@ import static dev.panamax.kernels.testing.Agreement.assertRejected;
 import dev.panamax.kernels.testing.Inputs;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -124,6 +125,34 @@ class OverlapTest {
                 IllegalArgumentException.class,
                 "dtable (from dtableOffset 16) " + SHARED + " dout (from doutOffset 40)",
                 () -> Embedding.backward(2, 8, 4, tokens, 0, a, 40, 8, a, 16));
+        // Token ids and output in one native buffer: writing a row would overwrite ids not yet read.
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment memory = arena.allocate(64 * Float.BYTES);
+            memory.setAtIndex(ValueLayout.JAVA_INT, 0, 1);
+            memory.setAtIndex(ValueLayout.JAVA_INT, 1, 3);
+            MemorySegment table = MemorySegment.ofArray(a);
+            Embedding.forward(2, 8, 4, memory, 0, table, 0, memory, 8, 8);
+            assertRejected(
+                    IllegalArgumentException.class,
+                    "out (from outOffset 1) " + SHARED + " tokens (from tokensOffset 0)",
+                    () -> Embedding.forward(2, 8, 4, memory, 0, table, 0, memory, 1, 8));
+        }
+    }
+
+    /** Calls with nothing to read or write pass whatever their empty operands overlap. */
+    @Test
+    void emptyOperands() {
+        TensorView none = TensorView.dense(new float[0], 1, 0, 8);
+        Attention.Shape shape = new Attention.Shape(1, 1, 1, 4, 0, 8);
+        TensorView q = TensorView.dense(new float[32], 1, 4, 8);
+        TensorView o = TensorView.dense(new float[32], 1, 4, 8);
+        TensorView lse = TensorView.dense(new float[4], 1, 4, 1);
+        TensorView dO = TensorView.dense(new float[32], 1, 4, 8);
+        TensorView dQ = TensorView.dense(new float[32], 1, 4, 8);
+        Attention.backward(shape, 1f, false, q, none, none, null, o, lse, dO, dQ, none, none);
+        float[] stats = new float[4];
+        // No columns: nothing is written, not even the statistics, so mean and rstd may coincide.
+        LayerNorm.forward(4, 0, 1e-5f, stats, 0, 1, stats, 0, stats, 0, new float[0], 0, 1, stats, 0, stats, 0);
     }
 
     @Test
