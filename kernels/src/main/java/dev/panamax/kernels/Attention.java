@@ -689,9 +689,7 @@ public final class Attention {
             if (batch == 0 || heads == 0 || rows == 0 || width == 0) {
                 return null;
             }
-            long end = view.row(batch - 1, heads - 1, rows - 1) + width;
-            long length = end - view.offset();
-            return Checks.Strided.vector(name, view.data(), view.offset(), length);
+            return Checks.Strided.vector(name, view.data(), view.offset(), view.span(batch, heads, rows, width));
         }
     }
 

@@ -168,17 +168,19 @@ final class Checks {
      */
     static void disjoint(
             String aName, MemorySegment a, long aOffset, String bName, MemorySegment b, long bOffset, long n) {
-        if (n == 0) {
+        Strided first = Strided.vector(aName, a, aOffset, n);
+        Strided second = Strided.vector(bName, b, bOffset, n);
+        if (n == 0 || !mayShare(first, second)) {
             return;
         }
-        MemorySegment first = a.asSlice(aOffset * Float.BYTES, n * Float.BYTES);
-        MemorySegment second = b.asSlice(bOffset * Float.BYTES, n * Float.BYTES);
-        first.asOverlappingSlice(second).ifPresent(shared -> {
-            throw new IllegalArgumentException(aName + " (from " + aName + "Offset " + aOffset + ") and " + bName
-                    + " (from " + bName + "Offset " + bOffset + ") share " + shared.byteSize() / Float.BYTES
-                    + " of their "
-                    + n + " floats; they must not overlap");
-        });
+        // Sharing memory, the two have comparable addresses (native, or offsets into one array).
+        long shared = (Math.min(first.matrixAddress(0), second.matrixAddress(0))
+                        + n * Float.BYTES
+                        - Math.max(first.matrixAddress(0), second.matrixAddress(0)))
+                / Float.BYTES;
+        throw new IllegalArgumentException(aName + " (from " + aName + "Offset " + aOffset + ") and " + bName
+                + " (from " + bName + "Offset " + bOffset + ") share " + shared + " of their " + n
+                + " floats; they must not overlap");
     }
 
     /**
@@ -309,9 +311,8 @@ final class Checks {
 
     /**
      * The output is the input itself (same first element and, over several rows, leading dimension: the kernel works in
-     * place, reading
-     * each element before writing it), or shares no float with it. A partial overlap would read values already
-     * overwritten.
+     * place, reading each element before writing it), or shares no float with it. A partial overlap would read values
+     * already overwritten.
      */
     static void inPlaceOrSeparate(Strided output, Strided input) {
         if (output.matrixAddress(0) == input.matrixAddress(0) && (output.ld() == input.ld() || output.rows() <= 1)) {

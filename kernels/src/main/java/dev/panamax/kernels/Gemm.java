@@ -21,10 +21,10 @@ import java.lang.foreign.MemorySegment;
  * IllegalArgumentException}, extents past the end of an array or segment throw {@link IndexOutOfBoundsException}; the
  * message names the argument, its value and the bound; a closed segment, or one confined to another thread, throws
  * what accessing it would ({@link IllegalStateException}, {@link WrongThreadException}). C (GEMV's y) must share no
- * float with A or B (A or x) where
- * they are read; that is checked element by element, so matrices side by side in one buffer are fine, and a shared
- * element throws {@link IllegalArgumentException}. Large products use the threads of {@link Parallelism}, with
- * results bit-identical for every thread count. Segments of a confined arena are processed on the calling thread.
+ * float with A or B (A or x) where they are read; that is checked element by element, so matrices side by side in one
+ * buffer are fine, and a shared element throws {@link IllegalArgumentException}. Large products use the threads of
+ * {@link Parallelism}, with results bit-identical for every thread count. Segments of a confined arena are processed
+ * on the calling thread.
  */
 public final class Gemm {
     /** Products of a batch up to this many multiply-adds may each run whole on one thread. */
@@ -354,9 +354,10 @@ public final class Gemm {
         Checks.writable("y", y);
         if (alpha != 0f && xLength > 0) {
             // A and x are read: y must share no float with them.
-            Checks.Strided ys = new Checks.Strided("y", y, yOffset, 1, yLength, yLength, 0);
-            Checks.unshared(ys, new Checks.Strided("a", a, aOffset, m, n, lda, 0), 1);
-            Checks.unshared(ys, new Checks.Strided("x", x, xOffset, 1, xLength, xLength, 0), 1);
+            Checks.separate(
+                    Checks.Strided.vector("y", y, yOffset, yLength),
+                    Checks.Strided.matrix("a", a, aOffset, m, n, lda),
+                    Checks.Strided.vector("x", x, xOffset, xLength));
         }
         boolean shareable = Parallelism.shareable(a) && Parallelism.shareable(x) && Parallelism.shareable(y);
         Gemv.run(trans.transposed(), m, n, alpha, a, aOffset, lda, x, xOffset, 1, beta, y, yOffset, 1, shareable);

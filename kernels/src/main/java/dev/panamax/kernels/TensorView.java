@@ -84,6 +84,18 @@ public record TensorView(MemorySegment data, long offset, long batchStride, long
         }
     }
 
+    /**
+     * Floats from the offset to the end of the last row of a non-empty {@code [batch, heads, rows, width]} tensor,
+     * saturated at {@code Long.MAX_VALUE}: huge strides must fail a range check, not wrap around and pass it.
+     */
+    long span(int batch, int heads, int rows, int width) {
+        return Checks.saturatedSum(
+                Checks.saturatedSum(
+                        Checks.saturatedProduct(batch - 1L, batchStride),
+                        Checks.saturatedProduct(heads - 1L, headStride)),
+                Checks.saturatedSum(Checks.saturatedProduct(rows - 1L, rowStride), width));
+    }
+
     /** Index of the first element of row {@code (b, h, r)}. */
     long row(int b, int h, int r) {
         return offset + b * batchStride + h * headStride + r * rowStride;
@@ -97,19 +109,12 @@ public record TensorView(MemorySegment data, long offset, long batchStride, long
         if (batch == 0 || heads == 0 || rows == 0 || width == 0) {
             return;
         }
-        // The span from the offset to the end of the last row, saturated: huge strides must fail the range check, not
-        // wrap around and pass it.
-        long span = Checks.saturatedSum(
-                Checks.saturatedSum(
-                        Checks.saturatedProduct(batch - 1L, batchStride),
-                        Checks.saturatedProduct(heads - 1L, headStride)),
-                Checks.saturatedSum(Checks.saturatedProduct(rows - 1L, rowStride), width));
         Checks.range(
                 name,
                 data,
                 name + ".offset",
                 offset,
-                span,
+                span(batch, heads, rows, width),
                 name + " [" + batch + ", " + heads + ", " + rows + ", " + width + "]");
         if (output) {
             Checks.writable(name, data);
