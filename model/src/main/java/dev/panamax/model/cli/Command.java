@@ -14,6 +14,11 @@ final class Command {
     /** Every command takes {@code -h}/{@code --help}. */
     static final Option HELP = Option.flag("--help", "show this help").shortName("-h");
 
+    /** The kernels' thread count, which every command that computes takes. */
+    static final Option THREADS = Option.whole(
+                    "--threads", "N", 1, Integer.MAX_VALUE, "threads for the kernels (default: all processors)")
+            .shortName("-t");
+
     /** The width the help text is wrapped to. */
     private static final int WIDTH = 80;
 

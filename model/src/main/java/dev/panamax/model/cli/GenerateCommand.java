@@ -65,9 +65,6 @@ final class GenerateCommand {
                     Long.MAX_VALUE,
                     "the random seed (default: from the clock, printed at the end so that the run can be repeated)")
             .shortName("-s");
-    static final Option THREADS = Option.whole(
-                    "--threads", "N", 1, Integer.MAX_VALUE, "threads for the kernels (default: all processors)")
-            .shortName("-t");
     static final Option PRINT_IDS =
             Option.flag("--print-ids", "print token ids, not text (always so without a tokenizer)");
 
@@ -90,7 +87,7 @@ final class GenerateCommand {
                     TOP_K,
                     TOP_P,
                     SEED,
-                    THREADS,
+                    Command.THREADS,
                     PRINT_IDS));
 
     private static final int DEFAULT_MAX_TOKENS = 256;
@@ -103,7 +100,7 @@ final class GenerateCommand {
         int topK = (int) line.whole(TOP_K);
         long seed = line.has(SEED) ? line.whole(SEED) : System.nanoTime();
         // Without --threads the kernels keep their default (all processors, or the panamax.threads property).
-        int threads = line.has(THREADS) ? (int) line.whole(THREADS) : 0;
+        int threads = line.has(Command.THREADS) ? (int) line.whole(Command.THREADS) : 0;
         if (line.has(MAX_TOKENS)) {
             line.whole(MAX_TOKENS);
         }

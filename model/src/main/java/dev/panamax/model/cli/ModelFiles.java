@@ -121,6 +121,10 @@ final class ModelFiles {
             if (!Files.exists(file)) {
                 throw missing(source, given, "GPT-2's " + file.getFileName() + " is missing (looked for " + file + ")");
             }
+            if (!Files.isRegularFile(file)) {
+                // A FIFO or a device would block the reader forever or feed it without end.
+                throw new ModelFormatException(file, "not a regular file");
+            }
         }
         Gpt2Checkpoint checkpoint = Gpt2Checkpoint.open(config, weights);
         return new Model(

@@ -23,9 +23,6 @@ import java.util.Optional;
  * its parser, messages and {@code --help} text are made.
  */
 public final class Panamax {
-    static final Option DEMO_THREADS = Option.whole(
-                    "--threads", "N", 1, Integer.MAX_VALUE, "threads for the kernels (default: all processors)")
-            .shortName("-t");
     static final Command DEMO = new Command(
             "demo",
             List.of(),
@@ -33,7 +30,7 @@ public final class Panamax {
             "Runs SGEMM, SGEMV, softmax and fused attention on a small problem each, checks every result against"
                     + " a reference loop, and times it next to the plain-Java loop it replaces. Each rate is measured"
                     + " once the JIT has compiled the kernel and the rate has settled.",
-            List.of(DEMO_THREADS));
+            List.of(Command.THREADS));
     static final Command INFO = new Command(
             "info",
             List.of("FILE"),
@@ -110,8 +107,8 @@ public final class Panamax {
         if (command == INFO) {
             return info(line.operands().getFirst(), out);
         }
-        if (line.has(DEMO_THREADS)) {
-            Parallelism.setThreads((int) line.whole(DEMO_THREADS));
+        if (line.has(Command.THREADS)) {
+            Parallelism.setThreads((int) line.whole(Command.THREADS));
         }
         return new Demo(out).run() ? 0 : 1;
     }

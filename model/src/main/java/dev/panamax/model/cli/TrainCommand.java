@@ -6,6 +6,7 @@ import dev.panamax.model.io.DType;
 import dev.panamax.model.io.Gpt2Checkpoint;
 import dev.panamax.model.io.ModelConfig;
 import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.io.ModelFormatException;
 import dev.panamax.model.tokenizer.CharVocabulary;
 import dev.panamax.model.tokenizer.Gpt2Tokenizer;
 import dev.panamax.model.train.Callback;
@@ -88,9 +89,6 @@ final class TrainCommand {
             "DIR",
             "train on GPT-2's BPE: a directory with encoder.json and vocab.bpe (default: a character vocabulary"
                     + " built from the text)");
-    static final Option THREADS = Option.whole(
-                    "--threads", "N", 1, Integer.MAX_VALUE, "threads for the kernels (default: all processors)")
-            .shortName("-t");
     static final Option EVAL_EVERY = Option.whole(
             "--eval-every", "N", 1, Integer.MAX_VALUE, "validate every N steps, as well as after each epoch");
     static final Option VAL_WINDOWS = Option.whole(
@@ -132,7 +130,7 @@ final class TrainCommand {
                     EXPORT,
                     RESUME,
                     TOKENIZER,
-                    THREADS,
+                    Command.THREADS,
                     EVAL_EVERY,
                     VAL_WINDOWS,
                     VAL_FRACTION,
@@ -166,7 +164,7 @@ final class TrainCommand {
             }
         }
         // Every value is checked before anything is read, written or trained.
-        int threads = line.has(THREADS) ? (int) line.whole(THREADS) : 0;
+        int threads = line.has(Command.THREADS) ? (int) line.whole(Command.THREADS) : 0;
         int requestedSteps = line.has(STEPS) ? (int) line.whole(STEPS) : 0;
         int requestedEpochs = line.has(EPOCHS) ? (int) line.whole(EPOCHS) : 0;
         int seq = (int) line.whole(SEQ);
@@ -417,7 +415,10 @@ final class TrainCommand {
                 };
         if (shape == null) {
             Path file = line.path(CONFIG);
-            if (!Files.isRegularFile(file)) {
+            if (Files.exists(file) && !Files.isRegularFile(file)) {
+                throw new ModelFormatException(file, "not a regular file");
+            }
+            if (!Files.exists(file)) {
                 throw ModelFiles.missing(
                         line.typed(CONFIG),
                         file,

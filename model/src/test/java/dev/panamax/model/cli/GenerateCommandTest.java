@@ -90,19 +90,10 @@ class GenerateCommandTest {
 
     @Test
     void aTokenizerTurnsThePromptIntoIdsAndTheTokensIntoText() throws IOException {
-        ModelConfig config = new ModelConfig(Architecture.LLAMA, 16, 32, 1, 2, 2, 300, 64, 1e-5f, 10000f, true);
-        Path model = dir.resolve("model.bin");
-        Llama2cCheckpoint.writeRandom(model, config, 3);
-        List<byte[]> pieces = new ArrayList<>(List.of(new byte[0], "\n<s>\n".getBytes(), "\n</s>\n".getBytes()));
-        for (int b = 0; b < 256; b++) {
-            pieces.add("<0x%02X>".formatted(b).getBytes(StandardCharsets.US_ASCII));
-        }
-        while (pieces.size() < config.vocabSize()) {
-            pieces.add(("x" + pieces.size()).getBytes(StandardCharsets.US_ASCII));
-        }
-        pieces.set(259, " ".getBytes(StandardCharsets.US_ASCII));
-        Path tokenizer = dir.resolve("tokenizer.bin");
-        new Llama2cTokenizer(pieces, new float[config.vocabSize()]).write(tokenizer);
+        Llama llama = llamaWithTokenizer();
+        Path model = llama.model();
+        Path tokenizer = llama.tokenizer();
+        List<byte[]> pieces = llama.pieces();
 
         String[] sampled = {
             "generate",
@@ -147,6 +138,11 @@ class GenerateCommandTest {
                 0, run("generate", "--model", dir.toString(), "--prompt-ids", "3,4,5", "--temperature", "0"), err());
         assertEquals(30, out().strip().split(" ").length, "the default fills the context: " + out());
         assertTrue(err().contains("prefill: 3 tokens") && err().contains("decode: 29 tokens"), err());
+        assertEquals(2, run("generate", "--model", dir.toString()));
+        assertTrue(
+                err().contains("this model has no beginning-of-text token to start from: give --prompt TEXT or"
+                        + " --prompt-ids IDS"),
+                err());
     }
 
     @Test
@@ -218,27 +214,19 @@ class GenerateCommandTest {
 
     @Test
     void aLlama2cPromptIsMeasuredByTheTokenizersLongestPieceBeforeEncoding() throws IOException {
-        Path[] files = llamaWithTokenizer();
-        // The longest piece ("<0xFF>" and the like) has 6 bytes: 60,000 bytes are at least 10,001 tokens with BOS.
-        assertEquals(
-                2,
-                run(
-                        "generate",
-                        "-m",
-                        files[0].toString(),
-                        "--tokenizer",
-                        files[1].toString(),
-                        "-p",
-                        "ab".repeat(30_000)));
+        Llama llama = llamaWithTokenizer();
+        String model = llama.model().toString();
+        String tokenizer = llama.tokenizer().toString();
+        // The longest piece has 6 bytes: 60,000 bytes are at least 10,001 tokens with BOS.
+        assertEquals(2, run("generate", "-m", model, "--tokenizer", tokenizer, "-p", "ab".repeat(30_000)));
         assertTrue(
                 err().startsWith("panamax: the prompt (at least 10001 tokens) is longer than the context (64)\n"),
                 err());
+        // Short enough by that bound, too long once encoded.
         err.reset();
-        assertEquals(
-                2,
-                run("generate", "-m", files[0].toString(), "--tokenizer", files[1].toString(), "-p", "hi ".repeat(30)));
+        assertEquals(2, run("generate", "-m", model, "--tokenizer", tokenizer, "-p", "hi ".repeat(30)));
         assertTrue(
-                err().startsWith("panamax: the prompt (") && err().contains("tokens) is longer than the context (64)"),
+                err().matches("panamax: the prompt \\(\\d+ tokens\\) is longer than the context \\(64\\)\\n(?s).*"),
                 err());
     }
 
@@ -273,7 +261,7 @@ class GenerateCommandTest {
 
     @Test
     void missingFilesSayWhatIsMissingWhereAndWhichOptionNamedIt() throws IOException {
-        Path[] llama = llamaWithTokenizer();
+        Llama llama = llamaWithTokenizer();
         ModelConfig config = new ModelConfig(Architecture.GPT2, 16, 64, 2, 2, 2, 40, 32, 1e-5f, 0, true);
         Path gpt2 = java.nio.file.Files.createDirectories(dir.resolve("gpt2"));
         Gpt2Checkpoint.write(gpt2, config, RandomWeights.gpt2(config, 5), DType.F16);
@@ -303,7 +291,7 @@ class GenerateCommandTest {
             {
                 "--tokenizer " + dir.resolve("tok.bin") + ": no such file or directory",
                 "-m",
-                llama[0].toString(),
+                llama.model().toString(),
                 "--tokenizer",
                 dir.resolve("tok.bin").toString(),
                 "-p",
@@ -327,8 +315,11 @@ class GenerateCommandTest {
         }
     }
 
-    /** A random llama2.c model with context 64 and a tokenizer for it: byte tokens, a space and filler pieces. */
-    private Path[] llamaWithTokenizer() throws IOException {
+    /** A random llama2.c model with context 64, and a tokenizer for it with these pieces. */
+    private record Llama(Path model, Path tokenizer, List<byte[]> pieces) {}
+
+    /** Byte tokens, a space and filler pieces: the longest piece, "<0xFF>" and the like, has 6 bytes. */
+    private Llama llamaWithTokenizer() throws IOException {
         ModelConfig config = new ModelConfig(Architecture.LLAMA, 16, 32, 1, 2, 2, 300, 64, 1e-5f, 10000f, true);
         Path model = dir.resolve("model.bin");
         Llama2cCheckpoint.writeRandom(model, config, 3);
@@ -342,7 +333,7 @@ class GenerateCommandTest {
         pieces.set(259, " ".getBytes(StandardCharsets.US_ASCII));
         Path tokenizer = dir.resolve("tokenizer.bin");
         new Llama2cTokenizer(pieces, new float[config.vocabSize()]).write(tokenizer);
-        return new Path[] {model, tokenizer};
+        return new Llama(model, tokenizer, pieces);
     }
 
     @Test

@@ -211,11 +211,9 @@ class TrainCommandTest {
 
     @Test
     void anotherRunsDirectoryIsNotOverwrittenWithoutForce() throws IOException {
-        Path data = text();
+        String[] twoSteps = {"train", "--data", text().toString(), "--steps", "2", "--batch", "2", "--seq", "8"};
         Path run = dir.resolve("run");
-        String[] train = {
-            "train", "--data", data.toString(), "--steps", "2", "--batch", "2", "--seq", "8", "--out", run.toString()
-        };
+        String[] train = with(twoSteps, "--out", run.toString());
         assertEquals(0, run(train), err());
         byte[] weights = Files.readAllBytes(run.resolve(Trainer.WEIGHTS_FILE));
 
@@ -231,83 +229,29 @@ class TrainCommandTest {
         // A directory holding anything else is another run's too; an empty one or a new one is not.
         Path other = Files.createDirectories(dir.resolve("other"));
         Files.writeString(other.resolve("notes.txt"), "mine");
-        assertEquals(2, run("train", "--data", data.toString(), "--steps", "2", "--batch", "2", "--out=" + other));
+        assertEquals(2, run(with(twoSteps, "--out=" + other)));
         assertEquals("mine", Files.readString(other.resolve("notes.txt")));
-        Path emptyDir = Files.createDirectories(dir.resolve("empty"));
-        assertEquals(
-                0,
-                run(
-                        "train",
-                        "--data",
-                        data.toString(),
-                        "--steps",
-                        "2",
-                        "--batch",
-                        "2",
-                        "--seq",
-                        "8",
-                        "--out",
-                        emptyDir.toString()),
-                err());
+        Path empty = Files.createDirectories(dir.resolve("empty"));
+        assertEquals(0, run(with(twoSteps, "--out", empty.toString())), err());
 
         // --force writes into it; an export beside the checkpoint is checked the same way, and never into it.
-        String[] forced = Arrays.copyOf(train, train.length + 1);
-        forced[train.length] = "--force";
-        assertEquals(0, run(forced), err());
-        assertEquals(
-                2,
-                run(
-                        "train",
-                        "--data",
-                        data.toString(),
-                        "--out",
-                        run.toString(),
-                        "--export",
-                        run.toString(),
-                        "--force"));
+        assertEquals(0, run(with(train, "--force")), err());
+        assertEquals(2, run(with(train, "--export", run.toString(), "--force")));
         assertTrue(err().contains("--export must be another directory than --out"), err());
-        assertEquals(
-                2,
-                run(
-                        "train",
-                        "--data",
-                        data.toString(),
-                        "--steps",
-                        "2",
-                        "--batch",
-                        "2",
-                        "--out",
-                        dir.resolve("new").toString(),
-                        "--export",
-                        other.toString()));
+        assertEquals(2, run(with(twoSteps, "--out", dir.resolve("new").toString(), "--export", other.toString())));
         assertTrue(err().startsWith("panamax: --export " + other + " already holds files"), err());
 
         // A file where the directory should be is a file error.
         Path file = Files.writeString(dir.resolve("file"), "x");
-        assertEquals(1, run("train", "--data", data.toString(), "--out", file.toString()));
+        assertEquals(1, run(with(twoSteps, "--out", file.toString())));
         assertEquals("panamax: --out " + file + ": is a file, not a directory\n", err());
     }
 
     @Test
     void aWarmUpAsLongAsTheRunIsCutToATenthWithAWarning() throws IOException {
         Path run = dir.resolve("run");
-        assertEquals(
-                0,
-                run(
-                        "train",
-                        "--data",
-                        text().toString(),
-                        "--steps",
-                        "20",
-                        "--batch",
-                        "2",
-                        "--seq",
-                        "8",
-                        "--warmup",
-                        "50",
-                        "--out",
-                        run.toString()),
-                err());
+        String[] twentySteps = {"train", "--data", text().toString(), "--steps", "20", "--batch", "2", "--seq", "8"};
+        assertEquals(0, run(with(twentySteps, "--warmup", "50", "--out", run.toString())), err());
         assertTrue(
                 err().startsWith("panamax: warning: the warm-up (--warmup 50 steps) is not shorter than the run (20"
                         + " steps), so the learning rate would never reach its peak; using 2 warm-up steps, a tenth of"
@@ -316,25 +260,22 @@ class TrainCommandTest {
         try (CpuBackend backend = new CpuBackend(1)) {
             assertEquals(2, Trainer.resume(backend, run).options().warmupSteps());
         }
-        Path shorter = dir.resolve("shorter");
         assertEquals(
                 0,
-                run(
-                        "train",
-                        "--data",
-                        text().toString(),
-                        "--steps",
-                        "20",
-                        "--batch",
-                        "2",
-                        "--seq",
-                        "8",
+                run(with(
+                        twentySteps,
                         "--warmup",
                         "19",
                         "--out",
-                        shorter.toString()),
+                        dir.resolve("shorter").toString())),
                 err());
         assertTrue(!err().contains("warning"), err());
+    }
+
+    private static String[] with(String[] args, String... more) {
+        String[] all = Arrays.copyOf(args, args.length + more.length);
+        System.arraycopy(more, 0, all, args.length, more.length);
+        return all;
     }
 
     @Test
