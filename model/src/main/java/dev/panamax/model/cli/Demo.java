@@ -30,7 +30,7 @@ final class Demo {
                 Parallelism.threads());
         out.printf(
                 Locale.ROOT,
-                "%-10s %-16s %12s %10s %16s %16s %9s%n",
+                "%-10s %-16s %12s %10s %17s %17s %9s%n",
                 "kernel",
                 "shape",
                 "error/bound",
@@ -209,20 +209,23 @@ final class Demo {
     private boolean report(
             String kernel, String shape, double worst, Timing.Rate ours, Timing.Rate theirs, String unit) {
         boolean ok = worst <= 1;
-        boolean settled = ours.settled() && theirs.settled();
         out.printf(
                 Locale.ROOT,
-                "%-10s %-16s %12.3f %10s %9s %-6s %9s %-6s %9s%n",
+                "%-10s %-16s %12.3f %10s %17s %17s %9s%n",
                 kernel,
                 shape,
                 worst,
                 ok ? "ok" : "WRONG",
-                ours.giga(),
-                unit,
-                theirs.giga(),
-                unit,
-                settled ? Timing.significant(ours.perSecond() / theirs.perSecond()) + "×" : "-");
+                rate(ours, unit),
+                rate(theirs, unit),
+                ours.settled() && theirs.settled()
+                        ? Timing.significant(ours.perSecond() / theirs.perSecond()) + "×"
+                        : "-");
         return ok;
+    }
+
+    private static String rate(Timing.Rate rate, String unit) {
+        return rate.settled() ? String.format(Locale.ROOT, "%9s %-7s", rate.giga(), unit) : "unsettled        ";
     }
 
     private static void plainGemm(int m, int n, int k, float[] a, float[] b, float[] c) {

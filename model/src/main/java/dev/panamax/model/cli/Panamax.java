@@ -28,8 +28,9 @@ public final class Panamax {
             List.of(),
             "run each kernel on a small problem, check it and time it next to plain Java",
             "Runs SGEMM, SGEMV, softmax and fused attention on a small problem each, checks every result against"
-                    + " a reference loop, and times it next to the plain-Java loop it replaces. Each rate is measured"
-                    + " once the JIT has compiled the kernel and the rate has settled.",
+                    + " a reference loop, and times it next to the plain-Java loop it replaces: after a warm-up, in"
+                    + " batches until three in a row agree within 10% (a rate that has not settled after 5 s, as on a"
+                    + " busy machine, prints as unsettled).",
             List.of(Command.THREADS));
     static final Command INFO = new Command(
             "info",
