@@ -26,7 +26,7 @@ public final class Panamax {
     static final Command DEMO = new Command(
             "demo",
             List.of(),
-            "run each kernel on a small problem, check it and time it next to plain Java",
+            "check each kernel on a small problem and time it next to plain Java",
             "Runs SGEMM, SGEMV, softmax and fused attention on a small problem each, checks every result against"
                     + " a reference loop, and times it next to the plain-Java loop it replaces: after a warm-up, in"
                     + " batches until three in a row agree within 10% (a rate that has not settled after 5 s, as on a"
