@@ -130,8 +130,8 @@ public final class Panamax {
             usage.append(String.format(Locale.ROOT, "  %-10s %s\n", command.name(), command.summary()));
         }
         usage.append(String.format(Locale.ROOT, "  %-10s %s\n", "help", "show this text, or a command's options"));
-        return usage.append("\nrun 'panamax <command> --help' for a command's options,")
-                .append(" 'panamax --version' for the version\n")
+        return usage.append("\nrun 'panamax <command> --help' for a command's options\n")
+                .append("run 'panamax --version' for the version\n")
                 .toString();
     }
 
