@@ -114,8 +114,9 @@ final class GenerateCommand {
             Optional<Path> tokenizer =
                     line.has(TOKENIZER) ? Optional.of(line.path(TOKENIZER)) : ModelFiles.vocabularyBeside(modelPath);
             String tokenizerSource = line.has(TOKENIZER) ? line.typed(TOKENIZER) : "the vocabulary beside the model";
-            ModelFiles.Codec codec =
-                    tokenizer.isPresent() ? ModelFiles.tokenizer(tokenizer.get(), tokenizerSource, config) : null;
+            ModelFiles.Codec codec = tokenizer.isPresent()
+                    ? ModelFiles.tokenizer(tokenizer.get(), tokenizerSource, config, modelPath)
+                    : null;
             int[] prompt = prompt(line, codec, model);
             if (prompt.length > config.seqLen()) {
                 throw line.usage(tooLong(tokens(prompt.length), config));

@@ -172,11 +172,12 @@ final class ModelFiles {
      * @param path the tokenizer
      * @param source what named the path, for messages: the option as typed
      * @param config the model's configuration, whose vocabulary the tokenizer must match
+     * @param model the model's file or directory, named when the vocabularies differ
      * @throws NoSuchFileException naming {@code source}, if the tokenizer or a file it needs is missing
      * @throws ModelFormatException if a file is malformed or its vocabulary is not the model's
      * @throws IOException if a file cannot be read
      */
-    static Codec tokenizer(Path path, String source, ModelConfig config) throws IOException {
+    static Codec tokenizer(Path path, String source, ModelConfig config, Path model) throws IOException {
         if (!Files.exists(path)) {
             throw missing(source, path, "no such file or directory");
         }
@@ -186,7 +187,9 @@ final class ModelFiles {
         }
         Path chars = directory ? path.resolve(CharVocabulary.FILE) : path;
         if (chars.getFileName().toString().equals(CharVocabulary.FILE) && Files.isRegularFile(chars)) {
-            return characters(CharVocabulary.read(chars), chars, config);
+            CharVocabulary vocabulary = CharVocabulary.read(chars);
+            vocabulary.requireVocabularySize(config.vocabSize(), chars, model);
+            return characters(vocabulary);
         }
         if (config.architecture() == Architecture.LLAMA) {
             if (directory) {
@@ -205,7 +208,9 @@ final class ModelFiles {
                     "is a file; a GPT-2 tokenizer is a directory holding encoder.json (or"
                             + " vocab.json) and vocab.bpe (or merges.txt)");
         }
-        return gpt2(gpt2Tokenizer(path, source));
+        Gpt2Tokenizer gpt2 = gpt2Tokenizer(path, source);
+        gpt2.requireVocabularySize(config.vocabSize(), path, model);
+        return gpt2(gpt2);
     }
 
     /** GPT-2's tokenizer from a directory with {@code encoder.json}/{@code vocab.json} and {@code vocab.bpe}/{@code merges.txt}. */
@@ -215,14 +220,7 @@ final class ModelFiles {
                 either(directory, source, "vocab.bpe", "merges.txt"));
     }
 
-    private static Codec characters(CharVocabulary vocabulary, Path file, ModelConfig config)
-            throws ModelFormatException {
-        if (vocabulary.size() != config.vocabSize()) {
-            throw new ModelFormatException(
-                    file,
-                    "has " + vocabulary.size() + " characters, the model's vocabulary " + config.vocabSize()
-                            + " tokens: it belongs to another model");
-        }
+    private static Codec characters(CharVocabulary vocabulary) {
         Optional<Integer> lineBreak = Optional.empty();
         for (int token = 0; token < vocabulary.size(); token++) {
             if (vocabulary.decode(token).equals("\n")) {

@@ -146,6 +146,20 @@ class GenerateCommandTest {
     }
 
     @Test
+    void aVocabularyOfAnotherSizeIsRefusedBeforeAnythingRuns() throws IOException {
+        ModelConfig config = new ModelConfig(Architecture.GPT2, 16, 64, 2, 2, 2, 40, 32, 1e-5f, 0, true);
+        Gpt2Checkpoint.write(dir, config, RandomWeights.gpt2(config, 5), DType.F16);
+        Path chars = dir.resolve(dev.panamax.model.tokenizer.CharVocabulary.FILE);
+        dev.panamax.model.tokenizer.CharVocabulary.of("abc").write(chars);
+        assertEquals(1, run("generate", "-m", dir.toString(), "-p", "ab"));
+        assertEquals(
+                "panamax: " + chars + ": character vocabulary has 3 tokens, but the model " + dir
+                        + " has a vocabulary of 40; they must be equal (is this the model's tokenizer?)\n",
+                err());
+        assertEquals("", out(), "nothing generated");
+    }
+
+    @Test
     void badArgumentsAreUsageErrorsThatSayWhy() {
         String model = SharedData.require("stories260K.bin").toString();
         String[][] cases = {
