@@ -70,7 +70,7 @@ public final class Parallelism {
 
     /**
      * Sets the number of threads kernels may use, including the calling thread. Takes effect for calls that start
-     * afterwards; results do not depend on it.
+     * afterwards; calls already running, on other threads, finish as they began. Results do not depend on it.
      *
      * @param count the parallelism, at least 1
      * @throws IllegalArgumentException if {@code count < 1}
