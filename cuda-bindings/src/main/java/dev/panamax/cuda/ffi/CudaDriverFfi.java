@@ -612,66 +612,6 @@ public class CudaDriverFfi extends CudaDriverFfi$shared {
         }
     }
 
-    private static class cuDevicePrimaryCtxRelease_v2 {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-            CudaDriverFfi.C_INT,
-            CudaDriverFfi.C_INT
-        );
-
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("cuDevicePrimaryCtxRelease_v2");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    /**
-     * Function descriptor for:
-     * {@snippet lang=c :
-     * CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
-     * }
-     */
-    public static FunctionDescriptor cuDevicePrimaryCtxRelease_v2$descriptor() {
-        return cuDevicePrimaryCtxRelease_v2.DESC;
-    }
-
-    /**
-     * Downcall method handle for:
-     * {@snippet lang=c :
-     * CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
-     * }
-     */
-    public static MethodHandle cuDevicePrimaryCtxRelease_v2$handle() {
-        return cuDevicePrimaryCtxRelease_v2.HANDLE;
-    }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
-     * }
-     */
-    public static MemorySegment cuDevicePrimaryCtxRelease_v2$address() {
-        return cuDevicePrimaryCtxRelease_v2.ADDR;
-    }
-
-    /**
-     * {@snippet lang=c :
-     * CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
-     * }
-     */
-    public static int cuDevicePrimaryCtxRelease_v2(int dev) {
-        var mh$ = cuDevicePrimaryCtxRelease_v2.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("cuDevicePrimaryCtxRelease_v2", dev);
-            }
-            return (int)mh$.invokeExact(dev);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
     private static class cuCtxSetCurrent {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             CudaDriverFfi.C_INT,
