@@ -37,8 +37,7 @@ fi
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-# __FILE__ in fault messages relative to the module: src/main/cuda/samples.cu, not the build machine's path.
-flags=(-std=c++20 -O2 -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -fmacro-prefix-map="$module/=" -I"$here" -I"$include")
+flags=(-std=c++20 -O2 -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -I"$here" -I"$include")
 # Kernel code only: g++'s checks of array indexes (static __shared__ arrays) and integer division report to the
 # handlers in emulator.cpp, which turn them into kernel faults instead of crashing the JVM.
 kernel_flags=(-fsanitize=bounds,integer-divide-by-zero -fno-sanitize-recover=all)
@@ -46,7 +45,8 @@ kernel_flags=(-fsanitize=bounds,integer-divide-by-zero -fno-sanitize-recover=all
 objects=("$work/emulator.o")
 for source in "$@"; do
     object="$work/$(basename "$source" .cu).o"
-    "$compiler" "${flags[@]}" "${kernel_flags[@]}" -x c++ -c "$source" -o "$object"
+    # Compiled by its path relative to the module, which fault messages then name: src/main/cuda/samples.cu.
+    (cd "$module" && "$compiler" "${flags[@]}" "${kernel_flags[@]}" -x c++ -c "$(realpath --relative-to=. "$source")" -o "$object")
     objects+=("$object")
 done
 "$compiler" -shared -o "$output.tmp" "${objects[@]}"
