@@ -24,8 +24,9 @@ import java.util.Optional;
  * which returns with the result. Alpha and beta are floats on the host. A handle may be used by one thread at a time.
  *
  * <p>libcublas is found like libcudart (system property {@code panamax.cuda.cublas}, {@code CUDA_HOME}, the loader
- * path, the usual install locations; sonames 13, 12, 11); {@link #create()} throws {@link IllegalStateException} with
- * the places searched when it is missing.
+ * path, the usual install locations; sonames 13, 12, 11). On a machine that cannot run cuBLAS (no libcublas, or a file
+ * there that is not one, no libcudart, no driver, no device) {@link #create()} throws {@link
+ * CudaUnavailableException} with the reason, every time, so that a caller can fall back to the CPU.
  */
 public final class Cublas implements AutoCloseable {
     /** cuBLAS's math modes ({@code cublasMath_t}): which shortcuts cuBLAS may take. */
@@ -77,11 +78,13 @@ public final class Cublas implements AutoCloseable {
      * Creates a handle on the calling thread's current device, on the legacy default stream.
      *
      * @return the handle
-     * @throws IllegalStateException when libcublas is not found
-     * @throws CublasException when cuBLAS fails, e.g. {@code CUBLAS_STATUS_NOT_INITIALIZED} without a driver or device
+     * @throws CudaUnavailableException when libcublas is not found, or CUDA cannot run here ({@link
+     *     Cuda#unavailableReason()})
+     * @throws CublasException when cuBLAS fails on a machine that can run CUDA
      */
     public static Cublas create() {
         Libraries.Cublas.FOUND.require();
+        Cuda.requireAvailable();
         return new Cublas(Cuda.create(CudaFfi::cublasCreate_v2, "cublasCreate_v2", Cublas::check));
     }
 
@@ -98,7 +101,7 @@ public final class Cublas implements AutoCloseable {
      * The version of the loaded libcublas ({@code cublasGetProperty}); needs no driver or device.
      *
      * @return e.g. 11.11.3
-     * @throws IllegalStateException when libcublas is not found
+     * @throws CudaUnavailableException when libcublas is not found
      */
     public static Version libraryVersion() {
         Libraries.Cublas.FOUND.require();

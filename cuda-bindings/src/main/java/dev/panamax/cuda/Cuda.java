@@ -19,7 +19,7 @@ import java.util.function.ToIntFunction;
  * {@code CUDA_HOME}/{@code CUDA_PATH}, the loader path and the usual install locations; sonames 13, 12, 11). A machine
  * without the library, the driver or a device is a normal state: {@link #isAvailable()} is false and {@link
  * #unavailableReason()} says which, nothing crashes. Everything else in this package that needs the runtime throws
- * {@link IllegalStateException} with that reason when it is missing.
+ * {@link CudaUnavailableException} with that reason when it is missing.
  */
 public final class Cuda {
     /** Bytes allocated for {@code cudaDeviceProp}: more than any CUDA version's struct (13.0's is about 1 KiB). */
@@ -118,7 +118,7 @@ public final class Cuda {
      *
      * @param ordinal the device, from 0 to {@link #deviceCount()} − 1
      * @return its properties
-     * @throws IllegalStateException when CUDA is not available
+     * @throws CudaUnavailableException when CUDA is not available
      * @throws IndexOutOfBoundsException when there is no such device
      */
     public static DeviceProperties device(int ordinal) {
@@ -141,7 +141,7 @@ public final class Cuda {
      * Makes a device the calling thread's current one: later allocations, streams and handles of this thread use it.
      *
      * @param ordinal the device, from 0 to {@link #deviceCount()} − 1
-     * @throws IllegalStateException when CUDA is not available
+     * @throws CudaUnavailableException when CUDA is not available
      * @throws IndexOutOfBoundsException when there is no such device
      */
     public static void setDevice(int ordinal) {
@@ -199,7 +199,7 @@ public final class Cuda {
      * The calling thread's current device.
      *
      * @return its ordinal
-     * @throws IllegalStateException when CUDA is not available
+     * @throws CudaUnavailableException when CUDA is not available
      */
     public static int currentDevice() {
         requireAvailable();
@@ -210,7 +210,7 @@ public final class Cuda {
      * Waits until the current device has finished all work queued on it ({@code cudaDeviceSynchronize}); returns at
      * once on the emulated device, whose work is done when queued.
      *
-     * @throws IllegalStateException when CUDA is not available
+     * @throws CudaUnavailableException when CUDA is not available
      */
     public static void synchronize() {
         if (EmulatedDevice.isSelected()) {
@@ -220,10 +220,10 @@ public final class Cuda {
         check("cudaDeviceSynchronize", CudaFfi.cudaDeviceSynchronize());
     }
 
-    /** Throws {@link IllegalStateException} with the reason when CUDA is not available. */
+    /** Throws {@link CudaUnavailableException} with the reason when CUDA is not available. */
     static void requireAvailable() {
         if (!isAvailable()) {
-            throw new IllegalStateException("CUDA is not available: " + State.REASON);
+            throw new CudaUnavailableException(State.REASON);
         }
     }
 
