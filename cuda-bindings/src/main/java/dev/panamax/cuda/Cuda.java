@@ -157,7 +157,7 @@ public final class Cuda {
      * {@code panamax.cuda.device=emulated} makes it every thread's initial device (with the schedule seed {@code
      * panamax.cuda.emulator.seed}, default 0). See the module's README, "Kernels and the emulated device".
      *
-     * @throws IllegalStateException when the emulated device cannot run here (see {@link
+     * @throws CudaUnavailableException when the emulated device cannot run here (see {@link
      *     #emulatedDeviceUnavailableReason()})
      */
     public static void useEmulatedDevice() {
@@ -170,7 +170,7 @@ public final class Cuda {
      * not depend on it, which tests check by launching with several seeds.
      *
      * @param scheduleSeed 0 for index order, anything else for a shuffled order that this seed reproduces
-     * @throws IllegalStateException when the emulated device cannot run here
+     * @throws CudaUnavailableException when the emulated device cannot run here
      */
     public static void useEmulatedDevice(long scheduleSeed) {
         EmulatedDevice.select(scheduleSeed);

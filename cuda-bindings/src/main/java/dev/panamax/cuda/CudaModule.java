@@ -56,7 +56,9 @@ public final class CudaModule implements AutoCloseable {
      * @param resource the resource name, without a leading slash
      * @return the module, loaded on the calling thread's current device
      * @throws IllegalArgumentException when there is no such resource, or it declares no kernel
-     * @throws IllegalStateException when neither CUDA nor the emulated device can run here
+     * @throws CudaUnavailableException when CUDA (the driver API included) cannot run here and the emulated device is
+     *     not the calling thread's current device
+     * @throws IllegalStateException on the emulated device, when its kernel library lacks one of the PTX's kernels
      * @throws CudaException when the driver rejects the PTX
      */
     public static CudaModule load(String resource) {
@@ -71,7 +73,9 @@ public final class CudaModule implements AutoCloseable {
      * @param ptx the PTX
      * @return the module, loaded on the calling thread's current device
      * @throws IllegalArgumentException when the text declares no kernel
-     * @throws IllegalStateException when neither CUDA nor the emulated device can run here
+     * @throws CudaUnavailableException when CUDA (the driver API included) cannot run here and the emulated device is
+     *     not the calling thread's current device
+     * @throws IllegalStateException on the emulated device, when its kernel library lacks one of the PTX's kernels
      * @throws CudaException when the driver rejects the PTX
      */
     public static CudaModule fromPtx(String name, String ptx) {

@@ -29,7 +29,7 @@ public record DeviceLimits(
      * it, else the current GPU.
      *
      * @return its limits
-     * @throws IllegalStateException when neither the emulated device is chosen nor CUDA available
+     * @throws CudaUnavailableException when neither the emulated device is chosen nor CUDA available
      */
     public static DeviceLimits current() {
         return EmulatedDevice.isSelected() ? EMULATED : DriverKernels.limits();

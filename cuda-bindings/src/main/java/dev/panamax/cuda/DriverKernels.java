@@ -41,7 +41,7 @@ final class DriverKernels {
     private static void requireDriver() {
         Cuda.requireAvailable();
         CudaDriver.unavailableReason().ifPresent(reason -> {
-            throw new IllegalStateException("the CUDA driver API is not available: " + reason);
+            throw new CudaUnavailableException(reason);
         });
     }
 

@@ -176,7 +176,7 @@ final class EmulatedDevice {
 
         static void require() {
             if (!REASON.isEmpty()) {
-                throw new IllegalStateException("the emulated device is not available: " + REASON);
+                throw new CudaUnavailableException("the emulated device is not available: " + REASON);
             }
         }
     }

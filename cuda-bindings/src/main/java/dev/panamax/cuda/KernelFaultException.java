@@ -3,9 +3,9 @@ package dev.panamax.cuda;
 /**
  * A kernel did what a GPU cannot run correctly, caught by the emulated device: an out-of-bounds or misaligned access,
  * a barrier or warp operation that not every thread reaches, or a trap. The message names the kernel, the block and
- * the thread, and what happened, e.g. {@code launch of block_sum on the emulated device failed:
- * CUDA_ERROR_ILLEGAL_ADDRESS (700): block (3,0,0), thread (232,0,0): out-of-bounds access: 4 bytes at byte offset 4000
- * of argument 0, which holds 4000 bytes (element 1000)}. The status is the one a GPU would most likely report, if
+ * the thread, and what happened, e.g. {@code emulated launch failed for kernel block_sum: CUDA_ERROR_ILLEGAL_ADDRESS
+ * (700): block (3,0,0), thread (232,0,0): out-of-bounds access: 4 bytes at byte offset 4000 of argument 0, which holds
+ * 4000 bytes (element 1000)}. The status is the one a GPU would most likely report, if
  * any; {@link #kind()} says exactly what the emulator saw.
  */
 public final class KernelFaultException extends CudaException {
@@ -33,30 +33,20 @@ public final class KernelFaultException extends CudaException {
         }
     }
 
-    private final String kernel;
     private final Kind kind;
     private final Dim3 block;
     private final Dim3 thread;
 
     KernelFaultException(String kernel, Kind kind, Dim3 block, Dim3 thread, String what) {
         super(
-                "launch of " + kernel + " on the emulated device",
+                "emulated launch",
+                kernel,
                 kind.code,
                 kind.statusName,
                 "block " + block + ", thread " + thread + ": " + what);
-        this.kernel = kernel;
         this.kind = kind;
         this.block = block;
         this.thread = thread;
-    }
-
-    /**
-     * The kernel that faulted.
-     *
-     * @return its name
-     */
-    public String kernel() {
-        return kernel;
     }
 
     /**

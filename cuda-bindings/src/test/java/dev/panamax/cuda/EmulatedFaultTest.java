@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.util.HashSet;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -47,11 +48,11 @@ class EmulatedFaultTest {
         try (DeviceBuffer out = DeviceBuffer.allocate(ElementType.FLOAT, 64)) {
             KernelFaultException e = fault("barrier_after_exit", Dim3.of(2), Dim3.of(64), out);
             assertEquals(KernelFaultException.Kind.DIVERGENT_BARRIER, e.kind());
-            assertEquals("barrier_after_exit", e.kernel());
+            assertEquals(Optional.of("barrier_after_exit"), e.kernel());
             assertEquals(new Dim3(0, 0, 0), e.block());
             assertEquals(new Dim3(16, 0, 0), e.thread());
             assertEquals(
-                    "launch of barrier_after_exit on the emulated device failed: CUDA_ERROR_LAUNCH_FAILED (719): "
+                    "emulated launch failed for kernel barrier_after_exit: CUDA_ERROR_LAUNCH_FAILED (719): "
                             + "block (0,0,0), thread (16,0,0): divergent barrier: 16 of 64 threads wait at __syncthreads "
                             + "(src/test/cuda/faults.cu:11), e.g. thread (0,0,0), but thread (16,0,0) exited",
                     e.getMessage());
@@ -65,7 +66,7 @@ class EmulatedFaultTest {
             assertEquals(KernelFaultException.Kind.DIVERGENT_BARRIER, e.kind());
             assertEquals(new Dim3(1, 0, 0), e.thread());
             assertEquals(
-                    "launch of barriers_apart on the emulated device failed: CUDA_ERROR_LAUNCH_FAILED (719): "
+                    "emulated launch failed for kernel barriers_apart: CUDA_ERROR_LAUNCH_FAILED (719): "
                             + "block (0,0,0), thread (1,0,0): divergent barrier: 32 of 64 threads wait at __syncthreads "
                             + "(src/test/cuda/faults.cu:19), e.g. thread (0,0,0), but thread (1,0,0) waits at __syncthreads "
                             + "(src/test/cuda/faults.cu:22)",
@@ -80,7 +81,7 @@ class EmulatedFaultTest {
             assertEquals(KernelFaultException.Kind.DIVERGENT_WARP_OPERATION, e.kind());
             assertEquals(new Dim3(16, 0, 0), e.thread());
             assertEquals(
-                    "launch of half_warp_shuffle on the emulated device failed: CUDA_ERROR_LAUNCH_FAILED (719): "
+                    "emulated launch failed for kernel half_warp_shuffle: CUDA_ERROR_LAUNCH_FAILED (719): "
                             + "block (0,0,0), thread (16,0,0): divergent warp operation: thread (0,0,0) waits at "
                             + "__shfl_down_sync (src/test/cuda/faults.cu:55) with mask 0xffffffff, but thread (16,0,0) "
                             + "(lane 16 of warp 0) exited",
@@ -96,7 +97,7 @@ class EmulatedFaultTest {
             assertEquals(new Dim3(1, 0, 0), e.block());
             assertEquals(new Dim3(36, 0, 0), e.thread());
             assertEquals(
-                    "launch of unchecked_write on the emulated device failed: CUDA_ERROR_ILLEGAL_ADDRESS (700): "
+                    "emulated launch failed for kernel unchecked_write: CUDA_ERROR_ILLEGAL_ADDRESS (700): "
                             + "block (1,0,0), thread (36,0,0): out-of-bounds access: 4 bytes at byte offset 400 of argument "
                             + "0, which holds 400 bytes (element 100)",
                     e.getMessage());
@@ -109,7 +110,7 @@ class EmulatedFaultTest {
             KernelFaultException e = fault("write_before_start", Dim3.of(1), Dim3.of(1), out);
             assertEquals(KernelFaultException.Kind.OUT_OF_BOUNDS, e.kind());
             assertEquals(
-                    "launch of write_before_start on the emulated device failed: CUDA_ERROR_ILLEGAL_ADDRESS (700): "
+                    "emulated launch failed for kernel write_before_start: CUDA_ERROR_ILLEGAL_ADDRESS (700): "
                             + "block (0,0,0), thread (0,0,0): out-of-bounds access: 4 bytes at byte offset -4 of argument 0, "
                             + "which holds 32 bytes (element -1)",
                     e.getMessage());
@@ -123,7 +124,7 @@ class EmulatedFaultTest {
             assertEquals(KernelFaultException.Kind.OUT_OF_BOUNDS, e.kind());
             assertEquals(new Dim3(32, 0, 0), e.thread());
             assertEquals(
-                    "launch of shared_overrun on the emulated device failed: CUDA_ERROR_ILLEGAL_ADDRESS (700): "
+                    "emulated launch failed for kernel shared_overrun: CUDA_ERROR_ILLEGAL_ADDRESS (700): "
                             + "block (0,0,0), thread (32,0,0): out-of-bounds index 32 into an array at "
                             + "src/test/cuda/faults.cu:45",
                     e.getMessage());
