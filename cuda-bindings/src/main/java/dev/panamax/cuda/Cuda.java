@@ -147,6 +147,52 @@ public final class Cuda {
     public static void setDevice(int ordinal) {
         requireDevice(ordinal);
         check("cudaSetDevice", CudaFfi.cudaSetDevice(ordinal));
+        EmulatedDevice.deselect();
+    }
+
+    /**
+     * Makes the emulated device the calling thread's current device, running blocks and threads in index order: the
+     * {@link DeviceBuffer}s, {@link CudaStream}s, {@link CudaEvent}s, {@link PinnedBuffer}s and {@link CudaModule}s
+     * this thread creates from now on belong to it, until {@link #setDevice(int)} chooses a GPU. The system property
+     * {@code panamax.cuda.device=emulated} makes it every thread's initial device (with the schedule seed {@code
+     * panamax.cuda.emulator.seed}, default 0). See the module's README, "Kernels and the emulated device".
+     *
+     * @throws CudaUnavailableException when the emulated device cannot run here (see {@link
+     *     #emulatedDeviceUnavailableReason()})
+     */
+    public static void useEmulatedDevice() {
+        useEmulatedDevice(0);
+    }
+
+    /**
+     * Makes the emulated device the calling thread's current device, running the blocks of each launch, and the
+     * threads of each block between barriers, in an order drawn from {@code scheduleSeed}: a kernel's results must
+     * not depend on it, which tests check by launching with several seeds.
+     *
+     * @param scheduleSeed 0 for index order, anything else for a shuffled order that this seed reproduces
+     * @throws CudaUnavailableException when the emulated device cannot run here
+     */
+    public static void useEmulatedDevice(long scheduleSeed) {
+        EmulatedDevice.select(scheduleSeed);
+    }
+
+    /**
+     * Whether the calling thread's current device is the emulated one.
+     *
+     * @return true after {@link #useEmulatedDevice()} (or with {@code panamax.cuda.device=emulated}) until {@link
+     *     #setDevice(int)}
+     */
+    public static boolean isEmulatedDeviceCurrent() {
+        return EmulatedDevice.isSelected();
+    }
+
+    /**
+     * Why the emulated device cannot run here, e.g. its kernel library was not built for want of a C++ compiler.
+     *
+     * @return the reason, or empty when it can run
+     */
+    public static Optional<String> emulatedDeviceUnavailableReason() {
+        return EmulatedDevice.unavailableReason();
     }
 
     /**
@@ -161,11 +207,15 @@ public final class Cuda {
     }
 
     /**
-     * Waits until the current device has finished all work queued on it ({@code cudaDeviceSynchronize}).
+     * Waits until the current device has finished all work queued on it ({@code cudaDeviceSynchronize}); returns at
+     * once on the emulated device, whose work is done when queued.
      *
      * @throws CudaUnavailableException when CUDA is not available
      */
     public static void synchronize() {
+        if (EmulatedDevice.isSelected()) {
+            return;
+        }
         requireAvailable();
         check("cudaDeviceSynchronize", CudaFfi.cudaDeviceSynchronize());
     }
