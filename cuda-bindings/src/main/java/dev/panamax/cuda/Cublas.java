@@ -29,6 +29,13 @@ import java.util.concurrent.locks.Lock;
  * path, the usual install locations; sonames 13, 12, 11). On a machine that cannot run cuBLAS (no libcublas, or a file
  * there that is not one, no libcudart, no driver, no device) {@link #create()} throws {@link
  * CudaUnavailableException} with the reason, every time, so that a caller can fall back to the CPU.
+ *
+ * <p>On the emulated device ({@link Cuda#useEmulatedDevice()}) a handle needs neither libcublas nor a GPU: each product
+ * makes the same column-major call it makes to cuBLAS, served on the host by a {@link HostGemm} (found with the {@link
+ * java.util.ServiceLoader}; {@code dev.panamax.model} provides one over the kernels module's {@code Gemm}), on the
+ * emulated device's buffers and streams; FP16 and BF16 inputs are widened exactly and accumulated in FP32 whatever the
+ * math mode. A handle takes only buffers and streams of its own device: mixing the emulated device and a GPU throws
+ * {@link IllegalArgumentException}.
  */
 public final class Cublas implements AutoCloseable {
     /** cuBLAS's math modes ({@code cublasMath_t}): which shortcuts cuBLAS may take. */
@@ -581,27 +588,38 @@ public final class Cublas implements AutoCloseable {
         sameDevice("b", b);
         sameDevice("c", c);
         if (isEmulated()) {
-            emulatedProduct(
-                    transA,
-                    transB,
-                    m,
-                    n,
-                    k,
-                    alpha,
-                    a,
-                    aOffset,
-                    lda,
-                    strideA,
-                    b,
-                    bOffset,
-                    ldb,
-                    strideB,
-                    beta,
-                    c,
-                    cOffset,
-                    ldc,
-                    strideC,
-                    batchCount);
+            // The same column-major call as on a GPU (Cᵀ = op(B)ᵀ·op(A)ᵀ), served on the host; frees of device
+            // memory wait for it, as they wait for launches.
+            Lock memory = EmulatedDevice.MEMORY.readLock();
+            memory.lock();
+            try {
+                EmulatedCublas.gemm(
+                        hostGemm,
+                        transB,
+                        transA,
+                        n,
+                        m,
+                        k,
+                        alpha,
+                        b.emulatedMemory(),
+                        b.type(),
+                        bOffset,
+                        ldb,
+                        strideB,
+                        a.emulatedMemory(),
+                        aOffset,
+                        lda,
+                        strideA,
+                        beta,
+                        c.emulatedMemory(),
+                        c.type(),
+                        cOffset,
+                        ldc,
+                        strideC,
+                        batchCount);
+            } finally {
+                memory.unlock();
+            }
             return;
         }
         MemorySegment h = handle();
@@ -682,63 +700,6 @@ public final class Cublas implements AutoCloseable {
         if (buffer.isEmulated() != isEmulated()) {
             throw new IllegalArgumentException(name + " (" + buffer + ") and " + this
                     + " belong to different devices: one is the emulated device, one a GPU");
-        }
-    }
-
-    /**
-     * A product on the emulated device: the same column-major call as on a GPU (Cᵀ = op(B)ᵀ·op(A)ᵀ),
-     * which {@link EmulatedCublas} serves on the host, while frees of device memory wait, as they wait for launches.
-     */
-    private void emulatedProduct(
-            Transpose transA,
-            Transpose transB,
-            int m,
-            int n,
-            int k,
-            float alpha,
-            DeviceBuffer a,
-            long aOffset,
-            int lda,
-            long strideA,
-            DeviceBuffer b,
-            long bOffset,
-            int ldb,
-            long strideB,
-            float beta,
-            DeviceBuffer c,
-            long cOffset,
-            int ldc,
-            long strideC,
-            int batchCount) {
-        Lock memory = EmulatedDevice.MEMORY.readLock();
-        memory.lock();
-        try {
-            EmulatedCublas.gemm(
-                    hostGemm,
-                    transB,
-                    transA,
-                    n,
-                    m,
-                    k,
-                    alpha,
-                    b.emulatedMemory(),
-                    b.type(),
-                    bOffset,
-                    ldb,
-                    strideB,
-                    a.emulatedMemory(),
-                    aOffset,
-                    lda,
-                    strideA,
-                    beta,
-                    c.emulatedMemory(),
-                    c.type(),
-                    cOffset,
-                    ldc,
-                    strideC,
-                    batchCount);
-        } finally {
-            memory.unlock();
         }
     }
 

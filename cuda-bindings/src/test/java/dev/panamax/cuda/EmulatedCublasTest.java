@@ -324,6 +324,14 @@ class EmulatedCublasTest {
                 "a (" + gpu
                         + ") and emulated Cublas belong to different devices: one is the emulated device, one a GPU",
                 e.getMessage());
+        try (CudaStream stream = CudaStream.create();
+                DeviceBuffer three = upload(ElementType.FLOAT, new float[] {3f});
+                DeviceBuffer product = DeviceBuffer.allocate(ElementType.FLOAT, 1)) {
+            cublas.setStream(stream);
+            cublas.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 1, 1, 1, 2f, three, 0, 1, three, 0, 1, 0f, product, 0, 1);
+            stream.synchronize();
+            assertArrayEquals(new float[] {18f}, download(product));
+        }
         cublas.close();
         cublas.close();
         assertThrows(IllegalStateException.class, cublas::mathMode);
