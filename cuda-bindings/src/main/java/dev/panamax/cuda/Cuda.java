@@ -19,7 +19,7 @@ import java.util.function.ToIntFunction;
  * {@code CUDA_HOME}/{@code CUDA_PATH}, the loader path and the usual install locations; sonames 13, 12, 11). A machine
  * without the library, the driver or a device is a normal state: {@link #isAvailable()} is false and {@link
  * #unavailableReason()} says which, nothing crashes. Everything else in this package that needs the runtime throws
- * {@link IllegalStateException} with that reason when it is missing.
+ * {@link CudaUnavailableException} with that reason when it is missing.
  */
 public final class Cuda {
     /** Bytes allocated for {@code cudaDeviceProp}: more than any CUDA version's struct (13.0's is about 1 KiB). */
@@ -118,7 +118,7 @@ public final class Cuda {
      *
      * @param ordinal the device, from 0 to {@link #deviceCount()} − 1
      * @return its properties
-     * @throws IllegalStateException when CUDA is not available
+     * @throws CudaUnavailableException when CUDA is not available
      * @throws IndexOutOfBoundsException when there is no such device
      */
     public static DeviceProperties device(int ordinal) {
@@ -141,19 +141,65 @@ public final class Cuda {
      * Makes a device the calling thread's current one: later allocations, streams and handles of this thread use it.
      *
      * @param ordinal the device, from 0 to {@link #deviceCount()} − 1
-     * @throws IllegalStateException when CUDA is not available
+     * @throws CudaUnavailableException when CUDA is not available
      * @throws IndexOutOfBoundsException when there is no such device
      */
     public static void setDevice(int ordinal) {
         requireDevice(ordinal);
         check("cudaSetDevice", CudaFfi.cudaSetDevice(ordinal));
+        EmulatedDevice.deselect();
+    }
+
+    /**
+     * Makes the emulated device the calling thread's current device, running blocks and threads in index order: the
+     * {@link DeviceBuffer}s, {@link CudaStream}s, {@link CudaEvent}s, {@link PinnedBuffer}s and {@link CudaModule}s
+     * this thread creates from now on belong to it, until {@link #setDevice(int)} chooses a GPU. The system property
+     * {@code panamax.cuda.device=emulated} makes it every thread's initial device (with the schedule seed {@code
+     * panamax.cuda.emulator.seed}, default 0). See the module's README, "Kernels and the emulated device".
+     *
+     * @throws CudaUnavailableException when the emulated device cannot run here (see {@link
+     *     #emulatedDeviceUnavailableReason()})
+     */
+    public static void useEmulatedDevice() {
+        useEmulatedDevice(0);
+    }
+
+    /**
+     * Makes the emulated device the calling thread's current device, running the blocks of each launch, and the
+     * threads of each block between barriers, in an order drawn from {@code scheduleSeed}: a kernel's results must
+     * not depend on it, which tests check by launching with several seeds.
+     *
+     * @param scheduleSeed 0 for index order, anything else for a shuffled order that this seed reproduces
+     * @throws CudaUnavailableException when the emulated device cannot run here
+     */
+    public static void useEmulatedDevice(long scheduleSeed) {
+        EmulatedDevice.select(scheduleSeed);
+    }
+
+    /**
+     * Whether the calling thread's current device is the emulated one.
+     *
+     * @return true after {@link #useEmulatedDevice()} (or with {@code panamax.cuda.device=emulated}) until {@link
+     *     #setDevice(int)}
+     */
+    public static boolean isEmulatedDeviceCurrent() {
+        return EmulatedDevice.isSelected();
+    }
+
+    /**
+     * Why the emulated device cannot run here, e.g. its kernel library was not built for want of a C++ compiler.
+     *
+     * @return the reason, or empty when it can run
+     */
+    public static Optional<String> emulatedDeviceUnavailableReason() {
+        return EmulatedDevice.unavailableReason();
     }
 
     /**
      * The calling thread's current device.
      *
      * @return its ordinal
-     * @throws IllegalStateException when CUDA is not available
+     * @throws CudaUnavailableException when CUDA is not available
      */
     public static int currentDevice() {
         requireAvailable();
@@ -161,19 +207,23 @@ public final class Cuda {
     }
 
     /**
-     * Waits until the current device has finished all work queued on it ({@code cudaDeviceSynchronize}).
+     * Waits until the current device has finished all work queued on it ({@code cudaDeviceSynchronize}); returns at
+     * once on the emulated device, whose work is done when queued.
      *
-     * @throws IllegalStateException when CUDA is not available
+     * @throws CudaUnavailableException when CUDA is not available
      */
     public static void synchronize() {
+        if (EmulatedDevice.isSelected()) {
+            return;
+        }
         requireAvailable();
         check("cudaDeviceSynchronize", CudaFfi.cudaDeviceSynchronize());
     }
 
-    /** Throws {@link IllegalStateException} with the reason when CUDA is not available. */
+    /** Throws {@link CudaUnavailableException} with the reason when CUDA is not available. */
     static void requireAvailable() {
         if (!isAvailable()) {
-            throw new IllegalStateException("CUDA is not available: " + State.REASON);
+            throw new CudaUnavailableException(State.REASON);
         }
     }
 

@@ -9,13 +9,25 @@ import java.lang.foreign.MemorySegment;
 /**
  * A CUDA event: a marker in a stream that the host or other streams can wait for, and that times the device work
  * between two of them. Close it when done; use after close throws {@link IllegalStateException}.
+ *
+ * <p>On the emulated device ({@link Cuda#useEmulatedDevice()}) the work before an event has run when it is recorded,
+ * so it has always happened, and its time is the host's clock at {@link #record}.
  */
 public final class CudaEvent implements AutoCloseable {
     private final MemorySegment handle;
-    private final Ownership ownership = new Ownership("CudaEvent");
+    private final Ownership ownership;
 
-    private CudaEvent(MemorySegment handle) {
+    /** On the emulated device: whether it records time, and {@link System#nanoTime()} at the last record (or -1). */
+    private final boolean emulated;
+
+    private final boolean timing;
+    private volatile long recordedNanos = -1;
+
+    private CudaEvent(MemorySegment handle, boolean emulated, boolean timing) {
         this.handle = handle;
+        this.emulated = emulated;
+        this.timing = timing;
+        this.ownership = new Ownership(emulated ? "emulated CudaEvent" : "CudaEvent");
     }
 
     /**
@@ -28,10 +40,20 @@ public final class CudaEvent implements AutoCloseable {
      * @throws CudaException when the runtime fails
      */
     public static CudaEvent create(boolean timing) {
+        if (EmulatedDevice.isSelected()) {
+            return new CudaEvent(MemorySegment.NULL, true, timing);
+        }
         Cuda.requireAvailable();
         int flags = timing ? CudaFfi.cudaEventDefault() : CudaFfi.cudaEventDisableTiming();
         return new CudaEvent(
-                Cuda.create(slot -> CudaFfi.cudaEventCreateWithFlags(slot, flags), "cudaEventCreateWithFlags"));
+                Cuda.create(slot -> CudaFfi.cudaEventCreateWithFlags(slot, flags), "cudaEventCreateWithFlags"),
+                false,
+                timing);
+    }
+
+    /** Whether the event belongs to the emulated device. */
+    boolean isEmulated() {
+        return emulated;
     }
 
     /** The native {@code cudaEvent_t}; valid until {@link #close()}. */
@@ -47,11 +69,24 @@ public final class CudaEvent implements AutoCloseable {
      */
     public void record(CudaStream stream) {
         MemorySegment streamHandle = Arguments.present("stream", stream).handle();
+        if (stream.isEmulated() != emulated) {
+            throw new IllegalArgumentException(
+                    "event and stream belong to different devices: one is the emulated " + "device, one a GPU");
+        }
+        if (emulated) {
+            ownership.ensureOpen();
+            recordedNanos = System.nanoTime();
+            return;
+        }
         Cuda.check("cudaEventRecord", CudaFfi.cudaEventRecord(handle(), streamHandle));
     }
 
     /** Waits until the work before the recorded event has finished ({@code cudaEventSynchronize}). */
     public void synchronize() {
+        if (emulated) {
+            ownership.ensureOpen();
+            return;
+        }
         Cuda.check("cudaEventSynchronize", CudaFfi.cudaEventSynchronize(handle()));
     }
 
@@ -61,6 +96,10 @@ public final class CudaEvent implements AutoCloseable {
      * @return true when the event has happened
      */
     public boolean isDone() {
+        if (emulated) {
+            ownership.ensureOpen();
+            return true;
+        }
         return Cuda.done("cudaEventQuery", CudaFfi.cudaEventQuery(handle()));
     }
 
@@ -73,6 +112,9 @@ public final class CudaEvent implements AutoCloseable {
      */
     public float elapsedMillis(CudaEvent start) {
         MemorySegment startHandle = Arguments.present("start", start).handle();
+        if (emulated || start.emulated) {
+            return emulatedMillis(start);
+        }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment millis = arena.allocate(C_FLOAT);
             Cuda.check("cudaEventElapsedTime", CudaFfi.cudaEventElapsedTime(millis, startHandle, handle()));
@@ -80,10 +122,27 @@ public final class CudaEvent implements AutoCloseable {
         }
     }
 
+    private float emulatedMillis(CudaEvent start) {
+        ownership.ensureOpen();
+        if (emulated != start.emulated) {
+            throw new IllegalArgumentException(
+                    "start and this event belong to different devices: one is the emulated " + "device, one a GPU");
+        }
+        for (CudaEvent event : new CudaEvent[] {start, this}) {
+            if (!event.timing) {
+                throw new IllegalStateException(event + " was created without timing");
+            }
+            if (event.recordedNanos < 0) {
+                throw new IllegalStateException(event + " has not been recorded");
+            }
+        }
+        return (recordedNanos - start.recordedNanos) / 1e6f;
+    }
+
     /** Destroys the event ({@code cudaEventDestroy}); later calls are no-ops. */
     @Override
     public void close() {
-        if (ownership.close()) {
+        if (ownership.close() && !emulated) {
             Cuda.check("cudaEventDestroy", CudaFfi.cudaEventDestroy(handle));
         }
     }

@@ -1,8 +1,15 @@
 package dev.panamax.cuda;
 
+import java.util.Optional;
+
 /**
- * A CUDA runtime call that returned an error status. The message names the call, the status's name and code, and the
- * runtime's description of it, e.g. {@code cudaMalloc failed: cudaErrorMemoryAllocation (2): out of memory}.
+ * A CUDA call that returned an error status. The message names the call, the kernel where there is one, the status's
+ * name and code, and the library's description of it, e.g. {@code cudaMalloc failed: cudaErrorMemoryAllocation (2):
+ * out of memory} or {@code cuLaunchKernel failed for kernel vector_add: CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES (701): too
+ * many resources requested for launch}.
+ *
+ * <p>{@link CudaUnavailableException}, the subclass for a machine that cannot run CUDA at all, has no call or status:
+ * its {@link #call()} and {@link #statusName()} are empty and its {@link #code()} is 0.
  */
 public class CudaException extends RuntimeException {
     private static final long serialVersionUID = 1L;
@@ -16,6 +23,9 @@ public class CudaException extends RuntimeException {
     /** The status's name, e.g. {@code cudaErrorMemoryAllocation}. */
     private final String statusName;
 
+    /** The kernel the call was about, or null. */
+    private final String kernel;
+
     /**
      * An exception for a failed call.
      *
@@ -25,25 +35,70 @@ public class CudaException extends RuntimeException {
      * @param description the library's description of the status
      */
     public CudaException(String call, int code, String statusName, String description) {
-        super(call + " failed: " + statusName + " (" + code + ")" + (description.isEmpty() ? "" : ": " + description));
+        this(call, null, code, statusName, description);
+    }
+
+    /**
+     * An exception for a failed call about one kernel, e.g. {@code cuModuleGetFunction} or {@code cuLaunchKernel}.
+     *
+     * @param call the failed call
+     * @param kernel the kernel's name, or null when the call was about none
+     * @param code the status code it returned
+     * @param statusName the status's name
+     * @param description the library's description of the status
+     */
+    public CudaException(String call, String kernel, int code, String statusName, String description) {
+        super(call
+                + " failed"
+                + (kernel == null ? "" : " for kernel " + kernel)
+                + ": "
+                + statusName
+                + " ("
+                + code
+                + ")"
+                + (description.isEmpty() ? "" : ": " + description));
         this.call = call;
+        this.kernel = kernel;
         this.code = code;
         this.statusName = statusName;
     }
 
     /**
+     * An exception with a message of its own and no failed call, for subclasses such as {@link
+     * CudaUnavailableException}.
+     *
+     * @param message the message
+     */
+    protected CudaException(String message) {
+        super(message);
+        this.call = "";
+        this.kernel = null;
+        this.code = 0;
+        this.statusName = "";
+    }
+
+    /**
      * The failed call.
      *
-     * @return the function's name, e.g. {@code cudaMalloc}
+     * @return the function's name, e.g. {@code cudaMalloc}; empty for a {@link CudaUnavailableException}
      */
     public String call() {
         return call;
     }
 
     /**
+     * The kernel the failed call was about.
+     *
+     * @return the kernel's name, or empty when the call was about no kernel
+     */
+    public Optional<String> kernel() {
+        return Optional.ofNullable(kernel);
+    }
+
+    /**
      * The status code the call returned.
      *
-     * @return the numeric status
+     * @return the numeric status; 0 for a {@link CudaUnavailableException}
      */
     public int code() {
         return code;
@@ -52,7 +107,8 @@ public class CudaException extends RuntimeException {
     /**
      * The status's name.
      *
-     * @return e.g. {@code cudaErrorMemoryAllocation} or {@code CUBLAS_STATUS_NOT_INITIALIZED}
+     * @return e.g. {@code cudaErrorMemoryAllocation} or {@code CUBLAS_STATUS_NOT_INITIALIZED}; empty for a {@link
+     *     CudaUnavailableException}
      */
     public String statusName() {
         return statusName;

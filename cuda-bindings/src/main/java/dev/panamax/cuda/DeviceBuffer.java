@@ -18,6 +18,10 @@ import java.lang.foreign.MemorySegment;
  *
  * <p>A zero-length buffer holds no device memory and needs no runtime. Use after close throws {@link
  * IllegalStateException}; a second close does nothing.
+ *
+ * <p>On the emulated device ({@link Cuda#useEmulatedDevice()}) the buffer is host memory, filled with 0xFF bytes (NaN
+ * as floats) when allocated so that reading what was never written shows; copies behave as on a GPU, the asynchronous
+ * ones complete before they return, and kernels' accesses are checked against the buffer's bounds.
  */
 public final class DeviceBuffer implements AutoCloseable {
     private final ElementType type;
@@ -25,11 +29,23 @@ public final class DeviceBuffer implements AutoCloseable {
     private final long address;
     private final Ownership ownership;
 
+    /** On the emulated device: the memory, and the arena that frees it (null for a zero-length buffer); else null. */
+    private final MemorySegment emulated;
+
+    private final Arena emulatedArena;
+
     private DeviceBuffer(ElementType type, long length, long address) {
+        this(type, length, address, null, null);
+    }
+
+    private DeviceBuffer(ElementType type, long length, long address, MemorySegment emulated, Arena emulatedArena) {
         this.type = type;
         this.length = length;
         this.address = address;
-        this.ownership = new Ownership("DeviceBuffer(" + type + " × " + length + ")");
+        this.emulated = emulated;
+        this.emulatedArena = emulatedArena;
+        this.ownership =
+                new Ownership((emulated == null ? "" : "emulated ") + "DeviceBuffer(" + type + " × " + length + ")");
     }
 
     /**
@@ -43,6 +59,14 @@ public final class DeviceBuffer implements AutoCloseable {
      */
     public static DeviceBuffer allocate(ElementType type, long length) {
         long bytes = Arguments.byteSize(type, length);
+        if (EmulatedDevice.isSelected()) {
+            if (bytes == 0) {
+                return new DeviceBuffer(type, 0, 0, MemorySegment.NULL, null);
+            }
+            Arena arena = Arena.ofShared();
+            MemorySegment memory = EmulatedDevice.allocate(arena, bytes);
+            return new DeviceBuffer(type, length, memory.address(), memory, arena);
+        }
         if (bytes == 0) {
             return new DeviceBuffer(type, 0, 0);
         }
@@ -224,9 +248,20 @@ public final class DeviceBuffer implements AutoCloseable {
         if (src.type != type) {
             throw new IllegalArgumentException("src holds " + src.type + ", this buffer " + type);
         }
+        if (src.isEmulated() != isEmulated()) {
+            throw new IllegalArgumentException(
+                    "src is " + src + " and this buffer " + this + ": one is on the emulated device, one on a GPU");
+        }
         Arguments.within(src.toString(), src.length, "srcIndex", srcIndex, count);
         Arguments.within(toString(), length, "index", index, count);
-        if (count > 0) {
+        if (count > 0 && isEmulated()) {
+            MemorySegment.copy(
+                    src.emulatedMemory(),
+                    srcIndex * type.byteSize(),
+                    emulatedMemory(),
+                    index * type.byteSize(),
+                    count * type.byteSize());
+        } else if (count > 0) {
             Cuda.check(
                     "cudaMemcpy",
                     CudaFfi.cudaMemcpy(
@@ -264,8 +299,21 @@ public final class DeviceBuffer implements AutoCloseable {
             throw new IllegalArgumentException("dst is read-only");
         }
         MemorySegment device = pointer(index);
+        if (stream != null && stream.isEmulated() != isEmulated()) {
+            throw new IllegalArgumentException(
+                    "stream and " + this + " belong to different devices: one is the emulated device, one a GPU");
+        }
         MemorySegment streamHandle = stream == null ? null : stream.handle();
         if (bytes == 0) {
+            return;
+        }
+        if (isEmulated()) {
+            long offset = index * type.byteSize();
+            if (toDevice) {
+                MemorySegment.copy(host, 0, emulated, offset, bytes);
+            } else {
+                MemorySegment.copy(emulated, offset, host, 0, bytes);
+            }
             return;
         }
         MemorySegment dst = toDevice ? device : host;
@@ -278,12 +326,45 @@ public final class DeviceBuffer implements AutoCloseable {
         }
     }
 
-    /** Frees the device memory ({@code cudaFree}); later calls are no-ops. */
+    /** Frees the device memory ({@code cudaFree}, or the emulated device's); later calls are no-ops. */
     @Override
     public void close() {
-        if (ownership.close() && address != 0) {
+        if (!ownership.close()) {
+            return;
+        }
+        if (emulatedArena != null) {
+            EmulatedDevice.MEMORY.writeLock().lock();
+            try {
+                emulatedArena.close();
+            } finally {
+                EmulatedDevice.MEMORY.writeLock().unlock();
+            }
+        } else if (emulated == null && address != 0) {
             Cuda.check("cudaFree", CudaFfi.cudaFree(MemorySegment.ofAddress(address)));
         }
+    }
+
+    /**
+     * Whether the buffer is memory of the emulated device.
+     *
+     * @return true when it was allocated while the emulated device was the current one
+     */
+    public boolean isEmulated() {
+        return emulated != null;
+    }
+
+    /** The emulated device's memory of this buffer, for launches and emulated libraries. */
+    MemorySegment emulatedMemory() {
+        ownership.ensureOpen();
+        if (emulated == null) {
+            throw new IllegalStateException(this + " is GPU memory, not the emulated device's");
+        }
+        return emulated;
+    }
+
+    /** Throws {@link IllegalStateException} when the buffer is closed. */
+    void ensureOpen() {
+        ownership.ensureOpen();
     }
 
     /**

@@ -1,8 +1,12 @@
 package dev.panamax.cuda;
 
+import dev.panamax.cuda.ffi.CudaDriverFfi;
+import dev.panamax.cuda.ffi.CudaFfi;
 import java.io.IOException;
+import java.lang.foreign.SymbolLookup;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -12,19 +16,28 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.function.Consumer;
+import java.util.function.Predicate;
 import java.util.stream.Stream;
 
 /**
- * Finds and loads libcudart and libcublas, in the order of design.md: the explicit system property ({@code
- * panamax.cuda.cudart}, {@code panamax.cuda.cublas}: a library file), then {@code CUDA_HOME} and {@code CUDA_PATH},
- * the dynamic loader's path ({@code LD_LIBRARY_PATH}, the folders of {@code /etc/ld.so.conf}, the system library
- * folders) and the usual install locations; in each folder the sonames 13, 12 and 11, newest first. A library is
- * loaded with {@link System#load}, which associates it with this module's class loader, where the generated bindings
- * look their symbols up.
+ * Finds and loads libcudart, libcublas and libcuda, in the order of design.md: the explicit system property ({@code
+ * panamax.cuda.cudart}, {@code panamax.cuda.cublas}, {@code panamax.cuda.cuda}: a library file), then {@code
+ * CUDA_HOME} and {@code CUDA_PATH}, the dynamic loader's path ({@code LD_LIBRARY_PATH}, the folders of {@code
+ * /etc/ld.so.conf}, the system library folders) and the usual install locations. In each folder the toolkit's
+ * libraries are tried with the sonames 13, 12 and 11, newest first; libcuda, which comes with the NVIDIA driver rather
+ * than the toolkit, as {@code libcuda.so.1} and then {@code libcuda.so}. Folders named {@code stubs} are skipped: the
+ * toolkit's stub libcuda links but cannot run anything. A library is loaded with {@link System#load}, which
+ * associates it with this module's class loader, where the generated bindings look their symbols up.
  */
 final class Libraries {
-    /** The soname majors tried in each folder, newest first. */
+    /** The suffix of the generated accessors that return a bound function's address. */
+    private static final String ADDRESS = "$address";
+
+    /** The soname majors of the toolkit's libraries tried in each folder, newest first. */
     static final List<Integer> MAJORS = List.of(13, 12, 11);
+
+    /** The folder name of the toolkit's link-only stub libraries, which are never loaded. */
+    private static final Path STUBS = Path.of("stubs");
 
     private static final List<String> SYSTEM_FOLDERS = List.of(
             "/lib64",
@@ -42,36 +55,92 @@ final class Libraries {
     private Libraries() {}
 
     /**
+     * One library to look for.
+     *
+     * @param name the library's name without {@code lib} and suffix, e.g. {@code cublas}; also names its system
+     *     property, {@code panamax.cuda.<name>}
+     * @param fileNames the file names tried in each folder, in order
+     * @param hint what the reason adds after "set panamax.cuda.&lt;name&gt; to the library file" when nothing is found
+     * @param symbols the functions a loaded file must export to count as found: the generated bindings look them up
+     *     only when first called, where a missing one would fail the binding's class initialization for good
+     */
+    record Library(String name, List<String> fileNames, String hint, List<String> symbols) {
+        /** A toolkit library, tried with the sonames {@link #MAJORS}. */
+        static Library toolkit(String name, List<String> symbols) {
+            return new Library(
+                    name,
+                    MAJORS.stream().map(major -> "lib" + name + ".so." + major).toList(),
+                    ", or CUDA_HOME",
+                    symbols);
+        }
+
+        /** libcuda, the driver's library. */
+        static Library driver(List<String> symbols) {
+            return new Library(
+                    "cuda",
+                    List.of("libcuda.so.1", "libcuda.so"),
+                    "; libcuda.so.1 is installed with the NVIDIA driver, not with the CUDA toolkit",
+                    symbols);
+        }
+    }
+
+    /**
      * The outcome of looking for one library: where it was loaded from, or why it was not.
      *
      * @param path the file loaded, if any
      * @param reason empty when loaded; else what was tried, for {@link Cuda#unavailableReason()} and exceptions
      */
     record Found(Optional<Path> path, String reason) {
-        /** Throws {@link IllegalStateException} with the reason when the library was not loaded. */
+        /** Throws {@link CudaUnavailableException} with the reason when the library was not loaded. */
         void require() {
             if (path.isEmpty()) {
-                throw new IllegalStateException(reason);
+                throw new CudaUnavailableException(reason);
             }
         }
     }
 
     /** libcudart, looked for once. */
     static final class Cudart {
-        static final Found FOUND = load("cudart");
+        static final Found FOUND =
+                load(Library.toolkit("cudart", boundFunctions(CudaFfi.class, name -> !name.startsWith("cublas"))));
 
         private Cudart() {}
     }
 
     /** libcublas, looked for once, on first use of cuBLAS. */
     static final class Cublas {
-        static final Found FOUND = load("cublas");
+        static final Found FOUND =
+                load(Library.toolkit("cublas", boundFunctions(CudaFfi.class, name -> name.startsWith("cublas"))));
 
         private Cublas() {}
     }
 
-    private static Found load(String name) {
-        return find(name, System.getProperty("panamax.cuda." + name), System.getenv(), Libraries::systemLoad);
+    /** libcuda, looked for once, on first use of the driver API. */
+    static final class Driver {
+        static final Found FOUND = load(Library.driver(boundFunctions(CudaDriverFfi.class, name -> true)));
+
+        private Driver() {}
+    }
+
+    private static Found load(Library library) {
+        return find(
+                library, System.getProperty("panamax.cuda." + library.name()), System.getenv(), Libraries::systemLoad);
+    }
+
+    /**
+     * The C functions a generated header class binds, from its {@code <function>$address()} accessors.
+     *
+     * @param bindings the generated class
+     * @param which selects the functions of one library
+     * @return their names, sorted
+     */
+    static List<String> boundFunctions(Class<?> bindings, Predicate<String> which) {
+        return Stream.of(bindings.getMethods())
+                .filter(method -> method.getName().endsWith(ADDRESS) && method.getParameterCount() == 0)
+                .map(method -> method.getName().substring(0, method.getName().length() - ADDRESS.length()))
+                .filter(which)
+                .sorted()
+                .toList();
     }
 
     @SuppressWarnings("restricted")
@@ -80,19 +149,28 @@ final class Libraries {
     }
 
     /**
-     * Looks for {@code lib<name>.so.<major>} and loads the first that loads.
+     * Looks for the library's file names in each folder and loads the first that loads.
      *
-     * @param name the library's name without {@code lib} and suffix, e.g. {@code cublas}
+     * @param library the library
      * @param explicit the explicit setting (a file), or null; when set, nothing else is tried
      * @param environment the environment variables
-     * @param loader loads a library file; throws {@link UnsatisfiedLinkError} when it cannot
+     * @param loader loads a library file; throws {@link UnsatisfiedLinkError} when it cannot (or {@link
+     *     IllegalCallerException} when this module may not load native code)
      * @return what was loaded, or the reason nothing was
      */
-    static Found find(String name, String explicit, Map<String, String> environment, Consumer<Path> loader) {
+    static Found find(Library library, String explicit, Map<String, String> environment, Consumer<Path> loader) {
+        String name = library.name();
         String lib = "lib" + name;
         if (explicit != null) {
-            Path file = Path.of(explicit);
-            String failure = tryLoad(file, loader);
+            Path file;
+            String failure;
+            try {
+                file = Path.of(explicit);
+                failure = tryLoad(file, library, loader);
+            } catch (InvalidPathException e) {
+                file = null;
+                failure = e.getMessage();
+            }
             return failure == null
                     ? new Found(Optional.of(file), "")
                     : new Found(
@@ -100,12 +178,14 @@ final class Libraries {
                             lib + " could not be loaded from panamax.cuda." + name + "=" + explicit + ": " + failure);
         }
         List<String> failures = new ArrayList<>();
-        List<Path> folders = folders(environment);
+        List<Path> folders = folders(environment).stream()
+                .filter(folder -> !STUBS.equals(folder.getFileName()))
+                .toList();
         for (Path folder : folders) {
-            for (int major : MAJORS) {
-                Path file = folder.resolve(lib + ".so." + major);
+            for (String fileName : library.fileNames()) {
+                Path file = folder.resolve(fileName);
                 if (Files.exists(file)) {
-                    String failure = tryLoad(file, loader);
+                    String failure = tryLoad(file, library, loader);
                     if (failure == null) {
                         return new Found(Optional.of(file), "");
                     }
@@ -119,21 +199,34 @@ final class Libraries {
                     .append(String.join("; ", failures))
                     .append(')');
         }
-        reason.append(", looked for ");
-        MAJORS.forEach(major -> reason.append(lib).append(".so.").append(major).append(' '));
-        reason.append("in: ");
-        reason.append(String.join(", ", folders.stream().map(Path::toString).toList()));
-        reason.append(" (set panamax.cuda.").append(name).append(" to the library file, or CUDA_HOME)");
+        reason.append(", looked for ")
+                .append(String.join(" ", library.fileNames()))
+                .append(" in: ")
+                .append(String.join(", ", folders.stream().map(Path::toString).toList()))
+                .append(" (set panamax.cuda.")
+                .append(name)
+                .append(" to the library file")
+                .append(library.hint())
+                .append(')');
         return new Found(Optional.empty(), reason.toString());
     }
 
-    private static String tryLoad(Path file, Consumer<Path> loader) {
+    /** Loads a file and checks that it exports the library's symbols; returns null, or why it is not the library. */
+    private static String tryLoad(Path file, Library library, Consumer<Path> loader) {
         try {
             loader.accept(file.toAbsolutePath());
-            return null;
-        } catch (UnsatisfiedLinkError e) {
+        } catch (UnsatisfiedLinkError | IllegalCallerException e) {
+            // IllegalCallerException: native access denied to this module (--illegal-native-access=deny).
             return e.getMessage();
         }
+        SymbolLookup loaded = SymbolLookup.loaderLookup();
+        List<String> missing = library.symbols().stream()
+                .filter(symbol -> loaded.find(symbol).isEmpty())
+                .toList();
+        return missing.isEmpty()
+                ? null
+                : "it loads but does not export " + String.join(", ", missing) + ", so it is not a usable lib"
+                        + library.name();
     }
 
     /** The folders searched, in order, without repeats. */

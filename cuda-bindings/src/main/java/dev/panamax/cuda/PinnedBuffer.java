@@ -9,6 +9,7 @@ import java.lang.foreign.MemorySegment;
  * source or destination of {@link DeviceBuffer} copies that run asynchronously, overlapped with host work. Its
  * {@link #segment()} is readable and writable from Java until {@link #close()}, which frees it; after close, the
  * segment is no longer accessible (access throws {@link IllegalStateException}), and a second close does nothing.
+ * On the emulated device ({@link Cuda#useEmulatedDevice()}) it is ordinary native memory.
  */
 public final class PinnedBuffer implements AutoCloseable {
     private final ElementType type;
@@ -28,6 +29,17 @@ public final class PinnedBuffer implements AutoCloseable {
         this.ownership = new Ownership("PinnedBuffer(" + type + " × " + length + ")");
     }
 
+    /** On the emulated device: memory from its own arena, which close frees; {@code address} 0 says so. */
+    private PinnedBuffer(ElementType type, long length, Arena arena) {
+        this.type = type;
+        this.length = length;
+        this.address = 0;
+        this.arena = arena;
+        this.segment =
+                arena.allocate(Math.max(1, length * type.byteSize()), 256).asSlice(0, length * type.byteSize());
+        this.ownership = new Ownership("emulated PinnedBuffer(" + type + " × " + length + ")");
+    }
+
     /**
      * Allocates pinned host memory for {@code length} elements; its contents are undefined.
      *
@@ -39,6 +51,9 @@ public final class PinnedBuffer implements AutoCloseable {
      */
     public static PinnedBuffer allocate(ElementType type, long length) {
         long bytes = Arguments.byteSize(type, length);
+        if (EmulatedDevice.isSelected()) {
+            return new PinnedBuffer(type, length, Arena.ofShared());
+        }
         Cuda.requireAvailable();
         long address = Cuda.create(
                         slot -> CudaFfi.cudaHostAlloc(slot, bytes, CudaFfi.cudaHostAllocDefault()), "cudaHostAlloc")
@@ -111,6 +126,9 @@ public final class PinnedBuffer implements AutoCloseable {
     public void close() {
         if (ownership.close()) {
             arena.close();
+            if (address == 0) {
+                return;
+            }
             Cuda.check("cudaFreeHost", CudaFfi.cudaFreeHost(MemorySegment.ofAddress(address)));
         }
     }

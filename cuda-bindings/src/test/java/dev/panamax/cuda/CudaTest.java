@@ -41,8 +41,9 @@ class CudaTest {
                 () -> CudaEvent.create(true),
                 () -> DeviceBuffer.allocate(ElementType.FLOAT, 1),
                 () -> PinnedBuffer.allocate(ElementType.HALF, 1))) {
-            IllegalStateException e = assertThrows(IllegalStateException.class, call::run);
-            assertEquals("CUDA is not available: " + reason, e.getMessage());
+            CudaUnavailableException e = assertThrows(CudaUnavailableException.class, call::run);
+            assertEquals(reason, e.reason());
+            assertEquals("CUDA cannot run here: " + reason, e.getMessage());
         }
     }
 

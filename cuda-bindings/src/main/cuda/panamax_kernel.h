@@ -1,0 +1,20 @@
+// The one header every Panamax kernel source (.cu) includes. Under nvcc it maps the portable spellings onto CUDA's
+// own; under a host C++ compiler it pulls in the emulated device (../emulator/panamax_emulator.h), which implements
+// the same names on the CPU with bounds-checked device pointers.
+#pragma once
+
+#ifdef __CUDACC__
+
+// A pointer into device (global) memory, as a kernel parameter or a local derived from one.
+template <class T>
+using global_ptr = T*;
+
+// Declares the launch's dynamic shared memory (the bytes given at launch) as an array of T named `name`.
+#define PANAMAX_DYNAMIC_SHARED(T, name) extern __shared__ T name[]
+
+// Lists a kernel in the emulated device's kernel table; nothing under nvcc.
+#define PANAMAX_EXPORT(kernel)
+
+#else
+#include "panamax_emulator.h"
+#endif

@@ -1,0 +1,122 @@
+package dev.panamax.cuda;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Kernels on a GPU through the driver API ({@link CudaDriver}): modules loaded in the device's primary context, the
+ * one the runtime uses, so {@link DeviceBuffer} addresses are valid kernel arguments.
+ */
+final class DriverKernels {
+    private DriverKernels() {}
+
+    /** The current GPU's limits, from the driver's device attributes. */
+    static DeviceLimits limits() {
+        return limits(Cuda.currentDevice());
+    }
+
+    private static DeviceLimits limits(int device) {
+        requireDriver();
+        return new DeviceLimits(
+                CudaDriver.deviceAttribute(device, CudaDriver.ATTR_MAX_THREADS_PER_BLOCK),
+                new Dim3(
+                        CudaDriver.deviceAttribute(device, CudaDriver.ATTR_MAX_BLOCK_DIM_X),
+                        CudaDriver.deviceAttribute(device, CudaDriver.ATTR_MAX_BLOCK_DIM_Y),
+                        CudaDriver.deviceAttribute(device, CudaDriver.ATTR_MAX_BLOCK_DIM_Z)),
+                new Dim3(
+                        CudaDriver.deviceAttribute(device, CudaDriver.ATTR_MAX_GRID_DIM_X),
+                        CudaDriver.deviceAttribute(device, CudaDriver.ATTR_MAX_GRID_DIM_Y),
+                        CudaDriver.deviceAttribute(device, CudaDriver.ATTR_MAX_GRID_DIM_Z)),
+                CudaDriver.deviceAttribute(device, CudaDriver.ATTR_MAX_SHARED_MEMORY_PER_BLOCK),
+                CudaDriver.deviceAttribute(device, CudaDriver.ATTR_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN),
+                CudaDriver.deviceAttribute(device, CudaDriver.ATTR_WARP_SIZE),
+                CudaDriver.deviceAttribute(device, CudaDriver.ATTR_MULTIPROCESSOR_COUNT));
+    }
+
+    private static void requireDriver() {
+        Cuda.requireAvailable();
+        CudaDriver.unavailableReason().ifPresent(reason -> {
+            throw new CudaUnavailableException(reason);
+        });
+    }
+
+    /** Loads PTX in the primary context of the calling thread's current device. */
+    static Module load(String name, String ptx) {
+        requireDriver();
+        int device = Cuda.currentDevice();
+        CudaDriver.makePrimaryContextCurrent(device);
+        return new Module(device, limits(device), CudaDriver.loadModule(ptx));
+    }
+
+    /**
+     * A loaded {@code CUmodule}.
+     *
+     * @param device the device it was loaded on
+     * @param limits that device's limits
+     * @param handle the module
+     */
+    record Module(int device, DeviceLimits limits, MemorySegment handle) {
+        /** The kernel's {@code CUfunction}. */
+        MemorySegment function(String kernel) {
+            return CudaDriver.function(handle, kernel);
+        }
+
+        void unload() {
+            CudaDriver.makePrimaryContextCurrent(device);
+            CudaDriver.unloadModule(handle);
+        }
+
+        /**
+         * Launches a checked launch: each argument copied into its own slot, and {@code kernelParams} pointing at the
+         * slots, as {@code cuLaunchKernel} takes them. {@code optIn}: the launch needs more shared memory than a block
+         * gets by default, which the function must be allowed first.
+         */
+        void launch(
+                MemorySegment function,
+                String kernel,
+                Dim3 grid,
+                Dim3 block,
+                int sharedBytes,
+                boolean optIn,
+                MemorySegment stream,
+                Object[] arguments) {
+            CudaDriver.makePrimaryContextCurrent(device);
+            if (optIn) {
+                CudaDriver.setFunctionAttribute(
+                        function, CudaDriver.FUNC_ATTR_MAX_DYNAMIC_SHARED_SIZE_BYTES, sharedBytes);
+            }
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment pointers = arena.allocate(ADDRESS, Math.max(1, arguments.length));
+                for (int i = 0; i < arguments.length; i++) {
+                    MemorySegment slot = arena.allocate(Long.BYTES, Long.BYTES);
+                    switch (arguments[i]) {
+                        case DeviceBuffer buffer ->
+                            slot.set(JAVA_LONG, 0, buffer.pointer(0).address());
+                        case Integer value -> slot.set(JAVA_INT, 0, value);
+                        case Long value -> slot.set(JAVA_LONG, 0, value);
+                        case Float value -> slot.set(JAVA_FLOAT, 0, value);
+                        default -> throw new IllegalArgumentException("unsupported argument " + arguments[i]);
+                    }
+                    pointers.setAtIndex(ADDRESS, i, slot);
+                }
+                CudaDriver.launch(
+                        function,
+                        kernel,
+                        grid.x(),
+                        grid.y(),
+                        grid.z(),
+                        block.x(),
+                        block.y(),
+                        block.z(),
+                        sharedBytes,
+                        stream,
+                        pointers);
+            }
+        }
+    }
+}

@@ -1,0 +1,69 @@
+// Kernels with the bugs the emulated device must expose (EmulatedFaultTest): each one is wrong on purpose, and a
+// launch must end in a KernelFaultException naming the kernel, block and thread, never a hang or a crash. Only
+// compiled to PTX so CudaModule can load them; they are not meant for a GPU, where they hang or corrupt memory.
+#include "panamax_kernel.h"
+
+// Threads 16 and up return before the barrier that threads 0-15 wait at.
+extern "C" __global__ void barrier_after_exit(global_ptr<float> out) {
+    if (threadIdx.x >= 16) {
+        return;
+    }
+    __syncthreads();
+    out[threadIdx.x] = 1.0f;
+}
+PANAMAX_EXPORT(barrier_after_exit)
+
+// Odd and even threads wait at two different barriers.
+extern "C" __global__ void barriers_apart(global_ptr<float> out) {
+    if (threadIdx.x % 2 == 0) {
+        __syncthreads();
+        out[threadIdx.x] = 1.0f;
+    } else {
+        __syncthreads();
+        out[threadIdx.x] = 2.0f;
+    }
+}
+PANAMAX_EXPORT(barriers_apart)
+
+// Writes out[i] for every thread of the grid without checking i < n: the ragged last block writes past the end.
+extern "C" __global__ void unchecked_write(global_ptr<float> out, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    out[i] = static_cast<float>(n);
+}
+PANAMAX_EXPORT(unchecked_write)
+
+// Writes one element before the start of its buffer.
+extern "C" __global__ void write_before_start(global_ptr<float> out) {
+    global_ptr<float> before = out - 1;
+    *before = 1.0f;
+}
+PANAMAX_EXPORT(write_before_start)
+
+// Indexes a static shared array of 32 floats by threadIdx.x, which may be larger.
+extern "C" __global__ void shared_overrun(global_ptr<float> out) {
+    __shared__ float values[32];
+    values[threadIdx.x] = 1.0f;
+    __syncthreads();
+    out[threadIdx.x] = values[threadIdx.x];
+}
+PANAMAX_EXPORT(shared_overrun)
+
+// Lanes 16-31 skip a full-warp shuffle that lanes 0-15 wait at.
+extern "C" __global__ void half_warp_shuffle(global_ptr<float> out) {
+    float v = static_cast<float>(threadIdx.x);
+    if (threadIdx.x % 32 < 16) {
+        v = __shfl_down_sync(0xffffffffu, v, 1);
+    }
+    out[threadIdx.x] = v;
+}
+PANAMAX_EXPORT(half_warp_shuffle)
+
+// Each thread reads its neighbour's shared slot without a barrier after the writes: the result depends on the order
+// the threads run in, which the emulated device varies with the schedule seed.
+extern "C" __global__ void missing_barrier(global_ptr<float> out) {
+    __shared__ float values[64];
+    unsigned t = threadIdx.x;
+    values[t] = static_cast<float>(t);
+    out[t] = values[(t + 1) % blockDim.x];
+}
+PANAMAX_EXPORT(missing_barrier)

@@ -1,0 +1,42 @@
+package dev.panamax.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import java.util.Optional;
+import org.junit.jupiter.api.Test;
+
+/** What the exceptions say. */
+class CudaExceptionTest {
+    @Test
+    void aFailedCallNamesTheCallTheKernelAndTheStatus() {
+        CudaException launch = new CudaException(
+                "cuLaunchKernel",
+                "vector_add",
+                701,
+                "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES",
+                "too many resources requested for launch");
+        assertEquals(
+                "cuLaunchKernel failed for kernel vector_add: CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES (701): too many "
+                        + "resources requested for launch",
+                launch.getMessage());
+        assertEquals("cuLaunchKernel", launch.call());
+        assertEquals(Optional.of("vector_add"), launch.kernel());
+        assertEquals(701, launch.code());
+        assertEquals("CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES", launch.statusName());
+
+        CudaException malloc = new CudaException("cudaMalloc", 2, "cudaErrorMemoryAllocation", "out of memory");
+        assertEquals("cudaMalloc failed: cudaErrorMemoryAllocation (2): out of memory", malloc.getMessage());
+        assertEquals(Optional.empty(), malloc.kernel());
+    }
+
+    @Test
+    void unavailableIsACudaExceptionWithTheReasonAndNoStatus() {
+        CudaException e = new CudaUnavailableException("no CUDA device");
+        assertEquals("CUDA cannot run here: no CUDA device", e.getMessage());
+        assertEquals("no CUDA device", ((CudaUnavailableException) e).reason());
+        assertEquals("", e.call());
+        assertEquals("", e.statusName());
+        assertEquals(0, e.code());
+        assertEquals(Optional.empty(), e.kernel());
+    }
+}

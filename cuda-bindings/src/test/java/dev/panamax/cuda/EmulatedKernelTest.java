@@ -1,0 +1,134 @@
+package dev.panamax.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.function.Supplier;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The sample kernels on the emulated device. Every launch runs in index order and in three shuffled schedules (blocks,
+ * and threads between barriers), which must give the same bits: a kernel whose result depends on the order its
+ * threads happen to run in fails here.
+ */
+class EmulatedKernelTest extends SampleKernelsContract {
+    private static final long[] SCHEDULES = {0, 1, 2, 3};
+
+    @BeforeAll
+    static void needsTheEmulator() {
+        Emulator.require();
+    }
+
+    @Override
+    void useDevice() {
+        Cuda.useEmulatedDevice();
+    }
+
+    @AfterEach
+    void leaveTheEmulatedDevice() {
+        EmulatedDevice.deselect();
+    }
+
+    @Override
+    float[] results(String what, Supplier<float[]> launch) {
+        float[] first = null;
+        for (long seed : SCHEDULES) {
+            Cuda.useEmulatedDevice(seed);
+            float[] results = launch.get();
+            if (first == null) {
+                first = results;
+            } else {
+                assertArrayEquals(first, results, what + ": schedule " + seed + " differs from index order");
+            }
+        }
+        return first;
+    }
+
+    @Test
+    void selectionIsPerThreadAndTheMemoryIsTheEmulators() throws InterruptedException {
+        assertTrue(Cuda.isEmulatedDeviceCurrent());
+        assertTrue(module.isEmulated());
+        assertEquals(DeviceLimits.EMULATED, DeviceLimits.current());
+        try (DeviceBuffer buffer = DeviceBuffer.allocate(ElementType.FLOAT, 3)) {
+            assertTrue(buffer.isEmulated());
+            float[] fresh = new float[3];
+            buffer.copyTo(fresh);
+            assertTrue(Float.isNaN(fresh[0]), "fresh device memory reads as NaN, not as zeros");
+        }
+        boolean[] other = new boolean[1];
+        Thread thread = new Thread(() -> other[0] = Cuda.isEmulatedDeviceCurrent());
+        thread.start();
+        thread.join();
+        assertEquals(
+                "emulated".equals(System.getProperty("panamax.cuda.device")),
+                other[0],
+                "another thread keeps its device");
+    }
+
+    @Test
+    void streamsAndEventsCompleteAtOnce() {
+        try (CudaStream stream = CudaStream.create();
+                CudaEvent start = CudaEvent.create(true);
+                CudaEvent end = CudaEvent.create(true);
+                CudaEvent untimed = CudaEvent.create(false)) {
+            start.record(stream);
+            end.record(stream);
+            stream.waitFor(end);
+            assertTrue(stream.isDone() && end.isDone());
+            assertTrue(end.elapsedMillis(start) >= 0);
+            untimed.record(stream);
+            assertThrows(IllegalStateException.class, () -> untimed.elapsedMillis(start));
+        }
+    }
+
+    @Test
+    void rejectsABufferOfAnotherElementType() {
+        try (DeviceBuffer half = DeviceBuffer.allocate(ElementType.HALF, 4);
+                DeviceBuffer x = DeviceBuffer.allocate(ElementType.FLOAT, 4)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> module.kernel("vector_add")
+                    .launch(Dim3.of(1), Dim3.of(4), 0, null, half, x, x, 4));
+            assertEquals("argument 0 of vector_add (const float*) must hold FLOAT elements, not HALF", e.getMessage());
+        }
+    }
+
+    @Test
+    void rejectsPtxThatDisagreesWithTheEmulatorsKernel() {
+        String ptx = ".version 9.0\n.target sm_80\n.address_size 64\n"
+                + ".visible .entry vector_add(.param .u64 a, .param .u64 b, .param .u32 n)\n{\nret;\n}\n";
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> CudaModule.fromPtx("stale.ptx", ptx)
+                .kernel("vector_add"));
+        assertTrue(
+                e.getMessage()
+                        .startsWith("kernel vector_add: the PTX declares parameters [u64, u64, u32], the "
+                                + "emulated device's library [const float*, const float*, float*, int]"),
+                e.getMessage());
+        String unknown = ".version 9.0\n.target sm_80\n.address_size 64\n.visible .entry not_compiled()\n{\nret;\n}\n";
+        IllegalStateException missing =
+                assertThrows(IllegalStateException.class, () -> CudaModule.fromPtx("unknown.ptx", unknown));
+        assertTrue(
+                missing.getMessage()
+                        .startsWith("unknown.ptx declares kernel not_compiled, which the emulated "
+                                + "device's kernel library does not have"),
+                missing.getMessage());
+    }
+
+    @Test
+    void largeSharedMemoryNeedsNoOptInHere() {
+        // 64 KiB of dynamic shared memory: over the default 48 KiB, within the opt-in maximum.
+        int n = 16384;
+        float[] x = new float[n];
+        java.util.Arrays.fill(x, 1f);
+        try (DeviceBuffer dx = upload(x);
+                DeviceBuffer partial = DeviceBuffer.allocate(ElementType.FLOAT, 16)) {
+            module.kernel("block_sum").launch(Dim3.of(16), Dim3.of(1024), 64 * 1024, null, dx, partial, n);
+            float[] sums = download(partial);
+            for (float sum : sums) {
+                assertEquals(1024f, sum);
+            }
+        }
+    }
+}

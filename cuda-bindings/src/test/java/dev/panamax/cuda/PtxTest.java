@@ -1,0 +1,63 @@
+package dev.panamax.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/** Reading kernels' parameters and static shared memory from PTX, as nvcc writes it. */
+class PtxTest {
+    @Test
+    void readsTheSampleKernels() throws IOException {
+        Map<String, Ptx.Entry> entries = Ptx.entries(
+                "samples.ptx", Files.readString(Path.of("src/main/resources/dev/panamax/cuda/ptx/samples.ptx")));
+        assertEquals(new Ptx.Entry("vector_add", List.of("u64", "u64", "u64", "u32"), 0), entries.get("vector_add"));
+        assertEquals(new Ptx.Entry("block_sum", List.of("u64", "u64", "u32"), 0), entries.get("block_sum"));
+        assertEquals(new Ptx.Entry("warp_sum", List.of("u64", "u64", "u32"), 32 * 4), entries.get("warp_sum"));
+        assertEquals(
+                List.of("u32", "u32", "u32", "f32", "u64", "u32", "u64", "u32", "f32", "u64", "u32"),
+                entries.get("sgemm_tiled").parameters());
+        assertEquals(16 * 16 * 4 + 16 * 17 * 4, entries.get("sgemm_tiled").staticSharedBytes());
+        assertEquals(5, entries.size());
+    }
+
+    @Test
+    void attributesModuleScopeSharedMemoryByItsMangledOwner() {
+        String ptx = """
+                .shared .align 4 .b8 _ZZ3oneE5tiles[64];
+                .shared .align 4 .b8 _ZZ6helperE7scratch[16];
+                .extern .shared .align 16 .b8 dynamic[];
+                .visible .entry one(
+                \t.param .u64 one_param_0
+                )
+                {
+                \tret;
+                }
+                .visible .entry two()
+                {
+                \t.shared .align 8 .b8 _ZZ3twoE4mine[8];
+                \tret;
+                }
+                """;
+        Map<String, Ptx.Entry> entries = Ptx.entries("test", ptx);
+        assertEquals(64 + 16, entries.get("one").staticSharedBytes(), "its own array and a device function's");
+        assertEquals(8 + 16, entries.get("two").staticSharedBytes(), "not one's array, dynamic memory not counted");
+        assertEquals(List.of(), entries.get("two").parameters());
+    }
+
+    @Test
+    void rejectsTextWithoutKernels() {
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class, () -> Ptx.entries("empty.ptx", ".version 9.0\n.target sm_80\n"));
+        assertEquals("empty.ptx declares no kernel (.entry)", e.getMessage());
+        IllegalArgumentException open = assertThrows(
+                IllegalArgumentException.class,
+                () -> Ptx.entries("cut.ptx", ".visible .entry k(.param .u32 n)\n{\nret;\n"));
+        assertEquals("cut.ptx: the body of .entry k is missing or not closed", open.getMessage());
+    }
+}

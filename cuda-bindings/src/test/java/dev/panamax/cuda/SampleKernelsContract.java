@@ -1,0 +1,318 @@
+package dev.panamax.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.panamax.kernels.testing.Inputs;
+import dev.panamax.kernels.testing.ReferenceBlas;
+import dev.panamax.kernels.testing.Tolerance;
+import java.util.Arrays;
+import java.util.function.Supplier;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The sample kernels (src/main/cuda/samples.cu) against float64 references, and the launch checks, on one device:
+ * {@link EmulatedKernelTest} runs them on the emulated device, {@link GpuKernelTest} on a GPU. Each launch happens
+ * inside {@link #results}, which the emulated device repeats in several schedule orders.
+ */
+abstract class SampleKernelsContract {
+    static final String SAMPLES = "dev/panamax/cuda/ptx/samples.ptx";
+
+    CudaModule module;
+
+    /** Makes the device under test the calling thread's current one. */
+    abstract void useDevice();
+
+    /** Runs {@code launch} (allocate, launch, copy back) and returns what it copied back. */
+    abstract float[] results(String what, Supplier<float[]> launch);
+
+    @BeforeEach
+    void loadSamples() {
+        useDevice();
+        module = CudaModule.load(SAMPLES);
+    }
+
+    @AfterEach
+    void unload() {
+        if (module != null) {
+            module.close();
+        }
+    }
+
+    static DeviceBuffer upload(float[] values) {
+        DeviceBuffer buffer = DeviceBuffer.allocate(ElementType.FLOAT, values.length);
+        buffer.copyFrom(values);
+        return buffer;
+    }
+
+    static float[] download(DeviceBuffer buffer) {
+        float[] values = new float[(int) buffer.length()];
+        buffer.copyTo(values);
+        return values;
+    }
+
+    @Test
+    void vectorAddCoversARaggedLastBlock() {
+        int n = 1000;
+        float[] a = Inputs.uniform(Inputs.seed("vector_add a"), n, -8, 8);
+        float[] b = Inputs.uniform(Inputs.seed("vector_add b"), n, -8, 8);
+        float[] c = results("vector_add", () -> {
+            try (DeviceBuffer da = upload(a);
+                    DeviceBuffer db = upload(b);
+                    DeviceBuffer dc = DeviceBuffer.allocate(ElementType.FLOAT, n)) {
+                module.kernel("vector_add").launch(Dim3.of((n + 255) / 256), Dim3.of(256), 0, null, da, db, dc, n);
+                return download(dc);
+            }
+        });
+        for (int i = 0; i < n; i++) {
+            // One correctly rounded addition: exactly the double sum rounded to float.
+            assertEquals((float) ((double) a[i] + b[i]), c[i], "c[" + i + "]");
+        }
+    }
+
+    @Test
+    void blockSumReducesInSharedMemory() {
+        checkBlockSums("block_sum", 256, 256 * Float.BYTES, 8);
+    }
+
+    @Test
+    void warpSumReducesByShuffles() {
+        checkBlockSums("warp_sum", 256, 0, 10);
+    }
+
+    /**
+     * Per-block sums of 1000 values (the last block ragged) against float64: a reduction tree of {@code depth} levels
+     * errs by at most {@code depth·ε·Σ|x|} per block.
+     */
+    private void checkBlockSums(String kernel, int block, int sharedBytes, int depth) {
+        int n = 1000;
+        int blocks = (n + block - 1) / block;
+        float[] x = Inputs.uniform(Inputs.seed(kernel), n, -1, 1);
+        float[] sums = results(kernel, () -> {
+            try (DeviceBuffer dx = upload(x);
+                    DeviceBuffer partial = DeviceBuffer.allocate(ElementType.FLOAT, blocks)) {
+                module.kernel(kernel).launch(Dim3.of(blocks), Dim3.of(block), sharedBytes, null, dx, partial, n);
+                return download(partial);
+            }
+        });
+        double[] expected = new double[blocks];
+        double[] bounds = new double[blocks];
+        for (int i = 0; i < n; i++) {
+            expected[i / block] += x[i];
+            bounds[i / block] += depth * Tolerance.FLOAT_EPSILON * Math.abs(x[i]);
+        }
+        Tolerance.assertClose(kernel, expected, sums, bounds);
+    }
+
+    @Test
+    void countAboveVotesAndAddsAtomically() {
+        int n = 1000;
+        float[] x = Inputs.uniform(Inputs.seed("count_above"), n, -1, 1);
+        float threshold = 0.25f;
+        float[] count = results("count_above", () -> {
+            try (DeviceBuffer dx = upload(x);
+                    DeviceBuffer dcount = upload(new float[1])) {
+                module.kernel("count_above")
+                        .launch(Dim3.of((n + 127) / 128), Dim3.of(128), 0, null, dx, dcount, n, threshold);
+                return download(dcount);
+            }
+        });
+        int expected = 0;
+        for (float v : x) {
+            expected += v > threshold ? 1 : 0;
+        }
+        assertEquals(expected, count[0]);
+    }
+
+    @Test
+    void tiledSgemmMatchesTheReferenceWithOddSizesAndPaddedRows() {
+        int m = 37;
+        int n = 45;
+        int k = 70;
+        int lda = k + 3;
+        int ldb = n + 5;
+        int ldc = n + 2;
+        float alpha = 1.5f;
+        float beta = -0.5f;
+        float[] a = Inputs.uniform(Inputs.seed("sgemm a"), m * lda, -1, 1);
+        float[] b = Inputs.uniform(Inputs.seed("sgemm b"), k * ldb, -1, 1);
+        float[] c = Inputs.uniform(Inputs.seed("sgemm c"), m * ldc, -1, 1);
+        float[] result = results("sgemm_tiled", () -> sgemm(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
+        ReferenceBlas.Result expected =
+                ReferenceBlas.gemm(false, false, m, n, k, alpha, a, 0, lda, b, 0, ldb, beta, c, 0, ldc);
+        Tolerance.assertClose("sgemm_tiled", expected.values(), dense(result, m, n, ldc), expected.bounds(k));
+        for (int i = 0; i < m; i++) {
+            for (int j = n; j < ldc; j++) {
+                assertEquals(c[i * ldc + j], result[i * ldc + j], "padding of row " + i + " is not written");
+            }
+        }
+    }
+
+    @Test
+    void tiledSgemmDoesNotReadCWhenBetaIsZero() {
+        int m = 20;
+        int n = 17;
+        int k = 33;
+        float[] a = Inputs.uniform(Inputs.seed("sgemm beta0 a"), m * k, -1, 1);
+        float[] b = Inputs.uniform(Inputs.seed("sgemm beta0 b"), k * n, -1, 1);
+        float[] c = new float[m * n];
+        Arrays.fill(c, Float.NaN);
+        float[] result = results("sgemm_tiled beta 0", () -> sgemm(m, n, k, 1f, a, k, b, n, 0f, c, n));
+        ReferenceBlas.Result expected = ReferenceBlas.gemm(false, false, m, n, k, 1, a, 0, k, b, 0, n, 0, c, 0, n);
+        Tolerance.assertClose("sgemm_tiled, beta 0", expected.values(), result, expected.bounds(k));
+    }
+
+    float[] sgemm(
+            int m, int n, int k, float alpha, float[] a, int lda, float[] b, int ldb, float beta, float[] c, int ldc) {
+        try (DeviceBuffer da = upload(a);
+                DeviceBuffer db = upload(b);
+                DeviceBuffer dc = upload(c)) {
+            module.kernel("sgemm_tiled")
+                    .launch(
+                            Dim3.of((n + 15) / 16, (m + 15) / 16),
+                            Dim3.of(16, 16),
+                            0,
+                            null,
+                            m,
+                            n,
+                            k,
+                            alpha,
+                            da,
+                            lda,
+                            db,
+                            ldb,
+                            beta,
+                            dc,
+                            ldc);
+            return download(dc);
+        }
+    }
+
+    static float[] dense(float[] c, int m, int n, int ldc) {
+        float[] dense = new float[m * n];
+        for (int i = 0; i < m; i++) {
+            System.arraycopy(c, i * ldc, dense, i * n, n);
+        }
+        return dense;
+    }
+
+    @Test
+    void launchesOnAStream() {
+        int n = 300;
+        float[] a = Inputs.uniform(Inputs.seed("stream a"), n, -1, 1);
+        float[] c = results("vector_add on a stream", () -> {
+            try (CudaStream stream = CudaStream.create();
+                    DeviceBuffer da = upload(a);
+                    DeviceBuffer dc = DeviceBuffer.allocate(ElementType.FLOAT, n)) {
+                module.kernel("vector_add").launch(Dim3.of(3), Dim3.of(128), 0, stream, da, da, dc, n);
+                float[] out = new float[n];
+                dc.copyToAsync(0, out, 0, n, stream);
+                stream.synchronize();
+                return out;
+            }
+        });
+        for (int i = 0; i < n; i++) {
+            assertEquals(2 * a[i], c[i], "c[" + i + "]");
+        }
+    }
+
+    @Test
+    void rejectsAWrongArgumentCountBeforeLaunching() {
+        try (DeviceBuffer x = DeviceBuffer.allocate(ElementType.FLOAT, 4)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> module.kernel("vector_add")
+                    .launch(Dim3.of(1), Dim3.of(4), 0, null, x, x, x));
+            assertTrue(e.getMessage().startsWith("vector_add takes 4 arguments"), e.getMessage());
+            assertTrue(e.getMessage().endsWith("got 3"), e.getMessage());
+        }
+    }
+
+    @Test
+    void rejectsAWrongArgumentTypeBeforeLaunching() {
+        try (DeviceBuffer x = DeviceBuffer.allocate(ElementType.FLOAT, 4)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> module.kernel("vector_add")
+                    .launch(Dim3.of(1), Dim3.of(4), 0, null, x, x, x, 4L));
+            assertTrue(e.getMessage().startsWith("argument 3 of vector_add ("), e.getMessage());
+            assertTrue(e.getMessage().endsWith("must be Integer, not Long"), e.getMessage());
+            IllegalArgumentException notABuffer =
+                    assertThrows(IllegalArgumentException.class, () -> module.kernel("vector_add")
+                            .launch(Dim3.of(1), Dim3.of(4), 0, null, x, 1.5f, x, 4));
+            assertTrue(notABuffer.getMessage().startsWith("argument 1 of vector_add ("), notABuffer.getMessage());
+        }
+    }
+
+    @Test
+    void rejectsBlocksAndGridsOverTheDeviceLimits() {
+        CudaKernel add = module.kernel("vector_add");
+        DeviceLimits limits = module.limits();
+        try (DeviceBuffer x = DeviceBuffer.allocate(ElementType.FLOAT, 4)) {
+            IllegalArgumentException threads = assertThrows(
+                    IllegalArgumentException.class,
+                    () -> add.launch(Dim3.of(1), Dim3.of(limits.maxThreadsPerBlock(), 2), 0, null, x, x, x, 4));
+            assertEquals(
+                    "block (" + limits.maxThreadsPerBlock() + ",2,1) has " + 2 * limits.maxThreadsPerBlock()
+                            + " threads, more than the device's " + limits.maxThreadsPerBlock() + " per block",
+                    threads.getMessage());
+            IllegalArgumentException z = assertThrows(
+                    IllegalArgumentException.class,
+                    () -> add.launch(
+                            Dim3.of(1), new Dim3(1, 1, limits.maxBlock().z() + 1), 0, null, x, x, x, 4));
+            assertTrue(
+                    z.getMessage().startsWith("block.z (" + (limits.maxBlock().z() + 1) + ") must be from 1 to"),
+                    z.getMessage());
+            IllegalArgumentException grid = assertThrows(
+                    IllegalArgumentException.class,
+                    () -> add.launch(Dim3.of(1, limits.maxGrid().y() + 1), Dim3.of(4), 0, null, x, x, x, 4));
+            assertTrue(
+                    grid.getMessage().startsWith("grid.y (" + (limits.maxGrid().y() + 1) + ")"), grid.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> add.launch(Dim3.of(0), Dim3.of(4), 0, null, x, x, x, 4));
+        }
+    }
+
+    @Test
+    void rejectsSharedMemoryOverTheDeviceLimit() {
+        CudaKernel sgemm = module.kernel("sgemm_tiled");
+        assertEquals(2112, sgemm.staticSharedMemoryBytes(), "two 16×16 tiles, one padded to 17 columns");
+        int over = module.limits().maxSharedMemoryPerBlockOptin() - 2112 + 1;
+        try (DeviceBuffer x = DeviceBuffer.allocate(ElementType.FLOAT, 4)) {
+            IllegalArgumentException e = assertThrows(
+                    IllegalArgumentException.class,
+                    () -> sgemm.launch(Dim3.of(1), Dim3.of(16, 16), over, null, 1, 1, 1, 1f, x, 1, x, 1, 0f, x, 1));
+            assertEquals(
+                    "sharedMemoryBytes (" + over + ") plus sgemm_tiled's 2112 bytes of static shared memory exceed "
+                            + "the device's " + module.limits().maxSharedMemoryPerBlockOptin()
+                            + " bytes of shared memory per block",
+                    e.getMessage());
+            assertThrows(
+                    IllegalArgumentException.class,
+                    () -> sgemm.launch(Dim3.of(1), Dim3.of(16, 16), -1, null, 1, 1, 1, 1f, x, 1, x, 1, 0f, x, 1));
+        }
+    }
+
+    @Test
+    void rejectsAnUnknownKernelName() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> module.kernel("vector_sub"));
+        assertEquals(
+                "no kernel vector_sub in " + SAMPLES + "; its kernels are [block_sum, count_above, sgemm_tiled, "
+                        + "vector_add, warp_sum]",
+                e.getMessage());
+    }
+
+    @Test
+    void useAfterCloseIsCaughtInJava() {
+        CudaKernel add = module.kernel("vector_add");
+        DeviceBuffer x = DeviceBuffer.allocate(ElementType.FLOAT, 4);
+        x.close();
+        IllegalStateException closedBuffer = assertThrows(
+                IllegalStateException.class, () -> add.launch(Dim3.of(1), Dim3.of(4), 0, null, x, x, x, 4));
+        assertTrue(closedBuffer.getMessage().endsWith("is closed"), closedBuffer.getMessage());
+        module.close();
+        module.close();
+        try (DeviceBuffer y = DeviceBuffer.allocate(ElementType.FLOAT, 4)) {
+            assertThrows(IllegalStateException.class, () -> add.launch(Dim3.of(1), Dim3.of(4), 0, null, y, y, y, 4));
+        }
+        assertThrows(IllegalStateException.class, () -> module.kernel("vector_add"));
+    }
+}
