@@ -1,6 +1,7 @@
 package dev.panamax.model.train;
 
 import dev.panamax.model.backend.Backend;
+import dev.panamax.model.backend.MemorySize;
 import dev.panamax.model.backend.Tensor;
 import dev.panamax.model.io.DType;
 import dev.panamax.model.io.Gpt2Checkpoint;
@@ -91,6 +92,18 @@ public final class Trainer {
             throw new IllegalArgumentException("options.seqLen (" + options.seqLen()
                     + ") must be <= the model's context length (config.seqLen " + config.seqLen() + ")");
         }
+        long tokens = (long) options.batchSize() * options.seqLen();
+        if (tokens > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("options.batchSize × options.seqLen (" + options.batchSize() + " × "
+                    + options.seqLen() + " = " + tokens + " tokens per micro-batch) must be at most "
+                    + Integer.MAX_VALUE);
+        }
+        // Checked before anything is allocated (the parameter list included, which grows with the layers).
+        backend.requireMemory(
+                "training " + config.architecture() + " (" + config.parameterCount() + " parameters, " + config.layers()
+                        + " layers) on micro-batches of " + options.batchSize() + " × " + options.seqLen()
+                        + " tokens",
+                memoryBytes(config, options));
         this.backend = backend;
         this.config = config;
         this.options = options;
@@ -101,9 +114,9 @@ public final class Trainer {
             firstMoments.put(spec.name(), backend.allocateTrainingState(spec.rows(), spec.cols()));
             secondMoments.put(spec.name(), backend.allocateTrainingState(spec.rows(), spec.cols()));
         }
-        this.network = Network.of(backend, config, weights);
-        this.gradientNetwork = Network.of(backend, config, gradients);
-        this.rows = Math.multiplyExact(options.batchSize(), options.seqLen());
+        this.network = Network.of(backend, config, weights, options.seqLen());
+        this.gradientNetwork = Network.of(backend, config, gradients, options.seqLen());
+        this.rows = (int) tokens;
         int layers = config.layers();
         this.stream = new Tensor[layers + 1];
         for (int l = 0; l <= layers; l++) {
@@ -126,6 +139,32 @@ public final class Trainer {
         this.scratch = Network.Gradients.allocate(backend, config, rows);
         this.inputs = new int[rows];
         this.targets = new int[rows];
+    }
+
+    /**
+     * Returns the memory a trainer needs: on its backend the weights, their gradients and both AdamW moments, and each
+     * block's activations for one micro-batch; while saving, host copies of the moments.
+     *
+     * @param config the model's shape
+     * @param options the run's options
+     * @return the bytes, {@link Long#MAX_VALUE} if they overflow a long
+     */
+    public static long memoryBytes(ModelConfig config, TrainingOptions options) {
+        long n = (long) options.batchSize() * options.seqLen();
+        long d = config.dim();
+        long h = config.hiddenDim();
+        long layers = config.layers();
+        boolean llama = config.architecture() == Architecture.LLAMA;
+        // Per block: its activations (see Network.trainingActivations), keys and values.
+        long block = 5 * d + config.heads() + 2 + 2 * h + (llama ? h : 2) + 2L * config.kvDim();
+        return new MemorySize()
+                .add(4, config.parameterCount()) // weights, gradients, two moments
+                .add(layers + 1, n, d) // the residual stream between blocks
+                .add(layers, n, block)
+                .add(n, 3 * d + 1 + (llama ? 0 : 1) + config.vocabSize()) // projection, head, logits, gradient
+                .add(n, 3 * d + 2L * config.kvDim() + 2 * h + (llama ? h : 1)) // backward scratch (GPT-2: and ones)
+                .add(2, config.parameterCount()) // save(): the moments copied off the backend
+                .bytes();
     }
 
     /**
@@ -173,24 +212,40 @@ public final class Trainer {
     public static Trainer resume(Backend backend, Path run) throws IOException {
         Path directory = CheckpointDirectory.resolve(run);
         TrainerState state = TrainerState.read(directory.resolve(STATE_FILE));
-        Trainer trainer = new Trainer(backend, state.config(), state.options());
-        trainer.step = state.step();
-        trainer.totalSteps = state.totalSteps();
-        trainer.dataFingerprint = state.dataFingerprint();
-        try (SafeTensors file = SafeTensors.open(directory.resolve(WEIGHTS_FILE))) {
-            requireStep(file, state.step());
+        try (SafeTensors weightsFile = SafeTensors.open(directory.resolve(WEIGHTS_FILE));
+                SafeTensors optimizerFile = SafeTensors.open(directory.resolve(OPTIMIZER_FILE))) {
+            // The files must hold what the state's configuration implies before that configuration sizes anything.
+            long parameters = state.config().parameterCount();
+            requireStep(weightsFile, state.step());
+            requireFloats(weightsFile, parameters, "the parameters");
+            requireStep(optimizerFile, state.step());
+            requireFloats(optimizerFile, 2 * parameters, "two moments of the parameters");
+            Trainer trainer = new Trainer(backend, state.config(), state.options());
+            trainer.step = state.step();
+            trainer.totalSteps = state.totalSteps();
+            trainer.dataFingerprint = state.dataFingerprint();
             for (Parameters.Spec spec : trainer.specs) {
-                trainer.load(file, spec.name(), spec, trainer.weights);
+                trainer.load(weightsFile, spec.name(), spec, trainer.weights);
+                trainer.load(optimizerFile, "m." + spec.name(), spec, trainer.firstMoments);
+                trainer.load(optimizerFile, "v." + spec.name(), spec, trainer.secondMoments);
             }
+            return trainer;
         }
-        try (SafeTensors file = SafeTensors.open(directory.resolve(OPTIMIZER_FILE))) {
-            requireStep(file, state.step());
-            for (Parameters.Spec spec : trainer.specs) {
-                trainer.load(file, "m." + spec.name(), spec, trainer.firstMoments);
-                trainer.load(file, "v." + spec.name(), spec, trainer.secondMoments);
-            }
+    }
+
+    /** Checks that a file's tensors hold {@code expected} floats in all, as the state file's configuration says. */
+    private static void requireFloats(SafeTensors file, long expected, String what) throws ModelFormatException {
+        long floats = 0;
+        for (TensorInfo info : file.tensors().values()) {
+            floats =
+                    Math.addExact(floats, info.elementCount()); // bounded by the file's size, which SafeTensors checked
         }
-        return trainer;
+        if (floats != expected) {
+            throw new ModelFormatException(
+                    file.file(),
+                    "holds " + floats + " values but " + STATE_FILE + "'s configuration implies " + expected + " ("
+                            + what + "): the files are not of one checkpoint");
+        }
     }
 
     private static void requireStep(SafeTensors file, int step) throws ModelFormatException {
