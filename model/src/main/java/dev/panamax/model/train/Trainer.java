@@ -203,7 +203,7 @@ public final class Trainer {
      * optimizer moments and step, so that its next steps equal those of the run that wrote it.
      *
      * @param backend where everything lives
-     * @param directory the run directory {@link #save} wrote (or one of its step directories)
+     * @param run the run directory {@link #save} wrote (or one of its step directories)
      * @return the trainer
      * @throws CheckpointNotFoundException if the directory holds no checkpoint
      * @throws ModelFormatException if a file is missing, malformed, or from another step than the state file
