@@ -112,10 +112,13 @@ public final class LossCurve implements Callback {
 
     @Override
     public boolean afterEpoch(Trainer trainer, Metrics m) throws IOException {
-        // The epoch's validation belongs to its last step's row.
+        // The epoch's validation belongs to its last step's row, which has it already unless training stopped early.
         int last = rows.size() - 1;
-        if (last >= 0 && rows.get(last).startsWith(m.step() + ",") && !Float.isNaN(m.validationLoss())) {
-            String[] cells = rows.get(last).split(",", -1);
+        String[] cells = last >= 0 ? rows.get(last).split(",", -1) : new String[0];
+        if (last >= 0
+                && rows.get(last).startsWith(m.step() + ",")
+                && cells[4].isEmpty()
+                && !Float.isNaN(m.validationLoss())) {
             cells[4] = String.format(Locale.ROOT, "%.6f", m.validationLoss());
             cells[5] = String.format(Locale.ROOT, "%.6f", m.validationAccuracy());
             rows.set(last, String.join(",", cells));

@@ -177,6 +177,8 @@ public final class Trainer {
      * @param initSeed the seed of the initial weights
      * @return the trainer, at step 0
      * @throws IllegalArgumentException if {@code options.seqLen} exceeds the model's context
+     * @throws dev.panamax.model.backend.InsufficientMemoryException if the run needs more memory than the backend has
+     *     ({@link #memoryBytes})
      */
     public static Trainer create(Backend backend, ModelConfig config, TrainingOptions options, long initSeed) {
         Trainer trainer = new Trainer(backend, config, options);
@@ -206,7 +208,9 @@ public final class Trainer {
      * @param run the run directory {@link #save} wrote (or one of its step directories)
      * @return the trainer
      * @throws CheckpointNotFoundException if the directory holds no checkpoint
-     * @throws ModelFormatException if a file is missing, malformed, or from another step than the state file
+     * @throws ModelFormatException if a file is missing, malformed, from another step than the state file, or does not
+     *     hold what the state file's configuration implies
+     * @throws dev.panamax.model.backend.InsufficientMemoryException if the run needs more memory than the backend has
      * @throws IOException if a file cannot be read
      */
     public static Trainer resume(Backend backend, Path run) throws IOException {
