@@ -56,6 +56,9 @@ public final class Trainer {
     private static final List<String> CHECKPOINT_FILES =
             List.of(WEIGHTS_FILE, Gpt2Checkpoint.CONFIG_FILE, LLAMA2C_FILE, OPTIMIZER_FILE, STATE_FILE);
 
+    /** The most values of one parameter: initialisation, checkpoints and {@link #weight} pass it through a float[]. */
+    private static final long MAX_TENSOR_VALUES = Integer.MAX_VALUE - 8;
+
     private static final ValueLayout.OfFloat FLOAT =
             ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
@@ -108,6 +111,14 @@ public final class Trainer {
         this.config = config;
         this.options = options;
         this.specs = Parameters.of(config);
+        for (Parameters.Spec spec : specs) {
+            if (spec.size() > MAX_TENSOR_VALUES) {
+                throw new IllegalArgumentException(
+                        "parameter " + spec.name() + " " + spec.shape() + " has " + spec.size()
+                                + " values; the trainer copies each parameter through a Java array, which holds at most "
+                                + MAX_TENSOR_VALUES);
+            }
+        }
         for (Parameters.Spec spec : specs) {
             weights.put(spec.name(), backend.allocate(spec.rows(), spec.cols()));
             gradients.put(spec.name(), backend.allocateTrainingState(spec.rows(), spec.cols()));

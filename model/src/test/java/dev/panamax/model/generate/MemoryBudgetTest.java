@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamax.model.backend.Backend;
 import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.backend.InsufficientMemoryException;
 import dev.panamax.model.io.Gpt2Checkpoint;
@@ -20,6 +21,7 @@ import dev.panamax.model.train.TrainingOptions;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.reflect.Proxy;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -219,5 +221,22 @@ class MemoryBudgetTest {
             long saving = 2L * config.parameterCount() * Float.BYTES;
             assertEquals(Trainer.memoryBytes(config, options) - saving, backend.allocatedBytes());
         }
+    }
+
+    @Test
+    void aParameterLargerThanAJavaArrayIsRefusedBeforeItsArrayOverflows() {
+        // 65536 × 32768 = 2^31 values in the token embedding: 8 GiB, within some machines' memory.
+        ModelConfig config = new ModelConfig(Architecture.GPT2, 32768, 4, 1, 1, 1, 65536, 1, 1e-5f, 0, true);
+        Backend roomy = (Backend) Proxy.newProxyInstance(
+                Backend.class.getClassLoader(), new Class<?>[] {Backend.class}, (proxy, method, arguments) -> {
+                    if (method.getName().equals("requireMemory")) {
+                        return null;
+                    }
+                    throw new AssertionError("allocated before the check: " + method.getName());
+                });
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class, () -> Trainer.create(roomy, config, TrainingOptions.defaults(1, 1), 1));
+        assertTrue(
+                e.getMessage().startsWith("parameter wte.weight [65536, 32768] has 2147483648 values"), e.getMessage());
     }
 }
