@@ -3,6 +3,7 @@ module dev.panamax.model {
     requires dev.panamax.kernels;
     requires dev.panamax.cuda;
     requires java.desktop;
+    requires jdk.management;
 
     exports dev.panamax.model.backend;
     exports dev.panamax.model.cli;

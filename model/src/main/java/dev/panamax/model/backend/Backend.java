@@ -21,6 +21,18 @@ public interface Backend extends AutoCloseable {
     interface Rotary {}
 
     /**
+     * Checks that {@code bytes} more can be allocated on this backend, before allocating them, so that a request too
+     * large for the machine fails with one clear line instead of an {@link OutOfMemoryError} or a long zero-fill. The
+     * bound is what the backend can tell (e.g. physical memory less what it holds), not a promise that smaller
+     * requests succeed.
+     *
+     * @param purpose what the memory is for, for the message
+     * @param bytes the bytes about to be allocated, {@link Long#MAX_VALUE} for more than a long counts
+     * @throws InsufficientMemoryException if they do not fit
+     */
+    void requireMemory(String purpose, long bytes);
+
+    /**
      * Allocates a zero-filled matrix.
      *
      * @param rows rows, at least 0

@@ -1,5 +1,6 @@
 package dev.panamax.model.backend;
 
+import com.sun.management.OperatingSystemMXBean;
 import dev.panamax.kernels.Activation;
 import dev.panamax.kernels.Activations;
 import dev.panamax.kernels.AdamW;
@@ -18,8 +19,10 @@ import dev.panamax.kernels.Transpose;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.management.ManagementFactory;
 import java.nio.ByteOrder;
 import java.util.Objects;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The {@link Backend} on Panamax's CPU kernels. Tensors live in native memory of a shared arena (so the kernels' worker
@@ -29,6 +32,9 @@ public final class CpuBackend implements Backend {
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final Arena arena = Arena.ofShared();
+
+    /** Bytes of the tensors this backend allocated, native or on the heap. */
+    private final AtomicLong allocated = new AtomicLong();
 
     /** A run of ones, grown on demand: column sums of a gradient are a transposed GEMV against it. */
     private MemorySegment ones = MemorySegment.NULL;
@@ -71,10 +77,43 @@ public final class CpuBackend implements Backend {
 
     private record CpuRotary(Rope rope) implements Rotary {}
 
+    /**
+     * Checks against physical memory (the container's limit where there is one) less what this backend already holds:
+     * native tensors and heap training state alike, since the heap is physical memory too.
+     */
+    @Override
+    public void requireMemory(String purpose, long bytes) {
+        long available = Math.max(0, physicalMemory() - allocated.get());
+        if (bytes > available) {
+            throw new InsufficientMemoryException(
+                    purpose, bytes, available, "memory (physical memory less what this backend holds)");
+        }
+    }
+
+    /**
+     * Returns the bytes of the tensors this backend has allocated so far (weights used in place not included).
+     *
+     * @return the bytes
+     */
+    public long allocatedBytes() {
+        return allocated.get();
+    }
+
+    /** Physical memory as the JVM sees it (container-aware), or no bound where the platform does not say. */
+    private static long physicalMemory() {
+        if (ManagementFactory.getOperatingSystemMXBean() instanceof OperatingSystemMXBean os) {
+            return os.getTotalMemorySize();
+        }
+        return Long.MAX_VALUE;
+    }
+
     @Override
     public Tensor allocate(int rows, int cols) {
         checkShape(rows, cols);
-        return new CpuTensor(arena.allocate((long) rows * cols * Float.BYTES, 64), 0, rows, cols, cols);
+        long bytes = (long) rows * cols * Float.BYTES;
+        MemorySegment data = arena.allocate(bytes, 64);
+        allocated.addAndGet(bytes);
+        return new CpuTensor(data, 0, rows, cols, cols);
     }
 
     /**
@@ -96,6 +135,7 @@ public final class CpuBackend implements Backend {
             // A Java heap sized for inference (-Xmx) need not hold a model's training state; native memory still works.
             return allocate(rows, cols);
         }
+        allocated.addAndGet(size * Float.BYTES);
         return new CpuTensor(MemorySegment.ofArray(array), 0, rows, cols, cols);
     }
 
@@ -120,6 +160,10 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Rotary rotary(int headDim, int maxPositions, double theta) {
+        // Rope keeps a cosine and a sine per position and element, on the heap.
+        MemorySize.requireHeap(
+                "RoPE tables for " + maxPositions + " positions",
+                new MemorySize().add(2L * maxPositions, headDim).bytes());
         return new CpuRotary(new Rope(headDim, maxPositions, theta, Rope.Pairing.ADJACENT));
     }
 
@@ -236,6 +280,7 @@ public final class CpuBackend implements Backend {
     private MemorySegment ones(int count) {
         if (ones.byteSize() < (long) count * Float.BYTES) {
             ones = arena.allocate((long) count * Float.BYTES, 64);
+            allocated.addAndGet(ones.byteSize());
             ones.fill((byte) 0);
             for (int i = 0; i < count; i++) {
                 ones.setAtIndex(FLOAT, i, 1f);

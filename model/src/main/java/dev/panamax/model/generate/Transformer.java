@@ -1,6 +1,7 @@
 package dev.panamax.model.generate;
 
 import dev.panamax.model.backend.Backend;
+import dev.panamax.model.backend.MemorySize;
 import dev.panamax.model.backend.Tensor;
 import dev.panamax.model.io.Gpt2Weights;
 import dev.panamax.model.io.LlamaWeights;
@@ -18,7 +19,9 @@ import java.util.Map;
  * (RoPE on queries and keys, or learned positions added to the embeddings), the feed-forward activation (SwiGLU or
  * GELU), the biases (none, or on every projection) and the weights' layout. Everything runs on a {@link Backend}.
  *
- * <p>The cache holds keys and values of every layer for the whole context, allocated up front. {@link #forward}
+ * <p>The cache holds keys and values of every layer for as many positions as the caller asks (the model's whole context
+ * by default; a generation needs only its prompt and the tokens it will produce), allocated up front after checking
+ * that they fit in the backend's memory. {@link #forward}
  * appends tokens at the current position: a prompt goes through as a batch (one matrix product per weight for all its
  * tokens, attention with as many queries), a decode step is the same pass with one token. Not thread-safe.
  */
@@ -27,6 +30,7 @@ public final class Transformer {
     public static final int DEFAULT_MAX_BATCH = 256;
 
     private final ModelConfig config;
+    private final int contextLength;
     private final Backend backend;
     private final Network network;
     private final Tensor[] keys;
@@ -38,28 +42,56 @@ public final class Transformer {
     private int position;
 
     /**
-     * A model over named weights.
+     * A model over named weights whose cache holds the whole context ({@code config.seqLen} positions).
      *
      * @param backend where the weights, the cache and the activations live
      * @param config the configuration
      * @param weights every tensor of {@link Parameters#of(ModelConfig)} under its name
      * @param maxBatch most tokens per batch (scratch memory grows with it); {@link #DEFAULT_MAX_BATCH} is a fair choice
      * @throws IllegalArgumentException if a weight is missing or misshapen, or {@code maxBatch < 1}
+     * @throws dev.panamax.model.backend.InsufficientMemoryException if the cache and activations do not fit
      */
     public Transformer(Backend backend, ModelConfig config, Map<String, Tensor> weights, int maxBatch) {
+        this(backend, config, weights, maxBatch, config.seqLen());
+    }
+
+    /**
+     * A model over named weights whose cache holds {@code contextLength} positions.
+     *
+     * @param backend where the weights, the cache and the activations live
+     * @param config the configuration
+     * @param weights every tensor of {@link Parameters#of(ModelConfig)} under its name
+     * @param maxBatch most tokens per batch (scratch memory grows with it); {@link #DEFAULT_MAX_BATCH} is a fair choice
+     * @param contextLength the positions the cache holds, in {@code [1, config.seqLen]}: for a generation, the prompt's
+     *     tokens and those to generate
+     * @throws IllegalArgumentException if a weight is missing or misshapen, {@code maxBatch < 1} or {@code
+     *     contextLength} is out of range
+     * @throws dev.panamax.model.backend.InsufficientMemoryException if the cache and activations do not fit
+     */
+    public Transformer(
+            Backend backend, ModelConfig config, Map<String, Tensor> weights, int maxBatch, int contextLength) {
         if (maxBatch < 1) {
             throw new IllegalArgumentException("maxBatch (" + maxBatch + ") must be >= 1");
         }
+        if (contextLength < 1 || contextLength > config.seqLen()) {
+            throw new IllegalArgumentException("contextLength (" + contextLength
+                    + ") must be in [1, the model's context length (config.seqLen " + config.seqLen() + ")]");
+        }
+        backend.requireMemory(
+                "a key/value cache of " + contextLength + " positions × " + config.layers()
+                        + " layers and the activations of batches of " + Math.min(maxBatch, contextLength) + " tokens",
+                memoryBytes(config, maxBatch, contextLength));
+        this.contextLength = contextLength;
         this.config = config;
         this.backend = backend;
-        this.network = Network.of(backend, config, weights);
+        this.network = Network.of(backend, config, weights, contextLength);
         this.keys = new Tensor[config.layers()];
         this.values = new Tensor[config.layers()];
         for (int l = 0; l < config.layers(); l++) {
-            keys[l] = backend.allocate(config.seqLen(), config.kvDim());
-            values[l] = backend.allocate(config.seqLen(), config.kvDim());
+            keys[l] = backend.allocate(contextLength, config.kvDim());
+            values[l] = backend.allocate(contextLength, config.kvDim());
         }
-        this.maxBatch = Math.min(maxBatch, config.seqLen());
+        this.maxBatch = Math.min(maxBatch, contextLength);
         int dim = config.dim();
         this.x = backend.allocate(this.maxBatch, dim);
         // The residual stream is updated in place; the normalised rows and the projections share one buffer.
@@ -87,6 +119,26 @@ public final class Transformer {
     }
 
     /**
+     * Returns the bytes a model allocates on its backend besides the weights: the key/value cache and the activations
+     * of one batch.
+     *
+     * @param config the configuration
+     * @param maxBatch most tokens per batch, at least 1
+     * @param contextLength the positions the cache holds, at least 1
+     * @return the bytes, {@link Long#MAX_VALUE} if they overflow a long
+     */
+    public static long memoryBytes(ModelConfig config, int maxBatch, int contextLength) {
+        long batch = Math.min(maxBatch, contextLength);
+        boolean llama = config.architecture() == Architecture.LLAMA;
+        return new MemorySize()
+                .add(2L * config.layers(), contextLength, config.kvDim())
+                .add(4 * batch, config.dim())
+                .add((llama ? 2 : 1) * batch, config.hiddenDim())
+                .add(1, config.vocabSize())
+                .bytes();
+    }
+
+    /**
      * A Llama-family model (llama2.c's layout: matrices {@code [out, in]}, RoPE on adjacent pairs).
      *
      * @param backend where the weights, the cache and the activations live
@@ -97,10 +149,29 @@ public final class Transformer {
      * @throws IllegalArgumentException if the configuration is not Llama's, or a weight's size does not match it
      */
     public static Transformer llama(Backend backend, ModelConfig config, LlamaWeights weights, int maxBatch) {
+        return llama(backend, config, weights, maxBatch, config.seqLen());
+    }
+
+    /**
+     * A Llama-family model whose cache holds {@code contextLength} positions.
+     *
+     * @param backend where the weights, the cache and the activations live
+     * @param config a Llama configuration
+     * @param weights its weights, kept in place by a host backend
+     * @param maxBatch most tokens per batch (scratch memory grows with it); {@link #DEFAULT_MAX_BATCH} is a fair choice
+     * @param contextLength the positions the cache holds, in {@code [1, config.seqLen]}: for a generation, the prompt's
+     *     tokens and those to generate
+     * @return the model, at position 0
+     * @throws IllegalArgumentException if the configuration is not Llama's, a weight's size does not match it, or
+     *     {@code contextLength} is out of range
+     * @throws dev.panamax.model.backend.InsufficientMemoryException if the cache and activations do not fit
+     */
+    public static Transformer llama(
+            Backend backend, ModelConfig config, LlamaWeights weights, int maxBatch, int contextLength) {
         requireArchitecture(config, Architecture.LLAMA);
         requireLayers(config, weights.layers().size());
         Map<String, MemorySegment> named = weights.byName(config.sharedClassifier());
-        return new Transformer(backend, config, onBackend(backend, config, named), maxBatch);
+        return new Transformer(backend, config, onBackend(backend, config, named), maxBatch, contextLength);
     }
 
     /**
@@ -115,10 +186,29 @@ public final class Transformer {
      * @throws IllegalArgumentException if the configuration is not GPT-2's, or a weight's size does not match it
      */
     public static Transformer gpt2(Backend backend, ModelConfig config, Gpt2Weights weights, int maxBatch) {
+        return gpt2(backend, config, weights, maxBatch, config.seqLen());
+    }
+
+    /**
+     * A GPT-2 model whose cache holds {@code contextLength} positions.
+     *
+     * @param backend where the weights, the cache and the activations live
+     * @param config a GPT-2 configuration
+     * @param weights its weights, kept in place by a host backend
+     * @param maxBatch most tokens per batch; {@link #DEFAULT_MAX_BATCH} is a fair choice
+     * @param contextLength the positions the cache holds, in {@code [1, config.seqLen]}: for a generation, the prompt's
+     *     tokens and those to generate
+     * @return the model, at position 0
+     * @throws IllegalArgumentException if the configuration is not GPT-2's, a weight's size does not match it, or
+     *     {@code contextLength} is out of range
+     * @throws dev.panamax.model.backend.InsufficientMemoryException if the cache and activations do not fit
+     */
+    public static Transformer gpt2(
+            Backend backend, ModelConfig config, Gpt2Weights weights, int maxBatch, int contextLength) {
         requireArchitecture(config, Architecture.GPT2);
         requireLayers(config, weights.layers().size());
         Map<String, MemorySegment> named = weights.byName();
-        return new Transformer(backend, config, onBackend(backend, config, named), maxBatch);
+        return new Transformer(backend, config, onBackend(backend, config, named), maxBatch, contextLength);
     }
 
     /** Hands each named segment to the backend with its shape from {@link Parameters#of(ModelConfig)}. */
@@ -155,6 +245,15 @@ public final class Transformer {
     }
 
     /**
+     * Returns the positions the cache holds: at most this many tokens go through between resets.
+     *
+     * @return the context length, at most {@code config().seqLen()}
+     */
+    public int contextLength() {
+        return contextLength;
+    }
+
+    /**
      * Returns the backend the model runs on, which owns the tensors {@link #forward} returns.
      *
      * @return the backend
@@ -166,7 +265,7 @@ public final class Transformer {
     /**
      * Returns the number of tokens in the cache: the position the next token gets.
      *
-     * @return the position, in {@code [0, config().seqLen()]}
+     * @return the position, in {@code [0, contextLength()]}
      */
     public int position() {
         return position;
@@ -186,16 +285,18 @@ public final class Transformer {
      * @param count how many tokens, at least 1
      * @return {@code [1, vocabSize]} logits, owned by the model and overwritten by the next call
      * @throws IllegalArgumentException if the range is not inside {@code tokens} or a token id is out of range
-     * @throws IllegalStateException if the tokens do not fit in the context: {@code position() + count > seqLen}
+     * @throws IllegalStateException if the tokens do not fit in the cache: {@code position() + count >
+     *     contextLength()}
      */
     public Tensor forward(int[] tokens, int offset, int count) {
         if (count < 1 || offset < 0 || offset > tokens.length - count) {
             throw new IllegalArgumentException("offset (" + offset + ") and count (" + count
                     + ") must give a non-empty range inside tokens (length " + tokens.length + ")");
         }
-        if (count > config.seqLen() - position) {
+        if (count > contextLength - position) {
             throw new IllegalStateException("context length exceeded: " + position + " positions used + " + count
-                    + " new tokens > the model's context length (seqLen " + config.seqLen() + ")");
+                    + " new tokens > the cache's contextLength (" + contextLength + "; the model's seqLen is "
+                    + config.seqLen() + ")");
         }
         for (int i = offset; i < offset + count; i++) {
             if (tokens[i] < 0 || tokens[i] >= config.vocabSize()) {

@@ -71,6 +71,7 @@ public final class Gpt2Checkpoint implements AutoCloseable {
         ModelConfig config = readConfig(configFile);
         SafeTensors tensors = SafeTensors.open(weightsFile);
         try {
+            requireContents(tensors, config, configFile);
             String prefix = tensors.tensors().containsKey(PREFIX + "wte.weight") ? PREFIX : "";
             Map<String, MemorySegment> named = new LinkedHashMap<>();
             for (Parameters.Spec spec : Parameters.of(config)) {
@@ -81,6 +82,22 @@ public final class Gpt2Checkpoint implements AutoCloseable {
         } catch (IOException | RuntimeException e) {
             tensors.close();
             throw e;
+        }
+    }
+
+    /**
+     * Checks that the configuration's list of tensors is not out of all proportion to the file, before it is built: a
+     * small file cannot make the loader list billions of layers. Within a layer's worth, the tensors are compared one
+     * by one, which names the first missing one.
+     */
+    private static void requireContents(SafeTensors tensors, ModelConfig config, Path configFile)
+            throws ModelFormatException {
+        long expected = (long) Parameters.GPT2_LAYER.size() * config.layers() + 4;
+        if (expected > tensors.tensors().size() + Parameters.GPT2_LAYER.size()) {
+            throw new ModelFormatException(
+                    tensors.file(),
+                    "holds " + tensors.tensors().size() + " tensors, but " + configFile + " (n_layer " + config.layers()
+                            + ") implies " + expected + ": the weights are not of this model");
         }
     }
 

@@ -166,7 +166,7 @@ public final class Network {
     private final Tensor classifier;
     private final Backend.Rotary rotary;
 
-    private Network(ModelConfig config, Backend backend, Map<String, Tensor> tensors) {
+    private Network(ModelConfig config, Backend backend, Map<String, Tensor> tensors, int positions) {
         this.config = config;
         this.backend = backend;
         this.llama = config.architecture() == Architecture.LLAMA;
@@ -187,7 +187,7 @@ public final class Network {
             this.finalNorm = tensors.get("norm.weight");
             this.finalNormBias = null;
             this.classifier = config.sharedClassifier() ? tokenEmbedding : tensors.get("output.weight");
-            this.rotary = backend.rotary(config.headSize(), config.seqLen(), config.ropeTheta());
+            this.rotary = backend.rotary(config.headSize(), positions, config.ropeTheta());
         } else {
             this.tokenEmbedding = tensors.get("wte.weight");
             this.positionEmbedding = tensors.get("wpe.weight");
@@ -229,10 +229,15 @@ public final class Network {
      * @param backend the backend that owns the tensors
      * @param config the configuration
      * @param tensors every tensor of {@link Parameters#of(ModelConfig)} under its name
+     * @param positions the positions it will run at, in {@code [1, config.seqLen]}: RoPE's tables cover these only
      * @return the network
-     * @throws IllegalArgumentException if a tensor is missing or has the wrong shape
+     * @throws IllegalArgumentException if a tensor is missing or has the wrong shape, or positions is out of range
      */
-    public static Network of(Backend backend, ModelConfig config, Map<String, Tensor> tensors) {
+    public static Network of(Backend backend, ModelConfig config, Map<String, Tensor> tensors, int positions) {
+        if (positions < 1 || positions > config.seqLen()) {
+            throw new IllegalArgumentException(
+                    "positions (" + positions + ") must be in [1, config.seqLen (" + config.seqLen() + ")]");
+        }
         for (Parameters.Spec spec : Parameters.of(config)) {
             Tensor t = tensors.get(spec.name());
             if (t == null) {
@@ -244,7 +249,7 @@ public final class Network {
                         + t.cols() + "], expected [" + spec.rows() + ", " + spec.cols() + "]");
             }
         }
-        return new Network(config, backend, tensors);
+        return new Network(config, backend, tensors, positions);
     }
 
     /**

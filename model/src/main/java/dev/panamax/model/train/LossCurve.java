@@ -11,16 +11,19 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import javax.imageio.ImageIO;
 
 /**
- * Records the loss curve of a run and writes it as {@value #CSV} (one row per step: train loss and accuracy, and
- * validation loss and accuracy where measured) and {@value #PNG} (train loss per step, validation loss as points)
- * after every epoch and on {@link #write()}. Opened on a directory that already has a curve, it keeps the rows up to
- * the trainer's step, so a resumed run extends the curve of the run it continues.
+ * Records the loss curve of a run as {@value #CSV} (one row per step: train loss and accuracy, and validation loss and
+ * accuracy where measured), appending each step's row as it comes, and draws {@value #PNG} (train loss per step,
+ * validation loss as points) after every epoch and on {@link #write()}. Opened on a directory that already has a
+ * curve, it keeps the rows up to the trainer's step and drops the later ones (those of steps a crash took back to the
+ * last checkpoint), so that a resumed run's curve has every step once. Rewrites go through a temporary file and a
+ * rename, so a crash leaves the old curve or the new one; a row torn by a crash while appending is dropped on reading.
  */
 public final class LossCurve implements Callback {
     /** The CSV file's name. */
@@ -38,28 +41,32 @@ public final class LossCurve implements Callback {
     private final List<double[]> validation = new ArrayList<>();
 
     /**
-     * A curve written into a directory, continuing the rows already there up to {@code fromStep}.
+     * A curve written into a directory, continuing the rows already there up to {@code fromStep}: later rows are
+     * removed from the file at once.
      *
      * @param directory the directory, created if absent
      * @param fromStep the trainer's current step; later rows of an earlier curve are dropped
-     * @throws IOException if an existing curve cannot be read
+     * @throws IOException if an existing curve cannot be read or rewritten
      */
     public LossCurve(Path directory, int fromStep) throws IOException {
         this.directory = directory;
         Path csv = directory.resolve(CSV);
         if (Files.isRegularFile(csv)) {
             List<String> lines = Files.readAllLines(csv, StandardCharsets.UTF_8);
+            int last = 0;
             for (int i = 1; i < lines.size(); i++) {
                 String[] cells = lines.get(i).split(",", -1);
                 try {
                     int step = Integer.parseInt(cells[0]);
-                    if (cells.length == 9 && step <= fromStep) {
+                    if (cells.length == 9 && step > last && step <= fromStep) {
                         add(step, number(cells[2]), number(cells[4]), lines.get(i));
+                        last = step;
                     }
                 } catch (NumberFormatException e) {
                     // A row that is not ours (or was torn by a crash) is dropped, not fatal to the run.
                 }
             }
+            writeCsv();
         }
     }
 
@@ -80,7 +87,7 @@ public final class LossCurve implements Callback {
     }
 
     @Override
-    public boolean afterStep(Trainer trainer, Metrics m) {
+    public boolean afterStep(Trainer trainer, Metrics m) throws IOException {
         String row = String.format(
                 Locale.ROOT,
                 "%d,%d,%.6f,%.6f,%s,%s,%.6g,%.6g,%.1f",
@@ -94,15 +101,24 @@ public final class LossCurve implements Callback {
                 m.gradientNorm(),
                 m.tokensPerSecond());
         add(m.step(), m.trainLoss(), m.validationLoss(), row);
+        Path csv = directory.resolve(CSV);
+        if (!Files.isRegularFile(csv)) {
+            writeCsv();
+        } else {
+            Files.writeString(csv, row + "\n", StandardCharsets.UTF_8, StandardOpenOption.APPEND);
+        }
         return true;
     }
 
     @Override
     public boolean afterEpoch(Trainer trainer, Metrics m) throws IOException {
-        // The epoch's validation belongs to its last step's row.
+        // The epoch's validation belongs to its last step's row, which has it already unless training stopped early.
         int last = rows.size() - 1;
-        if (last >= 0 && rows.get(last).startsWith(m.step() + ",") && !Float.isNaN(m.validationLoss())) {
-            String[] cells = rows.get(last).split(",", -1);
+        String[] cells = last >= 0 ? rows.get(last).split(",", -1) : new String[0];
+        if (last >= 0
+                && rows.get(last).startsWith(m.step() + ",")
+                && cells[4].isEmpty()
+                && !Float.isNaN(m.validationLoss())) {
             cells[4] = String.format(Locale.ROOT, "%.6f", m.validationLoss());
             cells[5] = String.format(Locale.ROOT, "%.6f", m.validationAccuracy());
             rows.set(last, String.join(",", cells));
@@ -118,12 +134,22 @@ public final class LossCurve implements Callback {
      * @throws IOException if a file cannot be written
      */
     public void write() throws IOException {
+        writeCsv();
+        BufferedImage chart = chart();
+        CheckpointDirectory.replaceAtomically(directory.resolve(PNG), file -> {
+            if (!ImageIO.write(chart, "png", file.toFile())) {
+                throw new IOException("no PNG writer in this Java runtime for " + file);
+            }
+        });
+    }
+
+    private void writeCsv() throws IOException {
         Files.createDirectories(directory);
         List<String> lines = new ArrayList<>();
         lines.add(HEADER);
         lines.addAll(rows);
-        Files.write(directory.resolve(CSV), lines, StandardCharsets.UTF_8);
-        ImageIO.write(chart(), "png", directory.resolve(PNG).toFile());
+        CheckpointDirectory.replaceAtomically(
+                directory.resolve(CSV), file -> Files.write(file, lines, StandardCharsets.UTF_8));
     }
 
     private BufferedImage chart() {

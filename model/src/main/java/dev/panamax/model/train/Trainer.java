@@ -1,6 +1,7 @@
 package dev.panamax.model.train;
 
 import dev.panamax.model.backend.Backend;
+import dev.panamax.model.backend.MemorySize;
 import dev.panamax.model.backend.Tensor;
 import dev.panamax.model.io.DType;
 import dev.panamax.model.io.Gpt2Checkpoint;
@@ -14,13 +15,14 @@ import dev.panamax.model.io.SafeTensors;
 import dev.panamax.model.io.TensorInfo;
 import dev.panamax.model.nn.Network;
 import dev.panamax.model.nn.Parameters;
+import dev.panamax.model.tokenizer.CharVocabulary;
 import java.io.IOException;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -50,6 +52,13 @@ public final class Trainer {
     /** A Llama model's weights as a llama2.c checkpoint, beside the safetensors, for {@code panamax generate}. */
     public static final String LLAMA2C_FILE = "model.bin";
 
+    /** Every file a checkpoint may hold that the run directory links to. */
+    private static final List<String> CHECKPOINT_FILES =
+            List.of(WEIGHTS_FILE, Gpt2Checkpoint.CONFIG_FILE, LLAMA2C_FILE, OPTIMIZER_FILE, STATE_FILE);
+
+    /** The most values of one parameter: initialisation, checkpoints and {@link #weight} pass it through a float[]. */
+    private static final long MAX_TENSOR_VALUES = Integer.MAX_VALUE - 8;
+
     private static final ValueLayout.OfFloat FLOAT =
             ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
@@ -76,6 +85,7 @@ public final class Trainer {
     private final Network.Gradients scratch;
     private final int[] inputs;
     private final int[] targets;
+    private CheckpointDirectory.SavePoint savePoint = touched -> {};
     private int step;
     private int totalSteps;
     private String dataFingerprint = "";
@@ -85,19 +95,39 @@ public final class Trainer {
             throw new IllegalArgumentException("options.seqLen (" + options.seqLen()
                     + ") must be <= the model's context length (config.seqLen " + config.seqLen() + ")");
         }
+        long tokens = (long) options.batchSize() * options.seqLen();
+        if (tokens > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("options.batchSize × options.seqLen (" + options.batchSize() + " × "
+                    + options.seqLen() + " = " + tokens + " tokens per micro-batch) must be at most "
+                    + Integer.MAX_VALUE);
+        }
+        // Checked before anything is allocated (the parameter list included, which grows with the layers).
+        backend.requireMemory(
+                "training " + config.architecture() + " (" + config.parameterCount() + " parameters, " + config.layers()
+                        + " layers) on micro-batches of " + options.batchSize() + " × " + options.seqLen()
+                        + " tokens",
+                memoryBytes(config, options));
         this.backend = backend;
         this.config = config;
         this.options = options;
         this.specs = Parameters.of(config);
+        for (Parameters.Spec spec : specs) {
+            if (spec.size() > MAX_TENSOR_VALUES) {
+                throw new IllegalArgumentException(
+                        "parameter " + spec.name() + " " + spec.shape() + " has " + spec.size()
+                                + " values; the trainer copies each parameter through a Java array, which holds at most "
+                                + MAX_TENSOR_VALUES);
+            }
+        }
         for (Parameters.Spec spec : specs) {
             weights.put(spec.name(), backend.allocate(spec.rows(), spec.cols()));
             gradients.put(spec.name(), backend.allocateTrainingState(spec.rows(), spec.cols()));
             firstMoments.put(spec.name(), backend.allocateTrainingState(spec.rows(), spec.cols()));
             secondMoments.put(spec.name(), backend.allocateTrainingState(spec.rows(), spec.cols()));
         }
-        this.network = Network.of(backend, config, weights);
-        this.gradientNetwork = Network.of(backend, config, gradients);
-        this.rows = Math.multiplyExact(options.batchSize(), options.seqLen());
+        this.network = Network.of(backend, config, weights, options.seqLen());
+        this.gradientNetwork = Network.of(backend, config, gradients, options.seqLen());
+        this.rows = (int) tokens;
         int layers = config.layers();
         this.stream = new Tensor[layers + 1];
         for (int l = 0; l <= layers; l++) {
@@ -123,6 +153,32 @@ public final class Trainer {
     }
 
     /**
+     * Returns the memory a trainer needs: on its backend the weights, their gradients and both AdamW moments, and each
+     * block's activations for one micro-batch; while saving, host copies of the moments.
+     *
+     * @param config the model's shape
+     * @param options the run's options
+     * @return the bytes, {@link Long#MAX_VALUE} if they overflow a long
+     */
+    public static long memoryBytes(ModelConfig config, TrainingOptions options) {
+        long n = (long) options.batchSize() * options.seqLen();
+        long d = config.dim();
+        long h = config.hiddenDim();
+        long layers = config.layers();
+        boolean llama = config.architecture() == Architecture.LLAMA;
+        // Per block: its activations (see Network.trainingActivations), keys and values.
+        long block = 5 * d + config.heads() + 2 + 2 * h + (llama ? h : 2) + 2L * config.kvDim();
+        return new MemorySize()
+                .add(4, config.parameterCount()) // weights, gradients, two moments
+                .add(layers + 1, n, d) // the residual stream between blocks
+                .add(layers, n, block)
+                .add(n, 3 * d + 1 + (llama ? 0 : 1) + config.vocabSize()) // projection, head, logits, gradient
+                .add(n, 3 * d + 2L * config.kvDim() + 2 * h + (llama ? h : 1)) // backward scratch (GPT-2: and ones)
+                .add(2, config.parameterCount()) // save(): the moments copied off the backend
+                .bytes();
+    }
+
+    /**
      * A trainer for a freshly initialised model, GPT-2 style: matrices and embeddings N(0, 0.02), the projections into
      * the residual stream N(0, 0.02/√(2·layers)), norm weights 1, biases 0.
      *
@@ -132,6 +188,8 @@ public final class Trainer {
      * @param initSeed the seed of the initial weights
      * @return the trainer, at step 0
      * @throws IllegalArgumentException if {@code options.seqLen} exceeds the model's context
+     * @throws dev.panamax.model.backend.InsufficientMemoryException if the run needs more memory than the backend has
+     *     ({@link #memoryBytes})
      */
     public static Trainer create(Backend backend, ModelConfig config, TrainingOptions options, long initSeed) {
         Trainer trainer = new Trainer(backend, config, options);
@@ -158,31 +216,51 @@ public final class Trainer {
      * optimizer moments and step, so that its next steps equal those of the run that wrote it.
      *
      * @param backend where everything lives
-     * @param directory the checkpoint directory
+     * @param run the run directory {@link #save} wrote (or one of its step directories)
      * @return the trainer
-     * @throws ModelFormatException if a file is missing, malformed, or from another step than the state file
+     * @throws CheckpointNotFoundException if the directory holds no checkpoint
+     * @throws ModelFormatException if a file is missing, malformed, from another step than the state file, or does not
+     *     hold what the state file's configuration implies
+     * @throws dev.panamax.model.backend.InsufficientMemoryException if the run needs more memory than the backend has
      * @throws IOException if a file cannot be read
      */
-    public static Trainer resume(Backend backend, Path directory) throws IOException {
+    public static Trainer resume(Backend backend, Path run) throws IOException {
+        Path directory = CheckpointDirectory.resolve(run);
         TrainerState state = TrainerState.read(directory.resolve(STATE_FILE));
-        Trainer trainer = new Trainer(backend, state.config(), state.options());
-        trainer.step = state.step();
-        trainer.totalSteps = state.totalSteps();
-        trainer.dataFingerprint = state.dataFingerprint();
-        try (SafeTensors file = SafeTensors.open(directory.resolve(WEIGHTS_FILE))) {
-            requireStep(file, state.step());
+        try (SafeTensors weightsFile = SafeTensors.open(directory.resolve(WEIGHTS_FILE));
+                SafeTensors optimizerFile = SafeTensors.open(directory.resolve(OPTIMIZER_FILE))) {
+            // The files must hold what the state's configuration implies before that configuration sizes anything.
+            long parameters = state.config().parameterCount();
+            requireStep(weightsFile, state.step());
+            requireFloats(weightsFile, parameters, "the parameters");
+            requireStep(optimizerFile, state.step());
+            requireFloats(optimizerFile, 2 * parameters, "two moments of the parameters");
+            Trainer trainer = new Trainer(backend, state.config(), state.options());
+            trainer.step = state.step();
+            trainer.totalSteps = state.totalSteps();
+            trainer.dataFingerprint = state.dataFingerprint();
             for (Parameters.Spec spec : trainer.specs) {
-                trainer.load(file, spec.name(), spec, trainer.weights);
+                trainer.load(weightsFile, spec.name(), spec, trainer.weights);
+                trainer.load(optimizerFile, "m." + spec.name(), spec, trainer.firstMoments);
+                trainer.load(optimizerFile, "v." + spec.name(), spec, trainer.secondMoments);
             }
+            return trainer;
         }
-        try (SafeTensors file = SafeTensors.open(directory.resolve(OPTIMIZER_FILE))) {
-            requireStep(file, state.step());
-            for (Parameters.Spec spec : trainer.specs) {
-                trainer.load(file, "m." + spec.name(), spec, trainer.firstMoments);
-                trainer.load(file, "v." + spec.name(), spec, trainer.secondMoments);
-            }
+    }
+
+    /** Checks that a file's tensors hold {@code expected} floats in all, as the state file's configuration says. */
+    private static void requireFloats(SafeTensors file, long expected, String what) throws ModelFormatException {
+        long floats = 0;
+        for (TensorInfo info : file.tensors().values()) {
+            floats =
+                    Math.addExact(floats, info.elementCount()); // bounded by the file's size, which SafeTensors checked
         }
-        return trainer;
+        if (floats != expected) {
+            throw new ModelFormatException(
+                    file.file(),
+                    "holds " + floats + " values but " + STATE_FILE + "'s configuration implies " + expected + " ("
+                            + what + "): the files are not of one checkpoint");
+        }
     }
 
     private static void requireStep(SafeTensors file, int step) throws ModelFormatException {
@@ -554,17 +632,18 @@ public final class Trainer {
             epochAccuracy += m.trainAccuracy();
             epochSteps++;
             boolean endOfEpoch = step % stepsPerEpoch == 0 || step == totalSteps;
-            if (evalEvery > 0 && step % evalEvery == 0 && !endOfEpoch) {
-                float[] validation = evaluate(data, validationWindows);
-                m = withValidation(m, epoch + 1, validation);
-            } else {
-                m = withValidation(m, epoch + 1, new float[] {Float.NaN, Float.NaN});
-            }
+            // The epoch's validation is measured before the callbacks, so that a checkpoint saved by one of them comes
+            // after it: a run resumed from there has the numbers of every step.
+            boolean measured = endOfEpoch || (evalEvery > 0 && step % evalEvery == 0);
+            float[] validation = measured ? evaluate(data, validationWindows) : new float[] {Float.NaN, Float.NaN};
+            m = withValidation(m, epoch + 1, validation);
             for (Callback callback : callbacks) {
                 go &= callback.afterStep(this, m);
             }
             if (endOfEpoch || !go) {
-                float[] validation = evaluate(data, validationWindows);
+                if (!measured) {
+                    validation = evaluate(data, validationWindows);
+                }
                 double seconds = (System.nanoTime() - epochStart) / 1e9;
                 Metrics summary = new Metrics(
                         step,
@@ -605,44 +684,80 @@ public final class Trainer {
     /**
      * Writes a checkpoint: the weights ({@value #WEIGHTS_FILE}, float32; for GPT-2 with a Hugging Face
      * {@code config.json}, for Llama also a llama2.c {@value #LLAMA2C_FILE}), the AdamW moments ({@value
-     * #OPTIMIZER_FILE}) and the state ({@value #STATE_FILE}: configuration, options, step, planned steps, data
-     * fingerprint). Each file is written to a temporary name and moved into place; the state file goes last and the
-     * tensor files record their step, so a checkpoint torn by a crash is detected on resume.
+     * #OPTIMIZER_FILE}), the state ({@value #STATE_FILE}: configuration, options, step, planned steps, data
+     * fingerprint) and a copy of the directory's {@value CharVocabulary#FILE} if it has one. The checkpoint is atomic
+     * as a whole: its files go into a new step directory that replaces the previous checkpoint only once complete and
+     * flushed to disk, so a crash at any point leaves a checkpoint that {@link #resume} continues exactly. The
+     * directory keeps links to the current files under their usual names, so it is also a model directory for
+     * {@code panamax generate}.
      *
-     * @param directory the directory, created if absent
+     * @param directory the run directory, created if absent
      * @throws IOException if a file cannot be written
      */
     public void save(Path directory) throws IOException {
         Files.createDirectories(directory);
+        Path stepDirectory = CheckpointDirectory.createStep(directory, step);
         Map<String, String> metadata = Map.of("format", "pt", "step", String.valueOf(step));
-        Map<String, SafeTensors.Tensor> weightTensors = hostTensors(weights);
-        Map<String, SafeTensors.Tensor> moments = new LinkedHashMap<>();
-        hostTensors(firstMoments).forEach((name, tensor) -> moments.put("m." + name, tensor));
-        hostTensors(secondMoments).forEach((name, tensor) -> moments.put("v." + name, tensor));
-        atomically(directory, WEIGHTS_FILE, file -> SafeTensors.write(file, weightTensors, metadata));
-        atomically(directory, OPTIMIZER_FILE, file -> SafeTensors.write(file, moments, metadata));
-        if (config.architecture() == Architecture.GPT2) {
-            Gpt2Checkpoint.writeConfig(directory, config);
-        } else {
-            Map<String, MemorySegment> named = new LinkedHashMap<>();
-            weightTensors.forEach((name, tensor) -> named.put(name, tensor.data()));
-            LlamaWeights llama = LlamaWeights.fromNames(config.layers(), named);
-            atomically(directory, LLAMA2C_FILE, file -> Llama2cCheckpoint.write(file, config, llama));
+        List<String> written = new ArrayList<>();
+        try (Arena arena = Arena.ofConfined()) {
+            Map<String, SafeTensors.Tensor> weightTensors = hostTensors(weights, arena);
+            write(stepDirectory, WEIGHTS_FILE, written, file -> SafeTensors.write(file, weightTensors, metadata));
+            if (config.architecture() == Architecture.GPT2) {
+                write(
+                        stepDirectory,
+                        Gpt2Checkpoint.CONFIG_FILE,
+                        written,
+                        file -> Gpt2Checkpoint.writeConfig(file.getParent(), config));
+            } else {
+                Map<String, MemorySegment> named = new LinkedHashMap<>();
+                weightTensors.forEach((name, tensor) -> named.put(name, tensor.data()));
+                LlamaWeights llama = LlamaWeights.fromNames(config.layers(), named);
+                write(stepDirectory, LLAMA2C_FILE, written, file -> Llama2cCheckpoint.write(file, config, llama));
+            }
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            Map<String, SafeTensors.Tensor> moments = new LinkedHashMap<>();
+            hostTensors(firstMoments, arena).forEach((name, tensor) -> moments.put("m." + name, tensor));
+            hostTensors(secondMoments, arena).forEach((name, tensor) -> moments.put("v." + name, tensor));
+            write(stepDirectory, OPTIMIZER_FILE, written, file -> SafeTensors.write(file, moments, metadata));
         }
         TrainerState state = new TrainerState(config, options, step, totalSteps, dataFingerprint);
-        atomically(directory, STATE_FILE, state::write);
+        write(stepDirectory, STATE_FILE, written, state::write);
+        Path vocabulary = directory.resolve(CharVocabulary.FILE);
+        if (Files.isRegularFile(vocabulary)) {
+            Path copy = Files.copy(vocabulary, stepDirectory.resolve(CharVocabulary.FILE));
+            savePoint.reached(copy);
+        }
+        CheckpointDirectory.commit(directory, stepDirectory, written, CHECKPOINT_FILES, savePoint);
     }
 
-    /** Writes one file of a checkpoint. */
-    private interface FileWriter {
-        void write(Path file) throws IOException;
+    private void write(Path stepDirectory, String name, List<String> written, CheckpointDirectory.FileWriter writer)
+            throws IOException {
+        Path file = stepDirectory.resolve(name);
+        writer.write(file);
+        written.add(name);
+        savePoint.reached(file);
     }
 
-    private static void atomically(Path directory, String name, FileWriter writer) throws IOException {
-        Path partial = directory.resolve(name + ".partial");
-        writer.write(partial);
-        Files.move(
-                partial, directory.resolve(name), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    /**
+     * Installs a hook that {@link #save} calls after each file and each step of switching to the new checkpoint; the
+     * crash tests make it throw there.
+     */
+    void onSavePoint(CheckpointDirectory.SavePoint hook) {
+        this.savePoint = hook;
+    }
+
+    /**
+     * Returns the directory that holds the checkpoint {@link #resume} would read from a run directory: the current
+     * step directory, or the run directory itself if it holds the flat layout of earlier versions.
+     *
+     * @param directory a run directory
+     * @return the checkpoint's directory, with its links resolved
+     * @throws CheckpointNotFoundException if the directory holds no checkpoint
+     * @throws IOException if the directory cannot be read
+     */
+    public static Path checkpointDirectory(Path directory) throws IOException {
+        return CheckpointDirectory.resolve(directory);
     }
 
     /**
@@ -658,17 +773,25 @@ public final class Trainer {
             throw new IllegalStateException("exportGpt2 needs a GPT-2 model, not " + config.architecture());
         }
         Files.createDirectories(directory);
-        Map<String, MemorySegment> named = new LinkedHashMap<>();
-        hostTensors(weights).forEach((name, tensor) -> named.put(name, tensor.data()));
-        Gpt2Checkpoint.write(directory, config, Gpt2Weights.fromNames(config.layers(), named), dtype);
+        try (Arena arena = Arena.ofConfined()) {
+            Map<String, MemorySegment> named = new LinkedHashMap<>();
+            hostTensors(weights, arena).forEach((name, tensor) -> named.put(name, tensor.data()));
+            Gpt2Checkpoint.write(directory, config, Gpt2Weights.fromNames(config.layers(), named), dtype);
+        }
     }
 
-    /** Copies named backend tensors to host float32 tensors with their checkpoint shapes. */
-    private Map<String, SafeTensors.Tensor> hostTensors(Map<String, Tensor> tensors) {
+    /**
+     * Copies named backend tensors to float32 tensors in an arena, with their checkpoint shapes; one tensor at a time
+     * passes through the heap.
+     */
+    private Map<String, SafeTensors.Tensor> hostTensors(Map<String, Tensor> tensors, Arena arena) {
         Map<String, SafeTensors.Tensor> host = new LinkedHashMap<>();
         for (Parameters.Spec spec : specs) {
-            long[] shape = spec.shape().stream().mapToLong(Long::longValue).toArray();
-            host.put(spec.name(), SafeTensors.Tensor.of(DType.F32, read(tensors, spec.name()), shape));
+            float[] values = read(tensors, spec.name());
+            MemorySegment data = arena.allocate((long) values.length * Float.BYTES, Float.BYTES);
+            MemorySegment.copy(values, 0, data, FLOAT, 0, values.length);
+            List<Long> shape = spec.shape();
+            host.put(spec.name(), new SafeTensors.Tensor(DType.F32, shape, data));
         }
         return host;
     }

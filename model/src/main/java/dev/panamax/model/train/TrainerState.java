@@ -104,6 +104,17 @@ record TrainerState(ModelConfig config, TrainingOptions options, int step, int t
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(file, e.getMessage(), e);
         }
+        if (options.seqLen() > config.seqLen()) {
+            throw o.error(
+                    "seq_len",
+                    options.seqLen() + " exceeds the model's context (config.seq_len " + config.seqLen() + ")");
+        }
+        if ((long) options.batchSize() * options.seqLen() > Integer.MAX_VALUE) {
+            throw o.error(
+                    "batch_size",
+                    options.batchSize() + " × seq_len " + options.seqLen() + " exceeds " + Integer.MAX_VALUE
+                            + " tokens per micro-batch");
+        }
         int totalSteps = (int) root.integer("total_steps", 0, Integer.MAX_VALUE);
         int step = (int) root.integer("step", 0, totalSteps == 0 ? Integer.MAX_VALUE : totalSteps);
         return new TrainerState(config, options, step, totalSteps, root.string("data"));

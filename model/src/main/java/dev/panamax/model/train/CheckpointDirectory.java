@@ -1,0 +1,162 @@
+package dev.panamax.model.train;
+
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.DirectoryStream;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Locale;
+import java.util.stream.Stream;
+
+/**
+ * The layout that makes a checkpoint atomic as a whole: every save goes into a new directory {@code step-NNNNNNNN}
+ * inside the run directory, whose files are flushed to disk before the symbolic link {@value #CURRENT} is renamed over
+ * to point at it. A crash at any moment leaves {@value #CURRENT} on a complete checkpoint: the previous one until the
+ * rename, the new one after. Older step directories are deleted after the switch. The run directory also holds links
+ * {@code NAME → current/NAME} for the trainer's files, so that readers of the flat layout (a GPT-2 model directory, a
+ * llama2.c file) keep finding the current checkpoint's files under their usual names.
+ */
+final class CheckpointDirectory {
+    /** The link to the current checkpoint's step directory. */
+    static final String CURRENT = "current";
+
+    private static final String STEP_PREFIX = "step-";
+    private static final String TEMPORARY_SUFFIX = ".partial";
+
+    /** Called after each stage of a save; a test makes it throw to interrupt the save there. */
+    @FunctionalInterface
+    interface SavePoint {
+        /**
+         * @param touched the file or directory the stage just wrote
+         * @throws IOException to abort the save as a crash would
+         */
+        void reached(Path touched) throws IOException;
+    }
+
+    private CheckpointDirectory() {}
+
+    /**
+     * The directory holding the checkpoint to resume from: the target of {@value #CURRENT}, or the run directory
+     * itself when it holds the flat layout that earlier versions wrote (or is a step directory).
+     *
+     * @throws CheckpointNotFoundException if there is neither
+     */
+    static Path resolve(Path run) throws IOException {
+        Path current = run.resolve(CURRENT);
+        if (Files.isDirectory(current)) {
+            // Resolved once, so that a save switching the link meanwhile cannot mix the files of two checkpoints.
+            return current.toRealPath();
+        }
+        if (Files.isRegularFile(run.resolve(Trainer.STATE_FILE), LinkOption.NOFOLLOW_LINKS)) {
+            return run;
+        }
+        throw new CheckpointNotFoundException(run, Files.isDirectory(run));
+    }
+
+    /** Creates a new, empty step directory for a save at {@code step}. */
+    static Path createStep(Path run, int step) throws IOException {
+        String base = STEP_PREFIX + String.format(Locale.ROOT, "%08d", step);
+        for (int attempt = 0; ; attempt++) {
+            Path candidate = run.resolve(attempt == 0 ? base : base + "." + attempt);
+            try {
+                return Files.createDirectory(candidate);
+            } catch (FileAlreadyExistsException taken) {
+                // The current checkpoint at the same step, or a save that crashed: try the next name.
+            }
+        }
+    }
+
+    /**
+     * Makes a fully written step directory the current checkpoint: flushes its files and itself, renames a fresh link
+     * over {@value #CURRENT}, links the flat names, and deletes the other step directories.
+     *
+     * @param run the run directory
+     * @param step the new step directory, inside {@code run}
+     * @param names the files the trainer wrote into it, to be linked from the run directory
+     * @param linkable every name the trainer may write; links among them that the new checkpoint lacks are removed
+     * @param hook called after each stage
+     */
+    static void commit(Path run, Path step, List<String> names, List<String> linkable, SavePoint hook)
+            throws IOException {
+        try (Stream<Path> files = Files.list(step)) {
+            for (Path file : files.toList()) {
+                force(file);
+            }
+        }
+        force(step);
+        hook.reached(step);
+        Path link = run.resolve(CURRENT + TEMPORARY_SUFFIX);
+        Files.deleteIfExists(link);
+        Files.createSymbolicLink(link, step.getFileName());
+        Files.move(link, run.resolve(CURRENT), StandardCopyOption.ATOMIC_MOVE);
+        force(run);
+        hook.reached(run.resolve(CURRENT));
+        for (String name : linkable) {
+            Path flat = run.resolve(name);
+            if (names.contains(name)) {
+                Path target = Path.of(CURRENT, name);
+                if (!Files.isSymbolicLink(flat) || !Files.readSymbolicLink(flat).equals(target)) {
+                    Path temporary = run.resolve(name + TEMPORARY_SUFFIX);
+                    Files.deleteIfExists(temporary);
+                    Files.createSymbolicLink(temporary, target);
+                    Files.move(temporary, flat, StandardCopyOption.ATOMIC_MOVE);
+                    hook.reached(flat);
+                }
+            } else if (Files.isSymbolicLink(flat)) {
+                Files.delete(flat);
+            }
+        }
+        try (DirectoryStream<Path> entries = Files.newDirectoryStream(run, STEP_PREFIX + "*")) {
+            for (Path other : entries) {
+                if (!other.getFileName().equals(step.getFileName())
+                        && Files.isDirectory(other, LinkOption.NOFOLLOW_LINKS)) {
+                    deleteTree(other);
+                    hook.reached(other);
+                }
+            }
+        }
+    }
+
+    /**
+     * Writes a file through a temporary beside it, flushed and renamed over the target, so that readers and a crash
+     * see the old content or the new, never a part.
+     */
+    static void replaceAtomically(Path target, FileWriter writer) throws IOException {
+        Path temporary = target.resolveSibling(target.getFileName() + TEMPORARY_SUFFIX);
+        writer.write(temporary);
+        force(temporary);
+        Files.move(temporary, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    /** Writes one file. */
+    @FunctionalInterface
+    interface FileWriter {
+        void write(Path file) throws IOException;
+    }
+
+    /** Flushes a file or directory to the storage device. */
+    static void force(Path path) throws IOException {
+        try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
+            channel.force(true);
+        } catch (IOException e) {
+            if (!Files.isDirectory(path)) {
+                throw e;
+            }
+            // Some platforms cannot open a directory for syncing; the rename is still atomic there.
+        }
+    }
+
+    private static void deleteTree(Path root) throws IOException {
+        try (Stream<Path> walk = Files.walk(root)) {
+            for (Path path : walk.sorted(Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(path);
+            }
+        }
+    }
+}
