@@ -137,7 +137,9 @@ final class GenerateCommand {
             (codec != null ? codec.stopToken() : model.bos()).ifPresent(stop::add);
             boolean printIds = codec == null || line.has(PRINT_IDS);
             try (CpuBackend backend = threads == 0 ? new CpuBackend() : new CpuBackend(threads)) {
-                Transformer transformer = model.transformer().apply(backend);
+                // The cache holds what this run feeds back, not the header's context: a hostile header cannot size it.
+                Transformer transformer =
+                        model.transformer().apply(backend, Math.min(config.seqLen(), prompt.length + maxTokens));
                 int[] previous = {prompt[prompt.length - 1]};
                 Sampler sampler = new Sampler(temperature, topK, topP, seed);
                 Generator.Result result = new Generator(transformer, sampler, stop)

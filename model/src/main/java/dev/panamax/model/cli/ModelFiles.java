@@ -19,7 +19,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Optional;
-import java.util.function.Function;
+import java.util.function.BiFunction;
 
 /**
  * The files the CLI reads: a model is a llama2.c checkpoint ({@code .bin}), or GPT-2 as a directory with {@code
@@ -36,12 +36,16 @@ final class ModelFiles {
      * An open checkpoint of either family; closing it unmaps the weights.
      *
      * @param config the configuration
-     * @param transformer builds the model on a backend
+     * @param transformer builds the model on a backend with a key/value cache of the given number of positions
      * @param bos the token that starts a text and ends a generation without a tokenizer (BOS for llama2.c, as run.c
      *     does), if any
      * @param closer closes the checkpoint
      */
-    record Model(ModelConfig config, Function<Backend, Transformer> transformer, Optional<Integer> bos, Runnable closer)
+    record Model(
+            ModelConfig config,
+            BiFunction<Backend, Integer, Transformer> transformer,
+            Optional<Integer> bos,
+            Runnable closer)
             implements AutoCloseable {
         @Override
         public void close() {
@@ -110,8 +114,8 @@ final class ModelFiles {
         Llama2cCheckpoint checkpoint = Llama2cCheckpoint.open(path);
         return new Model(
                 checkpoint.config(),
-                backend -> Transformer.llama(
-                        backend, checkpoint.config(), checkpoint.weights(), Transformer.DEFAULT_MAX_BATCH),
+                (backend, context) -> Transformer.llama(
+                        backend, checkpoint.config(), checkpoint.weights(), Transformer.DEFAULT_MAX_BATCH, context),
                 Optional.of(Llama2cTokenizer.BOS),
                 checkpoint::close);
     }
@@ -129,8 +133,8 @@ final class ModelFiles {
         Gpt2Checkpoint checkpoint = Gpt2Checkpoint.open(config, weights);
         return new Model(
                 checkpoint.config(),
-                backend -> Transformer.gpt2(
-                        backend, checkpoint.config(), checkpoint.weights(), Transformer.DEFAULT_MAX_BATCH),
+                (backend, context) -> Transformer.gpt2(
+                        backend, checkpoint.config(), checkpoint.weights(), Transformer.DEFAULT_MAX_BATCH, context),
                 Optional.empty(),
                 checkpoint::close);
     }

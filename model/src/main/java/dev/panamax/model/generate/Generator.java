@@ -71,13 +71,14 @@ public final class Generator {
      * @param onToken receives each generated token as soon as it is chosen
      * @return the tokens and timings
      * @throws IllegalArgumentException if the prompt is empty, or it and the tokens to generate do not fit in the
-     *     context ({@code prompt.length + maxTokens - 1 > seqLen}: the last token is never fed back)
+     *     context the model's cache holds ({@code prompt.length + maxTokens - 1 > contextLength}: the last token is never
+     *     fed back)
      * @throws IllegalStateException if a forward pass gives logits that are NaN or infinite, naming the pass (the
      *     prompt's, or decode step n counted from 1) and the position of the token it was to choose (the prompt's
      *     tokens are at 0 to {@code prompt.length - 1}); tokens already handed to {@code onToken} stand
      */
     public Result generate(int[] prompt, int maxTokens, IntConsumer onToken) {
-        int context = model.config().seqLen();
+        int context = model.contextLength();
         if (prompt.length < 1) {
             throw new IllegalArgumentException("prompt must hold at least one token");
         }

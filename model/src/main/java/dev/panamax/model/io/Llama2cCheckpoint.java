@@ -102,10 +102,13 @@ public final class Llama2cCheckpoint implements AutoCloseable {
      *
      * @param file the {@code .bin} file
      * @return the open checkpoint; close it to unmap the file
-     * @throws ModelFormatException if the header is invalid or the file is not exactly as long as the header implies
+     * @throws ModelFormatException if the header is invalid, the file is not exactly as long as the header implies, or
+     *     it is not a regular file (a FIFO would block the reader)
+     * @throws java.nio.file.NoSuchFileException if there is no such file
      * @throws IOException if the file cannot be read
      */
     public static Llama2cCheckpoint open(Path file) throws IOException {
+        BoundedFiles.requireRegularFile(file, "llama2.c checkpoint");
         try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
             long size = channel.size();
             if (size < HEADER_BYTES) {

@@ -146,6 +146,24 @@ class GenerateCommandTest {
     }
 
     @Test
+    void theCacheHoldsWhatTheRunFeedsBackNotTheHeadersContext() throws IOException {
+        // The 8.5 MB file: a cache for its whole context would zero-fill 16 GB.
+        ModelConfig config = new ModelConfig(Architecture.LLAMA, 2, 2, 1000, 1, 1, 4, 1 << 20, 1e-5f, 10000, true);
+        Path file = dir.resolve("huge-context.bin");
+        Llama2cCheckpoint.writeRandom(file, config, 1);
+        assertEquals(0, run("generate", "-m", file.toString(), "--prompt-ids", "1,2", "-n", "3", "-s", "1"), err());
+        assertTrue(err().contains("prefill: 2 tokens"), err());
+    }
+
+    @Test
+    void aModelThatIsNotARegularFileIsRefusedWithoutBlocking() throws IOException, InterruptedException {
+        Path fifo = dir.resolve("model.bin");
+        assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor());
+        assertEquals(1, run("generate", "-m", fifo.toString(), "--prompt-ids", "1"));
+        assertEquals("panamax: " + fifo + ": not a regular file or directory\n", err());
+    }
+
+    @Test
     void aVocabularyOfAnotherSizeIsRefusedBeforeAnythingRuns() throws IOException {
         ModelConfig config = new ModelConfig(Architecture.GPT2, 16, 64, 2, 2, 2, 40, 32, 1e-5f, 0, true);
         Gpt2Checkpoint.write(dir, config, RandomWeights.gpt2(config, 5), DType.F16);
