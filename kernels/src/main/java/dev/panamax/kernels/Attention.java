@@ -50,7 +50,7 @@ public final class Attention {
     /**
      * Floats of packed key or value tiles a thread keeps per kind of packing for the head it is on: 2 MiB, 63 tiles
      * (8064 keys) at a head size of 64, 7 at 512. The forward keeps two kinds, the backward three, and the buffers stay
-     * with the thread for its next call. Tiles past them are packed for each product, as every tile was before.
+     * with the thread for its next call. Tiles past them are packed again for each product.
      */
     private static final int PACKED_FLOATS = 1 << 19;
 
@@ -800,10 +800,8 @@ public final class Attention {
     /**
      * The key and value tiles of one (batch, key/value head), packed as the B operands of the products that take them,
      * the first time a query tile of this call needs them, then reused by the thread's other query tiles (and, in the
-     * backward, query heads) of that head. Packing them again for every query tile took a tenth of a causal forward at
-     * T = 1024 (JFR). Kept, 12 causal heads of 64 went 1.06×, 1.10× and 1.13× as fast forward at T = 256, 1024 and
-     * 4096, and 1.06–1.07× backward (one build, the cache switched on and off between alternating slices). The
-     * results are the same bits: only where B's packing happens changes.
+     * backward, query heads) of that head, so that a tile is packed once per call rather than once per query tile.
+     * The results are the same bits: only where B's packing happens changes.
      */
     private static final class PackedHead {
         /** Keys as the transposed B of {@code Q·Kᵀ}, a tile wide and the head size deep. */
