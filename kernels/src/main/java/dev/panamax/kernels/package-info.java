@@ -65,8 +65,9 @@
  * the loads everywhere can compile to slower code. A {@code float[]} operand, or a writable heap segment over one, is
  * used in place; a row or span of any other segment is copied into a per-thread buffer and back. Four paths read
  * native memory in place with segment vector loads, because they stream it once and a copy would not overlap the
- * arithmetic: SGEMM's packing of B (eight rows of it read together) and its C tiles when C is not an array, GEMV's matrix, and the keys
- * and values of attention's decode path. The README's Benchmarks section says what this means for an application.
+ * arithmetic: SGEMM's packing of B (eight rows of it read together) and its C tiles when C is not an array, GEMV's
+ * matrix, and the keys and values of attention's decode path. The README's Benchmarks section says what this means
+ * for an application.
  *
  * <p><b>Vector width.</b> The species is {@code FloatVector.SPECIES_PREFERRED}, fixed once per JVM; the system
  * property {@code panamax.vectorBits} (64, 128, 256 or 512) forces another, and the module's tests run again at 128
