@@ -25,8 +25,9 @@
  * <p><b>Entry points.</b> Kernels are static methods (only {@link dev.panamax.kernels.Rope} is an object, holding its
  * cosine and sine tables). Each comes in a {@code float[]} form with {@code int} offsets and a {@code MemorySegment}
  * form with {@code long} offsets ({@link dev.panamax.kernels.Attention} takes {@link dev.panamax.kernels.TensorView}s,
- * which view either); offsets, strides and leading dimensions count floats. Scratch memory (packing
- * buffers, staged rows, partial sums) is per thread, kept in thread-locals and reused by the next call on that thread.
+ * which view either); offsets, strides and leading dimensions count floats. Scratch buffers (packed panels and tiles,
+ * staged rows, the norms' and cross-entropy's partial sums) are per thread, kept in thread-locals and reused by the
+ * next call on that thread.
  *
  * <p><b>Forward and backward side by side.</b> The operations the model trains through have their backward kernel in
  * the same class, named {@code backward} next to {@code forward} ({@code logBackward} and {@code swigluBackward} next
