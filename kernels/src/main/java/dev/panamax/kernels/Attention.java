@@ -528,8 +528,8 @@ public final class Attention {
 
     /**
      * Copies rows {@code [first, first + count)} of one (batch, head) of a view, {@code width} floats each, back to back
-     * into an array. The loops below read arrays: vector loads from a shared arena's segment in loops this short ran at
-     * about 3 GB/s on the decode benchmark's shape, against 9 from an array, and each key and value is read once anyway.
+     * into an array. The loops below read arrays: vector loads from a shared arena's segment in loops this short are
+     * much slower than from an array, and the copy costs little since each key and value is read once anyway.
      */
     private static void stage(TensorView view, int b, int head, int first, int count, int width, float[] into) {
         Rows.copy(view.data(), view.row(b, head, first), view.rowStride(), count, width, into);
@@ -1051,8 +1051,8 @@ public final class Attention {
      * One query against keys {@code [0, keyEnd)}, flash-decoding style: the keys are cut into four contiguous parts
      * that are processed in step, each with its own online softmax (rows 0 to 3 of the workspace), and merged at the
      * end; the at most three keys left over form a fifth part. The cache is then read in place as four long
-     * sequential streams, which the prefetchers follow, rather than copied out one tile after another (1 thread, 12
-     * heads of 64, native cache of 8192 keys: 6–8 against 9–14 GB/s of K and V).
+     * sequential streams, which the prefetchers follow, rather than copied out one tile after another, which does not
+     * overlap the copy with the arithmetic.
      */
     private static void decode(
             Workspace w,

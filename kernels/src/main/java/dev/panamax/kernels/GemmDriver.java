@@ -86,7 +86,7 @@ final class GemmDriver {
      * The float arrays behind the operands that are heap segments over one (else null), with the array index of each
      * operand's offset. Such operands are read and written with array vector operations and all others with segment
      * ones, each at call sites of their own: a segment vector operation that has seen both kinds compiles to slow code
-     * for both (measured on this driver: ~35 against ~55 GFLOP/s), and users mix arrays and native memory in one JVM.
+     * for both, and users mix arrays and native memory in one JVM.
      */
     private record ArrayOperands(float[] a, int aFirst, float[] b, int bFirst, float[] c, int cFirst) {
         static ArrayOperands of(Operands o) {
@@ -428,8 +428,7 @@ final class GemmDriver {
     /**
      * Where the B micro-panel of column {@code jr} (a multiple of NR) starts in a packed panel {@code kc} deep. The
      * micro-panels are a cache line more than {@code kc × NR} floats apart: at exactly that, a power of two for the
-     * usual depths, the rows {@link #packBRow} writes into every micro-panel at once all fall into one cache set, and
-     * packing an untransposed B took a third of a 64 × 768 × 3072 product.
+     * usual depths, the rows {@link #packBRow} writes into every micro-panel at once would all fall into one cache set.
      */
     private static int panel(int jr, int kc) {
         return jr * kc + jr / NR * PANEL_PAD;
@@ -438,9 +437,8 @@ final class GemmDriver {
     /**
      * Packs {@code op(B)[pc:pc+kc, jc:jc+nc]} for an untransposed B into NR-wide micro-panels, each stored k-major
      * ({@code NR} floats per k), zero-padded to a whole panel so that the micro-kernel never needs an edge case. B is
-     * read front to back, {@link #ROWS_TOGETHER} rows at a time: one row at a time is one stream of misses, and a B
-     * from memory came in at a quarter of the bandwidth (4 × 768 × 3072, where packing is nearly all the work: 8 rows
-     * at a time 2.4 times as fast; 64 × 768 × 3072 1.3 times).
+     * read front to back, {@link #ROWS_TOGETHER} rows at a time: one row at a time is one stream of misses, which
+     * leaves most of the memory bandwidth unused.
      */
     private static void packB(
             Operands o, ArrayOperands arrays, int pc, int kc, int jc, int nc, Workspace w, float[] packed) {
@@ -525,8 +523,8 @@ final class GemmDriver {
      * {@link #packB} for a transposed B, where each column of the panel is a stored row of B. With 8 lanes, whole
      * micro-panels are transposed 8×8 at a time in registers, straight from B, reading 8 of its rows together. Other
      * widths, and a micro-panel cut short by the matrix's edge, copy B's rows into an array and gather each k's values
-     * from there. Gathering cost a sixth of a product with a transposed B (1 thread, 256 × 768 × 768); copying the rows
-     * one at a time read a B from memory at a fifth of the bandwidth.
+     * from there. Transposing in registers avoids the gather's cost, and reading rows together keeps several streams of
+     * B in flight where copying them one at a time would leave most of the bandwidth unused.
      */
     private static void packTransposedB(
             Operands o, ArrayOperands arrays, int pc, int kc, int jc, int nc, Workspace w, float[] packed) {
