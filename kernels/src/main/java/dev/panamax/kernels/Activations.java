@@ -18,7 +18,7 @@ import jdk.incubator.vector.VectorMask;
  * Activation}s GELU (tanh approximation and exact) and SiLU, and SwiGLU ({@code silu(gate)⊙up}, Llama's gated
  * feed-forward). GELU's tanh form is computed as the equal {@code x·sigmoid(2u)}, which has no cancellation; the exact
  * form's erfc is a Chebyshev fit of relative error below 1.2e-7 (Numerical Recipes' {@code erfcc}), evaluated in
- * float: within 1e-5 of {@code |y|} (2e-6 for |x| < 5).
+ * float: within 1e-5 of {@code |y|} (2e-6 for {@code |x| < 5}).
  *
  * <p>Backward kernels take the forward's input (not its output) and the upstream gradient and overwrite the input
  * gradient: {@code dx = dy⊙f'(x)}. Outputs may be the same storage as an input (same offset) to work in place, as
@@ -47,8 +47,8 @@ public final class Activations {
     /**
      * Each activation's forward loop, by ordinal, called through a method handle that C2 cannot inline: an array
      * element is no constant to it. Called directly from one dispatch, every loop seen there was inlined into it, and
-     * two loops with an exponential each exceed C2's inlining budget (~18,000 nodes): the second one's vector
-     * operations were left as calls, and GELU ran at 8.3 instead of 0.7 ns per float next to SiLU.
+     * two loops with an exponential each exceed C2's inlining budget, so the second one's vector operations would be
+     * left as calls, far slower.
      */
     private static final MethodHandle[] FORWARD_LOOPS = forwardLoops();
 
@@ -338,10 +338,10 @@ public final class Activations {
     }
 
     // One loop per activation and direction, holding only that activation's math: C2 stops inlining our methods once
-    // a compilation has parsed 18000 nodes (NodeCountInliningCutoff), a loop over all three got there, and each call
-    // left boxed its vectors (4× slower small calls). One exponential alone parses to some 11000 nodes, so what comes
-    // after one must be @ForceInline JDK methods, which the cutoff does not stop: the loops load and store with
-    // fromArray and intoArray, not Simd's helpers, and the math broadcasts its 1s itself.
+    // a compilation has parsed NodeCountInliningCutoff nodes, a loop over all three gets there, and a call left behind
+    // boxes its vectors. One exponential alone parses to over half that budget, so what comes after one must be
+    // @ForceInline JDK methods, which the cutoff does not stop: the loops load and store with fromArray and intoArray,
+    // not Simd's helpers, and the math broadcasts its 1s itself.
 
     private static void geluTanhForward(int n, float[] x, int xi, float[] y, int yi) {
         int end = vectorEnd(n);

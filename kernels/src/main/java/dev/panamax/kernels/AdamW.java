@@ -230,7 +230,7 @@ public final class AdamW {
         FloatVector negLr = FloatVector.broadcast(FLOATS, -learningRate);
         int end = vectorEnd(n);
         // One flat loop body, no helper methods: C2 intrinsifies the vector operations only where they are inlined,
-        // and a helper it declined to inline ran on the Vector API's slow Java fallback (seen: 4× slower steps).
+        // and a helper it declined to inline would run on the Vector API's slow Java fallback.
         for (int j = 0; j < end; j += LANES) {
             FloatVector g = FloatVector.fromArray(FLOATS, grad, gi + j).mul(gradScale);
             FloatVector mNew =

@@ -50,7 +50,7 @@ public final class Attention {
     /**
      * Floats of packed key or value tiles a thread keeps per kind of packing for the head it is on: 2 MiB, 63 tiles
      * (8064 keys) at a head size of 64, 7 at 512. The forward keeps two kinds, the backward three, and the buffers stay
-     * with the thread for its next call. Tiles past them are packed for each product, as every tile was before.
+     * with the thread for its next call. Tiles past them are packed again for each product.
      */
     private static final int PACKED_FLOATS = 1 << 19;
 
@@ -528,8 +528,8 @@ public final class Attention {
 
     /**
      * Copies rows {@code [first, first + count)} of one (batch, head) of a view, {@code width} floats each, back to back
-     * into an array. The loops below read arrays: vector loads from a shared arena's segment in loops this short ran at
-     * about 3 GB/s on the decode benchmark's shape, against 9 from an array, and each key and value is read once anyway.
+     * into an array. The loops below read arrays: vector loads from a shared arena's segment in loops this short are
+     * much slower than from an array, and the copy costs little since each key and value is read once anyway.
      */
     private static void stage(TensorView view, int b, int head, int first, int count, int width, float[] into) {
         Rows.copy(view.data(), view.row(b, head, first), view.rowStride(), count, width, into);
@@ -800,10 +800,8 @@ public final class Attention {
     /**
      * The key and value tiles of one (batch, key/value head), packed as the B operands of the products that take them,
      * the first time a query tile of this call needs them, then reused by the thread's other query tiles (and, in the
-     * backward, query heads) of that head. Packing them again for every query tile took a tenth of a causal forward at
-     * T = 1024 (JFR). Kept, 12 causal heads of 64 went 1.06×, 1.10× and 1.13× as fast forward at T = 256, 1024 and
-     * 4096, and 1.06–1.07× backward (one build, the cache switched on and off between alternating slices). The
-     * results are the same bits: only where B's packing happens changes.
+     * backward, query heads) of that head, so that a tile is packed once per call rather than once per query tile.
+     * The results are the same bits: only where B's packing happens changes.
      */
     private static final class PackedHead {
         /** Keys as the transposed B of {@code Q·Kᵀ}, a tile wide and the head size deep. */
@@ -1053,8 +1051,8 @@ public final class Attention {
      * One query against keys {@code [0, keyEnd)}, flash-decoding style: the keys are cut into four contiguous parts
      * that are processed in step, each with its own online softmax (rows 0 to 3 of the workspace), and merged at the
      * end; the at most three keys left over form a fifth part. The cache is then read in place as four long
-     * sequential streams, which the prefetchers follow, rather than copied out one tile after another (1 thread, 12
-     * heads of 64, native cache of 8192 keys: 6–8 against 9–14 GB/s of K and V).
+     * sequential streams, which the prefetchers follow, rather than copied out one tile after another, which does not
+     * overlap the copy with the arithmetic.
      */
     private static void decode(
             Workspace w,

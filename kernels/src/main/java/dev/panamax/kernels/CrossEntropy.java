@@ -27,8 +27,7 @@ public final class CrossEntropy {
     private static final ThreadLocal<double[][]> LOSSES = ThreadLocal.withInitial(() -> new double[1][0]);
 
     /**
-     * Floats per chunk of {@link #wideRow}: 32 KiB, an L1's worth (cross-entropy over 50257-wide rows: 4096 and
-     * 16384 measured 3–7% slower).
+     * Floats per chunk of {@link #wideRow}: 32 KiB, an L1's worth.
      */
     static final int CHUNK = 8192;
 
@@ -211,9 +210,8 @@ public final class CrossEntropy {
      * <p>The row goes in chunks of {@link #CHUNK}, each exponentiated against its own maximum while the next chunk's
      * maximum is taken in the same pass, then rescaled by {@code weight·exp(its max - the row's max)/sum} once those
      * are known: the next chunk streams from memory while this one computes, and x is read a second time from L1,
-     * not L2. Rows of 50257 went 1.08–1.18× as fast (same JVM, alternating); rows that fit L1 keep {@link #row}, which
-     * this would make 7% slower. Chunk sums combine in double, in chunk order, so the loss does not depend on y being
-     * given.
+     * not L2. Rows that fit L1 keep {@link #row}, for which the chunking would be overhead. Chunk sums combine in
+     * double, in chunk order, so the loss does not depend on y being given.
      */
     private static double wideRow(int n, float weight, float[] x, int xi, float[] y, int yi) {
         int chunks = (n + CHUNK - 1) / CHUNK;

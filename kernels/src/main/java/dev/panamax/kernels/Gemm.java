@@ -454,8 +454,8 @@ public final class Gemm {
             int batchCount,
             boolean parallel) {
         // Small products in a batch go one per task, and so do mid-sized ones when there are enough of them to share
-        // out evenly: splitting each would pay a hand-off per product (12 × (256×64×256) on 2 threads ran slower than
-        // on one). Large ones are split inside each product instead.
+        // out evenly: splitting each would pay a hand-off per product, which small products do not repay. Large ones
+        // are split inside each product instead.
         long macs = (long) m * n * k;
         boolean perProduct = parallel
                 && batchCount > 1

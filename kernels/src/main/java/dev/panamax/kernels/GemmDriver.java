@@ -32,9 +32,8 @@ final class GemmDriver {
     /** MR floats: one k step of a packed A micro-panel, moved as one vector when packing a transposed A. */
     private static final VectorSpecies<Float> A_COLUMN = FloatVector.SPECIES_128;
     /**
-     * Depth of a packed slice. Each slice after the first re-reads and re-writes C, and waiting for C costs more than
-     * streaming a 64 KiB B micro-panel from L2: 1024 against 512 measured 4–17% faster on square products of 512 to
-     * 2048 and on transformer shapes (same JVM, alternating).
+     * Depth of a packed slice, deep because each slice after the first re-reads and re-writes C, and waiting for C
+     * costs more than streaming a longer B micro-panel from L2.
      */
     static final int KC = 1024;
     /** Rows of an untransposed B that {@link #packB} reads together. */
@@ -87,7 +86,7 @@ final class GemmDriver {
      * The float arrays behind the operands that are heap segments over one (else null), with the array index of each
      * operand's offset. Such operands are read and written with array vector operations and all others with segment
      * ones, each at call sites of their own: a segment vector operation that has seen both kinds compiles to slow code
-     * for both (measured on this driver: ~35 against ~55 GFLOP/s), and users mix arrays and native memory in one JVM.
+     * for both, and users mix arrays and native memory in one JVM.
      */
     private record ArrayOperands(float[] a, int aFirst, float[] b, int bFirst, float[] c, int cFirst) {
         static ArrayOperands of(Operands o) {
@@ -133,9 +132,8 @@ final class GemmDriver {
             return;
         }
         if (o.transB() && o.m() > 1 && o.m() <= ROWS_AS_PRODUCTS_OF_VECTORS) {
-            // A few rows times a transposed B: one matrix-vector product per row, each streaming B's rows in order,
-            // beats packing B's transpose for them (1 thread, 4096×4096: 2 rows 6.5 against 1.4 GB/s of B; 4 rows 3.0
-            // against 1.4; from 8 rows the packed path is as fast, and with B not transposed it is from 2 rows).
+            // A few rows times a transposed B: one matrix-vector product per row streams B's rows in order, which for
+            // so few rows beats packing B's transpose.
             for (int i = 0; i < o.m(); i++) {
                 run(
                         new Operands(
@@ -244,8 +242,8 @@ final class GemmDriver {
             block(o, 0, o.m(), 0, o.n());
             return;
         }
-        // A grid of tasks, two per thread so that a thread slowed by another tenant is balanced by the others; four
-        // measured 4–6% slower on 2 threads for transformer shapes (256 × 768 × 768), the packing repeated per cell.
+        // A grid of tasks, two per thread so that a thread slowed by another tenant is balanced by the others, and no
+        // more, because every cell repeats packing.
         // Every column of cells packs its own copy of A and every row of cells its own copy of B, so the cells are
         // cut across the larger of the two: columns when B (k × n) is the larger, rows when A (m × k) is.
         int target = 2 * threads;
@@ -375,8 +373,7 @@ final class GemmDriver {
         // Tiles that only write C need not wait for it: their stores queue while the next tiles compute.
         boolean readsC = !firstSlice || o.beta() != 0f;
         // When C is an array and a tile's sum is its value (alpha 1, C not read), the micro-kernel stores straight into
-        // C instead of through the tile buffer: 1.07–1.10× at 128³, 1.15× at 64³, 1.03–1.04× on 512³, 2048³ and
-        // transformer shapes, 0.95–1.01× at 768 to 1024 (same JVM, alternating).
+        // C, saving the copy through the tile buffer.
         boolean direct = !readsC && o.alpha() == 1f;
         for (int jr = 0; jr < nc; jr += NR) {
             int nr = Math.min(NR, nc - jr);
@@ -431,8 +428,7 @@ final class GemmDriver {
     /**
      * Where the B micro-panel of column {@code jr} (a multiple of NR) starts in a packed panel {@code kc} deep. The
      * micro-panels are a cache line more than {@code kc × NR} floats apart: at exactly that, a power of two for the
-     * usual depths, the rows {@link #packBRow} writes into every micro-panel at once all fall into one cache set, and
-     * packing an untransposed B took a third of a 64 × 768 × 3072 product.
+     * usual depths, the rows {@link #packBRow} writes into every micro-panel at once would all fall into one cache set.
      */
     private static int panel(int jr, int kc) {
         return jr * kc + jr / NR * PANEL_PAD;
@@ -441,9 +437,8 @@ final class GemmDriver {
     /**
      * Packs {@code op(B)[pc:pc+kc, jc:jc+nc]} for an untransposed B into NR-wide micro-panels, each stored k-major
      * ({@code NR} floats per k), zero-padded to a whole panel so that the micro-kernel never needs an edge case. B is
-     * read front to back, {@link #ROWS_TOGETHER} rows at a time: one row at a time is one stream of misses, and a B
-     * from memory came in at a quarter of the bandwidth (4 × 768 × 3072, where packing is nearly all the work: 8 rows
-     * at a time 2.4 times as fast; 64 × 768 × 3072 1.3 times).
+     * read front to back, {@link #ROWS_TOGETHER} rows at a time: one row at a time is one stream of misses, which
+     * leaves most of the memory bandwidth unused.
      */
     private static void packB(
             Operands o, ArrayOperands arrays, int pc, int kc, int jc, int nc, Workspace w, float[] packed) {
@@ -528,8 +523,8 @@ final class GemmDriver {
      * {@link #packB} for a transposed B, where each column of the panel is a stored row of B. With 8 lanes, whole
      * micro-panels are transposed 8×8 at a time in registers, straight from B, reading 8 of its rows together. Other
      * widths, and a micro-panel cut short by the matrix's edge, copy B's rows into an array and gather each k's values
-     * from there. Gathering cost a sixth of a product with a transposed B (1 thread, 256 × 768 × 768); copying the rows
-     * one at a time read a B from memory at a fifth of the bandwidth.
+     * from there. Transposing in registers avoids the gather's cost, and reading rows together keeps several streams of
+     * B in flight where copying them one at a time would leave most of the bandwidth unused.
      */
     private static void packTransposedB(
             Operands o, ArrayOperands arrays, int pc, int kc, int jc, int nc, Workspace w, float[] packed) {

@@ -86,9 +86,8 @@ final class Gemv {
      * Rows {@code [from, to)} of {@code y = alpha·A·x + beta·y}: dot products, four rows per pass over x, the four a
      * quarter of the range apart. A is then read as four long sequential streams, which the prefetchers follow and
      * which keep four loads (and four independent sums) in flight. Four adjacent rows are four short streams that
-     * restart every group, and one row at a time is a single stream with one chain of sums: on one thread, 32000×768
-     * from memory ran at 9–12 GB/s that way against 13–18 GB/s now, and Llama decoding (the 110M shape) went from
-     * 25–28 to 32–37 tokens/s in the same window.
+     * restart every group, and one row at a time is a single stream with one chain of sums; both leave bandwidth
+     * unused.
      */
     private static void plain(
             int from,
@@ -186,9 +185,8 @@ final class Gemv {
 
     /**
      * {@code sum} plus the row's masked last vector times x's, fused: the tail of {@link #fourRows} and {@link
-     * #oneRow}, apart so that fourRows stays small enough for C1. With the four masked loads inline, C1 ran out of
-     * registers, the method never reached C2, and decoding ran the Vector API's Java fallback (3 tokens/s on the 15M
-     * shape).
+     * #oneRow}, apart so that fourRows stays small enough for C1: with the four masked loads inline, C1 runs out of
+     * registers, the method never reaches C2, and the product runs on the Vector API's slow Java fallback.
      */
     private static FloatVector tailFma(MemorySegment a, long row, float[] x, int vectorEnd, int cols, FloatVector sum) {
         VectorMask<Float> tail = Simd.tail(vectorEnd, cols);
@@ -253,7 +251,7 @@ final class Gemv {
      * {@code sums += x[i]·A[i] + … + x[i+3]·A[i+3]} over the whole vectors of one column block, the four rows from
      * byte {@code at} and {@code lda} floats apart, added in row order (so each sum sees the same operations as four
      * {@link #addRow} calls). Four rows at a time keep four streams of A in flight: one row at a time, each 4 KiB
-     * stretch of a row waited for the prefetcher to start again, and the product ran at 6 GB/s. The masked tail is
+     * stretch of a row would wait for the prefetcher to start again. The masked tail is
      * {@link #addTail}'s: with it here, C1 runs out of registers and the method never reaches C2.
      */
     private static void addFourRows(MemorySegment a, long at, int lda, float[] x, int i, float[] sums, int vectorEnd) {

@@ -12,7 +12,7 @@ import java.lang.foreign.MemorySegment;
  * bounds and liveness checks inside loops with large bodies (softmax's exponential), compiled heap segments slowly,
  * and once it had seen heap and native segments at one JDK call site compiled both slowly, process-wide. The price is
  * on native memory: the copies in and out do not overlap with the computation, so over data in DRAM the memory-bound
- * ops run 1.4 to 1.9 times slower on native segments than on arrays (the ops benchmark measures both).
+ * ops run slower on native segments than on arrays (the ops benchmark measures both).
  *
  * <p>Each thread has {@link #SLOTS} lines; a kernel takes distinct slots for the operands it uses at once.
  */

@@ -66,11 +66,10 @@ final class Simd {
 
     /**
      * The lane-wise larger of {@code running} and {@code v}, a NaN lane of v leaving running as it is: a compare and a
-     * blend. {@code FloatVector.max} also orders NaN and -0 as {@code Math.max} does, which C2 compiles on AVX2 to a
-     * chain of five instructions, loop-carried on a running maximum. Without it softmax over rows of 1024 went 1.35× as
-     * fast in L1 and 1.03–1.17× from memory, cross-entropy over rows of 50257 1.10–1.15× (same JVM, alternating).
-     * Callers that must see NaN track it apart, off that chain. Of -0 and +0 it keeps whichever came first, where
-     * {@code max} takes +0; a shift by either zero gives the same exponentials.
+     * blend, because {@code FloatVector.max} also orders NaN and -0 as {@code Math.max} does, which compiles to a
+     * longer chain of instructions, loop-carried on a running maximum. Callers that must see NaN track it apart, off
+     * that chain. Of -0 and +0 it keeps whichever came first, where {@code max} takes +0; a shift by either zero gives
+     * the same exponentials.
      */
     static FloatVector maxSkippingNaN(FloatVector running, FloatVector v) {
         return running.blend(v, v.compare(VectorOperators.GT, running));

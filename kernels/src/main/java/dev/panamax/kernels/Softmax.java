@@ -380,9 +380,8 @@ public final class Softmax {
 
     /**
      * Softmax of rows {@code [from, to)}. Each row's max is taken in the pass that exponentiates the row before it, so
-     * that its reads stream from memory while that row computes: rows of 1024 from memory went 1.11–1.14× as fast, rows
-     * of 4096 1.10–1.18× (same JVM, alternating). Every row's arithmetic is the same as taking its max first, whatever its
-     * place in the task.
+     * that its reads stream from memory while that row computes. Every row's arithmetic is the same as taking its max
+     * first, whatever its place in the task.
      */
     private static void forwardRows(
             int from,

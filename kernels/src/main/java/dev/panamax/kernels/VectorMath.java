@@ -53,7 +53,6 @@ final class VectorMath {
      * when x is, such as {@code v/(1 + eˣ)} with x computed from v. Its clamp is two integer minima on the bits (a
      * signed one for the upper bound; an unsigned one, under which every negative float is above every positive one,
      * for the lower), where {@code exp}'s is two compares and two blends: half the instructions and a shorter chain.
-     * GELU's forward ran 1.04–1.13× as fast in L2, 0.98–1.07× from memory (same JVM, alternating, both orders).
      */
     static FloatVector expIgnoringNaN(FloatVector x) {
         IntVector bits = x.reinterpretAsInts()
@@ -73,11 +72,11 @@ final class VectorMath {
      * {@link #exp} for arguments at most 0 (or above it by rounding), as every softmax-shaped loop has after
      * subtracting its row's maximum. It skips the clamp at overflow and folds the final add into a fused
      * multiply-add: each a step off a long dependency chain, which is what bounds these loops. On Zen 3 the
-     * out-of-order window holds about two iterations, so the time per vector tracks chain length × instructions;
-     * with Estrin's scheme below, {@link #expSum} over a row in L1 went from 0.92 to 0.67 ns per float. The fused
-     * final step rounds once where exp rounds twice, so results may differ from exp's in the last bit; the error bound
-     * is the same (measured: 0.99 ulp over [-87.33, 0]). Arguments must stay below 88.38, where 2ⁿ overflows: above, the
-     * result is +∞, NaN or, once n passes 128 and wraps into the sign bit, a tiny negative number.
+     * out-of-order window holds about two iterations, so the time per vector tracks chain length × instructions, which
+     * is why the polynomial below uses Estrin's scheme. The fused final step rounds once where exp rounds twice, so
+     * results may differ from exp's in the last bit; the error bound is the same. Arguments must stay below 88.38,
+     * where 2ⁿ overflows: above, the result is +∞, NaN or, once n passes 128 and wraps into the sign bit, a tiny
+     * negative number.
      */
     private static FloatVector expNonPositive(FloatVector x) {
         FloatVector c = Simd.atLeast(x, EXP_LOW);

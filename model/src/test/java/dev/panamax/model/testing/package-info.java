@@ -1,0 +1,9 @@
+/**
+ * Test utilities of the model: {@link dev.panamax.model.testing.ReferenceTransformer}, float64 forward passes of both
+ * families written from their definitions, independently of the model's code; {@link
+ * dev.panamax.model.testing.RandomWeights}, shaped and scaled like trained ones; {@link
+ * dev.panamax.model.testing.Segments}, weights in the loaders' form; and {@link dev.panamax.model.testing.SharedData}
+ * and {@link dev.panamax.model.testing.Gpt2Vocabulary}, which find data kept outside the repository, so that a test
+ * that needs it is skipped, saying why, where it is absent.
+ */
+package dev.panamax.model.testing;
