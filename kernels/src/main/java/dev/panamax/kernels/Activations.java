@@ -18,7 +18,7 @@ import jdk.incubator.vector.VectorMask;
  * Activation}s GELU (tanh approximation and exact) and SiLU, and SwiGLU ({@code silu(gate)⊙up}, Llama's gated
  * feed-forward). GELU's tanh form is computed as the equal {@code x·sigmoid(2u)}, which has no cancellation; the exact
  * form's erfc is a Chebyshev fit of relative error below 1.2e-7 (Numerical Recipes' {@code erfcc}), evaluated in
- * float: within 1e-5 of {@code |y|} (2e-6 for |x| < 5).
+ * float: within 1e-5 of {@code |y|} (2e-6 for {@code |x| < 5}).
  *
  * <p>Backward kernels take the forward's input (not its output) and the upstream gradient and overwrite the input
  * gradient: {@code dx = dy⊙f'(x)}. Outputs may be the same storage as an input (same offset) to work in place, as
