@@ -1,7 +1,6 @@
 /** A GPT-style Transformer on Panamax's kernels, and the {@code panamax} command line. */
 module dev.panamax.model {
     requires dev.panamax.kernels;
-    requires dev.panamax.cuda;
     requires java.desktop;
 
     exports dev.panamax.model.backend;
