@@ -1,4 +1,5 @@
-# Sourced by ./mvnw and the launchers: sets JAVA_HOME to a JDK 25 or newer, or exits with one line saying how.
+# Sourced by the launchers: sets JAVA_HOME to a JDK 25 or newer, or exits with one line saying how. Run with bash (as
+# ./mvnw, a POSIX sh script, does) it prints that JDK's path instead.
 # Order: $JAVA_HOME if it is 25+, then `java` on PATH, then the usual install folders (newest first).
 panamax_java_feature() { # prints the feature version of the JDK at $1 (e.g. 25), or nothing
   [ -x "$1/bin/java" ] && [ -x "$1/bin/javac" ] || return 0
@@ -27,3 +28,6 @@ panamax_find_jdk() {
   exit 1
 }
 panamax_find_jdk
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  printf '%s\n' "$JAVA_HOME"
+fi

@@ -32,6 +32,10 @@ public final class Gemm {
 
     private Gemm() {}
 
+    static {
+        VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
+    }
+
     /**
      * {@code C = alpha·op(A)·op(B) + beta·C} on arrays.
      *

@@ -42,6 +42,10 @@ public final class Parallelism {
 
     private Parallelism() {}
 
+    static {
+        VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
+    }
+
     private static int initialThreads() {
         String property = System.getProperty("panamax.threads");
         if (property == null || property.isBlank()) {

@@ -16,6 +16,7 @@ import dev.panamax.kernels.Rope;
 import dev.panamax.kernels.Softmax;
 import dev.panamax.kernels.TensorView;
 import dev.panamax.kernels.Transpose;
+import dev.panamax.kernels.VectorApi;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -38,6 +39,10 @@ public final class CpuBackend implements Backend {
 
     /** A run of ones, grown on demand: column sums of a gradient are a transposed GEMV against it. */
     private MemorySegment ones = MemorySegment.NULL;
+
+    static {
+        VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
+    }
 
     /** A backend on the kernels' current number of threads. */
     public CpuBackend() {}
