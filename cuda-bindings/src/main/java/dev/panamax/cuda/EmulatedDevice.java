@@ -170,7 +170,7 @@ final class EmulatedDevice {
                 return "";
             } catch (RuntimeException e) {
                 // Any failure to load leaves the device unavailable, with the reason, rather than failing every use.
-                return e.toString();
+                return e instanceof IllegalStateException ? e.getMessage() : e.toString();
             }
         }
 

@@ -9,7 +9,6 @@ import java.util.List;
 import java.util.Optional;
 import java.util.Set;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
@@ -20,21 +19,19 @@ import org.junit.jupiter.api.Test;
 class EmulatedFaultTest {
     private CudaModule module;
 
-    @BeforeAll
-    static void needsTheEmulator() {
-        Emulator.require();
-        EmulatedDevice.addLibrary(Emulator.TEST_LIBRARY);
-    }
-
     @BeforeEach
     void load() {
+        Emulator.require();
+        EmulatedDevice.addLibrary(Emulator.TEST_LIBRARY);
         Cuda.useEmulatedDevice();
         module = CudaModule.load("dev/panamax/cuda/ptx/faults.ptx");
     }
 
     @AfterEach
     void unload() {
-        module.close();
+        if (module != null) {
+            module.close();
+        }
         EmulatedDevice.deselect();
     }
 

@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -18,13 +17,9 @@ import org.junit.jupiter.api.Test;
 class EmulatedKernelTest extends SampleKernelsContract {
     private static final long[] SCHEDULES = {0, 1, 2, 3};
 
-    @BeforeAll
-    static void needsTheEmulator() {
-        Emulator.require();
-    }
-
     @Override
     void useDevice() {
+        Emulator.require();
         Cuda.useEmulatedDevice();
     }
 

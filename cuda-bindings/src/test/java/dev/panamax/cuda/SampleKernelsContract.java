@@ -220,6 +220,25 @@ abstract class SampleKernelsContract {
     }
 
     @Test
+    void emptyKernelLaunchOverhead() {
+        CudaKernel empty = module.kernel("empty_kernel");
+        int launches = 2000;
+        for (int i = 0; i < launches; i++) {
+            empty.launch(Dim3.of(1), Dim3.of(32), 0, null);
+        }
+        Cuda.synchronize();
+        long start = System.nanoTime();
+        for (int i = 0; i < launches; i++) {
+            empty.launch(Dim3.of(1), Dim3.of(32), 0, null);
+        }
+        Cuda.synchronize();
+        double micros = (System.nanoTime() - start) / 1e3 / launches;
+        System.out.printf(
+                "%s: an empty kernel (1 block of 32 threads) takes %.2f µs per launch through CudaKernel%n",
+                module.isEmulated() ? "emulated device" : "GPU", micros);
+    }
+
+    @Test
     void rejectsAWrongArgumentCountBeforeLaunching() {
         try (DeviceBuffer x = DeviceBuffer.allocate(ElementType.FLOAT, 4)) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> module.kernel("vector_add")
@@ -295,8 +314,8 @@ abstract class SampleKernelsContract {
     void rejectsAnUnknownKernelName() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> module.kernel("vector_sub"));
         assertEquals(
-                "no kernel vector_sub in " + SAMPLES + "; its kernels are [block_sum, count_above, sgemm_tiled, "
-                        + "vector_add, warp_sum]",
+                "no kernel vector_sub in " + SAMPLES + "; its kernels are [block_sum, count_above, empty_kernel, "
+                        + "sgemm_tiled, vector_add, warp_sum]",
                 e.getMessage());
     }
 
