@@ -5,6 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamax.kernels.testing.Inputs;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -62,6 +68,37 @@ class EmulatedKernelTest extends SampleKernelsContract {
                 "emulated".equals(System.getProperty("panamax.cuda.device")),
                 other[0],
                 "another thread keeps its device");
+    }
+
+    @Test
+    void launchesFromSeveralThreadsAtOnce() throws Exception {
+        int n = 4096;
+        float[] a = Inputs.uniform(Inputs.seed("threads"), n, -1, 1);
+        ExecutorService pool = Executors.newFixedThreadPool(4);
+        try {
+            List<Future<float[]>> results = new ArrayList<>();
+            for (long seed = 0; seed < 8; seed++) {
+                long schedule = seed;
+                results.add(pool.submit(() -> {
+                    Cuda.useEmulatedDevice(schedule);
+                    try (DeviceBuffer da = upload(a);
+                            DeviceBuffer dc = DeviceBuffer.allocate(ElementType.FLOAT, n)) {
+                        module.kernel("vector_add").launch(Dim3.of(n / 256), Dim3.of(256), 0, null, da, da, dc, n);
+                        return download(dc);
+                    } finally {
+                        EmulatedDevice.deselect();
+                    }
+                }));
+            }
+            for (Future<float[]> result : results) {
+                float[] c = result.get();
+                for (int i = 0; i < n; i++) {
+                    assertEquals(2 * a[i], c[i], "c[" + i + "]");
+                }
+            }
+        } finally {
+            pool.shutdown();
+        }
     }
 
     @Test
