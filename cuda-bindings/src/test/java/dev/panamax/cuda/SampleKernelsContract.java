@@ -267,12 +267,14 @@ abstract class SampleKernelsContract {
         CudaKernel add = module.kernel("vector_add");
         DeviceLimits limits = module.limits();
         try (DeviceBuffer x = DeviceBuffer.allocate(ElementType.FLOAT, 4)) {
+            int most = add.maxThreadsPerBlock();
+            assertTrue(most >= 32 && most <= limits.maxThreadsPerBlock(), () -> add + " runs " + most + " threads");
             IllegalArgumentException threads = assertThrows(
                     IllegalArgumentException.class,
-                    () -> add.launch(Dim3.of(1), Dim3.of(limits.maxThreadsPerBlock(), 2), 0, null, x, x, x, 4));
+                    () -> add.launch(Dim3.of(1), Dim3.of(most, 2), 0, null, x, x, x, 4));
             assertEquals(
-                    "block (" + limits.maxThreadsPerBlock() + ",2,1) has " + 2 * limits.maxThreadsPerBlock()
-                            + " threads, more than the device's " + limits.maxThreadsPerBlock() + " per block",
+                    "block (" + most + ",2,1) has " + 2 * most + " threads, more than the " + most
+                            + " per block vector_add can run on this device",
                     threads.getMessage());
             IllegalArgumentException z = assertThrows(
                     IllegalArgumentException.class,
