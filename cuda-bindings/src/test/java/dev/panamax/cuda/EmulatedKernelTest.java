@@ -102,6 +102,46 @@ class EmulatedKernelTest extends SampleKernelsContract {
     }
 
     @Test
+    void copiesBehaveAsOnAGpu() {
+        float[] values = Inputs.uniform(Inputs.seed("emulated copies"), 300, -4, 4);
+        for (ElementType type : ElementType.values()) {
+            try (PinnedBuffer pinned = PinnedBuffer.allocate(type, values.length);
+                    DeviceBuffer first = DeviceBuffer.allocate(type, values.length + 5);
+                    DeviceBuffer second = DeviceBuffer.allocate(type, values.length);
+                    CudaStream stream = CudaStream.create()) {
+                pinned.copyFrom(0, values, 0, values.length);
+                first.copyFromAsync(5, pinned.segment(), values.length, stream);
+                second.copyFrom(0, first, 5, values.length);
+                float[] back = new float[values.length];
+                second.copyToAsync(0, back, 0, values.length, stream);
+                stream.synchronize();
+                for (int i = 0; i < values.length; i++) {
+                    assertEquals(type.round(values[i]), back[i], type + " element " + i);
+                }
+                assertThrows(IndexOutOfBoundsException.class, () -> second.copyFrom(1, first, 0, values.length));
+            }
+        }
+    }
+
+    @Test
+    void rejectsMemoryOfAnotherDevice() {
+        EmulatedDevice.deselect();
+        // A zero-length buffer needs no runtime, so a GPU's can be made on any machine.
+        try (DeviceBuffer gpu = DeviceBuffer.allocate(ElementType.FLOAT, 0)) {
+            Cuda.useEmulatedDevice();
+            try (DeviceBuffer emulated = DeviceBuffer.allocate(ElementType.FLOAT, 4)) {
+                IllegalArgumentException e =
+                        assertThrows(IllegalArgumentException.class, () -> module.kernel("vector_add")
+                                .launch(Dim3.of(1), Dim3.of(4), 0, null, gpu, emulated, emulated, 0));
+                assertEquals(
+                        "argument 0 of vector_add (const float*) is memory of a GPU, the kernel runs on the emulated device",
+                        e.getMessage());
+                assertThrows(IllegalArgumentException.class, () -> emulated.copyFrom(0, gpu, 0, 0));
+            }
+        }
+    }
+
+    @Test
     void streamsAndEventsCompleteAtOnce() {
         try (CudaStream stream = CudaStream.create();
                 CudaEvent start = CudaEvent.create(true);
