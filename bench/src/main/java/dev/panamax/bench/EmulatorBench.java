@@ -24,9 +24,9 @@ import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * What emulation costs: the sample {@code sgemm_tiled} kernel (16×16 tiles in shared memory, two barriers per tile)
- * on the emulated device, square n×n×n, and an empty launch. Every thread of the grid is a fiber that switches at
- * each barrier, so this measures the emulator's scheduling as much as the arithmetic. Needs the emulated device's
- * library (built with g++), no GPU.
+ * on the emulated device, square n×n×n (an empty launch's cost is printed by the cuda-bindings kernel tests). Every
+ * thread of the grid is a fiber that switches at each barrier, so this measures the emulator's scheduling as much as
+ * the arithmetic. Needs the emulated device's library (built with g++), no GPU.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -40,7 +40,6 @@ public class EmulatorBench {
 
     private CudaModule module;
     private CudaKernel sgemm;
-    private CudaKernel empty;
     private DeviceBuffer a;
     private DeviceBuffer b;
     private DeviceBuffer c;
@@ -61,7 +60,6 @@ public class EmulatorBench {
         Cuda.useEmulatedDevice();
         module = CudaModule.load("dev/panamax/cuda/ptx/samples.ptx");
         sgemm = module.kernel("sgemm_tiled");
-        empty = module.kernel("empty_kernel");
         a = DeviceBuffer.allocate(ElementType.FLOAT, (long) n * n);
         b = DeviceBuffer.allocate(ElementType.FLOAT, (long) n * n);
         c = DeviceBuffer.allocate(ElementType.FLOAT, (long) n * n);
@@ -81,10 +79,5 @@ public class EmulatorBench {
     public void sgemmTiled() {
         sgemm.launch(
                 Dim3.of((n + 15) / 16, (n + 15) / 16), Dim3.of(16, 16), 0, null, n, n, n, 1f, a, n, b, n, 0f, c, n);
-    }
-
-    @Benchmark
-    public void emptyLaunch() {
-        empty.launch(Dim3.of(1), Dim3.of(32), 0, null);
     }
 }

@@ -88,14 +88,6 @@ final class EmulatedDevice {
         return SELECTED.get();
     }
 
-    /** Throws unless the calling thread chose the emulated device; {@code what} names the object being created. */
-    static void requireSelected(String what) {
-        if (!isSelected()) {
-            throw new IllegalStateException(what + " belongs to the emulated device, but the calling thread's current "
-                    + "device is a GPU (Cuda.useEmulatedDevice() chooses the emulated one)");
-        }
-    }
-
     /**
      * Why the emulated device cannot run here.
      *

@@ -2,12 +2,15 @@ package dev.panamax.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamax.kernels.testing.Inputs;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -138,6 +141,38 @@ class EmulatedKernelTest extends SampleKernelsContract {
                         e.getMessage());
                 assertThrows(IllegalArgumentException.class, () -> emulated.copyFrom(0, gpu, 0, 0));
             }
+        }
+    }
+
+    @Test
+    void theSystemPropertyChoosesTheDeviceOfNewThreads() throws Exception {
+        String before = System.getProperty("panamax.cuda.device");
+        try {
+            System.setProperty("panamax.cuda.device", "emulated");
+            assertTrue(onANewThread(Cuda::isEmulatedDeviceCurrent));
+            System.setProperty("panamax.cuda.device", "gpu");
+            assertFalse(onANewThread(Cuda::isEmulatedDeviceCurrent));
+            System.setProperty("panamax.cuda.device", "cpu");
+            ExecutionException e =
+                    assertThrows(ExecutionException.class, () -> onANewThread(Cuda::isEmulatedDeviceCurrent));
+            assertEquals(
+                    "system property panamax.cuda.device must be emulated or gpu, not cpu",
+                    e.getCause().getMessage());
+        } finally {
+            if (before == null) {
+                System.clearProperty("panamax.cuda.device");
+            } else {
+                System.setProperty("panamax.cuda.device", before);
+            }
+        }
+    }
+
+    private static <T> T onANewThread(Callable<T> task) throws Exception {
+        ExecutorService thread = Executors.newSingleThreadExecutor();
+        try {
+            return thread.submit(task).get();
+        } finally {
+            thread.shutdown();
         }
     }
 
