@@ -152,6 +152,60 @@ class EmulatedFaultTest {
     }
 
     @Test
+    void aShuffleReadingALaneOutsideItsMaskIsCaught() {
+        assertFault(
+                "shuffle_outside_mask",
+                Dim3.of(1),
+                Dim3.of(32),
+                32,
+                KernelFaultException.Kind.DIVERGENT_WARP_OPERATION,
+                new Dim3(0, 0, 0),
+                new Dim3(0, 0, 0),
+                "__shfl_sync (src/test/cuda/faults.cu:75): lane 0 reads lane 20, which is not in the mask 0x0000ffff");
+    }
+
+    @Test
+    void aMaskThatLeavesTheCallerOutIsCaught() {
+        assertFault(
+                "mask_without_caller",
+                Dim3.of(1),
+                Dim3.of(32),
+                32,
+                KernelFaultException.Kind.DIVERGENT_WARP_OPERATION,
+                new Dim3(0, 0, 0),
+                new Dim3(0, 0, 0),
+                "__shfl_sync (src/test/cuda/faults.cu:84) with mask 0x00000002 called by lane 0, which the mask "
+                        + "leaves out");
+    }
+
+    @Test
+    void anIntegerDivisionByZeroIsATrap() {
+        assertFault(
+                "divide",
+                Dim3.of(1),
+                Dim3.of(4),
+                4,
+                KernelFaultException.Kind.TRAP,
+                new Dim3(0, 0, 0),
+                new Dim3(0, 0, 0),
+                "integer division by zero or overflow at src/test/cuda/faults.cu:90",
+                0);
+    }
+
+    @Test
+    void aTrapNamesItsThread() {
+        assertFault(
+                "trap_in_one_thread",
+                Dim3.of(2),
+                Dim3.of(8),
+                16,
+                KernelFaultException.Kind.TRAP,
+                new Dim3(1, 0, 0),
+                new Dim3(3, 0, 0),
+                "__trap() at src/test/cuda/faults.cu:97");
+    }
+
+    @Test
     void aMissingBarrierShowsAsResultsThatDependOnTheSchedule() {
         Set<List<Float>> outcomes = new HashSet<>();
         for (long seed = 0; seed < 4; seed++) {

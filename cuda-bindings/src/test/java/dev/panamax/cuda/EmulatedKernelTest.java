@@ -29,6 +29,7 @@ class EmulatedKernelTest extends SampleKernelsContract {
     @Override
     void useDevice() {
         Emulator.require();
+        EmulatedDevice.addLibrary(Emulator.TEST_LIBRARY);
         Cuda.useEmulatedDevice();
     }
 

@@ -219,6 +219,67 @@ abstract class SampleKernelsContract {
         }
     }
 
+    /**
+     * The warp operations of src/test/cuda/warps.cu against CUDA's documented semantics, for widths 32, 8 and 1: a
+     * lane reads within its width-lane segment (an up or down shift that leaves it, or a butterfly partner in a later
+     * segment, reads its own value), votes cover the warp, and two half-warps with disjoint masks shuffle at once.
+     */
+    @Test
+    void warpOperationsFollowCudasSemantics() {
+        int threads = 64;
+        float[] in = new float[threads];
+        for (int t = 0; t < threads; t++) {
+            in[t] = (t * 7) % 64 - 20;
+        }
+        try (CudaModule warps = CudaModule.load("dev/panamax/cuda/ptx/warps.ptx")) {
+            for (int width : new int[] {32, 8, 1}) {
+                float[] out = results("warp_operations, width " + width, () -> {
+                    try (DeviceBuffer din = upload(in);
+                            DeviceBuffer dout = DeviceBuffer.allocate(ElementType.FLOAT, 9 * threads)) {
+                        warps.kernel("warp_operations").launch(Dim3.of(1), Dim3.of(threads), 0, null, din, dout, width);
+                        return download(dout);
+                    }
+                });
+                for (int t = 0; t < threads; t++) {
+                    float[] expected = expectedWarpOperations(in, t, width);
+                    for (int op = 0; op < expected.length; op++) {
+                        assertEquals(
+                                expected[op],
+                                out[op * threads + t],
+                                "operation " + op + ", thread " + t + ", width " + width);
+                    }
+                }
+            }
+        }
+    }
+
+    private static float[] expectedWarpOperations(float[] in, int t, int width) {
+        int lane = t % 32;
+        int warp = t - lane;
+        int segment = lane / width * width;
+        int ballot = 0;
+        boolean any = false;
+        boolean all = true;
+        for (int l = 0; l < 32; l++) {
+            float v = in[warp + l];
+            ballot |= v > 0 ? 1 << l : 0;
+            any |= v > 40;
+            all &= v > -40;
+        }
+        int butterfly = lane ^ 6;
+        return new float[] {
+            in[warp + segment + ((lane * 3 + 1) & (width - 1))],
+            lane - segment >= 3 ? in[t - 3] : in[t],
+            lane - segment + 5 < width ? in[t + 5] : in[t],
+            butterfly < segment + width ? in[warp + butterfly] : in[t],
+            ballot & 0xffff,
+            ballot >>> 16,
+            any ? 1 : 0,
+            all ? 1 : 0,
+            in[warp + (lane & ~15) + (lane + 1) % 16]
+        };
+    }
+
     @Test
     void emptyKernelLaunchOverhead() {
         CudaKernel empty = module.kernel("empty_kernel");
