@@ -59,17 +59,17 @@ extern Context context;
 // Fault kinds, as reported to Java (KernelFaultException.Kind's ordinals + 1).
 enum FaultKind : int {
     FAULT_OUT_OF_BOUNDS = 1,
-    FAULT_MISALIGNED = 2,
-    FAULT_BARRIER_DIVERGENCE = 3,
-    FAULT_WARP_DIVERGENCE = 4,
-    FAULT_TRAP = 5,
+    FAULT_BARRIER_DIVERGENCE = 2,
+    FAULT_WARP_DIVERGENCE = 3,
+    FAULT_TRAP = 4,
 };
 
 // Ends the launch with a fault blamed on the running thread; never returns to the kernel.
 [[noreturn]] void fault(int kind, const char* format, ...) __attribute__((format(printf, 2, 3)));
 
-// Checks an access of `size` bytes at `address` against `region`, faulting when it is outside or misaligned.
-void check_access(const Region* region, uintptr_t address, size_t size, size_t alignment);
+// Checks an access of `size` bytes at `address` against `region`, faulting when it is outside. (Accesses are always
+// aligned: a global_ptr<T> moves in whole elements from a 256-byte aligned allocation.)
+void check_access(const Region* region, uintptr_t address, size_t size);
 
 // The launch's dynamic shared memory and its region.
 void* dynamic_shared(const Region** region);
@@ -126,7 +126,7 @@ private:
 
     T* checked(ptrdiff_t index) const {
         uintptr_t address = address_ + static_cast<uintptr_t>(index) * sizeof(T);
-        check_access(region_, address, sizeof(T), alignof(T));
+        check_access(region_, address, sizeof(T));
         return reinterpret_cast<T*>(address);
     }
 

@@ -180,7 +180,7 @@ public final class CudaKernel {
      *     parameters or the device's limits; the message names which and the bound
      * @throws IllegalStateException when the module, the stream or a buffer is closed
      * @throws KernelFaultException on the emulated device, when the kernel faults (an out-of-bounds access, a barrier
-     *     or warp operation not every thread reaches)
+     *     or warp operation not every thread reaches, a trap)
      * @throws CudaException when the driver fails the launch
      */
     public void launch(Dim3 grid, Dim3 block, int sharedMemoryBytes, CudaStream stream, Object... arguments) {

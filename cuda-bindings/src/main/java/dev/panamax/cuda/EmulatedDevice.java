@@ -38,7 +38,7 @@ final class EmulatedDevice {
     static final String LIBRARY = "dev/panamax/cuda/emulator/libpanamax_emulator.so";
 
     /** The interface version of {@code emulator.cpp} this class speaks. */
-    private static final int ABI = 1;
+    private static final int ABI = 2;
 
     /** Bytes of one launch argument: value, allocation base, allocation size. */
     private static final long ARGUMENT_BYTES = 3 * Long.BYTES;
