@@ -1,5 +1,6 @@
 package dev.panamax.cuda;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -278,6 +279,43 @@ abstract class SampleKernelsContract {
             all ? 1 : 0,
             in[warp + (lane & ~15) + (lane + 1) % 16]
         };
+    }
+
+    /**
+     * src/test/cuda/intrinsics.cu: integer atomics and a float atomicAdd of small integers (exact in any order), one
+     * winner of an atomicCAS race, and the math intrinsics within the GPU's documented error (2 ulp for rsqrtf and
+     * __fdividef, 2 + ⌊1.16·|x|⌋ ulp for __expf: at most 4 ulp here; relative 1e-6 covers both).
+     */
+    @Test
+    void atomicsAndMathIntrinsics() {
+        int threads = 96;
+        float[] x = new float[threads];
+        for (int t = 0; t < threads; t++) {
+            x[t] = t % 17 - 8;
+        }
+        try (CudaModule intrinsics = CudaModule.load("dev/panamax/cuda/ptx/intrinsics.ptx")) {
+            float[] out = results("atomics_and_math", () -> {
+                try (DeviceBuffer dx = upload(x);
+                        DeviceBuffer dout = DeviceBuffer.allocate(ElementType.FLOAT, 8 + 4 * threads)) {
+                    intrinsics.kernel("atomics_and_math").launch(Dim3.of(1), Dim3.of(threads), 0, null, dx, dout);
+                    return download(dout);
+                }
+            });
+            double sum = 0;
+            for (float v : x) {
+                sum += v;
+            }
+            assertArrayEquals(new float[] {800, -800, threads, 1, (float) sum}, Arrays.copyOf(out, 5));
+            double[] expected = new double[4 * threads];
+            float[] actual = Arrays.copyOfRange(out, 8, out.length);
+            for (int t = 0; t < threads; t++) {
+                expected[4 * t] = Math.exp(x[t] / 4.0);
+                expected[4 * t + 1] = 1 / Math.sqrt(Math.abs(x[t]) + 1.0);
+                expected[4 * t + 2] = x[t] / 3.0;
+                expected[4 * t + 3] = Math.min(1, Math.max(0, x[t] / 8.0));
+            }
+            Tolerance.assertClose("math intrinsics", expected, actual, 0, 1e-6);
+        }
     }
 
     @Test
