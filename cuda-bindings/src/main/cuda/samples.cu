@@ -70,7 +70,7 @@ extern "C" __global__ void count_above(global_ptr<const float> x, global_ptr<flo
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     unsigned votes = __ballot_sync(0xffffffffu, i < n && x[i] > threshold);
     if (threadIdx.x % 32 == 0) {
-        atomicAdd(&count[0], static_cast<float>(__popc(votes)));
+        atomicAdd(count, static_cast<float>(__popc(votes)));
     }
 }
 PANAMAX_EXPORT(count_above)
