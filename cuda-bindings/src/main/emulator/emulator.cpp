@@ -464,7 +464,7 @@ void fault(int kind, const char* format, ...) {
     abandon_fiber(launch);
 }
 
-void check_access(const Region* region, uintptr_t address, size_t size, size_t alignment) {
+void check_access(const Region* region, uintptr_t address, size_t size) {
     if (region == nullptr || region->bytes == 0) {
         fault(FAULT_OUT_OF_BOUNDS, "access to 0x%lx through a pointer to no memory (%s)",
                 static_cast<unsigned long>(address), region == nullptr ? "a null pointer" : region->name);
@@ -474,10 +474,6 @@ void check_access(const Region* region, uintptr_t address, size_t size, size_t a
         fault(FAULT_OUT_OF_BOUNDS,
                 "out-of-bounds access: %zu bytes at byte offset %ld of %s, which holds %zu bytes (element %ld)", size,
                 offset, region->name, region->bytes, offset / static_cast<long>(size));
-    }
-    if (address % alignment != 0) {
-        fault(FAULT_MISALIGNED, "misaligned access: %zu bytes at byte offset %ld of %s, which needs %zu-byte alignment",
-                size, static_cast<long>(address - region->base), region->name, alignment);
     }
 }
 
@@ -546,7 +542,7 @@ extern "C" {
 
 // The version of the interface below; the Java launcher refuses a library with another.
 PANAMAX_API int panamax_emulator_abi() {
-    return 1;
+    return 2;
 }
 
 PANAMAX_API int panamax_kernel_count() {

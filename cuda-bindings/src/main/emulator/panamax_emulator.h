@@ -59,17 +59,17 @@ extern Context context;
 // Fault kinds, as reported to Java (KernelFaultException.Kind's ordinals + 1).
 enum FaultKind : int {
     FAULT_OUT_OF_BOUNDS = 1,
-    FAULT_MISALIGNED = 2,
-    FAULT_BARRIER_DIVERGENCE = 3,
-    FAULT_WARP_DIVERGENCE = 4,
-    FAULT_TRAP = 5,
+    FAULT_BARRIER_DIVERGENCE = 2,
+    FAULT_WARP_DIVERGENCE = 3,
+    FAULT_TRAP = 4,
 };
 
 // Ends the launch with a fault blamed on the running thread; never returns to the kernel.
 [[noreturn]] void fault(int kind, const char* format, ...) __attribute__((format(printf, 2, 3)));
 
-// Checks an access of `size` bytes at `address` against `region`, faulting when it is outside or misaligned.
-void check_access(const Region* region, uintptr_t address, size_t size, size_t alignment);
+// Checks an access of `size` bytes at `address` against `region`, faulting when it is outside. (Accesses are always
+// aligned: a global_ptr<T> moves in whole elements from a 256-byte aligned allocation.)
+void check_access(const Region* region, uintptr_t address, size_t size);
 
 // The launch's dynamic shared memory and its region.
 void* dynamic_shared(const Region** region);
@@ -126,7 +126,7 @@ private:
 
     T* checked(ptrdiff_t index) const {
         uintptr_t address = address_ + static_cast<uintptr_t>(index) * sizeof(T);
-        check_access(region_, address, sizeof(T), alignof(T));
+        check_access(region_, address, sizeof(T));
         return reinterpret_cast<T*>(address);
     }
 
@@ -262,20 +262,22 @@ T from_bits(uint64_t bits) {
     return value;
 }
 
-// Atomics through the compiler's builtins, so they stay atomic should blocks ever run on several OS threads.
+// Atomics as compare-and-swap loops on the compiler's builtins (GCC has no fetch-max or float fetch-add), so they stay
+// atomic should blocks ever run on several OS threads. Returns the old value, as CUDA's atomics do.
+template <class T, class F>
+T atomic_update(T* address, F update) {
+    T old;
+    T next;
+    __atomic_load(address, &old, __ATOMIC_RELAXED);
+    do {
+        next = update(old);
+    } while (!__atomic_compare_exchange(address, &old, &next, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    return old;
+}
+
 template <class T>
 T atomic_add(T* address, T value) {
-    if constexpr (std::is_integral_v<T>) {
-        return __atomic_fetch_add(address, value, __ATOMIC_RELAXED);
-    } else {
-        T old;
-        T sum;
-        __atomic_load(address, &old, __ATOMIC_RELAXED);
-        do {
-            sum = old + value;
-        } while (!__atomic_compare_exchange(address, &old, &sum, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
-        return old;
-    }
+    return atomic_update(address, [value](T old) { return static_cast<T>(old + value); });
 }
 
 template <class T>
@@ -334,11 +336,11 @@ inline T atomicAdd(global_ptr<T> address, T value) {
 }
 template <class T>
 inline T atomicMax(T* address, T value) {
-    return __atomic_fetch_max(address, value, __ATOMIC_RELAXED);
+    return pmx::atomic_update(address, [value](T old) { return old < value ? value : old; });
 }
 template <class T>
 inline T atomicMin(T* address, T value) {
-    return __atomic_fetch_min(address, value, __ATOMIC_RELAXED);
+    return pmx::atomic_update(address, [value](T old) { return value < old ? value : old; });
 }
 template <class T>
 inline T atomicExch(T* address, T value) {

@@ -67,3 +67,35 @@ extern "C" __global__ void missing_barrier(global_ptr<float> out) {
     out[t] = values[(t + 1) % blockDim.x];
 }
 PANAMAX_EXPORT(missing_barrier)
+
+// Lanes 0-15 shuffle among themselves but read lane 20, which their mask leaves out.
+extern "C" __global__ void shuffle_outside_mask(global_ptr<float> out) {
+    float v = static_cast<float>(threadIdx.x);
+    if (threadIdx.x < 16) {
+        v = __shfl_sync(0x0000ffffu, v, 20);
+    }
+    out[threadIdx.x] = v;
+}
+PANAMAX_EXPORT(shuffle_outside_mask)
+
+// Each lane calls a shuffle with a mask that names only the next lane, not itself.
+extern "C" __global__ void mask_without_caller(global_ptr<float> out) {
+    unsigned next = 1u << ((threadIdx.x + 1) % 32);
+    out[threadIdx.x] = __shfl_sync(next, 1.0f, 0);
+}
+PANAMAX_EXPORT(mask_without_caller)
+
+// Integer division by a divisor the launch passes, here 0.
+extern "C" __global__ void divide(global_ptr<float> out, int divisor) {
+    out[threadIdx.x] = static_cast<float>(static_cast<int>(threadIdx.x) / divisor);
+}
+PANAMAX_EXPORT(divide)
+
+// Thread 3 of block 1 traps.
+extern "C" __global__ void trap_in_one_thread(global_ptr<float> out) {
+    if (blockIdx.x == 1 && threadIdx.x == 3) {
+        __trap();
+    }
+    out[blockIdx.x * blockDim.x + threadIdx.x] = 1.0f;
+}
+PANAMAX_EXPORT(trap_in_one_thread)

@@ -34,6 +34,7 @@ public final class Bench {
         SUITES.put("decode", AttentionDecodeBench.class);
         SUITES.put("generate", GenerateBench.class);
         SUITES.put("train", TrainBench.class);
+        SUITES.put("emulator", EmulatorBench.class);
     }
 
     private Bench() {}

@@ -15,6 +15,7 @@ public final class CudaKernel {
     private final String name;
     private final List<Parameter> parameters;
     private final long staticSharedBytes;
+    private final int maxThreadsPerBlock;
     private final EmulatedDevice.Kernel emulated;
     private final MemorySegment function;
 
@@ -28,18 +29,24 @@ public final class CudaKernel {
             CudaModule module,
             Ptx.Entry entry,
             List<Parameter> parameters,
+            int maxThreadsPerBlock,
             EmulatedDevice.Kernel emulated,
             MemorySegment function) {
         this.module = module;
         this.name = entry.name();
         this.parameters = List.copyOf(parameters);
         this.staticSharedBytes = entry.staticSharedBytes();
+        this.maxThreadsPerBlock = maxThreadsPerBlock;
         this.emulated = emulated;
         this.function = function;
     }
 
-    /** A kernel on a GPU: parameters as the PTX types them (a 64-bit one is a buffer or a long). */
-    static CudaKernel onGpu(CudaModule module, Ptx.Entry entry, MemorySegment function) {
+    /**
+     * A kernel on a GPU: parameters as the PTX types them (a 64-bit one is a buffer or a long), and at most the
+     * threads per block the compiled function can run ({@code maxThreadsPerBlock}: fewer than the device's when it
+     * needs many registers).
+     */
+    static CudaKernel onGpu(CudaModule module, Ptx.Entry entry, MemorySegment function, int maxThreadsPerBlock) {
         List<Parameter> parameters = new ArrayList<>();
         for (String type : entry.parameters()) {
             parameters.add(
@@ -54,7 +61,7 @@ public final class CudaKernel {
                         default -> new Parameter("." + type, List.of(), null);
                     });
         }
-        return new CudaKernel(module, entry, parameters, null, function);
+        return new CudaKernel(module, entry, parameters, maxThreadsPerBlock, null, function);
     }
 
     /**
@@ -76,7 +83,7 @@ public final class CudaKernel {
                     + ", the emulated device's library " + cpp + ": one of them was built from another version of "
                     + "the source (regenerate the PTX with cuda/regenerate-ptx.sh, or rebuild)");
         }
-        return new CudaKernel(module, entry, parameters, kernel, null);
+        return new CudaKernel(module, entry, parameters, module.limits().maxThreadsPerBlock(), kernel, null);
     }
 
     private static Parameter cppParameter(String type) {
@@ -139,6 +146,16 @@ public final class CudaKernel {
     }
 
     /**
+     * The most threads per block this kernel can be launched with: the device's limit, or on a GPU fewer when the
+     * compiled kernel needs many registers ({@code CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK}).
+     *
+     * @return threads per block
+     */
+    public int maxThreadsPerBlock() {
+        return maxThreadsPerBlock;
+    }
+
+    /**
      * The shared memory the kernel declares statically ({@code __shared__} arrays), as read from its PTX.
      *
      * @return bytes per block
@@ -163,7 +180,7 @@ public final class CudaKernel {
      *     parameters or the device's limits; the message names which and the bound
      * @throws IllegalStateException when the module, the stream or a buffer is closed
      * @throws KernelFaultException on the emulated device, when the kernel faults (an out-of-bounds access, a barrier
-     *     or warp operation not every thread reaches)
+     *     or warp operation not every thread reaches, a trap)
      * @throws CudaException when the driver fails the launch
      */
     public void launch(Dim3 grid, Dim3 block, int sharedMemoryBytes, CudaStream stream, Object... arguments) {
@@ -171,9 +188,9 @@ public final class CudaKernel {
         DeviceLimits limits = module.limits();
         within("grid", Arguments.present("grid", grid), limits.maxGrid());
         within("block", Arguments.present("block", block), limits.maxBlock());
-        if (block.volume() > limits.maxThreadsPerBlock()) {
+        if (block.volume() > maxThreadsPerBlock) {
             throw new IllegalArgumentException("block " + block + " has " + block.volume() + " threads, more than the "
-                    + "device's " + limits.maxThreadsPerBlock() + " per block");
+                    + maxThreadsPerBlock + " per block " + name + " can run on this device");
         }
         Arguments.atLeastZero("sharedMemoryBytes", sharedMemoryBytes);
         if (sharedMemoryBytes + staticSharedBytes > limits.maxSharedMemoryPerBlockOptin()) {

@@ -3,6 +3,7 @@ package dev.panamax.cuda;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Map;
@@ -97,9 +98,12 @@ public final class CudaModule implements AutoCloseable {
             throw new IllegalArgumentException(
                     "no kernel " + kernel + " in " + name + "; its kernels are " + kernelNames());
         }
-        return gpu == null
-                ? CudaKernel.emulated(this, entry, EmulatedDevice.kernel(kernel).orElseThrow())
-                : CudaKernel.onGpu(this, entry, gpu.function(kernel));
+        if (gpu == null) {
+            return CudaKernel.emulated(
+                    this, entry, EmulatedDevice.kernel(kernel).orElseThrow());
+        }
+        MemorySegment function = gpu.function(kernel);
+        return CudaKernel.onGpu(this, entry, function, gpu.maxThreadsPerBlock(function));
     }
 
     /**

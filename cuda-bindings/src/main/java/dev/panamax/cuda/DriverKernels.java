@@ -66,6 +66,12 @@ final class DriverKernels {
             return CudaDriver.function(handle, kernel);
         }
 
+        /** The most threads per block the compiled function can run on this device. */
+        int maxThreadsPerBlock(MemorySegment function) {
+            CudaDriver.makePrimaryContextCurrent(device);
+            return CudaDriver.functionAttribute(function, CudaDriver.FUNC_ATTR_MAX_THREADS_PER_BLOCK);
+        }
+
         void unload() {
             CudaDriver.makePrimaryContextCurrent(device);
             CudaDriver.unloadModule(handle);

@@ -38,7 +38,7 @@ final class EmulatedDevice {
     static final String LIBRARY = "dev/panamax/cuda/emulator/libpanamax_emulator.so";
 
     /** The interface version of {@code emulator.cpp} this class speaks. */
-    private static final int ABI = 1;
+    private static final int ABI = 2;
 
     /** Bytes of one launch argument: value, allocation base, allocation size. */
     private static final long ARGUMENT_BYTES = 3 * Long.BYTES;
@@ -86,14 +86,6 @@ final class EmulatedDevice {
     /** The calling thread's schedule seed. */
     static long scheduleSeed() {
         return SELECTED.get();
-    }
-
-    /** Throws unless the calling thread chose the emulated device; {@code what} names the object being created. */
-    static void requireSelected(String what) {
-        if (!isSelected()) {
-            throw new IllegalStateException(what + " belongs to the emulated device, but the calling thread's current "
-                    + "device is a GPU (Cuda.useEmulatedDevice() chooses the emulated one)");
-        }
     }
 
     /**
@@ -170,7 +162,7 @@ final class EmulatedDevice {
                 return "";
             } catch (RuntimeException e) {
                 // Any failure to load leaves the device unavailable, with the reason, rather than failing every use.
-                return e.toString();
+                return e instanceof IllegalStateException ? e.getMessage() : e.toString();
             }
         }
 

@@ -1,8 +1,7 @@
 package dev.panamax.cuda;
 
 /**
- * A kernel did what a GPU cannot run correctly, caught by the emulated device: an out-of-bounds or misaligned access,
- * a barrier or warp operation that not every thread reaches, or a trap. The message names the kernel, the block and
+ * A kernel did what a GPU cannot run correctly, caught by the emulated device: an out-of-bounds access, a barrier or warp operation that not every thread reaches, or a trap. The message names the kernel, the block and
  * the thread, and what happened, e.g. {@code emulated launch failed for kernel block_sum: CUDA_ERROR_ILLEGAL_ADDRESS
  * (700): block (3,0,0), thread (232,0,0): out-of-bounds access: 4 bytes at byte offset 4000 of argument 0, which holds
  * 4000 bytes (element 1000)}. The status is the one a GPU would most likely report, if
@@ -15,8 +14,6 @@ public final class KernelFaultException extends CudaException {
     public enum Kind {
         /** An access outside the allocation a pointer points into, or outside a shared array. */
         OUT_OF_BOUNDS(700, "CUDA_ERROR_ILLEGAL_ADDRESS"),
-        /** An access at an address that is not a multiple of the element's alignment. */
-        MISALIGNED(716, "CUDA_ERROR_MISALIGNED_ADDRESS"),
         /** A {@code __syncthreads} that some thread of the block never reaches (it exited or waits elsewhere). */
         DIVERGENT_BARRIER(719, "CUDA_ERROR_LAUNCH_FAILED"),
         /** A warp shuffle or vote that a lane named in its mask never reaches, or that reads a lane outside it. */

@@ -2,12 +2,20 @@ package dev.panamax.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamax.kernels.testing.Inputs;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -18,13 +26,10 @@ import org.junit.jupiter.api.Test;
 class EmulatedKernelTest extends SampleKernelsContract {
     private static final long[] SCHEDULES = {0, 1, 2, 3};
 
-    @BeforeAll
-    static void needsTheEmulator() {
-        Emulator.require();
-    }
-
     @Override
     void useDevice() {
+        Emulator.require();
+        EmulatedDevice.addLibrary(Emulator.TEST_LIBRARY);
         Cuda.useEmulatedDevice();
     }
 
@@ -67,6 +72,109 @@ class EmulatedKernelTest extends SampleKernelsContract {
                 "emulated".equals(System.getProperty("panamax.cuda.device")),
                 other[0],
                 "another thread keeps its device");
+    }
+
+    @Test
+    void launchesFromSeveralThreadsAtOnce() throws Exception {
+        int n = 4096;
+        float[] a = Inputs.uniform(Inputs.seed("threads"), n, -1, 1);
+        ExecutorService pool = Executors.newFixedThreadPool(4);
+        try {
+            List<Future<float[]>> results = new ArrayList<>();
+            for (long seed = 0; seed < 8; seed++) {
+                long schedule = seed;
+                results.add(pool.submit(() -> {
+                    Cuda.useEmulatedDevice(schedule);
+                    try (DeviceBuffer da = upload(a);
+                            DeviceBuffer dc = DeviceBuffer.allocate(ElementType.FLOAT, n)) {
+                        module.kernel("vector_add").launch(Dim3.of(n / 256), Dim3.of(256), 0, null, da, da, dc, n);
+                        return download(dc);
+                    } finally {
+                        EmulatedDevice.deselect();
+                    }
+                }));
+            }
+            for (Future<float[]> result : results) {
+                float[] c = result.get();
+                for (int i = 0; i < n; i++) {
+                    assertEquals(2 * a[i], c[i], "c[" + i + "]");
+                }
+            }
+        } finally {
+            pool.shutdown();
+        }
+    }
+
+    @Test
+    void copiesBehaveAsOnAGpu() {
+        float[] values = Inputs.uniform(Inputs.seed("emulated copies"), 300, -4, 4);
+        for (ElementType type : ElementType.values()) {
+            try (PinnedBuffer pinned = PinnedBuffer.allocate(type, values.length);
+                    DeviceBuffer first = DeviceBuffer.allocate(type, values.length + 5);
+                    DeviceBuffer second = DeviceBuffer.allocate(type, values.length);
+                    CudaStream stream = CudaStream.create()) {
+                pinned.copyFrom(0, values, 0, values.length);
+                first.copyFromAsync(5, pinned.segment(), values.length, stream);
+                second.copyFrom(0, first, 5, values.length);
+                float[] back = new float[values.length];
+                second.copyToAsync(0, back, 0, values.length, stream);
+                stream.synchronize();
+                for (int i = 0; i < values.length; i++) {
+                    assertEquals(type.round(values[i]), back[i], type + " element " + i);
+                }
+                assertThrows(IndexOutOfBoundsException.class, () -> second.copyFrom(1, first, 0, values.length));
+            }
+        }
+    }
+
+    @Test
+    void rejectsMemoryOfAnotherDevice() {
+        EmulatedDevice.deselect();
+        // A zero-length buffer needs no runtime, so a GPU's can be made on any machine.
+        try (DeviceBuffer gpu = DeviceBuffer.allocate(ElementType.FLOAT, 0)) {
+            Cuda.useEmulatedDevice();
+            try (DeviceBuffer emulated = DeviceBuffer.allocate(ElementType.FLOAT, 4)) {
+                IllegalArgumentException e =
+                        assertThrows(IllegalArgumentException.class, () -> module.kernel("vector_add")
+                                .launch(Dim3.of(1), Dim3.of(4), 0, null, gpu, emulated, emulated, 0));
+                assertEquals(
+                        "argument 0 of vector_add (const float*) is memory of a GPU, the kernel runs on the emulated device",
+                        e.getMessage());
+                assertThrows(IllegalArgumentException.class, () -> emulated.copyFrom(0, gpu, 0, 0));
+            }
+        }
+    }
+
+    @Test
+    void theSystemPropertyChoosesTheDeviceOfNewThreads() throws Exception {
+        String before = System.getProperty("panamax.cuda.device");
+        try {
+            System.setProperty("panamax.cuda.device", "emulated");
+            assertTrue(onANewThread(Cuda::isEmulatedDeviceCurrent));
+            System.setProperty("panamax.cuda.device", "gpu");
+            assertFalse(onANewThread(Cuda::isEmulatedDeviceCurrent));
+            System.setProperty("panamax.cuda.device", "cpu");
+            ExecutionException e =
+                    assertThrows(ExecutionException.class, () -> onANewThread(Cuda::isEmulatedDeviceCurrent));
+            assertEquals(
+                    "system property panamax.cuda.device must be emulated or gpu, not cpu",
+                    e.getCause().getMessage());
+        } finally {
+            if (before == null) {
+                System.clearProperty("panamax.cuda.device");
+            } else {
+                System.setProperty("panamax.cuda.device", before);
+            }
+        }
+    }
+
+    private static <T> T onANewThread(Callable<T> task) throws Exception {
+        ExecutorService thread = Executors.newSingleThreadExecutor();
+        try {
+            return thread.submit(task).get();
+        } finally {
+            thread.shutdown();
+        }
     }
 
     @Test

@@ -23,7 +23,8 @@ class PtxTest {
                 List.of("u32", "u32", "u32", "f32", "u64", "u32", "u64", "u32", "f32", "u64", "u32"),
                 entries.get("sgemm_tiled").parameters());
         assertEquals(16 * 16 * 4 + 16 * 17 * 4, entries.get("sgemm_tiled").staticSharedBytes());
-        assertEquals(5, entries.size());
+        assertEquals(new Ptx.Entry("empty_kernel", List.of(), 0), entries.get("empty_kernel"));
+        assertEquals(6, entries.size());
     }
 
     @Test

@@ -1,5 +1,6 @@
 package dev.panamax.cuda;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -219,6 +220,123 @@ abstract class SampleKernelsContract {
         }
     }
 
+    /**
+     * The warp operations of src/test/cuda/warps.cu against CUDA's documented semantics, for widths 32, 8 and 1: a
+     * lane reads within its width-lane segment (an up or down shift that leaves it, or a butterfly partner in a later
+     * segment, reads its own value), votes cover the warp, and two half-warps with disjoint masks shuffle at once.
+     */
+    @Test
+    void warpOperationsFollowCudasSemantics() {
+        int threads = 64;
+        float[] in = new float[threads];
+        for (int t = 0; t < threads; t++) {
+            in[t] = (t * 7) % 64 - 20;
+        }
+        try (CudaModule warps = CudaModule.load("dev/panamax/cuda/ptx/warps.ptx")) {
+            for (int width : new int[] {32, 8, 1}) {
+                float[] out = results("warp_operations, width " + width, () -> {
+                    try (DeviceBuffer din = upload(in);
+                            DeviceBuffer dout = DeviceBuffer.allocate(ElementType.FLOAT, 9 * threads)) {
+                        warps.kernel("warp_operations").launch(Dim3.of(1), Dim3.of(threads), 0, null, din, dout, width);
+                        return download(dout);
+                    }
+                });
+                for (int t = 0; t < threads; t++) {
+                    float[] expected = expectedWarpOperations(in, t, width);
+                    for (int op = 0; op < expected.length; op++) {
+                        assertEquals(
+                                expected[op],
+                                out[op * threads + t],
+                                "operation " + op + ", thread " + t + ", width " + width);
+                    }
+                }
+            }
+        }
+    }
+
+    private static float[] expectedWarpOperations(float[] in, int t, int width) {
+        int lane = t % 32;
+        int warp = t - lane;
+        int segment = lane / width * width;
+        int ballot = 0;
+        boolean any = false;
+        boolean all = true;
+        for (int l = 0; l < 32; l++) {
+            float v = in[warp + l];
+            ballot |= v > 0 ? 1 << l : 0;
+            any |= v > 40;
+            all &= v > -40;
+        }
+        int butterfly = lane ^ 6;
+        return new float[] {
+            in[warp + segment + ((lane * 3 + 1) & (width - 1))],
+            lane - segment >= 3 ? in[t - 3] : in[t],
+            lane - segment + 5 < width ? in[t + 5] : in[t],
+            butterfly < segment + width ? in[warp + butterfly] : in[t],
+            ballot & 0xffff,
+            ballot >>> 16,
+            any ? 1 : 0,
+            all ? 1 : 0,
+            in[warp + (lane & ~15) + (lane + 1) % 16]
+        };
+    }
+
+    /**
+     * src/test/cuda/intrinsics.cu: integer atomics and a float atomicAdd of small integers (exact in any order), one
+     * winner of an atomicCAS race, and the math intrinsics within the GPU's documented error (2 ulp for rsqrtf and
+     * __fdividef, 2 + ⌊1.16·|x|⌋ ulp for __expf: at most 4 ulp here; relative 1e-6 covers both).
+     */
+    @Test
+    void atomicsAndMathIntrinsics() {
+        int threads = 96;
+        float[] x = new float[threads];
+        for (int t = 0; t < threads; t++) {
+            x[t] = t % 17 - 8;
+        }
+        try (CudaModule intrinsics = CudaModule.load("dev/panamax/cuda/ptx/intrinsics.ptx")) {
+            float[] out = results("atomics_and_math", () -> {
+                try (DeviceBuffer dx = upload(x);
+                        DeviceBuffer dout = DeviceBuffer.allocate(ElementType.FLOAT, 8 + 4 * threads)) {
+                    intrinsics.kernel("atomics_and_math").launch(Dim3.of(1), Dim3.of(threads), 0, null, dx, dout);
+                    return download(dout);
+                }
+            });
+            double sum = 0;
+            for (float v : x) {
+                sum += v;
+            }
+            assertArrayEquals(new float[] {800, -800, threads, 1, (float) sum}, Arrays.copyOf(out, 5));
+            double[] expected = new double[4 * threads];
+            float[] actual = Arrays.copyOfRange(out, 8, out.length);
+            for (int t = 0; t < threads; t++) {
+                expected[4 * t] = Math.exp(x[t] / 4.0);
+                expected[4 * t + 1] = 1 / Math.sqrt(Math.abs(x[t]) + 1.0);
+                expected[4 * t + 2] = x[t] / 3.0;
+                expected[4 * t + 3] = Math.min(1, Math.max(0, x[t] / 8.0));
+            }
+            Tolerance.assertClose("math intrinsics", expected, actual, 0, 1e-6);
+        }
+    }
+
+    @Test
+    void emptyKernelLaunchOverhead() {
+        CudaKernel empty = module.kernel("empty_kernel");
+        int launches = 2000;
+        for (int i = 0; i < launches; i++) {
+            empty.launch(Dim3.of(1), Dim3.of(32), 0, null);
+        }
+        Cuda.synchronize();
+        long start = System.nanoTime();
+        for (int i = 0; i < launches; i++) {
+            empty.launch(Dim3.of(1), Dim3.of(32), 0, null);
+        }
+        Cuda.synchronize();
+        double micros = (System.nanoTime() - start) / 1e3 / launches;
+        System.out.printf(
+                "%s: an empty kernel (1 block of 32 threads) takes %.2f µs per launch through CudaKernel%n",
+                module.isEmulated() ? "emulated device" : "GPU", micros);
+    }
+
     @Test
     void rejectsAWrongArgumentCountBeforeLaunching() {
         try (DeviceBuffer x = DeviceBuffer.allocate(ElementType.FLOAT, 4)) {
@@ -248,12 +366,14 @@ abstract class SampleKernelsContract {
         CudaKernel add = module.kernel("vector_add");
         DeviceLimits limits = module.limits();
         try (DeviceBuffer x = DeviceBuffer.allocate(ElementType.FLOAT, 4)) {
+            int most = add.maxThreadsPerBlock();
+            assertTrue(most >= 32 && most <= limits.maxThreadsPerBlock(), () -> add + " runs " + most + " threads");
             IllegalArgumentException threads = assertThrows(
                     IllegalArgumentException.class,
-                    () -> add.launch(Dim3.of(1), Dim3.of(limits.maxThreadsPerBlock(), 2), 0, null, x, x, x, 4));
+                    () -> add.launch(Dim3.of(1), Dim3.of(most, 2), 0, null, x, x, x, 4));
             assertEquals(
-                    "block (" + limits.maxThreadsPerBlock() + ",2,1) has " + 2 * limits.maxThreadsPerBlock()
-                            + " threads, more than the device's " + limits.maxThreadsPerBlock() + " per block",
+                    "block (" + most + ",2,1) has " + 2 * most + " threads, more than the " + most
+                            + " per block vector_add can run on this device",
                     threads.getMessage());
             IllegalArgumentException z = assertThrows(
                     IllegalArgumentException.class,
@@ -295,8 +415,8 @@ abstract class SampleKernelsContract {
     void rejectsAnUnknownKernelName() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> module.kernel("vector_sub"));
         assertEquals(
-                "no kernel vector_sub in " + SAMPLES + "; its kernels are [block_sum, count_above, sgemm_tiled, "
-                        + "vector_add, warp_sum]",
+                "no kernel vector_sub in " + SAMPLES + "; its kernels are [block_sum, count_above, empty_kernel, "
+                        + "sgemm_tiled, vector_add, warp_sum]",
                 e.getMessage());
     }
 
