@@ -18,10 +18,17 @@ final class Arguments {
         return value;
     }
 
-    /** Checks a buffer's type and length and returns its size in bytes. */
+    /** Checks a buffer's type and length and returns its size in bytes, which must fit in a long. */
     static long byteSize(ElementType type, long length) {
         present("type", type);
-        return Math.multiplyExact(atLeastZero("length", length), type.byteSize());
+        atLeastZero("length", length);
+        long maxLength = Long.MAX_VALUE / type.byteSize();
+        if (length > maxLength) {
+            throw new IllegalArgumentException("length (" + length + ") × " + type.byteSize() + " bytes per " + type
+                    + " element exceeds the largest byte count, " + Long.MAX_VALUE + ": length must be <= "
+                    + maxLength);
+        }
+        return length * type.byteSize();
     }
 
     /** Checks that {@code [start, start + count)} lies in {@code [0, size)}; {@code what} names the range's owner. */

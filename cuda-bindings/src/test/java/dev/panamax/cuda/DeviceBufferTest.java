@@ -93,7 +93,16 @@ class DeviceBufferTest {
                 IllegalArgumentException.class,
                 "length (-1) must be >= 0",
                 () -> DeviceBuffer.allocate(ElementType.FLOAT, -1));
-        assertThrows(ArithmeticException.class, () -> DeviceBuffer.allocate(ElementType.FLOAT, Long.MAX_VALUE / 2));
+        assertMessage(
+                IllegalArgumentException.class,
+                "length (" + Long.MAX_VALUE + ") × 4 bytes per FLOAT element exceeds the largest byte count, "
+                        + Long.MAX_VALUE + ": length must be <= " + Long.MAX_VALUE / 4,
+                () -> DeviceBuffer.allocate(ElementType.FLOAT, Long.MAX_VALUE));
+        assertMessage(
+                IllegalArgumentException.class,
+                "length (" + (Long.MAX_VALUE / 2 + 1) + ") × 2 bytes per HALF element exceeds the largest byte count, "
+                        + Long.MAX_VALUE + ": length must be <= " + Long.MAX_VALUE / 2,
+                () -> DeviceBuffer.allocate(ElementType.HALF, Long.MAX_VALUE / 2 + 1));
         assertThrows(NullPointerException.class, () -> DeviceBuffer.allocate(null, 1));
     }
 }

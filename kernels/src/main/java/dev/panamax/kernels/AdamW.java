@@ -141,7 +141,7 @@ public final class AdamW {
         Checks.nonNegative("learningRate", learningRate);
         unitInterval("beta1", beta1);
         unitInterval("beta2", beta2);
-        positive("epsilon", epsilon);
+        Checks.positive("epsilon", epsilon);
         Checks.nonNegative("weightDecay", weightDecay);
         if (step < 1) {
             throw new IllegalArgumentException("step (" + step + ") must be >= 1");
@@ -192,12 +192,6 @@ public final class AdamW {
             ml.commit();
             vl.commit();
         });
-    }
-
-    private static void positive(String name, float value) {
-        if (!(value > 0) || Float.isInfinite(value)) {
-            throw new IllegalArgumentException(name + " (" + value + ") must be finite and > 0");
-        }
     }
 
     private static void unitInterval(String name, float value) {

@@ -113,6 +113,12 @@ final class Checks {
         }
     }
 
+    static void positive(String name, float value) {
+        if (!(value > 0) || Float.isInfinite(value)) {
+            throw new IllegalArgumentException(name + " (" + value + ") must be finite and > 0");
+        }
+    }
+
     static void nonNegative(String name, float value) {
         if (!(value >= 0) || Float.isInfinite(value)) {
             throw new IllegalArgumentException(name + " (" + value + ") must be finite and >= 0");

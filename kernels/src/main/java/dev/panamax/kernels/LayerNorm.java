@@ -18,6 +18,11 @@ import jdk.incubator.vector.VectorMask;
  * call), so that gradients of several calls sum. The mean is computed first and the variance from {@code x - mean}
  * (two passes over a row that stays in L1), which stays accurate when the mean is large next to the spread.
  *
+ * <p>{@code epsilon} must be above 0 (an {@link IllegalArgumentException} otherwise): it is what keeps a constant row,
+ * whose variance is 0, from giving {@code 0/0}; such a row normalises to the bias. Rows of any finite magnitude
+ * normalise correctly: a row whose sum of squares overflows float (entries beyond about 1.8e19 from the mean) is
+ * computed again in double.
+ *
  * <p>{@code y} may be {@code x} itself, and {@code dx} may be {@code dy} (same offset and leading dimension); other
  * overlaps between an output and another operand throw {@link IllegalArgumentException}. Offsets
  * count floats. Arguments are checked before anything is written; {@code cols == 0} writes nothing. Large problems
@@ -32,7 +37,7 @@ public final class LayerNorm {
      *
      * @param rows number of rows, at least 0
      * @param cols number of columns (the normalised dimension), at least 0
-     * @param epsilon added to the variance; finite and at least 0 (GPT-2: 1e-5)
+     * @param epsilon added to the variance; finite and above 0 (GPT-2: 1e-5)
      * @param x the input
      * @param xOffset index of x's first element
      * @param ldx leading dimension of x: at least {@code cols}
@@ -92,7 +97,7 @@ public final class LayerNorm {
      *
      * @param rows number of rows, at least 0
      * @param cols number of columns (the normalised dimension), at least 0
-     * @param epsilon added to the variance; finite and at least 0
+     * @param epsilon added to the variance; finite and above 0
      * @param x the input
      * @param xOffset index of x's first element
      * @param ldx leading dimension of x: at least {@code cols}
@@ -128,7 +133,7 @@ public final class LayerNorm {
             long rstdOffset) {
         Checks.nonNegative("rows", rows);
         Checks.nonNegative("cols", cols);
-        Checks.nonNegative("epsilon", epsilon);
+        Checks.positive("epsilon", epsilon);
         Checks.matrix("x", x, xOffset, rows, cols, "ldx", ldx, false);
         Checks.vector("weight", weight, weightOffset, cols, false);
         Checks.vector("bias", bias, biasOffset, cols, false);
@@ -173,20 +178,31 @@ public final class LayerNorm {
                 Line next = i + 1 < to ? following.read(xs, xOffset + (long) (i + 1) * ldx, cols) : xl;
                 Line yl = Line.of(1).write(ys, yOffset + (long) i * ldy, cols);
                 float r = rstd(cols, epsilon, m, xl.array, xl.offset);
-                float nextMean = normaliseAndMean(
-                        cols,
-                        m,
-                        r,
-                        xl.array,
-                        xl.offset,
-                        wl.array,
-                        wl.offset,
-                        bl.array,
-                        bl.offset,
-                        yl.array,
-                        yl.offset,
-                        next.array,
-                        next.offset);
+                float nextMean;
+                if (!(r > 0)) {
+                    // The sum of squares, or the mean, overflowed (or x holds NaN or ∞): the row again, in double.
+                    double exactMean = exactMean(cols, xl.array, xl.offset);
+                    r = normaliseExactly(
+                            cols, epsilon, exactMean, xl.array, xl.offset, wl.array, wl.offset, bl.array, bl.offset,
+                            yl.array, yl.offset);
+                    m = (float) exactMean;
+                    nextMean = mean(cols, next.array, next.offset);
+                } else {
+                    nextMean = normaliseAndMean(
+                            cols,
+                            m,
+                            r,
+                            xl.array,
+                            xl.offset,
+                            wl.array,
+                            wl.offset,
+                            bl.array,
+                            bl.offset,
+                            yl.array,
+                            yl.offset,
+                            next.array,
+                            next.offset);
+                }
                 yl.commit();
                 if (ml != null) {
                     ml.array[ml.offset + i - from] = m;
@@ -400,6 +416,43 @@ public final class LayerNorm {
                 dweightOffset,
                 Operand.of(dbias),
                 dbiasOffset);
+    }
+
+    /** The mean of {@code n > 0} floats in double, where their sum cannot overflow. */
+    private static double exactMean(int n, float[] x, int xi) {
+        double sum = 0;
+        for (int j = 0; j < n; j++) {
+            sum += x[xi + j];
+        }
+        return sum / n;
+    }
+
+    /**
+     * One row normalised in double, for the rows whose squares overflow float: {@code (x - mean)·rstd⊙w + b}.
+     * Returns the row's rstd, {@code 1/√(var + epsilon)}.
+     */
+    private static float normaliseExactly(
+            int n,
+            float epsilon,
+            double mean,
+            float[] x,
+            int xi,
+            float[] w,
+            int wi,
+            float[] b,
+            int bi,
+            float[] y,
+            int yi) {
+        double squares = 0;
+        for (int j = 0; j < n; j++) {
+            double d = x[xi + j] - mean;
+            squares += d * d;
+        }
+        double rstd = 1 / Math.sqrt(squares / n + epsilon);
+        for (int j = 0; j < n; j++) {
+            y[yi + j] = (float) ((x[xi + j] - mean) * rstd * w[wi + j] + b[bi + j]);
+        }
+        return (float) rstd;
     }
 
     /** The mean of {@code n > 0} floats, summed in a fixed order. */

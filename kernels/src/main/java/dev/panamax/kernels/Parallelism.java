@@ -2,9 +2,11 @@ package dev.panamax.kernels;
 
 import java.lang.foreign.MemorySegment;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.function.IntConsumer;
@@ -16,6 +18,9 @@ import java.util.function.IntConsumer;
  * panamax.threads} when set. Kernels split work so that each output element is always reduced in the same order:
  * results are bit-identical for every thread count. Kernels keep small problems on the calling thread, since a hand-off
  * to a worker can cost a whole scheduler slice when the cores are busy.
+ *
+ * <p>Kernels may be called from any number of threads at once, also while {@link #setThreads(int)} changes the count:
+ * all calls share one pool that is never shut down, only resized, so a call never finds its executor gone.
  */
 public final class Parallelism {
     private static final Object LOCK = new Object();
@@ -27,8 +32,13 @@ public final class Parallelism {
     private static final ThreadLocal<Boolean> IN_REGION = ThreadLocal.withInitial(() -> Boolean.FALSE);
 
     private static volatile int threads = initialThreads();
-    private static ExecutorService pool;
-    private static int poolSize;
+    /**
+     * The helpers of every parallel region. Its queue is unbounded, so it never rejects a task, and it is resized
+     * (under LOCK) rather than replaced, so a caller that read the thread count before a change still submits
+     * to a live pool; helpers queued beyond its size are claimed by their caller, which never waits for them.
+     */
+    private static final ThreadPoolExecutor POOL = new ThreadPoolExecutor(
+            0, Integer.MAX_VALUE, 0, TimeUnit.SECONDS, new LinkedBlockingQueue<>(), new WorkerFactory());
 
     private Parallelism() {}
 
@@ -60,7 +70,7 @@ public final class Parallelism {
 
     /**
      * Sets the number of threads kernels may use, including the calling thread. Takes effect for calls that start
-     * afterwards; results do not depend on it.
+     * afterwards; calls already running, on other threads, finish as they began. Results do not depend on it.
      *
      * @param count the parallelism, at least 1
      * @throws IllegalArgumentException if {@code count < 1}
@@ -69,7 +79,14 @@ public final class Parallelism {
         if (count < 1) {
             throw new IllegalArgumentException("threads (" + count + ") must be >= 1");
         }
-        threads = count;
+        synchronized (LOCK) {
+            threads = count;
+            // Workers past the new count finish what they run and leave when idle; a call still using the old count
+            // grows the pool again in pool(), so nothing it submits is refused.
+            if (POOL.getCorePoolSize() > count - 1) {
+                POOL.setCorePoolSize(count - 1);
+            }
+        }
     }
 
     /** Whether worker threads may read and write this segment (false for a confined arena's segments). */
@@ -119,7 +136,7 @@ public final class Parallelism {
                 body.accept(task);
             }
         };
-        ExecutorService executor = pool(workers - 1);
+        ThreadPoolExecutor executor = pool(workers - 1);
         Future<?>[] helpers = new Future<?>[workers - 1];
         // Each helper claims its slot before draining; the caller, done with the tasks, claims the slots of helpers
         // that have not started and does not wait for them. A worker that the OS has not scheduled yet (the other core
@@ -165,26 +182,33 @@ public final class Parallelism {
         }
     }
 
-    private static ExecutorService pool(int size) {
+    /** The shared pool, grown to at least {@code size} workers. */
+    private static ThreadPoolExecutor pool(int size) {
+        if (POOL.getCorePoolSize() >= size) {
+            return POOL;
+        }
         synchronized (LOCK) {
-            if (pool == null || poolSize < size) {
-                if (pool != null) {
-                    pool.shutdown();
-                }
-                AtomicInteger counter = new AtomicInteger();
-                pool = Executors.newFixedThreadPool(size, runnable -> {
-                    Thread thread = new Thread(
-                            () -> {
-                                IN_REGION.set(Boolean.TRUE);
-                                runnable.run();
-                            },
-                            "panamax-worker-" + counter.incrementAndGet());
-                    thread.setDaemon(true);
-                    return thread;
-                });
-                poolSize = size;
+            if (POOL.getCorePoolSize() < size) {
+                POOL.setCorePoolSize(size);
             }
-            return pool;
+        }
+        return POOL;
+    }
+
+    /** Daemon workers, marked as inside a region so that kernels they run do not fan out again. */
+    private static final class WorkerFactory implements ThreadFactory {
+        private final AtomicInteger counter = new AtomicInteger();
+
+        @Override
+        public Thread newThread(Runnable runnable) {
+            Thread thread = new Thread(
+                    () -> {
+                        IN_REGION.set(Boolean.TRUE);
+                        runnable.run();
+                    },
+                    "panamax-worker-" + counter.incrementAndGet());
+            thread.setDaemon(true);
+            return thread;
         }
     }
 }

@@ -13,6 +13,10 @@ import jdk.incubator.vector.VectorMask;
  * Root-mean-square normalisation over the rows of a row-major {@code rows × cols} matrix, as in Llama: {@code y = x·rstd
  * ⊙ weight} with {@code rstd = 1/√(mean(x²) + epsilon)}.
  *
+ * <p>{@code epsilon} must be above 0 (an {@link IllegalArgumentException} otherwise), so that a row of zeros gives
+ * zeros rather than {@code 0/0}. Rows of any finite magnitude normalise correctly: a row whose sum of squares
+ * overflows float (entries beyond about 1.8e19) is computed again in double.
+ *
  * <p>The forward can also write each row's rstd, which the backward takes instead of recomputing it. The backward
  * overwrites dx and adds the weight gradient into dweight (zero it before the first call). {@code y} may be {@code x}
  * itself and {@code dx} may be {@code dy} (same offset and leading dimension); other overlaps between an output and
@@ -28,7 +32,7 @@ public final class RmsNorm {
      *
      * @param rows number of rows, at least 0
      * @param cols number of columns (the normalised dimension), at least 0
-     * @param epsilon added to the mean square; finite and at least 0 (Llama: 1e-5 or 1e-6)
+     * @param epsilon added to the mean square; finite and above 0 (Llama: 1e-5 or 1e-6)
      * @param x the input
      * @param xOffset index of x's first element
      * @param ldx leading dimension of x: at least {@code cols}
@@ -76,7 +80,7 @@ public final class RmsNorm {
      *
      * @param rows number of rows, at least 0
      * @param cols number of columns (the normalised dimension), at least 0
-     * @param epsilon added to the mean square; finite and at least 0
+     * @param epsilon added to the mean square; finite and above 0
      * @param x the input
      * @param xOffset index of x's first element
      * @param ldx leading dimension of x: at least {@code cols}
@@ -104,7 +108,7 @@ public final class RmsNorm {
             long rstdOffset) {
         Checks.nonNegative("rows", rows);
         Checks.nonNegative("cols", cols);
-        Checks.nonNegative("epsilon", epsilon);
+        Checks.positive("epsilon", epsilon);
         Checks.matrix("x", x, xOffset, rows, cols, "ldx", ldx, false);
         Checks.vector("weight", weight, weightOffset, cols, false);
         Checks.matrix("y", y, yOffset, rows, cols, "ldy", ldy, true);
@@ -137,17 +141,23 @@ public final class RmsNorm {
                 Line next = i + 1 < to ? following.read(xs, xOffset + (long) (i + 1) * ldx, cols) : xl;
                 Line yl = Line.of(1).write(ys, yOffset + (long) i * ldy, cols);
                 float r = (float) (1 / Math.sqrt((double) squares / cols + epsilon));
-                squares = normaliseAndSumSquares(
-                        cols,
-                        r,
-                        xl.array,
-                        xl.offset,
-                        wl.array,
-                        wl.offset,
-                        yl.array,
-                        yl.offset,
-                        next.array,
-                        next.offset);
+                if (!(r > 0)) {
+                    // The sum of squares overflowed (or x holds NaN or ∞): the row again, in double.
+                    r = normaliseExactly(cols, epsilon, xl.array, xl.offset, wl.array, wl.offset, yl.array, yl.offset);
+                    squares = sumOfSquares(cols, next.array, next.offset);
+                } else {
+                    squares = normaliseAndSumSquares(
+                            cols,
+                            r,
+                            xl.array,
+                            xl.offset,
+                            wl.array,
+                            wl.offset,
+                            yl.array,
+                            yl.offset,
+                            next.array,
+                            next.offset);
+                }
                 yl.commit();
                 if (rl != null) {
                     rl.array[rl.offset + i - from] = r;
@@ -219,6 +229,24 @@ public final class RmsNorm {
                 lddx,
                 Checks.wrap("dweight", dweight),
                 dweightOffset);
+    }
+
+    /**
+     * One row normalised in double, for the rows whose squares overflow float: {@code x·rstd⊙w}. Returns the row's
+     * rstd, {@code 1/√(mean(x²) + epsilon)}.
+     */
+    private static float normaliseExactly(
+            int n, float epsilon, float[] x, int xi, float[] w, int wi, float[] y, int yi) {
+        double squares = 0;
+        for (int j = 0; j < n; j++) {
+            double v = x[xi + j];
+            squares += v * v;
+        }
+        double rstd = 1 / Math.sqrt(squares / n + epsilon);
+        for (int j = 0; j < n; j++) {
+            y[yi + j] = (float) (x[xi + j] * rstd * w[wi + j]);
+        }
+        return (float) rstd;
     }
 
     /**
@@ -401,12 +429,14 @@ public final class RmsNorm {
                     .mul(FloatVector.fromArray(FLOATS, w, wi + end, m))
                     .fma(FloatVector.fromArray(FLOATS, x, xi + end, m), dot);
         }
-        float c = (float) ((double) rstd * rstd * rstd * Simd.sum(dot) / n);
+        // dx = rstd·(dy⊙w - x·c), c = rstd²·Σ(dy⊙w⊙x)/n: rstd³ alone would be subnormal for rows beyond about 1e19.
+        float c = (float) ((double) rstd * rstd * Simd.sum(dot) / n);
         for (int j = 0; j < end; j += LANES) {
             FloatVector g = FloatVector.fromArray(FLOATS, dy, dyi + j);
             FloatVector v = FloatVector.fromArray(FLOATS, x, xi + j);
             v.mul(-c)
-                    .add(g.mul(FloatVector.fromArray(FLOATS, w, wi + j)).mul(rstd))
+                    .add(g.mul(FloatVector.fromArray(FLOATS, w, wi + j)))
+                    .mul(rstd)
                     .intoArray(dx, dxi + j);
             FloatVector.fromArray(Simd.FLOATS, partial, at + j)
                     .add(g.mul(v).mul(rstd))
@@ -416,7 +446,8 @@ public final class RmsNorm {
             FloatVector g = FloatVector.fromArray(FLOATS, dy, dyi + end, m);
             FloatVector v = FloatVector.fromArray(FLOATS, x, xi + end, m);
             v.mul(-c)
-                    .add(g.mul(FloatVector.fromArray(FLOATS, w, wi + end, m)).mul(rstd))
+                    .add(g.mul(FloatVector.fromArray(FLOATS, w, wi + end, m)))
+                    .mul(rstd)
                     .intoArray(dx, dxi + end, m);
             FloatVector.fromArray(Simd.FLOATS, partial, at + end, m)
                     .add(g.mul(v).mul(rstd))

@@ -21,6 +21,11 @@ import jdk.incubator.vector.VectorOperators;
  * visible column, or whose visible inputs are all -∞, gets only zeros (log-softmax: -∞), never NaN. A NaN among a
  * row's visible inputs makes that row NaN, and so does +∞ (as {@code ∞ - ∞} does).
  *
+ * <p>Finite inputs with a finite scale always give a finite distribution, as in exact arithmetic, even where {@code
+ * scale·x} is beyond float's range: {@code z - max z} is formed as {@code scale·(x - x*)} (x* the input at which
+ * {@code z} is largest), never as a difference of rounded or overflowed products, once {@code |max z|} reaches
+ * 2²⁰. Log-probabilities are -∞ only where the exact one is below {@code -Float.MAX_VALUE}.
+ *
  * <p>Offsets and leading dimensions count floats, as in {@link Gemm}. {@code y} may be the same storage as {@code x}
  * (same offset and leading dimension) to work in place; in the backward kernels {@code dx} may likewise be {@code
  * dy}. Other overlaps throw {@link IllegalArgumentException}. Arguments are checked before anything is written.
@@ -32,6 +37,12 @@ import jdk.incubator.vector.VectorOperators;
 public final class Softmax {
     /** The causal offset that masks nothing: every row sees every column. */
     public static final int UNMASKED = Integer.MAX_VALUE;
+    /**
+     * From this {@code |max z|} on, a row's exponents are formed from {@code x - x*} instead of as {@code fma(x, scale,
+     * -max z)}: that fused form is off by the rounding of {@code max z}, up to half its ulp (from 2³¹ above 88, so
+     * that exp overflows, and at {@code scale·x} beyond float's range -∞ or NaN), while here it is under 2⁻⁴.
+     */
+    static final float WIDE_ROW = 0x1p20f;
 
     private Softmax() {}
 
@@ -399,8 +410,13 @@ public final class Softmax {
             Line yl = output.write(ys, yOffset + (long) i * ldy, cols);
             float nextMax;
             int written = 0;
-            if (max == Float.NEGATIVE_INFINITY) {
-                // Nothing visible, or every visible entry -∞: zeros.
+            if (Math.abs(max) >= WIDE_ROW) {
+                // Also the rows with nothing visible, or every visible entry -∞, which get zeros.
+                if (wideExponents(n, scale, xl.array, xl.offset, yl.array, yl.offset)) {
+                    float sum = VectorMath.expSum(n, 2f, 0f, yl.array, yl.offset, yl.array, yl.offset);
+                    Elementwise.scaleRun(n, 1f / sum, yl.array, yl.offset);
+                    written = n;
+                }
                 nextMax = max(nextN, scale, next.array, next.offset);
             } else {
                 long sumAndNextMax = VectorMath.expSumAndNextMax(
@@ -444,26 +460,68 @@ public final class Softmax {
         return Simd.max(max);
     }
 
+    /**
+     * For a row whose {@code |max z|} is at least {@link #WIDE_ROW} (NaN excluded): writes {@code t = scale·(x -
+     * x*)/2} into y and returns true, so that the row's exponents {@code z - max z} are {@code 2t}; or, when every
+     * {@code z} is -∞ (also when {@code n} is 0), writes nothing and returns false. Halving keeps {@code x - x*} and
+     * its product finite wherever {@code 2t} is; for the entries that can weigh at all, within a factor 2 of x*,
+     * {@code x - x*} is exact (Sterbenz), so {@code 2t} is the exact exponent rounded once. A NaN in the row gives
+     * NaN exponents. y may be x itself.
+     */
+    private static boolean wideExponents(int n, float scale, float[] x, int xi, float[] y, int yi) {
+        if (n == 0) {
+            return false;
+        }
+        // |max z| ≥ WIDE_ROW with n > 0 and no NaN needs scale ≠ 0.
+        float direction = scale > 0 ? 1f : -1f;
+        float extreme = direction * max(n, direction, x, xi);
+        if (Float.isInfinite(extreme) && scale * extreme == Float.NEGATIVE_INFINITY) {
+            return false;
+        }
+        float half = 0.5f * extreme;
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            FloatVector.fromArray(FLOATS, x, xi + j).fma(0.5f, -half).mul(scale).intoArray(y, yi + j);
+        }
+        if (end < n) {
+            VectorMask<Float> m = tail(end, n);
+            FloatVector.fromArray(FLOATS, x, xi + end, m)
+                    .fma(0.5f, -half)
+                    .mul(scale)
+                    .intoArray(y, yi + end, m);
+        }
+        return true;
+    }
+
     /** Log-softmax of one row's {@code n} visible columns; returns how many columns it wrote (n, or 0 for -∞). */
     private static int logRow(int n, float scale, float[] x, int xi, float[] y, int yi) {
         float max = max(n, scale, x, xi);
-        if (max == Float.NEGATIVE_INFINITY) {
-            return 0;
+        // The exponents are fma(from, factor, -shift): of x itself, or of the halved differences of a wide row.
+        float[] from = x;
+        int fi = xi;
+        float factor = scale;
+        float shift = max;
+        if (Math.abs(max) >= WIDE_ROW) {
+            if (!wideExponents(n, scale, x, xi, y, yi)) {
+                return 0;
+            }
+            from = y;
+            fi = yi;
+            factor = 2f;
+            shift = 0f;
         }
-        float logSum = (float) Math.log(VectorMath.expSum(n, scale, max, x, xi, null, 0));
+        float logSum = (float) Math.log(VectorMath.expSum(n, factor, shift, from, fi, null, 0));
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            FloatVector.fromArray(FLOATS, x, xi + j)
-                    .mul(scale)
-                    .sub(max)
+            FloatVector.fromArray(FLOATS, from, fi + j)
+                    .fma(factor, -shift)
                     .sub(logSum)
                     .intoArray(y, yi + j);
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);
-            FloatVector.fromArray(FLOATS, x, xi + end, m)
-                    .mul(scale)
-                    .sub(max)
+            FloatVector.fromArray(FLOATS, from, fi + end, m)
+                    .fma(factor, -shift)
                     .sub(logSum)
                     .intoArray(y, yi + end, m);
         }

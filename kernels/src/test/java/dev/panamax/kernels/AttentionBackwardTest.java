@@ -65,6 +65,42 @@ class AttentionBackwardTest {
         Tolerance.assertClose(name + " dV", expected.dv(), grads[2], expected.dvBound());
     }
 
+    /**
+     * Scores beyond float's range, or so large that the float log-sum-exp loses the weights of tied keys: whole-number
+     * Q and K at power-of-two scales (see {@code AttentionTest.hugeScoresGiveTheExactDistribution}), against the
+     * reference gradients.
+     */
+    @Test
+    void hugeScoresGiveTheExactGradients() {
+        Case[] cases = {
+            new Case(1, 2, 1, 70, 150, 64, true, true),
+            new Case(1, 2, 2, 1, 300, 64, false, false),
+            new Case(2, 2, 1, 5, 9, 16, false, true)
+        };
+        for (Case c : cases) {
+            AttentionTest.Case shape = new AttentionTest.Case(
+                    c.batch(), c.qHeads(), c.kvHeads(), c.tq(), c.tk(), c.d(), c.causal(), c.masked());
+            float[] mask = c.masked() ? AttentionTest.hidingMask(c.tq(), c.tk()) : null;
+            // dO small enough that the gradients, about scale·dO, stay within float's range.
+            float[] dO = Inputs.uniform(
+                    Inputs.seed(c + " huge dO"), c.batch() * c.qHeads() * c.tq() * c.d(), -0x1p-20f, 0x1p-20f);
+            float[][] t = AttentionTest.integerInputs(shape, false);
+            for (float scale : new float[] {0x1p70f, 0x1p120f, -0x1p120f}) {
+                assertMatchesReference(c + " scale " + scale, c, scale, t[0], t[1], t[2], mask, dO);
+            }
+            float[][] negative = AttentionTest.integerInputs(shape, true);
+            assertMatchesReference(
+                    c + " all scores below -Float.MAX_VALUE",
+                    c,
+                    0x1p125f,
+                    negative[0],
+                    negative[1],
+                    negative[2],
+                    mask,
+                    dO);
+        }
+    }
+
     @Test
     void inputsChangedBetweenCallsAreSeen() {
         // As in AttentionTest: packed tiles are kept within a call, never into the next. One head and one query tile.

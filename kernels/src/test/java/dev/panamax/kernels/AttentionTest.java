@@ -167,6 +167,88 @@ class AttentionTest {
         assertTrue(Float.isFinite(o2[5 * d]) && o2[5 * d] != 0f);
     }
 
+    /**
+     * Scores beyond float's range (issue 19: +∞ made ∞ - ∞, NaN; -∞ everywhere made the query look fully masked) and
+     * scores so large that only exact ties weigh. Queries and keys are small integers and the scales powers of two (or
+     * Float.MAX_VALUE), so every score is an exact product and the float64 reference is the exact answer; the mask
+     * only hides keys. Prefill tiles, the decode path and grouped heads, causal or not.
+     */
+    @Test
+    void hugeScoresGiveTheExactDistribution() {
+        Case[] cases = {
+            new Case(1, 2, 1, 70, 150, 64, true, true),
+            new Case(1, 2, 2, 1, 300, 64, false, false),
+            new Case(2, 2, 1, 5, 9, 16, false, true),
+            new Case(1, 1, 1, 3, 3, 12, true, false)
+        };
+        for (Case c : cases) {
+            float[][] t = integerInputs(c, false);
+            float[][] negative = integerInputs(c, true);
+            for (float scale : new float[] {0x1p70f, 0x1p120f, -0x1p120f, Float.MAX_VALUE, -Float.MAX_VALUE}) {
+                checkHuge(c, scale, t, "scale " + scale);
+            }
+            // Every score below -Float.MAX_VALUE.
+            checkHuge(c, 0x1p125f, negative, "all scores overflowing to -∞");
+        }
+    }
+
+    /**
+     * Q, K in [-2, 2] (or, {@code negative}, Q in [1, 2] and K in [-2, -1], so that every dot product is negative) as
+     * whole numbers, V in [-1, 1]; many dot products tie.
+     */
+    static float[][] integerInputs(Case c, boolean negative) {
+        int d = c.headDim();
+        int qLength = c.batch() * c.qHeads() * c.tq() * d;
+        int kvLength = c.batch() * c.kvHeads() * c.tk() * d;
+        float[] q = Inputs.uniform(Inputs.seed(c + " integer q"), qLength, negative ? 0.5f : -2.5f, 2.5f);
+        float[] k = Inputs.uniform(Inputs.seed(c + " integer k"), kvLength, -2.5f, negative ? -0.5f : 2.5f);
+        for (float[] values : new float[][] {q, k}) {
+            for (int i = 0; i < values.length; i++) {
+                values[i] = Math.round(values[i]);
+            }
+        }
+        return new float[][] {q, k, Inputs.uniform(Inputs.seed(c + " integer v"), kvLength, -1, 1)};
+    }
+
+    /** A mask that only hides keys: every third, and all of the first query's. */
+    static float[] hidingMask(int tq, int tk) {
+        float[] mask = new float[tq * tk];
+        for (int i = 0; i < mask.length; i += 3) {
+            mask[i] = Float.NEGATIVE_INFINITY;
+        }
+        Arrays.fill(mask, 0, tk, Float.NEGATIVE_INFINITY);
+        return mask;
+    }
+
+    private static void checkHuge(Case c, float scale, float[][] t, String name) {
+        int d = c.headDim();
+        float[] mask = c.masked() ? hidingMask(c.tq(), c.tk()) : null;
+        ReferenceAttention.Result expected = ReferenceAttention.forward(
+                c.batch(), c.qHeads(), c.kvHeads(), c.tq(), c.tk(), d, scale, c.causal(), t[0], t[1], t[2], mask);
+        float[] o = new float[t[0].length];
+        float[] lse = new float[c.batch() * c.qHeads() * c.tq()];
+        Attention.forward(
+                new Attention.Shape(c.batch(), c.qHeads(), c.kvHeads(), c.tq(), c.tk(), d),
+                scale,
+                c.causal(),
+                TensorView.dense(t[0], c.qHeads(), c.tq(), d),
+                TensorView.dense(t[1], c.kvHeads(), c.tk(), d),
+                TensorView.dense(t[2], c.kvHeads(), c.tk(), d),
+                mask == null ? null : TensorView.of(mask, 0, 0, 0, c.tk()),
+                TensorView.dense(o, c.qHeads(), c.tq(), d),
+                TensorView.dense(lse, c.qHeads(), c.tq(), 1));
+        // Exact scores: only the exponentials, the sums over keys and the division round (see ReferenceAttention).
+        double[] bound = new double[o.length];
+        Arrays.fill(bound, 2 * Tolerance.FLOAT_EPSILON * (4 * c.tk() + 16));
+        Tolerance.assertClose(c + " " + name + " output", expected.output(), o, bound);
+        double[] expectedLse = expected.logSumExp().clone();
+        for (int i = 0; i < expectedLse.length; i++) {
+            // Beyond float's range the log-sum-exp can only be ±∞.
+            expectedLse[i] = Math.abs(expectedLse[i]) > Float.MAX_VALUE ? (float) expectedLse[i] : expectedLse[i];
+        }
+        Tolerance.assertClose(c + " " + name + " log-sum-exp", expectedLse, lse, 0, 2 * Tolerance.FLOAT_EPSILON);
+    }
+
     @Test
     void nanPropagatesToItsRow() {
         int d = 16;

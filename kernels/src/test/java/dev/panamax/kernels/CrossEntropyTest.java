@@ -94,6 +94,25 @@ class CrossEntropyTest {
         }
     }
 
+    /**
+     * Logits of any finite magnitude (issue 19 asked every softmax-shaped kernel to be covered): mixed signs up to
+     * ±1.5e38 (losses up to 3e38, still a float), a row at float's largest values, and a row near 2²² where many
+     * classes weigh although the logits are far from 0.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {9, 1000, WIDE})
+    void hugeLogitsGiveTheExactLossAndGradient(int cols) {
+        int rows = 4;
+        float[] logits = Inputs.uniform(Inputs.seed("huge logits"), rows * cols, -1.5e38f, 1.5e38f);
+        float[] offsets = Inputs.uniform(Inputs.seed("huge offsets"), cols, 0, 16);
+        for (int j = 0; j < cols; j++) {
+            logits[cols + j] = Math.nextDown(Float.MAX_VALUE) - j % 3 * Math.ulp(Float.MAX_VALUE);
+            logits[2 * cols + j] = 0x1p22f + Math.round(offsets[j] * 2) / 2f;
+        }
+        logits[cols + cols / 2] = Float.MAX_VALUE;
+        check("huge logits", rows, cols, logits, 0, cols, targets("huge logits", rows, cols, 1), true);
+    }
+
     @ParameterizedTest
     @ValueSource(ints = {1, 2, 9, 33, 300})
     void referenceGradientMatchesFiniteDifferences(int cols) {
@@ -208,6 +227,12 @@ class CrossEntropyTest {
     }
 
     private static void check(String name, int rows, int cols, float[] logits, int offset, int ld, int[] targets) {
+        check(name, rows, cols, logits, offset, ld, targets, false);
+    }
+
+    /** {@code wide}: rows held to the error of exponents {@code x - max} rounded once (see SoftmaxTest.RowErrors). */
+    private static void check(
+            String name, int rows, int cols, float[] logits, int offset, int ld, int[] targets, boolean wide) {
         int count = 0;
         for (int t : targets) {
             count += t == IGNORE ? 0 : 1;
@@ -226,7 +251,7 @@ class CrossEntropyTest {
                 }
                 continue;
             }
-            SoftmaxTest.RowErrors errors = SoftmaxTest.RowErrors.of(row, 1, cols);
+            SoftmaxTest.RowErrors errors = SoftmaxTest.RowErrors.of(row, 1, cols, wide);
             expectedLoss += ReferenceOps.crossEntropy(row, targets[i]) / count;
             lossError += errors.sumError() / count;
             double weight = 1.0 / count;

@@ -123,6 +123,67 @@ class NormsTest {
         }
     }
 
+    /**
+     * Rows whose sum of squares overflows float (issue 19: from about 1.8e19 they normalised to 0, so LayerNorm gave the
+     * bias and RMSNorm zeros). Up to 1e25 forward and backward are checked against the reference; near float's limits,
+     * where the mean's sum and {@code x - mean} overflow too and rstd is subnormal, the forward.
+     */
+    @Test
+    void hugeRowsNormaliseAsInExactArithmetic() {
+        for (boolean rms : new boolean[] {false, true}) {
+            for (int cols : new int[] {1, 2, 9, 1000}) {
+                String name = (rms ? "rms " : "layer ") + cols;
+                check(rms, Operands.of(name + " ±1e20", 4, cols, 0, 1e20f), name + " ±1e20");
+                check(rms, Operands.of(name + " 1e25 ± 1e24", 4, cols, 1e25f, 1e24f), name + " 1e25 ± 1e24");
+                Operands limits = Operands.of(name + " ±1.7e38", 4, cols, 0, 1.7e38f);
+                // Row 2: x - mean beyond float's range at its last entry; row 3: constant, its sum overflowing.
+                Arrays.fill(limits.x, 2 + 2 * limits.ld, 2 + 2 * limits.ld + cols, 3.3e38f);
+                limits.x[2 + 2 * limits.ld + cols - 1] = -3.3e38f;
+                Arrays.fill(limits.x, 2 + 3 * limits.ld, 2 + 3 * limits.ld + cols, -3.3e38f);
+                limits.forward(rms);
+                double[] w = ReferenceOps.toDouble(limits.w, 1, cols);
+                double[] b = ReferenceOps.toDouble(limits.b, 2, cols);
+                for (int i = 0; i < 4; i++) {
+                    double[] x = limits.row(limits.x, i);
+                    double[] expected =
+                            rms ? ReferenceOps.rmsNorm(x, w, EPSILON) : ReferenceOps.layerNorm(x, w, b, EPSILON);
+                    double[] bound = new double[cols];
+                    for (int j = 0; j < cols; j++) {
+                        // Computed in double and rounded once to float.
+                        bound[j] = 2 * FLOAT_EPSILON * (Math.abs(expected[j]) + (rms ? 0 : Math.abs(b[j])));
+                    }
+                    int at = 2 + i * limits.ld;
+                    Tolerance.assertClose(
+                            name + " near float's limits, row " + i,
+                            expected,
+                            Arrays.copyOfRange(limits.y, at, at + cols),
+                            bound);
+                }
+            }
+        }
+    }
+
+    /** A constant row has variance 0: epsilon = 0 made it 0/0 (NaN), so epsilon must be above 0. */
+    @Test
+    void epsilonMustBePositive() {
+        float[] x = new float[8];
+        float[] w = new float[4];
+        float[] y = Inputs.uniform(2, 8, -1, 1);
+        float[] before = y.clone();
+        for (float epsilon : new float[] {0f, -0f, -1e-5f, Float.NaN, Float.POSITIVE_INFINITY}) {
+            String message = "epsilon (" + epsilon + ") must be finite and > 0";
+            assertRejected(
+                    IllegalArgumentException.class,
+                    message,
+                    () -> LayerNorm.forward(2, 4, epsilon, x, 0, 4, w, 0, w, 0, y, 0, 4, null, 0, null, 0));
+            assertRejected(
+                    IllegalArgumentException.class,
+                    message,
+                    () -> RmsNorm.forward(2, 4, epsilon, x, 0, 4, w, 0, y, 0, 4, null, 0));
+        }
+        assertArrayEquals(before, y, "y was written by a rejected call");
+    }
+
     @ParameterizedTest
     @ValueSource(ints = {1, 2, 9, 33, 200})
     void referenceBackwardMatchesFiniteDifferences(int cols) {
@@ -284,7 +345,7 @@ class NormsTest {
         float[] before = y.clone();
         assertRejected(
                 IllegalArgumentException.class,
-                "epsilon (-1.0) must be finite and >= 0",
+                "epsilon (-1.0) must be finite and > 0",
                 () -> LayerNorm.forward(2, 4, -1, x, 0, 4, w, 0, w, 0, y, 0, 4, null, 0, null, 0));
         assertRejected(
                 IndexOutOfBoundsException.class,

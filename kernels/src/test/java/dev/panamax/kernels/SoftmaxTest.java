@@ -194,6 +194,71 @@ class SoftmaxTest {
         }
     }
 
+    /**
+     * Finite inputs whose {@code scale·x} is huge or beyond float's range (issue 19: NaN from |scale·x| ≈ 3e9 on):
+     * finite distributions, matching the float64 reference, which forms {@code scale·x} exactly.
+     */
+    @Test
+    void hugeMagnitudesGiveTheExactDistribution() {
+        for (int cols : new int[] {1, 9, 33, 1000, WIDE}) {
+            Layout layout = Layout.of(4, cols);
+            float[] unit = Inputs.uniform(Inputs.seed("unit " + cols), layout.xLength(), -1, 1);
+            // Rounding max z was off by up to 128 from 2³¹ on, so exp overflowed; from 1e20 every row was NaN.
+            for (float scale : new float[] {3.2e9f, -3.2e9f, 1e20f, -1e20f, Float.MAX_VALUE}) {
+                checkHuge(layout, scale, Softmax.UNMASKED, unit, "±1 at scale " + scale + ", " + cols);
+            }
+            checkHuge(layout, 1e20f, 1, unit, "±1 at scale 1e20, causal, " + cols);
+            // Near float's limits, mixed signs: x - x* overflows (halved, it does not) yet z - max z is finite.
+            float[] limits = Inputs.uniform(Inputs.seed("limits " + cols), layout.xLength(), -3.4e38f, 3.4e38f);
+            for (float scale : new float[] {1, -1, 1e-30f, -1e-30f, 3e-38f, 2}) {
+                checkHuge(layout, scale, Softmax.UNMASKED, limits, "±3.4e38 at scale " + scale + ", " + cols);
+            }
+            // Every z below -Float.MAX_VALUE: the row had looked fully masked and came out zeros.
+            float[] negative = Inputs.uniform(Inputs.seed("negative " + cols), layout.xLength(), -1e10f, -1e9f);
+            checkHuge(layout, 1e30f, Softmax.UNMASKED, negative, "all z overflowing to -∞, " + cols);
+            // z near 2²² with steps of 0.5 between neighbours: many entries weigh, and max z is far from 0.
+            float[] close = new float[layout.xLength()];
+            float[] offsets = Inputs.uniform(Inputs.seed("close " + cols), close.length, 0, 16);
+            for (int i = 0; i < close.length; i++) {
+                close[i] = 0x1p22f + Math.round(offsets[i] * 2) / 2f;
+            }
+            checkHuge(layout, 1, Softmax.UNMASKED, close, "2²² + k/2, " + cols);
+            checkHuge(layout, -3, 2, close, "2²² + k/2 at scale -3, causal, " + cols);
+            checkHuge(layout, 0x1p20f, Softmax.UNMASKED, unit, "±1 at scale 2²⁰, " + cols);
+        }
+    }
+
+    /** Both forwards against the reference, held to the wide rows' error model, also in place. */
+    private static void checkHuge(Layout layout, float scale, int causal, float[] x, String name) {
+        for (boolean log : new boolean[] {false, true}) {
+            checkForward(log, layout, scale, causal, x, name, true);
+            float[] inPlace = x.clone();
+            float[] out = new float[x.length];
+            for (float[] y : new float[][] {out, inPlace}) {
+                float[] input = y == inPlace ? inPlace : x;
+                Forward.of(log)
+                        .run(
+                                layout.rows(),
+                                layout.cols(),
+                                scale,
+                                causal,
+                                input,
+                                layout.xOffset(),
+                                layout.ldx(),
+                                y,
+                                layout.xOffset(),
+                                layout.ldx());
+            }
+            for (int i = 0; i < layout.rows(); i++) {
+                int at = layout.xOffset() + i * layout.ldx();
+                assertArrayEquals(
+                        Arrays.copyOfRange(out, at, at + layout.cols()),
+                        Arrays.copyOfRange(inPlace, at, at + layout.cols()),
+                        name + (log ? " log" : "") + " in place, row " + i);
+            }
+        }
+    }
+
     @Test
     void fullyMaskedRowsAreZeroNotNaN() {
         Layout layout = Layout.of(5, 12);
@@ -355,6 +420,16 @@ class SoftmaxTest {
 
     /** Runs the forward (out of place) and compares each row with the reference; checks the padding is untouched. */
     private static void checkForward(boolean log, Layout l, float scale, int causal, float[] x, String name) {
+        checkForward(log, l, scale, causal, x, name, false);
+    }
+
+    /**
+     * As {@link #checkForward(boolean, Layout, float, int, float[], String)}; {@code wide} rows (|max z| at least
+     * {@link Softmax#WIDE_ROW}) are held to their tighter exponent error, and log-probabilities beyond float's range
+     * are expected as float rounds them (-∞).
+     */
+    private static void checkForward(
+            boolean log, Layout l, float scale, int causal, float[] x, String name, boolean wide) {
         float[] y = Inputs.uniform(Inputs.seed(name + " y"), l.yLength(), -1, 1);
         float[] before = y.clone();
         Forward.of(log).run(l.rows(), l.cols(), scale, causal, x, l.xOffset(), l.ldx(), y, l.yOffset(), l.ldy());
@@ -362,7 +437,12 @@ class SoftmaxTest {
             int n = Softmax.visible(i, l.cols(), causal);
             double[] row = ReferenceOps.toDouble(x, l.xOffset() + i * l.ldx(), l.cols());
             double[] expected = log ? ReferenceOps.logSoftmax(row, scale, n) : ReferenceOps.softmax(row, scale, n);
-            double[] bound = forwardBounds(log, row, scale, n, expected);
+            for (int j = 0; j < n; j++) {
+                if (Math.abs(expected[j]) > Float.MAX_VALUE) {
+                    expected[j] = (float) expected[j];
+                }
+            }
+            double[] bound = forwardBounds(log, row, scale, n, expected, wide);
             int at = l.yOffset() + i * l.ldy();
             Tolerance.assertClose(
                     (log ? "log-softmax " : "softmax ") + name + " row " + i,
@@ -381,6 +461,14 @@ class SoftmaxTest {
      */
     record RowErrors(double[] delta, double sumError, double sum) {
         static RowErrors of(double[] x, double scale, int n) {
+            return of(x, scale, n, false);
+        }
+
+        /**
+         * {@code wide}: the exponents of a row whose |max z| is at least {@link Softmax#WIDE_ROW}, the exact {@code z
+         * - max} rounded at most twice (once where the entry can weigh at all).
+         */
+        static RowErrors of(double[] x, double scale, int n, boolean wide) {
             double eps = FLOAT_EPSILON;
             double max = Double.NEGATIVE_INFINITY;
             for (int j = 0; j < n; j++) {
@@ -391,7 +479,11 @@ class SoftmaxTest {
             double sum = 0;
             for (int j = 0; j < n; j++) {
                 double z = scale * x[j];
-                delta[j] = Double.isFinite(z) ? eps * (Math.abs(z) + Math.abs(max) + Math.abs(z - max)) : 0;
+                if (wide) {
+                    delta[j] = Double.isFinite(z) ? 2 * eps * Math.abs(z - max) : 0;
+                } else {
+                    delta[j] = Double.isFinite(z) ? eps * (Math.abs(z) + Math.abs(max) + Math.abs(z - max)) : 0;
+                }
                 double p = Math.exp(z - max);
                 if (p > 0) {
                     weighted += p * (delta[j] + EXP_ERROR);
@@ -407,9 +499,10 @@ class SoftmaxTest {
         }
     }
 
-    private static double[] forwardBounds(boolean log, double[] x, double scale, int n, double[] expected) {
+    private static double[] forwardBounds(
+            boolean log, double[] x, double scale, int n, double[] expected, boolean wide) {
         double eps = FLOAT_EPSILON;
-        RowErrors errors = RowErrors.of(x, scale, n);
+        RowErrors errors = RowErrors.of(x, scale, n, wide);
         double[] delta = errors.delta();
         double sumError = errors.sumError();
         double sum = errors.sum();

@@ -200,9 +200,9 @@ public final class ReferenceAttention {
                             dv[kv] += p[j] * dO[qRow + c];
                             dvm[kv] += p[j] * Math.abs(dO[qRow + c]);
                             dq[qRow + c] += scale * ds * k[kv];
-                            dqm[qRow + c] += scale * dsMagnitude * Math.abs(k[kv]);
+                            dqm[qRow + c] += Math.abs(scale) * dsMagnitude * Math.abs(k[kv]);
                             dk[kv] += scale * ds * q[qRow + c];
-                            dkm[kv] += scale * dsMagnitude * Math.abs(q[qRow + c]);
+                            dkm[kv] += Math.abs(scale) * dsMagnitude * Math.abs(q[qRow + c]);
                         }
                     }
                 }

@@ -16,8 +16,6 @@ import java.util.SplittableRandom;
  * suites in {@code bench} measure properly, side by side with OpenBLAS.
  */
 final class Demo {
-    private static final double TIMING_SECONDS = 0.3;
-
     private final PrintStream out;
 
     Demo(PrintStream out) {
@@ -32,7 +30,7 @@ final class Demo {
                 Parallelism.threads());
         out.printf(
                 Locale.ROOT,
-                "%-10s %-16s %12s %10s %16s %16s %9s%n",
+                "%-10s %-16s %12s %10s %17s %17s %9s%n",
                 "kernel",
                 "shape",
                 "error/bound",
@@ -70,11 +68,11 @@ final class Demo {
         }
         float[] plain = new float[m * n];
         double flop = 2.0 * m * n * k;
-        double ours = rate(
+        Timing.Rate ours = rate(
                 flop,
                 () -> Gemm.sgemm(
                         Transpose.NO_TRANSPOSE, Transpose.NO_TRANSPOSE, m, n, k, 1, a, 0, k, b, 0, n, 0, c, 0, n));
-        double theirs = rate(flop, () -> plainGemm(m, n, k, a, b, plain));
+        Timing.Rate theirs = rate(flop, () -> plainGemm(m, n, k, a, b, plain));
         return report("sgemm", m + "×" + n + "×" + k, worst, ours, theirs, "GFLOP/s");
     }
 
@@ -96,8 +94,8 @@ final class Demo {
         }
         float[] plain = new float[m];
         double bytes = 4.0 * m * n;
-        double ours = rate(bytes, () -> Gemm.sgemv(Transpose.NO_TRANSPOSE, m, n, 1, a, 0, n, x, 0, 0, y, 0));
-        double theirs = rate(bytes, () -> {
+        Timing.Rate ours = rate(bytes, () -> Gemm.sgemv(Transpose.NO_TRANSPOSE, m, n, 1, a, 0, n, x, 0, 0, y, 0));
+        Timing.Rate theirs = rate(bytes, () -> {
             for (int i = 0; i < m; i++) {
                 float sum = 0;
                 for (int j = 0; j < n; j++) {
@@ -130,8 +128,8 @@ final class Demo {
             }
         }
         double bytes = 8.0 * rows * cols;
-        double ours = rate(bytes, () -> Softmax.forward(rows, cols, 1, Softmax.UNMASKED, x, 0, cols, y, 0, cols));
-        double theirs = rate(bytes, () -> {
+        Timing.Rate ours = rate(bytes, () -> Softmax.forward(rows, cols, 1, Softmax.UNMASKED, x, 0, cols, y, 0, cols));
+        Timing.Rate theirs = rate(bytes, () -> {
             for (int r = 0; r < rows; r++) {
                 float max = Float.NEGATIVE_INFINITY;
                 for (int c = 0; c < cols; c++) {
@@ -208,21 +206,26 @@ final class Demo {
         }
     }
 
-    private boolean report(String kernel, String shape, double worst, double ours, double theirs, String unit) {
+    private boolean report(
+            String kernel, String shape, double worst, Timing.Rate ours, Timing.Rate theirs, String unit) {
         boolean ok = worst <= 1;
         out.printf(
                 Locale.ROOT,
-                "%-10s %-16s %12.3f %10s %9.1f %-6s %9.1f %-6s %8.1f×%n",
+                "%-10s %-16s %12.3f %10s %17s %17s %9s%n",
                 kernel,
                 shape,
                 worst,
                 ok ? "ok" : "WRONG",
-                ours / 1e9,
-                unit,
-                theirs / 1e9,
-                unit,
-                ours / theirs);
+                rate(ours, unit),
+                rate(theirs, unit),
+                ours.settled() && theirs.settled()
+                        ? Timing.significant(ours.perSecond() / theirs.perSecond()) + "×"
+                        : "-");
         return ok;
+    }
+
+    private static String rate(Timing.Rate rate, String unit) {
+        return rate.settled() ? String.format(Locale.ROOT, "%9s %-7s", rate.giga(), unit) : "unsettled        ";
     }
 
     private static void plainGemm(int m, int n, int k, float[] a, float[] b, float[] c) {
@@ -239,19 +242,8 @@ final class Demo {
         }
     }
 
-    /** Work per second of the fastest of several timed runs, after a warm-up of the same length. */
-    private static double rate(double work, Runnable kernel) {
-        long budget = (long) (TIMING_SECONDS * 1e9);
-        for (long start = System.nanoTime(); System.nanoTime() - start < budget; ) {
-            kernel.run();
-        }
-        long best = Long.MAX_VALUE;
-        for (long start = System.nanoTime(); System.nanoTime() - start < budget; ) {
-            long t0 = System.nanoTime();
-            kernel.run();
-            best = Math.min(best, System.nanoTime() - t0);
-        }
-        return work / (best * 1e-9);
+    private static Timing.Rate rate(double work, Runnable kernel) {
+        return Timing.measure(work, kernel, System::nanoTime);
     }
 
     private static float[] random(long seed, int length) {

@@ -6,23 +6,30 @@ import dev.panamax.model.io.Gpt2Checkpoint;
 import dev.panamax.model.io.Llama2cCheckpoint;
 import dev.panamax.model.io.ModelConfig;
 import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.io.ModelFormatException;
 import dev.panamax.model.tokenizer.CharVocabulary;
 import dev.panamax.model.tokenizer.Gpt2Tokenizer;
 import dev.panamax.model.tokenizer.Llama2cTokenizer;
 import dev.panamax.model.train.Trainer;
 import java.io.IOException;
+import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.Optional;
 import java.util.function.Function;
 
 /**
  * The files the CLI reads: a model is a llama2.c checkpoint ({@code .bin}), or GPT-2 as a directory with {@code
- * config.json} and {@code model.safetensors} (or a {@code .safetensors} file with {@code config.json} beside it).
+ * config.json} and {@code model.safetensors} (or a {@code .safetensors} file with {@code config.json} beside it). A
+ * missing file is reported with the option that named it and what was expected there.
  */
 final class ModelFiles {
+    /** The first bytes of a GGUF file, llama.cpp's format. */
+    private static final byte[] GGUF_MAGIC = "GGUF".getBytes(StandardCharsets.US_ASCII);
+
     private ModelFiles() {}
 
     /**
@@ -30,14 +37,11 @@ final class ModelFiles {
      *
      * @param config the configuration
      * @param transformer builds the model on a backend
-     * @param stopToken the token that ends a generation, as run.c does (BOS for llama2.c), if any
+     * @param bos the token that starts a text and ends a generation without a tokenizer (BOS for llama2.c, as run.c
+     *     does), if any
      * @param closer closes the checkpoint
      */
-    record Model(
-            ModelConfig config,
-            Function<Backend, Transformer> transformer,
-            Optional<Integer> stopToken,
-            Runnable closer)
+    record Model(ModelConfig config, Function<Backend, Transformer> transformer, Optional<Integer> bos, Runnable closer)
             implements AutoCloseable {
         @Override
         public void close() {
@@ -49,28 +53,60 @@ final class ModelFiles {
     interface Codec {
         int[] encode(String text);
 
+        /**
+         * A lower bound on the number of tokens {@code text} encodes to, found without encoding it: each token stands
+         * for at most as many bytes as the vocabulary's longest piece.
+         */
+        long fewestTokens(String text);
+
         /** The bytes of {@code token} as it follows {@code previous}. */
         byte[] decode(int previous, int token);
 
-        /** The token that ends a text, if the vocabulary has one. */
-        Optional<Integer> endOfText();
+        /** The token a generation without a prompt starts from, if the vocabulary has one. */
+        Optional<Integer> startToken();
+
+        /** The token that ends a generation, if the vocabulary has one. */
+        Optional<Integer> stopToken();
     }
 
-    static Model open(Path path) throws IOException {
+    /**
+     * Opens a model.
+     *
+     * @param path a llama2.c file, a GPT-2 directory or {@code .safetensors} file, or a directory {@code panamax train}
+     *     wrote
+     * @param source what named the path, for messages: the option as typed, e.g. {@code -m}
+     * @return the open model
+     * @throws NoSuchFileException naming {@code source}, if the path or a file the model needs beside it is missing
+     * @throws ModelFormatException if a file is malformed, or is a GGUF file
+     * @throws IOException if a file cannot be read
+     */
+    static Model open(Path path, String source) throws IOException {
         if (Files.isDirectory(path)) {
+            Path config = path.resolve(Gpt2Checkpoint.CONFIG_FILE);
             Path llama = path.resolve(Trainer.LLAMA2C_FILE);
-            if (!Files.exists(path.resolve(Gpt2Checkpoint.CONFIG_FILE)) && Files.isRegularFile(llama)) {
-                return open(llama);
+            if (!Files.exists(config) && Files.isRegularFile(llama)) {
+                return open(llama, source);
             }
-            return gpt2(Gpt2Checkpoint.open(path));
+            if (!Files.exists(config)) {
+                throw missing(
+                        source,
+                        path,
+                        "holds neither " + Gpt2Checkpoint.CONFIG_FILE + " and " + Gpt2Checkpoint.WEIGHTS_FILE
+                                + " (GPT-2) nor " + Trainer.LLAMA2C_FILE + " (llama2.c)");
+            }
+            return gpt2(config, path.resolve(Gpt2Checkpoint.WEIGHTS_FILE), source, path);
+        }
+        if (!Files.exists(path)) {
+            throw missing(source, path, "no such file or directory");
         }
         if (!Files.isRegularFile(path)) {
-            throw new NoSuchFileException(path.toString(), null, "no such model file or directory");
+            throw new ModelFormatException(path, "not a regular file or directory");
         }
         if (path.getFileName().toString().endsWith(".safetensors")) {
             Path parent = path.toAbsolutePath().getParent();
-            return gpt2(Gpt2Checkpoint.open(parent.resolve(Gpt2Checkpoint.CONFIG_FILE), path));
+            return gpt2(parent.resolve(Gpt2Checkpoint.CONFIG_FILE), path, source, path);
         }
+        rejectGguf(path);
         Llama2cCheckpoint checkpoint = Llama2cCheckpoint.open(path);
         return new Model(
                 checkpoint.config(),
@@ -80,13 +116,42 @@ final class ModelFiles {
                 checkpoint::close);
     }
 
-    private static Model gpt2(Gpt2Checkpoint checkpoint) {
+    private static Model gpt2(Path config, Path weights, String source, Path given) throws IOException {
+        for (Path file : new Path[] {config, weights}) {
+            if (!Files.exists(file)) {
+                throw missing(source, given, "GPT-2's " + file.getFileName() + " is missing (looked for " + file + ")");
+            }
+            if (!Files.isRegularFile(file)) {
+                // A FIFO or a device would block the reader forever or feed it without end.
+                throw new ModelFormatException(file, "not a regular file");
+            }
+        }
+        Gpt2Checkpoint checkpoint = Gpt2Checkpoint.open(config, weights);
         return new Model(
                 checkpoint.config(),
                 backend -> Transformer.gpt2(
                         backend, checkpoint.config(), checkpoint.weights(), Transformer.DEFAULT_MAX_BATCH),
                 Optional.empty(),
                 checkpoint::close);
+    }
+
+    /** Refuses a GGUF file by its magic, which would otherwise be misread as a llama2.c header. */
+    private static void rejectGguf(Path file) throws IOException {
+        byte[] start;
+        try (InputStream in = Files.newInputStream(file)) {
+            start = in.readNBytes(GGUF_MAGIC.length);
+        }
+        if (Arrays.equals(start, GGUF_MAGIC)) {
+            throw new ModelFormatException(
+                    file,
+                    "a GGUF file (llama.cpp's format): GGUF is not supported yet; give a llama2.c checkpoint"
+                            + " (.bin) or a GPT-2 directory (config.json and model.safetensors)");
+        }
+    }
+
+    /** A missing file, reported as {@code <option> <path>: <what is missing>}. */
+    static NoSuchFileException missing(String source, Path path, String problem) {
+        return new NoSuchFileException(source + " " + path, null, problem);
     }
 
     /**
@@ -103,57 +168,145 @@ final class ModelFiles {
      * Reads a tokenizer for a model: a character vocabulary ({@value CharVocabulary#FILE}, or a directory holding
      * one), llama2.c's {@code tokenizer.bin}, or for GPT-2 a directory with {@code encoder.json}/{@code vocab.json}
      * and {@code vocab.bpe}/{@code merges.txt}.
+     *
+     * @param path the tokenizer
+     * @param source what named the path, for messages: the option as typed
+     * @param config the model's configuration, whose vocabulary the tokenizer must match
+     * @param model the model's file or directory, named when the vocabularies differ
+     * @throws NoSuchFileException naming {@code source}, if the tokenizer or a file it needs is missing
+     * @throws ModelFormatException if a file is malformed or its vocabulary is not the model's
+     * @throws IOException if a file cannot be read
      */
-    static Codec tokenizer(Path path, ModelConfig config) throws IOException {
-        Path chars = Files.isDirectory(path) ? path.resolve(CharVocabulary.FILE) : path;
+    static Codec tokenizer(Path path, String source, ModelConfig config, Path model) throws IOException {
+        if (!Files.exists(path)) {
+            throw missing(source, path, "no such file or directory");
+        }
+        boolean directory = Files.isDirectory(path);
+        if (!directory && !Files.isRegularFile(path)) {
+            throw new ModelFormatException(path, "not a regular file or directory");
+        }
+        Path chars = directory ? path.resolve(CharVocabulary.FILE) : path;
         if (chars.getFileName().toString().equals(CharVocabulary.FILE) && Files.isRegularFile(chars)) {
             CharVocabulary vocabulary = CharVocabulary.read(chars);
-            if (vocabulary.size() != config.vocabSize()) {
-                throw new IllegalArgumentException("tokenizer " + chars + " has " + vocabulary.size()
-                        + " characters, the model's vocabulary " + config.vocabSize());
-            }
-            return new Codec() {
-                @Override
-                public int[] encode(String text) {
-                    return vocabulary.encode(text);
-                }
-
-                @Override
-                public byte[] decode(int previous, int token) {
-                    return vocabulary.decode(token).getBytes(StandardCharsets.UTF_8);
-                }
-
-                @Override
-                public Optional<Integer> endOfText() {
-                    return Optional.empty();
-                }
-            };
+            vocabulary.requireVocabularySize(config.vocabSize(), chars, model);
+            return characters(vocabulary);
         }
         if (config.architecture() == Architecture.LLAMA) {
-            Llama2cTokenizer tokenizer = Llama2cTokenizer.read(path, config.vocabSize());
-            return new Codec() {
-                @Override
-                public int[] encode(String text) {
-                    return tokenizer.encode(text, true, false);
-                }
-
-                @Override
-                public byte[] decode(int previous, int token) {
-                    return tokenizer.decode(previous, token);
-                }
-
-                @Override
-                public Optional<Integer> endOfText() {
-                    return Optional.empty();
-                }
-            };
+            if (directory) {
+                throw missing(
+                        source,
+                        path,
+                        "is a directory; a llama2.c model takes its tokenizer.bin file (or a " + CharVocabulary.FILE
+                                + ")");
+            }
+            return llama2c(Llama2cTokenizer.read(path, config.vocabSize()));
         }
-        Gpt2Tokenizer tokenizer =
-                Gpt2Tokenizer.read(either(path, "encoder.json", "vocab.json"), either(path, "vocab.bpe", "merges.txt"));
+        if (!directory) {
+            throw missing(
+                    source,
+                    path,
+                    "is a file; a GPT-2 tokenizer is a directory holding encoder.json (or"
+                            + " vocab.json) and vocab.bpe (or merges.txt)");
+        }
+        Gpt2Tokenizer gpt2 = gpt2Tokenizer(path, source);
+        gpt2.requireVocabularySize(config.vocabSize(), path, model);
+        return gpt2(gpt2);
+    }
+
+    /** GPT-2's tokenizer from a directory with {@code encoder.json}/{@code vocab.json} and {@code vocab.bpe}/{@code merges.txt}. */
+    static Gpt2Tokenizer gpt2Tokenizer(Path directory, String source) throws IOException {
+        return Gpt2Tokenizer.read(
+                either(directory, source, "encoder.json", "vocab.json"),
+                either(directory, source, "vocab.bpe", "merges.txt"));
+    }
+
+    private static Codec characters(CharVocabulary vocabulary) {
+        Optional<Integer> lineBreak = Optional.empty();
+        for (int token = 0; token < vocabulary.size(); token++) {
+            if (vocabulary.decode(token).equals("\n")) {
+                lineBreak = Optional.of(token);
+            }
+        }
+        Optional<Integer> start = lineBreak;
+        return new Codec() {
+            @Override
+            public int[] encode(String text) {
+                return vocabulary.encode(text);
+            }
+
+            @Override
+            public long fewestTokens(String text) {
+                return text.codePointCount(0, text.length());
+            }
+
+            @Override
+            public byte[] decode(int previous, int token) {
+                return vocabulary.decode(token).getBytes(StandardCharsets.UTF_8);
+            }
+
+            @Override
+            public Optional<Integer> startToken() {
+                return start;
+            }
+
+            @Override
+            public Optional<Integer> stopToken() {
+                return Optional.empty();
+            }
+        };
+    }
+
+    private static Codec llama2c(Llama2cTokenizer tokenizer) {
+        int longest = 1;
+        for (int token = 0; token < tokenizer.vocabSize(); token++) {
+            longest = Math.max(longest, tokenizer.piece(token).length);
+        }
+        int longestPiece = longest;
+        return new Codec() {
+            @Override
+            public int[] encode(String text) {
+                return tokenizer.encode(text, true, false);
+            }
+
+            @Override
+            public long fewestTokens(String text) {
+                return 1 + Math.ceilDiv(text.getBytes(StandardCharsets.UTF_8).length, longestPiece);
+            }
+
+            @Override
+            public byte[] decode(int previous, int token) {
+                return tokenizer.decode(previous, token);
+            }
+
+            @Override
+            public Optional<Integer> startToken() {
+                return Optional.of(Llama2cTokenizer.BOS);
+            }
+
+            @Override
+            public Optional<Integer> stopToken() {
+                return Optional.of(Llama2cTokenizer.BOS);
+            }
+        };
+    }
+
+    private static Codec gpt2(Gpt2Tokenizer tokenizer) {
+        int longest = 1;
+        for (int token = 0; token < tokenizer.vocabSize(); token++) {
+            longest = Math.max(longest, tokenizer.decodeBytes(token).length);
+        }
+        int longestPiece = longest;
+        int id = tokenizer.id("<|endoftext|>");
+        Optional<Integer> endOfText = id < 0 ? Optional.empty() : Optional.of(id);
         return new Codec() {
             @Override
             public int[] encode(String text) {
                 return tokenizer.encode(text);
+            }
+
+            @Override
+            public long fewestTokens(String text) {
+                return Math.ceilDiv(text.getBytes(StandardCharsets.UTF_8).length, longestPiece);
             }
 
             @Override
@@ -162,20 +315,23 @@ final class ModelFiles {
             }
 
             @Override
-            public Optional<Integer> endOfText() {
-                int id = tokenizer.id("<|endoftext|>");
-                return id < 0 ? Optional.empty() : Optional.of(id);
+            public Optional<Integer> startToken() {
+                return endOfText;
+            }
+
+            @Override
+            public Optional<Integer> stopToken() {
+                return endOfText;
             }
         };
     }
 
-    private static Path either(Path directory, String first, String second) throws NoSuchFileException {
+    private static Path either(Path directory, String source, String first, String second) throws NoSuchFileException {
         for (String name : new String[] {first, second}) {
             if (Files.isRegularFile(directory.resolve(name))) {
                 return directory.resolve(name);
             }
         }
-        throw new NoSuchFileException(
-                directory.toString(), null, "a GPT-2 tokenizer directory must hold " + first + " or " + second);
+        throw missing(source, directory, "GPT-2's " + first + " (or " + second + ") is missing there");
     }
 }

@@ -1,5 +1,6 @@
 package dev.panamax.model.generate;
 
+import dev.panamax.model.backend.Tensor;
 import java.util.Arrays;
 import java.util.Set;
 import java.util.function.IntConsumer;
@@ -71,6 +72,9 @@ public final class Generator {
      * @return the tokens and timings
      * @throws IllegalArgumentException if the prompt is empty, or it and the tokens to generate do not fit in the
      *     context ({@code prompt.length + maxTokens - 1 > seqLen}: the last token is never fed back)
+     * @throws IllegalStateException if a forward pass gives logits that are NaN or infinite, naming the pass (the
+     *     prompt's, or decode step n counted from 1) and the position of the token it was to choose (the prompt's
+     *     tokens are at 0 to {@code prompt.length - 1}); tokens already handed to {@code onToken} stand
      */
     public Result generate(int[] prompt, int maxTokens, IntConsumer onToken) {
         int context = model.config().seqLen();
@@ -91,7 +95,7 @@ public final class Generator {
         long prefillEnd = start;
         int steps = 0;
         if (maxTokens > 0) {
-            int next = sampler.sample(model.backend(), model.forward(prompt, 0, prompt.length));
+            int next = sample(model.forward(prompt, 0, prompt.length), 0, prompt.length);
             prefillEnd = System.nanoTime();
             int[] step = new int[1];
             while (true) {
@@ -105,12 +109,25 @@ public final class Generator {
                     break;
                 }
                 step[0] = next;
-                next = sampler.sample(model.backend(), model.forward(step, 0, 1));
+                next = sample(model.forward(step, 0, 1), steps + 1, prompt.length + count);
                 steps++;
             }
         }
         long end = System.nanoTime();
         return new Result(
                 Arrays.copyOf(generated, count), prompt.length, stopped, prefillEnd - start, end - prefillEnd, steps);
+    }
+
+    /** Samples from a forward pass's logits, naming the pass and the position it chooses for when they are broken. */
+    private int sample(Tensor logits, int decodeStep, int position) {
+        try {
+            return sampler.sample(model.backend(), logits);
+        } catch (Sampler.NonFiniteLogitsException e) {
+            throw new IllegalStateException(
+                    "generation stopped: the logits of "
+                            + (decodeStep == 0 ? "the prompt's forward pass" : "decode step " + decodeStep)
+                            + " (choosing the token at position " + position + ") are not finite: " + e.getMessage(),
+                    e);
+        }
     }
 }

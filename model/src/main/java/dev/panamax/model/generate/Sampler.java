@@ -9,7 +9,8 @@ import java.util.SplittableRandom;
  * Picks the next token from logits: greedily (temperature 0), or at random from {@code softmax(logits / temperature)}
  * restricted to the {@code topK} most likely tokens and then to the smallest set of most likely tokens whose
  * probability reaches {@code topP} (nucleus sampling). The random numbers come from a generator seeded once, so a seed
- * reproduces a whole generation. Not thread-safe.
+ * reproduces a whole generation. Logits that are not all finite are refused with {@link NonFiniteLogitsException}
+ * rather than turned into an arbitrary token. Not thread-safe.
  */
 public final class Sampler {
     private final float temperature;
@@ -55,21 +56,35 @@ public final class Sampler {
     }
 
     /**
+     * Logits that are not all finite: a broken model or weights, from which no token can be chosen.
+     */
+    public static final class NonFiniteLogitsException extends IllegalStateException {
+        private static final long serialVersionUID = 1L;
+
+        private NonFiniteLogitsException(String message) {
+            super(message);
+        }
+    }
+
+    /**
      * Picks a token. The logits may be overwritten (with probabilities).
      *
      * @param backend the backend that owns the logits
      * @param logits {@code [1, vocabSize]}
      * @return the token id
+     * @throws NonFiniteLogitsException if a logit is NaN or infinite, naming the first such and how many there are
      */
     public int sample(Backend backend, Tensor logits) {
-        if (temperature == 0) {
-            return backend.argmax(logits);
-        }
-        backend.softmax(logits, temperature);
         int n = logits.cols();
         if (probabilities.length != n) {
             probabilities = new float[n];
         }
+        backend.read(logits, probabilities);
+        int best = finiteArgmax(n);
+        if (temperature == 0) {
+            return best;
+        }
+        backend.softmax(logits, temperature);
         backend.read(logits, probabilities);
         float coin = (float) random.nextDouble();
         if (topK == 0 && topP == 1) {
@@ -107,6 +122,31 @@ public final class Sampler {
             }
         }
         return pick(coin, nucleus, order, (float) mass);
+    }
+
+    /**
+     * The first of the largest of the first n logits in {@code probabilities}, checking in the same pass that every
+     * one is finite: a NaN or infinity would otherwise leave softmax and the samplers without a distribution.
+     */
+    private int finiteArgmax(int n) {
+        int best = 0;
+        int nonFinite = 0;
+        int firstNonFinite = -1;
+        for (int i = 0; i < n; i++) {
+            float logit = probabilities[i];
+            if (!Float.isFinite(logit)) {
+                if (nonFinite++ == 0) {
+                    firstNonFinite = i;
+                }
+            } else if (logit > probabilities[best]) {
+                best = i;
+            }
+        }
+        if (nonFinite > 0) {
+            throw new NonFiniteLogitsException(nonFinite + " of the " + n + " logits are not finite (logit "
+                    + firstNonFinite + " is " + probabilities[firstNonFinite] + ")");
+        }
+        return best;
     }
 
     /** The k-th largest of the first n probabilities, by quickselect on a copy: linear time, no sort of the vocabulary. */

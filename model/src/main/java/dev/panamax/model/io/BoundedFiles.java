@@ -2,59 +2,141 @@ package dev.panamax.model.io;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
 
 /**
- * Reading small files whole, with the checks that keep a bad file from costing more than a clear error: a size limit
- * before anything is allocated, and strict UTF-8.
+ * Reading small files whole, with the checks that keep a bad file from costing more than a clear error: that it is a
+ * regular file before it is opened, a size limit before anything is allocated, and strict UTF-8.
  */
 public final class BoundedFiles {
+    private static final int DECODE_CHUNK_CHARS = 8192;
+    private static final int FILE_TYPE_BITS = 0170000;
+    private static final int FIFO = 0010000;
+    private static final int CHARACTER_DEVICE = 0020000;
+    private static final int BLOCK_DEVICE = 0060000;
+    private static final int SOCKET = 0140000;
+
     private BoundedFiles() {}
 
     /**
-     * Reads a file whole, if it is no larger than a limit.
+     * Checks that a path names a regular file (after following symbolic links) before anything opens it: opening a
+     * FIFO for reading blocks until some writer opens it, possibly forever, and a directory or device is not a file
+     * to read.
      *
      * @param file the file
-     * @param maxBytes the largest size accepted
-     * @return its bytes
-     * @throws ModelFormatException if the file is larger than the limit
-     * @throws IOException if it cannot be read
+     * @param kind what the file is meant to be, for messages, e.g. {@code "llama2.c tokenizer"}
+     * @return its size in bytes
+     * @throws NoSuchFileException if nothing is there, naming the kind and the path
+     * @throws ModelFormatException if it is a directory, FIFO, device or socket, naming which
+     * @throws IOException if its attributes cannot be read
      */
-    public static byte[] read(Path file, long maxBytes) throws IOException {
-        long size;
-        try (FileChannel channel = FileChannel.open(file)) {
-            size = channel.size();
+    public static long requireRegularFile(Path file, String kind) throws IOException {
+        BasicFileAttributes attributes;
+        try {
+            attributes = Files.readAttributes(file, BasicFileAttributes.class);
+        } catch (NoSuchFileException e) {
+            throw new NoSuchFileException(file.toString(), null, kind + " not found");
         }
-        if (size > maxBytes) {
+        if (!attributes.isRegularFile()) {
             throw new ModelFormatException(
-                    file, "file of " + size + " bytes is larger than the limit of " + maxBytes + " bytes");
+                    file, "the " + kind + " is " + describeNonRegular(file, attributes) + ", not a regular file");
         }
-        return Files.readAllBytes(file);
+        return attributes.size();
+    }
+
+    private static String describeNonRegular(Path file, BasicFileAttributes attributes) {
+        if (attributes.isDirectory()) {
+            return "a directory";
+        }
+        try {
+            return switch ((Integer) Files.getAttribute(file, "unix:mode") & FILE_TYPE_BITS) {
+                case FIFO -> "a FIFO (named pipe)";
+                case CHARACTER_DEVICE -> "a character device";
+                case BLOCK_DEVICE -> "a block device";
+                case SOCKET -> "a socket";
+                default -> "a special file";
+            };
+        } catch (IOException | UnsupportedOperationException | IllegalArgumentException e) {
+            return "a special file (FIFO, device or socket)"; // the file system has no unix view to tell which
+        }
     }
 
     /**
-     * Decodes UTF-8 strictly: malformed bytes are an error, not replaced.
+     * Reads a file whole, if it is a regular file no larger than a limit.
+     *
+     * @param file the file
+     * @param kind what the file is meant to be, for messages, e.g. {@code "GPT-2 merges file"}
+     * @param maxBytes the largest size accepted, at most {@code Integer.MAX_VALUE - 8}
+     * @return its bytes
+     * @throws NoSuchFileException if it does not exist, naming the kind
+     * @throws ModelFormatException if it is not a regular file or is larger than the limit
+     * @throws IOException if it cannot be read, or shrinks while it is read
+     */
+    public static byte[] read(Path file, String kind, long maxBytes) throws IOException {
+        long size = requireRegularFile(file, kind);
+        if (size > maxBytes) {
+            throw new ModelFormatException(
+                    file, kind + " of " + size + " bytes is larger than the limit of " + maxBytes + " bytes");
+        }
+        try (FileChannel channel = FileChannel.open(file)) {
+            // The size read before opening bounds the allocation, whatever the file does meanwhile.
+            ByteBuffer bytes = ByteBuffer.allocate((int) size);
+            Channels.readFully(channel, bytes, 0);
+            return bytes.array();
+        }
+    }
+
+    /**
+     * Reads a file whole, if it is a regular file no larger than a limit; as {@link #read(Path, String, long)} with
+     * the kind {@code "file"}.
+     *
+     * @param file the file
+     * @param maxBytes the largest size accepted, at most {@code Integer.MAX_VALUE - 8}
+     * @return its bytes
+     * @throws NoSuchFileException if it does not exist
+     * @throws ModelFormatException if it is not a regular file or is larger than the limit
+     * @throws IOException if it cannot be read
+     */
+    public static byte[] read(Path file, long maxBytes) throws IOException {
+        return read(file, "file", maxBytes);
+    }
+
+    /**
+     * Decodes UTF-8 strictly: malformed bytes are an error, not replaced. The bytes are checked in small chunks before
+     * the text is made, so that decoding takes no more memory than the text itself.
      *
      * @param bytes the bytes
      * @param source what to name in the error message, e.g. the file; may be {@code null}
      * @return the text
-     * @throws ModelFormatException if the bytes are not valid UTF-8
+     * @throws ModelFormatException if the bytes are not valid UTF-8, naming the offset of the first bad byte
      */
     public static String decodeUtf8(byte[] bytes, Object source) throws ModelFormatException {
-        try {
-            return StandardCharsets.UTF_8
-                    .newDecoder()
-                    .onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT)
-                    .decode(ByteBuffer.wrap(bytes))
-                    .toString();
-        } catch (CharacterCodingException e) {
-            throw new ModelFormatException(source, "not valid UTF-8", e);
+        CharsetDecoder decoder = StandardCharsets.UTF_8
+                .newDecoder()
+                .onMalformedInput(CodingErrorAction.REPORT)
+                .onUnmappableCharacter(CodingErrorAction.REPORT);
+        ByteBuffer in = ByteBuffer.wrap(bytes);
+        CharBuffer out = CharBuffer.allocate(DECODE_CHUNK_CHARS);
+        CoderResult result;
+        do {
+            result = decoder.decode(in, out.clear(), true);
+        } while (result.isOverflow());
+        if (result.isUnderflow()) {
+            result = decoder.flush(out.clear());
         }
+        if (result.isError()) {
+            throw new ModelFormatException(source, "not valid UTF-8: malformed byte sequence at byte " + in.position());
+        }
+        // Checked above, so the JDK's decoder, which would replace malformed input, gives the same text.
+        return new String(bytes, StandardCharsets.UTF_8);
     }
 }

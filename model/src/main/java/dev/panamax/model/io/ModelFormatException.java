@@ -11,6 +11,26 @@ import java.io.IOException;
 public class ModelFormatException extends IOException {
     private static final long serialVersionUID = 1L;
 
+    /** How many characters of a long value {@link #excerpt(String)} keeps. */
+    public static final int EXCERPT_CHARS = 40;
+
+    /**
+     * Shortens a value read from a file for quoting in a message, so that a hostile file cannot make the message as
+     * large as itself: values up to {@code 2 × }{@value #EXCERPT_CHARS} characters are returned whole, longer ones as
+     * their first {@value #EXCERPT_CHARS} characters, {@code "..."} and their length, e.g. {@code 1234... (1000000
+     * chars)}.
+     *
+     * @param value the value
+     * @return the value or its excerpt
+     */
+    public static String excerpt(String value) {
+        if (value.length() <= 2 * EXCERPT_CHARS) {
+            return value;
+        }
+        int end = Character.isHighSurrogate(value.charAt(EXCERPT_CHARS - 1)) ? EXCERPT_CHARS - 1 : EXCERPT_CHARS;
+        return value.substring(0, end) + "... (" + value.length() + " chars)";
+    }
+
     /**
      * Creates an exception for a file.
      *

@@ -30,14 +30,21 @@ import java.util.Set;
 /**
  * A safetensors file, memory-mapped: an 8-byte little-endian header length, a JSON header mapping each tensor's name
  * to its dtype, shape and byte range (plus optional string {@code __metadata__}), then the tensors' little-endian
- * bytes. Opening checks everything before any tensor is read: the header length against the file size and a
- * maximum, the JSON strictly, each dtype × shape against its byte range, and that the ranges tile the data area
+ * bytes. Opening checks everything before any tensor is read: that the file is a regular file, the header length
+ * against the file size, the data's size and a maximum before the header is read, the JSON strictly and within {@link
+ * Json.Limits#DEFAULT}, each dtype × shape against its byte range, and that the ranges tile the data area
  * exactly (in order, without overlaps, gaps or trailing bytes), as the reference implementation requires. Closing
  * unmaps the file and frees converted tensors, after which no segment from this object may be used.
  */
 public final class SafeTensors implements AutoCloseable {
     /** The largest header accepted, as in the reference implementation: 100 MB. */
     public static final long MAX_HEADER_BYTES = 100_000_000;
+
+    /**
+     * How far a header may exceed the data it describes, in bytes: a real model's header is a small fraction of its
+     * tensors, so a larger one is not worth reading (at most {@link #MAX_HEADER_BYTES} in any case).
+     */
+    public static final long HEADER_ALLOWANCE_BYTES = 1 << 20;
 
     private static final String METADATA = "__metadata__";
     private static final Set<String> TENSOR_KEYS = Set.of("dtype", "shape", "data_offsets");
@@ -139,10 +146,13 @@ public final class SafeTensors implements AutoCloseable {
      *
      * @param file the file
      * @return the open file; close it to unmap
-     * @throws ModelFormatException if the header length, JSON or any tensor's entry is invalid
+     * @throws java.nio.file.NoSuchFileException if the file does not exist
+     * @throws ModelFormatException if it is not a regular file, or the header length, JSON or any tensor's entry is
+     *     invalid
      * @throws IOException if the file cannot be read
      */
     public static SafeTensors open(Path file) throws IOException {
+        BoundedFiles.requireRegularFile(file, "safetensors file");
         try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
             long size = channel.size();
             if (size < Long.BYTES) {
@@ -157,6 +167,13 @@ public final class SafeTensors implements AutoCloseable {
                         file,
                         "safetensors header length " + headerLength + " is not within (0, min(" + MAX_HEADER_BYTES
                                 + ", file size " + size + " - 8)]");
+            }
+            if (headerLength > HEADER_ALLOWANCE_BYTES + (size - Long.BYTES - headerLength)) {
+                throw new ModelFormatException(
+                        file,
+                        "safetensors header of " + headerLength + " bytes is larger than the " + HEADER_ALLOWANCE_BYTES
+                                + " bytes allowed beyond the data it describes (" + (size - Long.BYTES - headerLength)
+                                + " bytes)");
             }
             ByteBuffer header = ByteBuffer.allocate((int) headerLength);
             Channels.readFully(channel, header, Long.BYTES);
@@ -182,7 +199,8 @@ public final class SafeTensors implements AutoCloseable {
         if (header[0] != '{') {
             throw new ModelFormatException(file, "safetensors header does not start with '{'");
         }
-        JsonFields fields = JsonFields.of(file, Json.parse(header, file + " (header)", 8));
+        JsonFields fields =
+                JsonFields.of(file, Json.parse(header, file + " (header)", Json.Limits.DEFAULT.withMaxDepth(8)));
         List<TensorInfo> list = new ArrayList<>();
         for (Map.Entry<String, JsonValue> member : fields.object().members().entrySet()) {
             String name = member.getKey();
@@ -210,7 +228,9 @@ public final class SafeTensors implements AutoCloseable {
                     .filter(d -> d.name().equals(dtypeName))
                     .findFirst()
                     .orElseThrow(() -> tensor.error(
-                            "dtype", "unknown dtype \"" + dtypeName + "\"; known: " + Arrays.toString(DType.values())));
+                            "dtype",
+                            "unknown dtype \"" + ModelFormatException.excerpt(dtypeName) + "\"; known: "
+                                    + Arrays.toString(DType.values())));
             long[] shape = tensor.integers("shape", 0, Long.MAX_VALUE);
             long[] offsets = tensor.integers("data_offsets", 0, dataSize);
             if (offsets.length != 2 || offsets[0] > offsets[1]) {
@@ -243,11 +263,15 @@ public final class SafeTensors implements AutoCloseable {
             if (info.begin() != expected) {
                 throw new ModelFormatException(
                         file,
-                        "tensor \"" + info.name() + "\" at bytes [" + info.begin() + ", " + info.end() + ") "
+                        "tensor \"" + ModelFormatException.excerpt(info.name()) + "\" at bytes [" + info.begin() + ", "
+                                + info.end() + ") "
                                 + (info.begin() < expected
-                                        ? "overlaps \"" + previous.name() + "\", which ends at " + expected
+                                        ? "overlaps \"" + ModelFormatException.excerpt(previous.name())
+                                                + "\", which ends at " + expected
                                         : "leaves a gap after "
-                                                + (previous == null ? "the header" : "\"" + previous.name() + "\"")
+                                                + (previous == null
+                                                        ? "the header"
+                                                        : "\"" + ModelFormatException.excerpt(previous.name()) + "\"")
                                                 + ", which ends at " + expected));
             }
             tensors.put(info.name(), info);
@@ -313,7 +337,9 @@ public final class SafeTensors implements AutoCloseable {
         TensorInfo info = info(name);
         if (!info.dtype().isFloat()) {
             throw new ModelFormatException(
-                    file, "tensor \"" + name + "\" has dtype " + info.dtype() + "; expected F32, F16 or BF16");
+                    file,
+                    "tensor \"" + ModelFormatException.excerpt(name) + "\" has dtype " + info.dtype()
+                            + "; expected F32, F16 or BF16");
         }
         MemorySegment stored = bytes(name);
         if (info.dtype() == DType.F32 && stored.address() % Float.BYTES == 0) {
@@ -345,7 +371,7 @@ public final class SafeTensors implements AutoCloseable {
     private TensorInfo info(String name) throws ModelFormatException {
         TensorInfo info = tensors.get(name);
         if (info == null) {
-            throw new ModelFormatException(file, "no tensor named \"" + name + "\"");
+            throw new ModelFormatException(file, "no tensor named \"" + ModelFormatException.excerpt(name) + "\"");
         }
         return info;
     }

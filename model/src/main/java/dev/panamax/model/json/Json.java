@@ -20,7 +20,12 @@ import java.util.Map;
  * everything else with a {@link ModelFormatException} naming the source, line, column and problem: trailing commas,
  * comments, leading zeros, unescaped control characters, unpaired surrogates, a byte order mark, trailing garbage,
  * and duplicate member names in any object (a file whose meaning depends on which duplicate wins is not trusted).
- * Nesting depth and input size are bounded so that a hostile file cannot exhaust the stack or the heap.
+ *
+ * <p>A hostile file cannot exhaust the stack or the heap, nor take long: a file's size is bounded before it is read;
+ * while parsing, {@link Limits} bound the nesting depth, the number of values built (each object, array, string,
+ * number, boolean, null and member name counts one) and the characters of all strings together; a number literal may
+ * have at most {@link JsonNumber#MAX_CHARS} characters. Parsing takes time linear in the input, and a value quoted in
+ * an error message is cut to an {@linkplain ModelFormatException#excerpt(String) excerpt}.
  */
 public final class Json {
     /** The default bound on nesting depth. */
@@ -29,6 +34,50 @@ public final class Json {
     /** The default bound on the size of a JSON file, in bytes: large enough for any tokenizer vocabulary. */
     public static final long DEFAULT_MAX_BYTES = 100L << 20;
 
+    /**
+     * The default bound on the number of values in a document: a GPT-2 vocabulary has about 100,000 (a name and an
+     * id per token), a 256K-token one 512K. Each value costs at most about 110 bytes of heap besides its characters.
+     */
+    public static final int DEFAULT_MAX_VALUES = 1 << 20;
+
+    /** The default bound on the characters of all strings and member names together: 32 MiB as UTF-16. */
+    public static final long DEFAULT_MAX_STRING_CHARS = 1L << 24;
+
+    /**
+     * Bounds on what parsing may build.
+     *
+     * @param maxDepth the deepest nesting of arrays and objects allowed; 1 allows one level of brackets
+     * @param maxValues the most values (including member names) a document may hold
+     * @param maxStringChars the most characters all strings and member names together may hold
+     */
+    public record Limits(int maxDepth, int maxValues, long maxStringChars) {
+        /** {@link #DEFAULT_MAX_DEPTH}, {@link #DEFAULT_MAX_VALUES} and {@link #DEFAULT_MAX_STRING_CHARS}. */
+        public static final Limits DEFAULT =
+                new Limits(DEFAULT_MAX_DEPTH, DEFAULT_MAX_VALUES, DEFAULT_MAX_STRING_CHARS);
+
+        /**
+         * Checks the bounds.
+         *
+         * @throws IllegalArgumentException if a bound is below 1
+         */
+        public Limits {
+            if (maxDepth < 1 || maxValues < 1 || maxStringChars < 1) {
+                throw new IllegalArgumentException("limits must be >= 1: maxDepth " + maxDepth + ", maxValues "
+                        + maxValues + ", maxStringChars " + maxStringChars);
+            }
+        }
+
+        /**
+         * Returns these limits with another nesting depth.
+         *
+         * @param depth the deepest nesting allowed, at least 1
+         * @return the limits
+         */
+        public Limits withMaxDepth(int depth) {
+            return new Limits(depth, maxValues, maxStringChars);
+        }
+    }
+
     private Json() {}
 
     /**
@@ -36,10 +85,11 @@ public final class Json {
      *
      * @param text the text
      * @return the value
-     * @throws ModelFormatException if the text is not valid JSON or nests deeper than {@link #DEFAULT_MAX_DEPTH}
+     * @throws ModelFormatException if the text is not valid JSON or exceeds the {@linkplain Limits#DEFAULT default
+     *     limits}
      */
     public static JsonValue parse(String text) throws ModelFormatException {
-        return new Parser(text, null, DEFAULT_MAX_DEPTH).document();
+        return new Parser(text, null, Limits.DEFAULT).document();
     }
 
     /**
@@ -47,11 +97,15 @@ public final class Json {
      *
      * @param file the file, in UTF-8
      * @return the value
-     * @throws ModelFormatException if the file is larger than {@link #DEFAULT_MAX_BYTES}, not UTF-8 or not valid JSON
+     * @throws java.nio.file.NoSuchFileException if the file does not exist
+     * @throws ModelFormatException if it is not a regular file, larger than {@link #DEFAULT_MAX_BYTES}, not UTF-8,
+     *     not valid JSON or exceeds the {@linkplain Limits#DEFAULT default limits}; the message names the file
      * @throws IOException if the file cannot be read
      */
     public static JsonValue parse(Path file) throws IOException {
-        return parse(BoundedFiles.read(file, DEFAULT_MAX_BYTES), file, DEFAULT_MAX_DEPTH);
+        // The bytes are dropped once decoded, before the parser builds anything.
+        String text = BoundedFiles.decodeUtf8(BoundedFiles.read(file, "JSON file", DEFAULT_MAX_BYTES), file);
+        return new Parser(text, file, Limits.DEFAULT).document();
     }
 
     /**
@@ -59,13 +113,13 @@ public final class Json {
      *
      * @param utf8 the bytes
      * @param source what to name in error messages, e.g. the file they came from; may be {@code null}
-     * @param maxDepth the deepest nesting of arrays and objects allowed; 1 allows one level of brackets
+     * @param limits what the document may hold
      * @return the value
-     * @throws ModelFormatException if the bytes are not UTF-8 or not valid JSON, or nest too deep
+     * @throws ModelFormatException if the bytes are not UTF-8 or not valid JSON, or exceed the limits
      */
-    public static JsonValue parse(byte[] utf8, Object source, int maxDepth) throws ModelFormatException {
+    public static JsonValue parse(byte[] utf8, Object source, Limits limits) throws ModelFormatException {
         String text = BoundedFiles.decodeUtf8(utf8, source);
-        return new Parser(text, source, maxDepth).document();
+        return new Parser(text, source, limits).document();
     }
 
     /**
@@ -149,16 +203,23 @@ public final class Json {
 
     /** A recursive-descent parser over decoded text; positions are reported as line and column when it fails. */
     private static final class Parser {
+        /** Empty objects and arrays are shared: a file of many costs no more than its references. */
+        private static final JsonObject EMPTY_OBJECT = new JsonObject(Map.of());
+
+        private static final JsonArray EMPTY_ARRAY = new JsonArray(List.of());
+
         private final String text;
         private final Object source;
-        private final int maxDepth;
+        private final Limits limits;
         private int pos;
         private int depth;
+        private int values;
+        private long stringChars;
 
-        Parser(String text, Object source, int maxDepth) {
+        Parser(String text, Object source, Limits limits) {
             this.text = text;
             this.source = source;
-            this.maxDepth = maxDepth;
+            this.limits = limits;
         }
 
         JsonValue document() throws ModelFormatException {
@@ -181,6 +242,7 @@ public final class Json {
             if (pos == text.length()) {
                 throw error("unexpected end of input; expected a value");
             }
+            count();
             char c = text.charAt(pos);
             return switch (c) {
                 case '{' -> object();
@@ -206,7 +268,7 @@ public final class Json {
             if (peek() == '}') {
                 pos++;
                 depth--;
-                return new JsonObject(members);
+                return EMPTY_OBJECT;
             }
             while (true) {
                 skipWhitespace();
@@ -217,9 +279,12 @@ public final class Json {
                                     : "unexpected " + describe(pos) + "; expected a member name in double quotes");
                 }
                 int keyStart = pos;
+                count();
                 String key = string();
                 if (members.containsKey(key)) {
-                    throw error(keyStart, "duplicate member name \"" + key + "\" in an object");
+                    throw error(
+                            keyStart,
+                            "duplicate member name \"" + ModelFormatException.excerpt(key) + "\" in an object");
                 }
                 skipWhitespace();
                 expect(':', "after a member name");
@@ -246,7 +311,7 @@ public final class Json {
             if (peek() == ']') {
                 pos++;
                 depth--;
-                return new JsonArray(elements);
+                return EMPTY_ARRAY;
             }
             while (true) {
                 skipWhitespace();
@@ -268,14 +333,49 @@ public final class Json {
         }
 
         private void enter() throws ModelFormatException {
-            if (++depth > maxDepth) {
-                throw error("nesting deeper than the limit of " + maxDepth);
+            if (++depth > limits.maxDepth()) {
+                throw error("nesting deeper than the limit of " + limits.maxDepth());
+            }
+        }
+
+        /** Counts one more value (or member name) against the limit, before it is built. */
+        private void count() throws ModelFormatException {
+            if (++values > limits.maxValues()) {
+                throw error("more than " + limits.maxValues() + " values (counting member names), the limit");
+            }
+        }
+
+        /** Counts a string's characters against the limit, before it is built. */
+        private void countChars(int start, long chars) throws ModelFormatException {
+            stringChars += chars;
+            if (stringChars > limits.maxStringChars()) {
+                throw error(
+                        start,
+                        "strings of more than " + limits.maxStringChars()
+                                + " characters in all (counting member names), the limit");
             }
         }
 
         private String string() throws ModelFormatException {
             int start = pos++;
-            StringBuilder out = new StringBuilder();
+            // Most strings have no escape: they are cut from the text once their length is counted.
+            int plain = pos;
+            while (plain < text.length()
+                    && text.charAt(plain) != '"'
+                    && text.charAt(plain) != '\\'
+                    && text.charAt(plain) >= 0x20) {
+                plain++;
+            }
+            if (plain < text.length() && text.charAt(plain) == '"') {
+                countChars(start, plain - pos);
+                String value = text.substring(pos, plain);
+                pos = plain + 1;
+                return value;
+            }
+            // The characters before the first escape are counted now, each later one as it is appended.
+            countChars(start, plain - pos);
+            StringBuilder out = new StringBuilder(text.subSequence(pos, plain));
+            pos = plain;
             while (true) {
                 if (pos == text.length()) {
                     throw error(start, "unterminated string");
@@ -285,6 +385,7 @@ public final class Json {
                     pos++;
                     return out.toString();
                 }
+                countChars(start, 1);
                 if (c < 0x20) {
                     throw error("unescaped control character U+%04X in a string".formatted((int) c));
                 }
@@ -378,6 +479,12 @@ public final class Json {
                     throw error("expected a digit in the exponent");
                 }
                 skipDigits();
+            }
+            if (pos - start > JsonNumber.MAX_CHARS) {
+                throw error(
+                        start,
+                        "number of " + (pos - start) + " characters is longer than the limit of " + JsonNumber.MAX_CHARS
+                                + ": " + ModelFormatException.excerpt(text.substring(start, pos)));
             }
             return new JsonNumber(text.substring(start, pos));
         }

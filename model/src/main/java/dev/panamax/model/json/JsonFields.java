@@ -119,7 +119,7 @@ public record JsonFields(Object source, String path, JsonObject object) {
         }
         double result = number.doubleValue();
         if (!Double.isFinite(result)) {
-            throw error(name, "number " + number.text() + " is out of range");
+            throw error(name, "number " + ModelFormatException.excerpt(number.text()) + " is out of range");
         }
         return result;
     }
@@ -164,7 +164,7 @@ public record JsonFields(Object source, String path, JsonObject object) {
         try {
             result = number.longValueExact();
         } catch (ArithmeticException e) {
-            throw error(name, "expected an integer, found " + number.text());
+            throw error(name, "expected an integer, found " + ModelFormatException.excerpt(number.text()));
         }
         if (result < min || result > max) {
             throw error(name, "value " + result + " is outside [" + min + ", " + max + "]");
@@ -185,7 +185,9 @@ public record JsonFields(Object source, String path, JsonObject object) {
                 name, "expected " + expected + ", found " + object.get(name).kind());
     }
 
+    /** The member's path for messages; a long name (a tensor's, say) is cut, so the path is short too. */
     private String pathOf(String name) {
-        return path.isEmpty() ? name : path + "." + name;
+        String shown = ModelFormatException.excerpt(name);
+        return path.isEmpty() ? shown : path + "." + shown;
     }
 }

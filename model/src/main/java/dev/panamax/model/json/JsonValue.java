@@ -1,10 +1,12 @@
 package dev.panamax.model.json;
 
+import dev.panamax.model.io.ModelFormatException;
 import java.math.BigDecimal;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Pattern;
 
 /**
  * A JSON value (RFC 8259) as parsed by {@link Json}: an object, array, string, number, boolean or null. Values are
@@ -85,10 +87,33 @@ public sealed interface JsonValue {
 
     /**
      * A JSON number, kept as its literal text so that no precision is lost before the reader says what it expects.
+     * The text is at most {@link #MAX_CHARS} characters, so that converting it takes little time whatever it says.
      *
      * @param text the number as written in JSON, e.g. {@code -1.5e3}
      */
     record JsonNumber(String text) implements JsonValue {
+        /**
+         * The longest number literal accepted: far more than the 17 significant digits of a double or the 19 of a
+         * long, or a double written out in full without an exponent.
+         */
+        public static final int MAX_CHARS = 1000;
+
+        private static final Pattern LITERAL = Pattern.compile("-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?");
+
+        /** Beyond this exponent, a non-zero literal of at most {@link #MAX_CHARS} characters cannot be a long. */
+        private static final int LARGEST_USEFUL_EXPONENT = MAX_CHARS + 20;
+
+        /**
+         * Checks the literal.
+         *
+         * @throws IllegalArgumentException if it is longer than {@link #MAX_CHARS} or not a JSON number
+         */
+        public JsonNumber {
+            if (text.length() > MAX_CHARS || !LITERAL.matcher(text).matches()) {
+                throw new IllegalArgumentException("\"" + ModelFormatException.excerpt(text)
+                        + "\" is not a JSON number of at most " + MAX_CHARS + " characters");
+            }
+        }
         /**
          * Creates a number from a long.
          *
@@ -121,7 +146,27 @@ public sealed interface JsonValue {
          * @throws ArithmeticException if the value is not an integer or does not fit in a long
          */
         public long longValueExact() {
-            return new BigDecimal(text).longValueExact();
+            int e = Math.max(text.indexOf('e'), text.indexOf('E'));
+            BigDecimal significand = new BigDecimal(e < 0 ? text : text.substring(0, e));
+            if (significand.signum() == 0) {
+                return 0;
+            }
+            // An exponent of any length is clamped: far outside ±LARGEST_USEFUL_EXPONENT the answer is the same.
+            long exponent = 0;
+            if (e >= 0) {
+                int i = e + 1 + (text.charAt(e + 1) == '+' || text.charAt(e + 1) == '-' ? 1 : 0);
+                for (; i < text.length(); i++) {
+                    exponent = Math.min(exponent * 10 + (text.charAt(i) - '0'), 2L * LARGEST_USEFUL_EXPONENT);
+                }
+                exponent = text.charAt(e + 1) == '-' ? -exponent : exponent;
+            }
+            if (exponent > LARGEST_USEFUL_EXPONENT) {
+                throw new ArithmeticException(ModelFormatException.excerpt(text) + " is too large for a long");
+            }
+            if (exponent < -LARGEST_USEFUL_EXPONENT) {
+                throw new ArithmeticException(ModelFormatException.excerpt(text) + " is not an integer");
+            }
+            return significand.scaleByPowerOfTen((int) exponent).longValueExact();
         }
 
         /**

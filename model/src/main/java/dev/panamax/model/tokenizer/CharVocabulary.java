@@ -58,7 +58,8 @@ public final class CharVocabulary {
     public static CharVocabulary read(Path file) throws IOException {
         JsonFields fields = JsonFields.of(file, Json.parse(file));
         if (!fields.string("type").equals("chars")) {
-            throw fields.error("type", "\"" + fields.string("type") + "\" is not \"chars\"");
+            throw fields.error(
+                    "type", "\"" + ModelFormatException.excerpt(fields.string("type")) + "\" is not \"chars\"");
         }
         long[] values = fields.integers("code_points", 0, Character.MAX_CODE_POINT);
         if (values.length == 0) {
@@ -73,6 +74,19 @@ public final class CharVocabulary {
             }
         }
         return new CharVocabulary(codePoints);
+    }
+
+    /**
+     * Checks that this vocabulary is the right size for a model, as a loader should before generating: a larger one
+     * encodes ids the model has no embedding for, a smaller one cannot decode every id the model may choose.
+     *
+     * @param modelVocabSize the model's vocabulary size
+     * @param file this vocabulary's file, for the message
+     * @param model the model's file, for the message
+     * @throws ModelFormatException if the sizes differ, naming both and both files
+     */
+    public void requireVocabularySize(int modelVocabSize, Path file, Path model) throws ModelFormatException {
+        VocabularySize.require("character vocabulary", codePoints.length, modelVocabSize, file, model);
     }
 
     /**

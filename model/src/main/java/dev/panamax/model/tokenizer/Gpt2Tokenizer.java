@@ -78,12 +78,13 @@ public final class Gpt2Tokenizer {
             String token = entry.getKey();
             int id = entry.getValue();
             if (id < 0 || id >= tokens.length) {
-                throw new IllegalArgumentException("token \"" + token + "\" has id " + id + ", outside [0, "
-                        + tokens.length + ") for " + tokens.length + " tokens");
+                throw new IllegalArgumentException("token \"" + ModelFormatException.excerpt(token) + "\" has id " + id
+                        + ", outside [0, " + tokens.length + ") for " + tokens.length + " tokens");
             }
             if (tokens[id] != null) {
                 throw new IllegalArgumentException(
-                        "id " + id + " is given to both \"" + tokens[id] + "\" and \"" + token + "\"");
+                        "id " + id + " is given to both \"" + ModelFormatException.excerpt(tokens[id]) + "\" and \""
+                                + ModelFormatException.excerpt(token) + "\"");
             }
             if (token.isEmpty()) {
                 throw new IllegalArgumentException("token " + id + " is empty");
@@ -93,7 +94,7 @@ public final class Gpt2Tokenizer {
                 if (c >= CHAR_TO_BYTE.length || CHAR_TO_BYTE[c] < 0) {
                     throw new IllegalArgumentException(
                             "token %d \"%s\" has U+%04X, which is not in GPT-2's byte alphabet"
-                                    .formatted(id, token, (int) c));
+                                    .formatted(id, ModelFormatException.excerpt(token), (int) c));
                 }
             }
             tokens[id] = token;
@@ -110,17 +111,19 @@ public final class Gpt2Tokenizer {
             String problem = pair.length != 2
                     ? "has " + pair.length + " symbols, not 2"
                     : !encoder.containsKey(pair[0])
-                            ? "joins \"" + pair[0] + "\", which is not in the vocabulary"
+                            ? "joins \"" + ModelFormatException.excerpt(pair[0]) + "\", which is not in the vocabulary"
                             : !encoder.containsKey(pair[1])
-                                    ? "joins \"" + pair[1] + "\", which is not in the vocabulary"
+                                    ? "joins \"" + ModelFormatException.excerpt(pair[1])
+                                            + "\", which is not in the vocabulary"
                                     : !encoder.containsKey(pair[0] + pair[1])
-                                            ? "makes \"" + pair[0] + pair[1] + "\", which is not in the vocabulary"
+                                            ? "makes \"" + ModelFormatException.excerpt(pair[0] + pair[1])
+                                                    + "\", which is not in the vocabulary"
                                             : ranks.putIfAbsent(pair[0] + " " + pair[1], rank) != null
                                                     ? "repeats the merge of rank " + ranks.get(pair[0] + " " + pair[1])
                                                     : null;
             if (problem != null) {
-                throw new IllegalArgumentException(
-                        where.apply(rank) + ": merge \"" + String.join(" ", pair) + "\" " + problem);
+                throw new IllegalArgumentException(where.apply(rank) + ": merge \""
+                        + ModelFormatException.excerpt(String.join(" ", pair)) + "\" " + problem);
             }
         }
         return ranks;
@@ -161,7 +164,9 @@ public final class Gpt2Tokenizer {
             String[] pair = line.split(" ", -1);
             if (pair.length != 2 || pair[0].isEmpty() || pair[1].isEmpty()) {
                 throw new ModelFormatException(
-                        merges, "line " + (i + 1) + ": \"" + line + "\" is not two symbols separated by one space");
+                        merges,
+                        "line " + (i + 1) + ": \"" + ModelFormatException.excerpt(line)
+                                + "\" is not two symbols separated by one space");
             }
             pairs.add(pair);
         }
@@ -173,7 +178,7 @@ public final class Gpt2Tokenizer {
     }
 
     private static List<String> readLines(Path file) throws IOException {
-        return List.of(BoundedFiles.decodeUtf8(BoundedFiles.read(file, MAX_FILE_BYTES), file)
+        return List.of(BoundedFiles.decodeUtf8(BoundedFiles.read(file, "GPT-2 merges file", MAX_FILE_BYTES), file)
                 .split("\r?\n", -1));
     }
 
@@ -184,6 +189,20 @@ public final class Gpt2Tokenizer {
      */
     public int vocabSize() {
         return tokens.length;
+    }
+
+    /**
+     * Checks that this tokenizer is the right size for a model, as a loader should before generating: a larger
+     * vocabulary encodes ids the model has no embedding for, a smaller one cannot decode every id the model may
+     * choose.
+     *
+     * @param modelVocabSize the model's vocabulary size
+     * @param tokenizer the tokenizer's vocabulary file or directory, for the message
+     * @param model the model's file, for the message
+     * @throws ModelFormatException if the sizes differ, naming both and both files
+     */
+    public void requireVocabularySize(int modelVocabSize, Path tokenizer, Path model) throws ModelFormatException {
+        VocabularySize.require("GPT-2 tokenizer", tokens.length, modelVocabSize, tokenizer, model);
     }
 
     /**

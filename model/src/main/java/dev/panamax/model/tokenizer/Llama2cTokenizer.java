@@ -12,9 +12,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.PriorityQueue;
 
 /**
  * llama2.c's tokenizer ({@code tokenizer.bin}): a SentencePiece-style vocabulary of byte strings with scores, encoded
@@ -33,6 +35,7 @@ public final class Llama2cTokenizer {
     private static final int BYTE_FALLBACK = 3; // id of <0x00>
     private static final int MAX_TOKEN_LENGTH = 1 << 16;
     private static final long MAX_FILE_BYTES = 1L << 30;
+    private static final float MERGE_SCORE_FLOOR = -1e10f; // run.c's: pieces scored at or below it never merge
 
     private final byte[][] pieces;
     private final float[] scores;
@@ -96,7 +99,7 @@ public final class Llama2cTokenizer {
         if (vocabSize <= 0) {
             throw new IllegalArgumentException("vocabSize " + vocabSize + " is not positive");
         }
-        byte[] bytes = BoundedFiles.read(file, MAX_FILE_BYTES);
+        byte[] bytes = BoundedFiles.read(file, "llama2.c tokenizer", MAX_FILE_BYTES);
         long size = bytes.length;
         if ((size - Integer.BYTES) / 8 < vocabSize) { // each token takes at least its score and length
             throw new ModelFormatException(
@@ -207,9 +210,11 @@ public final class Llama2cTokenizer {
      */
     public int[] encode(String text, boolean bos, boolean eos) {
         byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
-        List<Integer> tokens = new ArrayList<>();
+        // The symbols form a linked list by index; a merge keeps the left one and unlinks the right (token -1).
+        int[] token = new int[bytes.length + 1];
+        int n = 0;
         if (!text.isEmpty()) {
-            tokens.add(ids.get(" "));
+            token[n++] = ids.get(" ");
         }
         for (int start = 0; start < bytes.length; ) {
             // A UTF-8 character: a lead byte and up to three continuation bytes, cut at four as run.c does.
@@ -219,45 +224,99 @@ public final class Llama2cTokenizer {
             }
             Integer id = ids.get(new String(bytes, start, end - start, StandardCharsets.ISO_8859_1));
             if (id != null) {
-                tokens.add(id);
+                token[n++] = id;
             } else {
                 for (int i = start; i < end; i++) {
-                    tokens.add(BYTE_FALLBACK + (bytes[i] & 0xFF));
+                    token[n++] = BYTE_FALLBACK + (bytes[i] & 0xFF);
                 }
             }
             start = end;
         }
-        while (true) {
-            float bestScore = -1e10f; // run.c's floor: pieces scored below it never merge
-            int bestId = -1;
-            int bestIndex = -1;
-            for (int i = 0; i + 1 < tokens.size(); i++) {
-                Integer merged = ids.get(key(pieces[tokens.get(i)]) + key(pieces[tokens.get(i + 1)]));
-                if (merged != null && scores[merged] > bestScore) {
-                    bestScore = scores[merged];
-                    bestId = merged;
-                    bestIndex = i;
-                }
-            }
-            if (bestIndex < 0) {
-                break;
-            }
-            tokens.set(bestIndex, bestId);
-            tokens.remove(bestIndex + 1);
+        Symbols symbols = new Symbols(token, n);
+        PriorityQueue<Merge> merges = new PriorityQueue<>(MERGE_ORDER);
+        for (int i = 0; i + 1 < n; i++) {
+            offer(symbols, i, i + 1, merges);
         }
-        int size = tokens.size() + (bos ? 1 : 0) + (eos ? 1 : 0);
-        int[] result = new int[size];
-        int n = 0;
+        // Popping the best-scoring pair, the leftmost among equals, and skipping pairs a merge has since changed is
+        // the same as run.c's rescan of every pair for each merge, in O(n log n) instead of O(n²).
+        while (!merges.isEmpty()) {
+            Merge merge = merges.poll();
+            if (symbols.version[merge.left] != merge.leftVersion
+                    || symbols.version[merge.right] != merge.rightVersion) {
+                continue;
+            }
+            symbols.merge(merge.left, merge.right, merge.token);
+            if (symbols.previous[merge.left] >= 0) {
+                offer(symbols, symbols.previous[merge.left], merge.left, merges);
+            }
+            if (symbols.next[merge.left] < n) {
+                offer(symbols, merge.left, symbols.next[merge.left], merges);
+            }
+        }
+        int[] result = new int[symbols.count + (bos ? 1 : 0) + (eos ? 1 : 0)];
+        int r = 0;
         if (bos) {
-            result[n++] = BOS;
+            result[r++] = BOS;
         }
-        for (int token : tokens) {
-            result[n++] = token;
+        for (int i = 0; i < n; i = symbols.next[i]) {
+            result[r++] = token[i];
         }
         if (eos) {
-            result[n] = EOS;
+            result[r] = EOS;
         }
         return result;
+    }
+
+    /** Queues the merge of two adjacent symbols if their concatenation is a token scored above run.c's floor. */
+    private void offer(Symbols symbols, int left, int right, PriorityQueue<Merge> merges) {
+        Integer merged = ids.get(key(pieces[symbols.token[left]]) + key(pieces[symbols.token[right]]));
+        if (merged != null && scores[merged] > MERGE_SCORE_FLOOR) {
+            merges.add(new Merge(scores[merged], left, right, merged, symbols.version[left], symbols.version[right]));
+        }
+    }
+
+    /**
+     * A possible merge of the symbols at {@code left} and {@code right} into {@code token}, valid while neither
+     * symbol has changed since (their versions).
+     */
+    private record Merge(float score, int left, int right, int token, int leftVersion, int rightVersion) {}
+
+    /** Best score first; among equal scores the leftmost pair, as run.c's scan finds it. */
+    private static final Comparator<Merge> MERGE_ORDER =
+            (a, b) -> a.score != b.score ? Float.compare(b.score, a.score) : Integer.compare(a.left, b.left);
+
+    /** The symbols of a text being encoded, as a doubly linked list over their initial positions. */
+    private static final class Symbols {
+        final int[] token;
+        final int[] previous;
+        final int[] next;
+        /** Bumped whenever a symbol changes or leaves the list, so that queued merges involving it are skipped. */
+        final int[] version;
+
+        int count;
+
+        Symbols(int[] token, int count) {
+            this.token = token;
+            this.count = count;
+            previous = new int[count];
+            next = new int[count];
+            version = new int[count];
+            for (int i = 0; i < count; i++) {
+                previous[i] = i - 1;
+                next[i] = i + 1;
+            }
+        }
+
+        void merge(int left, int right, int merged) {
+            token[left] = merged;
+            version[left]++;
+            version[right]++;
+            next[left] = next[right];
+            if (next[right] < next.length) {
+                previous[next[right]] = left;
+            }
+            count--;
+        }
     }
 
     /**
@@ -310,6 +369,6 @@ public final class Llama2cTokenizer {
     }
 
     private static String printable(byte[] piece) {
-        return new String(piece, StandardCharsets.UTF_8).replaceAll("\\p{Cntrl}", "?");
+        return ModelFormatException.excerpt(new String(piece, StandardCharsets.UTF_8).replaceAll("\\p{Cntrl}", "?"));
     }
 }

@@ -90,19 +90,10 @@ class GenerateCommandTest {
 
     @Test
     void aTokenizerTurnsThePromptIntoIdsAndTheTokensIntoText() throws IOException {
-        ModelConfig config = new ModelConfig(Architecture.LLAMA, 16, 32, 1, 2, 2, 300, 64, 1e-5f, 10000f, true);
-        Path model = dir.resolve("model.bin");
-        Llama2cCheckpoint.writeRandom(model, config, 3);
-        List<byte[]> pieces = new ArrayList<>(List.of(new byte[0], "\n<s>\n".getBytes(), "\n</s>\n".getBytes()));
-        for (int b = 0; b < 256; b++) {
-            pieces.add("<0x%02X>".formatted(b).getBytes(StandardCharsets.US_ASCII));
-        }
-        while (pieces.size() < config.vocabSize()) {
-            pieces.add(("x" + pieces.size()).getBytes(StandardCharsets.US_ASCII));
-        }
-        pieces.set(259, " ".getBytes(StandardCharsets.US_ASCII));
-        Path tokenizer = dir.resolve("tokenizer.bin");
-        new Llama2cTokenizer(pieces, new float[config.vocabSize()]).write(tokenizer);
+        Llama llama = llamaWithTokenizer();
+        Path model = llama.model();
+        Path tokenizer = llama.tokenizer();
+        List<byte[]> pieces = llama.pieces();
 
         String[] sampled = {
             "generate",
@@ -147,18 +138,38 @@ class GenerateCommandTest {
                 0, run("generate", "--model", dir.toString(), "--prompt-ids", "3,4,5", "--temperature", "0"), err());
         assertEquals(30, out().strip().split(" ").length, "the default fills the context: " + out());
         assertTrue(err().contains("prefill: 3 tokens") && err().contains("decode: 29 tokens"), err());
+        assertEquals(2, run("generate", "--model", dir.toString()));
+        assertTrue(
+                err().contains("this model has no beginning-of-text token to start from: give --prompt TEXT or"
+                        + " --prompt-ids IDS"),
+                err());
+    }
+
+    @Test
+    void aVocabularyOfAnotherSizeIsRefusedBeforeAnythingRuns() throws IOException {
+        ModelConfig config = new ModelConfig(Architecture.GPT2, 16, 64, 2, 2, 2, 40, 32, 1e-5f, 0, true);
+        Gpt2Checkpoint.write(dir, config, RandomWeights.gpt2(config, 5), DType.F16);
+        Path chars = dir.resolve(dev.panamax.model.tokenizer.CharVocabulary.FILE);
+        dev.panamax.model.tokenizer.CharVocabulary.of("abc").write(chars);
+        assertEquals(1, run("generate", "-m", dir.toString(), "-p", "ab"));
+        assertEquals(
+                "panamax: " + chars + ": character vocabulary has 3 tokens, but the model " + dir
+                        + " has a vocabulary of 40; they must be equal (is this the model's tokenizer?)\n",
+                err());
+        assertEquals("", out(), "nothing generated");
     }
 
     @Test
     void badArgumentsAreUsageErrorsThatSayWhy() {
         String model = SharedData.require("stories260K.bin").toString();
         String[][] cases = {
-            {"exactly one of --prompt TEXT and --prompt-ids", "generate", "--model", model},
-            {"--prompt needs --tokenizer FILE", "generate", "--model", model, "--prompt", "Once"},
+            {"give --prompt or --prompt-ids, not both", "generate", "-m", model, "--prompt", "a", "--prompt-ids", "1"},
+            {"-p needs --tokenizer FILE for this model", "generate", "--model", model, "-p", "Once"},
             {"--prompt-ids: '512' must be a token id in [0, 512)", "generate", "--model", model, "--prompt-ids", "1,512"
             },
             {
-                "--max-tokens (600) must be a whole number in [0, 512]",
+                "--max-tokens (600) must be a whole number in [0, 512]: the prompt (1 token) and the tokens generated"
+                        + " after it must fit in the context (512)",
                 "generate",
                 "--model",
                 model,
@@ -167,15 +178,176 @@ class GenerateCommandTest {
                 "--max-tokens",
                 "600"
             },
-            {"topP (1.5) must be in (0, 1]", "generate", "--model", model, "--prompt-ids", "1", "--top-p", "1.5"},
+            {"-n (-1) must be a whole number >= 0", "generate", "-m", model, "-n", "-1"},
+            {"--top-p (1.5) must be a finite number in (0, 1]", "generate", "-m", model, "--top-p", "1.5"},
+            {"--temperature (1e50) must be a finite number >= 0", "generate", "-m", model, "--temperature=1e50"},
             {"unknown option '--bogus'", "generate", "--bogus"},
-            {"info needs exactly one model FILE", "info"}
+            {"info needs FILE", "info"}
         };
         for (String[] c : cases) {
             err.reset();
             assertEquals(2, run(Arrays.copyOfRange(c, 1, c.length)), String.join(" ", c));
-            assertTrue(err().contains(c[0]), c[0] + " in: " + err());
+            assertTrue(err().startsWith("panamax: " + c[0]), c[0] + " in: " + err());
+            assertTrue(err().contains("usage: panamax "), err());
         }
+    }
+
+    @Test
+    void withoutAPromptALlamaStartsFromBosAsRunCDoes() throws IOException {
+        String model = SharedData.require("stories260K.bin").toString();
+        assertEquals(0, run("generate", "-m", model, "--temperature", "0", "-n", "40", "-t", "1"), err());
+        String fromBos = out();
+        out.reset();
+        assertEquals(0, run("generate", "-m", model, "--prompt-ids", "1", "--temperature", "0", "-n", "40"), err());
+        assertEquals(out(), fromBos);
+        assertTrue(err().contains("prefill: 1 token"), err());
+    }
+
+    @Test
+    void aPromptLongerThanTheContextIsRefusedBeforeAnythingRuns() throws IOException {
+        String model = SharedData.require("stories260K.bin").toString();
+        String ids = String.join(",", java.util.Collections.nCopies(513, "5"));
+        assertEquals(2, run("generate", "-m", model, "--prompt-ids", ids));
+        assertTrue(err().startsWith("panamax: the prompt (513 tokens) is longer than the context (512)\n"), err());
+        assertTrue(!err().contains("prefill") && out().isEmpty(), err());
+
+        // A prompt that fills the context leaves room for one token, and the bound says so.
+        String full = String.join(",", java.util.Collections.nCopies(512, "5"));
+        err.reset();
+        assertEquals(2, run("generate", "-m", model, "--prompt-ids", full, "-n", "2"));
+        assertTrue(
+                err().startsWith("panamax: -n (2) must be a whole number in [0, 1]: the prompt (512 tokens)"), err());
+
+        // Text is measured before it is encoded: a character model's prompt by its characters.
+        err.reset();
+        assertEquals(2, run("generate", "--prompt", "x".repeat(40_000)));
+        assertTrue(
+                err().startsWith("panamax: the prompt (at least 40000 tokens) is longer than the context (128)\n"),
+                err());
+    }
+
+    @Test
+    void aLlama2cPromptIsMeasuredByTheTokenizersLongestPieceBeforeEncoding() throws IOException {
+        Llama llama = llamaWithTokenizer();
+        String model = llama.model().toString();
+        String tokenizer = llama.tokenizer().toString();
+        // The longest piece has 6 bytes: 60,000 bytes are at least 10,001 tokens with BOS.
+        assertEquals(2, run("generate", "-m", model, "--tokenizer", tokenizer, "-p", "ab".repeat(30_000)));
+        assertTrue(
+                err().startsWith("panamax: the prompt (at least 10001 tokens) is longer than the context (64)\n"),
+                err());
+        // Short enough by that bound, too long once encoded.
+        err.reset();
+        assertEquals(2, run("generate", "-m", model, "--tokenizer", tokenizer, "-p", "hi ".repeat(30)));
+        assertTrue(
+                err().matches("panamax: the prompt \\(\\d+ tokens\\) is longer than the context \\(64\\)\\n(?s).*"),
+                err());
+    }
+
+    @Test
+    void maxTokensZeroRunsNothingAndReportsNothing() {
+        String model = SharedData.require("stories260K.bin").toString();
+        assertEquals(0, run("generate", "-m", model, "--prompt-ids", "1,2,3", "-n", "0"), err());
+        assertEquals("", out());
+        assertEquals("", err());
+    }
+
+    @Test
+    void oneTokenReportsThePrefillAndNoDecodeRate() {
+        String model = SharedData.require("stories260K.bin").toString();
+        assertEquals(0, run("generate", "-m", model, "--prompt-ids", "1,2,3", "-n", "1", "--temperature", "0"), err());
+        assertTrue(err().matches("prefill: 3 tokens, [0-9.]+ tokens/s; decode: 0 tokens\\R"), err());
+    }
+
+    @Test
+    void aGgufFileSaysGgufIsNotSupported() throws IOException {
+        Path gguf = dir.resolve("model.gguf");
+        java.nio.file.Files.write(gguf, "GGUF\3\0\0\0 and then a header llama2.c would misread".getBytes());
+        for (String[] args : new String[][] {{"info", gguf.toString()}, {"generate", "-m", gguf.toString()}}) {
+            err.reset();
+            assertEquals(1, run(args));
+            assertEquals(
+                    "panamax: " + gguf + ": a GGUF file (llama.cpp's format): GGUF is not supported yet; give a"
+                            + " llama2.c checkpoint (.bin) or a GPT-2 directory (config.json and model.safetensors)\n",
+                    err());
+        }
+    }
+
+    @Test
+    void missingFilesSayWhatIsMissingWhereAndWhichOptionNamedIt() throws IOException {
+        Llama llama = llamaWithTokenizer();
+        ModelConfig config = new ModelConfig(Architecture.GPT2, 16, 64, 2, 2, 2, 40, 32, 1e-5f, 0, true);
+        Path gpt2 = java.nio.file.Files.createDirectories(dir.resolve("gpt2"));
+        Gpt2Checkpoint.write(gpt2, config, RandomWeights.gpt2(config, 5), DType.F16);
+        Path empty = java.nio.file.Files.createDirectories(dir.resolve("empty"));
+        Path weightsAlone = java.nio.file.Files.createDirectories(dir.resolve("alone"));
+        java.nio.file.Files.copy(gpt2.resolve("model.safetensors"), weightsAlone.resolve("model.safetensors"));
+        Path tokenizerDir = java.nio.file.Files.createDirectories(dir.resolve("bpe"));
+        java.nio.file.Files.writeString(tokenizerDir.resolve("encoder.json"), "{}");
+        String[][] cases = {
+            {
+                "-m " + dir.resolve("absent.bin") + ": no such file or directory",
+                "-m",
+                dir.resolve("absent.bin").toString()
+            },
+            {
+                "--model " + empty + ": holds neither config.json and model.safetensors (GPT-2) nor model.bin"
+                        + " (llama2.c)",
+                "--model",
+                empty.toString()
+            },
+            {
+                "-m " + weightsAlone.resolve("model.safetensors") + ": GPT-2's config.json is missing (looked for "
+                        + weightsAlone.toAbsolutePath().resolve("config.json") + ")",
+                "-m",
+                weightsAlone.resolve("model.safetensors").toString()
+            },
+            {
+                "--tokenizer " + dir.resolve("tok.bin") + ": no such file or directory",
+                "-m",
+                llama.model().toString(),
+                "--tokenizer",
+                dir.resolve("tok.bin").toString(),
+                "-p",
+                "hi"
+            },
+            {
+                "--tokenizer " + tokenizerDir + ": GPT-2's vocab.bpe (or merges.txt) is missing there",
+                "-m",
+                gpt2.toString(),
+                "--tokenizer",
+                tokenizerDir.toString()
+            },
+        };
+        for (String[] c : cases) {
+            err.reset();
+            String[] args = new String[c.length];
+            args[0] = "generate";
+            System.arraycopy(c, 1, args, 1, c.length - 1);
+            assertEquals(1, run(args), String.join(" ", args));
+            assertEquals("panamax: " + c[0] + "\n", err(), "one line, no usage");
+        }
+    }
+
+    /** A random llama2.c model with context 64, and a tokenizer for it with these pieces. */
+    private record Llama(Path model, Path tokenizer, List<byte[]> pieces) {}
+
+    /** Byte tokens, a space and filler pieces: the longest piece, "<0xFF>" and the like, has 6 bytes. */
+    private Llama llamaWithTokenizer() throws IOException {
+        ModelConfig config = new ModelConfig(Architecture.LLAMA, 16, 32, 1, 2, 2, 300, 64, 1e-5f, 10000f, true);
+        Path model = dir.resolve("model.bin");
+        Llama2cCheckpoint.writeRandom(model, config, 3);
+        List<byte[]> pieces = new ArrayList<>(List.of(new byte[0], "\n<s>\n".getBytes(), "\n</s>\n".getBytes()));
+        for (int b = 0; b < 256; b++) {
+            pieces.add("<0x%02X>".formatted(b).getBytes(StandardCharsets.US_ASCII));
+        }
+        while (pieces.size() < config.vocabSize()) {
+            pieces.add(("x" + pieces.size()).getBytes(StandardCharsets.US_ASCII));
+        }
+        pieces.set(259, " ".getBytes(StandardCharsets.US_ASCII));
+        Path tokenizer = dir.resolve("tokenizer.bin");
+        new Llama2cTokenizer(pieces, new float[config.vocabSize()]).write(tokenizer);
+        return new Llama(model, tokenizer, pieces);
     }
 
     @Test
@@ -184,6 +356,14 @@ class GenerateCommandTest {
         String text = out().replaceFirst("\\R$", "");
         assertEquals(20, text.codePointCount(0, text.length()), text);
         assertTrue(err().contains("decode: 19 tokens"), err());
+
+        // With nothing at all it starts from a line break, the start of a text in the data it was trained on.
+        out.reset();
+        err.reset();
+        assertEquals(0, run("generate", "-n", "10", "-s", "3"), err());
+        text = out().replaceFirst("\\R$", "");
+        assertEquals(10, text.codePointCount(0, text.length()), text);
+        assertTrue(err().startsWith("prefill: 1 tokens, "), err());
     }
 
     @Test
@@ -195,5 +375,6 @@ class GenerateCommandTest {
         err.reset();
         assertEquals(1, run("generate", "--model", broken.toString(), "--prompt-ids", "1"));
         assertTrue(err().startsWith("panamax: " + broken) && err().lines().count() == 1, err());
+        assertTrue(!err().contains("usage"), err());
     }
 }

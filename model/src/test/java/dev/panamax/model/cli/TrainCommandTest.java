@@ -1,8 +1,10 @@
 package dev.panamax.model.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.testing.Gpt2Vocabulary;
 import dev.panamax.model.train.LossCurve;
 import dev.panamax.model.train.Trainer;
@@ -12,6 +14,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -30,6 +33,10 @@ class TrainCommandTest {
                 args,
                 new PrintStream(out, true, StandardCharsets.UTF_8),
                 new PrintStream(err, true, StandardCharsets.UTF_8));
+    }
+
+    private String err() {
+        return err.toString(StandardCharsets.UTF_8);
     }
 
     private Path text() throws IOException {
@@ -83,7 +90,10 @@ class TrainCommandTest {
         // Resuming a finished run has nothing left to do; asking for another plan is refused.
         assertEquals(0, run("train", "--data", data.toString(), "--resume", run.toString()));
         assertEquals(2, run("train", "--data", data.toString(), "--resume", run.toString(), "--steps", "8"));
-        assertTrue(err.toString(StandardCharsets.UTF_8).contains("planned for 4 steps"));
+        assertTrue(
+                err.toString(StandardCharsets.UTF_8)
+                        .startsWith("panamax: --steps 8 does not match the run being resumed, planned for 4 steps"),
+                err.toString(StandardCharsets.UTF_8));
 
         for (Path model : new Path[] {run, shipped}) {
             assertEquals(
@@ -171,14 +181,137 @@ class TrainCommandTest {
     @Test
     void badDataIsReportedNotThrown() throws IOException {
         Path empty = Files.createFile(dir.resolve("empty.txt"));
-        assertEquals(2, run("train", "--data", empty.toString()));
-        assertTrue(err.toString(StandardCharsets.UTF_8).contains("holds no text"));
+        assertEquals(1, run("train", "--data", empty.toString()));
+        assertTrue(err().startsWith("panamax: --data " + empty + ": holds no text"), err());
         assertEquals(1, run("train", "--data", dir.resolve("missing").toString()));
-        assertTrue(err.toString(StandardCharsets.UTF_8).contains("no such text file or directory"));
+        assertEquals("panamax: --data " + dir.resolve("missing") + ": no such text file or directory\n", err());
         assertEquals(2, run("train", "--data", text().toString(), "--seq", "10000"));
-        assertTrue(err.toString(StandardCharsets.UTF_8).contains("--seq (10000) must be a whole number in [1, 4096]"));
-        assertEquals(2, run("train", "--data", text().toString(), "--config", "huge"));
+        assertTrue(err().contains("--seq (10000) must be a whole number in [1, 4096]"), err());
+        assertEquals(1, run("train", "--data", text().toString(), "--config", "huge"));
+        assertEquals(
+                "panamax: --config huge: no such file (--config takes tiny, small or a GPT-2 config.json)\n", err());
+        assertEquals(2, run("train", "--data", text().toString(), "--arch", "bert"));
+        assertTrue(err().startsWith("panamax: --arch (bert) must be gpt2 or llama\n"), err());
+        assertEquals(
+                2,
+                run(
+                        "train",
+                        "--data",
+                        text().toString(),
+                        "--batch",
+                        "4096",
+                        "--out",
+                        dir.resolve("b").toString()));
+        assertTrue(err().startsWith("panamax: the data has "), err());
+        assertTrue(err().contains("lower --batch or --seq"), err());
         Files.write(dir.resolve("latin1.txt"), new byte[] {'a', (byte) 0xE9, 'b'});
         assertEquals(1, run("train", "--data", dir.resolve("latin1.txt").toString()));
+        assertEquals(1, err().lines().count(), err());
+    }
+
+    @Test
+    void anotherRunsDirectoryIsNotOverwrittenWithoutForce() throws IOException {
+        String[] twoSteps = {"train", "--data", text().toString(), "--steps", "2", "--batch", "2", "--seq", "8"};
+        Path run = dir.resolve("run");
+        String[] train = with(twoSteps, "--out", run.toString());
+        assertEquals(0, run(train), err());
+        byte[] weights = Files.readAllBytes(run.resolve(Trainer.WEIGHTS_FILE));
+
+        // The same command again would replace the finished run: refused before anything is read or trained.
+        assertEquals(2, run(train));
+        assertTrue(
+                err().startsWith("panamax: --out " + run + " already holds files that are not the run being resumed;"
+                        + " choose a new directory, continue that run with --resume " + run
+                        + ", or overwrite it with --force\n"),
+                err());
+        assertArrayEquals(weights, Files.readAllBytes(run.resolve(Trainer.WEIGHTS_FILE)));
+
+        // A directory holding anything else is another run's too; an empty one or a new one is not.
+        Path other = Files.createDirectories(dir.resolve("other"));
+        Files.writeString(other.resolve("notes.txt"), "mine");
+        assertEquals(2, run(with(twoSteps, "--out=" + other)));
+        assertEquals("mine", Files.readString(other.resolve("notes.txt")));
+        Path empty = Files.createDirectories(dir.resolve("empty"));
+        assertEquals(0, run(with(twoSteps, "--out", empty.toString())), err());
+
+        // --force writes into it; an export beside the checkpoint is checked the same way, and never into it.
+        assertEquals(0, run(with(train, "--force")), err());
+        assertEquals(2, run(with(train, "--export", run.toString(), "--force")));
+        assertTrue(err().contains("--export must be another directory than --out"), err());
+        assertEquals(2, run(with(twoSteps, "--out", dir.resolve("new").toString(), "--export", other.toString())));
+        assertTrue(err().startsWith("panamax: --export " + other + " already holds files"), err());
+
+        // A file where the directory should be is a file error.
+        Path file = Files.writeString(dir.resolve("file"), "x");
+        assertEquals(1, run(with(twoSteps, "--out", file.toString())));
+        assertEquals("panamax: --out " + file + ": is a file, not a directory\n", err());
+    }
+
+    @Test
+    void aWarmUpAsLongAsTheRunIsCutToATenthWithAWarning() throws IOException {
+        Path run = dir.resolve("run");
+        String[] twentySteps = {"train", "--data", text().toString(), "--steps", "20", "--batch", "2", "--seq", "8"};
+        assertEquals(0, run(with(twentySteps, "--warmup", "50", "--out", run.toString())), err());
+        assertTrue(
+                err().startsWith("panamax: warning: the warm-up (--warmup 50 steps) is not shorter than the run (20"
+                        + " steps), so the learning rate would never reach its peak; using 2 warm-up steps, a tenth of"
+                        + " the run\n"),
+                err());
+        try (CpuBackend backend = new CpuBackend(1)) {
+            assertEquals(2, Trainer.resume(backend, run).options().warmupSteps());
+        }
+        assertEquals(
+                0,
+                run(with(
+                        twentySteps,
+                        "--warmup",
+                        "19",
+                        "--out",
+                        dir.resolve("shorter").toString())),
+                err());
+        assertTrue(!err().contains("warning"), err());
+    }
+
+    private static String[] with(String[] args, String... more) {
+        String[] all = Arrays.copyOf(args, args.length + more.length);
+        System.arraycopy(more, 0, all, args.length, more.length);
+        return all;
+    }
+
+    @Test
+    void resumingNeedsACheckpointAndKeepsItsOptions() throws IOException {
+        Path data = text();
+        Path empty = Files.createDirectories(dir.resolve("empty"));
+        assertEquals(1, run("train", "--data", data.toString(), "--resume", empty.toString()));
+        assertTrue(err().startsWith("panamax: --resume " + empty + ": no checkpoint to continue there"), err());
+        assertEquals(1, err().lines().count(), err());
+        assertEquals(
+                1,
+                run(
+                        "train",
+                        "--data",
+                        data.toString(),
+                        "--resume",
+                        dir.resolve("absent").toString()));
+        assertEquals("panamax: --resume " + dir.resolve("absent") + ": no such directory\n", err());
+        assertEquals(2, run("train", "--data", data.toString(), "--resume", empty.toString(), "--batch", "4"));
+        assertTrue(err().startsWith("panamax: --batch cannot change a resumed run"), err());
+    }
+
+    @Test
+    void aMissingTokenizerFileIsNamedWithItsOption() throws IOException {
+        Path bpe = Files.createDirectories(dir.resolve("bpe"));
+        assertEquals(1, run("train", "--data", text().toString(), "--tokenizer", bpe.toString()));
+        assertEquals(
+                "panamax: --tokenizer " + bpe + ": GPT-2's encoder.json (or vocab.json) is missing there\n", err());
+        assertEquals(
+                1,
+                run(
+                        "train",
+                        "--data",
+                        text().toString(),
+                        "--tokenizer",
+                        dir.resolve("none").toString()));
+        assertEquals("panamax: --tokenizer " + dir.resolve("none") + ": no such directory\n", err());
     }
 }

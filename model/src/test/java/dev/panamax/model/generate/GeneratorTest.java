@@ -12,7 +12,11 @@ import dev.panamax.model.io.Llama2cCheckpoint;
 import dev.panamax.model.io.ModelConfig;
 import dev.panamax.model.io.ModelConfig.Architecture;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
@@ -89,6 +93,60 @@ class GeneratorTest {
                 .generate(PROMPT, 20, t -> {})
                 .tokens();
         assertArrayEquals(once, twice);
+    }
+
+    @Test
+    void nonFiniteLogitsStopTheGenerationNamingTheStepAndPosition() throws IOException {
+        // A separate classifier, so that a NaN embedding row spoils only the passes that feed its token.
+        ModelConfig config = new ModelConfig(Architecture.LLAMA, 32, 64, 2, 4, 4, 50, 40, 1e-5f, 10000f, false);
+        Path file = dir.resolve("separate.bin");
+        Llama2cCheckpoint.writeRandom(file, config, Inputs.seed("generator"));
+        int[] clean = generate(file, config, new ArrayList<>());
+        // The first generated token, after the first, that neither the prompt nor an earlier token holds.
+        int k = IntStream.range(1, clean.length)
+                .filter(i -> IntStream.concat(
+                                IntStream.of(PROMPT), IntStream.of(clean).limit(i))
+                        .noneMatch(t -> t == clean[i]))
+                .findFirst()
+                .orElseThrow();
+        spoilEmbedding(file, config, clean[k], Float.NaN);
+        List<Integer> streamed = new ArrayList<>();
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> generate(file, config, streamed));
+        assertEquals(
+                "generation stopped: the logits of decode step " + (k + 1) + " (choosing the token at position "
+                        + (PROMPT.length + k + 1) + ") are not finite: 50 of the 50 logits are not finite (logit 0"
+                        + " is NaN)",
+                e.getMessage());
+        assertEquals(IntStream.of(clean).limit(k + 1).boxed().toList(), streamed, "the tokens before the step stand");
+
+        spoilEmbedding(file, config, PROMPT[2], Float.POSITIVE_INFINITY);
+        e = assertThrows(IllegalStateException.class, () -> generate(file, config, new ArrayList<>()));
+        assertTrue(
+                e.getMessage()
+                        .startsWith("generation stopped: the logits of the prompt's forward pass (choosing the token at"
+                                + " position 3) are not finite: "),
+                e.getMessage());
+    }
+
+    private static int[] generate(Path file, ModelConfig config, List<Integer> streamed) throws IOException {
+        try (Llama2cCheckpoint spoilt = Llama2cCheckpoint.open(file);
+                CpuBackend cpu = new CpuBackend()) {
+            Transformer transformer = Transformer.llama(cpu, config, spoilt.weights(), Transformer.DEFAULT_MAX_BATCH);
+            return new Generator(transformer, Sampler.greedy(), Set.of())
+                    .generate(PROMPT, 12, streamed::add)
+                    .tokens();
+        }
+    }
+
+    /** Overwrites a token's embedding row, which follows llama2.c's 28-byte header. */
+    private static void spoilEmbedding(Path file, ModelConfig config, int token, float value) throws IOException {
+        ByteBuffer row = ByteBuffer.allocate(config.dim() * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
+        while (row.hasRemaining()) {
+            row.putFloat(value);
+        }
+        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.WRITE)) {
+            channel.write(row.flip(), 28 + (long) token * config.dim() * Float.BYTES);
+        }
     }
 
     @Test

@@ -110,6 +110,37 @@ class SamplerTest {
     }
 
     @Test
+    void nonFiniteLogitsStopEverySamplerWithTheFirstBadLogitNamed() {
+        float nan = Float.NaN;
+        float inf = Float.POSITIVE_INFINITY;
+        float[][] rows = {
+            {0.5f, 1.5f, nan, 2.5f, 1f},
+            {0.5f, 1.5f, -1f, 2.5f, inf},
+            {-inf, -inf, -inf, -inf, -inf},
+            {0.5f, -inf, -1f, 2.5f, nan},
+        };
+        String[] messages = {
+            "1 of the 5 logits are not finite (logit 2 is NaN)",
+            "1 of the 5 logits are not finite (logit 4 is Infinity)",
+            "5 of the 5 logits are not finite (logit 0 is -Infinity)",
+            "2 of the 5 logits are not finite (logit 1 is -Infinity)",
+        };
+        Sampler[] samplers = {
+            Sampler.greedy(), new Sampler(1, 0, 1, 5), new Sampler(0.7f, 2, 1, 5), new Sampler(1.3f, 0, 0.6f, 5)
+        };
+        for (Sampler sampler : samplers) {
+            for (int r = 0; r < rows.length; r++) {
+                backend.write(rows[r], logits);
+                assertEquals(
+                        messages[r],
+                        assertThrows(Sampler.NonFiniteLogitsException.class, () -> sampler.sample(backend, logits))
+                                .getMessage());
+            }
+            assertTrue(draw(sampler, 1)[0] >= 0, "a finite row samples again afterwards");
+        }
+    }
+
+    @Test
     void invalidSettingsNameTheArgumentAndBound() {
         assertTrue(assertThrows(IllegalArgumentException.class, () -> new Sampler(-1, 0, 1, 0))
                 .getMessage()

@@ -105,6 +105,31 @@ class SafeTensorsTest {
     }
 
     @Test
+    void rejectsAHeaderFarLargerThanItsDataBeforeReadingIt() throws IOException {
+        Path file = dir.resolve("header.safetensors");
+        long header = SafeTensors.HEADER_ALLOWANCE_BYTES + 101;
+        try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "rw")) {
+            f.setLength(8 + header + 100); // sparse: the header is never read, so its zeros do not matter
+            f.write(header(header, "", 0));
+        }
+        assertRejected(
+                "safetensors header of 1048677 bytes is larger than the 1048576 bytes allowed beyond the data it"
+                        + " describes (100 bytes)",
+                file);
+        assertRejected("the safetensors file is a directory, not a regular file", dir);
+    }
+
+    @Test
+    void cutsLongTensorNamesInMessages() throws IOException {
+        String name = "w".repeat(100_000);
+        Path file = write("{\"" + name + "\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", new byte[8]);
+        assertRejected(
+                ": tensor \"" + "w".repeat(ModelFormatException.EXCERPT_CHARS)
+                        + "... (100000 chars)\" at bytes [4, 8) leaves a gap after the header, which ends at 0",
+                file);
+    }
+
+    @Test
     void rejectsBadHeaders() throws IOException {
         assertRejected("(header): line 1, column 2: unexpected 'x'", write("{x", new byte[0]));
         assertRejected("does not start with '{'", write("[]", new byte[0]));

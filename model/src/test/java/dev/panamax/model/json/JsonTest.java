@@ -3,6 +3,7 @@ package dev.panamax.model.json;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamax.model.io.ModelFormatException;
@@ -15,6 +16,7 @@ import java.io.RandomAccessFile;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -114,8 +116,12 @@ class JsonTest {
         ModelFormatException e = assertThrows(ModelFormatException.class, () -> Json.parse(deep));
         assertTrue(e.getMessage().contains("nesting deeper than the limit of " + Json.DEFAULT_MAX_DEPTH));
         assertEquals(
-                Json.parse("[[]]"), Json.parse("[[]]".getBytes(StandardCharsets.UTF_8), null, 2), "depth 2 allowed");
-        assertThrows(ModelFormatException.class, () -> Json.parse("[[]]".getBytes(StandardCharsets.UTF_8), null, 1));
+                Json.parse("[[]]"),
+                Json.parse("[[]]".getBytes(StandardCharsets.UTF_8), null, Json.Limits.DEFAULT.withMaxDepth(2)),
+                "depth 2 allowed");
+        assertThrows(
+                ModelFormatException.class,
+                () -> Json.parse("[[]]".getBytes(StandardCharsets.UTF_8), null, Json.Limits.DEFAULT.withMaxDepth(1)));
 
         Path big = dir.resolve("big.json");
         try (RandomAccessFile file = new RandomAccessFile(big.toFile(), "rw")) {
@@ -172,5 +178,117 @@ class JsonTest {
                 "config.json: expected a JSON object at the top level, found an array",
                 assertThrows(ModelFormatException.class, () -> JsonFields.of("config.json", Json.parse("[]")))
                         .getMessage());
+    }
+
+    @Test
+    void longNumbersAreRejectedInLinearTimeWithAShortMessage() throws ModelFormatException {
+        String digits = "7".repeat(1_000_000); // parsed whole, this took 21 s
+        for (String text : List.of(digits, "[0, -" + digits + "]", "{\"n\": 1." + digits + "}", "1e" + digits)) {
+            ModelFormatException e = assertTimeoutPreemptively(
+                    Duration.ofSeconds(5), () -> assertThrows(ModelFormatException.class, () -> Json.parse(text)));
+            assertTrue(
+                    e.getMessage().contains("characters is longer than the limit of " + JsonNumber.MAX_CHARS + ": "),
+                    e.getMessage());
+            assertTrue(e.getMessage().endsWith(" chars)") && e.getMessage().length() < 200, e.getMessage());
+        }
+        String longest = "0." + "5".repeat(JsonNumber.MAX_CHARS - 2);
+        assertEquals(0.5555555555555556, ((JsonNumber) Json.parse(longest)).doubleValue());
+        assertThrows(ModelFormatException.class, () -> Json.parse(longest + "5"));
+    }
+
+    @Test
+    void integersAreExactAndHugeExponentsNeitherHangNorEscapeAsNumberFormatException() throws ModelFormatException {
+        assertEquals(15, number("1.5e1").longValueExact());
+        assertEquals(1, number("100e-2").longValueExact());
+        assertEquals(-9223372036854775808L, number("-9223372036854775808").longValueExact());
+        assertEquals(0, number("0e99999999999999999999").longValueExact());
+        assertEquals(0, number("-0.000e-99999999999999999999").longValueExact());
+        for (String text : List.of("1e99999999999999999999", "1e2147483648")) {
+            assertEquals(
+                    text + " is too large for a long",
+                    assertThrows(ArithmeticException.class, () -> number(text).longValueExact())
+                            .getMessage());
+        }
+        for (String text : List.of("9223372036854775808", "1e19", "1e1020", "1e1021")) {
+            assertThrows(ArithmeticException.class, () -> number(text).longValueExact(), text);
+        }
+        for (String text : List.of("1e-99999999999999999999", "1.5", "1e-1")) {
+            assertThrows(ArithmeticException.class, () -> number(text).longValueExact(), text);
+        }
+        assertEquals(Double.POSITIVE_INFINITY, number("1e99999999999999999999").doubleValue());
+        JsonFields fields = JsonFields.of("config.json", Json.parse("{\"n\": 1e99999999999999999999}"));
+        assertEquals(
+                "config.json: n: expected an integer, found 1e99999999999999999999",
+                assertThrows(ModelFormatException.class, () -> fields.integer("n", 0, 10))
+                        .getMessage());
+        assertEquals(
+                "config.json: n: number 1e99999999999999999999 is out of range",
+                assertThrows(ModelFormatException.class, () -> fields.number("n", 0))
+                        .getMessage());
+        String longExponent = "1e-" + "9".repeat(990);
+        assertEquals(
+                "config.json: n: expected an integer, found " + longExponent.substring(0, 40) + "... (993 chars)",
+                assertThrows(ModelFormatException.class, () -> JsonFields.of(
+                                        "config.json", Json.parse("{\"n\": " + longExponent + "}"))
+                                .integer("n", 0, 10))
+                        .getMessage());
+    }
+
+    @Test
+    void numbersMadeInCodeAreCheckedToo() {
+        assertThrows(IllegalArgumentException.class, () -> new JsonNumber("abc"));
+        assertThrows(IllegalArgumentException.class, () -> new JsonNumber("01"));
+        assertThrows(IllegalArgumentException.class, () -> new JsonNumber("1".repeat(JsonNumber.MAX_CHARS + 1)));
+        assertEquals("1.0E-5", JsonNumber.of(1e-5).text());
+    }
+
+    @Test
+    void boundsTheValuesAndStringCharactersItBuilds() throws ModelFormatException {
+        byte[] six = "[1, \"ab\", {\"c\": null}]".getBytes(StandardCharsets.UTF_8); // 6 values, 3 characters
+        assertEquals(Json.parse(new String(six, StandardCharsets.UTF_8)), Json.parse(six, null, limits(6, 3)));
+        assertEquals(
+                "x: line 1, column 17: more than 5 values (counting member names), the limit",
+                assertThrows(ModelFormatException.class, () -> Json.parse(six, "x", limits(5, 3)))
+                        .getMessage());
+        assertEquals(
+                "x: line 1, column 12: strings of more than 2 characters in all (counting member names), the limit",
+                assertThrows(ModelFormatException.class, () -> Json.parse(six, "x", limits(6, 2)))
+                        .getMessage());
+        byte[] escaped = "[\"a\\u0062c\\n\"]".getBytes(StandardCharsets.UTF_8); // "abc\n": 4 characters
+        assertEquals(new JsonArray(List.of(new JsonString("abc\n"))), Json.parse(escaped, null, limits(2, 4)));
+        assertThrows(ModelFormatException.class, () -> Json.parse(escaped, null, limits(2, 3)));
+
+        // The default bound, reached cheaply: empty arrays are shared, so this costs a few MB.
+        String many = "[" + "[],".repeat(Json.DEFAULT_MAX_VALUES - 2) + "[]]";
+        assertEquals(
+                Json.DEFAULT_MAX_VALUES - 1,
+                ((JsonArray) Json.parse(many)).elements().size());
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> Json.parse("[[]," + many.substring(1)));
+        assertTrue(e.getMessage().contains("more than " + Json.DEFAULT_MAX_VALUES + " values"), e.getMessage());
+    }
+
+    @Test
+    void longNamesAreCutInMessages() {
+        String name = "n".repeat(5_000_000);
+        ModelFormatException e = assertThrows(
+                ModelFormatException.class, () -> Json.parse("{\"" + name + "\": 1, \"" + name + "\": 2}"));
+        assertEquals(
+                "line 1, column 5000009: duplicate member name \"" + "n".repeat(ModelFormatException.EXCERPT_CHARS)
+                        + "... (5000000 chars)\" in an object",
+                e.getMessage());
+        e = assertThrows(ModelFormatException.class, () -> JsonFields.of("f", Json.parse("{\"" + name + "\": 1}"))
+                .string(name));
+        assertEquals(
+                "f: " + "n".repeat(ModelFormatException.EXCERPT_CHARS)
+                        + "... (5000000 chars): expected a string, found a number",
+                e.getMessage());
+    }
+
+    private static Json.Limits limits(int values, long chars) {
+        return new Json.Limits(Json.DEFAULT_MAX_DEPTH, values, chars);
+    }
+
+    private static JsonNumber number(String text) throws ModelFormatException {
+        return (JsonNumber) Json.parse(text);
     }
 }

@@ -160,7 +160,35 @@ class Gpt2TokenizerTest {
         ModelFormatException e = assertThrows(
                 ModelFormatException.class,
                 () -> Gpt2Tokenizer.read(dir.resolve("encoder.json"), dir.resolve("vocab.bpe")));
-        assertTrue(e.getMessage().endsWith("vocab.bpe: not valid UTF-8"), e.getMessage());
+        assertTrue(
+                e.getMessage().endsWith("vocab.bpe: not valid UTF-8: malformed byte sequence at byte 2"),
+                e.getMessage());
+    }
+
+    @Test
+    void aVocabularyOfAnotherSizeThanTheModelsIsRejectedNamingBoth() throws ModelFormatException {
+        Gpt2Tokenizer tokenizer = tiny("a b"); // 257 tokens
+        tokenizer.requireVocabularySize(257, Path.of("gpt2"), Path.of("model.safetensors"));
+        for (int modelVocabSize : new int[] {256, 258}) {
+            assertEquals(
+                    "gpt2: GPT-2 tokenizer has 257 tokens, but the model model.safetensors has a vocabulary of "
+                            + modelVocabSize + "; they must be equal (is this the model's tokenizer?)",
+                    assertThrows(
+                                    ModelFormatException.class,
+                                    () -> tokenizer.requireVocabularySize(
+                                            modelVocabSize, Path.of("gpt2"), Path.of("model.safetensors")))
+                            .getMessage());
+        }
+        CharVocabulary chars = CharVocabulary.of("abc");
+        chars.requireVocabularySize(3, Path.of("chars.json"), Path.of("model.safetensors"));
+        assertEquals(
+                "chars.json: character vocabulary has 3 tokens, but the model model.safetensors has a vocabulary of 4;"
+                        + " they must be equal (is this the model's tokenizer?)",
+                assertThrows(
+                                ModelFormatException.class,
+                                () -> chars.requireVocabularySize(
+                                        4, Path.of("chars.json"), Path.of("model.safetensors")))
+                        .getMessage());
     }
 
     private void assertRejected(String vocabulary, String merges, String file, String problem) throws IOException {

@@ -3,6 +3,7 @@ package dev.panamax.model.tokenizer;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamax.model.io.ModelFormatException;
@@ -12,9 +13,13 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -139,6 +144,115 @@ class Llama2cTokenizerTest {
         byte[] wrongByteToken = good.clone();
         wrongByteToken[4 + (8 + 5) + (8 + 5) + (8 + 6) + 8 + 4] = 'A';
         assertRejected(file, wrongByteToken, n, "token 3 is \"<0x0A>\", expected the byte-fallback token <0x00>");
+    }
+
+    @Test
+    void encodesAsRunCsRescanningMergeDoesOnRandomVocabulariesAndTexts() {
+        SplittableRandom random = new SplittableRandom(19);
+        String alphabet = "abc é中";
+        for (int v = 0; v < 10; v++) {
+            Llama2cTokenizer tokenizer = randomTokenizer(random, alphabet);
+            Map<String, Integer> ids = new HashMap<>();
+            for (int id = 0; id < tokenizer.vocabSize(); id++) {
+                ids.putIfAbsent(new String(tokenizer.piece(id), StandardCharsets.ISO_8859_1), id);
+            }
+            for (int t = 0; t < 100; t++) {
+                String text = randomText(random, alphabet, random.nextInt(80));
+                boolean bos = random.nextBoolean();
+                boolean eos = random.nextBoolean();
+                assertArrayEquals(
+                        rescanningEncode(tokenizer, ids, text, bos, eos), tokenizer.encode(text, bos, eos), text);
+            }
+        }
+    }
+
+    @Test
+    void encodingTakesTimeNearLinearInTheText() {
+        SplittableRandom random = new SplittableRandom(7);
+        Llama2cTokenizer tokenizer = randomTokenizer(random, "ab c");
+        String text = randomText(random, "ab c", 200_000); // the rescanning merge took 25 s for 40,000 characters
+        int[] tokens = assertTimeoutPreemptively(Duration.ofSeconds(10), () -> tokenizer.encode(text, true, false));
+        assertEquals(text, tokenizer.decode(tokens));
+    }
+
+    /**
+     * A vocabulary of random short pieces over an alphabet, scores drawn from a few values so that ties are common,
+     * some below run.c's floor of -1e10, and some pieces twice (the first id wins).
+     */
+    private static Llama2cTokenizer randomTokenizer(SplittableRandom random, String alphabet) {
+        float[] scoreChoices = {-1, -2, -3, -2e10f};
+        List<Object> pieceAndScore = new ArrayList<>(List.of(" ", -1));
+        for (int i = 0; i < alphabet.length(); i++) {
+            pieceAndScore.add(alphabet.substring(i, i + 1));
+            pieceAndScore.add(-1);
+        }
+        for (int i = 0; i < 60; i++) {
+            pieceAndScore.add(randomText(random, alphabet.replace("中", ""), 2 + random.nextInt(4)));
+            pieceAndScore.add(scoreChoices[random.nextInt(scoreChoices.length)]);
+        }
+        return tokenizer(pieceAndScore.toArray());
+    }
+
+    private static String randomText(SplittableRandom random, String alphabet, int length) {
+        StringBuilder text = new StringBuilder(length);
+        for (int i = 0; i < length; i++) {
+            text.append(alphabet.charAt(random.nextInt(alphabet.length())));
+        }
+        return text.toString();
+    }
+
+    /**
+     * run.c's encoding as written: after the initial symbols, rescan every adjacent pair for each merge; {@code ids}
+     * maps each piece (bytes as ISO-8859-1) to its first id.
+     */
+    private static int[] rescanningEncode(
+            Llama2cTokenizer tokenizer, Map<String, Integer> ids, String text, boolean bos, boolean eos) {
+        byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
+        List<Integer> tokens = new ArrayList<>();
+        if (!text.isEmpty()) {
+            tokens.add(ids.get(" "));
+        }
+        for (int start = 0; start < bytes.length; ) {
+            int end = start + 1;
+            while (end < bytes.length && (bytes[end] & 0xC0) == 0x80 && end - start < 4) {
+                end++;
+            }
+            Integer id = ids.get(new String(bytes, start, end - start, StandardCharsets.ISO_8859_1));
+            if (id != null) {
+                tokens.add(id);
+            } else {
+                for (int i = start; i < end; i++) {
+                    tokens.add(3 + (bytes[i] & 0xFF));
+                }
+            }
+            start = end;
+        }
+        while (true) {
+            float bestScore = -1e10f;
+            int bestId = -1;
+            int bestIndex = -1;
+            for (int i = 0; i + 1 < tokens.size(); i++) {
+                Integer merged = ids.get(new String(tokenizer.piece(tokens.get(i)), StandardCharsets.ISO_8859_1)
+                        + new String(tokenizer.piece(tokens.get(i + 1)), StandardCharsets.ISO_8859_1));
+                if (merged != null && tokenizer.score(merged) > bestScore) {
+                    bestScore = tokenizer.score(merged);
+                    bestId = merged;
+                    bestIndex = i;
+                }
+            }
+            if (bestIndex < 0) {
+                break;
+            }
+            tokens.set(bestIndex, bestId);
+            tokens.remove(bestIndex + 1);
+        }
+        if (bos) {
+            tokens.addFirst(Llama2cTokenizer.BOS);
+        }
+        if (eos) {
+            tokens.add(Llama2cTokenizer.EOS);
+        }
+        return tokens.stream().mapToInt(Integer::intValue).toArray();
     }
 
     private static byte[] patch(byte[] bytes, int offset, int value) {

@@ -1,0 +1,124 @@
+package dev.panamax.kernels;
+
+import static org.junit.jupiter.api.Assertions.assertFalse;
+
+import dev.panamax.kernels.testing.Inputs;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/** The shared pool under concurrent callers while the thread count changes. */
+class ParallelismTest {
+    private static final int DEFAULT_THREADS = Parallelism.threads();
+    /** Kernel calls running at once. */
+    private static final int CALLERS = 8;
+    /** The largest thread count the changer sets: within the attention call's 64 tasks, so each count is used. */
+    private static final int MAX_THREADS = 33;
+    /** How long the changer keeps changing the count. */
+    private static final long STRESS_NANOS = TimeUnit.MILLISECONDS.toNanos(2500);
+
+    @AfterEach
+    void restoreThreads() {
+        Parallelism.setThreads(DEFAULT_THREADS);
+    }
+
+    /** One kernel call on fixed inputs, writing a fresh output. */
+    private interface Kernel {
+        float[] run();
+    }
+
+    private static Kernel attention() {
+        // 4 × 16 heads of one query tile each: 64 tasks, above the parallel threshold.
+        Attention.Shape shape = new Attention.Shape(4, 16, 4, 64, 64, 32);
+        float[] q = Inputs.gaussian(Inputs.seed("stress q"), 4 * 16 * 64 * 32, 1);
+        float[] k = Inputs.gaussian(Inputs.seed("stress k"), 4 * 4 * 64 * 32, 1);
+        float[] v = Inputs.gaussian(Inputs.seed("stress v"), 4 * 4 * 64 * 32, 1);
+        return () -> {
+            float[] o = new float[q.length];
+            Attention.forward(
+                    shape,
+                    true,
+                    TensorView.dense(q, 16, 64, 32),
+                    TensorView.dense(k, 4, 64, 32),
+                    TensorView.dense(v, 4, 64, 32),
+                    TensorView.dense(o, 16, 64, 32));
+            return o;
+        };
+    }
+
+    private static Kernel gemm() {
+        // 256 × 256 × 64: 4M multiply-adds, cut into up to two cells per thread.
+        int m = 256, n = 256, k = 64;
+        float[] a = Inputs.uniform(Inputs.seed("stress a"), m * k, -1, 1);
+        float[] b = Inputs.uniform(Inputs.seed("stress b"), k * n, -1, 1);
+        return () -> {
+            float[] c = new float[m * n];
+            Gemm.sgemm(Transpose.NO_TRANSPOSE, Transpose.NO_TRANSPOSE, m, n, k, 1f, a, 0, k, b, 0, n, 0f, c, 0, n);
+            return c;
+        };
+    }
+
+    @Test
+    void kernelsStayCorrectWhileTheThreadCountChanges() throws InterruptedException {
+        Kernel[] kernels = {attention(), gemm()};
+        Parallelism.setThreads(1);
+        float[][] expected = new float[kernels.length][];
+        for (int i = 0; i < kernels.length; i++) {
+            expected[i] = kernels[i].run();
+        }
+
+        ConcurrentLinkedQueue<Throwable> failures = new ConcurrentLinkedQueue<>();
+        AtomicBoolean stop = new AtomicBoolean();
+        CountDownLatch start = new CountDownLatch(1);
+        List<Thread> callers = new ArrayList<>();
+        for (int t = 0; t < CALLERS; t++) {
+            int first = t;
+            Thread caller = Thread.ofPlatform().name("stress-caller-" + t).start(() -> {
+                try {
+                    start.await();
+                    // Every caller runs each kernel at least once, however slowly the machine lets it start.
+                    for (int call = 0; call < kernels.length || !stop.get(); call++) {
+                        int which = (first + call) % kernels.length;
+                        float[] actual = kernels[which].run();
+                        if (!Arrays.equals(expected[which], actual)) {
+                            throw new AssertionError("kernel " + which + " differs from its single-threaded result");
+                        }
+                    }
+                } catch (Throwable e) {
+                    failures.add(e);
+                }
+            });
+            callers.add(caller);
+        }
+
+        start.countDown();
+        // Climb through ever larger counts, falling back after each, so the pool grows and shrinks while every caller
+        // keeps submitting to it; the old pool was replaced (and shut down) at each new largest count.
+        long deadline = System.nanoTime() + STRESS_NANOS;
+        while (System.nanoTime() < deadline) {
+            for (int count = 2; count <= MAX_THREADS && System.nanoTime() < deadline; count++) {
+                Parallelism.setThreads(count);
+                Thread.sleep(1);
+                Parallelism.setThreads(1 + count / 3);
+                Thread.sleep(1);
+            }
+        }
+        stop.set(true);
+        for (Thread caller : callers) {
+            caller.join(TimeUnit.SECONDS.toMillis(60));
+            assertFalse(caller.isAlive(), caller.getName() + " did not finish: a parallel region never completed");
+        }
+
+        if (!failures.isEmpty()) {
+            AssertionError error = new AssertionError(failures.size() + " of " + CALLERS + " callers failed");
+            failures.forEach(error::addSuppressed);
+            throw error;
+        }
+    }
+}

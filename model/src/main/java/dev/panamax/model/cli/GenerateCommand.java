@@ -1,0 +1,228 @@
+package dev.panamax.model.cli;
+
+import dev.panamax.model.backend.CpuBackend;
+import dev.panamax.model.generate.Generator;
+import dev.panamax.model.generate.Sampler;
+import dev.panamax.model.generate.Transformer;
+import dev.panamax.model.io.ModelConfig;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * {@code panamax generate}: streams a continuation of a prompt from a model, then reports prefill and decode speed.
+ * Everything the user typed is checked, and the prompt measured against the context, before the model's cache is
+ * allocated or a token is computed.
+ */
+final class GenerateCommand {
+    static final Option MODEL = Option.text(
+                    "--model",
+                    "FILE",
+                    "a llama2.c checkpoint (.bin), or GPT-2 as a directory with config.json and model.safetensors"
+                            + " (default: Panamax's built-in model)")
+            .shortName("-m");
+    static final Option TOKENIZER = Option.text(
+            "--tokenizer",
+            "FILE",
+            "llama2.c's tokenizer.bin, a directory with GPT-2's encoder.json and vocab.bpe, or a chars.json"
+                    + " (default: the chars.json beside the model, if there is one)");
+    static final Option PROMPT = Option.text(
+                    "--prompt",
+                    "TEXT",
+                    "the text to continue (default: none; generation starts from the beginning-of-text token)")
+            .shortName("-p");
+    static final Option PROMPT_IDS = Option.text("--prompt-ids", "IDS", "the prompt as token ids, e.g. 1,450,2462");
+    static final Option MAX_TOKENS = Option.whole(
+                    "--max-tokens",
+                    "N",
+                    0,
+                    Integer.MAX_VALUE,
+                    "the most tokens to generate (default: 256, or what the context leaves after the prompt)")
+            .shortName("-n");
+    static final Option TEMPERATURE = Option.number(
+                    "--temperature", "T", 0, false, Double.POSITIVE_INFINITY, "the softmax temperature; 0 is greedy")
+            .defaultValue("1");
+    static final Option TOP_K = Option.whole(
+                    "--top-k", "K", 0, Integer.MAX_VALUE, "sample from the K most likely tokens only; 0 keeps all")
+            .defaultValue("0");
+    static final Option TOP_P = Option.number(
+                    "--top-p",
+                    "P",
+                    0,
+                    true,
+                    1,
+                    "sample from the most likely tokens whose probabilities add up to P, in (0, 1]")
+            .defaultValue("0.9");
+    static final Option SEED = Option.whole(
+                    "--seed",
+                    "S",
+                    Long.MIN_VALUE,
+                    Long.MAX_VALUE,
+                    "the random seed (default: from the clock, printed at the end so that the run can be repeated)")
+            .shortName("-s");
+    static final Option PRINT_IDS =
+            Option.flag("--print-ids", "print token ids, not text (always so without a tokenizer)");
+
+    static final Command COMMAND = new Command(
+            "generate",
+            List.of(),
+            "stream a continuation of a prompt from a model",
+            "Streams a continuation of the prompt to standard output, then prints the prefill and decode speed in"
+                    + " tokens/s on standard error. Without a prompt, a llama2.c model starts from BOS (token 1),"
+                    + " GPT-2 from <|endoftext|>, and a character model (the built-in one, or one that panamax train"
+                    + " wrote) from a line break. The prompt and the tokens generated must fit in the model's"
+                    + " context.",
+            List.of(
+                    MODEL,
+                    TOKENIZER,
+                    PROMPT,
+                    PROMPT_IDS,
+                    MAX_TOKENS,
+                    TEMPERATURE,
+                    TOP_K,
+                    TOP_P,
+                    SEED,
+                    Command.THREADS,
+                    PRINT_IDS));
+
+    private static final int DEFAULT_MAX_TOKENS = 256;
+
+    private GenerateCommand() {}
+
+    static int run(CommandLine line, PrintStream out, PrintStream err) throws IOException {
+        float temperature = line.number(TEMPERATURE);
+        float topP = line.number(TOP_P);
+        int topK = (int) line.whole(TOP_K);
+        long seed = line.has(SEED) ? line.whole(SEED) : System.nanoTime();
+        // Without --threads the kernels keep their default (all processors, or the panamax.threads property).
+        int threads = line.has(Command.THREADS) ? (int) line.whole(Command.THREADS) : 0;
+        if (line.has(MAX_TOKENS)) {
+            line.whole(MAX_TOKENS);
+        }
+        if (line.has(PROMPT) && line.has(PROMPT_IDS)) {
+            throw line.usage("give " + line.typed(PROMPT) + " or " + line.typed(PROMPT_IDS) + ", not both");
+        }
+        String modelSource = line.has(MODEL) ? line.typed(MODEL) : "the built-in model";
+        Path modelPath = line.has(MODEL) ? line.path(MODEL) : BuiltInModel.directory();
+        try (ModelFiles.Model model = ModelFiles.open(modelPath, modelSource)) {
+            ModelConfig config = model.config();
+            Optional<Path> tokenizer =
+                    line.has(TOKENIZER) ? Optional.of(line.path(TOKENIZER)) : ModelFiles.vocabularyBeside(modelPath);
+            String tokenizerSource = line.has(TOKENIZER) ? line.typed(TOKENIZER) : "the vocabulary beside the model";
+            ModelFiles.Codec codec = tokenizer.isPresent()
+                    ? ModelFiles.tokenizer(tokenizer.get(), tokenizerSource, config, modelPath)
+                    : null;
+            int[] prompt = prompt(line, codec, model);
+            if (prompt.length > config.seqLen()) {
+                throw line.usage(tooLong(tokens(prompt.length), config));
+            }
+            int room = config.seqLen() + 1 - prompt.length;
+            int maxTokens = line.has(MAX_TOKENS)
+                    ? (int) line.whole(
+                            MAX_TOKENS,
+                            0,
+                            room,
+                            "the prompt (" + tokens(prompt.length) + ") and the tokens generated after it must fit in"
+                                    + " the context (" + config.seqLen() + ")")
+                    : Math.min(DEFAULT_MAX_TOKENS, room);
+            if (maxTokens == 0) {
+                return 0;
+            }
+            Set<Integer> stop = new HashSet<>();
+            (codec != null ? codec.stopToken() : model.bos()).ifPresent(stop::add);
+            boolean printIds = codec == null || line.has(PRINT_IDS);
+            try (CpuBackend backend = threads == 0 ? new CpuBackend() : new CpuBackend(threads)) {
+                Transformer transformer = model.transformer().apply(backend);
+                int[] previous = {prompt[prompt.length - 1]};
+                Sampler sampler = new Sampler(temperature, topK, topP, seed);
+                Generator.Result result = new Generator(transformer, sampler, stop)
+                        .generate(prompt, maxTokens, token -> {
+                            if (printIds) {
+                                out.print(token + " ");
+                            } else {
+                                byte[] bytes = codec.decode(previous[0], token);
+                                out.write(bytes, 0, bytes.length);
+                            }
+                            out.flush();
+                            previous[0] = token;
+                        });
+                out.println();
+                err.printf(
+                        Locale.ROOT,
+                        "prefill: %d tokens, %.1f tokens/s; decode: %d tokens%s%s%s%n",
+                        result.promptTokens(),
+                        result.prefillTokensPerSecond(),
+                        result.decodeSteps(),
+                        result.decodeSteps() > 0
+                                ? String.format(Locale.ROOT, ", %.1f tokens/s", result.decodeTokensPerSecond())
+                                : "",
+                        temperature > 0 ? "; seed " + seed : "",
+                        result.stopped() ? "; stopped at a stop token" : "");
+                return 0;
+            }
+        }
+    }
+
+    /** The prompt's token ids: encoded text, ids as given, or the start token alone. */
+    private static int[] prompt(CommandLine line, ModelFiles.Codec codec, ModelFiles.Model model) {
+        ModelConfig config = model.config();
+        String text = line.text(PROMPT);
+        if (text != null && !text.isEmpty()) {
+            if (codec == null) {
+                throw line.usage(line.typed(PROMPT) + " needs " + line.typed(TOKENIZER)
+                        + " FILE for this model (or give the prompt as " + line.typed(PROMPT_IDS) + ")");
+            }
+            // Measured before encoding: a prompt far too long is refused without spending time on it.
+            long fewest = codec.fewestTokens(text);
+            if (fewest > config.seqLen()) {
+                throw line.usage(tooLong("at least " + tokens(fewest), config));
+            }
+            try {
+                return codec.encode(text);
+            } catch (IllegalArgumentException e) {
+                throw line.usage(line.typed(PROMPT) + ": " + e.getMessage());
+            }
+        }
+        if (line.has(PROMPT_IDS)) {
+            return ids(line, config);
+        }
+        Optional<Integer> start = codec != null ? codec.startToken() : model.bos();
+        return new int[] {
+            start.orElseThrow(() -> line.usage("this model has no beginning-of-text token to start from: give "
+                    + line.typed(PROMPT) + " TEXT or " + line.typed(PROMPT_IDS) + " IDS"))
+        };
+    }
+
+    private static String tooLong(String length, ModelConfig config) {
+        return "the prompt (" + length + ") is longer than the context (" + config.seqLen() + ")";
+    }
+
+    private static String tokens(long count) {
+        return count + (count == 1 ? " token" : " tokens");
+    }
+
+    private static int[] ids(CommandLine line, ModelConfig config) {
+        String[] parts = line.text(PROMPT_IDS).split(",", -1);
+        if (parts.length > config.seqLen()) {
+            throw line.usage(tooLong(tokens(parts.length), config));
+        }
+        int[] ids = new int[parts.length];
+        for (int i = 0; i < parts.length; i++) {
+            try {
+                ids[i] = Integer.parseInt(parts[i].strip());
+            } catch (NumberFormatException e) {
+                ids[i] = -1;
+            }
+            if (ids[i] < 0 || ids[i] >= config.vocabSize()) {
+                throw line.usage(line.typed(PROMPT_IDS) + ": '" + parts[i] + "' must be a token id in [0, "
+                        + config.vocabSize() + ")");
+            }
+        }
+        return ids;
+    }
+}

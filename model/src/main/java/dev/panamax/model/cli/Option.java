@@ -1,0 +1,99 @@
+package dev.panamax.model.cli;
+
+import java.util.Locale;
+
+/**
+ * One command-line option: its spellings, the kind of value it takes with the bounds that value must keep, its default
+ * and its help line. A command's options are a table of these, from which the parser, the validation messages and the
+ * help text are all made, so that they cannot disagree.
+ *
+ * @param name the long spelling, e.g. {@code --top-p}
+ * @param shortName the one-letter spelling, e.g. {@code -p}, or null
+ * @param metavar what the help calls the value, e.g. {@code FILE}; null for a flag
+ * @param kind the kind of value
+ * @param low the least value a number may take
+ * @param lowOpen whether {@code low} itself is excluded
+ * @param high the greatest value a number may take (inclusive)
+ * @param defaultValue the value used when the option is absent, as typed; null when it has none or it is computed
+ * @param help what the option does, one sentence; the help text wraps it
+ */
+record Option(
+        String name,
+        String shortName,
+        String metavar,
+        Kind kind,
+        double low,
+        boolean lowOpen,
+        double high,
+        String defaultValue,
+        String help) {
+
+    /** The kinds of value an option takes. */
+    enum Kind {
+        /** No value: present or absent. */
+        FLAG,
+        /** Any text, e.g. a path or a prompt. */
+        TEXT,
+        /** A whole number in [low, high]. */
+        WHOLE,
+        /** A finite number in [low, high] or (low, high]. */
+        NUMBER
+    }
+
+    static Option flag(String name, String help) {
+        return new Option(name, null, null, Kind.FLAG, 0, false, 0, null, help);
+    }
+
+    static Option text(String name, String metavar, String help) {
+        return new Option(name, null, metavar, Kind.TEXT, 0, false, 0, null, help);
+    }
+
+    static Option whole(String name, String metavar, long low, long high, String help) {
+        return new Option(name, null, metavar, Kind.WHOLE, low, false, high, null, help);
+    }
+
+    /** A number in [low, high], or (low, high] when {@code lowOpen}; infinite bounds mean any finite number. */
+    static Option number(String name, String metavar, double low, boolean lowOpen, double high, String help) {
+        return new Option(name, null, metavar, Kind.NUMBER, low, lowOpen, high, null, help);
+    }
+
+    Option shortName(String spelling) {
+        return new Option(name, spelling, metavar, kind, low, lowOpen, high, defaultValue, help);
+    }
+
+    Option defaultValue(String value) {
+        return new Option(name, shortName, metavar, kind, low, lowOpen, high, value, help);
+    }
+
+    boolean takesValue() {
+        return kind != Kind.FLAG;
+    }
+
+    /** Both spellings, as the help and the "given twice" message show them: {@code -p, --prompt}. */
+    String spellings() {
+        return shortName == null ? name : shortName + ", " + name;
+    }
+
+    /** What a value must be, for messages: {@code a whole number in [0, 512]}, {@code a number in (0, 1]}. */
+    static String describe(Kind kind, double low, boolean lowOpen, double high) {
+        boolean whole = kind == Kind.WHOLE;
+        String noun = whole ? "a whole number" : "a finite number";
+        boolean unboundedBelow = whole ? low <= Long.MIN_VALUE : low == Double.NEGATIVE_INFINITY;
+        // A count bounded only by int's range reads better as ">= 1"; a larger value gets its own message.
+        boolean unboundedAbove = whole ? high >= Integer.MAX_VALUE : high == Double.POSITIVE_INFINITY;
+        if (unboundedBelow && unboundedAbove) {
+            return noun;
+        }
+        if (unboundedAbove) {
+            return noun + (lowOpen ? " > " : " >= ") + format(kind, low);
+        }
+        return noun + " in " + (lowOpen ? "(" : "[") + format(kind, low) + ", " + format(kind, high) + "]";
+    }
+
+    private static String format(Kind kind, double value) {
+        if (kind == Kind.WHOLE || value == Math.rint(value)) {
+            return Long.toString((long) value);
+        }
+        return String.format(Locale.ROOT, "%s", value);
+    }
+}
