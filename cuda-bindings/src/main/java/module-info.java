@@ -8,8 +8,15 @@
  * handles with checked arguments and statuses. {@link dev.panamax.cuda.CudaModule} and {@link
  * dev.panamax.cuda.CudaKernel} load and launch Panamax's own kernels from PTX, on a GPU or on the emulated device
  * ({@link dev.panamax.cuda.Cuda#useEmulatedDevice()}), which runs the same CUDA C sources on the CPU and reports GPU
- * bugs as {@link dev.panamax.cuda.KernelFaultException}. The jextract-generated bindings underneath stay internal.
+ * bugs as {@link dev.panamax.cuda.KernelFaultException}. The jextract-generated bindings underneath stay internal. On
+ * the emulated device, cuBLAS's products are served by a {@link dev.panamax.cuda.spi.HostGemm} found with the {@link
+ * java.util.ServiceLoader} ({@code dev.panamax.model} provides one over the kernels module).
+ *
+ * @uses dev.panamax.cuda.spi.HostGemm
  */
 module dev.panamax.cuda {
     exports dev.panamax.cuda;
+    exports dev.panamax.cuda.spi;
+
+    uses dev.panamax.cuda.spi.HostGemm;
 }

@@ -12,4 +12,7 @@ module dev.panamax.model {
     exports dev.panamax.model.nn;
     exports dev.panamax.model.tokenizer;
     exports dev.panamax.model.train;
+
+    provides dev.panamax.cuda.spi.HostGemm with
+            dev.panamax.model.gpu.KernelsHostGemm;
 }

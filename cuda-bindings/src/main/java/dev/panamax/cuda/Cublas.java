@@ -4,10 +4,12 @@ import static dev.panamax.cuda.ffi.CudaFfi.C_FLOAT;
 import static dev.panamax.cuda.ffi.CudaFfi.C_INT;
 
 import dev.panamax.cuda.ffi.CudaFfi;
+import dev.panamax.cuda.spi.HostGemm;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.Optional;
+import java.util.concurrent.locks.Lock;
 
 /**
  * A cuBLAS handle ({@code cublasCreate_v2}) and the matrix products on it, with the kernels module's conventions:
@@ -27,6 +29,13 @@ import java.util.Optional;
  * path, the usual install locations; sonames 13, 12, 11). On a machine that cannot run cuBLAS (no libcublas, or a file
  * there that is not one, no libcudart, no driver, no device) {@link #create()} throws {@link
  * CudaUnavailableException} with the reason, every time, so that a caller can fall back to the CPU.
+ *
+ * <p>On the emulated device ({@link Cuda#useEmulatedDevice()}) a handle needs neither libcublas nor a GPU: each product
+ * makes the same column-major call it makes to cuBLAS, served on the host by a {@link HostGemm} (found with the {@link
+ * java.util.ServiceLoader}; {@code dev.panamax.model} provides one over the kernels module's {@code Gemm}), on the
+ * emulated device's buffers and streams; FP16 and BF16 inputs are widened exactly and accumulated in FP32 whatever the
+ * math mode. A handle takes only buffers and streams of its own device: mixing the emulated device and a GPU throws
+ * {@link IllegalArgumentException}.
  */
 public final class Cublas implements AutoCloseable {
     /** cuBLAS's math modes ({@code cublasMath_t}): which shortcuts cuBLAS may take. */
@@ -66,26 +75,50 @@ public final class Cublas implements AutoCloseable {
     /** The low bits of {@code cublasMath_t} that hold the mode; the higher ones are flags. */
     private static final int MODE_MASK = 0xF;
 
+    /** The native {@code cublasHandle_t}; null on the emulated device. */
     private final MemorySegment handle;
-    private final Ownership ownership = new Ownership("Cublas");
+
+    /** What serves the products on the emulated device; null for a GPU handle. */
+    private final HostGemm hostGemm;
+
+    private final Ownership ownership;
     private CudaStream stream;
 
-    private Cublas(MemorySegment handle) {
+    /** The math mode of an emulated handle, which computes FP32 products in FP32 whatever the mode. */
+    private MathMode emulatedMathMode = MathMode.DEFAULT;
+
+    private Cublas(MemorySegment handle, HostGemm hostGemm) {
         this.handle = handle;
+        this.hostGemm = hostGemm;
+        this.ownership = new Ownership(hostGemm == null ? "Cublas" : "emulated Cublas");
     }
 
     /**
-     * Creates a handle on the calling thread's current device, on the legacy default stream.
+     * Creates a handle on the calling thread's current device, on the legacy default stream. On the emulated device
+     * ({@link Cuda#useEmulatedDevice()}) the handle needs no libcublas: its products run on the host through a {@link
+     * HostGemm} (see the module's README), on the emulated device's buffers.
      *
      * @return the handle
      * @throws CudaUnavailableException when libcublas is not found, or CUDA cannot run here ({@link
-     *     Cuda#unavailableReason()})
+     *     Cuda#unavailableReason()}); on the emulated device, when no {@link HostGemm} is on the module or class path
      * @throws CublasException when cuBLAS fails on a machine that can run CUDA
      */
     public static Cublas create() {
+        if (Cuda.isEmulatedDeviceCurrent()) {
+            return new Cublas(null, EmulatedCublas.gemm());
+        }
         Libraries.Cublas.FOUND.require();
         Cuda.requireAvailable();
-        return new Cublas(Cuda.create(CudaFfi::cublasCreate_v2, "cublasCreate_v2", Cublas::check));
+        return new Cublas(Cuda.create(CudaFfi::cublasCreate_v2, "cublasCreate_v2", Cublas::check), null);
+    }
+
+    /**
+     * Whether this handle belongs to the emulated device.
+     *
+     * @return true when it was created while the emulated device was the calling thread's current device
+     */
+    public boolean isEmulated() {
+        return hostGemm != null;
     }
 
     /**
@@ -123,8 +156,17 @@ public final class Cublas implements AutoCloseable {
      * @param stream the stream, or null for the legacy default stream
      */
     public void setStream(CudaStream stream) {
-        MemorySegment streamHandle = stream == null ? MemorySegment.NULL : stream.handle();
-        check("cublasSetStream_v2", CudaFfi.cublasSetStream_v2(handle(), streamHandle));
+        if (stream != null && stream.isEmulated() != isEmulated()) {
+            throw new IllegalArgumentException("stream " + stream + " and " + this
+                    + " belong to different devices: one is the emulated device, one a GPU");
+        }
+        if (isEmulated()) {
+            // The emulated device runs work when it is queued, so its streams need nothing from the handle.
+            ownership.ensureOpen();
+        } else {
+            MemorySegment streamHandle = stream == null ? MemorySegment.NULL : stream.handle();
+            check("cublasSetStream_v2", CudaFfi.cublasSetStream_v2(handle(), streamHandle));
+        }
         this.stream = stream;
     }
 
@@ -135,7 +177,12 @@ public final class Cublas implements AutoCloseable {
      */
     public void setMathMode(MathMode mode) {
         Arguments.present("mode", mode);
-        check("cublasSetMathMode", CudaFfi.cublasSetMathMode(handle(), mode.value));
+        if (isEmulated()) {
+            ownership.ensureOpen();
+            emulatedMathMode = mode;
+        } else {
+            check("cublasSetMathMode", CudaFfi.cublasSetMathMode(handle(), mode.value));
+        }
     }
 
     /**
@@ -144,6 +191,10 @@ public final class Cublas implements AutoCloseable {
      * @return the mode, ignoring flag bits
      */
     public MathMode mathMode() {
+        if (isEmulated()) {
+            ownership.ensureOpen();
+            return emulatedMathMode;
+        }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment value = arena.allocate(C_INT);
             check("cublasGetMathMode", CudaFfi.cublasGetMathMode(handle(), value));
@@ -532,6 +583,45 @@ public final class Cublas implements AutoCloseable {
         Arguments.within(a.toString(), a.length(), "aOffset", aOffset, shape.extentA());
         Arguments.within(b.toString(), b.length(), "bOffset", bOffset, shape.extentB());
         Arguments.within(c.toString(), c.length(), "cOffset", cOffset, shape.extentC());
+        ownership.ensureOpen();
+        sameDevice("a", a);
+        sameDevice("b", b);
+        sameDevice("c", c);
+        if (isEmulated()) {
+            // The same column-major call as on a GPU (Cᵀ = op(B)ᵀ·op(A)ᵀ), served on the host; frees of device
+            // memory wait for it, as they wait for launches.
+            Lock memory = EmulatedDevice.MEMORY.readLock();
+            memory.lock();
+            try {
+                EmulatedCublas.gemm(
+                        hostGemm,
+                        transB,
+                        transA,
+                        n,
+                        m,
+                        k,
+                        alpha,
+                        b.emulatedMemory(),
+                        b.type(),
+                        bOffset,
+                        ldb,
+                        strideB,
+                        a.emulatedMemory(),
+                        aOffset,
+                        lda,
+                        strideA,
+                        beta,
+                        c.emulatedMemory(),
+                        c.type(),
+                        cOffset,
+                        ldc,
+                        strideC,
+                        batchCount);
+            } finally {
+                memory.unlock();
+            }
+            return;
+        }
         MemorySegment h = handle();
         MemorySegment pa = a.pointer(aOffset);
         MemorySegment pb = b.pointer(bOffset);
@@ -602,6 +692,14 @@ public final class Cublas implements AutoCloseable {
                                     algo);
                     };
             check(product.call, status);
+        }
+    }
+
+    /** Throws unless a buffer belongs to this handle's device: the emulated one or a GPU. */
+    private void sameDevice(String name, DeviceBuffer buffer) {
+        if (buffer.isEmulated() != isEmulated()) {
+            throw new IllegalArgumentException(name + " (" + buffer + ") and " + this
+                    + " belong to different devices: one is the emulated device, one a GPU");
         }
     }
 
@@ -700,7 +798,7 @@ public final class Cublas implements AutoCloseable {
     /** Destroys the handle ({@code cublasDestroy_v2}); later calls are no-ops. */
     @Override
     public void close() {
-        if (ownership.close()) {
+        if (ownership.close() && !isEmulated()) {
             check("cublasDestroy_v2", CudaFfi.cublasDestroy_v2(handle));
         }
     }

@@ -3,7 +3,8 @@ package dev.panamax.cuda;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.IOException;
+import java.io.File;
+import java.net.URISyntaxException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -51,12 +52,15 @@ class CudaUnavailableTest {
     }
 
     /** Runs {@link UnavailableProbe} in a new JVM with the given options; returns its five lines. */
-    private static List<String> probe(String... options) throws IOException, InterruptedException {
+    private static List<String> probe(String... options) throws Exception {
+        // The folders or jars of the probe and of the module, not java.class.path: a test launcher may load both from
+        // a class path of its own (bench/gpu/check.sh runs the JUnit console launcher with --class-path).
+        String classPath = location(UnavailableProbe.class) + File.pathSeparator + location(Cublas.class);
         List<String> command = new ArrayList<>(List.of(
                 Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "--enable-native-access=ALL-UNNAMED",
                 "-cp",
-                System.getProperty("java.class.path")));
+                classPath));
         command.addAll(List.of(options));
         command.add(UnavailableProbe.class.getName());
         Process process = new ProcessBuilder(command)
@@ -68,5 +72,9 @@ class CudaUnavailableTest {
         List<String> lines = output.lines().toList();
         assertEquals(5, lines.size(), output);
         return lines;
+    }
+
+    private static Path location(Class<?> type) throws URISyntaxException {
+        return Path.of(type.getProtectionDomain().getCodeSource().getLocation().toURI());
     }
 }
