@@ -1,0 +1,397 @@
+// The Transformer's kernels for the model's CudaBackend (dev.panamax.model.backend.CudaBackend): embedding, RMSNorm,
+// LayerNorm, RoPE, GELU, SwiGLU, residual add, temperature softmax, argmax and causal grouped-query attention.
+// Every matrix operand is (buffer, offset, ld): the element at row r, column c is buffer[offset + r·ld + c], so the
+// backend's views (rows and columns of a larger tensor) are passed without copies. Reductions run in a fixed order
+// (strided partial sums, then a tree in shared memory or a shuffle butterfly), never float atomics, so a launch gives
+// the same bits every time and in any order the emulated device runs its threads.
+#include "panamax_kernel.h"
+
+#define ROW_THREADS_MAX 256
+#define WARP 32
+
+// Rows of a row-wise kernel are walked by blockIdx.y with a stride of gridDim.y, so any row count fits the grid.
+
+// y = a + b over a rows × cols matrix; grid (ceil(cols / blockDim.x), min(rows, 65535)).
+extern "C" __global__ void add_matrix(global_ptr<const float> a, long long a_offset, int lda, global_ptr<const float> b,
+        long long b_offset, int ldb, global_ptr<float> y, long long y_offset, int ldy, int rows, int cols) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        y[y_offset + static_cast<long long>(r) * ldy + c] =
+                a[a_offset + static_cast<long long>(r) * lda + c] + b[b_offset + static_cast<long long>(r) * ldb + c];
+    }
+}
+PANAMAX_EXPORT(add_matrix)
+
+// Every row of y = the one row src (a bias before a product accumulates onto it); launched as add_matrix.
+extern "C" __global__ void broadcast_row(global_ptr<const float> src, long long src_offset, global_ptr<float> y,
+        long long y_offset, int ldy, int rows, int cols) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    float value = src[src_offset + c];
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        y[y_offset + static_cast<long long>(r) * ldy + c] = value;
+    }
+}
+PANAMAX_EXPORT(broadcast_row)
+
+// y = 0 over a rows × cols matrix; launched as add_matrix.
+extern "C" __global__ void zero_matrix(global_ptr<float> y, long long y_offset, int ldy, int rows, int cols) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        y[y_offset + static_cast<long long>(r) * ldy + c] = 0.0f;
+    }
+}
+PANAMAX_EXPORT(zero_matrix)
+
+// GELU's tanh approximation 0.5·x·(1 + tanh(u)), u = √(2/π)·(x + 0.044715·x³), as the equal x·sigmoid(2u), which
+// has no cancellation for negative x (the CPU kernels' form); launched as add_matrix.
+extern "C" __global__ void gelu_forward(global_ptr<const float> x, long long x_offset, int ldx, global_ptr<float> y,
+        long long y_offset, int ldy, int rows, int cols) {
+    const float c1 = -1.5957691216057308f;  // -2·√(2/π)
+    const float c2 = c1 * 0.044715f;
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        float v = x[x_offset + static_cast<long long>(r) * ldx + c];
+        y[y_offset + static_cast<long long>(r) * ldy + c] = v / (1.0f + expf(v * (c1 + c2 * v * v)));
+    }
+}
+PANAMAX_EXPORT(gelu_forward)
+
+// SwiGLU y = silu(gate)·up, silu(g) = g / (1 + e^-g); launched as add_matrix.
+extern "C" __global__ void swiglu_forward(global_ptr<const float> gate, long long gate_offset, int ldgate,
+        global_ptr<const float> up, long long up_offset, int ldup, global_ptr<float> y, long long y_offset, int ldy,
+        int rows, int cols) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        float g = gate[gate_offset + static_cast<long long>(r) * ldgate + c];
+        float u = up[up_offset + static_cast<long long>(r) * ldup + c];
+        y[y_offset + static_cast<long long>(r) * ldy + c] = g / (1.0f + expf(-g)) * u;
+    }
+}
+PANAMAX_EXPORT(swiglu_forward)
+
+// Row r of out = row tokens[r] of table (cols floats per row, dense); token ids are whole floats (exact below 2^24)
+// because launches pass float buffers, and the backend checked each against the table's rows. Launched as
+// add_matrix over rows × cols.
+extern "C" __global__ void embedding_forward(global_ptr<const float> tokens, global_ptr<const float> table,
+        global_ptr<float> out, long long out_offset, int ldout, int rows, int cols) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        long long token = static_cast<long long>(tokens[r]);
+        out[out_offset + static_cast<long long>(r) * ldout + c] = table[token * cols + c];
+    }
+}
+PANAMAX_EXPORT(embedding_forward)
+
+// The sum of one value per thread of the block, in a fixed tree order; every thread gets it. blockDim.x is a power of
+// two up to ROW_THREADS_MAX. The trailing barrier lets the caller reuse the scratch at once.
+__device__ float block_sum(float value, float* scratch) {
+    unsigned t = threadIdx.x;
+    scratch[t] = value;
+    __syncthreads();
+    for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
+        if (t < half) {
+            scratch[t] += scratch[t + half];
+        }
+        __syncthreads();
+    }
+    float sum = scratch[0];
+    __syncthreads();
+    return sum;
+}
+
+// The largest of one value per thread of the block (NaN loses to numbers, as in fmaxf); every thread gets it.
+__device__ float block_max(float value, float* scratch) {
+    unsigned t = threadIdx.x;
+    scratch[t] = value;
+    __syncthreads();
+    for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
+        if (t < half) {
+            scratch[t] = fmaxf(scratch[t], scratch[t + half]);
+        }
+        __syncthreads();
+    }
+    float largest = scratch[0];
+    __syncthreads();
+    return largest;
+}
+
+// RMSNorm y = x / √(mean(x²) + epsilon) ⊙ weight, one block per row (grid (1, min(rows, 65535))); rstd[r] keeps the
+// row's 1/√(mean(x²) + epsilon) when keep_rstd is 1. y may be x.
+extern "C" __global__ void rmsnorm_forward(global_ptr<const float> x, long long x_offset, int ldx,
+        global_ptr<const float> weight, long long weight_offset, global_ptr<float> y, long long y_offset, int ldy,
+        global_ptr<float> rstd, long long rstd_offset, int keep_rstd, int rows, int cols, float epsilon) {
+    __shared__ float scratch[ROW_THREADS_MAX];
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        global_ptr<const float> in = x + (x_offset + static_cast<long long>(r) * ldx);
+        float squares = 0.0f;
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            squares += in[c] * in[c];
+        }
+        squares = block_sum(squares, scratch);
+        float s = 1.0f / sqrtf(squares / cols + epsilon);
+        global_ptr<float> out = y + (y_offset + static_cast<long long>(r) * ldy);
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            out[c] = in[c] * s * weight[weight_offset + c];
+        }
+        if (keep_rstd != 0 && threadIdx.x == 0) {
+            rstd[rstd_offset + r] = s;
+        }
+        __syncthreads();
+    }
+}
+PANAMAX_EXPORT(rmsnorm_forward)
+
+// LayerNorm y = (x - mean) / √(var + epsilon) ⊙ weight + bias, one block per row, the variance from a second pass
+// over x - mean (no cancellation); mean[r] and rstd[r] kept when keep_statistics is 1. y may be x.
+extern "C" __global__ void layernorm_forward(global_ptr<const float> x, long long x_offset, int ldx,
+        global_ptr<const float> weight, long long weight_offset, global_ptr<const float> bias, long long bias_offset,
+        global_ptr<float> y, long long y_offset, int ldy, global_ptr<float> mean, long long mean_offset,
+        global_ptr<float> rstd, long long rstd_offset, int keep_statistics, int rows, int cols, float epsilon) {
+    __shared__ float scratch[ROW_THREADS_MAX];
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        global_ptr<const float> in = x + (x_offset + static_cast<long long>(r) * ldx);
+        float sum = 0.0f;
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            sum += in[c];
+        }
+        float mu = block_sum(sum, scratch) / cols;
+        float squares = 0.0f;
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            float d = in[c] - mu;
+            squares += d * d;
+        }
+        float s = 1.0f / sqrtf(block_sum(squares, scratch) / cols + epsilon);
+        global_ptr<float> out = y + (y_offset + static_cast<long long>(r) * ldy);
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            out[c] = (in[c] - mu) * s * weight[weight_offset + c] + bias[bias_offset + c];
+        }
+        if (keep_statistics != 0 && threadIdx.x == 0) {
+            mean[mean_offset + r] = mu;
+            rstd[rstd_offset + r] = s;
+        }
+        __syncthreads();
+    }
+}
+PANAMAX_EXPORT(layernorm_forward)
+
+// Rotary position embedding in place on rows × (heads·head_dim), row r at position + r. cos and sin are the CPU
+// Rope's tables [positions, head_dim] (sin already negated on the first element of each pair); pairing 0 rotates
+// adjacent pairs (x[2k], x[2k+1]) (llama2.c), 1 the halves' pairs (x[k], x[k + head_dim/2]) (Hugging Face).
+// sign -1 applies the inverse rotation (the backward). One thread per pair: grid (ceil(heads·head_dim/2 /
+// blockDim.x), min(rows, 65535)).
+extern "C" __global__ void rope_rotate(global_ptr<float> x, long long x_offset, int ldx, int rows, int heads,
+        int head_dim, int position, global_ptr<const float> cos_table, global_ptr<const float> sin_table, int pairing,
+        float sign) {
+    int half = head_dim / 2;
+    int pair = blockIdx.x * blockDim.x + threadIdx.x;
+    if (pair >= heads * half) {
+        return;
+    }
+    int head = pair / half;
+    int k = pair % half;
+    int first = pairing == 0 ? 2 * k : k;
+    int second = pairing == 0 ? 2 * k + 1 : k + half;
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        global_ptr<float> row = x + (x_offset + static_cast<long long>(r) * ldx + static_cast<long long>(head) * head_dim);
+        long long table = static_cast<long long>(position + r) * head_dim;
+        float a = row[first];
+        float b = row[second];
+        row[first] = a * cos_table[table + first] + b * (sign * sin_table[table + first]);
+        row[second] = b * cos_table[table + second] + a * (sign * sin_table[table + second]);
+    }
+}
+PANAMAX_EXPORT(rope_rotate)
+
+// Each row replaced by softmax(row · inverse_temperature), one block per row; the maximum is subtracted first.
+extern "C" __global__ void softmax_rows(global_ptr<float> x, long long x_offset, int ldx, int rows, int cols,
+        float inverse_temperature) {
+    __shared__ float scratch[ROW_THREADS_MAX];
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        global_ptr<float> row = x + (x_offset + static_cast<long long>(r) * ldx);
+        float largest = -INFINITY;
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            largest = fmaxf(largest, row[c] * inverse_temperature);
+        }
+        largest = block_max(largest, scratch);
+        float sum = 0.0f;
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            float e = expf(row[c] * inverse_temperature - largest);
+            row[c] = e;
+            sum += e;
+        }
+        float inverse_sum = 1.0f / block_sum(sum, scratch);
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            row[c] *= inverse_sum;
+        }
+        __syncthreads();
+    }
+}
+PANAMAX_EXPORT(softmax_rows)
+
+// result[0] = the column of the row's largest value, the first on ties, NaN never the largest; 0 when no value is above
+// -∞ (as the CPU's loop starting from -∞ answers). One block; the column is a float, exact below 2^24.
+extern "C" __global__ void argmax_row(global_ptr<const float> x, long long x_offset, int cols, global_ptr<float> result) {
+    __shared__ float values[ROW_THREADS_MAX];
+    __shared__ int columns[ROW_THREADS_MAX];
+    unsigned t = threadIdx.x;
+    float best = -INFINITY;
+    int best_column = -1;
+    for (int c = t; c < cols; c += blockDim.x) {
+        float v = x[x_offset + c];
+        if (v > best) {
+            best = v;
+            best_column = c;
+        }
+    }
+    values[t] = best;
+    columns[t] = best_column;
+    __syncthreads();
+    for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
+        if (t < half) {
+            float v = values[t + half];
+            int c = columns[t + half];
+            bool better = c >= 0
+                    && (columns[t] < 0 || v > values[t] || (v == values[t] && c < columns[t]));
+            if (better) {
+                values[t] = v;
+                columns[t] = c;
+            }
+        }
+        __syncthreads();
+    }
+    if (t == 0) {
+        result[0] = static_cast<float>(columns[0] < 0 ? 0 : columns[0]);
+    }
+}
+PANAMAX_EXPORT(argmax_row)
+
+#define ATTENTION_WARPS 4
+#define ATTENTION_TILE WARP
+#define ATTENTION_MAX_HEAD_DIM 256
+
+// Causal grouped-query attention, flash-style: block (32·ATTENTION_WARPS) handles ATTENTION_WARPS consecutive
+// queries (one per warp) of one query head of one sequence (grid (ceil(queries / ATTENTION_WARPS), heads, sequences)).
+// Key and value tiles of 32 rows are staged in dynamic shared memory; each warp keeps an online softmax (running
+// maximum m, running sum l, output accumulator rescaled by e^(m_old - m_new)), so no queries × keys matrix exists.
+// Lane j scores key j of the tile; lane d accumulates output dimensions d, d + 32, ... Query i of a sequence (at
+// position + i) sees keys 0 .. position + i; query head h reads key/value head h / (heads / kv_heads). Each
+// sequence's keys start keys_per_sequence rows after the previous one's; its queries queries rows after.
+// lse[i, h] = m + log(l), the natural log-sum-exp of the scaled scores, when keep_lse is 1. Dynamic shared memory:
+// (32·(head_dim + 1) + 32·head_dim + ATTENTION_WARPS·(head_dim + 32)) floats. head_dim ≤ 256.
+extern "C" __global__ void attention_forward(global_ptr<const float> q, long long q_offset, int ldq,
+        global_ptr<const float> k, long long k_offset, int ldk, global_ptr<const float> v, long long v_offset, int ldv,
+        global_ptr<float> out, long long out_offset, int ldout, global_ptr<float> lse, long long lse_offset, int ldlse,
+        int keep_lse, int heads, int kv_heads, int head_dim, int queries, int keys_per_sequence, int position,
+        float scale) {
+    PANAMAX_DYNAMIC_SHARED(float, shared);
+    auto k_tile = shared;                                    // [32][head_dim + 1]: +1 spreads a column over banks
+    auto v_tile = k_tile + ATTENTION_TILE * (head_dim + 1);  // [32][head_dim]
+    auto q_rows = v_tile + ATTENTION_TILE * head_dim;        // [warps][head_dim]
+    auto p_rows = q_rows + ATTENTION_WARPS * head_dim;       // [warps][32]: the tile's weights, per warp
+
+    int warp = threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    int head = blockIdx.y;
+    int kv_head = head / (heads / kv_heads);
+    int sequence = blockIdx.z;
+    int first_query = blockIdx.x * ATTENTION_WARPS;
+    int query = first_query + warp;
+    bool active = query < queries;  // the same for the whole warp: warp operations stay uniform
+    long long q_row = static_cast<long long>(sequence) * queries + query;
+    long long key_row0 = static_cast<long long>(sequence) * keys_per_sequence;
+    int last_key = position + min(first_query + ATTENTION_WARPS, queries) - 1;  // the block's last visible key
+    int my_last_key = position + query;
+
+    auto my_q = q_rows + warp * head_dim;
+    auto my_p = p_rows + warp * ATTENTION_TILE;
+    if (active) {
+        for (int d = lane; d < head_dim; d += WARP) {
+            my_q[d] = q[q_offset + q_row * ldq + static_cast<long long>(head) * head_dim + d];
+        }
+    }
+    float accumulator[ATTENTION_MAX_HEAD_DIM / WARP];
+    for (int i = 0; i < ATTENTION_MAX_HEAD_DIM / WARP; ++i) {
+        accumulator[i] = 0.0f;
+    }
+    float running_max = -INFINITY;
+    float running_sum = 0.0f;
+
+    for (int tile = 0; tile <= last_key; tile += ATTENTION_TILE) {
+        int tile_rows = min(ATTENTION_TILE, last_key + 1 - tile);
+        for (int e = threadIdx.x; e < tile_rows * head_dim; e += blockDim.x) {
+            int row = e / head_dim;
+            int d = e % head_dim;
+            long long key_row = key_row0 + tile + row;
+            k_tile[row * (head_dim + 1) + d] = k[k_offset + key_row * ldk + static_cast<long long>(kv_head) * head_dim + d];
+            v_tile[row * head_dim + d] = v[v_offset + key_row * ldv + static_cast<long long>(kv_head) * head_dim + d];
+        }
+        __syncthreads();
+        if (active && tile <= my_last_key) {
+            int key = tile + lane;
+            bool visible = lane < tile_rows && key <= my_last_key;
+            float score = -INFINITY;
+            if (visible) {
+                float dot = 0.0f;
+                for (int d = 0; d < head_dim; ++d) {
+                    dot += my_q[d] * k_tile[lane * (head_dim + 1) + d];
+                }
+                score = dot * scale;
+            }
+            float tile_max = score;
+            for (int mask = WARP / 2; mask > 0; mask /= 2) {
+                tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, mask));
+            }
+            // Key `tile` is visible to this query, so tile_max and new_max are finite.
+            float new_max = fmaxf(running_max, tile_max);
+            float correction = expf(running_max - new_max);
+            float p = visible ? expf(score - new_max) : 0.0f;
+            float tile_sum = p;
+            for (int mask = WARP / 2; mask > 0; mask /= 2) {
+                tile_sum += __shfl_xor_sync(0xffffffffu, tile_sum, mask);
+            }
+            running_sum = running_sum * correction + tile_sum;
+            running_max = new_max;
+            my_p[lane] = p;
+            __syncwarp();
+            for (int i = 0; i * WARP + lane < head_dim; ++i) {
+                int d = i * WARP + lane;
+                float sum = 0.0f;
+                for (int j = 0; j < tile_rows; ++j) {
+                    sum += my_p[j] * v_tile[j * head_dim + d];
+                }
+                accumulator[i] = accumulator[i] * correction + sum;
+            }
+            __syncwarp();
+        }
+        __syncthreads();
+    }
+    if (active) {
+        float inverse_sum = 1.0f / running_sum;
+        for (int i = 0; i * WARP + lane < head_dim; ++i) {
+            out[out_offset + q_row * ldout + static_cast<long long>(head) * head_dim + i * WARP + lane] =
+                    accumulator[i] * inverse_sum;
+        }
+        if (keep_lse != 0 && lane == 0) {
+            lse[lse_offset + q_row * ldlse + head] = running_max + logf(running_sum);
+        }
+    }
+}
+PANAMAX_EXPORT(attention_forward)
