@@ -1,0 +1,931 @@
+package dev.panamax.model.backend;
+
+import dev.panamax.cuda.Cublas;
+import dev.panamax.cuda.Cuda;
+import dev.panamax.cuda.CudaKernel;
+import dev.panamax.cuda.CudaModule;
+import dev.panamax.cuda.CudaStream;
+import dev.panamax.cuda.DeviceBuffer;
+import dev.panamax.cuda.Dim3;
+import dev.panamax.cuda.ElementType;
+import dev.panamax.cuda.Transpose;
+import dev.panamax.kernels.Rope;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * The {@link Backend} on a CUDA device: a GPU, or the emulated device that runs the same CUDA C kernels on the CPU
+ * (see cuda-bindings' README). Weights are uploaded once (a segment passed twice, such as tied embeddings, is one
+ * device copy); activations stay on the device; products go through {@link Cublas} in FP32 (on the emulated device,
+ * cuBLAS's contract served by the kernels module's GEMM) and every other operation through Panamax's kernels in
+ * {@code transformer.cu}. All work is queued in order on one stream; only {@link #read}, {@link #argmax} and host
+ * copies wait for it.
+ *
+ * <p>Inference is complete: embedding, RMSNorm, LayerNorm, RoPE, attention, GELU, SwiGLU, residual add, products,
+ * temperature softmax and argmax. Of the training operations, the product's backward and RoPE's backward run here; the
+ * others throw {@link UnsupportedOperationException} naming the operation, never fall back to the CPU silently.
+ *
+ * <p>A backend belongs to the device it was created on: each call makes that device the calling thread's current one.
+ * Tensors are allocated against the device's total memory: one that would not fit is refused with the sizes before
+ * anything is allocated.
+ */
+public final class CudaBackend implements Backend {
+    private static final String KERNELS = "dev/panamax/cuda/ptx/transformer.ptx";
+
+    /** Threads of an elementwise kernel's block, and the most a row-reduction kernel uses. */
+    private static final int BLOCK = 256;
+
+    /** The grid's y extent that row-wise kernels stride over: CUDA's limit on gridDim.y. */
+    private static final int MAX_GRID_ROWS = 65535;
+
+    private static final int ATTENTION_WARPS = 4;
+    private static final int ATTENTION_TILE = 32;
+
+    /** The widest head {@code attention_forward} keeps in registers (8 floats per lane). */
+    static final int MAX_HEAD_DIM = 256;
+
+    /** Token ids travel as floats (launches pass float buffers), exact below this. */
+    private static final int MAX_EXACT_ID = 1 << 24;
+
+    private final boolean emulated;
+    private final long emulatorSeed;
+    private final int gpu;
+    private final long capacityBytes;
+    private final CudaModule module;
+    private final Map<String, CudaKernel> kernels = new HashMap<>();
+    private final CudaStream stream;
+    private final Cublas cublas;
+    private final List<DeviceBuffer> buffers = new ArrayList<>();
+    private final Map<WeightSource, DeviceTensor> uploaded = new HashMap<>();
+    private long allocatedBytes;
+    private DeviceBuffer tokens;
+    private DeviceBuffer ones;
+    private DeviceBuffer scalar;
+    private boolean closed;
+
+    private CudaBackend(boolean emulated, long emulatorSeed, int gpu, long capacityBytes) {
+        this.emulated = emulated;
+        this.emulatorSeed = emulatorSeed;
+        this.gpu = gpu;
+        this.capacityBytes = capacityBytes;
+        onDevice();
+        CudaModule loadedModule = null;
+        CudaStream createdStream = null;
+        try {
+            loadedModule = CudaModule.load(KERNELS);
+            createdStream = CudaStream.create();
+            Cublas handle = Cublas.create();
+            handle.setStream(createdStream);
+            this.module = loadedModule;
+            this.stream = createdStream;
+            this.cublas = handle;
+        } catch (RuntimeException e) {
+            if (createdStream != null) {
+                createdStream.close();
+            }
+            if (loadedModule != null) {
+                loadedModule.close();
+            }
+            throw e;
+        }
+    }
+
+    /**
+     * A backend on the calling thread's current GPU, with its total memory as the bound on tensors.
+     *
+     * @return the backend
+     * @throws dev.panamax.cuda.CudaUnavailableException when CUDA cannot run here, with the reason
+     */
+    public static CudaBackend onGpu() {
+        int device = Cuda.currentDevice();
+        return new CudaBackend(false, 0, device, Cuda.device(device).totalMemory());
+    }
+
+    /**
+     * A backend on the emulated device, which runs blocks and threads in index order; its memory is host memory, so
+     * tensors are bounded only by it.
+     *
+     * @return the backend
+     * @throws dev.panamax.cuda.CudaUnavailableException when the emulated device cannot run here, with the reason
+     */
+    public static CudaBackend emulated() {
+        return emulated(0, Long.MAX_VALUE);
+    }
+
+    /**
+     * A backend on the emulated device with a bound on its memory, as if it were a GPU of that size.
+     *
+     * @param scheduleSeed 0 for index order; otherwise the seed of a shuffled order of blocks and threads, which must
+     *     not change any result
+     * @param capacityBytes the device memory tensors may take, at least 0
+     * @return the backend
+     * @throws dev.panamax.cuda.CudaUnavailableException when the emulated device cannot run here, with the reason
+     */
+    public static CudaBackend emulated(long scheduleSeed, long capacityBytes) {
+        if (capacityBytes < 0) {
+            throw new IllegalArgumentException("capacityBytes (" + capacityBytes + ") must be >= 0");
+        }
+        Cuda.useEmulatedDevice(scheduleSeed);
+        return new CudaBackend(true, scheduleSeed, -1, capacityBytes);
+    }
+
+    /**
+     * Whether this backend runs on the emulated device.
+     *
+     * @return true on the emulated device, false on a GPU
+     */
+    public boolean isEmulated() {
+        return emulated;
+    }
+
+    /**
+     * The bytes of device memory this backend's tensors take.
+     *
+     * @return the bytes allocated
+     */
+    public long allocatedBytes() {
+        return allocatedBytes;
+    }
+
+    /** A matrix at {@code offset} (in floats) of a device buffer, rows {@code ld} floats apart. */
+    private record DeviceTensor(CudaBackend owner, DeviceBuffer buffer, long offset, int rows, int cols, int ld)
+            implements Tensor {
+        @Override
+        public Tensor rows(int from, int count) {
+            Objects.checkFromIndexSize(from, count, rows);
+            return new DeviceTensor(owner, buffer, offset + (long) from * ld, count, cols, ld);
+        }
+
+        @Override
+        public Tensor columns(int from, int count) {
+            Objects.checkFromIndexSize(from, count, cols);
+            return new DeviceTensor(owner, buffer, offset + from, rows, count, ld);
+        }
+
+        boolean dense() {
+            return ld == cols || rows <= 1;
+        }
+
+        long size() {
+            return (long) rows * cols;
+        }
+
+        @Override
+        public String toString() {
+            return "CUDA tensor " + rows + " × " + cols + (dense() ? "" : " (row stride " + ld + ")");
+        }
+    }
+
+    /** A weight segment by its address and size: the same memory passed twice is uploaded once. */
+    private record WeightSource(long address, long byteSize, int rows, int cols) {}
+
+    /** Rotary tables on the device, {@code [maxPositions, headDim]} each, as the CPU's {@link Rope} builds them. */
+    private record DeviceRotary(
+            CudaBackend owner, DeviceBuffer cos, DeviceBuffer sin, int headDim, int maxPositions, Rope.Pairing pairing)
+            implements Rotary {}
+
+    @Override
+    public Tensor allocate(int rows, int cols) {
+        TensorChecks.shape(rows, cols);
+        onDevice();
+        DeviceTensor t = new DeviceTensor(
+                this, newBuffer((long) rows * cols, "a " + rows + " × " + cols + " tensor"), 0, rows, cols, cols);
+        zero(t);
+        return t;
+    }
+
+    @Override
+    public Tensor weights(MemorySegment floats, int rows, int cols) {
+        TensorChecks.shape(rows, cols);
+        if (floats.byteSize() != (long) rows * cols * Float.BYTES) {
+            throw new IllegalArgumentException("floats (" + floats.byteSize() + " bytes) must hold exactly rows ("
+                    + rows + ") × cols (" + cols + ") floats");
+        }
+        onDevice();
+        WeightSource source = new WeightSource(floats.address(), floats.byteSize(), rows, cols);
+        DeviceTensor known = floats.isNative() ? uploaded.get(source) : null;
+        if (known != null) {
+            return known;
+        }
+        DeviceBuffer buffer = newBuffer((long) rows * cols, rows + " × " + cols + " weights");
+        try (Arena staging = Arena.ofConfined()) {
+            // CUDA copies only from native memory; a heap segment goes through a native copy.
+            MemorySegment host = floats.isNative()
+                    ? floats
+                    : staging.allocate(floats.byteSize()).copyFrom(floats);
+            buffer.copyFromAsync(0, host, (long) rows * cols, stream);
+            // The segment may be a caller's temporary, and the staging copy is freed here: the copy must be done.
+            stream.synchronize();
+        }
+        DeviceTensor t = new DeviceTensor(this, buffer, 0, rows, cols, cols);
+        if (floats.isNative()) {
+            uploaded.put(source, t);
+        }
+        return t;
+    }
+
+    /** A device buffer of {@code floats}, refused with the sizes when it would take the device past its memory. */
+    private DeviceBuffer newBuffer(long floats, String what) {
+        ensureOpen();
+        long bytes = floats * Float.BYTES;
+        if (bytes > capacityBytes - allocatedBytes) {
+            throw new DeviceMemoryException("the CUDA backend cannot allocate " + what + ": it needs " + mib(bytes)
+                    + " of device memory, and " + mib(capacityBytes - allocatedBytes) + " of the device's "
+                    + mib(capacityBytes) + " are left (" + mib(allocatedBytes)
+                    + " already hold this model's weights, cache and activations)");
+        }
+        DeviceBuffer buffer = DeviceBuffer.allocate(ElementType.FLOAT, floats);
+        buffers.add(buffer);
+        allocatedBytes += bytes;
+        return buffer;
+    }
+
+    private static String mib(long bytes) {
+        return String.format(java.util.Locale.ROOT, "%.1f MiB (%d bytes)", bytes / 1048576.0, bytes);
+    }
+
+    @Override
+    public Rotary rotary(int headDim, int maxPositions, double theta) {
+        return rotary(headDim, maxPositions, theta, Rope.Pairing.ADJACENT);
+    }
+
+    /**
+     * Rotary tables with either pairing the CPU's {@link Rope} supports, so that {@link #rope} rotates as {@link
+     * Rope#forward} does; the Backend contract asks only for llama2.c's adjacent pairs, and a loader of Hugging Face
+     * Llama checkpoints would use the halves.
+     */
+    Rotary rotary(int headDim, int maxPositions, double theta, Rope.Pairing pairing) {
+        Rope rope = new Rope(headDim, maxPositions, theta, pairing);
+        // The CPU's own rotation of unit vectors gives its tables exactly: for a pair (a, b), rotating (1, 0) leaves
+        // (cos, sin) of the first and second element, and rotating (0, 1) leaves (sin, cos); no second copy of the
+        // angle arithmetic to drift from it.
+        int size = Math.multiplyExact(maxPositions, headDim);
+        float[] firstUnit = new float[size];
+        float[] secondUnit = new float[size];
+        int half = headDim / 2;
+        for (int p = 0; p < maxPositions; p++) {
+            for (int k = 0; k < half; k++) {
+                int first = pairing == Rope.Pairing.ADJACENT ? 2 * k : k;
+                firstUnit[p * headDim + first] = 1;
+                secondUnit[p * headDim + first + (pairing == Rope.Pairing.ADJACENT ? 1 : half)] = 1;
+            }
+        }
+        float[] fromFirst = new float[size];
+        float[] fromSecond = new float[size];
+        rope.forward(maxPositions, 1, 0, firstUnit, 0, headDim, fromFirst, 0, headDim);
+        rope.forward(maxPositions, 1, 0, secondUnit, 0, headDim, fromSecond, 0, headDim);
+        float[] cos = new float[size];
+        float[] sin = new float[size];
+        for (int i = 0; i < size; i++) {
+            boolean first = firstUnit[i] == 1;
+            cos[i] = first ? fromFirst[i] : fromSecond[i];
+            sin[i] = first ? fromSecond[i] : fromFirst[i];
+        }
+        onDevice();
+        DeviceBuffer cosBuffer = newBuffer(size, "rotary cosines");
+        DeviceBuffer sinBuffer = newBuffer(size, "rotary sines");
+        cosBuffer.copyFromAsync(0, cos, 0, size, stream);
+        sinBuffer.copyFromAsync(0, sin, 0, size, stream);
+        return new DeviceRotary(this, cosBuffer, sinBuffer, headDim, maxPositions, pairing);
+    }
+
+    @Override
+    public void matmul(Tensor x, Tensor w, Layout layout, Tensor bias, Tensor y) {
+        DeviceTensor a = device("x", x);
+        DeviceTensor b = device("w", w);
+        DeviceTensor c = device("y", y);
+        boolean outIn = Objects.requireNonNull(layout, "layout") == Layout.OUT_IN;
+        int in = outIn ? b.cols : b.rows;
+        int out = outIn ? b.rows : b.cols;
+        TensorChecks.same("x.cols", a.cols, "the weights' input width", in);
+        TensorChecks.same("y.cols", c.cols, "the weights' output width", out);
+        TensorChecks.same("y.rows", c.rows, "x.rows", a.rows);
+        float beta = 0;
+        if (bias != null) {
+            DeviceTensor d = device("bias", bias);
+            TensorChecks.same("bias.rows", d.rows, "1", 1);
+            TensorChecks.same("bias.cols", d.cols, "the weights' output width", out);
+            launchRows("broadcast_row", c.rows, c.cols, d.buffer, d.offset, c.buffer, c.offset, c.ld, c.rows, c.cols);
+            beta = 1;
+        }
+        gemm(false, outIn, a.rows, out, in, a, b, beta, c);
+    }
+
+    @Override
+    public void matmulBackward(
+            Tensor x, Tensor w, Layout layout, Tensor dy, Tensor dx, boolean accumulate, Tensor dw, Tensor dbias) {
+        DeviceTensor a = device("x", x);
+        DeviceTensor b = device("w", w);
+        DeviceTensor g = device("dy", dy);
+        DeviceTensor gw = device("dw", dw);
+        boolean outIn = Objects.requireNonNull(layout, "layout") == Layout.OUT_IN;
+        int in = outIn ? b.cols : b.rows;
+        int out = outIn ? b.rows : b.cols;
+        int m = a.rows;
+        TensorChecks.same("x.cols", a.cols, "the weights' input width", in);
+        TensorChecks.same("dy.cols", g.cols, "the weights' output width", out);
+        TensorChecks.same("dy.rows", g.rows, "x.rows", m);
+        TensorChecks.sameShape("dw", gw, "w", b);
+        if (dx != null) {
+            DeviceTensor gx = device("dx", dx);
+            TensorChecks.sameShape("dx", gx, "x", a);
+            // dx = dy·W for W [out, in]; dy·Wᵀ for W [in, out].
+            gemm(false, !outIn, m, in, out, g, b, accumulate ? 1f : 0f, gx);
+        }
+        // dW += dyᵀ·x for W [out, in]; xᵀ·dy for W [in, out].
+        gemm(true, false, gw.rows, gw.cols, m, outIn ? g : a, outIn ? a : g, 1f, gw);
+        if (dbias != null) {
+            DeviceTensor gb = device("dbias", dbias);
+            TensorChecks.same("dbias.rows", gb.rows, "1", 1);
+            TensorChecks.same("dbias.cols", gb.cols, "the weights' output width", out);
+            // The column sums of dy as a product with a row of ones: cuBLAS's fixed order, no atomics.
+            gemm(false, false, 1, out, m, ones(m), g, 1f, gb);
+        }
+    }
+
+    /** A {@code [1, count]} row of ones, grown on demand. */
+    private DeviceTensor ones(int count) {
+        if (ones == null || ones.length() < count) {
+            ones = newBuffer(count, "a row of " + count + " ones");
+            float[] values = new float[count];
+            java.util.Arrays.fill(values, 1f);
+            ones.copyFromAsync(0, values, 0, count, stream);
+        }
+        return new DeviceTensor(this, ones, 0, 1, count, count);
+    }
+
+    /**
+     * Row-major {@code C = op(A)·op(B) + beta·C} ({@code m × n}, inner size k) through cuBLAS ({@link Cublas} takes
+     * row-major operands and makes the column-major call itself).
+     */
+    private void gemm(
+            boolean transA,
+            boolean transB,
+            int m,
+            int n,
+            int k,
+            DeviceTensor a,
+            DeviceTensor b,
+            float beta,
+            DeviceTensor c) {
+        if (m == 0 || n == 0) {
+            return;
+        }
+        onDevice();
+        cublas.sgemm(
+                transA ? Transpose.TRANSPOSE : Transpose.NO_TRANSPOSE,
+                transB ? Transpose.TRANSPOSE : Transpose.NO_TRANSPOSE,
+                m,
+                n,
+                k,
+                1f,
+                a.buffer,
+                a.offset,
+                Math.max(1, a.ld),
+                b.buffer,
+                b.offset,
+                Math.max(1, b.ld),
+                beta,
+                c.buffer,
+                c.offset,
+                Math.max(1, c.ld));
+    }
+
+    @Override
+    public void rmsNorm(Tensor x, Tensor weight, float epsilon, Tensor y, Tensor rstd) {
+        DeviceTensor in = device("x", x);
+        DeviceTensor w = device("weight", weight);
+        DeviceTensor out = device("y", y);
+        TensorChecks.sameShape("y", out, "x", in);
+        TensorChecks.same("weight.cols", w.cols, "x.cols", in.cols);
+        DeviceTensor r = rstd == null ? null : rowStatistic("rstd", rstd, in.rows);
+        if (in.rows == 0) {
+            return;
+        }
+        launchRowBlocks(
+                "rmsnorm_forward",
+                in.rows,
+                in.cols,
+                in.buffer,
+                in.offset,
+                in.ld,
+                w.buffer,
+                w.offset,
+                out.buffer,
+                out.offset,
+                out.ld,
+                r == null ? out.buffer : r.buffer,
+                r == null ? 0L : r.offset,
+                r == null ? 0 : 1,
+                in.rows,
+                in.cols,
+                epsilon);
+    }
+
+    @Override
+    public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, Tensor dy, Tensor dx, Tensor dweight) {
+        throw notYet("rmsNormBackward");
+    }
+
+    @Override
+    public void layerNorm(Tensor x, Tensor weight, Tensor bias, float epsilon, Tensor y, Tensor mean, Tensor rstd) {
+        DeviceTensor in = device("x", x);
+        DeviceTensor w = device("weight", weight);
+        DeviceTensor b = device("bias", bias);
+        DeviceTensor out = device("y", y);
+        TensorChecks.sameShape("y", out, "x", in);
+        TensorChecks.same("weight.cols", w.cols, "x.cols", in.cols);
+        TensorChecks.same("bias.cols", b.cols, "x.cols", in.cols);
+        if ((mean == null) != (rstd == null)) {
+            throw new IllegalArgumentException("mean and rstd must both be given or both be null on the CUDA backend");
+        }
+        DeviceTensor mu = mean == null ? null : rowStatistic("mean", mean, in.rows);
+        DeviceTensor r = rstd == null ? null : rowStatistic("rstd", rstd, in.rows);
+        if (in.rows == 0) {
+            return;
+        }
+        launchRowBlocks(
+                "layernorm_forward",
+                in.rows,
+                in.cols,
+                in.buffer,
+                in.offset,
+                in.ld,
+                w.buffer,
+                w.offset,
+                b.buffer,
+                b.offset,
+                out.buffer,
+                out.offset,
+                out.ld,
+                mu == null ? out.buffer : mu.buffer,
+                mu == null ? 0L : mu.offset,
+                r == null ? out.buffer : r.buffer,
+                r == null ? 0L : r.offset,
+                mu == null ? 0 : 1,
+                in.rows,
+                in.cols,
+                epsilon);
+    }
+
+    @Override
+    public void layerNormBackward(
+            Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dy, Tensor dx, Tensor dweight, Tensor dbias) {
+        throw notYet("layerNormBackward");
+    }
+
+    /** A per-row statistic: one dense column of {@code rows} floats. */
+    private DeviceTensor rowStatistic(String name, Tensor tensor, int rows) {
+        DeviceTensor t = device(name, tensor);
+        if (t.rows != rows || t.cols != 1 || !t.dense()) {
+            throw new IllegalArgumentException(name + " (" + t.rows + " × " + t.cols + ", row stride " + t.ld
+                    + ") must be a dense " + rows + " × 1 column");
+        }
+        return t;
+    }
+
+    @Override
+    public void rope(Rotary rotary, Tensor x, int heads, int position) {
+        rotate(rotary, device("x", x), heads, position, 1f);
+    }
+
+    @Override
+    public void ropeBackward(Rotary rotary, Tensor dx, int heads, int position) {
+        rotate(rotary, device("dx", dx), heads, position, -1f);
+    }
+
+    private void rotate(Rotary rotary, DeviceTensor x, int heads, int position, float sign) {
+        if (!(rotary instanceof DeviceRotary r) || r.owner != this) {
+            throw new IllegalArgumentException("rotary (" + rotary + ") must come from this backend");
+        }
+        if (heads < 0 || (long) heads * r.headDim != x.cols) {
+            throw new IllegalArgumentException("heads (" + heads + ") × headDim (" + r.headDim
+                    + ") must equal the tensor's columns (" + x.cols + ")");
+        }
+        if (position < 0 || (long) position + x.rows > r.maxPositions) {
+            throw new IndexOutOfBoundsException("position (" + position + ") + rows (" + x.rows
+                    + ") must be in [0, maxPositions (" + r.maxPositions + ")]");
+        }
+        int pairs = heads * (r.headDim / 2);
+        if (x.rows == 0 || pairs == 0) {
+            return;
+        }
+        launchRows(
+                "rope_rotate",
+                x.rows,
+                pairs,
+                x.buffer,
+                x.offset,
+                x.ld,
+                x.rows,
+                heads,
+                r.headDim,
+                position,
+                r.cos,
+                r.sin,
+                r.pairing == Rope.Pairing.ADJACENT ? 0 : 1,
+                sign);
+    }
+
+    @Override
+    public void attention(
+            Tensor q,
+            Tensor keys,
+            Tensor values,
+            int heads,
+            int kvHeads,
+            int sequences,
+            int position,
+            Tensor out,
+            Tensor lse) {
+        DeviceTensor query = device("q", q);
+        DeviceTensor k = device("keys", keys);
+        DeviceTensor v = device("values", values);
+        DeviceTensor o = device("out", out);
+        TensorChecks.sameShape("out", o, "q", query);
+        TensorChecks.sameShape("values", v, "keys", k);
+        TensorChecks.AttentionLayout a = TensorChecks.attentionLayout(query, k, heads, kvHeads, sequences);
+        if (kvHeads < 1 || heads % kvHeads != 0) {
+            throw new IllegalArgumentException(
+                    "kvHeads (" + kvHeads + ") must be >= 1 and divide heads (" + heads + ")");
+        }
+        int tk = position + a.queries();
+        if (position < 0 || tk > a.keys()) {
+            throw new IllegalArgumentException("position (" + position + ") + queries per sequence (" + a.queries()
+                    + ") must be in [0, key rows per sequence (" + a.keys() + ")]");
+        }
+        if (a.headDim() > MAX_HEAD_DIM) {
+            throw new IllegalArgumentException(
+                    "headDim (" + a.headDim() + ") must be <= " + MAX_HEAD_DIM + " on the CUDA backend");
+        }
+        DeviceTensor l = null;
+        if (lse != null) {
+            l = device("lse", lse);
+            TensorChecks.same("lse.rows", l.rows, "q.rows", query.rows);
+            TensorChecks.same("lse.cols", l.cols, "heads", heads);
+        }
+        if (a.queries() == 0 || a.headDim() == 0) {
+            return;
+        }
+        int hd = a.headDim();
+        int sharedFloats = ATTENTION_TILE * (hd + 1) + ATTENTION_TILE * hd + ATTENTION_WARPS * (hd + ATTENTION_TILE);
+        kernel("attention_forward")
+                .launch(
+                        new Dim3((a.queries() + ATTENTION_WARPS - 1) / ATTENTION_WARPS, heads, sequences),
+                        Dim3.of(ATTENTION_WARPS * 32),
+                        sharedFloats * Float.BYTES,
+                        stream,
+                        query.buffer,
+                        query.offset,
+                        query.ld,
+                        k.buffer,
+                        k.offset,
+                        k.ld,
+                        v.buffer,
+                        v.offset,
+                        v.ld,
+                        o.buffer,
+                        o.offset,
+                        o.ld,
+                        l == null ? o.buffer : l.buffer,
+                        l == null ? 0L : l.offset,
+                        l == null ? 0 : l.ld,
+                        l == null ? 0 : 1,
+                        heads,
+                        kvHeads,
+                        hd,
+                        a.queries(),
+                        a.keys(),
+                        position,
+                        (float) (1 / Math.sqrt(hd)));
+    }
+
+    @Override
+    public void attentionBackward(
+            Tensor q,
+            Tensor keys,
+            Tensor values,
+            Tensor out,
+            Tensor lse,
+            Tensor dout,
+            int heads,
+            int kvHeads,
+            int sequences,
+            Tensor dq,
+            Tensor dk,
+            Tensor dv) {
+        throw notYet("attentionBackward");
+    }
+
+    @Override
+    public void swiglu(Tensor gate, Tensor up, Tensor y) {
+        DeviceTensor g = device("gate", gate);
+        DeviceTensor u = device("up", up);
+        DeviceTensor out = device("y", y);
+        TensorChecks.sameShape("up", u, "gate", g);
+        TensorChecks.sameShape("y", out, "gate", g);
+        launchRows(
+                "swiglu_forward",
+                g.rows,
+                g.cols,
+                g.buffer,
+                g.offset,
+                g.ld,
+                u.buffer,
+                u.offset,
+                u.ld,
+                out.buffer,
+                out.offset,
+                out.ld,
+                g.rows,
+                g.cols);
+    }
+
+    @Override
+    public void swigluBackward(Tensor gate, Tensor up, Tensor dy, Tensor dgate, Tensor dup) {
+        throw notYet("swigluBackward");
+    }
+
+    @Override
+    public void gelu(Tensor x, Tensor y) {
+        DeviceTensor in = device("x", x);
+        DeviceTensor out = device("y", y);
+        TensorChecks.sameShape("y", out, "x", in);
+        launchRows(
+                "gelu_forward",
+                in.rows,
+                in.cols,
+                in.buffer,
+                in.offset,
+                in.ld,
+                out.buffer,
+                out.offset,
+                out.ld,
+                in.rows,
+                in.cols);
+    }
+
+    @Override
+    public void geluBackward(Tensor x, Tensor dy, Tensor dx) {
+        throw notYet("geluBackward");
+    }
+
+    @Override
+    public void add(Tensor a, Tensor b, Tensor y) {
+        DeviceTensor l = device("a", a);
+        DeviceTensor r = device("b", b);
+        DeviceTensor out = device("y", y);
+        TensorChecks.sameShape("b", r, "a", l);
+        TensorChecks.sameShape("y", out, "a", l);
+        launchRows(
+                "add_matrix",
+                l.rows,
+                l.cols,
+                l.buffer,
+                l.offset,
+                l.ld,
+                r.buffer,
+                r.offset,
+                r.ld,
+                out.buffer,
+                out.offset,
+                out.ld,
+                l.rows,
+                l.cols);
+    }
+
+    @Override
+    public void embedding(int[] tokens, int offset, Tensor table, Tensor out) {
+        DeviceTensor t = device("table", table);
+        DeviceTensor o = device("out", out);
+        TensorChecks.same("out.cols", o.cols, "table.cols", t.cols);
+        if (!t.dense()) {
+            throw new IllegalArgumentException("table (" + t + ") must be dense");
+        }
+        Objects.checkFromIndexSize(offset, o.rows, Objects.requireNonNull(tokens, "tokens").length);
+        float[] ids = new float[o.rows];
+        for (int i = 0; i < o.rows; i++) {
+            int id = tokens[offset + i];
+            if (id < 0 || id >= t.rows) {
+                throw new IllegalArgumentException(
+                        "tokens[" + (offset + i) + "] (" + id + ") must be in [0, table.rows (" + t.rows + "))");
+            }
+            if (id >= MAX_EXACT_ID) {
+                throw new IllegalArgumentException("tokens[" + (offset + i) + "] (" + id + ") must be below "
+                        + MAX_EXACT_ID + " on the CUDA backend, which passes ids as floats");
+            }
+            ids[i] = id;
+        }
+        if (o.rows == 0 || o.cols == 0) {
+            return;
+        }
+        onDevice();
+        if (this.tokens == null || this.tokens.length() < ids.length) {
+            this.tokens = newBuffer(Math.max(ids.length, 64), "token ids");
+        }
+        this.tokens.copyFromAsync(0, ids, 0, ids.length, stream);
+        launchRows(
+                "embedding_forward", o.rows, o.cols, this.tokens, t.buffer, o.buffer, o.offset, o.ld, o.rows, o.cols);
+    }
+
+    @Override
+    public void embeddingBackward(int[] tokens, int offset, Tensor dout, Tensor dtable) {
+        throw notYet("embeddingBackward");
+    }
+
+    @Override
+    public float crossEntropy(Tensor logits, int[] targets, int offset, Tensor dlogits, float gradientScale) {
+        throw notYet("crossEntropy");
+    }
+
+    @Override
+    public int countCorrect(Tensor logits, int[] targets, int offset) {
+        throw notYet("countCorrect");
+    }
+
+    @Override
+    public void zero(Tensor tensor) {
+        DeviceTensor t = device("tensor", tensor);
+        launchRows("zero_matrix", t.rows, t.cols, t.buffer, t.offset, t.ld, t.rows, t.cols);
+    }
+
+    @Override
+    public double sumOfSquares(Tensor tensor) {
+        throw notYet("sumOfSquares");
+    }
+
+    @Override
+    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep hyper) {
+        throw notYet("adamw");
+    }
+
+    @Override
+    public void softmax(Tensor x, float temperature) {
+        DeviceTensor t = device("x", x);
+        if (!(temperature > 0) || !Float.isFinite(temperature)) {
+            throw new IllegalArgumentException("temperature (" + temperature + ") must be finite and > 0");
+        }
+        if (t.rows == 0) {
+            return;
+        }
+        launchRowBlocks("softmax_rows", t.rows, t.cols, t.buffer, t.offset, t.ld, t.rows, t.cols, 1 / temperature);
+    }
+
+    @Override
+    public int argmax(Tensor row) {
+        DeviceTensor t = device("row", row);
+        TensorChecks.same("row.rows", t.rows, "1", 1);
+        if (t.cols < 1) {
+            throw new IllegalArgumentException("row.cols (0) must be >= 1");
+        }
+        if (t.cols > MAX_EXACT_ID) {
+            throw new IllegalArgumentException("row.cols (" + t.cols + ") must be <= " + MAX_EXACT_ID
+                    + " on the CUDA backend, which returns the column as a float");
+        }
+        onDevice();
+        if (scalar == null) {
+            scalar = newBuffer(1, "the argmax result");
+        }
+        kernel("argmax_row")
+                .launch(Dim3.of(1), Dim3.of(rowThreads(t.cols)), 0, stream, t.buffer, t.offset, t.cols, scalar);
+        float[] result = new float[1];
+        scalar.copyToAsync(0, result, 0, 1, stream);
+        return (int) result[0];
+    }
+
+    @Override
+    public void read(Tensor tensor, float[] target) {
+        DeviceTensor t = device("tensor", tensor);
+        hostArray("target", Objects.requireNonNull(target, "target").length, t);
+        onDevice();
+        if (t.dense()) {
+            t.buffer.copyToAsync(t.offset, target, 0, (int) t.size(), stream);
+            return;
+        }
+        for (int i = 0; i < t.rows; i++) {
+            t.buffer.copyToAsync(t.offset + (long) i * t.ld, target, i * t.cols, t.cols, stream);
+        }
+    }
+
+    @Override
+    public void write(float[] source, Tensor tensor) {
+        DeviceTensor t = device("tensor", tensor);
+        hostArray("source", Objects.requireNonNull(source, "source").length, t);
+        onDevice();
+        if (t.dense()) {
+            t.buffer.copyFromAsync(t.offset, source, 0, (int) t.size(), stream);
+            return;
+        }
+        for (int i = 0; i < t.rows; i++) {
+            t.buffer.copyFromAsync(t.offset + (long) i * t.ld, source, i * t.cols, t.cols, stream);
+        }
+    }
+
+    /** Frees every tensor, the cuBLAS handle, the stream and the kernels; later calls are no-ops. */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        RuntimeException failure = null;
+        List<AutoCloseable> resources = new ArrayList<>(buffers);
+        resources.add(cublas);
+        resources.add(stream);
+        resources.add(module);
+        for (AutoCloseable resource : resources) {
+            try {
+                resource.close();
+            } catch (Exception e) {
+                if (failure == null) {
+                    failure = new IllegalStateException("closing the CUDA backend failed", e);
+                } else {
+                    failure.addSuppressed(e);
+                }
+            }
+        }
+        buffers.clear();
+        uploaded.clear();
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    @Override
+    public String toString() {
+        return emulated ? "CUDA backend on the emulated device" : "CUDA backend on GPU " + gpu;
+    }
+
+    private void ensureOpen() {
+        if (closed) {
+            throw new IllegalStateException(this + " is closed");
+        }
+    }
+
+    /** Makes this backend's device the calling thread's current one (as cudaSetDevice), so any thread may call. */
+    private void onDevice() {
+        if (emulated) {
+            if (!Cuda.isEmulatedDeviceCurrent()) {
+                Cuda.useEmulatedDevice(emulatorSeed);
+            }
+        } else if (Cuda.isEmulatedDeviceCurrent() || Cuda.currentDevice() != gpu) {
+            Cuda.setDevice(gpu);
+        }
+    }
+
+    private CudaKernel kernel(String name) {
+        ensureOpen();
+        return kernels.computeIfAbsent(name, module::kernel);
+    }
+
+    /** Threads for a block that reduces a row of {@code cols}: a power of two from 32 to {@link #BLOCK}. */
+    private static int rowThreads(int cols) {
+        return Math.clamp(Integer.highestOneBit(Math.max(1, cols - 1)) * 2L, 32, BLOCK);
+    }
+
+    /** An elementwise kernel over {@code rows × cols}: one thread per column, blocks striding over the rows. */
+    private void launchRows(String name, int rows, int cols, Object... arguments) {
+        if (rows == 0 || cols == 0) {
+            return;
+        }
+        onDevice();
+        kernel(name)
+                .launch(
+                        Dim3.of((cols + BLOCK - 1) / BLOCK, Math.min(rows, MAX_GRID_ROWS)),
+                        Dim3.of(BLOCK),
+                        0,
+                        stream,
+                        arguments);
+    }
+
+    /** A row-reduction kernel: one block per row, blocks striding over the rows. */
+    private void launchRowBlocks(String name, int rows, int cols, Object... arguments) {
+        onDevice();
+        kernel(name).launch(Dim3.of(1, Math.min(rows, MAX_GRID_ROWS)), Dim3.of(rowThreads(cols)), 0, stream, arguments);
+    }
+
+    private DeviceTensor device(String name, Tensor tensor) {
+        if (tensor instanceof DeviceTensor t && t.owner == this) {
+            ensureOpen();
+            return t;
+        }
+        throw new IllegalArgumentException(name + " (" + tensor + ") must be a tensor of this CudaBackend");
+    }
+
+    private static void hostArray(String name, int length, DeviceTensor t) {
+        if (length < t.size()) {
+            throw new IllegalArgumentException(
+                    name + " (" + length + " floats) must hold rows × cols (" + t.size() + ")");
+        }
+    }
+
+    private static UnsupportedOperationException notYet(String operation) {
+        return new UnsupportedOperationException(
+                operation + ": the CUDA backend does not have this operation yet; use the CPU backend (--backend cpu)");
+    }
+}
