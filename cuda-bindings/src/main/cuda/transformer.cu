@@ -1,5 +1,6 @@
 // The Transformer's kernels for the model's CudaBackend (dev.panamax.model.backend.CudaBackend): embedding, RMSNorm,
-// LayerNorm, RoPE, GELU, SwiGLU, residual add, temperature softmax, argmax and causal grouped-query attention.
+// LayerNorm, RoPE, GELU, SwiGLU, residual add, temperature softmax, argmax, causal grouped-query attention, and the
+// training side: their backwards (but attention's), cross-entropy with its gradient, sum of squares and AdamW.
 // Every matrix operand is (buffer, offset, ld): the element at row r, column c is buffer[offset + r·ld + c], so the
 // backend's views (rows and columns of a larger tensor) are passed without copies. Reductions run in a fixed order
 // (strided partial sums, then a tree in shared memory or a shuffle butterfly), never float atomics, so a launch gives
@@ -246,42 +247,246 @@ extern "C" __global__ void softmax_rows(global_ptr<float> x, long long x_offset,
 }
 PANAMAX_EXPORT(softmax_rows)
 
-// result[0] = the column of the row's largest value, the first on ties, NaN never the largest; 0 when no value is above
-// -∞ (as the CPU's loop starting from -∞ answers). One block; the column is a float, exact below 2^24.
-extern "C" __global__ void argmax_row(global_ptr<const float> x, long long x_offset, int cols, global_ptr<float> result) {
+// result[r] = the column of row r's largest value, the first on ties, NaN never the largest; 0 when no value is above
+// -∞ (as the CPU's loop starting from -∞ answers). One block per row; the column is a float, exact below 2^24.
+extern "C" __global__ void argmax_rows(global_ptr<const float> x, long long x_offset, int ldx, int rows, int cols,
+        global_ptr<float> result) {
     __shared__ float values[ROW_THREADS_MAX];
     __shared__ int columns[ROW_THREADS_MAX];
     unsigned t = threadIdx.x;
-    float best = -INFINITY;
-    int best_column = -1;
-    for (int c = t; c < cols; c += blockDim.x) {
-        float v = x[x_offset + c];
-        if (v > best) {
-            best = v;
-            best_column = c;
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        global_ptr<const float> row = x + (x_offset + static_cast<long long>(r) * ldx);
+        float best = -INFINITY;
+        int best_column = -1;
+        for (int c = t; c < cols; c += blockDim.x) {
+            float v = row[c];
+            if (v > best) {
+                best = v;
+                best_column = c;
+            }
         }
+        values[t] = best;
+        columns[t] = best_column;
+        __syncthreads();
+        for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
+            if (t < half) {
+                float v = values[t + half];
+                int c = columns[t + half];
+                bool better = c >= 0 && (columns[t] < 0 || v > values[t] || (v == values[t] && c < columns[t]));
+                if (better) {
+                    values[t] = v;
+                    columns[t] = c;
+                }
+            }
+            __syncthreads();
+        }
+        if (t == 0) {
+            result[r] = static_cast<float>(columns[0] < 0 ? 0 : columns[0]);
+        }
+        __syncthreads();
     }
-    values[t] = best;
-    columns[t] = best_column;
+}
+PANAMAX_EXPORT(argmax_rows)
+
+// dx = dy · GELU'(x), GELU(x) = x·σ with σ = 1 / (1 + e), e = exp(x·(c1 + c2·x²)) = e^(-2u): GELU' = σ + x·σ·(1 -
+// σ)·2u', 2u' = -(c1 + 3·c2·x²). dx may be dy; launched as add_matrix.
+extern "C" __global__ void gelu_backward(global_ptr<const float> x, long long x_offset, int ldx,
+        global_ptr<const float> dy, long long dy_offset, int lddy, global_ptr<float> dx, long long dx_offset, int lddx,
+        int rows, int cols) {
+    const float c1 = -1.5957691216057308f;
+    const float c2 = c1 * 0.044715f;
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        float v = x[x_offset + static_cast<long long>(r) * ldx + c];
+        float sigma = 1.0f / (1.0f + expf(v * (c1 + c2 * v * v)));
+        float derivative = sigma - v * sigma * (1.0f - sigma) * (c1 + 3.0f * c2 * v * v);
+        dx[dx_offset + static_cast<long long>(r) * lddx + c] = dy[dy_offset + static_cast<long long>(r) * lddy + c] * derivative;
+    }
+}
+PANAMAX_EXPORT(gelu_backward)
+
+// SwiGLU's gradients on n dense elements: with σ = σ(gate), dup = dy·gate·σ and dgate = dy·up·σ·(1 + gate·(1 − σ)).
+// Grid-stride; outputs must not overlap the inputs.
+extern "C" __global__ void swiglu_backward(global_ptr<const float> gate, long long gate_offset,
+        global_ptr<const float> up, long long up_offset, global_ptr<const float> dy, long long dy_offset,
+        global_ptr<float> dgate, long long dgate_offset, global_ptr<float> dup, long long dup_offset, long long n) {
+    long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
+    for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+        float g = gate[gate_offset + i];
+        float sigma = 1.0f / (1.0f + expf(-g));
+        float d = dy[dy_offset + i];
+        dup[dup_offset + i] = d * g * sigma;
+        dgate[dgate_offset + i] = d * up[up_offset + i] * sigma * (1.0f + g * (1.0f - sigma));
+    }
+}
+PANAMAX_EXPORT(swiglu_backward)
+
+// One AdamW step on n dense elements (the CPU kernel's formula): g = grad_scale·grad, m = β1·m + (1 - β1)·g,
+// v = β2·v + (1 - β2)·g², param -= lr·(m·c1 / (√(v·c2) + ε) + wd·param), c1 and c2 the bias corrections. Grid-stride.
+extern "C" __global__ void adamw_update(global_ptr<float> param, long long param_offset, global_ptr<const float> grad,
+        long long grad_offset, global_ptr<float> m, long long m_offset, global_ptr<float> v, long long v_offset, long long n, float learning_rate, float beta1, float beta2, float epsilon,
+        float weight_decay, float correction1, float correction2, float grad_scale) {
+    long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
+    for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+        float g = grad[grad_offset + i] * grad_scale;
+        float m_new = g * (1.0f - beta1) + m[m_offset + i] * beta1;
+        float v_new = g * g * (1.0f - beta2) + v[v_offset + i] * beta2;
+        m[m_offset + i] = m_new;
+        v[v_offset + i] = v_new;
+        float p = param[param_offset + i];
+        float adam = m_new * correction1 / (sqrtf(v_new * correction2) + epsilon);
+        param[param_offset + i] = p - learning_rate * (p * weight_decay + adam);
+    }
+}
+PANAMAX_EXPORT(adamw_update)
+
+#define SQUARES_SPAN 4096
+
+// Block b sums the squares of elements b·4096 .. (b+1)·4096 − 1 of the rows × cols matrix read in row-major order, in
+// double in a fixed order, and writes the sum as two floats (partials[2b] + partials[2b+1], the high part and the
+// rest), which the host adds in block order in double: the same bits every run, whatever the device.
+extern "C" __global__ void sum_of_squares_partials(global_ptr<const float> x, long long x_offset, int ldx, int rows,
+        int cols, global_ptr<float> partials) {
+    __shared__ double scratch[ROW_THREADS_MAX];
+    long long n = static_cast<long long>(rows) * cols;
+    long long start = static_cast<long long>(blockIdx.x) * SQUARES_SPAN;
+    double sum = 0.0;
+    for (long long i = start + threadIdx.x; i < n && i < start + SQUARES_SPAN; i += blockDim.x) {
+        float value = x[x_offset + (i / cols) * ldx + i % cols];
+        sum += static_cast<double>(value) * value;
+    }
+    unsigned t = threadIdx.x;
+    scratch[t] = sum;
     __syncthreads();
     for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
         if (t < half) {
-            float v = values[t + half];
-            int c = columns[t + half];
-            bool better = c >= 0
-                    && (columns[t] < 0 || v > values[t] || (v == values[t] && c < columns[t]));
-            if (better) {
-                values[t] = v;
-                columns[t] = c;
-            }
+            scratch[t] += scratch[t + half];
         }
         __syncthreads();
     }
     if (t == 0) {
-        result[0] = static_cast<float>(columns[0] < 0 ? 0 : columns[0]);
+        float high = static_cast<float>(scratch[0]);
+        partials[2 * blockIdx.x] = high;
+        partials[2 * blockIdx.x + 1] = static_cast<float>(scratch[0] - high);
     }
 }
-PANAMAX_EXPORT(argmax_row)
+PANAMAX_EXPORT(sum_of_squares_partials)
+
+// Cross-entropy of each row of logits against its target (a whole float): losses[r] = max + log Σ e^(x - max) −
+// x[target], one block per row; with write_gradient 1, dlogits = gradient_scale·(softmax(x) − one-hot(target)).
+// dlogits may be logits: every logit is read before the first is overwritten.
+extern "C" __global__ void cross_entropy_rows(global_ptr<const float> logits, long long logits_offset, int ldlogits,
+        int rows, int cols, global_ptr<const float> targets, global_ptr<float> dlogits, long long dlogits_offset,
+        int lddlogits, int write_gradient, float gradient_scale, global_ptr<float> losses) {
+    __shared__ float scratch[ROW_THREADS_MAX];
+    __shared__ float target_logit;
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        global_ptr<const float> row = logits + (logits_offset + static_cast<long long>(r) * ldlogits);
+        int target = static_cast<int>(targets[r]);
+        float largest = -INFINITY;
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            largest = fmaxf(largest, row[c]);
+        }
+        largest = block_max(largest, scratch);
+        float sum = 0.0f;
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            sum += expf(row[c] - largest);
+        }
+        sum = block_sum(sum, scratch);
+        if (threadIdx.x == 0) {
+            target_logit = row[target];
+            losses[r] = largest + logf(sum) - target_logit;
+        }
+        __syncthreads();
+        if (write_gradient != 0) {
+            global_ptr<float> out = dlogits + (dlogits_offset + static_cast<long long>(r) * lddlogits);
+            float inverse_sum = 1.0f / sum;
+            for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+                float p = expf(row[c] - largest) * inverse_sum;
+                out[c] = gradient_scale * (c == target ? p - 1.0f : p);
+            }
+        }
+        __syncthreads();
+    }
+}
+PANAMAX_EXPORT(cross_entropy_rows)
+
+// dtable[tokens[i]] += dout[i] for i in order: thread c owns column c of every row, so rows sharing a token add in
+// index order, without atomics. Grid (ceil(cols / blockDim.x)).
+extern "C" __global__ void embedding_backward(global_ptr<const float> tokens, int rows, global_ptr<const float> dout,
+        long long dout_offset, int lddout, global_ptr<float> dtable, int cols) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    for (int i = 0; i < rows; ++i) {
+        long long token = static_cast<long long>(tokens[i]);
+        dtable[token * cols + c] += dout[dout_offset + static_cast<long long>(i) * lddout + c];
+    }
+}
+PANAMAX_EXPORT(embedding_backward)
+
+// The column sums a norm's weight (and bias) gradients need, each column by one thread over the rows in order:
+// dweight[c] += Σ_r dy[r,c]·x̂[r,c] with x̂ = (x − mean[r])·rstd[r] (mean 0 for RMSNorm: has_mean 0), and, with
+// has_bias 1, dbias[c] += Σ_r dy[r,c]. Launched before the dx kernel, which may overwrite dy. Grid (ceil(cols /
+// blockDim.x)).
+extern "C" __global__ void norm_backward_weights(global_ptr<const float> x, long long x_offset, int ldx,
+        global_ptr<const float> dy, long long dy_offset, int lddy, global_ptr<const float> mean, long long mean_offset,
+        int has_mean, global_ptr<const float> rstd, long long rstd_offset, int rows, int cols, global_ptr<float> dweight,
+        long long dweight_offset, global_ptr<float> dbias, long long dbias_offset, int has_bias) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    float weight_sum = 0.0f;
+    float bias_sum = 0.0f;
+    for (int r = 0; r < rows; ++r) {
+        float d = dy[dy_offset + static_cast<long long>(r) * lddy + c];
+        float centred = x[x_offset + static_cast<long long>(r) * ldx + c] - (has_mean != 0 ? mean[mean_offset + r] : 0.0f);
+        weight_sum += d * centred * rstd[rstd_offset + r];
+        bias_sum += d;
+    }
+    dweight[dweight_offset + c] += weight_sum;
+    if (has_bias != 0) {
+        dbias[dbias_offset + c] += bias_sum;
+    }
+}
+PANAMAX_EXPORT(norm_backward_weights)
+
+// A norm's input gradient, one block per row: with g = dy ⊙ weight and x̂ = (x − mean)·rstd (mean 0 for RMSNorm),
+// dx = rstd·(g − x̂·mean(g·x̂)) for RMSNorm, and rstd·(g − mean(g) − x̂·mean(g·x̂)) for LayerNorm (has_mean 1). dx may
+// be dy: each thread reads its elements of dy before writing them, after the sums every thread needed.
+extern "C" __global__ void norm_backward_input(global_ptr<const float> x, long long x_offset, int ldx,
+        global_ptr<const float> weight, long long weight_offset, global_ptr<const float> mean, long long mean_offset,
+        int has_mean, global_ptr<const float> rstd, long long rstd_offset, global_ptr<const float> dy,
+        long long dy_offset, int lddy, global_ptr<float> dx, long long dx_offset, int lddx, int rows, int cols) {
+    __shared__ float scratch[ROW_THREADS_MAX];
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        global_ptr<const float> in = x + (x_offset + static_cast<long long>(r) * ldx);
+        global_ptr<const float> grad = dy + (dy_offset + static_cast<long long>(r) * lddy);
+        float mu = has_mean != 0 ? mean[mean_offset + r] : 0.0f;
+        float s = rstd[rstd_offset + r];
+        float g_sum = 0.0f;
+        float gx_sum = 0.0f;
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            float g = grad[c] * weight[weight_offset + c];
+            g_sum += g;
+            gx_sum += g * (in[c] - mu) * s;
+        }
+        float g_mean = has_mean != 0 ? block_sum(g_sum, scratch) / cols : 0.0f;
+        float gx_mean = block_sum(gx_sum, scratch) / cols;
+        global_ptr<float> out = dx + (dx_offset + static_cast<long long>(r) * lddx);
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            float g = grad[c] * weight[weight_offset + c];
+            out[c] = s * (g - g_mean - (in[c] - mu) * s * gx_mean);
+        }
+        __syncthreads();
+    }
+}
+PANAMAX_EXPORT(norm_backward_input)
 
 #define ATTENTION_WARPS 4
 #define ATTENTION_TILE WARP

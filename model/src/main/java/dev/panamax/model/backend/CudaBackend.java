@@ -9,6 +9,7 @@ import dev.panamax.cuda.DeviceBuffer;
 import dev.panamax.cuda.Dim3;
 import dev.panamax.cuda.ElementType;
 import dev.panamax.cuda.Transpose;
+import dev.panamax.kernels.AdamW;
 import dev.panamax.kernels.Rope;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -26,9 +27,10 @@ import java.util.Objects;
  * {@code transformer.cu}. All work is queued in order on one stream; only {@link #read}, {@link #argmax} and host
  * copies wait for it.
  *
- * <p>Inference is complete: embedding, RMSNorm, LayerNorm, RoPE, attention, GELU, SwiGLU, residual add, products,
- * temperature softmax and argmax. Of the training operations, the product's backward and RoPE's backward run here; the
- * others throw {@link UnsupportedOperationException} naming the operation, never fall back to the CPU silently.
+ * <p>Every operation runs here except {@link #attentionBackward}, which throws {@link UnsupportedOperationException}
+ * naming it (never a silent fallback to the CPU). Reductions have a fixed order (no float atomics), so a run gives the
+ * same bits every time on the same device; losses, sums of squares and argmaxes come back to the host as a few floats
+ * per row and are summed there in row order.
  *
  * <p>A backend belongs to the device it was created on: each call makes that device the calling thread's current one.
  * Tensors are allocated against the device's total memory: one that would not fit is refused with the sizes before
@@ -49,6 +51,12 @@ public final class CudaBackend implements Backend {
     /** The widest head {@code attention_forward} keeps in registers (8 floats per lane). */
     static final int MAX_HEAD_DIM = 256;
 
+    /** Blocks of a grid-stride kernel: enough to fill any GPU, few enough for the emulator. */
+    private static final long MAX_FLAT_BLOCKS = 4096;
+
+    /** Elements per block of the sum of squares' partial sums. */
+    private static final int SQUARES_SPAN = 4096;
+
     /** Token ids travel as floats (launches pass float buffers), exact below this. */
     private static final int MAX_EXACT_ID = 1 << 24;
 
@@ -65,7 +73,7 @@ public final class CudaBackend implements Backend {
     private long allocatedBytes;
     private DeviceBuffer tokens;
     private DeviceBuffer ones;
-    private DeviceBuffer scalar;
+    private DeviceBuffer rowResults;
     private boolean closed;
 
     private CudaBackend(boolean emulated, long emulatorSeed, int gpu, long capacityBytes) {
@@ -429,7 +437,82 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, Tensor dy, Tensor dx, Tensor dweight) {
-        throw notYet("rmsNormBackward");
+        DeviceTensor in = device("x", x);
+        DeviceTensor w = device("weight", weight);
+        DeviceTensor r = rowStatistic("rstd", rstd, in.rows);
+        DeviceTensor g = device("dy", dy);
+        DeviceTensor dIn = device("dx", dx);
+        DeviceTensor dw = device("dweight", dweight);
+        TensorChecks.sameShape("dy", g, "x", in);
+        TensorChecks.sameShape("dx", dIn, "x", in);
+        TensorChecks.same("weight.cols", w.cols, "x.cols", in.cols);
+        TensorChecks.sameShape("dweight", dw, "weight", w);
+        normBackward(in, w, null, r, g, dIn, dw, null);
+    }
+
+    /**
+     * The weight (and bias) gradients first, since dx may overwrite dy, then dx; a null mean is RMSNorm's. Each column
+     * sum runs over the rows in order in one thread, so the result has the same bits every run.
+     */
+    private void normBackward(
+            DeviceTensor x,
+            DeviceTensor w,
+            DeviceTensor mean,
+            DeviceTensor rstd,
+            DeviceTensor dy,
+            DeviceTensor dx,
+            DeviceTensor dweight,
+            DeviceTensor dbias) {
+        if (x.rows == 0 || x.cols == 0) {
+            return;
+        }
+        onDevice();
+        kernel("norm_backward_weights")
+                .launch(
+                        Dim3.of((x.cols + BLOCK - 1) / BLOCK),
+                        Dim3.of(BLOCK),
+                        0,
+                        stream,
+                        x.buffer,
+                        x.offset,
+                        x.ld,
+                        dy.buffer,
+                        dy.offset,
+                        dy.ld,
+                        mean == null ? rstd.buffer : mean.buffer,
+                        mean == null ? 0L : mean.offset,
+                        mean == null ? 0 : 1,
+                        rstd.buffer,
+                        rstd.offset,
+                        x.rows,
+                        x.cols,
+                        dweight.buffer,
+                        dweight.offset,
+                        dbias == null ? dweight.buffer : dbias.buffer,
+                        dbias == null ? 0L : dbias.offset,
+                        dbias == null ? 0 : 1);
+        launchRowBlocks(
+                "norm_backward_input",
+                x.rows,
+                x.cols,
+                x.buffer,
+                x.offset,
+                x.ld,
+                w.buffer,
+                w.offset,
+                mean == null ? rstd.buffer : mean.buffer,
+                mean == null ? 0L : mean.offset,
+                mean == null ? 0 : 1,
+                rstd.buffer,
+                rstd.offset,
+                dy.buffer,
+                dy.offset,
+                dy.ld,
+                dx.buffer,
+                dx.offset,
+                dx.ld,
+                x.rows,
+                x.cols);
     }
 
     @Override
@@ -476,7 +559,20 @@ public final class CudaBackend implements Backend {
     @Override
     public void layerNormBackward(
             Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dy, Tensor dx, Tensor dweight, Tensor dbias) {
-        throw notYet("layerNormBackward");
+        DeviceTensor in = device("x", x);
+        DeviceTensor w = device("weight", weight);
+        DeviceTensor mu = rowStatistic("mean", mean, in.rows);
+        DeviceTensor r = rowStatistic("rstd", rstd, in.rows);
+        DeviceTensor g = device("dy", dy);
+        DeviceTensor dIn = device("dx", dx);
+        DeviceTensor dw = device("dweight", dweight);
+        DeviceTensor db = device("dbias", dbias);
+        TensorChecks.sameShape("dy", g, "x", in);
+        TensorChecks.sameShape("dx", dIn, "x", in);
+        TensorChecks.same("weight.cols", w.cols, "x.cols", in.cols);
+        TensorChecks.sameShape("dweight", dw, "weight", w);
+        TensorChecks.sameShape("dbias", db, "weight", w);
+        normBackward(in, w, mu, r, g, dIn, dw, db);
     }
 
     /** A per-row statistic: one dense column of {@code rows} floats. */
@@ -648,7 +744,30 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void swigluBackward(Tensor gate, Tensor up, Tensor dy, Tensor dgate, Tensor dup) {
-        throw notYet("swigluBackward");
+        DeviceTensor g = device("gate", gate);
+        DeviceTensor u = device("up", up);
+        DeviceTensor d = device("dy", dy);
+        DeviceTensor dg = device("dgate", dgate);
+        DeviceTensor du = device("dup", dup);
+        TensorChecks.sameShape("up", u, "gate", g);
+        TensorChecks.sameShape("dy", d, "gate", g);
+        TensorChecks.sameShape("dgate", dg, "gate", g);
+        TensorChecks.sameShape("dup", du, "gate", g);
+        dense(g, u, d, dg, du);
+        launchFlat(
+                "swiglu_backward",
+                g.size(),
+                g.buffer,
+                g.offset,
+                u.buffer,
+                u.offset,
+                d.buffer,
+                d.offset,
+                dg.buffer,
+                dg.offset,
+                du.buffer,
+                du.offset,
+                g.size());
     }
 
     @Override
@@ -672,7 +791,26 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void geluBackward(Tensor x, Tensor dy, Tensor dx) {
-        throw notYet("geluBackward");
+        DeviceTensor in = device("x", x);
+        DeviceTensor d = device("dy", dy);
+        DeviceTensor out = device("dx", dx);
+        TensorChecks.sameShape("dy", d, "x", in);
+        TensorChecks.sameShape("dx", out, "x", in);
+        launchRows(
+                "gelu_backward",
+                in.rows,
+                in.cols,
+                in.buffer,
+                in.offset,
+                in.ld,
+                d.buffer,
+                d.offset,
+                d.ld,
+                out.buffer,
+                out.offset,
+                out.ld,
+                in.rows,
+                in.cols);
     }
 
     @Override
@@ -707,45 +845,116 @@ public final class CudaBackend implements Backend {
         if (!t.dense()) {
             throw new IllegalArgumentException("table (" + t + ") must be dense");
         }
-        Objects.checkFromIndexSize(offset, o.rows, Objects.requireNonNull(tokens, "tokens").length);
-        float[] ids = new float[o.rows];
-        for (int i = 0; i < o.rows; i++) {
-            int id = tokens[offset + i];
-            if (id < 0 || id >= t.rows) {
-                throw new IllegalArgumentException(
-                        "tokens[" + (offset + i) + "] (" + id + ") must be in [0, table.rows (" + t.rows + "))");
-            }
-            if (id >= MAX_EXACT_ID) {
-                throw new IllegalArgumentException("tokens[" + (offset + i) + "] (" + id + ") must be below "
-                        + MAX_EXACT_ID + " on the CUDA backend, which passes ids as floats");
-            }
-            ids[i] = id;
-        }
+        DeviceBuffer ids = ids("tokens", tokens, offset, o.rows, "table.rows", t.rows);
         if (o.rows == 0 || o.cols == 0) {
             return;
         }
-        onDevice();
-        if (this.tokens == null || this.tokens.length() < ids.length) {
-            this.tokens = newBuffer(Math.max(ids.length, 64), "token ids");
-        }
-        this.tokens.copyFromAsync(0, ids, 0, ids.length, stream);
-        launchRows(
-                "embedding_forward", o.rows, o.cols, this.tokens, t.buffer, o.buffer, o.offset, o.ld, o.rows, o.cols);
+        launchRows("embedding_forward", o.rows, o.cols, ids, t.buffer, o.buffer, o.offset, o.ld, o.rows, o.cols);
     }
 
     @Override
     public void embeddingBackward(int[] tokens, int offset, Tensor dout, Tensor dtable) {
-        throw notYet("embeddingBackward");
+        DeviceTensor d = device("dout", dout);
+        DeviceTensor t = device("dtable", dtable);
+        TensorChecks.same("dout.cols", d.cols, "dtable.cols", t.cols);
+        dense(t);
+        DeviceBuffer ids = ids("tokens", tokens, offset, d.rows, "dtable.rows", t.rows);
+        if (d.rows == 0 || d.cols == 0) {
+            return;
+        }
+        kernel("embedding_backward")
+                .launch(
+                        Dim3.of((d.cols + BLOCK - 1) / BLOCK),
+                        Dim3.of(BLOCK),
+                        0,
+                        stream,
+                        ids,
+                        d.rows,
+                        d.buffer,
+                        d.offset,
+                        d.ld,
+                        t.buffer,
+                        t.cols);
     }
 
     @Override
     public float crossEntropy(Tensor logits, int[] targets, int offset, Tensor dlogits, float gradientScale) {
-        throw notYet("crossEntropy");
+        DeviceTensor x = device("logits", logits);
+        DeviceTensor d = dlogits == null ? null : device("dlogits", dlogits);
+        if (d != null) {
+            TensorChecks.sameShape("dlogits", d, "logits", x);
+        }
+        DeviceBuffer ids = ids("targets", targets, offset, x.rows, "logits.cols", x.cols);
+        if (x.rows == 0) {
+            return 0;
+        }
+        DeviceBuffer losses = rowResults(x.rows);
+        launchRowBlocks(
+                "cross_entropy_rows",
+                x.rows,
+                x.cols,
+                x.buffer,
+                x.offset,
+                x.ld,
+                x.rows,
+                x.cols,
+                ids,
+                d == null ? losses : d.buffer,
+                d == null ? 0L : d.offset,
+                d == null ? 0 : d.ld,
+                d == null ? 0 : 1,
+                gradientScale / x.rows,
+                losses);
+        float[] perRow = new float[x.rows];
+        losses.copyToAsync(0, perRow, 0, x.rows, stream);
+        // Summed in row order: the same loss every run.
+        double sum = 0;
+        for (float loss : perRow) {
+            sum += loss;
+        }
+        return (float) (sum / x.rows);
     }
 
     @Override
     public int countCorrect(Tensor logits, int[] targets, int offset) {
-        throw notYet("countCorrect");
+        DeviceTensor x = device("logits", logits);
+        Objects.checkFromIndexSize(offset, x.rows, Objects.requireNonNull(targets, "targets").length);
+        float[] best = argmaxRows(x);
+        int correct = 0;
+        for (int i = 0; i < x.rows; i++) {
+            if ((int) best[i] == targets[offset + i]) {
+                correct++;
+            }
+        }
+        return correct;
+    }
+
+    /** Each row's argmax column, read back. */
+    private float[] argmaxRows(DeviceTensor x) {
+        if (x.cols < 1) {
+            throw new IllegalArgumentException("cols (0) must be >= 1 for an argmax");
+        }
+        if (x.cols > MAX_EXACT_ID) {
+            throw new IllegalArgumentException("cols (" + x.cols + ") must be <= " + MAX_EXACT_ID
+                    + " on the CUDA backend, which returns columns as floats");
+        }
+        float[] best = new float[x.rows];
+        if (x.rows == 0) {
+            return best;
+        }
+        DeviceBuffer result = rowResults(x.rows);
+        launchRowBlocks("argmax_rows", x.rows, x.cols, x.buffer, x.offset, x.ld, x.rows, x.cols, result);
+        result.copyToAsync(0, best, 0, x.rows, stream);
+        return best;
+    }
+
+    /** A scratch buffer of at least {@code count} floats for per-row results, grown on demand. */
+    private DeviceBuffer rowResults(int count) {
+        onDevice();
+        if (rowResults == null || rowResults.length() < count) {
+            rowResults = newBuffer(Math.max(count, 64), "per-row results");
+        }
+        return rowResults;
     }
 
     @Override
@@ -756,12 +965,85 @@ public final class CudaBackend implements Backend {
 
     @Override
     public double sumOfSquares(Tensor tensor) {
-        throw notYet("sumOfSquares");
+        DeviceTensor t = device("tensor", tensor);
+        long blocks = (t.size() + SQUARES_SPAN - 1) / SQUARES_SPAN;
+        if (blocks == 0) {
+            return 0;
+        }
+        if (blocks > Integer.MAX_VALUE / 2) {
+            throw new IllegalArgumentException("tensor (" + t + ") is too large to sum on the CUDA backend");
+        }
+        DeviceBuffer partials = rowResults((int) (2 * blocks));
+        kernel("sum_of_squares_partials")
+                .launch(
+                        Dim3.of((int) blocks),
+                        Dim3.of(BLOCK),
+                        0,
+                        stream,
+                        t.buffer,
+                        t.offset,
+                        t.ld,
+                        t.rows,
+                        t.cols,
+                        partials);
+        float[] parts = new float[(int) (2 * blocks)];
+        partials.copyToAsync(0, parts, 0, parts.length, stream);
+        // The blocks' sums, each a float pair, added in block order.
+        double sum = 0;
+        for (int b = 0; b < blocks; b++) {
+            sum += (double) parts[2 * b] + parts[2 * b + 1];
+        }
+        return sum;
     }
 
     @Override
     public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep hyper) {
-        throw notYet("adamw");
+        DeviceTensor p = device("param", param);
+        DeviceTensor g = device("grad", grad);
+        DeviceTensor first = device("m", m);
+        DeviceTensor second = device("v", v);
+        TensorChecks.sameShape("grad", g, "param", p);
+        TensorChecks.sameShape("m", first, "param", p);
+        TensorChecks.sameShape("v", second, "param", p);
+        dense(p, g, first, second);
+        // The CPU kernel with no elements checks the hyperparameters as the CPU backend does (bounds and messages).
+        AdamW.update(
+                0,
+                hyper.learningRate(),
+                hyper.beta1(),
+                hyper.beta2(),
+                hyper.epsilon(),
+                hyper.weightDecay(),
+                hyper.step(),
+                hyper.gradScale(),
+                new float[0],
+                0,
+                new float[0],
+                0,
+                new float[0],
+                0,
+                new float[0],
+                0);
+        launchFlat(
+                "adamw_update",
+                p.size(),
+                p.buffer,
+                p.offset,
+                g.buffer,
+                g.offset,
+                first.buffer,
+                first.offset,
+                second.buffer,
+                second.offset,
+                p.size(),
+                hyper.learningRate(),
+                hyper.beta1(),
+                hyper.beta2(),
+                hyper.epsilon(),
+                hyper.weightDecay(),
+                (float) (1 / (1 - Math.pow(hyper.beta1(), hyper.step()))),
+                (float) (1 / (1 - Math.pow(hyper.beta2(), hyper.step()))),
+                hyper.gradScale());
     }
 
     @Override
@@ -780,22 +1062,7 @@ public final class CudaBackend implements Backend {
     public int argmax(Tensor row) {
         DeviceTensor t = device("row", row);
         TensorChecks.same("row.rows", t.rows, "1", 1);
-        if (t.cols < 1) {
-            throw new IllegalArgumentException("row.cols (0) must be >= 1");
-        }
-        if (t.cols > MAX_EXACT_ID) {
-            throw new IllegalArgumentException("row.cols (" + t.cols + ") must be <= " + MAX_EXACT_ID
-                    + " on the CUDA backend, which returns the column as a float");
-        }
-        onDevice();
-        if (scalar == null) {
-            scalar = newBuffer(1, "the argmax result");
-        }
-        kernel("argmax_row")
-                .launch(Dim3.of(1), Dim3.of(rowThreads(t.cols)), 0, stream, t.buffer, t.offset, t.cols, scalar);
-        float[] result = new float[1];
-        scalar.copyToAsync(0, result, 0, 1, stream);
-        return (int) result[0];
+        return (int) argmaxRows(t)[0];
     }
 
     @Override
@@ -907,6 +1174,52 @@ public final class CudaBackend implements Backend {
     private void launchRowBlocks(String name, int rows, int cols, Object... arguments) {
         onDevice();
         kernel(name).launch(Dim3.of(1, Math.min(rows, MAX_GRID_ROWS)), Dim3.of(rowThreads(cols)), 0, stream, arguments);
+    }
+
+    /**
+     * Uploads {@code count} ids from {@code values[offset]}, each checked to be in {@code [0, bound)}, as floats (exact
+     * below 2^24) into the backend's id buffer, queued on the stream.
+     */
+    private DeviceBuffer ids(String name, int[] values, int offset, int count, String boundName, int bound) {
+        Objects.checkFromIndexSize(offset, count, Objects.requireNonNull(values, name).length);
+        float[] ids = new float[count];
+        for (int i = 0; i < count; i++) {
+            int id = values[offset + i];
+            if (id < 0 || id >= bound) {
+                throw new IllegalArgumentException(
+                        name + "[" + (offset + i) + "] (" + id + ") must be in [0, " + boundName + " (" + bound + "))");
+            }
+            if (id >= MAX_EXACT_ID) {
+                throw new IllegalArgumentException(name + "[" + (offset + i) + "] (" + id + ") must be below "
+                        + MAX_EXACT_ID + " on the CUDA backend, which passes ids as floats");
+            }
+            ids[i] = id;
+        }
+        onDevice();
+        if (tokens == null || tokens.length() < count) {
+            tokens = newBuffer(Math.max(count, 64), "token ids");
+        }
+        tokens.copyFromAsync(0, ids, 0, count, stream);
+        return tokens;
+    }
+
+    /** A grid-stride kernel over {@code n} dense elements. */
+    private void launchFlat(String name, long n, Object... arguments) {
+        if (n == 0) {
+            return;
+        }
+        onDevice();
+        long blocks = Math.min((n + BLOCK - 1) / BLOCK, MAX_FLAT_BLOCKS);
+        kernel(name).launch(Dim3.of((int) blocks), Dim3.of(BLOCK), 0, stream, arguments);
+    }
+
+    /** Flat kernels take one run of floats: each operand must have no gaps between its rows. */
+    private static void dense(DeviceTensor... tensors) {
+        for (DeviceTensor t : tensors) {
+            if (!t.dense()) {
+                throw new IllegalArgumentException(t + " must be dense (row stride equal to its columns)");
+            }
+        }
     }
 
     private DeviceTensor device(String name, Tensor tensor) {

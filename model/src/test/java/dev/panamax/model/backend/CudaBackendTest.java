@@ -505,45 +505,267 @@ class CudaBackendTest {
     }
 
     @Test
-    void operationsNotWrittenYetSayThatRatherThanFallBack() {
-        List<String> names = EmulatedBackends.run(0, b -> {
-            Tensor t = b.allocate(2, 4);
-            Tensor column = b.allocate(2, 1);
-            Tensor row = b.allocate(1, 4);
-            int[] ids = {0, 1};
-            List<Runnable> calls = List.of(
-                    () -> b.rmsNormBackward(t, row, column, t, t, row),
-                    () -> b.layerNormBackward(t, row, column, column, t, t, row, row),
-                    () -> b.attentionBackward(t, t, t, t, b.allocate(2, 1), t, 1, 1, 1, t, t, t),
-                    () -> b.swigluBackward(t, t, t, t, t),
-                    () -> b.geluBackward(t, t, t),
-                    () -> b.embeddingBackward(ids, 0, t, t),
-                    () -> b.crossEntropy(t, ids, 0, null, 1),
-                    () -> b.countCorrect(t, ids, 0),
-                    () -> b.sumOfSquares(t),
-                    () -> b.adamw(t, t, t, t, new Backend.AdamWStep(1e-3f, 0.9f, 0.999f, 1e-8f, 0, 1, 1)));
-            return calls.stream()
-                    .map(call -> assertThrows(UnsupportedOperationException.class, call::run)
-                            .getMessage())
-                    .toList();
-        });
-        List<String> expected = List.of(
-                "rmsNormBackward",
-                "layerNormBackward",
-                "attentionBackward",
-                "swigluBackward",
-                "geluBackward",
-                "embeddingBackward",
-                "crossEntropy",
-                "countCorrect",
-                "sumOfSquares",
-                "adamw");
-        for (int i = 0; i < expected.size(); i++) {
-            assertEquals(
-                    expected.get(i) + ": the CUDA backend does not have this operation yet; use the CPU backend"
-                            + " (--backend cpu)",
-                    names.get(i));
+    void attentionBackwardIsNotWrittenYetAndSaysSoRatherThanFallBack() {
+        UnsupportedOperationException e = assertThrows(
+                UnsupportedOperationException.class,
+                () -> EmulatedBackends.run(0, b -> {
+                    Tensor t = b.allocate(2, 4);
+                    b.attentionBackward(t, t, t, t, b.allocate(2, 1), t, 1, 1, 1, t, t, t);
+                    return null;
+                }));
+        assertEquals(
+                "attentionBackward: the CUDA backend does not have this operation yet; use the CPU backend"
+                        + " (--backend cpu)",
+                e.getMessage());
+    }
+
+    /**
+     * GELU's and SwiGLU's gradients within (16 + 4|e|)ε of the magnitude of their terms (the derivatives are sums of
+     * terms of opposite signs, so the bound is relative to |dy| times the terms' magnitudes, not to the result).
+     */
+    @Test
+    void geluAndSwigluBackwardWithinTheExponentialsBound() {
+        for (int[] s : SHAPES) {
+            int rows = s[0];
+            int cols = s[1];
+            int n = rows * cols;
+            float[] x = Inputs.uniform(Inputs.seed("gelu'" + cols), n, -6f, 6f);
+            float[] up = random("up'" + cols, n);
+            float[] dy = random("dy'" + cols, n);
+            assertWithin(
+                    "geluBackward " + rows + " × " + cols,
+                    b -> {
+                        Tensor in = input(b, rows, cols, x, false);
+                        Tensor d = input(b, rows, cols, dy, false);
+                        b.geluBackward(in, d, d);
+                        return read(b, d);
+                    },
+                    expected -> termsBound(
+                            n,
+                            i -> Math.abs(x[i]) * (1.6 + 0.0714 * x[i] * x[i]),
+                            i -> Math.abs(dy[i]) * (1 + Math.abs(x[i]) * (1.6 + 0.22 * x[i] * x[i]))));
+            assertWithin(
+                    "swigluBackward " + rows + " × " + cols,
+                    b -> {
+                        Tensor gate = input(b, rows, cols, x, false);
+                        Tensor u = input(b, rows, cols, up, false);
+                        Tensor d = input(b, rows, cols, dy, false);
+                        Tensor dGate = b.allocate(rows, cols);
+                        Tensor dUp = b.allocate(rows, cols);
+                        b.swigluBackward(gate, u, d, dGate, dUp);
+                        return concat(read(b, dGate), read(b, dUp));
+                    },
+                    expected -> {
+                        double[] gate =
+                                termsBound(n, i -> Math.abs(x[i]), i -> Math.abs(dy[i] * up[i]) * (1 + Math.abs(x[i])));
+                        double[] upBound = termsBound(n, i -> Math.abs(x[i]), i -> Math.abs(dy[i] * x[i]));
+                        return concat(gate, toFloats(upBound));
+                    });
         }
+    }
+
+    private static double[] termsBound(
+            int n, java.util.function.IntToDoubleFunction argument, java.util.function.IntToDoubleFunction terms) {
+        double[] bound = new double[n];
+        for (int i = 0; i < n; i++) {
+            bound[i] = (16 + 4 * argument.applyAsDouble(i)) * EPS * terms.applyAsDouble(i) + Float.MIN_NORMAL;
+        }
+        return bound;
+    }
+
+    /**
+     * The norms' gradients within (rows + cols + 16)ε of the magnitude of their terms: with g = dy ⊙ w and x̂ the
+     * normalised row, dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) is at most rstd·G·(2 + H²) in its terms (G the row's
+     * largest |g|, H its largest |x̂|), and can cancel to far less (one column: dx ≈ 0), so the bound is on the terms;
+     * each weight gradient adds a column sum of rows terms of at most H (|dy| ≤ 1) to a start of at most 1.
+     */
+    @Test
+    void normBackwardsWithinTheReductionBound() {
+        for (int[] s : SHAPES) {
+            int rows = s[0];
+            int cols = s[1];
+            float[] x = Inputs.uniform(Inputs.seed("norm'" + cols), rows * cols, -3f, 5f);
+            float[] w = random("w'" + cols, cols);
+            float[] bias = random("bias'" + cols, cols);
+            float[] dy = random("dy norm" + cols, rows * cols);
+            double factor = (rows + cols + 16) * EPS;
+            assertWithin(
+                    "rmsNormBackward " + rows + " × " + cols,
+                    b -> {
+                        Tensor in = input(b, rows, cols, x, true);
+                        Tensor weight = input(b, 1, cols, w, false);
+                        Tensor rstd = b.allocate(rows, 1);
+                        b.rmsNorm(in, weight, 1e-5f, b.allocate(rows, cols), rstd);
+                        Tensor d = input(b, rows, cols, dy, true);
+                        Tensor dWeight = input(b, 1, cols, bias, false);
+                        b.rmsNormBackward(in, weight, rstd, d, d, dWeight);
+                        return concat(read(b, d), read(b, dWeight));
+                    },
+                    expected -> normBound(x, w, dy, rows, cols, false, factor, expected.length));
+            assertWithin(
+                    "layerNormBackward " + rows + " × " + cols,
+                    b -> {
+                        Tensor in = input(b, rows, cols, x, false);
+                        Tensor weight = input(b, 1, cols, w, false);
+                        Tensor mean = b.allocate(rows, 1);
+                        Tensor rstd = b.allocate(rows, 1);
+                        b.layerNorm(
+                                in, weight, input(b, 1, cols, bias, false), 1e-5f, b.allocate(rows, cols), mean, rstd);
+                        Tensor d = input(b, rows, cols, dy, false);
+                        Tensor dx = b.allocate(rows, cols);
+                        Tensor dWeight = input(b, 1, cols, bias, false);
+                        Tensor dBias = input(b, 1, cols, w, false);
+                        b.layerNormBackward(in, weight, mean, rstd, d, dx, dWeight, dBias);
+                        return concat(read(b, dx), read(b, dWeight), read(b, dBias));
+                    },
+                    expected -> normBound(x, w, dy, rows, cols, true, factor, expected.length));
+        }
+    }
+
+    private static double[] normBound(
+            float[] x, float[] w, float[] dy, int rows, int cols, boolean centred, double factor, int length) {
+        double[] bound = new double[length];
+        double largestNormalised = 0;
+        for (int r = 0; r < rows; r++) {
+            double mean = 0;
+            for (int c = 0; c < cols; c++) {
+                mean += centred ? x[r * cols + c] / (double) cols : 0;
+            }
+            double squares = 0;
+            for (int c = 0; c < cols; c++) {
+                squares += (x[r * cols + c] - mean) * (x[r * cols + c] - mean);
+            }
+            double rstd = 1 / Math.sqrt(squares / cols + 1e-5);
+            double g = 0;
+            double h = 0;
+            for (int c = 0; c < cols; c++) {
+                g = Math.max(g, Math.abs(dy[r * cols + c] * w[c]));
+                h = Math.max(h, Math.abs(x[r * cols + c] - mean) * rstd);
+            }
+            largestNormalised = Math.max(largestNormalised, h);
+            Arrays.fill(bound, r * cols, (r + 1) * cols, factor * rstd * g * (2 + h * h) + Float.MIN_NORMAL);
+        }
+        Arrays.fill(bound, rows * cols, length, factor * (1 + rows * largestNormalised));
+        return bound;
+    }
+
+    /**
+     * Cross-entropy's mean loss within (cols + 8)ε of |loss| plus the largest |logit| (a log-sum-exp of cols terms),
+     * its gradient in place within (cols + 8)ε of the scale per row; accuracy counting exactly.
+     */
+    @Test
+    void crossEntropyAndAccuracyMatchTheCpu() {
+        int[][] shapes = {{1, 1}, {3, 31}, {5, 300}, {2, 1000}};
+        for (int[] s : shapes) {
+            int rows = s[0];
+            int cols = s[1];
+            float[] logits = Inputs.uniform(Inputs.seed("ce" + cols), rows * cols, -8f, 8f);
+            int[] targets = new int[rows + 1];
+            for (int i = 0; i < targets.length; i++) {
+                targets[i] = (i * 37 + 5) % cols;
+            }
+            // Row 0's target is its largest logit, so at least one prediction is right.
+            logits[targets[1]] = 9;
+            assertWithin(
+                    "crossEntropy " + rows + " × " + cols,
+                    b -> {
+                        Tensor t = input(b, rows, cols, logits, true);
+                        int correct = b.countCorrect(t, targets, 1);
+                        float loss = b.crossEntropy(t, targets, 1, t, 0.5f);
+                        return concat(new float[] {loss, correct}, read(b, t));
+                    },
+                    expected -> {
+                        double[] bound = new double[expected.length];
+                        bound[0] = (cols + 8) * EPS * (Math.abs(expected[0]) + 9);
+                        for (int i = 2; i < bound.length; i++) {
+                            bound[i] = (cols + 8) * EPS * (Math.abs(expected[i]) + 0.5 / rows) + Float.MIN_NORMAL;
+                        }
+                        return bound;
+                    });
+        }
+    }
+
+    @Test
+    void sumOfSquaresOverViewsWithinTheCpusFloatSums() {
+        int[][] shapes = {{1, 1}, {3, 5}, {70, 301}};
+        for (int[] s : shapes) {
+            int rows = s[0];
+            int cols = s[1];
+            float[] x = Inputs.uniform(Inputs.seed("squares" + cols), rows * cols, -2f, 2f);
+            double[] results = new double[2];
+            for (int backend = 0; backend < 2; backend++) {
+                Function<Backend, Double> sum = b -> b.sumOfSquares(input(b, rows, cols, x, true));
+                if (backend == 0) {
+                    Tensor dense;
+                    try (CpuBackend cpu = new CpuBackend()) {
+                        // The CPU backend sums dense tensors only.
+                        dense = input(cpu, rows, cols, x, false);
+                        results[0] = cpu.sumOfSquares(dense);
+                    }
+                } else {
+                    double first = EmulatedBackends.run(SCHEDULES[0], sum::apply);
+                    for (long seed : SCHEDULES) {
+                        assertEquals(first, EmulatedBackends.run(seed, sum::apply), "schedule " + seed);
+                    }
+                    results[1] = first;
+                }
+            }
+            // The CPU sums spans of 4096 in float (each within 4096ε of its exact sum), the GPU in double.
+            assertEquals(results[0], results[1], Math.min(rows * cols, 4096) * EPS * results[0] + Double.MIN_NORMAL);
+        }
+    }
+
+    /** Two AdamW steps on param, m and v: each within 32ε relative plus 64ε·lr (the update's few roundings). */
+    @Test
+    void adamwMatchesTheCpu() {
+        int rows = 7;
+        int cols = 33;
+        int n = rows * cols;
+        float[] param = random("param", n);
+        float[] grad = random("grad", n);
+        float lr = 1e-2f;
+        assertWithin(
+                "adamw",
+                b -> {
+                    Tensor p = input(b, rows, cols, param, false);
+                    Tensor g = input(b, rows, cols, grad, false);
+                    Tensor m = b.allocate(rows, cols);
+                    Tensor v = b.allocate(rows, cols);
+                    b.adamw(p, g, m, v, new Backend.AdamWStep(lr, 0.9f, 0.95f, 1e-8f, 0.1f, 1, 1));
+                    b.adamw(p, g, m, v, new Backend.AdamWStep(lr, 0.9f, 0.95f, 1e-8f, 0.1f, 2, 0.5f));
+                    return concat(read(b, p), read(b, m), read(b, v));
+                },
+                expected -> Arrays.stream(widen(expected))
+                        .map(e -> 32 * EPS * Math.abs(e) + 64 * EPS * lr)
+                        .toArray());
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class,
+                () -> EmulatedBackends.run(0, b -> {
+                    Tensor t = b.allocate(1, 1);
+                    b.adamw(
+                            t,
+                            t,
+                            b.allocate(1, 1),
+                            b.allocate(1, 1),
+                            new Backend.AdamWStep(lr, 1f, 0.9f, 1e-8f, 0, 1, 1));
+                    return null;
+                }));
+        assertTrue(e.getMessage().contains("beta1"), e.getMessage());
+    }
+
+    @Test
+    void embeddingBackwardAddsRepeatedTokensInOrder() {
+        int vocab = 20;
+        int cols = 300;
+        int[] tokens = {4, 4, 19, 0, 4, 7, 19};
+        float[] dout = random("dout", tokens.length * cols);
+        float[] table = random("dtable", vocab * cols);
+        assertExact("embeddingBackward", b -> {
+            Tensor d = input(b, tokens.length - 1, cols, Arrays.copyOfRange(dout, cols, dout.length), true);
+            Tensor t = input(b, vocab, cols, table, false);
+            b.embeddingBackward(tokens, 1, d, t);
+            return read(b, t);
+        });
     }
 
     @Test
