@@ -600,3 +600,227 @@ extern "C" __global__ void attention_forward(global_ptr<const float> q, long lon
     }
 }
 PANAMAX_EXPORT(attention_forward)
+
+// Attention's backward at position 0 (query i of a sequence sees keys 0 .. i), flash-style in three launches that
+// recompute the probabilities p = e^(scale·q·k − lse) from the forward's log-sum-exps instead of storing them:
+// delta (D = dO·O per query and head), dQ (per query, over its keys) and dK/dV (per key, over the queries that see
+// it and every query head of its group). Every sum runs in a fixed order; no two threads write one output.
+
+// delta[r·heads + h] = Σ_d dout[r, h, d]·out[r, h, d]; one thread per (row, head): grid (ceil(heads / blockDim.x),
+// min(rows, 65535)).
+extern "C" __global__ void attention_backward_delta(global_ptr<const float> out, long long out_offset, int ldout,
+        global_ptr<const float> dout, long long dout_offset, int lddout, int rows, int heads, int head_dim,
+        global_ptr<float> delta) {
+    int head = blockIdx.x * blockDim.x + threadIdx.x;
+    if (head >= heads) {
+        return;
+    }
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        long long o = out_offset + static_cast<long long>(r) * ldout + static_cast<long long>(head) * head_dim;
+        long long d = dout_offset + static_cast<long long>(r) * lddout + static_cast<long long>(head) * head_dim;
+        float sum = 0.0f;
+        for (int i = 0; i < head_dim; ++i) {
+            sum += dout[d + i] * out[o + i];
+        }
+        delta[static_cast<long long>(r) * heads + head] = sum;
+    }
+}
+PANAMAX_EXPORT(attention_backward_delta)
+
+// dQ: as attention_forward, a warp per query (ATTENTION_WARPS queries of one head of one sequence per block, grid
+// (ceil(T / ATTENTION_WARPS), heads, sequences)), over key/value tiles of 32 in shared memory; lane j computes
+// ds_j = p_j·(dO·v_j − D), lane d accumulates dq[d] = scale·Σ_j ds_j·k_j[d]. Every tensor has T rows per sequence
+// (q, out rows; k, v rows). Dynamic shared memory: (2·32·(head_dim + 1) + ATTENTION_WARPS·(2·head_dim + 32)) floats.
+extern "C" __global__ void attention_backward_dq(global_ptr<const float> q, long long q_offset, int ldq,
+        global_ptr<const float> k, long long k_offset, int ldk, global_ptr<const float> v, long long v_offset, int ldv,
+        global_ptr<const float> dout, long long dout_offset, int lddout, global_ptr<const float> lse,
+        long long lse_offset, int ldlse, global_ptr<const float> delta, global_ptr<float> dq, long long dq_offset,
+        int lddq, int heads, int kv_heads, int head_dim, int length, float scale) {
+    PANAMAX_DYNAMIC_SHARED(float, shared);
+    auto k_tile = shared;                                      // [32][head_dim + 1]
+    auto v_tile = k_tile + ATTENTION_TILE * (head_dim + 1);    // [32][head_dim + 1]
+    auto q_rows = v_tile + ATTENTION_TILE * (head_dim + 1);    // [warps][head_dim]
+    auto dout_rows = q_rows + ATTENTION_WARPS * head_dim;      // [warps][head_dim]
+    auto ds_rows = dout_rows + ATTENTION_WARPS * head_dim;     // [warps][32]
+
+    int warp = threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    int head = blockIdx.y;
+    int kv_head = head / (heads / kv_heads);
+    int sequence = blockIdx.z;
+    int first_query = blockIdx.x * ATTENTION_WARPS;
+    int query = first_query + warp;
+    bool active = query < length;
+    long long q_row = static_cast<long long>(sequence) * length + query;
+    long long key_row0 = static_cast<long long>(sequence) * length;
+    int last_key = min(first_query + ATTENTION_WARPS, length) - 1;
+
+    auto my_q = q_rows + warp * head_dim;
+    auto my_dout = dout_rows + warp * head_dim;
+    auto my_ds = ds_rows + warp * ATTENTION_TILE;
+    float my_lse = 0.0f;
+    float my_delta = 0.0f;
+    if (active) {
+        for (int d = lane; d < head_dim; d += WARP) {
+            my_q[d] = q[q_offset + q_row * ldq + static_cast<long long>(head) * head_dim + d];
+            my_dout[d] = dout[dout_offset + q_row * lddout + static_cast<long long>(head) * head_dim + d];
+        }
+        my_lse = lse[lse_offset + q_row * ldlse + head];
+        my_delta = delta[q_row * heads + head];
+    }
+    float accumulator[ATTENTION_MAX_HEAD_DIM / WARP];
+    for (int i = 0; i < ATTENTION_MAX_HEAD_DIM / WARP; ++i) {
+        accumulator[i] = 0.0f;
+    }
+    for (int tile = 0; tile <= last_key; tile += ATTENTION_TILE) {
+        int tile_rows = min(ATTENTION_TILE, last_key + 1 - tile);
+        for (int e = threadIdx.x; e < tile_rows * head_dim; e += blockDim.x) {
+            int row = e / head_dim;
+            int d = e % head_dim;
+            long long key_row = key_row0 + tile + row;
+            k_tile[row * (head_dim + 1) + d] = k[k_offset + key_row * ldk + static_cast<long long>(kv_head) * head_dim + d];
+            v_tile[row * (head_dim + 1) + d] = v[v_offset + key_row * ldv + static_cast<long long>(kv_head) * head_dim + d];
+        }
+        __syncthreads();
+        if (active && tile <= query) {
+            int key = tile + lane;
+            float ds = 0.0f;
+            if (lane < tile_rows && key <= query) {
+                float score = 0.0f;
+                float dp = 0.0f;
+                for (int d = 0; d < head_dim; ++d) {
+                    score += my_q[d] * k_tile[lane * (head_dim + 1) + d];
+                    dp += my_dout[d] * v_tile[lane * (head_dim + 1) + d];
+                }
+                float p = expf(score * scale - my_lse);
+                ds = p * (dp - my_delta);
+            }
+            my_ds[lane] = ds;
+            __syncwarp();
+            for (int i = 0; i * WARP + lane < head_dim; ++i) {
+                int d = i * WARP + lane;
+                float sum = 0.0f;
+                for (int j = 0; j < tile_rows; ++j) {
+                    sum += my_ds[j] * k_tile[j * (head_dim + 1) + d];
+                }
+                accumulator[i] += sum;
+            }
+            __syncwarp();
+        }
+        __syncthreads();
+    }
+    if (active) {
+        for (int i = 0; i * WARP + lane < head_dim; ++i) {
+            dq[dq_offset + q_row * lddq + static_cast<long long>(head) * head_dim + i * WARP + lane] = accumulator[i] * scale;
+        }
+    }
+}
+PANAMAX_EXPORT(attention_backward_dq)
+
+// dK and dV: a warp per key row (ATTENTION_WARPS keys of one key/value head of one sequence per block, grid
+// (ceil(T / ATTENTION_WARPS), kv_heads, sequences)), over every query head of the group in order and, for each, the
+// tiles of 32 queries that see the block's keys, staged in shared memory with their lse and D; lane i computes p_i
+// and ds_i = p_i·(dO_i·v − D_i), lane d accumulates dv[d] = Σ p_i·dO_i[d] and dk[d] = scale·Σ ds_i·q_i[d].
+// Dynamic shared memory: (2·32·(head_dim + 1) + 64 + ATTENTION_WARPS·(2·head_dim + 64)) floats.
+extern "C" __global__ void attention_backward_dkdv(global_ptr<const float> q, long long q_offset, int ldq,
+        global_ptr<const float> k, long long k_offset, int ldk, global_ptr<const float> v, long long v_offset, int ldv,
+        global_ptr<const float> dout, long long dout_offset, int lddout, global_ptr<const float> lse,
+        long long lse_offset, int ldlse, global_ptr<const float> delta, global_ptr<float> dk, long long dk_offset,
+        int lddk, global_ptr<float> dv, long long dv_offset, int lddv, int heads, int kv_heads, int head_dim,
+        int length, float scale) {
+    PANAMAX_DYNAMIC_SHARED(float, shared);
+    auto q_tile = shared;                                      // [32][head_dim + 1]
+    auto dout_tile = q_tile + ATTENTION_TILE * (head_dim + 1); // [32][head_dim + 1]
+    auto lse_tile = dout_tile + ATTENTION_TILE * (head_dim + 1);  // [32]
+    auto delta_tile = lse_tile + ATTENTION_TILE;               // [32]
+    auto k_rows = delta_tile + ATTENTION_TILE;                 // [warps][head_dim]
+    auto v_rows = k_rows + ATTENTION_WARPS * head_dim;         // [warps][head_dim]
+    auto p_rows = v_rows + ATTENTION_WARPS * head_dim;         // [warps][32]
+    auto ds_rows = p_rows + ATTENTION_WARPS * ATTENTION_TILE;  // [warps][32]
+
+    int warp = threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    int kv_head = blockIdx.y;
+    int group = heads / kv_heads;
+    int sequence = blockIdx.z;
+    int first_key = blockIdx.x * ATTENTION_WARPS;
+    int key = first_key + warp;
+    bool active = key < length;
+    long long row0 = static_cast<long long>(sequence) * length;
+    long long key_row = row0 + key;
+
+    auto my_k = k_rows + warp * head_dim;
+    auto my_v = v_rows + warp * head_dim;
+    auto my_p = p_rows + warp * ATTENTION_TILE;
+    auto my_ds = ds_rows + warp * ATTENTION_TILE;
+    if (active) {
+        for (int d = lane; d < head_dim; d += WARP) {
+            my_k[d] = k[k_offset + key_row * ldk + static_cast<long long>(kv_head) * head_dim + d];
+            my_v[d] = v[v_offset + key_row * ldv + static_cast<long long>(kv_head) * head_dim + d];
+        }
+    }
+    float dk_sum[ATTENTION_MAX_HEAD_DIM / WARP];
+    float dv_sum[ATTENTION_MAX_HEAD_DIM / WARP];
+    for (int i = 0; i < ATTENTION_MAX_HEAD_DIM / WARP; ++i) {
+        dk_sum[i] = 0.0f;
+        dv_sum[i] = 0.0f;
+    }
+    for (int head = kv_head * group; head < (kv_head + 1) * group; ++head) {
+        for (int tile = first_key; tile < length; tile += ATTENTION_TILE) {
+            int tile_rows = min(ATTENTION_TILE, length - tile);
+            for (int e = threadIdx.x; e < tile_rows * head_dim; e += blockDim.x) {
+                int row = e / head_dim;
+                int d = e % head_dim;
+                long long query_row = row0 + tile + row;
+                q_tile[row * (head_dim + 1) + d] = q[q_offset + query_row * ldq + static_cast<long long>(head) * head_dim + d];
+                dout_tile[row * (head_dim + 1) + d] =
+                        dout[dout_offset + query_row * lddout + static_cast<long long>(head) * head_dim + d];
+            }
+            for (int row = threadIdx.x; row < tile_rows; row += blockDim.x) {
+                long long query_row = row0 + tile + row;
+                lse_tile[row] = lse[lse_offset + query_row * ldlse + head];
+                delta_tile[row] = delta[query_row * heads + head];
+            }
+            __syncthreads();
+            if (active) {
+                int query = tile + lane;
+                float p = 0.0f;
+                float ds = 0.0f;
+                if (lane < tile_rows && query >= key) {
+                    float score = 0.0f;
+                    float dp = 0.0f;
+                    for (int d = 0; d < head_dim; ++d) {
+                        score += q_tile[lane * (head_dim + 1) + d] * my_k[d];
+                        dp += dout_tile[lane * (head_dim + 1) + d] * my_v[d];
+                    }
+                    p = expf(score * scale - lse_tile[lane]);
+                    ds = p * (dp - delta_tile[lane]);
+                }
+                my_p[lane] = p;
+                my_ds[lane] = ds;
+                __syncwarp();
+                for (int i = 0; i * WARP + lane < head_dim; ++i) {
+                    int d = i * WARP + lane;
+                    float v_part = 0.0f;
+                    float k_part = 0.0f;
+                    for (int j = 0; j < tile_rows; ++j) {
+                        v_part += my_p[j] * dout_tile[j * (head_dim + 1) + d];
+                        k_part += my_ds[j] * q_tile[j * (head_dim + 1) + d];
+                    }
+                    dv_sum[i] += v_part;
+                    dk_sum[i] += k_part;
+                }
+                __syncwarp();
+            }
+            __syncthreads();
+        }
+    }
+    if (active) {
+        for (int i = 0; i * WARP + lane < head_dim; ++i) {
+            int d = i * WARP + lane;
+            dk[dk_offset + key_row * lddk + static_cast<long long>(kv_head) * head_dim + d] = dk_sum[i] * scale;
+            dv[dv_offset + key_row * lddv + static_cast<long long>(kv_head) * head_dim + d] = dv_sum[i];
+        }
+    }
+}
+PANAMAX_EXPORT(attention_backward_dkdv)

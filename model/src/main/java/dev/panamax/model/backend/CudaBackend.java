@@ -27,10 +27,9 @@ import java.util.Objects;
  * {@code transformer.cu}. All work is queued in order on one stream; only {@link #read}, {@link #argmax} and host
  * copies wait for it.
  *
- * <p>Every operation runs here except {@link #attentionBackward}, which throws {@link UnsupportedOperationException}
- * naming it (never a silent fallback to the CPU). Reductions have a fixed order (no float atomics), so a run gives the
- * same bits every time on the same device; losses, sums of squares and argmaxes come back to the host as a few floats
- * per row and are summed there in row order.
+ * <p>Every operation of the interface runs on the device, forward and backward. Reductions have a fixed order (no
+ * float atomics), so a run gives the same bits every time on the same device; losses, sums of squares and argmaxes
+ * come back to the host as a few floats per row and are summed there in row order.
  *
  * <p>A backend belongs to the device it was created on: each call makes that device the calling thread's current one.
  * Tensors are allocated against the device's total memory: one that would not fit is refused with the sizes before
@@ -74,6 +73,7 @@ public final class CudaBackend implements Backend {
     private DeviceBuffer tokens;
     private DeviceBuffer ones;
     private DeviceBuffer rowResults;
+    private DeviceBuffer attentionDelta;
     private boolean closed;
 
     private CudaBackend(boolean emulated, long emulatorSeed, int gpu, long capacityBytes) {
@@ -715,7 +715,123 @@ public final class CudaBackend implements Backend {
             Tensor dq,
             Tensor dk,
             Tensor dv) {
-        throw notYet("attentionBackward");
+        DeviceTensor query = device("q", q);
+        DeviceTensor k = device("keys", keys);
+        DeviceTensor v = device("values", values);
+        DeviceTensor o = device("out", out);
+        DeviceTensor l = device("lse", lse);
+        DeviceTensor dO = device("dout", dout);
+        DeviceTensor dQ = device("dq", dq);
+        DeviceTensor dK = device("dk", dk);
+        DeviceTensor dV = device("dv", dv);
+        TensorChecks.AttentionLayout a = TensorChecks.attentionLayout(query, k, heads, kvHeads, sequences);
+        TensorChecks.same("key rows per sequence", a.keys(), "queries per sequence", a.queries());
+        if (kvHeads < 1 || heads % kvHeads != 0) {
+            throw new IllegalArgumentException(
+                    "kvHeads (" + kvHeads + ") must be >= 1 and divide heads (" + heads + ")");
+        }
+        TensorChecks.sameShape("values", v, "keys", k);
+        TensorChecks.sameShape("out", o, "q", query);
+        TensorChecks.sameShape("dout", dO, "q", query);
+        TensorChecks.sameShape("dq", dQ, "q", query);
+        TensorChecks.sameShape("dk", dK, "keys", k);
+        TensorChecks.sameShape("dv", dV, "keys", k);
+        TensorChecks.same("lse.rows", l.rows, "q.rows", query.rows);
+        TensorChecks.same("lse.cols", l.cols, "heads", heads);
+        int hd = a.headDim();
+        if (hd > MAX_HEAD_DIM) {
+            throw new IllegalArgumentException(
+                    "headDim (" + hd + ") must be <= " + MAX_HEAD_DIM + " on the CUDA backend");
+        }
+        if (a.queries() == 0 || hd == 0) {
+            return;
+        }
+        onDevice();
+        long deltaFloats = (long) query.rows * heads;
+        if (attentionDelta == null || attentionDelta.length() < deltaFloats) {
+            attentionDelta = newBuffer(deltaFloats, "attention's backward deltas");
+        }
+        launchRows(
+                "attention_backward_delta",
+                query.rows,
+                heads,
+                o.buffer,
+                o.offset,
+                o.ld,
+                dO.buffer,
+                dO.offset,
+                dO.ld,
+                query.rows,
+                heads,
+                hd,
+                attentionDelta);
+        float scale = (float) (1 / Math.sqrt(hd));
+        int blocks = (a.queries() + ATTENTION_WARPS - 1) / ATTENTION_WARPS;
+        int tileFloats = ATTENTION_TILE * (hd + 1);
+        kernel("attention_backward_dq")
+                .launch(
+                        new Dim3(blocks, heads, sequences),
+                        Dim3.of(ATTENTION_WARPS * 32),
+                        (2 * tileFloats + ATTENTION_WARPS * (2 * hd + ATTENTION_TILE)) * Float.BYTES,
+                        stream,
+                        query.buffer,
+                        query.offset,
+                        query.ld,
+                        k.buffer,
+                        k.offset,
+                        k.ld,
+                        v.buffer,
+                        v.offset,
+                        v.ld,
+                        dO.buffer,
+                        dO.offset,
+                        dO.ld,
+                        l.buffer,
+                        l.offset,
+                        l.ld,
+                        attentionDelta,
+                        dQ.buffer,
+                        dQ.offset,
+                        dQ.ld,
+                        heads,
+                        kvHeads,
+                        hd,
+                        a.queries(),
+                        scale);
+        kernel("attention_backward_dkdv")
+                .launch(
+                        new Dim3(blocks, kvHeads, sequences),
+                        Dim3.of(ATTENTION_WARPS * 32),
+                        (2 * tileFloats + 2 * ATTENTION_TILE + ATTENTION_WARPS * (2 * hd + 2 * ATTENTION_TILE))
+                                * Float.BYTES,
+                        stream,
+                        query.buffer,
+                        query.offset,
+                        query.ld,
+                        k.buffer,
+                        k.offset,
+                        k.ld,
+                        v.buffer,
+                        v.offset,
+                        v.ld,
+                        dO.buffer,
+                        dO.offset,
+                        dO.ld,
+                        l.buffer,
+                        l.offset,
+                        l.ld,
+                        attentionDelta,
+                        dK.buffer,
+                        dK.offset,
+                        dK.ld,
+                        dV.buffer,
+                        dV.offset,
+                        dV.ld,
+                        heads,
+                        kvHeads,
+                        hd,
+                        a.queries(),
+                        scale);
     }
 
     @Override
@@ -1235,10 +1351,5 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException(
                     name + " (" + length + " floats) must hold rows × cols (" + t.size() + ")");
         }
-    }
-
-    private static UnsupportedOperationException notYet(String operation) {
-        return new UnsupportedOperationException(
-                operation + ": the CUDA backend does not have this operation yet; use the CPU backend (--backend cpu)");
     }
 }

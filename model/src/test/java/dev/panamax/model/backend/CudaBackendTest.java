@@ -504,19 +504,75 @@ class CudaBackendTest {
         assertTrue(e.getMessage().contains("headDim (258) must be <= 256"), e.getMessage());
     }
 
+    /**
+     * {sequences, heads, kvHeads, T, headDim}: training-shaped batches at position 0 with GQA ratios 1 to 4, one token,
+     * heads not multiples of 32, several 32-query tiles.
+     */
+    private static final int[][] ATTENTION_BACKWARD = {
+        {2, 6, 3, 37, 12}, {1, 4, 1, 70, 40}, {3, 2, 2, 1, 1}, {1, 8, 2, 33, 72}, {1, 4, 4, 5, 8},
+    };
+
+    /**
+     * Attention's gradients (after each backend's own forward) within 16(T + headDim)ε of the largest gradient of the
+     * same tensor: each is a sum over up to T keys or queries of products of headDim-term dot products, and dq and dk
+     * sum terms p·(dp − D) of both signs, so the bound is on the tensor's scale rather than each element.
+     */
     @Test
-    void attentionBackwardIsNotWrittenYetAndSaysSoRatherThanFallBack() {
-        UnsupportedOperationException e = assertThrows(
-                UnsupportedOperationException.class,
-                () -> EmulatedBackends.run(0, b -> {
-                    Tensor t = b.allocate(2, 4);
-                    b.attentionBackward(t, t, t, t, b.allocate(2, 1), t, 1, 1, 1, t, t, t);
-                    return null;
-                }));
-        assertEquals(
-                "attentionBackward: the CUDA backend does not have this operation yet; use the CPU backend"
-                        + " (--backend cpu)",
-                e.getMessage());
+    void attentionBackwardMatchesTheCpu() {
+        for (int[] c : ATTENTION_BACKWARD) {
+            int sequences = c[0];
+            int heads = c[1];
+            int kvHeads = c[2];
+            int length = c[3];
+            int headDim = c[4];
+            int rows = sequences * length;
+            float[] q = random("bq" + Arrays.toString(c), rows * heads * headDim);
+            float[] k = random("bk" + Arrays.toString(c), rows * kvHeads * headDim);
+            float[] v = random("bv" + Arrays.toString(c), rows * kvHeads * headDim);
+            float[] dOut = random("bdo" + Arrays.toString(c), rows * heads * headDim);
+            int[] sizes = {rows * heads * headDim, rows * kvHeads * headDim, rows * kvHeads * headDim};
+            double factor = 16 * (length + headDim) * EPS;
+            assertWithin(
+                    "attentionBackward " + Arrays.toString(c),
+                    b -> {
+                        Tensor qt = input(b, rows, heads * headDim, q, false);
+                        Tensor kt = input(b, rows, kvHeads * headDim, k, false);
+                        Tensor vt = input(b, rows, kvHeads * headDim, v, false);
+                        Tensor out = b.allocate(rows, heads * headDim);
+                        Tensor lse = b.allocate(rows, heads);
+                        b.attention(qt, kt, vt, heads, kvHeads, sequences, 0, out, lse);
+                        Tensor dq = b.allocate(rows, heads * headDim);
+                        Tensor dk = b.allocate(rows, kvHeads * headDim);
+                        Tensor dv = b.allocate(rows, kvHeads * headDim);
+                        b.attentionBackward(
+                                qt,
+                                kt,
+                                vt,
+                                out,
+                                lse,
+                                input(b, rows, heads * headDim, dOut, false),
+                                heads,
+                                kvHeads,
+                                sequences,
+                                dq,
+                                dk,
+                                dv);
+                        return concat(read(b, dq), read(b, dk), read(b, dv));
+                    },
+                    expected -> {
+                        double[] bound = new double[expected.length];
+                        int from = 0;
+                        for (int size : sizes) {
+                            double largest = 0;
+                            for (int i = from; i < from + size; i++) {
+                                largest = Math.max(largest, Math.abs(expected[i]));
+                            }
+                            Arrays.fill(bound, from, from + size, factor * largest + Float.MIN_NORMAL);
+                            from += size;
+                        }
+                        return bound;
+                    });
+        }
     }
 
     /**
