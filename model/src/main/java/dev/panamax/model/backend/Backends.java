@@ -1,6 +1,7 @@
 package dev.panamax.model.backend;
 
 import dev.panamax.cuda.Cuda;
+import java.util.List;
 import java.util.Locale;
 
 /** Creates a {@link Backend} by name, the choice the command line's {@code --backend} offers. */
@@ -8,7 +9,7 @@ public final class Backends {
     private Backends() {}
 
     /** The names {@link #create} accepts. */
-    public static final String NAMES = "auto, cpu, cuda, emulated";
+    public static final List<String> NAMES = List.of("auto", "cpu", "cuda", "emulated");
 
     /**
      * A backend and why it was chosen.
@@ -23,7 +24,7 @@ public final class Backends {
      * {@code emulated} (the CUDA backend on the emulated device, which runs the CUDA kernels on the CPU: a test
      * device, slow), or {@code auto}, which picks CUDA when {@link Cuda#isAvailable()} and the CPU otherwise.
      *
-     * @param name one of {@value #NAMES}, in any case
+     * @param name one of {@link #NAMES}, in any case
      * @return the backend and a line saying which runs and why
      * @throws IllegalArgumentException for any other name
      * @throws dev.panamax.cuda.CudaUnavailableException for {@code cuda} or {@code emulated} when that device cannot
@@ -45,7 +46,8 @@ public final class Backends {
                                 new CpuBackend(),
                                 "backend: cpu (auto: CUDA is not available: "
                                         + Cuda.unavailableReason().orElse("unknown reason") + ")");
-            default -> throw new IllegalArgumentException("backend (" + name + ") must be one of " + NAMES);
+            default ->
+                throw new IllegalArgumentException("backend (" + name + ") must be one of " + String.join(", ", NAMES));
         };
     }
 
