@@ -122,17 +122,14 @@ public final class CpuBackend implements Backend {
         CpuTensor a = cpu("x", x);
         CpuTensor b = cpu("w", w);
         CpuTensor c = cpu("y", y);
-        boolean outIn = Objects.requireNonNull(layout, "layout") == Layout.OUT_IN;
-        int in = outIn ? b.cols : b.rows;
-        int out = outIn ? b.rows : b.cols;
-        TensorChecks.same("x.cols", a.cols, "the weights' input width", in);
-        TensorChecks.same("y.cols", c.cols, "the weights' output width", out);
-        TensorChecks.same("y.rows", c.rows, "x.rows", a.rows);
+        boolean outIn = layout == Layout.OUT_IN;
+        TensorChecks.Widths widths = TensorChecks.matmul(a, b, layout, c);
+        int in = widths.in();
+        int out = widths.out();
         float beta = 0;
         if (bias != null) {
             CpuTensor d = cpu("bias", bias);
-            TensorChecks.same("bias.rows", d.rows, "1", 1);
-            TensorChecks.same("bias.cols", d.cols, "the weights' output width", out);
+            TensorChecks.biasRow("bias", d, out);
             for (int i = 0; i < c.rows; i++) {
                 MemorySegment.copy(
                         d.data,
@@ -169,14 +166,11 @@ public final class CpuBackend implements Backend {
         CpuTensor b = cpu("w", w);
         CpuTensor g = cpu("dy", dy);
         CpuTensor gw = cpu("dw", dw);
-        boolean outIn = Objects.requireNonNull(layout, "layout") == Layout.OUT_IN;
-        int in = outIn ? b.cols : b.rows;
-        int out = outIn ? b.rows : b.cols;
+        boolean outIn = layout == Layout.OUT_IN;
+        TensorChecks.Widths widths = TensorChecks.matmulBackward(a, b, layout, g, gw);
+        int in = widths.in();
+        int out = widths.out();
         int m = a.rows;
-        TensorChecks.same("x.cols", a.cols, "the weights' input width", in);
-        TensorChecks.same("dy.cols", g.cols, "the weights' output width", out);
-        TensorChecks.same("dy.rows", g.rows, "x.rows", m);
-        TensorChecks.sameShape("dw", gw, "w", b);
         if (dx != null) {
             CpuTensor gx = cpu("dx", dx);
             TensorChecks.sameShape("dx", gx, "x", a);
@@ -221,8 +215,7 @@ public final class CpuBackend implements Backend {
                 gw.ld);
         if (dbias != null) {
             CpuTensor gb = cpu("dbias", dbias);
-            TensorChecks.same("dbias.rows", gb.rows, "1", 1);
-            TensorChecks.same("dbias.cols", gb.cols, "the weights' output width", out);
+            TensorChecks.biasRow("dbias", gb, out);
             Gemm.sgemv(Transpose.TRANSPOSE, m, out, 1f, g.data, g.offset, g.ld, ones(m), 0, 1f, gb.data, gb.offset);
         }
     }
@@ -413,14 +406,8 @@ public final class CpuBackend implements Backend {
         CpuTensor k = cpu("keys", keys);
         CpuTensor v = cpu("values", values);
         CpuTensor o = cpu("out", out);
-        TensorChecks.sameShape("out", o, "q", query);
-        TensorChecks.sameShape("values", v, "keys", k);
-        TensorChecks.AttentionLayout a = TensorChecks.attentionLayout(query, k, heads, kvHeads, sequences);
+        TensorChecks.AttentionLayout a = TensorChecks.attention(query, k, v, heads, kvHeads, sequences, position, o);
         int tk = position + a.queries();
-        if (position < 0 || tk > a.keys()) {
-            throw new IllegalArgumentException("position (" + position + ") + queries per sequence (" + a.queries()
-                    + ") must be in [0, key rows per sequence (" + a.keys() + ")]");
-        }
         TensorView lseView = null;
         if (lse != null) {
             CpuTensor l = cpu("lse", lse);
@@ -464,16 +451,8 @@ public final class CpuBackend implements Backend {
         CpuTensor dQ = cpu("dq", dq);
         CpuTensor dK = cpu("dk", dk);
         CpuTensor dV = cpu("dv", dv);
-        TensorChecks.AttentionLayout a = TensorChecks.attentionLayout(query, k, heads, kvHeads, sequences);
-        TensorChecks.same("key rows per sequence", a.keys(), "queries per sequence", a.queries());
-        TensorChecks.sameShape("values", v, "keys", k);
-        TensorChecks.sameShape("out", o, "q", query);
-        TensorChecks.sameShape("dout", dO, "q", query);
-        TensorChecks.sameShape("dq", dQ, "q", query);
-        TensorChecks.sameShape("dk", dK, "keys", k);
-        TensorChecks.sameShape("dv", dV, "keys", k);
-        TensorChecks.same("lse.rows", l.rows, "q.rows", query.rows);
-        TensorChecks.same("lse.cols", l.cols, "heads", heads);
+        TensorChecks.AttentionLayout a =
+                TensorChecks.attentionBackward(query, k, v, o, l, dO, heads, kvHeads, sequences, dQ, dK, dV);
         Attention.Shape shape = new Attention.Shape(sequences, heads, kvHeads, a.queries(), a.keys(), a.headDim());
         Attention.backward(
                 shape,

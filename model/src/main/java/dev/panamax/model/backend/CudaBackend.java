@@ -307,21 +307,17 @@ public final class CudaBackend implements Backend {
         DeviceTensor a = device("x", x);
         DeviceTensor b = device("w", w);
         DeviceTensor c = device("y", y);
-        boolean outIn = Objects.requireNonNull(layout, "layout") == Layout.OUT_IN;
-        int in = outIn ? b.cols : b.rows;
-        int out = outIn ? b.rows : b.cols;
-        TensorChecks.same("x.cols", a.cols, "the weights' input width", in);
-        TensorChecks.same("y.cols", c.cols, "the weights' output width", out);
-        TensorChecks.same("y.rows", c.rows, "x.rows", a.rows);
+        TensorChecks.Widths widths = TensorChecks.matmul(a, b, layout, c);
+        int in = widths.in();
+        int out = widths.out();
         float beta = 0;
         if (bias != null) {
             DeviceTensor d = device("bias", bias);
-            TensorChecks.same("bias.rows", d.rows, "1", 1);
-            TensorChecks.same("bias.cols", d.cols, "the weights' output width", out);
-            launchRows("broadcast_row", c.rows, c.cols, d.buffer, d.offset, c.buffer, c.offset, c.ld, c.rows, c.cols);
+            TensorChecks.biasRow("bias", d, out);
+            launchRows("broadcast_row", c.rows, c.cols, d.buffer, d.offset, c, c.rows, c.cols);
             beta = 1;
         }
-        gemm(false, outIn, a.rows, out, in, a, b, beta, c);
+        gemm(false, layout == Layout.OUT_IN, a.rows, out, in, a, b, beta, c);
     }
 
     @Override
@@ -331,14 +327,11 @@ public final class CudaBackend implements Backend {
         DeviceTensor b = device("w", w);
         DeviceTensor g = device("dy", dy);
         DeviceTensor gw = device("dw", dw);
-        boolean outIn = Objects.requireNonNull(layout, "layout") == Layout.OUT_IN;
-        int in = outIn ? b.cols : b.rows;
-        int out = outIn ? b.rows : b.cols;
+        TensorChecks.Widths widths = TensorChecks.matmulBackward(a, b, layout, g, gw);
+        boolean outIn = layout == Layout.OUT_IN;
+        int in = widths.in();
+        int out = widths.out();
         int m = a.rows;
-        TensorChecks.same("x.cols", a.cols, "the weights' input width", in);
-        TensorChecks.same("dy.cols", g.cols, "the weights' output width", out);
-        TensorChecks.same("dy.rows", g.rows, "x.rows", m);
-        TensorChecks.sameShape("dw", gw, "w", b);
         if (dx != null) {
             DeviceTensor gx = device("dx", dx);
             TensorChecks.sameShape("dx", gx, "x", a);
@@ -349,8 +342,7 @@ public final class CudaBackend implements Backend {
         gemm(true, false, gw.rows, gw.cols, m, outIn ? g : a, outIn ? a : g, 1f, gw);
         if (dbias != null) {
             DeviceTensor gb = device("dbias", dbias);
-            TensorChecks.same("dbias.rows", gb.rows, "1", 1);
-            TensorChecks.same("dbias.cols", gb.cols, "the weights' output width", out);
+            TensorChecks.biasRow("dbias", gb, out);
             // The column sums of dy as a product with a row of ones: cuBLAS's fixed order, no atomics.
             gemm(false, false, 1, out, m, ones(m), g, 1f, gb);
         }
@@ -419,14 +411,10 @@ public final class CudaBackend implements Backend {
                 "rmsnorm_forward",
                 in.rows,
                 in.cols,
-                in.buffer,
-                in.offset,
-                in.ld,
+                in,
                 w.buffer,
                 w.offset,
-                out.buffer,
-                out.offset,
-                out.ld,
+                out,
                 r == null ? out.buffer : r.buffer,
                 r == null ? 0L : r.offset,
                 r == null ? 0 : 1,
@@ -467,37 +455,30 @@ public final class CudaBackend implements Backend {
             return;
         }
         onDevice();
-        kernel("norm_backward_weights")
-                .launch(
-                        Dim3.of((x.cols + BLOCK - 1) / BLOCK),
-                        Dim3.of(BLOCK),
-                        0,
-                        stream,
-                        x.buffer,
-                        x.offset,
-                        x.ld,
-                        dy.buffer,
-                        dy.offset,
-                        dy.ld,
-                        mean == null ? rstd.buffer : mean.buffer,
-                        mean == null ? 0L : mean.offset,
-                        mean == null ? 0 : 1,
-                        rstd.buffer,
-                        rstd.offset,
-                        x.rows,
-                        x.cols,
-                        dweight.buffer,
-                        dweight.offset,
-                        dbias == null ? dweight.buffer : dbias.buffer,
-                        dbias == null ? 0L : dbias.offset,
-                        dbias == null ? 0 : 1);
+        launch(
+                "norm_backward_weights",
+                Dim3.of((x.cols + BLOCK - 1) / BLOCK),
+                Dim3.of(BLOCK),
+                0,
+                x,
+                dy,
+                mean == null ? rstd.buffer : mean.buffer,
+                mean == null ? 0L : mean.offset,
+                mean == null ? 0 : 1,
+                rstd.buffer,
+                rstd.offset,
+                x.rows,
+                x.cols,
+                dweight.buffer,
+                dweight.offset,
+                dbias == null ? dweight.buffer : dbias.buffer,
+                dbias == null ? 0L : dbias.offset,
+                dbias == null ? 0 : 1);
         launchRowBlocks(
                 "norm_backward_input",
                 x.rows,
                 x.cols,
-                x.buffer,
-                x.offset,
-                x.ld,
+                x,
                 w.buffer,
                 w.offset,
                 mean == null ? rstd.buffer : mean.buffer,
@@ -505,12 +486,8 @@ public final class CudaBackend implements Backend {
                 mean == null ? 0 : 1,
                 rstd.buffer,
                 rstd.offset,
-                dy.buffer,
-                dy.offset,
-                dy.ld,
-                dx.buffer,
-                dx.offset,
-                dx.ld,
+                dy,
+                dx,
                 x.rows,
                 x.cols);
     }
@@ -536,16 +513,12 @@ public final class CudaBackend implements Backend {
                 "layernorm_forward",
                 in.rows,
                 in.cols,
-                in.buffer,
-                in.offset,
-                in.ld,
+                in,
                 w.buffer,
                 w.offset,
                 b.buffer,
                 b.offset,
-                out.buffer,
-                out.offset,
-                out.ld,
+                out,
                 mu == null ? out.buffer : mu.buffer,
                 mu == null ? 0L : mu.offset,
                 r == null ? out.buffer : r.buffer,
@@ -615,9 +588,7 @@ public final class CudaBackend implements Backend {
                 "rope_rotate",
                 x.rows,
                 pairs,
-                x.buffer,
-                x.offset,
-                x.ld,
+                x,
                 x.rows,
                 heads,
                 r.headDim,
@@ -643,22 +614,8 @@ public final class CudaBackend implements Backend {
         DeviceTensor k = device("keys", keys);
         DeviceTensor v = device("values", values);
         DeviceTensor o = device("out", out);
-        TensorChecks.sameShape("out", o, "q", query);
-        TensorChecks.sameShape("values", v, "keys", k);
-        TensorChecks.AttentionLayout a = TensorChecks.attentionLayout(query, k, heads, kvHeads, sequences);
-        if (kvHeads < 1 || heads % kvHeads != 0) {
-            throw new IllegalArgumentException(
-                    "kvHeads (" + kvHeads + ") must be >= 1 and divide heads (" + heads + ")");
-        }
-        int tk = position + a.queries();
-        if (position < 0 || tk > a.keys()) {
-            throw new IllegalArgumentException("position (" + position + ") + queries per sequence (" + a.queries()
-                    + ") must be in [0, key rows per sequence (" + a.keys() + ")]");
-        }
-        if (a.headDim() > MAX_HEAD_DIM) {
-            throw new IllegalArgumentException(
-                    "headDim (" + a.headDim() + ") must be <= " + MAX_HEAD_DIM + " on the CUDA backend");
-        }
+        TensorChecks.AttentionLayout a = TensorChecks.attention(query, k, v, heads, kvHeads, sequences, position, o);
+        checkHeads(heads, kvHeads, a.headDim());
         DeviceTensor l = null;
         if (lse != null) {
             l = device("lse", lse);
@@ -670,35 +627,38 @@ public final class CudaBackend implements Backend {
         }
         int hd = a.headDim();
         int sharedFloats = ATTENTION_TILE * (hd + 1) + ATTENTION_TILE * hd + ATTENTION_WARPS * (hd + ATTENTION_TILE);
-        kernel("attention_forward")
-                .launch(
-                        new Dim3((a.queries() + ATTENTION_WARPS - 1) / ATTENTION_WARPS, heads, sequences),
-                        Dim3.of(ATTENTION_WARPS * 32),
-                        sharedFloats * Float.BYTES,
-                        stream,
-                        query.buffer,
-                        query.offset,
-                        query.ld,
-                        k.buffer,
-                        k.offset,
-                        k.ld,
-                        v.buffer,
-                        v.offset,
-                        v.ld,
-                        o.buffer,
-                        o.offset,
-                        o.ld,
-                        l == null ? o.buffer : l.buffer,
-                        l == null ? 0L : l.offset,
-                        l == null ? 0 : l.ld,
-                        l == null ? 0 : 1,
-                        heads,
-                        kvHeads,
-                        hd,
-                        a.queries(),
-                        a.keys(),
-                        position,
-                        (float) (1 / Math.sqrt(hd)));
+        launch(
+                "attention_forward",
+                new Dim3((a.queries() + ATTENTION_WARPS - 1) / ATTENTION_WARPS, heads, sequences),
+                Dim3.of(ATTENTION_WARPS * 32),
+                sharedFloats * Float.BYTES,
+                query,
+                k,
+                v,
+                o,
+                l == null ? o.buffer : l.buffer,
+                l == null ? 0L : l.offset,
+                l == null ? 0 : l.ld,
+                l == null ? 0 : 1,
+                heads,
+                kvHeads,
+                hd,
+                a.queries(),
+                a.keys(),
+                position,
+                (float) (1 / Math.sqrt(hd)));
+    }
+
+    /** The grouping and head width the attention kernels handle (on the CPU, the kernels module checks its own). */
+    private static void checkHeads(int heads, int kvHeads, int headDim) {
+        if (kvHeads < 1 || heads % kvHeads != 0) {
+            throw new IllegalArgumentException(
+                    "kvHeads (" + kvHeads + ") must be >= 1 and divide heads (" + heads + ")");
+        }
+        if (headDim > MAX_HEAD_DIM) {
+            throw new IllegalArgumentException(
+                    "headDim (" + headDim + ") must be <= " + MAX_HEAD_DIM + " on the CUDA backend");
+        }
     }
 
     @Override
@@ -724,25 +684,10 @@ public final class CudaBackend implements Backend {
         DeviceTensor dQ = device("dq", dq);
         DeviceTensor dK = device("dk", dk);
         DeviceTensor dV = device("dv", dv);
-        TensorChecks.AttentionLayout a = TensorChecks.attentionLayout(query, k, heads, kvHeads, sequences);
-        TensorChecks.same("key rows per sequence", a.keys(), "queries per sequence", a.queries());
-        if (kvHeads < 1 || heads % kvHeads != 0) {
-            throw new IllegalArgumentException(
-                    "kvHeads (" + kvHeads + ") must be >= 1 and divide heads (" + heads + ")");
-        }
-        TensorChecks.sameShape("values", v, "keys", k);
-        TensorChecks.sameShape("out", o, "q", query);
-        TensorChecks.sameShape("dout", dO, "q", query);
-        TensorChecks.sameShape("dq", dQ, "q", query);
-        TensorChecks.sameShape("dk", dK, "keys", k);
-        TensorChecks.sameShape("dv", dV, "keys", k);
-        TensorChecks.same("lse.rows", l.rows, "q.rows", query.rows);
-        TensorChecks.same("lse.cols", l.cols, "heads", heads);
+        TensorChecks.AttentionLayout a =
+                TensorChecks.attentionBackward(query, k, v, o, l, dO, heads, kvHeads, sequences, dQ, dK, dV);
+        checkHeads(heads, kvHeads, a.headDim());
         int hd = a.headDim();
-        if (hd > MAX_HEAD_DIM) {
-            throw new IllegalArgumentException(
-                    "headDim (" + hd + ") must be <= " + MAX_HEAD_DIM + " on the CUDA backend");
-        }
         if (a.queries() == 0 || hd == 0) {
             return;
         }
@@ -751,87 +696,45 @@ public final class CudaBackend implements Backend {
         if (attentionDelta == null || attentionDelta.length() < deltaFloats) {
             attentionDelta = newBuffer(deltaFloats, "attention's backward deltas");
         }
-        launchRows(
-                "attention_backward_delta",
-                query.rows,
-                heads,
-                o.buffer,
-                o.offset,
-                o.ld,
-                dO.buffer,
-                dO.offset,
-                dO.ld,
-                query.rows,
-                heads,
-                hd,
-                attentionDelta);
+        launchRows("attention_backward_delta", query.rows, heads, o, dO, query.rows, heads, hd, attentionDelta);
         float scale = (float) (1 / Math.sqrt(hd));
         int blocks = (a.queries() + ATTENTION_WARPS - 1) / ATTENTION_WARPS;
         int tileFloats = ATTENTION_TILE * (hd + 1);
-        kernel("attention_backward_dq")
-                .launch(
-                        new Dim3(blocks, heads, sequences),
-                        Dim3.of(ATTENTION_WARPS * 32),
-                        (2 * tileFloats + ATTENTION_WARPS * (2 * hd + ATTENTION_TILE)) * Float.BYTES,
-                        stream,
-                        query.buffer,
-                        query.offset,
-                        query.ld,
-                        k.buffer,
-                        k.offset,
-                        k.ld,
-                        v.buffer,
-                        v.offset,
-                        v.ld,
-                        dO.buffer,
-                        dO.offset,
-                        dO.ld,
-                        l.buffer,
-                        l.offset,
-                        l.ld,
-                        attentionDelta,
-                        dQ.buffer,
-                        dQ.offset,
-                        dQ.ld,
-                        heads,
-                        kvHeads,
-                        hd,
-                        a.queries(),
-                        scale);
-        kernel("attention_backward_dkdv")
-                .launch(
-                        new Dim3(blocks, kvHeads, sequences),
-                        Dim3.of(ATTENTION_WARPS * 32),
-                        (2 * tileFloats + 2 * ATTENTION_TILE + ATTENTION_WARPS * (2 * hd + 2 * ATTENTION_TILE))
-                                * Float.BYTES,
-                        stream,
-                        query.buffer,
-                        query.offset,
-                        query.ld,
-                        k.buffer,
-                        k.offset,
-                        k.ld,
-                        v.buffer,
-                        v.offset,
-                        v.ld,
-                        dO.buffer,
-                        dO.offset,
-                        dO.ld,
-                        l.buffer,
-                        l.offset,
-                        l.ld,
-                        attentionDelta,
-                        dK.buffer,
-                        dK.offset,
-                        dK.ld,
-                        dV.buffer,
-                        dV.offset,
-                        dV.ld,
-                        heads,
-                        kvHeads,
-                        hd,
-                        a.queries(),
-                        scale);
+        launch(
+                "attention_backward_dq",
+                new Dim3(blocks, heads, sequences),
+                Dim3.of(ATTENTION_WARPS * 32),
+                (2 * tileFloats + ATTENTION_WARPS * (2 * hd + ATTENTION_TILE)) * Float.BYTES,
+                query,
+                k,
+                v,
+                dO,
+                l,
+                attentionDelta,
+                dQ,
+                heads,
+                kvHeads,
+                hd,
+                a.queries(),
+                scale);
+        launch(
+                "attention_backward_dkdv",
+                new Dim3(blocks, kvHeads, sequences),
+                Dim3.of(ATTENTION_WARPS * 32),
+                (2 * tileFloats + 2 * ATTENTION_TILE + ATTENTION_WARPS * (2 * hd + 2 * ATTENTION_TILE)) * Float.BYTES,
+                query,
+                k,
+                v,
+                dO,
+                l,
+                attentionDelta,
+                dK,
+                dV,
+                heads,
+                kvHeads,
+                hd,
+                a.queries(),
+                scale);
     }
 
     @Override
@@ -841,21 +744,7 @@ public final class CudaBackend implements Backend {
         DeviceTensor out = device("y", y);
         TensorChecks.sameShape("up", u, "gate", g);
         TensorChecks.sameShape("y", out, "gate", g);
-        launchRows(
-                "swiglu_forward",
-                g.rows,
-                g.cols,
-                g.buffer,
-                g.offset,
-                g.ld,
-                u.buffer,
-                u.offset,
-                u.ld,
-                out.buffer,
-                out.offset,
-                out.ld,
-                g.rows,
-                g.cols);
+        launchRows("swiglu_forward", g.rows, g.cols, g, u, out, g.rows, g.cols);
     }
 
     @Override
@@ -891,18 +780,7 @@ public final class CudaBackend implements Backend {
         DeviceTensor in = device("x", x);
         DeviceTensor out = device("y", y);
         TensorChecks.sameShape("y", out, "x", in);
-        launchRows(
-                "gelu_forward",
-                in.rows,
-                in.cols,
-                in.buffer,
-                in.offset,
-                in.ld,
-                out.buffer,
-                out.offset,
-                out.ld,
-                in.rows,
-                in.cols);
+        launchRows("gelu_forward", in.rows, in.cols, in, out, in.rows, in.cols);
     }
 
     @Override
@@ -912,21 +790,7 @@ public final class CudaBackend implements Backend {
         DeviceTensor out = device("dx", dx);
         TensorChecks.sameShape("dy", d, "x", in);
         TensorChecks.sameShape("dx", out, "x", in);
-        launchRows(
-                "gelu_backward",
-                in.rows,
-                in.cols,
-                in.buffer,
-                in.offset,
-                in.ld,
-                d.buffer,
-                d.offset,
-                d.ld,
-                out.buffer,
-                out.offset,
-                out.ld,
-                in.rows,
-                in.cols);
+        launchRows("gelu_backward", in.rows, in.cols, in, d, out, in.rows, in.cols);
     }
 
     @Override
@@ -936,21 +800,7 @@ public final class CudaBackend implements Backend {
         DeviceTensor out = device("y", y);
         TensorChecks.sameShape("b", r, "a", l);
         TensorChecks.sameShape("y", out, "a", l);
-        launchRows(
-                "add_matrix",
-                l.rows,
-                l.cols,
-                l.buffer,
-                l.offset,
-                l.ld,
-                r.buffer,
-                r.offset,
-                r.ld,
-                out.buffer,
-                out.offset,
-                out.ld,
-                l.rows,
-                l.cols);
+        launchRows("add_matrix", l.rows, l.cols, l, r, out, l.rows, l.cols);
     }
 
     @Override
@@ -965,7 +815,7 @@ public final class CudaBackend implements Backend {
         if (o.rows == 0 || o.cols == 0) {
             return;
         }
-        launchRows("embedding_forward", o.rows, o.cols, ids, t.buffer, o.buffer, o.offset, o.ld, o.rows, o.cols);
+        launchRows("embedding_forward", o.rows, o.cols, ids, t.buffer, o, o.rows, o.cols);
     }
 
     @Override
@@ -978,19 +828,16 @@ public final class CudaBackend implements Backend {
         if (d.rows == 0 || d.cols == 0) {
             return;
         }
-        kernel("embedding_backward")
-                .launch(
-                        Dim3.of((d.cols + BLOCK - 1) / BLOCK),
-                        Dim3.of(BLOCK),
-                        0,
-                        stream,
-                        ids,
-                        d.rows,
-                        d.buffer,
-                        d.offset,
-                        d.ld,
-                        t.buffer,
-                        t.cols);
+        launch(
+                "embedding_backward",
+                Dim3.of((d.cols + BLOCK - 1) / BLOCK),
+                Dim3.of(BLOCK),
+                0,
+                ids,
+                d.rows,
+                d,
+                t.buffer,
+                t.cols);
     }
 
     @Override
@@ -1009,9 +856,7 @@ public final class CudaBackend implements Backend {
                 "cross_entropy_rows",
                 x.rows,
                 x.cols,
-                x.buffer,
-                x.offset,
-                x.ld,
+                x,
                 x.rows,
                 x.cols,
                 ids,
@@ -1059,7 +904,7 @@ public final class CudaBackend implements Backend {
             return best;
         }
         DeviceBuffer result = rowResults(x.rows);
-        launchRowBlocks("argmax_rows", x.rows, x.cols, x.buffer, x.offset, x.ld, x.rows, x.cols, result);
+        launchRowBlocks("argmax_rows", x.rows, x.cols, x, x.rows, x.cols, result);
         result.copyToAsync(0, best, 0, x.rows, stream);
         return best;
     }
@@ -1076,7 +921,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void zero(Tensor tensor) {
         DeviceTensor t = device("tensor", tensor);
-        launchRows("zero_matrix", t.rows, t.cols, t.buffer, t.offset, t.ld, t.rows, t.cols);
+        launchRows("zero_matrix", t.rows, t.cols, t, t.rows, t.cols);
     }
 
     @Override
@@ -1090,18 +935,7 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("tensor (" + t + ") is too large to sum on the CUDA backend");
         }
         DeviceBuffer partials = rowResults((int) (2 * blocks));
-        kernel("sum_of_squares_partials")
-                .launch(
-                        Dim3.of((int) blocks),
-                        Dim3.of(BLOCK),
-                        0,
-                        stream,
-                        t.buffer,
-                        t.offset,
-                        t.ld,
-                        t.rows,
-                        t.cols,
-                        partials);
+        launch("sum_of_squares_partials", Dim3.of((int) blocks), Dim3.of(BLOCK), 0, t, t.rows, t.cols, partials);
         float[] parts = new float[(int) (2 * blocks)];
         partials.copyToAsync(0, parts, 0, parts.length, stream);
         // The blocks' sums, each a float pair, added in block order.
@@ -1171,7 +1005,7 @@ public final class CudaBackend implements Backend {
         if (t.rows == 0) {
             return;
         }
-        launchRowBlocks("softmax_rows", t.rows, t.cols, t.buffer, t.offset, t.ld, t.rows, t.cols, 1 / temperature);
+        launchRowBlocks("softmax_rows", t.rows, t.cols, t, t.rows, t.cols, 1 / temperature);
     }
 
     @Override
@@ -1261,6 +1095,24 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /**
+     * Launches a kernel on the backend's stream; a {@link DeviceTensor} argument stands for the three parameters every
+     * matrix operand of {@code transformer.cu} takes: its buffer, its offset and its row stride.
+     */
+    private void launch(String name, Dim3 grid, Dim3 block, int sharedMemoryBytes, Object... arguments) {
+        List<Object> flat = new ArrayList<>(arguments.length + 8);
+        for (Object argument : arguments) {
+            if (argument instanceof DeviceTensor t) {
+                flat.add(t.buffer);
+                flat.add(t.offset);
+                flat.add(t.ld);
+            } else {
+                flat.add(argument);
+            }
+        }
+        kernel(name).launch(grid, block, sharedMemoryBytes, stream, flat.toArray());
+    }
+
     private CudaKernel kernel(String name) {
         ensureOpen();
         return kernels.computeIfAbsent(name, module::kernel);
@@ -1277,19 +1129,13 @@ public final class CudaBackend implements Backend {
             return;
         }
         onDevice();
-        kernel(name)
-                .launch(
-                        Dim3.of((cols + BLOCK - 1) / BLOCK, Math.min(rows, MAX_GRID_ROWS)),
-                        Dim3.of(BLOCK),
-                        0,
-                        stream,
-                        arguments);
+        launch(name, Dim3.of((cols + BLOCK - 1) / BLOCK, Math.min(rows, MAX_GRID_ROWS)), Dim3.of(BLOCK), 0, arguments);
     }
 
     /** A row-reduction kernel: one block per row, blocks striding over the rows. */
     private void launchRowBlocks(String name, int rows, int cols, Object... arguments) {
         onDevice();
-        kernel(name).launch(Dim3.of(1, Math.min(rows, MAX_GRID_ROWS)), Dim3.of(rowThreads(cols)), 0, stream, arguments);
+        launch(name, Dim3.of(1, Math.min(rows, MAX_GRID_ROWS)), Dim3.of(rowThreads(cols)), 0, arguments);
     }
 
     /**
@@ -1326,7 +1172,7 @@ public final class CudaBackend implements Backend {
         }
         onDevice();
         long blocks = Math.min((n + BLOCK - 1) / BLOCK, MAX_FLAT_BLOCKS);
-        kernel(name).launch(Dim3.of((int) blocks), Dim3.of(BLOCK), 0, stream, arguments);
+        launch(name, Dim3.of((int) blocks), Dim3.of(BLOCK), 0, arguments);
     }
 
     /** Flat kernels take one run of floats: each operand must have no gaps between its rows. */
