@@ -33,6 +33,18 @@ import org.junit.jupiter.api.io.TempDir;
  * them by 1e-2 or more.
  */
 class CudaTransformerTest {
+    /**
+     * Runs {@code body} on a fresh CUDA backend and closes it: here on the emulated device; {@link GpuTransformerTest}
+     * runs the same tests on a GPU.
+     *
+     * @param body what to run
+     * @param <T> the result type
+     * @return what body returned
+     */
+    <T> T onDevice(Function<Backend, T> body) {
+        return EmulatedBackends.run(0, body::apply);
+    }
+
     private static final int BOS = 1;
     private static final int[] TOKENS = {1, 17, 5, 42, 42, 8, 0, 33, 21, 60, 2, 9};
 
@@ -67,12 +79,12 @@ class CudaTransformerTest {
      * Prefills 6 tokens (two batches of 4 and 2), then decodes the rest one at a time, on both backends; every step's
      * logits must agree.
      */
-    private static void assertSameLogits(Function<Backend, Transformer> model) {
+    private void assertSameLogits(Function<Backend, Transformer> model) {
         float[][] expected;
         try (CpuBackend cpu = new CpuBackend()) {
             expected = run(model.apply(cpu));
         }
-        float[][] actual = EmulatedBackends.run(0, backend -> run(model.apply(backend)));
+        float[][] actual = onDevice(backend -> run(model.apply(backend)));
         for (int i = 0; i < expected.length; i++) {
             double[] reference = new double[expected[i].length];
             for (int j = 0; j < reference.length; j++) {
@@ -106,7 +118,7 @@ class CudaTransformerTest {
     void stories260KGreedyGenerationMatchesRunC() throws IOException {
         int[] expected = Stories260KTest.expectedIds();
         try (Llama2cCheckpoint checkpoint = Llama2cCheckpoint.open(SharedData.require("stories260K.bin"))) {
-            int[] tokens = EmulatedBackends.run(0, backend -> {
+            int[] tokens = onDevice(backend -> {
                 Transformer model = Transformer.llama(
                         backend, checkpoint.config(), checkpoint.weights(), Transformer.DEFAULT_MAX_BATCH);
                 Generator.Result result = new Generator(model, Sampler.greedy(), Set.of(BOS))
