@@ -1,10 +1,6 @@
 package dev.panamax.model.cli;
 
-import dev.panamax.cuda.CudaUnavailableException;
-import dev.panamax.kernels.Parallelism;
 import dev.panamax.model.backend.Backend;
-import dev.panamax.model.backend.Backends;
-import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.generate.Generator;
 import dev.panamax.model.generate.Sampler;
 import dev.panamax.model.generate.Transformer;
@@ -106,11 +102,7 @@ final class GenerateCommand {
         long seed = line.has(SEED) ? line.whole(SEED) : System.nanoTime();
         // Without --threads the kernels keep their default (all processors, or the panamax.threads property).
         int threads = line.has(Command.THREADS) ? (int) line.whole(Command.THREADS) : 0;
-        String backendName = line.text(Command.BACKEND).toLowerCase(Locale.ROOT);
-        if (!Backends.NAMES.contains(backendName)) {
-            throw line.usage(line.typed(Command.BACKEND) + " (" + line.text(Command.BACKEND) + ") must be one of "
-                    + String.join(", ", Backends.NAMES));
-        }
+        String backendName = BackendChoice.name(line);
         if (line.has(MAX_TOKENS)) {
             line.whole(MAX_TOKENS);
         }
@@ -146,7 +138,7 @@ final class GenerateCommand {
             Set<Integer> stop = new HashSet<>();
             (codec != null ? codec.stopToken() : model.bos()).ifPresent(stop::add);
             boolean printIds = codec == null || line.has(PRINT_IDS);
-            try (Backend backend = backend(line, backendName, threads, err)) {
+            try (Backend backend = BackendChoice.open(line, backendName, threads, err)) {
                 Transformer transformer = model.transformer().apply(backend);
                 int[] previous = {prompt[prompt.length - 1]};
                 Sampler sampler = new Sampler(temperature, topK, topP, seed);
@@ -175,27 +167,6 @@ final class GenerateCommand {
                         result.stopped() ? "; stopped at a stop token" : "");
                 return 0;
             }
-        }
-    }
-
-    /**
-     * The backend the user chose; any but the CPU says on stderr which runs and why. A CUDA backend that cannot run
-     * here is a usage error with the reason.
-     */
-    private static Backend backend(CommandLine line, String name, int threads, PrintStream err) {
-        if (threads > 0) {
-            // The CPU kernels' thread count, also used by the emulated device's products.
-            Parallelism.setThreads(threads);
-        }
-        if (name.equals("cpu")) {
-            return new CpuBackend();
-        }
-        try {
-            Backends.Selection selection = Backends.create(name);
-            err.println(selection.description());
-            return selection.backend();
-        } catch (CudaUnavailableException e) {
-            throw line.usage(line.typed(Command.BACKEND) + " " + name + ": CUDA cannot run here: " + e.reason());
         }
     }
 

@@ -13,17 +13,23 @@ import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Objects;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** {@code panamax generate --backend}: which backend runs, what it says about why, and the errors. */
 class BackendOptionTest {
     private final ByteArrayOutputStream out = new ByteArrayOutputStream();
     private final ByteArrayOutputStream err = new ByteArrayOutputStream();
+
+    @TempDir
+    Path dir;
 
     /** Runs the CLI on a thread of its own: choosing the emulated device is per thread and must not leak. */
     private int run(String... args) throws InterruptedException, ExecutionException {
@@ -102,6 +108,56 @@ class BackendOptionTest {
                         + Cuda.unavailableReason().orElseThrow()),
                 err());
         assertEquals("", out());
+    }
+
+    /** A model trained on the emulated CUDA backend generates the same greedy ids on either backend. */
+    @Test
+    void aRunTrainedOnTheEmulatedDeviceGeneratesTheSameOnBoth() throws Exception {
+        EmulatedBackends.require();
+        Path data = dir.resolve("text.txt");
+        Files.writeString(data, "the quick brown fox jumps over the lazy dog.\n".repeat(30), StandardCharsets.UTF_8);
+        Path run = dir.resolve("run");
+        String[] train = {
+            "train",
+            "--data",
+            data.toString(),
+            "--steps",
+            "4",
+            "--batch",
+            "2",
+            "--seq",
+            "16",
+            "--out",
+            run.toString(),
+            "--backend",
+            "emulated"
+        };
+        assertEquals(0, run(train), err());
+        assertTrue(err().startsWith("backend: CUDA on the emulated device"), err());
+        String[] ids = new String[2];
+        String[] backends = {"cpu", "emulated"};
+        for (int i = 0; i < 2; i++) {
+            out.reset();
+            assertEquals(
+                    0,
+                    run(
+                            "generate",
+                            "--model",
+                            run.toString(),
+                            "--prompt",
+                            "the ",
+                            "--temperature",
+                            "0",
+                            "-n",
+                            "12",
+                            "--print-ids",
+                            "--backend",
+                            backends[i]),
+                    err());
+            ids[i] = out().strip();
+        }
+        assertEquals(ids[0], ids[1], "greedy ids on the CPU and on the emulated device");
+        assertEquals(12, ids[0].split(" ").length, ids[0]);
     }
 
     @Test
