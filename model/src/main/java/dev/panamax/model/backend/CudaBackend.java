@@ -24,15 +24,19 @@ import java.util.Objects;
  * (see cuda-bindings' README). Weights are uploaded once (a segment passed twice, such as tied embeddings, is one
  * device copy); activations stay on the device; products go through {@link Cublas} in FP32 (on the emulated device,
  * cuBLAS's contract served by the kernels module's GEMM) and every other operation through Panamax's kernels in
- * {@code transformer.cu}. All work is queued in order on one stream; only {@link #read}, {@link #argmax} and host
- * copies wait for it.
+ * {@code transformer.cu}. All work is queued in order on one stream; only the calls that bring values to the host
+ * ({@link #read}, {@link #argmax}, {@link #crossEntropy}, {@link #countCorrect}, {@link #sumOfSquares}) and {@link
+ * #weights} (whose source must have been read when it returns) wait for it.
  *
  * <p>Every operation of the interface runs on the device, forward and backward. Reductions have a fixed order (no
  * float atomics), so a run gives the same bits every time on the same device; losses, sums of squares and argmaxes
  * come back to the host as a few floats per row and are summed there in row order.
  *
  * <p>A backend belongs to the device it was created on: each call makes that device the calling thread's current one.
- * Tensors are allocated against the device's total memory: one that would not fit is refused with the sizes before
+ * It is for one thread at a time (its scratch buffers and kernel cache are not shared safely); work from several
+ * threads needs a backend each.
+ *
+ * <p>Tensors are allocated against the device's total memory: one that would not fit is refused with the sizes before
  * anything is allocated.
  */
 public final class CudaBackend implements Backend {
@@ -116,7 +120,7 @@ public final class CudaBackend implements Backend {
 
     /**
      * A backend on the emulated device, which runs blocks and threads in index order; its memory is host memory, so
-     * tensors are bounded only by it.
+     * tensors are bounded only by it. The emulated device becomes the calling thread's current device.
      *
      * @return the backend
      * @throws dev.panamax.cuda.CudaUnavailableException when the emulated device cannot run here, with the reason
@@ -126,7 +130,8 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * A backend on the emulated device with a bound on its memory, as if it were a GPU of that size.
+     * A backend on the emulated device with a bound on its memory, as if it were a GPU of that size. The emulated
+     * device becomes the calling thread's current device.
      *
      * @param scheduleSeed 0 for index order; otherwise the seed of a shuffled order of blocks and threads, which must
      *     not change any result
