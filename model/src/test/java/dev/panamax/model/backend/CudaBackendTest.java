@@ -9,11 +9,18 @@ import dev.panamax.kernels.Rope;
 import dev.panamax.kernels.testing.Inputs;
 import dev.panamax.kernels.testing.Tolerance;
 import dev.panamax.model.backend.Backend.Layout;
+import dev.panamax.model.generate.Transformer;
+import dev.panamax.model.io.Llama2cCheckpoint;
+import dev.panamax.model.io.ModelConfig;
+import dev.panamax.model.io.ModelConfig.Architecture;
 import dev.panamax.model.testing.Segments;
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.function.Function;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Each operation of the {@link CudaBackend}, on the emulated device, against the {@link CpuBackend} on the same inputs.
@@ -842,6 +849,40 @@ class CudaBackendTest {
                         + " and 0.0 MiB (600 bytes) of the device's 0.0 MiB (1000 bytes) are left (0.0 MiB (400 bytes)"
                         + " already hold this model's weights, cache and activations)",
                 e.getMessage());
+    }
+
+    /**
+     * A model one byte larger than the device: the last tensor that does not fit is refused with the bytes it needs and
+     * those left, and nothing past the bound is ever allocated.
+     */
+    @Test
+    void aModelPastTheDeviceMemoryIsRefusedWithTheSizes(@TempDir Path dir) throws IOException {
+        ModelConfig config = new ModelConfig(Architecture.LLAMA, 32, 48, 2, 4, 2, 61, 256, 1e-5f, 10000f, false);
+        Path file = dir.resolve("llama.bin");
+        Llama2cCheckpoint.writeRandom(file, config, 3);
+        try (Llama2cCheckpoint checkpoint = Llama2cCheckpoint.open(file)) {
+            long needed = EmulatedBackends.run(0, b -> {
+                Transformer.llama(b, config, checkpoint.weights(), 4);
+                return b.allocatedBytes();
+            });
+            long capacity = needed - 1;
+            DeviceMemoryException e = assertThrows(
+                    DeviceMemoryException.class,
+                    () -> EmulatedBackends.run(0, capacity, b -> {
+                        try {
+                            return Transformer.llama(b, config, checkpoint.weights(), 4);
+                        } finally {
+                            assertTrue(b.allocatedBytes() <= capacity, "allocated " + b.allocatedBytes());
+                        }
+                    }));
+            assertTrue(
+                    e.getMessage()
+                            .matches("the CUDA backend cannot allocate .*: it needs .* \\(\\d+ bytes\\) of device"
+                                    + " memory, and .* \\(\\d+ bytes\\) of the device's .* \\(" + capacity
+                                    + " bytes\\) are left"
+                                    + " .*"),
+                    e.getMessage());
+        }
     }
 
     @Test
