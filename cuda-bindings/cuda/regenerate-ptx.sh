@@ -23,6 +23,7 @@ header=src/main/cuda/panamax_kernel.h
 # source .cu -> committed PTX
 declare -A targets=(
     [src/main/cuda/samples.cu]=src/main/resources/dev/panamax/cuda/ptx/samples.ptx
+    [src/main/cuda/transformer.cu]=src/main/resources/dev/panamax/cuda/ptx/transformer.ptx
     [src/test/cuda/faults.cu]=src/test/resources/dev/panamax/cuda/ptx/faults.ptx
     [src/test/cuda/warps.cu]=src/test/resources/dev/panamax/cuda/ptx/warps.ptx
     [src/test/cuda/intrinsics.cu]=src/test/resources/dev/panamax/cuda/ptx/intrinsics.ptx

@@ -114,7 +114,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor allocate(int rows, int cols) {
-        checkShape(rows, cols);
+        TensorChecks.shape(rows, cols);
         long bytes = (long) rows * cols * Float.BYTES;
         MemorySegment data = arena.allocate(bytes, 64);
         allocated.addAndGet(bytes);
@@ -127,7 +127,7 @@ public final class CpuBackend implements Backend {
      */
     @Override
     public Tensor allocateTrainingState(int rows, int cols) {
-        checkShape(rows, cols);
+        TensorChecks.shape(rows, cols);
         long size = (long) rows * cols;
         if (size > MAX_ARRAY_FLOATS) {
             return allocate(rows, cols);
@@ -145,7 +145,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor weights(MemorySegment floats, int rows, int cols) {
-        checkShape(rows, cols);
+        TensorChecks.shape(rows, cols);
         if (floats.byteSize() != (long) rows * cols * Float.BYTES) {
             throw new IllegalArgumentException("floats (" + floats.byteSize() + " bytes) must hold exactly rows ("
                     + rows + ") × cols (" + cols + ") floats");
@@ -155,12 +155,6 @@ public final class CpuBackend implements Backend {
 
     /** The largest {@code float[]} a JVM reliably allocates (a few header words below {@code Integer.MAX_VALUE}). */
     private static final long MAX_ARRAY_FLOATS = Integer.MAX_VALUE - 8;
-
-    private static void checkShape(int rows, int cols) {
-        if (rows < 0 || cols < 0) {
-            throw new IllegalArgumentException("rows (" + rows + ") and cols (" + cols + ") must be >= 0");
-        }
-    }
 
     @Override
     public Rotary rotary(int headDim, int maxPositions, double theta) {
@@ -176,17 +170,14 @@ public final class CpuBackend implements Backend {
         CpuTensor a = cpu("x", x);
         CpuTensor b = cpu("w", w);
         CpuTensor c = cpu("y", y);
-        boolean outIn = Objects.requireNonNull(layout, "layout") == Layout.OUT_IN;
-        int in = outIn ? b.cols : b.rows;
-        int out = outIn ? b.rows : b.cols;
-        same("x.cols", a.cols, "the weights' input width", in);
-        same("y.cols", c.cols, "the weights' output width", out);
-        same("y.rows", c.rows, "x.rows", a.rows);
+        boolean outIn = layout == Layout.OUT_IN;
+        TensorChecks.Widths widths = TensorChecks.matmul(a, b, layout, c);
+        int in = widths.in();
+        int out = widths.out();
         float beta = 0;
         if (bias != null) {
             CpuTensor d = cpu("bias", bias);
-            same("bias.rows", d.rows, "1", 1);
-            same("bias.cols", d.cols, "the weights' output width", out);
+            TensorChecks.biasRow("bias", d, out);
             for (int i = 0; i < c.rows; i++) {
                 MemorySegment.copy(
                         d.data,
@@ -223,17 +214,14 @@ public final class CpuBackend implements Backend {
         CpuTensor b = cpu("w", w);
         CpuTensor g = cpu("dy", dy);
         CpuTensor gw = cpu("dw", dw);
-        boolean outIn = Objects.requireNonNull(layout, "layout") == Layout.OUT_IN;
-        int in = outIn ? b.cols : b.rows;
-        int out = outIn ? b.rows : b.cols;
+        boolean outIn = layout == Layout.OUT_IN;
+        TensorChecks.Widths widths = TensorChecks.matmulBackward(a, b, layout, g, gw);
+        int in = widths.in();
+        int out = widths.out();
         int m = a.rows;
-        same("x.cols", a.cols, "the weights' input width", in);
-        same("dy.cols", g.cols, "the weights' output width", out);
-        same("dy.rows", g.rows, "x.rows", m);
-        sameShape("dw", gw, "w", b);
         if (dx != null) {
             CpuTensor gx = cpu("dx", dx);
-            sameShape("dx", gx, "x", a);
+            TensorChecks.sameShape("dx", gx, "x", a);
             // dx = dy·W for W [out, in]; dy·Wᵀ for W [in, out].
             Gemm.sgemm(
                     Transpose.NO_TRANSPOSE,
@@ -275,8 +263,7 @@ public final class CpuBackend implements Backend {
                 gw.ld);
         if (dbias != null) {
             CpuTensor gb = cpu("dbias", dbias);
-            same("dbias.rows", gb.rows, "1", 1);
-            same("dbias.cols", gb.cols, "the weights' output width", out);
+            TensorChecks.biasRow("dbias", gb, out);
             Gemm.sgemv(Transpose.TRANSPOSE, m, out, 1f, g.data, g.offset, g.ld, ones(m), 0, 1f, gb.data, gb.offset);
         }
     }
@@ -298,8 +285,8 @@ public final class CpuBackend implements Backend {
         CpuTensor in = cpu("x", x);
         CpuTensor w = cpu("weight", weight);
         CpuTensor out = cpu("y", y);
-        sameShape("y", out, "x", in);
-        same("weight.cols", w.cols, "x.cols", in.cols);
+        TensorChecks.sameShape("y", out, "x", in);
+        TensorChecks.same("weight.cols", w.cols, "x.cols", in.cols);
         CpuTensor r = rstd == null ? null : rowStatistic("rstd", rstd, in.rows);
         RmsNorm.forward(
                 in.rows,
@@ -325,10 +312,10 @@ public final class CpuBackend implements Backend {
         CpuTensor g = cpu("dy", dy);
         CpuTensor dIn = cpu("dx", dx);
         CpuTensor dw = cpu("dweight", dweight);
-        sameShape("dy", g, "x", in);
-        sameShape("dx", dIn, "x", in);
-        same("weight.cols", w.cols, "x.cols", in.cols);
-        sameShape("dweight", dw, "weight", w);
+        TensorChecks.sameShape("dy", g, "x", in);
+        TensorChecks.sameShape("dx", dIn, "x", in);
+        TensorChecks.same("weight.cols", w.cols, "x.cols", in.cols);
+        TensorChecks.sameShape("dweight", dw, "weight", w);
         RmsNorm.backward(
                 in.rows,
                 in.cols,
@@ -355,9 +342,9 @@ public final class CpuBackend implements Backend {
         CpuTensor w = cpu("weight", weight);
         CpuTensor b = cpu("bias", bias);
         CpuTensor out = cpu("y", y);
-        sameShape("y", out, "x", in);
-        same("weight.cols", w.cols, "x.cols", in.cols);
-        same("bias.cols", b.cols, "x.cols", in.cols);
+        TensorChecks.sameShape("y", out, "x", in);
+        TensorChecks.same("weight.cols", w.cols, "x.cols", in.cols);
+        TensorChecks.same("bias.cols", b.cols, "x.cols", in.cols);
         CpuTensor mu = mean == null ? null : rowStatistic("mean", mean, in.rows);
         CpuTensor r = rstd == null ? null : rowStatistic("rstd", rstd, in.rows);
         LayerNorm.forward(
@@ -391,11 +378,11 @@ public final class CpuBackend implements Backend {
         CpuTensor dIn = cpu("dx", dx);
         CpuTensor dw = cpu("dweight", dweight);
         CpuTensor db = cpu("dbias", dbias);
-        sameShape("dy", g, "x", in);
-        sameShape("dx", dIn, "x", in);
-        same("weight.cols", w.cols, "x.cols", in.cols);
-        sameShape("dweight", dw, "weight", w);
-        sameShape("dbias", db, "weight", w);
+        TensorChecks.sameShape("dy", g, "x", in);
+        TensorChecks.sameShape("dx", dIn, "x", in);
+        TensorChecks.same("weight.cols", w.cols, "x.cols", in.cols);
+        TensorChecks.sameShape("dweight", dw, "weight", w);
+        TensorChecks.sameShape("dbias", db, "weight", w);
         LayerNorm.backward(
                 in.rows,
                 in.cols,
@@ -434,7 +421,7 @@ public final class CpuBackend implements Backend {
     public void rope(Rotary rotary, Tensor x, int heads, int position) {
         Rope rope = rope(rotary);
         CpuTensor t = cpu("x", x);
-        same("x.cols", t.cols, "heads × headDim", heads * rope.headDim());
+        TensorChecks.same("x.cols", t.cols, "heads × headDim", heads * rope.headDim());
         rope.forward(t.rows, heads, position, t.data, t.offset, t.ld, t.data, t.offset, t.ld);
     }
 
@@ -442,7 +429,7 @@ public final class CpuBackend implements Backend {
     public void ropeBackward(Rotary rotary, Tensor dx, int heads, int position) {
         Rope rope = rope(rotary);
         CpuTensor t = cpu("dx", dx);
-        same("dx.cols", t.cols, "heads × headDim", heads * rope.headDim());
+        TensorChecks.same("dx.cols", t.cols, "heads × headDim", heads * rope.headDim());
         rope.backward(t.rows, heads, position, t.data, t.offset, t.ld, t.data, t.offset, t.ld);
     }
 
@@ -468,31 +455,25 @@ public final class CpuBackend implements Backend {
         CpuTensor k = cpu("keys", keys);
         CpuTensor v = cpu("values", values);
         CpuTensor o = cpu("out", out);
-        sameShape("out", o, "q", query);
-        sameShape("values", v, "keys", k);
-        AttentionLayout a = attentionLayout(query, k, heads, kvHeads, sequences);
-        int tk = position + a.queries;
-        if (position < 0 || tk > a.keys) {
-            throw new IllegalArgumentException("position (" + position + ") + queries per sequence (" + a.queries
-                    + ") must be in [0, key rows per sequence (" + a.keys + ")]");
-        }
+        TensorChecks.AttentionLayout a = TensorChecks.attention(query, k, v, heads, kvHeads, sequences, position, o);
+        int tk = position + a.queries();
         TensorView lseView = null;
         if (lse != null) {
             CpuTensor l = cpu("lse", lse);
-            same("lse.rows", l.rows, "q.rows", query.rows);
-            same("lse.cols", l.cols, "heads", heads);
-            lseView = view(l, a.queries, 1);
+            TensorChecks.same("lse.rows", l.rows, "q.rows", query.rows);
+            TensorChecks.same("lse.cols", l.cols, "heads", heads);
+            lseView = view(l, a.queries(), 1);
         }
-        Attention.Shape shape = new Attention.Shape(sequences, heads, kvHeads, a.queries, tk, a.headDim);
+        Attention.Shape shape = new Attention.Shape(sequences, heads, kvHeads, a.queries(), tk, a.headDim());
         Attention.forward(
                 shape,
                 shape.defaultScale(),
                 true,
-                view(query, a.queries, a.headDim),
-                view(k, a.keys, a.headDim),
-                view(v, a.keys, a.headDim),
+                view(query, a.queries(), a.headDim()),
+                view(k, a.keys(), a.headDim()),
+                view(v, a.keys(), a.headDim()),
                 null,
-                view(o, a.queries, a.headDim),
+                view(o, a.queries(), a.headDim()),
                 lseView);
     }
 
@@ -519,47 +500,23 @@ public final class CpuBackend implements Backend {
         CpuTensor dQ = cpu("dq", dq);
         CpuTensor dK = cpu("dk", dk);
         CpuTensor dV = cpu("dv", dv);
-        AttentionLayout a = attentionLayout(query, k, heads, kvHeads, sequences);
-        same("key rows per sequence", a.keys, "queries per sequence", a.queries);
-        sameShape("values", v, "keys", k);
-        sameShape("out", o, "q", query);
-        sameShape("dout", dO, "q", query);
-        sameShape("dq", dQ, "q", query);
-        sameShape("dk", dK, "keys", k);
-        sameShape("dv", dV, "keys", k);
-        same("lse.rows", l.rows, "q.rows", query.rows);
-        same("lse.cols", l.cols, "heads", heads);
-        Attention.Shape shape = new Attention.Shape(sequences, heads, kvHeads, a.queries, a.keys, a.headDim);
+        TensorChecks.AttentionLayout a =
+                TensorChecks.attentionBackward(query, k, v, o, l, dO, heads, kvHeads, sequences, dQ, dK, dV);
+        Attention.Shape shape = new Attention.Shape(sequences, heads, kvHeads, a.queries(), a.keys(), a.headDim());
         Attention.backward(
                 shape,
                 shape.defaultScale(),
                 true,
-                view(query, a.queries, a.headDim),
-                view(k, a.keys, a.headDim),
-                view(v, a.keys, a.headDim),
+                view(query, a.queries(), a.headDim()),
+                view(k, a.keys(), a.headDim()),
+                view(v, a.keys(), a.headDim()),
                 null,
-                view(o, a.queries, a.headDim),
-                view(l, a.queries, 1),
-                view(dO, a.queries, a.headDim),
-                view(dQ, a.queries, a.headDim),
-                view(dK, a.keys, a.headDim),
-                view(dV, a.keys, a.headDim));
-    }
-
-    /** Rows per sequence of queries and of keys, and the head width, of an attention call. */
-    private record AttentionLayout(int queries, int keys, int headDim) {}
-
-    private static AttentionLayout attentionLayout(CpuTensor q, CpuTensor k, int heads, int kvHeads, int sequences) {
-        if (heads < 1 || q.cols % heads != 0) {
-            throw new IllegalArgumentException("heads (" + heads + ") must be >= 1 and divide q.cols (" + q.cols + ")");
-        }
-        int headDim = q.cols / heads;
-        same("keys.cols", k.cols, "kvHeads × headDim", kvHeads * headDim);
-        if (sequences < 1 || q.rows % sequences != 0 || k.rows % sequences != 0) {
-            throw new IllegalArgumentException("sequences (" + sequences + ") must be >= 1 and divide q.rows (" + q.rows
-                    + ") and keys.rows (" + k.rows + ")");
-        }
-        return new AttentionLayout(q.rows / sequences, k.rows / sequences, headDim);
+                view(o, a.queries(), a.headDim()),
+                view(l, a.queries(), 1),
+                view(dO, a.queries(), a.headDim()),
+                view(dQ, a.queries(), a.headDim()),
+                view(dK, a.keys(), a.headDim()),
+                view(dV, a.keys(), a.headDim()));
     }
 
     /**
@@ -575,8 +532,8 @@ public final class CpuBackend implements Backend {
         CpuTensor g = cpu("gate", gate);
         CpuTensor u = cpu("up", up);
         CpuTensor out = cpu("y", y);
-        sameShape("up", u, "gate", g);
-        sameShape("y", out, "gate", g);
+        TensorChecks.sameShape("up", u, "gate", g);
+        TensorChecks.sameShape("y", out, "gate", g);
         dense(g, u, out);
         Activations.swigluForward((int) g.size(), g.data, g.offset, u.data, u.offset, out.data, out.offset);
     }
@@ -588,10 +545,10 @@ public final class CpuBackend implements Backend {
         CpuTensor d = cpu("dy", dy);
         CpuTensor dg = cpu("dgate", dgate);
         CpuTensor du = cpu("dup", dup);
-        sameShape("up", u, "gate", g);
-        sameShape("dy", d, "gate", g);
-        sameShape("dgate", dg, "gate", g);
-        sameShape("dup", du, "gate", g);
+        TensorChecks.sameShape("up", u, "gate", g);
+        TensorChecks.sameShape("dy", d, "gate", g);
+        TensorChecks.sameShape("dgate", dg, "gate", g);
+        TensorChecks.sameShape("dup", du, "gate", g);
         dense(g, u, d, dg, du);
         Activations.swigluBackward(
                 (int) g.size(),
@@ -611,7 +568,7 @@ public final class CpuBackend implements Backend {
     public void gelu(Tensor x, Tensor y) {
         CpuTensor in = cpu("x", x);
         CpuTensor out = cpu("y", y);
-        sameShape("y", out, "x", in);
+        TensorChecks.sameShape("y", out, "x", in);
         dense(in, out);
         Activations.forward(Activation.GELU_TANH, (int) in.size(), in.data, in.offset, out.data, out.offset);
     }
@@ -621,8 +578,8 @@ public final class CpuBackend implements Backend {
         CpuTensor in = cpu("x", x);
         CpuTensor d = cpu("dy", dy);
         CpuTensor out = cpu("dx", dx);
-        sameShape("dy", d, "x", in);
-        sameShape("dx", out, "x", in);
+        TensorChecks.sameShape("dy", d, "x", in);
+        TensorChecks.sameShape("dx", out, "x", in);
         dense(in, d, out);
         Activations.backward(
                 Activation.GELU_TANH, (int) in.size(), in.data, in.offset, d.data, d.offset, out.data, out.offset);
@@ -633,8 +590,8 @@ public final class CpuBackend implements Backend {
         CpuTensor l = cpu("a", a);
         CpuTensor r = cpu("b", b);
         CpuTensor out = cpu("y", y);
-        sameShape("b", r, "a", l);
-        sameShape("y", out, "a", l);
+        TensorChecks.sameShape("b", r, "a", l);
+        TensorChecks.sameShape("y", out, "a", l);
         for (int i = 0; i < l.rows; i++) {
             Elementwise.add(
                     l.cols,
@@ -651,7 +608,7 @@ public final class CpuBackend implements Backend {
     public void embedding(int[] tokens, int offset, Tensor table, Tensor out) {
         CpuTensor t = cpu("table", table);
         CpuTensor o = cpu("out", out);
-        same("out.cols", o.cols, "table.cols", t.cols);
+        TensorChecks.same("out.cols", o.cols, "table.cols", t.cols);
         dense(t);
         Embedding.forward(
                 o.rows,
@@ -670,7 +627,7 @@ public final class CpuBackend implements Backend {
     public void embeddingBackward(int[] tokens, int offset, Tensor dout, Tensor dtable) {
         CpuTensor d = cpu("dout", dout);
         CpuTensor t = cpu("dtable", dtable);
-        same("dout.cols", d.cols, "dtable.cols", t.cols);
+        TensorChecks.same("dout.cols", d.cols, "dtable.cols", t.cols);
         dense(t);
         Embedding.backward(
                 d.rows,
@@ -690,7 +647,7 @@ public final class CpuBackend implements Backend {
         CpuTensor x = cpu("logits", logits);
         CpuTensor d = dlogits == null ? null : cpu("dlogits", dlogits);
         if (d != null) {
-            sameShape("dlogits", d, "logits", x);
+            TensorChecks.sameShape("dlogits", d, "logits", x);
         }
         float loss = CrossEntropy.forward(
                 x.rows,
@@ -750,9 +707,9 @@ public final class CpuBackend implements Backend {
         CpuTensor g = cpu("grad", grad);
         CpuTensor first = cpu("m", m);
         CpuTensor second = cpu("v", v);
-        sameShape("grad", g, "param", p);
-        sameShape("m", first, "param", p);
-        sameShape("v", second, "param", p);
+        TensorChecks.sameShape("grad", g, "param", p);
+        TensorChecks.sameShape("m", first, "param", p);
+        TensorChecks.sameShape("v", second, "param", p);
         dense(p, g, first, second);
         AdamW.update(
                 (int) p.size(),
@@ -786,7 +743,7 @@ public final class CpuBackend implements Backend {
     @Override
     public int argmax(Tensor row) {
         CpuTensor t = cpu("row", row);
-        same("row.rows", t.rows, "1", 1);
+        TensorChecks.same("row.rows", t.rows, "1", 1);
         if (t.cols < 1) {
             throw new IllegalArgumentException("row.cols (0) must be >= 1");
         }
@@ -836,19 +793,6 @@ public final class CpuBackend implements Backend {
         if (length < t.size()) {
             throw new IllegalArgumentException(
                     name + " (" + length + " floats) must hold rows × cols (" + t.size() + ")");
-        }
-    }
-
-    private static void same(String name, int value, String boundName, int bound) {
-        if (value != bound) {
-            throw new IllegalArgumentException(name + " (" + value + ") must equal " + boundName + " (" + bound + ")");
-        }
-    }
-
-    private static void sameShape(String name, CpuTensor t, String otherName, CpuTensor other) {
-        if (t.rows != other.rows || t.cols != other.cols) {
-            throw new IllegalArgumentException(name + " (" + t.rows + " × " + t.cols + ") must have the shape of "
-                    + otherName + " (" + other.rows + " × " + other.cols + ")");
         }
     }
 

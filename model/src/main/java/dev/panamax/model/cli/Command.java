@@ -19,6 +19,11 @@ final class Command {
                     "--threads", "N", 1, Integer.MAX_VALUE, "threads for the kernels (default: all processors)")
             .shortName("-t");
 
+    /** Where the model runs: {@link dev.panamax.model.backend.Backends#create} picks the backend by this name. */
+    static final Option BACKEND = Option.text(
+                    "--backend", "NAME", "auto, cpu, cuda (a GPU) or emulated (CUDA kernels on the CPU, slow)")
+            .defaultValue("cpu");
+
     /** The width the help text is wrapped to. */
     private static final int WIDTH = 80;
 

@@ -1,6 +1,6 @@
 package dev.panamax.model.cli;
 
-import dev.panamax.model.backend.CpuBackend;
+import dev.panamax.model.backend.Backend;
 import dev.panamax.model.generate.Generator;
 import dev.panamax.model.generate.Sampler;
 import dev.panamax.model.generate.Transformer;
@@ -88,6 +88,7 @@ final class GenerateCommand {
                     TOP_P,
                     SEED,
                     Command.THREADS,
+                    Command.BACKEND,
                     PRINT_IDS));
 
     private static final int DEFAULT_MAX_TOKENS = 256;
@@ -101,6 +102,7 @@ final class GenerateCommand {
         long seed = line.has(SEED) ? line.whole(SEED) : System.nanoTime();
         // Without --threads the kernels keep their default (all processors, or the panamax.threads property).
         int threads = line.has(Command.THREADS) ? (int) line.whole(Command.THREADS) : 0;
+        String backendName = BackendChoice.name(line);
         if (line.has(MAX_TOKENS)) {
             line.whole(MAX_TOKENS);
         }
@@ -136,7 +138,7 @@ final class GenerateCommand {
             Set<Integer> stop = new HashSet<>();
             (codec != null ? codec.stopToken() : model.bos()).ifPresent(stop::add);
             boolean printIds = codec == null || line.has(PRINT_IDS);
-            try (CpuBackend backend = threads == 0 ? new CpuBackend() : new CpuBackend(threads)) {
+            try (Backend backend = BackendChoice.open(line, backendName, threads, err)) {
                 // The cache holds what this run feeds back, not the header's context: a hostile header cannot size it.
                 Transformer transformer =
                         model.transformer().apply(backend, Math.min(config.seqLen(), prompt.length + maxTokens));

@@ -1,6 +1,6 @@
 package dev.panamax.model.cli;
 
-import dev.panamax.model.backend.CpuBackend;
+import dev.panamax.model.backend.Backend;
 import dev.panamax.model.io.BoundedFiles;
 import dev.panamax.model.io.DType;
 import dev.panamax.model.io.Gpt2Checkpoint;
@@ -131,6 +131,7 @@ final class TrainCommand {
                     RESUME,
                     TOKENIZER,
                     Command.THREADS,
+                    Command.BACKEND,
                     EVAL_EVERY,
                     VAL_WINDOWS,
                     VAL_FRACTION,
@@ -165,6 +166,7 @@ final class TrainCommand {
         }
         // Every value is checked before anything is read, written or trained.
         int threads = line.has(Command.THREADS) ? (int) line.whole(Command.THREADS) : 0;
+        String backendName = BackendChoice.name(line);
         int requestedSteps = line.has(STEPS) ? (int) line.whole(STEPS) : 0;
         int requestedEpochs = line.has(EPOCHS) ? (int) line.whole(EPOCHS) : 0;
         int seq = (int) line.whole(SEQ);
@@ -196,7 +198,7 @@ final class TrainCommand {
             refuseAnotherRun(line, EXPORT, export, null);
         }
 
-        try (CpuBackend backend = threads == 0 ? new CpuBackend() : new CpuBackend(threads)) {
+        try (Backend backend = BackendChoice.open(line, backendName, threads, err)) {
             Trainer resumed = resume != null ? resume(line, backend, resume) : null;
             String text = readText(line);
             Tokens tokens = tokenize(text, line, resume);
@@ -297,7 +299,7 @@ final class TrainCommand {
     }
 
     /** The run saved in {@code directory}; a missing file is reported with the option that named the directory. */
-    private static Trainer resume(CommandLine line, CpuBackend backend, Path directory) throws IOException {
+    private static Trainer resume(CommandLine line, Backend backend, Path directory) throws IOException {
         try {
             return Trainer.resume(backend, directory);
         } catch (NoSuchFileException e) {

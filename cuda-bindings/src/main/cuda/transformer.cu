@@ -1,0 +1,826 @@
+// The Transformer's kernels for the model's CudaBackend (dev.panamax.model.backend.CudaBackend): embedding, RMSNorm,
+// LayerNorm, RoPE, GELU, SwiGLU, residual add, temperature softmax, argmax, causal grouped-query attention, and the
+// training side: their backwards (but attention's), cross-entropy with its gradient, sum of squares and AdamW.
+// Every matrix operand is (buffer, offset, ld): the element at row r, column c is buffer[offset + r·ld + c], so the
+// backend's views (rows and columns of a larger tensor) are passed without copies. Reductions run in a fixed order
+// (strided partial sums, then a tree in shared memory or a shuffle butterfly), never float atomics, so a launch gives
+// the same bits every time and in any order the emulated device runs its threads.
+#include "panamax_kernel.h"
+
+#define ROW_THREADS_MAX 256
+#define WARP 32
+
+// Rows of a row-wise kernel are walked by blockIdx.y with a stride of gridDim.y, so any row count fits the grid.
+
+// y = a + b over a rows × cols matrix; grid (ceil(cols / blockDim.x), min(rows, 65535)).
+extern "C" __global__ void add_matrix(global_ptr<const float> a, long long a_offset, int lda, global_ptr<const float> b,
+        long long b_offset, int ldb, global_ptr<float> y, long long y_offset, int ldy, int rows, int cols) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        y[y_offset + static_cast<long long>(r) * ldy + c] =
+                a[a_offset + static_cast<long long>(r) * lda + c] + b[b_offset + static_cast<long long>(r) * ldb + c];
+    }
+}
+PANAMAX_EXPORT(add_matrix)
+
+// Every row of y = the one row src (a bias before a product accumulates onto it); launched as add_matrix.
+extern "C" __global__ void broadcast_row(global_ptr<const float> src, long long src_offset, global_ptr<float> y,
+        long long y_offset, int ldy, int rows, int cols) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    float value = src[src_offset + c];
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        y[y_offset + static_cast<long long>(r) * ldy + c] = value;
+    }
+}
+PANAMAX_EXPORT(broadcast_row)
+
+// y = 0 over a rows × cols matrix; launched as add_matrix.
+extern "C" __global__ void zero_matrix(global_ptr<float> y, long long y_offset, int ldy, int rows, int cols) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        y[y_offset + static_cast<long long>(r) * ldy + c] = 0.0f;
+    }
+}
+PANAMAX_EXPORT(zero_matrix)
+
+// GELU's tanh approximation 0.5·x·(1 + tanh(u)), u = √(2/π)·(x + 0.044715·x³), as the equal x·sigmoid(2u), which
+// has no cancellation for negative x (the CPU kernels' form); launched as add_matrix.
+extern "C" __global__ void gelu_forward(global_ptr<const float> x, long long x_offset, int ldx, global_ptr<float> y,
+        long long y_offset, int ldy, int rows, int cols) {
+    const float c1 = -1.5957691216057308f;  // -2·√(2/π)
+    const float c2 = c1 * 0.044715f;
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        float v = x[x_offset + static_cast<long long>(r) * ldx + c];
+        y[y_offset + static_cast<long long>(r) * ldy + c] = v / (1.0f + expf(v * (c1 + c2 * v * v)));
+    }
+}
+PANAMAX_EXPORT(gelu_forward)
+
+// SwiGLU y = silu(gate)·up, silu(g) = g / (1 + e^-g); launched as add_matrix.
+extern "C" __global__ void swiglu_forward(global_ptr<const float> gate, long long gate_offset, int ldgate,
+        global_ptr<const float> up, long long up_offset, int ldup, global_ptr<float> y, long long y_offset, int ldy,
+        int rows, int cols) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        float g = gate[gate_offset + static_cast<long long>(r) * ldgate + c];
+        float u = up[up_offset + static_cast<long long>(r) * ldup + c];
+        y[y_offset + static_cast<long long>(r) * ldy + c] = g / (1.0f + expf(-g)) * u;
+    }
+}
+PANAMAX_EXPORT(swiglu_forward)
+
+// Row r of out = row tokens[r] of table (cols floats per row, dense); token ids are whole floats (exact below 2^24)
+// because launches pass float buffers, and the backend checked each against the table's rows. Launched as
+// add_matrix over rows × cols.
+extern "C" __global__ void embedding_forward(global_ptr<const float> tokens, global_ptr<const float> table,
+        global_ptr<float> out, long long out_offset, int ldout, int rows, int cols) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        long long token = static_cast<long long>(tokens[r]);
+        out[out_offset + static_cast<long long>(r) * ldout + c] = table[token * cols + c];
+    }
+}
+PANAMAX_EXPORT(embedding_forward)
+
+// The sum of one value per thread of the block, in a fixed tree order; every thread gets it. blockDim.x is a power of
+// two up to ROW_THREADS_MAX. The trailing barrier lets the caller reuse the scratch at once.
+__device__ float block_sum(float value, float* scratch) {
+    unsigned t = threadIdx.x;
+    scratch[t] = value;
+    __syncthreads();
+    for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
+        if (t < half) {
+            scratch[t] += scratch[t + half];
+        }
+        __syncthreads();
+    }
+    float sum = scratch[0];
+    __syncthreads();
+    return sum;
+}
+
+// The largest of one value per thread of the block (NaN loses to numbers, as in fmaxf); every thread gets it.
+__device__ float block_max(float value, float* scratch) {
+    unsigned t = threadIdx.x;
+    scratch[t] = value;
+    __syncthreads();
+    for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
+        if (t < half) {
+            scratch[t] = fmaxf(scratch[t], scratch[t + half]);
+        }
+        __syncthreads();
+    }
+    float largest = scratch[0];
+    __syncthreads();
+    return largest;
+}
+
+// RMSNorm y = x / √(mean(x²) + epsilon) ⊙ weight, one block per row (grid (1, min(rows, 65535))); rstd[r] keeps the
+// row's 1/√(mean(x²) + epsilon) when keep_rstd is 1. y may be x.
+extern "C" __global__ void rmsnorm_forward(global_ptr<const float> x, long long x_offset, int ldx,
+        global_ptr<const float> weight, long long weight_offset, global_ptr<float> y, long long y_offset, int ldy,
+        global_ptr<float> rstd, long long rstd_offset, int keep_rstd, int rows, int cols, float epsilon) {
+    __shared__ float scratch[ROW_THREADS_MAX];
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        global_ptr<const float> in = x + (x_offset + static_cast<long long>(r) * ldx);
+        float squares = 0.0f;
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            squares += in[c] * in[c];
+        }
+        squares = block_sum(squares, scratch);
+        float s = 1.0f / sqrtf(squares / cols + epsilon);
+        global_ptr<float> out = y + (y_offset + static_cast<long long>(r) * ldy);
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            out[c] = in[c] * s * weight[weight_offset + c];
+        }
+        if (keep_rstd != 0 && threadIdx.x == 0) {
+            rstd[rstd_offset + r] = s;
+        }
+        __syncthreads();
+    }
+}
+PANAMAX_EXPORT(rmsnorm_forward)
+
+// LayerNorm y = (x - mean) / √(var + epsilon) ⊙ weight + bias, one block per row, the variance from a second pass
+// over x - mean (no cancellation); mean[r] and rstd[r] kept when keep_statistics is 1. y may be x.
+extern "C" __global__ void layernorm_forward(global_ptr<const float> x, long long x_offset, int ldx,
+        global_ptr<const float> weight, long long weight_offset, global_ptr<const float> bias, long long bias_offset,
+        global_ptr<float> y, long long y_offset, int ldy, global_ptr<float> mean, long long mean_offset,
+        global_ptr<float> rstd, long long rstd_offset, int keep_statistics, int rows, int cols, float epsilon) {
+    __shared__ float scratch[ROW_THREADS_MAX];
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        global_ptr<const float> in = x + (x_offset + static_cast<long long>(r) * ldx);
+        float sum = 0.0f;
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            sum += in[c];
+        }
+        float mu = block_sum(sum, scratch) / cols;
+        float squares = 0.0f;
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            float d = in[c] - mu;
+            squares += d * d;
+        }
+        float s = 1.0f / sqrtf(block_sum(squares, scratch) / cols + epsilon);
+        global_ptr<float> out = y + (y_offset + static_cast<long long>(r) * ldy);
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            out[c] = (in[c] - mu) * s * weight[weight_offset + c] + bias[bias_offset + c];
+        }
+        if (keep_statistics != 0 && threadIdx.x == 0) {
+            mean[mean_offset + r] = mu;
+            rstd[rstd_offset + r] = s;
+        }
+        __syncthreads();
+    }
+}
+PANAMAX_EXPORT(layernorm_forward)
+
+// Rotary position embedding in place on rows × (heads·head_dim), row r at position + r. cos and sin are the CPU
+// Rope's tables [positions, head_dim] (sin already negated on the first element of each pair); pairing 0 rotates
+// adjacent pairs (x[2k], x[2k+1]) (llama2.c), 1 the halves' pairs (x[k], x[k + head_dim/2]) (Hugging Face).
+// sign -1 applies the inverse rotation (the backward). One thread per pair: grid (ceil(heads·head_dim/2 /
+// blockDim.x), min(rows, 65535)).
+extern "C" __global__ void rope_rotate(global_ptr<float> x, long long x_offset, int ldx, int rows, int heads,
+        int head_dim, int position, global_ptr<const float> cos_table, global_ptr<const float> sin_table, int pairing,
+        float sign) {
+    int half = head_dim / 2;
+    int pair = blockIdx.x * blockDim.x + threadIdx.x;
+    if (pair >= heads * half) {
+        return;
+    }
+    int head = pair / half;
+    int k = pair % half;
+    int first = pairing == 0 ? 2 * k : k;
+    int second = pairing == 0 ? 2 * k + 1 : k + half;
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        global_ptr<float> row = x + (x_offset + static_cast<long long>(r) * ldx + static_cast<long long>(head) * head_dim);
+        long long table = static_cast<long long>(position + r) * head_dim;
+        float a = row[first];
+        float b = row[second];
+        row[first] = a * cos_table[table + first] + b * (sign * sin_table[table + first]);
+        row[second] = b * cos_table[table + second] + a * (sign * sin_table[table + second]);
+    }
+}
+PANAMAX_EXPORT(rope_rotate)
+
+// Each row replaced by softmax(row · inverse_temperature), one block per row; the maximum is subtracted first.
+extern "C" __global__ void softmax_rows(global_ptr<float> x, long long x_offset, int ldx, int rows, int cols,
+        float inverse_temperature) {
+    __shared__ float scratch[ROW_THREADS_MAX];
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        global_ptr<float> row = x + (x_offset + static_cast<long long>(r) * ldx);
+        float largest = -INFINITY;
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            largest = fmaxf(largest, row[c] * inverse_temperature);
+        }
+        largest = block_max(largest, scratch);
+        float sum = 0.0f;
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            float e = expf(row[c] * inverse_temperature - largest);
+            row[c] = e;
+            sum += e;
+        }
+        float inverse_sum = 1.0f / block_sum(sum, scratch);
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            row[c] *= inverse_sum;
+        }
+        __syncthreads();
+    }
+}
+PANAMAX_EXPORT(softmax_rows)
+
+// result[r] = the column of row r's largest value, the first on ties, NaN never the largest; 0 when no value is above
+// -∞ (as the CPU's loop starting from -∞ answers). One block per row; the column is a float, exact below 2^24.
+extern "C" __global__ void argmax_rows(global_ptr<const float> x, long long x_offset, int ldx, int rows, int cols,
+        global_ptr<float> result) {
+    __shared__ float values[ROW_THREADS_MAX];
+    __shared__ int columns[ROW_THREADS_MAX];
+    unsigned t = threadIdx.x;
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        global_ptr<const float> row = x + (x_offset + static_cast<long long>(r) * ldx);
+        float best = -INFINITY;
+        int best_column = -1;
+        for (int c = t; c < cols; c += blockDim.x) {
+            float v = row[c];
+            if (v > best) {
+                best = v;
+                best_column = c;
+            }
+        }
+        values[t] = best;
+        columns[t] = best_column;
+        __syncthreads();
+        for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
+            if (t < half) {
+                float v = values[t + half];
+                int c = columns[t + half];
+                bool better = c >= 0 && (columns[t] < 0 || v > values[t] || (v == values[t] && c < columns[t]));
+                if (better) {
+                    values[t] = v;
+                    columns[t] = c;
+                }
+            }
+            __syncthreads();
+        }
+        if (t == 0) {
+            result[r] = static_cast<float>(columns[0] < 0 ? 0 : columns[0]);
+        }
+        __syncthreads();
+    }
+}
+PANAMAX_EXPORT(argmax_rows)
+
+// dx = dy · GELU'(x), GELU(x) = x·σ with σ = 1 / (1 + e), e = exp(x·(c1 + c2·x²)) = e^(-2u): GELU' = σ + x·σ·(1 -
+// σ)·2u', 2u' = -(c1 + 3·c2·x²). dx may be dy; launched as add_matrix.
+extern "C" __global__ void gelu_backward(global_ptr<const float> x, long long x_offset, int ldx,
+        global_ptr<const float> dy, long long dy_offset, int lddy, global_ptr<float> dx, long long dx_offset, int lddx,
+        int rows, int cols) {
+    const float c1 = -1.5957691216057308f;
+    const float c2 = c1 * 0.044715f;
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        float v = x[x_offset + static_cast<long long>(r) * ldx + c];
+        float sigma = 1.0f / (1.0f + expf(v * (c1 + c2 * v * v)));
+        float derivative = sigma - v * sigma * (1.0f - sigma) * (c1 + 3.0f * c2 * v * v);
+        dx[dx_offset + static_cast<long long>(r) * lddx + c] = dy[dy_offset + static_cast<long long>(r) * lddy + c] * derivative;
+    }
+}
+PANAMAX_EXPORT(gelu_backward)
+
+// SwiGLU's gradients on n dense elements: with σ = σ(gate), dup = dy·gate·σ and dgate = dy·up·σ·(1 + gate·(1 − σ)).
+// Grid-stride; outputs must not overlap the inputs.
+extern "C" __global__ void swiglu_backward(global_ptr<const float> gate, long long gate_offset,
+        global_ptr<const float> up, long long up_offset, global_ptr<const float> dy, long long dy_offset,
+        global_ptr<float> dgate, long long dgate_offset, global_ptr<float> dup, long long dup_offset, long long n) {
+    long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
+    for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+        float g = gate[gate_offset + i];
+        float sigma = 1.0f / (1.0f + expf(-g));
+        float d = dy[dy_offset + i];
+        dup[dup_offset + i] = d * g * sigma;
+        dgate[dgate_offset + i] = d * up[up_offset + i] * sigma * (1.0f + g * (1.0f - sigma));
+    }
+}
+PANAMAX_EXPORT(swiglu_backward)
+
+// One AdamW step on n dense elements (the CPU kernel's formula): g = grad_scale·grad, m = β1·m + (1 - β1)·g,
+// v = β2·v + (1 - β2)·g², param -= lr·(m·c1 / (√(v·c2) + ε) + wd·param), c1 and c2 the bias corrections. Grid-stride.
+extern "C" __global__ void adamw_update(global_ptr<float> param, long long param_offset, global_ptr<const float> grad,
+        long long grad_offset, global_ptr<float> m, long long m_offset, global_ptr<float> v, long long v_offset, long long n, float learning_rate, float beta1, float beta2, float epsilon,
+        float weight_decay, float correction1, float correction2, float grad_scale) {
+    long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
+    for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+        float g = grad[grad_offset + i] * grad_scale;
+        float m_new = g * (1.0f - beta1) + m[m_offset + i] * beta1;
+        float v_new = g * g * (1.0f - beta2) + v[v_offset + i] * beta2;
+        m[m_offset + i] = m_new;
+        v[v_offset + i] = v_new;
+        float p = param[param_offset + i];
+        float adam = m_new * correction1 / (sqrtf(v_new * correction2) + epsilon);
+        param[param_offset + i] = p - learning_rate * (p * weight_decay + adam);
+    }
+}
+PANAMAX_EXPORT(adamw_update)
+
+#define SQUARES_SPAN 4096
+
+// Block b sums the squares of elements b·4096 .. (b+1)·4096 − 1 of the rows × cols matrix read in row-major order, in
+// double in a fixed order, and writes the sum as two floats (partials[2b] + partials[2b+1], the high part and the
+// rest), which the host adds in block order in double: the same bits every run, whatever the device.
+extern "C" __global__ void sum_of_squares_partials(global_ptr<const float> x, long long x_offset, int ldx, int rows,
+        int cols, global_ptr<float> partials) {
+    __shared__ double scratch[ROW_THREADS_MAX];
+    long long n = static_cast<long long>(rows) * cols;
+    long long start = static_cast<long long>(blockIdx.x) * SQUARES_SPAN;
+    double sum = 0.0;
+    for (long long i = start + threadIdx.x; i < n && i < start + SQUARES_SPAN; i += blockDim.x) {
+        float value = x[x_offset + (i / cols) * ldx + i % cols];
+        sum += static_cast<double>(value) * value;
+    }
+    unsigned t = threadIdx.x;
+    scratch[t] = sum;
+    __syncthreads();
+    for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
+        if (t < half) {
+            scratch[t] += scratch[t + half];
+        }
+        __syncthreads();
+    }
+    if (t == 0) {
+        float high = static_cast<float>(scratch[0]);
+        partials[2 * blockIdx.x] = high;
+        partials[2 * blockIdx.x + 1] = static_cast<float>(scratch[0] - high);
+    }
+}
+PANAMAX_EXPORT(sum_of_squares_partials)
+
+// Cross-entropy of each row of logits against its target (a whole float): losses[r] = max + log Σ e^(x - max) −
+// x[target], one block per row; with write_gradient 1, dlogits = gradient_scale·(softmax(x) − one-hot(target)).
+// dlogits may be logits: every logit is read before the first is overwritten.
+extern "C" __global__ void cross_entropy_rows(global_ptr<const float> logits, long long logits_offset, int ldlogits,
+        int rows, int cols, global_ptr<const float> targets, global_ptr<float> dlogits, long long dlogits_offset,
+        int lddlogits, int write_gradient, float gradient_scale, global_ptr<float> losses) {
+    __shared__ float scratch[ROW_THREADS_MAX];
+    __shared__ float target_logit;
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        global_ptr<const float> row = logits + (logits_offset + static_cast<long long>(r) * ldlogits);
+        int target = static_cast<int>(targets[r]);
+        float largest = -INFINITY;
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            largest = fmaxf(largest, row[c]);
+        }
+        largest = block_max(largest, scratch);
+        float sum = 0.0f;
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            sum += expf(row[c] - largest);
+        }
+        sum = block_sum(sum, scratch);
+        if (threadIdx.x == 0) {
+            target_logit = row[target];
+            losses[r] = largest + logf(sum) - target_logit;
+        }
+        __syncthreads();
+        if (write_gradient != 0) {
+            global_ptr<float> out = dlogits + (dlogits_offset + static_cast<long long>(r) * lddlogits);
+            float inverse_sum = 1.0f / sum;
+            for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+                float p = expf(row[c] - largest) * inverse_sum;
+                out[c] = gradient_scale * (c == target ? p - 1.0f : p);
+            }
+        }
+        __syncthreads();
+    }
+}
+PANAMAX_EXPORT(cross_entropy_rows)
+
+// dtable[tokens[i]] += dout[i] for i in order: thread c owns column c of every row, so rows sharing a token add in
+// index order, without atomics. Grid (ceil(cols / blockDim.x)).
+extern "C" __global__ void embedding_backward(global_ptr<const float> tokens, int rows, global_ptr<const float> dout,
+        long long dout_offset, int lddout, global_ptr<float> dtable, int cols) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    for (int i = 0; i < rows; ++i) {
+        long long token = static_cast<long long>(tokens[i]);
+        dtable[token * cols + c] += dout[dout_offset + static_cast<long long>(i) * lddout + c];
+    }
+}
+PANAMAX_EXPORT(embedding_backward)
+
+// The column sums a norm's weight (and bias) gradients need, each column by one thread over the rows in order:
+// dweight[c] += Σ_r dy[r,c]·x̂[r,c] with x̂ = (x − mean[r])·rstd[r] (mean 0 for RMSNorm: has_mean 0), and, with
+// has_bias 1, dbias[c] += Σ_r dy[r,c]. Launched before the dx kernel, which may overwrite dy. Grid (ceil(cols /
+// blockDim.x)).
+extern "C" __global__ void norm_backward_weights(global_ptr<const float> x, long long x_offset, int ldx,
+        global_ptr<const float> dy, long long dy_offset, int lddy, global_ptr<const float> mean, long long mean_offset,
+        int has_mean, global_ptr<const float> rstd, long long rstd_offset, int rows, int cols, global_ptr<float> dweight,
+        long long dweight_offset, global_ptr<float> dbias, long long dbias_offset, int has_bias) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    float weight_sum = 0.0f;
+    float bias_sum = 0.0f;
+    for (int r = 0; r < rows; ++r) {
+        float d = dy[dy_offset + static_cast<long long>(r) * lddy + c];
+        float centred = x[x_offset + static_cast<long long>(r) * ldx + c] - (has_mean != 0 ? mean[mean_offset + r] : 0.0f);
+        weight_sum += d * centred * rstd[rstd_offset + r];
+        bias_sum += d;
+    }
+    dweight[dweight_offset + c] += weight_sum;
+    if (has_bias != 0) {
+        dbias[dbias_offset + c] += bias_sum;
+    }
+}
+PANAMAX_EXPORT(norm_backward_weights)
+
+// A norm's input gradient, one block per row: with g = dy ⊙ weight and x̂ = (x − mean)·rstd (mean 0 for RMSNorm),
+// dx = rstd·(g − x̂·mean(g·x̂)) for RMSNorm, and rstd·(g − mean(g) − x̂·mean(g·x̂)) for LayerNorm (has_mean 1). dx may
+// be dy: each thread reads its elements of dy before writing them, after the sums every thread needed.
+extern "C" __global__ void norm_backward_input(global_ptr<const float> x, long long x_offset, int ldx,
+        global_ptr<const float> weight, long long weight_offset, global_ptr<const float> mean, long long mean_offset,
+        int has_mean, global_ptr<const float> rstd, long long rstd_offset, global_ptr<const float> dy,
+        long long dy_offset, int lddy, global_ptr<float> dx, long long dx_offset, int lddx, int rows, int cols) {
+    __shared__ float scratch[ROW_THREADS_MAX];
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        global_ptr<const float> in = x + (x_offset + static_cast<long long>(r) * ldx);
+        global_ptr<const float> grad = dy + (dy_offset + static_cast<long long>(r) * lddy);
+        float mu = has_mean != 0 ? mean[mean_offset + r] : 0.0f;
+        float s = rstd[rstd_offset + r];
+        float g_sum = 0.0f;
+        float gx_sum = 0.0f;
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            float g = grad[c] * weight[weight_offset + c];
+            g_sum += g;
+            gx_sum += g * (in[c] - mu) * s;
+        }
+        float g_mean = has_mean != 0 ? block_sum(g_sum, scratch) / cols : 0.0f;
+        float gx_mean = block_sum(gx_sum, scratch) / cols;
+        global_ptr<float> out = dx + (dx_offset + static_cast<long long>(r) * lddx);
+        for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+            float g = grad[c] * weight[weight_offset + c];
+            out[c] = s * (g - g_mean - (in[c] - mu) * s * gx_mean);
+        }
+        __syncthreads();
+    }
+}
+PANAMAX_EXPORT(norm_backward_input)
+
+#define ATTENTION_WARPS 4
+#define ATTENTION_TILE WARP
+#define ATTENTION_MAX_HEAD_DIM 256
+
+// Causal grouped-query attention, flash-style: block (32·ATTENTION_WARPS) handles ATTENTION_WARPS consecutive
+// queries (one per warp) of one query head of one sequence (grid (ceil(queries / ATTENTION_WARPS), heads, sequences)).
+// Key and value tiles of 32 rows are staged in dynamic shared memory; each warp keeps an online softmax (running
+// maximum m, running sum l, output accumulator rescaled by e^(m_old - m_new)), so no queries × keys matrix exists.
+// Lane j scores key j of the tile; lane d accumulates output dimensions d, d + 32, ... Query i of a sequence (at
+// position + i) sees keys 0 .. position + i; query head h reads key/value head h / (heads / kv_heads). Each
+// sequence's keys start keys_per_sequence rows after the previous one's; its queries queries rows after.
+// lse[i, h] = m + log(l), the natural log-sum-exp of the scaled scores, when keep_lse is 1. Dynamic shared memory:
+// (32·(head_dim + 1) + 32·head_dim + ATTENTION_WARPS·(head_dim + 32)) floats. head_dim ≤ 256.
+extern "C" __global__ void attention_forward(global_ptr<const float> q, long long q_offset, int ldq,
+        global_ptr<const float> k, long long k_offset, int ldk, global_ptr<const float> v, long long v_offset, int ldv,
+        global_ptr<float> out, long long out_offset, int ldout, global_ptr<float> lse, long long lse_offset, int ldlse,
+        int keep_lse, int heads, int kv_heads, int head_dim, int queries, int keys_per_sequence, int position,
+        float scale) {
+    PANAMAX_DYNAMIC_SHARED(float, shared);
+    auto k_tile = shared;                                    // [32][head_dim + 1]: +1 spreads a column over banks
+    auto v_tile = k_tile + ATTENTION_TILE * (head_dim + 1);  // [32][head_dim]
+    auto q_rows = v_tile + ATTENTION_TILE * head_dim;        // [warps][head_dim]
+    auto p_rows = q_rows + ATTENTION_WARPS * head_dim;       // [warps][32]: the tile's weights, per warp
+
+    int warp = threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    int head = blockIdx.y;
+    int kv_head = head / (heads / kv_heads);
+    int sequence = blockIdx.z;
+    int first_query = blockIdx.x * ATTENTION_WARPS;
+    int query = first_query + warp;
+    bool active = query < queries;  // the same for the whole warp: warp operations stay uniform
+    long long q_row = static_cast<long long>(sequence) * queries + query;
+    long long key_row0 = static_cast<long long>(sequence) * keys_per_sequence;
+    int last_key = position + min(first_query + ATTENTION_WARPS, queries) - 1;  // the block's last visible key
+    int my_last_key = position + query;
+
+    auto my_q = q_rows + warp * head_dim;
+    auto my_p = p_rows + warp * ATTENTION_TILE;
+    if (active) {
+        for (int d = lane; d < head_dim; d += WARP) {
+            my_q[d] = q[q_offset + q_row * ldq + static_cast<long long>(head) * head_dim + d];
+        }
+    }
+    float accumulator[ATTENTION_MAX_HEAD_DIM / WARP];
+    for (int i = 0; i < ATTENTION_MAX_HEAD_DIM / WARP; ++i) {
+        accumulator[i] = 0.0f;
+    }
+    float running_max = -INFINITY;
+    float running_sum = 0.0f;
+
+    for (int tile = 0; tile <= last_key; tile += ATTENTION_TILE) {
+        int tile_rows = min(ATTENTION_TILE, last_key + 1 - tile);
+        for (int e = threadIdx.x; e < tile_rows * head_dim; e += blockDim.x) {
+            int row = e / head_dim;
+            int d = e % head_dim;
+            long long key_row = key_row0 + tile + row;
+            k_tile[row * (head_dim + 1) + d] = k[k_offset + key_row * ldk + static_cast<long long>(kv_head) * head_dim + d];
+            v_tile[row * head_dim + d] = v[v_offset + key_row * ldv + static_cast<long long>(kv_head) * head_dim + d];
+        }
+        __syncthreads();
+        if (active && tile <= my_last_key) {
+            int key = tile + lane;
+            bool visible = lane < tile_rows && key <= my_last_key;
+            float score = -INFINITY;
+            if (visible) {
+                float dot = 0.0f;
+                for (int d = 0; d < head_dim; ++d) {
+                    dot += my_q[d] * k_tile[lane * (head_dim + 1) + d];
+                }
+                score = dot * scale;
+            }
+            float tile_max = score;
+            for (int mask = WARP / 2; mask > 0; mask /= 2) {
+                tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, mask));
+            }
+            // Key `tile` is visible to this query, so tile_max and new_max are finite.
+            float new_max = fmaxf(running_max, tile_max);
+            float correction = expf(running_max - new_max);
+            float p = visible ? expf(score - new_max) : 0.0f;
+            float tile_sum = p;
+            for (int mask = WARP / 2; mask > 0; mask /= 2) {
+                tile_sum += __shfl_xor_sync(0xffffffffu, tile_sum, mask);
+            }
+            running_sum = running_sum * correction + tile_sum;
+            running_max = new_max;
+            my_p[lane] = p;
+            __syncwarp();
+            for (int i = 0; i * WARP + lane < head_dim; ++i) {
+                int d = i * WARP + lane;
+                float sum = 0.0f;
+                for (int j = 0; j < tile_rows; ++j) {
+                    sum += my_p[j] * v_tile[j * head_dim + d];
+                }
+                accumulator[i] = accumulator[i] * correction + sum;
+            }
+            __syncwarp();
+        }
+        __syncthreads();
+    }
+    if (active) {
+        float inverse_sum = 1.0f / running_sum;
+        for (int i = 0; i * WARP + lane < head_dim; ++i) {
+            out[out_offset + q_row * ldout + static_cast<long long>(head) * head_dim + i * WARP + lane] =
+                    accumulator[i] * inverse_sum;
+        }
+        if (keep_lse != 0 && lane == 0) {
+            lse[lse_offset + q_row * ldlse + head] = running_max + logf(running_sum);
+        }
+    }
+}
+PANAMAX_EXPORT(attention_forward)
+
+// Attention's backward at position 0 (query i of a sequence sees keys 0 .. i), flash-style in three launches that
+// recompute the probabilities p = e^(scale·q·k − lse) from the forward's log-sum-exps instead of storing them:
+// delta (D = dO·O per query and head), dQ (per query, over its keys) and dK/dV (per key, over the queries that see
+// it and every query head of its group). Every sum runs in a fixed order; no two threads write one output.
+
+// delta[r·heads + h] = Σ_d dout[r, h, d]·out[r, h, d]; one thread per (row, head): grid (ceil(heads / blockDim.x),
+// min(rows, 65535)).
+extern "C" __global__ void attention_backward_delta(global_ptr<const float> out, long long out_offset, int ldout,
+        global_ptr<const float> dout, long long dout_offset, int lddout, int rows, int heads, int head_dim,
+        global_ptr<float> delta) {
+    int head = blockIdx.x * blockDim.x + threadIdx.x;
+    if (head >= heads) {
+        return;
+    }
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        long long o = out_offset + static_cast<long long>(r) * ldout + static_cast<long long>(head) * head_dim;
+        long long d = dout_offset + static_cast<long long>(r) * lddout + static_cast<long long>(head) * head_dim;
+        float sum = 0.0f;
+        for (int i = 0; i < head_dim; ++i) {
+            sum += dout[d + i] * out[o + i];
+        }
+        delta[static_cast<long long>(r) * heads + head] = sum;
+    }
+}
+PANAMAX_EXPORT(attention_backward_delta)
+
+// dQ: as attention_forward, a warp per query (ATTENTION_WARPS queries of one head of one sequence per block, grid
+// (ceil(T / ATTENTION_WARPS), heads, sequences)), over key/value tiles of 32 in shared memory; lane j computes
+// ds_j = p_j·(dO·v_j − D), lane d accumulates dq[d] = scale·Σ_j ds_j·k_j[d]. Every tensor has T rows per sequence
+// (q, out rows; k, v rows). Dynamic shared memory: (2·32·(head_dim + 1) + ATTENTION_WARPS·(2·head_dim + 32)) floats.
+extern "C" __global__ void attention_backward_dq(global_ptr<const float> q, long long q_offset, int ldq,
+        global_ptr<const float> k, long long k_offset, int ldk, global_ptr<const float> v, long long v_offset, int ldv,
+        global_ptr<const float> dout, long long dout_offset, int lddout, global_ptr<const float> lse,
+        long long lse_offset, int ldlse, global_ptr<const float> delta, global_ptr<float> dq, long long dq_offset,
+        int lddq, int heads, int kv_heads, int head_dim, int length, float scale) {
+    PANAMAX_DYNAMIC_SHARED(float, shared);
+    auto k_tile = shared;                                      // [32][head_dim + 1]
+    auto v_tile = k_tile + ATTENTION_TILE * (head_dim + 1);    // [32][head_dim + 1]
+    auto q_rows = v_tile + ATTENTION_TILE * (head_dim + 1);    // [warps][head_dim]
+    auto dout_rows = q_rows + ATTENTION_WARPS * head_dim;      // [warps][head_dim]
+    auto ds_rows = dout_rows + ATTENTION_WARPS * head_dim;     // [warps][32]
+
+    int warp = threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    int head = blockIdx.y;
+    int kv_head = head / (heads / kv_heads);
+    int sequence = blockIdx.z;
+    int first_query = blockIdx.x * ATTENTION_WARPS;
+    int query = first_query + warp;
+    bool active = query < length;
+    long long q_row = static_cast<long long>(sequence) * length + query;
+    long long key_row0 = static_cast<long long>(sequence) * length;
+    int last_key = min(first_query + ATTENTION_WARPS, length) - 1;
+
+    auto my_q = q_rows + warp * head_dim;
+    auto my_dout = dout_rows + warp * head_dim;
+    auto my_ds = ds_rows + warp * ATTENTION_TILE;
+    float my_lse = 0.0f;
+    float my_delta = 0.0f;
+    if (active) {
+        for (int d = lane; d < head_dim; d += WARP) {
+            my_q[d] = q[q_offset + q_row * ldq + static_cast<long long>(head) * head_dim + d];
+            my_dout[d] = dout[dout_offset + q_row * lddout + static_cast<long long>(head) * head_dim + d];
+        }
+        my_lse = lse[lse_offset + q_row * ldlse + head];
+        my_delta = delta[q_row * heads + head];
+    }
+    float accumulator[ATTENTION_MAX_HEAD_DIM / WARP];
+    for (int i = 0; i < ATTENTION_MAX_HEAD_DIM / WARP; ++i) {
+        accumulator[i] = 0.0f;
+    }
+    for (int tile = 0; tile <= last_key; tile += ATTENTION_TILE) {
+        int tile_rows = min(ATTENTION_TILE, last_key + 1 - tile);
+        for (int e = threadIdx.x; e < tile_rows * head_dim; e += blockDim.x) {
+            int row = e / head_dim;
+            int d = e % head_dim;
+            long long key_row = key_row0 + tile + row;
+            k_tile[row * (head_dim + 1) + d] = k[k_offset + key_row * ldk + static_cast<long long>(kv_head) * head_dim + d];
+            v_tile[row * (head_dim + 1) + d] = v[v_offset + key_row * ldv + static_cast<long long>(kv_head) * head_dim + d];
+        }
+        __syncthreads();
+        if (active && tile <= query) {
+            int key = tile + lane;
+            float ds = 0.0f;
+            if (lane < tile_rows && key <= query) {
+                float score = 0.0f;
+                float dp = 0.0f;
+                for (int d = 0; d < head_dim; ++d) {
+                    score += my_q[d] * k_tile[lane * (head_dim + 1) + d];
+                    dp += my_dout[d] * v_tile[lane * (head_dim + 1) + d];
+                }
+                float p = expf(score * scale - my_lse);
+                ds = p * (dp - my_delta);
+            }
+            my_ds[lane] = ds;
+            __syncwarp();
+            for (int i = 0; i * WARP + lane < head_dim; ++i) {
+                int d = i * WARP + lane;
+                float sum = 0.0f;
+                for (int j = 0; j < tile_rows; ++j) {
+                    sum += my_ds[j] * k_tile[j * (head_dim + 1) + d];
+                }
+                accumulator[i] += sum;
+            }
+            __syncwarp();
+        }
+        __syncthreads();
+    }
+    if (active) {
+        for (int i = 0; i * WARP + lane < head_dim; ++i) {
+            dq[dq_offset + q_row * lddq + static_cast<long long>(head) * head_dim + i * WARP + lane] = accumulator[i] * scale;
+        }
+    }
+}
+PANAMAX_EXPORT(attention_backward_dq)
+
+// dK and dV: a warp per key row (ATTENTION_WARPS keys of one key/value head of one sequence per block, grid
+// (ceil(T / ATTENTION_WARPS), kv_heads, sequences)), over every query head of the group in order and, for each, the
+// tiles of 32 queries that see the block's keys, staged in shared memory with their lse and D; lane i computes p_i
+// and ds_i = p_i·(dO_i·v − D_i), lane d accumulates dv[d] = Σ p_i·dO_i[d] and dk[d] = scale·Σ ds_i·q_i[d].
+// Dynamic shared memory: (2·32·(head_dim + 1) + 64 + ATTENTION_WARPS·(2·head_dim + 64)) floats.
+extern "C" __global__ void attention_backward_dkdv(global_ptr<const float> q, long long q_offset, int ldq,
+        global_ptr<const float> k, long long k_offset, int ldk, global_ptr<const float> v, long long v_offset, int ldv,
+        global_ptr<const float> dout, long long dout_offset, int lddout, global_ptr<const float> lse,
+        long long lse_offset, int ldlse, global_ptr<const float> delta, global_ptr<float> dk, long long dk_offset,
+        int lddk, global_ptr<float> dv, long long dv_offset, int lddv, int heads, int kv_heads, int head_dim,
+        int length, float scale) {
+    PANAMAX_DYNAMIC_SHARED(float, shared);
+    auto q_tile = shared;                                      // [32][head_dim + 1]
+    auto dout_tile = q_tile + ATTENTION_TILE * (head_dim + 1); // [32][head_dim + 1]
+    auto lse_tile = dout_tile + ATTENTION_TILE * (head_dim + 1);  // [32]
+    auto delta_tile = lse_tile + ATTENTION_TILE;               // [32]
+    auto k_rows = delta_tile + ATTENTION_TILE;                 // [warps][head_dim]
+    auto v_rows = k_rows + ATTENTION_WARPS * head_dim;         // [warps][head_dim]
+    auto p_rows = v_rows + ATTENTION_WARPS * head_dim;         // [warps][32]
+    auto ds_rows = p_rows + ATTENTION_WARPS * ATTENTION_TILE;  // [warps][32]
+
+    int warp = threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    int kv_head = blockIdx.y;
+    int group = heads / kv_heads;
+    int sequence = blockIdx.z;
+    int first_key = blockIdx.x * ATTENTION_WARPS;
+    int key = first_key + warp;
+    bool active = key < length;
+    long long row0 = static_cast<long long>(sequence) * length;
+    long long key_row = row0 + key;
+
+    auto my_k = k_rows + warp * head_dim;
+    auto my_v = v_rows + warp * head_dim;
+    auto my_p = p_rows + warp * ATTENTION_TILE;
+    auto my_ds = ds_rows + warp * ATTENTION_TILE;
+    if (active) {
+        for (int d = lane; d < head_dim; d += WARP) {
+            my_k[d] = k[k_offset + key_row * ldk + static_cast<long long>(kv_head) * head_dim + d];
+            my_v[d] = v[v_offset + key_row * ldv + static_cast<long long>(kv_head) * head_dim + d];
+        }
+    }
+    float dk_sum[ATTENTION_MAX_HEAD_DIM / WARP];
+    float dv_sum[ATTENTION_MAX_HEAD_DIM / WARP];
+    for (int i = 0; i < ATTENTION_MAX_HEAD_DIM / WARP; ++i) {
+        dk_sum[i] = 0.0f;
+        dv_sum[i] = 0.0f;
+    }
+    for (int head = kv_head * group; head < (kv_head + 1) * group; ++head) {
+        for (int tile = first_key; tile < length; tile += ATTENTION_TILE) {
+            int tile_rows = min(ATTENTION_TILE, length - tile);
+            for (int e = threadIdx.x; e < tile_rows * head_dim; e += blockDim.x) {
+                int row = e / head_dim;
+                int d = e % head_dim;
+                long long query_row = row0 + tile + row;
+                q_tile[row * (head_dim + 1) + d] = q[q_offset + query_row * ldq + static_cast<long long>(head) * head_dim + d];
+                dout_tile[row * (head_dim + 1) + d] =
+                        dout[dout_offset + query_row * lddout + static_cast<long long>(head) * head_dim + d];
+            }
+            for (int row = threadIdx.x; row < tile_rows; row += blockDim.x) {
+                long long query_row = row0 + tile + row;
+                lse_tile[row] = lse[lse_offset + query_row * ldlse + head];
+                delta_tile[row] = delta[query_row * heads + head];
+            }
+            __syncthreads();
+            if (active) {
+                int query = tile + lane;
+                float p = 0.0f;
+                float ds = 0.0f;
+                if (lane < tile_rows && query >= key) {
+                    float score = 0.0f;
+                    float dp = 0.0f;
+                    for (int d = 0; d < head_dim; ++d) {
+                        score += q_tile[lane * (head_dim + 1) + d] * my_k[d];
+                        dp += dout_tile[lane * (head_dim + 1) + d] * my_v[d];
+                    }
+                    p = expf(score * scale - lse_tile[lane]);
+                    ds = p * (dp - delta_tile[lane]);
+                }
+                my_p[lane] = p;
+                my_ds[lane] = ds;
+                __syncwarp();
+                for (int i = 0; i * WARP + lane < head_dim; ++i) {
+                    int d = i * WARP + lane;
+                    float v_part = 0.0f;
+                    float k_part = 0.0f;
+                    for (int j = 0; j < tile_rows; ++j) {
+                        v_part += my_p[j] * dout_tile[j * (head_dim + 1) + d];
+                        k_part += my_ds[j] * q_tile[j * (head_dim + 1) + d];
+                    }
+                    dv_sum[i] += v_part;
+                    dk_sum[i] += k_part;
+                }
+                __syncwarp();
+            }
+            __syncthreads();
+        }
+    }
+    if (active) {
+        for (int i = 0; i * WARP + lane < head_dim; ++i) {
+            int d = i * WARP + lane;
+            dk[dk_offset + key_row * lddk + static_cast<long long>(kv_head) * head_dim + d] = dk_sum[i] * scale;
+            dv[dv_offset + key_row * lddv + static_cast<long long>(kv_head) * head_dim + d] = dv_sum[i];
+        }
+    }
+}
+PANAMAX_EXPORT(attention_backward_dkdv)

@@ -1,0 +1,1213 @@
+package dev.panamax.model.backend;
+
+import dev.panamax.cuda.Cublas;
+import dev.panamax.cuda.Cuda;
+import dev.panamax.cuda.CudaKernel;
+import dev.panamax.cuda.CudaModule;
+import dev.panamax.cuda.CudaStream;
+import dev.panamax.cuda.DeviceBuffer;
+import dev.panamax.cuda.Dim3;
+import dev.panamax.cuda.ElementType;
+import dev.panamax.cuda.Transpose;
+import dev.panamax.kernels.AdamW;
+import dev.panamax.kernels.Rope;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * The {@link Backend} on a CUDA device: a GPU, or the emulated device that runs the same CUDA C kernels on the CPU
+ * (see cuda-bindings' README). Weights are uploaded once (a segment passed twice, such as tied embeddings, is one
+ * device copy); activations stay on the device; products go through {@link Cublas} in FP32 (on the emulated device,
+ * cuBLAS's contract served by the kernels module's GEMM) and every other operation through Panamax's kernels in
+ * {@code transformer.cu}. All work is queued in order on one stream; only the calls that bring values to the host
+ * ({@link #read}, {@link #argmax}, {@link #crossEntropy}, {@link #countCorrect}, {@link #sumOfSquares}) and {@link
+ * #weights} (whose source must have been read when it returns) wait for it.
+ *
+ * <p>Every operation of the interface runs on the device, forward and backward. Reductions have a fixed order (no
+ * float atomics), so a run gives the same bits every time on the same device; losses, sums of squares and argmaxes
+ * come back to the host as a few floats per row and are summed there in row order.
+ *
+ * <p>A backend belongs to the device it was created on: each call makes that device the calling thread's current one.
+ * It is for one thread at a time (its scratch buffers and kernel cache are not shared safely); work from several
+ * threads needs a backend each.
+ *
+ * <p>Tensors are allocated against the device's total memory: one that would not fit is refused with the sizes before
+ * anything is allocated.
+ */
+public final class CudaBackend implements Backend {
+    private static final String KERNELS = "dev/panamax/cuda/ptx/transformer.ptx";
+
+    /** Threads of an elementwise kernel's block, and the most a row-reduction kernel uses. */
+    private static final int BLOCK = 256;
+
+    /** The grid's y extent that row-wise kernels stride over: CUDA's limit on gridDim.y. */
+    private static final int MAX_GRID_ROWS = 65535;
+
+    private static final int ATTENTION_WARPS = 4;
+    private static final int ATTENTION_TILE = 32;
+
+    /** The widest head {@code attention_forward} keeps in registers (8 floats per lane). */
+    static final int MAX_HEAD_DIM = 256;
+
+    /** Blocks of a grid-stride kernel: enough to fill any GPU, few enough for the emulator. */
+    private static final long MAX_FLAT_BLOCKS = 4096;
+
+    /** Elements per block of the sum of squares' partial sums. */
+    private static final int SQUARES_SPAN = 4096;
+
+    /** Token ids travel as floats (launches pass float buffers), exact below this. */
+    private static final int MAX_EXACT_ID = 1 << 24;
+
+    private final boolean emulated;
+    private final long emulatorSeed;
+    private final int gpu;
+    private final long capacityBytes;
+    private final CudaModule module;
+    private final Map<String, CudaKernel> kernels = new HashMap<>();
+    private final CudaStream stream;
+    private final Cublas cublas;
+    private final List<DeviceBuffer> buffers = new ArrayList<>();
+    private final Map<WeightSource, DeviceTensor> uploaded = new HashMap<>();
+    private long allocatedBytes;
+    private DeviceBuffer tokens;
+    private DeviceBuffer ones;
+    private DeviceBuffer rowResults;
+    private DeviceBuffer attentionDelta;
+    private boolean closed;
+
+    private CudaBackend(boolean emulated, long emulatorSeed, int gpu, long capacityBytes) {
+        this.emulated = emulated;
+        this.emulatorSeed = emulatorSeed;
+        this.gpu = gpu;
+        this.capacityBytes = capacityBytes;
+        onDevice();
+        CudaModule loadedModule = null;
+        CudaStream createdStream = null;
+        try {
+            loadedModule = CudaModule.load(KERNELS);
+            createdStream = CudaStream.create();
+            Cublas handle = Cublas.create();
+            handle.setStream(createdStream);
+            this.module = loadedModule;
+            this.stream = createdStream;
+            this.cublas = handle;
+        } catch (RuntimeException e) {
+            if (createdStream != null) {
+                createdStream.close();
+            }
+            if (loadedModule != null) {
+                loadedModule.close();
+            }
+            throw e;
+        }
+    }
+
+    /**
+     * A backend on the calling thread's current GPU, with its total memory as the bound on tensors.
+     *
+     * @return the backend
+     * @throws dev.panamax.cuda.CudaUnavailableException when CUDA cannot run here, with the reason
+     */
+    public static CudaBackend onGpu() {
+        int device = Cuda.currentDevice();
+        return new CudaBackend(false, 0, device, Cuda.device(device).totalMemory());
+    }
+
+    /**
+     * A backend on the emulated device, which runs blocks and threads in index order; its memory is host memory, so
+     * tensors are bounded only by it. The emulated device becomes the calling thread's current device.
+     *
+     * @return the backend
+     * @throws dev.panamax.cuda.CudaUnavailableException when the emulated device cannot run here, with the reason
+     */
+    public static CudaBackend emulated() {
+        return emulated(0, Long.MAX_VALUE);
+    }
+
+    /**
+     * A backend on the emulated device with a bound on its memory, as if it were a GPU of that size. The emulated
+     * device becomes the calling thread's current device.
+     *
+     * @param scheduleSeed 0 for index order; otherwise the seed of a shuffled order of blocks and threads, which must
+     *     not change any result
+     * @param capacityBytes the device memory tensors may take, at least 0
+     * @return the backend
+     * @throws dev.panamax.cuda.CudaUnavailableException when the emulated device cannot run here, with the reason
+     */
+    public static CudaBackend emulated(long scheduleSeed, long capacityBytes) {
+        if (capacityBytes < 0) {
+            throw new IllegalArgumentException("capacityBytes (" + capacityBytes + ") must be >= 0");
+        }
+        Cuda.useEmulatedDevice(scheduleSeed);
+        return new CudaBackend(true, scheduleSeed, -1, capacityBytes);
+    }
+
+    /**
+     * Whether this backend runs on the emulated device.
+     *
+     * @return true on the emulated device, false on a GPU
+     */
+    public boolean isEmulated() {
+        return emulated;
+    }
+
+    /**
+     * The bytes of device memory this backend's tensors take.
+     *
+     * @return the bytes allocated
+     */
+    public long allocatedBytes() {
+        return allocatedBytes;
+    }
+
+    /** A matrix at {@code offset} (in floats) of a device buffer, rows {@code ld} floats apart. */
+    private record DeviceTensor(CudaBackend owner, DeviceBuffer buffer, long offset, int rows, int cols, int ld)
+            implements Tensor {
+        @Override
+        public Tensor rows(int from, int count) {
+            Objects.checkFromIndexSize(from, count, rows);
+            return new DeviceTensor(owner, buffer, offset + (long) from * ld, count, cols, ld);
+        }
+
+        @Override
+        public Tensor columns(int from, int count) {
+            Objects.checkFromIndexSize(from, count, cols);
+            return new DeviceTensor(owner, buffer, offset + from, rows, count, ld);
+        }
+
+        boolean dense() {
+            return ld == cols || rows <= 1;
+        }
+
+        long size() {
+            return (long) rows * cols;
+        }
+
+        @Override
+        public String toString() {
+            return "CUDA tensor " + rows + " × " + cols + (dense() ? "" : " (row stride " + ld + ")");
+        }
+    }
+
+    /** A weight segment by its address and size: the same memory passed twice is uploaded once. */
+    private record WeightSource(long address, long byteSize, int rows, int cols) {}
+
+    /** Rotary tables on the device, {@code [maxPositions, headDim]} each, as the CPU's {@link Rope} builds them. */
+    private record DeviceRotary(
+            CudaBackend owner, DeviceBuffer cos, DeviceBuffer sin, int headDim, int maxPositions, Rope.Pairing pairing)
+            implements Rotary {}
+
+    @Override
+    public Tensor allocate(int rows, int cols) {
+        TensorChecks.shape(rows, cols);
+        onDevice();
+        DeviceTensor t = new DeviceTensor(
+                this, newBuffer((long) rows * cols, "a " + rows + " × " + cols + " tensor"), 0, rows, cols, cols);
+        zero(t);
+        return t;
+    }
+
+    @Override
+    public Tensor weights(MemorySegment floats, int rows, int cols) {
+        TensorChecks.shape(rows, cols);
+        if (floats.byteSize() != (long) rows * cols * Float.BYTES) {
+            throw new IllegalArgumentException("floats (" + floats.byteSize() + " bytes) must hold exactly rows ("
+                    + rows + ") × cols (" + cols + ") floats");
+        }
+        onDevice();
+        WeightSource source = new WeightSource(floats.address(), floats.byteSize(), rows, cols);
+        DeviceTensor known = floats.isNative() ? uploaded.get(source) : null;
+        if (known != null) {
+            return known;
+        }
+        DeviceBuffer buffer = newBuffer((long) rows * cols, rows + " × " + cols + " weights");
+        try (Arena staging = Arena.ofConfined()) {
+            // CUDA copies only from native memory; a heap segment goes through a native copy.
+            MemorySegment host = floats.isNative()
+                    ? floats
+                    : staging.allocate(floats.byteSize()).copyFrom(floats);
+            buffer.copyFromAsync(0, host, (long) rows * cols, stream);
+            // The segment may be a caller's temporary, and the staging copy is freed here: the copy must be done.
+            stream.synchronize();
+        }
+        DeviceTensor t = new DeviceTensor(this, buffer, 0, rows, cols, cols);
+        if (floats.isNative()) {
+            uploaded.put(source, t);
+        }
+        return t;
+    }
+
+    /**
+     * Checks against the device memory this backend was given (the device's total, or the emulated bound) less what its
+     * tensors already take.
+     */
+    @Override
+    public void requireMemory(String purpose, long bytes) {
+        ensureOpen();
+        long available = Math.max(0, capacityBytes - allocatedBytes);
+        if (bytes > available) {
+            throw new InsufficientMemoryException(
+                    purpose,
+                    bytes,
+                    available,
+                    "device memory (the device's " + InsufficientMemoryException.bytes(capacityBytes)
+                            + " less what this backend holds)");
+        }
+    }
+
+    /** A device buffer of {@code floats}, refused with the sizes when it would take the device past its memory. */
+    private DeviceBuffer newBuffer(long floats, String what) {
+        requireMemory(what, floats * Float.BYTES);
+        DeviceBuffer buffer = DeviceBuffer.allocate(ElementType.FLOAT, floats);
+        buffers.add(buffer);
+        allocatedBytes += floats * Float.BYTES;
+        return buffer;
+    }
+
+    @Override
+    public Rotary rotary(int headDim, int maxPositions, double theta) {
+        return rotary(headDim, maxPositions, theta, Rope.Pairing.ADJACENT);
+    }
+
+    /**
+     * Rotary tables with either pairing the CPU's {@link Rope} supports, so that {@link #rope} rotates as {@link
+     * Rope#forward} does; the Backend contract asks only for llama2.c's adjacent pairs, and a loader of Hugging Face
+     * Llama checkpoints would use the halves.
+     */
+    Rotary rotary(int headDim, int maxPositions, double theta, Rope.Pairing pairing) {
+        Rope rope = new Rope(headDim, maxPositions, theta, pairing);
+        // The CPU's own rotation of unit vectors gives its tables exactly: for a pair (a, b), rotating (1, 0) leaves
+        // (cos, sin) of the first and second element, and rotating (0, 1) leaves (sin, cos); no second copy of the
+        // angle arithmetic to drift from it.
+        int size = Math.multiplyExact(maxPositions, headDim);
+        float[] firstUnit = new float[size];
+        float[] secondUnit = new float[size];
+        int half = headDim / 2;
+        for (int p = 0; p < maxPositions; p++) {
+            for (int k = 0; k < half; k++) {
+                int first = pairing == Rope.Pairing.ADJACENT ? 2 * k : k;
+                firstUnit[p * headDim + first] = 1;
+                secondUnit[p * headDim + first + (pairing == Rope.Pairing.ADJACENT ? 1 : half)] = 1;
+            }
+        }
+        float[] fromFirst = new float[size];
+        float[] fromSecond = new float[size];
+        rope.forward(maxPositions, 1, 0, firstUnit, 0, headDim, fromFirst, 0, headDim);
+        rope.forward(maxPositions, 1, 0, secondUnit, 0, headDim, fromSecond, 0, headDim);
+        float[] cos = new float[size];
+        float[] sin = new float[size];
+        for (int i = 0; i < size; i++) {
+            boolean first = firstUnit[i] == 1;
+            cos[i] = first ? fromFirst[i] : fromSecond[i];
+            sin[i] = first ? fromSecond[i] : fromFirst[i];
+        }
+        onDevice();
+        DeviceBuffer cosBuffer = newBuffer(size, "rotary cosines");
+        DeviceBuffer sinBuffer = newBuffer(size, "rotary sines");
+        cosBuffer.copyFromAsync(0, cos, 0, size, stream);
+        sinBuffer.copyFromAsync(0, sin, 0, size, stream);
+        return new DeviceRotary(this, cosBuffer, sinBuffer, headDim, maxPositions, pairing);
+    }
+
+    @Override
+    public void matmul(Tensor x, Tensor w, Layout layout, Tensor bias, Tensor y) {
+        DeviceTensor a = device("x", x);
+        DeviceTensor b = device("w", w);
+        DeviceTensor c = device("y", y);
+        TensorChecks.Widths widths = TensorChecks.matmul(a, b, layout, c);
+        int in = widths.in();
+        int out = widths.out();
+        float beta = 0;
+        if (bias != null) {
+            DeviceTensor d = device("bias", bias);
+            TensorChecks.biasRow("bias", d, out);
+            launchRows("broadcast_row", c.rows, c.cols, d.buffer, d.offset, c, c.rows, c.cols);
+            beta = 1;
+        }
+        gemm(false, layout == Layout.OUT_IN, a.rows, out, in, a, b, beta, c);
+    }
+
+    @Override
+    public void matmulBackward(
+            Tensor x, Tensor w, Layout layout, Tensor dy, Tensor dx, boolean accumulate, Tensor dw, Tensor dbias) {
+        DeviceTensor a = device("x", x);
+        DeviceTensor b = device("w", w);
+        DeviceTensor g = device("dy", dy);
+        DeviceTensor gw = device("dw", dw);
+        TensorChecks.Widths widths = TensorChecks.matmulBackward(a, b, layout, g, gw);
+        boolean outIn = layout == Layout.OUT_IN;
+        int in = widths.in();
+        int out = widths.out();
+        int m = a.rows;
+        if (dx != null) {
+            DeviceTensor gx = device("dx", dx);
+            TensorChecks.sameShape("dx", gx, "x", a);
+            // dx = dy·W for W [out, in]; dy·Wᵀ for W [in, out].
+            gemm(false, !outIn, m, in, out, g, b, accumulate ? 1f : 0f, gx);
+        }
+        // dW += dyᵀ·x for W [out, in]; xᵀ·dy for W [in, out].
+        gemm(true, false, gw.rows, gw.cols, m, outIn ? g : a, outIn ? a : g, 1f, gw);
+        if (dbias != null) {
+            DeviceTensor gb = device("dbias", dbias);
+            TensorChecks.biasRow("dbias", gb, out);
+            // The column sums of dy as a product with a row of ones: cuBLAS's fixed order, no atomics.
+            gemm(false, false, 1, out, m, ones(m), g, 1f, gb);
+        }
+    }
+
+    /** A {@code [1, count]} row of ones, grown on demand. */
+    private DeviceTensor ones(int count) {
+        if (ones == null || ones.length() < count) {
+            ones = newBuffer(count, "a row of " + count + " ones");
+            float[] values = new float[count];
+            java.util.Arrays.fill(values, 1f);
+            ones.copyFromAsync(0, values, 0, count, stream);
+        }
+        return new DeviceTensor(this, ones, 0, 1, count, count);
+    }
+
+    /**
+     * Row-major {@code C = op(A)·op(B) + beta·C} ({@code m × n}, inner size k) through cuBLAS ({@link Cublas} takes
+     * row-major operands and makes the column-major call itself).
+     */
+    private void gemm(
+            boolean transA,
+            boolean transB,
+            int m,
+            int n,
+            int k,
+            DeviceTensor a,
+            DeviceTensor b,
+            float beta,
+            DeviceTensor c) {
+        if (m == 0 || n == 0) {
+            return;
+        }
+        onDevice();
+        cublas.sgemm(
+                transA ? Transpose.TRANSPOSE : Transpose.NO_TRANSPOSE,
+                transB ? Transpose.TRANSPOSE : Transpose.NO_TRANSPOSE,
+                m,
+                n,
+                k,
+                1f,
+                a.buffer,
+                a.offset,
+                Math.max(1, a.ld),
+                b.buffer,
+                b.offset,
+                Math.max(1, b.ld),
+                beta,
+                c.buffer,
+                c.offset,
+                Math.max(1, c.ld));
+    }
+
+    @Override
+    public void rmsNorm(Tensor x, Tensor weight, float epsilon, Tensor y, Tensor rstd) {
+        DeviceTensor in = device("x", x);
+        DeviceTensor w = device("weight", weight);
+        DeviceTensor out = device("y", y);
+        TensorChecks.sameShape("y", out, "x", in);
+        TensorChecks.same("weight.cols", w.cols, "x.cols", in.cols);
+        DeviceTensor r = rstd == null ? null : rowStatistic("rstd", rstd, in.rows);
+        if (in.rows == 0) {
+            return;
+        }
+        launchRowBlocks(
+                "rmsnorm_forward",
+                in.rows,
+                in.cols,
+                in,
+                w.buffer,
+                w.offset,
+                out,
+                r == null ? out.buffer : r.buffer,
+                r == null ? 0L : r.offset,
+                r == null ? 0 : 1,
+                in.rows,
+                in.cols,
+                epsilon);
+    }
+
+    @Override
+    public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, Tensor dy, Tensor dx, Tensor dweight) {
+        DeviceTensor in = device("x", x);
+        DeviceTensor w = device("weight", weight);
+        DeviceTensor r = rowStatistic("rstd", rstd, in.rows);
+        DeviceTensor g = device("dy", dy);
+        DeviceTensor dIn = device("dx", dx);
+        DeviceTensor dw = device("dweight", dweight);
+        TensorChecks.sameShape("dy", g, "x", in);
+        TensorChecks.sameShape("dx", dIn, "x", in);
+        TensorChecks.same("weight.cols", w.cols, "x.cols", in.cols);
+        TensorChecks.sameShape("dweight", dw, "weight", w);
+        normBackward(in, w, null, r, g, dIn, dw, null);
+    }
+
+    /**
+     * The weight (and bias) gradients first, since dx may overwrite dy, then dx; a null mean is RMSNorm's. Each column
+     * sum runs over the rows in order in one thread, so the result has the same bits every run.
+     */
+    private void normBackward(
+            DeviceTensor x,
+            DeviceTensor w,
+            DeviceTensor mean,
+            DeviceTensor rstd,
+            DeviceTensor dy,
+            DeviceTensor dx,
+            DeviceTensor dweight,
+            DeviceTensor dbias) {
+        if (x.rows == 0 || x.cols == 0) {
+            return;
+        }
+        onDevice();
+        launch(
+                "norm_backward_weights",
+                Dim3.of((x.cols + BLOCK - 1) / BLOCK),
+                Dim3.of(BLOCK),
+                0,
+                x,
+                dy,
+                mean == null ? rstd.buffer : mean.buffer,
+                mean == null ? 0L : mean.offset,
+                mean == null ? 0 : 1,
+                rstd.buffer,
+                rstd.offset,
+                x.rows,
+                x.cols,
+                dweight.buffer,
+                dweight.offset,
+                dbias == null ? dweight.buffer : dbias.buffer,
+                dbias == null ? 0L : dbias.offset,
+                dbias == null ? 0 : 1);
+        launchRowBlocks(
+                "norm_backward_input",
+                x.rows,
+                x.cols,
+                x,
+                w.buffer,
+                w.offset,
+                mean == null ? rstd.buffer : mean.buffer,
+                mean == null ? 0L : mean.offset,
+                mean == null ? 0 : 1,
+                rstd.buffer,
+                rstd.offset,
+                dy,
+                dx,
+                x.rows,
+                x.cols);
+    }
+
+    @Override
+    public void layerNorm(Tensor x, Tensor weight, Tensor bias, float epsilon, Tensor y, Tensor mean, Tensor rstd) {
+        DeviceTensor in = device("x", x);
+        DeviceTensor w = device("weight", weight);
+        DeviceTensor b = device("bias", bias);
+        DeviceTensor out = device("y", y);
+        TensorChecks.sameShape("y", out, "x", in);
+        TensorChecks.same("weight.cols", w.cols, "x.cols", in.cols);
+        TensorChecks.same("bias.cols", b.cols, "x.cols", in.cols);
+        if ((mean == null) != (rstd == null)) {
+            throw new IllegalArgumentException("mean and rstd must both be given or both be null on the CUDA backend");
+        }
+        DeviceTensor mu = mean == null ? null : rowStatistic("mean", mean, in.rows);
+        DeviceTensor r = rstd == null ? null : rowStatistic("rstd", rstd, in.rows);
+        if (in.rows == 0) {
+            return;
+        }
+        launchRowBlocks(
+                "layernorm_forward",
+                in.rows,
+                in.cols,
+                in,
+                w.buffer,
+                w.offset,
+                b.buffer,
+                b.offset,
+                out,
+                mu == null ? out.buffer : mu.buffer,
+                mu == null ? 0L : mu.offset,
+                r == null ? out.buffer : r.buffer,
+                r == null ? 0L : r.offset,
+                mu == null ? 0 : 1,
+                in.rows,
+                in.cols,
+                epsilon);
+    }
+
+    @Override
+    public void layerNormBackward(
+            Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dy, Tensor dx, Tensor dweight, Tensor dbias) {
+        DeviceTensor in = device("x", x);
+        DeviceTensor w = device("weight", weight);
+        DeviceTensor mu = rowStatistic("mean", mean, in.rows);
+        DeviceTensor r = rowStatistic("rstd", rstd, in.rows);
+        DeviceTensor g = device("dy", dy);
+        DeviceTensor dIn = device("dx", dx);
+        DeviceTensor dw = device("dweight", dweight);
+        DeviceTensor db = device("dbias", dbias);
+        TensorChecks.sameShape("dy", g, "x", in);
+        TensorChecks.sameShape("dx", dIn, "x", in);
+        TensorChecks.same("weight.cols", w.cols, "x.cols", in.cols);
+        TensorChecks.sameShape("dweight", dw, "weight", w);
+        TensorChecks.sameShape("dbias", db, "weight", w);
+        normBackward(in, w, mu, r, g, dIn, dw, db);
+    }
+
+    /** A per-row statistic: one dense column of {@code rows} floats. */
+    private DeviceTensor rowStatistic(String name, Tensor tensor, int rows) {
+        DeviceTensor t = device(name, tensor);
+        if (t.rows != rows || t.cols != 1 || !t.dense()) {
+            throw new IllegalArgumentException(name + " (" + t.rows + " × " + t.cols + ", row stride " + t.ld
+                    + ") must be a dense " + rows + " × 1 column");
+        }
+        return t;
+    }
+
+    @Override
+    public void rope(Rotary rotary, Tensor x, int heads, int position) {
+        rotate(rotary, device("x", x), heads, position, 1f);
+    }
+
+    @Override
+    public void ropeBackward(Rotary rotary, Tensor dx, int heads, int position) {
+        rotate(rotary, device("dx", dx), heads, position, -1f);
+    }
+
+    private void rotate(Rotary rotary, DeviceTensor x, int heads, int position, float sign) {
+        if (!(rotary instanceof DeviceRotary r) || r.owner != this) {
+            throw new IllegalArgumentException("rotary (" + rotary + ") must come from this backend");
+        }
+        if (heads < 0 || (long) heads * r.headDim != x.cols) {
+            throw new IllegalArgumentException("heads (" + heads + ") × headDim (" + r.headDim
+                    + ") must equal the tensor's columns (" + x.cols + ")");
+        }
+        if (position < 0 || (long) position + x.rows > r.maxPositions) {
+            throw new IndexOutOfBoundsException("position (" + position + ") + rows (" + x.rows
+                    + ") must be in [0, maxPositions (" + r.maxPositions + ")]");
+        }
+        int pairs = heads * (r.headDim / 2);
+        if (x.rows == 0 || pairs == 0) {
+            return;
+        }
+        launchRows(
+                "rope_rotate",
+                x.rows,
+                pairs,
+                x,
+                x.rows,
+                heads,
+                r.headDim,
+                position,
+                r.cos,
+                r.sin,
+                r.pairing == Rope.Pairing.ADJACENT ? 0 : 1,
+                sign);
+    }
+
+    @Override
+    public void attention(
+            Tensor q,
+            Tensor keys,
+            Tensor values,
+            int heads,
+            int kvHeads,
+            int sequences,
+            int position,
+            Tensor out,
+            Tensor lse) {
+        DeviceTensor query = device("q", q);
+        DeviceTensor k = device("keys", keys);
+        DeviceTensor v = device("values", values);
+        DeviceTensor o = device("out", out);
+        TensorChecks.AttentionLayout a = TensorChecks.attention(query, k, v, heads, kvHeads, sequences, position, o);
+        checkHeads(heads, kvHeads, a.headDim());
+        DeviceTensor l = null;
+        if (lse != null) {
+            l = device("lse", lse);
+            TensorChecks.same("lse.rows", l.rows, "q.rows", query.rows);
+            TensorChecks.same("lse.cols", l.cols, "heads", heads);
+        }
+        if (a.queries() == 0 || a.headDim() == 0) {
+            return;
+        }
+        int hd = a.headDim();
+        int sharedFloats = ATTENTION_TILE * (hd + 1) + ATTENTION_TILE * hd + ATTENTION_WARPS * (hd + ATTENTION_TILE);
+        launch(
+                "attention_forward",
+                new Dim3((a.queries() + ATTENTION_WARPS - 1) / ATTENTION_WARPS, heads, sequences),
+                Dim3.of(ATTENTION_WARPS * 32),
+                sharedFloats * Float.BYTES,
+                query,
+                k,
+                v,
+                o,
+                l == null ? o.buffer : l.buffer,
+                l == null ? 0L : l.offset,
+                l == null ? 0 : l.ld,
+                l == null ? 0 : 1,
+                heads,
+                kvHeads,
+                hd,
+                a.queries(),
+                a.keys(),
+                position,
+                (float) (1 / Math.sqrt(hd)));
+    }
+
+    /** The grouping and head width the attention kernels handle (on the CPU, the kernels module checks its own). */
+    private static void checkHeads(int heads, int kvHeads, int headDim) {
+        if (kvHeads < 1 || heads % kvHeads != 0) {
+            throw new IllegalArgumentException(
+                    "kvHeads (" + kvHeads + ") must be >= 1 and divide heads (" + heads + ")");
+        }
+        if (headDim > MAX_HEAD_DIM) {
+            throw new IllegalArgumentException(
+                    "headDim (" + headDim + ") must be <= " + MAX_HEAD_DIM + " on the CUDA backend");
+        }
+    }
+
+    @Override
+    public void attentionBackward(
+            Tensor q,
+            Tensor keys,
+            Tensor values,
+            Tensor out,
+            Tensor lse,
+            Tensor dout,
+            int heads,
+            int kvHeads,
+            int sequences,
+            Tensor dq,
+            Tensor dk,
+            Tensor dv) {
+        DeviceTensor query = device("q", q);
+        DeviceTensor k = device("keys", keys);
+        DeviceTensor v = device("values", values);
+        DeviceTensor o = device("out", out);
+        DeviceTensor l = device("lse", lse);
+        DeviceTensor dO = device("dout", dout);
+        DeviceTensor dQ = device("dq", dq);
+        DeviceTensor dK = device("dk", dk);
+        DeviceTensor dV = device("dv", dv);
+        TensorChecks.AttentionLayout a =
+                TensorChecks.attentionBackward(query, k, v, o, l, dO, heads, kvHeads, sequences, dQ, dK, dV);
+        checkHeads(heads, kvHeads, a.headDim());
+        int hd = a.headDim();
+        if (a.queries() == 0 || hd == 0) {
+            return;
+        }
+        onDevice();
+        long deltaFloats = (long) query.rows * heads;
+        if (attentionDelta == null || attentionDelta.length() < deltaFloats) {
+            attentionDelta = newBuffer(deltaFloats, "attention's backward deltas");
+        }
+        launchRows("attention_backward_delta", query.rows, heads, o, dO, query.rows, heads, hd, attentionDelta);
+        float scale = (float) (1 / Math.sqrt(hd));
+        int blocks = (a.queries() + ATTENTION_WARPS - 1) / ATTENTION_WARPS;
+        int tileFloats = ATTENTION_TILE * (hd + 1);
+        launch(
+                "attention_backward_dq",
+                new Dim3(blocks, heads, sequences),
+                Dim3.of(ATTENTION_WARPS * 32),
+                (2 * tileFloats + ATTENTION_WARPS * (2 * hd + ATTENTION_TILE)) * Float.BYTES,
+                query,
+                k,
+                v,
+                dO,
+                l,
+                attentionDelta,
+                dQ,
+                heads,
+                kvHeads,
+                hd,
+                a.queries(),
+                scale);
+        launch(
+                "attention_backward_dkdv",
+                new Dim3(blocks, kvHeads, sequences),
+                Dim3.of(ATTENTION_WARPS * 32),
+                (2 * tileFloats + 2 * ATTENTION_TILE + ATTENTION_WARPS * (2 * hd + 2 * ATTENTION_TILE)) * Float.BYTES,
+                query,
+                k,
+                v,
+                dO,
+                l,
+                attentionDelta,
+                dK,
+                dV,
+                heads,
+                kvHeads,
+                hd,
+                a.queries(),
+                scale);
+    }
+
+    @Override
+    public void swiglu(Tensor gate, Tensor up, Tensor y) {
+        DeviceTensor g = device("gate", gate);
+        DeviceTensor u = device("up", up);
+        DeviceTensor out = device("y", y);
+        TensorChecks.sameShape("up", u, "gate", g);
+        TensorChecks.sameShape("y", out, "gate", g);
+        launchRows("swiglu_forward", g.rows, g.cols, g, u, out, g.rows, g.cols);
+    }
+
+    @Override
+    public void swigluBackward(Tensor gate, Tensor up, Tensor dy, Tensor dgate, Tensor dup) {
+        DeviceTensor g = device("gate", gate);
+        DeviceTensor u = device("up", up);
+        DeviceTensor d = device("dy", dy);
+        DeviceTensor dg = device("dgate", dgate);
+        DeviceTensor du = device("dup", dup);
+        TensorChecks.sameShape("up", u, "gate", g);
+        TensorChecks.sameShape("dy", d, "gate", g);
+        TensorChecks.sameShape("dgate", dg, "gate", g);
+        TensorChecks.sameShape("dup", du, "gate", g);
+        dense(g, u, d, dg, du);
+        launchFlat(
+                "swiglu_backward",
+                g.size(),
+                g.buffer,
+                g.offset,
+                u.buffer,
+                u.offset,
+                d.buffer,
+                d.offset,
+                dg.buffer,
+                dg.offset,
+                du.buffer,
+                du.offset,
+                g.size());
+    }
+
+    @Override
+    public void gelu(Tensor x, Tensor y) {
+        DeviceTensor in = device("x", x);
+        DeviceTensor out = device("y", y);
+        TensorChecks.sameShape("y", out, "x", in);
+        launchRows("gelu_forward", in.rows, in.cols, in, out, in.rows, in.cols);
+    }
+
+    @Override
+    public void geluBackward(Tensor x, Tensor dy, Tensor dx) {
+        DeviceTensor in = device("x", x);
+        DeviceTensor d = device("dy", dy);
+        DeviceTensor out = device("dx", dx);
+        TensorChecks.sameShape("dy", d, "x", in);
+        TensorChecks.sameShape("dx", out, "x", in);
+        launchRows("gelu_backward", in.rows, in.cols, in, d, out, in.rows, in.cols);
+    }
+
+    @Override
+    public void add(Tensor a, Tensor b, Tensor y) {
+        DeviceTensor l = device("a", a);
+        DeviceTensor r = device("b", b);
+        DeviceTensor out = device("y", y);
+        TensorChecks.sameShape("b", r, "a", l);
+        TensorChecks.sameShape("y", out, "a", l);
+        launchRows("add_matrix", l.rows, l.cols, l, r, out, l.rows, l.cols);
+    }
+
+    @Override
+    public void embedding(int[] tokens, int offset, Tensor table, Tensor out) {
+        DeviceTensor t = device("table", table);
+        DeviceTensor o = device("out", out);
+        TensorChecks.same("out.cols", o.cols, "table.cols", t.cols);
+        if (!t.dense()) {
+            throw new IllegalArgumentException("table (" + t + ") must be dense");
+        }
+        DeviceBuffer ids = ids("tokens", tokens, offset, o.rows, "table.rows", t.rows);
+        if (o.rows == 0 || o.cols == 0) {
+            return;
+        }
+        launchRows("embedding_forward", o.rows, o.cols, ids, t.buffer, o, o.rows, o.cols);
+    }
+
+    @Override
+    public void embeddingBackward(int[] tokens, int offset, Tensor dout, Tensor dtable) {
+        DeviceTensor d = device("dout", dout);
+        DeviceTensor t = device("dtable", dtable);
+        TensorChecks.same("dout.cols", d.cols, "dtable.cols", t.cols);
+        dense(t);
+        DeviceBuffer ids = ids("tokens", tokens, offset, d.rows, "dtable.rows", t.rows);
+        if (d.rows == 0 || d.cols == 0) {
+            return;
+        }
+        launch(
+                "embedding_backward",
+                Dim3.of((d.cols + BLOCK - 1) / BLOCK),
+                Dim3.of(BLOCK),
+                0,
+                ids,
+                d.rows,
+                d,
+                t.buffer,
+                t.cols);
+    }
+
+    @Override
+    public float crossEntropy(Tensor logits, int[] targets, int offset, Tensor dlogits, float gradientScale) {
+        DeviceTensor x = device("logits", logits);
+        DeviceTensor d = dlogits == null ? null : device("dlogits", dlogits);
+        if (d != null) {
+            TensorChecks.sameShape("dlogits", d, "logits", x);
+        }
+        DeviceBuffer ids = ids("targets", targets, offset, x.rows, "logits.cols", x.cols);
+        if (x.rows == 0) {
+            return 0;
+        }
+        DeviceBuffer losses = rowResults(x.rows);
+        launchRowBlocks(
+                "cross_entropy_rows",
+                x.rows,
+                x.cols,
+                x,
+                x.rows,
+                x.cols,
+                ids,
+                d == null ? losses : d.buffer,
+                d == null ? 0L : d.offset,
+                d == null ? 0 : d.ld,
+                d == null ? 0 : 1,
+                gradientScale / x.rows,
+                losses);
+        float[] perRow = new float[x.rows];
+        losses.copyToAsync(0, perRow, 0, x.rows, stream);
+        // Summed in row order: the same loss every run.
+        double sum = 0;
+        for (float loss : perRow) {
+            sum += loss;
+        }
+        return (float) (sum / x.rows);
+    }
+
+    @Override
+    public int countCorrect(Tensor logits, int[] targets, int offset) {
+        DeviceTensor x = device("logits", logits);
+        Objects.checkFromIndexSize(offset, x.rows, Objects.requireNonNull(targets, "targets").length);
+        float[] best = argmaxRows(x);
+        int correct = 0;
+        for (int i = 0; i < x.rows; i++) {
+            if ((int) best[i] == targets[offset + i]) {
+                correct++;
+            }
+        }
+        return correct;
+    }
+
+    /** Each row's argmax column, read back. */
+    private float[] argmaxRows(DeviceTensor x) {
+        if (x.cols < 1) {
+            throw new IllegalArgumentException("cols (0) must be >= 1 for an argmax");
+        }
+        if (x.cols > MAX_EXACT_ID) {
+            throw new IllegalArgumentException("cols (" + x.cols + ") must be <= " + MAX_EXACT_ID
+                    + " on the CUDA backend, which returns columns as floats");
+        }
+        float[] best = new float[x.rows];
+        if (x.rows == 0) {
+            return best;
+        }
+        DeviceBuffer result = rowResults(x.rows);
+        launchRowBlocks("argmax_rows", x.rows, x.cols, x, x.rows, x.cols, result);
+        result.copyToAsync(0, best, 0, x.rows, stream);
+        return best;
+    }
+
+    /** A scratch buffer of at least {@code count} floats for per-row results, grown on demand. */
+    private DeviceBuffer rowResults(int count) {
+        onDevice();
+        if (rowResults == null || rowResults.length() < count) {
+            rowResults = newBuffer(Math.max(count, 64), "per-row results");
+        }
+        return rowResults;
+    }
+
+    @Override
+    public void zero(Tensor tensor) {
+        DeviceTensor t = device("tensor", tensor);
+        launchRows("zero_matrix", t.rows, t.cols, t, t.rows, t.cols);
+    }
+
+    @Override
+    public double sumOfSquares(Tensor tensor) {
+        DeviceTensor t = device("tensor", tensor);
+        long blocks = (t.size() + SQUARES_SPAN - 1) / SQUARES_SPAN;
+        if (blocks == 0) {
+            return 0;
+        }
+        if (blocks > Integer.MAX_VALUE / 2) {
+            throw new IllegalArgumentException("tensor (" + t + ") is too large to sum on the CUDA backend");
+        }
+        DeviceBuffer partials = rowResults((int) (2 * blocks));
+        launch("sum_of_squares_partials", Dim3.of((int) blocks), Dim3.of(BLOCK), 0, t, t.rows, t.cols, partials);
+        float[] parts = new float[(int) (2 * blocks)];
+        partials.copyToAsync(0, parts, 0, parts.length, stream);
+        // The blocks' sums, each a float pair, added in block order.
+        double sum = 0;
+        for (int b = 0; b < blocks; b++) {
+            sum += (double) parts[2 * b] + parts[2 * b + 1];
+        }
+        return sum;
+    }
+
+    @Override
+    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep hyper) {
+        DeviceTensor p = device("param", param);
+        DeviceTensor g = device("grad", grad);
+        DeviceTensor first = device("m", m);
+        DeviceTensor second = device("v", v);
+        TensorChecks.sameShape("grad", g, "param", p);
+        TensorChecks.sameShape("m", first, "param", p);
+        TensorChecks.sameShape("v", second, "param", p);
+        dense(p, g, first, second);
+        // The CPU kernel with no elements checks the hyperparameters as the CPU backend does (bounds and messages).
+        AdamW.update(
+                0,
+                hyper.learningRate(),
+                hyper.beta1(),
+                hyper.beta2(),
+                hyper.epsilon(),
+                hyper.weightDecay(),
+                hyper.step(),
+                hyper.gradScale(),
+                new float[0],
+                0,
+                new float[0],
+                0,
+                new float[0],
+                0,
+                new float[0],
+                0);
+        launchFlat(
+                "adamw_update",
+                p.size(),
+                p.buffer,
+                p.offset,
+                g.buffer,
+                g.offset,
+                first.buffer,
+                first.offset,
+                second.buffer,
+                second.offset,
+                p.size(),
+                hyper.learningRate(),
+                hyper.beta1(),
+                hyper.beta2(),
+                hyper.epsilon(),
+                hyper.weightDecay(),
+                (float) (1 / (1 - Math.pow(hyper.beta1(), hyper.step()))),
+                (float) (1 / (1 - Math.pow(hyper.beta2(), hyper.step()))),
+                hyper.gradScale());
+    }
+
+    @Override
+    public void softmax(Tensor x, float temperature) {
+        DeviceTensor t = device("x", x);
+        if (!(temperature > 0) || !Float.isFinite(temperature)) {
+            throw new IllegalArgumentException("temperature (" + temperature + ") must be finite and > 0");
+        }
+        if (t.rows == 0) {
+            return;
+        }
+        launchRowBlocks("softmax_rows", t.rows, t.cols, t, t.rows, t.cols, 1 / temperature);
+    }
+
+    @Override
+    public int argmax(Tensor row) {
+        DeviceTensor t = device("row", row);
+        TensorChecks.same("row.rows", t.rows, "1", 1);
+        return (int) argmaxRows(t)[0];
+    }
+
+    @Override
+    public void read(Tensor tensor, float[] target) {
+        DeviceTensor t = device("tensor", tensor);
+        hostArray("target", Objects.requireNonNull(target, "target").length, t);
+        onDevice();
+        if (t.dense()) {
+            t.buffer.copyToAsync(t.offset, target, 0, (int) t.size(), stream);
+            return;
+        }
+        for (int i = 0; i < t.rows; i++) {
+            t.buffer.copyToAsync(t.offset + (long) i * t.ld, target, i * t.cols, t.cols, stream);
+        }
+    }
+
+    @Override
+    public void write(float[] source, Tensor tensor) {
+        DeviceTensor t = device("tensor", tensor);
+        hostArray("source", Objects.requireNonNull(source, "source").length, t);
+        onDevice();
+        if (t.dense()) {
+            t.buffer.copyFromAsync(t.offset, source, 0, (int) t.size(), stream);
+            return;
+        }
+        for (int i = 0; i < t.rows; i++) {
+            t.buffer.copyFromAsync(t.offset + (long) i * t.ld, source, i * t.cols, t.cols, stream);
+        }
+    }
+
+    /** Frees every tensor, the cuBLAS handle, the stream and the kernels; later calls are no-ops. */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        RuntimeException failure = null;
+        List<AutoCloseable> resources = new ArrayList<>(buffers);
+        resources.add(cublas);
+        resources.add(stream);
+        resources.add(module);
+        for (AutoCloseable resource : resources) {
+            try {
+                resource.close();
+            } catch (Exception e) {
+                if (failure == null) {
+                    failure = new IllegalStateException("closing the CUDA backend failed", e);
+                } else {
+                    failure.addSuppressed(e);
+                }
+            }
+        }
+        buffers.clear();
+        uploaded.clear();
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    @Override
+    public String toString() {
+        return emulated ? "CUDA backend on the emulated device" : "CUDA backend on GPU " + gpu;
+    }
+
+    private void ensureOpen() {
+        if (closed) {
+            throw new IllegalStateException(this + " is closed");
+        }
+    }
+
+    /** Makes this backend's device the calling thread's current one (as cudaSetDevice), so any thread may call. */
+    private void onDevice() {
+        if (emulated) {
+            if (!Cuda.isEmulatedDeviceCurrent()) {
+                Cuda.useEmulatedDevice(emulatorSeed);
+            }
+        } else if (Cuda.isEmulatedDeviceCurrent() || Cuda.currentDevice() != gpu) {
+            Cuda.setDevice(gpu);
+        }
+    }
+
+    /**
+     * Launches a kernel on the backend's stream; a {@link DeviceTensor} argument stands for the three parameters every
+     * matrix operand of {@code transformer.cu} takes: its buffer, its offset and its row stride.
+     */
+    private void launch(String name, Dim3 grid, Dim3 block, int sharedMemoryBytes, Object... arguments) {
+        List<Object> flat = new ArrayList<>(arguments.length + 8);
+        for (Object argument : arguments) {
+            if (argument instanceof DeviceTensor t) {
+                flat.add(t.buffer);
+                flat.add(t.offset);
+                flat.add(t.ld);
+            } else {
+                flat.add(argument);
+            }
+        }
+        kernel(name).launch(grid, block, sharedMemoryBytes, stream, flat.toArray());
+    }
+
+    private CudaKernel kernel(String name) {
+        ensureOpen();
+        return kernels.computeIfAbsent(name, module::kernel);
+    }
+
+    /** Threads for a block that reduces a row of {@code cols}: a power of two from 32 to {@link #BLOCK}. */
+    private static int rowThreads(int cols) {
+        return Math.clamp(Integer.highestOneBit(Math.max(1, cols - 1)) * 2L, 32, BLOCK);
+    }
+
+    /** An elementwise kernel over {@code rows × cols}: one thread per column, blocks striding over the rows. */
+    private void launchRows(String name, int rows, int cols, Object... arguments) {
+        if (rows == 0 || cols == 0) {
+            return;
+        }
+        onDevice();
+        launch(name, Dim3.of((cols + BLOCK - 1) / BLOCK, Math.min(rows, MAX_GRID_ROWS)), Dim3.of(BLOCK), 0, arguments);
+    }
+
+    /** A row-reduction kernel: one block per row, blocks striding over the rows. */
+    private void launchRowBlocks(String name, int rows, int cols, Object... arguments) {
+        onDevice();
+        launch(name, Dim3.of(1, Math.min(rows, MAX_GRID_ROWS)), Dim3.of(rowThreads(cols)), 0, arguments);
+    }
+
+    /**
+     * Uploads {@code count} ids from {@code values[offset]}, each checked to be in {@code [0, bound)}, as floats (exact
+     * below 2^24) into the backend's id buffer, queued on the stream.
+     */
+    private DeviceBuffer ids(String name, int[] values, int offset, int count, String boundName, int bound) {
+        Objects.checkFromIndexSize(offset, count, Objects.requireNonNull(values, name).length);
+        float[] ids = new float[count];
+        for (int i = 0; i < count; i++) {
+            int id = values[offset + i];
+            if (id < 0 || id >= bound) {
+                throw new IllegalArgumentException(
+                        name + "[" + (offset + i) + "] (" + id + ") must be in [0, " + boundName + " (" + bound + "))");
+            }
+            if (id >= MAX_EXACT_ID) {
+                throw new IllegalArgumentException(name + "[" + (offset + i) + "] (" + id + ") must be below "
+                        + MAX_EXACT_ID + " on the CUDA backend, which passes ids as floats");
+            }
+            ids[i] = id;
+        }
+        onDevice();
+        if (tokens == null || tokens.length() < count) {
+            tokens = newBuffer(Math.max(count, 64), "token ids");
+        }
+        tokens.copyFromAsync(0, ids, 0, count, stream);
+        return tokens;
+    }
+
+    /** A grid-stride kernel over {@code n} dense elements. */
+    private void launchFlat(String name, long n, Object... arguments) {
+        if (n == 0) {
+            return;
+        }
+        onDevice();
+        long blocks = Math.min((n + BLOCK - 1) / BLOCK, MAX_FLAT_BLOCKS);
+        launch(name, Dim3.of((int) blocks), Dim3.of(BLOCK), 0, arguments);
+    }
+
+    /** Flat kernels take one run of floats: each operand must have no gaps between its rows. */
+    private static void dense(DeviceTensor... tensors) {
+        for (DeviceTensor t : tensors) {
+            if (!t.dense()) {
+                throw new IllegalArgumentException(t + " must be dense (row stride equal to its columns)");
+            }
+        }
+    }
+
+    private DeviceTensor device(String name, Tensor tensor) {
+        if (tensor instanceof DeviceTensor t && t.owner == this) {
+            ensureOpen();
+            return t;
+        }
+        throw new IllegalArgumentException(name + " (" + tensor + ") must be a tensor of this CudaBackend");
+    }
+
+    private static void hostArray(String name, int length, DeviceTensor t) {
+        if (length < t.size()) {
+            throw new IllegalArgumentException(
+                    name + " (" + length + " floats) must hold rows × cols (" + t.size() + ")");
+        }
+    }
+}

@@ -1,0 +1,116 @@
+package dev.panamax.model.backend;
+
+/** The shape checks every backend makes before it writes anything, with messages naming the argument and the bound. */
+final class TensorChecks {
+    private TensorChecks() {}
+
+    /** Rows and columns of a new tensor. */
+    static void shape(int rows, int cols) {
+        if (rows < 0 || cols < 0) {
+            throw new IllegalArgumentException("rows (" + rows + ") and cols (" + cols + ") must be >= 0");
+        }
+    }
+
+    static void same(String name, int value, String boundName, int bound) {
+        if (value != bound) {
+            throw new IllegalArgumentException(name + " (" + value + ") must equal " + boundName + " (" + bound + ")");
+        }
+    }
+
+    static void sameShape(String name, Tensor t, String otherName, Tensor other) {
+        if (t.rows() != other.rows() || t.cols() != other.cols()) {
+            throw new IllegalArgumentException(name + " (" + t.rows() + " × " + t.cols() + ") must have the shape of "
+                    + otherName + " (" + other.rows() + " × " + other.cols() + ")");
+        }
+    }
+
+    /** Rows per sequence of queries and of keys, and the head width, of an attention call. */
+    record AttentionLayout(int queries, int keys, int headDim) {}
+
+    static AttentionLayout attentionLayout(Tensor q, Tensor k, int heads, int kvHeads, int sequences) {
+        if (heads < 1 || q.cols() % heads != 0) {
+            throw new IllegalArgumentException(
+                    "heads (" + heads + ") must be >= 1 and divide q.cols (" + q.cols() + ")");
+        }
+        int headDim = q.cols() / heads;
+        same("keys.cols", k.cols(), "kvHeads × headDim", kvHeads * headDim);
+        if (sequences < 1 || q.rows() % sequences != 0 || k.rows() % sequences != 0) {
+            throw new IllegalArgumentException("sequences (" + sequences + ") must be >= 1 and divide q.rows ("
+                    + q.rows() + ") and keys.rows (" + k.rows() + ")");
+        }
+        return new AttentionLayout(q.rows() / sequences, k.rows() / sequences, headDim);
+    }
+
+    /** The widths of a product's weights: {@code in} and {@code out}. */
+    record Widths(int in, int out) {}
+
+    /** Checks {@link Backend#matmul}'s shapes but the bias's. */
+    static Widths matmul(Tensor x, Tensor w, Backend.Layout layout, Tensor y) {
+        Widths widths = widths(w, layout);
+        same("x.cols", x.cols(), "the weights' input width", widths.in());
+        same("y.cols", y.cols(), "the weights' output width", widths.out());
+        same("y.rows", y.rows(), "x.rows", x.rows());
+        return widths;
+    }
+
+    /** Checks {@link Backend#matmulBackward}'s shapes but dx's and dbias's. */
+    static Widths matmulBackward(Tensor x, Tensor w, Backend.Layout layout, Tensor dy, Tensor dw) {
+        Widths widths = widths(w, layout);
+        same("x.cols", x.cols(), "the weights' input width", widths.in());
+        same("dy.cols", dy.cols(), "the weights' output width", widths.out());
+        same("dy.rows", dy.rows(), "x.rows", x.rows());
+        sameShape("dw", dw, "w", w);
+        return widths;
+    }
+
+    /** A {@code [1, out]} bias or bias gradient. */
+    static void biasRow(String name, Tensor bias, int out) {
+        same(name + ".rows", bias.rows(), "1", 1);
+        same(name + ".cols", bias.cols(), "the weights' output width", out);
+    }
+
+    private static Widths widths(Tensor w, Backend.Layout layout) {
+        boolean outIn = java.util.Objects.requireNonNull(layout, "layout") == Backend.Layout.OUT_IN;
+        return new Widths(outIn ? w.cols() : w.rows(), outIn ? w.rows() : w.cols());
+    }
+
+    /** Checks {@link Backend#attention}'s shapes but lse's: returns the layout, with keys ≥ position + queries. */
+    static AttentionLayout attention(
+            Tensor q, Tensor keys, Tensor values, int heads, int kvHeads, int sequences, int position, Tensor out) {
+        sameShape("out", out, "q", q);
+        sameShape("values", values, "keys", keys);
+        AttentionLayout a = attentionLayout(q, keys, heads, kvHeads, sequences);
+        if (position < 0 || position + a.queries() > a.keys()) {
+            throw new IllegalArgumentException("position (" + position + ") + queries per sequence (" + a.queries()
+                    + ") must be in [0, key rows per sequence (" + a.keys() + ")]");
+        }
+        return a;
+    }
+
+    /** Checks {@link Backend#attentionBackward}'s shapes; returns the layout. */
+    static AttentionLayout attentionBackward(
+            Tensor q,
+            Tensor keys,
+            Tensor values,
+            Tensor out,
+            Tensor lse,
+            Tensor dout,
+            int heads,
+            int kvHeads,
+            int sequences,
+            Tensor dq,
+            Tensor dk,
+            Tensor dv) {
+        AttentionLayout a = attentionLayout(q, keys, heads, kvHeads, sequences);
+        same("key rows per sequence", a.keys(), "queries per sequence", a.queries());
+        sameShape("values", values, "keys", keys);
+        sameShape("out", out, "q", q);
+        sameShape("dout", dout, "q", q);
+        sameShape("dq", dq, "q", q);
+        sameShape("dk", dk, "keys", keys);
+        sameShape("dv", dv, "keys", keys);
+        same("lse.rows", lse.rows(), "q.rows", q.rows());
+        same("lse.cols", lse.cols(), "heads", heads);
+        return a;
+    }
+}

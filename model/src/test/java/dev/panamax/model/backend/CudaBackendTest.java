@@ -1,0 +1,907 @@
+package dev.panamax.model.backend;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.panamax.kernels.Rope;
+import dev.panamax.kernels.testing.Inputs;
+import dev.panamax.kernels.testing.Tolerance;
+import dev.panamax.model.backend.Backend.Layout;
+import dev.panamax.model.generate.Transformer;
+import dev.panamax.model.io.Llama2cCheckpoint;
+import dev.panamax.model.io.ModelConfig;
+import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.testing.Segments;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.function.Function;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Each operation of the {@link CudaBackend}, on the emulated device, against the {@link CpuBackend} on the same inputs.
+ * Every operation runs in three schedules of the emulator (blocks and the threads between barriers in index order and
+ * in two shuffled orders), which must give the same bits: the kernels' reductions have a fixed order.
+ *
+ * <p>Tolerances, with ε = 2⁻²⁴ (float's unit roundoff): data movement (add, embedding, zero, argmax) must be exact.
+ * Elementwise functions through {@code expf} (GELU, SwiGLU) within 16ε relative: both sides' exponentials are within
+ * a few ulps and the rest is two roundings. Reductions over n terms (RMSNorm, LayerNorm, softmax) within (n + 8)ε of
+ * the row's magnitude: the two sides sum in different orders, each within nε of the exact sum. Products within (k +
+ * 4)ε times the same product on absolute values (the classic bound for a k-term dot product in any order). Attention
+ * within 8(keys + headDim)ε of the values' magnitude (a convex combination of value rows, each weight from a
+ * headDim-term score and a keys-term sum). A real bug (a wrong row, head, position or mask) moves results by far more.
+ */
+class CudaBackendTest {
+    private static final long[] SCHEDULES = {0, 1, 2};
+    private static final double EPS = Tolerance.FLOAT_EPSILON;
+
+    /** Writes inputs into a backend, runs the operation, returns the outputs read back. */
+    private interface Operation extends Function<Backend, float[]> {}
+
+    /** The CPU's result, after checking every emulator schedule gives the same bits, and the emulated result. */
+    private static float[][] cpuAndCuda(String what, Operation operation) {
+        float[] expected;
+        try (CpuBackend cpu = new CpuBackend()) {
+            expected = operation.apply(cpu);
+        }
+        float[] first = null;
+        for (long seed : SCHEDULES) {
+            float[] result = EmulatedBackends.run(seed, operation::apply);
+            if (first == null) {
+                first = result;
+            } else {
+                assertArrayEquals(bits(first), bits(result), what + ": schedule " + seed + " changed the bits");
+            }
+        }
+        return new float[][] {expected, first};
+    }
+
+    private static void assertExact(String what, Operation operation) {
+        float[][] r = cpuAndCuda(what, operation);
+        assertArrayEquals(bits(r[0]), bits(r[1]), what);
+    }
+
+    /** Within {@code bound[i]} of the CPU's value. */
+    private static void assertWithin(String what, Operation operation, Function<float[], double[]> bound) {
+        float[][] r = cpuAndCuda(what, operation);
+        Tolerance.assertClose(what, widen(r[0]), r[1], bound.apply(r[0]));
+    }
+
+    private static int[] bits(float[] values) {
+        int[] bits = new int[values.length];
+        for (int i = 0; i < values.length; i++) {
+            bits[i] = Float.floatToIntBits(values[i]);
+        }
+        return bits;
+    }
+
+    private static double[] widen(float[] values) {
+        double[] wide = new double[values.length];
+        for (int i = 0; i < values.length; i++) {
+            wide[i] = values[i];
+        }
+        return wide;
+    }
+
+    private static Function<float[], double[]> relative(double factor) {
+        return expected -> Arrays.stream(widen(expected))
+                .map(e -> factor * Math.abs(e) + Float.MIN_NORMAL)
+                .toArray();
+    }
+
+    /** {@code factor ·} (|value| + the largest |value| of its row of {@code cols}). */
+    private static Function<float[], double[]> ofRow(int cols, double factor) {
+        return expected -> {
+            double[] bound = new double[expected.length];
+            for (int i = 0; i < expected.length; i++) {
+                int row = i / cols;
+                double largest = 0;
+                for (int j = row * cols; j < (row + 1) * cols; j++) {
+                    largest = Math.max(largest, Math.abs(expected[j]));
+                }
+                bound[i] = factor * (Math.abs(expected[i]) + largest) + Float.MIN_NORMAL;
+            }
+            return bound;
+        };
+    }
+
+    private static float[] random(String name, int length) {
+        return Inputs.uniform(Inputs.seed(name), length, -1f, 1f);
+    }
+
+    /** A tensor holding {@code values}; with {@code padded}, a column view of a wider matrix (row stride > cols). */
+    private static Tensor input(Backend b, int rows, int cols, float[] values, boolean padded) {
+        if (!padded) {
+            Tensor t = b.allocate(rows, cols);
+            b.write(values, t);
+            return t;
+        }
+        Tensor wide = b.allocate(rows, cols + 3);
+        b.write(random("padding", rows * (cols + 3)), wide);
+        Tensor t = wide.columns(2, cols);
+        b.write(values, t);
+        return t;
+    }
+
+    private static float[] read(Backend b, Tensor t) {
+        float[] values = new float[t.rows() * t.cols()];
+        b.read(t, values);
+        return values;
+    }
+
+    private static float[] concat(float[]... parts) {
+        int length = 0;
+        for (float[] p : parts) {
+            length += p.length;
+        }
+        float[] all = new float[length];
+        int at = 0;
+        for (float[] p : parts) {
+            System.arraycopy(p, 0, all, at, p.length);
+            at += p.length;
+        }
+        return all;
+    }
+
+    private static final int[][] SHAPES = {{1, 1}, {3, 5}, {2, 33}, {5, 300}, {1, 513}};
+
+    @Test
+    void addIsExactAlsoOnViews() {
+        for (int[] s : SHAPES) {
+            int rows = s[0];
+            int cols = s[1];
+            float[] a = random("a" + cols, rows * cols);
+            float[] c = random("b" + cols, rows * cols);
+            assertExact("add " + rows + " × " + cols, b -> {
+                Tensor x = input(b, rows, cols, a, true);
+                Tensor y = input(b, rows, cols, c, false);
+                b.add(x, y, x);
+                return read(b, x);
+            });
+        }
+    }
+
+    /**
+     * GELU and SwiGLU within (16 + 4|e|)ε relative, where e is the argument of their exponential: both sides'
+     * exponentials are within a few ulps of exp of the argument each computed, and the argument's own roundings (up
+     * to four, for GELU's x·(c1 + c2·x²), each at most ε|e|) become a relative error of the exponential.
+     */
+    @Test
+    void geluAndSwigluWithinTheExponentialsBound() {
+        for (int[] s : SHAPES) {
+            int rows = s[0];
+            int cols = s[1];
+            float[] x = Inputs.uniform(Inputs.seed("gelu" + cols), rows * cols, -6f, 6f);
+            float[] up = random("up" + cols, rows * cols);
+            assertWithin(
+                    "gelu " + rows + " × " + cols,
+                    b -> {
+                        // The CPU's elementwise kernels take dense tensors only.
+                        Tensor in = input(b, rows, cols, x, false);
+                        Tensor out = b.allocate(rows, cols);
+                        b.gelu(in, out);
+                        return read(b, out);
+                    },
+                    expected -> exponentialBound(expected, i -> Math.abs(x[i]) * (1.6 + 0.0714 * x[i] * x[i])));
+            assertWithin(
+                    "swiglu " + rows + " × " + cols,
+                    b -> {
+                        Tensor gate = input(b, rows, cols, x, false);
+                        Tensor u = input(b, rows, cols, up, false);
+                        b.swiglu(gate, u, gate);
+                        return read(b, gate);
+                    },
+                    expected -> exponentialBound(expected, i -> Math.abs(x[i])));
+        }
+    }
+
+    private static double[] exponentialBound(float[] expected, java.util.function.IntToDoubleFunction argument) {
+        double[] bound = new double[expected.length];
+        for (int i = 0; i < bound.length; i++) {
+            bound[i] = (16 + 4 * argument.applyAsDouble(i)) * EPS * Math.abs(expected[i]) + Float.MIN_NORMAL;
+        }
+        return bound;
+    }
+
+    @Test
+    void rmsNormAndLayerNormWithinTheReductionBound() {
+        for (int[] s : SHAPES) {
+            int rows = s[0];
+            int cols = s[1];
+            float[] x = Inputs.uniform(Inputs.seed("norm" + cols), rows * cols, -3f, 5f);
+            float[] w = random("w" + cols, cols);
+            float[] bias = random("bias" + cols, cols);
+            double factor = (cols + 8) * EPS;
+            assertWithin(
+                    "rmsNorm " + rows + " × " + cols,
+                    b -> {
+                        Tensor in = input(b, rows, cols, x, true);
+                        Tensor rstd = b.allocate(rows, 1);
+                        b.rmsNorm(in, input(b, 1, cols, w, false), 1e-5f, in, rstd);
+                        return concat(read(b, in), read(b, rstd));
+                    },
+                    expected -> concat(
+                            ofRow(cols, factor).apply(Arrays.copyOf(expected, rows * cols)),
+                            toFloats(relative(factor)
+                                    .apply(Arrays.copyOfRange(expected, rows * cols, expected.length)))));
+            assertWithin(
+                    "layerNorm " + rows + " × " + cols,
+                    b -> {
+                        Tensor in = input(b, rows, cols, x, false);
+                        Tensor out = b.allocate(rows, cols);
+                        Tensor mean = b.allocate(rows, 1);
+                        Tensor rstd = b.allocate(rows, 1);
+                        b.layerNorm(
+                                in, input(b, 1, cols, w, false), input(b, 1, cols, bias, true), 1e-5f, out, mean, rstd);
+                        return concat(read(b, out), read(b, mean), read(b, rstd));
+                    },
+                    expected -> concat(
+                            ofRow(cols, factor).apply(Arrays.copyOf(expected, rows * cols)),
+                            toFloats(relative(factor)
+                                    .apply(Arrays.copyOfRange(expected, rows * cols, expected.length)))));
+        }
+    }
+
+    /** Bounds as floats, rounded up, so that bound arrays of parts can be concatenated. */
+    private static float[] toFloats(double[] values) {
+        float[] f = new float[values.length];
+        for (int i = 0; i < values.length; i++) {
+            f[i] = Math.nextUp((float) values[i]);
+        }
+        return f;
+    }
+
+    private static double[] concat(double[] head, float[] tail) {
+        double[] all = Arrays.copyOf(head, head.length + tail.length);
+        for (int i = 0; i < tail.length; i++) {
+            all[head.length + i] = tail[i];
+        }
+        return all;
+    }
+
+    @Test
+    void ropeAndItsInverseMatchTheCpu() {
+        int[][] cases = {{1, 1, 2, 0}, {4, 3, 6, 5}, {7, 2, 16, 9}};
+        for (int[] c : cases) {
+            int rows = c[0];
+            int heads = c[1];
+            int headDim = c[2];
+            int position = c[3];
+            int cols = heads * headDim;
+            float[] x = random("rope" + cols, rows * cols);
+            Function<float[], double[]> bound = expected -> {
+                double[] b = new double[expected.length];
+                Arrays.fill(b, 4 * EPS);
+                return b;
+            };
+            assertWithin(
+                    "rope " + Arrays.toString(c),
+                    b -> {
+                        Tensor t = input(b, rows, cols, x, true);
+                        Backend.Rotary rotary = b.rotary(headDim, 32, 10000);
+                        b.rope(rotary, t, heads, position);
+                        float[] rotated = read(b, t);
+                        b.ropeBackward(rotary, t, heads, position);
+                        return concat(rotated, read(b, t));
+                    },
+                    bound);
+        }
+    }
+
+    @Test
+    void ropeWithHalvesPairingMatchesTheCpuKernel() {
+        int rows = 5;
+        int heads = 3;
+        int headDim = 8;
+        int position = 7;
+        int cols = heads * headDim;
+        float[] x = random("halves", rows * cols);
+        Rope rope = new Rope(headDim, 16, 500000, Rope.Pairing.HALVES);
+        float[] expected = new float[rows * cols];
+        rope.forward(rows, heads, position, x, 0, cols, expected, 0, cols);
+        for (long seed : SCHEDULES) {
+            float[] actual = EmulatedBackends.run(seed, b -> {
+                Tensor t = input(b, rows, cols, x, true);
+                b.rope(b.rotary(headDim, 16, 500000, Rope.Pairing.HALVES), t, heads, position);
+                return read(b, t);
+            });
+            double[] bound = new double[expected.length];
+            Arrays.fill(bound, 4 * EPS);
+            Tolerance.assertClose("rope halves, schedule " + seed, widen(expected), actual, bound);
+        }
+    }
+
+    @Test
+    void softmaxWithTemperatureWithinTheReductionBound() {
+        int[][] shapes = {{1, 1}, {3, 31}, {2, 300}, {1, 1000}};
+        for (int[] s : shapes) {
+            int rows = s[0];
+            int cols = s[1];
+            float[] x = Inputs.uniform(Inputs.seed("softmax" + cols), rows * cols, -8f, 8f);
+            assertWithin(
+                    "softmax " + rows + " × " + cols,
+                    b -> {
+                        Tensor t = input(b, rows, cols, x, true);
+                        b.softmax(t, 0.7f);
+                        return read(b, t);
+                    },
+                    ofRow(cols, (cols + 8) * EPS));
+        }
+    }
+
+    @Test
+    void argmaxTakesTheFirstLargestAndNeverNan() {
+        float[] ties = random("ties", 1000);
+        ties[17] = 5;
+        ties[600] = 5;
+        ties[999] = 5;
+        float[] nans = {Float.NaN, 1, Float.NaN, 3, 3, Float.NaN};
+        float[] none = {Float.NaN, Float.NEGATIVE_INFINITY, Float.NaN};
+        float[] last = random("last", 300);
+        last[299] = 2;
+        for (float[] row : List.of(ties, nans, none, last, new float[] {-4}, random("plain", 77))) {
+            assertExact("argmax of " + row.length, b -> new float[] {b.argmax(input(b, 1, row.length, row, true))});
+        }
+    }
+
+    @Test
+    void embeddingGathersRowsExactly() {
+        int vocab = 50;
+        int cols = 37;
+        float[] table = random("table", vocab * cols);
+        int[] tokens = {3, 49, 0, 0, 17, 3, 8};
+        assertExact("embedding", b -> {
+            Tensor t = input(b, vocab, cols, table, false);
+            Tensor out = b.allocate(5, cols);
+            b.embedding(tokens, 2, t, out);
+            return read(b, out);
+        });
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class,
+                () -> EmulatedBackends.run(0, b -> {
+                    b.embedding(new int[] {50}, 0, b.allocate(vocab, cols), b.allocate(1, cols));
+                    return null;
+                }));
+        assertTrue(e.getMessage().contains("tokens[0] (50) must be in [0, table.rows (50))"), e.getMessage());
+    }
+
+    @Test
+    void zeroClearsOnlyTheView() {
+        float[] x = random("zero", 4 * 9);
+        assertExact("zero", b -> {
+            Tensor wide = input(b, 4, 9, x, false);
+            b.zero(wide.columns(3, 4).rows(1, 2));
+            return read(b, wide);
+        });
+    }
+
+    @Test
+    void matmulAndItsBackwardInBothLayoutsWithinTheProductBound() {
+        int[][] shapes = {{1, 1, 1}, {7, 33, 5}, {3, 64, 130}};
+        for (int[] s : shapes) {
+            int m = s[0];
+            int in = s[1];
+            int out = s[2];
+            for (Layout layout : Layout.values()) {
+                for (boolean withBias : new boolean[] {false, true}) {
+                    String what = "matmul " + Arrays.toString(s) + " " + layout + (withBias ? " with bias" : "");
+                    float[] x = random("x" + in, m * in);
+                    float[] w = random("w" + in + out, in * out);
+                    float[] bias = random("bias" + out, out);
+                    float[] dy = random("dy" + out, m * out);
+                    float[] dx0 = random("dx" + in, m * in);
+                    int wRows = layout == Layout.OUT_IN ? out : in;
+                    int wCols = layout == Layout.OUT_IN ? in : out;
+                    Function<float[][], Operation> forwardAndBackward = v -> b -> {
+                        Tensor xt = input(b, m, in, v[0], true);
+                        Tensor wt = b.weights(Segments.of(v[1]), wRows, wCols);
+                        Tensor bt = withBias ? input(b, 1, out, v[2], false) : null;
+                        Tensor y = b.allocate(m, out);
+                        b.matmul(xt, wt, layout, bt, y);
+                        Tensor dyt = input(b, m, out, v[3], false);
+                        Tensor dxt = input(b, m, in, v[4], true);
+                        Tensor dw = input(b, wRows, wCols, v[1], false);
+                        Tensor db = withBias ? input(b, 1, out, v[2], false) : null;
+                        b.matmulBackward(xt, wt, layout, dyt, dxt, true, dw, db);
+                        Tensor fresh = b.allocate(m, in);
+                        b.matmulBackward(xt, wt, layout, dyt, fresh, false, dw, null);
+                        return withBias
+                                ? concat(read(b, y), read(b, dxt), read(b, dw), read(b, db), read(b, fresh))
+                                : concat(read(b, y), read(b, dxt), read(b, dw), read(b, fresh));
+                    };
+                    float[][] values = {x, w, bias, dy, dx0};
+                    float[] absolute;
+                    try (CpuBackend cpu = new CpuBackend()) {
+                        absolute = forwardAndBackward.apply(abs(values)).apply(cpu);
+                    }
+                    int k = Math.max(Math.max(in, out), m) + 4;
+                    assertWithin(what, forwardAndBackward.apply(values), expected -> Arrays.stream(widen(absolute))
+                            .map(a -> k * EPS * a + Float.MIN_NORMAL)
+                            .toArray());
+                }
+            }
+        }
+    }
+
+    private static float[][] abs(float[][] values) {
+        float[][] a = new float[values.length][];
+        for (int i = 0; i < values.length; i++) {
+            a[i] = values[i].clone();
+            for (int j = 0; j < a[i].length; j++) {
+                a[i][j] = Math.abs(a[i][j]);
+            }
+        }
+        return a;
+    }
+
+    /**
+     * {sequences, heads, kvHeads, queries per sequence, key rows per sequence, headDim, position}: decode against a
+     * cache (one query), a prefill that continues a cache, training batches of several sequences at position 0, GQA
+     * ratios 1 to 4, heads of 1 to 72 floats (not multiples of 32), key counts across several 32-key tiles.
+     */
+    private static final int[][] ATTENTION = {
+        {1, 4, 4, 1, 9, 8, 8},
+        {1, 8, 2, 5, 40, 16, 35},
+        {2, 6, 3, 37, 37, 12, 0},
+        {1, 4, 1, 70, 70, 40, 0},
+        {3, 2, 2, 1, 1, 1, 0},
+        {1, 3, 1, 2, 100, 72, 97},
+    };
+
+    @Test
+    void causalGroupedQueryAttentionMatchesTheCpu() {
+        for (int[] c : ATTENTION) {
+            int sequences = c[0];
+            int heads = c[1];
+            int kvHeads = c[2];
+            int queries = c[3];
+            int keys = c[4];
+            int headDim = c[5];
+            int position = c[6];
+            float[] q = random("q" + Arrays.toString(c), sequences * queries * heads * headDim);
+            float[] k = random("k" + Arrays.toString(c), sequences * keys * kvHeads * headDim);
+            float[] v = random("v" + Arrays.toString(c), sequences * keys * kvHeads * headDim);
+            int outputs = sequences * queries * heads * headDim;
+            double factor = 8 * (position + queries + headDim) * EPS;
+            assertWithin(
+                    "attention " + Arrays.toString(c),
+                    b -> {
+                        Tensor qt = input(b, sequences * queries, heads * headDim, q, false);
+                        Tensor kt = input(b, sequences * keys, kvHeads * headDim, k, false);
+                        Tensor vt = input(b, sequences * keys, kvHeads * headDim, v, false);
+                        Tensor out = b.allocate(sequences * queries, heads * headDim);
+                        Tensor lse = b.allocate(sequences * queries, heads);
+                        b.attention(qt, kt, vt, heads, kvHeads, sequences, position, out, lse);
+                        return concat(read(b, out), read(b, lse));
+                    },
+                    expected -> {
+                        double[] bound = new double[expected.length];
+                        for (int i = 0; i < bound.length; i++) {
+                            // Values are in [-1, 1]; scores are at most headDim / √headDim in magnitude.
+                            bound[i] = i < outputs ? factor : factor * (1 + Math.abs(expected[i]) + Math.sqrt(headDim));
+                        }
+                        return bound;
+                    });
+        }
+    }
+
+    @Test
+    void attentionRejectsHeadsWiderThanTheKernelKeeps() {
+        int headDim = CudaBackend.MAX_HEAD_DIM + 2;
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class,
+                () -> EmulatedBackends.run(0, b -> {
+                    Tensor q = b.allocate(1, headDim);
+                    b.attention(
+                            q,
+                            b.allocate(1, headDim),
+                            b.allocate(1, headDim),
+                            1,
+                            1,
+                            1,
+                            0,
+                            b.allocate(1, headDim),
+                            null);
+                    return null;
+                }));
+        assertTrue(e.getMessage().contains("headDim (258) must be <= 256"), e.getMessage());
+    }
+
+    /**
+     * {sequences, heads, kvHeads, T, headDim}: training-shaped batches at position 0 with GQA ratios 1 to 4, one token,
+     * heads not multiples of 32, several 32-query tiles.
+     */
+    private static final int[][] ATTENTION_BACKWARD = {
+        {2, 6, 3, 37, 12}, {1, 4, 1, 70, 40}, {3, 2, 2, 1, 1}, {1, 8, 2, 33, 72}, {1, 4, 4, 5, 8},
+    };
+
+    /**
+     * Attention's gradients (after each backend's own forward) within 16(T + headDim)ε of the largest gradient of the
+     * same tensor: each is a sum over up to T keys or queries of products of headDim-term dot products, and dq and dk
+     * sum terms p·(dp − D) of both signs, so the bound is on the tensor's scale rather than each element.
+     */
+    @Test
+    void attentionBackwardMatchesTheCpu() {
+        for (int[] c : ATTENTION_BACKWARD) {
+            int sequences = c[0];
+            int heads = c[1];
+            int kvHeads = c[2];
+            int length = c[3];
+            int headDim = c[4];
+            int rows = sequences * length;
+            float[] q = random("bq" + Arrays.toString(c), rows * heads * headDim);
+            float[] k = random("bk" + Arrays.toString(c), rows * kvHeads * headDim);
+            float[] v = random("bv" + Arrays.toString(c), rows * kvHeads * headDim);
+            float[] dOut = random("bdo" + Arrays.toString(c), rows * heads * headDim);
+            int[] sizes = {rows * heads * headDim, rows * kvHeads * headDim, rows * kvHeads * headDim};
+            double factor = 16 * (length + headDim) * EPS;
+            assertWithin(
+                    "attentionBackward " + Arrays.toString(c),
+                    b -> {
+                        Tensor qt = input(b, rows, heads * headDim, q, false);
+                        Tensor kt = input(b, rows, kvHeads * headDim, k, false);
+                        Tensor vt = input(b, rows, kvHeads * headDim, v, false);
+                        Tensor out = b.allocate(rows, heads * headDim);
+                        Tensor lse = b.allocate(rows, heads);
+                        b.attention(qt, kt, vt, heads, kvHeads, sequences, 0, out, lse);
+                        Tensor dq = b.allocate(rows, heads * headDim);
+                        Tensor dk = b.allocate(rows, kvHeads * headDim);
+                        Tensor dv = b.allocate(rows, kvHeads * headDim);
+                        b.attentionBackward(
+                                qt,
+                                kt,
+                                vt,
+                                out,
+                                lse,
+                                input(b, rows, heads * headDim, dOut, false),
+                                heads,
+                                kvHeads,
+                                sequences,
+                                dq,
+                                dk,
+                                dv);
+                        return concat(read(b, dq), read(b, dk), read(b, dv));
+                    },
+                    expected -> {
+                        double[] bound = new double[expected.length];
+                        int from = 0;
+                        for (int size : sizes) {
+                            double largest = 0;
+                            for (int i = from; i < from + size; i++) {
+                                largest = Math.max(largest, Math.abs(expected[i]));
+                            }
+                            Arrays.fill(bound, from, from + size, factor * largest + Float.MIN_NORMAL);
+                            from += size;
+                        }
+                        return bound;
+                    });
+        }
+    }
+
+    /**
+     * GELU's and SwiGLU's gradients within (16 + 4|e|)ε of the magnitude of their terms (the derivatives are sums of
+     * terms of opposite signs, so the bound is relative to |dy| times the terms' magnitudes, not to the result).
+     */
+    @Test
+    void geluAndSwigluBackwardWithinTheExponentialsBound() {
+        for (int[] s : SHAPES) {
+            int rows = s[0];
+            int cols = s[1];
+            int n = rows * cols;
+            float[] x = Inputs.uniform(Inputs.seed("gelu'" + cols), n, -6f, 6f);
+            float[] up = random("up'" + cols, n);
+            float[] dy = random("dy'" + cols, n);
+            assertWithin(
+                    "geluBackward " + rows + " × " + cols,
+                    b -> {
+                        Tensor in = input(b, rows, cols, x, false);
+                        Tensor d = input(b, rows, cols, dy, false);
+                        b.geluBackward(in, d, d);
+                        return read(b, d);
+                    },
+                    expected -> termsBound(
+                            n,
+                            i -> Math.abs(x[i]) * (1.6 + 0.0714 * x[i] * x[i]),
+                            i -> Math.abs(dy[i]) * (1 + Math.abs(x[i]) * (1.6 + 0.22 * x[i] * x[i]))));
+            assertWithin(
+                    "swigluBackward " + rows + " × " + cols,
+                    b -> {
+                        Tensor gate = input(b, rows, cols, x, false);
+                        Tensor u = input(b, rows, cols, up, false);
+                        Tensor d = input(b, rows, cols, dy, false);
+                        Tensor dGate = b.allocate(rows, cols);
+                        Tensor dUp = b.allocate(rows, cols);
+                        b.swigluBackward(gate, u, d, dGate, dUp);
+                        return concat(read(b, dGate), read(b, dUp));
+                    },
+                    expected -> {
+                        double[] gate =
+                                termsBound(n, i -> Math.abs(x[i]), i -> Math.abs(dy[i] * up[i]) * (1 + Math.abs(x[i])));
+                        double[] upBound = termsBound(n, i -> Math.abs(x[i]), i -> Math.abs(dy[i] * x[i]));
+                        return concat(gate, toFloats(upBound));
+                    });
+        }
+    }
+
+    private static double[] termsBound(
+            int n, java.util.function.IntToDoubleFunction argument, java.util.function.IntToDoubleFunction terms) {
+        double[] bound = new double[n];
+        for (int i = 0; i < n; i++) {
+            bound[i] = (16 + 4 * argument.applyAsDouble(i)) * EPS * terms.applyAsDouble(i) + Float.MIN_NORMAL;
+        }
+        return bound;
+    }
+
+    /**
+     * The norms' gradients within (rows + cols + 16)ε of the magnitude of their terms: with g = dy ⊙ w and x̂ the
+     * normalised row, dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) is at most rstd·G·(2 + H²) in its terms (G the row's
+     * largest |g|, H its largest |x̂|), and can cancel to far less (one column: dx ≈ 0), so the bound is on the terms;
+     * each weight gradient adds a column sum of rows terms of at most H (|dy| ≤ 1) to a start of at most 1.
+     */
+    @Test
+    void normBackwardsWithinTheReductionBound() {
+        for (int[] s : SHAPES) {
+            int rows = s[0];
+            int cols = s[1];
+            float[] x = Inputs.uniform(Inputs.seed("norm'" + cols), rows * cols, -3f, 5f);
+            float[] w = random("w'" + cols, cols);
+            float[] bias = random("bias'" + cols, cols);
+            float[] dy = random("dy norm" + cols, rows * cols);
+            double factor = (rows + cols + 16) * EPS;
+            assertWithin(
+                    "rmsNormBackward " + rows + " × " + cols,
+                    b -> {
+                        Tensor in = input(b, rows, cols, x, true);
+                        Tensor weight = input(b, 1, cols, w, false);
+                        Tensor rstd = b.allocate(rows, 1);
+                        b.rmsNorm(in, weight, 1e-5f, b.allocate(rows, cols), rstd);
+                        Tensor d = input(b, rows, cols, dy, true);
+                        Tensor dWeight = input(b, 1, cols, bias, false);
+                        b.rmsNormBackward(in, weight, rstd, d, d, dWeight);
+                        return concat(read(b, d), read(b, dWeight));
+                    },
+                    expected -> normBound(x, w, dy, rows, cols, false, factor, expected.length));
+            assertWithin(
+                    "layerNormBackward " + rows + " × " + cols,
+                    b -> {
+                        Tensor in = input(b, rows, cols, x, false);
+                        Tensor weight = input(b, 1, cols, w, false);
+                        Tensor mean = b.allocate(rows, 1);
+                        Tensor rstd = b.allocate(rows, 1);
+                        b.layerNorm(
+                                in, weight, input(b, 1, cols, bias, false), 1e-5f, b.allocate(rows, cols), mean, rstd);
+                        Tensor d = input(b, rows, cols, dy, false);
+                        Tensor dx = b.allocate(rows, cols);
+                        Tensor dWeight = input(b, 1, cols, bias, false);
+                        Tensor dBias = input(b, 1, cols, w, false);
+                        b.layerNormBackward(in, weight, mean, rstd, d, dx, dWeight, dBias);
+                        return concat(read(b, dx), read(b, dWeight), read(b, dBias));
+                    },
+                    expected -> normBound(x, w, dy, rows, cols, true, factor, expected.length));
+        }
+    }
+
+    private static double[] normBound(
+            float[] x, float[] w, float[] dy, int rows, int cols, boolean centred, double factor, int length) {
+        double[] bound = new double[length];
+        double largestNormalised = 0;
+        for (int r = 0; r < rows; r++) {
+            double mean = 0;
+            for (int c = 0; c < cols; c++) {
+                mean += centred ? x[r * cols + c] / (double) cols : 0;
+            }
+            double squares = 0;
+            for (int c = 0; c < cols; c++) {
+                squares += (x[r * cols + c] - mean) * (x[r * cols + c] - mean);
+            }
+            double rstd = 1 / Math.sqrt(squares / cols + 1e-5);
+            double g = 0;
+            double h = 0;
+            for (int c = 0; c < cols; c++) {
+                g = Math.max(g, Math.abs(dy[r * cols + c] * w[c]));
+                h = Math.max(h, Math.abs(x[r * cols + c] - mean) * rstd);
+            }
+            largestNormalised = Math.max(largestNormalised, h);
+            Arrays.fill(bound, r * cols, (r + 1) * cols, factor * rstd * g * (2 + h * h) + Float.MIN_NORMAL);
+        }
+        Arrays.fill(bound, rows * cols, length, factor * (1 + rows * largestNormalised));
+        return bound;
+    }
+
+    /**
+     * Cross-entropy's mean loss within (cols + 8)ε of |loss| plus the largest |logit| (a log-sum-exp of cols terms),
+     * its gradient in place within (cols + 8)ε of the scale per row; accuracy counting exactly.
+     */
+    @Test
+    void crossEntropyAndAccuracyMatchTheCpu() {
+        int[][] shapes = {{1, 1}, {3, 31}, {5, 300}, {2, 1000}};
+        for (int[] s : shapes) {
+            int rows = s[0];
+            int cols = s[1];
+            float[] logits = Inputs.uniform(Inputs.seed("ce" + cols), rows * cols, -8f, 8f);
+            int[] targets = new int[rows + 1];
+            for (int i = 0; i < targets.length; i++) {
+                targets[i] = (i * 37 + 5) % cols;
+            }
+            // Row 0's target is its largest logit, so at least one prediction is right.
+            logits[targets[1]] = 9;
+            assertWithin(
+                    "crossEntropy " + rows + " × " + cols,
+                    b -> {
+                        Tensor t = input(b, rows, cols, logits, true);
+                        int correct = b.countCorrect(t, targets, 1);
+                        float loss = b.crossEntropy(t, targets, 1, t, 0.5f);
+                        return concat(new float[] {loss, correct}, read(b, t));
+                    },
+                    expected -> {
+                        double[] bound = new double[expected.length];
+                        bound[0] = (cols + 8) * EPS * (Math.abs(expected[0]) + 9);
+                        for (int i = 2; i < bound.length; i++) {
+                            bound[i] = (cols + 8) * EPS * (Math.abs(expected[i]) + 0.5 / rows) + Float.MIN_NORMAL;
+                        }
+                        return bound;
+                    });
+        }
+    }
+
+    @Test
+    void sumOfSquaresOverViewsWithinTheCpusFloatSums() {
+        int[][] shapes = {{1, 1}, {3, 5}, {70, 301}};
+        for (int[] s : shapes) {
+            int rows = s[0];
+            int cols = s[1];
+            float[] x = Inputs.uniform(Inputs.seed("squares" + cols), rows * cols, -2f, 2f);
+            double[] results = new double[2];
+            for (int backend = 0; backend < 2; backend++) {
+                Function<Backend, Double> sum = b -> b.sumOfSquares(input(b, rows, cols, x, true));
+                if (backend == 0) {
+                    Tensor dense;
+                    try (CpuBackend cpu = new CpuBackend()) {
+                        // The CPU backend sums dense tensors only.
+                        dense = input(cpu, rows, cols, x, false);
+                        results[0] = cpu.sumOfSquares(dense);
+                    }
+                } else {
+                    double first = EmulatedBackends.run(SCHEDULES[0], sum::apply);
+                    for (long seed : SCHEDULES) {
+                        assertEquals(first, EmulatedBackends.run(seed, sum::apply), "schedule " + seed);
+                    }
+                    results[1] = first;
+                }
+            }
+            // The CPU sums spans of 4096 in float (each within 4096ε of its exact sum), the GPU in double.
+            assertEquals(results[0], results[1], Math.min(rows * cols, 4096) * EPS * results[0] + Double.MIN_NORMAL);
+        }
+    }
+
+    /** Two AdamW steps on param, m and v: each within 32ε relative plus 64ε·lr (the update's few roundings). */
+    @Test
+    void adamwMatchesTheCpu() {
+        int rows = 7;
+        int cols = 33;
+        int n = rows * cols;
+        float[] param = random("param", n);
+        float[] grad = random("grad", n);
+        float lr = 1e-2f;
+        assertWithin(
+                "adamw",
+                b -> {
+                    Tensor p = input(b, rows, cols, param, false);
+                    Tensor g = input(b, rows, cols, grad, false);
+                    Tensor m = b.allocate(rows, cols);
+                    Tensor v = b.allocate(rows, cols);
+                    b.adamw(p, g, m, v, new Backend.AdamWStep(lr, 0.9f, 0.95f, 1e-8f, 0.1f, 1, 1));
+                    b.adamw(p, g, m, v, new Backend.AdamWStep(lr, 0.9f, 0.95f, 1e-8f, 0.1f, 2, 0.5f));
+                    return concat(read(b, p), read(b, m), read(b, v));
+                },
+                expected -> Arrays.stream(widen(expected))
+                        .map(e -> 32 * EPS * Math.abs(e) + 64 * EPS * lr)
+                        .toArray());
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class,
+                () -> EmulatedBackends.run(0, b -> {
+                    Tensor t = b.allocate(1, 1);
+                    b.adamw(
+                            t,
+                            t,
+                            b.allocate(1, 1),
+                            b.allocate(1, 1),
+                            new Backend.AdamWStep(lr, 1f, 0.9f, 1e-8f, 0, 1, 1));
+                    return null;
+                }));
+        assertTrue(e.getMessage().contains("beta1"), e.getMessage());
+    }
+
+    @Test
+    void embeddingBackwardAddsRepeatedTokensInOrder() {
+        int vocab = 20;
+        int cols = 300;
+        int[] tokens = {4, 4, 19, 0, 4, 7, 19};
+        float[] dout = random("dout", tokens.length * cols);
+        float[] table = random("dtable", vocab * cols);
+        assertExact("embeddingBackward", b -> {
+            Tensor d = input(b, tokens.length - 1, cols, Arrays.copyOfRange(dout, cols, dout.length), true);
+            Tensor t = input(b, vocab, cols, table, false);
+            b.embeddingBackward(tokens, 1, d, t);
+            return read(b, t);
+        });
+    }
+
+    @Test
+    void aTensorPastTheDeviceMemoryIsRefusedBeforeAllocation() {
+        InsufficientMemoryException e = assertThrows(
+                InsufficientMemoryException.class,
+                () -> EmulatedBackends.run(0, 1000, b -> {
+                    b.allocate(10, 10);
+                    try {
+                        b.allocate(20, 10);
+                    } finally {
+                        assertEquals(400, b.allocatedBytes(), "a refused tensor takes nothing");
+                    }
+                    return null;
+                }));
+        assertEquals(
+                "a 20 × 10 tensor needs 800 bytes but 600 bytes of device memory (the device's 1000 bytes less what"
+                        + " this backend holds) is available",
+                e.getMessage());
+    }
+
+    /**
+     * A model one byte larger than the device: the last tensor that does not fit is refused with the bytes it needs and
+     * those left, and nothing past the bound is ever allocated.
+     */
+    @Test
+    void aModelPastTheDeviceMemoryIsRefusedWithTheSizes(@TempDir Path dir) throws IOException {
+        ModelConfig config = new ModelConfig(Architecture.LLAMA, 32, 48, 2, 4, 2, 61, 256, 1e-5f, 10000f, false);
+        Path file = dir.resolve("llama.bin");
+        Llama2cCheckpoint.writeRandom(file, config, 3);
+        try (Llama2cCheckpoint checkpoint = Llama2cCheckpoint.open(file)) {
+            long needed = EmulatedBackends.run(0, b -> {
+                Transformer.llama(b, config, checkpoint.weights(), 4);
+                return b.allocatedBytes();
+            });
+            long capacity = needed - 1;
+            InsufficientMemoryException e = assertThrows(
+                    InsufficientMemoryException.class,
+                    () -> EmulatedBackends.run(0, capacity, b -> {
+                        try {
+                            return Transformer.llama(b, config, checkpoint.weights(), 4);
+                        } finally {
+                            assertTrue(b.allocatedBytes() <= capacity, "allocated " + b.allocatedBytes());
+                        }
+                    }));
+            assertTrue(
+                    e.getMessage()
+                            .matches(".* needs .* but .* of device memory \\(the device's "
+                                    + InsufficientMemoryException.bytes(capacity)
+                                    + " less what this backend holds\\) is available"),
+                    e.getMessage());
+        }
+    }
+
+    @Test
+    void tiedWeightsAreUploadedOnceAndForeignTensorsRefused() {
+        float[] w = random("tied", 6 * 4);
+        EmulatedBackends.run(0, b -> {
+            // Weights are memory-mapped files in practice: native memory, which is recognised by its address.
+            var segment = java.lang.foreign.Arena.ofAuto().allocate(w.length * (long) Float.BYTES);
+            segment.copyFrom(Segments.of(w));
+            Tensor first = b.weights(segment, 6, 4);
+            long after = b.allocatedBytes();
+            assertTrue(first == b.weights(segment, 6, 4), "the same segment gives the same device tensor");
+            assertEquals(after, b.allocatedBytes());
+            try (CpuBackend cpu = new CpuBackend()) {
+                Tensor foreign = cpu.allocate(6, 4);
+                IllegalArgumentException e =
+                        assertThrows(IllegalArgumentException.class, () -> b.add(first, foreign, first));
+                assertTrue(e.getMessage().startsWith("b ("), e.getMessage());
+                assertTrue(e.getMessage().endsWith("must be a tensor of this CudaBackend"), e.getMessage());
+            }
+            return null;
+        });
+    }
+}

@@ -1,0 +1,76 @@
+package dev.panamax.model.backend;
+
+import static org.junit.jupiter.api.Assertions.fail;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.panamax.cuda.Cuda;
+import java.util.Optional;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.function.Function;
+
+/**
+ * Runs test code against a {@link CudaBackend} on the emulated device, each time on a thread of its own so the choice
+ * of device never leaks into other tests' threads; skipped with the reason where the emulator was not built (failed
+ * instead under {@code -Dpanamax.cuda.requireEmulator=true}, as CI runs).
+ */
+public final class EmulatedBackends {
+    private EmulatedBackends() {}
+
+    /** Skips (or fails, where required) the calling test when the emulated device cannot run here. */
+    public static void require() {
+        Optional<String> reason = Cuda.emulatedDeviceUnavailableReason();
+        if (reason.isPresent() && Boolean.getBoolean("panamax.cuda.requireEmulator")) {
+            fail("the emulated device is required but cannot run: " + reason.get());
+        }
+        assumeTrue(reason.isEmpty(), () -> "emulated device unavailable: " + reason.orElseThrow());
+    }
+
+    /**
+     * Applies {@code body} to a fresh emulated CudaBackend on a thread of its own and closes the backend.
+     *
+     * @param scheduleSeed the emulator's order of blocks and threads (0: index order)
+     * @param capacityBytes the device memory the backend may use
+     * @param body what to run
+     * @param <T> the result type
+     * @return what body returned
+     */
+    public static <T> T run(long scheduleSeed, long capacityBytes, Function<CudaBackend, T> body) {
+        require();
+        ExecutorService thread = Executors.newSingleThreadExecutor();
+        try {
+            return thread.submit(() -> {
+                        try (CudaBackend backend = CudaBackend.emulated(scheduleSeed, capacityBytes)) {
+                            return body.apply(backend);
+                        }
+                    })
+                    .get();
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException r) {
+                throw r;
+            }
+            if (e.getCause() instanceof Error error) {
+                throw error;
+            }
+            throw new IllegalStateException(e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        } finally {
+            thread.shutdownNow();
+        }
+    }
+
+    /**
+     * {@link #run(long, long, Function)} with no memory bound.
+     *
+     * @param scheduleSeed the emulator's order of blocks and threads
+     * @param body what to run
+     * @param <T> the result type
+     * @return what body returned
+     */
+    public static <T> T run(long scheduleSeed, Function<CudaBackend, T> body) {
+        return run(scheduleSeed, Long.MAX_VALUE, body);
+    }
+}
