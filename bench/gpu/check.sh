@@ -3,7 +3,9 @@
 #
 #   bench/gpu/check.sh prepare   here: builds the jars and a jlinked JDK 25 runtime into bench/gpu/prepared (git-ignored,
 #                                under 64 MiB together) and prints the device call that runs the check
-#   bench/gpu/check.sh run       there: the cuda-bindings tests, the `gpu` ones included; then GEMM through Panamax's
+#   bench/gpu/check.sh run       there: the cuda-bindings tests, the `gpu` ones included (Panamax's kernels through
+#                                CudaKernel, next to the same kernels on the emulated device), and the model's
+#                                GpuTransformerTest (CudaBackend on the GPU against the CPU backend); then GEMM through Panamax's
 #                                cuBLAS binding next to torch.matmul on the same shapes, FP32 and BF16, n = 1024…8192,
 #                                and the per-call overhead of small products. Results go to $OUT (or bench/gpu/out):
 #                                tests.txt, panamax.csv, torch.csv, gemm.md.
@@ -16,17 +18,20 @@ limit_mib=64
 prepare() {
     source "$root/.mvn/find-jdk.sh"
     cd "$root"
-    ./mvnw -q -B -DskipTests -Dspotless.check.skip=true package -pl cuda-bindings,bench -am
+    ./mvnw -q -B -DskipTests -Dspotless.check.skip=true -Dmaven.javadoc.skip=true package -pl cuda-bindings,model,bench -am
     rm -rf "$prepared"
     mkdir -p "$prepared/lib"
     cp cuda-bindings/target/panamax-cuda-bindings-*[0-9T].jar "$prepared/lib/cuda-bindings.jar"
     cp kernels/target/panamax-kernels-*-tests.jar "$prepared/lib/kernels-tests.jar"
+    cp kernels/target/panamax-kernels-*[0-9T].jar "$prepared/lib/kernels.jar"
+    cp model/target/panamax-model-*[0-9T].jar "$prepared/lib/model.jar"
+    "$JAVA_HOME/bin/jar" --create --file "$prepared/lib/model-tests.jar" -C model/target/test-classes .
     "$JAVA_HOME/bin/jar" --create --file "$prepared/lib/cuda-bindings-tests.jar" -C cuda-bindings/target/test-classes .
     "$JAVA_HOME/bin/jar" --create --file "$prepared/lib/bench-gpu.jar" -C bench/target/classes \
         dev/panamax/bench/CublasGemm.class
     ./mvnw -q -B dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.14.1 \
         -DoutputDirectory="$prepared/lib"
-    "$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,jdk.zipfs,jdk.unsupported \
+    "$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,jdk.zipfs,jdk.unsupported,jdk.incubator.vector,jdk.management \
         --output "$prepared/runtime" --strip-debug --no-man-pages --no-header-files --compress=zip-9
     local mib
     mib=$(du -sm "$prepared" | cut -f1)
@@ -55,7 +60,7 @@ run() {
     mkdir -p "$out"
     local java="$prepared/runtime/bin/java"
     local lib="$prepared/lib"
-    local flags=(--enable-native-access=ALL-UNNAMED)
+    local flags=(--enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector)
     if ! ldconfig -p | grep -qE 'libcublas\.so\.1[123] ' && [ -z "${CUDA_HOME:-}" ]; then
         read -ra pip <<<"$(pip_libraries | tr '\n' ' ')"
         flags+=("${pip[@]}")
@@ -63,9 +68,13 @@ run() {
     echo "== $(nvidia-smi -L 2>/dev/null || echo 'no nvidia-smi'); java flags: ${flags[*]}"
     local status=0
     (cd "$root/cuda-bindings" && "$java" "${flags[@]}" -jar "$lib"/junit-platform-console-standalone-*.jar execute \
-        --class-path "$lib/cuda-bindings.jar:$lib/cuda-bindings-tests.jar:$lib/kernels-tests.jar" \
+        --class-path "$lib/cuda-bindings.jar:$lib/cuda-bindings-tests.jar:$lib/kernels.jar:$lib/kernels-tests.jar" \
         --scan-class-path "$lib/cuda-bindings-tests.jar" --details=tree --disable-banner) 2>&1 | tee "$out/tests.txt" ||
         status=1
+    (cd "$root/model" && "$java" "${flags[@]}" -jar "$lib"/junit-platform-console-standalone-*.jar execute \
+        --class-path "$lib/model.jar:$lib/model-tests.jar:$lib/cuda-bindings.jar:$lib/kernels.jar:$lib/kernels-tests.jar" \
+        --select-class dev.panamax.model.generate.GpuTransformerTest --details=tree --disable-banner) 2>&1 |
+        tee "$out/model-tests.txt" || status=1
     "$java" "${flags[@]}" -cp "$lib/cuda-bindings.jar:$lib/bench-gpu.jar" dev.panamax.bench.CublasGemm "${sizes[@]}" |
         tee "$out/panamax.csv" || status=1
     PYTHONUNBUFFERED=1 python3 "$root/bench/gpu/torch_gemm.py" "${sizes[@]}" | tee "$out/torch.csv" || status=1
