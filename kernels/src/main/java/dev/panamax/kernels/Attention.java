@@ -329,43 +329,31 @@ public final class Attention {
                     }
                     // dV += Pᵀ·dO
                     GemmDriver.run(
-                            new GemmDriver.Operands(
+                            new Product(
                                     true,
                                     false,
                                     nk,
                                     d,
                                     nq,
                                     1f,
-                                    w.scoresSegment,
-                                    0,
-                                    KEY_TILE,
-                                    dO.data(),
-                                    dO.row(b, head, q0),
-                                    (int) dO.rowStride(),
+                                    w.scoresTile,
+                                    dO.matrix(b, head, q0),
                                     1f,
-                                    dV.data(),
-                                    dV.row(b, kvHead, k0),
-                                    (int) dV.rowStride()),
+                                    dV.matrix(b, kvHead, k0)),
                             false);
                     // dP = dO·Vᵀ, then dS = P ∘ (dP - D) in place.
                     multiply(
-                            new GemmDriver.Operands(
+                            new Product(
                                     false,
                                     true,
                                     nq,
                                     nk,
                                     d,
                                     1f,
-                                    dO.data(),
-                                    dO.row(b, head, q0),
-                                    (int) dO.rowStride(),
-                                    v.data(),
-                                    v.row(b, kvHead, k0),
-                                    (int) v.rowStride(),
+                                    dO.matrix(b, head, q0),
+                                    v.matrix(b, kvHead, k0),
                                     0f,
-                                    w.gradientsSegment,
-                                    0,
-                                    KEY_TILE),
+                                    w.gradientsTile),
                             w.outputGradients,
                             call,
                             b,
@@ -378,23 +366,17 @@ public final class Attention {
                     }
                     // dQ += scale·dS·K and dK += scale·dSᵀ·Q
                     multiply(
-                            new GemmDriver.Operands(
+                            new Product(
                                     false,
                                     false,
                                     nq,
                                     d,
                                     nk,
                                     scale,
-                                    w.gradientsSegment,
-                                    0,
-                                    KEY_TILE,
-                                    k.data(),
-                                    k.row(b, kvHead, k0),
-                                    (int) k.rowStride(),
+                                    w.gradientsTile,
+                                    k.matrix(b, kvHead, k0),
                                     1f,
-                                    dQ.data(),
-                                    dQ.row(b, head, q0),
-                                    (int) dQ.rowStride()),
+                                    dQ.matrix(b, head, q0)),
                             null,
                             call,
                             b,
@@ -403,23 +385,17 @@ public final class Attention {
                             w.packed.keys,
                             k0);
                     GemmDriver.run(
-                            new GemmDriver.Operands(
+                            new Product(
                                     true,
                                     false,
                                     nk,
                                     d,
                                     nq,
                                     scale,
-                                    w.gradientsSegment,
-                                    0,
-                                    KEY_TILE,
-                                    q.data(),
-                                    q.row(b, head, q0),
-                                    (int) q.rowStride(),
+                                    w.gradientsTile,
+                                    q.matrix(b, head, q0),
                                     1f,
-                                    dK.data(),
-                                    dK.row(b, kvHead, k0),
-                                    (int) dK.rowStride()),
+                                    dK.matrix(b, kvHead, k0)),
                             false);
                 }
             }
@@ -459,23 +435,8 @@ public final class Attention {
                 w.scores[j] = scale * dot(w.query, w.rows, j * d, d);
             }
         } else {
-            GemmDriver.Operands product = new GemmDriver.Operands(
-                    false,
-                    true,
-                    nq,
-                    nk,
-                    d,
-                    scale,
-                    q.data(),
-                    q.row(b, head, q0),
-                    (int) q.rowStride(),
-                    k.data(),
-                    k.row(b, kvHead, k0),
-                    (int) k.rowStride(),
-                    0f,
-                    w.scoresSegment,
-                    0,
-                    KEY_TILE);
+            Product product = new Product(
+                    false, true, nq, nk, d, scale, q.matrix(b, head, q0), k.matrix(b, kvHead, k0), 0f, w.scoresTile);
             multiply(product, w.queries, call, b, head, q0, w.packed.keysAcross, k0);
         }
     }
@@ -485,14 +446,7 @@ public final class Attention {
      * tiles} where they have them.
      */
     private static void multiply(
-            GemmDriver.Operands product,
-            PackedRows rows,
-            long call,
-            int b,
-            int head,
-            int q0,
-            PackedHead.Tiles tiles,
-            int k0) {
+            Product product, PackedRows rows, long call, int b, int head, int q0, PackedHead.Tiles tiles, int k0) {
         if (!GemmDriver.singleBlock(product)) {
             GemmDriver.run(product, false);
             return;
@@ -851,7 +805,7 @@ public final class Attention {
              * tile is past those kept ({@link #PACKED_FLOATS}). Along the width a product may take the tile's first
              * keys.
              */
-            float[] of(GemmDriver.Operands product, int k0) {
+            float[] of(Product product, int k0) {
                 int tile = k0 / KEY_TILE;
                 int size = Math.min(KEY_TILE, tk - k0);
                 if (deep && product.k() != size || !GemmDriver.singleBlock(product)) {
@@ -896,7 +850,7 @@ public final class Attention {
         private float[] packed = new float[0];
 
         /** The packed A of {@code product}, a {@link GemmDriver#singleBlock} product over rows q0 of (batch, head). */
-        float[] of(GemmDriver.Operands product, long call, int batch, int head, int q0) {
+        float[] of(Product product, long call, int batch, int head, int q0) {
             if (call != this.call || batch != this.batch || head != this.head || q0 != this.q0) {
                 int length = GemmDriver.packedALength(product.m(), product.k());
                 if (packed.length < length) {
@@ -915,11 +869,13 @@ public final class Attention {
     /** Per-thread tiles, grown to the largest head size seen and reused. */
     private static final class Workspace {
         final float[] scores = new float[QUERY_TILE * KEY_TILE];
-        final MemorySegment scoresSegment = MemorySegment.ofArray(scores);
+        /** The scores as a product's operand, rows a key tile apart. */
+        final Matrix scoresTile = new Matrix(MemorySegment.ofArray(scores), 0, KEY_TILE);
+
         final float[] max = new float[QUERY_TILE];
         final float[] sum = new float[QUERY_TILE];
         final float[] gradients = new float[QUERY_TILE * KEY_TILE];
-        final MemorySegment gradientsSegment = MemorySegment.ofArray(gradients);
+        final Matrix gradientsTile = new Matrix(MemorySegment.ofArray(gradients), 0, KEY_TILE);
         float[] acc = new float[0];
         MemorySegment accSegment = MemorySegment.ofArray(acc);
         float[] rowDots = new float[0];
@@ -996,23 +952,17 @@ public final class Attention {
                     Elementwise.axpyRun(d, w.scores[j], w.rows, j * d, w.acc, 0);
                 }
             } else {
-                GemmDriver.Operands product = new GemmDriver.Operands(
+                Product product = new Product(
                         false,
                         false,
                         nq,
                         d,
                         nk,
                         1f,
-                        w.scoresSegment,
-                        0,
-                        KEY_TILE,
-                        v.data(),
-                        v.row(b, kvHead, k0),
-                        (int) v.rowStride(),
+                        w.scoresTile,
+                        v.matrix(b, kvHead, k0),
                         1f,
-                        w.accSegment,
-                        0,
-                        d);
+                        new Matrix(w.accSegment, 0, d));
                 multiply(product, null, call, b, head, q0, w.packed.values, k0);
             }
         }

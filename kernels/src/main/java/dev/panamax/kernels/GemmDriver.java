@@ -82,159 +82,31 @@ final class GemmDriver {
         float touched;
     }
 
-    /**
-     * The float arrays behind the operands that are heap segments over one (else null), with the array index of each
-     * operand's offset. Such operands are read and written with array vector operations and all others with segment
-     * ones, each at call sites of their own: a segment vector operation that has seen both kinds compiles to slow code
-     * for both, and users mix arrays and native memory in one JVM.
-     */
-    private record ArrayOperands(float[] a, int aFirst, float[] b, int bFirst, float[] c, int cFirst) {
-        static ArrayOperands of(Operands o) {
-            Operand a = Operand.of(o.a());
-            Operand b = Operand.of(o.b());
-            Operand c = Operand.of(o.c());
-            return new ArrayOperands(
-                    a.array, first(a, o.aOffset()), b.array, first(b, o.bOffset()), c.array, first(c, o.cOffset()));
-        }
-
-        /** The array index of float {@code offset} of an operand that is an array; 0 otherwise. */
-        private static int first(Operand operand, long offset) {
-            return operand.array == null ? 0 : Math.toIntExact(operand.arrayBase + offset);
-        }
-    }
-
-    /** One product's operands, in float units. */
-    record Operands(
-            boolean transA,
-            boolean transB,
-            int m,
-            int n,
-            int k,
-            float alpha,
-            MemorySegment a,
-            long aOffset,
-            int lda,
-            MemorySegment b,
-            long bOffset,
-            int ldb,
-            float beta,
-            MemorySegment c,
-            long cOffset,
-            int ldc) {}
-
     /** {@code C = alpha·op(A)·op(B) + beta·C}, split across the library's threads when {@code parallel} and large. */
-    static void run(Operands o, boolean parallel) {
+    static void run(Product o, boolean parallel) {
         if (o.m() == 0 || o.n() == 0) {
             return;
         }
         if (o.k() == 0 || o.alpha() == 0f) {
-            scale(o.beta(), o.c(), o.cOffset(), o.ldc(), o.m(), o.n());
+            scale(o.beta(), o.c().data(), o.c().offset(), o.c().ld(), o.m(), o.n());
             return;
         }
         if (o.transB() && o.m() > 1 && o.m() <= ROWS_AS_PRODUCTS_OF_VECTORS) {
             // A few rows times a transposed B: one matrix-vector product per row streams B's rows in order, which for
             // so few rows beats packing B's transpose.
             for (int i = 0; i < o.m(); i++) {
-                run(
-                        new Operands(
-                                o.transA(),
-                                true,
-                                1,
-                                o.n(),
-                                o.k(),
-                                o.alpha(),
-                                o.a(),
-                                o.aOffset() + (o.transA() ? i : (long) i * o.lda()),
-                                o.lda(),
-                                o.b(),
-                                o.bOffset(),
-                                o.ldb(),
-                                o.beta(),
-                                o.c(),
-                                o.cOffset() + (long) i * o.ldc(),
-                                o.ldc()),
-                        parallel);
+                run(o.row(i), parallel);
             }
             return;
         }
         if (o.m() == 1) {
-            // A row vector times op(B): a matrix-vector product over B.
-            long incX = o.transA() ? o.lda() : 1;
-            if (o.transB()) {
-                Gemv.run(
-                        false,
-                        o.n(),
-                        o.k(),
-                        o.alpha(),
-                        o.b(),
-                        o.bOffset(),
-                        o.ldb(),
-                        o.a(),
-                        o.aOffset(),
-                        incX,
-                        o.beta(),
-                        o.c(),
-                        o.cOffset(),
-                        1,
-                        parallel);
-            } else {
-                Gemv.run(
-                        true,
-                        o.k(),
-                        o.n(),
-                        o.alpha(),
-                        o.b(),
-                        o.bOffset(),
-                        o.ldb(),
-                        o.a(),
-                        o.aOffset(),
-                        incX,
-                        o.beta(),
-                        o.c(),
-                        o.cOffset(),
-                        1,
-                        parallel);
-            }
+            // A row vector times op(B) is Cᵀ = op(B)ᵀ·op(A)ᵀ: a matrix-vector product over B, x a row of op(A).
+            matrixVector(o, !o.transB(), o.n(), o.b(), o.a(), o.transA() ? o.a().ld() : 1, 1, parallel);
             return;
         }
         if (o.n() == 1) {
             // op(A) times a column vector of op(B), written down a column of C.
-            long incX = o.transB() ? 1 : o.ldb();
-            if (o.transA()) {
-                Gemv.run(
-                        true,
-                        o.k(),
-                        o.m(),
-                        o.alpha(),
-                        o.a(),
-                        o.aOffset(),
-                        o.lda(),
-                        o.b(),
-                        o.bOffset(),
-                        incX,
-                        o.beta(),
-                        o.c(),
-                        o.cOffset(),
-                        o.ldc(),
-                        parallel);
-            } else {
-                Gemv.run(
-                        false,
-                        o.m(),
-                        o.k(),
-                        o.alpha(),
-                        o.a(),
-                        o.aOffset(),
-                        o.lda(),
-                        o.b(),
-                        o.bOffset(),
-                        incX,
-                        o.beta(),
-                        o.c(),
-                        o.cOffset(),
-                        o.ldc(),
-                        parallel);
-            }
+            matrixVector(o, o.transA(), o.m(), o.a(), o.b(), o.transB() ? 1 : o.b().ld(), o.c().ld(), parallel);
             return;
         }
         int threads = parallel && (long) o.m() * o.n() * o.k() >= PARALLEL_MIN_MACS ? Parallelism.threads() : 1;
@@ -267,10 +139,36 @@ final class GemmDriver {
         });
     }
 
+    /**
+     * Product {@code o}, one of whose sides is a vector, as {@code y = alpha·op(M)·x + beta·y}: y is C ({@code length}
+     * floats, {@code incY} apart), M the other side's matrix (stored transposed when {@code trans}), x the vector
+     * side's k floats, {@code incX} apart.
+     */
+    private static void matrixVector(
+            Product o, boolean trans, int length, Matrix matrix, Matrix x, long incX, long incY, boolean parallel) {
+        Matrix y = o.c();
+        Gemv.run(
+                trans,
+                trans ? o.k() : length,
+                trans ? length : o.k(),
+                o.alpha(),
+                matrix.data(),
+                matrix.offset(),
+                matrix.ld(),
+                x.data(),
+                x.offset(),
+                incX,
+                o.beta(),
+                y.data(),
+                y.offset(),
+                incY,
+                parallel);
+    }
+
     /** Computes rows {@code [m0, m1)} and columns {@code [n0, n1)} of C on the calling thread. */
-    private static void block(Operands o, int m0, int m1, int n0, int n1) {
+    private static void block(Product o, int m0, int m1, int n0, int n1) {
         Workspace w = WORKSPACE.get();
-        ArrayOperands arrays = ArrayOperands.of(o);
+        Product.ArrayOperands arrays = Product.ArrayOperands.of(o);
         for (int jc = n0; jc < n1; jc += NC) {
             int nc = Math.min(NC, n1 - jc);
             for (int pc = 0; pc < o.k(); pc += KC) {
@@ -288,11 +186,11 @@ final class GemmDriver {
 
     /**
      * Whether {@code run(o, false)} computes this product as a single packed block: one B panel, one A block, no
-     * matrix-vector shortcut. Such a product can instead take its A from {@link #packA(Operands, float[])} or its B
-     * from {@link #packB(Operands, int, float[])}, made once for several products that share it, through {@link
+     * matrix-vector shortcut. Such a product can instead take its A from {@link #packA(Product, float[])} or its B
+     * from {@link #packB(Product, int, float[])}, made once for several products that share it, through {@link
      * #runPacked}.
      */
-    static boolean singleBlock(Operands o) {
+    static boolean singleBlock(Product o) {
         return o.m() > 1
                 && o.n() > 1
                 && o.k() > 0
@@ -303,7 +201,7 @@ final class GemmDriver {
                 && o.n() <= NC;
     }
 
-    /** The floats {@link #packB(Operands, int, float[])} fills for a product {@code k} deep and {@code n} wide. */
+    /** The floats {@link #packB(Product, int, float[])} fills for a product {@code k} deep and {@code n} wide. */
     static int packedBLength(int k, int n) {
         return panel(roundUp(n, NR), k);
     }
@@ -313,32 +211,32 @@ final class GemmDriver {
      * {@link #run} would pack its B were it n wide: n may exceed the product's own width where B has those columns,
      * up to {@link #NC} (the packing's staging buffers are that wide).
      */
-    static void packB(Operands o, int n, float[] packed) {
+    static void packB(Product o, int n, float[] packed) {
         if (n > NC || o.k() > KC) {
             throw new IllegalArgumentException("n (" + n + ") must be <= " + NC + " and k (" + o.k() + ") <= " + KC);
         }
-        packB(o, ArrayOperands.of(o), 0, o.k(), 0, n, WORKSPACE.get(), packed);
+        packB(o, Product.ArrayOperands.of(o), 0, o.k(), 0, n, WORKSPACE.get(), packed);
     }
 
-    /** The floats {@link #packA(Operands, float[])} fills for a product {@code m} high and {@code k} deep. */
+    /** The floats {@link #packA(Product, float[])} fills for a product {@code m} high and {@code k} deep. */
     static int packedALength(int m, int k) {
         return roundUp(m, MR) * k;
     }
 
     /** Packs the whole {@code op(A)} of a {@link #singleBlock} product into {@code packed}, as {@link #run} would. */
-    static void packA(Operands o, float[] packed) {
-        packA(o, ArrayOperands.of(o), 0, o.m(), 0, o.k(), WORKSPACE.get(), packed);
+    static void packA(Product o, float[] packed) {
+        packA(o, Product.ArrayOperands.of(o), 0, o.m(), 0, o.k(), WORKSPACE.get(), packed);
     }
 
     /**
      * {@link #run} for a {@link #singleBlock} product with its {@code op(A)}, its {@code op(B)} or both already packed
-     * (null: packed here): A by {@link #packA(Operands, float[])} from a product of the same height and depth, B by
-     * {@link #packB(Operands, int, float[])} from one of the same depth and at least this width (its first columns are
+     * (null: packed here): A by {@link #packA(Product, float[])} from a product of the same height and depth, B by
+     * {@link #packB(Product, int, float[])} from one of the same depth and at least this width (its first columns are
      * this one's). The arithmetic is run's, bit for bit; only the packing is skipped.
      */
-    static void runPacked(Operands o, float[] packedA, float[] packedB) {
+    static void runPacked(Product o, float[] packedA, float[] packedB) {
         Workspace w = WORKSPACE.get();
-        ArrayOperands arrays = ArrayOperands.of(o);
+        Product.ArrayOperands arrays = Product.ArrayOperands.of(o);
         float[] a = packedA;
         if (a == null) {
             a = w.packedA;
@@ -359,8 +257,8 @@ final class GemmDriver {
      * bytecode is over C2's inlining size), which costs nothing next to its kc steps.
      */
     private static void macroKernel(
-            Operands o,
-            ArrayOperands arrays,
+            Product o,
+            Product.ArrayOperands arrays,
             Workspace w,
             int ic,
             int mc,
@@ -379,24 +277,32 @@ final class GemmDriver {
             int nr = Math.min(NR, nc - jr);
             if (readsC) {
                 if (arrays.c() != null) {
-                    w.touched += touch(arrays.c(), arrays.cFirst() + ic * o.ldc() + jc + jr, mc, nr, o.ldc());
+                    w.touched += touch(arrays.c(), arrays.cFirst() + ic * o.c().ld() + jc + jr, mc, nr, o.c().ld());
                 } else {
-                    w.touched += touch(o.c(), o.cOffset() + (long) ic * o.ldc() + jc + jr, mc, nr, o.ldc());
+                    w.touched +=
+                            touch(o.c().data(), o.c().offset() + (long) ic * o.c().ld() + jc + jr, mc, nr, o.c().ld());
                 }
             }
             for (int ir = 0; ir < mc; ir += MR) {
                 int mr = Math.min(MR, mc - ir);
                 if (arrays.c() != null) {
-                    int at = arrays.cFirst() + (ic + ir) * o.ldc() + jc + jr;
+                    int at = arrays.cFirst() + (ic + ir) * o.c().ld() + jc + jr;
                     if (direct && mr == MR && nr == NR) {
-                        microKernel(kc, packedA, ir * kc, packedB, panel(jr, kc), arrays.c(), at, o.ldc());
+                        microKernel(kc, packedA, ir * kc, packedB, panel(jr, kc), arrays.c(), at, o.c().ld());
                     } else {
                         microKernel(kc, packedA, ir * kc, packedB, panel(jr, kc), w.tile, 0, NR);
                         storeTile(o, firstSlice, w.tile, mr, nr, arrays.c(), at);
                     }
                 } else {
                     microKernel(kc, packedA, ir * kc, packedB, panel(jr, kc), w.tile, 0, NR);
-                    storeTile(o, firstSlice, w.tile, mr, nr, o.c(), o.cOffset() + (long) (ic + ir) * o.ldc() + jc + jr);
+                    storeTile(
+                            o,
+                            firstSlice,
+                            w.tile,
+                            mr,
+                            nr,
+                            o.c().data(),
+                            o.c().offset() + (long) (ic + ir) * o.c().ld() + jc + jr);
                 }
             }
         }
@@ -441,22 +347,22 @@ final class GemmDriver {
      * leaves most of the memory bandwidth unused.
      */
     private static void packB(
-            Operands o, ArrayOperands arrays, int pc, int kc, int jc, int nc, Workspace w, float[] packed) {
+            Product o, Product.ArrayOperands arrays, int pc, int kc, int jc, int nc, Workspace w, float[] packed) {
         if (o.transB()) {
             packTransposedB(o, arrays, pc, kc, jc, nc, w, packed);
             return;
         }
-        int ldb = o.ldb();
+        int ldb = o.b().ld();
         int whole = nc - nc % NR;
         int grouped = kc - kc % ROWS_TOGETHER;
-        long start = o.bOffset() + (long) pc * ldb + jc;
+        long start = o.b().offset() + (long) pc * ldb + jc;
         for (int p = 0; p < grouped; p += ROWS_TOGETHER) {
             long rows = start + (long) p * ldb;
             if (arrays.b() != null) {
-                int first = arrays.bFirst() + Math.toIntExact(rows - o.bOffset());
+                int first = arrays.bFirst() + Math.toIntExact(rows - o.b().offset());
                 packBRows(arrays.b(), first, ldb, whole, kc, p, packed);
             } else {
-                packBRows(o.b(), rows, ldb, whole, kc, p, packed);
+                packBRows(o.b().data(), rows, ldb, whole, kc, p, packed);
             }
         }
         // What the groups leave, a row at a time: the last rows, and a micro-panel cut short by the matrix's edge.
@@ -465,10 +371,10 @@ final class GemmDriver {
             if (from < nc) {
                 long at = start + (long) p * ldb + from;
                 if (arrays.b() != null) {
-                    int first = arrays.bFirst() + Math.toIntExact(at - o.bOffset());
+                    int first = arrays.bFirst() + Math.toIntExact(at - o.b().offset());
                     packBRow(arrays.b(), first, from, nc, kc, p, packed);
                 } else {
-                    MemorySegment.copy(o.b(), FLOAT, at * Float.BYTES, w.stagedRow, 0, nc - from);
+                    MemorySegment.copy(o.b().data(), FLOAT, at * Float.BYTES, w.stagedRow, 0, nc - from);
                     packBRow(w.stagedRow, 0, from, nc, kc, p, packed);
                 }
             }
@@ -527,25 +433,25 @@ final class GemmDriver {
      * B in flight where copying them one at a time would leave most of the bandwidth unused.
      */
     private static void packTransposedB(
-            Operands o, ArrayOperands arrays, int pc, int kc, int jc, int nc, Workspace w, float[] packed) {
-        int ldb = o.ldb();
+            Product o, Product.ArrayOperands arrays, int pc, int kc, int jc, int nc, Workspace w, float[] packed) {
+        int ldb = o.b().ld();
         int whole = LANES == TRANSPOSED_LANES ? nc - nc % NR : 0;
         int blocks = kc - kc % LANES;
         for (int jr = 0; jr < whole; jr += NR) {
-            long rows = o.bOffset() + (long) (jc + jr) * ldb + pc;
+            long rows = o.b().offset() + (long) (jc + jr) * ldb + pc;
             int dst = panel(jr, kc);
             for (int half = 0; half < NR; half += LANES) {
                 long first = rows + (long) half * ldb;
                 if (arrays.b() != null) {
-                    int index = arrays.bFirst() + Math.toIntExact(first - o.bOffset());
+                    int index = arrays.bFirst() + Math.toIntExact(first - o.b().offset());
                     transpose8(arrays.b(), index, ldb, blocks, packed, dst + half);
                 } else {
-                    transpose8(o.b(), first, ldb, blocks, packed, dst + half);
+                    transpose8(o.b().data(), first, ldb, blocks, packed, dst + half);
                 }
             }
             for (int p = blocks; p < kc; p++) {
                 for (int j = 0; j < NR; j++) {
-                    packed[dst + p * NR + j] = o.b().getAtIndex(FLOAT, rows + (long) j * ldb + p);
+                    packed[dst + p * NR + j] = o.b().data().getAtIndex(FLOAT, rows + (long) j * ldb + p);
                 }
             }
         }
@@ -554,7 +460,7 @@ final class GemmDriver {
         }
         for (int jr = whole; jr < nc; jr += NR) {
             int nr = Math.min(NR, nc - jr);
-            Rows.copy(o.b(), o.bOffset() + (long) (jc + jr) * ldb + pc, ldb, nr, kc, w.stagedB);
+            Rows.copy(o.b().data(), o.b().offset() + (long) (jc + jr) * ldb + pc, ldb, nr, kc, w.stagedB);
             Arrays.fill(w.stagedB, nr * kc, NR * kc, 0f);
             gatherTransposedPanel(w.stagedB, w.stagedOffsets, kc, packed, panel(jr, kc));
         }
@@ -651,24 +557,24 @@ final class GemmDriver {
      * that is not a float array is first copied, line by line, into one.
      */
     private static void packA(
-            Operands o, ArrayOperands arrays, int ic, int mc, int pc, int kc, Workspace w, float[] packed) {
+            Product o, Product.ArrayOperands arrays, int ic, int mc, int pc, int kc, Workspace w, float[] packed) {
         boolean trans = o.transA();
         // The stored A holds op(A)[ic:ic+mc, pc:pc+kc] as `lines` runs of `length` floats, `ld` apart.
         int lines = trans ? kc : mc;
         int length = trans ? mc : kc;
-        long start = o.aOffset() + (trans ? (long) pc * o.lda() + ic : (long) ic * o.lda() + pc);
+        long start = o.a().offset() + (trans ? (long) pc * o.a().ld() + ic : (long) ic * o.a().ld() + pc);
         float[] source;
         int first;
         int ld;
         if (arrays.a() != null) {
             source = arrays.a();
-            first = arrays.aFirst() + Math.toIntExact(start - o.aOffset());
-            ld = o.lda();
+            first = arrays.aFirst() + Math.toIntExact(start - o.a().offset());
+            ld = o.a().ld();
         } else {
             source = w.stagedA;
             first = 0;
             ld = length;
-            Rows.copy(o.a(), start, o.lda(), lines, length, source);
+            Rows.copy(o.a().data(), start, o.a().ld(), lines, length, source);
         }
         for (int ir = 0; ir < mc; ir += MR) {
             int mr = Math.min(MR, mc - ir);
@@ -769,12 +675,12 @@ final class GemmDriver {
      * Adds the tile into C held in an array, from index {@code at} with rows {@code ldc} apart: {@code C = alpha·tile +
      * beta·C}, C not read when beta is 0. Only the {@code mr × nr} valid corner is written.
      */
-    private static void storeTile(Operands o, boolean firstSlice, float[] tile, int mr, int nr, float[] c, int at) {
+    private static void storeTile(Product o, boolean firstSlice, float[] tile, int mr, int nr, float[] c, int at) {
         // Alpha and beta are read here rather than passed in: a float live across the micro-kernel's loop would take
         // a vector register from it.
         float alpha = o.alpha();
         float beta = firstSlice ? o.beta() : 1f;
-        int ldc = o.ldc();
+        int ldc = o.c().ld();
         for (int i = 0; i < mr; i++) {
             for (int j = 0; j < nr; j += LANES) {
                 int to = at + i * ldc + j;
@@ -798,12 +704,12 @@ final class GemmDriver {
         }
     }
 
-    /** {@link #storeTile(Operands, boolean, float[], int, int, float[], int)} for C in any other segment. */
+    /** {@link #storeTile(Product, boolean, float[], int, int, float[], int)} for C in any other segment. */
     private static void storeTile(
-            Operands o, boolean firstSlice, float[] tile, int mr, int nr, MemorySegment c, long at) {
+            Product o, boolean firstSlice, float[] tile, int mr, int nr, MemorySegment c, long at) {
         float alpha = o.alpha();
         float beta = firstSlice ? o.beta() : 1f;
-        int ldc = o.ldc();
+        int ldc = o.c().ld();
         for (int i = 0; i < mr; i++) {
             for (int j = 0; j < nr; j += LANES) {
                 long to = (at + (long) i * ldc + j) * Float.BYTES;

@@ -150,7 +150,7 @@ class GemmTest {
             for (float beta : new float[] {0f, 1f}) {
                 float[] a = Inputs.uniform(1, m * k, -1, 1);
                 float[] b = Inputs.uniform(2, k * wide, -1, 1);
-                GemmDriver.Operands widest = operands(transB, m, wide, k, beta, a, b, new float[m * wide]);
+                Product widest = operands(transB, m, wide, k, beta, a, b, new float[m * wide]);
                 float[] packedB = new float[GemmDriver.packedBLength(k, wide)];
                 GemmDriver.packB(widest, wide, packedB);
                 float[] packedA = new float[GemmDriver.packedALength(m, k)];
@@ -158,7 +158,7 @@ class GemmTest {
                 for (int n : new int[] {44, wide}) {
                     float[] expected = Inputs.uniform(3, m * wide, -1, 1);
                     float[] start = expected.clone();
-                    GemmDriver.Operands product = operands(transB, m, n, k, beta, a, b, expected);
+                    Product product = operands(transB, m, n, k, beta, a, b, expected);
                     assertTrue(GemmDriver.singleBlock(product));
                     GemmDriver.run(product, false);
                     float[][][] given = {{packedA, null}, {null, packedB}, {packedA, packedB}};
@@ -178,25 +178,9 @@ class GemmTest {
     }
 
     /** {@code C = 0.7·A·op(B) + beta·C} with A {@code m × k}, B stored {@code k × 128} or {@code 128 × k}, C 128 wide. */
-    private static GemmDriver.Operands operands(
-            boolean transB, int m, int n, int k, float beta, float[] a, float[] b, float[] c) {
-        return new GemmDriver.Operands(
-                false,
-                transB,
-                m,
-                n,
-                k,
-                0.7f,
-                MemorySegment.ofArray(a),
-                0,
-                k,
-                MemorySegment.ofArray(b),
-                0,
-                transB ? k : 128,
-                beta,
-                MemorySegment.ofArray(c),
-                0,
-                128);
+    private static Product operands(boolean transB, int m, int n, int k, float beta, float[] a, float[] b, float[] c) {
+        return new Product(
+                false, transB, m, n, k, 0.7f, Matrix.of(a, k), Matrix.of(b, transB ? k : 128), beta, Matrix.of(c, 128));
     }
 
     @Test
