@@ -114,9 +114,9 @@ public final class Attention {
         int d = Checks.notNull("shape", shape).headDim();
         int tiles = (shape.tk() + KEY_TILE - 1) / KEY_TILE;
         long packed = 2
-                * (keptFloats(tiles, GemmDriver.packedBLength(d, KEY_TILE))
-                        + keptFloats(tiles, GemmDriver.packedBLength(KEY_TILE, d)));
-        long rows = 2L * GemmDriver.packedALength(QUERY_TILE, d) + (long) KEY_TILE * d + d;
+                * (keptFloats(tiles, GemmDriver.PackedB.floats(d, KEY_TILE))
+                        + keptFloats(tiles, GemmDriver.PackedB.floats(KEY_TILE, d)));
+        long rows = 2L * GemmDriver.PackedA.floats(QUERY_TILE, d) + (long) KEY_TILE * d + d;
         return 2L * QUERY_TILE * KEY_TILE + (long) QUERY_TILE * d + 2L * QUERY_TILE + shape.tq() + rows + packed;
     }
 
@@ -451,7 +451,7 @@ public final class Attention {
             GemmDriver.run(product, false);
             return;
         }
-        float[] packedA = rows == null ? null : rows.of(product, call, b, head, q0);
+        GemmDriver.PackedA packedA = rows == null ? null : rows.of(product, call, b, head, q0);
         GemmDriver.runPacked(product, packedA, tiles.of(product, k0));
     }
 
@@ -792,7 +792,7 @@ public final class Attention {
             /** Whether the tile runs along the product's depth (k), not its width (n). */
             private final boolean deep;
 
-            private float[][] packed = new float[0][];
+            private GemmDriver.PackedB[] packed = new GemmDriver.PackedB[0];
             private long[] generations = new long[0];
 
             Tiles(boolean deep) {
@@ -800,15 +800,15 @@ public final class Attention {
             }
 
             /**
-             * The packed B of {@code product} for the key tile at {@code k0}; null where the product does not take a
-             * packed B, covers only part of a tile along its depth (the packing's depth is the whole tile's), or the
+             * The packed B of {@code product}, a {@link GemmDriver#singleBlock} product, for the key tile at {@code
+             * k0}; null where the product covers only part of a tile along its depth (the packing's depth is the whole tile's), or the
              * tile is past those kept ({@link #PACKED_FLOATS}). Along the width a product may take the tile's first
              * keys.
              */
-            float[] of(Product product, int k0) {
+            GemmDriver.PackedB of(Product product, int k0) {
                 int tile = k0 / KEY_TILE;
                 int size = Math.min(KEY_TILE, tk - k0);
-                if (deep && product.k() != size || !GemmDriver.singleBlock(product)) {
+                if (deep && product.k() != size) {
                     return null;
                 }
                 int n = deep ? product.n() : size;
@@ -816,8 +816,8 @@ public final class Attention {
                 int tiles = keptTiles(
                         (tk + KEY_TILE - 1) / KEY_TILE,
                         deep
-                                ? GemmDriver.packedBLength(KEY_TILE, product.n())
-                                : GemmDriver.packedBLength(product.k(), KEY_TILE));
+                                ? GemmDriver.PackedB.floats(KEY_TILE, product.n())
+                                : GemmDriver.PackedB.floats(product.k(), KEY_TILE));
                 if (tile >= tiles) {
                     return null;
                 }
@@ -826,11 +826,10 @@ public final class Attention {
                     generations = Arrays.copyOf(generations, tiles);
                 }
                 if (generations[tile] != generation) {
-                    int length = GemmDriver.packedBLength(product.k(), n);
-                    if (packed[tile] == null || packed[tile].length < length) {
-                        packed[tile] = new float[length];
+                    if (packed[tile] == null) {
+                        packed[tile] = new GemmDriver.PackedB();
                     }
-                    GemmDriver.packB(product, n, packed[tile]);
+                    packed[tile].pack(product, n);
                     generations[tile] = generation;
                 }
                 return packed[tile];
@@ -847,16 +846,12 @@ public final class Attention {
         private int batch;
         private int head;
         private int q0;
-        private float[] packed = new float[0];
+        private final GemmDriver.PackedA packed = new GemmDriver.PackedA();
 
         /** The packed A of {@code product}, a {@link GemmDriver#singleBlock} product over rows q0 of (batch, head). */
-        float[] of(Product product, long call, int batch, int head, int q0) {
+        GemmDriver.PackedA of(Product product, long call, int batch, int head, int q0) {
             if (call != this.call || batch != this.batch || head != this.head || q0 != this.q0) {
-                int length = GemmDriver.packedALength(product.m(), product.k());
-                if (packed.length < length) {
-                    packed = new float[length];
-                }
-                GemmDriver.packA(product, packed);
+                packed.pack(product);
                 this.call = call;
                 this.batch = batch;
                 this.head = head;
