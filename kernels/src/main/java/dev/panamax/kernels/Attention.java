@@ -3,7 +3,6 @@ package dev.panamax.kernels;
 import static dev.panamax.kernels.Simd.FLOAT;
 import static dev.panamax.kernels.Simd.FLOATS;
 import static dev.panamax.kernels.Simd.LANES;
-import static dev.panamax.kernels.Simd.ORDER;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
@@ -307,7 +306,7 @@ public final class Attention {
             for (int i = 0; i < s.tq(); i++) {
                 stage(dO, b, head, i, 1, d, w.query);
                 stage(o, b, head, i, 1, d, w.rows);
-                rowDots[i] = dot(w.query, w.rows, 0, d);
+                rowDots[i] = RowMath.dot(w.query, w.rows, 0, d);
             }
             for (int q0 = 0; q0 < s.tq(); q0 += QUERY_TILE) {
                 int nq = Math.min(QUERY_TILE, s.tq() - q0);
@@ -324,7 +323,7 @@ public final class Attention {
                             // Weights of 0 leave the products untouched: the row's gradients come from exactGradients.
                             Arrays.fill(w.scores, row, row + nk, 0f);
                         } else {
-                            VectorMath.expSum(nk, 1f, logSum, w.scores, row, w.scores, row);
+                            RowMath.expSum(nk, 1f, logSum, w.scores, row, w.scores, row);
                         }
                     }
                     // dV += Pᵀ·dO
@@ -429,10 +428,10 @@ public final class Attention {
             stage(k, b, kvHead, k0, nk, d, w.rows);
             int j = 0;
             for (; j + 4 <= nk && d % LANES == 0; j += 4) {
-                dots4(w.query, w.rows, j * d, d, d, scale, w.scores, j, 1);
+                RowMath.dots4(w.query, w.rows, j * d, d, d, scale, w.scores, j, 1);
             }
             for (; j < nk; j++) {
-                w.scores[j] = scale * dot(w.query, w.rows, j * d, d);
+                w.scores[j] = scale * RowMath.dot(w.query, w.rows, j * d, d);
             }
         } else {
             Product product = new Product(
@@ -487,142 +486,6 @@ public final class Attention {
      */
     private static void stage(TensorView view, int b, int head, int first, int count, int width, float[] into) {
         Rows.copy(view.data(), view.row(b, head, first), view.rowStride(), count, width, into);
-    }
-
-    /** {@code Σ a[i]·b[from + i]} over {@code count} floats: lanes added in {@link Simd#sum}'s order, then the tail. */
-    private static float dot(float[] a, float[] b, int from, int count) {
-        FloatVector sums = FloatVector.zero(FLOATS);
-        int j = 0;
-        for (; j <= count - LANES; j += LANES) {
-            sums = FloatVector.fromArray(FLOATS, a, j).fma(FloatVector.fromArray(FLOATS, b, from + j), sums);
-        }
-        float sum = Simd.sum(sums);
-        for (; j < count; j++) {
-            sum = Math.fma(a[j], b[from + j], sum);
-        }
-        return sum;
-    }
-
-    /**
-     * Four keys' scores at once, {@code out[at + r·outStride] = scale·(q · k_r)} for the rows of {@code keys} from
-     * {@code from}, {@code spacing} floats apart, {@code count} floats each: one pass over q for four keys keeps four
-     * loads in flight. Each score sees exactly {@link #dot}'s operations, so results equal the one-key path. Requires
-     * {@code count} to be a multiple of the vector length.
-     */
-    private static void dots4(
-            float[] q,
-            float[] keys,
-            int from,
-            int spacing,
-            int count,
-            float scale,
-            float[] out,
-            int at,
-            int outStride) {
-        FloatVector s0 = FloatVector.zero(FLOATS), s1 = s0, s2 = s0, s3 = s0;
-        for (int j = 0; j < count; j += LANES) {
-            FloatVector x = FloatVector.fromArray(FLOATS, q, j);
-            s0 = FloatVector.fromArray(FLOATS, keys, from + j).fma(x, s0);
-            s1 = FloatVector.fromArray(FLOATS, keys, from + spacing + j).fma(x, s1);
-            s2 = FloatVector.fromArray(FLOATS, keys, from + 2 * spacing + j).fma(x, s2);
-            s3 = FloatVector.fromArray(FLOATS, keys, from + 3 * spacing + j).fma(x, s3);
-        }
-        out[at] = scale * Simd.sum(s0);
-        out[at + outStride] = scale * Simd.sum(s1);
-        out[at + 2 * outStride] = scale * Simd.sum(s2);
-        out[at + 3 * outStride] = scale * Simd.sum(s3);
-    }
-
-    /**
-     * {@link #dots4(float[], float[], int, int, int, float, float[], int, int)} for keys in a segment that is not a
-     * float array (offsets in floats): the decode path reads the cache in place, and a segment vector load that also
-     * saw arrays would compile slowly for both.
-     */
-    private static void dots4(
-            float[] q,
-            MemorySegment keys,
-            long from,
-            long spacing,
-            int count,
-            float scale,
-            float[] out,
-            int at,
-            int outStride) {
-        FloatVector s0 = FloatVector.zero(FLOATS), s1 = s0, s2 = s0, s3 = s0;
-        long r0 = from * Float.BYTES, step = spacing * Float.BYTES;
-        for (int j = 0; j < count; j += LANES) {
-            FloatVector x = FloatVector.fromArray(FLOATS, q, j);
-            long r = r0 + (long) j * Float.BYTES;
-            s0 = FloatVector.fromMemorySegment(FLOATS, keys, r, ORDER).fma(x, s0);
-            s1 = FloatVector.fromMemorySegment(FLOATS, keys, r + step, ORDER).fma(x, s1);
-            s2 = FloatVector.fromMemorySegment(FLOATS, keys, r + 2 * step, ORDER)
-                    .fma(x, s2);
-            s3 = FloatVector.fromMemorySegment(FLOATS, keys, r + 3 * step, ORDER)
-                    .fma(x, s3);
-        }
-        out[at] = scale * Simd.sum(s0);
-        out[at + outStride] = scale * Simd.sum(s1);
-        out[at + 2 * outStride] = scale * Simd.sum(s2);
-        out[at + 3 * outStride] = scale * Simd.sum(s3);
-    }
-
-    /**
-     * {@code acc_r += weights[at + r·weightStride]·v_r} for four value rows from {@code from}, {@code spacing} floats
-     * apart, into four accumulator rows {@code count} floats apart: element by element the same fused multiply-add as
-     * {@link Elementwise#axpyRun}. Requires {@code count} to be a multiple of the vector length.
-     */
-    private static void add4(
-            float[] weights, int at, int weightStride, float[] values, int from, int spacing, int count, float[] acc) {
-        FloatVector w0 = FloatVector.broadcast(FLOATS, weights[at]);
-        FloatVector w1 = FloatVector.broadcast(FLOATS, weights[at + weightStride]);
-        FloatVector w2 = FloatVector.broadcast(FLOATS, weights[at + 2 * weightStride]);
-        FloatVector w3 = FloatVector.broadcast(FLOATS, weights[at + 3 * weightStride]);
-        for (int j = 0; j < count; j += LANES) {
-            FloatVector.fromArray(FLOATS, values, from + j)
-                    .fma(w0, FloatVector.fromArray(FLOATS, acc, j))
-                    .intoArray(acc, j);
-            FloatVector.fromArray(FLOATS, values, from + spacing + j)
-                    .fma(w1, FloatVector.fromArray(FLOATS, acc, count + j))
-                    .intoArray(acc, count + j);
-            FloatVector.fromArray(FLOATS, values, from + 2 * spacing + j)
-                    .fma(w2, FloatVector.fromArray(FLOATS, acc, 2 * count + j))
-                    .intoArray(acc, 2 * count + j);
-            FloatVector.fromArray(FLOATS, values, from + 3 * spacing + j)
-                    .fma(w3, FloatVector.fromArray(FLOATS, acc, 3 * count + j))
-                    .intoArray(acc, 3 * count + j);
-        }
-    }
-
-    /** {@link #add4(float[], int, int, float[], int, int, int, float[])} for values in a segment (offsets in floats). */
-    private static void add4(
-            float[] weights,
-            int at,
-            int weightStride,
-            MemorySegment values,
-            long from,
-            long spacing,
-            int count,
-            float[] acc) {
-        FloatVector w0 = FloatVector.broadcast(FLOATS, weights[at]);
-        FloatVector w1 = FloatVector.broadcast(FLOATS, weights[at + weightStride]);
-        FloatVector w2 = FloatVector.broadcast(FLOATS, weights[at + 2 * weightStride]);
-        FloatVector w3 = FloatVector.broadcast(FLOATS, weights[at + 3 * weightStride]);
-        long r0 = from * Float.BYTES, step = spacing * Float.BYTES;
-        for (int j = 0; j < count; j += LANES) {
-            long r = r0 + (long) j * Float.BYTES;
-            FloatVector.fromMemorySegment(FLOATS, values, r, ORDER)
-                    .fma(w0, FloatVector.fromArray(FLOATS, acc, j))
-                    .intoArray(acc, j);
-            FloatVector.fromMemorySegment(FLOATS, values, r + step, ORDER)
-                    .fma(w1, FloatVector.fromArray(FLOATS, acc, count + j))
-                    .intoArray(acc, count + j);
-            FloatVector.fromMemorySegment(FLOATS, values, r + 2 * step, ORDER)
-                    .fma(w2, FloatVector.fromArray(FLOATS, acc, 2 * count + j))
-                    .intoArray(acc, 2 * count + j);
-            FloatVector.fromMemorySegment(FLOATS, values, r + 3 * step, ORDER)
-                    .fma(w3, FloatVector.fromArray(FLOATS, acc, 3 * count + j))
-                    .intoArray(acc, 3 * count + j);
-        }
     }
 
     private static void zeroRows(TensorView view, int b, int head, int rows, int width) {
@@ -944,7 +807,7 @@ public final class Attention {
                 // A single query whose head size is not a whole number of vectors (others take decode()).
                 stage(v, b, kvHead, k0, nk, d, w.rows);
                 for (int j = 0; j < nk; j++) {
-                    Elementwise.axpyRun(d, w.scores[j], w.rows, j * d, w.acc, 0);
+                    RowMath.axpy(d, w.scores[j], w.rows, j * d, w.acc, 0);
                 }
             } else {
                 Product product = new Product(
@@ -978,17 +841,17 @@ public final class Attention {
      */
     private static void absorb(Workspace w, int i, int row, int nk, int d) {
         float previous = w.max[i];
-        float max = Math.max(previous, Softmax.max(nk, 1f, w.scores, row));
+        float max = Math.max(previous, RowMath.max(nk, 1f, w.scores, row));
         if (max == Float.NEGATIVE_INFINITY) {
             // Nothing visible yet: the row's weights are all zero.
             Arrays.fill(w.scores, row, row + nk, 0f);
             return;
         }
         float correction = previous == Float.NEGATIVE_INFINITY ? 0f : (float) StrictMath.exp(previous - max);
-        w.sum[i] = w.sum[i] * correction + VectorMath.expSum(nk, 1f, max, w.scores, row, w.scores, row);
+        w.sum[i] = w.sum[i] * correction + RowMath.expSum(nk, 1f, max, w.scores, row, w.scores, row);
         w.max[i] = max;
         if (correction != 1f) {
-            Elementwise.scaleRun(d, correction, w.acc, i * d);
+            RowMath.scale(d, correction, w.acc, i * d);
         }
     }
 
@@ -1029,7 +892,7 @@ public final class Attention {
             for (int j = 0; j < nt; j++) {
                 long key = k.row(b, kvHead, t + j);
                 if (keys.array != null) {
-                    dots4(
+                    RowMath.dots4(
                             w.query,
                             keys.array,
                             keys.arrayBase + (int) key,
@@ -1040,7 +903,7 @@ public final class Attention {
                             j,
                             KEY_TILE);
                 } else {
-                    dots4(w.query, keys.segment, key, kSpacing, d, scale, w.scores, j, KEY_TILE);
+                    RowMath.dots4(w.query, keys.segment, key, kSpacing, d, scale, w.scores, j, KEY_TILE);
                 }
             }
             for (int p = 0; p < 4; p++) {
@@ -1050,9 +913,17 @@ public final class Attention {
             for (int j = 0; j < nt; j++) {
                 long value = v.row(b, kvHead, t + j);
                 if (values.array != null) {
-                    add4(w.scores, j, KEY_TILE, values.array, values.arrayBase + (int) value, (int) vSpacing, d, w.acc);
+                    RowMath.add4(
+                            w.scores,
+                            j,
+                            KEY_TILE,
+                            values.array,
+                            values.arrayBase + (int) value,
+                            (int) vSpacing,
+                            d,
+                            w.acc);
                 } else {
-                    add4(w.scores, j, KEY_TILE, values.segment, value, vSpacing, d, w.acc);
+                    RowMath.add4(w.scores, j, KEY_TILE, values.segment, value, vSpacing, d, w.acc);
                 }
             }
         }
@@ -1062,13 +933,13 @@ public final class Attention {
             int row = 4 * KEY_TILE;
             stage(k, b, kvHead, first, nk, d, w.rows);
             for (int j = 0; j < nk; j++) {
-                w.scores[row + j] = scale * dot(w.query, w.rows, j * d, d);
+                w.scores[row + j] = scale * RowMath.dot(w.query, w.rows, j * d, d);
             }
             maskRow(w.scores, row, nk, mask, b, head, query, first, nk);
             absorb(w, 4, row, nk, d);
             stage(v, b, kvHead, first, nk, d, w.rows);
             for (int j = 0; j < nk; j++) {
-                Elementwise.axpyRun(d, w.scores[row + j], w.rows, j * d, w.acc, 4 * d);
+                RowMath.axpy(d, w.scores[row + j], w.rows, j * d, w.acc, 4 * d);
             }
         }
         // Merge: each part's sum and accumulator, rescaled to the largest max, into part 0's.
@@ -1082,9 +953,9 @@ public final class Attention {
                 float factor = w.max[p] == Float.NEGATIVE_INFINITY ? 0f : (float) StrictMath.exp(w.max[p] - max);
                 total += w.sum[p] * factor;
                 if (p == 0) {
-                    Elementwise.scaleRun(d, factor, w.acc, 0);
+                    RowMath.scale(d, factor, w.acc, 0);
                 } else {
-                    Elementwise.axpyRun(d, factor, w.acc, p * d, w.acc, 0);
+                    RowMath.axpy(d, factor, w.acc, p * d, w.acc, 0);
                 }
             }
         }
@@ -1274,7 +1145,7 @@ public final class Attention {
      * place first: a bulk copy out rather than segment vector stores, which C2 compiles slowly for heap segments.
      */
     private static void writeRow(float[] values, int from, int count, float factor, MemorySegment out, long index) {
-        Elementwise.scaleRun(count, factor, values, from);
+        RowMath.scale(count, factor, values, from);
         MemorySegment.copy(values, from, out, FLOAT, index * Float.BYTES, count);
     }
 }

@@ -93,7 +93,7 @@ public final class Elementwise {
         Operand xs = Operand.of(x);
         Rows.forEachSpan(n, Parallelism.shareable(x), Line.staged(xs), (from, to) -> {
             Line xl = Line.of(0).update(xs, xOffset + from, to - from);
-            scaleRun(to - from, alpha, xl.array, xl.offset);
+            RowMath.scale(to - from, alpha, xl.array, xl.offset);
             xl.commit();
         });
     }
@@ -159,7 +159,7 @@ public final class Elementwise {
         Rows.forEachSpan(n, Parallelism.shareable(x, y), Line.staged(xs, ys), (from, to) -> {
             Line xl = Line.of(0).read(xs, xOffset + from, to - from);
             Line yl = Line.of(1).update(ys, yOffset + from, to - from);
-            axpyRun(to - from, alpha, xl.array, xl.offset, yl.array, yl.offset);
+            RowMath.axpy(to - from, alpha, xl.array, xl.offset, yl.array, yl.offset);
             yl.commit();
         });
     }
@@ -240,35 +240,6 @@ public final class Elementwise {
             s1 = x0.fma(x0, s1);
         }
         return Simd.sum(s0.add(s1).add(s2.add(s3)));
-    }
-
-    /** {@code y += alpha·x} over {@code n} floats. */
-    static void axpyRun(int n, float alpha, float[] x, int xi, float[] y, int yi) {
-        FloatVector a = FloatVector.broadcast(FLOATS, alpha);
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector.fromArray(FLOATS, x, xi + j)
-                    .fma(a, FloatVector.fromArray(FLOATS, y, yi + j))
-                    .intoArray(y, yi + j);
-        }
-        if (end < n) {
-            VectorMask<Float> m = tail(end, n);
-            FloatVector.fromArray(FLOATS, x, xi + end, m)
-                    .fma(a, FloatVector.fromArray(FLOATS, y, yi + end, m))
-                    .intoArray(y, yi + end, m);
-        }
-    }
-
-    /** {@code x *= alpha} over {@code n} floats from {@code xi}. */
-    static void scaleRun(int n, float alpha, float[] x, int xi) {
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector.fromArray(FLOATS, x, xi + j).mul(alpha).intoArray(x, xi + j);
-        }
-        if (end < n) {
-            VectorMask<Float> m = tail(end, n);
-            FloatVector.fromArray(FLOATS, x, xi + end, m).mul(alpha).intoArray(x, xi + end, m);
-        }
     }
 
     /** {@code y = a + b} over {@code n} floats. */

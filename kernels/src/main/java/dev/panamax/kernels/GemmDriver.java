@@ -58,7 +58,7 @@ final class GemmDriver {
             return;
         }
         if (o.k() == 0 || o.alpha() == 0f) {
-            scale(o.beta(), o.c().data(), o.c().offset(), o.c().ld(), o.m(), o.n());
+            o.c().scale(o.beta(), o.m(), o.n());
             return;
         }
         if (o.transB() && o.m() > 1 && o.m() <= ROWS_AS_PRODUCTS_OF_VECTORS) {
@@ -325,19 +325,6 @@ final class GemmDriver {
             sum += c.getAtIndex(FLOAT, at) + c.getAtIndex(FLOAT, at + width - 1);
         }
         return sum;
-    }
-
-    /** {@code C = beta·C} over an {@code m × n} block; C is not read when beta is 0, so NaN there does not survive. */
-    static void scale(float beta, MemorySegment c, long cOffset, int ldc, int m, int n) {
-        if (beta == 1f) {
-            return;
-        }
-        for (int i = 0; i < m; i++) {
-            long row = cOffset + (long) i * ldc;
-            for (int j = 0; j < n; j++) {
-                c.setAtIndex(FLOAT, row + j, beta == 0f ? 0f : beta * c.getAtIndex(FLOAT, row + j));
-            }
-        }
     }
 
     private static int clamp(int value, int low, int high) {

@@ -49,7 +49,7 @@ final class Gemv {
             return;
         }
         if (xLength == 0 || alpha == 0f) {
-            GemmDriver.scale(beta, y, yOffset, Math.toIntExact(incY), yLength, 1);
+            new Matrix(y, yOffset, Math.toIntExact(incY)).scale(beta, yLength, 1);
             return;
         }
         float[] xs = buffer(0, xLength);

@@ -1,5 +1,7 @@
 package dev.panamax.kernels;
 
+import static dev.panamax.kernels.Simd.FLOAT;
+
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -30,5 +32,18 @@ record Matrix(MemorySegment data, long offset, int ld) {
     /** The same matrix {@code floats} further on: the next matrix of a strided batch. */
     Matrix shifted(long floats) {
         return new Matrix(data, offset + floats, ld);
+    }
+
+    /** {@code M = beta·M} over the first {@code rows × columns}; M is not read when beta is 0, so NaN there does not survive. */
+    void scale(float beta, int rows, int columns) {
+        if (beta == 1f) {
+            return;
+        }
+        for (int i = 0; i < rows; i++) {
+            long row = offset + (long) i * ld;
+            for (int j = 0; j < columns; j++) {
+                data.setAtIndex(FLOAT, row + j, beta == 0f ? 0f : beta * data.getAtIndex(FLOAT, row + j));
+            }
+        }
     }
 }

@@ -9,7 +9,6 @@ import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * Row-wise softmax and log-softmax over a row-major {@code rows × cols} matrix, with their backward kernels.
@@ -399,7 +398,7 @@ public final class Softmax {
         Line xl = Line.of(0).read(xs, xOffset + (long) from * ldx, n);
         Line following = Line.of(2);
         Line output = Line.of(1);
-        float max = max(n, scale, xl.array, xl.offset);
+        float max = RowMath.max(n, scale, xl.array, xl.offset);
         for (int i = from; i < to; i++) {
             // Rows see no fewer columns than the row before. The last row passes itself as the next one; the extra max
             // reads it from L1 and is dropped.
@@ -412,16 +411,16 @@ public final class Softmax {
             if (Math.abs(max) >= WIDE_ROW) {
                 // Also the rows with nothing visible, or every visible entry -∞, which get zeros.
                 if (wideExponents(n, scale, xl.array, xl.offset, yl.array, yl.offset)) {
-                    float sum = VectorMath.expSum(n, 2f, 0f, yl.array, yl.offset, yl.array, yl.offset);
-                    Elementwise.scaleRun(n, 1f / sum, yl.array, yl.offset);
+                    float sum = RowMath.expSum(n, 2f, 0f, yl.array, yl.offset, yl.array, yl.offset);
+                    RowMath.scale(n, 1f / sum, yl.array, yl.offset);
                     written = n;
                 }
-                nextMax = max(nextN, scale, next.array, next.offset);
+                nextMax = RowMath.max(nextN, scale, next.array, next.offset);
             } else {
-                long sumAndNextMax = VectorMath.expSumAndNextMax(
+                long sumAndNextMax = RowMath.expSumAndNextMax(
                         n, scale, max, xl.array, xl.offset, yl.array, yl.offset, nextN, next.array, next.offset);
-                Elementwise.scaleRun(n, 1f / VectorMath.sumOf(sumAndNextMax), yl.array, yl.offset);
-                nextMax = VectorMath.nextMaxOf(sumAndNextMax);
+                RowMath.scale(n, 1f / RowMath.sumOf(sumAndNextMax), yl.array, yl.offset);
+                nextMax = RowMath.nextMaxOf(sumAndNextMax);
                 written = n;
             }
             Arrays.fill(yl.array, yl.offset + written, yl.offset + cols, 0f);
@@ -431,32 +430,6 @@ public final class Softmax {
             n = nextN;
             max = nextMax;
         }
-    }
-
-    /**
-     * The largest of {@code scale·x} over {@code n} floats; NaN if any is NaN, -∞ if n is 0. NaN is tracked in a mask
-     * beside the running maximum, which {@link Simd#maxSkippingNaN} keeps short.
-     */
-    static float max(int n, float scale, float[] x, int xi) {
-        FloatVector max = FloatVector.broadcast(FLOATS, Float.NEGATIVE_INFINITY);
-        VectorMask<Float> nan = FLOATS.maskAll(false);
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector v = FloatVector.fromArray(FLOATS, x, xi + j).mul(scale);
-            max = Simd.maxSkippingNaN(max, v);
-            nan = nan.or(v.test(VectorOperators.IS_NAN));
-        }
-        if (nan.anyTrue()) {
-            return Float.NaN;
-        }
-        if (end < n) {
-            VectorMask<Float> m = tail(end, n);
-            max = max.lanewise(
-                    VectorOperators.MAX,
-                    FloatVector.fromArray(FLOATS, x, xi + end, m).mul(scale),
-                    m);
-        }
-        return Simd.max(max);
     }
 
     /**
@@ -473,7 +446,7 @@ public final class Softmax {
         }
         // |max z| ≥ WIDE_ROW with n > 0 and no NaN needs scale ≠ 0.
         float direction = scale > 0 ? 1f : -1f;
-        float extreme = direction * max(n, direction, x, xi);
+        float extreme = direction * RowMath.max(n, direction, x, xi);
         if (Float.isInfinite(extreme) && scale * extreme == Float.NEGATIVE_INFINITY) {
             return false;
         }
@@ -494,7 +467,7 @@ public final class Softmax {
 
     /** Log-softmax of one row's {@code n} visible columns; returns how many columns it wrote (n, or 0 for -∞). */
     private static int logRow(int n, float scale, float[] x, int xi, float[] y, int yi) {
-        float max = max(n, scale, x, xi);
+        float max = RowMath.max(n, scale, x, xi);
         // The exponents are fma(from, factor, -shift): of x itself, or of the halved differences of a wide row.
         float[] from = x;
         int fi = xi;
@@ -509,7 +482,7 @@ public final class Softmax {
             factor = 2f;
             shift = 0f;
         }
-        float logSum = (float) Math.log(VectorMath.expSum(n, factor, shift, from, fi, null, 0));
+        float logSum = (float) Math.log(RowMath.expSum(n, factor, shift, from, fi, null, 0));
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
             FloatVector.fromArray(FLOATS, from, fi + j)
