@@ -1,0 +1,176 @@
+package dev.panamax.kernels;
+
+import static dev.panamax.kernels.AttentionTiles.KEY_TILE;
+import static dev.panamax.kernels.AttentionTiles.QUERY_TILE;
+import static dev.panamax.kernels.Simd.FLOAT;
+import static dev.panamax.kernels.Simd.FLOATS;
+import static dev.panamax.kernels.Simd.LANES;
+
+import java.util.Arrays;
+import jdk.incubator.vector.FloatVector;
+
+/**
+ * Attention's backward for one (batch, key/value head), FlashAttention-2 style: each tile's scores and weights are
+ * recomputed from Q, K and the saved log-sum-exp, then {@code dV += Pᵀ·dO}, {@code dS = P ∘ (dO·Vᵀ - D)}, {@code dQ +=
+ * scale·dS·K} and {@code dK += scale·dSᵀ·Q}. The group owns its dK and dV, so each gradient element is reduced in one
+ * fixed order.
+ */
+final class AttentionBackward {
+    private AttentionBackward() {}
+
+    /** One (batch, key/value head): its dK and dV, and dQ of the query heads that share it. */
+    static void group(
+            Attention.Shape s,
+            float scale,
+            boolean causal,
+            TensorView q,
+            TensorView k,
+            TensorView v,
+            TensorView mask,
+            TensorView o,
+            TensorView lse,
+            TensorView dO,
+            TensorView dQ,
+            TensorView dK,
+            TensorView dV,
+            int b,
+            int kvHead,
+            long call) {
+        int d = s.headDim();
+        int group = s.qHeads() / s.kvHeads();
+        int shift = s.tk() - s.tq();
+        AttentionTiles.Workspace w = AttentionTiles.WORKSPACE.get();
+        w.ensure(d);
+        zeroRows(dK, b, kvHead, s.tk(), d);
+        zeroRows(dV, b, kvHead, s.tk(), d);
+        w.packed.moveTo(call, b, kvHead, s.tk());
+        for (int head = kvHead * group; head < (kvHead + 1) * group; head++) {
+            zeroRows(dQ, b, head, s.tq(), d);
+            // D_i = dO_i · O_i, the softmax backward's row term.
+            float[] rowDots = w.rowDots(s.tq());
+            for (int i = 0; i < s.tq(); i++) {
+                AttentionTiles.stage(dO, b, head, i, 1, d, w.query);
+                AttentionTiles.stage(o, b, head, i, 1, d, w.rows);
+                rowDots[i] = RowMath.dot(w.query, w.rows, 0, d);
+            }
+            for (int q0 = 0; q0 < s.tq(); q0 += QUERY_TILE) {
+                int nq = Math.min(QUERY_TILE, s.tq() - q0);
+                int keyEnd = causal ? Math.max(0, Math.min(s.tk(), q0 + nq + shift)) : s.tk();
+                for (int k0 = 0; k0 < keyEnd; k0 += KEY_TILE) {
+                    int nk = Math.min(KEY_TILE, keyEnd - k0);
+                    // P = exp(scale·Q·Kᵀ + mask - lse), recomputed.
+                    AttentionTiles.scores(w, call, scale, q, k, b, head, kvHead, q0, nq, k0, nk, d);
+                    for (int i = 0; i < nq; i++) {
+                        int row = i * KEY_TILE;
+                        AttentionTiles.maskRow(
+                                w.scores, row, nk, mask, b, head, q0 + i, k0, causal ? q0 + i + shift - k0 + 1 : nk);
+                        float logSum = lse.data().getAtIndex(FLOAT, lse.row(b, head, q0 + i));
+                        if (!(Math.abs(logSum) < AttentionExact.EXACT_LOG_SUM)) {
+                            // Weights of 0 leave the products untouched: the row's gradients come from exactGradients.
+                            Arrays.fill(w.scores, row, row + nk, 0f);
+                        } else {
+                            RowMath.expSum(nk, 1f, logSum, w.scores, row, w.scores, row);
+                        }
+                    }
+                    // dV += Pᵀ·dO
+                    GemmDriver.run(
+                            new Product(
+                                    true,
+                                    false,
+                                    nk,
+                                    d,
+                                    nq,
+                                    1f,
+                                    w.scoresTile,
+                                    dO.matrix(b, head, q0),
+                                    1f,
+                                    dV.matrix(b, kvHead, k0)),
+                            false);
+                    // dP = dO·Vᵀ, then dS = P ∘ (dP - D) in place.
+                    AttentionTiles.multiply(
+                            new Product(
+                                    false,
+                                    true,
+                                    nq,
+                                    nk,
+                                    d,
+                                    1f,
+                                    dO.matrix(b, head, q0),
+                                    v.matrix(b, kvHead, k0),
+                                    0f,
+                                    w.gradientsTile),
+                            w.outputGradients,
+                            call,
+                            b,
+                            head,
+                            q0,
+                            w.packed.valuesAcross,
+                            k0);
+                    for (int i = 0; i < nq; i++) {
+                        softmaxGradientRow(w.scores, w.gradients, i * KEY_TILE, nk, rowDots[q0 + i]);
+                    }
+                    // dQ += scale·dS·K and dK += scale·dSᵀ·Q
+                    AttentionTiles.multiply(
+                            new Product(
+                                    false,
+                                    false,
+                                    nq,
+                                    d,
+                                    nk,
+                                    scale,
+                                    w.gradientsTile,
+                                    k.matrix(b, kvHead, k0),
+                                    1f,
+                                    dQ.matrix(b, head, q0)),
+                            null,
+                            call,
+                            b,
+                            head,
+                            q0,
+                            w.packed.keys,
+                            k0);
+                    GemmDriver.run(
+                            new Product(
+                                    true,
+                                    false,
+                                    nk,
+                                    d,
+                                    nq,
+                                    scale,
+                                    w.gradientsTile,
+                                    q.matrix(b, head, q0),
+                                    1f,
+                                    dK.matrix(b, kvHead, k0)),
+                            false);
+                }
+            }
+            for (int i = 0; i < s.tq(); i++) {
+                if (!(Math.abs(lse.data().getAtIndex(FLOAT, lse.row(b, head, i))) < AttentionExact.EXACT_LOG_SUM)) {
+                    int visible = causal ? Math.max(0, Math.min(s.tk(), i + shift + 1)) : s.tk();
+                    AttentionExact.exactGradients(d, scale, q, k, v, mask, dO, dQ, dK, dV, b, head, kvHead, i, visible);
+                }
+            }
+        }
+    }
+
+    /** {@code gradients[j] = weights[j]·(gradients[j] - rowDot)} over one row. */
+    private static void softmaxGradientRow(float[] weights, float[] gradients, int from, int count, float rowDot) {
+        int j = 0;
+        for (; j <= count - LANES; j += LANES) {
+            FloatVector p = FloatVector.fromArray(FLOATS, weights, from + j);
+            p.mul(FloatVector.fromArray(FLOATS, gradients, from + j).sub(rowDot))
+                    .intoArray(gradients, from + j);
+        }
+        for (; j < count; j++) {
+            gradients[from + j] = weights[from + j] * (gradients[from + j] - rowDot);
+        }
+    }
+
+    private static void zeroRows(TensorView view, int b, int head, int rows, int width) {
+        for (int r = 0; r < rows; r++) {
+            view.data()
+                    .asSlice(view.row(b, head, r) * Float.BYTES, (long) width * Float.BYTES)
+                    .fill((byte) 0);
+        }
+    }
+}
