@@ -30,6 +30,11 @@ import jdk.incubator.vector.VectorMask;
  * parameter gradients in fixed chunks of rows, see {@code Norms}).
  */
 public final class LayerNorm {
+    // The per-thread Lines (see Line) each pass stages its operands through, one slot per operand held at once: the
+    // forward's x, y, weight, bias, means, rstds and the next row of x; the backward's x, dy, weight, dx, means, rstds.
+    private static final int X_LINE = 0, Y_LINE = 1, DY_LINE = 1, WEIGHT_LINE = 2, BIAS_LINE = 3, DX_LINE = 3;
+    private static final int MEAN_LINE = 4, RSTD_LINE = 5, NEXT_X_LINE = 6;
+
     private LayerNorm() {}
 
     /**
@@ -166,17 +171,17 @@ public final class LayerNorm {
         Operand rstds = Operand.of(rstd);
         Rows.forEach(rows, (long) rows * cols, parallel, (from, to) -> {
             // Every row reads the same weight and bias, and the task's means and rstds are staged as one run each.
-            Line wl = Line.of(2).read(ws, weightOffset, cols);
-            Line bl = Line.of(3).read(bs, biasOffset, cols);
-            Line ml = means == null ? null : Line.of(4).write(means, meanOffset + from, to - from);
-            Line rl = rstds == null ? null : Line.of(5).write(rstds, rstdOffset + from, to - from);
-            Line xl = Line.of(0).read(xs, xOffset + (long) from * ldx, cols);
-            Line following = Line.of(6);
+            Line wl = Line.of(WEIGHT_LINE).read(ws, weightOffset, cols);
+            Line bl = Line.of(BIAS_LINE).read(bs, biasOffset, cols);
+            Line ml = means == null ? null : Line.of(MEAN_LINE).write(means, meanOffset + from, to - from);
+            Line rl = rstds == null ? null : Line.of(RSTD_LINE).write(rstds, rstdOffset + from, to - from);
+            Line xl = Line.of(X_LINE).read(xs, xOffset + (long) from * ldx, cols);
+            Line following = Line.of(NEXT_X_LINE);
             float m = mean(cols, xl.array, xl.offset);
             for (int i = from; i < to; i++) {
                 // The last row passes itself as the next one; the extra mean reads it from L1 and is dropped.
                 Line next = i + 1 < to ? following.read(xs, xOffset + (long) (i + 1) * ldx, cols) : xl;
-                Line yl = Line.of(1).write(ys, yOffset + (long) i * ldy, cols);
+                Line yl = Line.of(Y_LINE).write(ys, yOffset + (long) i * ldy, cols);
                 float r = rstd(cols, epsilon, m, xl.array, xl.offset);
                 float nextMean;
                 if (!(r > 0)) {
@@ -388,13 +393,13 @@ public final class LayerNorm {
                 parallel,
                 (from, to, partial, at) -> {
                     // Every row reads the same weight, and the chunk's means and rstds are staged as one run each.
-                    Line wl = Line.of(3).read(ws, weightOffset, cols);
-                    Line ml = Line.of(4).read(means, meanOffset + from, to - from);
-                    Line rl = Line.of(5).read(rstds, rstdOffset + from, to - from);
+                    Line wl = Line.of(WEIGHT_LINE).read(ws, weightOffset, cols);
+                    Line ml = Line.of(MEAN_LINE).read(means, meanOffset + from, to - from);
+                    Line rl = Line.of(RSTD_LINE).read(rstds, rstdOffset + from, to - from);
                     for (int i = from; i < to; i++) {
-                        Line xl = Line.of(0).read(xs, xOffset + (long) i * ldx, cols);
-                        Line dyl = Line.of(1).read(dys, dyOffset + (long) i * lddy, cols);
-                        Line dxl = Line.of(2).write(dxs, dxOffset + (long) i * lddx, cols);
+                        Line xl = Line.of(X_LINE).read(xs, xOffset + (long) i * ldx, cols);
+                        Line dyl = Line.of(DY_LINE).read(dys, dyOffset + (long) i * lddy, cols);
+                        Line dxl = Line.of(DX_LINE).write(dxs, dxOffset + (long) i * lddx, cols);
                         backwardRow(
                                 cols,
                                 xl.array,
