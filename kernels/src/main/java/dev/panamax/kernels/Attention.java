@@ -128,18 +128,18 @@ public final class Attention {
             TensorView mask,
             TensorView o,
             TensorView lse) {
-        AttentionChecks.forward(shape, scale, q, k, v, mask, o, lse);
+        AttentionCall c = new AttentionCall(
+                shape, scale, causal, q, k, v, mask, o, lse, null, null, null, null, CALLS.incrementAndGet());
+        AttentionChecks.forward(c);
         int tiles = (shape.tq() + AttentionTiles.QUERY_TILE - 1) / AttentionTiles.QUERY_TILE;
         int tasks = shape.batch() * shape.qHeads() * tiles;
         long macs = 2L * shape.batch() * shape.qHeads() * shape.tq() * shape.tk() * shape.headDim();
-        boolean parallel = macs >= PARALLEL_MIN_MACS && AttentionChecks.shareable(q, k, v, mask, o, lse);
-        long call = CALLS.incrementAndGet();
+        boolean parallel = macs >= PARALLEL_MIN_MACS && c.shareable();
         Parallelism.forEach(tasks, parallel, t -> {
             int tile = t % tiles;
             int head = t / tiles % shape.qHeads();
             int b = t / tiles / shape.qHeads();
-            AttentionForward.tile(
-                    shape, scale, causal, q, k, v, mask, o, lse, b, head, tile * AttentionTiles.QUERY_TILE, call);
+            AttentionForward.tile(c, b, head, tile * AttentionTiles.QUERY_TILE);
         });
     }
 
@@ -179,31 +179,12 @@ public final class Attention {
             TensorView dQ,
             TensorView dK,
             TensorView dV) {
-        AttentionChecks.backward(shape, scale, q, k, v, mask, o, lse, dO, dQ, dK, dV);
+        AttentionCall c =
+                new AttentionCall(shape, scale, causal, q, k, v, mask, o, lse, dO, dQ, dK, dV, CALLS.incrementAndGet());
+        AttentionChecks.backward(c);
         int tasks = shape.batch() * shape.kvHeads();
         long macs = 5L * shape.batch() * shape.qHeads() * shape.tq() * shape.tk() * shape.headDim();
-        boolean parallel =
-                macs >= PARALLEL_MIN_MACS && AttentionChecks.shareable(q, k, v, mask, o, lse, dO, dQ, dK, dV);
-        long call = CALLS.incrementAndGet();
-        Parallelism.forEach(
-                tasks,
-                parallel,
-                t -> AttentionBackward.group(
-                        shape,
-                        scale,
-                        causal,
-                        q,
-                        k,
-                        v,
-                        mask,
-                        o,
-                        lse,
-                        dO,
-                        dQ,
-                        dK,
-                        dV,
-                        t / shape.kvHeads(),
-                        t % shape.kvHeads(),
-                        call));
+        boolean parallel = macs >= PARALLEL_MIN_MACS && c.shareable();
+        Parallelism.forEach(tasks, parallel, t -> AttentionBackward.group(c, t / shape.kvHeads(), t % shape.kvHeads()));
     }
 }

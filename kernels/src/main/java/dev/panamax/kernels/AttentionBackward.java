@@ -19,52 +19,45 @@ final class AttentionBackward {
     private AttentionBackward() {}
 
     /** One (batch, key/value head): its dK and dV, and dQ of the query heads that share it. */
-    static void group(
-            Attention.Shape s,
-            float scale,
-            boolean causal,
-            TensorView q,
-            TensorView k,
-            TensorView v,
-            TensorView mask,
-            TensorView o,
-            TensorView lse,
-            TensorView dO,
-            TensorView dQ,
-            TensorView dK,
-            TensorView dV,
-            int b,
-            int kvHead,
-            long call) {
+    static void group(AttentionCall c, int b, int kvHead) {
+        Attention.Shape s = c.shape();
         int d = s.headDim();
         int group = s.qHeads() / s.kvHeads();
         int shift = s.tk() - s.tq();
         AttentionTiles.Workspace w = AttentionTiles.WORKSPACE.get();
         w.ensure(d);
-        zeroRows(dK, b, kvHead, s.tk(), d);
-        zeroRows(dV, b, kvHead, s.tk(), d);
-        w.packed.moveTo(call, b, kvHead, s.tk());
+        zeroRows(c.dK(), b, kvHead, s.tk(), d);
+        zeroRows(c.dV(), b, kvHead, s.tk(), d);
+        w.packed.moveTo(c.number(), b, kvHead, s.tk());
         for (int head = kvHead * group; head < (kvHead + 1) * group; head++) {
-            zeroRows(dQ, b, head, s.tq(), d);
+            zeroRows(c.dQ(), b, head, s.tq(), d);
             // D_i = dO_i · O_i, the softmax backward's row term.
             float[] rowDots = w.rowDots(s.tq());
             for (int i = 0; i < s.tq(); i++) {
-                AttentionTiles.stage(dO, b, head, i, 1, d, w.query);
-                AttentionTiles.stage(o, b, head, i, 1, d, w.rows);
+                AttentionTiles.stage(c.dO(), b, head, i, 1, d, w.query);
+                AttentionTiles.stage(c.o(), b, head, i, 1, d, w.rows);
                 rowDots[i] = RowMath.dot(w.query, w.rows, 0, d);
             }
             for (int q0 = 0; q0 < s.tq(); q0 += QUERY_TILE) {
                 int nq = Math.min(QUERY_TILE, s.tq() - q0);
-                int keyEnd = causal ? Math.max(0, Math.min(s.tk(), q0 + nq + shift)) : s.tk();
+                int keyEnd = c.causal() ? Math.max(0, Math.min(s.tk(), q0 + nq + shift)) : s.tk();
                 for (int k0 = 0; k0 < keyEnd; k0 += KEY_TILE) {
                     int nk = Math.min(KEY_TILE, keyEnd - k0);
                     // P = exp(scale·Q·Kᵀ + mask - lse), recomputed.
-                    AttentionTiles.scores(w, call, scale, q, k, b, head, kvHead, q0, nq, k0, nk, d);
+                    AttentionTiles.scores(w, c, b, head, kvHead, q0, nq, k0, nk, d);
                     for (int i = 0; i < nq; i++) {
                         int row = i * KEY_TILE;
                         AttentionTiles.maskRow(
-                                w.scores, row, nk, mask, b, head, q0 + i, k0, causal ? q0 + i + shift - k0 + 1 : nk);
-                        float logSum = lse.data().getAtIndex(FLOAT, lse.row(b, head, q0 + i));
+                                w.scores,
+                                row,
+                                nk,
+                                c.mask(),
+                                b,
+                                head,
+                                q0 + i,
+                                k0,
+                                c.causal() ? q0 + i + shift - k0 + 1 : nk);
+                        float logSum = c.lse().data().getAtIndex(FLOAT, c.lse().row(b, head, q0 + i));
                         if (!(Math.abs(logSum) < AttentionExact.EXACT_LOG_SUM)) {
                             // Weights of 0 leave the products untouched: the row's gradients come from exactGradients.
                             Arrays.fill(w.scores, row, row + nk, 0f);
@@ -82,9 +75,9 @@ final class AttentionBackward {
                                     nq,
                                     1f,
                                     w.scoresTile,
-                                    dO.matrix(b, head, q0),
+                                    c.dO().matrix(b, head, q0),
                                     1f,
-                                    dV.matrix(b, kvHead, k0)),
+                                    c.dV().matrix(b, kvHead, k0)),
                             false);
                     // dP = dO·Vᵀ, then dS = P ∘ (dP - D) in place.
                     AttentionTiles.multiply(
@@ -95,12 +88,12 @@ final class AttentionBackward {
                                     nk,
                                     d,
                                     1f,
-                                    dO.matrix(b, head, q0),
-                                    v.matrix(b, kvHead, k0),
+                                    c.dO().matrix(b, head, q0),
+                                    c.v().matrix(b, kvHead, k0),
                                     0f,
                                     w.gradientsTile),
                             w.outputGradients,
-                            call,
+                            c.number(),
                             b,
                             head,
                             q0,
@@ -117,13 +110,13 @@ final class AttentionBackward {
                                     nq,
                                     d,
                                     nk,
-                                    scale,
+                                    c.scale(),
                                     w.gradientsTile,
-                                    k.matrix(b, kvHead, k0),
+                                    c.k().matrix(b, kvHead, k0),
                                     1f,
-                                    dQ.matrix(b, head, q0)),
+                                    c.dQ().matrix(b, head, q0)),
                             null,
-                            call,
+                            c.number(),
                             b,
                             head,
                             q0,
@@ -136,18 +129,19 @@ final class AttentionBackward {
                                     nk,
                                     d,
                                     nq,
-                                    scale,
+                                    c.scale(),
                                     w.gradientsTile,
-                                    q.matrix(b, head, q0),
+                                    c.q().matrix(b, head, q0),
                                     1f,
-                                    dK.matrix(b, kvHead, k0)),
+                                    c.dK().matrix(b, kvHead, k0)),
                             false);
                 }
             }
             for (int i = 0; i < s.tq(); i++) {
-                if (!(Math.abs(lse.data().getAtIndex(FLOAT, lse.row(b, head, i))) < AttentionExact.EXACT_LOG_SUM)) {
-                    int visible = causal ? Math.max(0, Math.min(s.tk(), i + shift + 1)) : s.tk();
-                    AttentionExact.exactGradients(d, scale, q, k, v, mask, dO, dQ, dK, dV, b, head, kvHead, i, visible);
+                if (!(Math.abs(c.lse().data().getAtIndex(FLOAT, c.lse().row(b, head, i)))
+                        < AttentionExact.EXACT_LOG_SUM)) {
+                    int visible = c.causal() ? Math.max(0, Math.min(s.tk(), i + shift + 1)) : s.tk();
+                    AttentionExact.exactGradients(c, b, head, kvHead, i, visible);
                 }
             }
         }

@@ -91,15 +91,6 @@ final class AttentionChecks {
         }
     }
 
-    static boolean shareable(TensorView... views) {
-        for (TensorView view : views) {
-            if (view != null && !Parallelism.shareable(view.data())) {
-                return false;
-            }
-        }
-        return true;
-    }
-
     /** Checks the views forward and backward share; {@code oWritten}: o is the forward's output, not an input. */
     static void checkViews(
             Attention.Shape s,
@@ -126,17 +117,11 @@ final class AttentionChecks {
     }
 
     /** The forward's checks, in the order {@link Attention#forward} documents them. */
-    static void forward(
-            Attention.Shape shape,
-            float scale,
-            TensorView q,
-            TensorView k,
-            TensorView v,
-            TensorView mask,
-            TensorView o,
-            TensorView lse) {
+    static void forward(AttentionCall c) {
+        Attention.Shape shape = c.shape();
+        TensorView q = c.q(), k = c.k(), v = c.v(), mask = c.mask(), o = c.o(), lse = c.lse();
         Checks.notNull("shape", shape);
-        Checks.finite("scale", scale);
+        Checks.finite("scale", c.scale());
         checkViews(shape, q, k, v, mask, o, true, lse);
         View[] inputs = inputs(shape, q, k, v, mask);
         View output = new View("o", o, shape.qHeads(), shape.tq(), shape.headDim());
@@ -147,21 +132,12 @@ final class AttentionChecks {
     }
 
     /** The backward's checks, in the order {@link Attention#backward} documents them. */
-    static void backward(
-            Attention.Shape shape,
-            float scale,
-            TensorView q,
-            TensorView k,
-            TensorView v,
-            TensorView mask,
-            TensorView o,
-            TensorView lse,
-            TensorView dO,
-            TensorView dQ,
-            TensorView dK,
-            TensorView dV) {
+    static void backward(AttentionCall c) {
+        Attention.Shape shape = c.shape();
+        TensorView q = c.q(), k = c.k(), v = c.v(), mask = c.mask(), o = c.o(), lse = c.lse();
+        TensorView dO = c.dO(), dQ = c.dQ(), dK = c.dK(), dV = c.dV();
         Checks.notNull("shape", shape);
-        Checks.finite("scale", scale);
+        Checks.finite("scale", c.scale());
         checkViews(shape, q, k, v, mask, o, false, null);
         Checks.notNull("lse", lse).check("lse", shape.batch(), shape.qHeads(), shape.tq(), 1, false);
         Checks.notNull("dO", dO).check("dO", shape.batch(), shape.qHeads(), shape.tq(), shape.headDim(), false);

@@ -17,36 +17,20 @@ final class AttentionExact {
     private AttentionExact() {}
 
     /** {@code scale·q·k + mask} of one query and key in double, where no product or sum overflows. */
-    static double exactScore(
-            int d,
-            float scale,
-            TensorView q,
-            TensorView k,
-            TensorView mask,
-            int b,
-            int head,
-            int kvHead,
-            int query,
-            int key) {
-        double score = scale * exactDot(d, q, q.row(b, head, query), k, k.row(b, kvHead, key));
-        return mask == null ? score : score + mask.data().getAtIndex(FLOAT, mask.row(b, head, query) + key);
+    static double exactScore(AttentionCall c, int b, int head, int kvHead, int query, int key) {
+        int d = c.shape().headDim();
+        double score = c.scale() * exactDot(d, c.q(), c.q().row(b, head, query), c.k(), c.k().row(b, kvHead, key));
+        return c.mask() == null
+                ? score
+                : score + c.mask().data().getAtIndex(FLOAT, c.mask().row(b, head, query) + key);
     }
 
     /** The largest exact score of a query over keys {@code [0, visible)}: -∞ for none, NaN if one is NaN. */
-    static double exactMax(
-            int d,
-            float scale,
-            TensorView q,
-            TensorView k,
-            TensorView mask,
-            int b,
-            int head,
-            int kvHead,
-            int query,
-            int visible) {
+    static double exactMax(AttentionCall c, int b, int head, int kvHead, int query, int visible) {
+        int d = c.shape().headDim();
         double max = Double.NEGATIVE_INFINITY;
         for (int j = 0; j < visible; j++) {
-            max = Math.max(max, exactScore(d, scale, q, k, mask, b, head, kvHead, query, j));
+            max = Math.max(max, exactScore(c, b, head, kvHead, query, j));
         }
         return max;
     }
@@ -57,42 +41,30 @@ final class AttentionExact {
      * {@code softmax(scores)·V} and the log-sum-exp, each rounded to float once; a query that truly sees no key gets
      * zeros and -∞ as before, and a NaN input NaN.
      */
-    static void exactQuery(
-            int d,
-            float scale,
-            TensorView q,
-            TensorView k,
-            TensorView v,
-            TensorView mask,
-            TensorView o,
-            TensorView lse,
-            int b,
-            int head,
-            int kvHead,
-            int query,
-            int visible) {
-        double max = exactMax(d, scale, q, k, mask, b, head, kvHead, query, visible);
+    static void exactQuery(AttentionCall c, int b, int head, int kvHead, int query, int visible) {
+        int d = c.shape().headDim();
+        double max = exactMax(c, b, head, kvHead, query, visible);
         double[] acc = new double[d];
         double sum = 0;
         if (max != Double.NEGATIVE_INFINITY) {
             for (int j = 0; j < visible; j++) {
-                double p = Math.exp(exactScore(d, scale, q, k, mask, b, head, kvHead, query, j) - max);
+                double p = Math.exp(exactScore(c, b, head, kvHead, query, j) - max);
                 if (p != 0) {
                     sum += p;
-                    long vi = v.row(b, kvHead, j);
+                    long vi = c.v().row(b, kvHead, j);
                     for (int e = 0; e < d; e++) {
-                        acc[e] += p * v.data().getAtIndex(FLOAT, vi + e);
+                        acc[e] += p * c.v().data().getAtIndex(FLOAT, vi + e);
                     }
                 }
             }
         }
-        long oi = o.row(b, head, query);
+        long oi = c.o().row(b, head, query);
         for (int e = 0; e < d; e++) {
-            o.data().setAtIndex(FLOAT, oi + e, sum == 0 ? 0f : (float) (acc[e] / sum));
+            c.o().data().setAtIndex(FLOAT, oi + e, sum == 0 ? 0f : (float) (acc[e] / sum));
         }
-        if (lse != null) {
+        if (c.lse() != null) {
             float value = sum == 0 ? Float.NEGATIVE_INFINITY : (float) (max + Math.log(sum));
-            lse.data().setAtIndex(FLOAT, lse.row(b, head, query), value);
+            c.lse().data().setAtIndex(FLOAT, c.lse().row(b, head, query), value);
         }
     }
 
@@ -102,55 +74,41 @@ final class AttentionExact {
      * dV_j += P_j·dO}, {@code dK_j += scale·dS_j·q} and {@code dQ += scale·Σ dS_j·k_j}, with {@code dS_j = P_j·(dO·v_j -
      * Σ P·(dO·v))}.
      */
-    static void exactGradients(
-            int d,
-            float scale,
-            TensorView q,
-            TensorView k,
-            TensorView v,
-            TensorView mask,
-            TensorView dO,
-            TensorView dQ,
-            TensorView dK,
-            TensorView dV,
-            int b,
-            int head,
-            int kvHead,
-            int query,
-            int visible) {
-        double max = exactMax(d, scale, q, k, mask, b, head, kvHead, query, visible);
+    static void exactGradients(AttentionCall c, int b, int head, int kvHead, int query, int visible) {
+        int d = c.shape().headDim();
+        double max = exactMax(c, b, head, kvHead, query, visible);
         if (max == Double.NEGATIVE_INFINITY) {
             return;
         }
-        long qi = q.row(b, head, query);
-        long gi = dO.row(b, head, query);
+        long qi = c.q().row(b, head, query);
+        long gi = c.dO().row(b, head, query);
         double sum = 0;
         double rowDot = 0;
         for (int j = 0; j < visible; j++) {
-            double p = Math.exp(exactScore(d, scale, q, k, mask, b, head, kvHead, query, j) - max);
+            double p = Math.exp(exactScore(c, b, head, kvHead, query, j) - max);
             sum += p;
-            rowDot += p * exactDot(d, dO, gi, v, v.row(b, kvHead, j));
+            rowDot += p * exactDot(d, c.dO(), gi, c.v(), c.v().row(b, kvHead, j));
         }
         rowDot /= sum;
         double[] dq = new double[d];
         for (int j = 0; j < visible; j++) {
-            double p = Math.exp(exactScore(d, scale, q, k, mask, b, head, kvHead, query, j) - max) / sum;
+            double p = Math.exp(exactScore(c, b, head, kvHead, query, j) - max) / sum;
             if (p == 0) {
                 continue;
             }
-            double ds = p * (exactDot(d, dO, gi, v, v.row(b, kvHead, j)) - rowDot);
-            long ki = k.row(b, kvHead, j);
-            long dki = dK.row(b, kvHead, j);
-            long dvi = dV.row(b, kvHead, j);
+            double ds = p * (exactDot(d, c.dO(), gi, c.v(), c.v().row(b, kvHead, j)) - rowDot);
+            long ki = c.k().row(b, kvHead, j);
+            long dki = c.dK().row(b, kvHead, j);
+            long dvi = c.dV().row(b, kvHead, j);
             for (int e = 0; e < d; e++) {
-                dq[e] += scale * ds * k.data().getAtIndex(FLOAT, ki + e);
-                addAt(dK, dki + e, scale * ds * q.data().getAtIndex(FLOAT, qi + e));
-                addAt(dV, dvi + e, p * dO.data().getAtIndex(FLOAT, gi + e));
+                dq[e] += c.scale() * ds * c.k().data().getAtIndex(FLOAT, ki + e);
+                addAt(c.dK(), dki + e, c.scale() * ds * c.q().data().getAtIndex(FLOAT, qi + e));
+                addAt(c.dV(), dvi + e, p * c.dO().data().getAtIndex(FLOAT, gi + e));
             }
         }
-        long dqi = dQ.row(b, head, query);
+        long dqi = c.dQ().row(b, head, query);
         for (int e = 0; e < d; e++) {
-            addAt(dQ, dqi + e, dq[e]);
+            addAt(c.dQ(), dqi + e, dq[e]);
         }
     }
 

@@ -17,20 +17,8 @@ final class AttentionForward {
     private AttentionForward() {}
 
     /** Queries {@code [q0, q0 + QUERY_TILE)} of one (batch, head): the whole key range in tiles, online softmax. */
-    static void tile(
-            Attention.Shape s,
-            float scale,
-            boolean causal,
-            TensorView q,
-            TensorView k,
-            TensorView v,
-            TensorView mask,
-            TensorView o,
-            TensorView lse,
-            int b,
-            int head,
-            int q0,
-            long call) {
+    static void tile(AttentionCall c, int b, int head, int q0) {
+        Attention.Shape s = c.shape();
         int d = s.headDim();
         int nq = Math.min(QUERY_TILE, s.tq() - q0);
         int kvHead = head / (s.qHeads() / s.kvHeads());
@@ -38,27 +26,27 @@ final class AttentionForward {
         AttentionTiles.Workspace w = AttentionTiles.WORKSPACE.get();
         w.ensure(d);
         if (nq == 1 && d % LANES == 0) {
-            int keyEnd = causal ? Math.max(0, Math.min(s.tk(), q0 + 1 + shift)) : s.tk();
-            decode(w, d, scale, q, k, v, mask, o, lse, b, head, kvHead, q0, keyEnd);
+            int keyEnd = c.causal() ? Math.max(0, Math.min(s.tk(), q0 + 1 + shift)) : s.tk();
+            decode(c, w, d, b, head, kvHead, q0, keyEnd);
             return;
         }
         Arrays.fill(w.max, 0, nq, Float.NEGATIVE_INFINITY);
         Arrays.fill(w.sum, 0, nq, 0f);
         Arrays.fill(w.acc, 0, nq * d, 0f);
-        w.packed.moveTo(call, b, kvHead, s.tk());
-        int keyEnd = causal ? Math.max(0, Math.min(s.tk(), q0 + nq + shift)) : s.tk();
+        w.packed.moveTo(c.number(), b, kvHead, s.tk());
+        int keyEnd = c.causal() ? Math.max(0, Math.min(s.tk(), q0 + nq + shift)) : s.tk();
         for (int k0 = 0; k0 < keyEnd; k0 += KEY_TILE) {
             int nk = Math.min(KEY_TILE, keyEnd - k0);
-            AttentionTiles.scores(w, call, scale, q, k, b, head, kvHead, q0, nq, k0, nk, d);
+            AttentionTiles.scores(w, c, b, head, kvHead, q0, nq, k0, nk, d);
             for (int i = 0; i < nq; i++) {
                 int row = i * KEY_TILE;
                 AttentionTiles.maskRow(
-                        w.scores, row, nk, mask, b, head, q0 + i, k0, causal ? q0 + i + shift - k0 + 1 : nk);
+                        w.scores, row, nk, c.mask(), b, head, q0 + i, k0, c.causal() ? q0 + i + shift - k0 + 1 : nk);
                 absorb(w, i, row, nk, d);
             }
             if (nq == 1) {
                 // A single query whose head size is not a whole number of vectors (others take decode()).
-                AttentionTiles.stage(v, b, kvHead, k0, nk, d, w.rows);
+                AttentionTiles.stage(c.v(), b, kvHead, k0, nk, d, w.rows);
                 for (int j = 0; j < nk; j++) {
                     RowMath.axpy(d, w.scores[j], w.rows, j * d, w.acc, 0);
                 }
@@ -71,19 +59,19 @@ final class AttentionForward {
                         nk,
                         1f,
                         w.scoresTile,
-                        v.matrix(b, kvHead, k0),
+                        c.v().matrix(b, kvHead, k0),
                         1f,
                         new Matrix(w.accSegment, 0, d));
-                AttentionTiles.multiply(product, null, call, b, head, q0, w.packed.values, k0);
+                AttentionTiles.multiply(product, null, c.number(), b, head, q0, w.packed.values, k0);
             }
         }
         for (int i = 0; i < nq; i++) {
             int query = q0 + i;
             if (w.sum[i] > 0) {
-                writeResult(w.acc, i * d, d, w.sum[i], w.max[i], o, lse, b, head, query);
+                writeResult(w.acc, i * d, d, w.sum[i], w.max[i], c.o(), c.lse(), b, head, query);
             } else {
-                int visible = causal ? Math.max(0, Math.min(s.tk(), query + shift + 1)) : s.tk();
-                AttentionExact.exactQuery(d, scale, q, k, v, mask, o, lse, b, head, kvHead, query, visible);
+                int visible = c.causal() ? Math.max(0, Math.min(s.tk(), query + shift + 1)) : s.tk();
+                AttentionExact.exactQuery(c, b, head, kvHead, query, visible);
             }
         }
     }
@@ -116,26 +104,16 @@ final class AttentionForward {
      * overlap the copy with the arithmetic.
      */
     private static void decode(
-            AttentionTiles.Workspace w,
-            int d,
-            float scale,
-            TensorView q,
-            TensorView k,
-            TensorView v,
-            TensorView mask,
-            TensorView o,
-            TensorView lse,
-            int b,
-            int head,
-            int kvHead,
-            int query,
-            int keyEnd) {
+            AttentionCall c, AttentionTiles.Workspace w, int d, int b, int head, int kvHead, int query, int keyEnd) {
+        // Read once: the loops below use them for every key.
+        TensorView k = c.k(), v = c.v();
+        float scale = c.scale();
         int part = keyEnd / 4;
         int parts = keyEnd % 4 == 0 ? 4 : 5;
         Arrays.fill(w.max, 0, parts, Float.NEGATIVE_INFINITY);
         Arrays.fill(w.sum, 0, parts, 0f);
         Arrays.fill(w.acc, 0, parts * d, 0f);
-        AttentionTiles.stage(q, b, head, query, 1, d, w.query);
+        AttentionTiles.stage(c.q(), b, head, query, 1, d, w.query);
         Operand keys = Operand.of(k.data());
         Operand values = Operand.of(v.data());
         long kSpacing = part * k.rowStride();
@@ -160,7 +138,7 @@ final class AttentionForward {
                 }
             }
             for (int p = 0; p < 4; p++) {
-                AttentionTiles.maskRow(w.scores, p * KEY_TILE, nt, mask, b, head, query, p * part + t, nt);
+                AttentionTiles.maskRow(w.scores, p * KEY_TILE, nt, c.mask(), b, head, query, p * part + t, nt);
                 absorb(w, p, p * KEY_TILE, nt, d);
             }
             for (int j = 0; j < nt; j++) {
@@ -188,7 +166,7 @@ final class AttentionForward {
             for (int j = 0; j < nk; j++) {
                 w.scores[row + j] = scale * RowMath.dot(w.query, w.rows, j * d, d);
             }
-            AttentionTiles.maskRow(w.scores, row, nk, mask, b, head, query, first, nk);
+            AttentionTiles.maskRow(w.scores, row, nk, c.mask(), b, head, query, first, nk);
             absorb(w, 4, row, nk, d);
             AttentionTiles.stage(v, b, kvHead, first, nk, d, w.rows);
             for (int j = 0; j < nk; j++) {
@@ -213,9 +191,9 @@ final class AttentionForward {
             }
         }
         if (total > 0) {
-            writeResult(w.acc, 0, d, total, max, o, lse, b, head, query);
+            writeResult(w.acc, 0, d, total, max, c.o(), c.lse(), b, head, query);
         } else {
-            AttentionExact.exactQuery(d, scale, q, k, v, mask, o, lse, b, head, kvHead, query, keyEnd);
+            AttentionExact.exactQuery(c, b, head, kvHead, query, keyEnd);
         }
     }
 

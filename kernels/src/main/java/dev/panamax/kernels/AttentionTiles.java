@@ -48,23 +48,12 @@ final class AttentionTiles {
 
     /** The score tile {@code scale·Q[q0, q0+nq)·K[k0, k0+nk)ᵀ} into the workspace, rows {@link #KEY_TILE} apart. */
     static void scores(
-            Workspace w,
-            long call,
-            float scale,
-            TensorView q,
-            TensorView k,
-            int b,
-            int head,
-            int kvHead,
-            int q0,
-            int nq,
-            int k0,
-            int nk,
-            int d) {
+            Workspace w, AttentionCall c, int b, int head, int kvHead, int q0, int nq, int k0, int nk, int d) {
+        float scale = c.scale();
         if (nq == 1) {
             // Decoding: a matrix-vector product over the tile's keys, copied once out of the cache.
-            stage(q, b, head, q0, 1, d, w.query);
-            stage(k, b, kvHead, k0, nk, d, w.rows);
+            stage(c.q(), b, head, q0, 1, d, w.query);
+            stage(c.k(), b, kvHead, k0, nk, d, w.rows);
             int j = 0;
             for (; j + 4 <= nk && d % LANES == 0; j += 4) {
                 RowMath.dots4(w.query, w.rows, j * d, d, d, scale, w.scores, j, 1);
@@ -74,8 +63,17 @@ final class AttentionTiles {
             }
         } else {
             Product product = new Product(
-                    false, true, nq, nk, d, scale, q.matrix(b, head, q0), k.matrix(b, kvHead, k0), 0f, w.scoresTile);
-            multiply(product, w.queries, call, b, head, q0, w.packed.keysAcross, k0);
+                    false,
+                    true,
+                    nq,
+                    nk,
+                    d,
+                    scale,
+                    c.q().matrix(b, head, q0),
+                    c.k().matrix(b, kvHead, k0),
+                    0f,
+                    w.scoresTile);
+            multiply(product, w.queries, c.number(), b, head, q0, w.packed.keysAcross, k0);
         }
     }
 
