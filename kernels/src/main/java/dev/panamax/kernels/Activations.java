@@ -81,10 +81,7 @@ public final class Activations {
     public static void forward(
             Activation function, int n, MemorySegment x, long xOffset, MemorySegment y, long yOffset) {
         Checks.notNull("function", function);
-        Checks.nonNegative("n", n);
-        Checks.vector("x", x, xOffset, n, false);
-        Checks.vector("y", y, yOffset, n, true);
-        Checks.inPlaceOrSeparate(Checks.Strided.vector("y", y, yOffset, n), Checks.Strided.vector("x", x, xOffset, n));
+        Checks.inPlaceOrSeparate(n, x, xOffset, y, yOffset);
         Operand xs = Operand.of(x);
         Operand ys = Operand.of(y);
         Rows.forEachSpan(n, Parallelism.shareable(x, y), Line.staged(xs, ys), (from, to) -> {
@@ -151,20 +148,13 @@ public final class Activations {
             MemorySegment dx,
             long dxOffset) {
         Checks.notNull("function", function);
-        Checks.nonNegative("n", n);
-        Checks.vector("x", x, xOffset, n, false);
-        Checks.vector("dy", dy, dyOffset, n, false);
-        Checks.vector("dx", dx, dxOffset, n, true);
-        Checks.Strided dxView = Checks.Strided.vector("dx", dx, dxOffset, n);
-        Checks.inPlaceOrSeparate(dxView, Checks.Strided.vector("x", x, xOffset, n));
-        Checks.inPlaceOrSeparate(dxView, Checks.Strided.vector("dy", dy, dyOffset, n));
         Rows.BinaryRun run =
                 switch (function) {
                     case GELU_TANH -> Activations::geluTanhBackward;
                     case GELU -> Activations::geluBackward;
                     case SILU -> Activations::siluBackward;
                 };
-        Rows.forEachSpan(n, x, xOffset, dy, dyOffset, dx, dxOffset, run);
+        Rows.checkedSpans(n, "x", x, xOffset, "dy", dy, dyOffset, "dx", dx, dxOffset, run);
     }
 
     /**
@@ -209,14 +199,8 @@ public final class Activations {
             long upOffset,
             MemorySegment y,
             long yOffset) {
-        Checks.nonNegative("n", n);
-        Checks.vector("gate", gate, gateOffset, n, false);
-        Checks.vector("up", up, upOffset, n, false);
-        Checks.vector("y", y, yOffset, n, true);
-        Checks.Strided yView = Checks.Strided.vector("y", y, yOffset, n);
-        Checks.inPlaceOrSeparate(yView, Checks.Strided.vector("gate", gate, gateOffset, n));
-        Checks.inPlaceOrSeparate(yView, Checks.Strided.vector("up", up, upOffset, n));
-        Rows.forEachSpan(n, gate, gateOffset, up, upOffset, y, yOffset, Activations::swigluForwardRun);
+        Rows.checkedSpans(
+                n, "gate", gate, gateOffset, "up", up, upOffset, "y", y, yOffset, Activations::swigluForwardRun);
     }
 
     /**

@@ -57,14 +57,7 @@ public final class Elementwise {
      */
     public static void add(
             int n, MemorySegment a, long aOffset, MemorySegment b, long bOffset, MemorySegment y, long yOffset) {
-        Checks.nonNegative("n", n);
-        Checks.vector("a", a, aOffset, n, false);
-        Checks.vector("b", b, bOffset, n, false);
-        Checks.vector("y", y, yOffset, n, true);
-        Checks.Strided yView = Checks.Strided.vector("y", y, yOffset, n);
-        Checks.inPlaceOrSeparate(yView, Checks.Strided.vector("a", a, aOffset, n));
-        Checks.inPlaceOrSeparate(yView, Checks.Strided.vector("b", b, bOffset, n));
-        Rows.forEachSpan(n, a, aOffset, b, bOffset, y, yOffset, Elementwise::addRun);
+        Rows.checkedSpans(n, "a", a, aOffset, "b", b, bOffset, "y", y, yOffset, Elementwise::addRun);
     }
 
     /**
@@ -150,10 +143,7 @@ public final class Elementwise {
      * @param yOffset index (in floats) of y's first element
      */
     public static void axpy(int n, float alpha, MemorySegment x, long xOffset, MemorySegment y, long yOffset) {
-        Checks.nonNegative("n", n);
-        Checks.vector("x", x, xOffset, n, false);
-        Checks.vector("y", y, yOffset, n, true);
-        Checks.inPlaceOrSeparate(Checks.Strided.vector("y", y, yOffset, n), Checks.Strided.vector("x", x, xOffset, n));
+        Checks.inPlaceOrSeparate(n, x, xOffset, y, yOffset);
         Operand xs = Operand.of(x);
         Operand ys = Operand.of(y);
         Rows.forEachSpan(n, Parallelism.shareable(x, y), Line.staged(xs, ys), (from, to) -> {

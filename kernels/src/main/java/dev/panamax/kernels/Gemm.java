@@ -354,7 +354,16 @@ public final class Gemm {
                     Checks.Strided.vector("x", x, xOffset, xLength));
         }
         boolean shareable = Parallelism.shareable(a) && Parallelism.shareable(x) && Parallelism.shareable(y);
-        Gemv.run(trans.transposed(), m, n, alpha, a, aOffset, lda, x, xOffset, 1, beta, y, yOffset, 1, shareable);
+        Gemv.run(
+                trans.transposed(),
+                m,
+                n,
+                alpha,
+                new Matrix(a, aOffset, lda),
+                new Matrix(x, xOffset, 1),
+                beta,
+                new Matrix(y, yOffset, 1),
+                shareable);
     }
 
     private static void checkGemv(Transpose trans, int m, int n, int lda) {

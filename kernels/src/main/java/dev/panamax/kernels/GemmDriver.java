@@ -50,6 +50,18 @@ final class GemmDriver {
         final GemmPacking.Staging staging = new GemmPacking.Staging(MC, KC, NC);
         /** Where {@link #touch} leaves what it read, so that the reads are not dropped as dead code. */
         float touched;
+
+        /** Packs {@code op(A)[ic:ic+mc, pc:pc+kc]} into {@link #packedA}, which it returns. */
+        float[] packA(Product o, Product.ArrayOperands arrays, int ic, int mc, int pc, int kc) {
+            GemmPacking.packA(o, arrays, ic, mc, pc, kc, staging, packedA);
+            return packedA;
+        }
+
+        /** Packs {@code op(B)[pc:pc+kc, jc:jc+nc]} into {@link #packedB}, which it returns. */
+        float[] packB(Product o, Product.ArrayOperands arrays, int pc, int kc, int jc, int nc) {
+            GemmPacking.packB(o, arrays, pc, kc, jc, nc, staging, packedB);
+            return packedB;
+        }
     }
 
     /** {@code C = alpha·op(A)·op(B) + beta·C}, split across the library's threads when {@code parallel} and large. */
@@ -115,23 +127,16 @@ final class GemmDriver {
      * side's k floats, {@code incX} apart.
      */
     private static void matrixVector(
-            Product o, boolean trans, int length, Matrix matrix, Matrix x, long incX, long incY, boolean parallel) {
-        Matrix y = o.c();
+            Product o, boolean trans, int length, Matrix matrix, Matrix x, int incX, int incY, boolean parallel) {
         Gemv.run(
                 trans,
                 trans ? o.k() : length,
                 trans ? length : o.k(),
                 o.alpha(),
-                matrix.data(),
-                matrix.offset(),
-                matrix.ld(),
-                x.data(),
-                x.offset(),
-                incX,
+                matrix,
+                new Matrix(x.data(), x.offset(), incX),
                 o.beta(),
-                y.data(),
-                y.offset(),
-                incY,
+                new Matrix(o.c().data(), o.c().offset(), incY),
                 parallel);
     }
 
@@ -143,11 +148,11 @@ final class GemmDriver {
             int nc = Math.min(NC, n1 - jc);
             for (int pc = 0; pc < o.k(); pc += KC) {
                 int kc = Math.min(KC, o.k() - pc);
-                GemmPacking.packB(o, arrays, pc, kc, jc, nc, w.staging, w.packedB);
+                w.packB(o, arrays, pc, kc, jc, nc);
                 boolean firstSlice = pc == 0;
                 for (int ic = m0; ic < m1; ic += MC) {
                     int mc = Math.min(MC, m1 - ic);
-                    GemmPacking.packA(o, arrays, ic, mc, pc, kc, w.staging, w.packedA);
+                    w.packA(o, arrays, ic, mc, pc, kc);
                     macroKernel(o, arrays, w, ic, mc, jc, nc, kc, firstSlice, w.packedA, w.packedB);
                 }
             }
@@ -229,20 +234,8 @@ final class GemmDriver {
     static void runPacked(Product o, PackedA packedA, PackedB packedB) {
         Workspace w = WORKSPACE.get();
         Product.ArrayOperands arrays = Product.ArrayOperands.of(o);
-        float[] a;
-        if (packedA != null) {
-            a = packedA.panels;
-        } else {
-            a = w.packedA;
-            GemmPacking.packA(o, arrays, 0, o.m(), 0, o.k(), w.staging, a);
-        }
-        float[] b;
-        if (packedB != null) {
-            b = packedB.panels;
-        } else {
-            b = w.packedB;
-            GemmPacking.packB(o, arrays, 0, o.k(), 0, o.n(), w.staging, b);
-        }
+        float[] a = packedA != null ? packedA.panels : w.packA(o, arrays, 0, o.m(), 0, o.k());
+        float[] b = packedB != null ? packedB.panels : w.packB(o, arrays, 0, o.k(), 0, o.n());
         macroKernel(o, arrays, w, 0, o.m(), 0, o.n(), o.k(), true, a, b);
     }
 

@@ -7,7 +7,8 @@ import java.lang.foreign.MemorySegment;
 /**
  * A matrix operand of a product as BLAS passes it: the storage, the index of element (0, 0) and the leading dimension
  * (floats between the starts of consecutive stored rows), all counted in floats. The storage is a segment; a {@code
- * float[]} comes as a heap segment over it and is used in place (see {@link Operand}).
+ * float[]} comes as a heap segment over it and is used in place (see {@link Operand}). A vector whose elements are
+ * {@code inc} apart is the single column {@code (data, offset, inc)}.
  *
  * @param data the storage
  * @param offset the index of element (0, 0)
