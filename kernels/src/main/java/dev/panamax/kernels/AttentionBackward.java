@@ -23,7 +23,6 @@ final class AttentionBackward {
         Attention.Shape s = c.shape();
         int d = s.headDim();
         int group = s.qHeads() / s.kvHeads();
-        int shift = s.tk() - s.tq();
         AttentionTiles.Workspace w = AttentionTiles.WORKSPACE.get();
         w.ensure(d);
         zeroRows(c.dK(), b, kvHead, s.tk(), d);
@@ -40,23 +39,13 @@ final class AttentionBackward {
             }
             for (int q0 = 0; q0 < s.tq(); q0 += QUERY_TILE) {
                 int nq = Math.min(QUERY_TILE, s.tq() - q0);
-                int keyEnd = c.causal() ? Math.max(0, Math.min(s.tk(), q0 + nq + shift)) : s.tk();
+                int keyEnd = AttentionTiles.keyEnd(c, q0, nq);
                 for (int k0 = 0; k0 < keyEnd; k0 += KEY_TILE) {
                     int nk = Math.min(KEY_TILE, keyEnd - k0);
                     // P = exp(scale·Q·Kᵀ + mask - lse), recomputed.
-                    AttentionTiles.scores(w, c, b, head, kvHead, q0, nq, k0, nk, d);
+                    AttentionTiles.maskedScores(w, c, b, head, kvHead, q0, nq, k0, nk, d);
                     for (int i = 0; i < nq; i++) {
                         int row = i * KEY_TILE;
-                        AttentionTiles.maskRow(
-                                w.scores,
-                                row,
-                                nk,
-                                c.mask(),
-                                b,
-                                head,
-                                q0 + i,
-                                k0,
-                                c.causal() ? q0 + i + shift - k0 + 1 : nk);
                         float logSum = c.lse().data().getAtIndex(FLOAT, c.lse().row(b, head, q0 + i));
                         if (!(Math.abs(logSum) < AttentionExact.EXACT_LOG_SUM)) {
                             // Weights of 0 leave the products untouched: the row's gradients come from exactGradients.
@@ -66,19 +55,8 @@ final class AttentionBackward {
                         }
                     }
                     // dV += Pᵀ·dO
-                    GemmDriver.run(
-                            new Product(
-                                    true,
-                                    false,
-                                    nk,
-                                    d,
-                                    nq,
-                                    1f,
-                                    w.scoresTile,
-                                    c.dO().matrix(b, head, q0),
-                                    1f,
-                                    c.dV().matrix(b, kvHead, k0)),
-                            false);
+                    addTransposed(
+                            nk, d, nq, 1f, w.scoresTile, c.dO().matrix(b, head, q0), c.dV().matrix(b, kvHead, k0));
                     // dP = dO·Vᵀ, then dS = P ∘ (dP - D) in place.
                     AttentionTiles.multiply(
                             new Product(
@@ -122,29 +100,28 @@ final class AttentionBackward {
                             q0,
                             w.packed.keys,
                             k0);
-                    GemmDriver.run(
-                            new Product(
-                                    true,
-                                    false,
-                                    nk,
-                                    d,
-                                    nq,
-                                    c.scale(),
-                                    w.gradientsTile,
-                                    c.q().matrix(b, head, q0),
-                                    1f,
-                                    c.dK().matrix(b, kvHead, k0)),
-                            false);
+                    addTransposed(
+                            nk,
+                            d,
+                            nq,
+                            c.scale(),
+                            w.gradientsTile,
+                            c.q().matrix(b, head, q0),
+                            c.dK().matrix(b, kvHead, k0));
                 }
             }
             for (int i = 0; i < s.tq(); i++) {
                 if (!(Math.abs(c.lse().data().getAtIndex(FLOAT, c.lse().row(b, head, i)))
                         < AttentionExact.EXACT_LOG_SUM)) {
-                    int visible = c.causal() ? Math.max(0, Math.min(s.tk(), i + shift + 1)) : s.tk();
-                    AttentionExact.exactGradients(c, b, head, kvHead, i, visible);
+                    AttentionExact.exactGradients(c, b, head, kvHead, i, AttentionTiles.keyEnd(c, i, 1));
                 }
             }
         }
+    }
+
+    /** {@code into += alpha·tileᵀ·rows}: a key tile's gradient (dV or dK) from the query tile's rows (dO or Q). */
+    private static void addTransposed(int nk, int d, int nq, float alpha, Matrix tile, Matrix rows, Matrix into) {
+        GemmDriver.run(new Product(true, false, nk, d, nq, alpha, tile, rows, 1f, into), false);
     }
 
     /** {@code gradients[j] = weights[j]·(gradients[j] - rowDot)} over one row. */

@@ -22,11 +22,10 @@ final class AttentionForward {
         int d = s.headDim();
         int nq = Math.min(QUERY_TILE, s.tq() - q0);
         int kvHead = head / (s.qHeads() / s.kvHeads());
-        int shift = s.tk() - s.tq();
         AttentionTiles.Workspace w = AttentionTiles.WORKSPACE.get();
         w.ensure(d);
         if (nq == 1 && d % LANES == 0) {
-            int keyEnd = c.causal() ? Math.max(0, Math.min(s.tk(), q0 + 1 + shift)) : s.tk();
+            int keyEnd = AttentionTiles.keyEnd(c, q0, 1);
             decode(c, w, d, b, head, kvHead, q0, keyEnd);
             return;
         }
@@ -34,15 +33,12 @@ final class AttentionForward {
         Arrays.fill(w.sum, 0, nq, 0f);
         Arrays.fill(w.acc, 0, nq * d, 0f);
         w.packed.moveTo(c.number(), b, kvHead, s.tk());
-        int keyEnd = c.causal() ? Math.max(0, Math.min(s.tk(), q0 + nq + shift)) : s.tk();
+        int keyEnd = AttentionTiles.keyEnd(c, q0, nq);
         for (int k0 = 0; k0 < keyEnd; k0 += KEY_TILE) {
             int nk = Math.min(KEY_TILE, keyEnd - k0);
-            AttentionTiles.scores(w, c, b, head, kvHead, q0, nq, k0, nk, d);
+            AttentionTiles.maskedScores(w, c, b, head, kvHead, q0, nq, k0, nk, d);
             for (int i = 0; i < nq; i++) {
-                int row = i * KEY_TILE;
-                AttentionTiles.maskRow(
-                        w.scores, row, nk, c.mask(), b, head, q0 + i, k0, c.causal() ? q0 + i + shift - k0 + 1 : nk);
-                absorb(w, i, row, nk, d);
+                absorb(w, i, i * KEY_TILE, nk, d);
             }
             if (nq == 1) {
                 // A single query whose head size is not a whole number of vectors (others take decode()).
@@ -70,8 +66,7 @@ final class AttentionForward {
             if (w.sum[i] > 0) {
                 writeResult(w.acc, i * d, d, w.sum[i], w.max[i], c.o(), c.lse(), b, head, query);
             } else {
-                int visible = c.causal() ? Math.max(0, Math.min(s.tk(), query + shift + 1)) : s.tk();
-                AttentionExact.exactQuery(c, b, head, kvHead, query, visible);
+                AttentionExact.exactQuery(c, b, head, kvHead, query, AttentionTiles.keyEnd(c, query, 1));
             }
         }
     }

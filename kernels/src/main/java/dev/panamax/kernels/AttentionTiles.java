@@ -46,6 +46,26 @@ final class AttentionTiles {
         return (long) keptTiles(tiles, tileFloats) * tileFloats;
     }
 
+    /**
+     * The end of the keys that queries {@code [q0, q0 + nq)} see: all of them, or, causal, up to the last query's
+     * {@code q0 + nq - 1 + (tk - tq)}, inclusive.
+     */
+    static int keyEnd(AttentionCall c, int q0, int nq) {
+        Attention.Shape s = c.shape();
+        return c.causal() ? Math.max(0, Math.min(s.tk(), q0 + nq + s.tk() - s.tq())) : s.tk();
+    }
+
+    /** {@link #scores} with each row masked by {@link #maskRow}: the mask added, the keys a row does not see -∞. */
+    static void maskedScores(
+            Workspace w, AttentionCall c, int b, int head, int kvHead, int q0, int nq, int k0, int nk, int d) {
+        scores(w, c, b, head, kvHead, q0, nq, k0, nk, d);
+        int shift = c.shape().tk() - c.shape().tq();
+        for (int i = 0; i < nq; i++) {
+            int visible = c.causal() ? q0 + i + shift - k0 + 1 : nk;
+            maskRow(w.scores, i * KEY_TILE, nk, c.mask(), b, head, q0 + i, k0, visible);
+        }
+    }
+
     /** The score tile {@code scale·Q[q0, q0+nq)·K[k0, k0+nk)ᵀ} into the workspace, rows {@link #KEY_TILE} apart. */
     static void scores(
             Workspace w, AttentionCall c, int b, int head, int kvHead, int q0, int nq, int k0, int nk, int d) {
