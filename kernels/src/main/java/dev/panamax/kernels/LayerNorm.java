@@ -170,23 +170,23 @@ public final class LayerNorm {
             Line rl = rstds == null ? null : Line.of(RSTD_LINE).write(rstds, rstdOffset + from, to - from);
             Line xl = Line.of(X_LINE).read(xs, xOffset + (long) from * ldx, cols);
             Line following = Line.of(NEXT_X_LINE);
-            float m = LayerNormRows.mean(cols, xl.array, xl.offset);
+            float m = NormRows.mean(cols, xl.array, xl.offset);
             for (int i = from; i < to; i++) {
                 // The last row passes itself as the next one; the extra mean reads it from L1 and is dropped.
                 Line next = i + 1 < to ? following.read(xs, xOffset + (long) (i + 1) * ldx, cols) : xl;
                 Line yl = Line.of(Y_LINE).write(ys, yOffset + (long) i * ldy, cols);
-                float r = LayerNormRows.rstd(cols, epsilon, m, xl.array, xl.offset);
+                float r = NormRows.rstd(cols, epsilon, m, xl.array, xl.offset);
                 float nextMean;
                 if (!(r > 0)) {
                     // The sum of squares, or the mean, overflowed (or x holds NaN or ∞): the row again, in double.
-                    double exactMean = LayerNormRows.exactMean(cols, xl.array, xl.offset);
-                    r = LayerNormRows.normaliseExactly(
+                    double exactMean = NormRows.exactMean(cols, xl.array, xl.offset);
+                    r = NormRows.layerNormaliseExactly(
                             cols, epsilon, exactMean, xl.array, xl.offset, wl.array, wl.offset, bl.array, bl.offset,
                             yl.array, yl.offset);
                     m = (float) exactMean;
-                    nextMean = LayerNormRows.mean(cols, next.array, next.offset);
+                    nextMean = NormRows.mean(cols, next.array, next.offset);
                 } else {
-                    nextMean = LayerNormRows.normaliseAndMean(
+                    nextMean = NormRows.normaliseAndMean(
                             cols,
                             m,
                             r,
@@ -393,7 +393,7 @@ public final class LayerNorm {
                         Line xl = Line.of(X_LINE).read(xs, xOffset + (long) i * ldx, cols);
                         Line dyl = Line.of(DY_LINE).read(dys, dyOffset + (long) i * lddy, cols);
                         Line dxl = Line.of(DX_LINE).write(dxs, dxOffset + (long) i * lddx, cols);
-                        LayerNormRows.backwardRow(
+                        NormRows.layerBackwardRow(
                                 cols,
                                 xl.array,
                                 xl.offset,
