@@ -192,7 +192,7 @@ final class GemmPacking {
 
     /**
      * Transposes {@code length} columns of 8 rows of {@code b}, {@code ld} apart from {@code first}, into vectors of 8
-     * stored {@link #NR} apart from {@code dst}, an 8×8 block at a time: three butterfly stages, each exchanging the
+     * stored {@link MicroKernel#NR} apart from {@code dst}, an 8×8 block at a time: three butterfly stages, each exchanging the
      * off-diagonal halves of the 2×2, 4×4 and 8×8 blocks between rows {@code s} = 1, 2, 4 apart with a lane permutation
      * and a blend. The last stage works on the stored halves: split this way, every part is small enough for the JIT
      * to inline into the loop, which then loads the permutations and masks once.
@@ -233,7 +233,7 @@ final class GemmPacking {
         }
     }
 
-    /** The first two stages of {@link #transpose8} for 4 rows, stored {@link #NR} apart from {@code dst}. */
+    /** The first two stages of {@link #transpose8} for 4 rows, stored {@link MicroKernel#NR} apart from {@code dst}. */
     private static void transpose4(
             FloatVector r0, FloatVector r1, FloatVector r2, FloatVector r3, float[] packed, int dst) {
         FloatVector s0 = lower(r0, r1, SWAP1, BIT1), s1 = upper(r0, r1, SWAP1, BIT1);
