@@ -149,24 +149,26 @@ final class GemmPacking {
      */
     private static void packTransposedB(
             Product o, Product.ArrayOperands arrays, int pc, int kc, int jc, int nc, Staging w, float[] packed) {
+        MemorySegment b = o.b().data();
+        long bOffset = o.b().offset();
         int ldb = o.b().ld();
         int whole = LANES == TRANSPOSED_LANES ? nc - nc % NR : 0;
         int blocks = kc - kc % LANES;
         for (int jr = 0; jr < whole; jr += NR) {
-            long rows = o.b().offset() + (long) (jc + jr) * ldb + pc;
+            long rows = bOffset + (long) (jc + jr) * ldb + pc;
             int dst = panel(jr, kc);
             for (int half = 0; half < NR; half += LANES) {
                 long first = rows + (long) half * ldb;
                 if (arrays.b() != null) {
-                    int index = arrays.bFirst() + Math.toIntExact(first - o.b().offset());
+                    int index = arrays.bFirst() + Math.toIntExact(first - bOffset);
                     transpose8(arrays.b(), index, ldb, blocks, packed, dst + half);
                 } else {
-                    transpose8(o.b().data(), first, ldb, blocks, packed, dst + half);
+                    transpose8(b, first, ldb, blocks, packed, dst + half);
                 }
             }
             for (int p = blocks; p < kc; p++) {
                 for (int j = 0; j < NR; j++) {
-                    packed[dst + p * NR + j] = o.b().data().getAtIndex(FLOAT, rows + (long) j * ldb + p);
+                    packed[dst + p * NR + j] = b.getAtIndex(FLOAT, rows + (long) j * ldb + p);
                 }
             }
         }
@@ -175,7 +177,7 @@ final class GemmPacking {
         }
         for (int jr = whole; jr < nc; jr += NR) {
             int nr = Math.min(NR, nc - jr);
-            Rows.copy(o.b().data(), o.b().offset() + (long) (jc + jr) * ldb + pc, ldb, nr, kc, w.stagedB);
+            Rows.copy(b, bOffset + (long) (jc + jr) * ldb + pc, ldb, nr, kc, w.stagedB);
             Arrays.fill(w.stagedB, nr * kc, NR * kc, 0f);
             gatherTransposedPanel(w.stagedB, w.stagedOffsets, kc, packed, panel(jr, kc));
         }
