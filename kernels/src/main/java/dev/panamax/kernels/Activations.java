@@ -15,7 +15,7 @@ import jdk.incubator.vector.VectorMask;
 
 /**
  * The transformer's activation functions over {@code n} contiguous floats, forward and backward: the {@link
- * Activation}s GELU (tanh approximation and exact) and SiLU, and SwiGLU ({@code silu(gate)⊙up}, Llama's gated
+ * Activation}s GELU (tanh approximation and exact) and SiLU, and SwiGLU ({@code ActivationMath.silu(gate)⊙up}, Llama's gated
  * feed-forward). GELU's tanh form is computed as the equal {@code x·sigmoid(2u)}, which has no cancellation; the exact
  * form's erfc is a Chebyshev fit of relative error below 1.2e-7 (Numerical Recipes' {@code erfcc}), evaluated in
  * float: within 1e-5 of {@code |y|} (2e-6 for {@code |x| < 5}).
@@ -29,21 +29,6 @@ import jdk.incubator.vector.VectorMask;
  * large arrays are split over the threads of {@link Parallelism} (results do not depend on the split).
  */
 public final class Activations {
-    /** -2√(2/π): {@code x·(C1 + C2·x²)} is the exponent {@code -2u} of GELU's tanh form. */
-    private static final float C1 = -1.5957691216057308f;
-
-    private static final float C2 = C1 * 0.044715f;
-    /** Cap on exponents in the backward, so that {@code e·s²} is tiny rather than ∞·0. */
-    private static final float EXP_CAP = 80f;
-    /**
-     * Derivatives are evaluated at x clamped to ±100, where they have reached their limits (1 and 0) in float; this
-     * keeps {@code x²} and {@code x·e} finite, so that huge and infinite inputs get those limits rather than NaN.
-     */
-    private static final float DERIVATIVE_RANGE = 100f;
-
-    private static final float INV_SQRT_2 = 0.70710678118654752f;
-    private static final float INV_SQRT_2PI = 0.39894228040143268f;
-
     /**
      * Each activation's forward loop, by ordinal, called through a method handle that C2 cannot inline: an array
      * element is no constant to it. Called directly from one dispatch, every loop seen there was inlined into it, and
@@ -81,10 +66,7 @@ public final class Activations {
     public static void forward(
             Activation function, int n, MemorySegment x, long xOffset, MemorySegment y, long yOffset) {
         Checks.notNull("function", function);
-        Checks.nonNegative("n", n);
-        Checks.vector("x", x, xOffset, n, false);
-        Checks.vector("y", y, yOffset, n, true);
-        Checks.inPlaceOrSeparate(Checks.Strided.vector("y", y, yOffset, n), Checks.Strided.vector("x", x, xOffset, n));
+        Checks.inPlaceOrSeparate(n, x, xOffset, y, yOffset);
         Operand xs = Operand.of(x);
         Operand ys = Operand.of(y);
         Rows.forEachSpan(n, Parallelism.shareable(x, y), Line.staged(xs, ys), (from, to) -> {
@@ -151,24 +133,17 @@ public final class Activations {
             MemorySegment dx,
             long dxOffset) {
         Checks.notNull("function", function);
-        Checks.nonNegative("n", n);
-        Checks.vector("x", x, xOffset, n, false);
-        Checks.vector("dy", dy, dyOffset, n, false);
-        Checks.vector("dx", dx, dxOffset, n, true);
-        Checks.Strided dxView = Checks.Strided.vector("dx", dx, dxOffset, n);
-        Checks.inPlaceOrSeparate(dxView, Checks.Strided.vector("x", x, xOffset, n));
-        Checks.inPlaceOrSeparate(dxView, Checks.Strided.vector("dy", dy, dyOffset, n));
         Rows.BinaryRun run =
                 switch (function) {
                     case GELU_TANH -> Activations::geluTanhBackward;
                     case GELU -> Activations::geluBackward;
                     case SILU -> Activations::siluBackward;
                 };
-        Rows.forEachSpan(n, x, xOffset, dy, dyOffset, dx, dxOffset, run);
+        Rows.checkedSpans(n, "x", x, xOffset, "dy", dy, dyOffset, "dx", dx, dxOffset, run);
     }
 
     /**
-     * SwiGLU on arrays: {@code y = silu(gate)⊙up}.
+     * SwiGLU on arrays: {@code y = ActivationMath.silu(gate)⊙up}.
      *
      * @param n number of elements, at least 0
      * @param gate the gate projection
@@ -209,18 +184,12 @@ public final class Activations {
             long upOffset,
             MemorySegment y,
             long yOffset) {
-        Checks.nonNegative("n", n);
-        Checks.vector("gate", gate, gateOffset, n, false);
-        Checks.vector("up", up, upOffset, n, false);
-        Checks.vector("y", y, yOffset, n, true);
-        Checks.Strided yView = Checks.Strided.vector("y", y, yOffset, n);
-        Checks.inPlaceOrSeparate(yView, Checks.Strided.vector("gate", gate, gateOffset, n));
-        Checks.inPlaceOrSeparate(yView, Checks.Strided.vector("up", up, upOffset, n));
-        Rows.forEachSpan(n, gate, gateOffset, up, upOffset, y, yOffset, Activations::swigluForwardRun);
+        Rows.checkedSpans(
+                n, "gate", gate, gateOffset, "up", up, upOffset, "y", y, yOffset, Activations::swigluForwardRun);
     }
 
     /**
-     * The gradients of SwiGLU, on arrays: {@code dgate = dy⊙up⊙silu'(gate)}, {@code dup = dy⊙silu(gate)}.
+     * The gradients of SwiGLU, on arrays: {@code dgate = dy⊙up⊙silu'(gate)}, {@code dup = dy⊙ActivationMath.silu(gate)}.
      *
      * @param n number of elements, at least 0
      * @param gate the forward's gate
@@ -346,45 +315,45 @@ public final class Activations {
     private static void geluTanhForward(int n, float[] x, int xi, float[] y, int yi) {
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            geluTanh(fromArray(FLOATS, x, xi + j)).intoArray(y, yi + j);
+            ActivationMath.geluTanh(fromArray(FLOATS, x, xi + j)).intoArray(y, yi + j);
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);
-            geluTanh(fromArray(FLOATS, x, xi + end, m)).intoArray(y, yi + end, m);
+            ActivationMath.geluTanh(fromArray(FLOATS, x, xi + end, m)).intoArray(y, yi + end, m);
         }
     }
 
     private static void geluForward(int n, float[] x, int xi, float[] y, int yi) {
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            gelu(fromArray(FLOATS, x, xi + j)).intoArray(y, yi + j);
+            ActivationMath.gelu(fromArray(FLOATS, x, xi + j)).intoArray(y, yi + j);
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);
-            gelu(fromArray(FLOATS, x, xi + end, m)).intoArray(y, yi + end, m);
+            ActivationMath.gelu(fromArray(FLOATS, x, xi + end, m)).intoArray(y, yi + end, m);
         }
     }
 
     private static void siluForward(int n, float[] x, int xi, float[] y, int yi) {
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            silu(fromArray(FLOATS, x, xi + j)).intoArray(y, yi + j);
+            ActivationMath.silu(fromArray(FLOATS, x, xi + j)).intoArray(y, yi + j);
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);
-            silu(fromArray(FLOATS, x, xi + end, m)).intoArray(y, yi + end, m);
+            ActivationMath.silu(fromArray(FLOATS, x, xi + end, m)).intoArray(y, yi + end, m);
         }
     }
 
     private static void geluTanhBackward(int n, float[] x, int xi, float[] dy, int dyi, float[] dx, int dxi) {
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            FloatVector d = geluTanhDerivative(clamp(fromArray(FLOATS, x, xi + j)));
+            FloatVector d = ActivationMath.geluTanhDerivative(ActivationMath.clamp(fromArray(FLOATS, x, xi + j)));
             d.mul(fromArray(FLOATS, dy, dyi + j)).intoArray(dx, dxi + j);
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);
-            FloatVector d = geluTanhDerivative(clamp(fromArray(FLOATS, x, xi + end, m)));
+            FloatVector d = ActivationMath.geluTanhDerivative(ActivationMath.clamp(fromArray(FLOATS, x, xi + end, m)));
             d.mul(fromArray(FLOATS, dy, dyi + end, m)).intoArray(dx, dxi + end, m);
         }
     }
@@ -392,12 +361,12 @@ public final class Activations {
     private static void geluBackward(int n, float[] x, int xi, float[] dy, int dyi, float[] dx, int dxi) {
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            FloatVector d = geluDerivative(clamp(fromArray(FLOATS, x, xi + j)));
+            FloatVector d = ActivationMath.geluDerivative(ActivationMath.clamp(fromArray(FLOATS, x, xi + j)));
             d.mul(fromArray(FLOATS, dy, dyi + j)).intoArray(dx, dxi + j);
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);
-            FloatVector d = geluDerivative(clamp(fromArray(FLOATS, x, xi + end, m)));
+            FloatVector d = ActivationMath.geluDerivative(ActivationMath.clamp(fromArray(FLOATS, x, xi + end, m)));
             d.mul(fromArray(FLOATS, dy, dyi + end, m)).intoArray(dx, dxi + end, m);
         }
     }
@@ -405,12 +374,12 @@ public final class Activations {
     private static void siluBackward(int n, float[] x, int xi, float[] dy, int dyi, float[] dx, int dxi) {
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
-            FloatVector d = siluDerivative(clamp(fromArray(FLOATS, x, xi + j)));
+            FloatVector d = ActivationMath.siluDerivative(ActivationMath.clamp(fromArray(FLOATS, x, xi + j)));
             d.mul(fromArray(FLOATS, dy, dyi + j)).intoArray(dx, dxi + j);
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);
-            FloatVector d = siluDerivative(clamp(fromArray(FLOATS, x, xi + end, m)));
+            FloatVector d = ActivationMath.siluDerivative(ActivationMath.clamp(fromArray(FLOATS, x, xi + end, m)));
             d.mul(fromArray(FLOATS, dy, dyi + end, m)).intoArray(dx, dxi + end, m);
         }
     }
@@ -419,12 +388,12 @@ public final class Activations {
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
             FloatVector u = fromArray(FLOATS, up, ui + j);
-            silu(fromArray(FLOATS, gate, gi + j)).mul(u).intoArray(y, yi + j);
+            ActivationMath.silu(fromArray(FLOATS, gate, gi + j)).mul(u).intoArray(y, yi + j);
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);
             FloatVector u = fromArray(FLOATS, up, ui + end, m);
-            silu(fromArray(FLOATS, gate, gi + end, m)).mul(u).intoArray(y, yi + end, m);
+            ActivationMath.silu(fromArray(FLOATS, gate, gi + end, m)).mul(u).intoArray(y, yi + end, m);
         }
     }
 
@@ -445,74 +414,17 @@ public final class Activations {
             FloatVector g = fromArray(FLOATS, gate, gi + j);
             FloatVector d = fromArray(FLOATS, dy, dyi + j);
             FloatVector u = fromArray(FLOATS, up, ui + j);
-            d.mul(u).mul(siluDerivative(clamp(g))).intoArray(dgate, dgi + j);
-            d.mul(silu(g)).intoArray(dup, dui + j);
+            d.mul(u).mul(ActivationMath.siluDerivative(ActivationMath.clamp(g))).intoArray(dgate, dgi + j);
+            d.mul(ActivationMath.silu(g)).intoArray(dup, dui + j);
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);
             FloatVector g = fromArray(FLOATS, gate, gi + end, m);
             FloatVector d = fromArray(FLOATS, dy, dyi + end, m);
             FloatVector u = fromArray(FLOATS, up, ui + end, m);
-            d.mul(u).mul(siluDerivative(clamp(g))).intoArray(dgate, dgi + end, m);
-            d.mul(silu(g)).intoArray(dup, dui + end, m);
+            d.mul(u).mul(ActivationMath.siluDerivative(ActivationMath.clamp(g))).intoArray(dgate, dgi + end, m);
+            d.mul(ActivationMath.silu(g)).intoArray(dup, dui + end, m);
         }
-    }
-
-    private static FloatVector geluTanh(FloatVector x) {
-        return x.div(VectorMath.expIgnoringNaN(x.mul(x).fma(C2, C1).mul(x)).add(1f));
-    }
-
-    private static FloatVector gelu(FloatVector x) {
-        return x.mul(normalCdf(x));
-    }
-
-    private static FloatVector geluTanhDerivative(FloatVector x) {
-        // s = sigmoid(2u), 1 - s = e·s: gelu' = s + x·e·s²·(2u)'.
-        FloatVector x2 = x.mul(x);
-        FloatVector e = VectorMath.exp(Simd.atMost(x2.fma(C2, C1).mul(x), EXP_CAP));
-        FloatVector s = FloatVector.broadcast(FLOATS, 1f).div(e.add(1f));
-        FloatVector slope = x2.fma(-3 * C2, -C1);
-        return x.mul(e).mul(s).mul(s).fma(slope, s);
-    }
-
-    private static FloatVector geluDerivative(FloatVector x) {
-        return VectorMath.exp(x.mul(x).mul(-0.5f)).mul(INV_SQRT_2PI).mul(x).add(normalCdf(x));
-    }
-
-    private static FloatVector clamp(FloatVector x) {
-        return Simd.atMost(Simd.atLeast(x, -DERIVATIVE_RANGE), DERIVATIVE_RANGE);
-    }
-
-    private static FloatVector silu(FloatVector x) {
-        return x.div(VectorMath.expIgnoringNaN(x.neg()).add(1f));
-    }
-
-    /** {@code s·(1 + x·(1 - s))}, with {@code 1 - s = e·s} computed without cancellation. */
-    private static FloatVector siluDerivative(FloatVector x) {
-        FloatVector e = VectorMath.exp(Simd.atMost(x.neg(), EXP_CAP));
-        FloatVector s = FloatVector.broadcast(FLOATS, 1f).div(e.add(1f));
-        return x.mul(e).mul(s).fma(s, s);
-    }
-
-    /**
-     * {@code Φ(x) = 0.5·erfc(-x/√2)}: for {@code t = |x|/√2}, {@code q = 0.5·erfc(t)} is accurate in relative terms
-     * (Numerical Recipes' {@code erfcc}: {@code τ·exp(-t² + P(τ))}, {@code τ = 1/(1 + t/2)}), and {@code Φ} is q
-     * for negative x and {@code 1 - q} otherwise.
-     */
-    private static FloatVector normalCdf(FloatVector x) {
-        FloatVector t = x.abs().mul(INV_SQRT_2);
-        FloatVector tau = FloatVector.broadcast(FLOATS, 1f).div(t.fma(0.5f, 1f));
-        FloatVector p = tau.fma(0.17087277f, -0.82215223f);
-        p = p.fma(tau, FloatVector.broadcast(FLOATS, 1.48851587f));
-        p = p.fma(tau, FloatVector.broadcast(FLOATS, -1.13520398f));
-        p = p.fma(tau, FloatVector.broadcast(FLOATS, 0.27886807f));
-        p = p.fma(tau, FloatVector.broadcast(FLOATS, -0.18628806f));
-        p = p.fma(tau, FloatVector.broadcast(FLOATS, 0.09678418f));
-        p = p.fma(tau, FloatVector.broadcast(FLOATS, 0.37409196f));
-        p = p.fma(tau, FloatVector.broadcast(FLOATS, 1.00002368f));
-        p = p.fma(tau, FloatVector.broadcast(FLOATS, -1.26551223f));
-        FloatVector q = VectorMath.exp(t.mul(t).neg().add(p)).mul(tau).mul(0.5f);
-        return FloatVector.broadcast(FLOATS, 1f).sub(q).blend(q, x.lt(0f));
     }
 
     /** {@link #FORWARD_LOOPS}: the switch is exhaustive, so a new activation does not compile without its loop. */

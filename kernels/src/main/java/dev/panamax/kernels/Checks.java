@@ -315,6 +315,14 @@ final class Checks {
         }
     }
 
+    /** Checks vectors x (read) and y (written) of {@code n} floats: y is x itself or shares no float with it. */
+    static void inPlaceOrSeparate(int n, MemorySegment x, long xOffset, MemorySegment y, long yOffset) {
+        nonNegative("n", n);
+        vector("x", x, xOffset, n, false);
+        vector("y", y, yOffset, n, true);
+        inPlaceOrSeparate(Strided.vector("y", y, yOffset, n), Strided.vector("x", x, xOffset, n));
+    }
+
     /**
      * The output is the input itself (same first element and, over several rows, leading dimension: the kernel works in
      * place, reading each element before writing it), or shares no float with it. A partial overlap would read values

@@ -181,7 +181,7 @@ public final class CrossEntropy {
         if (cols > CHUNK) {
             logSumExp = wideRow(cols, weight, x, xi, d, di);
         } else {
-            float max = Softmax.max(cols, 1f, x, xi);
+            float max = RowMath.max(cols, 1f, x, xi);
             if (max == Float.NEGATIVE_INFINITY) {
                 // Every logit -∞: its softmax counts as zeros, as in wideRow (exp(x - max) would be NaN).
                 if (d != null) {
@@ -189,9 +189,9 @@ public final class CrossEntropy {
                 }
                 logSumExp = max;
             } else {
-                float sum = VectorMath.expSum(cols, 1f, max, x, xi, d, di);
+                float sum = RowMath.expSum(cols, 1f, max, x, xi, d, di);
                 if (d != null) {
-                    Elementwise.scaleRun(cols, weight / sum, d, di);
+                    RowMath.scale(cols, weight / sum, d, di);
                 }
                 logSumExp = max + Math.log(sum);
             }
@@ -220,7 +220,7 @@ public final class CrossEntropy {
         // the next chunk as into its own. The last chunk passes itself as the next one.
         int first = n - (chunks - 1) * CHUNK;
         int length = first;
-        float max = Softmax.max(length, 1f, x, xi);
+        float max = RowMath.max(length, 1f, x, xi);
         float rowMax = Float.NEGATIVE_INFINITY;
         for (int c = 0, at = 0; c < chunks; c++) {
             boolean last = c + 1 == chunks;
@@ -233,15 +233,15 @@ public final class CrossEntropy {
                 if (y != null) {
                     Arrays.fill(y, yi + at, yi + at + length, 0f);
                 }
-                nextMax = Softmax.max(nextLength, 1f, x, xi + nextAt);
+                nextMax = RowMath.max(nextLength, 1f, x, xi + nextAt);
             } else if (y == null) {
-                sum = VectorMath.expSum(length, 1f, max, x, xi + at, null, 0);
-                nextMax = Softmax.max(nextLength, 1f, x, xi + nextAt);
+                sum = RowMath.expSum(length, 1f, max, x, xi + at, null, 0);
+                nextMax = RowMath.max(nextLength, 1f, x, xi + nextAt);
             } else {
-                long sumAndNextMax = VectorMath.expSumAndNextMax(
-                        length, 1f, max, x, xi + at, y, yi + at, nextLength, x, xi + nextAt);
-                sum = VectorMath.sumOf(sumAndNextMax);
-                nextMax = VectorMath.nextMaxOf(sumAndNextMax);
+                long sumAndNextMax =
+                        RowMath.expSumAndNextMax(length, 1f, max, x, xi + at, y, yi + at, nextLength, x, xi + nextAt);
+                sum = RowMath.sumOf(sumAndNextMax);
+                nextMax = RowMath.nextMaxOf(sumAndNextMax);
             }
             stats[2 * c] = max;
             stats[2 * c + 1] = sum;
@@ -261,7 +261,7 @@ public final class CrossEntropy {
             for (int c = 0, at = 0, size = first; c < chunks; c++, at += size, size = CHUNK) {
                 if (stats[2 * c] != Float.NEGATIVE_INFINITY) {
                     double factor = weight * Math.exp((double) stats[2 * c] - rowMax) / total;
-                    Elementwise.scaleRun(size, (float) factor, y, yi + at);
+                    RowMath.scale(size, (float) factor, y, yi + at);
                 }
             }
         }

@@ -57,14 +57,7 @@ public final class Elementwise {
      */
     public static void add(
             int n, MemorySegment a, long aOffset, MemorySegment b, long bOffset, MemorySegment y, long yOffset) {
-        Checks.nonNegative("n", n);
-        Checks.vector("a", a, aOffset, n, false);
-        Checks.vector("b", b, bOffset, n, false);
-        Checks.vector("y", y, yOffset, n, true);
-        Checks.Strided yView = Checks.Strided.vector("y", y, yOffset, n);
-        Checks.inPlaceOrSeparate(yView, Checks.Strided.vector("a", a, aOffset, n));
-        Checks.inPlaceOrSeparate(yView, Checks.Strided.vector("b", b, bOffset, n));
-        Rows.forEachSpan(n, a, aOffset, b, bOffset, y, yOffset, Elementwise::addRun);
+        Rows.checkedSpans(n, "a", a, aOffset, "b", b, bOffset, "y", y, yOffset, Elementwise::addRun);
     }
 
     /**
@@ -93,7 +86,7 @@ public final class Elementwise {
         Operand xs = Operand.of(x);
         Rows.forEachSpan(n, Parallelism.shareable(x), Line.staged(xs), (from, to) -> {
             Line xl = Line.of(0).update(xs, xOffset + from, to - from);
-            scaleRun(to - from, alpha, xl.array, xl.offset);
+            RowMath.scale(to - from, alpha, xl.array, xl.offset);
             xl.commit();
         });
     }
@@ -150,16 +143,13 @@ public final class Elementwise {
      * @param yOffset index (in floats) of y's first element
      */
     public static void axpy(int n, float alpha, MemorySegment x, long xOffset, MemorySegment y, long yOffset) {
-        Checks.nonNegative("n", n);
-        Checks.vector("x", x, xOffset, n, false);
-        Checks.vector("y", y, yOffset, n, true);
-        Checks.inPlaceOrSeparate(Checks.Strided.vector("y", y, yOffset, n), Checks.Strided.vector("x", x, xOffset, n));
+        Checks.inPlaceOrSeparate(n, x, xOffset, y, yOffset);
         Operand xs = Operand.of(x);
         Operand ys = Operand.of(y);
         Rows.forEachSpan(n, Parallelism.shareable(x, y), Line.staged(xs, ys), (from, to) -> {
             Line xl = Line.of(0).read(xs, xOffset + from, to - from);
             Line yl = Line.of(1).update(ys, yOffset + from, to - from);
-            axpyRun(to - from, alpha, xl.array, xl.offset, yl.array, yl.offset);
+            RowMath.axpy(to - from, alpha, xl.array, xl.offset, yl.array, yl.offset);
             yl.commit();
         });
     }
@@ -240,35 +230,6 @@ public final class Elementwise {
             s1 = x0.fma(x0, s1);
         }
         return Simd.sum(s0.add(s1).add(s2.add(s3)));
-    }
-
-    /** {@code y += alpha·x} over {@code n} floats. */
-    static void axpyRun(int n, float alpha, float[] x, int xi, float[] y, int yi) {
-        FloatVector a = FloatVector.broadcast(FLOATS, alpha);
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector.fromArray(FLOATS, x, xi + j)
-                    .fma(a, FloatVector.fromArray(FLOATS, y, yi + j))
-                    .intoArray(y, yi + j);
-        }
-        if (end < n) {
-            VectorMask<Float> m = tail(end, n);
-            FloatVector.fromArray(FLOATS, x, xi + end, m)
-                    .fma(a, FloatVector.fromArray(FLOATS, y, yi + end, m))
-                    .intoArray(y, yi + end, m);
-        }
-    }
-
-    /** {@code x *= alpha} over {@code n} floats from {@code xi}. */
-    static void scaleRun(int n, float alpha, float[] x, int xi) {
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector.fromArray(FLOATS, x, xi + j).mul(alpha).intoArray(x, xi + j);
-        }
-        if (end < n) {
-            VectorMask<Float> m = tail(end, n);
-            FloatVector.fromArray(FLOATS, x, xi + end, m).mul(alpha).intoArray(x, xi + end, m);
-        }
     }
 
     /** {@code y = a + b} over {@code n} floats. */

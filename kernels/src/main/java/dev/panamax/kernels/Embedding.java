@@ -184,7 +184,7 @@ public final class Embedding {
                 long row = dtableOffset + (long) token(tokens, tokensOffset, i) * dim + c0;
                 Line d = Line.of(0).read(douts, doutOffset + (long) i * ldDout + c0, width);
                 Line t = Line.of(1).update(dtables, row, width);
-                Elementwise.axpyRun(width, 1f, d.array, d.offset, t.array, t.offset);
+                RowMath.axpy(width, 1f, d.array, d.offset, t.array, t.offset);
                 t.commit();
             }
         });

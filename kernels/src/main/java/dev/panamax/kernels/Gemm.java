@@ -250,28 +250,18 @@ public final class Gemm {
             Checks.unshared(cs, new Checks.Strided("b", b, bOffset, tb ? n : k, tb ? k : n, ldb, strideB), batchCount);
         }
         boolean shareable = Parallelism.shareable(a) && Parallelism.shareable(b) && Parallelism.shareable(c);
-        batched(
-                transA,
-                transB,
+        Product first = new Product(
+                transA.transposed(),
+                transB.transposed(),
                 m,
                 n,
                 k,
                 alpha,
-                a,
-                aOffset,
-                lda,
-                strideA,
-                b,
-                bOffset,
-                ldb,
-                strideB,
+                new Matrix(a, aOffset, lda),
+                new Matrix(b, bOffset, ldb),
                 beta,
-                c,
-                cOffset,
-                ldc,
-                strideC,
-                batchCount,
-                shareable);
+                new Matrix(c, cOffset, ldc));
+        batched(first, strideA, strideB, strideC, batchCount, shareable);
     }
 
     /**
@@ -364,7 +354,16 @@ public final class Gemm {
                     Checks.Strided.vector("x", x, xOffset, xLength));
         }
         boolean shareable = Parallelism.shareable(a) && Parallelism.shareable(x) && Parallelism.shareable(y);
-        Gemv.run(trans.transposed(), m, n, alpha, a, aOffset, lda, x, xOffset, 1, beta, y, yOffset, 1, shareable);
+        Gemv.run(
+                trans.transposed(),
+                m,
+                n,
+                alpha,
+                new Matrix(a, aOffset, lda),
+                new Matrix(x, xOffset, 1),
+                beta,
+                new Matrix(y, yOffset, 1),
+                shareable);
     }
 
     private static void checkGemv(Transpose trans, int m, int n, int lda) {
@@ -435,117 +434,39 @@ public final class Gemm {
         return Checks.batchExtent(Checks.matrixExtent(m, n, ldc), strideC, batchCount);
     }
 
+    /** The products of a strided batch whose first product is {@code first}. */
     private static void batched(
-            Transpose transA,
-            Transpose transB,
-            int m,
-            int n,
-            int k,
-            float alpha,
-            MemorySegment a,
-            long aOffset,
-            int lda,
-            long strideA,
-            MemorySegment b,
-            long bOffset,
-            int ldb,
-            long strideB,
-            float beta,
-            MemorySegment c,
-            long cOffset,
-            int ldc,
-            long strideC,
-            int batchCount,
-            boolean parallel) {
+            Product first, long strideA, long strideB, long strideC, int batchCount, boolean parallel) {
         // Small products in a batch go one per task, and so do mid-sized ones when there are enough of them to share
         // out evenly: splitting each would pay a hand-off per product, which small products do not repay. Large ones
         // are split inside each product instead.
-        long macs = (long) m * n * k;
+        long macs = (long) first.m() * first.n() * first.k();
         boolean perProduct = parallel
                 && batchCount > 1
                 && macs * batchCount >= GemmDriver.PARALLEL_MIN_MACS
                 && (macs < GemmDriver.PARALLEL_MIN_MACS
                         || macs < BATCH_SHARED_MAX_MACS && batchCount >= 4 * Parallelism.threads());
         if (perProduct) {
-            Parallelism.forEach(
-                    batchCount,
-                    i -> GemmDriver.run(
-                            operands(
-                                    transA,
-                                    transB,
-                                    m,
-                                    n,
-                                    k,
-                                    alpha,
-                                    a,
-                                    aOffset + i * strideA,
-                                    lda,
-                                    b,
-                                    bOffset + i * strideB,
-                                    ldb,
-                                    beta,
-                                    c,
-                                    cOffset + i * strideC,
-                                    ldc),
-                            false));
+            Parallelism.forEach(batchCount, i -> GemmDriver.run(entry(first, i, strideA, strideB, strideC), false));
             return;
         }
         for (int i = 0; i < batchCount; i++) {
-            GemmDriver.run(
-                    operands(
-                            transA,
-                            transB,
-                            m,
-                            n,
-                            k,
-                            alpha,
-                            a,
-                            aOffset + i * strideA,
-                            lda,
-                            b,
-                            bOffset + i * strideB,
-                            ldb,
-                            beta,
-                            c,
-                            cOffset + i * strideC,
-                            ldc),
-                    parallel);
+            GemmDriver.run(entry(first, i, strideA, strideB, strideC), parallel);
         }
     }
 
-    private static GemmDriver.Operands operands(
-            Transpose transA,
-            Transpose transB,
-            int m,
-            int n,
-            int k,
-            float alpha,
-            MemorySegment a,
-            long aOffset,
-            int lda,
-            MemorySegment b,
-            long bOffset,
-            int ldb,
-            float beta,
-            MemorySegment c,
-            long cOffset,
-            int ldc) {
-        return new GemmDriver.Operands(
-                transA.transposed(),
-                transB.transposed(),
-                m,
-                n,
-                k,
-                alpha,
-                a,
-                aOffset,
-                lda,
-                b,
-                bOffset,
-                ldb,
-                beta,
-                c,
-                cOffset,
-                ldc);
+    /** Product {@code i} of a strided batch whose first product is {@code first}. */
+    private static Product entry(Product first, int i, long strideA, long strideB, long strideC) {
+        return new Product(
+                first.transA(),
+                first.transB(),
+                first.m(),
+                first.n(),
+                first.k(),
+                first.alpha(),
+                first.a().shifted(i * strideA),
+                first.b().shifted(i * strideB),
+                first.beta(),
+                first.c().shifted(i * strideC));
     }
 }

@@ -25,36 +25,37 @@ final class Gemv {
 
     /**
      * {@code y = alpha·op(A)·x + beta·y} with A stored as {@code rows × cols}. Without transpose x has {@code cols}
-     * elements and y {@code rows}; with it x has {@code rows} and y {@code cols}.
+     * elements and y {@code rows}; with it x has {@code rows} and y {@code cols}. x and y are vectors as single columns:
+     * element i at {@code offset + i·ld}.
      */
     static void run(
             boolean trans,
             int rows,
             int cols,
             float alpha,
-            MemorySegment a,
-            long aOffset,
-            int lda,
-            MemorySegment x,
-            long xOffset,
-            long incX,
+            Matrix matrix,
+            Matrix x,
             float beta,
-            MemorySegment y,
-            long yOffset,
-            long incY,
+            Matrix y,
             boolean parallel) {
+        MemorySegment a = matrix.data();
+        long aOffset = matrix.offset();
+        int lda = matrix.ld();
         int xLength = trans ? rows : cols;
         int yLength = trans ? cols : rows;
         if (yLength == 0) {
             return;
         }
         if (xLength == 0 || alpha == 0f) {
-            GemmDriver.scale(beta, y, yOffset, Math.toIntExact(incY), yLength, 1);
+            y.scale(beta, yLength, 1);
             return;
         }
+        MemorySegment ys = y.data();
+        long yOffset = y.offset();
+        long incY = y.ld();
         float[] xs = buffer(0, xLength);
         for (int i = 0; i < xLength; i++) {
-            xs[i] = x.getAtIndex(FLOAT, xOffset + i * incX);
+            xs[i] = x.data().getAtIndex(FLOAT, x.offset() + (long) i * x.ld());
         }
         int threads = parallel && (long) rows * cols >= Rows.PARALLEL_MIN_ELEMENTS ? Parallelism.threads() : 1;
         // Tasks cover whole groups of four rows (or vector-wide column strips); each y element sees the same
@@ -66,9 +67,9 @@ final class Gemv {
             int from = task * step;
             int to = Math.min(yLength, from + step);
             if (trans) {
-                transposed(rows, from, to, alpha, a, aOffset, lda, xs, beta, y, yOffset, incY);
+                transposed(rows, from, to, alpha, a, aOffset, lda, xs, beta, ys, yOffset, incY);
             } else {
-                plain(from, to, cols, alpha, a, aOffset, lda, xs, beta, y, yOffset, incY);
+                plain(from, to, cols, alpha, a, aOffset, lda, xs, beta, ys, yOffset, incY);
             }
         });
     }

@@ -1,13 +1,6 @@
 package dev.panamax.kernels;
 
-import static dev.panamax.kernels.Simd.FLOATS;
-import static dev.panamax.kernels.Simd.LANES;
-import static dev.panamax.kernels.Simd.tail;
-import static dev.panamax.kernels.Simd.vectorEnd;
-
 import java.lang.foreign.MemorySegment;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 
 /**
  * Layer normalisation over the rows of a row-major {@code rows × cols} matrix, as in GPT-2: {@code y = (x - mean)·rstd
@@ -30,6 +23,11 @@ import jdk.incubator.vector.VectorMask;
  * parameter gradients in fixed chunks of rows, see {@code Norms}).
  */
 public final class LayerNorm {
+    // The per-thread Lines (see Line) each pass stages its operands through, one slot per operand held at once: the
+    // forward's x, y, weight, bias, means, rstds and the next row of x; the backward's x, dy, weight, dx, means, rstds.
+    private static final int X_LINE = 0, Y_LINE = 1, DY_LINE = 1, WEIGHT_LINE = 2, BIAS_LINE = 3, DX_LINE = 3;
+    private static final int MEAN_LINE = 4, RSTD_LINE = 5, NEXT_X_LINE = 6;
+
     private LayerNorm() {}
 
     /**
@@ -166,29 +164,29 @@ public final class LayerNorm {
         Operand rstds = Operand.of(rstd);
         Rows.forEach(rows, (long) rows * cols, parallel, (from, to) -> {
             // Every row reads the same weight and bias, and the task's means and rstds are staged as one run each.
-            Line wl = Line.of(2).read(ws, weightOffset, cols);
-            Line bl = Line.of(3).read(bs, biasOffset, cols);
-            Line ml = means == null ? null : Line.of(4).write(means, meanOffset + from, to - from);
-            Line rl = rstds == null ? null : Line.of(5).write(rstds, rstdOffset + from, to - from);
-            Line xl = Line.of(0).read(xs, xOffset + (long) from * ldx, cols);
-            Line following = Line.of(6);
-            float m = mean(cols, xl.array, xl.offset);
+            Line wl = Line.of(WEIGHT_LINE).read(ws, weightOffset, cols);
+            Line bl = Line.of(BIAS_LINE).read(bs, biasOffset, cols);
+            Line ml = means == null ? null : Line.of(MEAN_LINE).write(means, meanOffset + from, to - from);
+            Line rl = rstds == null ? null : Line.of(RSTD_LINE).write(rstds, rstdOffset + from, to - from);
+            Line xl = Line.of(X_LINE).read(xs, xOffset + (long) from * ldx, cols);
+            Line following = Line.of(NEXT_X_LINE);
+            float m = NormRows.mean(cols, xl.array, xl.offset);
             for (int i = from; i < to; i++) {
                 // The last row passes itself as the next one; the extra mean reads it from L1 and is dropped.
                 Line next = i + 1 < to ? following.read(xs, xOffset + (long) (i + 1) * ldx, cols) : xl;
-                Line yl = Line.of(1).write(ys, yOffset + (long) i * ldy, cols);
-                float r = rstd(cols, epsilon, m, xl.array, xl.offset);
+                Line yl = Line.of(Y_LINE).write(ys, yOffset + (long) i * ldy, cols);
+                float r = NormRows.rstd(cols, epsilon, m, xl.array, xl.offset);
                 float nextMean;
                 if (!(r > 0)) {
                     // The sum of squares, or the mean, overflowed (or x holds NaN or ∞): the row again, in double.
-                    double exactMean = exactMean(cols, xl.array, xl.offset);
-                    r = normaliseExactly(
+                    double exactMean = NormRows.exactMean(cols, xl.array, xl.offset);
+                    r = NormRows.layerNormaliseExactly(
                             cols, epsilon, exactMean, xl.array, xl.offset, wl.array, wl.offset, bl.array, bl.offset,
                             yl.array, yl.offset);
                     m = (float) exactMean;
-                    nextMean = mean(cols, next.array, next.offset);
+                    nextMean = NormRows.mean(cols, next.array, next.offset);
                 } else {
-                    nextMean = normaliseAndMean(
+                    nextMean = NormRows.normaliseAndMean(
                             cols,
                             m,
                             r,
@@ -388,14 +386,14 @@ public final class LayerNorm {
                 parallel,
                 (from, to, partial, at) -> {
                     // Every row reads the same weight, and the chunk's means and rstds are staged as one run each.
-                    Line wl = Line.of(3).read(ws, weightOffset, cols);
-                    Line ml = Line.of(4).read(means, meanOffset + from, to - from);
-                    Line rl = Line.of(5).read(rstds, rstdOffset + from, to - from);
+                    Line wl = Line.of(WEIGHT_LINE).read(ws, weightOffset, cols);
+                    Line ml = Line.of(MEAN_LINE).read(means, meanOffset + from, to - from);
+                    Line rl = Line.of(RSTD_LINE).read(rstds, rstdOffset + from, to - from);
                     for (int i = from; i < to; i++) {
-                        Line xl = Line.of(0).read(xs, xOffset + (long) i * ldx, cols);
-                        Line dyl = Line.of(1).read(dys, dyOffset + (long) i * lddy, cols);
-                        Line dxl = Line.of(2).write(dxs, dxOffset + (long) i * lddx, cols);
-                        backwardRow(
+                        Line xl = Line.of(X_LINE).read(xs, xOffset + (long) i * ldx, cols);
+                        Line dyl = Line.of(DY_LINE).read(dys, dyOffset + (long) i * lddy, cols);
+                        Line dxl = Line.of(DX_LINE).write(dxs, dxOffset + (long) i * lddx, cols);
+                        NormRows.layerBackwardRow(
                                 cols,
                                 xl.array,
                                 xl.offset,
@@ -416,199 +414,5 @@ public final class LayerNorm {
                 dweightOffset,
                 Operand.of(dbias),
                 dbiasOffset);
-    }
-
-    /** The mean of {@code n > 0} floats in double, where their sum cannot overflow. */
-    private static double exactMean(int n, float[] x, int xi) {
-        double sum = 0;
-        for (int j = 0; j < n; j++) {
-            sum += x[xi + j];
-        }
-        return sum / n;
-    }
-
-    /**
-     * One row normalised in double, for the rows whose squares overflow float: {@code (x - mean)·rstd⊙w + b}.
-     * Returns the row's rstd, {@code 1/√(var + epsilon)}.
-     */
-    private static float normaliseExactly(
-            int n,
-            float epsilon,
-            double mean,
-            float[] x,
-            int xi,
-            float[] w,
-            int wi,
-            float[] b,
-            int bi,
-            float[] y,
-            int yi) {
-        double squares = 0;
-        for (int j = 0; j < n; j++) {
-            double d = x[xi + j] - mean;
-            squares += d * d;
-        }
-        double rstd = 1 / Math.sqrt(squares / n + epsilon);
-        for (int j = 0; j < n; j++) {
-            y[yi + j] = (float) ((x[xi + j] - mean) * rstd * w[wi + j] + b[bi + j]);
-        }
-        return (float) rstd;
-    }
-
-    /** The mean of {@code n > 0} floats, summed in a fixed order. */
-    static float mean(int n, float[] x, int xi) {
-        FloatVector sum = FloatVector.zero(FLOATS);
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            sum = sum.add(FloatVector.fromArray(FLOATS, x, xi + j));
-        }
-        if (end < n) {
-            sum = sum.add(FloatVector.fromArray(FLOATS, x, xi + end, tail(end, n)));
-        }
-        return Simd.sum(sum) / n;
-    }
-
-    /**
-     * {@code 1/√(Σ (x - mean)²/n + epsilon)}. The squares go to four accumulators in turn (then a fixed order), so
-     * that each fused multiply-add waits for the one four vectors back rather than for the previous one, whose latency
-     * would bound the loop.
-     */
-    private static float rstd(int n, float epsilon, float mean, float[] x, int xi) {
-        FloatVector s0 = FloatVector.zero(FLOATS);
-        FloatVector s1 = s0;
-        FloatVector s2 = s0;
-        FloatVector s3 = s0;
-        int end = vectorEnd(n);
-        int quads = end - end % (4 * LANES);
-        for (int j = 0; j < quads; j += 4 * LANES) {
-            FloatVector d0 = FloatVector.fromArray(FLOATS, x, xi + j).sub(mean);
-            FloatVector d1 = FloatVector.fromArray(FLOATS, x, xi + j + LANES).sub(mean);
-            FloatVector d2 =
-                    FloatVector.fromArray(FLOATS, x, xi + j + 2 * LANES).sub(mean);
-            FloatVector d3 =
-                    FloatVector.fromArray(FLOATS, x, xi + j + 3 * LANES).sub(mean);
-            s0 = d0.fma(d0, s0);
-            s1 = d1.fma(d1, s1);
-            s2 = d2.fma(d2, s2);
-            s3 = d3.fma(d3, s3);
-        }
-        for (int j = quads; j < end; j += LANES) {
-            FloatVector d = FloatVector.fromArray(FLOATS, x, xi + j).sub(mean);
-            s0 = d.fma(d, s0);
-        }
-        if (end < n) {
-            VectorMask<Float> m = tail(end, n);
-            FloatVector d = FloatVector.fromArray(FLOATS, x, xi + end, m).sub(mean, m);
-            s1 = d.fma(d, s1);
-        }
-        return (float) (1 / Math.sqrt((double) Simd.sum(s0.add(s1).add(s2.add(s3))) / n + epsilon));
-    }
-
-    /**
-     * Normalises one row while summing the next ({@code next}), and returns the next row's mean: its first pass rides
-     * along with this row's last, so that its reads stream from memory while this row's results are written. The sum
-     * is taken in {@link #mean}'s order, so a row's result does not depend on whether it came first in its task.
-     */
-    private static float normaliseAndMean(
-            int n,
-            float mean,
-            float rstd,
-            float[] x,
-            int xi,
-            float[] w,
-            int wi,
-            float[] b,
-            int bi,
-            float[] y,
-            int yi,
-            float[] next,
-            int ni) {
-        FloatVector sum = FloatVector.zero(FLOATS);
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            sum = sum.add(FloatVector.fromArray(FLOATS, next, ni + j));
-            FloatVector xhat =
-                    FloatVector.fromArray(FLOATS, x, xi + j).sub(mean).mul(rstd);
-            xhat.fma(FloatVector.fromArray(FLOATS, w, wi + j), FloatVector.fromArray(FLOATS, b, bi + j))
-                    .intoArray(y, yi + j);
-        }
-        if (end < n) {
-            VectorMask<Float> m = tail(end, n);
-            sum = sum.add(FloatVector.fromArray(FLOATS, next, ni + end, m));
-            FloatVector xhat =
-                    FloatVector.fromArray(FLOATS, x, xi + end, m).sub(mean).mul(rstd);
-            xhat.fma(FloatVector.fromArray(FLOATS, w, wi + end, m), FloatVector.fromArray(FLOATS, b, bi + end, m))
-                    .intoArray(y, yi + end, m);
-        }
-        return Simd.sum(sum) / n;
-    }
-
-    /**
-     * One row: {@code dx = rstd·(dnorm - mean(dnorm) - xhat·mean(dnorm⊙xhat))} with {@code dnorm = dy⊙weight}; adds
-     * {@code dy⊙xhat} and {@code dy} into the partial sums at {@code at} and {@code at + n}.
-     */
-    private static void backwardRow(
-            int n,
-            float[] x,
-            int xi,
-            float[] w,
-            int wi,
-            float mean,
-            float rstd,
-            float[] dy,
-            int dyi,
-            float[] dx,
-            int dxi,
-            float[] partial,
-            int at) {
-        FloatVector sumDnorm = FloatVector.zero(FLOATS);
-        FloatVector sumDnormXhat = sumDnorm;
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector dnorm =
-                    FloatVector.fromArray(FLOATS, dy, dyi + j).mul(FloatVector.fromArray(FLOATS, w, wi + j));
-            sumDnorm = sumDnorm.add(dnorm);
-            sumDnormXhat =
-                    FloatVector.fromArray(FLOATS, x, xi + j).sub(mean).mul(rstd).fma(dnorm, sumDnormXhat);
-        }
-        VectorMask<Float> m = tail(end, n);
-        if (end < n) {
-            FloatVector dnorm =
-                    FloatVector.fromArray(FLOATS, dy, dyi + end, m).mul(FloatVector.fromArray(FLOATS, w, wi + end, m));
-            sumDnorm = sumDnorm.add(dnorm);
-            sumDnormXhat = FloatVector.fromArray(FLOATS, x, xi + end, m)
-                    .sub(mean)
-                    .mul(rstd)
-                    .fma(dnorm, sumDnormXhat);
-        }
-        float meanDnorm = Simd.sum(sumDnorm) / n;
-        float meanDnormXhat = Simd.sum(sumDnormXhat) / n;
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector g = FloatVector.fromArray(FLOATS, dy, dyi + j);
-            FloatVector xhat =
-                    FloatVector.fromArray(FLOATS, x, xi + j).sub(mean).mul(rstd);
-            FloatVector dnorm = g.mul(FloatVector.fromArray(FLOATS, w, wi + j));
-            xhat.mul(-meanDnormXhat).add(dnorm.sub(meanDnorm)).mul(rstd).intoArray(dx, dxi + j);
-            accumulate(partial, at + j, g.mul(xhat), at + n + j, g);
-        }
-        if (end < n) {
-            FloatVector g = FloatVector.fromArray(FLOATS, dy, dyi + end, m);
-            FloatVector xhat =
-                    FloatVector.fromArray(FLOATS, x, xi + end, m).sub(mean).mul(rstd);
-            FloatVector dnorm = g.mul(FloatVector.fromArray(FLOATS, w, wi + end, m));
-            xhat.mul(-meanDnormXhat).add(dnorm.sub(meanDnorm)).mul(rstd).intoArray(dx, dxi + end, m);
-            accumulate(partial, at + end, g.mul(xhat), at + n + end, g, m);
-        }
-    }
-
-    private static void accumulate(float[] partial, int i0, FloatVector v0, int i1, FloatVector v1) {
-        FloatVector.fromArray(Simd.FLOATS, partial, i0).add(v0).intoArray(partial, i0);
-        FloatVector.fromArray(Simd.FLOATS, partial, i1).add(v1).intoArray(partial, i1);
-    }
-
-    private static void accumulate(
-            float[] partial, int i0, FloatVector v0, int i1, FloatVector v1, VectorMask<Float> m) {
-        FloatVector.fromArray(Simd.FLOATS, partial, i0, m).add(v0).intoArray(partial, i0, m);
-        FloatVector.fromArray(Simd.FLOATS, partial, i1, m).add(v1).intoArray(partial, i1, m);
     }
 }

@@ -14,7 +14,9 @@ import java.lang.foreign.MemorySegment;
  * on native memory: the copies in and out do not overlap with the computation, so over data in DRAM the memory-bound
  * ops run slower on native segments than on arrays (the ops benchmark measures both).
  *
- * <p>Each thread has {@link #SLOTS} lines; a kernel takes distinct slots for the operands it uses at once.
+ * <p>Each thread has {@link #SLOTS} lines, numbered; the number names no operand. The rule: the lines a kernel holds
+ * at once have distinct numbers, and a kernel that holds many names its numbers (as the norms do); a kernel's lines
+ * are done with when it returns, so kernels need not agree on numbers.
  */
 final class Line {
     /** Lines per thread: enough for the kernel with the most operands live at once. */

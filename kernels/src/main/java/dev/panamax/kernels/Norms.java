@@ -70,7 +70,7 @@ final class Norms {
     private static void addInto(int cols, float[] partial, int at, Operand g, long gi) {
         Line gl = Line.of(0).update(g, gi, cols);
         // An exact multiply by 1 in the fused multiply-add: the same bits as g + partial.
-        Elementwise.axpyRun(cols, 1f, partial, at, gl.array, gl.offset);
+        RowMath.axpy(cols, 1f, partial, at, gl.array, gl.offset);
         gl.commit();
     }
 }

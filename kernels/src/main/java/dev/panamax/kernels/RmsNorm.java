@@ -1,13 +1,6 @@
 package dev.panamax.kernels;
 
-import static dev.panamax.kernels.Simd.FLOATS;
-import static dev.panamax.kernels.Simd.LANES;
-import static dev.panamax.kernels.Simd.tail;
-import static dev.panamax.kernels.Simd.vectorEnd;
-
 import java.lang.foreign.MemorySegment;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 
 /**
  * Root-mean-square normalisation over the rows of a row-major {@code rows × cols} matrix, as in Llama: {@code y = x·rstd
@@ -25,6 +18,11 @@ import jdk.incubator.vector.VectorMask;
  * Parallelism} with results bit-identical for every thread count (see {@link LayerNorm}).
  */
 public final class RmsNorm {
+    // The per-thread Lines (see Line) each pass stages its operands through, one slot per operand held at once: the
+    // forward's x, y, weight, rstds and the next row of x; the backward's x, dy, weight, rstds and dx.
+    private static final int X_LINE = 0, Y_LINE = 1, DY_LINE = 1, WEIGHT_LINE = 2, RSTD_LINE = 3;
+    private static final int NEXT_X_LINE = 4, DX_LINE = 4;
+
     private RmsNorm() {}
 
     /**
@@ -131,22 +129,23 @@ public final class RmsNorm {
         Operand rstds = Operand.of(rstd);
         Rows.forEach(rows, (long) rows * cols, parallel, (from, to) -> {
             // Every row reads the same weight, and the task's rstds are staged as one run.
-            Line wl = Line.of(2).read(ws, weightOffset, cols);
-            Line rl = rstds == null ? null : Line.of(3).write(rstds, rstdOffset + from, to - from);
-            Line xl = Line.of(0).read(xs, xOffset + (long) from * ldx, cols);
-            Line following = Line.of(6);
-            float squares = sumOfSquares(cols, xl.array, xl.offset);
+            Line wl = Line.of(WEIGHT_LINE).read(ws, weightOffset, cols);
+            Line rl = rstds == null ? null : Line.of(RSTD_LINE).write(rstds, rstdOffset + from, to - from);
+            Line xl = Line.of(X_LINE).read(xs, xOffset + (long) from * ldx, cols);
+            Line following = Line.of(NEXT_X_LINE);
+            float squares = NormRows.sumOfSquares(cols, xl.array, xl.offset);
             for (int i = from; i < to; i++) {
                 // The last row passes itself as the next one; the extra sum reads it from L1 and is dropped.
                 Line next = i + 1 < to ? following.read(xs, xOffset + (long) (i + 1) * ldx, cols) : xl;
-                Line yl = Line.of(1).write(ys, yOffset + (long) i * ldy, cols);
+                Line yl = Line.of(Y_LINE).write(ys, yOffset + (long) i * ldy, cols);
                 float r = (float) (1 / Math.sqrt((double) squares / cols + epsilon));
                 if (!(r > 0)) {
                     // The sum of squares overflowed (or x holds NaN or ∞): the row again, in double.
-                    r = normaliseExactly(cols, epsilon, xl.array, xl.offset, wl.array, wl.offset, yl.array, yl.offset);
-                    squares = sumOfSquares(cols, next.array, next.offset);
+                    r = NormRows.rmsNormaliseExactly(
+                            cols, epsilon, xl.array, xl.offset, wl.array, wl.offset, yl.array, yl.offset);
+                    squares = NormRows.sumOfSquares(cols, next.array, next.offset);
                 } else {
-                    squares = normaliseAndSumSquares(
+                    squares = NormRows.normaliseAndSumSquares(
                             cols,
                             r,
                             xl.array,
@@ -232,24 +231,6 @@ public final class RmsNorm {
     }
 
     /**
-     * One row normalised in double, for the rows whose squares overflow float: {@code x·rstd⊙w}. Returns the row's
-     * rstd, {@code 1/√(mean(x²) + epsilon)}.
-     */
-    private static float normaliseExactly(
-            int n, float epsilon, float[] x, int xi, float[] w, int wi, float[] y, int yi) {
-        double squares = 0;
-        for (int j = 0; j < n; j++) {
-            double v = x[xi + j];
-            squares += v * v;
-        }
-        double rstd = 1 / Math.sqrt(squares / n + epsilon);
-        for (int j = 0; j < n; j++) {
-            y[yi + j] = (float) (x[xi + j] * rstd * w[wi + j]);
-        }
-        return (float) rstd;
-    }
-
-    /**
      * The gradients of RMS normalisation on memory segments; as {@link #backward(int, int, float[], int, int, float[],
      * int, float[], int, float[], int, int, float[], int, int, float[], int)}.
      *
@@ -326,13 +307,13 @@ public final class RmsNorm {
                 parallel,
                 (from, to, partial, at) -> {
                     // Every row reads the same weight, and the chunk's rstds are staged as one run.
-                    Line wl = Line.of(3).read(ws, weightOffset, cols);
-                    Line rl = Line.of(4).read(rstds, rstdOffset + from, to - from);
+                    Line wl = Line.of(WEIGHT_LINE).read(ws, weightOffset, cols);
+                    Line rl = Line.of(RSTD_LINE).read(rstds, rstdOffset + from, to - from);
                     for (int i = from; i < to; i++) {
-                        Line xl = Line.of(0).read(xs, xOffset + (long) i * ldx, cols);
-                        Line dyl = Line.of(1).read(dys, dyOffset + (long) i * lddy, cols);
-                        Line dxl = Line.of(2).write(dxs, dxOffset + (long) i * lddx, cols);
-                        backwardRow(
+                        Line xl = Line.of(X_LINE).read(xs, xOffset + (long) i * ldx, cols);
+                        Line dyl = Line.of(DY_LINE).read(dys, dyOffset + (long) i * lddy, cols);
+                        Line dxl = Line.of(DX_LINE).write(dxs, dxOffset + (long) i * lddx, cols);
+                        NormRows.rmsBackwardRow(
                                 cols,
                                 xl.array,
                                 xl.offset,
@@ -352,105 +333,5 @@ public final class RmsNorm {
                 dweightOffset,
                 null,
                 0);
-    }
-
-    private static float sumOfSquares(int n, float[] x, int xi) {
-        FloatVector sum = FloatVector.zero(FLOATS);
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector v = FloatVector.fromArray(FLOATS, x, xi + j);
-            sum = v.fma(v, sum);
-        }
-        if (end < n) {
-            FloatVector v = FloatVector.fromArray(FLOATS, x, xi + end, tail(end, n));
-            sum = v.fma(v, sum);
-        }
-        return Simd.sum(sum);
-    }
-
-    /**
-     * Normalises one row while summing the squares of the next ({@code next}), and returns that sum: the next row's
-     * first pass rides along with this row's last, so that its reads stream from memory while this row's results are
-     * written, rather than each row reading and then writing on its own. The squares are summed in {@link
-     * #sumOfSquares}'s order, so a row's result does not depend on whether it came first in its task.
-     */
-    private static float normaliseAndSumSquares(
-            int n, float rstd, float[] x, int xi, float[] w, int wi, float[] y, int yi, float[] next, int ni) {
-        FloatVector sum = FloatVector.zero(FLOATS);
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector v = FloatVector.fromArray(FLOATS, next, ni + j);
-            sum = v.fma(v, sum);
-            FloatVector.fromArray(FLOATS, x, xi + j)
-                    .mul(rstd)
-                    .mul(FloatVector.fromArray(FLOATS, w, wi + j))
-                    .intoArray(y, yi + j);
-        }
-        if (end < n) {
-            VectorMask<Float> m = tail(end, n);
-            FloatVector v = FloatVector.fromArray(FLOATS, next, ni + end, m);
-            sum = v.fma(v, sum);
-            FloatVector.fromArray(FLOATS, x, xi + end, m)
-                    .mul(rstd)
-                    .mul(FloatVector.fromArray(FLOATS, w, wi + end, m))
-                    .intoArray(y, yi + end, m);
-        }
-        return Simd.sum(sum);
-    }
-
-    /**
-     * One row: {@code dx = rstd·dy⊙w - x·rstd³·mean(dy⊙w⊙x)}; adds {@code dy⊙x·rstd} into the partial sums at {@code
-     * at}.
-     */
-    private static void backwardRow(
-            int n,
-            float[] x,
-            int xi,
-            float[] w,
-            int wi,
-            float rstd,
-            float[] dy,
-            int dyi,
-            float[] dx,
-            int dxi,
-            float[] partial,
-            int at) {
-        FloatVector dot = FloatVector.zero(FLOATS);
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            dot = FloatVector.fromArray(FLOATS, dy, dyi + j)
-                    .mul(FloatVector.fromArray(FLOATS, w, wi + j))
-                    .fma(FloatVector.fromArray(FLOATS, x, xi + j), dot);
-        }
-        VectorMask<Float> m = tail(end, n);
-        if (end < n) {
-            dot = FloatVector.fromArray(FLOATS, dy, dyi + end, m)
-                    .mul(FloatVector.fromArray(FLOATS, w, wi + end, m))
-                    .fma(FloatVector.fromArray(FLOATS, x, xi + end, m), dot);
-        }
-        // dx = rstd·(dy⊙w - x·c), c = rstd²·Σ(dy⊙w⊙x)/n: rstd³ alone would be subnormal for rows beyond about 1e19.
-        float c = (float) ((double) rstd * rstd * Simd.sum(dot) / n);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector g = FloatVector.fromArray(FLOATS, dy, dyi + j);
-            FloatVector v = FloatVector.fromArray(FLOATS, x, xi + j);
-            v.mul(-c)
-                    .add(g.mul(FloatVector.fromArray(FLOATS, w, wi + j)))
-                    .mul(rstd)
-                    .intoArray(dx, dxi + j);
-            FloatVector.fromArray(Simd.FLOATS, partial, at + j)
-                    .add(g.mul(v).mul(rstd))
-                    .intoArray(partial, at + j);
-        }
-        if (end < n) {
-            FloatVector g = FloatVector.fromArray(FLOATS, dy, dyi + end, m);
-            FloatVector v = FloatVector.fromArray(FLOATS, x, xi + end, m);
-            v.mul(-c)
-                    .add(g.mul(FloatVector.fromArray(FLOATS, w, wi + end, m)))
-                    .mul(rstd)
-                    .intoArray(dx, dxi + end, m);
-            FloatVector.fromArray(Simd.FLOATS, partial, at + end, m)
-                    .add(g.mul(v).mul(rstd))
-                    .intoArray(partial, at + end, m);
-        }
     }
 }

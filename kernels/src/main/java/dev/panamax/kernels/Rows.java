@@ -76,6 +76,35 @@ final class Rows {
     }
 
     /**
+     * Checks the operands of an elementwise kernel {@code y = f(a, b)} over {@code n} floats, named {@code aName},
+     * {@code bName} and {@code yName} (y may be a or b itself, and otherwise shares no float with either), then runs
+     * {@code body}
+     * over them as {@link #forEachSpan(int, MemorySegment, long, MemorySegment, long, MemorySegment, long, BinaryRun)}
+     * does.
+     */
+    static void checkedSpans(
+            int n,
+            String aName,
+            MemorySegment a,
+            long aOffset,
+            String bName,
+            MemorySegment b,
+            long bOffset,
+            String yName,
+            MemorySegment y,
+            long yOffset,
+            BinaryRun body) {
+        Checks.nonNegative("n", n);
+        Checks.vector(aName, a, aOffset, n, false);
+        Checks.vector(bName, b, bOffset, n, false);
+        Checks.vector(yName, y, yOffset, n, true);
+        Checks.Strided yView = Checks.Strided.vector(yName, y, yOffset, n);
+        Checks.inPlaceOrSeparate(yView, Checks.Strided.vector(aName, a, aOffset, n));
+        Checks.inPlaceOrSeparate(yView, Checks.Strided.vector(bName, b, bOffset, n));
+        forEachSpan(n, a, aOffset, b, bOffset, y, yOffset, body);
+    }
+
+    /**
      * Runs {@code body} over {@code [0, rows)}, split into contiguous ranges on up to {@link Parallelism#threads()}
      * threads when {@code parallel} allows it and there are at least {@link #PARALLEL_MIN_ELEMENTS} elements.
      */

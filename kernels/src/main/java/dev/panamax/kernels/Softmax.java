@@ -1,15 +1,7 @@
 package dev.panamax.kernels;
 
-import static dev.panamax.kernels.Simd.FLOATS;
-import static dev.panamax.kernels.Simd.LANES;
-import static dev.panamax.kernels.Simd.tail;
-import static dev.panamax.kernels.Simd.vectorEnd;
-
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * Row-wise softmax and log-softmax over a row-major {@code rows × cols} matrix, with their backward kernels.
@@ -37,12 +29,6 @@ import jdk.incubator.vector.VectorOperators;
 public final class Softmax {
     /** The causal offset that masks nothing: every row sees every column. */
     public static final int UNMASKED = Integer.MAX_VALUE;
-    /**
-     * From this {@code |max z|} on, a row's exponents are formed from {@code x - x*} instead of as {@code fma(x, scale,
-     * -max z)}: that fused form is off by the rounding of {@code max z}, up to half its ulp (from 2³¹ above 88, so
-     * that exp overflows, and at {@code scale·x} beyond float's range -∞ or NaN), while here it is under 2⁻⁴.
-     */
-    static final float WIDE_ROW = 0x1p20f;
 
     private Softmax() {}
 
@@ -371,7 +357,7 @@ public final class Softmax {
                 int n = visible(i, cols, causalOffset);
                 Line xl = Line.of(0).read(xs, xOffset + (long) i * ldx, n);
                 Line yl = Line.of(1).write(ys, yOffset + (long) i * ldy, cols);
-                int written = logRow(n, scale, xl.array, xl.offset, yl.array, yl.offset);
+                int written = SoftmaxRows.logRow(n, scale, xl.array, xl.offset, yl.array, yl.offset);
                 Arrays.fill(yl.array, yl.offset + written, yl.offset + cols, Float.NEGATIVE_INFINITY);
                 yl.commit();
             }
@@ -399,7 +385,7 @@ public final class Softmax {
         Line xl = Line.of(0).read(xs, xOffset + (long) from * ldx, n);
         Line following = Line.of(2);
         Line output = Line.of(1);
-        float max = max(n, scale, xl.array, xl.offset);
+        float max = RowMath.max(n, scale, xl.array, xl.offset);
         for (int i = from; i < to; i++) {
             // Rows see no fewer columns than the row before. The last row passes itself as the next one; the extra max
             // reads it from L1 and is dropped.
@@ -409,19 +395,19 @@ public final class Softmax {
             Line yl = output.write(ys, yOffset + (long) i * ldy, cols);
             float nextMax;
             int written = 0;
-            if (Math.abs(max) >= WIDE_ROW) {
+            if (Math.abs(max) >= SoftmaxRows.WIDE_ROW) {
                 // Also the rows with nothing visible, or every visible entry -∞, which get zeros.
-                if (wideExponents(n, scale, xl.array, xl.offset, yl.array, yl.offset)) {
-                    float sum = VectorMath.expSum(n, 2f, 0f, yl.array, yl.offset, yl.array, yl.offset);
-                    Elementwise.scaleRun(n, 1f / sum, yl.array, yl.offset);
+                if (SoftmaxRows.wideExponents(n, scale, xl.array, xl.offset, yl.array, yl.offset)) {
+                    float sum = RowMath.expSum(n, 2f, 0f, yl.array, yl.offset, yl.array, yl.offset);
+                    RowMath.scale(n, 1f / sum, yl.array, yl.offset);
                     written = n;
                 }
-                nextMax = max(nextN, scale, next.array, next.offset);
+                nextMax = RowMath.max(nextN, scale, next.array, next.offset);
             } else {
-                long sumAndNextMax = VectorMath.expSumAndNextMax(
+                long sumAndNextMax = RowMath.expSumAndNextMax(
                         n, scale, max, xl.array, xl.offset, yl.array, yl.offset, nextN, next.array, next.offset);
-                Elementwise.scaleRun(n, 1f / VectorMath.sumOf(sumAndNextMax), yl.array, yl.offset);
-                nextMax = VectorMath.nextMaxOf(sumAndNextMax);
+                RowMath.scale(n, 1f / RowMath.sumOf(sumAndNextMax), yl.array, yl.offset);
+                nextMax = RowMath.nextMaxOf(sumAndNextMax);
                 written = n;
             }
             Arrays.fill(yl.array, yl.offset + written, yl.offset + cols, 0f);
@@ -431,100 +417,6 @@ public final class Softmax {
             n = nextN;
             max = nextMax;
         }
-    }
-
-    /**
-     * The largest of {@code scale·x} over {@code n} floats; NaN if any is NaN, -∞ if n is 0. NaN is tracked in a mask
-     * beside the running maximum, which {@link Simd#maxSkippingNaN} keeps short.
-     */
-    static float max(int n, float scale, float[] x, int xi) {
-        FloatVector max = FloatVector.broadcast(FLOATS, Float.NEGATIVE_INFINITY);
-        VectorMask<Float> nan = FLOATS.maskAll(false);
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector v = FloatVector.fromArray(FLOATS, x, xi + j).mul(scale);
-            max = Simd.maxSkippingNaN(max, v);
-            nan = nan.or(v.test(VectorOperators.IS_NAN));
-        }
-        if (nan.anyTrue()) {
-            return Float.NaN;
-        }
-        if (end < n) {
-            VectorMask<Float> m = tail(end, n);
-            max = max.lanewise(
-                    VectorOperators.MAX,
-                    FloatVector.fromArray(FLOATS, x, xi + end, m).mul(scale),
-                    m);
-        }
-        return Simd.max(max);
-    }
-
-    /**
-     * For a row whose {@code |max z|} is at least {@link #WIDE_ROW} (NaN excluded): writes {@code t = scale·(x -
-     * x*)/2} into y and returns true, so that the row's exponents {@code z - max z} are {@code 2t}; or, when every
-     * {@code z} is -∞ (also when {@code n} is 0), writes nothing and returns false. Halving keeps {@code x - x*} and
-     * its product finite wherever {@code 2t} is; for the entries that can weigh at all, within a factor 2 of x*,
-     * {@code x - x*} is exact (Sterbenz), so {@code 2t} is the exact exponent rounded once. A NaN in the row gives
-     * NaN exponents. y may be x itself.
-     */
-    private static boolean wideExponents(int n, float scale, float[] x, int xi, float[] y, int yi) {
-        if (n == 0) {
-            return false;
-        }
-        // |max z| ≥ WIDE_ROW with n > 0 and no NaN needs scale ≠ 0.
-        float direction = scale > 0 ? 1f : -1f;
-        float extreme = direction * max(n, direction, x, xi);
-        if (Float.isInfinite(extreme) && scale * extreme == Float.NEGATIVE_INFINITY) {
-            return false;
-        }
-        float half = 0.5f * extreme;
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector.fromArray(FLOATS, x, xi + j).fma(0.5f, -half).mul(scale).intoArray(y, yi + j);
-        }
-        if (end < n) {
-            VectorMask<Float> m = tail(end, n);
-            FloatVector.fromArray(FLOATS, x, xi + end, m)
-                    .fma(0.5f, -half)
-                    .mul(scale)
-                    .intoArray(y, yi + end, m);
-        }
-        return true;
-    }
-
-    /** Log-softmax of one row's {@code n} visible columns; returns how many columns it wrote (n, or 0 for -∞). */
-    private static int logRow(int n, float scale, float[] x, int xi, float[] y, int yi) {
-        float max = max(n, scale, x, xi);
-        // The exponents are fma(from, factor, -shift): of x itself, or of the halved differences of a wide row.
-        float[] from = x;
-        int fi = xi;
-        float factor = scale;
-        float shift = max;
-        if (Math.abs(max) >= WIDE_ROW) {
-            if (!wideExponents(n, scale, x, xi, y, yi)) {
-                return 0;
-            }
-            from = y;
-            fi = yi;
-            factor = 2f;
-            shift = 0f;
-        }
-        float logSum = (float) Math.log(VectorMath.expSum(n, factor, shift, from, fi, null, 0));
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector.fromArray(FLOATS, from, fi + j)
-                    .fma(factor, -shift)
-                    .sub(logSum)
-                    .intoArray(y, yi + j);
-        }
-        if (end < n) {
-            VectorMask<Float> m = tail(end, n);
-            FloatVector.fromArray(FLOATS, from, fi + end, m)
-                    .fma(factor, -shift)
-                    .sub(logSum)
-                    .intoArray(y, yi + end, m);
-        }
-        return n;
     }
 
     private static void runBackward(
@@ -560,69 +452,15 @@ public final class Softmax {
                 Line dyl = Line.of(1).read(dys, dyOffset + (long) i * lddy, n);
                 Line dxl = Line.of(2).write(dxs, dxOffset + (long) i * lddx, cols);
                 if (log) {
-                    logBackwardRow(n, scale, yl.array, yl.offset, dyl.array, dyl.offset, dxl.array, dxl.offset);
+                    SoftmaxRows.logBackwardRow(
+                            n, scale, yl.array, yl.offset, dyl.array, dyl.offset, dxl.array, dxl.offset);
                 } else {
-                    backwardRow(n, scale, yl.array, yl.offset, dyl.array, dyl.offset, dxl.array, dxl.offset);
+                    SoftmaxRows.backwardRow(
+                            n, scale, yl.array, yl.offset, dyl.array, dyl.offset, dxl.array, dxl.offset);
                 }
                 Arrays.fill(dxl.array, dxl.offset + n, dxl.offset + cols, 0f);
                 dxl.commit();
             }
         });
-    }
-
-    private static void backwardRow(int n, float scale, float[] y, int yi, float[] dy, int dyi, float[] dx, int dxi) {
-        FloatVector dot = FloatVector.zero(FLOATS);
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            dot = FloatVector.fromArray(FLOATS, y, yi + j).fma(FloatVector.fromArray(FLOATS, dy, dyi + j), dot);
-        }
-        VectorMask<Float> m = tail(end, n);
-        if (end < n) {
-            dot = FloatVector.fromArray(FLOATS, y, yi + end, m)
-                    .fma(FloatVector.fromArray(FLOATS, dy, dyi + end, m), dot);
-        }
-        float d = Simd.sum(dot);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector.fromArray(FLOATS, dy, dyi + j)
-                    .sub(d)
-                    .mul(FloatVector.fromArray(FLOATS, y, yi + j))
-                    .mul(scale)
-                    .intoArray(dx, dxi + j);
-        }
-        if (end < n) {
-            FloatVector.fromArray(FLOATS, dy, dyi + end, m)
-                    .sub(d)
-                    .mul(FloatVector.fromArray(FLOATS, y, yi + end, m))
-                    .mul(scale)
-                    .intoArray(dx, dxi + end, m);
-        }
-    }
-
-    private static void logBackwardRow(
-            int n, float scale, float[] y, int yi, float[] dy, int dyi, float[] dx, int dxi) {
-        FloatVector sum = FloatVector.zero(FLOATS);
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            sum = sum.add(FloatVector.fromArray(FLOATS, dy, dyi + j));
-        }
-        VectorMask<Float> m = tail(end, n);
-        if (end < n) {
-            sum = sum.add(FloatVector.fromArray(FLOATS, dy, dyi + end, m));
-        }
-        FloatVector s = FloatVector.broadcast(FLOATS, Simd.sum(sum));
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector p = VectorMath.exp(FloatVector.fromArray(FLOATS, y, yi + j));
-            p.neg()
-                    .fma(s, FloatVector.fromArray(FLOATS, dy, dyi + j))
-                    .mul(scale)
-                    .intoArray(dx, dxi + j);
-        }
-        if (end < n) {
-            FloatVector p = VectorMath.exp(FloatVector.fromArray(FLOATS, y, yi + end, m));
-            p.neg()
-                    .fma(s, FloatVector.fromArray(FLOATS, dy, dyi + end, m))
-                    .mul(scale)
-                    .intoArray(dx, dxi + end, m);
-        }
     }
 }

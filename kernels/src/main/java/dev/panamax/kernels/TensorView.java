@@ -102,6 +102,14 @@ public record TensorView(MemorySegment data, long offset, long batchStride, long
     }
 
     /**
+     * Head {@code (b, h)} from row {@code r} on as a product's operand; the row stride must fit an int (checked by the
+     * caller).
+     */
+    Matrix matrix(int b, int h, int r) {
+        return new Matrix(data, row(b, h, r), (int) rowStride);
+    }
+
+    /**
      * Checks that a {@code [batch, heads, rows, width]} tensor fits the storage and, for an output, that no two
      * elements share an index.
      */

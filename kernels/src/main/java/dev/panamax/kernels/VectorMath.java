@@ -1,11 +1,9 @@
 package dev.panamax.kernels;
 
 import static dev.panamax.kernels.Simd.FLOATS;
-import static dev.panamax.kernels.Simd.LANES;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 
 /**
@@ -78,7 +76,7 @@ final class VectorMath {
      * where 2ⁿ overflows: above, the result is +∞, NaN or, once n passes 128 and wraps into the sign bit, a tiny
      * negative number.
      */
-    private static FloatVector expNonPositive(FloatVector x) {
+    static FloatVector expNonPositive(FloatVector x) {
         FloatVector c = Simd.atLeast(x, EXP_LOW);
         FloatVector t = roundedLog2(c);
         FloatVector scale = pow2(t);
@@ -114,87 +112,5 @@ final class VectorMath {
      */
     private static FloatVector pow2(FloatVector t) {
         return t.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
-    }
-
-    /**
-     * {@code y = exp(scale·x - shift)} over {@code n} floats (y may be x itself, or null to only sum) and the sum of the
-     * terms, lanes added in {@link Simd#sum}'s fixed order: the loop every softmax-shaped kernel runs. {@code shift}
-     * is at least every {@code scale·x} (the row's maximum or its log-sum-exp), so no term is above 1: see
-     * {@link #expNonPositive}.
-     */
-    static float expSum(int n, float scale, float shift, float[] x, int xi, float[] y, int yi) {
-        FloatVector sum = FloatVector.zero(FLOATS);
-        int end = Simd.vectorEnd(n);
-        // Summing alone and storing too are separate loops: a test inside the loop costs a branch per vector.
-        if (y == null) {
-            for (int j = 0; j < end; j += LANES) {
-                sum = sum.add(
-                        expNonPositive(FloatVector.fromArray(FLOATS, x, xi + j).fma(scale, -shift)));
-            }
-        } else {
-            for (int j = 0; j < end; j += LANES) {
-                FloatVector e =
-                        expNonPositive(FloatVector.fromArray(FLOATS, x, xi + j).fma(scale, -shift));
-                e.intoArray(y, yi + j);
-                sum = sum.add(e);
-            }
-        }
-        return Simd.sum(addTail(sum, end, n, scale, shift, x, xi, y, yi));
-    }
-
-    /**
-     * {@link #expSum} over one row ({@code y} not null), and in the same pass the largest {@code scale·next} over the
-     * following row's {@code nextN ≥ n} floats: that row's reads stream from memory while this row's exponentials are
-     * computed, instead of after them. A NaN in the next row is skipped by this maximum unless nothing else there is
-     * above -∞; either way the next row's own pass turns out NaN, as with {@link Softmax#max}. The sum is {@code
-     * expSum}'s, bit for bit. Both results come back in one long, to be read with {@link #sumOf} and {@link
-     * #nextMaxOf}: returning them costs no allocation.
-     */
-    static long expSumAndNextMax(
-            int n, float scale, float shift, float[] x, int xi, float[] y, int yi, int nextN, float[] next, int ni) {
-        FloatVector sum = FloatVector.zero(FLOATS);
-        FloatVector max = FloatVector.broadcast(FLOATS, Float.NEGATIVE_INFINITY);
-        int end = Simd.vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            max = Simd.maxSkippingNaN(
-                    max, FloatVector.fromArray(FLOATS, next, ni + j).mul(scale));
-            FloatVector e =
-                    expNonPositive(FloatVector.fromArray(FLOATS, x, xi + j).fma(scale, -shift));
-            e.intoArray(y, yi + j);
-            sum = sum.add(e);
-        }
-        float total = Simd.sum(addTail(sum, end, n, scale, shift, x, xi, y, yi));
-        float nextMax = Math.max(Simd.max(max), Softmax.max(nextN - end, scale, next, ni + end));
-        if (nextMax == Float.NEGATIVE_INFINITY) {
-            // The loop skips NaN. Above -∞ that changes nothing: a NaN entry makes its row's sum NaN in the row's own
-            // pass, whatever the max. At -∞ the row would be taken for empty, so it is scanned again, NaN counted.
-            nextMax = Softmax.max(nextN, scale, next, ni);
-        }
-        return (long) Float.floatToRawIntBits(total) << 32 | Integer.toUnsignedLong(Float.floatToRawIntBits(nextMax));
-    }
-
-    /** The sum in a result of {@link #expSumAndNextMax}. */
-    static float sumOf(long sumAndNextMax) {
-        return Float.intBitsToFloat((int) (sumAndNextMax >>> 32));
-    }
-
-    /** The next row's max in a result of {@link #expSumAndNextMax}. */
-    static float nextMaxOf(long sumAndNextMax) {
-        return Float.intBitsToFloat((int) sumAndNextMax);
-    }
-
-    /** {@code sum} plus the terms of the masked tail {@code [end, n)}, which are stored too unless y is null. */
-    private static FloatVector addTail(
-            FloatVector sum, int end, int n, float scale, float shift, float[] x, int xi, float[] y, int yi) {
-        if (end == n) {
-            return sum;
-        }
-        VectorMask<Float> valid = Simd.tail(end, n);
-        FloatVector e =
-                expNonPositive(FloatVector.fromArray(FLOATS, x, xi + end, valid).fma(scale, -shift));
-        if (y != null) {
-            e.intoArray(y, yi + end, valid);
-        }
-        return sum.add(e, valid);
     }
 }

@@ -150,23 +150,24 @@ class GemmTest {
             for (float beta : new float[] {0f, 1f}) {
                 float[] a = Inputs.uniform(1, m * k, -1, 1);
                 float[] b = Inputs.uniform(2, k * wide, -1, 1);
-                GemmDriver.Operands widest = operands(transB, m, wide, k, beta, a, b, new float[m * wide]);
-                float[] packedB = new float[GemmDriver.packedBLength(k, wide)];
-                GemmDriver.packB(widest, wide, packedB);
-                float[] packedA = new float[GemmDriver.packedALength(m, k)];
-                GemmDriver.packA(widest, packedA);
+                Product widest = operands(transB, m, wide, k, beta, a, b, new float[m * wide]);
+                GemmDriver.PackedB packedB = new GemmDriver.PackedB();
+                packedB.pack(widest, wide);
+                GemmDriver.PackedA packedA = new GemmDriver.PackedA();
+                packedA.pack(widest);
                 for (int n : new int[] {44, wide}) {
                     float[] expected = Inputs.uniform(3, m * wide, -1, 1);
                     float[] start = expected.clone();
-                    GemmDriver.Operands product = operands(transB, m, n, k, beta, a, b, expected);
+                    Product product = operands(transB, m, n, k, beta, a, b, expected);
                     assertTrue(GemmDriver.singleBlock(product));
                     GemmDriver.run(product, false);
-                    float[][][] given = {{packedA, null}, {null, packedB}, {packedA, packedB}};
-                    for (float[][] packed : given) {
+                    for (int given = 1; given <= 3; given++) {
+                        GemmDriver.PackedA givenA = (given & 1) != 0 ? packedA : null;
+                        GemmDriver.PackedB givenB = (given & 2) != 0 ? packedB : null;
                         float[] actual = start.clone();
-                        GemmDriver.runPacked(operands(transB, m, n, k, beta, a, b, actual), packed[0], packed[1]);
+                        GemmDriver.runPacked(operands(transB, m, n, k, beta, a, b, actual), givenA, givenB);
                         String name = "transB " + transB + ", beta " + beta + ", n " + n + ", A packed "
-                                + (packed[0] != null) + ", B packed " + (packed[1] != null);
+                                + (givenA != null) + ", B packed " + (givenB != null);
                         for (int i = 0; i < expected.length; i++) {
                             assertEquals(
                                     Float.floatToRawIntBits(expected[i]), Float.floatToRawIntBits(actual[i]), name);
@@ -178,25 +179,9 @@ class GemmTest {
     }
 
     /** {@code C = 0.7·A·op(B) + beta·C} with A {@code m × k}, B stored {@code k × 128} or {@code 128 × k}, C 128 wide. */
-    private static GemmDriver.Operands operands(
-            boolean transB, int m, int n, int k, float beta, float[] a, float[] b, float[] c) {
-        return new GemmDriver.Operands(
-                false,
-                transB,
-                m,
-                n,
-                k,
-                0.7f,
-                MemorySegment.ofArray(a),
-                0,
-                k,
-                MemorySegment.ofArray(b),
-                0,
-                transB ? k : 128,
-                beta,
-                MemorySegment.ofArray(c),
-                0,
-                128);
+    private static Product operands(boolean transB, int m, int n, int k, float beta, float[] a, float[] b, float[] c) {
+        return new Product(
+                false, transB, m, n, k, 0.7f, Matrix.of(a, k), Matrix.of(b, transB ? k : 128), beta, Matrix.of(c, 128));
     }
 
     @Test

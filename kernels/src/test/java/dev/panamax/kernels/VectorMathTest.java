@@ -12,7 +12,7 @@ import org.junit.jupiter.api.Test;
  * The vector exponential's error in ulps of the exact result, over every input it is specified for: all floats in
  * [-87.33, 88.37] (where eˣ is a normal float) are visited by bit pattern with a stride of 61 (≈ 35 million inputs,
  * every binade), plus all floats in [-1, 1] with a stride of 7; the non-positive half of that for the form the
- * softmax-shaped loops use ({@link VectorMath#expSum}). The bound asserted is 2 ulp; the measured maximum is printed
+ * softmax-shaped loops use ({@link RowMath#expSum}). The bound asserted is 2 ulp; the measured maximum is printed
  * (1.006 ulp, at x = 5.89, on AVX2 at the time of writing, the same at every width since only exact operations are
  * used).
  */
@@ -40,8 +40,7 @@ class VectorMathTest {
 
     @Test
     void expSumTermsAreWithinTwoUlpOverNonPositiveArguments() {
-        assertWithinTwoUlp(
-                "VectorMath.expSum", false, (in, out) -> VectorMath.expSum(in.length, 1f, 0f, in, 0, out, 0));
+        assertWithinTwoUlp("RowMath.expSum", false, (in, out) -> RowMath.expSum(in.length, 1f, 0f, in, 0, out, 0));
     }
 
     /** Walks the floats described above (positive ones too when {@code positive}) through {@code exp} in batches. */
@@ -163,7 +162,7 @@ class VectorMathTest {
         float[] in = {Float.NEGATIVE_INFINITY, -1e30f, -1e4f, -88f, -87.7f, Float.NaN, 0f, -0f, -1f};
         float[] expected = {0, 0, 0, 0, 0, Float.NaN, 1, 1, (float) Math.exp(-1)};
         float[] terms = new float[in.length];
-        VectorMath.expSum(in.length, 1f, 0f, in, 0, terms, 0);
+        RowMath.expSum(in.length, 1f, 0f, in, 0, terms, 0);
         for (int i = 0; i < in.length; i++) {
             float bound = Float.isNaN(expected[i]) ? 0 : 2 * Math.ulp(expected[i]);
             assertEquals(expected[i], terms[i], bound, "exp(" + in[i] + ")");

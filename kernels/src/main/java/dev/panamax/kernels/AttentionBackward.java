@@ -1,0 +1,147 @@
+package dev.panamax.kernels;
+
+import static dev.panamax.kernels.AttentionTiles.KEY_TILE;
+import static dev.panamax.kernels.AttentionTiles.QUERY_TILE;
+import static dev.panamax.kernels.Simd.FLOAT;
+import static dev.panamax.kernels.Simd.FLOATS;
+import static dev.panamax.kernels.Simd.LANES;
+
+import java.util.Arrays;
+import jdk.incubator.vector.FloatVector;
+
+/**
+ * Attention's backward for one (batch, key/value head), FlashAttention-2 style: each tile's scores and weights are
+ * recomputed from Q, K and the saved log-sum-exp, then {@code dV += Pᵀ·dO}, {@code dS = P ∘ (dO·Vᵀ - D)}, {@code dQ +=
+ * scale·dS·K} and {@code dK += scale·dSᵀ·Q}. The group owns its dK and dV, so each gradient element is reduced in one
+ * fixed order.
+ */
+final class AttentionBackward {
+    private AttentionBackward() {}
+
+    /** One (batch, key/value head): its dK and dV, and dQ of the query heads that share it. */
+    static void group(AttentionCall c, int b, int kvHead) {
+        Attention.Shape s = c.shape();
+        int d = s.headDim();
+        int group = s.qHeads() / s.kvHeads();
+        AttentionTiles.Workspace w = AttentionTiles.WORKSPACE.get();
+        w.ensure(d);
+        zeroRows(c.dK(), b, kvHead, s.tk(), d);
+        zeroRows(c.dV(), b, kvHead, s.tk(), d);
+        w.packed.moveTo(c.number(), b, kvHead, s.tk());
+        for (int head = kvHead * group; head < (kvHead + 1) * group; head++) {
+            zeroRows(c.dQ(), b, head, s.tq(), d);
+            // D_i = dO_i · O_i, the softmax backward's row term.
+            float[] rowDots = w.rowDots(s.tq());
+            for (int i = 0; i < s.tq(); i++) {
+                AttentionTiles.stage(c.dO(), b, head, i, 1, d, w.query);
+                AttentionTiles.stage(c.o(), b, head, i, 1, d, w.rows);
+                rowDots[i] = RowMath.dot(w.query, w.rows, 0, d);
+            }
+            for (int q0 = 0; q0 < s.tq(); q0 += QUERY_TILE) {
+                int nq = Math.min(QUERY_TILE, s.tq() - q0);
+                int keyEnd = AttentionTiles.keyEnd(c, q0, nq);
+                for (int k0 = 0; k0 < keyEnd; k0 += KEY_TILE) {
+                    int nk = Math.min(KEY_TILE, keyEnd - k0);
+                    // P = exp(scale·Q·Kᵀ + mask - lse), recomputed.
+                    AttentionTiles.maskedScores(w, c, b, head, kvHead, q0, nq, k0, nk, d);
+                    for (int i = 0; i < nq; i++) {
+                        int row = i * KEY_TILE;
+                        float logSum = c.lse().data().getAtIndex(FLOAT, c.lse().row(b, head, q0 + i));
+                        if (!(Math.abs(logSum) < AttentionExact.EXACT_LOG_SUM)) {
+                            // Weights of 0 leave the products untouched: the row's gradients come from exactGradients.
+                            Arrays.fill(w.scores, row, row + nk, 0f);
+                        } else {
+                            RowMath.expSum(nk, 1f, logSum, w.scores, row, w.scores, row);
+                        }
+                    }
+                    // dV += Pᵀ·dO
+                    addTransposed(
+                            nk, d, nq, 1f, w.scoresTile, c.dO().matrix(b, head, q0), c.dV().matrix(b, kvHead, k0));
+                    // dP = dO·Vᵀ, then dS = P ∘ (dP - D) in place.
+                    AttentionTiles.multiply(
+                            new Product(
+                                    false,
+                                    true,
+                                    nq,
+                                    nk,
+                                    d,
+                                    1f,
+                                    c.dO().matrix(b, head, q0),
+                                    c.v().matrix(b, kvHead, k0),
+                                    0f,
+                                    w.gradientsTile),
+                            w.outputGradients,
+                            c.number(),
+                            b,
+                            head,
+                            q0,
+                            w.packed.valuesAcross,
+                            k0);
+                    for (int i = 0; i < nq; i++) {
+                        softmaxGradientRow(w.scores, w.gradients, i * KEY_TILE, nk, rowDots[q0 + i]);
+                    }
+                    // dQ += scale·dS·K and dK += scale·dSᵀ·Q
+                    AttentionTiles.multiply(
+                            new Product(
+                                    false,
+                                    false,
+                                    nq,
+                                    d,
+                                    nk,
+                                    c.scale(),
+                                    w.gradientsTile,
+                                    c.k().matrix(b, kvHead, k0),
+                                    1f,
+                                    c.dQ().matrix(b, head, q0)),
+                            null,
+                            c.number(),
+                            b,
+                            head,
+                            q0,
+                            w.packed.keys,
+                            k0);
+                    addTransposed(
+                            nk,
+                            d,
+                            nq,
+                            c.scale(),
+                            w.gradientsTile,
+                            c.q().matrix(b, head, q0),
+                            c.dK().matrix(b, kvHead, k0));
+                }
+            }
+            for (int i = 0; i < s.tq(); i++) {
+                if (!(Math.abs(c.lse().data().getAtIndex(FLOAT, c.lse().row(b, head, i)))
+                        < AttentionExact.EXACT_LOG_SUM)) {
+                    AttentionExact.exactGradients(c, b, head, kvHead, i, AttentionTiles.keyEnd(c, i, 1));
+                }
+            }
+        }
+    }
+
+    /** {@code into += alpha·tileᵀ·rows}: a key tile's gradient (dV or dK) from the query tile's rows (dO or Q). */
+    private static void addTransposed(int nk, int d, int nq, float alpha, Matrix tile, Matrix rows, Matrix into) {
+        GemmDriver.run(new Product(true, false, nk, d, nq, alpha, tile, rows, 1f, into), false);
+    }
+
+    /** {@code gradients[j] = weights[j]·(gradients[j] - rowDot)} over one row. */
+    private static void softmaxGradientRow(float[] weights, float[] gradients, int from, int count, float rowDot) {
+        int j = 0;
+        for (; j <= count - LANES; j += LANES) {
+            FloatVector p = FloatVector.fromArray(FLOATS, weights, from + j);
+            p.mul(FloatVector.fromArray(FLOATS, gradients, from + j).sub(rowDot))
+                    .intoArray(gradients, from + j);
+        }
+        for (; j < count; j++) {
+            gradients[from + j] = weights[from + j] * (gradients[from + j] - rowDot);
+        }
+    }
+
+    private static void zeroRows(TensorView view, int b, int head, int rows, int width) {
+        for (int r = 0; r < rows; r++) {
+            view.data()
+                    .asSlice(view.row(b, head, r) * Float.BYTES, (long) width * Float.BYTES)
+                    .fill((byte) 0);
+        }
+    }
+}
