@@ -1,5 +1,6 @@
 package dev.panamax.bench;
 
+import dev.panamax.kernels.Parallelism;
 import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.generate.Generator;
 import dev.panamax.model.generate.Sampler;
@@ -82,7 +83,8 @@ public class GenerateBench {
         file = Files.createTempFile("panamax-" + shape, ".bin");
         Llama2cCheckpoint.writeRandom(file, config, 1);
         checkpoint = Llama2cCheckpoint.open(file);
-        backend = new CpuBackend(threads);
+        Parallelism.setThreads(threads);
+        backend = new CpuBackend();
         model = Transformer.llama(backend, config, checkpoint.weights(), PROMPT);
         generator = new Generator(model, Sampler.greedy(), Set.of());
         prompt = new int[PROMPT];

@@ -1,5 +1,6 @@
 package dev.panamax.bench;
 
+import dev.panamax.kernels.Parallelism;
 import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.io.ModelConfig;
 import dev.panamax.model.io.ModelConfig.Architecture;
@@ -83,7 +84,8 @@ public class TrainBench {
     public void setUp() {
         ModelConfig config = config(shape);
         TrainingOptions options = options(shape);
-        backend = new CpuBackend(threads);
+        Parallelism.setThreads(threads);
+        backend = new CpuBackend();
         trainer = Trainer.create(backend, config, options, 1);
         int windowCount = options.batchSize() * 4;
         int[] tokens = new SplittableRandom(2)

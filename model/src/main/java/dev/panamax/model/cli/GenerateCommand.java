@@ -99,8 +99,6 @@ final class GenerateCommand {
         float topP = line.number(TOP_P);
         int topK = (int) line.whole(TOP_K);
         long seed = line.has(SEED) ? line.whole(SEED) : System.nanoTime();
-        // Without --threads the kernels keep their default (all processors, or the panamax.threads property).
-        int threads = line.has(Command.THREADS) ? (int) line.whole(Command.THREADS) : 0;
         if (line.has(MAX_TOKENS)) {
             line.whole(MAX_TOKENS);
         }
@@ -136,7 +134,7 @@ final class GenerateCommand {
             Set<Integer> stop = new HashSet<>();
             (codec != null ? codec.stopToken() : model.bos()).ifPresent(stop::add);
             boolean printIds = codec == null || line.has(PRINT_IDS);
-            try (CpuBackend backend = threads == 0 ? new CpuBackend() : new CpuBackend(threads)) {
+            try (CpuBackend backend = new CpuBackend()) {
                 // The cache holds what this run feeds back, not the header's context: a hostile header cannot size it.
                 Transformer transformer =
                         model.transformer().apply(backend, Math.min(config.seqLen(), prompt.length + maxTokens));

@@ -164,7 +164,6 @@ final class TrainCommand {
             }
         }
         // Every value is checked before anything is read, written or trained.
-        int threads = line.has(Command.THREADS) ? (int) line.whole(Command.THREADS) : 0;
         int requestedSteps = line.has(STEPS) ? (int) line.whole(STEPS) : 0;
         int requestedEpochs = line.has(EPOCHS) ? (int) line.whole(EPOCHS) : 0;
         int seq = (int) line.whole(SEQ);
@@ -196,7 +195,7 @@ final class TrainCommand {
             refuseAnotherRun(line, EXPORT, export, null);
         }
 
-        try (CpuBackend backend = threads == 0 ? new CpuBackend() : new CpuBackend(threads)) {
+        try (CpuBackend backend = new CpuBackend()) {
             Trainer resumed = resume != null ? resume(line, backend, resume) : null;
             String text = readText(line);
             Tokens tokens = tokenize(text, line, resume);
