@@ -4,7 +4,7 @@ import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.generate.Generator;
 import dev.panamax.model.generate.Sampler;
 import dev.panamax.model.generate.Transformer;
-import dev.panamax.model.io.ModelConfig;
+import dev.panamax.model.nn.ModelConfig;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;

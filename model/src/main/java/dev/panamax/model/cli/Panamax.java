@@ -1,8 +1,8 @@
 package dev.panamax.model.cli;
 
 import dev.panamax.kernels.Parallelism;
-import dev.panamax.model.io.ModelConfig;
-import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.nn.ModelConfig;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;

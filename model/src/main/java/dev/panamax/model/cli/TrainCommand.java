@@ -4,9 +4,9 @@ import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.io.BoundedFiles;
 import dev.panamax.model.io.DType;
 import dev.panamax.model.io.Gpt2Checkpoint;
-import dev.panamax.model.io.ModelConfig;
-import dev.panamax.model.io.ModelConfig.Architecture;
 import dev.panamax.model.io.ModelFormatException;
+import dev.panamax.model.nn.ModelConfig;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.tokenizer.CharVocabulary;
 import dev.panamax.model.tokenizer.Gpt2Tokenizer;
 import dev.panamax.model.train.Callback;
@@ -388,7 +388,7 @@ final class TrainCommand {
                 throw new FileSystemException(
                         named, null, "holds more than " + (MAX_DATA_BYTES >> 20) + " MiB of text");
             }
-            text.append(BoundedFiles.decodeUtf8(BoundedFiles.read(file, MAX_DATA_BYTES), file));
+            text.append(BoundedFiles.readUtf8(file, "file", MAX_DATA_BYTES));
         }
         if (text.isEmpty()) {
             throw new FileSystemException(

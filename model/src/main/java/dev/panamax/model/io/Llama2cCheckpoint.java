@@ -1,6 +1,7 @@
 package dev.panamax.model.io;
 
-import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.nn.ModelConfig;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;

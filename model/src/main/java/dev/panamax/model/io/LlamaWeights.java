@@ -1,6 +1,6 @@
 package dev.panamax.model.io;
 
-import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.nn.Parameters;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;

@@ -5,8 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.panamax.model.io.ModelConfig.Architecture;
 import dev.panamax.model.io.SafeTensors.Tensor;
+import dev.panamax.model.nn.ModelConfig;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.testing.Segments;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;

@@ -6,7 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.nn.ModelConfig;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.testing.Segments;
 import dev.panamax.model.testing.SharedData;
 import java.io.IOException;

@@ -2,7 +2,7 @@ package dev.panamax.model.testing;
 
 import dev.panamax.model.io.Gpt2Weights;
 import dev.panamax.model.io.LlamaWeights;
-import dev.panamax.model.io.ModelConfig;
+import dev.panamax.model.nn.ModelConfig;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.HashMap;
