@@ -7,6 +7,7 @@ import dev.panamax.model.json.JsonValue.JsonArray;
 import dev.panamax.model.json.JsonValue.JsonNumber;
 import dev.panamax.model.json.JsonValue.JsonObject;
 import dev.panamax.model.json.JsonValue.JsonString;
+import dev.panamax.model.nn.Gpt2Weights;
 import dev.panamax.model.nn.ModelConfig;
 import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.nn.Parameters;
@@ -39,9 +40,9 @@ public final class Gpt2Checkpoint implements AutoCloseable {
 
     private final SafeTensors file;
     private final ModelConfig config;
-    private final Gpt2Weights weights;
+    private final Gpt2Weights<MemorySegment> weights;
 
-    private Gpt2Checkpoint(SafeTensors file, ModelConfig config, Gpt2Weights weights) {
+    private Gpt2Checkpoint(SafeTensors file, ModelConfig config, Gpt2Weights<MemorySegment> weights) {
         this.file = file;
         this.config = config;
         this.weights = weights;
@@ -78,7 +79,7 @@ public final class Gpt2Checkpoint implements AutoCloseable {
             for (Parameters.Spec spec : Parameters.of(config)) {
                 named.put(spec.name(), load(tensors, prefix + spec.name(), spec.shape()));
             }
-            Gpt2Weights weights = Gpt2Weights.fromNames(config.layers(), named);
+            Gpt2Weights<MemorySegment> weights = Gpt2Weights.fromNames(config.layers(), named);
             return new Gpt2Checkpoint(tensors, config, weights);
         } catch (IOException | RuntimeException e) {
             tensors.close();
@@ -178,7 +179,7 @@ public final class Gpt2Checkpoint implements AutoCloseable {
      *
      * @return the weights as float32
      */
-    public Gpt2Weights weights() {
+    public Gpt2Weights<MemorySegment> weights() {
         return weights;
     }
 
@@ -199,7 +200,8 @@ public final class Gpt2Checkpoint implements AutoCloseable {
      * @throws IllegalArgumentException if the configuration is not GPT-2's, or a weight has the wrong size
      * @throws IOException if the files cannot be written
      */
-    public static void write(Path directory, ModelConfig config, Gpt2Weights weights, DType dtype) throws IOException {
+    public static void write(Path directory, ModelConfig config, Gpt2Weights<MemorySegment> weights, DType dtype)
+            throws IOException {
         if (config.architecture() != Architecture.GPT2) {
             throw new IllegalArgumentException("not a GPT-2 configuration: " + config.architecture());
         }

@@ -2,9 +2,9 @@
  * Model files: llama2.c checkpoints ({@link dev.panamax.model.io.Llama2cCheckpoint}, read and written),
  * GPT-2 in Hugging Face's layout ({@link dev.panamax.model.io.Gpt2Checkpoint}: {@code config.json} and {@code
  * model.safetensors}), the safetensors format itself ({@link dev.panamax.model.io.SafeTensors}, read and written,
- * float32, float16 and bfloat16), and the weights of each family as named records of segments ({@link
- * dev.panamax.model.io.LlamaWeights}, {@link dev.panamax.model.io.Gpt2Weights}, each with per-block {@code Layer}
- * records and a {@code byName} map under its checkpoints' tensor names).
+ * float32, float16 and bfloat16). A checkpoint gives its weights as the family's named record of segments ({@link
+ * dev.panamax.model.nn.LlamaWeights}, {@link dev.panamax.model.nn.Gpt2Weights} over {@code MemorySegment}), which the
+ * network's package defines.
  *
  * <p>Conventions: a file is checked before it is trusted (a regular file, its header against its size, every tensor's
  * type and shape against its byte range) and before anything its size did not justify is allocated ({@link
