@@ -1,4 +1,8 @@
-/** A GPT-style Transformer on Panamax's kernels, and the {@code panamax} command line. */
+/**
+ * A GPT-style Transformer on Panamax's kernels, and the {@code panamax} command line. The command line ({@code cli},
+ * run with {@code -m dev.panamax.model/dev.panamax.model.cli.Panamax}) and the JSON parser ({@code json}, a detail of
+ * the file formats) are not exported: they are this module's own, not API.
+ */
 module dev.panamax.model {
     requires dev.panamax.kernels;
     requires dev.panamax.cuda;
@@ -6,10 +10,8 @@ module dev.panamax.model {
     requires jdk.management;
 
     exports dev.panamax.model.backend;
-    exports dev.panamax.model.cli;
     exports dev.panamax.model.generate;
     exports dev.panamax.model.io;
-    exports dev.panamax.model.json;
     exports dev.panamax.model.nn;
     exports dev.panamax.model.tokenizer;
     exports dev.panamax.model.train;

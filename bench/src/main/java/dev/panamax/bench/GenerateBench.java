@@ -1,12 +1,13 @@
 package dev.panamax.bench;
 
+import dev.panamax.kernels.Parallelism;
 import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.generate.Generator;
 import dev.panamax.model.generate.Sampler;
 import dev.panamax.model.generate.Transformer;
 import dev.panamax.model.io.Llama2cCheckpoint;
-import dev.panamax.model.io.ModelConfig;
-import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.nn.ModelConfig;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -82,7 +83,8 @@ public class GenerateBench {
         file = Files.createTempFile("panamax-" + shape, ".bin");
         Llama2cCheckpoint.writeRandom(file, config, 1);
         checkpoint = Llama2cCheckpoint.open(file);
-        backend = new CpuBackend(threads);
+        Parallelism.setThreads(threads);
+        backend = new CpuBackend();
         model = Transformer.llama(backend, config, checkpoint.weights(), PROMPT);
         generator = new Generator(model, Sampler.greedy(), Set.of());
         prompt = new int[PROMPT];

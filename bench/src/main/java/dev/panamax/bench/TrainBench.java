@@ -1,8 +1,9 @@
 package dev.panamax.bench;
 
+import dev.panamax.kernels.Parallelism;
 import dev.panamax.model.backend.CpuBackend;
-import dev.panamax.model.io.ModelConfig;
-import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.nn.ModelConfig;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.train.Metrics;
 import dev.panamax.model.train.TokenDataset;
 import dev.panamax.model.train.Trainer;
@@ -83,7 +84,8 @@ public class TrainBench {
     public void setUp() {
         ModelConfig config = config(shape);
         TrainingOptions options = options(shape);
-        backend = new CpuBackend(threads);
+        Parallelism.setThreads(threads);
+        backend = new CpuBackend();
         trainer = Trainer.create(backend, config, options, 1);
         int windowCount = options.batchSize() * 4;
         int[] tokens = new SplittableRandom(2)

@@ -10,7 +10,6 @@ import dev.panamax.kernels.Elementwise;
 import dev.panamax.kernels.Embedding;
 import dev.panamax.kernels.Gemm;
 import dev.panamax.kernels.LayerNorm;
-import dev.panamax.kernels.Parallelism;
 import dev.panamax.kernels.RmsNorm;
 import dev.panamax.kernels.Rope;
 import dev.panamax.kernels.Softmax;
@@ -44,18 +43,13 @@ public final class CpuBackend implements Backend {
         VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
     }
 
-    /** A backend on the kernels' current number of threads. */
-    public CpuBackend() {}
-
     /**
-     * A backend that sets the kernels' number of threads (a process-wide setting; results do not depend on it).
-     *
-     * @param threads the threads kernels may use, at least 1
-     * @throws IllegalArgumentException if {@code threads < 1}
+     * A backend on the kernels' thread pool as the process has it. The thread count is not a backend's to set: the pool
+     * is process-wide ({@code dev.panamax.kernels.Parallelism}), shared by every backend and every direct kernel call,
+     * so a constructor that resized it would change them all behind their callers' backs. The application owns it
+     * (the {@code panamax} command line sets it once, from {@code --threads}); results do not depend on it.
      */
-    public CpuBackend(int threads) {
-        Parallelism.setThreads(threads);
-    }
+    public CpuBackend() {}
 
     /** A matrix at {@code offset} (in floats) of a segment, rows {@code ld} floats apart. */
     private record CpuTensor(MemorySegment data, long offset, int rows, int cols, int ld) implements Tensor {

@@ -23,7 +23,7 @@
  * the kernels' worker threads may use them), freed by {@code close}; weights handed to {@code weights} are used in
  * place, so a memory-mapped checkpoint stays mapped and is never copied; training state (gradients and AdamW's
  * moments) is a {@code float[]} on the Java heap when it fits, where the memory-bound update kernels work on it in
- * place, and native memory otherwise. The kernels' thread pool is process-wide ({@code Parallelism}), and their results
- * do not depend on its size.
+ * place, and native memory otherwise. The kernels' thread pool is process-wide ({@code Parallelism}): a backend uses it as
+ * the application set it and never resizes it, and results do not depend on its size.
  */
 package dev.panamax.model.backend;

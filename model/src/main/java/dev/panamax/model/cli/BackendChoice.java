@@ -1,7 +1,6 @@
 package dev.panamax.model.cli;
 
 import dev.panamax.cuda.CudaUnavailableException;
-import dev.panamax.kernels.Parallelism;
 import dev.panamax.model.backend.Backend;
 import dev.panamax.model.backend.Backends;
 import dev.panamax.model.backend.CpuBackend;
@@ -26,12 +25,8 @@ final class BackendChoice {
      * Opens the backend; any but the CPU says on {@code err} which runs and why. A CUDA backend that cannot run here
      * is a usage error with the reason.
      *
-     * @param threads the CPU kernels' threads (also the emulated device's products), or 0 to keep their default
      */
-    static Backend open(CommandLine line, String name, int threads, PrintStream err) {
-        if (threads > 0) {
-            Parallelism.setThreads(threads);
-        }
+    static Backend open(CommandLine line, String name, PrintStream err) {
         if (name.equals("cpu")) {
             return new CpuBackend();
         }

@@ -4,7 +4,7 @@ import dev.panamax.model.backend.Backend;
 import dev.panamax.model.generate.Generator;
 import dev.panamax.model.generate.Sampler;
 import dev.panamax.model.generate.Transformer;
-import dev.panamax.model.io.ModelConfig;
+import dev.panamax.model.nn.ModelConfig;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
@@ -100,8 +100,6 @@ final class GenerateCommand {
         float topP = line.number(TOP_P);
         int topK = (int) line.whole(TOP_K);
         long seed = line.has(SEED) ? line.whole(SEED) : System.nanoTime();
-        // Without --threads the kernels keep their default (all processors, or the panamax.threads property).
-        int threads = line.has(Command.THREADS) ? (int) line.whole(Command.THREADS) : 0;
         String backendName = BackendChoice.name(line);
         if (line.has(MAX_TOKENS)) {
             line.whole(MAX_TOKENS);
@@ -138,7 +136,7 @@ final class GenerateCommand {
             Set<Integer> stop = new HashSet<>();
             (codec != null ? codec.stopToken() : model.bos()).ifPresent(stop::add);
             boolean printIds = codec == null || line.has(PRINT_IDS);
-            try (Backend backend = BackendChoice.open(line, backendName, threads, err)) {
+            try (Backend backend = BackendChoice.open(line, backendName, err)) {
                 // The cache holds what this run feeds back, not the header's context: a hostile header cannot size it.
                 Transformer transformer =
                         model.transformer().apply(backend, Math.min(config.seqLen(), prompt.length + maxTokens));

@@ -1,8 +1,8 @@
 package dev.panamax.model.cli;
 
 import dev.panamax.kernels.Parallelism;
-import dev.panamax.model.io.ModelConfig;
-import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.nn.ModelConfig;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;
@@ -99,6 +99,11 @@ public final class Panamax {
     }
 
     private static int run(Command command, CommandLine line, PrintStream out, PrintStream err) throws IOException {
+        // Set here, once, because the kernels' pool is process-wide and the process is the CLI's; without --threads
+        // it keeps its default (all processors, or the panamax.threads property).
+        if (line.has(Command.THREADS)) {
+            Parallelism.setThreads((int) line.whole(Command.THREADS));
+        }
         if (command == GenerateCommand.COMMAND) {
             return GenerateCommand.run(line, out, err);
         }
@@ -107,9 +112,6 @@ public final class Panamax {
         }
         if (command == INFO) {
             return info(line.operands().getFirst(), out);
-        }
-        if (line.has(Command.THREADS)) {
-            Parallelism.setThreads((int) line.whole(Command.THREADS));
         }
         return new Demo(out).run() ? 0 : 1;
     }

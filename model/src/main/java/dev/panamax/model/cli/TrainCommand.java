@@ -4,9 +4,9 @@ import dev.panamax.model.backend.Backend;
 import dev.panamax.model.io.BoundedFiles;
 import dev.panamax.model.io.DType;
 import dev.panamax.model.io.Gpt2Checkpoint;
-import dev.panamax.model.io.ModelConfig;
-import dev.panamax.model.io.ModelConfig.Architecture;
 import dev.panamax.model.io.ModelFormatException;
+import dev.panamax.model.nn.ModelConfig;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.tokenizer.CharVocabulary;
 import dev.panamax.model.tokenizer.Gpt2Tokenizer;
 import dev.panamax.model.train.Callback;
@@ -165,7 +165,6 @@ final class TrainCommand {
             }
         }
         // Every value is checked before anything is read, written or trained.
-        int threads = line.has(Command.THREADS) ? (int) line.whole(Command.THREADS) : 0;
         String backendName = BackendChoice.name(line);
         int requestedSteps = line.has(STEPS) ? (int) line.whole(STEPS) : 0;
         int requestedEpochs = line.has(EPOCHS) ? (int) line.whole(EPOCHS) : 0;
@@ -198,7 +197,7 @@ final class TrainCommand {
             refuseAnotherRun(line, EXPORT, export, null);
         }
 
-        try (Backend backend = BackendChoice.open(line, backendName, threads, err)) {
+        try (Backend backend = BackendChoice.open(line, backendName, err)) {
             Trainer resumed = resume != null ? resume(line, backend, resume) : null;
             String text = readText(line);
             Tokens tokens = tokenize(text, line, resume);
@@ -391,7 +390,7 @@ final class TrainCommand {
                 throw new FileSystemException(
                         named, null, "holds more than " + (MAX_DATA_BYTES >> 20) + " MiB of text");
             }
-            text.append(BoundedFiles.decodeUtf8(BoundedFiles.read(file, MAX_DATA_BYTES), file));
+            text.append(BoundedFiles.readUtf8(file, "file", MAX_DATA_BYTES));
         }
         if (text.isEmpty()) {
             throw new FileSystemException(

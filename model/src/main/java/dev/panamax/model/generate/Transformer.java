@@ -3,15 +3,17 @@ package dev.panamax.model.generate;
 import dev.panamax.model.backend.Backend;
 import dev.panamax.model.backend.MemorySize;
 import dev.panamax.model.backend.Tensor;
-import dev.panamax.model.io.Gpt2Weights;
-import dev.panamax.model.io.LlamaWeights;
-import dev.panamax.model.io.ModelConfig;
-import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.nn.Gpt2Weights;
+import dev.panamax.model.nn.LlamaWeights;
+import dev.panamax.model.nn.ModelConfig;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.nn.Network;
 import dev.panamax.model.nn.Parameters;
 import java.lang.foreign.MemorySegment;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.function.BiFunction;
+import java.util.function.IntFunction;
 
 /**
  * A decoder-only Transformer with a key/value cache, for both families of {@link ModelConfig.Architecture}: one
@@ -42,34 +44,11 @@ public final class Transformer {
     private int position;
 
     /**
-     * A model over named weights whose cache holds the whole context ({@code config.seqLen} positions).
-     *
-     * @param backend where the weights, the cache and the activations live
-     * @param config the configuration
-     * @param weights every tensor of {@link Parameters#of(ModelConfig)} under its name
-     * @param maxBatch most tokens per batch (scratch memory grows with it); {@link #DEFAULT_MAX_BATCH} is a fair choice
-     * @throws IllegalArgumentException if a weight is missing or misshapen, or {@code maxBatch < 1}
-     * @throws dev.panamax.model.backend.InsufficientMemoryException if the cache and activations do not fit
+     * A model whose cache holds {@code contextLength} positions, over the network {@code network} builds for that many
+     * positions once the arguments are checked and the memory is known to suffice.
      */
-    public Transformer(Backend backend, ModelConfig config, Map<String, Tensor> weights, int maxBatch) {
-        this(backend, config, weights, maxBatch, config.seqLen());
-    }
-
-    /**
-     * A model over named weights whose cache holds {@code contextLength} positions.
-     *
-     * @param backend where the weights, the cache and the activations live
-     * @param config the configuration
-     * @param weights every tensor of {@link Parameters#of(ModelConfig)} under its name
-     * @param maxBatch most tokens per batch (scratch memory grows with it); {@link #DEFAULT_MAX_BATCH} is a fair choice
-     * @param contextLength the positions the cache holds, in {@code [1, config.seqLen]}: for a generation, the prompt's
-     *     tokens and those to generate
-     * @throws IllegalArgumentException if a weight is missing or misshapen, {@code maxBatch < 1} or {@code
-     *     contextLength} is out of range
-     * @throws dev.panamax.model.backend.InsufficientMemoryException if the cache and activations do not fit
-     */
-    public Transformer(
-            Backend backend, ModelConfig config, Map<String, Tensor> weights, int maxBatch, int contextLength) {
+    private Transformer(
+            Backend backend, ModelConfig config, int maxBatch, int contextLength, IntFunction<Network> network) {
         if (maxBatch < 1) {
             throw new IllegalArgumentException("maxBatch (" + maxBatch + ") must be >= 1");
         }
@@ -84,7 +63,7 @@ public final class Transformer {
         this.contextLength = contextLength;
         this.config = config;
         this.backend = backend;
-        this.network = Network.of(backend, config, weights, contextLength);
+        this.network = network.apply(contextLength);
         this.keys = new Tensor[config.layers()];
         this.values = new Tensor[config.layers()];
         for (int l = 0; l < config.layers(); l++) {
@@ -148,7 +127,8 @@ public final class Transformer {
      * @return the model, at position 0
      * @throws IllegalArgumentException if the configuration is not Llama's, or a weight's size does not match it
      */
-    public static Transformer llama(Backend backend, ModelConfig config, LlamaWeights weights, int maxBatch) {
+    public static Transformer llama(
+            Backend backend, ModelConfig config, LlamaWeights<MemorySegment> weights, int maxBatch) {
         return llama(backend, config, weights, maxBatch, config.seqLen());
     }
 
@@ -167,11 +147,15 @@ public final class Transformer {
      * @throws dev.panamax.model.backend.InsufficientMemoryException if the cache and activations do not fit
      */
     public static Transformer llama(
-            Backend backend, ModelConfig config, LlamaWeights weights, int maxBatch, int contextLength) {
-        requireArchitecture(config, Architecture.LLAMA);
-        requireLayers(config, weights.layers().size());
-        Map<String, MemorySegment> named = weights.byName(config.sharedClassifier());
-        return new Transformer(backend, config, onBackend(backend, config, named), maxBatch, contextLength);
+            Backend backend, ModelConfig config, LlamaWeights<MemorySegment> weights, int maxBatch, int contextLength) {
+        Network.requireFamily(config, Architecture.LLAMA, weights.layers().size());
+        LlamaWeights<Tensor> tensors = weights.map(config.sharedClassifier(), onBackend(backend, config));
+        return new Transformer(
+                backend,
+                config,
+                maxBatch,
+                contextLength,
+                positions -> Network.llama(backend, config, tensors, positions));
     }
 
     /**
@@ -185,7 +169,8 @@ public final class Transformer {
      * @return the model, at position 0
      * @throws IllegalArgumentException if the configuration is not GPT-2's, or a weight's size does not match it
      */
-    public static Transformer gpt2(Backend backend, ModelConfig config, Gpt2Weights weights, int maxBatch) {
+    public static Transformer gpt2(
+            Backend backend, ModelConfig config, Gpt2Weights<MemorySegment> weights, int maxBatch) {
         return gpt2(backend, config, weights, maxBatch, config.seqLen());
     }
 
@@ -204,35 +189,25 @@ public final class Transformer {
      * @throws dev.panamax.model.backend.InsufficientMemoryException if the cache and activations do not fit
      */
     public static Transformer gpt2(
-            Backend backend, ModelConfig config, Gpt2Weights weights, int maxBatch, int contextLength) {
-        requireArchitecture(config, Architecture.GPT2);
-        requireLayers(config, weights.layers().size());
-        Map<String, MemorySegment> named = weights.byName();
-        return new Transformer(backend, config, onBackend(backend, config, named), maxBatch, contextLength);
+            Backend backend, ModelConfig config, Gpt2Weights<MemorySegment> weights, int maxBatch, int contextLength) {
+        Network.requireFamily(config, Architecture.GPT2, weights.layers().size());
+        Gpt2Weights<Tensor> tensors = weights.map(onBackend(backend, config));
+        return new Transformer(
+                backend,
+                config,
+                maxBatch,
+                contextLength,
+                positions -> Network.gpt2(backend, config, tensors, positions));
     }
 
-    /** Hands each named segment to the backend with its shape from {@link Parameters#of(ModelConfig)}. */
-    private static Map<String, Tensor> onBackend(
-            Backend backend, ModelConfig config, Map<String, MemorySegment> named) {
-        Map<String, Tensor> tensors = new HashMap<>();
+    /** Hands a named segment to the backend with its shape from {@link Parameters#of(ModelConfig)}. */
+    private static BiFunction<String, MemorySegment, Tensor> onBackend(Backend backend, ModelConfig config) {
+        Map<String, Parameters.Spec> specs = new HashMap<>();
         for (Parameters.Spec spec : Parameters.of(config)) {
-            tensors.put(spec.name(), backend.weights(named.get(spec.name()), spec.rows(), spec.cols()));
+            specs.put(spec.name(), spec);
         }
-        return tensors;
-    }
-
-    private static void requireArchitecture(ModelConfig config, Architecture architecture) {
-        if (config.architecture() != architecture) {
-            throw new IllegalArgumentException(
-                    "config.architecture (" + config.architecture() + ") must be " + architecture);
-        }
-    }
-
-    private static void requireLayers(ModelConfig config, int layers) {
-        if (layers != config.layers()) {
-            throw new IllegalArgumentException(
-                    "weights.layers (" + layers + ") must number config.layers (" + config.layers() + ")");
-        }
+        return (name, segment) ->
+                backend.weights(segment, specs.get(name).rows(), specs.get(name).cols());
     }
 
     /**

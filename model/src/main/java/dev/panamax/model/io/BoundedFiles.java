@@ -1,5 +1,7 @@
 package dev.panamax.model.io;
 
+import dev.panamax.model.json.Json;
+import dev.panamax.model.json.JsonException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.CharBuffer;
@@ -138,5 +140,77 @@ public final class BoundedFiles {
         }
         // Checked above, so the JDK's decoder, which would replace malformed input, gives the same text.
         return new String(bytes, StandardCharsets.UTF_8);
+    }
+
+    /**
+     * Reads a small file as strict UTF-8 text, at most {@code maxBytes} long.
+     *
+     * @param file the file
+     * @param kind what the file is, for messages, e.g. {@code "JSON file"}
+     * @param maxBytes the most bytes it may have
+     * @return its text
+     * @throws NoSuchFileException if the file does not exist
+     * @throws ModelFormatException if it is not a regular file, larger than {@code maxBytes} or not UTF-8
+     * @throws IOException if it cannot be read
+     */
+    public static String readUtf8(Path file, String kind, long maxBytes) throws IOException {
+        // The bytes are dropped once decoded, before the caller builds anything from the text.
+        return decodeUtf8(read(file, kind, maxBytes), file);
+    }
+
+    /**
+     * Reads a JSON file (at most {@link Json#DEFAULT_MAX_BYTES}, strict UTF-8) and hands its text to {@code reader},
+     * which parses it with the JSON package and reads the members it expects. The JSON package's exceptions, the
+     * parser's and those about members alike, become {@link ModelFormatException}s with the same message, which names
+     * the file.
+     *
+     * @param file the file
+     * @param reader what to make of the text
+     * @param <T> what it makes
+     * @return what the reader returned
+     * @throws NoSuchFileException if the file does not exist
+     * @throws ModelFormatException if it is not a regular file, too large, not UTF-8 or not valid JSON, or the reader
+     *     found a member missing, mistyped or out of range
+     * @throws IOException if the file cannot be read, or the reader threw it
+     */
+    public static <T> T readJson(Path file, JsonText<T> reader) throws IOException {
+        return parseJson(readUtf8(file, "JSON file", Json.DEFAULT_MAX_BYTES), reader);
+    }
+
+    /**
+     * Hands JSON text read from a file to {@code reader}, reporting the JSON package's exceptions as {@link
+     * ModelFormatException}s with the same message, as {@link #readJson} does.
+     *
+     * @param text the text
+     * @param reader what to make of it
+     * @param <T> what it makes
+     * @return what the reader returned
+     * @throws ModelFormatException if the text is not valid JSON or the reader found a bad member
+     * @throws IOException if the reader threw it
+     */
+    public static <T> T parseJson(String text, JsonText<T> reader) throws IOException {
+        try {
+            return reader.read(text);
+        } catch (JsonException e) {
+            throw new ModelFormatException(e);
+        }
+    }
+
+    /**
+     * What a loader makes of a JSON file's text.
+     *
+     * @param <T> what it makes
+     */
+    @FunctionalInterface
+    public interface JsonText<T> {
+        /**
+         * Parses the text and reads the members.
+         *
+         * @param text the file's text
+         * @return what it describes
+         * @throws IOException if it is not valid JSON, or its members are missing, mistyped, out of range or
+         *     inconsistent
+         */
+        T read(String text) throws IOException;
     }
 }

@@ -1,6 +1,5 @@
 package dev.panamax.model.io;
 
-import dev.panamax.model.io.ModelConfig.Architecture;
 import dev.panamax.model.json.Json;
 import dev.panamax.model.json.JsonFields;
 import dev.panamax.model.json.JsonValue;
@@ -8,6 +7,9 @@ import dev.panamax.model.json.JsonValue.JsonArray;
 import dev.panamax.model.json.JsonValue.JsonNumber;
 import dev.panamax.model.json.JsonValue.JsonObject;
 import dev.panamax.model.json.JsonValue.JsonString;
+import dev.panamax.model.nn.Gpt2Weights;
+import dev.panamax.model.nn.ModelConfig;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.nn.Parameters;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -38,9 +40,9 @@ public final class Gpt2Checkpoint implements AutoCloseable {
 
     private final SafeTensors file;
     private final ModelConfig config;
-    private final Gpt2Weights weights;
+    private final Gpt2Weights<MemorySegment> weights;
 
-    private Gpt2Checkpoint(SafeTensors file, ModelConfig config, Gpt2Weights weights) {
+    private Gpt2Checkpoint(SafeTensors file, ModelConfig config, Gpt2Weights<MemorySegment> weights) {
         this.file = file;
         this.config = config;
         this.weights = weights;
@@ -77,7 +79,7 @@ public final class Gpt2Checkpoint implements AutoCloseable {
             for (Parameters.Spec spec : Parameters.of(config)) {
                 named.put(spec.name(), load(tensors, prefix + spec.name(), spec.shape()));
             }
-            Gpt2Weights weights = Gpt2Weights.fromNames(config.layers(), named);
+            Gpt2Weights<MemorySegment> weights = Gpt2Weights.fromNames(config.layers(), named);
             return new Gpt2Checkpoint(tensors, config, weights);
         } catch (IOException | RuntimeException e) {
             tensors.close();
@@ -128,37 +130,39 @@ public final class Gpt2Checkpoint implements AutoCloseable {
      * @throws IOException if the file cannot be read
      */
     public static ModelConfig readConfig(Path file) throws IOException {
-        JsonFields fields = JsonFields.of(file, Json.parse(file));
-        if (fields.has("model_type") && !fields.string("model_type").equals("gpt2")) {
-            throw fields.error("model_type", "\"" + fields.string("model_type") + "\" is not \"gpt2\"");
-        }
-        if (fields.has("activation_function") && !GELU_TANH.contains(fields.string("activation_function"))) {
-            throw fields.error(
-                    "activation_function",
-                    "\"" + fields.string("activation_function") + "\" is not one of " + GELU_TANH
-                            + " (GELU's tanh approximation, which GPT-2 uses)");
-        }
-        int dim = (int) fields.integer("n_embd", 1, Integer.MAX_VALUE);
-        int heads = (int) fields.integer("n_head", 1, Integer.MAX_VALUE);
-        int positions = fields.has("n_ctx") && !fields.has("n_positions")
-                ? (int) fields.integer("n_ctx", 1, Integer.MAX_VALUE)
-                : (int) fields.integer("n_positions", 1, Integer.MAX_VALUE);
-        try {
-            return new ModelConfig(
-                    Architecture.GPT2,
-                    dim,
-                    (int) fields.integer("n_inner", 1, Integer.MAX_VALUE, 4L * dim),
-                    (int) fields.integer("n_layer", 1, Integer.MAX_VALUE),
-                    heads,
-                    heads,
-                    (int) fields.integer("vocab_size", 1, Integer.MAX_VALUE),
-                    positions,
-                    (float) fields.number("layer_norm_epsilon", 1e-5),
-                    0,
-                    true);
-        } catch (IllegalArgumentException e) {
-            throw new ModelFormatException(file, e.getMessage(), e);
-        }
+        return BoundedFiles.readJson(file, text -> {
+            JsonFields fields = JsonFields.of(file, Json.parse(text, file, Json.Limits.DEFAULT));
+            if (fields.has("model_type") && !fields.string("model_type").equals("gpt2")) {
+                throw fields.error("model_type", "\"" + fields.string("model_type") + "\" is not \"gpt2\"");
+            }
+            if (fields.has("activation_function") && !GELU_TANH.contains(fields.string("activation_function"))) {
+                throw fields.error(
+                        "activation_function",
+                        "\"" + fields.string("activation_function") + "\" is not one of " + GELU_TANH
+                                + " (GELU's tanh approximation, which GPT-2 uses)");
+            }
+            int dim = (int) fields.integer("n_embd", 1, Integer.MAX_VALUE);
+            int heads = (int) fields.integer("n_head", 1, Integer.MAX_VALUE);
+            int positions = fields.has("n_ctx") && !fields.has("n_positions")
+                    ? (int) fields.integer("n_ctx", 1, Integer.MAX_VALUE)
+                    : (int) fields.integer("n_positions", 1, Integer.MAX_VALUE);
+            try {
+                return new ModelConfig(
+                        Architecture.GPT2,
+                        dim,
+                        (int) fields.integer("n_inner", 1, Integer.MAX_VALUE, 4L * dim),
+                        (int) fields.integer("n_layer", 1, Integer.MAX_VALUE),
+                        heads,
+                        heads,
+                        (int) fields.integer("vocab_size", 1, Integer.MAX_VALUE),
+                        positions,
+                        (float) fields.number("layer_norm_epsilon", 1e-5),
+                        0,
+                        true);
+            } catch (IllegalArgumentException e) {
+                throw new ModelFormatException(file, e.getMessage(), e);
+            }
+        });
     }
 
     /**
@@ -175,7 +179,7 @@ public final class Gpt2Checkpoint implements AutoCloseable {
      *
      * @return the weights as float32
      */
-    public Gpt2Weights weights() {
+    public Gpt2Weights<MemorySegment> weights() {
         return weights;
     }
 
@@ -196,7 +200,8 @@ public final class Gpt2Checkpoint implements AutoCloseable {
      * @throws IllegalArgumentException if the configuration is not GPT-2's, or a weight has the wrong size
      * @throws IOException if the files cannot be written
      */
-    public static void write(Path directory, ModelConfig config, Gpt2Weights weights, DType dtype) throws IOException {
+    public static void write(Path directory, ModelConfig config, Gpt2Weights<MemorySegment> weights, DType dtype)
+            throws IOException {
         if (config.architecture() != Architecture.GPT2) {
             throw new IllegalArgumentException("not a GPT-2 configuration: " + config.architecture());
         }

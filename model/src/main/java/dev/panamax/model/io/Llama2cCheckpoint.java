@@ -1,6 +1,8 @@
 package dev.panamax.model.io;
 
-import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.nn.LlamaWeights;
+import dev.panamax.model.nn.ModelConfig;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -88,9 +90,9 @@ public final class Llama2cCheckpoint implements AutoCloseable {
     private final Path file;
     private final Arena arena;
     private final ModelConfig config;
-    private final LlamaWeights weights;
+    private final LlamaWeights<MemorySegment> weights;
 
-    private Llama2cCheckpoint(Path file, Arena arena, ModelConfig config, LlamaWeights weights) {
+    private Llama2cCheckpoint(Path file, Arena arena, ModelConfig config, LlamaWeights<MemorySegment> weights) {
         this.file = file;
         this.arena = arena;
         this.config = config;
@@ -196,7 +198,7 @@ public final class Llama2cCheckpoint implements AutoCloseable {
         return Math.addExact(HEADER_BYTES, Math.multiplyExact(floats, Float.BYTES));
     }
 
-    private static LlamaWeights slice(MemorySegment mapped, ModelConfig config) {
+    private static LlamaWeights<MemorySegment> slice(MemorySegment mapped, ModelConfig config) {
         MemorySegment[][] parts = new MemorySegment[Part.values().length][];
         long offset = HEADER_BYTES;
         for (Part part : Part.values()) {
@@ -207,9 +209,9 @@ public final class Llama2cCheckpoint implements AutoCloseable {
                 offset += bytes;
             }
         }
-        List<LlamaWeights.Layer> layers = new ArrayList<>();
+        List<LlamaWeights.Layer<MemorySegment>> layers = new ArrayList<>();
         for (int l = 0; l < config.layers(); l++) {
-            layers.add(new LlamaWeights.Layer(
+            layers.add(new LlamaWeights.Layer<>(
                     parts[Part.ATTENTION_NORM.ordinal()][l],
                     parts[Part.WQ.ordinal()][l],
                     parts[Part.WK.ordinal()][l],
@@ -221,7 +223,7 @@ public final class Llama2cCheckpoint implements AutoCloseable {
                     parts[Part.W3.ordinal()][l]));
         }
         MemorySegment embedding = parts[Part.TOKEN_EMBEDDING.ordinal()][0];
-        return new LlamaWeights(
+        return new LlamaWeights<>(
                 embedding,
                 layers,
                 parts[Part.FINAL_NORM.ordinal()][0],
@@ -242,7 +244,7 @@ public final class Llama2cCheckpoint implements AutoCloseable {
      *
      * @return the weights
      */
-    public LlamaWeights weights() {
+    public LlamaWeights<MemorySegment> weights() {
         return weights;
     }
 
@@ -270,7 +272,7 @@ public final class Llama2cCheckpoint implements AutoCloseable {
      * @throws IllegalArgumentException if the configuration is not Llama's or a weight has the wrong size
      * @throws IOException if the file cannot be written
      */
-    public static void write(Path file, ModelConfig config, LlamaWeights weights) throws IOException {
+    public static void write(Path file, ModelConfig config, LlamaWeights<MemorySegment> weights) throws IOException {
         requireLlama(config);
         if (weights.layers().size() != config.layers()) {
             throw new IllegalArgumentException(
@@ -336,8 +338,8 @@ public final class Llama2cCheckpoint implements AutoCloseable {
     }
 
     /** Returns a part's tensor for a layer, or null for the RoPE tables, which the weights do not hold. */
-    private static MemorySegment tensor(LlamaWeights w, Part part, int layer) {
-        LlamaWeights.Layer l = part.perLayer() ? w.layers().get(layer) : null;
+    private static MemorySegment tensor(LlamaWeights<MemorySegment> w, Part part, int layer) {
+        LlamaWeights.Layer<MemorySegment> l = part.perLayer() ? w.layers().get(layer) : null;
         return switch (part) {
             case TOKEN_EMBEDDING -> w.tokenEmbedding();
             case ATTENTION_NORM -> l.attentionNorm();

@@ -1,5 +1,6 @@
 package dev.panamax.model.io;
 
+import dev.panamax.model.json.JsonException;
 import java.io.IOException;
 
 /**
@@ -12,7 +13,7 @@ public class ModelFormatException extends IOException {
     private static final long serialVersionUID = 1L;
 
     /** How many characters of a long value {@link #excerpt(String)} keeps. */
-    public static final int EXCERPT_CHARS = 40;
+    public static final int EXCERPT_CHARS = JsonException.EXCERPT_CHARS;
 
     /**
      * Shortens a value read from a file for quoting in a message, so that a hostile file cannot make the message as
@@ -24,11 +25,7 @@ public class ModelFormatException extends IOException {
      * @return the value or its excerpt
      */
     public static String excerpt(String value) {
-        if (value.length() <= 2 * EXCERPT_CHARS) {
-            return value;
-        }
-        int end = Character.isHighSurrogate(value.charAt(EXCERPT_CHARS - 1)) ? EXCERPT_CHARS - 1 : EXCERPT_CHARS;
-        return value.substring(0, end) + "... (" + value.length() + " chars)";
+        return JsonException.excerpt(value);
     }
 
     /**
@@ -50,5 +47,14 @@ public class ModelFormatException extends IOException {
      */
     public ModelFormatException(Object source, String problem, Throwable cause) {
         super(source == null ? problem : source + ": " + problem, cause);
+    }
+
+    /**
+     * Reports malformed JSON in a model, configuration or tokenizer file: the same message, the JSON error as cause.
+     *
+     * @param cause what the JSON parser or reader found, its message naming the file
+     */
+    ModelFormatException(JsonException cause) {
+        super(cause.getMessage(), cause);
     }
 }

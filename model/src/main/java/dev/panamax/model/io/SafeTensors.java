@@ -195,12 +195,21 @@ public final class SafeTensors implements AutoCloseable {
 
     /** Parses and checks the header; returns the tensors in the order of their bytes and fills in the metadata. */
     private static Map<String, TensorInfo> parseHeader(
-            Path file, byte[] header, long dataSize, Map<String, String> metadata) throws ModelFormatException {
+            Path file, byte[] header, long dataSize, Map<String, String> metadata) throws IOException {
         if (header[0] != '{') {
             throw new ModelFormatException(file, "safetensors header does not start with '{'");
         }
-        JsonFields fields =
-                JsonFields.of(file, Json.parse(header, file + " (header)", Json.Limits.DEFAULT.withMaxDepth(8)));
+        String source = file + " (header)";
+        String text = BoundedFiles.decodeUtf8(header, source);
+        return BoundedFiles.parseJson(text, json -> {
+            JsonFields fields = JsonFields.of(file, Json.parse(json, source, Json.Limits.DEFAULT.withMaxDepth(8)));
+            return tensors(file, fields, dataSize, metadata);
+        });
+    }
+
+    /** Checks the header's members: the tensors in the order of their bytes, and the metadata filled in. */
+    private static Map<String, TensorInfo> tensors(
+            Path file, JsonFields fields, long dataSize, Map<String, String> metadata) throws IOException {
         List<TensorInfo> list = new ArrayList<>();
         for (Map.Entry<String, JsonValue> member : fields.object().members().entrySet()) {
             String name = member.getKey();

@@ -1,15 +1,15 @@
 /**
- * Model files: the configuration of a Transformer ({@link dev.panamax.model.io.ModelConfig}, which checks every value
- * and their consistency), llama2.c checkpoints ({@link dev.panamax.model.io.Llama2cCheckpoint}, read and written),
+ * Model files: llama2.c checkpoints ({@link dev.panamax.model.io.Llama2cCheckpoint}, read and written),
  * GPT-2 in Hugging Face's layout ({@link dev.panamax.model.io.Gpt2Checkpoint}: {@code config.json} and {@code
  * model.safetensors}), the safetensors format itself ({@link dev.panamax.model.io.SafeTensors}, read and written,
- * float32, float16 and bfloat16), and the weights of each family as named records of segments ({@link
- * dev.panamax.model.io.LlamaWeights}, {@link dev.panamax.model.io.Gpt2Weights}, each with per-block {@code Layer}
- * records and a {@code byName} map under its checkpoints' tensor names).
+ * float32, float16 and bfloat16). A checkpoint gives its weights as the family's named record of segments ({@link
+ * dev.panamax.model.nn.LlamaWeights}, {@link dev.panamax.model.nn.Gpt2Weights} over {@code MemorySegment}), which the
+ * network's package defines.
  *
  * <p>Conventions: a file is checked before it is trusted (a regular file, its header against its size, every tensor's
  * type and shape against its byte range) and before anything its size did not justify is allocated ({@link
- * dev.panamax.model.io.BoundedFiles} reads small files with a size limit and strict UTF-8). Every loader reports a bad
+ * dev.panamax.model.io.BoundedFiles} reads small files with a size limit and strict UTF-8, JSON files among them, whose
+ * {@code JsonException} it reports as a {@code ModelFormatException}). Every loader reports a bad
  * file with {@link dev.panamax.model.io.ModelFormatException}, whose message names the file and what is wrong. Float32
  * weights are memory-mapped and used in place, not copied; other float types are converted once. A checkpoint's
  * segments are valid until it is closed.

@@ -1,31 +1,27 @@
 package dev.panamax.model.json;
 
-import dev.panamax.model.io.BoundedFiles;
-import dev.panamax.model.io.ModelFormatException;
 import dev.panamax.model.json.JsonValue.JsonArray;
 import dev.panamax.model.json.JsonValue.JsonBoolean;
 import dev.panamax.model.json.JsonValue.JsonNull;
 import dev.panamax.model.json.JsonValue.JsonNumber;
 import dev.panamax.model.json.JsonValue.JsonObject;
 import dev.panamax.model.json.JsonValue.JsonString;
-import java.io.IOException;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * A strict JSON parser and writer (RFC 8259). The parser accepts exactly the grammar of the RFC, in UTF-8, and rejects
- * everything else with a {@link ModelFormatException} naming the source, line, column and problem: trailing commas,
+ * A strict JSON parser and writer (RFC 8259). The parser accepts exactly the grammar of the RFC and rejects
+ * everything else with a {@link JsonException} naming the source, line, column and problem: trailing commas,
  * comments, leading zeros, unescaped control characters, unpaired surrogates, a byte order mark, trailing garbage,
  * and duplicate member names in any object (a file whose meaning depends on which duplicate wins is not trusted).
  *
- * <p>A hostile file cannot exhaust the stack or the heap, nor take long: a file's size is bounded before it is read;
- * while parsing, {@link Limits} bound the nesting depth, the number of values built (each object, array, string,
+ * <p>A hostile file cannot exhaust the stack or the heap, nor take long: its reader bounds its size (by
+ * {@link #DEFAULT_MAX_BYTES}, say) and decodes it as strict UTF-8 before handing over the text; while parsing, {@link Limits} bound the nesting depth, the number of values built (each object, array, string,
  * number, boolean, null and member name counts one) and the characters of all strings together; a number literal may
  * have at most {@link JsonNumber#MAX_CHARS} characters. Parsing takes time linear in the input, and a value quoted in
- * an error message is cut to an {@linkplain ModelFormatException#excerpt(String) excerpt}.
+ * an error message is cut to an {@linkplain JsonException#excerpt(String) excerpt}.
  */
 public final class Json {
     /** The default bound on nesting depth. */
@@ -85,40 +81,24 @@ public final class Json {
      *
      * @param text the text
      * @return the value
-     * @throws ModelFormatException if the text is not valid JSON or exceeds the {@linkplain Limits#DEFAULT default
+     * @throws JsonException if the text is not valid JSON or exceeds the {@linkplain Limits#DEFAULT default
      *     limits}
      */
-    public static JsonValue parse(String text) throws ModelFormatException {
+    public static JsonValue parse(String text) throws JsonException {
         return new Parser(text, null, Limits.DEFAULT).document();
     }
 
     /**
-     * Reads and parses a JSON file.
+     * Parses JSON text; the caller reads and decodes it (a file's size bounded, its bytes strict UTF-8), so that this
+     * package never touches a file.
      *
-     * @param file the file, in UTF-8
-     * @return the value
-     * @throws java.nio.file.NoSuchFileException if the file does not exist
-     * @throws ModelFormatException if it is not a regular file, larger than {@link #DEFAULT_MAX_BYTES}, not UTF-8,
-     *     not valid JSON or exceeds the {@linkplain Limits#DEFAULT default limits}; the message names the file
-     * @throws IOException if the file cannot be read
-     */
-    public static JsonValue parse(Path file) throws IOException {
-        // The bytes are dropped once decoded, before the parser builds anything.
-        String text = BoundedFiles.decodeUtf8(BoundedFiles.read(file, "JSON file", DEFAULT_MAX_BYTES), file);
-        return new Parser(text, file, Limits.DEFAULT).document();
-    }
-
-    /**
-     * Parses JSON from UTF-8 bytes.
-     *
-     * @param utf8 the bytes
-     * @param source what to name in error messages, e.g. the file they came from; may be {@code null}
+     * @param text the text
+     * @param source what to name in error messages, e.g. the file it came from; may be {@code null}
      * @param limits what the document may hold
      * @return the value
-     * @throws ModelFormatException if the bytes are not UTF-8 or not valid JSON, or exceed the limits
+     * @throws JsonException if the text is not valid JSON or exceeds the limits
      */
-    public static JsonValue parse(byte[] utf8, Object source, Limits limits) throws ModelFormatException {
-        String text = BoundedFiles.decodeUtf8(utf8, source);
+    public static JsonValue parse(String text, Object source, Limits limits) throws JsonException {
         return new Parser(text, source, limits).document();
     }
 
@@ -222,7 +202,7 @@ public final class Json {
             this.limits = limits;
         }
 
-        JsonValue document() throws ModelFormatException {
+        JsonValue document() throws JsonException {
             if (!text.isEmpty() && text.charAt(0) == '\uFEFF') {
                 throw error("byte order mark at the start; JSON text must not begin with one");
             }
@@ -238,7 +218,7 @@ public final class Json {
             return value;
         }
 
-        private JsonValue value() throws ModelFormatException {
+        private JsonValue value() throws JsonException {
             if (pos == text.length()) {
                 throw error("unexpected end of input; expected a value");
             }
@@ -260,7 +240,7 @@ public final class Json {
             };
         }
 
-        private JsonObject object() throws ModelFormatException {
+        private JsonObject object() throws JsonException {
             enter();
             pos++;
             Map<String, JsonValue> members = new LinkedHashMap<>();
@@ -282,9 +262,7 @@ public final class Json {
                 count();
                 String key = string();
                 if (members.containsKey(key)) {
-                    throw error(
-                            keyStart,
-                            "duplicate member name \"" + ModelFormatException.excerpt(key) + "\" in an object");
+                    throw error(keyStart, "duplicate member name \"" + JsonException.excerpt(key) + "\" in an object");
                 }
                 skipWhitespace();
                 expect(':', "after a member name");
@@ -303,7 +281,7 @@ public final class Json {
             }
         }
 
-        private JsonArray array() throws ModelFormatException {
+        private JsonArray array() throws JsonException {
             enter();
             pos++;
             List<JsonValue> elements = new ArrayList<>();
@@ -332,21 +310,21 @@ public final class Json {
             }
         }
 
-        private void enter() throws ModelFormatException {
+        private void enter() throws JsonException {
             if (++depth > limits.maxDepth()) {
                 throw error("nesting deeper than the limit of " + limits.maxDepth());
             }
         }
 
         /** Counts one more value (or member name) against the limit, before it is built. */
-        private void count() throws ModelFormatException {
+        private void count() throws JsonException {
             if (++values > limits.maxValues()) {
                 throw error("more than " + limits.maxValues() + " values (counting member names), the limit");
             }
         }
 
         /** Counts a string's characters against the limit, before it is built. */
-        private void countChars(int start, long chars) throws ModelFormatException {
+        private void countChars(int start, long chars) throws JsonException {
             stringChars += chars;
             if (stringChars > limits.maxStringChars()) {
                 throw error(
@@ -356,7 +334,7 @@ public final class Json {
             }
         }
 
-        private String string() throws ModelFormatException {
+        private String string() throws JsonException {
             int start = pos++;
             // Most strings have no escape: they are cut from the text once their length is counted.
             int plain = pos;
@@ -430,7 +408,7 @@ public final class Json {
             }
         }
 
-        private char hex4(int escape) throws ModelFormatException {
+        private char hex4(int escape) throws JsonException {
             if (pos + 4 > text.length()) {
                 throw error(escape, "truncated \\u escape");
             }
@@ -448,7 +426,7 @@ public final class Json {
             return (char) value;
         }
 
-        private JsonNumber number() throws ModelFormatException {
+        private JsonNumber number() throws JsonException {
             int start = pos;
             if (peek() == '-') {
                 pos++;
@@ -484,7 +462,7 @@ public final class Json {
                 throw error(
                         start,
                         "number of " + (pos - start) + " characters is longer than the limit of " + JsonNumber.MAX_CHARS
-                                + ": " + ModelFormatException.excerpt(text.substring(start, pos)));
+                                + ": " + JsonException.excerpt(text.substring(start, pos)));
             }
             return new JsonNumber(text.substring(start, pos));
         }
@@ -499,7 +477,7 @@ public final class Json {
             return c >= '0' && c <= '9';
         }
 
-        private JsonValue literal(String word, JsonValue value) throws ModelFormatException {
+        private JsonValue literal(String word, JsonValue value) throws JsonException {
             if (!text.startsWith(word, pos)) {
                 throw error("unexpected " + describe(pos) + "; expected a value");
             }
@@ -507,7 +485,7 @@ public final class Json {
             return value;
         }
 
-        private void expect(char c, String where) throws ModelFormatException {
+        private void expect(char c, String where) throws JsonException {
             if (peek() != c) {
                 throw error("unexpected " + describe(pos) + "; expected '" + c + "' " + where);
             }
@@ -540,11 +518,11 @@ public final class Json {
             return c < 0x20 || c == 0x7f ? "character U+%04X".formatted(c) : "'" + Character.toString(c) + "'";
         }
 
-        private ModelFormatException error(String problem) {
+        private JsonException error(String problem) {
             return error(pos, problem);
         }
 
-        private ModelFormatException error(int at, String problem) {
+        private JsonException error(int at, String problem) {
             int line = 1;
             int lineStart = 0;
             for (int i = 0; i < at && i < text.length(); i++) {
@@ -553,8 +531,7 @@ public final class Json {
                     lineStart = i + 1;
                 }
             }
-            return new ModelFormatException(
-                    source, "line " + line + ", column " + (at - lineStart + 1) + ": " + problem);
+            return new JsonException(source, "line " + line + ", column " + (at - lineStart + 1) + ": " + problem);
         }
     }
 }

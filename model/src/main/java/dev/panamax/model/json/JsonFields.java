@@ -1,6 +1,5 @@
 package dev.panamax.model.json;
 
-import dev.panamax.model.io.ModelFormatException;
 import dev.panamax.model.json.JsonValue.JsonArray;
 import dev.panamax.model.json.JsonValue.JsonNull;
 import dev.panamax.model.json.JsonValue.JsonNumber;
@@ -10,7 +9,7 @@ import java.util.List;
 
 /**
  * Typed reading of a JSON object's members, for loaders that must check what a file says before they use it. Each
- * accessor either returns a value of the expected type and range or throws a {@link ModelFormatException} naming
+ * accessor either returns a value of the expected type and range or throws a {@link JsonException} naming
  * the source, the member's path and what was found instead, e.g. {@code config.json: n_head: expected an integer,
  * found a string}.
  *
@@ -25,11 +24,11 @@ public record JsonFields(Object source, String path, JsonObject object) {
      * @param source what to name in error messages
      * @param document the parsed document
      * @return the fields of the top-level object
-     * @throws ModelFormatException if the document is not an object
+     * @throws JsonException if the document is not an object
      */
-    public static JsonFields of(Object source, JsonValue document) throws ModelFormatException {
+    public static JsonFields of(Object source, JsonValue document) throws JsonException {
         if (!(document instanceof JsonObject object)) {
-            throw new ModelFormatException(source, "expected a JSON object at the top level, found " + document.kind());
+            throw new JsonException(source, "expected a JSON object at the top level, found " + document.kind());
         }
         return new JsonFields(source, "", object);
     }
@@ -49,9 +48,9 @@ public record JsonFields(Object source, String path, JsonObject object) {
      *
      * @param name the member's name
      * @return its fields
-     * @throws ModelFormatException if it is absent or not an object
+     * @throws JsonException if it is absent or not an object
      */
-    public JsonFields object(String name) throws ModelFormatException {
+    public JsonFields object(String name) throws JsonException {
         if (!(require(name) instanceof JsonObject nested)) {
             throw wrongType(name, "an object");
         }
@@ -63,9 +62,9 @@ public record JsonFields(Object source, String path, JsonObject object) {
      *
      * @param name the member's name
      * @return the string
-     * @throws ModelFormatException if it is absent or not a string
+     * @throws JsonException if it is absent or not a string
      */
-    public String string(String name) throws ModelFormatException {
+    public String string(String name) throws JsonException {
         if (!(require(name) instanceof JsonString string)) {
             throw wrongType(name, "a string");
         }
@@ -79,9 +78,9 @@ public record JsonFields(Object source, String path, JsonObject object) {
      * @param min the smallest value allowed
      * @param max the largest value allowed
      * @return the value
-     * @throws ModelFormatException if it is absent, not an integer, or out of range
+     * @throws JsonException if it is absent, not an integer, or out of range
      */
-    public long integer(String name, long min, long max) throws ModelFormatException {
+    public long integer(String name, long min, long max) throws JsonException {
         return integer(name, require(name), min, max);
     }
 
@@ -94,9 +93,9 @@ public record JsonFields(Object source, String path, JsonObject object) {
      * @param max the largest value allowed
      * @param otherwise the value when the member is absent or null
      * @return the value
-     * @throws ModelFormatException if it is present but not an integer, or out of range
+     * @throws JsonException if it is present but not an integer, or out of range
      */
-    public long integer(String name, long min, long max, long otherwise) throws ModelFormatException {
+    public long integer(String name, long min, long max, long otherwise) throws JsonException {
         JsonValue value = object.get(name);
         return value == null || value instanceof JsonNull ? otherwise : integer(name, value, min, max);
     }
@@ -107,9 +106,9 @@ public record JsonFields(Object source, String path, JsonObject object) {
      * @param name the member's name
      * @param otherwise the value when the member is absent or null
      * @return the value
-     * @throws ModelFormatException if it is present but not a finite number
+     * @throws JsonException if it is present but not a finite number
      */
-    public double number(String name, double otherwise) throws ModelFormatException {
+    public double number(String name, double otherwise) throws JsonException {
         JsonValue value = object.get(name);
         if (value == null || value instanceof JsonNull) {
             return otherwise;
@@ -119,7 +118,7 @@ public record JsonFields(Object source, String path, JsonObject object) {
         }
         double result = number.doubleValue();
         if (!Double.isFinite(result)) {
-            throw error(name, "number " + ModelFormatException.excerpt(number.text()) + " is out of range");
+            throw error(name, "number " + JsonException.excerpt(number.text()) + " is out of range");
         }
         return result;
     }
@@ -131,9 +130,9 @@ public record JsonFields(Object source, String path, JsonObject object) {
      * @param min the smallest value allowed for each element
      * @param max the largest value allowed for each element
      * @return the values
-     * @throws ModelFormatException if it is absent, not an array, or an element is not an integer in range
+     * @throws JsonException if it is absent, not an array, or an element is not an integer in range
      */
-    public long[] integers(String name, long min, long max) throws ModelFormatException {
+    public long[] integers(String name, long min, long max) throws JsonException {
         if (!(require(name) instanceof JsonArray array)) {
             throw wrongType(name, "an array");
         }
@@ -152,11 +151,11 @@ public record JsonFields(Object source, String path, JsonObject object) {
      * @param problem what is wrong with it
      * @return the exception, for the caller to throw
      */
-    public ModelFormatException error(String name, String problem) {
-        return new ModelFormatException(source, pathOf(name) + ": " + problem);
+    public JsonException error(String name, String problem) {
+        return new JsonException(source, pathOf(name) + ": " + problem);
     }
 
-    private long integer(String name, JsonValue value, long min, long max) throws ModelFormatException {
+    private long integer(String name, JsonValue value, long min, long max) throws JsonException {
         if (!(value instanceof JsonNumber number)) {
             throw error(name, "expected an integer, found " + value.kind());
         }
@@ -164,7 +163,7 @@ public record JsonFields(Object source, String path, JsonObject object) {
         try {
             result = number.longValueExact();
         } catch (ArithmeticException e) {
-            throw error(name, "expected an integer, found " + ModelFormatException.excerpt(number.text()));
+            throw error(name, "expected an integer, found " + JsonException.excerpt(number.text()));
         }
         if (result < min || result > max) {
             throw error(name, "value " + result + " is outside [" + min + ", " + max + "]");
@@ -172,7 +171,7 @@ public record JsonFields(Object source, String path, JsonObject object) {
         return result;
     }
 
-    private JsonValue require(String name) throws ModelFormatException {
+    private JsonValue require(String name) throws JsonException {
         JsonValue value = object.get(name);
         if (value == null) {
             throw error(name, "missing");
@@ -180,14 +179,14 @@ public record JsonFields(Object source, String path, JsonObject object) {
         return value;
     }
 
-    private ModelFormatException wrongType(String name, String expected) {
+    private JsonException wrongType(String name, String expected) {
         return error(
                 name, "expected " + expected + ", found " + object.get(name).kind());
     }
 
     /** The member's path for messages; a long name (a tensor's, say) is cut, so the path is short too. */
     private String pathOf(String name) {
-        String shown = ModelFormatException.excerpt(name);
+        String shown = JsonException.excerpt(name);
         return path.isEmpty() ? shown : path + "." + shown;
     }
 }

@@ -1,6 +1,5 @@
 package dev.panamax.model.json;
 
-import dev.panamax.model.io.ModelFormatException;
 import java.math.BigDecimal;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -110,7 +109,7 @@ public sealed interface JsonValue {
          */
         public JsonNumber {
             if (text.length() > MAX_CHARS || !LITERAL.matcher(text).matches()) {
-                throw new IllegalArgumentException("\"" + ModelFormatException.excerpt(text)
+                throw new IllegalArgumentException("\"" + JsonException.excerpt(text)
                         + "\" is not a JSON number of at most " + MAX_CHARS + " characters");
             }
         }
@@ -161,10 +160,10 @@ public sealed interface JsonValue {
                 exponent = text.charAt(e + 1) == '-' ? -exponent : exponent;
             }
             if (exponent > LARGEST_USEFUL_EXPONENT) {
-                throw new ArithmeticException(ModelFormatException.excerpt(text) + " is too large for a long");
+                throw new ArithmeticException(JsonException.excerpt(text) + " is too large for a long");
             }
             if (exponent < -LARGEST_USEFUL_EXPONENT) {
-                throw new ArithmeticException(ModelFormatException.excerpt(text) + " is not an integer");
+                throw new ArithmeticException(JsonException.excerpt(text) + " is not an integer");
             }
             return significand.scaleByPowerOfTen((int) exponent).longValueExact();
         }

@@ -3,11 +3,10 @@ package dev.panamax.model.nn;
 import dev.panamax.model.backend.Backend;
 import dev.panamax.model.backend.Backend.Layout;
 import dev.panamax.model.backend.Tensor;
-import dev.panamax.model.io.ModelConfig;
-import dev.panamax.model.io.ModelConfig.Architecture;
-import java.util.ArrayList;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * The layers of a decoder-only Transformer, forward and backward, for both families of {@link Architecture}: one pass
@@ -22,30 +21,72 @@ import java.util.Map;
  */
 public final class Network {
     /**
-     * One block's tensors; the variants leave what they lack null.
+     * A projection {@code y = x·W (+ b)} in the network's layout.
+     *
+     * @param weight the matrix
+     * @param bias the bias row; null where the family has none (Llama), as {@link Backend#matmul} takes it
+     */
+    private record Projection(Tensor weight, Tensor bias) {}
+
+    /**
+     * A normalisation's parameters.
+     *
+     * @param weight the scale
+     * @param bias LayerNorm's shift; null for RMSNorm, which has none
+     */
+    private record Norm(Tensor weight, Tensor bias) {}
+
+    /**
+     * One block's tensors by role, built from a family's named layer record.
      *
      * @param up the feed-forward input projection (Llama's {@code w3}, GPT-2's {@code c_fc})
-     * @param gate Llama's {@code w1}, whose SiLU multiplies {@code up}; null for GPT-2
+     * @param gate Llama's {@code w1}, whose SiLU multiplies {@code up}; GPT-2 has none
      * @param down the feed-forward output projection
      */
     private record Block(
-            Tensor norm1,
-            Tensor norm1Bias,
-            Tensor wq,
-            Tensor bq,
-            Tensor wk,
-            Tensor bk,
-            Tensor wv,
-            Tensor bv,
-            Tensor wo,
-            Tensor bo,
-            Tensor norm2,
-            Tensor norm2Bias,
-            Tensor up,
-            Tensor upBias,
-            Tensor gate,
-            Tensor down,
-            Tensor downBias) {}
+            Norm norm1,
+            Projection query,
+            Projection key,
+            Projection value,
+            Projection output,
+            Norm norm2,
+            Projection up,
+            Optional<Projection> gate,
+            Projection down) {
+
+        static Block of(LlamaWeights.Layer<Tensor> l) {
+            return new Block(
+                    new Norm(l.attentionNorm(), null),
+                    new Projection(l.wq(), null),
+                    new Projection(l.wk(), null),
+                    new Projection(l.wv(), null),
+                    new Projection(l.wo(), null),
+                    new Norm(l.ffnNorm(), null),
+                    new Projection(l.w3(), null),
+                    Optional.of(new Projection(l.w1(), null)),
+                    new Projection(l.w2(), null));
+        }
+
+        /** GPT-2's {@code c_attn} holds the query, key and value projections side by side: {@code [dim, 3·dim]}. */
+        static Block of(Gpt2Weights.Layer<Tensor> l, int dim) {
+            return new Block(
+                    new Norm(l.norm1Weight(), l.norm1Bias()),
+                    new Projection(
+                            l.attentionWeight().columns(0, dim),
+                            l.attentionBias().columns(0, dim)),
+                    new Projection(
+                            l.attentionWeight().columns(dim, dim),
+                            l.attentionBias().columns(dim, dim)),
+                    new Projection(
+                            l.attentionWeight().columns(2 * dim, dim),
+                            l.attentionBias().columns(2 * dim, dim)),
+                    new Projection(l.attentionProjectionWeight(), l.attentionProjectionBias()),
+                    new Norm(l.norm2Weight(), l.norm2Bias()),
+                    new Projection(l.mlpWeight(), l.mlpBias()),
+                    Optional.empty(),
+                    new Projection(l.mlpProjectionWeight(), l.mlpProjectionBias()));
+        }
+    }
 
     /**
      * The activations of one block over {@code n} rows. Inference hands every block the same scratch tensors with
@@ -161,70 +202,91 @@ public final class Network {
     private final Tensor tokenEmbedding;
     private final Tensor positionEmbedding;
     private final List<Block> blocks;
-    private final Tensor finalNorm;
-    private final Tensor finalNormBias;
+    private final Norm finalNorm;
     private final Tensor classifier;
     private final Backend.Rotary rotary;
 
-    private Network(ModelConfig config, Backend backend, Map<String, Tensor> tensors, int positions) {
+    private Network(
+            ModelConfig config,
+            Backend backend,
+            Tensor tokenEmbedding,
+            Tensor positionEmbedding,
+            List<Block> blocks,
+            Norm finalNorm,
+            Tensor classifier,
+            Backend.Rotary rotary) {
         this.config = config;
         this.backend = backend;
         this.llama = config.architecture() == Architecture.LLAMA;
         this.layout = llama ? Layout.OUT_IN : Layout.IN_OUT;
-        List<Block> blocks = new ArrayList<>();
-        int d = config.dim();
-        if (llama) {
-            this.tokenEmbedding = tensors.get("tok_embeddings.weight");
-            this.positionEmbedding = null;
-            for (int l = 0; l < config.layers(); l++) {
-                Tensor[] t = Parameters.block(tensors, config.architecture(), l, Parameters.LLAMA_LAYER)
-                        .toArray(Tensor[]::new);
-                // attention_norm, wq, wk, wv, wo, ffn_norm, w1 (gate), w2 (down), w3 (up)
-                blocks.add(new Block(
-                        t[0], null, t[1], null, t[2], null, t[3], null, t[4], null, t[5], null, t[8], null, t[6], t[7],
-                        null));
-            }
-            this.finalNorm = tensors.get("norm.weight");
-            this.finalNormBias = null;
-            this.classifier = config.sharedClassifier() ? tokenEmbedding : tensors.get("output.weight");
-            this.rotary = backend.rotary(config.headSize(), positions, config.ropeTheta());
-        } else {
-            this.tokenEmbedding = tensors.get("wte.weight");
-            this.positionEmbedding = tensors.get("wpe.weight");
-            for (int l = 0; l < config.layers(); l++) {
-                Tensor[] t = Parameters.block(tensors, config.architecture(), l, Parameters.GPT2_LAYER)
-                        .toArray(Tensor[]::new);
-                // ln_1 (weight, bias), c_attn (weight, bias), c_proj (…), ln_2 (…), c_fc (…), mlp c_proj (…); c_attn
-                // holds the query, key and value projections side by side: [dim, 3·dim], biases likewise.
-                blocks.add(new Block(
-                        t[0],
-                        t[1],
-                        t[2].columns(0, d),
-                        t[3].columns(0, d),
-                        t[2].columns(d, d),
-                        t[3].columns(d, d),
-                        t[2].columns(2 * d, d),
-                        t[3].columns(2 * d, d),
-                        t[4],
-                        t[5],
-                        t[6],
-                        t[7],
-                        t[8],
-                        t[9],
-                        null,
-                        t[10],
-                        t[11]));
-            }
-            this.finalNorm = tensors.get("ln_f.weight");
-            this.finalNormBias = tensors.get("ln_f.bias");
-            this.classifier = tokenEmbedding;
-            this.rotary = null;
-        }
+        this.tokenEmbedding = tokenEmbedding;
+        this.positionEmbedding = positionEmbedding;
         this.blocks = List.copyOf(blocks);
+        this.finalNorm = finalNorm;
+        this.classifier = classifier;
+        this.rotary = rotary;
     }
 
     /**
-     * A network over named tensors: weights, or the gradients a backward pass accumulates into.
+     * A Llama network over its weights, or over the gradients a backward pass accumulates into.
+     *
+     * @param backend the backend that owns the tensors
+     * @param config a Llama configuration
+     * @param weights every tensor of {@link Parameters#of(ModelConfig)}, under its name
+     * @param positions the positions it will run at, in {@code [1, config.seqLen]}: RoPE's tables cover these only
+     * @return the network
+     * @throws IllegalArgumentException if the configuration is not Llama's, a tensor is missing or has the wrong
+     *     shape, or positions is out of range
+     */
+    public static Network llama(Backend backend, ModelConfig config, LlamaWeights<Tensor> weights, int positions) {
+        require(
+                config,
+                Architecture.LLAMA,
+                weights.layers().size(),
+                weights.byName(config.sharedClassifier()),
+                positions);
+        List<Block> blocks = weights.layers().stream().map(Block::of).toList();
+        return new Network(
+                config,
+                backend,
+                weights.tokenEmbedding(),
+                null,
+                blocks,
+                new Norm(weights.finalNorm(), null),
+                weights.classifier(),
+                backend.rotary(config.headSize(), positions, config.ropeTheta()));
+    }
+
+    /**
+     * A GPT-2 network over its weights, or over the gradients a backward pass accumulates into.
+     *
+     * @param backend the backend that owns the tensors
+     * @param config a GPT-2 configuration
+     * @param weights every tensor of {@link Parameters#of(ModelConfig)}, under its name
+     * @param positions the positions it will run at, in {@code [1, config.seqLen]}
+     * @return the network
+     * @throws IllegalArgumentException if the configuration is not GPT-2's, a tensor is missing or has the wrong
+     *     shape, or positions is out of range
+     */
+    public static Network gpt2(Backend backend, ModelConfig config, Gpt2Weights<Tensor> weights, int positions) {
+        require(config, Architecture.GPT2, weights.layers().size(), weights.byName(), positions);
+        List<Block> blocks = weights.layers().stream()
+                .map(layer -> Block.of(layer, config.dim()))
+                .toList();
+        return new Network(
+                config,
+                backend,
+                weights.tokenEmbedding(),
+                weights.positionEmbedding(),
+                blocks,
+                new Norm(weights.finalNormWeight(), weights.finalNormBias()),
+                weights.tokenEmbedding(),
+                null);
+    }
+
+    /**
+     * A network over named tensors, as a trainer holds its parameters and their gradients: {@link
+     * LlamaWeights#fromNames} or {@link Gpt2Weights#fromNames} puts them in their places.
      *
      * @param backend the backend that owns the tensors
      * @param config the configuration
@@ -234,6 +296,37 @@ public final class Network {
      * @throws IllegalArgumentException if a tensor is missing or has the wrong shape, or positions is out of range
      */
     public static Network of(Backend backend, ModelConfig config, Map<String, Tensor> tensors, int positions) {
+        // Checked by name first: a missing output.weight would otherwise become the shared token embedding.
+        require(config, config.architecture(), config.layers(), tensors, positions);
+        return config.architecture() == Architecture.LLAMA
+                ? llama(backend, config, LlamaWeights.fromNames(config.layers(), tensors), positions)
+                : gpt2(backend, config, Gpt2Weights.fromNames(config.layers(), tensors), positions);
+    }
+
+    /**
+     * Checks that weights of a family and number of layers are for a configuration, before anything is built from
+     * them.
+     *
+     * @param config the configuration
+     * @param architecture the weights' family
+     * @param layers the weights' number of blocks
+     * @throws IllegalArgumentException if the family or the number of layers is not the configuration's
+     */
+    public static void requireFamily(ModelConfig config, Architecture architecture, int layers) {
+        if (config.architecture() != architecture) {
+            throw new IllegalArgumentException(
+                    "config.architecture (" + config.architecture() + ") must be " + architecture);
+        }
+        if (layers != config.layers()) {
+            throw new IllegalArgumentException(
+                    "weights.layers (" + layers + ") must number config.layers (" + config.layers() + ")");
+        }
+    }
+
+    /** Checks the family, the number of layers, every tensor's presence and shape, and the positions. */
+    private static void require(
+            ModelConfig config, Architecture architecture, int layers, Map<String, Tensor> tensors, int positions) {
+        requireFamily(config, architecture, layers);
         if (positions < 1 || positions > config.seqLen()) {
             throw new IllegalArgumentException(
                     "positions (" + positions + ") must be in [1, config.seqLen (" + config.seqLen() + ")]");
@@ -249,7 +342,6 @@ public final class Network {
                         + t.cols() + "], expected [" + spec.rows() + ", " + spec.cols() + "]");
             }
         }
-        return new Network(config, backend, tensors, positions);
     }
 
     /**
@@ -357,10 +449,10 @@ public final class Network {
         }
         Tensor k = sequences == 1 ? keys.rows(position, n) : keys;
         Tensor v = sequences == 1 ? values.rows(position, n) : values;
-        norm(a.input, b.norm1, b.norm1Bias, a.norm1, a.mean1, a.rstd1);
-        backend.matmul(a.norm1, b.wq, layout, b.bq, a.q);
-        backend.matmul(a.norm1, b.wk, layout, b.bk, k);
-        backend.matmul(a.norm1, b.wv, layout, b.bv, v);
+        norm(a.input, b.norm1, a.norm1, a.mean1, a.rstd1);
+        project(a.norm1, b.query, a.q);
+        project(a.norm1, b.key, k);
+        project(a.norm1, b.value, v);
         if (rotary != null) {
             int t = n / sequences;
             for (int s = 0; s < sequences; s++) {
@@ -369,17 +461,17 @@ public final class Network {
             }
         }
         backend.attention(a.q, keys, values, config.heads(), config.kvHeads(), sequences, position, a.attended, a.lse);
-        backend.matmul(a.attended, b.wo, layout, b.bo, a.projection);
+        project(a.attended, b.output, a.projection);
         backend.add(a.input, a.projection, a.mid);
-        norm(a.mid, b.norm2, b.norm2Bias, a.norm2, a.mean2, a.rstd2);
-        backend.matmul(a.norm2, b.up, layout, b.upBias, a.up);
-        if (b.gate != null) {
-            backend.matmul(a.norm2, b.gate, layout, null, a.gate);
+        norm(a.mid, b.norm2, a.norm2, a.mean2, a.rstd2);
+        project(a.norm2, b.up, a.up);
+        if (b.gate.isPresent()) {
+            project(a.norm2, b.gate.get(), a.gate);
             backend.swiglu(a.gate, a.up, a.hidden);
         } else {
             backend.gelu(a.up, a.hidden);
         }
-        backend.matmul(a.hidden, b.down, layout, b.downBias, a.projection);
+        project(a.hidden, b.down, a.projection);
         backend.add(a.mid, a.projection, a.output);
     }
 
@@ -413,24 +505,24 @@ public final class Network {
         Tensor dHidden = g.hidden.rows(0, n);
         Tensor dUp = g.up.rows(0, n);
         // Feed-forward: output = mid + down(act(up(norm2(mid)))).
-        backend.matmulBackward(a.hidden, b.down, layout, dx, dHidden, false, db.down, db.downBias);
-        if (b.gate != null) {
+        projectBackward(a.hidden, b.down, dx, dHidden, false, db.down);
+        if (b.gate.isPresent()) {
             Tensor dGate = g.gate.rows(0, n);
             backend.swigluBackward(a.gate, a.up, dHidden, dGate, dUp);
-            backend.matmulBackward(a.norm2, b.up, layout, dUp, dNorm, false, db.up, db.upBias);
-            backend.matmulBackward(a.norm2, b.gate, layout, dGate, dNorm, true, db.gate, null);
+            projectBackward(a.norm2, b.up, dUp, dNorm, false, db.up);
+            projectBackward(a.norm2, b.gate.get(), dGate, dNorm, true, db.gate.get());
         } else {
             backend.geluBackward(a.up, dHidden, dUp);
-            backend.matmulBackward(a.norm2, b.up, layout, dUp, dNorm, false, db.up, db.upBias);
+            projectBackward(a.norm2, b.up, dUp, dNorm, false, db.up);
         }
-        normBackward(a.mid, b.norm2, a.mean2, a.rstd2, dNorm, db.norm2, db.norm2Bias);
+        normBackward(a.mid, b.norm2, a.mean2, a.rstd2, dNorm, db.norm2);
         backend.add(dx, dNorm, dx);
         // Attention: mid = input + wo(attention(rope(wq·x), rope(wk·x), wv·x)) with x = norm1(input).
         Tensor dAttended = g.attended.rows(0, n);
         Tensor dq = g.q.rows(0, n);
         Tensor dk = g.k.rows(0, n);
         Tensor dv = g.v.rows(0, n);
-        backend.matmulBackward(a.attended, b.wo, layout, dx, dAttended, false, db.wo, db.bo);
+        projectBackward(a.attended, b.output, dx, dAttended, false, db.output);
         backend.attentionBackward(
                 a.q,
                 keys,
@@ -451,10 +543,10 @@ public final class Network {
                 backend.ropeBackward(rotary, dk.rows(s * t, t), config.kvHeads(), 0);
             }
         }
-        backend.matmulBackward(a.norm1, b.wq, layout, dq, dNorm, false, db.wq, db.bq);
-        backend.matmulBackward(a.norm1, b.wk, layout, dk, dNorm, true, db.wk, db.bk);
-        backend.matmulBackward(a.norm1, b.wv, layout, dv, dNorm, true, db.wv, db.bv);
-        normBackward(a.input, b.norm1, a.mean1, a.rstd1, dNorm, db.norm1, db.norm1Bias);
+        projectBackward(a.norm1, b.query, dq, dNorm, false, db.query);
+        projectBackward(a.norm1, b.key, dk, dNorm, true, db.key);
+        projectBackward(a.norm1, b.value, dv, dNorm, true, db.value);
+        normBackward(a.input, b.norm1, a.mean1, a.rstd1, dNorm, db.norm1);
         backend.add(dx, dNorm, dx);
     }
 
@@ -468,7 +560,7 @@ public final class Network {
      * @param logits the output {@code [n, vocab]}
      */
     public void head(Tensor x, Tensor normed, Tensor mean, Tensor rstd, Tensor logits) {
-        norm(x, finalNorm, finalNormBias, normed, mean, rstd);
+        norm(x, finalNorm, normed, mean, rstd);
         backend.matmul(normed, classifier, Layout.OUT_IN, null, logits);
     }
 
@@ -486,23 +578,32 @@ public final class Network {
     public void headBackward(
             Network gradients, Tensor x, Tensor normed, Tensor mean, Tensor rstd, Tensor dlogits, Tensor dx) {
         backend.matmulBackward(normed, classifier, Layout.OUT_IN, dlogits, dx, false, gradients.classifier, null);
-        normBackward(x, finalNorm, mean, rstd, dx, gradients.finalNorm, gradients.finalNormBias);
+        normBackward(x, finalNorm, mean, rstd, dx, gradients.finalNorm);
     }
 
-    private void norm(Tensor in, Tensor weight, Tensor bias, Tensor out, Tensor mean, Tensor rstd) {
+    private void project(Tensor in, Projection p, Tensor out) {
+        backend.matmul(in, p.weight, layout, p.bias, out);
+    }
+
+    /** A projection's backward: adds to {@code dp}'s weight and bias, writes or (when {@code accumulate}) adds dx. */
+    private void projectBackward(Tensor in, Projection p, Tensor dy, Tensor dx, boolean accumulate, Projection dp) {
+        backend.matmulBackward(in, p.weight, layout, dy, dx, accumulate, dp.weight, dp.bias);
+    }
+
+    private void norm(Tensor in, Norm n, Tensor out, Tensor mean, Tensor rstd) {
         if (llama) {
-            backend.rmsNorm(in, weight, config.normEpsilon(), out, rstd);
+            backend.rmsNorm(in, n.weight, config.normEpsilon(), out, rstd);
         } else {
-            backend.layerNorm(in, weight, bias, config.normEpsilon(), out, mean, rstd);
+            backend.layerNorm(in, n.weight, n.bias, config.normEpsilon(), out, mean, rstd);
         }
     }
 
     /** A norm's backward, in place on {@code d}. */
-    private void normBackward(Tensor in, Tensor weight, Tensor mean, Tensor rstd, Tensor d, Tensor dw, Tensor db) {
+    private void normBackward(Tensor in, Norm n, Tensor mean, Tensor rstd, Tensor d, Norm dn) {
         if (llama) {
-            backend.rmsNormBackward(in, weight, rstd, d, d, dw);
+            backend.rmsNormBackward(in, n.weight, rstd, d, d, dn.weight);
         } else {
-            backend.layerNormBackward(in, weight, mean, rstd, d, d, dw, db);
+            backend.layerNormBackward(in, n.weight, mean, rstd, d, d, dn.weight, dn.bias);
         }
     }
 }

@@ -1,7 +1,6 @@
 package dev.panamax.model.nn;
 
-import dev.panamax.model.io.ModelConfig;
-import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;

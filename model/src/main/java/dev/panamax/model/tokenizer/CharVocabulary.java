@@ -1,5 +1,6 @@
 package dev.panamax.model.tokenizer;
 
+import dev.panamax.model.io.BoundedFiles;
 import dev.panamax.model.io.ModelFormatException;
 import dev.panamax.model.json.Json;
 import dev.panamax.model.json.JsonFields;
@@ -56,24 +57,26 @@ public final class CharVocabulary {
      * @throws IOException if it cannot be read
      */
     public static CharVocabulary read(Path file) throws IOException {
-        JsonFields fields = JsonFields.of(file, Json.parse(file));
-        if (!fields.string("type").equals("chars")) {
-            throw fields.error(
-                    "type", "\"" + ModelFormatException.excerpt(fields.string("type")) + "\" is not \"chars\"");
-        }
-        long[] values = fields.integers("code_points", 0, Character.MAX_CODE_POINT);
-        if (values.length == 0) {
-            throw fields.error("code_points", "is empty");
-        }
-        int[] codePoints = new int[values.length];
-        for (int i = 0; i < values.length; i++) {
-            codePoints[i] = (int) values[i];
-            if (i > 0 && codePoints[i] <= codePoints[i - 1]) {
+        return BoundedFiles.readJson(file, text -> {
+            JsonFields fields = JsonFields.of(file, Json.parse(text, file, Json.Limits.DEFAULT));
+            if (!fields.string("type").equals("chars")) {
                 throw fields.error(
-                        "code_points", "element " + i + " (" + codePoints[i] + ") is not above the one before");
+                        "type", "\"" + ModelFormatException.excerpt(fields.string("type")) + "\" is not \"chars\"");
             }
-        }
-        return new CharVocabulary(codePoints);
+            long[] values = fields.integers("code_points", 0, Character.MAX_CODE_POINT);
+            if (values.length == 0) {
+                throw fields.error("code_points", "is empty");
+            }
+            int[] codePoints = new int[values.length];
+            for (int i = 0; i < values.length; i++) {
+                codePoints[i] = (int) values[i];
+                if (i > 0 && codePoints[i] <= codePoints[i - 1]) {
+                    throw fields.error(
+                            "code_points", "element " + i + " (" + codePoints[i] + ") is not above the one before");
+                }
+            }
+            return new CharVocabulary(codePoints);
+        });
     }
 
     /**

@@ -141,11 +141,14 @@ public final class Gpt2Tokenizer {
      * @throws IOException if a file cannot be read
      */
     public static Gpt2Tokenizer read(Path vocabulary, Path merges) throws IOException {
-        JsonFields fields = JsonFields.of(vocabulary, Json.parse(vocabulary));
-        Map<String, Integer> encoder = new HashMap<>();
-        for (String token : fields.object().members().keySet()) {
-            encoder.put(token, (int) fields.integer(token, 0, Integer.MAX_VALUE));
-        }
+        Map<String, Integer> encoder = BoundedFiles.readJson(vocabulary, text -> {
+            JsonFields fields = JsonFields.of(vocabulary, Json.parse(text, vocabulary, Json.Limits.DEFAULT));
+            Map<String, Integer> ids = new HashMap<>();
+            for (String token : fields.object().members().keySet()) {
+                ids.put(token, (int) fields.integer(token, 0, Integer.MAX_VALUE));
+            }
+            return ids;
+        });
         String[] tokens;
         try {
             tokens = tokensById(encoder);
@@ -178,8 +181,8 @@ public final class Gpt2Tokenizer {
     }
 
     private static List<String> readLines(Path file) throws IOException {
-        return List.of(BoundedFiles.decodeUtf8(BoundedFiles.read(file, "GPT-2 merges file", MAX_FILE_BYTES), file)
-                .split("\r?\n", -1));
+        return List.of(
+                BoundedFiles.readUtf8(file, "GPT-2 merges file", MAX_FILE_BYTES).split("\r?\n", -1));
     }
 
     /**

@@ -5,14 +5,14 @@ import dev.panamax.model.backend.MemorySize;
 import dev.panamax.model.backend.Tensor;
 import dev.panamax.model.io.DType;
 import dev.panamax.model.io.Gpt2Checkpoint;
-import dev.panamax.model.io.Gpt2Weights;
 import dev.panamax.model.io.Llama2cCheckpoint;
-import dev.panamax.model.io.LlamaWeights;
-import dev.panamax.model.io.ModelConfig;
-import dev.panamax.model.io.ModelConfig.Architecture;
 import dev.panamax.model.io.ModelFormatException;
 import dev.panamax.model.io.SafeTensors;
 import dev.panamax.model.io.TensorInfo;
+import dev.panamax.model.nn.Gpt2Weights;
+import dev.panamax.model.nn.LlamaWeights;
+import dev.panamax.model.nn.ModelConfig;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.nn.Network;
 import dev.panamax.model.nn.Parameters;
 import dev.panamax.model.tokenizer.CharVocabulary;
@@ -711,7 +711,7 @@ public final class Trainer {
             } else {
                 Map<String, MemorySegment> named = new LinkedHashMap<>();
                 weightTensors.forEach((name, tensor) -> named.put(name, tensor.data()));
-                LlamaWeights llama = LlamaWeights.fromNames(config.layers(), named);
+                LlamaWeights<MemorySegment> llama = LlamaWeights.fromNames(config.layers(), named);
                 write(stepDirectory, LLAMA2C_FILE, written, file -> Llama2cCheckpoint.write(file, config, llama));
             }
         }

@@ -1,14 +1,16 @@
 package dev.panamax.model.train;
 
-import dev.panamax.model.io.ModelConfig;
-import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.io.BoundedFiles;
 import dev.panamax.model.io.ModelFormatException;
 import dev.panamax.model.json.Json;
+import dev.panamax.model.json.JsonException;
 import dev.panamax.model.json.JsonFields;
 import dev.panamax.model.json.JsonValue;
 import dev.panamax.model.json.JsonValue.JsonNumber;
 import dev.panamax.model.json.JsonValue.JsonObject;
 import dev.panamax.model.json.JsonValue.JsonString;
+import dev.panamax.model.nn.ModelConfig;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -66,61 +68,63 @@ record TrainerState(ModelConfig config, TrainingOptions options, int step, int t
     }
 
     static TrainerState read(Path file) throws IOException {
-        JsonFields root = JsonFields.of(file, Json.parse(file));
-        if (!root.string("format").equals(FORMAT)) {
-            throw root.error("format", "\"" + root.string("format") + "\" is not \"" + FORMAT + "\"");
-        }
-        JsonFields c = root.object("config");
-        JsonFields o = root.object("options");
-        String architecture = c.string("architecture");
-        ModelConfig config;
-        TrainingOptions options;
-        try {
-            config = new ModelConfig(
-                    Architecture.valueOf(architecture),
-                    (int) c.integer("dim", 1, Integer.MAX_VALUE),
-                    (int) c.integer("hidden_dim", 1, Integer.MAX_VALUE),
-                    (int) c.integer("layers", 1, Integer.MAX_VALUE),
-                    (int) c.integer("heads", 1, Integer.MAX_VALUE),
-                    (int) c.integer("kv_heads", 1, Integer.MAX_VALUE),
-                    (int) c.integer("vocab_size", 1, Integer.MAX_VALUE),
-                    (int) c.integer("seq_len", 1, Integer.MAX_VALUE),
-                    required(c, "norm_epsilon"),
-                    required(c, "rope_theta"),
-                    c.integer("shared_classifier", 0, 1) == 1);
-            options = new TrainingOptions(
-                    (int) o.integer("batch_size", 1, Integer.MAX_VALUE),
-                    (int) o.integer("seq_len", 1, Integer.MAX_VALUE),
-                    (int) o.integer("micro_batches", 1, Integer.MAX_VALUE),
-                    required(o, "learning_rate"),
-                    required(o, "min_learning_rate"),
-                    (int) o.integer("warmup_steps", 0, Integer.MAX_VALUE),
-                    required(o, "weight_decay"),
-                    required(o, "beta1"),
-                    required(o, "beta2"),
-                    required(o, "epsilon"),
-                    required(o, "grad_clip"),
-                    o.integer("seed", Long.MIN_VALUE, Long.MAX_VALUE));
-        } catch (IllegalArgumentException e) {
-            throw new ModelFormatException(file, e.getMessage(), e);
-        }
-        if (options.seqLen() > config.seqLen()) {
-            throw o.error(
-                    "seq_len",
-                    options.seqLen() + " exceeds the model's context (config.seq_len " + config.seqLen() + ")");
-        }
-        if ((long) options.batchSize() * options.seqLen() > Integer.MAX_VALUE) {
-            throw o.error(
-                    "batch_size",
-                    options.batchSize() + " × seq_len " + options.seqLen() + " exceeds " + Integer.MAX_VALUE
-                            + " tokens per micro-batch");
-        }
-        int totalSteps = (int) root.integer("total_steps", 0, Integer.MAX_VALUE);
-        int step = (int) root.integer("step", 0, totalSteps == 0 ? Integer.MAX_VALUE : totalSteps);
-        return new TrainerState(config, options, step, totalSteps, root.string("data"));
+        return BoundedFiles.readJson(file, text -> {
+            JsonFields root = JsonFields.of(file, Json.parse(text, file, Json.Limits.DEFAULT));
+            if (!root.string("format").equals(FORMAT)) {
+                throw root.error("format", "\"" + root.string("format") + "\" is not \"" + FORMAT + "\"");
+            }
+            JsonFields c = root.object("config");
+            JsonFields o = root.object("options");
+            String architecture = c.string("architecture");
+            ModelConfig config;
+            TrainingOptions options;
+            try {
+                config = new ModelConfig(
+                        Architecture.valueOf(architecture),
+                        (int) c.integer("dim", 1, Integer.MAX_VALUE),
+                        (int) c.integer("hidden_dim", 1, Integer.MAX_VALUE),
+                        (int) c.integer("layers", 1, Integer.MAX_VALUE),
+                        (int) c.integer("heads", 1, Integer.MAX_VALUE),
+                        (int) c.integer("kv_heads", 1, Integer.MAX_VALUE),
+                        (int) c.integer("vocab_size", 1, Integer.MAX_VALUE),
+                        (int) c.integer("seq_len", 1, Integer.MAX_VALUE),
+                        required(c, "norm_epsilon"),
+                        required(c, "rope_theta"),
+                        c.integer("shared_classifier", 0, 1) == 1);
+                options = new TrainingOptions(
+                        (int) o.integer("batch_size", 1, Integer.MAX_VALUE),
+                        (int) o.integer("seq_len", 1, Integer.MAX_VALUE),
+                        (int) o.integer("micro_batches", 1, Integer.MAX_VALUE),
+                        required(o, "learning_rate"),
+                        required(o, "min_learning_rate"),
+                        (int) o.integer("warmup_steps", 0, Integer.MAX_VALUE),
+                        required(o, "weight_decay"),
+                        required(o, "beta1"),
+                        required(o, "beta2"),
+                        required(o, "epsilon"),
+                        required(o, "grad_clip"),
+                        o.integer("seed", Long.MIN_VALUE, Long.MAX_VALUE));
+            } catch (IllegalArgumentException e) {
+                throw new ModelFormatException(file, e.getMessage(), e);
+            }
+            if (options.seqLen() > config.seqLen()) {
+                throw o.error(
+                        "seq_len",
+                        options.seqLen() + " exceeds the model's context (config.seq_len " + config.seqLen() + ")");
+            }
+            if ((long) options.batchSize() * options.seqLen() > Integer.MAX_VALUE) {
+                throw o.error(
+                        "batch_size",
+                        options.batchSize() + " × seq_len " + options.seqLen() + " exceeds " + Integer.MAX_VALUE
+                                + " tokens per micro-batch");
+            }
+            int totalSteps = (int) root.integer("total_steps", 0, Integer.MAX_VALUE);
+            int step = (int) root.integer("step", 0, totalSteps == 0 ? Integer.MAX_VALUE : totalSteps);
+            return new TrainerState(config, options, step, totalSteps, root.string("data"));
+        });
     }
 
-    private static float required(JsonFields fields, String name) throws ModelFormatException {
+    private static float required(JsonFields fields, String name) throws JsonException {
         double value = fields.number(name, Double.NaN);
         if (Double.isNaN(value)) {
             throw fields.error(name, "is missing");

@@ -3,11 +3,12 @@ package dev.panamax.model.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamax.kernels.Parallelism;
 import dev.panamax.model.io.DType;
 import dev.panamax.model.io.Gpt2Checkpoint;
 import dev.panamax.model.io.Llama2cCheckpoint;
-import dev.panamax.model.io.ModelConfig;
-import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.nn.ModelConfig;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.testing.RandomWeights;
 import dev.panamax.model.testing.SharedData;
 import dev.panamax.model.tokenizer.Llama2cTokenizer;
@@ -153,6 +154,20 @@ class GenerateCommandTest {
         Llama2cCheckpoint.writeRandom(file, config, 1);
         assertEquals(0, run("generate", "-m", file.toString(), "--prompt-ids", "1,2", "-n", "3", "-s", "1"), err());
         assertTrue(err().contains("prefill: 2 tokens"), err());
+    }
+
+    @Test
+    void threadsSetTheKernelsThreadCountForTheProcess() throws IOException {
+        ModelConfig config = new ModelConfig(Architecture.LLAMA, 8, 16, 1, 2, 2, 8, 16, 1e-5f, 10000, true);
+        Path file = dir.resolve("tiny.bin");
+        Llama2cCheckpoint.writeRandom(file, config, 1);
+        int before = Parallelism.threads();
+        try {
+            assertEquals(0, run("generate", "-m", file.toString(), "--prompt-ids", "1", "-n", "2", "-t", "3"), err());
+            assertEquals(3, Parallelism.threads());
+        } finally {
+            Parallelism.setThreads(before);
+        }
     }
 
     @Test

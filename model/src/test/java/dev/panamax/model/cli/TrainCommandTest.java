@@ -257,7 +257,7 @@ class TrainCommandTest {
                         + " steps), so the learning rate would never reach its peak; using 2 warm-up steps, a tenth of"
                         + " the run\n"),
                 err());
-        try (CpuBackend backend = new CpuBackend(1)) {
+        try (CpuBackend backend = new CpuBackend()) {
             assertEquals(2, Trainer.resume(backend, run).options().warmupSteps());
         }
         assertEquals(

@@ -9,10 +9,10 @@ import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.backend.InsufficientMemoryException;
 import dev.panamax.model.io.Gpt2Checkpoint;
 import dev.panamax.model.io.Llama2cCheckpoint;
-import dev.panamax.model.io.LlamaWeights;
-import dev.panamax.model.io.ModelConfig;
-import dev.panamax.model.io.ModelConfig.Architecture;
 import dev.panamax.model.io.ModelFormatException;
+import dev.panamax.model.nn.LlamaWeights;
+import dev.panamax.model.nn.ModelConfig;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.nn.Parameters;
 import dev.panamax.model.testing.RandomWeights;
 import dev.panamax.model.train.TokenDataset;
@@ -46,7 +46,7 @@ class MemoryBudgetTest {
     }
 
     /** Zero weights for a Llama configuration, in memory: their size does not depend on the context. */
-    private static LlamaWeights zeroWeights(ModelConfig config, Arena arena) {
+    private static LlamaWeights<MemorySegment> zeroWeights(ModelConfig config, Arena arena) {
         Map<String, MemorySegment> named = new HashMap<>();
         for (Parameters.Spec spec : Parameters.of(config)) {
             named.put(spec.name(), arena.allocate(spec.size() * Float.BYTES));
@@ -88,7 +88,7 @@ class MemoryBudgetTest {
         ModelConfig config = llama(2, 1, 1024, 1 << 30); // a 16 TiB cache for the whole context
         try (Arena arena = Arena.ofConfined();
                 CpuBackend backend = new CpuBackend()) {
-            LlamaWeights weights = zeroWeights(config, arena);
+            LlamaWeights<MemorySegment> weights = zeroWeights(config, arena);
             InsufficientMemoryException e = assertThrows(
                     InsufficientMemoryException.class, () -> Transformer.llama(backend, config, weights, 256));
             assertTrue(
@@ -107,7 +107,7 @@ class MemoryBudgetTest {
         ModelConfig config = llama(8, 1, 1, 1 << 26);
         try (Arena arena = Arena.ofConfined();
                 CpuBackend backend = new CpuBackend()) {
-            LlamaWeights weights = zeroWeights(config, arena);
+            LlamaWeights<MemorySegment> weights = zeroWeights(config, arena);
             Transformer model = Transformer.llama(backend, config, weights, 16, 32);
             model.forward(new int[] {1, 2}, 0, 2);
             // The whole context's tables: a cosine and a sine per position and element, 4 GiB on a 2 GiB test heap.

@@ -40,7 +40,9 @@ class BoundedFilesTest {
                         .getMessage());
         assertEquals(
                 dir.resolve("config.json") + ": JSON file not found",
-                assertThrows(NoSuchFileException.class, () -> Json.parse(dir.resolve("config.json")))
+                assertThrows(
+                                NoSuchFileException.class,
+                                () -> BoundedFiles.readJson(dir.resolve("config.json"), Json::parse))
                         .getMessage());
     }
 
@@ -48,7 +50,8 @@ class BoundedFilesTest {
     void aDirectoryOrDeviceIsRejectedBeforeItIsOpened() {
         assertEquals(
                 dir + ": the JSON file is a directory, not a regular file",
-                assertThrows(ModelFormatException.class, () -> Json.parse(dir)).getMessage());
+                assertThrows(ModelFormatException.class, () -> BoundedFiles.readJson(dir, Json::parse))
+                        .getMessage());
         Path device = Path.of("/dev/null");
         assumeTrue(Files.exists(device), "a Unix device to try");
         assertEquals(
@@ -72,7 +75,7 @@ class BoundedFilesTest {
         assertTimeoutPreemptively(Duration.ofSeconds(10), () -> {
             assertEquals(
                     fifo + ": the JSON file is a FIFO (named pipe), not a regular file",
-                    assertThrows(ModelFormatException.class, () -> Json.parse(fifo))
+                    assertThrows(ModelFormatException.class, () -> BoundedFiles.readJson(fifo, Json::parse))
                             .getMessage());
             assertEquals(
                     fifo + ": the GPT-2 merges file is a FIFO (named pipe), not a regular file",

@@ -5,8 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.panamax.model.io.ModelConfig.Architecture;
 import dev.panamax.model.io.SafeTensors.Tensor;
+import dev.panamax.model.nn.Gpt2Weights;
+import dev.panamax.model.nn.ModelConfig;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.testing.Segments;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -26,13 +28,13 @@ class Gpt2CheckpointTest {
     @TempDir
     Path dir;
 
-    static Gpt2Weights random(ModelConfig c, long seed) {
+    static Gpt2Weights<MemorySegment> random(ModelConfig c, long seed) {
         int d = c.dim();
         int h = c.hiddenDim();
         long[] s = {seed};
-        List<Gpt2Weights.Layer> layers = new ArrayList<>();
+        List<Gpt2Weights.Layer<MemorySegment>> layers = new ArrayList<>();
         for (int l = 0; l < c.layers(); l++) {
-            layers.add(new Gpt2Weights.Layer(
+            layers.add(new Gpt2Weights.Layer<>(
                     Segments.uniform(s[0]++, d),
                     Segments.uniform(s[0]++, d),
                     Segments.uniform(s[0]++, d * 3 * d),
@@ -46,7 +48,7 @@ class Gpt2CheckpointTest {
                     Segments.uniform(s[0]++, h * d),
                     Segments.uniform(s[0]++, d)));
         }
-        return new Gpt2Weights(
+        return new Gpt2Weights<>(
                 Segments.uniform(s[0]++, c.vocabSize() * d),
                 Segments.uniform(s[0]++, c.seqLen() * d),
                 layers,
@@ -56,7 +58,7 @@ class Gpt2CheckpointTest {
 
     @Test
     void roundTripsThroughHuggingFaceNames() throws IOException {
-        Gpt2Weights weights = random(CONFIG, 5);
+        Gpt2Weights<MemorySegment> weights = random(CONFIG, 5);
         Gpt2Checkpoint.write(dir, CONFIG, weights, DType.F32);
         try (SafeTensors file = SafeTensors.open(dir.resolve("model.safetensors"))) {
             assertEquals(
@@ -76,7 +78,7 @@ class Gpt2CheckpointTest {
 
     @Test
     void convertsHalfPrecisionOnLoad() throws IOException {
-        Gpt2Weights weights = random(CONFIG, 6);
+        Gpt2Weights<MemorySegment> weights = random(CONFIG, 6);
         Gpt2Checkpoint.write(dir, CONFIG, weights, DType.BF16);
         try (Gpt2Checkpoint checkpoint = Gpt2Checkpoint.open(dir)) {
             float[] original = Segments.toFloats(weights.layers().get(1).mlpWeight());
@@ -91,7 +93,7 @@ class Gpt2CheckpointTest {
 
     @Test
     void acceptsTheTransformerPrefixAndIgnoresBuffers() throws IOException {
-        Gpt2Weights weights = random(CONFIG, 7);
+        Gpt2Weights<MemorySegment> weights = random(CONFIG, 7);
         Gpt2Checkpoint.write(dir, CONFIG, weights, DType.F32);
         rewrite(tensors -> {
             Map<String, Tensor> prefixed = new LinkedHashMap<>();
@@ -189,13 +191,13 @@ class Gpt2CheckpointTest {
         SafeTensors.write(file, tensors, Map.of());
     }
 
-    private static void assertSame(Gpt2Weights expected, Gpt2Weights actual) {
+    private static void assertSame(Gpt2Weights<MemorySegment> expected, Gpt2Weights<MemorySegment> actual) {
         assertArrayEquals(flatten(expected), flatten(actual));
     }
 
-    private static float[][] flatten(Gpt2Weights w) {
+    private static float[][] flatten(Gpt2Weights<MemorySegment> w) {
         List<MemorySegment> all = new ArrayList<>(List.of(w.tokenEmbedding(), w.positionEmbedding()));
-        for (Gpt2Weights.Layer l : w.layers()) {
+        for (Gpt2Weights.Layer<MemorySegment> l : w.layers()) {
             all.addAll(List.of(
                     l.norm1Weight(),
                     l.norm1Bias(),

@@ -6,7 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.nn.LlamaWeights;
+import dev.panamax.model.nn.ModelConfig;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.testing.Segments;
 import dev.panamax.model.testing.SharedData;
 import java.io.IOException;
@@ -37,7 +39,7 @@ class Llama2cCheckpointTest {
             ModelConfig c = checkpoint.config();
             assertEquals(new ModelConfig(Architecture.LLAMA, 64, 172, 5, 8, 4, 512, 512, 1e-5f, 1e4f, true), c);
             assertEquals(Files.size(file), Llama2cCheckpoint.fileSize(c));
-            LlamaWeights w = checkpoint.weights();
+            LlamaWeights<MemorySegment> w = checkpoint.weights();
             assertSame(w.tokenEmbedding(), w.classifier());
             assertEquals(5, w.layers().size());
             assertEquals(32L * 64 * 4, w.layers().get(4).wk().byteSize());
@@ -86,7 +88,7 @@ class Llama2cCheckpointTest {
     void writesWeightsFromMemory() throws IOException {
         ModelConfig config = llama(8, 12, 1, 2, 1, 10, false);
         long[] seed = {1};
-        LlamaWeights.Layer layer = new LlamaWeights.Layer(
+        LlamaWeights.Layer<MemorySegment> layer = new LlamaWeights.Layer<>(
                 floats(seed, 8),
                 floats(seed, 64),
                 floats(seed, 32),
@@ -96,7 +98,8 @@ class Llama2cCheckpointTest {
                 floats(seed, 96),
                 floats(seed, 96),
                 floats(seed, 96));
-        LlamaWeights weights = new LlamaWeights(floats(seed, 80), List.of(layer), floats(seed, 8), floats(seed, 80));
+        LlamaWeights<MemorySegment> weights =
+                new LlamaWeights<>(floats(seed, 80), List.of(layer), floats(seed, 8), floats(seed, 80));
         Path file = dir.resolve("m.bin");
         Llama2cCheckpoint.write(file, config, weights);
         MemorySegment mapped;
@@ -115,7 +118,8 @@ class Llama2cCheckpointTest {
         }
         // ... and unusable, not dangling, once the checkpoint is closed.
         assertThrows(IllegalStateException.class, () -> mapped.getAtIndex(Segments.FLOAT, 0));
-        LlamaWeights wrong = new LlamaWeights(floats(seed, 81), List.of(layer), floats(seed, 8), floats(seed, 80));
+        LlamaWeights<MemorySegment> wrong =
+                new LlamaWeights<>(floats(seed, 81), List.of(layer), floats(seed, 8), floats(seed, 80));
         assertTrue(assertThrows(IllegalArgumentException.class, () -> Llama2cCheckpoint.write(file, config, wrong))
                 .getMessage()
                 .contains("TOKEN_EMBEDDING has 324 bytes, expected 320"));

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamax.model.io.BoundedFiles;
 import dev.panamax.model.io.ModelFormatException;
 import dev.panamax.model.json.JsonValue.JsonArray;
 import dev.panamax.model.json.JsonValue.JsonNumber;
@@ -13,7 +14,6 @@ import dev.panamax.model.json.JsonValue.JsonObject;
 import dev.panamax.model.json.JsonValue.JsonString;
 import java.io.IOException;
 import java.io.RandomAccessFile;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -89,7 +89,7 @@ class JsonTest {
             """)
     void rejectsWithLineColumnAndProblem(String json, int line, int column, String problem) {
         String text = json.replace("\\n", "\n").replace("\\t", "\t").replace("\\\\", "\\");
-        ModelFormatException e = assertThrows(ModelFormatException.class, () -> Json.parse(text));
+        JsonException e = assertThrows(JsonException.class, () -> Json.parse(text));
         assertTrue(e.getMessage().startsWith("line " + line + ", column " + column + ": "), e.getMessage());
         assertTrue(e.getMessage().contains(problem), e.getMessage());
     }
@@ -98,37 +98,40 @@ class JsonTest {
     void namesTheFileAndRejectsBadUtf8AndByteOrderMarks() throws IOException {
         Path file = dir.resolve("config.json");
         Files.writeString(file, "{\n  \"a\": [1,]\n}");
-        ModelFormatException e = assertThrows(ModelFormatException.class, () -> Json.parse(file));
+        ModelFormatException e = assertThrows(
+                ModelFormatException.class,
+                () -> BoundedFiles.readJson(file, text -> Json.parse(text, file, Json.Limits.DEFAULT)));
         assertEquals(file + ": line 2, column 11: trailing comma before ']'", e.getMessage());
 
         Files.write(file, new byte[] {'"', (byte) 0xC3, '"'});
-        e = assertThrows(ModelFormatException.class, () -> Json.parse(file));
+        e = assertThrows(
+                ModelFormatException.class,
+                () -> BoundedFiles.readJson(file, text -> Json.parse(text, file, Json.Limits.DEFAULT)));
         assertTrue(e.getMessage().contains("not valid UTF-8"), e.getMessage());
 
         Files.writeString(file, "\uFEFF{}");
-        e = assertThrows(ModelFormatException.class, () -> Json.parse(file));
+        e = assertThrows(
+                ModelFormatException.class,
+                () -> BoundedFiles.readJson(file, text -> Json.parse(text, file, Json.Limits.DEFAULT)));
         assertTrue(e.getMessage().contains("byte order mark"), e.getMessage());
     }
 
     @Test
     void boundsDepthAndSize() throws IOException {
         String deep = "[".repeat(100_000) + "]".repeat(100_000);
-        ModelFormatException e = assertThrows(ModelFormatException.class, () -> Json.parse(deep));
+        JsonException e = assertThrows(JsonException.class, () -> Json.parse(deep));
         assertTrue(e.getMessage().contains("nesting deeper than the limit of " + Json.DEFAULT_MAX_DEPTH));
         assertEquals(
-                Json.parse("[[]]"),
-                Json.parse("[[]]".getBytes(StandardCharsets.UTF_8), null, Json.Limits.DEFAULT.withMaxDepth(2)),
-                "depth 2 allowed");
-        assertThrows(
-                ModelFormatException.class,
-                () -> Json.parse("[[]]".getBytes(StandardCharsets.UTF_8), null, Json.Limits.DEFAULT.withMaxDepth(1)));
+                Json.parse("[[]]"), Json.parse("[[]]", null, Json.Limits.DEFAULT.withMaxDepth(2)), "depth 2 allowed");
+        assertThrows(JsonException.class, () -> Json.parse("[[]]", null, Json.Limits.DEFAULT.withMaxDepth(1)));
 
         Path big = dir.resolve("big.json");
         try (RandomAccessFile file = new RandomAccessFile(big.toFile(), "rw")) {
             file.setLength(Json.DEFAULT_MAX_BYTES + 1); // sparse: costs no disk
         }
-        e = assertThrows(ModelFormatException.class, () -> Json.parse(big));
-        assertTrue(e.getMessage().contains("larger than the limit"), e.getMessage());
+        ModelFormatException tooLarge =
+                assertThrows(ModelFormatException.class, () -> BoundedFiles.readJson(big, Json::parse));
+        assertTrue(tooLarge.getMessage().contains("larger than the limit"), tooLarge.getMessage());
     }
 
     @Test
@@ -159,33 +162,31 @@ class JsonTest {
         assertArrayEquals(new long[] {1, 2, -3}, fields.object("o").integers("k", -5, 5));
         assertEquals(
                 "config.json: o.k[2]: value -3 is outside [0, 5]",
-                assertThrows(ModelFormatException.class, () -> fields.object("o")
-                                .integers("k", 0, 5))
+                assertThrows(JsonException.class, () -> fields.object("o").integers("k", 0, 5))
                         .getMessage());
         assertEquals(
                 "config.json: x: expected an integer, found 1.5",
-                assertThrows(ModelFormatException.class, () -> fields.integer("x", 0, 5))
+                assertThrows(JsonException.class, () -> fields.integer("x", 0, 5))
                         .getMessage());
         assertEquals(
                 "config.json: s: expected an integer, found a string",
-                assertThrows(ModelFormatException.class, () -> fields.integer("s", 0, 5))
+                assertThrows(JsonException.class, () -> fields.integer("s", 0, 5))
                         .getMessage());
         assertEquals(
                 "config.json: m: missing",
-                assertThrows(ModelFormatException.class, () -> fields.string("m"))
-                        .getMessage());
+                assertThrows(JsonException.class, () -> fields.string("m")).getMessage());
         assertEquals(
                 "config.json: expected a JSON object at the top level, found an array",
-                assertThrows(ModelFormatException.class, () -> JsonFields.of("config.json", Json.parse("[]")))
+                assertThrows(JsonException.class, () -> JsonFields.of("config.json", Json.parse("[]")))
                         .getMessage());
     }
 
     @Test
-    void longNumbersAreRejectedInLinearTimeWithAShortMessage() throws ModelFormatException {
+    void longNumbersAreRejectedInLinearTimeWithAShortMessage() throws JsonException {
         String digits = "7".repeat(1_000_000); // parsed whole, this took 21 s
         for (String text : List.of(digits, "[0, -" + digits + "]", "{\"n\": 1." + digits + "}", "1e" + digits)) {
-            ModelFormatException e = assertTimeoutPreemptively(
-                    Duration.ofSeconds(5), () -> assertThrows(ModelFormatException.class, () -> Json.parse(text)));
+            JsonException e = assertTimeoutPreemptively(
+                    Duration.ofSeconds(5), () -> assertThrows(JsonException.class, () -> Json.parse(text)));
             assertTrue(
                     e.getMessage().contains("characters is longer than the limit of " + JsonNumber.MAX_CHARS + ": "),
                     e.getMessage());
@@ -193,11 +194,11 @@ class JsonTest {
         }
         String longest = "0." + "5".repeat(JsonNumber.MAX_CHARS - 2);
         assertEquals(0.5555555555555556, ((JsonNumber) Json.parse(longest)).doubleValue());
-        assertThrows(ModelFormatException.class, () -> Json.parse(longest + "5"));
+        assertThrows(JsonException.class, () -> Json.parse(longest + "5"));
     }
 
     @Test
-    void integersAreExactAndHugeExponentsNeitherHangNorEscapeAsNumberFormatException() throws ModelFormatException {
+    void integersAreExactAndHugeExponentsNeitherHangNorEscapeAsNumberFormatException() throws JsonException {
         assertEquals(15, number("1.5e1").longValueExact());
         assertEquals(1, number("100e-2").longValueExact());
         assertEquals(-9223372036854775808L, number("-9223372036854775808").longValueExact());
@@ -219,16 +220,15 @@ class JsonTest {
         JsonFields fields = JsonFields.of("config.json", Json.parse("{\"n\": 1e99999999999999999999}"));
         assertEquals(
                 "config.json: n: expected an integer, found 1e99999999999999999999",
-                assertThrows(ModelFormatException.class, () -> fields.integer("n", 0, 10))
+                assertThrows(JsonException.class, () -> fields.integer("n", 0, 10))
                         .getMessage());
         assertEquals(
                 "config.json: n: number 1e99999999999999999999 is out of range",
-                assertThrows(ModelFormatException.class, () -> fields.number("n", 0))
-                        .getMessage());
+                assertThrows(JsonException.class, () -> fields.number("n", 0)).getMessage());
         String longExponent = "1e-" + "9".repeat(990);
         assertEquals(
                 "config.json: n: expected an integer, found " + longExponent.substring(0, 40) + "... (993 chars)",
-                assertThrows(ModelFormatException.class, () -> JsonFields.of(
+                assertThrows(JsonException.class, () -> JsonFields.of(
                                         "config.json", Json.parse("{\"n\": " + longExponent + "}"))
                                 .integer("n", 0, 10))
                         .getMessage());
@@ -243,43 +243,43 @@ class JsonTest {
     }
 
     @Test
-    void boundsTheValuesAndStringCharactersItBuilds() throws ModelFormatException {
-        byte[] six = "[1, \"ab\", {\"c\": null}]".getBytes(StandardCharsets.UTF_8); // 6 values, 3 characters
-        assertEquals(Json.parse(new String(six, StandardCharsets.UTF_8)), Json.parse(six, null, limits(6, 3)));
+    void boundsTheValuesAndStringCharactersItBuilds() throws JsonException {
+        String six = "[1, \"ab\", {\"c\": null}]"; // 6 values, 3 characters
+        assertEquals(Json.parse(six), Json.parse(six, null, limits(6, 3)));
         assertEquals(
                 "x: line 1, column 17: more than 5 values (counting member names), the limit",
-                assertThrows(ModelFormatException.class, () -> Json.parse(six, "x", limits(5, 3)))
+                assertThrows(JsonException.class, () -> Json.parse(six, "x", limits(5, 3)))
                         .getMessage());
         assertEquals(
                 "x: line 1, column 12: strings of more than 2 characters in all (counting member names), the limit",
-                assertThrows(ModelFormatException.class, () -> Json.parse(six, "x", limits(6, 2)))
+                assertThrows(JsonException.class, () -> Json.parse(six, "x", limits(6, 2)))
                         .getMessage());
-        byte[] escaped = "[\"a\\u0062c\\n\"]".getBytes(StandardCharsets.UTF_8); // "abc\n": 4 characters
+        String escaped = "[\"a\\u0062c\\n\"]"; // "abc\n": 4 characters
         assertEquals(new JsonArray(List.of(new JsonString("abc\n"))), Json.parse(escaped, null, limits(2, 4)));
-        assertThrows(ModelFormatException.class, () -> Json.parse(escaped, null, limits(2, 3)));
+        assertThrows(JsonException.class, () -> Json.parse(escaped, null, limits(2, 3)));
 
         // The default bound, reached cheaply: empty arrays are shared, so this costs a few MB.
         String many = "[" + "[],".repeat(Json.DEFAULT_MAX_VALUES - 2) + "[]]";
         assertEquals(
                 Json.DEFAULT_MAX_VALUES - 1,
                 ((JsonArray) Json.parse(many)).elements().size());
-        ModelFormatException e = assertThrows(ModelFormatException.class, () -> Json.parse("[[]," + many.substring(1)));
+        JsonException e = assertThrows(JsonException.class, () -> Json.parse("[[]," + many.substring(1)));
         assertTrue(e.getMessage().contains("more than " + Json.DEFAULT_MAX_VALUES + " values"), e.getMessage());
     }
 
     @Test
     void longNamesAreCutInMessages() {
         String name = "n".repeat(5_000_000);
-        ModelFormatException e = assertThrows(
-                ModelFormatException.class, () -> Json.parse("{\"" + name + "\": 1, \"" + name + "\": 2}"));
+        JsonException e =
+                assertThrows(JsonException.class, () -> Json.parse("{\"" + name + "\": 1, \"" + name + "\": 2}"));
         assertEquals(
-                "line 1, column 5000009: duplicate member name \"" + "n".repeat(ModelFormatException.EXCERPT_CHARS)
+                "line 1, column 5000009: duplicate member name \"" + "n".repeat(JsonException.EXCERPT_CHARS)
                         + "... (5000000 chars)\" in an object",
                 e.getMessage());
-        e = assertThrows(ModelFormatException.class, () -> JsonFields.of("f", Json.parse("{\"" + name + "\": 1}"))
+        e = assertThrows(JsonException.class, () -> JsonFields.of("f", Json.parse("{\"" + name + "\": 1}"))
                 .string(name));
         assertEquals(
-                "f: " + "n".repeat(ModelFormatException.EXCERPT_CHARS)
+                "f: " + "n".repeat(JsonException.EXCERPT_CHARS)
                         + "... (5000000 chars): expected a string, found a number",
                 e.getMessage());
     }
@@ -288,7 +288,7 @@ class JsonTest {
         return new Json.Limits(Json.DEFAULT_MAX_DEPTH, values, chars);
     }
 
-    private static JsonNumber number(String text) throws ModelFormatException {
+    private static JsonNumber number(String text) throws JsonException {
         return (JsonNumber) Json.parse(text);
     }
 }

@@ -1,8 +1,8 @@
 package dev.panamax.model.testing;
 
 import dev.panamax.kernels.testing.Inputs;
-import dev.panamax.model.io.Gpt2Weights;
-import dev.panamax.model.io.ModelConfig;
+import dev.panamax.model.nn.Gpt2Weights;
+import dev.panamax.model.nn.ModelConfig;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
@@ -18,13 +18,13 @@ public final class RandomWeights {
      * @param seed the seed
      * @return heap segments of little-endian floats
      */
-    public static Gpt2Weights gpt2(ModelConfig c, long seed) {
+    public static Gpt2Weights<MemorySegment> gpt2(ModelConfig c, long seed) {
         int d = c.dim();
         int h = c.hiddenDim();
         long[] s = {seed};
-        List<Gpt2Weights.Layer> layers = new ArrayList<>();
+        List<Gpt2Weights.Layer<MemorySegment>> layers = new ArrayList<>();
         for (int l = 0; l < c.layers(); l++) {
-            layers.add(new Gpt2Weights.Layer(
+            layers.add(new Gpt2Weights.Layer<>(
                     around(s[0]++, d, 1),
                     around(s[0]++, d, 0),
                     scaled(s[0]++, d * 3 * d, d),
@@ -38,7 +38,7 @@ public final class RandomWeights {
                     scaled(s[0]++, h * d, h),
                     around(s[0]++, d, 0)));
         }
-        return new Gpt2Weights(
+        return new Gpt2Weights<>(
                 scaled(s[0]++, c.vocabSize() * d, 1),
                 scaled(s[0]++, c.seqLen() * d, 4),
                 layers,

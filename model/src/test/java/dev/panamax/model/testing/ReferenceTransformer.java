@@ -1,8 +1,8 @@
 package dev.panamax.model.testing;
 
-import dev.panamax.model.io.Gpt2Weights;
-import dev.panamax.model.io.LlamaWeights;
-import dev.panamax.model.io.ModelConfig;
+import dev.panamax.model.nn.Gpt2Weights;
+import dev.panamax.model.nn.LlamaWeights;
+import dev.panamax.model.nn.ModelConfig;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -24,7 +24,7 @@ public final class ReferenceTransformer {
      * @param tokens the sequence
      * @return {@code [tokens.length][vocabSize]} logits
      */
-    public static double[][] llama(ModelConfig c, LlamaWeights w, int[] tokens) {
+    public static double[][] llama(ModelConfig c, LlamaWeights<MemorySegment> w, int[] tokens) {
         return logits(c, toDoubles(w.byName(c.sharedClassifier())), tokens);
     }
 
@@ -36,7 +36,7 @@ public final class ReferenceTransformer {
      * @param tokens the sequence
      * @return {@code [tokens.length][vocabSize]} logits
      */
-    public static double[][] gpt2(ModelConfig c, Gpt2Weights w, int[] tokens) {
+    public static double[][] gpt2(ModelConfig c, Gpt2Weights<MemorySegment> w, int[] tokens) {
         return logits(c, toDoubles(w.byName()), tokens);
     }
 

@@ -5,11 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamax.kernels.Parallelism;
 import dev.panamax.model.backend.Backend;
 import dev.panamax.model.backend.CpuBackend;
-import dev.panamax.model.io.ModelConfig;
-import dev.panamax.model.io.ModelConfig.Architecture;
 import dev.panamax.model.io.ModelFormatException;
+import dev.panamax.model.nn.ModelConfig;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.nn.Parameters;
 import dev.panamax.model.tokenizer.CharVocabulary;
 import java.io.IOException;
@@ -100,13 +101,14 @@ class TrainerTest {
             first.fit(data, 0, total, 2, 0, List.of(new Recorder(4)));
             first.save(dir);
         }
-        try (CpuBackend backend = new CpuBackend(1)) { // another thread count: results must not depend on it
+        Parallelism.setThreads(1); // another thread count: results must not depend on it
+        try (CpuBackend backend = new CpuBackend()) {
             Trainer second = Trainer.resume(backend, dir);
             assertEquals(4, second.step());
             second.fit(data, 0, total, 2, 0, List.of(resumed));
             assertArrayEquals(straightWeights, allWeights(second));
         } finally {
-            dev.panamax.kernels.Parallelism.setThreads(Runtime.getRuntime().availableProcessors());
+            Parallelism.setThreads(Runtime.getRuntime().availableProcessors());
         }
         assertEquals(total - 4, resumed.steps.size());
         for (Metrics m : resumed.steps) {

@@ -1,4 +1,4 @@
-package dev.panamax.model.io;
+package dev.panamax.model.nn;
 
 import java.util.ArrayList;
 import java.util.List;
