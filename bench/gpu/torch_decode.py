@@ -1,13 +1,15 @@
 """The PyTorch side of GpuDecode in bench/gpu/check.sh: greedy decode of a llama2.c-shaped Llama, same CSV line.
 
-A minimal Llama forward in eager PyTorch with a KV cache, random weights (uniform in ±1/√dim as Panamax's random
-llama2.c file, norm weights 1, classifier tied to the embedding), RoPE on adjacent pairs as llama2.c rotates them.
+A minimal Llama forward in eager PyTorch with a KV cache, RoPE on adjacent pairs as llama2.c rotates them, the
+classifier tied to the embedding. Its weights are those of the llama2.c file --checkpoint names (the one GpuDecode
+wrote, so that both generate the same tokens up to rounding), or random ones (uniform in ±1/√dim, norm weights 1).
 A 16-token prompt is prefilled as one batch; then Python runs one forward pass per token and reads the argmax back to
 the host, as a user's generation loop does. FP32 with TF32 off.
 
-usage: torch_decode.py [--tiny] [--device cuda|cpu] [--steps N] [--warmup N]
+usage: torch_decode.py [--tiny] [--device cuda|cpu] [--steps N] [--warmup N] [--checkpoint FILE]
 """
 import argparse
+import struct
 import statistics
 import sys
 import time
@@ -22,22 +24,48 @@ SHAPES = {  # name: dim, hidden, layers, heads, kv heads, vocabulary, tokens gen
 }
 
 
+def random_weights(dim, hidden, layers, kv, vocab):
+    """Weights in llama2.c's order and shapes ([out, in] matrices, stacked over layers)."""
+    g = torch.Generator(device="cpu").manual_seed(1)
+
+    def uniform(*shape):
+        return (torch.rand(*shape, generator=g) * 2 - 1) * dim ** -0.5
+
+    return dict(embedding=uniform(vocab, dim), attention_norm=torch.ones(layers, dim),
+                wq=uniform(layers, dim, dim), wk=uniform(layers, kv, dim), wv=uniform(layers, kv, dim),
+                wo=uniform(layers, dim, dim), ffn_norm=torch.ones(layers, dim), w1=uniform(layers, hidden, dim),
+                w2=uniform(layers, dim, hidden), w3=uniform(layers, hidden, dim), norm=torch.ones(dim))
+
+
+def read_llama2c(path, shape):
+    """The weights of a llama2.c file (header of seven int32, then float32 tensors), which must have `shape`."""
+    with open(path, "rb") as f:
+        header = struct.unpack("<7i", f.read(28))
+        data = bytearray(f.read())
+    dim, hidden, layers, heads, kv_heads, vocab, _ = header
+    if (dim, hidden, layers, heads, kv_heads, vocab) != shape:
+        raise SystemExit(f"{path}: header {header} is not the shape {shape}")
+    floats = torch.frombuffer(data, dtype=torch.float32)
+    kv = kv_heads * dim // heads
+    shapes = dict(embedding=(vocab, dim), attention_norm=(layers, dim), wq=(layers, dim, dim), wk=(layers, kv, dim),
+                  wv=(layers, kv, dim), wo=(layers, dim, dim), ffn_norm=(layers, dim), w1=(layers, hidden, dim),
+                  w2=(layers, dim, hidden), w3=(layers, hidden, dim), norm=(dim,))
+    weights, at = {}, 0
+    for name, dims in shapes.items():  # the classifier is tied and the legacy RoPE tables that follow are unused
+        count = torch.Size(dims).numel()
+        weights[name] = floats[at:at + count].view(dims).clone()
+        at += count
+    return weights
+
+
 class Llama:
-    def __init__(self, dim, hidden, layers, heads, kv_heads, vocab, context, device):
-        g = torch.Generator(device="cpu").manual_seed(1)
-        scale = dim ** -0.5
-
-        def uniform(*shape):
-            return ((torch.rand(*shape, generator=g) * 2 - 1) * scale).to(device)
-
+    def __init__(self, weights, heads, kv_heads, context, device):
+        w = {name: t.to(device) for name, t in weights.items()}
+        layers, dim = w["attention_norm"].shape
         self.heads, self.kv_heads, self.head_dim = heads, kv_heads, dim // heads
-        kv = kv_heads * self.head_dim
-        self.embedding = uniform(vocab, dim)
-        self.layers = [dict(wq=uniform(dim, dim), wk=uniform(kv, dim), wv=uniform(kv, dim), wo=uniform(dim, dim),
-                            w1=uniform(hidden, dim), w2=uniform(dim, hidden), w3=uniform(hidden, dim),
-                            attention_norm=torch.ones(dim, device=device), ffn_norm=torch.ones(dim, device=device))
-                       for _ in range(layers)]
-        self.norm = torch.ones(dim, device=device)
+        self.embedding, self.norm = w["embedding"], w["norm"]
+        self.layers = [{name: w[name][l] for name in ("attention_norm", "wq", "wk", "wv", "wo", "ffn_norm", "w1",
+                                                       "w2", "w3")} for l in range(layers)]
         freqs = 1.0 / 10000.0 ** (torch.arange(0, self.head_dim, 2, device=device).float() / self.head_dim)
         self.rotation = torch.polar(torch.ones(context, freqs.numel(), device=device),
                                     torch.outer(torch.arange(context, device=device).float(), freqs))
@@ -56,6 +84,8 @@ class Llama:
     def forward(self, tokens, position):
         """Logits of the last of `tokens`, at positions position, position + 1, …; fills the cache."""
         t = tokens.shape[0]
+        if t > 1 and position != 0:
+            raise ValueError(f"a batch of {t} tokens must start at position 0, not {position} (prefill only)")
         end = position + t
         x = self.embedding[tokens]
         for l, w in enumerate(self.layers):
@@ -64,7 +94,7 @@ class Llama:
             self.keys[l, position:end] = self.rope((h @ w["wk"].T).view(t, self.kv_heads, self.head_dim), position)
             self.values[l, position:end] = (h @ w["wv"].T).view(t, self.kv_heads, self.head_dim)
             k, v = self.keys[l, :end].transpose(0, 1), self.values[l, :end].transpose(0, 1)
-            y = F.scaled_dot_product_attention(q.transpose(0, 1), k, v, is_causal=t > 1 and position == 0,
+            y = F.scaled_dot_product_attention(q.transpose(0, 1), k, v, is_causal=t > 1,
                                                enable_gqa=self.heads != self.kv_heads)
             x = x + y.transpose(0, 1).reshape(t, -1) @ w["wo"].T
             h = self.rms_norm(x, w["ffn_norm"])
@@ -78,12 +108,16 @@ def main():
     p.add_argument("--device", default="cuda")
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--checkpoint", help="a llama2.c file of the shape; random weights if absent")
     a = p.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     name = "llama-tiny" if a.tiny else "llama2.c-110M"
     dim, hidden, layers, heads, kv_heads, vocab, generated = SHAPES[name]
     device = torch.device(a.device)
-    model = Llama(dim, hidden, layers, heads, kv_heads, vocab, PROMPT + generated, device)
+    kv = kv_heads * dim // heads
+    weights = (read_llama2c(a.checkpoint, (dim, hidden, layers, heads, kv_heads, vocab)) if a.checkpoint
+               else random_weights(dim, hidden, layers, kv, vocab))
+    model = Llama(weights, heads, kv_heads, PROMPT + generated, device)
     prompt = torch.tensor([1 + i * 97 % (vocab - 1) for i in range(PROMPT)], device=device)
     gpu = device.type == "cuda"
     print(f"torch {torch.__version__} on {torch.cuda.get_device_name(device) if gpu else 'cpu'}: {name}, FP32",
@@ -92,15 +126,16 @@ def main():
     with torch.inference_mode():
         for r in range(a.warmup + a.steps):
             start = time.perf_counter()
-            token = int(model.forward(prompt, 0).argmax())
+            tokens = [int(model.forward(prompt, 0).argmax())]
             prefilled = time.perf_counter()
             for i in range(generated - 1):  # as Generator: the last token chosen is never fed back
-                token = int(model.forward(torch.tensor([token], device=device), PROMPT + i).argmax())
+                tokens.append(int(model.forward(torch.tensor(tokens[-1:], device=device), PROMPT + i).argmax()))
             rate = (generated - 1) / (time.perf_counter() - prefilled)
             if r >= a.warmup:
                 rates.append(rate)
             print(f"run {r + 1}: {generated} tokens, prefill {(prefilled - start) * 1e3:.1f} ms, decode {rate:.1f} "
                   f"tokens/s{' (warm-up)' if r < a.warmup else ''}", file=sys.stderr)
+    print("tokens: " + " ".join(map(str, tokens)), file=sys.stderr)
     print(f"torch,decode,{name} P{PROMPT}+{generated},FP32,{statistics.median(rates):.1f},tokens/s", flush=True)
 
 

@@ -11,7 +11,9 @@ import dev.panamax.model.io.ModelConfig.Architecture;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.Set;
+import java.util.stream.Collectors;
 
 /**
  * Greedy decode tokens per second of a llama2.c checkpoint with random weights on a chosen backend, as {@code panamax
@@ -21,7 +23,7 @@ import java.util.Set;
  * panamax,decode,SHAPE,FP32,TOKENS_PER_S,tokens/s}. The peer, a PyTorch loop doing the same, is {@code
  * gpu/torch_decode.py}.
  *
- * <p>Usage: {@code GpuDecode [--backend auto|cpu|cuda|emulated] [--tiny] [--steps N] [--warmup N]}: the stories110M
+ * <p>Usage: {@code GpuDecode [--backend auto|cpu|cuda|emulated] [--tiny] [--steps N] [--warmup N] [--checkpoint FILE]}: the stories110M
  * shape (dim 768, 12 layers, 12 heads, vocabulary 32000, context 1024) generating 256 tokens per run by default,
  * {@code --tiny} a 2-layer model generating 8 for checking the program on the CPU or the emulated device.
  */
@@ -45,7 +47,9 @@ public final class GpuDecode {
                 : new ModelConfig(Architecture.LLAMA, 768, 2048, 12, 12, 12, 32000, 1024, 1e-5f, 10000f, true);
         String shape = tiny ? "llama-tiny" : "llama2.c-110M";
         int generated = tiny ? 8 : 256;
-        Path file = Files.createTempFile("panamax-decode-", ".bin");
+        Path file = arguments.checkpoint() != null
+                ? arguments.checkpoint()
+                : Files.createTempFile("panamax-decode-", ".bin");
         try {
             Llama2cCheckpoint.writeRandom(file, config, 1);
             Backends.Selection selection = Backends.create(arguments.backend());
@@ -61,9 +65,11 @@ public final class GpuDecode {
                 }
                 int runs = arguments.warmup() + arguments.steps();
                 double[] rates = new double[arguments.steps()];
+                int[] tokens = new int[0];
                 for (int r = 0; r < runs; r++) {
                     Generator.Result result = generator.generate(prompt, generated, token -> {});
                     double rate = result.decodeTokensPerSecond();
+                    tokens = result.tokens();
                     if (r >= arguments.warmup()) {
                         rates[r - arguments.warmup()] = rate;
                     }
@@ -75,12 +81,16 @@ public final class GpuDecode {
                             rate,
                             r < arguments.warmup() ? " (warm-up)" : "");
                 }
+                System.err.println("tokens: "
+                        + Arrays.stream(tokens).mapToObj(String::valueOf).collect(Collectors.joining(" ")));
                 System.out.printf(
                         "panamax,decode,%s P%d+%d,FP32,%.1f,tokens/s%n",
                         shape, PROMPT, generated, GpuTrainStep.median(rates));
             }
         } finally {
-            Files.deleteIfExists(file);
+            if (arguments.checkpoint() == null) {
+                Files.deleteIfExists(file);
+            }
         }
     }
 }

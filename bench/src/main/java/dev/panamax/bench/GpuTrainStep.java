@@ -49,6 +49,10 @@ public final class GpuTrainStep {
      */
     public static void main(String[] args) {
         BenchArguments arguments = BenchArguments.parse("GpuTrainStep", args, 10, 2);
+        if (arguments.checkpoint() != null) {
+            throw new IllegalArgumentException(
+                    "GpuTrainStep: --checkpoint is GpuDecode's; training starts from random" + " weights in memory");
+        }
         Shape shape = Shape.of(arguments.tiny());
         // panamax train's defaults: AdamW betas 0.9/0.95, weight decay 0.1 on matrices and embeddings, clipping at 1.
         TrainingOptions options = TrainingOptions.defaults(shape.batchSize(), shape.seqLen());
