@@ -93,9 +93,10 @@ class Llama:
             q = self.rope((h @ w["wq"].T).view(t, self.heads, self.head_dim), position)
             self.keys[l, position:end] = self.rope((h @ w["wk"].T).view(t, self.kv_heads, self.head_dim), position)
             self.values[l, position:end] = (h @ w["wv"].T).view(t, self.kv_heads, self.head_dim)
-            k, v = self.keys[l, :end].transpose(0, 1), self.values[l, :end].transpose(0, 1)
-            y = F.scaled_dot_product_attention(q.transpose(0, 1), k, v, is_causal=t > 1,
-                                               enable_gqa=self.heads != self.kv_heads)
+            group = self.heads // self.kv_heads  # repeated by hand: enable_gqa needs torch 2.5
+            k, v = (c[l, :end].transpose(0, 1).repeat_interleave(group, dim=0) if group > 1
+                    else c[l, :end].transpose(0, 1) for c in (self.keys, self.values))
+            y = F.scaled_dot_product_attention(q.transpose(0, 1), k, v, is_causal=t > 1)
             x = x + y.transpose(0, 1).reshape(t, -1) @ w["wo"].T
             h = self.rms_norm(x, w["ffn_norm"])
             x = x + (F.silu(h @ w["w1"].T) * (h @ w["w3"].T)) @ w["w2"].T
