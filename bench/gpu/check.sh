@@ -67,6 +67,13 @@ PY
 run() {
     local parts=("$@")
     ((${#parts[@]})) || parts=(tests gemm model)
+    local part
+    for part in "${parts[@]}"; do
+        case $part in
+            tests | gemm | model) ;;
+            *) echo "check.sh: unknown part ($part); the parts are tests, gemm and model" >&2; return 2 ;;
+        esac
+    done
     out=${OUT:-$root/bench/gpu/out}
     mkdir -p "$out"
     java="$prepared/runtime/bin/java"
@@ -77,14 +84,9 @@ run() {
         flags+=("${pip[@]}")
     fi
     echo "== $(nvidia-smi -L 2>/dev/null || echo 'no nvidia-smi'); java flags: ${flags[*]}"
-    local status=0 part
+    local status=0
     for part in "${parts[@]}"; do
-        case $part in
-            tests) tests || status=1 ;;
-            gemm) gemm || status=1 ;;
-            model) model || status=1 ;;
-            *) echo "check.sh: unknown part ($part); the parts are tests, gemm and model" >&2; return 2 ;;
-        esac
+        "$part" || status=1
     done
     return $status
 }
