@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
-# One-shot GPU check of cuda-bindings, for a machine with a GPU and PyTorch but no Java (the `device` tool's).
+# One-shot GPU check of cuda-bindings and the model's CUDA backend, for a machine with a GPU and PyTorch but no Java
+# (the `device` tool's).
 #
 #   bench/gpu/check.sh prepare   here: builds the jars and a jlinked JDK 25 runtime into bench/gpu/prepared (git-ignored,
 #                                under 64 MiB together) and prints the device call that runs the check
-#   bench/gpu/check.sh run       there: the cuda-bindings tests, the `gpu` ones included (Panamax's kernels through
-#                                CudaKernel, next to the same kernels on the emulated device), and the model's
-#                                GpuTransformerTest (CudaBackend on the GPU against the CPU backend); then GEMM through Panamax's
-#                                cuBLAS binding next to torch.matmul on the same shapes, FP32 and BF16, n = 1024…8192,
-#                                and the per-call overhead of small products. Results go to $OUT (or bench/gpu/out):
-#                                tests.txt, panamax.csv, torch.csv, gemm.md.
+#   bench/gpu/check.sh run [PART...]
+#                                there: the parts in order, all three by default. Results go to $OUT (or bench/gpu/out).
+#     tests  the cuda-bindings tests, the `gpu` ones included (Panamax's kernels through CudaKernel, next to the same
+#            kernels on the emulated device), and the model's GpuTransformerTest (CudaBackend on the GPU against the
+#            CPU backend): tests.txt, model-tests.txt
+#     gemm   GEMM through Panamax's cuBLAS binding next to torch.matmul on the same shapes, FP32 and BF16,
+#            n = 1024…8192, and the per-call overhead of small products: panamax.csv, torch.csv, gemm.md
+#     model  a GPT-2 124M training step (batch 8 × 1024, FP32) on CudaBackend next to PyTorch eager doing the same step,
+#            and greedy decode of the llama2.c 110M shape next to a PyTorch loop, on the same weights: model-*.txt
+#            (each program's output), model.csv, model.md
+#   CHECK_TINY=1 bench/gpu/check.sh run model
+#                                here: the model part at its tiny shapes on the emulated device and PyTorch's CPU, to
+#                                check the script without a GPU (python3 must have torch)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 prepared="$root/bench/gpu/prepared"
@@ -27,8 +35,8 @@ prepare() {
     cp model/target/panamax-model-*[0-9T].jar "$prepared/lib/model.jar"
     "$JAVA_HOME/bin/jar" --create --file "$prepared/lib/model-tests.jar" -C model/target/test-classes .
     "$JAVA_HOME/bin/jar" --create --file "$prepared/lib/cuda-bindings-tests.jar" -C cuda-bindings/target/test-classes .
-    "$JAVA_HOME/bin/jar" --create --file "$prepared/lib/bench-gpu.jar" -C bench/target/classes \
-        dev/panamax/bench/CublasGemm.class
+    (cd bench/target/classes && "$JAVA_HOME/bin/jar" --create --file "$prepared/lib/bench-gpu.jar" \
+        dev/panamax/bench/{CublasGemm,BenchArguments,GpuTrainStep,GpuDecode}*.class)
     ./mvnw -q -B dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.14.1 \
         -DoutputDirectory="$prepared/lib"
     "$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,jdk.zipfs,jdk.unsupported,jdk.incubator.vector,jdk.management \
@@ -40,7 +48,8 @@ prepare() {
         exit 1
     fi
     echo "prepared $prepared ($mib MiB). On the GPU machine, from the repository root:"
-    echo "  device run: command 'bench/gpu/check.sh run', carry ['bench/gpu/prepared'], timeout_s 540"
+    echo "  device run: command 'bench/gpu/check.sh run', carry ['bench/gpu/prepared'], timeout_s 590"
+    echo "  (or the parts one at a time: 'bench/gpu/check.sh run tests', '... run gemm', '... run model')"
 }
 
 # Prints -D options pointing at the libcudart and libcublas that PyTorch's pip packages bring, if no toolkit has them.
@@ -56,16 +65,33 @@ PY
 }
 
 run() {
-    local out=${OUT:-$root/bench/gpu/out}
+    local parts=("$@")
+    ((${#parts[@]})) || parts=(tests gemm model)
+    local part
+    for part in "${parts[@]}"; do
+        case $part in
+            tests | gemm | model) ;;
+            *) echo "check.sh: unknown part ($part); the parts are tests, gemm and model" >&2; return 2 ;;
+        esac
+    done
+    out=${OUT:-$root/bench/gpu/out}
     mkdir -p "$out"
-    local java="$prepared/runtime/bin/java"
-    local lib="$prepared/lib"
-    local flags=(--enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector)
-    if ! ldconfig -p | grep -qE 'libcublas\.so\.1[123] ' && [ -z "${CUDA_HOME:-}" ]; then
+    java="$prepared/runtime/bin/java"
+    lib="$prepared/lib"
+    flags=(--enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector)
+    if ! ldconfig -p 2>/dev/null | grep -qE 'libcublas\.so\.1[123] ' && [ -z "${CUDA_HOME:-}" ]; then
         read -ra pip <<<"$(pip_libraries | tr '\n' ' ')"
         flags+=("${pip[@]}")
     fi
     echo "== $(nvidia-smi -L 2>/dev/null || echo 'no nvidia-smi'); java flags: ${flags[*]}"
+    local status=0
+    for part in "${parts[@]}"; do
+        "$part" || status=1
+    done
+    return $status
+}
+
+tests() {
     local status=0
     (cd "$root/cuda-bindings" && "$java" "${flags[@]}" -jar "$lib"/junit-platform-console-standalone-*.jar execute \
         --class-path "$lib/cuda-bindings.jar:$lib/cuda-bindings-tests.jar:$lib/kernels.jar:$lib/kernels-tests.jar" \
@@ -75,6 +101,11 @@ run() {
         --class-path "$lib/model.jar:$lib/model-tests.jar:$lib/cuda-bindings.jar:$lib/kernels.jar:$lib/kernels-tests.jar" \
         --select-class dev.panamax.model.generate.GpuTransformerTest --details=tree --disable-banner) 2>&1 |
         tee "$out/model-tests.txt" || status=1
+    return $status
+}
+
+gemm() {
+    local status=0
     "$java" "${flags[@]}" -cp "$lib/cuda-bindings.jar:$lib/bench-gpu.jar" dev.panamax.bench.CublasGemm "${sizes[@]}" |
         tee "$out/panamax.csv" || status=1
     PYTHONUNBUFFERED=1 python3 "$root/bench/gpu/torch_gemm.py" "${sizes[@]}" | tee "$out/torch.csv" || status=1
@@ -100,8 +131,37 @@ PY
     return $status
 }
 
+# Runs one model benchmark program (Java or Python) under a time limit; its output goes to the console and to FILE.
+benchmark() {
+    local file=$1 limit=$2
+    shift 2
+    PYTHONUNBUFFERED=1 timeout "$limit" "$@" 2>&1 | tee "$out/$file"
+}
+
+model() {
+    local cp="$lib/model.jar:$lib/cuda-bindings.jar:$lib/kernels.jar:$lib/bench-gpu.jar"
+    local shape=() backend=cuda device=cuda train_steps=(--steps 8 --warmup 2) decode_runs=(--steps 3 --warmup 1)
+    if [ -n "${CHECK_TINY:-}" ]; then
+        shape=(--tiny) backend=emulated device=cpu train_steps=(--steps 2 --warmup 1) decode_runs=(--steps 1 --warmup 1)
+    fi
+    local weights
+    weights=$(mktemp "${TMPDIR:-/tmp}/panamax-check-llama-XXXXXX.bin")
+    local status=0
+    benchmark model-train-panamax.txt 240 "$java" "${flags[@]}" -cp "$cp" dev.panamax.bench.GpuTrainStep \
+        --backend "$backend" "${shape[@]}" "${train_steps[@]}" || status=1
+    benchmark model-train-torch.txt 150 python3 "$root/bench/gpu/torch_train_step.py" \
+        --device "$device" "${shape[@]}" "${train_steps[@]}" || status=1
+    benchmark model-decode-panamax.txt 150 "$java" "${flags[@]}" -cp "$cp" dev.panamax.bench.GpuDecode \
+        --backend "$backend" "${shape[@]}" "${decode_runs[@]}" --checkpoint "$weights" || status=1
+    benchmark model-decode-torch.txt 120 python3 "$root/bench/gpu/torch_decode.py" \
+        --device "$device" "${shape[@]}" "${decode_runs[@]}" --checkpoint "$weights" || status=1
+    rm -f "$weights"
+    python3 "$root/bench/gpu/model_table.py" "$out" | tee "$out/model.md" || status=1
+    return $status
+}
+
 case ${1:-} in
     prepare) prepare ;;
-    run) run ;;
+    run) run "${@:2}" ;;
     *) echo "usage: bench/gpu/check.sh prepare|run" >&2; exit 2 ;;
 esac

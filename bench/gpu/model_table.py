@@ -1,0 +1,63 @@
+"""The Markdown table of bench/gpu/check.sh's model part, from the outputs its four programs left in a folder.
+
+Reads model-{train,decode}-{panamax,torch}.txt: each program's CSV result line (WHO,BENCH,SHAPE,PRECISION,VALUE,UNIT),
+the lines saying where it ran, and the greedy tokens of the decode runs. Writes model.csv beside them and prints the
+table: Panamax's speed over PyTorch's (time ratio inverted for ms/step) next to the issue's target.
+"""
+import os
+import sys
+
+TARGETS = {"train": 1.0, "decode": 1.5}  # Panamax's speed over PyTorch eager's, the issue's targets
+TITLES = {"train": "GPT-2 training step (fwd + bwd + clip + AdamW)", "decode": "greedy decode after a 16-token prefill"}
+
+
+def read(folder, name):
+    path = os.path.join(folder, name)
+    return open(path, encoding="utf-8", errors="replace").read().splitlines() if os.path.exists(path) else []
+
+
+def main(folder):
+    results, where, tokens = {}, [], {}
+    csv_lines = []
+    for bench in ("train", "decode"):
+        for who in ("panamax", "torch"):
+            for line in read(folder, f"model-{bench}-{who}.txt"):
+                fields = line.split(",")
+                if len(fields) == 6 and fields[0] == who and fields[1] == bench:
+                    csv_lines.append(line)
+                    results[(bench, fields[2], fields[3], who)] = (float(fields[4]), fields[5])
+                elif line.startswith("tokens: "):
+                    tokens[who] = line.split()[1:]
+                elif (line.startswith("backend: ") or line.startswith("torch ")) and line not in where:
+                    where.append(line)
+    with open(os.path.join(folder, "model.csv"), "w") as f:
+        f.writelines(line + "\n" for line in csv_lines)
+    print("| benchmark | shape | precision | Panamax | PyTorch eager | Panamax speed ÷ PyTorch speed | target |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    rows = sorted({key[:3] for key in results}, key=lambda k: (k[0] != "train", k))
+    for bench, shape, precision in rows:
+        p = results.get((bench, shape, precision, "panamax"))
+        t = results.get((bench, shape, precision, "torch"))
+        cells = [f"{v[0]:g} {v[1]}" if v else "–" for v in (p, t)]
+        if p and t:
+            speed = t[0] / p[0] if p[1] == "ms/step" else p[0] / t[0]
+            ratio = f"{speed:.2f}×"
+        else:
+            ratio = "–"
+        print(f"| {TITLES[bench]} | {shape} | {precision} | {cells[0]} | {cells[1]} | {ratio} | ≥ {TARGETS[bench]}× |")
+    missing = [f"{b}/{w}" for b in ("train", "decode") for w in ("panamax", "torch")
+               if not any(k[0] == b and k[3] == w for k in results)]
+    if missing:
+        print(f"\nNo result from: {', '.join(missing)} (see model-*.txt).")
+    print("\nTF32 and BF16 are not measured: CudaBackend offers FP32 matmul only (no precision choice yet); "
+          "PyTorch ran FP32 with allow_tf32 False.")
+    if "panamax" in tokens and "torch" in tokens:
+        a, b = tokens["panamax"], tokens["torch"]
+        same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        print(f"\nGreedy tokens on the same llama2.c weights: Panamax and PyTorch agree on the first {same} of "
+              f"{len(a)} (after a first difference the two continue from different tokens).")
+    print("\nRan on:\n" + "\n".join(f"- {line}" for line in where))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,59 @@
+package dev.panamax.bench;
+
+import java.nio.file.Path;
+
+/**
+ * The command line of the GPU check's model benchmarks ({@link GpuTrainStep}, {@link GpuDecode}): {@code --backend
+ * NAME} (a name {@link dev.panamax.model.backend.Backends#create} takes, {@code auto} by default), {@code --tiny},
+ * {@code --steps N} (timed repetitions), {@code --warmup N} (repetitions left out before them) and, for {@link
+ * GpuDecode} only, {@code --checkpoint FILE} (where to write its random checkpoint and leave it for the PyTorch peer).
+ *
+ * @param backend the backend's name
+ * @param tiny whether to run the small shape that checks the program rather than the benchmark's shape
+ * @param steps timed repetitions, at least 1
+ * @param warmup repetitions before them, at least 0
+ * @param checkpoint the file to keep the generated checkpoint in, or null for a temporary one
+ */
+record BenchArguments(String backend, boolean tiny, int steps, int warmup, Path checkpoint) {
+    static BenchArguments parse(String program, String[] args, int defaultSteps, int defaultWarmup) {
+        String backend = "auto";
+        boolean tiny = false;
+        int steps = defaultSteps;
+        int warmup = defaultWarmup;
+        Path checkpoint = null;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--tiny" -> tiny = true;
+                case "--backend" -> backend = value(program, args, ++i);
+                case "--steps" -> steps = count(program, "--steps", value(program, args, ++i), 1);
+                case "--warmup" -> warmup = count(program, "--warmup", value(program, args, ++i), 0);
+                case "--checkpoint" -> checkpoint = Path.of(value(program, args, ++i));
+                default ->
+                    throw new IllegalArgumentException(program + ": unknown argument (" + args[i]
+                            + "); usage: " + program + " [--backend auto|cpu|cuda|emulated] [--tiny] [--steps N]"
+                            + " [--warmup N] [--checkpoint FILE]");
+            }
+        }
+        return new BenchArguments(backend, tiny, steps, warmup, checkpoint);
+    }
+
+    private static String value(String program, String[] args, int index) {
+        if (index >= args.length) {
+            throw new IllegalArgumentException(program + ": " + args[index - 1] + " needs a value");
+        }
+        return args[index];
+    }
+
+    private static int count(String program, String flag, String text, int least) {
+        int value;
+        try {
+            value = Integer.parseInt(text);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(program + ": " + flag + " (" + text + ") must be an integer", e);
+        }
+        if (value < least) {
+            throw new IllegalArgumentException(program + ": " + flag + " (" + value + ") must be >= " + least);
+        }
+        return value;
+    }
+}
