@@ -164,7 +164,7 @@ public final class CudaModule implements AutoCloseable {
     }
 
     /** This module's own resources first (a named module's packages are encapsulated), then the caller's class path. */
-    private static InputStream open(String resource) throws IOException {
+    static InputStream open(String resource) throws IOException {
         InputStream own = CudaModule.class.getModule().getResourceAsStream(resource);
         if (own != null) {
             return own;

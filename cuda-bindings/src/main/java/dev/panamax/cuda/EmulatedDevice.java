@@ -225,27 +225,31 @@ final class EmulatedDevice {
                         resource + " has no symbol " + symbol + ": it is not an " + "emulated-device kernel library"));
     }
 
-    /** The library as a file: where it is when the class path is a folder, else a copy in a temporary file. */
+    /**
+     * The library as a file: where it is when the class path is a folder, else a copy in a temporary file (from a jar,
+     * or from a runtime image, where the module's resources are found only through the module itself).
+     */
     private static Path extract(String resource) {
         URL url = EmulatedDevice.class.getClassLoader().getResource(resource);
-        if (url == null) {
-            URL marker = EmulatedDevice.class.getClassLoader().getResource(resource + ".unavailable");
-            String why = marker == null ? "" : ": " + read(marker).strip();
-            throw new IllegalStateException(resource + " is not on the class path" + why + " (the Maven build makes it "
-                    + "with g++, C++20; see cuda-bindings/README.md, \"Kernels and the emulated device\")");
-        }
         try {
-            if (url.getProtocol().equals("file")) {
+            if (url != null && url.getProtocol().equals("file")) {
                 return Path.of(url.toURI());
             }
-            Path copy = Files.createTempFile("panamax-emulator-", ".so");
-            copy.toFile().deleteOnExit();
-            try (InputStream in = url.openStream()) {
+            try (InputStream in = CudaModule.open(resource)) {
+                if (in == null) {
+                    URL marker = EmulatedDevice.class.getClassLoader().getResource(resource + ".unavailable");
+                    String why = marker == null ? "" : ": " + read(marker).strip();
+                    throw new IllegalStateException(resource + " is not on the class path" + why + " (the Maven build"
+                            + " makes it with g++, C++20; see cuda-bindings/README.md, \"Kernels and the emulated"
+                            + " device\")");
+                }
+                Path copy = Files.createTempFile("panamax-emulator-", ".so");
+                copy.toFile().deleteOnExit();
                 Files.copy(in, copy, StandardCopyOption.REPLACE_EXISTING);
+                return copy;
             }
-            return copy;
         } catch (IOException | URISyntaxException e) {
-            throw new IllegalStateException("cannot read " + url + ": " + e.getMessage(), e);
+            throw new IllegalStateException("cannot read " + resource + ": " + e.getMessage(), e);
         }
     }
 
