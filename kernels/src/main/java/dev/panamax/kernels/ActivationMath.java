@@ -5,7 +5,7 @@ import static dev.panamax.kernels.Simd.FLOATS;
 import jdk.incubator.vector.FloatVector;
 
 /**
- * The activations and their derivatives on one vector, for {@link Activations}' loops: GELU (exact and tanh form),
+ * The activations and their derivatives on one vector, for {@link ActivationRows}: GELU (exact and tanh form),
  * SiLU, and the clamp that gives huge inputs the derivatives' limits. The exponentials are {@link VectorMath}'s.
  */
 final class ActivationMath {

@@ -1,17 +1,9 @@
 package dev.panamax.kernels;
 
-import static dev.panamax.kernels.Simd.FLOATS;
-import static dev.panamax.kernels.Simd.LANES;
-import static dev.panamax.kernels.Simd.tail;
-import static dev.panamax.kernels.Simd.vectorEnd;
-import static jdk.incubator.vector.FloatVector.fromArray;
-
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.MethodType;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 
 /**
  * The transformer's activation functions over {@code n} contiguous floats, forward and backward: the {@link
@@ -29,6 +21,10 @@ import jdk.incubator.vector.VectorMask;
  * large arrays are split over the threads of {@link Parallelism} (results do not depend on the split).
  */
 public final class Activations {
+    static {
+        VectorApi.require(); // before FORWARD_LOOPS, whose lookup links the vector loops
+    }
+
     /**
      * Each activation's forward loop, by ordinal, called through a method handle that C2 cannot inline: an array
      * element is no constant to it. Called directly from one dispatch, every loop seen there was inlined into it, and
@@ -135,9 +131,9 @@ public final class Activations {
         Checks.notNull("function", function);
         Rows.BinaryRun run =
                 switch (function) {
-                    case GELU_TANH -> Activations::geluTanhBackward;
-                    case GELU -> Activations::geluBackward;
-                    case SILU -> Activations::siluBackward;
+                    case GELU_TANH -> ActivationRows::geluTanhBackward;
+                    case GELU -> ActivationRows::geluBackward;
+                    case SILU -> ActivationRows::siluBackward;
                 };
         Rows.checkedSpans(n, "x", x, xOffset, "dy", dy, dyOffset, "dx", dx, dxOffset, run);
     }
@@ -185,7 +181,7 @@ public final class Activations {
             MemorySegment y,
             long yOffset) {
         Rows.checkedSpans(
-                n, "gate", gate, gateOffset, "up", up, upOffset, "y", y, yOffset, Activations::swigluForwardRun);
+                n, "gate", gate, gateOffset, "up", up, upOffset, "y", y, yOffset, ActivationRows::swigluForwardRun);
     }
 
     /**
@@ -289,7 +285,7 @@ public final class Activations {
                     Line dyl = Line.of(2).read(dys, dyOffset + from, count);
                     Line dgl = Line.of(3).write(dgates, dgateOffset + from, count);
                     Line dul = Line.of(4).write(dups, dupOffset + from, count);
-                    swigluBackwardRun(
+                    ActivationRows.swigluBackwardRun(
                             count,
                             gl.array,
                             gl.offset,
@@ -306,127 +302,6 @@ public final class Activations {
                 });
     }
 
-    // One loop per activation and direction, holding only that activation's math: C2 stops inlining our methods once
-    // a compilation has parsed NodeCountInliningCutoff nodes, a loop over all three gets there, and a call left behind
-    // boxes its vectors. One exponential alone parses to over half that budget, so what comes after one must be
-    // @ForceInline JDK methods, which the cutoff does not stop: the loops load and store with fromArray and intoArray,
-    // not Simd's helpers, and the math broadcasts its 1s itself.
-
-    private static void geluTanhForward(int n, float[] x, int xi, float[] y, int yi) {
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            ActivationMath.geluTanh(fromArray(FLOATS, x, xi + j)).intoArray(y, yi + j);
-        }
-        if (end < n) {
-            VectorMask<Float> m = tail(end, n);
-            ActivationMath.geluTanh(fromArray(FLOATS, x, xi + end, m)).intoArray(y, yi + end, m);
-        }
-    }
-
-    private static void geluForward(int n, float[] x, int xi, float[] y, int yi) {
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            ActivationMath.gelu(fromArray(FLOATS, x, xi + j)).intoArray(y, yi + j);
-        }
-        if (end < n) {
-            VectorMask<Float> m = tail(end, n);
-            ActivationMath.gelu(fromArray(FLOATS, x, xi + end, m)).intoArray(y, yi + end, m);
-        }
-    }
-
-    private static void siluForward(int n, float[] x, int xi, float[] y, int yi) {
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            ActivationMath.silu(fromArray(FLOATS, x, xi + j)).intoArray(y, yi + j);
-        }
-        if (end < n) {
-            VectorMask<Float> m = tail(end, n);
-            ActivationMath.silu(fromArray(FLOATS, x, xi + end, m)).intoArray(y, yi + end, m);
-        }
-    }
-
-    private static void geluTanhBackward(int n, float[] x, int xi, float[] dy, int dyi, float[] dx, int dxi) {
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector d = ActivationMath.geluTanhDerivative(ActivationMath.clamp(fromArray(FLOATS, x, xi + j)));
-            d.mul(fromArray(FLOATS, dy, dyi + j)).intoArray(dx, dxi + j);
-        }
-        if (end < n) {
-            VectorMask<Float> m = tail(end, n);
-            FloatVector d = ActivationMath.geluTanhDerivative(ActivationMath.clamp(fromArray(FLOATS, x, xi + end, m)));
-            d.mul(fromArray(FLOATS, dy, dyi + end, m)).intoArray(dx, dxi + end, m);
-        }
-    }
-
-    private static void geluBackward(int n, float[] x, int xi, float[] dy, int dyi, float[] dx, int dxi) {
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector d = ActivationMath.geluDerivative(ActivationMath.clamp(fromArray(FLOATS, x, xi + j)));
-            d.mul(fromArray(FLOATS, dy, dyi + j)).intoArray(dx, dxi + j);
-        }
-        if (end < n) {
-            VectorMask<Float> m = tail(end, n);
-            FloatVector d = ActivationMath.geluDerivative(ActivationMath.clamp(fromArray(FLOATS, x, xi + end, m)));
-            d.mul(fromArray(FLOATS, dy, dyi + end, m)).intoArray(dx, dxi + end, m);
-        }
-    }
-
-    private static void siluBackward(int n, float[] x, int xi, float[] dy, int dyi, float[] dx, int dxi) {
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector d = ActivationMath.siluDerivative(ActivationMath.clamp(fromArray(FLOATS, x, xi + j)));
-            d.mul(fromArray(FLOATS, dy, dyi + j)).intoArray(dx, dxi + j);
-        }
-        if (end < n) {
-            VectorMask<Float> m = tail(end, n);
-            FloatVector d = ActivationMath.siluDerivative(ActivationMath.clamp(fromArray(FLOATS, x, xi + end, m)));
-            d.mul(fromArray(FLOATS, dy, dyi + end, m)).intoArray(dx, dxi + end, m);
-        }
-    }
-
-    private static void swigluForwardRun(int n, float[] gate, int gi, float[] up, int ui, float[] y, int yi) {
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector u = fromArray(FLOATS, up, ui + j);
-            ActivationMath.silu(fromArray(FLOATS, gate, gi + j)).mul(u).intoArray(y, yi + j);
-        }
-        if (end < n) {
-            VectorMask<Float> m = tail(end, n);
-            FloatVector u = fromArray(FLOATS, up, ui + end, m);
-            ActivationMath.silu(fromArray(FLOATS, gate, gi + end, m)).mul(u).intoArray(y, yi + end, m);
-        }
-    }
-
-    private static void swigluBackwardRun(
-            int n,
-            float[] gate,
-            int gi,
-            float[] up,
-            int ui,
-            float[] dy,
-            int dyi,
-            float[] dgate,
-            int dgi,
-            float[] dup,
-            int dui) {
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector g = fromArray(FLOATS, gate, gi + j);
-            FloatVector d = fromArray(FLOATS, dy, dyi + j);
-            FloatVector u = fromArray(FLOATS, up, ui + j);
-            d.mul(u).mul(ActivationMath.siluDerivative(ActivationMath.clamp(g))).intoArray(dgate, dgi + j);
-            d.mul(ActivationMath.silu(g)).intoArray(dup, dui + j);
-        }
-        if (end < n) {
-            VectorMask<Float> m = tail(end, n);
-            FloatVector g = fromArray(FLOATS, gate, gi + end, m);
-            FloatVector d = fromArray(FLOATS, dy, dyi + end, m);
-            FloatVector u = fromArray(FLOATS, up, ui + end, m);
-            d.mul(u).mul(ActivationMath.siluDerivative(ActivationMath.clamp(g))).intoArray(dgate, dgi + end, m);
-            d.mul(ActivationMath.silu(g)).intoArray(dup, dui + end, m);
-        }
-    }
-
     /** {@link #FORWARD_LOOPS}: the switch is exhaustive, so a new activation does not compile without its loop. */
     private static MethodHandle[] forwardLoops() {
         Activation[] functions = Activation.values();
@@ -441,7 +316,7 @@ public final class Activations {
                         case SILU -> "siluForward";
                     };
             try {
-                loops[function.ordinal()] = MethodHandles.lookup().findStatic(Activations.class, name, type);
+                loops[function.ordinal()] = MethodHandles.lookup().findStatic(ActivationRows.class, name, type);
             } catch (ReflectiveOperationException e) {
                 throw new ExceptionInInitializerError(e);
             }

@@ -1,13 +1,6 @@
 package dev.panamax.kernels;
 
-import static dev.panamax.kernels.Simd.FLOATS;
-import static dev.panamax.kernels.Simd.LANES;
-import static dev.panamax.kernels.Simd.tail;
-import static dev.panamax.kernels.Simd.vectorEnd;
-
 import java.lang.foreign.MemorySegment;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 
 /**
  * One step of the AdamW optimiser (Adam with decoupled weight decay, Loshchilov &amp; Hutter) on {@code n} contiguous
@@ -36,6 +29,10 @@ import jdk.incubator.vector.VectorMask;
  * bit-identical for every thread count.
  */
 public final class AdamW {
+    static {
+        VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
+    }
+
     private AdamW() {}
 
     /**
@@ -170,7 +167,7 @@ public final class AdamW {
             Line gl = Line.of(1).read(gs, gradOffset + from, count);
             Line ml = Line.of(2).update(ms, mOffset + from, count);
             Line vl = Line.of(3).update(vs, vOffset + from, count);
-            run(
+            AdamWRows.run(
                     count,
                     learningRate,
                     beta1,
@@ -197,64 +194,6 @@ public final class AdamW {
     private static void unitInterval(String name, float value) {
         if (!(value >= 0 && value < 1)) {
             throw new IllegalArgumentException(name + " (" + value + ") must be in [0, 1)");
-        }
-    }
-
-    /** The step over {@code n} elements from the given indices: whole vectors, then one masked tail. */
-    private static void run(
-            int n,
-            float learningRate,
-            float beta1,
-            float beta2,
-            float epsilon,
-            float weightDecay,
-            float correction1,
-            float correction2,
-            float gradScale,
-            float[] param,
-            int pi,
-            float[] grad,
-            int gi,
-            float[] m,
-            int mi,
-            float[] v,
-            int vi) {
-        FloatVector b1 = FloatVector.broadcast(FLOATS, beta1);
-        FloatVector c1 = FloatVector.broadcast(FLOATS, 1 - beta1);
-        FloatVector b2 = FloatVector.broadcast(FLOATS, beta2);
-        FloatVector c2 = FloatVector.broadcast(FLOATS, 1 - beta2);
-        FloatVector r1 = FloatVector.broadcast(FLOATS, correction1);
-        FloatVector r2 = FloatVector.broadcast(FLOATS, correction2);
-        FloatVector eps = FloatVector.broadcast(FLOATS, epsilon);
-        FloatVector wd = FloatVector.broadcast(FLOATS, weightDecay);
-        FloatVector negLr = FloatVector.broadcast(FLOATS, -learningRate);
-        int end = vectorEnd(n);
-        // One flat loop body, no helper methods: C2 intrinsifies the vector operations only where they are inlined,
-        // and a helper it declined to inline would run on the Vector API's slow Java fallback.
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector g = FloatVector.fromArray(FLOATS, grad, gi + j).mul(gradScale);
-            FloatVector mNew =
-                    g.fma(c1, FloatVector.fromArray(FLOATS, m, mi + j).mul(b1));
-            FloatVector vNew =
-                    g.mul(g).fma(c2, FloatVector.fromArray(FLOATS, v, vi + j).mul(b2));
-            mNew.intoArray(m, mi + j);
-            vNew.intoArray(v, vi + j);
-            FloatVector p = FloatVector.fromArray(FLOATS, param, pi + j);
-            FloatVector adam = mNew.mul(r1).div(vNew.mul(r2).sqrt().add(eps));
-            p.mul(wd).add(adam).fma(negLr, p).intoArray(param, pi + j);
-        }
-        if (end < n) {
-            VectorMask<Float> k = tail(end, n);
-            FloatVector g = FloatVector.fromArray(FLOATS, grad, gi + end, k).mul(gradScale);
-            FloatVector mNew =
-                    g.fma(c1, FloatVector.fromArray(FLOATS, m, mi + end, k).mul(b1));
-            FloatVector vNew = g.mul(g)
-                    .fma(c2, FloatVector.fromArray(FLOATS, v, vi + end, k).mul(b2));
-            mNew.intoArray(m, mi + end, k);
-            vNew.intoArray(v, vi + end, k);
-            FloatVector p = FloatVector.fromArray(FLOATS, param, pi + end, k);
-            FloatVector adam = mNew.mul(r1).div(vNew.mul(r2).sqrt().add(eps));
-            p.mul(wd).add(adam).fma(negLr, p).intoArray(param, pi + end, k);
         }
     }
 }

@@ -23,6 +23,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * tile) on the threads of {@link Parallelism}, and each output row is computed the same way whatever the split.
  */
 public final class Attention {
+    static {
+        VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
+    }
+
     /** Below this many multiply-adds a call stays on the calling thread. */
     private static final long PARALLEL_MIN_MACS = 1L << 20;
 

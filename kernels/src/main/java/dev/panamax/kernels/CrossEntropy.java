@@ -23,6 +23,10 @@ import java.util.Arrays;
  * count.
  */
 public final class CrossEntropy {
+    static {
+        VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
+    }
+
     /** Per-thread scratch for the row losses, so that they can be summed in a fixed order; grows, never shrinks. */
     private static final ThreadLocal<double[][]> LOSSES = ThreadLocal.withInitial(() -> new double[1][0]);
 

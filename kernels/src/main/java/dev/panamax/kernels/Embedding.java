@@ -15,6 +15,10 @@ import java.lang.foreign.ValueLayout;
  * gradient the output's (backward): {@link IllegalArgumentException}.
  */
 public final class Embedding {
+    static {
+        VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
+    }
+
     /** Columns per task in the backward: a multiple of every vector width. */
     private static final int COLUMN_BLOCK = 256;
 

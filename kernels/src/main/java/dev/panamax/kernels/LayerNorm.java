@@ -23,6 +23,10 @@ import java.lang.foreign.MemorySegment;
  * parameter gradients in fixed chunks of rows, see {@code Norms}).
  */
 public final class LayerNorm {
+    static {
+        VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
+    }
+
     // The per-thread Lines (see Line) each pass stages its operands through, one slot per operand held at once: the
     // forward's x, y, weight, bias, means, rstds and the next row of x; the backward's x, dy, weight, dx, means, rstds.
     private static final int X_LINE = 0, Y_LINE = 1, DY_LINE = 1, WEIGHT_LINE = 2, BIAS_LINE = 3, DX_LINE = 3;

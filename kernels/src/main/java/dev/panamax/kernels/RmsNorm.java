@@ -18,6 +18,10 @@ import java.lang.foreign.MemorySegment;
  * Parallelism} with results bit-identical for every thread count (see {@link LayerNorm}).
  */
 public final class RmsNorm {
+    static {
+        VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
+    }
+
     // The per-thread Lines (see Line) each pass stages its operands through, one slot per operand held at once: the
     // forward's x, y, weight, rstds and the next row of x; the backward's x, dy, weight, rstds and dx.
     private static final int X_LINE = 0, Y_LINE = 1, DY_LINE = 1, WEIGHT_LINE = 2, RSTD_LINE = 3;

@@ -1,14 +1,6 @@
 package dev.panamax.kernels;
 
-import static dev.panamax.kernels.Simd.FLOATS;
-import static dev.panamax.kernels.Simd.LANES;
-import static dev.panamax.kernels.Simd.tail;
-import static dev.panamax.kernels.Simd.vectorEnd;
-
 import java.lang.foreign.MemorySegment;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
-import jdk.incubator.vector.VectorShuffle;
 
 /**
  * Rotary position embeddings (RoPE) with their cosine and sine tables, reusable for every call: the rows of a
@@ -29,6 +21,10 @@ import jdk.incubator.vector.VectorShuffle;
  * thread count.
  */
 public final class Rope {
+    static {
+        VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
+    }
+
     /** Which elements of a head form the pairs that rotate together. */
     public enum Pairing {
         /** Adjacent pairs {@code (x[2k], x[2k+1])}: Meta's Llama, llama2.c. */
@@ -36,9 +32,6 @@ public final class Rope {
         /** Halves {@code (x[k], x[k + headDim/2])}: GPT-NeoX, Hugging Face. */
         HALVES
     }
-
-    /** Swaps each pair of adjacent lanes: the partner of every element in the adjacent pairing. */
-    private static final VectorShuffle<Float> SWAP_PAIRS = VectorShuffle.fromOp(Simd.FLOATS, i -> i ^ 1);
 
     private final int headDim;
     private final int maxPositions;
@@ -244,56 +237,13 @@ public final class Rope {
                     int xi = xl.offset + h * headDim;
                     int yi = yl.offset + h * headDim;
                     if (pairing == Pairing.ADJACENT) {
-                        adjacent(headDim, sign, cos, sin, table, xl.array, xi, yl.array, yi);
+                        RopeRows.adjacent(headDim, sign, cos, sin, table, xl.array, xi, yl.array, yi);
                     } else {
-                        halves(headDim / 2, sign, cos, sin, table, xl.array, xi, yl.array, yi);
+                        RopeRows.halves(headDim / 2, sign, cos, sin, table, xl.array, xi, yl.array, yi);
                     }
                 }
                 yl.commit();
             }
         });
-    }
-
-    private static void adjacent(int n, float sign, float[] c, float[] s, int t, float[] x, int xi, float[] y, int yi) {
-        int end = vectorEnd(n);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector v = FloatVector.fromArray(FLOATS, x, xi + j);
-            FloatVector cos = FloatVector.fromArray(FLOATS, c, t + j);
-            FloatVector sin = FloatVector.fromArray(FLOATS, s, t + j);
-            v.fma(cos, v.rearrange(SWAP_PAIRS).mul(sin).mul(sign)).intoArray(y, yi + j);
-        }
-        if (end < n) {
-            VectorMask<Float> m = tail(end, n);
-            FloatVector v = FloatVector.fromArray(FLOATS, x, xi + end, m);
-            FloatVector cos = FloatVector.fromArray(FLOATS, c, t + end, m);
-            FloatVector sin = FloatVector.fromArray(FLOATS, s, t + end, m);
-            v.fma(cos, v.rearrange(SWAP_PAIRS).mul(sin).mul(sign)).intoArray(y, yi + end, m);
-        }
-    }
-
-    private static void halves(
-            int half, float sign, float[] c, float[] s, int t, float[] x, int xi, float[] y, int yi) {
-        int end = vectorEnd(half);
-        for (int j = 0; j < end; j += LANES) {
-            FloatVector a = FloatVector.fromArray(FLOATS, x, xi + j);
-            FloatVector b = FloatVector.fromArray(FLOATS, x, xi + half + j);
-            FloatVector cosA = FloatVector.fromArray(FLOATS, c, t + j);
-            FloatVector sinA = FloatVector.fromArray(FLOATS, s, t + j);
-            FloatVector cosB = FloatVector.fromArray(FLOATS, c, t + half + j);
-            FloatVector sinB = FloatVector.fromArray(FLOATS, s, t + half + j);
-            a.fma(cosA, b.mul(sinA).mul(sign)).intoArray(y, yi + j);
-            b.fma(cosB, a.mul(sinB).mul(sign)).intoArray(y, yi + half + j);
-        }
-        if (end < half) {
-            VectorMask<Float> m = tail(end, half);
-            FloatVector a = FloatVector.fromArray(FLOATS, x, xi + end, m);
-            FloatVector b = FloatVector.fromArray(FLOATS, x, xi + half + end, m);
-            FloatVector cosA = FloatVector.fromArray(FLOATS, c, t + end, m);
-            FloatVector sinA = FloatVector.fromArray(FLOATS, s, t + end, m);
-            FloatVector cosB = FloatVector.fromArray(FLOATS, c, t + half + end, m);
-            FloatVector sinB = FloatVector.fromArray(FLOATS, s, t + half + end, m);
-            a.fma(cosA, b.mul(sinA).mul(sign)).intoArray(y, yi + end, m);
-            b.fma(cosB, a.mul(sinB).mul(sign)).intoArray(y, yi + half + end, m);
-        }
     }
 }

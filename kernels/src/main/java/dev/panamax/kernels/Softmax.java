@@ -27,6 +27,10 @@ import java.util.Arrays;
  * form for arguments at most 0 may differ from {@code VectorMath.exp} in the last bit).
  */
 public final class Softmax {
+    static {
+        VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
+    }
+
     /** The causal offset that masks nothing: every row sees every column. */
     public static final int UNMASKED = Integer.MAX_VALUE;
 

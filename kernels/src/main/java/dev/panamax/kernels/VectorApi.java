@@ -6,10 +6,11 @@ package dev.panamax.kernels;
  * <p>The Vector API is the incubator module {@code jdk.incubator.vector}, which a program on the class path gets only
  * with {@code --add-modules jdk.incubator.vector} (a program on the module path gets it through the kernels' {@code
  * requires}). Without it the first kernel call would fail with a bare {@code NoClassDefFoundError:
- * jdk/incubator/vector/Vector}; {@link Gemm}, {@link Parallelism} and the model's backend call {@link #require()}
- * when they are first used, so the error names the missing flag instead. Other kernel classes fail while the JVM
- * links them, before any of their code can run, so they still give the bare error when they are the first Panamax
- * class a program uses.
+ * jdk/incubator/vector/Vector}. Instead every public kernel class calls {@link #require()} from its static initialiser
+ * and holds no Vector API code itself (its loops are in package-private classes), so that the JVM can link it without
+ * the module: whichever kernel a program calls first, the error names the missing flag. The types that are only passed
+ * to kernels ({@link Transpose}, {@link Activation}, {@link TensorView}, {@link Attention.Shape}, {@link Rope.Pairing})
+ * load without the module; the model's backend calls {@link #require()} too.
  */
 public final class VectorApi {
     /** The module that holds the Vector API. */
