@@ -2,8 +2,8 @@ package dev.panamax.bench;
 
 import dev.panamax.model.backend.Backend;
 import dev.panamax.model.backend.Backends;
-import dev.panamax.model.io.ModelConfig;
-import dev.panamax.model.io.ModelConfig.Architecture;
+import dev.panamax.model.nn.ModelConfig;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.train.Metrics;
 import dev.panamax.model.train.TokenDataset;
 import dev.panamax.model.train.Trainer;
