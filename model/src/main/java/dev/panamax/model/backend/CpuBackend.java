@@ -139,11 +139,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor weights(MemorySegment floats, int rows, int cols) {
-        TensorChecks.shape(rows, cols);
-        if (floats.byteSize() != (long) rows * cols * Float.BYTES) {
-            throw new IllegalArgumentException("floats (" + floats.byteSize() + " bytes) must hold exactly rows ("
-                    + rows + ") × cols (" + cols + ") floats");
-        }
+        TensorChecks.weights(floats, rows, cols);
         return new CpuTensor(floats, 0, rows, cols, cols);
     }
 
@@ -727,9 +723,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void softmax(Tensor x, float temperature) {
         CpuTensor t = cpu("x", x);
-        if (!(temperature > 0) || !Float.isFinite(temperature)) {
-            throw new IllegalArgumentException("temperature (" + temperature + ") must be finite and > 0");
-        }
+        TensorChecks.temperature(temperature);
         Softmax.forward(
                 t.rows, t.cols, 1 / temperature, Softmax.UNMASKED, t.data, t.offset, t.ld, t.data, t.offset, t.ld);
     }
@@ -756,7 +750,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void read(Tensor tensor, float[] target) {
         CpuTensor t = cpu("tensor", tensor);
-        hostArray("target", target.length, t);
+        TensorChecks.hostArray("target", target.length, t);
         for (int i = 0; i < t.rows; i++) {
             MemorySegment.copy(t.data, FLOAT, (t.offset + (long) i * t.ld) * Float.BYTES, target, i * t.cols, t.cols);
         }
@@ -765,7 +759,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void write(float[] source, Tensor tensor) {
         CpuTensor t = cpu("tensor", tensor);
-        hostArray("source", source.length, t);
+        TensorChecks.hostArray("source", source.length, t);
         for (int i = 0; i < t.rows; i++) {
             MemorySegment.copy(source, i * t.cols, t.data, FLOAT, (t.offset + (long) i * t.ld) * Float.BYTES, t.cols);
         }
@@ -781,13 +775,6 @@ public final class CpuBackend implements Backend {
             return t;
         }
         throw new IllegalArgumentException(name + " (" + tensor + ") must be a tensor of a CpuBackend");
-    }
-
-    private static void hostArray(String name, int length, CpuTensor t) {
-        if (length < t.size()) {
-            throw new IllegalArgumentException(
-                    name + " (" + length + " floats) must hold rows × cols (" + t.size() + ")");
-        }
     }
 
     /** Elementwise kernels take one run of floats: each operand must have no gaps between its rows. */

@@ -214,11 +214,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public Tensor weights(MemorySegment floats, int rows, int cols) {
-        TensorChecks.shape(rows, cols);
-        if (floats.byteSize() != (long) rows * cols * Float.BYTES) {
-            throw new IllegalArgumentException("floats (" + floats.byteSize() + " bytes) must hold exactly rows ("
-                    + rows + ") × cols (" + cols + ") floats");
-        }
+        TensorChecks.weights(floats, rows, cols);
         onDevice();
         WeightSource source = new WeightSource(floats.address(), floats.byteSize(), rows, cols);
         DeviceTensor known = floats.isNative() ? uploaded.get(source) : null;
@@ -1011,9 +1007,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void softmax(Tensor x, float temperature) {
         DeviceTensor t = device("x", x);
-        if (!(temperature > 0) || !Float.isFinite(temperature)) {
-            throw new IllegalArgumentException("temperature (" + temperature + ") must be finite and > 0");
-        }
+        TensorChecks.temperature(temperature);
         if (t.rows == 0) {
             return;
         }
@@ -1030,7 +1024,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void read(Tensor tensor, float[] target) {
         DeviceTensor t = device("tensor", tensor);
-        hostArray("target", Objects.requireNonNull(target, "target").length, t);
+        TensorChecks.hostArray("target", Objects.requireNonNull(target, "target").length, t);
         onDevice();
         if (t.dense()) {
             t.buffer.copyToAsync(t.offset, target, 0, (int) t.size(), stream);
@@ -1044,7 +1038,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void write(float[] source, Tensor tensor) {
         DeviceTensor t = device("tensor", tensor);
-        hostArray("source", Objects.requireNonNull(source, "source").length, t);
+        TensorChecks.hostArray("source", Objects.requireNonNull(source, "source").length, t);
         onDevice();
         if (t.dense()) {
             t.buffer.copyFromAsync(t.offset, source, 0, (int) t.size(), stream);
@@ -1202,12 +1196,5 @@ public final class CudaBackend implements Backend {
             return t;
         }
         throw new IllegalArgumentException(name + " (" + tensor + ") must be a tensor of this CudaBackend");
-    }
-
-    private static void hostArray(String name, int length, DeviceTensor t) {
-        if (length < t.size()) {
-            throw new IllegalArgumentException(
-                    name + " (" + length + " floats) must hold rows × cols (" + t.size() + ")");
-        }
     }
 }

@@ -1,5 +1,7 @@
 package dev.panamax.model.backend;
 
+import java.lang.foreign.MemorySegment;
+
 /** The shape checks every backend makes before it writes anything, with messages naming the argument and the bound. */
 final class TensorChecks {
     private TensorChecks() {}
@@ -8,6 +10,30 @@ final class TensorChecks {
     static void shape(int rows, int cols) {
         if (rows < 0 || cols < 0) {
             throw new IllegalArgumentException("rows (" + rows + ") and cols (" + cols + ") must be >= 0");
+        }
+    }
+
+    /** Checks {@link Backend#weights}: a valid shape and exactly {@code rows × cols} floats. */
+    static void weights(MemorySegment floats, int rows, int cols) {
+        shape(rows, cols);
+        if (floats.byteSize() != (long) rows * cols * Float.BYTES) {
+            throw new IllegalArgumentException("floats (" + floats.byteSize() + " bytes) must hold exactly rows ("
+                    + rows + ") × cols (" + cols + ") floats");
+        }
+    }
+
+    /** A softmax temperature: finite and positive. */
+    static void temperature(float temperature) {
+        if (!(temperature > 0) || !Float.isFinite(temperature)) {
+            throw new IllegalArgumentException("temperature (" + temperature + ") must be finite and > 0");
+        }
+    }
+
+    /** A host array copied to or from {@code t}: it must hold all of its floats. */
+    static void hostArray(String name, int length, Tensor t) {
+        long size = (long) t.rows() * t.cols();
+        if (length < size) {
+            throw new IllegalArgumentException(name + " (" + length + " floats) must hold rows × cols (" + size + ")");
         }
     }
 
