@@ -12,51 +12,30 @@ import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.testing.RandomWeights;
 import dev.panamax.model.testing.SharedData;
 import dev.panamax.model.tokenizer.Llama2cTokenizer;
-import java.io.BufferedReader;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.InputStreamReader;
-import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Objects;
-import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** {@code panamax generate} and {@code panamax info}. */
 class GenerateCommandTest {
-    private final ByteArrayOutputStream out = new ByteArrayOutputStream();
-    private final ByteArrayOutputStream err = new ByteArrayOutputStream();
+    private final CapturedCli cli = new CapturedCli(false);
 
     @TempDir
     Path dir;
 
-    private int run(String... args) {
-        return Panamax.run(
-                args,
-                new PrintStream(out, true, StandardCharsets.UTF_8),
-                new PrintStream(err, true, StandardCharsets.UTF_8));
-    }
-
-    private String out() {
-        return out.toString(StandardCharsets.UTF_8);
-    }
-
-    private String err() {
-        return err.toString(StandardCharsets.UTF_8);
-    }
-
     @Test
     void infoPrintsTheConfigurationAndParameterCount() {
         String model = SharedData.require("stories260K.bin").toString();
-        assertEquals(0, run("info", model), err());
-        assertTrue(out().contains("architecture:   Llama"), out());
-        assertTrue(out().contains("heads:          8 (key/value heads 4, head size 8)"), out());
-        assertTrue(out().contains("parameters:     260,032 (0.26 M)"), out());
+        assertEquals(0, cli.run("info", model), cli.err());
+        assertTrue(cli.out().contains("architecture:   Llama"), cli.out());
+        assertTrue(cli.out().contains("heads:          8 (key/value heads 4, head size 8)"), cli.out());
+        assertTrue(cli.out().contains("parameters:     260,032 (0.26 M)"), cli.out());
     }
 
     @Test
@@ -64,7 +43,7 @@ class GenerateCommandTest {
         String model = SharedData.require("stories260K.bin").toString();
         assertEquals(
                 0,
-                run(
+                cli.run(
                         "generate",
                         "--model",
                         model,
@@ -76,17 +55,11 @@ class GenerateCommandTest {
                         "40",
                         "--threads",
                         "1"),
-                err());
-        String expected;
-        try (var in = Objects.requireNonNull(
-                        getClass().getResourceAsStream("/dev/panamax/model/generate/stories260K-greedy.txt"));
-                var reader = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
-            expected = reader.lines().filter(l -> !l.startsWith("#")).limit(40).collect(Collectors.joining(" "));
-        }
-        assertEquals(expected, out().strip());
+                cli.err());
+        assertEquals(CapturedCli.greedyStories260KIds(40), cli.out().strip());
         assertTrue(
-                err().matches("(?s)prefill: 1 tokens, [0-9.]+ tokens/s; decode: 39 tokens, [0-9.]+ tokens/s\\R"),
-                err());
+                cli.err().matches("(?s)prefill: 1 tokens, [0-9.]+ tokens/s; decode: 39 tokens, [0-9.]+ tokens/s\\R"),
+                cli.err());
     }
 
     @Test
@@ -111,13 +84,13 @@ class GenerateCommandTest {
         };
         String[] printIds = Arrays.copyOf(sampled, sampled.length + 1);
         printIds[sampled.length] = "--print-ids";
-        assertEquals(0, run(printIds), err());
-        String[] ids = out().strip().split(" ");
-        assertEquals(5, ids.length, out());
-        assertTrue(err().contains("prefill: 4 tokens") && err().contains("seed 9"), err());
+        assertEquals(0, cli.run(printIds), cli.err());
+        String[] ids = cli.out().strip().split(" ");
+        assertEquals(5, ids.length, cli.out());
+        assertTrue(cli.err().contains("prefill: 4 tokens") && cli.err().contains("seed 9"), cli.err());
 
-        out.reset();
-        assertEquals(0, run(sampled), err());
+        cli.resetOut();
+        assertEquals(0, cli.run(sampled), cli.err());
         // The same seed gives the same tokens, now decoded: byte tokens as their byte, the others as their piece.
         ByteArrayOutputStream text = new ByteArrayOutputStream();
         for (String id : ids) {
@@ -125,25 +98,28 @@ class GenerateCommandTest {
             text.writeBytes(token >= 3 && token < 259 ? new byte[] {(byte) (token - 3)} : pieces.get(token));
         }
         text.writeBytes(System.lineSeparator().getBytes(StandardCharsets.US_ASCII));
-        assertEquals(Arrays.toString(text.toByteArray()), Arrays.toString(out.toByteArray()));
+        assertEquals(Arrays.toString(text.toByteArray()), Arrays.toString(cli.outBytes()));
     }
 
     @Test
     void aGpt2DirectoryRunsAndReportsItself() throws IOException {
         ModelConfig config = new ModelConfig(Architecture.GPT2, 16, 64, 2, 2, 2, 40, 32, 1e-5f, 0, true);
         Gpt2Checkpoint.write(dir, config, RandomWeights.gpt2(config, 5), DType.F16);
-        assertEquals(0, run("info", dir.toString()), err());
-        assertTrue(out().contains("architecture:   GPT-2") && out().contains("context length: 32"), out());
-        out.reset();
+        assertEquals(0, cli.run("info", dir.toString()), cli.err());
+        assertTrue(cli.out().contains("architecture:   GPT-2") && cli.out().contains("context length: 32"), cli.out());
+        cli.resetOut();
         assertEquals(
-                0, run("generate", "--model", dir.toString(), "--prompt-ids", "3,4,5", "--temperature", "0"), err());
-        assertEquals(30, out().strip().split(" ").length, "the default fills the context: " + out());
-        assertTrue(err().contains("prefill: 3 tokens") && err().contains("decode: 29 tokens"), err());
-        assertEquals(2, run("generate", "--model", dir.toString()));
+                0,
+                cli.run("generate", "--model", dir.toString(), "--prompt-ids", "3,4,5", "--temperature", "0"),
+                cli.err());
+        assertEquals(30, cli.out().strip().split(" ").length, "the default fills the context: " + cli.out());
+        assertTrue(cli.err().contains("prefill: 3 tokens") && cli.err().contains("decode: 29 tokens"), cli.err());
+        assertEquals(2, cli.run("generate", "--model", dir.toString()));
         assertTrue(
-                err().contains("this model has no beginning-of-text token to start from: give --prompt TEXT or"
-                        + " --prompt-ids IDS"),
-                err());
+                cli.err()
+                        .contains("this model has no beginning-of-text token to start from: give --prompt TEXT or"
+                                + " --prompt-ids IDS"),
+                cli.err());
     }
 
     @Test
@@ -152,8 +128,9 @@ class GenerateCommandTest {
         ModelConfig config = new ModelConfig(Architecture.LLAMA, 2, 2, 1000, 1, 1, 4, 1 << 20, 1e-5f, 10000, true);
         Path file = dir.resolve("huge-context.bin");
         Llama2cCheckpoint.writeRandom(file, config, 1);
-        assertEquals(0, run("generate", "-m", file.toString(), "--prompt-ids", "1,2", "-n", "3", "-s", "1"), err());
-        assertTrue(err().contains("prefill: 2 tokens"), err());
+        assertEquals(
+                0, cli.run("generate", "-m", file.toString(), "--prompt-ids", "1,2", "-n", "3", "-s", "1"), cli.err());
+        assertTrue(cli.err().contains("prefill: 2 tokens"), cli.err());
     }
 
     @Test
@@ -163,7 +140,10 @@ class GenerateCommandTest {
         Llama2cCheckpoint.writeRandom(file, config, 1);
         int before = Parallelism.threads();
         try {
-            assertEquals(0, run("generate", "-m", file.toString(), "--prompt-ids", "1", "-n", "2", "-t", "3"), err());
+            assertEquals(
+                    0,
+                    cli.run("generate", "-m", file.toString(), "--prompt-ids", "1", "-n", "2", "-t", "3"),
+                    cli.err());
             assertEquals(3, Parallelism.threads());
         } finally {
             Parallelism.setThreads(before);
@@ -174,8 +154,8 @@ class GenerateCommandTest {
     void aModelThatIsNotARegularFileIsRefusedWithoutBlocking() throws IOException, InterruptedException {
         Path fifo = dir.resolve("model.bin");
         assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor());
-        assertEquals(1, run("generate", "-m", fifo.toString(), "--prompt-ids", "1"));
-        assertEquals("panamax: " + fifo + ": not a regular file or directory\n", err());
+        assertEquals(1, cli.run("generate", "-m", fifo.toString(), "--prompt-ids", "1"));
+        assertEquals("panamax: " + fifo + ": not a regular file or directory\n", cli.err());
     }
 
     @Test
@@ -184,12 +164,12 @@ class GenerateCommandTest {
         Gpt2Checkpoint.write(dir, config, RandomWeights.gpt2(config, 5), DType.F16);
         Path chars = dir.resolve(dev.panamax.model.tokenizer.CharVocabulary.FILE);
         dev.panamax.model.tokenizer.CharVocabulary.of("abc").write(chars);
-        assertEquals(1, run("generate", "-m", dir.toString(), "-p", "ab"));
+        assertEquals(1, cli.run("generate", "-m", dir.toString(), "-p", "ab"));
         assertEquals(
                 "panamax: " + chars + ": character vocabulary has 3 tokens, but the model " + dir
                         + " has a vocabulary of 40; they must be equal (is this the model's tokenizer?)\n",
-                err());
-        assertEquals("", out(), "nothing generated");
+                cli.err());
+        assertEquals("", cli.out(), "nothing generated");
     }
 
     @Test
@@ -218,45 +198,48 @@ class GenerateCommandTest {
             {"info needs FILE", "info"}
         };
         for (String[] c : cases) {
-            err.reset();
-            assertEquals(2, run(Arrays.copyOfRange(c, 1, c.length)), String.join(" ", c));
-            assertTrue(err().startsWith("panamax: " + c[0]), c[0] + " in: " + err());
-            assertTrue(err().contains("usage: panamax "), err());
+            cli.resetErr();
+            assertEquals(2, cli.run(Arrays.copyOfRange(c, 1, c.length)), String.join(" ", c));
+            assertTrue(cli.err().startsWith("panamax: " + c[0]), c[0] + " in: " + cli.err());
+            assertTrue(cli.err().contains("usage: panamax "), cli.err());
         }
     }
 
     @Test
     void withoutAPromptALlamaStartsFromBosAsRunCDoes() throws IOException {
         String model = SharedData.require("stories260K.bin").toString();
-        assertEquals(0, run("generate", "-m", model, "--temperature", "0", "-n", "40", "-t", "1"), err());
-        String fromBos = out();
-        out.reset();
-        assertEquals(0, run("generate", "-m", model, "--prompt-ids", "1", "--temperature", "0", "-n", "40"), err());
-        assertEquals(out(), fromBos);
-        assertTrue(err().contains("prefill: 1 token"), err());
+        assertEquals(0, cli.run("generate", "-m", model, "--temperature", "0", "-n", "40", "-t", "1"), cli.err());
+        String fromBos = cli.out();
+        cli.resetOut();
+        assertEquals(
+                0, cli.run("generate", "-m", model, "--prompt-ids", "1", "--temperature", "0", "-n", "40"), cli.err());
+        assertEquals(cli.out(), fromBos);
+        assertTrue(cli.err().contains("prefill: 1 token"), cli.err());
     }
 
     @Test
     void aPromptLongerThanTheContextIsRefusedBeforeAnythingRuns() throws IOException {
         String model = SharedData.require("stories260K.bin").toString();
         String ids = String.join(",", java.util.Collections.nCopies(513, "5"));
-        assertEquals(2, run("generate", "-m", model, "--prompt-ids", ids));
-        assertTrue(err().startsWith("panamax: the prompt (513 tokens) is longer than the context (512)\n"), err());
-        assertTrue(!err().contains("prefill") && out().isEmpty(), err());
+        assertEquals(2, cli.run("generate", "-m", model, "--prompt-ids", ids));
+        assertTrue(
+                cli.err().startsWith("panamax: the prompt (513 tokens) is longer than the context (512)\n"), cli.err());
+        assertTrue(!cli.err().contains("prefill") && cli.out().isEmpty(), cli.err());
 
         // A prompt that fills the context leaves room for one token, and the bound says so.
         String full = String.join(",", java.util.Collections.nCopies(512, "5"));
-        err.reset();
-        assertEquals(2, run("generate", "-m", model, "--prompt-ids", full, "-n", "2"));
+        cli.resetErr();
+        assertEquals(2, cli.run("generate", "-m", model, "--prompt-ids", full, "-n", "2"));
         assertTrue(
-                err().startsWith("panamax: -n (2) must be a whole number in [0, 1]: the prompt (512 tokens)"), err());
+                cli.err().startsWith("panamax: -n (2) must be a whole number in [0, 1]: the prompt (512 tokens)"),
+                cli.err());
 
         // Text is measured before it is encoded: a character model's prompt by its characters.
-        err.reset();
-        assertEquals(2, run("generate", "--prompt", "x".repeat(40_000)));
+        cli.resetErr();
+        assertEquals(2, cli.run("generate", "--prompt", "x".repeat(40_000)));
         assertTrue(
-                err().startsWith("panamax: the prompt (at least 40000 tokens) is longer than the context (128)\n"),
-                err());
+                cli.err().startsWith("panamax: the prompt (at least 40000 tokens) is longer than the context (128)\n"),
+                cli.err());
     }
 
     @Test
@@ -265,31 +248,34 @@ class GenerateCommandTest {
         String model = llama.model().toString();
         String tokenizer = llama.tokenizer().toString();
         // The longest piece has 6 bytes: 60,000 bytes are at least 10,001 tokens with BOS.
-        assertEquals(2, run("generate", "-m", model, "--tokenizer", tokenizer, "-p", "ab".repeat(30_000)));
+        assertEquals(2, cli.run("generate", "-m", model, "--tokenizer", tokenizer, "-p", "ab".repeat(30_000)));
         assertTrue(
-                err().startsWith("panamax: the prompt (at least 10001 tokens) is longer than the context (64)\n"),
-                err());
+                cli.err().startsWith("panamax: the prompt (at least 10001 tokens) is longer than the context (64)\n"),
+                cli.err());
         // Short enough by that bound, too long once encoded.
-        err.reset();
-        assertEquals(2, run("generate", "-m", model, "--tokenizer", tokenizer, "-p", "hi ".repeat(30)));
+        cli.resetErr();
+        assertEquals(2, cli.run("generate", "-m", model, "--tokenizer", tokenizer, "-p", "hi ".repeat(30)));
         assertTrue(
-                err().matches("panamax: the prompt \\(\\d+ tokens\\) is longer than the context \\(64\\)\\n(?s).*"),
-                err());
+                cli.err().matches("panamax: the prompt \\(\\d+ tokens\\) is longer than the context \\(64\\)\\n(?s).*"),
+                cli.err());
     }
 
     @Test
     void maxTokensZeroRunsNothingAndReportsNothing() {
         String model = SharedData.require("stories260K.bin").toString();
-        assertEquals(0, run("generate", "-m", model, "--prompt-ids", "1,2,3", "-n", "0"), err());
-        assertEquals("", out());
-        assertEquals("", err());
+        assertEquals(0, cli.run("generate", "-m", model, "--prompt-ids", "1,2,3", "-n", "0"), cli.err());
+        assertEquals("", cli.out());
+        assertEquals("", cli.err());
     }
 
     @Test
     void oneTokenReportsThePrefillAndNoDecodeRate() {
         String model = SharedData.require("stories260K.bin").toString();
-        assertEquals(0, run("generate", "-m", model, "--prompt-ids", "1,2,3", "-n", "1", "--temperature", "0"), err());
-        assertTrue(err().matches("prefill: 3 tokens, [0-9.]+ tokens/s; decode: 0 tokens\\R"), err());
+        assertEquals(
+                0,
+                cli.run("generate", "-m", model, "--prompt-ids", "1,2,3", "-n", "1", "--temperature", "0"),
+                cli.err());
+        assertTrue(cli.err().matches("prefill: 3 tokens, [0-9.]+ tokens/s; decode: 0 tokens\\R"), cli.err());
     }
 
     @Test
@@ -297,12 +283,12 @@ class GenerateCommandTest {
         Path gguf = dir.resolve("model.gguf");
         java.nio.file.Files.write(gguf, "GGUF\3\0\0\0 and then a header llama2.c would misread".getBytes());
         for (String[] args : new String[][] {{"info", gguf.toString()}, {"generate", "-m", gguf.toString()}}) {
-            err.reset();
-            assertEquals(1, run(args));
+            cli.resetErr();
+            assertEquals(1, cli.run(args));
             assertEquals(
                     "panamax: " + gguf + ": a GGUF file (llama.cpp's format): GGUF is not supported yet; give a"
                             + " llama2.c checkpoint (.bin) or a GPT-2 directory (config.json and model.safetensors)\n",
-                    err());
+                    cli.err());
         }
     }
 
@@ -353,12 +339,12 @@ class GenerateCommandTest {
             },
         };
         for (String[] c : cases) {
-            err.reset();
+            cli.resetErr();
             String[] args = new String[c.length];
             args[0] = "generate";
             System.arraycopy(c, 1, args, 1, c.length - 1);
-            assertEquals(1, run(args), String.join(" ", args));
-            assertEquals("panamax: " + c[0] + "\n", err(), "one line, no usage");
+            assertEquals(1, cli.run(args), String.join(" ", args));
+            assertEquals("panamax: " + c[0] + "\n", cli.err(), "one line, no usage");
         }
     }
 
@@ -385,29 +371,30 @@ class GenerateCommandTest {
 
     @Test
     void withoutAModelTheBuiltInOneGenerates() {
-        assertEquals(0, run("generate", "--prompt", "The ", "--max-tokens", "20", "--seed", "3"), err());
-        String text = out().replaceFirst("\\R$", "");
+        assertEquals(0, cli.run("generate", "--prompt", "The ", "--max-tokens", "20", "--seed", "3"), cli.err());
+        String text = cli.out().replaceFirst("\\R$", "");
         assertEquals(20, text.codePointCount(0, text.length()), text);
-        assertTrue(err().contains("decode: 19 tokens"), err());
+        assertTrue(cli.err().contains("decode: 19 tokens"), cli.err());
 
         // With nothing at all it starts from a line break, the start of a text in the data it was trained on.
-        out.reset();
-        err.reset();
-        assertEquals(0, run("generate", "-n", "10", "-s", "3"), err());
-        text = out().replaceFirst("\\R$", "");
+        cli.resetOut();
+        cli.resetErr();
+        assertEquals(0, cli.run("generate", "-n", "10", "-s", "3"), cli.err());
+        text = cli.out().replaceFirst("\\R$", "");
         assertEquals(10, text.codePointCount(0, text.length()), text);
-        assertTrue(err().startsWith("prefill: 1 tokens, "), err());
+        assertTrue(cli.err().startsWith("prefill: 1 tokens, "), cli.err());
     }
 
     @Test
     void aMissingOrBrokenModelFileIsOneClearLine() throws IOException {
-        assertEquals(1, run("info", dir.resolve("absent.bin").toString()));
-        assertTrue(err().contains("absent.bin"), err());
+        assertEquals(1, cli.run("info", dir.resolve("absent.bin").toString()));
+        assertTrue(cli.err().contains("absent.bin"), cli.err());
         Path broken = dir.resolve("broken.bin");
         java.nio.file.Files.write(broken, new byte[10]);
-        err.reset();
-        assertEquals(1, run("generate", "--model", broken.toString(), "--prompt-ids", "1"));
-        assertTrue(err().startsWith("panamax: " + broken) && err().lines().count() == 1, err());
-        assertTrue(!err().contains("usage"), err());
+        cli.resetErr();
+        assertEquals(1, cli.run("generate", "--model", broken.toString(), "--prompt-ids", "1"));
+        assertTrue(
+                cli.err().startsWith("panamax: " + broken) && cli.err().lines().count() == 1, cli.err());
+        assertTrue(!cli.err().contains("usage"), cli.err());
     }
 }

@@ -5,40 +5,19 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
 class PanamaxTest {
-    private ByteArrayOutputStream out = new ByteArrayOutputStream();
-    private ByteArrayOutputStream err = new ByteArrayOutputStream();
-
-    private int run(String... args) {
-        out = new ByteArrayOutputStream();
-        err = new ByteArrayOutputStream();
-        return Panamax.run(
-                args,
-                new PrintStream(out, true, StandardCharsets.UTF_8),
-                new PrintStream(err, true, StandardCharsets.UTF_8));
-    }
-
-    private String out() {
-        return out.toString(StandardCharsets.UTF_8);
-    }
-
-    private String err() {
-        return err.toString(StandardCharsets.UTF_8);
-    }
+    private final CapturedCli cli = new CapturedCli(true);
 
     @Test
     void demoChecksEveryKernelAndSucceeds() {
-        assertEquals(0, run("demo", "--threads", "1"));
-        String printed = out();
+        assertEquals(0, cli.run("demo", "--threads", "1"));
+        String printed = cli.out();
         assertTrue(printed.contains("sgemm") && printed.contains("sgemv"), printed);
         assertTrue(printed.contains("softmax") && printed.contains("attention"), printed);
         assertTrue(printed.contains("All kernels match the reference."), printed);
@@ -47,17 +26,18 @@ class PanamaxTest {
 
     @Test
     void usageErrorsExitWithTwoAndSayWhy() {
-        assertEquals(2, run("frobnicate"));
-        assertTrue(err().contains("unknown command 'frobnicate'"), err());
-        assertEquals(2, run("demo", "--threads", "zero"));
-        assertTrue(err().contains("--threads (zero) must be a whole number >= 1"), err());
-        assertTrue(err().contains("usage: panamax demo [options]"), err());
-        assertEquals(2, run("demo", "-t", "0"));
-        assertTrue(err().startsWith("panamax: -t (0) must be a whole number >= 1"), err());
-        assertEquals(2, run("demo", "-t", "99999999999"));
-        assertTrue(err().contains("-t (99999999999) must be a whole number >= 1 and at most 2147483647"), err());
-        assertEquals(2, run());
-        assertTrue(out().startsWith("usage: panamax <command> [options]"), out());
+        assertEquals(2, cli.run("frobnicate"));
+        assertTrue(cli.err().contains("unknown command 'frobnicate'"), cli.err());
+        assertEquals(2, cli.run("demo", "--threads", "zero"));
+        assertTrue(cli.err().contains("--threads (zero) must be a whole number >= 1"), cli.err());
+        assertTrue(cli.err().contains("usage: panamax demo [options]"), cli.err());
+        assertEquals(2, cli.run("demo", "-t", "0"));
+        assertTrue(cli.err().startsWith("panamax: -t (0) must be a whole number >= 1"), cli.err());
+        assertEquals(2, cli.run("demo", "-t", "99999999999"));
+        assertTrue(
+                cli.err().contains("-t (99999999999) must be a whole number >= 1 and at most 2147483647"), cli.err());
+        assertEquals(2, cli.run());
+        assertTrue(cli.out().startsWith("usage: panamax <command> [options]"), cli.out());
     }
 
     @Test
@@ -65,30 +45,30 @@ class PanamaxTest {
         for (Command command : List.of(GenerateCommand.COMMAND, TrainCommand.COMMAND, Panamax.INFO, Panamax.DEMO)) {
             for (String[] args :
                     new String[][] {{command.name(), "--help"}, {command.name(), "-h"}, {"help", command.name()}}) {
-                assertEquals(0, run(args), String.join(" ", args));
-                assertEquals(command.help(), out(), String.join(" ", args));
+                assertEquals(0, cli.run(args), String.join(" ", args));
+                assertEquals(command.help(), cli.out(), String.join(" ", args));
             }
             for (Option option : command.options()) {
-                assertTrue(out().contains(option.spellings()), option.name());
-                assertTrue(out().replaceAll("\\s+", " ").contains(option.help()), option.help());
+                assertTrue(cli.out().contains(option.spellings()), option.name());
+                assertTrue(cli.out().replaceAll("\\s+", " ").contains(option.help()), option.help());
             }
         }
-        assertEquals(0, run("generate", "--help"));
-        assertTrue(out().startsWith("usage: panamax generate [options]\n"), out());
-        assertTrue(out().contains("\n  -p, --prompt TEXT "), out());
-        assertTrue(out().contains("\n      --top-p P "), out());
-        assertTrue(out().replaceAll("\\s+", " ").contains("add up to P, in (0, 1] (default: 0.9)"), out());
-        assertTrue(out().lines().allMatch(l -> l.length() <= 80), out());
-        assertEquals(0, run("--help"));
-        assertTrue(out().contains("  generate   stream a continuation"), out());
-        assertEquals(2, run("help", "nothing"));
-        assertTrue(err().contains("unknown command 'nothing'"), err());
+        assertEquals(0, cli.run("generate", "--help"));
+        assertTrue(cli.out().startsWith("usage: panamax generate [options]\n"), cli.out());
+        assertTrue(cli.out().contains("\n  -p, --prompt TEXT "), cli.out());
+        assertTrue(cli.out().contains("\n      --top-p P "), cli.out());
+        assertTrue(cli.out().replaceAll("\\s+", " ").contains("add up to P, in (0, 1] (default: 0.9)"), cli.out());
+        assertTrue(cli.out().lines().allMatch(l -> l.length() <= 80), cli.out());
+        assertEquals(0, cli.run("--help"));
+        assertTrue(cli.out().contains("  generate   stream a continuation"), cli.out());
+        assertEquals(2, cli.run("help", "nothing"));
+        assertTrue(cli.err().contains("unknown command 'nothing'"), cli.err());
     }
 
     @Test
     void versionIsTheModules() {
-        assertEquals(0, run("--version"));
-        assertTrue(out().matches("panamax \\d+\\.\\d+\\.\\d+(-SNAPSHOT)?\\R"), out());
+        assertEquals(0, cli.run("--version"));
+        assertTrue(cli.out().matches("panamax \\d+\\.\\d+\\.\\d+(-SNAPSHOT)?\\R"), cli.out());
     }
 
     @Test
@@ -141,8 +121,8 @@ class PanamaxTest {
             {"-s=x", "unknown option '-s=x'"},
         };
         for (String[] c : values) {
-            assertEquals(2, run("generate", c[0]), c[0]);
-            assertTrue(err().startsWith("panamax: " + c[1] + "\n"), err());
+            assertEquals(2, cli.run("generate", c[0]), c[0]);
+            assertTrue(cli.err().startsWith("panamax: " + c[1] + "\n"), cli.err());
         }
     }
 

@@ -8,9 +8,7 @@ import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.testing.Gpt2Vocabulary;
 import dev.panamax.model.train.LossCurve;
 import dev.panamax.model.train.Trainer;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -20,24 +18,10 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** {@code panamax train}, then {@code generate} from what it wrote. */
 class TrainCommandTest {
-    private ByteArrayOutputStream out = new ByteArrayOutputStream();
-    private ByteArrayOutputStream err = new ByteArrayOutputStream();
+    private final CapturedCli cli = new CapturedCli(true);
 
     @TempDir
     Path dir;
-
-    private int run(String... args) {
-        out = new ByteArrayOutputStream();
-        err = new ByteArrayOutputStream();
-        return Panamax.run(
-                args,
-                new PrintStream(out, true, StandardCharsets.UTF_8),
-                new PrintStream(err, true, StandardCharsets.UTF_8));
-    }
-
-    private String err() {
-        return err.toString(StandardCharsets.UTF_8);
-    }
 
     private Path text() throws IOException {
         Path file = dir.resolve("text.txt");
@@ -69,8 +53,8 @@ class TrainCommandTest {
             "--log-every",
             "1"
         };
-        assertEquals(0, run(train), err.toString(StandardCharsets.UTF_8));
-        String printed = out.toString(StandardCharsets.UTF_8);
+        assertEquals(0, cli.run(train), cli.err());
+        String printed = cli.out();
         assertTrue(printed.contains("step 2/4  loss "), printed);
         assertTrue(printed.contains("val loss"), printed);
         assertTrue(printed.contains("epoch 1/1  step 4: train loss"), printed);
@@ -88,17 +72,16 @@ class TrainCommandTest {
         assertEquals(5, Files.readAllLines(run.resolve(LossCurve.CSV)).size());
 
         // Resuming a finished run has nothing left to do; asking for another plan is refused.
-        assertEquals(0, run("train", "--data", data.toString(), "--resume", run.toString()));
-        assertEquals(2, run("train", "--data", data.toString(), "--resume", run.toString(), "--steps", "8"));
+        assertEquals(0, cli.run("train", "--data", data.toString(), "--resume", run.toString()));
+        assertEquals(2, cli.run("train", "--data", data.toString(), "--resume", run.toString(), "--steps", "8"));
         assertTrue(
-                err.toString(StandardCharsets.UTF_8)
-                        .startsWith("panamax: --steps 8 does not match the run being resumed, planned for 4 steps"),
-                err.toString(StandardCharsets.UTF_8));
+                cli.err().startsWith("panamax: --steps 8 does not match the run being resumed, planned for 4 steps"),
+                cli.err());
 
         for (Path model : new Path[] {run, shipped}) {
             assertEquals(
                     0,
-                    run(
+                    cli.run(
                             "generate",
                             "--model",
                             model.toString(),
@@ -108,8 +91,8 @@ class TrainCommandTest {
                             "5",
                             "--seed",
                             "1"),
-                    err.toString(StandardCharsets.UTF_8));
-            String generated = out.toString(StandardCharsets.UTF_8).strip();
+                    cli.err());
+            String generated = cli.out().strip();
             assertEquals(5, generated.codePointCount(0, generated.length()), generated);
         }
     }
@@ -119,7 +102,7 @@ class TrainCommandTest {
         Path run = dir.resolve("llama");
         assertEquals(
                 0,
-                run(
+                cli.run(
                         "train",
                         "--data",
                         text().toString(),
@@ -133,11 +116,11 @@ class TrainCommandTest {
                         "8",
                         "--out",
                         run.toString()),
-                err.toString(StandardCharsets.UTF_8));
+                cli.err());
         assertTrue(Files.isRegularFile(run.resolve(Trainer.LLAMA2C_FILE)));
-        assertEquals(0, run("generate", "--model", run.toString(), "--prompt", "fox", "--max-tokens", "3"));
-        assertEquals(0, run("info", run.resolve(Trainer.LLAMA2C_FILE).toString()));
-        assertTrue(out.toString(StandardCharsets.UTF_8).contains("architecture:   Llama"));
+        assertEquals(0, cli.run("generate", "--model", run.toString(), "--prompt", "fox", "--max-tokens", "3"));
+        assertEquals(0, cli.run("info", run.resolve(Trainer.LLAMA2C_FILE).toString()));
+        assertTrue(cli.out().contains("architecture:   Llama"));
     }
 
     @Test
@@ -146,7 +129,7 @@ class TrainCommandTest {
         Path run = dir.resolve("bpe");
         assertEquals(
                 0,
-                run(
+                cli.run(
                         "train",
                         "--data",
                         text().toString(),
@@ -160,12 +143,12 @@ class TrainCommandTest {
                         "8",
                         "--out",
                         run.toString()),
-                err.toString(StandardCharsets.UTF_8));
-        assertTrue(err.toString(StandardCharsets.UTF_8).contains("vocabulary 50257"));
+                cli.err());
+        assertTrue(cli.err().contains("vocabulary 50257"));
         assertTrue(Files.notExists(run.resolve("chars.json")));
         assertEquals(
                 0,
-                run(
+                cli.run(
                         "generate",
                         "--model",
                         run.toString(),
@@ -175,26 +158,27 @@ class TrainCommandTest {
                         "the quick",
                         "--max-tokens",
                         "3"),
-                err.toString(StandardCharsets.UTF_8));
+                cli.err());
     }
 
     @Test
     void badDataIsReportedNotThrown() throws IOException {
         Path empty = Files.createFile(dir.resolve("empty.txt"));
-        assertEquals(1, run("train", "--data", empty.toString()));
-        assertTrue(err().startsWith("panamax: --data " + empty + ": holds no text"), err());
-        assertEquals(1, run("train", "--data", dir.resolve("missing").toString()));
-        assertEquals("panamax: --data " + dir.resolve("missing") + ": no such text file or directory\n", err());
-        assertEquals(2, run("train", "--data", text().toString(), "--seq", "10000"));
-        assertTrue(err().contains("--seq (10000) must be a whole number in [1, 4096]"), err());
-        assertEquals(1, run("train", "--data", text().toString(), "--config", "huge"));
+        assertEquals(1, cli.run("train", "--data", empty.toString()));
+        assertTrue(cli.err().startsWith("panamax: --data " + empty + ": holds no text"), cli.err());
+        assertEquals(1, cli.run("train", "--data", dir.resolve("missing").toString()));
+        assertEquals("panamax: --data " + dir.resolve("missing") + ": no such text file or directory\n", cli.err());
+        assertEquals(2, cli.run("train", "--data", text().toString(), "--seq", "10000"));
+        assertTrue(cli.err().contains("--seq (10000) must be a whole number in [1, 4096]"), cli.err());
+        assertEquals(1, cli.run("train", "--data", text().toString(), "--config", "huge"));
         assertEquals(
-                "panamax: --config huge: no such file (--config takes tiny, small or a GPT-2 config.json)\n", err());
-        assertEquals(2, run("train", "--data", text().toString(), "--arch", "bert"));
-        assertTrue(err().startsWith("panamax: --arch (bert) must be gpt2 or llama\n"), err());
+                "panamax: --config huge: no such file (--config takes tiny, small or a GPT-2 config.json)\n",
+                cli.err());
+        assertEquals(2, cli.run("train", "--data", text().toString(), "--arch", "bert"));
+        assertTrue(cli.err().startsWith("panamax: --arch (bert) must be gpt2 or llama\n"), cli.err());
         assertEquals(
                 2,
-                run(
+                cli.run(
                         "train",
                         "--data",
                         text().toString(),
@@ -202,11 +186,11 @@ class TrainCommandTest {
                         "4096",
                         "--out",
                         dir.resolve("b").toString()));
-        assertTrue(err().startsWith("panamax: the data has "), err());
-        assertTrue(err().contains("lower --batch or --seq"), err());
+        assertTrue(cli.err().startsWith("panamax: the data has "), cli.err());
+        assertTrue(cli.err().contains("lower --batch or --seq"), cli.err());
         Files.write(dir.resolve("latin1.txt"), new byte[] {'a', (byte) 0xE9, 'b'});
-        assertEquals(1, run("train", "--data", dir.resolve("latin1.txt").toString()));
-        assertEquals(1, err().lines().count(), err());
+        assertEquals(1, cli.run("train", "--data", dir.resolve("latin1.txt").toString()));
+        assertEquals(1, cli.err().lines().count(), cli.err());
     }
 
     @Test
@@ -214,62 +198,64 @@ class TrainCommandTest {
         String[] twoSteps = {"train", "--data", text().toString(), "--steps", "2", "--batch", "2", "--seq", "8"};
         Path run = dir.resolve("run");
         String[] train = with(twoSteps, "--out", run.toString());
-        assertEquals(0, run(train), err());
+        assertEquals(0, cli.run(train), cli.err());
         byte[] weights = Files.readAllBytes(run.resolve(Trainer.WEIGHTS_FILE));
 
         // The same command again would replace the finished run: refused before anything is read or trained.
-        assertEquals(2, run(train));
+        assertEquals(2, cli.run(train));
         assertTrue(
-                err().startsWith("panamax: --out " + run + " already holds files that are not the run being resumed;"
-                        + " choose a new directory, continue that run with --resume " + run
-                        + ", or overwrite it with --force\n"),
-                err());
+                cli.err()
+                        .startsWith("panamax: --out " + run + " already holds files that are not the run being resumed;"
+                                + " choose a new directory, continue that run with --resume " + run
+                                + ", or overwrite it with --force\n"),
+                cli.err());
         assertArrayEquals(weights, Files.readAllBytes(run.resolve(Trainer.WEIGHTS_FILE)));
 
         // A directory holding anything else is another run's too; an empty one or a new one is not.
         Path other = Files.createDirectories(dir.resolve("other"));
         Files.writeString(other.resolve("notes.txt"), "mine");
-        assertEquals(2, run(with(twoSteps, "--out=" + other)));
+        assertEquals(2, cli.run(with(twoSteps, "--out=" + other)));
         assertEquals("mine", Files.readString(other.resolve("notes.txt")));
         Path empty = Files.createDirectories(dir.resolve("empty"));
-        assertEquals(0, run(with(twoSteps, "--out", empty.toString())), err());
+        assertEquals(0, cli.run(with(twoSteps, "--out", empty.toString())), cli.err());
 
         // --force writes into it; an export beside the checkpoint is checked the same way, and never into it.
-        assertEquals(0, run(with(train, "--force")), err());
-        assertEquals(2, run(with(train, "--export", run.toString(), "--force")));
-        assertTrue(err().contains("--export must be another directory than --out"), err());
-        assertEquals(2, run(with(twoSteps, "--out", dir.resolve("new").toString(), "--export", other.toString())));
-        assertTrue(err().startsWith("panamax: --export " + other + " already holds files"), err());
+        assertEquals(0, cli.run(with(train, "--force")), cli.err());
+        assertEquals(2, cli.run(with(train, "--export", run.toString(), "--force")));
+        assertTrue(cli.err().contains("--export must be another directory than --out"), cli.err());
+        assertEquals(2, cli.run(with(twoSteps, "--out", dir.resolve("new").toString(), "--export", other.toString())));
+        assertTrue(cli.err().startsWith("panamax: --export " + other + " already holds files"), cli.err());
 
         // A file where the directory should be is a file error.
         Path file = Files.writeString(dir.resolve("file"), "x");
-        assertEquals(1, run(with(twoSteps, "--out", file.toString())));
-        assertEquals("panamax: --out " + file + ": is a file, not a directory\n", err());
+        assertEquals(1, cli.run(with(twoSteps, "--out", file.toString())));
+        assertEquals("panamax: --out " + file + ": is a file, not a directory\n", cli.err());
     }
 
     @Test
     void aWarmUpAsLongAsTheRunIsCutToATenthWithAWarning() throws IOException {
         Path run = dir.resolve("run");
         String[] twentySteps = {"train", "--data", text().toString(), "--steps", "20", "--batch", "2", "--seq", "8"};
-        assertEquals(0, run(with(twentySteps, "--warmup", "50", "--out", run.toString())), err());
+        assertEquals(0, cli.run(with(twentySteps, "--warmup", "50", "--out", run.toString())), cli.err());
         assertTrue(
-                err().startsWith("panamax: warning: the warm-up (--warmup 50 steps) is not shorter than the run (20"
-                        + " steps), so the learning rate would never reach its peak; using 2 warm-up steps, a tenth of"
-                        + " the run\n"),
-                err());
+                cli.err()
+                        .startsWith("panamax: warning: the warm-up (--warmup 50 steps) is not shorter than the run (20"
+                                + " steps), so the learning rate would never reach its peak; using 2 warm-up steps, a tenth of"
+                                + " the run\n"),
+                cli.err());
         try (CpuBackend backend = new CpuBackend()) {
             assertEquals(2, Trainer.resume(backend, run).options().warmupSteps());
         }
         assertEquals(
                 0,
-                run(with(
+                cli.run(with(
                         twentySteps,
                         "--warmup",
                         "19",
                         "--out",
                         dir.resolve("shorter").toString())),
-                err());
-        assertTrue(!err().contains("warning"), err());
+                cli.err());
+        assertTrue(!cli.err().contains("warning"), cli.err());
     }
 
     private static String[] with(String[] args, String... more) {
@@ -282,36 +268,36 @@ class TrainCommandTest {
     void resumingNeedsACheckpointAndKeepsItsOptions() throws IOException {
         Path data = text();
         Path empty = Files.createDirectories(dir.resolve("empty"));
-        assertEquals(1, run("train", "--data", data.toString(), "--resume", empty.toString()));
-        assertTrue(err().startsWith("panamax: --resume " + empty + ": no checkpoint to continue there"), err());
-        assertEquals(1, err().lines().count(), err());
+        assertEquals(1, cli.run("train", "--data", data.toString(), "--resume", empty.toString()));
+        assertTrue(cli.err().startsWith("panamax: --resume " + empty + ": no checkpoint to continue there"), cli.err());
+        assertEquals(1, cli.err().lines().count(), cli.err());
         assertEquals(
                 1,
-                run(
+                cli.run(
                         "train",
                         "--data",
                         data.toString(),
                         "--resume",
                         dir.resolve("absent").toString()));
-        assertEquals("panamax: --resume " + dir.resolve("absent") + ": no such directory\n", err());
-        assertEquals(2, run("train", "--data", data.toString(), "--resume", empty.toString(), "--batch", "4"));
-        assertTrue(err().startsWith("panamax: --batch cannot change a resumed run"), err());
+        assertEquals("panamax: --resume " + dir.resolve("absent") + ": no such directory\n", cli.err());
+        assertEquals(2, cli.run("train", "--data", data.toString(), "--resume", empty.toString(), "--batch", "4"));
+        assertTrue(cli.err().startsWith("panamax: --batch cannot change a resumed run"), cli.err());
     }
 
     @Test
     void aMissingTokenizerFileIsNamedWithItsOption() throws IOException {
         Path bpe = Files.createDirectories(dir.resolve("bpe"));
-        assertEquals(1, run("train", "--data", text().toString(), "--tokenizer", bpe.toString()));
+        assertEquals(1, cli.run("train", "--data", text().toString(), "--tokenizer", bpe.toString()));
         assertEquals(
-                "panamax: --tokenizer " + bpe + ": GPT-2's encoder.json (or vocab.json) is missing there\n", err());
+                "panamax: --tokenizer " + bpe + ": GPT-2's encoder.json (or vocab.json) is missing there\n", cli.err());
         assertEquals(
                 1,
-                run(
+                cli.run(
                         "train",
                         "--data",
                         text().toString(),
                         "--tokenizer",
                         dir.resolve("none").toString()));
-        assertEquals("panamax: --tokenizer " + dir.resolve("none") + ": no such directory\n", err());
+        assertEquals("panamax: --tokenizer " + dir.resolve("none") + ": no such directory\n", cli.err());
     }
 }
