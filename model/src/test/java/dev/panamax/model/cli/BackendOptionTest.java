@@ -6,9 +6,6 @@ import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 import dev.panamax.cuda.Cuda;
 import dev.panamax.model.backend.EmulatedBackends;
-import dev.panamax.model.testing.SharedData;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -33,27 +30,11 @@ class BackendOptionTest {
         }
     }
 
-    private static String[] greedy(String backend) {
-        return new String[] {
-            "generate",
-            "--model",
-            SharedData.require("stories260K.bin").toString(),
-            "--prompt-ids",
-            "1",
-            "--temperature",
-            "0",
-            "--max-tokens",
-            "40",
-            "--backend",
-            backend
-        };
-    }
-
     @Test
     void theEmulatedDeviceGeneratesRunCsIdsAndSaysItRuns() throws Exception {
         EmulatedBackends.require();
-        assertEquals(0, run(greedy("emulated")), cli.err());
-        assertEquals(CapturedCli.greedyStories260KIds(40), cli.out().strip());
+        assertEquals(0, run(CliFixtures.greedy("--backend", "emulated")), cli.err());
+        assertEquals(CliFixtures.greedyIds(40), cli.out().strip());
         assertTrue(
                 cli.err()
                         .startsWith(
@@ -65,8 +46,8 @@ class BackendOptionTest {
     @Test
     void autoWithoutCudaRunsOnTheCpuAndSaysWhy() throws Exception {
         assumeFalse(Cuda.isAvailable(), "CUDA is available here: auto picks it");
-        assertEquals(0, run(greedy("AUTO")), cli.err());
-        assertEquals(CapturedCli.greedyStories260KIds(40), cli.out().strip());
+        assertEquals(0, run(CliFixtures.greedy("--backend", "AUTO")), cli.err());
+        assertEquals(CliFixtures.greedyIds(40), cli.out().strip());
         assertTrue(
                 cli.err()
                         .startsWith("backend: cpu (auto: CUDA is not available: "
@@ -77,7 +58,7 @@ class BackendOptionTest {
     @Test
     void cudaWhereItCannotRunIsAUsageErrorWithTheReason() throws Exception {
         assumeFalse(Cuda.isAvailable(), "CUDA is available here");
-        assertEquals(2, run(greedy("cuda")));
+        assertEquals(2, run(CliFixtures.greedy("--backend", "cuda")));
         assertTrue(
                 cli.err()
                         .startsWith("panamax: --backend cuda: CUDA cannot run here: "
@@ -90,8 +71,7 @@ class BackendOptionTest {
     @Test
     void aRunTrainedOnTheEmulatedDeviceGeneratesTheSameOnBoth() throws Exception {
         EmulatedBackends.require();
-        Path data = dir.resolve("text.txt");
-        Files.writeString(data, "the quick brown fox jumps over the lazy dog.\n".repeat(30), StandardCharsets.UTF_8);
+        Path data = CliFixtures.trainingText(dir);
         Path run = dir.resolve("run");
         String[] train = {
             "train",
@@ -138,7 +118,7 @@ class BackendOptionTest {
 
     @Test
     void anUnknownBackendIsAUsageError() throws Exception {
-        assertEquals(2, run(greedy("gpu")));
+        assertEquals(2, run(CliFixtures.greedy("--backend", "gpu")));
         assertTrue(
                 cli.err().startsWith("panamax: --backend (gpu) must be one of auto, cpu, cuda, emulated"), cli.err());
     }

@@ -1,13 +1,8 @@
 package dev.panamax.model.cli;
 
-import java.io.BufferedReader;
 import java.io.ByteArrayOutputStream;
-import java.io.IOException;
-import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
-import java.util.Objects;
-import java.util.stream.Collectors;
 
 /** Runs {@link Panamax} with what it prints to its output and its errors captured as UTF-8 text. */
 final class CapturedCli {
@@ -53,14 +48,5 @@ final class CapturedCli {
 
     void resetErr() {
         err.reset();
-    }
-
-    /** The first {@code count} ids that run.c generates greedily from BOS with stories260K, space-separated. */
-    static String greedyStories260KIds(int count) throws IOException {
-        try (var in = Objects.requireNonNull(
-                        CapturedCli.class.getResourceAsStream("/dev/panamax/model/generate/stories260K-greedy.txt"));
-                var reader = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
-            return reader.lines().filter(l -> !l.startsWith("#")).limit(count).collect(Collectors.joining(" "));
-        }
     }
 }

@@ -40,23 +40,8 @@ class GenerateCommandTest {
 
     @Test
     void greedyIdsFromBosAreRunCsAndTheRatesFollow() throws IOException {
-        String model = SharedData.require("stories260K.bin").toString();
-        assertEquals(
-                0,
-                cli.run(
-                        "generate",
-                        "--model",
-                        model,
-                        "--prompt-ids",
-                        "1",
-                        "--temperature",
-                        "0",
-                        "--max-tokens",
-                        "40",
-                        "--threads",
-                        "1"),
-                cli.err());
-        assertEquals(CapturedCli.greedyStories260KIds(40), cli.out().strip());
+        assertEquals(0, cli.run(CliFixtures.greedy("--threads", "1")), cli.err());
+        assertEquals(CliFixtures.greedyIds(40), cli.out().strip());
         assertTrue(
                 cli.err().matches("(?s)prefill: 1 tokens, [0-9.]+ tokens/s; decode: 39 tokens, [0-9.]+ tokens/s\\R"),
                 cli.err());

@@ -9,7 +9,6 @@ import dev.panamax.model.testing.Gpt2Vocabulary;
 import dev.panamax.model.train.LossCurve;
 import dev.panamax.model.train.Trainer;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -24,9 +23,7 @@ class TrainCommandTest {
     Path dir;
 
     private Path text() throws IOException {
-        Path file = dir.resolve("text.txt");
-        Files.writeString(file, "the quick brown fox jumps over the lazy dog.\n".repeat(30), StandardCharsets.UTF_8);
-        return file;
+        return CliFixtures.trainingText(dir);
     }
 
     @Test

@@ -1,0 +1,51 @@
+package dev.panamax.model.cli;
+
+import dev.panamax.model.testing.SharedData;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Objects;
+import java.util.stream.Collectors;
+
+/** Inputs the CLI tests share, and what run.c prints for them. */
+final class CliFixtures {
+    private CliFixtures() {}
+
+    /** {@code panamax generate}'s arguments for 40 greedy tokens of stories260K from BOS, then {@code more}. */
+    static String[] greedy(String... more) {
+        String[] head = {
+            "generate",
+            "--model",
+            SharedData.require("stories260K.bin").toString(),
+            "--prompt-ids",
+            "1",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "40"
+        };
+        String[] args = Arrays.copyOf(head, head.length + more.length);
+        System.arraycopy(more, 0, args, head.length, more.length);
+        return args;
+    }
+
+    /** The first {@code count} ids that run.c generates greedily from BOS with stories260K, space-separated. */
+    static String greedyIds(int count) throws IOException {
+        try (var in = Objects.requireNonNull(
+                        CliFixtures.class.getResourceAsStream("/dev/panamax/model/generate/stories260K-greedy.txt"));
+                var reader = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
+            return reader.lines().filter(l -> !l.startsWith("#")).limit(count).collect(Collectors.joining(" "));
+        }
+    }
+
+    /** Writes a small English text to train on as {@code dir/text.txt} and returns its path. */
+    static Path trainingText(Path dir) throws IOException {
+        Path file = dir.resolve("text.txt");
+        Files.writeString(file, "the quick brown fox jumps over the lazy dog.\n".repeat(30), StandardCharsets.UTF_8);
+        return file;
+    }
+}
