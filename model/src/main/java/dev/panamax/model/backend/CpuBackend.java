@@ -302,10 +302,7 @@ public final class CpuBackend implements Backend {
         CpuTensor g = cpu("dy", dy);
         CpuTensor dIn = cpu("dx", dx);
         CpuTensor dw = cpu("dweight", dweight);
-        TensorChecks.sameShape("dy", g, "x", in);
-        TensorChecks.sameShape("dx", dIn, "x", in);
-        TensorChecks.same("weight.cols", w.cols, "x.cols", in.cols);
-        TensorChecks.sameShape("dweight", dw, "weight", w);
+        TensorChecks.normBackward(in, w, g, dIn, dw);
         RmsNorm.backward(
                 in.rows,
                 in.cols,
@@ -368,10 +365,7 @@ public final class CpuBackend implements Backend {
         CpuTensor dIn = cpu("dx", dx);
         CpuTensor dw = cpu("dweight", dweight);
         CpuTensor db = cpu("dbias", dbias);
-        TensorChecks.sameShape("dy", g, "x", in);
-        TensorChecks.sameShape("dx", dIn, "x", in);
-        TensorChecks.same("weight.cols", w.cols, "x.cols", in.cols);
-        TensorChecks.sameShape("dweight", dw, "weight", w);
+        TensorChecks.normBackward(in, w, g, dIn, dw);
         TensorChecks.sameShape("dbias", db, "weight", w);
         LayerNorm.backward(
                 in.rows,
@@ -535,10 +529,7 @@ public final class CpuBackend implements Backend {
         CpuTensor d = cpu("dy", dy);
         CpuTensor dg = cpu("dgate", dgate);
         CpuTensor du = cpu("dup", dup);
-        TensorChecks.sameShape("up", u, "gate", g);
-        TensorChecks.sameShape("dy", d, "gate", g);
-        TensorChecks.sameShape("dgate", dg, "gate", g);
-        TensorChecks.sameShape("dup", du, "gate", g);
+        TensorChecks.swigluBackward(g, u, d, dg, du);
         dense(g, u, d, dg, du);
         Activations.swigluBackward(
                 (int) g.size(),
@@ -697,9 +688,7 @@ public final class CpuBackend implements Backend {
         CpuTensor g = cpu("grad", grad);
         CpuTensor first = cpu("m", m);
         CpuTensor second = cpu("v", v);
-        TensorChecks.sameShape("grad", g, "param", p);
-        TensorChecks.sameShape("m", first, "param", p);
-        TensorChecks.sameShape("v", second, "param", p);
+        TensorChecks.adamw(p, g, first, second);
         dense(p, g, first, second);
         AdamW.update(
                 (int) p.size(),

@@ -439,10 +439,7 @@ public final class CudaBackend implements Backend {
         DeviceTensor g = device("dy", dy);
         DeviceTensor dIn = device("dx", dx);
         DeviceTensor dw = device("dweight", dweight);
-        TensorChecks.sameShape("dy", g, "x", in);
-        TensorChecks.sameShape("dx", dIn, "x", in);
-        TensorChecks.same("weight.cols", w.cols, "x.cols", in.cols);
-        TensorChecks.sameShape("dweight", dw, "weight", w);
+        TensorChecks.normBackward(in, w, g, dIn, dw);
         normBackward(in, w, null, r, g, dIn, dw, null);
     }
 
@@ -548,10 +545,7 @@ public final class CudaBackend implements Backend {
         DeviceTensor dIn = device("dx", dx);
         DeviceTensor dw = device("dweight", dweight);
         DeviceTensor db = device("dbias", dbias);
-        TensorChecks.sameShape("dy", g, "x", in);
-        TensorChecks.sameShape("dx", dIn, "x", in);
-        TensorChecks.same("weight.cols", w.cols, "x.cols", in.cols);
-        TensorChecks.sameShape("dweight", dw, "weight", w);
+        TensorChecks.normBackward(in, w, g, dIn, dw);
         TensorChecks.sameShape("dbias", db, "weight", w);
         normBackward(in, w, mu, r, g, dIn, dw, db);
     }
@@ -762,10 +756,7 @@ public final class CudaBackend implements Backend {
         DeviceTensor d = device("dy", dy);
         DeviceTensor dg = device("dgate", dgate);
         DeviceTensor du = device("dup", dup);
-        TensorChecks.sameShape("up", u, "gate", g);
-        TensorChecks.sameShape("dy", d, "gate", g);
-        TensorChecks.sameShape("dgate", dg, "gate", g);
-        TensorChecks.sameShape("dup", du, "gate", g);
+        TensorChecks.swigluBackward(g, u, d, dg, du);
         dense(g, u, d, dg, du);
         launchFlat(
                 "swiglu_backward",
@@ -960,9 +951,7 @@ public final class CudaBackend implements Backend {
         DeviceTensor g = device("grad", grad);
         DeviceTensor first = device("m", m);
         DeviceTensor second = device("v", v);
-        TensorChecks.sameShape("grad", g, "param", p);
-        TensorChecks.sameShape("m", first, "param", p);
-        TensorChecks.sameShape("v", second, "param", p);
+        TensorChecks.adamw(p, g, first, second);
         dense(p, g, first, second);
         // The CPU kernel with no elements checks the hyperparameters as the CPU backend does (bounds and messages).
         AdamW.update(

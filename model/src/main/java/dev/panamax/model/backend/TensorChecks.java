@@ -100,6 +100,29 @@ final class TensorChecks {
         return new Widths(outIn ? w.cols() : w.rows(), outIn ? w.rows() : w.cols());
     }
 
+    /** Checks the shapes of {@link Backend#rmsNormBackward} and {@link Backend#layerNormBackward} but the bias's. */
+    static void normBackward(Tensor x, Tensor weight, Tensor dy, Tensor dx, Tensor dweight) {
+        sameShape("dy", dy, "x", x);
+        sameShape("dx", dx, "x", x);
+        same("weight.cols", weight.cols(), "x.cols", x.cols());
+        sameShape("dweight", dweight, "weight", weight);
+    }
+
+    /** Checks {@link Backend#swigluBackward}'s shapes. */
+    static void swigluBackward(Tensor gate, Tensor up, Tensor dy, Tensor dgate, Tensor dup) {
+        sameShape("up", up, "gate", gate);
+        sameShape("dy", dy, "gate", gate);
+        sameShape("dgate", dgate, "gate", gate);
+        sameShape("dup", dup, "gate", gate);
+    }
+
+    /** Checks {@link Backend#adamw}'s shapes. */
+    static void adamw(Tensor param, Tensor grad, Tensor m, Tensor v) {
+        sameShape("grad", grad, "param", param);
+        sameShape("m", m, "param", param);
+        sameShape("v", v, "param", param);
+    }
+
     /** Checks {@link Backend#attention}'s shapes but lse's: returns the layout, with keys ≥ position + queries. */
     static AttentionLayout attention(
             Tensor q, Tensor keys, Tensor values, int heads, int kvHeads, int sequences, int position, Tensor out) {
