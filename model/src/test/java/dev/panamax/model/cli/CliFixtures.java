@@ -28,9 +28,14 @@ final class CliFixtures {
             "--max-tokens",
             "40"
         };
-        String[] args = Arrays.copyOf(head, head.length + more.length);
-        System.arraycopy(more, 0, args, head.length, more.length);
-        return args;
+        return with(head, more);
+    }
+
+    /** {@code args} followed by {@code more}. */
+    static String[] with(String[] args, String... more) {
+        String[] all = Arrays.copyOf(args, args.length + more.length);
+        System.arraycopy(more, 0, all, args.length, more.length);
+        return all;
     }
 
     /** The first {@code count} ids that run.c generates greedily from BOS with stories260K, space-separated. */

@@ -11,7 +11,6 @@ import dev.panamax.model.train.Trainer;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -194,7 +193,7 @@ class TrainCommandTest {
     void anotherRunsDirectoryIsNotOverwrittenWithoutForce() throws IOException {
         String[] twoSteps = {"train", "--data", text().toString(), "--steps", "2", "--batch", "2", "--seq", "8"};
         Path run = dir.resolve("run");
-        String[] train = with(twoSteps, "--out", run.toString());
+        String[] train = CliFixtures.with(twoSteps, "--out", run.toString());
         assertEquals(0, cli.run(train), cli.err());
         byte[] weights = Files.readAllBytes(run.resolve(Trainer.WEIGHTS_FILE));
 
@@ -211,21 +210,24 @@ class TrainCommandTest {
         // A directory holding anything else is another run's too; an empty one or a new one is not.
         Path other = Files.createDirectories(dir.resolve("other"));
         Files.writeString(other.resolve("notes.txt"), "mine");
-        assertEquals(2, cli.run(with(twoSteps, "--out=" + other)));
+        assertEquals(2, cli.run(CliFixtures.with(twoSteps, "--out=" + other)));
         assertEquals("mine", Files.readString(other.resolve("notes.txt")));
         Path empty = Files.createDirectories(dir.resolve("empty"));
-        assertEquals(0, cli.run(with(twoSteps, "--out", empty.toString())), cli.err());
+        assertEquals(0, cli.run(CliFixtures.with(twoSteps, "--out", empty.toString())), cli.err());
 
         // --force writes into it; an export beside the checkpoint is checked the same way, and never into it.
-        assertEquals(0, cli.run(with(train, "--force")), cli.err());
-        assertEquals(2, cli.run(with(train, "--export", run.toString(), "--force")));
+        assertEquals(0, cli.run(CliFixtures.with(train, "--force")), cli.err());
+        assertEquals(2, cli.run(CliFixtures.with(train, "--export", run.toString(), "--force")));
         assertTrue(cli.err().contains("--export must be another directory than --out"), cli.err());
-        assertEquals(2, cli.run(with(twoSteps, "--out", dir.resolve("new").toString(), "--export", other.toString())));
+        assertEquals(
+                2,
+                cli.run(CliFixtures.with(
+                        twoSteps, "--out", dir.resolve("new").toString(), "--export", other.toString())));
         assertTrue(cli.err().startsWith("panamax: --export " + other + " already holds files"), cli.err());
 
         // A file where the directory should be is a file error.
         Path file = Files.writeString(dir.resolve("file"), "x");
-        assertEquals(1, cli.run(with(twoSteps, "--out", file.toString())));
+        assertEquals(1, cli.run(CliFixtures.with(twoSteps, "--out", file.toString())));
         assertEquals("panamax: --out " + file + ": is a file, not a directory\n", cli.err());
     }
 
@@ -233,7 +235,7 @@ class TrainCommandTest {
     void aWarmUpAsLongAsTheRunIsCutToATenthWithAWarning() throws IOException {
         Path run = dir.resolve("run");
         String[] twentySteps = {"train", "--data", text().toString(), "--steps", "20", "--batch", "2", "--seq", "8"};
-        assertEquals(0, cli.run(with(twentySteps, "--warmup", "50", "--out", run.toString())), cli.err());
+        assertEquals(0, cli.run(CliFixtures.with(twentySteps, "--warmup", "50", "--out", run.toString())), cli.err());
         assertTrue(
                 cli.err()
                         .startsWith("panamax: warning: the warm-up (--warmup 50 steps) is not shorter than the run (20"
@@ -245,7 +247,7 @@ class TrainCommandTest {
         }
         assertEquals(
                 0,
-                cli.run(with(
+                cli.run(CliFixtures.with(
                         twentySteps,
                         "--warmup",
                         "19",
@@ -253,12 +255,6 @@ class TrainCommandTest {
                         dir.resolve("shorter").toString())),
                 cli.err());
         assertTrue(!cli.err().contains("warning"), cli.err());
-    }
-
-    private static String[] with(String[] args, String... more) {
-        String[] all = Arrays.copyOf(args, args.length + more.length);
-        System.arraycopy(more, 0, all, args.length, more.length);
-        return all;
     }
 
     @Test
