@@ -12,8 +12,8 @@
 #include <vector>
 
 // Switching between fibers. On x86-64 a fiber switch saves the callee-saved registers on the old stack and loads
-// them from the new one: no system call, unlike swapcontext, which saves the signal mask on every switch (measured
-// 13 s instead of well under 1 s for a 256³ sgemm_tiled). Elsewhere ucontext does the same, slower.
+// them from the new one: no system call, unlike swapcontext, which saves the signal mask on every switch and so makes
+// every barrier of a block cost a system call per thread. Elsewhere ucontext does the same, slower.
 #if defined(__x86_64__) && !defined(PANAMAX_UCONTEXT_FIBERS)
 extern "C" void panamax_switch_stack(void** save, void* load);
 asm(R"(

@@ -7,7 +7,7 @@ import java.util.function.LongSupplier;
 
 /**
  * The demo's timer: a rate measured only once the code under test has warmed up and its speed has settled. Until the
- * JIT has compiled a kernel it can run a hundred times slower, and on a busy machine that can last well past a fixed
+ * JIT has compiled a kernel it can run far slower, and on a busy machine that can last well past a fixed
  * warm-up, so batches of runs are timed until three in a row agree; a rate that never settles is reported as such,
  * not as a number. Each batch counts its fastest run, so that time the machine gave to other processes is not counted
  * as the kernel's.
