@@ -434,10 +434,12 @@ class AttentionTest {
         float[] v = Inputs.uniform(3, t * d, -1, 1);
         float[] o = new float[t * d];
         var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
-        long allocated = 0;
+        long bound = (long) t * t * Float.BYTES / 8;
+        long allocated = Long.MAX_VALUE;
         // The first call warms up: code that runs only a few times per call (packing a head's key and value tiles) may
-        // still be interpreted then, with boxed vectors. The second call measures the compiled kernels.
-        for (int call = 0; call < 2; call++) {
+        // still be interpreted then, with boxed vectors, and on a busy machine the JIT may not have caught up by the
+        // second call either. What is measured is the compiled kernels: the least any of calls 2 to 5 allocated.
+        for (int call = 0; call < 5 && allocated >= bound; call++) {
             long before = threads.getCurrentThreadAllocatedBytes();
             Attention.forward(
                     shape,
@@ -446,12 +448,15 @@ class AttentionTest {
                     TensorView.dense(k, 1, t, d),
                     TensorView.dense(v, 1, t, d),
                     TensorView.dense(o, 1, t, d));
-            allocated = threads.getCurrentThreadAllocatedBytes() - before;
+            long bytes = threads.getCurrentThreadAllocatedBytes() - before;
+            if (call > 0) {
+                allocated = Math.min(allocated, bytes);
+            }
         }
         // A T × T score matrix would be 1 GiB. The workspaces already exist; what remains is a few small objects per
         // tile and, depending on the JIT's state, short-lived boxed temporaries: garbage, not retained memory. An
         // eighth of the quadratic size separates the two cases with a wide margin.
-        assertTrue(allocated < (long) t * t * Float.BYTES / 8, "allocated " + allocated + " bytes");
+        assertTrue(allocated < bound, "allocated " + allocated + " bytes");
         // Spot-check the last query against the reference on its own.
         float[] lastQ = Arrays.copyOfRange(q, (t - 1) * d, t * d);
         ReferenceAttention.Result expected =
