@@ -207,7 +207,7 @@ public final class Parallelism {
                 for (int task; (task = next.getAndIncrement()) < tasks; ) {
                     body.accept(task);
                 }
-            } catch (RuntimeException | Error e) {
+            } catch (Throwable e) { // a checked exception thrown sneakily too: a worker must live to mark its slot
                 failure.compareAndSet(null, e);
             }
         }
@@ -238,6 +238,8 @@ public final class Parallelism {
                 throw runtime;
             } else if (e instanceof Error error) {
                 throw error;
+            } else if (e != null) {
+                throw new IllegalStateException("a kernel task failed", e);
             }
         }
     }

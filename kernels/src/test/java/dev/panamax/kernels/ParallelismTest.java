@@ -2,10 +2,12 @@ package dev.panamax.kernels;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamax.kernels.testing.Inputs;
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -158,6 +160,26 @@ class ParallelismTest {
                 assertEquals(1, runs.get(task), "after failure " + failing + ", task " + task);
             }
         }
+    }
+
+    @Test
+    void aCheckedExceptionThrownByATaskReachesTheCallerWrapped() {
+        Parallelism.setThreads(2);
+        IOException checked = new IOException("checked");
+        IllegalStateException thrown =
+                assertThrows(IllegalStateException.class, () -> Parallelism.forEach(64, task -> sneakyThrow(checked)));
+        assertSame(checked, thrown.getCause());
+        AtomicIntegerArray runs = new AtomicIntegerArray(64);
+        Parallelism.forEach(64, runs::incrementAndGet);
+        for (int task = 0; task < 64; task++) {
+            assertEquals(1, runs.get(task), "task " + task);
+        }
+    }
+
+    /** Throws {@code e} where the compiler does not let a checked exception through, as some JVM languages do. */
+    @SuppressWarnings("unchecked")
+    private static <E extends Throwable> void sneakyThrow(Throwable e) throws E {
+        throw (E) e;
     }
 
     @Test
