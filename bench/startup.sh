@@ -13,6 +13,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$root/.mvn/find-jdk.sh"
+source "$root/bench/cli-runs.sh"
 image=$root/model/target/panamax model= tokenizer= tokens=200 threads=1 runs=5 run_c= flags=
 while [ $# -gt 0 ]; do
   case $1 in
@@ -34,7 +35,6 @@ if [ -z "$tokenizer" ] && [ -n "$run_c" ]; then
 fi
 args=(generate -m "$model" -n "$tokens" --temperature 0 -t "$threads")
 [ -n "$tokenizer" ] && args+=(--tokenizer "$tokenizer")
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 millis() { echo $(($(date +%s%N) / 1000000)); }
 
 # One variant: runs "$@" $runs times and prints the medians.
@@ -48,9 +48,8 @@ measure() {
     "$@" >/dev/null 2>"$work/err"
     end=$(millis)
     walls+=($((end - start)))
-    firsts+=("$(sed -n 's/.*first token after \([0-9]*\) ms.*/\1/p' "$work/err")")
-    rates+=("$(sed -n 's/.*decode: [0-9]* tokens, \([0-9.]*\) tokens\/s.*/\1/p;s/achieved tok\/s: \([0-9.]*\)/\1/p' \
-      "$work/err")")
+    firsts+=("$(first_token_ms "$work/err")")
+    rates+=("$(decode_rate "$work/err")")
   done
   printf '%-10s %10s %16s %14s\n' "$name" "$(printf '%s\n' "${walls[@]}" | median)" \
     "$(printf '%s\n' "${firsts[@]}" | grep . | median || true)" "$(printf '%s\n' "${rates[@]}" | median)"
