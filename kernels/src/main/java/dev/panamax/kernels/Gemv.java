@@ -24,8 +24,13 @@ final class Gemv {
      * costs far less than streaming these 128 KiB.
      */
     private static final long PARALLEL_MIN_ELEMENTS = 1L << 15;
-    /** Tasks per thread, for products large enough to give each its 16 groups of rows or columns. */
+    /** Tasks per thread of the plain product, for products large enough to give each its 16 groups of rows. */
     private static final int TASKS_PER_THREAD = 8;
+    /**
+     * Column strips per thread of the transposed product: fewer, because a strip reads each row of A as one short run
+     * and a narrower strip reads shorter ones, which the prefetchers follow less well.
+     */
+    private static final int STRIPS_PER_THREAD = 4;
 
     private static final ThreadLocal<float[][]> BUFFERS = ThreadLocal.withInitial(() -> new float[2][0]);
 
@@ -70,7 +75,8 @@ final class Gemv {
         // sequence of operations whatever the split. Several tasks per thread, taken as threads come free, so that
         // no thread waits long at the end for one that was slowed.
         int unit = trans ? LANES : 4;
-        int tasks = threads == 1 ? 1 : Math.max(1, Math.min(TASKS_PER_THREAD * threads, yLength / (unit * 16)));
+        int perThread = trans ? STRIPS_PER_THREAD : TASKS_PER_THREAD;
+        int tasks = threads == 1 ? 1 : Math.max(1, Math.min(perThread * threads, yLength / (unit * 16)));
         int step = (yLength / tasks + unit - 1) / unit * unit;
         Parallelism.forEach((yLength + step - 1) / step, task -> {
             int from = task * step;
