@@ -200,29 +200,6 @@ public record TrainingOptions(
     }
 
     /**
-     * Returns these options with another order of training windows.
-     *
-     * @param order the order
-     * @return the options
-     */
-    public TrainingOptions withDataOrder(DataOrder order) {
-        return new TrainingOptions(
-                batchSize,
-                seqLen,
-                microBatches,
-                learningRate,
-                minLearningRate,
-                warmupSteps,
-                weightDecay,
-                beta1,
-                beta2,
-                epsilon,
-                gradClip,
-                seed,
-                order);
-    }
-
-    /**
      * Returns the tokens one optimizer step trains on.
      *
      * @return {@code batchSize · seqLen · microBatches}

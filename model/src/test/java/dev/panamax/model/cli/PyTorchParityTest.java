@@ -114,17 +114,11 @@ class PyTorchParityTest {
         for (int threads = 1; threads <= 2; threads++) {
             Path run = dir.resolve(name + "-" + threads);
             CapturedCli cli = new CapturedCli(true);
-            String[] train = CliFixtures.with(
+            // What both sides are given alike.
+            String[] shared = CliFixtures.with(
                     new String[] {
-                        "train",
-                        "--init",
-                        model.toString(),
                         "--data",
                         data.toString(),
-                        "--data-order",
-                        "sequential",
-                        "--val-fraction",
-                        "0",
                         "--steps",
                         Integer.toString(STEPS),
                         "--batch",
@@ -132,11 +126,22 @@ class PyTorchParityTest {
                         "--seq",
                         Integer.toString(SEQ),
                         "--threads",
-                        Integer.toString(threads),
+                        Integer.toString(threads)
+                    },
+                    optimizer);
+            String[] train = CliFixtures.with(
+                    new String[] {
+                        "train",
+                        "--init",
+                        model.toString(),
+                        "--data-order",
+                        "sequential",
+                        "--val-fraction",
+                        "0",
                         "--out",
                         run.toString()
                     },
-                    optimizer);
+                    shared);
             assertEquals(0, cli.run(train), cli.err());
             List<double[]> panamax = lossCurve(run);
             assertEquals(STEPS, panamax.size());
@@ -156,19 +161,9 @@ class PyTorchParityTest {
                             .toString(),
                     "--model",
                     model.toString(),
-                    "--data",
-                    data.toString(),
                     "--out-weights",
-                    torchWeights.toString(),
-                    "--steps",
-                    Integer.toString(STEPS),
-                    "--batch",
-                    Integer.toString(BATCH),
-                    "--seq",
-                    Integer.toString(SEQ),
-                    "--threads",
-                    Integer.toString(threads)));
-            command.addAll(List.of(optimizer));
+                    torchWeights.toString()));
+            command.addAll(List.of(shared));
             List<double[]> torch = torchSteps(run(command));
             assertEquals(STEPS, torch.size());
 
