@@ -303,7 +303,8 @@ final class TrainCommand {
             }
             Path dataPath = line.path(DATA);
             boolean tokenData = TokenFile.hasMagic(dataPath)
-                    || dataPath.getFileName().toString().endsWith(".bin");
+                    || dataPath.getFileName() != null
+                            && dataPath.getFileName().toString().endsWith(".bin");
             String text = tokenData ? null : readText(line);
             Vocabulary vocabulary = vocabulary(line, text, resume, pretrained, fixed);
             int[] ids = tokenData
