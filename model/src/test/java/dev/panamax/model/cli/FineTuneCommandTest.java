@@ -13,12 +13,15 @@ import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.testing.RandomWeights;
 import dev.panamax.model.testing.TokenFiles;
 import dev.panamax.model.tokenizer.CharVocabulary;
+import dev.panamax.model.tokenizer.Llama2cTokenizer;
 import dev.panamax.model.train.LossCurve;
 import dev.panamax.model.train.Trainer;
 import dev.panamax.model.train.TrainingOptions;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -108,6 +111,58 @@ class FineTuneCommandTest {
                     cli.err());
         }
         assertFalse(Files.isSameFile(run.resolve(Trainer.LLAMA2C_FILE), exported));
+    }
+
+    /** A llama2.c tokenizer of 260 tokens: the specials, the 256 byte tokens and the single space. */
+    private Path llama2cTokenizer() throws IOException {
+        List<byte[]> pieces = new ArrayList<>();
+        for (String special : new String[] {"<unk>", "\n<s>\n", "\n</s>\n"}) {
+            pieces.add(special.getBytes(StandardCharsets.UTF_8));
+        }
+        for (int b = 0; b < 256; b++) {
+            pieces.add("<0x%02X>".formatted(b).getBytes(StandardCharsets.UTF_8));
+        }
+        pieces.add(new byte[] {' '});
+        Path file = dir.resolve("tok260.bin");
+        new Llama2cTokenizer(pieces, new float[pieces.size()]).write(file);
+        return file;
+    }
+
+    @Test
+    void aLlama2cModelTrainsOnTextWithItsTokenizerBinWhichIsKeptBesideIt() throws IOException {
+        ModelConfig config = new ModelConfig(Architecture.LLAMA, 32, 88, 2, 4, 2, 260, 32, 1e-5f, 10000, true);
+        Path model = dir.resolve("llama260.bin");
+        Llama2cCheckpoint.writeRandom(model, config, 3);
+        Path tokenizer = llama2cTokenizer();
+        Path run = dir.resolve("run");
+        assertEquals(
+                0,
+                cli.run(fineTune(model, CliFixtures.trainingText(dir), run, "--tokenizer", tokenizer.toString())),
+                cli.err());
+        Path kept = run.resolve(tokenizer.getFileName());
+        assertTrue(cli.err().contains("--tokenizer " + kept), cli.err());
+        assertEquals(
+                0,
+                cli.run(
+                        "generate",
+                        "--model",
+                        run.resolve(Trainer.LLAMA2C_FILE).toString(),
+                        "--tokenizer",
+                        kept.toString(),
+                        "--prompt",
+                        "the",
+                        "--max-tokens",
+                        "3"),
+                cli.err());
+        // The tokenizer's 260 tokens are not the 64 of another model.
+        assertRefused(
+                fineTune(
+                        llama(),
+                        CliFixtures.trainingText(dir),
+                        dir.resolve("other"),
+                        "--tokenizer",
+                        tokenizer.toString()),
+                tokenizer.toString());
     }
 
     @Test
