@@ -288,17 +288,19 @@ class PyTorchParityTest {
         return new double[] {difference, largest, keyBiasDifference};
     }
 
-    /** The Python that imports torch: {@code $PANAMAX_PYTHON}, else {@code python3}; skips the test without one. */
+    /** The Python that imports numpy and torch: {@code $PANAMAX_PYTHON}, else {@code python3}; skips the test without one. */
     private static String requireTorch() throws InterruptedException {
         String python = System.getenv().getOrDefault("PANAMAX_PYTHON", "python3");
         String reason;
         try {
-            Process process = new ProcessBuilder(python, "-c", "import torch")
+            Process process = new ProcessBuilder(python, "-c", "import numpy, torch")
                     .redirectErrorStream(true)
                     .start();
             String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
             boolean done = process.waitFor(120, TimeUnit.SECONDS);
-            reason = done && process.exitValue() == 0 ? null : python + " cannot import torch: " + output.strip();
+            reason = done && process.exitValue() == 0
+                    ? null
+                    : python + " cannot import numpy and torch: " + output.strip();
         } catch (IOException e) {
             reason = "no " + python + " to run: " + e.getMessage();
         }
