@@ -33,6 +33,17 @@ public interface Backend extends AutoCloseable {
     void requireMemory(String purpose, long bytes);
 
     /**
+     * Whether {@link #weights} and {@link #rotary} allocate in this backend's memory (a device backend copies them
+     * there), so that an estimate of what a model needs must count them; a host backend uses weights in place and
+     * keeps rotary tables on the Java heap.
+     *
+     * @return true when weights and rotary tables take this backend's memory
+     */
+    default boolean copiesWeights() {
+        return false;
+    }
+
+    /**
      * Allocates a zero-filled matrix.
      *
      * @param rows rows, at least 0

@@ -6,6 +6,7 @@ import dev.panamax.cuda.CudaKernel;
 import dev.panamax.cuda.CudaModule;
 import dev.panamax.cuda.CudaStream;
 import dev.panamax.cuda.DeviceBuffer;
+import dev.panamax.cuda.DeviceMemory;
 import dev.panamax.cuda.Dim3;
 import dev.panamax.cuda.ElementType;
 import dev.panamax.cuda.Transpose;
@@ -36,8 +37,9 @@ import java.util.Objects;
  * It is for one thread at a time (its scratch buffers and kernel cache are not shared safely); work from several
  * threads needs a backend each.
  *
- * <p>Tensors are allocated against the device's total memory: one that would not fit is refused with the sizes before
- * anything is allocated.
+ * <p>Tensors are allocated against the device's free memory: one that would not fit is refused with the sizes before
+ * anything is allocated, and a model or trainer checks all it will need (weights, cache or training state, activations)
+ * before its first tensor ({@link #requireMemory}).
  */
 public final class CudaBackend implements Backend {
     private static final String KERNELS = "dev/panamax/cuda/ptx/transformer.ptx";
@@ -108,19 +110,19 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * A backend on the calling thread's current GPU, with its total memory as the bound on tensors.
+     * A backend on the calling thread's current GPU, bounded by the device's free memory.
      *
      * @return the backend
      * @throws dev.panamax.cuda.CudaUnavailableException when CUDA cannot run here, with the reason
      */
     public static CudaBackend onGpu() {
-        int device = Cuda.currentDevice();
-        return new CudaBackend(false, 0, device, Cuda.device(device).totalMemory());
+        return new CudaBackend(false, 0, Cuda.currentDevice(), Long.MAX_VALUE);
     }
 
     /**
-     * A backend on the emulated device, which runs blocks and threads in index order; its memory is host memory, so
-     * tensors are bounded only by it. The emulated device becomes the calling thread's current device.
+     * A backend on the emulated device, which runs blocks and threads in index order; tensors are bounded by the
+     * emulated device's free memory ({@link Cuda#EMULATED_MEMORY_PROPERTY}). The emulated device becomes the calling
+     * thread's current device.
      *
      * @return the backend
      * @throws dev.panamax.cuda.CudaUnavailableException when the emulated device cannot run here, with the reason
@@ -130,12 +132,14 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * A backend on the emulated device with a bound on its memory, as if it were a GPU of that size. The emulated
-     * device becomes the calling thread's current device.
+     * A backend on the emulated device with a bound on the memory its tensors take (as well as the device's free
+     * memory), as if it were alone on a GPU of that size. The emulated device becomes the calling thread's current
+     * device.
      *
      * @param scheduleSeed 0 for index order; otherwise the seed of a shuffled order of blocks and threads, which must
      *     not change any result
-     * @param capacityBytes the device memory tensors may take, at least 0
+     * @param capacityBytes the device memory tensors may take, at least 0; {@link Long#MAX_VALUE} for no bound but the
+     *     device's
      * @return the backend
      * @throws dev.panamax.cuda.CudaUnavailableException when the emulated device cannot run here, with the reason
      */
@@ -239,21 +243,39 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * Checks against the device memory this backend was given (the device's total, or the emulated bound) less what its
-     * tensors already take.
+     * Checks against the device's free memory ({@code cudaMemGetInfo}, or the emulated device's) and, where this
+     * backend was given a smaller bound, that bound less what its tensors already take.
      */
     @Override
     public void requireMemory(String purpose, long bytes) {
         ensureOpen();
-        long available = Math.max(0, capacityBytes - allocatedBytes);
-        if (bytes > available) {
+        if (capacityBytes != Long.MAX_VALUE) {
+            long available = Math.max(0, capacityBytes - allocatedBytes);
+            if (bytes > available) {
+                throw new InsufficientMemoryException(
+                        purpose,
+                        bytes,
+                        available,
+                        "device memory (the device's " + InsufficientMemoryException.bytes(capacityBytes)
+                                + " less what this backend holds)");
+            }
+        }
+        onDevice();
+        DeviceMemory memory = Cuda.memory();
+        if (bytes > memory.freeBytes()) {
             throw new InsufficientMemoryException(
                     purpose,
                     bytes,
-                    available,
-                    "device memory (the device's " + InsufficientMemoryException.bytes(capacityBytes)
-                            + " less what this backend holds)");
+                    memory.freeBytes(),
+                    "device memory (free on " + deviceName() + ", which has "
+                            + InsufficientMemoryException.bytes(memory.totalBytes()) + ")");
         }
+    }
+
+    /** Weights and rotary tables are copied to the device. */
+    @Override
+    public boolean copiesWeights() {
+        return true;
     }
 
     /** A device buffer of {@code floats}, refused with the sizes when it would take the device past its memory. */
@@ -1070,7 +1092,11 @@ public final class CudaBackend implements Backend {
 
     @Override
     public String toString() {
-        return emulated ? "CUDA backend on the emulated device" : "CUDA backend on GPU " + gpu;
+        return "CUDA backend on " + deviceName();
+    }
+
+    private String deviceName() {
+        return emulated ? "the emulated device" : "GPU " + gpu;
     }
 
     private void ensureOpen() {

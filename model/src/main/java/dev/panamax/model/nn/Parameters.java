@@ -130,6 +130,17 @@ public final class Parameters {
     }
 
     /**
+     * Returns the floats a device backend allocates for a model's rotary tables (see {@code Backend.copiesWeights()}).
+     *
+     * @param config the configuration
+     * @param positions the positions the tables cover
+     * @return cosines and sines, {@code 2 · positions · headSize} for Llama, 0 for GPT-2 (which has none)
+     */
+    public static long rotaryFloats(ModelConfig config, int positions) {
+        return config.architecture() == Architecture.LLAMA ? 2L * positions * config.headSize() : 0;
+    }
+
+    /**
      * Lists the parameters of a configuration; a shared classifier is the token embedding and not listed again.
      *
      * @param c the configuration

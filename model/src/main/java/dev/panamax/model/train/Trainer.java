@@ -104,9 +104,14 @@ public final class Trainer {
         // Checked before anything is allocated (the parameter list included, which grows with the layers).
         backend.requireMemory(
                 "training " + config.architecture() + " (" + config.parameterCount() + " parameters, " + config.layers()
-                        + " layers) on micro-batches of " + options.batchSize() + " × " + options.seqLen()
-                        + " tokens",
-                memoryBytes(config, options));
+                        + " layers: weights, gradients, AdamW moments and activations) on micro-batches of "
+                        + options.batchSize() + " × " + options.seqLen() + " tokens",
+                backend.copiesWeights()
+                        ? onBackend(config, options)
+                                // The weights' network and the gradients' each build rotary tables.
+                                .add(2, Parameters.rotaryFloats(config, options.seqLen()))
+                                .bytes()
+                        : memoryBytes(config, options));
         this.backend = backend;
         this.config = config;
         this.options = options;
@@ -161,6 +166,13 @@ public final class Trainer {
      * @return the bytes, {@link Long#MAX_VALUE} if they overflow a long
      */
     public static long memoryBytes(ModelConfig config, TrainingOptions options) {
+        return onBackend(config, options)
+                .add(2, config.parameterCount()) // save(): the moments copied off the backend
+                .bytes();
+    }
+
+    /** The floats a trainer allocates on its backend: parameters, gradients, moments and one micro-batch's state. */
+    private static MemorySize onBackend(ModelConfig config, TrainingOptions options) {
         long n = (long) options.batchSize() * options.seqLen();
         long d = config.dim();
         long h = config.hiddenDim();
@@ -173,9 +185,7 @@ public final class Trainer {
                 .add(layers + 1, n, d) // the residual stream between blocks
                 .add(layers, n, block)
                 .add(n, 3 * d + 1 + (llama ? 0 : 1) + config.vocabSize()) // projection, head, logits, gradient
-                .add(n, 3 * d + 2L * config.kvDim() + 2 * h + (llama ? h : 1)) // backward scratch (GPT-2: and ones)
-                .add(2, config.parameterCount()) // save(): the moments copied off the backend
-                .bytes();
+                .add(n, 3 * d + 2L * config.kvDim() + 2 * h + (llama ? h : 1)); // backward scratch (GPT-2: and ones)
     }
 
     /**
