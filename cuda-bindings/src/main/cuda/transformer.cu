@@ -1,6 +1,6 @@
 // The Transformer's kernels for the model's CudaBackend (dev.panamax.model.backend.CudaBackend): embedding, RMSNorm,
-// LayerNorm, RoPE, GELU, SwiGLU, residual add, temperature softmax, argmax, causal grouped-query attention, and the
-// training side: their backwards (but attention's), cross-entropy with its gradient, sum of squares and AdamW.
+// LayerNorm, RoPE, GELU, SwiGLU, residual add, temperature softmax, argmax, causal grouped-query attention, the
+// rounding of product operands to bfloat16, and the training side: their backwards (but attention's), cross-entropy with its gradient, sum of squares and AdamW.
 // Every matrix operand is (buffer, offset, ld): the element at row r, column c is buffer[offset + r·ld + c], so the
 // backend's views (rows and columns of a larger tensor) are passed without copies. Reductions run in a fixed order
 // (strided partial sums, then a tree in shared memory or a shuffle butterfly), never float atomics, so a launch gives
@@ -39,6 +39,21 @@ extern "C" __global__ void broadcast_row(global_ptr<const float> src, long long 
     }
 }
 PANAMAX_EXPORT(broadcast_row)
+
+// dst = src rounded to bfloat16 (to nearest even), a rows × cols matrix into a dense one (row stride cols): the
+// operands of a product with bfloat16 inputs; launched as add_matrix.
+extern "C" __global__ void to_bfloat16(global_ptr<const float> src, long long src_offset, int lds,
+        global_ptr<__nv_bfloat16> dst, int rows, int cols) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        dst[static_cast<long long>(r) * cols + c] =
+                __float2bfloat16_rn(src[src_offset + static_cast<long long>(r) * lds + c]);
+    }
+}
+PANAMAX_EXPORT(to_bfloat16)
 
 // y = 0 over a rows × cols matrix; launched as add_matrix.
 extern "C" __global__ void zero_matrix(global_ptr<float> y, long long y_offset, int ldy, int rows, int cols) {

@@ -44,6 +44,15 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * How {@link #matmul} and {@link #matmulBackward} round their inputs.
+     *
+     * @return the precision chosen when the backend was created; {@link MatmulPrecision#FP32} unless it says otherwise
+     */
+    default MatmulPrecision precision() {
+        return MatmulPrecision.FP32;
+    }
+
+    /**
      * Allocates a zero-filled matrix.
      *
      * @param rows rows, at least 0

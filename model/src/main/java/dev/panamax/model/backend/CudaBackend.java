@@ -23,8 +23,10 @@ import java.util.Objects;
 /**
  * The {@link Backend} on a CUDA device: a GPU, or the emulated device that runs the same CUDA C kernels on the CPU
  * (see cuda-bindings' README). Weights are uploaded once (a segment passed twice, such as tied embeddings, is one
- * device copy); activations stay on the device; products go through {@link Cublas} in FP32 (on the emulated device,
- * cuBLAS's contract served by the kernels module's GEMM) and every other operation through Panamax's kernels in
+ * device copy); activations stay on the device; products go through {@link Cublas} at the {@link MatmulPrecision}
+ * chosen when the backend is created (FP32 by default; TF32 through {@code CUBLAS_COMPUTE_32F_FAST_TF32}; BF16 as
+ * operands rounded by the {@code to_bfloat16} kernel into {@code cublasGemmEx} with FP32 accumulation; on the emulated
+ * device, cuBLAS's contract served by the kernels module's GEMM on the same rounded inputs) and every other operation through Panamax's kernels in
  * {@code transformer.cu}. All work is queued in order on one stream; only the calls that bring values to the host
  * ({@link #read}, {@link #argmax}, {@link #crossEntropy}, {@link #countCorrect}, {@link #sumOfSquares}) and {@link
  * #weights} (whose source must have been read when it returns) wait for it.
@@ -66,6 +68,7 @@ public final class CudaBackend implements Backend {
     private static final int MAX_EXACT_ID = 1 << 24;
 
     private final boolean emulated;
+    private final MatmulPrecision precision;
     private final long emulatorSeed;
     private final int gpu;
     private final long capacityBytes;
@@ -80,10 +83,15 @@ public final class CudaBackend implements Backend {
     private DeviceBuffer ones;
     private DeviceBuffer rowResults;
     private DeviceBuffer attentionDelta;
+
+    /** The two operands of a BF16 product, rounded; grown on demand. */
+    private final DeviceBuffer[] bfloat16Operands = new DeviceBuffer[2];
+
     private boolean closed;
 
-    private CudaBackend(boolean emulated, long emulatorSeed, int gpu, long capacityBytes) {
+    private CudaBackend(boolean emulated, long emulatorSeed, int gpu, long capacityBytes, MatmulPrecision precision) {
         this.emulated = emulated;
+        this.precision = Objects.requireNonNull(precision, "precision");
         this.emulatorSeed = emulatorSeed;
         this.gpu = gpu;
         this.capacityBytes = capacityBytes;
@@ -116,7 +124,18 @@ public final class CudaBackend implements Backend {
      * @throws dev.panamax.cuda.CudaUnavailableException when CUDA cannot run here, with the reason
      */
     public static CudaBackend onGpu() {
-        return new CudaBackend(false, 0, Cuda.currentDevice(), Long.MAX_VALUE);
+        return onGpu(MatmulPrecision.FP32);
+    }
+
+    /**
+     * A backend on the calling thread's current GPU whose products round their inputs as {@code precision} says.
+     *
+     * @param precision the products' precision
+     * @return the backend
+     * @throws dev.panamax.cuda.CudaUnavailableException when CUDA cannot run here, with the reason
+     */
+    public static CudaBackend onGpu(MatmulPrecision precision) {
+        return new CudaBackend(false, 0, Cuda.currentDevice(), Long.MAX_VALUE, precision);
     }
 
     /**
@@ -144,11 +163,31 @@ public final class CudaBackend implements Backend {
      * @throws dev.panamax.cuda.CudaUnavailableException when the emulated device cannot run here, with the reason
      */
     public static CudaBackend emulated(long scheduleSeed, long capacityBytes) {
+        return emulated(scheduleSeed, capacityBytes, MatmulPrecision.FP32);
+    }
+
+    /**
+     * {@link #emulated(long, long)} with products that round their inputs as {@code precision} says, as cuBLAS does
+     * on a GPU (see {@link MatmulPrecision}).
+     *
+     * @param scheduleSeed 0 for index order; otherwise the seed of a shuffled order of blocks and threads
+     * @param capacityBytes the device memory tensors may take, at least 0; {@link Long#MAX_VALUE} for no bound but the
+     *     device's
+     * @param precision the products' precision
+     * @return the backend
+     * @throws dev.panamax.cuda.CudaUnavailableException when the emulated device cannot run here, with the reason
+     */
+    public static CudaBackend emulated(long scheduleSeed, long capacityBytes, MatmulPrecision precision) {
         if (capacityBytes < 0) {
             throw new IllegalArgumentException("capacityBytes (" + capacityBytes + ") must be >= 0");
         }
         Cuda.useEmulatedDevice(scheduleSeed);
-        return new CudaBackend(true, scheduleSeed, -1, capacityBytes);
+        return new CudaBackend(true, scheduleSeed, -1, capacityBytes, precision);
+    }
+
+    @Override
+    public MatmulPrecision precision() {
+        return precision;
     }
 
     /**
@@ -280,10 +319,15 @@ public final class CudaBackend implements Backend {
 
     /** A device buffer of {@code floats}, refused with the sizes when it would take the device past its memory. */
     private DeviceBuffer newBuffer(long floats, String what) {
-        requireMemory(what, floats * Float.BYTES);
-        DeviceBuffer buffer = DeviceBuffer.allocate(ElementType.FLOAT, floats);
+        return newBuffer(ElementType.FLOAT, floats, what);
+    }
+
+    private DeviceBuffer newBuffer(ElementType type, long count, String what) {
+        long bytes = count * type.byteSize();
+        requireMemory(what, bytes);
+        DeviceBuffer buffer = DeviceBuffer.allocate(type, count);
         buffers.add(buffer);
-        allocatedBytes += floats * Float.BYTES;
+        allocatedBytes += bytes;
         return buffer;
     }
 
@@ -407,9 +451,83 @@ public final class CudaBackend implements Backend {
             return;
         }
         onDevice();
+        Transpose opA = transA ? Transpose.TRANSPOSE : Transpose.NO_TRANSPOSE;
+        Transpose opB = transB ? Transpose.TRANSPOSE : Transpose.NO_TRANSPOSE;
+        switch (precision) {
+            case FP32 -> fp32Gemm(opA, opB, m, n, k, a, b, beta, c);
+            case TF32 ->
+                cublas.gemmEx(
+                        Cublas.ComputeType.FP32_FAST_TF32,
+                        opA,
+                        opB,
+                        m,
+                        n,
+                        k,
+                        1f,
+                        a.buffer,
+                        a.offset,
+                        Math.max(1, a.ld),
+                        b.buffer,
+                        b.offset,
+                        Math.max(1, b.ld),
+                        beta,
+                        c.buffer,
+                        c.offset,
+                        Math.max(1, c.ld));
+            case BF16 -> {
+                // Stored shapes: A is m × k (k × m transposed), B k × n (n × k); each is rounded into a dense copy.
+                int aRows = transA ? k : m;
+                int aCols = transA ? m : k;
+                int bRows = transB ? n : k;
+                int bCols = transB ? k : n;
+                DeviceBuffer a16 = toBfloat16(0, a, aRows, aCols);
+                DeviceBuffer b16 = toBfloat16(1, b, bRows, bCols);
+                cublas.gemmEx(
+                        opA,
+                        opB,
+                        m,
+                        n,
+                        k,
+                        1f,
+                        a16,
+                        0,
+                        Math.max(1, aCols),
+                        b16,
+                        0,
+                        Math.max(1, bCols),
+                        beta,
+                        c.buffer,
+                        c.offset,
+                        Math.max(1, c.ld));
+            }
+        }
+    }
+
+    /** {@code rows × cols} of {@code t} rounded to bfloat16 into the dense scratch operand {@code slot}. */
+    private DeviceBuffer toBfloat16(int slot, DeviceTensor t, int rows, int cols) {
+        long count = (long) rows * cols;
+        DeviceBuffer scratch = bfloat16Operands[slot];
+        if (scratch == null || scratch.length() < count) {
+            scratch = newBuffer(ElementType.BFLOAT16, Math.max(count, 64), "a product's operand in bfloat16");
+            bfloat16Operands[slot] = scratch;
+        }
+        launchRows("to_bfloat16", rows, cols, t.buffer, t.offset, t.ld, scratch, rows, cols);
+        return scratch;
+    }
+
+    private void fp32Gemm(
+            Transpose opA,
+            Transpose opB,
+            int m,
+            int n,
+            int k,
+            DeviceTensor a,
+            DeviceTensor b,
+            float beta,
+            DeviceTensor c) {
         cublas.sgemm(
-                transA ? Transpose.TRANSPOSE : Transpose.NO_TRANSPOSE,
-                transB ? Transpose.TRANSPOSE : Transpose.NO_TRANSPOSE,
+                opA,
+                opB,
                 m,
                 n,
                 k,
@@ -1092,7 +1210,8 @@ public final class CudaBackend implements Backend {
 
     @Override
     public String toString() {
-        return "CUDA backend on " + deviceName();
+        return "CUDA backend on " + deviceName()
+                + (precision == MatmulPrecision.FP32 ? "" : ", " + precision + " products");
     }
 
     private String deviceName() {

@@ -1,6 +1,7 @@
 package dev.panamax.model.train;
 
 import dev.panamax.model.backend.Backend;
+import dev.panamax.model.backend.MatmulPrecision;
 import dev.panamax.model.backend.MemorySize;
 import dev.panamax.model.backend.Tensor;
 import dev.panamax.model.io.DType;
@@ -232,11 +233,19 @@ public final class Trainer {
      * @throws ModelFormatException if a file is missing, malformed, from another step than the state file, or does not
      *     hold what the state file's configuration implies
      * @throws dev.panamax.model.backend.InsufficientMemoryException if the run needs more memory than the backend has
+     * @throws IllegalArgumentException if the backend's {@link Backend#precision()} is not the one the run trains with
      * @throws IOException if a file cannot be read
      */
     public static Trainer resume(Backend backend, Path run) throws IOException {
         Path directory = CheckpointDirectory.resolve(run);
         TrainerState state = TrainerState.read(directory.resolve(STATE_FILE));
+        if (state.precision() != backend.precision()) {
+            throw new IllegalArgumentException("the run in " + directory + " trains with "
+                    + state.precision().spelling()
+                    + " products, " + backend + " computes "
+                    + backend.precision().spelling()
+                    + ": resume it at the precision it was started with, so that its steps continue exactly");
+        }
         try (SafeTensors weightsFile = SafeTensors.open(directory.resolve(WEIGHTS_FILE));
                 SafeTensors optimizerFile = SafeTensors.open(directory.resolve(OPTIMIZER_FILE))) {
             // The files must hold what the state's configuration implies before that configuration sizes anything.
@@ -256,6 +265,20 @@ public final class Trainer {
             }
             return trainer;
         }
+    }
+
+    /**
+     * The products' precision a saved run trains with, which a backend to resume it on must have.
+     *
+     * @param run the run directory {@link #save} wrote (or one of its step directories)
+     * @return the precision its state file records
+     * @throws CheckpointNotFoundException if the directory holds no checkpoint
+     * @throws ModelFormatException if the state file is malformed
+     * @throws IOException if it cannot be read
+     */
+    public static MatmulPrecision savedPrecision(Path run) throws IOException {
+        return TrainerState.read(CheckpointDirectory.resolve(run).resolve(STATE_FILE))
+                .precision();
     }
 
     /** Checks that a file's tensors hold {@code expected} floats in all, as the state file's configuration says. */
@@ -731,7 +754,7 @@ public final class Trainer {
             hostTensors(secondMoments, arena).forEach((name, tensor) -> moments.put("v." + name, tensor));
             write(stepDirectory, OPTIMIZER_FILE, written, file -> SafeTensors.write(file, moments, metadata));
         }
-        TrainerState state = new TrainerState(config, options, step, totalSteps, dataFingerprint);
+        TrainerState state = new TrainerState(config, options, step, totalSteps, dataFingerprint, backend.precision());
         write(stepDirectory, STATE_FILE, written, state::write);
         Path vocabulary = directory.resolve(CharVocabulary.FILE);
         if (Files.isRegularFile(vocabulary)) {

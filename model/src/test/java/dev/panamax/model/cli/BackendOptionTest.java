@@ -117,6 +117,42 @@ class BackendOptionTest {
     }
 
     @Test
+    void aLowerPrecisionRunsOnTheEmulatedDeviceAndSaysSo() throws Exception {
+        EmulatedBackends.require();
+        assertEquals(0, run(CliFixtures.greedy("--backend", "emulated", "--precision", "TF32")), cli.err());
+        assertEquals(40, cli.out().strip().split(" ").length, cli.out());
+        assertTrue(
+                cli.err().startsWith("backend: CUDA on the emulated device, TF32 products (chosen with --backend"),
+                cli.err());
+    }
+
+    @Test
+    void aLowerPrecisionOnTheCpuOrAnUnknownOneIsRefusedInOneLine() throws Exception {
+        assertEquals(2, run(CliFixtures.greedy("--backend", "cpu", "--precision", "bf16")));
+        assertTrue(
+                cli.err()
+                        .startsWith("panamax: --precision bf16: the cpu backend computes products in fp32 only; bf16"
+                                + " needs a CUDA backend (backend: cpu, chosen with --backend cpu)\n"),
+                cli.err());
+        assertEquals("", cli.out());
+        cli.resetErr();
+        assertEquals(2, run(CliFixtures.greedy("--precision", "fp16")));
+        assertTrue(cli.err().startsWith("panamax: --precision (fp16) must be one of fp32, tf32, bf16"), cli.err());
+        cli.resetErr();
+        assertEquals(
+                2,
+                run(
+                        "train",
+                        "--data",
+                        CliFixtures.trainingText(dir).toString(),
+                        "--resume",
+                        dir.toString(),
+                        "--precision",
+                        "bf16"));
+        assertTrue(cli.err().startsWith("panamax: --precision cannot change a resumed run"), cli.err());
+    }
+
+    @Test
     void anUnknownBackendIsAUsageError() throws Exception {
         assertEquals(2, run(CliFixtures.greedy("--backend", "gpu")));
         assertTrue(
