@@ -308,6 +308,9 @@ public final class DeviceBuffer implements AutoCloseable {
         if (bytes == 0) {
             return;
         }
+        if (stream != null) {
+            stream.countCopy(toDevice);
+        }
         if (isEmulated()) {
             long offset = index * type.byteSize();
             if (toDevice) {

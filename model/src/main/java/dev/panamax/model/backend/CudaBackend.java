@@ -28,8 +28,11 @@ import java.util.Objects;
  * operands rounded by the {@code to_bfloat16} kernel into {@code cublasGemmEx} with FP32 accumulation; on the emulated
  * device, cuBLAS's contract served by the kernels module's GEMM on the same rounded inputs) and every other operation through Panamax's kernels in
  * {@code transformer.cu}. All work is queued in order on one stream; only the calls that bring values to the host
- * ({@link #read}, {@link #argmax}, {@link #crossEntropy}, {@link #countCorrect}, {@link #sumOfSquares}) and {@link
- * #weights} (whose source must have been read when it returns) wait for it.
+ * ({@link #read}, {@link #argmax}, the loss of {@link #crossEntropy(Tensor, int[], int, Tensor, float)}, {@link
+ * #countCorrect}, {@link #sumOfSquares}, {@link StepTotals#read()}) and {@link #weights} (whose source must have been
+ * read when it returns) wait for it. A training step keeps its losses, correct counts, gradient norm and clipping
+ * factor on the device ({@link #stepTotals}, {@link #clipGradients}, AdamW reading the factor there) and reads them
+ * once at its end; {@link #traffic()} counts the copies each way.
  *
  * <p>Every operation of the interface runs on the device, forward and backward. Reductions have a fixed order (no
  * float atomics), so a run gives the same bits every time on the same device; losses, sums of squares and argmaxes
@@ -83,6 +86,14 @@ public final class CudaBackend implements Backend {
     private DeviceBuffer ones;
     private DeviceBuffer rowResults;
     private DeviceBuffer attentionDelta;
+
+    /** Each row's argmax column, for a training step's correct count; grown on demand. */
+    private DeviceBuffer bestColumns;
+
+    /** The current training step's totals ({@link DeviceStepTotals}); grown on demand. */
+    private DeviceBuffer stepValues;
+
+    private long stepGeneration;
 
     /** The two operands of a BF16 product, rounded; grown on demand. */
     private final DeviceBuffer[] bfloat16Operands = new DeviceBuffer[2];
@@ -206,6 +217,38 @@ public final class CudaBackend implements Backend {
      */
     public long allocatedBytes() {
         return allocatedBytes;
+    }
+
+    /**
+     * The traffic between host and device on a backend's stream, for tests and profiles that bound a unit of work's
+     * round trips.
+     *
+     * @param copiesToDevice copies from host memory (token ids, weights, written tensors)
+     * @param copiesToHost copies to host memory, each of which waits for the work queued before it
+     * @param synchronizations explicit waits for the stream
+     */
+    public record Traffic(long copiesToDevice, long copiesToHost, long synchronizations) {
+        /**
+         * The traffic since an earlier reading.
+         *
+         * @param earlier a reading of the same backend
+         * @return the differences
+         */
+        public Traffic since(Traffic earlier) {
+            return new Traffic(
+                    copiesToDevice - earlier.copiesToDevice,
+                    copiesToHost - earlier.copiesToHost,
+                    synchronizations - earlier.synchronizations);
+        }
+    }
+
+    /**
+     * The traffic between host and device on this backend's stream so far.
+     *
+     * @return the counts since the backend was created
+     */
+    public Traffic traffic() {
+        return new Traffic(stream.copiesToDevice(), stream.copiesToHost(), stream.synchronizations());
     }
 
     /** A matrix at {@code offset} (in floats) of a device buffer, rows {@code ld} floats apart. */
@@ -990,6 +1033,19 @@ public final class CudaBackend implements Backend {
         if (x.rows == 0) {
             return 0;
         }
+        DeviceBuffer losses = queueCrossEntropy(x, d, ids, gradientScale);
+        float[] perRow = new float[x.rows];
+        losses.copyToAsync(0, perRow, 0, x.rows, stream);
+        // Summed in row order: the same loss every run.
+        double sum = 0;
+        for (float loss : perRow) {
+            sum += loss;
+        }
+        return (float) (sum / x.rows);
+    }
+
+    /** Queues the losses of the rows of x (and the gradient into d, if not null) into the per-row results. */
+    private DeviceBuffer queueCrossEntropy(DeviceTensor x, DeviceTensor d, DeviceBuffer ids, float gradientScale) {
         DeviceBuffer losses = rowResults(x.rows);
         launchRowBlocks(
                 "cross_entropy_rows",
@@ -1005,14 +1061,167 @@ public final class CudaBackend implements Backend {
                 d == null ? 0 : 1,
                 gradientScale / x.rows,
                 losses);
-        float[] perRow = new float[x.rows];
-        losses.copyToAsync(0, perRow, 0, x.rows, stream);
-        // Summed in row order: the same loss every run.
-        double sum = 0;
-        for (float loss : perRow) {
-            sum += loss;
+        return losses;
+    }
+
+    /** A training step's totals in device memory: {@code [norm, clip factor, (loss, correct) per micro-batch]}. */
+    private final class DeviceStepTotals implements StepTotals {
+        private final int microBatches;
+        private final long generation;
+        private boolean clipped;
+
+        DeviceStepTotals(int microBatches, long generation) {
+            this.microBatches = microBatches;
+            this.generation = generation;
         }
-        return (float) (sum / x.rows);
+
+        @Override
+        public StepValues read() {
+            current(this);
+            float[] values = new float[2 + 2 * microBatches];
+            onDevice();
+            stepValues.copyToAsync(0, values, 0, values.length, stream);
+            float[] losses = new float[microBatches];
+            long[] correct = new long[microBatches];
+            for (int i = 0; i < microBatches; i++) {
+                losses[i] = values[2 + 2 * i];
+                correct[i] = Float.floatToRawIntBits(values[3 + 2 * i]);
+            }
+            return new StepValues(losses, correct, clipped ? values[0] : Float.NaN);
+        }
+
+        CudaBackend owner() {
+            return CudaBackend.this;
+        }
+
+        @Override
+        public String toString() {
+            return "step totals of " + CudaBackend.this;
+        }
+    }
+
+    /** Totals of this backend's current step, checked to have micro-batch {@code microBatch}. */
+    private DeviceStepTotals current(StepTotals totals, int microBatch) {
+        DeviceStepTotals t = current(totals);
+        Objects.checkIndex(microBatch, t.microBatches);
+        return t;
+    }
+
+    private DeviceStepTotals current(StepTotals totals) {
+        if (!(Objects.requireNonNull(totals, "totals") instanceof DeviceStepTotals t) || t.owner() != this) {
+            throw new IllegalArgumentException("totals (" + totals + ") must come from this backend");
+        }
+        if (t.generation != stepGeneration) {
+            throw new IllegalStateException("totals (" + totals + ") are from an earlier step: each stepTotals call"
+                    + " starts anew in the same device memory");
+        }
+        ensureOpen();
+        return t;
+    }
+
+    /** Starts a step's totals in device memory, zeroed: the host reads them once, at {@link StepTotals#read()}. */
+    @Override
+    public StepTotals stepTotals(int microBatches) {
+        if (microBatches < 1) {
+            throw new IllegalArgumentException("microBatches (" + microBatches + ") must be >= 1");
+        }
+        onDevice();
+        int floats = 2 + 2 * microBatches;
+        if (stepValues == null || stepValues.length() < floats) {
+            stepValues = newBuffer(floats, "a training step's totals");
+        }
+        launchRows("zero_matrix", 1, floats, stepValues, 0L, floats, 1, floats);
+        return new DeviceStepTotals(microBatches, ++stepGeneration);
+    }
+
+    /** Queues the correct count, then the loss and gradient, and their totals: nothing comes back to the host. */
+    @Override
+    public void crossEntropy(
+            Tensor logits,
+            int[] targets,
+            int offset,
+            Tensor dlogits,
+            float gradientScale,
+            StepTotals totals,
+            int microBatch) {
+        current(totals, microBatch);
+        DeviceTensor x = device("logits", logits);
+        DeviceTensor d = dlogits == null ? null : device("dlogits", dlogits);
+        if (d != null) {
+            TensorChecks.sameShape("dlogits", d, "logits", x);
+        }
+        checkArgmaxColumns(x);
+        DeviceBuffer ids = ids("targets", targets, offset, x.rows, "logits.cols", x.cols);
+        if (x.rows == 0) {
+            return;
+        }
+        if (bestColumns == null || bestColumns.length() < x.rows) {
+            bestColumns = newBuffer(Math.max(x.rows, 64), "each row's argmax");
+        }
+        launchRowBlocks("argmax_rows", x.rows, x.cols, x, x.rows, x.cols, bestColumns);
+        DeviceBuffer losses = queueCrossEntropy(x, d, ids, gradientScale);
+        launch(
+                "step_totals",
+                Dim3.of(1),
+                Dim3.of(1),
+                0,
+                losses,
+                bestColumns,
+                ids,
+                x.rows,
+                stepValues,
+                2 + 2 * microBatch);
+    }
+
+    /** The partial sums of every gradient into one buffer, then the norm and the clipping factor, on the device. */
+    @Override
+    public void clipGradients(List<Tensor> gradients, float maxNorm, StepTotals totals) {
+        DeviceStepTotals t = current(totals);
+        List<DeviceTensor> tensors = new ArrayList<>(gradients.size());
+        long pairs = 0;
+        for (Tensor g : gradients) {
+            DeviceTensor d = device("gradient", g);
+            tensors.add(d);
+            pairs += squareBlocks(d);
+        }
+        if (pairs > Integer.MAX_VALUE / 2) {
+            throw new IllegalArgumentException(
+                    "gradients (" + pairs * SQUARES_SPAN + " values) are too many to sum" + " on the CUDA backend");
+        }
+        DeviceBuffer partials = rowResults((int) Math.max(1, 2 * pairs));
+        long at = 0;
+        for (DeviceTensor d : tensors) {
+            long blocks = squareBlocks(d);
+            if (blocks > 0) {
+                launch(
+                        "sum_of_squares_partials",
+                        Dim3.of((int) blocks),
+                        Dim3.of(BLOCK),
+                        0,
+                        d,
+                        d.rows,
+                        d.cols,
+                        partials,
+                        2 * at);
+            }
+            at += blocks;
+        }
+        launch("clip_gradients", Dim3.of(1), Dim3.of(1), 0, partials, (int) pairs, maxNorm, stepValues);
+        t.clipped = true;
+    }
+
+    private static long squareBlocks(DeviceTensor t) {
+        return (t.size() + SQUARES_SPAN - 1) / SQUARES_SPAN;
+    }
+
+    /** AdamW with the clipping factor {@link #clipGradients} left on the device; the kernel skips a non-finite one. */
+    @Override
+    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep hyper, StepTotals totals) {
+        DeviceStepTotals t = current(totals);
+        if (!t.clipped) {
+            throw new IllegalStateException("clipGradients must come before adamw with a step's totals");
+        }
+        queueAdamw(param, grad, m, v, hyper, stepValues);
     }
 
     @Override
@@ -1031,13 +1240,7 @@ public final class CudaBackend implements Backend {
 
     /** Each row's argmax column, read back. */
     private float[] argmaxRows(DeviceTensor x) {
-        if (x.cols < 1) {
-            throw new IllegalArgumentException("cols (0) must be >= 1 for an argmax");
-        }
-        if (x.cols > MAX_EXACT_ID) {
-            throw new IllegalArgumentException("cols (" + x.cols + ") must be <= " + MAX_EXACT_ID
-                    + " on the CUDA backend, which returns columns as floats");
-        }
+        checkArgmaxColumns(x);
         float[] best = new float[x.rows];
         if (x.rows == 0) {
             return best;
@@ -1046,6 +1249,16 @@ public final class CudaBackend implements Backend {
         launchRowBlocks("argmax_rows", x.rows, x.cols, x, x.rows, x.cols, result);
         result.copyToAsync(0, best, 0, x.rows, stream);
         return best;
+    }
+
+    private static void checkArgmaxColumns(DeviceTensor x) {
+        if (x.cols < 1) {
+            throw new IllegalArgumentException("cols (0) must be >= 1 for an argmax");
+        }
+        if (x.cols > MAX_EXACT_ID) {
+            throw new IllegalArgumentException("cols (" + x.cols + ") must be <= " + MAX_EXACT_ID
+                    + " on the CUDA backend, which returns columns as floats");
+        }
     }
 
     /** A scratch buffer of at least {@code count} floats for per-row results, grown on demand. */
@@ -1074,7 +1287,7 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("tensor (" + t + ") is too large to sum on the CUDA backend");
         }
         DeviceBuffer partials = rowResults((int) (2 * blocks));
-        launch("sum_of_squares_partials", Dim3.of((int) blocks), Dim3.of(BLOCK), 0, t, t.rows, t.cols, partials);
+        launch("sum_of_squares_partials", Dim3.of((int) blocks), Dim3.of(BLOCK), 0, t, t.rows, t.cols, partials, 0L);
         float[] parts = new float[(int) (2 * blocks)];
         partials.copyToAsync(0, parts, 0, parts.length, stream);
         // The blocks' sums, each a float pair, added in block order.
@@ -1087,6 +1300,11 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep hyper) {
+        queueAdamw(param, grad, m, v, hyper, null);
+    }
+
+    /** AdamW with {@code hyper.gradScale()}, or with the clipping factor at element 1 of {@code scaleSource}. */
+    private void queueAdamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep hyper, DeviceBuffer scaleSource) {
         DeviceTensor p = device("param", param);
         DeviceTensor g = device("grad", grad);
         DeviceTensor first = device("m", m);
@@ -1130,7 +1348,9 @@ public final class CudaBackend implements Backend {
                 hyper.weightDecay(),
                 (float) (1 / (1 - Math.pow(hyper.beta1(), hyper.step()))),
                 (float) (1 / (1 - Math.pow(hyper.beta2(), hyper.step()))),
-                hyper.gradScale());
+                hyper.gradScale(),
+                scaleSource == null ? p.buffer : scaleSource,
+                scaleSource == null ? 0 : 1);
     }
 
     @Override

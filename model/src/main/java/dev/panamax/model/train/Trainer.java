@@ -69,6 +69,10 @@ public final class Trainer {
     private final List<Parameters.Spec> specs;
     private final Map<String, Tensor> weights = new LinkedHashMap<>();
     private final Map<String, Tensor> gradients = new LinkedHashMap<>();
+
+    /** The gradients in {@link Parameters} order, the order their norm adds them in. */
+    private final List<Tensor> gradientList = new ArrayList<>();
+
     private final Map<String, Tensor> firstMoments = new LinkedHashMap<>();
     private final Map<String, Tensor> secondMoments = new LinkedHashMap<>();
     private final Network network;
@@ -128,6 +132,7 @@ public final class Trainer {
         for (Parameters.Spec spec : specs) {
             weights.put(spec.name(), backend.allocate(spec.rows(), spec.cols()));
             gradients.put(spec.name(), backend.allocateTrainingState(spec.rows(), spec.cols()));
+            gradientList.add(gradients.get(spec.name()));
             firstMoments.put(spec.name(), backend.allocateTrainingState(spec.rows(), spec.cols()));
             secondMoments.put(spec.name(), backend.allocateTrainingState(spec.rows(), spec.cols()));
         }
@@ -378,7 +383,9 @@ public final class Trainer {
         zeroGradients();
         System.arraycopy(inputs, 0, this.inputs, 0, rows);
         System.arraycopy(targets, 0, this.targets, 0, rows);
-        return forwardBackward(options.batchSize(), 1f)[0];
+        Backend.StepTotals totals = backend.stepTotals(1);
+        forwardBackward(options.batchSize(), 1f, totals, 0);
+        return totals.read().losses()[0];
     }
 
     private void checkTokens(String name, int[] tokens) {
@@ -458,26 +465,15 @@ public final class Trainer {
         }
         long start = System.nanoTime();
         zeroGradients();
-        double loss = 0;
-        long correct = 0;
+        // Losses, counts, the norm and the clipping factor stay on the backend until the one read below.
+        Backend.StepTotals totals = backend.stepTotals(micro);
         for (int m = 0; m < micro; m++) {
             for (int s = 0; s < b; s++) {
                 data.window(false, windows[m * b + s], inputs, targets, s * options.seqLen());
             }
-            float[] result = forwardBackward(b, 1f / micro);
-            loss += result[0];
-            correct += (long) result[1];
+            forwardBackward(b, 1f / micro, totals, m);
         }
-        double squares = 0;
-        for (Parameters.Spec spec : specs) {
-            squares += backend.sumOfSquares(gradients.get(spec.name()));
-        }
-        float norm = (float) Math.sqrt(squares);
-        if (!Float.isFinite(norm)) {
-            throw new IllegalStateException("training diverged at step " + (step + 1) + ": the gradient norm is " + norm
-                    + " (mean loss " + loss / micro + "); lower the learning rate");
-        }
-        float scale = options.gradClip() > 0 && norm > options.gradClip() ? options.gradClip() / norm : 1f;
+        backend.clipGradients(gradientList, options.gradClip(), totals);
         int next = step + 1;
         float rate = options.learningRate(next, Math.max(totalSteps, next));
         for (Parameters.Spec spec : specs) {
@@ -494,7 +490,21 @@ public final class Trainer {
                             options.epsilon(),
                             spec.kind().decayed() ? options.weightDecay() : 0f,
                             next,
-                            scale));
+                            1f),
+                    totals);
+        }
+        Backend.StepValues values = totals.read();
+        double loss = 0;
+        long correct = 0;
+        for (int m = 0; m < micro; m++) {
+            loss += values.losses()[m];
+            correct += values.correct()[m];
+        }
+        float norm = values.norm();
+        if (!Float.isFinite(norm)) {
+            // adamw left everything unchanged when the norm was not finite.
+            throw new IllegalStateException("training diverged at step " + (step + 1) + ": the gradient norm is " + norm
+                    + " (mean loss " + loss / micro + "); lower the learning rate");
         }
         step = next;
         double seconds = (System.nanoTime() - start) / 1e9;
@@ -518,15 +528,12 @@ public final class Trainer {
 
     /**
      * Forward and backward over the first {@code sequences} windows in {@link #inputs}: adds the gradient of
-     * {@code gradientScale ×} the mean loss to the gradient tensors.
-     *
-     * @return {mean loss, correct predictions}
+     * {@code gradientScale ×} the mean loss to the gradient tensors. The mean loss and the correct predictions go into {@code totals} as micro-batch {@code microBatch}'s.
      */
-    private float[] forwardBackward(int sequences, float gradientScale) {
+    private void forwardBackward(int sequences, float gradientScale, Backend.StepTotals totals, int microBatch) {
         int n = sequences * options.seqLen();
         Tensor out = forward(sequences);
-        int correct = backend.countCorrect(out, targets, 0);
-        float loss = backend.crossEntropy(out, targets, 0, out, gradientScale);
+        backend.crossEntropy(out, targets, 0, out, gradientScale, totals, microBatch);
         Tensor d = dx.rows(0, n);
         network.headBackward(
                 gradientNetwork,
@@ -548,7 +555,6 @@ public final class Trainer {
                     scratch);
         }
         network.embedBackward(gradientNetwork, inputs, 0, sequences, d);
-        return new float[] {loss, correct};
     }
 
     /** The forward pass over the first {@code sequences} windows in {@link #inputs}; returns their logits. */
