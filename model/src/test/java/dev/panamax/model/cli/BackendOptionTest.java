@@ -12,6 +12,8 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** {@code panamax generate --backend}: which backend runs, what it says about why, and the errors. */
 class BackendOptionTest {
@@ -67,12 +69,13 @@ class BackendOptionTest {
         assertEquals("", cli.out());
     }
 
-    /** A model trained on the emulated CUDA backend generates the same greedy ids on either backend. */
-    @Test
-    void aRunTrainedOnTheEmulatedDeviceGeneratesTheSameOnBoth() throws Exception {
+    /** A model trained on either backend generates the same greedy ids on both. */
+    @ParameterizedTest
+    @ValueSource(strings = {"emulated", "cpu"})
+    void aRunTrainedOnOneBackendGeneratesTheSameOnBoth(String trainedOn) throws Exception {
         EmulatedBackends.require();
         Path data = CliFixtures.trainingText(dir);
-        Path run = dir.resolve("run");
+        Path run = dir.resolve("run-" + trainedOn);
         String[] train = {
             "train",
             "--data",
@@ -86,10 +89,12 @@ class BackendOptionTest {
             "--out",
             run.toString(),
             "--backend",
-            "emulated"
+            trainedOn
         };
         assertEquals(0, run(train), cli.err());
-        assertTrue(cli.err().startsWith("backend: CUDA on the emulated device"), cli.err());
+        if (trainedOn.equals("emulated")) {
+            assertTrue(cli.err().startsWith("backend: CUDA on the emulated device"), cli.err());
+        }
         String[] ids = new String[2];
         String[] backends = {"cpu", "emulated"};
         for (int i = 0; i < 2; i++) {
@@ -150,6 +155,21 @@ class BackendOptionTest {
                         "--precision",
                         "bf16"));
         assertTrue(cli.err().startsWith("panamax: --precision cannot change a resumed run"), cli.err());
+    }
+
+    /** {@code demo --backend}: the Backend operations on the emulated device, checked and timed next to the CPU's. */
+    @Test
+    void theDemoRunsTheBackendOperationsOnTheChosenBackend() throws Exception {
+        EmulatedBackends.require();
+        assertEquals(0, run("demo", "--backend", "emulated"), cli.out() + cli.err());
+        assertTrue(cli.err().startsWith("backend: CUDA on the emulated device"), cli.err());
+        assertTrue(
+                cli.out().startsWith("The Backend operations on CUDA backend on the emulated device, next to the CPU"),
+                cli.out());
+        for (String operation : new String[] {"matmul", "softmax", "attention"}) {
+            assertTrue(cli.out().matches("(?s).*\\n" + operation + " +\\S+ +[0-9.]+ +ok .*"), cli.out());
+        }
+        assertTrue(cli.out().contains("All operations match the reference."), cli.out());
     }
 
     @Test
