@@ -496,54 +496,51 @@ public final class CudaBackend implements Backend {
         onDevice();
         Transpose opA = transA ? Transpose.TRANSPOSE : Transpose.NO_TRANSPOSE;
         Transpose opB = transB ? Transpose.TRANSPOSE : Transpose.NO_TRANSPOSE;
-        switch (precision) {
-            case FP32 -> fp32Gemm(opA, opB, m, n, k, a, b, beta, c);
-            case TF32 ->
-                cublas.gemmEx(
-                        Cublas.ComputeType.FP32_FAST_TF32,
-                        opA,
-                        opB,
-                        m,
-                        n,
-                        k,
-                        1f,
-                        a.buffer,
-                        a.offset,
-                        Math.max(1, a.ld),
-                        b.buffer,
-                        b.offset,
-                        Math.max(1, b.ld),
-                        beta,
-                        c.buffer,
-                        c.offset,
-                        Math.max(1, c.ld));
-            case BF16 -> {
-                // Stored shapes: A is m × k (k × m transposed), B k × n (n × k); each is rounded into a dense copy.
-                int aRows = transA ? k : m;
-                int aCols = transA ? m : k;
-                int bRows = transB ? n : k;
-                int bCols = transB ? k : n;
-                DeviceBuffer a16 = toBfloat16(0, a, aRows, aCols);
-                DeviceBuffer b16 = toBfloat16(1, b, bRows, bCols);
-                cublas.gemmEx(
-                        opA,
-                        opB,
-                        m,
-                        n,
-                        k,
-                        1f,
-                        a16,
-                        0,
-                        Math.max(1, aCols),
-                        b16,
-                        0,
-                        Math.max(1, bCols),
-                        beta,
-                        c.buffer,
-                        c.offset,
-                        Math.max(1, c.ld));
-            }
+        if (precision != MatmulPrecision.BF16) {
+            cublas.gemmEx(
+                    precision == MatmulPrecision.TF32 ? Cublas.ComputeType.FP32_FAST_TF32 : Cublas.ComputeType.FP32,
+                    opA,
+                    opB,
+                    m,
+                    n,
+                    k,
+                    1f,
+                    a.buffer,
+                    a.offset,
+                    Math.max(1, a.ld),
+                    b.buffer,
+                    b.offset,
+                    Math.max(1, b.ld),
+                    beta,
+                    c.buffer,
+                    c.offset,
+                    Math.max(1, c.ld));
+            return;
         }
+        // Stored shapes: A is m × k (k × m transposed), B k × n (n × k); each is rounded into a dense copy.
+        int aRows = transA ? k : m;
+        int aCols = transA ? m : k;
+        int bRows = transB ? n : k;
+        int bCols = transB ? k : n;
+        DeviceBuffer a16 = toBfloat16(0, a, aRows, aCols);
+        DeviceBuffer b16 = toBfloat16(1, b, bRows, bCols);
+        cublas.gemmEx(
+                opA,
+                opB,
+                m,
+                n,
+                k,
+                1f,
+                a16,
+                0,
+                Math.max(1, aCols),
+                b16,
+                0,
+                Math.max(1, bCols),
+                beta,
+                c.buffer,
+                c.offset,
+                Math.max(1, c.ld));
     }
 
     /** {@code rows × cols} of {@code t} rounded to bfloat16 into the dense scratch operand {@code slot}. */
@@ -556,35 +553,6 @@ public final class CudaBackend implements Backend {
         }
         launchRows("to_bfloat16", rows, cols, t.buffer, t.offset, t.ld, scratch, rows, cols);
         return scratch;
-    }
-
-    private void fp32Gemm(
-            Transpose opA,
-            Transpose opB,
-            int m,
-            int n,
-            int k,
-            DeviceTensor a,
-            DeviceTensor b,
-            float beta,
-            DeviceTensor c) {
-        cublas.sgemm(
-                opA,
-                opB,
-                m,
-                n,
-                k,
-                1f,
-                a.buffer,
-                a.offset,
-                Math.max(1, a.ld),
-                b.buffer,
-                b.offset,
-                Math.max(1, b.ld),
-                beta,
-                c.buffer,
-                c.offset,
-                Math.max(1, c.ld));
     }
 
     @Override
