@@ -8,7 +8,7 @@
 #                                there: the parts in order, all three by default. Results go to $OUT (or bench/gpu/out).
 #     tests  the cuda-bindings tests, the `gpu` ones included (Panamax's kernels through CudaKernel, next to the same
 #            kernels on the emulated device), and the model's GpuTransformerTest (CudaBackend on the GPU against the
-#            CPU backend): tests.txt, model-tests.txt
+#            CPU backend) and GpuPrecisionTest (its TF32 and BF16 products against float64): tests.txt, model-tests.txt
 #     gemm   GEMM through Panamax's cuBLAS binding next to torch.matmul on the same shapes, FP32 and BF16,
 #            n = 1024…8192, and the per-call overhead of small products: panamax.csv, torch.csv, gemm.md
 #     model  a GPT-2 124M training step (batch 8 × 1024) on CudaBackend next to PyTorch eager doing the same step, at
@@ -100,7 +100,8 @@ tests() {
         status=1
     (cd "$root/model" && "$java" "${flags[@]}" -jar "$lib"/junit-platform-console-standalone-*.jar execute \
         --class-path "$lib/model.jar:$lib/model-tests.jar:$lib/cuda-bindings.jar:$lib/kernels.jar:$lib/kernels-tests.jar" \
-        --select-class dev.panamax.model.generate.GpuTransformerTest --details=tree --disable-banner) 2>&1 |
+        --select-class dev.panamax.model.generate.GpuTransformerTest \
+        --select-class dev.panamax.model.backend.GpuPrecisionTest --details=tree --disable-banner) 2>&1 |
         tee "$out/model-tests.txt" || status=1
     return $status
 }
