@@ -45,6 +45,18 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * Bytes this backend allocates besides its tensors to multiply operands of at most {@code largestOperand} floats:
+     * a device backend whose products take bfloat16 inputs rounds each operand into scratch memory that grows to the
+     * largest. Part of what a model or trainer checks before it allocates.
+     *
+     * @param largestOperand the most floats of any operand of {@link #matmul} or {@link #matmulBackward}
+     * @return the bytes, 0 for a backend that multiplies its tensors in place
+     */
+    default long productScratchBytes(long largestOperand) {
+        return 0;
+    }
+
+    /**
      * How {@link #matmul} and {@link #matmulBackward} round their inputs.
      *
      * @return the precision chosen when the backend was created; {@link MatmulPrecision#FP32} unless it says otherwise

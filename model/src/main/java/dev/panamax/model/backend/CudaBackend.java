@@ -354,6 +354,14 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /** With BF16 products, the two operands' rounded copies ({@link #toBfloat16}); nothing otherwise. */
+    @Override
+    public long productScratchBytes(long largestOperand) {
+        return precision == MatmulPrecision.BF16
+                ? new MemorySize().add(largestOperand, 1).bytes() // two bfloat16 copies: the bytes of one float copy
+                : 0;
+    }
+
     /** Weights and rotary tables are copied to the device. */
     @Override
     public boolean copiesWeights() {
@@ -363,6 +371,23 @@ public final class CudaBackend implements Backend {
     /** A device buffer of {@code floats}, refused with the sizes when it would take the device past its memory. */
     private DeviceBuffer newBuffer(long floats, String what) {
         return newBuffer(ElementType.FLOAT, floats, what);
+    }
+
+    /**
+     * A scratch buffer of at least {@code count} elements: {@code current} when it is large enough, else a new one (of
+     * at least 64) that replaces it, the old one freed, so a scratch buffer takes only its largest size. Freeing waits
+     * for the work queued on the old one, as {@code cudaFree} does.
+     */
+    private DeviceBuffer scratch(DeviceBuffer current, ElementType type, long count, String what) {
+        if (current != null && current.length() >= count) {
+            return current;
+        }
+        if (current != null) {
+            buffers.remove(current);
+            allocatedBytes -= current.byteSize();
+            current.close();
+        }
+        return newBuffer(type, Math.max(count, 64), what);
     }
 
     private DeviceBuffer newBuffer(ElementType type, long count, String what) {
@@ -468,7 +493,7 @@ public final class CudaBackend implements Backend {
     /** A {@code [1, count]} row of ones, grown on demand. */
     private DeviceTensor ones(int count) {
         if (ones == null || ones.length() < count) {
-            ones = newBuffer(count, "a row of " + count + " ones");
+            ones = scratch(ones, ElementType.FLOAT, count, "a row of " + count + " ones");
             float[] values = new float[count];
             java.util.Arrays.fill(values, 1f);
             ones.copyFromAsync(0, values, 0, count, stream);
@@ -546,13 +571,11 @@ public final class CudaBackend implements Backend {
     /** {@code rows × cols} of {@code t} rounded to bfloat16 into the dense scratch operand {@code slot}. */
     private DeviceBuffer toBfloat16(int slot, DeviceTensor t, int rows, int cols) {
         long count = (long) rows * cols;
-        DeviceBuffer scratch = bfloat16Operands[slot];
-        if (scratch == null || scratch.length() < count) {
-            scratch = newBuffer(ElementType.BFLOAT16, Math.max(count, 64), "a product's operand in bfloat16");
-            bfloat16Operands[slot] = scratch;
-        }
-        launchRows("to_bfloat16", rows, cols, t.buffer, t.offset, t.ld, scratch, rows, cols);
-        return scratch;
+        DeviceBuffer operand =
+                scratch(bfloat16Operands[slot], ElementType.BFLOAT16, count, "a product's operand in bfloat16");
+        bfloat16Operands[slot] = operand;
+        launchRows("to_bfloat16", rows, cols, t.buffer, t.offset, t.ld, operand, rows, cols);
+        return operand;
     }
 
     @Override
@@ -846,9 +869,7 @@ public final class CudaBackend implements Backend {
         }
         onDevice();
         long deltaFloats = (long) query.rows * heads;
-        if (attentionDelta == null || attentionDelta.length() < deltaFloats) {
-            attentionDelta = newBuffer(deltaFloats, "attention's backward deltas");
-        }
+        attentionDelta = scratch(attentionDelta, ElementType.FLOAT, deltaFloats, "attention's backward deltas");
         launchRows("attention_backward_delta", query.rows, heads, o, dO, query.rows, heads, hd, attentionDelta);
         float scale = (float) (1 / Math.sqrt(hd));
         int blocks = (a.queries() + ATTENTION_WARPS - 1) / ATTENTION_WARPS;
@@ -1095,9 +1116,7 @@ public final class CudaBackend implements Backend {
         }
         onDevice();
         int floats = 2 + 2 * microBatches;
-        if (stepValues == null || stepValues.length() < floats) {
-            stepValues = newBuffer(floats, "a training step's totals");
-        }
+        stepValues = scratch(stepValues, ElementType.FLOAT, floats, "a training step's totals");
         launchRows("zero_matrix", 1, floats, stepValues, 0L, floats, 1, floats);
         return new DeviceStepTotals(microBatches, ++stepGeneration);
     }
@@ -1123,9 +1142,7 @@ public final class CudaBackend implements Backend {
         if (x.rows == 0) {
             return;
         }
-        if (bestColumns == null || bestColumns.length() < x.rows) {
-            bestColumns = newBuffer(Math.max(x.rows, 64), "each row's argmax");
-        }
+        bestColumns = scratch(bestColumns, ElementType.FLOAT, x.rows, "each row's argmax");
         launchRowBlocks("argmax_rows", x.rows, x.cols, x, x.rows, x.cols, bestColumns);
         DeviceBuffer losses = queueCrossEntropy(x, d, ids, gradientScale);
         launch(
@@ -1232,9 +1249,7 @@ public final class CudaBackend implements Backend {
     /** A scratch buffer of at least {@code count} floats for per-row results, grown on demand. */
     private DeviceBuffer rowResults(int count) {
         onDevice();
-        if (rowResults == null || rowResults.length() < count) {
-            rowResults = newBuffer(Math.max(count, 64), "per-row results");
-        }
+        rowResults = scratch(rowResults, ElementType.FLOAT, count, "per-row results");
         return rowResults;
     }
 
@@ -1486,9 +1501,7 @@ public final class CudaBackend implements Backend {
             ids[i] = id;
         }
         onDevice();
-        if (tokens == null || tokens.length() < count) {
-            tokens = newBuffer(Math.max(count, 64), "token ids");
-        }
+        tokens = scratch(tokens, ElementType.FLOAT, count, "token ids");
         tokens.copyFromAsync(0, ids, 0, count, stream);
         return tokens;
     }

@@ -107,6 +107,10 @@ public final class Transformer {
                     .add(1, config.parameterCount())
                     .add(Parameters.rotaryFloats(config, contextLength), 1)
                     .add(1, bytes / Float.BYTES)
+                    .add(
+                            1,
+                            backend.productScratchBytes(Parameters.largestProductOperand(config, maxBatch))
+                                    / Float.BYTES)
                     .bytes();
         }
         backend.requireMemory(purpose, bytes);

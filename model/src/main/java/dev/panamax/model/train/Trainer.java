@@ -115,6 +115,10 @@ public final class Trainer {
                         ? onBackend(config, options)
                                 // The weights' network and the gradients' each build rotary tables.
                                 .add(2, Parameters.rotaryFloats(config, options.seqLen()))
+                                .add(
+                                        1,
+                                        backend.productScratchBytes(Parameters.largestProductOperand(config, tokens))
+                                                / Float.BYTES)
                                 .bytes()
                         : memoryBytes(config, options));
         this.backend = backend;

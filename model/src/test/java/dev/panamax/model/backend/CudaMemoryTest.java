@@ -12,6 +12,7 @@ import dev.panamax.model.io.Llama2cCheckpoint;
 import dev.panamax.model.nn.ModelConfig;
 import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.nn.Parameters;
+import dev.panamax.model.train.TokenDataset;
 import dev.panamax.model.train.Trainer;
 import dev.panamax.model.train.TrainingOptions;
 import java.io.IOException;
@@ -47,7 +48,11 @@ class CudaMemoryTest {
      * other tests' live buffers hold plus {@code free}. Checks that the backend holds nothing when {@code body} throws.
      */
     private static <T> T withFree(long free, Function<CudaBackend, T> body) {
-        return EmulatedBackends.run(0, b -> {
+        return withFree(free, MatmulPrecision.FP32, body);
+    }
+
+    private static <T> T withFree(long free, MatmulPrecision precision, Function<CudaBackend, T> body) {
+        return EmulatedBackends.run(0, Long.MAX_VALUE, precision, b -> {
             long total = Cuda.memory().totalBytes();
             long held = total - Cuda.memory().freeBytes();
             System.setProperty(Cuda.EMULATED_MEMORY_PROPERTY, Long.toString(held + free));
@@ -150,6 +155,41 @@ class CudaMemoryTest {
                                 "training LLAMA (" + LLAMA.parameterCount() + " parameters, 2 layers:"
                                         + " weights, gradients, AdamW moments and activations) on micro-batches of 2 × 16 tokens needs "),
                 e.getMessage());
+    }
+
+    /**
+     * With BF16 products the estimate adds the two rounded operands' scratch (the largest operand, the logits'
+     * gradient here, in bfloat16 twice): one byte less is refused before anything is allocated, and what a training
+     * step allocates beyond the same step at FP32 stays within that addition.
+     */
+    @Test
+    void bf16TrainingCountsTheRoundedOperands() {
+        long fp32 = withFree(Long.MAX_VALUE / 4, b -> {
+            Trainer.create(b, LLAMA, TRAINING, 1);
+            return b.allocatedBytes();
+        });
+        long scratch = Parameters.largestProductOperand(LLAMA, 2 * 16) * 2 * 2;
+        long bf16 = fp32 + scratch;
+        InsufficientMemoryException e = assertThrows(
+                InsufficientMemoryException.class,
+                () -> withFree(bf16 - 1, MatmulPrecision.BF16, b -> Trainer.create(b, LLAMA, TRAINING, 1)));
+        assertEquals(bf16, e.needed());
+        int[] tokens = new int[200];
+        for (int i = 0; i < tokens.length; i++) {
+            tokens[i] = i * 7 % LLAMA.vocabSize();
+        }
+        TokenDataset data = new TokenDataset(tokens, LLAMA.vocabSize(), 16, 0);
+        long[] afterStep = new long[2];
+        for (MatmulPrecision precision : new MatmulPrecision[] {MatmulPrecision.FP32, MatmulPrecision.BF16}) {
+            afterStep[precision == MatmulPrecision.FP32 ? 0 : 1] = withFree(Long.MAX_VALUE / 4, precision, b -> {
+                Trainer.create(b, LLAMA, TRAINING, 1).trainStep(data, new int[] {0, 1});
+                return b.allocatedBytes();
+            });
+        }
+        assertTrue(
+                afterStep[1] - afterStep[0] <= scratch,
+                "BF16 allocated " + (afterStep[1] - afterStep[0]) + " bytes more, " + scratch + " estimated");
+        assertTrue(afterStep[1] > afterStep[0], "BF16 rounds its operands into scratch memory");
     }
 
     @Test
