@@ -8,12 +8,13 @@
 #                                there: the parts in order, all three by default. Results go to $OUT (or bench/gpu/out).
 #     tests  the cuda-bindings tests, the `gpu` ones included (Panamax's kernels through CudaKernel, next to the same
 #            kernels on the emulated device), and the model's GpuTransformerTest (CudaBackend on the GPU against the
-#            CPU backend): tests.txt, model-tests.txt
+#            CPU backend) and GpuPrecisionTest (its TF32 and BF16 products against float64): tests.txt, model-tests.txt
 #     gemm   GEMM through Panamax's cuBLAS binding next to torch.matmul on the same shapes, FP32 and BF16,
 #            n = 1024…8192, and the per-call overhead of small products: panamax.csv, torch.csv, gemm.md
-#     model  a GPT-2 124M training step (batch 8 × 1024, FP32) on CudaBackend next to PyTorch eager doing the same step,
-#            and greedy decode of the llama2.c 110M shape next to a PyTorch loop, on the same weights: model-*.txt
-#            (each program's output), model.csv, model.md
+#     model  a GPT-2 124M training step (batch 8 × 1024) on CudaBackend next to PyTorch eager doing the same step, at
+#            each products' precision in $CHECK_PRECISIONS (default "fp32 tf32 bf16": FP32, TF32 inputs, BF16 inputs
+#            with FP32 accumulation, on both sides), and greedy decode (FP32) of the llama2.c 110M shape next to a
+#            PyTorch loop, on the same weights: model-*.txt (each program's output), model.csv, model.md
 #   CHECK_TINY=1 bench/gpu/check.sh run model
 #                                here: the model part at its tiny shapes on the emulated device and PyTorch's CPU, to
 #                                check the script without a GPU (python3 must have torch)
@@ -99,7 +100,8 @@ tests() {
         status=1
     (cd "$root/model" && "$java" "${flags[@]}" -jar "$lib"/junit-platform-console-standalone-*.jar execute \
         --class-path "$lib/model.jar:$lib/model-tests.jar:$lib/cuda-bindings.jar:$lib/kernels.jar:$lib/kernels-tests.jar" \
-        --select-class dev.panamax.model.generate.GpuTransformerTest --details=tree --disable-banner) 2>&1 |
+        --select-class dev.panamax.model.generate.GpuTransformerTest \
+        --select-class dev.panamax.model.backend.GpuPrecisionTest --details=tree --disable-banner) 2>&1 |
         tee "$out/model-tests.txt" || status=1
     return $status
 }
@@ -147,10 +149,18 @@ model() {
     local weights
     weights=$(mktemp "${TMPDIR:-/tmp}/panamax-check-llama-XXXXXX.bin")
     local status=0
-    benchmark model-train-panamax.txt 240 "$java" "${flags[@]}" -cp "$cp" dev.panamax.bench.GpuTrainStep \
-        --backend "$backend" "${shape[@]}" "${train_steps[@]}" || status=1
-    benchmark model-train-torch.txt 150 python3 "$root/bench/gpu/torch_train_step.py" \
-        --device "$device" "${shape[@]}" "${train_steps[@]}" || status=1
+    local precision
+    for precision in ${CHECK_PRECISIONS:-fp32 tf32 bf16}; do
+        case $precision in
+            fp32 | tf32 | bf16) ;;
+            *) echo "check.sh: CHECK_PRECISIONS holds $precision; the precisions are fp32, tf32 and bf16" >&2; return 2 ;;
+        esac
+        benchmark "model-train-panamax-$precision.txt" 180 "$java" "${flags[@]}" -cp "$cp" \
+            dev.panamax.bench.GpuTrainStep --backend "$backend" --precision "$precision" "${shape[@]}" \
+            "${train_steps[@]}" || status=1
+        benchmark "model-train-torch-$precision.txt" 100 python3 "$root/bench/gpu/torch_train_step.py" \
+            --device "$device" --precision "$precision" "${shape[@]}" "${train_steps[@]}" || status=1
+    done
     benchmark model-decode-panamax.txt 150 "$java" "${flags[@]}" -cp "$cp" dev.panamax.bench.GpuDecode \
         --backend "$backend" "${shape[@]}" "${decode_runs[@]}" --checkpoint "$weights" || status=1
     benchmark model-decode-torch.txt 120 python3 "$root/bench/gpu/torch_decode.py" \

@@ -1,6 +1,7 @@
 """The Markdown table of bench/gpu/check.sh's model part, from the outputs its four programs left in a folder.
 
-Reads model-{train,decode}-{panamax,torch}.txt: each program's CSV result line (WHO,BENCH,SHAPE,PRECISION,VALUE,UNIT),
+Reads model-{train,decode}-{panamax,torch}*.txt (the training step once per precision, model-train-WHO-PRECISION.txt):
+each program's CSV result line (WHO,BENCH,SHAPE,PRECISION,VALUE,UNIT),
 the lines saying where it ran, and the greedy tokens of the decode runs. Writes model.csv beside them and prints the
 table: Panamax's speed over PyTorch's (time ratio inverted for ms/step) next to the issue's target.
 """
@@ -11,9 +12,13 @@ TARGETS = {"train": 1.0, "decode": 1.5}  # Panamax's speed over PyTorch eager's,
 TITLES = {"train": "GPT-2 training step (fwd + bwd + clip + AdamW)", "decode": "greedy decode after a 16-token prefill"}
 
 
-def read(folder, name):
-    path = os.path.join(folder, name)
-    return open(path, encoding="utf-8", errors="replace").read().splitlines() if os.path.exists(path) else []
+def read(folder, prefix):
+    """The lines of every output file whose name starts with prefix, in name order."""
+    lines = []
+    for name in sorted(os.listdir(folder)):
+        if name.startswith(prefix) and name.endswith(".txt"):
+            lines += open(os.path.join(folder, name), encoding="utf-8", errors="replace").read().splitlines()
+    return lines
 
 
 def main(folder):
@@ -21,7 +26,7 @@ def main(folder):
     csv_lines = []
     for bench in ("train", "decode"):
         for who in ("panamax", "torch"):
-            for line in read(folder, f"model-{bench}-{who}.txt"):
+            for line in read(folder, f"model-{bench}-{who}"):
                 fields = line.split(",")
                 if len(fields) == 6 and fields[0] == who and fields[1] == bench:
                     csv_lines.append(line)
@@ -49,8 +54,10 @@ def main(folder):
                if not any(k[0] == b and k[3] == w for k in results)]
     if missing:
         print(f"\nNo result from: {', '.join(missing)} (see model-*.txt).")
-    print("\nTF32 and BF16 are not measured: CudaBackend offers FP32 matmul only (no precision choice yet); "
-          "PyTorch ran FP32 with allow_tf32 False.")
+    print("\nPrecision is that of the products only (Panamax's --precision; torch_train_step.py's docstring says how "
+          "PyTorch matches it): FP32; TF32 inputs (cuBLAS's FAST_TF32, PyTorch's allow_tf32); BF16 inputs rounded "
+          "to nearest even with FP32 accumulation (PyTorch also rounds each product's result to bfloat16). "
+          "Decode runs FP32.")
     if "panamax" in tokens and "torch" in tokens:
         a, b = tokens["panamax"], tokens["torch"]
         same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))

@@ -2,11 +2,20 @@
 
 One step, as Panamax's Trainer takes it: forward, cross-entropy (and the next-token accuracy Panamax also counts),
 backward, clipping of the global gradient norm at 1, AdamW (betas 0.9/0.95, eps 1e-8, weight decay 0.1 on matrices
-and embeddings only), the loss read back to the host. FP32 with TF32 off. GPT-2: learned positions, pre-LayerNorm
-blocks, causal attention through scaled_dot_product_attention (flash-style, as Panamax's), GELU with the tanh
-approximation, the classifier tied to the token embedding; initialised as GPT-2 is.
+and embeddings only), the loss read back to the host. GPT-2: learned positions, pre-LayerNorm blocks, causal attention
+through scaled_dot_product_attention (flash-style, as Panamax's), GELU with the tanh approximation, the classifier tied
+to the token embedding; initialised as GPT-2 is.
 
-usage: torch_train_step.py [--tiny] [--device cuda|cpu] [--steps N] [--warmup N]
+--precision, as Panamax's MatmulPrecision: the weights, activations, gradients and optimizer state stay FP32 and only
+the products' inputs are rounded. fp32: allow_tf32 off. tf32: torch.backends.cuda.matmul.allow_tf32 on, so cuBLAS
+rounds FP32 inputs to TF32 (as CUBLAS_COMPUTE_32F_FAST_TF32); on the GPU this also lets the FP32 attention's own
+products use TF32, where Panamax's attention kernels stay FP32. bf16: every linear layer and the tied classifier
+multiply their inputs and weights rounded to bfloat16 (round to nearest even, as Panamax's to_bfloat16) with FP32
+accumulation, and the result goes back to FP32 for the rest of the network; PyTorch rounds that result to bfloat16
+once on the way (a bf16 matmul returns bf16), Panamax keeps it FP32. Autocast is not used: it would also run attention
+and keep activations in bfloat16, a different computation.
+
+usage: torch_train_step.py [--tiny] [--device cuda|cpu] [--precision fp32|tf32|bf16] [--steps N] [--warmup N]
 """
 import argparse
 import math
@@ -24,16 +33,32 @@ SHAPES = {  # name (as GpuTrainStep prints it): layers, heads, channels, vocabul
 }
 
 
+BF16 = False  # set by main: products with bfloat16 inputs, FP32 everywhere else
+
+
+def linear(x, weight, bias=None):
+    """F.linear at the chosen precision: with BF16, inputs and weights rounded to bfloat16, the result back to FP32."""
+    if not BF16:
+        return F.linear(x, weight, bias)
+    y = F.linear(x.to(torch.bfloat16), weight.to(torch.bfloat16)).float()
+    return y if bias is None else y + bias
+
+
+class Linear(nn.Linear):
+    def forward(self, x):
+        return linear(x, self.weight, self.bias)
+
+
 class Block(nn.Module):
     def __init__(self, channels, heads):
         super().__init__()
         self.heads = heads
         self.ln_1 = nn.LayerNorm(channels, eps=1e-5)
-        self.c_attn = nn.Linear(channels, 3 * channels)
-        self.c_proj = nn.Linear(channels, channels)
+        self.c_attn = Linear(channels, 3 * channels)
+        self.c_proj = Linear(channels, channels)
         self.ln_2 = nn.LayerNorm(channels, eps=1e-5)
-        self.c_fc = nn.Linear(channels, 4 * channels)
-        self.mlp_proj = nn.Linear(4 * channels, channels)
+        self.c_fc = Linear(channels, 4 * channels)
+        self.mlp_proj = Linear(4 * channels, channels)
 
     def forward(self, x):
         b, t, c = x.shape
@@ -63,17 +88,20 @@ class Gpt2(nn.Module):
         x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
         for block in self.h:
             x = block(x)
-        return F.linear(self.ln_f(x), self.wte.weight)
+        return linear(self.ln_f(x), self.wte.weight)
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--tiny", action="store_true")
     p.add_argument("--device", default="cuda")
+    p.add_argument("--precision", choices=("fp32", "tf32", "bf16"), default="fp32")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
     a = p.parse_args()
-    torch.backends.cuda.matmul.allow_tf32 = False  # FP32, as CudaBackend's cuBLAS calls compute it
+    global BF16
+    BF16 = a.precision == "bf16"
+    torch.backends.cuda.matmul.allow_tf32 = a.precision == "tf32"
     torch.backends.cudnn.allow_tf32 = False
     name = "gpt2-tiny B2xT32" if a.tiny else "gpt2-124M B8xT1024"
     layers, heads, channels, vocab, context, batch, tokens = SHAPES[name]
@@ -88,7 +116,8 @@ def main():
     data = torch.randint(0, vocab, (a.warmup + a.steps, batch, tokens + 1), device=device)
     gpu = device.type == "cuda"
     where = torch.cuda.get_device_name(device) if gpu else "cpu"
-    print(f"torch {torch.__version__} on {where}: {name}, FP32 (allow_tf32 False), "
+    print(f"torch {torch.__version__} on {where}: {name}, {a.precision.upper()} products "
+          f"(allow_tf32 {torch.backends.cuda.matmul.allow_tf32}, bf16 linear inputs {BF16}), "
           f"{sum(w.numel() for w in model.parameters())} parameters", file=sys.stderr)
     millis = []
     for s in range(a.warmup + a.steps):
@@ -109,7 +138,7 @@ def main():
             millis.append(ms)
         print(f"step {s + 1}: loss {value:.4f}, {ms:.1f} ms{' (warm-up)' if s < a.warmup else ''}"
               f", accuracy {correct.item() / y.numel():.4f}", file=sys.stderr)
-    print(f"torch,train,{name},FP32,{statistics.median(millis):.3f},ms/step", flush=True)
+    print(f"torch,train,{name},{a.precision.upper()},{statistics.median(millis):.3f},ms/step", flush=True)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@
 
 #ifdef __CUDACC__
 
+#include <cuda_bf16.h>
+
 // A pointer into device (global) memory, as a kernel parameter or a local derived from one.
 template <class T>
 using global_ptr = T*;

@@ -1,6 +1,6 @@
 // The Transformer's kernels for the model's CudaBackend (dev.panamax.model.backend.CudaBackend): embedding, RMSNorm,
-// LayerNorm, RoPE, GELU, SwiGLU, residual add, temperature softmax, argmax, causal grouped-query attention, and the
-// training side: their backwards (but attention's), cross-entropy with its gradient, sum of squares and AdamW.
+// LayerNorm, RoPE, GELU, SwiGLU, residual add, temperature softmax, argmax, causal grouped-query attention, the
+// rounding of product operands to bfloat16, and the training side: their backwards (but attention's), cross-entropy with its gradient, sum of squares and AdamW.
 // Every matrix operand is (buffer, offset, ld): the element at row r, column c is buffer[offset + r·ld + c], so the
 // backend's views (rows and columns of a larger tensor) are passed without copies. Reductions run in a fixed order
 // (strided partial sums, then a tree in shared memory or a shuffle butterfly), never float atomics, so a launch gives
@@ -39,6 +39,21 @@ extern "C" __global__ void broadcast_row(global_ptr<const float> src, long long 
     }
 }
 PANAMAX_EXPORT(broadcast_row)
+
+// dst = src rounded to bfloat16 (to nearest even), a rows × cols matrix into a dense one (row stride cols): the
+// operands of a product with bfloat16 inputs; launched as add_matrix.
+extern "C" __global__ void to_bfloat16(global_ptr<const float> src, long long src_offset, int lds,
+        global_ptr<__nv_bfloat16> dst, int rows, int cols) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        dst[static_cast<long long>(r) * cols + c] =
+                __float2bfloat16_rn(src[src_offset + static_cast<long long>(r) * lds + c]);
+    }
+}
+PANAMAX_EXPORT(to_bfloat16)
 
 // y = 0 over a rows × cols matrix; launched as add_matrix.
 extern "C" __global__ void zero_matrix(global_ptr<float> y, long long y_offset, int ldy, int rows, int cols) {
@@ -328,7 +343,15 @@ PANAMAX_EXPORT(swiglu_backward)
 // v = β2·v + (1 - β2)·g², param -= lr·(m·c1 / (√(v·c2) + ε) + wd·param), c1 and c2 the bias corrections. Grid-stride.
 extern "C" __global__ void adamw_update(global_ptr<float> param, long long param_offset, global_ptr<const float> grad,
         long long grad_offset, global_ptr<float> m, long long m_offset, global_ptr<float> v, long long v_offset, long long n, float learning_rate, float beta1, float beta2, float epsilon,
-        float weight_decay, float correction1, float correction2, float grad_scale) {
+        float weight_decay, float correction1, float correction2, float grad_scale, global_ptr<const float> step_totals,
+        int scale_from_totals) {
+    if (scale_from_totals != 0) {
+        // The clipping factor clip_gradients left on the device; not finite when the norm was not: no update.
+        grad_scale = step_totals[1];
+        if (!isfinite(grad_scale)) {
+            return;
+        }
+    }
     long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
     for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
         float g = grad[grad_offset + i] * grad_scale;
@@ -347,9 +370,10 @@ PANAMAX_EXPORT(adamw_update)
 
 // Block b sums the squares of elements b·4096 .. (b+1)·4096 − 1 of the rows × cols matrix read in row-major order, in
 // double in a fixed order, and writes the sum as two floats (partials[2b] + partials[2b+1], the high part and the
-// rest), which the host adds in block order in double: the same bits every run, whatever the device.
+// rest) at partials_offset + 2b, which the host (or clip_gradients) adds in block order in double: the same bits every
+// run, whatever the device.
 extern "C" __global__ void sum_of_squares_partials(global_ptr<const float> x, long long x_offset, int ldx, int rows,
-        int cols, global_ptr<float> partials) {
+        int cols, global_ptr<float> partials, long long partials_offset) {
     __shared__ double scratch[ROW_THREADS_MAX];
     long long n = static_cast<long long>(rows) * cols;
     long long start = static_cast<long long>(blockIdx.x) * SQUARES_SPAN;
@@ -369,11 +393,43 @@ extern "C" __global__ void sum_of_squares_partials(global_ptr<const float> x, lo
     }
     if (t == 0) {
         float high = static_cast<float>(scratch[0]);
-        partials[2 * blockIdx.x] = high;
-        partials[2 * blockIdx.x + 1] = static_cast<float>(scratch[0] - high);
+        partials[partials_offset + 2 * blockIdx.x] = high;
+        partials[partials_offset + 2 * blockIdx.x + 1] = static_cast<float>(scratch[0] - high);
     }
 }
 PANAMAX_EXPORT(sum_of_squares_partials)
+
+// One thread: the gradients' global norm from sum_of_squares_partials' pairs (added in order in double, as the
+// host adds them for Backend.sumOfSquares), and the clipping factor AdamW scales the gradients by: max_norm / norm
+// when max_norm > 0 and the norm exceeds it, else 1; NaN when the norm is not finite. totals[0] = norm,
+// totals[1] = factor. Grid 1, block 1.
+extern "C" __global__ void clip_gradients(global_ptr<const float> partials, int pairs, float max_norm,
+        global_ptr<float> totals) {
+    double sum = 0.0;
+    for (int b = 0; b < pairs; b++) {
+        sum += static_cast<double>(partials[2 * b]) + static_cast<double>(partials[2 * b + 1]);
+    }
+    float norm = static_cast<float>(sqrt(sum));
+    float factor = max_norm > 0.0f && norm > max_norm ? max_norm / norm : 1.0f;
+    totals[0] = norm;
+    totals[1] = isfinite(norm) ? factor : __int_as_float(0x7fc00000);
+}
+PANAMAX_EXPORT(clip_gradients)
+
+// One thread: a micro-batch's mean loss (the rows' losses added in order in double) and its count of rows whose
+// argmax is the target, into totals[slot] and totals[slot + 1] (the count's int bits). Grid 1, block 1.
+extern "C" __global__ void step_totals(global_ptr<const float> losses, global_ptr<const float> best,
+        global_ptr<const float> targets, int rows, global_ptr<float> totals, int slot) {
+    double sum = 0.0;
+    int correct = 0;
+    for (int r = 0; r < rows; r++) {
+        sum += losses[r];
+        correct += static_cast<int>(best[r]) == static_cast<int>(targets[r]) ? 1 : 0;
+    }
+    totals[slot] = static_cast<float>(sum / rows);
+    totals[slot + 1] = __int_as_float(correct);
+}
+PANAMAX_EXPORT(step_totals)
 
 // Cross-entropy of each row of logits against its target (a whole float): losses[r] = max + log Σ e^(x - max) −
 // x[target], one block per row; with write_gradient 1, dlogits = gradient_scale·(softmax(x) − one-hot(target)).

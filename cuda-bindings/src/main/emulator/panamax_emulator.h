@@ -37,6 +37,12 @@ struct dim3 {
 
 constexpr int warpSize = 32;
 
+// CUDA's bfloat16 (cuda_bf16.h), as much as kernels that store it need: the upper half of a binary32 and the
+// conversion from float, rounding to nearest even (a NaN stays a quiet NaN of the same sign).
+struct __nv_bfloat16 {
+    uint16_t bits;
+};
+
 namespace pmx {
 
 // The memory a device pointer may reach: [base, base + bytes), named in fault messages.
@@ -195,6 +201,10 @@ struct ElementName<int> {
 template <>
 struct ElementName<unsigned int> {
     static constexpr const char* name = "unsigned int";
+};
+template <>
+struct ElementName<__nv_bfloat16> {
+    static constexpr const char* name = "__nv_bfloat16";
 };
 
 template <class T>
@@ -380,6 +390,13 @@ inline int __float_as_int(float x) { return static_cast<int>(static_cast<uint32_
 inline unsigned __float_as_uint(float x) { return static_cast<uint32_t>(pmx::to_bits(x)); }
 inline float __uint_as_float(unsigned x) { return pmx::from_bits<float>(x); }
 inline int __float2int_rn(float x) { return static_cast<int>(nearbyintf(x)); }
+inline __nv_bfloat16 __float2bfloat16_rn(float x) {
+    uint32_t bits = pmx::to_bits(x);
+    if (isnan(x)) {
+        return __nv_bfloat16{static_cast<uint16_t>((bits >> 16) | 0x0040)};
+    }
+    return __nv_bfloat16{static_cast<uint16_t>((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16)};
+}
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
 inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz(static_cast<unsigned>(x)); }

@@ -20,10 +20,10 @@ import java.util.stream.Collectors;
  * generate} runs it: a 16-token prompt prefilled as one batch, then one forward pass per generated token, each
  * ending with the chosen token back on the host. The checkpoint is written to a temporary file and deleted after.
  * The first generations are left out as warm-up; the median rate of the rest is printed as the CSV line {@code
- * panamax,decode,SHAPE,FP32,TOKENS_PER_S,tokens/s}. The peer, a PyTorch loop doing the same, is {@code
+ * panamax,decode,SHAPE,PRECISION,TOKENS_PER_S,tokens/s}. The peer, a PyTorch loop doing the same, is {@code
  * gpu/torch_decode.py}.
  *
- * <p>Usage: {@code GpuDecode [--backend auto|cpu|cuda|emulated] [--tiny] [--steps N] [--warmup N] [--checkpoint FILE]}: the stories110M
+ * <p>Usage: {@code GpuDecode [--backend auto|cpu|cuda|emulated] [--precision fp32|tf32|bf16] [--tiny] [--steps N] [--warmup N] [--checkpoint FILE]}: the stories110M
  * shape (dim 768, 12 layers, 12 heads, vocabulary 32000, context 1024) generating 256 tokens per run by default,
  * {@code --tiny} a 2-layer model generating 8 for checking the program on the CPU or the emulated device.
  */
@@ -52,7 +52,7 @@ public final class GpuDecode {
                 : Files.createTempFile("panamax-decode-", ".bin");
         try {
             Llama2cCheckpoint.writeRandom(file, config, 1);
-            Backends.Selection selection = Backends.create(arguments.backend());
+            Backends.Selection selection = arguments.open();
             try (Llama2cCheckpoint checkpoint = Llama2cCheckpoint.open(file);
                     Backend backend = selection.backend()) {
                 System.err.println(selection.description());
@@ -84,8 +84,8 @@ public final class GpuDecode {
                 System.err.println("tokens: "
                         + Arrays.stream(tokens).mapToObj(String::valueOf).collect(Collectors.joining(" ")));
                 System.out.printf(
-                        "panamax,decode,%s P%d+%d,FP32,%.1f,tokens/s%n",
-                        shape, PROMPT, generated, GpuTrainStep.median(rates));
+                        "panamax,decode,%s P%d+%d,%s,%.1f,tokens/s%n",
+                        shape, PROMPT, generated, backend.precision(), GpuTrainStep.median(rates));
             }
         } finally {
             if (arguments.checkpoint() == null) {

@@ -13,12 +13,14 @@ import java.util.SplittableRandom;
 
 /**
  * Milliseconds per GPT-2 training step on a chosen backend, as {@code panamax train} takes it: forward, the fused
- * cross-entropy, backward, global-norm clipping and AdamW over every parameter, on random tokens, FP32. Each step is
+ * cross-entropy, backward, global-norm clipping and AdamW over every parameter, on random tokens, with products at the
+ * chosen precision (FP32, TF32 or BF16 inputs with FP32 accumulation; everything else FP32). Each step is
  * timed from its start until a weight written by its last AdamW update has been read back, so the device's queue is
  * drained; the first steps are left out as warm-up and the median of the rest is printed as the CSV line
- * {@code panamax,train,SHAPE,FP32,MS,ms/step}. The peer doing the same step in PyTorch is {@code gpu/torch_train_step.py}.
+ * {@code panamax,train,SHAPE,PRECISION,MS,ms/step}. The peer doing the same step in PyTorch is {@code gpu/torch_train_step.py}.
  *
- * <p>Usage: {@code GpuTrainStep [--backend auto|cpu|cuda|emulated] [--tiny] [--steps N] [--warmup N]}: {@code 124M}
+ * <p>Usage: {@code GpuTrainStep [--backend auto|cpu|cuda|emulated] [--precision fp32|tf32|bf16] [--tiny] [--steps N]
+ * [--warmup N]}: {@code 124M}
  * (12 layers, 12 heads, 768 channels, vocabulary 50257) at batch 8 × 1024 tokens by default, {@code --tiny} a 2-layer
  * model at batch 2 × 32 tokens for checking the program on the CPU or the emulated device.
  */
@@ -56,10 +58,10 @@ public final class GpuTrainStep {
         Shape shape = Shape.of(arguments.tiny());
         // panamax train's defaults: AdamW betas 0.9/0.95, weight decay 0.1 on matrices and embeddings, clipping at 1.
         TrainingOptions options = TrainingOptions.defaults(shape.batchSize(), shape.seqLen());
-        Backends.Selection selection = Backends.create(arguments.backend());
+        Backends.Selection selection = arguments.open();
         try (Backend backend = selection.backend()) {
             System.err.println(selection.description());
-            System.err.println("precision: FP32 (CudaBackend offers no TF32 or BF16 matmul yet)");
+            System.err.println("precision: " + backend.precision() + " products, FP32 accumulation; the rest FP32");
             Trainer trainer = Trainer.create(backend, shape.config(), options, 1);
             int windowCount = 4 * shape.batchSize();
             int[] tokens = new SplittableRandom(2)
@@ -84,7 +86,7 @@ public final class GpuTrainStep {
                         "step %d: loss %.4f, %.1f ms%s%n",
                         s + 1, metrics.trainLoss(), ms, s < arguments.warmup() ? " (warm-up)" : "");
             }
-            System.out.printf("panamax,train,%s,FP32,%.3f,ms/step%n", shape.name(), median(millis));
+            System.out.printf("panamax,train,%s,%s,%.3f,ms/step%n", shape.name(), backend.precision(), median(millis));
         }
     }
 

@@ -54,6 +54,27 @@ public final class Cublas implements AutoCloseable {
         }
     }
 
+    /**
+     * How {@link #gemmEx} computes ({@code cublasComputeType_t}), chosen per call so that a lower precision is never
+     * silent.
+     */
+    public enum ComputeType {
+        /** FP32 products and accumulation ({@code CUBLAS_COMPUTE_32F}); any input type. */
+        FP32(CudaFfi.CUBLAS_COMPUTE_32F()),
+        /**
+         * FP32 inputs rounded to TF32 (10 explicit mantissa bits) for tensor cores, FP32 accumulation ({@code
+         * CUBLAS_COMPUTE_32F_FAST_TF32}); A and B must be {@link ElementType#FLOAT}. The emulated device rounds to
+         * nearest even.
+         */
+        FP32_FAST_TF32(CudaFfi.CUBLAS_COMPUTE_32F_FAST_TF32());
+
+        private final int value;
+
+        ComputeType(int value) {
+            this.value = value;
+        }
+    }
+
     /** The four cuBLAS products behind this class's methods. */
     private enum Product {
         SGEMM("cublasSgemm_v2"),
@@ -248,6 +269,7 @@ public final class Cublas implements AutoCloseable {
             int ldc) {
         product(
                 Product.SGEMM,
+                ComputeType.FP32,
                 transA,
                 transB,
                 m,
@@ -394,6 +416,7 @@ public final class Cublas implements AutoCloseable {
             int batchCount) {
         product(
                 Product.SGEMM_STRIDED_BATCHED,
+                ComputeType.FP32,
                 transA,
                 transB,
                 m,
@@ -457,8 +480,70 @@ public final class Cublas implements AutoCloseable {
             DeviceBuffer c,
             long cOffset,
             int ldc) {
+        gemmEx(
+                ComputeType.FP32,
+                transA,
+                transB,
+                m,
+                n,
+                k,
+                alpha,
+                a,
+                aOffset,
+                lda,
+                b,
+                bOffset,
+                ldb,
+                beta,
+                c,
+                cOffset,
+                ldc);
+    }
+
+    /**
+     * {@link #gemmEx(Transpose, Transpose, int, int, int, float, DeviceBuffer, long, int, DeviceBuffer, long, int, float,
+     * DeviceBuffer, long, int)} with an explicit compute type: {@link ComputeType#FP32_FAST_TF32} takes FLOAT A and B
+     * and lets cuBLAS round them to TF32.
+     *
+     * @param compute how the product is computed
+     * @param transA whether A is used transposed
+     * @param transB whether B is used transposed
+     * @param m rows of op(A) and C
+     * @param n columns of op(B) and C
+     * @param k columns of op(A), rows of op(B)
+     * @param alpha scale of the product
+     * @param a A, stored {@code m × k} (or {@code k × m} when transposed)
+     * @param aOffset index of A's first element in {@code a}
+     * @param lda leading dimension of A: at least its stored row length
+     * @param b B, stored {@code k × n} (or {@code n × k} when transposed)
+     * @param bOffset index of B's first element in {@code b}
+     * @param ldb leading dimension of B
+     * @param beta scale of C's old value; 0 means C is not read
+     * @param c C, {@code m × n}
+     * @param cOffset index of C's first element in {@code c}
+     * @param ldc leading dimension of C: at least {@code n}
+     */
+    public void gemmEx(
+            ComputeType compute,
+            Transpose transA,
+            Transpose transB,
+            int m,
+            int n,
+            int k,
+            float alpha,
+            DeviceBuffer a,
+            long aOffset,
+            int lda,
+            DeviceBuffer b,
+            long bOffset,
+            int ldb,
+            float beta,
+            DeviceBuffer c,
+            long cOffset,
+            int ldc) {
         product(
                 Product.GEMM_EX,
+                Arguments.present("compute", compute),
                 transA,
                 transB,
                 m,
@@ -529,6 +614,7 @@ public final class Cublas implements AutoCloseable {
             int batchCount) {
         product(
                 Product.GEMM_STRIDED_BATCHED_EX,
+                ComputeType.FP32,
                 transA,
                 transB,
                 m,
@@ -554,6 +640,7 @@ public final class Cublas implements AutoCloseable {
     /** Checks and queues one of the four products, swapped to column-major: cuBLAS computes Cᵀ = op(B)ᵀ·op(A)ᵀ. */
     private void product(
             Product product,
+            ComputeType compute,
             Transpose transA,
             Transpose transB,
             int m,
@@ -580,6 +667,10 @@ public final class Cublas implements AutoCloseable {
                 Arguments.present("a", a).type(),
                 Arguments.present("b", b).type(),
                 Arguments.present("c", c).type());
+        if (compute == ComputeType.FP32_FAST_TF32 && a.type() != ElementType.FLOAT) {
+            throw new IllegalArgumentException(
+                    "compute FP32_FAST_TF32 needs FLOAT A and B (cuBLAS rounds them to TF32 itself), got " + a.type());
+        }
         Arguments.within(a.toString(), a.length(), "aOffset", aOffset, shape.extentA());
         Arguments.within(b.toString(), b.length(), "bOffset", bOffset, shape.extentB());
         Arguments.within(c.toString(), c.length(), "cOffset", cOffset, shape.extentC());
@@ -595,6 +686,7 @@ public final class Cublas implements AutoCloseable {
             try {
                 EmulatedCublas.gemm(
                         hostGemm,
+                        compute == ComputeType.FP32_FAST_TF32,
                         transB,
                         transA,
                         n,
@@ -634,7 +726,7 @@ public final class Cublas implements AutoCloseable {
         int tA = a.type().cudaDataType();
         int tB = b.type().cudaDataType();
         int tC = c.type().cudaDataType();
-        int compute = CudaFfi.CUBLAS_COMPUTE_32F();
+        int computeType = compute.value;
         int algo = CudaFfi.CUBLAS_GEMM_DEFAULT();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment al = arena.allocateFrom(C_FLOAT, alpha);
@@ -664,7 +756,25 @@ public final class Cublas implements AutoCloseable {
                                     batchCount);
                         case GEMM_EX ->
                             CudaFfi.cublasGemmEx(
-                                    h, opB, opA, n, m, k, al, pb, tB, ldb, pa, tA, lda, be, pc, tC, ldc, compute, algo);
+                                    h,
+                                    opB,
+                                    opA,
+                                    n,
+                                    m,
+                                    k,
+                                    al,
+                                    pb,
+                                    tB,
+                                    ldb,
+                                    pa,
+                                    tA,
+                                    lda,
+                                    be,
+                                    pc,
+                                    tC,
+                                    ldc,
+                                    computeType,
+                                    algo);
                         case GEMM_STRIDED_BATCHED_EX ->
                             CudaFfi.cublasGemmStridedBatchedEx(
                                     h,
@@ -688,7 +798,7 @@ public final class Cublas implements AutoCloseable {
                                     ldc,
                                     strideC,
                                     batchCount,
-                                    compute,
+                                    computeType,
                                     algo);
                     };
             check(product.call, status);

@@ -2,6 +2,7 @@ package dev.panamax.cuda;
 
 import static dev.panamax.cuda.ffi.CudaFfi.C_INT;
 import static dev.panamax.cuda.ffi.CudaFfi.C_POINTER;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 import dev.panamax.cuda.ffi.CudaFfi;
 import dev.panamax.cuda.ffi.cudaDeviceProp;
@@ -24,6 +25,15 @@ import java.util.function.ToIntFunction;
 public final class Cuda {
     /** Bytes allocated for {@code cudaDeviceProp}: more than any CUDA version's struct (13.0's is about 1 KiB). */
     private static final long DEVICE_PROP_BYTES = Math.max(4096, cudaDeviceProp.sizeof());
+
+    /**
+     * The system property that sizes the emulated device's memory, in bytes (read at each allocation, so a test may
+     * make a small device); {@link DeviceBuffer#allocate} past it fails as {@code cudaMalloc} does on a full GPU.
+     */
+    public static final String EMULATED_MEMORY_PROPERTY = "panamax.cuda.emulator.memory";
+
+    /** The emulated device's memory when {@link #EMULATED_MEMORY_PROPERTY} is not set: an 80 GiB H100's. */
+    public static final long EMULATED_DEFAULT_MEMORY = 80L << 30;
 
     private Cuda() {}
 
@@ -134,6 +144,27 @@ public final class Cuda {
                     attribute(arena, CudaFfi.cudaDevAttrComputeCapabilityMinor(), ordinal),
                     attribute(arena, CudaFfi.cudaDevAttrMultiProcessorCount(), ordinal),
                     attribute(arena, CudaFfi.cudaDevAttrL2CacheSize(), ordinal));
+        }
+    }
+
+    /**
+     * The free and total memory of the calling thread's current device ({@code cudaMemGetInfo}). On the emulated
+     * device the total is {@link #EMULATED_MEMORY_PROPERTY} (default {@link #EMULATED_DEFAULT_MEMORY}) and the free
+     * bytes are the total less what its live buffers hold, in every thread.
+     *
+     * @return the device's memory
+     * @throws CudaUnavailableException when CUDA is not available (and the emulated device is not current)
+     */
+    public static DeviceMemory memory() {
+        if (EmulatedDevice.isSelected()) {
+            return EmulatedDevice.memory();
+        }
+        requireAvailable();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment free = arena.allocate(JAVA_LONG);
+            MemorySegment total = arena.allocate(JAVA_LONG);
+            check("cudaMemGetInfo", CudaFfi.cudaMemGetInfo(free, total));
+            return new DeviceMemory(free.get(JAVA_LONG, 0), total.get(JAVA_LONG, 0));
         }
     }
 

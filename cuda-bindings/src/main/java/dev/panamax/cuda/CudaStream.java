@@ -8,6 +8,10 @@ import java.lang.foreign.MemorySegment;
  * ({@code cudaStreamNonBlocking}): it does not wait for the legacy default stream. Close it when done; use after close
  * throws {@link IllegalStateException}.
  *
+ * <p>The stream counts the copies between host and device queued on it and its synchronizations ({@link
+ * #copiesToDevice()}, {@link #copiesToHost()}, {@link #synchronizations()}), so that a test can bound the host round
+ * trips of a unit of work. A stream is for one thread at a time.
+ *
  * <p>On the emulated device ({@link Cuda#useEmulatedDevice()}) work queued on a stream runs before the call that
  * queued it returns, so a stream is always done; its {@link #handle()} is NULL.
  */
@@ -15,6 +19,9 @@ public final class CudaStream implements AutoCloseable {
     private final MemorySegment handle;
     private final boolean emulated;
     private final Ownership ownership;
+    private long copiesToDevice;
+    private long copiesToHost;
+    private long synchronizations;
 
     private CudaStream(MemorySegment handle, boolean emulated) {
         this.handle = handle;
@@ -58,11 +65,50 @@ public final class CudaStream implements AutoCloseable {
 
     /** Waits until all work queued on this stream has finished ({@code cudaStreamSynchronize}). */
     public void synchronize() {
+        synchronizations++;
         if (emulated) {
             ownership.ensureOpen();
             return;
         }
         Cuda.check("cudaStreamSynchronize", CudaFfi.cudaStreamSynchronize(handle()));
+    }
+
+    /** Counts a copy between host memory and a device buffer queued on this stream. */
+    void countCopy(boolean toDevice) {
+        if (toDevice) {
+            copiesToDevice++;
+        } else {
+            copiesToHost++;
+        }
+    }
+
+    /**
+     * The copies from host memory to device buffers queued on this stream so far, for tests and profiles that bound
+     * the traffic of a unit of work.
+     *
+     * @return the count since the stream was created
+     */
+    public long copiesToDevice() {
+        return copiesToDevice;
+    }
+
+    /**
+     * The copies from device buffers to host memory queued on this stream so far; each waits for the work queued
+     * before it, so this also counts the times the host waited for the device, with {@link #synchronizations()}.
+     *
+     * @return the count since the stream was created
+     */
+    public long copiesToHost() {
+        return copiesToHost;
+    }
+
+    /**
+     * The calls to {@link #synchronize()} so far.
+     *
+     * @return the count since the stream was created
+     */
+    public long synchronizations() {
+        return synchronizations;
     }
 
     /**

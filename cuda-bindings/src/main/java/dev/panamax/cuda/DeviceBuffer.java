@@ -55,7 +55,8 @@ public final class DeviceBuffer implements AutoCloseable {
      * @param length the number of elements, at least 0
      * @return the buffer
      * @throws IllegalStateException when CUDA is not available (and {@code length > 0})
-     * @throws CudaException when the runtime fails, e.g. {@code cudaErrorMemoryAllocation}
+     * @throws CudaException when the runtime fails, e.g. {@code cudaErrorMemoryAllocation} (on the emulated device,
+     *     past {@link Cuda#EMULATED_MEMORY_PROPERTY})
      */
     public static DeviceBuffer allocate(ElementType type, long length) {
         long bytes = Arguments.byteSize(type, length);
@@ -307,6 +308,9 @@ public final class DeviceBuffer implements AutoCloseable {
         if (bytes == 0) {
             return;
         }
+        if (stream != null) {
+            stream.countCopy(toDevice);
+        }
         if (isEmulated()) {
             long offset = index * type.byteSize();
             if (toDevice) {
@@ -336,6 +340,7 @@ public final class DeviceBuffer implements AutoCloseable {
             EmulatedDevice.MEMORY.writeLock().lock();
             try {
                 emulatedArena.close();
+                EmulatedDevice.free(byteSize());
             } finally {
                 EmulatedDevice.MEMORY.writeLock().unlock();
             }

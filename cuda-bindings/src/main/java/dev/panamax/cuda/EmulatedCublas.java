@@ -72,6 +72,7 @@ final class EmulatedCublas {
      * dimensions at least the stored column length, every matrix inside its segment.
      *
      * @param gemm the host GEMM
+     * @param tf32 whether FP32 operands are first rounded to TF32 ({@code CUBLAS_COMPUTE_32F_FAST_TF32})
      * @param opA whether each A is used transposed
      * @param opB whether each B is used transposed
      * @param m rows of op(A) and C
@@ -97,6 +98,7 @@ final class EmulatedCublas {
      */
     static void gemm(
             HostGemm gemm,
+            boolean tf32,
             Transpose opA,
             Transpose opB,
             int m,
@@ -125,9 +127,9 @@ final class EmulatedCublas {
         boolean ta = opA == Transpose.TRANSPOSE;
         boolean tb = opB == Transpose.TRANSPOSE;
         // Stored column-major: A is (ta ? k : m) rows by (ta ? m : k) columns, B (tb ? n : k) by (tb ? k : n).
-        Floats fa = Floats.of(a, typeA, aOffset, extent(ta ? k : m, ta ? m : k, lda, strideA, batchCount));
-        Floats fb = Floats.of(b, typeA, bOffset, extent(tb ? n : k, tb ? k : n, ldb, strideB, batchCount));
-        Floats fc = Floats.of(c, typeC, cOffset, extent(m, n, ldc, strideC, batchCount));
+        Floats fa = Floats.of(a, typeA, tf32, aOffset, extent(ta ? k : m, ta ? m : k, lda, strideA, batchCount));
+        Floats fb = Floats.of(b, typeA, tf32, bOffset, extent(tb ? n : k, tb ? k : n, ldb, strideB, batchCount));
+        Floats fc = Floats.of(c, typeC, false, cOffset, extent(m, n, ldc, strideC, batchCount));
         gemm.sgemmStridedBatched(
                 opB,
                 opA,
@@ -160,6 +162,23 @@ final class EmulatedCublas {
         }
     }
 
+    /**
+     * Rounds a float to TF32, the 10 explicit mantissa bits a tensor core reads, to nearest even; NaN and infinities
+     * stay as they are, and a value past TF32's largest finite one (which FP32's exponent range shares) becomes
+     * infinite.
+     *
+     * @param value the FP32 value
+     * @return the nearest TF32 value, as a float whose 13 low mantissa bits are 0
+     */
+    static float toTf32(float value) {
+        if (!Float.isFinite(value)) {
+            return value;
+        }
+        int bits = Float.floatToRawIntBits(value);
+        int rounded = (bits + 0xFFF + ((bits >>> 13) & 1)) & ~0x1FFF;
+        return Float.intBitsToFloat(rounded);
+    }
+
     /** Elements from the first to one past the last of a batch of column-major {@code rows × cols} matrices. */
     private static long extent(int rows, int cols, int ld, long stride, int batchCount) {
         if (rows == 0 || cols == 0) {
@@ -176,16 +195,22 @@ final class EmulatedCublas {
      * @param widened the heap array when the operand was widened, else null
      */
     private record Floats(MemorySegment memory, long offset, float[] widened) {
-        static Floats of(MemorySegment memory, ElementType type, long offset, long extent) {
-            if (type == ElementType.FLOAT) {
+        static Floats of(MemorySegment memory, ElementType type, boolean tf32, long offset, long extent) {
+            if (type == ElementType.FLOAT && !tf32) {
                 return new Floats(memory, offset, null);
             }
             if (extent > Integer.MAX_VALUE - 8) {
-                throw new IllegalArgumentException("a " + type + " operand of " + extent + " elements is more than the"
-                        + " emulated device widens to FP32 at once (" + (Integer.MAX_VALUE - 8) + ")");
+                throw new IllegalArgumentException("a " + (tf32 ? "TF32" : type) + " operand of " + extent
+                        + " elements is more than the emulated device converts to FP32 at once ("
+                        + (Integer.MAX_VALUE - 8) + ")");
             }
             float[] widened = new float[(int) extent];
             type.load(memory, offset, widened, 0, (int) extent);
+            if (tf32) {
+                for (int i = 0; i < widened.length; i++) {
+                    widened[i] = toTf32(widened[i]);
+                }
+            }
             return new Floats(MemorySegment.ofArray(widened), 0, widened);
         }
     }

@@ -4,6 +4,7 @@ import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
+import dev.panamax.cuda.ffi.CudaFfi;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -24,6 +25,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReadWriteLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
@@ -53,6 +55,9 @@ final class EmulatedDevice {
      * cudaFree} waits for the device.
      */
     static final ReadWriteLock MEMORY = new ReentrantReadWriteLock();
+
+    /** Bytes the emulated device's live buffers hold, in every thread: one device, as a GPU is one per process. */
+    private static final AtomicLong ALLOCATED = new AtomicLong();
 
     private EmulatedDevice() {}
 
@@ -102,7 +107,52 @@ final class EmulatedDevice {
      * 0xFF bytes (NaN as floats) so that reading memory never written shows.
      */
     static MemorySegment allocate(Arena arena, long bytes) {
-        return arena.allocate(bytes, 256).fill((byte) 0xff);
+        long total = totalMemory();
+        // Reserved before the host allocation, so that two threads cannot both take the last bytes.
+        long held = ALLOCATED.addAndGet(bytes);
+        if (held > total || held < 0) {
+            ALLOCATED.addAndGet(-bytes);
+            throw new CudaException(
+                    "cudaMalloc",
+                    CudaFfi.cudaErrorMemoryAllocation(),
+                    "cudaErrorMemoryAllocation",
+                    "out of memory (the emulated device's " + total + " bytes, " + Cuda.EMULATED_MEMORY_PROPERTY
+                            + ", hold " + (held - bytes) + "; " + bytes + " more were asked for)");
+        }
+        try {
+            return arena.allocate(bytes, 256).fill((byte) 0xff);
+        } catch (RuntimeException | OutOfMemoryError e) {
+            ALLOCATED.addAndGet(-bytes);
+            throw e;
+        }
+    }
+
+    /** Returns {@code bytes} of a freed buffer to the emulated device. */
+    static void free(long bytes) {
+        ALLOCATED.addAndGet(-bytes);
+    }
+
+    /** The emulated device's memory: its configured size and what its live buffers leave free. */
+    static DeviceMemory memory() {
+        long total = totalMemory();
+        return new DeviceMemory(Math.max(0, total - ALLOCATED.get()), total);
+    }
+
+    private static long totalMemory() {
+        String configured = System.getProperty(Cuda.EMULATED_MEMORY_PROPERTY);
+        if (configured == null) {
+            return Cuda.EMULATED_DEFAULT_MEMORY;
+        }
+        try {
+            long bytes = Long.parseLong(configured.strip());
+            if (bytes >= 0) {
+                return bytes;
+            }
+        } catch (NumberFormatException e) {
+            // refused below with the property's name
+        }
+        throw new IllegalArgumentException("system property " + Cuda.EMULATED_MEMORY_PROPERTY + " (" + configured
+                + ") must be a number of bytes >= 0");
     }
 
     /** One kernel in a loaded kernel library. */

@@ -136,8 +136,8 @@ class EmulatedCublasTest {
             MemorySegment db = device(arena, inputs, b);
             MemorySegment dc = device(arena, output, c);
             EmulatedCublas.gemm(
-                    GEMM, opA, opB, m, n, k, alpha, da, inputs, offsetA, lda, strideA, db, offsetB, ldb, strideB, beta,
-                    dc, output, offsetC, ldc, strideC, batch);
+                    GEMM, false, opA, opB, m, n, k, alpha, da, inputs, offsetA, lda, strideA, db, offsetB, ldb, strideB,
+                    beta, dc, output, offsetC, ldc, strideC, batch);
             float[] got = new float[cLength];
             output.load(dc, 0, got, 0, cLength);
             for (int i = 0; i < cLength; i++) {
@@ -304,6 +304,113 @@ class EmulatedCublasTest {
                     }
                 }
             }
+        }
+    }
+
+    /**
+     * TF32 keeps 10 of FP32's 23 explicit mantissa bits, rounding to nearest and ties to even: {@code 1 + 2⁻¹¹} is
+     * halfway between 1 and {@code 1 + 2⁻¹⁰} and goes to 1 (even), {@code 1 + 3·2⁻¹¹} goes up to {@code 1 + 2⁻⁹}
+     * (even); anything past halfway goes up, carries ripple into the exponent, and the largest float overflows.
+     */
+    @Test
+    void tf32RoundsToTenMantissaBitsToNearestEven() {
+        assertEquals(1f, EmulatedCublas.toTf32(1f + 0x1p-11f));
+        assertEquals(1f + 0x1p-9f, EmulatedCublas.toTf32(1f + 3 * 0x1p-11f));
+        assertEquals(1f + 0x1p-10f, EmulatedCublas.toTf32(1f + 0x1p-11f + 0x1p-23f));
+        assertEquals(1f, EmulatedCublas.toTf32(1f + 0x1p-11f - 0x1p-23f));
+        assertEquals(-2f, EmulatedCublas.toTf32(-(2f - 0x1p-23f)));
+        assertEquals(Float.POSITIVE_INFINITY, EmulatedCublas.toTf32(Float.MAX_VALUE));
+        assertEquals(Float.NEGATIVE_INFINITY, EmulatedCublas.toTf32(Float.NEGATIVE_INFINITY));
+        assertTrue(Float.isNaN(EmulatedCublas.toTf32(Float.NaN)));
+        assertEquals(Float.MIN_VALUE * 0, EmulatedCublas.toTf32(Float.MIN_VALUE)); // a subnormal below TF32's ulp
+        float[] values = Inputs.uniform(Inputs.seed("tf32"), 10_000, -1e6f, 1e6f);
+        for (float v : values) {
+            float t = EmulatedCublas.toTf32(v);
+            assertEquals(0, Float.floatToRawIntBits(t) & 0x1FFF, "low bits of " + t);
+            // Nearest: within half a TF32 ulp of the input.
+            assertTrue(Math.abs(t - v) <= Math.ulp(v) * 0x1p12f, v + " → " + t);
+        }
+    }
+
+    /** FAST_TF32 on the emulated device is exactly the FP32 product of the TF32-rounded inputs. */
+    @Test
+    void fastTf32GemmIsTheFp32ProductOfTheRoundedInputs() {
+        Emulator.require();
+        Cuda.useEmulatedDevice();
+        int m = 11;
+        int n = 6;
+        int k = 37;
+        for (Transpose transA : BOTH) {
+            for (Transpose transB : BOTH) {
+                String what = "TF32 op(A)=" + transA + " op(B)=" + transB;
+                float[] a = Inputs.uniform(Inputs.seed(what + "a"), m * k, -1, 1);
+                float[] b = Inputs.uniform(Inputs.seed(what + "b"), k * n, -1, 1);
+                float[] ra = a.clone();
+                float[] rb = b.clone();
+                for (int i = 0; i < ra.length; i++) {
+                    ra[i] = EmulatedCublas.toTf32(ra[i]);
+                }
+                for (int i = 0; i < rb.length; i++) {
+                    rb[i] = EmulatedCublas.toTf32(rb[i]);
+                }
+                int lda = transA == TRANSPOSE ? m : k;
+                int ldb = transB == TRANSPOSE ? k : n;
+                float[] expected = new float[m * n];
+                Gemm.sgemm(kernels(transA), kernels(transB), m, n, k, 1f, ra, 0, lda, rb, 0, ldb, 0f, expected, 0, n);
+                try (Cublas cublas = Cublas.create();
+                        DeviceBuffer da = upload(ElementType.FLOAT, a);
+                        DeviceBuffer db = upload(ElementType.FLOAT, b);
+                        DeviceBuffer dc = DeviceBuffer.allocate(ElementType.FLOAT, (long) m * n)) {
+                    cublas.gemmEx(
+                            Cublas.ComputeType.FP32_FAST_TF32,
+                            transA,
+                            transB,
+                            m,
+                            n,
+                            k,
+                            1f,
+                            da,
+                            0,
+                            lda,
+                            db,
+                            0,
+                            ldb,
+                            0f,
+                            dc,
+                            0,
+                            n);
+                    assertArrayEquals(expected, download(dc), what);
+                    // The inputs were rounded in a copy, never in device memory.
+                    assertArrayEquals(a, download(da), what + ": A unchanged");
+                }
+            }
+        }
+        try (Cublas cublas = Cublas.create();
+                DeviceBuffer half = DeviceBuffer.allocate(ElementType.BFLOAT16, 1);
+                DeviceBuffer c = DeviceBuffer.allocate(ElementType.FLOAT, 1)) {
+            IllegalArgumentException e = assertThrows(
+                    IllegalArgumentException.class,
+                    () -> cublas.gemmEx(
+                            Cublas.ComputeType.FP32_FAST_TF32,
+                            NO_TRANSPOSE,
+                            NO_TRANSPOSE,
+                            1,
+                            1,
+                            1,
+                            1f,
+                            half,
+                            0,
+                            1,
+                            half,
+                            0,
+                            1,
+                            0f,
+                            c,
+                            0,
+                            1));
+            assertEquals(
+                    "compute FP32_FAST_TF32 needs FLOAT A and B (cuBLAS rounds them to TF32 itself), got BFLOAT16",
+                    e.getMessage());
         }
     }
 

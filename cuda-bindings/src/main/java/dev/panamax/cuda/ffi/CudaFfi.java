@@ -68,6 +68,15 @@ public class CudaFfi extends CudaFfi$shared {
     public static int cudaSuccess() {
         return cudaSuccess;
     }
+    private static final int cudaErrorMemoryAllocation = (int)2L;
+    /**
+     * {@snippet lang=c :
+     * enum cudaError.cudaErrorMemoryAllocation = 2
+     * }
+     */
+    public static int cudaErrorMemoryAllocation() {
+        return cudaErrorMemoryAllocation;
+    }
     private static final int cudaErrorNoDevice = (int)100L;
     /**
      * {@snippet lang=c :
@@ -1541,6 +1550,67 @@ public class CudaFfi extends CudaFfi$shared {
         }
     }
 
+    private static class cudaMemGetInfo {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            CudaFfi.C_INT,
+            CudaFfi.C_POINTER,
+            CudaFfi.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("cudaMemGetInfo");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * extern cudaError_t cudaMemGetInfo(size_t *free, size_t *total)
+     * }
+     */
+    public static FunctionDescriptor cudaMemGetInfo$descriptor() {
+        return cudaMemGetInfo.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * extern cudaError_t cudaMemGetInfo(size_t *free, size_t *total)
+     * }
+     */
+    public static MethodHandle cudaMemGetInfo$handle() {
+        return cudaMemGetInfo.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * extern cudaError_t cudaMemGetInfo(size_t *free, size_t *total)
+     * }
+     */
+    public static MemorySegment cudaMemGetInfo$address() {
+        return cudaMemGetInfo.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * extern cudaError_t cudaMemGetInfo(size_t *free, size_t *total)
+     * }
+     */
+    public static int cudaMemGetInfo(MemorySegment free, MemorySegment total) {
+        var mh$ = cudaMemGetInfo.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("cudaMemGetInfo", free, total);
+            }
+            return (int)mh$.invokeExact(free, total);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class cudaMemcpy {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             CudaFfi.C_INT,
@@ -1921,6 +1991,15 @@ public class CudaFfi extends CudaFfi$shared {
      */
     public static int CUBLAS_COMPUTE_32F() {
         return CUBLAS_COMPUTE_32F;
+    }
+    private static final int CUBLAS_COMPUTE_32F_FAST_TF32 = (int)77L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.CUBLAS_COMPUTE_32F_FAST_TF32 = 77
+     * }
+     */
+    public static int CUBLAS_COMPUTE_32F_FAST_TF32() {
+        return CUBLAS_COMPUTE_32F_FAST_TF32;
     }
 
     private static class cublasCreate_v2 {

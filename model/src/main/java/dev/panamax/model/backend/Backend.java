@@ -1,6 +1,7 @@
 package dev.panamax.model.backend;
 
 import java.lang.foreign.MemorySegment;
+import java.util.List;
 
 /**
  * The operations of a Transformer forward pass, on tensors the backend owns: the only place the model touches kernels
@@ -31,6 +32,38 @@ public interface Backend extends AutoCloseable {
      * @throws InsufficientMemoryException if they do not fit
      */
     void requireMemory(String purpose, long bytes);
+
+    /**
+     * Whether {@link #weights} and {@link #rotary} allocate in this backend's memory (a device backend copies them
+     * there), so that an estimate of what a model needs must count them; a host backend uses weights in place and
+     * keeps rotary tables on the Java heap.
+     *
+     * @return true when weights and rotary tables take this backend's memory
+     */
+    default boolean copiesWeights() {
+        return false;
+    }
+
+    /**
+     * Bytes this backend allocates besides its tensors to multiply operands of at most {@code largestOperand} floats:
+     * a device backend whose products take bfloat16 inputs rounds each operand into scratch memory that grows to the
+     * largest. Part of what a model or trainer checks before it allocates.
+     *
+     * @param largestOperand the most floats of any operand of {@link #matmul} or {@link #matmulBackward}
+     * @return the bytes, 0 for a backend that multiplies its tensors in place
+     */
+    default long productScratchBytes(long largestOperand) {
+        return 0;
+    }
+
+    /**
+     * How {@link #matmul} and {@link #matmulBackward} round their inputs.
+     *
+     * @return the precision chosen when the backend was created; {@link MatmulPrecision#FP32} unless it says otherwise
+     */
+    default MatmulPrecision precision() {
+        return MatmulPrecision.FP32;
+    }
 
     /**
      * Allocates a zero-filled matrix.
@@ -350,6 +383,114 @@ public interface Backend extends AutoCloseable {
      * @param hyper the step's hyperparameters
      */
     void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep hyper);
+
+    /**
+     * What one training step reads back, accumulated where the tensors live, so that a device backend waits for the
+     * host once per step, at {@link #read()}: each micro-batch's mean loss and correct predictions ({@link
+     * #crossEntropy(Tensor, int[], int, Tensor, float, StepTotals, int)}), and the gradients' global norm with the
+     * clipping factor derived from it ({@link #clipGradients}), which {@link #adamw(Tensor, Tensor, Tensor, Tensor,
+     * AdamWStep, StepTotals)} applies without the host seeing it.
+     */
+    interface StepTotals {
+        /**
+         * Waits for the backend's queued work and returns the totals.
+         *
+         * @return the micro-batches' losses and counts, and the norm
+         */
+        StepValues read();
+    }
+
+    /**
+     * The values of {@link StepTotals}.
+     *
+     * @param losses each micro-batch's mean loss
+     * @param correct each micro-batch's count of rows whose largest logit is the target
+     * @param norm the gradients' global norm; NaN before {@link #clipGradients}
+     */
+    record StepValues(float[] losses, long[] correct, float norm) {}
+
+    /**
+     * Starts the totals of one training step.
+     *
+     * @param microBatches the micro-batches the step accumulates, at least 1
+     * @return empty totals, valid until the backend is closed
+     */
+    default StepTotals stepTotals(int microBatches) {
+        return new HostStepTotals(microBatches);
+    }
+
+    /**
+     * {@link #countCorrect} and then {@link #crossEntropy(Tensor, int[], int, Tensor, float)} (which may overwrite the
+     * logits with their gradient), their results kept in {@code totals} as micro-batch {@code microBatch}'s.
+     *
+     * @param logits {@code [n, vocab]}
+     * @param targets the target ids
+     * @param offset index of the first row's target
+     * @param dlogits where the gradient goes ({@code [n, vocab]}, may be logits), or null
+     * @param gradientScale a factor on the gradient
+     * @param totals the step's totals, from this backend
+     * @param microBatch which micro-batch, in {@code [0, microBatches)}
+     */
+    default void crossEntropy(
+            Tensor logits,
+            int[] targets,
+            int offset,
+            Tensor dlogits,
+            float gradientScale,
+            StepTotals totals,
+            int microBatch) {
+        HostStepTotals host = HostStepTotals.of(totals, microBatch);
+        long correct = countCorrect(logits, targets, offset);
+        host.record(microBatch, crossEntropy(logits, targets, offset, dlogits, gradientScale), correct);
+    }
+
+    /**
+     * The global norm of the gradients ({@code √Σ} of every tensor's {@link #sumOfSquares}, added in order) and the
+     * clipping factor: {@code maxNorm / norm} when {@code maxNorm > 0} and the norm exceeds it, else 1; both kept in
+     * {@code totals}. A norm that is not finite makes the following {@link #adamw(Tensor, Tensor, Tensor, Tensor,
+     * AdamWStep, StepTotals)} calls leave everything unchanged.
+     *
+     * @param gradients the gradient tensors, in a fixed order
+     * @param maxNorm the clipping threshold; 0 or less for none
+     * @param totals the step's totals, from this backend
+     */
+    default void clipGradients(List<Tensor> gradients, float maxNorm, StepTotals totals) {
+        double squares = 0;
+        for (Tensor g : gradients) {
+            squares += sumOfSquares(g);
+        }
+        HostStepTotals.of(totals, 0).clip((float) Math.sqrt(squares), maxNorm);
+    }
+
+    /**
+     * {@link #adamw(Tensor, Tensor, Tensor, Tensor, AdamWStep)} with the clipping factor of {@code totals} in place of
+     * {@code hyper.gradScale()}; nothing changes when the norm was not finite.
+     *
+     * @param param the parameters, updated
+     * @param grad their gradient
+     * @param m the first moment, updated
+     * @param v the second moment, updated
+     * @param hyper the step's hyperparameters (its gradScale is not used)
+     * @param totals the step's totals, after {@link #clipGradients}
+     */
+    default void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep hyper, StepTotals totals) {
+        float scale = HostStepTotals.of(totals, 0).scale();
+        if (Float.isFinite(scale)) {
+            adamw(
+                    param,
+                    grad,
+                    m,
+                    v,
+                    new AdamWStep(
+                            hyper.learningRate(),
+                            hyper.beta1(),
+                            hyper.beta2(),
+                            hyper.epsilon(),
+                            hyper.weightDecay(),
+                            hyper.step(),
+                            scale));
+        }
+    }
 
     /**
      * The numbers of one AdamW step.

@@ -31,28 +31,56 @@ public final class Backends {
      *     run here, with the reason
      */
     public static Selection create(String name) {
+        return create(name, MatmulPrecision.FP32);
+    }
+
+    /**
+     * {@link #create(String)} with the products' precision: the CUDA backends take any {@link MatmulPrecision}; the CPU
+     * backend computes in FP32 only, so asking it (or {@code auto} where CUDA is not available) for another precision
+     * is refused rather than silently ignored.
+     *
+     * @param name one of {@link #NAMES}, in any case
+     * @param precision the products' precision
+     * @return the backend and a line saying which runs, at which precision, and why
+     * @throws IllegalArgumentException for any other name, or a precision other than FP32 on the CPU
+     * @throws dev.panamax.cuda.CudaUnavailableException for {@code cuda} or {@code emulated} when that device cannot
+     *     run here, with the reason
+     */
+    public static Selection create(String name, MatmulPrecision precision) {
         String chosen = name == null ? "" : name.toLowerCase(Locale.ROOT);
         return switch (chosen) {
-            case "cpu" -> new Selection(new CpuBackend(), "backend: cpu (chosen with --backend cpu)");
-            case "cuda" -> gpu("chosen with --backend cuda");
-            case "emulated" ->
-                new Selection(
-                        CudaBackend.emulated(),
-                        "backend: CUDA on the emulated device (chosen with --backend emulated; a test device, slow)");
+            case "cpu" -> cpu(precision, "chosen with --backend cpu");
+            case "cuda" -> gpu(precision, "chosen with --backend cuda");
+            case "emulated" -> {
+                CudaBackend backend = CudaBackend.emulated(0, Long.MAX_VALUE, precision);
+                yield new Selection(
+                        backend,
+                        "backend: CUDA on the emulated device"
+                                + (precision == MatmulPrecision.FP32 ? "" : ", " + precision + " products")
+                                + " (chosen with --backend emulated; a test device, slow)");
+            }
             case "auto" ->
                 Cuda.isAvailable()
-                        ? gpu("auto: CUDA is available")
-                        : new Selection(
-                                new CpuBackend(),
-                                "backend: cpu (auto: CUDA is not available: "
-                                        + Cuda.unavailableReason().orElse("unknown reason") + ")");
+                        ? gpu(precision, "auto: CUDA is available")
+                        : cpu(
+                                precision,
+                                "auto: CUDA is not available: "
+                                        + Cuda.unavailableReason().orElse("unknown reason"));
             default ->
                 throw new IllegalArgumentException("backend (" + name + ") must be one of " + String.join(", ", NAMES));
         };
     }
 
-    private static Selection gpu(String why) {
-        CudaBackend backend = CudaBackend.onGpu();
+    private static Selection cpu(MatmulPrecision precision, String why) {
+        if (precision != MatmulPrecision.FP32) {
+            throw new IllegalArgumentException("the cpu backend computes products in fp32 only; " + precision.spelling()
+                    + " needs a CUDA backend (backend: cpu, " + why + ")");
+        }
+        return new Selection(new CpuBackend(), "backend: cpu (" + why + ")");
+    }
+
+    private static Selection gpu(MatmulPrecision precision, String why) {
+        CudaBackend backend = CudaBackend.onGpu(precision);
         return new Selection(backend, "backend: " + backend + " (" + why + ")");
     }
 }

@@ -6,6 +6,7 @@ import dev.panamax.cuda.CudaKernel;
 import dev.panamax.cuda.CudaModule;
 import dev.panamax.cuda.CudaStream;
 import dev.panamax.cuda.DeviceBuffer;
+import dev.panamax.cuda.DeviceMemory;
 import dev.panamax.cuda.Dim3;
 import dev.panamax.cuda.ElementType;
 import dev.panamax.cuda.Transpose;
@@ -22,11 +23,16 @@ import java.util.Objects;
 /**
  * The {@link Backend} on a CUDA device: a GPU, or the emulated device that runs the same CUDA C kernels on the CPU
  * (see cuda-bindings' README). Weights are uploaded once (a segment passed twice, such as tied embeddings, is one
- * device copy); activations stay on the device; products go through {@link Cublas} in FP32 (on the emulated device,
- * cuBLAS's contract served by the kernels module's GEMM) and every other operation through Panamax's kernels in
+ * device copy); activations stay on the device; products go through {@link Cublas} at the {@link MatmulPrecision}
+ * chosen when the backend is created (FP32 by default; TF32 through {@code CUBLAS_COMPUTE_32F_FAST_TF32}; BF16 as
+ * operands rounded by the {@code to_bfloat16} kernel into {@code cublasGemmEx} with FP32 accumulation; on the emulated
+ * device, cuBLAS's contract served by the kernels module's GEMM on the same rounded inputs) and every other operation through Panamax's kernels in
  * {@code transformer.cu}. All work is queued in order on one stream; only the calls that bring values to the host
- * ({@link #read}, {@link #argmax}, {@link #crossEntropy}, {@link #countCorrect}, {@link #sumOfSquares}) and {@link
- * #weights} (whose source must have been read when it returns) wait for it.
+ * ({@link #read}, {@link #argmax}, the loss of {@link #crossEntropy(Tensor, int[], int, Tensor, float)}, {@link
+ * #countCorrect}, {@link #sumOfSquares}, {@link StepTotals#read()}) and {@link #weights} (whose source must have been
+ * read when it returns) wait for it. A training step keeps its losses, correct counts, gradient norm and clipping
+ * factor on the device ({@link #stepTotals}, {@link #clipGradients}, AdamW reading the factor there) and reads them
+ * once at its end; {@link #traffic()} counts the copies each way.
  *
  * <p>Every operation of the interface runs on the device, forward and backward. Reductions have a fixed order (no
  * float atomics), so a run gives the same bits every time on the same device; losses, sums of squares and argmaxes
@@ -36,8 +42,9 @@ import java.util.Objects;
  * It is for one thread at a time (its scratch buffers and kernel cache are not shared safely); work from several
  * threads needs a backend each.
  *
- * <p>Tensors are allocated against the device's total memory: one that would not fit is refused with the sizes before
- * anything is allocated.
+ * <p>Tensors are allocated against the device's free memory: one that would not fit is refused with the sizes before
+ * anything is allocated, and a model or trainer checks all it will need (weights, cache or training state, activations)
+ * before its first tensor ({@link #requireMemory}).
  */
 public final class CudaBackend implements Backend {
     private static final String KERNELS = "dev/panamax/cuda/ptx/transformer.ptx";
@@ -64,6 +71,7 @@ public final class CudaBackend implements Backend {
     private static final int MAX_EXACT_ID = 1 << 24;
 
     private final boolean emulated;
+    private final MatmulPrecision precision;
     private final long emulatorSeed;
     private final int gpu;
     private final long capacityBytes;
@@ -78,10 +86,23 @@ public final class CudaBackend implements Backend {
     private DeviceBuffer ones;
     private DeviceBuffer rowResults;
     private DeviceBuffer attentionDelta;
+
+    /** Each row's argmax column, for a training step's correct count; grown on demand. */
+    private DeviceBuffer bestColumns;
+
+    /** The current training step's totals ({@link DeviceStepTotals}); grown on demand. */
+    private DeviceBuffer stepValues;
+
+    private long stepGeneration;
+
+    /** The two operands of a BF16 product, rounded; grown on demand. */
+    private final DeviceBuffer[] bfloat16Operands = new DeviceBuffer[2];
+
     private boolean closed;
 
-    private CudaBackend(boolean emulated, long emulatorSeed, int gpu, long capacityBytes) {
+    private CudaBackend(boolean emulated, long emulatorSeed, int gpu, long capacityBytes, MatmulPrecision precision) {
         this.emulated = emulated;
+        this.precision = Objects.requireNonNull(precision, "precision");
         this.emulatorSeed = emulatorSeed;
         this.gpu = gpu;
         this.capacityBytes = capacityBytes;
@@ -108,19 +129,30 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * A backend on the calling thread's current GPU, with its total memory as the bound on tensors.
+     * A backend on the calling thread's current GPU, bounded by the device's free memory.
      *
      * @return the backend
      * @throws dev.panamax.cuda.CudaUnavailableException when CUDA cannot run here, with the reason
      */
     public static CudaBackend onGpu() {
-        int device = Cuda.currentDevice();
-        return new CudaBackend(false, 0, device, Cuda.device(device).totalMemory());
+        return onGpu(MatmulPrecision.FP32);
     }
 
     /**
-     * A backend on the emulated device, which runs blocks and threads in index order; its memory is host memory, so
-     * tensors are bounded only by it. The emulated device becomes the calling thread's current device.
+     * A backend on the calling thread's current GPU whose products round their inputs as {@code precision} says.
+     *
+     * @param precision the products' precision
+     * @return the backend
+     * @throws dev.panamax.cuda.CudaUnavailableException when CUDA cannot run here, with the reason
+     */
+    public static CudaBackend onGpu(MatmulPrecision precision) {
+        return new CudaBackend(false, 0, Cuda.currentDevice(), Long.MAX_VALUE, precision);
+    }
+
+    /**
+     * A backend on the emulated device, which runs blocks and threads in index order; tensors are bounded by the
+     * emulated device's free memory ({@link Cuda#EMULATED_MEMORY_PROPERTY}). The emulated device becomes the calling
+     * thread's current device.
      *
      * @return the backend
      * @throws dev.panamax.cuda.CudaUnavailableException when the emulated device cannot run here, with the reason
@@ -130,21 +162,43 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * A backend on the emulated device with a bound on its memory, as if it were a GPU of that size. The emulated
-     * device becomes the calling thread's current device.
+     * A backend on the emulated device with a bound on the memory its tensors take (as well as the device's free
+     * memory), as if it were alone on a GPU of that size. The emulated device becomes the calling thread's current
+     * device.
      *
      * @param scheduleSeed 0 for index order; otherwise the seed of a shuffled order of blocks and threads, which must
      *     not change any result
-     * @param capacityBytes the device memory tensors may take, at least 0
+     * @param capacityBytes the device memory tensors may take, at least 0; {@link Long#MAX_VALUE} for no bound but the
+     *     device's
      * @return the backend
      * @throws dev.panamax.cuda.CudaUnavailableException when the emulated device cannot run here, with the reason
      */
     public static CudaBackend emulated(long scheduleSeed, long capacityBytes) {
+        return emulated(scheduleSeed, capacityBytes, MatmulPrecision.FP32);
+    }
+
+    /**
+     * {@link #emulated(long, long)} with products that round their inputs as {@code precision} says, as cuBLAS does
+     * on a GPU (see {@link MatmulPrecision}).
+     *
+     * @param scheduleSeed 0 for index order; otherwise the seed of a shuffled order of blocks and threads
+     * @param capacityBytes the device memory tensors may take, at least 0; {@link Long#MAX_VALUE} for no bound but the
+     *     device's
+     * @param precision the products' precision
+     * @return the backend
+     * @throws dev.panamax.cuda.CudaUnavailableException when the emulated device cannot run here, with the reason
+     */
+    public static CudaBackend emulated(long scheduleSeed, long capacityBytes, MatmulPrecision precision) {
         if (capacityBytes < 0) {
             throw new IllegalArgumentException("capacityBytes (" + capacityBytes + ") must be >= 0");
         }
         Cuda.useEmulatedDevice(scheduleSeed);
-        return new CudaBackend(true, scheduleSeed, -1, capacityBytes);
+        return new CudaBackend(true, scheduleSeed, -1, capacityBytes, precision);
+    }
+
+    @Override
+    public MatmulPrecision precision() {
+        return precision;
     }
 
     /**
@@ -163,6 +217,38 @@ public final class CudaBackend implements Backend {
      */
     public long allocatedBytes() {
         return allocatedBytes;
+    }
+
+    /**
+     * The traffic between host and device on a backend's stream, for tests and profiles that bound a unit of work's
+     * round trips.
+     *
+     * @param copiesToDevice copies from host memory (token ids, weights, written tensors)
+     * @param copiesToHost copies to host memory, each of which waits for the work queued before it
+     * @param synchronizations explicit waits for the stream
+     */
+    public record Traffic(long copiesToDevice, long copiesToHost, long synchronizations) {
+        /**
+         * The traffic since an earlier reading.
+         *
+         * @param earlier a reading of the same backend
+         * @return the differences
+         */
+        public Traffic since(Traffic earlier) {
+            return new Traffic(
+                    copiesToDevice - earlier.copiesToDevice,
+                    copiesToHost - earlier.copiesToHost,
+                    synchronizations - earlier.synchronizations);
+        }
+    }
+
+    /**
+     * The traffic between host and device on this backend's stream so far.
+     *
+     * @return the counts since the backend was created
+     */
+    public Traffic traffic() {
+        return new Traffic(stream.copiesToDevice(), stream.copiesToHost(), stream.synchronizations());
     }
 
     /** A matrix at {@code offset} (in floats) of a device buffer, rows {@code ld} floats apart. */
@@ -239,29 +325,77 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * Checks against the device memory this backend was given (the device's total, or the emulated bound) less what its
-     * tensors already take.
+     * Checks against the device's free memory ({@code cudaMemGetInfo}, or the emulated device's) and, where this
+     * backend was given a smaller bound, that bound less what its tensors already take.
      */
     @Override
     public void requireMemory(String purpose, long bytes) {
         ensureOpen();
-        long available = Math.max(0, capacityBytes - allocatedBytes);
-        if (bytes > available) {
+        if (capacityBytes != Long.MAX_VALUE) {
+            long available = Math.max(0, capacityBytes - allocatedBytes);
+            if (bytes > available) {
+                throw new InsufficientMemoryException(
+                        purpose,
+                        bytes,
+                        available,
+                        "device memory (the device's " + InsufficientMemoryException.bytes(capacityBytes)
+                                + " less what this backend holds)");
+            }
+        }
+        onDevice();
+        DeviceMemory memory = Cuda.memory();
+        if (bytes > memory.freeBytes()) {
             throw new InsufficientMemoryException(
                     purpose,
                     bytes,
-                    available,
-                    "device memory (the device's " + InsufficientMemoryException.bytes(capacityBytes)
-                            + " less what this backend holds)");
+                    memory.freeBytes(),
+                    "device memory (free on " + deviceName() + ", which has "
+                            + InsufficientMemoryException.bytes(memory.totalBytes()) + ")");
         }
+    }
+
+    /** With BF16 products, the two operands' rounded copies ({@link #toBfloat16}); nothing otherwise. */
+    @Override
+    public long productScratchBytes(long largestOperand) {
+        return precision == MatmulPrecision.BF16
+                ? new MemorySize().add(largestOperand, 1).bytes() // two bfloat16 copies: the bytes of one float copy
+                : 0;
+    }
+
+    /** Weights and rotary tables are copied to the device. */
+    @Override
+    public boolean copiesWeights() {
+        return true;
     }
 
     /** A device buffer of {@code floats}, refused with the sizes when it would take the device past its memory. */
     private DeviceBuffer newBuffer(long floats, String what) {
-        requireMemory(what, floats * Float.BYTES);
-        DeviceBuffer buffer = DeviceBuffer.allocate(ElementType.FLOAT, floats);
+        return newBuffer(ElementType.FLOAT, floats, what);
+    }
+
+    /**
+     * A scratch buffer of at least {@code count} elements: {@code current} when it is large enough, else a new one (of
+     * at least 64) that replaces it, the old one freed, so a scratch buffer takes only its largest size. Freeing waits
+     * for the work queued on the old one, as {@code cudaFree} does.
+     */
+    private DeviceBuffer scratch(DeviceBuffer current, ElementType type, long count, String what) {
+        if (current != null && current.length() >= count) {
+            return current;
+        }
+        if (current != null) {
+            buffers.remove(current);
+            allocatedBytes -= current.byteSize();
+            current.close();
+        }
+        return newBuffer(type, Math.max(count, 64), what);
+    }
+
+    private DeviceBuffer newBuffer(ElementType type, long count, String what) {
+        long bytes = count * type.byteSize();
+        requireMemory(what, bytes);
+        DeviceBuffer buffer = DeviceBuffer.allocate(type, count);
         buffers.add(buffer);
-        allocatedBytes += floats * Float.BYTES;
+        allocatedBytes += bytes;
         return buffer;
     }
 
@@ -359,7 +493,7 @@ public final class CudaBackend implements Backend {
     /** A {@code [1, count]} row of ones, grown on demand. */
     private DeviceTensor ones(int count) {
         if (ones == null || ones.length() < count) {
-            ones = newBuffer(count, "a row of " + count + " ones");
+            ones = scratch(ones, ElementType.FLOAT, count, "a row of " + count + " ones");
             float[] values = new float[count];
             java.util.Arrays.fill(values, 1f);
             ones.copyFromAsync(0, values, 0, count, stream);
@@ -385,23 +519,63 @@ public final class CudaBackend implements Backend {
             return;
         }
         onDevice();
-        cublas.sgemm(
-                transA ? Transpose.TRANSPOSE : Transpose.NO_TRANSPOSE,
-                transB ? Transpose.TRANSPOSE : Transpose.NO_TRANSPOSE,
+        Transpose opA = transA ? Transpose.TRANSPOSE : Transpose.NO_TRANSPOSE;
+        Transpose opB = transB ? Transpose.TRANSPOSE : Transpose.NO_TRANSPOSE;
+        if (precision != MatmulPrecision.BF16) {
+            cublas.gemmEx(
+                    precision == MatmulPrecision.TF32 ? Cublas.ComputeType.FP32_FAST_TF32 : Cublas.ComputeType.FP32,
+                    opA,
+                    opB,
+                    m,
+                    n,
+                    k,
+                    1f,
+                    a.buffer,
+                    a.offset,
+                    Math.max(1, a.ld),
+                    b.buffer,
+                    b.offset,
+                    Math.max(1, b.ld),
+                    beta,
+                    c.buffer,
+                    c.offset,
+                    Math.max(1, c.ld));
+            return;
+        }
+        // Stored shapes: A is m × k (k × m transposed), B k × n (n × k); each is rounded into a dense copy.
+        int aRows = transA ? k : m;
+        int aCols = transA ? m : k;
+        int bRows = transB ? n : k;
+        int bCols = transB ? k : n;
+        DeviceBuffer a16 = toBfloat16(0, a, aRows, aCols);
+        DeviceBuffer b16 = toBfloat16(1, b, bRows, bCols);
+        cublas.gemmEx(
+                opA,
+                opB,
                 m,
                 n,
                 k,
                 1f,
-                a.buffer,
-                a.offset,
-                Math.max(1, a.ld),
-                b.buffer,
-                b.offset,
-                Math.max(1, b.ld),
+                a16,
+                0,
+                Math.max(1, aCols),
+                b16,
+                0,
+                Math.max(1, bCols),
                 beta,
                 c.buffer,
                 c.offset,
                 Math.max(1, c.ld));
+    }
+
+    /** {@code rows × cols} of {@code t} rounded to bfloat16 into the dense scratch operand {@code slot}. */
+    private DeviceBuffer toBfloat16(int slot, DeviceTensor t, int rows, int cols) {
+        long count = (long) rows * cols;
+        DeviceBuffer operand =
+                scratch(bfloat16Operands[slot], ElementType.BFLOAT16, count, "a product's operand in bfloat16");
+        bfloat16Operands[slot] = operand;
+        launchRows("to_bfloat16", rows, cols, t.buffer, t.offset, t.ld, operand, rows, cols);
+        return operand;
     }
 
     @Override
@@ -695,9 +869,7 @@ public final class CudaBackend implements Backend {
         }
         onDevice();
         long deltaFloats = (long) query.rows * heads;
-        if (attentionDelta == null || attentionDelta.length() < deltaFloats) {
-            attentionDelta = newBuffer(deltaFloats, "attention's backward deltas");
-        }
+        attentionDelta = scratch(attentionDelta, ElementType.FLOAT, deltaFloats, "attention's backward deltas");
         launchRows("attention_backward_delta", query.rows, heads, o, dO, query.rows, heads, hd, attentionDelta);
         float scale = (float) (1 / Math.sqrt(hd));
         int blocks = (a.queries() + ATTENTION_WARPS - 1) / ATTENTION_WARPS;
@@ -850,6 +1022,19 @@ public final class CudaBackend implements Backend {
         if (x.rows == 0) {
             return 0;
         }
+        DeviceBuffer losses = queueCrossEntropy(x, d, ids, gradientScale);
+        float[] perRow = new float[x.rows];
+        losses.copyToAsync(0, perRow, 0, x.rows, stream);
+        // Summed in row order: the same loss every run.
+        double sum = 0;
+        for (float loss : perRow) {
+            sum += loss;
+        }
+        return (float) (sum / x.rows);
+    }
+
+    /** Queues the losses of the rows of x (and the gradient into d, if not null) into the per-row results. */
+    private DeviceBuffer queueCrossEntropy(DeviceTensor x, DeviceTensor d, DeviceBuffer ids, float gradientScale) {
         DeviceBuffer losses = rowResults(x.rows);
         launchRowBlocks(
                 "cross_entropy_rows",
@@ -865,14 +1050,163 @@ public final class CudaBackend implements Backend {
                 d == null ? 0 : 1,
                 gradientScale / x.rows,
                 losses);
-        float[] perRow = new float[x.rows];
-        losses.copyToAsync(0, perRow, 0, x.rows, stream);
-        // Summed in row order: the same loss every run.
-        double sum = 0;
-        for (float loss : perRow) {
-            sum += loss;
+        return losses;
+    }
+
+    /** A training step's totals in device memory: {@code [norm, clip factor, (loss, correct) per micro-batch]}. */
+    private final class DeviceStepTotals implements StepTotals {
+        private final int microBatches;
+        private final long generation;
+        private boolean clipped;
+
+        DeviceStepTotals(int microBatches, long generation) {
+            this.microBatches = microBatches;
+            this.generation = generation;
         }
-        return (float) (sum / x.rows);
+
+        @Override
+        public StepValues read() {
+            current(this);
+            float[] values = new float[2 + 2 * microBatches];
+            onDevice();
+            stepValues.copyToAsync(0, values, 0, values.length, stream);
+            float[] losses = new float[microBatches];
+            long[] correct = new long[microBatches];
+            for (int i = 0; i < microBatches; i++) {
+                losses[i] = values[2 + 2 * i];
+                correct[i] = Float.floatToRawIntBits(values[3 + 2 * i]);
+            }
+            return new StepValues(losses, correct, clipped ? values[0] : Float.NaN);
+        }
+
+        CudaBackend owner() {
+            return CudaBackend.this;
+        }
+
+        @Override
+        public String toString() {
+            return "step totals of " + CudaBackend.this;
+        }
+    }
+
+    /** Totals of this backend's current step, checked to have micro-batch {@code microBatch}. */
+    private DeviceStepTotals current(StepTotals totals, int microBatch) {
+        DeviceStepTotals t = current(totals);
+        Objects.checkIndex(microBatch, t.microBatches);
+        return t;
+    }
+
+    private DeviceStepTotals current(StepTotals totals) {
+        if (!(Objects.requireNonNull(totals, "totals") instanceof DeviceStepTotals t) || t.owner() != this) {
+            throw new IllegalArgumentException("totals (" + totals + ") must come from this backend");
+        }
+        if (t.generation != stepGeneration) {
+            throw new IllegalStateException("totals (" + totals + ") are from an earlier step: each stepTotals call"
+                    + " starts anew in the same device memory");
+        }
+        ensureOpen();
+        return t;
+    }
+
+    /** Starts a step's totals in device memory, zeroed: the host reads them once, at {@link StepTotals#read()}. */
+    @Override
+    public StepTotals stepTotals(int microBatches) {
+        if (microBatches < 1) {
+            throw new IllegalArgumentException("microBatches (" + microBatches + ") must be >= 1");
+        }
+        onDevice();
+        int floats = 2 + 2 * microBatches;
+        stepValues = scratch(stepValues, ElementType.FLOAT, floats, "a training step's totals");
+        launchRows("zero_matrix", 1, floats, stepValues, 0L, floats, 1, floats);
+        return new DeviceStepTotals(microBatches, ++stepGeneration);
+    }
+
+    /** Queues the correct count, then the loss and gradient, and their totals: nothing comes back to the host. */
+    @Override
+    public void crossEntropy(
+            Tensor logits,
+            int[] targets,
+            int offset,
+            Tensor dlogits,
+            float gradientScale,
+            StepTotals totals,
+            int microBatch) {
+        current(totals, microBatch);
+        DeviceTensor x = device("logits", logits);
+        DeviceTensor d = dlogits == null ? null : device("dlogits", dlogits);
+        if (d != null) {
+            TensorChecks.sameShape("dlogits", d, "logits", x);
+        }
+        checkArgmaxColumns(x);
+        DeviceBuffer ids = ids("targets", targets, offset, x.rows, "logits.cols", x.cols);
+        if (x.rows == 0) {
+            return;
+        }
+        bestColumns = scratch(bestColumns, ElementType.FLOAT, x.rows, "each row's argmax");
+        launchRowBlocks("argmax_rows", x.rows, x.cols, x, x.rows, x.cols, bestColumns);
+        DeviceBuffer losses = queueCrossEntropy(x, d, ids, gradientScale);
+        launch(
+                "step_totals",
+                Dim3.of(1),
+                Dim3.of(1),
+                0,
+                losses,
+                bestColumns,
+                ids,
+                x.rows,
+                stepValues,
+                2 + 2 * microBatch);
+    }
+
+    /** The partial sums of every gradient into one buffer, then the norm and the clipping factor, on the device. */
+    @Override
+    public void clipGradients(List<Tensor> gradients, float maxNorm, StepTotals totals) {
+        DeviceStepTotals t = current(totals);
+        List<DeviceTensor> tensors = new ArrayList<>(gradients.size());
+        long pairs = 0;
+        for (Tensor g : gradients) {
+            DeviceTensor d = device("gradient", g);
+            tensors.add(d);
+            pairs += squareBlocks(d);
+        }
+        if (pairs > Integer.MAX_VALUE / 2) {
+            throw new IllegalArgumentException(
+                    "gradients (" + pairs * SQUARES_SPAN + " values) are too many to sum" + " on the CUDA backend");
+        }
+        DeviceBuffer partials = rowResults((int) Math.max(1, 2 * pairs));
+        long at = 0;
+        for (DeviceTensor d : tensors) {
+            long blocks = squareBlocks(d);
+            if (blocks > 0) {
+                launch(
+                        "sum_of_squares_partials",
+                        Dim3.of((int) blocks),
+                        Dim3.of(BLOCK),
+                        0,
+                        d,
+                        d.rows,
+                        d.cols,
+                        partials,
+                        2 * at);
+            }
+            at += blocks;
+        }
+        launch("clip_gradients", Dim3.of(1), Dim3.of(1), 0, partials, (int) pairs, maxNorm, stepValues);
+        t.clipped = true;
+    }
+
+    private static long squareBlocks(DeviceTensor t) {
+        return (t.size() + SQUARES_SPAN - 1) / SQUARES_SPAN;
+    }
+
+    /** AdamW with the clipping factor {@link #clipGradients} left on the device; the kernel skips a non-finite one. */
+    @Override
+    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep hyper, StepTotals totals) {
+        DeviceStepTotals t = current(totals);
+        if (!t.clipped) {
+            throw new IllegalStateException("clipGradients must come before adamw with a step's totals");
+        }
+        queueAdamw(param, grad, m, v, hyper, stepValues);
     }
 
     @Override
@@ -891,13 +1225,7 @@ public final class CudaBackend implements Backend {
 
     /** Each row's argmax column, read back. */
     private float[] argmaxRows(DeviceTensor x) {
-        if (x.cols < 1) {
-            throw new IllegalArgumentException("cols (0) must be >= 1 for an argmax");
-        }
-        if (x.cols > MAX_EXACT_ID) {
-            throw new IllegalArgumentException("cols (" + x.cols + ") must be <= " + MAX_EXACT_ID
-                    + " on the CUDA backend, which returns columns as floats");
-        }
+        checkArgmaxColumns(x);
         float[] best = new float[x.rows];
         if (x.rows == 0) {
             return best;
@@ -908,12 +1236,20 @@ public final class CudaBackend implements Backend {
         return best;
     }
 
+    private static void checkArgmaxColumns(DeviceTensor x) {
+        if (x.cols < 1) {
+            throw new IllegalArgumentException("cols (0) must be >= 1 for an argmax");
+        }
+        if (x.cols > MAX_EXACT_ID) {
+            throw new IllegalArgumentException("cols (" + x.cols + ") must be <= " + MAX_EXACT_ID
+                    + " on the CUDA backend, which returns columns as floats");
+        }
+    }
+
     /** A scratch buffer of at least {@code count} floats for per-row results, grown on demand. */
     private DeviceBuffer rowResults(int count) {
         onDevice();
-        if (rowResults == null || rowResults.length() < count) {
-            rowResults = newBuffer(Math.max(count, 64), "per-row results");
-        }
+        rowResults = scratch(rowResults, ElementType.FLOAT, count, "per-row results");
         return rowResults;
     }
 
@@ -934,7 +1270,7 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("tensor (" + t + ") is too large to sum on the CUDA backend");
         }
         DeviceBuffer partials = rowResults((int) (2 * blocks));
-        launch("sum_of_squares_partials", Dim3.of((int) blocks), Dim3.of(BLOCK), 0, t, t.rows, t.cols, partials);
+        launch("sum_of_squares_partials", Dim3.of((int) blocks), Dim3.of(BLOCK), 0, t, t.rows, t.cols, partials, 0L);
         float[] parts = new float[(int) (2 * blocks)];
         partials.copyToAsync(0, parts, 0, parts.length, stream);
         // The blocks' sums, each a float pair, added in block order.
@@ -947,6 +1283,11 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep hyper) {
+        queueAdamw(param, grad, m, v, hyper, null);
+    }
+
+    /** AdamW with {@code hyper.gradScale()}, or with the clipping factor at element 1 of {@code scaleSource}. */
+    private void queueAdamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep hyper, DeviceBuffer scaleSource) {
         DeviceTensor p = device("param", param);
         DeviceTensor g = device("grad", grad);
         DeviceTensor first = device("m", m);
@@ -990,7 +1331,9 @@ public final class CudaBackend implements Backend {
                 hyper.weightDecay(),
                 (float) (1 / (1 - Math.pow(hyper.beta1(), hyper.step()))),
                 (float) (1 / (1 - Math.pow(hyper.beta2(), hyper.step()))),
-                hyper.gradScale());
+                hyper.gradScale(),
+                scaleSource == null ? p.buffer : scaleSource,
+                scaleSource == null ? 0 : 1);
     }
 
     @Override
@@ -1070,7 +1413,12 @@ public final class CudaBackend implements Backend {
 
     @Override
     public String toString() {
-        return emulated ? "CUDA backend on the emulated device" : "CUDA backend on GPU " + gpu;
+        return "CUDA backend on " + deviceName()
+                + (precision == MatmulPrecision.FP32 ? "" : ", " + precision + " products");
+    }
+
+    private String deviceName() {
+        return emulated ? "the emulated device" : "GPU " + gpu;
     }
 
     private void ensureOpen() {
@@ -1153,9 +1501,7 @@ public final class CudaBackend implements Backend {
             ids[i] = id;
         }
         onDevice();
-        if (tokens == null || tokens.length() < count) {
-            tokens = newBuffer(Math.max(count, 64), "token ids");
-        }
+        tokens = scratch(tokens, ElementType.FLOAT, count, "token ids");
         tokens.copyFromAsync(0, ids, 0, count, stream);
         return tokens;
     }

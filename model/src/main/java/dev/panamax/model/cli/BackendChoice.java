@@ -4,6 +4,7 @@ import dev.panamax.cuda.CudaUnavailableException;
 import dev.panamax.model.backend.Backend;
 import dev.panamax.model.backend.Backends;
 import dev.panamax.model.backend.CpuBackend;
+import dev.panamax.model.backend.MatmulPrecision;
 import java.io.PrintStream;
 import java.util.Locale;
 
@@ -21,21 +22,32 @@ final class BackendChoice {
         return name;
     }
 
+    /** The chosen {@code --precision}, checked before anything is read or computed. */
+    static MatmulPrecision precision(CommandLine line) {
+        try {
+            return MatmulPrecision.of(line.text(Command.PRECISION));
+        } catch (IllegalArgumentException e) {
+            throw line.usage(line.typed(Command.PRECISION) + " (" + line.text(Command.PRECISION) + ") must be one of "
+                    + MatmulPrecision.names());
+        }
+    }
+
     /**
-     * Opens the backend; any but the CPU says on {@code err} which runs and why. A CUDA backend that cannot run here
-     * is a usage error with the reason.
-     *
+     * Opens the backend; any but the CPU at FP32 says on {@code err} which runs and why. A CUDA backend that cannot
+     * run here, or a precision the chosen backend does not compute, is a usage error with the reason.
      */
-    static Backend open(CommandLine line, String name, PrintStream err) {
-        if (name.equals("cpu")) {
+    static Backend open(CommandLine line, String name, MatmulPrecision precision, PrintStream err) {
+        if (name.equals("cpu") && precision == MatmulPrecision.FP32) {
             return new CpuBackend();
         }
         try {
-            Backends.Selection selection = Backends.create(name);
+            Backends.Selection selection = Backends.create(name, precision);
             err.println(selection.description());
             return selection.backend();
         } catch (CudaUnavailableException e) {
             throw line.usage(line.typed(Command.BACKEND) + " " + name + ": CUDA cannot run here: " + e.reason());
+        } catch (IllegalArgumentException e) {
+            throw line.usage(line.typed(Command.PRECISION) + " " + precision.spelling() + ": " + e.getMessage());
         }
     }
 }

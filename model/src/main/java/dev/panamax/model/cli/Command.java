@@ -24,6 +24,14 @@ final class Command {
                     "--backend", "NAME", "auto, cpu, cuda (a GPU) or emulated (CUDA kernels on the CPU, slow)")
             .defaultValue("cpu");
 
+    /** The matrix products' precision: {@link dev.panamax.model.backend.MatmulPrecision}, by name. */
+    static final Option PRECISION = Option.text(
+                    "--precision",
+                    "P",
+                    "matrix products: fp32, tf32 (inputs rounded to 10 mantissa bits) or bf16 (to 7 bits), FP32"
+                            + " accumulation; tf32 and bf16 need a CUDA backend")
+            .defaultValue("fp32");
+
     /** The width the help text is wrapped to. */
     private static final int WIDTH = 80;
 

@@ -1,6 +1,7 @@
 package dev.panamax.model.cli;
 
 import dev.panamax.model.backend.Backend;
+import dev.panamax.model.backend.MatmulPrecision;
 import dev.panamax.model.generate.Generator;
 import dev.panamax.model.generate.Sampler;
 import dev.panamax.model.generate.Transformer;
@@ -91,6 +92,7 @@ final class GenerateCommand {
                     SEED,
                     Command.THREADS,
                     Command.BACKEND,
+                    Command.PRECISION,
                     PRINT_IDS));
 
     private static final int DEFAULT_MAX_TOKENS = 256;
@@ -103,6 +105,7 @@ final class GenerateCommand {
         int topK = (int) line.whole(TOP_K);
         long seed = line.has(SEED) ? line.whole(SEED) : System.nanoTime();
         String backendName = BackendChoice.name(line);
+        MatmulPrecision precision = BackendChoice.precision(line);
         if (line.has(MAX_TOKENS)) {
             line.whole(MAX_TOKENS);
         }
@@ -138,7 +141,7 @@ final class GenerateCommand {
             Set<Integer> stop = new HashSet<>();
             (codec != null ? codec.stopToken() : model.bos()).ifPresent(stop::add);
             boolean printIds = codec == null || line.has(PRINT_IDS);
-            try (Backend backend = BackendChoice.open(line, backendName, err)) {
+            try (Backend backend = BackendChoice.open(line, backendName, precision, err)) {
                 // The cache holds what this run feeds back, not the header's context: a hostile header cannot size it.
                 Transformer transformer =
                         model.transformer().apply(backend, Math.min(config.seqLen(), prompt.length + maxTokens));

@@ -1,6 +1,9 @@
 package dev.panamax.model.cli;
 
 import dev.panamax.kernels.Parallelism;
+import dev.panamax.model.backend.Backend;
+import dev.panamax.model.backend.CpuBackend;
+import dev.panamax.model.backend.MatmulPrecision;
 import dev.panamax.model.nn.ModelConfig;
 import dev.panamax.model.nn.ModelConfig.Architecture;
 import java.io.IOException;
@@ -30,8 +33,10 @@ public final class Panamax {
             "Runs SGEMM, SGEMV, softmax and fused attention on a small problem each, checks every result against"
                     + " a reference loop, and times it next to the plain-Java loop it replaces: after a warm-up, in"
                     + " batches until three in a row agree within 10% (a rate that has not settled after 5 s, as on a"
-                    + " busy machine, prints as unsettled).",
-            List.of(Command.THREADS));
+                    + " busy machine, prints as unsettled). With --backend other than cpu, runs the same problems"
+                    + " through the model's Backend operations (matmul, softmax, attention) on that backend, each"
+                    + " checked the same way and timed next to the CPU backend, until its result is back on the host.",
+            List.of(Command.THREADS, Command.BACKEND));
     static final Command INFO = new Command(
             "info",
             List.of("FILE"),
@@ -113,7 +118,17 @@ public final class Panamax {
         if (command == INFO) {
             return info(line.operands().getFirst(), out);
         }
-        return new Demo(out).run() ? 0 : 1;
+        String backendName = BackendChoice.name(line);
+        if (backendName.equals("cpu")) {
+            return new Demo(out).run() ? 0 : 1;
+        }
+        try (Backend backend = BackendChoice.open(line, backendName, MatmulPrecision.FP32, err)) {
+            // auto without CUDA is the CPU backend, whose operations are the kernels demonstrated directly.
+            boolean ok = backend instanceof CpuBackend
+                    ? new Demo(out).run()
+                    : new Demo(out).runOn(backend, backend.toString());
+            return ok ? 0 : 1;
+        }
     }
 
     private static Command command(String name) {

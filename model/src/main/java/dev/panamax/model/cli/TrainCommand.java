@@ -1,6 +1,7 @@
 package dev.panamax.model.cli;
 
 import dev.panamax.model.backend.Backend;
+import dev.panamax.model.backend.MatmulPrecision;
 import dev.panamax.model.io.BoundedFiles;
 import dev.panamax.model.io.DType;
 import dev.panamax.model.io.Gpt2Checkpoint;
@@ -198,6 +199,7 @@ final class TrainCommand {
                     TOKENIZER,
                     Command.THREADS,
                     Command.BACKEND,
+                    Command.PRECISION,
                     EVAL_EVERY,
                     VAL_WINDOWS,
                     VAL_FRACTION,
@@ -222,7 +224,8 @@ final class TrainCommand {
             EPS,
             GRAD_CLIP,
             DATA_ORDER,
-            SEED);
+            SEED,
+            Command.PRECISION);
 
     /** What a pretrained model fixes, so giving it with {@code --init} contradicts the checkpoint. */
     private static final List<Option> FIXED_BY_A_MODEL = List.of(CONFIG, ARCH);
@@ -262,6 +265,7 @@ final class TrainCommand {
         }
         // Every value is checked before anything is read, written or trained.
         String backendName = BackendChoice.name(line);
+        MatmulPrecision precision = BackendChoice.precision(line);
         int requestedSteps = line.has(STEPS) ? (int) line.whole(STEPS) : 0;
         int requestedEpochs = line.has(EPOCHS) ? (int) line.whole(EPOCHS) : 0;
         int seq = (int) line.whole(SEQ);
@@ -292,7 +296,10 @@ final class TrainCommand {
             refuseAnotherRun(line, EXPORT, export, null);
         }
 
-        try (Backend backend = BackendChoice.open(line, backendName, err);
+        if (resume != null) {
+            precision = checkpoint(line, resume, () -> Trainer.savedPrecision(resume));
+        }
+        try (Backend backend = BackendChoice.open(line, backendName, precision, err);
                 ModelFiles.Pretrained pretrained =
                         init != null ? ModelFiles.pretrained(init, line.typed(INIT)) : null) {
             Trainer resumed = resume != null ? resume(line, backend, resume) : null;
@@ -446,12 +453,22 @@ final class TrainCommand {
 
     /** The run saved in {@code directory}; a missing file is reported with the option that named the directory. */
     private static Trainer resume(CommandLine line, Backend backend, Path directory) throws IOException {
+        return checkpoint(line, directory, () -> Trainer.resume(backend, directory));
+    }
+
+    /** Reads from the run being resumed; a missing file is reported with the option that named the directory. */
+    private static <T> T checkpoint(CommandLine line, Path directory, CheckpointRead<T> read) throws IOException {
         try {
-            return Trainer.resume(backend, directory);
+            return read.get();
         } catch (NoSuchFileException e) {
             throw ModelFiles.missing(
                     line.typed(RESUME), directory, "no checkpoint to continue there (" + e.getFile() + " is missing)");
         }
+    }
+
+    /** A read from a checkpoint directory. */
+    private interface CheckpointRead<T> {
+        T get() throws IOException;
     }
 
     /**

@@ -49,17 +49,6 @@ public final class Transformer {
      */
     private Transformer(
             Backend backend, ModelConfig config, int maxBatch, int contextLength, IntFunction<Network> network) {
-        if (maxBatch < 1) {
-            throw new IllegalArgumentException("maxBatch (" + maxBatch + ") must be >= 1");
-        }
-        if (contextLength < 1 || contextLength > config.seqLen()) {
-            throw new IllegalArgumentException("contextLength (" + contextLength
-                    + ") must be in [1, the model's context length (config.seqLen " + config.seqLen() + ")]");
-        }
-        backend.requireMemory(
-                "a key/value cache of " + contextLength + " positions × " + config.layers()
-                        + " layers and the activations of batches of " + Math.min(maxBatch, contextLength) + " tokens",
-                memoryBytes(config, maxBatch, contextLength));
         this.contextLength = contextLength;
         this.config = config;
         this.backend = backend;
@@ -95,6 +84,36 @@ public final class Transformer {
                 hidden,
                 x);
         this.logits = backend.allocate(1, config.vocabSize());
+    }
+
+    /**
+     * Checks the batch and context sizes, then that the backend has room for what the model will allocate there, before
+     * anything (a device backend's copy of the weights included) is allocated.
+     */
+    private static void requireFits(Backend backend, ModelConfig config, int maxBatch, int contextLength) {
+        if (maxBatch < 1) {
+            throw new IllegalArgumentException("maxBatch (" + maxBatch + ") must be >= 1");
+        }
+        if (contextLength < 1 || contextLength > config.seqLen()) {
+            throw new IllegalArgumentException("contextLength (" + contextLength
+                    + ") must be in [1, the model's context length (config.seqLen " + config.seqLen() + ")]");
+        }
+        String purpose = "a key/value cache of " + contextLength + " positions × " + config.layers()
+                + " layers and the activations of batches of " + Math.min(maxBatch, contextLength) + " tokens";
+        long bytes = memoryBytes(config, maxBatch, contextLength);
+        if (backend.copiesWeights()) {
+            purpose = "the weights (" + config.parameterCount() + " parameters), " + purpose;
+            bytes = new MemorySize()
+                    .add(1, config.parameterCount())
+                    .add(Parameters.rotaryFloats(config, contextLength), 1)
+                    .add(1, bytes / Float.BYTES)
+                    .add(
+                            1,
+                            backend.productScratchBytes(Parameters.largestProductOperand(config, maxBatch))
+                                    / Float.BYTES)
+                    .bytes();
+        }
+        backend.requireMemory(purpose, bytes);
     }
 
     /**
@@ -144,11 +163,13 @@ public final class Transformer {
      * @return the model, at position 0
      * @throws IllegalArgumentException if the configuration is not Llama's, a weight's size does not match it, or
      *     {@code contextLength} is out of range
-     * @throws dev.panamax.model.backend.InsufficientMemoryException if the cache and activations do not fit
+     * @throws dev.panamax.model.backend.InsufficientMemoryException if the cache and activations (on a device backend
+     *     also the weights and rotary tables) do not fit, before anything is allocated
      */
     public static Transformer llama(
             Backend backend, ModelConfig config, LlamaWeights<MemorySegment> weights, int maxBatch, int contextLength) {
         Network.requireFamily(config, Architecture.LLAMA, weights.layers().size());
+        requireFits(backend, config, maxBatch, contextLength);
         LlamaWeights<Tensor> tensors = weights.map(config.sharedClassifier(), onBackend(backend, config));
         return new Transformer(
                 backend,
@@ -186,11 +207,13 @@ public final class Transformer {
      * @return the model, at position 0
      * @throws IllegalArgumentException if the configuration is not GPT-2's, a weight's size does not match it, or
      *     {@code contextLength} is out of range
-     * @throws dev.panamax.model.backend.InsufficientMemoryException if the cache and activations do not fit
+     * @throws dev.panamax.model.backend.InsufficientMemoryException if the cache and activations (on a device backend
+     *     also the weights and rotary tables) do not fit, before anything is allocated
      */
     public static Transformer gpt2(
             Backend backend, ModelConfig config, Gpt2Weights<MemorySegment> weights, int maxBatch, int contextLength) {
         Network.requireFamily(config, Architecture.GPT2, weights.layers().size());
+        requireFits(backend, config, maxBatch, contextLength);
         Gpt2Weights<Tensor> tensors = weights.map(onBackend(backend, config));
         return new Transformer(
                 backend,

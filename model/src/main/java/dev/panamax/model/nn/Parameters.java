@@ -130,6 +130,35 @@ public final class Parameters {
     }
 
     /**
+     * Returns the most floats any operand of a product takes when {@code rows} tokens go through the model together:
+     * the largest weight matrix, or an activation or its gradient of {@code rows} rows at the widest product width
+     * (the vocabulary, the hidden width or GPT-2's fused query-key-value projection).
+     *
+     * @param config the configuration
+     * @param rows tokens per forward (or forward and backward) pass
+     * @return the floats, saturated at {@link Long#MAX_VALUE}
+     */
+    public static long largestProductOperand(ModelConfig config, long rows) {
+        long widest = Math.max(Math.max(config.vocabSize(), config.hiddenDim()), 3L * config.dim());
+        long largest = rows > Long.MAX_VALUE / widest ? Long.MAX_VALUE : rows * widest;
+        for (Spec spec : of(config)) {
+            largest = Math.max(largest, spec.size());
+        }
+        return largest;
+    }
+
+    /**
+     * Returns the floats a device backend allocates for a model's rotary tables (see {@code Backend.copiesWeights()}).
+     *
+     * @param config the configuration
+     * @param positions the positions the tables cover
+     * @return cosines and sines, {@code 2 · positions · headSize} for Llama, 0 for GPT-2 (which has none)
+     */
+    public static long rotaryFloats(ModelConfig config, int positions) {
+        return config.architecture() == Architecture.LLAMA ? 2L * positions * config.headSize() : 0;
+    }
+
+    /**
      * Lists the parameters of a configuration; a shared classifier is the token embedding and not listed again.
      *
      * @param c the configuration

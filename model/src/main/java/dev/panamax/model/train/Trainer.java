@@ -1,6 +1,7 @@
 package dev.panamax.model.train;
 
 import dev.panamax.model.backend.Backend;
+import dev.panamax.model.backend.MatmulPrecision;
 import dev.panamax.model.backend.MemorySize;
 import dev.panamax.model.backend.Tensor;
 import dev.panamax.model.io.DType;
@@ -68,6 +69,10 @@ public final class Trainer {
     private final List<Parameters.Spec> specs;
     private final Map<String, Tensor> weights = new LinkedHashMap<>();
     private final Map<String, Tensor> gradients = new LinkedHashMap<>();
+
+    /** The gradients in {@link Parameters} order, the order their norm adds them in. */
+    private final List<Tensor> gradientList = new ArrayList<>();
+
     private final Map<String, Tensor> firstMoments = new LinkedHashMap<>();
     private final Map<String, Tensor> secondMoments = new LinkedHashMap<>();
     private final Network network;
@@ -104,9 +109,18 @@ public final class Trainer {
         // Checked before anything is allocated (the parameter list included, which grows with the layers).
         backend.requireMemory(
                 "training " + config.architecture() + " (" + config.parameterCount() + " parameters, " + config.layers()
-                        + " layers) on micro-batches of " + options.batchSize() + " × " + options.seqLen()
-                        + " tokens",
-                memoryBytes(config, options));
+                        + " layers: weights, gradients, AdamW moments and activations) on micro-batches of "
+                        + options.batchSize() + " × " + options.seqLen() + " tokens",
+                backend.copiesWeights()
+                        ? onBackend(config, options)
+                                // The weights' network and the gradients' each build rotary tables.
+                                .add(2, Parameters.rotaryFloats(config, options.seqLen()))
+                                .add(
+                                        1,
+                                        backend.productScratchBytes(Parameters.largestProductOperand(config, tokens))
+                                                / Float.BYTES)
+                                .bytes()
+                        : memoryBytes(config, options));
         this.backend = backend;
         this.config = config;
         this.options = options;
@@ -122,6 +136,7 @@ public final class Trainer {
         for (Parameters.Spec spec : specs) {
             weights.put(spec.name(), backend.allocate(spec.rows(), spec.cols()));
             gradients.put(spec.name(), backend.allocateTrainingState(spec.rows(), spec.cols()));
+            gradientList.add(gradients.get(spec.name()));
             firstMoments.put(spec.name(), backend.allocateTrainingState(spec.rows(), spec.cols()));
             secondMoments.put(spec.name(), backend.allocateTrainingState(spec.rows(), spec.cols()));
         }
@@ -161,6 +176,13 @@ public final class Trainer {
      * @return the bytes, {@link Long#MAX_VALUE} if they overflow a long
      */
     public static long memoryBytes(ModelConfig config, TrainingOptions options) {
+        return onBackend(config, options)
+                .add(2, config.parameterCount()) // save(): the moments copied off the backend
+                .bytes();
+    }
+
+    /** The floats a trainer allocates on its backend: parameters, gradients, moments and one micro-batch's state. */
+    private static MemorySize onBackend(ModelConfig config, TrainingOptions options) {
         long n = (long) options.batchSize() * options.seqLen();
         long d = config.dim();
         long h = config.hiddenDim();
@@ -173,9 +195,7 @@ public final class Trainer {
                 .add(layers + 1, n, d) // the residual stream between blocks
                 .add(layers, n, block)
                 .add(n, 3 * d + 1 + (llama ? 0 : 1) + config.vocabSize()) // projection, head, logits, gradient
-                .add(n, 3 * d + 2L * config.kvDim() + 2 * h + (llama ? h : 1)) // backward scratch (GPT-2: and ones)
-                .add(2, config.parameterCount()) // save(): the moments copied off the backend
-                .bytes();
+                .add(n, 3 * d + 2L * config.kvDim() + 2 * h + (llama ? h : 1)); // backward scratch (GPT-2: and ones)
     }
 
     /**
@@ -253,11 +273,19 @@ public final class Trainer {
      * @throws ModelFormatException if a file is missing, malformed, from another step than the state file, or does not
      *     hold what the state file's configuration implies
      * @throws dev.panamax.model.backend.InsufficientMemoryException if the run needs more memory than the backend has
+     * @throws IllegalArgumentException if the backend's {@link Backend#precision()} is not the one the run trains with
      * @throws IOException if a file cannot be read
      */
     public static Trainer resume(Backend backend, Path run) throws IOException {
         Path directory = CheckpointDirectory.resolve(run);
         TrainerState state = TrainerState.read(directory.resolve(STATE_FILE));
+        if (state.precision() != backend.precision()) {
+            throw new IllegalArgumentException("the run in " + directory + " trains with "
+                    + state.precision().spelling()
+                    + " products, " + backend + " computes "
+                    + backend.precision().spelling()
+                    + ": resume it at the precision it was started with, so that its steps continue exactly");
+        }
         try (SafeTensors weightsFile = SafeTensors.open(directory.resolve(WEIGHTS_FILE));
                 SafeTensors optimizerFile = SafeTensors.open(directory.resolve(OPTIMIZER_FILE))) {
             // The files must hold what the state's configuration implies before that configuration sizes anything.
@@ -277,6 +305,20 @@ public final class Trainer {
             }
             return trainer;
         }
+    }
+
+    /**
+     * The products' precision a saved run trains with, which a backend to resume it on must have.
+     *
+     * @param run the run directory {@link #save} wrote (or one of its step directories)
+     * @return the precision its state file records
+     * @throws CheckpointNotFoundException if the directory holds no checkpoint
+     * @throws ModelFormatException if the state file is malformed
+     * @throws IOException if it cannot be read
+     */
+    public static MatmulPrecision savedPrecision(Path run) throws IOException {
+        return TrainerState.read(CheckpointDirectory.resolve(run).resolve(STATE_FILE))
+                .precision();
     }
 
     /** Checks that a file's tensors hold {@code expected} floats in all, as the state file's configuration says. */
@@ -380,7 +422,9 @@ public final class Trainer {
         zeroGradients();
         System.arraycopy(inputs, 0, this.inputs, 0, rows);
         System.arraycopy(targets, 0, this.targets, 0, rows);
-        return forwardBackward(options.batchSize(), 1f)[0];
+        Backend.StepTotals totals = backend.stepTotals(1);
+        forwardBackward(options.batchSize(), 1f, totals, 0);
+        return totals.read().losses()[0];
     }
 
     private void checkTokens(String name, int[] tokens) {
@@ -460,26 +504,15 @@ public final class Trainer {
         }
         long start = System.nanoTime();
         zeroGradients();
-        double loss = 0;
-        long correct = 0;
+        // Losses, counts, the norm and the clipping factor stay on the backend until the one read below.
+        Backend.StepTotals totals = backend.stepTotals(micro);
         for (int m = 0; m < micro; m++) {
             for (int s = 0; s < b; s++) {
                 data.window(false, windows[m * b + s], inputs, targets, s * options.seqLen());
             }
-            float[] result = forwardBackward(b, 1f / micro);
-            loss += result[0];
-            correct += (long) result[1];
+            forwardBackward(b, 1f / micro, totals, m);
         }
-        double squares = 0;
-        for (Parameters.Spec spec : specs) {
-            squares += backend.sumOfSquares(gradients.get(spec.name()));
-        }
-        float norm = (float) Math.sqrt(squares);
-        if (!Float.isFinite(norm)) {
-            throw new IllegalStateException("training diverged at step " + (step + 1) + ": the gradient norm is " + norm
-                    + " (mean loss " + loss / micro + "); lower the learning rate");
-        }
-        float scale = options.gradClip() > 0 && norm > options.gradClip() ? options.gradClip() / norm : 1f;
+        backend.clipGradients(gradientList, options.gradClip(), totals);
         int next = step + 1;
         float rate = options.learningRate(next, Math.max(totalSteps, next));
         for (Parameters.Spec spec : specs) {
@@ -496,7 +529,21 @@ public final class Trainer {
                             options.epsilon(),
                             spec.kind().decayed() ? options.weightDecay() : 0f,
                             next,
-                            scale));
+                            1f),
+                    totals);
+        }
+        Backend.StepValues values = totals.read();
+        double loss = 0;
+        long correct = 0;
+        for (int m = 0; m < micro; m++) {
+            loss += values.losses()[m];
+            correct += values.correct()[m];
+        }
+        float norm = values.norm();
+        if (!Float.isFinite(norm)) {
+            // adamw left everything unchanged when the norm was not finite.
+            throw new IllegalStateException("training diverged at step " + (step + 1) + ": the gradient norm is " + norm
+                    + " (mean loss " + loss / micro + "); lower the learning rate");
         }
         step = next;
         double seconds = (System.nanoTime() - start) / 1e9;
@@ -520,15 +567,12 @@ public final class Trainer {
 
     /**
      * Forward and backward over the first {@code sequences} windows in {@link #inputs}: adds the gradient of
-     * {@code gradientScale ×} the mean loss to the gradient tensors.
-     *
-     * @return {mean loss, correct predictions}
+     * {@code gradientScale ×} the mean loss to the gradient tensors. The mean loss and the correct predictions go into {@code totals} as micro-batch {@code microBatch}'s.
      */
-    private float[] forwardBackward(int sequences, float gradientScale) {
+    private void forwardBackward(int sequences, float gradientScale, Backend.StepTotals totals, int microBatch) {
         int n = sequences * options.seqLen();
         Tensor out = forward(sequences);
-        int correct = backend.countCorrect(out, targets, 0);
-        float loss = backend.crossEntropy(out, targets, 0, out, gradientScale);
+        backend.crossEntropy(out, targets, 0, out, gradientScale, totals, microBatch);
         Tensor d = dx.rows(0, n);
         network.headBackward(
                 gradientNetwork,
@@ -550,7 +594,6 @@ public final class Trainer {
                     scratch);
         }
         network.embedBackward(gradientNetwork, inputs, 0, sequences, d);
-        return new float[] {loss, correct};
     }
 
     /** The forward pass over the first {@code sequences} windows in {@link #inputs}; returns their logits. */
@@ -756,7 +799,7 @@ public final class Trainer {
             hostTensors(secondMoments, arena).forEach((name, tensor) -> moments.put("v." + name, tensor));
             write(stepDirectory, OPTIMIZER_FILE, written, file -> SafeTensors.write(file, moments, metadata));
         }
-        TrainerState state = new TrainerState(config, options, step, totalSteps, dataFingerprint);
+        TrainerState state = new TrainerState(config, options, step, totalSteps, dataFingerprint, backend.precision());
         write(stepDirectory, STATE_FILE, written, state::write);
         Path vocabulary = directory.resolve(CharVocabulary.FILE);
         if (Files.isRegularFile(vocabulary)) {

@@ -1,5 +1,6 @@
 package dev.panamax.model.train;
 
+import dev.panamax.model.backend.MatmulPrecision;
 import dev.panamax.model.io.BoundedFiles;
 import dev.panamax.model.io.ModelFormatException;
 import dev.panamax.model.json.Json;
@@ -28,8 +29,16 @@ import java.util.Map;
  * @param step optimizer steps done
  * @param totalSteps the steps the schedule is planned for
  * @param dataFingerprint the training data's {@link TokenDataset#fingerprint()}, empty before the first fit
+ * @param precision the products' precision the run trains with ({@code "precision"}; a file without it is from before
+ *     the choice existed, when every run was FP32)
  */
-record TrainerState(ModelConfig config, TrainingOptions options, int step, int totalSteps, String dataFingerprint) {
+record TrainerState(
+        ModelConfig config,
+        TrainingOptions options,
+        int step,
+        int totalSteps,
+        String dataFingerprint,
+        MatmulPrecision precision) {
     private static final String FORMAT = "panamax-trainer-1";
 
     void write(Path file) throws IOException {
@@ -66,6 +75,7 @@ record TrainerState(ModelConfig config, TrainingOptions options, int step, int t
         root.put("step", JsonNumber.of(step));
         root.put("total_steps", JsonNumber.of(totalSteps));
         root.put("data", new JsonString(dataFingerprint));
+        root.put("precision", new JsonString(precision.spelling()));
         Files.writeString(file, Json.write(new JsonObject(root)) + "\n", StandardCharsets.UTF_8);
     }
 
@@ -123,7 +133,14 @@ record TrainerState(ModelConfig config, TrainingOptions options, int step, int t
             }
             int totalSteps = (int) root.integer("total_steps", 0, Integer.MAX_VALUE);
             int step = (int) root.integer("step", 0, totalSteps == 0 ? Integer.MAX_VALUE : totalSteps);
-            return new TrainerState(config, options, step, totalSteps, root.string("data"));
+            MatmulPrecision precision;
+            try {
+                precision = root.has("precision") ? MatmulPrecision.of(root.string("precision")) : MatmulPrecision.FP32;
+            } catch (IllegalArgumentException e) {
+                throw root.error(
+                        "precision", "\"" + root.string("precision") + "\" is not one of " + MatmulPrecision.names());
+            }
+            return new TrainerState(config, options, step, totalSteps, root.string("data"), precision);
         });
     }
 

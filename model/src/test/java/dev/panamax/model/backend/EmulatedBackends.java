@@ -37,11 +37,26 @@ public final class EmulatedBackends {
      * @return what body returned
      */
     public static <T> T run(long scheduleSeed, long capacityBytes, Function<CudaBackend, T> body) {
+        return run(scheduleSeed, capacityBytes, MatmulPrecision.FP32, body);
+    }
+
+    /**
+     * {@link #run(long, long, Function)} on a backend whose products have the given precision.
+     *
+     * @param scheduleSeed the emulator's order of blocks and threads (0: index order)
+     * @param capacityBytes the device memory the backend may use
+     * @param precision the products' precision
+     * @param body what to run
+     * @param <T> the result type
+     * @return what body returned
+     */
+    public static <T> T run(
+            long scheduleSeed, long capacityBytes, MatmulPrecision precision, Function<CudaBackend, T> body) {
         require();
         ExecutorService thread = Executors.newSingleThreadExecutor();
         try {
             return thread.submit(() -> {
-                        try (CudaBackend backend = CudaBackend.emulated(scheduleSeed, capacityBytes)) {
+                        try (CudaBackend backend = CudaBackend.emulated(scheduleSeed, capacityBytes, precision)) {
                             return body.apply(backend);
                         }
                     })

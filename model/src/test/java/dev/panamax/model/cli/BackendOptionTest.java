@@ -12,6 +12,8 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** {@code panamax generate --backend}: which backend runs, what it says about why, and the errors. */
 class BackendOptionTest {
@@ -67,12 +69,13 @@ class BackendOptionTest {
         assertEquals("", cli.out());
     }
 
-    /** A model trained on the emulated CUDA backend generates the same greedy ids on either backend. */
-    @Test
-    void aRunTrainedOnTheEmulatedDeviceGeneratesTheSameOnBoth() throws Exception {
+    /** A model trained on either backend generates the same greedy ids on both. */
+    @ParameterizedTest
+    @ValueSource(strings = {"emulated", "cpu"})
+    void aRunTrainedOnOneBackendGeneratesTheSameOnBoth(String trainedOn) throws Exception {
         EmulatedBackends.require();
         Path data = CliFixtures.trainingText(dir);
-        Path run = dir.resolve("run");
+        Path run = dir.resolve("run-" + trainedOn);
         String[] train = {
             "train",
             "--data",
@@ -86,10 +89,12 @@ class BackendOptionTest {
             "--out",
             run.toString(),
             "--backend",
-            "emulated"
+            trainedOn
         };
         assertEquals(0, run(train), cli.err());
-        assertTrue(cli.err().startsWith("backend: CUDA on the emulated device"), cli.err());
+        if (trainedOn.equals("emulated")) {
+            assertTrue(cli.err().startsWith("backend: CUDA on the emulated device"), cli.err());
+        }
         String[] ids = new String[2];
         String[] backends = {"cpu", "emulated"};
         for (int i = 0; i < 2; i++) {
@@ -114,6 +119,57 @@ class BackendOptionTest {
         }
         assertEquals(ids[0], ids[1], "greedy ids on the CPU and on the emulated device");
         assertEquals(12, ids[0].split(" ").length, ids[0]);
+    }
+
+    @Test
+    void aLowerPrecisionRunsOnTheEmulatedDeviceAndSaysSo() throws Exception {
+        EmulatedBackends.require();
+        assertEquals(0, run(CliFixtures.greedy("--backend", "emulated", "--precision", "TF32")), cli.err());
+        assertEquals(40, cli.out().strip().split(" ").length, cli.out());
+        assertTrue(
+                cli.err().startsWith("backend: CUDA on the emulated device, TF32 products (chosen with --backend"),
+                cli.err());
+    }
+
+    @Test
+    void aLowerPrecisionOnTheCpuOrAnUnknownOneIsRefusedInOneLine() throws Exception {
+        assertEquals(2, run(CliFixtures.greedy("--backend", "cpu", "--precision", "bf16")));
+        assertTrue(
+                cli.err()
+                        .startsWith("panamax: --precision bf16: the cpu backend computes products in fp32 only; bf16"
+                                + " needs a CUDA backend (backend: cpu, chosen with --backend cpu)\n"),
+                cli.err());
+        assertEquals("", cli.out());
+        cli.resetErr();
+        assertEquals(2, run(CliFixtures.greedy("--precision", "fp16")));
+        assertTrue(cli.err().startsWith("panamax: --precision (fp16) must be one of fp32, tf32, bf16"), cli.err());
+        cli.resetErr();
+        assertEquals(
+                2,
+                run(
+                        "train",
+                        "--data",
+                        CliFixtures.trainingText(dir).toString(),
+                        "--resume",
+                        dir.toString(),
+                        "--precision",
+                        "bf16"));
+        assertTrue(cli.err().startsWith("panamax: --precision cannot change a resumed run"), cli.err());
+    }
+
+    /** {@code demo --backend}: the Backend operations on the emulated device, checked and timed next to the CPU's. */
+    @Test
+    void theDemoRunsTheBackendOperationsOnTheChosenBackend() throws Exception {
+        EmulatedBackends.require();
+        assertEquals(0, run("demo", "--backend", "emulated"), cli.out() + cli.err());
+        assertTrue(cli.err().startsWith("backend: CUDA on the emulated device"), cli.err());
+        assertTrue(
+                cli.out().startsWith("The Backend operations on CUDA backend on the emulated device, next to the CPU"),
+                cli.out());
+        for (String operation : new String[] {"matmul", "softmax", "attention"}) {
+            assertTrue(cli.out().matches("(?s).*\\n" + operation + " +\\S+ +[0-9.]+ +ok .*"), cli.out());
+        }
+        assertTrue(cli.out().contains("All operations match the reference."), cli.out());
     }
 
     @Test

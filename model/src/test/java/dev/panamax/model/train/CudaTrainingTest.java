@@ -2,18 +2,25 @@ package dev.panamax.model.train;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamax.model.backend.Backend;
 import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.backend.EmulatedBackends;
+import dev.panamax.model.backend.MatmulPrecision;
 import dev.panamax.model.nn.ModelConfig;
 import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.tokenizer.CharVocabulary;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -112,5 +119,75 @@ class CudaTrainingTest {
         System.arraycopy(firstHalf, 0, joined, 0, firstHalf.length);
         System.arraycopy(secondHalf, 0, joined, firstHalf.length, secondHalf.length);
         assertArrayEquals(straight, joined);
+    }
+
+    /**
+     * Ten steps with TF32 and BF16 products stay close to FP32's losses, and are not FP32's: the precision is applied.
+     *
+     * <p>Tolerance: u times the FP32 loss at each step, u the precision's unit roundoff (2⁻¹¹, 2⁻⁸). Every logit is a
+     * product whose inputs are rounded with relative error at most u, so it moves by at most about 2u of its terms'
+     * size, and the errors of independent sign mostly cancel; the cross-entropy is at most 2-Lipschitz in the logits,
+     * and at this initialisation the logits are small beside the loss (about ln of the vocabulary), so the loss moves by
+     * far less than u of itself; ten steps at a learning rate of 3e-3 carry the difference into the weights only
+     * slowly. A wrong product (a missed transpose, an unrounded or wrongly rounded operand) changes the loss curve by
+     * tenths within a few steps.
+     */
+    @ParameterizedTest
+    @EnumSource(
+            value = MatmulPrecision.class,
+            names = {"TF32", "BF16"})
+    void lowerPrecisionTrainingStaysCloseToFp32(MatmulPrecision precision) {
+        int steps = 10;
+        for (Architecture architecture : Architecture.values()) {
+            float[] fp32 = EmulatedBackends.run(0, backend -> losses(backend, architecture, steps, 0, null));
+            float[] lower = EmulatedBackends.run(
+                    0, Long.MAX_VALUE, precision, backend -> losses(backend, architecture, steps, 0, null));
+            double u = precision == MatmulPrecision.TF32 ? 0x1p-11 : 0x1p-8;
+            for (int i = 0; i < steps; i++) {
+                assertEquals(
+                        fp32[i], lower[i], u * fp32[i], architecture + " " + precision + " loss of step " + (i + 1));
+            }
+            assertFalse(Arrays.equals(fp32, lower), architecture + " " + precision + " gave FP32's losses");
+        }
+    }
+
+    /**
+     * The checkpoint records the precision (trainer.json), a resume on a backend of another precision is refused, and
+     * one at the recorded precision continues bit for bit.
+     */
+    @Test
+    void theCheckpointRecordsThePrecisionAndResumeKeepsIt() throws IOException {
+        MatmulPrecision bf16 = MatmulPrecision.BF16;
+        int total = 6;
+        float[] straight = EmulatedBackends.run(
+                0, Long.MAX_VALUE, bf16, backend -> losses(backend, Architecture.LLAMA, total, 0, null));
+        float[] firstHalf = EmulatedBackends.run(
+                0, Long.MAX_VALUE, bf16, backend -> losses(backend, Architecture.LLAMA, total, 3, dir));
+        assertTrue(
+                Files.readString(CheckpointDirectory.resolve(dir).resolve(Trainer.STATE_FILE))
+                        .contains("\"precision\":\"bf16\""),
+                "trainer.json names the precision");
+        assertEquals(bf16, Trainer.savedPrecision(dir));
+        IllegalArgumentException refused =
+                assertThrows(IllegalArgumentException.class, () -> EmulatedBackends.run(0, backend -> resume(backend)));
+        assertTrue(
+                refused.getMessage()
+                        .contains("trains with bf16 products, CUDA backend on the emulated device computes"
+                                + " fp32: resume it at the precision it was started with"),
+                refused.getMessage());
+        float[] secondHalf =
+                EmulatedBackends.run(0, Long.MAX_VALUE, bf16, backend -> fit(resume(backend), total, 0, null));
+        float[] joined = new float[firstHalf.length + secondHalf.length];
+        System.arraycopy(firstHalf, 0, joined, 0, firstHalf.length);
+        System.arraycopy(secondHalf, 0, joined, firstHalf.length, secondHalf.length);
+        assertArrayEquals(straight, joined);
+    }
+
+    private Trainer resume(Backend backend) {
+        try {
+            return Trainer.resume(backend, dir);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
     }
 }
