@@ -230,17 +230,17 @@ final class QuantizedRows {
     /**
      * binary16 bits to floats, exactly, by integer operations (the Vector API has no conversion): the exponent and
      * significand moved to a float's places and scaled by 2¹¹² (the difference of the exponent biases), which also
-     * makes subnormal halves normal floats; all-ones exponents (infinities, NaN) are given the float's all-ones
-     * exponent, keeping the significand bits, and a NaN is made quiet, as x86's conversion instruction (which {@link
-     * Float#float16ToFloat} compiles to) makes it.
+     * makes subnormal halves normal floats. An all-ones exponent (infinity, NaN) scales to at least 2¹⁶, above every
+     * finite half, and is given the float's all-ones exponent, keeping the significand bits: a NaN keeps its payload
+     * as it is (x86's conversion instruction, which {@link Float#float16ToFloat} compiles to, also sets the quiet bit).
      */
     static FloatVector halfToFloat(ShortVector halves) {
         IntVector h = (IntVector) halves.convertShape(ZERO_EXTEND_S2I, INTS, 0);
-        IntVector magnitude = h.and(0x7FFF).lanewise(LSHL, 13);
-        IntVector finite = magnitude.reinterpretAsFloats().mul(0x1p112f).reinterpretAsInts();
-        IntVector special = magnitude.or(0x7F800000);
-        special = special.blend(special.or(0x00400000), h.and(0x7FFF).compare(VectorOperators.GT, 0x7C00));
-        IntVector bits = finite.blend(special, h.and(0x7C00).eq(0x7C00));
+        FloatVector scaled =
+                h.and(0x7FFF).lanewise(LSHL, 13).reinterpretAsFloats().mul(0x1p112f);
+        // Non-negative floats order as their bits do: 0x47800000 is 2¹⁶.
+        IntVector bits = scaled.reinterpretAsInts();
+        bits = bits.blend(bits.or(0x7F800000), bits.compare(VectorOperators.GE, 0x47800000));
         return bits.or(h.and(0x8000).lanewise(LSHL, 16)).reinterpretAsFloats();
     }
 
