@@ -20,11 +20,12 @@ import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * The vector loops behind {@link QuantizedProduct} and {@link Quantization#dequantizeRow}: decoding each {@link
- * WeightFormat} to float vectors, and dot products of four weight rows with one activation row at a time, so that each
- * activation vector loaded serves four rows. A row's dot product is the same sequence of operations whether it is
- * computed with three other rows or alone (then as four copies of itself), so results do not depend on how rows are
- * split over threads.
+ * The vector loops behind {@link QuantizedProduct} and {@link Quantization#dequantizeRow}: widening each {@link
+ * WeightFormat} to float vectors, and the dot product of one weight row with one activation row. Each row's dot
+ * product is one fixed sequence of operations, whichever task computes it, so results do not depend on how rows are
+ * split over threads. The activations stay floats: widening the weights' bytes to floats and multiplying there is cheaper
+ * than quantizing x and multiplying bytes as integers, since the Vector API has no 8-bit dot-product instruction and
+ * widened integer products need as many conversions.
  */
 final class QuantizedRows {
     /**
