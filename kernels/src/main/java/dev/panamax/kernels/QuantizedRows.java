@@ -94,18 +94,84 @@ final class QuantizedRows {
         long rowBytes = w.rowBytes();
         int columns = w.columns();
         WeightFormat format = w.format();
+        boolean blocks = format.blockLength() == BLOCK;
+        // With several tokens a block row's values are widened once, into this thread's arrays, and every token reads
+        // the floats: the same operations on the same (exact) values as widening per token, so the same bits.
+        WidenedRow widened = blocks && tokens > 1 ? WIDENED.get().fit(columns) : null;
         for (int r = from; r < to; r++) {
             long row = w.byteOffset() + r * rowBytes;
+            if (widened != null) {
+                widened.widen(format == WeightFormat.Q4_0, data, row, columns);
+            }
             for (int t = 0; t < tokens; t++) {
                 int xi = xBase + t * ldx;
-                float dot =
-                        switch (format) {
-                            case Q8_0 -> q8Row(data, row, columns, x, xi);
-                            case Q4_0 -> q4Row(data, row, columns, x, xi);
-                            case F32, F16, BF16 -> elementRow(format, data, row, columns, x, xi);
-                        };
+                float dot;
+                if (widened != null) {
+                    dot = widened.dot(format == WeightFormat.Q4_0, columns, x, xi);
+                } else {
+                    dot = switch (format) {
+                        case Q8_0 -> q8Row(data, row, columns, x, xi);
+                        case Q4_0 -> q4Row(data, row, columns, x, xi);
+                        case F32, F16, BF16 -> elementRow(format, data, row, columns, x, xi);
+                    };
+                }
                 y.setAtIndex(Simd.FLOAT, yOffset + (long) t * ldy + r, dot);
             }
+        }
+    }
+
+    private static final ThreadLocal<WidenedRow> WIDENED = ThreadLocal.withInitial(WidenedRow::new);
+
+    /** A Q8_0 or Q4_0 row widened to floats: its values q (for Q4_0, nibble − 8) in column order, and its scales. */
+    private static final class WidenedRow {
+        private float[] values = new float[0];
+        private float[] scales = new float[0];
+
+        WidenedRow fit(int columns) {
+            if (values.length < columns) {
+                values = new float[columns];
+                scales = new float[columns / BLOCK];
+            }
+            return this;
+        }
+
+        void widen(boolean q4, MemorySegment w, long row, int columns) {
+            FloatVector one = FloatVector.broadcast(FLOATS, 1f);
+            long blockBytes = q4 ? Q4_BYTES : Q8_BYTES;
+            for (int b = 0; b < columns / BLOCK; b++) {
+                long at = row + b * blockBytes;
+                scales[b] = Float.float16ToFloat(w.get(HALF, at));
+                decodeBlock(q4, w, at, one, values, b * BLOCK);
+            }
+        }
+
+        /**
+         * The row times {@code x[xi, xi + columns)}, by exactly the operations of {@link #q8Row} or {@link #q4Row}: per
+         * block, the same vectors of values into the same two halves in the same order, then the scale.
+         */
+        float dot(boolean q4, int columns, float[] x, int xi) {
+            return q4 ? dot(BLOCK / 2, LANES, BLOCK / 2, columns, x, xi) : dot(LANES, 2 * LANES, BLOCK, columns, x, xi);
+        }
+
+        /**
+         * Per block, the vectors from {@code [0, end)} in steps of {@code step} into the first half, each with the
+         * vector {@code second} floats on into the second half; constants at each call, so that C2 unrolls the block.
+         */
+        private float dot(int second, int step, int end, int columns, float[] x, int xi) {
+            float[] v = values;
+            float[] d = scales;
+            FloatVector sum = FloatVector.zero(FLOATS);
+            for (int j = 0; j < columns; j += BLOCK) {
+                FloatVector s0 = FloatVector.zero(FLOATS);
+                FloatVector s1 = s0;
+                for (int k = 0; k < end; k += step) {
+                    s0 = FloatVector.fromArray(FLOATS, v, j + k).fma(FloatVector.fromArray(FLOATS, x, xi + j + k), s0);
+                    s1 = FloatVector.fromArray(FLOATS, v, j + k + second)
+                            .fma(FloatVector.fromArray(FLOATS, x, xi + j + k + second), s1);
+                }
+                sum = s0.add(s1).fma(FloatVector.broadcast(FLOATS, d[j / BLOCK]), sum);
+            }
+            return sum(sum);
         }
     }
 
@@ -261,12 +327,8 @@ final class QuantizedRows {
         switch (format) {
             case Q8_0, Q4_0 -> {
                 for (int j = 0; j < columns; j += BLOCK) {
-                    decodeBlock(
-                            format == WeightFormat.Q4_0,
-                            data,
-                            at + (long) (j / BLOCK) * format.bytesPerBlock(),
-                            dst,
-                            j);
+                    long block = at + (long) (j / BLOCK) * format.bytesPerBlock();
+                    decodeBlock(format == WeightFormat.Q4_0, data, block, scale(data, block), dst, j);
                 }
             }
             case F32, F16, BF16 -> {
@@ -284,9 +346,8 @@ final class QuantizedRows {
         }
     }
 
-    /** The 32 values of the block at byte {@code at} into {@code dst[j, j + 32)}: {@code d·q}, exact in float. */
-    private static void decodeBlock(boolean q4, MemorySegment w, long at, float[] dst, int j) {
-        FloatVector d = scale(w, at);
+    /** The 32 values of the block at byte {@code at} into {@code dst[j, j + 32)}, times d: {@code d·q}, exact in float. */
+    private static void decodeBlock(boolean q4, MemorySegment w, long at, FloatVector d, float[] dst, int j) {
         for (int k = 0; k < (q4 ? BLOCK / 2 : BLOCK); k += BYTE_STEP) {
             ByteVector bytes = ByteVector.fromMemorySegment(BYTES, w, at + SCALE_BYTES + k, ORDER);
             for (int part = 0; part < PARTS; part++) {
