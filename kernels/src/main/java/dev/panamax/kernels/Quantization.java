@@ -22,7 +22,7 @@ import java.lang.foreign.ValueLayout;
  *
  * <p>Q8_0 and Q4_0 cannot hold infinities or NaN, nor a block whose scale exceeds binary16's largest finite value
  * (65504): such input is rejected with {@link IllegalArgumentException} naming its row and block, rather than written
- * as a scale GGML would store as infinity. Arguments are checked as the kernels check theirs: offsets and leading
+ * as a scale GGML would store as infinity; the rows before it have been written by then. Arguments are checked as the kernels check theirs: offsets and leading
  * dimensions of floats count floats, byte offsets count bytes, and messages name the argument, its value and the
  * bound.
  */
