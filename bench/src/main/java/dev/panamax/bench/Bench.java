@@ -36,6 +36,7 @@ public final class Bench {
         SUITES.put("generate", GenerateBench.class);
         SUITES.put("train", TrainBench.class);
         SUITES.put("emulator", EmulatorBench.class);
+        SUITES.put("quant", QuantBench.class);
     }
 
     private Bench() {}

@@ -17,6 +17,10 @@
  *       dev.panamax.kernels.CrossEntropy} writes the gradient of its loss in the same pass.
  *   <li>Flat operations for training: {@link dev.panamax.kernels.Elementwise} (add, axpy, scale, zero, sum of
  *       squares) and the {@link dev.panamax.kernels.AdamW} update.
+ *   <li>Weights in GGML's formats, used in place (a mapped GGUF file): {@link dev.panamax.kernels.QuantizedProduct}
+ *       multiplies float activations by a {@link dev.panamax.kernels.QuantizedMatrix} of any {@link
+ *       dev.panamax.kernels.WeightFormat} (F32, F16, BF16, Q8_0, Q4_0); {@link dev.panamax.kernels.Quantization}
+ *       encodes and decodes them.
  *   <li>{@link dev.panamax.kernels.Parallelism}: the one team of worker threads every kernel shares.
  * </ul>
  *

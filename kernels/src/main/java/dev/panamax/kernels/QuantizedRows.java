@@ -1,0 +1,369 @@
+package dev.panamax.kernels;
+
+import static jdk.incubator.vector.VectorOperators.B2F;
+import static jdk.incubator.vector.VectorOperators.I2F;
+import static jdk.incubator.vector.VectorOperators.LSHL;
+import static jdk.incubator.vector.VectorOperators.LSHR;
+import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2I;
+import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_S2I;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The vector loops behind {@link QuantizedProduct} and {@link Quantization#dequantizeRow}: widening each {@link
+ * WeightFormat} to float vectors, and the dot product of one weight row with one activation row. Each row's dot
+ * product is one fixed sequence of operations, whichever task computes it, so results do not depend on how rows are
+ * split over threads. The activations stay floats: widening the weights' bytes to floats and multiplying there is cheaper
+ * than quantizing x and multiplying bytes as integers, since the Vector API has no 8-bit dot-product instruction and
+ * widened integer products need as many conversions.
+ */
+final class QuantizedRows {
+    /**
+     * The JVM's float species, held to 4 to 16 lanes: a block of 32 elements is then a whole number of vectors, and
+     * its bytes and halves have species of their own (none is narrower than 64 bits).
+     */
+    static final VectorSpecies<Float> FLOATS =
+            Simd.LANES < 4 ? FloatVector.SPECIES_128 : Simd.LANES > 16 ? FloatVector.SPECIES_512 : Simd.FLOATS;
+
+    static final int LANES = FLOATS.length();
+    private static final VectorSpecies<Integer> INTS = IntVector.SPECIES_PREFERRED.withShape(FLOATS.vectorShape());
+    private static final VectorSpecies<Short> SHORTS =
+            ShortVector.SPECIES_PREFERRED.withShape(VectorShape.forBitSize(LANES * Short.SIZE));
+    /** Bytes loaded at once: a vector's worth, or 8 where that is narrower than the narrowest byte species. */
+    private static final int BYTE_STEP = Math.max(8, LANES);
+
+    /** Parts of a byte load that each fill a float vector: 1, or 2 for 4-lane vectors. */
+    private static final int PARTS = BYTE_STEP / LANES;
+
+    private static final VectorSpecies<Byte> BYTES =
+            ByteVector.SPECIES_PREFERRED.withShape(VectorShape.forBitSize(BYTE_STEP * Byte.SIZE));
+    private static final ByteOrder ORDER = ByteOrder.LITTLE_ENDIAN;
+    /** A little-endian binary16 at any byte offset: GGUF's tensors are packed without alignment inside a row. */
+    static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ORDER);
+
+    static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ORDER);
+    /** Elements per block of {@link WeightFormat#Q8_0} and {@link WeightFormat#Q4_0}. */
+    static final int BLOCK = 32;
+
+    private static final int Q8_BYTES = WeightFormat.Q8_0.bytesPerBlock();
+    private static final int Q4_BYTES = WeightFormat.Q4_0.bytesPerBlock();
+    /** The bytes of a block before its quantized values: the binary16 scale. */
+    private static final int SCALE_BYTES = 2;
+
+    private static final ThreadLocal<float[]> STAGED = ThreadLocal.withInitial(() -> new float[0]);
+
+    private QuantizedRows() {}
+
+    /** This thread's scratch array of at least {@code length} floats, for activations staged out of a segment. */
+    static float[] staging(int length) {
+        float[] buffer = STAGED.get();
+        if (buffer.length < length) {
+            buffer = new float[length];
+            STAGED.set(buffer);
+        }
+        return buffer;
+    }
+
+    /**
+     * {@code y[t][r] = Σ_c W[r][c]·x[t][c]} for rows {@code [from, to)} and every token t: token t's activations at
+     * {@code x[xBase + t·ldx]}, its results at float {@code yOffset + t·ldy + r} of y. Rows go in order, so the matrix
+     * is read as one sequential stream, and each row stays in cache while every token uses it.
+     */
+    static void multiply(
+            QuantizedMatrix w,
+            int tokens,
+            float[] x,
+            int xBase,
+            int ldx,
+            MemorySegment y,
+            long yOffset,
+            int ldy,
+            int from,
+            int to) {
+        MemorySegment data = w.data();
+        long rowBytes = w.rowBytes();
+        int columns = w.columns();
+        WeightFormat format = w.format();
+        boolean blocks = format.blockLength() == BLOCK;
+        // With several tokens a block row's values are widened once, into this thread's arrays, and every token reads
+        // the floats: the same operations on the same (exact) values as widening per token, so the same bits.
+        WidenedRow widened = blocks && tokens > 1 ? WIDENED.get().fit(columns) : null;
+        for (int r = from; r < to; r++) {
+            long row = w.byteOffset() + r * rowBytes;
+            if (widened != null) {
+                widened.widen(format == WeightFormat.Q4_0, data, row, columns);
+            }
+            for (int t = 0; t < tokens; t++) {
+                int xi = xBase + t * ldx;
+                float dot;
+                if (widened != null) {
+                    dot = widened.dot(format == WeightFormat.Q4_0, columns, x, xi);
+                } else {
+                    dot = switch (format) {
+                        case Q8_0 -> q8Row(data, row, columns, x, xi);
+                        case Q4_0 -> q4Row(data, row, columns, x, xi);
+                        case F32, F16, BF16 -> elementRow(format, data, row, columns, x, xi);
+                    };
+                }
+                y.setAtIndex(Simd.FLOAT, yOffset + (long) t * ldy + r, dot);
+            }
+        }
+    }
+
+    private static final ThreadLocal<WidenedRow> WIDENED = ThreadLocal.withInitial(WidenedRow::new);
+
+    /** A Q8_0 or Q4_0 row widened to floats: its values q (for Q4_0, nibble − 8) in column order, and its scales. */
+    private static final class WidenedRow {
+        private float[] values = new float[0];
+        private float[] scales = new float[0];
+
+        WidenedRow fit(int columns) {
+            if (values.length < columns) {
+                values = new float[columns];
+                scales = new float[columns / BLOCK];
+            }
+            return this;
+        }
+
+        void widen(boolean q4, MemorySegment w, long row, int columns) {
+            FloatVector one = FloatVector.broadcast(FLOATS, 1f);
+            long blockBytes = q4 ? Q4_BYTES : Q8_BYTES;
+            for (int b = 0; b < columns / BLOCK; b++) {
+                long at = row + b * blockBytes;
+                scales[b] = Float.float16ToFloat(w.get(HALF, at));
+                decodeBlock(q4, w, at, one, values, b * BLOCK);
+            }
+        }
+
+        /**
+         * The row times {@code x[xi, xi + columns)}, by exactly the operations of {@link #q8Row} or {@link #q4Row}: per
+         * block, the same vectors of values into the same two halves in the same order, then the scale.
+         */
+        float dot(boolean q4, int columns, float[] x, int xi) {
+            return q4 ? dot(BLOCK / 2, LANES, BLOCK / 2, columns, x, xi) : dot(LANES, 2 * LANES, BLOCK, columns, x, xi);
+        }
+
+        /**
+         * Per block, the vectors from {@code [0, end)} in steps of {@code step} into the first half, each with the
+         * vector {@code second} floats on into the second half; constants at each call, so that C2 unrolls the block.
+         */
+        private float dot(int second, int step, int end, int columns, float[] x, int xi) {
+            float[] v = values;
+            float[] d = scales;
+            FloatVector sum = FloatVector.zero(FLOATS);
+            for (int j = 0; j < columns; j += BLOCK) {
+                FloatVector s0 = FloatVector.zero(FLOATS);
+                FloatVector s1 = s0;
+                for (int k = 0; k < end; k += step) {
+                    s0 = FloatVector.fromArray(FLOATS, v, j + k).fma(FloatVector.fromArray(FLOATS, x, xi + j + k), s0);
+                    s1 = FloatVector.fromArray(FLOATS, v, j + k + second)
+                            .fma(FloatVector.fromArray(FLOATS, x, xi + j + k + second), s1);
+                }
+                sum = s0.add(s1).fma(FloatVector.broadcast(FLOATS, d[j / BLOCK]), sum);
+            }
+            return sum(sum);
+        }
+    }
+
+    /**
+     * The Q8_0 row at byte {@code row} times {@code x[xi, xi + columns)}: per block, the lane-wise sum of {@code q·x}
+     * over its values (in two halves, so that two chains of additions run at once), then times the block's scale d
+     * and added to the row's sum. Every step is inline here: a helper that C2 compiled on its own first would not be
+     * inlined again, and each vector passed to it would become an object.
+     */
+    private static float q8Row(MemorySegment w, long row, int columns, float[] x, int xi) {
+        FloatVector sum = FloatVector.zero(FLOATS);
+        int blocks = columns / BLOCK;
+        for (int b = 0; b < blocks; b++) {
+            long at = row + (long) b * Q8_BYTES;
+            int xj = xi + b * BLOCK;
+            FloatVector s0 = FloatVector.zero(FLOATS);
+            FloatVector s1 = s0;
+            for (int k = 0; k < BLOCK; k += 2 * LANES) {
+                FloatVector q0;
+                FloatVector q1;
+                if (PARTS == 1) {
+                    q0 = (FloatVector) ByteVector.fromMemorySegment(BYTES, w, at + SCALE_BYTES + k, ORDER)
+                            .convertShape(B2F, FLOATS, 0);
+                    q1 = (FloatVector) ByteVector.fromMemorySegment(BYTES, w, at + SCALE_BYTES + k + LANES, ORDER)
+                            .convertShape(B2F, FLOATS, 0);
+                } else {
+                    ByteVector q = ByteVector.fromMemorySegment(BYTES, w, at + SCALE_BYTES + k, ORDER);
+                    q0 = (FloatVector) q.convertShape(B2F, FLOATS, 0);
+                    q1 = (FloatVector) q.convertShape(B2F, FLOATS, 1);
+                }
+                s0 = q0.fma(FloatVector.fromArray(FLOATS, x, xj + k), s0);
+                s1 = q1.fma(FloatVector.fromArray(FLOATS, x, xj + k + LANES), s1);
+            }
+            sum = s0.add(s1).fma(FloatVector.broadcast(FLOATS, Float.float16ToFloat(w.get(HALF, at))), sum);
+        }
+        return sum(sum);
+    }
+
+    /**
+     * The Q4_0 row at byte {@code row} times {@code x[xi, xi + columns)}, as {@link #q8Row} computes it with each value
+     * {@code nibble − 8}: the low nibbles of a block's 16 bytes are its elements 0 to 15 (summed in one half), the high
+     * ones 16 to 31 (in the other). The bytes widen to ints, where the nibbles come out with one native operation
+     * each; byte lanes have no shift instruction on AVX2.
+     */
+    private static float q4Row(MemorySegment w, long row, int columns, float[] x, int xi) {
+        FloatVector sum = FloatVector.zero(FLOATS);
+        int blocks = columns / BLOCK;
+        for (int b = 0; b < blocks; b++) {
+            long at = row + (long) b * Q4_BYTES;
+            int xj = xi + b * BLOCK;
+            FloatVector s0 = FloatVector.zero(FLOATS);
+            FloatVector s1 = s0;
+            for (int k = 0; k < BLOCK / 2; k += BYTE_STEP) {
+                ByteVector packed = ByteVector.fromMemorySegment(BYTES, w, at + SCALE_BYTES + k, ORDER);
+                for (int part = 0; part < PARTS; part++) {
+                    IntVector bytes = (IntVector) packed.convertShape(ZERO_EXTEND_B2I, INTS, part);
+                    FloatVector low = (FloatVector) bytes.and(0x0F).sub(8).convert(I2F, 0);
+                    FloatVector high =
+                            (FloatVector) bytes.lanewise(LSHR, 4).sub(8).convert(I2F, 0);
+                    int xk = xj + k + part * LANES;
+                    s0 = low.fma(FloatVector.fromArray(FLOATS, x, xk), s0);
+                    s1 = high.fma(FloatVector.fromArray(FLOATS, x, xk + BLOCK / 2), s1);
+                }
+            }
+            sum = s0.add(s1).fma(FloatVector.broadcast(FLOATS, Float.float16ToFloat(w.get(HALF, at))), sum);
+        }
+        return sum(sum);
+    }
+
+    /**
+     * The F32, F16 or BF16 row at byte {@code row} times {@code x[xi, xi + columns)}: whole vectors alternately into
+     * two sums, the last partial vector masked into the first.
+     */
+    private static float elementRow(WeightFormat format, MemorySegment w, long row, int columns, float[] x, int xi) {
+        int bytes = format.bytesPerBlock();
+        int pairEnd = columns - columns % (2 * LANES);
+        FloatVector s0 = FloatVector.zero(FLOATS);
+        FloatVector s1 = s0;
+        for (int j = 0; j < pairEnd; j += 2 * LANES) {
+            long at = row + (long) j * bytes;
+            s0 = elements(format, w, at).fma(FloatVector.fromArray(FLOATS, x, xi + j), s0);
+            s1 = elements(format, w, at + (long) LANES * bytes)
+                    .fma(FloatVector.fromArray(FLOATS, x, xi + j + LANES), s1);
+        }
+        for (int j = pairEnd; j < columns; j += LANES) {
+            int count = Math.min(LANES, columns - j);
+            VectorMask<Float> lanes = FLOATS.indexInRange(0, count);
+            s0 = elements(format, w, row + (long) j * bytes, count)
+                    .fma(FloatVector.fromArray(FLOATS, x, xi + j, lanes), s0);
+        }
+        return sum(s0.add(s1));
+    }
+
+    /** The lanes' sum in {@link Simd#sum}'s fixed order. */
+    private static float sum(FloatVector v) {
+        return LANES == Simd.LANES ? Simd.sum(v) : Simd.sumAnyWidth(v);
+    }
+
+    /** The binary16 scale of the block at byte {@code at}, in every lane. */
+    private static FloatVector scale(MemorySegment w, long at) {
+        return FloatVector.broadcast(FLOATS, Float.float16ToFloat(w.get(HALF, at)));
+    }
+
+    /** {@link #LANES} elements of an F32, F16 or BF16 row from byte {@code at}, as floats. */
+    private static FloatVector elements(WeightFormat format, MemorySegment w, long at) {
+        return switch (format) {
+            case F16 -> halfToFloat(ShortVector.fromMemorySegment(SHORTS, w, at, ORDER));
+            case BF16 -> bfloat16ToFloat(ShortVector.fromMemorySegment(SHORTS, w, at, ORDER));
+            default -> FloatVector.fromMemorySegment(FLOATS, w, at, ORDER);
+        };
+    }
+
+    /** {@link #elements(WeightFormat, MemorySegment, long)} for the first {@code count} lanes; the others are 0. */
+    private static FloatVector elements(WeightFormat format, MemorySegment w, long at, int count) {
+        VectorMask<Short> halves = SHORTS.indexInRange(0, count);
+        return switch (format) {
+            case F16 -> halfToFloat(ShortVector.fromMemorySegment(SHORTS, w, at, ORDER, halves));
+            case BF16 -> bfloat16ToFloat(ShortVector.fromMemorySegment(SHORTS, w, at, ORDER, halves));
+            default -> FloatVector.fromMemorySegment(FLOATS, w, at, ORDER, FLOATS.indexInRange(0, count));
+        };
+    }
+
+    /**
+     * binary16 bits to floats, exactly, by integer operations (the Vector API has no conversion): the exponent and
+     * significand moved to a float's places and scaled by 2¹¹² (the difference of the exponent biases), which also
+     * makes subnormal halves normal floats. An all-ones exponent (infinity, NaN) scales to at least 2¹⁶, above every
+     * finite half, and is given the float's all-ones exponent, keeping the significand bits: a NaN keeps its payload
+     * as it is (x86's conversion instruction, which {@link Float#float16ToFloat} compiles to, also sets the quiet bit).
+     */
+    static FloatVector halfToFloat(ShortVector halves) {
+        IntVector h = (IntVector) halves.convertShape(ZERO_EXTEND_S2I, INTS, 0);
+        FloatVector scaled =
+                h.and(0x7FFF).lanewise(LSHL, 13).reinterpretAsFloats().mul(0x1p112f);
+        // Non-negative floats order as their bits do: 0x47800000 is 2¹⁶.
+        IntVector bits = scaled.reinterpretAsInts();
+        bits = bits.blend(bits.or(0x7F800000), bits.compare(VectorOperators.GE, 0x47800000));
+        return bits.or(h.and(0x8000).lanewise(LSHL, 16)).reinterpretAsFloats();
+    }
+
+    /** bfloat16 bits to floats: they are a float's upper half. */
+    static FloatVector bfloat16ToFloat(ShortVector bfloats) {
+        return ((IntVector) bfloats.convertShape(ZERO_EXTEND_S2I, INTS, 0))
+                .lanewise(LSHL, 16)
+                .reinterpretAsFloats();
+    }
+
+    /** Decodes row {@code row} of w into {@code dst[0, columns)}, each element as the products decode it. */
+    static void decodeRow(QuantizedMatrix w, int row, float[] dst) {
+        MemorySegment data = w.data();
+        long at = w.byteOffset() + row * w.rowBytes();
+        int columns = w.columns();
+        WeightFormat format = w.format();
+        switch (format) {
+            case Q8_0, Q4_0 -> {
+                for (int j = 0; j < columns; j += BLOCK) {
+                    long block = at + (long) (j / BLOCK) * format.bytesPerBlock();
+                    decodeBlock(format == WeightFormat.Q4_0, data, block, scale(data, block), dst, j);
+                }
+            }
+            case F32, F16, BF16 -> {
+                int vectorEnd = columns - columns % LANES;
+                int bytes = format.bytesPerBlock();
+                for (int j = 0; j < vectorEnd; j += LANES) {
+                    elements(format, data, at + (long) j * bytes).intoArray(dst, j);
+                }
+                if (vectorEnd < columns) {
+                    int count = columns - vectorEnd;
+                    elements(format, data, at + (long) vectorEnd * bytes, count)
+                            .intoArray(dst, vectorEnd, FLOATS.indexInRange(0, count));
+                }
+            }
+        }
+    }
+
+    /** The 32 values of the block at byte {@code at} into {@code dst[j, j + 32)}, times d: {@code d·q}, exact in float. */
+    private static void decodeBlock(boolean q4, MemorySegment w, long at, FloatVector d, float[] dst, int j) {
+        for (int k = 0; k < (q4 ? BLOCK / 2 : BLOCK); k += BYTE_STEP) {
+            ByteVector bytes = ByteVector.fromMemorySegment(BYTES, w, at + SCALE_BYTES + k, ORDER);
+            for (int part = 0; part < PARTS; part++) {
+                int to = j + k + part * LANES;
+                if (q4) {
+                    widen(bytes.and((byte) 0x0F).sub((byte) 8), part).mul(d).intoArray(dst, to);
+                    widen(bytes.lanewise(LSHR, 4).sub((byte) 8), part).mul(d).intoArray(dst, to + BLOCK / 2);
+                } else {
+                    widen(bytes, part).mul(d).intoArray(dst, to);
+                }
+            }
+        }
+    }
+
+    /** Part {@code part} of signed bytes as floats. */
+    private static FloatVector widen(ByteVector values, int part) {
+        return (FloatVector) values.convertShape(B2F, FLOATS, part);
+    }
+}
