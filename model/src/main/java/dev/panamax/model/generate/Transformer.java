@@ -1,8 +1,13 @@
 package dev.panamax.model.generate;
 
+import dev.panamax.kernels.QuantizedMatrix;
+import dev.panamax.kernels.WeightFormat;
 import dev.panamax.model.backend.Backend;
+import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.backend.MemorySize;
 import dev.panamax.model.backend.Tensor;
+import dev.panamax.model.io.GgmlType;
+import dev.panamax.model.io.GgufLlama;
 import dev.panamax.model.nn.Gpt2Weights;
 import dev.panamax.model.nn.LlamaWeights;
 import dev.panamax.model.nn.ModelConfig;
@@ -156,6 +161,37 @@ public final class Transformer {
                 maxBatch,
                 contextLength,
                 positions -> Network.llama(backend, config, tensors, positions));
+    }
+
+    /**
+     * A Llama-family model from a GGUF file, whose cache holds {@code contextLength} positions: float32 matrices go to
+     * the backend as floats, the others (F16, BF16, Q8_0, Q4_0) in their block format, used in place.
+     *
+     * @param backend where the model runs; its products must take the file's formats ({@link CpuBackend} takes all)
+     * @param model the open file
+     * @param maxBatch most tokens per batch; {@link #DEFAULT_MAX_BATCH} is a fair choice
+     * @param contextLength the positions the cache holds, in {@code [1, config.seqLen]}
+     * @return the model, at position 0
+     * @throws IllegalArgumentException if {@code contextLength} is out of range
+     * @throws UnsupportedOperationException if the backend cannot compute with a weight's format
+     * @throws dev.panamax.model.backend.InsufficientMemoryException if the cache and activations do not fit
+     */
+    public static Transformer llama(Backend backend, GgufLlama model, int maxBatch, int contextLength) {
+        ModelConfig config = model.config();
+        LlamaWeights<Tensor> tensors = model.weights().map(config.sharedClassifier(), (name, w) -> onBackend(backend, w));
+        return new Transformer(
+                backend,
+                config,
+                maxBatch,
+                contextLength,
+                positions -> Network.llama(backend, config, tensors, positions));
+    }
+
+    private static Tensor onBackend(Backend backend, GgufLlama.Weight w) {
+        if (w.type() == GgmlType.F32) {
+            return backend.weights(w.data(), w.rows(), w.columns());
+        }
+        return backend.weights(new QuantizedMatrix(WeightFormat.valueOf(w.type().name()), w.data(), 0, w.rows(), w.columns()));
     }
 
     /**
