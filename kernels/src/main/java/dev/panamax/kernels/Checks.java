@@ -77,6 +77,15 @@ final class Checks {
         range(name, usable(name, segment, extent).byteSize() / Float.BYTES, offsetName, offset, extent, what);
     }
 
+    /**
+     * Checks that {@code [offset, offset + extent)} lies inside the bytes of a segment; its accessibility is checked
+     * where a kernel reads it ({@link #usable}).
+     */
+    static void byteRange(
+            String name, MemorySegment segment, String offsetName, long offset, long extent, String what) {
+        range(name, notNull(name, segment).byteSize(), "bytes", offsetName, offset, extent, what);
+    }
+
     static void intRange(String name, MemorySegment segment, String offsetName, long offset, long extent, String what) {
         range(name, usable(name, segment, extent).byteSize() / Integer.BYTES, "ints", offsetName, offset, extent, what);
     }
@@ -86,7 +95,7 @@ final class Checks {
      * of its elements: a closed or another thread's segment would otherwise fail at its first access, after the
      * kernel had written part of its output. The exceptions are those the segment's own accesses would throw.
      */
-    private static MemorySegment usable(String name, MemorySegment segment, long extent) {
+    static MemorySegment usable(String name, MemorySegment segment, long extent) {
         notNull(name, segment);
         if (extent == 0) {
             return segment;

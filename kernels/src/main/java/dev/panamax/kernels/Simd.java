@@ -55,6 +55,11 @@ final class Simd {
         };
     }
 
+    /** {@link #sum} for a vector of any width: the same pairwise tree over its lanes. */
+    static float sumAnyWidth(FloatVector v) {
+        return v.length() == LANES ? sum(v) : pairwiseSum(v.toArray(), 0, v.length());
+    }
+
     /** The sum of {@code count} (a power of two) floats from {@code from}, as {@link #sum}'s tree adds them. */
     private static float pairwiseSum(float[] lanes, int from, int count) {
         if (count == 1) {

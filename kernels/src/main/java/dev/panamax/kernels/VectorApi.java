@@ -9,7 +9,8 @@ package dev.panamax.kernels;
  * jdk/incubator/vector/Vector}. Instead every public kernel class calls {@link #require()} from its static initialiser
  * and holds no Vector API code itself (its loops are in package-private classes), so that the JVM can link it without
  * the module: whichever kernel a program calls first, the error names the missing flag. The types that are only passed
- * to kernels ({@link Transpose}, {@link Activation}, {@link TensorView}, {@link Attention.Shape}, {@link Rope.Pairing})
+ * to kernels ({@link Transpose}, {@link Activation}, {@link TensorView}, {@link Attention.Shape}, {@link Rope.Pairing}, {@link WeightFormat},
+ * {@link QuantizedMatrix})
  * load without the module; the model's backend calls {@link #require()} too.
  */
 public final class VectorApi {

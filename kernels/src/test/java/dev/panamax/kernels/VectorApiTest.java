@@ -28,8 +28,14 @@ class VectorApiTest {
     private static final String MESSAGE = "Exception in thread \"main\" " + ERROR;
 
     /** The public types that hold no kernel code, only what kernels are given: they load without the Vector API. */
-    private static final Set<Class<?>> ARGUMENT_TYPES =
-            Set.of(Activation.class, Transpose.class, TensorView.class, Attention.Shape.class, Rope.Pairing.class);
+    private static final Set<Class<?>> ARGUMENT_TYPES = Set.of(
+            Activation.class,
+            Transpose.class,
+            TensorView.class,
+            Attention.Shape.class,
+            Rope.Pairing.class,
+            WeightFormat.class,
+            QuantizedMatrix.class);
 
     private static final String LOADED = "loaded";
 

@@ -1,0 +1,132 @@
+package dev.panamax.kernels;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Products of float activations with a weight matrix in one of GGML's formats ({@link QuantizedMatrix}), read in place:
+ * {@code Y = X·Wᵀ}, where W is {@code rows × columns}, each of the {@code tokens} rows of X holds {@code columns}
+ * floats, and each row of Y {@code rows} floats. One token is the matrix-vector product of a decoding step.
+ *
+ * <p><b>What is computed.</b> Each weight is decoded to the float its format defines ({@code d·q} for Q8_0, {@code
+ * d·(nibble − 8)} for Q4_0, the value itself for F32, F16 and BF16; every one of these is exact in float), and {@code
+ * y[t][r]} is the float dot product of row r's decoded weights with row t of X, accumulated with fused multiply-adds
+ * in a fixed order. So IEEE arithmetic decides the special cases: a block whose scale is infinite decodes its zero
+ * values to NaN ({@code ∞·0}) and the others to infinities; a NaN scale makes its whole block NaN; a scale of 0 (or a
+ * subnormal one) decodes as that exact value; a NaN activation, or an infinite one met by a zero or by weights of both
+ * signs, gives NaN. The result is within the usual bound of a float dot product, {@code (columns + 1)·2⁻²⁴·Σ|w·x|}, of
+ * the exact sum of the decoded weights' products, and overflows only where that sum's partial sums leave the float
+ * range.
+ *
+ * <p><b>Arguments.</b> Offsets and leading dimensions count floats: row t of X starts at float {@code xOffset + t·ldx},
+ * row t of Y at {@code yOffset + t·ldy}. They are checked before anything is written, and every message names the
+ * argument, its value and the bound it broke: negative sizes and too-small leading dimensions throw {@link
+ * IllegalArgumentException}, extents past the end of an array or segment {@link IndexOutOfBoundsException}; Y must
+ * share no byte with X or with the weights ({@link IllegalArgumentException}); a closed segment throws {@link
+ * IllegalStateException}, one confined to another thread {@link WrongThreadException}.
+ *
+ * <p><b>Threads.</b> Large products split the rows of W over the threads of {@link Parallelism}; each element of Y is
+ * computed by the same operations whatever the split, so results are bit-identical for every thread count. Calls may
+ * come from any number of threads at once.
+ */
+public final class QuantizedProduct {
+    private QuantizedProduct() {}
+
+    static {
+        VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
+    }
+
+    /**
+     * {@code Y = X·Wᵀ} on arrays; as {@link #multiply(QuantizedMatrix, int, MemorySegment, long, int, MemorySegment,
+     * long, int)}.
+     *
+     * @param w the weights, {@code rows × columns}
+     * @param tokens the rows of X and of Y, at least 0
+     * @param x the activations, {@code tokens × w.columns()}
+     * @param xOffset index of X's first element in {@code x}
+     * @param ldx floats from one row of X to the next, at least {@code w.columns()} (and 1)
+     * @param y the result, {@code tokens × w.rows()}
+     * @param yOffset index of Y's first element in {@code y}
+     * @param ldy floats from one row of Y to the next, at least {@code w.rows()} (and 1)
+     */
+    public static void multiply(
+            QuantizedMatrix w, int tokens, float[] x, int xOffset, int ldx, float[] y, int yOffset, int ldy) {
+        multiply(w, tokens, Checks.wrap("x", x), xOffset, ldx, Checks.wrap("y", y), yOffset, ldy);
+    }
+
+    /**
+     * {@code Y = X·Wᵀ}: {@code y[t][r] = Σ_c W[r][c]·x[t][c]} for every token {@code t < tokens} and row {@code r <
+     * w.rows()}, on memory segments with offsets and leading dimensions in floats.
+     *
+     * @param w the weights, {@code rows × columns}
+     * @param tokens the rows of X and of Y, at least 0
+     * @param x the activations, {@code tokens × w.columns()} floats
+     * @param xOffset index (in floats) of X's first element
+     * @param ldx floats from one row of X to the next, at least {@code w.columns()} (and 1)
+     * @param y the result, {@code tokens × w.rows()} floats; must be writable
+     * @param yOffset index (in floats) of Y's first element
+     * @param ldy floats from one row of Y to the next, at least {@code w.rows()} (and 1)
+     */
+    public static void multiply(
+            QuantizedMatrix w,
+            int tokens,
+            MemorySegment x,
+            long xOffset,
+            int ldx,
+            MemorySegment y,
+            long yOffset,
+            int ldy) {
+        Checks.notNull("w", w);
+        Checks.nonNegative("tokens", tokens);
+        int rows = w.rows();
+        int columns = w.columns();
+        Checks.matrix("x", x, xOffset, tokens, "w.columns()", columns, "ldx", ldx, false);
+        Checks.matrix("y", y, yOffset, tokens, "w.rows()", rows, "ldy", ldy, true);
+        if (tokens == 0 || rows == 0) {
+            return;
+        }
+        Checks.usable("w.data()", w.data(), w.byteSize());
+        Checks.unshared(
+                Checks.Strided.matrix("y", y, yOffset, tokens, rows, ldy),
+                Checks.Strided.matrix("x", x, xOffset, tokens, columns, ldx),
+                1);
+        separateFromWeights(w, y, yOffset, tokens, ldy);
+        // The vector loops read arrays: x in place when it is one, else staged once into this thread's buffer, which
+        // the workers only read.
+        Operand xs = Operand.of(x);
+        float[] xArray;
+        int xBase;
+        int xStride;
+        if (xs.array != null) {
+            xArray = xs.array;
+            xBase = Math.toIntExact(xs.arrayBase + xOffset);
+            xStride = ldx;
+        } else {
+            xArray = QuantizedRows.staging(Math.multiplyExact(tokens, columns));
+            Rows.copy(x, xOffset, ldx, tokens, columns, xArray);
+            xBase = 0;
+            xStride = columns;
+        }
+        boolean parallel =
+                Parallelism.shareable(w.data(), y) && (long) tokens * rows * columns >= Rows.PARALLEL_MIN_ELEMENTS;
+        int threads = parallel ? Parallelism.threads() : 1;
+        // Tasks of at least 64 rows, so that a hand-off to a worker buys enough work to pay for itself.
+        int tasks = Math.max(1, Math.min(4 * threads, rows / 64));
+        Parallelism.forEach(
+                tasks,
+                threads > 1,
+                task -> QuantizedRows.multiply(
+                        w, tokens, xArray, xBase, xStride, y, yOffset, ldy, (int) ((long) rows * task / tasks), (int)
+                                ((long) rows * (task + 1) / tasks)));
+    }
+
+    /** Y, written, must share no byte with the weights, which are read all the while. */
+    private static void separateFromWeights(QuantizedMatrix w, MemorySegment y, long yOffset, int tokens, int ldy) {
+        long yBytes = Checks.matrixExtent(tokens, w.rows(), ldy) * Float.BYTES;
+        MemorySegment written = y.asSlice(yOffset * Float.BYTES, yBytes);
+        if (written.asOverlappingSlice(w.data().asSlice(w.byteOffset(), w.byteSize()))
+                .isPresent()) {
+            throw new IllegalArgumentException("y (from yOffset " + yOffset + ") shares memory with w.data() (from"
+                    + " byteOffset " + w.byteOffset() + "): the output must not overlap the weights");
+        }
+    }
+}

@@ -1,0 +1,370 @@
+package dev.panamax.kernels;
+
+import static dev.panamax.kernels.testing.Agreement.assertRejected;
+import static dev.panamax.kernels.testing.Agreement.assertThreadIndependent;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import dev.panamax.kernels.testing.Inputs;
+import dev.panamax.kernels.testing.Tolerance;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * {@link QuantizedProduct} against a float64 reference that decodes every weight by the format's definition (written
+ * here from the GGML layout, not through the kernels) and sums exactly. Tolerance per element: {@code (columns +
+ * 2)·2⁻²⁴·Σ|w·x|}, the classical bound of a float dot product of that length (each decoded weight is exact in float,
+ * so the only roundings are those of the multiply-adds and the final lane sum). Non-finite results must match exactly.
+ */
+@Tag("species")
+class QuantizedProductTest {
+    private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfFloat FLOAT =
+            ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    /** A weight matrix's bytes, with {@code offset} bytes before row 0 and 5 after the last row. */
+    record Weights(WeightFormat format, byte[] bytes, int offset, int rows, int columns) {
+        QuantizedMatrix matrix(MemorySegment data) {
+            return new QuantizedMatrix(format, data, offset, rows, columns);
+        }
+
+        QuantizedMatrix matrix() {
+            return matrix(MemorySegment.ofArray(bytes));
+        }
+
+        /** The weight at (r, c), decoded by the format's definition, in double. */
+        double weight(int r, int c) {
+            MemorySegment s = MemorySegment.ofArray(bytes);
+            long row = offset + r * format.rowBytes(columns);
+            return switch (format) {
+                case F32 -> s.get(FLOAT, row + 4L * c);
+                case F16 -> Float.float16ToFloat(s.get(HALF, row + 2L * c));
+                case BF16 -> Float.intBitsToFloat(s.get(HALF, row + 2L * c) << 16);
+                case Q8_0 -> {
+                    long block = row + (c / 32) * 34L;
+                    yield (double) Float.float16ToFloat(s.get(HALF, block))
+                            * s.get(ValueLayout.JAVA_BYTE, block + 2 + c % 32);
+                }
+                case Q4_0 -> {
+                    long block = row + (c / 32) * 18L;
+                    int packed = s.get(ValueLayout.JAVA_BYTE, block + 2 + c % 16) & 0xFF;
+                    int nibble = c % 32 < 16 ? packed & 0x0F : packed >>> 4;
+                    yield (double) Float.float16ToFloat(s.get(HALF, block)) * (nibble - 8);
+                }
+            };
+        }
+    }
+
+    /** Random weights: scales of magnitude about {@code scale} for the block formats, values of about 1 otherwise. */
+    static Weights random(WeightFormat format, int rows, int columns, int offset, long seed) {
+        SplittableRandom random = new SplittableRandom(seed);
+        long rowBytes = format.rowBytes(columns);
+        byte[] bytes = new byte[Math.toIntExact(offset + rows * rowBytes + 5)];
+        random.nextBytes(bytes);
+        MemorySegment s = MemorySegment.ofArray(bytes);
+        for (int r = 0; r < rows; r++) {
+            long row = offset + r * rowBytes;
+            for (int c = 0; c < columns; c += format.blockLength()) {
+                float value = (float) (random.nextDouble() * 2 - 1);
+                switch (format) {
+                    case F32 -> s.set(FLOAT, row + 4L * c, value);
+                    case F16 -> s.set(HALF, row + 2L * c, Float.floatToFloat16(value));
+                    case BF16 -> s.set(HALF, row + 2L * c, (short) (Float.floatToRawIntBits(value) >>> 16));
+                    case Q8_0, Q4_0 ->
+                        s.set(HALF, row + (c / 32) * (long) format.bytesPerBlock(), Float.floatToFloat16(value / 64));
+                }
+            }
+        }
+        return new Weights(format, bytes, offset, rows, columns);
+    }
+
+    /** The reference Y (tokens × rows, dense) and per element the bound on its error. */
+    record Expected(double[] values, double[] bounds) {}
+
+    static Expected reference(Weights w, int tokens, float[] x, int xOffset, int ldx) {
+        double[] values = new double[tokens * w.rows()];
+        double[] bounds = new double[values.length];
+        double[][] decoded = new double[w.rows()][w.columns()];
+        for (int r = 0; r < w.rows(); r++) {
+            for (int c = 0; c < w.columns(); c++) {
+                decoded[r][c] = w.weight(r, c);
+            }
+        }
+        for (int t = 0; t < tokens; t++) {
+            for (int r = 0; r < w.rows(); r++) {
+                double sum = 0;
+                double magnitude = 0;
+                for (int c = 0; c < w.columns(); c++) {
+                    double product = decoded[r][c] * x[xOffset + t * ldx + c];
+                    sum += product;
+                    magnitude += Math.abs(product);
+                }
+                values[t * w.rows() + r] = sum;
+                bounds[t * w.rows() + r] = (w.columns() + 2) * Tolerance.FLOAT_EPSILON * magnitude;
+            }
+        }
+        return new Expected(values, bounds);
+    }
+
+    /** Runs the product into a fresh Y with leading dimension {@code ldy} and returns it dense. */
+    static float[] multiply(Weights w, int tokens, float[] x, int xOffset, int ldx, int ldy) {
+        float[] y = new float[3 + tokens * ldy];
+        Arrays.fill(y, Float.NaN);
+        QuantizedProduct.multiply(w.matrix(), tokens, x, xOffset, ldx, y, 3, ldy);
+        float[] dense = new float[tokens * w.rows()];
+        for (int t = 0; t < tokens; t++) {
+            System.arraycopy(y, 3 + t * ldy, dense, t * w.rows(), w.rows());
+        }
+        return dense;
+    }
+
+    static Stream<WeightFormat> formats() {
+        return Stream.of(WeightFormat.values());
+    }
+
+    @ParameterizedTest
+    @MethodSource("formats")
+    void matchesTheReferenceOverShapes(WeightFormat format) {
+        List<Integer> columnCounts = new ArrayList<>(List.of(0, 32, 64, 96, 4096 + 32));
+        if (format.blockLength() == 1) {
+            columnCounts.addAll(List.of(1, 7, 33, 100));
+        }
+        for (int rows : new int[] {0, 1, 3, 37, 130}) {
+            for (int columns : columnCounts) {
+                for (int tokens : new int[] {1, 2, 7}) {
+                    String what = format + " " + rows + "x" + columns + ", " + tokens + " tokens";
+                    Weights w = random(format, rows, columns, 3, Inputs.seed(what));
+                    int ldx = columns + 5;
+                    float[] x = Inputs.uniform(Inputs.seed(what + " x"), 2 + tokens * ldx, -1, 1);
+                    Expected expected = reference(w, tokens, x, 2, ldx);
+                    Tolerance.assertClose(
+                            what, expected.values(), multiply(w, tokens, x, 2, ldx, rows + 4), expected.bounds());
+                }
+            }
+        }
+    }
+
+    /** Large activations (up to 10³⁰) stay finite and as accurate, relative to their size, as small ones. */
+    @ParameterizedTest
+    @MethodSource("formats")
+    void hugeActivations(WeightFormat format) {
+        Weights w = random(format, 9, 256, 0, 7);
+        float[] x = Inputs.uniform(8, 3 * 256, -1e30f, 1e30f);
+        Expected expected = reference(w, 3, x, 0, 256);
+        Tolerance.assertClose(format + " huge", expected.values(), multiply(w, 3, x, 0, 256, 9), expected.bounds());
+    }
+
+    /** Partial sums beyond float's range overflow to infinity: the sum is a float sum. */
+    @Test
+    void overflowingSumIsInfinite() {
+        Weights w = random(WeightFormat.F32, 1, 64, 0, 1);
+        MemorySegment s = MemorySegment.ofArray(w.bytes());
+        for (int c = 0; c < 64; c++) {
+            s.set(FLOAT, 4L * c, 1f);
+        }
+        float[] x = new float[64];
+        Arrays.fill(x, Float.MAX_VALUE);
+        assertEquals(Float.POSITIVE_INFINITY, multiply(w, 1, x, 0, 64, 1)[0]);
+    }
+
+    /**
+     * Block scales of 0, subnormal, infinite and NaN, with zero and non-zero values: IEEE decides, as the class
+     * documents (∞·0 = NaN, so an infinite scale over a zero value makes the row NaN; ∞ with both signs is NaN).
+     */
+    @ParameterizedTest
+    @MethodSource("blockFormats")
+    void specialScales(WeightFormat format) {
+        short[] scales = {0, (short) 0x8000, 0x0001, 0x03FF, (short) 0x8001, 0x7C00, (short) 0xFC00, 0x7E00, 0x7BFF};
+        int columns = 64;
+        for (short scale : scales) {
+            for (int pattern = 0; pattern < 3; pattern++) {
+                Weights w = random(format, 5, columns, 1, scale * 3L + pattern);
+                MemorySegment s = MemorySegment.ofArray(w.bytes());
+                long rowBytes = format.rowBytes(columns);
+                for (int r = 0; r < w.rows(); r++) {
+                    long block = 1 + r * rowBytes;
+                    s.set(HALF, block, scale);
+                    // pattern 0: random values; 1: all values zero; 2: all values one positive quantum
+                    for (int b = 2; b < format.bytesPerBlock() && pattern > 0; b++) {
+                        byte zero = format == WeightFormat.Q8_0 ? 0 : (byte) 0x88;
+                        byte one = format == WeightFormat.Q8_0 ? 1 : (byte) 0x99;
+                        s.set(ValueLayout.JAVA_BYTE, block + b, pattern == 1 ? zero : one);
+                    }
+                }
+                float[] x = Inputs.uniform(scale + pattern, columns, 0.5f, 1);
+                Expected expected = reference(w, 1, x, 0, columns);
+                String what = format + " scale 0x" + Integer.toHexString(scale & 0xFFFF) + " pattern " + pattern;
+                Tolerance.assertClose(what, expected.values(), multiply(w, 1, x, 0, columns, 5), expected.bounds());
+            }
+        }
+    }
+
+    static Stream<WeightFormat> blockFormats() {
+        return Stream.of(WeightFormat.Q8_0, WeightFormat.Q4_0);
+    }
+
+    /** NaN and infinite activations: IEEE decides (a zero weight times ∞ is NaN). */
+    @ParameterizedTest
+    @MethodSource("formats")
+    void nonFiniteActivations(WeightFormat format) {
+        Weights w = random(format, 6, 96, 0, 11);
+        for (float special : new float[] {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY}) {
+            float[] x = Inputs.uniform(12, 2 * 96, -1, 1);
+            x[5] = special;
+            x[96 + 70] = special;
+            x[96 + 71] = -special;
+            Expected expected = reference(w, 2, x, 0, 96);
+            Tolerance.assertClose(
+                    format + " x " + special, expected.values(), multiply(w, 2, x, 0, 96, 6), expected.bounds());
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("formats")
+    void sameBitsForEveryThreadCountAndForm(WeightFormat format) {
+        Weights w = random(format, 1001, 2048, 0, 21);
+        float[] x = Inputs.uniform(22, 3 * 2048, -1, 1);
+        assertThreadIndependent(format + " decode", () -> new float[][] {multiply(w, 1, x, 0, 2048, 1001)});
+        assertThreadIndependent(format + " three tokens", () -> new float[][] {multiply(w, 3, x, 0, 2048, 1001)});
+        float[] expected = multiply(w, 3, x, 0, 2048, 1001);
+        // Token t's results do not depend on the other tokens of the call.
+        assertArrayEquals(Arrays.copyOf(expected, 1001), multiply(w, 1, x, 0, 2048, 1001), format + " one token");
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment data = arena.allocate(w.bytes().length);
+            data.copyFrom(MemorySegment.ofArray(w.bytes()));
+            MemorySegment xs = arena.allocateFrom(ValueLayout.JAVA_FLOAT, x);
+            MemorySegment ys = arena.allocate(3L * 1001 * Float.BYTES);
+            QuantizedProduct.multiply(w.matrix(data.asReadOnly()), 3, xs, 0, 2048, ys, 0, 1001);
+            assertArrayEquals(expected, ys.toArray(ValueLayout.JAVA_FLOAT), format + " native segments");
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment data = arena.allocate(w.bytes().length);
+            data.copyFrom(MemorySegment.ofArray(w.bytes()));
+            MemorySegment ys = arena.allocate(3L * 1001 * Float.BYTES);
+            QuantizedProduct.multiply(
+                    w.matrix(data), 3, MemorySegment.ofArray(x).asReadOnly(), 0, 2048, ys, 0, 1001);
+            assertArrayEquals(expected, ys.toArray(ValueLayout.JAVA_FLOAT), format + " confined segments");
+        }
+    }
+
+    /** Callers on several threads at once, each with its own matrix, get what each gets alone. */
+    @Test
+    void concurrentCallers() throws Exception {
+        WeightFormat[] formats = WeightFormat.values();
+        Weights[] weights = new Weights[formats.length];
+        float[] x = Inputs.uniform(31, 2 * 1024, -1, 1);
+        float[][] alone = new float[formats.length][];
+        for (int i = 0; i < formats.length; i++) {
+            weights[i] = random(formats[i], 700, 1024, 2, 30 + i);
+            alone[i] = multiply(weights[i], 2, x, 0, 1024, 700);
+        }
+        ExecutorService callers = Executors.newFixedThreadPool(formats.length);
+        try {
+            List<Future<float[]>> results = new ArrayList<>();
+            for (int round = 0; round < 4; round++) {
+                for (Weights w : weights) {
+                    results.add(callers.submit(() -> multiply(w, 2, x, 0, 1024, 700)));
+                }
+            }
+            for (int i = 0; i < results.size(); i++) {
+                assertArrayEquals(alone[i % formats.length], results.get(i).get(), "caller " + i);
+            }
+        } finally {
+            callers.shutdown();
+        }
+    }
+
+    @Test
+    void rejectsBadArguments() {
+        byte[] bytes = new byte[34 * 2 * 4];
+        MemorySegment data = MemorySegment.ofArray(bytes);
+        assertRejected(
+                IllegalArgumentException.class,
+                "columns (48) must be a multiple of 32",
+                () -> new QuantizedMatrix(WeightFormat.Q8_0, data, 0, 1, 48));
+        assertRejected(
+                IllegalArgumentException.class,
+                "columns (33) must be a multiple of 32",
+                () -> new QuantizedMatrix(WeightFormat.Q4_0, data, 0, 1, 33));
+        assertRejected(
+                IllegalArgumentException.class,
+                "rows (-1) must be >= 0",
+                () -> new QuantizedMatrix(WeightFormat.Q8_0, data, 0, -1, 32));
+        assertRejected(
+                IndexOutOfBoundsException.class,
+                "data holds 272 bytes, but 5 rows of 64 Q8_0 columns needs 340",
+                () -> new QuantizedMatrix(WeightFormat.Q8_0, data, 0, 5, 64));
+        assertRejected(
+                IndexOutOfBoundsException.class,
+                "byteOffset (-1) must be >= 0",
+                () -> new QuantizedMatrix(WeightFormat.Q8_0, data, -1, 1, 64));
+        QuantizedMatrix w = new QuantizedMatrix(WeightFormat.Q8_0, data, 0, 4, 64);
+        float[] x = new float[2 * 64];
+        float[] y = new float[2 * 4];
+        assertRejected(
+                IllegalArgumentException.class,
+                "tokens (-1) must be >= 0",
+                () -> QuantizedProduct.multiply(w, -1, x, 0, 64, y, 0, 4));
+        assertRejected(
+                IllegalArgumentException.class,
+                "ldx (63) must be >= w.columns() (64)",
+                () -> QuantizedProduct.multiply(w, 2, x, 0, 63, y, 0, 4));
+        assertRejected(
+                IllegalArgumentException.class,
+                "ldy (3) must be >= w.rows() (4)",
+                () -> QuantizedProduct.multiply(w, 2, x, 0, 64, y, 0, 3));
+        assertRejected(
+                IndexOutOfBoundsException.class,
+                "x holds 128 floats",
+                () -> QuantizedProduct.multiply(w, 2, x, 1, 64, y, 0, 4));
+        assertRejected(
+                IndexOutOfBoundsException.class,
+                "y holds 8 floats",
+                () -> QuantizedProduct.multiply(w, 2, x, 0, 64, y, 1, 4));
+        assertRejected(
+                IllegalArgumentException.class,
+                "y is read-only",
+                () -> QuantizedProduct.multiply(
+                        w,
+                        2,
+                        MemorySegment.ofArray(x),
+                        0,
+                        64,
+                        MemorySegment.ofArray(y).asReadOnly(),
+                        0,
+                        4));
+        float[] shared = new float[200];
+        assertRejected(
+                IllegalArgumentException.class,
+                "shares memory with x",
+                () -> QuantizedProduct.multiply(w, 1, shared, 0, 64, shared, 60, 4));
+        MemorySegment both = MemorySegment.ofArray(new byte[34 * 2 * 4 + 64]);
+        QuantizedMatrix inside = new QuantizedMatrix(WeightFormat.Q8_0, both, 0, 4, 64);
+        assertRejected(
+                IllegalArgumentException.class,
+                "shares memory with w.data()",
+                () -> QuantizedProduct.multiply(inside, 1, MemorySegment.ofArray(x), 0, 64, both, 10, 4));
+        Arena arena = Arena.ofConfined();
+        MemorySegment closed = arena.allocate(34 * 8);
+        arena.close();
+        assertRejected(
+                IllegalStateException.class,
+                "w.data()'s memory segment is closed",
+                () -> QuantizedProduct.multiply(
+                        new QuantizedMatrix(WeightFormat.Q8_0, closed, 0, 4, 64), 1, x, 0, 64, y, 0, 4));
+    }
+}
