@@ -10,9 +10,9 @@ import dev.panamax.kernels.Elementwise;
 import dev.panamax.kernels.Embedding;
 import dev.panamax.kernels.Gemm;
 import dev.panamax.kernels.LayerNorm;
+import dev.panamax.kernels.Quantization;
 import dev.panamax.kernels.QuantizedMatrix;
 import dev.panamax.kernels.QuantizedProduct;
-import dev.panamax.kernels.Quantization;
 import dev.panamax.kernels.RmsNorm;
 import dev.panamax.kernels.Rope;
 import dev.panamax.kernels.Softmax;
@@ -241,8 +241,9 @@ public final class CpuBackend implements Backend {
 
     private static void quantizedMatmul(CpuTensor x, QuantizedMatrix w, Layout layout, Tensor bias, CpuTensor y) {
         if (layout != Layout.OUT_IN || bias != null) {
-            throw new IllegalArgumentException("a " + w.format() + " weight matrix is [out, in] without a bias: layout ("
-                    + layout + ") must be OUT_IN and bias null");
+            throw new IllegalArgumentException(
+                    "a " + w.format() + " weight matrix is [out, in] without a bias: layout (" + layout
+                            + ") must be OUT_IN and bias null");
         }
         TensorChecks.same("x.cols", x.cols, "w.cols", w.columns());
         TensorChecks.same("y.cols", y.cols, "w.rows", w.rows());

@@ -136,8 +136,10 @@ final class ModelFiles {
             if (model.gguf().metadata().containsKey("tokenizer.ggml.model")) {
                 GgufTokenizer tokenizer = GgufTokenizer.read(model.gguf());
                 if (tokenizer.vocabSize() != model.config().vocabSize()) {
-                    throw new ModelFormatException(path, "the tokenizer has " + tokenizer.vocabSize()
-                            + " tokens but token_embd.weight " + model.config().vocabSize());
+                    throw new ModelFormatException(
+                            path,
+                            "the tokenizer has " + tokenizer.vocabSize() + " tokens but token_embd.weight "
+                                    + model.config().vocabSize());
                 }
                 codec = Optional.of(gguf(tokenizer));
             }

@@ -26,8 +26,8 @@ final class PerplexityCommand {
 
     static final Option MODEL = Option.text("--model", "FILE", "the model, as panamax generate takes it")
             .shortName("-m");
-    static final Option DATA = Option.text(
-            "--data", "FILE", "UTF-8 text, or an llm.c token file (uint16 ids after a 256-int32 header)");
+    static final Option DATA =
+            Option.text("--data", "FILE", "UTF-8 text, or an llm.c token file (uint16 ids after a 256-int32 header)");
     static final Option TOKENIZER = Option.text(
             "--tokenizer", "FILE", "the tokenizer for text data (default: a GGUF model's own, as for generate)");
     static final Option CONTEXT = Option.whole(
@@ -44,8 +44,8 @@ final class PerplexityCommand {
             "FILE",
             "a base model (e.g. the F32 original of a quantized one) to run on the same windows: prints the top-1"
                     + " agreement with it and the mean KL divergence from it");
-    static final Option PRINT_TOP1 = Option.flag(
-            "--print-top1", "print the most likely next id at each scored position, one line per window");
+    static final Option PRINT_TOP1 =
+            Option.flag("--print-top1", "print the most likely next id at each scored position, one line per window");
 
     static final Command COMMAND = new Command(
             "perplexity",
@@ -85,14 +85,15 @@ final class PerplexityCommand {
                 windows = (int) Math.min(windows, line.whole(CHUNKS));
             }
             if (windows == 0) {
-                throw line.usage(line.typed(DATA) + " has " + tokens.length + " tokens, fewer than one window of "
-                        + context);
+                throw line.usage(
+                        line.typed(DATA) + " has " + tokens.length + " tokens, fewer than one window of " + context);
             }
             Optional<Integer> bos = model.bos();
             int first = context / 2;
             try (Backend backend = BackendChoice.open(line, backendName, err)) {
                 Transformer transformer = model.transformer().apply(backend, context);
-                Transformer baseTransformer = base == null ? null : base.transformer().apply(backend, context);
+                Transformer baseTransformer =
+                        base == null ? null : base.transformer().apply(backend, context);
                 float[] logits = new float[config.vocabSize()];
                 float[] baseLogits = new float[config.vocabSize()];
                 double nll = 0;
@@ -170,7 +171,8 @@ final class PerplexityCommand {
             tokens = LlmcTokenFile.read(data, MAX_TOKENS);
         } else {
             ModelFiles.Codec codec = line.has(TOKENIZER)
-                    ? ModelFiles.tokenizer(line.path(TOKENIZER), line.typed(TOKENIZER), model.config(), line.path(MODEL))
+                    ? ModelFiles.tokenizer(
+                            line.path(TOKENIZER), line.typed(TOKENIZER), model.config(), line.path(MODEL))
                     : model.codec()
                             .orElseThrow(() -> line.usage("text data needs " + line.typed(TOKENIZER)
                                     + " FILE for this model (or give an llm.c token file)"));

@@ -34,8 +34,8 @@ final class QuantizeCommand {
                     "f32, f16, bf16, q8_0 or q4_0: the matrices' type (norms stay f32; a matrix whose rows are"
                             + " not whole 32-element blocks is written f16)")
             .defaultValue("q8_0");
-    static final Option TOKENIZER = Option.text(
-            "--tokenizer", "FILE", "llama2.c's tokenizer.bin, written into the file as its vocabulary");
+    static final Option TOKENIZER =
+            Option.text("--tokenizer", "FILE", "llama2.c's tokenizer.bin, written into the file as its vocabulary");
 
     static final Command COMMAND = new Command(
             "quantize",
@@ -52,15 +52,17 @@ final class QuantizeCommand {
         if (!line.has(MODEL) || !line.has(OUT)) {
             throw line.usage("give " + line.typed(MODEL) + " FILE and " + line.typed(OUT) + " FILE");
         }
-        GgmlType type = switch (line.text(TYPE).toLowerCase(Locale.ROOT)) {
-            case "f32" -> GgmlType.F32;
-            case "f16" -> GgmlType.F16;
-            case "bf16" -> GgmlType.BF16;
-            case "q8_0" -> GgmlType.Q8_0;
-            case "q4_0" -> GgmlType.Q4_0;
-            default -> throw line.usage(line.typed(TYPE) + " (" + line.text(TYPE)
-                    + ") must be one of f32, f16, bf16, q8_0 and q4_0");
-        };
+        GgmlType type =
+                switch (line.text(TYPE).toLowerCase(Locale.ROOT)) {
+                    case "f32" -> GgmlType.F32;
+                    case "f16" -> GgmlType.F16;
+                    case "bf16" -> GgmlType.BF16;
+                    case "q8_0" -> GgmlType.Q8_0;
+                    case "q4_0" -> GgmlType.Q4_0;
+                    default ->
+                        throw line.usage(line.typed(TYPE) + " (" + line.text(TYPE)
+                                + ") must be one of f32, f16, bf16, q8_0 and q4_0");
+                };
         Path model = line.path(MODEL);
         if (Files.isDirectory(model)) {
             model = model.resolve(Trainer.LLAMA2C_FILE);

@@ -18,7 +18,8 @@ final class TokenizeCommand {
     static final Option MODEL = Option.text(
                     "--model", "FILE", "a GGUF file with a tokenizer (a model, or a vocabulary-only file)")
             .shortName("-m");
-    static final Option PROMPT = Option.text("--prompt", "TEXT", "the text to encode").shortName("-p");
+    static final Option PROMPT =
+            Option.text("--prompt", "TEXT", "the text to encode").shortName("-p");
     static final Option FILE = Option.text("--file", "FILE", "read the text from a UTF-8 file instead");
     static final Option NO_BOS = Option.flag("--no-bos", "do not prepend BOS, even where the file asks for it");
     static final Option NO_PARSE_SPECIAL =

@@ -178,7 +178,8 @@ public final class Transformer {
      */
     public static Transformer llama(Backend backend, GgufLlama model, int maxBatch, int contextLength) {
         ModelConfig config = model.config();
-        LlamaWeights<Tensor> tensors = model.weights().map(config.sharedClassifier(), (name, w) -> onBackend(backend, w));
+        LlamaWeights<Tensor> tensors =
+                model.weights().map(config.sharedClassifier(), (name, w) -> onBackend(backend, w));
         return new Transformer(
                 backend,
                 config,
@@ -191,7 +192,8 @@ public final class Transformer {
         if (w.type() == GgmlType.F32) {
             return backend.weights(w.data(), w.rows(), w.columns());
         }
-        return backend.weights(new QuantizedMatrix(WeightFormat.valueOf(w.type().name()), w.data(), 0, w.rows(), w.columns()));
+        return backend.weights(
+                new QuantizedMatrix(WeightFormat.valueOf(w.type().name()), w.data(), 0, w.rows(), w.columns()));
     }
 
     /**

@@ -210,8 +210,8 @@ public final class GgufLlama implements AutoCloseable {
             case Q4_0 -> 2;
             case Q8_0 -> 7;
             case BF16 -> 32;
-            default -> throw new IllegalArgumentException(
-                    "type (" + type + ") must be one of F32, F16, BF16, Q8_0 and Q4_0");
+            default ->
+                throw new IllegalArgumentException("type (" + type + ") must be one of F32, F16, BF16, Q8_0 and Q4_0");
         };
     }
 

@@ -48,8 +48,8 @@ public final class LlmcTokenFile {
         try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
             if (size < HEADER_BYTES) {
                 throw new ModelFormatException(
-                        file, "llm.c token file of " + size + " bytes is shorter than its " + HEADER_BYTES
-                                + "-byte header");
+                        file,
+                        "llm.c token file of " + size + " bytes is shorter than its " + HEADER_BYTES + "-byte header");
             }
             ByteBuffer header = ByteBuffer.allocate(HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
             Channels.readFully(channel, header, 0);
@@ -67,8 +67,10 @@ public final class LlmcTokenFile {
             }
             long expected = HEADER_BYTES + 2 * count;
             if (size != expected) {
-                throw new ModelFormatException(file, "the header's token count " + count + " implies " + expected
-                        + " bytes but the file has " + size);
+                throw new ModelFormatException(
+                        file,
+                        "the header's token count " + count + " implies " + expected + " bytes but the file has "
+                                + size);
             }
             ByteBuffer body = ByteBuffer.allocate((int) (2 * count)).order(ByteOrder.LITTLE_ENDIAN);
             Channels.readFully(channel, body, HEADER_BYTES);
