@@ -222,11 +222,8 @@ public final class GgufFile implements AutoCloseable {
                 }
                 infos.add(tensor);
             }
-            long dataOffset = align(position, alignment);
-            if (dataOffset > bytes.byteSize()) {
-                throw problem("the tensor data would start at byte " + dataOffset + " (after the tensor infos,"
-                        + " aligned to " + alignment + "), past the end of the file (" + bytes.byteSize() + ")");
-            }
+            // A file without tensor data (a vocabulary-only file) may end before the padding, as llama.cpp's allow.
+            long dataOffset = Math.min(align(position, alignment), bytes.byteSize());
             long dataBytes = bytes.byteSize() - dataOffset;
             infos.sort(Comparator.comparingLong(Tensor::offset));
             long end = 0;
@@ -512,7 +509,8 @@ public final class GgufFile implements AutoCloseable {
     /**
      * Returns the byte offset of the data section in the file.
      *
-     * @return the offset, a multiple of {@link #alignment()}
+     * @return the offset, a multiple of {@link #alignment()} (or the file's end, for a file without tensor data
+     *     that ends before the padding)
      */
     public long dataOffset() {
         return dataOffset;

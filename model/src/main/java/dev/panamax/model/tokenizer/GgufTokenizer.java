@@ -27,7 +27,9 @@ import java.util.regex.Pattern;
  *       default), each character is a symbol, adjacent symbols whose concatenation is a piece merge best score first
  *       (the leftmost among equals), and a symbol that is not a piece becomes its bytes' {@code <0xXX>} tokens.
  *   <li>{@code gpt2}: byte-level BPE with the file's merges, after the pre-tokenizer {@code tokenizer.ggml.pre}
- *       names ({@code default}/{@code gpt-2}, {@code llama-bpe} for Llama 3, {@code smollm}).
+ *       names ({@code default}, {@code gpt-2} and the same {@code phi-2} and {@code olmo}, {@code
+ *       llama-bpe} for Llama 3, {@code smollm}, {@code starcoder}, {@code refact}), each a list of regular
+ *       expressions applied in turn as llama.cpp lists them.
  * </ul>
  *
  * Before either, the text is split at special tokens (control, user-defined and unknown tokens, longest first) when
@@ -47,6 +49,9 @@ public final class GgufTokenizer {
             "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
                     + "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+");
     private static final Pattern DIGIT = pattern("\\p{N}");
+    private static final Pattern PUNCTUATION = pattern("[\\p{P}\\$\\+<=>\\^~\\|]+");
+    private static final Pattern NUMBERS = pattern("\\p{N}+");
+    private static final Pattern THREE_DIGITS = pattern("[0-9][0-9][0-9]");
 
     private final boolean sentencePiece;
     private final String[] tokens;
@@ -145,16 +150,18 @@ public final class GgufTokenizer {
             String pre =
                     gguf.metadata().containsKey("tokenizer.ggml.pre") ? gguf.string("tokenizer.ggml.pre") : "default";
             preTokenizer = switch (pre) {
-                case "default", "gpt-2" -> List.of(GPT2);
-                case "llama-bpe", "llama3" -> List.of(LLAMA3);
-                case "smollm" -> List.of(DIGIT, GPT2);
+                case "default" -> List.of(PUNCTUATION, GPT2, NUMBERS, THREE_DIGITS);
+                case "gpt-2", "phi-2", "olmo" -> List.of(GPT2);
+                case "llama-bpe", "llama3", "llama-v3" -> List.of(LLAMA3);
+                case "smollm", "starcoder", "refact" -> List.of(DIGIT, GPT2);
                 default ->
                     throw new ModelFormatException(
                             gguf.file(),
                             "tokenizer.ggml.pre \"" + ModelFormatException.excerpt(pre) + "\" is not supported; only"
-                                    + " default, gpt-2, llama-bpe and smollm are");
+                                    + " default, gpt-2, phi-2, olmo, llama-bpe (llama3), smollm, starcoder and"
+                                    + " refact are");
             };
-            ignoreMerges = pre.equals("llama-bpe") || pre.equals("llama3");
+            ignoreMerges = preTokenizer.contains(LLAMA3);
         }
     }
 
