@@ -35,9 +35,10 @@ public final class TokenizerFixtures {
      * The llama2.c-style vocabulary the {@code llama} fixture is made from: {@code <unk>}, BOS, EOS, the 256 byte
      * tokens, single characters, then the merged pieces.
      *
+     * @param size the number of tokens: the pieces above, then filler pieces {@code <extra_N>} that never merge
      * @return the tokenizer
      */
-    public static Llama2cTokenizer llama2cVocabulary() {
+    public static Llama2cTokenizer llama2cVocabulary(int size) {
         List<byte[]> pieces = new ArrayList<>();
         List<Float> scores = new ArrayList<>();
         for (String special : new String[] {"<unk>", "\n<s>\n", "\n</s>\n"}) {
@@ -56,6 +57,10 @@ public final class TokenizerFixtures {
             pieces.add(SPM_MERGES[i].getBytes(StandardCharsets.UTF_8));
             scores.add(SPM_MERGES[i].equals("ol") ? -12f : -1f - i);
         }
+        while (pieces.size() < size) {
+            pieces.add(("<extra_" + pieces.size() + ">").getBytes(StandardCharsets.US_ASCII));
+            scores.add(-1000f);
+        }
         float[] s = new float[scores.size()];
         for (int i = 0; i < s.length; i++) {
             s[i] = scores.get(i);
@@ -71,7 +76,7 @@ public final class TokenizerFixtures {
      */
     public static void writeLlama(Path file) throws IOException {
         Map<String, GgufValue> m = hyperparameters();
-        m.putAll(GgufTokenizer.metadata(llama2cVocabulary()));
+        m.putAll(GgufTokenizer.metadata(llama2cVocabulary(0)));
         GgufWriter.write(file, m, List.of());
     }
 
