@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Compares Panamax with llama.cpp on the same GGUF files (see README.md). It builds nothing of llama.cpp: give it a
+# llama.cpp build directory (the one holding bin/llama-tokenize, bin/llama-completion, bin/llama-perplexity and
+# bin/llama-convert-llama2c-to-ggml).
+#
+# usage: bench/peers/llamacpp/compare.sh LLAMA_CPP_BUILD_DIR [stories260K.bin] [run.c greedy ids file]
+# SECTIONS="tokenizer greedy converter quality" (the default) picks what runs; THREADS (default 1) the threads.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../../.." && pwd)
+bin=$(cd "$1" && pwd)/bin
+stories=${2:-$root/../shared/data/stories260K.bin}
+runc_ids=${3:-}
+threads=${THREADS:-1}
+sections=" ${SECTIONS:-tokenizer greedy converter quality} "
+want() { [[ $sections == *" $1 "* ]]; }
+work=$(mktemp -d)
+echo "work directory: $work"
+panamax="$root/model/bin/panamax"
+source "$root/.mvn/find-jdk.sh"
+"$root/mvnw" -q -f "$root/pom.xml" -pl model -am test-compile >&2
+cp="$root/kernels/target/classes:$root/cuda-bindings/target/classes:$root/model/target/classes:$root/model/target/test-classes"
+"$JAVA_HOME/bin/java" --add-modules jdk.incubator.vector -cp "$cp" "$here/Fixtures.java" "$work" "$stories" 2>/dev/null
+px() { "$panamax" "$@" 2>/dev/null; }
+same_text() { python3 -c "import sys; a,b=(open(f,'rb').read().rstrip(b'\n') for f in sys.argv[1:3]); print('identical' if a==b else 'DIFFERENT')" "$1" "$2"; }
+
+if want tokenizer; then
+  echo "== tokenizer: panamax tokenize vs llama-tokenize --ids (BOS as the file says, special tokens parsed)"
+  texts=("the hello world" " the  all" "all 123 café!" "héllo 中文 😀" "<s>the</s>all" $'\n\tthe' "lol" ""
+    "hello<unk>world<|endoftext|>1234567" $'  12 1212\n\n wo' "Hello World" "It's 3.14159, isn't it? 'S'LL"
+    "<|endoftext|>Once upon a time" $'Tab\there, CRLF\r\nend   ')
+  vocabs=("$work/spm.gguf" "$work/gpt2.gguf" "$work/llama3.gguf")
+  for v in llama-spm gpt-2 phi-3 starcoder refact; do
+    [ -f "$1/../models/ggml-vocab-$v.gguf" ] && vocabs+=("$(cd "$1/../models" && pwd)/ggml-vocab-$v.gguf")
+  done
+  for vocab in "${vocabs[@]}"; do
+    same=0; total=0
+    for text in "${texts[@]}"; do
+      printf '%s' "$text" > "$work/text.txt"
+      want=$("$bin/llama-tokenize" -m "$vocab" -f "$work/text.txt" --ids --log-disable 2>/dev/null | tr -d '[],')
+      got=$(px tokenize --model "$vocab" --file "$work/text.txt")
+      total=$((total + 1))
+      if [ "$want" = "$got" ]; then same=$((same + 1)); else echo "  $(basename "$vocab") $(printf '%q' "$text"): llama.cpp [$want] panamax [$got]"; fi
+    done
+    echo "  $(basename "$vocab"): $same of $total texts give the same ids"
+  done
+fi
+
+if want greedy; then
+  echo "== greedy continuation of BOS, 256 tokens, F32 file written by panamax quantize's writer"
+  "$bin/llama-completion" -m "$work/stories260K-f32.gguf" -p "" -n 256 --temp 0 -ctk f32 -ctv f32 -fa off \
+    --ignore-eos -no-cnv -t "$threads" 2>/dev/null > "$work/llamacpp-greedy.txt"
+  px generate --model "$work/stories260K-f32.gguf" --temperature 0 -n 256 --threads "$threads" > "$work/panamax-greedy.txt"
+  echo "  text vs llama.cpp (f32 KV cache, flash attention off): $(same_text "$work/llamacpp-greedy.txt" "$work/panamax-greedy.txt")"
+  "$bin/llama-completion" -m "$work/stories260K-f32.gguf" -p "" -n 256 --temp 0 -ctk f32 -ctv f32 -fa on \
+    --ignore-eos -no-cnv -t "$threads" 2>/dev/null > "$work/llamacpp-greedy-fa.txt"
+  echo "  text vs llama.cpp with flash attention on: $(same_text "$work/llamacpp-greedy-fa.txt" "$work/panamax-greedy.txt")"
+  if [ -n "$runc_ids" ]; then
+    px generate --model "$work/stories260K-f32.gguf" --temperature 0 -n 256 --print-ids | tr ' ' '\n' | grep -v '^$' > "$work/panamax-greedy.ids"
+    if diff -q <(tr ' ' '\n' < "$runc_ids" | grep -v '^$' | head -256) "$work/panamax-greedy.ids" >/dev/null; then
+      echo "  ids vs run.c: identical (256)"; else echo "  ids vs run.c: DIFFERENT"; fi
+  fi
+fi
+
+if want converter; then
+  echo "== F32 file written by llama.cpp's llama2.c converter (context 128 there)"
+  "$bin/llama-convert-llama2c-to-ggml" --copy-vocab-from-model "$work/tok512-fixture.bin" --llama2c-model "$stories" \
+    --llama2c-output-model "$work/converted.gguf" >/dev/null 2>&1
+  "$bin/llama-completion" -m "$work/converted.gguf" -p "" -n 127 --temp 0 -ctk f32 -ctv f32 -fa off \
+    --ignore-eos -no-cnv -t "$threads" 2>/dev/null > "$work/llamacpp-converted.txt"
+  px generate --model "$work/converted.gguf" --temperature 0 -n 127 > "$work/panamax-converted.txt"
+  echo "  text vs llama.cpp: $(same_text "$work/llamacpp-converted.txt" "$work/panamax-converted.txt")"
+  if [ -n "$runc_ids" ]; then
+    px generate --model "$work/converted.gguf" --temperature 0 -n 127 --print-ids | tr ' ' '\n' | grep -v '^$' > "$work/converted.ids"
+    if diff -q <(tr ' ' '\n' < "$runc_ids" | grep -v '^$' | head -127) "$work/converted.ids" >/dev/null; then
+      echo "  ids vs run.c: identical (127)"; else echo "  ids vs run.c: DIFFERENT"; fi
+  fi
+fi
+
+if want quality; then
+  echo "== teacher-forced quality of Q8_0 and Q4_0 against F32 (text sampled from the F32 model, windows of 128)"
+  : > "$work/data.txt"
+  for seed in 1 2 3 4 5; do
+    px generate --model "$work/stories260K-f32.gguf" --temperature 1 --top-p 1 --seed "$seed" -n 300 >> "$work/data.txt"
+  done
+  ppl() { "$bin/llama-perplexity" -m "$1" -f "$work/data.txt" -c 128 -b 128 -fa off -t "$threads" "${@:2}" 2>&1; }
+  ppl "$work/stories260K-f32.gguf" --kl-divergence-base "$work/base-f32.kld" > "$work/llamacpp-f32.log"
+  echo "  llama.cpp F32: $(grep -o 'Final estimate: PPL = [0-9.]* +/- [0-9.]*' "$work/llamacpp-f32.log")"
+  python3 "$here/logits.py" tokens "$work/base-f32.kld" "$work/tokens.bin"
+  python3 "$here/logits.py" top1 "$work/base-f32.kld" > "$work/llamacpp-f32.top1"
+  px perplexity --model "$work/stories260K-f32.gguf" --data "$work/tokens.bin" --context 128 --print-top1 > "$work/panamax-f32.out"
+  echo "  panamax F32:   $(grep -o 'perplexity: [0-9.]*' "$work/panamax-f32.out") ($(grep windows "$work/panamax-f32.out"))"
+  agree() { python3 "$here/logits.py" agree "$1" "$2"; }
+  echo "  top-1 of panamax F32 vs llama.cpp F32: $(agree "$work/panamax-f32.out" "$work/llamacpp-f32.top1")"
+  for q in q8_0 q4_0; do
+    ppl "$work/stories260K-$q.gguf" --kl-divergence-base "$work/base-f32.kld" --kl-divergence > "$work/llamacpp-$q.log"
+    ppl "$work/stories260K-$q.gguf" --kl-divergence-base "$work/base-$q.kld" > /dev/null
+    python3 "$here/logits.py" top1 "$work/base-$q.kld" > "$work/llamacpp-$q.top1"
+    px perplexity --model "$work/stories260K-$q.gguf" --base "$work/stories260K-f32.gguf" --data "$work/tokens.bin" \
+      --context 128 --print-top1 > "$work/panamax-$q.out"
+    echo "  $q llama.cpp: $(grep -E 'Mean PPL\(Q\)|Mean ln\(PPL\(Q\)/PPL\(base\)\)|Mean +KLD|Same top p' "$work/llamacpp-$q.log" | tr -s ' ' | paste -sd';')"
+    echo "  $q panamax:   $(grep -o 'perplexity: [0-9.]*' "$work/panamax-$q.out"); $(grep -o 'top-1 agreement.*' "$work/panamax-$q.out")"
+    echo "  $q top-1 of panamax vs llama.cpp on the same file: $(agree "$work/panamax-$q.out" "$work/llamacpp-$q.top1")"
+  done
+fi
