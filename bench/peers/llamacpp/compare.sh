@@ -46,35 +46,32 @@ if want tokenizer; then
   done
 fi
 
-if want greedy; then
-  echo "== greedy continuation of BOS, 256 tokens, F32 file written by panamax quantize's writer"
-  "$bin/llama-completion" -m "$work/stories260K-f32.gguf" -p "" -n 256 --temp 0 -ctk f32 -ctv f32 -fa off \
-    --ignore-eos -no-cnv -t "$threads" 2>/dev/null > "$work/llamacpp-greedy.txt"
-  px generate --model "$work/stories260K-f32.gguf" --temperature 0 -n 256 --threads "$threads" > "$work/panamax-greedy.txt"
-  echo "  text vs llama.cpp (f32 KV cache, flash attention off): $(same_text "$work/llamacpp-greedy.txt" "$work/panamax-greedy.txt")"
-  "$bin/llama-completion" -m "$work/stories260K-f32.gguf" -p "" -n 256 --temp 0 -ctk f32 -ctv f32 -fa on \
-    --ignore-eos -no-cnv -t "$threads" 2>/dev/null > "$work/llamacpp-greedy-fa.txt"
-  echo "  text vs llama.cpp with flash attention on: $(same_text "$work/llamacpp-greedy-fa.txt" "$work/panamax-greedy.txt")"
-  if [ -n "$runc_ids" ]; then
-    px generate --model "$work/stories260K-f32.gguf" --temperature 0 -n 256 --print-ids | tr ' ' '\n' | grep -v '^$' > "$work/panamax-greedy.ids"
-    if diff -q <(tr ' ' '\n' < "$runc_ids" | grep -v '^$' | head -256) "$work/panamax-greedy.ids" >/dev/null; then
-      echo "  ids vs run.c: identical (256)"; else echo "  ids vs run.c: DIFFERENT"; fi
+# The first N greedy tokens from BOS on FILE as text, llama.cpp's (f32 KV cache, flash attention off or as given)
+# against Panamax's; with run.c's ids given, Panamax's ids against those.
+greedy() {
+  local file=$1 n=$2 fa=${3:-off}
+  "$bin/llama-completion" -m "$file" -p "" -n "$n" --temp 0 -ctk f32 -ctv f32 -fa "$fa" --ignore-eos -no-cnv \
+    -t "$threads" 2>/dev/null > "$work/llamacpp.txt"
+  px generate --model "$file" --temperature 0 -n "$n" --threads "$threads" > "$work/panamax.txt"
+  echo "  $n tokens as text vs llama.cpp (flash attention $fa): $(same_text "$work/llamacpp.txt" "$work/panamax.txt")"
+  if [ -n "$runc_ids" ] && [ "$fa" = off ]; then
+    px generate --model "$file" --temperature 0 -n "$n" --print-ids | tr ' ' '\n' | grep -v '^$' > "$work/panamax.ids"
+    if diff -q <(tr ' ' '\n' < "$runc_ids" | grep -v '^$' | head -"$n") "$work/panamax.ids" >/dev/null; then
+      echo "  $n ids vs run.c: identical"; else echo "  $n ids vs run.c: DIFFERENT"; fi
   fi
+}
+
+if want greedy; then
+  echo "== greedy continuation of BOS on the F32 file written by panamax quantize's writer"
+  greedy "$work/stories260K-f32.gguf" 256 off
+  greedy "$work/stories260K-f32.gguf" 256 on
 fi
 
 if want converter; then
-  echo "== F32 file written by llama.cpp's llama2.c converter (context 128 there)"
+  echo "== the same on the F32 file written by llama.cpp's llama2.c converter (its context is 128)"
   "$bin/llama-convert-llama2c-to-ggml" --copy-vocab-from-model "$work/tok512-fixture.bin" --llama2c-model "$stories" \
     --llama2c-output-model "$work/converted.gguf" >/dev/null 2>&1
-  "$bin/llama-completion" -m "$work/converted.gguf" -p "" -n 127 --temp 0 -ctk f32 -ctv f32 -fa off \
-    --ignore-eos -no-cnv -t "$threads" 2>/dev/null > "$work/llamacpp-converted.txt"
-  px generate --model "$work/converted.gguf" --temperature 0 -n 127 > "$work/panamax-converted.txt"
-  echo "  text vs llama.cpp: $(same_text "$work/llamacpp-converted.txt" "$work/panamax-converted.txt")"
-  if [ -n "$runc_ids" ]; then
-    px generate --model "$work/converted.gguf" --temperature 0 -n 127 --print-ids | tr ' ' '\n' | grep -v '^$' > "$work/converted.ids"
-    if diff -q <(tr ' ' '\n' < "$runc_ids" | grep -v '^$' | head -127) "$work/converted.ids" >/dev/null; then
-      echo "  ids vs run.c: identical (127)"; else echo "  ids vs run.c: DIFFERENT"; fi
-  fi
+  greedy "$work/converted.gguf" 127 off
 fi
 
 if want quality; then

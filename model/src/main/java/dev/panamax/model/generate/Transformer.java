@@ -154,7 +154,16 @@ public final class Transformer {
     public static Transformer llama(
             Backend backend, ModelConfig config, LlamaWeights<MemorySegment> weights, int maxBatch, int contextLength) {
         Network.requireFamily(config, Architecture.LLAMA, weights.layers().size());
-        LlamaWeights<Tensor> tensors = weights.map(config.sharedClassifier(), onBackend(backend, config));
+        return llamaOnBackend(
+                backend,
+                config,
+                weights.map(config.sharedClassifier(), onBackend(backend, config)),
+                maxBatch,
+                contextLength);
+    }
+
+    private static Transformer llamaOnBackend(
+            Backend backend, ModelConfig config, LlamaWeights<Tensor> tensors, int maxBatch, int contextLength) {
         return new Transformer(
                 backend,
                 config,
@@ -178,14 +187,12 @@ public final class Transformer {
      */
     public static Transformer llama(Backend backend, GgufLlama model, int maxBatch, int contextLength) {
         ModelConfig config = model.config();
-        LlamaWeights<Tensor> tensors =
-                model.weights().map(config.sharedClassifier(), (name, w) -> onBackend(backend, w));
-        return new Transformer(
+        return llamaOnBackend(
                 backend,
                 config,
+                model.weights().map(config.sharedClassifier(), (name, w) -> onBackend(backend, w)),
                 maxBatch,
-                contextLength,
-                positions -> Network.llama(backend, config, tensors, positions));
+                contextLength);
     }
 
     private static Tensor onBackend(Backend backend, GgufLlama.Weight w) {

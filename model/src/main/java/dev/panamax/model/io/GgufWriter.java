@@ -4,7 +4,6 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -24,15 +23,6 @@ import java.util.Set;
  * file or the new one, never a part.
  */
 public final class GgufWriter {
-    private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfShort SHORT =
-            ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfFloat FLOAT =
-            ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfDouble DOUBLE =
-            ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-
     private GgufWriter() {}
 
     /**
@@ -182,12 +172,12 @@ public final class GgufWriter {
         }
 
         Header int32(int v) {
-            reserve(4).set(INT, 0, v);
+            reserve(4).set(GgufFile.INT, 0, v);
             return this;
         }
 
         Header int64(long v) {
-            reserve(8).set(LONG, 0, v);
+            reserve(8).set(GgufFile.LONG, 0, v);
             return this;
         }
 
@@ -236,11 +226,11 @@ public final class GgufWriter {
         private void scalar(GgufValue.Type type, Object value) {
             switch (type) {
                 case UINT8, INT8 -> reserve(1).set(ValueLayout.JAVA_BYTE, 0, (byte) (long) (Long) value);
-                case UINT16, INT16 -> reserve(2).set(SHORT, 0, (short) (long) (Long) value);
+                case UINT16, INT16 -> reserve(2).set(GgufFile.SHORT, 0, (short) (long) (Long) value);
                 case UINT32, INT32 -> int32((int) (long) (Long) value);
                 case UINT64, INT64 -> int64((Long) value);
-                case FLOAT32 -> reserve(4).set(FLOAT, 0, (Float) value);
-                case FLOAT64 -> reserve(8).set(DOUBLE, 0, (Double) value);
+                case FLOAT32 -> reserve(4).set(GgufFile.FLOAT, 0, (Float) value);
+                case FLOAT64 -> reserve(8).set(GgufFile.DOUBLE, 0, (Double) value);
                 case BOOL -> reserve(1).set(ValueLayout.JAVA_BYTE, 0, (byte) ((Boolean) value ? 1 : 0));
                 case STRING -> string((String) value);
                 case ARRAY -> throw new IllegalArgumentException("nested array without element type");
