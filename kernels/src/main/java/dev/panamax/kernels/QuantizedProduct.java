@@ -7,15 +7,19 @@ import java.lang.foreign.MemorySegment;
  * {@code Y = X·Wᵀ}, where W is {@code rows × columns}, each of the {@code tokens} rows of X holds {@code columns}
  * floats, and each row of Y {@code rows} floats. One token is the matrix-vector product of a decoding step.
  *
- * <p><b>What is computed.</b> Each weight is decoded to the float its format defines ({@code d·q} for Q8_0, {@code
- * d·(nibble − 8)} for Q4_0, the value itself for F32, F16 and BF16; every one of these is exact in float), and {@code
- * y[t][r]} is the float dot product of row r's decoded weights with row t of X, accumulated with fused multiply-adds
- * in a fixed order. So IEEE arithmetic decides the special cases: a block whose scale is infinite decodes its zero
- * values to NaN ({@code ∞·0}) and the others to infinities; a NaN scale makes its whole block NaN; a scale of 0 (or a
- * subnormal one) decodes as that exact value; a NaN activation, or an infinite one met by a zero or by weights of both
- * signs, gives NaN. The result is within the usual bound of a float dot product, {@code (columns + 1)·2⁻²⁴·Σ|w·x|}, of
- * the exact sum of the decoded weights' products, and overflows only where that sum's partial sums leave the float
- * range.
+ * <p><b>What is computed.</b> The activations stay float32 (they are not quantized, as llama.cpp quantizes them to
+ * Q8_0 blocks): the weights are widened to floats, and every product and sum is a float operation in a fixed order. For
+ * F32, F16 and BF16, {@code y[t][r]} is the float dot product of row r's values with row t of X. For Q8_0 and Q4_0 it
+ * is, as GGML writes the block dot product, {@code Σ_b d_b·(Σ_{i in b} q_i·x_i)}: each block's integer values q (for
+ * Q4_0, {@code nibble − 8}) times the activations are summed in float, and that sum is multiplied by the block's scale
+ * d and added to the row's sum. The result is within {@code (columns + 2)·2⁻²⁴·Σ|w·x|} of the exact value, w being
+ * the decoded weight {@code d·q}. IEEE arithmetic decides the special cases, block by block: a scale of 0, or a
+ * subnormal one, is that exact value; an infinite scale makes the result ±∞ or NaN: it multiplies its block's
+ * partial sums, one per vector lane, so partial sums of both signs or a zero one (∞·0) give NaN, which of the two
+ * therefore depending on the vector width; a NaN scale, or a NaN activation, gives NaN; an infinite activation times a
+ * zero value is NaN. A block's sum
+ * is a float, so it overflows to infinity once {@code |Σ q·x|} passes {@code Float.MAX_VALUE} (activations beyond
+ * about 10³⁴), even where d would bring the product back into range.
  *
  * <p><b>Arguments.</b> Offsets and leading dimensions count floats: row t of X starts at float {@code xOffset + t·ldx},
  * row t of Y at {@code yOffset + t·ldy}. They are checked before anything is written, and every message names the

@@ -1,8 +1,10 @@
 package dev.panamax.kernels;
 
 import static jdk.incubator.vector.VectorOperators.B2F;
+import static jdk.incubator.vector.VectorOperators.I2F;
 import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.LSHR;
+import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2I;
 import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_S2I;
 
 import java.lang.foreign.MemorySegment;
@@ -39,6 +41,9 @@ final class QuantizedRows {
     /** Bytes loaded at once: a vector's worth, or 8 where that is narrower than the narrowest byte species. */
     private static final int BYTE_STEP = Math.max(8, LANES);
 
+    /** Parts of a byte load that each fill a float vector: 1, or 2 for 4-lane vectors. */
+    private static final int PARTS = BYTE_STEP / LANES;
+
     private static final VectorSpecies<Byte> BYTES =
             ByteVector.SPECIES_PREFERRED.withShape(VectorShape.forBitSize(BYTE_STEP * Byte.SIZE));
     private static final ByteOrder ORDER = ByteOrder.LITTLE_ENDIAN;
@@ -49,7 +54,8 @@ final class QuantizedRows {
     /** Elements per block of {@link WeightFormat#Q8_0} and {@link WeightFormat#Q4_0}. */
     static final int BLOCK = 32;
 
-    private static final int VECTORS_PER_BLOCK = BLOCK / LANES;
+    private static final int Q8_BYTES = WeightFormat.Q8_0.bytesPerBlock();
+    private static final int Q4_BYTES = WeightFormat.Q4_0.bytesPerBlock();
     /** The bytes of a block before its quantized values: the binary16 scale. */
     private static final int SCALE_BYTES = 2;
 
@@ -69,9 +75,8 @@ final class QuantizedRows {
 
     /**
      * {@code y[t][r] = Σ_c W[r][c]·x[t][c]} for rows {@code [from, to)} and every token t: token t's activations at
-     * {@code x[xBase + t·ldx]}, its results at float {@code yOffset + t·ldy + r} of y. Rows go four at a time, the four
-     * a quarter of the range apart, so that the matrix is read as four long sequential streams; each group's rows stay
-     * in cache while every token uses them.
+     * {@code x[xBase + t·ldx]}, its results at float {@code yOffset + t·ldy + r} of y. Rows go in order, so the matrix
+     * is read as one sequential stream, and each row stays in cache while every token uses it.
      */
     static void multiply(
             QuantizedMatrix w,
@@ -84,152 +89,123 @@ final class QuantizedRows {
             int ldy,
             int from,
             int to) {
-        int quarter = (to - from) / 4;
-        float[] sums = new float[4];
-        for (int i = from; i < from + quarter; i++) {
-            for (int t = 0; t < tokens; t++) {
-                fourRows(w, i, i + quarter, i + 2 * quarter, i + 3 * quarter, x, xBase + t * ldx, sums);
-                long at = yOffset + (long) t * ldy;
-                for (int k = 0; k < 4; k++) {
-                    y.setAtIndex(Simd.FLOAT, at + i + (long) k * quarter, sums[k]);
-                }
-            }
-        }
-        for (int i = from + 4 * quarter; i < to; i++) {
-            for (int t = 0; t < tokens; t++) {
-                fourRows(w, i, i, i, i, x, xBase + t * ldx, sums);
-                y.setAtIndex(Simd.FLOAT, yOffset + (long) t * ldy + i, sums[0]);
-            }
-        }
-    }
-
-    /** The dot products of rows a, b, c and d of w with {@code x[xi, xi + columns)}, into {@code sums[0..3]}. */
-    private static void fourRows(QuantizedMatrix w, int a, int b, int c, int d, float[] x, int xi, float[] sums) {
         MemorySegment data = w.data();
         long rowBytes = w.rowBytes();
-        long base = w.byteOffset();
-        long r0 = base + a * rowBytes, r1 = base + b * rowBytes, r2 = base + c * rowBytes, r3 = base + d * rowBytes;
-        switch (w.format()) {
-            case Q8_0, Q4_0 ->
-                blockRows(w.format() == WeightFormat.Q4_0, data, r0, r1, r2, r3, w.columns(), x, xi, sums);
-            case F32, F16, BF16 -> elementRows(w.format(), data, r0, r1, r2, r3, w.columns(), x, xi, sums);
+        int columns = w.columns();
+        WeightFormat format = w.format();
+        for (int r = from; r < to; r++) {
+            long row = w.byteOffset() + r * rowBytes;
+            for (int t = 0; t < tokens; t++) {
+                int xi = xBase + t * ldx;
+                float dot =
+                        switch (format) {
+                            case Q8_0 -> q8Row(data, row, columns, x, xi);
+                            case Q4_0 -> q4Row(data, row, columns, x, xi);
+                            case F32, F16, BF16 -> elementRow(format, data, row, columns, x, xi);
+                        };
+                y.setAtIndex(Simd.FLOAT, yOffset + (long) t * ldy + r, dot);
+            }
         }
     }
 
     /**
-     * Four rows of Q8_0 or Q4_0 blocks (from bytes r0 to r3) times x: each weight decoded to the float {@code d·q},
-     * then multiplied and added in column order within a vector's lanes.
+     * The Q8_0 row at byte {@code row} times {@code x[xi, xi + columns)}: per block, the lane-wise sum of {@code q·x}
+     * over its values (in two halves, so that two chains of additions run at once), then times the block's scale d
+     * and added to the row's sum. Every step is inline here: a helper that C2 compiled on its own first would not be
+     * inlined again, and each vector passed to it would become an object.
      */
-    private static void blockRows(
-            boolean q4,
-            MemorySegment w,
-            long r0,
-            long r1,
-            long r2,
-            long r3,
-            int columns,
-            float[] x,
-            int xi,
-            float[] sums) {
-        int blockBytes = q4 ? WeightFormat.Q4_0.bytesPerBlock() : WeightFormat.Q8_0.bytesPerBlock();
-        FloatVector s0 = FloatVector.zero(FLOATS), s1 = s0, s2 = s0, s3 = s0;
-        for (int j = 0; j < columns; j += BLOCK) {
-            long at = (long) (j / BLOCK) * blockBytes;
-            int xj = xi + j;
-            s0 = block(q4, w, r0 + at, x, xj, s0);
-            s1 = block(q4, w, r1 + at, x, xj, s1);
-            s2 = block(q4, w, r2 + at, x, xj, s2);
-            s3 = block(q4, w, r3 + at, x, xj, s3);
+    private static float q8Row(MemorySegment w, long row, int columns, float[] x, int xi) {
+        FloatVector sum = FloatVector.zero(FLOATS);
+        int blocks = columns / BLOCK;
+        for (int b = 0; b < blocks; b++) {
+            long at = row + (long) b * Q8_BYTES;
+            int xj = xi + b * BLOCK;
+            FloatVector s0 = FloatVector.zero(FLOATS);
+            FloatVector s1 = s0;
+            for (int k = 0; k < BLOCK; k += 2 * LANES) {
+                FloatVector q0;
+                FloatVector q1;
+                if (PARTS == 1) {
+                    q0 = (FloatVector) ByteVector.fromMemorySegment(BYTES, w, at + SCALE_BYTES + k, ORDER)
+                            .convertShape(B2F, FLOATS, 0);
+                    q1 = (FloatVector) ByteVector.fromMemorySegment(BYTES, w, at + SCALE_BYTES + k + LANES, ORDER)
+                            .convertShape(B2F, FLOATS, 0);
+                } else {
+                    ByteVector q = ByteVector.fromMemorySegment(BYTES, w, at + SCALE_BYTES + k, ORDER);
+                    q0 = (FloatVector) q.convertShape(B2F, FLOATS, 0);
+                    q1 = (FloatVector) q.convertShape(B2F, FLOATS, 1);
+                }
+                s0 = q0.fma(FloatVector.fromArray(FLOATS, x, xj + k), s0);
+                s1 = q1.fma(FloatVector.fromArray(FLOATS, x, xj + k + LANES), s1);
+            }
+            sum = s0.add(s1).fma(FloatVector.broadcast(FLOATS, Float.float16ToFloat(w.get(HALF, at))), sum);
         }
-        store(sums, s0, s1, s2, s3);
-    }
-
-    /** {@code sum} plus the block at byte {@code at}, decoded, times {@code x[xj, xj + 32)}, lane-wise. */
-    private static FloatVector block(boolean q4, MemorySegment w, long at, float[] x, int xj, FloatVector sum) {
-        FloatVector d = scale(w, at);
-        for (int v = 0; v < VECTORS_PER_BLOCK; v++) {
-            FloatVector weights = q4 ? q4(w, at, d, v) : q8(w, at, d, v);
-            sum = weights.fma(FloatVector.fromArray(FLOATS, x, xj + v * LANES), sum);
-        }
-        return sum;
+        return sum(sum);
     }
 
     /**
-     * Four rows of one value per element (F32, F16 or BF16, from bytes r0 to r3) times x, multiplied and added in
-     * column order within a vector's lanes; the last partial vector is masked.
+     * The Q4_0 row at byte {@code row} times {@code x[xi, xi + columns)}, as {@link #q8Row} computes it with each value
+     * {@code nibble − 8}: the low nibbles of a block's 16 bytes are its elements 0 to 15 (summed in one half), the high
+     * ones 16 to 31 (in the other). The bytes widen to ints, where the nibbles come out with one native operation
+     * each; byte lanes have no shift instruction on AVX2.
      */
-    private static void elementRows(
-            WeightFormat format,
-            MemorySegment w,
-            long r0,
-            long r1,
-            long r2,
-            long r3,
-            int columns,
-            float[] x,
-            int xi,
-            float[] sums) {
+    private static float q4Row(MemorySegment w, long row, int columns, float[] x, int xi) {
+        FloatVector sum = FloatVector.zero(FLOATS);
+        int blocks = columns / BLOCK;
+        for (int b = 0; b < blocks; b++) {
+            long at = row + (long) b * Q4_BYTES;
+            int xj = xi + b * BLOCK;
+            FloatVector s0 = FloatVector.zero(FLOATS);
+            FloatVector s1 = s0;
+            for (int k = 0; k < BLOCK / 2; k += BYTE_STEP) {
+                ByteVector packed = ByteVector.fromMemorySegment(BYTES, w, at + SCALE_BYTES + k, ORDER);
+                for (int part = 0; part < PARTS; part++) {
+                    IntVector bytes = (IntVector) packed.convertShape(ZERO_EXTEND_B2I, INTS, part);
+                    FloatVector low = (FloatVector) bytes.and(0x0F).sub(8).convert(I2F, 0);
+                    FloatVector high =
+                            (FloatVector) bytes.lanewise(LSHR, 4).sub(8).convert(I2F, 0);
+                    int xk = xj + k + part * LANES;
+                    s0 = low.fma(FloatVector.fromArray(FLOATS, x, xk), s0);
+                    s1 = high.fma(FloatVector.fromArray(FLOATS, x, xk + BLOCK / 2), s1);
+                }
+            }
+            sum = s0.add(s1).fma(FloatVector.broadcast(FLOATS, Float.float16ToFloat(w.get(HALF, at))), sum);
+        }
+        return sum(sum);
+    }
+
+    /**
+     * The F32, F16 or BF16 row at byte {@code row} times {@code x[xi, xi + columns)}: whole vectors alternately into
+     * two sums, the last partial vector masked into the first.
+     */
+    private static float elementRow(WeightFormat format, MemorySegment w, long row, int columns, float[] x, int xi) {
         int bytes = format.bytesPerBlock();
-        int vectorEnd = columns - columns % LANES;
-        FloatVector s0 = FloatVector.zero(FLOATS), s1 = s0, s2 = s0, s3 = s0;
-        for (int j = 0; j < vectorEnd; j += LANES) {
-            FloatVector xv = FloatVector.fromArray(FLOATS, x, xi + j);
-            long at = (long) j * bytes;
-            s0 = elements(format, w, r0 + at).fma(xv, s0);
-            s1 = elements(format, w, r1 + at).fma(xv, s1);
-            s2 = elements(format, w, r2 + at).fma(xv, s2);
-            s3 = elements(format, w, r3 + at).fma(xv, s3);
+        int pairEnd = columns - columns % (2 * LANES);
+        FloatVector s0 = FloatVector.zero(FLOATS);
+        FloatVector s1 = s0;
+        for (int j = 0; j < pairEnd; j += 2 * LANES) {
+            long at = row + (long) j * bytes;
+            s0 = elements(format, w, at).fma(FloatVector.fromArray(FLOATS, x, xi + j), s0);
+            s1 = elements(format, w, at + (long) LANES * bytes)
+                    .fma(FloatVector.fromArray(FLOATS, x, xi + j + LANES), s1);
         }
-        if (vectorEnd < columns) {
-            long at = (long) vectorEnd * bytes;
-            s0 = tailFma(format, w, r0 + at, x, xi + vectorEnd, columns - vectorEnd, s0);
-            s1 = tailFma(format, w, r1 + at, x, xi + vectorEnd, columns - vectorEnd, s1);
-            s2 = tailFma(format, w, r2 + at, x, xi + vectorEnd, columns - vectorEnd, s2);
-            s3 = tailFma(format, w, r3 + at, x, xi + vectorEnd, columns - vectorEnd, s3);
+        for (int j = pairEnd; j < columns; j += LANES) {
+            int count = Math.min(LANES, columns - j);
+            VectorMask<Float> lanes = FLOATS.indexInRange(0, count);
+            s0 = elements(format, w, row + (long) j * bytes, count)
+                    .fma(FloatVector.fromArray(FLOATS, x, xi + j, lanes), s0);
         }
-        store(sums, s0, s1, s2, s3);
+        return sum(s0.add(s1));
     }
 
-    /**
-     * {@code sum} plus the row's last {@code count} (fewer than a vector) elements times x's, lanes past them zero:
-     * apart from {@link #elementRows} so that it stays small enough for C1 to compile, and so reaches C2.
-     */
-    private static FloatVector tailFma(
-            WeightFormat format, MemorySegment w, long at, float[] x, int xj, int count, FloatVector sum) {
-        return elements(format, w, at, count)
-                .fma(FloatVector.fromArray(FLOATS, x, xj, FLOATS.indexInRange(0, count)), sum);
-    }
-
-    private static void store(float[] sums, FloatVector s0, FloatVector s1, FloatVector s2, FloatVector s3) {
-        sums[0] = Simd.sumAnyWidth(s0);
-        sums[1] = Simd.sumAnyWidth(s1);
-        sums[2] = Simd.sumAnyWidth(s2);
-        sums[3] = Simd.sumAnyWidth(s3);
+    /** The lanes' sum in {@link Simd#sum}'s fixed order. */
+    private static float sum(FloatVector v) {
+        return LANES == Simd.LANES ? Simd.sum(v) : Simd.sumAnyWidth(v);
     }
 
     /** The binary16 scale of the block at byte {@code at}, in every lane. */
     private static FloatVector scale(MemorySegment w, long at) {
         return FloatVector.broadcast(FLOATS, Float.float16ToFloat(w.get(HALF, at)));
-    }
-
-    /** Vector {@code v} of the Q8_0 block at byte {@code at}, decoded: {@code d·q}, exact in float. */
-    private static FloatVector q8(MemorySegment w, long at, FloatVector d, int v) {
-        int first = v * LANES;
-        ByteVector q = ByteVector.fromMemorySegment(BYTES, w, at + SCALE_BYTES + first - first % BYTE_STEP, ORDER);
-        return ((FloatVector) q.convertShape(B2F, FLOATS, first % BYTE_STEP / LANES)).mul(d);
-    }
-
-    /**
-     * Vector {@code v} of the Q4_0 block at byte {@code at}, decoded: {@code d·(nibble − 8)}, exact in float. Elements
-     * 0 to 15 are the low nibbles of the block's 16 bytes, elements 16 to 31 the high ones.
-     */
-    private static FloatVector q4(MemorySegment w, long at, FloatVector d, int v) {
-        int first = v * LANES;
-        int byteIndex = first % (BLOCK / 2);
-        ByteVector packed =
-                ByteVector.fromMemorySegment(BYTES, w, at + SCALE_BYTES + byteIndex - byteIndex % BYTE_STEP, ORDER);
-        ByteVector nibbles = first < BLOCK / 2 ? packed.and((byte) 0x0F) : packed.lanewise(LSHR, 4);
-        return ((FloatVector) nibbles.sub((byte) 8).convertShape(B2F, FLOATS, byteIndex % BYTE_STEP / LANES)).mul(d);
     }
 
     /** {@link #LANES} elements of an F32, F16 or BF16 row from byte {@code at}, as floats. */
@@ -284,12 +260,12 @@ final class QuantizedRows {
         switch (format) {
             case Q8_0, Q4_0 -> {
                 for (int j = 0; j < columns; j += BLOCK) {
-                    long block = at + (long) (j / BLOCK) * format.bytesPerBlock();
-                    FloatVector d = scale(data, block);
-                    for (int v = 0; v < VECTORS_PER_BLOCK; v++) {
-                        (format == WeightFormat.Q4_0 ? q4(data, block, d, v) : q8(data, block, d, v))
-                                .intoArray(dst, j + v * LANES);
-                    }
+                    decodeBlock(
+                            format == WeightFormat.Q4_0,
+                            data,
+                            at + (long) (j / BLOCK) * format.bytesPerBlock(),
+                            dst,
+                            j);
                 }
             }
             case F32, F16, BF16 -> {
@@ -305,5 +281,27 @@ final class QuantizedRows {
                 }
             }
         }
+    }
+
+    /** The 32 values of the block at byte {@code at} into {@code dst[j, j + 32)}: {@code d·q}, exact in float. */
+    private static void decodeBlock(boolean q4, MemorySegment w, long at, float[] dst, int j) {
+        FloatVector d = scale(w, at);
+        for (int k = 0; k < (q4 ? BLOCK / 2 : BLOCK); k += BYTE_STEP) {
+            ByteVector bytes = ByteVector.fromMemorySegment(BYTES, w, at + SCALE_BYTES + k, ORDER);
+            for (int part = 0; part < PARTS; part++) {
+                int to = j + k + part * LANES;
+                if (q4) {
+                    widen(bytes.and((byte) 0x0F).sub((byte) 8), part).mul(d).intoArray(dst, to);
+                    widen(bytes.lanewise(LSHR, 4).sub((byte) 8), part).mul(d).intoArray(dst, to + BLOCK / 2);
+                } else {
+                    widen(bytes, part).mul(d).intoArray(dst, to);
+                }
+            }
+        }
+    }
+
+    /** Part {@code part} of signed bytes as floats. */
+    private static FloatVector widen(ByteVector values, int part) {
+        return (FloatVector) values.convertShape(B2F, FLOATS, part);
     }
 }
