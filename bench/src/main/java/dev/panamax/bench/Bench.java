@@ -28,6 +28,7 @@ public final class Bench {
 
     static {
         SUITES.put("gemm", GemmBench.class);
+        SUITES.put("gemv", GemvBench.class);
         SUITES.put("downcall", DowncallBench.class);
         SUITES.put("ops", OpsBench.class);
         SUITES.put("attention", AttentionBench.class);

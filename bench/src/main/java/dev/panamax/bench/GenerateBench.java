@@ -58,7 +58,7 @@ public class GenerateBench {
     private Generator generator;
     private int[] prompt;
 
-    private static ModelConfig config(String shape) {
+    static ModelConfig config(String shape) {
         return switch (shape) {
             case "15M" -> new ModelConfig(Architecture.LLAMA, 288, 768, 6, 6, 6, 32000, 256, 1e-5f, 10000f, true);
             case "110M" -> new ModelConfig(Architecture.LLAMA, 768, 2048, 12, 12, 12, 32000, 1024, 1e-5f, 10000f, true);

@@ -27,8 +27,11 @@ public final class Attention {
         VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
     }
 
-    /** Below this many multiply-adds a call stays on the calling thread. */
-    private static final long PARALLEL_MIN_MACS = 1L << 20;
+    /**
+     * Below this many multiply-adds a call stays on the calling thread. Low enough that a decode step's single query
+     * spreads its heads over the threads once the cache holds a few dozen positions.
+     */
+    private static final long PARALLEL_MIN_MACS = 1L << 16;
 
     /** Numbers each call of forward and backward, so that packed tiles never outlive the call they are from. */
     private static final AtomicLong CALLS = new AtomicLong();

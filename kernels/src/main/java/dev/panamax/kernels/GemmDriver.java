@@ -30,10 +30,12 @@ final class GemmDriver {
     static final int NC = 512;
     /** Below this many multiply-adds a call stays on the caller's thread: a hand-off can cost a scheduler slice. */
     static final long PARALLEL_MIN_MACS = 1L << 22;
-    /** Width of the task grid's cells: wide enough that re-packing A per cell costs little next to the products. */
+    /** Cells of the task grid per thread, when the product is large enough to give each its least size. */
+    private static final int CELLS_PER_THREAD = 8;
+    /** Least width of a cell: wide enough that re-packing A per cell costs little next to the products. */
     private static final int MIN_TASK_COLUMNS = 128;
-
-    private static final int MIN_TASK_ROWS = 64;
+    /** Least height of a cell: high enough that re-packing B per cell costs little next to the products. */
+    private static final int MIN_TASK_ROWS = 128;
 
     /** The most rows of op(A) that a product with a transposed B computes as one matrix-vector product each. */
     private static final int ROWS_AS_PRODUCTS_OF_VECTORS = 4;
@@ -96,22 +98,13 @@ final class GemmDriver {
             block(o, 0, o.m(), 0, o.n());
             return;
         }
-        // A grid of tasks, two per thread so that a thread slowed by another tenant is balanced by the others, and no
-        // more, because every cell repeats packing.
-        // Every column of cells packs its own copy of A and every row of cells its own copy of B, so the cells are
-        // cut across the larger of the two: columns when B (k × n) is the larger, rows when A (m × k) is.
-        int target = 2 * threads;
-        int columnTasks;
-        int rowTasks;
-        if (o.n() >= o.m()) {
-            columnTasks = clamp(o.n() / MIN_TASK_COLUMNS, 1, target);
-            rowTasks = clamp(target / columnTasks, 1, Math.max(1, o.m() / MIN_TASK_ROWS));
-        } else {
-            rowTasks = clamp(o.m() / MIN_TASK_ROWS, 1, target);
-            columnTasks = clamp(target / rowTasks, 1, Math.max(1, o.n() / MIN_TASK_COLUMNS));
-        }
-        int rowStep = roundUp(ceilDiv(o.m(), rowTasks), MR);
-        int columnStep = roundUp(ceilDiv(o.n(), columnTasks), NR);
+        // A grid of cells taken from a shared counter, several per thread, so that a thread that loses its core for a
+        // while leaves only small cells for the others to finish, and no thread waits on a fixed share. Cells are
+        // square where the product allows: each column of cells packs its own copy of A and each row of cells its own
+        // copy of B, and a square cell repeats the least packing for its area.
+        double side = Math.sqrt((double) o.m() * o.n() / (CELLS_PER_THREAD * threads));
+        int rowStep = roundUp(Math.max(MIN_TASK_ROWS, (int) side), MR);
+        int columnStep = roundUp(Math.max(MIN_TASK_COLUMNS, (int) side), NR);
         int rowCells = ceilDiv(o.m(), rowStep);
         int columnCells = ceilDiv(o.n(), columnStep);
         Parallelism.forEach(rowCells * columnCells, task -> {
@@ -318,10 +311,6 @@ final class GemmDriver {
             sum += c.getAtIndex(FLOAT, at) + c.getAtIndex(FLOAT, at + width - 1);
         }
         return sum;
-    }
-
-    private static int clamp(int value, int low, int high) {
-        return Math.max(low, Math.min(high, value));
     }
 
     private static int ceilDiv(int a, int b) {

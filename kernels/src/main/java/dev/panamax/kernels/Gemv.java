@@ -18,6 +18,19 @@ import jdk.incubator.vector.VectorMask;
 final class Gemv {
     /** Columns accumulated per sweep over the rows in the transposed product: 4 KiB of sums stay in L1. */
     private static final int COLUMN_BLOCK = 1024;
+    /**
+     * Below this many elements of A a product stays on the calling thread. Low, because the team's workers are
+     * usually still spinning from the previous region when a decode step's next product arrives, so the hand-off
+     * costs far less than streaming these 128 KiB.
+     */
+    private static final long PARALLEL_MIN_ELEMENTS = 1L << 15;
+    /** Tasks per thread of the plain product, for products large enough to give each its 16 groups of rows. */
+    private static final int TASKS_PER_THREAD = 8;
+    /**
+     * Column strips per thread of the transposed product: fewer, because a strip reads each row of A as one short run
+     * and a narrower strip reads shorter ones, which the prefetchers follow less well.
+     */
+    private static final int STRIPS_PER_THREAD = 4;
 
     private static final ThreadLocal<float[][]> BUFFERS = ThreadLocal.withInitial(() -> new float[2][0]);
 
@@ -57,11 +70,13 @@ final class Gemv {
         for (int i = 0; i < xLength; i++) {
             xs[i] = x.data().getAtIndex(FLOAT, x.offset() + (long) i * x.ld());
         }
-        int threads = parallel && (long) rows * cols >= Rows.PARALLEL_MIN_ELEMENTS ? Parallelism.threads() : 1;
+        int threads = parallel && (long) rows * cols >= PARALLEL_MIN_ELEMENTS ? Parallelism.threads() : 1;
         // Tasks cover whole groups of four rows (or vector-wide column strips); each y element sees the same
-        // sequence of operations whatever the split.
+        // sequence of operations whatever the split. Several tasks per thread, taken as threads come free, so that
+        // no thread waits long at the end for one that was slowed.
         int unit = trans ? LANES : 4;
-        int tasks = threads == 1 ? 1 : Math.max(1, Math.min(4 * threads, yLength / (unit * 16)));
+        int perThread = trans ? STRIPS_PER_THREAD : TASKS_PER_THREAD;
+        int tasks = threads == 1 ? 1 : Math.max(1, Math.min(perThread * threads, yLength / (unit * 16)));
         int step = (yLength / tasks + unit - 1) / unit * unit;
         Parallelism.forEach((yLength + step - 1) / step, task -> {
             int from = task * step;

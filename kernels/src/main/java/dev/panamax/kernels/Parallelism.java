@@ -1,44 +1,50 @@
 package dev.panamax.kernels;
 
 import java.lang.foreign.MemorySegment;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.Future;
-import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.ThreadFactory;
-import java.util.concurrent.ThreadPoolExecutor;
-import java.util.concurrent.TimeUnit;
+import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
 import java.util.function.IntConsumer;
 
 /**
- * The library-wide threading policy: one pool of worker threads shared by every kernel.
+ * The library-wide threading policy: one team of worker threads shared by every kernel.
  *
  * <p>The default parallelism is the number of available processors, or the system property {@code
  * panamax.threads} when set. Kernels split work so that each output element is always reduced in the same order:
- * results are bit-identical for every thread count. Kernels keep small problems on the calling thread, since a hand-off
- * to a worker can cost a whole scheduler slice when the cores are busy.
+ * results are bit-identical for every thread count. Kernels keep small problems on the calling thread.
  *
- * <p>Kernels may be called from any number of threads at once, also while {@link #setThreads(int)} changes the count:
- * all calls share one pool that is never shut down, only resized, so a call never finds its executor gone.
+ * <p>A parallel region hands its tasks to the team's workers through one mailbox each. A worker that has just finished
+ * a region spins on its mailbox for a short while before it parks, so that the regions of a decode step, which follow
+ * each other microseconds apart, reach a worker that is already running instead of paying a wake-up each; a parked
+ * worker is woken only when a region is posted to it. Tasks are taken from a shared counter, so a thread that lost its
+ * core takes fewer of them, and the caller never waits for a worker that has not started.
+ *
+ * <p>Kernels may be called from any number of threads at once, also while {@link #setThreads(int)} changes the count.
+ * The team runs one region at a time: a call that finds it busy with another caller's region runs its tasks on its own
+ * thread, with the same results.
  */
 public final class Parallelism {
     private static final Object LOCK = new Object();
-    /** States of a helper's slot in a parallel region. */
-    private static final int UNCLAIMED = 0, BY_HELPER = 1, BY_CALLER = 2;
+    /** States of a worker's slot in a region: not taken yet, taken by the worker, finished by it, taken by the caller. */
+    private static final int UNCLAIMED = 0, BY_HELPER = 1, FINISHED = 2, BY_CALLER = 3;
+    /**
+     * How long a worker spins on its mailbox after a region before it parks: longer than the serial work between two
+     * regions of a decode step, short enough that an idle library gives its cores back at once.
+     */
+    private static final long SPIN_NANOS = 100_000;
     /** A thread that never runs: segments accessible by it are accessible by any worker (shared, global, auto). */
     private static final Thread OTHER_THREAD = new Thread(() -> {});
     /** Set on the threads that are running a parallel region, so that nested regions run inline. */
     private static final ThreadLocal<Boolean> IN_REGION = ThreadLocal.withInitial(() -> Boolean.FALSE);
+    /** Held by the caller whose region the team runs. */
+    private static final AtomicBoolean TEAM_BUSY = new AtomicBoolean();
 
     private static volatile int threads = initialThreads();
-    /**
-     * The helpers of every parallel region. Its queue is unbounded, so it never rejects a task, and it is resized
-     * (under LOCK) rather than replaced, so a caller that read the thread count before a change still submits
-     * to a live pool; helpers queued beyond its size are claimed by their caller, which never waits for them.
-     */
-    private static final ThreadPoolExecutor POOL = new ThreadPoolExecutor(
-            0, Integer.MAX_VALUE, 0, TimeUnit.SECONDS, new LinkedBlockingQueue<>(), new WorkerFactory());
+    /** The workers, grown (under LOCK) and never shrunk: a region posts to the first {@code helpers} of them. */
+    private static volatile Worker[] team = new Worker[0];
 
     private Parallelism() {}
 
@@ -83,14 +89,8 @@ public final class Parallelism {
         if (count < 1) {
             throw new IllegalArgumentException("threads (" + count + ") must be >= 1");
         }
-        synchronized (LOCK) {
-            threads = count;
-            // Workers past the new count finish what they run and leave when idle; a call still using the old count
-            // grows the pool again in pool(), so nothing it submits is refused.
-            if (POOL.getCorePoolSize() > count - 1) {
-                POOL.setCorePoolSize(count - 1);
-            }
-        }
+        // Workers past the new count stay parked until a larger count posts to them again.
+        threads = count;
     }
 
     /** Whether worker threads may read and write this segment (false for a confined arena's segments). */
@@ -128,91 +128,181 @@ public final class Parallelism {
      */
     static void forEach(int tasks, IntConsumer body) {
         int workers = Math.min(tasks, threads);
-        if (workers <= 1 || IN_REGION.get()) {
+        if (workers <= 1 || IN_REGION.get() || !TEAM_BUSY.compareAndSet(false, true)) {
             for (int task = 0; task < tasks; task++) {
                 body.accept(task);
             }
             return;
         }
-        AtomicInteger next = new AtomicInteger();
-        Runnable drain = () -> {
-            for (int task; (task = next.getAndIncrement()) < tasks; ) {
-                body.accept(task);
-            }
-        };
-        ThreadPoolExecutor executor = pool(workers - 1);
-        Future<?>[] helpers = new Future<?>[workers - 1];
-        // Each helper claims its slot before draining; the caller, done with the tasks, claims the slots of helpers
-        // that have not started and does not wait for them. A worker that the OS has not scheduled yet (the other core
-        // busy) then costs nothing, instead of the caller waiting up to a scheduler slice for a helper with no work.
-        AtomicIntegerArray claims = new AtomicIntegerArray(helpers.length);
-        for (int i = 0; i < helpers.length; i++) {
-            int slot = i;
-            helpers[i] = executor.submit(() -> {
-                if (claims.compareAndSet(slot, UNCLAIMED, BY_HELPER)) {
-                    drain.run();
-                }
-            });
+        try {
+            runOnTeam(tasks, body, workers - 1);
+        } finally {
+            TEAM_BUSY.set(false);
         }
-        Throwable failure = null;
+    }
+
+    /** A region on the caller and {@code helpers} workers, the caller holding the team. */
+    private static void runOnTeam(int tasks, IntConsumer body, int helpers) {
+        Worker[] workers = team(helpers);
+        Region region = new Region(tasks, body, helpers);
+        for (int i = 0; i < helpers; i++) {
+            workers[i].post(region);
+        }
         IN_REGION.set(Boolean.TRUE);
         try {
-            drain.run();
-        } catch (RuntimeException | Error e) {
-            failure = e;
+            region.drain();
         } finally {
             IN_REGION.set(Boolean.FALSE);
         }
-        for (int i = 0; i < helpers.length; i++) {
-            if (claims.compareAndSet(i, UNCLAIMED, BY_CALLER)) {
-                continue;
-            }
-            Future<?> helper = helpers[i];
-            try {
-                helper.get();
-            } catch (ExecutionException e) {
-                failure = failure == null ? e.getCause() : failure;
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                failure = failure == null ? e : failure;
+        // A worker that has not claimed its slot by now has no task left to take: the caller claims the slot and does
+        // not wait, so a worker the OS has not scheduled (the other core busy) costs nothing.
+        for (int i = 0; i < helpers; i++) {
+            if (region.slots.compareAndSet(i, UNCLAIMED, BY_CALLER)) {
+                workers[i].withdraw(region);
+            } else {
+                region.awaitFinished(i);
             }
         }
-        if (failure instanceof RuntimeException runtime) {
-            throw runtime;
-        } else if (failure instanceof Error error) {
-            throw error;
-        } else if (failure != null) {
-            throw new IllegalStateException("a kernel worker failed", failure);
-        }
+        region.rethrow();
     }
 
-    /** The shared pool, grown to at least {@code size} workers. */
-    private static ThreadPoolExecutor pool(int size) {
-        if (POOL.getCorePoolSize() >= size) {
-            return POOL;
+    /** The team, grown to at least {@code size} workers. */
+    private static Worker[] team(int size) {
+        Worker[] current = team;
+        if (current.length >= size) {
+            return current;
         }
         synchronized (LOCK) {
-            if (POOL.getCorePoolSize() < size) {
-                POOL.setCorePoolSize(size);
+            current = team;
+            if (current.length < size) {
+                Worker[] grown = Arrays.copyOf(current, size);
+                for (int i = current.length; i < size; i++) {
+                    grown[i] = new Worker(i);
+                }
+                team = grown;
+                current = grown;
             }
         }
-        return POOL;
+        return current;
     }
 
-    /** Daemon workers, marked as inside a region so that kernels they run do not fan out again. */
-    private static final class WorkerFactory implements ThreadFactory {
-        private final AtomicInteger counter = new AtomicInteger();
+    /** One parallel region: its tasks, the counter they are taken from, and the helpers' slots. */
+    private static final class Region {
+        final int tasks;
+        final IntConsumer body;
+        final AtomicInteger next = new AtomicInteger();
+        final AtomicIntegerArray slots;
+        /** The first failure of any thread, rethrown by the caller. */
+        final AtomicReference<Throwable> failure = new AtomicReference<>();
 
-        @Override
-        public Thread newThread(Runnable runnable) {
-            Thread thread = new Thread(
-                    () -> {
-                        IN_REGION.set(Boolean.TRUE);
-                        runnable.run();
-                    },
-                    "panamax-worker-" + counter.incrementAndGet());
+        Region(int tasks, IntConsumer body, int helpers) {
+            this.tasks = tasks;
+            this.body = body;
+            this.slots = new AtomicIntegerArray(helpers);
+        }
+
+        /** Runs tasks until none is left; a failure ends this thread's share and is kept for the caller. */
+        void drain() {
+            try {
+                for (int task; (task = next.getAndIncrement()) < tasks; ) {
+                    body.accept(task);
+                }
+            } catch (Throwable e) { // a checked exception thrown sneakily too: a worker must live to mark its slot
+                failure.compareAndSet(null, e);
+            }
+        }
+
+        /** Runs the region's tasks on the worker of {@code slot}, unless the caller has claimed the slot already. */
+        void help(int slot) {
+            if (slots.compareAndSet(slot, UNCLAIMED, BY_HELPER)) {
+                drain();
+                slots.set(slot, FINISHED);
+            }
+        }
+
+        /** Waits for the worker of {@code slot}, which has claimed it, to finish the tasks it took. */
+        void awaitFinished(int slot) {
+            for (int spins = 0; slots.get(slot) != FINISHED; spins++) {
+                if (spins < 1 << 12) {
+                    Thread.onSpinWait();
+                } else {
+                    // The worker lost its core mid-task: let it have this one.
+                    Thread.yield();
+                }
+            }
+        }
+
+        void rethrow() {
+            Throwable e = failure.get();
+            if (e instanceof RuntimeException runtime) {
+                throw runtime;
+            } else if (e instanceof Error error) {
+                throw error;
+            } else if (e != null) {
+                throw new IllegalStateException("a kernel task failed", e);
+            }
+        }
+    }
+
+    /** A daemon worker thread and its mailbox, marked as inside a region so that kernels it runs do not fan out. */
+    private static final class Worker {
+        private final int slot;
+        private final AtomicReference<Region> mailbox = new AtomicReference<>();
+        /** Whether the thread is parked or about to park, so that a poster must unpark it. */
+        private volatile boolean sleeping;
+
+        private final Thread thread;
+
+        Worker(int slot) {
+            this.slot = slot;
+            this.thread = new Thread(this::loop, "panamax-worker-" + (slot + 1));
             thread.setDaemon(true);
-            return thread;
+            thread.start();
+        }
+
+        /** Hands {@code region} to this worker, waking it if it has parked. */
+        void post(Region region) {
+            mailbox.set(region);
+            // The worker sets sleeping before it looks at the mailbox a last time: either it sees the region, or this
+            // sees it sleeping and unparks it (a permit given before park makes park return at once).
+            if (sleeping) {
+                LockSupport.unpark(thread);
+            }
+        }
+
+        /** Takes back a region whose slot the caller claimed, so that the worker does not find it later. */
+        void withdraw(Region region) {
+            mailbox.compareAndSet(region, null);
+        }
+
+        private void loop() {
+            IN_REGION.set(Boolean.TRUE);
+            while (true) {
+                awaitRegion().help(slot);
+            }
+        }
+
+        private Region awaitRegion() {
+            long spinStart = System.nanoTime();
+            while (true) {
+                // Read before taking, so that spinning reads a shared cache line rather than writing to it.
+                if (mailbox.get() != null) {
+                    Region region = mailbox.getAndSet(null);
+                    if (region != null) {
+                        return region;
+                    }
+                }
+                if (System.nanoTime() - spinStart < SPIN_NANOS) {
+                    Thread.onSpinWait();
+                    continue;
+                }
+                sleeping = true;
+                if (mailbox.get() == null) {
+                    LockSupport.park(this);
+                }
+                sleeping = false;
+                spinStart = System.nanoTime();
+            }
         }
     }
 }

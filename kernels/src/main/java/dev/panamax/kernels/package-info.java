@@ -17,7 +17,7 @@
  *       dev.panamax.kernels.CrossEntropy} writes the gradient of its loss in the same pass.
  *   <li>Flat operations for training: {@link dev.panamax.kernels.Elementwise} (add, axpy, scale, zero, sum of
  *       squares) and the {@link dev.panamax.kernels.AdamW} update.
- *   <li>{@link dev.panamax.kernels.Parallelism}: the one thread pool every kernel shares.
+ *   <li>{@link dev.panamax.kernels.Parallelism}: the one team of worker threads every kernel shares.
  * </ul>
  *
  * <h2>Conventions</h2>
@@ -58,7 +58,7 @@
  * </ul>
  *
  * <p>Calls may come from any number of threads at once, also while the thread count changes. Small problems, and
- * segments that the pool's workers may not access (a confined arena's), stay on the calling thread; a kernel called
+ * segments that the team's workers may not access (a confined arena's), stay on the calling thread; a kernel called
  * from inside a parallel region runs inline.
  *
  * <p><b>Arrays, and segments staged through them.</b> Vector loops read and write {@code float[]} arrays: the JIT's

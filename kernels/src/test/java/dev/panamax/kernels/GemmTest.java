@@ -354,7 +354,14 @@ class GemmTest {
     @Test
     void everyThreadCountGivesTheSameBits() {
         int[][] shapes = {
-            {300, 257, 300}, {1, 3000, 700}, {3000, 1, 700}, {64, 768, 600}, {70, 150, 2 * GemmDriver.KC + 5}
+            {300, 257, 300},
+            {1, 3000, 700},
+            {3000, 1, 700},
+            {64, 768, 600},
+            {70, 150, 2 * GemmDriver.KC + 5},
+            // Many cells per thread, cut inside the packed blocks: 152-row cells hold 64-row blocks and a 24-row one.
+            {520, 700, 64},
+            {130, 1030, 40}
         };
         for (int[] shape : shapes) {
             for (Transpose transA : Transpose.values()) {
@@ -381,7 +388,8 @@ class GemmTest {
 
     @Test
     void sgemvMatchesTheReferenceAndIsThreadIndependent() {
-        int[][] shapes = {{0, 5}, {5, 0}, {1, 1}, {7, 9}, {33, 1000}, {1000, 33}, {700, 2000}};
+        // Decode's shapes among them: 768 × 768 projections and a classifier of many short rows.
+        int[][] shapes = {{0, 5}, {5, 0}, {1, 1}, {7, 9}, {33, 1000}, {1000, 33}, {700, 2000}, {768, 768}, {3001, 288}};
         for (int[] shape : shapes) {
             for (Transpose trans : Transpose.values()) {
                 int m = shape[0];

@@ -1,8 +1,13 @@
 package dev.panamax.kernels;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamax.kernels.testing.Inputs;
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -10,6 +15,7 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -120,5 +126,74 @@ class ParallelismTest {
             failures.forEach(error::addSuppressed);
             throw error;
         }
+    }
+
+    @Test
+    void everyTaskOfEveryRegionRunsExactlyOnce() {
+        Parallelism.setThreads(3);
+        int tasks = 7;
+        for (int region = 0; region < 20_000; region++) {
+            AtomicIntegerArray runs = new AtomicIntegerArray(tasks);
+            Parallelism.forEach(tasks, runs::incrementAndGet);
+            for (int task = 0; task < tasks; task++) {
+                assertEquals(1, runs.get(task), "region " + region + ", task " + task);
+            }
+        }
+    }
+
+    @Test
+    void aFailingTaskReachesTheCallerAndTheTeamRunsTheNextRegion() {
+        Parallelism.setThreads(2);
+        for (int failing = 0; failing < 64; failing++) {
+            int broken = failing;
+            IllegalStateException thrown = assertThrows(
+                    IllegalStateException.class,
+                    () -> Parallelism.forEach(64, task -> {
+                        if (task == broken) {
+                            throw new IllegalStateException("task " + task);
+                        }
+                    }));
+            assertEquals("task " + failing, thrown.getMessage());
+            AtomicIntegerArray runs = new AtomicIntegerArray(64);
+            Parallelism.forEach(64, runs::incrementAndGet);
+            for (int task = 0; task < 64; task++) {
+                assertEquals(1, runs.get(task), "after failure " + failing + ", task " + task);
+            }
+        }
+    }
+
+    @Test
+    void aCheckedExceptionThrownByATaskReachesTheCallerWrapped() {
+        Parallelism.setThreads(2);
+        IOException checked = new IOException("checked");
+        IllegalStateException thrown =
+                assertThrows(IllegalStateException.class, () -> Parallelism.forEach(64, task -> sneakyThrow(checked)));
+        assertSame(checked, thrown.getCause());
+        AtomicIntegerArray runs = new AtomicIntegerArray(64);
+        Parallelism.forEach(64, runs::incrementAndGet);
+        for (int task = 0; task < 64; task++) {
+            assertEquals(1, runs.get(task), "task " + task);
+        }
+    }
+
+    /** Throws {@code e} where the compiler does not let a checked exception through, as some JVM languages do. */
+    @SuppressWarnings("unchecked")
+    private static <E extends Throwable> void sneakyThrow(Throwable e) throws E {
+        throw (E) e;
+    }
+
+    @Test
+    void aRegionInsideARegionRunsOnTheThreadThatOpenedIt() {
+        Parallelism.setThreads(2);
+        ConcurrentLinkedQueue<String> mismatches = new ConcurrentLinkedQueue<>();
+        Parallelism.forEach(8, outer -> {
+            Thread thread = Thread.currentThread();
+            Parallelism.forEach(8, inner -> {
+                if (Thread.currentThread() != thread) {
+                    mismatches.add(outer + "/" + inner);
+                }
+            });
+        });
+        assertTrue(mismatches.isEmpty(), "nested tasks ran on another thread: " + mismatches);
     }
 }

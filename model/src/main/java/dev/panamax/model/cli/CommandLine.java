@@ -131,7 +131,7 @@ final class CommandLine {
     private long whole(Option option, long low, long high) {
         requireKind(option, Option.Kind.WHOLE);
         String value = text(option);
-        String bounds = Option.describe(Option.Kind.WHOLE, low, false, high);
+        String bounds = Option.describe(Option.Kind.WHOLE, low, false, high, false);
         long parsed;
         try {
             parsed = Long.parseLong(value.strip());
@@ -159,9 +159,11 @@ final class CommandLine {
             parsed = Float.NaN;
         }
         boolean aboveLow = option.lowOpen() ? parsed > option.low() : parsed >= option.low();
-        if (!Float.isFinite(parsed) || !aboveLow || parsed > option.high()) {
+        boolean belowHigh = option.highOpen() ? parsed < option.high() : parsed <= option.high();
+        if (!Float.isFinite(parsed) || !aboveLow || !belowHigh) {
             throw usage(typed(option) + " (" + value + ") must be "
-                    + Option.describe(Option.Kind.NUMBER, option.low(), option.lowOpen(), option.high()));
+                    + Option.describe(
+                            Option.Kind.NUMBER, option.low(), option.lowOpen(), option.high(), option.highOpen()));
         }
         return parsed;
     }

@@ -7,6 +7,7 @@ import dev.panamax.model.generate.Transformer;
 import dev.panamax.model.nn.ModelConfig;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
 import java.util.HashSet;
 import java.util.List;
@@ -74,8 +75,8 @@ final class GenerateCommand {
             List.of(),
             "stream a continuation of a prompt from a model",
             "Streams a continuation of the prompt to standard output, then prints the prefill and decode speed in"
-                    + " tokens/s on standard error. Without a prompt, a llama2.c model starts from BOS (token 1), a GGUF"
-                    + " model from its tokenizer's BOS,"
+                    + " tokens/s and the time from the JVM's start to the first token on standard error. Without a"
+                    + " prompt, a llama2.c model starts from BOS (token 1), a GGUF model from its tokenizer's BOS,"
                     + " GPT-2 from <|endoftext|>, and a character model (the built-in one, or one that panamax train"
                     + " wrote) from a line break. The prompt and the tokens generated must fit in the model's"
                     + " context.",
@@ -143,6 +144,7 @@ final class GenerateCommand {
                 Transformer transformer =
                         model.transformer().apply(backend, Math.min(config.seqLen(), prompt.length + maxTokens));
                 int[] previous = {prompt[prompt.length - 1]};
+                long[] firstTokenMillis = {-1};
                 Sampler sampler = new Sampler(temperature, topK, topP, seed);
                 Generator.Result result = new Generator(transformer, sampler, stop)
                         .generate(prompt, maxTokens, token -> {
@@ -153,23 +155,38 @@ final class GenerateCommand {
                                 out.write(bytes, 0, bytes.length);
                             }
                             out.flush();
+                            if (firstTokenMillis[0] < 0) {
+                                firstTokenMillis[0] = System.currentTimeMillis();
+                            }
                             previous[0] = token;
                         });
                 out.println();
                 err.printf(
                         Locale.ROOT,
-                        "prefill: %d tokens, %.1f tokens/s; decode: %d tokens%s%s%s%n",
+                        "prefill: %d tokens, %.1f tokens/s; decode: %d tokens%s%s%s%s%n",
                         result.promptTokens(),
                         result.prefillTokensPerSecond(),
                         result.decodeSteps(),
                         result.decodeSteps() > 0
                                 ? String.format(Locale.ROOT, ", %.1f tokens/s", result.decodeTokensPerSecond())
                                 : "",
+                        firstTokenMillis[0] < 0 ? "" : firstToken(firstTokenMillis[0]),
                         temperature > 0 ? "; seed " + seed : "",
                         result.stopped() ? "; stopped at a stop token" : "");
                 return 0;
             }
         }
+    }
+
+    /**
+     * How long the first token took to reach standard output, from the JVM's start: what a user waits for, start-up,
+     * loading and the prompt's pass included.
+     */
+    private static String firstToken(long millis) {
+        return String.format(
+                Locale.ROOT,
+                "; first token after %d ms from start",
+                millis - ManagementFactory.getRuntimeMXBean().getStartTime());
     }
 
     /** The prompt's token ids: encoded text, ids as given, or the start token alone. */

@@ -15,11 +15,14 @@ import dev.panamax.model.tokenizer.Llama2cTokenizer;
 import dev.panamax.model.train.Trainer;
 import java.io.IOException;
 import java.io.InputStream;
+import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.function.BiFunction;
 
@@ -90,11 +93,92 @@ final class ModelFiles {
      * @throws IOException if a file cannot be read
      */
     static Model open(Path path, String source) throws IOException {
+        Located located = locate(path, source);
+        if (located.gguf() != null) {
+            return gguf(located.gguf());
+        }
+        if (located.llama2c() != null) {
+            Llama2cCheckpoint checkpoint = Llama2cCheckpoint.open(located.llama2c());
+            return new Model(
+                    checkpoint.config(),
+                    (backend, context) -> Transformer.llama(
+                            backend, checkpoint.config(), checkpoint.weights(), Transformer.DEFAULT_MAX_BATCH, context),
+                    Optional.of(Llama2cTokenizer.BOS),
+                    Optional.empty(),
+                    checkpoint::close);
+        }
+        Gpt2Checkpoint checkpoint = Gpt2Checkpoint.open(located.config(), located.weights());
+        return new Model(
+                checkpoint.config(),
+                (backend, context) -> Transformer.gpt2(
+                        backend, checkpoint.config(), checkpoint.weights(), Transformer.DEFAULT_MAX_BATCH, context),
+                Optional.empty(),
+                Optional.empty(),
+                checkpoint::close);
+    }
+
+    /**
+     * Pretrained weights to fine-tune, as float32 segments under the names {@code Parameters} lists; closing unmaps
+     * them.
+     *
+     * @param config the configuration
+     * @param weights the weights by name
+     * @param directory the directory the model's files are in, where its tokenizer files may be too
+     * @param closer closes the checkpoint
+     */
+    record Pretrained(ModelConfig config, Map<String, MemorySegment> weights, Path directory, Runnable closer)
+            implements AutoCloseable {
+        @Override
+        public void close() {
+            closer.run();
+        }
+    }
+
+    /**
+     * Opens a model's weights for fine-tuning: any model {@link #open} takes (a llama2.c file, a GPT-2 directory, a
+     * directory {@code panamax train} wrote).
+     *
+     * @param path the model
+     * @param source what named the path, for messages: the option as typed
+     * @return the weights; close them when they have been copied
+     * @throws NoSuchFileException naming {@code source}, if the path or a file the model needs is missing
+     * @throws ModelFormatException if a file is malformed, or is a GGUF file (quantized weights are not trained)
+     * @throws IOException if a file cannot be read
+     */
+    static Pretrained pretrained(Path path, String source) throws IOException {
+        Located located = locate(path, source);
+        if (located.gguf() != null) {
+            throw new ModelFormatException(
+                    located.gguf(),
+                    "a GGUF file: fine-tuning starts from float32 weights; give a llama2.c checkpoint (.bin), a GPT-2"
+                            + " directory or a directory panamax train wrote");
+        }
+        if (located.llama2c() != null) {
+            Llama2cCheckpoint checkpoint = Llama2cCheckpoint.open(located.llama2c());
+            ModelConfig config = checkpoint.config();
+            return new Pretrained(
+                    config,
+                    checkpoint.weights().byName(config.sharedClassifier()),
+                    located.llama2c().toAbsolutePath().getParent(),
+                    checkpoint::close);
+        }
+        Gpt2Checkpoint checkpoint = Gpt2Checkpoint.open(located.config(), located.weights());
+        return new Pretrained(
+                checkpoint.config(),
+                checkpoint.weights().byName(),
+                located.config().toAbsolutePath().getParent(),
+                checkpoint::close);
+    }
+
+    /** Where a model's files are: a llama2.c file, a GGUF file, or GPT-2's configuration and weights (the others null). */
+    private record Located(Path llama2c, Path gguf, Path config, Path weights) {}
+
+    private static Located locate(Path path, String source) throws IOException {
         if (Files.isDirectory(path)) {
             Path config = path.resolve(Gpt2Checkpoint.CONFIG_FILE);
             Path llama = path.resolve(Trainer.LLAMA2C_FILE);
             if (!Files.exists(config) && Files.isRegularFile(llama)) {
-                return open(llama, source);
+                return locate(llama, source);
             }
             if (!Files.exists(config)) {
                 throw missing(
@@ -116,16 +200,9 @@ final class ModelFiles {
             return gpt2(parent.resolve(Gpt2Checkpoint.CONFIG_FILE), path, source, path);
         }
         if (isGguf(path)) {
-            return gguf(path);
+            return new Located(null, path, null, null);
         }
-        Llama2cCheckpoint checkpoint = Llama2cCheckpoint.open(path);
-        return new Model(
-                checkpoint.config(),
-                (backend, context) -> Transformer.llama(
-                        backend, checkpoint.config(), checkpoint.weights(), Transformer.DEFAULT_MAX_BATCH, context),
-                Optional.of(Llama2cTokenizer.BOS),
-                Optional.empty(),
-                checkpoint::close);
+        return new Located(path, null, null, null);
     }
 
     /** A GGUF Llama model with the tokenizer its metadata holds, if it holds one. */
@@ -194,7 +271,7 @@ final class ModelFiles {
         };
     }
 
-    private static Model gpt2(Path config, Path weights, String source, Path given) throws IOException {
+    private static Located gpt2(Path config, Path weights, String source, Path given) throws IOException {
         for (Path file : new Path[] {config, weights}) {
             if (!Files.exists(file)) {
                 throw missing(source, given, "GPT-2's " + file.getFileName() + " is missing (looked for " + file + ")");
@@ -204,14 +281,7 @@ final class ModelFiles {
                 throw new ModelFormatException(file, "not a regular file");
             }
         }
-        Gpt2Checkpoint checkpoint = Gpt2Checkpoint.open(config, weights);
-        return new Model(
-                checkpoint.config(),
-                (backend, context) -> Transformer.gpt2(
-                        backend, checkpoint.config(), checkpoint.weights(), Transformer.DEFAULT_MAX_BATCH, context),
-                Optional.empty(),
-                Optional.empty(),
-                checkpoint::close);
+        return new Located(null, null, config, weights);
     }
 
     /** A missing file, reported as {@code <option> <path>: <what is missing>}. */
@@ -392,11 +462,29 @@ final class ModelFiles {
     }
 
     private static Path either(Path directory, String source, String first, String second) throws NoSuchFileException {
+        return either(directory, first, second)
+                .orElseThrow(
+                        () -> missing(source, directory, "GPT-2's " + first + " (or " + second + ") is missing there"));
+    }
+
+    private static Optional<Path> either(Path directory, String first, String second) {
         for (String name : new String[] {first, second}) {
             if (Files.isRegularFile(directory.resolve(name))) {
-                return directory.resolve(name);
+                return Optional.of(directory.resolve(name));
             }
         }
-        throw missing(source, directory, "GPT-2's " + first + " (or " + second + ") is missing there");
+        return Optional.empty();
+    }
+
+    /**
+     * GPT-2's tokenizer files in a directory, {@code encoder.json} (or {@code vocab.json}) and {@code vocab.bpe} (or
+     * {@code merges.txt}), if both are there.
+     */
+    static Optional<List<Path>> gpt2TokenizerFiles(Path directory) {
+        Optional<Path> vocabulary = either(directory, "encoder.json", "vocab.json");
+        Optional<Path> merges = either(directory, "vocab.bpe", "merges.txt");
+        return vocabulary.isPresent() && merges.isPresent()
+                ? Optional.of(List.of(vocabulary.get(), merges.get()))
+                : Optional.empty();
     }
 }

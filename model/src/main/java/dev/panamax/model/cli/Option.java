@@ -13,7 +13,8 @@ import java.util.Locale;
  * @param kind the kind of value
  * @param low the least value a number may take
  * @param lowOpen whether {@code low} itself is excluded
- * @param high the greatest value a number may take (inclusive)
+ * @param high the greatest value a number may take
+ * @param highOpen whether {@code high} itself is excluded
  * @param defaultValue the value used when the option is absent, as typed; null when it has none or it is computed
  * @param help what the option does, one sentence; the help text wraps it
  */
@@ -25,6 +26,7 @@ record Option(
         double low,
         boolean lowOpen,
         double high,
+        boolean highOpen,
         String defaultValue,
         String help) {
 
@@ -36,33 +38,38 @@ record Option(
         TEXT,
         /** A whole number in [low, high]. */
         WHOLE,
-        /** A finite number in [low, high] or (low, high]. */
+        /** A finite number between low and high, either bound included or not. */
         NUMBER
     }
 
     static Option flag(String name, String help) {
-        return new Option(name, null, null, Kind.FLAG, 0, false, 0, null, help);
+        return new Option(name, null, null, Kind.FLAG, 0, false, 0, false, null, help);
     }
 
     static Option text(String name, String metavar, String help) {
-        return new Option(name, null, metavar, Kind.TEXT, 0, false, 0, null, help);
+        return new Option(name, null, metavar, Kind.TEXT, 0, false, 0, false, null, help);
     }
 
     static Option whole(String name, String metavar, long low, long high, String help) {
-        return new Option(name, null, metavar, Kind.WHOLE, low, false, high, null, help);
+        return new Option(name, null, metavar, Kind.WHOLE, low, false, high, false, null, help);
     }
 
     /** A number in [low, high], or (low, high] when {@code lowOpen}; infinite bounds mean any finite number. */
     static Option number(String name, String metavar, double low, boolean lowOpen, double high, String help) {
-        return new Option(name, null, metavar, Kind.NUMBER, low, lowOpen, high, null, help);
+        return new Option(name, null, metavar, Kind.NUMBER, low, lowOpen, high, false, null, help);
+    }
+
+    /** A number in [low, high) (a decay factor that must stay below 1, say). */
+    static Option numberBelow(String name, String metavar, double low, double high, String help) {
+        return new Option(name, null, metavar, Kind.NUMBER, low, false, high, true, null, help);
     }
 
     Option shortName(String spelling) {
-        return new Option(name, spelling, metavar, kind, low, lowOpen, high, defaultValue, help);
+        return new Option(name, spelling, metavar, kind, low, lowOpen, high, highOpen, defaultValue, help);
     }
 
     Option defaultValue(String value) {
-        return new Option(name, shortName, metavar, kind, low, lowOpen, high, value, help);
+        return new Option(name, shortName, metavar, kind, low, lowOpen, high, highOpen, value, help);
     }
 
     boolean takesValue() {
@@ -75,7 +82,7 @@ record Option(
     }
 
     /** What a value must be, for messages: {@code a whole number in [0, 512]}, {@code a number in (0, 1]}. */
-    static String describe(Kind kind, double low, boolean lowOpen, double high) {
+    static String describe(Kind kind, double low, boolean lowOpen, double high, boolean highOpen) {
         boolean whole = kind == Kind.WHOLE;
         String noun = whole ? "a whole number" : "a finite number";
         boolean unboundedBelow = whole ? low <= Long.MIN_VALUE : low == Double.NEGATIVE_INFINITY;
@@ -87,7 +94,8 @@ record Option(
         if (unboundedAbove) {
             return noun + (lowOpen ? " > " : " >= ") + format(kind, low);
         }
-        return noun + " in " + (lowOpen ? "(" : "[") + format(kind, low) + ", " + format(kind, high) + "]";
+        return noun + " in " + (lowOpen ? "(" : "[") + format(kind, low) + ", " + format(kind, high)
+                + (highOpen ? ")" : "]");
     }
 
     private static String format(Kind kind, double value) {

@@ -4,7 +4,7 @@ import dev.panamax.model.backend.Backend;
 import dev.panamax.model.backend.Tensor;
 import dev.panamax.model.generate.Transformer;
 import dev.panamax.model.io.BoundedFiles;
-import dev.panamax.model.io.LlmcTokenFile;
+import dev.panamax.model.io.TokenFile;
 import dev.panamax.model.nn.ModelConfig;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -167,8 +167,8 @@ final class PerplexityCommand {
     private static int[] tokens(CommandLine line, Path data, ModelFiles.Model model) throws IOException {
         int vocab = model.config().vocabSize();
         int[] tokens;
-        if (LlmcTokenFile.isTokenFile(data)) {
-            tokens = LlmcTokenFile.read(data, MAX_TOKENS);
+        if (TokenFile.hasMagic(data)) {
+            tokens = TokenFile.read(data, vocab, MAX_TOKENS);
         } else {
             ModelFiles.Codec codec = line.has(TOKENIZER)
                     ? ModelFiles.tokenizer(

@@ -5,10 +5,12 @@ import dev.panamax.model.io.BoundedFiles;
 import dev.panamax.model.io.DType;
 import dev.panamax.model.io.Gpt2Checkpoint;
 import dev.panamax.model.io.ModelFormatException;
+import dev.panamax.model.io.TokenFile;
 import dev.panamax.model.nn.ModelConfig;
 import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.tokenizer.CharVocabulary;
 import dev.panamax.model.tokenizer.Gpt2Tokenizer;
+import dev.panamax.model.tokenizer.Llama2cTokenizer;
 import dev.panamax.model.train.Callback;
 import dev.panamax.model.train.LossCurve;
 import dev.panamax.model.train.ProgressReporter;
@@ -21,9 +23,11 @@ import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.function.Function;
 import java.util.stream.Stream;
 
 /**
@@ -35,7 +39,15 @@ final class TrainCommand {
     private static final TrainingOptions DEFAULTS = TrainingOptions.defaults(16, 128);
 
     static final Option DATA = Option.text(
-            "--data", "PATH", "the text to train on: a file, or a directory whose files are read in name order");
+            "--data",
+            "PATH",
+            "what to train on: a text file, a directory whose text files are read in name order, or an llm.c token"
+                    + " file (uint16 ids after a header of 256 int32 starting with the magic 20240520, version 1)");
+    static final Option INIT = Option.text(
+            "--init",
+            "PATH",
+            "fine-tune pretrained weights: a GPT-2 Hugging Face directory, a llama2.c .bin or a panamax train run"
+                    + " directory, keeping its architecture and its tokenizer; the optimizer starts afresh");
     static final Option CONFIG = Option.text(
                     "--config",
                     "NAME",
@@ -63,8 +75,45 @@ final class TrainCommand {
                     0,
                     true,
                     Double.POSITIVE_INFINITY,
-                    "the peak learning rate, reached after the warm-up, then cosine decay to a tenth of it")
+                    "the peak learning rate, reached after the warm-up, then cosine decay to --min-lr")
             .defaultValue(Float.toString(DEFAULTS.learningRate()));
+    static final Option MIN_LR = Option.number(
+            "--min-lr",
+            "LR",
+            0,
+            false,
+            Double.POSITIVE_INFINITY,
+            "the learning rate the cosine decay ends at, at most --lr (default: a tenth of --lr)");
+    static final Option WEIGHT_DECAY = Option.number(
+                    "--weight-decay",
+                    "W",
+                    0,
+                    false,
+                    Double.POSITIVE_INFINITY,
+                    "AdamW's decoupled weight decay, on matrices and embeddings (not on norms and biases)")
+            .defaultValue(Float.toString(DEFAULTS.weightDecay()));
+    static final Option BETA1 = Option.numberBelow("--beta1", "B1", 0, 1, "AdamW's decay of the gradient's mean")
+            .defaultValue(Float.toString(DEFAULTS.beta1()));
+    static final Option BETA2 = Option.numberBelow(
+                    "--beta2", "B2", 0, 1, "AdamW's decay of the squared gradient's mean")
+            .defaultValue(Float.toString(DEFAULTS.beta2()));
+    static final Option EPS = Option.number(
+                    "--eps", "E", 0, true, Double.POSITIVE_INFINITY, "added to the root of AdamW's second moment")
+            .defaultValue(Float.toString(DEFAULTS.epsilon()));
+    static final Option GRAD_CLIP = Option.number(
+                    "--grad-clip",
+                    "C",
+                    0,
+                    false,
+                    Double.POSITIVE_INFINITY,
+                    "scale the gradients down to this global norm when it is larger (0: no clipping)")
+            .defaultValue(Float.toString(DEFAULTS.gradClip()));
+    static final Option DATA_ORDER = Option.text(
+                    "--data-order",
+                    "ORDER",
+                    "shuffled (each epoch in an order drawn from --seed) or sequential (the windows in file order,"
+                            + " step s taking windows s·B to s·B+B-1), for runs another program must reproduce")
+            .defaultValue("shuffled");
     static final Option WARMUP = Option.whole(
                     "--warmup",
                     "N",
@@ -80,15 +129,19 @@ final class TrainCommand {
                     + " directory, or any with --force (default: the --resume directory, else panamax-train)");
     static final Option FORCE = Option.flag(
             "--force", "write into a non-empty --out or --export directory that is not the run being resumed");
-    static final Option EXPORT =
-            Option.text("--export", "DIR", "also write the weights alone in float16 there (GPT-2 models)");
+    static final Option EXPORT = Option.text(
+            "--export",
+            "DIR",
+            "also write the weights alone there: GPT-2 as a Hugging Face directory in float16, a Llama as a"
+                    + " llama2.c model.bin");
     static final Option RESUME =
             Option.text("--resume", "DIR", "continue the run saved in DIR exactly, with its model and options");
     static final Option TOKENIZER = Option.text(
             "--tokenizer",
             "DIR",
-            "train on GPT-2's BPE: a directory with encoder.json and vocab.bpe (default: a character vocabulary"
-                    + " built from the text)");
+            "train on GPT-2's BPE: a directory with encoder.json and vocab.bpe; with a llama2.c --init, its"
+                    + " tokenizer.bin (default: the --init model's own, else a character vocabulary built from the"
+                    + " text)");
     static final Option EVAL_EVERY = Option.whole(
             "--eval-every", "N", 1, Integer.MAX_VALUE, "validate every N steps, as well as after each epoch");
     static final Option VAL_WINDOWS = Option.whole(
@@ -105,18 +158,24 @@ final class TrainCommand {
             .shortName("-s")
             .defaultValue(Long.toString(DEFAULTS.seed()));
     static final Option LOG_EVERY = Option.whole(
-                    "--log-every", "N", 1, Integer.MAX_VALUE, "print the loss every N steps")
+                    "--log-every",
+                    "N",
+                    1,
+                    Integer.MAX_VALUE,
+                    "print the loss every N steps (given, as plain lines even on a terminal; 1: every step)")
             .defaultValue("10");
 
     static final Command COMMAND = new Command(
             "train",
             List.of(),
-            "train a model on a text file or a directory of text files",
-            "Trains a GPT-2 (or a Llama) with AdamW on text, character by character or on GPT-2's BPE tokens,"
-                    + " printing loss and accuracy per step and per epoch, and saves a checkpoint that panamax"
-                    + " generate --model DIR samples from and panamax train --resume DIR continues exactly.",
+            "train or fine-tune a model on text or pre-tokenized data",
+            "Trains a GPT-2 (or a Llama) with AdamW on text, character by character or on GPT-2's BPE tokens, or on"
+                    + " an llm.c token file, from random weights or from a pretrained model (--init), printing loss"
+                    + " and accuracy per step and per epoch, and saves a checkpoint that panamax generate --model"
+                    + " DIR samples from and panamax train --resume DIR continues exactly.",
             List.of(
                     DATA,
+                    INIT,
                     CONFIG,
                     ARCH,
                     STEPS,
@@ -124,7 +183,14 @@ final class TrainCommand {
                     BATCH,
                     SEQ,
                     LR,
+                    MIN_LR,
                     WARMUP,
+                    WEIGHT_DECAY,
+                    BETA1,
+                    BETA2,
+                    EPS,
+                    GRAD_CLIP,
+                    DATA_ORDER,
                     OUT,
                     FORCE,
                     EXPORT,
@@ -141,16 +207,37 @@ final class TrainCommand {
                     LOG_EVERY));
 
     /** What a resumed run takes from its checkpoint, so giving it again is a mistake. */
-    private static final List<Option> FIXED_BY_A_RUN = List.of(CONFIG, ARCH, BATCH, SEQ, LR, WARMUP, SEED);
+    private static final List<Option> FIXED_BY_A_RUN = List.of(
+            INIT,
+            CONFIG,
+            ARCH,
+            BATCH,
+            SEQ,
+            LR,
+            MIN_LR,
+            WARMUP,
+            WEIGHT_DECAY,
+            BETA1,
+            BETA2,
+            EPS,
+            GRAD_CLIP,
+            DATA_ORDER,
+            SEED);
+
+    /** What a pretrained model fixes, so giving it with {@code --init} contradicts the checkpoint. */
+    private static final List<Option> FIXED_BY_A_MODEL = List.of(CONFIG, ARCH);
 
     /** The most text read for training: the tokens are held in memory as ints. */
     private static final long MAX_DATA_BYTES = 1L << 30;
+
+    /** The most tokens read from a token file: as many as the most text could give. */
+    private static final int MAX_DATA_TOKENS = (int) MAX_DATA_BYTES;
 
     private TrainCommand() {}
 
     static int run(CommandLine line, PrintStream out, PrintStream err) throws IOException {
         if (!line.has(DATA)) {
-            throw line.usage("train needs --data PATH (a text file or a directory of them)");
+            throw line.usage("train needs --data PATH (a text file, a directory of them, or an llm.c token file)");
         }
         if (line.has(STEPS) && line.has(EPOCHS)) {
             throw line.usage("train takes " + line.typed(STEPS) + " N or " + line.typed(EPOCHS) + " E, not both");
@@ -164,15 +251,23 @@ final class TrainCommand {
                 }
             }
         }
+        Path init = line.path(INIT);
+        if (init != null) {
+            for (Option option : FIXED_BY_A_MODEL) {
+                if (line.has(option)) {
+                    throw line.usage(line.typed(option) + " contradicts " + line.typed(INIT) + " " + init
+                            + ": a fine-tuned model keeps the architecture and shape of the one it starts from");
+                }
+            }
+        }
         // Every value is checked before anything is read, written or trained.
         String backendName = BackendChoice.name(line);
         int requestedSteps = line.has(STEPS) ? (int) line.whole(STEPS) : 0;
         int requestedEpochs = line.has(EPOCHS) ? (int) line.whole(EPOCHS) : 0;
         int seq = (int) line.whole(SEQ);
         int batch = (int) line.whole(BATCH);
-        float learningRate = line.number(LR);
-        int warmup = (int) line.whole(WARMUP);
-        long seed = line.whole(SEED);
+        TrainingOptions requested = trainingOptions(line, batch, seq);
+        int warmup = requested.warmupSteps();
         double fraction = line.number(VAL_FRACTION);
         int logEvery = (int) line.whole(LOG_EVERY);
         int evalEvery = line.has(EVAL_EVERY) ? (int) line.whole(EVAL_EVERY) : 0;
@@ -192,29 +287,43 @@ final class TrainCommand {
                             .normalize()
                             .equals(outDir.toAbsolutePath().normalize())) {
                 throw line.usage(line.typed(EXPORT) + " must be another directory than " + line.typed(OUT) + " ("
-                        + outDir + "): the float16 export would replace the checkpoint's weights");
+                        + outDir + "): the export would replace the checkpoint's weights");
             }
             refuseAnotherRun(line, EXPORT, export, null);
         }
 
-        try (Backend backend = BackendChoice.open(line, backendName, err)) {
+        try (Backend backend = BackendChoice.open(line, backendName, err);
+                ModelFiles.Pretrained pretrained =
+                        init != null ? ModelFiles.pretrained(init, line.typed(INIT)) : null) {
             Trainer resumed = resume != null ? resume(line, backend, resume) : null;
-            String text = readText(line);
-            Tokens tokens = tokenize(text, line, resume);
+            ModelConfig fixed = resumed != null ? resumed.config() : pretrained != null ? pretrained.config() : null;
+            if (pretrained != null && seq > fixed.seqLen()) {
+                throw line.usage(line.typed(SEQ) + " (" + seq + ") must be at most the context of " + line.typed(INIT)
+                        + " " + init + " (" + fixed.seqLen() + ")");
+            }
+            Path dataPath = line.path(DATA);
+            boolean tokenData = TokenFile.hasMagic(dataPath)
+                    || dataPath.getFileName() != null
+                            && dataPath.getFileName().toString().endsWith(".bin");
+            String text = tokenData ? null : readText(line);
+            Vocabulary vocabulary = vocabulary(line, text, resume, pretrained, fixed);
+            int[] ids = tokenData
+                    ? TokenFile.read(dataPath, vocabulary.size(), MAX_DATA_TOKENS)
+                    : encode(line, vocabulary, text);
             int seqLen = resumed != null ? resumed.options().seqLen() : seq;
-            ModelConfig config = resumed != null ? resumed.config() : config(line, llama, tokens.vocabSize, seq);
-            if (tokens.vocabSize != config.vocabSize()) {
-                throw line.usage("the vocabulary of " + line.typed(DATA) + " has " + tokens.vocabSize
+            ModelConfig config = fixed != null ? fixed : config(line, llama, vocabulary.size(), seq);
+            if (vocabulary.size() != config.vocabSize()) {
+                throw line.usage("the vocabulary of " + line.typed(DATA) + " has " + vocabulary.size()
                         + " tokens, the model's " + config.vocabSize());
             }
-            TokenDataset dataset = new TokenDataset(tokens.ids, config.vocabSize(), seqLen, fraction);
+            TokenDataset dataset = new TokenDataset(ids, config.vocabSize(), seqLen, fraction);
             int perStep = resumed != null
                     ? resumed.options().batchSize() * resumed.options().microBatches()
                     : batch;
             if (dataset.trainWindows() < perStep) {
                 throw line.usage("the data has " + dataset.trainWindows() + " training windows of " + seqLen
                         + " tokens, fewer than one step's " + perStep + ": lower " + line.typed(BATCH) + " or "
-                        + line.typed(SEQ) + ", or give more text");
+                        + line.typed(SEQ) + ", or give more data");
             }
             int stepsPerEpoch = dataset.trainWindows() / perStep;
             int plannedSteps = requestedSteps > 0
@@ -242,10 +351,13 @@ final class TrainCommand {
                             + " warm-up steps, a tenth of the run");
                     warmup = shortened;
                 }
-                TrainingOptions training = TrainingOptions.defaults(batch, seq)
-                        .withLearningRate(learningRate)
-                        .withWarmupSteps(warmup);
-                trainer = Trainer.create(backend, config, training, seed);
+                TrainingOptions training = requested.withWarmupSteps(warmup);
+                trainer = pretrained != null
+                        ? Trainer.fromWeights(backend, config, training, pretrained.weights())
+                        : Trainer.create(backend, config, training, training.seed());
+                if (pretrained != null) {
+                    err.println("fine-tuning " + init + " (weights only; the optimizer starts afresh)");
+                }
             }
             int plannedEpochs = Math.ceilDiv(plannedSteps, stepsPerEpoch);
             err.printf(
@@ -261,17 +373,16 @@ final class TrainCommand {
                     dataset.trainTokens(),
                     dataset.trainWindows(),
                     seqLen,
-                    tokens.ids.length - dataset.trainTokens(),
+                    ids.length - dataset.trainTokens(),
                     stepsPerEpoch,
                     trainer.options().batchSize());
             Files.createDirectories(outDir);
-            if (tokens.vocabulary != null) {
-                tokens.vocabulary.write(outDir.resolve(CharVocabulary.FILE));
-            }
+            vocabulary.writeBeside(outDir);
             LossCurve curve = new LossCurve(outDir, trainer.step());
             List<Callback> callbacks = new ArrayList<>();
-            callbacks.add(new ProgressReporter(
-                    out, ProgressReporter.stdoutIsTerminal(), logEvery, stepsPerEpoch, plannedEpochs));
+            // An explicit --log-every asks for lines to keep, so it prints them on a terminal too.
+            boolean progressBar = ProgressReporter.stdoutIsTerminal() && !line.has(LOG_EVERY);
+            callbacks.add(new ProgressReporter(out, progressBar, logEvery, stepsPerEpoch, plannedEpochs));
             callbacks.add(curve);
             if (checkpointEvery > 0) {
                 callbacks.add(Callback.checkpointEvery(outDir, checkpointEvery));
@@ -282,19 +393,55 @@ final class TrainCommand {
             trainer.fit(dataset, 0, plannedSteps, evalEvery, validationWindows, callbacks);
             trainer.save(outDir);
             curve.write();
+            boolean gpt2 = config.architecture() == Architecture.GPT2;
             if (export != null) {
-                trainer.exportGpt2(export, DType.F16);
-                if (tokens.vocabulary != null) {
-                    tokens.vocabulary.write(export.resolve(CharVocabulary.FILE));
+                if (gpt2) {
+                    trainer.exportGpt2(export, DType.F16);
+                } else {
+                    trainer.exportLlama2c(export);
                 }
-                err.println("exported the weights as float16 to " + export);
+                vocabulary.writeBeside(export);
+                err.println("exported the weights to " + export
+                        + (gpt2 ? " (float16, Hugging Face GPT-2)" : " (" + Trainer.LLAMA2C_FILE + ", llama2.c)"));
             }
             err.println("saved step " + trainer.step() + " to " + outDir + " (loss curve: "
                     + outDir.resolve(LossCurve.PNG) + "); sample it with: panamax generate --model "
-                    + (config.architecture() == Architecture.GPT2 ? outDir : outDir.resolve(Trainer.LLAMA2C_FILE))
-                    + (tokens.vocabulary != null ? " --prompt TEXT" : " --tokenizer DIR --prompt TEXT"));
+                    + (gpt2 ? outDir : outDir.resolve(Trainer.LLAMA2C_FILE))
+                    + vocabulary.generateOption(outDir) + " --prompt TEXT");
             return 0;
         }
+    }
+
+    /** The optimizer and data-order options as given (their defaults otherwise), checked against each other. */
+    private static TrainingOptions trainingOptions(CommandLine line, int batch, int seq) {
+        float learningRate = line.number(LR);
+        float minLearningRate = line.has(MIN_LR) ? line.number(MIN_LR) : learningRate / 10;
+        if (minLearningRate > learningRate) {
+            throw line.usage(line.typed(MIN_LR) + " (" + line.text(MIN_LR) + ") must be at most " + line.typed(LR)
+                    + " (" + learningRate + ")");
+        }
+        TrainingOptions.DataOrder order =
+                switch (line.text(DATA_ORDER)) {
+                    case "shuffled" -> TrainingOptions.DataOrder.SHUFFLED;
+                    case "sequential" -> TrainingOptions.DataOrder.SEQUENTIAL;
+                    default ->
+                        throw line.usage(line.typed(DATA_ORDER) + " (" + line.text(DATA_ORDER)
+                                + ") must be shuffled or sequential");
+                };
+        return new TrainingOptions(
+                batch,
+                seq,
+                1,
+                learningRate,
+                minLearningRate,
+                (int) line.whole(WARMUP),
+                line.number(WEIGHT_DECAY),
+                line.number(BETA1),
+                line.number(BETA2),
+                line.number(EPS),
+                line.number(GRAD_CLIP),
+                line.whole(SEED),
+                order);
     }
 
     /** The run saved in {@code directory}; a missing file is reported with the option that named the directory. */
@@ -340,29 +487,136 @@ final class TrainCommand {
         };
     }
 
-    /** The token ids of the text and the vocabulary's size; {@code vocabulary} is null for GPT-2's BPE. */
-    private record Tokens(int[] ids, int vocabSize, CharVocabulary vocabulary) {}
-
-    private static Tokens tokenize(String text, CommandLine line, Path resume) throws IOException {
-        if (line.has(TOKENIZER)) {
-            Path dir = line.path(TOKENIZER);
-            if (!Files.isDirectory(dir)) {
-                throw ModelFiles.missing(
-                        line.typed(TOKENIZER),
-                        dir,
-                        Files.exists(dir) ? "is not a directory (of encoder.json and vocab.bpe)" : "no such directory");
-            }
-            Gpt2Tokenizer bpe = ModelFiles.gpt2Tokenizer(dir, line.typed(TOKENIZER));
-            return new Tokens(bpe.encode(text), bpe.vocabSize(), null);
+    /**
+     * The tokens a model reads: how many there are, how text becomes them (null when no tokenizer is known, so that
+     * only a token file can be trained on), and the files that describe them, kept beside the trained model so that
+     * {@code panamax generate} can read and write its text.
+     *
+     * @param size the vocabulary's size
+     * @param encoder text to ids, or null
+     * @param characters a character vocabulary, written as {@value CharVocabulary#FILE}; null for the other kinds
+     * @param files tokenizer files copied beside the model (GPT-2's BPE files, llama2.c's tokenizer.bin)
+     */
+    private record Vocabulary(int size, Function<String, int[]> encoder, CharVocabulary characters, List<Path> files) {
+        static Vocabulary of(CharVocabulary characters) {
+            return new Vocabulary(characters.size(), characters::encode, characters, List.of());
         }
-        CharVocabulary vocabulary = resume != null && Files.isRegularFile(resume.resolve(CharVocabulary.FILE))
-                ? CharVocabulary.read(resume.resolve(CharVocabulary.FILE))
-                : CharVocabulary.of(text);
+
+        static Vocabulary idsOnly(int size) {
+            return new Vocabulary(size, null, null, List.of());
+        }
+
+        void writeBeside(Path directory) throws IOException {
+            if (characters != null) {
+                characters.write(directory.resolve(CharVocabulary.FILE));
+            }
+            for (Path file : files) {
+                Path copy = directory.resolve(file.getFileName());
+                if (!Files.exists(copy) || !Files.isSameFile(file, copy)) {
+                    Files.copy(file, copy, StandardCopyOption.REPLACE_EXISTING);
+                }
+            }
+        }
+
+        /** The tokenizer option {@code panamax generate} needs for a model saved in {@code directory}. */
+        String generateOption(Path directory) {
+            if (characters != null) {
+                return ""; // generate finds chars.json beside the model
+            }
+            if (files.isEmpty()) {
+                return " --tokenizer TOKENIZER";
+            }
+            return " --tokenizer "
+                    + (files.size() == 1 ? directory.resolve(files.getFirst().getFileName()) : directory);
+        }
+    }
+
+    /**
+     * The vocabulary of the run: {@code --tokenizer}'s, else the pretrained model's own (a {@value
+     * CharVocabulary#FILE} or GPT-2's BPE files beside it), else the resumed run's characters, else for text the
+     * characters it holds. A vocabulary of another size than a pretrained or resumed model's is refused.
+     */
+    private static Vocabulary vocabulary(
+            CommandLine line, String text, Path resume, ModelFiles.Pretrained pretrained, ModelConfig fixed)
+            throws IOException {
+        Path model = pretrained != null ? line.path(INIT) : resume;
+        if (line.has(TOKENIZER)) {
+            Path path = line.path(TOKENIZER);
+            boolean llama = fixed != null && fixed.architecture() == Architecture.LLAMA;
+            if (!Files.exists(path)) {
+                throw ModelFiles.missing(line.typed(TOKENIZER), path, llama ? "no such file" : "no such directory");
+            }
+            if (llama) {
+                if (!Files.isRegularFile(path)) {
+                    throw ModelFiles.missing(
+                            line.typed(TOKENIZER), path, "is not a file; a llama2.c model takes its tokenizer.bin");
+                }
+                Llama2cTokenizer tokenizer = Llama2cTokenizer.read(path, fixed.vocabSize());
+                return new Vocabulary(
+                        tokenizer.vocabSize(), s -> tokenizer.encode(s, true, false), null, List.of(path));
+            }
+            if (!Files.isDirectory(path)) {
+                throw ModelFiles.missing(
+                        line.typed(TOKENIZER), path, "is not a directory (of encoder.json and vocab.bpe)");
+            }
+            return gpt2Vocabulary(path, line.typed(TOKENIZER), fixed, model);
+        }
+        if (pretrained != null) {
+            Path chars = pretrained.directory().resolve(CharVocabulary.FILE);
+            if (Files.isRegularFile(chars)) {
+                CharVocabulary characters = CharVocabulary.read(chars);
+                characters.requireVocabularySize(fixed.vocabSize(), chars, model);
+                return Vocabulary.of(characters);
+            }
+            if (fixed.architecture() == Architecture.GPT2
+                    && ModelFiles.gpt2TokenizerFiles(pretrained.directory()).isPresent()) {
+                return gpt2Vocabulary(pretrained.directory(), line.typed(INIT), fixed, model);
+            }
+            return Vocabulary.idsOnly(fixed.vocabSize());
+        }
+        if (resume != null && Files.isRegularFile(resume.resolve(CharVocabulary.FILE))) {
+            return Vocabulary.of(CharVocabulary.read(resume.resolve(CharVocabulary.FILE)));
+        }
+        if (text != null) {
+            return Vocabulary.of(CharVocabulary.of(text));
+        }
+        if (fixed != null) {
+            return Vocabulary.idsOnly(fixed.vocabSize());
+        }
+        Path configFile = gpt2ConfigFile(line);
+        if (configFile == null) {
+            throw line.usage(line.typed(DATA) + " is an llm.c token file, whose ids need the model's vocabulary: give "
+                    + line.typed(INIT) + " MODEL, " + line.typed(TOKENIZER) + " DIR (GPT-2's BPE) or "
+                    + line.typed(CONFIG) + " config.json");
+        }
+        return Vocabulary.idsOnly(Gpt2Checkpoint.readConfig(configFile).vocabSize());
+    }
+
+    /** GPT-2's BPE from a directory, whose size must be the model's when there is one already. */
+    private static Vocabulary gpt2Vocabulary(Path directory, String source, ModelConfig fixed, Path model)
+            throws IOException {
+        Gpt2Tokenizer bpe = ModelFiles.gpt2Tokenizer(directory, source);
+        if (fixed != null) {
+            bpe.requireVocabularySize(fixed.vocabSize(), directory, model);
+        }
+        return new Vocabulary(
+                bpe.vocabSize(),
+                bpe::encode,
+                null,
+                ModelFiles.gpt2TokenizerFiles(directory).orElseThrow());
+    }
+
+    /** The ids of the text; a vocabulary without a tokenizer, or one that lacks a character of it, is refused. */
+    private static int[] encode(CommandLine line, Vocabulary vocabulary, String text) {
+        if (vocabulary.encoder() == null) {
+            throw line.usage(line.typed(DATA) + " is text, but no tokenizer is known for the model"
+                    + (line.has(INIT) ? " (" + line.typed(INIT) + " " + line.path(INIT) + " has none beside it)" : "")
+                    + ": give " + line.typed(TOKENIZER) + ", or the data as an llm.c token file");
+        }
         try {
-            return new Tokens(vocabulary.encode(text), vocabulary.size(), vocabulary);
+            return vocabulary.encoder().apply(text);
         } catch (IllegalArgumentException e) {
-            throw line.usage(
-                    line.typed(DATA) + " does not fit the vocabulary of the run being resumed: " + e.getMessage());
+            throw line.usage(line.typed(DATA) + " does not fit the model's vocabulary: " + e.getMessage());
         }
     }
 
@@ -402,6 +656,25 @@ final class TrainCommand {
         return text.toString();
     }
 
+    /** The GPT-2 {@code config.json} that {@code --config} names, checked to be a file; null for a preset. */
+    private static Path gpt2ConfigFile(CommandLine line) throws IOException {
+        String name = line.text(CONFIG);
+        if (name.equals("tiny") || name.equals("small")) {
+            return null;
+        }
+        Path file = line.path(CONFIG);
+        if (Files.exists(file) && !Files.isRegularFile(file)) {
+            throw new ModelFormatException(file, "not a regular file");
+        }
+        if (!Files.exists(file)) {
+            throw ModelFiles.missing(
+                    line.typed(CONFIG),
+                    file,
+                    "no such file (" + line.typed(CONFIG) + " takes tiny, small or a GPT-2 config.json)");
+        }
+        return file;
+    }
+
     /**
      * The model's shape: a preset ({@code tiny}, {@code small}) of either family whose context is the training
      * sequence length (positions beyond it would never be trained), or a GPT-2 {@code config.json}.
@@ -415,16 +688,7 @@ final class TrainCommand {
                     default -> null;
                 };
         if (shape == null) {
-            Path file = line.path(CONFIG);
-            if (Files.exists(file) && !Files.isRegularFile(file)) {
-                throw new ModelFormatException(file, "not a regular file");
-            }
-            if (!Files.exists(file)) {
-                throw ModelFiles.missing(
-                        line.typed(CONFIG),
-                        file,
-                        "no such file (" + line.typed(CONFIG) + " takes tiny, small or a GPT-2 config.json)");
-            }
+            Path file = gpt2ConfigFile(line);
             if (line.has(ARCH) && llama) {
                 throw line.usage(line.typed(ARCH) + " llama does not apply to " + line.typed(CONFIG) + " " + file
                         + ", a GPT-2 configuration");

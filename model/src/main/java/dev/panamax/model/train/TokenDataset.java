@@ -6,8 +6,9 @@ import java.util.SplittableRandom;
 /**
  * A tokenised corpus cut into training windows: the first part of the tokens for training, the rest held out for
  * validation. A window of {@code seqLen} inputs at token {@code i·seqLen} predicts the tokens one further on, so
- * window {@code i} reads tokens {@code [i·seqLen, (i+1)·seqLen]}. Each epoch visits the training windows in an order
- * shuffled by the seed and the epoch alone, so a resumed run sees the same batches as one that never stopped.
+ * window {@code i} reads tokens {@code [i·seqLen, (i+1)·seqLen]}. Each epoch visits the training windows in file order
+ * or in an order shuffled by the seed and the epoch alone, so a resumed run sees the same batches as one that never
+ * stopped.
  */
 public final class TokenDataset {
     private final int[] train;
@@ -112,17 +113,21 @@ public final class TokenDataset {
     }
 
     /**
-     * The order in which an epoch visits the training windows: a permutation that depends only on the seed and the
-     * epoch.
+     * The order in which an epoch visits the training windows: file order, or a permutation that depends only on the
+     * seed and the epoch.
      *
-     * @param seed the run's seed
+     * @param dataOrder shuffled or sequential
+     * @param seed the run's seed (unused for the sequential order)
      * @param epoch the 0-based epoch
      * @return window indices
      */
-    public int[] order(long seed, int epoch) {
+    public int[] order(TrainingOptions.DataOrder dataOrder, long seed, int epoch) {
         int[] order = new int[trainWindows()];
         for (int i = 0; i < order.length; i++) {
             order[i] = i;
+        }
+        if (dataOrder == TrainingOptions.DataOrder.SEQUENTIAL) {
+            return order;
         }
         SplittableRandom random = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + epoch);
         for (int i = order.length - 1; i > 0; i--) {

@@ -212,6 +212,37 @@ public final class Trainer {
     }
 
     /**
+     * A trainer that starts from pretrained weights, for fine-tuning: the weights are copied in, the optimizer's moments
+     * start at zero and the step at 0.
+     *
+     * @param backend where everything lives
+     * @param config the model's shape, the one the weights have
+     * @param options the run's options
+     * @param pretrained float32 values under the names {@link Parameters#of(ModelConfig)} lists (a checkpoint's {@code
+     *     byName()}), each as many as its parameter has
+     * @return the trainer, at step 0
+     * @throws IllegalArgumentException if a parameter is missing or has another size, or {@code options.seqLen}
+     *     exceeds the model's context
+     * @throws dev.panamax.model.backend.InsufficientMemoryException if the run needs more memory than the backend has
+     */
+    public static Trainer fromWeights(
+            Backend backend, ModelConfig config, TrainingOptions options, Map<String, MemorySegment> pretrained) {
+        for (Parameters.Spec spec : Parameters.of(config)) {
+            MemorySegment values = pretrained.get(spec.name());
+            if (values == null || values.byteSize() != spec.size() * Float.BYTES) {
+                throw new IllegalArgumentException("pretrained weight " + spec.name() + " must hold " + spec.size()
+                        + " float32 values (" + spec.shape() + "), not "
+                        + (values == null ? "be missing" : values.byteSize() + " bytes"));
+            }
+        }
+        Trainer trainer = new Trainer(backend, config, options);
+        for (Parameters.Spec spec : trainer.specs) {
+            trainer.copyIn(pretrained.get(spec.name()), spec, trainer.weights);
+        }
+        return trainer;
+    }
+
+    /**
      * A trainer that continues a run from a checkpoint written by {@link #save}: same configuration, options, weights,
      * optimizer moments and step, so that its next steps equal those of the run that wrote it.
      *
@@ -283,7 +314,11 @@ public final class Trainer {
             throw new ModelFormatException(
                     file.file(), "tensor \"" + name + "\" has shape " + info.shape() + ", expected " + spec.shape());
         }
-        MemorySegment floats = file.floats(name);
+        copyIn(file.floats(name), spec, into);
+    }
+
+    /** Copies a parameter's float32 values from host memory to its backend tensor in {@code into}. */
+    private void copyIn(MemorySegment floats, Parameters.Spec spec, Map<String, Tensor> into) {
         float[] values = new float[Math.toIntExact(spec.size())];
         MemorySegment.copy(floats, FLOAT, 0, values, 0, values.length);
         backend.write(values, into.get(spec.name()));
@@ -621,7 +656,7 @@ public final class Trainer {
         while (go && step < totalSteps) {
             int epoch = step / stepsPerEpoch;
             if (epoch != orderEpoch) {
-                order = data.order(options.seed(), epoch);
+                order = data.order(options.dataOrder(), options.seed(), epoch);
                 orderEpoch = epoch;
             }
             int first = step % stepsPerEpoch * perStep;
@@ -774,10 +809,37 @@ public final class Trainer {
         }
         Files.createDirectories(directory);
         try (Arena arena = Arena.ofConfined()) {
-            Map<String, MemorySegment> named = new LinkedHashMap<>();
-            hostTensors(weights, arena).forEach((name, tensor) -> named.put(name, tensor.data()));
+            Map<String, MemorySegment> named = hostWeights(arena);
             Gpt2Checkpoint.write(directory, config, Gpt2Weights.fromNames(config.layers(), named), dtype);
         }
+    }
+
+    /**
+     * Writes the weights alone as a llama2.c checkpoint ({@value #LLAMA2C_FILE}, float32, the format {@code run.c}
+     * reads), for shipping a trained Llama.
+     *
+     * @param directory the directory, created if absent
+     * @throws IllegalStateException if the model is not a Llama
+     * @throws IOException if the file cannot be written
+     */
+    public void exportLlama2c(Path directory) throws IOException {
+        if (config.architecture() != Architecture.LLAMA) {
+            throw new IllegalStateException("exportLlama2c needs a Llama model, not " + config.architecture());
+        }
+        Files.createDirectories(directory);
+        try (Arena arena = Arena.ofConfined()) {
+            Map<String, MemorySegment> named = hostWeights(arena);
+            LlamaWeights<MemorySegment> llama = LlamaWeights.fromNames(config.layers(), named);
+            CheckpointDirectory.replaceAtomically(
+                    directory.resolve(LLAMA2C_FILE), file -> Llama2cCheckpoint.write(file, config, llama));
+        }
+    }
+
+    /** The weights as float32 segments in an arena, by name. */
+    private Map<String, MemorySegment> hostWeights(Arena arena) {
+        Map<String, MemorySegment> named = new LinkedHashMap<>();
+        hostTensors(weights, arena).forEach((name, tensor) -> named.put(name, tensor.data()));
+        return named;
     }
 
     /**

@@ -16,6 +16,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -57,6 +58,7 @@ record TrainerState(ModelConfig config, TrainingOptions options, int step, int t
         o.put("epsilon", JsonNumber.of(options.epsilon()));
         o.put("grad_clip", JsonNumber.of(options.gradClip()));
         o.put("seed", JsonNumber.of(options.seed()));
+        o.put("data_order", new JsonString(options.dataOrder().name().toLowerCase(Locale.ROOT)));
         Map<String, JsonValue> root = new LinkedHashMap<>();
         root.put("format", new JsonString(FORMAT));
         root.put("config", new JsonObject(c));
@@ -103,7 +105,8 @@ record TrainerState(ModelConfig config, TrainingOptions options, int step, int t
                         required(o, "beta2"),
                         required(o, "epsilon"),
                         required(o, "grad_clip"),
-                        o.integer("seed", Long.MIN_VALUE, Long.MAX_VALUE));
+                        o.integer("seed", Long.MIN_VALUE, Long.MAX_VALUE),
+                        dataOrder(o));
             } catch (IllegalArgumentException e) {
                 throw new ModelFormatException(file, e.getMessage(), e);
             }
@@ -122,6 +125,20 @@ record TrainerState(ModelConfig config, TrainingOptions options, int step, int t
             int step = (int) root.integer("step", 0, totalSteps == 0 ? Integer.MAX_VALUE : totalSteps);
             return new TrainerState(config, options, step, totalSteps, root.string("data"));
         });
+    }
+
+    /** The stored order of training windows; checkpoints written before the option existed were shuffled. */
+    private static TrainingOptions.DataOrder dataOrder(JsonFields options) throws JsonException {
+        if (!options.has("data_order")) {
+            return TrainingOptions.DataOrder.SHUFFLED;
+        }
+        String name = options.string("data_order");
+        for (TrainingOptions.DataOrder order : TrainingOptions.DataOrder.values()) {
+            if (order.name().toLowerCase(Locale.ROOT).equals(name)) {
+                return order;
+            }
+        }
+        throw options.error("data_order", "\"" + name + "\" is not \"shuffled\" or \"sequential\"");
     }
 
     private static float required(JsonFields fields, String name) throws JsonException {

@@ -20,6 +20,7 @@ import java.util.List;
  * @param epsilon added to the second moment's square root
  * @param gradClip the largest global gradient norm; larger gradients are scaled down to it (0: no clipping)
  * @param seed the seed of the shuffled order of training windows
+ * @param dataOrder whether each epoch visits the training windows shuffled or in file order
  */
 public record TrainingOptions(
         int batchSize,
@@ -33,7 +34,19 @@ public record TrainingOptions(
         float beta2,
         float epsilon,
         float gradClip,
-        long seed) {
+        long seed,
+        DataOrder dataOrder) {
+
+    /** The order in which an epoch visits the training windows. */
+    public enum DataOrder {
+        /** A permutation that depends on the seed and the epoch alone ({@link TokenDataset#order}). */
+        SHUFFLED,
+        /**
+         * File order: step {@code s} of an epoch takes windows {@code s·B … s·B+B−1}, for runs that must be reproduced
+         * by another program.
+         */
+        SEQUENTIAL
+    }
 
     /**
      * Checks the options.
@@ -75,14 +88,62 @@ public record TrainingOptions(
         if (!(gradClip >= 0) || !Float.isFinite(gradClip)) {
             problems.add("gradClip (" + gradClip + ") must be finite and >= 0");
         }
+        if (dataOrder == null) {
+            problems.add("dataOrder must not be null");
+        }
         if (!problems.isEmpty()) {
             throw new IllegalArgumentException("invalid training options: " + String.join("; ", problems));
         }
     }
 
     /**
+     * Options whose epochs visit the training windows shuffled.
+     *
+     * @param batchSize sequences per micro-batch
+     * @param seqLen tokens per sequence
+     * @param microBatches micro-batches per optimizer step
+     * @param learningRate the peak learning rate
+     * @param minLearningRate the rate the cosine decay ends at
+     * @param warmupSteps steps of linear warm-up
+     * @param weightDecay AdamW's decoupled weight decay
+     * @param beta1 the first moment's decay
+     * @param beta2 the second moment's decay
+     * @param epsilon added to the second moment's square root
+     * @param gradClip the largest global gradient norm (0: no clipping)
+     * @param seed the seed of the shuffled order
+     */
+    public TrainingOptions(
+            int batchSize,
+            int seqLen,
+            int microBatches,
+            float learningRate,
+            float minLearningRate,
+            int warmupSteps,
+            float weightDecay,
+            float beta1,
+            float beta2,
+            float epsilon,
+            float gradClip,
+            long seed) {
+        this(
+                batchSize,
+                seqLen,
+                microBatches,
+                learningRate,
+                minLearningRate,
+                warmupSteps,
+                weightDecay,
+                beta1,
+                beta2,
+                epsilon,
+                gradClip,
+                seed,
+                DataOrder.SHUFFLED);
+    }
+
+    /**
      * The usual choices for a small model: one micro-batch, learning rate 1e-3 decaying to 1e-4 after 100 warm-up
-     * steps, weight decay 0.1, betas (0.9, 0.95), epsilon 1e-8, clipping at 1.0, seed 1337.
+     * steps, weight decay 0.1, betas (0.9, 0.95), epsilon 1e-8, clipping at 1.0, seed 1337, shuffled windows.
      *
      * @param batchSize sequences per step
      * @param seqLen tokens per sequence
@@ -111,7 +172,8 @@ public record TrainingOptions(
                 beta2,
                 epsilon,
                 gradClip,
-                seed);
+                seed,
+                dataOrder);
     }
 
     /**
@@ -133,7 +195,8 @@ public record TrainingOptions(
                 beta2,
                 epsilon,
                 gradClip,
-                seed);
+                seed,
+                dataOrder);
     }
 
     /**

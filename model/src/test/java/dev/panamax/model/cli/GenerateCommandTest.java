@@ -43,7 +43,9 @@ class GenerateCommandTest {
         assertEquals(0, cli.run(CliFixtures.greedy("--threads", "1")), cli.err());
         assertEquals(CliFixtures.greedyIds(40), cli.out().strip());
         assertTrue(
-                cli.err().matches("(?s)prefill: 1 tokens, [0-9.]+ tokens/s; decode: 39 tokens, [0-9.]+ tokens/s\\R"),
+                cli.err()
+                        .matches("(?s)prefill: 1 tokens, [0-9.]+ tokens/s; decode: 39 tokens, [0-9.]+ tokens/s;"
+                                + " first token after [0-9]+ ms from start\\R"),
                 cli.err());
     }
 
@@ -260,7 +262,11 @@ class GenerateCommandTest {
                 0,
                 cli.run("generate", "-m", model, "--prompt-ids", "1,2,3", "-n", "1", "--temperature", "0"),
                 cli.err());
-        assertTrue(cli.err().matches("prefill: 3 tokens, [0-9.]+ tokens/s; decode: 0 tokens\\R"), cli.err());
+        assertTrue(
+                cli.err()
+                        .matches("prefill: 3 tokens, [0-9.]+ tokens/s; decode: 0 tokens; first token after [0-9]+ ms"
+                                + " from start\\R"),
+                cli.err());
     }
 
     @Test

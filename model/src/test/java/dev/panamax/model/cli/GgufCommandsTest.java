@@ -3,7 +3,7 @@ package dev.panamax.model.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.panamax.model.io.LlmcTokenFile;
+import dev.panamax.model.io.TokenFile;
 import dev.panamax.model.testing.SharedData;
 import dev.panamax.model.testing.TokenizerFixtures;
 import java.io.IOException;
@@ -100,7 +100,7 @@ class GgufCommandsTest {
     /** Writes ids as an llm.c token file. */
     private Path tokenFile(int[] ids) throws IOException {
         ByteBuffer b = ByteBuffer.allocate(1024 + 2 * ids.length).order(ByteOrder.LITTLE_ENDIAN);
-        b.putInt(LlmcTokenFile.MAGIC).putInt(1).putInt(ids.length).position(1024);
+        b.putInt(TokenFile.MAGIC).putInt(1).putInt(ids.length).position(1024);
         for (int id : ids) {
             b.putShort((short) id);
         }

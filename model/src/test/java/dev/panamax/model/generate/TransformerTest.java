@@ -1,9 +1,11 @@
 package dev.panamax.model.generate;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamax.kernels.Parallelism;
 import dev.panamax.kernels.testing.Inputs;
 import dev.panamax.kernels.testing.Tolerance;
 import dev.panamax.model.backend.CpuBackend;
@@ -102,6 +104,44 @@ class TransformerTest {
                             cached.config().architecture() + " position " + i, reference, step, ABSOLUTE, RELATIVE);
                 }
             }
+        }
+    }
+
+    /**
+     * Greedy decoding of a Llama wide and long enough that every step's products, its attention (from about 170
+     * cached positions) and its classifier are split over the threads gives the same logits, bit for bit, at 1, 2 and
+     * 3 threads.
+     */
+    @Test
+    void decodeGivesTheSameBitsForEveryThreadCount() throws IOException {
+        ModelConfig config = new ModelConfig(Architecture.LLAMA, 192, 512, 2, 4, 4, 400, 200, 1e-5f, 10000f, true);
+        Path file = dir.resolve("wide.bin");
+        Llama2cCheckpoint.writeRandom(file, config, Inputs.seed("threads"));
+        int saved = Parallelism.threads();
+        try (Llama2cCheckpoint checkpoint = Llama2cCheckpoint.open(file);
+                CpuBackend backend = new CpuBackend()) {
+            float[][] first = null;
+            for (int threads = 1; threads <= 3; threads++) {
+                Parallelism.setThreads(threads);
+                Transformer model = Transformer.llama(backend, config, checkpoint.weights(), 1);
+                float[][] logits = new float[config.seqLen()][];
+                int[] token = {1};
+                for (int position = 0; position < config.seqLen(); position++) {
+                    Tensor out = model.forward(token, 0, 1);
+                    logits[position] = read(model, out);
+                    token[0] = backend.argmax(out);
+                }
+                if (first == null) {
+                    first = logits;
+                } else {
+                    for (int position = 0; position < config.seqLen(); position++) {
+                        assertArrayEquals(
+                                first[position], logits[position], threads + " threads, position " + position);
+                    }
+                }
+            }
+        } finally {
+            Parallelism.setThreads(saved);
         }
     }
 

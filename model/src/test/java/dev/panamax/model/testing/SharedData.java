@@ -28,8 +28,12 @@ public final class SharedData {
         return file;
     }
 
-    /** The project root: the nearest directory at or above the working directory that holds {@code mvnw}. */
-    private static Path projectRoot() {
+    /**
+     * Returns the project root: the nearest directory at or above the working directory that holds {@code mvnw}.
+     *
+     * @return the root
+     */
+    public static Path projectRoot() {
         Path start = Path.of("").toAbsolutePath();
         for (Path dir = start; dir != null; dir = dir.getParent()) {
             if (Files.isRegularFile(dir.resolve("mvnw")) && Files.isDirectory(dir.resolve("model"))) {

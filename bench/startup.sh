@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Start-up, time to first token and decode rate of short CLI runs, with and without the distribution's ahead-of-time
+# cache, next to llama2.c's run.c when given:
+#
+#   bench/startup.sh [--image DIR] [--model FILE --tokenizer FILE] [--tokens N] [--threads T] [--runs R]
+#       [--run PATH/llama2.c/run] [--flags "JVM FLAGS"]
+#
+# Without --model it writes the 15M llama2.c shape with random weights (RandomCheckpoint). Variants: "aot" is
+# bin/panamax as shipped (lib/panamax.aot in use), "none" the image's java with the same flags and no cache, and with
+# --flags a third, "aot+flags", bin/panamax with those JVM options added (e.g. "-XX:CompileThresholdScaling=0.25").
+# Each line gives the median over the runs of the wall time of the whole process, of the time from the JVM's start to
+# the first token, and of the decode rate the CLI prints; run.c's wall time is of its whole process too.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$root/.mvn/find-jdk.sh"
+source "$root/bench/cli-runs.sh"
+image=$root/model/target/panamax model= tokenizer= tokens=200 threads=1 runs=5 run_c= flags=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --image) image=$2 ;; --model) model=$2 ;; --tokenizer) tokenizer=$2 ;; --tokens) tokens=$2 ;;
+    --threads) threads=$2 ;; --runs) runs=$2 ;; --run) run_c=$2 ;; --flags) flags=$2 ;;
+    *) echo "startup: unknown argument $1 (see the comment at the top of $0)" >&2; exit 2 ;;
+  esac
+  shift 2
+done
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+if [ -z "$model" ]; then
+  model=$work/llama2c-15M-random.bin
+  "$JAVA_HOME/bin/java" --add-modules jdk.incubator.vector -cp "$root/bench/target/benchmarks.jar" \
+    dev.panamax.bench.RandomCheckpoint 15M "$model" 2>/dev/null
+fi
+if [ -z "$tokenizer" ] && [ -n "$run_c" ]; then
+  tokenizer=$(dirname "$run_c")/tokenizer.bin
+fi
+args=(generate -m "$model" -n "$tokens" --temperature 0 -t "$threads")
+[ -n "$tokenizer" ] && args+=(--tokenizer "$tokenizer")
+millis() { echo $(($(date +%s%N) / 1000000)); }
+
+# One variant: runs "$@" $runs times and prints the medians.
+measure() {
+  local name=$1
+  shift
+  local walls=() firsts=() rates=()
+  for ((r = 0; r < runs; r++)); do
+    local start end
+    start=$(millis)
+    "$@" >/dev/null 2>"$work/err"
+    end=$(millis)
+    walls+=($((end - start)))
+    firsts+=("$(first_token_ms "$work/err")")
+    rates+=("$(decode_rate "$work/err")")
+  done
+  printf '%-10s %10s %16s %14s\n' "$name" "$(printf '%s\n' "${walls[@]}" | median)" \
+    "$(printf '%s\n' "${firsts[@]}" | grep . | median || true)" "$(printf '%s\n' "${rates[@]}" | median)"
+}
+
+echo "# $tokens tokens from $model, $threads thread(s), median of $runs runs"
+printf '%-10s %10s %16s %14s\n' variant "wall ms" "first token ms" "decode tok/s"
+measure aot "$image/bin/panamax" "${args[@]}"
+measure none "$image/bin/java" --add-modules jdk.incubator.vector \
+  --enable-native-access=dev.panamax.cuda,dev.panamax.model -m dev.panamax.model/dev.panamax.model.cli.Panamax "${args[@]}"
+if [ -n "$flags" ]; then
+  JDK_JAVA_OPTIONS=$flags measure aot+flags "$image/bin/panamax" "${args[@]}"
+fi
+if [ -n "$run_c" ]; then
+  OMP_NUM_THREADS=$threads measure run.c "$run_c" "$model" -z "$tokenizer" -t 0 -n "$tokens" -i ""
+fi
