@@ -32,13 +32,12 @@ public final class TokenizerFixtures {
     };
 
     /**
-     * The llama2.c-style vocabulary the {@code llama} fixture is made from: {@code <unk>}, BOS, EOS, the 256 byte
-     * tokens, single characters, then the merged pieces.
+     * A vocabulary laid out as llama2.c's: {@code <unk>}, BOS, EOS, the 256 byte tokens, then the given pieces.
      *
-     * @param size the number of tokens: the pieces above, then filler pieces {@code <extra_N>} that never merge
+     * @param pieceAndScore each piece (a String) followed by its score (a Number)
      * @return the tokenizer
      */
-    public static Llama2cTokenizer llama2cVocabulary(int size) {
+    public static Llama2cTokenizer llama2c(Object... pieceAndScore) {
         List<byte[]> pieces = new ArrayList<>();
         List<Float> scores = new ArrayList<>();
         for (String special : new String[] {"<unk>", "\n<s>\n", "\n</s>\n"}) {
@@ -46,26 +45,42 @@ public final class TokenizerFixtures {
             scores.add(0f);
         }
         for (int b = 0; b < 256; b++) {
-            pieces.add("<0x%02X>".formatted(b).getBytes(StandardCharsets.US_ASCII));
+            pieces.add("<0x%02X>".formatted(b).getBytes(StandardCharsets.UTF_8));
             scores.add(0f);
         }
-        for (String c : SPM_CHARACTERS) {
-            pieces.add(c.getBytes(StandardCharsets.UTF_8));
-            scores.add(-100f);
-        }
-        for (int i = 0; i < SPM_MERGES.length; i++) {
-            pieces.add(SPM_MERGES[i].getBytes(StandardCharsets.UTF_8));
-            scores.add(SPM_MERGES[i].equals("ol") ? -12f : -1f - i);
-        }
-        while (pieces.size() < size) {
-            pieces.add(("<extra_" + pieces.size() + ">").getBytes(StandardCharsets.US_ASCII));
-            scores.add(-1000f);
+        for (int i = 0; i < pieceAndScore.length; i += 2) {
+            pieces.add(((String) pieceAndScore[i]).getBytes(StandardCharsets.UTF_8));
+            scores.add(((Number) pieceAndScore[i + 1]).floatValue());
         }
         float[] s = new float[scores.size()];
         for (int i = 0; i < s.length; i++) {
             s[i] = scores.get(i);
         }
         return new Llama2cTokenizer(pieces, s);
+    }
+
+    /**
+     * The llama2.c-style vocabulary the {@code llama} fixture is made from: {@code <unk>}, BOS, EOS, the 256 byte
+     * tokens, single characters, then the merged pieces (two of equal score).
+     *
+     * @param size the number of tokens: the pieces above, then filler pieces {@code <extra_N>} that never merge
+     * @return the tokenizer
+     */
+    public static Llama2cTokenizer llama2cVocabulary(int size) {
+        List<Object> pieceAndScore = new ArrayList<>();
+        for (String c : SPM_CHARACTERS) {
+            pieceAndScore.add(c);
+            pieceAndScore.add(-100f);
+        }
+        for (int i = 0; i < SPM_MERGES.length; i++) {
+            pieceAndScore.add(SPM_MERGES[i]);
+            pieceAndScore.add(SPM_MERGES[i].equals("ol") ? -12f : -1f - i);
+        }
+        for (int id = 259 + pieceAndScore.size() / 2; id < size; id++) {
+            pieceAndScore.add("<extra_" + id + ">");
+            pieceAndScore.add(-1000f);
+        }
+        return llama2c(pieceAndScore.toArray());
     }
 
     /**
