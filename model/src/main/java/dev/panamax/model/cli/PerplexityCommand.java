@@ -52,7 +52,7 @@ final class PerplexityCommand {
             List.of(),
             "measure a model's perplexity on a text or token file",
             "Splits the data's tokens into windows of N tokens (the first replaced by BOS where the model has one),"
-                    + " runs each window teacher-forced, and scores the predictions of the second half of the window"
+                    + " runs each window teacher-forced in batches, and scores the predictions of the second half of the window"
                     + " (positions N/2 to N-2 predicting the next token), as llama.cpp's llama-perplexity does. Prints"
                     + " the mean negative log-likelihood (nats per token) and the perplexity, exp of it.",
             List.of(MODEL, DATA, TOKENIZER, CONTEXT, CHUNKS, BASE, PRINT_TOP1, Command.THREADS, Command.BACKEND));
@@ -110,28 +110,31 @@ final class PerplexityCommand {
                         baseTransformer.reset();
                     }
                     StringBuilder top1 = new StringBuilder();
-                    for (int j = 0; j + 1 < context; j++) {
-                        Tensor result = transformer.forward(window, j, 1);
-                        Tensor baseResult = baseTransformer == null ? null : baseTransformer.forward(window, j, 1);
-                        if (j < first) {
-                            continue;
-                        }
-                        backend.read(result, logits);
-                        double[] logProbs = logSoftmax(logits);
-                        nll -= logProbs[window[j + 1]];
-                        int best = argmax(logits);
-                        if (baseResult != null) {
-                            backend.read(baseResult, baseLogits);
-                            double[] baseLogProbs = logSoftmax(baseLogits);
-                            for (int v = 0; v < logits.length; v++) {
-                                kl += Math.exp(baseLogProbs[v]) * (baseLogProbs[v] - logProbs[v]);
+                    // Each batch's logits at every position, as llama.cpp computes a window; positions below
+                    // first are context only.
+                    for (int j = 0; j + 1 < context; ) {
+                        int n = Math.min(transformer.maxBatch(), context - 1 - j);
+                        Tensor result = transformer.forwardEach(window, j, n);
+                        Tensor baseResult = baseTransformer == null ? null : baseTransformer.forwardEach(window, j, n);
+                        for (int i = Math.max(0, first - j); i < n; i++) {
+                            backend.read(result.rows(i, 1), logits);
+                            double[] logProbs = logSoftmax(logits);
+                            nll -= logProbs[window[j + i + 1]];
+                            int best = argmax(logits);
+                            if (baseResult != null) {
+                                backend.read(baseResult.rows(i, 1), baseLogits);
+                                double[] baseLogProbs = logSoftmax(baseLogits);
+                                for (int v = 0; v < logits.length; v++) {
+                                    kl += Math.exp(baseLogProbs[v]) * (baseLogProbs[v] - logProbs[v]);
+                                }
+                                agree += best == argmax(baseLogits) ? 1 : 0;
                             }
-                            agree += best == argmax(baseLogits) ? 1 : 0;
+                            scored++;
+                            if (line.has(PRINT_TOP1)) {
+                                top1.append(top1.isEmpty() ? "" : " ").append(best);
+                            }
                         }
-                        scored++;
-                        if (line.has(PRINT_TOP1)) {
-                            top1.append(top1.isEmpty() ? "" : " ").append(best);
-                        }
+                        j += n;
                     }
                     if (line.has(PRINT_TOP1)) {
                         out.println(top1);

@@ -46,6 +46,9 @@ public final class Transformer {
     private final Tensor x;
     private final Network.Activations scratch;
     private final Tensor logits;
+    /** The logits of every row of a batch, for {@link #forwardEach}; allocated on its first call. */
+    private Tensor batchLogits;
+
     private int position;
 
     /**
@@ -309,6 +312,60 @@ public final class Transformer {
      *     contextLength()}
      */
     public Tensor forward(int[] tokens, int offset, int count) {
+        check(tokens, offset, count);
+        for (int done = 0; done < count; ) {
+            int n = Math.min(maxBatch, count - done);
+            batch(tokens, offset + done, n);
+            done += n;
+        }
+        // The last batch holds the last token in row (count - 1) % maxBatch.
+        int last = (count - 1) % maxBatch;
+        network.head(x.rows(last, 1), scratch.norm1().rows(0, 1), null, null, logits);
+        return logits;
+    }
+
+    /**
+     * Runs one batch of tokens at the current position, as {@link #forward} does, and returns the logits after every
+     * one of them, as teacher forcing (a perplexity) needs them: row {@code i} predicts the token after {@code
+     * tokens[offset + i]}.
+     *
+     * @param tokens token ids, each in {@code [0, vocabSize)}
+     * @param offset index of the first token to run
+     * @param count how many tokens, in {@code [1, maxBatch()]}
+     * @return {@code [count, vocabSize]} logits, owned by the model and overwritten by the next call
+     * @throws IllegalArgumentException if the range is not inside {@code tokens}, is longer than {@code maxBatch()},
+     *     or a token id is out of range
+     * @throws IllegalStateException if the tokens do not fit in the cache
+     * @throws dev.panamax.model.backend.InsufficientMemoryException if the logits of a batch do not fit, on the first
+     *     call
+     */
+    public Tensor forwardEach(int[] tokens, int offset, int count) {
+        if (count > maxBatch) {
+            throw new IllegalArgumentException("count (" + count + ") must be at most maxBatch (" + maxBatch + ")");
+        }
+        check(tokens, offset, count);
+        if (batchLogits == null) {
+            backend.requireMemory(
+                    "the logits of a batch of " + maxBatch + " tokens",
+                    new MemorySize().add(maxBatch, config.vocabSize()).bytes());
+            batchLogits = backend.allocate(maxBatch, config.vocabSize());
+        }
+        batch(tokens, offset, count);
+        Tensor out = batchLogits.rows(0, count);
+        network.head(x.rows(0, count), scratch.norm1().rows(0, count), null, null, out);
+        return out;
+    }
+
+    /**
+     * Returns the most tokens one batch holds, the most {@link #forwardEach} takes.
+     *
+     * @return the batch size, at least 1
+     */
+    public int maxBatch() {
+        return maxBatch;
+    }
+
+    private void check(int[] tokens, int offset, int count) {
         if (count < 1 || offset < 0 || offset > tokens.length - count) {
             throw new IllegalArgumentException("offset (" + offset + ") and count (" + count
                     + ") must give a non-empty range inside tokens (length " + tokens.length + ")");
@@ -324,15 +381,6 @@ public final class Transformer {
                         "tokens[" + i + "] (" + tokens[i] + ") must be in [0, vocabSize (" + config.vocabSize() + "))");
             }
         }
-        for (int done = 0; done < count; ) {
-            int n = Math.min(maxBatch, count - done);
-            batch(tokens, offset + done, n);
-            done += n;
-        }
-        // The last batch holds the last token in row (count - 1) % maxBatch.
-        int last = (count - 1) % maxBatch;
-        network.head(x.rows(last, 1), scratch.norm1().rows(0, 1), null, null, logits);
-        return logits;
     }
 
     /** One batch of {@code n <= maxBatch} tokens through every block, leaving the last hidden states in x. */

@@ -82,6 +82,17 @@ class GgufTransformerTest {
                         for (int i = prefill; i < TOKENS.length; i++) {
                             assertClose(type + " position " + i, expected[i], model, model.forward(TOKENS, i, 1));
                         }
+                        model.reset();
+                        for (int start = 0; start < TOKENS.length; start += model.maxBatch()) {
+                            Tensor each = model.forwardEach(TOKENS, start, model.maxBatch());
+                            for (int i = 0; i < model.maxBatch(); i++) {
+                                assertClose(
+                                        type + " every position, " + (start + i),
+                                        expected[start + i],
+                                        model,
+                                        each.rows(i, 1));
+                            }
+                        }
                     }
                 }
             }
