@@ -4,7 +4,7 @@
  * the file formats) are not exported: they are this module's own, not API.
  */
 module dev.panamax.model {
-    requires dev.panamax.kernels;
+    requires transitive dev.panamax.kernels; // Backend.weights takes the kernels' QuantizedMatrix
     requires dev.panamax.cuda;
     requires java.desktop;
     requires jdk.management;

@@ -8,12 +8,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Map;
-import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.IntStream;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.Loader;
 import org.bytedeco.openblas.global.openblas;
@@ -53,7 +48,6 @@ public class GemvBench {
     private static final long FOOTPRINT = 256L << 20;
 
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT.withOrder(ByteOrder.nativeOrder());
-    private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
 
     @Param({"768x768", "2048x768", "768x2048", "32000x768", "4096x4096"})
     public String shape;
@@ -75,7 +69,7 @@ public class GemvBench {
     private FloatPointer aNative;
     private FloatPointer xNative;
     private FloatPointer yNative;
-    private ForkJoinPool readers;
+    private PlainRead reader;
 
     /** Parses {@code rows×cols}. */
     private static int[] parse(String shape) {
@@ -125,12 +119,12 @@ public class GemvBench {
             throw new IllegalStateException("OpenBLAS runs " + openblas_nolapack.blas_get_num_threads()
                     + " threads after openblas_set_num_threads(" + threads + ")");
         }
-        readers = new ForkJoinPool(threads);
+        reader = new PlainRead(threads);
     }
 
     @TearDown(Level.Trial)
     public void tearDown() {
-        readers.shutdown();
+        reader.close();
         arena.close();
     }
 
@@ -167,35 +161,8 @@ public class GemvBench {
     }
 
     @Benchmark
-    public float plainRead() throws Exception {
-        long first = nextCopy();
-        long length = (long) rows * cols;
-        if (threads == 1) {
-            return sum(first, first + length);
-        }
-        return readers.submit(() -> IntStream.range(0, threads)
-                        .parallel()
-                        .mapToDouble(t -> sum(first + length * t / threads, first + length * (t + 1) / threads))
-                        .sum())
-                .get()
-                .floatValue();
-    }
-
-    /** The sum of floats {@code [from, to)} of A, four vectors in flight. */
-    private float sum(long from, long to) {
-        int lanes = SPECIES.length();
-        FloatVector s0 = FloatVector.zero(SPECIES), s1 = s0, s2 = s0, s3 = s0;
-        long i = from;
-        for (; i + 4L * lanes <= to; i += 4L * lanes) {
-            s0 = s0.add(FloatVector.fromMemorySegment(SPECIES, a, i * 4, ByteOrder.nativeOrder()));
-            s1 = s1.add(FloatVector.fromMemorySegment(SPECIES, a, (i + lanes) * 4, ByteOrder.nativeOrder()));
-            s2 = s2.add(FloatVector.fromMemorySegment(SPECIES, a, (i + 2L * lanes) * 4, ByteOrder.nativeOrder()));
-            s3 = s3.add(FloatVector.fromMemorySegment(SPECIES, a, (i + 3L * lanes) * 4, ByteOrder.nativeOrder()));
-        }
-        float total = s0.add(s1).add(s2).add(s3).reduceLanes(VectorOperators.ADD);
-        for (; i < to; i++) {
-            total += a.getAtIndex(FLOAT, i);
-        }
-        return total;
+    public long plainRead() throws Exception {
+        long first = nextCopy() * Float.BYTES;
+        return reader.read(a, first, first + (long) Float.BYTES * rows * cols);
     }
 }

@@ -7,19 +7,9 @@ import dev.panamax.kernels.QuantizedProduct;
 import dev.panamax.kernels.WeightFormat;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import jdk.incubator.vector.LongVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -55,8 +45,6 @@ public class QuantBench {
     /** The bytes of all copies of W together: well past any L3 cache. */
     private static final long ROTATION_BYTES = 512L << 20;
 
-    private static final VectorSpecies<Long> LONGS = LongVector.SPECIES_PREFERRED;
-
     @Param({"Q8_0", "Q4_0", "F16", "BF16"})
     public String format;
 
@@ -71,7 +59,7 @@ public class QuantBench {
     private int next;
     private float[] x;
     private float[] y;
-    private ExecutorService readers;
+    private PlainRead reader;
 
     /**
      * The weight bytes of one product.
@@ -117,12 +105,12 @@ public class QuantBench {
         x = Workload.random(2, columns);
         y = new float[rows];
         Parallelism.setThreads(threads);
-        readers = Executors.newFixedThreadPool(Math.max(1, threads - 1));
+        reader = new PlainRead(threads);
     }
 
     @TearDown(Level.Trial)
     public void tearDown() {
-        readers.shutdown();
+        reader.close();
         arena.close();
     }
 
@@ -140,44 +128,15 @@ public class QuantBench {
     }
 
     /**
-     * The same bytes read with vector loads and summed (so that nothing is optimised away), split into equal parts
-     * over {@code threads} threads (the caller and a pool's workers).
+     * The same bytes read with vector loads, split into equal parts over {@code threads} threads ({@link PlainRead}).
      *
      * @return the sum
-     * @throws Exception if a reader fails
+     * @throws ExecutionException if a reader fails
+     * @throws InterruptedException if the caller is interrupted while it waits for a reader
      */
     @Benchmark
     public long plainRead() throws ExecutionException, InterruptedException {
         MemorySegment data = nextCopy().data();
-        long part = data.byteSize() / threads / 64 * 64;
-        List<Future<Long>> others = new ArrayList<>(threads - 1);
-        for (int i = 1; i < threads; i++) {
-            long from = i * part;
-            long to = i == threads - 1 ? data.byteSize() : from + part;
-            others.add(readers.submit(() -> read(data, from, to)));
-        }
-        long sum = read(data, 0, threads == 1 ? data.byteSize() : part);
-        for (Future<Long> other : others) {
-            sum += other.get();
-        }
-        return sum;
-    }
-
-    /** The sum of the longs in bytes {@code [from, to)}, four vectors at a time; the bytes past whole vectors one by one. */
-    private static long read(MemorySegment data, long from, long to) {
-        int step = LONGS.vectorByteSize();
-        long end = from + (to - from) / (4L * step) * 4 * step;
-        LongVector s0 = LongVector.zero(LONGS), s1 = s0, s2 = s0, s3 = s0;
-        for (long at = from; at < end; at += 4L * step) {
-            s0 = s0.add(LongVector.fromMemorySegment(LONGS, data, at, ByteOrder.LITTLE_ENDIAN));
-            s1 = s1.add(LongVector.fromMemorySegment(LONGS, data, at + step, ByteOrder.LITTLE_ENDIAN));
-            s2 = s2.add(LongVector.fromMemorySegment(LONGS, data, at + 2L * step, ByteOrder.LITTLE_ENDIAN));
-            s3 = s3.add(LongVector.fromMemorySegment(LONGS, data, at + 3L * step, ByteOrder.LITTLE_ENDIAN));
-        }
-        long sum = s0.add(s1).add(s2.add(s3)).reduceLanes(VectorOperators.ADD);
-        for (long at = end; at < to; at++) {
-            sum += data.get(ValueLayout.JAVA_BYTE, at);
-        }
-        return sum;
+        return reader.read(data, 0, data.byteSize());
     }
 }

@@ -1,5 +1,6 @@
 package dev.panamax.model.backend;
 
+import dev.panamax.kernels.QuantizedMatrix;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
 
@@ -98,6 +99,17 @@ public interface Backend extends AutoCloseable {
      * @throws IllegalArgumentException if the segment does not hold exactly {@code rows·cols} floats
      */
     Tensor weights(MemorySegment floats, int rows, int cols);
+
+    /**
+     * Makes a weight matrix in one of GGML's block formats (F16, BF16, Q8_0, Q4_0, …) available to the backend, used
+     * in place: the tensor works as the weights of {@link #matmul} with {@link Layout#OUT_IN} and no bias, and as the
+     * table of {@link #embedding}, and has row views but no column views.
+     *
+     * @param matrix the matrix; its memory must stay valid while the tensor is used
+     * @return the tensor, read-only by contract
+     * @throws UnsupportedOperationException if this backend cannot compute with the matrix's format, naming it
+     */
+    Tensor weights(QuantizedMatrix matrix);
 
     /**
      * Builds rotary position embedding tables with llama2.c's convention: adjacent pairs {@code (x[2k], x[2k+1])}

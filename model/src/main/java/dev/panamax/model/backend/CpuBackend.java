@@ -10,6 +10,9 @@ import dev.panamax.kernels.Elementwise;
 import dev.panamax.kernels.Embedding;
 import dev.panamax.kernels.Gemm;
 import dev.panamax.kernels.LayerNorm;
+import dev.panamax.kernels.Quantization;
+import dev.panamax.kernels.QuantizedMatrix;
+import dev.panamax.kernels.QuantizedProduct;
 import dev.panamax.kernels.RmsNorm;
 import dev.panamax.kernels.Rope;
 import dev.panamax.kernels.Softmax;
@@ -71,6 +74,36 @@ public final class CpuBackend implements Backend {
 
         long size() {
             return (long) rows * cols;
+        }
+    }
+
+    /** A matrix in a block format, used in place; rows views move its byte offset. */
+    private record CpuQuantized(QuantizedMatrix matrix) implements Tensor {
+        @Override
+        public int rows() {
+            return matrix.rows();
+        }
+
+        @Override
+        public int cols() {
+            return matrix.columns();
+        }
+
+        @Override
+        public Tensor rows(int from, int count) {
+            Objects.checkFromIndexSize(from, count, matrix.rows());
+            return new CpuQuantized(new QuantizedMatrix(
+                    matrix.format(),
+                    matrix.data(),
+                    matrix.byteOffset() + from * matrix.rowBytes(),
+                    count,
+                    matrix.columns()));
+        }
+
+        @Override
+        public Tensor columns(int from, int count) {
+            throw new UnsupportedOperationException(
+                    "a " + matrix.format() + " matrix has no column views (its rows are blocks)");
         }
     }
 
@@ -143,6 +176,11 @@ public final class CpuBackend implements Backend {
         return new CpuTensor(floats, 0, rows, cols, cols);
     }
 
+    @Override
+    public Tensor weights(QuantizedMatrix matrix) {
+        return new CpuQuantized(Objects.requireNonNull(matrix, "matrix"));
+    }
+
     /** The largest {@code float[]} a JVM reliably allocates (a few header words below {@code Integer.MAX_VALUE}). */
     private static final long MAX_ARRAY_FLOATS = Integer.MAX_VALUE - 8;
 
@@ -157,6 +195,10 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void matmul(Tensor x, Tensor w, Layout layout, Tensor bias, Tensor y) {
+        if (w instanceof CpuQuantized(QuantizedMatrix q)) {
+            quantizedMatmul(cpu("x", x), q, layout, bias, cpu("y", y));
+            return;
+        }
         CpuTensor a = cpu("x", x);
         CpuTensor b = cpu("w", w);
         CpuTensor c = cpu("y", y);
@@ -195,6 +237,18 @@ public final class CpuBackend implements Backend {
                 c.data,
                 c.offset,
                 c.ld);
+    }
+
+    private static void quantizedMatmul(CpuTensor x, QuantizedMatrix w, Layout layout, Tensor bias, CpuTensor y) {
+        if (layout != Layout.OUT_IN || bias != null) {
+            throw new IllegalArgumentException(
+                    "a " + w.format() + " weight matrix is [out, in] without a bias: layout (" + layout
+                            + ") must be OUT_IN and bias null");
+        }
+        TensorChecks.same("x.cols", x.cols, "w.cols", w.columns());
+        TensorChecks.same("y.cols", y.cols, "w.rows", w.rows());
+        TensorChecks.same("y.rows", y.rows, "x.rows", x.rows);
+        QuantizedProduct.multiply(w, x.rows, x.data, x.offset, x.ld, y.data, y.offset, y.ld);
     }
 
     @Override
@@ -587,6 +641,20 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void embedding(int[] tokens, int offset, Tensor table, Tensor out) {
+        if (table instanceof CpuQuantized(QuantizedMatrix q)) {
+            CpuTensor o = cpu("out", out);
+            TensorChecks.same("out.cols", o.cols, "table.cols", q.columns());
+            Objects.checkFromIndexSize(offset, o.rows, tokens.length);
+            for (int i = 0; i < o.rows; i++) {
+                int token = tokens[offset + i];
+                if (token < 0 || token >= q.rows()) {
+                    throw new IllegalArgumentException("tokens[" + (offset + i) + "] (" + token
+                            + ") must be in [0, table.rows (" + q.rows() + "))");
+                }
+                Quantization.dequantizeRow(q, token, o.data, o.offset + (long) i * o.ld);
+            }
+            return;
+        }
         CpuTensor t = cpu("table", table);
         CpuTensor o = cpu("out", out);
         TensorChecks.same("out.cols", o.cols, "table.cols", t.cols);

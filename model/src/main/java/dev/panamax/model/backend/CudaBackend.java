@@ -11,6 +11,7 @@ import dev.panamax.cuda.Dim3;
 import dev.panamax.cuda.ElementType;
 import dev.panamax.cuda.Transpose;
 import dev.panamax.kernels.AdamW;
+import dev.panamax.kernels.QuantizedMatrix;
 import dev.panamax.kernels.Rope;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -397,6 +398,14 @@ public final class CudaBackend implements Backend {
         buffers.add(buffer);
         allocatedBytes += bytes;
         return buffer;
+    }
+
+    /** Refuses: cuBLAS takes float32 weights here, and GGML's block formats are a CPU feature for now. */
+    @Override
+    public Tensor weights(QuantizedMatrix matrix) {
+        throw new UnsupportedOperationException("the CUDA backend computes with float32 weights only, not "
+                + matrix.format() + "; run a GGUF file of " + matrix.format() + " weights on the CPU backend,"
+                + " or convert it with panamax quantize --type f32");
     }
 
     @Override

@@ -25,14 +25,15 @@ final class GenerateCommand {
     static final Option MODEL = Option.text(
                     "--model",
                     "FILE",
-                    "a llama2.c checkpoint (.bin), or GPT-2 as a directory with config.json and model.safetensors"
-                            + " (default: Panamax's built-in model)")
+                    "a llama2.c checkpoint (.bin), a GGUF file of a Llama-family model (F32, F16, BF16, Q8_0 or"
+                            + " Q4_0 weights; CPU backend unless F32), or GPT-2 as a directory with config.json and"
+                            + " model.safetensors (default: Panamax's built-in model)")
             .shortName("-m");
     static final Option TOKENIZER = Option.text(
             "--tokenizer",
             "FILE",
             "llama2.c's tokenizer.bin, a directory with GPT-2's encoder.json and vocab.bpe, or a chars.json"
-                    + " (default: the chars.json beside the model, if there is one)");
+                    + " (default: a GGUF model's own tokenizer, or the chars.json beside the model, if there is one)");
     static final Option PROMPT = Option.text(
                     "--prompt",
                     "TEXT",
@@ -76,7 +77,7 @@ final class GenerateCommand {
             "stream a continuation of a prompt from a model",
             "Streams a continuation of the prompt to standard output, then prints the prefill and decode speed in"
                     + " tokens/s and the time from the JVM's start to the first token on standard error. Without a"
-                    + " prompt, a llama2.c model starts from BOS (token 1),"
+                    + " prompt, a llama2.c model starts from BOS (token 1), a GGUF model from its tokenizer's BOS,"
                     + " GPT-2 from <|endoftext|>, and a character model (the built-in one, or one that panamax train"
                     + " wrote) from a line break. The prompt and the tokens generated must fit in the model's"
                     + " context.",
@@ -121,7 +122,7 @@ final class GenerateCommand {
             String tokenizerSource = line.has(TOKENIZER) ? line.typed(TOKENIZER) : "the vocabulary beside the model";
             ModelFiles.Codec codec = tokenizer.isPresent()
                     ? ModelFiles.tokenizer(tokenizer.get(), tokenizerSource, config, modelPath)
-                    : null;
+                    : model.codec().orElse(null);
             int[] prompt = prompt(line, codec, model);
             if (prompt.length > config.seqLen()) {
                 throw line.usage(tooLong(tokens(prompt.length), config));

@@ -2,12 +2,14 @@ package dev.panamax.model.cli;
 
 import dev.panamax.model.backend.Backend;
 import dev.panamax.model.generate.Transformer;
+import dev.panamax.model.io.GgufLlama;
 import dev.panamax.model.io.Gpt2Checkpoint;
 import dev.panamax.model.io.Llama2cCheckpoint;
 import dev.panamax.model.io.ModelFormatException;
 import dev.panamax.model.nn.ModelConfig;
 import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.tokenizer.CharVocabulary;
+import dev.panamax.model.tokenizer.GgufTokenizer;
 import dev.panamax.model.tokenizer.Gpt2Tokenizer;
 import dev.panamax.model.tokenizer.Llama2cTokenizer;
 import dev.panamax.model.train.Trainer;
@@ -25,7 +27,8 @@ import java.util.Optional;
 import java.util.function.BiFunction;
 
 /**
- * The files the CLI reads: a model is a llama2.c checkpoint ({@code .bin}), or GPT-2 as a directory with {@code
+ * The files the CLI reads: a model is a llama2.c checkpoint ({@code .bin}), a GGUF file of a Llama-family model
+ * (with the tokenizer its metadata holds), or GPT-2 as a directory with {@code
  * config.json} and {@code model.safetensors} (or a {@code .safetensors} file with {@code config.json} beside it). A
  * missing file is reported with the option that named it and what was expected there.
  */
@@ -42,12 +45,14 @@ final class ModelFiles {
      * @param transformer builds the model on a backend with a key/value cache of the given number of positions
      * @param bos the token that starts a text and ends a generation without a tokenizer (BOS for llama2.c, as run.c
      *     does), if any
+     * @param codec the tokenizer the model file carries (GGUF), if any
      * @param closer closes the checkpoint
      */
     record Model(
             ModelConfig config,
             BiFunction<Backend, Integer, Transformer> transformer,
             Optional<Integer> bos,
+            Optional<Codec> codec,
             Runnable closer)
             implements AutoCloseable {
         @Override
@@ -84,11 +89,14 @@ final class ModelFiles {
      * @param source what named the path, for messages: the option as typed, e.g. {@code -m}
      * @return the open model
      * @throws NoSuchFileException naming {@code source}, if the path or a file the model needs beside it is missing
-     * @throws ModelFormatException if a file is malformed, or is a GGUF file
+     * @throws ModelFormatException if a file is malformed
      * @throws IOException if a file cannot be read
      */
     static Model open(Path path, String source) throws IOException {
         Located located = locate(path, source);
+        if (located.gguf() != null) {
+            return gguf(located.gguf());
+        }
         if (located.llama2c() != null) {
             Llama2cCheckpoint checkpoint = Llama2cCheckpoint.open(located.llama2c());
             return new Model(
@@ -96,6 +104,7 @@ final class ModelFiles {
                     (backend, context) -> Transformer.llama(
                             backend, checkpoint.config(), checkpoint.weights(), Transformer.DEFAULT_MAX_BATCH, context),
                     Optional.of(Llama2cTokenizer.BOS),
+                    Optional.empty(),
                     checkpoint::close);
         }
         Gpt2Checkpoint checkpoint = Gpt2Checkpoint.open(located.config(), located.weights());
@@ -103,6 +112,7 @@ final class ModelFiles {
                 checkpoint.config(),
                 (backend, context) -> Transformer.gpt2(
                         backend, checkpoint.config(), checkpoint.weights(), Transformer.DEFAULT_MAX_BATCH, context),
+                Optional.empty(),
                 Optional.empty(),
                 checkpoint::close);
     }
@@ -132,11 +142,17 @@ final class ModelFiles {
      * @param source what named the path, for messages: the option as typed
      * @return the weights; close them when they have been copied
      * @throws NoSuchFileException naming {@code source}, if the path or a file the model needs is missing
-     * @throws ModelFormatException if a file is malformed, or is a GGUF file
+     * @throws ModelFormatException if a file is malformed, or is a GGUF file (quantized weights are not trained)
      * @throws IOException if a file cannot be read
      */
     static Pretrained pretrained(Path path, String source) throws IOException {
         Located located = locate(path, source);
+        if (located.gguf() != null) {
+            throw new ModelFormatException(
+                    located.gguf(),
+                    "a GGUF file: fine-tuning starts from float32 weights; give a llama2.c checkpoint (.bin), a GPT-2"
+                            + " directory or a directory panamax train wrote");
+        }
         if (located.llama2c() != null) {
             Llama2cCheckpoint checkpoint = Llama2cCheckpoint.open(located.llama2c());
             ModelConfig config = checkpoint.config();
@@ -154,8 +170,8 @@ final class ModelFiles {
                 checkpoint::close);
     }
 
-    /** Where a model's files are: a llama2.c file, or GPT-2's configuration and weights (the other null). */
-    private record Located(Path llama2c, Path config, Path weights) {}
+    /** Where a model's files are: a llama2.c file, a GGUF file, or GPT-2's configuration and weights (the others null). */
+    private record Located(Path llama2c, Path gguf, Path config, Path weights) {}
 
     private static Located locate(Path path, String source) throws IOException {
         if (Files.isDirectory(path)) {
@@ -183,8 +199,76 @@ final class ModelFiles {
             Path parent = path.toAbsolutePath().getParent();
             return gpt2(parent.resolve(Gpt2Checkpoint.CONFIG_FILE), path, source, path);
         }
-        rejectGguf(path);
-        return new Located(path, null, null);
+        if (isGguf(path)) {
+            return new Located(null, path, null, null);
+        }
+        return new Located(path, null, null, null);
+    }
+
+    /** A GGUF Llama model with the tokenizer its metadata holds, if it holds one. */
+    private static Model gguf(Path path) throws IOException {
+        GgufLlama model = GgufLlama.open(path);
+        try {
+            Optional<Codec> codec = Optional.empty();
+            if (model.gguf().metadata().containsKey("tokenizer.ggml.model")) {
+                GgufTokenizer tokenizer = GgufTokenizer.read(model.gguf());
+                if (tokenizer.vocabSize() != model.config().vocabSize()) {
+                    throw new ModelFormatException(
+                            path,
+                            "the tokenizer has " + tokenizer.vocabSize() + " tokens but token_embd.weight "
+                                    + model.config().vocabSize());
+                }
+                codec = Optional.of(gguf(tokenizer));
+            }
+            return new Model(
+                    model.config(),
+                    (backend, context) -> Transformer.llama(backend, model, Transformer.DEFAULT_MAX_BATCH, context),
+                    codec.flatMap(Codec::startToken),
+                    codec,
+                    model::close);
+        } catch (IOException | RuntimeException e) {
+            model.close();
+            throw e;
+        }
+    }
+
+    /** Whether a file starts with GGUF's magic (it would otherwise be misread as a llama2.c header). */
+    static boolean isGguf(Path file) throws IOException {
+        byte[] start;
+        try (InputStream in = Files.newInputStream(file)) {
+            start = in.readNBytes(GGUF_MAGIC.length);
+        }
+        return Arrays.equals(start, GGUF_MAGIC);
+    }
+
+    static Codec gguf(GgufTokenizer tokenizer) {
+        int longestPiece = tokenizer.longestPiece();
+        return new Codec() {
+            @Override
+            public int[] encode(String text) {
+                return tokenizer.encode(text, true, true);
+            }
+
+            @Override
+            public long fewestTokens(String text) {
+                return Math.ceilDiv(text.getBytes(StandardCharsets.UTF_8).length, longestPiece);
+            }
+
+            @Override
+            public byte[] decode(int previous, int token) {
+                return tokenizer.decode(previous, token);
+            }
+
+            @Override
+            public Optional<Integer> startToken() {
+                return tokenizer.bos();
+            }
+
+            @Override
+            public Optional<Integer> stopToken() {
+                return tokenizer.eos();
+            }
+        };
     }
 
     private static Located gpt2(Path config, Path weights, String source, Path given) throws IOException {
@@ -197,21 +281,7 @@ final class ModelFiles {
                 throw new ModelFormatException(file, "not a regular file");
             }
         }
-        return new Located(null, config, weights);
-    }
-
-    /** Refuses a GGUF file by its magic, which would otherwise be misread as a llama2.c header. */
-    private static void rejectGguf(Path file) throws IOException {
-        byte[] start;
-        try (InputStream in = Files.newInputStream(file)) {
-            start = in.readNBytes(GGUF_MAGIC.length);
-        }
-        if (Arrays.equals(start, GGUF_MAGIC)) {
-            throw new ModelFormatException(
-                    file,
-                    "a GGUF file (llama.cpp's format): GGUF is not supported yet; give a llama2.c checkpoint"
-                            + " (.bin) or a GPT-2 directory (config.json and model.safetensors)");
-        }
+        return new Located(null, null, config, weights);
     }
 
     /** A missing file, reported as {@code <option> <path>: <what is missing>}. */

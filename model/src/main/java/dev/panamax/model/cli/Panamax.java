@@ -4,6 +4,10 @@ import dev.panamax.kernels.Parallelism;
 import dev.panamax.model.backend.Backend;
 import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.backend.MatmulPrecision;
+import dev.panamax.model.io.GgmlType;
+import dev.panamax.model.io.GgufFile;
+import dev.panamax.model.io.GgufLlama;
+import dev.panamax.model.io.GgufValue;
 import dev.panamax.model.nn.ModelConfig;
 import dev.panamax.model.nn.ModelConfig.Architecture;
 import java.io.IOException;
@@ -14,11 +18,15 @@ import java.lang.module.InvalidModuleDescriptorException;
 import java.lang.module.ModuleDescriptor;
 import java.net.URI;
 import java.net.URL;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.EnumMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
+import java.util.stream.Collectors;
 
 /**
  * The {@code panamax} command line: {@code generate} text or token ids from a model, {@code train} one, print a
@@ -41,11 +49,19 @@ public final class Panamax {
             "info",
             List.of("FILE"),
             "print a model's configuration and parameter count",
-            "Prints the configuration and parameter count of a llama2.c checkpoint or a GPT-2 directory.",
+            "Prints the configuration and parameter count of a llama2.c checkpoint, a GGUF file (with its"
+                    + " tensors' types and its tokenizer) or a GPT-2 directory.",
             List.of());
 
     /** Every command, in the order the usage lists them. */
-    private static final List<Command> COMMANDS = List.of(GenerateCommand.COMMAND, TrainCommand.COMMAND, INFO, DEMO);
+    private static final List<Command> COMMANDS = List.of(
+            GenerateCommand.COMMAND,
+            PerplexityCommand.COMMAND,
+            TrainCommand.COMMAND,
+            QuantizeCommand.COMMAND,
+            TokenizeCommand.COMMAND,
+            INFO,
+            DEMO);
 
     private Panamax() {}
 
@@ -115,6 +131,15 @@ public final class Panamax {
         if (command == TrainCommand.COMMAND) {
             return TrainCommand.run(line, out, err);
         }
+        if (command == QuantizeCommand.COMMAND) {
+            return QuantizeCommand.run(line, out);
+        }
+        if (command == PerplexityCommand.COMMAND) {
+            return PerplexityCommand.run(line, out, err);
+        }
+        if (command == TokenizeCommand.COMMAND) {
+            return TokenizeCommand.run(line, out);
+        }
         if (command == INFO) {
             return info(line.operands().getFirst(), out);
         }
@@ -180,32 +205,61 @@ public final class Panamax {
     }
 
     private static int info(String file, PrintStream out) throws IOException {
-        try (ModelFiles.Model model = ModelFiles.open(Path.of(file), "info")) {
-            ModelConfig c = model.config();
-            boolean llama = c.architecture() == Architecture.LLAMA;
-            out.printf(Locale.ROOT, "file:           %s%n", file);
-            out.printf(Locale.ROOT, "architecture:   %s%n", llama ? "Llama" : "GPT-2");
-            out.printf(Locale.ROOT, "dim:            %d%n", c.dim());
-            out.printf(Locale.ROOT, "hidden dim:     %d%n", c.hiddenDim());
-            out.printf(Locale.ROOT, "layers:         %d%n", c.layers());
-            out.printf(
-                    Locale.ROOT,
-                    "heads:          %d (key/value heads %d, head size %d)%n",
-                    c.heads(),
-                    c.kvHeads(),
-                    c.headSize());
-            out.printf(Locale.ROOT, "vocabulary:     %d%n", c.vocabSize());
-            out.printf(Locale.ROOT, "context length: %d%n", c.seqLen());
-            out.printf(Locale.ROOT, "norm epsilon:   %s%n", c.normEpsilon());
-            if (llama) {
-                out.printf(Locale.ROOT, "rope theta:     %s%n", c.ropeTheta());
+        Path path = Path.of(file);
+        if (Files.isRegularFile(path) && ModelFiles.isGguf(path)) {
+            try (GgufFile gguf = GgufFile.open(path)) {
+                printConfig(file, GgufLlama.config(gguf), out);
+                Map<GgmlType, Integer> types = new EnumMap<>(GgmlType.class);
+                gguf.tensors().values().forEach(t -> types.merge(t.type(), 1, Integer::sum));
+                out.printf(
+                        Locale.ROOT,
+                        "format:         GGUF version %d, %d metadata keys, %d tensors (%s)%n",
+                        gguf.version(),
+                        gguf.metadata().size(),
+                        gguf.tensors().size(),
+                        types.entrySet().stream()
+                                .map(e -> e.getValue() + " " + e.getKey())
+                                .collect(Collectors.joining(", ")));
+                GgufValue tokenizer = gguf.metadata().get("tokenizer.ggml.model");
+                GgufValue tokens = gguf.metadata().get("tokenizer.ggml.tokens");
+                out.printf(
+                        Locale.ROOT,
+                        "tokenizer:      %s%n",
+                        tokenizer == null
+                                ? "none"
+                                : tokenizer.describe() + (tokens == null ? "" : ", " + tokens.length() + " tokens"));
+                return 0;
             }
-            out.printf(
-                    Locale.ROOT,
-                    "classifier:     %s%n",
-                    c.sharedClassifier() ? "shared with the token embedding" : "a matrix of its own");
-            out.printf(Locale.ROOT, "parameters:     %,d (%.2f M)%n", c.parameterCount(), c.parameterCount() / 1e6);
+        }
+        try (ModelFiles.Model model = ModelFiles.open(path, "info")) {
+            printConfig(file, model.config(), out);
             return 0;
         }
+    }
+
+    private static void printConfig(String file, ModelConfig c, PrintStream out) {
+        boolean llama = c.architecture() == Architecture.LLAMA;
+        out.printf(Locale.ROOT, "file:           %s%n", file);
+        out.printf(Locale.ROOT, "architecture:   %s%n", llama ? "Llama" : "GPT-2");
+        out.printf(Locale.ROOT, "dim:            %d%n", c.dim());
+        out.printf(Locale.ROOT, "hidden dim:     %d%n", c.hiddenDim());
+        out.printf(Locale.ROOT, "layers:         %d%n", c.layers());
+        out.printf(
+                Locale.ROOT,
+                "heads:          %d (key/value heads %d, head size %d)%n",
+                c.heads(),
+                c.kvHeads(),
+                c.headSize());
+        out.printf(Locale.ROOT, "vocabulary:     %d%n", c.vocabSize());
+        out.printf(Locale.ROOT, "context length: %d%n", c.seqLen());
+        out.printf(Locale.ROOT, "norm epsilon:   %s%n", c.normEpsilon());
+        if (llama) {
+            out.printf(Locale.ROOT, "rope theta:     %s%n", c.ropeTheta());
+        }
+        out.printf(
+                Locale.ROOT,
+                "classifier:     %s%n",
+                c.sharedClassifier() ? "shared with the token embedding" : "a matrix of its own");
+        out.printf(Locale.ROOT, "parameters:     %,d (%.2f M)%n", c.parameterCount(), c.parameterCount() / 1e6);
     }
 }

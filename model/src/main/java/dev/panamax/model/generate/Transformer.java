@@ -1,8 +1,13 @@
 package dev.panamax.model.generate;
 
+import dev.panamax.kernels.QuantizedMatrix;
+import dev.panamax.kernels.WeightFormat;
 import dev.panamax.model.backend.Backend;
+import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.backend.MemorySize;
 import dev.panamax.model.backend.Tensor;
+import dev.panamax.model.io.GgmlType;
+import dev.panamax.model.io.GgufLlama;
 import dev.panamax.model.nn.Gpt2Weights;
 import dev.panamax.model.nn.LlamaWeights;
 import dev.panamax.model.nn.ModelConfig;
@@ -41,6 +46,9 @@ public final class Transformer {
     private final Tensor x;
     private final Network.Activations scratch;
     private final Tensor logits;
+    /** The logits of every row of a batch, for {@link #forwardEach}; allocated on its first call. */
+    private Tensor batchLogits;
+
     private int position;
 
     /**
@@ -170,13 +178,54 @@ public final class Transformer {
             Backend backend, ModelConfig config, LlamaWeights<MemorySegment> weights, int maxBatch, int contextLength) {
         Network.requireFamily(config, Architecture.LLAMA, weights.layers().size());
         requireFits(backend, config, maxBatch, contextLength);
-        LlamaWeights<Tensor> tensors = weights.map(config.sharedClassifier(), onBackend(backend, config));
+        return llamaOnBackend(
+                backend,
+                config,
+                weights.map(config.sharedClassifier(), onBackend(backend, config)),
+                maxBatch,
+                contextLength);
+    }
+
+    private static Transformer llamaOnBackend(
+            Backend backend, ModelConfig config, LlamaWeights<Tensor> tensors, int maxBatch, int contextLength) {
         return new Transformer(
                 backend,
                 config,
                 maxBatch,
                 contextLength,
                 positions -> Network.llama(backend, config, tensors, positions));
+    }
+
+    /**
+     * A Llama-family model from a GGUF file, whose cache holds {@code contextLength} positions: float32 matrices go to
+     * the backend as floats, the others (F16, BF16, Q8_0, Q4_0) in their block format, used in place.
+     *
+     * @param backend where the model runs; its products must take the file's formats ({@link CpuBackend} takes all)
+     * @param model the open file
+     * @param maxBatch most tokens per batch; {@link #DEFAULT_MAX_BATCH} is a fair choice
+     * @param contextLength the positions the cache holds, in {@code [1, config.seqLen]}
+     * @return the model, at position 0
+     * @throws IllegalArgumentException if {@code contextLength} is out of range
+     * @throws UnsupportedOperationException if the backend cannot compute with a weight's format
+     * @throws dev.panamax.model.backend.InsufficientMemoryException if the cache and activations do not fit
+     */
+    public static Transformer llama(Backend backend, GgufLlama model, int maxBatch, int contextLength) {
+        ModelConfig config = model.config();
+        requireFits(backend, config, maxBatch, contextLength);
+        return llamaOnBackend(
+                backend,
+                config,
+                model.weights().map(config.sharedClassifier(), (name, w) -> onBackend(backend, w)),
+                maxBatch,
+                contextLength);
+    }
+
+    private static Tensor onBackend(Backend backend, GgufLlama.Weight w) {
+        if (w.type() == GgmlType.F32) {
+            return backend.weights(w.data(), w.rows(), w.columns());
+        }
+        return backend.weights(
+                new QuantizedMatrix(WeightFormat.valueOf(w.type().name()), w.data(), 0, w.rows(), w.columns()));
     }
 
     /**
@@ -287,6 +336,60 @@ public final class Transformer {
      *     contextLength()}
      */
     public Tensor forward(int[] tokens, int offset, int count) {
+        check(tokens, offset, count);
+        for (int done = 0; done < count; ) {
+            int n = Math.min(maxBatch, count - done);
+            batch(tokens, offset + done, n);
+            done += n;
+        }
+        // The last batch holds the last token in row (count - 1) % maxBatch.
+        int last = (count - 1) % maxBatch;
+        network.head(x.rows(last, 1), scratch.norm1().rows(0, 1), null, null, logits);
+        return logits;
+    }
+
+    /**
+     * Runs one batch of tokens at the current position, as {@link #forward} does, and returns the logits after every
+     * one of them, as teacher forcing (a perplexity) needs them: row {@code i} predicts the token after {@code
+     * tokens[offset + i]}.
+     *
+     * @param tokens token ids, each in {@code [0, vocabSize)}
+     * @param offset index of the first token to run
+     * @param count how many tokens, in {@code [1, maxBatch()]}
+     * @return {@code [count, vocabSize]} logits, owned by the model and overwritten by the next call
+     * @throws IllegalArgumentException if the range is not inside {@code tokens}, is longer than {@code maxBatch()},
+     *     or a token id is out of range
+     * @throws IllegalStateException if the tokens do not fit in the cache
+     * @throws dev.panamax.model.backend.InsufficientMemoryException if the logits of a batch do not fit, on the first
+     *     call
+     */
+    public Tensor forwardEach(int[] tokens, int offset, int count) {
+        if (count > maxBatch) {
+            throw new IllegalArgumentException("count (" + count + ") must be at most maxBatch (" + maxBatch + ")");
+        }
+        check(tokens, offset, count);
+        if (batchLogits == null) {
+            backend.requireMemory(
+                    "the logits of a batch of " + maxBatch + " tokens",
+                    new MemorySize().add(maxBatch, config.vocabSize()).bytes());
+            batchLogits = backend.allocate(maxBatch, config.vocabSize());
+        }
+        batch(tokens, offset, count);
+        Tensor out = batchLogits.rows(0, count);
+        network.head(x.rows(0, count), scratch.norm1().rows(0, count), null, null, out);
+        return out;
+    }
+
+    /**
+     * Returns the most tokens one batch holds, the most {@link #forwardEach} takes.
+     *
+     * @return the batch size, at least 1
+     */
+    public int maxBatch() {
+        return maxBatch;
+    }
+
+    private void check(int[] tokens, int offset, int count) {
         if (count < 1 || offset < 0 || offset > tokens.length - count) {
             throw new IllegalArgumentException("offset (" + offset + ") and count (" + count
                     + ") must give a non-empty range inside tokens (length " + tokens.length + ")");
@@ -302,15 +405,6 @@ public final class Transformer {
                         "tokens[" + i + "] (" + tokens[i] + ") must be in [0, vocabSize (" + config.vocabSize() + "))");
             }
         }
-        for (int done = 0; done < count; ) {
-            int n = Math.min(maxBatch, count - done);
-            batch(tokens, offset + done, n);
-            done += n;
-        }
-        // The last batch holds the last token in row (count - 1) % maxBatch.
-        int last = (count - 1) % maxBatch;
-        network.head(x.rows(last, 1), scratch.norm1().rows(0, 1), null, null, logits);
-        return logits;
     }
 
     /** One batch of {@code n <= maxBatch} tokens through every block, leaving the last hidden states in x. */

@@ -2,7 +2,10 @@
  * Model files: llama2.c checkpoints ({@link dev.panamax.model.io.Llama2cCheckpoint}, read and written),
  * GPT-2 in Hugging Face's layout ({@link dev.panamax.model.io.Gpt2Checkpoint}: {@code config.json} and {@code
  * model.safetensors}), the safetensors format itself ({@link dev.panamax.model.io.SafeTensors}, read and written,
- * float32, float16 and bfloat16). A checkpoint gives its weights as the family's named record of segments ({@link
+ * float32, float16 and bfloat16), GGUF ({@link dev.panamax.model.io.GgufFile} reads any GGUF file of version 2 or 3,
+ * {@link dev.panamax.model.io.GgufWriter} writes one, {@link dev.panamax.model.io.GgufLlama} reads and writes the Llama
+ * architecture in it, its matrices in their GGML types), and llm.c's token files ({@link
+ * dev.panamax.model.io.TokenFile}). A checkpoint gives its weights as the family's named record of segments ({@link
  * dev.panamax.model.nn.LlamaWeights}, {@link dev.panamax.model.nn.Gpt2Weights} over {@code MemorySegment}), which the
  * network's package defines.
  *

@@ -230,14 +230,7 @@ public final class Gpt2Tokenizer {
         int count = 0;
         Matcher matcher = PRE_TOKENIZER.matcher(text);
         while (matcher.find()) {
-            int[] ids = cache.get(matcher.group());
-            if (ids == null) {
-                ids = bpe(matcher.group());
-                if (cache.size() >= CACHE_LIMIT) {
-                    cache.clear(); // a crude bound: the common pieces come back quickly
-                }
-                cache.put(matcher.group(), ids);
-            }
+            int[] ids = encodePiece(matcher.group(), false);
             pieces.add(ids);
             count += ids.length;
         }
@@ -248,6 +241,36 @@ public final class Gpt2Tokenizer {
             n += ids.length;
         }
         return result;
+    }
+
+    /**
+     * Encodes one piece that a pre-tokenizer split off, through the same cache as {@link #encode}.
+     *
+     * @param piece the piece
+     * @param wholeFirst whether a piece that is itself a token becomes that token without merging (Llama 3's
+     *     {@code ignore_merges})
+     * @return its token ids
+     */
+    int[] encodePiece(String piece, boolean wholeFirst) {
+        if (wholeFirst) {
+            StringBuilder symbols = new StringBuilder();
+            for (byte b : piece.getBytes(StandardCharsets.UTF_8)) {
+                symbols.append(BYTE_TO_CHAR[b & 0xFF]);
+            }
+            Integer id = encoder.get(symbols.toString());
+            if (id != null) {
+                return new int[] {id};
+            }
+        }
+        int[] ids = cache.get(piece);
+        if (ids == null) {
+            ids = bpe(piece);
+            if (cache.size() >= CACHE_LIMIT) {
+                cache.clear(); // a crude bound: the common pieces come back quickly
+            }
+            cache.put(piece, ids);
+        }
+        return ids;
     }
 
     /** Merges one pre-tokenized piece, lowest rank first, every occurrence of that pair at once as encoder.py does. */

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamax.model.io.ModelFormatException;
+import dev.panamax.model.testing.TokenizerFixtures;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -29,25 +30,7 @@ class Llama2cTokenizerTest {
 
     /** A vocabulary laid out as llama2.c's: specials, the 256 byte tokens, then pieces with scores. */
     static Llama2cTokenizer tokenizer(Object... pieceAndScore) {
-        List<byte[]> pieces = new ArrayList<>();
-        List<Float> scores = new ArrayList<>();
-        for (String special : new String[] {"<unk>", "\n<s>\n", "\n</s>\n"}) {
-            pieces.add(special.getBytes(StandardCharsets.UTF_8));
-            scores.add(0f);
-        }
-        for (int b = 0; b < 256; b++) {
-            pieces.add("<0x%02X>".formatted(b).getBytes(StandardCharsets.UTF_8));
-            scores.add(0f);
-        }
-        for (int i = 0; i < pieceAndScore.length; i += 2) {
-            pieces.add(((String) pieceAndScore[i]).getBytes(StandardCharsets.UTF_8));
-            scores.add(((Number) pieceAndScore[i + 1]).floatValue());
-        }
-        float[] s = new float[scores.size()];
-        for (int i = 0; i < s.length; i++) {
-            s[i] = scores.get(i);
-        }
-        return new Llama2cTokenizer(pieces, s);
+        return TokenizerFixtures.llama2c(pieceAndScore);
     }
 
     private static final Llama2cTokenizer TOKENIZER = tokenizer(

@@ -1,0 +1,505 @@
+package dev.panamax.model.tokenizer;
+
+import dev.panamax.model.io.BoundedFiles;
+import dev.panamax.model.io.GgufFile;
+import dev.panamax.model.io.GgufValue;
+import dev.panamax.model.io.ModelFormatException;
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.PriorityQueue;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * The tokenizer a GGUF file carries in its metadata ({@code tokenizer.ggml.*}), encoding as llama.cpp does:
+ *
+ * <ul>
+ *   <li>{@code llama}: a SentencePiece-style vocabulary of pieces with scores, spaces written as {@code ▁}: a space is
+ *       prepended to text that starts the input or follows a special token ({@code add_space_prefix}, on by
+ *       default), each character is a symbol, adjacent symbols whose concatenation is a piece merge best score first
+ *       (the leftmost among equals), and a symbol that is not a piece becomes its bytes' {@code <0xXX>} tokens.
+ *   <li>{@code gpt2}: byte-level BPE with the file's merges, after the pre-tokenizer {@code tokenizer.ggml.pre}
+ *       names ({@code default}, {@code gpt-2} and the same {@code phi-2} and {@code olmo}, {@code
+ *       llama-bpe} for Llama 3, {@code smollm}, {@code starcoder}, {@code refact}), each a list of regular
+ *       expressions applied in turn as llama.cpp lists them.
+ * </ul>
+ *
+ * Before either, the text is split at special tokens (control, user-defined and unknown tokens, longest first) when
+ * asked to parse them; BOS is prepended where the file says ({@code add_bos_token}; by default for {@code llama}).
+ */
+public final class GgufTokenizer {
+    private static final int NORMAL = 1;
+    private static final int UNKNOWN = 2;
+    private static final int CONTROL = 3;
+    private static final int USER_DEFINED = 4;
+    private static final int BYTE = 6;
+    private static final String SPACE = "▁";
+    private static final int MAX_VOCABULARY = 1 << 22;
+    private static final Pattern GPT2 =
+            pattern("'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)");
+    private static final Pattern LLAMA3 = pattern(
+            "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
+                    + "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+");
+    private static final Pattern DIGIT = pattern("\\p{N}");
+    private static final Pattern PUNCTUATION = pattern("[\\p{P}\\$\\+<=>\\^~\\|]+");
+    private static final Pattern NUMBERS = pattern("\\p{N}+");
+    private static final Pattern THREE_DIGITS = pattern("[0-9][0-9][0-9]");
+
+    private final boolean sentencePiece;
+    private final String[] tokens;
+    private final float[] scores;
+    private final int[] types;
+    private final Map<String, Integer> ids = new HashMap<>();
+    private final int[] byteTokens = new int[256];
+    private final List<Integer> specials;
+    private final Optional<Integer> bos;
+    private final Optional<Integer> eos;
+    private final int unknown;
+    private final boolean addBos;
+    private final boolean addSpacePrefix;
+    private final Gpt2Tokenizer bpe;
+    private final List<Pattern> preTokenizer;
+    private final boolean ignoreMerges;
+
+    private GgufTokenizer(GgufFile gguf) throws ModelFormatException {
+        String model = gguf.string("tokenizer.ggml.model");
+        sentencePiece = model.equals("llama");
+        if (!sentencePiece && !model.equals("gpt2")) {
+            throw new ModelFormatException(
+                    gguf.file(),
+                    "tokenizer.ggml.model \"" + model + "\" is not supported; only \"llama\" and \"gpt2\" are");
+        }
+        tokens = (String[]) gguf.array("tokenizer.ggml.tokens", GgufValue.Type.STRING);
+        int n = tokens.length;
+        if (n < 1 || n > MAX_VOCABULARY) {
+            throw new ModelFormatException(
+                    gguf.file(), "tokenizer.ggml.tokens has " + n + " tokens, not 1 to " + MAX_VOCABULARY);
+        }
+        scores = gguf.metadata().containsKey("tokenizer.ggml.scores")
+                ? (float[]) gguf.array("tokenizer.ggml.scores", GgufValue.Type.FLOAT32)
+                : new float[n];
+        types = new int[n];
+        Arrays.fill(types, NORMAL);
+        if (gguf.metadata().containsKey("tokenizer.ggml.token_type")) {
+            long[] t = (long[]) gguf.array("tokenizer.ggml.token_type", GgufValue.Type.INT32);
+            sameLength(gguf, "tokenizer.ggml.token_type", t.length, n);
+            for (int i = 0; i < n; i++) {
+                types[i] = (int) t[i];
+            }
+        }
+        sameLength(gguf, "tokenizer.ggml.scores", scores.length, n);
+        for (int id = 0; id < n; id++) {
+            if (types[id] == BYTE && !tokens[id].matches("<0x[0-9A-Fa-f]{2}>")) {
+                throw new ModelFormatException(
+                        gguf.file(),
+                        "token " + id + " \"" + ModelFormatException.excerpt(tokens[id])
+                                + "\" has the byte type but is not <0xXX>");
+            }
+        }
+        for (int id = 0; id < n; id++) {
+            ids.put(tokens[id], id); // llama.cpp's map: a repeated piece resolves to its last id
+        }
+        bos = tokenId(gguf, "tokenizer.ggml.bos_token_id", n);
+        eos = tokenId(gguf, "tokenizer.ggml.eos_token_id", n);
+        unknown = tokenId(gguf, "tokenizer.ggml.unknown_token_id", n).orElse(-1);
+        addBos = flag(gguf, "tokenizer.ggml.add_bos_token", sentencePiece) && bos.isPresent();
+        addSpacePrefix = flag(gguf, "tokenizer.ggml.add_space_prefix", sentencePiece);
+        List<Integer> special = new ArrayList<>();
+        for (int id = 0; id < n; id++) {
+            if ((types[id] == CONTROL || types[id] == USER_DEFINED || types[id] == UNKNOWN) && !tokens[id].isEmpty()) {
+                special.add(id);
+            }
+        }
+        special.sort(Comparator.comparingInt((Integer id) -> tokens[id].getBytes(StandardCharsets.UTF_8).length)
+                .reversed());
+        specials = List.copyOf(special);
+        if (sentencePiece) {
+            for (int b = 0; b < 256; b++) {
+                byteTokens[b] = ids.getOrDefault("<0x%02X>".formatted(b), unknown);
+            }
+            bpe = null;
+            preTokenizer = List.of();
+            ignoreMerges = false;
+        } else {
+            String[] merges = (String[]) gguf.array("tokenizer.ggml.merges", GgufValue.Type.STRING);
+            List<String[]> pairs = new ArrayList<>(merges.length);
+            for (int i = 0; i < merges.length; i++) {
+                int space = merges[i].indexOf(' ', 1);
+                if (space < 0) {
+                    throw new ModelFormatException(
+                            gguf.file(),
+                            "tokenizer.ggml.merges[" + i + "] \"" + ModelFormatException.excerpt(merges[i])
+                                    + "\" is not two symbols separated by a space");
+                }
+                pairs.add(new String[] {merges[i].substring(0, space), merges[i].substring(space + 1)});
+            }
+            Map<String, Integer> encoder = new HashMap<>(ids);
+            try {
+                bpe = new Gpt2Tokenizer(encoder, pairs);
+            } catch (IllegalArgumentException e) {
+                throw new ModelFormatException(gguf.file(), "the gpt2 vocabulary: " + e.getMessage(), e);
+            }
+            String pre =
+                    gguf.metadata().containsKey("tokenizer.ggml.pre") ? gguf.string("tokenizer.ggml.pre") : "default";
+            preTokenizer = switch (pre) {
+                case "default" -> List.of(PUNCTUATION, GPT2, NUMBERS, THREE_DIGITS);
+                case "gpt-2", "phi-2", "olmo" -> List.of(GPT2);
+                case "llama-bpe", "llama3", "llama-v3" -> List.of(LLAMA3);
+                case "smollm", "starcoder", "refact" -> List.of(DIGIT, GPT2);
+                default ->
+                    throw new ModelFormatException(
+                            gguf.file(),
+                            "tokenizer.ggml.pre \"" + ModelFormatException.excerpt(pre) + "\" is not supported; only"
+                                    + " default, gpt-2, phi-2, olmo, llama-bpe (llama3), smollm, starcoder and"
+                                    + " refact are");
+            };
+            ignoreMerges = preTokenizer.contains(LLAMA3);
+        }
+    }
+
+    private static Pattern pattern(String regex) {
+        return Pattern.compile(regex, Pattern.UNICODE_CHARACTER_CLASS);
+    }
+
+    private static void sameLength(GgufFile gguf, String key, int length, int tokens) throws ModelFormatException {
+        if (length != tokens) {
+            throw new ModelFormatException(
+                    gguf.file(),
+                    key + " has " + length + " entries for " + tokens + " tokens in tokenizer.ggml.tokens");
+        }
+    }
+
+    private static Optional<Integer> tokenId(GgufFile gguf, String key, int n) throws ModelFormatException {
+        return gguf.metadata().containsKey(key) ? Optional.of((int) gguf.integer(key, 0, n - 1)) : Optional.empty();
+    }
+
+    private static boolean flag(GgufFile gguf, String key, boolean otherwise) throws ModelFormatException {
+        GgufValue value = gguf.metadata().get(key);
+        if (value == null) {
+            return otherwise;
+        }
+        if (!(value.value() instanceof Boolean b)) {
+            throw new ModelFormatException(
+                    gguf.file(), "metadata \"" + key + "\" is a " + value.type() + ", not a bool");
+        }
+        return b;
+    }
+
+    /**
+     * Reads the tokenizer from a GGUF file's metadata.
+     *
+     * @param gguf the open file
+     * @return the tokenizer
+     * @throws ModelFormatException if the tokenizer metadata is missing, of an unsupported kind, or inconsistent
+     */
+    public static GgufTokenizer read(GgufFile gguf) throws ModelFormatException {
+        return new GgufTokenizer(gguf);
+    }
+
+    /**
+     * The {@code tokenizer.ggml.*} metadata of a llama2.c vocabulary, as llama.cpp's llama2.c converter writes it: a
+     * {@code llama} vocabulary whose pieces have {@code ▁} for space, id 0 the unknown token {@code <unk>}, 1 and 2 the
+     * control tokens {@code <s>} and {@code </s>} (BOS and EOS), the {@code <0xXX>} pieces byte tokens.
+     *
+     * @param tokenizer the vocabulary
+     * @return the metadata, in the order to write it
+     * @throws IllegalArgumentException if a piece is not valid UTF-8
+     */
+    public static Map<String, GgufValue> metadata(Llama2cTokenizer tokenizer) {
+        int n = tokenizer.vocabSize();
+        String[] pieces = new String[n];
+        float[] scores = new float[n];
+        int[] types = new int[n];
+        for (int id = 0; id < n; id++) {
+            String piece;
+            try {
+                piece = BoundedFiles.decodeUtf8(tokenizer.piece(id), "llama2.c token " + id);
+            } catch (ModelFormatException e) {
+                throw new IllegalArgumentException(e.getMessage(), e);
+            }
+            types[id] = id == 0 ? UNKNOWN : id <= 2 ? CONTROL : piece.matches("<0x[0-9A-F]{2}>") ? BYTE : NORMAL;
+            pieces[id] = id == 0 ? "<unk>" : id == 1 ? "<s>" : id == 2 ? "</s>" : piece.replace(" ", SPACE);
+            scores[id] = tokenizer.score(id);
+        }
+        Map<String, GgufValue> m = new LinkedHashMap<>();
+        m.put("tokenizer.ggml.model", GgufValue.of("llama"));
+        m.put("tokenizer.ggml.tokens", GgufValue.of(pieces));
+        m.put("tokenizer.ggml.scores", GgufValue.of(scores));
+        m.put("tokenizer.ggml.token_type", GgufValue.of(types));
+        m.put("tokenizer.ggml.unknown_token_id", GgufValue.uint32(0));
+        m.put("tokenizer.ggml.bos_token_id", GgufValue.uint32(Llama2cTokenizer.BOS));
+        m.put("tokenizer.ggml.eos_token_id", GgufValue.uint32(Llama2cTokenizer.EOS));
+        return m;
+    }
+
+    /**
+     * Returns the number of tokens.
+     *
+     * @return the vocabulary size
+     */
+    public int vocabSize() {
+        return tokens.length;
+    }
+
+    /**
+     * Returns the beginning-of-sequence token, if the file names one.
+     *
+     * @return its id
+     */
+    public Optional<Integer> bos() {
+        return bos;
+    }
+
+    /**
+     * Returns the end-of-sequence token, if the file names one.
+     *
+     * @return its id
+     */
+    public Optional<Integer> eos() {
+        return eos;
+    }
+
+    /**
+     * Returns the most bytes one token stands for.
+     *
+     * @return the length of the longest piece in bytes, at least 1
+     */
+    public int longestPiece() {
+        int longest = 1;
+        for (String token : tokens) {
+            longest = Math.max(longest, token.getBytes(StandardCharsets.UTF_8).length);
+        }
+        return longest;
+    }
+
+    /**
+     * Encodes text as llama.cpp's {@code llama_tokenize} does.
+     *
+     * @param text the text
+     * @param addSpecial whether to prepend BOS where the file asks for it
+     * @param parseSpecial whether special tokens written in the text ({@code <s>}, {@code <|endoftext|>}, …) become
+     *     their ids; user-defined tokens always do
+     * @return the token ids
+     */
+    public int[] encode(String text, boolean addSpecial, boolean parseSpecial) {
+        List<Object> fragments = new ArrayList<>();
+        if (!text.isEmpty()) {
+            fragments.add(text);
+        }
+        for (int special : specials) {
+            if (!parseSpecial && types[special] != USER_DEFINED) {
+                continue;
+            }
+            String piece = tokens[special];
+            List<Object> split = new ArrayList<>();
+            for (Object fragment : fragments) {
+                if (!(fragment instanceof String raw)) {
+                    split.add(fragment);
+                    continue;
+                }
+                int from = 0;
+                for (int at = raw.indexOf(piece); at >= 0; at = raw.indexOf(piece, from)) {
+                    if (at > from) {
+                        split.add(raw.substring(from, at));
+                    }
+                    split.add(special);
+                    from = at + piece.length();
+                }
+                if (from < raw.length()) {
+                    split.add(raw.substring(from));
+                }
+            }
+            fragments = split;
+        }
+        IdList out = new IdList();
+        if (addSpecial && addBos) {
+            out.add(bos.get());
+        }
+        boolean previousSpecial = true;
+        for (Object fragment : fragments) {
+            if (fragment instanceof Integer id) {
+                out.add(id);
+                previousSpecial = true;
+            } else if (sentencePiece) {
+                String raw = (addSpacePrefix && previousSpecial ? " " : "") + fragment;
+                sentencePiece(raw.replace(" ", SPACE), out);
+                previousSpecial = false;
+            } else {
+                for (String piece : preTokenize((String) fragment)) {
+                    for (int id : bpe.encodePiece(piece, ignoreMerges)) {
+                        out.add(id);
+                    }
+                }
+            }
+        }
+        return out.toArray();
+    }
+
+    /** Splits text by each regex in turn, as llama.cpp's {@code unicode_regex_split}: matches and the gaps between. */
+    private List<String> preTokenize(String text) {
+        List<String> pieces = List.of(text);
+        for (Pattern pattern : preTokenizer) {
+            List<String> split = new ArrayList<>();
+            for (String piece : pieces) {
+                Matcher m = pattern.matcher(piece);
+                int from = 0;
+                while (m.find()) {
+                    if (m.start() > from) {
+                        split.add(piece.substring(from, m.start()));
+                    }
+                    if (m.end() > m.start()) {
+                        split.add(m.group());
+                    }
+                    from = m.end();
+                }
+                if (from < piece.length()) {
+                    split.add(piece.substring(from));
+                }
+            }
+            pieces = split;
+        }
+        return pieces;
+    }
+
+    /** One bigram that may merge, valid while both symbols keep the lengths they had when it was queued. */
+    private record Bigram(float score, int left, int right, int bytes) {}
+
+    private static final Comparator<Bigram> BEST_FIRST =
+            (a, b) -> a.score != b.score ? Float.compare(b.score, a.score) : Integer.compare(a.left, b.left);
+
+    /** llama.cpp's SentencePiece session: characters, best-scoring merges, then pieces or byte tokens. */
+    private void sentencePiece(String text, IdList out) {
+        byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
+        int n = 0;
+        int[] start = new int[bytes.length];
+        int[] length = new int[bytes.length];
+        for (int at = 0; at < bytes.length; n++) {
+            int lead = (bytes[at] & 0xFF) >>> 4;
+            int len = Math.min(bytes.length - at, lead < 12 ? 1 : lead < 14 ? 2 : lead == 14 ? 3 : 4);
+            start[n] = at;
+            length[n] = len;
+            at += len;
+        }
+        int[] previous = new int[n];
+        int[] next = new int[n];
+        for (int i = 0; i < n; i++) {
+            previous[i] = i - 1;
+            next[i] = i + 1;
+        }
+        PriorityQueue<Bigram> queue = new PriorityQueue<>(BEST_FIRST);
+        for (int i = 1; i < n; i++) {
+            offer(bytes, start, length, i - 1, i, queue);
+        }
+        while (!queue.isEmpty()) {
+            Bigram b = queue.poll();
+            if (length[b.left] == 0 || length[b.right] == 0 || length[b.left] + length[b.right] != b.bytes) {
+                continue; // one side has merged since
+            }
+            length[b.left] += length[b.right];
+            length[b.right] = 0;
+            next[b.left] = next[b.right];
+            if (next[b.right] < n) {
+                previous[next[b.right]] = b.left;
+            }
+            if (previous[b.left] >= 0) {
+                offer(bytes, start, length, previous[b.left], b.left, queue);
+            }
+            if (next[b.left] < n) {
+                offer(bytes, start, length, b.left, next[b.left], queue);
+            }
+        }
+        for (int i = 0; i < n && n > 0; i = next[i]) {
+            Integer id = ids.get(new String(bytes, start[i], length[i], StandardCharsets.UTF_8));
+            if (id != null) {
+                out.add(id);
+            } else {
+                for (int j = start[i]; j < start[i] + length[i]; j++) {
+                    int b = byteTokens[bytes[j] & 0xFF];
+                    if (b < 0) {
+                        throw new IllegalArgumentException(
+                                "the text has the byte 0x%02X, which the vocabulary has no".formatted(bytes[j] & 0xFF)
+                                        + " token for (no <0xXX> token and no unknown token)");
+                    }
+                    out.add(b);
+                }
+            }
+        }
+    }
+
+    private void offer(byte[] bytes, int[] start, int[] length, int left, int right, PriorityQueue<Bigram> queue) {
+        int size = length[left] + length[right];
+        Integer id = ids.get(new String(bytes, start[left], size, StandardCharsets.UTF_8));
+        if (id != null) {
+            queue.add(new Bigram(scores[id], left, right, size));
+        }
+    }
+
+    /**
+     * Returns the bytes a token stands for when it follows another: a {@code llama} piece with {@code ▁} as space (a
+     * leading space dropped right after BOS, as llama2.c prints), a byte token as its byte, a gpt2 token through the
+     * byte alphabet; control tokens stand for nothing.
+     *
+     * @param previous the token before, or -1
+     * @param token the token
+     * @return its bytes, possibly part of a UTF-8 character
+     * @throws IllegalArgumentException if the token is out of range
+     */
+    public byte[] decode(int previous, int token) {
+        if (token < 0 || token >= tokens.length) {
+            throw new IllegalArgumentException("token id " + token + " is outside [0, " + tokens.length + ")");
+        }
+        if (types[token] == CONTROL) {
+            return new byte[0];
+        }
+        if (!sentencePiece) {
+            return bpe.decodeBytes(token);
+        }
+        if (types[token] == BYTE) {
+            return new byte[] {(byte) Integer.parseInt(tokens[token].substring(3, 5), 16)};
+        }
+        String text = tokens[token].replace(SPACE, " ");
+        if (bos.isPresent() && previous == bos.get() && text.startsWith(" ")) {
+            text = text.substring(1);
+        }
+        return text.getBytes(StandardCharsets.UTF_8);
+    }
+
+    /**
+     * Decodes tokens to text (malformed UTF-8 becomes U+FFFD).
+     *
+     * @param ids the tokens
+     * @return the text
+     */
+    public String decode(int... ids) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        for (int i = 0; i < ids.length; i++) {
+            out.writeBytes(decode(i == 0 ? -1 : ids[i - 1], ids[i]));
+        }
+        return out.toString(StandardCharsets.UTF_8);
+    }
+
+    /** A growing list of ids. */
+    private static final class IdList {
+        private int[] ids = new int[16];
+        private int size;
+
+        void add(int id) {
+            if (size == ids.length) {
+                ids = Arrays.copyOf(ids, 2 * size);
+            }
+            ids[size++] = id;
+        }
+
+        int[] toArray() {
+            return Arrays.copyOf(ids, size);
+        }
+    }
+}

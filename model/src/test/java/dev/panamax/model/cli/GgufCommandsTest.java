@@ -1,0 +1,220 @@
+package dev.panamax.model.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.panamax.model.io.TokenFile;
+import dev.panamax.model.testing.SharedData;
+import dev.panamax.model.testing.TokenizerFixtures;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code panamax quantize}, {@code info}, {@code generate}, {@code perplexity} and {@code tokenize} on GGUF files. */
+class GgufCommandsTest {
+    private final CapturedCli cli = new CapturedCli(true);
+
+    @TempDir
+    Path dir;
+
+    private Path quantize(String type) throws IOException {
+        Path tokenizer = dir.resolve("tokenizer.bin");
+        TokenizerFixtures.llama2cVocabulary(512).write(tokenizer);
+        Path out = dir.resolve("stories260K-" + type + ".gguf");
+        String model = SharedData.require("stories260K.bin").toString();
+        assertEquals(
+                0,
+                cli.run(
+                        "quantize",
+                        "--model",
+                        model,
+                        "--out",
+                        out.toString(),
+                        "--type",
+                        type,
+                        "--tokenizer",
+                        tokenizer.toString()),
+                cli.err());
+        assertTrue(cli.out().startsWith("wrote " + out), cli.out());
+        return out;
+    }
+
+    @Test
+    void anF32FileGeneratesRunCsGreedyIds() throws IOException {
+        Path f32 = quantize("f32");
+        assertEquals(
+                0,
+                cli.run(CliFixtures.with(
+                        new String[] {"generate", "--model", f32.toString()},
+                        "--prompt-ids",
+                        "1",
+                        "--temperature",
+                        "0",
+                        "--max-tokens",
+                        "40",
+                        "--print-ids")),
+                cli.err());
+        assertEquals(CliFixtures.greedyIds(40), cli.out().strip());
+    }
+
+    @Test
+    void everyTypeGeneratesTextWithItsOwnTokenizer() throws IOException {
+        for (String type : new String[] {"f16", "bf16", "q8_0", "q4_0"}) {
+            Path file = quantize(type);
+            assertEquals(
+                    0,
+                    cli.run(
+                            "generate",
+                            "--model",
+                            file.toString(),
+                            "--prompt",
+                            "the hello",
+                            "--temperature",
+                            "0",
+                            "--max-tokens",
+                            "12",
+                            "--print-ids"),
+                    type + ": " + cli.err());
+            assertEquals(12, cli.out().strip().split(" ").length, type + ": " + cli.out());
+            assertEquals(
+                    0, cli.run("generate", "--model", file.toString(), "--prompt", "the hello", "-n", "5"), cli.err());
+            assertTrue(cli.err().contains("decode: 4 tokens"), cli.err());
+        }
+    }
+
+    @Test
+    void infoListsTheTensorTypesAndTheTokenizer() throws IOException {
+        Path q4 = quantize("q4_0");
+        assertEquals(0, cli.run("info", q4.toString()), cli.err());
+        String out = cli.out();
+        assertTrue(out.contains("dim:            64"), out);
+        assertTrue(out.contains("47 tensors (11 F32, 5 F16, 31 Q4_0)"), out);
+        assertTrue(out.contains("tokenizer:      \"llama\", 512 tokens"), out);
+    }
+
+    /** Writes ids as an llm.c token file. */
+    private Path tokenFile(int[] ids) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(1024 + 2 * ids.length).order(ByteOrder.LITTLE_ENDIAN);
+        b.putInt(TokenFile.MAGIC).putInt(1).putInt(ids.length).position(1024);
+        for (int id : ids) {
+            b.putShort((short) id);
+        }
+        Path file = dir.resolve("tokens.bin");
+        Files.write(file, b.array());
+        return file;
+    }
+
+    @Test
+    void perplexityOfTheModelsOwnGreedyTextPredictsItBack() throws IOException {
+        Path f32 = quantize("f32");
+        int[] greedy = Arrays.stream(CliFixtures.greedyIds(127).split(" "))
+                .mapToInt(Integer::parseInt)
+                .toArray();
+        int[] ids = new int[128];
+        ids[0] = 1;
+        System.arraycopy(greedy, 0, ids, 1, greedy.length);
+        Path data = tokenFile(ids);
+        assertEquals(
+                0,
+                cli.run(
+                        "perplexity",
+                        "--model",
+                        f32.toString(),
+                        "--data",
+                        data.toString(),
+                        "--context",
+                        "64",
+                        "--print-top1"),
+                cli.err());
+        String[] lines = cli.out().split("\n");
+        // Each window's second half predicts, greedily, the token that follows: its own greedy continuation.
+        for (int w = 0; w < 2; w++) {
+            int[] top1 = Arrays.stream(lines[w].strip().split(" "))
+                    .mapToInt(Integer::parseInt)
+                    .toArray();
+            assertEquals(31, top1.length);
+            if (w == 0) {
+                assertEquals(
+                        Arrays.toString(Arrays.copyOfRange(ids, 33, 64)), Arrays.toString(top1), "window 0's top-1");
+            }
+        }
+        assertTrue(
+                lines[2].startsWith("windows: 2 of 64 tokens (128 tokens in the data), 62 positions scored"), lines[2]);
+        assertTrue(lines[3].startsWith("mean NLL: "), lines[3]);
+        Path q8 = quantize("q8_0");
+        assertEquals(
+                0,
+                cli.run(
+                        "perplexity",
+                        "--model",
+                        q8.toString(),
+                        "--base",
+                        f32.toString(),
+                        "--data",
+                        data.toString(),
+                        "--context",
+                        "64"),
+                cli.err());
+        assertTrue(cli.out().contains("against the base: top-1 agreement "), cli.out());
+        assertEquals(
+                0,
+                cli.run(
+                        "perplexity",
+                        "--model",
+                        f32.toString(),
+                        "--base",
+                        f32.toString(),
+                        "--data",
+                        data.toString(),
+                        "--context",
+                        "64"),
+                cli.err());
+        assertTrue(cli.out().contains("top-1 agreement 100.00% (62 of 62), mean KL divergence 0.000000"), cli.out());
+    }
+
+    @Test
+    void tokenizePrintsTheFileTokenizersIds() throws IOException {
+        Path vocabulary = dir.resolve("spm.gguf");
+        TokenizerFixtures.writeLlama(vocabulary);
+        assertEquals(
+                0, cli.run("tokenize", "--model", vocabulary.toString(), "--prompt", "the hello world"), cli.err());
+        assertEquals("1 278 291 296", cli.out().strip());
+        assertEquals(0, cli.run("tokenize", "-m", vocabulary.toString(), "-p", "<s>the", "--no-bos"), cli.err());
+        assertEquals("1 278", cli.out().strip());
+    }
+
+    @Test
+    void badChoicesAreUsageErrors() throws IOException {
+        String model = SharedData.require("stories260K.bin").toString();
+        assertEquals(
+                2,
+                cli.run(
+                        "quantize",
+                        "--model",
+                        model,
+                        "--out",
+                        dir.resolve("x.gguf").toString(),
+                        "--type",
+                        "q5_0"));
+        assertTrue(cli.err().contains("--type (q5_0) must be one of f32, f16, bf16, q8_0 and q4_0"), cli.err());
+        Path f32 = quantize("f32");
+        assertEquals(
+                2,
+                cli.run(
+                        "quantize",
+                        "--model",
+                        f32.toString(),
+                        "--out",
+                        dir.resolve("y.gguf").toString()));
+        assertTrue(cli.err().contains("is already a GGUF file"), cli.err());
+        Path text = dir.resolve("short.txt");
+        Files.writeString(text, "the");
+        assertEquals(2, cli.run("perplexity", "--model", f32.toString(), "--data", text.toString()));
+        assertTrue(cli.err().contains("fewer than one window of 512"), cli.err());
+    }
+}

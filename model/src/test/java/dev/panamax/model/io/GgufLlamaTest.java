@@ -1,0 +1,125 @@
+package dev.panamax.model.io;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.panamax.model.nn.ModelConfig;
+import dev.panamax.model.nn.ModelConfig.Architecture;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** What {@link GgufLlama#open} refuses, each time naming the file, the key or tensor and what is wrong. */
+class GgufLlamaTest {
+    private static final ModelConfig CONFIG =
+            new ModelConfig(Architecture.LLAMA, 64, 96, 1, 4, 2, 40, 32, 1e-5f, 10000f, true);
+
+    @TempDir
+    Path dir;
+
+    /** A valid file's metadata and tensors (zeros), which each test edits before writing. */
+    private Path write(Consumer<Map<String, GgufValue>> metadata, Consumer<List<GgufWriter.TensorData>> tensors)
+            throws IOException {
+        Path reference = dir.resolve("reference.bin");
+        Llama2cCheckpoint.writeRandom(reference, CONFIG, 1);
+        Path valid = dir.resolve("valid.gguf");
+        try (Llama2cCheckpoint checkpoint = Llama2cCheckpoint.open(reference)) {
+            GgufLlama.write(valid, CONFIG, checkpoint.weights(), "test", Map.of(), GgmlType.Q8_0);
+        }
+        Map<String, GgufValue> m;
+        List<GgufWriter.TensorData> t = new ArrayList<>();
+        try (GgufFile gguf = GgufFile.open(valid)) {
+            m = new LinkedHashMap<>(gguf.metadata());
+            for (GgufFile.Tensor info : gguf.tensors().values()) {
+                t.add(new GgufWriter.TensorData(info.name(), info.type(), info.dimensions(), target -> {}));
+            }
+        }
+        metadata.accept(m);
+        tensors.accept(t);
+        Path file = dir.resolve("edited.gguf");
+        GgufWriter.write(file, m, t);
+        return file;
+    }
+
+    private void assertRejected(Path file, String fragment) {
+        ModelFormatException e = assertThrows(
+                ModelFormatException.class, () -> GgufLlama.open(file).close());
+        assertTrue(e.getMessage().startsWith(file.toString()), e.getMessage());
+        assertTrue(e.getMessage().contains(fragment), e.getMessage());
+    }
+
+    @Test
+    void aValidFileOpens() throws IOException {
+        try (GgufLlama model = GgufLlama.open(write(m -> {}, t -> {}))) {
+            assertEquals(CONFIG, model.config());
+        }
+    }
+
+    @Test
+    void refusesOtherArchitecturesAndWhatPanamaxDoesNotImplement() throws IOException {
+        assertRejected(
+                write(m -> m.put("general.architecture", GgufValue.of("qwen2")), t -> {}),
+                "general.architecture is \"qwen2\"; Panamax runs GGUF models of the \"llama\" architecture");
+        assertRejected(
+                write(m -> m.put("llama.rope.scaling.type", GgufValue.of("yarn")), t -> {}),
+                "RoPE scaling is not supported");
+        assertRejected(
+                write(m -> m.put("llama.rope.dimension_count", GgufValue.uint32(8)), t -> {}),
+                "\"llama.rope.dimension_count\" is 8, not in [16, 16]");
+        assertRejected(
+                write(m -> m.put("llama.attention.head_count_kv", GgufValue.uint32(3)), t -> {}),
+                "kvHeads 3 does not divide heads 4");
+        assertRejected(write(m -> m.remove("llama.block_count"), t -> {}), "\"llama.block_count\" is missing");
+        assertRejected(
+                write(m -> m.put("llama.embedding_length", GgufValue.of("64")), t -> {}),
+                "\"llama.embedding_length\" is a STRING, not an integer");
+    }
+
+    @Test
+    void refusesMissingMisshapenAndUncomputableTensors() throws IOException {
+        assertRejected(
+                write(m -> {}, t -> t.removeIf(x -> x.name().equals("blk.0.ffn_up.weight"))),
+                "tensor blk.0.ffn_up.weight is missing");
+        assertRejected(
+                write(
+                        m -> {},
+                        t -> t.replaceAll(x -> x.name().equals("blk.0.attn_k.weight")
+                                ? new GgufWriter.TensorData(x.name(), x.type(), new long[] {64, 64}, x.content())
+                                : x)),
+                "tensor blk.0.attn_k.weight has shape [64, 64], expected [64, 32]");
+        assertRejected(
+                write(
+                        m -> {},
+                        t -> t.replaceAll(x -> x.name().equals("blk.0.attn_q.weight")
+                                ? new GgufWriter.TensorData(x.name(), GgmlType.Q4_K, new long[] {256, 16}, x.content())
+                                : x)),
+                "has shape [256, 16], expected [64, 64]");
+        assertRejected(
+                write(
+                        m -> {},
+                        t -> t.replaceAll(x -> x.name().equals("blk.0.attn_q.weight")
+                                ? new GgufWriter.TensorData(x.name(), GgmlType.Q5_0, x.dimensions(), x.content())
+                                : x)),
+                "tensor blk.0.attn_q.weight is Q5_0; Panamax computes with F32, F16, BF16, Q8_0 and Q4_0 matrices");
+        assertRejected(
+                write(
+                        m -> {},
+                        t -> t.replaceAll(x -> x.name().equals("output_norm.weight")
+                                ? new GgufWriter.TensorData(x.name(), GgmlType.F16, x.dimensions(), x.content())
+                                : x)),
+                "tensor output_norm.weight is F16; Panamax computes with F32 norm weights");
+        assertRejected(
+                write(
+                        m -> {},
+                        t -> t.add(
+                                new GgufWriter.TensorData("rope_freqs.weight", GgmlType.F32, new long[] {8}, x -> {}))),
+                "rope_freqs.weight (Llama 3.1's RoPE frequency scaling) is not supported");
+    }
+}

@@ -1,0 +1,176 @@
+package dev.panamax.model.tokenizer;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.panamax.model.io.GgufFile;
+import dev.panamax.model.io.GgufValue;
+import dev.panamax.model.io.GgufWriter;
+import dev.panamax.model.io.ModelFormatException;
+import dev.panamax.model.testing.TokenizerFixtures;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The tokenizers of GGUF metadata against llama.cpp: the expected ids below are what llama.cpp's {@code
+ * llama-tokenize --ids} (commit 81ff7abe, BOS as the file asks, special tokens parsed) printed for the same texts
+ * on the fixtures {@link TokenizerFixtures} writes, byte for byte the files these tests read.
+ */
+class GgufTokenizerTest {
+    private static final String[] TEXTS = {
+        "the hello world",
+        " the  all",
+        "all 123 café!",
+        "héllo 中文 😀",
+        "<s>the</s>all",
+        "\n\tthe",
+        "lol",
+        "",
+        "hello<unk>world<|endoftext|>1234567",
+        "  12 1212\n\n wo",
+        "Hello World"
+    };
+
+    private static final int[][] LLAMA = {
+        {1, 278, 291, 296},
+        {1, 259, 278, 259, 281},
+        {1, 281, 259, 282, 268, 286, 275},
+        {1, 259, 261, 271, 279, 265, 259, 231, 187, 176, 233, 153, 138, 259, 243, 162, 155, 131},
+        {1, 1, 278, 2, 281},
+        {1, 259, 13, 12, 260, 276},
+        {1, 259, 287, 264},
+        {1},
+        {1, 291, 0, 296, 63, 127, 262, 113, 274, 265, 270, 260, 262, 123, 260, 127, 65, 282, 268, 55, 56, 57, 58},
+        {1, 259, 259, 259, 282, 259, 282, 282, 13, 13, 293},
+        {1, 259, 75, 262, 279, 265, 259, 90, 265, 294, 274}
+    };
+
+    private static final int[][] GPT2 = {
+        {116, 257, 270, 32, 119, 111, 114, 108, 100},
+        {258, 32, 261},
+        {97, 259, 32, 263, 32, 267, 33},
+        {104, 264, 259, 111, 32, 228, 184, 173, 230, 150, 135, 32, 240, 159, 152, 128},
+        {60, 115, 62, 116, 257, 60, 47, 115, 62, 97, 259},
+        {10, 9, 116, 257},
+        {108, 111, 108},
+        {},
+        {269, 60, 117, 110, 107, 62, 119, 111, 114, 108, 100, 271, 263, 52, 53, 54, 55},
+        {32, 32, 262, 32, 262, 262, 10, 10, 32, 119, 111},
+        {72, 101, 259, 111, 32, 87, 111, 114, 108, 100}
+    };
+
+    /** As GPT2 but for Llama 3's pre-tokenizer, which cuts numbers into runs of at most three digits. */
+    private static final int[][] LLAMA3 = {
+        GPT2[0],
+        GPT2[1],
+        GPT2[2],
+        GPT2[3],
+        GPT2[4],
+        GPT2[5],
+        GPT2[6],
+        GPT2[7],
+        GPT2[8],
+        {32, 32, 262, 32, 262, 49, 50, 10, 10, 32, 119, 111},
+        GPT2[10]
+    };
+
+    @TempDir
+    Path dir;
+
+    private GgufTokenizer read(Path file) throws IOException {
+        try (GgufFile gguf = GgufFile.open(file)) {
+            return GgufTokenizer.read(gguf);
+        }
+    }
+
+    private static void assertIds(GgufTokenizer tokenizer, int[][] expected) {
+        for (int i = 0; i < TEXTS.length; i++) {
+            assertArrayEquals(expected[i], tokenizer.encode(TEXTS[i], true, true), "\"" + TEXTS[i] + "\"");
+        }
+    }
+
+    @Test
+    void sentencePieceIdsAreLlamaCpps() throws IOException {
+        Path file = dir.resolve("spm.gguf");
+        TokenizerFixtures.writeLlama(file);
+        GgufTokenizer tokenizer = read(file);
+        assertIds(tokenizer, LLAMA);
+        assertEquals(1, tokenizer.bos().orElseThrow());
+        assertEquals(2, tokenizer.eos().orElseThrow());
+        assertArrayEquals(new int[] {278, 291}, tokenizer.encode("the hello", false, true), "without BOS");
+    }
+
+    @Test
+    void byteLevelBpeIdsAreLlamaCpps() throws IOException {
+        Path gpt2 = dir.resolve("gpt2.gguf");
+        Path llama3 = dir.resolve("llama3.gguf");
+        TokenizerFixtures.writeGpt2(gpt2, "gpt-2");
+        TokenizerFixtures.writeGpt2(llama3, "llama-bpe");
+        assertIds(read(gpt2), GPT2);
+        assertIds(read(llama3), LLAMA3);
+    }
+
+    @Test
+    void decodingGivesTheTextBack() throws IOException {
+        Path spm = dir.resolve("spm.gguf");
+        Path gpt2 = dir.resolve("gpt2.gguf");
+        TokenizerFixtures.writeLlama(spm);
+        TokenizerFixtures.writeGpt2(gpt2, "gpt-2");
+        GgufTokenizer llama = read(spm);
+        GgufTokenizer bpe = read(gpt2);
+        for (String text : List.of("the hello world", "all 123 café!", "héllo 中文 😀", "\n\tthe", "  12 1212\n\n wo")) {
+            assertEquals(text, llama.decode(llama.encode(text, true, false)), "llama: " + text);
+            assertEquals(text, bpe.decode(bpe.encode(text, true, false)), "gpt2: " + text);
+        }
+    }
+
+    @Test
+    void badTokenizerMetadataIsAModelFormatException() throws IOException {
+        Path file = dir.resolve("bad.gguf");
+        assertRejected(file, Map.of("tokenizer.ggml.model", GgufValue.of("bert")), "\"bert\" is not supported");
+        assertRejected(
+                file,
+                Map.of(
+                        "tokenizer.ggml.model",
+                        GgufValue.of("llama"),
+                        "tokenizer.ggml.tokens",
+                        GgufValue.of(new String[] {"a", "b"}),
+                        "tokenizer.ggml.scores",
+                        GgufValue.of(new float[] {0})),
+                "tokenizer.ggml.scores has 1 entries for 2 tokens");
+        assertRejected(
+                file,
+                Map.of(
+                        "tokenizer.ggml.model",
+                        GgufValue.of("llama"),
+                        "tokenizer.ggml.tokens",
+                        GgufValue.of(new String[] {"a", "b"}),
+                        "tokenizer.ggml.bos_token_id",
+                        GgufValue.uint32(2)),
+                "\"tokenizer.ggml.bos_token_id\" is 2, not in [0, 1]");
+        assertRejected(
+                file,
+                Map.of(
+                        "tokenizer.ggml.model",
+                        GgufValue.of("gpt2"),
+                        "tokenizer.ggml.pre",
+                        GgufValue.of("qwen2"),
+                        "tokenizer.ggml.tokens",
+                        GgufValue.of(new String[] {"a"}),
+                        "tokenizer.ggml.merges",
+                        GgufValue.of(new String[] {})),
+                "tokenizer.ggml.pre \"qwen2\" is not supported");
+    }
+
+    private void assertRejected(Path file, Map<String, GgufValue> metadata, String fragment) throws IOException {
+        GgufWriter.write(file, new java.util.LinkedHashMap<>(metadata), List.of());
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> read(file));
+        assertTrue(e.getMessage().contains(fragment), e.getMessage());
+    }
+}
