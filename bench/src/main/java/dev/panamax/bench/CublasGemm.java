@@ -95,7 +95,7 @@ public final class CublasGemm {
         if (type == ElementType.FLOAT) {
             cublas.sgemm(no, no, n, n, n, 1f, a, 0, n, b, 0, n, 0f, c, 0, n);
         } else {
-            cublas.gemmEx(no, no, n, n, n, 1f, a, 0, n, b, 0, n, 0f, c, 0, n);
+            cublas.gemmEx(Cublas.ComputeType.FP32, no, no, n, n, n, 1f, a, 0, n, b, 0, n, 0f, c, 0, n);
         }
     }
 

@@ -440,70 +440,12 @@ public final class Cublas implements AutoCloseable {
     }
 
     /**
-     * Mixed-precision {@code C = alpha·op(A)·op(B) + beta·C} ({@code cublasGemmEx}, {@code CUBLAS_COMPUTE_32F}): A
-     * and B of one type ({@link ElementType#HALF} or {@link ElementType#BFLOAT16}, or {@link ElementType#FLOAT}),
-     * products accumulated in FP32, C either {@link ElementType#FLOAT} or the type of A and B. Arguments as in {@link
-     * #sgemm(Transpose, Transpose, int, int, int, float, DeviceBuffer, long, int, DeviceBuffer, long, int, float,
+     * Mixed-precision {@code C = alpha·op(A)·op(B) + beta·C} ({@code cublasGemmEx}): with {@link ComputeType#FP32}
+     * ({@code CUBLAS_COMPUTE_32F}), A and B of one type ({@link ElementType#HALF} or {@link ElementType#BFLOAT16}, or
+     * {@link ElementType#FLOAT}), products accumulated in FP32, C either {@link ElementType#FLOAT} or the type of A and
+     * B; {@link ComputeType#FP32_FAST_TF32} takes FLOAT A and B and lets cuBLAS round them to TF32. Arguments as in
+     * {@link #sgemm(Transpose, Transpose, int, int, int, float, DeviceBuffer, long, int, DeviceBuffer, long, int, float,
      * DeviceBuffer, long, int)}.
-     *
-     * @param transA whether A is used transposed
-     * @param transB whether B is used transposed
-     * @param m rows of op(A) and C
-     * @param n columns of op(B) and C
-     * @param k columns of op(A), rows of op(B)
-     * @param alpha scale of the product
-     * @param a A, stored {@code m × k} (or {@code k × m} when transposed)
-     * @param aOffset index of A's first element in {@code a}
-     * @param lda leading dimension of A: at least its stored row length
-     * @param b B, stored {@code k × n} (or {@code n × k} when transposed)
-     * @param bOffset index of B's first element in {@code b}
-     * @param ldb leading dimension of B
-     * @param beta scale of C's old value; 0 means C is not read
-     * @param c C, {@code m × n}
-     * @param cOffset index of C's first element in {@code c}
-     * @param ldc leading dimension of C: at least {@code n}
-     */
-    public void gemmEx(
-            Transpose transA,
-            Transpose transB,
-            int m,
-            int n,
-            int k,
-            float alpha,
-            DeviceBuffer a,
-            long aOffset,
-            int lda,
-            DeviceBuffer b,
-            long bOffset,
-            int ldb,
-            float beta,
-            DeviceBuffer c,
-            long cOffset,
-            int ldc) {
-        gemmEx(
-                ComputeType.FP32,
-                transA,
-                transB,
-                m,
-                n,
-                k,
-                alpha,
-                a,
-                aOffset,
-                lda,
-                b,
-                bOffset,
-                ldb,
-                beta,
-                c,
-                cOffset,
-                ldc);
-    }
-
-    /**
-     * {@link #gemmEx(Transpose, Transpose, int, int, int, float, DeviceBuffer, long, int, DeviceBuffer, long, int, float,
-     * DeviceBuffer, long, int)} with an explicit compute type: {@link ComputeType#FP32_FAST_TF32} takes FLOAT A and B
-     * and lets cuBLAS round them to TF32.
      *
      * @param compute how the product is computed
      * @param transA whether A is used transposed

@@ -273,7 +273,24 @@ class EmulatedCublasTest {
                                 transA, transB, m, n, k, 0.5f, da, 0, lda, strideA, db, 0, ldb, strideB, 0.25f, dc, 0,
                                 ldc, strideC, batch);
                         assertArrayEquals(mixed, download(dc), what + ": gemmEx " + inputs + " → FLOAT");
-                        cublas.gemmEx(transA, transB, m, n, k, 0.5f, da, 0, lda, db, 0, ldb, 0.25f, dcSame, 0, ldc);
+                        cublas.gemmEx(
+                                Cublas.ComputeType.FP32,
+                                transA,
+                                transB,
+                                m,
+                                n,
+                                k,
+                                0.5f,
+                                da,
+                                0,
+                                lda,
+                                db,
+                                0,
+                                ldb,
+                                0.25f,
+                                dcSame,
+                                0,
+                                ldc);
                         // A C of the input type: the FP32 result from its rounded old value, rounded once; its
                         // padding keeps the old value.
                         float[] expectedSame = rounded(inputs, c.clone());

@@ -252,7 +252,24 @@ class GpuTest {
             if (batch == 1 && sgemm) {
                 cublas.sgemm(ta, tb, m, n, k, alpha, da, offset, lda, db, offset, ldb, beta, dc, offset, ldc);
             } else if (batch == 1) {
-                cublas.gemmEx(ta, tb, m, n, k, alpha, da, offset, lda, db, offset, ldb, beta, dc, offset, ldc);
+                cublas.gemmEx(
+                        Cublas.ComputeType.FP32,
+                        ta,
+                        tb,
+                        m,
+                        n,
+                        k,
+                        alpha,
+                        da,
+                        offset,
+                        lda,
+                        db,
+                        offset,
+                        ldb,
+                        beta,
+                        dc,
+                        offset,
+                        ldc);
             } else if (sgemm) {
                 cublas.sgemmStridedBatched(
                         ta, tb, m, n, k, alpha, da, offset, lda, strideA, db, offset, ldb, strideB, beta, dc, offset,

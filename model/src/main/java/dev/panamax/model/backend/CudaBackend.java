@@ -559,6 +559,7 @@ public final class CudaBackend implements Backend {
         DeviceBuffer a16 = toBfloat16(0, a, aRows, aCols);
         DeviceBuffer b16 = toBfloat16(1, b, bRows, bCols);
         cublas.gemmEx(
+                Cublas.ComputeType.FP32,
                 opA,
                 opB,
                 m,

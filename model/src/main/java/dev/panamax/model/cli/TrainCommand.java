@@ -166,6 +166,10 @@ final class TrainCommand {
                     "print the loss every N steps (given, as plain lines even on a terminal; 1: every step)")
             .defaultValue("10");
 
+    /** The optimizer's settings, which a run keeps from its first step to its last. */
+    private static final List<Option> OPTIMIZER =
+            List.of(LR, MIN_LR, WARMUP, WEIGHT_DECAY, BETA1, BETA2, EPS, GRAD_CLIP);
+
     static final Command COMMAND = new Command(
             "train",
             List.of(),
@@ -174,58 +178,30 @@ final class TrainCommand {
                     + " an llm.c token file, from random weights or from a pretrained model (--init), printing loss"
                     + " and accuracy per step and per epoch, and saves a checkpoint that panamax generate --model"
                     + " DIR samples from and panamax train --resume DIR continues exactly.",
-            List.of(
-                    DATA,
-                    INIT,
-                    CONFIG,
-                    ARCH,
-                    STEPS,
-                    EPOCHS,
-                    BATCH,
-                    SEQ,
-                    LR,
-                    MIN_LR,
-                    WARMUP,
-                    WEIGHT_DECAY,
-                    BETA1,
-                    BETA2,
-                    EPS,
-                    GRAD_CLIP,
-                    DATA_ORDER,
-                    OUT,
-                    FORCE,
-                    EXPORT,
-                    RESUME,
-                    TOKENIZER,
-                    Command.THREADS,
-                    Command.BACKEND,
-                    Command.PRECISION,
-                    EVAL_EVERY,
-                    VAL_WINDOWS,
-                    VAL_FRACTION,
-                    CHECKPOINT_EVERY,
-                    PATIENCE,
-                    SEED,
-                    LOG_EVERY));
+            options(
+                    List.of(DATA, INIT, CONFIG, ARCH, STEPS, EPOCHS, BATCH, SEQ),
+                    OPTIMIZER,
+                    List.of(
+                            DATA_ORDER,
+                            OUT,
+                            FORCE,
+                            EXPORT,
+                            RESUME,
+                            TOKENIZER,
+                            Command.THREADS,
+                            Command.BACKEND,
+                            Command.PRECISION,
+                            EVAL_EVERY,
+                            VAL_WINDOWS,
+                            VAL_FRACTION,
+                            CHECKPOINT_EVERY,
+                            PATIENCE,
+                            SEED,
+                            LOG_EVERY)));
 
     /** What a resumed run takes from its checkpoint, so giving it again is a mistake. */
-    private static final List<Option> FIXED_BY_A_RUN = List.of(
-            INIT,
-            CONFIG,
-            ARCH,
-            BATCH,
-            SEQ,
-            LR,
-            MIN_LR,
-            WARMUP,
-            WEIGHT_DECAY,
-            BETA1,
-            BETA2,
-            EPS,
-            GRAD_CLIP,
-            DATA_ORDER,
-            SEED,
-            Command.PRECISION);
+    private static final List<Option> FIXED_BY_A_RUN =
+            options(List.of(INIT, CONFIG, ARCH, BATCH, SEQ), OPTIMIZER, List.of(DATA_ORDER, SEED, Command.PRECISION));
 
     /** What a pretrained model fixes, so giving it with {@code --init} contradicts the checkpoint. */
     private static final List<Option> FIXED_BY_A_MODEL = List.of(CONFIG, ARCH);
@@ -237,6 +213,11 @@ final class TrainCommand {
     private static final int MAX_DATA_TOKENS = (int) MAX_DATA_BYTES;
 
     private TrainCommand() {}
+
+    /** The options of the three lists, in order. */
+    private static List<Option> options(List<Option> first, List<Option> second, List<Option> third) {
+        return Stream.of(first, second, third).flatMap(List::stream).toList();
+    }
 
     static int run(CommandLine line, PrintStream out, PrintStream err) throws IOException {
         if (!line.has(DATA)) {

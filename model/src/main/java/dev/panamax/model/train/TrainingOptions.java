@@ -97,51 +97,6 @@ public record TrainingOptions(
     }
 
     /**
-     * Options whose epochs visit the training windows shuffled.
-     *
-     * @param batchSize sequences per micro-batch
-     * @param seqLen tokens per sequence
-     * @param microBatches micro-batches per optimizer step
-     * @param learningRate the peak learning rate
-     * @param minLearningRate the rate the cosine decay ends at
-     * @param warmupSteps steps of linear warm-up
-     * @param weightDecay AdamW's decoupled weight decay
-     * @param beta1 the first moment's decay
-     * @param beta2 the second moment's decay
-     * @param epsilon added to the second moment's square root
-     * @param gradClip the largest global gradient norm (0: no clipping)
-     * @param seed the seed of the shuffled order
-     */
-    public TrainingOptions(
-            int batchSize,
-            int seqLen,
-            int microBatches,
-            float learningRate,
-            float minLearningRate,
-            int warmupSteps,
-            float weightDecay,
-            float beta1,
-            float beta2,
-            float epsilon,
-            float gradClip,
-            long seed) {
-        this(
-                batchSize,
-                seqLen,
-                microBatches,
-                learningRate,
-                minLearningRate,
-                warmupSteps,
-                weightDecay,
-                beta1,
-                beta2,
-                epsilon,
-                gradClip,
-                seed,
-                DataOrder.SHUFFLED);
-    }
-
-    /**
      * The usual choices for a small model: one micro-batch, learning rate 1e-3 decaying to 1e-4 after 100 warm-up
      * steps, weight decay 0.1, betas (0.9, 0.95), epsilon 1e-8, clipping at 1.0, seed 1337, shuffled windows.
      *
@@ -150,7 +105,8 @@ public record TrainingOptions(
      * @return the options
      */
     public static TrainingOptions defaults(int batchSize, int seqLen) {
-        return new TrainingOptions(batchSize, seqLen, 1, 1e-3f, 1e-4f, 100, 0.1f, 0.9f, 0.95f, 1e-8f, 1f, 1337);
+        return new TrainingOptions(
+                batchSize, seqLen, 1, 1e-3f, 1e-4f, 100, 0.1f, 0.9f, 0.95f, 1e-8f, 1f, 1337, DataOrder.SHUFFLED);
     }
 
     /**

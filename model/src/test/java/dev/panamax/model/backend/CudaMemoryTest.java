@@ -15,6 +15,7 @@ import dev.panamax.model.nn.Parameters;
 import dev.panamax.model.train.TokenDataset;
 import dev.panamax.model.train.Trainer;
 import dev.panamax.model.train.TrainingOptions;
+import dev.panamax.model.train.TrainingOptions.DataOrder;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.function.Function;
@@ -33,7 +34,7 @@ class CudaMemoryTest {
             new ModelConfig(Architecture.LLAMA, 32, 48, 2, 4, 2, 61, 256, 1e-5f, 10000f, false);
 
     private static final TrainingOptions TRAINING =
-            new TrainingOptions(2, 16, 1, 3e-3f, 3e-4f, 2, 0.1f, 0.9f, 0.95f, 1e-8f, 1f, 7);
+            new TrainingOptions(2, 16, 1, 3e-3f, 3e-4f, 2, 0.1f, 0.9f, 0.95f, 1e-8f, 1f, 7, DataOrder.SHUFFLED);
 
     @TempDir
     Path dir;

@@ -10,6 +10,7 @@ import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.train.TokenDataset;
 import dev.panamax.model.train.Trainer;
 import dev.panamax.model.train.TrainingOptions;
+import dev.panamax.model.train.TrainingOptions.DataOrder;
 import java.io.IOException;
 import java.nio.file.Path;
 import org.junit.jupiter.api.io.TempDir;
@@ -37,7 +38,8 @@ class CudaSynchronisationTest {
     @EnumSource(Architecture.class)
     void aTrainingStepSendsTokenIdsAndReadsItsTotalsOnce(Architecture architecture) {
         int micro = 2;
-        TrainingOptions options = new TrainingOptions(2, 16, micro, 3e-3f, 3e-4f, 3, 0.1f, 0.9f, 0.95f, 1e-8f, 1f, 42);
+        TrainingOptions options = new TrainingOptions(
+                2, 16, micro, 3e-3f, 3e-4f, 3, 0.1f, 0.9f, 0.95f, 1e-8f, 1f, 42, DataOrder.SHUFFLED);
         int[] tokens = new int[400];
         for (int i = 0; i < tokens.length; i++) {
             tokens[i] = i * 7 % 23;

@@ -13,6 +13,7 @@ import dev.panamax.model.nn.ModelConfig;
 import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.nn.Parameters;
 import dev.panamax.model.tokenizer.CharVocabulary;
+import dev.panamax.model.train.TrainingOptions.DataOrder;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
@@ -37,7 +38,7 @@ class CheckpointTest {
     private static final String TEXT = "a checkpoint is atomic as a whole, or a crash can tear it apart. ".repeat(10);
     private static final CharVocabulary VOCABULARY = CharVocabulary.of(TEXT);
     private static final TrainingOptions OPTIONS =
-            new TrainingOptions(2, 16, 1, 3e-3f, 3e-4f, 2, 0.1f, 0.9f, 0.95f, 1e-8f, 0.5f, 7);
+            new TrainingOptions(2, 16, 1, 3e-3f, 3e-4f, 2, 0.1f, 0.9f, 0.95f, 1e-8f, 0.5f, 7, DataOrder.SHUFFLED);
     private static final int TOTAL_STEPS = 8;
 
     @TempDir

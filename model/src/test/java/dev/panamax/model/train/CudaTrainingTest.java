@@ -13,6 +13,7 @@ import dev.panamax.model.backend.MatmulPrecision;
 import dev.panamax.model.nn.ModelConfig;
 import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.tokenizer.CharVocabulary;
+import dev.panamax.model.train.TrainingOptions.DataOrder;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -54,7 +55,7 @@ class CudaTrainingTest {
     }
 
     private static final TrainingOptions OPTIONS =
-            new TrainingOptions(2, 16, 2, 3e-3f, 3e-4f, 3, 0.1f, 0.9f, 0.95f, 1e-8f, 1f, 42);
+            new TrainingOptions(2, 16, 2, 3e-3f, 3e-4f, 3, 0.1f, 0.9f, 0.95f, 1e-8f, 1f, 42, DataOrder.SHUFFLED);
 
     /** Each step's training loss. */
     private static float[] losses(Backend backend, Architecture architecture, int steps, int stopAt, Path saveTo) {

@@ -9,6 +9,7 @@ import dev.panamax.model.nn.ModelConfig;
 import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.nn.Parameters;
 import dev.panamax.model.tokenizer.CharVocabulary;
+import dev.panamax.model.train.TrainingOptions.DataOrder;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -30,7 +31,7 @@ class KillTest {
     private static final ModelConfig CONFIG =
             new ModelConfig(Architecture.LLAMA, 64, 128, 2, 4, 2, VOCABULARY.size(), 16, 1e-5f, 10000, false);
     private static final TrainingOptions OPTIONS =
-            new TrainingOptions(2, 16, 1, 3e-3f, 3e-4f, 2, 0.1f, 0.9f, 0.95f, 1e-8f, 0.5f, 11);
+            new TrainingOptions(2, 16, 1, 3e-3f, 3e-4f, 2, 0.1f, 0.9f, 0.95f, 1e-8f, 0.5f, 11, DataOrder.SHUFFLED);
     private static final int TOTAL_STEPS = 20;
 
     @TempDir

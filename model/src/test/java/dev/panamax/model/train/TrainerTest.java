@@ -13,6 +13,7 @@ import dev.panamax.model.nn.ModelConfig;
 import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.nn.Parameters;
 import dev.panamax.model.tokenizer.CharVocabulary;
+import dev.panamax.model.train.TrainingOptions.DataOrder;
 import java.io.IOException;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
@@ -86,7 +87,8 @@ class TrainerTest {
     @EnumSource(Architecture.class)
     void resumingFromACheckpointGivesBitIdenticalLossesAndWeights(Architecture architecture) throws IOException {
         TokenDataset data = data(0.2);
-        TrainingOptions options = new TrainingOptions(2, 16, 2, 3e-3f, 3e-4f, 3, 0.1f, 0.9f, 0.95f, 1e-8f, 0.5f, 42);
+        TrainingOptions options =
+                new TrainingOptions(2, 16, 2, 3e-3f, 3e-4f, 3, 0.1f, 0.9f, 0.95f, 1e-8f, 0.5f, 42, DataOrder.SHUFFLED);
         int total = 9;
         Recorder straight = new Recorder(0);
         Recorder resumed = new Recorder(0);
@@ -123,7 +125,8 @@ class TrainerTest {
     @EnumSource(Architecture.class)
     void trainingStateOnTheHeapTrainsBitForBitAsOnNativeMemory(Architecture architecture) throws IOException {
         TokenDataset data = data(0.2);
-        TrainingOptions options = new TrainingOptions(2, 16, 2, 3e-3f, 3e-4f, 3, 0.1f, 0.9f, 0.95f, 1e-8f, 0.5f, 42);
+        TrainingOptions options =
+                new TrainingOptions(2, 16, 2, 3e-3f, 3e-4f, 3, 0.1f, 0.9f, 0.95f, 1e-8f, 0.5f, 42, DataOrder.SHUFFLED);
         Recorder heap = new Recorder(0);
         Recorder nativeMemory = new Recorder(0);
         float[] heapWeights;
@@ -192,8 +195,8 @@ class TrainerTest {
         int[] windows = {3, 0, 5, 1};
         float[][] gradients = new float[2][];
         for (int micro = 1; micro <= 2; micro++) {
-            TrainingOptions options =
-                    new TrainingOptions(4 / micro, 16, micro, 1e-2f, 1e-2f, 0, 0f, 0.9f, 0.95f, 1e-8f, 0f, 1);
+            TrainingOptions options = new TrainingOptions(
+                    4 / micro, 16, micro, 1e-2f, 1e-2f, 0, 0f, 0.9f, 0.95f, 1e-8f, 0f, 1, DataOrder.SHUFFLED);
             try (CpuBackend backend = new CpuBackend()) {
                 Trainer trainer = Trainer.create(backend, config(Architecture.LLAMA), options, 9);
                 trainer.trainStep(data, windows);
@@ -258,7 +261,7 @@ class TrainerTest {
         }
         assertThrows(
                 IllegalArgumentException.class,
-                () -> new TrainingOptions(0, 16, 1, 1e-3f, 0, 0, 0, 0.9f, 0.95f, 1e-8f, 1, 1));
+                () -> new TrainingOptions(0, 16, 1, 1e-3f, 0, 0, 0, 0.9f, 0.95f, 1e-8f, 1, 1, DataOrder.SHUFFLED));
     }
 
     @Test
