@@ -118,7 +118,8 @@ PANAMAX_EXPORT(embedding_forward)
 
 // The sum of one value per thread of the block, in a fixed tree order; every thread gets it. blockDim.x is a power of
 // two up to ROW_THREADS_MAX. The trailing barrier lets the caller reuse the scratch at once.
-__device__ float block_sum(float value, float* scratch) {
+template <typename T>
+__device__ T block_sum(T value, T* scratch) {
     unsigned t = threadIdx.x;
     scratch[t] = value;
     __syncthreads();
@@ -128,7 +129,7 @@ __device__ float block_sum(float value, float* scratch) {
         }
         __syncthreads();
     }
-    float sum = scratch[0];
+    T sum = scratch[0];
     __syncthreads();
     return sum;
 }
@@ -382,19 +383,11 @@ extern "C" __global__ void sum_of_squares_partials(global_ptr<const float> x, lo
         float value = x[x_offset + (i / cols) * ldx + i % cols];
         sum += static_cast<double>(value) * value;
     }
-    unsigned t = threadIdx.x;
-    scratch[t] = sum;
-    __syncthreads();
-    for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
-        if (t < half) {
-            scratch[t] += scratch[t + half];
-        }
-        __syncthreads();
-    }
-    if (t == 0) {
-        float high = static_cast<float>(scratch[0]);
+    sum = block_sum(sum, scratch);
+    if (threadIdx.x == 0) {
+        float high = static_cast<float>(sum);
         partials[partials_offset + 2 * blockIdx.x] = high;
-        partials[partials_offset + 2 * blockIdx.x + 1] = static_cast<float>(scratch[0] - high);
+        partials[partials_offset + 2 * blockIdx.x + 1] = static_cast<float>(sum - high);
     }
 }
 PANAMAX_EXPORT(sum_of_squares_partials)
