@@ -8,24 +8,15 @@ import dev.panamax.kernels.TensorView;
 import dev.panamax.kernels.Transpose;
 import java.lang.foreign.MemorySegment;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.Loader;
 import org.bytedeco.openblas.global.openblas;
 import org.bytedeco.openblas.presets.openblas_nolapack;
 import org.openjdk.jmh.annotations.Benchmark;
-import org.openjdk.jmh.annotations.BenchmarkMode;
-import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.annotations.Level;
-import org.openjdk.jmh.annotations.Measurement;
-import org.openjdk.jmh.annotations.Mode;
-import org.openjdk.jmh.annotations.OutputTimeUnit;
 import org.openjdk.jmh.annotations.Param;
-import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
-import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
-import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * Causal self-attention, batch 1, 12 heads of 64: the fused kernel ({@code panamax}) next to the three-step
@@ -37,13 +28,7 @@ import org.openjdk.jmh.annotations.Warmup;
  * forward GFLOP (4·heads·T²/2·headDim), so for {@code backward} the "panamax ÷ backward" ratio is the backward's time
  * over the forward's.
  */
-@State(Scope.Thread)
-@BenchmarkMode(Mode.AverageTime)
-@OutputTimeUnit(TimeUnit.MICROSECONDS)
-@Warmup(iterations = 3, time = 1)
-@Measurement(iterations = 5, time = 1)
-@Fork(1)
-public class AttentionBench {
+public class AttentionBench extends Microbenchmark {
     static final int HEADS = 12;
     static final int HEAD_DIM = 64;
 

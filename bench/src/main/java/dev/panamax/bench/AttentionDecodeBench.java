@@ -5,32 +5,17 @@ import dev.panamax.kernels.Parallelism;
 import dev.panamax.kernels.TensorView;
 import java.util.Map;
 import java.util.SplittableRandom;
-import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
-import org.openjdk.jmh.annotations.BenchmarkMode;
-import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.annotations.Level;
-import org.openjdk.jmh.annotations.Measurement;
-import org.openjdk.jmh.annotations.Mode;
-import org.openjdk.jmh.annotations.OutputTimeUnit;
 import org.openjdk.jmh.annotations.Param;
-import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
-import org.openjdk.jmh.annotations.State;
-import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * Decoding one token against a KV cache of {@code tk} entries (12 heads of 64, the cache allocated for 8192): the
  * fused kernel with {@code tq = 1} next to a plain-Java loop (scores, softmax, weighted sum per head). Decode is bound
  * by streaming K and V once, so the rate is the GB/s of K and V read.
  */
-@State(Scope.Thread)
-@BenchmarkMode(Mode.AverageTime)
-@OutputTimeUnit(TimeUnit.MICROSECONDS)
-@Warmup(iterations = 3, time = 1)
-@Measurement(iterations = 5, time = 1)
-@Fork(1)
-public class AttentionDecodeBench {
+public class AttentionDecodeBench extends Microbenchmark {
     static final int HEADS = 12;
     static final int HEAD_DIM = 64;
     static final int CAPACITY = 8192;

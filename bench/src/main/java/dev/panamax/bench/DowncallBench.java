@@ -9,18 +9,11 @@ import java.lang.foreign.ValueLayout;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
-import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.CompilerControl;
-import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.annotations.Level;
-import org.openjdk.jmh.annotations.Measurement;
-import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
-import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
-import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
-import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * The cost of calling into libcublas through FFM, so users know the per-call overhead: {@code downcall} is one
@@ -28,13 +21,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * same work as a plain Java call that is not inlined, and {@code panamax} the safe layer's {@link
  * Cublas#libraryVersion()} (three downcalls, a confined arena and status checks). Needs libcublas, no GPU.
  */
-@State(Scope.Thread)
-@BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
-@Warmup(iterations = 3, time = 1)
-@Measurement(iterations = 5, time = 1)
-@Fork(1)
-public class DowncallBench {
+public class DowncallBench extends Microbenchmark {
     /** A non-inlined Java call per nanosecond, in millions of calls per second: the JVM's fastest calls. */
     private static final double MCALLS_PER_SECOND_CEILING = 1000;
 

@@ -8,24 +8,15 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.Loader;
 import org.bytedeco.openblas.global.openblas;
 import org.bytedeco.openblas.presets.openblas_nolapack;
 import org.openjdk.jmh.annotations.Benchmark;
-import org.openjdk.jmh.annotations.BenchmarkMode;
-import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.annotations.Level;
-import org.openjdk.jmh.annotations.Measurement;
-import org.openjdk.jmh.annotations.Mode;
-import org.openjdk.jmh.annotations.OutputTimeUnit;
 import org.openjdk.jmh.annotations.Param;
-import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
-import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
-import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * The matrix-vector product of decoding, {@code y = A·x} (layout {@code N}: A {@code [rows, cols]}, Llama's weights)
@@ -37,13 +28,7 @@ import org.openjdk.jmh.annotations.Warmup;
  * rows×cols} of A: the 110M shape's projections (768×768), gate and up (2048×768), down (768×2048) and classifier
  * (32000×768), and a 4096×4096 layer of a 7B model.
  */
-@State(Scope.Thread)
-@BenchmarkMode(Mode.AverageTime)
-@OutputTimeUnit(TimeUnit.MICROSECONDS)
-@Warmup(iterations = 3, time = 1)
-@Measurement(iterations = 5, time = 1)
-@Fork(1)
-public class GemvBench {
+public class GemvBench extends Microbenchmark {
     /** Bytes of copies of A that the operations cycle through: well beyond any last-level cache. */
     private static final long FOOTPRINT = 256L << 20;
 

@@ -12,20 +12,11 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Map;
 import java.util.SplittableRandom;
-import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
-import org.openjdk.jmh.annotations.BenchmarkMode;
-import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.annotations.Level;
-import org.openjdk.jmh.annotations.Measurement;
-import org.openjdk.jmh.annotations.Mode;
-import org.openjdk.jmh.annotations.OutputTimeUnit;
 import org.openjdk.jmh.annotations.Param;
-import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
-import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
-import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * The transformer's memory-bound ops, single thread, on a tensor of {@code rows × cols} floats sized past L2 (16 MiB
@@ -34,13 +25,7 @@ import org.openjdk.jmh.annotations.Warmup;
  * ns/element is 8 / (GB/s). {@link #arrayCopy} moves the same bytes with nothing computed: the floor, measured in the
  * same run.
  */
-@State(Scope.Thread)
-@BenchmarkMode(Mode.AverageTime)
-@OutputTimeUnit(TimeUnit.MICROSECONDS)
-@Warmup(iterations = 3, time = 1)
-@Measurement(iterations = 5, time = 1)
-@Fork(1)
-public class OpsBench {
+public class OpsBench extends Microbenchmark {
     /** Floats in the input tensor: 16 MiB, well past L2 (and most of a shared L3). */
     private static final int ELEMENTS = 1 << 22;
 

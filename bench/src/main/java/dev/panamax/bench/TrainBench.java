@@ -12,16 +12,12 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
-import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
-import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
 import org.openjdk.jmh.annotations.Param;
-import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
-import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
@@ -32,8 +28,6 @@ import org.openjdk.jmh.annotations.Warmup;
  * trains with. Rates are GFLOP/s at 6 FLOP per parameter per token (forward 2, backward 4) plus attention's
  * {@code 12·layers·T²·dim} per sequence.
  */
-@State(Scope.Thread)
-@BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
 // A step takes seconds, so an iteration is one step; the first steps fault in the arena's pages and compile.
 @Warmup(iterations = 3, time = 1)
@@ -42,7 +36,7 @@ import org.openjdk.jmh.annotations.Warmup;
         value = 1,
         // Gradients and optimizer moments live on the Java heap (1.5 GB for the 124M shape).
         jvmArgsAppend = {"-Xmx4g"})
-public class TrainBench {
+public class TrainBench extends Microbenchmark {
     @Param({"124M"})
     public String shape;
 
