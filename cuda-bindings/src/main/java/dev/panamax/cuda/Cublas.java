@@ -100,7 +100,7 @@ public final class Cublas implements AutoCloseable {
     private final MemorySegment handle;
 
     /** What serves the products on the emulated device; null for a GPU handle. */
-    private final HostGemm hostGemm;
+    private final HostGemm<?> hostGemm;
 
     private final Ownership ownership;
     private CudaStream stream;
@@ -108,7 +108,7 @@ public final class Cublas implements AutoCloseable {
     /** The math mode of an emulated handle, which computes FP32 products in FP32 whatever the mode. */
     private MathMode emulatedMathMode = MathMode.DEFAULT;
 
-    private Cublas(MemorySegment handle, HostGemm hostGemm) {
+    private Cublas(MemorySegment handle, HostGemm<?> hostGemm) {
         this.handle = handle;
         this.hostGemm = hostGemm;
         this.ownership = new Ownership(hostGemm == null ? "Cublas" : "emulated Cublas");

@@ -20,11 +20,11 @@ final class EmulatedCublas {
 
     /** The provider, looked for once; a broken provider configuration is a reason, never a class-init failure. */
     private static final class Provider {
-        static final HostGemm GEMM;
+        static final HostGemm<?> GEMM;
         static final String REASON;
 
         static {
-            HostGemm found = null;
+            HostGemm<?> found = null;
             String reason;
             try {
                 found = ServiceLoader.load(HostGemm.class).findFirst().orElse(null);
@@ -50,7 +50,7 @@ final class EmulatedCublas {
      * @return the provider
      * @throws CudaUnavailableException when there is none
      */
-    static HostGemm gemm() {
+    static HostGemm<?> gemm() {
         if (Provider.GEMM == null) {
             throw new CudaUnavailableException(Provider.REASON);
         }
@@ -95,9 +95,10 @@ final class EmulatedCublas {
      * @param ldc leading dimension of each C
      * @param strideC distance between consecutive C matrices
      * @param batchCount number of products
+     * @param <T> the host GEMM's type for transposes
      */
-    static void gemm(
-            HostGemm gemm,
+    static <T> void gemm(
+            HostGemm<T> gemm,
             boolean tf32,
             Transpose opA,
             Transpose opB,
@@ -130,9 +131,10 @@ final class EmulatedCublas {
         Floats fa = Floats.of(a, typeA, tf32, aOffset, extent(ta ? k : m, ta ? m : k, lda, strideA, batchCount));
         Floats fb = Floats.of(b, typeA, tf32, bOffset, extent(tb ? n : k, tb ? k : n, ldb, strideB, batchCount));
         Floats fc = Floats.of(c, typeC, false, cOffset, extent(m, n, ldc, strideC, batchCount));
-        gemm.sgemmStridedBatched(
-                opB,
-                opA,
+        HostGemm.Product<T> product = gemm.product();
+        product.sgemmStridedBatched(
+                gemm.transpose(opB),
+                gemm.transpose(opA),
                 n,
                 m,
                 k,

@@ -28,7 +28,7 @@ class EmulatedCublasTest {
     /** {@code m, n, k} triples: odd, degenerate and unequal sizes. */
     private static final int[][] SIZES = {{7, 5, 3}, {1, 1, 1}, {13, 17, 9}, {4, 1, 6}, {1, 9, 2}, {3, 4, 0}};
 
-    private static final HostGemm GEMM = new KernelsHostGemm();
+    private static final HostGemm<?> GEMM = new KernelsHostGemm();
 
     @AfterEach
     void leaveTheEmulatedDevice() {

@@ -1,66 +1,16 @@
 package dev.panamax.model.gpu;
 
-import dev.panamax.cuda.Transpose;
 import dev.panamax.cuda.spi.HostGemm;
 import dev.panamax.kernels.Gemm;
-import java.lang.foreign.MemorySegment;
+import dev.panamax.kernels.Transpose;
 
 /**
  * Serves cuBLAS's products on the emulated device with the kernels module's {@link Gemm}: the {@link HostGemm} this
  * module provides to cuda-bindings, which cannot depend on the kernels module itself.
  */
-public final class KernelsHostGemm implements HostGemm {
+public final class KernelsHostGemm extends HostGemm<Transpose> {
     /** The provider, created by {@link java.util.ServiceLoader}. */
-    public KernelsHostGemm() {}
-
-    @Override
-    public void sgemmStridedBatched(
-            Transpose transA,
-            Transpose transB,
-            int m,
-            int n,
-            int k,
-            float alpha,
-            MemorySegment a,
-            long aOffset,
-            int lda,
-            long strideA,
-            MemorySegment b,
-            long bOffset,
-            int ldb,
-            long strideB,
-            float beta,
-            MemorySegment c,
-            long cOffset,
-            int ldc,
-            long strideC,
-            int batchCount) {
-        Gemm.sgemmStridedBatched(
-                kernels(transA),
-                kernels(transB),
-                m,
-                n,
-                k,
-                alpha,
-                a,
-                aOffset,
-                lda,
-                strideA,
-                b,
-                bOffset,
-                ldb,
-                strideB,
-                beta,
-                c,
-                cOffset,
-                ldc,
-                strideC,
-                batchCount);
-    }
-
-    private static dev.panamax.kernels.Transpose kernels(Transpose transpose) {
-        return transpose == Transpose.TRANSPOSE
-                ? dev.panamax.kernels.Transpose.TRANSPOSE
-                : dev.panamax.kernels.Transpose.NO_TRANSPOSE;
+    public KernelsHostGemm() {
+        super(Gemm::sgemmStridedBatched, Transpose.NO_TRANSPOSE, Transpose.TRANSPOSE);
     }
 }
