@@ -15,6 +15,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.function.Function;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.CategoryChart;
 import org.knowm.xchart.CategoryChartBuilder;
@@ -95,12 +96,7 @@ final class Report {
         rows.forEach((label, cells) -> {
             out.append("| ").append(label).append(" |");
             for (String method : methods) {
-                Cell cell = cells.get(method);
-                out.append(
-                        cell == null
-                                ? " – |"
-                                : String.format(
-                                        Locale.ROOT, " %.2f ± %.0f%% |", cell.rate(), 100 * cell.relativeError()));
+                out.append(entry(cells.get(method), Report::rateEntry));
             }
             Cell main = cells.get(OURS);
             if (hasOurs) {
@@ -113,18 +109,24 @@ final class Report {
                 }
             }
             for (String method : ours) {
-                Cell cell = cells.get(method);
-                out.append(
-                        cell == null
-                                ? " – |"
-                                : String.format(
-                                        Locale.ROOT,
-                                        " %.0f%% |",
-                                        100 * cell.rate() / cell.workload().ceiling()));
+                out.append(entry(cells.get(method), Report::ceilingEntry));
             }
             out.append('\n');
         });
         return out.toString();
+    }
+
+    /** A table entry, or a dash where the method did not run for the row. */
+    private static String entry(Cell cell, Function<Cell, String> text) {
+        return cell == null ? " – |" : text.apply(cell);
+    }
+
+    private static String rateEntry(Cell cell) {
+        return String.format(Locale.ROOT, " %.2f ± %.0f%% |", cell.rate(), 100 * cell.relativeError());
+    }
+
+    private static String ceilingEntry(Cell cell) {
+        return String.format(Locale.ROOT, " %.0f%% |", 100 * cell.rate() / cell.workload().ceiling());
     }
 
     private static void chart(Map<String, Map<String, Cell>> rows, List<String> methods, String unit, Path png)

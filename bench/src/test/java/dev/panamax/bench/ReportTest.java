@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.awt.image.BufferedImage;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import javax.imageio.ImageIO;
@@ -18,15 +19,20 @@ class ReportTest {
                  "primaryMetric": {"score": %s, "scoreError": %s, "scoreUnit": "us/op"}}""".formatted(method, shape, microseconds, microseconds / 10);
     }
 
+    /** Writes the runs as JMH's JSON list to {@code json} and renders it. */
+    private static String render(Path json, String... runs) throws IOException {
+        Files.writeString(json, "[" + String.join(",", runs) + "]");
+        return Report.render(json);
+    }
+
     @Test
     void rendersRatesRatiosAndAChart(@TempDir Path folder) throws Exception {
-        Path json = folder.resolve("gemm-test.json");
         // 2·512³ flop = 0.268 GFLOP: 5000 µs is 53.7 GFLOP/s, 4000 µs is 67.1 GFLOP/s.
-        Files.writeString(
-                json,
-                "[" + run("openblas", "512x512x512", 4000) + "," + run("panamax", "512x512x512", 5000) + ","
-                        + run("panamax", "1x768x768", 100) + "]");
-        String markdown = Report.render(json);
+        String markdown = render(
+                folder.resolve("gemm-test.json"),
+                run("openblas", "512x512x512", 4000),
+                run("panamax", "512x512x512", 5000),
+                run("panamax", "1x768x768", 100));
         assertTrue(markdown.contains("| case | panamax | openblas | ÷ openblas | % of ceiling |"), markdown);
         assertTrue(
                 markdown.contains("| shape=512x512x512, threads=1 | 53.69 ± 10% | 67.11 ± 10% | 0.80× | 57% |"),
@@ -39,12 +45,11 @@ class ReportTest {
 
     @Test
     void panamaxVariantsComeFirstAndEachGetsItsCeiling(@TempDir Path folder) throws Exception {
-        Path json = folder.resolve("variants.json");
-        Files.writeString(
-                json,
-                "[" + run("openblas", "512x512x512", 4000) + "," + run("panamaxNative", "512x512x512", 4000) + ","
-                        + run("panamax", "512x512x512", 5000) + "]");
-        String markdown = Report.render(json);
+        String markdown = render(
+                folder.resolve("variants.json"),
+                run("openblas", "512x512x512", 4000),
+                run("panamaxNative", "512x512x512", 4000),
+                run("panamax", "512x512x512", 5000));
         assertTrue(
                 markdown.contains("| case | panamax | panamaxNative | openblas | ÷ openblas | panamax % of ceiling"
                         + " | panamaxNative % of ceiling |"),
@@ -57,9 +62,7 @@ class ReportTest {
 
     @Test
     void anEmptyRunSaysSo(@TempDir Path folder) throws Exception {
-        Path json = folder.resolve("empty.json");
-        Files.writeString(json, "[]");
-        assertTrue(Report.render(json).contains("no benchmark ran"));
+        assertTrue(render(folder.resolve("empty.json")).contains("no benchmark ran"));
     }
 
     @Test

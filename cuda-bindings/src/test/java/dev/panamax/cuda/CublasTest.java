@@ -1,5 +1,6 @@
 package dev.panamax.cuda;
 
+import static dev.panamax.cuda.Cublas.Shape.check;
 import static dev.panamax.cuda.Transpose.NO_TRANSPOSE;
 import static dev.panamax.cuda.Transpose.TRANSPOSE;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -36,46 +37,46 @@ class CublasTest {
         assertMessage(
                 IllegalArgumentException.class,
                 "m (-1) must be >= 0",
-                () -> shape(NO_TRANSPOSE, NO_TRANSPOSE, -1, 2, 3, 1, 3, 0, 2, 0, 2, 0));
+                () -> check(NO_TRANSPOSE, NO_TRANSPOSE, -1, 2, 3, 1, 3, 0, 2, 0, 2, 0));
         assertMessage(
                 IllegalArgumentException.class,
                 "lda (2) must be >= max(1, k (3)), the row length of A",
-                () -> shape(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 3, 1, 2, 0, 2, 0, 2, 0));
+                () -> check(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 3, 1, 2, 0, 2, 0, 2, 0));
         assertMessage(
                 IllegalArgumentException.class,
                 "lda (1) must be >= max(1, m (2)), the row length of A",
-                () -> shape(TRANSPOSE, NO_TRANSPOSE, 2, 2, 3, 1, 1, 0, 2, 0, 2, 0));
+                () -> check(TRANSPOSE, NO_TRANSPOSE, 2, 2, 3, 1, 1, 0, 2, 0, 2, 0));
         assertMessage(
                 IllegalArgumentException.class,
                 "ldb (2) must be >= max(1, k (3)), the row length of B",
-                () -> shape(NO_TRANSPOSE, TRANSPOSE, 2, 2, 3, 1, 3, 0, 2, 0, 2, 0));
+                () -> check(NO_TRANSPOSE, TRANSPOSE, 2, 2, 3, 1, 3, 0, 2, 0, 2, 0));
         assertMessage(
                 IllegalArgumentException.class,
                 "ldc (0) must be >= max(1, n (0)), the row length of C",
-                () -> shape(NO_TRANSPOSE, NO_TRANSPOSE, 2, 0, 3, 1, 3, 0, 1, 0, 0, 0));
+                () -> check(NO_TRANSPOSE, NO_TRANSPOSE, 2, 0, 3, 1, 3, 0, 1, 0, 0, 0));
         assertMessage(
                 IllegalArgumentException.class,
                 "strideB (-4) must be >= 0",
-                () -> shape(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 3, 2, 3, 6, 2, -4, 2, 4));
+                () -> check(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 3, 2, 3, 6, 2, -4, 2, 4));
         assertMessage(
                 IllegalArgumentException.class,
                 "strideC (3) must be >= the 4 elements of one C, so that the C matrices do not overlap",
-                () -> shape(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 3, 2, 3, 6, 2, 6, 2, 3));
-        assertThrows(NullPointerException.class, () -> shape(null, NO_TRANSPOSE, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0));
+                () -> check(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 3, 2, 3, 6, 2, 6, 2, 3));
+        assertThrows(NullPointerException.class, () -> check(null, NO_TRANSPOSE, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0));
     }
 
     @Test
     void shapeSpansTheBatchWithLeadingDimensions() {
         // A 3×2 transposed (stored 2×3, ld 5): 1·5 + 3 = 8; B 2×4 (ld 4): 1·4 + 4 = 8; C 3×4 (ld 6): 2·6 + 4 = 16.
-        Cublas.Shape one = shape(TRANSPOSE, NO_TRANSPOSE, 3, 4, 2, 1, 5, 0, 4, 0, 6, 0);
+        Cublas.Shape one = check(TRANSPOSE, NO_TRANSPOSE, 3, 4, 2, 1, 5, 0, 4, 0, 6, 0);
         assertEquals(new Cublas.Shape(8, 8, 16, false), one);
         // Three of them: A every 10, B shared (stride 0), C every 16.
-        Cublas.Shape three = shape(TRANSPOSE, NO_TRANSPOSE, 3, 4, 2, 3, 5, 10, 4, 0, 6, 16);
+        Cublas.Shape three = check(TRANSPOSE, NO_TRANSPOSE, 3, 4, 2, 3, 5, 10, 4, 0, 6, 16);
         assertEquals(new Cublas.Shape(28, 8, 48, false), three);
         assertTrue(
-                shape(NO_TRANSPOSE, NO_TRANSPOSE, 0, 4, 2, 3, 2, 0, 4, 0, 4, 0).empty());
+                check(NO_TRANSPOSE, NO_TRANSPOSE, 0, 4, 2, 3, 2, 0, 4, 0, 4, 0).empty());
         assertTrue(
-                shape(NO_TRANSPOSE, NO_TRANSPOSE, 3, 4, 2, 0, 2, 0, 4, 0, 4, 0).empty());
+                check(NO_TRANSPOSE, NO_TRANSPOSE, 3, 4, 2, 0, 2, 0, 4, 0, 4, 0).empty());
     }
 
     @Test
@@ -94,22 +95,6 @@ class CublasTest {
         assertThrows(
                 IllegalArgumentException.class,
                 () -> Cublas.checkTypes(true, ElementType.HALF, ElementType.HALF, ElementType.BFLOAT16));
-    }
-
-    private static Cublas.Shape shape(
-            Transpose transA,
-            Transpose transB,
-            int m,
-            int n,
-            int k,
-            int batch,
-            int lda,
-            long strideA,
-            int ldb,
-            long strideB,
-            int ldc,
-            long strideC) {
-        return Cublas.Shape.check(transA, transB, m, n, k, batch, lda, strideA, ldb, strideB, ldc, strideC);
     }
 
     static <T extends Throwable> void assertMessage(Class<T> type, String message, Runnable call) {

@@ -118,28 +118,19 @@ class GpuTest {
             for (Transpose ta : BOTH) {
                 for (Transpose tb : BOTH) {
                     for (int[] size : new int[][] {{1, 1, 1}, {37, 53, 29}, {64, 17, 130}, {129, 3, 257}}) {
-                        checkProduct(
-                                cublas,
-                                ElementType.FLOAT,
-                                ElementType.FLOAT,
-                                ta,
-                                tb,
-                                size[0],
-                                size[1],
-                                size[2],
-                                1,
-                                true);
-                        checkProduct(
-                                cublas,
-                                ElementType.FLOAT,
-                                ElementType.FLOAT,
-                                ta,
-                                tb,
-                                size[0],
-                                size[1],
-                                size[2],
-                                1,
-                                false);
+                        for (boolean plain : new boolean[] {true, false}) {
+                            checkProduct(
+                                    cublas,
+                                    ElementType.FLOAT,
+                                    ElementType.FLOAT,
+                                    ta,
+                                    tb,
+                                    size[0],
+                                    size[1],
+                                    size[2],
+                                    1,
+                                    plain);
+                        }
                     }
                 }
             }
