@@ -7,8 +7,8 @@ import java.util.Objects;
 /**
  * FP32 matrix products on the host, through which {@link dev.panamax.cuda.Cublas} serves cuBLAS's products on the
  * emulated device. cuda-bindings depends on nothing but the JDK, so it finds an implementation with {@link
- * java.util.ServiceLoader}: {@code dev.panamax.model} provides one over the kernels module's {@code Gemm}. A provider is
- * a subclass with a public no-argument constructor that hands this class its {@link Product}, such as {@code
+ * java.util.ServiceLoader}: {@code dev.panamax.model} provides one over the kernels module's {@code Gemm}. A provider
+ * is a subclass with a public no-argument constructor that hands this class its {@link Product}, such as {@code
  * Gemm::sgemmStridedBatched}, and the values that product takes for the two transposes.
  *
  * <p>The contract is the kernels module's {@code Gemm.sgemmStridedBatched}, row-major: {@code C_i = alpha·op(A_i)·op(B_i)
