@@ -52,6 +52,22 @@ public final class Tolerance {
     }
 
     /**
+     * Asserts that one row of a matrix, {@code cols} elements of {@code actual} from index {@code at}, is within {@code
+     * bound[j]} of {@code expected[j]} in every column j.
+     *
+     * @param what what is compared, named in the failure
+     * @param cols how many columns
+     * @param expected the reference values of the row
+     * @param actual the kernel's output, holding the row from {@code at}
+     * @param at index of the row's first element in {@code actual}
+     * @param bound the allowed absolute error per column
+     */
+    public static void assertRowClose(
+            String what, int cols, double[] expected, float[] actual, int at, double[] bound) {
+        assertClose(what, cols, j -> expected[j], j -> actual[at + j], j -> bound[j], j -> "column " + j);
+    }
+
+    /**
      * The general form: {@code count} elements given as functions of their index.
      *
      * @param what what is compared, named in the failure
