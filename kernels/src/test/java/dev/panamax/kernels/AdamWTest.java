@@ -86,17 +86,9 @@ class AdamWTest {
             }
             AdamW.update(n, lr, beta1, beta2, EPS, wd, step, gs, param, P0, grad, G0, m, M0, v, V0);
             String what = name + " step " + step;
-            Tolerance.assertClose(
-                    what + " param",
-                    n,
-                    i -> expected[i][0],
-                    i -> param[P0 + i],
-                    i -> expected[i][3],
-                    i -> "index " + i);
-            Tolerance.assertClose(
-                    what + " m", n, i -> expected[i][1], i -> m[M0 + i], i -> expected[i][4], i -> "index " + i);
-            Tolerance.assertClose(
-                    what + " v", n, i -> expected[i][2], i -> v[V0 + i], i -> expected[i][5], i -> "index " + i);
+            Tolerance.assertClose(what + " param", n, i -> expected[i][0], i -> param[P0 + i], i -> expected[i][3]);
+            Tolerance.assertClose(what + " m", n, i -> expected[i][1], i -> m[M0 + i], i -> expected[i][4]);
+            Tolerance.assertClose(what + " v", n, i -> expected[i][2], i -> v[V0 + i], i -> expected[i][5]);
         }
         assertGuards(name + " param", paramGuard, param, P0, n);
         assertGuards(name + " m", filled(m.length, 7f), m, M0, n);

@@ -31,7 +31,7 @@ public final class Tolerance {
             throw new AssertionError(what + ": lengths differ: expected " + expected.length + ", actual "
                     + actual.length + ", bounds " + bound.length);
         }
-        assertClose(what, expected.length, i -> expected[i], i -> actual[i], i -> bound[i], i -> "index " + i);
+        assertClose(what, expected.length, i -> expected[i], i -> actual[i], i -> bound[i]);
     }
 
     /**
@@ -49,6 +49,24 @@ public final class Tolerance {
             bound[i] = absolute + relative * Math.abs(expected[i]);
         }
         assertClose(what, expected, actual, bound);
+    }
+
+    /**
+     * The general form with each element named by its index in a failure.
+     *
+     * @param what what is compared, named in the failure
+     * @param count how many elements
+     * @param expected the reference value of element i
+     * @param actual the kernel's value of element i
+     * @param bound the allowed absolute error of element i
+     */
+    public static void assertClose(
+            String what,
+            int count,
+            IntToDoubleFunction expected,
+            IntToDoubleFunction actual,
+            IntToDoubleFunction bound) {
+        assertClose(what, count, expected, actual, bound, i -> "index " + i);
     }
 
     /**
