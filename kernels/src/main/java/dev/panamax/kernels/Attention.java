@@ -56,10 +56,8 @@ public final class Attention {
          *     {@code kvHeads} does not divide {@code qHeads}
          */
         public Shape {
-            Checks.nonNegative("batch", batch);
-            Checks.nonNegative("qHeads", qHeads);
-            Checks.nonNegative("tq", tq);
-            Checks.nonNegative("tk", tk);
+            Checks.nonNegative("batch", batch, "qHeads", qHeads);
+            Checks.nonNegative("tq", tq, "tk", tk);
             if (kvHeads < 1) {
                 throw new IllegalArgumentException("kvHeads (" + kvHeads + ") must be >= 1");
             }

@@ -13,8 +13,26 @@ final class Checks {
         }
     }
 
+    /** Checks two sizes, in order, as {@link #nonNegative(String, long)} does each. */
+    static void nonNegative(String name, long value, String name2, long value2) {
+        nonNegative(name, value);
+        nonNegative(name2, value2);
+    }
+
+    /** Checks three sizes, in order, as {@link #nonNegative(String, long)} does each. */
+    static void nonNegative(String name, long value, String name2, long value2, String name3, long value3) {
+        nonNegative(name, value, name2, value2);
+        nonNegative(name3, value3);
+    }
+
     static <T> T notNull(String name, T value) {
         return Objects.requireNonNull(value, () -> name + " must not be null");
+    }
+
+    /** Checks two arguments, in order, as {@link #notNull(String, Object)} does each. */
+    static void notNull(String name, Object value, String name2, Object value2) {
+        notNull(name, value);
+        notNull(name2, value2);
     }
 
     /**

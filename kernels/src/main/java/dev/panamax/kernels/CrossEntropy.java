@@ -111,8 +111,7 @@ public final class CrossEntropy {
             MemorySegment dlogits,
             long dlogitsOffset,
             int ldDlogits) {
-        Checks.nonNegative("rows", rows);
-        Checks.nonNegative("cols", cols);
+        Checks.nonNegative("rows", rows, "cols", cols);
         Checks.matrix("logits", logits, logitsOffset, rows, cols, "ldLogits", ldLogits, false);
         Checks.intRange("targets", targets, "targetsOffset", targetsOffset, rows, "targets");
         if (dlogits != null) {

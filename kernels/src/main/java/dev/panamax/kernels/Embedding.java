@@ -204,9 +204,7 @@ public final class Embedding {
             String name,
             MemorySegment table,
             long offset) {
-        Checks.nonNegative("rows", rows);
-        Checks.nonNegative("dim", dim);
-        Checks.nonNegative("vocab", vocab);
+        Checks.nonNegative("rows", rows, "dim", dim, "vocab", vocab);
         Checks.intRange("tokens", tokens, "tokensOffset", tokensOffset, rows, "tokens");
         Checks.range(name, table, name + "Offset", offset, (long) vocab * dim, name);
         for (int i = 0; i < rows; i++) {

@@ -368,8 +368,7 @@ public final class Gemm {
 
     private static void checkGemv(Transpose trans, int m, int n, int lda) {
         Checks.notNull("trans", trans);
-        Checks.nonNegative("m", m);
-        Checks.nonNegative("n", n);
+        Checks.nonNegative("m", m, "n", n);
         Checks.leadingDimension("lda", lda, "n", n, "A");
     }
 
@@ -386,11 +385,8 @@ public final class Gemm {
             int ldc,
             long strideC,
             int batchCount) {
-        Checks.notNull("transA", transA);
-        Checks.notNull("transB", transB);
-        Checks.nonNegative("m", m);
-        Checks.nonNegative("n", n);
-        Checks.nonNegative("k", k);
+        Checks.notNull("transA", transA, "transB", transB);
+        Checks.nonNegative("m", m, "n", n, "k", k);
         Checks.nonNegative("batchCount", batchCount);
         if (transA.transposed()) {
             Checks.leadingDimension("lda", lda, "m", m, "a transposed A");
@@ -403,9 +399,7 @@ public final class Gemm {
             Checks.leadingDimension("ldb", ldb, "n", n, "a non-transposed B");
         }
         Checks.leadingDimension("ldc", ldc, "n", n, "C");
-        Checks.nonNegative("strideA", strideA);
-        Checks.nonNegative("strideB", strideB);
-        Checks.nonNegative("strideC", strideC);
+        Checks.nonNegative("strideA", strideA, "strideB", strideB, "strideC", strideC);
         if (batchCount > 1 && m > 0 && n > 0 && !disjoint(m, n, ldc, strideC, batchCount)) {
             throw new IllegalArgumentException("strideC (" + strideC + ") makes the C matrices overlap: it must be"
                     + " >= (m - 1)·ldc + n (" + Checks.matrixExtent(m, n, ldc) + ") to stack them, or >= n (" + n

@@ -133,8 +133,7 @@ public final class LayerNorm {
             long meanOffset,
             MemorySegment rstd,
             long rstdOffset) {
-        Checks.nonNegative("rows", rows);
-        Checks.nonNegative("cols", cols);
+        Checks.nonNegative("rows", rows, "cols", cols);
         Checks.positive("epsilon", epsilon);
         Checks.matrix("x", x, xOffset, rows, cols, "ldx", ldx, false);
         Checks.vector("weight", weight, weightOffset, cols, false);
@@ -345,8 +344,7 @@ public final class LayerNorm {
             long dweightOffset,
             MemorySegment dbias,
             long dbiasOffset) {
-        Checks.nonNegative("rows", rows);
-        Checks.nonNegative("cols", cols);
+        Checks.nonNegative("rows", rows, "cols", cols);
         Checks.matrix("x", x, xOffset, rows, cols, "ldx", ldx, false);
         Checks.vector("weight", weight, weightOffset, cols, false);
         Checks.vector("mean", mean, meanOffset, rows, false);

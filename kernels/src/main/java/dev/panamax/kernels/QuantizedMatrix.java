@@ -23,8 +23,7 @@ public record QuantizedMatrix(WeightFormat format, MemorySegment data, long byte
      * @throws IndexOutOfBoundsException if {@code byteOffset} is negative or the rows run past the end of {@code data}
      */
     public QuantizedMatrix {
-        Checks.notNull("format", format);
-        Checks.notNull("data", data);
+        Checks.notNull("format", format, "data", data);
         Checks.nonNegative("rows", rows);
         long rowBytes = format.rowBytes(columns);
         Checks.byteRange(

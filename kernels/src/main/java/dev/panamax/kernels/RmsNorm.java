@@ -108,8 +108,7 @@ public final class RmsNorm {
             int ldy,
             MemorySegment rstd,
             long rstdOffset) {
-        Checks.nonNegative("rows", rows);
-        Checks.nonNegative("cols", cols);
+        Checks.nonNegative("rows", rows, "cols", cols);
         Checks.positive("epsilon", epsilon);
         Checks.matrix("x", x, xOffset, rows, cols, "ldx", ldx, false);
         Checks.vector("weight", weight, weightOffset, cols, false);
@@ -274,8 +273,7 @@ public final class RmsNorm {
             int lddx,
             MemorySegment dweight,
             long dweightOffset) {
-        Checks.nonNegative("rows", rows);
-        Checks.nonNegative("cols", cols);
+        Checks.nonNegative("rows", rows, "cols", cols);
         Checks.matrix("x", x, xOffset, rows, cols, "ldx", ldx, false);
         Checks.vector("weight", weight, weightOffset, cols, false);
         Checks.vector("rstd", rstd, rstdOffset, rows, false);

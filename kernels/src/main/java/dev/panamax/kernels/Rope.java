@@ -207,9 +207,7 @@ public final class Rope {
             MemorySegment y,
             long yOffset,
             int ldy) {
-        Checks.nonNegative("rows", rows);
-        Checks.nonNegative("heads", heads);
-        Checks.nonNegative("position", position);
+        Checks.nonNegative("rows", rows, "heads", heads, "position", position);
         if ((long) position + rows > maxPositions) {
             throw new IndexOutOfBoundsException(
                     "position (" + position + ") + rows (" + rows + ") must be <= maxPositions (" + maxPositions + ")");

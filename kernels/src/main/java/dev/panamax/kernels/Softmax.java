@@ -321,8 +321,7 @@ public final class Softmax {
     }
 
     private static void checkShape(int rows, int cols, float scale) {
-        Checks.nonNegative("rows", rows);
-        Checks.nonNegative("cols", cols);
+        Checks.nonNegative("rows", rows, "cols", cols);
         Checks.finite("scale", scale);
     }
 

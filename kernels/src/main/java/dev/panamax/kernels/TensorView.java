@@ -24,9 +24,7 @@ public record TensorView(MemorySegment data, long offset, long batchStride, long
     public TensorView {
         Checks.notNull("data", data);
         Checks.nonNegative("offset", offset);
-        Checks.nonNegative("batchStride", batchStride);
-        Checks.nonNegative("headStride", headStride);
-        Checks.nonNegative("rowStride", rowStride);
+        Checks.nonNegative("batchStride", batchStride, "headStride", headStride, "rowStride", rowStride);
     }
 
     /**
@@ -73,9 +71,7 @@ public record TensorView(MemorySegment data, long offset, long batchStride, long
     }
 
     private static void checkShape(int heads, int rows, int width) {
-        Checks.nonNegative("heads", heads);
-        Checks.nonNegative("rows", rows);
-        Checks.nonNegative("width", width);
+        Checks.nonNegative("heads", heads, "rows", rows, "width", width);
         try {
             Math.multiplyExact(Math.multiplyExact((long) heads, rows), width);
         } catch (ArithmeticException e) {

@@ -198,8 +198,7 @@ class ActivationsTest {
                 n,
                 i -> ReferenceOps.silu(gate[1 + i]) * up[2 + i],
                 i -> y[4 + i],
-                i -> Math.abs(y[4 + i]) * (Kind.SILU.forwardBound(gate[1 + i], 1) + EPS) + 1e-37,
-                i -> "index " + i);
+                i -> Math.abs(y[4 + i]) * (Kind.SILU.forwardBound(gate[1 + i], 1) + EPS) + 1e-37);
         Tolerance.assertClose(
                 "swiglu dgate " + n,
                 n,
@@ -207,16 +206,14 @@ class ActivationsTest {
                 i -> dgate[1 + i],
                 i -> Math.abs(dy[3 + i] * up[2 + i])
                         * (Kind.SILU.derivativeBound(gate[1 + i], ReferenceOps.siluDerivative(gate[1 + i]))
-                                + 2 * EPS * Math.abs(ReferenceOps.siluDerivative(gate[1 + i]))),
-                i -> "index " + i);
+                                + 2 * EPS * Math.abs(ReferenceOps.siluDerivative(gate[1 + i]))));
         Tolerance.assertClose(
                 "swiglu dup " + n,
                 n,
                 i -> dy[3 + i] * ReferenceOps.silu(gate[1 + i]),
                 i -> dup[2 + i],
                 i -> Math.abs(dy[3 + i]) * (Kind.SILU.forwardBound(gate[1 + i], ReferenceOps.silu(gate[1 + i])) + 1e-37)
-                        + EPS * Math.abs(dup[2 + i]),
-                i -> "index " + i);
+                        + EPS * Math.abs(dup[2 + i]));
         float[] inPlace = gate.clone();
         Activations.swigluForward(n, inPlace, 1, up, 2, inPlace, 1);
         assertArrayEquals(java.util.Arrays.copyOfRange(y, 4, 4 + n), java.util.Arrays.copyOfRange(inPlace, 1, 1 + n));

@@ -51,40 +51,6 @@ class AdamWTest {
     private static final int M0 = 3;
     private static final int V0 = 5;
 
-    /** The float64 step of one element: {p', m', v', bound p', bound m', bound v'}. */
-    private static double[] reference(
-            float lr,
-            float beta1,
-            float beta2,
-            float eps,
-            float wd,
-            int step,
-            float gs,
-            float p,
-            float g0,
-            float m,
-            float v) {
-        double g = (double) g0 * gs;
-        double b1 = beta1;
-        double b2 = beta2;
-        double mNew = b1 * m + (1 - b1) * g;
-        double vNew = b2 * v + (1 - b2) * g * g;
-        double c1 = 1 / (1 - Math.pow(b1, step));
-        double c2 = 1 / (1 - Math.pow(b2, step));
-        double denominator = Math.sqrt(vNew * c2) + eps;
-        double pNew = p - lr * (mNew * c1 / denominator + wd * (double) p);
-        double mMagnitude = b1 * Math.abs(m) + (1 - b1) * Math.abs(g);
-        double u = mMagnitude * c1 / denominator;
-        return new double[] {
-            pNew,
-            mNew,
-            vNew,
-            16 * FLOAT_EPSILON * (Math.abs(pNew) + lr * (u + wd * Math.abs(p))),
-            4 * FLOAT_EPSILON * mMagnitude,
-            6 * FLOAT_EPSILON * vNew
-        };
-    }
-
     @ParameterizedTest
     @ValueSource(ints = {0, 1, 7, 8, 9, 33, 1000, 5000})
     void stepsMatchTheFloat64Reference(int n) {
@@ -113,24 +79,16 @@ class AdamWTest {
             if (n > 3) {
                 grad[G0 + 3] = 0; // a zero gradient: at step 1 both moments stay 0 and the update is the decay alone
             }
+            Call call = new Call(n, lr, beta1, beta2, EPS, wd, step, gs, param, grad, m, v);
             double[][] expected = new double[n][];
             for (int i = 0; i < n; i++) {
-                expected[i] = reference(
-                        lr, beta1, beta2, EPS, wd, step, gs, param[P0 + i], grad[G0 + i], m[M0 + i], v[V0 + i]);
+                expected[i] = call.reference(param[P0 + i], grad[G0 + i], m[M0 + i], v[V0 + i]);
             }
             AdamW.update(n, lr, beta1, beta2, EPS, wd, step, gs, param, P0, grad, G0, m, M0, v, V0);
             String what = name + " step " + step;
-            Tolerance.assertClose(
-                    what + " param",
-                    n,
-                    i -> expected[i][0],
-                    i -> param[P0 + i],
-                    i -> expected[i][3],
-                    i -> "index " + i);
-            Tolerance.assertClose(
-                    what + " m", n, i -> expected[i][1], i -> m[M0 + i], i -> expected[i][4], i -> "index " + i);
-            Tolerance.assertClose(
-                    what + " v", n, i -> expected[i][2], i -> v[V0 + i], i -> expected[i][5], i -> "index " + i);
+            Tolerance.assertClose(what + " param", n, i -> expected[i][0], i -> param[P0 + i], i -> expected[i][3]);
+            Tolerance.assertClose(what + " m", n, i -> expected[i][1], i -> m[M0 + i], i -> expected[i][4]);
+            Tolerance.assertClose(what + " v", n, i -> expected[i][2], i -> v[V0 + i], i -> expected[i][5]);
         }
         assertGuards(name + " param", paramGuard, param, P0, n);
         assertGuards(name + " m", filled(m.length, 7f), m, M0, n);
@@ -232,6 +190,29 @@ class AdamWTest {
             float[] v) {
         void run() {
             AdamW.update(n, lr, beta1, beta2, eps, wd, step, gs, param, 0, grad, 0, m, 0, v, 0);
+        }
+
+        /** The float64 step of one element: {p', m', v', bound p', bound m', bound v'}. */
+        double[] reference(float p, float g0, float mOld, float vOld) {
+            double g = (double) g0 * gs;
+            double b1 = beta1;
+            double b2 = beta2;
+            double mNew = b1 * mOld + (1 - b1) * g;
+            double vNew = b2 * vOld + (1 - b2) * g * g;
+            double c1 = 1 / (1 - Math.pow(b1, step));
+            double c2 = 1 / (1 - Math.pow(b2, step));
+            double denominator = Math.sqrt(vNew * c2) + eps;
+            double pNew = p - lr * (mNew * c1 / denominator + wd * (double) p);
+            double mMagnitude = b1 * Math.abs(mOld) + (1 - b1) * Math.abs(g);
+            double u = mMagnitude * c1 / denominator;
+            return new double[] {
+                pNew,
+                mNew,
+                vNew,
+                16 * FLOAT_EPSILON * (Math.abs(pNew) + lr * (u + wd * Math.abs(p))),
+                4 * FLOAT_EPSILON * mMagnitude,
+                6 * FLOAT_EPSILON * vNew
+            };
         }
 
         Call withN(int value) {

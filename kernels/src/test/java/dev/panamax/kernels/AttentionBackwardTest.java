@@ -22,7 +22,18 @@ import org.junit.jupiter.params.provider.MethodSource;
 class AttentionBackwardTest {
     private static final int DEFAULT_THREADS = Parallelism.threads();
 
-    record Case(int batch, int qHeads, int kvHeads, int tq, int tk, int d, boolean causal, boolean masked) {}
+    record Case(int batch, int qHeads, int kvHeads, int tq, int tk, int d, boolean causal, boolean masked) {
+        /** The float64 reference's forward for this case's shape. */
+        ReferenceAttention.Result referenceForward(double scale, float[] q, float[] k, float[] v, float[] mask) {
+            return ReferenceAttention.forward(batch, qHeads, kvHeads, tq, tk, d, scale, causal, q, k, v, mask);
+        }
+
+        /** The float64 reference's gradients for this case's shape. */
+        ReferenceAttention.Gradients referenceBackward(
+                double scale, float[] q, float[] k, float[] v, float[] mask, float[] dO) {
+            return ReferenceAttention.backward(batch, qHeads, kvHeads, tq, tk, d, scale, causal, q, k, v, mask, dO);
+        }
+    }
 
     @AfterEach
     void restoreThreads() {
@@ -58,8 +69,7 @@ class AttentionBackwardTest {
     private static void assertMatchesReference(
             String name, Case c, float scale, float[] q, float[] k, float[] v, float[] mask, float[] dO) {
         float[][] grads = fast(c, scale, q, k, v, mask, dO);
-        ReferenceAttention.Gradients expected = ReferenceAttention.backward(
-                c.batch(), c.qHeads(), c.kvHeads(), c.tq(), c.tk(), c.d(), scale, c.causal(), q, k, v, mask, dO);
+        ReferenceAttention.Gradients expected = c.referenceBackward(scale, q, k, v, mask, dO);
         Tolerance.assertClose(name + " dQ", expected.dq(), grads[0], expected.dqBound());
         Tolerance.assertClose(name + " dK", expected.dk(), grads[1], expected.dkBound());
         Tolerance.assertClose(name + " dV", expected.dv(), grads[2], expected.dvBound());
@@ -123,20 +133,7 @@ class AttentionBackwardTest {
         float[][] t = tensors(c);
         float[] mask = mask(c.tq(), c.tk());
         double scale = 0.4;
-        ReferenceAttention.Gradients analytic = ReferenceAttention.backward(
-                c.batch(),
-                c.qHeads(),
-                c.kvHeads(),
-                c.tq(),
-                c.tk(),
-                c.d(),
-                scale,
-                c.causal(),
-                t[0],
-                t[1],
-                t[2],
-                mask,
-                t[3]);
+        ReferenceAttention.Gradients analytic = c.referenceBackward(scale, t[0], t[1], t[2], mask, t[3]);
         double[][] gradients = {analytic.dq(), analytic.dk(), analytic.dv()};
         SplittableRandom random = new SplittableRandom(5);
         for (int which = 0; which < 3; which++) {
@@ -180,20 +177,7 @@ class AttentionBackwardTest {
     }
 
     private static double loss(Case c, double scale, float[][] t, float[] mask) {
-        double[] out = ReferenceAttention.forward(
-                        c.batch(),
-                        c.qHeads(),
-                        c.kvHeads(),
-                        c.tq(),
-                        c.tk(),
-                        c.d(),
-                        scale,
-                        c.causal(),
-                        t[0],
-                        t[1],
-                        t[2],
-                        mask)
-                .output();
+        double[] out = c.referenceForward(scale, t[0], t[1], t[2], mask).output();
         double sum = 0;
         for (int i = 0; i < out.length; i++) {
             sum += out[i] * t[3][i];

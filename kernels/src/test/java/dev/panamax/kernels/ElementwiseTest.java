@@ -40,8 +40,7 @@ class ElementwiseTest {
                 n,
                 i -> (double) a[1 + i] + b[2 + i],
                 i -> y[3 + i],
-                i -> FLOAT_EPSILON * Math.abs((double) a[1 + i] + b[2 + i]),
-                i -> "index " + i);
+                i -> FLOAT_EPSILON * Math.abs((double) a[1 + i] + b[2 + i]));
         assertArrayEquals(java.util.Arrays.copyOf(before, 3), java.util.Arrays.copyOf(y, 3));
         float[] scaled = a.clone();
         Elementwise.scale(n, -0.3f, scaled, 1);
@@ -50,8 +49,7 @@ class ElementwiseTest {
                 n,
                 i -> -0.3f * (double) a[1 + i],
                 i -> scaled[1 + i],
-                i -> FLOAT_EPSILON * Math.abs(0.3f * (double) a[1 + i]),
-                i -> "index " + i);
+                i -> FLOAT_EPSILON * Math.abs(0.3f * (double) a[1 + i]));
         float[] z = b.clone();
         Elementwise.axpy(n, 1.7f, a, 1, z, 2);
         Tolerance.assertClose(
@@ -59,8 +57,7 @@ class ElementwiseTest {
                 n,
                 i -> 1.7f * (double) a[1 + i] + b[2 + i],
                 i -> z[2 + i],
-                i -> FLOAT_EPSILON * Math.abs(1.7f * (double) a[1 + i] + b[2 + i]),
-                i -> "index " + i);
+                i -> FLOAT_EPSILON * Math.abs(1.7f * (double) a[1 + i] + b[2 + i]));
         float[] inPlace = a.clone();
         Elementwise.add(n, inPlace, 1, b, 2, inPlace, 1);
         assertArrayEquals(java.util.Arrays.copyOfRange(y, 3, 3 + n), java.util.Arrays.copyOfRange(inPlace, 1, 1 + n));

@@ -80,18 +80,28 @@ class NormsTest {
         }
 
         void forward(boolean rms) {
+            forward(rms, y);
+        }
+
+        /** The forward into {@code out}, stored like y: y itself, or x for the in-place form. */
+        void forward(boolean rms, float[] out) {
             if (rms) {
-                RmsNorm.forward(rows, cols, EPSILON, x, 2, ld, w, 1, y, 2, ld, rstd, 1);
+                RmsNorm.forward(rows, cols, EPSILON, x, 2, ld, w, 1, out, 2, ld, rstd, 1);
             } else {
-                LayerNorm.forward(rows, cols, EPSILON, x, 2, ld, w, 1, b, 2, y, 2, ld, mean, 1, rstd, 1);
+                LayerNorm.forward(rows, cols, EPSILON, x, 2, ld, w, 1, b, 2, out, 2, ld, mean, 1, rstd, 1);
             }
         }
 
         void backward(boolean rms) {
+            backward(rms, dx);
+        }
+
+        /** The backward into {@code out}, stored like dx: dx itself, or dy for the in-place form. */
+        void backward(boolean rms, float[] out) {
             if (rms) {
-                RmsNorm.backward(rows, cols, x, 2, ld, w, 1, rstd, 1, dy, 2, ld, dx, 2, ld, dw, 1);
+                RmsNorm.backward(rows, cols, x, 2, ld, w, 1, rstd, 1, dy, 2, ld, out, 2, ld, dw, 1);
             } else {
-                LayerNorm.backward(rows, cols, x, 2, ld, w, 1, mean, 1, rstd, 1, dy, 2, ld, dx, 2, ld, dw, 1, db, 2);
+                LayerNorm.backward(rows, cols, x, 2, ld, w, 1, mean, 1, rstd, 1, dy, 2, ld, out, 2, ld, dw, 1, db, 2);
             }
         }
     }
@@ -239,60 +249,14 @@ class NormsTest {
             Operands out = Operands.of("in place", 5, 37, 1, 2);
             Operands in = Operands.of("in place", 5, 37, 1, 2);
             out.forward(rms);
-            if (rms) {
-                RmsNorm.forward(5, 37, EPSILON, in.x, 2, in.ld, in.w, 1, in.x, 2, in.ld, null, 0);
-            } else {
-                LayerNorm.forward(5, 37, EPSILON, in.x, 2, in.ld, in.w, 1, in.b, 2, in.x, 2, in.ld, null, 0, null, 0);
-            }
+            in.forward(rms, in.x);
             for (int i = 0; i < 5; i++) {
                 assertArrayEquals(out.row(out.y, i), in.row(in.x, i), "row " + i);
             }
             out.backward(rms);
             Operands again = Operands.of("in place", 5, 37, 1, 2);
             again.forward(rms);
-            if (rms) {
-                RmsNorm.backward(
-                        5,
-                        37,
-                        again.x,
-                        2,
-                        again.ld,
-                        again.w,
-                        1,
-                        again.rstd,
-                        1,
-                        again.dy,
-                        2,
-                        again.ld,
-                        again.dy,
-                        2,
-                        again.ld,
-                        again.dw,
-                        1);
-            } else {
-                LayerNorm.backward(
-                        5,
-                        37,
-                        again.x,
-                        2,
-                        again.ld,
-                        again.w,
-                        1,
-                        again.mean,
-                        1,
-                        again.rstd,
-                        1,
-                        again.dy,
-                        2,
-                        again.ld,
-                        again.dy,
-                        2,
-                        again.ld,
-                        again.dw,
-                        1,
-                        again.db,
-                        2);
-            }
+            again.backward(rms, again.dy);
             for (int i = 0; i < 5; i++) {
                 assertArrayEquals(out.row(out.dx, i), again.row(again.dy, i), "backward row " + i);
             }

@@ -26,10 +26,7 @@ class QuantizationTest {
     /** Every binary16 pattern through the vector decoder of F16 rows, against the JDK's scalar conversion. */
     @Test
     void halfDecodingIsExactForAllPatterns() {
-        short[] all = new short[65536];
-        for (int i = 0; i < all.length; i++) {
-            all[i] = (short) i;
-        }
+        short[] all = everyPattern();
         float[] decoded = decodeRow(WeightFormat.F16, all);
         for (int i = 0; i < all.length; i++) {
             float expected = Float.float16ToFloat((short) i);
@@ -51,16 +48,22 @@ class QuantizationTest {
     /** Every bfloat16 pattern through the vector decoder and the scalar one: the float with those upper 16 bits. */
     @Test
     void bfloat16DecodingIsExactForAllPatterns() {
-        short[] all = new short[65536];
-        for (int i = 0; i < all.length; i++) {
-            all[i] = (short) i;
-        }
+        short[] all = everyPattern();
         float[] decoded = decodeRow(WeightFormat.BF16, all);
         for (int i = 0; i < all.length; i++) {
             int expected = i << 16;
             assertEquals(expected, Float.floatToRawIntBits(decoded[i]), "bfloat16 0x" + Integer.toHexString(i));
             assertEquals(expected, Float.floatToRawIntBits(Quantization.bfloat16ToFloat((short) i)));
         }
+    }
+
+    /** All 65536 16-bit patterns, in order. */
+    private static short[] everyPattern() {
+        short[] all = new short[65536];
+        for (int i = 0; i < all.length; i++) {
+            all[i] = (short) i;
+        }
+        return all;
     }
 
     private static float[] decodeRow(WeightFormat format, short[] values) {

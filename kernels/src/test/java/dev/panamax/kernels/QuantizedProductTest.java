@@ -329,6 +329,16 @@ class QuantizedProductTest {
         }
     }
 
+    /** The array product called with these arguments must throw type with message. */
+    private record BadProduct(
+            Class<? extends RuntimeException> type,
+            String message,
+            int tokens,
+            int xOffset,
+            int ldx,
+            int yOffset,
+            int ldy) {}
+
     @Test
     void rejectsBadArguments() {
         byte[] bytes = new byte[34 * 2 * 4];
@@ -356,26 +366,20 @@ class QuantizedProductTest {
         QuantizedMatrix w = new QuantizedMatrix(WeightFormat.Q8_0, data, 0, 4, 64);
         float[] x = new float[2 * 64];
         float[] y = new float[2 * 4];
-        assertRejected(
-                IllegalArgumentException.class,
-                "tokens (-1) must be >= 0",
-                () -> QuantizedProduct.multiply(w, -1, x, 0, 64, y, 0, 4));
-        assertRejected(
-                IllegalArgumentException.class,
-                "ldx (63) must be >= w.columns() (64)",
-                () -> QuantizedProduct.multiply(w, 2, x, 0, 63, y, 0, 4));
-        assertRejected(
-                IllegalArgumentException.class,
-                "ldy (3) must be >= w.rows() (4)",
-                () -> QuantizedProduct.multiply(w, 2, x, 0, 64, y, 0, 3));
-        assertRejected(
-                IndexOutOfBoundsException.class,
-                "x holds 128 floats",
-                () -> QuantizedProduct.multiply(w, 2, x, 1, 64, y, 0, 4));
-        assertRejected(
-                IndexOutOfBoundsException.class,
-                "y holds 8 floats",
-                () -> QuantizedProduct.multiply(w, 2, x, 0, 64, y, 1, 4));
+        // One bad argument each, with everything else as the valid call (w, 2, x, 0, 64, y, 0, 4) has it.
+        BadProduct[] cases = {
+            new BadProduct(IllegalArgumentException.class, "tokens (-1) must be >= 0", -1, 0, 64, 0, 4),
+            new BadProduct(IllegalArgumentException.class, "ldx (63) must be >= w.columns() (64)", 2, 0, 63, 0, 4),
+            new BadProduct(IllegalArgumentException.class, "ldy (3) must be >= w.rows() (4)", 2, 0, 64, 0, 3),
+            new BadProduct(IndexOutOfBoundsException.class, "x holds 128 floats", 2, 1, 64, 0, 4),
+            new BadProduct(IndexOutOfBoundsException.class, "y holds 8 floats", 2, 0, 64, 1, 4)
+        };
+        for (BadProduct c : cases) {
+            assertRejected(
+                    c.type(),
+                    c.message(),
+                    () -> QuantizedProduct.multiply(w, c.tokens(), x, c.xOffset(), c.ldx(), y, c.yOffset(), c.ldy()));
+        }
         assertRejected(
                 IllegalArgumentException.class,
                 "y is read-only",

@@ -443,14 +443,8 @@ class SoftmaxTest {
                 }
             }
             double[] bound = forwardBounds(log, row, scale, n, expected, wide);
-            int at = l.yOffset() + i * l.ldy();
-            Tolerance.assertClose(
-                    (log ? "log-softmax " : "softmax ") + name + " row " + i,
-                    l.cols(),
-                    j -> expected[j],
-                    j -> y[at + j],
-                    j -> bound[j],
-                    j -> "column " + j);
+            String what = (log ? "log-softmax " : "softmax ") + name + " row " + i;
+            Tolerance.assertRowClose(what, l.cols(), expected, y, l.yOffset() + i * l.ldy(), bound);
         }
         assertPaddingUntouched(before, y, l.yOffset(), l.ldy(), l.rows(), l.cols(), name);
     }
@@ -569,14 +563,8 @@ class SoftmaxTest {
                             * (3 * eps * Math.abs(dyRow[j] - reduced) + reducedError);
                 }
             }
-            int at = l.xOffset() + i * l.ldx();
-            Tolerance.assertClose(
-                    (log ? "log-softmax backward " : "softmax backward ") + name + " row " + i,
-                    l.cols(),
-                    j -> expected[j],
-                    j -> dx[at + j],
-                    j -> bound[j],
-                    j -> "column " + j);
+            String what = (log ? "log-softmax backward " : "softmax backward ") + name + " row " + i;
+            Tolerance.assertRowClose(what, l.cols(), expected, dx, l.xOffset() + i * l.ldx(), bound);
         }
         assertPaddingUntouched(before, dx, l.xOffset(), l.ldx(), l.rows(), l.cols(), name);
     }

@@ -31,7 +31,7 @@ public final class Tolerance {
             throw new AssertionError(what + ": lengths differ: expected " + expected.length + ", actual "
                     + actual.length + ", bounds " + bound.length);
         }
-        assertClose(what, expected.length, i -> expected[i], i -> actual[i], i -> bound[i], i -> "index " + i);
+        assertClose(what, expected.length, i -> expected[i], i -> actual[i], i -> bound[i]);
     }
 
     /**
@@ -49,6 +49,40 @@ public final class Tolerance {
             bound[i] = absolute + relative * Math.abs(expected[i]);
         }
         assertClose(what, expected, actual, bound);
+    }
+
+    /**
+     * The general form with each element named by its index in a failure.
+     *
+     * @param what what is compared, named in the failure
+     * @param count how many elements
+     * @param expected the reference value of element i
+     * @param actual the kernel's value of element i
+     * @param bound the allowed absolute error of element i
+     */
+    public static void assertClose(
+            String what,
+            int count,
+            IntToDoubleFunction expected,
+            IntToDoubleFunction actual,
+            IntToDoubleFunction bound) {
+        assertClose(what, count, expected, actual, bound, i -> "index " + i);
+    }
+
+    /**
+     * Asserts that one row of a matrix, {@code cols} elements of {@code actual} from index {@code at}, is within {@code
+     * bound[j]} of {@code expected[j]} in every column j.
+     *
+     * @param what what is compared, named in the failure
+     * @param cols how many columns
+     * @param expected the reference values of the row
+     * @param actual the kernel's output, holding the row from {@code at}
+     * @param at index of the row's first element in {@code actual}
+     * @param bound the allowed absolute error per column
+     */
+    public static void assertRowClose(
+            String what, int cols, double[] expected, float[] actual, int at, double[] bound) {
+        assertClose(what, cols, j -> expected[j], j -> actual[at + j], j -> bound[j], j -> "column " + j);
     }
 
     /**
