@@ -126,7 +126,8 @@ final class Report {
     }
 
     private static String ceilingEntry(Cell cell) {
-        return String.format(Locale.ROOT, " %.0f%% |", 100 * cell.rate() / cell.workload().ceiling());
+        return String.format(
+                Locale.ROOT, " %.0f%% |", 100 * cell.rate() / cell.workload().ceiling());
     }
 
     private static void chart(Map<String, Map<String, Cell>> rows, List<String> methods, String unit, Path png)
