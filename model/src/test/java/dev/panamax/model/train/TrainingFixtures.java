@@ -1,8 +1,8 @@
 package dev.panamax.model.train;
 
 import dev.panamax.model.nn.ModelConfig;
-import dev.panamax.model.tokenizer.CharVocabulary;
 import dev.panamax.model.nn.ModelConfig.Architecture;
+import dev.panamax.model.tokenizer.CharVocabulary;
 
 /** The text and the models that the training tests of both backends learn on, so that they train the same thing. */
 final class TrainingFixtures {
