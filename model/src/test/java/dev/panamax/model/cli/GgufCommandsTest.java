@@ -28,20 +28,14 @@ class GgufCommandsTest {
         Path out = dir.resolve("stories260K-" + type + ".gguf");
         String model = SharedData.require("stories260K.bin").toString();
         assertEquals(
-                0,
-                cli.run(
-                        "quantize",
-                        "--model",
-                        model,
-                        "--out",
-                        out.toString(),
-                        "--type",
-                        type,
-                        "--tokenizer",
-                        tokenizer.toString()),
-                cli.err());
+                0, cli.run(quantizeArgs(model, out, "--type", type, "--tokenizer", tokenizer.toString())), cli.err());
         assertTrue(cli.out().startsWith("wrote " + out), cli.out());
         return out;
+    }
+
+    /** {@code panamax quantize}'s arguments for {@code model} into {@code out}, then {@code more}. */
+    private static String[] quantizeArgs(String model, Path out, String... more) {
+        return CliFixtures.with(new String[] {"quantize", "--model", model, "--out", out.toString()}, more);
     }
 
     @Test
@@ -191,26 +185,10 @@ class GgufCommandsTest {
     @Test
     void badChoicesAreUsageErrors() throws IOException {
         String model = SharedData.require("stories260K.bin").toString();
-        assertEquals(
-                2,
-                cli.run(
-                        "quantize",
-                        "--model",
-                        model,
-                        "--out",
-                        dir.resolve("x.gguf").toString(),
-                        "--type",
-                        "q5_0"));
+        assertEquals(2, cli.run(quantizeArgs(model, dir.resolve("x.gguf"), "--type", "q5_0")));
         assertTrue(cli.err().contains("--type (q5_0) must be one of f32, f16, bf16, q8_0 and q4_0"), cli.err());
         Path f32 = quantize("f32");
-        assertEquals(
-                2,
-                cli.run(
-                        "quantize",
-                        "--model",
-                        f32.toString(),
-                        "--out",
-                        dir.resolve("y.gguf").toString()));
+        assertEquals(2, cli.run(quantizeArgs(f32.toString(), dir.resolve("y.gguf"))));
         assertTrue(cli.err().contains("is already a GGUF file"), cli.err());
         Path text = dir.resolve("short.txt");
         Files.writeString(text, "the");
