@@ -38,6 +38,13 @@ class GgufCommandsTest {
         return CliFixtures.with(new String[] {"quantize", "--model", model, "--out", out.toString()}, more);
     }
 
+    /** {@code panamax perplexity}'s arguments for {@code model} on {@code data} in windows of 64, then {@code more}. */
+    private static String[] perplexity64(Path model, Path data, String... more) {
+        return CliFixtures.with(
+                new String[] {"perplexity", "--model", model.toString(), "--data", data.toString(), "--context", "64"},
+                more);
+    }
+
     @Test
     void anF32FileGeneratesRunCsGreedyIds() throws IOException {
         Path f32 = quantize("f32");
@@ -113,18 +120,7 @@ class GgufCommandsTest {
         ids[0] = 1;
         System.arraycopy(greedy, 0, ids, 1, greedy.length);
         Path data = tokenFile(ids);
-        assertEquals(
-                0,
-                cli.run(
-                        "perplexity",
-                        "--model",
-                        f32.toString(),
-                        "--data",
-                        data.toString(),
-                        "--context",
-                        "64",
-                        "--print-top1"),
-                cli.err());
+        assertEquals(0, cli.run(perplexity64(f32, data, "--print-top1")), cli.err());
         String[] lines = cli.out().split("\n");
         // Each window's second half predicts, greedily, the token that follows: its own greedy continuation.
         for (int w = 0; w < 2; w++) {
@@ -141,33 +137,9 @@ class GgufCommandsTest {
                 lines[2].startsWith("windows: 2 of 64 tokens (128 tokens in the data), 62 positions scored"), lines[2]);
         assertTrue(lines[3].startsWith("mean NLL: "), lines[3]);
         Path q8 = quantize("q8_0");
-        assertEquals(
-                0,
-                cli.run(
-                        "perplexity",
-                        "--model",
-                        q8.toString(),
-                        "--base",
-                        f32.toString(),
-                        "--data",
-                        data.toString(),
-                        "--context",
-                        "64"),
-                cli.err());
+        assertEquals(0, cli.run(perplexity64(q8, data, "--base", f32.toString())), cli.err());
         assertTrue(cli.out().contains("against the base: top-1 agreement "), cli.out());
-        assertEquals(
-                0,
-                cli.run(
-                        "perplexity",
-                        "--model",
-                        f32.toString(),
-                        "--base",
-                        f32.toString(),
-                        "--data",
-                        data.toString(),
-                        "--context",
-                        "64"),
-                cli.err());
+        assertEquals(0, cli.run(perplexity64(f32, data, "--base", f32.toString())), cli.err());
         assertTrue(cli.out().contains("top-1 agreement 100.00% (62 of 62), mean KL divergence 0.000000"), cli.out());
     }
 

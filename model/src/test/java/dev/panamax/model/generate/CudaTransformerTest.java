@@ -1,5 +1,7 @@
 package dev.panamax.model.generate;
 
+import static dev.panamax.model.testing.TinyModels.GPT2;
+import static dev.panamax.model.testing.TinyModels.LLAMA;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 
@@ -11,7 +13,6 @@ import dev.panamax.model.backend.EmulatedBackends;
 import dev.panamax.model.io.DType;
 import dev.panamax.model.io.Gpt2Checkpoint;
 import dev.panamax.model.io.Llama2cCheckpoint;
-import dev.panamax.model.nn.ModelConfig;
 import dev.panamax.model.testing.RandomWeights;
 import dev.panamax.model.testing.SharedData;
 import dev.panamax.model.testing.TinyModels;
@@ -47,9 +48,6 @@ class CudaTransformerTest {
 
     private static final int BOS = 1;
     private static final int[] TOKENS = TinyModels.tokens();
-
-    private static final ModelConfig LLAMA = TinyModels.LLAMA;
-    private static final ModelConfig GPT2 = TinyModels.GPT2;
 
     @TempDir
     Path dir;

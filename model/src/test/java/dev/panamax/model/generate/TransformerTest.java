@@ -1,5 +1,7 @@
 package dev.panamax.model.generate;
 
+import static dev.panamax.model.testing.TinyModels.GPT2;
+import static dev.panamax.model.testing.TinyModels.LLAMA;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -38,9 +40,6 @@ class TransformerTest {
     private static final double ABSOLUTE = 1e-4;
     private static final double RELATIVE = 1e-4;
     private static final int[] TOKENS = TinyModels.tokens();
-
-    private static final ModelConfig LLAMA = TinyModels.LLAMA;
-    private static final ModelConfig GPT2 = TinyModels.GPT2;
 
     @TempDir
     Path dir;
