@@ -34,6 +34,10 @@ class TrainerTest {
     private static final String TEXT = TrainingFixtures.TEXT;
     private static final CharVocabulary VOCABULARY = TrainingFixtures.VOCABULARY;
 
+    /** Two micro-batches, warm-up, weight decay and clipping: every part of a step that a resume must restore. */
+    private static final TrainingOptions TWO_MICRO_BATCHES =
+            new TrainingOptions(2, 16, 2, 3e-3f, 3e-4f, 3, 0.1f, 0.9f, 0.95f, 1e-8f, 0.5f, 42, DataOrder.SHUFFLED);
+
     @TempDir
     Path dir;
 
@@ -82,8 +86,7 @@ class TrainerTest {
     @EnumSource(Architecture.class)
     void resumingFromACheckpointGivesBitIdenticalLossesAndWeights(Architecture architecture) throws IOException {
         TokenDataset data = data(0.2);
-        TrainingOptions options =
-                new TrainingOptions(2, 16, 2, 3e-3f, 3e-4f, 3, 0.1f, 0.9f, 0.95f, 1e-8f, 0.5f, 42, DataOrder.SHUFFLED);
+        TrainingOptions options = TWO_MICRO_BATCHES;
         int total = 9;
         Recorder straight = new Recorder(0);
         Recorder resumed = new Recorder(0);
@@ -120,8 +123,7 @@ class TrainerTest {
     @EnumSource(Architecture.class)
     void trainingStateOnTheHeapTrainsBitForBitAsOnNativeMemory(Architecture architecture) throws IOException {
         TokenDataset data = data(0.2);
-        TrainingOptions options =
-                new TrainingOptions(2, 16, 2, 3e-3f, 3e-4f, 3, 0.1f, 0.9f, 0.95f, 1e-8f, 0.5f, 42, DataOrder.SHUFFLED);
+        TrainingOptions options = TWO_MICRO_BATCHES;
         Recorder heap = new Recorder(0);
         Recorder nativeMemory = new Recorder(0);
         float[] heapWeights;
