@@ -15,8 +15,8 @@ final class Command {
     static final Option HELP = Option.flag("--help", "show this help").shortName("-h");
 
     /** The kernels' thread count, which every command that computes takes. */
-    static final Option THREADS = Option.whole(
-                    "--threads", "N", 1, Integer.MAX_VALUE, "threads for the kernels (default: all processors)")
+    static final Option THREADS = Option.wholeFrom(
+                    "--threads", "N", 1, "threads for the kernels (default: all processors)")
             .shortName("-t");
 
     /** Where the model runs: {@link dev.panamax.model.backend.Backends#create} picks the backend by this name. */

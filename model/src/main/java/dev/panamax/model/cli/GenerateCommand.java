@@ -40,18 +40,16 @@ final class GenerateCommand {
                     "the text to continue (default: none; generation starts from the beginning-of-text token)")
             .shortName("-p");
     static final Option PROMPT_IDS = Option.text("--prompt-ids", "IDS", "the prompt as token ids, e.g. 1,450,2462");
-    static final Option MAX_TOKENS = Option.whole(
+    static final Option MAX_TOKENS = Option.wholeFrom(
                     "--max-tokens",
                     "N",
                     0,
-                    Integer.MAX_VALUE,
                     "the most tokens to generate (default: 256, or what the context leaves after the prompt)")
             .shortName("-n");
-    static final Option TEMPERATURE = Option.number(
-                    "--temperature", "T", 0, false, Double.POSITIVE_INFINITY, "the softmax temperature; 0 is greedy")
+    static final Option TEMPERATURE = Option.nonNegative("--temperature", "T", "the softmax temperature; 0 is greedy")
             .defaultValue("1");
-    static final Option TOP_K = Option.whole(
-                    "--top-k", "K", 0, Integer.MAX_VALUE, "sample from the K most likely tokens only; 0 keeps all")
+    static final Option TOP_K = Option.wholeFrom(
+                    "--top-k", "K", 0, "sample from the K most likely tokens only; 0 keeps all")
             .defaultValue("0");
     static final Option TOP_P = Option.number(
                     "--top-p",

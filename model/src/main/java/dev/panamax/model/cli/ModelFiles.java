@@ -25,6 +25,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.function.BiFunction;
+import java.util.function.Function;
+import java.util.function.ToLongFunction;
 
 /**
  * The files the CLI reads: a model is a llama2.c checkpoint ({@code .bin}), a GGUF file of a Llama-family model
@@ -61,24 +63,47 @@ final class ModelFiles {
         }
     }
 
-    /** Text to token ids and back, for either tokenizer. */
-    interface Codec {
-        int[] encode(String text);
+    /**
+     * Text to token ids and back, for every kind of tokenizer.
+     *
+     * @param encoder text to ids, with the BOS the vocabulary prepends
+     * @param bound a lower bound on the number of tokens a text encodes to, found without encoding it
+     * @param decoder the bytes of a token as it follows the previous one
+     * @param startToken the token a generation without a prompt starts from, if the vocabulary has one
+     * @param stopToken the token that ends a generation, if the vocabulary has one
+     */
+    record Codec(
+            Function<String, int[]> encoder,
+            ToLongFunction<String> bound,
+            PieceDecoder decoder,
+            Optional<Integer> startToken,
+            Optional<Integer> stopToken) {
+        int[] encode(String text) {
+            return encoder.apply(text);
+        }
 
         /**
          * A lower bound on the number of tokens {@code text} encodes to, found without encoding it: each token stands
          * for at most as many bytes as the vocabulary's longest piece.
          */
-        long fewestTokens(String text);
+        long fewestTokens(String text) {
+            return bound.applyAsLong(text);
+        }
 
         /** The bytes of {@code token} as it follows {@code previous}. */
+        byte[] decode(int previous, int token) {
+            return decoder.decode(previous, token);
+        }
+    }
+
+    /** A token's bytes, which may depend on the token before it (SentencePiece drops a leading space after BOS). */
+    interface PieceDecoder {
         byte[] decode(int previous, int token);
+    }
 
-        /** The token a generation without a prompt starts from, if the vocabulary has one. */
-        Optional<Integer> startToken();
-
-        /** The token that ends a generation, if the vocabulary has one. */
-        Optional<Integer> stopToken();
+    /** The bound of a byte-level vocabulary: {@code fixed} tokens plus the UTF-8 bytes over the longest piece. */
+    private static ToLongFunction<String> byLongestPiece(int fixed, int longestPiece) {
+        return text -> fixed + Math.ceilDiv(text.getBytes(StandardCharsets.UTF_8).length, longestPiece);
     }
 
     /**
@@ -243,32 +268,12 @@ final class ModelFiles {
 
     static Codec gguf(GgufTokenizer tokenizer) {
         int longestPiece = tokenizer.longestPiece();
-        return new Codec() {
-            @Override
-            public int[] encode(String text) {
-                return tokenizer.encode(text, true, true);
-            }
-
-            @Override
-            public long fewestTokens(String text) {
-                return Math.ceilDiv(text.getBytes(StandardCharsets.UTF_8).length, longestPiece);
-            }
-
-            @Override
-            public byte[] decode(int previous, int token) {
-                return tokenizer.decode(previous, token);
-            }
-
-            @Override
-            public Optional<Integer> startToken() {
-                return tokenizer.bos();
-            }
-
-            @Override
-            public Optional<Integer> stopToken() {
-                return tokenizer.eos();
-            }
-        };
+        return new Codec(
+                text -> tokenizer.encode(text, true, true),
+                byLongestPiece(0, longestPiece),
+                tokenizer::decode,
+                tokenizer.bos(),
+                tokenizer.eos());
     }
 
     private static Located gpt2(Path config, Path weights, String source, Path given) throws IOException {
@@ -363,32 +368,12 @@ final class ModelFiles {
             }
         }
         Optional<Integer> start = lineBreak;
-        return new Codec() {
-            @Override
-            public int[] encode(String text) {
-                return vocabulary.encode(text);
-            }
-
-            @Override
-            public long fewestTokens(String text) {
-                return text.codePointCount(0, text.length());
-            }
-
-            @Override
-            public byte[] decode(int previous, int token) {
-                return vocabulary.decode(token).getBytes(StandardCharsets.UTF_8);
-            }
-
-            @Override
-            public Optional<Integer> startToken() {
-                return start;
-            }
-
-            @Override
-            public Optional<Integer> stopToken() {
-                return Optional.empty();
-            }
-        };
+        return new Codec(
+                vocabulary::encode,
+                text -> text.codePointCount(0, text.length()),
+                (previous, token) -> vocabulary.decode(token).getBytes(StandardCharsets.UTF_8),
+                start,
+                Optional.empty());
     }
 
     private static Codec llama2c(Llama2cTokenizer tokenizer) {
@@ -397,32 +382,12 @@ final class ModelFiles {
             longest = Math.max(longest, tokenizer.piece(token).length);
         }
         int longestPiece = longest;
-        return new Codec() {
-            @Override
-            public int[] encode(String text) {
-                return tokenizer.encode(text, true, false);
-            }
-
-            @Override
-            public long fewestTokens(String text) {
-                return 1 + Math.ceilDiv(text.getBytes(StandardCharsets.UTF_8).length, longestPiece);
-            }
-
-            @Override
-            public byte[] decode(int previous, int token) {
-                return tokenizer.decode(previous, token);
-            }
-
-            @Override
-            public Optional<Integer> startToken() {
-                return Optional.of(Llama2cTokenizer.BOS);
-            }
-
-            @Override
-            public Optional<Integer> stopToken() {
-                return Optional.of(Llama2cTokenizer.BOS);
-            }
-        };
+        return new Codec(
+                text -> tokenizer.encode(text, true, false),
+                byLongestPiece(1, longestPiece),
+                tokenizer::decode,
+                Optional.of(Llama2cTokenizer.BOS),
+                Optional.of(Llama2cTokenizer.BOS));
     }
 
     private static Codec gpt2(Gpt2Tokenizer tokenizer) {
@@ -433,32 +398,12 @@ final class ModelFiles {
         int longestPiece = longest;
         int id = tokenizer.id("<|endoftext|>");
         Optional<Integer> endOfText = id < 0 ? Optional.empty() : Optional.of(id);
-        return new Codec() {
-            @Override
-            public int[] encode(String text) {
-                return tokenizer.encode(text);
-            }
-
-            @Override
-            public long fewestTokens(String text) {
-                return Math.ceilDiv(text.getBytes(StandardCharsets.UTF_8).length, longestPiece);
-            }
-
-            @Override
-            public byte[] decode(int previous, int token) {
-                return tokenizer.decodeBytes(token);
-            }
-
-            @Override
-            public Optional<Integer> startToken() {
-                return endOfText;
-            }
-
-            @Override
-            public Optional<Integer> stopToken() {
-                return endOfText;
-            }
-        };
+        return new Codec(
+                tokenizer::encode,
+                byLongestPiece(0, longestPiece),
+                (previous, token) -> tokenizer.decodeBytes(token),
+                endOfText,
+                endOfText);
     }
 
     private static Path either(Path directory, String source, String first, String second) throws NoSuchFileException {

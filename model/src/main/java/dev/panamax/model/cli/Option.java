@@ -54,9 +54,24 @@ record Option(
         return new Option(name, null, metavar, Kind.WHOLE, low, false, high, false, null, help);
     }
 
+    /** A whole number {@code >= low}, bounded above only by int's range. */
+    static Option wholeFrom(String name, String metavar, long low, String help) {
+        return whole(name, metavar, low, Integer.MAX_VALUE, help);
+    }
+
     /** A number in [low, high], or (low, high] when {@code lowOpen}; infinite bounds mean any finite number. */
     static Option number(String name, String metavar, double low, boolean lowOpen, double high, String help) {
         return new Option(name, null, metavar, Kind.NUMBER, low, lowOpen, high, false, null, help);
+    }
+
+    /** A finite number {@code >= 0}. */
+    static Option nonNegative(String name, String metavar, String help) {
+        return number(name, metavar, 0, false, Double.POSITIVE_INFINITY, help);
+    }
+
+    /** A finite number {@code > 0}. */
+    static Option positive(String name, String metavar, String help) {
+        return number(name, metavar, 0, true, Double.POSITIVE_INFINITY, help);
     }
 
     /** A number in [low, high) (a decay factor that must stay below 1, say). */
@@ -70,6 +85,16 @@ record Option(
 
     Option defaultValue(String value) {
         return new Option(name, shortName, metavar, kind, low, lowOpen, high, highOpen, value, help);
+    }
+
+    /** A default that the code holds as a number, typed as {@link Float#toString} writes it. */
+    Option defaultValue(float value) {
+        return defaultValue(Float.toString(value));
+    }
+
+    /** A default that the code holds as a whole number. */
+    Option defaultValue(int value) {
+        return defaultValue(Integer.toString(value));
     }
 
     boolean takesValue() {

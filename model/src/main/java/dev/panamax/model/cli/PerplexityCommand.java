@@ -30,15 +30,14 @@ final class PerplexityCommand {
             Option.text("--data", "FILE", "UTF-8 text, or an llm.c token file (uint16 ids after a 256-int32 header)");
     static final Option TOKENIZER = Option.text(
             "--tokenizer", "FILE", "the tokenizer for text data (default: a GGUF model's own, as for generate)");
-    static final Option CONTEXT = Option.whole(
+    static final Option CONTEXT = Option.wholeFrom(
             "--context",
             "N",
             2,
-            Integer.MAX_VALUE,
             "the window: tokens per window, at most the model's context (default: " + DEFAULT_CONTEXT
                     + " or the model's context if smaller)");
     static final Option CHUNKS =
-            Option.whole("--chunks", "N", 1, Integer.MAX_VALUE, "score at most N windows (default: all that fit)");
+            Option.wholeFrom("--chunks", "N", 1, "score at most N windows (default: all that fit)");
     static final Option BASE = Option.text(
             "--base",
             "FILE",

@@ -58,71 +58,49 @@ final class TrainCommand {
     static final Option ARCH = Option.text(
                     "--arch", "NAME", "gpt2, or llama (written as a llama2.c model.bin) for a preset")
             .defaultValue("gpt2");
-    static final Option STEPS = Option.whole(
-            "--steps",
-            "N",
-            1,
-            Integer.MAX_VALUE,
-            "optimizer steps in all, counting those a resumed run has done (default: one epoch)");
+    static final Option STEPS = Option.wholeFrom(
+            "--steps", "N", 1, "optimizer steps in all, counting those a resumed run has done (default: one epoch)");
     static final Option EPOCHS =
-            Option.whole("--epochs", "E", 1, Integer.MAX_VALUE, "passes over the training windows, instead of --steps");
-    static final Option BATCH = Option.whole("--batch", "B", 1, 1 << 16, "windows per step")
-            .defaultValue(Integer.toString(DEFAULTS.batchSize()));
+            Option.wholeFrom("--epochs", "E", 1, "passes over the training windows, instead of --steps");
+    static final Option BATCH =
+            Option.whole("--batch", "B", 1, 1 << 16, "windows per step").defaultValue(DEFAULTS.batchSize());
     static final Option SEQ =
-            Option.whole("--seq", "T", 1, 4096, "tokens per window").defaultValue(Integer.toString(DEFAULTS.seqLen()));
-    static final Option LR = Option.number(
-                    "--lr",
-                    "LR",
-                    0,
-                    true,
-                    Double.POSITIVE_INFINITY,
-                    "the peak learning rate, reached after the warm-up, then cosine decay to --min-lr")
-            .defaultValue(Float.toString(DEFAULTS.learningRate()));
-    static final Option MIN_LR = Option.number(
-            "--min-lr",
-            "LR",
-            0,
-            false,
-            Double.POSITIVE_INFINITY,
-            "the learning rate the cosine decay ends at, at most --lr (default: a tenth of --lr)");
-    static final Option WEIGHT_DECAY = Option.number(
+            Option.whole("--seq", "T", 1, 4096, "tokens per window").defaultValue(DEFAULTS.seqLen());
+    static final Option LR = Option.positive(
+                    "--lr", "LR", "the peak learning rate, reached after the warm-up, then cosine decay to --min-lr")
+            .defaultValue(DEFAULTS.learningRate());
+    static final Option MIN_LR = Option.nonNegative(
+            "--min-lr", "LR", "the learning rate the cosine decay ends at, at most --lr (default: a tenth of --lr)");
+    static final Option WEIGHT_DECAY = Option.nonNegative(
                     "--weight-decay",
                     "W",
-                    0,
-                    false,
-                    Double.POSITIVE_INFINITY,
                     "AdamW's decoupled weight decay, on matrices and embeddings (not on norms and biases)")
-            .defaultValue(Float.toString(DEFAULTS.weightDecay()));
+            .defaultValue(DEFAULTS.weightDecay());
     static final Option BETA1 = Option.numberBelow("--beta1", "B1", 0, 1, "AdamW's decay of the gradient's mean")
-            .defaultValue(Float.toString(DEFAULTS.beta1()));
+            .defaultValue(DEFAULTS.beta1());
     static final Option BETA2 = Option.numberBelow(
                     "--beta2", "B2", 0, 1, "AdamW's decay of the squared gradient's mean")
-            .defaultValue(Float.toString(DEFAULTS.beta2()));
-    static final Option EPS = Option.number(
-                    "--eps", "E", 0, true, Double.POSITIVE_INFINITY, "added to the root of AdamW's second moment")
-            .defaultValue(Float.toString(DEFAULTS.epsilon()));
-    static final Option GRAD_CLIP = Option.number(
+            .defaultValue(DEFAULTS.beta2());
+    static final Option EPS = Option.positive("--eps", "E", "added to the root of AdamW's second moment")
+            .defaultValue(DEFAULTS.epsilon());
+    static final Option GRAD_CLIP = Option.nonNegative(
                     "--grad-clip",
                     "C",
-                    0,
-                    false,
-                    Double.POSITIVE_INFINITY,
                     "scale the gradients down to this global norm when it is larger (0: no clipping)")
-            .defaultValue(Float.toString(DEFAULTS.gradClip()));
+            .defaultValue(DEFAULTS.gradClip());
     static final Option DATA_ORDER = Option.text(
                     "--data-order",
                     "ORDER",
                     "shuffled (each epoch in an order drawn from --seed) or sequential (the windows in file order,"
                             + " step s taking windows s·B to s·B+B-1), for runs another program must reproduce")
             .defaultValue("shuffled");
-    static final Option WARMUP = Option.whole(
+    static final Option WARMUP = Option.wholeFrom(
                     "--warmup",
                     "N",
                     0,
-                    Integer.MAX_VALUE,
                     "steps of rising learning rate; one as long as the run or longer is cut to a tenth of the run,"
                             + " with a warning")
-            .defaultValue(Integer.toString(DEFAULTS.warmupSteps()));
+            .defaultValue(DEFAULTS.warmupSteps());
     static final Option OUT = Option.text(
             "--out",
             "DIR",
@@ -143,26 +121,25 @@ final class TrainCommand {
             "train on GPT-2's BPE: a directory with encoder.json and vocab.bpe; with a llama2.c --init, its"
                     + " tokenizer.bin (default: the --init model's own, else a character vocabulary built from the"
                     + " text)");
-    static final Option EVAL_EVERY = Option.whole(
-            "--eval-every", "N", 1, Integer.MAX_VALUE, "validate every N steps, as well as after each epoch");
-    static final Option VAL_WINDOWS = Option.whole(
-            "--val-windows", "N", 1, Integer.MAX_VALUE, "the most validation windows per evaluation (default: all)");
+    static final Option EVAL_EVERY =
+            Option.wholeFrom("--eval-every", "N", 1, "validate every N steps, as well as after each epoch");
+    static final Option VAL_WINDOWS =
+            Option.wholeFrom("--val-windows", "N", 1, "the most validation windows per evaluation (default: all)");
     static final Option VAL_FRACTION = Option.number(
                     "--val-fraction", "F", 0, false, 0.5, "the fraction of the text held out for validation")
             .defaultValue("0.1");
-    static final Option CHECKPOINT_EVERY = Option.whole(
-            "--checkpoint-every", "N", 1, Integer.MAX_VALUE, "save a checkpoint every N steps, as well as at the end");
-    static final Option PATIENCE = Option.whole(
-            "--patience", "N", 1, Integer.MAX_VALUE, "stop after N evaluations without a better validation loss");
+    static final Option CHECKPOINT_EVERY =
+            Option.wholeFrom("--checkpoint-every", "N", 1, "save a checkpoint every N steps, as well as at the end");
+    static final Option PATIENCE =
+            Option.wholeFrom("--patience", "N", 1, "stop after N evaluations without a better validation loss");
     static final Option SEED = Option.whole(
                     "--seed", "S", Long.MIN_VALUE, Long.MAX_VALUE, "the seed of the initial weights")
             .shortName("-s")
             .defaultValue(Long.toString(DEFAULTS.seed()));
-    static final Option LOG_EVERY = Option.whole(
+    static final Option LOG_EVERY = Option.wholeFrom(
                     "--log-every",
                     "N",
                     1,
-                    Integer.MAX_VALUE,
                     "print the loss every N steps (given, as plain lines even on a terminal; 1: every step)")
             .defaultValue("10");
 

@@ -245,9 +245,7 @@ public final class Json {
             pos++;
             Map<String, JsonValue> members = new LinkedHashMap<>();
             skipWhitespace();
-            if (peek() == '}') {
-                pos++;
-                depth--;
+            if (leaves('}')) {
                 return EMPTY_OBJECT;
             }
             while (true) {
@@ -268,15 +266,8 @@ public final class Json {
                 expect(':', "after a member name");
                 skipWhitespace();
                 members.put(key, value());
-                skipWhitespace();
-                if (peek() == ',') {
-                    pos++;
-                } else if (peek() == '}') {
-                    pos++;
-                    depth--;
+                if (endsAfterItem('}', "an object")) {
                     return new JsonObject(members);
-                } else {
-                    throw error("unexpected " + describe(pos) + "; expected ',' or '}' in an object");
                 }
             }
         }
@@ -286,9 +277,7 @@ public final class Json {
             pos++;
             List<JsonValue> elements = new ArrayList<>();
             skipWhitespace();
-            if (peek() == ']') {
-                pos++;
-                depth--;
+            if (leaves(']')) {
                 return EMPTY_ARRAY;
             }
             while (true) {
@@ -297,17 +286,33 @@ public final class Json {
                     throw error("trailing comma before ']'");
                 }
                 elements.add(value());
-                skipWhitespace();
-                if (peek() == ',') {
-                    pos++;
-                } else if (peek() == ']') {
-                    pos++;
-                    depth--;
+                if (endsAfterItem(']', "an array")) {
                     return new JsonArray(elements);
-                } else {
-                    throw error("unexpected " + describe(pos) + "; expected ',' or ']' in an array");
                 }
             }
+        }
+
+        /** Consumes {@code close} and leaves the nesting level if it is next; else stays put. */
+        private boolean leaves(char close) {
+            if (peek() != close) {
+                return false;
+            }
+            pos++;
+            depth--;
+            return true;
+        }
+
+        /** After a member or element: true at the closing bracket (consumed), false after a comma, else an error. */
+        private boolean endsAfterItem(char close, String in) throws JsonException {
+            skipWhitespace();
+            if (peek() == ',') {
+                pos++;
+                return false;
+            }
+            if (leaves(close)) {
+                return true;
+            }
+            throw error("unexpected " + describe(pos) + "; expected ',' or '" + close + "' in " + in);
         }
 
         private void enter() throws JsonException {

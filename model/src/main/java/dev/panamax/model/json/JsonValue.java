@@ -26,7 +26,16 @@ public sealed interface JsonValue {
      *
      * @return "an object", "an array", "a string", "a number", "a boolean" or "null"
      */
-    String kind();
+    default String kind() {
+        return switch (this) {
+            case JsonObject o -> "an object";
+            case JsonArray a -> "an array";
+            case JsonString t -> "a string";
+            case JsonNumber n -> "a number";
+            case JsonBoolean b -> "a boolean";
+            case JsonNull n -> "null";
+        };
+    }
 
     /**
      * A JSON object.
@@ -48,11 +57,6 @@ public sealed interface JsonValue {
         public JsonValue get(String name) {
             return members.get(name);
         }
-
-        @Override
-        public String kind() {
-            return "an object";
-        }
     }
 
     /**
@@ -65,11 +69,6 @@ public sealed interface JsonValue {
         public JsonArray {
             elements = List.copyOf(elements);
         }
-
-        @Override
-        public String kind() {
-            return "an array";
-        }
     }
 
     /**
@@ -77,12 +76,7 @@ public sealed interface JsonValue {
      *
      * @param value the decoded string; it must not contain unpaired surrogates, which UTF-8 cannot encode
      */
-    record JsonString(String value) implements JsonValue {
-        @Override
-        public String kind() {
-            return "a string";
-        }
-    }
+    record JsonString(String value) implements JsonValue {}
 
     /**
      * A JSON number, kept as its literal text so that no precision is lost before the reader says what it expects.
@@ -176,11 +170,6 @@ public sealed interface JsonValue {
         public double doubleValue() {
             return Double.parseDouble(text);
         }
-
-        @Override
-        public String kind() {
-            return "a number";
-        }
     }
 
     /**
@@ -188,18 +177,8 @@ public sealed interface JsonValue {
      *
      * @param value the value
      */
-    record JsonBoolean(boolean value) implements JsonValue {
-        @Override
-        public String kind() {
-            return "a boolean";
-        }
-    }
+    record JsonBoolean(boolean value) implements JsonValue {}
 
     /** The JSON null; use {@link JsonValue#NULL}. */
-    record JsonNull() implements JsonValue {
-        @Override
-        public String kind() {
-            return "null";
-        }
-    }
+    record JsonNull() implements JsonValue {}
 }

@@ -171,43 +171,29 @@ public final class Parameters {
         if (c.architecture() == Architecture.GPT2) {
             specs.add(new Spec("wte.weight", c.vocabSize(), d, Kind.EMBEDDING));
             specs.add(new Spec("wpe.weight", c.seqLen(), d, Kind.EMBEDDING));
-            int[][] shapes = {
-                {1, d}, {1, d}, {d, 3 * d}, {1, 3 * d}, {d, d}, {1, d}, {1, d}, {1, d}, {d, h}, {1, h}, {h, d}, {1, d}
+            Local[] block = {
+                norm(d), bias(d), matrix(d, 3 * d), bias(3 * d), residual(d, d), bias(d),
+                norm(d), bias(d), matrix(d, h), bias(h), residual(h, d), bias(d)
             };
-            Kind[] kinds = {
-                Kind.NORM,
-                Kind.BIAS,
-                Kind.MATRIX,
-                Kind.BIAS,
-                Kind.RESIDUAL_MATRIX,
-                Kind.BIAS,
-                Kind.NORM,
-                Kind.BIAS,
-                Kind.MATRIX,
-                Kind.BIAS,
-                Kind.RESIDUAL_MATRIX,
-                Kind.BIAS
-            };
-            addBlocks(specs, c, GPT2_LAYER, shapes, kinds);
+            addBlocks(specs, c, GPT2_LAYER, block);
             specs.add(new Spec("ln_f.weight", 1, d, Kind.NORM));
             specs.add(new Spec("ln_f.bias", 1, d, Kind.BIAS));
             return specs;
         }
         int kv = c.kvDim();
         specs.add(new Spec("tok_embeddings.weight", c.vocabSize(), d, Kind.EMBEDDING));
-        int[][] shapes = {{1, d}, {d, d}, {kv, d}, {kv, d}, {d, d}, {1, d}, {h, d}, {d, h}, {h, d}};
-        Kind[] kinds = {
-            Kind.NORM,
-            Kind.MATRIX,
-            Kind.MATRIX,
-            Kind.MATRIX,
-            Kind.RESIDUAL_MATRIX,
-            Kind.NORM,
-            Kind.MATRIX,
-            Kind.RESIDUAL_MATRIX,
-            Kind.MATRIX
+        Local[] block = {
+            norm(d),
+            matrix(d, d),
+            matrix(kv, d),
+            matrix(kv, d),
+            residual(d, d),
+            norm(d),
+            matrix(h, d),
+            residual(d, h),
+            matrix(h, d)
         };
-        addBlocks(specs, c, LLAMA_LAYER, shapes, kinds);
+        addBlocks(specs, c, LLAMA_LAYER, block);
         specs.add(new Spec("norm.weight", 1, d, Kind.NORM));
         if (!c.sharedClassifier()) {
             specs.add(new Spec("output.weight", c.vocabSize(), d, Kind.MATRIX));
@@ -215,12 +201,32 @@ public final class Parameters {
         return specs;
     }
 
-    private static void addBlocks(List<Spec> specs, ModelConfig c, List<String> names, int[][] shapes, Kind[] kinds) {
+    private static void addBlocks(List<Spec> specs, ModelConfig c, List<String> names, Local[] block) {
         for (int l = 0; l < c.layers(); l++) {
             for (int i = 0; i < names.size(); i++) {
                 String name = inBlock(c.architecture(), l, names.get(i));
-                specs.add(new Spec(name, shapes[i][0], shapes[i][1], kinds[i]));
+                specs.add(new Spec(name, block[i].rows(), block[i].cols(), block[i].kind()));
             }
         }
+    }
+
+    /** A block tensor's kind and shape, listed in the order of its family's layer names. */
+    private record Local(Kind kind, int rows, int cols) {}
+
+    private static Local norm(int n) {
+        return new Local(Kind.NORM, 1, n);
+    }
+
+    private static Local bias(int n) {
+        return new Local(Kind.BIAS, 1, n);
+    }
+
+    private static Local matrix(int rows, int cols) {
+        return new Local(Kind.MATRIX, rows, cols);
+    }
+
+    /** A matrix whose output is added to the residual stream, initialized smaller as GPT-2 does. */
+    private static Local residual(int rows, int cols) {
+        return new Local(Kind.RESIDUAL_MATRIX, rows, cols);
     }
 }

@@ -17,6 +17,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.IntFunction;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.IntStream;
 
 /**
  * GPT-2's byte-level BPE, read from OpenAI's {@code encoder.json} and {@code vocab.bpe} (Hugging Face names them
@@ -227,20 +228,11 @@ public final class Gpt2Tokenizer {
      */
     public int[] encode(String text) {
         List<int[]> pieces = new ArrayList<>();
-        int count = 0;
         Matcher matcher = PRE_TOKENIZER.matcher(text);
         while (matcher.find()) {
-            int[] ids = encodePiece(matcher.group(), false);
-            pieces.add(ids);
-            count += ids.length;
+            pieces.add(encodePiece(matcher.group(), false));
         }
-        int[] result = new int[count];
-        int n = 0;
-        for (int[] ids : pieces) {
-            System.arraycopy(ids, 0, result, n, ids.length);
-            n += ids.length;
-        }
-        return result;
+        return pieces.stream().flatMapToInt(IntStream::of).toArray();
     }
 
     /**

@@ -116,20 +116,7 @@ public record TrainingOptions(
      * @return the options
      */
     public TrainingOptions withLearningRate(float rate) {
-        return new TrainingOptions(
-                batchSize,
-                seqLen,
-                microBatches,
-                rate,
-                rate / 10,
-                warmupSteps,
-                weightDecay,
-                beta1,
-                beta2,
-                epsilon,
-                gradClip,
-                seed,
-                dataOrder);
+        return withSchedule(rate, rate / 10, warmupSteps);
     }
 
     /**
@@ -139,12 +126,17 @@ public record TrainingOptions(
      * @return the options
      */
     public TrainingOptions withWarmupSteps(int steps) {
+        return withSchedule(learningRate, minLearningRate, steps);
+    }
+
+    /** These options with another learning-rate schedule, the one part the {@code with} methods change. */
+    private TrainingOptions withSchedule(float rate, float minRate, int steps) {
         return new TrainingOptions(
                 batchSize,
                 seqLen,
                 microBatches,
-                learningRate,
-                minLearningRate,
+                rate,
+                minRate,
                 steps,
                 weightDecay,
                 beta1,

@@ -13,6 +13,7 @@ import dev.panamax.model.generate.Transformer;
 import dev.panamax.model.io.Llama2cCheckpoint;
 import dev.panamax.model.nn.ModelConfig;
 import dev.panamax.model.nn.ModelConfig.Architecture;
+import dev.panamax.model.testing.FloatArrays;
 import dev.panamax.model.testing.Segments;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -134,17 +135,7 @@ class CudaBackendTest {
     }
 
     private static float[] concat(float[]... parts) {
-        int length = 0;
-        for (float[] p : parts) {
-            length += p.length;
-        }
-        float[] all = new float[length];
-        int at = 0;
-        for (float[] p : parts) {
-            System.arraycopy(p, 0, all, at, p.length);
-            at += p.length;
-        }
-        return all;
+        return FloatArrays.concat(List.of(parts));
     }
 
     private static final int[][] SHAPES = {{1, 1}, {3, 5}, {2, 33}, {5, 300}, {1, 513}};

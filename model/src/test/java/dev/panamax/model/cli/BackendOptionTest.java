@@ -76,21 +76,7 @@ class BackendOptionTest {
         EmulatedBackends.require();
         Path data = CliFixtures.trainingText(dir);
         Path run = dir.resolve("run-" + trainedOn);
-        String[] train = {
-            "train",
-            "--data",
-            data.toString(),
-            "--steps",
-            "4",
-            "--batch",
-            "2",
-            "--seq",
-            "16",
-            "--out",
-            run.toString(),
-            "--backend",
-            trainedOn
-        };
+        String[] train = CliFixtures.train(data, 4, 16, run, "--backend", trainedOn);
         assertEquals(0, run(train), cli.err());
         if (trainedOn.equals("emulated")) {
             assertTrue(cli.err().startsWith("backend: CUDA on the emulated device"), cli.err());

@@ -31,6 +31,27 @@ final class CliFixtures {
         return with(head, more);
     }
 
+    /**
+     * {@code panamax train}'s arguments for a short run on {@code data} into {@code out}: {@code steps} steps of two
+     * windows of {@code seq} tokens, then {@code more}.
+     */
+    static String[] train(Path data, int steps, int seq, Path out, String... more) {
+        String[] head = {
+            "train",
+            "--data",
+            data.toString(),
+            "--steps",
+            Integer.toString(steps),
+            "--batch",
+            "2",
+            "--seq",
+            Integer.toString(seq),
+            "--out",
+            out.toString()
+        };
+        return with(head, more);
+    }
+
     /** {@code args} followed by {@code more}. */
     static String[] with(String[] args, String... more) {
         String[] all = Arrays.copyOf(args, args.length + more.length);

@@ -56,22 +56,7 @@ class FineTuneCommandTest {
     }
 
     private String[] fineTune(Path model, Path data, Path out, String... more) {
-        String[] args = {
-            "train",
-            "--init",
-            model.toString(),
-            "--data",
-            data.toString(),
-            "--steps",
-            "3",
-            "--batch",
-            "2",
-            "--seq",
-            "8",
-            "--out",
-            out.toString()
-        };
-        return CliFixtures.with(args, more);
+        return CliFixtures.with(CliFixtures.train(data, 3, 8, out, "--init", model.toString()), more);
     }
 
     @Test
@@ -169,9 +154,7 @@ class FineTuneCommandTest {
     void aPanamaxRunIsFineTunedWithItsCharacterVocabulary() throws IOException {
         Path text = CliFixtures.trainingText(dir);
         Path first = dir.resolve("first");
-        String[] scratch = {
-            "train", "--data", text.toString(), "--steps", "6", "--batch", "2", "--seq", "16", "--out", first.toString()
-        };
+        String[] scratch = CliFixtures.train(text, 6, 16, first);
         assertEquals(0, cli.run(scratch), cli.err());
         Path second = dir.resolve("second");
         assertEquals(0, cli.run(fineTune(first, text, second)), cli.err());
@@ -260,37 +243,29 @@ class FineTuneCommandTest {
     @Test
     void optimizerOptionsAndTheDataOrderAreStoredAndKeptOnResume() throws IOException {
         Path run = dir.resolve("run");
-        String[] train = {
-            "train",
-            "--data",
-            CliFixtures.trainingText(dir).toString(),
-            "--steps",
-            "2",
-            "--batch",
-            "2",
-            "--seq",
-            "16",
-            "--out",
-            run.toString(),
-            "--lr",
-            "0.002",
-            "--min-lr",
-            "0.0005",
-            "--warmup",
-            "1",
-            "--weight-decay",
-            "0.05",
-            "--beta1",
-            "0.8",
-            "--beta2",
-            "0.99",
-            "--eps",
-            "1e-6",
-            "--grad-clip",
-            "0.5",
-            "--data-order",
-            "sequential"
-        };
+        String[] train = CliFixtures.train(
+                CliFixtures.trainingText(dir),
+                2,
+                16,
+                run,
+                "--lr",
+                "0.002",
+                "--min-lr",
+                "0.0005",
+                "--warmup",
+                "1",
+                "--weight-decay",
+                "0.05",
+                "--beta1",
+                "0.8",
+                "--beta2",
+                "0.99",
+                "--eps",
+                "1e-6",
+                "--grad-clip",
+                "0.5",
+                "--data-order",
+                "sequential");
         assertEquals(0, cli.run(train), cli.err());
         TrainingOptions expected = new TrainingOptions(
                 2,

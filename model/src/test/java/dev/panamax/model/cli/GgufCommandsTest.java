@@ -28,20 +28,21 @@ class GgufCommandsTest {
         Path out = dir.resolve("stories260K-" + type + ".gguf");
         String model = SharedData.require("stories260K.bin").toString();
         assertEquals(
-                0,
-                cli.run(
-                        "quantize",
-                        "--model",
-                        model,
-                        "--out",
-                        out.toString(),
-                        "--type",
-                        type,
-                        "--tokenizer",
-                        tokenizer.toString()),
-                cli.err());
+                0, cli.run(quantizeArgs(model, out, "--type", type, "--tokenizer", tokenizer.toString())), cli.err());
         assertTrue(cli.out().startsWith("wrote " + out), cli.out());
         return out;
+    }
+
+    /** {@code panamax quantize}'s arguments for {@code model} into {@code out}, then {@code more}. */
+    private static String[] quantizeArgs(String model, Path out, String... more) {
+        return CliFixtures.with(new String[] {"quantize", "--model", model, "--out", out.toString()}, more);
+    }
+
+    /** {@code panamax perplexity}'s arguments for {@code model} on {@code data} in windows of 64, then {@code more}. */
+    private static String[] perplexity64(Path model, Path data, String... more) {
+        return CliFixtures.with(
+                new String[] {"perplexity", "--model", model.toString(), "--data", data.toString(), "--context", "64"},
+                more);
     }
 
     @Test
@@ -119,18 +120,7 @@ class GgufCommandsTest {
         ids[0] = 1;
         System.arraycopy(greedy, 0, ids, 1, greedy.length);
         Path data = tokenFile(ids);
-        assertEquals(
-                0,
-                cli.run(
-                        "perplexity",
-                        "--model",
-                        f32.toString(),
-                        "--data",
-                        data.toString(),
-                        "--context",
-                        "64",
-                        "--print-top1"),
-                cli.err());
+        assertEquals(0, cli.run(perplexity64(f32, data, "--print-top1")), cli.err());
         String[] lines = cli.out().split("\n");
         // Each window's second half predicts, greedily, the token that follows: its own greedy continuation.
         for (int w = 0; w < 2; w++) {
@@ -147,33 +137,9 @@ class GgufCommandsTest {
                 lines[2].startsWith("windows: 2 of 64 tokens (128 tokens in the data), 62 positions scored"), lines[2]);
         assertTrue(lines[3].startsWith("mean NLL: "), lines[3]);
         Path q8 = quantize("q8_0");
-        assertEquals(
-                0,
-                cli.run(
-                        "perplexity",
-                        "--model",
-                        q8.toString(),
-                        "--base",
-                        f32.toString(),
-                        "--data",
-                        data.toString(),
-                        "--context",
-                        "64"),
-                cli.err());
+        assertEquals(0, cli.run(perplexity64(q8, data, "--base", f32.toString())), cli.err());
         assertTrue(cli.out().contains("against the base: top-1 agreement "), cli.out());
-        assertEquals(
-                0,
-                cli.run(
-                        "perplexity",
-                        "--model",
-                        f32.toString(),
-                        "--base",
-                        f32.toString(),
-                        "--data",
-                        data.toString(),
-                        "--context",
-                        "64"),
-                cli.err());
+        assertEquals(0, cli.run(perplexity64(f32, data, "--base", f32.toString())), cli.err());
         assertTrue(cli.out().contains("top-1 agreement 100.00% (62 of 62), mean KL divergence 0.000000"), cli.out());
     }
 
@@ -191,26 +157,10 @@ class GgufCommandsTest {
     @Test
     void badChoicesAreUsageErrors() throws IOException {
         String model = SharedData.require("stories260K.bin").toString();
-        assertEquals(
-                2,
-                cli.run(
-                        "quantize",
-                        "--model",
-                        model,
-                        "--out",
-                        dir.resolve("x.gguf").toString(),
-                        "--type",
-                        "q5_0"));
+        assertEquals(2, cli.run(quantizeArgs(model, dir.resolve("x.gguf"), "--type", "q5_0")));
         assertTrue(cli.err().contains("--type (q5_0) must be one of f32, f16, bf16, q8_0 and q4_0"), cli.err());
         Path f32 = quantize("f32");
-        assertEquals(
-                2,
-                cli.run(
-                        "quantize",
-                        "--model",
-                        f32.toString(),
-                        "--out",
-                        dir.resolve("y.gguf").toString()));
+        assertEquals(2, cli.run(quantizeArgs(f32.toString(), dir.resolve("y.gguf"))));
         assertTrue(cli.err().contains("is already a GGUF file"), cli.err());
         Path text = dir.resolve("short.txt");
         Files.writeString(text, "the");

@@ -30,25 +30,8 @@ class TrainCommandTest {
         Path data = text();
         Path run = dir.resolve("run");
         Path shipped = dir.resolve("shipped");
-        String[] train = {
-            "train",
-            "--data",
-            data.toString(),
-            "--steps",
-            "4",
-            "--batch",
-            "2",
-            "--seq",
-            "16",
-            "--eval-every",
-            "2",
-            "--out",
-            run.toString(),
-            "--export",
-            shipped.toString(),
-            "--log-every",
-            "1"
-        };
+        String[] train = CliFixtures.train(
+                data, 4, 16, run, "--eval-every", "2", "--export", shipped.toString(), "--log-every", "1");
         assertEquals(0, cli.run(train), cli.err());
         String printed = cli.out();
         assertTrue(printed.contains("step 2/4  loss "), printed);
@@ -96,23 +79,7 @@ class TrainCommandTest {
     @Test
     void trainsALlamaThatGenerateReadsAsALlama2cCheckpoint() throws IOException {
         Path run = dir.resolve("llama");
-        assertEquals(
-                0,
-                cli.run(
-                        "train",
-                        "--data",
-                        text().toString(),
-                        "--arch",
-                        "llama",
-                        "--steps",
-                        "2",
-                        "--batch",
-                        "2",
-                        "--seq",
-                        "8",
-                        "--out",
-                        run.toString()),
-                cli.err());
+        assertEquals(0, cli.run(CliFixtures.train(text(), 2, 8, run, "--arch", "llama")), cli.err());
         assertTrue(Files.isRegularFile(run.resolve(Trainer.LLAMA2C_FILE)));
         assertEquals(0, cli.run("generate", "--model", run.toString(), "--prompt", "fox", "--max-tokens", "3"));
         assertEquals(0, cli.run("info", run.resolve(Trainer.LLAMA2C_FILE).toString()));
@@ -123,23 +90,7 @@ class TrainCommandTest {
     void trainsOnGpt2TokensAndGeneratesWithTheSameTokenizer() throws IOException {
         Path vocabulary = Gpt2Vocabulary.require();
         Path run = dir.resolve("bpe");
-        assertEquals(
-                0,
-                cli.run(
-                        "train",
-                        "--data",
-                        text().toString(),
-                        "--tokenizer",
-                        vocabulary.toString(),
-                        "--steps",
-                        "2",
-                        "--batch",
-                        "2",
-                        "--seq",
-                        "8",
-                        "--out",
-                        run.toString()),
-                cli.err());
+        assertEquals(0, cli.run(CliFixtures.train(text(), 2, 8, run, "--tokenizer", vocabulary.toString())), cli.err());
         assertTrue(cli.err().contains("vocabulary 50257"));
         assertTrue(Files.notExists(run.resolve("chars.json")));
         assertEquals(

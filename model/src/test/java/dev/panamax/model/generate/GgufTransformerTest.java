@@ -19,6 +19,7 @@ import dev.panamax.model.nn.LlamaWeights;
 import dev.panamax.model.nn.ModelConfig;
 import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.testing.ReferenceTransformer;
+import dev.panamax.model.testing.TinyModels;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
@@ -40,7 +41,7 @@ import org.junit.jupiter.api.io.TempDir;
  * after it by up to about 1e-2 here; a wrong value, scale or block is off by the logits' own size.
  */
 class GgufTransformerTest {
-    private static final int[] TOKENS = {1, 17, 5, 42, 42, 8, 0, 33, 21, 60, 2, 9};
+    private static final int[] TOKENS = TinyModels.tokens();
 
     /** Rows of 64 (two blocks) for every matrix but the down projection, whose rows of 80 fall back to F16. */
     private static final ModelConfig TIED =

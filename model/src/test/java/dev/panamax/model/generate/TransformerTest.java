@@ -1,5 +1,7 @@
 package dev.panamax.model.generate;
 
+import static dev.panamax.model.testing.TinyModels.GPT2;
+import static dev.panamax.model.testing.TinyModels.LLAMA;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -17,6 +19,7 @@ import dev.panamax.model.nn.ModelConfig;
 import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.testing.RandomWeights;
 import dev.panamax.model.testing.ReferenceTransformer;
+import dev.panamax.model.testing.TinyModels;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
@@ -36,14 +39,7 @@ import org.junit.jupiter.api.io.TempDir;
 class TransformerTest {
     private static final double ABSOLUTE = 1e-4;
     private static final double RELATIVE = 1e-4;
-    private static final int[] TOKENS = {1, 17, 5, 42, 42, 8, 0, 33, 21, 60, 2, 9};
-
-    /** Llama with grouped-query attention (4 query heads on 2 key/value heads) and a classifier of its own. */
-    private static final ModelConfig LLAMA =
-            new ModelConfig(Architecture.LLAMA, 32, 48, 2, 4, 2, 61, 16, 1e-5f, 10000f, false);
-
-    private static final ModelConfig GPT2 =
-            new ModelConfig(Architecture.GPT2, 32, 128, 2, 4, 4, 61, 16, 1e-5f, 0, true);
+    private static final int[] TOKENS = TinyModels.tokens();
 
     @TempDir
     Path dir;

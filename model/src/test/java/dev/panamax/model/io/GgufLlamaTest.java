@@ -82,38 +82,35 @@ class GgufLlamaTest {
                 "\"llama.embedding_length\" is a STRING, not an integer");
     }
 
+    /** A valid file but for one tensor, given another type and dimensions (null keeps the tensor's own). */
+    private Path retyped(String name, GgmlType type, long[] dimensions) throws IOException {
+        return write(
+                m -> {},
+                t -> t.replaceAll(x -> x.name().equals(name)
+                        ? new GgufWriter.TensorData(
+                                x.name(),
+                                type == null ? x.type() : type,
+                                dimensions == null ? x.dimensions() : dimensions,
+                                x.content())
+                        : x));
+    }
+
     @Test
     void refusesMissingMisshapenAndUncomputableTensors() throws IOException {
         assertRejected(
                 write(m -> {}, t -> t.removeIf(x -> x.name().equals("blk.0.ffn_up.weight"))),
                 "tensor blk.0.ffn_up.weight is missing");
         assertRejected(
-                write(
-                        m -> {},
-                        t -> t.replaceAll(x -> x.name().equals("blk.0.attn_k.weight")
-                                ? new GgufWriter.TensorData(x.name(), x.type(), new long[] {64, 64}, x.content())
-                                : x)),
+                retyped("blk.0.attn_k.weight", null, new long[] {64, 64}),
                 "tensor blk.0.attn_k.weight has shape [64, 64], expected [64, 32]");
         assertRejected(
-                write(
-                        m -> {},
-                        t -> t.replaceAll(x -> x.name().equals("blk.0.attn_q.weight")
-                                ? new GgufWriter.TensorData(x.name(), GgmlType.Q4_K, new long[] {256, 16}, x.content())
-                                : x)),
+                retyped("blk.0.attn_q.weight", GgmlType.Q4_K, new long[] {256, 16}),
                 "has shape [256, 16], expected [64, 64]");
         assertRejected(
-                write(
-                        m -> {},
-                        t -> t.replaceAll(x -> x.name().equals("blk.0.attn_q.weight")
-                                ? new GgufWriter.TensorData(x.name(), GgmlType.Q5_0, x.dimensions(), x.content())
-                                : x)),
+                retyped("blk.0.attn_q.weight", GgmlType.Q5_0, null),
                 "tensor blk.0.attn_q.weight is Q5_0; Panamax computes with F32, F16, BF16, Q8_0 and Q4_0 matrices");
         assertRejected(
-                write(
-                        m -> {},
-                        t -> t.replaceAll(x -> x.name().equals("output_norm.weight")
-                                ? new GgufWriter.TensorData(x.name(), GgmlType.F16, x.dimensions(), x.content())
-                                : x)),
+                retyped("output_norm.weight", GgmlType.F16, null),
                 "tensor output_norm.weight is F16; Panamax computes with F32 norm weights");
         assertRejected(
                 write(

@@ -9,6 +9,7 @@ import dev.panamax.model.io.SafeTensors.Tensor;
 import dev.panamax.model.nn.Gpt2Weights;
 import dev.panamax.model.nn.ModelConfig;
 import dev.panamax.model.nn.ModelConfig.Architecture;
+import dev.panamax.model.testing.RandomWeights;
 import dev.panamax.model.testing.Segments;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -28,37 +29,9 @@ class Gpt2CheckpointTest {
     @TempDir
     Path dir;
 
-    static Gpt2Weights<MemorySegment> random(ModelConfig c, long seed) {
-        int d = c.dim();
-        int h = c.hiddenDim();
-        long[] s = {seed};
-        List<Gpt2Weights.Layer<MemorySegment>> layers = new ArrayList<>();
-        for (int l = 0; l < c.layers(); l++) {
-            layers.add(new Gpt2Weights.Layer<>(
-                    Segments.uniform(s[0]++, d),
-                    Segments.uniform(s[0]++, d),
-                    Segments.uniform(s[0]++, d * 3 * d),
-                    Segments.uniform(s[0]++, 3 * d),
-                    Segments.uniform(s[0]++, d * d),
-                    Segments.uniform(s[0]++, d),
-                    Segments.uniform(s[0]++, d),
-                    Segments.uniform(s[0]++, d),
-                    Segments.uniform(s[0]++, d * h),
-                    Segments.uniform(s[0]++, h),
-                    Segments.uniform(s[0]++, h * d),
-                    Segments.uniform(s[0]++, d)));
-        }
-        return new Gpt2Weights<>(
-                Segments.uniform(s[0]++, c.vocabSize() * d),
-                Segments.uniform(s[0]++, c.seqLen() * d),
-                layers,
-                Segments.uniform(s[0]++, d),
-                Segments.uniform(s[0]++, d));
-    }
-
     @Test
     void roundTripsThroughHuggingFaceNames() throws IOException {
-        Gpt2Weights<MemorySegment> weights = random(CONFIG, 5);
+        Gpt2Weights<MemorySegment> weights = RandomWeights.gpt2(CONFIG, 5);
         Gpt2Checkpoint.write(dir, CONFIG, weights, DType.F32);
         try (SafeTensors file = SafeTensors.open(dir.resolve("model.safetensors"))) {
             assertEquals(
@@ -78,7 +51,7 @@ class Gpt2CheckpointTest {
 
     @Test
     void convertsHalfPrecisionOnLoad() throws IOException {
-        Gpt2Weights<MemorySegment> weights = random(CONFIG, 6);
+        Gpt2Weights<MemorySegment> weights = RandomWeights.gpt2(CONFIG, 6);
         Gpt2Checkpoint.write(dir, CONFIG, weights, DType.BF16);
         try (Gpt2Checkpoint checkpoint = Gpt2Checkpoint.open(dir)) {
             float[] original = Segments.toFloats(weights.layers().get(1).mlpWeight());
@@ -93,7 +66,7 @@ class Gpt2CheckpointTest {
 
     @Test
     void acceptsTheTransformerPrefixAndIgnoresBuffers() throws IOException {
-        Gpt2Weights<MemorySegment> weights = random(CONFIG, 7);
+        Gpt2Weights<MemorySegment> weights = RandomWeights.gpt2(CONFIG, 7);
         Gpt2Checkpoint.write(dir, CONFIG, weights, DType.F32);
         rewrite(tensors -> {
             Map<String, Tensor> prefixed = new LinkedHashMap<>();
@@ -110,7 +83,7 @@ class Gpt2CheckpointTest {
 
     @Test
     void namesAMissingOrMisshapedTensor() throws IOException {
-        Gpt2Checkpoint.write(dir, CONFIG, random(CONFIG, 8), DType.F32);
+        Gpt2Checkpoint.write(dir, CONFIG, RandomWeights.gpt2(CONFIG, 8), DType.F32);
         Path file = dir.resolve("model.safetensors");
         rewrite(tensors -> tensors.remove("h.1.mlp.c_fc.bias"));
         assertEquals(
@@ -118,7 +91,7 @@ class Gpt2CheckpointTest {
                 assertThrows(ModelFormatException.class, () -> Gpt2Checkpoint.open(dir))
                         .getMessage());
 
-        Gpt2Checkpoint.write(dir, CONFIG, random(CONFIG, 8), DType.F32);
+        Gpt2Checkpoint.write(dir, CONFIG, RandomWeights.gpt2(CONFIG, 8), DType.F32);
         rewrite(tensors -> {
             Tensor attention = tensors.get("h.0.attn.c_attn.weight");
             tensors.put("h.0.attn.c_attn.weight", new Tensor(DType.F32, List.of(24L, 8L), attention.data()));

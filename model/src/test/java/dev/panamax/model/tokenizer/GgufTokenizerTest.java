@@ -136,23 +136,11 @@ class GgufTokenizerTest {
         assertRejected(file, Map.of("tokenizer.ggml.model", GgufValue.of("bert")), "\"bert\" is not supported");
         assertRejected(
                 file,
-                Map.of(
-                        "tokenizer.ggml.model",
-                        GgufValue.of("llama"),
-                        "tokenizer.ggml.tokens",
-                        GgufValue.of(new String[] {"a", "b"}),
-                        "tokenizer.ggml.scores",
-                        GgufValue.of(new float[] {0})),
+                llamaOfTwoTokens("tokenizer.ggml.scores", GgufValue.of(new float[] {0})),
                 "tokenizer.ggml.scores has 1 entries for 2 tokens");
         assertRejected(
                 file,
-                Map.of(
-                        "tokenizer.ggml.model",
-                        GgufValue.of("llama"),
-                        "tokenizer.ggml.tokens",
-                        GgufValue.of(new String[] {"a", "b"}),
-                        "tokenizer.ggml.bos_token_id",
-                        GgufValue.uint32(2)),
+                llamaOfTwoTokens("tokenizer.ggml.bos_token_id", GgufValue.uint32(2)),
                 "\"tokenizer.ggml.bos_token_id\" is 2, not in [0, 1]");
         assertRejected(
                 file,
@@ -166,6 +154,17 @@ class GgufTokenizerTest {
                         "tokenizer.ggml.merges",
                         GgufValue.of(new String[] {})),
                 "tokenizer.ggml.pre \"qwen2\" is not supported");
+    }
+
+    /** A llama tokenizer of the tokens "a" and "b", with one more key. */
+    private static Map<String, GgufValue> llamaOfTwoTokens(String key, GgufValue value) {
+        return Map.of(
+                "tokenizer.ggml.model",
+                GgufValue.of("llama"),
+                "tokenizer.ggml.tokens",
+                GgufValue.of(new String[] {"a", "b"}),
+                key,
+                value);
     }
 
     private void assertRejected(Path file, Map<String, GgufValue> metadata, String fragment) throws IOException {

@@ -1,5 +1,6 @@
 package dev.panamax.model.train;
 
+import static dev.panamax.model.train.TrainingFixtures.config;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -10,7 +11,6 @@ import dev.panamax.model.backend.Backend;
 import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.backend.EmulatedBackends;
 import dev.panamax.model.backend.MatmulPrecision;
-import dev.panamax.model.nn.ModelConfig;
 import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.tokenizer.CharVocabulary;
 import dev.panamax.model.train.TrainingOptions.DataOrder;
@@ -37,18 +37,12 @@ import org.junit.jupiter.params.provider.EnumSource;
  * steps.
  */
 class CudaTrainingTest {
-    private static final String TEXT = "panamax trains transformers on the jvm, one step at a time. ".repeat(12);
-    private static final CharVocabulary VOCABULARY = CharVocabulary.of(TEXT);
+    private static final String TEXT = TrainingFixtures.TEXT;
+    private static final CharVocabulary VOCABULARY = TrainingFixtures.VOCABULARY;
     private static final int STEPS = 30;
 
     @TempDir
     Path dir;
-
-    private static ModelConfig config(Architecture architecture) {
-        return architecture == Architecture.GPT2
-                ? new ModelConfig(Architecture.GPT2, 32, 64, 2, 2, 2, VOCABULARY.size(), 32, 1e-5f, 0, true)
-                : new ModelConfig(Architecture.LLAMA, 32, 64, 2, 4, 2, VOCABULARY.size(), 32, 1e-5f, 10000, true);
-    }
 
     private static TokenDataset data() {
         return new TokenDataset(VOCABULARY.encode(TEXT), VOCABULARY.size(), 16, 0);

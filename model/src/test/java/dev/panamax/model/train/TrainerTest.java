@@ -1,5 +1,6 @@
 package dev.panamax.model.train;
 
+import static dev.panamax.model.train.TrainingFixtures.config;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -9,9 +10,9 @@ import dev.panamax.kernels.Parallelism;
 import dev.panamax.model.backend.Backend;
 import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.io.ModelFormatException;
-import dev.panamax.model.nn.ModelConfig;
 import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.nn.Parameters;
+import dev.panamax.model.testing.FloatArrays;
 import dev.panamax.model.tokenizer.CharVocabulary;
 import dev.panamax.model.train.TrainingOptions.DataOrder;
 import java.io.IOException;
@@ -30,17 +31,15 @@ import org.junit.jupiter.params.provider.EnumSource;
 
 /** Training end to end: learning, exact resume from a checkpoint, and the errors bad input gets. */
 class TrainerTest {
-    private static final String TEXT = "panamax trains transformers on the jvm, one step at a time. ".repeat(12);
-    private static final CharVocabulary VOCABULARY = CharVocabulary.of(TEXT);
+    private static final String TEXT = TrainingFixtures.TEXT;
+    private static final CharVocabulary VOCABULARY = TrainingFixtures.VOCABULARY;
+
+    /** Two micro-batches, warm-up, weight decay and clipping: every part of a step that a resume must restore. */
+    private static final TrainingOptions TWO_MICRO_BATCHES =
+            new TrainingOptions(2, 16, 2, 3e-3f, 3e-4f, 3, 0.1f, 0.9f, 0.95f, 1e-8f, 0.5f, 42, DataOrder.SHUFFLED);
 
     @TempDir
     Path dir;
-
-    private static ModelConfig config(Architecture architecture) {
-        return architecture == Architecture.GPT2
-                ? new ModelConfig(Architecture.GPT2, 32, 64, 2, 2, 2, VOCABULARY.size(), 32, 1e-5f, 0, true)
-                : new ModelConfig(Architecture.LLAMA, 32, 64, 2, 4, 2, VOCABULARY.size(), 32, 1e-5f, 10000, true);
-    }
 
     private static TokenDataset data(double validation) {
         return new TokenDataset(VOCABULARY.encode(TEXT), VOCABULARY.size(), 16, validation);
@@ -87,8 +86,7 @@ class TrainerTest {
     @EnumSource(Architecture.class)
     void resumingFromACheckpointGivesBitIdenticalLossesAndWeights(Architecture architecture) throws IOException {
         TokenDataset data = data(0.2);
-        TrainingOptions options =
-                new TrainingOptions(2, 16, 2, 3e-3f, 3e-4f, 3, 0.1f, 0.9f, 0.95f, 1e-8f, 0.5f, 42, DataOrder.SHUFFLED);
+        TrainingOptions options = TWO_MICRO_BATCHES;
         int total = 9;
         Recorder straight = new Recorder(0);
         Recorder resumed = new Recorder(0);
@@ -125,8 +123,7 @@ class TrainerTest {
     @EnumSource(Architecture.class)
     void trainingStateOnTheHeapTrainsBitForBitAsOnNativeMemory(Architecture architecture) throws IOException {
         TokenDataset data = data(0.2);
-        TrainingOptions options =
-                new TrainingOptions(2, 16, 2, 3e-3f, 3e-4f, 3, 0.1f, 0.9f, 0.95f, 1e-8f, 0.5f, 42, DataOrder.SHUFFLED);
+        TrainingOptions options = TWO_MICRO_BATCHES;
         Recorder heap = new Recorder(0);
         Recorder nativeMemory = new Recorder(0);
         float[] heapWeights;
@@ -174,19 +171,10 @@ class TrainerTest {
 
     private static float[] concatenate(Trainer trainer, boolean weights) {
         List<float[]> parts = new ArrayList<>();
-        int total = 0;
         for (Parameters.Spec spec : Parameters.of(trainer.config())) {
-            float[] w = weights ? trainer.weight(spec.name()) : trainer.gradient(spec.name());
-            parts.add(w);
-            total += w.length;
+            parts.add(weights ? trainer.weight(spec.name()) : trainer.gradient(spec.name()));
         }
-        float[] all = new float[total];
-        int at = 0;
-        for (float[] part : parts) {
-            System.arraycopy(part, 0, all, at, part.length);
-            at += part.length;
-        }
-        return all;
+        return FloatArrays.concat(parts);
     }
 
     @Test
