@@ -54,7 +54,9 @@ public class GenerateBench extends Microbenchmark {
         return switch (shape) {
             case "15M" -> new ModelConfig(Architecture.LLAMA, 288, 768, 6, 6, 6, 32000, 256, 1e-5f, 10000f, true);
             case "110M" -> new ModelConfig(Architecture.LLAMA, 768, 2048, 12, 12, 12, 32000, 1024, 1e-5f, 10000f, true);
-            default -> throw new IllegalArgumentException("shape (" + shape + ") must be 15M or 110M");
+            // A Llama of about 1.1B parameters with grouped-query attention and its own classifier, TinyLlama's shape.
+            case "1B" -> new ModelConfig(Architecture.LLAMA, 2048, 5632, 22, 32, 4, 32000, 2048, 1e-5f, 10000f, false);
+            default -> throw new IllegalArgumentException("shape (" + shape + ") must be 15M, 110M or 1B");
         };
     }
 
