@@ -7,21 +7,19 @@ import java.lang.foreign.MemorySegment;
  * {@code Y = X·Wᵀ}, where W is {@code rows × columns}, each of the {@code tokens} rows of X holds {@code columns}
  * floats, and each row of Y {@code rows} floats. One token is the matrix-vector product of a decoding step.
  *
- * <p><b>What is computed.</b> For F32, F16 and BF16 the activations stay float32: {@code y[t][r]} is the float dot
- * product of row r's values, widened to floats, with row t of X, within {@code (columns + 2)·2⁻²⁴·Σ|w·x|} of the exact
- * value. For Q8_0 and Q4_0 the activations are quantized first, as llama.cpp quantizes them: each run of 32 values of a
- * token to the scale {@code s = max|x| / 127} (kept as a float) and values {@code v = x·(1/s)}, in double, rounded to
- * the nearest integer (ties to even), each then within {@code s/2} of its activation. The product is then GGML's block dot product
- * {@code Σ_b d_b·s_b·(Σ_{i in b} q_i·v_i)}: each block's weight values q (for Q4_0, {@code nibble − 8}) times the
- * activations' values summed exactly in integers, that sum times the weight scale d and the activations' scale s
- * (as {@code (Σ·d)·s}, so that neither product of scales can overflow alone) and added to the row's sum. The result
- * is within {@code (columns/32 + 5)·2⁻²⁴·Σ|d·q·s·v|} of that exact value, and within {@code Σ_b |d_b|·Σ|q|·(s_b/2 +
- * 2⁻¹⁴²)} more of the product with the float activations. A token whose activations hold a NaN or an infinity is not
- * quantized: its product is the float one, {@code Σ_b d_b·(Σ q·x)}, so IEEE arithmetic propagates them (a zero value
- * times ∞ is NaN). IEEE arithmetic also decides the special scales, block by block: a scale of 0, or a subnormal
- * one, is that exact value; an infinite scale multiplies its block's partial sums, one per vector lane, so partial
- * sums of both signs or a zero one (∞·0) give NaN, which of the two therefore depending on the vector width; a NaN
- * scale gives NaN.
+ * <p><b>What is computed.</b> The activations stay float32 (they are not quantized, as llama.cpp quantizes them to
+ * Q8_0 blocks): the weights are widened to floats, and every product and sum is a float operation in a fixed order. For
+ * F32, F16 and BF16, {@code y[t][r]} is the float dot product of row r's values with row t of X. For Q8_0 and Q4_0 it
+ * is, as GGML writes the block dot product, {@code Σ_b d_b·(Σ_{i in b} q_i·x_i)}: each block's integer values q (for
+ * Q4_0, {@code nibble − 8}) times the activations are summed in float, and that sum is multiplied by the block's scale
+ * d and added to the row's sum. The result is within {@code (columns + 2)·2⁻²⁴·Σ|w·x|} of the exact value, w being
+ * the decoded weight {@code d·q}. IEEE arithmetic decides the special cases, block by block: a scale of 0, or a
+ * subnormal one, is that exact value; an infinite scale makes the result ±∞ or NaN: it multiplies its block's
+ * partial sums, one per vector lane, so partial sums of both signs or a zero one (∞·0) give NaN, which of the two
+ * therefore depending on the vector width; a NaN scale, or a NaN activation, gives NaN; an infinite activation times a
+ * zero value is NaN. A block's sum
+ * is a float, so it overflows to infinity once {@code |Σ q·x|} passes {@code Float.MAX_VALUE} (activations beyond
+ * about 10³⁴), even where d would bring the product back into range.
  *
  * <p><b>Arguments.</b> Offsets and leading dimensions count floats: row t of X starts at float {@code xOffset + t·ldx},
  * row t of Y at {@code yOffset + t·ldy}. They are checked before anything is written, and every message names the
@@ -117,25 +115,12 @@ public final class QuantizedProduct {
         int threads = parallel ? Parallelism.threads() : 1;
         // Tasks of at least 64 rows, so that a hand-off to a worker buys enough work to pay for itself.
         int tasks = Math.max(1, Math.min(4 * threads, rows / 64));
-        // Quantized once, before the rows are split, so that every task reads the same values.
-        ActivationBlocks blocks = w.format().blockLength() == QuantizedRows.BLOCK
-                ? ActivationBlocks.quantize(xArray, xBase, xStride, tokens, columns)
-                : null;
         Parallelism.forEach(
                 tasks,
                 threads > 1,
                 task -> QuantizedRows.multiply(
-                        w,
-                        blocks,
-                        tokens,
-                        xArray,
-                        xBase,
-                        xStride,
-                        y,
-                        yOffset,
-                        ldy,
-                        (int) ((long) rows * task / tasks),
-                        (int) ((long) rows * (task + 1) / tasks)));
+                        w, tokens, xArray, xBase, xStride, y, yOffset, ldy, (int) ((long) rows * task / tasks), (int)
+                                ((long) rows * (task + 1) / tasks)));
     }
 
     /** Y, written, must share no byte with the weights, which are read all the while. */

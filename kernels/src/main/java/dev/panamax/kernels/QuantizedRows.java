@@ -1,8 +1,6 @@
 package dev.panamax.kernels;
 
-import static jdk.incubator.vector.VectorOperators.ASHR;
 import static jdk.incubator.vector.VectorOperators.B2F;
-import static jdk.incubator.vector.VectorOperators.B2S;
 import static jdk.incubator.vector.VectorOperators.I2F;
 import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.LSHR;
@@ -23,11 +21,11 @@ import jdk.incubator.vector.VectorSpecies;
 
 /**
  * The vector loops behind {@link QuantizedProduct} and {@link Quantization#dequantizeRow}: widening each {@link
- * WeightFormat} to float vectors, the dot product of one weight row with one activation row, and, for Q8_0 and Q4_0,
- * the integer dot product of a row's values with activations quantized by {@link ActivationBlocks}. Each row's dot
+ * WeightFormat} to float vectors, and the dot product of one weight row with one activation row. Each row's dot
  * product is one fixed sequence of operations, whichever task computes it, so results do not depend on how rows are
- * split over threads. The integer products multiply 16-bit lanes: the Vector API has no 8-bit multiply-add, and
- * widening bytes to 16 bits costs one conversion per 16 values where widening them to floats costs two per 8.
+ * split over threads. The activations stay floats: widening the weights' bytes to floats and multiplying there is cheaper
+ * than quantizing x and multiplying bytes as integers, since the Vector API has no 8-bit dot-product instruction and
+ * widened integer products need as many conversions.
  */
 final class QuantizedRows {
     /**
@@ -62,21 +60,6 @@ final class QuantizedRows {
     /** The bytes of a block before its quantized values: the binary16 scale. */
     private static final int SCALE_BYTES = 2;
 
-    /**
-     * The shape of the integer products: the float shape, but at most 256 bits, since a Q4_0 block's 16 packed bytes
-     * must fill a vector of 16-bit lanes; 16-bit vectors of that shape hold {@link #SHORT_LANES} values, widened from
-     * half as many bits of bytes.
-     */
-    private static final VectorShape INTEGER_SHAPE =
-            FLOATS.vectorBitSize() > 256 ? VectorShape.S_256_BIT : FLOATS.vectorShape();
-
-    private static final VectorSpecies<Float> INTEGER_FLOATS = FloatVector.SPECIES_PREFERRED.withShape(INTEGER_SHAPE);
-    private static final VectorSpecies<Integer> INTEGER_INTS = IntVector.SPECIES_PREFERRED.withShape(INTEGER_SHAPE);
-    private static final VectorSpecies<Short> INTEGER_SHORTS = ShortVector.SPECIES_PREFERRED.withShape(INTEGER_SHAPE);
-    private static final int SHORT_LANES = INTEGER_SHORTS.length();
-    private static final VectorSpecies<Byte> HALF_BYTES =
-            ByteVector.SPECIES_PREFERRED.withShape(VectorShape.forBitSize(INTEGER_SHAPE.vectorBitSize() / 2));
-
     private static final ThreadLocal<float[]> STAGED = ThreadLocal.withInitial(() -> new float[0]);
 
     private QuantizedRows() {}
@@ -93,13 +76,11 @@ final class QuantizedRows {
 
     /**
      * {@code y[t][r] = Σ_c W[r][c]·x[t][c]} for rows {@code [from, to)} and every token t: token t's activations at
-     * {@code x[xBase + t·ldx]}, its results at float {@code yOffset + t·ldy + r} of y. For Q8_0 and Q4_0, {@code
-     * blocks} holds the activations quantized; a token it marks as not finite is multiplied as floats. Rows go in
-     * order, so the matrix is read as one sequential stream, and each row stays in cache while every token uses it.
+     * {@code x[xBase + t·ldx]}, its results at float {@code yOffset + t·ldy + r} of y. Rows go in order, so the matrix
+     * is read as one sequential stream, and each row stays in cache while every token uses it.
      */
     static void multiply(
             QuantizedMatrix w,
-            ActivationBlocks blocks,
             int tokens,
             float[] x,
             int xBase,
@@ -113,104 +94,85 @@ final class QuantizedRows {
         long rowBytes = w.rowBytes();
         int columns = w.columns();
         WeightFormat format = w.format();
+        boolean blocks = format.blockLength() == BLOCK;
+        // With several tokens a block row's values are widened once, into this thread's arrays, and every token reads
+        // the floats: the same operations on the same (exact) values as widening per token, so the same bits.
+        WidenedRow widened = blocks && tokens > 1 ? WIDENED.get().fit(columns) : null;
         for (int r = from; r < to; r++) {
             long row = w.byteOffset() + r * rowBytes;
+            if (widened != null) {
+                widened.widen(format == WeightFormat.Q4_0, data, row, columns);
+            }
             for (int t = 0; t < tokens; t++) {
                 int xi = xBase + t * ldx;
-                boolean integer = blocks != null && blocks.finite(t);
-                float dot =
-                        switch (format) {
-                            case Q8_0 ->
-                                integer
-                                        ? q8Integer(
-                                                data,
-                                                row,
-                                                columns,
-                                                blocks.values(),
-                                                t * columns,
-                                                blocks.scales(),
-                                                t * columns / BLOCK)
-                                        : q8Row(data, row, columns, x, xi);
-                            case Q4_0 ->
-                                integer
-                                        ? q4Integer(
-                                                data,
-                                                row,
-                                                columns,
-                                                blocks.values(),
-                                                t * columns,
-                                                blocks.scales(),
-                                                t * columns / BLOCK)
-                                        : q4Row(data, row, columns, x, xi);
-                            case F32, F16, BF16 -> elementRow(format, data, row, columns, x, xi);
-                        };
+                float dot;
+                if (widened != null) {
+                    dot = widened.dot(format == WeightFormat.Q4_0, columns, x, xi);
+                } else {
+                    dot = switch (format) {
+                        case Q8_0 -> q8Row(data, row, columns, x, xi);
+                        case Q4_0 -> q4Row(data, row, columns, x, xi);
+                        case F32, F16, BF16 -> elementRow(format, data, row, columns, x, xi);
+                    };
+                }
                 y.setAtIndex(Simd.FLOAT, yOffset + (long) t * ldy + r, dot);
             }
         }
     }
 
-    /**
-     * The Q8_0 row at byte {@code row} times quantized activations: per block the integer dot product {@code Σ q·v}
-     * of its values q with the activations' values v ({@code values[vi, vi + columns)}), exact in int; then, lane by
-     * lane, that sum times the block's scale d and times the activations' scale ({@code scales[si + b]}), added to
-     * the row's sum. Two 16-bit products are added in 16 bits before widening, which cannot overflow: |q| ≤ 128 and
-     * |v| ≤ 127. Every step is inline, for the reason given at {@link #q8Row}.
-     */
-    private static float q8Integer(
-            MemorySegment w, long row, int columns, short[] values, int vi, float[] scales, int si) {
-        FloatVector sum = FloatVector.zero(INTEGER_FLOATS);
-        for (int b = 0; b < columns / BLOCK; b++) {
-            long at = row + (long) b * Q8_BYTES + SCALE_BYTES;
-            int vj = vi + b * BLOCK;
-            IntVector dot = IntVector.zero(INTEGER_INTS);
-            for (int k = 0; k < BLOCK; k += 2 * SHORT_LANES) {
-                ShortVector q0 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, at + k, ORDER)
-                        .convertShape(B2S, INTEGER_SHORTS, 0);
-                ShortVector q1 = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, at + k + SHORT_LANES, ORDER)
-                        .convertShape(B2S, INTEGER_SHORTS, 0);
-                ShortVector products = q0.mul(ShortVector.fromArray(INTEGER_SHORTS, values, vj + k))
-                        .add(q1.mul(ShortVector.fromArray(INTEGER_SHORTS, values, vj + k + SHORT_LANES)));
-                // Each int lane holds two 16-bit lanes: the low one sign-extended by shifting up and back, plus the
-                // high.
-                IntVector pairs = products.reinterpretAsInts();
-                dot = dot.add(pairs.lanewise(LSHL, 16).lanewise(ASHR, 16)).add(pairs.lanewise(ASHR, 16));
-            }
-            float d = Float.float16ToFloat(w.get(HALF, at - SCALE_BYTES));
-            sum = ((FloatVector) dot.convert(I2F, 0))
-                    .mul(d)
-                    .fma(FloatVector.broadcast(INTEGER_FLOATS, scales[si + b]), sum);
-        }
-        return Simd.sumAnyWidth(sum);
-    }
+    private static final ThreadLocal<WidenedRow> WIDENED = ThreadLocal.withInitial(WidenedRow::new);
 
-    /**
-     * The Q4_0 row at byte {@code row} times quantized activations, as {@link #q8Integer} computes it with each value
-     * {@code nibble − 8}: a block's 16 bytes widen to 16-bit lanes, whose low nibbles are its elements 0 to 15 and
-     * whose high ones (shifted down and masked, which also clears the sign the widening copied) 16 to 31.
-     */
-    private static float q4Integer(
-            MemorySegment w, long row, int columns, short[] values, int vi, float[] scales, int si) {
-        FloatVector sum = FloatVector.zero(INTEGER_FLOATS);
-        for (int b = 0; b < columns / BLOCK; b++) {
-            long at = row + (long) b * Q4_BYTES + SCALE_BYTES;
-            int vj = vi + b * BLOCK;
-            IntVector dot = IntVector.zero(INTEGER_INTS);
-            for (int k = 0; k < BLOCK / 2; k += SHORT_LANES) {
-                ShortVector packed = (ShortVector) ByteVector.fromMemorySegment(HALF_BYTES, w, at + k, ORDER)
-                        .convertShape(B2S, INTEGER_SHORTS, 0);
-                ShortVector low = packed.and((short) 0x0F).sub((short) 8);
-                ShortVector high = packed.lanewise(ASHR, 4).and((short) 0x0F).sub((short) 8);
-                ShortVector products = low.mul(ShortVector.fromArray(INTEGER_SHORTS, values, vj + k))
-                        .add(high.mul(ShortVector.fromArray(INTEGER_SHORTS, values, vj + k + BLOCK / 2)));
-                IntVector pairs = products.reinterpretAsInts();
-                dot = dot.add(pairs.lanewise(LSHL, 16).lanewise(ASHR, 16)).add(pairs.lanewise(ASHR, 16));
+    /** A Q8_0 or Q4_0 row widened to floats: its values q (for Q4_0, nibble − 8) in column order, and its scales. */
+    private static final class WidenedRow {
+        private float[] values = new float[0];
+        private float[] scales = new float[0];
+
+        WidenedRow fit(int columns) {
+            if (values.length < columns) {
+                values = new float[columns];
+                scales = new float[columns / BLOCK];
             }
-            float d = Float.float16ToFloat(w.get(HALF, at - SCALE_BYTES));
-            sum = ((FloatVector) dot.convert(I2F, 0))
-                    .mul(d)
-                    .fma(FloatVector.broadcast(INTEGER_FLOATS, scales[si + b]), sum);
+            return this;
         }
-        return Simd.sumAnyWidth(sum);
+
+        void widen(boolean q4, MemorySegment w, long row, int columns) {
+            FloatVector one = FloatVector.broadcast(FLOATS, 1f);
+            long blockBytes = q4 ? Q4_BYTES : Q8_BYTES;
+            for (int b = 0; b < columns / BLOCK; b++) {
+                long at = row + b * blockBytes;
+                scales[b] = Float.float16ToFloat(w.get(HALF, at));
+                decodeBlock(q4, w, at, one, values, b * BLOCK);
+            }
+        }
+
+        /**
+         * The row times {@code x[xi, xi + columns)}, by exactly the operations of {@link #q8Row} or {@link #q4Row}: per
+         * block, the same vectors of values into the same two halves in the same order, then the scale.
+         */
+        float dot(boolean q4, int columns, float[] x, int xi) {
+            return q4 ? dot(BLOCK / 2, LANES, BLOCK / 2, columns, x, xi) : dot(LANES, 2 * LANES, BLOCK, columns, x, xi);
+        }
+
+        /**
+         * Per block, the vectors from {@code [0, end)} in steps of {@code step} into the first half, each with the
+         * vector {@code second} floats on into the second half; constants at each call, so that C2 unrolls the block.
+         */
+        private float dot(int second, int step, int end, int columns, float[] x, int xi) {
+            float[] v = values;
+            float[] d = scales;
+            FloatVector sum = FloatVector.zero(FLOATS);
+            for (int j = 0; j < columns; j += BLOCK) {
+                FloatVector s0 = FloatVector.zero(FLOATS);
+                FloatVector s1 = s0;
+                for (int k = 0; k < end; k += step) {
+                    s0 = FloatVector.fromArray(FLOATS, v, j + k).fma(FloatVector.fromArray(FLOATS, x, xi + j + k), s0);
+                    s1 = FloatVector.fromArray(FLOATS, v, j + k + second)
+                            .fma(FloatVector.fromArray(FLOATS, x, xi + j + k + second), s1);
+                }
+                sum = s0.add(s1).fma(FloatVector.broadcast(FLOATS, d[j / BLOCK]), sum);
+            }
+            return sum(sum);
+        }
     }
 
     /**

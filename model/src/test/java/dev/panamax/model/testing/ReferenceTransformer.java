@@ -7,7 +7,6 @@ import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
-import java.util.Set;
 
 /**
  * Plain float64 forward passes of Llama and GPT-2, written from the papers' and llama2.c's definitions independently of
@@ -26,25 +25,7 @@ public final class ReferenceTransformer {
      * @return {@code [tokens.length][vocabSize]} logits
      */
     public static double[][] llama(ModelConfig c, LlamaWeights<MemorySegment> w, int[] tokens) {
-        return llama(c, w, tokens, Set.of());
-    }
-
-    /**
-     * The logits after every position of a token sequence, for a Llama model whose named matrices quantize their input
-     * as {@link dev.panamax.kernels.QuantizedProduct} does for Q8_0 and Q4_0 weights: per run of 32 values of the
-     * float32 activations, the scale {@code s = max|x| / 127} and values {@code round(x·(1/s))} (ties to even), and the
-     * product taken with {@code v·s} in float64.
-     *
-     * @param c the configuration
-     * @param w the weights
-     * @param tokens the sequence
-     * @param quantizedInputs the names (as {@link LlamaWeights#byName} gives them) of the matrices that quantize their
-     *     input
-     * @return {@code [tokens.length][vocabSize]} logits
-     */
-    public static double[][] llama(
-            ModelConfig c, LlamaWeights<MemorySegment> w, int[] tokens, Set<String> quantizedInputs) {
-        return logits(c, toDoubles(w.byName(c.sharedClassifier())), tokens, quantizedInputs);
+        return logits(c, toDoubles(w.byName(c.sharedClassifier())), tokens);
     }
 
     /**
@@ -111,10 +92,6 @@ public final class ReferenceTransformer {
      * @return {@code [tokens.length][vocabSize]} logits
      */
     public static double[][] logits(ModelConfig c, Map<String, double[]> p, int[] tokens) {
-        return logits(c, p, tokens, Set.of());
-    }
-
-    private static double[][] logits(ModelConfig c, Map<String, double[]> p, int[] tokens, Set<String> quantized) {
         boolean llama = c.architecture() == ModelConfig.Architecture.LLAMA;
         int dim = c.dim();
         int hs = c.headSize();
@@ -134,21 +111,21 @@ public final class ReferenceTransformer {
                 if (llama) {
                     String n = "layers." + l + ".";
                     double[] xb = rmsNorm(x, p.get(n + "attention_norm.weight"), c.normEpsilon());
-                    double[] q = product(p, quantized, n + "attention.wq.weight", dim, dim, xb);
-                    double[] k = product(p, quantized, n + "attention.wk.weight", kvDim, dim, xb);
+                    double[] q = outIn(p.get(n + "attention.wq.weight"), dim, dim, xb);
+                    double[] k = outIn(p.get(n + "attention.wk.weight"), kvDim, dim, xb);
                     rotate(q, hs, pos, c.ropeTheta());
                     rotate(k, hs, pos, c.ropeTheta());
                     keys[l][pos] = k;
-                    values[l][pos] = product(p, quantized, n + "attention.wv.weight", kvDim, dim, xb);
+                    values[l][pos] = outIn(p.get(n + "attention.wv.weight"), kvDim, dim, xb);
                     attended = attend(q, keys[l], values[l], pos, c.heads(), c.kvHeads(), hs);
-                    add(x, product(p, quantized, n + "attention.wo.weight", dim, dim, attended));
+                    add(x, outIn(p.get(n + "attention.wo.weight"), dim, dim, attended));
                     xb = rmsNorm(x, p.get(n + "ffn_norm.weight"), c.normEpsilon());
-                    double[] gate = product(p, quantized, n + "feed_forward.w1.weight", c.hiddenDim(), dim, xb);
-                    double[] up = product(p, quantized, n + "feed_forward.w3.weight", c.hiddenDim(), dim, xb);
+                    double[] gate = outIn(p.get(n + "feed_forward.w1.weight"), c.hiddenDim(), dim, xb);
+                    double[] up = outIn(p.get(n + "feed_forward.w3.weight"), c.hiddenDim(), dim, xb);
                     for (int i = 0; i < gate.length; i++) {
                         gate[i] = gate[i] / (1 + Math.exp(-gate[i])) * up[i];
                     }
-                    add(x, product(p, quantized, n + "feed_forward.w2.weight", dim, c.hiddenDim(), gate));
+                    add(x, outIn(p.get(n + "feed_forward.w2.weight"), dim, c.hiddenDim(), gate));
                 } else {
                     String n = "h." + l + ".";
                     double[] xb = layerNorm(x, p.get(n + "ln_1.weight"), p.get(n + "ln_1.bias"), c.normEpsilon());
@@ -172,9 +149,8 @@ public final class ReferenceTransformer {
             double[] last = llama
                     ? rmsNorm(x, p.get("norm.weight"), c.normEpsilon())
                     : layerNorm(x, p.get("ln_f.weight"), p.get("ln_f.bias"), c.normEpsilon());
-            String classifier =
-                    llama && !c.sharedClassifier() ? "output.weight" : llama ? "tok_embeddings.weight" : "wte.weight";
-            logits[pos] = product(p, quantized, classifier, c.vocabSize(), dim, last);
+            double[] classifier = llama && !c.sharedClassifier() ? p.get("output.weight") : embedding;
+            logits[pos] = outIn(classifier, c.vocabSize(), dim, last);
         }
         return logits;
     }
@@ -185,28 +161,6 @@ public final class ReferenceTransformer {
             values[i] = segment.getAtIndex(Segments.FLOAT, i);
         }
         return values;
-    }
-
-    /** {@code W·x} for the matrix {@code name}, stored {@code [out, in]}, its input quantized if it is named so. */
-    private static double[] product(
-            Map<String, double[]> p, Set<String> quantized, String name, int out, int in, double[] x) {
-        return outIn(p.get(name), out, in, quantized.contains(name) ? quantizeBlocks(x) : x);
-    }
-
-    /** x as {@link #llama(ModelConfig, LlamaWeights, int[], Set)} says a quantized input is taken. */
-    private static double[] quantizeBlocks(double[] x) {
-        double[] quantized = new double[x.length];
-        for (int from = 0; from < x.length; from += 32) {
-            float largest = 0;
-            for (int j = from; j < from + 32; j++) {
-                largest = Math.max(largest, Math.abs((float) x[j]));
-            }
-            float s = largest / 127;
-            for (int j = from; j < from + 32; j++) {
-                quantized[j] = s == 0 ? 0 : Math.max(-127, Math.min(127, Math.rint((float) x[j] * (1.0 / s)))) * s;
-            }
-        }
-        return quantized;
     }
 
     /** {@code W·x} for W stored {@code [out, in]}. */
