@@ -26,6 +26,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -484,13 +485,7 @@ class AttentionTest {
         List<Rejection> rows = List.of(
                 outOfBounds(
                         "q holds 64 floats, but q [1, 1, 5, 16] needs 80",
-                        () -> Attention.forward(
-                                new Attention.Shape(1, 1, 1, 5, 4, 16),
-                                false,
-                                TensorView.dense(data, 1, 5, 16),
-                                view,
-                                view,
-                                TensorView.dense(new float[80], 1, 5, 16))),
+                        forward(1, 5, TensorView.dense(data, 1, 5, 16), view)),
                 illegalArgument(
                         "o's strides (batch 0, head 0, row 8) make elements overlap",
                         () -> Attention.forward(
@@ -503,22 +498,16 @@ class AttentionTest {
                 // Strides whose product with the sizes passes a long must not wrap around and pass the range check.
                 outOfBounds(
                         "needs more than a long counts",
-                        () -> Attention.forward(
-                                new Attention.Shape(3, 1, 1, 4, 4, 16),
-                                false,
-                                TensorView.of(data, 0, Long.MAX_VALUE / 2, 0, 16),
-                                view,
-                                view,
-                                TensorView.dense(new float[192], 1, 4, 16))),
+                        forward(3, 4, TensorView.of(data, 0, Long.MAX_VALUE / 2, 0, 16), view)),
                 illegalArgument(
                         "q.rowStride (2147483648) must be <= 2147483647",
-                        () -> Attention.forward(
-                                new Attention.Shape(1, 1, 1, 1, 4, 16),
-                                false,
-                                TensorView.of(data, 0, 0, 0, 1L << 31),
-                                view,
-                                view,
-                                TensorView.dense(new float[16], 1, 1, 16))));
+                        forward(1, 1, TensorView.of(data, 0, 0, 0, 1L << 31), view)));
         assertAllRejected(rows);
+    }
+
+    /** A non-causal forward of one head, 16 dimensions and 4 keys (kv, as keys and values), into an output of its own. */
+    private static Executable forward(int batch, int tq, TensorView q, TensorView kv) {
+        TensorView o = TensorView.dense(new float[batch * tq * 16], 1, tq, 16);
+        return () -> Attention.forward(new Attention.Shape(batch, 1, 1, tq, 4, 16), false, q, kv, kv, o);
     }
 }

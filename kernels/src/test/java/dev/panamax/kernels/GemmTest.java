@@ -85,6 +85,16 @@ class GemmTest {
             return offsetC + (int) extent(m, n, ldc()) + 3;
         }
 
+        /** Runs the product through sgemm's array form. */
+        void sgemm(float[] a, float[] b, float[] c) {
+            Gemm.sgemm(transA, transB, m, n, k, alpha, a, offsetA, lda(), b, offsetB, ldb(), beta, c, offsetC, ldc());
+        }
+
+        /** Runs the product through sgemm's segment form. */
+        void sgemm(MemorySegment a, MemorySegment b, MemorySegment c) {
+            Gemm.sgemm(transA, transB, m, n, k, alpha, a, offsetA, lda(), b, offsetB, ldb(), beta, c, offsetC, ldc());
+        }
+
         static long extent(int rows, int cols, int ld) {
             return rows == 0 || cols == 0 ? 0 : (long) (rows - 1) * ld + cols;
         }
@@ -259,30 +269,27 @@ class GemmTest {
                     float[] b = inputs(c, "b");
                     float[] c0 = inputs(c, "c");
                     float[] viaArrays = c0.clone();
-                    sgemm(c, a, b, viaArrays);
+                    c.sgemm(a, b, viaArrays);
                     float[] viaHeap = c0.clone();
-                    sgemm(c, MemorySegment.ofArray(a), MemorySegment.ofArray(b), MemorySegment.ofArray(viaHeap));
+                    c.sgemm(MemorySegment.ofArray(a), MemorySegment.ofArray(b), MemorySegment.ofArray(viaHeap));
                     assertArrayEquals(viaArrays, viaHeap, c + " heap segment");
                     // A slice of a larger array: the segment starts 5 floats into its array.
                     float[] shifted = new float[b.length + 5];
                     System.arraycopy(b, 0, shifted, 5, b.length);
                     float[] viaSlice = c0.clone();
-                    sgemm(
-                            c,
-                            MemorySegment.ofArray(a),
-                            MemorySegment.ofArray(shifted).asSlice(5L * Float.BYTES),
-                            MemorySegment.ofArray(viaSlice));
+                    MemorySegment bSlice = MemorySegment.ofArray(shifted).asSlice(5L * Float.BYTES);
+                    c.sgemm(MemorySegment.ofArray(a), bSlice, MemorySegment.ofArray(viaSlice));
                     assertArrayEquals(viaArrays, viaSlice, c + " sliced heap segment");
                     // Heap segments over byte arrays, two bytes in: not float arrays, nor float-aligned.
                     MemorySegment cBytes = bytesHolding(c0);
-                    sgemm(c, bytesHolding(a), bytesHolding(b), cBytes);
+                    c.sgemm(bytesHolding(a), bytesHolding(b), cBytes);
                     assertArrayEquals(viaArrays, cBytes.toArray(ValueLayout.JAVA_FLOAT_UNALIGNED), c + " byte segment");
                     for (Arena arena : new Arena[] {Arena.ofShared(), Arena.ofConfined()}) {
                         try (arena) {
                             MemorySegment as = arena.allocateFrom(ValueLayout.JAVA_FLOAT, a);
                             MemorySegment bs = arena.allocateFrom(ValueLayout.JAVA_FLOAT, b);
                             MemorySegment cs = arena.allocateFrom(ValueLayout.JAVA_FLOAT, c0);
-                            sgemm(c, as, bs, cs);
+                            c.sgemm(as, bs, cs);
                             assertArrayEquals(viaArrays, cs.toArray(ValueLayout.JAVA_FLOAT), c + " native segment");
                         }
                     }
@@ -320,7 +327,7 @@ class GemmTest {
                     float[] c0 = inputs(c, "c");
                     Agreement.assertThreadIndependent(c.toString(), () -> {
                         float[] result = c0.clone();
-                        sgemm(c, a, b, result);
+                        c.sgemm(a, b, result);
                         return new float[][] {result};
                     });
                 }
@@ -583,38 +590,38 @@ class GemmTest {
         float[] y = Inputs.uniform(6, 32, -1, 1);
         Transpose n = NO_TRANSPOSE;
         Transpose t = TRANSPOSE;
+        // Interleaved batches with one pitch (the one-step path): C's second matrix (column 3) meets A's (columns 3-4).
+        Executable oneStep = () -> Gemm.sgemmStridedBatched(n, n, 4, 1, 2, 1, y, 0, 8, 3, y, 6, 8, 0, 0, y, 2, 8, 1, 2);
+        // Batches: C's second matrix (from 24) lands on A, reused by stride 0 for both; its first (from 20) does not.
+        Executable reused =
+                () -> Gemm.sgemmStridedBatched(n, n, 1, 2, 2, 1, y, 24, 2, 0, y, 8, 2, 0, 0, y, 20, 2, 4, 2);
         List<Rejection> rows = List.of(
                 // C over columns 3-4: column 3 is also A's.
                 illegalArgument(
                         "c (from cOffset 3) shares memory with a (from aOffset 0): the output must not overlap an input",
                         () -> Gemm.sgemm(n, n, 4, 2, 4, 1, y, 0, 8, y, 4, 8, 0, y, 3, 8)),
                 // C over a transposed A (stored 4 × 4 in columns 0-3, so C's columns 3-4 meet its column 3).
-                illegalArgument(
-                        "c (from cOffset 3) shares memory with a (from aOffset 0)",
-                        () -> Gemm.sgemm(t, n, 4, 2, 4, 1, y, 0, 8, y, 4, 8, 0, y, 3, 8)),
-                // Interleaved batches with one pitch (the one-step path): C's second matrix (column 3) meets A's
-                // (columns 3-4).
-                illegalArgument(
-                        "c (from cOffset 2) shares memory with a (from aOffset 0)",
-                        () -> Gemm.sgemmStridedBatched(n, n, 4, 1, 2, 1, y, 0, 8, 3, y, 6, 8, 0, 0, y, 2, 8, 1, 2)),
+                sharing("c", 3, "a", 0, () -> Gemm.sgemm(t, n, 4, 2, 4, 1, y, 0, 8, y, 4, 8, 0, y, 3, 8)),
+                sharing("c", 2, "a", 0, oneStep),
                 // C in place over B, transposed or not.
-                illegalArgument(
-                        "c (from cOffset 4) shares memory with b (from bOffset 4)",
-                        () -> Gemm.sgemm(n, t, 4, 2, 4, 1, y, 0, 8, y, 4, 8, 0, y, 4, 8)),
-                // Batches: C's second matrix (from 24) lands on A, which stride 0 reuses for both; its first (from 20)
-                // does not.
-                illegalArgument(
-                        "c (from cOffset 20) shares memory with a (from aOffset 24)",
-                        () -> Gemm.sgemmStridedBatched(n, n, 1, 2, 2, 1, y, 24, 2, 0, y, 8, 2, 0, 0, y, 20, 2, 4, 2)),
+                sharing("c", 4, "b", 4, () -> Gemm.sgemm(n, t, 4, 2, 4, 1, y, 0, 8, y, 4, 8, 0, y, 4, 8)),
+                sharing("c", 20, "a", 24, reused),
                 // GEMV: y over x.
-                illegalArgument(
-                        "y (from yOffset 10) shares memory with x (from xOffset 8)",
-                        () -> Gemm.sgemv(n, 2, 4, 1, y, 0, 4, y, 8, 0, y, 10)));
+                sharing("y", 10, "x", 8, () -> Gemm.sgemv(n, 2, 4, 1, y, 0, 4, y, 8, 0, y, 10)));
         assertAllRejected(rows, y);
         // Interleaved batches with one pitch that do not meet: A in columns 0-1 and 3-4, C in columns 2 and 5.
         Gemm.sgemmStridedBatched(NO_TRANSPOSE, NO_TRANSPOSE, 4, 1, 2, 1, y, 0, 8, 3, y, 6, 8, 0, 0, y, 2, 8, 3, 2);
         // Nothing is read with alpha 0, so nothing can be overwritten before it is read.
         Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 4, 2, 4, 0, y, 0, 8, y, 4, 8, 0, y, 3, 8);
+    }
+
+    /** A call rejected because its output shares memory with one of its inputs, each named with its offset. */
+    private static Rejection sharing(
+            String output, long outputOffset, String input, long inputOffset, Executable call) {
+        return illegalArgument(
+                output + " (from " + output + "Offset " + outputOffset + ") shares memory with " + input + " (from "
+                        + input + "Offset " + inputOffset + ")",
+                call);
     }
 
     /** A 2×2 product of a (as A and as B, 2 columns each) into c at cOffset, with ldc 2. */
@@ -668,46 +675,6 @@ class GemmTest {
         return Inputs.uniform(Inputs.seed(c + which), length, -1, 1);
     }
 
-    private static void sgemm(Case c, float[] a, float[] b, float[] cValues) {
-        Gemm.sgemm(
-                c.transA(),
-                c.transB(),
-                c.m(),
-                c.n(),
-                c.k(),
-                c.alpha(),
-                a,
-                c.offsetA(),
-                c.lda(),
-                b,
-                c.offsetB(),
-                c.ldb(),
-                c.beta(),
-                cValues,
-                c.offsetC(),
-                c.ldc());
-    }
-
-    private static void sgemm(Case c, MemorySegment a, MemorySegment b, MemorySegment cValues) {
-        Gemm.sgemm(
-                c.transA(),
-                c.transB(),
-                c.m(),
-                c.n(),
-                c.k(),
-                c.alpha(),
-                a,
-                c.offsetA(),
-                c.lda(),
-                b,
-                c.offsetB(),
-                c.ldb(),
-                c.beta(),
-                cValues,
-                c.offsetC(),
-                c.ldc());
-    }
-
     /** Runs the case, compares C with the reference and checks that nothing outside C changed; returns C's storage. */
     private static float[] checkAgainstReference(Case c, float[] a, float[] b, float[] c0) {
         ReferenceBlas.Result expected = ReferenceBlas.gemm(
@@ -728,7 +695,7 @@ class GemmTest {
                 c.offsetC(),
                 c.ldc());
         float[] result = c0.clone();
-        sgemm(c, a, b, result);
+        c.sgemm(a, b, result);
         int n = c.n();
         int ldc = c.ldc();
         int offset = c.offsetC();
