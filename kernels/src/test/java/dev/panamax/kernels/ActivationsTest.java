@@ -47,18 +47,21 @@ class ActivationsTest {
 
     /** An activation, its float64 reference and its error model. */
     enum Kind {
-        GELU_TANH(Activation.GELU_TANH, ReferenceOps::geluTanh, ReferenceOps::geluTanhDerivative),
-        GELU(Activation.GELU, ReferenceOps::gelu, ReferenceOps::geluDerivative),
-        SILU(Activation.SILU, ReferenceOps::silu, ReferenceOps::siluDerivative);
+        GELU_TANH(ReferenceOps::geluTanh, ReferenceOps::geluTanhDerivative),
+        GELU(ReferenceOps::gelu, ReferenceOps::geluDerivative),
+        SILU(ReferenceOps::silu, ReferenceOps::siluDerivative);
 
-        final Activation activation;
         final DoubleUnaryOperator function;
         final DoubleUnaryOperator derivative;
 
-        Kind(Activation activation, DoubleUnaryOperator function, DoubleUnaryOperator derivative) {
-            this.activation = activation;
+        Kind(DoubleUnaryOperator function, DoubleUnaryOperator derivative) {
             this.function = function;
             this.derivative = derivative;
+        }
+
+        /** The kernels' activation of the same name. */
+        Activation activation() {
+            return Activation.valueOf(name());
         }
 
         /** The exponent of {@code x / (1 + e^a)}. */
@@ -298,10 +301,10 @@ class ActivationsTest {
     /** Forward and backward of {@code n} elements at offset 3 (in place and out of place) against the reference. */
     private static void check(Kind kind, int n, float[] x, String name) {
         float[] y = new float[n + 1];
-        Activations.forward(kind.activation, n, x, 3, y, 1);
+        Activations.forward(kind.activation(), n, x, 3, y, 1);
         float[] dy = Inputs.uniform(Inputs.seed(name + " dy"), n + 2, -1, 1);
         float[] dx = new float[n];
-        Activations.backward(kind.activation, n, x, 3, dy, 2, dx, 0);
+        Activations.backward(kind.activation(), n, x, 3, dy, 2, dx, 0);
         double worst = 0;
         for (int i = 0; i < n; i++) {
             double v = x[3 + i];
@@ -330,7 +333,7 @@ class ActivationsTest {
                                 + EPS * Math.abs(dx[i]),
                 i -> "x = " + x[3 + i]);
         float[] inPlace = x.clone();
-        Activations.forward(kind.activation, n, inPlace, 3, inPlace, 3);
+        Activations.forward(kind.activation(), n, inPlace, 3, inPlace, 3);
         assertArrayEquals(
                 java.util.Arrays.copyOfRange(y, 1, 1 + n), java.util.Arrays.copyOfRange(inPlace, 3, 3 + n), name);
     }

@@ -284,11 +284,11 @@ class AttentionTest {
         int tq = 50;
         int tk = 300;
         int d = 32;
+        Attention.Shape shape = new Attention.Shape(1, 1, 1, tq, tk, d);
         float[] q = Inputs.uniform(11, tq * d, -1, 1);
         float[] k = Inputs.uniform(12, tk * d, -1, 1);
         float[] v = Inputs.uniform(13, tk * d, -1, 1);
         float[] o = new float[q.length];
-        Attention.Shape shape = new Attention.Shape(1, 1, 1, tq, tk, d);
         TensorView qView = TensorView.dense(q, 1, tq, d);
         TensorView kView = TensorView.dense(k, 1, tk, d);
         TensorView vView = TensorView.dense(v, 1, tk, d);

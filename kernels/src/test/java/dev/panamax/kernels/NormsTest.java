@@ -272,27 +272,41 @@ class NormsTest {
         for (boolean rms : new boolean[] {false, true}) {
             Operands o = Operands.of("forms", rows, cols, 1, 2);
             int ld = o.ld;
-            Agreement.assertFormsAgree(
-                    rms ? "rms norm" : "layer norm",
-                    new float[][] {o.x, o.w, o.b, o.y, o.mean, o.rstd, o.dy, o.dx, o.dw, o.db},
-                    a -> {
-                        LayerNorm.forward(
-                                rows, cols, EPSILON, a[0], 2, ld, a[1], 1, a[2], 2, a[3], 2, ld, a[4], 1, a[5], 1);
-                        LayerNorm.backward(
-                                rows, cols, a[0], 2, ld, a[1], 1, a[4], 1, a[5], 1, a[6], 2, ld, a[7], 2, ld, a[8], 1,
-                                a[9], 2);
-                        RmsNorm.forward(rows, cols, EPSILON, a[3], 2, ld, a[1], 1, a[0], 2, ld, a[5], 1);
-                        RmsNorm.backward(rows, cols, a[3], 2, ld, a[1], 1, a[5], 1, a[6], 2, ld, a[7], 2, ld, a[9], 2);
-                    },
-                    (s, arena) -> {
-                        LayerNorm.forward(
-                                rows, cols, EPSILON, s[0], 2, ld, s[1], 1, s[2], 2, s[3], 2, ld, s[4], 1, s[5], 1);
-                        LayerNorm.backward(
-                                rows, cols, s[0], 2, ld, s[1], 1, s[4], 1, s[5], 1, s[6], 2, ld, s[7], 2, ld, s[8], 1,
-                                s[9], 2);
-                        RmsNorm.forward(rows, cols, EPSILON, s[3], 2, ld, s[1], 1, s[0], 2, ld, s[5], 1);
-                        RmsNorm.backward(rows, cols, s[3], 2, ld, s[1], 1, s[5], 1, s[6], 2, ld, s[7], 2, ld, s[9], 2);
-                    });
+            // Each kernel on its own operands: x, w, b, y, mean, rstd, dy, dx, dweight and dbias.
+            float[][] operands = {o.x, o.w, o.b, o.y, o.mean, o.rstd, o.dy, o.dx, o.dw, o.db};
+            if (rms) {
+                Agreement.assertFormsAgree(
+                        "rms norm",
+                        operands,
+                        a -> {
+                            RmsNorm.forward(rows, cols, EPSILON, a[0], 2, ld, a[1], 1, a[3], 2, ld, a[5], 1);
+                            RmsNorm.backward(
+                                    rows, cols, a[0], 2, ld, a[1], 1, a[5], 1, a[6], 2, ld, a[7], 2, ld, a[8], 1);
+                        },
+                        (s, arena) -> {
+                            RmsNorm.forward(rows, cols, EPSILON, s[0], 2, ld, s[1], 1, s[3], 2, ld, s[5], 1);
+                            RmsNorm.backward(
+                                    rows, cols, s[0], 2, ld, s[1], 1, s[5], 1, s[6], 2, ld, s[7], 2, ld, s[8], 1);
+                        });
+            } else {
+                Agreement.assertFormsAgree(
+                        "layer norm",
+                        operands,
+                        a -> {
+                            LayerNorm.forward(
+                                    rows, cols, EPSILON, a[0], 2, ld, a[1], 1, a[2], 2, a[3], 2, ld, a[4], 1, a[5], 1);
+                            LayerNorm.backward(
+                                    rows, cols, a[0], 2, ld, a[1], 1, a[4], 1, a[5], 1, a[6], 2, ld, a[7], 2, ld, a[8],
+                                    1, a[9], 2);
+                        },
+                        (s, arena) -> {
+                            LayerNorm.forward(
+                                    rows, cols, EPSILON, s[0], 2, ld, s[1], 1, s[2], 2, s[3], 2, ld, s[4], 1, s[5], 1);
+                            LayerNorm.backward(
+                                    rows, cols, s[0], 2, ld, s[1], 1, s[4], 1, s[5], 1, s[6], 2, ld, s[7], 2, ld, s[8],
+                                    1, s[9], 2);
+                        });
+            }
             Agreement.assertThreadIndependent(rms ? "rms norm" : "layer norm", () -> {
                 Operands fresh = Operands.of("forms", rows, cols, 1, 2);
                 fresh.forward(rms);
