@@ -95,6 +95,20 @@ class GemmTest {
             Gemm.sgemm(transA, transB, m, n, k, alpha, a, offsetA, lda(), b, offsetB, ldb(), beta, c, offsetC, ldc());
         }
 
+        /** Scalars, paddings and offsets for {@link #on}, on a placeholder product. */
+        static Case settings(
+                float alpha, float beta, int padA, int padB, int padC, int offsetA, int offsetB, int offsetC) {
+            return new Case(
+                    NO_TRANSPOSE, NO_TRANSPOSE, 0, 0, 0, alpha, beta, padA, padB, padC, offsetA, offsetB, offsetC);
+        }
+
+        /** This case's scalars, paddings and offsets on another product: transposes and a shape {m, n, k}. */
+        Case on(Transpose transA, Transpose transB, int[] shape) {
+            return new Case(
+                    transA, transB, shape[0], shape[1], shape[2], alpha, beta, padA, padB, padC, offsetA, offsetB,
+                    offsetC);
+        }
+
         static long extent(int rows, int cols, int ld) {
             return rows == 0 || cols == 0 ? 0 : (long) (rows - 1) * ld + cols;
         }
@@ -127,6 +141,19 @@ class GemmTest {
             }
         }
         return cases.stream();
+    }
+
+    /** The settings' scalars, paddings and offsets on every shape {m, n, k} and every pair of transposes. */
+    private static List<Case> everyShape(int[][] shapes, Case settings) {
+        List<Case> cases = new ArrayList<>();
+        for (int[] shape : shapes) {
+            for (Transpose transA : Transpose.values()) {
+                for (Transpose transB : Transpose.values()) {
+                    cases.add(settings.on(transA, transB, shape));
+                }
+            }
+        }
+        return cases;
     }
 
     private static int pick(SplittableRandom random) {
@@ -208,16 +235,10 @@ class GemmTest {
         int[][] shapes = {
             {17, 33, 65}, {1, 65, 31}, {65, 1, 17}, {1, 1, 9}, {5, 4, 0}, {40, 300, 270}, {9, 50, GemmDriver.KC + 37}
         };
-        for (int[] shape : shapes) {
-            for (Transpose transA : Transpose.values()) {
-                for (Transpose transB : Transpose.values()) {
-                    for (float alpha : ALPHAS) {
-                        for (float beta : BETAS) {
-                            Case c = new Case(
-                                    transA, transB, shape[0], shape[1], shape[2], alpha, beta, 1, 2, 3, 1, 2, 3);
-                            checkAgainstReference(c, inputs(c, "a"), inputs(c, "b"), inputs(c, "c"));
-                        }
-                    }
+        for (float alpha : ALPHAS) {
+            for (float beta : BETAS) {
+                for (Case c : everyShape(shapes, Case.settings(alpha, beta, 1, 2, 3, 1, 2, 3))) {
+                    checkAgainstReference(c, inputs(c, "a"), inputs(c, "b"), inputs(c, "c"));
                 }
             }
         }
@@ -226,19 +247,14 @@ class GemmTest {
     @Test
     void nanAndInfinityInAOrBPropagate() {
         int[][] shapes = {{33, 35, 37}, {1, 40, 33}, {40, 1, 33}, {300, 290, 280}};
-        for (int[] shape : shapes) {
-            for (Transpose transA : Transpose.values()) {
-                for (Transpose transB : Transpose.values()) {
-                    Case c = new Case(transA, transB, shape[0], shape[1], shape[2], 1.5f, 0.5f, 0, 1, 0, 0, 0, 2);
-                    float[] a = inputs(c, "a");
-                    float[] b = inputs(c, "b");
-                    a[a.length / 3] = Float.NaN;
-                    a[a.length / 2] = Float.POSITIVE_INFINITY;
-                    b[b.length / 4] = Float.NEGATIVE_INFINITY;
-                    b[b.length / 2] = Float.POSITIVE_INFINITY;
-                    checkAgainstReference(c, a, b, inputs(c, "c"));
-                }
-            }
+        for (Case c : everyShape(shapes, Case.settings(1.5f, 0.5f, 0, 1, 0, 0, 0, 2))) {
+            float[] a = inputs(c, "a");
+            float[] b = inputs(c, "b");
+            a[a.length / 3] = Float.NaN;
+            a[a.length / 2] = Float.POSITIVE_INFINITY;
+            b[b.length / 4] = Float.NEGATIVE_INFINITY;
+            b[b.length / 2] = Float.POSITIVE_INFINITY;
+            checkAgainstReference(c, a, b, inputs(c, "c"));
         }
     }
 
@@ -261,38 +277,33 @@ class GemmTest {
     @Test
     void arraysHeapSegmentsAndNativeSegmentsAgreeBitForBit() {
         int[][] shapes = {{70, 90, 300}, {200, 210, 190}, {1, 500, 300}, {500, 1, 300}};
-        for (int[] shape : shapes) {
-            for (Transpose transA : Transpose.values()) {
-                for (Transpose transB : Transpose.values()) {
-                    Case c = new Case(transA, transB, shape[0], shape[1], shape[2], 0.75f, 0.5f, 3, 1, 2, 5, 3, 1);
-                    float[] a = inputs(c, "a");
-                    float[] b = inputs(c, "b");
-                    float[] c0 = inputs(c, "c");
-                    float[] viaArrays = c0.clone();
-                    c.sgemm(a, b, viaArrays);
-                    float[] viaHeap = c0.clone();
-                    c.sgemm(MemorySegment.ofArray(a), MemorySegment.ofArray(b), MemorySegment.ofArray(viaHeap));
-                    assertArrayEquals(viaArrays, viaHeap, c + " heap segment");
-                    // A slice of a larger array: the segment starts 5 floats into its array.
-                    float[] shifted = new float[b.length + 5];
-                    System.arraycopy(b, 0, shifted, 5, b.length);
-                    float[] viaSlice = c0.clone();
-                    MemorySegment bSlice = MemorySegment.ofArray(shifted).asSlice(5L * Float.BYTES);
-                    c.sgemm(MemorySegment.ofArray(a), bSlice, MemorySegment.ofArray(viaSlice));
-                    assertArrayEquals(viaArrays, viaSlice, c + " sliced heap segment");
-                    // Heap segments over byte arrays, two bytes in: not float arrays, nor float-aligned.
-                    MemorySegment cBytes = bytesHolding(c0);
-                    c.sgemm(bytesHolding(a), bytesHolding(b), cBytes);
-                    assertArrayEquals(viaArrays, cBytes.toArray(ValueLayout.JAVA_FLOAT_UNALIGNED), c + " byte segment");
-                    for (Arena arena : new Arena[] {Arena.ofShared(), Arena.ofConfined()}) {
-                        try (arena) {
-                            MemorySegment as = arena.allocateFrom(ValueLayout.JAVA_FLOAT, a);
-                            MemorySegment bs = arena.allocateFrom(ValueLayout.JAVA_FLOAT, b);
-                            MemorySegment cs = arena.allocateFrom(ValueLayout.JAVA_FLOAT, c0);
-                            c.sgemm(as, bs, cs);
-                            assertArrayEquals(viaArrays, cs.toArray(ValueLayout.JAVA_FLOAT), c + " native segment");
-                        }
-                    }
+        for (Case c : everyShape(shapes, Case.settings(0.75f, 0.5f, 3, 1, 2, 5, 3, 1))) {
+            float[] a = inputs(c, "a");
+            float[] b = inputs(c, "b");
+            float[] c0 = inputs(c, "c");
+            float[] viaArrays = c0.clone();
+            c.sgemm(a, b, viaArrays);
+            float[] viaHeap = c0.clone();
+            c.sgemm(MemorySegment.ofArray(a), MemorySegment.ofArray(b), MemorySegment.ofArray(viaHeap));
+            assertArrayEquals(viaArrays, viaHeap, c + " heap segment");
+            // A slice of a larger array: the segment starts 5 floats into its array.
+            float[] shifted = new float[b.length + 5];
+            System.arraycopy(b, 0, shifted, 5, b.length);
+            float[] viaSlice = c0.clone();
+            MemorySegment bSlice = MemorySegment.ofArray(shifted).asSlice(5L * Float.BYTES);
+            c.sgemm(MemorySegment.ofArray(a), bSlice, MemorySegment.ofArray(viaSlice));
+            assertArrayEquals(viaArrays, viaSlice, c + " sliced heap segment");
+            // Heap segments over byte arrays, two bytes in: not float arrays, nor float-aligned.
+            MemorySegment cBytes = bytesHolding(c0);
+            c.sgemm(bytesHolding(a), bytesHolding(b), cBytes);
+            assertArrayEquals(viaArrays, cBytes.toArray(ValueLayout.JAVA_FLOAT_UNALIGNED), c + " byte segment");
+            for (Arena arena : new Arena[] {Arena.ofShared(), Arena.ofConfined()}) {
+                try (arena) {
+                    MemorySegment as = arena.allocateFrom(ValueLayout.JAVA_FLOAT, a);
+                    MemorySegment bs = arena.allocateFrom(ValueLayout.JAVA_FLOAT, b);
+                    MemorySegment cs = arena.allocateFrom(ValueLayout.JAVA_FLOAT, c0);
+                    c.sgemm(as, bs, cs);
+                    assertArrayEquals(viaArrays, cs.toArray(ValueLayout.JAVA_FLOAT), c + " native segment");
                 }
             }
         }
@@ -318,20 +329,15 @@ class GemmTest {
             {520, 700, 64},
             {130, 1030, 40}
         };
-        for (int[] shape : shapes) {
-            for (Transpose transA : Transpose.values()) {
-                for (Transpose transB : Transpose.values()) {
-                    Case c = new Case(transA, transB, shape[0], shape[1], shape[2], 1, 0.5f, 0, 3, 0, 0, 1, 0);
-                    float[] a = inputs(c, "a");
-                    float[] b = inputs(c, "b");
-                    float[] c0 = inputs(c, "c");
-                    Agreement.assertThreadIndependent(c.toString(), () -> {
-                        float[] result = c0.clone();
-                        c.sgemm(a, b, result);
-                        return new float[][] {result};
-                    });
-                }
-            }
+        for (Case c : everyShape(shapes, Case.settings(1, 0.5f, 0, 3, 0, 0, 1, 0))) {
+            float[] a = inputs(c, "a");
+            float[] b = inputs(c, "b");
+            float[] c0 = inputs(c, "c");
+            Agreement.assertThreadIndependent(c.toString(), () -> {
+                float[] result = c0.clone();
+                c.sgemm(a, b, result);
+                return new float[][] {result};
+            });
         }
     }
 
