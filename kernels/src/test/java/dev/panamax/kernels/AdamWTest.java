@@ -1,6 +1,8 @@
 package dev.panamax.kernels;
 
-import static dev.panamax.kernels.testing.Agreement.assertRejected;
+import static dev.panamax.kernels.testing.Agreement.assertAllRejected;
+import static dev.panamax.kernels.testing.Rejection.illegalArgument;
+import static dev.panamax.kernels.testing.Rejection.outOfBounds;
 import static dev.panamax.kernels.testing.Tolerance.FLOAT_EPSILON;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -8,9 +10,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamax.kernels.testing.Agreement;
 import dev.panamax.kernels.testing.Inputs;
+import dev.panamax.kernels.testing.Rejection;
 import dev.panamax.kernels.testing.Tolerance;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
+import java.util.List;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -250,76 +254,61 @@ class AdamWTest {
         float[] grad = Inputs.uniform(2, 8, -1, 1);
         float[] m = Inputs.uniform(3, 8, -1, 1);
         float[] v = Inputs.uniform(4, 8, 0, 1);
-        float[][] before = Agreement.copy(new float[][] {param, grad, m, v});
         Call ok = new Call(8, LR, BETA1, BETA2, EPS, 0.1f, 1, 1, param, grad, m, v);
-        Object[][] cases = {
-            {"n (-1) must be >= 0", ok.withN(-1)},
-            {"learningRate (-0.001) must be finite and >= 0", ok.withLr(-1e-3f)},
-            {"learningRate (NaN) must be finite and >= 0", ok.withLr(Float.NaN)},
-            {"learningRate (Infinity) must be finite and >= 0", ok.withLr(Float.POSITIVE_INFINITY)},
-            {"beta1 (1.0) must be in [0, 1)", ok.withBetas(1, BETA2)},
-            {"beta1 (-0.1) must be in [0, 1)", ok.withBetas(-0.1f, BETA2)},
-            {"beta1 (NaN) must be in [0, 1)", ok.withBetas(Float.NaN, BETA2)},
-            {"beta2 (1.0) must be in [0, 1)", ok.withBetas(BETA1, 1)},
-            {"beta2 (-1.0E-4) must be in [0, 1)", ok.withBetas(BETA1, -1e-4f)},
-            {"beta2 (NaN) must be in [0, 1)", ok.withBetas(BETA1, Float.NaN)},
-            {"epsilon (0.0) must be finite and > 0", ok.withEps(0)},
-            {"epsilon (-1.0E-8) must be finite and > 0", ok.withEps(-1e-8f)},
-            {"epsilon (NaN) must be finite and > 0", ok.withEps(Float.NaN)},
-            {"epsilon (Infinity) must be finite and > 0", ok.withEps(Float.POSITIVE_INFINITY)},
-            {"weightDecay (-0.1) must be finite and >= 0", ok.withWd(-0.1f)},
-            {"weightDecay (NaN) must be finite and >= 0", ok.withWd(Float.NaN)},
-            {"weightDecay (Infinity) must be finite and >= 0", ok.withWd(Float.POSITIVE_INFINITY)},
-            {"step (0) must be >= 1", ok.withStep(0)},
-            {"step (-3) must be >= 1", ok.withStep(-3)},
-            {"gradScale (NaN) must be finite", ok.withGs(Float.NaN)},
-            {"gradScale (-Infinity) must be finite", ok.withGs(Float.NEGATIVE_INFINITY)},
-        };
-        for (Object[] c : cases) {
-            Call call = (Call) c[1];
-            assertRejected(IllegalArgumentException.class, (String) c[0], call::run);
-        }
-        assertRejected(
-                IndexOutOfBoundsException.class,
-                "grad holds 8 floats, but grad needs 8 from gradOffset (1), up to index 8",
-                () -> AdamW.update(8, LR, BETA1, BETA2, EPS, 0, 1, 1, param, 0, grad, 1, m, 0, v, 0));
-        assertRejected(
-                IndexOutOfBoundsException.class,
-                "v holds 8 floats, but v needs 8 from vOffset (1), up to index 8",
-                () -> AdamW.update(8, LR, BETA1, BETA2, EPS, 0, 1, 1, param, 0, grad, 0, m, 0, v, 1));
-        assertRejected(
-                IndexOutOfBoundsException.class,
-                "mOffset (-1) must be >= 0",
-                () -> AdamW.update(8, LR, BETA1, BETA2, EPS, 0, 1, 1, param, 0, grad, 0, m, -1, v, 0));
         MemorySegment p = MemorySegment.ofArray(param);
         MemorySegment g = MemorySegment.ofArray(grad);
         MemorySegment ms = MemorySegment.ofArray(m);
         MemorySegment vs = MemorySegment.ofArray(v);
-        assertRejected(
-                IllegalArgumentException.class,
-                "param is read-only",
-                () -> AdamW.update(8, LR, BETA1, BETA2, EPS, 0, 1, 1, p.asReadOnly(), 0, g, 0, ms, 0, vs, 0));
-        assertRejected(
-                IllegalArgumentException.class,
-                "m is read-only",
-                () -> AdamW.update(8, LR, BETA1, BETA2, EPS, 0, 1, 1, p, 0, g, 0, ms.asReadOnly(), 0, vs, 0));
-        assertRejected(
-                IllegalArgumentException.class,
-                "v is read-only",
-                () -> AdamW.update(8, LR, BETA1, BETA2, EPS, 0, 1, 1, p, 0, g, 0, ms, 0, vs.asReadOnly(), 0));
         float[] shared = new float[16];
-        assertRejected(
-                IllegalArgumentException.class,
-                "m (from mOffset 0) and v (from vOffset 4) share 4 of their 8 floats; they must not overlap",
-                () -> AdamW.update(8, LR, BETA1, BETA2, EPS, 0, 1, 1, param, 0, grad, 0, shared, 0, shared, 4));
-        assertRejected(
-                IllegalArgumentException.class,
-                "param (from paramOffset 0) and grad (from gradOffset 0) share 8 of their 8 floats",
-                () -> AdamW.update(8, LR, BETA1, BETA2, EPS, 0, 1, 1, param, 0, param, 0, m, 0, v, 0));
-        float[][] after = {param, grad, m, v};
-        for (int i = 0; i < 4; i++) {
-            assertArrayEquals(before[i], after[i], "operand " + i + " was written by a rejected call");
-        }
+        List<Rejection> rows = List.of(
+                illegalArgument("n (-1) must be >= 0", ok.withN(-1)::run),
+                illegalArgument("learningRate (-0.001) must be finite and >= 0", ok.withLr(-1e-3f)::run),
+                illegalArgument("learningRate (NaN) must be finite and >= 0", ok.withLr(Float.NaN)::run),
+                illegalArgument(
+                        "learningRate (Infinity) must be finite and >= 0", ok.withLr(Float.POSITIVE_INFINITY)::run),
+                illegalArgument("beta1 (1.0) must be in [0, 1)", ok.withBetas(1, BETA2)::run),
+                illegalArgument("beta1 (-0.1) must be in [0, 1)", ok.withBetas(-0.1f, BETA2)::run),
+                illegalArgument("beta1 (NaN) must be in [0, 1)", ok.withBetas(Float.NaN, BETA2)::run),
+                illegalArgument("beta2 (1.0) must be in [0, 1)", ok.withBetas(BETA1, 1)::run),
+                illegalArgument("beta2 (-1.0E-4) must be in [0, 1)", ok.withBetas(BETA1, -1e-4f)::run),
+                illegalArgument("beta2 (NaN) must be in [0, 1)", ok.withBetas(BETA1, Float.NaN)::run),
+                illegalArgument("epsilon (0.0) must be finite and > 0", ok.withEps(0)::run),
+                illegalArgument("epsilon (-1.0E-8) must be finite and > 0", ok.withEps(-1e-8f)::run),
+                illegalArgument("epsilon (NaN) must be finite and > 0", ok.withEps(Float.NaN)::run),
+                illegalArgument("epsilon (Infinity) must be finite and > 0", ok.withEps(Float.POSITIVE_INFINITY)::run),
+                illegalArgument("weightDecay (-0.1) must be finite and >= 0", ok.withWd(-0.1f)::run),
+                illegalArgument("weightDecay (NaN) must be finite and >= 0", ok.withWd(Float.NaN)::run),
+                illegalArgument(
+                        "weightDecay (Infinity) must be finite and >= 0", ok.withWd(Float.POSITIVE_INFINITY)::run),
+                illegalArgument("step (0) must be >= 1", ok.withStep(0)::run),
+                illegalArgument("step (-3) must be >= 1", ok.withStep(-3)::run),
+                illegalArgument("gradScale (NaN) must be finite", ok.withGs(Float.NaN)::run),
+                illegalArgument("gradScale (-Infinity) must be finite", ok.withGs(Float.NEGATIVE_INFINITY)::run),
+                outOfBounds(
+                        "grad holds 8 floats, but grad needs 8 from gradOffset (1), up to index 8",
+                        () -> AdamW.update(8, LR, BETA1, BETA2, EPS, 0, 1, 1, param, 0, grad, 1, m, 0, v, 0)),
+                outOfBounds(
+                        "v holds 8 floats, but v needs 8 from vOffset (1), up to index 8",
+                        () -> AdamW.update(8, LR, BETA1, BETA2, EPS, 0, 1, 1, param, 0, grad, 0, m, 0, v, 1)),
+                outOfBounds(
+                        "mOffset (-1) must be >= 0",
+                        () -> AdamW.update(8, LR, BETA1, BETA2, EPS, 0, 1, 1, param, 0, grad, 0, m, -1, v, 0)),
+                illegalArgument(
+                        "param is read-only",
+                        () -> AdamW.update(8, LR, BETA1, BETA2, EPS, 0, 1, 1, p.asReadOnly(), 0, g, 0, ms, 0, vs, 0)),
+                illegalArgument(
+                        "m is read-only",
+                        () -> AdamW.update(8, LR, BETA1, BETA2, EPS, 0, 1, 1, p, 0, g, 0, ms.asReadOnly(), 0, vs, 0)),
+                illegalArgument(
+                        "v is read-only",
+                        () -> AdamW.update(8, LR, BETA1, BETA2, EPS, 0, 1, 1, p, 0, g, 0, ms, 0, vs.asReadOnly(), 0)),
+                illegalArgument(
+                        "m (from mOffset 0) and v (from vOffset 4) share 4 of their 8 floats; they must not overlap",
+                        () -> AdamW.update(8, LR, BETA1, BETA2, EPS, 0, 1, 1, param, 0, grad, 0, shared, 0, shared, 4)),
+                illegalArgument(
+                        "param (from paramOffset 0) and grad (from gradOffset 0) share 8 of their 8 floats",
+                        () -> AdamW.update(8, LR, BETA1, BETA2, EPS, 0, 1, 1, param, 0, param, 0, m, 0, v, 0)));
+        assertAllRejected(rows, param, grad, m, v);
         // The two halves of one array do not overlap.
         AdamW.update(8, LR, BETA1, BETA2, EPS, 0, 1, 1, param, 0, grad, 0, shared, 0, shared, 8);
         // A read-only gradient is fine: it is only read.

@@ -1,6 +1,9 @@
 package dev.panamax.kernels;
 
-import static dev.panamax.kernels.testing.Agreement.assertRejected;
+import static dev.panamax.kernels.testing.Agreement.assertAllRejected;
+import static dev.panamax.kernels.testing.Rejection.illegalArgument;
+import static dev.panamax.kernels.testing.Rejection.nullArgument;
+import static dev.panamax.kernels.testing.Rejection.outOfBounds;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -8,6 +11,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamax.kernels.testing.Inputs;
 import dev.panamax.kernels.testing.ReferenceAttention;
+import dev.panamax.kernels.testing.Rejection;
 import dev.panamax.kernels.testing.Tolerance;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -22,6 +26,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -279,11 +284,11 @@ class AttentionTest {
         int tq = 50;
         int tk = 300;
         int d = 32;
+        Attention.Shape shape = new Attention.Shape(1, 1, 1, tq, tk, d);
         float[] q = Inputs.uniform(11, tq * d, -1, 1);
         float[] k = Inputs.uniform(12, tk * d, -1, 1);
         float[] v = Inputs.uniform(13, tk * d, -1, 1);
         float[] o = new float[q.length];
-        Attention.Shape shape = new Attention.Shape(1, 1, 1, tq, tk, d);
         TensorView qView = TensorView.dense(q, 1, tq, d);
         TensorView kView = TensorView.dense(k, 1, tk, d);
         TensorView vView = TensorView.dense(v, 1, tk, d);
@@ -473,62 +478,36 @@ class AttentionTest {
         IllegalArgumentException heads =
                 assertThrows(IllegalArgumentException.class, () -> new Attention.Shape(1, 3, 2, 4, 4, 16));
         assertEquals("qHeads (3) must be a multiple of kvHeads (2)", heads.getMessage());
-        IndexOutOfBoundsException small = assertThrows(
-                IndexOutOfBoundsException.class,
-                () -> Attention.forward(
-                        new Attention.Shape(1, 1, 1, 5, 4, 16),
-                        false,
-                        TensorView.dense(data, 1, 5, 16),
-                        view,
-                        view,
-                        TensorView.dense(new float[80], 1, 5, 16)));
-        assertTrue(small.getMessage().contains("q holds 64 floats, but q [1, 1, 5, 16] needs 80"), small.getMessage());
-        IllegalArgumentException overlap = assertThrows(
-                IllegalArgumentException.class,
-                () -> Attention.forward(
-                        new Attention.Shape(1, 1, 1, 4, 4, 16),
-                        false,
-                        view,
-                        view,
-                        view,
-                        TensorView.of(new float[64], 0, 0, 0, 8)));
-        assertTrue(
-                overlap.getMessage().contains("o's strides (batch 0, head 0, row 8) make elements overlap"),
-                overlap.getMessage());
         IllegalArgumentException negative =
                 assertThrows(IllegalArgumentException.class, () -> TensorView.of(data, 0, 0, -1, 16));
         assertEquals("headStride (-1) must be >= 0", negative.getMessage());
         Attention.Shape shape = new Attention.Shape(1, 1, 1, 4, 4, 16);
-        assertRejected(
-                IllegalArgumentException.class,
-                "scale (NaN) must be finite",
-                () -> Attention.forward(shape, Float.NaN, false, view, view, view, null, view, null));
-        assertRejected(
-                IllegalArgumentException.class, "heads (-1) must be >= 0", () -> TensorView.dense(data, -1, 4, 16));
-        assertRejected(
-                NullPointerException.class,
-                "shape must not be null",
-                () -> Attention.forward(null, false, view, view, view, view));
-        // Strides whose product with the sizes passes a long must not wrap around and pass the range check.
-        assertRejected(
-                IndexOutOfBoundsException.class,
-                "needs more than a long counts",
-                () -> Attention.forward(
-                        new Attention.Shape(3, 1, 1, 4, 4, 16),
-                        false,
-                        TensorView.of(data, 0, Long.MAX_VALUE / 2, 0, 16),
-                        view,
-                        view,
-                        TensorView.dense(new float[192], 1, 4, 16)));
-        assertRejected(
-                IllegalArgumentException.class,
-                "q.rowStride (2147483648) must be <= 2147483647",
-                () -> Attention.forward(
-                        new Attention.Shape(1, 1, 1, 1, 4, 16),
-                        false,
-                        TensorView.of(data, 0, 0, 0, 1L << 31),
-                        view,
-                        view,
-                        TensorView.dense(new float[16], 1, 1, 16)));
+        List<Rejection> rows = List.of(
+                outOfBounds(
+                        "q holds 64 floats, but q [1, 1, 5, 16] needs 80",
+                        forward(1, 5, TensorView.dense(data, 1, 5, 16), view)),
+                illegalArgument(
+                        "o's strides (batch 0, head 0, row 8) make elements overlap",
+                        () -> Attention.forward(
+                                shape, false, view, view, view, TensorView.of(new float[64], 0, 0, 0, 8))),
+                illegalArgument(
+                        "scale (NaN) must be finite",
+                        () -> Attention.forward(shape, Float.NaN, false, view, view, view, null, view, null)),
+                illegalArgument("heads (-1) must be >= 0", () -> TensorView.dense(data, -1, 4, 16)),
+                nullArgument("shape must not be null", () -> Attention.forward(null, false, view, view, view, view)),
+                // Strides whose product with the sizes passes a long must not wrap around and pass the range check.
+                outOfBounds(
+                        "needs more than a long counts",
+                        forward(3, 4, TensorView.of(data, 0, Long.MAX_VALUE / 2, 0, 16), view)),
+                illegalArgument(
+                        "q.rowStride (2147483648) must be <= 2147483647",
+                        forward(1, 1, TensorView.of(data, 0, 0, 0, 1L << 31), view)));
+        assertAllRejected(rows);
+    }
+
+    /** A non-causal forward of one head, 16 dimensions and 4 keys (kv, as keys and values), into an output of its own. */
+    private static Executable forward(int batch, int tq, TensorView q, TensorView kv) {
+        TensorView o = TensorView.dense(new float[batch * tq * 16], 1, tq, 16);
+        return () -> Attention.forward(new Attention.Shape(batch, 1, 1, tq, 4, 16), false, q, kv, kv, o);
     }
 }

@@ -2,14 +2,20 @@ package dev.panamax.kernels;
 
 import static dev.panamax.kernels.Transpose.NO_TRANSPOSE;
 import static dev.panamax.kernels.Transpose.TRANSPOSE;
+import static dev.panamax.kernels.testing.Agreement.assertAllRejected;
 import static dev.panamax.kernels.testing.Agreement.assertRejected;
+import static dev.panamax.kernels.testing.Rejection.illegalArgument;
+import static dev.panamax.kernels.testing.Rejection.nullArgument;
+import static dev.panamax.kernels.testing.Rejection.outOfBounds;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamax.kernels.testing.Agreement;
 import dev.panamax.kernels.testing.Inputs;
 import dev.panamax.kernels.testing.ReferenceBlas;
+import dev.panamax.kernels.testing.Rejection;
 import dev.panamax.kernels.testing.Tolerance;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -22,7 +28,9 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
@@ -77,6 +85,30 @@ class GemmTest {
             return offsetC + (int) extent(m, n, ldc()) + 3;
         }
 
+        /** Runs the product through sgemm's array form. */
+        void sgemm(float[] a, float[] b, float[] c) {
+            Gemm.sgemm(transA, transB, m, n, k, alpha, a, offsetA, lda(), b, offsetB, ldb(), beta, c, offsetC, ldc());
+        }
+
+        /** Runs the product through sgemm's segment form. */
+        void sgemm(MemorySegment a, MemorySegment b, MemorySegment c) {
+            Gemm.sgemm(transA, transB, m, n, k, alpha, a, offsetA, lda(), b, offsetB, ldb(), beta, c, offsetC, ldc());
+        }
+
+        /** Scalars, paddings and offsets for {@link #on}, on a placeholder product. */
+        static Case settings(
+                float alpha, float beta, int padA, int padB, int padC, int offsetA, int offsetB, int offsetC) {
+            return new Case(
+                    NO_TRANSPOSE, NO_TRANSPOSE, 0, 0, 0, alpha, beta, padA, padB, padC, offsetA, offsetB, offsetC);
+        }
+
+        /** This case's scalars, paddings and offsets on another product: transposes and a shape {m, n, k}. */
+        Case on(Transpose transA, Transpose transB, int[] shape) {
+            return new Case(
+                    transA, transB, shape[0], shape[1], shape[2], alpha, beta, padA, padB, padC, offsetA, offsetB,
+                    offsetC);
+        }
+
         static long extent(int rows, int cols, int ld) {
             return rows == 0 || cols == 0 ? 0 : (long) (rows - 1) * ld + cols;
         }
@@ -109,6 +141,19 @@ class GemmTest {
             }
         }
         return cases.stream();
+    }
+
+    /** The settings' scalars, paddings and offsets on every shape {m, n, k} and every pair of transposes. */
+    private static List<Case> everyShape(int[][] shapes, Case settings) {
+        List<Case> cases = new ArrayList<>();
+        for (int[] shape : shapes) {
+            for (Transpose transA : Transpose.values()) {
+                for (Transpose transB : Transpose.values()) {
+                    cases.add(settings.on(transA, transB, shape));
+                }
+            }
+        }
+        return cases;
     }
 
     private static int pick(SplittableRandom random) {
@@ -190,16 +235,10 @@ class GemmTest {
         int[][] shapes = {
             {17, 33, 65}, {1, 65, 31}, {65, 1, 17}, {1, 1, 9}, {5, 4, 0}, {40, 300, 270}, {9, 50, GemmDriver.KC + 37}
         };
-        for (int[] shape : shapes) {
-            for (Transpose transA : Transpose.values()) {
-                for (Transpose transB : Transpose.values()) {
-                    for (float alpha : ALPHAS) {
-                        for (float beta : BETAS) {
-                            Case c = new Case(
-                                    transA, transB, shape[0], shape[1], shape[2], alpha, beta, 1, 2, 3, 1, 2, 3);
-                            checkAgainstReference(c, inputs(c, "a"), inputs(c, "b"), inputs(c, "c"));
-                        }
-                    }
+        for (float alpha : ALPHAS) {
+            for (float beta : BETAS) {
+                for (Case c : everyShape(shapes, Case.settings(alpha, beta, 1, 2, 3, 1, 2, 3))) {
+                    checkAgainstReference(c, inputs(c, "a"), inputs(c, "b"), inputs(c, "c"));
                 }
             }
         }
@@ -208,19 +247,14 @@ class GemmTest {
     @Test
     void nanAndInfinityInAOrBPropagate() {
         int[][] shapes = {{33, 35, 37}, {1, 40, 33}, {40, 1, 33}, {300, 290, 280}};
-        for (int[] shape : shapes) {
-            for (Transpose transA : Transpose.values()) {
-                for (Transpose transB : Transpose.values()) {
-                    Case c = new Case(transA, transB, shape[0], shape[1], shape[2], 1.5f, 0.5f, 0, 1, 0, 0, 0, 2);
-                    float[] a = inputs(c, "a");
-                    float[] b = inputs(c, "b");
-                    a[a.length / 3] = Float.NaN;
-                    a[a.length / 2] = Float.POSITIVE_INFINITY;
-                    b[b.length / 4] = Float.NEGATIVE_INFINITY;
-                    b[b.length / 2] = Float.POSITIVE_INFINITY;
-                    checkAgainstReference(c, a, b, inputs(c, "c"));
-                }
-            }
+        for (Case c : everyShape(shapes, Case.settings(1.5f, 0.5f, 0, 1, 0, 0, 0, 2))) {
+            float[] a = inputs(c, "a");
+            float[] b = inputs(c, "b");
+            a[a.length / 3] = Float.NaN;
+            a[a.length / 2] = Float.POSITIVE_INFINITY;
+            b[b.length / 4] = Float.NEGATIVE_INFINITY;
+            b[b.length / 2] = Float.POSITIVE_INFINITY;
+            checkAgainstReference(c, a, b, inputs(c, "c"));
         }
     }
 
@@ -243,101 +277,33 @@ class GemmTest {
     @Test
     void arraysHeapSegmentsAndNativeSegmentsAgreeBitForBit() {
         int[][] shapes = {{70, 90, 300}, {200, 210, 190}, {1, 500, 300}, {500, 1, 300}};
-        for (int[] shape : shapes) {
-            for (Transpose transA : Transpose.values()) {
-                for (Transpose transB : Transpose.values()) {
-                    Case c = new Case(transA, transB, shape[0], shape[1], shape[2], 0.75f, 0.5f, 3, 1, 2, 5, 3, 1);
-                    float[] a = inputs(c, "a");
-                    float[] b = inputs(c, "b");
-                    float[] c0 = inputs(c, "c");
-                    float[] viaArrays = c0.clone();
-                    sgemm(c, a, b, viaArrays);
-                    float[] viaHeap = c0.clone();
-                    Gemm.sgemm(
-                            transA,
-                            transB,
-                            c.m(),
-                            c.n(),
-                            c.k(),
-                            c.alpha(),
-                            MemorySegment.ofArray(a),
-                            c.offsetA(),
-                            c.lda(),
-                            MemorySegment.ofArray(b),
-                            c.offsetB(),
-                            c.ldb(),
-                            c.beta(),
-                            MemorySegment.ofArray(viaHeap),
-                            c.offsetC(),
-                            c.ldc());
-                    assertArrayEquals(viaArrays, viaHeap, c + " heap segment");
-                    // A slice of a larger array: the segment starts 5 floats into its array.
-                    float[] shifted = new float[b.length + 5];
-                    System.arraycopy(b, 0, shifted, 5, b.length);
-                    float[] viaSlice = c0.clone();
-                    Gemm.sgemm(
-                            transA,
-                            transB,
-                            c.m(),
-                            c.n(),
-                            c.k(),
-                            c.alpha(),
-                            MemorySegment.ofArray(a),
-                            c.offsetA(),
-                            c.lda(),
-                            MemorySegment.ofArray(shifted).asSlice(5L * Float.BYTES),
-                            c.offsetB(),
-                            c.ldb(),
-                            c.beta(),
-                            MemorySegment.ofArray(viaSlice),
-                            c.offsetC(),
-                            c.ldc());
-                    assertArrayEquals(viaArrays, viaSlice, c + " sliced heap segment");
-                    // Heap segments over byte arrays, two bytes in: not float arrays, nor float-aligned.
-                    MemorySegment cBytes = bytesHolding(c0);
-                    Gemm.sgemm(
-                            transA,
-                            transB,
-                            c.m(),
-                            c.n(),
-                            c.k(),
-                            c.alpha(),
-                            bytesHolding(a),
-                            c.offsetA(),
-                            c.lda(),
-                            bytesHolding(b),
-                            c.offsetB(),
-                            c.ldb(),
-                            c.beta(),
-                            cBytes,
-                            c.offsetC(),
-                            c.ldc());
-                    assertArrayEquals(viaArrays, cBytes.toArray(ValueLayout.JAVA_FLOAT_UNALIGNED), c + " byte segment");
-                    for (Arena arena : new Arena[] {Arena.ofShared(), Arena.ofConfined()}) {
-                        try (arena) {
-                            MemorySegment as = arena.allocateFrom(ValueLayout.JAVA_FLOAT, a);
-                            MemorySegment bs = arena.allocateFrom(ValueLayout.JAVA_FLOAT, b);
-                            MemorySegment cs = arena.allocateFrom(ValueLayout.JAVA_FLOAT, c0);
-                            Gemm.sgemm(
-                                    transA,
-                                    transB,
-                                    c.m(),
-                                    c.n(),
-                                    c.k(),
-                                    c.alpha(),
-                                    as,
-                                    c.offsetA(),
-                                    c.lda(),
-                                    bs,
-                                    c.offsetB(),
-                                    c.ldb(),
-                                    c.beta(),
-                                    cs,
-                                    c.offsetC(),
-                                    c.ldc());
-                            assertArrayEquals(viaArrays, cs.toArray(ValueLayout.JAVA_FLOAT), c + " native segment");
-                        }
-                    }
+        for (Case c : everyShape(shapes, Case.settings(0.75f, 0.5f, 3, 1, 2, 5, 3, 1))) {
+            float[] a = inputs(c, "a");
+            float[] b = inputs(c, "b");
+            float[] c0 = inputs(c, "c");
+            float[] viaArrays = c0.clone();
+            c.sgemm(a, b, viaArrays);
+            float[] viaHeap = c0.clone();
+            c.sgemm(MemorySegment.ofArray(a), MemorySegment.ofArray(b), MemorySegment.ofArray(viaHeap));
+            assertArrayEquals(viaArrays, viaHeap, c + " heap segment");
+            // A slice of a larger array: the segment starts 5 floats into its array.
+            float[] shifted = new float[b.length + 5];
+            System.arraycopy(b, 0, shifted, 5, b.length);
+            float[] viaSlice = c0.clone();
+            MemorySegment bSlice = MemorySegment.ofArray(shifted).asSlice(5L * Float.BYTES);
+            c.sgemm(MemorySegment.ofArray(a), bSlice, MemorySegment.ofArray(viaSlice));
+            assertArrayEquals(viaArrays, viaSlice, c + " sliced heap segment");
+            // Heap segments over byte arrays, two bytes in: not float arrays, nor float-aligned.
+            MemorySegment cBytes = bytesHolding(c0);
+            c.sgemm(bytesHolding(a), bytesHolding(b), cBytes);
+            assertArrayEquals(viaArrays, cBytes.toArray(ValueLayout.JAVA_FLOAT_UNALIGNED), c + " byte segment");
+            for (Arena arena : new Arena[] {Arena.ofShared(), Arena.ofConfined()}) {
+                try (arena) {
+                    MemorySegment as = arena.allocateFrom(ValueLayout.JAVA_FLOAT, a);
+                    MemorySegment bs = arena.allocateFrom(ValueLayout.JAVA_FLOAT, b);
+                    MemorySegment cs = arena.allocateFrom(ValueLayout.JAVA_FLOAT, c0);
+                    c.sgemm(as, bs, cs);
+                    assertArrayEquals(viaArrays, cs.toArray(ValueLayout.JAVA_FLOAT), c + " native segment");
                 }
             }
         }
@@ -363,26 +329,15 @@ class GemmTest {
             {520, 700, 64},
             {130, 1030, 40}
         };
-        for (int[] shape : shapes) {
-            for (Transpose transA : Transpose.values()) {
-                for (Transpose transB : Transpose.values()) {
-                    Case c = new Case(transA, transB, shape[0], shape[1], shape[2], 1, 0.5f, 0, 3, 0, 0, 1, 0);
-                    float[] a = inputs(c, "a");
-                    float[] b = inputs(c, "b");
-                    float[] c0 = inputs(c, "c");
-                    float[] first = null;
-                    for (int threads = 1; threads <= 3; threads++) {
-                        Parallelism.setThreads(threads);
-                        float[] result = c0.clone();
-                        sgemm(c, a, b, result);
-                        if (first == null) {
-                            first = result;
-                        } else {
-                            assertArrayEquals(first, result, c + " with " + threads + " threads");
-                        }
-                    }
-                }
-            }
+        for (Case c : everyShape(shapes, Case.settings(1, 0.5f, 0, 3, 0, 0, 1, 0))) {
+            float[] a = inputs(c, "a");
+            float[] b = inputs(c, "b");
+            float[] c0 = inputs(c, "c");
+            Agreement.assertThreadIndependent(c.toString(), () -> {
+                float[] result = c0.clone();
+                c.sgemm(a, b, result);
+                return new float[][] {result};
+            });
         }
     }
 
@@ -404,9 +359,7 @@ class GemmTest {
                 // y = alpha·op(A)·x + beta·y is the product of op(A) (yLength × xLength) and a column x.
                 ReferenceBlas.Result expected = ReferenceBlas.gemm(
                         trans == TRANSPOSE, false, yLength, 1, xLength, -0.5, a, 2, lda, x, 1, 1, 0.5, y0, 4, 1);
-                float[] first = null;
-                for (int threads = 1; threads <= 3; threads++) {
-                    Parallelism.setThreads(threads);
+                Agreement.assertThreadIndependent(name, () -> {
                     float[] y = y0.clone();
                     Gemm.sgemv(trans, m, n, -0.5f, a, 2, lda, x, 1, 0.5f, y, 4);
                     Tolerance.assertClose(
@@ -417,12 +370,8 @@ class GemmTest {
                             i -> expected.bounds(xLength)[i],
                             i -> "element " + i);
                     assertArrayEquals(Arrays.copyOf(y0, 4), Arrays.copyOf(y, 4), name + " wrote before yOffset");
-                    if (first == null) {
-                        first = y;
-                    } else {
-                        assertArrayEquals(first, y, name + " with " + threads + " threads");
-                    }
-                }
+                    return new float[][] {y};
+                });
             }
         }
     }
@@ -549,97 +498,79 @@ class GemmTest {
         assertArrayEquals(looped, scores);
     }
 
+    /** sgemm's bad arguments, each on A and B of 20 zeros and C of 20 floats, with alpha 1 and beta 0. */
+    @ParameterizedTest
+    @CsvSource(delimiter = '|', textBlock = """
+            NO_TRANSPOSE | NO_TRANSPOSE | -1 | 2 | 2  | 0 | 2 | 0  | 2 | 0 | 2 | java.lang.IllegalArgumentException  | m (-1) must be >= 0
+            NO_TRANSPOSE | NO_TRANSPOSE | 2  | 2 | -3 | 0 | 2 | 0  | 2 | 0 | 2 | java.lang.IllegalArgumentException  | k (-3) must be >= 0
+            NO_TRANSPOSE | NO_TRANSPOSE | 2  | 2 | 4  | 0 | 3 | 0  | 2 | 0 | 2 | java.lang.IllegalArgumentException  | lda (3) must be >= k (4) for a non-transposed A
+            TRANSPOSE    | NO_TRANSPOSE | 2  | 2 | 4  | 0 | 1 | 0  | 2 | 0 | 2 | java.lang.IllegalArgumentException  | lda (1) must be >= m (2) for a transposed A
+            NO_TRANSPOSE | NO_TRANSPOSE | 2  | 2 | 2  | 0 | 2 | 0  | 1 | 0 | 2 | java.lang.IllegalArgumentException  | ldb (1) must be >= n (2) for a non-transposed B
+            NO_TRANSPOSE | NO_TRANSPOSE | 2  | 0 | 2  | 0 | 2 | 0  | 1 | 0 | 0 | java.lang.IllegalArgumentException  | ldc (0) must be >= 1 for C
+            NO_TRANSPOSE | NO_TRANSPOSE | 4  | 2 | 5  | 1 | 5 | 0  | 2 | 0 | 2 | java.lang.IndexOutOfBoundsException | a holds 20 floats, but A needs 20 from aOffset (1)
+            NO_TRANSPOSE | NO_TRANSPOSE | 4  | 5 | 1  | 0 | 1 | 0  | 5 | 3 | 5 | java.lang.IndexOutOfBoundsException | c holds 20 floats, but C needs 20 from cOffset (3)
+            NO_TRANSPOSE | NO_TRANSPOSE | 2  | 2 | 2  | 0 | 2 | -1 | 2 | 0 | 2 | java.lang.IndexOutOfBoundsException | bOffset (-1) must be >= 0
+                         | NO_TRANSPOSE | 2  | 2 | 2  | 0 | 2 | 0  | 2 | 0 | 2 | java.lang.NullPointerException      | transA must not be null
+            """)
+    void badSgemmArgumentsAreRejectedBeforeAnythingIsWritten(
+            Transpose transA,
+            Transpose transB,
+            int m,
+            int n,
+            int k,
+            int aOffset,
+            int lda,
+            int bOffset,
+            int ldb,
+            int cOffset,
+            int ldc,
+            Class<? extends RuntimeException> type,
+            String message) {
+        float[] a = new float[20];
+        float[] b = new float[20];
+        float[] c = Inputs.uniform(1, 20, -1, 1);
+        Executable call =
+                () -> Gemm.sgemm(transA, transB, m, n, k, 1, a, aOffset, lda, b, bOffset, ldb, 0, c, cOffset, ldc);
+        assertAllRejected(List.of(new Rejection(type, message, call)), c);
+    }
+
     @Test
     void badArgumentsAreRejectedBeforeAnythingIsWritten() {
         float[] a = new float[20];
         float[] b = new float[20];
         float[] c = Inputs.uniform(1, 20, -1, 1);
-        float[] before = c.clone();
-        assertRejected(
-                IllegalArgumentException.class,
-                "m (-1) must be >= 0",
-                () -> Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, -1, 2, 2, 1, a, 0, 2, b, 0, 2, 0, c, 0, 2));
-        assertRejected(
-                IllegalArgumentException.class,
-                "k (-3) must be >= 0",
-                () -> Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, -3, 1, a, 0, 2, b, 0, 2, 0, c, 0, 2));
-        assertRejected(
-                IllegalArgumentException.class,
-                "lda (3) must be >= k (4) for a non-transposed A",
-                () -> Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 4, 1, a, 0, 3, b, 0, 2, 0, c, 0, 2));
-        assertRejected(
-                IllegalArgumentException.class,
-                "lda (1) must be >= m (2) for a transposed A",
-                () -> Gemm.sgemm(TRANSPOSE, NO_TRANSPOSE, 2, 2, 4, 1, a, 0, 1, b, 0, 2, 0, c, 0, 2));
-        assertRejected(
-                IllegalArgumentException.class,
-                "ldb (1) must be >= n (2) for a non-transposed B",
-                () -> Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 2, 1, a, 0, 2, b, 0, 1, 0, c, 0, 2));
-        assertRejected(
-                IllegalArgumentException.class,
-                "ldc (0) must be >= 1 for C",
-                () -> Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 2, 0, 2, 1, a, 0, 2, b, 0, 1, 0, c, 0, 0));
-        assertRejected(
-                IndexOutOfBoundsException.class,
-                "a holds 20 floats, but A needs 20 from aOffset (1)",
-                () -> Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 4, 2, 5, 1, a, 1, 5, b, 0, 2, 0, c, 0, 2));
-        assertRejected(
-                IndexOutOfBoundsException.class,
-                "c holds 20 floats, but C needs 20 from cOffset (3)",
-                () -> Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 4, 5, 1, 1, a, 0, 1, b, 0, 5, 0, c, 3, 5));
-        assertRejected(
-                IndexOutOfBoundsException.class,
-                "bOffset (-1) must be >= 0",
-                () -> Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 2, 1, a, 0, 2, b, -1, 2, 0, c, 0, 2));
-        assertRejected(
-                NullPointerException.class,
-                "b must not be null",
-                () -> Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 2, 1, a, 0, 2, null, 0, 2, 0, c, 0, 2));
-        assertRejected(
-                NullPointerException.class,
-                "transA must not be null",
-                () -> Gemm.sgemm(null, NO_TRANSPOSE, 2, 2, 2, 1, a, 0, 2, b, 0, 2, 0, c, 0, 2));
-        assertRejected(
-                IllegalArgumentException.class,
-                "strideC (3) makes the C matrices overlap",
-                () -> Gemm.sgemmStridedBatched(
-                        NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 2, 1, a, 0, 2, 4, b, 0, 2, 0, 0, c, 0, 2, 3, 2));
-        assertRejected(
-                IllegalArgumentException.class,
-                "strideA (-4) must be >= 0",
-                () -> Gemm.sgemmStridedBatched(
-                        NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 2, 1, a, 0, 2, -4, b, 0, 2, 0, 0, c, 0, 2, 4, 2));
-        assertRejected(
-                IndexOutOfBoundsException.class,
-                "A needs 24 from aOffset (0)",
-                () -> Gemm.sgemmStridedBatched(
-                        NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 2, 1, a, 0, 2, 4, b, 0, 2, 0, 0, c, 0, 2, 4, 6));
-        assertRejected(
-                IllegalArgumentException.class,
-                "lda (2) must be >= n (3) for A",
-                () -> Gemm.sgemv(NO_TRANSPOSE, 2, 3, 1, a, 0, 2, b, 0, 0, c, 0));
-        assertRejected(
-                IndexOutOfBoundsException.class,
-                "x holds 20 floats, but x needs 3 from xOffset (18)",
-                () -> Gemm.sgemv(NO_TRANSPOSE, 2, 3, 1, a, 0, 3, b, 18, 0, c, 0));
         MemorySegment readOnly = MemorySegment.ofArray(new float[20]).asReadOnly();
         MemorySegment segment = MemorySegment.ofArray(a);
-        assertRejected(IllegalArgumentException.class, "c is read-only", () -> twoByTwoIntoC(segment, readOnly, 0));
-        assertRejected(
-                IndexOutOfBoundsException.class,
-                "c holds 20 floats, but C needs 4 from cOffset (17)",
-                () -> twoByTwoIntoC(segment, MemorySegment.ofArray(c), 17));
-        // Extents past a long: a batch stride or an offset so large that the end wraps around must not pass.
-        assertRejected(
-                IndexOutOfBoundsException.class,
-                "c holds 20 floats, but C needs more than a long counts from cOffset (0)",
-                () -> Gemm.sgemmStridedBatched(
-                        NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 2, 1, a, 0, 2, 0, b, 0, 2, 0, 0, c, 0, 2, Long.MAX_VALUE, 2));
-        assertRejected(
-                IndexOutOfBoundsException.class,
-                "c holds 20 floats, but C needs 4 from cOffset (" + (Long.MAX_VALUE - 1) + ")",
-                () -> twoByTwoIntoC(segment, MemorySegment.ofArray(c), Long.MAX_VALUE - 1));
-        assertArrayEquals(before, c, "C was written by a rejected call");
+        MemorySegment cSegment = MemorySegment.ofArray(c);
+        Transpose n = NO_TRANSPOSE;
+        List<Rejection> rows = List.of(
+                nullArgument("b must not be null", () -> Gemm.sgemm(n, n, 2, 2, 2, 1, a, 0, 2, null, 0, 2, 0, c, 0, 2)),
+                illegalArgument(
+                        "strideC (3) makes the C matrices overlap",
+                        () -> Gemm.sgemmStridedBatched(n, n, 2, 2, 2, 1, a, 0, 2, 4, b, 0, 2, 0, 0, c, 0, 2, 3, 2)),
+                illegalArgument(
+                        "strideA (-4) must be >= 0",
+                        () -> Gemm.sgemmStridedBatched(n, n, 2, 2, 2, 1, a, 0, 2, -4, b, 0, 2, 0, 0, c, 0, 2, 4, 2)),
+                outOfBounds(
+                        "A needs 24 from aOffset (0)",
+                        () -> Gemm.sgemmStridedBatched(n, n, 2, 2, 2, 1, a, 0, 2, 4, b, 0, 2, 0, 0, c, 0, 2, 4, 6)),
+                illegalArgument("lda (2) must be >= n (3) for A", () -> Gemm.sgemv(n, 2, 3, 1, a, 0, 2, b, 0, 0, c, 0)),
+                outOfBounds(
+                        "x holds 20 floats, but x needs 3 from xOffset (18)",
+                        () -> Gemm.sgemv(n, 2, 3, 1, a, 0, 3, b, 18, 0, c, 0)),
+                illegalArgument("c is read-only", () -> twoByTwoIntoC(segment, readOnly, 0)),
+                outOfBounds(
+                        "c holds 20 floats, but C needs 4 from cOffset (17)",
+                        () -> twoByTwoIntoC(segment, cSegment, 17)),
+                // Extents past a long: a batch stride or an offset so large that the end wraps around must not pass.
+                outOfBounds(
+                        "c holds 20 floats, but C needs more than a long counts from cOffset (0)",
+                        () -> Gemm.sgemmStridedBatched(
+                                n, n, 2, 2, 2, 1, a, 0, 2, 0, b, 0, 2, 0, 0, c, 0, 2, Long.MAX_VALUE, 2)),
+                outOfBounds(
+                        "c holds 20 floats, but C needs 4 from cOffset (" + (Long.MAX_VALUE - 1) + ")",
+                        () -> twoByTwoIntoC(segment, cSegment, Long.MAX_VALUE - 1)));
+        assertAllRejected(rows, c);
     }
 
     @Test
@@ -663,45 +594,40 @@ class GemmTest {
             }
         }
         float[] y = Inputs.uniform(6, 32, -1, 1);
-        float[] before = y.clone();
-        // C over columns 3-4: column 3 is also A's.
-        assertRejected(
-                IllegalArgumentException.class,
-                "c (from cOffset 3) shares memory with a (from aOffset 0): the output must not overlap an input",
-                () -> Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 4, 2, 4, 1, y, 0, 8, y, 4, 8, 0, y, 3, 8));
-        // C over a transposed A (stored 4 × 4 in columns 0-3, so C's columns 3-4 meet its column 3).
-        assertRejected(
-                IllegalArgumentException.class,
-                "c (from cOffset 3) shares memory with a (from aOffset 0)",
-                () -> Gemm.sgemm(TRANSPOSE, NO_TRANSPOSE, 4, 2, 4, 1, y, 0, 8, y, 4, 8, 0, y, 3, 8));
+        Transpose n = NO_TRANSPOSE;
+        Transpose t = TRANSPOSE;
         // Interleaved batches with one pitch (the one-step path): C's second matrix (column 3) meets A's (columns 3-4).
-        assertRejected(
-                IllegalArgumentException.class,
-                "c (from cOffset 2) shares memory with a (from aOffset 0)",
-                () -> Gemm.sgemmStridedBatched(
-                        NO_TRANSPOSE, NO_TRANSPOSE, 4, 1, 2, 1, y, 0, 8, 3, y, 6, 8, 0, 0, y, 2, 8, 1, 2));
-        // C in place over B, transposed or not.
-        assertRejected(
-                IllegalArgumentException.class,
-                "c (from cOffset 4) shares memory with b (from bOffset 4)",
-                () -> Gemm.sgemm(NO_TRANSPOSE, TRANSPOSE, 4, 2, 4, 1, y, 0, 8, y, 4, 8, 0, y, 4, 8));
-        // Batches: C's second matrix (from 24) lands on A, which stride 0 reuses for both; its first (from 20) does
-        // not.
-        assertRejected(
-                IllegalArgumentException.class,
-                "c (from cOffset 20) shares memory with a (from aOffset 24)",
-                () -> Gemm.sgemmStridedBatched(
-                        NO_TRANSPOSE, NO_TRANSPOSE, 1, 2, 2, 1, y, 24, 2, 0, y, 8, 2, 0, 0, y, 20, 2, 4, 2));
-        // GEMV: y over x.
-        assertRejected(
-                IllegalArgumentException.class,
-                "y (from yOffset 10) shares memory with x (from xOffset 8)",
-                () -> Gemm.sgemv(NO_TRANSPOSE, 2, 4, 1, y, 0, 4, y, 8, 0, y, 10));
-        assertArrayEquals(before, y, "a rejected call wrote");
+        Executable oneStep = () -> Gemm.sgemmStridedBatched(n, n, 4, 1, 2, 1, y, 0, 8, 3, y, 6, 8, 0, 0, y, 2, 8, 1, 2);
+        // Batches: C's second matrix (from 24) lands on A, reused by stride 0 for both; its first (from 20) does not.
+        Executable reused =
+                () -> Gemm.sgemmStridedBatched(n, n, 1, 2, 2, 1, y, 24, 2, 0, y, 8, 2, 0, 0, y, 20, 2, 4, 2);
+        List<Rejection> rows = List.of(
+                // C over columns 3-4: column 3 is also A's.
+                illegalArgument(
+                        "c (from cOffset 3) shares memory with a (from aOffset 0): the output must not overlap an input",
+                        () -> Gemm.sgemm(n, n, 4, 2, 4, 1, y, 0, 8, y, 4, 8, 0, y, 3, 8)),
+                // C over a transposed A (stored 4 × 4 in columns 0-3, so C's columns 3-4 meet its column 3).
+                sharing("c", 3, "a", 0, () -> Gemm.sgemm(t, n, 4, 2, 4, 1, y, 0, 8, y, 4, 8, 0, y, 3, 8)),
+                sharing("c", 2, "a", 0, oneStep),
+                // C in place over B, transposed or not.
+                sharing("c", 4, "b", 4, () -> Gemm.sgemm(n, t, 4, 2, 4, 1, y, 0, 8, y, 4, 8, 0, y, 4, 8)),
+                sharing("c", 20, "a", 24, reused),
+                // GEMV: y over x.
+                sharing("y", 10, "x", 8, () -> Gemm.sgemv(n, 2, 4, 1, y, 0, 4, y, 8, 0, y, 10)));
+        assertAllRejected(rows, y);
         // Interleaved batches with one pitch that do not meet: A in columns 0-1 and 3-4, C in columns 2 and 5.
         Gemm.sgemmStridedBatched(NO_TRANSPOSE, NO_TRANSPOSE, 4, 1, 2, 1, y, 0, 8, 3, y, 6, 8, 0, 0, y, 2, 8, 3, 2);
         // Nothing is read with alpha 0, so nothing can be overwritten before it is read.
         Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 4, 2, 4, 0, y, 0, 8, y, 4, 8, 0, y, 3, 8);
+    }
+
+    /** A call rejected because its output shares memory with one of its inputs, each named with its offset. */
+    private static Rejection sharing(
+            String output, long outputOffset, String input, long inputOffset, Executable call) {
+        return illegalArgument(
+                output + " (from " + output + "Offset " + outputOffset + ") shares memory with " + input + " (from "
+                        + input + "Offset " + inputOffset + ")",
+                call);
     }
 
     /** A 2×2 product of a (as A and as B, 2 columns each) into c at cOffset, with ldc 2. */
@@ -755,26 +681,6 @@ class GemmTest {
         return Inputs.uniform(Inputs.seed(c + which), length, -1, 1);
     }
 
-    private static void sgemm(Case c, float[] a, float[] b, float[] cValues) {
-        Gemm.sgemm(
-                c.transA(),
-                c.transB(),
-                c.m(),
-                c.n(),
-                c.k(),
-                c.alpha(),
-                a,
-                c.offsetA(),
-                c.lda(),
-                b,
-                c.offsetB(),
-                c.ldb(),
-                c.beta(),
-                cValues,
-                c.offsetC(),
-                c.ldc());
-    }
-
     /** Runs the case, compares C with the reference and checks that nothing outside C changed; returns C's storage. */
     private static float[] checkAgainstReference(Case c, float[] a, float[] b, float[] c0) {
         ReferenceBlas.Result expected = ReferenceBlas.gemm(
@@ -795,7 +701,7 @@ class GemmTest {
                 c.offsetC(),
                 c.ldc());
         float[] result = c0.clone();
-        sgemm(c, a, b, result);
+        c.sgemm(a, b, result);
         int n = c.n();
         int ldc = c.ldc();
         int offset = c.offsetC();

@@ -1,18 +1,23 @@
 package dev.panamax.kernels;
 
-import static dev.panamax.kernels.testing.Agreement.assertRejected;
+import static dev.panamax.kernels.testing.Agreement.assertAllRejected;
+import static dev.panamax.kernels.testing.Rejection.illegalArgument;
+import static dev.panamax.kernels.testing.Rejection.outOfBounds;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamax.kernels.testing.Inputs;
+import dev.panamax.kernels.testing.Rejection;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Arrays;
+import java.util.List;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
 
 /**
  * The encoders against GGML's rules re-derived here in double arithmetic (each float operation of GGML's reference
@@ -301,49 +306,40 @@ class QuantizationTest {
     @Test
     void rejectsWhatTheFormatsCannotHold() {
         MemorySegment dst = MemorySegment.ofArray(new byte[64]);
-        float[] block = new float[32];
-        block[9] = Float.NaN;
-        assertRejected(
-                IllegalArgumentException.class,
-                "src row 0, column 9 (NaN) must be finite",
-                () -> Quantization.quantize(WeightFormat.Q8_0, MemorySegment.ofArray(block), 0, 1, 32, 32, dst, 0));
-        block[9] = Float.POSITIVE_INFINITY;
-        assertRejected(
-                IllegalArgumentException.class,
-                "column 9 (Infinity) must be finite",
-                () -> Quantization.quantize(WeightFormat.Q4_0, MemorySegment.ofArray(block), 0, 1, 32, 32, dst, 0));
-        block[9] = 1e7f;
-        assertRejected(
-                IllegalArgumentException.class,
-                "above binary16's largest, 65504",
-                () -> Quantization.quantize(WeightFormat.Q8_0, MemorySegment.ofArray(block), 0, 1, 32, 32, dst, 0));
-        assertRejected(
-                IllegalArgumentException.class,
-                "columns (31) must be a multiple of 32",
-                () -> Quantization.quantize(WeightFormat.Q8_0, MemorySegment.ofArray(block), 0, 1, 31, 32, dst, 0));
-        assertRejected(
-                IndexOutOfBoundsException.class,
-                "dst holds 64 bytes, but 2 rows of Q8_0 needs 68",
-                () -> Quantization.quantize(
-                        WeightFormat.Q8_0, MemorySegment.ofArray(new float[64]), 0, 2, 32, 32, dst, 0));
-        assertRejected(
-                IllegalArgumentException.class,
-                "dst is read-only",
-                () -> Quantization.quantize(
-                        WeightFormat.Q8_0, MemorySegment.ofArray(block), 0, 1, 32, 32, dst.asReadOnly(), 0));
+        MemorySegment nan = blockWith(Float.NaN);
+        MemorySegment infinite = blockWith(Float.POSITIVE_INFINITY);
+        MemorySegment huge = blockWith(1e7f);
         MemorySegment shared = MemorySegment.ofArray(new float[64]);
-        assertRejected(
-                IllegalArgumentException.class,
-                "shares memory with src",
-                () -> Quantization.quantize(WeightFormat.Q8_0, shared, 0, 1, 32, 32, shared, 100));
         QuantizedMatrix w = new QuantizedMatrix(WeightFormat.Q8_0, dst, 0, 1, 32);
-        assertRejected(
-                IndexOutOfBoundsException.class,
-                "row (1) must be >= 0 and < w.rows() (1)",
-                () -> Quantization.dequantizeRow(w, 1, new float[32], 0));
-        assertRejected(
-                IndexOutOfBoundsException.class,
-                "dst holds 31 floats",
-                () -> Quantization.dequantizeRow(w, 0, new float[31], 0));
+        WeightFormat q8 = WeightFormat.Q8_0;
+        List<Rejection> rows = List.of(
+                illegalArgument("src row 0, column 9 (NaN) must be finite", quantize(q8, nan, 1, 32, dst, 0)),
+                illegalArgument(
+                        "column 9 (Infinity) must be finite", quantize(WeightFormat.Q4_0, infinite, 1, 32, dst, 0)),
+                illegalArgument("above binary16's largest, 65504", quantize(q8, huge, 1, 32, dst, 0)),
+                illegalArgument("columns (31) must be a multiple of 32", quantize(q8, huge, 1, 31, dst, 0)),
+                outOfBounds(
+                        "dst holds 64 bytes, but 2 rows of Q8_0 needs 68",
+                        quantize(q8, MemorySegment.ofArray(new float[64]), 2, 32, dst, 0)),
+                illegalArgument("dst is read-only", quantize(q8, huge, 1, 32, dst.asReadOnly(), 0)),
+                illegalArgument("shares memory with src", quantize(q8, shared, 1, 32, shared, 100)),
+                outOfBounds(
+                        "row (1) must be >= 0 and < w.rows() (1)",
+                        () -> Quantization.dequantizeRow(w, 1, new float[32], 0)),
+                outOfBounds("dst holds 31 floats", () -> Quantization.dequantizeRow(w, 0, new float[31], 0)));
+        assertAllRejected(rows);
+    }
+
+    /** Quantizes {@code rows} rows of {@code columns} floats, 32 apart from src's start, into dst. */
+    private static Executable quantize(
+            WeightFormat format, MemorySegment src, int rows, int columns, MemorySegment dst, long dstOffset) {
+        return () -> Quantization.quantize(format, src, 0, rows, columns, 32, dst, dstOffset);
+    }
+
+    /** A block of 32 zeros but for {@code value} in column 9, as a heap segment. */
+    private static MemorySegment blockWith(float value) {
+        float[] block = new float[32];
+        block[9] = value;
+        return MemorySegment.ofArray(block);
     }
 }

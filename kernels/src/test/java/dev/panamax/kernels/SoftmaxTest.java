@@ -1,6 +1,9 @@
 package dev.panamax.kernels;
 
-import static dev.panamax.kernels.testing.Agreement.assertRejected;
+import static dev.panamax.kernels.testing.Agreement.assertAllRejected;
+import static dev.panamax.kernels.testing.Rejection.illegalArgument;
+import static dev.panamax.kernels.testing.Rejection.nullArgument;
+import static dev.panamax.kernels.testing.Rejection.outOfBounds;
 import static dev.panamax.kernels.testing.Tolerance.FLOAT_EPSILON;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -9,9 +12,11 @@ import dev.panamax.kernels.testing.Agreement;
 import dev.panamax.kernels.testing.FiniteDifferences;
 import dev.panamax.kernels.testing.Inputs;
 import dev.panamax.kernels.testing.ReferenceOps;
+import dev.panamax.kernels.testing.Rejection;
 import dev.panamax.kernels.testing.Tolerance;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
+import java.util.List;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -48,49 +53,6 @@ class SoftmaxTest {
     private static final float[] SCALES = {1, 0.3f};
     private static final double EXP_ERROR = 4 * FLOAT_EPSILON;
 
-    /** The forward kernels' array form. */
-    @FunctionalInterface
-    interface Forward {
-        void run(
-                int rows,
-                int cols,
-                float scale,
-                int causal,
-                float[] x,
-                int xOffset,
-                int ldx,
-                float[] y,
-                int yOffset,
-                int ldy);
-
-        static Forward of(boolean log) {
-            return log ? Softmax::logForward : Softmax::forward;
-        }
-    }
-
-    /** The backward kernels' array form. */
-    @FunctionalInterface
-    interface Backward {
-        void run(
-                int rows,
-                int cols,
-                float scale,
-                int causal,
-                float[] y,
-                int yOffset,
-                int ldy,
-                float[] dy,
-                int dyOffset,
-                int lddy,
-                float[] dx,
-                int dxOffset,
-                int lddx);
-
-        static Backward of(boolean log) {
-            return log ? Softmax::logBackward : Softmax::backward;
-        }
-    }
-
     /** One call's layout: a matrix of {@code rows × cols} inside storage with offsets and padded rows. */
     record Layout(int rows, int cols, int xOffset, int ldx, int yOffset, int ldy) {
         static Layout of(int rows, int cols) {
@@ -103,6 +65,34 @@ class SoftmaxTest {
 
         int yLength() {
             return yOffset + rows * ldy + 3;
+        }
+
+        /** Softmax (or log-softmax) of x into y, stored as this layout says, through the array form. */
+        void forward(boolean log, float scale, int causal, float[] x, float[] y) {
+            if (log) {
+                Softmax.logForward(rows, cols, scale, causal, x, xOffset, ldx, y, yOffset, ldy);
+            } else {
+                Softmax.forward(rows, cols, scale, causal, x, xOffset, ldx, y, yOffset, ldy);
+            }
+        }
+
+        /** The backward from y and dy into dx through the array form: y stored as this layout's y, dy and dx as x. */
+        void backward(boolean log, float scale, int causal, float[] y, float[] dy, float[] dx) {
+            if (log) {
+                Softmax.logBackward(rows, cols, scale, causal, y, yOffset, ldy, dy, xOffset, ldx, dx, xOffset, ldx);
+            } else {
+                Softmax.backward(rows, cols, scale, causal, y, yOffset, ldy, dy, xOffset, ldx, dx, xOffset, ldx);
+            }
+        }
+
+        /** This layout with y stored as x is. */
+        Layout yLikeX() {
+            return new Layout(rows, cols, xOffset, ldx, xOffset, ldx);
+        }
+
+        /** This layout with x stored as y is. */
+        Layout xLikeY() {
+            return new Layout(rows, cols, yOffset, ldy, yOffset, ldy);
         }
     }
 
@@ -236,18 +226,7 @@ class SoftmaxTest {
             float[] out = new float[x.length];
             for (float[] y : new float[][] {out, inPlace}) {
                 float[] input = y == inPlace ? inPlace : x;
-                Forward.of(log)
-                        .run(
-                                layout.rows(),
-                                layout.cols(),
-                                scale,
-                                causal,
-                                input,
-                                layout.xOffset(),
-                                layout.ldx(),
-                                y,
-                                layout.xOffset(),
-                                layout.ldx());
+                layout.yLikeX().forward(log, scale, causal, input, y);
             }
             for (int i = 0; i < layout.rows(); i++) {
                 int at = layout.xOffset() + i * layout.ldx();
@@ -304,8 +283,9 @@ class SoftmaxTest {
             float[] x = Inputs.uniform(Inputs.seed("in place"), rows * 40, -4, 4);
             float[] out = new float[rows * 40];
             float[] inPlace = x.clone();
-            Forward.of(log).run(rows, cols, 0.5f, 2, x, 0, 40, out, 0, 40);
-            Forward.of(log).run(rows, cols, 0.5f, 2, inPlace, 0, 40, inPlace, 0, 40);
+            Layout packed = new Layout(rows, cols, 0, 40, 0, 40);
+            packed.forward(log, 0.5f, 2, x, out);
+            packed.forward(log, 0.5f, 2, inPlace, inPlace);
             for (int i = 0; i < rows; i++) {
                 assertArrayEquals(
                         Arrays.copyOfRange(out, i * 40, i * 40 + cols),
@@ -315,8 +295,8 @@ class SoftmaxTest {
             float[] dy = Inputs.uniform(Inputs.seed("in place dy"), rows * 40, -1, 1);
             float[] dx = new float[rows * 40];
             float[] dyInPlace = dy.clone();
-            Backward.of(log).run(rows, cols, 0.5f, 2, out, 0, 40, dy, 0, 40, dx, 0, 40);
-            Backward.of(log).run(rows, cols, 0.5f, 2, out, 0, 40, dyInPlace, 0, 40, dyInPlace, 0, 40);
+            packed.backward(log, 0.5f, 2, out, dy, dx);
+            packed.backward(log, 0.5f, 2, out, dyInPlace, dyInPlace);
             for (int i = 0; i < rows; i++) {
                 assertArrayEquals(
                         Arrays.copyOfRange(dx, i * 40, i * 40 + cols),
@@ -373,49 +353,27 @@ class SoftmaxTest {
     void badArgumentsAreRejectedBeforeAnythingIsWritten() {
         float[] x = new float[20];
         float[] y = Inputs.uniform(1, 20, -1, 1);
-        float[] before = y.clone();
-        assertRejected(
-                IllegalArgumentException.class,
-                "rows (-1) must be >= 0",
-                () -> Softmax.forward(-1, 2, 1, 0, x, 0, 2, y, 0, 2));
-        assertRejected(
-                IllegalArgumentException.class,
-                "cols (-2) must be >= 0",
-                () -> Softmax.logForward(1, -2, 1, 0, x, 0, 2, y, 0, 2));
-        assertRejected(
-                IllegalArgumentException.class,
-                "scale (NaN) must be finite",
-                () -> Softmax.forward(1, 2, Float.NaN, 0, x, 0, 2, y, 0, 2));
-        assertRejected(
-                IllegalArgumentException.class,
-                "ldx (3) must be >= cols (4) for x",
-                () -> Softmax.forward(2, 4, 1, 0, x, 0, 3, y, 0, 4));
-        assertRejected(
-                IllegalArgumentException.class,
-                "ldy (0) must be >= 1 for y",
-                () -> Softmax.forward(2, 0, 1, 0, x, 0, 1, y, 0, 0));
-        assertRejected(
-                IndexOutOfBoundsException.class,
-                "y holds 20 floats, but y needs 19 from yOffset (2), up to index 20",
-                () -> Softmax.forward(2, 9, 1, 0, x, 0, 9, y, 2, 10));
-        assertRejected(
-                IndexOutOfBoundsException.class,
-                "xOffset (-1) must be >= 0",
-                () -> Softmax.forward(2, 4, 1, 0, x, -1, 4, y, 0, 4));
-        assertRejected(
-                NullPointerException.class,
-                "dy must not be null",
-                () -> Softmax.backward(2, 4, 1, 0, x, 0, 4, null, 0, 4, y, 0, 4));
-        assertRejected(
-                IndexOutOfBoundsException.class,
-                "dx holds 20 floats, but dx needs 21 from dxOffset (0), up to index 20",
-                () -> Softmax.logBackward(3, 7, 1, 0, new float[21], 0, 7, new float[21], 0, 7, y, 0, 7));
         MemorySegment readOnly = MemorySegment.ofArray(y).asReadOnly();
-        assertRejected(
-                IllegalArgumentException.class,
-                "y is read-only",
-                () -> Softmax.forward(2, 4, 1, 0, MemorySegment.ofArray(x), 0, 4, readOnly, 0, 4));
-        assertArrayEquals(before, y, "y was written by a rejected call");
+        List<Rejection> rows = List.of(
+                illegalArgument("rows (-1) must be >= 0", () -> Softmax.forward(-1, 2, 1, 0, x, 0, 2, y, 0, 2)),
+                illegalArgument("cols (-2) must be >= 0", () -> Softmax.logForward(1, -2, 1, 0, x, 0, 2, y, 0, 2)),
+                illegalArgument(
+                        "scale (NaN) must be finite", () -> Softmax.forward(1, 2, Float.NaN, 0, x, 0, 2, y, 0, 2)),
+                illegalArgument(
+                        "ldx (3) must be >= cols (4) for x", () -> Softmax.forward(2, 4, 1, 0, x, 0, 3, y, 0, 4)),
+                illegalArgument("ldy (0) must be >= 1 for y", () -> Softmax.forward(2, 0, 1, 0, x, 0, 1, y, 0, 0)),
+                outOfBounds(
+                        "y holds 20 floats, but y needs 19 from yOffset (2), up to index 20",
+                        () -> Softmax.forward(2, 9, 1, 0, x, 0, 9, y, 2, 10)),
+                outOfBounds("xOffset (-1) must be >= 0", () -> Softmax.forward(2, 4, 1, 0, x, -1, 4, y, 0, 4)),
+                nullArgument("dy must not be null", () -> Softmax.backward(2, 4, 1, 0, x, 0, 4, null, 0, 4, y, 0, 4)),
+                outOfBounds(
+                        "dx holds 20 floats, but dx needs 21 from dxOffset (0), up to index 20",
+                        () -> Softmax.logBackward(3, 7, 1, 0, new float[21], 0, 7, new float[21], 0, 7, y, 0, 7)),
+                illegalArgument(
+                        "y is read-only",
+                        () -> Softmax.forward(2, 4, 1, 0, MemorySegment.ofArray(x), 0, 4, readOnly, 0, 4)));
+        assertAllRejected(rows, y);
     }
 
     /** Runs the forward (out of place) and compares each row with the reference; checks the padding is untouched. */
@@ -432,7 +390,7 @@ class SoftmaxTest {
             boolean log, Layout l, float scale, int causal, float[] x, String name, boolean wide) {
         float[] y = Inputs.uniform(Inputs.seed(name + " y"), l.yLength(), -1, 1);
         float[] before = y.clone();
-        Forward.of(log).run(l.rows(), l.cols(), scale, causal, x, l.xOffset(), l.ldx(), y, l.yOffset(), l.ldy());
+        l.forward(log, scale, causal, x, y);
         for (int i = 0; i < l.rows(); i++) {
             int n = Softmax.visible(i, l.cols(), causal);
             double[] row = ReferenceOps.toDouble(x, l.xOffset() + i * l.ldx(), l.cols());
@@ -515,24 +473,10 @@ class SoftmaxTest {
             boolean log, Layout l, float scale, int causal, float[] x, float[] dy, String name) {
         // y is the fast forward's output (stored like x); dy and dx share the other layout.
         float[] y = new float[l.yLength()];
-        Forward.of(log).run(l.rows(), l.cols(), 1, causal, x, l.yOffset(), l.ldy(), y, l.yOffset(), l.ldy());
+        l.xLikeY().forward(log, 1, causal, x, y);
         float[] dx = Inputs.uniform(Inputs.seed(name + " dx"), l.xLength(), -1, 1);
         float[] before = dx.clone();
-        Backward.of(log)
-                .run(
-                        l.rows(),
-                        l.cols(),
-                        scale,
-                        causal,
-                        y,
-                        l.yOffset(),
-                        l.ldy(),
-                        dy,
-                        l.xOffset(),
-                        l.ldx(),
-                        dx,
-                        l.xOffset(),
-                        l.ldx());
+        l.backward(log, scale, causal, y, dy, dx);
         double eps = FLOAT_EPSILON;
         for (int i = 0; i < l.rows(); i++) {
             int n = Softmax.visible(i, l.cols(), causal);

@@ -8,6 +8,7 @@ import dev.panamax.kernels.Parallelism;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.List;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
 import org.junit.jupiter.api.function.Executable;
@@ -125,10 +126,31 @@ public final class Agreement {
      * @param call the rejected call
      */
     public static void assertRejected(Class<? extends RuntimeException> type, String message, Executable call) {
-        RuntimeException thrown = assertThrows(type, call);
+        assertRejected(new Rejection(type, message, call));
+    }
+
+    private static void assertRejected(Rejection row) {
+        RuntimeException thrown = assertThrows(row.type(), row.call(), row::toString);
         assertTrue(
-                thrown.getMessage().contains(message),
-                () -> "expected «" + message + "» in «" + thrown.getMessage() + "»");
+                thrown.getMessage().contains(row.message()),
+                () -> "expected «" + row.message() + "» in «" + thrown.getMessage() + "»");
+    }
+
+    /**
+     * Asserts that every call of a table throws the exception its row names, with a message containing the row's
+     * message, and that none of them changed {@code unwritten}: bad arguments are rejected before anything is written.
+     *
+     * @param rows the rejected calls
+     * @param unwritten arrays the calls may write to
+     */
+    public static void assertAllRejected(List<Rejection> rows, float[]... unwritten) {
+        float[][] before = copy(unwritten);
+        for (Rejection row : rows) {
+            assertRejected(row);
+            for (int i = 0; i < unwritten.length; i++) {
+                assertArrayEquals(before[i], unwritten[i], "operand " + i + " was written by the rejected call " + row);
+            }
+        }
     }
 
     /**

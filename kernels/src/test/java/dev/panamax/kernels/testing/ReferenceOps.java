@@ -120,10 +120,7 @@ public final class ReferenceOps {
      * @return the loss
      */
     public static double crossEntropy(double[] logits, int target) {
-        double max = Double.NEGATIVE_INFINITY;
-        for (double x : logits) {
-            max = Math.max(max, x);
-        }
+        double max = max(logits, 1, logits.length);
         double sum = 0;
         for (double x : logits) {
             sum += Math.exp(x - max);
