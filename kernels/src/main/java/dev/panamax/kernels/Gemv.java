@@ -32,6 +32,19 @@ final class Gemv {
      */
     private static final int STRIPS_PER_THREAD = 4;
 
+    /**
+     * Row panels of a transposed product with many rows: each panel's sums are accumulated over its own contiguous
+     * rows, and the panels' sums are then added in panel order. A fixed count, so that the sums are the same for any
+     * thread count, and even, so that two threads share the panels evenly.
+     */
+    private static final int PANELS = 8;
+    /** Fewer rows than this are one panel: each panel should read at least 64 rows. */
+    private static final int PANEL_MIN_ROWS = PANELS * 64;
+    /** Widest y accumulated in panels: each panel's sums (16 KiB) stay in L1 while its rows stream past. */
+    private static final int PANEL_MAX_WIDTH = 4096;
+
+    private static final ThreadLocal<float[][]> PANEL_SUMS = ThreadLocal.withInitial(() -> new float[PANELS][0]);
+
     private static final ThreadLocal<float[][]> BUFFERS = ThreadLocal.withInitial(() -> new float[2][0]);
 
     private Gemv() {}
@@ -71,6 +84,12 @@ final class Gemv {
             xs[i] = x.data().getAtIndex(FLOAT, x.offset() + (long) i * x.ld());
         }
         int threads = parallel && (long) rows * cols >= PARALLEL_MIN_ELEMENTS ? Parallelism.threads() : 1;
+        if (trans && rows >= PANEL_MIN_ROWS && yLength <= PANEL_MAX_WIDTH) {
+            // Split by rows, not columns: column strips read each row of A in pieces, one per thread, which streams
+            // from memory no faster on two threads than on one.
+            panels(rows, yLength, alpha, a, aOffset, lda, xs, beta, ys, yOffset, incY, threads > 1);
+            return;
+        }
         // Tasks cover whole groups of four rows (or vector-wide column strips); each y element sees the same
         // sequence of operations whatever the split. Several tasks per thread, taken as threads come free, so that
         // no thread waits long at the end for one that was slowed.
@@ -236,30 +255,79 @@ final class Gemv {
         for (int c0 = from; c0 < to; c0 += COLUMN_BLOCK) {
             int width = Math.min(COLUMN_BLOCK, to - c0);
             Arrays.fill(sums, 0, width, 0f);
-            int vectorEnd = width - width % LANES;
-            VectorMask<Float> tail = FLOATS.indexInRange(vectorEnd, width);
-            int i = 0;
-            for (; i + 4 <= rows; i += 4) {
-                long at = (aOffset + (long) i * lda + c0) * Float.BYTES;
-                addFourRows(a, at, lda, x, i, sums, vectorEnd);
-                if (vectorEnd < width) {
-                    for (int r = 0; r < 4; r++) {
-                        addTail(a, at + (long) r * lda * Float.BYTES, x[i + r], sums, vectorEnd, tail);
-                    }
-                }
-            }
-            for (; i < rows; i++) {
-                long at = (aOffset + (long) i * lda + c0) * Float.BYTES;
-                addRow(a, at, x[i], sums, vectorEnd);
-                if (vectorEnd < width) {
-                    addTail(a, at, x[i], sums, vectorEnd, tail);
-                }
-            }
+            addRows(0, rows, c0, width, a, aOffset, lda, x, sums);
             for (int j = 0; j < width; j++) {
                 long index = yOffset + (long) (c0 + j) * incY;
                 float value = alpha * sums[j];
                 y.setAtIndex(FLOAT, index, beta == 0f ? value : value + beta * y.getAtIndex(FLOAT, index));
             }
+        }
+    }
+
+    /**
+     * {@code sums[j] += Σ_i A[i][c0 + j]·x[i]} for rows {@code [r0, r1)} and {@code j < width}: four rows per pass over
+     * the sums, in row order, so each sum sees the rows in the same order however the work is split.
+     */
+    private static void addRows(
+            int r0, int r1, int c0, int width, MemorySegment a, long aOffset, int lda, float[] x, float[] sums) {
+        int vectorEnd = width - width % LANES;
+        VectorMask<Float> tail = FLOATS.indexInRange(vectorEnd, width);
+        int i = r0;
+        for (; i + 4 <= r1; i += 4) {
+            long at = (aOffset + (long) i * lda + c0) * Float.BYTES;
+            addFourRows(a, at, lda, x, i, sums, vectorEnd);
+            if (vectorEnd < width) {
+                for (int r = 0; r < 4; r++) {
+                    addTail(a, at + (long) r * lda * Float.BYTES, x[i + r], sums, vectorEnd, tail);
+                }
+            }
+        }
+        for (; i < r1; i++) {
+            long at = (aOffset + (long) i * lda + c0) * Float.BYTES;
+            addRow(a, at, x[i], sums, vectorEnd);
+            if (vectorEnd < width) {
+                addTail(a, at, x[i], sums, vectorEnd, tail);
+            }
+        }
+    }
+
+    /**
+     * {@code y = alpha·Aᵀ·x + beta·y} for A of {@code rows} (at least {@link #PANEL_MIN_ROWS}) × {@code width} (at most
+     * {@link #PANEL_MAX_WIDTH}): each of {@link #PANELS} runs of contiguous rows into sums of its own, the panels' sums
+     * then added in panel order and scaled.
+     */
+    private static void panels(
+            int rows,
+            int width,
+            float alpha,
+            MemorySegment a,
+            long aOffset,
+            int lda,
+            float[] x,
+            float beta,
+            MemorySegment y,
+            long yOffset,
+            long incY,
+            boolean parallel) {
+        float[][] sums = PANEL_SUMS.get();
+        if (sums[0].length < width) {
+            for (int p = 0; p < PANELS; p++) {
+                sums[p] = new float[width];
+            }
+        }
+        int panelRows = (rows + PANELS - 1) / PANELS;
+        Parallelism.forEach(PANELS, parallel, p -> {
+            Arrays.fill(sums[p], 0, width, 0f);
+            addRows(p * panelRows, Math.min(rows, (p + 1) * panelRows), 0, width, a, aOffset, lda, x, sums[p]);
+        });
+        for (int j = 0; j < width; j++) {
+            float sum = sums[0][j];
+            for (int p = 1; p < PANELS; p++) {
+                sum += sums[p][j];
+            }
+            long index = yOffset + (long) j * incY;
+            float value = alpha * sum;
+            y.setAtIndex(FLOAT, index, beta == 0f ? value : value + beta * y.getAtIndex(FLOAT, index));
         }
     }
 
