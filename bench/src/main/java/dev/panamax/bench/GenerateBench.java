@@ -6,13 +6,20 @@ import dev.panamax.model.generate.Generator;
 import dev.panamax.model.generate.Sampler;
 import dev.panamax.model.generate.Transformer;
 import dev.panamax.model.io.Llama2cCheckpoint;
+import dev.panamax.model.nn.Gpt2Weights;
 import dev.panamax.model.nn.ModelConfig;
 import dev.panamax.model.nn.ModelConfig.Architecture;
+import dev.panamax.model.nn.Parameters;
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashMap;
 import java.util.Map;
 import java.util.Set;
+import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Level;
@@ -26,7 +33,9 @@ import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * Tokens per second of the Transformer on llama2.c checkpoints with random weights shaped like stories15M and
- * stories110M, written to a temporary file at setup: {@code prefill} runs a 128-token prompt as one batch, {@code
+ * stories110M (or, with {@code -p shape=1B}, TinyLlama), written to a temporary file at setup, and with {@code -p
+ * shape=gpt2-124M} on a GPT-2 124M with random weights in native memory, whose {@code [in, out]} matrices make every
+ * decode product a transposed one: {@code prefill} runs a 128-token prompt as one batch, {@code
  * decode} generates 64 tokens greedily after BOS, one forward pass each. Time per operation is time per token. Rates are
  * the GB/s of weights a decoded token streams (every weight once), the bound of decode.
  */
@@ -44,6 +53,7 @@ public class GenerateBench extends Microbenchmark {
     public int threads;
 
     private Path file;
+    private Arena arena;
     private Llama2cCheckpoint checkpoint;
     private CpuBackend backend;
     private Transformer model;
@@ -56,7 +66,8 @@ public class GenerateBench extends Microbenchmark {
             case "110M" -> new ModelConfig(Architecture.LLAMA, 768, 2048, 12, 12, 12, 32000, 1024, 1e-5f, 10000f, true);
             // A Llama of about 1.1B parameters with grouped-query attention and its own classifier, TinyLlama's shape.
             case "1B" -> new ModelConfig(Architecture.LLAMA, 2048, 5632, 22, 32, 4, 32000, 2048, 1e-5f, 10000f, false);
-            default -> throw new IllegalArgumentException("shape (" + shape + ") must be 15M, 110M or 1B");
+            case "gpt2-124M" -> new ModelConfig(Architecture.GPT2, 768, 3072, 12, 12, 12, 50257, 1024, 1e-5f, 0, true);
+            default -> throw new IllegalArgumentException("shape (" + shape + ") must be 15M, 110M, 1B or gpt2-124M");
         };
     }
 
@@ -74,12 +85,17 @@ public class GenerateBench extends Microbenchmark {
     @Setup(Level.Trial)
     public void setUp() throws IOException {
         ModelConfig config = config(shape);
-        file = Files.createTempFile("panamax-" + shape, ".bin");
-        Llama2cCheckpoint.writeRandom(file, config, 1);
-        checkpoint = Llama2cCheckpoint.open(file);
         Parallelism.setThreads(threads);
         backend = new CpuBackend();
-        model = Transformer.llama(backend, config, checkpoint.weights(), PROMPT);
+        if (config.architecture() == Architecture.GPT2) {
+            arena = Arena.ofShared();
+            model = Transformer.gpt2(backend, config, randomGpt2(config, arena), PROMPT);
+        } else {
+            file = Files.createTempFile("panamax-" + shape, ".bin");
+            Llama2cCheckpoint.writeRandom(file, config, 1);
+            checkpoint = Llama2cCheckpoint.open(file);
+            model = Transformer.llama(backend, config, checkpoint.weights(), PROMPT);
+        }
         generator = new Generator(model, Sampler.greedy(), Set.of());
         prompt = new int[PROMPT];
         for (int i = 0; i < PROMPT; i++) {
@@ -87,11 +103,36 @@ public class GenerateBench extends Microbenchmark {
         }
     }
 
+    /** GPT-2 weights: norms 1, biases 0, everything else uniform in ±0.02, as small as GPT-2's initialisation. */
+    private static Gpt2Weights<MemorySegment> randomGpt2(ModelConfig config, Arena arena) {
+        Map<String, MemorySegment> named = new HashMap<>();
+        SplittableRandom random = new SplittableRandom(1);
+        for (Parameters.Spec spec : Parameters.of(config)) {
+            MemorySegment values = arena.allocate(ValueLayout.JAVA_FLOAT, spec.size());
+            for (long i = 0; i < spec.size(); i++) {
+                float value =
+                        switch (spec.kind()) {
+                            case NORM -> 1f;
+                            case BIAS -> 0f;
+                            default -> (float) (random.nextDouble() * 0.04 - 0.02);
+                        };
+                values.setAtIndex(ValueLayout.JAVA_FLOAT, i, value);
+            }
+            named.put(spec.name(), values);
+        }
+        return Gpt2Weights.fromNames(config.layers(), named);
+    }
+
     @TearDown(Level.Trial)
     public void tearDown() throws IOException {
         backend.close();
-        checkpoint.close();
-        Files.deleteIfExists(file);
+        if (checkpoint != null) {
+            checkpoint.close();
+            Files.deleteIfExists(file);
+        }
+        if (arena != null) {
+            arena.close();
+        }
     }
 
     @Benchmark
