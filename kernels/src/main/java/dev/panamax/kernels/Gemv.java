@@ -256,11 +256,17 @@ final class Gemv {
             int width = Math.min(COLUMN_BLOCK, to - c0);
             Arrays.fill(sums, 0, width, 0f);
             addRows(0, rows, c0, width, a, aOffset, lda, x, sums);
-            for (int j = 0; j < width; j++) {
-                long index = yOffset + (long) (c0 + j) * incY;
-                float value = alpha * sums[j];
-                y.setAtIndex(FLOAT, index, beta == 0f ? value : value + beta * y.getAtIndex(FLOAT, index));
-            }
+            store(alpha, sums, width, beta, y, yOffset + c0 * incY, incY);
+        }
+    }
+
+    /** {@code y[j] = alpha·sums[j] + beta·y[j]} for {@code j < width}, y's element j at {@code yOffset + j·incY}. */
+    private static void store(
+            float alpha, float[] sums, int width, float beta, MemorySegment y, long yOffset, long incY) {
+        for (int j = 0; j < width; j++) {
+            long index = yOffset + j * incY;
+            float value = alpha * sums[j];
+            y.setAtIndex(FLOAT, index, beta == 0f ? value : value + beta * y.getAtIndex(FLOAT, index));
         }
     }
 
@@ -320,15 +326,13 @@ final class Gemv {
             Arrays.fill(sums[p], 0, width, 0f);
             addRows(p * panelRows, Math.min(rows, (p + 1) * panelRows), 0, width, a, aOffset, lda, x, sums[p]);
         });
-        for (int j = 0; j < width; j++) {
-            float sum = sums[0][j];
-            for (int p = 1; p < PANELS; p++) {
-                sum += sums[p][j];
+        float[] total = sums[0];
+        for (int p = 1; p < PANELS; p++) {
+            for (int j = 0; j < width; j++) {
+                total[j] += sums[p][j];
             }
-            long index = yOffset + (long) j * incY;
-            float value = alpha * sum;
-            y.setAtIndex(FLOAT, index, beta == 0f ? value : value + beta * y.getAtIndex(FLOAT, index));
         }
+        store(alpha, total, width, beta, y, yOffset, incY);
     }
 
     /**
