@@ -103,22 +103,14 @@ public class GenerateBench extends Microbenchmark {
         }
     }
 
-    /** GPT-2 weights: norms 1, biases 0, everything else uniform in ±0.02, as small as GPT-2's initialisation. */
+    /** GPT-2 weights as a fresh training run starts from ({@link Parameters#initialise}), in native memory. */
     private static Gpt2Weights<MemorySegment> randomGpt2(ModelConfig config, Arena arena) {
         Map<String, MemorySegment> named = new HashMap<>();
         SplittableRandom random = new SplittableRandom(1);
         for (Parameters.Spec spec : Parameters.of(config)) {
-            MemorySegment values = arena.allocate(ValueLayout.JAVA_FLOAT, spec.size());
-            for (long i = 0; i < spec.size(); i++) {
-                float value =
-                        switch (spec.kind()) {
-                            case NORM -> 1f;
-                            case BIAS -> 0f;
-                            default -> (float) (random.nextDouble() * 0.04 - 0.02);
-                        };
-                values.setAtIndex(ValueLayout.JAVA_FLOAT, i, value);
-            }
-            named.put(spec.name(), values);
+            float[] values = new float[Math.toIntExact(spec.size())];
+            Parameters.initialise(config, spec, random, values);
+            named.put(spec.name(), arena.allocateFrom(ValueLayout.JAVA_FLOAT, values));
         }
         return Gpt2Weights.fromNames(config.layers(), named);
     }

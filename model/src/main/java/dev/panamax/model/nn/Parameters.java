@@ -4,6 +4,7 @@ import dev.panamax.model.nn.ModelConfig.Architecture;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.SplittableRandom;
 
 /**
  * The named parameter tensors of a configuration, in a fixed order. GPT-2 uses Hugging Face's names ({@code wte.weight},
@@ -145,6 +146,28 @@ public final class Parameters {
             largest = Math.max(largest, spec.size());
         }
         return largest;
+    }
+
+    /**
+     * Fills {@code values} with a parameter's initial values, GPT-2 style: matrices and embeddings N(0, 0.02), the
+     * projections into the residual stream N(0, 0.02/√(2·layers)), norm weights 1, biases 0. One Gaussian is drawn per
+     * element of every kind but norm weights, in element order, so a seed gives the same weights.
+     *
+     * @param config the configuration the parameter belongs to
+     * @param spec the parameter
+     * @param random the source of the Gaussians, advanced
+     * @param values where the values go, at least {@code spec.size()} of them
+     */
+    public static void initialise(ModelConfig config, Spec spec, SplittableRandom random, float[] values) {
+        double std =
+                switch (spec.kind()) {
+                    case EMBEDDING, MATRIX -> 0.02;
+                    case RESIDUAL_MATRIX -> 0.02 * (1 / Math.sqrt(2.0 * config.layers()));
+                    case NORM, BIAS -> 0;
+                };
+        for (int i = 0; i < spec.size(); i++) {
+            values[i] = spec.kind() == Kind.NORM ? 1f : (float) (std * random.nextGaussian());
+        }
     }
 
     /**

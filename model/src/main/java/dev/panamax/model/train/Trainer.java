@@ -199,8 +199,7 @@ public final class Trainer {
     }
 
     /**
-     * A trainer for a freshly initialised model, GPT-2 style: matrices and embeddings N(0, 0.02), the projections into
-     * the residual stream N(0, 0.02/√(2·layers)), norm weights 1, biases 0.
+     * A trainer for a freshly initialised model ({@link Parameters#initialise}).
      *
      * @param backend where everything lives
      * @param config the model's shape
@@ -214,18 +213,9 @@ public final class Trainer {
     public static Trainer create(Backend backend, ModelConfig config, TrainingOptions options, long initSeed) {
         Trainer trainer = new Trainer(backend, config, options);
         SplittableRandom random = new SplittableRandom(initSeed);
-        double residualScale = 1 / Math.sqrt(2.0 * config.layers());
         for (Parameters.Spec spec : trainer.specs) {
             float[] values = new float[Math.toIntExact(spec.size())];
-            double std =
-                    switch (spec.kind()) {
-                        case EMBEDDING, MATRIX -> 0.02;
-                        case RESIDUAL_MATRIX -> 0.02 * residualScale;
-                        case NORM, BIAS -> 0;
-                    };
-            for (int i = 0; i < values.length; i++) {
-                values[i] = spec.kind() == Parameters.Kind.NORM ? 1f : (float) (std * random.nextGaussian());
-            }
+            Parameters.initialise(config, spec, random, values);
             backend.write(values, trainer.weights.get(spec.name()));
         }
         return trainer;
