@@ -140,6 +140,10 @@ public final class Attention {
         int tasks = shape.batch() * shape.qHeads() * tiles;
         long macs = 2L * shape.batch() * shape.qHeads() * shape.tq() * shape.tk() * shape.headDim();
         boolean parallel = macs >= PARALLEL_MIN_MACS && c.shareable();
+        if (AttentionRowDecode.applies(c)) {
+            AttentionRowDecode.run(c, parallel);
+            return;
+        }
         Parallelism.forEach(tasks, parallel, t -> {
             int tile = t % tiles;
             int head = t / tiles % shape.qHeads();

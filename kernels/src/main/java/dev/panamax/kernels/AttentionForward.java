@@ -75,7 +75,7 @@ final class AttentionForward {
      * Folds one row of masked scores (query {@code i} of the tile, at {@code row} of the scores) into the online
      * softmax: updates the row's running max and sum, rescales its accumulator, and turns the scores into weights.
      */
-    private static void absorb(AttentionTiles.Workspace w, int i, int row, int nk, int d) {
+    static void absorb(AttentionTiles.Workspace w, int i, int row, int nk, int d) {
         float previous = w.max[i];
         float max = Math.max(previous, RowMath.max(nk, 1f, w.scores, row));
         if (max == Float.NEGATIVE_INFINITY) {
@@ -120,6 +120,7 @@ final class AttentionForward {
                 if (keys.array != null) {
                     RowMath.dots4(
                             w.query,
+                            0,
                             keys.array,
                             keys.arrayBase + (int) key,
                             (int) kSpacing,
@@ -129,7 +130,7 @@ final class AttentionForward {
                             j,
                             KEY_TILE);
                 } else {
-                    RowMath.dots4(w.query, keys.segment, key, kSpacing, d, scale, w.scores, j, KEY_TILE);
+                    RowMath.dots4(w.query, 0, keys.segment, key, kSpacing, d, scale, w.scores, j, KEY_TILE);
                 }
             }
             for (int p = 0; p < 4; p++) {
@@ -196,7 +197,7 @@ final class AttentionForward {
      * One query's output row, {@code acc/total}, and its log-sum-exp {@code max + log(total)} when asked for; a query
      * that saw no key ({@code total} 0) gets zeros and -∞.
      */
-    private static void writeResult(
+    static void writeResult(
             float[] acc,
             int from,
             int d,

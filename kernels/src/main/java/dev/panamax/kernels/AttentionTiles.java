@@ -76,7 +76,7 @@ final class AttentionTiles {
             stage(c.k(), b, kvHead, k0, nk, d, w.rows);
             int j = 0;
             for (; j + 4 <= nk && d % LANES == 0; j += 4) {
-                RowMath.dots4(w.query, w.rows, j * d, d, d, scale, w.scores, j, 1);
+                RowMath.dots4(w.query, 0, w.rows, j * d, d, d, scale, w.scores, j, 1);
             }
             for (; j < nk; j++) {
                 w.scores[j] = scale * RowMath.dot(w.query, w.rows, j * d, d);
@@ -259,6 +259,7 @@ final class AttentionTiles {
         float[] query = new float[0];
 
         float[] rows = new float[0];
+        private float[] decodeQueries = new float[0];
         final PackedHead packed = new PackedHead();
         /** The query tile as the A of {@code Q·Kᵀ}, and the backward's output-gradient tile as the A of {@code dO·Vᵀ}. */
         final PackedRows queries = new PackedRows();
@@ -272,6 +273,14 @@ final class AttentionTiles {
                 query = new float[headDim];
                 rows = new float[KEY_TILE * headDim];
             }
+        }
+
+        /** Every head's query row, back to back, for {@link AttentionRowDecode}. */
+        float[] decodeQueries(int floats) {
+            if (decodeQueries.length < floats) {
+                decodeQueries = new float[floats];
+            }
+            return decodeQueries;
         }
 
         float[] rowDots(int rows) {

@@ -172,13 +172,15 @@ final class RowMath {
     }
 
     /**
-     * Four keys' scores at once, {@code out[at + r·outStride] = scale·(q · k_r)} for the rows of {@code keys} from
-     * {@code from}, {@code spacing} floats apart, {@code count} floats each: one pass over q for four keys keeps four
+     * Four keys' scores at once, {@code out[at + r·outStride] = scale·(q · k_r)} for the query at {@code q[qFrom,
+     * qFrom + count)} and the rows of {@code keys} from {@code from}, {@code spacing} floats apart, {@code count}
+     * floats each: one pass over q for four keys keeps four
      * loads in flight. Each score sees exactly {@link #dot}'s operations, so results equal the one-key path. Requires
      * {@code count} to be a multiple of the vector length.
      */
     static void dots4(
             float[] q,
+            int qFrom,
             float[] keys,
             int from,
             int spacing,
@@ -189,7 +191,7 @@ final class RowMath {
             int outStride) {
         FloatVector s0 = FloatVector.zero(FLOATS), s1 = s0, s2 = s0, s3 = s0;
         for (int j = 0; j < count; j += LANES) {
-            FloatVector x = FloatVector.fromArray(FLOATS, q, j);
+            FloatVector x = FloatVector.fromArray(FLOATS, q, qFrom + j);
             s0 = FloatVector.fromArray(FLOATS, keys, from + j).fma(x, s0);
             s1 = FloatVector.fromArray(FLOATS, keys, from + spacing + j).fma(x, s1);
             s2 = FloatVector.fromArray(FLOATS, keys, from + 2 * spacing + j).fma(x, s2);
@@ -202,12 +204,13 @@ final class RowMath {
     }
 
     /**
-     * {@link #dots4(float[], float[], int, int, int, float, float[], int, int)} for keys in a segment that is not a
+     * {@link #dots4(float[], int, float[], int, int, int, float, float[], int, int)} for keys in a segment that is not a
      * float array (offsets in floats): the decode path reads the cache in place, and a segment vector load that also
      * saw arrays would compile slowly for both.
      */
     static void dots4(
             float[] q,
+            int qFrom,
             MemorySegment keys,
             long from,
             long spacing,
@@ -219,7 +222,7 @@ final class RowMath {
         FloatVector s0 = FloatVector.zero(FLOATS), s1 = s0, s2 = s0, s3 = s0;
         long r0 = from * Float.BYTES, step = spacing * Float.BYTES;
         for (int j = 0; j < count; j += LANES) {
-            FloatVector x = FloatVector.fromArray(FLOATS, q, j);
+            FloatVector x = FloatVector.fromArray(FLOATS, q, qFrom + j);
             long r = r0 + (long) j * Float.BYTES;
             s0 = FloatVector.fromMemorySegment(FLOATS, keys, r, ORDER).fma(x, s0);
             s1 = FloatVector.fromMemorySegment(FLOATS, keys, r + step, ORDER).fma(x, s1);
@@ -290,6 +293,57 @@ final class RowMath {
             FloatVector.fromMemorySegment(FLOATS, values, r + 3 * step, ORDER)
                     .fma(w3, FloatVector.fromArray(FLOATS, acc, 3 * count + j))
                     .intoArray(acc, 3 * count + j);
+        }
+    }
+    /**
+     * {@code acc[accFrom + i] += Σ_r weights[at + r]·v_r[i]} for four value rows from {@code from}, {@code spacing}
+     * floats apart, {@code count} floats each, into one accumulator: per element the four fused multiply-adds in row
+     * order, as four {@link #axpy} calls would make them. Requires {@code count} to be a multiple of the vector length.
+     */
+    static void weightedSum4(
+            float[] weights, int at, float[] values, int from, int spacing, int count, float[] acc, int accFrom) {
+        FloatVector w0 = FloatVector.broadcast(FLOATS, weights[at]);
+        FloatVector w1 = FloatVector.broadcast(FLOATS, weights[at + 1]);
+        FloatVector w2 = FloatVector.broadcast(FLOATS, weights[at + 2]);
+        FloatVector w3 = FloatVector.broadcast(FLOATS, weights[at + 3]);
+        for (int j = 0; j < count; j += LANES) {
+            FloatVector a = FloatVector.fromArray(FLOATS, acc, accFrom + j);
+            a = FloatVector.fromArray(FLOATS, values, from + j).fma(w0, a);
+            a = FloatVector.fromArray(FLOATS, values, from + spacing + j).fma(w1, a);
+            a = FloatVector.fromArray(FLOATS, values, from + 2 * spacing + j).fma(w2, a);
+            a = FloatVector.fromArray(FLOATS, values, from + 3 * spacing + j).fma(w3, a);
+            a.intoArray(acc, accFrom + j);
+        }
+    }
+
+    /**
+     * {@link #weightedSum4(float[], int, float[], int, int, int, float[], int)} for values in a segment (offsets in
+     * floats).
+     */
+    static void weightedSum4(
+            float[] weights,
+            int at,
+            MemorySegment values,
+            long from,
+            long spacing,
+            int count,
+            float[] acc,
+            int accFrom) {
+        FloatVector w0 = FloatVector.broadcast(FLOATS, weights[at]);
+        FloatVector w1 = FloatVector.broadcast(FLOATS, weights[at + 1]);
+        FloatVector w2 = FloatVector.broadcast(FLOATS, weights[at + 2]);
+        FloatVector w3 = FloatVector.broadcast(FLOATS, weights[at + 3]);
+        long r0 = from * Float.BYTES, step = spacing * Float.BYTES;
+        for (int j = 0; j < count; j += LANES) {
+            long r = r0 + (long) j * Float.BYTES;
+            FloatVector a = FloatVector.fromArray(FLOATS, acc, accFrom + j);
+            a = FloatVector.fromMemorySegment(FLOATS, values, r, ORDER).fma(w0, a);
+            a = FloatVector.fromMemorySegment(FLOATS, values, r + step, ORDER).fma(w1, a);
+            a = FloatVector.fromMemorySegment(FLOATS, values, r + 2 * step, ORDER)
+                    .fma(w2, a);
+            a = FloatVector.fromMemorySegment(FLOATS, values, r + 3 * step, ORDER)
+                    .fma(w3, a);
+            a.intoArray(acc, accFrom + j);
         }
     }
 }

@@ -381,6 +381,136 @@ class AttentionTest {
         }
     }
 
+    static Stream<Case> interleavedDecodeCases() {
+        int[][] heads = {{12, 12}, {8, 2}, {4, 1}, {1, 1}, {3, 3}, {32, 32}, {6, 2}};
+        int[] lengths = {1, 2, 3, 5, 16, 17, 100, 513};
+        List<Case> cases = new ArrayList<>();
+        int counter = 0;
+        for (int d : new int[] {16, 64, 80}) {
+            for (int tk : lengths) {
+                int[] h = heads[counter % heads.length];
+                cases.add(new Case(counter % 4 == 0 ? 2 : 1, h[0], h[1], 1, tk, d, counter % 2 == 0, counter % 3 == 0));
+                counter++;
+            }
+        }
+        return cases.stream();
+    }
+
+    /**
+     * Decoding against a cache laid out as a model writes it, {@code [batch, position, kvHeads, headDim]} with spare
+     * capacity, padded rows and an offset: the path that reads all heads row by row. The rows past the keys hold NaN,
+     * so reading one would show; every thread count and heap or native storage give the same bits.
+     */
+    @ParameterizedTest
+    @MethodSource("interleavedDecodeCases")
+    void interleavedCacheDecodeMatchesTheReference(Case c) {
+        int d = c.headDim();
+        float[] q = Inputs.uniform(Inputs.seed(c + "q"), c.batch() * c.qHeads() * d, -1, 1);
+        float[] k = Inputs.uniform(Inputs.seed(c + "k"), c.batch() * c.kvHeads() * c.tk() * d, -2, 2);
+        float[] v = Inputs.uniform(Inputs.seed(c + "v"), c.batch() * c.kvHeads() * c.tk() * d, -1, 1);
+        float[] mask = null;
+        if (c.masked()) {
+            // Finite offsets with every third key hidden (all of them when tk is 1).
+            mask = Inputs.uniform(Inputs.seed(c + "mask"), c.tk(), -2, 2);
+            for (int i = 0; i < mask.length; i += 3) {
+                mask[i] = Float.NEGATIVE_INFINITY;
+            }
+        }
+        float scale = (float) (1 / Math.sqrt(d));
+        ReferenceAttention.Result expected = ReferenceAttention.forward(
+                c.batch(), c.qHeads(), c.kvHeads(), 1, c.tk(), d, scale, c.causal(), q, k, v, mask);
+        float[] first = null;
+        for (int threads = 1; threads <= 3; threads++) {
+            for (boolean nativeMemory : new boolean[] {false, true}) {
+                Parallelism.setThreads(threads);
+                float[][] out = decodeInterleaved(c, q, k, v, mask, scale, nativeMemory);
+                Tolerance.assertClose(c + " output", expected.output(), out[0], expected.bound());
+                Tolerance.assertClose(c + " log-sum-exp", expected.logSumExp(), out[1], 1e-5, 1e-5);
+                if (first == null) {
+                    first = out[0];
+                } else {
+                    assertArrayEquals(first, out[0], c + ", " + threads + " threads, native " + nativeMemory);
+                }
+            }
+        }
+    }
+
+    /** Scores beyond float's range on the row-by-row decode path, as {@link #hugeScoresGiveTheExactDistribution}. */
+    @Test
+    void interleavedCacheDecodeWithHugeScoresIsExact() {
+        for (Case c :
+                new Case[] {new Case(1, 8, 2, 1, 301, 64, true, true), new Case(2, 3, 3, 1, 7, 16, false, false)}) {
+            float[][] t = integerInputs(c, false);
+            float[] mask = c.masked() ? hidingMask(1, c.tk()) : null;
+            for (float scale : new float[] {0x1p120f, -Float.MAX_VALUE}) {
+                ReferenceAttention.Result expected = ReferenceAttention.forward(
+                        c.batch(),
+                        c.qHeads(),
+                        c.kvHeads(),
+                        1,
+                        c.tk(),
+                        c.headDim(),
+                        scale,
+                        c.causal(),
+                        t[0],
+                        t[1],
+                        t[2],
+                        mask);
+                float[][] out = decodeInterleaved(c, t[0], t[1], t[2], mask, scale, false);
+                double[] bound = new double[out[0].length];
+                Arrays.fill(bound, 2 * Tolerance.FLOAT_EPSILON * (4 * c.tk() + 16));
+                Tolerance.assertClose(c + " scale " + scale, expected.output(), out[0], bound);
+            }
+        }
+    }
+
+    /**
+     * One decode step with q dense and K, V copied from dense {@code [batch, kvHeads, tk, d]} arrays into a cache of
+     * rows {@code kvHeads·d + 8} floats apart, from float 3, with room for {@code tk + 5} positions whose spare rows
+     * and padding hold NaN; returns the output and the log-sum-exps.
+     */
+    private static float[][] decodeInterleaved(
+            Case c, float[] q, float[] k, float[] v, float[] mask, float scale, boolean nativeMemory) {
+        int d = c.headDim();
+        int kvHeads = c.kvHeads();
+        int row = kvHeads * d + 8;
+        int capacity = c.tk() + 5;
+        int offset = 3;
+        float[] cacheK = new float[offset + c.batch() * capacity * row];
+        float[] cacheV = new float[cacheK.length];
+        Arrays.fill(cacheK, Float.NaN);
+        Arrays.fill(cacheV, Float.NaN);
+        for (int b = 0; b < c.batch(); b++) {
+            for (int h = 0; h < kvHeads; h++) {
+                for (int i = 0; i < c.tk(); i++) {
+                    int src = ((b * kvHeads + h) * c.tk() + i) * d;
+                    int dst = offset + (b * capacity + i) * row + h * d;
+                    System.arraycopy(k, src, cacheK, dst, d);
+                    System.arraycopy(v, src, cacheV, dst, d);
+                }
+            }
+        }
+        float[] o = new float[q.length];
+        float[] lse = new float[c.batch() * c.qHeads()];
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment keys =
+                    nativeMemory ? arena.allocateFrom(ValueLayout.JAVA_FLOAT, cacheK) : MemorySegment.ofArray(cacheK);
+            MemorySegment values =
+                    nativeMemory ? arena.allocateFrom(ValueLayout.JAVA_FLOAT, cacheV) : MemorySegment.ofArray(cacheV);
+            Attention.forward(
+                    new Attention.Shape(c.batch(), c.qHeads(), kvHeads, 1, c.tk(), d),
+                    scale,
+                    c.causal(),
+                    TensorView.dense(q, c.qHeads(), 1, d),
+                    new TensorView(keys, offset, (long) capacity * row, d, row),
+                    new TensorView(values, offset, (long) capacity * row, d, row),
+                    mask == null ? null : TensorView.of(mask, 0, 0, 0, c.tk()),
+                    TensorView.dense(o, c.qHeads(), 1, d),
+                    TensorView.dense(lse, c.qHeads(), 1, 1));
+        }
+        return new float[][] {o, lse};
+    }
+
     @Test
     void everyThreadCountAndStorageGivesTheSameBits() {
         // Tiles of many queries, and decoding (one query, whose path reads the cache in place, 201 keys: four parts of
