@@ -13,7 +13,9 @@ import org.openjdk.jmh.annotations.Setup;
 /**
  * Decoding one token against a KV cache of {@code tk} entries (12 heads of 64, the cache allocated for 8192): the
  * fused kernel with {@code tq = 1} next to a plain-Java loop (scores, softmax, weighted sum per head). Decode is bound
- * by streaming K and V once, so the rate is the GB/s of K and V read.
+ * by streaming K and V once, so the rate is the GB/s of K and V read. The cache is laid out {@code heads} first
+ * ({@code [head, position, 64]}, each head's keys contiguous) or {@code rows} first ({@code [position, head, 64]}, as
+ * a model's projections write it).
  */
 public class AttentionDecodeBench extends Microbenchmark {
     static final int HEADS = 12;
@@ -25,6 +27,9 @@ public class AttentionDecodeBench extends Microbenchmark {
 
     @Param({"1"})
     public int threads;
+
+    @Param({"heads", "rows"})
+    public String layout;
 
     private Attention.Shape shape;
     private float[] q;
@@ -63,7 +68,15 @@ public class AttentionDecodeBench extends Microbenchmark {
     }
 
     private TensorView cache(float[] data) {
-        return TensorView.of(data, 0, (long) HEADS * CAPACITY * HEAD_DIM, (long) CAPACITY * HEAD_DIM, HEAD_DIM);
+        return TensorView.of(data, 0, (long) HEADS * CAPACITY * HEAD_DIM, headStride(), rowStride());
+    }
+
+    private int headStride() {
+        return layout.equals("rows") ? HEAD_DIM : CAPACITY * HEAD_DIM;
+    }
+
+    private int rowStride() {
+        return layout.equals("rows") ? HEADS * HEAD_DIM : HEAD_DIM;
     }
 
     @Benchmark
@@ -81,13 +94,14 @@ public class AttentionDecodeBench extends Microbenchmark {
     @Benchmark
     public float[] plainJava() {
         float scale = shape.defaultScale();
+        int rowStride = rowStride();
         for (int h = 0; h < HEADS; h++) {
-            int base = h * CAPACITY * HEAD_DIM;
+            int base = h * headStride();
             float max = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < tk; j++) {
                 float dot = 0;
                 for (int c = 0; c < HEAD_DIM; c++) {
-                    dot += q[h * HEAD_DIM + c] * keys[base + j * HEAD_DIM + c];
+                    dot += q[h * HEAD_DIM + c] * keys[base + j * rowStride + c];
                 }
                 scores[j] = dot * scale;
                 max = Math.max(max, scores[j]);
@@ -103,7 +117,7 @@ public class AttentionDecodeBench extends Microbenchmark {
             for (int j = 0; j < tk; j++) {
                 float weight = scores[j] / sum;
                 for (int c = 0; c < HEAD_DIM; c++) {
-                    o[h * HEAD_DIM + c] += weight * values[base + j * HEAD_DIM + c];
+                    o[h * HEAD_DIM + c] += weight * values[base + j * rowStride + c];
                 }
             }
         }
