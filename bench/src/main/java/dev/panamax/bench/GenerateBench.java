@@ -5,6 +5,8 @@ import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.generate.Generator;
 import dev.panamax.model.generate.Sampler;
 import dev.panamax.model.generate.Transformer;
+import dev.panamax.model.io.GgmlType;
+import dev.panamax.model.io.GgufLlama;
 import dev.panamax.model.io.Llama2cCheckpoint;
 import dev.panamax.model.nn.Gpt2Weights;
 import dev.panamax.model.nn.ModelConfig;
@@ -38,6 +40,11 @@ import org.openjdk.jmh.annotations.Warmup;
  * decode product a transposed one: {@code prefill} runs a 128-token prompt as one batch, {@code
  * decode} generates 64 tokens greedily after BOS, one forward pass each. Time per operation is time per token. Rates are
  * the GB/s of weights a decoded token streams (every weight once), the bound of decode.
+ *
+ * <p>{@code -p weights=} chooses how a Llama shape's weights are stored: {@code llama2c} (the float32 checkpoint, read
+ * in place), or a GGUF written from that checkpoint by {@code panamax quantize}'s writer, {@code f32}, {@code q8_0} or
+ * {@code q4_0} (read in place, the quantized products on {@code QuantizedProduct}). {@code RandomCheckpoint} and
+ * {@code panamax quantize} make the same files for llama.cpp's {@code llama-bench}.
  */
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
 @Warmup(iterations = 2, time = 2)
@@ -52,7 +59,12 @@ public class GenerateBench extends Microbenchmark {
     @Param({"1", "2"})
     public int threads;
 
+    @Param({"llama2c"})
+    public String weights;
+
     private Path file;
+    private Path gguf;
+    private GgufLlama quantized;
     private Arena arena;
     private Llama2cCheckpoint checkpoint;
     private CpuBackend backend;
@@ -78,8 +90,21 @@ public class GenerateBench extends Microbenchmark {
      * @return the workload
      */
     public static Workload workload(Map<String, String> params) {
+        String weights = params.getOrDefault("weights", "llama2c");
+        GgmlType type = weights.equals("llama2c") ? GgmlType.F32 : ggufType(weights);
+        double bytesPerWeight = (double) type.bytesPerBlock() / type.blockLength();
         return Workload.bytes(
-                config(params.get("shape")).parameterCount() * Float.BYTES, Integer.parseInt(params.get("threads")));
+                config(params.get("shape")).parameterCount() * bytesPerWeight, Integer.parseInt(params.get("threads")));
+    }
+
+    private static GgmlType ggufType(String weights) {
+        return switch (weights) {
+            case "f32" -> GgmlType.F32;
+            case "q8_0" -> GgmlType.Q8_0;
+            case "q4_0" -> GgmlType.Q4_0;
+            default ->
+                throw new IllegalArgumentException("weights (" + weights + ") must be llama2c, f32, q8_0 or q4_0");
+        };
     }
 
     @Setup(Level.Trial)
@@ -88,13 +113,23 @@ public class GenerateBench extends Microbenchmark {
         Parallelism.setThreads(threads);
         backend = new CpuBackend();
         if (config.architecture() == Architecture.GPT2) {
+            if (!weights.equals("llama2c")) {
+                throw new IllegalArgumentException("shape gpt2-124M takes weights=llama2c (float32), not " + weights);
+            }
             arena = Arena.ofShared();
             model = Transformer.gpt2(backend, config, randomGpt2(config, arena), PROMPT);
         } else {
             file = Files.createTempFile("panamax-" + shape, ".bin");
             Llama2cCheckpoint.writeRandom(file, config, 1);
             checkpoint = Llama2cCheckpoint.open(file);
-            model = Transformer.llama(backend, config, checkpoint.weights(), PROMPT);
+            if (weights.equals("llama2c")) {
+                model = Transformer.llama(backend, config, checkpoint.weights(), PROMPT);
+            } else {
+                gguf = Files.createTempFile("panamax-" + shape, ".gguf");
+                GgufLlama.write(gguf, config, checkpoint.weights(), "random-" + shape, Map.of(), ggufType(weights));
+                quantized = GgufLlama.open(gguf);
+                model = Transformer.llama(backend, quantized, PROMPT, config.seqLen());
+            }
         }
         generator = new Generator(model, Sampler.greedy(), Set.of());
         prompt = new int[PROMPT];
@@ -118,6 +153,10 @@ public class GenerateBench extends Microbenchmark {
     @TearDown(Level.Trial)
     public void tearDown() throws IOException {
         backend.close();
+        if (quantized != null) {
+            quantized.close();
+            Files.deleteIfExists(gguf);
+        }
         if (checkpoint != null) {
             checkpoint.close();
             Files.deleteIfExists(file);
