@@ -11,7 +11,7 @@ import java.util.Arrays;
 /**
  * Decoding one query per head against a cache whose rows hold every key/value head side by side ({@code [position,
  * kvHeads·headDim]}, as a model's projections write it): all heads at once, position by position, so that K and V are
- * each read front to back as one stream. Taking one head at a time instead reads a slice of every row, a strided
+ * each read front to back, in four sequential streams. Taking one head at a time instead reads a slice of every row, a strided
  * pattern that runs at a fraction of the memory's bandwidth once the cache has left the caches.
  *
  * <p>The keys are cut into {@link #PARTS} contiguous parts, each a task with its own online softmax per head; the parts
@@ -102,23 +102,27 @@ final class AttentionRowDecode {
         Operand values = Operand.of(v.data());
         int rowWidth = s.kvHeads() * d;
         float scale = c.scale();
-        for (int t0 = from; t0 < to; t0 += KEY_TILE) {
-            int nt = Math.min(KEY_TILE, to - t0);
-            int whole = nt - nt % 4;
-            for (int j = 0; j < whole; j += 4) {
+        // Four streams, the quarters of the range, each read row by row with every head in the row taken in turn: four
+        // sequential reads at once, which the prefetchers follow (four rows side by side are not).
+        int quarter = (to - from) / 4;
+        long kSpacing = quarter * k.rowStride();
+        long vSpacing = quarter * v.rowStride();
+        for (int j0 = 0; j0 < quarter; j0 += KEY_TILE / 4) {
+            int steps = Math.min(KEY_TILE / 4, quarter - j0);
+            for (int j = 0; j < steps; j++) {
                 for (int h = 0; h < heads; h++) {
-                    long key = k.row(b, h / group, t0 + j);
+                    long key = k.row(b, h / group, from + j0 + j);
                     if (keys.array != null) {
                         RowMath.dots4(
                                 queries,
                                 h * d,
                                 keys.array,
                                 keys.arrayBase + (int) key,
-                                (int) k.rowStride(),
+                                (int) kSpacing,
                                 d,
                                 scale,
                                 w.scores,
-                                h * KEY_TILE + j,
+                                h * KEY_TILE + 4 * j,
                                 1);
                     } else {
                         RowMath.dots4(
@@ -126,63 +130,56 @@ final class AttentionRowDecode {
                                 h * d,
                                 keys.segment,
                                 key,
-                                k.rowStride(),
+                                kSpacing,
                                 d,
                                 scale,
                                 w.scores,
-                                h * KEY_TILE + j,
+                                h * KEY_TILE + 4 * j,
                                 1);
                     }
                 }
             }
-            if (whole < nt) {
-                // The last few keys, padded with zero rows to a group of four: their scores are not used, and the
-                // padding's weights are set to 0 below, so it adds exact zeros.
-                stagePadded(k, b, t0 + whole, nt - whole, rowWidth, w.rows);
-                for (int h = 0; h < heads; h++) {
-                    RowMath.dots4(
-                            queries,
-                            h * d,
-                            w.rows,
-                            (h / group) * d,
-                            rowWidth,
-                            d,
-                            scale,
-                            w.scores,
-                            h * KEY_TILE + whole,
-                            1);
-                }
-            }
             for (int h = 0; h < heads; h++) {
-                AttentionTiles.maskRow(w.scores, h * KEY_TILE, nt, c.mask(), b, h, 0, t0, nt);
-                AttentionForward.absorb(w, h, h * KEY_TILE, nt, d);
+                if (c.mask() != null) {
+                    maskStreams(w.scores, h * KEY_TILE, steps, c.mask(), b, h, from + j0, quarter);
+                }
+                AttentionForward.absorb(w, h, h * KEY_TILE, 4 * steps, d);
             }
-            for (int j = 0; j < whole; j += 4) {
+            for (int j = 0; j < steps; j++) {
                 for (int h = 0; h < heads; h++) {
-                    long value = v.row(b, h / group, t0 + j);
+                    long value = v.row(b, h / group, from + j0 + j);
                     if (values.array != null) {
                         RowMath.weightedSum4(
                                 w.scores,
-                                h * KEY_TILE + j,
+                                h * KEY_TILE + 4 * j,
                                 values.array,
                                 values.arrayBase + (int) value,
-                                (int) v.rowStride(),
+                                (int) vSpacing,
                                 d,
                                 w.acc,
                                 h * d);
                     } else {
                         RowMath.weightedSum4(
-                                w.scores, h * KEY_TILE + j, values.segment, value, v.rowStride(), d, w.acc, h * d);
+                                w.scores, h * KEY_TILE + 4 * j, values.segment, value, vSpacing, d, w.acc, h * d);
                     }
                 }
             }
-            if (whole < nt) {
-                stagePadded(v, b, t0 + whole, nt - whole, rowWidth, w.rows);
-                for (int h = 0; h < heads; h++) {
-                    Arrays.fill(w.scores, h * KEY_TILE + nt, h * KEY_TILE + whole + 4, 0f);
-                    RowMath.weightedSum4(
-                            w.scores, h * KEY_TILE + whole, w.rows, (h / group) * d, rowWidth, d, w.acc, h * d);
-                }
+        }
+        int first = from + 4 * quarter;
+        int left = to - first;
+        if (left > 0) {
+            // The last few keys, padded with zero rows to a group of four: their scores are not used, and the
+            // padding's weights are set to 0 below, so it adds exact zeros.
+            stagePadded(k, b, first, left, rowWidth, w.rows);
+            for (int h = 0; h < heads; h++) {
+                RowMath.dots4(queries, h * d, w.rows, (h / group) * d, rowWidth, d, scale, w.scores, h * KEY_TILE, 1);
+                AttentionTiles.maskRow(w.scores, h * KEY_TILE, left, c.mask(), b, h, 0, first, left);
+                AttentionForward.absorb(w, h, h * KEY_TILE, left, d);
+            }
+            stagePadded(v, b, first, left, rowWidth, w.rows);
+            for (int h = 0; h < heads; h++) {
+                Arrays.fill(w.scores, h * KEY_TILE + left, h * KEY_TILE + 4, 0f);
+                RowMath.weightedSum4(w.scores, h * KEY_TILE, w.rows, (h / group) * d, rowWidth, d, w.acc, h * d);
             }
         }
         int stride = d + 2;
@@ -191,6 +188,21 @@ final class AttentionRowDecode {
             partials[p] = w.max[h];
             partials[p + 1] = w.sum[h];
             System.arraycopy(w.acc, h * d, partials, p + 2, d);
+        }
+    }
+
+    /**
+     * Adds the mask to a row of scores taken from four streams {@code quarter} keys apart: score {@code 4·j + s} is key
+     * {@code first + s·quarter + j}.
+     */
+    private static void maskStreams(
+            float[] scores, int row, int steps, TensorView mask, int b, int head, int first, int quarter) {
+        long maskRow = mask.row(b, head, 0);
+        for (int j = 0; j < steps; j++) {
+            for (int stream = 0; stream < 4; stream++) {
+                scores[row + 4 * j + stream] +=
+                        mask.data().getAtIndex(FLOAT, maskRow + first + (long) stream * quarter + j);
+            }
         }
     }
 
