@@ -11,14 +11,14 @@ import java.util.Arrays;
 /**
  * Decoding one query per head against a cache whose rows hold every key/value head side by side ({@code [position,
  * kvHeads·headDim]}, as a model's projections write it): all heads at once, position by position, so that K and V are
- * each read front to back, in four sequential streams. Taking one head at a time instead reads a slice of every row, a strided
- * pattern that runs at a fraction of the memory's bandwidth once the cache has left the caches.
+ * each read front to back, as sequential streams. Taking one head at a time instead reads a slice of every row, a
+ * strided pattern that runs at a fraction of the memory's bandwidth once the cache has left the caches.
  *
  * <p>The keys are cut into {@link #PARTS} contiguous parts, each a task with its own online softmax per head; the parts
  * are merged in order on the calling thread. The cut does not depend on the thread count, so neither do the results.
  */
 final class AttentionRowDecode {
-    /** Parts of the key range: tasks for two to four threads, each still a long sequential stream. */
+    /** Parts of the key range: tasks for two to four threads, each read as four long sequential streams. */
     private static final int PARTS = 4;
 
     /** Per part and head: the running maximum, the sum, then the head's accumulator; filled by the tasks. */
@@ -59,9 +59,9 @@ final class AttentionRowDecode {
             int b = t / PARTS;
             int part = t % PARTS;
             // Parts 0 to 2 are whole groups of four keys; the last takes the rest, and any group left short.
-            int quarter = keyEnd / (4 * PARTS) * 4;
-            int from = part * quarter;
-            int to = part == PARTS - 1 ? keyEnd : from + quarter;
+            int partLength = keyEnd / (4 * PARTS) * 4;
+            int from = part * partLength;
+            int to = part == PARTS - 1 ? keyEnd : from + partLength;
             part(c, b, from, to, partials, t * heads * stride);
         });
         AttentionTiles.Workspace w = AttentionTiles.WORKSPACE.get();
