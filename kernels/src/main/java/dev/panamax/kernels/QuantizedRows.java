@@ -61,6 +61,7 @@ final class QuantizedRows {
     private static final int SCALE_BYTES = 2;
 
     private static final ThreadLocal<float[]> STAGED = ThreadLocal.withInitial(() -> new float[0]);
+    private static final ThreadLocal<float[]> PANEL = ThreadLocal.withInitial(() -> new float[0]);
 
     private QuantizedRows() {}
 
@@ -72,6 +73,46 @@ final class QuantizedRows {
             STAGED.set(buffer);
         }
         return buffer;
+    }
+
+    /**
+     * Rows {@code [from, to)} of W decoded to floats ({@link #decodeRow}) and multiplied by the SGEMM: {@code y[t][r] =
+     * Σ_c x[t][c]·w[r][c]}, the products and sums in {@link GemmDriver}'s order, on the calling thread.
+     */
+    static void multiplyDecoded(
+            QuantizedMatrix w,
+            int tokens,
+            float[] x,
+            int xBase,
+            int ldx,
+            MemorySegment y,
+            long yOffset,
+            int ldy,
+            int from,
+            int to) {
+        int columns = w.columns();
+        int rows = to - from;
+        float[] panel = PANEL.get();
+        if (panel.length < rows * columns) {
+            panel = new float[rows * columns];
+            PANEL.set(panel);
+        }
+        for (int r = 0; r < rows; r++) {
+            decodeRow(w, from + r, panel, r * columns);
+        }
+        GemmDriver.run(
+                new Product(
+                        false,
+                        true,
+                        tokens,
+                        rows,
+                        columns,
+                        1f,
+                        new Matrix(MemorySegment.ofArray(x), xBase, ldx),
+                        new Matrix(MemorySegment.ofArray(panel), 0, columns),
+                        0f,
+                        new Matrix(y, yOffset + from, ldy)),
+                false);
     }
 
     /**
@@ -318,8 +359,8 @@ final class QuantizedRows {
                 .reinterpretAsFloats();
     }
 
-    /** Decodes row {@code row} of w into {@code dst[0, columns)}, each element as the products decode it. */
-    static void decodeRow(QuantizedMatrix w, int row, float[] dst) {
+    /** Decodes row {@code row} of w into {@code dst[from, from + columns)}, each element as the products decode it. */
+    static void decodeRow(QuantizedMatrix w, int row, float[] dst, int from) {
         MemorySegment data = w.data();
         long at = w.byteOffset() + row * w.rowBytes();
         int columns = w.columns();
@@ -328,19 +369,19 @@ final class QuantizedRows {
             case Q8_0, Q4_0 -> {
                 for (int j = 0; j < columns; j += BLOCK) {
                     long block = at + (long) (j / BLOCK) * format.bytesPerBlock();
-                    decodeBlock(format == WeightFormat.Q4_0, data, block, scale(data, block), dst, j);
+                    decodeBlock(format == WeightFormat.Q4_0, data, block, scale(data, block), dst, from + j);
                 }
             }
             case F32, F16, BF16 -> {
                 int vectorEnd = columns - columns % LANES;
                 int bytes = format.bytesPerBlock();
                 for (int j = 0; j < vectorEnd; j += LANES) {
-                    elements(format, data, at + (long) j * bytes).intoArray(dst, j);
+                    elements(format, data, at + (long) j * bytes).intoArray(dst, from + j);
                 }
                 if (vectorEnd < columns) {
                     int count = columns - vectorEnd;
                     elements(format, data, at + (long) vectorEnd * bytes, count)
-                            .intoArray(dst, vectorEnd, FLOATS.indexInRange(0, count));
+                            .intoArray(dst, from + vectorEnd, FLOATS.indexInRange(0, count));
                 }
             }
         }

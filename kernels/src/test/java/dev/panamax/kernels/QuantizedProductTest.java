@@ -171,6 +171,42 @@ class QuantizedProductTest {
         }
     }
 
+    /**
+     * From {@link QuantizedProduct#DECODED_PANEL_TOKENS} tokens on, W is decoded to floats a panel of 64 rows at a time
+     * and multiplied by the SGEMM: the same reference and bound, across panel edges (65 and 130 rows), with strides and
+     * offsets, an infinite and a NaN activation, and the same bits for every thread count.
+     */
+    @ParameterizedTest
+    @MethodSource("formats")
+    void manyTokensGoThroughDecodedPanels(WeightFormat format) {
+        int many = QuantizedProduct.DECODED_PANEL_TOKENS;
+        List<Integer> columnCounts = new ArrayList<>(List.of(32, 96, 4096 + 32));
+        if (format.blockLength() == 1) {
+            columnCounts.addAll(List.of(1, 33));
+        }
+        for (int rows : new int[] {1, 65, 130}) {
+            for (int columns : columnCounts) {
+                for (int tokens : new int[] {many, many + 5}) {
+                    String what = format + " " + rows + "x" + columns + ", " + tokens + " tokens";
+                    Weights w = random(format, rows, columns, 3, Inputs.seed(what));
+                    int ldx = columns + 5;
+                    float[] x = Inputs.uniform(Inputs.seed(what + " x"), 2 + tokens * ldx, -1, 1);
+                    if (columns == 96) {
+                        x[2 + 5] = Float.POSITIVE_INFINITY;
+                        x[2 + ldx + 7] = Float.NaN;
+                    }
+                    Expected expected = reference(w, tokens, x, 2, ldx);
+                    Tolerance.assertClose(
+                            what, expected.values(), multiply(w, tokens, x, 2, ldx, rows + 4), expected.bounds());
+                }
+            }
+        }
+        Weights w = random(format, 1001, 2048, 0, 23);
+        float[] x = Inputs.uniform(24, (many + 1) * 2048, -1, 1);
+        assertThreadIndependent(
+                format + " " + (many + 1) + " tokens", () -> new float[][] {multiply(w, many + 1, x, 0, 2048, 1001)});
+    }
+
     /** Large activations (up to 10³⁰) stay finite and as accurate, relative to their size, as small ones. */
     @ParameterizedTest
     @MethodSource("formats")
