@@ -21,7 +21,7 @@ import java.lang.foreign.MemorySegment;
  * is a float, so it overflows to infinity once {@code |Σ q·x|} passes {@code Float.MAX_VALUE} (activations beyond
  * about 10³⁴), even where d would bring the product back into range.
  *
- * <p><b>Many tokens.</b> From {@value #DECODED_PANEL_TOKENS} tokens on (a prompt), the weights are decoded to floats
+ * <p><b>Many tokens.</b> From 16 tokens on (a prompt), the weights are decoded to floats
  * ({@code d·q}, exact) 64 rows at a time and multiplied by {@link Gemm}'s SGEMM, whose register tiles reuse each weight
  * for many tokens. Each result is then the SGEMM's float dot product of the decoded row with the token's activations:
  * within the same bound, but not the same bits as a call of fewer tokens, and an infinite scale gives its block's
@@ -40,13 +40,6 @@ import java.lang.foreign.MemorySegment;
  * come from any number of threads at once.
  */
 public final class QuantizedProduct {
-    /**
-     * Tokens from which the weights are decoded to floats and multiplied by the SGEMM: a prompt's many tokens amortise
-     * the decoding, and the SGEMM's register tiles reuse each weight across tokens, where a dot product per token
-     * does not.
-     */
-    static final int DECODED_PANEL_TOKENS = 16;
-
     /** Rows of W decoded at a time: 64 rows of 4096 floats are 1 MiB, a panel the caches keep while it is used. */
     private static final int PANEL_ROWS = 64;
 
@@ -129,34 +122,16 @@ public final class QuantizedProduct {
         }
         boolean parallel =
                 Parallelism.shareable(w.data(), y) && (long) tokens * rows * columns >= Rows.PARALLEL_MIN_ELEMENTS;
-        if (tokens >= DECODED_PANEL_TOKENS) {
-            // Panels of fixed rows, whatever the thread count, so that each element's SGEMM is the same.
-            int panels = (rows + PANEL_ROWS - 1) / PANEL_ROWS;
-            Parallelism.forEach(
-                    panels,
-                    parallel,
-                    panel -> QuantizedRows.multiplyDecoded(
-                            w,
-                            tokens,
-                            xArray,
-                            xBase,
-                            xStride,
-                            y,
-                            yOffset,
-                            ldy,
-                            panel * PANEL_ROWS,
-                            Math.min(rows, (panel + 1) * PANEL_ROWS)));
-            return;
-        }
+        boolean decoded = tokens >= QuantizedRows.DECODED_PANEL_TOKENS;
         int threads = parallel ? Parallelism.threads() : 1;
-        // Tasks of at least 64 rows, so that a hand-off to a worker buys enough work to pay for itself.
-        int tasks = Math.max(1, Math.min(4 * threads, rows / 64));
-        Parallelism.forEach(
-                tasks,
-                threads > 1,
-                task -> QuantizedRows.multiply(
-                        w, tokens, xArray, xBase, xStride, y, yOffset, ldy, (int) ((long) rows * task / tasks), (int)
-                                ((long) rows * (task + 1) / tasks)));
+        // Decoded: panels of fixed rows whatever the thread count, so that each element's SGEMM is the same. Else tasks
+        // of at least 64 rows, so that a hand-off to a worker buys enough work to pay for itself.
+        int tasks = decoded ? (rows + PANEL_ROWS - 1) / PANEL_ROWS : Math.max(1, Math.min(4 * threads, rows / 64));
+        Parallelism.forEach(tasks, threads > 1, task -> {
+            int from = decoded ? task * PANEL_ROWS : (int) ((long) rows * task / tasks);
+            int to = decoded ? Math.min(rows, from + PANEL_ROWS) : (int) ((long) rows * (task + 1) / tasks);
+            QuantizedRows.multiply(w, tokens, xArray, xBase, xStride, y, yOffset, ldy, from, to);
+        });
     }
 
     /** Y, written, must share no byte with the weights, which are read all the while. */

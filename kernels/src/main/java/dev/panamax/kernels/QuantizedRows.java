@@ -61,7 +61,15 @@ final class QuantizedRows {
     private static final int SCALE_BYTES = 2;
 
     private static final ThreadLocal<float[]> STAGED = ThreadLocal.withInitial(() -> new float[0]);
+    /** This thread's rows of W decoded to floats, for the SGEMM. */
     private static final ThreadLocal<float[]> PANEL = ThreadLocal.withInitial(() -> new float[0]);
+
+    /**
+     * Tokens from which the weights are decoded to floats and multiplied by the SGEMM: a prompt's many tokens amortise
+     * the decoding, and the SGEMM's register tiles reuse each weight across tokens, where a dot product per token
+     * does not.
+     */
+    static final int DECODED_PANEL_TOKENS = 16;
 
     private QuantizedRows() {}
 
@@ -76,49 +84,11 @@ final class QuantizedRows {
     }
 
     /**
-     * Rows {@code [from, to)} of W decoded to floats ({@link #decodeRow}) and multiplied by the SGEMM: {@code y[t][r] =
-     * Σ_c x[t][c]·w[r][c]}, the products and sums in {@link GemmDriver}'s order, on the calling thread.
-     */
-    static void multiplyDecoded(
-            QuantizedMatrix w,
-            int tokens,
-            float[] x,
-            int xBase,
-            int ldx,
-            MemorySegment y,
-            long yOffset,
-            int ldy,
-            int from,
-            int to) {
-        int columns = w.columns();
-        int rows = to - from;
-        float[] panel = PANEL.get();
-        if (panel.length < rows * columns) {
-            panel = new float[rows * columns];
-            PANEL.set(panel);
-        }
-        for (int r = 0; r < rows; r++) {
-            decodeRow(w, from + r, panel, r * columns);
-        }
-        GemmDriver.run(
-                new Product(
-                        false,
-                        true,
-                        tokens,
-                        rows,
-                        columns,
-                        1f,
-                        new Matrix(MemorySegment.ofArray(x), xBase, ldx),
-                        new Matrix(MemorySegment.ofArray(panel), 0, columns),
-                        0f,
-                        new Matrix(y, yOffset + from, ldy)),
-                false);
-    }
-
-    /**
      * {@code y[t][r] = Σ_c W[r][c]·x[t][c]} for rows {@code [from, to)} and every token t: token t's activations at
      * {@code x[xBase + t·ldx]}, its results at float {@code yOffset + t·ldy + r} of y. Rows go in order, so the matrix
-     * is read as one sequential stream, and each row stays in cache while every token uses it.
+     * is read as one sequential stream, and each row stays in cache while every token uses it. From {@link
+     * #DECODED_PANEL_TOKENS} tokens on, the rows are decoded to floats ({@link #decodeRow}) and multiplied by the SGEMM
+     * on the calling thread, in {@link GemmDriver}'s order.
      */
     static void multiply(
             QuantizedMatrix w,
@@ -131,6 +101,31 @@ final class QuantizedRows {
             int ldy,
             int from,
             int to) {
+        if (tokens >= DECODED_PANEL_TOKENS) {
+            float[] panel = PANEL.get();
+            int floats = Math.multiplyExact(to - from, w.columns());
+            if (panel.length < floats) {
+                panel = new float[floats];
+                PANEL.set(panel);
+            }
+            for (int r = from; r < to; r++) {
+                decodeRow(w, r, panel, (r - from) * w.columns());
+            }
+            GemmDriver.run(
+                    new Product(
+                            false,
+                            true,
+                            tokens,
+                            to - from,
+                            w.columns(),
+                            1f,
+                            new Matrix(MemorySegment.ofArray(x), xBase, ldx),
+                            new Matrix(MemorySegment.ofArray(panel), 0, w.columns()),
+                            0f,
+                            new Matrix(y, yOffset + from, ldy)),
+                    false);
+            return;
+        }
         MemorySegment data = w.data();
         long rowBytes = w.rowBytes();
         int columns = w.columns();

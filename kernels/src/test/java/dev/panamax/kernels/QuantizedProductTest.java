@@ -172,14 +172,14 @@ class QuantizedProductTest {
     }
 
     /**
-     * From {@link QuantizedProduct#DECODED_PANEL_TOKENS} tokens on, W is decoded to floats a panel of 64 rows at a time
+     * From {@link QuantizedRows#DECODED_PANEL_TOKENS} tokens on, W is decoded to floats a panel of 64 rows at a time
      * and multiplied by the SGEMM: the same reference and bound, across panel edges (65 and 130 rows), with strides and
      * offsets, an infinite and a NaN activation, and the same bits for every thread count.
      */
     @ParameterizedTest
     @MethodSource("formats")
     void manyTokensGoThroughDecodedPanels(WeightFormat format) {
-        int many = QuantizedProduct.DECODED_PANEL_TOKENS;
+        int many = QuantizedRows.DECODED_PANEL_TOKENS;
         List<Integer> columnCounts = new ArrayList<>(List.of(32, 96, 4096 + 32));
         if (format.blockLength() == 1) {
             columnCounts.addAll(List.of(1, 33));
