@@ -9,22 +9,23 @@ import java.lang.foreign.MemorySegment;
  *
  * <p><b>What is computed.</b> The activations stay float32 (they are not quantized, as llama.cpp quantizes them to
  * Q8_0 blocks): the weights are widened to floats, and every product and sum is a float operation in a fixed order. For
- * F32, F16 and BF16, {@code y[t][r]} is the float dot product of row r's values with row t of X. For Q8_0 and Q4_0 it
- * is, as GGML writes the block dot product, {@code Σ_b d_b·(Σ_{i in b} q_i·x_i)}: each block's integer values q (for
- * Q4_0, {@code nibble − 8}) times the activations are summed in float, and that sum is multiplied by the block's scale
- * d and added to the row's sum. The result is within {@code (columns + 2)·2⁻²⁴·Σ|w·x|} of the exact value, w being
- * the decoded weight {@code d·q}. IEEE arithmetic decides the special cases, block by block: a scale of 0, or a
- * subnormal one, is that exact value; an infinite scale makes the result ±∞ or NaN: it multiplies its block's
- * partial sums, one per vector lane, so partial sums of both signs or a zero one (∞·0) give NaN, which of the two
- * therefore depending on the vector width; a NaN scale, or a NaN activation, gives NaN; an infinite activation times a
- * zero value is NaN. A block's sum
- * is a float, so it overflows to infinity once {@code |Σ q·x|} passes {@code Float.MAX_VALUE} (activations beyond
+ * F32, F16 and BF16, {@code y[t][r]} is the float dot product of row r's values with row t of X. For Q8_0 it is, as
+ * GGML writes the block dot product, {@code Σ_b d_b·(Σ_{i in b} q_i·x_i)}: each block's integer values q times the
+ * activations are summed in float, and that sum is multiplied by the block's scale d and added to the row's sum. For
+ * Q4_0 each weight is first decoded to {@code d·(nibble − 8)}, which is exact in float, and the result is the float dot
+ * product of the decoded row with the activations. Either is within {@code (columns + 2)·2⁻²⁴·Σ|w·x|} of the exact
+ * value, w being the decoded weight {@code d·q}. IEEE arithmetic decides the special cases, block by block: a scale of
+ * 0, or a subnormal one, is that exact value; a NaN scale, or a NaN activation, gives NaN; an infinite activation times
+ * a zero weight is NaN. An infinite Q4_0 scale makes its block's weights ±∞, and NaN where the nibble is 8. An infinite
+ * Q8_0 scale makes the result ±∞ or NaN: it multiplies its block's partial sums, one per vector lane, so partial sums
+ * of both signs or a zero one (∞·0) give NaN, which of the two therefore depending on the vector width. A Q8_0 block's
+ * sum is a float, so it overflows to infinity once {@code |Σ q·x|} passes {@code Float.MAX_VALUE} (activations beyond
  * about 10³⁴), even where d would bring the product back into range.
  *
  * <p><b>Many tokens.</b> From 16 tokens on (a prompt), the weights are decoded to floats
  * ({@code d·q}, exact) 64 rows at a time and multiplied by {@link Gemm}'s SGEMM, whose register tiles reuse each weight
  * for many tokens. Each result is then the SGEMM's float dot product of the decoded row with the token's activations:
- * within the same bound, but not the same bits as a call of fewer tokens, and an infinite scale gives its block's
+ * within the same bound, but not the same bits as a call of fewer tokens, and an infinite Q8_0 scale gives its block's
  * weights ±∞ (NaN where q is 0) rather than multiplying a block sum. Below that count a token's results do not depend
  * on the other tokens of the call.
  *

@@ -1,7 +1,6 @@
 package dev.panamax.kernels;
 
 import static jdk.incubator.vector.VectorOperators.B2F;
-import static jdk.incubator.vector.VectorOperators.I2F;
 import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.LSHR;
 import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2I;
@@ -158,7 +157,10 @@ final class QuantizedRows {
 
     private static final ThreadLocal<WidenedRow> WIDENED = ThreadLocal.withInitial(WidenedRow::new);
 
-    /** A Q8_0 or Q4_0 row widened to floats: its values q (for Q4_0, nibble − 8) in column order, and its scales. */
+    /**
+     * A Q8_0 or Q4_0 row widened to floats in column order: Q8_0's values q with their scales apart, Q4_0's decoded
+     * weights {@code d·(nibble − 8)}.
+     */
     private static final class WidenedRow {
         private float[] values = new float[0];
         private float[] scales = new float[0];
@@ -177,35 +179,35 @@ final class QuantizedRows {
             for (int b = 0; b < columns / BLOCK; b++) {
                 long at = row + b * blockBytes;
                 scales[b] = Float.float16ToFloat(w.get(HALF, at));
-                decodeBlock(q4, w, at, one, values, b * BLOCK);
+                decodeBlock(q4, w, at, q4 ? FloatVector.broadcast(FLOATS, scales[b]) : one, values, b * BLOCK);
             }
         }
 
-        /**
-         * The row times {@code x[xi, xi + columns)}, by exactly the operations of {@link #q8Row} or {@link #q4Row}: per
-         * block, the same vectors of values into the same two halves in the same order, then the scale.
-         */
+        /** The row times {@code x[xi, xi + columns)}, by exactly the operations of {@link #q8Row} or {@link #q4Row}. */
         float dot(boolean q4, int columns, float[] x, int xi) {
-            return q4 ? dot(BLOCK / 2, LANES, BLOCK / 2, columns, x, xi) : dot(LANES, 2 * LANES, BLOCK, columns, x, xi);
-        }
-
-        /**
-         * Per block, the vectors from {@code [0, end)} in steps of {@code step} into the first half, each with the
-         * vector {@code second} floats on into the second half; constants at each call, so that C2 unrolls the block.
-         */
-        private float dot(int second, int step, int end, int columns, float[] x, int xi) {
             float[] v = values;
-            float[] d = scales;
+            if (q4) {
+                FloatVector low = FloatVector.zero(FLOATS);
+                FloatVector high = low;
+                for (int j = 0; j < columns; j += BLOCK) {
+                    for (int k = 0; k < BLOCK / 2; k += LANES) {
+                        low = FloatVector.fromArray(FLOATS, v, j + k).fma(FloatVector.fromArray(FLOATS, x, xi + j + k), low);
+                        high = FloatVector.fromArray(FLOATS, v, j + k + BLOCK / 2)
+                                .fma(FloatVector.fromArray(FLOATS, x, xi + j + k + BLOCK / 2), high);
+                    }
+                }
+                return sum(low.add(high));
+            }
             FloatVector sum = FloatVector.zero(FLOATS);
             for (int j = 0; j < columns; j += BLOCK) {
                 FloatVector s0 = FloatVector.zero(FLOATS);
                 FloatVector s1 = s0;
-                for (int k = 0; k < end; k += step) {
+                for (int k = 0; k < BLOCK; k += 2 * LANES) {
                     s0 = FloatVector.fromArray(FLOATS, v, j + k).fma(FloatVector.fromArray(FLOATS, x, xi + j + k), s0);
-                    s1 = FloatVector.fromArray(FLOATS, v, j + k + second)
-                            .fma(FloatVector.fromArray(FLOATS, x, xi + j + k + second), s1);
+                    s1 = FloatVector.fromArray(FLOATS, v, j + k + LANES)
+                            .fma(FloatVector.fromArray(FLOATS, x, xi + j + k + LANES), s1);
                 }
-                sum = s0.add(s1).fma(FloatVector.broadcast(FLOATS, d[j / BLOCK]), sum);
+                sum = s0.add(s1).fma(FloatVector.broadcast(FLOATS, scales[j / BLOCK]), sum);
             }
             return sum(sum);
         }
@@ -247,35 +249,47 @@ final class QuantizedRows {
     }
 
     /**
-     * The Q4_0 row at byte {@code row} times {@code x[xi, xi + columns)}, as {@link #q8Row} computes it with each value
-     * {@code nibble − 8}: the low nibbles of a block's 16 bytes are its elements 0 to 15 (summed in one half), the high
-     * ones 16 to 31 (in the other). The bytes widen to ints, where the nibbles come out with one native operation
-     * each; byte lanes have no shift instruction on AVX2.
+     * The Q4_0 row at byte {@code row} times {@code x[xi, xi + columns)}: each weight decoded to {@code d·(nibble − 8)}
+     * (exact in float), times its activation and added to one of two sums, the low nibbles' (a block's elements 0 to
+     * 15) and the high nibbles' (16 to 31). Folding d into the weights takes the scale's multiply out of every block's
+     * chain; with 16 lanes a block's 16 weights of each half are one lookup of its nibbles in the 16 decoded values
+     * {@code d·(−8..7)}.
      */
     private static float q4Row(MemorySegment w, long row, int columns, float[] x, int xi) {
-        FloatVector sum = FloatVector.zero(FLOATS);
-        int blocks = columns / BLOCK;
-        for (int b = 0; b < blocks; b++) {
+        FloatVector low = FloatVector.zero(FLOATS);
+        FloatVector high = low;
+        for (int b = 0; b < columns / BLOCK; b++) {
             long at = row + (long) b * Q4_BYTES;
             int xj = xi + b * BLOCK;
-            FloatVector s0 = FloatVector.zero(FLOATS);
-            FloatVector s1 = s0;
-            for (int k = 0; k < BLOCK / 2; k += BYTE_STEP) {
-                ByteVector packed = ByteVector.fromMemorySegment(BYTES, w, at + SCALE_BYTES + k, ORDER);
-                for (int part = 0; part < PARTS; part++) {
-                    IntVector bytes = (IntVector) packed.convertShape(ZERO_EXTEND_B2I, INTS, part);
-                    FloatVector low = (FloatVector) bytes.and(0x0F).sub(8).convert(I2F, 0);
-                    FloatVector high =
-                            (FloatVector) bytes.lanewise(LSHR, 4).sub(8).convert(I2F, 0);
-                    int xk = xj + k + part * LANES;
-                    s0 = low.fma(FloatVector.fromArray(FLOATS, x, xk), s0);
-                    s1 = high.fma(FloatVector.fromArray(FLOATS, x, xk + BLOCK / 2), s1);
+            float d = Float.float16ToFloat(w.get(HALF, at));
+            if (LANES == BLOCK / 2) {
+                IntVector decoded = NIBBLE_VALUES.mul(d).reinterpretAsInts();
+                IntVector bytes = (IntVector) ByteVector.fromMemorySegment(BYTES, w, at + SCALE_BYTES, ORDER)
+                        .convertShape(ZERO_EXTEND_B2I, INTS, 0);
+                low = bytes.and(0x0F).selectFrom(decoded).reinterpretAsFloats()
+                        .fma(FloatVector.fromArray(FLOATS, x, xj), low);
+                high = bytes.lanewise(LSHR, 4).selectFrom(decoded).reinterpretAsFloats()
+                        .fma(FloatVector.fromArray(FLOATS, x, xj + BLOCK / 2), high);
+            } else {
+                FloatVector scale = FloatVector.broadcast(FLOATS, d);
+                for (int k = 0; k < BLOCK / 2; k += BYTE_STEP) {
+                    ByteVector packed = ByteVector.fromMemorySegment(BYTES, w, at + SCALE_BYTES + k, ORDER);
+                    for (int part = 0; part < PARTS; part++) {
+                        int xk = xj + k + part * LANES;
+                        low = widen(packed.and((byte) 0x0F).sub((byte) 8), part).mul(scale)
+                                .fma(FloatVector.fromArray(FLOATS, x, xk), low);
+                        high = widen(packed.lanewise(LSHR, 4).sub((byte) 8), part).mul(scale)
+                                .fma(FloatVector.fromArray(FLOATS, x, xk + BLOCK / 2), high);
+                    }
                 }
             }
-            sum = s0.add(s1).fma(FloatVector.broadcast(FLOATS, Float.float16ToFloat(w.get(HALF, at))), sum);
         }
-        return sum(sum);
+        return sum(low.add(high));
     }
+
+    /** The values of Q4_0's nibbles 0 to 15 before scaling, one per lane where a vector has 16 (unused otherwise). */
+    private static final FloatVector NIBBLE_VALUES =
+            FloatVector.fromArray(FLOATS, new float[] {-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7}, 0);
 
     /**
      * The F32, F16 or BF16 row at byte {@code row} times {@code x[xi, xi + columns)}: whole vectors alternately into

@@ -249,8 +249,9 @@ class QuantizedProductTest {
 
     /**
      * Block scales of 0, subnormal, infinite and NaN, with zero, equal and random values: IEEE decides, as the class
-     * documents. An infinite scale multiplies the block's per-lane partial sums, so where the exact block sum gives ±∞
-     * the kernel may give NaN (partial sums of both signs, or a zero one); where the reference is NaN, so is the kernel.
+     * documents. An infinite Q8_0 scale multiplies the block's per-lane partial sums, and an infinite Q4_0 scale makes
+     * each weight ±∞ or NaN, so where the exact block sum gives ±∞ the kernel may give NaN (values of both signs, or a
+     * zero one); where the reference is NaN, so is the kernel.
      */
     @ParameterizedTest
     @MethodSource("blockFormats")
