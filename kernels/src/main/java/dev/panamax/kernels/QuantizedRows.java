@@ -191,7 +191,8 @@ final class QuantizedRows {
                 FloatVector high = low;
                 for (int j = 0; j < columns; j += BLOCK) {
                     for (int k = 0; k < BLOCK / 2; k += LANES) {
-                        low = FloatVector.fromArray(FLOATS, v, j + k).fma(FloatVector.fromArray(FLOATS, x, xi + j + k), low);
+                        low = FloatVector.fromArray(FLOATS, v, j + k)
+                                .fma(FloatVector.fromArray(FLOATS, x, xi + j + k), low);
                         high = FloatVector.fromArray(FLOATS, v, j + k + BLOCK / 2)
                                 .fma(FloatVector.fromArray(FLOATS, x, xi + j + k + BLOCK / 2), high);
                     }
@@ -266,9 +267,13 @@ final class QuantizedRows {
                 IntVector decoded = NIBBLE_VALUES.mul(d).reinterpretAsInts();
                 IntVector bytes = (IntVector) ByteVector.fromMemorySegment(BYTES, w, at + SCALE_BYTES, ORDER)
                         .convertShape(ZERO_EXTEND_B2I, INTS, 0);
-                low = bytes.and(0x0F).selectFrom(decoded).reinterpretAsFloats()
+                low = bytes.and(0x0F)
+                        .selectFrom(decoded)
+                        .reinterpretAsFloats()
                         .fma(FloatVector.fromArray(FLOATS, x, xj), low);
-                high = bytes.lanewise(LSHR, 4).selectFrom(decoded).reinterpretAsFloats()
+                high = bytes.lanewise(LSHR, 4)
+                        .selectFrom(decoded)
+                        .reinterpretAsFloats()
                         .fma(FloatVector.fromArray(FLOATS, x, xj + BLOCK / 2), high);
             } else {
                 FloatVector scale = FloatVector.broadcast(FLOATS, d);
@@ -276,9 +281,11 @@ final class QuantizedRows {
                     ByteVector packed = ByteVector.fromMemorySegment(BYTES, w, at + SCALE_BYTES + k, ORDER);
                     for (int part = 0; part < PARTS; part++) {
                         int xk = xj + k + part * LANES;
-                        low = widen(packed.and((byte) 0x0F).sub((byte) 8), part).mul(scale)
+                        low = widen(packed.and((byte) 0x0F).sub((byte) 8), part)
+                                .mul(scale)
                                 .fma(FloatVector.fromArray(FLOATS, x, xk), low);
-                        high = widen(packed.lanewise(LSHR, 4).sub((byte) 8), part).mul(scale)
+                        high = widen(packed.lanewise(LSHR, 4).sub((byte) 8), part)
+                                .mul(scale)
                                 .fma(FloatVector.fromArray(FLOATS, x, xk + BLOCK / 2), high);
                     }
                 }
