@@ -6,6 +6,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -34,26 +35,34 @@ final class Simd {
     }
 
     /**
-     * The sum of the lanes, added as a fixed pairwise tree. {@code reduceLanes}' order differs between interpreted and
-     * compiled code, and a result must not depend on when the JIT got to it; {@code lane(i)} with constant indices
-     * compiles to plain extracts, while a loop over lanes or a shuffle taken from an array does not.
+     * The sum of the lanes, added as a fixed pairwise tree: {@code ((l0 + l1) + (l2 + l3)) + …}. {@code reduceLanes}'
+     * order differs between interpreted and compiled code, and a result must not depend on when the JIT got to it.
+     * Each level adds every lane to the lane 1, 2, 4, then 8 places on, so lane 0 ends with the tree: a permute and an
+     * add per level where extracting the lanes took an extract and an add per lane. The shuffles are constants, which
+     * C2 needs to emit them as single permutes.
      */
     static float sum(FloatVector v) {
-        return switch (LANES) {
-            case 2 -> v.lane(0) + v.lane(1);
-            case 4 -> (v.lane(0) + v.lane(1)) + (v.lane(2) + v.lane(3));
-            case 8 ->
-                ((v.lane(0) + v.lane(1)) + (v.lane(2) + v.lane(3)))
-                        + ((v.lane(4) + v.lane(5)) + (v.lane(6) + v.lane(7)));
-            case 16 ->
-                (((v.lane(0) + v.lane(1)) + (v.lane(2) + v.lane(3)))
-                                + ((v.lane(4) + v.lane(5)) + (v.lane(6) + v.lane(7))))
-                        + (((v.lane(8) + v.lane(9)) + (v.lane(10) + v.lane(11)))
-                                + ((v.lane(12) + v.lane(13)) + (v.lane(14) + v.lane(15))));
+        if (LANES > 16) {
             // Wider vectors (SVE allows up to 64 floats): the same tree, through an array, slower but the same order.
-            default -> pairwiseSum(v.toArray(), 0, LANES);
-        };
+            return pairwiseSum(v.toArray(), 0, LANES);
+        }
+        FloatVector tree = v.add(v.rearrange(NEXT_1));
+        if (LANES >= 4) {
+            tree = tree.add(tree.rearrange(NEXT_2));
+        }
+        if (LANES >= 8) {
+            tree = tree.add(tree.rearrange(NEXT_4));
+        }
+        if (LANES >= 16) {
+            tree = tree.add(tree.rearrange(NEXT_8));
+        }
+        return tree.lane(0);
     }
+
+    private static final VectorShuffle<Float> NEXT_1 = VectorShuffle.fromOp(FLOATS, i -> (i + 1) % LANES);
+    private static final VectorShuffle<Float> NEXT_2 = VectorShuffle.fromOp(FLOATS, i -> (i + 2) % LANES);
+    private static final VectorShuffle<Float> NEXT_4 = VectorShuffle.fromOp(FLOATS, i -> (i + 4) % LANES);
+    private static final VectorShuffle<Float> NEXT_8 = VectorShuffle.fromOp(FLOATS, i -> (i + 8) % LANES);
 
     /** {@link #sum} for a vector of any width: the same pairwise tree over its lanes. */
     static float sumAnyWidth(FloatVector v) {
