@@ -136,7 +136,7 @@ final class QuantizedRows {
         for (int r = from; r < to; r++) {
             long row = w.byteOffset() + r * rowBytes;
             if (widened != null) {
-                widened.widen(format == WeightFormat.Q4_0, data, row, columns);
+                widened.widen(w, r);
             }
             for (int t = 0; t < tokens; t++) {
                 int xi = xBase + t * ldx;
@@ -173,13 +173,18 @@ final class QuantizedRows {
             return this;
         }
 
-        void widen(boolean q4, MemorySegment w, long row, int columns) {
+        /** Widens row r of w: Q4_0's weights as {@link #decodeRow} decodes them, Q8_0's values and scales apart. */
+        void widen(QuantizedMatrix w, int r) {
+            if (w.format() == WeightFormat.Q4_0) {
+                decodeRow(w, r, values, 0);
+                return;
+            }
             FloatVector one = FloatVector.broadcast(FLOATS, 1f);
-            long blockBytes = q4 ? Q4_BYTES : Q8_BYTES;
-            for (int b = 0; b < columns / BLOCK; b++) {
-                long at = row + b * blockBytes;
-                scales[b] = Float.float16ToFloat(w.get(HALF, at));
-                decodeBlock(q4, w, at, q4 ? FloatVector.broadcast(FLOATS, scales[b]) : one, values, b * BLOCK);
+            long row = w.byteOffset() + r * w.rowBytes();
+            for (int b = 0; b < w.columns() / BLOCK; b++) {
+                long at = row + b * Q8_BYTES;
+                scales[b] = Float.float16ToFloat(w.data().get(HALF, at));
+                decodeBlock(false, w.data(), at, one, values, b * BLOCK);
             }
         }
 
@@ -281,11 +286,8 @@ final class QuantizedRows {
                     ByteVector packed = ByteVector.fromMemorySegment(BYTES, w, at + SCALE_BYTES + k, ORDER);
                     for (int part = 0; part < PARTS; part++) {
                         int xk = xj + k + part * LANES;
-                        low = widen(packed.and((byte) 0x0F).sub((byte) 8), part)
-                                .mul(scale)
-                                .fma(FloatVector.fromArray(FLOATS, x, xk), low);
-                        high = widen(packed.lanewise(LSHR, 4).sub((byte) 8), part)
-                                .mul(scale)
+                        low = q4Values(packed, false, part, scale).fma(FloatVector.fromArray(FLOATS, x, xk), low);
+                        high = q4Values(packed, true, part, scale)
                                 .fma(FloatVector.fromArray(FLOATS, x, xk + BLOCK / 2), high);
                     }
                 }
@@ -410,13 +412,22 @@ final class QuantizedRows {
             for (int part = 0; part < PARTS; part++) {
                 int to = j + k + part * LANES;
                 if (q4) {
-                    widen(bytes.and((byte) 0x0F).sub((byte) 8), part).mul(d).intoArray(dst, to);
-                    widen(bytes.lanewise(LSHR, 4).sub((byte) 8), part).mul(d).intoArray(dst, to + BLOCK / 2);
+                    q4Values(bytes, false, part, d).intoArray(dst, to);
+                    q4Values(bytes, true, part, d).intoArray(dst, to + BLOCK / 2);
                 } else {
                     widen(bytes, part).mul(d).intoArray(dst, to);
                 }
             }
         }
+    }
+
+    /**
+     * Part {@code part} of the weights in a Q4_0 block's packed bytes, decoded to {@code d·(nibble − 8)}: the low
+     * nibbles (the block's first half) or the high ones (its second).
+     */
+    private static FloatVector q4Values(ByteVector packed, boolean highNibbles, int part, FloatVector d) {
+        ByteVector nibbles = highNibbles ? packed.lanewise(LSHR, 4) : packed.and((byte) 0x0F);
+        return widen(nibbles.sub((byte) 8), part).mul(d);
     }
 
     /** Part {@code part} of signed bytes as floats. */
