@@ -7,6 +7,7 @@ import dev.panamax.model.backend.Tensor;
 import dev.panamax.model.generate.Generator;
 import dev.panamax.model.generate.Sampler;
 import dev.panamax.model.generate.Transformer;
+import dev.panamax.model.io.GgufLlama;
 import dev.panamax.model.io.Llama2cCheckpoint;
 import dev.panamax.model.nn.ModelConfig;
 import java.io.IOException;
@@ -22,9 +23,11 @@ import java.util.TreeMap;
  * Where a decode step's time goes: every backend operation of greedy decoding timed and summed over the tokens, per
  * operation and, for the products, per weight shape, so that runs at 1 and at 2 threads show which operations the
  * second thread speeds up and which it does not. The model is {@link GenerateBench}'s: a llama2.c checkpoint with
- * random weights of the stories15M or stories110M shape, written to a temporary file.
+ * random weights of the stories15M or stories110M shape, written to a temporary file, and with {@code --weights
+ * f32|q8_0|q4_0} that checkpoint written again as a GGUF of that type and decoded from it.
  *
- * <p>Usage: {@code DecodeProfile [--shape 15M|110M] [--threads N] [--tokens N] [--warmup N]}; it prints one line per
+ * <p>Usage: {@code DecodeProfile [--shape 15M|110M] [--weights llama2c|f32|q8_0|q4_0] [--threads N] [--tokens N]
+ * [--warmup N]}; it prints one line per
  * operation (calls and microseconds per token, share of the token), then the time outside the backend (sampling,
  * the generator) and the total per token. Each operation is timed around its call, so the profile adds a few
  * microseconds per token; the totals are for comparing runs, the JMH suite {@code generate} for rates.
@@ -40,6 +43,7 @@ public final class DecodeProfile {
      */
     public static void main(String[] args) throws IOException {
         String shape = "110M";
+        String weights = "llama2c";
         int threads = Parallelism.threads();
         int tokens = 128;
         int warmup = 3;
@@ -47,35 +51,59 @@ public final class DecodeProfile {
             String value = i + 1 < args.length ? args[i + 1] : null;
             switch (args[i]) {
                 case "--shape" -> shape = value;
+                case "--weights" -> weights = value;
                 case "--threads" -> threads = Integer.parseInt(value);
                 case "--tokens" -> tokens = Integer.parseInt(value);
                 case "--warmup" -> warmup = Integer.parseInt(value);
                 default ->
                     throw new IllegalArgumentException("unknown argument (" + args[i]
-                            + "); usage: DecodeProfile [--shape 15M|110M] [--threads N] [--tokens N] [--warmup N]");
+                            + "); usage: DecodeProfile [--shape 15M|110M] [--weights llama2c|f32|q8_0|q4_0] [--threads N]"
+                            + " [--tokens N] [--warmup N]");
             }
             i++;
         }
         ModelConfig config = GenerateBench.config(shape);
         Parallelism.setThreads(threads);
         Path file = Files.createTempFile("panamax-profile-", ".bin");
+        Path gguf = Files.createTempFile("panamax-profile-", ".gguf");
         try {
             Llama2cCheckpoint.writeRandom(file, config, 1);
             try (Llama2cCheckpoint checkpoint = Llama2cCheckpoint.open(file);
                     CpuBackend cpu = new CpuBackend()) {
                 Map<String, long[]> times = new TreeMap<>();
                 Backend timed = timed(cpu, times);
-                Transformer model = Transformer.llama(timed, config, checkpoint.weights(), 1, tokens + 1);
-                Generator generator = new Generator(model, Sampler.greedy(), Set.of());
-                for (int run = 0; run < warmup; run++) {
-                    generator.generate(new int[] {1}, tokens, token -> {});
+                GgufLlama quantized = null;
+                Transformer model;
+                if (weights.equals("llama2c")) {
+                    model = Transformer.llama(timed, config, checkpoint.weights(), 1, tokens + 1);
+                } else {
+                    GgufLlama.write(
+                            gguf,
+                            config,
+                            checkpoint.weights(),
+                            "random-" + shape,
+                            Map.of(),
+                            GenerateBench.ggufType(weights));
+                    quantized = GgufLlama.open(gguf);
+                    model = Transformer.llama(timed, quantized, 1, tokens + 1);
                 }
-                times.clear();
-                Generator.Result result = generator.generate(new int[] {1}, tokens, token -> {});
-                print(shape, threads, result, times);
+                try {
+                    Generator generator = new Generator(model, Sampler.greedy(), Set.of());
+                    for (int run = 0; run < warmup; run++) {
+                        generator.generate(new int[] {1}, tokens, token -> {});
+                    }
+                    times.clear();
+                    Generator.Result result = generator.generate(new int[] {1}, tokens, token -> {});
+                    print(shape + " " + weights, threads, result, times);
+                } finally {
+                    if (quantized != null) {
+                        quantized.close();
+                    }
+                }
             }
         } finally {
             Files.deleteIfExists(file);
+            Files.deleteIfExists(gguf);
         }
     }
 

@@ -97,7 +97,8 @@ public class GenerateBench extends Microbenchmark {
                 config(params.get("shape")).parameterCount() * bytesPerWeight, Integer.parseInt(params.get("threads")));
     }
 
-    private static GgmlType ggufType(String weights) {
+    /** The GGUF type of a {@code weights} parameter other than {@code llama2c}. */
+    static GgmlType ggufType(String weights) {
         return switch (weights) {
             case "f32" -> GgmlType.F32;
             case "q8_0" -> GgmlType.Q8_0;
