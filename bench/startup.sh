@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Start-up, time to first token and decode rate of short CLI runs, with and without the distribution's ahead-of-time
-# cache, next to llama2.c's run.c when given:
+# cache and JIT settings, next to llama2.c's run.c when given:
 #
 #   bench/startup.sh [--image DIR] [--model FILE --tokenizer FILE] [--tokens N] [--threads T] [--runs R]
 #       [--run PATH/llama2.c/run] [--flags "JVM FLAGS"]
 #
 # Without --model it writes the 15M llama2.c shape with random weights (RandomCheckpoint). Variants: "aot" is
-# bin/panamax as shipped (lib/panamax.aot in use), "none" the image's java with the same flags and no cache, and with
-# --flags a third, "aot+flags", bin/panamax with those JVM options added (e.g. "-XX:CompileThresholdScaling=0.25").
+# bin/panamax as shipped (lib/panamax.aot in use, and its JIT settings), "no-aot" the same launcher on a view of the
+# image without the cache, "plain" the image's java with neither (the module flags alone), and with --flags a fourth,
+# "aot+flags", bin/panamax with those JVM options added (e.g. "-XX:CompileThresholdScaling=0.25").
 # Each line gives the median over the runs of the wall time of the whole process, of the time from the JVM's start to
 # the first token, and of the decode rate the CLI prints; run.c's wall time is of its whole process too.
 set -euo pipefail
@@ -57,8 +58,22 @@ measure() {
 
 echo "# $tokens tokens from $model, $threads thread(s), median of $runs runs"
 printf '%-10s %10s %16s %14s\n' variant "wall ms" "first token ms" "decode tok/s"
+# The image without its cache: links to everything in it but lib/panamax.aot, and a copy of the launcher, which finds
+# its files beside itself (the java launcher resolves its link to find the runtime).
+view=$work/no-aot
+mkdir -p "$view/bin" "$view/lib"
+for entry in "$image"/*; do
+  case ${entry##*/} in bin | lib) ;; *) ln -s "$entry" "$view/" ;; esac
+done
+for entry in "$image"/lib/*; do
+  [ "${entry##*/}" = panamax.aot ] || ln -s "$entry" "$view/lib/"
+done
+ln -s "$image/bin/java" "$view/bin/java"
+cp "$image/bin/panamax" "$view/bin/panamax"
+
 measure aot "$image/bin/panamax" "${args[@]}"
-measure none "$image/bin/java" --add-modules jdk.incubator.vector \
+measure no-aot "$view/bin/panamax" "${args[@]}"
+measure plain "$image/bin/java" --add-modules jdk.incubator.vector \
   --enable-native-access=dev.panamax.cuda,dev.panamax.model -m dev.panamax.model/dev.panamax.model.cli.Panamax "${args[@]}"
 if [ -n "$flags" ]; then
   JDK_JAVA_OPTIONS=$flags measure aot+flags "$image/bin/panamax" "${args[@]}"

@@ -81,16 +81,22 @@ public final class Bench {
             String suite = suite(name);
             String methods = name.contains(":") ? name.substring(name.indexOf(':') + 1) : ".*";
             Path json = results.resolve(suite + "-" + stamp + ".json");
+            CommandLineOptions given = new CommandLineOptions(jmhArgs);
+            // The builder's list replaces the parent's, so a -jvmArgsAppend given on the command line is added here.
+            List<String> forkArguments = new ArrayList<>(List.of(
+                    "--add-modules=jdk.incubator.vector",
+                    "--enable-native-access=ALL-UNNAMED",
+                    "--sun-misc-unsafe-memory-access=allow",
+                    "-Djava.awt.headless=true"));
+            if (given.getJvmArgsAppend().hasValue()) {
+                forkArguments.addAll(given.getJvmArgsAppend().get());
+            }
             Options options = new OptionsBuilder()
-                    .parent(new CommandLineOptions(jmhArgs))
+                    .parent(given)
                     .include("^" + SUITES.get(suite).getName().replace(".", "\\.") + "\\.(" + methods + ")$")
                     .resultFormat(ResultFormatType.JSON)
                     .result(json.toString())
-                    .jvmArgsAppend(
-                            "--add-modules=jdk.incubator.vector",
-                            "--enable-native-access=ALL-UNNAMED",
-                            "--sun-misc-unsafe-memory-access=allow",
-                            "-Djava.awt.headless=true")
+                    .jvmArgsAppend(forkArguments.toArray(String[]::new))
                     .build();
             new Runner(options).run();
             System.out.println(Report.render(json));
