@@ -82,21 +82,22 @@ public final class Bench {
             String methods = name.contains(":") ? name.substring(name.indexOf(':') + 1) : ".*";
             Path json = results.resolve(suite + "-" + stamp + ".json");
             CommandLineOptions given = new CommandLineOptions(jmhArgs);
-            // The builder's list replaces the parent's, so a -jvmArgsAppend given on the command line is added here.
+            // Prepended, so that a suite's own @Fork(jvmArgsAppend) and a -jvmArgsAppend given after -- stay in force;
+            // the builder's list replaces a -jvmArgsPrepend given there, which is therefore added to it.
             List<String> forkArguments = new ArrayList<>(List.of(
                     "--add-modules=jdk.incubator.vector",
                     "--enable-native-access=ALL-UNNAMED",
                     "--sun-misc-unsafe-memory-access=allow",
                     "-Djava.awt.headless=true"));
-            if (given.getJvmArgsAppend().hasValue()) {
-                forkArguments.addAll(given.getJvmArgsAppend().get());
+            if (given.getJvmArgsPrepend().hasValue()) {
+                forkArguments.addAll(given.getJvmArgsPrepend().get());
             }
             Options options = new OptionsBuilder()
                     .parent(given)
                     .include("^" + SUITES.get(suite).getName().replace(".", "\\.") + "\\.(" + methods + ")$")
                     .resultFormat(ResultFormatType.JSON)
                     .result(json.toString())
-                    .jvmArgsAppend(forkArguments.toArray(String[]::new))
+                    .jvmArgsPrepend(forkArguments.toArray(String[]::new))
                     .build();
             new Runner(options).run();
             System.out.println(Report.render(json));
