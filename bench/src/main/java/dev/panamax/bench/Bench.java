@@ -12,6 +12,7 @@ import java.util.Locale;
 import java.util.Map;
 import org.openjdk.jmh.results.format.ResultFormatType;
 import org.openjdk.jmh.runner.Runner;
+import org.openjdk.jmh.runner.options.CommandLineOptionException;
 import org.openjdk.jmh.runner.options.CommandLineOptions;
 import org.openjdk.jmh.runner.options.Options;
 import org.openjdk.jmh.runner.options.OptionsBuilder;
@@ -81,26 +82,35 @@ public final class Bench {
             String suite = suite(name);
             String methods = name.contains(":") ? name.substring(name.indexOf(':') + 1) : ".*";
             Path json = results.resolve(suite + "-" + stamp + ".json");
-            CommandLineOptions given = new CommandLineOptions(jmhArgs);
-            // Prepended, so that a suite's own @Fork(jvmArgsAppend) and a -jvmArgsAppend given after -- stay in force;
-            // the builder's list replaces a -jvmArgsPrepend given there, which is therefore added to it.
-            List<String> forkArguments = new ArrayList<>(List.of(
-                    "--add-modules=jdk.incubator.vector",
-                    "--enable-native-access=ALL-UNNAMED",
-                    "--sun-misc-unsafe-memory-access=allow",
-                    "-Djava.awt.headless=true"));
-            if (given.getJvmArgsPrepend().hasValue()) {
-                forkArguments.addAll(given.getJvmArgsPrepend().get());
-            }
-            Options options = new OptionsBuilder()
-                    .parent(given)
-                    .include("^" + SUITES.get(suite).getName().replace(".", "\\.") + "\\.(" + methods + ")$")
-                    .resultFormat(ResultFormatType.JSON)
-                    .result(json.toString())
-                    .jvmArgsPrepend(forkArguments.toArray(String[]::new))
-                    .build();
+            Options options = options(suite, methods, json, jmhArgs);
             new Runner(options).run();
             System.out.println(Report.render(json));
         }
+    }
+
+    /**
+     * The JMH options of one suite's run: its benchmark methods matching {@code methods}, results as JSON to {@code
+     * json}, the command line's options, and the flags every fork needs in front of the fork's arguments.
+     */
+    static Options options(String suite, String methods, Path json, String[] jmhArgs)
+            throws CommandLineOptionException {
+        CommandLineOptions given = new CommandLineOptions(jmhArgs);
+        // Prepended, so that a suite's own @Fork(jvmArgsAppend) and a -jvmArgsAppend given after -- stay in force; the
+        // builder's list replaces a -jvmArgsPrepend given there, which is therefore added to it.
+        List<String> forkArguments = new ArrayList<>(List.of(
+                "--add-modules=jdk.incubator.vector",
+                "--enable-native-access=ALL-UNNAMED",
+                "--sun-misc-unsafe-memory-access=allow",
+                "-Djava.awt.headless=true"));
+        if (given.getJvmArgsPrepend().hasValue()) {
+            forkArguments.addAll(given.getJvmArgsPrepend().get());
+        }
+        return new OptionsBuilder()
+                .parent(given)
+                .include("^" + SUITES.get(suite).getName().replace(".", "\\.") + "\\.(" + methods + ")$")
+                .resultFormat(ResultFormatType.JSON)
+                .result(json.toString())
+                .jvmArgsPrepend(forkArguments.toArray(String[]::new))
+                .build();
     }
 }
