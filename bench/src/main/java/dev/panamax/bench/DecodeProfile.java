@@ -65,41 +65,27 @@ public final class DecodeProfile {
         ModelConfig config = GenerateBench.config(shape);
         Parallelism.setThreads(threads);
         Path file = Files.createTempFile("panamax-profile-", ".bin");
-        Path gguf = Files.createTempFile("panamax-profile-", ".gguf");
+        // Named after the checkpoint's unique file, so that it exists only when a GGUF is written.
+        Path gguf = file.resolveSibling(file.getFileName() + ".gguf");
         try {
             Llama2cCheckpoint.writeRandom(file, config, 1);
             try (Llama2cCheckpoint checkpoint = Llama2cCheckpoint.open(file);
-                    CpuBackend cpu = new CpuBackend()) {
+                    CpuBackend cpu = new CpuBackend();
+                    GgufLlama quantized = weights.equals("llama2c")
+                            ? null
+                            : GenerateBench.quantizedCopy(gguf, shape, config, checkpoint, weights)) {
                 Map<String, long[]> times = new TreeMap<>();
                 Backend timed = timed(cpu, times);
-                GgufLlama quantized = null;
-                Transformer model;
-                if (weights.equals("llama2c")) {
-                    model = Transformer.llama(timed, config, checkpoint.weights(), 1, tokens + 1);
-                } else {
-                    GgufLlama.write(
-                            gguf,
-                            config,
-                            checkpoint.weights(),
-                            "random-" + shape,
-                            Map.of(),
-                            GenerateBench.ggufType(weights));
-                    quantized = GgufLlama.open(gguf);
-                    model = Transformer.llama(timed, quantized, 1, tokens + 1);
+                Transformer model = quantized == null
+                        ? Transformer.llama(timed, config, checkpoint.weights(), 1, tokens + 1)
+                        : Transformer.llama(timed, quantized, 1, tokens + 1);
+                Generator generator = new Generator(model, Sampler.greedy(), Set.of());
+                for (int run = 0; run < warmup; run++) {
+                    generator.generate(new int[] {1}, tokens, token -> {});
                 }
-                try {
-                    Generator generator = new Generator(model, Sampler.greedy(), Set.of());
-                    for (int run = 0; run < warmup; run++) {
-                        generator.generate(new int[] {1}, tokens, token -> {});
-                    }
-                    times.clear();
-                    Generator.Result result = generator.generate(new int[] {1}, tokens, token -> {});
-                    print(shape + " " + weights, threads, result, times);
-                } finally {
-                    if (quantized != null) {
-                        quantized.close();
-                    }
-                }
+                times.clear();
+                Generator.Result result = generator.generate(new int[] {1}, tokens, token -> {});
+                print(shape + " " + weights, threads, result, times);
             }
         } finally {
             Files.deleteIfExists(file);

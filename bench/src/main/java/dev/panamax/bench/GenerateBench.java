@@ -97,8 +97,18 @@ public class GenerateBench extends Microbenchmark {
                 config(params.get("shape")).parameterCount() * bytesPerWeight, Integer.parseInt(params.get("threads")));
     }
 
-    /** The GGUF type of a {@code weights} parameter other than {@code llama2c}. */
-    static GgmlType ggufType(String weights) {
+    /**
+     * The random checkpoint of {@code shape} written again to {@code gguf} with {@code panamax quantize}'s writer, in
+     * the type a {@code weights} parameter other than {@code llama2c} names, and opened.
+     */
+    static GgufLlama quantizedCopy(
+            Path gguf, String shape, ModelConfig config, Llama2cCheckpoint checkpoint, String weights)
+            throws IOException {
+        GgufLlama.write(gguf, config, checkpoint.weights(), "random-" + shape, Map.of(), ggufType(weights));
+        return GgufLlama.open(gguf);
+    }
+
+    private static GgmlType ggufType(String weights) {
         return switch (weights) {
             case "f32" -> GgmlType.F32;
             case "q8_0" -> GgmlType.Q8_0;
@@ -127,8 +137,7 @@ public class GenerateBench extends Microbenchmark {
                 model = Transformer.llama(backend, config, checkpoint.weights(), PROMPT);
             } else {
                 gguf = Files.createTempFile("panamax-" + shape, ".gguf");
-                GgufLlama.write(gguf, config, checkpoint.weights(), "random-" + shape, Map.of(), ggufType(weights));
-                quantized = GgufLlama.open(gguf);
+                quantized = quantizedCopy(gguf, shape, config, checkpoint, weights);
                 model = Transformer.llama(backend, quantized, PROMPT, config.seqLen());
             }
         }
