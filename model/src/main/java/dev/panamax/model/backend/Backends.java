@@ -11,6 +11,8 @@ public final class Backends {
     /** The names {@link #create} accepts. */
     public static final List<String> NAMES = List.of("auto", "cpu", "cuda", "emulated");
 
+    private static final String CHOSEN_CPU = "chosen with --backend cpu";
+
     /**
      * A backend and why it was chosen.
      *
@@ -49,7 +51,7 @@ public final class Backends {
     public static Selection create(String name, MatmulPrecision precision) {
         String chosen = name == null ? "" : name.toLowerCase(Locale.ROOT);
         return switch (chosen) {
-            case "cpu" -> cpu(precision, "chosen with --backend cpu");
+            case "cpu" -> cpu(precision, CHOSEN_CPU);
             case "cuda" -> gpu(precision, "chosen with --backend cuda");
             case "emulated" -> {
                 CudaBackend backend = CudaBackend.emulated(0, Long.MAX_VALUE, precision);
@@ -71,11 +73,30 @@ public final class Backends {
         };
     }
 
-    private static Selection cpu(MatmulPrecision precision, String why) {
+    /**
+     * Checks, before anything is opened, that the named backend computes products at this precision: {@code cpu}
+     * computes in FP32 only, the CUDA backends at any precision, and {@code auto} is checked by {@link #create} once it
+     * has chosen.
+     *
+     * @param name one of {@link #NAMES}, in any case
+     * @param precision the products' precision
+     * @throws IllegalArgumentException if {@code name} is {@code cpu} and the precision is not FP32
+     */
+    public static void checkPrecision(String name, MatmulPrecision precision) {
+        if ("cpu".equalsIgnoreCase(name)) {
+            requireFp32(precision, CHOSEN_CPU);
+        }
+    }
+
+    private static void requireFp32(MatmulPrecision precision, String why) {
         if (precision != MatmulPrecision.FP32) {
             throw new IllegalArgumentException("the cpu backend computes products in fp32 only; " + precision.spelling()
                     + " needs a CUDA backend (backend: cpu, " + why + ")");
         }
+    }
+
+    private static Selection cpu(MatmulPrecision precision, String why) {
+        requireFp32(precision, why);
         return new Selection(new CpuBackend(), "backend: cpu (" + why + ")");
     }
 

@@ -22,14 +22,28 @@ final class BackendChoice {
         return name;
     }
 
-    /** The chosen {@code --precision}, checked before anything is read or computed. */
+    /**
+     * The chosen {@code --precision}, checked before anything is read or computed, also against {@code --backend cpu},
+     * which computes in FP32 only (so that {@code -n 0} checks it too).
+     */
     static MatmulPrecision precision(CommandLine line) {
+        MatmulPrecision precision;
         try {
-            return MatmulPrecision.of(line.text(Command.PRECISION));
+            precision = MatmulPrecision.of(line.text(Command.PRECISION));
         } catch (IllegalArgumentException e) {
             throw line.usage(line.typed(Command.PRECISION) + " (" + line.text(Command.PRECISION) + ") must be one of "
                     + MatmulPrecision.names());
         }
+        try {
+            Backends.checkPrecision(name(line), precision);
+        } catch (IllegalArgumentException e) {
+            throw refused(line, precision, e);
+        }
+        return precision;
+    }
+
+    private static UsageException refused(CommandLine line, MatmulPrecision precision, IllegalArgumentException e) {
+        return line.usage(line.typed(Command.PRECISION) + " " + precision.spelling() + ": " + e.getMessage());
     }
 
     /**
@@ -47,7 +61,7 @@ final class BackendChoice {
         } catch (CudaUnavailableException e) {
             throw line.usage(line.typed(Command.BACKEND) + " " + name + ": CUDA cannot run here: " + e.reason());
         } catch (IllegalArgumentException e) {
-            throw line.usage(line.typed(Command.PRECISION) + " " + precision.spelling() + ": " + e.getMessage());
+            throw refused(line, precision, e);
         }
     }
 }

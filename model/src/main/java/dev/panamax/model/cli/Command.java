@@ -49,7 +49,8 @@ final class Command {
      * A command.
      *
      * @param name what the user types, e.g. {@code generate}
-     * @param operands the names of its positional arguments, each required (e.g. {@code FILE}); empty for none
+     * @param operands the names of its positional arguments (e.g. {@code FILE}), an optional one in brackets ({@code
+     *     [FILE]}) after the required ones; empty for none
      * @param summary one line for the command list
      * @param description a paragraph for its help
      * @param options its options, in the order the help lists them; {@link #HELP} is added
@@ -77,6 +78,12 @@ final class Command {
 
     List<String> operands() {
         return operands;
+    }
+
+    /** How many of the operands are required: those not in brackets. */
+    int requiredOperands() {
+        return (int)
+                operands.stream().filter(operand -> !operand.startsWith("[")).count();
     }
 
     String summary() {

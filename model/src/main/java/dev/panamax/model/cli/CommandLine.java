@@ -8,8 +8,8 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * A command's arguments, parsed against its option table: options as {@code --name value}, {@code --name=value} or
- * {@code -n value}, flags alone, operands in between or after {@code --}. Values are checked against the table's bounds
+ * A command's arguments, parsed against its option table: options as {@code --name value}, {@code --name=value},
+ * {@code -n value} or {@code -n=value}, flags alone, operands in between or after {@code --}. Values are checked against the table's bounds
  * when they are read, and every message names the option as the user typed it.
  */
 final class CommandLine {
@@ -44,7 +44,7 @@ final class CommandLine {
                 onlyOperands = true;
                 continue;
             }
-            int equals = arg.startsWith("--") ? arg.indexOf('=') : -1;
+            int equals = arg.indexOf('=');
             String spelling = equals < 0 ? arg : arg.substring(0, equals);
             Option option = command.option(spelling);
             if (option == null) {
@@ -68,12 +68,13 @@ final class CommandLine {
             }
             line.typed.put(option, spelling);
         }
-        if (!line.help() && line.operands.size() != command.operands().size()) {
-            throw line.usage(
-                    line.operands.size() > command.operands().size()
-                            ? "unexpected argument '"
-                                    + line.operands.get(command.operands().size()) + "'"
-                            : command.name() + " needs " + String.join(" ", command.operands()));
+        if (!line.help() && line.operands.size() > command.operands().size()) {
+            throw line.usage("unexpected argument '"
+                    + line.operands.get(command.operands().size()) + "'");
+        }
+        if (!line.help() && line.operands.size() < command.requiredOperands()) {
+            throw line.usage(command.name() + " needs "
+                    + String.join(" ", command.operands().subList(0, command.requiredOperands())));
         }
         return line;
     }

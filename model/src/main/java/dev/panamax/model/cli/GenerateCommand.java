@@ -115,12 +115,8 @@ final class GenerateCommand {
         Path modelPath = line.has(MODEL) ? line.path(MODEL) : BuiltInModel.directory();
         try (ModelFiles.Model model = ModelFiles.open(modelPath, modelSource)) {
             ModelConfig config = model.config();
-            Optional<Path> tokenizer =
-                    line.has(TOKENIZER) ? Optional.of(line.path(TOKENIZER)) : ModelFiles.vocabularyBeside(modelPath);
-            String tokenizerSource = line.has(TOKENIZER) ? line.typed(TOKENIZER) : "the vocabulary beside the model";
-            ModelFiles.Codec codec = tokenizer.isPresent()
-                    ? ModelFiles.tokenizer(tokenizer.get(), tokenizerSource, config, modelPath)
-                    : model.codec().orElse(null);
+            ModelFiles.Codec codec = ModelFiles.codec(line.path(TOKENIZER), line.typed(TOKENIZER), modelPath, model)
+                    .orElse(null);
             int[] prompt = prompt(line, codec, model);
             if (prompt.length > config.seqLen()) {
                 throw line.usage(tooLong(tokens(prompt.length), config));

@@ -305,6 +305,29 @@ final class ModelFiles {
     }
 
     /**
+     * The tokenizer a command uses for a model: the one given, else the character vocabulary beside the model (as
+     * {@code panamax train} leaves it), else the model file's own (a GGUF file's); empty when there is none.
+     *
+     * @param given the tokenizer the user named, or null
+     * @param source the option that named it, as typed, for messages
+     * @param modelPath the model's file or directory
+     * @param model the opened model
+     * @throws NoSuchFileException naming {@code source}, if the given tokenizer or a file it needs is missing
+     * @throws ModelFormatException if a file is malformed or its vocabulary is not the model's
+     * @throws IOException if a file cannot be read
+     */
+    static Optional<Codec> codec(Path given, String source, Path modelPath, Model model) throws IOException {
+        if (given != null) {
+            return Optional.of(tokenizer(given, source, model.config(), modelPath));
+        }
+        Optional<Path> beside = vocabularyBeside(modelPath);
+        if (beside.isPresent()) {
+            return Optional.of(tokenizer(beside.get(), "the vocabulary beside the model", model.config(), modelPath));
+        }
+        return model.codec();
+    }
+
+    /**
      * Reads a tokenizer for a model: a character vocabulary ({@value CharVocabulary#FILE}, or a directory holding
      * one), llama2.c's {@code tokenizer.bin}, or for GPT-2 a directory with {@code encoder.json}/{@code vocab.json}
      * and {@code vocab.bpe}/{@code merges.txt}.

@@ -18,7 +18,13 @@ import java.lang.module.InvalidModuleDescriptorException;
 import java.lang.module.ModuleDescriptor;
 import java.net.URI;
 import java.net.URL;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.DirectoryNotEmptyException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.NotDirectoryException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.EnumMap;
@@ -45,13 +51,18 @@ public final class Panamax {
                     + " through the model's Backend operations (matmul, softmax, attention) on that backend, each"
                     + " checked the same way and timed next to the CPU backend, until its result is back on the host.",
             List.of(Command.THREADS, Command.BACKEND));
+    /** The model of {@code info}, spelled as the other commands spell theirs, in place of the FILE operand. */
+    static final Option INFO_MODEL = Option.text("--model", "FILE", "the model, instead of the FILE operand")
+            .shortName("-m");
+
     static final Command INFO = new Command(
             "info",
-            List.of("FILE"),
+            List.of("[FILE]"),
             "print a model's configuration and parameter count",
             "Prints the configuration and parameter count of a llama2.c checkpoint, a GGUF file (with its"
-                    + " tensors' types and its tokenizer) or a GPT-2 directory.",
-            List.of());
+                    + " tensors' types and its tokenizer), a GPT-2 directory or a directory panamax train wrote,"
+                    + " given as FILE or with -m/--model as the other commands take it.",
+            List.of(INFO_MODEL));
 
     /** Every command, in the order the usage lists them. */
     private static final List<Command> COMMANDS = List.of(
@@ -77,7 +88,7 @@ public final class Panamax {
 
     static int run(String[] args, PrintStream out, PrintStream err) {
         if (args.length == 0) {
-            out.print(usage());
+            err.print(usage());
             return 2;
         }
         try {
@@ -114,9 +125,26 @@ public final class Panamax {
                 | IllegalStateException
                 | ArithmeticException e) {
             // A file that is missing, unreadable or malformed, or a value the library refused: one line, no usage.
-            err.println("panamax: " + e.getMessage());
+            err.println("panamax: " + message(e));
             return 1;
         }
+    }
+
+    /** A failure's line: a file-system error that the JDK gave no reason for ends with what kind it is. */
+    private static String message(Exception e) {
+        if (e instanceof FileSystemException failure && failure.getReason() == null) {
+            String kind =
+                    switch (failure) {
+                        case NoSuchFileException _ -> "no such file or directory";
+                        case AccessDeniedException _ -> "permission denied";
+                        case FileAlreadyExistsException _ -> "already exists";
+                        case NotDirectoryException _ -> "not a directory";
+                        case DirectoryNotEmptyException _ -> "directory not empty";
+                        default -> "file system error";
+                    };
+            return failure.getMessage() + ": " + kind;
+        }
+        return e.getMessage();
     }
 
     private static int run(Command command, CommandLine line, PrintStream out, PrintStream err) throws IOException {
@@ -141,7 +169,7 @@ public final class Panamax {
             return TokenizeCommand.run(line, out);
         }
         if (command == INFO) {
-            return info(line.operands().getFirst(), out);
+            return info(infoModel(line), out);
         }
         String backendName = BackendChoice.name(line);
         if (backendName.equals("cpu")) {
@@ -202,6 +230,17 @@ public final class Panamax {
         } catch (IOException | IllegalArgumentException | InvalidModuleDescriptorException e) {
             return Optional.empty();
         }
+    }
+
+    /** The model {@code info} reads: its operand or its {@code -m}, exactly one of them. */
+    private static String infoModel(CommandLine line) {
+        if (line.operands().isEmpty() != line.has(INFO_MODEL)) {
+            throw line.usage(
+                    line.has(INFO_MODEL)
+                            ? "give the model as FILE or as " + line.typed(INFO_MODEL) + " FILE, not both"
+                            : "info needs FILE (or " + line.typed(INFO_MODEL) + " FILE)");
+        }
+        return line.has(INFO_MODEL) ? line.text(INFO_MODEL) : line.operands().getFirst();
     }
 
     private static int info(String file, PrintStream out) throws IOException {

@@ -29,7 +29,10 @@ final class PerplexityCommand {
     static final Option DATA =
             Option.text("--data", "FILE", "UTF-8 text, or an llm.c token file (uint16 ids after a 256-int32 header)");
     static final Option TOKENIZER = Option.text(
-            "--tokenizer", "FILE", "the tokenizer for text data (default: a GGUF model's own, as for generate)");
+            "--tokenizer",
+            "FILE",
+            "the tokenizer for text data (default: as for generate, the vocabulary beside the model or a GGUF"
+                    + " model's own)");
     static final Option CONTEXT = Option.wholeFrom(
             "--context",
             "N",
@@ -182,12 +185,10 @@ final class PerplexityCommand {
         if (TokenFile.hasMagic(data)) {
             tokens = TokenFile.read(data, vocab, MAX_TOKENS);
         } else {
-            ModelFiles.Codec codec = line.has(TOKENIZER)
-                    ? ModelFiles.tokenizer(
-                            line.path(TOKENIZER), line.typed(TOKENIZER), model.config(), line.path(MODEL))
-                    : model.codec()
-                            .orElseThrow(() -> line.usage("text data needs " + line.typed(TOKENIZER)
-                                    + " FILE for this model (or give an llm.c token file)"));
+            ModelFiles.Codec codec = ModelFiles.codec(
+                            line.path(TOKENIZER), line.typed(TOKENIZER), line.path(MODEL), model)
+                    .orElseThrow(() -> line.usage("text data needs " + line.typed(TOKENIZER)
+                            + " FILE for this model (or give an llm.c token file)"));
             tokens = codec.encode(BoundedFiles.readUtf8(data, "text file", MAX_TEXT_BYTES));
         }
         for (int i = 0; i < tokens.length; i++) {

@@ -9,6 +9,7 @@ import dev.panamax.model.tokenizer.Llama2cTokenizer;
 import dev.panamax.model.train.Trainer;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -63,6 +64,15 @@ final class QuantizeCommand {
                         throw line.usage(line.typed(TYPE) + " (" + line.text(TYPE)
                                 + ") must be one of f32, f16, bf16, q8_0 and q4_0");
                 };
+        Path target = line.path(OUT);
+        if (Files.isDirectory(target)) {
+            throw new FileSystemException(
+                    line.typed(OUT) + " " + target, null, "is a directory; give the file to write");
+        }
+        Path folder = target.toAbsolutePath().getParent();
+        if (folder != null && !Files.isDirectory(folder)) {
+            throw ModelFiles.missing(line.typed(OUT), target, "no such directory " + folder);
+        }
         Path model = line.path(MODEL);
         if (Files.isDirectory(model)) {
             model = model.resolve(Trainer.LLAMA2C_FILE);
@@ -84,7 +94,6 @@ final class QuantizeCommand {
                         Llama2cTokenizer.read(tokenizer, checkpoint.config().vocabSize()));
             }
             String name = model.getFileName().toString().replaceFirst("\\.bin$", "");
-            Path target = line.path(OUT);
             GgufLlama.write(target, checkpoint.config(), checkpoint.weights(), name, vocabulary, type);
             out.printf(
                     Locale.ROOT,

@@ -30,8 +30,8 @@ final class TokenizeCommand {
             List.of(),
             "print the token ids a GGUF file's tokenizer gives a text",
             "Encodes the text with the tokenizer in the GGUF file's metadata (SentencePiece-style \"llama\" or"
-                    + " byte-level BPE \"gpt2\") and prints the ids, separated by spaces, as llama.cpp's"
-                    + " llama-tokenize --ids does; special tokens written in the text become their ids.",
+                    + " byte-level BPE \"gpt2\") and prints the ids llama.cpp's llama-tokenize --ids gives, separated"
+                    + " by spaces; special tokens written in the text become their ids.",
             List.of(MODEL, PROMPT, FILE, NO_BOS, NO_PARSE_SPECIAL));
 
     private TokenizeCommand() {}
@@ -44,6 +44,9 @@ final class TokenizeCommand {
         Path model = line.path(MODEL);
         if (!Files.exists(model)) {
             throw ModelFiles.missing(line.typed(MODEL), model, "no such file");
+        }
+        if (line.has(FILE) && !Files.exists(line.path(FILE))) {
+            throw ModelFiles.missing(line.typed(FILE), line.path(FILE), "no such file");
         }
         String text = line.has(PROMPT)
                 ? line.text(PROMPT)

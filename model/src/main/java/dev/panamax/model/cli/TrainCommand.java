@@ -59,7 +59,11 @@ final class TrainCommand {
                     "--arch", "NAME", "gpt2, or llama (written as a llama2.c model.bin) for a preset")
             .defaultValue("gpt2");
     static final Option STEPS = Option.wholeFrom(
-            "--steps", "N", 1, "optimizer steps in all, counting those a resumed run has done (default: one epoch)");
+            "--steps",
+            "N",
+            1,
+            "optimizer steps in all (default: one epoch); a resumed run keeps the total it was started with, so"
+                    + " given with --resume it must be that total");
     static final Option EPOCHS =
             Option.wholeFrom("--epochs", "E", 1, "passes over the training windows, instead of --steps");
     static final Option BATCH =
@@ -281,6 +285,7 @@ final class TrainCommand {
                 throw line.usage("the vocabulary of " + line.typed(DATA) + " has " + vocabulary.size()
                         + " tokens, the model's " + config.vocabSize());
             }
+            requireWindows(line, ids.length, seqLen, fraction);
             TokenDataset dataset = new TokenDataset(ids, config.vocabSize(), seqLen, fraction);
             int perStep = resumed != null
                     ? resumed.options().batchSize() * resumed.options().microBatches()
@@ -306,6 +311,15 @@ final class TrainCommand {
                             + resumed.totalSteps() + " steps (its learning-rate schedule depends on it)");
                 }
                 trainer = resumed;
+                if (trainer.step() >= plannedSteps) {
+                    // Its learning rate has decayed to the end of its schedule: more steps would be another run.
+                    err.println(resume + " already finished its " + plannedSteps + " steps: nothing to train. To train"
+                            + " its weights further, start a new run from them: " + line.typed(INIT) + " " + resume);
+                    if (export != null) {
+                        export(trainer, vocabulary, export, err);
+                    }
+                    return 0;
+                }
                 err.println("resuming " + resume + " at step " + trainer.step() + " of " + trainer.totalSteps());
             } else {
                 if (warmup >= plannedSteps) {
@@ -360,14 +374,7 @@ final class TrainCommand {
             curve.write();
             boolean gpt2 = config.architecture() == Architecture.GPT2;
             if (export != null) {
-                if (gpt2) {
-                    trainer.exportGpt2(export, DType.F16);
-                } else {
-                    trainer.exportLlama2c(export);
-                }
-                vocabulary.writeBeside(export);
-                err.println("exported the weights to " + export
-                        + (gpt2 ? " (float16, Hugging Face GPT-2)" : " (" + Trainer.LLAMA2C_FILE + ", llama2.c)"));
+                export(trainer, vocabulary, export, err);
             }
             err.println("saved step " + trainer.step() + " to " + outDir + " (loss curve: "
                     + outDir.resolve(LossCurve.PNG) + "); sample it with: panamax generate --model "
@@ -375,6 +382,37 @@ final class TrainCommand {
                     + vocabulary.generateOption(outDir) + " --prompt TEXT");
             return 0;
         }
+    }
+
+    /** Refuses data whose training or held-out part is shorter than one window, naming the options to change. */
+    private static void requireWindows(CommandLine line, int tokens, int seqLen, double fraction) {
+        int held = TokenDataset.heldOutTokens(tokens, fraction);
+        int window = seqLen + 1;
+        if (tokens - held < window) {
+            throw line.usage("the training part of " + line.typed(DATA) + " has " + (tokens - held) + " tokens, fewer"
+                    + " than one window of " + seqLen + " tokens needs (" + window + "): give more data or a smaller "
+                    + line.typed(SEQ) + (held > 0 ? " or " + line.typed(VAL_FRACTION) : ""));
+        }
+        if (held > 0 && held < window) {
+            throw line.usage("the " + held + " tokens that " + line.typed(VAL_FRACTION) + " " + line.text(VAL_FRACTION)
+                    + " holds out"
+                    + " are fewer than one window of " + seqLen + " tokens needs (" + window + "): give a larger "
+                    + line.typed(VAL_FRACTION) + ", a smaller " + line.typed(SEQ) + " or more data");
+        }
+    }
+
+    /** Writes the weights alone to {@code export}: GPT-2 as a Hugging Face directory, a Llama as a llama2.c file. */
+    private static void export(Trainer trainer, Vocabulary vocabulary, Path export, PrintStream err)
+            throws IOException {
+        boolean gpt2 = trainer.config().architecture() == Architecture.GPT2;
+        if (gpt2) {
+            trainer.exportGpt2(export, DType.F16);
+        } else {
+            trainer.exportLlama2c(export);
+        }
+        vocabulary.writeBeside(export);
+        err.println("exported the weights to " + export
+                + (gpt2 ? " (float16, Hugging Face GPT-2)" : " (" + Trainer.LLAMA2C_FILE + ", llama2.c)"));
     }
 
     /** The optimizer and data-order options as given (their defaults otherwise), checked against each other. */

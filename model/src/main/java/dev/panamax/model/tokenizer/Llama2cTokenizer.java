@@ -105,7 +105,7 @@ public final class Llama2cTokenizer {
             throw new ModelFormatException(
                     file,
                     "truncated: " + size + " bytes cannot hold " + vocabSize
-                            + " tokens (is the vocabulary size right?)");
+                            + " tokens, the model's vocabulary (is it this model's tokenizer?)");
         }
         ByteBuffer in = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
         List<byte[]> pieces = new ArrayList<>();
@@ -133,13 +133,13 @@ public final class Llama2cTokenizer {
             throw new ModelFormatException(
                     file,
                     "truncated: " + size + " bytes end inside token " + pieces.size() + " of " + vocabSize
-                            + " (is the vocabulary size right?)");
+                            + " (is it this model's tokenizer?)");
         }
         if (in.hasRemaining()) {
             throw new ModelFormatException(
                     file,
-                    in.remaining() + " bytes after the " + vocabSize
-                            + " tokens of the vocabulary (is the vocabulary size right?)");
+                    in.remaining() + " bytes after the " + vocabSize + " tokens of the model's vocabulary: a larger"
+                            + " vocabulary than the model's (is it this model's tokenizer?)");
         }
         try {
             return new Llama2cTokenizer(pieces, scores);

@@ -39,7 +39,7 @@ public final class TokenDataset {
                         "tokens[" + i + "] (" + tokens[i] + ") must be in [0, vocabSize (" + vocabSize + "))");
             }
         }
-        int held = (int) Math.round(tokens.length * validationFraction);
+        int held = heldOutTokens(tokens.length, validationFraction);
         int split = tokens.length - held;
         this.train = Arrays.copyOfRange(tokens, 0, split);
         this.validation = Arrays.copyOfRange(tokens, split, tokens.length);
@@ -54,6 +54,18 @@ public final class TokenDataset {
                     + " tokens; a window of seqLen " + seqLen + " needs at least " + (seqLen + 1)
                     + ": use a longer text, a shorter sequence or a larger validation fraction");
         }
+    }
+
+    /**
+     * Returns how many of a corpus's tokens are held out for validation: the last {@code validationFraction} of them,
+     * rounded to the nearest whole token.
+     *
+     * @param tokens the corpus's length in tokens
+     * @param validationFraction the share held out
+     * @return the tokens held out
+     */
+    public static int heldOutTokens(int tokens, double validationFraction) {
+        return (int) Math.round(tokens * validationFraction);
     }
 
     /**

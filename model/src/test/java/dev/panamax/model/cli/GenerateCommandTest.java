@@ -36,6 +36,10 @@ class GenerateCommandTest {
         assertTrue(cli.out().contains("architecture:   Llama"), cli.out());
         assertTrue(cli.out().contains("heads:          8 (key/value heads 4, head size 8)"), cli.out());
         assertTrue(cli.out().contains("parameters:     260,032 (0.26 M)"), cli.out());
+        String printed = cli.out();
+        cli.resetOut();
+        assertEquals(0, cli.run("info", "-m", model), cli.err());
+        assertEquals(printed, cli.out(), "-m names the model as the operand does");
     }
 
     @Test
@@ -182,7 +186,17 @@ class GenerateCommandTest {
             {"--top-p (1.5) must be a finite number in (0, 1]", "generate", "-m", model, "--top-p", "1.5"},
             {"--temperature (1e50) must be a finite number >= 0", "generate", "-m", model, "--temperature=1e50"},
             {"unknown option '--bogus'", "generate", "--bogus"},
-            {"info needs FILE", "info"}
+            {"info needs FILE", "info"},
+            {
+                "--precision tf32: the cpu backend computes products in fp32 only",
+                "generate",
+                "-m",
+                model,
+                "--precision",
+                "tf32",
+                "-n",
+                "0"
+            }
         };
         for (String[] c : cases) {
             cli.resetErr();

@@ -152,6 +152,9 @@ class GgufCommandsTest {
         assertEquals("1 278 291 296", cli.out().strip());
         assertEquals(0, cli.run("tokenize", "-m", vocabulary.toString(), "-p", "<s>the", "--no-bos"), cli.err());
         assertEquals("1 278", cli.out().strip());
+        Path absent = dir.resolve("absent.txt");
+        assertEquals(1, cli.run("tokenize", "-m", vocabulary.toString(), "--file", absent.toString()));
+        assertEquals("panamax: --file " + absent + ": no such file\n", cli.err());
     }
 
     @Test
@@ -162,6 +165,15 @@ class GgufCommandsTest {
         Path f32 = quantize("f32");
         assertEquals(2, cli.run(quantizeArgs(f32.toString(), dir.resolve("y.gguf"))));
         assertTrue(cli.err().contains("is already a GGUF file"), cli.err());
+        // A target the file cannot be written to is named with its option, before the checkpoint is read.
+        Path noFolder = dir.resolve("absent").resolve("z.gguf");
+        assertEquals(1, cli.run(quantizeArgs(model, noFolder)));
+        assertEquals(
+                "panamax: --out " + noFolder + ": no such directory "
+                        + noFolder.toAbsolutePath().getParent() + "\n",
+                cli.err());
+        assertEquals(1, cli.run(quantizeArgs(model, dir)));
+        assertEquals("panamax: --out " + dir + ": is a directory; give the file to write\n", cli.err());
         Path text = dir.resolve("short.txt");
         Files.writeString(text, "the");
         assertEquals(2, cli.run("perplexity", "--model", f32.toString(), "--data", text.toString()));

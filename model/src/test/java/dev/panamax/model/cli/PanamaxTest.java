@@ -37,7 +37,8 @@ class PanamaxTest {
         assertTrue(
                 cli.err().contains("-t (99999999999) must be a whole number >= 1 and at most 2147483647"), cli.err());
         assertEquals(2, cli.run());
-        assertTrue(cli.out().startsWith("usage: panamax <command> [options]"), cli.out());
+        assertTrue(cli.err().startsWith("usage: panamax <command> [options]"), cli.err());
+        assertEquals("", cli.out(), "a usage error prints nothing on standard output");
     }
 
     @Test
@@ -89,6 +90,10 @@ class PanamaxTest {
                 List.of("-model.bin"),
                 CommandLine.parse(Panamax.INFO, new String[] {"--", "-model.bin"})
                         .operands());
+        CommandLine shortWithEquals = CommandLine.parse(GenerateCommand.COMMAND, new String[] {"-n=5", "-p=a=b"});
+        assertEquals(5, shortWithEquals.whole(GenerateCommand.MAX_TOKENS));
+        assertEquals("a=b", shortWithEquals.text(GenerateCommand.PROMPT));
+        assertEquals("-n", shortWithEquals.typed(GenerateCommand.MAX_TOKENS));
     }
 
     @Test
@@ -108,17 +113,20 @@ class PanamaxTest {
             assertEquals(c[0], e.getMessage());
             assertEquals(GenerateCommand.COMMAND, e.command());
         }
-        assertEquals(
-                "info needs FILE",
-                assertThrows(UsageException.class, () -> CommandLine.parse(Panamax.INFO, new String[0]))
-                        .getMessage());
+        assertEquals(2, cli.run("info"));
+        assertTrue(cli.err().startsWith("panamax: info needs FILE (or --model FILE)\n"), cli.err());
+        assertTrue(cli.err().contains("usage: panamax info [options] [FILE]"), cli.err());
+        assertEquals(2, cli.run("info", "a.bin", "-m", "b.bin"));
+        assertTrue(cli.err().startsWith("panamax: give the model as FILE or as -m FILE, not both\n"), cli.err());
+        assertEquals(2, cli.run("info", "a.bin", "b.bin"));
+        assertTrue(cli.err().startsWith("panamax: unexpected argument 'b.bin'\n"), cli.err());
         String[][] values = {
             {"--top-p=0", "--top-p (0) must be a finite number in (0, 1]"},
             {"--top-p=NaN", "--top-p (NaN) must be a finite number in (0, 1]"},
             {"--temperature=-1", "--temperature (-1) must be a finite number >= 0"},
             {"--temperature=Infinity", "--temperature (Infinity) must be a finite number >= 0"},
             {"--top-k=1.5", "--top-k (1.5) must be a whole number >= 0"},
-            {"-s=x", "unknown option '-s=x'"},
+            {"-s=x", "-s (x) must be a whole number"},
         };
         for (String[] c : values) {
             assertEquals(2, cli.run("generate", c[0]), c[0]);

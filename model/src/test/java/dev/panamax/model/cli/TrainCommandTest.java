@@ -50,8 +50,21 @@ class TrainCommandTest {
         }
         assertEquals(5, Files.readAllLines(run.resolve(LossCurve.CSV)).size());
 
-        // Resuming a finished run has nothing left to do; asking for another plan is refused.
+        // Resuming a finished run has nothing left to do, says so and leaves the run as it was; asking for another plan
+        // is refused.
+        byte[] state = Files.readAllBytes(run.resolve(Trainer.STATE_FILE));
+        byte[] curve = Files.readAllBytes(run.resolve(LossCurve.CSV));
         assertEquals(0, cli.run("train", "--data", data.toString(), "--resume", run.toString()));
+        assertEquals(
+                run + " already finished its 4 steps: nothing to train. To train its weights further, start a new run"
+                        + " from them: --init " + run + "\n",
+                cli.err());
+        assertEquals("", cli.out());
+        assertArrayEquals(state, Files.readAllBytes(run.resolve(Trainer.STATE_FILE)));
+        assertArrayEquals(curve, Files.readAllBytes(run.resolve(LossCurve.CSV)));
+        // The vocabulary beside the run is perplexity's default tokenizer too, as it is generate's.
+        assertEquals(0, cli.run("perplexity", "-m", run.toString(), "--data", data.toString(), "--context", "16"));
+        assertTrue(cli.out().contains("perplexity"), cli.out());
         assertEquals(2, cli.run("train", "--data", data.toString(), "--resume", run.toString(), "--steps", "8"));
         assertTrue(
                 cli.err().startsWith("panamax: --steps 8 does not match the run being resumed, planned for 4 steps"),
@@ -115,6 +128,22 @@ class TrainCommandTest {
         assertTrue(cli.err().startsWith("panamax: --data " + empty + ": holds no text"), cli.err());
         assertEquals(1, cli.run("train", "--data", dir.resolve("missing").toString()));
         assertEquals("panamax: --data " + dir.resolve("missing") + ": no such text file or directory\n", cli.err());
+        Path tiny = Files.writeString(dir.resolve("tiny.txt"), "a few words, and fewer than a window");
+        String[] tinyRun = {
+            "train", "--data", tiny.toString(), "--out", dir.resolve("t").toString()
+        };
+        assertEquals(2, cli.run(CliFixtures.with(tinyRun, "--seq", "64")));
+        assertTrue(
+                cli.err()
+                        .startsWith("panamax: the training part of --data has 32 tokens, fewer than one window of 64"
+                                + " tokens needs (65): give more data or a smaller --seq or --val-fraction\n"),
+                cli.err());
+        assertEquals(2, cli.run(CliFixtures.with(tinyRun, "--seq", "8", "--val-fraction", "0.1")));
+        assertTrue(
+                cli.err()
+                        .startsWith("panamax: the 4 tokens that --val-fraction 0.1 holds out are fewer than one window"
+                                + " of 8 tokens needs (9)"),
+                cli.err());
         assertEquals(2, cli.run("train", "--data", text().toString(), "--seq", "10000"));
         assertTrue(cli.err().contains("--seq (10000) must be a whole number in [1, 4096]"), cli.err());
         assertEquals(1, cli.run("train", "--data", text().toString(), "--config", "huge"));
