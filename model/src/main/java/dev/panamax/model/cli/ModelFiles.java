@@ -257,8 +257,14 @@ final class ModelFiles {
         }
     }
 
-    /** Whether a file starts with GGUF's magic (it would otherwise be misread as a llama2.c header). */
+    /**
+     * Whether a file starts with GGUF's magic (it would otherwise be misread as a llama2.c header); false for anything
+     * but a regular file, which is not opened (a FIFO would block), so that the reader's own check names it.
+     */
     static boolean isGguf(Path file) throws IOException {
+        if (!Files.isRegularFile(file)) {
+            return false;
+        }
         byte[] start;
         try (InputStream in = Files.newInputStream(file)) {
             start = in.readNBytes(GGUF_MAGIC.length);

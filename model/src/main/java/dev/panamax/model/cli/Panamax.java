@@ -22,7 +22,6 @@ import java.nio.file.AccessDeniedException;
 import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.FileSystemException;
-import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.NotDirectoryException;
 import java.nio.file.Path;
@@ -245,7 +244,7 @@ public final class Panamax {
 
     private static int info(String file, PrintStream out) throws IOException {
         Path path = Path.of(file);
-        if (Files.isRegularFile(path) && ModelFiles.isGguf(path)) {
+        if (ModelFiles.isGguf(path)) {
             try (GgufFile gguf = GgufFile.open(path)) {
                 printConfig(file, GgufLlama.config(gguf), out);
                 Map<GgmlType, Integer> types = new EnumMap<>(GgmlType.class);

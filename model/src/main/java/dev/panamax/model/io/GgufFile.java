@@ -1,5 +1,6 @@
 package dev.panamax.model.io;
 
+import dev.panamax.model.backend.MemorySize;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -43,7 +44,7 @@ public final class GgufFile implements AutoCloseable {
     static final int MAGIC = 0x46554747; // "GGUF" read as a little-endian int32
     static final int VERSION = 3;
     static final int MAX_DIMENSIONS = 4; // GGML_MAX_DIMS
-    static final int MAX_NAME_BYTES = 64; // GGML_MAX_NAME, the most a tensor's name may take
+    static final int MAX_NAME_BYTES = 63; // GGML_MAX_NAME (64) less the terminating NUL, as llama.cpp checks it
     private static final int MAX_KEY_BYTES = 65535;
     private static final int MAX_STRING_BYTES = 1 << 24;
     private static final int MAX_ARRAY_LENGTH = 1 << 24;
@@ -312,6 +313,9 @@ public final class GgufFile implements AutoCloseable {
             GgufValue.Type element = GgufValue.Type.byId(elementId)
                     .orElseThrow(() -> problem(what + " is an array of the unknown type id " + elementId));
             int n = (int) count(what + "'s length", element.minimumBytes(), MAX_ARRAY_LENGTH);
+            // The file's bytes bound n, but an element takes up to 8 times its bytes once decoded (a uint8 as a long).
+            MemorySize.requireHeap(
+                    "GGUF metadata array " + what + " (" + n + " × " + element + ")", heapBytes(element, n));
             Object array =
                     switch (element) {
                         case FLOAT32 -> {
@@ -329,14 +333,15 @@ public final class GgufFile implements AutoCloseable {
                         case BOOL -> {
                             boolean[] a = new boolean[n];
                             for (int i = 0; i < n; i++) {
-                                a[i] = (Boolean) scalar(what + "[" + i + "]", element);
+                                a[i] = bool(what, i, position + i);
                             }
+                            position += n;
                             yield a;
                         }
                         case STRING -> {
                             String[] a = new String[n];
                             for (int i = 0; i < n; i++) {
-                                a[i] = string(what + "[" + i + "]", MAX_STRING_BYTES);
+                                a[i] = string(what, i, MAX_STRING_BYTES);
                             }
                             yield a;
                         }
@@ -349,9 +354,11 @@ public final class GgufFile implements AutoCloseable {
                         }
                         default -> {
                             long[] a = new long[n];
+                            int width = element.minimumBytes();
                             for (int i = 0; i < n; i++) {
-                                a[i] = (Long) scalar(what + "[" + i + "]", element);
+                                a[i] = integer(element, position + (long) i * width);
                             }
+                            position += (long) n * width;
                             yield a;
                         }
                     };
@@ -360,30 +367,58 @@ public final class GgufFile implements AutoCloseable {
 
         private Object scalar(String what, GgufValue.Type type) throws ModelFormatException {
             if (type == GgufValue.Type.STRING) {
-                return string(what, MAX_STRING_BYTES);
+                return string(what, -1, MAX_STRING_BYTES);
             }
             require(what, type.minimumBytes());
             long at = position;
             position += type.minimumBytes();
             return switch (type) {
-                case UINT8 -> (long) (bytes.get(ValueLayout.JAVA_BYTE, at) & 0xFF);
-                case INT8 -> (long) bytes.get(ValueLayout.JAVA_BYTE, at);
-                case UINT16 -> (long) (bytes.get(SHORT, at) & 0xFFFF);
-                case INT16 -> (long) bytes.get(SHORT, at);
-                case UINT32 -> Integer.toUnsignedLong(bytes.get(INT, at));
-                case INT32 -> (long) bytes.get(INT, at);
-                case UINT64, INT64 -> bytes.get(LONG, at);
                 case FLOAT32 -> bytes.get(FLOAT, at);
                 case FLOAT64 -> bytes.get(DOUBLE, at);
-                case BOOL -> {
-                    byte b = bytes.get(ValueLayout.JAVA_BYTE, at);
-                    if (b != 0 && b != 1) {
-                        throw problem(what + " is a bool of byte value " + b + ", not 0 or 1");
-                    }
-                    yield b == 1;
-                }
+                case BOOL -> bool(what, -1, at);
                 case STRING, ARRAY -> throw new AssertionError(type);
+                default -> integer(type, at);
             };
+        }
+
+        /** The integer of this type at byte {@code at}, widened to a long (a uint64 keeps its bits). */
+        private long integer(GgufValue.Type type, long at) {
+            return switch (type) {
+                case UINT8 -> bytes.get(ValueLayout.JAVA_BYTE, at) & 0xFF;
+                case INT8 -> bytes.get(ValueLayout.JAVA_BYTE, at);
+                case UINT16 -> bytes.get(SHORT, at) & 0xFFFF;
+                case INT16 -> bytes.get(SHORT, at);
+                case UINT32 -> Integer.toUnsignedLong(bytes.get(INT, at));
+                case INT32 -> bytes.get(INT, at);
+                case UINT64, INT64 -> bytes.get(LONG, at);
+                default -> throw new AssertionError(type);
+            };
+        }
+
+        /** The bool at byte {@code at}: element {@code index} of {@code what}, or {@code what} itself when negative. */
+        private boolean bool(String what, int index, long at) throws ModelFormatException {
+            byte b = bytes.get(ValueLayout.JAVA_BYTE, at);
+            if (b != 0 && b != 1) {
+                throw problem(element(what, index) + " is a bool of byte value " + b + ", not 0 or 1");
+            }
+            return b == 1;
+        }
+
+        /** The heap that {@code n} decoded elements of this type take, at least (a string's characters besides). */
+        private static long heapBytes(GgufValue.Type element, int n) {
+            int each =
+                    switch (element) {
+                        case BOOL -> 1;
+                        case FLOAT32 -> Float.BYTES;
+                        case STRING, ARRAY -> 48; // a reference, an object header and an array header or two
+                        default -> Long.BYTES;
+                    };
+            return (long) n * each;
+        }
+
+        /** Element {@code index} of {@code what} for messages, or {@code what} itself when the index is negative. */
+        private static String element(String what, int index) {
+            return index < 0 ? what : what + "[" + index + "]";
         }
 
         /** A uint64 count of items of at least {@code itemBytes} each, bounded by the bytes left and {@code max}. */
@@ -401,10 +436,19 @@ public final class GgufFile implements AutoCloseable {
         }
 
         private String string(String what, int maxBytes) throws ModelFormatException {
-            long length = int64(what + "'s length");
+            return string(what, -1, maxBytes);
+        }
+
+        /** A string: element {@code index} of {@code what}, or {@code what} itself when the index is negative. */
+        private String string(String what, int index, int maxBytes) throws ModelFormatException {
+            if (bytes.byteSize() - position < Long.BYTES) {
+                require(element(what, index) + "'s length", Long.BYTES); // named only when it fails: arrays are long
+            }
+            long length = bytes.get(LONG, position);
+            position += Long.BYTES;
             long left = bytes.byteSize() - position;
             if (length < 0 || length > Math.min(maxBytes, left)) {
-                throw problem(what + " has length " + Long.toUnsignedString(length) + ", more than "
+                throw problem(element(what, index) + " has length " + Long.toUnsignedString(length) + ", more than "
                         + (left < maxBytes ? "the " + left + " bytes left in the file" : "the limit of " + maxBytes)
                         + " bytes");
             }
@@ -414,7 +458,7 @@ public final class GgufFile implements AutoCloseable {
                 CharBuffer chars = utf8.reset().decode(source);
                 return chars.toString();
             } catch (CharacterCodingException e) {
-                throw problem(what + " is not valid UTF-8");
+                throw problem(element(what, index) + " is not valid UTF-8");
             }
         }
 

@@ -123,6 +123,13 @@ public final class GgufLlama implements AutoCloseable {
                             + ModelFormatException.excerpt(gguf.string("llama.rope.scaling.type"))
                             + "\": RoPE scaling is not supported");
         }
+        // llama.cpp reads a factor without a type as linear scaling, and the older key for the same factor.
+        for (String key : List.of("llama.rope.scaling.factor", "llama.rope.scale_linear")) {
+            if (gguf.metadata().containsKey(key) && gguf.number(key) != 1) {
+                throw new ModelFormatException(
+                        file, key + " " + gguf.number(key) + ": RoPE scaling is not supported (only a factor of 1)");
+            }
+        }
         if (gguf.tensors().containsKey("rope_freqs.weight")) {
             throw new ModelFormatException(
                     file, "tensor rope_freqs.weight (Llama 3.1's RoPE frequency scaling) is not supported");
@@ -284,8 +291,13 @@ public final class GgufLlama implements AutoCloseable {
                 if (t == GgmlType.F32) {
                     MemorySegment.copy(segment, 0, target, 0, target.byteSize());
                 } else {
-                    Quantization.quantize(
-                            WeightFormat.valueOf(t.name()), segment, 0, rows, columns, columns, target, 0);
+                    try {
+                        Quantization.quantize(
+                                WeightFormat.valueOf(t.name()), segment, 0, rows, columns, columns, target, 0);
+                    } catch (IllegalArgumentException e) {
+                        throw new IllegalArgumentException(
+                                "tensor " + ggufNames.get(meta) + " (" + meta + "): " + e.getMessage(), e);
+                    }
                 }
             }));
         });

@@ -6,9 +6,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -62,7 +60,7 @@ public final class GgufWriter {
     }
 
     /**
-     * Writes a GGUF file, replacing the target atomically.
+     * Writes a GGUF file, replacing the target atomically ({@link AtomicFiles}).
      *
      * @param file the file to create or replace
      * @param metadata the key/value pairs, in the order to write them; {@code general.alignment} must be absent
@@ -109,14 +107,8 @@ public final class GgufWriter {
         long dataOffset = GgufFile.align(head.length, GgufFile.DEFAULT_ALIGNMENT);
         long total = dataOffset
                 + (tensors.isEmpty() ? 0 : offsets.getLast() + tensors.getLast().byteSize());
-        Path temporary = file.resolveSibling(file.getFileName() + ".tmp");
-        try {
-            try (FileChannel channel = FileChannel.open(
-                            temporary,
-                            StandardOpenOption.CREATE,
-                            StandardOpenOption.READ,
-                            StandardOpenOption.WRITE,
-                            StandardOpenOption.TRUNCATE_EXISTING);
+        AtomicFiles.replace(file, temporary -> {
+            try (FileChannel channel = FileChannel.open(temporary, StandardOpenOption.READ, StandardOpenOption.WRITE);
                     Arena arena = Arena.ofConfined()) {
                 MemorySegment mapped =
                         total == 0 ? MemorySegment.NULL : channel.map(FileChannel.MapMode.READ_WRITE, 0, total, arena);
@@ -126,11 +118,12 @@ public final class GgufWriter {
                     t.content().fill(mapped.asSlice(dataOffset + offsets.get(i), t.byteSize()));
                 }
                 mapped.force();
+            } catch (InternalError fault) {
+                // The JVM's report of a fault in mapped memory: the file system could not back a page of the mapping.
+                throw new IOException(
+                        file + ": could not write the file's " + total + " bytes (is the disk full?)", fault);
             }
-            Files.move(temporary, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-        } finally {
-            Files.deleteIfExists(temporary);
-        }
+        });
     }
 
     private static void check(TensorData t) {

@@ -1,6 +1,7 @@
 package dev.panamax.model.io;
 
 import dev.panamax.model.json.Json;
+import dev.panamax.model.json.JsonException;
 import dev.panamax.model.json.JsonFields;
 import dev.panamax.model.json.JsonValue;
 import dev.panamax.model.json.JsonValue.JsonArray;
@@ -13,8 +14,6 @@ import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.nn.Parameters;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -122,7 +121,8 @@ public final class Gpt2Checkpoint implements AutoCloseable {
      * Reads a GPT-2 {@code config.json}: {@code n_embd}, {@code n_layer}, {@code n_head}, {@code vocab_size},
      * {@code n_positions} (or the older {@code n_ctx}), and optionally {@code n_inner} (default 4·n_embd),
      * {@code layer_norm_epsilon} (default 1e-5) and {@code activation_function}, which must be GELU's tanh
-     * approximation.
+     * approximation. {@code tie_word_embeddings}, {@code scale_attn_weights} and {@code
+     * scale_attn_by_inverse_layer_idx}, where present, must keep GPT-2's values (true, true, false).
      *
      * @param file the file
      * @return the configuration
@@ -141,6 +141,11 @@ public final class Gpt2Checkpoint implements AutoCloseable {
                         "\"" + fields.string("activation_function") + "\" is not one of " + GELU_TANH
                                 + " (GELU's tanh approximation, which GPT-2 uses)");
             }
+            // Each of these, at its other value, changes the model's arithmetic, which Panamax's GPT-2 does not do.
+            requireDefault(fields, "tie_word_embeddings", true, "a classifier of its own (lm_head.weight)");
+            requireDefault(fields, "scale_attn_weights", true, "attention scores not divided by √head size");
+            requireDefault(
+                    fields, "scale_attn_by_inverse_layer_idx", false, "attention scores divided by the layer's number");
             int dim = (int) fields.integer("n_embd", 1, Integer.MAX_VALUE);
             int heads = (int) fields.integer("n_head", 1, Integer.MAX_VALUE);
             int positions = fields.has("n_ctx") && !fields.has("n_positions")
@@ -163,6 +168,13 @@ public final class Gpt2Checkpoint implements AutoCloseable {
                 throw new ModelFormatException(file, e.getMessage(), e);
             }
         });
+    }
+
+    private static void requireDefault(JsonFields fields, String name, boolean expected, String otherwise)
+            throws JsonException {
+        if (fields.bool(name, expected) != expected) {
+            throw fields.error(name, !expected + " means " + otherwise + ", which Panamax does not support");
+        }
     }
 
     /**
@@ -248,7 +260,6 @@ public final class Gpt2Checkpoint implements AutoCloseable {
         json.put("vocab_size", JsonNumber.of(config.vocabSize()));
         json.put("layer_norm_epsilon", new JsonNumber(Float.toString(config.normEpsilon())));
         json.put("tie_word_embeddings", JsonValue.TRUE);
-        Files.writeString(
-                directory.resolve(CONFIG_FILE), Json.write(new JsonObject(json)) + "\n", StandardCharsets.UTF_8);
+        AtomicFiles.replace(directory.resolve(CONFIG_FILE), Json.write(new JsonObject(json)) + "\n");
     }
 }

@@ -369,28 +369,30 @@ public final class Llama2cCheckpoint implements AutoCloseable {
     }
 
     private static void write(Path file, ModelConfig config, Content content) throws IOException {
-        try (FileChannel channel = Channels.create(file)) {
-            ByteBuffer header = ByteBuffer.allocate(HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
-            header.putInt(config.dim())
-                    .putInt(config.hiddenDim())
-                    .putInt(config.layers())
-                    .putInt(config.heads());
-            header.putInt(config.kvHeads())
-                    .putInt(config.sharedClassifier() ? config.vocabSize() : -config.vocabSize())
-                    .putInt(config.seqLen());
-            Channels.writeFully(channel, header.flip());
-            ByteBuffer chunk = ByteBuffer.allocateDirect(CHUNK_FLOATS * Float.BYTES);
-            MemorySegment chunkSegment = MemorySegment.ofBuffer(chunk);
-            for (Part part : Part.values()) {
-                long elements = part.elements(config);
-                for (int layer = 0; layer < part.count(config); layer++) {
-                    for (long first = 0; first < elements; first += CHUNK_FLOATS) {
-                        int n = (int) Math.min(CHUNK_FLOATS, elements - first);
-                        content.fill(part, layer, first, chunkSegment.asSlice(0, (long) n * Float.BYTES));
-                        Channels.writeFully(channel, chunk.clear().limit(n * Float.BYTES));
+        AtomicFiles.replace(file, temporary -> {
+            try (FileChannel channel = Channels.create(temporary)) {
+                ByteBuffer header = ByteBuffer.allocate(HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+                header.putInt(config.dim())
+                        .putInt(config.hiddenDim())
+                        .putInt(config.layers())
+                        .putInt(config.heads());
+                header.putInt(config.kvHeads())
+                        .putInt(config.sharedClassifier() ? config.vocabSize() : -config.vocabSize())
+                        .putInt(config.seqLen());
+                Channels.writeFully(channel, header.flip());
+                ByteBuffer chunk = ByteBuffer.allocateDirect(CHUNK_FLOATS * Float.BYTES);
+                MemorySegment chunkSegment = MemorySegment.ofBuffer(chunk);
+                for (Part part : Part.values()) {
+                    long elements = part.elements(config);
+                    for (int layer = 0; layer < part.count(config); layer++) {
+                        for (long first = 0; first < elements; first += CHUNK_FLOATS) {
+                            int n = (int) Math.min(CHUNK_FLOATS, elements - first);
+                            content.fill(part, layer, first, chunkSegment.asSlice(0, (long) n * Float.BYTES));
+                            Channels.writeFully(channel, chunk.clear().limit(n * Float.BYTES));
+                        }
                     }
                 }
             }
-        }
+        });
     }
 }

@@ -395,7 +395,7 @@ public final class SafeTensors implements AutoCloseable {
      * Writes a safetensors file that other implementations read: the tensors' bytes in the given order, the header
      * padded with spaces so that the data starts at a multiple of 8 bytes.
      *
-     * @param file the file to create or replace
+     * @param file the file to create or replace, atomically ({@link AtomicFiles})
      * @param tensors name → tensor, in the order to store them; no name may be {@code __metadata__}
      * @param metadata string pairs for the header's {@code __metadata__}; omitted when empty
      * @throws IllegalArgumentException if a tensor is named {@code __metadata__}
@@ -433,11 +433,13 @@ public final class SafeTensors implements AutoCloseable {
         while (head.hasRemaining()) {
             head.put((byte) ' ');
         }
-        try (FileChannel channel = Channels.create(file)) {
-            Channels.writeFully(channel, head.flip());
-            for (Tensor tensor : tensors.values()) {
-                Channels.write(channel, tensor.data());
+        AtomicFiles.replace(file, temporary -> {
+            try (FileChannel channel = Channels.create(temporary)) {
+                Channels.writeFully(channel, head.flip());
+                for (Tensor tensor : tensors.values()) {
+                    Channels.write(channel, tensor.data());
+                }
             }
-        }
+        });
     }
 }

@@ -72,6 +72,24 @@ public record JsonFields(Object source, String path, JsonObject object) {
     }
 
     /**
+     * Returns a member that must be a boolean, or a default when it is absent.
+     *
+     * @param name the member's name
+     * @param otherwise the value when the member is absent
+     * @return the value
+     * @throws JsonException if it is present and not a boolean
+     */
+    public boolean bool(String name, boolean otherwise) throws JsonException {
+        if (!has(name)) {
+            return otherwise;
+        }
+        if (!(require(name) instanceof JsonValue.JsonBoolean bool)) {
+            throw wrongType(name, "a boolean");
+        }
+        return bool.value();
+    }
+
+    /**
      * Returns a member that must be an integer within a range.
      *
      * @param name the member's name

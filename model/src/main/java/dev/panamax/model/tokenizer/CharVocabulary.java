@@ -1,5 +1,6 @@
 package dev.panamax.model.tokenizer;
 
+import dev.panamax.model.io.AtomicFiles;
 import dev.panamax.model.io.BoundedFiles;
 import dev.panamax.model.io.ModelFormatException;
 import dev.panamax.model.json.Json;
@@ -10,8 +11,6 @@ import dev.panamax.model.json.JsonValue.JsonNumber;
 import dev.panamax.model.json.JsonValue.JsonObject;
 import dev.panamax.model.json.JsonValue.JsonString;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -93,7 +92,7 @@ public final class CharVocabulary {
     }
 
     /**
-     * Writes the vocabulary as JSON.
+     * Writes the vocabulary as JSON, replacing the file atomically ({@link AtomicFiles}).
      *
      * @param file the file
      * @throws IOException if it cannot be written
@@ -106,7 +105,7 @@ public final class CharVocabulary {
         Map<String, JsonValue> members = new LinkedHashMap<>();
         members.put("type", new JsonString("chars"));
         members.put("code_points", new JsonArray(points));
-        Files.writeString(file, Json.write(new JsonObject(members)) + "\n", StandardCharsets.UTF_8);
+        AtomicFiles.replace(file, Json.write(new JsonObject(members)) + "\n");
     }
 
     /**

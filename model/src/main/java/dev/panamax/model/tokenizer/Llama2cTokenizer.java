@@ -1,5 +1,6 @@
 package dev.panamax.model.tokenizer;
 
+import dev.panamax.model.io.AtomicFiles;
 import dev.panamax.model.io.BoundedFiles;
 import dev.panamax.model.io.ModelFormatException;
 import java.io.ByteArrayOutputStream;
@@ -151,7 +152,7 @@ public final class Llama2cTokenizer {
     /**
      * Writes this tokenizer as a {@code tokenizer.bin}, with {@code max_token_length} the longest piece's length.
      *
-     * @param file the file to create or replace
+     * @param file the file to create or replace, atomically ({@link AtomicFiles})
      * @throws IOException if it cannot be written
      */
     public void write(Path file) throws IOException {
@@ -163,7 +164,7 @@ public final class Llama2cTokenizer {
         for (int id = 0; id < pieces.length; id++) {
             out.putFloat(scores[id]).putInt(pieces[id].length).put(pieces[id]);
         }
-        Files.write(file, out.array());
+        AtomicFiles.replace(file, temporary -> Files.write(temporary, out.array()));
     }
 
     /**

@@ -1,14 +1,13 @@
 package dev.panamax.model.train;
 
+import dev.panamax.model.io.AtomicFiles;
 import java.io.IOException;
-import java.nio.channels.FileChannel;
 import java.nio.file.DirectoryStream;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
@@ -86,16 +85,16 @@ final class CheckpointDirectory {
             throws IOException {
         try (Stream<Path> files = Files.list(step)) {
             for (Path file : files.toList()) {
-                force(file);
+                AtomicFiles.force(file);
             }
         }
-        force(step);
+        AtomicFiles.force(step);
         hook.reached(step);
         Path link = run.resolve(CURRENT + TEMPORARY_SUFFIX);
         Files.deleteIfExists(link);
         Files.createSymbolicLink(link, step.getFileName());
         Files.move(link, run.resolve(CURRENT), StandardCopyOption.ATOMIC_MOVE);
-        force(run);
+        AtomicFiles.force(run);
         hook.reached(run.resolve(CURRENT));
         for (String name : linkable) {
             Path flat = run.resolve(name);
@@ -120,35 +119,6 @@ final class CheckpointDirectory {
                     hook.reached(other);
                 }
             }
-        }
-    }
-
-    /**
-     * Writes a file through a temporary beside it, flushed and renamed over the target, so that readers and a crash
-     * see the old content or the new, never a part.
-     */
-    static void replaceAtomically(Path target, FileWriter writer) throws IOException {
-        Path temporary = target.resolveSibling(target.getFileName() + TEMPORARY_SUFFIX);
-        writer.write(temporary);
-        force(temporary);
-        Files.move(temporary, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-    }
-
-    /** Writes one file. */
-    @FunctionalInterface
-    interface FileWriter {
-        void write(Path file) throws IOException;
-    }
-
-    /** Flushes a file or directory to the storage device. */
-    static void force(Path path) throws IOException {
-        try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
-            channel.force(true);
-        } catch (IOException e) {
-            if (!Files.isDirectory(path)) {
-                throw e;
-            }
-            // Some platforms cannot open a directory for syncing; the rename is still atomic there.
         }
     }
 

@@ -1,5 +1,6 @@
 package dev.panamax.model.train;
 
+import dev.panamax.model.io.AtomicFiles;
 import java.awt.BasicStroke;
 import java.awt.Color;
 import java.awt.Font;
@@ -136,7 +137,7 @@ public final class LossCurve implements Callback {
     public void write() throws IOException {
         writeCsv();
         BufferedImage chart = chart();
-        CheckpointDirectory.replaceAtomically(directory.resolve(PNG), file -> {
+        AtomicFiles.replace(directory.resolve(PNG), file -> {
             if (!ImageIO.write(chart, "png", file.toFile())) {
                 throw new IOException("no PNG writer in this Java runtime for " + file);
             }
@@ -148,8 +149,7 @@ public final class LossCurve implements Callback {
         List<String> lines = new ArrayList<>();
         lines.add(HEADER);
         lines.addAll(rows);
-        CheckpointDirectory.replaceAtomically(
-                directory.resolve(CSV), file -> Files.write(file, lines, StandardCharsets.UTF_8));
+        AtomicFiles.replace(directory.resolve(CSV), String.join("\n", lines) + "\n");
     }
 
     private BufferedImage chart() {

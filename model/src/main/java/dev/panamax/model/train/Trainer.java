@@ -4,6 +4,7 @@ import dev.panamax.model.backend.Backend;
 import dev.panamax.model.backend.MatmulPrecision;
 import dev.panamax.model.backend.MemorySize;
 import dev.panamax.model.backend.Tensor;
+import dev.panamax.model.io.AtomicFiles;
 import dev.panamax.model.io.DType;
 import dev.panamax.model.io.Gpt2Checkpoint;
 import dev.panamax.model.io.Llama2cCheckpoint;
@@ -799,7 +800,7 @@ public final class Trainer {
         CheckpointDirectory.commit(directory, stepDirectory, written, CHECKPOINT_FILES, savePoint);
     }
 
-    private void write(Path stepDirectory, String name, List<String> written, CheckpointDirectory.FileWriter writer)
+    private void write(Path stepDirectory, String name, List<String> written, AtomicFiles.Content writer)
             throws IOException {
         Path file = stepDirectory.resolve(name);
         writer.write(file);
@@ -863,8 +864,7 @@ public final class Trainer {
         try (Arena arena = Arena.ofConfined()) {
             Map<String, MemorySegment> named = hostWeights(arena);
             LlamaWeights<MemorySegment> llama = LlamaWeights.fromNames(config.layers(), named);
-            CheckpointDirectory.replaceAtomically(
-                    directory.resolve(LLAMA2C_FILE), file -> Llama2cCheckpoint.write(file, config, llama));
+            Llama2cCheckpoint.write(directory.resolve(LLAMA2C_FILE), config, llama);
         }
     }
 

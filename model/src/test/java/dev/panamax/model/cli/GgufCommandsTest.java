@@ -1,7 +1,9 @@
 package dev.panamax.model.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.panamax.model.io.TokenFile;
 import dev.panamax.model.testing.SharedData;
@@ -155,6 +157,17 @@ class GgufCommandsTest {
         Path absent = dir.resolve("absent.txt");
         assertEquals(1, cli.run("tokenize", "-m", vocabulary.toString(), "--file", absent.toString()));
         assertEquals("panamax: --file " + absent + ": no such file\n", cli.err());
+    }
+
+    @Test
+    void aFifoGivenAsTheModelIsRefusedNotWaitedOn() throws Exception {
+        Path fifo = dir.resolve("fifo");
+        Process mkfifo = new ProcessBuilder("mkfifo", fifo.toString()).start();
+        assumeTrue(mkfifo.waitFor() == 0, "no mkfifo here");
+        int status = assertTimeoutPreemptively(
+                java.time.Duration.ofSeconds(20), () -> cli.run(quantizeArgs(fifo.toString(), dir.resolve("f.gguf"))));
+        assertEquals(1, status);
+        assertTrue(cli.err().contains("not a regular file"), cli.err());
     }
 
     @Test

@@ -232,6 +232,20 @@ class GgufFileTest {
         Raw hugeArray = new Raw(3, 0, 1).string("tokens");
         hugeArray.b.putInt(9).putInt(8).putLong(1L << 30);
         assertRejected(hugeArray, 64, "\"tokens\"'s length is 1073741824");
+        Raw badBool = new Raw(3, 0, 1).string("flags");
+        badBool.b.putInt(9).putInt(7).putLong(3).put((byte) 1).put((byte) 0).put((byte) 2);
+        assertRejected(badBool, 64, "\"flags\"[2] is a bool of byte value 2, not 0 or 1");
+        Raw badString = new Raw(3, 0, 1).string("words");
+        badString
+                .b
+                .putInt(9)
+                .putInt(8)
+                .putLong(2)
+                .putLong(1)
+                .put((byte) 'a')
+                .putLong(1)
+                .put((byte) 0xFF);
+        assertRejected(badString, 64, "\"words\"[1] is not valid UTF-8");
         Raw unknownValue = new Raw(3, 0, 1).string("k");
         unknownValue.b.putInt(13);
         assertRejected(unknownValue, 64, "unknown type id 13");
@@ -254,7 +268,8 @@ class GgufFileTest {
                 new Raw(3, 2, 0).tensor("t", new long[] {4}, 0, 0).tensor("t", new long[] {4}, 0, 32),
                 64,
                 "tensor \"t\" appears twice");
-        assertRejected(new Raw(3, 1, 0).tensor("x".repeat(65), new long[] {4}, 0, 0), 64, "has length 65");
+        // llama.cpp keeps names in 64 bytes with their terminating NUL: 63 at most.
+        assertRejected(new Raw(3, 1, 0).tensor("x".repeat(64), new long[] {4}, 0, 0), 64, "has length 64");
         Raw badUtf8 = new Raw(3, 0, 1);
         badUtf8.b.putLong(1).put((byte) 0xFF);
         assertRejected(badUtf8, 64, "metadata key 0 is not valid UTF-8");

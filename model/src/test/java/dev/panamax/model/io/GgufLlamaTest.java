@@ -70,6 +70,17 @@ class GgufLlamaTest {
         assertRejected(
                 write(m -> m.put("llama.rope.scaling.type", GgufValue.of("yarn")), t -> {}),
                 "RoPE scaling is not supported");
+        // A factor without a type is linear scaling to llama.cpp, under either key; a factor of 1 changes nothing.
+        assertRejected(
+                write(m -> m.put("llama.rope.scaling.factor", GgufValue.of(4f)), t -> {}),
+                "llama.rope.scaling.factor 4.0: RoPE scaling is not supported (only a factor of 1)");
+        assertRejected(
+                write(m -> m.put("llama.rope.scale_linear", GgufValue.of(2f)), t -> {}),
+                "llama.rope.scale_linear 2.0: RoPE scaling is not supported");
+        try (GgufLlama model =
+                GgufLlama.open(write(m -> m.put("llama.rope.scaling.factor", GgufValue.of(1f)), t -> {}))) {
+            assertEquals(CONFIG, model.config());
+        }
         assertRejected(
                 write(m -> m.put("llama.rope.dimension_count", GgufValue.uint32(8)), t -> {}),
                 "\"llama.rope.dimension_count\" is 8, not in [16, 16]");
@@ -80,6 +91,31 @@ class GgufLlamaTest {
         assertRejected(
                 write(m -> m.put("llama.embedding_length", GgufValue.of("64")), t -> {}),
                 "\"llama.embedding_length\" is a STRING, not an integer");
+    }
+
+    @Test
+    void aWeightThatCannotBeQuantizedIsNamedByItsTensor() throws IOException {
+        Path reference = dir.resolve("nan.bin");
+        Llama2cCheckpoint.writeRandom(reference, CONFIG, 1);
+        // llama2.c's layout: a 7-int header, the token embedding, the attention norms, then wq.
+        long wq = 7L * Integer.BYTES
+                + ((long) CONFIG.vocabSize() * CONFIG.dim() + (long) CONFIG.layers() * CONFIG.dim()) * Float.BYTES;
+        try (var channel = java.nio.channels.FileChannel.open(reference, java.nio.file.StandardOpenOption.WRITE)) {
+            channel.write(
+                    java.nio.ByteBuffer.allocate(Float.BYTES)
+                            .order(java.nio.ByteOrder.LITTLE_ENDIAN)
+                            .putFloat(0, Float.NaN),
+                    wq + 5L * Float.BYTES);
+        }
+        try (Llama2cCheckpoint checkpoint = Llama2cCheckpoint.open(reference)) {
+            IllegalArgumentException e = assertThrows(
+                    IllegalArgumentException.class,
+                    () -> GgufLlama.write(
+                            dir.resolve("nan.gguf"), CONFIG, checkpoint.weights(), "nan", Map.of(), GgmlType.Q8_0));
+            assertTrue(e.getMessage().startsWith("tensor blk.0.attn_q.weight ("), e.getMessage());
+            assertTrue(e.getMessage().contains("NaN"), e.getMessage());
+        }
+        assertTrue(!java.nio.file.Files.exists(dir.resolve("nan.gguf")), "nothing is left where the file would be");
     }
 
     /** A valid file but for one tensor, given another type and dimensions (null keeps the tensor's own). */

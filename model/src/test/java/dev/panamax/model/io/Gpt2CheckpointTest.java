@@ -141,6 +141,19 @@ class Gpt2CheckpointTest {
         assertConfigRejected(config, "{\"activation_function\": \"relu\"}", "activation_function: \"relu\"");
         assertConfigRejected(config, "{\"model_type\": \"llama\"}", "model_type: \"llama\" is not \"gpt2\"");
         assertConfigRejected(config, "{\"n_embd\": 8,}", "trailing comma");
+        // Settings that change the arithmetic are refused rather than ignored; GPT-2's own values are accepted.
+        assertConfigRejected(
+                config, "{\"tie_word_embeddings\": false}", "tie_word_embeddings: false means a classifier of its own");
+        assertConfigRejected(config, "{\"scale_attn_weights\": false}", "scale_attn_weights: false means");
+        assertConfigRejected(
+                config, "{\"scale_attn_by_inverse_layer_idx\": true}", "scale_attn_by_inverse_layer_idx: true means");
+        assertConfigRejected(config, "{\"tie_word_embeddings\": 0}", "tie_word_embeddings: expected a boolean");
+        Files.writeString(
+                config,
+                "{\"n_embd\": 8, \"n_layer\": 1, \"n_head\": 2, \"vocab_size\": 5, \"n_ctx\": 8,"
+                        + " \"tie_word_embeddings\": true, \"scale_attn_weights\": true,"
+                        + " \"scale_attn_by_inverse_layer_idx\": false}");
+        assertEquals(8, Gpt2Checkpoint.readConfig(config).dim());
     }
 
     private static void assertConfigRejected(Path config, String json, String problem) throws IOException {
