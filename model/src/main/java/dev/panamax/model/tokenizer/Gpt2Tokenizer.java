@@ -227,6 +227,7 @@ public final class Gpt2Tokenizer {
      *
      * @param text the text; unpaired surrogates are encoded as {@code ?}, as Java's UTF-8 encoder does
      * @return the token ids
+     * @throws IllegalArgumentException if the text has a byte the vocabulary has no token for
      */
     public int[] encode(String text) {
         List<int[]> pieces = new ArrayList<>();
@@ -297,10 +298,13 @@ public final class Gpt2Tokenizer {
         }
         int[] ids = new int[word.size()];
         for (int i = 0; i < ids.length; i++) {
-            // Every single byte and every merge result is in the vocabulary: the constructor checked.
+            // Every merge result is in the vocabulary (the constructor checked), so a symbol missing is a single byte
+            // that this vocabulary has no token for: GPT-2's own has all 256, a GGUF file's need not.
             Integer id = encoder.get(word.get(i));
             if (id == null) {
-                throw new IllegalStateException("symbol \"" + word.get(i) + "\" is not in the vocabulary");
+                throw new IllegalArgumentException(
+                        "the text has the byte 0x%02X, which this vocabulary has no token for"
+                                .formatted(CHAR_TO_BYTE[word.get(i).charAt(0)]));
             }
             ids[i] = id;
         }

@@ -131,6 +131,17 @@ class Gpt2TokenizerTest {
         }
         assertEquals("\uFFFD", bytesOnly.decode(0xC3), "a lone lead byte decodes to the replacement character");
         assertThrows(IllegalArgumentException.class, () -> bytesOnly.decode(256));
+        // A vocabulary without a byte's symbol (a GGUF file's need not have all 256) names the byte.
+        Map<String, Integer> noZ = new LinkedHashMap<>();
+        for (int b = 0; b < 'z'; b++) {
+            noZ.put(symbol(b), b);
+        }
+        Gpt2Tokenizer withoutZ = new Gpt2Tokenizer(noZ, List.of());
+        assertArrayEquals(new int[] {'a', 'y'}, withoutZ.encode("ay"));
+        assertEquals(
+                "the text has the byte 0x7A, which this vocabulary has no token for",
+                assertThrows(IllegalArgumentException.class, () -> withoutZ.encode("az"))
+                        .getMessage());
     }
 
     @Test
