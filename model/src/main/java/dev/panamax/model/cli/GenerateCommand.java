@@ -127,8 +127,9 @@ final class GenerateCommand {
                             MAX_TOKENS,
                             0,
                             room,
-                            "the prompt (" + tokens(prompt.length) + ") and the tokens generated after it must fit in"
-                                    + " the context (" + config.seqLen() + ")")
+                            "the prompt (" + tokens(prompt.length) + ") and the tokens generated after it, but the"
+                                    + " last (which is never fed back), must fit in the context (" + config.seqLen()
+                                    + ")")
                     : Math.min(DEFAULT_MAX_TOKENS, room);
             if (maxTokens == 0) {
                 return 0;

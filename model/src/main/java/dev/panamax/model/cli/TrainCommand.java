@@ -121,7 +121,7 @@ final class TrainCommand {
             Option.text("--resume", "DIR", "continue the run saved in DIR exactly, with its model and options");
     static final Option TOKENIZER = Option.text(
             "--tokenizer",
-            "DIR",
+            "PATH",
             "train on GPT-2's BPE: a directory with encoder.json and vocab.bpe; with a llama2.c --init, its"
                     + " tokenizer.bin (default: the --init model's own, else a character vocabulary built from the"
                     + " text)");

@@ -173,7 +173,7 @@ class GenerateCommandTest {
             },
             {
                 "--max-tokens (600) must be a whole number in [0, 512]: the prompt (1 token) and the tokens generated"
-                        + " after it must fit in the context (512)",
+                        + " after it, but the last (which is never fed back), must fit in the context (512)",
                 "generate",
                 "--model",
                 model,
