@@ -22,6 +22,7 @@ public final class CudaStream implements AutoCloseable {
     private long copiesToDevice;
     private long copiesToHost;
     private long synchronizations;
+    private long stagingWaits;
 
     private CudaStream(MemorySegment handle, boolean emulated) {
         this.handle = handle;
@@ -73,6 +74,24 @@ public final class CudaStream implements AutoCloseable {
         Cuda.check("cudaStreamSynchronize", CudaFfi.cudaStreamSynchronize(handle()));
     }
 
+    /**
+     * Waits until the work queued on this stream has finished, as {@link #synchronize()} does, for a copy through
+     * staging memory that must have run before the staging memory is read or freed; not counted as a synchronization.
+     */
+    void awaitStaging() {
+        stagingWaits++;
+        if (emulated) {
+            ownership.ensureOpen();
+            return;
+        }
+        Cuda.check("cudaStreamSynchronize", CudaFfi.cudaStreamSynchronize(handle()));
+    }
+
+    /** The calls to {@link #awaitStaging()} so far, for tests of the copies through staging memory. */
+    long stagingWaits() {
+        return stagingWaits;
+    }
+
     /** Counts a copy between host memory and a device buffer queued on this stream. */
     void countCopy(boolean toDevice) {
         if (toDevice) {
@@ -84,7 +103,7 @@ public final class CudaStream implements AutoCloseable {
 
     /**
      * The copies from host memory to device buffers queued on this stream so far, for tests and profiles that bound
-     * the traffic of a unit of work.
+     * the traffic of a unit of work; those from arrays wait for the stream (see {@link DeviceBuffer}).
      *
      * @return the count since the stream was created
      */

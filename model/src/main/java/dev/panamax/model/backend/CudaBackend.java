@@ -30,8 +30,9 @@ import java.util.Objects;
  * device, cuBLAS's contract served by the kernels module's GEMM on the same rounded inputs) and every other operation through Panamax's kernels in
  * {@code transformer.cu}. All work is queued in order on one stream; only the calls that bring values to the host
  * ({@link #read}, {@link #argmax}, the loss of {@link #crossEntropy(Tensor, int[], int, Tensor, float)}, {@link
- * #countCorrect}, {@link #sumOfSquares}, {@link StepTotals#read()}) and {@link #weights} (whose source must have been
- * read when it returns) wait for it. A training step keeps its losses, correct counts, gradient norm and clipping
+ * #countCorrect}, {@link #sumOfSquares}, {@link StepTotals#read()}), {@link #weights} (whose source must have been
+ * read when it returns) and the uploads from host arrays (token ids, {@link #write}, rotary tables, whose pageable
+ * staging memory must have been read before it is freed) wait for it. A training step keeps its losses, correct counts, gradient norm and clipping
  * factor on the device ({@link #stepTotals}, {@link #clipGradients}, AdamW reading the factor there) and reads them
  * once at its end; {@link #traffic()} counts the copies each way.
  *
