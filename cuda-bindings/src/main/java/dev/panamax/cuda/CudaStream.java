@@ -4,9 +4,11 @@ import dev.panamax.cuda.ffi.CudaFfi;
 import java.lang.foreign.MemorySegment;
 
 /**
- * A CUDA stream: a queue of device work that runs in order, concurrently with other streams. Created non-blocking
- * ({@code cudaStreamNonBlocking}): it does not wait for the legacy default stream. Close it when done; use after close
- * throws {@link IllegalStateException}.
+ * A CUDA stream: a queue of device work that runs in order, concurrently with other streams. Created blocking ({@code
+ * cudaStreamDefault}), so it is ordered with the legacy default stream, which the synchronous copies of {@link
+ * DeviceBuffer}, and launches and cuBLAS calls given no stream, use: work on the legacy default stream waits for the
+ * work queued before it on every blocking stream of the device, and work queued later on this stream waits for it.
+ * Close it when done; use after close throws {@link IllegalStateException}.
  *
  * <p>The stream counts the copies between host and device queued on it and its synchronizations ({@link
  * #copiesToDevice()}, {@link #copiesToHost()}, {@link #synchronizations()}), so that a test can bound the host round
@@ -16,6 +18,12 @@ import java.lang.foreign.MemorySegment;
  * queued it returns, so a stream is always done; its {@link #handle()} is NULL.
  */
 public final class CudaStream implements AutoCloseable {
+    /**
+     * {@code cudaStreamDefault} (0, not among the generated constants): a stream that the legacy default stream
+     * synchronizes with, so that a synchronous copy never reads results this stream has not finished.
+     */
+    private static final int BLOCKING = 0;
+
     private final MemorySegment handle;
     private final boolean emulated;
     private final Ownership ownership;
@@ -43,9 +51,7 @@ public final class CudaStream implements AutoCloseable {
         }
         Cuda.requireAvailable();
         return new CudaStream(
-                Cuda.create(
-                        slot -> CudaFfi.cudaStreamCreateWithFlags(slot, CudaFfi.cudaStreamNonBlocking()),
-                        "cudaStreamCreateWithFlags"),
+                Cuda.create(slot -> CudaFfi.cudaStreamCreateWithFlags(slot, BLOCKING), "cudaStreamCreateWithFlags"),
                 false);
     }
 

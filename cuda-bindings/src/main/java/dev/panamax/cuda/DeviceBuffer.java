@@ -11,7 +11,10 @@ import java.lang.foreign.MemorySegment;
  * <p>Copies name elements by index and are bounds-checked before anything reaches the driver. Copies from and to
  * {@code float[]} convert to and from the element type through native staging memory; copies from and to a {@link
  * MemorySegment} move the elements' bytes as they are, and need a native segment (heap memory cannot be passed to the
- * runtime). The synchronous copies return when the data is in place. The asynchronous ones are queued on a stream:
+ * runtime). The synchronous copies run on the legacy default stream, after the work queued before them on every
+ * {@link CudaStream} of the device (streams are created blocking) and before the work queued on them later; those
+ * between host and device return when the data is in place, and the device-to-device one may return before it has
+ * run. The asynchronous ones are queued on a stream:
  * from a segment, the segment must stay valid and unchanged until the stream has run the copy (use a {@link
  * PinnedBuffer} for copies that overlap with other work); from and to arrays they wait for the stream until the copy
  * has run (the staging memory is pageable, for which CUDA does not promise that an asynchronous copy has run when it
@@ -238,7 +241,9 @@ public final class DeviceBuffer implements AutoCloseable {
     }
 
     /**
-     * Copies elements from another device buffer of the same type ({@code cudaMemcpyDeviceToDevice}).
+     * Copies elements from another device buffer of the same type ({@code cudaMemcpyDeviceToDevice}) on the legacy
+     * default stream: after the work queued before it on any {@link CudaStream}, before the work queued later, and
+     * possibly returning before it has run.
      *
      * @param index the first element written
      * @param src the source buffer
