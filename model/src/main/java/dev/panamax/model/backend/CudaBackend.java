@@ -86,6 +86,10 @@ public final class CudaBackend implements Backend {
     private long allocatedBytes;
     private DeviceBuffer tokens;
     private DeviceBuffer ones;
+
+    /** Whether every element of {@link #ones} holds 1: false from its allocation until its upload succeeds. */
+    private boolean onesFilled;
+
     private DeviceBuffer rowResults;
     private DeviceBuffer attentionDelta;
 
@@ -500,13 +504,18 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** A {@code [1, count]} row of ones, grown on demand. */
+    /** A {@code [1, count]} row of ones, grown on demand; every element of the buffer is set, not only count. */
     private DeviceTensor ones(int count) {
         if (ones == null || ones.length() < count) {
             ones = scratch(ones, ElementType.FLOAT, count, "a row of " + count + " ones");
-            float[] values = new float[count];
+            onesFilled = false;
+        }
+        if (!onesFilled) {
+            // The whole allocation (at least 64), since a later, longer row that fits it skips this fill.
+            float[] values = new float[Math.toIntExact(ones.length())];
             java.util.Arrays.fill(values, 1f);
-            ones.copyFromAsync(0, values, 0, count, stream);
+            ones.copyFromAsync(0, values, 0, values.length, stream);
+            onesFilled = true;
         }
         return new DeviceTensor(this, ones, 0, 1, count, count);
     }

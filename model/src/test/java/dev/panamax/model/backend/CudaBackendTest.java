@@ -418,6 +418,44 @@ class CudaBackendTest {
         }
     }
 
+    /**
+     * The bias gradient sums dy's columns through a row of ones that grows with the row count: after a product of 3
+     * rows, one of 40 (which fits the first row of ones' allocation) must still sum all 40 rows.
+     */
+    @Test
+    void biasGradientsSumEveryRowWhenTheRowCountGrows() {
+        int in = 5;
+        int out = 7;
+        int[] rowCounts = {3, 40, 2, 64, 65};
+        int most = Arrays.stream(rowCounts).max().orElseThrow();
+        float[] w = random("w-growing", out * in);
+        float[] x = random("x-growing", most * in);
+        float[] dy = random("dy-growing", most * out);
+        // Each bias gradient sums at most `most` terms of magnitude at most 1, in any order.
+        double bound = (most + 4) * EPS * most + Float.MIN_NORMAL;
+        assertWithin(
+                "bias gradients as the rows grow",
+                b -> {
+                    Tensor wt = b.weights(Segments.of(w), out, in);
+                    Tensor dw = b.allocate(out, in);
+                    float[][] gradients = new float[rowCounts.length][];
+                    for (int i = 0; i < rowCounts.length; i++) {
+                        int m = rowCounts[i];
+                        Tensor xt = input(b, m, in, Arrays.copyOf(x, m * in), false);
+                        Tensor dyt = input(b, m, out, Arrays.copyOf(dy, m * out), false);
+                        Tensor db = b.allocate(1, out);
+                        b.matmulBackward(xt, wt, Layout.OUT_IN, dyt, null, false, dw, db);
+                        gradients[i] = read(b, db);
+                    }
+                    return concat(gradients);
+                },
+                expected -> {
+                    double[] bounds = new double[expected.length];
+                    Arrays.fill(bounds, bound);
+                    return bounds;
+                });
+    }
+
     private static float[][] abs(float[][] values) {
         float[][] a = new float[values.length][];
         for (int i = 0; i < values.length; i++) {
