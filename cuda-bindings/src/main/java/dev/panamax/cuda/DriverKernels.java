@@ -45,9 +45,13 @@ final class DriverKernels {
         });
     }
 
-    /** Loads PTX in the primary context of the calling thread's current device. */
+    /**
+     * Loads PTX in the primary context of the calling thread's current device, after refusing PTX newer than the
+     * driver loads with a {@link CudaUnavailableException} that names both versions.
+     */
     static Module load(String name, String ptx) {
         requireDriver();
+        CudaDriver.cudaVersion().ifPresent(version -> Ptx.requireLoadableBy(name, ptx, version));
         int device = Cuda.currentDevice();
         CudaDriver.makePrimaryContextCurrent(device);
         return new Module(device, limits(device), CudaDriver.loadModule(ptx));
