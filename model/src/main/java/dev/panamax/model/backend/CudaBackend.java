@@ -20,6 +20,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.function.Consumer;
 
 /**
  * The {@link Backend} on a CUDA device: a GPU, or the emulated device that runs the same CUDA C kernels on the CPU
@@ -115,20 +116,24 @@ public final class CudaBackend implements Backend {
         onDevice();
         CudaModule loadedModule = null;
         CudaStream createdStream = null;
+        Cublas createdHandle = null;
         try {
             loadedModule = CudaModule.load(KERNELS);
             createdStream = CudaStream.create();
-            Cublas handle = Cublas.create();
-            handle.setStream(createdStream);
+            createdHandle = Cublas.create();
+            createdHandle.setStream(createdStream);
             this.module = loadedModule;
             this.stream = createdStream;
-            this.cublas = handle;
-        } catch (RuntimeException e) {
-            if (createdStream != null) {
-                createdStream.close();
-            }
-            if (loadedModule != null) {
-                loadedModule.close();
+            this.cublas = createdHandle;
+        } catch (RuntimeException | Error e) {
+            for (AutoCloseable created : new AutoCloseable[] {createdHandle, createdStream, loadedModule}) {
+                if (created != null) {
+                    try {
+                        created.close();
+                    } catch (Exception closing) {
+                        e.addSuppressed(closing);
+                    }
+                }
             }
             throw e;
         }
@@ -381,19 +386,24 @@ public final class CudaBackend implements Backend {
 
     /**
      * A scratch buffer of at least {@code count} elements: {@code current} when it is large enough, else a new one (of
-     * at least 64) that replaces it, the old one freed, so a scratch buffer takes only its largest size. Freeing waits
-     * for the work queued on the old one, as {@code cudaFree} does.
+     * at least 64) that replaces it, the old one freed first, so a scratch buffer takes only its largest size. Freeing
+     * waits for the work queued on the old one, as {@code cudaFree} does. {@code field} is set to null once the old
+     * buffer is freed and to the new one once allocated, so a failed allocation never leaves it naming a freed buffer.
      */
-    private DeviceBuffer scratch(DeviceBuffer current, ElementType type, long count, String what) {
+    private DeviceBuffer scratch(
+            DeviceBuffer current, Consumer<DeviceBuffer> field, ElementType type, long count, String what) {
         if (current != null && current.length() >= count) {
             return current;
         }
         if (current != null) {
+            field.accept(null);
             buffers.remove(current);
             allocatedBytes -= current.byteSize();
             current.close();
         }
-        return newBuffer(type, Math.max(count, 64), what);
+        DeviceBuffer grown = newBuffer(type, Math.max(count, 64), what);
+        field.accept(grown);
+        return grown;
     }
 
     private DeviceBuffer newBuffer(ElementType type, long count, String what) {
@@ -507,7 +517,7 @@ public final class CudaBackend implements Backend {
     /** A {@code [1, count]} row of ones, grown on demand; every element of the buffer is set, not only count. */
     private DeviceTensor ones(int count) {
         if (ones == null || ones.length() < count) {
-            ones = scratch(ones, ElementType.FLOAT, count, "a row of " + count + " ones");
+            scratch(ones, b -> ones = b, ElementType.FLOAT, count, "a row of " + count + " ones");
             onesFilled = false;
         }
         if (!onesFilled) {
@@ -591,9 +601,12 @@ public final class CudaBackend implements Backend {
     /** {@code rows × cols} of {@code t} rounded to bfloat16 into the dense scratch operand {@code slot}. */
     private DeviceBuffer toBfloat16(int slot, DeviceTensor t, int rows, int cols) {
         long count = (long) rows * cols;
-        DeviceBuffer operand =
-                scratch(bfloat16Operands[slot], ElementType.BFLOAT16, count, "a product's operand in bfloat16");
-        bfloat16Operands[slot] = operand;
+        DeviceBuffer operand = scratch(
+                bfloat16Operands[slot],
+                b -> bfloat16Operands[slot] = b,
+                ElementType.BFLOAT16,
+                count,
+                "a product's operand in bfloat16");
         launchRows("to_bfloat16", rows, cols, t.buffer, t.offset, t.ld, operand, rows, cols);
         return operand;
     }
@@ -889,7 +902,7 @@ public final class CudaBackend implements Backend {
         }
         onDevice();
         long deltaFloats = (long) query.rows * heads;
-        attentionDelta = scratch(attentionDelta, ElementType.FLOAT, deltaFloats, "attention's backward deltas");
+        scratch(attentionDelta, b -> attentionDelta = b, ElementType.FLOAT, deltaFloats, "attention's backward deltas");
         launchRows("attention_backward_delta", query.rows, heads, o, dO, query.rows, heads, hd, attentionDelta);
         float scale = (float) (1 / Math.sqrt(hd));
         int blocks = (a.queries() + ATTENTION_WARPS - 1) / ATTENTION_WARPS;
@@ -1136,9 +1149,11 @@ public final class CudaBackend implements Backend {
         }
         onDevice();
         int floats = 2 + 2 * microBatches;
-        stepValues = scratch(stepValues, ElementType.FLOAT, floats, "a training step's totals");
+        // Earlier totals end here, before their memory may be freed by the growth below.
+        long generation = ++stepGeneration;
+        scratch(stepValues, b -> stepValues = b, ElementType.FLOAT, floats, "a training step's totals");
         launchRows("zero_matrix", 1, floats, stepValues, 0L, floats, 1, floats);
-        return new DeviceStepTotals(microBatches, ++stepGeneration);
+        return new DeviceStepTotals(microBatches, generation);
     }
 
     /** Queues the correct count, then the loss and gradient, and their totals: nothing comes back to the host. */
@@ -1162,7 +1177,7 @@ public final class CudaBackend implements Backend {
         if (x.rows == 0) {
             return;
         }
-        bestColumns = scratch(bestColumns, ElementType.FLOAT, x.rows, "each row's argmax");
+        scratch(bestColumns, b -> bestColumns = b, ElementType.FLOAT, x.rows, "each row's argmax");
         launchRowBlocks("argmax_rows", x.rows, x.cols, x, x.rows, x.cols, bestColumns);
         DeviceBuffer losses = queueCrossEntropy(x, d, ids, gradientScale);
         launch(
@@ -1269,7 +1284,7 @@ public final class CudaBackend implements Backend {
     /** A scratch buffer of at least {@code count} floats for per-row results, grown on demand. */
     private DeviceBuffer rowResults(int count) {
         onDevice();
-        rowResults = scratch(rowResults, ElementType.FLOAT, count, "per-row results");
+        scratch(rowResults, b -> rowResults = b, ElementType.FLOAT, count, "per-row results");
         return rowResults;
     }
 
@@ -1521,7 +1536,7 @@ public final class CudaBackend implements Backend {
             ids[i] = id;
         }
         onDevice();
-        tokens = scratch(tokens, ElementType.FLOAT, count, "token ids");
+        scratch(tokens, b -> tokens = b, ElementType.FLOAT, count, "token ids");
         tokens.copyFromAsync(0, ids, 0, count, stream);
         return tokens;
     }

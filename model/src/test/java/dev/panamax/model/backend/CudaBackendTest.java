@@ -880,6 +880,29 @@ class CudaBackendTest {
     }
 
     /**
+     * A scratch buffer that cannot grow (the device is full) is refused, and the backend goes on with what it holds:
+     * a later, smaller use gets a working buffer, and the bytes it counts are those of its live buffers.
+     */
+    @Test
+    void aScratchBufferThatCannotGrowLeavesTheBackendUsable() {
+        int rows = 2000;
+        float[] values = new float[rows];
+        values[0] = 3;
+        EmulatedBackends.run(0, 10_000, b -> {
+            Tensor x = b.allocate(rows, 1);
+            b.write(values, x);
+            Tensor first = x.rows(0, 1);
+            assertEquals(0, b.argmax(first));
+            long held = b.allocatedBytes();
+            assertThrows(InsufficientMemoryException.class, () -> b.countCorrect(x, new int[rows], 0));
+            assertEquals(rows * Float.BYTES, b.allocatedBytes(), "the old scratch buffer was freed, no new one taken");
+            assertEquals(0, b.argmax(first));
+            assertEquals(held, b.allocatedBytes());
+            return null;
+        });
+    }
+
+    /**
      * A model one byte larger than the device: the last tensor that does not fit is refused with the bytes it needs and
      * those left, and nothing past the bound is ever allocated.
      */
