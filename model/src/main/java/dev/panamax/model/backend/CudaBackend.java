@@ -37,7 +37,9 @@ import java.util.function.Consumer;
  * factor on the device ({@link #stepTotals}, {@link #clipGradients}, AdamW reading the factor there) and reads them
  * once at its end; {@link #traffic()} counts the copies each way.
  *
- * <p>Every operation of the interface runs on the device, forward and backward. Reductions have a fixed order (no
+ * <p>Every operation of the interface runs on the device, forward and backward. The embedding table (and its
+ * gradient) must start at its buffer's first element: a view of later rows is refused, since the kernels take no
+ * offset. Reductions have a fixed order (no
  * float atomics), so a run gives the same bits every time on the same device; losses, sums of squares and argmaxes
  * come back to the host as a few floats per row and are summed there in row order.
  *
@@ -1015,6 +1017,7 @@ public final class CudaBackend implements Backend {
         if (!t.dense()) {
             throw new IllegalArgumentException("table (" + t + ") must be dense");
         }
+        startsItsBuffer("table", t);
         DeviceBuffer ids = ids("tokens", tokens, offset, o.rows, "table.rows", t.rows);
         if (o.rows == 0 || o.cols == 0) {
             return;
@@ -1028,6 +1031,7 @@ public final class CudaBackend implements Backend {
         DeviceTensor t = device("dtable", dtable);
         TensorChecks.same("dout.cols", d.cols, "dtable.cols", t.cols);
         dense(t);
+        startsItsBuffer("dtable", t);
         DeviceBuffer ids = ids("tokens", tokens, offset, d.rows, "dtable.rows", t.rows);
         if (d.rows == 0 || d.cols == 0) {
             return;
@@ -1549,6 +1553,18 @@ public final class CudaBackend implements Backend {
         onDevice();
         long blocks = Math.min((n + BLOCK - 1) / BLOCK, MAX_FLAT_BLOCKS);
         launch(name, Dim3.of((int) blocks), Dim3.of(BLOCK), 0, arguments);
+    }
+
+    /**
+     * The embedding kernels index a table from its buffer's first element (they take no offset), so a view that starts
+     * further in is refused rather than read or written at the wrong rows.
+     */
+    private static void startsItsBuffer(String name, DeviceTensor t) {
+        if (t.offset != 0) {
+            throw new IllegalArgumentException(name + " (" + t + ") starts at element " + t.offset
+                    + " of its device buffer, but must start at element 0 on the CUDA backend, whose embedding kernels"
+                    + " take no offset: pass a tensor of its own, not a view of a later row or column");
+        }
     }
 
     /** Flat kernels take one run of floats: each operand must have no gaps between its rows. */

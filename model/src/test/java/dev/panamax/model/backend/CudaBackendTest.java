@@ -360,6 +360,46 @@ class CudaBackendTest {
         assertTrue(e.getMessage().contains("tokens[0] (50) must be in [0, table.rows (50))"), e.getMessage());
     }
 
+    /**
+     * The embedding kernels take no table offset: a table that is a view starting at a later row is refused by name and
+     * element, forward and backward, while a view from row 0 gathers exactly as the CPU does.
+     */
+    @Test
+    void embeddingRefusesATableViewThatStartsPastItsBuffer() {
+        int vocab = 12;
+        int cols = 5;
+        float[] table = random("table-view", vocab * cols);
+        int[] tokens = {0, 3, 1};
+        assertExact("embedding from a view of the first rows", b -> {
+            Tensor t = input(b, vocab, cols, table, false).rows(0, 4);
+            Tensor out = b.allocate(tokens.length, cols);
+            b.embedding(tokens, 0, t, out);
+            return read(b, out);
+        });
+        IllegalArgumentException forward = assertThrows(
+                IllegalArgumentException.class,
+                () -> EmulatedBackends.run(0, b -> {
+                    Tensor t = b.allocate(vocab, cols).rows(4, 8);
+                    b.embedding(tokens, 0, t, b.allocate(tokens.length, cols));
+                    return null;
+                }));
+        assertEquals(
+                "table (CUDA tensor 8 × 5) starts at element 20 of its device buffer, but must start at element 0 on"
+                        + " the CUDA backend, whose embedding kernels take no offset: pass a tensor of its own, not a"
+                        + " view of a later row or column",
+                forward.getMessage());
+        IllegalArgumentException backward = assertThrows(
+                IllegalArgumentException.class,
+                () -> EmulatedBackends.run(0, b -> {
+                    Tensor t = b.allocate(vocab, cols).rows(4, 8);
+                    b.embeddingBackward(tokens, 0, b.allocate(tokens.length, cols), t);
+                    return null;
+                }));
+        assertTrue(
+                backward.getMessage().startsWith("dtable (CUDA tensor 8 × 5) starts at element 20"),
+                backward.getMessage());
+    }
+
     @Test
     void zeroClearsOnlyTheView() {
         float[] x = random("zero", 4 * 9);
