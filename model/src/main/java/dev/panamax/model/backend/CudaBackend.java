@@ -15,6 +15,7 @@ import dev.panamax.kernels.QuantizedMatrix;
 import dev.panamax.kernels.Rope;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.ref.WeakReference;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -24,8 +25,8 @@ import java.util.function.Consumer;
 
 /**
  * The {@link Backend} on a CUDA device: a GPU, or the emulated device that runs the same CUDA C kernels on the CPU
- * (see cuda-bindings' README). Weights are uploaded once (a segment passed twice, such as tied embeddings, is one
- * device copy); activations stay on the device; products go through {@link Cublas} at the {@link MatmulPrecision}
+ * (see cuda-bindings' README). Weights are uploaded once (a segment passed twice while its memory is alive, such as
+ * tied embeddings, is one device copy; see {@link #weights(MemorySegment, int, int)}); activations stay on the device; products go through {@link Cublas} at the {@link MatmulPrecision}
  * chosen when the backend is created (FP32 by default; TF32 through {@code CUBLAS_COMPUTE_32F_FAST_TF32}; BF16 as
  * operands rounded by the {@code to_bfloat16} kernel into {@code cublasGemmEx} with FP32 accumulation; on the emulated
  * device, cuBLAS's contract served by the kernels module's GEMM on the same rounded inputs) and every other operation through Panamax's kernels in
@@ -53,6 +54,9 @@ import java.util.function.Consumer;
  */
 public final class CudaBackend implements Backend {
     private static final String KERNELS = "dev/panamax/cuda/ptx/transformer.ptx";
+
+    /** The scope of memory that is never freed through an arena, such as {@code MemorySegment.ofAddress} views. */
+    private static final MemorySegment.Scope GLOBAL_SCOPE = MemorySegment.NULL.scope();
 
     /** Threads of an elementwise kernel's block, and the most a row-reduction kernel uses. */
     private static final int BLOCK = 256;
@@ -85,7 +89,7 @@ public final class CudaBackend implements Backend {
     private final CudaStream stream;
     private final Cublas cublas;
     private final List<DeviceBuffer> buffers = new ArrayList<>();
-    private final Map<WeightSource, DeviceTensor> uploaded = new HashMap<>();
+    private final Map<WeightSource, Upload> uploaded = new HashMap<>();
     private long allocatedBytes;
     private DeviceBuffer tokens;
     private DeviceBuffer ones;
@@ -293,8 +297,14 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** A weight segment by its address and size: the same memory passed twice is uploaded once. */
+    /** A weight segment by its address, size and shape; an {@link Upload} also names the scope it belonged to. */
     private record WeightSource(long address, long byteSize, int rows, int cols) {}
+
+    /**
+     * An uploaded weight segment: its scope, weakly (the cache must not keep an automatic arena's memory alive), and
+     * the device tensor.
+     */
+    private record Upload(WeakReference<MemorySegment.Scope> scope, DeviceTensor tensor) {}
 
     /** Rotary tables on the device, {@code [maxPositions, headDim]} each, as the CPU's {@link Rope} builds them. */
     private record DeviceRotary(
@@ -311,14 +321,23 @@ public final class CudaBackend implements Backend {
         return t;
     }
 
+    /**
+     * Copies the weights to the device, once for the same memory passed again (tied embeddings): a later call returns
+     * the earlier tensor when its segment has the same address, size and shape and belongs to the same scope, still
+     * alive, so memory freed and reused at that address by other weights is uploaded anew. Segments of the global
+     * scope (whose memory's lifetime cannot be told) and heap segments are uploaded every time. Values rewritten in
+     * place in memory that stays alive are not seen by a later call: weights are read-only while their tensor is used.
+     */
     @Override
     public Tensor weights(MemorySegment floats, int rows, int cols) {
         TensorChecks.weights(floats, rows, cols);
         onDevice();
         WeightSource source = new WeightSource(floats.address(), floats.byteSize(), rows, cols);
-        DeviceTensor known = floats.isNative() ? uploaded.get(source) : null;
-        if (known != null) {
-            return known;
+        MemorySegment.Scope scope = floats.scope();
+        boolean cached = floats.isNative() && !scope.equals(GLOBAL_SCOPE);
+        Upload known = cached ? uploaded.get(source) : null;
+        if (known != null && known.scope().get() == scope && scope.isAlive()) {
+            return known.tensor();
         }
         DeviceBuffer buffer = newBuffer((long) rows * cols, rows + " × " + cols + " weights");
         try (Arena staging = Arena.ofConfined()) {
@@ -331,8 +350,8 @@ public final class CudaBackend implements Backend {
             stream.synchronize();
         }
         DeviceTensor t = new DeviceTensor(this, buffer, 0, rows, cols, cols);
-        if (floats.isNative()) {
-            uploaded.put(source, t);
+        if (cached) {
+            uploaded.put(source, new Upload(new WeakReference<>(scope), t));
         }
         return t;
     }

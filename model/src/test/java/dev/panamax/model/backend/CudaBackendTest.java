@@ -975,6 +975,44 @@ class CudaBackendTest {
         }
     }
 
+    /**
+     * Memory freed and reused at the same address (here the same bytes under a new arena, then under the global scope,
+     * which cannot tell) holds other weights: each must be uploaded, not served from the earlier upload.
+     */
+    @Test
+    @SuppressWarnings("restricted") // views of memory the test owns and keeps alive, to reuse its address
+    void weightsAtAReusedAddressAreUploadedAgain() {
+        float[] first = random("first weights", 6 * 4);
+        float[] second = random("second weights", 6 * 4);
+        float[][] read = EmulatedBackends.run(0, b -> {
+            try (java.lang.foreign.Arena backing = java.lang.foreign.Arena.ofConfined()) {
+                var memory = backing.allocate(first.length * (long) Float.BYTES, Float.BYTES);
+                memory.copyFrom(Segments.of(first));
+                Tensor fromFirst;
+                try (java.lang.foreign.Arena owner = java.lang.foreign.Arena.ofConfined()) {
+                    fromFirst = b.weights(memory.reinterpret(owner, null), 6, 4);
+                }
+                memory.copyFrom(Segments.of(second));
+                Tensor fromSecond;
+                try (java.lang.foreign.Arena owner = java.lang.foreign.Arena.ofConfined()) {
+                    fromSecond = b.weights(memory.reinterpret(owner, null), 6, 4);
+                }
+                var global = java.lang.foreign.MemorySegment.ofAddress(memory.address())
+                        .reinterpret(memory.byteSize());
+                Tensor fromGlobal = b.weights(global, 6, 4);
+                memory.copyFrom(Segments.of(first));
+                Tensor fromGlobalAgain = b.weights(global, 6, 4);
+                return new float[][] {
+                    read(b, fromFirst), read(b, fromSecond), read(b, fromGlobal), read(b, fromGlobalAgain)
+                };
+            }
+        });
+        assertArrayEquals(first, read[0]);
+        assertArrayEquals(second, read[1], "a freed segment's address reused by other weights");
+        assertArrayEquals(second, read[2]);
+        assertArrayEquals(first, read[3], "a global-scope segment rewritten between calls");
+    }
+
     @Test
     void tiedWeightsAreUploadedOnceAndForeignTensorsRefused() {
         float[] w = random("tied", 6 * 4);
