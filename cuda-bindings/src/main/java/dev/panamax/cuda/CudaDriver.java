@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.OptionalInt;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.ToIntFunction;
 
@@ -111,6 +112,23 @@ final class CudaDriver {
             return CudaDriverFfi.cuDriverGetVersion(version) == CudaDriverFfi.CUDA_SUCCESS()
                     ? ", driver for CUDA " + Version.ofCuda(version.get(C_INT, 0))
                     : "";
+        }
+    }
+
+    /**
+     * The CUDA version the driver supports ({@code cuDriverGetVersion}), e.g. 12080 for CUDA 12.8.
+     *
+     * @return {@code 1000·major + 10·minor}, or empty when libcuda is missing or the call fails
+     */
+    static OptionalInt cudaVersion() {
+        if (Libraries.Driver.FOUND.path().isEmpty()) {
+            return OptionalInt.empty();
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment version = arena.allocate(C_INT);
+            return CudaDriverFfi.cuDriverGetVersion(version) == CudaDriverFfi.CUDA_SUCCESS()
+                    ? OptionalInt.of(version.get(C_INT, 0))
+                    : OptionalInt.empty();
         }
     }
 

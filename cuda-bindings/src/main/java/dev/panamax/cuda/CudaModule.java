@@ -58,7 +58,8 @@ public final class CudaModule implements AutoCloseable {
      * @return the module, loaded on the calling thread's current device
      * @throws IllegalArgumentException when there is no such resource, or it declares no kernel
      * @throws CudaUnavailableException when CUDA (the driver API included) cannot run here and the emulated device is
-     *     not the calling thread's current device
+     *     not the calling thread's current device, or when the PTX's ISA version ({@code .version}) is newer than the
+     *     driver loads
      * @throws IllegalStateException on the emulated device, when its kernel library lacks one of the PTX's kernels
      * @throws CudaException when the driver rejects the PTX
      */
@@ -75,7 +76,8 @@ public final class CudaModule implements AutoCloseable {
      * @return the module, loaded on the calling thread's current device
      * @throws IllegalArgumentException when the text declares no kernel
      * @throws CudaUnavailableException when CUDA (the driver API included) cannot run here and the emulated device is
-     *     not the calling thread's current device
+     *     not the calling thread's current device, or when the PTX's ISA version ({@code .version}) is newer than the
+     *     driver loads
      * @throws IllegalStateException on the emulated device, when its kernel library lacks one of the PTX's kernels
      * @throws CudaException when the driver rejects the PTX
      */

@@ -4,9 +4,11 @@ import dev.panamax.cuda.ffi.CudaFfi;
 import java.lang.foreign.MemorySegment;
 
 /**
- * A CUDA stream: a queue of device work that runs in order, concurrently with other streams. Created non-blocking
- * ({@code cudaStreamNonBlocking}): it does not wait for the legacy default stream. Close it when done; use after close
- * throws {@link IllegalStateException}.
+ * A CUDA stream: a queue of device work that runs in order, concurrently with other streams. Created blocking ({@code
+ * cudaStreamDefault}), so it is ordered with the legacy default stream, which the synchronous copies of {@link
+ * DeviceBuffer}, and launches and cuBLAS calls given no stream, use: work on the legacy default stream waits for the
+ * work queued before it on every blocking stream of the device, and work queued later on this stream waits for it.
+ * Close it when done; use after close throws {@link IllegalStateException}.
  *
  * <p>The stream counts the copies between host and device queued on it and its synchronizations ({@link
  * #copiesToDevice()}, {@link #copiesToHost()}, {@link #synchronizations()}), so that a test can bound the host round
@@ -16,12 +18,19 @@ import java.lang.foreign.MemorySegment;
  * queued it returns, so a stream is always done; its {@link #handle()} is NULL.
  */
 public final class CudaStream implements AutoCloseable {
+    /**
+     * {@code cudaStreamDefault} (0, not among the generated constants): a stream that the legacy default stream
+     * synchronizes with, so that a synchronous copy never reads results this stream has not finished.
+     */
+    private static final int BLOCKING = 0;
+
     private final MemorySegment handle;
     private final boolean emulated;
     private final Ownership ownership;
     private long copiesToDevice;
     private long copiesToHost;
     private long synchronizations;
+    private long stagingWaits;
 
     private CudaStream(MemorySegment handle, boolean emulated) {
         this.handle = handle;
@@ -42,9 +51,7 @@ public final class CudaStream implements AutoCloseable {
         }
         Cuda.requireAvailable();
         return new CudaStream(
-                Cuda.create(
-                        slot -> CudaFfi.cudaStreamCreateWithFlags(slot, CudaFfi.cudaStreamNonBlocking()),
-                        "cudaStreamCreateWithFlags"),
+                Cuda.create(slot -> CudaFfi.cudaStreamCreateWithFlags(slot, BLOCKING), "cudaStreamCreateWithFlags"),
                 false);
     }
 
@@ -73,6 +80,24 @@ public final class CudaStream implements AutoCloseable {
         Cuda.check("cudaStreamSynchronize", CudaFfi.cudaStreamSynchronize(handle()));
     }
 
+    /**
+     * Waits until the work queued on this stream has finished, as {@link #synchronize()} does, for a copy through
+     * staging memory that must have run before the staging memory is read or freed; not counted as a synchronization.
+     */
+    void awaitStaging() {
+        stagingWaits++;
+        if (emulated) {
+            ownership.ensureOpen();
+            return;
+        }
+        Cuda.check("cudaStreamSynchronize", CudaFfi.cudaStreamSynchronize(handle()));
+    }
+
+    /** The calls to {@link #awaitStaging()} so far, for tests of the copies through staging memory. */
+    long stagingWaits() {
+        return stagingWaits;
+    }
+
     /** Counts a copy between host memory and a device buffer queued on this stream. */
     void countCopy(boolean toDevice) {
         if (toDevice) {
@@ -84,7 +109,7 @@ public final class CudaStream implements AutoCloseable {
 
     /**
      * The copies from host memory to device buffers queued on this stream so far, for tests and profiles that bound
-     * the traffic of a unit of work.
+     * the traffic of a unit of work; those from arrays wait for the stream (see {@link DeviceBuffer}).
      *
      * @return the count since the stream was created
      */

@@ -11,10 +11,14 @@ import java.lang.foreign.MemorySegment;
  * <p>Copies name elements by index and are bounds-checked before anything reaches the driver. Copies from and to
  * {@code float[]} convert to and from the element type through native staging memory; copies from and to a {@link
  * MemorySegment} move the elements' bytes as they are, and need a native segment (heap memory cannot be passed to the
- * runtime). The synchronous copies return when the data is in place. The asynchronous ones are queued on a stream:
+ * runtime). The synchronous copies run on the legacy default stream, after the work queued before them on every
+ * {@link CudaStream} of the device (streams are created blocking) and before the work queued on them later; those
+ * between host and device return when the data is in place, and the device-to-device one may return before it has
+ * run. The asynchronous ones are queued on a stream:
  * from a segment, the segment must stay valid and unchanged until the stream has run the copy (use a {@link
- * PinnedBuffer} for copies that overlap with other work); from and to arrays they return once the array has been
- * read, or written, which makes them ordered with the stream's work but not overlapped with the host.
+ * PinnedBuffer} for copies that overlap with other work); from and to arrays they wait for the stream until the copy
+ * has run (the staging memory is pageable, for which CUDA does not promise that an asynchronous copy has run when it
+ * returns), which makes them ordered with the stream's work but not overlapped with the host.
  *
  * <p>A zero-length buffer holds no device memory and needs no runtime. Use after close throws {@link
  * IllegalStateException}; a second close does nothing.
@@ -139,8 +143,8 @@ public final class DeviceBuffer implements AutoCloseable {
     }
 
     /**
-     * Queues a copy of floats into the buffer, converted to the element type, on a stream; returns once {@code src}
-     * has been read.
+     * Copies floats into the buffer, converted to the element type, on a stream: after the work queued before it on
+     * the stream, and returning once the copy has run (it waits for the stream).
      *
      * @param index the first element written
      * @param src the values
@@ -237,7 +241,9 @@ public final class DeviceBuffer implements AutoCloseable {
     }
 
     /**
-     * Copies elements from another device buffer of the same type ({@code cudaMemcpyDeviceToDevice}).
+     * Copies elements from another device buffer of the same type ({@code cudaMemcpyDeviceToDevice}) on the legacy
+     * default stream: after the work queued before it on any {@link CudaStream}, before the work queued later, and
+     * possibly returning before it has run.
      *
      * @param index the first element written
      * @param src the source buffer
@@ -273,7 +279,10 @@ public final class DeviceBuffer implements AutoCloseable {
         }
     }
 
-    /** Converts through native staging memory; a stream of null copies synchronously. */
+    /**
+     * Converts through native staging memory; a stream of null copies synchronously, and a stream's copy is waited for
+     * before the staging memory is read or freed.
+     */
     private void transfer(boolean toDevice, long index, float[] values, int offset, int count, CudaStream stream) {
         String name = toDevice ? "src" : "dst";
         Arguments.within(name, Arguments.present(name, values).length, name + "Offset", offset, count);
@@ -284,6 +293,10 @@ public final class DeviceBuffer implements AutoCloseable {
                 type.store(values, offset, staging, 0, count);
             }
             copy(toDevice, index, staging, count, stream);
+            if (stream != null && count > 0) {
+                // CUDA does not promise that an asynchronous copy with pageable memory has run when it returns.
+                stream.awaitStaging();
+            }
             if (!toDevice) {
                 type.load(staging, 0, values, offset, count);
             }

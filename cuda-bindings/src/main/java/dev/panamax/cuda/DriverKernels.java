@@ -45,12 +45,16 @@ final class DriverKernels {
         });
     }
 
-    /** Loads PTX in the primary context of the calling thread's current device. */
+    /**
+     * Loads PTX in the primary context of the calling thread's current device, after refusing PTX newer than the
+     * driver loads with a {@link CudaUnavailableException} that names both versions.
+     */
     static Module load(String name, String ptx) {
         requireDriver();
+        CudaDriver.cudaVersion().ifPresent(version -> Ptx.requireLoadableBy(name, ptx, version));
         int device = Cuda.currentDevice();
         CudaDriver.makePrimaryContextCurrent(device);
-        return new Module(device, limits(device), CudaDriver.loadModule(ptx));
+        return new Module(device, limits(device), CudaDriver.loadModule(ptx), new SharedMemoryOptIn());
     }
 
     /**
@@ -59,8 +63,9 @@ final class DriverKernels {
      * @param device the device it was loaded on
      * @param limits that device's limits
      * @param handle the module
+     * @param sharedMemoryOptIn the dynamic shared memory each of its functions has been allowed
      */
-    record Module(int device, DeviceLimits limits, MemorySegment handle) {
+    record Module(int device, DeviceLimits limits, MemorySegment handle, SharedMemoryOptIn sharedMemoryOptIn) {
         /** The kernel's {@code CUfunction}. */
         MemorySegment function(String kernel) {
             return CudaDriver.function(handle, kernel);
@@ -80,7 +85,8 @@ final class DriverKernels {
         /**
          * Launches a checked launch: each argument copied into its own slot, and {@code kernelParams} pointing at the
          * slots, as {@code cuLaunchKernel} takes them. {@code optIn}: the launch needs more shared memory than a block
-         * gets by default, which the function must be allowed first.
+         * gets by default, which the function must be allowed first; the allowance is only ever raised, so concurrent
+         * launches of one kernel with different sizes cannot lower it under each other.
          */
         void launch(
                 MemorySegment function,
@@ -93,8 +99,11 @@ final class DriverKernels {
                 Object[] arguments) {
             CudaDriver.makePrimaryContextCurrent(device);
             if (optIn) {
-                CudaDriver.setFunctionAttribute(
-                        function, CudaDriver.FUNC_ATTR_MAX_DYNAMIC_SHARED_SIZE_BYTES, sharedBytes);
+                sharedMemoryOptIn.require(
+                        function.address(),
+                        sharedBytes,
+                        bytes -> CudaDriver.setFunctionAttribute(
+                                function, CudaDriver.FUNC_ATTR_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes));
             }
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment pointers = arena.allocate(ADDRESS, Math.max(1, arguments.length));

@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -17,7 +18,82 @@ final class Ptx {
     private static final Pattern SHARED = Pattern.compile(
             "(?<!\\.extern\\s)\\.shared\\s+(?:\\.align\\s+\\d+\\s+)?\\.[usbf](8|16|32|64)\\s+([A-Za-z_$%][\\w$]*)(?:\\[(\\d+)])?");
 
+    private static final Pattern VERSION = Pattern.compile("(?m)^\\s*\\.version\\s+(\\d+)\\.(\\d+)\\b");
+
     private Ptx() {}
+
+    /**
+     * A PTX ISA version, as a module's {@code .version} directive declares it.
+     *
+     * @param major the major version
+     * @param minor the minor version
+     */
+    record IsaVersion(int major, int minor) {
+        /**
+         * The oldest CUDA whose driver loads PTX of this version, as {@code cuDriverGetVersion} encodes it ({@code
+         * 1000·major + 10·minor}). From the PTX ISA's release history (PTX ISA documentation, "Release Notes"): PTX
+         * ISA 7.0 to 7.8 came with CUDA 11.0 to 11.8, 8.0 to 8.5 with CUDA 12.0 to 12.5, 8.6 with 12.7, 8.7 with 12.8,
+         * 8.8 with 12.9, 9.0 with 13.0 and 9.1 with 13.1; later versions are assumed to follow 9.x's pattern (CUDA
+         * major = PTX major + 4, same minor), which at worst lets the driver refuse the module itself. Versions before
+         * 7.0 predate CUDA 11, the oldest driver these bindings run on, and need nothing more.
+         *
+         * @return the driver version needed, 0 for any
+         */
+        int minimumDriver() {
+            if (major < 7) {
+                return 0;
+            }
+            if (major == 8 && minor >= 6) {
+                return 12000 + 10 * (minor + 1);
+            }
+            return 1000 * (major + 4) + 10 * minor;
+        }
+
+        @Override
+        public String toString() {
+            return major + "." + minor;
+        }
+    }
+
+    /**
+     * The PTX ISA version a module declares ({@code .version X.Y}, its first directive).
+     *
+     * @param ptx the text
+     * @return the version, or empty when the text has no {@code .version} directive (the driver then rejects it)
+     */
+    static Optional<IsaVersion> isaVersion(String ptx) {
+        Matcher version = VERSION.matcher(withoutComments(ptx));
+        if (!version.find()) {
+            return Optional.empty();
+        }
+        try {
+            return Optional.of(new IsaVersion(Integer.parseInt(version.group(1)), Integer.parseInt(version.group(2))));
+        } catch (NumberFormatException e) {
+            return Optional.empty();
+        }
+    }
+
+    /**
+     * Refuses PTX that the driver is too old to load, before the driver sees it, with both versions and the remedy;
+     * without this check the driver's own refusal is an opaque {@code CUDA_ERROR_UNSUPPORTED_PTX_VERSION}.
+     *
+     * @param what names the PTX in messages
+     * @param ptx the text
+     * @param driverVersion the CUDA version the driver supports, as {@code cuDriverGetVersion} encodes it
+     * @throws CudaUnavailableException when the PTX declares a version newer than the driver loads
+     */
+    static void requireLoadableBy(String what, String ptx, int driverVersion) {
+        IsaVersion declared = isaVersion(ptx).orElse(null);
+        if (declared == null || driverVersion >= declared.minimumDriver()) {
+            return;
+        }
+        Version needed = Version.ofCuda(declared.minimumDriver());
+        Version driver = Version.ofCuda(driverVersion);
+        throw new CudaUnavailableException(what + " is PTX ISA " + declared + ", which needs a driver for CUDA "
+                + needed.major() + "." + needed.minor() + " or newer, but the NVIDIA driver here supports CUDA "
+                + driver.major() + "." + driver.minor() + " (cuDriverGetVersion " + driverVersion
+                + "): update the NVIDIA driver");
+    }
 
     /**
      * One kernel.

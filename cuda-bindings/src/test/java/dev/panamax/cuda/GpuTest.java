@@ -82,6 +82,30 @@ class GpuTest {
     }
 
     @Test
+    void synchronousCopiesAreOrderedWithTheWorkOfStreams() {
+        int n = 2048;
+        float[] ones = new float[n * n];
+        Arrays.fill(ones, 1f);
+        try (CudaStream stream = CudaStream.create();
+                DeviceBuffer a = DeviceBuffer.allocate(ElementType.FLOAT, (long) n * n);
+                DeviceBuffer b = DeviceBuffer.allocate(ElementType.FLOAT, (long) n * n);
+                DeviceBuffer c = DeviceBuffer.allocate(ElementType.FLOAT, (long) n * n);
+                Cublas cublas = Cublas.create()) {
+            a.copyFrom(ones);
+            cublas.setStream(stream);
+            for (int round = 0; round < 3; round++) {
+                // A product long enough to still be running when the host queues the synchronous copies.
+                cublas.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, n, n, n, 1f, a, 0, n, a, 0, n, 0f, b, 0, n);
+                c.copyFrom(0, b, 0, (long) n * n);
+                float[] corner = new float[4];
+                c.copyTo(0, corner, 0, 4);
+                assertArrayEquals(new float[] {n, n, n, n}, corner, "round " + round);
+                b.copyFrom(new float[n * n]);
+            }
+        }
+    }
+
+    @Test
     void streamsAndEventsOrderAndTimeWork() {
         try (CudaStream first = CudaStream.create();
                 CudaStream second = CudaStream.create();

@@ -8,6 +8,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import org.junit.jupiter.api.Test;
 
 /** Reading kernels' parameters and static shared memory from PTX, as nvcc writes it. */
@@ -49,6 +50,60 @@ class PtxTest {
         assertEquals(64 + 16, entries.get("one").staticSharedBytes(), "its own array and a device function's");
         assertEquals(8 + 16, entries.get("two").staticSharedBytes(), "not one's array, dynamic memory not counted");
         assertEquals(List.of(), entries.get("two").parameters());
+    }
+
+    @Test
+    void readsTheIsaVersionOfTheCommittedPtx() throws IOException {
+        for (String name : List.of("samples.ptx", "transformer.ptx")) {
+            String ptx = Files.readString(Path.of("src/main/resources/dev/panamax/cuda/ptx/" + name));
+            Ptx.IsaVersion version = Ptx.isaVersion(ptx).orElseThrow();
+            assertEquals(new Ptx.IsaVersion(9, 0), version, name);
+            assertEquals(13000, version.minimumDriver(), name);
+        }
+        assertEquals(
+                Optional.of(new Ptx.IsaVersion(8, 5)),
+                Ptx.isaVersion("// .version 9.9 in a comment\n/* .version 9.8 */\n  .version 8.5\n.target sm_80\n"));
+        assertEquals(Optional.empty(), Ptx.isaVersion(".target sm_80\n"));
+        assertEquals(Optional.empty(), Ptx.isaVersion(".version 99999999999.0\n"));
+    }
+
+    @Test
+    void mapsPtxIsaVersionsToTheFirstCudaDriverThatLoadsThem() {
+        int[][] isaAndCuda = {
+            {6, 5, 0},
+            {7, 0, 11000},
+            {7, 8, 11080},
+            {8, 0, 12000},
+            {8, 4, 12040},
+            {8, 5, 12050},
+            {8, 6, 12070},
+            {8, 7, 12080},
+            {8, 8, 12090},
+            {9, 0, 13000},
+            {9, 1, 13010},
+            {9, 4, 13040}
+        };
+        for (int[] row : isaAndCuda) {
+            assertEquals(
+                    row[2], new Ptx.IsaVersion(row[0], row[1]).minimumDriver(), "PTX ISA " + row[0] + "." + row[1]);
+        }
+    }
+
+    @Test
+    void refusesPtxNewerThanTheDriverWithBothVersions() {
+        String ptx = ".version 9.0\n.target sm_80\n";
+        Ptx.requireLoadableBy("transformer.ptx", ptx, 13000);
+        Ptx.requireLoadableBy("transformer.ptx", ptx, 13020);
+        Ptx.requireLoadableBy("no-version.ptx", ".target sm_80\n", 11000);
+        CudaUnavailableException e = assertThrows(
+                CudaUnavailableException.class, () -> Ptx.requireLoadableBy("transformer.ptx", ptx, 12080));
+        assertEquals(
+                "transformer.ptx is PTX ISA 9.0, which needs a driver for CUDA 13.0 or newer, but the NVIDIA driver"
+                        + " here supports CUDA 12.8 (cuDriverGetVersion 12080): update the NVIDIA driver",
+                e.reason());
+        assertEquals("CUDA cannot run here: " + e.reason(), e.getMessage());
+        Ptx.requireLoadableBy("old.ptx", ".version 8.8\n", 12090);
+        assertThrows(CudaUnavailableException.class, () -> Ptx.requireLoadableBy("old.ptx", ".version 8.8\n", 12080));
     }
 
     @Test

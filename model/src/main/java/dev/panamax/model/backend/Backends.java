@@ -1,8 +1,11 @@
 package dev.panamax.model.backend;
 
 import dev.panamax.cuda.Cuda;
+import dev.panamax.cuda.CudaUnavailableException;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
+import java.util.function.Supplier;
 
 /** Creates a {@link Backend} by name, the choice the command line's {@code --backend} offers. */
 public final class Backends {
@@ -24,7 +27,8 @@ public final class Backends {
     /**
      * Creates a backend: {@code cpu} (Panamax's Vector API kernels), {@code cuda} (the calling thread's current GPU),
      * {@code emulated} (the CUDA backend on the emulated device, which runs the CUDA kernels on the CPU: a test
-     * device, slow), or {@code auto}, which picks CUDA when {@link Cuda#isAvailable()} and the CPU otherwise.
+     * device, slow), or {@code auto}, which picks CUDA when {@link Cuda#isAvailable()} and the GPU backend opens, and
+     * the CPU otherwise, saying why.
      *
      * @param name one of {@link #NAMES}, in any case
      * @return the backend and a line saying which runs and why
@@ -62,12 +66,12 @@ public final class Backends {
                                 + " (chosen with --backend emulated; a test device, slow)");
             }
             case "auto" ->
-                Cuda.isAvailable()
-                        ? gpu(precision, "auto: CUDA is available")
-                        : cpu(
-                                precision,
-                                "auto: CUDA is not available: "
-                                        + Cuda.unavailableReason().orElse("unknown reason"));
+                auto(
+                        precision,
+                        Cuda.isAvailable()
+                                ? Optional.empty()
+                                : Optional.of(Cuda.unavailableReason().orElse("unknown reason")),
+                        () -> CudaBackend.onGpu(precision));
             default ->
                 throw new IllegalArgumentException("backend (" + name + ") must be one of " + String.join(", ", NAMES));
         };
@@ -93,6 +97,28 @@ public final class Backends {
             throw new IllegalArgumentException("the cpu backend computes products in fp32 only; " + precision.spelling()
                     + " needs a CUDA backend (backend: cpu, " + why + ")");
         }
+    }
+
+    /**
+     * The {@code auto} choice: the GPU where CUDA is available and the GPU backend opens, else the CPU with the reason
+     * (a driver too old for the kernels' PTX, say, passes {@link Cuda#isAvailable()} but cannot open the backend).
+     *
+     * @param precision the products' precision
+     * @param unavailable why CUDA is not available, or empty when it is
+     * @param gpu opens the GPU backend; may throw {@link CudaUnavailableException}
+     * @return the selection
+     */
+    static Selection auto(MatmulPrecision precision, Optional<String> unavailable, Supplier<CudaBackend> gpu) {
+        if (unavailable.isPresent()) {
+            return cpu(precision, "auto: CUDA is not available: " + unavailable.get());
+        }
+        CudaBackend backend;
+        try {
+            backend = gpu.get();
+        } catch (CudaUnavailableException e) {
+            return cpu(precision, "auto: the CUDA backend cannot run here: " + e.reason());
+        }
+        return new Selection(backend, "backend: " + backend + " (auto: CUDA is available)");
     }
 
     private static Selection cpu(MatmulPrecision precision, String why) {

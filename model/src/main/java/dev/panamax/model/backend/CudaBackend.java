@@ -15,27 +15,32 @@ import dev.panamax.kernels.QuantizedMatrix;
 import dev.panamax.kernels.Rope;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.ref.WeakReference;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.function.Consumer;
 
 /**
  * The {@link Backend} on a CUDA device: a GPU, or the emulated device that runs the same CUDA C kernels on the CPU
- * (see cuda-bindings' README). Weights are uploaded once (a segment passed twice, such as tied embeddings, is one
- * device copy); activations stay on the device; products go through {@link Cublas} at the {@link MatmulPrecision}
+ * (see cuda-bindings' README). Weights are uploaded once (a segment passed twice while its memory is alive, such as
+ * tied embeddings, is one device copy; see {@link #weights(MemorySegment, int, int)}); activations stay on the device; products go through {@link Cublas} at the {@link MatmulPrecision}
  * chosen when the backend is created (FP32 by default; TF32 through {@code CUBLAS_COMPUTE_32F_FAST_TF32}; BF16 as
  * operands rounded by the {@code to_bfloat16} kernel into {@code cublasGemmEx} with FP32 accumulation; on the emulated
  * device, cuBLAS's contract served by the kernels module's GEMM on the same rounded inputs) and every other operation through Panamax's kernels in
  * {@code transformer.cu}. All work is queued in order on one stream; only the calls that bring values to the host
  * ({@link #read}, {@link #argmax}, the loss of {@link #crossEntropy(Tensor, int[], int, Tensor, float)}, {@link
- * #countCorrect}, {@link #sumOfSquares}, {@link StepTotals#read()}) and {@link #weights} (whose source must have been
- * read when it returns) wait for it. A training step keeps its losses, correct counts, gradient norm and clipping
+ * #countCorrect}, {@link #sumOfSquares}, {@link StepTotals#read()}), {@link #weights} (whose source must have been
+ * read when it returns) and the uploads from host arrays (token ids, {@link #write}, rotary tables, whose pageable
+ * staging memory must have been read before it is freed) wait for it. A training step keeps its losses, correct counts, gradient norm and clipping
  * factor on the device ({@link #stepTotals}, {@link #clipGradients}, AdamW reading the factor there) and reads them
  * once at its end; {@link #traffic()} counts the copies each way.
  *
- * <p>Every operation of the interface runs on the device, forward and backward. Reductions have a fixed order (no
+ * <p>Every operation of the interface runs on the device, forward and backward. The embedding table (and its
+ * gradient) must start at its buffer's first element: a view of later rows is refused, since the kernels take no
+ * offset. Reductions have a fixed order (no
  * float atomics), so a run gives the same bits every time on the same device; losses, sums of squares and argmaxes
  * come back to the host as a few floats per row and are summed there in row order.
  *
@@ -49,6 +54,9 @@ import java.util.Objects;
  */
 public final class CudaBackend implements Backend {
     private static final String KERNELS = "dev/panamax/cuda/ptx/transformer.ptx";
+
+    /** The scope of memory that is never freed through an arena, such as {@code MemorySegment.ofAddress} views. */
+    private static final MemorySegment.Scope GLOBAL_SCOPE = MemorySegment.NULL.scope();
 
     /** Threads of an elementwise kernel's block, and the most a row-reduction kernel uses. */
     private static final int BLOCK = 256;
@@ -81,10 +89,14 @@ public final class CudaBackend implements Backend {
     private final CudaStream stream;
     private final Cublas cublas;
     private final List<DeviceBuffer> buffers = new ArrayList<>();
-    private final Map<WeightSource, DeviceTensor> uploaded = new HashMap<>();
+    private final Map<WeightSource, Upload> uploaded = new HashMap<>();
     private long allocatedBytes;
     private DeviceBuffer tokens;
     private DeviceBuffer ones;
+
+    /** Whether every element of {@link #ones} holds 1: false from its allocation until its upload succeeds. */
+    private boolean onesFilled;
+
     private DeviceBuffer rowResults;
     private DeviceBuffer attentionDelta;
 
@@ -110,20 +122,24 @@ public final class CudaBackend implements Backend {
         onDevice();
         CudaModule loadedModule = null;
         CudaStream createdStream = null;
+        Cublas createdHandle = null;
         try {
             loadedModule = CudaModule.load(KERNELS);
             createdStream = CudaStream.create();
-            Cublas handle = Cublas.create();
-            handle.setStream(createdStream);
+            createdHandle = Cublas.create();
+            createdHandle.setStream(createdStream);
             this.module = loadedModule;
             this.stream = createdStream;
-            this.cublas = handle;
-        } catch (RuntimeException e) {
-            if (createdStream != null) {
-                createdStream.close();
-            }
-            if (loadedModule != null) {
-                loadedModule.close();
+            this.cublas = createdHandle;
+        } catch (RuntimeException | Error e) {
+            for (AutoCloseable created : new AutoCloseable[] {createdHandle, createdStream, loadedModule}) {
+                if (created != null) {
+                    try {
+                        created.close();
+                    } catch (Exception closing) {
+                        e.addSuppressed(closing);
+                    }
+                }
             }
             throw e;
         }
@@ -281,8 +297,14 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** A weight segment by its address and size: the same memory passed twice is uploaded once. */
+    /** A weight segment by its address, size and shape; an {@link Upload} also names the scope it belonged to. */
     private record WeightSource(long address, long byteSize, int rows, int cols) {}
+
+    /**
+     * An uploaded weight segment: its scope, weakly (the cache must not keep an automatic arena's memory alive), and
+     * the device tensor.
+     */
+    private record Upload(WeakReference<MemorySegment.Scope> scope, DeviceTensor tensor) {}
 
     /** Rotary tables on the device, {@code [maxPositions, headDim]} each, as the CPU's {@link Rope} builds them. */
     private record DeviceRotary(
@@ -299,14 +321,23 @@ public final class CudaBackend implements Backend {
         return t;
     }
 
+    /**
+     * Copies the weights to the device, once for the same memory passed again (tied embeddings): a later call returns
+     * the earlier tensor when its segment has the same address, size and shape and belongs to the same scope, still
+     * alive, so memory freed and reused at that address by other weights is uploaded anew. Segments of the global
+     * scope (whose memory's lifetime cannot be told) and heap segments are uploaded every time. Values rewritten in
+     * place in memory that stays alive are not seen by a later call: weights are read-only while their tensor is used.
+     */
     @Override
     public Tensor weights(MemorySegment floats, int rows, int cols) {
         TensorChecks.weights(floats, rows, cols);
         onDevice();
         WeightSource source = new WeightSource(floats.address(), floats.byteSize(), rows, cols);
-        DeviceTensor known = floats.isNative() ? uploaded.get(source) : null;
-        if (known != null) {
-            return known;
+        MemorySegment.Scope scope = floats.scope();
+        boolean cached = floats.isNative() && !scope.equals(GLOBAL_SCOPE);
+        Upload known = cached ? uploaded.get(source) : null;
+        if (known != null && known.scope().get() == scope && scope.isAlive()) {
+            return known.tensor();
         }
         DeviceBuffer buffer = newBuffer((long) rows * cols, rows + " × " + cols + " weights");
         try (Arena staging = Arena.ofConfined()) {
@@ -319,8 +350,8 @@ public final class CudaBackend implements Backend {
             stream.synchronize();
         }
         DeviceTensor t = new DeviceTensor(this, buffer, 0, rows, cols, cols);
-        if (floats.isNative()) {
-            uploaded.put(source, t);
+        if (cached) {
+            uploaded.put(source, new Upload(new WeakReference<>(scope), t));
         }
         return t;
     }
@@ -376,19 +407,24 @@ public final class CudaBackend implements Backend {
 
     /**
      * A scratch buffer of at least {@code count} elements: {@code current} when it is large enough, else a new one (of
-     * at least 64) that replaces it, the old one freed, so a scratch buffer takes only its largest size. Freeing waits
-     * for the work queued on the old one, as {@code cudaFree} does.
+     * at least 64) that replaces it, the old one freed first, so a scratch buffer takes only its largest size. Freeing
+     * waits for the work queued on the old one, as {@code cudaFree} does. {@code field} is set to null once the old
+     * buffer is freed and to the new one once allocated, so a failed allocation never leaves it naming a freed buffer.
      */
-    private DeviceBuffer scratch(DeviceBuffer current, ElementType type, long count, String what) {
+    private DeviceBuffer scratch(
+            DeviceBuffer current, Consumer<DeviceBuffer> field, ElementType type, long count, String what) {
         if (current != null && current.length() >= count) {
             return current;
         }
         if (current != null) {
+            field.accept(null);
             buffers.remove(current);
             allocatedBytes -= current.byteSize();
             current.close();
         }
-        return newBuffer(type, Math.max(count, 64), what);
+        DeviceBuffer grown = newBuffer(type, Math.max(count, 64), what);
+        field.accept(grown);
+        return grown;
     }
 
     private DeviceBuffer newBuffer(ElementType type, long count, String what) {
@@ -499,13 +535,18 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** A {@code [1, count]} row of ones, grown on demand. */
+    /** A {@code [1, count]} row of ones, grown on demand; every element of the buffer is set, not only count. */
     private DeviceTensor ones(int count) {
         if (ones == null || ones.length() < count) {
-            ones = scratch(ones, ElementType.FLOAT, count, "a row of " + count + " ones");
-            float[] values = new float[count];
+            scratch(ones, b -> ones = b, ElementType.FLOAT, count, "a row of " + count + " ones");
+            onesFilled = false;
+        }
+        if (!onesFilled) {
+            // The whole allocation (at least 64), since a later, longer row that fits it skips this fill.
+            float[] values = new float[Math.toIntExact(ones.length())];
             java.util.Arrays.fill(values, 1f);
-            ones.copyFromAsync(0, values, 0, count, stream);
+            ones.copyFromAsync(0, values, 0, values.length, stream);
+            onesFilled = true;
         }
         return new DeviceTensor(this, ones, 0, 1, count, count);
     }
@@ -581,9 +622,12 @@ public final class CudaBackend implements Backend {
     /** {@code rows × cols} of {@code t} rounded to bfloat16 into the dense scratch operand {@code slot}. */
     private DeviceBuffer toBfloat16(int slot, DeviceTensor t, int rows, int cols) {
         long count = (long) rows * cols;
-        DeviceBuffer operand =
-                scratch(bfloat16Operands[slot], ElementType.BFLOAT16, count, "a product's operand in bfloat16");
-        bfloat16Operands[slot] = operand;
+        DeviceBuffer operand = scratch(
+                bfloat16Operands[slot],
+                b -> bfloat16Operands[slot] = b,
+                ElementType.BFLOAT16,
+                count,
+                "a product's operand in bfloat16");
         launchRows("to_bfloat16", rows, cols, t.buffer, t.offset, t.ld, operand, rows, cols);
         return operand;
     }
@@ -879,7 +923,7 @@ public final class CudaBackend implements Backend {
         }
         onDevice();
         long deltaFloats = (long) query.rows * heads;
-        attentionDelta = scratch(attentionDelta, ElementType.FLOAT, deltaFloats, "attention's backward deltas");
+        scratch(attentionDelta, b -> attentionDelta = b, ElementType.FLOAT, deltaFloats, "attention's backward deltas");
         launchRows("attention_backward_delta", query.rows, heads, o, dO, query.rows, heads, hd, attentionDelta);
         float scale = (float) (1 / Math.sqrt(hd));
         int blocks = (a.queries() + ATTENTION_WARPS - 1) / ATTENTION_WARPS;
@@ -992,6 +1036,7 @@ public final class CudaBackend implements Backend {
         if (!t.dense()) {
             throw new IllegalArgumentException("table (" + t + ") must be dense");
         }
+        startsItsBuffer("table", t);
         DeviceBuffer ids = ids("tokens", tokens, offset, o.rows, "table.rows", t.rows);
         if (o.rows == 0 || o.cols == 0) {
             return;
@@ -1005,6 +1050,7 @@ public final class CudaBackend implements Backend {
         DeviceTensor t = device("dtable", dtable);
         TensorChecks.same("dout.cols", d.cols, "dtable.cols", t.cols);
         dense(t);
+        startsItsBuffer("dtable", t);
         DeviceBuffer ids = ids("tokens", tokens, offset, d.rows, "dtable.rows", t.rows);
         if (d.rows == 0 || d.cols == 0) {
             return;
@@ -1126,9 +1172,11 @@ public final class CudaBackend implements Backend {
         }
         onDevice();
         int floats = 2 + 2 * microBatches;
-        stepValues = scratch(stepValues, ElementType.FLOAT, floats, "a training step's totals");
+        // Earlier totals end here, before their memory may be freed by the growth below.
+        long generation = ++stepGeneration;
+        scratch(stepValues, b -> stepValues = b, ElementType.FLOAT, floats, "a training step's totals");
         launchRows("zero_matrix", 1, floats, stepValues, 0L, floats, 1, floats);
-        return new DeviceStepTotals(microBatches, ++stepGeneration);
+        return new DeviceStepTotals(microBatches, generation);
     }
 
     /** Queues the correct count, then the loss and gradient, and their totals: nothing comes back to the host. */
@@ -1152,7 +1200,7 @@ public final class CudaBackend implements Backend {
         if (x.rows == 0) {
             return;
         }
-        bestColumns = scratch(bestColumns, ElementType.FLOAT, x.rows, "each row's argmax");
+        scratch(bestColumns, b -> bestColumns = b, ElementType.FLOAT, x.rows, "each row's argmax");
         launchRowBlocks("argmax_rows", x.rows, x.cols, x, x.rows, x.cols, bestColumns);
         DeviceBuffer losses = queueCrossEntropy(x, d, ids, gradientScale);
         launch(
@@ -1259,7 +1307,7 @@ public final class CudaBackend implements Backend {
     /** A scratch buffer of at least {@code count} floats for per-row results, grown on demand. */
     private DeviceBuffer rowResults(int count) {
         onDevice();
-        rowResults = scratch(rowResults, ElementType.FLOAT, count, "per-row results");
+        scratch(rowResults, b -> rowResults = b, ElementType.FLOAT, count, "per-row results");
         return rowResults;
     }
 
@@ -1511,7 +1559,7 @@ public final class CudaBackend implements Backend {
             ids[i] = id;
         }
         onDevice();
-        tokens = scratch(tokens, ElementType.FLOAT, count, "token ids");
+        scratch(tokens, b -> tokens = b, ElementType.FLOAT, count, "token ids");
         tokens.copyFromAsync(0, ids, 0, count, stream);
         return tokens;
     }
@@ -1524,6 +1572,18 @@ public final class CudaBackend implements Backend {
         onDevice();
         long blocks = Math.min((n + BLOCK - 1) / BLOCK, MAX_FLAT_BLOCKS);
         launch(name, Dim3.of((int) blocks), Dim3.of(BLOCK), 0, arguments);
+    }
+
+    /**
+     * The embedding kernels index a table from its buffer's first element (they take no offset), so a view that starts
+     * further in is refused rather than read or written at the wrong rows.
+     */
+    private static void startsItsBuffer(String name, DeviceTensor t) {
+        if (t.offset != 0) {
+            throw new IllegalArgumentException(name + " (" + t + ") starts at element " + t.offset
+                    + " of its device buffer, but must start at element 0 on the CUDA backend, whose embedding kernels"
+                    + " take no offset: pass a tensor of its own, not a view of a later row or column");
+        }
     }
 
     /** Flat kernels take one run of floats: each operand must have no gaps between its rows. */

@@ -360,6 +360,46 @@ class CudaBackendTest {
         assertTrue(e.getMessage().contains("tokens[0] (50) must be in [0, table.rows (50))"), e.getMessage());
     }
 
+    /**
+     * The embedding kernels take no table offset: a table that is a view starting at a later row is refused by name and
+     * element, forward and backward, while a view from row 0 gathers exactly as the CPU does.
+     */
+    @Test
+    void embeddingRefusesATableViewThatStartsPastItsBuffer() {
+        int vocab = 12;
+        int cols = 5;
+        float[] table = random("table-view", vocab * cols);
+        int[] tokens = {0, 3, 1};
+        assertExact("embedding from a view of the first rows", b -> {
+            Tensor t = input(b, vocab, cols, table, false).rows(0, 4);
+            Tensor out = b.allocate(tokens.length, cols);
+            b.embedding(tokens, 0, t, out);
+            return read(b, out);
+        });
+        IllegalArgumentException forward = assertThrows(
+                IllegalArgumentException.class,
+                () -> EmulatedBackends.run(0, b -> {
+                    Tensor t = b.allocate(vocab, cols).rows(4, 8);
+                    b.embedding(tokens, 0, t, b.allocate(tokens.length, cols));
+                    return null;
+                }));
+        assertEquals(
+                "table (CUDA tensor 8 × 5) starts at element 20 of its device buffer, but must start at element 0 on"
+                        + " the CUDA backend, whose embedding kernels take no offset: pass a tensor of its own, not a"
+                        + " view of a later row or column",
+                forward.getMessage());
+        IllegalArgumentException backward = assertThrows(
+                IllegalArgumentException.class,
+                () -> EmulatedBackends.run(0, b -> {
+                    Tensor t = b.allocate(vocab, cols).rows(4, 8);
+                    b.embeddingBackward(tokens, 0, b.allocate(tokens.length, cols), t);
+                    return null;
+                }));
+        assertTrue(
+                backward.getMessage().startsWith("dtable (CUDA tensor 8 × 5) starts at element 20"),
+                backward.getMessage());
+    }
+
     @Test
     void zeroClearsOnlyTheView() {
         float[] x = random("zero", 4 * 9);
@@ -416,6 +456,44 @@ class CudaBackendTest {
                 }
             }
         }
+    }
+
+    /**
+     * The bias gradient sums dy's columns through a row of ones that grows with the row count: after a product of 3
+     * rows, one of 40 (which fits the first row of ones' allocation) must still sum all 40 rows.
+     */
+    @Test
+    void biasGradientsSumEveryRowWhenTheRowCountGrows() {
+        int in = 5;
+        int out = 7;
+        int[] rowCounts = {3, 40, 2, 64, 65};
+        int most = Arrays.stream(rowCounts).max().orElseThrow();
+        float[] w = random("w-growing", out * in);
+        float[] x = random("x-growing", most * in);
+        float[] dy = random("dy-growing", most * out);
+        // Each bias gradient sums at most `most` terms of magnitude at most 1, in any order.
+        double bound = (most + 4) * EPS * most + Float.MIN_NORMAL;
+        assertWithin(
+                "bias gradients as the rows grow",
+                b -> {
+                    Tensor wt = b.weights(Segments.of(w), out, in);
+                    Tensor dw = b.allocate(out, in);
+                    float[][] gradients = new float[rowCounts.length][];
+                    for (int i = 0; i < rowCounts.length; i++) {
+                        int m = rowCounts[i];
+                        Tensor xt = input(b, m, in, Arrays.copyOf(x, m * in), false);
+                        Tensor dyt = input(b, m, out, Arrays.copyOf(dy, m * out), false);
+                        Tensor db = b.allocate(1, out);
+                        b.matmulBackward(xt, wt, Layout.OUT_IN, dyt, null, false, dw, db);
+                        gradients[i] = read(b, db);
+                    }
+                    return concat(gradients);
+                },
+                expected -> {
+                    double[] bounds = new double[expected.length];
+                    Arrays.fill(bounds, bound);
+                    return bounds;
+                });
     }
 
     private static float[][] abs(float[][] values) {
@@ -842,6 +920,29 @@ class CudaBackendTest {
     }
 
     /**
+     * A scratch buffer that cannot grow (the device is full) is refused, and the backend goes on with what it holds:
+     * a later, smaller use gets a working buffer, and the bytes it counts are those of its live buffers.
+     */
+    @Test
+    void aScratchBufferThatCannotGrowLeavesTheBackendUsable() {
+        int rows = 2000;
+        float[] values = new float[rows];
+        values[0] = 3;
+        EmulatedBackends.run(0, 10_000, b -> {
+            Tensor x = b.allocate(rows, 1);
+            b.write(values, x);
+            Tensor first = x.rows(0, 1);
+            assertEquals(0, b.argmax(first));
+            long held = b.allocatedBytes();
+            assertThrows(InsufficientMemoryException.class, () -> b.countCorrect(x, new int[rows], 0));
+            assertEquals(rows * Float.BYTES, b.allocatedBytes(), "the old scratch buffer was freed, no new one taken");
+            assertEquals(0, b.argmax(first));
+            assertEquals(held, b.allocatedBytes());
+            return null;
+        });
+    }
+
+    /**
      * A model one byte larger than the device: the last tensor that does not fit is refused with the bytes it needs and
      * those left, and nothing past the bound is ever allocated.
      */
@@ -872,6 +973,44 @@ class CudaBackendTest {
                                     + " less what this backend holds\\) is available"),
                     e.getMessage());
         }
+    }
+
+    /**
+     * Memory freed and reused at the same address (here the same bytes under a new arena, then under the global scope,
+     * which cannot tell) holds other weights: each must be uploaded, not served from the earlier upload.
+     */
+    @Test
+    @SuppressWarnings("restricted") // views of memory the test owns and keeps alive, to reuse its address
+    void weightsAtAReusedAddressAreUploadedAgain() {
+        float[] first = random("first weights", 6 * 4);
+        float[] second = random("second weights", 6 * 4);
+        float[][] read = EmulatedBackends.run(0, b -> {
+            try (java.lang.foreign.Arena backing = java.lang.foreign.Arena.ofConfined()) {
+                var memory = backing.allocate(first.length * (long) Float.BYTES, Float.BYTES);
+                memory.copyFrom(Segments.of(first));
+                Tensor fromFirst;
+                try (java.lang.foreign.Arena owner = java.lang.foreign.Arena.ofConfined()) {
+                    fromFirst = b.weights(memory.reinterpret(owner, null), 6, 4);
+                }
+                memory.copyFrom(Segments.of(second));
+                Tensor fromSecond;
+                try (java.lang.foreign.Arena owner = java.lang.foreign.Arena.ofConfined()) {
+                    fromSecond = b.weights(memory.reinterpret(owner, null), 6, 4);
+                }
+                var global = java.lang.foreign.MemorySegment.ofAddress(memory.address())
+                        .reinterpret(memory.byteSize());
+                Tensor fromGlobal = b.weights(global, 6, 4);
+                memory.copyFrom(Segments.of(first));
+                Tensor fromGlobalAgain = b.weights(global, 6, 4);
+                return new float[][] {
+                    read(b, fromFirst), read(b, fromSecond), read(b, fromGlobal), read(b, fromGlobalAgain)
+                };
+            }
+        });
+        assertArrayEquals(first, read[0]);
+        assertArrayEquals(second, read[1], "a freed segment's address reused by other weights");
+        assertArrayEquals(second, read[2]);
+        assertArrayEquals(first, read[3], "a global-scope segment rewritten between calls");
     }
 
     @Test

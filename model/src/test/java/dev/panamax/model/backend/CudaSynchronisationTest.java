@@ -22,7 +22,8 @@ import org.junit.jupiter.params.provider.EnumSource;
  * training step sends each micro-batch's token ids in (the inputs for the embedding and its backward, the targets for
  * the loss) and reads its totals (losses, correct counts, the gradient norm) out once; a decode step sends one token
  * in and reads one logits row out (two for sampling at a temperature: the raw row, which the sampler checks for
- * non-finite logits, and the probabilities the device's softmax makes of it). No operation waits for the stream.
+ * non-finite logits, and the probabilities the device's softmax makes of it). No operation calls for an explicit
+ * synchronization; the uploads of token ids wait for their own copy, which is not counted as one.
  */
 class CudaSynchronisationTest {
     @TempDir
