@@ -129,6 +129,19 @@ final class AttentionChecks {
         if (lse != null) {
             checkOutput(shape.batch(), new View("lse", lse, shape.qHeads(), shape.tq(), 1), append(inputs, output));
         }
+        long tiles = (shape.tq() + AttentionTiles.QUERY_TILE - 1) / AttentionTiles.QUERY_TILE;
+        if ((long) shape.batch() * shape.qHeads() * tiles > Integer.MAX_VALUE) {
+            throw tooManyTasks(
+                    "batch (" + shape.batch() + ") × qHeads (" + shape.qHeads() + ") × query tiles of "
+                            + AttentionTiles.QUERY_TILE + " (" + tiles + ")",
+                    (long) shape.batch() * shape.qHeads() * tiles);
+        }
+    }
+
+    /** Sizes whose tasks cannot be counted in an int, which broadcast (stride-0) inputs let pass the extent checks. */
+    private static IllegalArgumentException tooManyTasks(String product, long tasks) {
+        return new IllegalArgumentException(
+                product + " is " + tasks + " tasks, more than the " + Integer.MAX_VALUE + " one call can run");
     }
 
     /** The backward's checks, in the order {@link Attention#backward} documents them. */
@@ -144,6 +157,11 @@ final class AttentionChecks {
         Checks.notNull("dQ", dQ).check("dQ", shape.batch(), shape.qHeads(), shape.tq(), shape.headDim(), true);
         Checks.notNull("dK", dK).check("dK", shape.batch(), shape.kvHeads(), shape.tk(), shape.headDim(), true);
         Checks.notNull("dV", dV).check("dV", shape.batch(), shape.kvHeads(), shape.tk(), shape.headDim(), true);
+        if ((long) shape.batch() * shape.kvHeads() > Integer.MAX_VALUE) {
+            throw tooManyTasks(
+                    "batch (" + shape.batch() + ") × kvHeads (" + shape.kvHeads() + ")",
+                    (long) shape.batch() * shape.kvHeads());
+        }
         checkIntStride("dO", dO);
         checkIntStride("dQ", dQ);
         checkIntStride("dK", dK);

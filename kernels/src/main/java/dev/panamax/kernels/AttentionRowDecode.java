@@ -28,8 +28,8 @@ final class AttentionRowDecode {
 
     /**
      * Whether this path takes the call: one query, heads side by side within each key and value row (or a single
-     * key/value head), a head size of whole vectors, and no more heads than a workspace holds: a score row per query
-     * head, and four padded rows of every key/value head.
+     * key/value head), a head size of whole vectors, no more heads than a workspace holds (a score row per query
+     * head, and four padded rows of every key/value head), and partial results for the whole batch that fit one array.
      */
     static boolean applies(AttentionCall c) {
         Attention.Shape s = c.shape();
@@ -37,6 +37,7 @@ final class AttentionRowDecode {
                 && s.headDim() % LANES == 0
                 && s.qHeads() <= QUERY_TILE
                 && 4 * s.kvHeads() <= KEY_TILE
+                && (long) s.batch() * PARTS * s.qHeads() * (s.headDim() + 2) <= Integer.MAX_VALUE - 8
                 && interleaved(c.k(), s)
                 && interleaved(c.v(), s);
     }

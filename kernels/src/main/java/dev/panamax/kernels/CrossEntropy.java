@@ -116,9 +116,11 @@ public final class CrossEntropy {
         Checks.intRange("targets", targets, "targetsOffset", targetsOffset, rows, "targets");
         if (dlogits != null) {
             Checks.matrix("dlogits", dlogits, dlogitsOffset, rows, cols, "ldDlogits", ldDlogits, true);
+            Checks.Strided gradient = Checks.Strided.matrix("dlogits", dlogits, dlogitsOffset, rows, cols, ldDlogits);
             Checks.inPlaceOrSeparate(
-                    Checks.Strided.matrix("dlogits", dlogits, dlogitsOffset, rows, cols, ldDlogits),
-                    Checks.Strided.matrix("logits", logits, logitsOffset, rows, cols, ldLogits));
+                    gradient, Checks.Strided.matrix("logits", logits, logitsOffset, rows, cols, ldLogits));
+            // Targets are read again as rows are written: the gradient must not overlap them either.
+            Checks.separate(gradient, Checks.Strided.vector("targets", targets, targetsOffset, rows));
         }
         int count = 0;
         for (int i = 0; i < rows; i++) {

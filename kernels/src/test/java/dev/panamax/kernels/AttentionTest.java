@@ -607,6 +607,44 @@ class AttentionTest {
                 "last query", expected.output(), Arrays.copyOfRange(o, (t - 1) * d, t * d), expected.bound());
     }
 
+    /**
+     * Broadcast inputs let a call's sizes pass the extent checks with an output of 8 GiB, and its task count then
+     * overflowed an int: the call returned without writing. The output is a sparse file's mapping, never touched.
+     */
+    @Test
+    void aCallWithMoreTasksThanAnIntHoldsIsRefused() throws Exception {
+        Path file = Files.createTempFile("attention-output", ".bin");
+        try (Arena arena = Arena.ofConfined()) {
+            int batch = 1 << 30;
+            long floats = 2L * batch;
+            try (var random = new java.io.RandomAccessFile(file.toFile(), "rw")) {
+                random.setLength(floats * Float.BYTES);
+            }
+            MemorySegment o;
+            try (var channel = java.nio.channels.FileChannel.open(
+                    file, java.nio.file.StandardOpenOption.READ, java.nio.file.StandardOpenOption.WRITE)) {
+                o = channel.map(java.nio.channels.FileChannel.MapMode.READ_WRITE, 0, floats * Float.BYTES, arena);
+            }
+            float[] one = {1f, 1f};
+            Attention.Shape shape = new Attention.Shape(batch, 2, 1, 1, 1, 1);
+            IllegalArgumentException e = assertThrows(
+                    IllegalArgumentException.class,
+                    () -> Attention.forward(
+                            shape,
+                            false,
+                            TensorView.of(one, 0, 0, 1, 1),
+                            TensorView.of(one, 0, 0, 1, 1),
+                            TensorView.of(one, 0, 0, 1, 1),
+                            new TensorView(o, 0, 2, 1, 1)));
+            assertEquals(
+                    "batch (1073741824) × qHeads (2) × query tiles of " + AttentionTiles.QUERY_TILE
+                            + " (1) is 2147483648 tasks, more than the 2147483647 one call can run",
+                    e.getMessage());
+        } finally {
+            Files.delete(file);
+        }
+    }
+
     @Test
     void badArgumentsAreRejected() {
         float[] data = new float[64];

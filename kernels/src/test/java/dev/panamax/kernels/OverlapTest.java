@@ -57,6 +57,15 @@ class OverlapTest {
     void nativeAndReadOnlySegments() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment memory = arena.allocate(64 * Float.BYTES);
+            // Targets inside the gradient's rows: writing row 0's gradient would change row 1's target.
+            MemorySegment logits = arena.allocate(8 * Float.BYTES);
+            memory.setAtIndex(java.lang.foreign.ValueLayout.JAVA_INT, 2, -100);
+            memory.setAtIndex(java.lang.foreign.ValueLayout.JAVA_INT, 3, 3);
+            assertRejected(
+                    IllegalArgumentException.class,
+                    "dlogits (from dlogitsOffset 0) " + SHARED + " targets (from targetsOffset 2)",
+                    () -> CrossEntropy.forward(2, 4, logits, 0, 4, memory, 2, -100, memory, 0, 4));
+            CrossEntropy.forward(2, 4, logits, 0, 4, memory, 2, -100, memory, 8, 4);
             Softmax.forward(4, 8, 1f, Softmax.UNMASKED, memory, 0, 8, memory, 32, 8);
             assertRejected(
                     IllegalArgumentException.class,
