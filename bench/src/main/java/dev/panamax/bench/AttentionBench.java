@@ -91,7 +91,8 @@ public class AttentionBench extends Microbenchmark {
         vNative = new FloatPointer(v);
         oNative = new FloatPointer(size);
         scoresNative = new FloatPointer((long) t * t);
-        // The softmax runs on OpenBLAS's own buffer, so the composition copies nothing.
+        // The softmax runs on OpenBLAS's own buffer, so the composition copies no matrix: only the softmax's rows go
+        // through its per-thread buffer, as they would for any native memory.
         scoresSegment = MemorySegment.ofAddress(scoresNative.address()).reinterpret((long) t * t * Float.BYTES);
         Attention.forward(shape, scale, true, view(q), view(k), view(v), null, view(o), lseView());
     }

@@ -15,12 +15,16 @@ import org.openjdk.jmh.annotations.Setup;
  * fused kernel with {@code tq = 1} next to a plain-Java loop (scores, softmax, weighted sum per head). Decode is bound
  * by streaming K and V once, so the rate is the GB/s of K and V read. The cache is laid out {@code heads} first
  * ({@code [head, position, 64]}, each head's keys contiguous) or {@code rows} first ({@code [position, head, 64]}, as
- * a model's projections write it).
+ * a model's projections write it). As a decode step reads a layer's cache after the other layers' weights and caches
+ * have passed through the last-level cache, each operation reads the next of {@value #COPIES} caches' windows of
+ * {@code tk} positions (150 MB in all), so K and V come from memory at every size, not from the caches.
  */
 public class AttentionDecodeBench extends Microbenchmark {
     static final int HEADS = 12;
     static final int HEAD_DIM = 64;
     static final int CAPACITY = 8192;
+    /** Whole caches the operations cycle through, K and V together 50 MB each: well beyond a last-level cache. */
+    static final int COPIES = 3;
 
     @Param({"512", "2048", "8192"})
     public int tk;
@@ -37,6 +41,8 @@ public class AttentionDecodeBench extends Microbenchmark {
     private float[] values;
     private float[] o;
     private float[] scores;
+    /** The window read last: {@code copy · windows + window}. */
+    private int region;
 
     /**
      * Bytes of K and V streamed per decoded token.
@@ -56,7 +62,7 @@ public class AttentionDecodeBench extends Microbenchmark {
         shape = new Attention.Shape(1, HEADS, HEADS, 1, tk, HEAD_DIM);
         SplittableRandom random = new SplittableRandom(1);
         q = new float[HEADS * HEAD_DIM];
-        keys = new float[HEADS * CAPACITY * HEAD_DIM];
+        keys = new float[COPIES * HEADS * CAPACITY * HEAD_DIM];
         values = new float[keys.length];
         for (float[] array : new float[][] {q, keys, values}) {
             for (int i = 0; i < array.length; i++) {
@@ -67,8 +73,15 @@ public class AttentionDecodeBench extends Microbenchmark {
         scores = new float[tk];
     }
 
-    private TensorView cache(float[] data) {
-        return TensorView.of(data, 0, (long) HEADS * CAPACITY * HEAD_DIM, headStride(), rowStride());
+    private TensorView cache(float[] data, int offset) {
+        return TensorView.of(data, offset, (long) HEADS * CAPACITY * HEAD_DIM, headStride(), rowStride());
+    }
+
+    /** The float offset of the next window of {@code tk} positions, in the next cache once a cache's are all read. */
+    private int nextWindow() {
+        int windows = CAPACITY / tk;
+        region = region + 1 == COPIES * windows ? 0 : region + 1;
+        return region / windows * HEADS * CAPACITY * HEAD_DIM + region % windows * tk * rowStride();
     }
 
     private int headStride() {
@@ -81,12 +94,13 @@ public class AttentionDecodeBench extends Microbenchmark {
 
     @Benchmark
     public float[] panamax() {
+        int window = nextWindow();
         Attention.forward(
                 shape,
                 true,
                 TensorView.dense(q, HEADS, 1, HEAD_DIM),
-                cache(keys),
-                cache(values),
+                cache(keys, window),
+                cache(values, window),
                 TensorView.dense(o, HEADS, 1, HEAD_DIM));
         return o;
     }
@@ -95,8 +109,9 @@ public class AttentionDecodeBench extends Microbenchmark {
     public float[] plainJava() {
         float scale = shape.defaultScale();
         int rowStride = rowStride();
+        int window = nextWindow();
         for (int h = 0; h < HEADS; h++) {
-            int base = h * headStride();
+            int base = window + h * headStride();
             float max = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < tk; j++) {
                 float dot = 0;

@@ -84,7 +84,8 @@ public class GenerateBench extends Microbenchmark {
     }
 
     /**
-     * The weights' bytes, streamed once per decoded token.
+     * The bytes of the weights a decoded token streams: all of them but the embedding tables, of which it reads one
+     * row (the token embedding counts when it is also the classifier, which reads all of it).
      *
      * @param params the benchmark's parameters
      * @return the workload
@@ -93,8 +94,11 @@ public class GenerateBench extends Microbenchmark {
         String weights = params.getOrDefault("weights", "llama2c");
         GgmlType type = weights.equals("llama2c") ? GgmlType.F32 : ggufType(weights);
         double bytesPerWeight = (double) type.bytesPerBlock() / type.blockLength();
-        return Workload.bytes(
-                config(params.get("shape")).parameterCount() * bytesPerWeight, Integer.parseInt(params.get("threads")));
+        ModelConfig config = config(params.get("shape"));
+        long streamed = config.parameterCount()
+                - (config.sharedClassifier() ? 0 : (long) config.vocabSize() * config.dim())
+                - (config.architecture() == Architecture.GPT2 ? (long) config.seqLen() * config.dim() : 0);
+        return Workload.bytes(streamed * bytesPerWeight, Integer.parseInt(params.get("threads")));
     }
 
     /**
