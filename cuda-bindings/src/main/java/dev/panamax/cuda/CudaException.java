@@ -1,6 +1,7 @@
 package dev.panamax.cuda;
 
 import java.util.Optional;
+import java.util.Set;
 
 /**
  * A CUDA call that returned an error status. The message names the call, the kernel where there is one, the status's
@@ -8,11 +9,41 @@ import java.util.Optional;
  * out of memory} or {@code cuLaunchKernel failed for kernel vector_add: CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES (701): too
  * many resources requested for launch}.
  *
+ * <p>A sticky error ({@link #sticky()}, e.g. {@code cudaErrorIllegalAddress}) is a kernel's fault on the device: CUDA
+ * reports it at whatever call comes next, which need not be the one that caused it, and every later call in the process
+ * fails the same way. Its message says so.
+ *
  * <p>{@link CudaUnavailableException}, the subclass for a machine that cannot run CUDA at all, has no call or status:
  * its {@link #call()} and {@link #statusName()} are empty and its {@link #code()} is 0.
  */
 public class CudaException extends RuntimeException {
     private static final long serialVersionUID = 1L;
+
+    /**
+     * The statuses that leave the process's CUDA context unusable, runtime and driver spellings: CUDA's documentation
+     * says the process must be restarted to use CUDA again after any of them.
+     */
+    private static final Set<String> STICKY = Set.of(
+            "cudaErrorIllegalAddress",
+            "cudaErrorLaunchFailure",
+            "cudaErrorLaunchTimeout",
+            "cudaErrorMisalignedAddress",
+            "cudaErrorInvalidAddressSpace",
+            "cudaErrorInvalidPc",
+            "cudaErrorIllegalInstruction",
+            "cudaErrorHardwareStackError",
+            "cudaErrorAssert",
+            "cudaErrorECCUncorrectable",
+            "CUDA_ERROR_ILLEGAL_ADDRESS",
+            "CUDA_ERROR_LAUNCH_FAILED",
+            "CUDA_ERROR_LAUNCH_TIMEOUT",
+            "CUDA_ERROR_MISALIGNED_ADDRESS",
+            "CUDA_ERROR_INVALID_ADDRESS_SPACE",
+            "CUDA_ERROR_INVALID_PC",
+            "CUDA_ERROR_ILLEGAL_INSTRUCTION",
+            "CUDA_ERROR_HARDWARE_STACK_ERROR",
+            "CUDA_ERROR_ASSERT",
+            "CUDA_ERROR_ECC_UNCORRECTABLE");
 
     /** The failed call, e.g. {@code cudaMalloc}. */
     private final String call;
@@ -56,7 +87,12 @@ public class CudaException extends RuntimeException {
                 + " ("
                 + code
                 + ")"
-                + (description.isEmpty() ? "" : ": " + description));
+                + (description.isEmpty() ? "" : ": " + description)
+                + (STICKY.contains(statusName)
+                        ? " (a sticky error: a kernel failed on the device, maybe in an earlier launch than this call;"
+                                + " every later CUDA call in this process fails too, so the process must be restarted to"
+                                + " use CUDA again)"
+                        : ""));
         this.call = call;
         this.kernel = kernel;
         this.code = code;
@@ -112,5 +148,15 @@ public class CudaException extends RuntimeException {
      */
     public String statusName() {
         return statusName;
+    }
+
+    /**
+     * Whether the status is one after which the process's CUDA context is unusable: a kernel's fault on the device,
+     * reported at this call or a later one.
+     *
+     * @return true for a sticky error such as {@code cudaErrorIllegalAddress}
+     */
+    public boolean sticky() {
+        return STICKY.contains(statusName);
     }
 }

@@ -1,6 +1,8 @@
 package dev.panamax.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Optional;
 import org.junit.jupiter.api.Test;
@@ -27,6 +29,24 @@ class CudaExceptionTest {
         CudaException malloc = new CudaException("cudaMalloc", 2, "cudaErrorMemoryAllocation", "out of memory");
         assertEquals("cudaMalloc failed: cudaErrorMemoryAllocation (2): out of memory", malloc.getMessage());
         assertEquals(Optional.empty(), malloc.kernel());
+        assertFalse(malloc.sticky());
+    }
+
+    @Test
+    void aStickyErrorSaysTheCallMayNotBeItsCauseAndThatCudaIsGoneForTheProcess() {
+        CudaException copy = new CudaException(
+                "cudaMemcpyAsync", 700, "cudaErrorIllegalAddress", "an illegal memory access was encountered");
+        assertTrue(copy.sticky());
+        assertTrue(
+                copy.getMessage()
+                        .startsWith(
+                                "cudaMemcpyAsync failed: cudaErrorIllegalAddress (700): an illegal memory access was"
+                                        + " encountered (a sticky error: a kernel failed on the device, maybe in an earlier"
+                                        + " launch than this call;"),
+                copy.getMessage());
+        assertTrue(copy.getMessage().endsWith("the process must be restarted to use CUDA again)"), copy.getMessage());
+        assertTrue(new CudaException("cuCtxSynchronize", 719, "CUDA_ERROR_LAUNCH_FAILED", "unspecified launch failure")
+                .sticky());
     }
 
     @Test
