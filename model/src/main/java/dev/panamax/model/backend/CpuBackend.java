@@ -824,7 +824,10 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void close() {
-        arena.close();
+        // A second close does nothing, as on the CUDA backend.
+        if (arena.scope().isAlive()) {
+            arena.close();
+        }
     }
 
     private static CpuTensor cpu(String name, Tensor tensor) {

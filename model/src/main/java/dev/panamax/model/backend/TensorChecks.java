@@ -22,10 +22,11 @@ final class TensorChecks {
         }
     }
 
-    /** A softmax temperature: finite and positive. */
+    /** A softmax temperature: finite and positive, and not subnormal, since the logits are scaled by its reciprocal. */
     static void temperature(float temperature) {
-        if (!(temperature > 0) || !Float.isFinite(temperature)) {
-            throw new IllegalArgumentException("temperature (" + temperature + ") must be finite and > 0");
+        if (!(temperature > 0) || !Float.isFinite(temperature) || !Float.isFinite(1 / temperature)) {
+            throw new IllegalArgumentException(
+                    "temperature (" + temperature + ") must be finite and > 0, with a finite reciprocal");
         }
     }
 

@@ -82,6 +82,10 @@ public final class Generator {
         if (prompt.length < 1) {
             throw new IllegalArgumentException("prompt must hold at least one token");
         }
+        if (prompt.length > context) {
+            throw new IllegalArgumentException(
+                    "prompt (" + prompt.length + " tokens) must fit in the context length (" + context + ")");
+        }
         if (maxTokens < 0 || (long) prompt.length + maxTokens - 1 > context) {
             throw new IllegalArgumentException(
                     "maxTokens (" + maxTokens + ") must be in [0, " + (context + 1 - prompt.length) + "]: the prompt ("

@@ -24,7 +24,8 @@ public final class Sampler {
     /**
      * A sampler.
      *
-     * @param temperature 0 for greedy decoding, otherwise the softmax temperature, finite and > 0
+     * @param temperature 0 for greedy decoding, otherwise the softmax temperature, finite and large enough that its
+     *     reciprocal is finite (not subnormal)
      * @param topK keep only this many most likely tokens; 0 keeps all
      * @param topP keep the most likely tokens up to this cumulative probability, in (0, 1]; 1 keeps all
      * @param seed the random generator's seed
@@ -33,6 +34,11 @@ public final class Sampler {
     public Sampler(float temperature, int topK, float topP, long seed) {
         if (!(temperature >= 0) || !Float.isFinite(temperature)) {
             throw new IllegalArgumentException("temperature (" + temperature + ") must be finite and >= 0");
+        }
+        if (temperature > 0 && !Float.isFinite(1 / temperature)) {
+            // The softmax divides the logits by it: a subnormal temperature would scale them to infinity.
+            throw new IllegalArgumentException("temperature (" + temperature + ") must be 0 or at least "
+                    + Math.nextUp(1 / Float.MAX_VALUE) + ", whose reciprocal is finite");
         }
         if (topK < 0) {
             throw new IllegalArgumentException("topK (" + topK + ") must be >= 0");
@@ -86,13 +92,25 @@ public final class Sampler {
         }
         backend.softmax(logits, temperature);
         backend.read(logits, probabilities);
-        float coin = (float) random.nextDouble();
+        // A double just below 1 rounds to 1f, which no cumulative sum exceeds.
+        float coin = Math.min((float) random.nextDouble(), Math.nextDown(1f));
         if (topK == 0 && topP == 1) {
-            return pick(coin, n, null, 1);
+            // The probabilities' float sum falls short of 1 by rounding: the coin is scaled to it, so no draw lands
+            // past
+            // the last token.
+            float sum = 0;
+            for (int i = 0; i < n; i++) {
+                sum += probabilities[i];
+            }
+            return pick(coin, n, null, sum);
         }
         // Only candidates are sorted: with top-k, the tokens at least as likely as the k-th; without it, those at
         // least (1 - topP) / (n - 1), since the tokens below that cannot reach the nucleus (run.c's observation).
-        float cutoff = topK > 0 && topK < n ? kthLargest(n, topK) : topK == 0 ? (1 - topP) / Math.max(1, n - 1) : 0;
+        // The most likely token is always a candidate: with top-p below 1/n a flat distribution has none above the
+        // cutoff.
+        float cutoff = topK > 0 && topK < n
+                ? kthLargest(n, topK)
+                : topK == 0 ? Math.min((1 - topP) / Math.max(1, n - 1), probabilities[best]) : 0;
         int candidates = 0;
         if (order.length != n) {
             order = new Integer[n];
@@ -186,17 +204,24 @@ public final class Sampler {
         return scratch[target];
     }
 
-    /** Inverts the cumulative distribution of {@code count} tokens (in {@code order}, or all in index order). */
+    /**
+     * Inverts the cumulative distribution of {@code count} tokens (in {@code order}, or all in index order); a target
+     * that rounding leaves at the very top goes to the last token with any probability, never to one without.
+     */
     private int pick(float coin, int count, Integer[] order, float mass) {
         float target = coin * mass;
         float cumulative = 0;
+        int lastLikely = order == null ? 0 : order[0];
         for (int i = 0; i < count; i++) {
             int token = order == null ? i : order[i];
             cumulative += probabilities[token];
             if (target < cumulative) {
                 return token;
             }
+            if (probabilities[token] > 0) {
+                lastLikely = token;
+            }
         }
-        return order == null ? count - 1 : order[count - 1];
+        return lastLikely;
     }
 }

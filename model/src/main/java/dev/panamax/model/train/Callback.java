@@ -55,7 +55,9 @@ public interface Callback {
     }
 
     /**
-     * Stops when the validation loss has not improved on its best for {@code patience} evaluations in a row.
+     * Stops when the validation loss has not improved on its best for {@code patience} evaluations in a row. Its best
+     * loss and count are this object's, not the checkpoint's: a resumed run starts them afresh, so it may train past
+     * the evaluation where the run that never stopped would have stopped.
      *
      * @param patience evaluations without improvement to tolerate, at least 1
      * @return the callback

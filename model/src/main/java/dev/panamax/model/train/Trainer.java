@@ -479,14 +479,18 @@ public final class Trainer {
     }
 
     /**
-     * One optimizer step over {@code microBatches} micro-batches of the given training windows.
+     * One optimizer step over {@code microBatches} micro-batches of the given training windows. Its learning rate is
+     * the schedule's for the step, over the steps {@link #fit} planned; a trainer that no fit has planned (its {@link
+     * #totalSteps()} 0) warms up and then keeps the peak rate.
      *
      * @param data the corpus
      * @param windows {@code batchSize · microBatches} training window indices
      * @return the step's numbers (no validation)
+     * @throws IllegalArgumentException if the data's vocabulary or window length is not the model's and options'
      * @throws IllegalStateException if the gradient norm is not finite (the weights are left unchanged)
      */
     public Metrics trainStep(TokenDataset data, int[] windows) {
+        requireFits(data);
         int b = options.batchSize();
         int micro = options.microBatches();
         if (windows.length != b * micro) {
@@ -505,7 +509,7 @@ public final class Trainer {
         }
         backend.clipGradients(gradientList, options.gradClip(), totals);
         int next = step + 1;
-        float rate = options.learningRate(next, Math.max(totalSteps, next));
+        float rate = options.learningRate(next, totalSteps > 0 ? Math.max(totalSteps, next) : Integer.MAX_VALUE);
         for (Parameters.Spec spec : specs) {
             String name = spec.name();
             backend.adamw(
@@ -605,14 +609,25 @@ public final class Trainer {
         return out;
     }
 
+    /** Refuses a corpus whose windows the model's input buffers do not hold exactly. */
+    private void requireFits(TokenDataset data) {
+        if (data.vocabSize() != config.vocabSize() || data.seqLen() != options.seqLen()) {
+            throw new IllegalArgumentException("data (vocabulary " + data.vocabSize() + ", windows of "
+                    + data.seqLen() + ") must match the model's vocabulary (" + config.vocabSize()
+                    + ") and options.seqLen (" + options.seqLen() + ")");
+        }
+    }
+
     /**
      * The mean loss and next-token accuracy over validation windows, in order, without touching gradients.
      *
      * @param data the corpus
      * @param maxWindows most windows to use (0: all)
      * @return {mean loss, accuracy}; NaNs when the data holds no validation windows
+     * @throws IllegalArgumentException if the data's vocabulary or window length is not the model's and options'
      */
     public float[] evaluate(TokenDataset data, int maxWindows) {
+        requireFits(data);
         int count = data.validationWindows();
         if (maxWindows > 0) {
             count = Math.min(count, maxWindows);
@@ -653,11 +668,7 @@ public final class Trainer {
     public List<Metrics> fit(
             TokenDataset data, int epochs, int steps, int evalEvery, int validationWindows, List<Callback> callbacks)
             throws IOException {
-        if (data.vocabSize() != config.vocabSize() || data.seqLen() != options.seqLen()) {
-            throw new IllegalArgumentException("data (vocabulary " + data.vocabSize() + ", windows of "
-                    + data.seqLen() + ") must match the model's vocabulary (" + config.vocabSize()
-                    + ") and options.seqLen (" + options.seqLen() + ")");
-        }
+        requireFits(data);
         if (!dataFingerprint.isEmpty() && !dataFingerprint.equals(data.fingerprint())) {
             throw new IllegalArgumentException("this run was trained on other data (fingerprint " + dataFingerprint
                     + ", now " + data.fingerprint() + "): resume it on the same text and vocabulary");

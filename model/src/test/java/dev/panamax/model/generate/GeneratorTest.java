@@ -85,6 +85,16 @@ class GeneratorTest {
     }
 
     @Test
+    void aPromptLongerThanTheContextIsNamedAsSuch() {
+        int[] prompt = new int[model.contextLength() + 1];
+        assertEquals(
+                "prompt (" + prompt.length + " tokens) must fit in the context length (" + model.contextLength() + ")",
+                assertThrows(IllegalArgumentException.class, () -> new Generator(model, Sampler.greedy(), Set.of())
+                                .generate(prompt, 0, t -> {}))
+                        .getMessage());
+    }
+
+    @Test
     void aSeededSamplerReproducesAGeneration() {
         int[] once = new Generator(model, new Sampler(1, 0, 0.9f, 11), Set.of())
                 .generate(PROMPT, 20, t -> {})

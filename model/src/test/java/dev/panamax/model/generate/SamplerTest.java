@@ -151,5 +151,20 @@ class SamplerTest {
         assertTrue(assertThrows(IllegalArgumentException.class, () -> new Sampler(1, 0, 0, 0))
                 .getMessage()
                 .contains("topP (0.0) must be in (0, 1]"));
+        // A subnormal temperature's reciprocal is infinite: the softmax would scale every logit to infinity.
+        assertEquals(
+                "temperature (1.0E-39) must be 0 or at least 2.938737E-39, whose reciprocal is finite",
+                assertThrows(IllegalArgumentException.class, () -> new Sampler(1e-39f, 0, 1, 0))
+                        .getMessage());
+    }
+
+    @Test
+    void topPBelowOneOverTheVocabularyKeepsTheMostLikelyToken() {
+        // A flat distribution has no token at or above run.c's cutoff (1 - topP) / (n - 1) when topP < 1/n.
+        Sampler sampler = new Sampler(1000, 0, 0.001f, 1);
+        for (int i = 0; i < 50; i++) {
+            backend.write(LOGITS, logits);
+            assertEquals(3, sampler.sample(backend, logits));
+        }
     }
 }

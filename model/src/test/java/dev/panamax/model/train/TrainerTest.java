@@ -25,6 +25,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -246,7 +247,20 @@ class TrainerTest {
             IllegalArgumentException replanned =
                     assertThrows(IllegalArgumentException.class, () -> trainer.fit(data(0), 0, 5, 0, 0, List.of()));
             assertTrue(replanned.getMessage().contains("planned for 1 steps"), replanned.getMessage());
+            // A step or an evaluation on windows of another length would have filled the model's inputs partly.
+            TokenDataset shorter = new TokenDataset(VOCABULARY.encode(TEXT), VOCABULARY.size(), 8, 0.1);
+            for (Executable call : new Executable[] {
+                () -> trainer.trainStep(shorter, new int[] {0, 1}), () -> trainer.evaluate(shorter, 0)
+            }) {
+                assertEquals(
+                        "data (vocabulary " + VOCABULARY.size() + ", windows of 8) must match the model's vocabulary ("
+                                + VOCABULARY.size() + ") and options.seqLen (16)",
+                        assertThrows(IllegalArgumentException.class, call).getMessage());
+            }
         }
+        CpuBackend closedTwice = new CpuBackend();
+        closedTwice.close();
+        closedTwice.close(); // does nothing, as on the CUDA backend
         assertThrows(
                 IllegalArgumentException.class,
                 () -> new TrainingOptions(0, 16, 1, 1e-3f, 0, 0, 0, 0.9f, 0.95f, 1e-8f, 1, 1, DataOrder.SHUFFLED));
