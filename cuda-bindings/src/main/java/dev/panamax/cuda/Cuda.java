@@ -317,8 +317,9 @@ public final class Cuda {
     }
 
     private static CudaException exception(int status, String call) {
-        return new CudaException(
+        return CudaException.fromDevice(
                 call,
+                null,
                 status,
                 CudaFfi.cudaGetErrorName(status).getString(0),
                 CudaFfi.cudaGetErrorString(status).getString(0));

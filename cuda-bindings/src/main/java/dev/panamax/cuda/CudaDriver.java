@@ -384,7 +384,7 @@ final class CudaDriver {
             String description = CudaDriverFfi.cuGetErrorString(status, text) == CudaDriverFfi.CUDA_SUCCESS()
                     ? text.get(C_POINTER, 0).getString(0)
                     : "";
-            return new CudaException(call, kernel, status, name, description + detail);
+            return CudaException.fromDevice(call, kernel, status, name, description + detail);
         }
     }
 }

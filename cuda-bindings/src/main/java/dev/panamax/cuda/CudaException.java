@@ -9,7 +9,7 @@ import java.util.Set;
  * out of memory} or {@code cuLaunchKernel failed for kernel vector_add: CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES (701): too
  * many resources requested for launch}.
  *
- * <p>A sticky error ({@link #sticky()}, e.g. {@code cudaErrorIllegalAddress}) is a kernel's fault on the device: CUDA
+ * <p>A sticky error ({@link #sticky()}, e.g. {@code cudaErrorIllegalAddress} from a GPU) is a kernel's fault on the device: CUDA
  * reports it at whatever call comes next, which need not be the one that caused it, and every later call in the process
  * fails the same way. Its message says so.
  *
@@ -57,6 +57,9 @@ public class CudaException extends RuntimeException {
     /** The kernel the call was about, or null. */
     private final String kernel;
 
+    /** Whether a real device's CUDA context is unusable after this status: see {@link #sticky()}. */
+    private final boolean sticky;
+
     /**
      * An exception for a failed call.
      *
@@ -79,6 +82,24 @@ public class CudaException extends RuntimeException {
      * @param description the library's description of the status
      */
     public CudaException(String call, String kernel, int code, String statusName, String description) {
+        this(call, kernel, code, statusName, description, false);
+    }
+
+    /**
+     * The exception for a status a real device's runtime or driver returned: a sticky one says so in its message.
+     *
+     * @param call the failed call
+     * @param kernel the kernel's name, or null when the call was about none
+     * @param code the status code it returned
+     * @param statusName the status's name
+     * @param description the library's description of the status
+     * @return the exception
+     */
+    static CudaException fromDevice(String call, String kernel, int code, String statusName, String description) {
+        return new CudaException(call, kernel, code, statusName, description, STICKY.contains(statusName));
+    }
+
+    private CudaException(String call, String kernel, int code, String statusName, String description, boolean sticky) {
         super(call
                 + " failed"
                 + (kernel == null ? "" : " for kernel " + kernel)
@@ -88,7 +109,7 @@ public class CudaException extends RuntimeException {
                 + code
                 + ")"
                 + (description.isEmpty() ? "" : ": " + description)
-                + (STICKY.contains(statusName)
+                + (sticky
                         ? " (a sticky error: a kernel failed on the device, maybe in an earlier launch than this call;"
                                 + " every later CUDA call in this process fails too, so the process must be restarted to"
                                 + " use CUDA again)"
@@ -97,6 +118,7 @@ public class CudaException extends RuntimeException {
         this.kernel = kernel;
         this.code = code;
         this.statusName = statusName;
+        this.sticky = sticky;
     }
 
     /**
@@ -111,6 +133,7 @@ public class CudaException extends RuntimeException {
         this.kernel = null;
         this.code = 0;
         this.statusName = "";
+        this.sticky = false;
     }
 
     /**
@@ -151,12 +174,13 @@ public class CudaException extends RuntimeException {
     }
 
     /**
-     * Whether the status is one after which the process's CUDA context is unusable: a kernel's fault on the device,
-     * reported at this call or a later one.
+     * Whether a real device returned a status after which the process's CUDA context is unusable: a kernel's fault on
+     * the device, reported at this call or a later one. The emulated device's faults ({@link KernelFaultException})
+     * are not sticky: it goes on working after one.
      *
-     * @return true for a sticky error such as {@code cudaErrorIllegalAddress}
+     * @return true for a sticky error such as {@code cudaErrorIllegalAddress} from a GPU
      */
     public boolean sticky() {
-        return STICKY.contains(statusName);
+        return sticky;
     }
 }

@@ -34,8 +34,8 @@ class CudaExceptionTest {
 
     @Test
     void aStickyErrorSaysTheCallMayNotBeItsCauseAndThatCudaIsGoneForTheProcess() {
-        CudaException copy = new CudaException(
-                "cudaMemcpyAsync", 700, "cudaErrorIllegalAddress", "an illegal memory access was encountered");
+        CudaException copy = CudaException.fromDevice(
+                "cudaMemcpyAsync", null, 700, "cudaErrorIllegalAddress", "an illegal memory access was encountered");
         assertTrue(copy.sticky());
         assertTrue(
                 copy.getMessage()
@@ -45,8 +45,11 @@ class CudaExceptionTest {
                                         + " launch than this call;"),
                 copy.getMessage());
         assertTrue(copy.getMessage().endsWith("the process must be restarted to use CUDA again)"), copy.getMessage());
-        assertTrue(new CudaException("cuCtxSynchronize", 719, "CUDA_ERROR_LAUNCH_FAILED", "unspecified launch failure")
+        assertTrue(CudaException.fromDevice(
+                        "cuCtxSynchronize", null, 719, "CUDA_ERROR_LAUNCH_FAILED", "unspecified launch failure")
                 .sticky());
+        // The emulated device reports the same statuses for a kernel's fault, and goes on working after one.
+        assertFalse(new CudaException("emulated launch", "k", 700, "CUDA_ERROR_ILLEGAL_ADDRESS", "bad index").sticky());
     }
 
     @Test
