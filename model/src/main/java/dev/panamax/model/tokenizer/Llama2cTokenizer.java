@@ -11,7 +11,6 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashMap;
@@ -36,6 +35,7 @@ public final class Llama2cTokenizer {
     private static final int BYTE_FALLBACK = 3; // id of <0x00>
     private static final int MAX_TOKEN_LENGTH = 1 << 16;
     private static final long MAX_FILE_BYTES = 1L << 30;
+    private static final String HEX = "0123456789ABCDEF";
     private static final float MERGE_SCORE_FLOOR = -1e10f; // run.c's: pieces scored at or below it never merge
 
     private final byte[][] pieces;
@@ -52,14 +52,26 @@ public final class Llama2cTokenizer {
      *     the byte-fallback tokens at ids 3 to 258 or the single space that run.c prepends to the text
      */
     public Llama2cTokenizer(List<byte[]> pieces, float[] scores) {
-        if (pieces.size() != scores.length) {
-            throw new IllegalArgumentException(pieces.size() + " pieces but " + scores.length + " scores");
+        this(copies(pieces), scores.clone());
+    }
+
+    private static byte[][] copies(List<byte[]> pieces) {
+        byte[][] copies = new byte[pieces.size()][];
+        for (int id = 0; id < copies.length; id++) {
+            copies[id] = pieces.get(id).clone();
         }
-        this.pieces = new byte[pieces.size()][];
-        this.scores = scores.clone();
-        this.ids = new HashMap<>();
+        return copies;
+    }
+
+    /** A tokenizer of these arrays, which it keeps: {@link #read} hands over the ones it has just filled. */
+    private Llama2cTokenizer(byte[][] pieces, float[] scores) {
+        if (pieces.length != scores.length) {
+            throw new IllegalArgumentException(pieces.length + " pieces but " + scores.length + " scores");
+        }
+        this.pieces = pieces;
+        this.scores = scores;
+        this.ids = HashMap.newHashMap(pieces.length);
         for (int id = 0; id < this.pieces.length; id++) {
-            this.pieces[id] = pieces.get(id).clone();
             if (!Float.isFinite(scores[id])) {
                 throw new IllegalArgumentException("token " + id + " has score " + scores[id]);
             }
@@ -74,7 +86,8 @@ public final class Llama2cTokenizer {
                     + " tokens is too small for the byte-fallback tokens at ids 3 to 258");
         }
         for (int b = 0; b < 256; b++) {
-            String expected = "<0x%02X>".formatted(b);
+            // Built by hand: String.format, run cold 256 times, was a good part of the CLI's start-up.
+            String expected = "<0x" + HEX.charAt(b >> 4) + HEX.charAt(b & 15) + ">";
             if (!key(this.pieces[BYTE_FALLBACK + b]).equals(expected)) {
                 throw new IllegalArgumentException("token " + (BYTE_FALLBACK + b) + " is \""
                         + printable(this.pieces[BYTE_FALLBACK + b]) + "\", expected the byte-fallback token "
@@ -109,15 +122,16 @@ public final class Llama2cTokenizer {
                             + " tokens, the model's vocabulary (is it this model's tokenizer?)");
         }
         ByteBuffer in = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
-        List<byte[]> pieces = new ArrayList<>();
+        byte[][] pieces = new byte[vocabSize][];
         float[] scores = new float[vocabSize];
+        int id = 0;
         try {
             int maxLength = in.getInt();
             if (maxLength < 0 || maxLength > MAX_TOKEN_LENGTH) {
                 throw new ModelFormatException(
                         file, "max_token_length " + maxLength + " is outside [0, " + MAX_TOKEN_LENGTH + "]");
             }
-            for (int id = 0; id < vocabSize; id++) {
+            for (; id < vocabSize; id++) {
                 scores[id] = in.getFloat();
                 int length = in.getInt();
                 if (length < 0 || length > maxLength) {
@@ -126,14 +140,13 @@ public final class Llama2cTokenizer {
                             "token " + id + " has length " + length + ", outside [0, max_token_length " + maxLength
                                     + "]");
                 }
-                byte[] piece = new byte[length];
-                in.get(piece);
-                pieces.add(piece);
+                pieces[id] = new byte[length];
+                in.get(pieces[id]);
             }
         } catch (BufferUnderflowException e) {
             throw new ModelFormatException(
                     file,
-                    "truncated: " + size + " bytes end inside token " + pieces.size() + " of " + vocabSize
+                    "truncated: " + size + " bytes end inside token " + id + " of " + vocabSize
                             + " (is it this model's tokenizer?)");
         }
         if (in.hasRemaining()) {
