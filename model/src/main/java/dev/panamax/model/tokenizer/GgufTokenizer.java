@@ -143,7 +143,9 @@ public final class GgufTokenizer {
             }
             Map<String, Integer> encoder = new HashMap<>(ids);
             try {
-                bpe = new Gpt2Tokenizer(encoder, pairs);
+                // llama.cpp matches and prints user-defined tokens as written, outside the byte alphabet.
+                int[] tokenTypes = types;
+                bpe = new Gpt2Tokenizer(encoder, pairs, id -> tokenTypes[id] == USER_DEFINED);
             } catch (IllegalArgumentException e) {
                 throw new ModelFormatException(gguf.file(), "the gpt2 vocabulary: " + e.getMessage(), e);
             }

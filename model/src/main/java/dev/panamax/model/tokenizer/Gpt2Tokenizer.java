@@ -15,6 +15,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.IntFunction;
+import java.util.function.IntPredicate;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.IntStream;
@@ -54,6 +55,8 @@ public final class Gpt2Tokenizer {
     private final Map<String, Integer> ranks;
 
     private final Map<String, int[]> cache = new ConcurrentHashMap<>();
+    /** The tokens that stand for their text as written (UTF-8), not for bytes through the byte alphabet. */
+    private final IntPredicate plainText;
 
     /**
      * Creates a tokenizer from a vocabulary and merges.
@@ -64,18 +67,28 @@ public final class Gpt2Tokenizer {
      *     alphabet, or a merge is repeated or joins or makes a symbol that is not in the vocabulary
      */
     public Gpt2Tokenizer(Map<String, Integer> encoder, List<String[]> merges) {
-        this(encoder, tokensById(encoder), ranks(encoder, merges, rank -> "merge " + rank));
+        this(encoder, merges, id -> false);
     }
 
-    private Gpt2Tokenizer(Map<String, Integer> encoder, String[] tokens, Map<String, Integer> ranks) {
+    /**
+     * A tokenizer some of whose tokens are plain text, not in the byte alphabet: a GGUF file's user-defined tokens,
+     * which llama.cpp matches and prints as they are written.
+     */
+    Gpt2Tokenizer(Map<String, Integer> encoder, List<String[]> merges, IntPredicate plainText) {
+        this(encoder, tokensById(encoder, plainText), ranks(encoder, merges, rank -> "merge " + rank), plainText);
+    }
+
+    private Gpt2Tokenizer(
+            Map<String, Integer> encoder, String[] tokens, Map<String, Integer> ranks, IntPredicate plainText) {
         // A HashMap, not Map.copyOf: the immutable map's linear probing clusters the close hash codes of a large
         // vocabulary's short tokens, and took most of a second to build for a Llama 3 vocabulary.
         this.encoder = new HashMap<>(encoder);
         this.tokens = tokens;
         this.ranks = ranks;
+        this.plainText = plainText;
     }
 
-    private static String[] tokensById(Map<String, Integer> encoder) {
+    private static String[] tokensById(Map<String, Integer> encoder, IntPredicate plainText) {
         String[] tokens = new String[encoder.size()];
         for (Map.Entry<String, Integer> entry : encoder.entrySet()) {
             String token = entry.getKey();
@@ -92,7 +105,7 @@ public final class Gpt2Tokenizer {
             if (token.isEmpty()) {
                 throw new IllegalArgumentException("token " + id + " is empty");
             }
-            for (int i = 0; i < token.length(); i++) {
+            for (int i = 0; i < token.length() && !plainText.test(id); i++) {
                 char c = token.charAt(i);
                 if (c >= CHAR_TO_BYTE.length || CHAR_TO_BYTE[c] < 0) {
                     throw new IllegalArgumentException(
@@ -154,7 +167,7 @@ public final class Gpt2Tokenizer {
         });
         String[] tokens;
         try {
-            tokens = tokensById(encoder);
+            tokens = tokensById(encoder, id -> false);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(vocabulary, e.getMessage(), e);
         }
@@ -177,7 +190,8 @@ public final class Gpt2Tokenizer {
             pairs.add(pair);
         }
         try {
-            return new Gpt2Tokenizer(encoder, tokens, ranks(encoder, pairs, rank -> "line " + (rank + first + 1)));
+            return new Gpt2Tokenizer(
+                    encoder, tokens, ranks(encoder, pairs, rank -> "line " + (rank + first + 1)), id -> false);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(merges, e.getMessage() + " (" + vocabulary.getFileName() + ")", e);
         }
@@ -325,6 +339,10 @@ public final class Gpt2Tokenizer {
                 throw new IllegalArgumentException("token id " + id + " is outside [0, " + tokens.length + ")");
             }
             String token = tokens[id];
+            if (plainText.test(id)) {
+                out.writeBytes(token.getBytes(StandardCharsets.UTF_8));
+                continue;
+            }
             for (int i = 0; i < token.length(); i++) {
                 out.write(CHAR_TO_BYTE[token.charAt(i)]);
             }

@@ -104,6 +104,19 @@ public final class TokenizerFixtures {
      * @throws IOException if it cannot be written
      */
     public static void writeGpt2(Path file, String pre) throws IOException {
+        writeGpt2(file, pre, List.of());
+    }
+
+    /**
+     * {@link #writeGpt2(Path, String)}'s vocabulary with these user-defined tokens (type 4) after it, written as plain
+     * text as llama.cpp's converters write them.
+     *
+     * @param file the file
+     * @param pre the pre-tokenizer's name
+     * @param userDefined the user-defined tokens' text
+     * @throws IOException if the file cannot be written
+     */
+    public static void writeGpt2(Path file, String pre, List<String> userDefined) throws IOException {
         List<String> tokens = new ArrayList<>();
         for (int b = 0; b < 256; b++) {
             tokens.add(String.valueOf(byteSymbol(b)));
@@ -131,17 +144,20 @@ public final class TokenizerFixtures {
             mergeLines.add(merge[0] + " " + merge[1]);
         }
         tokens.add("<|endoftext|>");
+        int endOfText = tokens.size() - 1;
+        tokens.addAll(userDefined);
         int[] types = new int[tokens.size()];
         java.util.Arrays.fill(types, 1);
-        types[types.length - 1] = 3;
+        types[endOfText] = 3;
+        java.util.Arrays.fill(types, endOfText + 1, types.length, 4);
         Map<String, GgufValue> m = hyperparameters();
         m.put("tokenizer.ggml.model", GgufValue.of("gpt2"));
         m.put("tokenizer.ggml.pre", GgufValue.of(pre));
         m.put("tokenizer.ggml.tokens", GgufValue.of(tokens.toArray(String[]::new)));
         m.put("tokenizer.ggml.token_type", GgufValue.of(types));
         m.put("tokenizer.ggml.merges", GgufValue.of(mergeLines.toArray(String[]::new)));
-        m.put("tokenizer.ggml.bos_token_id", GgufValue.uint32(tokens.size() - 1));
-        m.put("tokenizer.ggml.eos_token_id", GgufValue.uint32(tokens.size() - 1));
+        m.put("tokenizer.ggml.bos_token_id", GgufValue.uint32(endOfText));
+        m.put("tokenizer.ggml.eos_token_id", GgufValue.uint32(endOfText));
         m.put("tokenizer.ggml.add_bos_token", GgufValue.of(false));
         GgufWriter.write(file, m, List.of());
     }

@@ -11,7 +11,9 @@ import dev.panamax.model.io.GgufWriter;
 import dev.panamax.model.io.ModelFormatException;
 import dev.panamax.model.testing.TokenizerFixtures;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -128,6 +130,21 @@ class GgufTokenizerTest {
             assertEquals(text, llama.decode(llama.encode(text, true, false)), "llama: " + text);
             assertEquals(text, bpe.decode(bpe.encode(text, true, false)), "gpt2: " + text);
         }
+    }
+
+    @Test
+    void userDefinedTokensOfAByteLevelVocabularyArePlainText() throws IOException {
+        // llama.cpp matches user-defined tokens in any text and prints them as written: not through GPT-2's byte
+        // alphabet, outside which "café" would print as invalid UTF-8 and "hello world" could not load.
+        Path gpt2 = dir.resolve("user-defined.gguf");
+        TokenizerFixtures.writeGpt2(gpt2, "gpt-2", List.of("café", "hello world"));
+        GgufTokenizer bpe = read(gpt2);
+        int cafe = 256 + 15 + 1;
+        int[] ids = bpe.encode("say hello world, café", false, false);
+        assertTrue(Arrays.stream(ids).anyMatch(id -> id == cafe + 1), Arrays.toString(ids));
+        assertTrue(Arrays.stream(ids).anyMatch(id -> id == cafe), Arrays.toString(ids));
+        assertEquals("say hello world, café", bpe.decode(ids));
+        assertArrayEquals("café".getBytes(StandardCharsets.UTF_8), bpe.decode(-1, cafe));
     }
 
     @Test
