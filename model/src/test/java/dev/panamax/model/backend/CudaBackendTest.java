@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamax.cuda.Cuda;
 import dev.panamax.kernels.Rope;
 import dev.panamax.kernels.testing.Inputs;
 import dev.panamax.kernels.testing.Tolerance;
@@ -556,6 +557,48 @@ class CudaBackendTest {
                         return bound;
                     });
         }
+    }
+
+    /** Attention as another thread's first call on the backend: it makes the device current there, as every op does. */
+    @Test
+    void attentionFromAnotherThreadMakesTheBackendsDeviceCurrent() {
+        int heads = 2;
+        int headDim = 8;
+        int keys = 5;
+        float[] q = random("q other thread", keys * heads * headDim);
+        float[] k = random("k other thread", keys * heads * headDim);
+        float[] v = random("v other thread", keys * heads * headDim);
+        EmulatedBackends.run(0, b -> {
+            Tensor qt = input(b, keys, heads * headDim, q, false);
+            Tensor kt = input(b, keys, heads * headDim, k, false);
+            Tensor vt = input(b, keys, heads * headDim, v, false);
+            Tensor here = b.allocate(keys, heads * headDim);
+            Tensor there = b.allocate(keys, heads * headDim);
+            b.attention(qt, kt, vt, heads, heads, 1, 0, here, null);
+            Throwable[] failure = new Throwable[1];
+            boolean[] current = new boolean[1];
+            Thread other = new Thread(() -> {
+                try {
+                    b.attention(qt, kt, vt, heads, heads, 1, 0, there, null);
+                    current[0] = Cuda.isEmulatedDeviceCurrent();
+                } catch (RuntimeException | Error e) {
+                    failure[0] = e;
+                }
+            });
+            other.start();
+            try {
+                other.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException(e);
+            }
+            if (failure[0] != null) {
+                throw new AssertionError("attention on another thread failed", failure[0]);
+            }
+            assertTrue(current[0], "attention made the emulated device current on the calling thread");
+            assertArrayEquals(bits(read(b, here)), bits(read(b, there)));
+            return null;
+        });
     }
 
     @Test
