@@ -249,7 +249,8 @@ extern "C" __global__ void rope_rotate(global_ptr<float> x, long long x_offset, 
 }
 PANAMAX_EXPORT(rope_rotate)
 
-// Each row replaced by softmax(row · inverse_temperature), one block per row; the maximum is subtracted first.
+// Each row replaced by softmax(row · inverse_temperature), one block per row; the maximum is subtracted first. As the
+// CPU's Softmax: an input of -∞ gets 0, so a row of only -∞ gets zeros, never NaN; a NaN or +∞ makes its row NaN.
 extern "C" __global__ void softmax_rows(global_ptr<float> x, long long x_offset, int ldx, int rows, int cols,
         float inverse_temperature) {
     __shared__ float scratch[ROW_THREADS_MAX];
@@ -263,11 +264,15 @@ extern "C" __global__ void softmax_rows(global_ptr<float> x, long long x_offset,
         largest = block_max(largest, scratch);
         float sum = 0.0f;
         for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-            float e = expf(row[c] * inverse_temperature - largest);
+            float z = row[c] * inverse_temperature;
+            // Where largest is -∞ too, exp(z - largest) would be NaN rather than the 0 of every other -∞ input.
+            float e = z == -INFINITY ? 0.0f : expf(z - largest);
             row[c] = e;
             sum += e;
         }
-        float inverse_sum = 1.0f / block_sum(sum, scratch);
+        sum = block_sum(sum, scratch);
+        // The sum is 0 only for a row of only -∞, whose zeros must stay zeros rather than become 0·∞ = NaN.
+        float inverse_sum = sum == 0.0f ? 0.0f : 1.0f / sum;
         for (int c = threadIdx.x; c < cols; c += blockDim.x) {
             row[c] *= inverse_sum;
         }
@@ -441,6 +446,8 @@ PANAMAX_EXPORT(step_totals)
 
 // Cross-entropy of each row of logits against its target (a whole float): losses[r] = max + log Σ e^(x - max) −
 // x[target], one block per row; with write_gradient 1, dlogits = gradient_scale·(softmax(x) − one-hot(target)).
+// As the CPU's CrossEntropy: a logit of -∞ has probability 0, so a row of only -∞ has a NaN loss (-∞ - -∞) and the
+// gradient -gradient_scale at its target, 0 elsewhere; a NaN logit makes its row's loss and gradient NaN.
 // dlogits may be logits: every logit is read before the first is overwritten.
 extern "C" __global__ void cross_entropy_rows(global_ptr<const float> logits, long long logits_offset, int ldlogits,
         int rows, int cols, global_ptr<const float> targets, global_ptr<float> dlogits, long long dlogits_offset,
@@ -458,7 +465,8 @@ extern "C" __global__ void cross_entropy_rows(global_ptr<const float> logits, lo
         largest = block_max(largest, scratch);
         float sum = 0.0f;
         for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-            sum += expf(row[c] - largest);
+            // Where largest is -∞ too, exp(x - largest) would be NaN rather than 0.
+            sum += row[c] == -INFINITY ? 0.0f : expf(row[c] - largest);
         }
         sum = block_sum(sum, scratch);
         if (threadIdx.x == 0) {
@@ -468,9 +476,10 @@ extern "C" __global__ void cross_entropy_rows(global_ptr<const float> logits, lo
         __syncthreads();
         if (write_gradient != 0) {
             global_ptr<float> out = dlogits + (dlogits_offset + static_cast<long long>(r) * lddlogits);
-            float inverse_sum = 1.0f / sum;
+            // The sum is 0 only for a row of only -∞, whose probabilities are all 0.
+            float inverse_sum = sum == 0.0f ? 0.0f : 1.0f / sum;
             for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-                float p = expf(row[c] - largest) * inverse_sum;
+                float p = row[c] == -INFINITY ? 0.0f : expf(row[c] - largest) * inverse_sum;
                 out[c] = gradient_scale * (c == target ? p - 1.0f : p);
             }
         }

@@ -325,6 +325,41 @@ class CudaBackendTest {
         }
     }
 
+    /** As the CPU's Softmax: -∞ inputs get 0, a row of only -∞ gets zeros (never NaN), a NaN makes its row NaN. */
+    @Test
+    void softmaxOfMinusInfinityIsZeroAsOnTheCpu() {
+        int cols = 37;
+        float[] x = new float[3 * cols];
+        Arrays.fill(x, Float.NEGATIVE_INFINITY);
+        x[cols + 20] = Float.NaN;
+        x[2 * cols + 5] = 3;
+        assertExact("softmax of -∞ rows", b -> {
+            Tensor t = input(b, 3, cols, x, true);
+            b.softmax(t, 0.7f);
+            return read(b, t);
+        });
+    }
+
+    /**
+     * As the CPU's CrossEntropy: a row of only -∞ has a NaN loss and the gradient -scale at its target, 0 elsewhere; a
+     * row whose only finite logit is its target has loss 0 and gradient 0.
+     */
+    @Test
+    void crossEntropyOfMinusInfinityRowsAsOnTheCpu() {
+        int cols = 300;
+        float[] logits = new float[2 * cols];
+        Arrays.fill(logits, Float.NEGATIVE_INFINITY);
+        logits[cols + 7] = 2;
+        int[] targets = {11, 7};
+        assertExact("crossEntropy of -∞ rows", b -> {
+            Tensor t = input(b, 2, cols, logits, true);
+            Tensor d = b.allocate(2, cols);
+            float loss = b.crossEntropy(t, targets, 0, d, 0.5f);
+            float single = b.crossEntropy(t.rows(1, 1), targets, 1, null, 1f);
+            return concat(new float[] {loss, single}, read(b, d));
+        });
+    }
+
     @Test
     void argmaxTakesTheFirstLargestAndNeverNan() {
         float[] ties = random("ties", 1000);
