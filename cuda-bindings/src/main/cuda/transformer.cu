@@ -444,8 +444,8 @@ extern "C" __global__ void step_totals(global_ptr<const float> losses, global_pt
 }
 PANAMAX_EXPORT(step_totals)
 
-// Cross-entropy of each row of logits against its target (a whole float): losses[r] = max + log Σ e^(x - max) −
-// x[target], one block per row; with write_gradient 1, dlogits = gradient_scale·(softmax(x) − one-hot(target)).
+// Cross-entropy of each row of logits against its target (a whole float): losses[r] = (max − x[target]) + log Σ
+// e^(x - max), one block per row; with write_gradient 1, dlogits = gradient_scale·(softmax(x) − one-hot(target)).
 // As the CPU's CrossEntropy: a logit of -∞ has probability 0, so a row of only -∞ has a NaN loss (-∞ - -∞) and the
 // gradient -gradient_scale at its target, 0 elsewhere; a NaN logit makes its row's loss and gradient NaN.
 // dlogits may be logits: every logit is read before the first is overwritten.
@@ -471,7 +471,8 @@ extern "C" __global__ void cross_entropy_rows(global_ptr<const float> logits, lo
         sum = block_sum(sum, scratch);
         if (threadIdx.x == 0) {
             target_logit = row[target];
-            losses[r] = largest + logf(sum) - target_logit;
+            // The difference first: largest + logf(sum) would round away a small loss when the largest logit is big.
+            losses[r] = (largest - target_logit) + logf(sum);
         }
         __syncthreads();
         if (write_gradient != 0) {

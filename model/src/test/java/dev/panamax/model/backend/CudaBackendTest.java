@@ -895,6 +895,29 @@ class CudaBackendTest {
         }
     }
 
+    /**
+     * A small loss beside a large winning logit (the target): within (cols + 8)ε of 1 + |loss|, the log-sum-exp's own
+     * error, with nothing of the logits' magnitude, which cancels when the loss is formed as a difference first.
+     */
+    @Test
+    void crossEntropyKeepsASmallLossBesideALargeLogit() {
+        int cols = 8;
+        float[] winners = {20, 300, 1000, 4000};
+        int rows = winners.length;
+        float[] logits = new float[rows * cols];
+        int[] targets = new int[rows];
+        for (int r = 0; r < rows; r++) {
+            targets[r] = (3 * r + 1) % cols;
+            for (int c = 0; c < cols; c++) {
+                logits[r * cols + c] = c == targets[r] ? winners[r] : winners[r] - 8;
+            }
+        }
+        assertWithin(
+                "crossEntropy beside large logits",
+                b -> new float[] {b.crossEntropy(input(b, rows, cols, logits, false), targets, 0, null, 1f)},
+                expected -> new double[] {(cols + 8) * EPS * (1 + Math.abs(expected[0]))});
+    }
+
     @Test
     void sumOfSquaresOverViewsWithinTheCpusFloatSums() {
         int[][] shapes = {{1, 1}, {3, 5}, {70, 301}};
