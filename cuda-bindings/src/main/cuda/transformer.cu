@@ -116,10 +116,20 @@ extern "C" __global__ void embedding_forward(global_ptr<const float> tokens, glo
 }
 PANAMAX_EXPORT(embedding_forward)
 
-// The sum of one value per thread of the block, in a fixed tree order; every thread gets it. blockDim.x is a power of
-// two up to ROW_THREADS_MAX. The trailing barrier lets the caller reuse the scratch at once.
+// Traps unless the block is a row of a power-of-two number of threads up to ROW_THREADS_MAX: the shared scratch of the
+// row reductions below has ROW_THREADS_MAX slots, one per threadIdx.x, and their trees halve blockDim.x exactly.
+// Every kernel that calls them checks this first, since the condition is uniform over the block.
+__device__ void require_row_block() {
+    unsigned n = blockDim.x;
+    if (blockDim.y != 1 || blockDim.z != 1 || n > ROW_THREADS_MAX || (n & (n - 1)) != 0) {
+        __trap();
+    }
+}
+
+// The sum of one value per thread of the block, in a fixed tree order; every thread gets it. The block is as
+// require_row_block checks. The trailing barrier lets the caller reuse the scratch at once.
 template <typename T>
-__device__ T block_sum(T value, T* scratch) {
+__device__ T block_sum(T value, T (&scratch)[ROW_THREADS_MAX]) {
     unsigned t = threadIdx.x;
     scratch[t] = value;
     __syncthreads();
@@ -135,7 +145,7 @@ __device__ T block_sum(T value, T* scratch) {
 }
 
 // The largest of one value per thread of the block (NaN loses to numbers, as in fmaxf); every thread gets it.
-__device__ float block_max(float value, float* scratch) {
+__device__ float block_max(float value, float (&scratch)[ROW_THREADS_MAX]) {
     unsigned t = threadIdx.x;
     scratch[t] = value;
     __syncthreads();
@@ -156,6 +166,7 @@ extern "C" __global__ void rmsnorm_forward(global_ptr<const float> x, long long 
         global_ptr<const float> weight, long long weight_offset, global_ptr<float> y, long long y_offset, int ldy,
         global_ptr<float> rstd, long long rstd_offset, int keep_rstd, int rows, int cols, float epsilon) {
     __shared__ float scratch[ROW_THREADS_MAX];
+    require_row_block();
     for (int r = blockIdx.y; r < rows; r += gridDim.y) {
         global_ptr<const float> in = x + (x_offset + static_cast<long long>(r) * ldx);
         float squares = 0.0f;
@@ -183,6 +194,7 @@ extern "C" __global__ void layernorm_forward(global_ptr<const float> x, long lon
         global_ptr<float> y, long long y_offset, int ldy, global_ptr<float> mean, long long mean_offset,
         global_ptr<float> rstd, long long rstd_offset, int keep_statistics, int rows, int cols, float epsilon) {
     __shared__ float scratch[ROW_THREADS_MAX];
+    require_row_block();
     for (int r = blockIdx.y; r < rows; r += gridDim.y) {
         global_ptr<const float> in = x + (x_offset + static_cast<long long>(r) * ldx);
         float sum = 0.0f;
@@ -237,10 +249,12 @@ extern "C" __global__ void rope_rotate(global_ptr<float> x, long long x_offset, 
 }
 PANAMAX_EXPORT(rope_rotate)
 
-// Each row replaced by softmax(row · inverse_temperature), one block per row; the maximum is subtracted first.
+// Each row replaced by softmax(row · inverse_temperature), one block per row; the maximum is subtracted first. As the
+// CPU's Softmax: an input of -∞ gets 0, so a row of only -∞ gets zeros, never NaN; a NaN or +∞ makes its row NaN.
 extern "C" __global__ void softmax_rows(global_ptr<float> x, long long x_offset, int ldx, int rows, int cols,
         float inverse_temperature) {
     __shared__ float scratch[ROW_THREADS_MAX];
+    require_row_block();
     for (int r = blockIdx.y; r < rows; r += gridDim.y) {
         global_ptr<float> row = x + (x_offset + static_cast<long long>(r) * ldx);
         float largest = -INFINITY;
@@ -250,11 +264,15 @@ extern "C" __global__ void softmax_rows(global_ptr<float> x, long long x_offset,
         largest = block_max(largest, scratch);
         float sum = 0.0f;
         for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-            float e = expf(row[c] * inverse_temperature - largest);
+            float z = row[c] * inverse_temperature;
+            // Where largest is -∞ too, exp(z - largest) would be NaN rather than the 0 of every other -∞ input.
+            float e = z == -INFINITY ? 0.0f : expf(z - largest);
             row[c] = e;
             sum += e;
         }
-        float inverse_sum = 1.0f / block_sum(sum, scratch);
+        sum = block_sum(sum, scratch);
+        // The sum is 0 only for a row of only -∞, whose zeros must stay zeros rather than become 0·∞ = NaN.
+        float inverse_sum = sum == 0.0f ? 0.0f : 1.0f / sum;
         for (int c = threadIdx.x; c < cols; c += blockDim.x) {
             row[c] *= inverse_sum;
         }
@@ -269,6 +287,7 @@ extern "C" __global__ void argmax_rows(global_ptr<const float> x, long long x_of
         global_ptr<float> result) {
     __shared__ float values[ROW_THREADS_MAX];
     __shared__ int columns[ROW_THREADS_MAX];
+    require_row_block();
     unsigned t = threadIdx.x;
     for (int r = blockIdx.y; r < rows; r += gridDim.y) {
         global_ptr<const float> row = x + (x_offset + static_cast<long long>(r) * ldx);
@@ -376,6 +395,7 @@ PANAMAX_EXPORT(adamw_update)
 extern "C" __global__ void sum_of_squares_partials(global_ptr<const float> x, long long x_offset, int ldx, int rows,
         int cols, global_ptr<float> partials, long long partials_offset) {
     __shared__ double scratch[ROW_THREADS_MAX];
+    require_row_block();
     long long n = static_cast<long long>(rows) * cols;
     long long start = static_cast<long long>(blockIdx.x) * SQUARES_SPAN;
     double sum = 0.0;
@@ -424,14 +444,17 @@ extern "C" __global__ void step_totals(global_ptr<const float> losses, global_pt
 }
 PANAMAX_EXPORT(step_totals)
 
-// Cross-entropy of each row of logits against its target (a whole float): losses[r] = max + log Σ e^(x - max) −
-// x[target], one block per row; with write_gradient 1, dlogits = gradient_scale·(softmax(x) − one-hot(target)).
+// Cross-entropy of each row of logits against its target (a whole float): losses[r] = (max − x[target]) + log Σ
+// e^(x - max), one block per row; with write_gradient 1, dlogits = gradient_scale·(softmax(x) − one-hot(target)).
+// As the CPU's CrossEntropy: a logit of -∞ has probability 0, so a row of only -∞ has a NaN loss (-∞ - -∞) and the
+// gradient -gradient_scale at its target, 0 elsewhere; a NaN logit makes its row's loss and gradient NaN.
 // dlogits may be logits: every logit is read before the first is overwritten.
 extern "C" __global__ void cross_entropy_rows(global_ptr<const float> logits, long long logits_offset, int ldlogits,
         int rows, int cols, global_ptr<const float> targets, global_ptr<float> dlogits, long long dlogits_offset,
         int lddlogits, int write_gradient, float gradient_scale, global_ptr<float> losses) {
     __shared__ float scratch[ROW_THREADS_MAX];
     __shared__ float target_logit;
+    require_row_block();
     for (int r = blockIdx.y; r < rows; r += gridDim.y) {
         global_ptr<const float> row = logits + (logits_offset + static_cast<long long>(r) * ldlogits);
         int target = static_cast<int>(targets[r]);
@@ -442,19 +465,22 @@ extern "C" __global__ void cross_entropy_rows(global_ptr<const float> logits, lo
         largest = block_max(largest, scratch);
         float sum = 0.0f;
         for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-            sum += expf(row[c] - largest);
+            // Where largest is -∞ too, exp(x - largest) would be NaN rather than 0.
+            sum += row[c] == -INFINITY ? 0.0f : expf(row[c] - largest);
         }
         sum = block_sum(sum, scratch);
         if (threadIdx.x == 0) {
             target_logit = row[target];
-            losses[r] = largest + logf(sum) - target_logit;
+            // The difference first: largest + logf(sum) would round away a small loss when the largest logit is big.
+            losses[r] = (largest - target_logit) + logf(sum);
         }
         __syncthreads();
         if (write_gradient != 0) {
             global_ptr<float> out = dlogits + (dlogits_offset + static_cast<long long>(r) * lddlogits);
-            float inverse_sum = 1.0f / sum;
+            // The sum is 0 only for a row of only -∞, whose probabilities are all 0.
+            float inverse_sum = sum == 0.0f ? 0.0f : 1.0f / sum;
             for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-                float p = expf(row[c] - largest) * inverse_sum;
+                float p = row[c] == -INFINITY ? 0.0f : expf(row[c] - largest) * inverse_sum;
                 out[c] = gradient_scale * (c == target ? p - 1.0f : p);
             }
         }
@@ -513,6 +539,7 @@ extern "C" __global__ void norm_backward_input(global_ptr<const float> x, long l
         int has_mean, global_ptr<const float> rstd, long long rstd_offset, global_ptr<const float> dy,
         long long dy_offset, int lddy, global_ptr<float> dx, long long dx_offset, int lddx, int rows, int cols) {
     __shared__ float scratch[ROW_THREADS_MAX];
+    require_row_block();
     for (int r = blockIdx.y; r < rows; r += gridDim.y) {
         global_ptr<const float> in = x + (x_offset + static_cast<long long>(r) * ldx);
         global_ptr<const float> grad = dy + (dy_offset + static_cast<long long>(r) * lddy);

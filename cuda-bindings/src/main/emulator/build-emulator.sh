@@ -41,6 +41,15 @@ flags=(-std=c++20 -O2 -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -I"$her
 # Kernel code only: g++'s checks of array indexes (static __shared__ arrays) and integer division report to the
 # handlers in emulator.cpp, which turn them into kernel faults instead of crashing the JVM.
 kernel_flags=(-fsanitize=bounds,integer-divide-by-zero -fno-sanitize-recover=all)
+# Where the compiler has them (each is feature-tested, so older compilers still build): uninitialised locals get a
+# pattern (0xFE bytes) rather than the zeros a fresh fiber stack holds, which would pass for a correctly cleared
+# accumulator (g++ 12); a frame larger than a page touches each of its pages in order, so it cannot step over a fiber
+# stack's guard page into another stack.
+for option in -ftrivial-auto-var-init=pattern -fstack-clash-protection; do
+    if echo 'int main() { return 0; }' | "$compiler" -x c++ "$option" -Werror -fsyntax-only - > /dev/null 2>&1; then
+        kernel_flags+=("$option")
+    fi
+done
 "$compiler" "${flags[@]}" -c "$here/emulator.cpp" -o "$work/emulator.o"
 objects=("$work/emulator.o")
 for source in "$@"; do

@@ -1,12 +1,14 @@
 // The emulated device's runtime: the kernel table, the launcher Java calls through FFM, the fiber scheduler of a
-// block, barriers, warp operations and faults. Fibers run on mmap'd stacks; a fault switches back
-// to the scheduler, which abandons the launch, so nothing unwinds through kernel code and the JVM never sees a signal.
+// block, barriers, warp operations and faults. Fibers run on mmap'd stacks above guard pages; a fault switches back
+// to the scheduler, which abandons the launch, so nothing unwinds through kernel code and the JVM sees no signal (but
+// from a stack overflow that meets no check before the guard page).
 #include "panamax_emulator.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include <mutex>
 #include <vector>
@@ -122,8 +124,13 @@ struct Fiber {
     uint64_t result;
 };
 
-// Each fiber's stack; kernels keep small frames, and the pages are only committed when touched.
+// Each fiber's stack; kernels keep small frames, and the pages are only committed when touched. Below it lies one
+// inaccessible guard page, so an overflow faults the process instead of writing into another fiber's stack.
 constexpr size_t STACK_BYTES = 256 * 1024;
+
+// The stack a thread keeps in reserve for reporting a fault: the emulator's hooks fault a thread whose frames reach
+// this close to the guard page, while there is still room to format the message and leave the fiber.
+constexpr size_t STACK_RESERVE = 32 * 1024;
 
 struct Launch {
     const Kernel* kernel;
@@ -382,9 +389,33 @@ char* take_stack() {
         stacks.pop_back();
         return stack;
     }
-    void* memory = mmap(nullptr, STACK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-            -1, 0);
-    return memory == MAP_FAILED ? nullptr : static_cast<char*>(memory);
+    size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    void* memory = mmap(nullptr, page + STACK_BYTES, PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (memory == MAP_FAILED) {
+        return nullptr;
+    }
+    if (mprotect(memory, page, PROT_NONE) != 0) {
+        munmap(memory, page + STACK_BYTES);
+        return nullptr;
+    }
+    return static_cast<char*>(memory) + page;
+}
+
+// Faults the running thread when its frames have used its stack down to the reserve (deep recursion, large local
+// arrays), so the overflow is reported at a checked access, barrier or warp operation rather than at the guard page.
+void check_stack() {
+    Launch* launch = launch_state;
+    if (launch == nullptr || launch->current == nullptr) {
+        return;
+    }
+    uintptr_t frame = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+    uintptr_t end = reinterpret_cast<uintptr_t>(launch->current->stack);
+    if (frame < end + STACK_RESERVE) {
+        fault(FAULT_TRAP,
+                "stack overflow: the thread has used %zu of its %zu-byte stack (deep recursion or large local arrays)",
+                STACK_BYTES - static_cast<size_t>(frame - end), STACK_BYTES);
+    }
 }
 
 // Runs one block to completion or to its first fault; false when it faulted.
@@ -465,6 +496,7 @@ void fault(int kind, const char* format, ...) {
 }
 
 void check_access(const Region* region, uintptr_t address, size_t size) {
+    check_stack();
     if (region == nullptr || region->bytes == 0) {
         fault(FAULT_OUT_OF_BOUNDS, "access to 0x%lx through a pointer to no memory (%s)",
                 static_cast<unsigned long>(address), region == nullptr ? "a null pointer" : region->name);
@@ -484,6 +516,7 @@ void* dynamic_shared(const Region** region) {
 }
 
 void syncthreads(const char* file, int line) {
+    check_stack();
     Launch& launch = *launch_state;
     Fiber& self = *launch.current;
     self.state = AT_BARRIER;
@@ -505,6 +538,7 @@ void syncthreads(const char* file, int line) {
 }
 
 uint64_t warp_op(int op, unsigned mask, uint64_t value, int argument, int width, const char* file, int line) {
+    check_stack();
     Launch& launch = *launch_state;
     Fiber& self = *launch.current;
     int lane = self.linear % 32;

@@ -99,3 +99,20 @@ extern "C" __global__ void trap_in_one_thread(global_ptr<float> out) {
     out[blockIdx.x * blockDim.x + threadIdx.x] = 1.0f;
 }
 PANAMAX_EXPORT(trap_in_one_thread)
+
+// One level of a recursion that keeps 1 KiB of locals per level and stores through out at each, where the emulator
+// checks the thread's stack.
+__device__ float recurse(global_ptr<float> out, int depth) {
+    volatile char locals[1024];
+    for (int i = 0; i < 1024; i += 64) {
+        locals[i] = static_cast<char>(depth);
+    }
+    out[threadIdx.x] = static_cast<float>(depth);
+    return depth == 0 ? 0.0f : recurse(out, depth - 1) + locals[64];
+}
+
+// Recurses depth levels deep in every thread: about depth KiB of stack, past the emulator's 256 KiB from 256 on.
+extern "C" __global__ void deep_recursion(global_ptr<float> out, int depth) {
+    out[threadIdx.x] = recurse(out, depth);
+}
+PANAMAX_EXPORT(deep_recursion)

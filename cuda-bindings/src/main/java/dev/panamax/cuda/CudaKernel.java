@@ -166,8 +166,10 @@ public final class CudaKernel {
 
     /**
      * Launches the kernel: {@code grid} blocks of {@code block} threads each, with {@code sharedMemoryBytes} of dynamic
-     * shared memory ({@code extern __shared__}) per block, queued on {@code stream} (null: the default stream). On
-     * the emulated device the launch runs before this method returns.
+     * shared memory ({@code extern __shared__}) per block, queued on {@code stream} (null: the default stream). Any
+     * thread may launch, whatever its current device. On the emulated device the launch runs before this method
+     * returns, in the schedule of the calling thread's seed ({@link Cuda#useEmulatedDevice(long)}), or of the seed the
+     * module was loaded with when the calling thread has not selected the emulated device.
      *
      * @param grid the number of blocks in each dimension, each at least 1
      * @param block the number of threads per block in each dimension, each at least 1
@@ -204,7 +206,7 @@ public final class CudaKernel {
         }
         checkArguments(Arguments.present("arguments", arguments));
         if (gpu == null) {
-            EmulatedDevice.launch(emulated, grid, block, sharedMemoryBytes, arguments);
+            EmulatedDevice.launch(emulated, grid, block, sharedMemoryBytes, module.scheduleSeed(), arguments);
         } else {
             gpu.launch(
                     function,

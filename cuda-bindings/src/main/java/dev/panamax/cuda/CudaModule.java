@@ -31,12 +31,16 @@ public final class CudaModule implements AutoCloseable {
     private final DriverKernels.Module gpu;
     private final Ownership ownership;
 
+    /** On the emulated device, the schedule seed of the thread that loaded the module; 0 on a GPU. */
+    private final long scheduleSeed;
+
     private CudaModule(String name, String ptx) {
         this.name = name;
         this.entries = Ptx.entries(name, ptx);
         if (EmulatedDevice.isSelected()) {
             this.limits = DeviceLimits.EMULATED;
             this.gpu = null;
+            this.scheduleSeed = EmulatedDevice.scheduleSeed(0);
             for (String kernel : entries.keySet()) {
                 EmulatedDevice.kernel(kernel)
                         .orElseThrow(() -> new IllegalStateException(name + " declares kernel " + kernel + ", which "
@@ -46,6 +50,7 @@ public final class CudaModule implements AutoCloseable {
         } else {
             this.gpu = DriverKernels.load(name, ptx);
             this.limits = gpu.limits();
+            this.scheduleSeed = 0;
         }
         this.ownership = new Ownership("CudaModule(" + name + ")");
     }
@@ -133,6 +138,14 @@ public final class CudaModule implements AutoCloseable {
      */
     public DeviceLimits limits() {
         return limits;
+    }
+
+    /**
+     * The emulated device's schedule seed for a launch from the calling thread: the thread's own when it has selected
+     * the emulated device, else the one the module was loaded with.
+     */
+    long scheduleSeed() {
+        return EmulatedDevice.scheduleSeed(scheduleSeed);
     }
 
     /** Throws when the module is closed; returns the GPU module, or null on the emulated device. */

@@ -88,9 +88,13 @@ final class EmulatedDevice {
         return SELECTED.get() != null;
     }
 
-    /** The calling thread's schedule seed. */
-    static long scheduleSeed() {
-        return SELECTED.get();
+    /**
+     * The calling thread's schedule seed, or {@code otherwise} on a thread that has not selected the emulated device
+     * (a launch of a module loaded elsewhere, which must not depend on the launching thread's choice of device).
+     */
+    static long scheduleSeed(long otherwise) {
+        Long selected = SELECTED.get();
+        return selected == null ? otherwise : selected;
     }
 
     /**
@@ -315,9 +319,10 @@ final class EmulatedDevice {
      * Runs one launch to completion on the calling thread. The arguments have been checked against the kernel's
      * parameters: {@link DeviceBuffer} (passed with its allocation's bounds), Integer, Long or Float.
      *
+     * @param scheduleSeed the order of blocks and threads (0: index order)
      * @throws KernelFaultException when the kernel faults
      */
-    static void launch(Kernel kernel, Dim3 grid, Dim3 block, int sharedBytes, Object[] arguments) {
+    static void launch(Kernel kernel, Dim3 grid, Dim3 block, int sharedBytes, long scheduleSeed, Object[] arguments) {
         MEMORY.readLock().lock();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment packed = arena.allocate(Math.max(1, arguments.length) * ARGUMENT_BYTES, Long.BYTES);
@@ -348,7 +353,7 @@ final class EmulatedDevice {
                             blockDims,
                             (long) sharedBytes,
                             packed,
-                            scheduleSeed(),
+                            scheduleSeed,
                             fault,
                             message,
                             (long) MESSAGE_BYTES);

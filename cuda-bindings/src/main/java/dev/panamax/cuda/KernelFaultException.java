@@ -18,7 +18,10 @@ public final class KernelFaultException extends CudaException {
         DIVERGENT_BARRIER(719, "CUDA_ERROR_LAUNCH_FAILED"),
         /** A warp shuffle or vote that a lane named in its mask never reaches, or that reads a lane outside it. */
         DIVERGENT_WARP_OPERATION(719, "CUDA_ERROR_LAUNCH_FAILED"),
-        /** {@code __trap()}, an integer division by zero, or a launch the emulator could not set up. */
+        /**
+         * {@code __trap()}, an integer division by zero, a thread's stack overflow (on the emulated device), or a
+         * launch the emulator could not set up.
+         */
         TRAP(719, "CUDA_ERROR_LAUNCH_FAILED");
 
         private final int code;

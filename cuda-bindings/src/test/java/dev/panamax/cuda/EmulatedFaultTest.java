@@ -3,6 +3,7 @@ package dev.panamax.cuda;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.HashSet;
 import java.util.List;
@@ -203,6 +204,28 @@ class EmulatedFaultTest {
                 new Dim3(1, 0, 0),
                 new Dim3(3, 0, 0),
                 "__trap() at src/test/cuda/faults.cu:97");
+    }
+
+    /**
+     * A recursion deeper than a fiber's stack faults at its next checked access, before it reaches the guard page below
+     * the stack (which would end the process) or another thread's stack; a shallow one runs.
+     */
+    @Test
+    void aStackOverflowIsAFaultAndTheDeviceWorksAfter() {
+        try (DeviceBuffer out = DeviceBuffer.allocate(ElementType.FLOAT, 64)) {
+            KernelFaultException e = assertThrows(KernelFaultException.class, () -> module.kernel("deep_recursion")
+                    .launch(Dim3.of(2), Dim3.of(64), 0, null, out, 4096));
+            assertEquals(KernelFaultException.Kind.TRAP, e.kind());
+            assertEquals(new Dim3(0, 0, 0), e.block());
+            assertTrue(
+                    e.getMessage().contains("stack overflow: the thread has used ")
+                            && e.getMessage().contains(" of its 262144-byte stack"),
+                    e.getMessage());
+            module.kernel("deep_recursion").launch(Dim3.of(2), Dim3.of(64), 0, null, out, 16);
+            float[] values = new float[64];
+            out.copyTo(values);
+            assertEquals(136f, values[5], "the levels' depths, 16 + 15 + ... + 1");
+        }
     }
 
     @Test

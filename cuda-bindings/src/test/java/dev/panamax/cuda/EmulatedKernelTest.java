@@ -106,6 +106,30 @@ class EmulatedKernelTest extends SampleKernelsContract {
     }
 
     @Test
+    void aThreadThatNeverSelectedTheEmulatedDeviceLaunchesItsModules() throws Exception {
+        int n = 512;
+        float[] a = Inputs.uniform(Inputs.seed("another thread"), n, -1, 1);
+        try (DeviceBuffer da = upload(a);
+                DeviceBuffer dc = DeviceBuffer.allocate(ElementType.FLOAT, n)) {
+            ExecutorService other = Executors.newSingleThreadExecutor();
+            try {
+                other.submit(() -> {
+                            EmulatedDevice.deselect();
+                            module.kernel("vector_add").launch(Dim3.of(n / 256), Dim3.of(256), 0, null, da, da, dc, n);
+                            return null;
+                        })
+                        .get();
+            } finally {
+                other.shutdown();
+            }
+            float[] c = download(dc);
+            for (int i = 0; i < n; i++) {
+                assertEquals(2 * a[i], c[i], "c[" + i + "]");
+            }
+        }
+    }
+
+    @Test
     void copiesBehaveAsOnAGpu() {
         float[] values = Inputs.uniform(Inputs.seed("emulated copies"), 300, -4, 4);
         for (ElementType type : ElementType.values()) {

@@ -855,6 +855,7 @@ public final class CudaBackend implements Backend {
         if (a.queries() == 0 || a.headDim() == 0) {
             return;
         }
+        onDevice();
         int hd = a.headDim();
         int sharedFloats = ATTENTION_TILE * (hd + 1) + ATTENTION_TILE * hd + ATTENTION_WARPS * (hd + ATTENTION_TILE);
         launch(

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamax.cuda.Cuda;
 import dev.panamax.kernels.Rope;
 import dev.panamax.kernels.testing.Inputs;
 import dev.panamax.kernels.testing.Tolerance;
@@ -324,6 +325,41 @@ class CudaBackendTest {
         }
     }
 
+    /** As the CPU's Softmax: -∞ inputs get 0, a row of only -∞ gets zeros (never NaN), a NaN makes its row NaN. */
+    @Test
+    void softmaxOfMinusInfinityIsZeroAsOnTheCpu() {
+        int cols = 37;
+        float[] x = new float[3 * cols];
+        Arrays.fill(x, Float.NEGATIVE_INFINITY);
+        x[cols + 20] = Float.NaN;
+        x[2 * cols + 5] = 3;
+        assertExact("softmax of -∞ rows", b -> {
+            Tensor t = input(b, 3, cols, x, true);
+            b.softmax(t, 0.7f);
+            return read(b, t);
+        });
+    }
+
+    /**
+     * As the CPU's CrossEntropy: a row of only -∞ has a NaN loss and the gradient -scale at its target, 0 elsewhere; a
+     * row whose only finite logit is its target has loss 0 and gradient 0.
+     */
+    @Test
+    void crossEntropyOfMinusInfinityRowsAsOnTheCpu() {
+        int cols = 300;
+        float[] logits = new float[2 * cols];
+        Arrays.fill(logits, Float.NEGATIVE_INFINITY);
+        logits[cols + 7] = 2;
+        int[] targets = {11, 7};
+        assertExact("crossEntropy of -∞ rows", b -> {
+            Tensor t = input(b, 2, cols, logits, true);
+            Tensor d = b.allocate(2, cols);
+            float loss = b.crossEntropy(t, targets, 0, d, 0.5f);
+            float single = b.crossEntropy(t.rows(1, 1), targets, 1, null, 1f);
+            return concat(new float[] {loss, single}, read(b, d));
+        });
+    }
+
     @Test
     void argmaxTakesTheFirstLargestAndNeverNan() {
         float[] ties = random("ties", 1000);
@@ -556,6 +592,48 @@ class CudaBackendTest {
                         return bound;
                     });
         }
+    }
+
+    /** Attention as another thread's first call on the backend: it makes the device current there, as every op does. */
+    @Test
+    void attentionFromAnotherThreadMakesTheBackendsDeviceCurrent() {
+        int heads = 2;
+        int headDim = 8;
+        int keys = 5;
+        float[] q = random("q other thread", keys * heads * headDim);
+        float[] k = random("k other thread", keys * heads * headDim);
+        float[] v = random("v other thread", keys * heads * headDim);
+        EmulatedBackends.run(0, b -> {
+            Tensor qt = input(b, keys, heads * headDim, q, false);
+            Tensor kt = input(b, keys, heads * headDim, k, false);
+            Tensor vt = input(b, keys, heads * headDim, v, false);
+            Tensor here = b.allocate(keys, heads * headDim);
+            Tensor there = b.allocate(keys, heads * headDim);
+            b.attention(qt, kt, vt, heads, heads, 1, 0, here, null);
+            Throwable[] failure = new Throwable[1];
+            boolean[] current = new boolean[1];
+            Thread other = new Thread(() -> {
+                try {
+                    b.attention(qt, kt, vt, heads, heads, 1, 0, there, null);
+                    current[0] = Cuda.isEmulatedDeviceCurrent();
+                } catch (RuntimeException | Error e) {
+                    failure[0] = e;
+                }
+            });
+            other.start();
+            try {
+                other.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException(e);
+            }
+            if (failure[0] != null) {
+                throw new AssertionError("attention on another thread failed", failure[0]);
+            }
+            assertTrue(current[0], "attention made the emulated device current on the calling thread");
+            assertArrayEquals(bits(read(b, here)), bits(read(b, there)));
+            return null;
+        });
     }
 
     @Test
@@ -815,6 +893,29 @@ class CudaBackendTest {
                         return bound;
                     });
         }
+    }
+
+    /**
+     * A small loss beside a large winning logit (the target): within (cols + 8)ε of 1 + |loss|, the log-sum-exp's own
+     * error, with nothing of the logits' magnitude, which cancels when the loss is formed as a difference first.
+     */
+    @Test
+    void crossEntropyKeepsASmallLossBesideALargeLogit() {
+        int cols = 8;
+        float[] winners = {20, 300, 1000, 4000};
+        int rows = winners.length;
+        float[] logits = new float[rows * cols];
+        int[] targets = new int[rows];
+        for (int r = 0; r < rows; r++) {
+            targets[r] = (3 * r + 1) % cols;
+            for (int c = 0; c < cols; c++) {
+                logits[r * cols + c] = c == targets[r] ? winners[r] : winners[r] - 8;
+            }
+        }
+        assertWithin(
+                "crossEntropy beside large logits",
+                b -> new float[] {b.crossEntropy(input(b, rows, cols, logits, false), targets, 0, null, 1f)},
+                expected -> new double[] {(cols + 8) * EPS * (1 + Math.abs(expected[0]))});
     }
 
     @Test
