@@ -3,8 +3,10 @@
 # Order: $JAVA_HOME if it is 25+, then `java` on PATH, then the usual install folders (newest first).
 panamax_java_feature() { # prints the feature version of the JDK at $1 (e.g. 25), or nothing
   [ -x "$1/bin/java" ] && [ -x "$1/bin/javac" ] || return 0
-  "$1/bin/java" -XshowSettings:properties -version 2>&1 |
-    sed -n 's/^ *java\.specification\.version = \([0-9][0-9]*\).*/\1/p' | head -n 1
+  # Probed without the user's JVM options, which an older JDK may refuse, and never failing: callers source this file
+  # under set -e -o pipefail, where a refused option would end them without a word.
+  { JAVA_TOOL_OPTIONS= JDK_JAVA_OPTIONS= _JAVA_OPTIONS= "$1/bin/java" -XshowSettings:properties -version 2>&1 |
+    sed -n 's/^ *java\.specification\.version = \([0-9][0-9]*\).*/\1/p' | head -n 1; } || true
 }
 panamax_find_jdk() {
   local candidate version
@@ -18,7 +20,7 @@ panamax_find_jdk() {
     candidates+=("$candidate")
   done
   for candidate in "${candidates[@]}"; do
-    version=$(panamax_java_feature "$candidate")
+    version=$(panamax_java_feature "$candidate") || version=
     if [ -n "$version" ] && [ "$version" -ge 25 ]; then
       export JAVA_HOME="$candidate"
       return 0

@@ -47,17 +47,23 @@ if want tokenizer; then
 fi
 
 # The first N greedy tokens from BOS on FILE as text, llama.cpp's (f32 KV cache, flash attention off or as given)
-# against Panamax's; with run.c's ids given, Panamax's ids against those.
+# against Panamax's, both stopping at the file's EOS (--ignore-eos would forbid EOS, changing the greedy choice); with
+# run.c's ids given, Panamax's ids against those, over the ids both have (run.c stops at BOS, Panamax at EOS).
 greedy() {
   local file=$1 n=$2 fa=${3:-off}
-  "$bin/llama-completion" -m "$file" -p "" -n "$n" --temp 0 -ctk f32 -ctv f32 -fa "$fa" --ignore-eos -no-cnv \
+  "$bin/llama-completion" -m "$file" -p "" -n "$n" --temp 0 -ctk f32 -ctv f32 -fa "$fa" -no-cnv \
     -t "$threads" 2>/dev/null > "$work/llamacpp.txt"
   px generate --model "$file" --temperature 0 -n "$n" --threads "$threads" > "$work/panamax.txt"
-  echo "  $n tokens as text vs llama.cpp (flash attention $fa): $(same_text "$work/llamacpp.txt" "$work/panamax.txt")"
+  echo "  up to $n tokens as text vs llama.cpp (flash attention $fa): $(same_text "$work/llamacpp.txt" "$work/panamax.txt")"
   if [ -n "$runc_ids" ] && [ "$fa" = off ]; then
-    px generate --model "$file" --temperature 0 -n "$n" --print-ids | tr ' ' '\n' | grep -v '^$' > "$work/panamax.ids"
-    if diff -q <(tr ' ' '\n' < "$runc_ids" | grep -v '^$' | head -"$n") "$work/panamax.ids" >/dev/null; then
-      echo "  $n ids vs run.c: identical"; else echo "  $n ids vs run.c: DIFFERENT"; fi
+    px generate --model "$file" --temperature 0 -n "$n" --threads "$threads" --print-ids | tr ' ' '\n' \
+      | grep -v '^$' > "$work/panamax.ids"
+    tr ' ' '\n' < "$runc_ids" | grep -v '^$' | head -"$n" > "$work/runc.ids"
+    local both
+    both=$(( $(wc -l < "$work/runc.ids") < $(wc -l < "$work/panamax.ids") ? $(wc -l < "$work/runc.ids") \
+      : $(wc -l < "$work/panamax.ids") ))
+    if diff -q <(head -"$both" "$work/runc.ids") <(head -"$both" "$work/panamax.ids") >/dev/null; then
+      echo "  the first $both ids vs run.c: identical"; else echo "  the first $both ids vs run.c: DIFFERENT"; fi
   fi
 }
 

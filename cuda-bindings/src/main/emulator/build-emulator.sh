@@ -54,8 +54,9 @@ done
 objects=("$work/emulator.o")
 for source in "$@"; do
     object="$work/$(basename "$source" .cu).o"
-    # Compiled by its path relative to the module, which fault messages then name: src/main/cuda/samples.cu.
-    (cd "$module" && "$compiler" "${flags[@]}" "${kernel_flags[@]}" -x c++ -c "$(realpath --relative-to=. "$source")" -o "$object")
+    # Compiled by its path relative to the module, which fault messages then name: src/main/cuda/samples.cu (by prefix,
+    # not GNU realpath --relative-to, which macOS lacks; a source outside the module keeps its own path).
+    (cd "$module" && "$compiler" "${flags[@]}" "${kernel_flags[@]}" -x c++ -c "${source#"$module"/}" -o "$object")
     objects+=("$object")
 done
 "$compiler" -shared -o "$output.tmp" "${objects[@]}"

@@ -65,11 +65,17 @@ final class Libraries {
      *     only when first called, where a missing one would fail the binding's class initialization for good
      */
     record Library(String name, List<String> fileNames, String hint, List<String> symbols) {
-        /** A toolkit library, tried with the sonames {@link #MAJORS}. */
+        /**
+         * A toolkit library, tried with the sonames {@link #MAJORS}; CUDA 11's runtime alone is {@code
+         * libcudart.so.11.0}.
+         */
         static Library toolkit(String name, List<String> symbols) {
             return new Library(
                     name,
-                    MAJORS.stream().map(major -> "lib" + name + ".so." + major).toList(),
+                    MAJORS.stream()
+                            .map(major ->
+                                    "lib" + name + ".so." + major + (name.equals("cudart") && major == 11 ? ".0" : ""))
+                            .toList(),
                     ", or CUDA_HOME",
                     symbols);
         }

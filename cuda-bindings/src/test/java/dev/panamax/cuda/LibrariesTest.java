@@ -29,6 +29,17 @@ class LibrariesTest {
     @TempDir
     Path dir;
 
+    @Test
+    void cuda11sRuntimeIsTriedByItsOwnSoname() {
+        // The runtime of CUDA 11 is libcudart.so.11.0; its cuBLAS, like every 12 and 13 library, has no minor.
+        assertEquals(
+                List.of("libcudart.so.13", "libcudart.so.12", "libcudart.so.11.0"),
+                Libraries.Library.toolkit("cudart", List.of()).fileNames());
+        assertEquals(
+                List.of("libcublas.so.13", "libcublas.so.12", "libcublas.so.11"),
+                Libraries.Library.toolkit("cublas", List.of()).fileNames());
+    }
+
     private final List<Path> attempts = new ArrayList<>();
 
     /** Loads only files whose name ends with one of {@code loadable}; records every attempt. */
