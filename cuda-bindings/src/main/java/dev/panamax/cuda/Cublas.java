@@ -9,7 +9,6 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.Optional;
-import java.util.concurrent.locks.Lock;
 
 /**
  * A cuBLAS handle ({@code cublasCreate_v2}) and the matrix products on it, with the kernels module's conventions:
@@ -133,6 +132,11 @@ public final class Cublas implements AutoCloseable {
         return new Cublas(Cuda.create(CudaFfi::cublasCreate_v2, "cublasCreate_v2", Cublas::check), null);
     }
 
+    /** An emulated handle whose products {@code gemm} serves, for tests that need to see inside a product. */
+    static Cublas emulated(HostGemm<?> gemm) {
+        return new Cublas(null, Arguments.present("gemm", gemm));
+    }
+
     /**
      * Whether this handle belongs to the emulated device.
      *
@@ -184,9 +188,25 @@ public final class Cublas implements AutoCloseable {
         if (isEmulated()) {
             // The emulated device runs work when it is queued, so its streams need nothing from the handle.
             ownership.ensureOpen();
+            if (stream != null) {
+                stream.ensureOpen();
+            }
         } else {
-            MemorySegment streamHandle = stream == null ? MemorySegment.NULL : stream.handle();
-            check("cublasSetStream_v2", CudaFfi.cublasSetStream_v2(handle(), streamHandle));
+            ownership.acquire();
+            try {
+                if (stream == null) {
+                    check("cublasSetStream_v2", CudaFfi.cublasSetStream_v2(handle, MemorySegment.NULL));
+                } else {
+                    stream.acquire();
+                    try {
+                        check("cublasSetStream_v2", CudaFfi.cublasSetStream_v2(handle, stream.heldHandle()));
+                    } finally {
+                        stream.release();
+                    }
+                }
+            } finally {
+                ownership.release();
+            }
         }
         this.stream = stream;
     }
@@ -202,7 +222,12 @@ public final class Cublas implements AutoCloseable {
             ownership.ensureOpen();
             emulatedMathMode = mode;
         } else {
-            check("cublasSetMathMode", CudaFfi.cublasSetMathMode(handle(), mode.value));
+            ownership.acquire();
+            try {
+                check("cublasSetMathMode", CudaFfi.cublasSetMathMode(handle, mode.value));
+            } finally {
+                ownership.release();
+            }
         }
     }
 
@@ -216,9 +241,10 @@ public final class Cublas implements AutoCloseable {
             ownership.ensureOpen();
             return emulatedMathMode;
         }
+        ownership.acquire();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment value = arena.allocate(C_INT);
-            check("cublasGetMathMode", CudaFfi.cublasGetMathMode(handle(), value));
+            check("cublasGetMathMode", CudaFfi.cublasGetMathMode(handle, value));
             int mode = value.get(C_INT, 0) & MODE_MASK;
             for (MathMode candidate : MathMode.values()) {
                 if (candidate.value == mode) {
@@ -226,6 +252,8 @@ public final class Cublas implements AutoCloseable {
                 }
             }
             throw new IllegalStateException("cuBLAS reports math mode " + mode + ", which this class does not set");
+        } finally {
+            ownership.release();
         }
     }
 
@@ -620,49 +648,116 @@ public final class Cublas implements AutoCloseable {
         sameDevice("a", a);
         sameDevice("b", b);
         sameDevice("c", c);
-        if (isEmulated()) {
-            // The same column-major call as on a GPU (Cᵀ = op(B)ᵀ·op(A)ᵀ), served on the host; frees of device
-            // memory wait for it, as they wait for launches.
-            Lock memory = EmulatedDevice.MEMORY.readLock();
-            memory.lock();
-            try {
-                EmulatedCublas.gemm(
-                        hostGemm,
-                        compute == ComputeType.FP32_FAST_TF32,
-                        transB,
-                        transA,
-                        n,
-                        m,
-                        k,
-                        alpha,
-                        b.emulatedMemory(),
-                        b.type(),
-                        bOffset,
-                        ldb,
-                        strideB,
-                        a.emulatedMemory(),
-                        aOffset,
-                        lda,
-                        strideA,
-                        beta,
-                        c.emulatedMemory(),
-                        c.type(),
-                        cOffset,
-                        ldc,
-                        strideC,
-                        batchCount);
-            } finally {
-                memory.unlock();
-            }
-            return;
-        }
-        MemorySegment h = handle();
-        MemorySegment pa = a.pointer(aOffset);
-        MemorySegment pb = b.pointer(bOffset);
-        MemorySegment pc = c.pointer(cOffset);
+        a.ensureOpen();
+        b.ensureOpen();
+        c.ensureOpen();
         if (shape.empty()) {
             return;
         }
+        // The handle and the buffers are held until the product is queued (on the emulated device, until it has
+        // run), so that a close on another thread waits for it instead of freeing them under cuBLAS.
+        ownership.acquire();
+        try {
+            a.acquire();
+            try {
+                b.acquire();
+                try {
+                    c.acquire();
+                    try {
+                        productHeld(
+                                product,
+                                compute,
+                                transA,
+                                transB,
+                                m,
+                                n,
+                                k,
+                                alpha,
+                                a,
+                                aOffset,
+                                lda,
+                                strideA,
+                                b,
+                                bOffset,
+                                ldb,
+                                strideB,
+                                beta,
+                                c,
+                                cOffset,
+                                ldc,
+                                strideC,
+                                batchCount);
+                    } finally {
+                        c.release();
+                    }
+                } finally {
+                    b.release();
+                }
+            } finally {
+                a.release();
+            }
+        } finally {
+            ownership.release();
+        }
+    }
+
+    /** {@link #product} once its arguments are checked and the handle and the buffers held. */
+    private void productHeld(
+            Product product,
+            ComputeType compute,
+            Transpose transA,
+            Transpose transB,
+            int m,
+            int n,
+            int k,
+            float alpha,
+            DeviceBuffer a,
+            long aOffset,
+            int lda,
+            long strideA,
+            DeviceBuffer b,
+            long bOffset,
+            int ldb,
+            long strideB,
+            float beta,
+            DeviceBuffer c,
+            long cOffset,
+            int ldc,
+            long strideC,
+            int batchCount) {
+        if (isEmulated()) {
+            // The same column-major call as on a GPU (Cᵀ = op(B)ᵀ·op(A)ᵀ), served on the host.
+            EmulatedCublas.gemm(
+                    hostGemm,
+                    compute == ComputeType.FP32_FAST_TF32,
+                    transB,
+                    transA,
+                    n,
+                    m,
+                    k,
+                    alpha,
+                    b.emulatedMemory(),
+                    b.type(),
+                    bOffset,
+                    ldb,
+                    strideB,
+                    a.emulatedMemory(),
+                    aOffset,
+                    lda,
+                    strideA,
+                    beta,
+                    c.emulatedMemory(),
+                    c.type(),
+                    cOffset,
+                    ldc,
+                    strideC,
+                    batchCount);
+            return;
+        }
+        MemorySegment h = handle;
+        MemorySegment pa = a.heldPointer(aOffset);
+        MemorySegment pb = b.heldPointer(bOffset);
+        MemorySegment pc = c.heldPointer(cOffset);
         int opA = operation(transA);
         int opB = operation(transB);
         int tA = a.type().cudaDataType();
@@ -841,13 +936,10 @@ public final class Cublas implements AutoCloseable {
         }
     }
 
-    /** The native {@code cublasHandle_t}; valid until {@link #close()}. */
-    private MemorySegment handle() {
-        ownership.ensureOpen();
-        return handle;
-    }
-
-    /** Destroys the handle ({@code cublasDestroy_v2}); later calls are no-ops. */
+    /**
+     * Destroys the handle ({@code cublasDestroy_v2}); later calls are no-ops. A product or setting in progress on
+     * another thread is waited for first.
+     */
     @Override
     public void close() {
         if (ownership.close() && !isEmulated()) {

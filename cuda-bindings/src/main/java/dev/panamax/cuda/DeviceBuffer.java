@@ -261,21 +261,37 @@ public final class DeviceBuffer implements AutoCloseable {
         }
         Arguments.within(src.toString(), src.length, "srcIndex", srcIndex, count);
         Arguments.within(toString(), length, "index", index, count);
-        if (count > 0 && isEmulated()) {
-            MemorySegment.copy(
-                    src.emulatedMemory(),
-                    srcIndex * type.byteSize(),
-                    emulatedMemory(),
-                    index * type.byteSize(),
-                    count * type.byteSize());
-        } else if (count > 0) {
-            Cuda.check(
-                    "cudaMemcpy",
-                    CudaFfi.cudaMemcpy(
-                            pointer(index),
-                            src.pointer(srcIndex),
-                            count * type.byteSize(),
-                            CudaFfi.cudaMemcpyDeviceToDevice()));
+        if (count == 0) {
+            ownership.ensureOpen();
+            src.ownership.ensureOpen();
+            return;
+        }
+        // Both buffers are held for the copy, so that a close on another thread waits for it instead of freeing them.
+        acquire();
+        try {
+            src.acquire();
+            try {
+                if (isEmulated()) {
+                    MemorySegment.copy(
+                            src.emulated,
+                            srcIndex * type.byteSize(),
+                            emulated,
+                            index * type.byteSize(),
+                            count * type.byteSize());
+                } else {
+                    Cuda.check(
+                            "cudaMemcpy",
+                            CudaFfi.cudaMemcpy(
+                                    heldPointer(index),
+                                    src.heldPointer(srcIndex),
+                                    count * type.byteSize(),
+                                    CudaFfi.cudaMemcpyDeviceToDevice()));
+                }
+            } finally {
+                src.release();
+            }
+        } finally {
+            release();
         }
     }
 
@@ -312,15 +328,37 @@ public final class DeviceBuffer implements AutoCloseable {
         if (!toDevice && host.isReadOnly()) {
             throw new IllegalArgumentException("dst is read-only");
         }
-        MemorySegment device = pointer(index);
+        ownership.ensureOpen();
         if (stream != null && stream.isEmulated() != isEmulated()) {
             throw new IllegalArgumentException(
                     "stream and " + this + " belong to different devices: one is the emulated device, one a GPU");
         }
-        MemorySegment streamHandle = stream == null ? null : stream.handle();
+        if (stream != null) {
+            stream.ensureOpen();
+        }
         if (bytes == 0) {
             return;
         }
+        // The buffer and the stream are held for the copy, so that a close on another thread waits for it.
+        acquire();
+        try {
+            if (stream != null) {
+                stream.acquire();
+            }
+            try {
+                copyHeld(toDevice, index, host, bytes, stream);
+            } finally {
+                if (stream != null) {
+                    stream.release();
+                }
+            }
+        } finally {
+            release();
+        }
+    }
+
+    /** {@link #copy} once the buffer and the stream are held and the copy is not empty. */
+    private void copyHeld(boolean toDevice, long index, MemorySegment host, long bytes, CudaStream stream) {
         if (stream != null) {
             stream.countCopy(toDevice);
         }
@@ -333,30 +371,30 @@ public final class DeviceBuffer implements AutoCloseable {
             }
             return;
         }
+        MemorySegment device = heldPointer(index);
         MemorySegment dst = toDevice ? device : host;
         MemorySegment src = toDevice ? host : device;
         int kind = toDevice ? CudaFfi.cudaMemcpyHostToDevice() : CudaFfi.cudaMemcpyDeviceToHost();
-        if (streamHandle == null) {
+        if (stream == null) {
             Cuda.check("cudaMemcpy", CudaFfi.cudaMemcpy(dst, src, bytes, kind));
         } else {
-            Cuda.check("cudaMemcpyAsync", CudaFfi.cudaMemcpyAsync(dst, src, bytes, kind, streamHandle));
+            Cuda.check("cudaMemcpyAsync", CudaFfi.cudaMemcpyAsync(dst, src, bytes, kind, stream.heldHandle()));
         }
     }
 
-    /** Frees the device memory ({@code cudaFree}, or the emulated device's); later calls are no-ops. */
+    /**
+     * Frees the device memory ({@code cudaFree}, or the emulated device's); later calls are no-ops. A copy, launch or
+     * cuBLAS product using the buffer on another thread is waited for before the memory is freed, and uses after this
+     * call has begun throw {@link IllegalStateException}.
+     */
     @Override
     public void close() {
         if (!ownership.close()) {
             return;
         }
         if (emulatedArena != null) {
-            EmulatedDevice.MEMORY.writeLock().lock();
-            try {
-                emulatedArena.close();
-                EmulatedDevice.free(byteSize());
-            } finally {
-                EmulatedDevice.MEMORY.writeLock().unlock();
-            }
+            emulatedArena.close();
+            EmulatedDevice.free(byteSize());
         } else if (emulated == null && address != 0) {
             Cuda.check("cudaFree", CudaFfi.cudaFree(MemorySegment.ofAddress(address)));
         }
@@ -371,9 +409,34 @@ public final class DeviceBuffer implements AutoCloseable {
         return emulated != null;
     }
 
-    /** The emulated device's memory of this buffer, for launches and emulated libraries. */
+    /** Starts a use of the buffer by a native call: a close waits until {@link #release()}. */
+    void acquire() {
+        ownership.acquire();
+    }
+
+    /** Ends a use started by {@link #acquire()}. */
+    void release() {
+        ownership.release();
+    }
+
+    /** The uses in progress, for tests. */
+    long uses() {
+        return ownership.uses();
+    }
+
+    /**
+     * The device address of an element, for a caller that holds the buffer ({@link #acquire()}): a close on another
+     * thread may have begun, but waits for the caller.
+     */
+    MemorySegment heldPointer(long index) {
+        return MemorySegment.ofAddress(address + index * type.byteSize());
+    }
+
+    /**
+     * The emulated device's memory of this buffer, for launches and emulated libraries, which hold the buffer ({@link
+     * #acquire()}).
+     */
     MemorySegment emulatedMemory() {
-        ownership.ensureOpen();
         if (emulated == null) {
             throw new IllegalStateException(this + " is GPU memory, not the emulated device's");
         }

@@ -111,7 +111,7 @@ final class DriverKernels {
                     MemorySegment slot = arena.allocate(Long.BYTES, Long.BYTES);
                     switch (arguments[i]) {
                         case DeviceBuffer buffer ->
-                            slot.set(JAVA_LONG, 0, buffer.pointer(0).address());
+                            slot.set(JAVA_LONG, 0, buffer.heldPointer(0).address());
                         case Integer value -> slot.set(JAVA_INT, 0, value);
                         case Long value -> slot.set(JAVA_LONG, 0, value);
                         case Float value -> slot.set(JAVA_FLOAT, 0, value);
