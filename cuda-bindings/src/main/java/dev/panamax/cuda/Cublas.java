@@ -364,6 +364,7 @@ public final class Cublas implements AutoCloseable {
         Arguments.within("b", Arguments.present("b", b).length, "bOffset", bOffset, shape.extentB());
         Arguments.within("c", Arguments.present("c", c).length, "cOffset", cOffset, shape.extentC());
         ownership.ensureOpen();
+        requireStreamOpen(stream);
         if (shape.empty()) {
             return;
         }
@@ -651,58 +652,145 @@ public final class Cublas implements AutoCloseable {
         a.ensureOpen();
         b.ensureOpen();
         c.ensureOpen();
+        CudaStream queue = stream;
+        requireStreamOpen(queue);
         if (shape.empty()) {
             return;
         }
-        // The handle and the buffers are held until the product is queued (on the emulated device, until it has
-        // run), so that a close on another thread waits for it instead of freeing them under cuBLAS.
+        // The handle, its stream and the buffers are held until the product is queued (on the emulated device, until
+        // it has run), so that a close on another thread waits for it instead of freeing them under cuBLAS.
         ownership.acquire();
         try {
-            a.acquire();
+            acquireStream(queue);
             try {
-                b.acquire();
-                try {
-                    c.acquire();
-                    try {
-                        productHeld(
-                                product,
-                                compute,
-                                transA,
-                                transB,
-                                m,
-                                n,
-                                k,
-                                alpha,
-                                a,
-                                aOffset,
-                                lda,
-                                strideA,
-                                b,
-                                bOffset,
-                                ldb,
-                                strideB,
-                                beta,
-                                c,
-                                cOffset,
-                                ldc,
-                                strideC,
-                                batchCount);
-                    } finally {
-                        c.release();
-                    }
-                } finally {
-                    b.release();
-                }
+                productHeld(
+                        product,
+                        compute,
+                        transA,
+                        transB,
+                        m,
+                        n,
+                        k,
+                        alpha,
+                        a,
+                        aOffset,
+                        lda,
+                        strideA,
+                        b,
+                        bOffset,
+                        ldb,
+                        strideB,
+                        beta,
+                        c,
+                        cOffset,
+                        ldc,
+                        strideC,
+                        batchCount);
             } finally {
-                a.release();
+                if (queue != null) {
+                    queue.release();
+                }
             }
         } finally {
             ownership.release();
         }
     }
 
-    /** {@link #product} once its arguments are checked and the handle and the buffers held. */
+    /** Holds the three buffers for {@link #productQueued}. */
     private void productHeld(
+            Product product,
+            ComputeType compute,
+            Transpose transA,
+            Transpose transB,
+            int m,
+            int n,
+            int k,
+            float alpha,
+            DeviceBuffer a,
+            long aOffset,
+            int lda,
+            long strideA,
+            DeviceBuffer b,
+            long bOffset,
+            int ldb,
+            long strideB,
+            float beta,
+            DeviceBuffer c,
+            long cOffset,
+            int ldc,
+            long strideC,
+            int batchCount) {
+        a.acquire();
+        try {
+            b.acquire();
+            try {
+                c.acquire();
+                try {
+                    productQueued(
+                            product,
+                            compute,
+                            transA,
+                            transB,
+                            m,
+                            n,
+                            k,
+                            alpha,
+                            a,
+                            aOffset,
+                            lda,
+                            strideA,
+                            b,
+                            bOffset,
+                            ldb,
+                            strideB,
+                            beta,
+                            c,
+                            cOffset,
+                            ldc,
+                            strideC,
+                            batchCount);
+                } finally {
+                    c.release();
+                }
+            } finally {
+                b.release();
+            }
+        } finally {
+            a.release();
+        }
+    }
+
+    /**
+     * Throws {@link IllegalStateException} naming the stream when the one {@link #setStream} gave is closed: cuBLAS
+     * would otherwise queue the product on a destroyed {@code cudaStream_t}.
+     */
+    private void requireStreamOpen(CudaStream queue) {
+        if (queue != null && queue.isClosed()) {
+            throw closedStream(queue, null);
+        }
+    }
+
+    /** Holds the handle's stream for a product; a closed one is refused as {@link #requireStreamOpen} refuses it. */
+    private void acquireStream(CudaStream queue) {
+        if (queue == null) {
+            return;
+        }
+        try {
+            queue.acquire();
+        } catch (IllegalStateException e) {
+            throw closedStream(queue, e);
+        }
+    }
+
+    private IllegalStateException closedStream(CudaStream queue, IllegalStateException cause) {
+        return new IllegalStateException(
+                "the stream of " + this + " (" + queue + ", given to setStream) is closed: give setStream an open "
+                        + "stream or null before the next product",
+                cause);
+    }
+
+    /** {@link #product} once its arguments are checked and the handle, its stream and the buffers held. */
+    private void productQueued(
             Product product,
             ComputeType compute,
             Transpose transA,

@@ -194,6 +194,11 @@ public final class CudaStream implements AutoCloseable {
         return handle;
     }
 
+    /** Whether {@link #close()} has been called. */
+    boolean isClosed() {
+        return ownership.isClosed();
+    }
+
     /** Throws {@link IllegalStateException} when the stream is closed. */
     void ensureOpen() {
         ownership.ensureOpen();

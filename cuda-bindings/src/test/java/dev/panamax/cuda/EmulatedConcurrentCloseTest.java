@@ -121,6 +121,73 @@ class EmulatedConcurrentCloseTest {
     }
 
     @Test
+    void aProductOnAClosedStreamNamesTheStream() {
+        try (Cublas cublas = Cublas.emulated(new KernelsHostGemm());
+                DeviceBuffer x = DeviceBuffer.allocate(ElementType.FLOAT, 4)) {
+            x.copyFrom(new float[] {1, 2, 3, 4});
+            CudaStream stream = CudaStream.create();
+            cublas.setStream(stream);
+            stream.close();
+            IllegalStateException onDevice = assertThrows(
+                    IllegalStateException.class,
+                    () -> cublas.sgemm(
+                            Transpose.NO_TRANSPOSE, Transpose.NO_TRANSPOSE, 2, 2, 2, 1, x, 0, 2, x, 0, 2, 0, x, 0, 2));
+            assertEquals(
+                    "the stream of emulated Cublas (emulated CudaStream (closed), given to setStream) is closed: give "
+                            + "setStream an open stream or null before the next product",
+                    onDevice.getMessage());
+            float[] host = {1, 2, 3, 4};
+            IllegalStateException onHost = assertThrows(
+                    IllegalStateException.class,
+                    () -> cublas.sgemm(
+                            Transpose.NO_TRANSPOSE,
+                            Transpose.NO_TRANSPOSE,
+                            2,
+                            2,
+                            2,
+                            1,
+                            host,
+                            0,
+                            2,
+                            host,
+                            0,
+                            2,
+                            0,
+                            new float[4],
+                            0,
+                            2));
+            assertEquals(onDevice.getMessage(), onHost.getMessage());
+            cublas.setStream(null);
+            float[] c = new float[4];
+            cublas.sgemm(
+                    Transpose.NO_TRANSPOSE, Transpose.NO_TRANSPOSE, 2, 2, 2, 1, host, 0, 2, host, 0, 2, 0, c, 0, 2);
+            assertArrayEquals(new float[] {7, 10, 15, 22}, c);
+        }
+    }
+
+    @Test
+    void closingTheHandlesStreamDuringAProductWaitsForIt() throws Exception {
+        CountDownLatch entered = new CountDownLatch(1);
+        CountDownLatch proceed = new CountDownLatch(1);
+        try (Cublas cublas = Cublas.emulated(gated(new KernelsHostGemm(), entered, proceed));
+                DeviceBuffer x = DeviceBuffer.allocate(ElementType.FLOAT, 4);
+                DeviceBuffer y = DeviceBuffer.allocate(ElementType.FLOAT, 4)) {
+            x.copyFrom(new float[] {1, 2, 3, 4});
+            CudaStream stream = CudaStream.create();
+            cublas.setStream(stream);
+            Future<?> product = threads.submit(() -> cublas.sgemm(
+                    Transpose.NO_TRANSPOSE, Transpose.NO_TRANSPOSE, 2, 2, 2, 1, x, 0, 2, x, 0, 2, 0, y, 0, 2));
+            assertTrue(entered.await(10, TimeUnit.SECONDS));
+            Future<?> closing = threads.submit(stream::close);
+            assertThrows(TimeoutException.class, () -> closing.get(200, TimeUnit.MILLISECONDS));
+            proceed.countDown();
+            product.get(10, TimeUnit.SECONDS);
+            closing.get(10, TimeUnit.SECONDS);
+            assertTrue(stream.isClosed());
+        }
+    }
+
+    @Test
     void launchesRacingACloseEndCleanly() throws Exception {
         int n = 1 << 14;
         try (CudaModule module = CudaModule.load(SampleKernelsContract.SAMPLES)) {
