@@ -33,8 +33,9 @@ import java.util.Optional;
  * makes the same column-major call it makes to cuBLAS, served on the host by a {@link HostGemm} (found with the {@link
  * java.util.ServiceLoader}; {@code dev.panamax.model} provides one over the kernels module's {@code Gemm}), on the
  * emulated device's buffers and streams; FP16 and BF16 inputs are widened exactly and accumulated in FP32 whatever the
- * math mode. A handle takes only buffers and streams of its own device: mixing the emulated device and a GPU throws
- * {@link IllegalArgumentException}.
+ * math mode. A handle takes only buffers and streams of its own device: mixing the emulated device and a GPU, or
+ * passing a buffer allocated on another GPU than the one current when the handle was created, throws {@link
+ * IllegalArgumentException}.
  */
 public final class Cublas implements AutoCloseable {
     /** cuBLAS's math modes ({@code cublasMath_t}): which shortcuts cuBLAS may take. */
@@ -102,14 +103,19 @@ public final class Cublas implements AutoCloseable {
     private final HostGemm<?> hostGemm;
 
     private final Ownership ownership;
+
+    /** The ordinal of the device the handle was created on: 0 for the emulated device. */
+    private final int device;
+
     private CudaStream stream;
 
     /** The math mode of an emulated handle, which computes FP32 products in FP32 whatever the mode. */
     private MathMode emulatedMathMode = MathMode.DEFAULT;
 
-    private Cublas(MemorySegment handle, HostGemm<?> hostGemm) {
+    private Cublas(MemorySegment handle, HostGemm<?> hostGemm, int device) {
         this.handle = handle;
         this.hostGemm = hostGemm;
+        this.device = device;
         this.ownership = new Ownership(hostGemm == null ? "Cublas" : "emulated Cublas");
     }
 
@@ -125,16 +131,17 @@ public final class Cublas implements AutoCloseable {
      */
     public static Cublas create() {
         if (Cuda.isEmulatedDeviceCurrent()) {
-            return new Cublas(null, EmulatedCublas.gemm());
+            return new Cublas(null, EmulatedCublas.gemm(), 0);
         }
         Libraries.Cublas.FOUND.require();
         Cuda.requireAvailable();
-        return new Cublas(Cuda.create(CudaFfi::cublasCreate_v2, "cublasCreate_v2", Cublas::check), null);
+        int device = Cuda.currentDevice();
+        return new Cublas(Cuda.create(CudaFfi::cublasCreate_v2, "cublasCreate_v2", Cublas::check), null, device);
     }
 
     /** An emulated handle whose products {@code gemm} serves, for tests that need to see inside a product. */
     static Cublas emulated(HostGemm<?> gemm) {
-        return new Cublas(null, Arguments.present("gemm", gemm));
+        return new Cublas(null, Arguments.present("gemm", gemm), 0);
     }
 
     /**
@@ -930,12 +937,13 @@ public final class Cublas implements AutoCloseable {
         }
     }
 
-    /** Throws unless a buffer belongs to this handle's device: the emulated one or a GPU. */
+    /** Throws unless a buffer belongs to this handle's device: the emulated one, or the GPU it was created on. */
     private void sameDevice(String name, DeviceBuffer buffer) {
         if (buffer.isEmulated() != isEmulated()) {
             throw new IllegalArgumentException(name + " (" + buffer + ") and " + this
                     + " belong to different devices: one is the emulated device, one a GPU");
         }
+        buffer.requireDevice(name, device, toString());
     }
 
     private static int operation(Transpose transpose) {

@@ -179,7 +179,8 @@ public final class CudaKernel {
      *     pointer, an {@link Integer} for an {@code int}, a {@link Long} for a {@code long long}, a {@link Float} for
      *     a {@code float}
      * @throws IllegalArgumentException when the dimensions, the shared memory or the arguments break the kernel's
-     *     parameters or the device's limits; the message names which and the bound
+     *     parameters or the device's limits, or when a buffer was allocated on another device than the module's; the
+     *     message names which and the bound (or both devices)
      * @throws IllegalStateException when the module, the stream or a buffer is closed
      * @throws KernelFaultException on the emulated device, when the kernel faults (an out-of-bounds access, a barrier
      *     or warp operation not every thread reaches, a trap)
@@ -298,6 +299,7 @@ public final class CudaKernel {
                             what + " must hold " + parameter.element() + " elements, not " + buffer.type());
                 }
                 buffer.ensureOpen();
+                buffer.requireDevice(what, module.device(), name + " (module " + module + ")");
             }
         }
     }

@@ -170,6 +170,11 @@ public final class CudaModule implements AutoCloseable {
         ownership.release();
     }
 
+    /** The ordinal of the device the module was loaded on: 0 for the emulated device. */
+    int device() {
+        return gpu == null ? 0 : gpu.device();
+    }
+
     /**
      * Unloads the module ({@code cuModuleUnload} on a GPU); later calls are no-ops. Launches and kernel lookups in
      * progress on other threads are waited for first.

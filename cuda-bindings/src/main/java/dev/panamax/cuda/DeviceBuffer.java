@@ -33,19 +33,24 @@ public final class DeviceBuffer implements AutoCloseable {
     private final long address;
     private final Ownership ownership;
 
+    /** The device ordinal the memory was allocated on: 0 on the emulated device, -1 for a zero-length GPU buffer. */
+    private final int device;
+
     /** On the emulated device: the memory, and the arena that frees it (null for a zero-length buffer); else null. */
     private final MemorySegment emulated;
 
     private final Arena emulatedArena;
 
-    private DeviceBuffer(ElementType type, long length, long address) {
-        this(type, length, address, null, null);
+    private DeviceBuffer(ElementType type, long length, long address, int device) {
+        this(type, length, address, device, null, null);
     }
 
-    private DeviceBuffer(ElementType type, long length, long address, MemorySegment emulated, Arena emulatedArena) {
+    private DeviceBuffer(
+            ElementType type, long length, long address, int device, MemorySegment emulated, Arena emulatedArena) {
         this.type = type;
         this.length = length;
         this.address = address;
+        this.device = device;
         this.emulated = emulated;
         this.emulatedArena = emulatedArena;
         this.ownership =
@@ -65,20 +70,30 @@ public final class DeviceBuffer implements AutoCloseable {
     public static DeviceBuffer allocate(ElementType type, long length) {
         long bytes = Arguments.byteSize(type, length);
         if (EmulatedDevice.isSelected()) {
-            if (bytes == 0) {
-                return new DeviceBuffer(type, 0, 0, MemorySegment.NULL, null);
-            }
-            Arena arena = Arena.ofShared();
-            MemorySegment memory = EmulatedDevice.allocate(arena, bytes);
-            return new DeviceBuffer(type, length, memory.address(), memory, arena);
+            return allocateEmulated(type, length, 0);
         }
         if (bytes == 0) {
-            return new DeviceBuffer(type, 0, 0);
+            return new DeviceBuffer(type, 0, 0, -1);
         }
         Cuda.requireAvailable();
+        int device = Cuda.currentDevice();
         long address = Cuda.create(slot -> CudaFfi.cudaMalloc(slot, bytes), "cudaMalloc")
                 .address();
-        return new DeviceBuffer(type, length, address);
+        return new DeviceBuffer(type, length, address, device);
+    }
+
+    /**
+     * Memory of the emulated device that reports {@code device} as the ordinal it was allocated on: 0, the emulated
+     * device's only one, except in tests of the checks that refuse memory of another device.
+     */
+    static DeviceBuffer allocateEmulated(ElementType type, long length, int device) {
+        long bytes = Arguments.byteSize(type, length);
+        if (bytes == 0) {
+            return new DeviceBuffer(type, 0, 0, device, MemorySegment.NULL, null);
+        }
+        Arena arena = Arena.ofShared();
+        MemorySegment memory = EmulatedDevice.allocate(arena, bytes);
+        return new DeviceBuffer(type, length, memory.address(), device, memory, arena);
     }
 
     /**
@@ -407,6 +422,28 @@ public final class DeviceBuffer implements AutoCloseable {
      */
     public boolean isEmulated() {
         return emulated != null;
+    }
+
+    /**
+     * The ordinal of the device the memory was allocated on (the calling thread's current device then): 0 on the
+     * emulated device, -1 for a zero-length GPU buffer, which holds no memory of any device.
+     */
+    int device() {
+        return device;
+    }
+
+    /**
+     * Throws {@link IllegalArgumentException} unless the buffer can be used on device {@code ordinal}; a kernel or
+     * cuBLAS given memory of another GPU would fault asynchronously, with an error that stays for the process.
+     *
+     * @param name names the buffer in the message, e.g. {@code argument 0 of vector_add}
+     * @param user what runs on the device, e.g. {@code Cublas}
+     */
+    void requireDevice(String name, int ordinal, String user) {
+        if (device >= 0 && device != ordinal) {
+            throw new IllegalArgumentException(name + " (" + this + ") is memory of device " + device + ", but " + user
+                    + " runs on device " + ordinal);
+        }
     }
 
     /** Starts a use of the buffer by a native call: a close waits until {@link #release()}. */

@@ -247,6 +247,48 @@ class EmulatedConcurrentCloseTest {
         }
     }
 
+    @Test
+    void memoryOfAnotherDeviceIsRefusedByLaunchesAndProducts() {
+        try (CudaModule module = CudaModule.load(SampleKernelsContract.SAMPLES);
+                Cublas cublas = Cublas.emulated(new KernelsHostGemm());
+                DeviceBuffer here = DeviceBuffer.allocate(ElementType.FLOAT, 4);
+                DeviceBuffer elsewhere = DeviceBuffer.allocateEmulated(ElementType.FLOAT, 4, 1)) {
+            assertEquals(0, here.device());
+            assertEquals(1, elsewhere.device());
+            IllegalArgumentException launch =
+                    assertThrows(IllegalArgumentException.class, () -> module.kernel("vector_add")
+                            .launch(Dim3.of(1), Dim3.of(4), 0, null, here, elsewhere, here, 4));
+            assertEquals(
+                    "argument 1 of vector_add (const float*) (emulated DeviceBuffer(FLOAT × 4)) is memory of device 1,"
+                            + " but vector_add (module CudaModule(" + SampleKernelsContract.SAMPLES + ")) runs on"
+                            + " device 0",
+                    launch.getMessage());
+            IllegalArgumentException product = assertThrows(
+                    IllegalArgumentException.class,
+                    () -> cublas.sgemm(
+                            Transpose.NO_TRANSPOSE,
+                            Transpose.NO_TRANSPOSE,
+                            2,
+                            2,
+                            2,
+                            1,
+                            here,
+                            0,
+                            2,
+                            here,
+                            0,
+                            2,
+                            0,
+                            elsewhere,
+                            0,
+                            2));
+            assertEquals(
+                    "c (emulated DeviceBuffer(FLOAT × 4)) is memory of device 1, but emulated Cublas runs on device 0",
+                    product.getMessage());
+            assertEquals(0, elsewhere.uses(), "nothing was held by the refused calls");
+        }
+    }
+
     /** {@code gemm}'s products, each announcing itself and then waiting for {@code proceed}. */
     private static <T> HostGemm<T> gated(HostGemm<T> gemm, CountDownLatch entered, CountDownLatch proceed) {
         HostGemm.Product<T> inner = gemm.product();
