@@ -66,8 +66,12 @@ final class DriverKernels {
      * @param sharedMemoryOptIn the dynamic shared memory each of its functions has been allowed
      */
     record Module(int device, DeviceLimits limits, MemorySegment handle, SharedMemoryOptIn sharedMemoryOptIn) {
-        /** The kernel's {@code CUfunction}. */
+        /**
+         * The kernel's {@code CUfunction}, looked up in the module's context: the calling thread may have none current
+         * (one that has made no CUDA call yet), or another device's.
+         */
         MemorySegment function(String kernel) {
+            CudaDriver.makePrimaryContextCurrent(device);
             return CudaDriver.function(handle, kernel);
         }
 
