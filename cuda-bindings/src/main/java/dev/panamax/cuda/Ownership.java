@@ -13,8 +13,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * rather than refusing (as a shared {@code Arena} does) means a close never fails, and never leaks the resource, just
  * because another thread happened to be inside a short call; the cost is that close can wait as long as the longest
  * call in progress (e.g. a stream synchronization). A thread cannot deadlock itself: this package holds a use only
- * while inside its own methods and never closes a resource it holds, and acquiring never blocks, so a closing thread
- * waits only for calls that finish without it.
+ * while inside its own methods (the one outside code run then, an emulated product's {@code HostGemm}, is given the
+ * operands' memory, not the buffers) and never closes a resource it holds, and acquiring never blocks, so a closing
+ * thread waits only for calls that finish without it.
  *
  * <p>Uncontended, an acquire and a release are one atomic add each.
  */
