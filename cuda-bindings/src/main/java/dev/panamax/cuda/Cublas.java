@@ -9,7 +9,6 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.Optional;
-import java.util.concurrent.locks.Lock;
 
 /**
  * A cuBLAS handle ({@code cublasCreate_v2}) and the matrix products on it, with the kernels module's conventions:
@@ -34,8 +33,9 @@ import java.util.concurrent.locks.Lock;
  * makes the same column-major call it makes to cuBLAS, served on the host by a {@link HostGemm} (found with the {@link
  * java.util.ServiceLoader}; {@code dev.panamax.model} provides one over the kernels module's {@code Gemm}), on the
  * emulated device's buffers and streams; FP16 and BF16 inputs are widened exactly and accumulated in FP32 whatever the
- * math mode. A handle takes only buffers and streams of its own device: mixing the emulated device and a GPU throws
- * {@link IllegalArgumentException}.
+ * math mode. A handle takes only buffers and streams of its own device: mixing the emulated device and a GPU, or
+ * passing a buffer allocated on another GPU than the one current when the handle was created, throws {@link
+ * IllegalArgumentException}.
  */
 public final class Cublas implements AutoCloseable {
     /** cuBLAS's math modes ({@code cublasMath_t}): which shortcuts cuBLAS may take. */
@@ -103,14 +103,19 @@ public final class Cublas implements AutoCloseable {
     private final HostGemm<?> hostGemm;
 
     private final Ownership ownership;
+
+    /** The ordinal of the device the handle was created on: 0 for the emulated device. */
+    private final int device;
+
     private CudaStream stream;
 
     /** The math mode of an emulated handle, which computes FP32 products in FP32 whatever the mode. */
     private MathMode emulatedMathMode = MathMode.DEFAULT;
 
-    private Cublas(MemorySegment handle, HostGemm<?> hostGemm) {
+    private Cublas(MemorySegment handle, HostGemm<?> hostGemm, int device) {
         this.handle = handle;
         this.hostGemm = hostGemm;
+        this.device = device;
         this.ownership = new Ownership(hostGemm == null ? "Cublas" : "emulated Cublas");
     }
 
@@ -126,11 +131,17 @@ public final class Cublas implements AutoCloseable {
      */
     public static Cublas create() {
         if (Cuda.isEmulatedDeviceCurrent()) {
-            return new Cublas(null, EmulatedCublas.gemm());
+            return new Cublas(null, EmulatedCublas.gemm(), 0);
         }
         Libraries.Cublas.FOUND.require();
         Cuda.requireAvailable();
-        return new Cublas(Cuda.create(CudaFfi::cublasCreate_v2, "cublasCreate_v2", Cublas::check), null);
+        int device = Cuda.currentDevice();
+        return new Cublas(Cuda.create(CudaFfi::cublasCreate_v2, "cublasCreate_v2", Cublas::check), null, device);
+    }
+
+    /** An emulated handle whose products {@code gemm} serves, for tests that need to see inside a product. */
+    static Cublas emulated(HostGemm<?> gemm) {
+        return new Cublas(null, Arguments.present("gemm", gemm), 0);
     }
 
     /**
@@ -184,9 +195,25 @@ public final class Cublas implements AutoCloseable {
         if (isEmulated()) {
             // The emulated device runs work when it is queued, so its streams need nothing from the handle.
             ownership.ensureOpen();
+            if (stream != null) {
+                stream.ensureOpen();
+            }
         } else {
-            MemorySegment streamHandle = stream == null ? MemorySegment.NULL : stream.handle();
-            check("cublasSetStream_v2", CudaFfi.cublasSetStream_v2(handle(), streamHandle));
+            ownership.acquire();
+            try {
+                if (stream == null) {
+                    check("cublasSetStream_v2", CudaFfi.cublasSetStream_v2(handle, MemorySegment.NULL));
+                } else {
+                    stream.acquire();
+                    try {
+                        check("cublasSetStream_v2", CudaFfi.cublasSetStream_v2(handle, stream.heldHandle()));
+                    } finally {
+                        stream.release();
+                    }
+                }
+            } finally {
+                ownership.release();
+            }
         }
         this.stream = stream;
     }
@@ -202,7 +229,12 @@ public final class Cublas implements AutoCloseable {
             ownership.ensureOpen();
             emulatedMathMode = mode;
         } else {
-            check("cublasSetMathMode", CudaFfi.cublasSetMathMode(handle(), mode.value));
+            ownership.acquire();
+            try {
+                check("cublasSetMathMode", CudaFfi.cublasSetMathMode(handle, mode.value));
+            } finally {
+                ownership.release();
+            }
         }
     }
 
@@ -216,9 +248,10 @@ public final class Cublas implements AutoCloseable {
             ownership.ensureOpen();
             return emulatedMathMode;
         }
+        ownership.acquire();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment value = arena.allocate(C_INT);
-            check("cublasGetMathMode", CudaFfi.cublasGetMathMode(handle(), value));
+            check("cublasGetMathMode", CudaFfi.cublasGetMathMode(handle, value));
             int mode = value.get(C_INT, 0) & MODE_MASK;
             for (MathMode candidate : MathMode.values()) {
                 if (candidate.value == mode) {
@@ -226,6 +259,8 @@ public final class Cublas implements AutoCloseable {
                 }
             }
             throw new IllegalStateException("cuBLAS reports math mode " + mode + ", which this class does not set");
+        } finally {
+            ownership.release();
         }
     }
 
@@ -336,6 +371,7 @@ public final class Cublas implements AutoCloseable {
         Arguments.within("b", Arguments.present("b", b).length, "bOffset", bOffset, shape.extentB());
         Arguments.within("c", Arguments.present("c", c).length, "cOffset", cOffset, shape.extentC());
         ownership.ensureOpen();
+        requireStreamOpen(stream);
         if (shape.empty()) {
             return;
         }
@@ -620,49 +656,203 @@ public final class Cublas implements AutoCloseable {
         sameDevice("a", a);
         sameDevice("b", b);
         sameDevice("c", c);
-        if (isEmulated()) {
-            // The same column-major call as on a GPU (Cᵀ = op(B)ᵀ·op(A)ᵀ), served on the host; frees of device
-            // memory wait for it, as they wait for launches.
-            Lock memory = EmulatedDevice.MEMORY.readLock();
-            memory.lock();
+        a.ensureOpen();
+        b.ensureOpen();
+        c.ensureOpen();
+        CudaStream queue = stream;
+        requireStreamOpen(queue);
+        if (shape.empty()) {
+            return;
+        }
+        // The handle, its stream and the buffers are held until the product is queued (on the emulated device, until
+        // it has run), so that a close on another thread waits for it instead of freeing them under cuBLAS.
+        ownership.acquire();
+        try {
+            acquireStream(queue);
             try {
-                EmulatedCublas.gemm(
-                        hostGemm,
-                        compute == ComputeType.FP32_FAST_TF32,
-                        transB,
+                productHeld(
+                        product,
+                        compute,
                         transA,
-                        n,
+                        transB,
                         m,
+                        n,
                         k,
                         alpha,
-                        b.emulatedMemory(),
-                        b.type(),
-                        bOffset,
-                        ldb,
-                        strideB,
-                        a.emulatedMemory(),
+                        a,
                         aOffset,
                         lda,
                         strideA,
+                        b,
+                        bOffset,
+                        ldb,
+                        strideB,
                         beta,
-                        c.emulatedMemory(),
-                        c.type(),
+                        c,
                         cOffset,
                         ldc,
                         strideC,
                         batchCount);
             } finally {
-                memory.unlock();
+                if (queue != null) {
+                    queue.release();
+                }
             }
+        } finally {
+            ownership.release();
+        }
+    }
+
+    /** Holds the three buffers for {@link #productQueued}. */
+    private void productHeld(
+            Product product,
+            ComputeType compute,
+            Transpose transA,
+            Transpose transB,
+            int m,
+            int n,
+            int k,
+            float alpha,
+            DeviceBuffer a,
+            long aOffset,
+            int lda,
+            long strideA,
+            DeviceBuffer b,
+            long bOffset,
+            int ldb,
+            long strideB,
+            float beta,
+            DeviceBuffer c,
+            long cOffset,
+            int ldc,
+            long strideC,
+            int batchCount) {
+        a.acquire();
+        try {
+            b.acquire();
+            try {
+                c.acquire();
+                try {
+                    productQueued(
+                            product,
+                            compute,
+                            transA,
+                            transB,
+                            m,
+                            n,
+                            k,
+                            alpha,
+                            a,
+                            aOffset,
+                            lda,
+                            strideA,
+                            b,
+                            bOffset,
+                            ldb,
+                            strideB,
+                            beta,
+                            c,
+                            cOffset,
+                            ldc,
+                            strideC,
+                            batchCount);
+                } finally {
+                    c.release();
+                }
+            } finally {
+                b.release();
+            }
+        } finally {
+            a.release();
+        }
+    }
+
+    /**
+     * Throws {@link IllegalStateException} naming the stream when the one {@link #setStream} gave is closed: cuBLAS
+     * would otherwise queue the product on a destroyed {@code cudaStream_t}.
+     */
+    private void requireStreamOpen(CudaStream queue) {
+        if (queue != null && queue.isClosed()) {
+            throw closedStream(queue, null);
+        }
+    }
+
+    /** Holds the handle's stream for a product; a closed one is refused as {@link #requireStreamOpen} refuses it. */
+    private void acquireStream(CudaStream queue) {
+        if (queue == null) {
             return;
         }
-        MemorySegment h = handle();
-        MemorySegment pa = a.pointer(aOffset);
-        MemorySegment pb = b.pointer(bOffset);
-        MemorySegment pc = c.pointer(cOffset);
-        if (shape.empty()) {
+        try {
+            queue.acquire();
+        } catch (IllegalStateException e) {
+            throw closedStream(queue, e);
+        }
+    }
+
+    private IllegalStateException closedStream(CudaStream queue, IllegalStateException cause) {
+        return new IllegalStateException(
+                "the stream of " + this + " (" + queue + ", given to setStream) is closed: give setStream an open "
+                        + "stream or null before the next product",
+                cause);
+    }
+
+    /** {@link #product} once its arguments are checked and the handle, its stream and the buffers held. */
+    private void productQueued(
+            Product product,
+            ComputeType compute,
+            Transpose transA,
+            Transpose transB,
+            int m,
+            int n,
+            int k,
+            float alpha,
+            DeviceBuffer a,
+            long aOffset,
+            int lda,
+            long strideA,
+            DeviceBuffer b,
+            long bOffset,
+            int ldb,
+            long strideB,
+            float beta,
+            DeviceBuffer c,
+            long cOffset,
+            int ldc,
+            long strideC,
+            int batchCount) {
+        if (isEmulated()) {
+            // The same column-major call as on a GPU (Cᵀ = op(B)ᵀ·op(A)ᵀ), served on the host.
+            EmulatedCublas.gemm(
+                    hostGemm,
+                    compute == ComputeType.FP32_FAST_TF32,
+                    transB,
+                    transA,
+                    n,
+                    m,
+                    k,
+                    alpha,
+                    b.emulatedMemory(),
+                    b.type(),
+                    bOffset,
+                    ldb,
+                    strideB,
+                    a.emulatedMemory(),
+                    aOffset,
+                    lda,
+                    strideA,
+                    beta,
+                    c.emulatedMemory(),
+                    c.type(),
+                    cOffset,
+                    ldc,
+                    strideC,
+                    batchCount);
             return;
         }
+        MemorySegment h = handle;
+        MemorySegment pa = a.heldPointer(aOffset);
+        MemorySegment pb = b.heldPointer(bOffset);
+        MemorySegment pc = c.heldPointer(cOffset);
         int opA = operation(transA);
         int opB = operation(transB);
         int tA = a.type().cudaDataType();
@@ -747,12 +937,13 @@ public final class Cublas implements AutoCloseable {
         }
     }
 
-    /** Throws unless a buffer belongs to this handle's device: the emulated one or a GPU. */
+    /** Throws unless a buffer belongs to this handle's device: the emulated one, or the GPU it was created on. */
     private void sameDevice(String name, DeviceBuffer buffer) {
         if (buffer.isEmulated() != isEmulated()) {
             throw new IllegalArgumentException(name + " (" + buffer + ") and " + this
                     + " belong to different devices: one is the emulated device, one a GPU");
         }
+        buffer.requireDevice(name, device, toString());
     }
 
     private static int operation(Transpose transpose) {
@@ -841,13 +1032,10 @@ public final class Cublas implements AutoCloseable {
         }
     }
 
-    /** The native {@code cublasHandle_t}; valid until {@link #close()}. */
-    private MemorySegment handle() {
-        ownership.ensureOpen();
-        return handle;
-    }
-
-    /** Destroys the handle ({@code cublasDestroy_v2}); later calls are no-ops. */
+    /**
+     * Destroys the handle ({@code cublasDestroy_v2}); later calls are no-ops. A product or setting in progress on
+     * another thread is waited for first.
+     */
     @Override
     public void close() {
         if (ownership.close() && !isEmulated()) {

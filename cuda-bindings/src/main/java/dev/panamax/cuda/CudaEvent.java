@@ -56,10 +56,24 @@ public final class CudaEvent implements AutoCloseable {
         return emulated;
     }
 
-    /** The native {@code cudaEvent_t}; valid until {@link #close()}. */
-    MemorySegment handle() {
-        ownership.ensureOpen();
+    /** The native {@code cudaEvent_t}, for a caller that holds the event ({@link #acquire()}). */
+    MemorySegment heldHandle() {
         return handle;
+    }
+
+    /** Throws {@link IllegalStateException} when the event is closed. */
+    void ensureOpen() {
+        ownership.ensureOpen();
+    }
+
+    /** Starts a use of the event by a native call: a close waits until {@link #release()}. */
+    void acquire() {
+        ownership.acquire();
+    }
+
+    /** Ends a use started by {@link #acquire()}. */
+    void release() {
+        ownership.release();
     }
 
     /**
@@ -68,7 +82,7 @@ public final class CudaEvent implements AutoCloseable {
      * @param stream the stream
      */
     public void record(CudaStream stream) {
-        MemorySegment streamHandle = Arguments.present("stream", stream).handle();
+        Arguments.present("stream", stream).ensureOpen();
         if (stream.isEmulated() != emulated) {
             throw new IllegalArgumentException(
                     "event and stream belong to different devices: one is the emulated " + "device, one a GPU");
@@ -78,7 +92,17 @@ public final class CudaEvent implements AutoCloseable {
             recordedNanos = System.nanoTime();
             return;
         }
-        Cuda.check("cudaEventRecord", CudaFfi.cudaEventRecord(handle(), streamHandle));
+        ownership.acquire();
+        try {
+            stream.acquire();
+            try {
+                Cuda.check("cudaEventRecord", CudaFfi.cudaEventRecord(handle, stream.heldHandle()));
+            } finally {
+                stream.release();
+            }
+        } finally {
+            ownership.release();
+        }
     }
 
     /** Waits until the work before the recorded event has finished ({@code cudaEventSynchronize}). */
@@ -87,7 +111,12 @@ public final class CudaEvent implements AutoCloseable {
             ownership.ensureOpen();
             return;
         }
-        Cuda.check("cudaEventSynchronize", CudaFfi.cudaEventSynchronize(handle()));
+        ownership.acquire();
+        try {
+            Cuda.check("cudaEventSynchronize", CudaFfi.cudaEventSynchronize(handle));
+        } finally {
+            ownership.release();
+        }
     }
 
     /**
@@ -100,7 +129,12 @@ public final class CudaEvent implements AutoCloseable {
             ownership.ensureOpen();
             return true;
         }
-        return Cuda.done("cudaEventQuery", CudaFfi.cudaEventQuery(handle()));
+        ownership.acquire();
+        try {
+            return Cuda.done("cudaEventQuery", CudaFfi.cudaEventQuery(handle));
+        } finally {
+            ownership.release();
+        }
     }
 
     /**
@@ -111,14 +145,22 @@ public final class CudaEvent implements AutoCloseable {
      * @return milliseconds, with a resolution of about half a microsecond
      */
     public float elapsedMillis(CudaEvent start) {
-        MemorySegment startHandle = Arguments.present("start", start).handle();
+        Arguments.present("start", start).ensureOpen();
         if (emulated || start.emulated) {
             return emulatedMillis(start);
         }
+        ownership.acquire();
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment millis = arena.allocate(C_FLOAT);
-            Cuda.check("cudaEventElapsedTime", CudaFfi.cudaEventElapsedTime(millis, startHandle, handle()));
-            return millis.get(C_FLOAT, 0);
+            start.acquire();
+            try {
+                MemorySegment millis = arena.allocate(C_FLOAT);
+                Cuda.check("cudaEventElapsedTime", CudaFfi.cudaEventElapsedTime(millis, start.handle, handle));
+                return millis.get(C_FLOAT, 0);
+            } finally {
+                start.release();
+            }
+        } finally {
+            ownership.release();
         }
     }
 
@@ -139,7 +181,10 @@ public final class CudaEvent implements AutoCloseable {
         return (recordedNanos - start.recordedNanos) / 1e6f;
     }
 
-    /** Destroys the event ({@code cudaEventDestroy}); later calls are no-ops. */
+    /**
+     * Destroys the event ({@code cudaEventDestroy}); later calls are no-ops. A call using the event on another thread
+     * is waited for first.
+     */
     @Override
     public void close() {
         if (ownership.close() && !emulated) {

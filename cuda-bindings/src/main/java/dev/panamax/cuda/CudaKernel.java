@@ -179,14 +179,35 @@ public final class CudaKernel {
      *     pointer, an {@link Integer} for an {@code int}, a {@link Long} for a {@code long long}, a {@link Float} for
      *     a {@code float}
      * @throws IllegalArgumentException when the dimensions, the shared memory or the arguments break the kernel's
-     *     parameters or the device's limits; the message names which and the bound
+     *     parameters or the device's limits, or when a buffer was allocated on another device than the module's; the
+     *     message names which and the bound (or both devices)
      * @throws IllegalStateException when the module, the stream or a buffer is closed
      * @throws KernelFaultException on the emulated device, when the kernel faults (an out-of-bounds access, a barrier
      *     or warp operation not every thread reaches, a trap)
      * @throws CudaException when the driver fails the launch
      */
     public void launch(Dim3 grid, Dim3 block, int sharedMemoryBytes, CudaStream stream, Object... arguments) {
-        DriverKernels.Module gpu = module.gpu();
+        // The module, the stream and the buffers are held until the launch is queued (on the emulated device, until
+        // it has run), so that a close on another thread waits for it instead of freeing them under the driver.
+        DriverKernels.Module gpu = module.acquire();
+        try {
+            check(grid, block, sharedMemoryBytes, stream, arguments);
+            if (stream != null) {
+                stream.acquire();
+            }
+            try {
+                launchHeld(gpu, grid, block, sharedMemoryBytes, stream, arguments);
+            } finally {
+                if (stream != null) {
+                    stream.release();
+                }
+            }
+        } finally {
+            module.release();
+        }
+    }
+
+    private void check(Dim3 grid, Dim3 block, int sharedMemoryBytes, CudaStream stream, Object[] arguments) {
         DeviceLimits limits = module.limits();
         within("grid", Arguments.present("grid", grid), limits.maxGrid());
         within("block", Arguments.present("block", block), limits.maxBlock());
@@ -205,18 +226,44 @@ public final class CudaKernel {
                     + device(module.isEmulated()));
         }
         checkArguments(Arguments.present("arguments", arguments));
-        if (gpu == null) {
-            EmulatedDevice.launch(emulated, grid, block, sharedMemoryBytes, module.scheduleSeed(), arguments);
-        } else {
-            gpu.launch(
-                    function,
-                    name,
-                    grid,
-                    block,
-                    sharedMemoryBytes,
-                    sharedMemoryBytes + staticSharedBytes > limits.maxSharedMemoryPerBlock(),
-                    stream == null ? MemorySegment.NULL : stream.handle(),
-                    arguments);
+    }
+
+    /** Holds every buffer argument for the launch itself; releases exactly those it acquired. */
+    private void launchHeld(
+            DriverKernels.Module gpu,
+            Dim3 grid,
+            Dim3 block,
+            int sharedMemoryBytes,
+            CudaStream stream,
+            Object[] arguments) {
+        int held = 0;
+        try {
+            for (Object argument : arguments) {
+                if (argument instanceof DeviceBuffer buffer) {
+                    buffer.acquire();
+                    held++;
+                }
+            }
+            if (gpu == null) {
+                EmulatedDevice.launch(emulated, grid, block, sharedMemoryBytes, module.scheduleSeed(), arguments);
+            } else {
+                gpu.launch(
+                        function,
+                        name,
+                        grid,
+                        block,
+                        sharedMemoryBytes,
+                        sharedMemoryBytes + staticSharedBytes > module.limits().maxSharedMemoryPerBlock(),
+                        stream == null ? MemorySegment.NULL : stream.heldHandle(),
+                        arguments);
+            }
+        } finally {
+            for (int i = 0; i < arguments.length && held > 0; i++) {
+                if (arguments[i] instanceof DeviceBuffer buffer) {
+                    buffer.release();
+                    held--;
+                }
+            }
         }
     }
 
@@ -252,6 +299,7 @@ public final class CudaKernel {
                             what + " must hold " + parameter.element() + " elements, not " + buffer.type());
                 }
                 buffer.ensureOpen();
+                buffer.requireDevice(what, module.device(), name + " (module " + module + ")");
             }
         }
     }

@@ -109,8 +109,14 @@ public final class CudaModule implements AutoCloseable {
             return CudaKernel.emulated(
                     this, entry, EmulatedDevice.kernel(kernel).orElseThrow());
         }
-        MemorySegment function = gpu.function(kernel);
-        return CudaKernel.onGpu(this, entry, function, gpu.maxThreadsPerBlock(function));
+        // Held so that a close on another thread cannot unload the module under the lookups.
+        acquire();
+        try {
+            MemorySegment function = gpu.function(kernel);
+            return CudaKernel.onGpu(this, entry, function, gpu.maxThreadsPerBlock(function));
+        } finally {
+            release();
+        }
     }
 
     /**
@@ -148,13 +154,31 @@ public final class CudaModule implements AutoCloseable {
         return EmulatedDevice.scheduleSeed(scheduleSeed);
     }
 
-    /** Throws when the module is closed; returns the GPU module, or null on the emulated device. */
-    DriverKernels.Module gpu() {
-        ownership.ensureOpen();
+    /**
+     * Starts a use of the module by a launch: a close waits until {@link #release()}.
+     *
+     * @return the GPU module, or null on the emulated device
+     * @throws IllegalStateException when the module is closed
+     */
+    DriverKernels.Module acquire() {
+        ownership.acquire();
         return gpu;
     }
 
-    /** Unloads the module ({@code cuModuleUnload} on a GPU); later calls are no-ops. */
+    /** Ends a use started by {@link #acquire()}. */
+    void release() {
+        ownership.release();
+    }
+
+    /** The ordinal of the device the module was loaded on: 0 for the emulated device. */
+    int device() {
+        return gpu == null ? 0 : gpu.device();
+    }
+
+    /**
+     * Unloads the module ({@code cuModuleUnload} on a GPU); later calls are no-ops. Launches and kernel lookups in
+     * progress on other threads are waited for first.
+     */
     @Override
     public void close() {
         if (ownership.close() && gpu != null) {

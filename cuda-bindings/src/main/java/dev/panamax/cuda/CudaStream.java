@@ -73,11 +73,21 @@ public final class CudaStream implements AutoCloseable {
     /** Waits until all work queued on this stream has finished ({@code cudaStreamSynchronize}). */
     public void synchronize() {
         synchronizations++;
+        awaitQueued();
+    }
+
+    /** {@code cudaStreamSynchronize}, with the stream held so that a close on another thread waits for it. */
+    private void awaitQueued() {
         if (emulated) {
             ownership.ensureOpen();
             return;
         }
-        Cuda.check("cudaStreamSynchronize", CudaFfi.cudaStreamSynchronize(handle()));
+        ownership.acquire();
+        try {
+            Cuda.check("cudaStreamSynchronize", CudaFfi.cudaStreamSynchronize(handle));
+        } finally {
+            ownership.release();
+        }
     }
 
     /**
@@ -86,11 +96,7 @@ public final class CudaStream implements AutoCloseable {
      */
     void awaitStaging() {
         stagingWaits++;
-        if (emulated) {
-            ownership.ensureOpen();
-            return;
-        }
-        Cuda.check("cudaStreamSynchronize", CudaFfi.cudaStreamSynchronize(handle()));
+        awaitQueued();
     }
 
     /** The calls to {@link #awaitStaging()} so far, for tests of the copies through staging memory. */
@@ -146,7 +152,12 @@ public final class CudaStream implements AutoCloseable {
             ownership.ensureOpen();
             return true;
         }
-        return Cuda.done("cudaStreamQuery", CudaFfi.cudaStreamQuery(handle()));
+        ownership.acquire();
+        try {
+            return Cuda.done("cudaStreamQuery", CudaFfi.cudaStreamQuery(handle));
+        } finally {
+            ownership.release();
+        }
     }
 
     /**
@@ -156,7 +167,7 @@ public final class CudaStream implements AutoCloseable {
      * @param event an event recorded on any stream
      */
     public void waitFor(CudaEvent event) {
-        MemorySegment eventHandle = Arguments.present("event", event).handle();
+        Arguments.present("event", event).ensureOpen();
         if (event.isEmulated() != emulated) {
             throw new IllegalArgumentException(
                     "event and stream belong to different devices: one is the emulated " + "device, one a GPU");
@@ -165,10 +176,48 @@ public final class CudaStream implements AutoCloseable {
             ownership.ensureOpen();
             return;
         }
-        Cuda.check("cudaStreamWaitEvent", CudaFfi.cudaStreamWaitEvent(handle(), eventHandle, 0));
+        ownership.acquire();
+        try {
+            event.acquire();
+            try {
+                Cuda.check("cudaStreamWaitEvent", CudaFfi.cudaStreamWaitEvent(handle, event.heldHandle(), 0));
+            } finally {
+                event.release();
+            }
+        } finally {
+            ownership.release();
+        }
     }
 
-    /** Destroys the stream ({@code cudaStreamDestroy}) after its queued work; later calls are no-ops. */
+    /** The native {@code cudaStream_t}, for a caller that holds the stream ({@link #acquire()}). */
+    MemorySegment heldHandle() {
+        return handle;
+    }
+
+    /** Whether {@link #close()} has been called. */
+    boolean isClosed() {
+        return ownership.isClosed();
+    }
+
+    /** Throws {@link IllegalStateException} when the stream is closed. */
+    void ensureOpen() {
+        ownership.ensureOpen();
+    }
+
+    /** Starts a use of the stream by a native call: a close waits until {@link #release()}. */
+    void acquire() {
+        ownership.acquire();
+    }
+
+    /** Ends a use started by {@link #acquire()}. */
+    void release() {
+        ownership.release();
+    }
+
+    /**
+     * Destroys the stream ({@code cudaStreamDestroy}) after its queued work; later calls are no-ops. A call using the
+     * stream on another thread (a copy, launch, product or synchronization) is waited for first.
+     */
     @Override
     public void close() {
         if (ownership.close() && !emulated) {

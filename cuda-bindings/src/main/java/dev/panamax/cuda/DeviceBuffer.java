@@ -33,19 +33,24 @@ public final class DeviceBuffer implements AutoCloseable {
     private final long address;
     private final Ownership ownership;
 
+    /** The device ordinal the memory was allocated on: 0 on the emulated device, -1 for a zero-length GPU buffer. */
+    private final int device;
+
     /** On the emulated device: the memory, and the arena that frees it (null for a zero-length buffer); else null. */
     private final MemorySegment emulated;
 
     private final Arena emulatedArena;
 
-    private DeviceBuffer(ElementType type, long length, long address) {
-        this(type, length, address, null, null);
+    private DeviceBuffer(ElementType type, long length, long address, int device) {
+        this(type, length, address, device, null, null);
     }
 
-    private DeviceBuffer(ElementType type, long length, long address, MemorySegment emulated, Arena emulatedArena) {
+    private DeviceBuffer(
+            ElementType type, long length, long address, int device, MemorySegment emulated, Arena emulatedArena) {
         this.type = type;
         this.length = length;
         this.address = address;
+        this.device = device;
         this.emulated = emulated;
         this.emulatedArena = emulatedArena;
         this.ownership =
@@ -65,20 +70,30 @@ public final class DeviceBuffer implements AutoCloseable {
     public static DeviceBuffer allocate(ElementType type, long length) {
         long bytes = Arguments.byteSize(type, length);
         if (EmulatedDevice.isSelected()) {
-            if (bytes == 0) {
-                return new DeviceBuffer(type, 0, 0, MemorySegment.NULL, null);
-            }
-            Arena arena = Arena.ofShared();
-            MemorySegment memory = EmulatedDevice.allocate(arena, bytes);
-            return new DeviceBuffer(type, length, memory.address(), memory, arena);
+            return allocateEmulated(type, length, 0);
         }
         if (bytes == 0) {
-            return new DeviceBuffer(type, 0, 0);
+            return new DeviceBuffer(type, 0, 0, -1);
         }
         Cuda.requireAvailable();
+        int device = Cuda.currentDevice();
         long address = Cuda.create(slot -> CudaFfi.cudaMalloc(slot, bytes), "cudaMalloc")
                 .address();
-        return new DeviceBuffer(type, length, address);
+        return new DeviceBuffer(type, length, address, device);
+    }
+
+    /**
+     * Memory of the emulated device that reports {@code device} as the ordinal it was allocated on: 0, the emulated
+     * device's only one, except in tests of the checks that refuse memory of another device.
+     */
+    static DeviceBuffer allocateEmulated(ElementType type, long length, int device) {
+        long bytes = Arguments.byteSize(type, length);
+        if (bytes == 0) {
+            return new DeviceBuffer(type, 0, 0, device, MemorySegment.NULL, null);
+        }
+        Arena arena = Arena.ofShared();
+        MemorySegment memory = EmulatedDevice.allocate(arena, bytes);
+        return new DeviceBuffer(type, length, memory.address(), device, memory, arena);
     }
 
     /**
@@ -261,21 +276,37 @@ public final class DeviceBuffer implements AutoCloseable {
         }
         Arguments.within(src.toString(), src.length, "srcIndex", srcIndex, count);
         Arguments.within(toString(), length, "index", index, count);
-        if (count > 0 && isEmulated()) {
-            MemorySegment.copy(
-                    src.emulatedMemory(),
-                    srcIndex * type.byteSize(),
-                    emulatedMemory(),
-                    index * type.byteSize(),
-                    count * type.byteSize());
-        } else if (count > 0) {
-            Cuda.check(
-                    "cudaMemcpy",
-                    CudaFfi.cudaMemcpy(
-                            pointer(index),
-                            src.pointer(srcIndex),
-                            count * type.byteSize(),
-                            CudaFfi.cudaMemcpyDeviceToDevice()));
+        if (count == 0) {
+            ownership.ensureOpen();
+            src.ownership.ensureOpen();
+            return;
+        }
+        // Both buffers are held for the copy, so that a close on another thread waits for it instead of freeing them.
+        acquire();
+        try {
+            src.acquire();
+            try {
+                if (isEmulated()) {
+                    MemorySegment.copy(
+                            src.emulated,
+                            srcIndex * type.byteSize(),
+                            emulated,
+                            index * type.byteSize(),
+                            count * type.byteSize());
+                } else {
+                    Cuda.check(
+                            "cudaMemcpy",
+                            CudaFfi.cudaMemcpy(
+                                    heldPointer(index),
+                                    src.heldPointer(srcIndex),
+                                    count * type.byteSize(),
+                                    CudaFfi.cudaMemcpyDeviceToDevice()));
+                }
+            } finally {
+                src.release();
+            }
+        } finally {
+            release();
         }
     }
 
@@ -312,15 +343,37 @@ public final class DeviceBuffer implements AutoCloseable {
         if (!toDevice && host.isReadOnly()) {
             throw new IllegalArgumentException("dst is read-only");
         }
-        MemorySegment device = pointer(index);
+        ownership.ensureOpen();
         if (stream != null && stream.isEmulated() != isEmulated()) {
             throw new IllegalArgumentException(
                     "stream and " + this + " belong to different devices: one is the emulated device, one a GPU");
         }
-        MemorySegment streamHandle = stream == null ? null : stream.handle();
+        if (stream != null) {
+            stream.ensureOpen();
+        }
         if (bytes == 0) {
             return;
         }
+        // The buffer and the stream are held for the copy, so that a close on another thread waits for it.
+        acquire();
+        try {
+            if (stream != null) {
+                stream.acquire();
+            }
+            try {
+                copyHeld(toDevice, index, host, bytes, stream);
+            } finally {
+                if (stream != null) {
+                    stream.release();
+                }
+            }
+        } finally {
+            release();
+        }
+    }
+
+    /** {@link #copy} once the buffer and the stream are held and the copy is not empty. */
+    private void copyHeld(boolean toDevice, long index, MemorySegment host, long bytes, CudaStream stream) {
         if (stream != null) {
             stream.countCopy(toDevice);
         }
@@ -333,30 +386,30 @@ public final class DeviceBuffer implements AutoCloseable {
             }
             return;
         }
+        MemorySegment device = heldPointer(index);
         MemorySegment dst = toDevice ? device : host;
         MemorySegment src = toDevice ? host : device;
         int kind = toDevice ? CudaFfi.cudaMemcpyHostToDevice() : CudaFfi.cudaMemcpyDeviceToHost();
-        if (streamHandle == null) {
+        if (stream == null) {
             Cuda.check("cudaMemcpy", CudaFfi.cudaMemcpy(dst, src, bytes, kind));
         } else {
-            Cuda.check("cudaMemcpyAsync", CudaFfi.cudaMemcpyAsync(dst, src, bytes, kind, streamHandle));
+            Cuda.check("cudaMemcpyAsync", CudaFfi.cudaMemcpyAsync(dst, src, bytes, kind, stream.heldHandle()));
         }
     }
 
-    /** Frees the device memory ({@code cudaFree}, or the emulated device's); later calls are no-ops. */
+    /**
+     * Frees the device memory ({@code cudaFree}, or the emulated device's); later calls are no-ops. A copy, launch or
+     * cuBLAS product using the buffer on another thread is waited for before the memory is freed, and uses after this
+     * call has begun throw {@link IllegalStateException}.
+     */
     @Override
     public void close() {
         if (!ownership.close()) {
             return;
         }
         if (emulatedArena != null) {
-            EmulatedDevice.MEMORY.writeLock().lock();
-            try {
-                emulatedArena.close();
-                EmulatedDevice.free(byteSize());
-            } finally {
-                EmulatedDevice.MEMORY.writeLock().unlock();
-            }
+            emulatedArena.close();
+            EmulatedDevice.free(byteSize());
         } else if (emulated == null && address != 0) {
             Cuda.check("cudaFree", CudaFfi.cudaFree(MemorySegment.ofAddress(address)));
         }
@@ -371,9 +424,56 @@ public final class DeviceBuffer implements AutoCloseable {
         return emulated != null;
     }
 
-    /** The emulated device's memory of this buffer, for launches and emulated libraries. */
+    /**
+     * The ordinal of the device the memory was allocated on (the calling thread's current device then): 0 on the
+     * emulated device, -1 for a zero-length GPU buffer, which holds no memory of any device.
+     */
+    int device() {
+        return device;
+    }
+
+    /**
+     * Throws {@link IllegalArgumentException} unless the buffer can be used on device {@code ordinal}; a kernel or
+     * cuBLAS given memory of another GPU would fault asynchronously, with an error that stays for the process.
+     *
+     * @param name names the buffer in the message, e.g. {@code argument 0 of vector_add}
+     * @param user what runs on the device, e.g. {@code Cublas}
+     */
+    void requireDevice(String name, int ordinal, String user) {
+        if (device >= 0 && device != ordinal) {
+            throw new IllegalArgumentException(name + " (" + this + ") is memory of device " + device + ", but " + user
+                    + " runs on device " + ordinal);
+        }
+    }
+
+    /** Starts a use of the buffer by a native call: a close waits until {@link #release()}. */
+    void acquire() {
+        ownership.acquire();
+    }
+
+    /** Ends a use started by {@link #acquire()}. */
+    void release() {
+        ownership.release();
+    }
+
+    /** The uses in progress, for tests. */
+    long uses() {
+        return ownership.uses();
+    }
+
+    /**
+     * The device address of an element, for a caller that holds the buffer ({@link #acquire()}): a close on another
+     * thread may have begun, but waits for the caller.
+     */
+    MemorySegment heldPointer(long index) {
+        return MemorySegment.ofAddress(address + index * type.byteSize());
+    }
+
+    /**
+     * The emulated device's memory of this buffer, for launches and emulated libraries, which hold the buffer ({@link
+     * #acquire()}).
+     */
     MemorySegment emulatedMemory() {
-        ownership.ensureOpen();
         if (emulated == null) {
             throw new IllegalStateException(this + " is GPU memory, not the emulated device's");
         }

@@ -66,8 +66,12 @@ final class DriverKernels {
      * @param sharedMemoryOptIn the dynamic shared memory each of its functions has been allowed
      */
     record Module(int device, DeviceLimits limits, MemorySegment handle, SharedMemoryOptIn sharedMemoryOptIn) {
-        /** The kernel's {@code CUfunction}. */
+        /**
+         * The kernel's {@code CUfunction}, looked up in the module's context: the calling thread may have none current
+         * (one that has made no CUDA call yet), or another device's.
+         */
         MemorySegment function(String kernel) {
+            CudaDriver.makePrimaryContextCurrent(device);
             return CudaDriver.function(handle, kernel);
         }
 
@@ -111,7 +115,7 @@ final class DriverKernels {
                     MemorySegment slot = arena.allocate(Long.BYTES, Long.BYTES);
                     switch (arguments[i]) {
                         case DeviceBuffer buffer ->
-                            slot.set(JAVA_LONG, 0, buffer.pointer(0).address());
+                            slot.set(JAVA_LONG, 0, buffer.heldPointer(0).address());
                         case Integer value -> slot.set(JAVA_INT, 0, value);
                         case Long value -> slot.set(JAVA_LONG, 0, value);
                         case Float value -> slot.set(JAVA_FLOAT, 0, value);

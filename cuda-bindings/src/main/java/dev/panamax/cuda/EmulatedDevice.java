@@ -26,8 +26,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.locks.ReadWriteLock;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * The emulated device: Panamax's kernels compiled by the host C++ compiler against {@code panamax_emulator.h} into a
@@ -49,12 +47,6 @@ final class EmulatedDevice {
 
     /** The chosen schedule seed of each thread that chose the emulated device; null: a GPU. */
     private static final ThreadLocal<Long> SELECTED = ThreadLocal.withInitial(EmulatedDevice::selectedByProperty);
-
-    /**
-     * Launches read device memory that {@link DeviceBuffer#close()} frees: frees wait for running launches, as {@code
-     * cudaFree} waits for the device.
-     */
-    static final ReadWriteLock MEMORY = new ReentrantReadWriteLock();
 
     /** Bytes the emulated device's live buffers hold, in every thread: one device, as a GPU is one per process. */
     private static final AtomicLong ALLOCATED = new AtomicLong();
@@ -317,13 +309,13 @@ final class EmulatedDevice {
 
     /**
      * Runs one launch to completion on the calling thread. The arguments have been checked against the kernel's
-     * parameters: {@link DeviceBuffer} (passed with its allocation's bounds), Integer, Long or Float.
+     * parameters: {@link DeviceBuffer} (passed with its allocation's bounds, and held by the caller so that a close
+     * waits for the launch, as {@code cudaFree} waits for the device), Integer, Long or Float.
      *
      * @param scheduleSeed the order of blocks and threads (0: index order)
      * @throws KernelFaultException when the kernel faults
      */
     static void launch(Kernel kernel, Dim3 grid, Dim3 block, int sharedBytes, long scheduleSeed, Object[] arguments) {
-        MEMORY.readLock().lock();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment packed = arena.allocate(Math.max(1, arguments.length) * ARGUMENT_BYTES, Long.BYTES);
             for (int i = 0; i < arguments.length; i++) {
@@ -376,8 +368,6 @@ final class EmulatedDevice {
             throw e;
         } catch (Throwable e) {
             throw new IllegalStateException(e);
-        } finally {
-            MEMORY.readLock().unlock();
         }
     }
 }

@@ -3,6 +3,7 @@ package dev.panamax.cuda;
 import dev.panamax.cuda.ffi.CudaFfi;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * Page-locked host memory ({@code cudaHostAlloc}) holding {@link #length()} elements of one {@link ElementType}: the
@@ -101,7 +102,12 @@ public final class PinnedBuffer implements AutoCloseable {
     public void copyFrom(long index, float[] src, int srcOffset, int count) {
         Arguments.within("src", Arguments.present("src", src).length, "srcOffset", srcOffset, count);
         Arguments.within(toString(), length, "index", index, count);
-        type.store(src, srcOffset, segment(), index, count);
+        ownership.acquire();
+        try {
+            type.store(src, srcOffset, segment, index, count);
+        } finally {
+            ownership.release();
+        }
     }
 
     /**
@@ -115,21 +121,45 @@ public final class PinnedBuffer implements AutoCloseable {
     public void copyTo(long index, float[] dst, int dstOffset, int count) {
         Arguments.within("dst", Arguments.present("dst", dst).length, "dstOffset", dstOffset, count);
         Arguments.within(toString(), length, "index", index, count);
-        type.load(segment(), index, dst, dstOffset, count);
+        ownership.acquire();
+        try {
+            type.load(segment, index, dst, dstOffset, count);
+        } finally {
+            ownership.release();
+        }
     }
 
     /**
      * Frees the memory ({@code cudaFreeHost}) after making {@link #segment()} inaccessible; later calls are no-ops.
-     * Wait for the streams that copy from or to it first.
+     * Wait for the streams that copy from or to it first. A {@link #copyFrom} or {@link #copyTo} on another thread, or
+     * a copy that is passing {@link #segment()} to the runtime, is waited for before the memory is freed.
      */
     @Override
     public void close() {
         if (ownership.close()) {
-            arena.close();
+            closeArena();
             if (address == 0) {
                 return;
             }
             Cuda.check("cudaFreeHost", CudaFfi.cudaFreeHost(MemorySegment.ofAddress(address)));
+        }
+    }
+
+    /**
+     * Closes the arena, retrying while a downcall on another thread holds {@link #segment()} (a shared arena refuses
+     * to close then), so that the memory is never freed under a copy and never leaked.
+     */
+    private void closeArena() {
+        while (true) {
+            try {
+                arena.close();
+                return;
+            } catch (IllegalStateException inUse) {
+                if (!arena.scope().isAlive()) {
+                    return;
+                }
+                LockSupport.parkNanos(100_000);
+            }
         }
     }
 

@@ -75,6 +75,33 @@ abstract class SampleKernelsContract {
     }
 
     @Test
+    void aThreadThatNeverUsedCudaLooksUpAndLaunchesAKernel() throws Exception {
+        int n = 300;
+        float[] a = Inputs.uniform(Inputs.seed("fresh thread a"), n, -8, 8);
+        try (DeviceBuffer da = upload(a);
+                DeviceBuffer dc = DeviceBuffer.allocate(ElementType.FLOAT, n)) {
+            Throwable[] failure = new Throwable[1];
+            // A new thread has no current CUDA context: the lookup and the launch must make the module's current.
+            Thread fresh = new Thread(() -> {
+                try {
+                    module.kernel("vector_add").launch(Dim3.of(2), Dim3.of(256), 0, null, da, da, dc, n);
+                } catch (Throwable e) {
+                    failure[0] = e;
+                }
+            });
+            fresh.start();
+            fresh.join();
+            if (failure[0] != null) {
+                throw new AssertionError("lookup or launch on a fresh thread failed", failure[0]);
+            }
+            float[] c = download(dc);
+            for (int i = 0; i < n; i++) {
+                assertEquals(a[i] + a[i], c[i], "c[" + i + "]");
+            }
+        }
+    }
+
+    @Test
     void blockSumReducesInSharedMemory() {
         checkBlockSums("block_sum", 256, 256 * Float.BYTES, 8);
     }
