@@ -10,7 +10,7 @@ import java.util.Map;
 
 /**
  * A module of CUDA kernels, loaded from PTX onto the calling thread's current device: a GPU, where the driver
- * compiles the PTX ({@code cuModuleLoadData}), or the emulated device ({@link Cuda#useEmulatedDevice()}), where each
+ * compiles the PTX ({@code cuModuleLoadDataEx}), or the emulated device ({@link Cuda#useEmulatedDevice()}), where each
  * kernel the PTX declares must be in the emulator's kernel library, compiled from the same {@code .cu} source.
  *
  * <p>The PTX is read in Java first: its kernels' names, parameter types and static shared memory, against which

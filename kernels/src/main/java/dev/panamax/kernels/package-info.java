@@ -75,8 +75,8 @@
  * for an application.
  *
  * <p><b>Vector width.</b> The species is {@code FloatVector.SPECIES_PREFERRED}, fixed once per JVM; the system
- * property {@code panamax.vectorBits} (64, 128, 256 or 512) forces another, and the module's tests run again at 128
- * and 512 bits. Tails are handled with masks or scalar loops, never by reading past an operand's end.
+ * property {@code panamax.vectorBits} (64, 128, 256 or 512) forces another, and the module's tests run again at 128,
+ * 256 and 512 bits. Tails are handled with masks or scalar loops, never by reading past an operand's end.
  *
  * <p><b>Tests.</b> Every kernel is compared with a plain float64 implementation in test scope ({@code ReferenceBlas},
  * {@code ReferenceOps}, {@code ReferenceAttention} in the {@code dev.panamax.kernels.testing} package of the {@code

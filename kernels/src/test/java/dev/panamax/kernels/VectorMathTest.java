@@ -82,6 +82,9 @@ class VectorMathTest {
         void update(float[] in, float[] out, int count) {
             for (int i = 0; i < count; i++) {
                 double error = VectorMathTest.ulps(in[i], out[i]);
+                if (Double.isNaN(error)) {
+                    error = Double.POSITIVE_INFINITY; // a NaN result is the worst error, not none
+                }
                 if (error > ulps) {
                     ulps = error;
                     at = in[i];
@@ -93,6 +96,10 @@ class VectorMathTest {
     /** |result - e^x| in units of the float ulp at e^x. */
     private static double ulps(float x, float result) {
         double exact = Math.exp(x);
+        if (Double.isNaN(exact) || result == (float) exact) {
+            // NaN for NaN, and the same infinity or zero where e^x leaves the float range: exact.
+            return Double.isNaN(exact) == Float.isNaN(result) ? 0 : Double.POSITIVE_INFINITY;
+        }
         return Math.abs(result - exact) / Math.ulp((float) exact);
     }
 

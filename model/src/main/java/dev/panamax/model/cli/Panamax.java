@@ -64,7 +64,7 @@ public final class Panamax {
             List.of(INFO_MODEL));
 
     /** Every command, in the order the usage lists them. */
-    private static final List<Command> COMMANDS = List.of(
+    static final List<Command> COMMANDS = List.of(
             GenerateCommand.COMMAND,
             PerplexityCommand.COMMAND,
             TrainCommand.COMMAND,

@@ -43,7 +43,7 @@ class PanamaxTest {
 
     @Test
     void everyCommandHasHelpMadeFromItsOptionTable() {
-        for (Command command : List.of(GenerateCommand.COMMAND, TrainCommand.COMMAND, Panamax.INFO, Panamax.DEMO)) {
+        for (Command command : Panamax.COMMANDS) {
             for (String[] args :
                     new String[][] {{command.name(), "--help"}, {command.name(), "-h"}, {"help", command.name()}}) {
                 assertEquals(0, cli.run(args), String.join(" ", args));

@@ -89,7 +89,7 @@ class GradientCheckTest {
                 double bound = 1e-3 * largest + 1e-7;
                 for (int i = 0; i < values.length; i++) {
                     double error = Math.abs(analytic[i] - numeric[i]);
-                    if (error > bound) {
+                    if (!(error <= bound)) { // a NaN gradient fails too
                         throw new AssertionError(spec.name() + "[" + i + "]: analytic " + analytic[i] + ", numeric "
                                 + numeric[i] + ", error " + error + " > bound " + bound);
                     }
