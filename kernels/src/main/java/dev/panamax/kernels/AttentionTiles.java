@@ -29,7 +29,7 @@ final class AttentionTiles {
 
     /** {@link Attention#workspaceFloats}: see there for what it counts. */
     static long workspaceFloats(int d, int tq, int tk) {
-        int tiles = (tk + KEY_TILE - 1) / KEY_TILE;
+        int tiles = Math.ceilDiv(tk, KEY_TILE);
         long packed = 2
                 * (keptFloats(tiles, GemmDriver.PackedB.floats(d, KEY_TILE))
                         + keptFloats(tiles, GemmDriver.PackedB.floats(KEY_TILE, d)));
@@ -195,7 +195,7 @@ final class AttentionTiles {
                 int n = deep ? product.n() : size;
                 // Counted in whole tiles, as workspaceFloats counts them.
                 int tiles = keptTiles(
-                        (tk + KEY_TILE - 1) / KEY_TILE,
+                        Math.ceilDiv(tk, KEY_TILE),
                         deep
                                 ? GemmDriver.PackedB.floats(KEY_TILE, product.n())
                                 : GemmDriver.PackedB.floats(product.k(), KEY_TILE));

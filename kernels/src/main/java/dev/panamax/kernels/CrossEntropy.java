@@ -219,7 +219,7 @@ public final class CrossEntropy {
      * double, in chunk order, so the loss does not depend on y being given.
      */
     private static double wideRow(int n, float weight, float[] x, int xi, float[] y, int yi) {
-        int chunks = (n + CHUNK - 1) / CHUNK;
+        int chunks = Math.ceilDiv(n, CHUNK);
         float[] stats = chunkStats(chunks);
         // The first chunk takes the remainder, so that none is longer than the next: the fused pass reads as far into
         // the next chunk as into its own. The last chunk passes itself as the next one.

@@ -176,7 +176,7 @@ public final class Elementwise {
     public static double sumOfSquares(int n, MemorySegment x, long xOffset) {
         Checks.nonNegative("n", n);
         Checks.vector("x", x, xOffset, n, false);
-        int spans = (n + SUM_SPAN - 1) / SUM_SPAN;
+        int spans = Math.ceilDiv(n, SUM_SPAN);
         double[] partials = new double[spans];
         // Split by span index rather than through Rows.forEachSpan, so that each task owns whole partials of this
         // class's SUM_SPAN whatever span size Rows uses; the split and the small-problem threshold are the same.

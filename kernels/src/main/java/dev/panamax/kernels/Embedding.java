@@ -178,7 +178,7 @@ public final class Embedding {
                 Checks.Strided.matrix("dtable", dtable, dtableOffset, vocab, dim, dim),
                 Checks.Strided.matrix("dout", dout, doutOffset, rows, dim, ldDout),
                 Checks.Strided.vector("tokens", tokens, tokensOffset, rows));
-        int blocks = (dim + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
+        int blocks = Math.ceilDiv(dim, COLUMN_BLOCK);
         Operand douts = Operand.of(dout);
         Operand dtables = Operand.of(dtable);
         Rows.forEach(blocks, (long) rows * dim, Parallelism.shareable(tokens, dout, dtable), (from, to) -> {

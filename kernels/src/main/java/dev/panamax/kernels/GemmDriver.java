@@ -105,8 +105,8 @@ final class GemmDriver {
         double side = Math.sqrt((double) o.m() * o.n() / (CELLS_PER_THREAD * threads));
         int rowStep = roundUp(Math.max(MIN_TASK_ROWS, (int) side), MR);
         int columnStep = roundUp(Math.max(MIN_TASK_COLUMNS, (int) side), NR);
-        int rowCells = ceilDiv(o.m(), rowStep);
-        int columnCells = ceilDiv(o.n(), columnStep);
+        int rowCells = Math.ceilDiv(o.m(), rowStep);
+        int columnCells = Math.ceilDiv(o.n(), columnStep);
         Parallelism.forEach(rowCells * columnCells, task -> {
             int row = task / columnCells * rowStep;
             int column = task % columnCells * columnStep;
@@ -313,11 +313,7 @@ final class GemmDriver {
         return sum;
     }
 
-    private static int ceilDiv(int a, int b) {
-        return (a + b - 1) / b;
-    }
-
     private static int roundUp(int value, int multiple) {
-        return ceilDiv(value, multiple) * multiple;
+        return Math.ceilDiv(value, multiple) * multiple;
     }
 }

@@ -321,7 +321,7 @@ final class Gemv {
                 sums[p] = new float[width];
             }
         }
-        int panelRows = (rows + PANELS - 1) / PANELS;
+        int panelRows = Math.ceilDiv(rows, PANELS);
         Parallelism.forEach(PANELS, parallel, p -> {
             Arrays.fill(sums[p], 0, width, 0f);
             addRows(p * panelRows, Math.min(rows, (p + 1) * panelRows), 0, width, a, aOffset, lda, x, sums[p]);

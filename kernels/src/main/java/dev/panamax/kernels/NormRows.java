@@ -175,8 +175,9 @@ final class NormRows {
             FloatVector dnorm =
                     FloatVector.fromArray(FLOATS, dy, dyi + end, m).mul(FloatVector.fromArray(FLOATS, w, wi + end, m));
             sumDnorm = sumDnorm.add(dnorm);
+            // Masked, as in rstd: an inactive lane's (0 - mean)·rstd can overflow, and ∞·0 would make the sums NaN.
             sumDnormXhat = FloatVector.fromArray(FLOATS, x, xi + end, m)
-                    .sub(mean)
+                    .sub(mean, m)
                     .mul(rstd)
                     .fma(dnorm, sumDnormXhat);
         }
@@ -193,7 +194,7 @@ final class NormRows {
         if (end < n) {
             FloatVector g = FloatVector.fromArray(FLOATS, dy, dyi + end, m);
             FloatVector xhat =
-                    FloatVector.fromArray(FLOATS, x, xi + end, m).sub(mean).mul(rstd);
+                    FloatVector.fromArray(FLOATS, x, xi + end, m).sub(mean, m).mul(rstd);
             FloatVector dnorm = g.mul(FloatVector.fromArray(FLOATS, w, wi + end, m));
             xhat.mul(-meanDnormXhat).add(dnorm.sub(meanDnorm)).mul(rstd).intoArray(dx, dxi + end, m);
             accumulate(partial, at + end, g.mul(xhat), at + n + end, g, m);

@@ -34,7 +34,7 @@ final class Norms {
             int rows, int cols, boolean parallel, Chunk body, Operand g0, long g0Offset, Operand g1, long g1Offset) {
         int sums = g1 == null ? 1 : 2;
         int stride = sums * cols;
-        int chunks = (rows + CHUNK - 1) / CHUNK;
+        int chunks = Math.ceilDiv(rows, CHUNK);
         boolean split =
                 parallel && chunks > 1 && Parallelism.threads() > 1 && (long) rows * cols >= Rows.PARALLEL_MIN_ELEMENTS;
         float[] partials = partials(split ? (long) chunks * stride : stride);

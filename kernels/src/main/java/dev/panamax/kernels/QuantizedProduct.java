@@ -127,7 +127,7 @@ public final class QuantizedProduct {
         int threads = parallel ? Parallelism.threads() : 1;
         // Decoded: panels of fixed rows whatever the thread count, so that each element's SGEMM is the same. Else tasks
         // of at least 64 rows, so that a hand-off to a worker buys enough work to pay for itself.
-        int tasks = decoded ? (rows + PANEL_ROWS - 1) / PANEL_ROWS : Math.max(1, Math.min(4 * threads, rows / 64));
+        int tasks = decoded ? Math.ceilDiv(rows, PANEL_ROWS) : Math.max(1, Math.min(4 * threads, rows / 64));
         Parallelism.forEach(tasks, threads > 1, task -> {
             int from = decoded ? task * PANEL_ROWS : (int) ((long) rows * task / tasks);
             int to = decoded ? Math.min(rows, from + PANEL_ROWS) : (int) ((long) rows * (task + 1) / tasks);

@@ -33,7 +33,7 @@ final class Rows {
      * most {@link #SPAN} elements per call.
      */
     static void forEachSpan(int n, boolean parallel, boolean staged, Range body) {
-        int spans = (n + SPAN - 1) / SPAN;
+        int spans = Math.ceilDiv(n, SPAN);
         forEach(spans, n, parallel, (from, to) -> {
             int step = staged ? 1 : to - from;
             for (int span = from; span < to; span += step) {

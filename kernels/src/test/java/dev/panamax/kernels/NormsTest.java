@@ -179,6 +179,61 @@ class NormsTest {
         }
     }
 
+    /**
+     * A constant row near float's limit, whose length leaves a partial vector: the backward's tail once computed (0 −
+     * mean)·rstd in its inactive lanes, an overflow that made the whole row's gradient NaN. Its xhat is 0, so dx is
+     * rstd·(dy·w − mean(dy·w)).
+     */
+    @Test
+    void aConstantRowNearFloatsLimitHasTheGradientOfExactArithmetic() {
+        for (int cols : new int[] {1, 9, 33}) {
+            float[] x = new float[cols];
+            Arrays.fill(x, -3.3e38f);
+            float[] w = Inputs.uniform(Inputs.seed("limit w" + cols), cols, 0.5f, 1.5f);
+            float[] b = new float[cols];
+            float[] y = new float[cols];
+            float[] mean = new float[1];
+            float[] rstd = new float[1];
+            LayerNorm.forward(1, cols, EPSILON, x, 0, cols, w, 0, b, 0, y, 0, cols, mean, 0, rstd, 0);
+            float[] dy = Inputs.uniform(Inputs.seed("limit dy" + cols), cols, -1, 1);
+            float[] dx = new float[cols];
+            LayerNorm.backward(
+                    1,
+                    cols,
+                    x,
+                    0,
+                    cols,
+                    w,
+                    0,
+                    mean,
+                    0,
+                    rstd,
+                    0,
+                    dy,
+                    0,
+                    cols,
+                    dx,
+                    0,
+                    cols,
+                    new float[cols],
+                    0,
+                    new float[cols],
+                    0);
+            double meanDnorm = 0;
+            for (int j = 0; j < cols; j++) {
+                meanDnorm += (double) dy[j] * w[j] / cols;
+            }
+            double[] expected = new double[cols];
+            double[] bound = new double[cols];
+            for (int j = 0; j < cols; j++) {
+                expected[j] = rstd[0] * ((double) dy[j] * w[j] - meanDnorm);
+                // A few roundings of terms of size rstd·|dy·w|, and of the float sum of dnorm over the row.
+                bound[j] = 8 * FLOAT_EPSILON * rstd[0] * (Math.abs((double) dy[j] * w[j]) + 2 * cols);
+            }
+            Tolerance.assertClose("layer " + cols + ": dx of a constant row of -3.3e38", expected, dx, bound);
+        }
+    }
+
     /** A constant row has variance 0: epsilon = 0 made it 0/0 (NaN), so epsilon must be above 0. */
     @Test
     void epsilonMustBePositive() {
