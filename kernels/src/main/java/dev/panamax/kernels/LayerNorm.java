@@ -9,7 +9,10 @@ import java.lang.foreign.MemorySegment;
  * <p>The forward can also write each row's mean and rstd, which the backward takes instead of recomputing them. The
  * backward overwrites dx and adds the weight and bias gradients into dweight and dbias (zero them before the first
  * call), so that gradients of several calls sum. The mean is computed first and the variance from {@code x - mean}
- * (two passes over a row that stays in L1), which stays accurate when the mean is large next to the spread.
+ * (two passes over a row that stays in L1), so the variance does not cancel as {@code E[x²] - E[x]²} would. The mean
+ * itself is a float sum of the row, off by up to about {@code n·ε} times the mean of {@code |x|}: where the mean is
+ * far above the spread (a row of 1e6 ± 1), that error shifts every normalised output by as much as the error times
+ * rstd.
  *
  * <p>{@code epsilon} must be above 0 (an {@link IllegalArgumentException} otherwise): it is what keeps a constant row,
  * whose variance is 0, from giving {@code 0/0}; such a row normalises to the bias. Rows of any finite magnitude
