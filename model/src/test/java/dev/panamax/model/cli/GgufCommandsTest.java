@@ -5,6 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import dev.panamax.model.backend.CpuBackend;
+import dev.panamax.model.generate.Transformer;
+import dev.panamax.model.io.GgufLlama;
 import dev.panamax.model.io.TokenFile;
 import dev.panamax.model.testing.SharedData;
 import dev.panamax.model.testing.TokenizerFixtures;
@@ -140,9 +143,84 @@ class GgufCommandsTest {
         assertTrue(lines[3].startsWith("mean NLL: "), lines[3]);
         Path q8 = quantize("q8_0");
         assertEquals(0, cli.run(perplexity64(q8, data, "--base", f32.toString())), cli.err());
-        assertTrue(cli.out().contains("against the base: top-1 agreement "), cli.out());
+        // The numbers, against the same model decoded a token at a time (no batch) and the log-softmax in double: the
+        // two passes' logits differ by float rounding only, far below the printed digits' 1e-6.
+        double[] expected = teacherForced(q8, f32, ids, 64);
+        java.util.regex.Matcher printed = java.util.regex.Pattern.compile(
+                        "mean NLL: ([0-9.]+) nats/token, perplexity: ([0-9.]+)\\n"
+                                + "against the base: top-1 agreement [0-9.]+% \\(([0-9]+) of 62\\), mean KL divergence"
+                                + " ([0-9.]+)")
+                .matcher(cli.out());
+        assertTrue(printed.find(), cli.out());
+        assertEquals(expected[0], Double.parseDouble(printed.group(1)), 1e-5, "mean NLL");
+        assertEquals(Math.exp(expected[0]), Double.parseDouble(printed.group(2)), 1e-4 * Math.exp(expected[0]));
+        assertEquals((long) expected[2], Long.parseLong(printed.group(3)), "top-1 agreements");
+        assertEquals(expected[1], Double.parseDouble(printed.group(4)), 1e-5, "mean KL divergence");
         assertEquals(0, cli.run(perplexity64(f32, data, "--base", f32.toString())), cli.err());
         assertTrue(cli.out().contains("top-1 agreement 100.00% (62 of 62), mean KL divergence 0.000000"), cli.out());
+    }
+
+    /**
+     * {mean NLL, mean KL(base ‖ model), top-1 agreements} over windows of {@code context} tokens (the first replaced by
+     * BOS, the second half scored), computed independently of the command: each model decoded one token at a time,
+     * the log-softmax in double.
+     */
+    private static double[] teacherForced(Path model, Path base, int[] ids, int context) throws IOException {
+        try (GgufLlama m = GgufLlama.open(model);
+                GgufLlama b = GgufLlama.open(base);
+                CpuBackend backend = new CpuBackend()) {
+            Transformer t = Transformer.llama(backend, m, 1, context);
+            Transformer tb = Transformer.llama(backend, b, 1, context);
+            int vocab = m.config().vocabSize();
+            float[] logits = new float[vocab];
+            float[] baseLogits = new float[vocab];
+            double nll = 0;
+            double kl = 0;
+            long agree = 0;
+            long scored = 0;
+            for (int w = 0; w + context <= ids.length; w += context) {
+                int[] window = Arrays.copyOfRange(ids, w, w + context);
+                window[0] = 1; // BOS
+                t.reset();
+                tb.reset();
+                for (int j = 0; j + 1 < context; j++) {
+                    backend.read(t.forward(window, j, 1), logits);
+                    backend.read(tb.forward(window, j, 1), baseLogits);
+                    if (j < context / 2) {
+                        continue;
+                    }
+                    double[] lp = logSoftmax(logits);
+                    double[] blp = logSoftmax(baseLogits);
+                    nll -= lp[window[j + 1]];
+                    int best = 0;
+                    int baseBest = 0;
+                    for (int v = 0; v < vocab; v++) {
+                        kl += Math.exp(blp[v]) * (blp[v] - lp[v]);
+                        best = logits[v] > logits[best] ? v : best;
+                        baseBest = baseLogits[v] > baseLogits[baseBest] ? v : baseBest;
+                    }
+                    agree += best == baseBest ? 1 : 0;
+                    scored++;
+                }
+            }
+            return new double[] {nll / scored, kl / scored, agree};
+        }
+    }
+
+    private static double[] logSoftmax(float[] logits) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (float v : logits) {
+            max = Math.max(max, v);
+        }
+        double sum = 0;
+        for (float v : logits) {
+            sum += Math.exp(v - max);
+        }
+        double[] out = new double[logits.length];
+        for (int i = 0; i < logits.length; i++) {
+            out[i] = logits[i] - max - Math.log(sum);
+        }
+        return out;
     }
 
     @Test
