@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import dev.panamax.kernels.testing.ReferenceOps;
 import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.generate.Transformer;
 import dev.panamax.model.io.GgufLlama;
@@ -189,8 +190,8 @@ class GgufCommandsTest {
                     if (j < context / 2) {
                         continue;
                     }
-                    double[] lp = logSoftmax(logits);
-                    double[] blp = logSoftmax(baseLogits);
+                    double[] lp = ReferenceOps.logSoftmax(ReferenceOps.toDouble(logits, 0, vocab), 1, vocab);
+                    double[] blp = ReferenceOps.logSoftmax(ReferenceOps.toDouble(baseLogits, 0, vocab), 1, vocab);
                     nll -= lp[window[j + 1]];
                     int best = 0;
                     int baseBest = 0;
@@ -205,22 +206,6 @@ class GgufCommandsTest {
             }
             return new double[] {nll / scored, kl / scored, agree};
         }
-    }
-
-    private static double[] logSoftmax(float[] logits) {
-        double max = Double.NEGATIVE_INFINITY;
-        for (float v : logits) {
-            max = Math.max(max, v);
-        }
-        double sum = 0;
-        for (float v : logits) {
-            sum += Math.exp(v - max);
-        }
-        double[] out = new double[logits.length];
-        for (int i = 0; i < logits.length; i++) {
-            out[i] = logits[i] - max - Math.log(sum);
-        }
-        return out;
     }
 
     @Test
