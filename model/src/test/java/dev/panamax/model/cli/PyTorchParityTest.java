@@ -66,6 +66,19 @@ class PyTorchParityTest {
      */
     private static final double MAX_WEIGHT_DIFFERENCE = 0.1 * Double.parseDouble(LR);
 
+    /**
+     * The tiny models start from random weights, where no gradient entry nearly cancels: their weights agree to about
+     * 1e-6 after 20 steps, so a tenth of a step would let a bug that moves a few weights by a fraction of a step pass.
+     */
+    private static final double MAX_WEIGHT_DIFFERENCE_FROM_RANDOM = 1e-5;
+
+    /**
+     * The gradients' global norm is a sum of squares over every parameter in each framework's order: about 1e-6
+     * apart on the tiny models and 6.5e-4 on stories260K, whose nearly cancelling entries dominate the difference; a
+     * missing or doubled term moves it by far more.
+     */
+    private static final double MAX_NORM_RELATIVE_DIFFERENCE = 5e-3;
+
     private static final ValueLayout.OfFloat FLOAT =
             ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
@@ -78,7 +91,7 @@ class PyTorchParityTest {
         ModelConfig config = new ModelConfig(Architecture.GPT2, 32, 128, 2, 4, 4, VOCAB, 32, 1e-5f, 10000, true);
         Path model = Files.createDirectories(dir.resolve("gpt2"));
         Gpt2Checkpoint.write(model, config, RandomWeights.gpt2(config, 5), DType.F32);
-        compare(python, "GPT-2", model, config, "2.5");
+        compare(python, "GPT-2", model, config, "2.5", MAX_WEIGHT_DIFFERENCE_FROM_RANDOM);
     }
 
     @Test
@@ -88,7 +101,7 @@ class PyTorchParityTest {
         ModelConfig config = new ModelConfig(Architecture.LLAMA, 32, 88, 2, 4, 2, VOCAB, 32, 1e-5f, 10000, false);
         Path model = dir.resolve("llama.bin");
         Llama2cCheckpoint.writeRandom(model, config, 5);
-        compare(python, "Llama", model, config, "2.5");
+        compare(python, "Llama", model, config, "2.5", MAX_WEIGHT_DIFFERENCE_FROM_RANDOM);
     }
 
     @Test
@@ -99,11 +112,16 @@ class PyTorchParityTest {
         try (Llama2cCheckpoint checkpoint = Llama2cCheckpoint.open(model)) {
             config = checkpoint.config();
         }
-        compare(python, "stories260K", model, config, "20");
+        compare(python, "stories260K", model, config, "20", MAX_WEIGHT_DIFFERENCE);
     }
 
-    /** Compares the runs; {@code clip} lies within the run's gradient norms, so that it clips some steps only. */
-    private void compare(String python, String name, Path model, ModelConfig config, String clip) throws Exception {
+    /**
+     * Compares the runs; {@code clip} lies within the run's gradient norms, so that it clips some steps only, and the
+     * final weights must agree within {@code maxWeightDifference}.
+     */
+    private void compare(
+            String python, String name, Path model, ModelConfig config, String clip, double maxWeightDifference)
+            throws Exception {
         // 40 windows: the 20 steps of 4 windows go through the file twice.
         Path data = TokenFiles.write(dir.resolve("data.bin"), TokenFiles.walk(40 * SEQ + 1, config.vocabSize(), 9));
         String[] optimizer = {
@@ -224,7 +242,10 @@ class PyTorchParityTest {
             assertTrue(lossDifference <= MAX_LOSS_RELATIVE_DIFFERENCE, name + ": loss differs by " + lossDifference);
             // loss.csv prints the rate with 6 significant digits.
             assertTrue(rateDifference <= 1e-5, name + ": learning rate differs by " + rateDifference);
-            assertTrue(weights[0] <= MAX_WEIGHT_DIFFERENCE, name + ": final weights differ by " + weights[0]);
+            assertTrue(
+                    normDifference <= MAX_NORM_RELATIVE_DIFFERENCE,
+                    name + ": gradient norm differs by " + normDifference);
+            assertTrue(weights[0] <= maxWeightDifference, name + ": final weights differ by " + weights[0]);
             assertTrue(panamax.getLast()[0] < panamax.getFirst()[0] - 0.1, name + ": the loss did not fall");
         }
     }
