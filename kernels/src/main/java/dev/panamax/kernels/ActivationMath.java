@@ -3,6 +3,8 @@ package dev.panamax.kernels;
 import static dev.panamax.kernels.Simd.FLOATS;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
 
 /**
  * The activations and their derivatives on one vector, for {@link ActivationRows}: GELU (exact and tanh form),
@@ -13,8 +15,12 @@ final class ActivationMath {
     private static final float C1 = -1.5957691216057308f;
 
     private static final float C2 = C1 * 0.044715f;
-    /** Cap on exponents in the backward, so that {@code e·s²} is tiny rather than ∞·0. */
-    private static final float EXP_CAP = 80f;
+    /**
+     * Above this exponent a, {@code e⁻ᵃ} is computed as {@code h·h} with {@code h = e^(-a/2)}: {@code eᵃ} overflows
+     * from 88.4 and {@code e⁻ᵃ} is flushed from 87.7, while {@code x·e⁻ᵃ} stays a normal float to a ≈ 92. Below it the
+     * direct form is kept, as it rounds less.
+     */
+    private static final float TAIL = 64f;
     /**
      * Derivatives are evaluated at x clamped to ±100, where they have reached their limits (1 and 0) in float; this
      * keeps {@code x²} and {@code x·e} finite, so that huge and infinite inputs get those limits rather than NaN.
@@ -27,7 +33,22 @@ final class ActivationMath {
     private ActivationMath() {}
 
     static FloatVector geluTanh(FloatVector x) {
-        return x.div(VectorMath.expIgnoringNaN(x.mul(x).fma(C2, C1).mul(x)).add(1f));
+        return overOnePlusExp(x, x.mul(x).fma(C2, C1).mul(x));
+    }
+
+    /**
+     * {@code x/(1 + eᵃ)} for an exponent a computed from x (NaN only where x is); in the tail, where 1 + eᵃ is eᵃ in
+     * float, {@code x·e⁻ᵃ} from the halved exponent (see {@link #TAIL}).
+     */
+    private static FloatVector overOnePlusExp(FloatVector x, FloatVector a) {
+        VectorMask<Float> tail = a.compare(VectorOperators.GT, TAIL);
+        FloatVector e = VectorMath.expIgnoringNaN(a.blend(a.mul(-0.5f), tail));
+        return x.div(e.add(1f)).blend(x.mul(e).mul(e), tail);
+    }
+
+    /** {@code eᵃ}, and {@code h = e^(-a/2)} in the tail's lanes, for the derivatives. */
+    private static FloatVector tailExp(FloatVector a, VectorMask<Float> tail) {
+        return VectorMath.exp(a.blend(a.mul(-0.5f), tail));
     }
 
     static FloatVector gelu(FloatVector x) {
@@ -37,10 +58,17 @@ final class ActivationMath {
     static FloatVector geluTanhDerivative(FloatVector x) {
         // s = sigmoid(2u), 1 - s = e·s: gelu' = s + x·e·s²·(2u)'.
         FloatVector x2 = x.mul(x);
-        FloatVector e = VectorMath.exp(Simd.atMost(x2.fma(C2, C1).mul(x), EXP_CAP));
+        FloatVector a = x2.fma(C2, C1).mul(x);
+        VectorMask<Float> tail = a.compare(VectorOperators.GT, TAIL);
+        FloatVector e = tailExp(a, tail);
         FloatVector s = FloatVector.broadcast(FLOATS, 1f).div(e.add(1f));
         FloatVector slope = x2.fma(-3 * C2, -C1);
-        return x.mul(e).mul(s).mul(s).fma(slope, s);
+        // In the tail s and e·s² are e⁻ᵃ = h·h to within float's rounding: gelu' = (1 + x·slope)·h·h.
+        return x.mul(e)
+                .mul(s)
+                .mul(s)
+                .fma(slope, s)
+                .blend(x.fma(slope, FloatVector.broadcast(FLOATS, 1f)).mul(e).mul(e), tail);
     }
 
     static FloatVector geluDerivative(FloatVector x) {
@@ -52,14 +80,17 @@ final class ActivationMath {
     }
 
     static FloatVector silu(FloatVector x) {
-        return x.div(VectorMath.expIgnoringNaN(x.neg()).add(1f));
+        return overOnePlusExp(x, x.neg());
     }
 
     /** {@code s·(1 + x·(1 - s))}, with {@code 1 - s = e·s} computed without cancellation. */
     static FloatVector siluDerivative(FloatVector x) {
-        FloatVector e = VectorMath.exp(Simd.atMost(x.neg(), EXP_CAP));
+        FloatVector a = x.neg();
+        VectorMask<Float> tail = a.compare(VectorOperators.GT, TAIL);
+        FloatVector e = tailExp(a, tail);
         FloatVector s = FloatVector.broadcast(FLOATS, 1f).div(e.add(1f));
-        return x.mul(e).mul(s).fma(s, s);
+        // In the tail, as for GELU: silu' = (1 + x)·h·h.
+        return x.mul(e).mul(s).fma(s, s).blend(x.add(1f).mul(e).mul(e), tail);
     }
 
     /**

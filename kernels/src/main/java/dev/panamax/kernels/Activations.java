@@ -17,8 +17,9 @@ import java.lang.invoke.MethodType;
  * gradient: {@code dx = dy⊙f'(x)}. Outputs may be the same storage as an input (same offset) to work in place, as
  * each parameter's documentation says; other overlaps throw {@link IllegalArgumentException}. NaN
  * propagates; forward, +∞ maps to +∞ and -∞ to NaN for GELU (as {@code 0.5·x·(1 + tanh)} does) and SiLU; backward,
- * inputs beyond ±100 (infinities included) get the derivative's limit, 1 or 0. The exponentials are
- * {@code VectorMath.exp} (within 2 ulp). Offsets count floats; arguments are checked before anything is written;
+ * inputs beyond ±100 (infinities included) get the derivative's limit, 1 or 0. Results whose true value is a
+ * normal float are normal floats; smaller ones may be flushed to zero. The exponentials are {@code VectorMath.exp}
+ * (within 2 ulp). Offsets count floats; arguments are checked before anything is written;
  * large arrays are split over the threads of {@link Parallelism} (results do not depend on the split).
  */
 public final class Activations {

@@ -160,6 +160,10 @@ public final class Attention {
      * and V are read). Work is split over (batch, key/value head); each gradient element is reduced in one fixed
      * order, so results do not depend on the thread count.
      *
+     * <p>A query that sees no key (log-sum-exp −Inf) adds nothing: its dQ row is zeros. A NaN in query i's row of Q or
+     * dO makes its dQ row NaN, puts NaN in the dK and dV rows of the keys it sees, and leaves every other query's dQ finite;
+     * other dK and dV rows of the same tiles may turn NaN too, since a hidden key's weight 0 times NaN is NaN.
+     *
      * @param shape the sizes
      * @param scale the forward pass's scale; finite
      * @param causal the forward pass's causal flag

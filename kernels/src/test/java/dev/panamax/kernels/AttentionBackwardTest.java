@@ -2,10 +2,14 @@ package dev.panamax.kernels;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamax.kernels.testing.Agreement;
 import dev.panamax.kernels.testing.Inputs;
 import dev.panamax.kernels.testing.ReferenceAttention;
 import dev.panamax.kernels.testing.Tolerance;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 import java.util.SplittableRandom;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
@@ -68,7 +72,20 @@ class AttentionBackwardTest {
     /** The fast backward's gradients against the float64 reference's, within its bounds. */
     private static void assertMatchesReference(
             String name, Case c, float scale, float[] q, float[] k, float[] v, float[] mask, float[] dO) {
-        float[][] grads = fast(c, scale, q, k, v, mask, dO);
+        assertGradientsClose(name, c, scale, q, k, v, mask, dO, fast(c, scale, q, k, v, mask, dO));
+    }
+
+    /** Gradients {dQ, dK, dV, ...} against the float64 reference's, within its bounds. */
+    private static void assertGradientsClose(
+            String name,
+            Case c,
+            float scale,
+            float[] q,
+            float[] k,
+            float[] v,
+            float[] mask,
+            float[] dO,
+            float[][] grads) {
         ReferenceAttention.Gradients expected = c.referenceBackward(scale, q, k, v, mask, dO);
         Tolerance.assertClose(name + " dQ", expected.dq(), grads[0], expected.dqBound());
         Tolerance.assertClose(name + " dK", expected.dk(), grads[1], expected.dkBound());
@@ -176,6 +193,219 @@ class AttentionBackwardTest {
         }
     }
 
+    /**
+     * Q, K and V read in place from a packed projection {@code [batch, t, qHeads + 2·kvHeads, d]} (heads side by side
+     * in each token's row, after a few floats of padding), dQ, dK and dV written into a buffer of the same layout, and
+     * O, dO and the log-sum-exp token-major at an offset too: every result has the dense layout's bits, and the padding
+     * is not written.
+     */
+    @Test
+    void packedProjectionLayoutsGiveTheDenseBits() {
+        Case[] cases = {new Case(2, 4, 2, 70, 70, 32, true, true), new Case(1, 3, 1, 9, 9, 16, false, false)};
+        int pad = 5;
+        float scale = 0.25f;
+        for (Case c : cases) {
+            int d = c.d();
+            int t = c.tq();
+            int qWidth = c.qHeads() * d;
+            int width = qWidth + 2 * c.kvHeads() * d;
+            float[][] dense = tensors(c);
+            float[] mask = c.masked() ? mask(t, t) : null;
+            float[][] expected = fast(c, scale, dense[0], dense[1], dense[2], mask, dense[3]);
+            float[] qkv = new float[pad + c.batch() * t * width];
+            // NaN where nothing may be written, and where dK and dV must be zeroed before they are added to.
+            float[] dqkv = new float[qkv.length];
+            Arrays.fill(dqkv, Float.NaN);
+            float[] o = new float[pad + c.batch() * t * qWidth];
+            float[] dO = new float[o.length];
+            float[] lse = new float[pad + c.batch() * t * c.qHeads()];
+            float[] paddedMask = new float[pad + t * t];
+            if (mask != null) {
+                System.arraycopy(mask, 0, paddedMask, pad, mask.length);
+            }
+            long[] offsets = {pad, pad + qWidth, pad + qWidth + c.kvHeads() * d};
+            TensorView[] packed = new TensorView[3];
+            TensorView[] gradients = new TensorView[3];
+            for (int x = 0; x < 3; x++) {
+                packed[x] = TensorView.of(qkv, offsets[x], (long) t * width, d, width);
+                gradients[x] = TensorView.of(dqkv, offsets[x], (long) t * width, d, width);
+                int heads = x == 0 ? c.qHeads() : c.kvHeads();
+                copyRows(c.batch(), heads, t, d, dense[x], TensorView.dense(dense[x], heads, t, d), qkv, packed[x]);
+            }
+            TensorView oView = TensorView.of(o, pad, (long) t * qWidth, d, qWidth);
+            TensorView dOView = TensorView.of(dO, pad, (long) t * qWidth, d, qWidth);
+            copyRows(c.batch(), c.qHeads(), t, d, dense[3], TensorView.dense(dense[3], c.qHeads(), t, d), dO, dOView);
+            TensorView lseView = TensorView.of(lse, pad, (long) t * c.qHeads(), 1, c.qHeads());
+            forwardThenBackward(
+                    c,
+                    scale,
+                    new Views(
+                            packed[0],
+                            packed[1],
+                            packed[2],
+                            mask == null ? null : TensorView.of(paddedMask, pad, 0, 0, t),
+                            oView,
+                            lseView,
+                            dOView,
+                            gradients[0],
+                            gradients[1],
+                            gradients[2]));
+            float[][] got = new float[5][];
+            for (int x = 0; x < 3; x++) {
+                int heads = x == 0 ? c.qHeads() : c.kvHeads();
+                got[x] = new float[expected[x].length];
+                copyRows(c.batch(), heads, t, d, dqkv, gradients[x], got[x], TensorView.dense(got[x], heads, t, d));
+            }
+            got[3] = new float[expected[3].length];
+            copyRows(c.batch(), c.qHeads(), t, d, o, oView, got[3], TensorView.dense(got[3], c.qHeads(), t, d));
+            got[4] = new float[expected[4].length];
+            copyRows(c.batch(), c.qHeads(), t, 1, lse, lseView, got[4], TensorView.dense(got[4], c.qHeads(), t, 1));
+            String[] names = {"dQ", "dK", "dV", "O", "log-sum-exp"};
+            for (int x = 0; x < 5; x++) {
+                assertArrayEquals(expected[x], got[x], c + " packed " + names[x]);
+            }
+            for (int i = 0; i < pad; i++) {
+                assertTrue(Float.isNaN(dqkv[i]), c + " padding " + i + " of the packed gradients was written");
+            }
+            assertGradientsClose(c + " packed", c, scale, dense[0], dense[1], dense[2], mask, dense[3], got);
+        }
+    }
+
+    /** Copies {@code [batch, heads, rows, width]} row by row from one view of an array to another. */
+    private static void copyRows(
+            int batch,
+            int heads,
+            int rows,
+            int width,
+            float[] from,
+            TensorView fromView,
+            float[] to,
+            TensorView toView) {
+        for (int b = 0; b < batch; b++) {
+            for (int h = 0; h < heads; h++) {
+                for (int r = 0; r < rows; r++) {
+                    System.arraycopy(from, (int) fromView.row(b, h, r), to, (int) toView.row(b, h, r), width);
+                }
+            }
+        }
+    }
+
+    /**
+     * Forward and backward on float[]s, heap segments, native segments of a shared and a confined arena, a slice of a
+     * larger float[] and a segment over a byte[] (see {@link Agreement#assertFormsAgree}): the same bits everywhere,
+     * and the arrays' gradients within the reference's bounds. Several query and key tiles, a mask, grouped heads.
+     */
+    @Test
+    void everyStorageGivesTheSameBits() {
+        Case c = new Case(2, 4, 2, 70, 150, 32, true, true);
+        float scale = 0.125f;
+        float[][] t = tensors(c);
+        float[] mask = mask(c.tq(), c.tk());
+        float[] dk = new float[t[1].length];
+        Arrays.fill(dk, Float.NaN);
+        float[][] operands = {
+            t[0],
+            t[1],
+            t[2],
+            mask,
+            new float[t[0].length],
+            new float[c.batch() * c.qHeads() * c.tq()],
+            t[3],
+            new float[t[0].length],
+            dk,
+            new float[t[2].length]
+        };
+        Agreement.assertFormsAgree(
+                c + " forward and backward",
+                operands,
+                a -> {
+                    forwardThenBackward(c, scale, segments(a));
+                    assertGradientsClose(
+                            c + " on arrays", c, scale, a[0], a[1], a[2], a[3], a[6], new float[][] {a[7], a[8], a[9]});
+                },
+                (s, arena) -> forwardThenBackward(c, scale, s));
+    }
+
+    /**
+     * Causal with more queries than keys, which the Javadoc allows: query i sees keys {@code j <= i + tk - tq}, so the
+     * first {@code tq - tk} see none and get a log-sum-exp of -∞. Their gradients are zeros, every other one finite and
+     * within the reference's bounds. A whole query tile sees nothing; in the next, queries that see keys sit beside
+     * queries that see none.
+     */
+    @Test
+    void queriesThatSeeNoKeyGetZeroGradients() {
+        float scale = 0.25f;
+        for (boolean masked : new boolean[] {false, true}) {
+            Case c = new Case(1, 2, 1, 150, 40, 32, true, masked);
+            float[][] t = tensors(c);
+            float[] mask = masked ? mask(c.tq(), c.tk()) : null;
+            float[][] out = fast(c, scale, t[0], t[1], t[2], mask, t[3]);
+            int blind = c.tq() - c.tk();
+            for (int h = 0; h < c.qHeads(); h++) {
+                for (int i = 0; i < c.tq(); i++) {
+                    int row = h * c.tq() + i;
+                    String where = c + " head " + h + " query " + i;
+                    if (i < blind) {
+                        assertEquals(Float.NEGATIVE_INFINITY, out[4][row], where + " log-sum-exp");
+                    } else {
+                        assertTrue(Float.isFinite(out[4][row]), where + " log-sum-exp " + out[4][row]);
+                    }
+                    for (int e = 0; e < c.d(); e++) {
+                        float dq = out[0][row * c.d() + e];
+                        assertTrue(i < blind ? dq == 0 : Float.isFinite(dq), where + " dQ " + dq);
+                    }
+                }
+            }
+            for (int x = 1; x < 3; x++) {
+                for (float g : out[x]) {
+                    assertTrue(Float.isFinite(g), c + " gradient " + x + ": " + g);
+                }
+            }
+            assertGradientsClose(c.toString(), c, scale, t[0], t[1], t[2], mask, t[3], out);
+        }
+    }
+
+    /**
+     * A NaN in one element of query i's row, or of its output gradient's, makes query i's dQ row NaN and puts NaN in
+     * the dK and dV rows of the keys it sees, as the backward's Javadoc says; every other query's dQ stays finite, and with a NaN
+     * in Q, so do the dV rows of keys query i does not see. Causal, so some keys are unseen; queries in both query tiles.
+     */
+    @Test
+    void nanReachesTheGradientsOfItsQuery() {
+        Case c = new Case(1, 2, 1, 70, 70, 16, true, false);
+        int d = c.d();
+        for (int which : new int[] {0, 3}) {
+            for (int query : new int[] {5, 66}) {
+                float[][] t = tensors(c);
+                int row = c.tq() + query;
+                t[which][row * d + 3] = Float.NaN;
+                float[][] out = fast(c, 0.25f, t[0], t[1], t[2], null, t[3]);
+                String name = (which == 0 ? "NaN in Q" : "NaN in dO") + " of head 1 query " + query;
+                for (int r = 0; r < c.qHeads() * c.tq(); r++) {
+                    for (int e = 0; e < d; e++) {
+                        float dq = out[0][r * d + e];
+                        assertTrue(r == row ? Float.isNaN(dq) : Float.isFinite(dq), name + ": dQ row " + r + " " + dq);
+                    }
+                }
+                for (int key = 0; key < c.tk(); key++) {
+                    boolean nanK = false;
+                    boolean nanV = false;
+                    boolean finiteV = true;
+                    for (int e = 0; e < d; e++) {
+                        nanK |= Float.isNaN(out[1][key * d + e]);
+                        nanV |= Float.isNaN(out[2][key * d + e]);
+                        finiteV &= Float.isFinite(out[2][key * d + e]);
+                    }
+                    if (key <= query) {
+                        assertTrue(nanK && nanV, name + ": dK or dV of key " + key + " without NaN");
+                    } else if (which == 0) {
+                        assertTrue(finiteV, name + ": dV of unseen key " + key);
+                    }
+                }
+            }
+        }
+    }
+
     private static double loss(Case c, double scale, float[][] t, float[] mask) {
         double[] out = c.referenceForward(scale, t[0], t[1], t[2], mask).output();
         double sum = 0;
@@ -204,39 +434,94 @@ class AttentionBackwardTest {
         return mask;
     }
 
-    /** Forward (for O and the log-sum-exp) then backward; returns dQ, dK, dV. */
+    /** Forward (for O and the log-sum-exp) then backward on dense arrays; returns dQ, dK, dV, O and the log-sum-exp. */
     private static float[][] fast(Case c, float scale, float[] q, float[] k, float[] v, float[] mask, float[] dO) {
-        int d = c.d();
-        Attention.Shape shape = new Attention.Shape(c.batch(), c.qHeads(), c.kvHeads(), c.tq(), c.tk(), d);
-        float[] o = new float[q.length];
-        float[] lse = new float[c.batch() * c.qHeads() * c.tq()];
-        TensorView maskView = mask == null ? null : TensorView.of(mask, 0, 0, 0, c.tk());
-        TensorView qv = TensorView.dense(q, c.qHeads(), c.tq(), d);
-        TensorView kv = TensorView.dense(k, c.kvHeads(), c.tk(), d);
-        TensorView vv = TensorView.dense(v, c.kvHeads(), c.tk(), d);
-        TensorView lseView = TensorView.dense(lse, c.qHeads(), c.tq(), 1);
-        TensorView ov = TensorView.dense(o, c.qHeads(), c.tq(), d);
-        Attention.forward(shape, scale, c.causal(), qv, kv, vv, maskView, ov, lseView);
-        float[] dq = new float[q.length];
         float[] dk = new float[k.length];
-        float[] dv = new float[v.length];
-        java.util.Arrays.fill(dk, Float.NaN);
-        // The backward reads O, the forward's output: a read-only view of it must do.
+        // dK is zeroed before it is added to: NaN here would show if it were not.
+        Arrays.fill(dk, Float.NaN);
+        float[][] a = {
+            q,
+            k,
+            v,
+            mask,
+            new float[q.length],
+            new float[c.batch() * c.qHeads() * c.tq()],
+            dO,
+            new float[q.length],
+            dk,
+            new float[v.length]
+        };
+        forwardThenBackward(c, scale, segments(a));
+        return new float[][] {a[7], a[8], a[9], a[4], a[5]};
+    }
+
+    /**
+     * Forward then backward on dense tensors in segments: q, k, v, mask (null for none), o, lse, dO, dQ, dK, dV.
+     * The backward reads O, the forward's output, through a read-only view, as it must be able to.
+     */
+    private static void forwardThenBackward(Case c, float scale, MemorySegment[] s) {
+        int d = c.d();
+        TensorView q = TensorView.dense(s[0], c.qHeads(), c.tq(), d);
+        TensorView k = TensorView.dense(s[1], c.kvHeads(), c.tk(), d);
+        TensorView v = TensorView.dense(s[2], c.kvHeads(), c.tk(), d);
+        TensorView mask = s[3] == null ? null : new TensorView(s[3], 0, 0, 0, c.tk());
+        TensorView o = TensorView.dense(s[4], c.qHeads(), c.tq(), d);
+        TensorView lse = TensorView.dense(s[5], c.qHeads(), c.tq(), 1);
+        forwardThenBackward(
+                c,
+                scale,
+                new Views(
+                        q,
+                        k,
+                        v,
+                        mask,
+                        o,
+                        lse,
+                        TensorView.dense(s[6], c.qHeads(), c.tq(), d),
+                        TensorView.dense(s[7], c.qHeads(), c.tq(), d),
+                        TensorView.dense(s[8], c.kvHeads(), c.tk(), d),
+                        TensorView.dense(s[9], c.kvHeads(), c.tk(), d)));
+    }
+
+    /** Heap segments over arrays, null for null. */
+    private static MemorySegment[] segments(float[][] arrays) {
+        MemorySegment[] segments = new MemorySegment[arrays.length];
+        for (int i = 0; i < arrays.length; i++) {
+            segments[i] = arrays[i] == null ? null : MemorySegment.ofArray(arrays[i]);
+        }
+        return segments;
+    }
+
+    /** The views of one forward and backward call. */
+    private record Views(
+            TensorView q,
+            TensorView k,
+            TensorView v,
+            TensorView mask,
+            TensorView o,
+            TensorView lse,
+            TensorView dO,
+            TensorView dq,
+            TensorView dk,
+            TensorView dv) {}
+
+    private static void forwardThenBackward(Case c, float scale, Views w) {
+        Attention.Shape shape = new Attention.Shape(c.batch(), c.qHeads(), c.kvHeads(), c.tq(), c.tk(), c.d());
+        Attention.forward(shape, scale, c.causal(), w.q(), w.k(), w.v(), w.mask(), w.o(), w.lse());
         Attention.backward(
                 shape,
                 scale,
                 c.causal(),
-                qv,
-                kv,
-                vv,
-                maskView,
-                readOnly(ov),
-                lseView,
-                TensorView.dense(dO, c.qHeads(), c.tq(), d),
-                TensorView.dense(dq, c.qHeads(), c.tq(), d),
-                TensorView.dense(dk, c.kvHeads(), c.tk(), d),
-                TensorView.dense(dv, c.kvHeads(), c.tk(), d));
-        return new float[][] {dq, dk, dv};
+                w.q(),
+                w.k(),
+                w.v(),
+                w.mask(),
+                readOnly(w.o()),
+                w.lse(),
+                w.dO(),
+                w.dq(),
+                w.dk(),
+                w.dv());
     }
 
     private static TensorView readOnly(TensorView view) {
