@@ -73,6 +73,29 @@ class EmulatedTransformerKernelTest {
                 float[] best = new float[1];
                 result.copyTo(best);
                 assertEquals(417f, best[0], threads + " threads");
+
+                // The softmax's block sums and maximum too, against the distribution in double.
+                java.util.SplittableRandom random = new java.util.SplittableRandom(threads);
+                for (int i = 0; i < cols; i++) {
+                    values[i] = (float) (random.nextDouble() * 8 - 4);
+                }
+                x.copyFrom(values);
+                module.kernel("softmax_rows").launch(Dim3.of(1), Dim3.of(threads), 0, null, x, 0L, cols, 1, cols, 1f);
+                float[] y = new float[cols];
+                x.copyTo(y);
+                double max = Double.NEGATIVE_INFINITY;
+                for (float v : values) {
+                    max = Math.max(max, v);
+                }
+                double sum = 0;
+                for (float v : values) {
+                    sum += Math.exp(v - max);
+                }
+                for (int i = 0; i < cols; i++) {
+                    double expected = Math.exp(values[i] - max) / sum;
+                    // expf's ulp or two, and a float sum of 600 terms in a tree of at most ten levels.
+                    assertEquals(expected, y[i], 1e-5 * expected, threads + " threads, softmax at " + i);
+                }
             }
         }
     }
