@@ -5,7 +5,10 @@
 #   bench/gpu/check.sh prepare   here: builds the jars and a jlinked JDK 25 runtime into bench/gpu/prepared (git-ignored,
 #                                under 64 MiB together) and prints the device call that runs the check
 #   bench/gpu/check.sh run [PART...]
-#                                there: the parts in order, all three by default. Results go to $OUT (or bench/gpu/out).
+#                                there: the parts in order, all three by default (model first: its numbers matter
+#                                most), within $CHECK_SECONDS (default 360) in all. The results are written to a work
+#                                folder and come back as $OUT/check.tgz, with model.md and gemm.md beside it: the device
+#                                returns few files from $OUT.
 #     tests  the cuda-bindings tests, the `gpu` ones included (Panamax's kernels through CudaKernel, next to the same
 #            kernels on the emulated device), and the model's GpuTransformerTest (CudaBackend on the GPU against the
 #            CPU backend) and GpuPrecisionTest (its TF32 and BF16 products against float64): tests.txt, model-tests.txt
@@ -42,32 +45,43 @@ prepare() {
         -DoutputDirectory="$prepared/lib"
     "$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,jdk.zipfs,jdk.unsupported,jdk.incubator.vector,jdk.management \
         --output "$prepared/runtime" --strip-debug --no-man-pages --no-header-files --compress=zip-9
-    local mib
-    mib=$(du -sm "$prepared" | cut -f1)
-    if ((mib >= limit_mib)); then
-        echo "check.sh: $prepared is $mib MiB, over the $limit_mib MiB that travels" >&2
+    # The model's stories260K test reads ../shared/data, which does not travel: a copy does.
+    if [ -f "$root/../shared/data/stories260K.bin" ]; then
+        mkdir -p "$prepared/data"
+        cp "$root/../shared/data/stories260K.bin" "$prepared/data/"
+    fi
+    # What travels is the tracked tree and the carried folder together, with a margin under the limit.
+    local mib tracked
+    tracked=$(git -C "$root" ls-files -z | (cd "$root" && xargs -0 du -cb 2>/dev/null) | tail -n 1 | cut -f1)
+    mib=$(($(du -sb "$prepared" | cut -f1) / 1048576 + tracked / 1048576))
+    if ((mib >= limit_mib - 4)); then
+        echo "check.sh: $prepared and the tracked files are $mib MiB, too close to the $limit_mib MiB that travels" >&2
         exit 1
     fi
-    echo "prepared $prepared ($mib MiB). On the GPU machine, from the repository root:"
-    echo "  device run: command 'bench/gpu/check.sh run', carry ['bench/gpu/prepared'], timeout_s 590"
-    echo "  (or the parts one at a time: 'bench/gpu/check.sh run tests', '... run gemm', '... run model')"
+    echo "prepared $prepared ($mib MiB with the tracked files). On the GPU machine, from the repository root:"
+    echo "  device run: command 'bench/gpu/check.sh run', carry ['bench/gpu/prepared'], timeout_s 420"
+    echo "  (the script stops its parts by itself after \$CHECK_SECONDS, default 360 s, leaving time for a rerun)"
 }
 
-# Prints -D options pointing at the libcudart and libcublas that PyTorch's pip packages bring, if no toolkit has them.
+# Prints -D options pointing at the libcudart and libcublas that PyTorch's pip packages bring, so that Panamax and
+# torch.matmul run the same cuBLAS.
 pip_libraries() {
     python3 - <<'PY' 2>/dev/null || true
 import glob, os, site
 roots = site.getsitepackages() + [site.getusersitepackages()]
-for prop, pattern in (("cudart", "nvidia/cuda_runtime/lib/libcudart.so.1[123]"), ("cublas", "nvidia/cublas/lib/libcublas.so.1[123]")):
-    found = sorted(f for r in roots for f in glob.glob(os.path.join(r, pattern)))
+# CUDA 13's wheels keep both in nvidia/cu13/lib; CUDA 11 and 12's in a folder each.
+for prop, patterns in (
+        ("cudart", ("nvidia/cu13/lib/libcudart.so.13", "nvidia/cuda_runtime/lib/libcudart.so.1[12]")),
+        ("cublas", ("nvidia/cu13/lib/libcublas.so.13", "nvidia/cublas/lib/libcublas.so.1[12]"))):
+    found = [f for pattern in patterns for f in sorted(f for r in roots for f in glob.glob(os.path.join(r, pattern)))]
     if found:
-        print(f"-Dpanamax.cuda.{prop}={found[-1]}")
+        print(f"-Dpanamax.cuda.{prop}={found[0]}")
 PY
 }
 
 run() {
     local parts=("$@")
-    ((${#parts[@]})) || parts=(tests gemm model)
+    ((${#parts[@]})) || parts=(model gemm tests)
     local part
     for part in "${parts[@]}"; do
         case $part in
@@ -75,15 +89,21 @@ run() {
             *) echo "check.sh: unknown part ($part); the parts are tests, gemm and model" >&2; return 2 ;;
         esac
     done
-    out=${OUT:-$root/bench/gpu/out}
-    mkdir -p "$out"
+    returned=${OUT:-$root/bench/gpu/out}
+    out=$(mktemp -d "${TMPDIR:-/tmp}/panamax-check-XXXXXX")
+    mkdir -p "$returned"
+    deadline=$((SECONDS + ${CHECK_SECONDS:-360}))
+    # Whatever happens, the results come back in one archive, with the two tables beside it.
+    trap 'tar -czf "$returned/check.tgz" -C "$out" . 2>/dev/null; cp "$out"/model.md "$out"/gemm.md "$returned"/ 2>/dev/null; true' EXIT
+    if [ -f "$prepared/data/stories260K.bin" ] && [ ! -f "$root/../shared/data/stories260K.bin" ]; then
+        mkdir -p "$root/../shared/data" && cp "$prepared/data/stories260K.bin" "$root/../shared/data/"
+    fi
     java="$prepared/runtime/bin/java"
     lib="$prepared/lib"
     flags=(--enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector)
-    if ! ldconfig -p 2>/dev/null | grep -qE 'libcublas\.so\.1[123] ' && [ -z "${CUDA_HOME:-}" ]; then
-        read -ra pip <<<"$(pip_libraries | tr '\n' ' ')"
-        flags+=("${pip[@]}")
-    fi
+    local pip
+    read -ra pip <<<"$(pip_libraries | tr '\n' ' ')"
+    flags+=("${pip[@]}")
     echo "== $(nvidia-smi -L 2>/dev/null || echo 'no nvidia-smi'); java flags: ${flags[*]}"
     local status=0
     for part in "${parts[@]}"; do
@@ -92,25 +112,49 @@ run() {
     return $status
 }
 
+# Runs a command under timeout for at most $1 seconds, cut to the run's deadline; refuses once the deadline has passed
+# (timeout 0 would mean no limit at all).
+within() {
+    local left=$((deadline - SECONDS))
+    local limit=$((left < $1 ? left : $1))
+    shift
+    if ((limit <= 0)); then
+        echo "check.sh: no time left for ${*##*/}" >&2
+        return 1
+    fi
+    timeout "$limit" "$@"
+}
+
+# Fails when JUnit's summary in FILE counts aborted tests: a GPU test that finds no CUDA aborts, and JUnit exits 0.
+no_aborted() {
+    if grep -qE '\[ *[1-9][0-9]* tests aborted' "$1"; then
+        echo "check.sh: $(basename "$1"): tests aborted (CUDA not found?): $(grep -E 'tests aborted' "$1")" >&2
+        return 1
+    fi
+}
+
 tests() {
     local status=0
-    (cd "$root/cuda-bindings" && "$java" "${flags[@]}" -jar "$lib"/junit-platform-console-standalone-*.jar execute \
+    (cd "$root/cuda-bindings" && within 150 "$java" "${flags[@]}" -jar "$lib"/junit-platform-console-standalone-*.jar execute \
         --class-path "$lib/cuda-bindings.jar:$lib/cuda-bindings-tests.jar:$lib/kernels.jar:$lib/kernels-tests.jar" \
         --scan-class-path "$lib/cuda-bindings-tests.jar" --details=tree --disable-banner) 2>&1 | tee "$out/tests.txt" ||
         status=1
-    (cd "$root/model" && "$java" "${flags[@]}" -jar "$lib"/junit-platform-console-standalone-*.jar execute \
+    no_aborted "$out/tests.txt" || status=1
+    (cd "$root/model" && within 120 "$java" "${flags[@]}" -jar "$lib"/junit-platform-console-standalone-*.jar execute \
         --class-path "$lib/model.jar:$lib/model-tests.jar:$lib/cuda-bindings.jar:$lib/kernels.jar:$lib/kernels-tests.jar" \
         --select-class dev.panamax.model.generate.GpuTransformerTest \
         --select-class dev.panamax.model.backend.GpuPrecisionTest --details=tree --disable-banner) 2>&1 |
         tee "$out/model-tests.txt" || status=1
+    no_aborted "$out/model-tests.txt" || status=1
     return $status
 }
 
 gemm() {
     local status=0
-    "$java" "${flags[@]}" -cp "$lib/cuda-bindings.jar:$lib/bench-gpu.jar" dev.panamax.bench.CublasGemm "${sizes[@]}" |
-        tee "$out/panamax.csv" || status=1
-    PYTHONUNBUFFERED=1 python3 "$root/bench/gpu/torch_gemm.py" "${sizes[@]}" | tee "$out/torch.csv" || status=1
+    within 120 "$java" "${flags[@]}" -cp "$lib/cuda-bindings.jar:$lib/bench-gpu.jar" \
+        dev.panamax.bench.CublasGemm "${sizes[@]}" | tee "$out/panamax.csv" || status=1
+    PYTHONUNBUFFERED=1 within 90 python3 "$root/bench/gpu/torch_gemm.py" "${sizes[@]}" |
+        tee "$out/torch.csv" || status=1
     python3 - "$out" <<'PY' | tee "$out/gemm.md"
 import csv, os, sys
 out = sys.argv[1]
@@ -133,11 +177,12 @@ PY
     return $status
 }
 
-# Runs one model benchmark program (Java or Python) under a time limit; its output goes to the console and to FILE.
+# Runs one model benchmark program (Java or Python) under a time limit, cut to the run's deadline; its output goes to
+# the console and to FILE.
 benchmark() {
     local file=$1 limit=$2
     shift 2
-    PYTHONUNBUFFERED=1 timeout "$limit" "$@" 2>&1 | tee "$out/$file"
+    PYTHONUNBUFFERED=1 within "$limit" "$@" 2>&1 | tee "$out/$file"
 }
 
 model() {
