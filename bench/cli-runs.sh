@@ -1,7 +1,7 @@
 # Sourced by decode-peers.sh and startup.sh: what both read from the command-line runs they time.
 
-# The median of the numbers on standard input, one per line.
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+# The median of the numbers on standard input, one per line; empty lines (a run that printed no rate) do not count.
+median() { sort -g | awk 'NF { v[++n] = $1 } END { if (n) print (n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2) }'; }
 
 # The decode rate in FILE, the standard error of panamax generate or of llama2.c's run.c.
 decode_rate() {

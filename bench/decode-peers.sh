@@ -39,8 +39,9 @@ jar=$root/bench/target/benchmarks.jar
 mkdir -p "$work"
 weights=$work/llama2c-$shape-random.bin
 if [ ! -f "$weights" ]; then
+  # Its standard error (the JDK's incubator warning) is shown only when it fails.
   "$JAVA_HOME/bin/java" --add-modules jdk.incubator.vector -cp "$jar" dev.panamax.bench.RandomCheckpoint "$shape" \
-    "$weights" 2>/dev/null
+    "$weights" 2>"$weights.err" || { cat "$weights.err" >&2; rm -f "$weights"; exit 1; }
 fi
 gguf=$work/llama2c-$shape-random-f32.gguf
 if [ -n "$llama_bench$llama_completion" ] && [ ! -f "$gguf" ]; then

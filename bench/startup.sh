@@ -28,8 +28,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 if [ -z "$model" ]; then
   model=$work/llama2c-15M-random.bin
+  # Its standard error (the JDK's incubator warning) is shown only when it fails, say for want of the jar.
   "$JAVA_HOME/bin/java" --add-modules jdk.incubator.vector -cp "$root/bench/target/benchmarks.jar" \
-    dev.panamax.bench.RandomCheckpoint 15M "$model" 2>/dev/null
+    dev.panamax.bench.RandomCheckpoint 15M "$model" 2>"$work/random.err" || { cat "$work/random.err" >&2; exit 1; }
 fi
 if [ -z "$tokenizer" ] && [ -n "$run_c" ]; then
   tokenizer=$(dirname "$run_c")/tokenizer.bin
