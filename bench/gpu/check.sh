@@ -50,9 +50,11 @@ prepare() {
         mkdir -p "$prepared/data"
         cp "$root/../shared/data/stories260K.bin" "$prepared/data/"
     fi
-    # What travels is the tracked tree and the carried folder together, with a margin under the limit.
+    # What travels is the working tree (tracked files and untracked ones git does not ignore) and the carried folder
+    # together, with a margin under the limit.
     local mib tracked
-    tracked=$(git -C "$root" ls-files -z | (cd "$root" && xargs -0 du -cb 2>/dev/null) | tail -n 1 | cut -f1)
+    tracked=$(cd "$root" && git ls-files -z --cached --others --exclude-standard | du -cb --files0-from=- 2>/dev/null |
+        tail -n 1 | cut -f1)
     mib=$(($(du -sb "$prepared" | cut -f1) / 1048576 + tracked / 1048576))
     if ((mib >= limit_mib - 4)); then
         echo "check.sh: $prepared and the tracked files are $mib MiB, too close to the $limit_mib MiB that travels" >&2
@@ -73,9 +75,11 @@ roots = site.getsitepackages() + [site.getusersitepackages()]
 for prop, patterns in (
         ("cudart", ("nvidia/cu13/lib/libcudart.so.13", "nvidia/cuda_runtime/lib/libcudart.so.1[12]")),
         ("cublas", ("nvidia/cu13/lib/libcublas.so.13", "nvidia/cublas/lib/libcublas.so.1[12]"))):
-    found = [f for pattern in patterns for f in sorted(f for r in roots for f in glob.glob(os.path.join(r, pattern)))]
-    if found:
-        print(f"-Dpanamax.cuda.{prop}={found[0]}")
+    for pattern in patterns:  # in order of preference, the newest match of the first that matches
+        found = sorted(f for r in roots for f in glob.glob(os.path.join(r, pattern)))
+        if found:
+            print(f"-Dpanamax.cuda.{prop}={found[-1]}")
+            break
 PY
 }
 

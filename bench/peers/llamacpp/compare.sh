@@ -58,11 +58,14 @@ greedy() {
   if [ -n "$runc_ids" ] && [ "$fa" = off ]; then
     px generate --model "$file" --temperature 0 -n "$n" --threads "$threads" --print-ids | tr ' ' '\n' \
       | grep -v '^$' > "$work/panamax.ids"
-    tr ' ' '\n' < "$runc_ids" | grep -v '^$' | head -"$n" > "$work/runc.ids"
+    # Read through a substitution: head stopping early must not fail the pipeline under pipefail.
+    head -n "$n" < <(tr ' ' '\n' < "$runc_ids" | grep -v '^$' || true) > "$work/runc.ids"
     local both
     both=$(( $(wc -l < "$work/runc.ids") < $(wc -l < "$work/panamax.ids") ? $(wc -l < "$work/runc.ids") \
       : $(wc -l < "$work/panamax.ids") ))
-    if diff -q <(head -"$both" "$work/runc.ids") <(head -"$both" "$work/panamax.ids") >/dev/null; then
+    if [ "$both" -eq 0 ]; then
+      echo "  ids vs run.c: no ids to compare (run.c's or Panamax's list is empty)"
+    elif diff -q <(head -"$both" "$work/runc.ids") <(head -"$both" "$work/panamax.ids") >/dev/null; then
       echo "  the first $both ids vs run.c: identical"; else echo "  the first $both ids vs run.c: DIFFERENT"; fi
   fi
 }

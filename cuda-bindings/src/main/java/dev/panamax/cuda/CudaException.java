@@ -9,7 +9,8 @@ import java.util.Set;
  * out of memory} or {@code cuLaunchKernel failed for kernel vector_add: CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES (701): too
  * many resources requested for launch}.
  *
- * <p>A sticky error ({@link #sticky()}, e.g. {@code cudaErrorIllegalAddress} from a GPU) is a kernel's fault on the device: CUDA
+ * <p>A sticky error ({@link #sticky()}, e.g. {@code cudaErrorIllegalAddress} from a GPU) is a kernel's fault on the
+ * device, or an uncorrectable memory error: CUDA
  * reports it at whatever call comes next, which need not be the one that caused it, and every later call in the process
  * fails the same way. Its message says so.
  *
@@ -110,7 +111,8 @@ public class CudaException extends RuntimeException {
                 + ")"
                 + (description.isEmpty() ? "" : ": " + description)
                 + (sticky
-                        ? " (a sticky error: a kernel failed on the device, maybe in an earlier launch than this call;"
+                        ? " (a sticky error: the device failed, a kernel's fault or an uncorrectable memory error, maybe"
+                                + " in an earlier launch than this call;"
                                 + " every later CUDA call in this process fails too, so the process must be restarted to"
                                 + " use CUDA again)"
                         : ""));

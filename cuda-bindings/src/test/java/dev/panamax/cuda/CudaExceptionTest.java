@@ -41,8 +41,8 @@ class CudaExceptionTest {
                 copy.getMessage()
                         .startsWith(
                                 "cudaMemcpyAsync failed: cudaErrorIllegalAddress (700): an illegal memory access was"
-                                        + " encountered (a sticky error: a kernel failed on the device, maybe in an earlier"
-                                        + " launch than this call;"),
+                                        + " encountered (a sticky error: the device failed, a kernel's fault or an"
+                                        + " uncorrectable memory error, maybe in an earlier launch than this call;"),
                 copy.getMessage());
         assertTrue(copy.getMessage().endsWith("the process must be restarted to use CUDA again)"), copy.getMessage());
         assertTrue(CudaException.fromDevice(

@@ -22,7 +22,7 @@ final class TensorChecks {
         }
     }
 
-    /** A softmax temperature: finite and positive, and not subnormal, since the logits are scaled by its reciprocal. */
+    /** A softmax temperature: finite and positive, with a finite reciprocal, by which the logits are scaled. */
     static void temperature(float temperature) {
         if (!(temperature > 0) || !Float.isFinite(temperature) || !Float.isFinite(1 / temperature)) {
             throw new IllegalArgumentException(

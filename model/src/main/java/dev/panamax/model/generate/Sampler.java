@@ -25,7 +25,7 @@ public final class Sampler {
      * A sampler.
      *
      * @param temperature 0 for greedy decoding, otherwise the softmax temperature, finite and large enough that its
-     *     reciprocal is finite (not subnormal)
+     *     reciprocal is finite (at least about 2.94e-39)
      * @param topK keep only this many most likely tokens; 0 keeps all
      * @param topP keep the most likely tokens up to this cumulative probability, in (0, 1]; 1 keeps all
      * @param seed the random generator's seed
@@ -36,7 +36,7 @@ public final class Sampler {
             throw new IllegalArgumentException("temperature (" + temperature + ") must be finite and >= 0");
         }
         if (temperature > 0 && !Float.isFinite(1 / temperature)) {
-            // The softmax divides the logits by it: a subnormal temperature would scale them to infinity.
+            // The softmax divides the logits by it: one whose reciprocal overflows would scale them to infinity.
             throw new IllegalArgumentException("temperature (" + temperature + ") must be 0 or at least "
                     + Math.nextUp(1 / Float.MAX_VALUE) + ", whose reciprocal is finite");
         }
@@ -95,9 +95,8 @@ public final class Sampler {
         // A double just below 1 rounds to 1f, which no cumulative sum exceeds.
         float coin = Math.min((float) random.nextDouble(), Math.nextDown(1f));
         if (topK == 0 && topP == 1) {
-            // The probabilities' float sum falls short of 1 by rounding: the coin is scaled to it, so no draw lands
-            // past
-            // the last token.
+            // The probabilities' float sum falls short of 1 by rounding: the coin is scaled to it, so that no draw
+            // lands past the last token.
             float sum = 0;
             for (int i = 0; i < n; i++) {
                 sum += probabilities[i];

@@ -4,7 +4,6 @@ import dev.panamax.model.backend.Backend;
 import dev.panamax.model.backend.MatmulPrecision;
 import dev.panamax.model.backend.MemorySize;
 import dev.panamax.model.backend.Tensor;
-import dev.panamax.model.io.AtomicFiles;
 import dev.panamax.model.io.DType;
 import dev.panamax.model.io.Gpt2Checkpoint;
 import dev.panamax.model.io.Llama2cCheckpoint;
@@ -811,8 +810,13 @@ public final class Trainer {
         CheckpointDirectory.commit(directory, stepDirectory, written, CHECKPOINT_FILES, savePoint);
     }
 
-    private void write(Path stepDirectory, String name, List<String> written, AtomicFiles.Content writer)
-            throws IOException {
+    /** Writes one checkpoint file, at a path in the new step directory that does not exist yet. */
+    @FunctionalInterface
+    private interface StepFile {
+        void write(Path file) throws IOException;
+    }
+
+    private void write(Path stepDirectory, String name, List<String> written, StepFile writer) throws IOException {
         Path file = stepDirectory.resolve(name);
         writer.write(file);
         written.add(name);

@@ -151,7 +151,7 @@ class SamplerTest {
         assertTrue(assertThrows(IllegalArgumentException.class, () -> new Sampler(1, 0, 0, 0))
                 .getMessage()
                 .contains("topP (0.0) must be in (0, 1]"));
-        // A subnormal temperature's reciprocal is infinite: the softmax would scale every logit to infinity.
+        // A temperature whose reciprocal overflows would make the softmax scale every logit to infinity.
         assertEquals(
                 "temperature (1.0E-39) must be 0 or at least 2.938737E-39, whose reciprocal is finite",
                 assertThrows(IllegalArgumentException.class, () -> new Sampler(1e-39f, 0, 1, 0))

@@ -62,8 +62,7 @@ class AtomicFilesTest {
 
     @Test
     void quantizingAFileOverItsOwnTemporaryNameKeepsTheInput() throws IOException {
-        // The writer used to write "X.tmp" and rename it over X: with the input named X.tmp, it truncated its own
-        // input.
+        // An input named as the output plus .tmp, the name a fixed temporary would take, is read, never truncated.
         Path input = dir.resolve("tiny.bin.tmp");
         Llama2cCheckpoint.writeRandom(input, CONFIG, 1);
         byte[] before = Files.readAllBytes(input);
