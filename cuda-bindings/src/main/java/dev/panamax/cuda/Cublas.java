@@ -199,20 +199,10 @@ public final class Cublas implements AutoCloseable {
                 stream.ensureOpen();
             }
         } else {
-            ownership.acquire();
-            try {
-                if (stream == null) {
-                    check("cublasSetStream_v2", CudaFfi.cublasSetStream_v2(handle, MemorySegment.NULL));
-                } else {
-                    stream.acquire();
-                    try {
-                        check("cublasSetStream_v2", CudaFfi.cublasSetStream_v2(handle, stream.heldHandle()));
-                    } finally {
-                        stream.release();
-                    }
-                }
-            } finally {
-                ownership.release();
+            try (Ownership.Held _ = Ownership.hold(ownership, stream == null ? null : stream.ownership())) {
+                check(
+                        "cublasSetStream_v2",
+                        CudaFfi.cublasSetStream_v2(handle, stream == null ? MemorySegment.NULL : stream.heldHandle()));
             }
         }
         this.stream = stream;
@@ -666,104 +656,32 @@ public final class Cublas implements AutoCloseable {
         }
         // The handle, its stream and the buffers are held until the product is queued (on the emulated device, until
         // it has run), so that a close on another thread waits for it instead of freeing them under cuBLAS.
-        ownership.acquire();
-        try {
-            acquireStream(queue);
-            try {
-                productHeld(
-                        product,
-                        compute,
-                        transA,
-                        transB,
-                        m,
-                        n,
-                        k,
-                        alpha,
-                        a,
-                        aOffset,
-                        lda,
-                        strideA,
-                        b,
-                        bOffset,
-                        ldb,
-                        strideB,
-                        beta,
-                        c,
-                        cOffset,
-                        ldc,
-                        strideC,
-                        batchCount);
-            } finally {
-                if (queue != null) {
-                    queue.release();
-                }
-            }
-        } finally {
-            ownership.release();
-        }
-    }
-
-    /** Holds the three buffers for {@link #productQueued}. */
-    private void productHeld(
-            Product product,
-            ComputeType compute,
-            Transpose transA,
-            Transpose transB,
-            int m,
-            int n,
-            int k,
-            float alpha,
-            DeviceBuffer a,
-            long aOffset,
-            int lda,
-            long strideA,
-            DeviceBuffer b,
-            long bOffset,
-            int ldb,
-            long strideB,
-            float beta,
-            DeviceBuffer c,
-            long cOffset,
-            int ldc,
-            long strideC,
-            int batchCount) {
-        a.acquire();
-        try {
-            b.acquire();
-            try {
-                c.acquire();
-                try {
-                    productQueued(
-                            product,
-                            compute,
-                            transA,
-                            transB,
-                            m,
-                            n,
-                            k,
-                            alpha,
-                            a,
-                            aOffset,
-                            lda,
-                            strideA,
-                            b,
-                            bOffset,
-                            ldb,
-                            strideB,
-                            beta,
-                            c,
-                            cOffset,
-                            ldc,
-                            strideC,
-                            batchCount);
-                } finally {
-                    c.release();
-                }
-            } finally {
-                b.release();
-            }
-        } finally {
-            a.release();
+        try (Ownership.Held _ = Ownership.hold(ownership);
+                Ownership.Held _ = holdStream(queue);
+                Ownership.Held _ = Ownership.hold(a.ownership(), b.ownership(), c.ownership())) {
+            productQueued(
+                    product,
+                    compute,
+                    transA,
+                    transB,
+                    m,
+                    n,
+                    k,
+                    alpha,
+                    a,
+                    aOffset,
+                    lda,
+                    strideA,
+                    b,
+                    bOffset,
+                    ldb,
+                    strideB,
+                    beta,
+                    c,
+                    cOffset,
+                    ldc,
+                    strideC,
+                    batchCount);
         }
     }
 
@@ -778,12 +696,9 @@ public final class Cublas implements AutoCloseable {
     }
 
     /** Holds the handle's stream for a product; a closed one is refused as {@link #requireStreamOpen} refuses it. */
-    private void acquireStream(CudaStream queue) {
-        if (queue == null) {
-            return;
-        }
+    private Ownership.Held holdStream(CudaStream queue) {
         try {
-            queue.acquire();
+            return Ownership.hold(queue == null ? null : queue.ownership());
         } catch (IllegalStateException e) {
             throw closedStream(queue, e);
         }

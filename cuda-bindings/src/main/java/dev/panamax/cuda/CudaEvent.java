@@ -56,7 +56,7 @@ public final class CudaEvent implements AutoCloseable {
         return emulated;
     }
 
-    /** The native {@code cudaEvent_t}, for a caller that holds the event ({@link #acquire()}). */
+    /** The native {@code cudaEvent_t}, for a caller that holds the event ({@link Ownership#hold}). */
     MemorySegment heldHandle() {
         return handle;
     }
@@ -66,14 +66,9 @@ public final class CudaEvent implements AutoCloseable {
         ownership.ensureOpen();
     }
 
-    /** Starts a use of the event by a native call: a close waits until {@link #release()}. */
-    void acquire() {
-        ownership.acquire();
-    }
-
-    /** Ends a use started by {@link #acquire()}. */
-    void release() {
-        ownership.release();
+    /** The event's open/closed state and uses, for {@link Ownership#hold}. */
+    Ownership ownership() {
+        return ownership;
     }
 
     /**
@@ -92,16 +87,8 @@ public final class CudaEvent implements AutoCloseable {
             recordedNanos = System.nanoTime();
             return;
         }
-        ownership.acquire();
-        try {
-            stream.acquire();
-            try {
-                Cuda.check("cudaEventRecord", CudaFfi.cudaEventRecord(handle, stream.heldHandle()));
-            } finally {
-                stream.release();
-            }
-        } finally {
-            ownership.release();
+        try (Ownership.Held _ = Ownership.hold(ownership, stream.ownership())) {
+            Cuda.check("cudaEventRecord", CudaFfi.cudaEventRecord(handle, stream.heldHandle()));
         }
     }
 
@@ -149,18 +136,11 @@ public final class CudaEvent implements AutoCloseable {
         if (emulated || start.emulated) {
             return emulatedMillis(start);
         }
-        ownership.acquire();
-        try (Arena arena = Arena.ofConfined()) {
-            start.acquire();
-            try {
-                MemorySegment millis = arena.allocate(C_FLOAT);
-                Cuda.check("cudaEventElapsedTime", CudaFfi.cudaEventElapsedTime(millis, start.handle, handle));
-                return millis.get(C_FLOAT, 0);
-            } finally {
-                start.release();
-            }
-        } finally {
-            ownership.release();
+        try (Ownership.Held _ = Ownership.hold(ownership, start.ownership);
+                Arena arena = Arena.ofConfined()) {
+            MemorySegment millis = arena.allocate(C_FLOAT);
+            Cuda.check("cudaEventElapsedTime", CudaFfi.cudaEventElapsedTime(millis, start.handle, handle));
+            return millis.get(C_FLOAT, 0);
         }
     }
 

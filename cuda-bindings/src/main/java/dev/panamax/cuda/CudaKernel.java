@@ -192,15 +192,8 @@ public final class CudaKernel {
         DriverKernels.Module gpu = module.acquire();
         try {
             check(grid, block, sharedMemoryBytes, stream, arguments);
-            if (stream != null) {
-                stream.acquire();
-            }
-            try {
+            try (Ownership.Held _ = Ownership.hold(held(stream, arguments))) {
                 launchHeld(gpu, grid, block, sharedMemoryBytes, stream, arguments);
-            } finally {
-                if (stream != null) {
-                    stream.release();
-                }
             }
         } finally {
             module.release();
@@ -228,7 +221,17 @@ public final class CudaKernel {
         checkArguments(Arguments.present("arguments", arguments));
     }
 
-    /** Holds every buffer argument for the launch itself; releases exactly those it acquired. */
+    /** What a launch holds besides its module: the stream, if any, and every buffer argument. */
+    private static Ownership[] held(CudaStream stream, Object[] arguments) {
+        Ownership[] owners = new Ownership[arguments.length + 1];
+        owners[0] = stream == null ? null : stream.ownership();
+        for (int i = 0; i < arguments.length; i++) {
+            owners[i + 1] = arguments[i] instanceof DeviceBuffer buffer ? buffer.ownership() : null;
+        }
+        return owners;
+    }
+
+    /** The launch itself, once the module, the stream and the buffer arguments are held. */
     private void launchHeld(
             DriverKernels.Module gpu,
             Dim3 grid,
@@ -236,34 +239,18 @@ public final class CudaKernel {
             int sharedMemoryBytes,
             CudaStream stream,
             Object[] arguments) {
-        int held = 0;
-        try {
-            for (Object argument : arguments) {
-                if (argument instanceof DeviceBuffer buffer) {
-                    buffer.acquire();
-                    held++;
-                }
-            }
-            if (gpu == null) {
-                EmulatedDevice.launch(emulated, grid, block, sharedMemoryBytes, module.scheduleSeed(), arguments);
-            } else {
-                gpu.launch(
-                        function,
-                        name,
-                        grid,
-                        block,
-                        sharedMemoryBytes,
-                        sharedMemoryBytes + staticSharedBytes > module.limits().maxSharedMemoryPerBlock(),
-                        stream == null ? MemorySegment.NULL : stream.heldHandle(),
-                        arguments);
-            }
-        } finally {
-            for (int i = 0; i < arguments.length && held > 0; i++) {
-                if (arguments[i] instanceof DeviceBuffer buffer) {
-                    buffer.release();
-                    held--;
-                }
-            }
+        if (gpu == null) {
+            EmulatedDevice.launch(emulated, grid, block, sharedMemoryBytes, module.scheduleSeed(), arguments);
+        } else {
+            gpu.launch(
+                    function,
+                    name,
+                    grid,
+                    block,
+                    sharedMemoryBytes,
+                    sharedMemoryBytes + staticSharedBytes > module.limits().maxSharedMemoryPerBlock(),
+                    stream == null ? MemorySegment.NULL : stream.heldHandle(),
+                    arguments);
         }
     }
 

@@ -176,20 +176,12 @@ public final class CudaStream implements AutoCloseable {
             ownership.ensureOpen();
             return;
         }
-        ownership.acquire();
-        try {
-            event.acquire();
-            try {
-                Cuda.check("cudaStreamWaitEvent", CudaFfi.cudaStreamWaitEvent(handle, event.heldHandle(), 0));
-            } finally {
-                event.release();
-            }
-        } finally {
-            ownership.release();
+        try (Ownership.Held _ = Ownership.hold(ownership, event.ownership())) {
+            Cuda.check("cudaStreamWaitEvent", CudaFfi.cudaStreamWaitEvent(handle, event.heldHandle(), 0));
         }
     }
 
-    /** The native {@code cudaStream_t}, for a caller that holds the stream ({@link #acquire()}). */
+    /** The native {@code cudaStream_t}, for a caller that holds the stream ({@link Ownership#hold}). */
     MemorySegment heldHandle() {
         return handle;
     }
@@ -204,14 +196,9 @@ public final class CudaStream implements AutoCloseable {
         ownership.ensureOpen();
     }
 
-    /** Starts a use of the stream by a native call: a close waits until {@link #release()}. */
-    void acquire() {
-        ownership.acquire();
-    }
-
-    /** Ends a use started by {@link #acquire()}. */
-    void release() {
-        ownership.release();
+    /** The stream's open/closed state and uses, for {@link Ownership#hold}. */
+    Ownership ownership() {
+        return ownership;
     }
 
     /**

@@ -282,31 +282,23 @@ public final class DeviceBuffer implements AutoCloseable {
             return;
         }
         // Both buffers are held for the copy, so that a close on another thread waits for it instead of freeing them.
-        acquire();
-        try {
-            src.acquire();
-            try {
-                if (isEmulated()) {
-                    MemorySegment.copy(
-                            src.emulated,
-                            srcIndex * type.byteSize(),
-                            emulated,
-                            index * type.byteSize(),
-                            count * type.byteSize());
-                } else {
-                    Cuda.check(
-                            "cudaMemcpy",
-                            CudaFfi.cudaMemcpy(
-                                    heldPointer(index),
-                                    src.heldPointer(srcIndex),
-                                    count * type.byteSize(),
-                                    CudaFfi.cudaMemcpyDeviceToDevice()));
-                }
-            } finally {
-                src.release();
+        try (Ownership.Held _ = Ownership.hold(ownership, src.ownership)) {
+            if (isEmulated()) {
+                MemorySegment.copy(
+                        src.emulated,
+                        srcIndex * type.byteSize(),
+                        emulated,
+                        index * type.byteSize(),
+                        count * type.byteSize());
+            } else {
+                Cuda.check(
+                        "cudaMemcpy",
+                        CudaFfi.cudaMemcpy(
+                                heldPointer(index),
+                                src.heldPointer(srcIndex),
+                                count * type.byteSize(),
+                                CudaFfi.cudaMemcpyDeviceToDevice()));
             }
-        } finally {
-            release();
         }
     }
 
@@ -355,20 +347,8 @@ public final class DeviceBuffer implements AutoCloseable {
             return;
         }
         // The buffer and the stream are held for the copy, so that a close on another thread waits for it.
-        acquire();
-        try {
-            if (stream != null) {
-                stream.acquire();
-            }
-            try {
-                copyHeld(toDevice, index, host, bytes, stream);
-            } finally {
-                if (stream != null) {
-                    stream.release();
-                }
-            }
-        } finally {
-            release();
+        try (Ownership.Held _ = Ownership.hold(ownership, stream == null ? null : stream.ownership())) {
+            copyHeld(toDevice, index, host, bytes, stream);
         }
     }
 
@@ -446,14 +426,9 @@ public final class DeviceBuffer implements AutoCloseable {
         }
     }
 
-    /** Starts a use of the buffer by a native call: a close waits until {@link #release()}. */
-    void acquire() {
-        ownership.acquire();
-    }
-
-    /** Ends a use started by {@link #acquire()}. */
-    void release() {
-        ownership.release();
+    /** The buffer's open/closed state and uses, for {@link Ownership#hold}. */
+    Ownership ownership() {
+        return ownership;
     }
 
     /** The uses in progress, for tests. */
@@ -462,7 +437,7 @@ public final class DeviceBuffer implements AutoCloseable {
     }
 
     /**
-     * The device address of an element, for a caller that holds the buffer ({@link #acquire()}): a close on another
+     * The device address of an element, for a caller that holds the buffer ({@link Ownership#hold}): a close on another
      * thread may have begun, but waits for the caller.
      */
     MemorySegment heldPointer(long index) {
@@ -471,7 +446,7 @@ public final class DeviceBuffer implements AutoCloseable {
 
     /**
      * The emulated device's memory of this buffer, for launches and emulated libraries, which hold the buffer ({@link
-     * #acquire()}).
+     * Ownership#hold}).
      */
     MemorySegment emulatedMemory() {
         if (emulated == null) {

@@ -99,6 +99,46 @@ final class Ownership {
         return state.get() < 0;
     }
 
+    /**
+     * Starts a use of each resource in order, null ones skipped, for a try-with-resources block whose close ends them
+     * all; when one is closed, the uses already started are ended before its {@link IllegalStateException} is thrown.
+     */
+    static Held hold(Ownership... owners) {
+        Held held = new Held(owners);
+        try {
+            for (Ownership owner : owners) {
+                if (owner != null) {
+                    owner.acquire();
+                }
+                held.started++;
+            }
+        } catch (IllegalStateException e) {
+            held.close();
+            throw e;
+        }
+        return held;
+    }
+
+    /** The uses {@link #hold} started, ended by {@link #close()} in the reverse order. */
+    static final class Held implements AutoCloseable {
+        private final Ownership[] owners;
+        private int started;
+
+        private Held(Ownership[] owners) {
+            this.owners = owners;
+        }
+
+        @Override
+        public void close() {
+            while (started > 0) {
+                Ownership owner = owners[--started];
+                if (owner != null) {
+                    owner.release();
+                }
+            }
+        }
+    }
+
     /** The uses in progress, for tests. */
     long uses() {
         return state.get() & ~CLOSED;

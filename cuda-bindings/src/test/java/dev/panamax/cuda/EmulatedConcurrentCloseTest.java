@@ -73,7 +73,7 @@ class EmulatedConcurrentCloseTest {
     void bufferIsFreedOnlyAfterTheUseInProgress() throws Exception {
         DeviceBuffer buffer = DeviceBuffer.allocate(ElementType.FLOAT, 1024);
         long free = Cuda.memory().freeBytes();
-        buffer.acquire();
+        buffer.ownership().acquire();
         Future<?> closing = threads.submit(buffer::close);
         assertThrows(TimeoutException.class, () -> closing.get(200, TimeUnit.MILLISECONDS));
         assertTrue(buffer.isClosed());
@@ -81,7 +81,7 @@ class EmulatedConcurrentCloseTest {
         assertEquals(free, Cuda.memory().freeBytes(), "the memory is still held by the use in progress");
         // The use in progress can still read the memory.
         assertEquals(4096, buffer.emulatedMemory().byteSize());
-        buffer.release();
+        buffer.ownership().release();
         closing.get(10, TimeUnit.SECONDS);
         assertEquals(free + 4096, Cuda.memory().freeBytes());
         assertEquals(0, buffer.uses());
