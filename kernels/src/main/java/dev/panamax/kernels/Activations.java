@@ -23,6 +23,15 @@ import java.lang.invoke.MethodType;
  * large arrays are split over the threads of {@link Parallelism} (results do not depend on the split).
  */
 public final class Activations {
+    // The lines (see Line) the kernels of this class stage their segment operands through, one per operand role.
+    private static final ThreadLocal<Line> X_LINE = Line.perThread();
+    private static final ThreadLocal<Line> Y_LINE = Line.perThread();
+    private static final ThreadLocal<Line> GATE_LINE = Line.perThread();
+    private static final ThreadLocal<Line> UP_LINE = Line.perThread();
+    private static final ThreadLocal<Line> DY_LINE = Line.perThread();
+    private static final ThreadLocal<Line> DGATE_LINE = Line.perThread();
+    private static final ThreadLocal<Line> DUP_LINE = Line.perThread();
+
     static {
         VectorApi.require(); // before FORWARD_LOOPS, whose lookup links the vector loops
     }
@@ -69,8 +78,8 @@ public final class Activations {
         Operand ys = Operand.of(y);
         Rows.forEachSpan(n, Parallelism.shareable(x, y), Line.staged(xs, ys), (from, to) -> {
             int count = to - from;
-            Line xl = Line.of(0).read(xs, xOffset + from, count);
-            Line yl = Line.of(1).write(ys, yOffset + from, count);
+            Line xl = X_LINE.get().read(xs, xOffset + from, count);
+            Line yl = Y_LINE.get().write(ys, yOffset + from, count);
             try {
                 FORWARD_LOOPS[function.ordinal()].invokeExact(count, xl.array, xl.offset, yl.array, yl.offset);
             } catch (RuntimeException | Error e) {
@@ -282,11 +291,11 @@ public final class Activations {
                 Line.staged(gates, ups, dys, dgates, dups),
                 (from, to) -> {
                     int count = to - from;
-                    Line gl = Line.of(0).read(gates, gateOffset + from, count);
-                    Line ul = Line.of(1).read(ups, upOffset + from, count);
-                    Line dyl = Line.of(2).read(dys, dyOffset + from, count);
-                    Line dgl = Line.of(3).write(dgates, dgateOffset + from, count);
-                    Line dul = Line.of(4).write(dups, dupOffset + from, count);
+                    Line gl = GATE_LINE.get().read(gates, gateOffset + from, count);
+                    Line ul = UP_LINE.get().read(ups, upOffset + from, count);
+                    Line dyl = DY_LINE.get().read(dys, dyOffset + from, count);
+                    Line dgl = DGATE_LINE.get().write(dgates, dgateOffset + from, count);
+                    Line dul = DUP_LINE.get().write(dups, dupOffset + from, count);
                     ActivationRows.swigluBackwardRun(
                             count,
                             gl.array,

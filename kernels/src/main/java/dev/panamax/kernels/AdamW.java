@@ -29,6 +29,12 @@ import java.lang.foreign.MemorySegment;
  * bit-identical for every thread count.
  */
 public final class AdamW {
+    // The lines (see Line) the kernels of this class stage their segment operands through, one per operand role.
+    private static final ThreadLocal<Line> PARAM_LINE = Line.perThread();
+    private static final ThreadLocal<Line> GRADIENT_LINE = Line.perThread();
+    private static final ThreadLocal<Line> M_LINE = Line.perThread();
+    private static final ThreadLocal<Line> V_LINE = Line.perThread();
+
     static {
         VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
     }
@@ -163,10 +169,10 @@ public final class AdamW {
         Operand vs = Operand.of(v);
         Rows.forEachSpan(n, Parallelism.shareable(param, grad, m, v), Line.staged(ps, gs, ms, vs), (from, to) -> {
             int count = to - from;
-            Line pl = Line.of(0).update(ps, paramOffset + from, count);
-            Line gl = Line.of(1).read(gs, gradOffset + from, count);
-            Line ml = Line.of(2).update(ms, mOffset + from, count);
-            Line vl = Line.of(3).update(vs, vOffset + from, count);
+            Line pl = PARAM_LINE.get().update(ps, paramOffset + from, count);
+            Line gl = GRADIENT_LINE.get().read(gs, gradOffset + from, count);
+            Line ml = M_LINE.get().update(ms, mOffset + from, count);
+            Line vl = V_LINE.get().update(vs, vOffset + from, count);
             AdamWRows.run(
                     count,
                     learningRate,

@@ -23,6 +23,10 @@ import java.util.Arrays;
  * count.
  */
 public final class CrossEntropy {
+    // The lines (see Line) the kernels of this class stage their segment operands through, one per operand role.
+    private static final ThreadLocal<Line> DLOGITS_LINE = Line.perThread();
+    private static final ThreadLocal<Line> LOGITS_LINE = Line.perThread();
+
     static {
         VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
     }
@@ -144,14 +148,14 @@ public final class CrossEntropy {
         Rows.forEach(rows, (long) rows * cols, parallel, (from, to) -> {
             for (int i = from; i < to; i++) {
                 int target = targets.getAtIndex(ValueLayout.JAVA_INT_UNALIGNED, targetsOffset + i);
-                Line d = ds == null ? null : Line.of(1).write(ds, dlogitsOffset + (long) i * ldDlogits, cols);
+                Line d = ds == null ? null : DLOGITS_LINE.get().write(ds, dlogitsOffset + (long) i * ldDlogits, cols);
                 if (target == ignoreIndex) {
                     losses[i] = 0;
                     if (d != null) {
                         Arrays.fill(d.array, d.offset, d.offset + cols, 0f);
                     }
                 } else {
-                    Line x = Line.of(0).read(xs, logitsOffset + (long) i * ldLogits, cols);
+                    Line x = LOGITS_LINE.get().read(xs, logitsOffset + (long) i * ldLogits, cols);
                     losses[i] = d == null
                             ? row(cols, x.array, x.offset, target, weight, null, 0)
                             : row(cols, x.array, x.offset, target, weight, d.array, d.offset);

@@ -11,6 +11,10 @@ import java.lang.foreign.MemorySegment;
  * same way whatever the split).
  */
 public final class Elementwise {
+    // The lines (see Line) the kernels of this class stage their segment operands through, one per operand role.
+    private static final ThreadLocal<Line> X_LINE = Line.perThread();
+    private static final ThreadLocal<Line> Y_LINE = Line.perThread();
+
     static {
         VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
     }
@@ -79,7 +83,7 @@ public final class Elementwise {
         Checks.vector("x", x, xOffset, n, true);
         Operand xs = Operand.of(x);
         Rows.forEachSpan(n, Parallelism.shareable(x), Line.staged(xs), (from, to) -> {
-            Line xl = Line.of(0).update(xs, xOffset + from, to - from);
+            Line xl = X_LINE.get().update(xs, xOffset + from, to - from);
             RowMath.scale(to - from, alpha, xl.array, xl.offset);
             xl.commit();
         });
@@ -141,8 +145,8 @@ public final class Elementwise {
         Operand xs = Operand.of(x);
         Operand ys = Operand.of(y);
         Rows.forEachSpan(n, Parallelism.shareable(x, y), Line.staged(xs, ys), (from, to) -> {
-            Line xl = Line.of(0).read(xs, xOffset + from, to - from);
-            Line yl = Line.of(1).update(ys, yOffset + from, to - from);
+            Line xl = X_LINE.get().read(xs, xOffset + from, to - from);
+            Line yl = Y_LINE.get().update(ys, yOffset + from, to - from);
             RowMath.axpy(to - from, alpha, xl.array, xl.offset, yl.array, yl.offset);
             yl.commit();
         });
@@ -185,7 +189,7 @@ public final class Elementwise {
             for (int s = from; s < to; s++) {
                 int start = s * SUM_SPAN;
                 int count = Math.min(SUM_SPAN, n - start);
-                Line xl = Line.of(0).read(xs, xOffset + start, count);
+                Line xl = X_LINE.get().read(xs, xOffset + start, count);
                 partials[s] = ElementwiseRows.sumOfSquaresRun(count, xl.array, xl.offset);
             }
         });

@@ -15,6 +15,10 @@ import java.lang.foreign.ValueLayout;
  * gradient the output's (backward): {@link IllegalArgumentException}.
  */
 public final class Embedding {
+    // The lines (see Line) the kernels of this class stage their segment operands through, one per operand role.
+    private static final ThreadLocal<Line> DOUT_LINE = Line.perThread();
+    private static final ThreadLocal<Line> DTABLE_LINE = Line.perThread();
+
     static {
         VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
     }
@@ -186,8 +190,8 @@ public final class Embedding {
             int width = Math.min(dim, to * COLUMN_BLOCK) - c0;
             for (int i = 0; i < rows; i++) {
                 long row = dtableOffset + (long) token(tokens, tokensOffset, i) * dim + c0;
-                Line d = Line.of(0).read(douts, doutOffset + (long) i * ldDout + c0, width);
-                Line t = Line.of(1).update(dtables, row, width);
+                Line d = DOUT_LINE.get().read(douts, doutOffset + (long) i * ldDout + c0, width);
+                Line t = DTABLE_LINE.get().update(dtables, row, width);
                 RowMath.axpy(width, 1f, d.array, d.offset, t.array, t.offset);
                 t.commit();
             }

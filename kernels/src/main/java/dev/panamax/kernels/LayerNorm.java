@@ -30,10 +30,13 @@ public final class LayerNorm {
         VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
     }
 
-    // The per-thread Lines (see Line) each pass stages its operands through, one slot per operand held at once: the
-    // forward's x, y, weight, bias, means, rstds and the next row of x; the backward's x, dy, weight, dx, means, rstds.
-    private static final int X_LINE = 0, Y_LINE = 1, DY_LINE = 1, WEIGHT_LINE = 2, BIAS_LINE = 3, DX_LINE = 3;
-    private static final int MEAN_LINE = 4, RSTD_LINE = 5, NEXT_X_LINE = 6;
+    // The lines (see Line) the passes stage their operands through: the forward's x, the next row of x, y, weight,
+    // bias, means and rstds; the backward's x, dy, dx, weight, means and rstds.
+    private static final ThreadLocal<Line> X_LINE = Line.perThread(), NEXT_X_LINE = Line.perThread();
+    private static final ThreadLocal<Line> Y_LINE = Line.perThread(), DY_LINE = Line.perThread();
+    private static final ThreadLocal<Line> DX_LINE = Line.perThread(), WEIGHT_LINE = Line.perThread();
+    private static final ThreadLocal<Line> BIAS_LINE = Line.perThread(), MEAN_LINE = Line.perThread();
+    private static final ThreadLocal<Line> RSTD_LINE = Line.perThread();
 
     private LayerNorm() {}
 
@@ -170,17 +173,17 @@ public final class LayerNorm {
         Operand rstds = Operand.of(rstd);
         Rows.forEach(rows, (long) rows * cols, parallel, (from, to) -> {
             // Every row reads the same weight and bias, and the task's means and rstds are staged as one run each.
-            Line wl = Line.of(WEIGHT_LINE).read(ws, weightOffset, cols);
-            Line bl = Line.of(BIAS_LINE).read(bs, biasOffset, cols);
-            Line ml = means == null ? null : Line.of(MEAN_LINE).write(means, meanOffset + from, to - from);
-            Line rl = rstds == null ? null : Line.of(RSTD_LINE).write(rstds, rstdOffset + from, to - from);
-            Line xl = Line.of(X_LINE).read(xs, xOffset + (long) from * ldx, cols);
-            Line following = Line.of(NEXT_X_LINE);
+            Line wl = WEIGHT_LINE.get().read(ws, weightOffset, cols);
+            Line bl = BIAS_LINE.get().read(bs, biasOffset, cols);
+            Line ml = means == null ? null : MEAN_LINE.get().write(means, meanOffset + from, to - from);
+            Line rl = rstds == null ? null : RSTD_LINE.get().write(rstds, rstdOffset + from, to - from);
+            Line xl = X_LINE.get().read(xs, xOffset + (long) from * ldx, cols);
+            Line following = NEXT_X_LINE.get();
             float m = NormRows.mean(cols, xl.array, xl.offset);
             for (int i = from; i < to; i++) {
                 // The last row passes itself as the next one; the extra mean reads it from L1 and is dropped.
                 Line next = i + 1 < to ? following.read(xs, xOffset + (long) (i + 1) * ldx, cols) : xl;
-                Line yl = Line.of(Y_LINE).write(ys, yOffset + (long) i * ldy, cols);
+                Line yl = Y_LINE.get().write(ys, yOffset + (long) i * ldy, cols);
                 float r = NormRows.rstd(cols, epsilon, m, xl.array, xl.offset);
                 float nextMean;
                 if (!(r > 0)) {
@@ -391,13 +394,13 @@ public final class LayerNorm {
                 parallel,
                 (from, to, partial, at) -> {
                     // Every row reads the same weight, and the chunk's means and rstds are staged as one run each.
-                    Line wl = Line.of(WEIGHT_LINE).read(ws, weightOffset, cols);
-                    Line ml = Line.of(MEAN_LINE).read(means, meanOffset + from, to - from);
-                    Line rl = Line.of(RSTD_LINE).read(rstds, rstdOffset + from, to - from);
+                    Line wl = WEIGHT_LINE.get().read(ws, weightOffset, cols);
+                    Line ml = MEAN_LINE.get().read(means, meanOffset + from, to - from);
+                    Line rl = RSTD_LINE.get().read(rstds, rstdOffset + from, to - from);
                     for (int i = from; i < to; i++) {
-                        Line xl = Line.of(X_LINE).read(xs, xOffset + (long) i * ldx, cols);
-                        Line dyl = Line.of(DY_LINE).read(dys, dyOffset + (long) i * lddy, cols);
-                        Line dxl = Line.of(DX_LINE).write(dxs, dxOffset + (long) i * lddx, cols);
+                        Line xl = X_LINE.get().read(xs, xOffset + (long) i * ldx, cols);
+                        Line dyl = DY_LINE.get().read(dys, dyOffset + (long) i * lddy, cols);
+                        Line dxl = DX_LINE.get().write(dxs, dxOffset + (long) i * lddx, cols);
                         NormRows.layerBackwardRow(
                                 cols,
                                 xl.array,

@@ -14,22 +14,11 @@ import java.lang.foreign.MemorySegment;
  * on native memory: the copies in and out do not overlap with the computation, so over data in DRAM the memory-bound
  * ops run slower on native segments than on arrays (the ops benchmark measures both).
  *
- * <p>Each thread has {@link #SLOTS} lines, numbered; the number names no operand. The rule: the lines a kernel holds
- * at once have distinct numbers, and a kernel that holds many names its numbers (as the norms do); a kernel's lines
- * are done with when it returns, so kernels need not agree on numbers.
+ * <p>A line is one buffer per thread: each kernel names the lines it holds at once as constants of its own, one per
+ * operand role ({@code private static final ThreadLocal<Line> X = Line.perThread();}), so two operands held together
+ * never share a buffer, and no rule ties one kernel's lines to another's. A line is done with when its kernel returns.
  */
 final class Line {
-    /** Lines per thread: enough for the kernel with the most operands live at once. */
-    static final int SLOTS = 7;
-
-    private static final ThreadLocal<Line[]> LINES = ThreadLocal.withInitial(() -> {
-        Line[] lines = new Line[SLOTS];
-        for (int i = 0; i < lines.length; i++) {
-            lines[i] = new Line();
-        }
-        return lines;
-    });
-
     /** The array holding the run. */
     float[] array;
     /** The index of the run's first float in {@link #array}. */
@@ -54,9 +43,9 @@ final class Line {
         return false;
     }
 
-    /** This thread's line in {@code slot}, in {@code [0, SLOTS)}. */
-    static Line of(int slot) {
-        return LINES.get()[slot];
+    /** A line for each thread that asks, for a kernel's constant naming one operand role. */
+    static ThreadLocal<Line> perThread() {
+        return ThreadLocal.withInitial(Line::new);
     }
 
     /** Points this line at floats {@code [index, index + count)} of {@code operand}, to be read only. */

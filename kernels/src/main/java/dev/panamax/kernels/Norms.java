@@ -9,6 +9,9 @@ import java.util.Arrays;
  * on one thread or many, so the result is bit-identical for every thread count.
  */
 final class Norms {
+    // The lines (see Line) the kernels of this class stage their segment operands through, one per operand role.
+    private static final ThreadLocal<Line> GRADIENT_LINE = Line.perThread();
+
     /** Rows per chunk: enough that adding a chunk's partial into the gradient costs little next to its rows. */
     static final int CHUNK = 32;
 
@@ -68,7 +71,7 @@ final class Norms {
 
     /** {@code g[j] += partial[at + j]} for {@code j < cols}; the chunk bodies' lines are done with by now. */
     private static void addInto(int cols, float[] partial, int at, Operand g, long gi) {
-        Line gl = Line.of(0).update(g, gi, cols);
+        Line gl = GRADIENT_LINE.get().update(g, gi, cols);
         // An exact multiply by 1 in the fused multiply-add: the same bits as g + partial.
         RowMath.axpy(cols, 1f, partial, at, gl.array, gl.offset);
         gl.commit();

@@ -22,10 +22,12 @@ public final class RmsNorm {
         VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
     }
 
-    // The per-thread Lines (see Line) each pass stages its operands through, one slot per operand held at once: the
-    // forward's x, y, weight, rstds and the next row of x; the backward's x, dy, weight, rstds and dx.
-    private static final int X_LINE = 0, Y_LINE = 1, DY_LINE = 1, WEIGHT_LINE = 2, RSTD_LINE = 3;
-    private static final int NEXT_X_LINE = 4, DX_LINE = 4;
+    // The lines (see Line) the passes stage their operands through: the forward's x, the next row of x, y, weight
+    // and rstds; the backward's x, dy, dx, weight and rstds.
+    private static final ThreadLocal<Line> X_LINE = Line.perThread(), NEXT_X_LINE = Line.perThread();
+    private static final ThreadLocal<Line> Y_LINE = Line.perThread(), DY_LINE = Line.perThread();
+    private static final ThreadLocal<Line> DX_LINE = Line.perThread(), WEIGHT_LINE = Line.perThread();
+    private static final ThreadLocal<Line> RSTD_LINE = Line.perThread();
 
     private RmsNorm() {}
 
@@ -132,15 +134,15 @@ public final class RmsNorm {
         Operand rstds = Operand.of(rstd);
         Rows.forEach(rows, (long) rows * cols, parallel, (from, to) -> {
             // Every row reads the same weight, and the task's rstds are staged as one run.
-            Line wl = Line.of(WEIGHT_LINE).read(ws, weightOffset, cols);
-            Line rl = rstds == null ? null : Line.of(RSTD_LINE).write(rstds, rstdOffset + from, to - from);
-            Line xl = Line.of(X_LINE).read(xs, xOffset + (long) from * ldx, cols);
-            Line following = Line.of(NEXT_X_LINE);
+            Line wl = WEIGHT_LINE.get().read(ws, weightOffset, cols);
+            Line rl = rstds == null ? null : RSTD_LINE.get().write(rstds, rstdOffset + from, to - from);
+            Line xl = X_LINE.get().read(xs, xOffset + (long) from * ldx, cols);
+            Line following = NEXT_X_LINE.get();
             float squares = NormRows.sumOfSquares(cols, xl.array, xl.offset);
             for (int i = from; i < to; i++) {
                 // The last row passes itself as the next one; the extra sum reads it from L1 and is dropped.
                 Line next = i + 1 < to ? following.read(xs, xOffset + (long) (i + 1) * ldx, cols) : xl;
-                Line yl = Line.of(Y_LINE).write(ys, yOffset + (long) i * ldy, cols);
+                Line yl = Y_LINE.get().write(ys, yOffset + (long) i * ldy, cols);
                 float r = (float) (1 / Math.sqrt((double) squares / cols + epsilon));
                 if (!(r > 0)) {
                     // The sum of squares overflowed (or x holds NaN or ∞): the row again, in double.
@@ -309,12 +311,12 @@ public final class RmsNorm {
                 parallel,
                 (from, to, partial, at) -> {
                     // Every row reads the same weight, and the chunk's rstds are staged as one run.
-                    Line wl = Line.of(WEIGHT_LINE).read(ws, weightOffset, cols);
-                    Line rl = Line.of(RSTD_LINE).read(rstds, rstdOffset + from, to - from);
+                    Line wl = WEIGHT_LINE.get().read(ws, weightOffset, cols);
+                    Line rl = RSTD_LINE.get().read(rstds, rstdOffset + from, to - from);
                     for (int i = from; i < to; i++) {
-                        Line xl = Line.of(X_LINE).read(xs, xOffset + (long) i * ldx, cols);
-                        Line dyl = Line.of(DY_LINE).read(dys, dyOffset + (long) i * lddy, cols);
-                        Line dxl = Line.of(DX_LINE).write(dxs, dxOffset + (long) i * lddx, cols);
+                        Line xl = X_LINE.get().read(xs, xOffset + (long) i * ldx, cols);
+                        Line dyl = DY_LINE.get().read(dys, dyOffset + (long) i * lddy, cols);
+                        Line dxl = DX_LINE.get().write(dxs, dxOffset + (long) i * lddx, cols);
                         NormRows.rmsBackwardRow(
                                 cols,
                                 xl.array,

@@ -21,6 +21,10 @@ import java.lang.foreign.MemorySegment;
  * thread count.
  */
 public final class Rope {
+    // The lines (see Line) the kernels of this class stage their segment operands through, one per operand role.
+    private static final ThreadLocal<Line> X_LINE = Line.perThread();
+    private static final ThreadLocal<Line> Y_LINE = Line.perThread();
+
     static {
         VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
     }
@@ -229,8 +233,8 @@ public final class Rope {
         Rows.forEach(rows, (long) rows * cols, Parallelism.shareable(x, y), (from, to) -> {
             for (int i = from; i < to; i++) {
                 int table = (position + i) * headDim;
-                Line xl = Line.of(0).read(xs, xOffset + (long) i * ldx, cols);
-                Line yl = Line.of(1).write(ys, yOffset + (long) i * ldy, cols);
+                Line xl = X_LINE.get().read(xs, xOffset + (long) i * ldx, cols);
+                Line yl = Y_LINE.get().write(ys, yOffset + (long) i * ldy, cols);
                 for (int h = 0; h < heads; h++) {
                     int xi = xl.offset + h * headDim;
                     int yi = yl.offset + h * headDim;

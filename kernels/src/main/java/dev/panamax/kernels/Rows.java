@@ -10,6 +10,11 @@ import java.lang.foreign.MemorySegment;
  * copying strided rows out of a segment into an array.
  */
 final class Rows {
+    // The lines (see Line) the kernels of this class stage their segment operands through, one per operand role.
+    private static final ThreadLocal<Line> A_LINE = Line.perThread();
+    private static final ThreadLocal<Line> B_LINE = Line.perThread();
+    private static final ThreadLocal<Line> Y_LINE = Line.perThread();
+
     /** Below this many elements a call stays on the caller's thread: a hand-off can cost a scheduler slice. */
     static final long PARALLEL_MIN_ELEMENTS = 1L << 18;
 
@@ -67,9 +72,9 @@ final class Rows {
         Operand ys = Operand.of(y);
         forEachSpan(n, Parallelism.shareable(a, b, y), Line.staged(as, bs, ys), (from, to) -> {
             int count = to - from;
-            Line al = Line.of(0).read(as, aOffset + from, count);
-            Line bl = Line.of(1).read(bs, bOffset + from, count);
-            Line yl = Line.of(2).write(ys, yOffset + from, count);
+            Line al = A_LINE.get().read(as, aOffset + from, count);
+            Line bl = B_LINE.get().read(bs, bOffset + from, count);
+            Line yl = Y_LINE.get().write(ys, yOffset + from, count);
             body.run(count, al.array, al.offset, bl.array, bl.offset, yl.array, yl.offset);
             yl.commit();
         });

@@ -27,6 +27,13 @@ import java.util.Arrays;
  * form for arguments at most 0 may differ from {@code VectorMath.exp} in the last bit).
  */
 public final class Softmax {
+    // The lines (see Line) the kernels of this class stage their segment operands through, one per operand role.
+    private static final ThreadLocal<Line> X_LINE = Line.perThread();
+    private static final ThreadLocal<Line> Y_LINE = Line.perThread();
+    private static final ThreadLocal<Line> NEXT_X_LINE = Line.perThread();
+    private static final ThreadLocal<Line> DY_LINE = Line.perThread();
+    private static final ThreadLocal<Line> DX_LINE = Line.perThread();
+
     static {
         VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
     }
@@ -358,8 +365,8 @@ public final class Softmax {
             }
             for (int i = from; i < to; i++) {
                 int n = visible(i, cols, causalOffset);
-                Line xl = Line.of(0).read(xs, xOffset + (long) i * ldx, n);
-                Line yl = Line.of(1).write(ys, yOffset + (long) i * ldy, cols);
+                Line xl = X_LINE.get().read(xs, xOffset + (long) i * ldx, n);
+                Line yl = Y_LINE.get().write(ys, yOffset + (long) i * ldy, cols);
                 int written = SoftmaxRows.logRow(n, scale, xl.array, xl.offset, yl.array, yl.offset);
                 Arrays.fill(yl.array, yl.offset + written, yl.offset + cols, Float.NEGATIVE_INFINITY);
                 yl.commit();
@@ -385,9 +392,9 @@ public final class Softmax {
             long yOffset,
             int ldy) {
         int n = visible(from, cols, causalOffset);
-        Line xl = Line.of(0).read(xs, xOffset + (long) from * ldx, n);
-        Line following = Line.of(2);
-        Line output = Line.of(1);
+        Line xl = X_LINE.get().read(xs, xOffset + (long) from * ldx, n);
+        Line following = NEXT_X_LINE.get();
+        Line output = Y_LINE.get();
         float max = RowMath.max(n, scale, xl.array, xl.offset);
         for (int i = from; i < to; i++) {
             // Rows see no fewer columns than the row before. The last row passes itself as the next one; the extra max
@@ -451,9 +458,9 @@ public final class Softmax {
         Rows.forEach(rows, (long) rows * cols, parallel, (from, to) -> {
             for (int i = from; i < to; i++) {
                 int n = visible(i, cols, causalOffset);
-                Line yl = Line.of(0).read(ys, yOffset + (long) i * ldy, n);
-                Line dyl = Line.of(1).read(dys, dyOffset + (long) i * lddy, n);
-                Line dxl = Line.of(2).write(dxs, dxOffset + (long) i * lddx, cols);
+                Line yl = Y_LINE.get().read(ys, yOffset + (long) i * ldy, n);
+                Line dyl = DY_LINE.get().read(dys, dyOffset + (long) i * lddy, n);
+                Line dxl = DX_LINE.get().write(dxs, dxOffset + (long) i * lddx, cols);
                 if (log) {
                     SoftmaxRows.logBackwardRow(
                             n, scale, yl.array, yl.offset, dyl.array, dyl.offset, dxl.array, dxl.offset);
