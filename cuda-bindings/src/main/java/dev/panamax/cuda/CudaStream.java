@@ -15,7 +15,7 @@ import java.lang.foreign.MemorySegment;
  * trips of a unit of work. A stream is for one thread at a time.
  *
  * <p>On the emulated device ({@link Cuda#useEmulatedDevice()}) work queued on a stream runs before the call that
- * queued it returns, so a stream is always done; its {@link #handle()} is NULL.
+ * queued it returns, so a stream is always done.
  */
 public final class CudaStream implements AutoCloseable {
     /**
@@ -58,16 +58,6 @@ public final class CudaStream implements AutoCloseable {
     /** Whether the stream belongs to the emulated device. */
     boolean isEmulated() {
         return emulated;
-    }
-
-    /**
-     * The native {@code cudaStream_t}, for passing to other FFM code; valid until {@link #close()}.
-     *
-     * @return the handle
-     */
-    public MemorySegment handle() {
-        ownership.ensureOpen();
-        return handle;
     }
 
     /** Waits until all work queued on this stream has finished ({@code cudaStreamSynchronize}). */

@@ -124,19 +124,6 @@ public final class DeviceBuffer implements AutoCloseable {
     }
 
     /**
-     * The device address of an element, for passing to other FFM code (a zero-length segment: device memory cannot be
-     * read from the host); valid until {@link #close()}.
-     *
-     * @param index the element, from 0 to {@link #length()}
-     * @return its address
-     */
-    public MemorySegment pointer(long index) {
-        Arguments.within(toString(), length, "index", index, 0);
-        ownership.ensureOpen();
-        return MemorySegment.ofAddress(address + index * type.byteSize());
-    }
-
-    /**
      * Copies floats into the buffer, converted to the element type, from index 0.
      *
      * @param src the values; all of them are copied
