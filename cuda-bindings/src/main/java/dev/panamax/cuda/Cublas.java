@@ -34,7 +34,7 @@ import java.util.Optional;
  * java.util.ServiceLoader}; {@code dev.panamax.model} provides one over the kernels module's {@code Gemm}), on the
  * emulated device's buffers and streams; FP16 and BF16 inputs are widened exactly and accumulated in FP32 whatever the
  * math mode. A handle takes only buffers and streams of its own device: mixing the emulated device and a GPU, or
- * passing a buffer allocated on another GPU than the one current when the handle was created, throws {@link
+ * passing a buffer or stream created on another GPU than the one current when the handle was created, throws {@link
  * IllegalArgumentException}.
  */
 public final class Cublas implements AutoCloseable {
@@ -185,12 +185,12 @@ public final class Cublas implements AutoCloseable {
     /**
      * Queues this handle's products on a stream ({@code cublasSetStream_v2}).
      *
-     * @param stream the stream, or null for the legacy default stream
+     * @param stream the stream, of the handle's device, or null for the legacy default stream
+     * @throws IllegalArgumentException when the stream belongs to another device than the handle
      */
     public void setStream(CudaStream stream) {
-        if (stream != null && stream.isEmulated() != isEmulated()) {
-            throw new IllegalArgumentException("stream " + stream + " and " + this
-                    + " belong to different devices: one is the emulated device, one a GPU");
+        if (stream != null) {
+            Device.requireSame("stream", stream, stream.device(), this, new Device(isEmulated(), device));
         }
         if (isEmulated()) {
             // The emulated device runs work when it is queued, so its streams need nothing from the handle.

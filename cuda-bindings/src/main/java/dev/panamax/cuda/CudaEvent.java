@@ -10,22 +10,29 @@ import java.lang.foreign.MemorySegment;
  * A CUDA event: a marker in a stream that the host or other streams can wait for, and that times the device work
  * between two of them. Close it when done; use after close throws {@link IllegalStateException}.
  *
+ * <p>An event belongs to the device current when it was created: {@link #record(CudaStream)} refuses a stream of
+ * another device, and {@link #elapsedMillis(CudaEvent)} an event of another device, with {@link
+ * IllegalArgumentException} naming both devices; a stream of any GPU may {@linkplain CudaStream#waitFor(CudaEvent)
+ * wait} for it.
+ *
  * <p>On the emulated device ({@link Cuda#useEmulatedDevice()}) the work before an event has run when it is recorded,
  * so it has always happened, and its time is the host's clock at {@link #record}.
  */
 public final class CudaEvent implements AutoCloseable {
     private final MemorySegment handle;
     private final Ownership ownership;
-
-    /** On the emulated device: whether it records time, and {@link System#nanoTime()} at the last record (or -1). */
+    private final Device device;
     private final boolean emulated;
 
+    /** On the emulated device: whether it records time, and {@link System#nanoTime()} at the last record (or -1). */
     private final boolean timing;
+
     private volatile long recordedNanos = -1;
 
-    private CudaEvent(MemorySegment handle, boolean emulated, boolean timing) {
+    private CudaEvent(MemorySegment handle, Device device, boolean timing) {
         this.handle = handle;
-        this.emulated = emulated;
+        this.device = device;
+        this.emulated = device.emulated();
         this.timing = timing;
         this.ownership = new Ownership(emulated ? "emulated CudaEvent" : "CudaEvent");
     }
@@ -41,19 +48,28 @@ public final class CudaEvent implements AutoCloseable {
      */
     public static CudaEvent create(boolean timing) {
         if (EmulatedDevice.isSelected()) {
-            return new CudaEvent(MemorySegment.NULL, true, timing);
+            return createEmulated(timing, 0);
         }
         Cuda.requireAvailable();
+        Device device = new Device(false, Cuda.currentDevice());
         int flags = timing ? CudaFfi.cudaEventDefault() : CudaFfi.cudaEventDisableTiming();
         return new CudaEvent(
                 Cuda.create(slot -> CudaFfi.cudaEventCreateWithFlags(slot, flags), "cudaEventCreateWithFlags"),
-                false,
+                device,
                 timing);
     }
 
-    /** Whether the event belongs to the emulated device. */
-    boolean isEmulated() {
-        return emulated;
+    /**
+     * An event of the emulated device that reports {@code ordinal} as its device: 0, the emulated device's only one,
+     * except in tests of the checks that refuse an event of another device.
+     */
+    static CudaEvent createEmulated(boolean timing, int ordinal) {
+        return new CudaEvent(MemorySegment.NULL, new Device(true, ordinal), timing);
+    }
+
+    /** The device the event was created on. */
+    Device device() {
+        return device;
     }
 
     /** The native {@code cudaEvent_t}, for a caller that holds the event ({@link Ownership#hold}). */
@@ -74,14 +90,12 @@ public final class CudaEvent implements AutoCloseable {
     /**
      * Records the event at the current end of a stream's queue ({@code cudaEventRecord}).
      *
-     * @param stream the stream
+     * @param stream the stream, of the event's device
+     * @throws IllegalArgumentException when the stream belongs to another device ({@code cudaEventRecord} fails then)
      */
     public void record(CudaStream stream) {
         Arguments.present("stream", stream).ensureOpen();
-        if (stream.isEmulated() != emulated) {
-            throw new IllegalArgumentException(
-                    "event and stream belong to different devices: one is the emulated " + "device, one a GPU");
-        }
+        Device.requireSame("stream", stream, stream.device(), this, device);
         if (emulated) {
             ownership.ensureOpen();
             recordedNanos = System.nanoTime();
@@ -128,12 +142,15 @@ public final class CudaEvent implements AutoCloseable {
      * The device time from {@code start} to this event, both recorded with timing and both happened ({@code
      * cudaEventElapsedTime}).
      *
-     * @param start the earlier event
+     * @param start the earlier event, of this event's device
      * @return milliseconds, with a resolution of about half a microsecond
+     * @throws IllegalArgumentException when {@code start} belongs to another device ({@code cudaEventElapsedTime}
+     *     fails then)
      */
     public float elapsedMillis(CudaEvent start) {
         Arguments.present("start", start).ensureOpen();
-        if (emulated || start.emulated) {
+        Device.requireSame("start", start, start.device, this, device);
+        if (emulated) {
             return emulatedMillis(start);
         }
         try (Ownership.Held _ = Ownership.hold(ownership, start.ownership);
@@ -146,10 +163,6 @@ public final class CudaEvent implements AutoCloseable {
 
     private float emulatedMillis(CudaEvent start) {
         ownership.ensureOpen();
-        if (emulated != start.emulated) {
-            throw new IllegalArgumentException(
-                    "start and this event belong to different devices: one is the emulated " + "device, one a GPU");
-        }
         for (CudaEvent event : new CudaEvent[] {start, this}) {
             if (!event.timing) {
                 throw new IllegalStateException(event + " was created without timing");

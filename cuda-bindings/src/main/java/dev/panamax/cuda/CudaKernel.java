@@ -179,8 +179,8 @@ public final class CudaKernel {
      *     pointer, an {@link Integer} for an {@code int}, a {@link Long} for a {@code long long}, a {@link Float} for
      *     a {@code float}
      * @throws IllegalArgumentException when the dimensions, the shared memory or the arguments break the kernel's
-     *     parameters or the device's limits, or when a buffer was allocated on another device than the module's; the
-     *     message names which and the bound (or both devices)
+     *     parameters or the device's limits, or when the stream or a buffer was created on another device than the
+     *     module's; the message names which and the bound (or both devices)
      * @throws IllegalStateException when the module, the stream or a buffer is closed
      * @throws KernelFaultException on the emulated device, when the kernel faults (an out-of-bounds access, a barrier
      *     or warp operation not every thread reaches, a trap)
@@ -214,9 +214,14 @@ public final class CudaKernel {
                     + staticSharedBytes + " bytes of static shared memory exceed the device's "
                     + limits.maxSharedMemoryPerBlockOptin() + " bytes of shared memory per block");
         }
-        if (stream != null && stream.isEmulated() != module.isEmulated()) {
-            throw new IllegalArgumentException("stream belongs to " + device(stream.isEmulated()) + ", " + name + " to "
-                    + device(module.isEmulated()));
+        if (stream != null) {
+            // cuLaunchKernel fails for a stream of another device than the module's context.
+            Device.requireSame(
+                    "stream",
+                    stream,
+                    stream.device(),
+                    name + " (module " + module + ")",
+                    new Device(module.isEmulated(), module.device()));
         }
         checkArguments(Arguments.present("arguments", arguments));
     }

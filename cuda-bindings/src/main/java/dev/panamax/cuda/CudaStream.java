@@ -14,8 +14,12 @@ import java.lang.foreign.MemorySegment;
  * #copiesToDevice()}, {@link #copiesToHost()}, {@link #synchronizations()}), so that a test can bound the host round
  * trips of a unit of work. A stream is for one thread at a time.
  *
+ * <p>A stream belongs to the device current when it was created: launches, asynchronous copies, cuBLAS handles and
+ * event records refuse a stream of another device with {@link IllegalArgumentException} naming both devices (only
+ * {@link #waitFor(CudaEvent)} takes an event of another GPU, which CUDA synchronizes across devices).
+ *
  * <p>On the emulated device ({@link Cuda#useEmulatedDevice()}) work queued on a stream runs before the call that
- * queued it returns, so a stream is always done; its {@link #handle()} is NULL.
+ * queued it returns, so a stream is always done.
  */
 public final class CudaStream implements AutoCloseable {
     /**
@@ -25,6 +29,7 @@ public final class CudaStream implements AutoCloseable {
     private static final int BLOCKING = 0;
 
     private final MemorySegment handle;
+    private final Device device;
     private final boolean emulated;
     private final Ownership ownership;
     private long copiesToDevice;
@@ -32,9 +37,10 @@ public final class CudaStream implements AutoCloseable {
     private long synchronizations;
     private long stagingWaits;
 
-    private CudaStream(MemorySegment handle, boolean emulated) {
+    private CudaStream(MemorySegment handle, Device device) {
         this.handle = handle;
-        this.emulated = emulated;
+        this.device = device;
+        this.emulated = device.emulated();
         this.ownership = new Ownership(emulated ? "emulated CudaStream" : "CudaStream");
     }
 
@@ -47,27 +53,26 @@ public final class CudaStream implements AutoCloseable {
      */
     public static CudaStream create() {
         if (EmulatedDevice.isSelected()) {
-            return new CudaStream(MemorySegment.NULL, true);
+            return createEmulated(0);
         }
         Cuda.requireAvailable();
+        Device device = new Device(false, Cuda.currentDevice());
         return new CudaStream(
                 Cuda.create(slot -> CudaFfi.cudaStreamCreateWithFlags(slot, BLOCKING), "cudaStreamCreateWithFlags"),
-                false);
-    }
-
-    /** Whether the stream belongs to the emulated device. */
-    boolean isEmulated() {
-        return emulated;
+                device);
     }
 
     /**
-     * The native {@code cudaStream_t}, for passing to other FFM code; valid until {@link #close()}.
-     *
-     * @return the handle
+     * A stream of the emulated device that reports {@code ordinal} as its device: 0, the emulated device's only one,
+     * except in tests of the checks that refuse a stream of another device.
      */
-    public MemorySegment handle() {
-        ownership.ensureOpen();
-        return handle;
+    static CudaStream createEmulated(int ordinal) {
+        return new CudaStream(MemorySegment.NULL, new Device(true, ordinal));
+    }
+
+    /** The device the stream was created on. */
+    Device device() {
+        return device;
     }
 
     /** Waits until all work queued on this stream has finished ({@code cudaStreamSynchronize}). */
@@ -164,13 +169,14 @@ public final class CudaStream implements AutoCloseable {
      * Makes work queued on this stream from now on wait until {@code event} has happened ({@code
      * cudaStreamWaitEvent}); the host does not wait.
      *
-     * @param event an event recorded on any stream
+     * @param event an event recorded on any stream, of this stream's GPU or another (but not of the emulated device
+     *     for a GPU's stream, nor the reverse)
      */
     public void waitFor(CudaEvent event) {
         Arguments.present("event", event).ensureOpen();
-        if (event.isEmulated() != emulated) {
-            throw new IllegalArgumentException(
-                    "event and stream belong to different devices: one is the emulated " + "device, one a GPU");
+        // cudaStreamWaitEvent waits across GPUs; only the emulated device and a GPU cannot wait for each other.
+        if (event.device().emulated() != emulated) {
+            throw Device.mismatch("event", event, event.device(), this, device);
         }
         if (emulated) {
             ownership.ensureOpen();

@@ -18,7 +18,9 @@ import java.lang.foreign.MemorySegment;
  * from a segment, the segment must stay valid and unchanged until the stream has run the copy (use a {@link
  * PinnedBuffer} for copies that overlap with other work); from and to arrays they wait for the stream until the copy
  * has run (the staging memory is pageable, for which CUDA does not promise that an asynchronous copy has run when it
- * returns), which makes them ordered with the stream's work but not overlapped with the host.
+ * returns), which makes them ordered with the stream's work but not overlapped with the host. The stream must belong
+ * to the buffer's device: one of another device is refused with {@link IllegalArgumentException}, as it would not
+ * order the copy with the work on the buffer's device.
  *
  * <p>A zero-length buffer holds no device memory and needs no runtime. Use after close throws {@link
  * IllegalStateException}; a second close does nothing.
@@ -124,19 +126,6 @@ public final class DeviceBuffer implements AutoCloseable {
     }
 
     /**
-     * The device address of an element, for passing to other FFM code (a zero-length segment: device memory cannot be
-     * read from the host); valid until {@link #close()}.
-     *
-     * @param index the element, from 0 to {@link #length()}
-     * @return its address
-     */
-    public MemorySegment pointer(long index) {
-        Arguments.within(toString(), length, "index", index, 0);
-        ownership.ensureOpen();
-        return MemorySegment.ofAddress(address + index * type.byteSize());
-    }
-
-    /**
      * Copies floats into the buffer, converted to the element type, from index 0.
      *
      * @param src the values; all of them are copied
@@ -165,7 +154,7 @@ public final class DeviceBuffer implements AutoCloseable {
      * @param src the values
      * @param srcOffset the index of the first value copied
      * @param count the number of values
-     * @param stream the stream
+     * @param stream the stream, of the buffer's device
      */
     public void copyFromAsync(long index, float[] src, int srcOffset, int count, CudaStream stream) {
         transfer(true, index, src, srcOffset, count, Arguments.present("stream", stream));
@@ -201,7 +190,7 @@ public final class DeviceBuffer implements AutoCloseable {
      * @param dst receives the values
      * @param dstOffset the index of the first value written
      * @param count the number of values
-     * @param stream the stream
+     * @param stream the stream, of the buffer's device
      */
     public void copyToAsync(long index, float[] dst, int dstOffset, int count, CudaStream stream) {
         transfer(false, index, dst, dstOffset, count, Arguments.present("stream", stream));
@@ -225,7 +214,7 @@ public final class DeviceBuffer implements AutoCloseable {
      * @param index the first element written
      * @param src native memory holding at least {@code count} elements of {@link #type()} from its start
      * @param count the number of elements
-     * @param stream the stream
+     * @param stream the stream, of the buffer's device
      */
     public void copyFromAsync(long index, MemorySegment src, long count, CudaStream stream) {
         copy(true, index, src, count, Arguments.present("stream", stream));
@@ -249,7 +238,7 @@ public final class DeviceBuffer implements AutoCloseable {
      * @param index the first element read
      * @param dst native memory with room for {@code count} elements from its start
      * @param count the number of elements
-     * @param stream the stream
+     * @param stream the stream, of the buffer's device
      */
     public void copyToAsync(long index, MemorySegment dst, long count, CudaStream stream) {
         copy(false, index, dst, count, Arguments.present("stream", stream));
@@ -336,11 +325,9 @@ public final class DeviceBuffer implements AutoCloseable {
             throw new IllegalArgumentException("dst is read-only");
         }
         ownership.ensureOpen();
-        if (stream != null && stream.isEmulated() != isEmulated()) {
-            throw new IllegalArgumentException(
-                    "stream and " + this + " belong to different devices: one is the emulated device, one a GPU");
-        }
         if (stream != null) {
+            // A stream of another GPU would not order the copy with the work on this buffer's device.
+            Device.requireSame("stream", stream, stream.device(), this, new Device(isEmulated(), device));
             stream.ensureOpen();
         }
         if (bytes == 0) {

@@ -62,8 +62,9 @@ class CudaDriverGpuTest {
         // A new thread has no current context until the runtime's first allocation makes the primary one current.
         Thread thread = new Thread(() -> {
             Cuda.setDevice(0);
-            try (DeviceBuffer buffer = DeviceBuffer.allocate(ElementType.FLOAT, 1)) {
-                assertNotEquals(0, buffer.pointer(0).address());
+            try (DeviceBuffer buffer = DeviceBuffer.allocate(ElementType.FLOAT, 1);
+                    Ownership.Held _ = Ownership.hold(buffer.ownership())) {
+                assertNotEquals(0, buffer.heldPointer(0).address());
                 contexts[0] = currentContext();
                 CudaDriver.makePrimaryContextCurrent(0);
                 contexts[1] = currentContext();
@@ -97,6 +98,7 @@ class CudaDriverGpuTest {
         MemorySegment module = CudaDriver.loadModule(ptx());
         try (DeviceBuffer deviceX = DeviceBuffer.allocate(ElementType.FLOAT, n);
                 DeviceBuffer deviceY = DeviceBuffer.allocate(ElementType.FLOAT, n);
+                Ownership.Held _ = Ownership.hold(deviceX.ownership(), deviceY.ownership());
                 Arena arena = Arena.ofConfined()) {
             MemorySegment function = CudaDriver.function(module, KERNEL);
             assertTrue(CudaDriver.functionAttribute(function, CudaDriver.FUNC_ATTR_NUM_REGS) > 0);
@@ -107,8 +109,8 @@ class CudaDriverGpuTest {
             deviceX.copyFrom(0, x, 0, n);
             deviceY.copyFrom(0, y, 0, n);
             MemorySegment params = arena.allocate(C_POINTER, 4);
-            params.setAtIndex(C_POINTER, 0, arena.allocateFrom(C_POINTER, deviceX.pointer(0)));
-            params.setAtIndex(C_POINTER, 1, arena.allocateFrom(C_POINTER, deviceY.pointer(0)));
+            params.setAtIndex(C_POINTER, 0, arena.allocateFrom(C_POINTER, deviceX.heldPointer(0)));
+            params.setAtIndex(C_POINTER, 1, arena.allocateFrom(C_POINTER, deviceY.heldPointer(0)));
             params.setAtIndex(C_POINTER, 2, arena.allocateFrom(C_FLOAT, 3f));
             params.setAtIndex(C_POINTER, 3, arena.allocateFrom(C_INT, n));
             CudaDriver.launch(function, KERNEL, (n + 255) / 256, 1, 1, 256, 1, 1, 0, MemorySegment.NULL, params);
