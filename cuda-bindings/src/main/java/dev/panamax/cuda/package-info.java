@@ -10,8 +10,9 @@
  *       were looked for; creating any CUDA object where it cannot throws {@link
  *       dev.panamax.cuda.CudaUnavailableException}, which callers catch to fall back to the CPU.
  *   <li><b>Arguments are checked in Java first.</b> Lengths, offsets, leading dimensions, launch dimensions, shared
- *       memory and kernel arguments are checked before a library sees them, and each message names the argument and
- *       the bound it broke, as in the kernels module. A failed call becomes a {@link dev.panamax.cuda.CudaException} (or
+ *       memory and kernel arguments are checked before a library sees them, as is the device of every buffer, stream and
+ *       event given to a kernel, copy or handle; each message names the argument and the bound it broke, as in the
+ *       kernels module. A failed call becomes a {@link dev.panamax.cuda.CudaException} (or
  *       {@link dev.panamax.cuda.CublasException}) naming the call, the status and the library's description.
  *   <li><b>Native resources are owned.</b> Buffers, streams, events, handles and modules are {@link AutoCloseable}; a
  *       second close does nothing, and use after close throws {@link IllegalStateException}. Each call that uses a
