@@ -9,10 +9,11 @@ import java.lang.foreign.MemorySegment;
  * <p>The forward can also write each row's mean and rstd, which the backward takes instead of recomputing them. The
  * backward overwrites dx and adds the weight and bias gradients into dweight and dbias (zero them before the first
  * call), so that gradients of several calls sum. The mean is computed first and the variance from {@code x - mean}
- * (two passes over a row that stays in L1), so the variance does not cancel as {@code E[x²] - E[x]²} would. The mean
- * itself is a float sum of the row, off by up to about {@code n·ε} times the mean of {@code |x|}: where the mean is
- * far above the spread (a row of 1e6 ± 1), that error shifts every normalised output by as much as the error times
- * rstd.
+ * (two passes over a row that stays in L1), so the variance does not cancel as {@code E[x²] - E[x]²} would, and the
+ * second pass also corrects the mean by the mean of those deviations (the corrected two-pass algorithm): a row far
+ * from 0 with a small spread (1e6 ± 1) normalises to float accuracy, although its float sum alone is off by about
+ * its spread. The mean the forward writes is that corrected mean rounded to float; the backward, which takes it,
+ * inherits that rounding (half an ulp of the mean, relative to the spread).
  *
  * <p>{@code epsilon} must be above 0 (an {@link IllegalArgumentException} otherwise): it is what keeps a constant row,
  * whose variance is 0, from giving {@code 0/0}; such a row normalises to the bias. Rows of any finite magnitude
@@ -184,7 +185,9 @@ public final class LayerNorm {
                 // The last row passes itself as the next one; the extra mean reads it from L1 and is dropped.
                 Line next = i + 1 < to ? following.read(xs, xOffset + (long) (i + 1) * ldx, cols) : xl;
                 Line yl = Y_LINE.get().write(ys, yOffset + (long) i * ldy, cols);
-                float r = NormRows.rstd(cols, epsilon, m, xl.array, xl.offset);
+                long correctionAndRstd = NormRows.correctionAndRstd(cols, epsilon, m, xl.array, xl.offset);
+                float correction = Simd.first(correctionAndRstd);
+                float r = Simd.second(correctionAndRstd);
                 float nextMean;
                 if (!(r > 0)) {
                     // The sum of squares, or the mean, overflowed (or x holds NaN or ∞): the row again, in double.
@@ -193,11 +196,13 @@ public final class LayerNorm {
                             cols, epsilon, exactMean, xl.array, xl.offset, wl.array, wl.offset, bl.array, bl.offset,
                             yl.array, yl.offset);
                     m = (float) exactMean;
+                    correction = 0f;
                     nextMean = NormRows.mean(cols, next.array, next.offset);
                 } else {
                     nextMean = NormRows.normaliseAndMean(
                             cols,
                             m,
+                            correction,
                             r,
                             xl.array,
                             xl.offset,
@@ -212,7 +217,7 @@ public final class LayerNorm {
                 }
                 yl.commit();
                 if (ml != null) {
-                    ml.array[ml.offset + i - from] = m;
+                    ml.array[ml.offset + i - from] = m + correction;
                 }
                 if (rl != null) {
                     rl.array[rl.offset + i - from] = r;

@@ -68,15 +68,24 @@ final class NormRows {
     }
 
     /**
-     * {@code 1/√(Σ (x - mean)²/n + epsilon)}. The squares go to four accumulators in turn (then a fixed order), so
-     * that each fused multiply-add waits for the one four vectors back rather than for the previous one, whose latency
-     * would bound the loop.
+     * The correction to a row's first mean and its rstd, in one {@link Simd#pair}: with the deviations {@code d = x -
+     * mean} from that first mean, the correction {@code c = Σd/n} and {@code rstd = 1/√(Σd²/n - c² + epsilon)}. This is
+     * the corrected two-pass algorithm: the first mean, a float sum, is off by up to about {@code n·ε} times the mean
+     * of {@code |x|}, which on a row far from 0 with a small spread (1e6 ± 1) is as large as the spread itself, while
+     * the deviations are exact there (x within a factor 2 of the mean) and their sum is small, so {@code mean + c} is
+     * the mean to the last bit that the deviations carry, and the variance is taken around it. The squares and the
+     * deviations go to four accumulators each in turn (then a fixed order), so that each addition waits for the one
+     * four vectors back rather than for the previous one, whose latency would bound the loop.
      */
-    static float rstd(int n, float epsilon, float mean, float[] x, int xi) {
+    static long correctionAndRstd(int n, float epsilon, float mean, float[] x, int xi) {
         FloatVector s0 = FloatVector.zero(FLOATS);
         FloatVector s1 = s0;
         FloatVector s2 = s0;
         FloatVector s3 = s0;
+        FloatVector t0 = s0;
+        FloatVector t1 = s0;
+        FloatVector t2 = s0;
+        FloatVector t3 = s0;
         int end = vectorEnd(n);
         int quads = end - end % (4 * LANES);
         for (int j = 0; j < quads; j += 4 * LANES) {
@@ -90,27 +99,39 @@ final class NormRows {
             s1 = d1.fma(d1, s1);
             s2 = d2.fma(d2, s2);
             s3 = d3.fma(d3, s3);
+            t0 = t0.add(d0);
+            t1 = t1.add(d1);
+            t2 = t2.add(d2);
+            t3 = t3.add(d3);
         }
         for (int j = quads; j < end; j += LANES) {
             FloatVector d = FloatVector.fromArray(FLOATS, x, xi + j).sub(mean);
             s0 = d.fma(d, s0);
+            t0 = t0.add(d);
         }
         if (end < n) {
             VectorMask<Float> m = tail(end, n);
             FloatVector d = FloatVector.fromArray(FLOATS, x, xi + end, m).sub(mean, m);
             s1 = d.fma(d, s1);
+            t1 = t1.add(d);
         }
-        return (float) (1 / Math.sqrt((double) Simd.sum(s0.add(s1).add(s2.add(s3))) / n + epsilon));
+        double correction = (double) Simd.sum(t0.add(t1).add(t2.add(t3))) / n;
+        double variance = (double) Simd.sum(s0.add(s1).add(s2.add(s3))) / n - correction * correction;
+        // Σd²/n ≥ c² in exact arithmetic; the roundings may cross below it only on an (all but) constant row.
+        float rstd = (float) (1 / Math.sqrt(Math.max(variance, 0) + epsilon));
+        return Simd.pair((float) correction, rstd);
     }
 
     /**
-     * Normalises one row while summing the next ({@code next}), and returns the next row's mean: its first pass rides
-     * along with this row's last, so that its reads stream from memory while this row's results are written. The sum
-     * is taken in {@link #mean}'s order, so a row's result does not depend on whether it came first in its task.
+     * Normalises one row, {@code ((x - mean) - correction)·rstd⊙w + b} (see {@link #correctionAndRstd}), while summing
+     * the next ({@code next}), and returns the next row's first mean: its first pass rides along with this row's last,
+     * so that its reads stream from memory while this row's results are written. The sum is taken in {@link #mean}'s
+     * order, so a row's result does not depend on whether it came first in its task.
      */
     static float normaliseAndMean(
             int n,
             float mean,
+            float correction,
             float rstd,
             float[] x,
             int xi,
@@ -122,12 +143,15 @@ final class NormRows {
             int yi,
             float[] next,
             int ni) {
+        // (d - c)·r as d·r - c·r in one fused multiply-add, rather than x minus a float mean + c: far from 0 a float
+        // mean holds fewer bits than the deviations do.
+        float shift = -correction * rstd;
         FloatVector sum = FloatVector.zero(FLOATS);
         int end = vectorEnd(n);
         for (int j = 0; j < end; j += LANES) {
             sum = sum.add(FloatVector.fromArray(FLOATS, next, ni + j));
             FloatVector xhat =
-                    FloatVector.fromArray(FLOATS, x, xi + j).sub(mean).mul(rstd);
+                    FloatVector.fromArray(FLOATS, x, xi + j).sub(mean).fma(rstd, shift);
             xhat.fma(FloatVector.fromArray(FLOATS, w, wi + j), FloatVector.fromArray(FLOATS, b, bi + j))
                     .intoArray(y, yi + j);
         }
@@ -135,7 +159,7 @@ final class NormRows {
             VectorMask<Float> m = tail(end, n);
             sum = sum.add(FloatVector.fromArray(FLOATS, next, ni + end, m));
             FloatVector xhat =
-                    FloatVector.fromArray(FLOATS, x, xi + end, m).sub(mean).mul(rstd);
+                    FloatVector.fromArray(FLOATS, x, xi + end, m).sub(mean).fma(rstd, shift);
             xhat.fma(FloatVector.fromArray(FLOATS, w, wi + end, m), FloatVector.fromArray(FLOATS, b, bi + end, m))
                     .intoArray(y, yi + end, m);
         }
@@ -175,7 +199,8 @@ final class NormRows {
             FloatVector dnorm =
                     FloatVector.fromArray(FLOATS, dy, dyi + end, m).mul(FloatVector.fromArray(FLOATS, w, wi + end, m));
             sumDnorm = sumDnorm.add(dnorm);
-            // Masked, as in rstd: an inactive lane's (0 - mean)·rstd can overflow, and ∞·0 would make the sums NaN.
+            // Masked, as in correctionAndRstd: an inactive lane's (0 - mean)·rstd can overflow, and ∞·0 would make the
+            // sums NaN.
             sumDnormXhat = FloatVector.fromArray(FLOATS, x, xi + end, m)
                     .sub(mean, m)
                     .mul(rstd)

@@ -101,17 +101,17 @@ final class RowMath {
             // pass, whatever the max. At -∞ the row would be taken for empty, so it is scanned again, NaN counted.
             nextMax = max(nextN, scale, next, ni);
         }
-        return (long) Float.floatToRawIntBits(total) << 32 | Integer.toUnsignedLong(Float.floatToRawIntBits(nextMax));
+        return Simd.pair(total, nextMax);
     }
 
     /** The sum in a result of {@link #expSumAndNextMax}. */
     static float sumOf(long sumAndNextMax) {
-        return Float.intBitsToFloat((int) (sumAndNextMax >>> 32));
+        return Simd.first(sumAndNextMax);
     }
 
     /** The next row's max in a result of {@link #expSumAndNextMax}. */
     static float nextMaxOf(long sumAndNextMax) {
-        return Float.intBitsToFloat((int) sumAndNextMax);
+        return Simd.second(sumAndNextMax);
     }
 
     /** {@code sum} plus the terms of the masked tail {@code [end, n)}, which are stored too unless y is null. */

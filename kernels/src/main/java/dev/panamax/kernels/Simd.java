@@ -34,6 +34,21 @@ final class Simd {
         return count - count % LANES;
     }
 
+    /** Two floats in one long, to return both without an allocation: read them with {@link #first}, {@link #second}. */
+    static long pair(float first, float second) {
+        return (long) Float.floatToRawIntBits(first) << 32 | Integer.toUnsignedLong(Float.floatToRawIntBits(second));
+    }
+
+    /** The first float of a {@link #pair}. */
+    static float first(long pair) {
+        return Float.intBitsToFloat((int) (pair >>> 32));
+    }
+
+    /** The second float of a {@link #pair}. */
+    static float second(long pair) {
+        return Float.intBitsToFloat((int) pair);
+    }
+
     /**
      * The sum of the lanes, added as a fixed pairwise tree: {@code ((l0 + l1) + (l2 + l3)) + …}. {@code reduceLanes}'
      * order differs between interpreted and compiled code, and a result must not depend on when the JIT got to it.

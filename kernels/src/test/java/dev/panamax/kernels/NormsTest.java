@@ -140,6 +140,24 @@ class NormsTest {
     }
 
     /**
+     * Rows far from 0 with a small spread, where a float sum's mean is off by about the spread itself (1e7 ± 1: float's
+     * spacing there is 1), must still normalise to float accuracy: the check's bounds take the mean's error from the
+     * deviations, not from the row's magnitude. The rows hold integers, so the deviations from any float near their
+     * mean are exact.
+     */
+    @Test
+    void rowsFarFromZeroWithASmallSpreadNormaliseToFloatAccuracy() {
+        for (int cols : new int[] {1, 9, 100, 1000, 4096}) {
+            String name = "layer " + cols + " 1e7 ± 8";
+            Operands o = Operands.of(name, 5, cols, 0, 1);
+            for (int i = 0; i < o.x.length; i++) {
+                o.x[i] = 1e7f + Math.round(o.x[i] * 8);
+            }
+            check(false, o, name);
+        }
+    }
+
+    /**
      * Rows whose sum of squares overflows float (issue 19: from about 1.8e19 they normalised to 0, so LayerNorm gave the
      * bias and RMSNorm zeros). Up to 1e25 forward and backward are checked against the reference; near float's limits,
      * where the mean's sum and {@code x - mean} overflow too and rstd is subnormal, the forward.
@@ -458,8 +476,18 @@ class NormsTest {
                 rstd = stats[1];
                 expectedY = ReferenceOps.layerNorm(x, w, b, EPSILON);
                 double variance = 1 / (rstd * rstd) - EPSILON;
-                double meanError = sumTerms * eps * absSum / n + eps * Math.abs(stats[0]);
-                double varianceError = (sumTerms + 3) * eps * variance + meanError * meanError;
+                double deviation = 0;
+                for (double v : x) {
+                    deviation += Math.abs(v - stats[0]);
+                }
+                // The corrected two-pass mean: the first, a float sum, is off by up to firstMeanError; the correction
+                // sums the deviations from it, so its own error scales with their size, not the row's magnitude.
+                double firstMeanError = sumTerms * eps * absSum / n + eps * Math.abs(stats[0]);
+                double meanError = (sumTerms + 2) * eps * (deviation / n + firstMeanError);
+                // The squares are taken around the first mean: Σd²/n = variance + (mean - first mean)², less c².
+                double varianceError = (sumTerms + 3) * eps * (variance + firstMeanError * firstMeanError)
+                        + 2 * firstMeanError * meanError
+                        + meanError * meanError;
                 double rstdError = 0.5 * varianceError / (variance + EPSILON) + 2 * eps;
                 for (int j = 0; j < n; j++) {
                     double xhat = (x[j] - stats[0]) * rstd;
@@ -467,7 +495,8 @@ class NormsTest {
                             + 2 * eps * Math.abs(expectedY[j])
                             + eps * Math.abs(b[j]);
                 }
-                assertNear(name + " mean", i, stats[0], o.mean[1 + i], meanError);
+                // The mean written is rounded to float once more.
+                assertNear(name + " mean", i, stats[0], o.mean[1 + i], meanError + eps * Math.abs(stats[0]));
                 assertNear(name + " rstd", i, rstd, o.rstd[1 + i], rstd * rstdError);
                 double m = o.mean[1 + i];
                 double r = o.rstd[1 + i];
