@@ -652,10 +652,12 @@ extern "C" __global__ void attention_forward(global_ptr<const float> q, long lon
             running_max = new_max;
             my_p[lane] = p;
             __syncwarp();
+            // Keys past this query's last stay out of the sum: their weight is 0, but 0·NaN is NaN.
+            int seen_rows = min(tile_rows, my_last_key + 1 - tile);
             for (int i = 0; i * WARP + lane < head_dim; ++i) {
                 int d = i * WARP + lane;
                 float sum = 0.0f;
-                for (int j = 0; j < tile_rows; ++j) {
+                for (int j = 0; j < seen_rows; ++j) {
                     sum += my_p[j] * v_tile[j * head_dim + d];
                 }
                 accumulator[i] = accumulator[i] * correction + sum;
@@ -773,10 +775,12 @@ extern "C" __global__ void attention_backward_dq(global_ptr<const float> q, long
             }
             my_ds[lane] = ds;
             __syncwarp();
+            // Keys past this query stay out: their ds is 0, but 0·NaN is NaN.
+            int seen_rows = min(tile_rows, query + 1 - tile);
             for (int i = 0; i * WARP + lane < head_dim; ++i) {
                 int d = i * WARP + lane;
                 float sum = 0.0f;
-                for (int j = 0; j < tile_rows; ++j) {
+                for (int j = 0; j < seen_rows; ++j) {
                     sum += my_ds[j] * k_tile[j * (head_dim + 1) + d];
                 }
                 accumulator[i] += sum;
@@ -875,11 +879,13 @@ extern "C" __global__ void attention_backward_dkdv(global_ptr<const float> q, lo
                 my_p[lane] = p;
                 my_ds[lane] = ds;
                 __syncwarp();
+                // Queries before this key stay out: their p and ds are 0, but 0·NaN is NaN.
+                int first_seeing = max(0, key - tile);
                 for (int i = 0; i * WARP + lane < head_dim; ++i) {
                     int d = i * WARP + lane;
                     float v_part = 0.0f;
                     float k_part = 0.0f;
-                    for (int j = 0; j < tile_rows; ++j) {
+                    for (int j = first_seeing; j < tile_rows; ++j) {
                         v_part += my_p[j] * dout_tile[j * (head_dim + 1) + d];
                         k_part += my_ds[j] * q_tile[j * (head_dim + 1) + d];
                     }

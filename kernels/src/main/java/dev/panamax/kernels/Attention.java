@@ -13,6 +13,12 @@ import java.util.concurrent.atomic.AtomicLong;
  * convention, so decoding one token against a cache of {@code tk} keys is the same call with {@code tq = 1}. A query
  * that sees no key (fully masked) gets an output of zeros and a log-sum-exp of −Inf, never NaN.
  *
+ * <p>A query depends only on the keys it sees: a NaN or ±∞ in a row of K or V that a query does not see (past the
+ * causal limit, or hidden by a −Inf in the mask) leaves that query's output, log-sum-exp and gradients as they are
+ * without it, although IEEE arithmetic would make the weight 0 of the hidden key times NaN a NaN. Outputs that do see
+ * such a value are NaN or ±∞ as IEEE arithmetic makes them (a key whose score is −∞ weighs nothing, and so adds
+ * nothing either).
+ *
  * <p>Finite inputs with a finite scale give finite outputs at any magnitude. Scores are products in float; a query
  * whose scores leave float's range (the float pass gives it no weight: ∞ - ∞, or every score -∞) is computed again
  * in double, its output and log-sum-exp rounded once (the log-sum-exp is ±∞ where it is beyond float's range). The
@@ -96,7 +102,8 @@ public final class Attention {
     }
 
     /**
-     * Causal or full attention with the default scale, no mask and no log-sum-exp output.
+     * Causal or full attention with the default scale, no mask and no log-sum-exp output. Causal, query i's output
+     * depends on rows {@code j <= i + (tk - tq)} of K and V only, whatever (NaN, ±∞) the others hold.
      *
      * @param shape the sizes
      * @param causal whether query i sees only keys {@code j <= i + (tk - tq)}
@@ -111,7 +118,9 @@ public final class Attention {
 
     /**
      * {@code O = softmax(scale·Q·Kᵀ + mask)·V}, optionally writing each query's log-sum-exp {@code log Σ_j
-     * exp(scale·q·k_j + mask_j)} for the backward.
+     * exp(scale·q·k_j + mask_j)} for the backward. Query i's output and log-sum-exp depend only on the rows of K and V
+     * it sees: a key past the causal limit, or where its mask is −Inf, does not reach them even if its rows hold NaN or
+     * ±∞.
      *
      * @param shape the sizes
      * @param scale the factor applied to every score before the mask; finite
@@ -160,9 +169,11 @@ public final class Attention {
      * and V are read). Work is split over (batch, key/value head); each gradient element is reduced in one fixed
      * order, so results do not depend on the thread count.
      *
-     * <p>A query that sees no key (log-sum-exp −Inf) adds nothing: its dQ row is zeros. A NaN in query i's row of Q or
-     * dO makes its dQ row NaN, puts NaN in the dK and dV rows of the keys it sees, and leaves every other query's dQ finite;
-     * other dK and dV rows of the same tiles may turn NaN too, since a hidden key's weight 0 times NaN is NaN.
+     * <p>A query that sees no key (log-sum-exp −Inf) adds nothing: its dQ row is zeros. A query and a key that do not
+     * see each other add nothing to each other's gradients, whatever their rows hold: a NaN in query i's row of Q or
+     * dO makes its dQ row NaN and puts NaN in the dK and dV rows of the keys it sees, and nowhere else; a NaN or ±∞ in
+     * a row of K or V reaches the dQ of the queries that see that key (and the dK and dV of the keys those see), no
+     * others.
      *
      * @param shape the sizes
      * @param scale the forward pass's scale; finite

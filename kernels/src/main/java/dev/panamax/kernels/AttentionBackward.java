@@ -8,6 +8,7 @@ import static dev.panamax.kernels.Simd.LANES;
 
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
 
 /**
  * Attention's backward for one (batch, key/value head), FlashAttention-2 style: each tile's scores and weights are
@@ -28,6 +29,12 @@ final class AttentionBackward {
         zeroRows(c.dK(), b, kvHead, s.tk(), d);
         zeroRows(c.dV(), b, kvHead, s.tk(), d);
         w.packed.moveTo(c.number(), b, kvHead, s.tk());
+        // Tiles of rows that hold NaN or ∞ are multiplied without the coefficients of 0 (see multiplySkippingZeros).
+        boolean[] keysFinite = new boolean[Math.ceilDiv(s.tk(), KEY_TILE)];
+        for (int t = 0; t < keysFinite.length; t++) {
+            int k0 = t * KEY_TILE;
+            keysFinite[t] = AttentionTiles.finiteRows(c.k(), b, kvHead, k0, Math.min(KEY_TILE, s.tk() - k0), d, w.rows);
+        }
         for (int head = kvHead * group; head < (kvHead + 1) * group; head++) {
             zeroRows(c.dQ(), b, head, s.tq(), d);
             // D_i = dO_i · O_i, the softmax backward's row term.
@@ -40,10 +47,12 @@ final class AttentionBackward {
             for (int q0 = 0; q0 < s.tq(); q0 += QUERY_TILE) {
                 int nq = Math.min(QUERY_TILE, s.tq() - q0);
                 int keyEnd = AttentionTiles.keyEnd(c, q0, nq);
+                boolean queriesFinite = AttentionTiles.finiteRows(c.q(), b, head, q0, nq, d, w.rows);
+                boolean gradientsFinite = AttentionTiles.finiteRows(c.dO(), b, head, q0, nq, d, w.rows);
                 for (int k0 = 0; k0 < keyEnd; k0 += KEY_TILE) {
                     int nk = Math.min(KEY_TILE, keyEnd - k0);
                     // P = exp(scale·Q·Kᵀ + mask - lse), recomputed.
-                    AttentionTiles.maskedScores(w, c, b, head, kvHead, q0, nq, k0, nk, d);
+                    AttentionTiles.maskedScores(w, c, b, head, kvHead, q0, nq, k0, nk, d, true);
                     for (int i = 0; i < nq; i++) {
                         int row = i * KEY_TILE;
                         float logSum = c.lse().data().getAtIndex(FLOAT, c.lse().row(b, head, q0 + i));
@@ -56,7 +65,14 @@ final class AttentionBackward {
                     }
                     // dV += Pᵀ·dO
                     addTransposed(
-                            nk, d, nq, 1f, w.scoresTile, c.dO().matrix(b, head, q0), c.dV().matrix(b, kvHead, k0));
+                            nk,
+                            d,
+                            nq,
+                            1f,
+                            w.scoresTile,
+                            c.dO().matrix(b, head, q0),
+                            c.dV().matrix(b, kvHead, k0),
+                            gradientsFinite);
                     // dP = dO·Vᵀ, then dS = P ∘ (dP - D) in place.
                     AttentionTiles.multiply(
                             new Product(
@@ -81,25 +97,22 @@ final class AttentionBackward {
                         softmaxGradientRow(w.scores, w.gradients, i * KEY_TILE, nk, rowDots[q0 + i]);
                     }
                     // dQ += scale·dS·K and dK += scale·dSᵀ·Q
-                    AttentionTiles.multiply(
-                            new Product(
-                                    false,
-                                    false,
-                                    nq,
-                                    d,
-                                    nk,
-                                    c.scale(),
-                                    w.gradientsTile,
-                                    c.k().matrix(b, kvHead, k0),
-                                    1f,
-                                    c.dQ().matrix(b, head, q0)),
-                            null,
-                            c.number(),
-                            b,
-                            head,
-                            q0,
-                            w.packed.keys,
-                            k0);
+                    Product dq = new Product(
+                            false,
+                            false,
+                            nq,
+                            d,
+                            nk,
+                            c.scale(),
+                            w.gradientsTile,
+                            c.k().matrix(b, kvHead, k0),
+                            1f,
+                            c.dQ().matrix(b, head, q0));
+                    if (keysFinite[k0 / KEY_TILE]) {
+                        AttentionTiles.multiply(dq, null, c.number(), b, head, q0, w.packed.keys, k0);
+                    } else {
+                        AttentionTiles.multiplySkippingZeros(dq);
+                    }
                     addTransposed(
                             nk,
                             d,
@@ -107,7 +120,8 @@ final class AttentionBackward {
                             c.scale(),
                             w.gradientsTile,
                             c.q().matrix(b, head, q0),
-                            c.dK().matrix(b, kvHead, k0));
+                            c.dK().matrix(b, kvHead, k0),
+                            queriesFinite);
                 }
             }
             for (int i = 0; i < s.tq(); i++) {
@@ -119,21 +133,35 @@ final class AttentionBackward {
         }
     }
 
-    /** {@code into += alpha·tileᵀ·rows}: a key tile's gradient (dV or dK) from the query tile's rows (dO or Q). */
-    private static void addTransposed(int nk, int d, int nq, float alpha, Matrix tile, Matrix rows, Matrix into) {
-        GemmDriver.run(new Product(true, false, nk, d, nq, alpha, tile, rows, 1f, into), false);
+    /**
+     * {@code into += alpha·tileᵀ·rows}: a key tile's gradient (dV or dK) from the query tile's rows (dO or Q), which
+     * are {@code finite} or else multiplied without the tile's zeros.
+     */
+    private static void addTransposed(
+            int nk, int d, int nq, float alpha, Matrix tile, Matrix rows, Matrix into, boolean finite) {
+        Product product = new Product(true, false, nk, d, nq, alpha, tile, rows, 1f, into);
+        if (finite) {
+            GemmDriver.run(product, false);
+        } else {
+            AttentionTiles.multiplySkippingZeros(product);
+        }
     }
 
-    /** {@code gradients[j] = weights[j]·(gradients[j] - rowDot)} over one row. */
+    /**
+     * {@code gradients[j] = weights[j]·(gradients[j] - rowDot)} over one row; 0 where the weight is 0 and the product
+     * NaN (dO·v or D not finite), so that a hidden key or query is not reached by it.
+     */
     private static void softmaxGradientRow(float[] weights, float[] gradients, int from, int count, float rowDot) {
         int j = 0;
         for (; j <= count - LANES; j += LANES) {
             FloatVector p = FloatVector.fromArray(FLOATS, weights, from + j);
-            p.mul(FloatVector.fromArray(FLOATS, gradients, from + j).sub(rowDot))
-                    .intoArray(gradients, from + j);
+            FloatVector g =
+                    p.mul(FloatVector.fromArray(FLOATS, gradients, from + j).sub(rowDot));
+            g.blend(0f, p.eq(0f).and(g.test(VectorOperators.IS_NAN))).intoArray(gradients, from + j);
         }
         for (; j < count; j++) {
-            gradients[from + j] = weights[from + j] * (gradients[from + j] - rowDot);
+            float g = weights[from + j] * (gradients[from + j] - rowDot);
+            gradients[from + j] = weights[from + j] == 0 && Float.isNaN(g) ? 0f : g;
         }
     }
 

@@ -16,13 +16,29 @@ final class AttentionExact {
 
     private AttentionExact() {}
 
-    /** {@code scale·q·k + mask} of one query and key in double, where no product or sum overflows. */
+    /**
+     * {@code scale·q·k + mask} of one query and key in double, where no product or sum overflows; -∞ where the mask
+     * hides the key, even if its row holds NaN or ∞.
+     */
     static double exactScore(AttentionCall c, int b, int head, int kvHead, int query, int key) {
+        float mask = c.mask() == null
+                ? 0f
+                : c.mask().data().getAtIndex(FLOAT, c.mask().row(b, head, query) + key);
+        if (mask == Float.NEGATIVE_INFINITY) {
+            return Double.NEGATIVE_INFINITY;
+        }
         int d = c.shape().headDim();
         double score = c.scale() * exactDot(d, c.q(), c.q().row(b, head, query), c.k(), c.k().row(b, kvHead, key));
-        return c.mask() == null
-                ? score
-                : score + c.mask().data().getAtIndex(FLOAT, c.mask().row(b, head, query) + key);
+        return c.mask() == null ? score : score + mask;
+    }
+
+    /**
+     * {@code exp(score - max)} of one key; 0 for a score of -∞ (a hidden key) even where max is NaN, so that the key is
+     * left out rather than given a NaN weight.
+     */
+    static double exactWeight(AttentionCall c, int b, int head, int kvHead, int query, int key, double max) {
+        double score = exactScore(c, b, head, kvHead, query, key);
+        return score == Double.NEGATIVE_INFINITY ? 0 : Math.exp(score - max);
     }
 
     /** The largest exact score of a query over keys {@code [0, visible)}: -∞ for none, NaN if one is NaN. */
@@ -48,7 +64,7 @@ final class AttentionExact {
         double sum = 0;
         if (max != Double.NEGATIVE_INFINITY) {
             for (int j = 0; j < visible; j++) {
-                double p = Math.exp(exactScore(c, b, head, kvHead, query, j) - max);
+                double p = exactWeight(c, b, head, kvHead, query, j, max);
                 if (p != 0) {
                     sum += p;
                     long vi = c.v().row(b, kvHead, j);
@@ -85,15 +101,20 @@ final class AttentionExact {
         double sum = 0;
         double rowDot = 0;
         for (int j = 0; j < visible; j++) {
-            double p = Math.exp(exactScore(c, b, head, kvHead, query, j) - max);
-            sum += p;
-            rowDot += p * exactDot(d, c.dO(), gi, c.v(), c.v().row(b, kvHead, j));
+            double p = exactWeight(c, b, head, kvHead, query, j, max);
+            if (p != 0) {
+                // A hidden key adds nothing, not 0·NaN from its value row.
+                sum += p;
+                rowDot += p * exactDot(d, c.dO(), gi, c.v(), c.v().row(b, kvHead, j));
+            }
         }
         rowDot /= sum;
         double[] dq = new double[d];
         for (int j = 0; j < visible; j++) {
-            double p = Math.exp(exactScore(c, b, head, kvHead, query, j) - max) / sum;
-            if (p == 0) {
+            double weight = exactWeight(c, b, head, kvHead, query, j, max);
+            double p = weight / sum;
+            if (weight == 0 || p == 0) {
+                // A hidden key stays out even where sum is NaN (0/NaN is NaN).
                 continue;
             }
             double ds = p * (exactDot(d, c.dO(), gi, c.v(), c.v().row(b, kvHead, j)) - rowDot);

@@ -18,13 +18,23 @@ final class AttentionForward {
 
     /** Queries {@code [q0, q0 + QUERY_TILE)} of one (batch, head): the whole key range in tiles, online softmax. */
     static void tile(AttentionCall c, int b, int head, int q0) {
+        tile(c, b, head, q0, false);
+    }
+
+    /**
+     * {@link #tile(AttentionCall, int, int, int)}; {@code careful}: the pass after one that left NaN or ∞ in an
+     * accumulator, which multiplies the value tiles holding NaN or ∞ without the weights of 0, so that a value row
+     * reaches only the queries that see it (0·NaN is NaN). Other tiles, and so all finite inputs, take the same products
+     * as the first pass. A single query takes it in key tiles, not {@link #decode}.
+     */
+    private static void tile(AttentionCall c, int b, int head, int q0, boolean careful) {
         Attention.Shape s = c.shape();
         int d = s.headDim();
         int nq = Math.min(QUERY_TILE, s.tq() - q0);
         int kvHead = head / (s.qHeads() / s.kvHeads());
         AttentionTiles.Workspace w = AttentionTiles.WORKSPACE.get();
         w.ensure(d);
-        if (nq == 1 && d % LANES == 0) {
+        if (nq == 1 && d % LANES == 0 && !careful) {
             int keyEnd = AttentionTiles.keyEnd(c, q0, 1);
             decode(c, w, d, b, head, kvHead, q0, keyEnd);
             return;
@@ -36,30 +46,36 @@ final class AttentionForward {
         int keyEnd = AttentionTiles.keyEnd(c, q0, nq);
         for (int k0 = 0; k0 < keyEnd; k0 += KEY_TILE) {
             int nk = Math.min(KEY_TILE, keyEnd - k0);
-            AttentionTiles.maskedScores(w, c, b, head, kvHead, q0, nq, k0, nk, d);
+            AttentionTiles.maskedScores(w, c, b, head, kvHead, q0, nq, k0, nk, d, false);
             for (int i = 0; i < nq; i++) {
                 absorb(w, i, i * KEY_TILE, nk, d);
             }
-            if (nq == 1) {
+            Product product = new Product(
+                    false,
+                    false,
+                    nq,
+                    d,
+                    nk,
+                    1f,
+                    w.scoresTile,
+                    c.v().matrix(b, kvHead, k0),
+                    1f,
+                    new Matrix(w.accSegment, 0, d));
+            if (careful && !AttentionTiles.finiteRows(c.v(), b, kvHead, k0, nk, d, w.rows)) {
+                AttentionTiles.multiplySkippingZeros(product);
+            } else if (nq == 1) {
                 // A single query whose head size is not a whole number of vectors (others take decode()).
                 AttentionTiles.stage(c.v(), b, kvHead, k0, nk, d, w.rows);
                 for (int j = 0; j < nk; j++) {
                     RowMath.axpy(d, w.scores[j], w.rows, j * d, w.acc, 0);
                 }
             } else {
-                Product product = new Product(
-                        false,
-                        false,
-                        nq,
-                        d,
-                        nk,
-                        1f,
-                        w.scoresTile,
-                        c.v().matrix(b, kvHead, k0),
-                        1f,
-                        new Matrix(w.accSegment, 0, d));
                 AttentionTiles.multiply(product, null, c.number(), b, head, q0, w.packed.values, k0);
             }
+        }
+        if (!careful && nonFiniteAccumulator(w, nq, d)) {
+            tile(c, b, head, q0, true);
+            return;
         }
         for (int i = 0; i < nq; i++) {
             int query = q0 + i;
@@ -69,6 +85,16 @@ final class AttentionForward {
                 AttentionExact.exactQuery(c, b, head, kvHead, query, AttentionTiles.keyEnd(c, query, 1));
             }
         }
+    }
+
+    /** Whether a query of the tile that saw keys has NaN or ∞ in its accumulator. */
+    private static boolean nonFiniteAccumulator(AttentionTiles.Workspace w, int nq, int d) {
+        for (int i = 0; i < nq; i++) {
+            if (w.sum[i] > 0 && !RowMath.allFinite(d, w.acc, i * d)) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /**
@@ -134,7 +160,7 @@ final class AttentionForward {
                 }
             }
             for (int p = 0; p < 4; p++) {
-                AttentionTiles.maskRow(w.scores, p * KEY_TILE, nt, c.mask(), b, head, query, p * part + t, nt);
+                AttentionTiles.maskRow(w.scores, p * KEY_TILE, nt, c.mask(), b, head, query, p * part + t, nt, false);
                 absorb(w, p, p * KEY_TILE, nt, d);
             }
             for (int j = 0; j < nt; j++) {
@@ -162,7 +188,7 @@ final class AttentionForward {
             for (int j = 0; j < nk; j++) {
                 w.scores[row + j] = scale * RowMath.dot(w.query, w.rows, j * d, d);
             }
-            AttentionTiles.maskRow(w.scores, row, nk, c.mask(), b, head, query, first, nk);
+            AttentionTiles.maskRow(w.scores, row, nk, c.mask(), b, head, query, first, nk, false);
             absorb(w, 4, row, nk, d);
             AttentionTiles.stage(v, b, kvHead, first, nk, d, w.rows);
             for (int j = 0; j < nk; j++) {
@@ -186,10 +212,33 @@ final class AttentionForward {
                 }
             }
         }
-        if (total > 0) {
-            writeResult(w.acc, 0, d, total, max, c.o(), c.lse(), b, head, query);
-        } else {
+        finishDecoded(c, w, b, head, kvHead, query, keyEnd, total, max);
+    }
+
+    /**
+     * Writes a decoded query's result from the accumulator at 0, or computes it again where the float pass cannot give
+     * it: exactly where nothing weighs (total 0 or NaN), and by the careful {@link #tile} pass where a value row holds
+     * NaN or ∞ and the accumulator too, maybe as 0·NaN from a key the query does not see. An accumulator that
+     * overflowed on finite values is written as it is.
+     */
+    static void finishDecoded(
+            AttentionCall c,
+            AttentionTiles.Workspace w,
+            int b,
+            int head,
+            int kvHead,
+            int query,
+            int keyEnd,
+            float total,
+            float max) {
+        int d = c.shape().headDim();
+        if (!(total > 0)) {
             AttentionExact.exactQuery(c, b, head, kvHead, query, keyEnd);
+        } else if (!RowMath.allFinite(d, w.acc, 0)
+                && !AttentionTiles.finiteRows(c.v(), b, kvHead, 0, keyEnd, d, w.rows)) {
+            tile(c, b, head, query, true);
+        } else {
+            writeResult(w.acc, 0, d, total, max, c.o(), c.lse(), b, head, query);
         }
     }
 

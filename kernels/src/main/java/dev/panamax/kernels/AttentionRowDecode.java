@@ -174,7 +174,7 @@ final class AttentionRowDecode {
             stagePadded(k, b, first, left, rowWidth, w.rows);
             for (int h = 0; h < heads; h++) {
                 RowMath.dots4(queries, h * d, w.rows, (h / group) * d, rowWidth, d, scale, w.scores, h * KEY_TILE, 1);
-                AttentionTiles.maskRow(w.scores, h * KEY_TILE, left, c.mask(), b, h, 0, first, left);
+                AttentionTiles.maskRow(w.scores, h * KEY_TILE, left, c.mask(), b, h, 0, first, left, false);
                 AttentionForward.absorb(w, h, h * KEY_TILE, left, d);
             }
             stagePadded(v, b, first, left, rowWidth, w.rows);
@@ -215,7 +215,7 @@ final class AttentionRowDecode {
 
     /**
      * Head h of batch entry b: each part's sum and accumulator rescaled to the largest maximum and added in part order,
-     * then written out; a head that saw no key takes the exact path, which writes zeros and −∞.
+     * then written out (or computed again: see {@link AttentionForward#finishDecoded}).
      */
     private static void merge(
             AttentionCall c, AttentionTiles.Workspace w, int b, int h, int keyEnd, float[] partials, int at, int step) {
@@ -235,11 +235,7 @@ final class AttentionRowDecode {
                 RowMath.axpy(d, factor, partials, part + 2, w.acc, 0);
             }
         }
-        if (total > 0) {
-            AttentionForward.writeResult(w.acc, 0, d, total, max, c.o(), c.lse(), b, h, 0);
-        } else {
-            int kvHead = h / (c.shape().qHeads() / c.shape().kvHeads());
-            AttentionExact.exactQuery(c, b, h, kvHead, 0, keyEnd);
-        }
+        int kvHead = h / (c.shape().qHeads() / c.shape().kvHeads());
+        AttentionForward.finishDecoded(c, w, b, h, kvHead, 0, keyEnd, total, max);
     }
 }

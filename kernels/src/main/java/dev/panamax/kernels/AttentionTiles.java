@@ -55,14 +55,27 @@ final class AttentionTiles {
         return c.causal() ? Math.max(0, Math.min(s.tk(), q0 + nq + s.tk() - s.tq())) : s.tk();
     }
 
-    /** {@link #scores} with each row masked by {@link #maskRow}: the mask added, the keys a row does not see -∞. */
+    /**
+     * {@link #scores} with each row masked by {@link #maskRow}: the mask added, the keys a row does not see -∞; with
+     * {@code hide}, also those the mask hides.
+     */
     static void maskedScores(
-            Workspace w, AttentionCall c, int b, int head, int kvHead, int q0, int nq, int k0, int nk, int d) {
+            Workspace w,
+            AttentionCall c,
+            int b,
+            int head,
+            int kvHead,
+            int q0,
+            int nq,
+            int k0,
+            int nk,
+            int d,
+            boolean hide) {
         scores(w, c, b, head, kvHead, q0, nq, k0, nk, d);
         int shift = c.shape().tk() - c.shape().tq();
         for (int i = 0; i < nq; i++) {
             int visible = c.causal() ? q0 + i + shift - k0 + 1 : nk;
-            maskRow(w.scores, i * KEY_TILE, nk, c.mask(), b, head, q0 + i, k0, visible);
+            maskRow(w.scores, i * KEY_TILE, nk, c.mask(), b, head, q0 + i, k0, visible, hide);
         }
     }
 
@@ -111,16 +124,73 @@ final class AttentionTiles {
         GemmDriver.runPacked(product, packedA, tiles.of(product, k0));
     }
 
-    /** Adds the mask to a row of scores and hides the columns from {@code visible} on (the causal limit). */
+    /**
+     * Adds the mask to a row of scores and hides the columns from {@code visible} on (the causal limit). With {@code
+     * hide}, a -∞ of the mask makes the score -∞ even where it is NaN or +∞ (a K row holding NaN or ∞): the backward
+     * has no other way to keep that key from the query. The forward only adds: a NaN sends the query to {@link
+     * AttentionExact}, which hides the key, and overflowing finite scores keep the path they took.
+     */
     static void maskRow(
-            float[] scores, int row, int nk, TensorView mask, int b, int head, int query, int k0, int visible) {
+            float[] scores,
+            int row,
+            int nk,
+            TensorView mask,
+            int b,
+            int head,
+            int query,
+            int k0,
+            int visible,
+            boolean hide) {
         if (mask != null) {
             long maskRow = mask.row(b, head, query) + k0;
             for (int j = 0; j < nk; j++) {
-                scores[row + j] += mask.data().getAtIndex(FLOAT, maskRow + j);
+                float m = mask.data().getAtIndex(FLOAT, maskRow + j);
+                scores[row + j] = hide && m == Float.NEGATIVE_INFINITY ? m : scores[row + j] + m;
             }
         }
         Arrays.fill(scores, row + Math.max(0, Math.min(nk, visible)), row + nk, Float.NEGATIVE_INFINITY);
+    }
+
+    /** Whether rows {@code [first, first + count)} of one (batch, head) of a view hold no NaN or ∞; stages into buffer. */
+    static boolean finiteRows(TensorView view, int b, int head, int first, int count, int width, float[] buffer) {
+        for (int r = 0; r < count; r += KEY_TILE) {
+            int n = Math.min(KEY_TILE, count - r);
+            stage(view, b, head, first + r, n, width, buffer);
+            if (!RowMath.allFinite(n * width, buffer, 0)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * {@code C = alpha·op(A)·op(B) + beta·C} term by term, leaving out every term whose element of A is 0: the stand-in
+     * for a tile product whose B holds NaN or ∞, where A's zeros are the weights (or gradients) of the keys and
+     * queries that do not see each other, and 0·NaN would be NaN. Scalar, for such tiles only.
+     */
+    static void multiplySkippingZeros(Product p) {
+        Matrix a = p.a(), b = p.b(), c = p.c();
+        c.scale(p.beta(), p.m(), p.n());
+        for (int i = 0; i < p.m(); i++) {
+            for (int t = 0; t < p.k(); t++) {
+                float x = p.transA() ? element(a, t, i) : element(a, i, t);
+                if (x == 0) {
+                    continue;
+                }
+                float factor = p.alpha() * x;
+                long row = c.offset() + (long) i * c.ld();
+                for (int j = 0; j < p.n(); j++) {
+                    float y = p.transB() ? element(b, j, t) : element(b, t, j);
+                    c.data()
+                            .setAtIndex(
+                                    FLOAT, row + j, Math.fma(factor, y, c.data().getAtIndex(FLOAT, row + j)));
+                }
+            }
+        }
+    }
+
+    private static float element(Matrix m, int row, int column) {
+        return m.data().getAtIndex(FLOAT, m.offset() + (long) row * m.ld() + column);
     }
 
     /**

@@ -128,6 +128,22 @@ final class RowMath {
         }
         return sum.add(e, valid);
     }
+
+    /** Whether none of {@code n} floats from {@code xi} is NaN or ±∞. */
+    static boolean allFinite(int n, float[] x, int xi) {
+        // 0·x is ±0 for a finite x and NaN otherwise; a sum of zeros stays 0.
+        FloatVector zeros = FloatVector.zero(FLOATS);
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            zeros = zeros.add(FloatVector.fromArray(FLOATS, x, xi + j).mul(0f));
+        }
+        if (end < n) {
+            zeros = zeros.add(
+                    FloatVector.fromArray(FLOATS, x, xi + end, tail(end, n)).mul(0f));
+        }
+        return !zeros.test(VectorOperators.IS_NAN).anyTrue();
+    }
+
     /** {@code y += alpha·x} over {@code n} floats. */
     static void axpy(int n, float alpha, float[] x, int xi, float[] y, int yi) {
         FloatVector a = FloatVector.broadcast(FLOATS, alpha);

@@ -367,8 +367,9 @@ class AttentionBackwardTest {
 
     /**
      * A NaN in one element of query i's row, or of its output gradient's, makes query i's dQ row NaN and puts NaN in
-     * the dK and dV rows of the keys it sees, as the backward's Javadoc says; every other query's dQ stays finite, and with a NaN
-     * in Q, so do the dV rows of keys query i does not see. Causal, so some keys are unseen; queries in both query tiles.
+     * the dK and dV rows of the keys it sees, as the backward's Javadoc says; every other query's dQ stays finite, and
+     * so do the dK and dV rows of the keys query i does not see. Causal, so some keys are unseen; queries in both query
+     * tiles.
      */
     @Test
     void nanReachesTheGradientsOfItsQuery() {
@@ -390,20 +391,138 @@ class AttentionBackwardTest {
                 for (int key = 0; key < c.tk(); key++) {
                     boolean nanK = false;
                     boolean nanV = false;
-                    boolean finiteV = true;
+                    boolean finite = true;
                     for (int e = 0; e < d; e++) {
                         nanK |= Float.isNaN(out[1][key * d + e]);
                         nanV |= Float.isNaN(out[2][key * d + e]);
-                        finiteV &= Float.isFinite(out[2][key * d + e]);
+                        finite &= Float.isFinite(out[1][key * d + e]) && Float.isFinite(out[2][key * d + e]);
                     }
                     if (key <= query) {
                         assertTrue(nanK && nanV, name + ": dK or dV of key " + key + " without NaN");
-                    } else if (which == 0) {
-                        assertTrue(finiteV, name + ": dV of unseen key " + key);
+                    } else {
+                        assertTrue(finite, name + ": dK or dV of unseen key " + key);
                     }
                 }
             }
         }
+    }
+
+    /** A shape, the key rows to poison (in K or V) and the query rows to poison (in Q or dO), one at a time. */
+    record PoisonCase(Case shape, int[] keys, int[] queries) {
+        @Override
+        public String toString() {
+            return shape + " keys " + Arrays.toString(keys) + " queries " + Arrays.toString(queries);
+        }
+    }
+
+    /**
+     * Query tiles whose diagonal key tile holds a poisoned row, several query tiles, poisoned rows in later key tiles
+     * with fewer queries than keys, a mask that hides the row from some queries, a single query, GQA, batches, an odd
+     * head size.
+     */
+    static Stream<PoisonCase> poisonCases() {
+        return Stream.of(
+                new PoisonCase(
+                        new Case(1, 4, 2, 100, 100, 32, true, false), new int[] {5, 70, 99}, new int[] {5, 70, 99}),
+                new PoisonCase(new Case(2, 2, 1, 70, 200, 16, true, false), new int[] {150, 199}, new int[] {3, 66}),
+                new PoisonCase(new Case(1, 2, 2, 37, 37, 13, true, true), new int[] {0, 20, 36}, new int[] {0, 20}),
+                new PoisonCase(new Case(1, 2, 1, 1, 50, 16, false, true), new int[] {0, 1, 48}, new int[] {0}));
+    }
+
+    /**
+     * NaN and ±∞ in one element of K, V or dO (and NaN in Q): a gradient that no query seeing the poison feeds matches
+     * the reference on the clean inputs; the gradients it reaches through IEEE arithmetic are non-finite (dQ of the
+     * queries that see it, dK and dV of the keys those queries see, only the poisoned column of dV for dO).
+     */
+    @ParameterizedTest
+    @MethodSource("poisonCases")
+    void rowsAQueryDoesNotSeeDoNotReachItsGradients(PoisonCase pc) {
+        Case c = pc.shape();
+        int d = c.d();
+        float[][] t = tensors(c);
+        float[] mask = c.masked() ? AttentionTest.poisonMask(c.tq(), c.tk()) : null;
+        float scale = (float) (1 / Math.sqrt(d));
+        ReferenceAttention.Gradients clean = c.referenceBackward(scale, t[0], t[1], t[2], mask, t[3]);
+        int b0 = c.batch() - 1;
+        int group = c.qHeads() / c.kvHeads();
+        for (int tensor = 0; tensor < 4; tensor++) {
+            boolean keySide = tensor == 1 || tensor == 2;
+            int head = keySide ? c.kvHeads() - 1 : c.qHeads() - 1;
+            int rows = keySide ? c.tk() : c.tq();
+            for (int row : keySide ? pc.keys() : pc.queries()) {
+                int column = row % d;
+                for (float poison : tensor == 0 ? new float[] {Float.NaN} : AttentionTest.POISONS) {
+                    float[][] poisoned = t.clone();
+                    poisoned[tensor] = t[tensor].clone();
+                    poisoned[tensor][((b0 * (keySide ? c.kvHeads() : c.qHeads()) + head) * rows + row) * d + column] =
+                            poison;
+                    // Per query: whether it sees the poison (tainted), and whether that makes its dS row non-finite
+                    // (broken: all but a key whose score is -∞, which weighs nothing).
+                    boolean[] tainted = new boolean[c.batch() * c.qHeads() * c.tq()];
+                    boolean[] broken = new boolean[tainted.length];
+                    for (int r = 0; r < tainted.length; r++) {
+                        int i = r % c.tq();
+                        int h = r / c.tq() % c.qHeads();
+                        boolean here = r / c.tq() / c.qHeads() == b0;
+                        boolean seesAny = false;
+                        for (int j = 0; j < c.tk(); j++) {
+                            seesAny |= AttentionTest.sees(c.tq(), c.tk(), c.causal(), mask, i, j);
+                        }
+                        tainted[r] = keySide
+                                ? here
+                                        && h / group == head
+                                        && AttentionTest.sees(c.tq(), c.tk(), c.causal(), mask, i, row)
+                                : here && h == head && i == row && seesAny;
+                        broken[r] = tainted[r] && !(tensor == 1 && scale * t[0][r * d + column] * poison < 0);
+                    }
+                    AttentionTest.Expect[][] expect = {
+                        new AttentionTest.Expect[t[0].length],
+                        new AttentionTest.Expect[t[1].length],
+                        new AttentionTest.Expect[t[2].length]
+                    };
+                    for (int r = 0; r < tainted.length; r++) {
+                        Arrays.fill(expect[0], r * d, (r + 1) * d, level(broken[r], tainted[r]));
+                    }
+                    for (int kr = 0; kr < c.batch() * c.kvHeads() * c.tk(); kr++) {
+                        int j = kr % c.tk();
+                        int kvHead = kr / c.tk() % c.kvHeads();
+                        int b = kr / c.tk() / c.kvHeads();
+                        boolean seenByBroken = false;
+                        boolean seenByTainted = false;
+                        for (int h = kvHead * group; h < (kvHead + 1) * group; h++) {
+                            for (int i = 0; i < c.tq(); i++) {
+                                int r = (b * c.qHeads() + h) * c.tq() + i;
+                                if (AttentionTest.sees(c.tq(), c.tk(), c.causal(), mask, i, j)) {
+                                    seenByBroken |= broken[r];
+                                    seenByTainted |= tainted[r];
+                                }
+                            }
+                        }
+                        // Under a key score of +∞ the other keys weigh 0 and are left out: their gradients stay finite.
+                        seenByBroken &= !(tensor == 1 && Float.isInfinite(poison));
+                        for (int e = 0; e < d; e++) {
+                            expect[1][kr * d + e] = level(seenByBroken, seenByTainted);
+                            // dV = Pᵀ·dO: V does not enter it, and dO only in its own column.
+                            boolean reached = tensor != 2 && (tensor != 3 || e == column);
+                            expect[2][kr * d + e] = level(reached && seenByBroken, reached && seenByTainted);
+                        }
+                    }
+                    float[][] out = fast(c, scale, poisoned[0], poisoned[1], poisoned[2], mask, poisoned[3]);
+                    String name = c + " " + new String[] {"Q", "K", "V", "dO"}[tensor] + " row " + row + " column "
+                            + column + " = " + poison;
+                    AttentionTest.assertPoisoned(name + " dQ", clean.dq(), clean.dqBound(), out[0], expect[0]);
+                    AttentionTest.assertPoisoned(name + " dK", clean.dk(), clean.dkBound(), out[1], expect[1]);
+                    AttentionTest.assertPoisoned(name + " dV", clean.dv(), clean.dvBound(), out[2], expect[2]);
+                }
+            }
+        }
+    }
+
+    /** Non-finite where the poison arrives broken, unchecked where it arrives harmless, else the clean value. */
+    private static AttentionTest.Expect level(boolean broken, boolean tainted) {
+        return broken
+                ? AttentionTest.Expect.NON_FINITE
+                : tainted ? AttentionTest.Expect.ANY : AttentionTest.Expect.CLEAN;
     }
 
     private static double loss(Case c, double scale, float[][] t, float[] mask) {

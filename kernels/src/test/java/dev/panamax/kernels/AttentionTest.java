@@ -21,6 +21,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.stream.IntStream;
 import java.util.stream.Stream;
 import jdk.incubator.vector.VectorShape;
 import jdk.jfr.Recording;
@@ -105,23 +106,28 @@ class AttentionTest {
         double scale = 1 / Math.sqrt(d) * 2;
         ReferenceAttention.Result expected = ReferenceAttention.forward(
                 c.batch(), c.qHeads(), c.kvHeads(), c.tq(), c.tk(), d, (float) scale, c.causal(), q, k, v, mask);
+        float[][] out = forwardDense(c, (float) scale, q, k, v, mask);
+        Tolerance.assertClose(c + " output", expected.output(), out[0], expected.bound());
+        Tolerance.assertClose(c + " log-sum-exp", expected.logSumExp(), out[1], 1e-5, 1e-5);
+        return out[0];
+    }
+
+    /** The forward on dense arrays (the mask {@code [tq, tk]}, shared by batch entries and heads); returns O and lse. */
+    private static float[][] forwardDense(Case c, float scale, float[] q, float[] k, float[] v, float[] mask) {
+        int d = c.headDim();
         float[] o = new float[q.length];
         float[] lse = new float[c.batch() * c.qHeads() * c.tq()];
-        Attention.Shape shape = new Attention.Shape(c.batch(), c.qHeads(), c.kvHeads(), c.tq(), c.tk(), d);
-        TensorView maskView = mask == null ? null : TensorView.of(mask, 0, 0, 0, c.tk());
         Attention.forward(
-                shape,
-                (float) scale,
+                new Attention.Shape(c.batch(), c.qHeads(), c.kvHeads(), c.tq(), c.tk(), d),
+                scale,
                 c.causal(),
                 TensorView.dense(q, c.qHeads(), c.tq(), d),
                 TensorView.dense(k, c.kvHeads(), c.tk(), d),
                 TensorView.dense(v, c.kvHeads(), c.tk(), d),
-                maskView,
+                mask == null ? null : TensorView.of(mask, 0, 0, 0, c.tk()),
                 TensorView.dense(o, c.qHeads(), c.tq(), d),
                 TensorView.dense(lse, c.qHeads(), c.tq(), 1));
-        Tolerance.assertClose(c + " output", expected.output(), o, expected.bound());
-        Tolerance.assertClose(c + " log-sum-exp", expected.logSumExp(), lse, 1e-5, 1e-5);
-        return o;
+        return new float[][] {o, lse};
     }
 
     /** An additive mask with −Inf holes, a fully masked first row, and finite offsets elsewhere. */
@@ -233,18 +239,9 @@ class AttentionTest {
         float[] mask = c.masked() ? hidingMask(c.tq(), c.tk()) : null;
         ReferenceAttention.Result expected = ReferenceAttention.forward(
                 c.batch(), c.qHeads(), c.kvHeads(), c.tq(), c.tk(), d, scale, c.causal(), t[0], t[1], t[2], mask);
-        float[] o = new float[t[0].length];
-        float[] lse = new float[c.batch() * c.qHeads() * c.tq()];
-        Attention.forward(
-                new Attention.Shape(c.batch(), c.qHeads(), c.kvHeads(), c.tq(), c.tk(), d),
-                scale,
-                c.causal(),
-                TensorView.dense(t[0], c.qHeads(), c.tq(), d),
-                TensorView.dense(t[1], c.kvHeads(), c.tk(), d),
-                TensorView.dense(t[2], c.kvHeads(), c.tk(), d),
-                mask == null ? null : TensorView.of(mask, 0, 0, 0, c.tk()),
-                TensorView.dense(o, c.qHeads(), c.tq(), d),
-                TensorView.dense(lse, c.qHeads(), c.tq(), 1));
+        float[][] out = forwardDense(c, scale, t[0], t[1], t[2], mask);
+        float[] o = out[0];
+        float[] lse = out[1];
         // Exact scores: only the exponentials, the sums over keys and the division round (see ReferenceAttention).
         double[] bound = new double[o.length];
         Arrays.fill(bound, 2 * Tolerance.FLOAT_EPSILON * (4 * c.tk() + 16));
@@ -509,6 +506,162 @@ class AttentionTest {
                     TensorView.dense(lse, c.qHeads(), 1, 1));
         }
         return new float[][] {o, lse};
+    }
+
+    /** What a poison test asks of one output element. */
+    enum Expect {
+        /** Within the bound of the float64 reference on the clean inputs: the element does not see the poison. */
+        CLEAN,
+        /** NaN or ±∞: the element sees the poison and IEEE arithmetic makes it non-finite. */
+        NON_FINITE,
+        /** Finite, of any value (a key whose score is −∞ weighs nothing, and so leaves its query finite). */
+        FINITE,
+        /** Not checked: the poison reaches the element, but not as NaN or ∞ (a key of score −∞ moves the others). */
+        ANY
+    }
+
+    /** NaN and the infinities: values that reach every output that sees them, and must reach no other. */
+    static final float[] POISONS = {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY};
+
+    /** A mask that hides key j from query i where {@code (i + j) % 3 == 0}, with finite offsets elsewhere. */
+    static float[] poisonMask(int tq, int tk) {
+        float[] mask = Inputs.uniform(Inputs.seed("poison mask " + tq + "x" + tk), tq * tk, -1, 1);
+        for (int i = 0; i < tq; i++) {
+            for (int j = 0; j < tk; j++) {
+                if ((i + j) % 3 == 0) {
+                    mask[i * tk + j] = Float.NEGATIVE_INFINITY;
+                }
+            }
+        }
+        return mask;
+    }
+
+    /** Whether query i sees key j: the causal rule, then the mask. */
+    static boolean sees(int tq, int tk, boolean causal, float[] mask, int i, int j) {
+        return (!causal || j <= i + tk - tq) && (mask == null || mask[i * tk + j] != Float.NEGATIVE_INFINITY);
+    }
+
+    /** Asserts each element of {@code actual} as {@code expect} says, against the clean reference and its bounds. */
+    static void assertPoisoned(String what, double[] clean, double[] bound, float[] actual, Expect[] expect) {
+        int[] compared = IntStream.range(0, actual.length)
+                .filter(i -> expect[i] == Expect.CLEAN)
+                .toArray();
+        Tolerance.assertClose(
+                what,
+                compared.length,
+                i -> clean[compared[i]],
+                i -> actual[compared[i]],
+                i -> bound[compared[i]],
+                i -> "index " + compared[i]);
+        for (int i = 0; i < actual.length; i++) {
+            boolean finite = Float.isFinite(actual[i]);
+            if (expect[i] == Expect.NON_FINITE && finite || expect[i] == Expect.FINITE && !finite) {
+                throw new AssertionError(what + ": index " + i + " is " + actual[i] + ", expected " + expect[i]);
+            }
+        }
+    }
+
+    /** A shape and the key/value rows to poison, one at a time, in the last batch entry's last key/value head. */
+    record PoisonCase(Case shape, int... rows) {
+        @Override
+        public String toString() {
+            return shape + " rows " + Arrays.toString(rows);
+        }
+    }
+
+    /**
+     * Query tiles whose diagonal key tile holds a poisoned row that some of their queries do not see, poisoned rows in
+     * later key tiles, fewer queries than keys, masks that hide the row from some queries, decoding (four parts and a
+     * fifth, the row-by-row path, a head size that is not a whole number of vectors), GQA, batches, odd sizes.
+     */
+    static Stream<PoisonCase> poisonCases() {
+        return Stream.of(
+                new PoisonCase(new Case(2, 4, 2, 100, 100, 64, true, false), 5, 70, 99),
+                new PoisonCase(new Case(1, 2, 1, 70, 300, 32, true, false), 250, 290, 299),
+                new PoisonCase(new Case(2, 3, 3, 37, 37, 13, true, true), 0, 20, 36),
+                new PoisonCase(new Case(1, 4, 1, 45, 45, 16, true, false), 10, 44),
+                new PoisonCase(new Case(1, 2, 2, 3, 50, 32, true, false), 48, 49),
+                new PoisonCase(new Case(1, 2, 1, 20, 30, 16, false, true), 6, 29),
+                new PoisonCase(new Case(2, 4, 2, 1, 202, 64, true, true), 99, 100, 150, 201),
+                new PoisonCase(new Case(2, 4, 1, 1, 202, 64, false, true), 99, 100, 150, 201),
+                new PoisonCase(new Case(1, 2, 1, 1, 50, 13, true, true), 0, 1, 48));
+    }
+
+    /**
+     * NaN and ±∞ in one element of a key or value row: an output whose query does not see that row (the causal rule or
+     * the mask hides it) matches the reference on the clean inputs; one that sees it is non-finite where IEEE
+     * arithmetic makes it so (the value's column, or the whole row for a score of NaN or +∞). Decoding also reads a
+     * cache whose rows hold the heads side by side.
+     */
+    @ParameterizedTest
+    @MethodSource("poisonCases")
+    void rowsAQueryDoesNotSeeDoNotReachIt(PoisonCase pc) {
+        Case c = pc.shape();
+        int d = c.headDim();
+        float[] q = Inputs.uniform(Inputs.seed(c + "q"), c.batch() * c.qHeads() * c.tq() * d, -1, 1);
+        float[][] kv = {
+            Inputs.uniform(Inputs.seed(c + "k"), c.batch() * c.kvHeads() * c.tk() * d, -1, 1),
+            Inputs.uniform(Inputs.seed(c + "v"), c.batch() * c.kvHeads() * c.tk() * d, -1, 1)
+        };
+        float[] mask = c.masked() ? poisonMask(c.tq(), c.tk()) : null;
+        float scale = (float) (1 / Math.sqrt(d));
+        ReferenceAttention.Result clean = ReferenceAttention.forward(
+                c.batch(), c.qHeads(), c.kvHeads(), c.tq(), c.tk(), d, scale, c.causal(), q, kv[0], kv[1], mask);
+        double[] lseBound = new double[clean.logSumExp().length];
+        for (int i = 0; i < lseBound.length; i++) {
+            lseBound[i] = 1e-5 + 1e-5 * Math.abs(clean.logSumExp()[i]);
+        }
+        int b0 = c.batch() - 1;
+        int kvHead = c.kvHeads() - 1;
+        int group = c.qHeads() / c.kvHeads();
+        for (int tensor = 0; tensor < 2; tensor++) {
+            for (int row : pc.rows()) {
+                int column = row % d;
+                for (float poison : POISONS) {
+                    float[][] poisoned = {kv[0].clone(), kv[1].clone()};
+                    poisoned[tensor][((b0 * c.kvHeads() + kvHead) * c.tk() + row) * d + column] = poison;
+                    Expect[] expectO = new Expect[q.length];
+                    Expect[] expectLse = new Expect[clean.logSumExp().length];
+                    for (int r = 0; r < expectLse.length; r++) {
+                        int i = r % c.tq();
+                        int head = r / c.tq() % c.qHeads();
+                        boolean seen = r / c.tq() / c.qHeads() == b0
+                                && head / group == kvHead
+                                && sees(c.tq(), c.tk(), c.causal(), mask, i, row);
+                        // A poisoned key's score is NaN or ±∞; at -∞ the key weighs nothing.
+                        boolean scoreNegative = scale * q[r * d + column] * poison < 0;
+                        Expect whole = !seen
+                                ? Expect.CLEAN
+                                : tensor == 1 ? Expect.CLEAN : scoreNegative ? Expect.FINITE : Expect.NON_FINITE;
+                        for (int e = 0; e < d; e++) {
+                            expectO[r * d + e] = seen && tensor == 1 && e == column ? Expect.NON_FINITE : whole;
+                        }
+                        // Values do not move the log-sum-exp.
+                        expectLse[r] = whole == Expect.FINITE ? Expect.ANY : whole;
+                    }
+                    List<float[][]> results = new ArrayList<>();
+                    Parallelism.setThreads(3);
+                    results.add(forwardDense(c, scale, q, poisoned[0], poisoned[1], mask));
+                    Parallelism.setThreads(1);
+                    // The pass that leaves weights of 0 out is chosen per query tile, the same way at any thread count.
+                    assertArrayEquals(
+                            results.get(0)[0],
+                            forwardDense(c, scale, q, poisoned[0], poisoned[1], mask)[0],
+                            "1 thread");
+                    if (c.tq() == 1 && d % Simd.LANES == 0) {
+                        results.add(decodeInterleaved(c, q, poisoned[0], poisoned[1], mask, scale, false));
+                    }
+                    for (int layout = 0; layout < results.size(); layout++) {
+                        String name = c + (tensor == 0 ? " K" : " V") + " row " + row + " column " + column + " = "
+                                + poison + (layout == 0 ? "" : " interleaved cache");
+                        assertPoisoned(
+                                name + " output", clean.output(), clean.bound(), results.get(layout)[0], expectO);
+                        assertPoisoned(
+                                name + " log-sum-exp", clean.logSumExp(), lseBound, results.get(layout)[1], expectLse);
+                    }
+                }
+            }
+        }
     }
 
     @Test

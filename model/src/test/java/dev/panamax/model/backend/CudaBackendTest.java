@@ -21,6 +21,7 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.function.Function;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -688,31 +689,7 @@ class CudaBackendTest {
             double factor = 16 * (length + headDim) * EPS;
             assertWithin(
                     "attentionBackward " + Arrays.toString(c),
-                    b -> {
-                        Tensor qt = input(b, rows, heads * headDim, q, false);
-                        Tensor kt = input(b, rows, kvHeads * headDim, k, false);
-                        Tensor vt = input(b, rows, kvHeads * headDim, v, false);
-                        Tensor out = b.allocate(rows, heads * headDim);
-                        Tensor lse = b.allocate(rows, heads);
-                        b.attention(qt, kt, vt, heads, kvHeads, sequences, 0, out, lse);
-                        Tensor dq = b.allocate(rows, heads * headDim);
-                        Tensor dk = b.allocate(rows, kvHeads * headDim);
-                        Tensor dv = b.allocate(rows, kvHeads * headDim);
-                        b.attentionBackward(
-                                qt,
-                                kt,
-                                vt,
-                                out,
-                                lse,
-                                input(b, rows, heads * headDim, dOut, false),
-                                heads,
-                                kvHeads,
-                                sequences,
-                                dq,
-                                dk,
-                                dv);
-                        return concat(read(b, dq), read(b, dk), read(b, dv));
-                    },
+                    attentionBackward(sequences, heads, kvHeads, length, headDim, new float[][] {q, k, v, dOut}),
                     expected -> {
                         double[] bound = new double[expected.length];
                         int from = 0;
@@ -726,6 +703,155 @@ class CudaBackendTest {
                         }
                         return bound;
                     });
+        }
+    }
+
+    /**
+     * Each backend's forward then its backward at position 0 on {q, k, v, dO}, {@code length} rows per sequence;
+     * returns dQ, dK and dV.
+     */
+    private static Operation attentionBackward(
+            int sequences, int heads, int kvHeads, int length, int headDim, float[][] t) {
+        int rows = sequences * length;
+        return b -> {
+            Tensor qt = input(b, rows, heads * headDim, t[0], false);
+            Tensor kt = input(b, rows, kvHeads * headDim, t[1], false);
+            Tensor vt = input(b, rows, kvHeads * headDim, t[2], false);
+            Tensor out = b.allocate(rows, heads * headDim);
+            Tensor lse = b.allocate(rows, heads);
+            b.attention(qt, kt, vt, heads, kvHeads, sequences, 0, out, lse);
+            Tensor dq = b.allocate(rows, heads * headDim);
+            Tensor dk = b.allocate(rows, kvHeads * headDim);
+            Tensor dv = b.allocate(rows, kvHeads * headDim);
+            b.attentionBackward(
+                    qt,
+                    kt,
+                    vt,
+                    out,
+                    lse,
+                    input(b, rows, heads * headDim, t[3], false),
+                    heads,
+                    kvHeads,
+                    sequences,
+                    dq,
+                    dk,
+                    dv);
+            return concat(read(b, dq), read(b, dk), read(b, dv));
+        };
+    }
+
+    /**
+     * NaN and ±∞ in one element of a key or value row that other queries of the same block do not see (key 5, beside
+     * query 4), or of a query or output-gradient row whose query does not see keys of the same block (query 4, beside
+     * key 5), in the second sequence and the last head: the kernels keep it from every output and gradient that does
+     * not see it, where the device is within the bounds above of the CPU. Where the CPU's result is not finite, neither
+     * is the device's; what sees the poison may be NaN on the device where the CPU, which leaves keys of score -∞ and
+     * weight 0 out, is finite.
+     */
+    @Test
+    void poisonReachesOnlyWhatSeesItAsOnTheCpu() {
+        int sequences = 2;
+        int heads = 4;
+        int kvHeads = 2;
+        int group = heads / kvHeads;
+        int length = 9;
+        int headDim = 12;
+        int rows = sequences * length;
+        float[][] clean = {
+            random("poison q", rows * heads * headDim),
+            random("poison k", rows * kvHeads * headDim),
+            random("poison v", rows * kvHeads * headDim),
+            random("poison dO", rows * heads * headDim)
+        };
+        for (int tensor = 0; tensor < 4; tensor++) {
+            boolean keySide = tensor == 1 || tensor == 2;
+            int width = keySide ? kvHeads : heads;
+            int row = length + (keySide ? 5 : 4);
+            // The (row, head)s of queries that see the poison, and of the keys those queries see.
+            boolean[] queries = new boolean[rows * heads];
+            boolean[] keys = new boolean[rows * kvHeads];
+            for (int r = length; r < rows; r++) {
+                for (int h = 0; h < heads; h++) {
+                    queries[r * heads + h] =
+                            keySide ? h / group == kvHeads - 1 && r >= row : h == heads - 1 && r == row;
+                    for (int j = length; j <= r; j++) {
+                        keys[j * kvHeads + h / group] |= queries[r * heads + h];
+                    }
+                }
+            }
+            for (float poison : new float[] {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY}) {
+                float[][] t = clean.clone();
+                t[tensor] = clean[tensor].clone();
+                t[tensor][(row * width + width - 1) * headDim + 3] = poison;
+                String what = new String[] {"q", "k", "v", "dO"}[tensor] + " row " + row + " = " + poison;
+                if (tensor < 3) {
+                    assertLikeTheCpu(
+                            "attention, " + what,
+                            b -> {
+                                Tensor out = b.allocate(rows, heads * headDim);
+                                Tensor lse = b.allocate(rows, heads);
+                                b.attention(
+                                        input(b, rows, heads * headDim, t[0], false),
+                                        input(b, rows, kvHeads * headDim, t[1], false),
+                                        input(b, rows, kvHeads * headDim, t[2], false),
+                                        heads,
+                                        kvHeads,
+                                        sequences,
+                                        0,
+                                        out,
+                                        lse);
+                                return concat(read(b, out), read(b, lse));
+                            },
+                            new boolean[][] {queries, queries},
+                            new int[] {headDim, 1},
+                            8 * (length + headDim) * EPS,
+                            1 + Math.sqrt(headDim));
+                }
+                assertLikeTheCpu(
+                        "attentionBackward, " + what,
+                        attentionBackward(sequences, heads, kvHeads, length, headDim, t),
+                        new boolean[][] {queries, keys, keys},
+                        new int[] {headDim, headDim, headDim},
+                        16 * (length + headDim) * EPS,
+                        0);
+            }
+        }
+    }
+
+    /**
+     * Compares the device with the CPU on results made of parts, one per {@code seen} entry: part p has an element per
+     * {@code widths[p]} floats of each (row, head), and {@code seen[p]} says which (row, head)s see the poison. An
+     * element that does not is within {@code factor·(largest + extra)} of the CPU's, largest the part's largest finite
+     * magnitude on the CPU; where the CPU is not finite, the device is not either.
+     */
+    private static void assertLikeTheCpu(
+            String what, Operation operation, boolean[][] seen, int[] widths, double factor, double extra) {
+        float[][] r = cpuAndCuda(what, operation);
+        double[] bound = new double[r[0].length];
+        boolean[] compared = new boolean[r[0].length];
+        int from = 0;
+        for (int part = 0; part < seen.length; part++) {
+            int size = seen[part].length * widths[part];
+            double largest = 0;
+            for (int i = from; i < from + size; i++) {
+                largest = Float.isFinite(r[0][i]) ? Math.max(largest, Math.abs(r[0][i])) : largest;
+                compared[i] = !seen[part][(i - from) / widths[part]];
+            }
+            Arrays.fill(bound, from, from + size, factor * (largest + extra) + Float.MIN_NORMAL);
+            from += size;
+        }
+        int[] checked = IntStream.range(0, r[0].length).filter(i -> compared[i]).toArray();
+        Tolerance.assertClose(
+                what,
+                checked.length,
+                i -> r[0][checked[i]],
+                i -> r[1][checked[i]],
+                i -> bound[checked[i]],
+                i -> "index " + checked[i]);
+        for (int i = 0; i < r[0].length; i++) {
+            assertTrue(
+                    Float.isFinite(r[0][i]) || !Float.isFinite(r[1][i]),
+                    what + ": index " + i + " is " + r[1][i] + " on the device, " + r[0][i] + " on the CPU");
         }
     }
 
