@@ -188,7 +188,9 @@ extern "C" __global__ void rmsnorm_forward(global_ptr<const float> x, long long 
 PANAMAX_EXPORT(rmsnorm_forward)
 
 // LayerNorm y = (x - mean) / √(var + epsilon) ⊙ weight + bias, one block per row, the variance from a second pass
-// over x - mean (no cancellation); mean[r] and rstd[r] kept when keep_statistics is 1. y may be x.
+// over the deviations d = x - mu from the first mean mu (no cancellation), which also corrects mu by c = mean(d): mu
+// is a float sum, off by about its spread on a row far from 0 with a small spread, while d is exact there (the CPU
+// kernel's corrected two-pass algorithm). mean[r] = mu + c and rstd[r] kept when keep_statistics is 1. y may be x.
 extern "C" __global__ void layernorm_forward(global_ptr<const float> x, long long x_offset, int ldx,
         global_ptr<const float> weight, long long weight_offset, global_ptr<const float> bias, long long bias_offset,
         global_ptr<float> y, long long y_offset, int ldy, global_ptr<float> mean, long long mean_offset,
@@ -203,17 +205,23 @@ extern "C" __global__ void layernorm_forward(global_ptr<const float> x, long lon
         }
         float mu = block_sum(sum, scratch) / cols;
         float squares = 0.0f;
+        float deviations = 0.0f;
         for (int c = threadIdx.x; c < cols; c += blockDim.x) {
             float d = in[c] - mu;
             squares += d * d;
+            deviations += d;
         }
-        float s = 1.0f / sqrtf(block_sum(squares, scratch) / cols + epsilon);
+        float correction = block_sum(deviations, scratch) / cols;
+        float variance = fmaxf(block_sum(squares, scratch) / cols - correction * correction, 0.0f);
+        float s = 1.0f / sqrtf(variance + epsilon);
+        // (d - c)·s as d·s - c·s: far from 0 a float mean holds fewer bits than the deviations.
+        float shift = -correction * s;
         global_ptr<float> out = y + (y_offset + static_cast<long long>(r) * ldy);
         for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-            out[c] = (in[c] - mu) * s * weight[weight_offset + c] + bias[bias_offset + c];
+            out[c] = fmaf(in[c] - mu, s, shift) * weight[weight_offset + c] + bias[bias_offset + c];
         }
         if (keep_statistics != 0 && threadIdx.x == 0) {
-            mean[mean_offset + r] = mu;
+            mean[mean_offset + r] = mu + correction;
             rstd[rstd_offset + r] = s;
         }
         __syncthreads();
