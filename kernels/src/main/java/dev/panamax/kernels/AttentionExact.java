@@ -3,8 +3,9 @@ package dev.panamax.kernels;
 import static dev.panamax.kernels.Simd.FLOAT;
 
 /**
- * Attention for single queries computed again in double, where the float tiles cannot give their weights: a forward
- * query whose scores leave float's range, and a backward query whose float log-sum-exp would move its weights.
+ * Attention for single queries computed again in double, where the float tiles cannot give their results: a forward
+ * query whose scores leave float's range or whose accumulator overflows on values near float's limit, and a backward
+ * query whose float log-sum-exp would move its weights.
  */
 final class AttentionExact {
     /**
@@ -53,7 +54,8 @@ final class AttentionExact {
 
     /**
      * One query of the forward computed again in double, for the queries the float pass gives no weight (total 0 or
-     * NaN): a score beyond float's range is +∞ there, making ∞ - ∞, or -∞ everywhere, which looks fully masked. Writes
+     * NaN): a score beyond float's range is +∞ there, making ∞ - ∞, or -∞ everywhere, which looks fully masked; and for
+     * those whose float accumulator overflowed on finite values, whose weighted mean cannot. Writes
      * {@code softmax(scores)·V} and the log-sum-exp, each rounded to float once; a query that truly sees no key gets
      * zeros and -∞ as before, and a NaN input NaN.
      */

@@ -73,13 +73,16 @@ final class AttentionForward {
                 AttentionTiles.multiply(product, null, c.number(), b, head, q0, w.packed.values, k0);
             }
         }
-        if (!careful && nonFiniteAccumulator(w, nq, d)) {
+        if (!careful
+                && nonFiniteAccumulator(w, nq, d)
+                && !AttentionTiles.finiteRows(c.v(), b, kvHead, 0, keyEnd, d, w.rows)) {
             tile(c, b, head, q0, true);
             return;
         }
         for (int i = 0; i < nq; i++) {
             int query = q0 + i;
-            if (w.sum[i] > 0) {
+            // With V finite, a non-finite accumulator overflowed although the output, a weighted mean of V, cannot.
+            if (w.sum[i] > 0 && (careful || RowMath.allFinite(d, w.acc, i * d))) {
                 writeResult(w.acc, i * d, d, w.sum[i], w.max[i], c.o(), c.lse(), b, head, query);
             } else {
                 AttentionExact.exactQuery(c, b, head, kvHead, query, AttentionTiles.keyEnd(c, query, 1));
@@ -217,9 +220,9 @@ final class AttentionForward {
 
     /**
      * Writes a decoded query's result from the accumulator at 0, or computes it again where the float pass cannot give
-     * it: exactly where nothing weighs (total 0 or NaN), and by the careful {@link #tile} pass where a value row holds
-     * NaN or ∞ and the accumulator too, maybe as 0·NaN from a key the query does not see. An accumulator that
-     * overflowed on finite values is written as it is.
+     * it: exactly where nothing weighs (total 0 or NaN) or where the accumulator overflowed on finite values (their
+     * weighted mean cannot), and by the careful {@link #tile} pass where a value row holds NaN or ∞ and the accumulator
+     * too, maybe as 0·NaN from a key the query does not see.
      */
     static void finishDecoded(
             AttentionCall c,
@@ -232,13 +235,12 @@ final class AttentionForward {
             float total,
             float max) {
         int d = c.shape().headDim();
-        if (!(total > 0)) {
-            AttentionExact.exactQuery(c, b, head, kvHead, query, keyEnd);
-        } else if (!RowMath.allFinite(d, w.acc, 0)
-                && !AttentionTiles.finiteRows(c.v(), b, kvHead, 0, keyEnd, d, w.rows)) {
+        if (total > 0 && RowMath.allFinite(d, w.acc, 0)) {
+            writeResult(w.acc, 0, d, total, max, c.o(), c.lse(), b, head, query);
+        } else if (total > 0 && !AttentionTiles.finiteRows(c.v(), b, kvHead, 0, keyEnd, d, w.rows)) {
             tile(c, b, head, query, true);
         } else {
-            writeResult(w.acc, 0, d, total, max, c.o(), c.lse(), b, head, query);
+            AttentionExact.exactQuery(c, b, head, kvHead, query, keyEnd);
         }
     }
 

@@ -254,6 +254,38 @@ class AttentionTest {
         Tolerance.assertClose(c + " " + name + " log-sum-exp", expectedLse, lse, 0, 2 * Tolerance.FLOAT_EPSILON);
     }
 
+    /**
+     * Values near float's limit: the float accumulator {@code Σ exp(s - max)·v} can overflow although the output, a
+     * weighted mean of the values, cannot. Q and K are 0, so every visible key weighs the same and the output is the
+     * mean of the values the query sees. Prefill tiles, the decode paths (a whole number of vectors per head and
+     * not), grouped heads, causal or not.
+     */
+    @Test
+    void valuesNearFloatsLimitGiveFiniteOutputs() {
+        Case[] cases = {
+            new Case(1, 2, 1, 70, 150, 64, true, false),
+            new Case(1, 2, 2, 1, 300, 64, false, false),
+            new Case(1, 4, 2, 1, 40, 32, true, true),
+            new Case(2, 2, 1, 5, 9, 12, false, true)
+        };
+        for (Case c : cases) {
+            int d = c.headDim();
+            float[] q = new float[c.batch() * c.qHeads() * c.tq() * d];
+            float[] k = new float[c.batch() * c.kvHeads() * c.tk() * d];
+            float[] v = Inputs.uniform(Inputs.seed(c + " huge v"), k.length, 2e38f, Float.MAX_VALUE);
+            float[] mask = c.masked() ? hidingMask(c.tq(), c.tk()) : null;
+            ReferenceAttention.Result expected = ReferenceAttention.forward(
+                    c.batch(), c.qHeads(), c.kvHeads(), c.tq(), c.tk(), d, 1f, c.causal(), q, k, v, mask);
+            float[] o = forwardDense(c, 1f, q, k, v, mask)[0];
+            double[] bound = new double[o.length];
+            for (int i = 0; i < o.length; i++) {
+                // Equal weights: only the sum over keys and the division round.
+                bound[i] = Math.abs(expected.output()[i]) * Tolerance.FLOAT_EPSILON * (c.tk() + 4);
+            }
+            Tolerance.assertClose(c + " values near float's limit", expected.output(), o, bound);
+        }
+    }
+
     @Test
     void nanPropagatesToItsRow() {
         int d = 16;
