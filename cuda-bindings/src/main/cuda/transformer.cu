@@ -212,7 +212,10 @@ extern "C" __global__ void layernorm_forward(global_ptr<const float> x, long lon
             deviations += d;
         }
         float correction = block_sum(deviations, scratch) / cols;
-        float variance = fmaxf(block_sum(squares, scratch) / cols - correction * correction, 0.0f);
+        float variance = block_sum(squares, scratch) / cols - correction * correction;
+        // Rounding can leave a constant row's variance just below 0; a NaN (from NaN or ∞ in x) stays NaN, as on the
+        // CPU, where fmaxf would make it 0 and rstd a plausible 1/√epsilon.
+        variance = variance < 0.0f ? 0.0f : variance;
         float s = 1.0f / sqrtf(variance + epsilon);
         // (d - c)·s as d·s - c·s: far from 0 a float mean holds fewer bits than the deviations.
         float shift = -correction * s;

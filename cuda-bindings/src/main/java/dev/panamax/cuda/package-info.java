@@ -17,7 +17,8 @@
  *   <li><b>Native resources are owned.</b> Buffers, streams, events, handles and modules are {@link AutoCloseable}; a
  *       second close does nothing, and use after close throws {@link IllegalStateException}. Each call that uses a
  *       resource holds it for the call's length, so a close on another thread waits for calls in progress instead of
- *       freeing memory under the driver: resources may be used, and closed, from several threads at once.
+ *       freeing memory under the driver. Any thread may close a resource; a stream and a cuBLAS handle are used by one
+ *       thread at a time, buffers and modules (their kernels) by several at once.
  *   <li><b>Ordering.</b> Streams are created blocking, so the synchronous copies and the calls given no stream are
  *       ordered after the work queued on every stream.
  *   <li><b>The emulated device.</b> {@link dev.panamax.cuda.Cuda#useEmulatedDevice()} runs the same CUDA C sources the

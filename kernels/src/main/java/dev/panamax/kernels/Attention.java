@@ -14,10 +14,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * that sees no key (fully masked) gets an output of zeros and a log-sum-exp of −Inf, never NaN.
  *
  * <p>A query depends only on the keys it sees: a NaN or ±∞ in a row of K or V that a query does not see (past the
- * causal limit, or hidden by a −Inf in the mask) leaves that query's output, log-sum-exp and gradients as they are
- * without it, although IEEE arithmetic would make the weight 0 of the hidden key times NaN a NaN. Outputs that do see
- * such a value are NaN or ±∞ as IEEE arithmetic makes them (a key whose score is −∞ weighs nothing, and so adds
- * nothing either).
+ * causal limit, or hidden by a −Inf in the mask) leaves that query's output, log-sum-exp and gradients within the
+ * same bounds as without it (not always the same bits: such a query may be computed on a slower path), although IEEE
+ * arithmetic would make the weight 0 of the hidden key times NaN a NaN. Outputs that do see such a value are NaN or
+ * ±∞ as IEEE arithmetic makes them, except that a key whose weight is 0 (a score of −∞, or one so far below the
+ * largest that its exponential underflows) adds nothing.
  *
  * <p>Finite inputs with a finite scale give finite outputs at any magnitude. Scores are products in float; a query
  * whose scores leave float's range (the float pass gives it no weight: ∞ - ∞, or every score -∞) is computed again

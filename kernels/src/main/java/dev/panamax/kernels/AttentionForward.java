@@ -23,9 +23,10 @@ final class AttentionForward {
 
     /**
      * {@link #tile(AttentionCall, int, int, int)}; {@code careful}: the pass after one that left NaN or ∞ in an
-     * accumulator, which multiplies the value tiles holding NaN or ∞ without the weights of 0, so that a value row
-     * reaches only the queries that see it (0·NaN is NaN). Other tiles, and so all finite inputs, take the same products
-     * as the first pass. A single query takes it in key tiles, not {@link #decode}.
+     * accumulator while V holds NaN or ∞, which multiplies the value tiles holding them without the weights of 0, so
+     * that a value row reaches only the queries that see it (0·NaN is NaN). Other tiles, and so all finite inputs, take
+     * the same products as the first pass. A query whose accumulator is still not finite, because it sees such a value
+     * or overflowed on finite ones, is computed again in double ({@link AttentionExact#exactQuery}).
      */
     private static void tile(AttentionCall c, int b, int head, int q0, boolean careful) {
         Attention.Shape s = c.shape();
@@ -34,7 +35,7 @@ final class AttentionForward {
         int kvHead = head / (s.qHeads() / s.kvHeads());
         AttentionTiles.Workspace w = AttentionTiles.WORKSPACE.get();
         w.ensure(d);
-        if (nq == 1 && d % LANES == 0 && !careful) {
+        if (nq == 1 && d % LANES == 0) {
             int keyEnd = AttentionTiles.keyEnd(c, q0, 1);
             decode(c, w, d, b, head, kvHead, q0, keyEnd);
             return;
@@ -50,19 +51,8 @@ final class AttentionForward {
             for (int i = 0; i < nq; i++) {
                 absorb(w, i, i * KEY_TILE, nk, d);
             }
-            Product product = new Product(
-                    false,
-                    false,
-                    nq,
-                    d,
-                    nk,
-                    1f,
-                    w.scoresTile,
-                    c.v().matrix(b, kvHead, k0),
-                    1f,
-                    new Matrix(w.accSegment, 0, d));
             if (careful && !AttentionTiles.finiteRows(c.v(), b, kvHead, k0, nk, d, w.rows)) {
-                AttentionTiles.multiplySkippingZeros(product);
+                AttentionTiles.multiplySkippingZeros(weightsTimesValues(c, w, b, kvHead, nq, k0, nk, d));
             } else if (nq == 1) {
                 // A single query whose head size is not a whole number of vectors (others take decode()).
                 AttentionTiles.stage(c.v(), b, kvHead, k0, nk, d, w.rows);
@@ -70,7 +60,15 @@ final class AttentionForward {
                     RowMath.axpy(d, w.scores[j], w.rows, j * d, w.acc, 0);
                 }
             } else {
-                AttentionTiles.multiply(product, null, c.number(), b, head, q0, w.packed.values, k0);
+                AttentionTiles.multiply(
+                        weightsTimesValues(c, w, b, kvHead, nq, k0, nk, d),
+                        null,
+                        c.number(),
+                        b,
+                        head,
+                        q0,
+                        w.packed.values,
+                        k0);
             }
         }
         if (!careful
@@ -81,13 +79,29 @@ final class AttentionForward {
         }
         for (int i = 0; i < nq; i++) {
             int query = q0 + i;
-            // With V finite, a non-finite accumulator overflowed although the output, a weighted mean of V, cannot.
-            if (w.sum[i] > 0 && (careful || RowMath.allFinite(d, w.acc, i * d))) {
+            // A non-finite accumulator sees NaN or ∞ in V, or overflowed although the output, a weighted mean, cannot.
+            if (w.sum[i] > 0 && RowMath.allFinite(d, w.acc, i * d)) {
                 writeResult(w.acc, i * d, d, w.sum[i], w.max[i], c.o(), c.lse(), b, head, query);
             } else {
                 AttentionExact.exactQuery(c, b, head, kvHead, query, AttentionTiles.keyEnd(c, query, 1));
             }
         }
+    }
+
+    /** {@code acc += weights·V} over keys {@code [k0, k0 + nk)}: the product of a key tile's weights and values. */
+    private static Product weightsTimesValues(
+            AttentionCall c, AttentionTiles.Workspace w, int b, int kvHead, int nq, int k0, int nk, int d) {
+        return new Product(
+                false,
+                false,
+                nq,
+                d,
+                nk,
+                1f,
+                w.scoresTile,
+                c.v().matrix(b, kvHead, k0),
+                1f,
+                new Matrix(w.accSegment, 0, d));
     }
 
     /** Whether a query of the tile that saw keys has NaN or ∞ in its accumulator. */
@@ -219,10 +233,10 @@ final class AttentionForward {
     }
 
     /**
-     * Writes a decoded query's result from the accumulator at 0, or computes it again where the float pass cannot give
-     * it: exactly where nothing weighs (total 0 or NaN) or where the accumulator overflowed on finite values (their
-     * weighted mean cannot), and by the careful {@link #tile} pass where a value row holds NaN or ∞ and the accumulator
-     * too, maybe as 0·NaN from a key the query does not see.
+     * Writes a decoded query's result from the accumulator at 0, or computes it again in double where the float pass
+     * cannot give it: where nothing weighs (total 0 or NaN), where the accumulator overflowed on finite values (their
+     * weighted mean cannot), and where it holds NaN or ∞ from V, maybe as 0·NaN from a key the query does not see,
+     * which the exact pass leaves out.
      */
     static void finishDecoded(
             AttentionCall c,
@@ -237,8 +251,6 @@ final class AttentionForward {
         int d = c.shape().headDim();
         if (total > 0 && RowMath.allFinite(d, w.acc, 0)) {
             writeResult(w.acc, 0, d, total, max, c.o(), c.lse(), b, head, query);
-        } else if (total > 0 && !AttentionTiles.finiteRows(c.v(), b, kvHead, 0, keyEnd, d, w.rows)) {
-            tile(c, b, head, query, true);
         } else {
             AttentionExact.exactQuery(c, b, head, kvHead, query, keyEnd);
         }

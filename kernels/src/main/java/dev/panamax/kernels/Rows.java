@@ -56,7 +56,7 @@ final class Rows {
     /**
      * Runs {@code body} over {@code n} elements of inputs a and b and output y, in spans split over the threads when
      * all three can be shared: an operand that is a {@code float[]} is used in place, any other is staged through this
-     * thread's lines 0 to 2 (y is written, not read).
+     * class's lines (y is written, not read).
      */
     static void forEachSpan(
             int n,

@@ -257,8 +257,9 @@ class AttentionTest {
     /**
      * Values near float's limit: the float accumulator {@code Σ exp(s - max)·v} can overflow although the output, a
      * weighted mean of the values, cannot. Q and K are 0, so every visible key weighs the same and the output is the
-     * mean of the values the query sees. Prefill tiles, the decode paths (a whole number of vectors per head and
-     * not), grouped heads, causal or not.
+     * mean of the values the query sees. Prefill tiles, the decode paths (four parts, the row-by-row path of a single
+     * key/value head, a head size that is not a whole number of vectors), grouped heads, causal or not; and the same
+     * with a NaN in the last key's value row, which must reach only the queries that see it.
      */
     @Test
     void valuesNearFloatsLimitGiveFiniteOutputs() {
@@ -266,6 +267,8 @@ class AttentionTest {
             new Case(1, 2, 1, 70, 150, 64, true, false),
             new Case(1, 2, 2, 1, 300, 64, false, false),
             new Case(1, 4, 2, 1, 40, 32, true, true),
+            new Case(1, 4, 1, 1, 300, 64, false, false),
+            new Case(1, 2, 1, 1, 40, 13, true, true),
             new Case(2, 2, 1, 5, 9, 12, false, true)
         };
         for (Case c : cases) {
@@ -273,16 +276,45 @@ class AttentionTest {
             float[] q = new float[c.batch() * c.qHeads() * c.tq() * d];
             float[] k = new float[c.batch() * c.kvHeads() * c.tk() * d];
             float[] v = Inputs.uniform(Inputs.seed(c + " huge v"), k.length, 2e38f, Float.MAX_VALUE);
-            float[] mask = c.masked() ? hidingMask(c.tq(), c.tk()) : null;
+            // A mask that only hides keys (every third), so that the keys a query sees weigh the same.
+            float[] mask = null;
+            if (c.masked()) {
+                mask = new float[c.tq() * c.tk()];
+                for (int i = 0; i < mask.length; i++) {
+                    mask[i] = (i / c.tk() + i % c.tk()) % 3 == 0 ? Float.NEGATIVE_INFINITY : 0f;
+                }
+            }
             ReferenceAttention.Result expected = ReferenceAttention.forward(
                     c.batch(), c.qHeads(), c.kvHeads(), c.tq(), c.tk(), d, 1f, c.causal(), q, k, v, mask);
-            float[] o = forwardDense(c, 1f, q, k, v, mask)[0];
-            double[] bound = new double[o.length];
-            for (int i = 0; i < o.length; i++) {
+            double[] bound = new double[q.length];
+            for (int i = 0; i < bound.length; i++) {
                 // Equal weights: only the sum over keys and the division round.
                 bound[i] = Math.abs(expected.output()[i]) * Tolerance.FLOAT_EPSILON * (c.tk() + 4);
             }
-            Tolerance.assertClose(c + " values near float's limit", expected.output(), o, bound);
+            Expect[] clean = new Expect[q.length];
+            Arrays.fill(clean, Expect.CLEAN);
+            assertPoisoned(
+                    c + " values near float's limit",
+                    expected.output(),
+                    bound,
+                    forwardDense(c, 1f, q, k, v, mask)[0],
+                    clean);
+            // Column 0 of the last key's value row, in every batch entry and key/value head.
+            float[] poisoned = v.clone();
+            for (int row = c.tk() - 1; row < poisoned.length / d; row += c.tk()) {
+                poisoned[row * d] = Float.NaN;
+            }
+            Expect[] expect = new Expect[q.length];
+            for (int i = 0; i < expect.length; i++) {
+                boolean seen = sees(c.tq(), c.tk(), c.causal(), mask, i / d % c.tq(), c.tk() - 1);
+                expect[i] = seen && i % d == 0 ? Expect.NON_FINITE : Expect.CLEAN;
+            }
+            assertPoisoned(
+                    c + " values near float's limit, a NaN in the last value row",
+                    expected.output(),
+                    bound,
+                    forwardDense(c, 1f, q, k, poisoned, mask)[0],
+                    expect);
         }
     }
 
