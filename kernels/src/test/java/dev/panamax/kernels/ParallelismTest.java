@@ -8,6 +8,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamax.kernels.testing.Inputs;
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -70,9 +73,48 @@ class ParallelismTest {
         };
     }
 
+    /**
+     * Row kernels on native memory, whose rows are staged through each thread's lines: LayerNorm (writing its means
+     * and rstds), a causal softmax of its output, and RMSNorm of that, in place.
+     */
+    private static Kernel rowsOnNativeMemory() {
+        int rows = 96, cols = 300;
+        Arena arena = Arena.ofAuto();
+        MemorySegment x =
+                arena.allocateFrom(ValueLayout.JAVA_FLOAT, Inputs.gaussian(Inputs.seed("stress x"), rows * cols, 3));
+        MemorySegment weight =
+                arena.allocateFrom(ValueLayout.JAVA_FLOAT, Inputs.uniform(Inputs.seed("stress w"), cols, -1, 1));
+        MemorySegment bias =
+                arena.allocateFrom(ValueLayout.JAVA_FLOAT, Inputs.uniform(Inputs.seed("stress b"), cols, -1, 1));
+        return () -> {
+            MemorySegment y = arena.allocate(ValueLayout.JAVA_FLOAT, (long) rows * cols + 2 * rows);
+            LayerNorm.forward(
+                    rows,
+                    cols,
+                    1e-5f,
+                    x,
+                    0,
+                    cols,
+                    weight,
+                    0,
+                    bias,
+                    0,
+                    y,
+                    0,
+                    cols,
+                    y,
+                    (long) rows * cols,
+                    y,
+                    (long) rows * cols + rows);
+            Softmax.forward(rows, cols, 1f, cols - rows, y, 0, cols, y, 0, cols);
+            RmsNorm.forward(rows, cols, 1e-5f, y, 0, cols, weight, 0, y, 0, cols, null, 0);
+            return y.toArray(ValueLayout.JAVA_FLOAT);
+        };
+    }
+
     @Test
     void kernelsStayCorrectWhileTheThreadCountChanges() throws InterruptedException {
-        Kernel[] kernels = {attention(), gemm()};
+        Kernel[] kernels = {attention(), gemm(), rowsOnNativeMemory()};
         Parallelism.setThreads(1);
         float[][] expected = new float[kernels.length][];
         for (int i = 0; i < kernels.length; i++) {
