@@ -3,6 +3,7 @@ package dev.panamax.model.cli;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.panamax.model.io.DType;
@@ -326,6 +327,10 @@ class PyTorchParityTest {
             reason = "no " + python + " to run: " + e.getMessage();
         }
         String why = reason;
+        // CI sets panamax.requireTorch once it has installed torch, so that a skip there is a failure, not a pass.
+        if (why != null && Boolean.getBoolean("panamax.requireTorch")) {
+            fail(why + " (-Dpanamax.requireTorch=true makes this a failure)");
+        }
         assumeTrue(
                 why == null,
                 () -> "skipped: " + why + " (set PANAMAX_PYTHON to a Python with torch; see bench/peers/README.md)");
