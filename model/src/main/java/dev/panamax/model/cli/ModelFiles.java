@@ -25,7 +25,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.function.BiFunction;
-import java.util.function.Function;
 import java.util.function.ToLongFunction;
 
 /**
@@ -73,13 +72,22 @@ final class ModelFiles {
      * @param stopToken the token that ends a generation, if the vocabulary has one
      */
     record Codec(
-            Function<String, int[]> encoder,
+            Encoder encoder,
             ToLongFunction<String> bound,
             PieceDecoder decoder,
             Optional<Integer> startToken,
             Optional<Integer> stopToken) {
+        /** A prompt's tokens: special tokens written in it stand for themselves, as llama.cpp's tools read a prompt. */
         int[] encode(String text) {
-            return encoder.apply(text);
+            return encoder.encode(text, true);
+        }
+
+        /**
+         * A data file's tokens: its text is only text, as llama.cpp's perplexity reads it, so that a {@code <s>} or
+         * {@code <unk>} written in the data is not taken for BOS or the unknown token.
+         */
+        int[] encodeText(String text) {
+            return encoder.encode(text, false);
         }
 
         /**
@@ -94,6 +102,11 @@ final class ModelFiles {
         byte[] decode(int previous, int token) {
             return decoder.decode(previous, token);
         }
+    }
+
+    /** Text to tokens; {@code parseSpecial}: whether special tokens' text stands for them (GGUF vocabularies only). */
+    interface Encoder {
+        int[] encode(String text, boolean parseSpecial);
     }
 
     /** A token's bytes, which may depend on the token before it (SentencePiece drops a leading space after BOS). */
@@ -275,7 +288,7 @@ final class ModelFiles {
     static Codec gguf(GgufTokenizer tokenizer) {
         int longestPiece = tokenizer.longestPiece();
         return new Codec(
-                text -> tokenizer.encode(text, true, true),
+                (text, parseSpecial) -> tokenizer.encode(text, true, parseSpecial),
                 byLongestPiece(0, longestPiece),
                 tokenizer::decode,
                 tokenizer.bos(),
@@ -398,7 +411,7 @@ final class ModelFiles {
         }
         Optional<Integer> start = lineBreak;
         return new Codec(
-                vocabulary::encode,
+                (text, parseSpecial) -> vocabulary.encode(text),
                 text -> text.codePointCount(0, text.length()),
                 (previous, token) -> vocabulary.decode(token).getBytes(StandardCharsets.UTF_8),
                 start,
@@ -412,7 +425,7 @@ final class ModelFiles {
         }
         int longestPiece = longest;
         return new Codec(
-                text -> tokenizer.encode(text, true, false),
+                (text, parseSpecial) -> tokenizer.encode(text, true, false),
                 byLongestPiece(1, longestPiece),
                 tokenizer::decode,
                 Optional.of(Llama2cTokenizer.BOS),
@@ -428,7 +441,7 @@ final class ModelFiles {
         int id = tokenizer.id("<|endoftext|>");
         Optional<Integer> endOfText = id < 0 ? Optional.empty() : Optional.of(id);
         return new Codec(
-                tokenizer::encode,
+                (text, parseSpecial) -> tokenizer.encode(text),
                 byLongestPiece(0, longestPiece),
                 (previous, token) -> tokenizer.decodeBytes(token),
                 endOfText,

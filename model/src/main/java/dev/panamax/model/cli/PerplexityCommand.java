@@ -189,7 +189,7 @@ final class PerplexityCommand {
                             line.path(TOKENIZER), line.typed(TOKENIZER), line.path(MODEL), model)
                     .orElseThrow(() -> line.usage("text data needs " + line.typed(TOKENIZER)
                             + " FILE for this model (or give an llm.c token file)"));
-            tokens = codec.encode(BoundedFiles.readUtf8(data, "text file", MAX_TEXT_BYTES));
+            tokens = codec.encodeText(BoundedFiles.readUtf8(data, "text file", MAX_TEXT_BYTES));
         }
         for (int i = 0; i < tokens.length; i++) {
             if (tokens[i] >= vocab) {

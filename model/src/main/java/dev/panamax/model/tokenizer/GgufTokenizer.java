@@ -33,7 +33,10 @@ import java.util.regex.Pattern;
  * </ul>
  *
  * Before either, the text is split at special tokens (control, user-defined and unknown tokens, longest first) when
- * asked to parse them; BOS is prepended where the file says ({@code add_bos_token}; by default for {@code llama}).
+ * asked to parse them; BOS is prepended where the file says ({@code add_bos_token}; by default for {@code llama} and
+ * {@code llama-bpe}, as llama.cpp has it) and EOS appended where it says ({@code add_eos_token}). A {@code llama}
+ * vocabulary may repeat a piece, which then encodes to its last id (every id still decodes to its own text); a {@code
+ * gpt2} one may not.
  */
 public final class GgufTokenizer {
     private static final int NORMAL = 1;
@@ -64,6 +67,7 @@ public final class GgufTokenizer {
     private final Optional<Integer> eos;
     private final int unknown;
     private final boolean addBos;
+    private final boolean addEos;
     private final boolean addSpacePrefix;
     private final Gpt2Tokenizer bpe;
     private final List<Pattern> preTokenizer;
@@ -97,6 +101,12 @@ public final class GgufTokenizer {
         }
         sameLength(gguf, "tokenizer.ggml.scores", scores.length, n);
         for (int id = 0; id < n; id++) {
+            if (Float.isNaN(scores[id])) {
+                // NaN would order SentencePiece's merges by the queue's accident, not by score.
+                throw new ModelFormatException(gguf.file(), "tokenizer.ggml.scores[" + id + "] is NaN");
+            }
+        }
+        for (int id = 0; id < n; id++) {
             if (types[id] == BYTE && !tokens[id].matches("<0x[0-9A-Fa-f]{2}>")) {
                 throw new ModelFormatException(
                         gguf.file(),
@@ -110,7 +120,7 @@ public final class GgufTokenizer {
         bos = tokenId(gguf, "tokenizer.ggml.bos_token_id", n);
         eos = tokenId(gguf, "tokenizer.ggml.eos_token_id", n);
         unknown = tokenId(gguf, "tokenizer.ggml.unknown_token_id", n).orElse(-1);
-        addBos = flag(gguf, "tokenizer.ggml.add_bos_token", sentencePiece) && bos.isPresent();
+        addEos = flag(gguf, "tokenizer.ggml.add_eos_token", false) && eos.isPresent();
         addSpacePrefix = flag(gguf, "tokenizer.ggml.add_space_prefix", sentencePiece);
         List<Integer> special = new ArrayList<>();
         for (int id = 0; id < n; id++) {
@@ -141,11 +151,18 @@ public final class GgufTokenizer {
                 }
                 pairs.add(new String[] {merges[i].substring(0, space), merges[i].substring(space + 1)});
             }
+            if (ids.size() < n) {
+                throw new ModelFormatException(
+                        gguf.file(),
+                        "tokenizer.ggml.tokens" + firstRepeat() + ": a byte-level"
+                                + " vocabulary maps each piece to one id");
+            }
             Map<String, Integer> encoder = new HashMap<>(ids);
             try {
-                // llama.cpp matches and prints user-defined tokens as written, outside the byte alphabet.
+                // llama.cpp matches and prints every token but the normal ones (control, user-defined, unknown,
+                // unused) as written, outside GPT-2's byte alphabet, which has no space and few letters beyond Latin-1.
                 int[] tokenTypes = types;
-                bpe = new Gpt2Tokenizer(encoder, pairs, id -> tokenTypes[id] == USER_DEFINED);
+                bpe = new Gpt2Tokenizer(encoder, pairs, id -> tokenTypes[id] != NORMAL);
             } catch (IllegalArgumentException e) {
                 throw new ModelFormatException(gguf.file(), "the gpt2 vocabulary: " + e.getMessage(), e);
             }
@@ -165,6 +182,21 @@ public final class GgufTokenizer {
             };
             ignoreMerges = preTokenizer.contains(LLAMA3);
         }
+        // llama.cpp adds BOS by default for SentencePiece and for Llama 3's pre-tokenizer, before reading the key.
+        addBos = flag(gguf, "tokenizer.ggml.add_bos_token", sentencePiece || preTokenizer.contains(LLAMA3))
+                && bos.isPresent();
+    }
+
+    /** {@code [i] repeats [j] "piece"} for the first token whose piece an earlier one has. */
+    private String firstRepeat() {
+        Map<String, Integer> first = new HashMap<>();
+        for (int id = 0; id < tokens.length; id++) {
+            Integer earlier = first.putIfAbsent(tokens[id], id);
+            if (earlier != null) {
+                return "[" + id + "] repeats [" + earlier + "] \"" + ModelFormatException.excerpt(tokens[id]) + "\"";
+            }
+        }
+        throw new IllegalStateException("no repeated token");
     }
 
     private static Pattern pattern(String regex) {
@@ -286,7 +318,8 @@ public final class GgufTokenizer {
      * Encodes text as llama.cpp's {@code llama_tokenize} does.
      *
      * @param text the text
-     * @param addSpecial whether to prepend BOS where the file asks for it
+     * @param addSpecial whether to prepend BOS and append EOS where the file asks for them ({@code
+     *     tokenizer.ggml.add_bos_token}, by default for SentencePiece and Llama 3's pre-tokenizer; {@code add_eos_token})
      * @param parseSpecial whether special tokens written in the text ({@code <s>}, {@code <|endoftext|>}, …) become
      *     their ids; user-defined tokens always do
      * @return the token ids
@@ -341,6 +374,9 @@ public final class GgufTokenizer {
                     }
                 }
             }
+        }
+        if (addSpecial && addEos) {
+            out.add(eos.get());
         }
         return out.toArray();
     }

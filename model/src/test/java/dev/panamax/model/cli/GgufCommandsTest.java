@@ -8,10 +8,12 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import dev.panamax.kernels.testing.ReferenceOps;
 import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.generate.Transformer;
+import dev.panamax.model.io.GgufFile;
 import dev.panamax.model.io.GgufLlama;
 import dev.panamax.model.io.TokenFile;
 import dev.panamax.model.testing.SharedData;
 import dev.panamax.model.testing.TokenizerFixtures;
+import dev.panamax.model.tokenizer.GgufTokenizer;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -42,6 +44,24 @@ class GgufCommandsTest {
     /** {@code panamax quantize}'s arguments for {@code model} into {@code out}, then {@code more}. */
     private static String[] quantizeArgs(String model, Path out, String... more) {
         return CliFixtures.with(new String[] {"quantize", "--model", model, "--out", out.toString()}, more);
+    }
+
+    /**
+     * Perplexity's data is only text, as llama.cpp's perplexity reads it: a special token's text in it (WikiText's
+     * {@code <unk>}, HTML's {@code <s>}) is not that token, while a prompt's is.
+     */
+    @Test
+    void perplexityDataDoesNotParseSpecialTokens() throws IOException {
+        Path file = dir.resolve("vocabulary.gguf");
+        TokenizerFixtures.writeGpt2(file, "gpt-2");
+        int endOfText = 256 + 15;
+        ModelFiles.Codec codec;
+        try (GgufFile gguf = GgufFile.open(file)) {
+            codec = ModelFiles.gguf(GgufTokenizer.read(gguf));
+        }
+        String text = "hello<|endoftext|> all";
+        assertTrue(Arrays.stream(codec.encode(text)).anyMatch(id -> id == endOfText));
+        assertTrue(Arrays.stream(codec.encodeText(text)).noneMatch(id -> id == endOfText));
     }
 
     /** {@code panamax perplexity}'s arguments for {@code model} on {@code data} in windows of 64, then {@code more}. */

@@ -117,6 +117,19 @@ public final class TokenizerFixtures {
      * @throws IOException if the file cannot be written
      */
     public static void writeGpt2(Path file, String pre, List<String> userDefined) throws IOException {
+        GgufWriter.write(file, gpt2Metadata(pre, userDefined, List.of()), List.of());
+    }
+
+    /**
+     * The metadata {@link #writeGpt2(Path, String, List)} writes, with these control tokens (type 3) after the
+     * user-defined ones, for a test to change before writing it.
+     *
+     * @param pre the pre-tokenizer's name
+     * @param userDefined the user-defined tokens' text
+     * @param control the further control tokens' text
+     * @return the metadata, mutable
+     */
+    public static Map<String, GgufValue> gpt2Metadata(String pre, List<String> userDefined, List<String> control) {
         List<String> tokens = new ArrayList<>();
         for (int b = 0; b < 256; b++) {
             tokens.add(String.valueOf(byteSymbol(b)));
@@ -146,10 +159,12 @@ public final class TokenizerFixtures {
         tokens.add("<|endoftext|>");
         int endOfText = tokens.size() - 1;
         tokens.addAll(userDefined);
+        tokens.addAll(control);
         int[] types = new int[tokens.size()];
         java.util.Arrays.fill(types, 1);
         types[endOfText] = 3;
-        java.util.Arrays.fill(types, endOfText + 1, types.length, 4);
+        java.util.Arrays.fill(types, endOfText + 1, endOfText + 1 + userDefined.size(), 4);
+        java.util.Arrays.fill(types, endOfText + 1 + userDefined.size(), types.length, 3);
         Map<String, GgufValue> m = hyperparameters();
         m.put("tokenizer.ggml.model", GgufValue.of("gpt2"));
         m.put("tokenizer.ggml.pre", GgufValue.of(pre));
@@ -159,7 +174,7 @@ public final class TokenizerFixtures {
         m.put("tokenizer.ggml.bos_token_id", GgufValue.uint32(endOfText));
         m.put("tokenizer.ggml.eos_token_id", GgufValue.uint32(endOfText));
         m.put("tokenizer.ggml.add_bos_token", GgufValue.of(false));
-        GgufWriter.write(file, m, List.of());
+        return m;
     }
 
     /** GPT-2's printable stand-in for a byte (encoder.py's bytes_to_unicode). */

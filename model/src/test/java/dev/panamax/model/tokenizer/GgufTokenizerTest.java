@@ -148,6 +148,42 @@ class GgufTokenizerTest {
     }
 
     @Test
+    void controlTokensOutsideTheByteAlphabetLoadAndStandForNothing() throws IOException {
+        // As DeepSeek's distilled Llama files have: fullwidth bars and ▁ in a control token, or a space in one.
+        Path file = dir.resolve("control.gguf");
+        GgufWriter.write(
+                file,
+                TokenizerFixtures.gpt2Metadata("llama-bpe", List.of(), List.of("<｜begin▁of▁sentence｜>", "<|im end|>")),
+                List.of());
+        GgufTokenizer bpe = read(file);
+        int begin = 256 + 15 + 1;
+        int[] ids = bpe.encode("hello<｜begin▁of▁sentence｜> all<|im end|>", false, true);
+        assertEquals(begin, ids[1], Arrays.toString(ids));
+        assertEquals(begin + 1, ids[ids.length - 1], Arrays.toString(ids));
+        assertEquals("hello all", bpe.decode(ids));
+        assertArrayEquals(new byte[0], bpe.decode(-1, begin));
+    }
+
+    @Test
+    void bosAndEosAreAddedAsTheFileOrLlamaCppsDefaultSays() throws IOException {
+        int endOfText = 256 + 15;
+        for (String pre : new String[] {"llama-bpe", "gpt-2"}) {
+            Map<String, GgufValue> m = TokenizerFixtures.gpt2Metadata(pre, List.of(), List.of());
+            m.remove("tokenizer.ggml.add_bos_token");
+            Path file = dir.resolve(pre + ".gguf");
+            GgufWriter.write(file, m, List.of());
+            int[] ids = read(file).encode("hello", true, false);
+            // llama.cpp adds BOS by default for Llama 3's pre-tokenizer only, among the byte-level ones.
+            assertEquals(pre.equals("llama-bpe"), ids[0] == endOfText, pre + ": " + Arrays.toString(ids));
+            m.put("tokenizer.ggml.add_eos_token", GgufValue.of(true));
+            GgufWriter.write(file, m, List.of());
+            ids = read(file).encode("hello", true, false);
+            assertEquals(endOfText, ids[ids.length - 1], pre + " with add_eos_token: " + Arrays.toString(ids));
+            assertEquals(1, read(file).encode("hello", false, false).length, pre + " without special tokens");
+        }
+    }
+
+    @Test
     void badTokenizerMetadataIsAModelFormatException() throws IOException {
         Path file = dir.resolve("bad.gguf");
         assertRejected(file, Map.of("tokenizer.ggml.model", GgufValue.of("bert")), "\"bert\" is not supported");
@@ -171,6 +207,12 @@ class GgufTokenizerTest {
                         "tokenizer.ggml.merges",
                         GgufValue.of(new String[] {})),
                 "tokenizer.ggml.pre \"qwen2\" is not supported");
+        assertRejected(
+                file,
+                llamaOfTwoTokens("tokenizer.ggml.scores", GgufValue.of(new float[] {0, Float.NaN})),
+                "tokenizer.ggml.scores[1] is NaN");
+        Map<String, GgufValue> repeated = TokenizerFixtures.gpt2Metadata("gpt-2", List.of(), List.of("Ġthe"));
+        assertRejected(file, repeated, "tokenizer.ggml.tokens[272] repeats [258] \"Ġthe\"");
     }
 
     /** A llama tokenizer of the tokens "a" and "b", with one more key. */
