@@ -35,6 +35,9 @@ public final class Gpt2Tokenizer {
 
     private static final long MAX_FILE_BYTES = 100L << 20;
     private static final int CACHE_LIMIT = 100_000;
+    /** Pieces longer than this many chars are not cached, so that the cache's memory stays bounded too. */
+    private static final int CACHED_PIECE_LIMIT = 256;
+
     private static final char[] BYTE_TO_CHAR = new char[256];
     private static final int[] CHAR_TO_BYTE = new int[256 + 68];
 
@@ -51,8 +54,8 @@ public final class Gpt2Tokenizer {
 
     private final String[] tokens;
     private final Map<String, Integer> encoder;
-    /** "first second" → rank; symbols never contain a space, since the byte ' ' stands as 'Ġ'. */
-    private final Map<String, Integer> ranks;
+    /** (first id, second id), packed in a long → {@link TokenMerges#merge} of their merge at priority −rank. */
+    private final Map<Long, Long> merges;
 
     private final Map<String, int[]> cache = new ConcurrentHashMap<>();
     /** The tokens that stand for their text as written (UTF-8), not for bytes through the byte alphabet. */
@@ -75,16 +78,16 @@ public final class Gpt2Tokenizer {
      * which llama.cpp matches and prints as they are written.
      */
     Gpt2Tokenizer(Map<String, Integer> encoder, List<String[]> merges, IntPredicate plainText) {
-        this(encoder, tokensById(encoder, plainText), ranks(encoder, merges, rank -> "merge " + rank), plainText);
+        this(encoder, tokensById(encoder, plainText), merges(encoder, merges, rank -> "merge " + rank), plainText);
     }
 
     private Gpt2Tokenizer(
-            Map<String, Integer> encoder, String[] tokens, Map<String, Integer> ranks, IntPredicate plainText) {
+            Map<String, Integer> encoder, String[] tokens, Map<Long, Long> merges, IntPredicate plainText) {
         // A HashMap, not Map.copyOf: the immutable map's linear probing clusters the close hash codes of a large
         // vocabulary's short tokens, and took most of a second to build for a Llama 3 vocabulary.
         this.encoder = new HashMap<>(encoder);
         this.tokens = tokens;
-        this.ranks = ranks;
+        this.merges = merges;
         this.plainText = plainText;
     }
 
@@ -118,10 +121,14 @@ public final class Gpt2Tokenizer {
         return tokens;
     }
 
-    /** Checks the merges against the vocabulary; {@code where} names a merge by its rank in error messages. */
-    private static Map<String, Integer> ranks(
+    /**
+     * Checks the merges against the vocabulary and returns them by the ids they join; {@code where} names a merge by
+     * its rank in error messages.
+     */
+    private static Map<Long, Long> merges(
             Map<String, Integer> encoder, List<String[]> merges, IntFunction<String> where) {
         Map<String, Integer> ranks = new HashMap<>();
+        Map<Long, Long> byIds = new HashMap<>();
         for (int rank = 0; rank < merges.size(); rank++) {
             String[] pair = merges.get(rank);
             String problem = pair.length != 2
@@ -141,8 +148,15 @@ public final class Gpt2Tokenizer {
                 throw new IllegalArgumentException(where.apply(rank) + ": merge \""
                         + ModelFormatException.excerpt(String.join(" ", pair)) + "\" " + problem);
             }
+            byIds.put(
+                    pair(encoder.get(pair[0]), encoder.get(pair[1])),
+                    TokenMerges.merge(-rank, encoder.get(pair[0] + pair[1])));
         }
-        return ranks;
+        return byIds;
+    }
+
+    private static long pair(int first, int second) {
+        return (long) first << 32 | second;
     }
 
     /**
@@ -191,7 +205,7 @@ public final class Gpt2Tokenizer {
         }
         try {
             return new Gpt2Tokenizer(
-                    encoder, tokens, ranks(encoder, pairs, rank -> "line " + (rank + first + 1)), id -> false);
+                    encoder, tokens, merges(encoder, pairs, rank -> "line " + (rank + first + 1)), id -> false);
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(merges, e.getMessage() + " (" + vocabulary.getFileName() + ")", e);
         }
@@ -271,6 +285,9 @@ public final class Gpt2Tokenizer {
                 return new int[] {id};
             }
         }
+        if (piece.length() > CACHED_PIECE_LIMIT) {
+            return bpe(piece); // a long piece (a run of letters without a space) seldom comes back whole
+        }
         int[] ids = cache.get(piece);
         if (ids == null) {
             ids = bpe(piece);
@@ -282,47 +299,32 @@ public final class Gpt2Tokenizer {
         return ids;
     }
 
-    /** Merges one pre-tokenized piece, lowest rank first, every occurrence of that pair at once as encoder.py does. */
+    /**
+     * Merges one pre-tokenized piece, lowest rank first. encoder.py merges every occurrence of that pair at once, left
+     * to right; taking them one at a time, the leftmost first, is the same, since a pair a merge creates ranks after
+     * the merge that made its symbol.
+     */
     private int[] bpe(String piece) {
-        List<String> word = new ArrayList<>();
-        for (byte b : piece.getBytes(StandardCharsets.UTF_8)) {
-            word.add(String.valueOf(BYTE_TO_CHAR[b & 0xFF]));
+        byte[] bytes = piece.getBytes(StandardCharsets.UTF_8);
+        int[] ids = new int[bytes.length];
+        for (int i = 0; i < bytes.length; i++) {
+            // A byte this vocabulary has no token for (GPT-2's own has all 256, a GGUF file's need not) is kept as
+            // −1 − byte, which no merge joins.
+            ids[i] = encoder.getOrDefault(String.valueOf(BYTE_TO_CHAR[bytes[i] & 0xFF]), -1 - (bytes[i] & 0xFF));
         }
-        while (word.size() > 1) {
-            int bestRank = Integer.MAX_VALUE;
-            for (int i = 0; i + 1 < word.size(); i++) {
-                Integer rank = ranks.get(word.get(i) + " " + word.get(i + 1));
-                if (rank != null && rank < bestRank) {
-                    bestRank = rank;
-                }
-            }
-            if (bestRank == Integer.MAX_VALUE) {
-                break;
-            }
-            List<String> merged = new ArrayList<>(word.size());
-            for (int i = 0; i < word.size(); i++) {
-                Integer rank = i + 1 < word.size() ? ranks.get(word.get(i) + " " + word.get(i + 1)) : (Integer) null;
-                if (rank != null && rank == bestRank) {
-                    merged.add(word.get(i) + word.get(++i));
-                } else {
-                    merged.add(word.get(i));
-                }
-            }
-            word = merged;
-        }
-        int[] ids = new int[word.size()];
-        for (int i = 0; i < ids.length; i++) {
-            // Every merge result is in the vocabulary (the constructor checked), so a symbol missing is a single byte
-            // that this vocabulary has no token for: GPT-2's own has all 256, a GGUF file's need not.
-            Integer id = encoder.get(word.get(i));
-            if (id == null) {
+        int count = TokenMerges.apply(
+                ids,
+                ids.length,
+                (left, right) -> left < 0 || right < 0
+                        ? TokenMerges.NONE
+                        : merges.getOrDefault(pair(left, right), TokenMerges.NONE));
+        for (int i = 0; i < count; i++) {
+            if (ids[i] < 0) {
                 throw new IllegalArgumentException(
-                        "the text has the byte 0x%02X, which this vocabulary has no token for"
-                                .formatted(CHAR_TO_BYTE[word.get(i).charAt(0)]));
+                        "the text has the byte 0x%02X, which this vocabulary has no token for".formatted(-1 - ids[i]));
             }
-            ids[i] = id;
         }
-        return ids;
+        return Arrays.copyOf(ids, count);
     }
 
     /**

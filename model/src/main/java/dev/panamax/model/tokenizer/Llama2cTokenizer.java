@@ -12,11 +12,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.PriorityQueue;
 
 /**
  * llama2.c's tokenizer ({@code tokenizer.bin}): a SentencePiece-style vocabulary of byte strings with scores, encoded
@@ -246,91 +244,27 @@ public final class Llama2cTokenizer {
             }
             start = end;
         }
-        Symbols symbols = new Symbols(token, n);
-        PriorityQueue<Merge> merges = new PriorityQueue<>(MERGE_ORDER);
-        for (int i = 0; i + 1 < n; i++) {
-            offer(symbols, i, i + 1, merges);
-        }
-        // Popping the best-scoring pair, the leftmost among equals, and skipping pairs a merge has since changed is
-        // the same as run.c's rescan of every pair for each merge, in O(n log n) instead of O(n²).
-        while (!merges.isEmpty()) {
-            Merge merge = merges.poll();
-            if (symbols.version[merge.left] != merge.leftVersion
-                    || symbols.version[merge.right] != merge.rightVersion) {
-                continue;
-            }
-            symbols.merge(merge.left, merge.right, merge.token);
-            if (symbols.previous[merge.left] >= 0) {
-                offer(symbols, symbols.previous[merge.left], merge.left, merges);
-            }
-            if (symbols.next[merge.left] < n) {
-                offer(symbols, merge.left, symbols.next[merge.left], merges);
-            }
-        }
-        int[] result = new int[symbols.count + (bos ? 1 : 0) + (eos ? 1 : 0)];
+        // run.c rescans every pair for each merge; TokenMerges gives the same result: best score first, leftmost among
+        // equals.
+        int count = TokenMerges.apply(token, n, this::merge);
+        int[] result = new int[count + (bos ? 1 : 0) + (eos ? 1 : 0)];
         int r = 0;
         if (bos) {
             result[r++] = BOS;
         }
-        for (int i = 0; i < n; i = symbols.next[i]) {
-            result[r++] = token[i];
-        }
+        System.arraycopy(token, 0, result, r, count);
         if (eos) {
-            result[r] = EOS;
+            result[r + count] = EOS;
         }
         return result;
     }
 
-    /** Queues the merge of two adjacent symbols if their concatenation is a token scored above run.c's floor. */
-    private void offer(Symbols symbols, int left, int right, PriorityQueue<Merge> merges) {
-        Integer merged = ids.get(key(pieces[symbols.token[left]]) + key(pieces[symbols.token[right]]));
-        if (merged != null && scores[merged] > MERGE_SCORE_FLOOR) {
-            merges.add(new Merge(scores[merged], left, right, merged, symbols.version[left], symbols.version[right]));
-        }
-    }
-
-    /**
-     * A possible merge of the symbols at {@code left} and {@code right} into {@code token}, valid while neither
-     * symbol has changed since (their versions).
-     */
-    private record Merge(float score, int left, int right, int token, int leftVersion, int rightVersion) {}
-
-    /** Best score first; among equal scores the leftmost pair, as run.c's scan finds it. */
-    private static final Comparator<Merge> MERGE_ORDER =
-            (a, b) -> a.score != b.score ? Float.compare(b.score, a.score) : Integer.compare(a.left, b.left);
-
-    /** The symbols of a text being encoded, as a doubly linked list over their initial positions. */
-    private static final class Symbols {
-        final int[] token;
-        final int[] previous;
-        final int[] next;
-        /** Bumped whenever a symbol changes or leaves the list, so that queued merges involving it are skipped. */
-        final int[] version;
-
-        int count;
-
-        Symbols(int[] token, int count) {
-            this.token = token;
-            this.count = count;
-            previous = new int[count];
-            next = new int[count];
-            version = new int[count];
-            for (int i = 0; i < count; i++) {
-                previous[i] = i - 1;
-                next[i] = i + 1;
-            }
-        }
-
-        void merge(int left, int right, int merged) {
-            token[left] = merged;
-            version[left]++;
-            version[right]++;
-            next[left] = next[right];
-            if (next[right] < next.length) {
-                previous[next[right]] = left;
-            }
-            count--;
-        }
+    /** Two adjacent tokens' merge, if their concatenation is a token scored above run.c's floor; by score. */
+    private long merge(int left, int right) {
+        Integer merged = ids.get(key(pieces[left]) + key(pieces[right]));
+        return merged != null && scores[merged] > MERGE_SCORE_FLOOR
+                ? TokenMerges.merge(scores[merged], merged)
+                : TokenMerges.NONE;
     }
 
     /**

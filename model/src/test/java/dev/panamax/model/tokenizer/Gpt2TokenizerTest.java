@@ -3,6 +3,7 @@ package dev.panamax.model.tokenizer;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.knuddels.jtokkit.Encodings;
@@ -14,6 +15,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -60,6 +62,29 @@ class Gpt2TokenizerTest {
             assertEquals(text, tokenizer.decode(ids), "round trip");
         }
         assertArrayEquals(new int[] {15496, 11, 995, 0}, tokenizer.encode("Hello, world!"), "GPT-2's well-known ids");
+    }
+
+    /**
+     * One pre-tokenizer piece of 200,000 letters (the pattern's {@code \p{L}+} is unbounded): merging rank by rank,
+     * rescanning the piece for each, takes time in its length times the ranks applied, minutes here; merging from a
+     * queue takes well under a second. The ids of a shorter run match jtokkit's.
+     */
+    @Test
+    void aLongRunOfLettersEncodesInTimeNearLinearInItsLength() throws IOException {
+        Path vocabulary = Gpt2Vocabulary.require();
+        Gpt2Tokenizer tokenizer =
+                Gpt2Tokenizer.read(vocabulary.resolve("encoder.json"), vocabulary.resolve("vocab.bpe"));
+        SplittableRandom random = new SplittableRandom(11);
+        StringBuilder letters = new StringBuilder();
+        for (int i = 0; i < 200_000; i++) {
+            letters.append((char) ('a' + random.nextInt(26)));
+        }
+        String text = letters.toString();
+        int[] ids = assertTimeoutPreemptively(Duration.ofSeconds(10), () -> tokenizer.encode(text));
+        assertEquals(text, tokenizer.decode(ids));
+        String shorter = text.substring(0, 3000);
+        Encoding reference = Encodings.newDefaultEncodingRegistry().getEncoding(EncodingType.R50K_BASE);
+        assertArrayEquals(reference.encodeOrdinary(shorter).toArray(), tokenizer.encode(shorter));
     }
 
     /** Seeded random strings from a mix of scripts, digits, punctuation, spaces and emoji. */
