@@ -135,7 +135,11 @@ final class GenerateCommand {
                 return 0;
             }
             Set<Integer> stop = new HashSet<>();
-            (codec != null ? codec.stopToken() : model.bos()).ifPresent(stop::add);
+            if (codec != null) {
+                stop.addAll(codec.stopTokens());
+            } else {
+                model.bos().ifPresent(stop::add);
+            }
             boolean printIds = codec == null || line.has(PRINT_IDS);
             try (Backend backend = BackendChoice.open(line, backendName, precision, err)) {
                 // The cache holds what this run feeds back, not the header's context: a hostile header cannot size it.

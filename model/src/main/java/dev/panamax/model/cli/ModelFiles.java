@@ -24,6 +24,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.function.BiFunction;
 import java.util.function.ToLongFunction;
 
@@ -69,14 +70,15 @@ final class ModelFiles {
      * @param bound a lower bound on the number of tokens a text encodes to, found without encoding it
      * @param decoder the bytes of a token as it follows the previous one
      * @param startToken the token a generation without a prompt starts from, if the vocabulary has one
-     * @param stopToken the token that ends a generation, if the vocabulary has one
+     * @param stopTokens the tokens that end a generation: the vocabulary's end of text, and for a GGUF vocabulary
+     *     every end-of-generation token llama.cpp stops at
      */
     record Codec(
             Encoder encoder,
             ToLongFunction<String> bound,
             PieceDecoder decoder,
             Optional<Integer> startToken,
-            Optional<Integer> stopToken) {
+            Set<Integer> stopTokens) {
         /** A prompt's tokens: special tokens written in it stand for themselves, as llama.cpp's tools read a prompt. */
         int[] encode(String text) {
             return encoder.encode(text, true);
@@ -292,7 +294,7 @@ final class ModelFiles {
                 byLongestPiece(0, longestPiece),
                 tokenizer::decode,
                 tokenizer.bos(),
-                tokenizer.eos());
+                tokenizer.endOfGeneration());
     }
 
     private static Located gpt2(Path config, Path weights, String source, Path given) throws IOException {
@@ -415,7 +417,7 @@ final class ModelFiles {
                 text -> text.codePointCount(0, text.length()),
                 (previous, token) -> vocabulary.decode(token).getBytes(StandardCharsets.UTF_8),
                 start,
-                Optional.empty());
+                Set.of());
     }
 
     private static Codec llama2c(Llama2cTokenizer tokenizer) {
@@ -429,7 +431,7 @@ final class ModelFiles {
                 byLongestPiece(1, longestPiece),
                 tokenizer::decode,
                 Optional.of(Llama2cTokenizer.BOS),
-                Optional.of(Llama2cTokenizer.BOS));
+                Set.of(Llama2cTokenizer.BOS));
     }
 
     private static Codec gpt2(Gpt2Tokenizer tokenizer) {
@@ -445,7 +447,7 @@ final class ModelFiles {
                 byLongestPiece(0, longestPiece),
                 (previous, token) -> tokenizer.decodeBytes(token),
                 endOfText,
-                endOfText);
+                endOfText.map(Set::of).orElse(Set.of()));
     }
 
     private static Path either(Path directory, String source, String first, String second) throws NoSuchFileException {

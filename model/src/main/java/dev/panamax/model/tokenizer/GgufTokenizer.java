@@ -8,6 +8,7 @@ import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -15,6 +16,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.PriorityQueue;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -46,6 +49,18 @@ public final class GgufTokenizer {
     private static final int BYTE = 6;
     private static final String SPACE = "▁";
     private static final int MAX_VOCABULARY = 1 << 22;
+    /** The chat formats' end-of-turn tokens llama.cpp stops at by their spelling. */
+    private static final List<String> END_OF_TURN = List.of(
+            "<|eot_id|>",
+            "<|im_end|>",
+            "<|end|>",
+            "<end_of_turn>",
+            "<|endoftext|>",
+            "<|eom_id|>",
+            "<EOT>",
+            "_<EOT>",
+            "<|end_of_text|>");
+
     private static final Pattern GPT2 =
             pattern("'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)");
     private static final Pattern LLAMA3 = pattern(
@@ -65,6 +80,7 @@ public final class GgufTokenizer {
     private final List<Integer> specials;
     private final Optional<Integer> bos;
     private final Optional<Integer> eos;
+    private final Set<Integer> endOfGeneration;
     private final int unknown;
     private final boolean addBos;
     private final boolean addEos;
@@ -120,6 +136,17 @@ public final class GgufTokenizer {
         bos = tokenId(gguf, "tokenizer.ggml.bos_token_id", n);
         eos = tokenId(gguf, "tokenizer.ggml.eos_token_id", n);
         unknown = tokenId(gguf, "tokenizer.ggml.unknown_token_id", n).orElse(-1);
+        Set<Integer> endings = new TreeSet<>();
+        eos.ifPresent(endings::add);
+        tokenId(gguf, "tokenizer.ggml.eot_token_id", n).ifPresent(endings::add);
+        tokenId(gguf, "tokenizer.ggml.eom_token_id", n).ifPresent(endings::add);
+        for (String ending : END_OF_TURN) {
+            Integer id = ids.get(ending);
+            if (id != null) {
+                endings.add(id);
+            }
+        }
+        endOfGeneration = Collections.unmodifiableSet(endings);
         addEos = flag(gguf, "tokenizer.ggml.add_eos_token", false) && eos.isPresent();
         addSpacePrefix = flag(gguf, "tokenizer.ggml.add_space_prefix", sentencePiece);
         List<Integer> special = new ArrayList<>();
@@ -290,6 +317,19 @@ public final class GgufTokenizer {
      */
     public Optional<Integer> bos() {
         return bos;
+    }
+
+    /**
+     * Returns the tokens that end a generation, as llama.cpp stops at them: the end-of-sequence, end-of-turn and
+     * end-of-message tokens the file names ({@code eos_token_id}, {@code eot_token_id}, {@code eom_token_id}) and any
+     * token spelled as a chat format's end of turn ({@code <|eot_id|>}, {@code <|im_end|>}, {@code <end_of_turn>}, …),
+     * which an instruct model's file may not name: a Llama 3 Instruct file's EOS is {@code <|end_of_text|>}, while
+     * its turns end with {@code <|eot_id|>}.
+     *
+     * @return the token ids, possibly none
+     */
+    public Set<Integer> endOfGeneration() {
+        return endOfGeneration;
     }
 
     /**

@@ -165,6 +165,20 @@ class GgufTokenizerTest {
     }
 
     @Test
+    void generationEndsAtEveryEndOfTurnTokenLlamaCppStopsAt() throws IOException {
+        int endOfText = 256 + 15;
+        Map<String, GgufValue> m = TokenizerFixtures.gpt2Metadata(
+                "llama-bpe", List.of(), List.of("<|eot_id|>", "<|im_end|>", "<x>", "<y>"));
+        m.put("tokenizer.ggml.eom_token_id", GgufValue.uint32(endOfText + 3));
+        Path file = dir.resolve("turns.gguf");
+        GgufWriter.write(file, m, List.of());
+        // EOS, the two turn endings by their spelling, and the end of message the file names; not <y>.
+        assertEquals(
+                java.util.Set.of(endOfText, endOfText + 1, endOfText + 2, endOfText + 3),
+                read(file).endOfGeneration());
+    }
+
+    @Test
     void bosAndEosAreAddedAsTheFileOrLlamaCppsDefaultSays() throws IOException {
         int endOfText = 256 + 15;
         for (String pre : new String[] {"llama-bpe", "gpt-2"}) {
