@@ -73,6 +73,12 @@ public final class CharVocabulary {
                     throw fields.error(
                             "code_points", "element " + i + " (" + codePoints[i] + ") is not above the one before");
                 }
+                if (Character.getType(codePoints[i]) == Character.SURROGATE) {
+                    // Text never holds a lone surrogate as a character: such a token could only decode to '?'.
+                    throw fields.error(
+                            "code_points",
+                            "element " + i + " (" + codePoints[i] + ") is a UTF-16 surrogate, not a character");
+                }
             }
             return new CharVocabulary(codePoints);
         });

@@ -227,6 +227,14 @@ class Gpt2TokenizerTest {
                         .getMessage());
     }
 
+    @Test
+    void aCharacterVocabularyOfSurrogatesIsRejected() throws IOException {
+        Path file = dir.resolve("chars.json");
+        Files.writeString(file, "{\"type\": \"chars\", \"code_points\": [97, 55357]}", StandardCharsets.UTF_8);
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> CharVocabulary.read(file));
+        assertTrue(e.getMessage().contains("element 1 (55357) is a UTF-16 surrogate"), e.getMessage());
+    }
+
     private void assertRejected(String vocabulary, String merges, String file, String problem) throws IOException {
         Path encoder = dir.resolve("encoder.json");
         Path bpe = dir.resolve("vocab.bpe");
