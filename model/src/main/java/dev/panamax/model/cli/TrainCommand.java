@@ -261,9 +261,16 @@ final class TrainCommand {
         if (resume != null) {
             precision = checkpoint(line, resume, () -> Trainer.savedPrecision(resume));
         }
-        try (Backend backend = BackendChoice.open(line, backendName, precision, err);
+        String writing =
+                !line.has(OUT) && resume != null ? line.typed(RESUME) + " " + resume : named(line, OUT, outDir);
+        try (RunLock lock = new RunLock(outDir, writing);
+                Backend backend = BackendChoice.open(line, backendName, precision, err);
                 ModelFiles.Pretrained pretrained =
                         init != null ? ModelFiles.pretrained(init, line.typed(INIT)) : null) {
+            // Taken before the checkpoint to resume is read, so that no other process saves after that read.
+            if (Files.isDirectory(outDir)) {
+                lock.take();
+            }
             Trainer resumed = resume != null ? resume(line, backend, resume) : null;
             ModelConfig fixed = resumed != null ? resumed.config() : pretrained != null ? pretrained.config() : null;
             if (pretrained != null && seq > fixed.seqLen()) {
@@ -355,7 +362,12 @@ final class TrainCommand {
                     ids.length - dataset.trainTokens(),
                     stepsPerEpoch,
                     trainer.options().batchSize());
-            Files.createDirectories(outDir);
+            if (!lock.held()) {
+                // A directory created meanwhile by another run is refused as at the start.
+                Files.createDirectories(outDir);
+                lock.take();
+                refuseAnotherRun(line, OUT, outDir, resume);
+            }
             vocabulary.writeBeside(outDir);
             LossCurve curve = new LossCurve(outDir, trainer.step());
             List<Callback> callbacks = new ArrayList<>();
@@ -475,7 +487,7 @@ final class TrainCommand {
         if (!Files.exists(dir)) {
             return;
         }
-        String named = line.has(option) ? line.typed(option) + " " + dir : dir + " (the default " + option.name() + ")";
+        String named = named(line, option, dir);
         if (!Files.isDirectory(dir)) {
             throw new FileSystemException(named, null, "is a file, not a directory");
         }
@@ -484,12 +496,18 @@ final class TrainCommand {
         }
         boolean empty;
         try (Stream<Path> entries = Files.list(dir)) {
-            empty = entries.findAny().isEmpty();
+            // The lock file is left by any run, one that failed before writing anything included.
+            empty = entries.allMatch(entry -> entry.getFileName().toString().equals(RunLock.FILE));
         }
         if (!empty) {
             throw line.usage(named + " already holds files that are not the run being resumed; choose a new"
                     + " directory, continue that run with --resume " + dir + ", or overwrite it with --force");
         }
+    }
+
+    /** A directory as messages name it: with the option that gave it, or as that option's default. */
+    private static String named(CommandLine line, Option option, Path dir) {
+        return line.has(option) ? line.typed(option) + " " + dir : dir + " (the default " + option.name() + ")";
     }
 
     private static boolean architecture(CommandLine line) {

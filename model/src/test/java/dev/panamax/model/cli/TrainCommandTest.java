@@ -9,8 +9,11 @@ import dev.panamax.model.testing.Gpt2Vocabulary;
 import dev.panamax.model.train.LossCurve;
 import dev.panamax.model.train.Trainer;
 import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -209,6 +212,33 @@ class TrainCommandTest {
         Path file = Files.writeString(dir.resolve("file"), "x");
         assertEquals(1, cli.run(CliFixtures.with(twoSteps, "--out", file.toString())));
         assertEquals("panamax: --out " + file + ": is a file, not a directory\n", cli.err());
+    }
+
+    @Test
+    void aRunBeingTrainedByAnotherProcessIsRefused() throws IOException {
+        Path data = text();
+        Path run = dir.resolve("run");
+        assertEquals(0, cli.run(CliFixtures.train(data, 2, 8, run, "--checkpoint-every", "1")), cli.err());
+        byte[] state = Files.readAllBytes(run.resolve(Trainer.STATE_FILE));
+        String[] resume = {"train", "--data", data.toString(), "--resume", run.toString()};
+        try (FileChannel channel = FileChannel.open(
+                        run.resolve(RunLock.FILE), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+                FileLock _ = channel.lock()) {
+            assertEquals(1, cli.run(resume));
+            assertEquals(
+                    "panamax: --resume " + run + ": the run is being trained by another process"
+                            + " (it holds train.lock there); wait for it to end, or train into another directory\n",
+                    cli.err());
+            assertEquals(1, cli.run(CliFixtures.with(resume, "--out", run.toString())));
+            assertTrue(cli.err().startsWith("panamax: --out " + run + ": the run is being trained"), cli.err());
+        }
+        assertArrayEquals(state, Files.readAllBytes(run.resolve(Trainer.STATE_FILE)));
+        assertEquals(0, cli.run(resume), cli.err());
+        assertTrue(cli.err().contains("already finished its 2 steps"), cli.err());
+        // The lock file a run leaves does not make its directory another run's.
+        Path failed = Files.createDirectories(dir.resolve("failed"));
+        Files.createFile(failed.resolve(RunLock.FILE));
+        assertEquals(0, cli.run(CliFixtures.train(data, 2, 8, failed)), cli.err());
     }
 
     @Test
