@@ -187,6 +187,9 @@ final class TrainCommand {
     /** What a pretrained model fixes, so giving it with {@code --init} contradicts the checkpoint. */
     private static final List<Option> FIXED_BY_A_MODEL = List.of(CONFIG, ARCH);
 
+    /** The name a llama2.c tokenizer is kept under beside a trained Llama. */
+    private static final String LLAMA2C_TOKENIZER = "tokenizer.bin";
+
     /** The most text read for training: the tokens are held in memory as ints. */
     private static final long MAX_DATA_BYTES = 1L << 30;
 
@@ -542,11 +545,19 @@ final class TrainCommand {
                 characters.write(directory.resolve(CharVocabulary.FILE));
             }
             for (Path file : files) {
-                Path copy = directory.resolve(file.getFileName());
+                Path copy = directory.resolve(copyName(file));
                 if (!Files.exists(copy) || !Files.isSameFile(file, copy)) {
                     Files.copy(file, copy, StandardCopyOption.REPLACE_EXISTING);
                 }
             }
+        }
+
+        /**
+         * The name a tokenizer file is kept under: a llama2.c tokenizer (the only one of a single file) as {@value
+         * #LLAMA2C_TOKENIZER}, where a resumed run finds it, GPT-2's files under their own names.
+         */
+        private String copyName(Path file) {
+            return files.size() == 1 ? LLAMA2C_TOKENIZER : file.getFileName().toString();
         }
 
         /** The tokenizer option {@code panamax generate} needs for a model saved in {@code directory}. */
@@ -557,15 +568,13 @@ final class TrainCommand {
             if (files.isEmpty()) {
                 return " --tokenizer TOKENIZER";
             }
-            return " --tokenizer "
-                    + (files.size() == 1 ? directory.resolve(files.getFirst().getFileName()) : directory);
+            return " --tokenizer " + (files.size() == 1 ? directory.resolve(LLAMA2C_TOKENIZER) : directory);
         }
     }
 
     /**
-     * The vocabulary of the run: {@code --tokenizer}'s, else the pretrained model's own (a {@value
-     * CharVocabulary#FILE} or GPT-2's BPE files beside it), else the resumed run's characters, else for text the
-     * characters it holds. A vocabulary of another size than a pretrained or resumed model's is refused.
+     * The vocabulary of the run: {@code --tokenizer}'s, else the pretrained model's or the resumed run's own (see
+     * {@link #besideModel}), else for text the characters it holds. A vocabulary of another size than a pretrained or resumed model's is refused.
      */
     private static Vocabulary vocabulary(
             CommandLine line, String text, Path resume, ModelFiles.Pretrained pretrained, ModelConfig fixed)
@@ -582,9 +591,7 @@ final class TrainCommand {
                     throw ModelFiles.missing(
                             line.typed(TOKENIZER), path, "is not a file; a llama2.c model takes its tokenizer.bin");
                 }
-                Llama2cTokenizer tokenizer = Llama2cTokenizer.read(path, fixed.vocabSize());
-                return new Vocabulary(
-                        tokenizer.vocabSize(), s -> tokenizer.encode(s, true, false), null, List.of(path));
+                return llama2cVocabulary(path, fixed);
             }
             if (!Files.isDirectory(path)) {
                 throw ModelFiles.missing(
@@ -593,20 +600,10 @@ final class TrainCommand {
             return gpt2Vocabulary(path, line.typed(TOKENIZER), fixed, model);
         }
         if (pretrained != null) {
-            Path chars = pretrained.directory().resolve(CharVocabulary.FILE);
-            if (Files.isRegularFile(chars)) {
-                CharVocabulary characters = CharVocabulary.read(chars);
-                characters.requireVocabularySize(fixed.vocabSize(), chars, model);
-                return Vocabulary.of(characters);
-            }
-            if (fixed.architecture() == Architecture.GPT2
-                    && ModelFiles.gpt2TokenizerFiles(pretrained.directory()).isPresent()) {
-                return gpt2Vocabulary(pretrained.directory(), line.typed(INIT), fixed, model);
-            }
-            return Vocabulary.idsOnly(fixed.vocabSize());
+            return besideModel(pretrained.directory(), line.typed(INIT), fixed, model);
         }
-        if (resume != null && Files.isRegularFile(resume.resolve(CharVocabulary.FILE))) {
-            return Vocabulary.of(CharVocabulary.read(resume.resolve(CharVocabulary.FILE)));
+        if (resume != null) {
+            return besideModel(resume, line.typed(RESUME), fixed, model);
         }
         if (text != null) {
             return Vocabulary.of(CharVocabulary.of(text));
@@ -621,6 +618,35 @@ final class TrainCommand {
                     + line.typed(CONFIG) + " config.json");
         }
         return Vocabulary.idsOnly(Gpt2Checkpoint.readConfig(configFile).vocabSize());
+    }
+
+    /**
+     * The tokenizer kept beside a pretrained model or a run: a {@value CharVocabulary#FILE}, else GPT-2's BPE files
+     * for GPT-2, else a {@value #LLAMA2C_TOKENIZER} for a Llama; a vocabulary of ids alone when there is none.
+     */
+    private static Vocabulary besideModel(Path directory, String source, ModelConfig fixed, Path model)
+            throws IOException {
+        Path chars = directory.resolve(CharVocabulary.FILE);
+        if (Files.isRegularFile(chars)) {
+            CharVocabulary characters = CharVocabulary.read(chars);
+            characters.requireVocabularySize(fixed.vocabSize(), chars, model);
+            return Vocabulary.of(characters);
+        }
+        if (fixed.architecture() == Architecture.GPT2
+                && ModelFiles.gpt2TokenizerFiles(directory).isPresent()) {
+            return gpt2Vocabulary(directory, source, fixed, model);
+        }
+        Path llama2c = directory.resolve(LLAMA2C_TOKENIZER);
+        if (fixed.architecture() == Architecture.LLAMA && Files.isRegularFile(llama2c)) {
+            return llama2cVocabulary(llama2c, fixed);
+        }
+        return Vocabulary.idsOnly(fixed.vocabSize());
+    }
+
+    /** A llama2.c tokenizer, which must hold the model's vocabulary size. */
+    private static Vocabulary llama2cVocabulary(Path file, ModelConfig fixed) throws IOException {
+        Llama2cTokenizer tokenizer = Llama2cTokenizer.read(file, fixed.vocabSize());
+        return new Vocabulary(tokenizer.vocabSize(), s -> tokenizer.encode(s, true, false), null, List.of(file));
     }
 
     /** GPT-2's BPE from a directory, whose size must be the model's when there is one already. */

@@ -125,6 +125,27 @@ class TrainCommandTest {
     }
 
     @Test
+    void anInterruptedRunResumesWithTheTokenizerKeptBesideIt() throws IOException {
+        Path data = text();
+        resumeMidway(data, dir.resolve("chars"));
+        resumeMidway(
+                data,
+                dir.resolve("bpe"),
+                "--tokenizer",
+                Gpt2Vocabulary.require().toString());
+        assertTrue(cli.err().contains("vocabulary 50257"), cli.err());
+    }
+
+    /** Trains a run, stops it midway and resumes it with neither its tokenizer nor its plan given again. */
+    private void resumeMidway(Path data, Path run, String... more) throws IOException {
+        assertEquals(0, cli.run(CliFixtures.train(data, 2, 8, run, more)), cli.err());
+        CliFixtures.stopMidway(run, 4);
+        assertEquals(0, cli.run("train", "--data", data.toString(), "--resume", run.toString()), cli.err());
+        assertTrue(cli.err().startsWith("resuming " + run + " at step 2 of 4\n"), cli.err());
+        assertTrue(cli.err().contains("saved step 4 to " + run), cli.err());
+    }
+
+    @Test
     void badDataIsReportedNotThrown() throws IOException {
         Path empty = Files.createFile(dir.resolve("empty.txt"));
         assertEquals(1, cli.run("train", "--data", empty.toString()));
