@@ -384,8 +384,12 @@ final class TrainCommand {
             if (patience > 0) {
                 callbacks.add(Callback.earlyStopping(patience));
             }
+            int startStep = trainer.step();
+            boolean intoResumed = resume != null && Files.isSameFile(outDir, resume);
             trainer.fit(dataset, 0, plannedSteps, evalEvery, validationWindows, callbacks);
-            trainer.save(outDir);
+            if (!saved(trainer, startStep, checkpointEvery, intoResumed)) {
+                trainer.save(outDir);
+            }
             curve.write();
             boolean gpt2 = config.architecture() == Architecture.GPT2;
             if (export != null) {
@@ -397,6 +401,18 @@ final class TrainCommand {
                     + vocabulary.generateOption(outDir) + " --prompt TEXT");
             return 0;
         }
+    }
+
+    /**
+     * Whether the run directory holds the trainer's step already: saved by {@code --checkpoint-every} (after a step
+     * that is a multiple of it, or the last), or, when no step was taken, the checkpoint the run resumed from there.
+     */
+    private static boolean saved(Trainer trainer, int startStep, int checkpointEvery, boolean intoResumed) {
+        int step = trainer.step();
+        if (step == startStep) {
+            return intoResumed;
+        }
+        return checkpointEvery > 0 && (step % checkpointEvery == 0 || step == trainer.totalSteps());
     }
 
     /** Refuses data whose training or held-out part is shorter than one window, naming the options to change. */

@@ -240,6 +240,8 @@ class TrainCommandTest {
         Path data = text();
         Path run = dir.resolve("run");
         assertEquals(0, cli.run(CliFixtures.train(data, 2, 8, run, "--checkpoint-every", "1")), cli.err());
+        // The last step's checkpoint, which --checkpoint-every saved, is not saved a second time.
+        assertEquals(Path.of("step-00000002"), Files.readSymbolicLink(run.resolve("current")));
         byte[] state = Files.readAllBytes(run.resolve(Trainer.STATE_FILE));
         String[] resume = {"train", "--data", data.toString(), "--resume", run.toString()};
         try (FileChannel channel = FileChannel.open(
