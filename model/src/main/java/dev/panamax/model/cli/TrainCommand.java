@@ -17,6 +17,7 @@ import dev.panamax.model.train.LossCurve;
 import dev.panamax.model.train.ProgressReporter;
 import dev.panamax.model.train.TokenDataset;
 import dev.panamax.model.train.Trainer;
+import dev.panamax.model.train.TrainingDivergedException;
 import dev.panamax.model.train.TrainingOptions;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -386,7 +387,16 @@ final class TrainCommand {
             }
             int startStep = trainer.step();
             boolean intoResumed = resume != null && Files.isSameFile(outDir, resume);
-            trainer.fit(dataset, 0, plannedSteps, evalEvery, validationWindows, callbacks);
+            try {
+                trainer.fit(dataset, 0, plannedSteps, evalEvery, validationWindows, callbacks);
+            } catch (TrainingDivergedException diverged) {
+                // The diverged step was not taken, so the trainer still holds the step before it, worth keeping.
+                if (trainer.step() > 0 && !saved(trainer, startStep, checkpointEvery, intoResumed)) {
+                    trainer.save(outDir);
+                }
+                curve.write();
+                throw new IllegalStateException(diverged(line, diverged, trainer, outDir));
+            }
             if (!saved(trainer, startStep, checkpointEvery, intoResumed)) {
                 trainer.save(outDir);
             }
@@ -401,6 +411,22 @@ final class TrainCommand {
                     + vocabulary.generateOption(outDir) + " --prompt TEXT");
             return 0;
         }
+    }
+
+    /** What a run that diverged kept, and how to go on with a lower learning rate, which a resumed run cannot take. */
+    private static String diverged(CommandLine line, TrainingDivergedException e, Trainer trainer, Path outDir) {
+        String lr = line.typed(LR);
+        String diverged = "training diverged at step " + e.step() + ": the gradient norm is " + e.gradientNorm() + ". ";
+        if (trainer.step() == 0) {
+            return diverged + "No step was completed: start again with a " + lr + " lower than "
+                    + trainer.options().learningRate();
+        }
+        return diverged + "The checkpoint in " + outDir + " is step " + trainer.step() + ", the last before it (loss"
+                + " curve: " + outDir.resolve(LossCurve.PNG) + "). " + line.typed(RESUME) + " would diverge again, as"
+                + " it keeps the learning rate (" + trainer.options().learningRate() + "); to go on from those weights"
+                + " with a lower " + lr + ", start a new run, which starts new optimizer moments and a new"
+                + " learning-rate schedule: panamax train " + line.typed(DATA) + " " + line.path(DATA) + " "
+                + line.typed(INIT) + " " + outDir + " " + lr + " LR " + line.typed(OUT) + " NEW_DIR";
     }
 
     /**

@@ -146,6 +146,29 @@ class TrainCommandTest {
     }
 
     @Test
+    void aRunThatDivergesKeepsItsLastStepAndSaysHowToGoOn() throws IOException {
+        Path data = text();
+        Path run = dir.resolve("run");
+        assertEquals(1, cli.run(CliFixtures.train(data, 6, 8, run, "--lr", "1e30", "--warmup", "0")));
+        String err = cli.err();
+        int diverged = Integer.parseInt(err.replaceFirst("(?s).*training diverged at step (\\d+):.*", "$1"));
+        assertTrue(diverged > 1 && diverged <= 6, err);
+        int kept = diverged - 1;
+        assertTrue(
+                err.contains("The checkpoint in " + run + " is step " + kept + ", the last before it (loss curve: "
+                        + run.resolve(LossCurve.PNG) + "). --resume would diverge again, as it keeps the learning rate"
+                        + " (1.0E30); to go on from those weights with a lower --lr, start a new run, which starts new"
+                        + " optimizer moments and a new learning-rate schedule: panamax train --data " + data
+                        + " --init " + run + " --lr LR --out NEW_DIR\n"),
+                err);
+        try (CpuBackend backend = new CpuBackend()) {
+            assertEquals(kept, Trainer.resume(backend, run).step());
+        }
+        assertEquals(kept + 1, Files.readAllLines(run.resolve(LossCurve.CSV)).size());
+        assertTrue(Files.isRegularFile(run.resolve(LossCurve.PNG)));
+    }
+
+    @Test
     void badDataIsReportedNotThrown() throws IOException {
         Path empty = Files.createFile(dir.resolve("empty.txt"));
         assertEquals(1, cli.run("train", "--data", empty.toString()));
