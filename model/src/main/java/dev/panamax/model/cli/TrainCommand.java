@@ -2,6 +2,7 @@ package dev.panamax.model.cli;
 
 import dev.panamax.model.backend.Backend;
 import dev.panamax.model.backend.MatmulPrecision;
+import dev.panamax.model.io.AtomicFiles;
 import dev.panamax.model.io.BoundedFiles;
 import dev.panamax.model.io.DType;
 import dev.panamax.model.io.Gpt2Checkpoint;
@@ -589,7 +590,8 @@ final class TrainCommand {
             for (Path file : files) {
                 Path copy = directory.resolve(copyName(file));
                 if (!Files.exists(copy) || !Files.isSameFile(file, copy)) {
-                    Files.copy(file, copy, StandardCopyOption.REPLACE_EXISTING);
+                    AtomicFiles.replace(
+                            copy, temporary -> Files.copy(file, temporary, StandardCopyOption.REPLACE_EXISTING));
                 }
             }
         }
