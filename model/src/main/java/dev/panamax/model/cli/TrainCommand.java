@@ -2,6 +2,7 @@ package dev.panamax.model.cli;
 
 import dev.panamax.model.backend.Backend;
 import dev.panamax.model.backend.MatmulPrecision;
+import dev.panamax.model.io.AtomicFiles;
 import dev.panamax.model.io.BoundedFiles;
 import dev.panamax.model.io.DType;
 import dev.panamax.model.io.Gpt2Checkpoint;
@@ -17,6 +18,7 @@ import dev.panamax.model.train.LossCurve;
 import dev.panamax.model.train.ProgressReporter;
 import dev.panamax.model.train.TokenDataset;
 import dev.panamax.model.train.Trainer;
+import dev.panamax.model.train.TrainingDivergedException;
 import dev.panamax.model.train.TrainingOptions;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -187,6 +189,9 @@ final class TrainCommand {
     /** What a pretrained model fixes, so giving it with {@code --init} contradicts the checkpoint. */
     private static final List<Option> FIXED_BY_A_MODEL = List.of(CONFIG, ARCH);
 
+    /** The name a llama2.c tokenizer is kept under beside a trained Llama. */
+    private static final String LLAMA2C_TOKENIZER = "tokenizer.bin";
+
     /** The most text read for training: the tokens are held in memory as ints. */
     private static final long MAX_DATA_BYTES = 1L << 30;
 
@@ -261,9 +266,16 @@ final class TrainCommand {
         if (resume != null) {
             precision = checkpoint(line, resume, () -> Trainer.savedPrecision(resume));
         }
-        try (Backend backend = BackendChoice.open(line, backendName, precision, err);
+        String writing =
+                !line.has(OUT) && resume != null ? line.typed(RESUME) + " " + resume : named(line, OUT, outDir);
+        try (RunLock lock = new RunLock(outDir, writing);
+                Backend backend = BackendChoice.open(line, backendName, precision, err);
                 ModelFiles.Pretrained pretrained =
                         init != null ? ModelFiles.pretrained(init, line.typed(INIT)) : null) {
+            // Taken before the checkpoint to resume is read, so that no other process saves after that read.
+            if (Files.isDirectory(outDir)) {
+                lock.take();
+            }
             Trainer resumed = resume != null ? resume(line, backend, resume) : null;
             ModelConfig fixed = resumed != null ? resumed.config() : pretrained != null ? pretrained.config() : null;
             if (pretrained != null && seq > fixed.seqLen()) {
@@ -355,7 +367,12 @@ final class TrainCommand {
                     ids.length - dataset.trainTokens(),
                     stepsPerEpoch,
                     trainer.options().batchSize());
-            Files.createDirectories(outDir);
+            if (!lock.held()) {
+                // A directory created meanwhile by another run is refused as at the start.
+                Files.createDirectories(outDir);
+                lock.take();
+                refuseAnotherRun(line, OUT, outDir, resume);
+            }
             vocabulary.writeBeside(outDir);
             LossCurve curve = new LossCurve(outDir, trainer.step());
             List<Callback> callbacks = new ArrayList<>();
@@ -369,8 +386,21 @@ final class TrainCommand {
             if (patience > 0) {
                 callbacks.add(Callback.earlyStopping(patience));
             }
-            trainer.fit(dataset, 0, plannedSteps, evalEvery, validationWindows, callbacks);
-            trainer.save(outDir);
+            int startStep = trainer.step();
+            boolean intoResumed = resume != null && Files.isSameFile(outDir, resume);
+            try {
+                trainer.fit(dataset, 0, plannedSteps, evalEvery, validationWindows, callbacks);
+            } catch (TrainingDivergedException diverged) {
+                // The diverged step was not taken, so the trainer still holds the step before it, worth keeping.
+                if (trainer.step() > 0 && !saved(trainer, startStep, checkpointEvery, intoResumed)) {
+                    trainer.save(outDir);
+                }
+                curve.write();
+                throw new IllegalStateException(diverged(line, diverged, trainer, outDir));
+            }
+            if (!saved(trainer, startStep, checkpointEvery, intoResumed)) {
+                trainer.save(outDir);
+            }
             curve.write();
             boolean gpt2 = config.architecture() == Architecture.GPT2;
             if (export != null) {
@@ -382,6 +412,34 @@ final class TrainCommand {
                     + vocabulary.generateOption(outDir) + " --prompt TEXT");
             return 0;
         }
+    }
+
+    /** What a run that diverged kept, and how to go on with a lower learning rate, which a resumed run cannot take. */
+    private static String diverged(CommandLine line, TrainingDivergedException e, Trainer trainer, Path outDir) {
+        String lr = line.typed(LR);
+        String diverged = "training diverged at step " + e.step() + ": the gradient norm is " + e.gradientNorm() + ". ";
+        if (trainer.step() == 0) {
+            return diverged + "No step was completed: start again with a " + lr + " lower than "
+                    + trainer.options().learningRate();
+        }
+        return diverged + "The checkpoint in " + outDir + " is step " + trainer.step() + ", the last before it (loss"
+                + " curve: " + outDir.resolve(LossCurve.PNG) + "). " + line.typed(RESUME) + " would diverge again, as"
+                + " it keeps the learning rate (" + trainer.options().learningRate() + "); to go on from those weights"
+                + " with a lower " + lr + ", start a new run, which starts new optimizer moments and a new"
+                + " learning-rate schedule: panamax train " + line.typed(DATA) + " " + line.path(DATA) + " "
+                + line.typed(INIT) + " " + outDir + " " + lr + " LR " + line.typed(OUT) + " NEW_DIR";
+    }
+
+    /**
+     * Whether the run directory holds the trainer's step already: saved by {@code --checkpoint-every} (after a step
+     * that is a multiple of it, or the last), or, when no step was taken, the checkpoint the run resumed from there.
+     */
+    private static boolean saved(Trainer trainer, int startStep, int checkpointEvery, boolean intoResumed) {
+        int step = trainer.step();
+        if (step == startStep) {
+            return intoResumed;
+        }
+        return checkpointEvery > 0 && (step % checkpointEvery == 0 || step == trainer.totalSteps());
     }
 
     /** Refuses data whose training or held-out part is shorter than one window, naming the options to change. */
@@ -475,7 +533,7 @@ final class TrainCommand {
         if (!Files.exists(dir)) {
             return;
         }
-        String named = line.has(option) ? line.typed(option) + " " + dir : dir + " (the default " + option.name() + ")";
+        String named = named(line, option, dir);
         if (!Files.isDirectory(dir)) {
             throw new FileSystemException(named, null, "is a file, not a directory");
         }
@@ -484,12 +542,18 @@ final class TrainCommand {
         }
         boolean empty;
         try (Stream<Path> entries = Files.list(dir)) {
-            empty = entries.findAny().isEmpty();
+            // The lock file is left by any run, one that failed before writing anything included.
+            empty = entries.allMatch(entry -> entry.getFileName().toString().equals(RunLock.FILE));
         }
         if (!empty) {
             throw line.usage(named + " already holds files that are not the run being resumed; choose a new"
                     + " directory, continue that run with --resume " + dir + ", or overwrite it with --force");
         }
+    }
+
+    /** A directory as messages name it: with the option that gave it, or as that option's default. */
+    private static String named(CommandLine line, Option option, Path dir) {
+        return line.has(option) ? line.typed(option) + " " + dir : dir + " (the default " + option.name() + ")";
     }
 
     private static boolean architecture(CommandLine line) {
@@ -524,11 +588,20 @@ final class TrainCommand {
                 characters.write(directory.resolve(CharVocabulary.FILE));
             }
             for (Path file : files) {
-                Path copy = directory.resolve(file.getFileName());
+                Path copy = directory.resolve(copyName(file));
                 if (!Files.exists(copy) || !Files.isSameFile(file, copy)) {
-                    Files.copy(file, copy, StandardCopyOption.REPLACE_EXISTING);
+                    AtomicFiles.replace(
+                            copy, temporary -> Files.copy(file, temporary, StandardCopyOption.REPLACE_EXISTING));
                 }
             }
+        }
+
+        /**
+         * The name a tokenizer file is kept under: a llama2.c tokenizer (the only one of a single file) as {@value
+         * #LLAMA2C_TOKENIZER}, where a resumed run finds it, GPT-2's files under their own names.
+         */
+        private String copyName(Path file) {
+            return files.size() == 1 ? LLAMA2C_TOKENIZER : file.getFileName().toString();
         }
 
         /** The tokenizer option {@code panamax generate} needs for a model saved in {@code directory}. */
@@ -539,15 +612,13 @@ final class TrainCommand {
             if (files.isEmpty()) {
                 return " --tokenizer TOKENIZER";
             }
-            return " --tokenizer "
-                    + (files.size() == 1 ? directory.resolve(files.getFirst().getFileName()) : directory);
+            return " --tokenizer " + (files.size() == 1 ? directory.resolve(LLAMA2C_TOKENIZER) : directory);
         }
     }
 
     /**
-     * The vocabulary of the run: {@code --tokenizer}'s, else the pretrained model's own (a {@value
-     * CharVocabulary#FILE} or GPT-2's BPE files beside it), else the resumed run's characters, else for text the
-     * characters it holds. A vocabulary of another size than a pretrained or resumed model's is refused.
+     * The vocabulary of the run: {@code --tokenizer}'s, else the pretrained model's or the resumed run's own (see
+     * {@link #besideModel}), else for text the characters it holds. A vocabulary of another size than a pretrained or resumed model's is refused.
      */
     private static Vocabulary vocabulary(
             CommandLine line, String text, Path resume, ModelFiles.Pretrained pretrained, ModelConfig fixed)
@@ -564,9 +635,7 @@ final class TrainCommand {
                     throw ModelFiles.missing(
                             line.typed(TOKENIZER), path, "is not a file; a llama2.c model takes its tokenizer.bin");
                 }
-                Llama2cTokenizer tokenizer = Llama2cTokenizer.read(path, fixed.vocabSize());
-                return new Vocabulary(
-                        tokenizer.vocabSize(), s -> tokenizer.encode(s, true, false), null, List.of(path));
+                return llama2cVocabulary(path, fixed);
             }
             if (!Files.isDirectory(path)) {
                 throw ModelFiles.missing(
@@ -575,20 +644,10 @@ final class TrainCommand {
             return gpt2Vocabulary(path, line.typed(TOKENIZER), fixed, model);
         }
         if (pretrained != null) {
-            Path chars = pretrained.directory().resolve(CharVocabulary.FILE);
-            if (Files.isRegularFile(chars)) {
-                CharVocabulary characters = CharVocabulary.read(chars);
-                characters.requireVocabularySize(fixed.vocabSize(), chars, model);
-                return Vocabulary.of(characters);
-            }
-            if (fixed.architecture() == Architecture.GPT2
-                    && ModelFiles.gpt2TokenizerFiles(pretrained.directory()).isPresent()) {
-                return gpt2Vocabulary(pretrained.directory(), line.typed(INIT), fixed, model);
-            }
-            return Vocabulary.idsOnly(fixed.vocabSize());
+            return besideModel(pretrained.directory(), line.typed(INIT), fixed, model);
         }
-        if (resume != null && Files.isRegularFile(resume.resolve(CharVocabulary.FILE))) {
-            return Vocabulary.of(CharVocabulary.read(resume.resolve(CharVocabulary.FILE)));
+        if (resume != null) {
+            return besideModel(resume, line.typed(RESUME), fixed, model);
         }
         if (text != null) {
             return Vocabulary.of(CharVocabulary.of(text));
@@ -603,6 +662,35 @@ final class TrainCommand {
                     + line.typed(CONFIG) + " config.json");
         }
         return Vocabulary.idsOnly(Gpt2Checkpoint.readConfig(configFile).vocabSize());
+    }
+
+    /**
+     * The tokenizer kept beside a pretrained model or a run: a {@value CharVocabulary#FILE}, else GPT-2's BPE files
+     * for GPT-2, else a {@value #LLAMA2C_TOKENIZER} for a Llama; a vocabulary of ids alone when there is none.
+     */
+    private static Vocabulary besideModel(Path directory, String source, ModelConfig fixed, Path model)
+            throws IOException {
+        Path chars = directory.resolve(CharVocabulary.FILE);
+        if (Files.isRegularFile(chars)) {
+            CharVocabulary characters = CharVocabulary.read(chars);
+            characters.requireVocabularySize(fixed.vocabSize(), chars, model);
+            return Vocabulary.of(characters);
+        }
+        if (fixed.architecture() == Architecture.GPT2
+                && ModelFiles.gpt2TokenizerFiles(directory).isPresent()) {
+            return gpt2Vocabulary(directory, source, fixed, model);
+        }
+        Path llama2c = directory.resolve(LLAMA2C_TOKENIZER);
+        if (fixed.architecture() == Architecture.LLAMA && Files.isRegularFile(llama2c)) {
+            return llama2cVocabulary(llama2c, fixed);
+        }
+        return Vocabulary.idsOnly(fixed.vocabSize());
+    }
+
+    /** A llama2.c tokenizer, which must hold the model's vocabulary size. */
+    private static Vocabulary llama2cVocabulary(Path file, ModelConfig fixed) throws IOException {
+        Llama2cTokenizer tokenizer = Llama2cTokenizer.read(file, fixed.vocabSize());
+        return new Vocabulary(tokenizer.vocabSize(), s -> tokenizer.encode(s, true, false), null, List.of(file));
     }
 
     /** GPT-2's BPE from a directory, whose size must be the model's when there is one already. */

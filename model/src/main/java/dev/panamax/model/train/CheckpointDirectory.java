@@ -8,6 +8,7 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
@@ -17,7 +18,8 @@ import java.util.stream.Stream;
  * The layout that makes a checkpoint atomic as a whole: every save goes into a new directory {@code step-NNNNNNNN}
  * inside the run directory, whose files are flushed to disk before the symbolic link {@value #CURRENT} is renamed over
  * to point at it. A crash at any moment leaves {@value #CURRENT} on a complete checkpoint: the previous one until the
- * rename, the new one after. Older step directories are deleted after the switch. The run directory also holds links
+ * rename, the new one after. After the switch, the step directories older than the one {@value #CURRENT} then points
+ * to are deleted. The run directory also holds links
  * {@code NAME → current/NAME} for the trainer's files, so that readers of the flat layout (a GPT-2 model directory, a
  * llama2.c file) keep finding the current checkpoint's files under their usual names.
  */
@@ -73,7 +75,7 @@ final class CheckpointDirectory {
 
     /**
      * Makes a fully written step directory the current checkpoint: flushes its files and itself, renames a fresh link
-     * over {@value #CURRENT}, links the flat names, and deletes the other step directories.
+     * over {@value #CURRENT}, links the flat names, and deletes the step directories older than the current one.
      *
      * @param run the run directory
      * @param step the new step directory, inside {@code run}
@@ -111,14 +113,39 @@ final class CheckpointDirectory {
                 Files.delete(flat);
             }
         }
+        // Read again, so that a save that switched the link meanwhile keeps the directory it points to.
+        long[] committed = order(Files.readSymbolicLink(run.resolve(CURRENT)).getFileName());
         try (DirectoryStream<Path> entries = Files.newDirectoryStream(run, STEP_PREFIX + "*")) {
             for (Path other : entries) {
-                if (!other.getFileName().equals(step.getFileName())
+                long[] rank = order(other.getFileName());
+                if (rank != null
+                        && committed != null
+                        && Arrays.compare(rank, committed) < 0
                         && Files.isDirectory(other, LinkOption.NOFOLLOW_LINKS)) {
                     deleteTree(other);
                     hook.reached(other);
                 }
             }
+        }
+    }
+
+    /**
+     * The step and attempt of a step directory's name ({@code step-NNNNNNNN} or {@code step-NNNNNNNN.A}), in the order
+     * saves create them; null for another name.
+     */
+    private static long[] order(Path name) {
+        String text = name.toString();
+        if (!text.startsWith(STEP_PREFIX)) {
+            return null;
+        }
+        String[] parts = text.substring(STEP_PREFIX.length()).split("\\.", -1);
+        if (parts.length > 2) {
+            return null;
+        }
+        try {
+            return new long[] {Long.parseLong(parts[0]), parts.length == 2 ? Long.parseLong(parts[1]) : 0};
+        } catch (NumberFormatException notAStep) {
+            return null;
         }
     }
 

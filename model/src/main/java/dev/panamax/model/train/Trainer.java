@@ -486,7 +486,7 @@ public final class Trainer {
      * @param windows {@code batchSize · microBatches} training window indices
      * @return the step's numbers (no validation)
      * @throws IllegalArgumentException if the data's vocabulary or window length is not the model's and options'
-     * @throws IllegalStateException if the gradient norm is not finite (the weights are left unchanged)
+     * @throws TrainingDivergedException if the gradient norm is not finite (the trainer is left unchanged)
      */
     public Metrics trainStep(TokenDataset data, int[] windows) {
         requireFits(data);
@@ -536,8 +536,7 @@ public final class Trainer {
         float norm = values.norm();
         if (!Float.isFinite(norm)) {
             // adamw left everything unchanged when the norm was not finite.
-            throw new IllegalStateException("training diverged at step " + (step + 1) + ": the gradient norm is " + norm
-                    + " (mean loss " + loss / micro + "); lower the learning rate");
+            throw new TrainingDivergedException(next, norm, loss / micro);
         }
         step = next;
         double seconds = (System.nanoTime() - start) / 1e9;
@@ -662,6 +661,8 @@ public final class Trainer {
      * @return the metrics of each finished epoch (validation included)
      * @throws IllegalArgumentException if the data does not fit the model or the run, or is not the data a resumed run
      *     was trained on
+     * @throws TrainingDivergedException if a step's gradient norm is not finite (the trainer is left at the step
+     *     before it)
      * @throws IOException if a callback's output fails
      */
     public List<Metrics> fit(

@@ -10,8 +10,8 @@
  * <p>Reproducible and resumable: the data order depends only on the seed and the epoch, the kernels reduce in a fixed
  * order whatever the thread count, and a checkpoint holds the weights ({@code model.safetensors} and {@code
  * config.json} for GPT-2, or a llama2.c {@code model.bin}), AdamW's moments, and the step, options and a fingerprint of
- * the data; the weights, the moments and the state are each written to a temporary name and moved into place
- * atomically. A resumed run gives the same
- * bits as one that never stopped.
+ * the data. Each checkpoint goes into a new step directory that a link {@code current} is switched to once the
+ * directory is complete and flushed, so a crash leaves the previous checkpoint or the new one whole. A resumed run gives
+ * the same bits as one that never stopped, on the same backend (and GPU).
  */
 package dev.panamax.model.train;

@@ -1,6 +1,7 @@
 package dev.panamax.model.cli;
 
 import dev.panamax.model.testing.SharedData;
+import dev.panamax.model.train.Trainer;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -50,6 +51,20 @@ final class CliFixtures {
             out.toString()
         };
         return with(head, more);
+    }
+
+    /**
+     * Makes a finished run one that stopped midway, as a kill after its last checkpoint leaves it: its state is
+     * rewritten to plan {@code totalSteps} steps, more than it took.
+     */
+    static void stopMidway(Path run, int totalSteps) throws IOException {
+        Path state = run.resolve(Trainer.STATE_FILE);
+        String json = Files.readString(state);
+        String planned = json.replaceFirst("(\"total_steps\":\\s*)\\d+", "$1" + totalSteps);
+        if (planned.equals(json)) {
+            throw new IllegalStateException(state + " has no total_steps: " + json);
+        }
+        Files.writeString(state, planned);
     }
 
     /** {@code args} followed by {@code more}. */

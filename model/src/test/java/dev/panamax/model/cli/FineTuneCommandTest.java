@@ -124,7 +124,7 @@ class FineTuneCommandTest {
                 0,
                 cli.run(fineTune(model, CliFixtures.trainingText(dir), run, "--tokenizer", tokenizer.toString())),
                 cli.err());
-        Path kept = run.resolve(tokenizer.getFileName());
+        Path kept = run.resolve("tokenizer.bin");
         assertTrue(cli.err().contains("--tokenizer " + kept), cli.err());
         assertEquals(
                 0,
@@ -139,6 +139,13 @@ class FineTuneCommandTest {
                         "--max-tokens",
                         "3"),
                 cli.err());
+        // Stopped midway, the run resumes with the tokenizer kept beside it.
+        CliFixtures.stopMidway(run, 5);
+        assertEquals(
+                0,
+                cli.run("train", "--data", CliFixtures.trainingText(dir).toString(), "--resume", run.toString()),
+                cli.err());
+        assertTrue(cli.err().contains("saved step 5 to " + run), cli.err());
         // The tokenizer's 260 tokens are not the 64 of another model.
         assertRefused(
                 fineTune(

@@ -9,8 +9,11 @@ import dev.panamax.model.testing.Gpt2Vocabulary;
 import dev.panamax.model.train.LossCurve;
 import dev.panamax.model.train.Trainer;
 import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -122,6 +125,50 @@ class TrainCommandTest {
     }
 
     @Test
+    void anInterruptedRunResumesWithTheTokenizerKeptBesideIt() throws IOException {
+        Path data = text();
+        resumeMidway(data, dir.resolve("chars"));
+        resumeMidway(
+                data,
+                dir.resolve("bpe"),
+                "--tokenizer",
+                Gpt2Vocabulary.require().toString());
+        assertTrue(cli.err().contains("vocabulary 50257"), cli.err());
+    }
+
+    /** Trains a run, stops it midway and resumes it with neither its tokenizer nor its plan given again. */
+    private void resumeMidway(Path data, Path run, String... more) throws IOException {
+        assertEquals(0, cli.run(CliFixtures.train(data, 2, 8, run, more)), cli.err());
+        CliFixtures.stopMidway(run, 4);
+        assertEquals(0, cli.run("train", "--data", data.toString(), "--resume", run.toString()), cli.err());
+        assertTrue(cli.err().startsWith("resuming " + run + " at step 2 of 4\n"), cli.err());
+        assertTrue(cli.err().contains("saved step 4 to " + run), cli.err());
+    }
+
+    @Test
+    void aRunThatDivergesKeepsItsLastStepAndSaysHowToGoOn() throws IOException {
+        Path data = text();
+        Path run = dir.resolve("run");
+        assertEquals(1, cli.run(CliFixtures.train(data, 6, 8, run, "--lr", "1e30", "--warmup", "0")));
+        String err = cli.err();
+        int diverged = Integer.parseInt(err.replaceFirst("(?s).*training diverged at step (\\d+):.*", "$1"));
+        assertTrue(diverged > 1 && diverged <= 6, err);
+        int kept = diverged - 1;
+        assertTrue(
+                err.contains("The checkpoint in " + run + " is step " + kept + ", the last before it (loss curve: "
+                        + run.resolve(LossCurve.PNG) + "). --resume would diverge again, as it keeps the learning rate"
+                        + " (1.0E30); to go on from those weights with a lower --lr, start a new run, which starts new"
+                        + " optimizer moments and a new learning-rate schedule: panamax train --data " + data
+                        + " --init " + run + " --lr LR --out NEW_DIR\n"),
+                err);
+        try (CpuBackend backend = new CpuBackend()) {
+            assertEquals(kept, Trainer.resume(backend, run).step());
+        }
+        assertEquals(kept + 1, Files.readAllLines(run.resolve(LossCurve.CSV)).size());
+        assertTrue(Files.isRegularFile(run.resolve(LossCurve.PNG)));
+    }
+
+    @Test
     void badDataIsReportedNotThrown() throws IOException {
         Path empty = Files.createFile(dir.resolve("empty.txt"));
         assertEquals(1, cli.run("train", "--data", empty.toString()));
@@ -209,6 +256,35 @@ class TrainCommandTest {
         Path file = Files.writeString(dir.resolve("file"), "x");
         assertEquals(1, cli.run(CliFixtures.with(twoSteps, "--out", file.toString())));
         assertEquals("panamax: --out " + file + ": is a file, not a directory\n", cli.err());
+    }
+
+    @Test
+    void aRunBeingTrainedByAnotherProcessIsRefused() throws IOException {
+        Path data = text();
+        Path run = dir.resolve("run");
+        assertEquals(0, cli.run(CliFixtures.train(data, 2, 8, run, "--checkpoint-every", "1")), cli.err());
+        // The last step's checkpoint, which --checkpoint-every saved, is not saved a second time.
+        assertEquals(Path.of("step-00000002"), Files.readSymbolicLink(run.resolve("current")));
+        byte[] state = Files.readAllBytes(run.resolve(Trainer.STATE_FILE));
+        String[] resume = {"train", "--data", data.toString(), "--resume", run.toString()};
+        try (FileChannel channel = FileChannel.open(
+                        run.resolve(RunLock.FILE), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+                FileLock _ = channel.lock()) {
+            assertEquals(1, cli.run(resume));
+            assertEquals(
+                    "panamax: --resume " + run + ": the run is being trained by another process"
+                            + " (it holds train.lock there); wait for it to end, or train into another directory\n",
+                    cli.err());
+            assertEquals(1, cli.run(CliFixtures.with(resume, "--out", run.toString())));
+            assertTrue(cli.err().startsWith("panamax: --out " + run + ": the run is being trained"), cli.err());
+        }
+        assertArrayEquals(state, Files.readAllBytes(run.resolve(Trainer.STATE_FILE)));
+        assertEquals(0, cli.run(resume), cli.err());
+        assertTrue(cli.err().contains("already finished its 2 steps"), cli.err());
+        // The lock file a run leaves does not make its directory another run's.
+        Path failed = Files.createDirectories(dir.resolve("failed"));
+        Files.createFile(failed.resolve(RunLock.FILE));
+        assertEquals(0, cli.run(CliFixtures.train(data, 2, 8, failed)), cli.err());
     }
 
     @Test

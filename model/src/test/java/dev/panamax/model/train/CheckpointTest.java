@@ -219,6 +219,39 @@ class CheckpointTest {
     }
 
     @Test
+    void aSaveThatAnotherSwitchedPastKeepsTheCheckpointItPointsTo() throws IOException {
+        Path run = Files.createDirectories(dir.resolve("run"));
+        VOCABULARY.write(run.resolve(CharVocabulary.FILE));
+        try (CpuBackend backend = new CpuBackend()) {
+            Trainer first = Trainer.create(backend, config(Architecture.GPT2), OPTIONS, 3);
+            first.fit(data(), 0, 3, 0, 0, List.of());
+            Trainer second = Trainer.create(backend, config(Architecture.GPT2), OPTIONS, 3);
+            second.fit(data(), 0, 3, 0, 0, List.of(new Callback() {
+                @Override
+                public boolean afterStep(Trainer trainer, Metrics metrics) {
+                    return trainer.step() < 1;
+                }
+            }));
+            boolean[] interleaved = {false};
+            // The second writer switches the link between the first one's switch and its clean-up.
+            first.onSavePoint(touched -> {
+                if (touched.getFileName().toString().equals(CheckpointDirectory.CURRENT) && !interleaved[0]) {
+                    interleaved[0] = true;
+                    second.save(run);
+                }
+            });
+            first.save(run);
+            assertTrue(interleaved[0]);
+            assertEquals(1, Trainer.resume(backend, run).step());
+            assertTrue(Files.isDirectory(run.resolve("step-00000003")), "newer than the current one: kept");
+            first.onSavePoint(touched -> {});
+            first.save(run);
+            assertOneCompleteCheckpoint(run, Architecture.GPT2);
+            assertEquals(3, Trainer.resume(backend, run).step());
+        }
+    }
+
+    @Test
     void resumingWhereThereIsNoCheckpointSaysSo() throws IOException {
         try (CpuBackend backend = new CpuBackend()) {
             CheckpointNotFoundException missing =

@@ -3,6 +3,7 @@ package dev.panamax.model.train;
 import static dev.panamax.model.train.TrainingFixtures.config;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -92,24 +93,29 @@ class TrainerTest {
         Recorder straight = new Recorder(0);
         Recorder resumed = new Recorder(0);
         float[] straightWeights;
-        try (CpuBackend backend = new CpuBackend()) {
-            Trainer trainer = Trainer.create(backend, config(architecture), options, 5);
-            trainer.fit(data, 0, total, 2, 0, List.of(straight));
-            straightWeights = allWeights(trainer);
-        }
-        try (CpuBackend backend = new CpuBackend()) {
-            Trainer first = Trainer.create(backend, config(architecture), options, 5);
-            first.fit(data, 0, total, 2, 0, List.of(new Recorder(4)));
-            first.save(dir);
-        }
-        Parallelism.setThreads(1); // another thread count: results must not depend on it
-        try (CpuBackend backend = new CpuBackend()) {
-            Trainer second = Trainer.resume(backend, dir);
-            assertEquals(4, second.step());
-            second.fit(data, 0, total, 2, 0, List.of(resumed));
-            assertArrayEquals(straightWeights, allWeights(second));
+        int threads = Parallelism.threads();
+        // Two fixed thread counts, different on any machine: results must not depend on it.
+        Parallelism.setThreads(1);
+        try {
+            try (CpuBackend backend = new CpuBackend()) {
+                Trainer trainer = Trainer.create(backend, config(architecture), options, 5);
+                trainer.fit(data, 0, total, 2, 0, List.of(straight));
+                straightWeights = allWeights(trainer);
+            }
+            try (CpuBackend backend = new CpuBackend()) {
+                Trainer first = Trainer.create(backend, config(architecture), options, 5);
+                first.fit(data, 0, total, 2, 0, List.of(new Recorder(4)));
+                first.save(dir);
+            }
+            Parallelism.setThreads(3);
+            try (CpuBackend backend = new CpuBackend()) {
+                Trainer second = Trainer.resume(backend, dir);
+                assertEquals(4, second.step());
+                second.fit(data, 0, total, 2, 0, List.of(resumed));
+                assertArrayEquals(straightWeights, allWeights(second));
+            }
         } finally {
-            Parallelism.setThreads(Runtime.getRuntime().availableProcessors());
+            Parallelism.setThreads(threads);
         }
         assertEquals(total - 4, resumed.steps.size());
         for (Metrics m : resumed.steps) {
@@ -117,6 +123,35 @@ class TrainerTest {
             assertEquals(Float.floatToIntBits(expected.trainLoss()), Float.floatToIntBits(m.trainLoss()));
             assertEquals(Float.floatToIntBits(expected.gradientNorm()), Float.floatToIntBits(m.gradientNorm()));
             assertEquals(expected.validationLoss(), m.validationLoss());
+        }
+    }
+
+    @Test
+    void aDivergedStepLeavesTheWeightsMomentsAndStepAsTheyWere() throws IOException {
+        TrainingOptions explosive =
+                new TrainingOptions(2, 16, 1, 1e30f, 1e30f, 0, 0.1f, 0.9f, 0.95f, 1e-8f, 1f, 3, DataOrder.SHUFFLED);
+        TokenDataset data = data(0);
+        try (CpuBackend backend = new CpuBackend()) {
+            Trainer trainer = Trainer.create(backend, config(Architecture.GPT2), explosive, 5);
+            Path before = dir.resolve("before");
+            TrainingDivergedException diverged = null;
+            for (int step = 0; diverged == null; step++) {
+                assertTrue(step < 10, "no divergence at a learning rate of 1e30");
+                trainer.save(before);
+                try {
+                    trainer.trainStep(data, new int[] {2 * step, 2 * step + 1});
+                } catch (TrainingDivergedException e) {
+                    diverged = e;
+                }
+            }
+            assertEquals(trainer.step() + 1, diverged.step());
+            assertFalse(Float.isFinite(diverged.gradientNorm()));
+            Path after = dir.resolve("after");
+            trainer.save(after);
+            for (String file : List.of(Trainer.WEIGHTS_FILE, Trainer.OPTIMIZER_FILE, Trainer.STATE_FILE)) {
+                assertArrayEquals(
+                        Files.readAllBytes(before.resolve(file)), Files.readAllBytes(after.resolve(file)), file);
+            }
         }
     }
 
