@@ -367,6 +367,20 @@ final class TrainCommand {
                     ids.length - dataset.trainTokens(),
                     stepsPerEpoch,
                     trainer.options().batchSize());
+            int unused = dataset.trainWindows() % perStep;
+            if (unused > 0) {
+                // Each epoch takes whole steps, so the remainder sits out: in sequential order always the same windows.
+                err.printf(
+                        Locale.ROOT,
+                        "%,d training window%s per epoch left out: a step takes %d, which does not divide %,d%s%n",
+                        unused,
+                        unused == 1 ? " is" : "s are",
+                        perStep,
+                        dataset.trainWindows(),
+                        trainer.options().dataOrder() == TrainingOptions.DataOrder.SEQUENTIAL
+                                ? " (in sequential order, the last ones every epoch)"
+                                : "");
+            }
             if (!lock.held()) {
                 // A directory created meanwhile by another run is refused as at the start.
                 Files.createDirectories(outDir);

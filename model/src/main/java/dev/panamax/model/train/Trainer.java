@@ -650,7 +650,10 @@ public final class Trainer {
     /**
      * Trains for a number of epochs or steps, Keras style: reports each step and each epoch to the callbacks (a
      * {@link ProgressReporter} prints them, a {@link LossCurve} records them) and returns each epoch's numbers. A
-     * resumed trainer continues where its checkpoint stopped, with the same data order and learning rates.
+     * resumed trainer continues where its checkpoint stopped, with the same data order and learning rates. An epoch
+     * takes whole steps of {@code batchSize × microBatches} windows, so when that does not divide the training
+     * windows the remainder sits out each epoch (in sequential order always the last windows; shuffled, others each
+     * epoch).
      *
      * @param data the corpus
      * @param epochs passes over the training windows (used when {@code steps} is 0)

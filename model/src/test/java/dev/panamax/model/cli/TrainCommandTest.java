@@ -314,6 +314,44 @@ class TrainCommandTest {
     }
 
     @Test
+    void windowsAStepCannotTakeAreReported() throws IOException {
+        for (int batch = 3; ; batch++) {
+            Path run = dir.resolve("run" + batch);
+            String[] args = {
+                "train",
+                "--data",
+                text().toString(),
+                "--steps",
+                "1",
+                "--batch",
+                String.valueOf(batch),
+                "--seq",
+                "8",
+                "--data-order",
+                "sequential",
+                "--out",
+                run.toString()
+            };
+            assertEquals(0, cli.run(args), cli.err());
+            java.util.regex.Matcher plan = java.util.regex.Pattern.compile("\\(([0-9,]+) windows of 8\\)")
+                    .matcher(cli.err());
+            assertTrue(plan.find(), cli.err());
+            int windows = Integer.parseInt(plan.group(1).replace(",", ""));
+            int unused = windows % batch;
+            boolean reported = cli.err()
+                    .contains(unused + " training window" + (unused == 1 ? " is" : "s are")
+                            + " per epoch left out: a step"
+                            + " takes " + batch + ", which does not divide "
+                            + String.format(java.util.Locale.ROOT, "%,d", windows)
+                            + " (in sequential order, the last ones every epoch)");
+            assertEquals(unused > 0, reported, cli.err());
+            if (unused > 0) {
+                return;
+            }
+        }
+    }
+
+    @Test
     void resumingNeedsACheckpointAndKeepsItsOptions() throws IOException {
         Path data = text();
         Path empty = Files.createDirectories(dir.resolve("empty"));
