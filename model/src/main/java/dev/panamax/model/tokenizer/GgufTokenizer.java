@@ -521,9 +521,10 @@ public final class GgufTokenizer {
     }
 
     /**
-     * Returns the bytes a token stands for when it follows another: a {@code llama} piece with {@code ▁} as space (a
-     * leading space dropped right after BOS, as llama2.c prints), a byte token as its byte, a gpt2 token through the
-     * byte alphabet; control tokens stand for nothing.
+     * Returns the bytes a token stands for when it follows another, as llama.cpp prints a generation (special tokens
+     * not rendered): a normal {@code llama} piece with {@code ▁} as space (a leading space dropped right after BOS, as
+     * llama2.c prints), a byte token as its byte, a normal gpt2 token through the byte alphabet, a user-defined token
+     * as written; control, unknown and unused tokens (and types the format does not define) stand for nothing.
      *
      * @param previous the token before, or -1
      * @param token the token
@@ -534,13 +535,17 @@ public final class GgufTokenizer {
         if (token < 0 || token >= tokens.length) {
             throw new IllegalArgumentException("token id " + token + " is outside [0, " + tokens.length + ")");
         }
-        if (types[token] == CONTROL) {
+        int type = types[token];
+        if (type != NORMAL && type != USER_DEFINED && type != BYTE) {
             return new byte[0];
         }
         if (!sentencePiece) {
             return bpe.decodeBytes(token);
         }
-        if (types[token] == BYTE) {
+        if (type == USER_DEFINED) {
+            return tokens[token].getBytes(StandardCharsets.UTF_8);
+        }
+        if (type == BYTE) {
             return new byte[] {(byte) Integer.parseInt(tokens[token].substring(3, 5), 16)};
         }
         String text = tokens[token].replace(SPACE, " ");

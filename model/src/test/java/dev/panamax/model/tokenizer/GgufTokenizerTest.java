@@ -165,6 +165,24 @@ class GgufTokenizerTest {
     }
 
     @Test
+    void unknownAndUnusedTokensPrintAsNothingAsLlamaCppPrintsThem() throws IOException {
+        Map<String, GgufValue> m = TokenizerFixtures.gpt2Metadata("gpt-2", List.of(), List.of("<unk>", "<unused3>"));
+        int unknown = 256 + 15 + 1;
+        int[] types = new int[unknown + 2];
+        Arrays.fill(types, 1);
+        types[unknown - 1] = 3;
+        types[unknown] = 2;
+        types[unknown + 1] = 5;
+        m.put("tokenizer.ggml.token_type", GgufValue.of(types));
+        Path file = dir.resolve("unknown.gguf");
+        GgufWriter.write(file, m, List.of());
+        GgufTokenizer bpe = read(file);
+        assertArrayEquals(new byte[0], bpe.decode(-1, unknown));
+        assertArrayEquals(new byte[0], bpe.decode(-1, unknown + 1));
+        assertEquals("hello", bpe.decode(bpe.encode("hello", false, false)));
+    }
+
+    @Test
     void generationEndsAtEveryEndOfTurnTokenLlamaCppStopsAt() throws IOException {
         int endOfText = 256 + 15;
         Map<String, GgufValue> m = TokenizerFixtures.gpt2Metadata(
