@@ -73,7 +73,8 @@ final class GenerateCommand {
             "generate",
             List.of(),
             "stream a continuation of a prompt from a model",
-            "Streams a continuation of the prompt to standard output, then prints the prefill and decode speed in"
+            "Streams a continuation of the prompt to standard output (control characters other than whitespace"
+                    + " left out, as llama2.c prints), then prints the prefill and decode speed in"
                     + " tokens/s and the time from the JVM's start to the first token on standard error. Without a"
                     + " prompt, a llama2.c model starts from BOS (token 1), a GGUF model from its tokenizer's BOS,"
                     + " GPT-2 from <|endoftext|>, and a character model (the built-in one, or one that panamax train"
@@ -153,8 +154,7 @@ final class GenerateCommand {
                             if (printIds) {
                                 out.print(token + " ");
                             } else {
-                                byte[] bytes = codec.decode(previous[0], token);
-                                out.write(bytes, 0, bytes.length);
+                                printable(codec.decode(previous[0], token), out);
                             }
                             out.flush();
                             if (firstTokenMillis[0] < 0) {
@@ -247,5 +247,18 @@ final class GenerateCommand {
             }
         }
         return ids;
+    }
+
+    /**
+     * Writes a token's bytes without the control characters that are not whitespace, as llama2.c's {@code
+     * safe_printf} does: a generated ESC or BEL would reach the terminal as a command, not as text. Every other byte is
+     * written, so UTF-8 characters split across tokens still arrive whole.
+     */
+    static void printable(byte[] bytes, PrintStream out) {
+        for (byte b : bytes) {
+            if ((b >= 0x20 && b != 0x7F) || (b < 0 || (b >= '\t' && b <= '\r'))) {
+                out.write(b);
+            }
+        }
     }
 }

@@ -30,6 +30,16 @@ class GenerateCommandTest {
     Path dir;
 
     @Test
+    void generatedControlCharactersAreNotWrittenButWhitespaceAndUtf8Are() {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        java.io.PrintStream out = new java.io.PrintStream(bytes, true, StandardCharsets.UTF_8);
+        GenerateCommand.printable(new byte[] {'a', 0x1B, '[', '2', 'J', 0x07, '\n', '\t', 0x7F, 0x00}, out);
+        GenerateCommand.printable(new byte[] {(byte) 0xC3}, out); // é split across two tokens
+        GenerateCommand.printable(new byte[] {(byte) 0xA9, '\r', 0x0C}, out);
+        assertEquals("a[2J\n\té\r\f", bytes.toString(StandardCharsets.UTF_8));
+    }
+
+    @Test
     void infoPrintsTheConfigurationAndParameterCount() {
         String model = SharedData.require("stories260K.bin").toString();
         assertEquals(0, cli.run("info", model), cli.err());
