@@ -285,6 +285,12 @@ final class TrainCommand {
             Trainer resumed = resume != null ? resume(line, backend, resume) : null;
             if (resumed != null) {
                 fraction = keptFraction(line, resumed, resume, fraction);
+                String trainedOn = resumed.savedBackend().orElse(backend.kind());
+                if (!trainedOn.equals(backend.kind())) {
+                    // Moving a run to another machine is legitimate, so a different backend is only worth a warning.
+                    err.println("panamax: warning: " + resume + " was trained on " + trainedOn + ", resumed on "
+                            + backend.kind() + ": it continues, but not bit for bit as it would have on " + trainedOn);
+                }
             }
             ModelConfig fixed = resumed != null ? resumed.config() : pretrained != null ? pretrained.config() : null;
             if (pretrained != null && seq > fixed.seqLen()) {

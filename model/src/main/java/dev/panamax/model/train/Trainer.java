@@ -28,6 +28,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.OptionalDouble;
 import java.util.SplittableRandom;
 
@@ -96,6 +97,7 @@ public final class Trainer {
     private int totalSteps;
     private String dataFingerprint = "";
     private double validationFraction = Double.NaN;
+    private String savedBackend = "";
 
     private Trainer(Backend backend, ModelConfig config, TrainingOptions options) {
         if (options.seqLen() > config.seqLen()) {
@@ -291,6 +293,7 @@ public final class Trainer {
             trainer.totalSteps = state.totalSteps();
             trainer.dataFingerprint = state.dataFingerprint();
             trainer.validationFraction = state.validationFraction();
+            trainer.savedBackend = state.backend();
             for (Parameters.Spec spec : trainer.specs) {
                 trainer.load(weightsFile, spec.name(), spec, trainer.weights);
                 trainer.load(optimizerFile, "m." + spec.name(), spec, trainer.firstMoments);
@@ -405,6 +408,16 @@ public final class Trainer {
      */
     public OptionalDouble validationFraction() {
         return Double.isNaN(validationFraction) ? OptionalDouble.empty() : OptionalDouble.of(validationFraction);
+    }
+
+    /**
+     * Returns the kind of backend that saved the checkpoint this trainer resumed from: a run resumed on another kind
+     * continues, but not bit for bit as it would have there.
+     *
+     * @return its {@link Backend#kind()}, empty for a new trainer or a checkpoint written before it was recorded
+     */
+    public Optional<String> savedBackend() {
+        return savedBackend.isEmpty() ? Optional.empty() : Optional.of(savedBackend);
     }
 
     /**
@@ -787,7 +800,7 @@ public final class Trainer {
      * Writes a checkpoint: the weights ({@value #WEIGHTS_FILE}, float32; for GPT-2 with a Hugging Face
      * {@code config.json}, for Llama also a llama2.c {@value #LLAMA2C_FILE}), the AdamW moments ({@value
      * #OPTIMIZER_FILE}), the state ({@value #STATE_FILE}: configuration, options, step, planned steps, data
-     * fingerprint, validation fraction) and a copy of the directory's {@value CharVocabulary#FILE} if it has one. The checkpoint is atomic
+     * fingerprint, validation fraction, backend kind) and a copy of the directory's {@value CharVocabulary#FILE} if it has one. The checkpoint is atomic
      * as a whole: its files go into a new step directory that replaces the previous checkpoint only once complete and
      * flushed to disk, so a crash at any point leaves a checkpoint that {@link #resume} continues exactly. The
      * directory keeps links to the current files under their usual names, so it is also a model directory for
@@ -824,7 +837,14 @@ public final class Trainer {
             write(stepDirectory, OPTIMIZER_FILE, written, file -> SafeTensors.write(file, moments, metadata));
         }
         TrainerState state = new TrainerState(
-                config, options, step, totalSteps, dataFingerprint, validationFraction, backend.precision());
+                config,
+                options,
+                step,
+                totalSteps,
+                dataFingerprint,
+                validationFraction,
+                backend.kind(),
+                backend.precision());
         write(stepDirectory, STATE_FILE, written, state::write);
         Path vocabulary = directory.resolve(CharVocabulary.FILE);
         if (Files.isRegularFile(vocabulary)) {

@@ -31,6 +31,8 @@ import java.util.Map;
  * @param dataFingerprint the training data's {@link TokenDataset#fingerprint()}, empty before the first fit
  * @param validationFraction the data's {@link TokenDataset#validationFraction()} ({@code "validation_fraction"}), NaN
  *     before the first fit or in a file from before it was recorded
+ * @param backend the {@link dev.panamax.model.backend.Backend#kind()} that saved the state ({@code "backend"}), empty
+ *     in a file from before it was recorded
  * @param precision the products' precision the run trains with ({@code "precision"}; a file without it is from before
  *     the choice existed, when every run was FP32)
  */
@@ -41,6 +43,7 @@ record TrainerState(
         int totalSteps,
         String dataFingerprint,
         double validationFraction,
+        String backend,
         MatmulPrecision precision) {
     private static final String FORMAT = "panamax-trainer-1";
 
@@ -81,6 +84,7 @@ record TrainerState(
         if (!Double.isNaN(validationFraction)) {
             root.put("validation_fraction", JsonNumber.of(validationFraction));
         }
+        root.put("backend", new JsonString(backend));
         root.put("precision", new JsonString(precision.spelling()));
         Files.writeString(file, Json.write(new JsonObject(root)) + "\n", StandardCharsets.UTF_8);
     }
@@ -151,7 +155,14 @@ record TrainerState(
                 throw root.error("validation_fraction", validationFraction + " is not in [0, 0.5]");
             }
             return new TrainerState(
-                    config, options, step, totalSteps, root.string("data"), validationFraction, precision);
+                    config,
+                    options,
+                    step,
+                    totalSteps,
+                    root.string("data"),
+                    validationFraction,
+                    root.has("backend") ? root.string("backend") : "",
+                    precision);
         });
     }
 
