@@ -680,7 +680,9 @@ public final class Trainer {
      * resumed trainer continues where its checkpoint stopped, with the same data order and learning rates. An epoch
      * takes whole steps of {@code batchSize × microBatches} windows, so when that does not divide the training
      * windows the remainder sits out each epoch (in sequential order always the last windows; shuffled, others each
-     * epoch).
+     * epoch). An epoch's summary averages the steps this call took in it, so after a resume the first covers only the
+     * steps since the resume (see {@link Metrics}); the steps' own losses and validation are those of a run that never
+     * stopped.
      *
      * @param data the corpus
      * @param epochs passes over the training windows (used when {@code steps} is 0)
