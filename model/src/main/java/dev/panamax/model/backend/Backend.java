@@ -58,6 +58,14 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * What this backend computes on, as a checkpoint records it: runs resumed on another kind continue, but not bit
+     * for bit as they would have on the same kind.
+     *
+     * @return {@code cpu}, {@code emulated}, or {@code cuda} followed by the GPU's name
+     */
+    String kind();
+
+    /**
      * How {@link #matmul} and {@link #matmulBackward} round their inputs.
      *
      * @return the precision chosen when the backend was created; {@link MatmulPrecision#FP32} unless it says otherwise

@@ -32,6 +32,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * threads may use them) that {@link #close()} frees; weights stay where they are, typically a memory-mapped file.
  */
 public final class CpuBackend implements Backend {
+    @Override
+    public String kind() {
+        return "cpu";
+    }
+
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final Arena arena = Arena.ofShared();

@@ -83,6 +83,7 @@ public final class CudaBackend implements Backend {
     private final MatmulPrecision precision;
     private final long emulatorSeed;
     private final int gpu;
+    private final String kind;
     private final long capacityBytes;
     private final CudaModule module;
     private final Map<String, CudaKernel> kernels = new HashMap<>();
@@ -118,6 +119,7 @@ public final class CudaBackend implements Backend {
         this.precision = Objects.requireNonNull(precision, "precision");
         this.emulatorSeed = emulatorSeed;
         this.gpu = gpu;
+        this.kind = emulated ? "emulated" : "cuda " + Cuda.device(gpu).name();
         this.capacityBytes = capacityBytes;
         onDevice();
         CudaModule loadedModule = null;
@@ -211,6 +213,11 @@ public final class CudaBackend implements Backend {
         }
         Cuda.useEmulatedDevice(scheduleSeed);
         return new CudaBackend(true, scheduleSeed, -1, capacityBytes, precision);
+    }
+
+    @Override
+    public String kind() {
+        return kind;
     }
 
     @Override

@@ -30,6 +30,7 @@ import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.OptionalDouble;
 import java.util.function.Function;
 import java.util.stream.Stream;
 
@@ -132,7 +133,12 @@ final class TrainCommand {
     static final Option VAL_WINDOWS =
             Option.wholeFrom("--val-windows", "N", 1, "the most validation windows per evaluation (default: all)");
     static final Option VAL_FRACTION = Option.number(
-                    "--val-fraction", "F", 0, false, 0.5, "the fraction of the text held out for validation")
+                    "--val-fraction",
+                    "F",
+                    0,
+                    false,
+                    0.5,
+                    "the fraction of the text held out for validation (a resumed run keeps its own)")
             .defaultValue("0.1");
     static final Option CHECKPOINT_EVERY =
             Option.wholeFrom("--checkpoint-every", "N", 1, "save a checkpoint every N steps, as well as at the end");
@@ -277,6 +283,15 @@ final class TrainCommand {
                 lock.take();
             }
             Trainer resumed = resume != null ? resume(line, backend, resume) : null;
+            if (resumed != null) {
+                fraction = keptFraction(line, resumed, resume, fraction);
+                String trainedOn = resumed.savedBackend().orElse(backend.kind());
+                if (!trainedOn.equals(backend.kind())) {
+                    // Moving a run to another machine is legitimate, so a different backend is only worth a warning.
+                    err.println("panamax: warning: " + resume + " was trained on " + trainedOn + ", resumed on "
+                            + backend.kind() + ": it continues, but not bit for bit as it would have on " + trainedOn);
+                }
+            }
             ModelConfig fixed = resumed != null ? resumed.config() : pretrained != null ? pretrained.config() : null;
             if (pretrained != null && seq > fixed.seqLen()) {
                 throw line.usage(line.typed(SEQ) + " (" + seq + ") must be at most the context of " + line.typed(INIT)
@@ -456,6 +471,23 @@ final class TrainCommand {
         return checkpointEvery > 0 && (step % checkpointEvery == 0 || step == trainer.totalSteps());
     }
 
+    /**
+     * The validation fraction a resumed run keeps: the one it recorded, which a different {@code --val-fraction}
+     * contradicts; {@code given} for a checkpoint from before the fraction was recorded.
+     */
+    private static double keptFraction(CommandLine line, Trainer resumed, Path resume, double given) {
+        OptionalDouble kept = resumed.validationFraction();
+        if (kept.isEmpty()) {
+            return given;
+        }
+        if (line.has(VAL_FRACTION) && given != kept.getAsDouble()) {
+            throw line.usage(line.typed(VAL_FRACTION) + " " + line.text(VAL_FRACTION) + " does not match the run being"
+                    + " resumed (" + line.typed(RESUME) + " " + resume + "), which holds out "
+                    + (float) kept.getAsDouble() + " of its data for validation: leave it out to keep the run's");
+        }
+        return kept.getAsDouble();
+    }
+
     /** Refuses data whose training or held-out part is shorter than one window, naming the options to change. */
     private static void requireWindows(CommandLine line, int tokens, int seqLen, double fraction) {
         int held = TokenDataset.heldOutTokens(tokens, fraction);
@@ -466,7 +498,7 @@ final class TrainCommand {
                     + line.typed(SEQ) + (held > 0 ? " or " + line.typed(VAL_FRACTION) : ""));
         }
         if (held > 0 && held < window) {
-            throw line.usage("the " + held + " tokens that " + line.typed(VAL_FRACTION) + " " + line.text(VAL_FRACTION)
+            throw line.usage("the " + held + " tokens that " + line.typed(VAL_FRACTION) + " " + (float) fraction
                     + " holds out"
                     + " are fewer than one window of " + seqLen + " tokens needs (" + window + "): give a larger "
                     + line.typed(VAL_FRACTION) + ", a smaller " + line.typed(SEQ) + " or more data");

@@ -1,12 +1,16 @@
 package dev.panamax.model.train;
 
 /**
- * Where training stands after a step, as {@link Trainer#fit} reports it to callbacks and writes it to the loss curve.
+ * Where training stands after a step, as {@link Trainer#fit} reports it to callbacks and writes it to the loss curve,
+ * or an epoch's summary. A summary's training loss, accuracy and throughput are over the steps that one call of fit
+ * took in the epoch: the first epoch after a resume covers only the steps since the resume, as a checkpoint holds no
+ * sums of the steps before it.
  *
  * @param step optimizer steps done
  * @param epoch the 1-based epoch the step belongs to
- * @param trainLoss mean cross-entropy of the step's batches (nats per token)
- * @param trainAccuracy share of the step's tokens whose most likely next token was the right one
+ * @param trainLoss mean cross-entropy of the step's batches (nats per token); in a summary, the mean over its steps
+ * @param trainAccuracy share of the step's tokens whose most likely next token was the right one; in a summary, the
+ *     mean over its steps
  * @param validationLoss mean validation cross-entropy, or NaN when not evaluated at this step
  * @param validationAccuracy validation next-token accuracy, or NaN when not evaluated
  * @param learningRate the step's learning rate

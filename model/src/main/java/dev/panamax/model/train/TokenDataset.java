@@ -15,6 +15,7 @@ public final class TokenDataset {
     private final int[] validation;
     private final int vocabSize;
     private final int seqLen;
+    private final double validationFraction;
 
     /**
      * Splits a corpus.
@@ -45,6 +46,7 @@ public final class TokenDataset {
         this.validation = Arrays.copyOfRange(tokens, split, tokens.length);
         this.vocabSize = vocabSize;
         this.seqLen = seqLen;
+        this.validationFraction = validationFraction;
         if (trainWindows() < 1) {
             throw new IllegalArgumentException("the training part has " + train.length + " tokens; a window of seqLen "
                     + seqLen + " needs at least " + (seqLen + 1) + " (the corpus has " + tokens.length + ")");
@@ -84,6 +86,15 @@ public final class TokenDataset {
      */
     public int seqLen() {
         return seqLen;
+    }
+
+    /**
+     * Returns the share of the tokens held out for validation, as given to the constructor.
+     *
+     * @return the fraction, in [0, 0.5]
+     */
+    public double validationFraction() {
+        return validationFraction;
     }
 
     /**

@@ -28,6 +28,8 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalDouble;
 import java.util.SplittableRandom;
 
 /**
@@ -94,6 +96,8 @@ public final class Trainer {
     private int step;
     private int totalSteps;
     private String dataFingerprint = "";
+    private double validationFraction = Double.NaN;
+    private String savedBackend = "";
 
     private Trainer(Backend backend, ModelConfig config, TrainingOptions options) {
         if (options.seqLen() > config.seqLen()) {
@@ -288,6 +292,8 @@ public final class Trainer {
             trainer.step = state.step();
             trainer.totalSteps = state.totalSteps();
             trainer.dataFingerprint = state.dataFingerprint();
+            trainer.validationFraction = state.validationFraction();
+            trainer.savedBackend = state.backend();
             for (Parameters.Spec spec : trainer.specs) {
                 trainer.load(weightsFile, spec.name(), spec, trainer.weights);
                 trainer.load(optimizerFile, "m." + spec.name(), spec, trainer.firstMoments);
@@ -391,6 +397,27 @@ public final class Trainer {
      */
     public int totalSteps() {
         return totalSteps;
+    }
+
+    /**
+     * Returns the share of its data the run holds out for validation: set by the first {@link #fit}, kept by
+     * checkpoints, so that a resumed run splits its data as before.
+     *
+     * @return the {@link TokenDataset#validationFraction()}, empty before the first fit or for a checkpoint written
+     *     before it was recorded
+     */
+    public OptionalDouble validationFraction() {
+        return Double.isNaN(validationFraction) ? OptionalDouble.empty() : OptionalDouble.of(validationFraction);
+    }
+
+    /**
+     * Returns the kind of backend that saved the checkpoint this trainer resumed from: a run resumed on another kind
+     * continues, but not bit for bit as it would have there.
+     *
+     * @return its {@link Backend#kind()}, empty for a new trainer or a checkpoint written before it was recorded
+     */
+    public Optional<String> savedBackend() {
+        return savedBackend.isEmpty() ? Optional.empty() : Optional.of(savedBackend);
     }
 
     /**
@@ -653,7 +680,9 @@ public final class Trainer {
      * resumed trainer continues where its checkpoint stopped, with the same data order and learning rates. An epoch
      * takes whole steps of {@code batchSize × microBatches} windows, so when that does not divide the training
      * windows the remainder sits out each epoch (in sequential order always the last windows; shuffled, others each
-     * epoch).
+     * epoch). An epoch's summary averages the steps this call took in it, so after a resume the first covers only the
+     * steps since the resume (see {@link Metrics}); the steps' own losses and validation are those of a run that never
+     * stopped.
      *
      * @param data the corpus
      * @param epochs passes over the training windows (used when {@code steps} is 0)
@@ -663,7 +692,7 @@ public final class Trainer {
      * @param callbacks called after each step and epoch; any may stop training
      * @return the metrics of each finished epoch (validation included)
      * @throws IllegalArgumentException if the data does not fit the model or the run, or is not the data a resumed run
-     *     was trained on
+     *     was trained on, split with the same {@link #validationFraction()}
      * @throws TrainingDivergedException if a step's gradient norm is not finite (the trainer is left at the step
      *     before it)
      * @throws IOException if a callback's output fails
@@ -672,6 +701,10 @@ public final class Trainer {
             TokenDataset data, int epochs, int steps, int evalEvery, int validationWindows, List<Callback> callbacks)
             throws IOException {
         requireFits(data);
+        if (!Double.isNaN(validationFraction) && validationFraction != data.validationFraction()) {
+            throw new IllegalArgumentException("this run holds out " + validationFraction + " of its data for"
+                    + " validation, the data " + data.validationFraction() + ": resume it with the same fraction");
+        }
         if (!dataFingerprint.isEmpty() && !dataFingerprint.equals(data.fingerprint())) {
             throw new IllegalArgumentException("this run was trained on other data (fingerprint " + dataFingerprint
                     + ", now " + data.fingerprint() + "): resume it on the same text and vocabulary");
@@ -693,6 +726,7 @@ public final class Trainer {
         }
         totalSteps = planned;
         dataFingerprint = data.fingerprint();
+        validationFraction = data.validationFraction();
         List<Metrics> history = new ArrayList<>();
         int[] order = null;
         int orderEpoch = -1;
@@ -768,7 +802,7 @@ public final class Trainer {
      * Writes a checkpoint: the weights ({@value #WEIGHTS_FILE}, float32; for GPT-2 with a Hugging Face
      * {@code config.json}, for Llama also a llama2.c {@value #LLAMA2C_FILE}), the AdamW moments ({@value
      * #OPTIMIZER_FILE}), the state ({@value #STATE_FILE}: configuration, options, step, planned steps, data
-     * fingerprint) and a copy of the directory's {@value CharVocabulary#FILE} if it has one. The checkpoint is atomic
+     * fingerprint, validation fraction, backend kind) and a copy of the directory's {@value CharVocabulary#FILE} if it has one. The checkpoint is atomic
      * as a whole: its files go into a new step directory that replaces the previous checkpoint only once complete and
      * flushed to disk, so a crash at any point leaves a checkpoint that {@link #resume} continues exactly. The
      * directory keeps links to the current files under their usual names, so it is also a model directory for
@@ -804,7 +838,15 @@ public final class Trainer {
             hostTensors(secondMoments, arena).forEach((name, tensor) -> moments.put("v." + name, tensor));
             write(stepDirectory, OPTIMIZER_FILE, written, file -> SafeTensors.write(file, moments, metadata));
         }
-        TrainerState state = new TrainerState(config, options, step, totalSteps, dataFingerprint, backend.precision());
+        TrainerState state = new TrainerState(
+                config,
+                options,
+                step,
+                totalSteps,
+                dataFingerprint,
+                validationFraction,
+                backend.kind(),
+                backend.precision());
         write(stepDirectory, STATE_FILE, written, state::write);
         Path vocabulary = directory.resolve(CharVocabulary.FILE);
         if (Files.isRegularFile(vocabulary)) {

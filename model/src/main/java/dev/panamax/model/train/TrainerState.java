@@ -29,6 +29,10 @@ import java.util.Map;
  * @param step optimizer steps done
  * @param totalSteps the steps the schedule is planned for
  * @param dataFingerprint the training data's {@link TokenDataset#fingerprint()}, empty before the first fit
+ * @param validationFraction the data's {@link TokenDataset#validationFraction()} ({@code "validation_fraction"}), NaN
+ *     before the first fit or in a file from before it was recorded
+ * @param backend the {@link dev.panamax.model.backend.Backend#kind()} that saved the state ({@code "backend"}), empty
+ *     in a file from before it was recorded
  * @param precision the products' precision the run trains with ({@code "precision"}; a file without it is from before
  *     the choice existed, when every run was FP32)
  */
@@ -38,6 +42,8 @@ record TrainerState(
         int step,
         int totalSteps,
         String dataFingerprint,
+        double validationFraction,
+        String backend,
         MatmulPrecision precision) {
     private static final String FORMAT = "panamax-trainer-1";
 
@@ -75,6 +81,10 @@ record TrainerState(
         root.put("step", JsonNumber.of(step));
         root.put("total_steps", JsonNumber.of(totalSteps));
         root.put("data", new JsonString(dataFingerprint));
+        if (!Double.isNaN(validationFraction)) {
+            root.put("validation_fraction", JsonNumber.of(validationFraction));
+        }
+        root.put("backend", new JsonString(backend));
         root.put("precision", new JsonString(precision.spelling()));
         Files.writeString(file, Json.write(new JsonObject(root)) + "\n", StandardCharsets.UTF_8);
     }
@@ -140,7 +150,19 @@ record TrainerState(
                 throw root.error(
                         "precision", "\"" + root.string("precision") + "\" is not one of " + MatmulPrecision.names());
             }
-            return new TrainerState(config, options, step, totalSteps, root.string("data"), precision);
+            double validationFraction = root.number("validation_fraction", Double.NaN);
+            if (validationFraction < 0 || validationFraction > 0.5) {
+                throw root.error("validation_fraction", validationFraction + " is not in [0, 0.5]");
+            }
+            return new TrainerState(
+                    config,
+                    options,
+                    step,
+                    totalSteps,
+                    root.string("data"),
+                    validationFraction,
+                    root.has("backend") ? root.string("backend") : "",
+                    precision);
         });
     }
 

@@ -1,11 +1,15 @@
 package dev.panamax.model.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 import dev.panamax.cuda.Cuda;
 import dev.panamax.model.backend.EmulatedBackends;
+import dev.panamax.model.train.Trainer;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -67,6 +71,35 @@ class BackendOptionTest {
                                 + Cuda.unavailableReason().orElseThrow()),
                 cli.err());
         assertEquals("", cli.out());
+    }
+
+    /** A run resumed on another backend than it was trained on says so; one saved before backends were recorded not. */
+    @Test
+    void aRunResumedOnAnotherBackendIsWarnedAbout() throws Exception {
+        EmulatedBackends.require();
+        Path data = CliFixtures.trainingText(dir);
+        Path recorded = dir.resolve("recorded");
+        Path old = dir.resolve("old");
+        for (Path run : new Path[] {recorded, old}) {
+            assertEquals(0, run(CliFixtures.train(data, 1, 8, run)), cli.err());
+            CliFixtures.stopMidway(run, 2);
+        }
+        Path state = old.resolve(Trainer.STATE_FILE);
+        String json = Files.readString(state);
+        String without = json.replaceFirst(",\\s*\"backend\":\\s*\"cpu\"", "");
+        assertNotEquals(json, without);
+        Files.writeString(state, without);
+        String[] resume = {"train", "--data", data.toString(), "--backend", "emulated", "--resume"};
+        cli.resetErr();
+        assertEquals(0, run(CliFixtures.with(resume, recorded.toString())), cli.err());
+        assertTrue(
+                cli.err()
+                        .contains("panamax: warning: " + recorded + " was trained on cpu, resumed on emulated: it"
+                                + " continues, but not bit for bit as it would have on cpu\n"),
+                cli.err());
+        cli.resetErr();
+        assertEquals(0, run(CliFixtures.with(resume, old.toString())), cli.err());
+        assertFalse(cli.err().contains("warning"), cli.err());
     }
 
     /** A model trained on either backend generates the same greedy ids on both. */

@@ -146,6 +146,36 @@ class TrainCommandTest {
     }
 
     @Test
+    void aResumedRunKeepsItsValidationFraction() throws IOException {
+        Path data = text();
+        Path given = dir.resolve("given");
+        Path kept = dir.resolve("kept");
+        for (Path run : new Path[] {given, kept}) {
+            assertEquals(0, cli.run(CliFixtures.train(data, 2, 8, run, "--val-fraction", "0.2")), cli.err());
+            CliFixtures.stopMidway(run, 4);
+        }
+        // A checkpoint from before the fraction was recorded resumes with the one given, as it always did.
+        Path state = given.resolve(Trainer.STATE_FILE);
+        String json = Files.readString(state);
+        String old = json.replaceFirst(",\\s*\"validation_fraction\":\\s*[-+.0-9eE]+", "");
+        assertTrue(!old.equals(json), json);
+        Files.writeString(state, old);
+        String[] resume = {"train", "--data", data.toString(), "--resume"};
+        assertEquals(0, cli.run(CliFixtures.with(resume, given.toString(), "--val-fraction", "0.2")), cli.err());
+        assertEquals(0, cli.run(CliFixtures.with(resume, kept.toString())), cli.err());
+        for (String file : new String[] {Trainer.WEIGHTS_FILE, Trainer.OPTIMIZER_FILE, Trainer.STATE_FILE}) {
+            assertArrayEquals(Files.readAllBytes(given.resolve(file)), Files.readAllBytes(kept.resolve(file)), file);
+        }
+        assertEquals(2, cli.run(CliFixtures.with(resume, kept.toString(), "--val-fraction", "0.3")));
+        assertTrue(
+                cli.err()
+                        .startsWith(
+                                "panamax: --val-fraction 0.3 does not match the run being resumed (--resume " + kept
+                                        + "), which holds out 0.2 of its data for validation: leave it out to keep the run's\n"),
+                cli.err());
+    }
+
+    @Test
     void aRunThatDivergesKeepsItsLastStepAndSaysHowToGoOn() throws IOException {
         Path data = text();
         Path run = dir.resolve("run");
