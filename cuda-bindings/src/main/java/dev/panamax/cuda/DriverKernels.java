@@ -7,6 +7,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.Set;
 
 /**
  * Kernels on a GPU through the driver API ({@link CudaDriver}): modules loaded in the device's primary context, the
@@ -54,7 +55,34 @@ final class DriverKernels {
         CudaDriver.cudaVersion().ifPresent(version -> Ptx.requireLoadableBy(name, ptx, version));
         int device = Cuda.currentDevice();
         CudaDriver.makePrimaryContextCurrent(device);
-        return new Module(device, limits(device), CudaDriver.loadModule(ptx), new SharedMemoryOptIn());
+        MemorySegment handle;
+        try {
+            handle = CudaDriver.loadModule(ptx);
+        } catch (CudaException e) {
+            throw unloadable(name, ptx, e);
+        }
+        return new Module(device, limits(device), handle, new SharedMemoryOptIn());
+    }
+
+    /** The statuses of a driver that cannot compile the PTX for its GPU, such as PTX for sm_80 on a Turing GPU. */
+    private static final Set<String> NOT_FOR_THIS_GPU = Set.of(
+            "CUDA_ERROR_NO_BINARY_FOR_GPU",
+            "CUDA_ERROR_INVALID_PTX",
+            "CUDA_ERROR_UNSUPPORTED_PTX_VERSION",
+            "CUDA_ERROR_INVALID_IMAGE");
+
+    /**
+     * A failed module load as it should reach the caller: a GPU the PTX was not compiled for is a {@link
+     * CudaUnavailableException}, the state a caller falls back to the CPU on, naming the PTX's target; any other
+     * failure as it is.
+     */
+    static CudaException unloadable(String name, String ptx, CudaException e) {
+        if (!NOT_FOR_THIS_GPU.contains(e.statusName())) {
+            return e;
+        }
+        return new CudaUnavailableException(
+                name + " is PTX for " + Ptx.target(ptx).orElse("another architecture")
+                        + " and later GPUs, which the driver cannot compile for this one: " + e.getMessage());
     }
 
     /**

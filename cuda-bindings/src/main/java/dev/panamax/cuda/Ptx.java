@@ -19,6 +19,7 @@ final class Ptx {
             "(?<!\\.extern\\s)\\.shared\\s+(?:\\.align\\s+\\d+\\s+)?\\.[usbf](8|16|32|64)\\s+([A-Za-z_$%][\\w$]*)(?:\\[(\\d+)])?");
 
     private static final Pattern VERSION = Pattern.compile("(?m)^\\s*\\.version\\s+(\\d+)\\.(\\d+)\\b");
+    private static final Pattern TARGET = Pattern.compile("(?m)^\\s*\\.target\\s+(sm_\\d+[a-z]?)\\b");
 
     private Ptx() {}
 
@@ -71,6 +72,16 @@ final class Ptx {
         } catch (NumberFormatException e) {
             return Optional.empty();
         }
+    }
+
+    /**
+     * The architecture PTX is compiled for, from its {@code .target} directive.
+     *
+     * @return e.g. {@code sm_80}, or empty when the text names none
+     */
+    static Optional<String> target(String ptx) {
+        Matcher m = TARGET.matcher(ptx);
+        return m.find() ? Optional.of(m.group(1)) : Optional.empty();
     }
 
     /**

@@ -2,6 +2,7 @@ package dev.panamax.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -104,6 +105,33 @@ class PtxTest {
         assertEquals("CUDA cannot run here: " + e.reason(), e.getMessage());
         Ptx.requireLoadableBy("old.ptx", ".version 8.8\n", 12090);
         assertThrows(CudaUnavailableException.class, () -> Ptx.requireLoadableBy("old.ptx", ".version 8.8\n", 12080));
+    }
+
+    /**
+     * PTX for sm_80 on an older GPU (a Turing T4, which CUDA 13's drivers still run) fails in the driver's JIT; that
+     * failure becomes the "CUDA cannot run here" state a caller falls back to the CPU on, naming the target.
+     */
+    @Test
+    void aGpuThePtxIsNotForIsUnavailableNotAnError() {
+        String ptx = ".version 9.0\n.target sm_80\n.address_size 64\n";
+        assertEquals(Optional.of("sm_80"), Ptx.target(ptx));
+        assertEquals(Optional.empty(), Ptx.target(".version 9.0\n"));
+        CudaException noBinary = new CudaException(
+                "cuModuleLoadDataEx",
+                209,
+                "CUDA_ERROR_NO_BINARY_FOR_GPU",
+                "no kernel image is available for execution");
+        CudaException unavailable = DriverKernels.unloadable("transformer.ptx", ptx, noBinary);
+        assertEquals(CudaUnavailableException.class, unavailable.getClass());
+        assertTrue(
+                ((CudaUnavailableException) unavailable)
+                        .reason()
+                        .startsWith("transformer.ptx is PTX for sm_80 and later GPUs, which the driver cannot compile"
+                                + " for this one: "),
+                unavailable.getMessage());
+        CudaException outOfMemory =
+                new CudaException("cuModuleLoadDataEx", 2, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory");
+        assertEquals(outOfMemory, DriverKernels.unloadable("transformer.ptx", ptx, outOfMemory));
     }
 
     @Test

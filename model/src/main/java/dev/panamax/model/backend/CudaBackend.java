@@ -414,8 +414,9 @@ public final class CudaBackend implements Backend {
 
     /**
      * A scratch buffer of at least {@code count} elements: {@code current} when it is large enough, else a new one (of
-     * at least 64) that replaces it, the old one freed first, so a scratch buffer takes only its largest size. Freeing
-     * waits for the work queued on the old one, as {@code cudaFree} does. {@code field} is set to null once the old
+     * at least 64) that replaces it, the old one freed first, so a scratch buffer takes only its largest size. The
+     * stream is drained before the free, since work queued on it may still read the old buffer and the runtime does
+     * not promise that {@code cudaFree} waits for it. {@code field} is set to null once the old
      * buffer is freed and to the new one once allocated, so a failed allocation never leaves it naming a freed buffer.
      */
     private DeviceBuffer scratch(
@@ -424,6 +425,7 @@ public final class CudaBackend implements Backend {
             return current;
         }
         if (current != null) {
+            stream.synchronize();
             field.accept(null);
             buffers.remove(current);
             allocatedBytes -= current.byteSize();
@@ -1455,6 +1457,13 @@ public final class CudaBackend implements Backend {
         }
         closed = true;
         RuntimeException failure = null;
+        try {
+            // cuBLAS's handle and the memory belong to this backend's device, which the closing thread may not have
+            // current.
+            onDevice();
+        } catch (RuntimeException e) {
+            failure = new IllegalStateException("closing the CUDA backend failed", e);
+        }
         List<AutoCloseable> resources = new ArrayList<>(buffers);
         resources.add(cublas);
         resources.add(stream);
