@@ -21,7 +21,7 @@ final class TokenizeCommand {
     static final Option PROMPT =
             Option.text("--prompt", "TEXT", "the text to encode").shortName("-p");
     static final Option FILE = Option.text("--file", "FILE", "read the text from a UTF-8 file instead");
-    static final Option NO_BOS = Option.flag("--no-bos", "do not prepend BOS, even where the file asks for it");
+    static final Option NO_BOS = Option.flag("--no-bos", "do not add BOS or EOS, even where the file asks for them");
     static final Option NO_PARSE_SPECIAL =
             Option.flag("--no-parse-special", "encode special tokens written in the text as plain text");
 

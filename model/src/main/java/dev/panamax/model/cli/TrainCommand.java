@@ -281,6 +281,8 @@ final class TrainCommand {
             // Taken before the checkpoint to resume is read, so that no other process saves after that read.
             if (Files.isDirectory(outDir)) {
                 lock.take();
+                // Another run may have taken the directory between the check above and the lock.
+                refuseAnotherRun(line, OUT, outDir, resume);
             }
             Trainer resumed = resume != null ? resume(line, backend, resume) : null;
             if (resumed != null) {
@@ -449,7 +451,8 @@ final class TrainCommand {
         String diverged = "training diverged at step " + e.step() + ": the gradient norm is " + e.gradientNorm() + ". ";
         if (trainer.step() == 0) {
             return diverged + "No step was completed: start again with a " + lr + " lower than "
-                    + trainer.options().learningRate();
+                    + trainer.options().learningRate() + ", and " + line.typed(FORCE) + " to train into " + outDir
+                    + " again (or another " + line.typed(OUT) + ")";
         }
         return diverged + "The checkpoint in " + outDir + " is step " + trainer.step() + ", the last before it (loss"
                 + " curve: " + outDir.resolve(LossCurve.PNG) + "). " + line.typed(RESUME) + " would diverge again, as"
@@ -690,10 +693,10 @@ final class TrainCommand {
             return gpt2Vocabulary(path, line.typed(TOKENIZER), fixed, model);
         }
         if (pretrained != null) {
-            return besideModel(pretrained.directory(), line.typed(INIT), fixed, model);
+            return besideModel(pretrained.directory(), line.typed(INIT), fixed, model, false);
         }
         if (resume != null) {
-            return besideModel(resume, line.typed(RESUME), fixed, model);
+            return besideModel(resume, line.typed(RESUME), fixed, model, true);
         }
         if (text != null) {
             return Vocabulary.of(CharVocabulary.of(text));
@@ -712,9 +715,11 @@ final class TrainCommand {
 
     /**
      * The tokenizer kept beside a pretrained model or a run: a {@value CharVocabulary#FILE}, else GPT-2's BPE files
-     * for GPT-2, else a {@value #LLAMA2C_TOKENIZER} for a Llama; a vocabulary of ids alone when there is none.
+     * for GPT-2, else a {@value #LLAMA2C_TOKENIZER} for a Llama; a vocabulary of ids alone when there is none. Beside
+     * a model that is not a run's ({@code run} false) a {@value #LLAMA2C_TOKENIZER} of another vocabulary is not the
+     * model's (a llama2.c checkout holds Llama 2's beside models of their own vocabularies) and is passed over.
      */
-    private static Vocabulary besideModel(Path directory, String source, ModelConfig fixed, Path model)
+    private static Vocabulary besideModel(Path directory, String source, ModelConfig fixed, Path model, boolean run)
             throws IOException {
         Path chars = directory.resolve(CharVocabulary.FILE);
         if (Files.isRegularFile(chars)) {
@@ -728,7 +733,13 @@ final class TrainCommand {
         }
         Path llama2c = directory.resolve(LLAMA2C_TOKENIZER);
         if (fixed.architecture() == Architecture.LLAMA && Files.isRegularFile(llama2c)) {
-            return llama2cVocabulary(llama2c, fixed);
+            try {
+                return llama2cVocabulary(llama2c, fixed);
+            } catch (ModelFormatException e) {
+                if (run) {
+                    throw e;
+                }
+            }
         }
         return Vocabulary.idsOnly(fixed.vocabSize());
     }

@@ -38,13 +38,22 @@ public final class CharVocabulary {
      *
      * @param text the corpus
      * @return the vocabulary
-     * @throws IllegalArgumentException if the text is empty
+     * @throws IllegalArgumentException if the text is empty or holds a lone UTF-16 surrogate, which {@link #read} would
+     *     refuse in the written file
      */
     public static CharVocabulary of(String text) {
         if (text.isEmpty()) {
             throw new IllegalArgumentException("text is empty: a character vocabulary needs at least one character");
         }
-        return new CharVocabulary(text.codePoints().distinct().sorted().toArray());
+        int[] codePoints = text.codePoints().distinct().sorted().toArray();
+        for (int c : codePoints) {
+            if (Character.getType(c) == Character.SURROGATE) {
+                throw new IllegalArgumentException(
+                        "text holds the lone UTF-16 surrogate U+%04X, not a character (at index %d)"
+                                .formatted(c, text.indexOf(c)));
+            }
+        }
+        return new CharVocabulary(codePoints);
     }
 
     /**

@@ -116,7 +116,7 @@ public final class GgufTokenizer {
             }
         }
         sameLength(gguf, "tokenizer.ggml.scores", scores.length, n);
-        for (int id = 0; id < n; id++) {
+        for (int id = 0; id < n && sentencePiece; id++) {
             if (Float.isNaN(scores[id])) {
                 // NaN would order SentencePiece's merges by the queue's accident, not by score.
                 throw new ModelFormatException(gguf.file(), "tokenizer.ggml.scores[" + id + "] is NaN");

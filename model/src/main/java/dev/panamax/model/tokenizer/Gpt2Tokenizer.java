@@ -300,9 +300,10 @@ public final class Gpt2Tokenizer {
     }
 
     /**
-     * Merges one pre-tokenized piece, lowest rank first. encoder.py merges every occurrence of that pair at once, left
-     * to right; taking them one at a time, the leftmost first, is the same, since a pair a merge creates ranks after
-     * the merge that made its symbol.
+     * Merges one pre-tokenized piece, lowest rank first, one pair at a time, the leftmost among equals, as llama.cpp
+     * and Hugging Face's tokenizers do. encoder.py merges every occurrence of that pair at once, left to right, which
+     * gives the same result where every merge that uses a symbol ranks after the merge that made it, as in merge
+     * lists learned by BPE (GPT-2's, and jtokkit agrees on it).
      */
     private int[] bpe(String piece) {
         byte[] bytes = piece.getBytes(StandardCharsets.UTF_8);

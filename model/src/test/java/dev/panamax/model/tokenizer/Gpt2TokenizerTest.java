@@ -233,6 +233,10 @@ class Gpt2TokenizerTest {
         Files.writeString(file, "{\"type\": \"chars\", \"code_points\": [97, 55357]}", StandardCharsets.UTF_8);
         ModelFormatException e = assertThrows(ModelFormatException.class, () -> CharVocabulary.read(file));
         assertTrue(e.getMessage().contains("element 1 (55357) is a UTF-16 surrogate"), e.getMessage());
+        // Nor is one built from a Java string holding a lone surrogate, which could not be read back.
+        IllegalArgumentException built =
+                assertThrows(IllegalArgumentException.class, () -> CharVocabulary.of("ab\uD83Dc"));
+        assertTrue(built.getMessage().contains("lone UTF-16 surrogate U+D83D"), built.getMessage());
     }
 
     private void assertRejected(String vocabulary, String merges, String file, String problem) throws IOException {
