@@ -659,29 +659,122 @@ public final class Cublas implements AutoCloseable {
         try (Ownership.Held _ = Ownership.hold(ownership);
                 Ownership.Held _ = holdStream(queue);
                 Ownership.Held _ = Ownership.hold(a.ownership(), b.ownership(), c.ownership())) {
-            productQueued(
-                    product,
-                    compute,
-                    transA,
-                    transB,
-                    m,
-                    n,
-                    k,
-                    alpha,
-                    a,
-                    aOffset,
-                    lda,
-                    strideA,
-                    b,
-                    bOffset,
-                    ldb,
-                    strideB,
-                    beta,
-                    c,
-                    cOffset,
-                    ldc,
-                    strideC,
-                    batchCount);
+            if (isEmulated()) {
+                // The same column-major call as on a GPU (Cᵀ = op(B)ᵀ·op(A)ᵀ), served on the host.
+                EmulatedCublas.gemm(
+                        hostGemm,
+                        compute == ComputeType.FP32_FAST_TF32,
+                        transB,
+                        transA,
+                        n,
+                        m,
+                        k,
+                        alpha,
+                        b.emulatedMemory(),
+                        b.type(),
+                        bOffset,
+                        ldb,
+                        strideB,
+                        a.emulatedMemory(),
+                        aOffset,
+                        lda,
+                        strideA,
+                        beta,
+                        c.emulatedMemory(),
+                        c.type(),
+                        cOffset,
+                        ldc,
+                        strideC,
+                        batchCount);
+                return;
+            }
+            MemorySegment h = handle;
+            MemorySegment pa = a.heldPointer(aOffset);
+            MemorySegment pb = b.heldPointer(bOffset);
+            MemorySegment pc = c.heldPointer(cOffset);
+            int opA = operation(transA);
+            int opB = operation(transB);
+            int tA = a.type().cudaDataType();
+            int tB = b.type().cudaDataType();
+            int tC = c.type().cudaDataType();
+            int computeType = compute.value;
+            int algo = CudaFfi.CUBLAS_GEMM_DEFAULT();
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment al = arena.allocateFrom(C_FLOAT, alpha);
+                MemorySegment be = arena.allocateFrom(C_FLOAT, beta);
+                int status =
+                        switch (product) {
+                            case SGEMM ->
+                                CudaFfi.cublasSgemm_v2(h, opB, opA, n, m, k, al, pb, ldb, pa, lda, be, pc, ldc);
+                            case SGEMM_STRIDED_BATCHED ->
+                                CudaFfi.cublasSgemmStridedBatched(
+                                        h,
+                                        opB,
+                                        opA,
+                                        n,
+                                        m,
+                                        k,
+                                        al,
+                                        pb,
+                                        ldb,
+                                        strideB,
+                                        pa,
+                                        lda,
+                                        strideA,
+                                        be,
+                                        pc,
+                                        ldc,
+                                        strideC,
+                                        batchCount);
+                            case GEMM_EX ->
+                                CudaFfi.cublasGemmEx(
+                                        h,
+                                        opB,
+                                        opA,
+                                        n,
+                                        m,
+                                        k,
+                                        al,
+                                        pb,
+                                        tB,
+                                        ldb,
+                                        pa,
+                                        tA,
+                                        lda,
+                                        be,
+                                        pc,
+                                        tC,
+                                        ldc,
+                                        computeType,
+                                        algo);
+                            case GEMM_STRIDED_BATCHED_EX ->
+                                CudaFfi.cublasGemmStridedBatchedEx(
+                                        h,
+                                        opB,
+                                        opA,
+                                        n,
+                                        m,
+                                        k,
+                                        al,
+                                        pb,
+                                        tB,
+                                        ldb,
+                                        strideB,
+                                        pa,
+                                        tA,
+                                        lda,
+                                        strideA,
+                                        be,
+                                        pc,
+                                        tC,
+                                        ldc,
+                                        strideC,
+                                        batchCount,
+                                        computeType,
+                                        algo);
+                        };
+                check(product.call, status);
+            }
         }
     }
 
@@ -709,147 +802,6 @@ public final class Cublas implements AutoCloseable {
                 "the stream of " + this + " (" + queue + ", given to setStream) is closed: give setStream an open "
                         + "stream or null before the next product",
                 cause);
-    }
-
-    /** {@link #product} once its arguments are checked and the handle, its stream and the buffers held. */
-    private void productQueued(
-            Product product,
-            ComputeType compute,
-            Transpose transA,
-            Transpose transB,
-            int m,
-            int n,
-            int k,
-            float alpha,
-            DeviceBuffer a,
-            long aOffset,
-            int lda,
-            long strideA,
-            DeviceBuffer b,
-            long bOffset,
-            int ldb,
-            long strideB,
-            float beta,
-            DeviceBuffer c,
-            long cOffset,
-            int ldc,
-            long strideC,
-            int batchCount) {
-        if (isEmulated()) {
-            // The same column-major call as on a GPU (Cᵀ = op(B)ᵀ·op(A)ᵀ), served on the host.
-            EmulatedCublas.gemm(
-                    hostGemm,
-                    compute == ComputeType.FP32_FAST_TF32,
-                    transB,
-                    transA,
-                    n,
-                    m,
-                    k,
-                    alpha,
-                    b.emulatedMemory(),
-                    b.type(),
-                    bOffset,
-                    ldb,
-                    strideB,
-                    a.emulatedMemory(),
-                    aOffset,
-                    lda,
-                    strideA,
-                    beta,
-                    c.emulatedMemory(),
-                    c.type(),
-                    cOffset,
-                    ldc,
-                    strideC,
-                    batchCount);
-            return;
-        }
-        MemorySegment h = handle;
-        MemorySegment pa = a.heldPointer(aOffset);
-        MemorySegment pb = b.heldPointer(bOffset);
-        MemorySegment pc = c.heldPointer(cOffset);
-        int opA = operation(transA);
-        int opB = operation(transB);
-        int tA = a.type().cudaDataType();
-        int tB = b.type().cudaDataType();
-        int tC = c.type().cudaDataType();
-        int computeType = compute.value;
-        int algo = CudaFfi.CUBLAS_GEMM_DEFAULT();
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment al = arena.allocateFrom(C_FLOAT, alpha);
-            MemorySegment be = arena.allocateFrom(C_FLOAT, beta);
-            int status =
-                    switch (product) {
-                        case SGEMM -> CudaFfi.cublasSgemm_v2(h, opB, opA, n, m, k, al, pb, ldb, pa, lda, be, pc, ldc);
-                        case SGEMM_STRIDED_BATCHED ->
-                            CudaFfi.cublasSgemmStridedBatched(
-                                    h,
-                                    opB,
-                                    opA,
-                                    n,
-                                    m,
-                                    k,
-                                    al,
-                                    pb,
-                                    ldb,
-                                    strideB,
-                                    pa,
-                                    lda,
-                                    strideA,
-                                    be,
-                                    pc,
-                                    ldc,
-                                    strideC,
-                                    batchCount);
-                        case GEMM_EX ->
-                            CudaFfi.cublasGemmEx(
-                                    h,
-                                    opB,
-                                    opA,
-                                    n,
-                                    m,
-                                    k,
-                                    al,
-                                    pb,
-                                    tB,
-                                    ldb,
-                                    pa,
-                                    tA,
-                                    lda,
-                                    be,
-                                    pc,
-                                    tC,
-                                    ldc,
-                                    computeType,
-                                    algo);
-                        case GEMM_STRIDED_BATCHED_EX ->
-                            CudaFfi.cublasGemmStridedBatchedEx(
-                                    h,
-                                    opB,
-                                    opA,
-                                    n,
-                                    m,
-                                    k,
-                                    al,
-                                    pb,
-                                    tB,
-                                    ldb,
-                                    strideB,
-                                    pa,
-                                    tA,
-                                    lda,
-                                    strideA,
-                                    be,
-                                    pc,
-                                    tC,
-                                    ldc,
-                                    strideC,
-                                    batchCount,
-                                    computeType,
-                                    algo);
-                    };
-            check(product.call, status);
-        }
     }
 
     /** Throws unless a buffer belongs to this handle's device: the emulated one, or the GPU it was created on. */
