@@ -1,10 +1,7 @@
 package dev.panamax.model.backend;
 
-import static org.junit.jupiter.api.Assertions.fail;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
-
 import dev.panamax.cuda.Cuda;
-import java.util.Optional;
+import dev.panamax.model.testing.Prerequisites;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -20,11 +17,9 @@ public final class EmulatedBackends {
 
     /** Skips (or fails, where required) the calling test when the emulated device cannot run here. */
     public static void require() {
-        Optional<String> reason = Cuda.emulatedDeviceUnavailableReason();
-        if (reason.isPresent() && Boolean.getBoolean("panamax.cuda.requireEmulator")) {
-            fail("the emulated device is required but cannot run: " + reason.get());
-        }
-        assumeTrue(reason.isEmpty(), () -> "emulated device unavailable: " + reason.orElseThrow());
+        Cuda.emulatedDeviceUnavailableReason()
+                .ifPresent(reason -> Prerequisites.missing(
+                        "panamax.cuda.requireEmulator", "the emulated device cannot run here: " + reason));
     }
 
     /**

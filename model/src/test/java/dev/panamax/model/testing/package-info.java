@@ -4,6 +4,7 @@
  * dev.panamax.model.testing.RandomWeights}, shaped and scaled like trained ones; {@link
  * dev.panamax.model.testing.Segments}, weights in the loaders' form; and {@link dev.panamax.model.testing.SharedData}
  * and {@link dev.panamax.model.testing.Gpt2Vocabulary}, which find data kept outside the repository, so that a test
- * that needs it is skipped, saying why, where it is absent.
+ * that needs it is skipped, saying why, where it is absent ({@link dev.panamax.model.testing.Prerequisites}: or fails,
+ * where CI requires it).
  */
 package dev.panamax.model.testing;
