@@ -9,6 +9,7 @@
 
 #define ROW_THREADS_MAX 256
 #define WARP 32
+#define FLOAT_MAX 3.40282347e38f
 
 // Rows of a row-wise kernel are walked by blockIdx.y with a stride of gridDim.y, so any row count fits the grid.
 
@@ -582,7 +583,9 @@ PANAMAX_EXPORT(norm_backward_input)
 // Causal grouped-query attention, flash-style: block (32·ATTENTION_WARPS) handles ATTENTION_WARPS consecutive
 // queries (one per warp) of one query head of one sequence (grid (ceil(queries / ATTENTION_WARPS), heads, sequences)).
 // Key and value tiles of 32 rows are staged in dynamic shared memory; each warp keeps an online softmax (running
-// maximum m, running sum l, output accumulator rescaled by e^(m_old - m_new)), so no queries × keys matrix exists.
+// maximum m, running sum l) and half its output so far, a weighted mean of the value rows seen: each tile scales it by
+// l_old·e^(m_old - m_new)/l_new and adds the tile's rows weighted p/(2·l_new), so no queries × keys matrix exists and
+// the accumulator stays within half the largest value (a sum Σ p·v would overflow on values near float's limit).
 // Lane j scores key j of the tile; lane d accumulates output dimensions d, d + 32, ... Query i of a sequence (at
 // position + i) sees keys 0 .. position + i; query head h reads key/value head h / (heads / kv_heads). Each
 // sequence's keys start keys_per_sequence rows after the previous one's; its queries queries rows after.
@@ -659,9 +662,12 @@ extern "C" __global__ void attention_forward(global_ptr<const float> q, long lon
             for (int mask = WARP / 2; mask > 0; mask /= 2) {
                 tile_sum += __shfl_xor_sync(0xffffffffu, tile_sum, mask);
             }
-            running_sum = running_sum * correction + tile_sum;
+            float kept_sum = running_sum * correction;
+            running_sum = kept_sum + tile_sum;
             running_max = new_max;
-            my_p[lane] = p;
+            float inverse_sum = 1.0f / running_sum;
+            float keep = kept_sum * inverse_sum;
+            my_p[lane] = p * (0.5f * inverse_sum);
             __syncwarp();
             // Keys past this query's last stay out of the sum: their weight is 0, but 0·NaN is NaN.
             int seen_rows = min(tile_rows, my_last_key + 1 - tile);
@@ -671,17 +677,18 @@ extern "C" __global__ void attention_forward(global_ptr<const float> q, long lon
                 for (int j = 0; j < seen_rows; ++j) {
                     sum += my_p[j] * v_tile[j * head_dim + d];
                 }
-                accumulator[i] = accumulator[i] * correction + sum;
+                accumulator[i] = accumulator[i] * keep + sum;
             }
             __syncwarp();
         }
         __syncthreads();
     }
     if (active) {
-        float inverse_sum = 1.0f / running_sum;
         for (int i = 0; i * WARP + lane < head_dim; ++i) {
-            out[out_offset + q_row * ldout + static_cast<long long>(head) * head_dim + i * WARP + lane] =
-                    accumulator[i] * inverse_sum;
+            // A finite half-mean doubled past float's limit is a mean within rounding of it: clamp, as ∞ and NaN pass.
+            float half = accumulator[i];
+            float mean = isfinite(half) ? fminf(fmaxf(2.0f * half, -FLOAT_MAX), FLOAT_MAX) : 2.0f * half;
+            out[out_offset + q_row * ldout + static_cast<long long>(head) * head_dim + i * WARP + lane] = mean;
         }
         if (keep_lse != 0 && lane == 0) {
             lse[lse_offset + q_row * ldlse + head] = running_max + logf(running_sum);

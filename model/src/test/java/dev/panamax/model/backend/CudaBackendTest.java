@@ -575,37 +575,20 @@ class CudaBackendTest {
     @Test
     void causalGroupedQueryAttentionMatchesTheCpu() {
         for (int[] c : ATTENTION) {
-            int sequences = c[0];
-            int heads = c[1];
-            int kvHeads = c[2];
-            int queries = c[3];
-            int keys = c[4];
-            int headDim = c[5];
-            int position = c[6];
-            float[] q = random("q" + Arrays.toString(c), sequences * queries * heads * headDim);
-            float[] k = random("k" + Arrays.toString(c), sequences * keys * kvHeads * headDim);
-            float[] v = random("v" + Arrays.toString(c), sequences * keys * kvHeads * headDim);
-            int outputs = sequences * queries * heads * headDim;
-            double factor = 8 * (position + queries + headDim) * EPS;
-            assertWithin(
-                    "attention " + Arrays.toString(c),
-                    b -> {
-                        Tensor qt = input(b, sequences * queries, heads * headDim, q, false);
-                        Tensor kt = input(b, sequences * keys, kvHeads * headDim, k, false);
-                        Tensor vt = input(b, sequences * keys, kvHeads * headDim, v, false);
-                        Tensor out = b.allocate(sequences * queries, heads * headDim);
-                        Tensor lse = b.allocate(sequences * queries, heads);
-                        b.attention(qt, kt, vt, heads, kvHeads, sequences, position, out, lse);
-                        return concat(read(b, out), read(b, lse));
-                    },
-                    expected -> {
-                        double[] bound = new double[expected.length];
-                        for (int i = 0; i < bound.length; i++) {
-                            // Values are in [-1, 1]; scores are at most headDim / √headDim in magnitude.
-                            bound[i] = i < outputs ? factor : factor * (1 + Math.abs(expected[i]) + Math.sqrt(headDim));
-                        }
-                        return bound;
-                    });
+            AttentionSizes a = new AttentionSizes(c);
+            float[] q = random("q" + Arrays.toString(c), a.queryFloats());
+            float[] k = random("k" + Arrays.toString(c), a.keyFloats());
+            float[] v = random("v" + Arrays.toString(c), a.keyFloats());
+            int outputs = a.queryFloats();
+            double factor = 8 * (a.position() + a.queries() + a.headDim()) * EPS;
+            assertWithin("attention " + Arrays.toString(c), a.forward(new float[][] {q, k, v}), expected -> {
+                double[] bound = new double[expected.length];
+                for (int i = 0; i < bound.length; i++) {
+                    // Values are in [-1, 1]; scores are at most headDim / √headDim in magnitude.
+                    bound[i] = i < outputs ? factor : factor * (1 + Math.abs(expected[i]) + Math.sqrt(a.headDim()));
+                }
+                return bound;
+            });
         }
     }
 
@@ -671,6 +654,102 @@ class CudaBackendTest {
                     return null;
                 }));
         assertTrue(e.getMessage().contains("headDim (258) must be <= 256"), e.getMessage());
+    }
+
+    /**
+     * {sequences, heads, kvHeads, queries per sequence, key rows per sequence, headDim, position}: a prefill over three
+     * key tiles, decodes against caches of 40 and 300 keys (grouped heads, a head of 13 floats), and two sequences
+     * continuing a cache.
+     */
+    private static final int[][] HUGE_VALUES = {
+        {1, 2, 1, 70, 70, 64, 0},
+        {1, 2, 2, 1, 300, 64, 299},
+        {1, 4, 2, 1, 40, 32, 39},
+        {1, 2, 1, 1, 40, 13, 39},
+        {2, 2, 1, 5, 9, 12, 4},
+    };
+
+    /**
+     * Values near float's limit: a sum {@code Σ p·v} overflows although the output, a weighted mean of value rows,
+     * cannot. Q and K are 0, so every visible key weighs the same and the output is the mean of the values the query
+     * sees, within 2(keys + 16)ε of the CPU's (which computes such a query again in double). Then a NaN in column 0 of
+     * each sequence's last value row, which must reach only the outputs of the queries that see that key.
+     */
+    @Test
+    void valuesNearFloatsLimitGiveFiniteOutputs() {
+        for (int[] c : HUGE_VALUES) {
+            AttentionSizes a = new AttentionSizes(c);
+            float[] q = new float[a.queryFloats()];
+            float[] k = new float[a.keyFloats()];
+            float[] v = Inputs.uniform(Inputs.seed("huge v" + Arrays.toString(c)), k.length, 2e38f, Float.MAX_VALUE);
+            double factor = 2 * (a.keys() + 16) * EPS;
+            String what = "attention, values near float's limit, " + Arrays.toString(c);
+            assertWithin(what, a.forward(new float[][] {q, k, v}), relative(factor));
+            float[] poisoned = v.clone();
+            int width = a.kvHeads() * a.headDim();
+            for (int s = 0; s < a.sequences(); s++) {
+                for (int h = 0; h < a.kvHeads(); h++) {
+                    poisoned[(s * a.keys() + a.keys() - 1) * width + h * a.headDim()] = Float.NaN;
+                }
+            }
+            // Query i of a sequence sees the last key once position + i reaches it.
+            int pairs = a.rows() * a.heads();
+            boolean[] seen = new boolean[pairs];
+            for (int r = 0; r < a.rows(); r++) {
+                boolean sees = a.position() + r % a.queries() >= a.keys() - 1;
+                Arrays.fill(seen, r * a.heads(), (r + 1) * a.heads(), sees);
+            }
+            assertLikeTheCpu(
+                    what + ", a NaN in the last value row",
+                    a.forward(new float[][] {q, k, poisoned}),
+                    new boolean[][] {seen, new boolean[pairs]},
+                    new int[] {a.headDim(), 1},
+                    factor,
+                    0);
+        }
+    }
+
+    /**
+     * One attention call's sizes: {@code sequences} of {@code queries} query rows at {@code position} over {@code
+     * keys} key rows each, {@code heads} query heads sharing {@code kvHeads} key/value heads of {@code headDim} floats.
+     */
+    private record AttentionSizes(
+            int sequences, int heads, int kvHeads, int queries, int keys, int headDim, int position) {
+        /** From {sequences, heads, kvHeads, queries, keys, headDim, position}. */
+        AttentionSizes(int[] c) {
+            this(c[0], c[1], c[2], c[3], c[4], c[5], c[6]);
+        }
+
+        int rows() {
+            return sequences * queries;
+        }
+
+        int queryFloats() {
+            return rows() * heads * headDim;
+        }
+
+        int keyFloats() {
+            return sequences * keys * kvHeads * headDim;
+        }
+
+        /** Each backend's attention over {q, k, v}; returns the output and the log-sum-exps. */
+        Operation forward(float[][] t) {
+            return b -> {
+                Tensor out = b.allocate(rows(), heads * headDim);
+                Tensor lse = b.allocate(rows(), heads);
+                b.attention(
+                        input(b, rows(), heads * headDim, t[0], false),
+                        input(b, sequences * keys, kvHeads * headDim, t[1], false),
+                        input(b, sequences * keys, kvHeads * headDim, t[2], false),
+                        heads,
+                        kvHeads,
+                        sequences,
+                        position,
+                        out,
+                        lse);
+                return concat(read(b, out), read(b, lse));
+            };
+        }
     }
 
     /**
@@ -801,21 +880,7 @@ class CudaBackendTest {
                 if (tensor < 3) {
                     assertLikeTheCpu(
                             "attention, " + what,
-                            b -> {
-                                Tensor out = b.allocate(rows, heads * headDim);
-                                Tensor lse = b.allocate(rows, heads);
-                                b.attention(
-                                        input(b, rows, heads * headDim, t[0], false),
-                                        input(b, rows, kvHeads * headDim, t[1], false),
-                                        input(b, rows, kvHeads * headDim, t[2], false),
-                                        heads,
-                                        kvHeads,
-                                        sequences,
-                                        0,
-                                        out,
-                                        lse);
-                                return concat(read(b, out), read(b, lse));
-                            },
+                            new AttentionSizes(sequences, heads, kvHeads, length, length, headDim, 0).forward(t),
                             new boolean[][] {queries, queries},
                             new int[] {headDim, 1},
                             8 * (length + headDim) * EPS,
