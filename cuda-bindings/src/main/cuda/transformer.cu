@@ -424,35 +424,71 @@ extern "C" __global__ void sum_of_squares_partials(global_ptr<const float> x, lo
 }
 PANAMAX_EXPORT(sum_of_squares_partials)
 
-// One thread: the gradients' global norm from sum_of_squares_partials' pairs (added in order in double, as the
-// host adds them for Backend.sumOfSquares), and the clipping factor AdamW scales the gradients by: max_norm / norm
-// when max_norm > 0 and the norm exceeds it, else 1; NaN when the norm is not finite. totals[0] = norm,
-// totals[1] = factor. Grid 1, block 1.
-extern "C" __global__ void clip_gradients(global_ptr<const float> partials, int pairs, float max_norm,
-        global_ptr<float> totals) {
+// The sum of sum_of_squares_partials' pairs (high + rest) in double, by one block of ROW_THREADS_MAX threads: thread t
+// adds pairs t, t + blockDim.x, ... in order, then a fixed tree adds the threads' sums, so every run and every device
+// gives the same bits; every thread gets the sum.
+__device__ double pairs_total(global_ptr<const float> partials, int pairs, double (&scratch)[ROW_THREADS_MAX]) {
     double sum = 0.0;
-    for (int b = 0; b < pairs; b++) {
+    for (int b = threadIdx.x; b < pairs; b += blockDim.x) {
         sum += static_cast<double>(partials[2 * b]) + static_cast<double>(partials[2 * b + 1]);
     }
-    float norm = static_cast<float>(sqrt(sum));
-    float factor = max_norm > 0.0f && norm > max_norm ? max_norm / norm : 1.0f;
-    totals[0] = norm;
-    totals[1] = isfinite(norm) ? factor : __int_as_float(0x7fc00000);
+    return block_sum(sum, scratch);
+}
+
+// The total of sum_of_squares_partials' pairs, for Backend.sumOfSquares: totals[totals_offset] +
+// totals[totals_offset + 1] (the high part and the rest) is pairs_total's double, which the host adds back. Grid 1,
+// block a power of two up to ROW_THREADS_MAX.
+extern "C" __global__ void squares_total(global_ptr<const float> partials, int pairs, global_ptr<float> totals,
+        long long totals_offset) {
+    __shared__ double scratch[ROW_THREADS_MAX];
+    require_row_block();
+    double sum = pairs_total(partials, pairs, scratch);
+    if (threadIdx.x == 0) {
+        float high = static_cast<float>(sum);
+        totals[totals_offset] = high;
+        totals[totals_offset + 1] = static_cast<float>(sum - high);
+    }
+}
+PANAMAX_EXPORT(squares_total)
+
+// The gradients' global norm from sum_of_squares_partials' pairs (pairs_total, as squares_total adds them for
+// Backend.sumOfSquares), and the clipping factor AdamW scales the gradients by: max_norm / norm when max_norm > 0 and
+// the norm exceeds it, else 1; NaN when the norm is not finite. totals[0] = norm, totals[1] = factor. Grid 1, block a
+// power of two up to ROW_THREADS_MAX.
+extern "C" __global__ void clip_gradients(global_ptr<const float> partials, int pairs, float max_norm,
+        global_ptr<float> totals) {
+    __shared__ double scratch[ROW_THREADS_MAX];
+    require_row_block();
+    double sum = pairs_total(partials, pairs, scratch);
+    if (threadIdx.x == 0) {
+        float norm = static_cast<float>(sqrt(sum));
+        float factor = max_norm > 0.0f && norm > max_norm ? max_norm / norm : 1.0f;
+        totals[0] = norm;
+        totals[1] = isfinite(norm) ? factor : __int_as_float(0x7fc00000);
+    }
 }
 PANAMAX_EXPORT(clip_gradients)
 
-// One thread: a micro-batch's mean loss (the rows' losses added in order in double) and its count of rows whose
-// argmax is the target, into totals[slot] and totals[slot + 1] (the count's int bits). Grid 1, block 1.
+// A micro-batch's mean loss (the rows' losses added in double, strided over the block's threads and then a fixed
+// tree) and its count of rows whose argmax is the target, into totals[slot] and totals[slot + 1] (the count's int
+// bits). Grid 1, block a power of two up to ROW_THREADS_MAX.
 extern "C" __global__ void step_totals(global_ptr<const float> losses, global_ptr<const float> best,
         global_ptr<const float> targets, int rows, global_ptr<float> totals, int slot) {
+    __shared__ double sums[ROW_THREADS_MAX];
+    __shared__ int counts[ROW_THREADS_MAX];
+    require_row_block();
     double sum = 0.0;
     int correct = 0;
-    for (int r = 0; r < rows; r++) {
+    for (int r = threadIdx.x; r < rows; r += blockDim.x) {
         sum += losses[r];
         correct += static_cast<int>(best[r]) == static_cast<int>(targets[r]) ? 1 : 0;
     }
-    totals[slot] = static_cast<float>(sum / rows);
-    totals[slot + 1] = __int_as_float(correct);
+    sum = block_sum(sum, sums);
+    correct = block_sum(correct, counts);
+    if (threadIdx.x == 0) {
+        totals[slot] = static_cast<float>(sum / rows);
+        totals[slot + 1] = __int_as_float(correct);
+    }
 }
 PANAMAX_EXPORT(step_totals)
 
@@ -501,40 +537,81 @@ extern "C" __global__ void cross_entropy_rows(global_ptr<const float> logits, lo
 }
 PANAMAX_EXPORT(cross_entropy_rows)
 
-// dtable[tokens[i]] += dout[i] for i in order: thread c owns column c of every row, so rows sharing a token add in
-// index order, without atomics. Grid (ceil(cols / blockDim.x)).
-extern "C" __global__ void embedding_backward(global_ptr<const float> tokens, int rows, global_ptr<const float> dout,
-        long long dout_offset, int lddout, global_ptr<float> dtable, int cols) {
+// dtable[tokens[i]] += dout[i] for i in order, with the rows grouped by token on the host: groups holds the rows in
+// token order (rows floats, each token's rows in increasing order), then each group's token (group_count floats), then
+// where each group starts in the rows (group_count + 1 floats). Thread c of group g adds column c of its token's rows
+// onto the table in row order, so repeated tokens give the bits of a sequential pass, without atomics, and the
+// distinct tokens run in parallel. Grid (ceil(cols / blockDim.x), min(group_count, 65535)).
+extern "C" __global__ void embedding_backward(global_ptr<const float> groups, int rows, int group_count,
+        global_ptr<const float> dout, long long dout_offset, int lddout, global_ptr<float> dtable, int cols) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= cols) {
         return;
     }
-    for (int i = 0; i < rows; ++i) {
-        long long token = static_cast<long long>(tokens[i]);
-        dtable[token * cols + c] += dout[dout_offset + static_cast<long long>(i) * lddout + c];
+    for (int g = blockIdx.y; g < group_count; g += gridDim.y) {
+        long long token = static_cast<long long>(groups[rows + g]);
+        int begin = static_cast<int>(groups[rows + group_count + g]);
+        int end = static_cast<int>(groups[rows + group_count + g + 1]);
+        float sum = dtable[token * cols + c];
+        for (int i = begin; i < end; ++i) {
+            sum += dout[dout_offset + static_cast<long long>(groups[i]) * lddout + c];
+        }
+        dtable[token * cols + c] = sum;
     }
 }
 PANAMAX_EXPORT(embedding_backward)
 
-// The column sums a norm's weight (and bias) gradients need, each column by one thread over the rows in order:
-// dweight[c] += Σ_r dy[r,c]·x̂[r,c] with x̂ = (x − mean[r])·rstd[r] (mean 0 for RMSNorm: has_mean 0), and, with
-// has_bias 1, dbias[c] += Σ_r dy[r,c]. Launched before the dx kernel, which may overwrite dy. Grid (ceil(cols /
-// blockDim.x)).
-extern "C" __global__ void norm_backward_weights(global_ptr<const float> x, long long x_offset, int ldx,
+#define NORM_ROWS_SPAN 64
+
+// The column sums a norm's weight (and bias) gradients need, in two launches. This one: thread c sums the rows of span
+// y (rows y·NORM_ROWS_SPAN .. (y + 1)·NORM_ROWS_SPAN − 1) of column c in order, dy[r,c]·x̂[r,c] with x̂ = (x −
+// mean[r])·rstd[r] (mean 0 for RMSNorm: has_mean 0) into partials[y·cols + c], and, with has_bias 1, dy[r,c] into
+// partials[(spans + y)·cols + c]. Launched before the dx kernel, which may overwrite dy. Grid (ceil(cols /
+// blockDim.x), min(spans, 65535)), spans = ceil(rows / NORM_ROWS_SPAN), blocks striding over the spans.
+extern "C" __global__ void norm_backward_partials(global_ptr<const float> x, long long x_offset, int ldx,
         global_ptr<const float> dy, long long dy_offset, int lddy, global_ptr<const float> mean, long long mean_offset,
-        int has_mean, global_ptr<const float> rstd, long long rstd_offset, int rows, int cols, global_ptr<float> dweight,
-        long long dweight_offset, global_ptr<float> dbias, long long dbias_offset, int has_bias) {
+        int has_mean, global_ptr<const float> rstd, long long rstd_offset, int rows, int cols,
+        global_ptr<float> partials, int spans, int has_bias) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    for (int span = blockIdx.y; span < spans; span += gridDim.y) {
+        int end = min(rows, (span + 1) * NORM_ROWS_SPAN);
+        float weight_sum = 0.0f;
+        float bias_sum = 0.0f;
+        for (int r = span * NORM_ROWS_SPAN; r < end; ++r) {
+            float d = dy[dy_offset + static_cast<long long>(r) * lddy + c];
+            float centred =
+                    x[x_offset + static_cast<long long>(r) * ldx + c] - (has_mean != 0 ? mean[mean_offset + r] : 0.0f);
+            weight_sum += d * centred * rstd[rstd_offset + r];
+            bias_sum += d;
+        }
+        partials[static_cast<long long>(span) * cols + c] = weight_sum;
+        if (has_bias != 0) {
+            partials[static_cast<long long>(spans + span) * cols + c] = bias_sum;
+        }
+    }
+}
+PANAMAX_EXPORT(norm_backward_partials)
+
+// The second launch: dweight[c] += Σ_y partials[y·cols + c] and, with has_bias 1, dbias[c] += Σ_y partials[(spans +
+// y)·cols + c], each over the spans in order, so the result has the same bits every run. Grid (ceil(cols /
+// blockDim.x)).
+extern "C" __global__ void norm_backward_weights(global_ptr<const float> partials, int spans, int cols,
+        global_ptr<float> dweight, long long dweight_offset, global_ptr<float> dbias, long long dbias_offset,
+        int has_bias) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= cols) {
         return;
     }
     float weight_sum = 0.0f;
     float bias_sum = 0.0f;
-    for (int r = 0; r < rows; ++r) {
-        float d = dy[dy_offset + static_cast<long long>(r) * lddy + c];
-        float centred = x[x_offset + static_cast<long long>(r) * ldx + c] - (has_mean != 0 ? mean[mean_offset + r] : 0.0f);
-        weight_sum += d * centred * rstd[rstd_offset + r];
-        bias_sum += d;
+    for (int y = 0; y < spans; ++y) {
+        weight_sum += partials[static_cast<long long>(y) * cols + c];
+        if (has_bias != 0) {
+            bias_sum += partials[static_cast<long long>(spans + y) * cols + c];
+        }
     }
     dweight[dweight_offset + c] += weight_sum;
     if (has_bias != 0) {

@@ -71,16 +71,15 @@ final class AttentionForward {
                         k0);
             }
         }
-        if (!careful
-                && nonFiniteAccumulator(w, nq, d)
-                && !AttentionTiles.finiteRows(c.v(), b, kvHead, 0, keyEnd, d, w.rows)) {
+        long nonFinite = nonFiniteAccumulators(w, nq, d);
+        if (!careful && nonFinite != 0 && !AttentionTiles.finiteRows(c.v(), b, kvHead, 0, keyEnd, d, w.rows)) {
             tile(c, b, head, q0, true);
             return;
         }
         for (int i = 0; i < nq; i++) {
             int query = q0 + i;
             // A non-finite accumulator sees NaN or ∞ in V, or overflowed although the output, a weighted mean, cannot.
-            if (w.sum[i] > 0 && RowMath.allFinite(d, w.acc, i * d)) {
+            if (w.sum[i] > 0 && (nonFinite & 1L << i) == 0) {
                 writeResult(w.acc, i * d, d, w.sum[i], w.max[i], c.o(), c.lse(), b, head, query);
             } else {
                 AttentionExact.exactQuery(c, b, head, kvHead, query, AttentionTiles.keyEnd(c, query, 1));
@@ -104,14 +103,15 @@ final class AttentionForward {
                 new Matrix(w.accSegment, 0, d));
     }
 
-    /** Whether a query of the tile that saw keys has NaN or ∞ in its accumulator. */
-    private static boolean nonFiniteAccumulator(AttentionTiles.Workspace w, int nq, int d) {
+    /** The queries of the tile that saw keys and have NaN or ∞ in their accumulator, as bit {@code i} per query. */
+    private static long nonFiniteAccumulators(AttentionTiles.Workspace w, int nq, int d) {
+        long nonFinite = 0;
         for (int i = 0; i < nq; i++) {
             if (w.sum[i] > 0 && !RowMath.allFinite(d, w.acc, i * d)) {
-                return true;
+                nonFinite |= 1L << i;
             }
         }
-        return false;
+        return nonFinite;
     }
 
     /**

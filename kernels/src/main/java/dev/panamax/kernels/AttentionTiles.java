@@ -12,7 +12,10 @@ import java.util.Arrays;
  * product, and the tile steps both passes take: the score tile, the mask, and rows copied out of a view.
  */
 final class AttentionTiles {
-    /** Queries per tile: their scores, running maxima and sums, and output accumulators stay in L2. */
+    /**
+     * Queries per tile: their scores, running maxima and sums, and output accumulators stay in L2. At most 64, the bits
+     * of the long in which AttentionForward marks a tile's queries.
+     */
     static final int QUERY_TILE = 64;
     /** Keys per tile. */
     static final int KEY_TILE = 128;

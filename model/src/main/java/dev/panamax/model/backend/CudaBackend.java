@@ -17,6 +17,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.ref.WeakReference;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -76,6 +77,9 @@ public final class CudaBackend implements Backend {
     /** Elements per block of the sum of squares' partial sums. */
     private static final int SQUARES_SPAN = 4096;
 
+    /** Rows per partial column sum in a norm's weight gradients: {@code NORM_ROWS_SPAN} in transformer.cu. */
+    private static final int NORM_ROWS_SPAN = 64;
+
     /** Token ids travel as floats (launches pass float buffers), exact below this. */
     private static final int MAX_EXACT_ID = 1 << 24;
 
@@ -100,6 +104,9 @@ public final class CudaBackend implements Backend {
 
     private DeviceBuffer rowResults;
     private DeviceBuffer attentionDelta;
+
+    /** A norm backward's per-span column sums, before {@code norm_backward_weights} adds them; grown on demand. */
+    private DeviceBuffer normPartials;
 
     /** Each row's argmax column, for a training step's correct count; grown on demand. */
     private DeviceBuffer bestColumns;
@@ -681,8 +688,8 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * The weight (and bias) gradients first, since dx may overwrite dy, then dx; a null mean is RMSNorm's. Each column
-     * sum runs over the rows in order in one thread, so the result has the same bits every run.
+     * The weight (and bias) gradients first, since dx may overwrite dy, then dx; a null mean is RMSNorm's. The column
+     * sums run over spans of rows in parallel, then over the spans in order, so the result has the same bits every run.
      */
     private void normBackward(
             DeviceTensor x,
@@ -697,9 +704,17 @@ public final class CudaBackend implements Backend {
             return;
         }
         onDevice();
+        int spans = (x.rows + NORM_ROWS_SPAN - 1) / NORM_ROWS_SPAN;
+        DeviceBuffer partials = scratch(
+                normPartials,
+                b -> normPartials = b,
+                ElementType.FLOAT,
+                (dbias == null ? 1L : 2L) * spans * x.cols,
+                "a norm's partial weight gradients");
+        int columnBlocks = (x.cols + BLOCK - 1) / BLOCK;
         launch(
-                "norm_backward_weights",
-                Dim3.of((x.cols + BLOCK - 1) / BLOCK),
+                "norm_backward_partials",
+                Dim3.of(columnBlocks, Math.min(spans, MAX_GRID_ROWS)),
                 Dim3.of(BLOCK),
                 0,
                 x,
@@ -710,6 +725,17 @@ public final class CudaBackend implements Backend {
                 rstd.buffer,
                 rstd.offset,
                 x.rows,
+                x.cols,
+                partials,
+                spans,
+                dbias == null ? 0 : 1);
+        launch(
+                "norm_backward_weights",
+                Dim3.of(columnBlocks),
+                Dim3.of(BLOCK),
+                0,
+                partials,
+                spans,
                 x.cols,
                 dweight.buffer,
                 dweight.offset,
@@ -1061,20 +1087,43 @@ public final class CudaBackend implements Backend {
         TensorChecks.same("dout.cols", d.cols, "dtable.cols", t.cols);
         dense(t);
         startsItsBuffer("dtable", t);
-        DeviceBuffer ids = ids("tokens", tokens, offset, d.rows, "dtable.rows", t.rows);
+        float[] ids = checkedIds("tokens", tokens, offset, d.rows, "dtable.rows", t.rows);
         if (d.rows == 0 || d.cols == 0) {
             return;
         }
-        launch(
-                "embedding_backward",
-                Dim3.of((d.cols + BLOCK - 1) / BLOCK),
-                Dim3.of(BLOCK),
-                0,
-                ids,
-                d.rows,
-                d,
-                t.buffer,
-                t.cols);
+        float[] groups = tokenGroups(ids);
+        int groupCount = (groups.length - ids.length - 1) / 2;
+        launchRows("embedding_backward", groupCount, d.cols, upload(groups), d.rows, groupCount, d, t.buffer, t.cols);
+    }
+
+    /**
+     * What {@code embedding_backward} reads, as floats: the rows grouped by token (each token's rows in increasing
+     * order), then each group's token, then where each group starts among the rows, and the row count after the last.
+     */
+    static float[] tokenGroups(float[] ids) {
+        long[] tokenThenRow = new long[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            tokenThenRow[i] = (long) ids[i] << 32 | i;
+        }
+        Arrays.sort(tokenThenRow);
+        int groupCount = 0;
+        for (int i = 0; i < ids.length; i++) {
+            if (i == 0 || tokenThenRow[i] >>> 32 != tokenThenRow[i - 1] >>> 32) {
+                groupCount++;
+            }
+        }
+        float[] groups = new float[ids.length + 2 * groupCount + 1];
+        int group = 0;
+        for (int i = 0; i < ids.length; i++) {
+            groups[i] = (int) tokenThenRow[i];
+            if (i == 0 || tokenThenRow[i] >>> 32 != tokenThenRow[i - 1] >>> 32) {
+                groups[ids.length + group] = tokenThenRow[i] >>> 32;
+                groups[ids.length + groupCount + group] = i;
+                group++;
+            }
+        }
+        groups[ids.length + 2 * groupCount] = ids.length;
+        return groups;
     }
 
     @Override
@@ -1216,7 +1265,7 @@ public final class CudaBackend implements Backend {
         launch(
                 "step_totals",
                 Dim3.of(1),
-                Dim3.of(1),
+                Dim3.of(BLOCK),
                 0,
                 losses,
                 bestColumns,
@@ -1259,7 +1308,7 @@ public final class CudaBackend implements Backend {
             }
             at += blocks;
         }
-        launch("clip_gradients", Dim3.of(1), Dim3.of(1), 0, partials, (int) pairs, maxNorm, stepValues);
+        launch("clip_gradients", Dim3.of(1), Dim3.of(BLOCK), 0, partials, (int) pairs, maxNorm, stepValues);
         t.clipped = true;
     }
 
@@ -1337,16 +1386,13 @@ public final class CudaBackend implements Backend {
         if (blocks > Integer.MAX_VALUE / 2) {
             throw new IllegalArgumentException("tensor (" + t + ") is too large to sum on the CUDA backend");
         }
-        DeviceBuffer partials = rowResults((int) (2 * blocks));
+        DeviceBuffer partials = rowResults((int) (2 * blocks + 2));
         launch("sum_of_squares_partials", Dim3.of((int) blocks), Dim3.of(BLOCK), 0, t, t.rows, t.cols, partials, 0L);
-        float[] parts = new float[(int) (2 * blocks)];
-        partials.copyToAsync(0, parts, 0, parts.length, stream);
-        // The blocks' sums, each a float pair, added in block order.
-        double sum = 0;
-        for (int b = 0; b < blocks; b++) {
-            sum += (double) parts[2 * b] + parts[2 * b + 1];
-        }
-        return sum;
+        launch("squares_total", Dim3.of(1), Dim3.of(BLOCK), 0, partials, (int) blocks, partials, 2 * blocks);
+        float[] total = new float[2];
+        partials.copyToAsync(2 * blocks, total, 0, 2, stream);
+        // The device's double total, as a float pair: the high part and the rest.
+        return (double) total[0] + total[1];
     }
 
     @Override
@@ -1561,7 +1607,16 @@ public final class CudaBackend implements Backend {
      * below 2^24) into the backend's id buffer, queued on the stream.
      */
     private DeviceBuffer ids(String name, int[] values, int offset, int count, String boundName, int bound) {
+        return upload(checkedIds(name, values, offset, count, boundName, bound));
+    }
+
+    /** {@code count} ids from {@code values[offset]}, each checked to be in {@code [0, bound)}, as exact floats. */
+    private static float[] checkedIds(String name, int[] values, int offset, int count, String boundName, int bound) {
         Objects.checkFromIndexSize(offset, count, Objects.requireNonNull(values, name).length);
+        if (count >= MAX_EXACT_ID) {
+            throw new IllegalArgumentException("the count of " + name + " (" + count + ") must be below " + MAX_EXACT_ID
+                    + " on the CUDA backend, which passes ids and row numbers as floats");
+        }
         float[] ids = new float[count];
         for (int i = 0; i < count; i++) {
             int id = values[offset + i];
@@ -1575,9 +1630,14 @@ public final class CudaBackend implements Backend {
             }
             ids[i] = id;
         }
+        return ids;
+    }
+
+    /** Uploads whole floats (ids, row numbers) into the backend's id buffer, queued on the stream. */
+    private DeviceBuffer upload(float[] values) {
         onDevice();
-        scratch(tokens, b -> tokens = b, ElementType.FLOAT, count, "token ids");
-        tokens.copyFromAsync(0, ids, 0, count, stream);
+        scratch(tokens, b -> tokens = b, ElementType.FLOAT, values.length, "token ids");
+        tokens.copyFromAsync(0, values, 0, values.length, stream);
         return tokens;
     }
 

@@ -20,8 +20,10 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
+import java.util.SplittableRandom;
 import java.util.function.Function;
 import java.util.stream.IntStream;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -996,7 +998,9 @@ class CudaBackendTest {
      */
     @Test
     void normBackwardsWithinTheReductionBound() {
-        for (int[] s : SHAPES) {
+        // The last two have more rows than one partial column sum covers (NORM_ROWS_SPAN, 64).
+        for (int[] s : Stream.concat(Arrays.stream(SHAPES), Stream.of(new int[] {150, 7}, new int[] {129, 300}))
+                .toList()) {
             int rows = s[0];
             int cols = s[1];
             float[] x = Inputs.uniform(Inputs.seed("norm'" + cols), rows * cols, -3f, 5f);
@@ -1125,7 +1129,8 @@ class CudaBackendTest {
 
     @Test
     void sumOfSquaresOverViewsWithinTheCpusFloatSums() {
-        int[][] shapes = {{1, 1}, {3, 5}, {70, 301}};
+        // The last has more partial sums (269) than the block that adds them has threads (256).
+        int[][] shapes = {{1, 1}, {3, 5}, {70, 301}, {1100, 1001}};
         for (int[] s : shapes) {
             int rows = s[0];
             int cols = s[1];
@@ -1194,11 +1199,21 @@ class CudaBackendTest {
     @Test
     void embeddingBackwardAddsRepeatedTokensInOrder() {
         int vocab = 20;
-        int cols = 300;
         int[] tokens = {4, 4, 19, 0, 4, 7, 19};
+        embeddingBackwardIsExact(vocab, 300, tokens);
+        // Every token of the vocabulary among 700 rows, and one token that takes most of them.
+        int[] many = new SplittableRandom(Inputs.seed("many tokens"))
+                .ints(700, 0, vocab)
+                .toArray();
+        Arrays.fill(many, 100, 600, 3);
+        embeddingBackwardIsExact(vocab, 33, many);
+    }
+
+    /** embeddingBackward of {@code tokens[1..]} onto a random table gives the CPU's bits. */
+    private static void embeddingBackwardIsExact(int vocab, int cols, int[] tokens) {
         float[] dout = random("dout", tokens.length * cols);
         float[] table = random("dtable", vocab * cols);
-        assertExact("embeddingBackward", b -> {
+        assertExact("embeddingBackward " + tokens.length + " × " + cols, b -> {
             Tensor d = input(b, tokens.length - 1, cols, Arrays.copyOfRange(dout, cols, dout.length), true);
             Tensor t = input(b, vocab, cols, table, false);
             b.embeddingBackward(tokens, 1, d, t);
