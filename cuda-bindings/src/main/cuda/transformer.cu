@@ -653,44 +653,62 @@ extern "C" __global__ void norm_backward_input(global_ptr<const float> x, long l
 }
 PANAMAX_EXPORT(norm_backward_input)
 
+// A half-mean (attention's accumulator) doubled: a finite one doubled past float's limit is a mean within rounding of
+// it, so it is clamped, as ∞ and NaN pass.
+__device__ float doubled_mean(float half) {
+    return isfinite(half) ? fminf(fmaxf(2.0f * half, -FLOAT_MAX), FLOAT_MAX) : 2.0f * half;
+}
+
 #define ATTENTION_WARPS 4
 #define ATTENTION_TILE WARP
 #define ATTENTION_MAX_HEAD_DIM 256
 
-// Causal grouped-query attention, flash-style: block (32·ATTENTION_WARPS) handles ATTENTION_WARPS consecutive
-// queries (one per warp) of one query head of one sequence (grid (ceil(queries / ATTENTION_WARPS), heads, sequences)).
-// Key and value tiles of 32 rows are staged in dynamic shared memory; each warp keeps an online softmax (running
-// maximum m, running sum l) and half its output so far, a weighted mean of the value rows seen: each tile scales it by
-// l_old·e^(m_old - m_new)/l_new and adds the tile's rows weighted p/(2·l_new), so no queries × keys matrix exists and
-// the accumulator stays within half the largest value (a sum Σ p·v would overflow on values near float's limit).
-// Lane j scores key j of the tile; lane d accumulates output dimensions d, d + 32, ... Query i of a sequence (at
-// position + i) sees keys 0 .. position + i; query head h reads key/value head h / (heads / kv_heads). Each
-// sequence's keys start keys_per_sequence rows after the previous one's; its queries queries rows after.
-// lse[i, h] = m + log(l), the natural log-sum-exp of the scaled scores, when keep_lse is 1. Dynamic shared memory:
-// (32·(head_dim + 1) + 32·head_dim + ATTENTION_WARPS·(head_dim + 32)) floats. head_dim ≤ 256.
+// Causal grouped-query attention, flash-style: a block of warps (blockDim.x / 32 of them) handles as many consecutive
+// queries (one per warp) of one query head of one sequence. Key and value tiles of 32 rows are staged in dynamic
+// shared memory; each warp keeps an online softmax (running maximum m, running sum l) and half its output so far, a
+// weighted mean of the value rows seen: each tile scales it by l_old·e^(m_old - m_new)/l_new and adds the tile's rows
+// weighted p/(2·l_new), so no queries × keys matrix exists and the accumulator stays within half the largest value (a
+// sum Σ p·v would overflow on values near float's limit). Lane j scores key j of the tile; lane d accumulates output
+// dimensions d, d + 32, ... Query i of a sequence (at position + i) sees keys 0 .. position + i; query head h reads
+// key/value head h / (heads / kv_heads). Each sequence's keys start keys_per_sequence rows after the previous one's;
+// its queries queries rows after. Dynamic shared memory: (32·(head_dim + 1) + 32·head_dim + warps·(head_dim + 32))
+// floats. head_dim ≤ 256.
+//
+// With splits 1, grid (ceil(queries / warps), heads, sequences): each warp writes its query's output, and lse[i, h] =
+// m + log(l), the natural log-sum-exp of the scaled scores, when keep_lse is 1. With splits > 1 (few queries and many
+// keys, as in decoding, where one block per head would leave the GPU idle), grid (query blocks · splits, heads,
+// sequences): block x takes query block x % query blocks and only the keys of split x / query blocks, key_chunk of
+// them from split · key_chunk, and writes its partial softmax for attention_combine: for item t = ((sequence · queries
+// + query) · heads + head) · splits + split, the half-mean at partials[t · head_dim ...] and (m, l) at partials[items
+// · head_dim + 2t ...], where items = sequences · queries · heads · splits (l = 0 where the query sees none of them).
 extern "C" __global__ void attention_forward(global_ptr<const float> q, long long q_offset, int ldq,
         global_ptr<const float> k, long long k_offset, int ldk, global_ptr<const float> v, long long v_offset, int ldv,
         global_ptr<float> out, long long out_offset, int ldout, global_ptr<float> lse, long long lse_offset, int ldlse,
         int keep_lse, int heads, int kv_heads, int head_dim, int queries, int keys_per_sequence, int position,
-        float scale) {
+        float scale, int splits, int key_chunk, global_ptr<float> partials) {
     PANAMAX_DYNAMIC_SHARED(float, shared);
+    int warps = blockDim.x / WARP;
     auto k_tile = shared;                                    // [32][head_dim + 1]: +1 spreads a column over banks
     auto v_tile = k_tile + ATTENTION_TILE * (head_dim + 1);  // [32][head_dim]
     auto q_rows = v_tile + ATTENTION_TILE * head_dim;        // [warps][head_dim]
-    auto p_rows = q_rows + ATTENTION_WARPS * head_dim;       // [warps][32]: the tile's weights, per warp
+    auto p_rows = q_rows + warps * head_dim;                 // [warps][32]: the tile's weights, per warp
 
     int warp = threadIdx.x / WARP;
     int lane = threadIdx.x % WARP;
     int head = blockIdx.y;
     int kv_head = head / (heads / kv_heads);
     int sequence = blockIdx.z;
-    int first_query = blockIdx.x * ATTENTION_WARPS;
+    int query_blocks = (queries + warps - 1) / warps;
+    int split = blockIdx.x / query_blocks;
+    int first_query = (blockIdx.x % query_blocks) * warps;
     int query = first_query + warp;
     bool active = query < queries;  // the same for the whole warp: warp operations stay uniform
     long long q_row = static_cast<long long>(sequence) * queries + query;
     long long key_row0 = static_cast<long long>(sequence) * keys_per_sequence;
-    int last_key = position + min(first_query + ATTENTION_WARPS, queries) - 1;  // the block's last visible key
-    int my_last_key = position + query;
+    int first_key = splits == 1 ? 0 : split * key_chunk;
+    int split_last = splits == 1 ? position + queries - 1 : first_key + key_chunk - 1;
+    int last_key = min(position + min(first_query + warps, queries) - 1, split_last);  // the block's last key
+    int my_last_key = min(position + query, split_last);
 
     auto my_q = q_rows + warp * head_dim;
     auto my_p = p_rows + warp * ATTENTION_TILE;
@@ -706,7 +724,7 @@ extern "C" __global__ void attention_forward(global_ptr<const float> q, long lon
     float running_max = -INFINITY;
     float running_sum = 0.0f;
 
-    for (int tile = 0; tile <= last_key; tile += ATTENTION_TILE) {
+    for (int tile = first_key; tile <= last_key; tile += ATTENTION_TILE) {
         int tile_rows = min(ATTENTION_TILE, last_key + 1 - tile);
         for (int e = threadIdx.x; e < tile_rows * head_dim; e += blockDim.x) {
             int row = e / head_dim;
@@ -760,19 +778,76 @@ extern "C" __global__ void attention_forward(global_ptr<const float> q, long lon
         }
         __syncthreads();
     }
-    if (active) {
+    if (!active) {
+        return;
+    }
+    if (splits == 1) {
         for (int i = 0; i * WARP + lane < head_dim; ++i) {
-            // A finite half-mean doubled past float's limit is a mean within rounding of it: clamp, as ∞ and NaN pass.
-            float half = accumulator[i];
-            float mean = isfinite(half) ? fminf(fmaxf(2.0f * half, -FLOAT_MAX), FLOAT_MAX) : 2.0f * half;
-            out[out_offset + q_row * ldout + static_cast<long long>(head) * head_dim + i * WARP + lane] = mean;
+            out[out_offset + q_row * ldout + static_cast<long long>(head) * head_dim + i * WARP + lane] =
+                    doubled_mean(accumulator[i]);
         }
         if (keep_lse != 0 && lane == 0) {
             lse[lse_offset + q_row * ldlse + head] = running_max + logf(running_sum);
         }
+        return;
+    }
+    long long items = static_cast<long long>(gridDim.z) * queries * heads * splits;
+    long long item = (q_row * heads + head) * splits + split;
+    for (int i = 0; i * WARP + lane < head_dim; ++i) {
+        partials[item * head_dim + i * WARP + lane] = accumulator[i];
+    }
+    if (lane == 0) {
+        partials[items * head_dim + 2 * item] = running_max;
+        partials[items * head_dim + 2 * item + 1] = running_sum;
     }
 }
 PANAMAX_EXPORT(attention_forward)
+
+// The outputs of attention_forward's splits (partials as it writes them): warp w of block x combines item x·(blockDim.x
+// / 32) + w of sequences · queries · heads (query row, then head), M = the largest m of its splits that saw keys, L =
+// Σ l·e^(m − M), and the output Σ (l·e^(m − M) / L)·half-mean, doubled; the splits in order, so the same bits every
+// run. A split that saw no keys (l = 0) is left out, since its weight 0 times a NaN value would be NaN.
+// lse[row, head] = M + log(L) when keep_lse is 1. Grid (ceil(items / warps)).
+extern "C" __global__ void attention_combine(global_ptr<const float> partials, int splits, int heads, int head_dim,
+        long long rows, global_ptr<float> out, long long out_offset, int ldout, global_ptr<float> lse,
+        long long lse_offset, int ldlse, int keep_lse) {
+    int warps = blockDim.x / WARP;
+    long long item = static_cast<long long>(blockIdx.x) * warps + threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    if (item >= rows * heads) {
+        return;
+    }
+    long long row = item / heads;
+    int head = static_cast<int>(item % heads);
+    global_ptr<const float> stats = partials + (rows * heads * splits * head_dim + 2 * item * splits);
+    float largest = -INFINITY;
+    for (int s = 0; s < splits; ++s) {
+        if (stats[2 * s + 1] != 0.0f) {
+            largest = fmaxf(largest, stats[2 * s]);
+        }
+    }
+    float total = 0.0f;
+    for (int s = 0; s < splits; ++s) {
+        float sum = stats[2 * s + 1];
+        total += sum == 0.0f ? 0.0f : sum * expf(stats[2 * s] - largest);
+    }
+    float inverse_total = 1.0f / total;
+    for (int d = lane; d < head_dim; d += WARP) {
+        float half = 0.0f;
+        for (int s = 0; s < splits; ++s) {
+            float sum = stats[2 * s + 1];
+            if (sum != 0.0f) {
+                half += sum * expf(stats[2 * s] - largest) * inverse_total
+                        * partials[(item * splits + s) * head_dim + d];
+            }
+        }
+        out[out_offset + row * ldout + static_cast<long long>(head) * head_dim + d] = doubled_mean(half);
+    }
+    if (keep_lse != 0 && lane == 0) {
+        lse[lse_offset + row * ldlse + head] = largest + logf(total);
+    }
+}
+PANAMAX_EXPORT(attention_combine)
 
 // Attention's backward at position 0 (query i of a sequence sees keys 0 .. i), flash-style in three launches that
 // recompute the probabilities p = e^(scale·q·k − lse) from the forward's log-sum-exps instead of storing them:

@@ -68,6 +68,15 @@ public final class CudaBackend implements Backend {
     private static final int ATTENTION_WARPS = 4;
     private static final int ATTENTION_TILE = 32;
 
+    /**
+     * Keys per block when attention splits a few queries' keys over blocks: two tiles, so that a 1,024-key decode of
+     * 12 heads runs 192 blocks rather than 12.
+     */
+    private static final int DECODE_KEY_CHUNK = 64;
+
+    /** At most this many key splits per query and head, so that the partial softmaxes stay small on long contexts. */
+    private static final int MAX_KEY_SPLITS = 1024;
+
     /** The widest head {@code attention_forward} keeps in registers (8 floats per lane). */
     static final int MAX_HEAD_DIM = 256;
 
@@ -104,6 +113,9 @@ public final class CudaBackend implements Backend {
 
     private DeviceBuffer rowResults;
     private DeviceBuffer attentionDelta;
+
+    /** The per-split softmaxes of a split attention, before {@code attention_combine}; grown on demand. */
+    private DeviceBuffer attentionPartials;
 
     /** A norm backward's per-span column sums, before {@code norm_backward_weights} adds them; grown on demand. */
     private DeviceBuffer normPartials;
@@ -892,11 +904,27 @@ public final class CudaBackend implements Backend {
         }
         onDevice();
         int hd = a.headDim();
-        int sharedFloats = ATTENTION_TILE * (hd + 1) + ATTENTION_TILE * hd + ATTENTION_WARPS * (hd + ATTENTION_TILE);
+        // The keys the last query sees: few queries over many keys (decoding) split the keys over blocks of one warp.
+        int seen = position + a.queries();
+        boolean split = a.queries() <= ATTENTION_WARPS && seen > DECODE_KEY_CHUNK;
+        int warps = split ? 1 : ATTENTION_WARPS;
+        int keyChunk = split
+                ? Math.max(DECODE_KEY_CHUNK, Math.ceilDiv(seen, MAX_KEY_SPLITS * ATTENTION_TILE) * ATTENTION_TILE)
+                : 0;
+        int splits = split ? Math.ceilDiv(seen, keyChunk) : 1;
+        DeviceBuffer partials = split
+                ? scratch(
+                        attentionPartials,
+                        b -> attentionPartials = b,
+                        ElementType.FLOAT,
+                        (long) query.rows * heads * splits * (hd + 2),
+                        "attention's partial softmaxes")
+                : o.buffer;
+        int sharedFloats = ATTENTION_TILE * (hd + 1) + ATTENTION_TILE * hd + warps * (hd + ATTENTION_TILE);
         launch(
                 "attention_forward",
-                new Dim3((a.queries() + ATTENTION_WARPS - 1) / ATTENTION_WARPS, heads, sequences),
-                Dim3.of(ATTENTION_WARPS * 32),
+                new Dim3(Math.ceilDiv(a.queries(), warps) * splits, heads, sequences),
+                Dim3.of(warps * 32),
                 sharedFloats * Float.BYTES,
                 query,
                 k,
@@ -912,7 +940,27 @@ public final class CudaBackend implements Backend {
                 a.queries(),
                 a.keys(),
                 position,
-                (float) (1 / Math.sqrt(hd)));
+                (float) (1 / Math.sqrt(hd)),
+                splits,
+                keyChunk,
+                partials);
+        if (split) {
+            launch(
+                    "attention_combine",
+                    Dim3.of(Math.toIntExact(Math.ceilDiv((long) query.rows * heads, ATTENTION_WARPS))),
+                    Dim3.of(ATTENTION_WARPS * 32),
+                    0,
+                    partials,
+                    splits,
+                    heads,
+                    hd,
+                    (long) query.rows,
+                    o,
+                    l == null ? o.buffer : l.buffer,
+                    l == null ? 0L : l.offset,
+                    l == null ? 0 : l.ld,
+                    l == null ? 0 : 1);
+        }
     }
 
     /** The grouping and head width the attention kernels handle (on the CPU, the kernels module checks its own). */

@@ -563,7 +563,9 @@ class CudaBackendTest {
     /**
      * {sequences, heads, kvHeads, queries per sequence, key rows per sequence, headDim, position}: decode against a
      * cache (one query), a prefill that continues a cache, training batches of several sequences at position 0, GQA
-     * ratios 1 to 4, heads of 1 to 72 floats (not multiples of 32), key counts across several 32-key tiles.
+     * ratios 1 to 4, heads of 1 to 72 floats (not multiples of 32), key counts across several 32-key tiles. The last
+     * two split their keys over blocks (at most 4 queries seeing more than 64 keys), the last with queries that see
+     * none of the last split's keys.
      */
     private static final int[][] ATTENTION = {
         {1, 4, 4, 1, 9, 8, 8},
@@ -572,6 +574,7 @@ class CudaBackendTest {
         {1, 4, 1, 70, 70, 40, 0},
         {3, 2, 2, 1, 1, 1, 0},
         {1, 3, 1, 2, 100, 72, 97},
+        {2, 4, 2, 3, 200, 24, 190},
     };
 
     @Test
@@ -661,7 +664,7 @@ class CudaBackendTest {
     /**
      * {sequences, heads, kvHeads, queries per sequence, key rows per sequence, headDim, position}: a prefill over three
      * key tiles, decodes against caches of 40 and 300 keys (grouped heads, a head of 13 floats), and two sequences
-     * continuing a cache.
+     * continuing a cache, once with their keys split over blocks and the last key seen by one query of three.
      */
     private static final int[][] HUGE_VALUES = {
         {1, 2, 1, 70, 70, 64, 0},
@@ -669,6 +672,7 @@ class CudaBackendTest {
         {1, 4, 2, 1, 40, 32, 39},
         {1, 2, 1, 1, 40, 13, 39},
         {2, 2, 1, 5, 9, 12, 4},
+        {2, 2, 1, 3, 143, 12, 140},
     };
 
     /**
