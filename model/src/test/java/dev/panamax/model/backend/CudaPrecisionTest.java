@@ -45,7 +45,11 @@ class CudaPrecisionTest {
     /** {@code m, in, out}: odd sizes, one row, a one-wide output, a long inner dimension. */
     private static final int[][] SHAPES = {{5, 7, 3}, {1, 33, 9}, {13, 1, 6}, {4, 257, 1}, {17, 64, 31}};
 
-    private static double unitRoundoff(MatmulPrecision precision) {
+    /**
+     * The largest relative error of the device's conversion of an input to the precision: its unit roundoff, where
+     * inputs are rounded to nearest.
+     */
+    double inputError(MatmulPrecision precision) {
         return switch (precision) {
             case FP32 -> 0;
             case TF32 -> 0x1p-11;
@@ -166,7 +170,7 @@ class CudaPrecisionTest {
                         ref[0][i] += bias[i % out];
                         extra[i] = bias[i % out];
                     }
-                    double u = roundedInputs ? 0 : unitRoundoff(precision);
+                    double u = roundedInputs ? 0 : inputError(precision);
                     assertWithin(
                             what + (roundedInputs ? " vs rounded inputs" : " vs FP32 inputs"),
                             got,
@@ -219,7 +223,7 @@ class CudaPrecisionTest {
                 // Where the device's rounding is not the reference's, the unrounded inputs within the rounding bound.
                 boolean exact = roundsAsTheReference(precision);
                 MatmulPrecision as = exact ? precision : MatmulPrecision.FP32;
-                double u = exact ? 0 : unitRoundoff(precision);
+                double u = exact ? 0 : inputError(precision);
                 double factor = 2 * u + u * u;
                 float[] rx = rounded(as, x);
                 float[] rw = rounded(as, w);
