@@ -31,6 +31,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalDouble;
 import java.util.SplittableRandom;
+import java.util.stream.Stream;
 
 /**
  * Trains a Transformer of either family with AdamW: forward and backward through every layer on a {@link Backend},
@@ -58,6 +59,11 @@ public final class Trainer {
     /** Every file a checkpoint may hold that the run directory links to. */
     private static final List<String> CHECKPOINT_FILES =
             List.of(WEIGHTS_FILE, Gpt2Checkpoint.CONFIG_FILE, LLAMA2C_FILE, OPTIMIZER_FILE, STATE_FILE);
+
+    /** Every file a save writes into a step directory: the checkpoint's and a copy of the vocabulary. */
+    private static final List<String> STEP_FILES = Stream.concat(
+                    CHECKPOINT_FILES.stream(), Stream.of(CharVocabulary.FILE))
+            .toList();
 
     /** The most values of one parameter: initialisation, checkpoints and {@link #weight} pass it through a float[]. */
     private static final long MAX_TENSOR_VALUES = Integer.MAX_VALUE - 8;
@@ -875,6 +881,22 @@ public final class Trainer {
      */
     void onSavePoint(CheckpointDirectory.SavePoint hook) {
         this.savePoint = hook;
+    }
+
+    /**
+     * Deletes the checkpoints that {@link #save} wrote into a run directory, so that a new run saved there neither
+     * leaves the directory resuming as the earlier run until its first save nor keeps the earlier run's later step
+     * directories beside its own (a save deletes only those older than itself). The link to the current checkpoint
+     * goes first, so that a crash midway leaves no checkpoint rather than part of one; then the links under the
+     * checkpoint files' names (or the files themselves, in the flat layout of earlier versions) and the step
+     * directories. Only what a save writes is deleted, by name: other files stay, and so does a step directory that
+     * holds any. No other trainer may be saving into the directory meanwhile.
+     *
+     * @param directory a run directory
+     * @throws IOException if an entry cannot be listed or deleted
+     */
+    public static void deleteCheckpoints(Path directory) throws IOException {
+        CheckpointDirectory.delete(directory, CHECKPOINT_FILES, STEP_FILES);
     }
 
     /**
