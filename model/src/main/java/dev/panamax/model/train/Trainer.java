@@ -711,9 +711,12 @@ public final class Trainer {
             throw new IllegalArgumentException("this run holds out " + validationFraction + " of its data for"
                     + " validation, the data " + data.validationFraction() + ": resume it with the same fraction");
         }
-        if (!dataFingerprint.isEmpty() && !dataFingerprint.equals(data.fingerprint())) {
-            throw new IllegalArgumentException("this run was trained on other data (fingerprint " + dataFingerprint
-                    + ", now " + data.fingerprint() + "): resume it on the same text and vocabulary");
+        if (!dataFingerprint.isEmpty()) {
+            String now = data.fingerprintLike(dataFingerprint);
+            if (!dataFingerprint.equals(now)) {
+                throw new IllegalArgumentException("this run was trained on other data (fingerprint " + dataFingerprint
+                        + ", now " + now + "): resume it on the same text and vocabulary");
+            }
         }
         int perStep = options.batchSize() * options.microBatches();
         int stepsPerEpoch = data.trainWindows() / perStep;
