@@ -698,7 +698,8 @@ public final class Trainer {
      * @param callbacks called after each step and epoch; any may stop training
      * @return the metrics of each finished epoch (validation included)
      * @throws IllegalArgumentException if the data does not fit the model or the run, or is not the data a resumed run
-     *     was trained on, split with the same {@link #validationFraction()}
+     *     was trained on, split with the same {@link #validationFraction()}; or if the fit plans the run (its {@link
+     *     #totalSteps()} is 0) and {@code options.warmupSteps} is not less than the planned steps
      * @throws TrainingDivergedException if a step's gradient norm is not finite (the trainer is left at the step
      *     before it)
      * @throws IOException if a callback's output fails
@@ -732,6 +733,13 @@ public final class Trainer {
         if (totalSteps != 0 && totalSteps != planned) {
             throw new IllegalArgumentException("this run was planned for " + totalSteps
                     + " steps (its learning-rate schedule depends on it), not " + planned);
+        }
+        // Checked only when the run is planned, so that a run planned before the check existed still resumes.
+        if (totalSteps == 0 && options.warmupSteps() >= planned) {
+            throw new IllegalArgumentException("options.warmupSteps (" + options.warmupSteps()
+                    + ") must be less than the run's total steps (" + planned + "), or the learning rate never"
+                    + " rises to its peak and decays: use a shorter warm-up (TrainingOptions.withWarmupSteps) or more"
+                    + " steps");
         }
         totalSteps = planned;
         dataFingerprint = data.fingerprint();

@@ -244,7 +244,11 @@ class TrainerTest {
     @Test
     void aTornCheckpointIsRejectedOnResume() throws IOException {
         try (CpuBackend backend = new CpuBackend()) {
-            Trainer trainer = Trainer.create(backend, config(Architecture.GPT2), TrainingOptions.defaults(2, 16), 1);
+            Trainer trainer = Trainer.create(
+                    backend,
+                    config(Architecture.GPT2),
+                    TrainingOptions.defaults(2, 16).withWarmupSteps(1),
+                    1);
             trainer.fit(data(0), 0, 2, 0, 0, List.of());
             trainer.save(dir);
             Path state = dir.resolve(Trainer.STATE_FILE);
@@ -276,7 +280,11 @@ class TrainerTest {
                     () -> Trainer.create(backend, config(Architecture.GPT2), TrainingOptions.defaults(2, 64), 1));
             assertTrue(tooLong.getMessage().contains("context length (config.seqLen 32)"), tooLong.getMessage());
 
-            Trainer trainer = Trainer.create(backend, config(Architecture.GPT2), TrainingOptions.defaults(2, 16), 1);
+            Trainer trainer = Trainer.create(
+                    backend,
+                    config(Architecture.GPT2),
+                    TrainingOptions.defaults(2, 16).withWarmupSteps(0),
+                    1);
             trainer.fit(data(0), 0, 1, 0, 0, List.of());
             TokenDataset other = new TokenDataset(VOCABULARY.encode(TEXT.substring(0, 300)), VOCABULARY.size(), 16, 0);
             IllegalArgumentException otherData =
@@ -302,6 +310,39 @@ class TrainerTest {
         assertThrows(
                 IllegalArgumentException.class,
                 () -> new TrainingOptions(0, 16, 1, 1e-3f, 0, 0, 0, 0.9f, 0.95f, 1e-8f, 1, 1, DataOrder.SHUFFLED));
+    }
+
+    @Test
+    void aRunNoLongerThanItsWarmUpIsRefusedWhenPlannedButOnePlannedBeforeResumes() throws IOException {
+        TokenDataset data = data(0);
+        try (CpuBackend backend = new CpuBackend()) {
+            Trainer trainer =
+                    Trainer.create(backend, config(Architecture.GPT2), TWO_MICRO_BATCHES.withWarmupSteps(4), 5);
+            IllegalArgumentException refused =
+                    assertThrows(IllegalArgumentException.class, () -> trainer.fit(data, 0, 4, 0, 0, List.of()));
+            assertEquals(
+                    "options.warmupSteps (4) must be less than the run's total steps (4), or the learning rate never"
+                            + " rises to its peak and decays: use a shorter warm-up (TrainingOptions.withWarmupSteps)"
+                            + " or more steps",
+                    refused.getMessage());
+            assertEquals(0, trainer.totalSteps(), "nothing planned");
+            assertEquals(0, trainer.step());
+            trainer.fit(data, 0, 5, 0, 0, List.of(new Recorder(2)));
+            trainer.save(dir);
+        }
+        // A checkpoint whose warm-up is as long as its plan, as a fit before the check could write: its schedule is the
+        // run's, which a resume continues.
+        Path state = dir.resolve(Trainer.STATE_FILE);
+        String json = Files.readString(state);
+        String planned = json.replaceFirst("(\"warmup_steps\":\\s*)4", "$15");
+        assertTrue(!planned.equals(json), json);
+        Files.writeString(state, planned);
+        try (CpuBackend backend = new CpuBackend()) {
+            Trainer resumed = Trainer.resume(backend, dir);
+            assertEquals(5, resumed.options().warmupSteps());
+            resumed.fit(data, 0, 5, 0, 0, List.of());
+            assertEquals(5, resumed.step());
+        }
     }
 
     @Test
