@@ -42,6 +42,13 @@ import java.util.stream.Stream;
  * moments, and an arena with each block's activations for one micro-batch of {@code batchSize × seqLen} tokens. A
  * step allocates nothing on the backend. Results do not depend on the number of threads (the kernels reduce in a fixed
  * order), so a run is reproducible from its seed. Not thread-safe.
+ *
+ * <p>The backend owns all of that memory, not the trainer, which therefore has nothing to close: a {@link Backend} has
+ * no call that frees one tensor, and frees them all when it is closed (the CPU backend its native tensors with its
+ * arena, while training state on the Java heap goes with the trainer but stays counted against the backend's memory;
+ * the CUDA backend every device buffer, rotary tables and step scratch included). A trainer is unusable once its
+ * backend is closed, and a backend that outlives a trainer keeps the trainer's memory until then: to free a run's
+ * memory (between the runs of a sweep, say), give each run its own backend and close it when the run ends.
  */
 public final class Trainer {
     /** The weights file in a checkpoint directory (Hugging Face names for GPT-2, Meta's for Llama). */
