@@ -465,6 +465,9 @@ final class ModelFiles {
         return Optional.empty();
     }
 
+    /** Every name GPT-2's tokenizer files go by, which {@link #gpt2TokenizerFiles} looks for. */
+    static final List<String> GPT2_TOKENIZER_NAMES = List.of("encoder.json", "vocab.json", "vocab.bpe", "merges.txt");
+
     /**
      * GPT-2's tokenizer files in a directory, {@code encoder.json} (or {@code vocab.json}) and {@code vocab.bpe} (or
      * {@code merges.txt}), if both are there.

@@ -114,7 +114,9 @@ final class TrainCommand {
             "where the checkpoint, chars.json, loss.csv and loss.png go: a new or empty directory, the --resume"
                     + " directory, or any with --force (default: the --resume directory, else panamax-train)");
     static final Option FORCE = Option.flag(
-            "--force", "write into a non-empty --out or --export directory that is not the run being resumed");
+            "--force",
+            "write into a non-empty --out or --export directory that is not the run being resumed; in --out, the run"
+                    + " there is removed first (its checkpoints, loss curve and tokenizer files; other files stay)");
     static final Option EXPORT = Option.text(
             "--export",
             "DIR",
@@ -197,6 +199,9 @@ final class TrainCommand {
 
     /** The name a llama2.c tokenizer is kept under beside a trained Llama. */
     private static final String LLAMA2C_TOKENIZER = "tokenizer.bin";
+
+    /** The most names a warning about the files left in a directory lists. */
+    private static final int MAX_NAMED_FILES = 10;
 
     /** The most text read for training: the tokens are held in memory as ints. */
     private static final long MAX_DATA_BYTES = 1L << 30;
@@ -404,6 +409,10 @@ final class TrainCommand {
                 lock.take();
                 refuseAnotherRun(line, OUT, outDir, resume);
             }
+            boolean intoResumed = resume != null && Files.isSameFile(outDir, resume);
+            if (line.has(FORCE) && !intoResumed) {
+                removeEarlierRun(outDir, named(line, OUT, outDir), vocabulary, err);
+            }
             vocabulary.writeBeside(outDir);
             LossCurve curve = new LossCurve(outDir, trainer.step());
             List<Callback> callbacks = new ArrayList<>();
@@ -418,7 +427,6 @@ final class TrainCommand {
                 callbacks.add(Callback.earlyStopping(patience));
             }
             int startStep = trainer.step();
-            boolean intoResumed = resume != null && Files.isSameFile(outDir, resume);
             try {
                 trainer.fit(dataset, 0, plannedSteps, evalEvery, validationWindows, callbacks);
             } catch (TrainingDivergedException diverged) {
@@ -600,6 +608,36 @@ final class TrainCommand {
         }
     }
 
+    /**
+     * Removes what an earlier run left in a directory that {@code --force} lets this run write into, before this run
+     * writes anything there: its checkpoints, loss curve and tokenizer copies, so that the directory never resumes as
+     * the earlier run nor mixes its files with this run's. Files of the names this run's vocabulary writes stay, as
+     * they may be what it copies, and are replaced; anything else is left where it is and named in a warning.
+     */
+    private static void removeEarlierRun(Path outDir, String named, Vocabulary vocabulary, PrintStream err)
+            throws IOException {
+        Trainer.deleteCheckpoints(outDir);
+        List<String> written = vocabulary.names();
+        List<String> earlier =
+                new ArrayList<>(List.of(LossCurve.CSV, LossCurve.PNG, CharVocabulary.FILE, LLAMA2C_TOKENIZER));
+        earlier.addAll(ModelFiles.GPT2_TOKENIZER_NAMES);
+        earlier.removeAll(written);
+        AtomicFiles.delete(outDir, earlier);
+        List<String> left;
+        try (Stream<Path> entries = Files.list(outDir)) {
+            left = entries.map(entry -> entry.getFileName().toString())
+                    .filter(name -> !name.equals(RunLock.FILE) && !written.contains(name))
+                    .sorted()
+                    .toList();
+        }
+        if (!left.isEmpty()) {
+            int shown = Math.min(left.size(), MAX_NAMED_FILES);
+            err.println("panamax: warning: " + named + " holds files that are not of a Panamax run, left as they"
+                    + " are: " + String.join(", ", left.subList(0, shown))
+                    + (left.size() > shown ? " and " + (left.size() - shown) + " more" : ""));
+        }
+    }
+
     /** A directory as messages name it: with the option that gave it, or as that option's default. */
     private static String named(CommandLine line, Option option, Path dir) {
         return line.has(option) ? line.typed(option) + " " + dir : dir + " (the default " + option.name() + ")";
@@ -630,6 +668,18 @@ final class TrainCommand {
 
         static Vocabulary idsOnly(int size) {
             return new Vocabulary(size, null, null, List.of());
+        }
+
+        /** The names of the files {@link #writeBeside} writes. */
+        List<String> names() {
+            List<String> names = new ArrayList<>();
+            if (characters != null) {
+                names.add(CharVocabulary.FILE);
+            }
+            for (Path file : files) {
+                names.add(copyName(file));
+            }
+            return names;
         }
 
         void writeBeside(Path directory) throws IOException {

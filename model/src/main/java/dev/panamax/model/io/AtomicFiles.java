@@ -2,13 +2,18 @@ package dev.panamax.model.io;
 
 import java.io.IOException;
 import java.nio.channels.FileChannel;
+import java.nio.file.DirectoryStream;
 import java.nio.file.FileSystems;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.FileAttribute;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
 
 /**
  * Files written whole or not at all. The content goes to a new temporary file beside the target, which is flushed to the
@@ -20,6 +25,9 @@ public final class AtomicFiles {
     /** A new file's permissions before the umask, as for any file the JVM creates (the temporary's would be 0600). */
     private static final FileAttribute<?> READABLE_AS_USUAL =
             PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-rw-rw-"));
+
+    /** The end of a temporary's name. */
+    private static final String TEMPORARY_SUFFIX = ".tmp";
 
     private AtomicFiles() {}
 
@@ -36,6 +44,49 @@ public final class AtomicFiles {
     }
 
     /**
+     * Deletes the files of the given names in a directory, and the temporaries that {@link #replace} left for them when
+     * killed while writing; no one may be writing them meanwhile. Only regular files and symbolic links are deleted (a
+     * link, not what it points to): an entry of such a name that is a directory is left.
+     *
+     * @param directory the directory
+     * @param names the file names, without a directory
+     * @throws IOException if the directory cannot be listed or a file cannot be deleted
+     */
+    public static void delete(Path directory, Collection<String> names) throws IOException {
+        List<Path> doomed = new ArrayList<>();
+        try (DirectoryStream<Path> entries = Files.newDirectoryStream(directory)) {
+            for (Path entry : entries) {
+                String name = entry.getFileName().toString();
+                boolean ours = names.stream().anyMatch(target -> name.equals(target) || isTemporary(name, target));
+                if (ours && !Files.isDirectory(entry, LinkOption.NOFOLLOW_LINKS)) {
+                    doomed.add(entry);
+                }
+            }
+        }
+        for (Path file : doomed) {
+            Files.deleteIfExists(file);
+        }
+    }
+
+    /** Whether a file name is one that {@link #replace} gives a temporary of a target of the name {@code target}. */
+    private static boolean isTemporary(String name, String target) {
+        String prefix = temporaryPrefix(target);
+        if (name.length() <= prefix.length() + TEMPORARY_SUFFIX.length()
+                || !name.startsWith(prefix)
+                || !name.endsWith(TEMPORARY_SUFFIX)) {
+            return false;
+        }
+        return name.substring(prefix.length(), name.length() - TEMPORARY_SUFFIX.length())
+                .chars()
+                .allMatch(c -> c >= '0' && c <= '9');
+    }
+
+    /** The start of a temporary's name, which a random number and {@link #TEMPORARY_SUFFIX} follow. */
+    private static String temporaryPrefix(String target) {
+        return "." + target + ".";
+    }
+
+    /**
      * Replaces {@code target} with what {@code content} writes.
      *
      * @param target the file to create or replace; its folder must exist
@@ -45,10 +96,10 @@ public final class AtomicFiles {
     public static void replace(Path target, Content content) throws IOException {
         Path absolute = target.toAbsolutePath();
         Path folder = absolute.getParent();
-        String prefix = "." + absolute.getFileName() + ".";
+        String prefix = temporaryPrefix(absolute.getFileName().toString());
         Path temporary = FileSystems.getDefault().supportedFileAttributeViews().contains("posix")
-                ? Files.createTempFile(folder, prefix, ".tmp", READABLE_AS_USUAL)
-                : Files.createTempFile(folder, prefix, ".tmp");
+                ? Files.createTempFile(folder, prefix, TEMPORARY_SUFFIX, READABLE_AS_USUAL)
+                : Files.createTempFile(folder, prefix, TEMPORARY_SUFFIX);
         try {
             content.write(temporary);
             force(temporary);

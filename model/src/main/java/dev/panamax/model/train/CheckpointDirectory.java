@@ -2,12 +2,14 @@ package dev.panamax.model.train;
 
 import dev.panamax.model.io.AtomicFiles;
 import java.io.IOException;
+import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
@@ -125,6 +127,47 @@ final class CheckpointDirectory {
                     deleteTree(other);
                     hook.reached(other);
                 }
+            }
+        }
+    }
+
+    /**
+     * Deletes the checkpoints of a run directory, for a new run to be saved there: first the link {@value #CURRENT} and
+     * the state file of the flat layout, so that a crash midway leaves no checkpoint rather than part of one, then the
+     * links (or flat files) named {@code flat} with their temporaries, then each step directory, emptied of the files
+     * named {@code inSteps}. Anything else is left, a step directory that holds anything else included.
+     *
+     * @param run the run directory
+     * @param flat the names the run directory links to the current checkpoint's files
+     * @param inSteps every name a save writes into a step directory
+     */
+    static void delete(Path run, List<String> flat, List<String> inSteps) throws IOException {
+        Path current = run.resolve(CURRENT);
+        if (Files.isSymbolicLink(current)) {
+            Files.delete(current);
+        }
+        AtomicFiles.delete(run, List.of(Trainer.STATE_FILE));
+        AtomicFiles.force(run);
+        List<String> links = new ArrayList<>(List.of(CURRENT + TEMPORARY_SUFFIX));
+        for (String name : flat) {
+            links.add(name);
+            links.add(name + TEMPORARY_SUFFIX);
+        }
+        AtomicFiles.delete(run, links);
+        List<Path> steps = new ArrayList<>();
+        try (DirectoryStream<Path> entries = Files.newDirectoryStream(run, STEP_PREFIX + "*")) {
+            for (Path entry : entries) {
+                if (order(entry.getFileName()) != null && Files.isDirectory(entry, LinkOption.NOFOLLOW_LINKS)) {
+                    steps.add(entry);
+                }
+            }
+        }
+        for (Path step : steps) {
+            AtomicFiles.delete(step, inSteps);
+            try {
+                Files.delete(step);
+            } catch (DirectoryNotEmptyException notOnlyOurs) {
+                // What a save does not write is not this method's to delete.
             }
         }
     }

@@ -1,7 +1,14 @@
 package dev.panamax.model.train;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
+import java.util.HexFormat;
 import java.util.SplittableRandom;
+import java.util.regex.Pattern;
 
 /**
  * A tokenised corpus cut into training windows: the first part of the tokens for training, the rest held out for
@@ -11,11 +18,29 @@ import java.util.SplittableRandom;
  * stopped.
  */
 public final class TokenDataset {
+    /** The name of the digest in a fingerprint. */
+    private static final String DIGEST = "sha256-128";
+
+    /** The bytes of SHA-256's 32 that a fingerprint keeps: enough that different data never match by chance. */
+    private static final int DIGEST_BYTES = 16;
+
+    /** Tokens per chunk that the digest reads. */
+    private static final int DIGEST_CHUNK_TOKENS = 1 << 14;
+
+    private static final ValueLayout.OfInt LITTLE_ENDIAN_INT =
+            ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    /** A fingerprint of versions before the digest: the split, then each part's 32-bit hash code. */
+    private static final Pattern HASH_CODE_FINGERPRINT = Pattern.compile("\\d+\\+\\d+:[0-9a-f]{1,8}:[0-9a-f]{1,8}");
+
     private final int[] train;
     private final int[] validation;
     private final int vocabSize;
     private final int seqLen;
     private final double validationFraction;
+
+    /** {@link #fingerprint()}, computed on first use; the tokens never change. */
+    private String fingerprint;
 
     /**
      * Splits a corpus.
@@ -125,14 +150,54 @@ public final class TokenDataset {
     }
 
     /**
-     * Returns a fingerprint of the data (its split and a hash of its tokens), stored in checkpoints so that a run is
-     * not resumed on other data by mistake.
+     * Returns a fingerprint of the data, stored in checkpoints so that a run is not resumed on other data by mistake:
+     * {@code N+M:sha256-128:TRAIN:VALIDATION}, the training and validation token counts and the first 128 bits of the
+     * SHA-256 digest of each part's tokens as 32-bit little-endian integers, in hexadecimal.
      *
      * @return the fingerprint
      */
     public String fingerprint() {
+        String computed = fingerprint;
+        if (computed == null) {
+            computed = train.length + "+" + validation.length + ":" + DIGEST + ":" + digest(train) + ":"
+                    + digest(validation);
+            fingerprint = computed;
+        }
+        return computed;
+    }
+
+    /**
+     * The fingerprint in the form of one a checkpoint stored: for the 32-bit hashes that versions before {@link
+     * #fingerprint()} took a digest wrote, the same hashes of this data, so that their runs still resume; else {@link
+     * #fingerprint()}.
+     */
+    String fingerprintLike(String stored) {
+        return HASH_CODE_FINGERPRINT.matcher(stored).matches() ? hashCodeFingerprint() : fingerprint();
+    }
+
+    /** The fingerprint of versions before the digest: {@link Arrays#hashCode(int[])}, which is trivially collided. */
+    private String hashCodeFingerprint() {
         return train.length + "+" + validation.length + ":" + Integer.toHexString(Arrays.hashCode(train)) + ":"
                 + Integer.toHexString(Arrays.hashCode(validation));
+    }
+
+    /** The first {@value #DIGEST_BYTES} bytes of the SHA-256 of the tokens' little-endian bytes, in hexadecimal. */
+    private static String digest(int[] tokens) {
+        MessageDigest sha256;
+        try {
+            sha256 = MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("every Java platform provides SHA-256", e);
+        }
+        // The tokens pass through a small buffer, so that a corpus of a gigabyte is not copied whole.
+        byte[] chunk = new byte[DIGEST_CHUNK_TOKENS * Integer.BYTES];
+        MemorySegment bytes = MemorySegment.ofArray(chunk);
+        for (int from = 0; from < tokens.length; from += DIGEST_CHUNK_TOKENS) {
+            int count = Math.min(DIGEST_CHUNK_TOKENS, tokens.length - from);
+            MemorySegment.copy(tokens, from, bytes, LITTLE_ENDIAN_INT, 0, count);
+            sha256.update(chunk, 0, count * Integer.BYTES);
+        }
+        return HexFormat.of().formatHex(sha256.digest(), 0, DIGEST_BYTES);
     }
 
     /**

@@ -31,6 +31,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalDouble;
 import java.util.SplittableRandom;
+import java.util.stream.Stream;
 
 /**
  * Trains a Transformer of either family with AdamW: forward and backward through every layer on a {@link Backend},
@@ -41,6 +42,13 @@ import java.util.SplittableRandom;
  * moments, and an arena with each block's activations for one micro-batch of {@code batchSize × seqLen} tokens. A
  * step allocates nothing on the backend. Results do not depend on the number of threads (the kernels reduce in a fixed
  * order), so a run is reproducible from its seed. Not thread-safe.
+ *
+ * <p>The backend owns all of that memory, not the trainer, which therefore has nothing to close: a {@link Backend} has
+ * no call that frees one tensor, and frees them all when it is closed (the CPU backend its native tensors with its
+ * arena, while training state on the Java heap goes with the trainer but stays counted against the backend's memory;
+ * the CUDA backend every device buffer, rotary tables and step scratch included). A trainer is unusable once its
+ * backend is closed, and a backend that outlives a trainer keeps the trainer's memory until then: to free a run's
+ * memory (between the runs of a sweep, say), give each run its own backend and close it when the run ends.
  */
 public final class Trainer {
     /** The weights file in a checkpoint directory (Hugging Face names for GPT-2, Meta's for Llama). */
@@ -58,6 +66,11 @@ public final class Trainer {
     /** Every file a checkpoint may hold that the run directory links to. */
     private static final List<String> CHECKPOINT_FILES =
             List.of(WEIGHTS_FILE, Gpt2Checkpoint.CONFIG_FILE, LLAMA2C_FILE, OPTIMIZER_FILE, STATE_FILE);
+
+    /** Every file a save writes into a step directory: the checkpoint's and a copy of the vocabulary. */
+    private static final List<String> STEP_FILES = Stream.concat(
+                    CHECKPOINT_FILES.stream(), Stream.of(CharVocabulary.FILE))
+            .toList();
 
     /** The most values of one parameter: initialisation, checkpoints and {@link #weight} pass it through a float[]. */
     private static final long MAX_TENSOR_VALUES = Integer.MAX_VALUE - 8;
@@ -692,7 +705,8 @@ public final class Trainer {
      * @param callbacks called after each step and epoch; any may stop training
      * @return the metrics of each finished epoch (validation included)
      * @throws IllegalArgumentException if the data does not fit the model or the run, or is not the data a resumed run
-     *     was trained on, split with the same {@link #validationFraction()}
+     *     was trained on, split with the same {@link #validationFraction()}; or if the fit plans the run (its {@link
+     *     #totalSteps()} is 0) and {@code options.warmupSteps} is not less than the planned steps
      * @throws TrainingDivergedException if a step's gradient norm is not finite (the trainer is left at the step
      *     before it)
      * @throws IOException if a callback's output fails
@@ -705,9 +719,12 @@ public final class Trainer {
             throw new IllegalArgumentException("this run holds out " + validationFraction + " of its data for"
                     + " validation, the data " + data.validationFraction() + ": resume it with the same fraction");
         }
-        if (!dataFingerprint.isEmpty() && !dataFingerprint.equals(data.fingerprint())) {
-            throw new IllegalArgumentException("this run was trained on other data (fingerprint " + dataFingerprint
-                    + ", now " + data.fingerprint() + "): resume it on the same text and vocabulary");
+        if (!dataFingerprint.isEmpty()) {
+            String now = data.fingerprintLike(dataFingerprint);
+            if (!dataFingerprint.equals(now)) {
+                throw new IllegalArgumentException("this run was trained on other data (fingerprint " + dataFingerprint
+                        + ", now " + now + "): resume it on the same text and vocabulary");
+            }
         }
         int perStep = options.batchSize() * options.microBatches();
         int stepsPerEpoch = data.trainWindows() / perStep;
@@ -723,6 +740,13 @@ public final class Trainer {
         if (totalSteps != 0 && totalSteps != planned) {
             throw new IllegalArgumentException("this run was planned for " + totalSteps
                     + " steps (its learning-rate schedule depends on it), not " + planned);
+        }
+        // Checked only when the run is planned, so that a run planned before the check existed still resumes.
+        if (totalSteps == 0 && options.warmupSteps() >= planned) {
+            throw new IllegalArgumentException("options.warmupSteps (" + options.warmupSteps()
+                    + ") must be less than the run's total steps (" + planned + "), or the learning rate never"
+                    + " rises to its peak and decays: use a shorter warm-up (TrainingOptions.withWarmupSteps) or more"
+                    + " steps");
         }
         totalSteps = planned;
         dataFingerprint = data.fingerprint();
@@ -875,6 +899,22 @@ public final class Trainer {
      */
     void onSavePoint(CheckpointDirectory.SavePoint hook) {
         this.savePoint = hook;
+    }
+
+    /**
+     * Deletes the checkpoints that {@link #save} wrote into a run directory, so that a new run saved there neither
+     * leaves the directory resuming as the earlier run until its first save nor keeps the earlier run's later step
+     * directories beside its own (a save deletes only those older than itself). The link to the current checkpoint
+     * goes first, so that a crash midway leaves no checkpoint rather than part of one; then the links under the
+     * checkpoint files' names (or the files themselves, in the flat layout of earlier versions) and the step
+     * directories. Only what a save writes is deleted, by name: other files stay, and so does a step directory that
+     * holds any. No other trainer may be saving into the directory meanwhile.
+     *
+     * @param directory a run directory
+     * @throws IOException if an entry cannot be listed or deleted
+     */
+    public static void deleteCheckpoints(Path directory) throws IOException {
+        CheckpointDirectory.delete(directory, CHECKPOINT_FILES, STEP_FILES);
     }
 
     /**

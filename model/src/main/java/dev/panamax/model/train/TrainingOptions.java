@@ -13,7 +13,8 @@ import java.util.List;
  * @param microBatches micro-batches whose gradients are averaged into one optimizer step (gradient accumulation)
  * @param learningRate the peak learning rate, reached after the warm-up
  * @param minLearningRate the rate the cosine decay ends at
- * @param warmupSteps steps of linear warm-up from {@code learningRate / warmupSteps}
+ * @param warmupSteps steps of linear warm-up from {@code learningRate / warmupSteps}, fewer than the run's steps
+ *     ({@link Trainer#fit} refuses a run no longer than its warm-up)
  * @param weightDecay AdamW's decoupled weight decay, applied to matrices and embeddings, not to norms and biases
  * @param beta1 the first moment's decay
  * @param beta2 the second moment's decay

@@ -5,15 +5,23 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamax.model.backend.CpuBackend;
+import dev.panamax.model.io.Gpt2Checkpoint;
+import dev.panamax.model.nn.ModelConfig;
+import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.testing.Gpt2Vocabulary;
+import dev.panamax.model.testing.TokenFiles;
+import dev.panamax.model.tokenizer.CharVocabulary;
 import dev.panamax.model.train.LossCurve;
 import dev.panamax.model.train.Trainer;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.List;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -286,6 +294,66 @@ class TrainCommandTest {
         Path file = Files.writeString(dir.resolve("file"), "x");
         assertEquals(1, cli.run(CliFixtures.with(twoSteps, "--out", file.toString())));
         assertEquals("panamax: --out " + file + ": is a file, not a directory\n", cli.err());
+    }
+
+    @Test
+    void forceRemovesTheEarlierRunBeforeTheNewOneSaves() throws IOException {
+        Path data = text();
+        Path run = dir.resolve("run");
+        assertEquals(0, cli.run(CliFixtures.train(data, 6, 8, run, "--checkpoint-every", "2")), cli.err());
+        assertEquals(List.of("step-00000006"), steps(run));
+        Files.writeString(run.resolve("notes.txt"), "mine");
+        Path notAStep = Files.createDirectories(run.resolve("step-00000009"));
+        Files.writeString(notAStep.resolve("notes.txt"), "mine too");
+
+        assertEquals(0, cli.run(CliFixtures.train(data, 2, 8, run, "--force", "--arch", "llama")), cli.err());
+        // Only the new run's step is left, beside the directory that holds a file a save does not write.
+        assertEquals(List.of("step-00000002", "step-00000009"), steps(run));
+        assertTrue(
+                cli.err()
+                        .contains("panamax: warning: --out " + run + " holds files that are not of a Panamax run, left"
+                                + " as they are: notes.txt, step-00000009\n"),
+                cli.err());
+        assertEquals("mine", Files.readString(run.resolve("notes.txt")));
+        assertEquals("mine too", Files.readString(notAStep.resolve("notes.txt")));
+        assertTrue(Files.notExists(run.resolve(Gpt2Checkpoint.CONFIG_FILE), LinkOption.NOFOLLOW_LINKS));
+        assertEquals(3, Files.readAllLines(run.resolve(LossCurve.CSV)).size());
+
+        CliFixtures.stopMidway(run, 4);
+        assertEquals(0, cli.run("train", "--data", data.toString(), "--resume", run.toString()), cli.err());
+        assertTrue(cli.err().startsWith("resuming " + run + " at step 2 of 4\n"), cli.err());
+        assertTrue(cli.err().contains("LLAMA: "), cli.err());
+        assertEquals(List.of("step-00000004", "step-00000009"), steps(run));
+    }
+
+    @Test
+    void forceRemovesTheEarlierRunsTokenizerThatTheNewRunDoesNotUse() throws IOException {
+        Path run = dir.resolve("run");
+        assertEquals(0, cli.run(CliFixtures.train(text(), 2, 8, run)), cli.err());
+        assertTrue(Files.isRegularFile(run.resolve(CharVocabulary.FILE)));
+        int vocabulary = 64;
+        Path tokens = TokenFiles.write(dir.resolve("tokens.bin"), TokenFiles.walk(30 * 8 + 1, vocabulary, 4));
+        Path model = Files.createDirectories(dir.resolve("model"));
+        Gpt2Checkpoint.writeConfig(
+                model, new ModelConfig(Architecture.GPT2, 32, 128, 2, 4, 4, vocabulary, 32, 1e-5f, 10000, true));
+        String config = model.resolve(Gpt2Checkpoint.CONFIG_FILE).toString();
+
+        // Token ids need no tokenizer: the characters of the earlier run would be taken for the new run's.
+        assertEquals(0, cli.run(CliFixtures.train(tokens, 2, 8, run, "--config", config, "--force")), cli.err());
+        CliFixtures.stopMidway(run, 4);
+        assertEquals(0, cli.run("train", "--data", tokens.toString(), "--resume", run.toString()), cli.err());
+        assertTrue(cli.err().startsWith("resuming " + run + " at step 2 of 4\n"), cli.err());
+        assertTrue(Files.notExists(run.resolve(CharVocabulary.FILE)));
+    }
+
+    /** The step directories of a run, in order. */
+    private static List<String> steps(Path run) throws IOException {
+        try (Stream<Path> entries = Files.list(run)) {
+            return entries.map(entry -> entry.getFileName().toString())
+                    .filter(name -> name.startsWith("step-"))
+                    .sorted()
+                    .toList();
+        }
     }
 
     @Test

@@ -145,7 +145,8 @@ class MemoryBudgetTest {
                 : new ModelConfig(Architecture.LLAMA, 16, 32, 2, 2, 1, vocabulary.size(), 16, 1e-5f, 10000, true);
         Path run = dir.resolve("run");
         try (CpuBackend backend = new CpuBackend()) {
-            Trainer trainer = Trainer.create(backend, config, TrainingOptions.defaults(2, 8), 1);
+            Trainer trainer = Trainer.create(
+                    backend, config, TrainingOptions.defaults(2, 8).withWarmupSteps(0), 1);
             trainer.fit(new TokenDataset(vocabulary.encode(TEXT), vocabulary.size(), 8, 0), 0, 1, 0, 0, List.of());
             trainer.save(run);
         }
@@ -211,7 +212,7 @@ class MemoryBudgetTest {
         ModelConfig config = architecture == Architecture.GPT2
                 ? new ModelConfig(Architecture.GPT2, 16, 48, 3, 2, 2, 20, 16, 1e-5f, 0, true)
                 : new ModelConfig(Architecture.LLAMA, 16, 40, 3, 4, 2, 20, 16, 1e-5f, 10000, false);
-        TrainingOptions options = TrainingOptions.defaults(3, 8);
+        TrainingOptions options = TrainingOptions.defaults(3, 8).withWarmupSteps(0);
         int[] tokens = new int[200];
         for (int i = 0; i < tokens.length; i++) {
             tokens[i] = i * 7 % 20;

@@ -50,6 +50,21 @@ class AtomicFilesTest {
     }
 
     @Test
+    void deleteTakesTheNamedFilesAndTheirTemporariesOnly() throws IOException {
+        Path outside = Files.writeString(
+                Files.createDirectories(dir.resolve("outside")).resolve("kept"), "target");
+        Files.writeString(dir.resolve("loss.csv"), "ours");
+        Files.writeString(dir.resolve(".loss.csv.1234567890.tmp"), "a killed write's");
+        Files.createSymbolicLink(dir.resolve("link"), outside);
+        Path users = Files.writeString(dir.resolve(".loss.csv.mine.tmp"), "not a temporary of ours");
+        Path folder = Files.createDirectories(dir.resolve("chars.json"));
+        Path other = Files.writeString(dir.resolve("notes.txt"), "not named");
+        AtomicFiles.delete(dir, List.of("loss.csv", "link", "chars.json", "absent"));
+        assertEquals(List.of(users, folder, other, outside.getParent()), files());
+        assertEquals("target", Files.readString(outside));
+    }
+
+    @Test
     void theTemporaryNeverTakesAnExistingFilesName() throws IOException {
         // A file of the user's with the name a fixed temporary would take is neither truncated nor deleted.
         Path target = dir.resolve("model.gguf");

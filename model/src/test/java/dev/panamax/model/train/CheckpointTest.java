@@ -273,7 +273,7 @@ class CheckpointTest {
         Path flat = dir.resolve("flat");
         Files.createDirectories(flat);
         try (CpuBackend backend = new CpuBackend()) {
-            Trainer trainer = Trainer.create(backend, config(Architecture.GPT2), OPTIONS, 3);
+            Trainer trainer = Trainer.create(backend, config(Architecture.GPT2), OPTIONS.withWarmupSteps(1), 3);
             trainer.fit(data(), 0, 2, 0, 0, List.of());
             trainer.save(run);
             for (String name : List.of(Trainer.WEIGHTS_FILE, Trainer.OPTIMIZER_FILE, Trainer.STATE_FILE)) {

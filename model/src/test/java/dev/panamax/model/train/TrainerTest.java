@@ -11,9 +11,11 @@ import dev.panamax.kernels.Parallelism;
 import dev.panamax.model.backend.Backend;
 import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.io.ModelFormatException;
+import dev.panamax.model.nn.ModelConfig;
 import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.nn.Parameters;
 import dev.panamax.model.testing.FloatArrays;
+import dev.panamax.model.testing.TokenFiles;
 import dev.panamax.model.tokenizer.CharVocabulary;
 import dev.panamax.model.train.TrainingOptions.DataOrder;
 import java.io.IOException;
@@ -24,6 +26,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
@@ -241,7 +244,11 @@ class TrainerTest {
     @Test
     void aTornCheckpointIsRejectedOnResume() throws IOException {
         try (CpuBackend backend = new CpuBackend()) {
-            Trainer trainer = Trainer.create(backend, config(Architecture.GPT2), TrainingOptions.defaults(2, 16), 1);
+            Trainer trainer = Trainer.create(
+                    backend,
+                    config(Architecture.GPT2),
+                    TrainingOptions.defaults(2, 16).withWarmupSteps(1),
+                    1);
             trainer.fit(data(0), 0, 2, 0, 0, List.of());
             trainer.save(dir);
             Path state = dir.resolve(Trainer.STATE_FILE);
@@ -273,7 +280,11 @@ class TrainerTest {
                     () -> Trainer.create(backend, config(Architecture.GPT2), TrainingOptions.defaults(2, 64), 1));
             assertTrue(tooLong.getMessage().contains("context length (config.seqLen 32)"), tooLong.getMessage());
 
-            Trainer trainer = Trainer.create(backend, config(Architecture.GPT2), TrainingOptions.defaults(2, 16), 1);
+            Trainer trainer = Trainer.create(
+                    backend,
+                    config(Architecture.GPT2),
+                    TrainingOptions.defaults(2, 16).withWarmupSteps(0),
+                    1);
             trainer.fit(data(0), 0, 1, 0, 0, List.of());
             TokenDataset other = new TokenDataset(VOCABULARY.encode(TEXT.substring(0, 300)), VOCABULARY.size(), 16, 0);
             IllegalArgumentException otherData =
@@ -299,6 +310,111 @@ class TrainerTest {
         assertThrows(
                 IllegalArgumentException.class,
                 () -> new TrainingOptions(0, 16, 1, 1e-3f, 0, 0, 0, 0.9f, 0.95f, 1e-8f, 1, 1, DataOrder.SHUFFLED));
+    }
+
+    @Test
+    void aRunNoLongerThanItsWarmUpIsRefusedWhenPlannedButOnePlannedBeforeResumes() throws IOException {
+        TokenDataset data = data(0);
+        try (CpuBackend backend = new CpuBackend()) {
+            Trainer trainer =
+                    Trainer.create(backend, config(Architecture.GPT2), TWO_MICRO_BATCHES.withWarmupSteps(4), 5);
+            IllegalArgumentException refused =
+                    assertThrows(IllegalArgumentException.class, () -> trainer.fit(data, 0, 4, 0, 0, List.of()));
+            assertEquals(
+                    "options.warmupSteps (4) must be less than the run's total steps (4), or the learning rate never"
+                            + " rises to its peak and decays: use a shorter warm-up (TrainingOptions.withWarmupSteps)"
+                            + " or more steps",
+                    refused.getMessage());
+            assertEquals(0, trainer.totalSteps(), "nothing planned");
+            assertEquals(0, trainer.step());
+            trainer.fit(data, 0, 5, 0, 0, List.of(new Recorder(2)));
+            trainer.save(dir);
+        }
+        // A checkpoint whose warm-up is as long as its plan, as a fit before the check could write: its schedule is the
+        // run's, which a resume continues.
+        Path state = dir.resolve(Trainer.STATE_FILE);
+        String json = Files.readString(state);
+        String planned = json.replaceFirst("(\"warmup_steps\":\\s*)4", "$15");
+        assertTrue(!planned.equals(json), json);
+        Files.writeString(state, planned);
+        try (CpuBackend backend = new CpuBackend()) {
+            Trainer resumed = Trainer.resume(backend, dir);
+            assertEquals(5, resumed.options().warmupSteps());
+            resumed.fit(data, 0, 5, 0, 0, List.of());
+            assertEquals(5, resumed.step());
+        }
+    }
+
+    @Test
+    void dataWhoseHashCodesCollideIsNotTakenForTheRunsData() throws IOException {
+        int vocabulary = 64;
+        int[] tokens = TokenFiles.walk(16 * 9 + 1, vocabulary, 3);
+        int at = 0;
+        while (!(tokens[at] < vocabulary - 1 && tokens[at + 1] >= 31)) {
+            at++;
+        }
+        // 31·(a+1) + (b−31) = 31·a + b: the same Arrays.hashCode, and the same split, for other tokens.
+        int[] collided = tokens.clone();
+        collided[at]++;
+        collided[at + 1] -= 31;
+        assertEquals(Arrays.hashCode(tokens), Arrays.hashCode(collided));
+        TokenDataset data = new TokenDataset(tokens, vocabulary, 16, 0);
+        TokenDataset other = new TokenDataset(collided, vocabulary, 16, 0);
+        ModelConfig config = new ModelConfig(Architecture.GPT2, 16, 32, 1, 2, 2, vocabulary, 16, 1e-5f, 0, true);
+        TrainingOptions options = TrainingOptions.defaults(2, 16).withWarmupSteps(0);
+        try (CpuBackend backend = new CpuBackend()) {
+            Trainer trainer = Trainer.create(backend, config, options, 1);
+            trainer.fit(data, 0, 1, 0, 0, List.of());
+            trainer.save(dir);
+            Trainer resumed = Trainer.resume(backend, dir);
+            IllegalArgumentException refused =
+                    assertThrows(IllegalArgumentException.class, () -> resumed.fit(other, 0, 1, 0, 0, List.of()));
+            assertEquals(
+                    "this run was trained on other data (fingerprint " + data.fingerprint() + ", now "
+                            + other.fingerprint() + "): resume it on the same text and vocabulary",
+                    refused.getMessage());
+        }
+        assertTrue(data.fingerprint().matches("145\\+0:sha256-128:[0-9a-f]{32}:[0-9a-f]{32}"), data.fingerprint());
+    }
+
+    @Test
+    void aCheckpointWithTheHashCodeFingerprintOfEarlierVersionsStillResumes() throws IOException {
+        double fraction = 0.2;
+        int[] tokens = VOCABULARY.encode(TEXT);
+        TokenDataset data = new TokenDataset(tokens, VOCABULARY.size(), 16, fraction);
+        try (CpuBackend backend = new CpuBackend()) {
+            Trainer trainer = Trainer.create(backend, config(Architecture.GPT2), TWO_MICRO_BATCHES, 5);
+            trainer.fit(data, 0, 4, 0, 0, List.of(new Recorder(2)));
+            trainer.save(dir);
+        }
+        int split = tokens.length - TokenDataset.heldOutTokens(tokens.length, fraction);
+        int[] train = Arrays.copyOfRange(tokens, 0, split);
+        int[] validation = Arrays.copyOfRange(tokens, split, tokens.length);
+        String old = train.length + "+" + validation.length + ":" + Integer.toHexString(Arrays.hashCode(train)) + ":"
+                + Integer.toHexString(Arrays.hashCode(validation));
+        Path state = dir.resolve(Trainer.STATE_FILE);
+        String json = Files.readString(state);
+        String rewritten = json.replaceFirst("(\"data\":\\s*)\"[^\"]*\"", "$1\"" + old + "\"");
+        assertTrue(!rewritten.equals(json), json);
+        Files.writeString(state, rewritten);
+        int[] edited = tokens.clone();
+        edited[3] = (edited[3] + 1) % VOCABULARY.size();
+        TokenDataset other = new TokenDataset(edited, VOCABULARY.size(), 16, fraction);
+        try (CpuBackend backend = new CpuBackend()) {
+            Trainer resumed = Trainer.resume(backend, dir);
+            IllegalArgumentException refused =
+                    assertThrows(IllegalArgumentException.class, () -> resumed.fit(other, 0, 4, 0, 0, List.of()));
+            assertTrue(
+                    refused.getMessage()
+                            .startsWith("this run was trained on other data (fingerprint " + old + ", now "
+                                    + train.length + "+" + validation.length + ":"),
+                    refused.getMessage());
+            resumed.fit(data, 0, 4, 0, 0, List.of());
+            assertEquals(4, resumed.step());
+            // Its next checkpoint records the digest.
+            resumed.save(dir);
+            assertTrue(Files.readString(state).contains("\"" + data.fingerprint() + "\""), Files.readString(state));
+        }
     }
 
     @Test
