@@ -104,18 +104,18 @@ public final class Cublas implements AutoCloseable {
 
     private final Ownership ownership;
 
-    /** The ordinal of the device the handle was created on: 0 for the emulated device. */
-    private final int device;
+    /** The device the handle was created on: ordinal 0 for the emulated device. */
+    private final Device device;
 
     private CudaStream stream;
 
     /** The math mode of an emulated handle, which computes FP32 products in FP32 whatever the mode. */
     private MathMode emulatedMathMode = MathMode.DEFAULT;
 
-    private Cublas(MemorySegment handle, HostGemm<?> hostGemm, int device) {
+    private Cublas(MemorySegment handle, HostGemm<?> hostGemm, int ordinal) {
         this.handle = handle;
         this.hostGemm = hostGemm;
-        this.device = device;
+        this.device = new Device(hostGemm != null, ordinal);
         this.ownership = new Ownership(hostGemm == null ? "Cublas" : "emulated Cublas");
     }
 
@@ -190,7 +190,7 @@ public final class Cublas implements AutoCloseable {
      */
     public void setStream(CudaStream stream) {
         if (stream != null) {
-            Device.requireSame("stream", stream, stream.device(), this, new Device(isEmulated(), device));
+            Device.requireSame("stream", stream, stream.device(), this, device);
         }
         if (isEmulated()) {
             // The emulated device runs work when it is queued, so its streams need nothing from the handle.
@@ -806,11 +806,7 @@ public final class Cublas implements AutoCloseable {
 
     /** Throws unless a buffer belongs to this handle's device: the emulated one, or the GPU it was created on. */
     private void sameDevice(String name, DeviceBuffer buffer) {
-        if (buffer.isEmulated() != isEmulated()) {
-            throw new IllegalArgumentException(name + " (" + buffer + ") and " + this
-                    + " belong to different devices: one is the emulated device, one a GPU");
-        }
-        buffer.requireDevice(name, device, toString());
+        Device.requireSame(name, buffer, buffer.device(), this, device);
     }
 
     private static int operation(Transpose transpose) {

@@ -253,15 +253,15 @@ class EmulatedConcurrentCloseTest {
                 Cublas cublas = Cublas.emulated(new KernelsHostGemm());
                 DeviceBuffer here = DeviceBuffer.allocate(ElementType.FLOAT, 4);
                 DeviceBuffer elsewhere = DeviceBuffer.allocateEmulated(ElementType.FLOAT, 4, 1)) {
-            assertEquals(0, here.device());
-            assertEquals(1, elsewhere.device());
+            assertEquals(new Device(true, 0), here.device());
+            assertEquals(new Device(true, 1), elsewhere.device());
             IllegalArgumentException launch =
                     assertThrows(IllegalArgumentException.class, () -> module.kernel("vector_add")
                             .launch(Dim3.of(1), Dim3.of(4), 0, null, here, elsewhere, here, 4));
             assertEquals(
-                    "argument 1 of vector_add (const float*) (emulated DeviceBuffer(FLOAT × 4)) is memory of device 1,"
-                            + " but vector_add (module CudaModule(" + SampleKernelsContract.SAMPLES + ")) runs on"
-                            + " device 0",
+                    "argument 1 of vector_add (const float*) (emulated DeviceBuffer(FLOAT × 4)) is on emulated device 1,"
+                            + " but vector_add (module CudaModule(" + SampleKernelsContract.SAMPLES + ")) is on the"
+                            + " emulated device",
                     launch.getMessage());
             IllegalArgumentException product = assertThrows(
                     IllegalArgumentException.class,
@@ -283,7 +283,8 @@ class EmulatedConcurrentCloseTest {
                             0,
                             2));
             assertEquals(
-                    "c (emulated DeviceBuffer(FLOAT × 4)) is memory of device 1, but emulated Cublas runs on device 0",
+                    "c (emulated DeviceBuffer(FLOAT × 4)) is on emulated device 1, but emulated Cublas is on the emulated"
+                            + " device",
                     product.getMessage());
             assertEquals(0, elsewhere.uses(), "nothing was held by the refused calls");
         }

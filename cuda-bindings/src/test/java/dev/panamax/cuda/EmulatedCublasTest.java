@@ -444,10 +444,7 @@ class EmulatedCublasTest {
         IllegalArgumentException e = assertThrows(
                 IllegalArgumentException.class,
                 () -> cublas.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 0, 0, 0, 1f, gpu, 0, 1, gpu, 0, 1, 0f, gpu, 0, 1));
-        assertEquals(
-                "a (" + gpu
-                        + ") and emulated Cublas belong to different devices: one is the emulated device, one a GPU",
-                e.getMessage());
+        assertEquals("a (" + gpu + ") is on a GPU, but emulated Cublas is on the emulated device", e.getMessage());
         try (CudaStream stream = CudaStream.create();
                 DeviceBuffer three = upload(ElementType.FLOAT, new float[] {3f});
                 DeviceBuffer product = DeviceBuffer.allocate(ElementType.FLOAT, 1)) {
