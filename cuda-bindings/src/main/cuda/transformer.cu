@@ -854,6 +854,18 @@ PANAMAX_EXPORT(attention_combine)
 // delta (D = dO·O per query and head), dQ (per query, over its keys) and dK/dV (per key, over the queries that see
 // it and every query head of its group). Every sum runs in a fixed order; no two threads write one output.
 
+// ds = p·(dO·v − D) computed again as p·dO·(v − o), for a key whose first try is not finite: on values near float's
+// limit dO·v and D = dO·o overflow although their difference need not. The rows are halved so that v − o stays
+// finite; a NaN or ∞ in them still makes ds NaN or ∞. Not inlined: this rare loop stays out of the kernels' registers.
+__device__ __noinline__ float softmax_gradient_again(float p, global_ptr<const float> dout_row, global_ptr<const float> v_row,
+        global_ptr<const float> out_row, int head_dim) {
+    float half = 0.0f;
+    for (int d = 0; d < head_dim; ++d) {
+        half += dout_row[d] * (0.5f * v_row[d] - 0.5f * out_row[d]);
+    }
+    return 2.0f * (p * half);
+}
+
 // delta[r·heads + h] = Σ_d dout[r, h, d]·out[r, h, d]; one thread per (row, head): grid (ceil(heads / blockDim.x),
 // min(rows, 65535)).
 extern "C" __global__ void attention_backward_delta(global_ptr<const float> out, long long out_offset, int ldout,
@@ -877,10 +889,12 @@ PANAMAX_EXPORT(attention_backward_delta)
 
 // dQ: as attention_forward, a warp per query (ATTENTION_WARPS queries of one head of one sequence per block, grid
 // (ceil(T / ATTENTION_WARPS), heads, sequences)), over key/value tiles of 32 in shared memory; lane j computes
-// ds_j = p_j·(dO·v_j − D), lane d accumulates dq[d] = scale·Σ_j ds_j·k_j[d]. Every tensor has T rows per sequence
-// (q, out rows; k, v rows). Dynamic shared memory: (2·32·(head_dim + 1) + ATTENTION_WARPS·(2·head_dim + 32)) floats.
+// ds_j = p_j·(dO·v_j − D) (from the forward's output where that is not finite, see softmax_gradient_again), lane d
+// accumulates dq[d] = scale·Σ_j ds_j·k_j[d]. Every tensor has T rows per sequence (q, out, dout rows; k, v rows).
+// Dynamic shared memory: (2·32·(head_dim + 1) + ATTENTION_WARPS·(2·head_dim + 32)) floats.
 extern "C" __global__ void attention_backward_dq(global_ptr<const float> q, long long q_offset, int ldq,
         global_ptr<const float> k, long long k_offset, int ldk, global_ptr<const float> v, long long v_offset, int ldv,
+        global_ptr<const float> out, long long out_offset, int ldout,
         global_ptr<const float> dout, long long dout_offset, int lddout, global_ptr<const float> lse,
         long long lse_offset, int ldlse, global_ptr<const float> delta, global_ptr<float> dq, long long dq_offset,
         int lddq, int heads, int kv_heads, int head_dim, int length, float scale) {
@@ -942,6 +956,10 @@ extern "C" __global__ void attention_backward_dq(global_ptr<const float> q, long
                 }
                 float p = expf(score * scale - my_lse);
                 ds = p * (dp - my_delta);
+                if (!isfinite(ds)) {
+                    ds = softmax_gradient_again(p, my_dout, v_tile + lane * (head_dim + 1),
+                            out + out_offset + q_row * ldout + static_cast<long long>(head) * head_dim, head_dim);
+                }
             }
             my_ds[lane] = ds;
             __syncwarp();
@@ -970,10 +988,12 @@ PANAMAX_EXPORT(attention_backward_dq)
 // dK and dV: a warp per key row (ATTENTION_WARPS keys of one key/value head of one sequence per block, grid
 // (ceil(T / ATTENTION_WARPS), kv_heads, sequences)), over every query head of the group in order and, for each, the
 // tiles of 32 queries that see the block's keys, staged in shared memory with their lse and D; lane i computes p_i
-// and ds_i = p_i·(dO_i·v − D_i), lane d accumulates dv[d] = Σ p_i·dO_i[d] and dk[d] = scale·Σ ds_i·q_i[d].
+// and ds_i = p_i·(dO_i·v − D_i) (from the forward's output where that is not finite, see softmax_gradient_again),
+// lane d accumulates dv[d] = Σ p_i·dO_i[d] and dk[d] = scale·Σ ds_i·q_i[d].
 // Dynamic shared memory: (2·32·(head_dim + 1) + 64 + ATTENTION_WARPS·(2·head_dim + 64)) floats.
 extern "C" __global__ void attention_backward_dkdv(global_ptr<const float> q, long long q_offset, int ldq,
         global_ptr<const float> k, long long k_offset, int ldk, global_ptr<const float> v, long long v_offset, int ldv,
+        global_ptr<const float> out, long long out_offset, int ldout,
         global_ptr<const float> dout, long long dout_offset, int lddout, global_ptr<const float> lse,
         long long lse_offset, int ldlse, global_ptr<const float> delta, global_ptr<float> dk, long long dk_offset,
         int lddk, global_ptr<float> dv, long long dv_offset, int lddv, int heads, int kv_heads, int head_dim,
@@ -1045,6 +1065,11 @@ extern "C" __global__ void attention_backward_dkdv(global_ptr<const float> q, lo
                     }
                     p = expf(score * scale - lse_tile[lane]);
                     ds = p * (dp - delta_tile[lane]);
+                    if (!isfinite(ds)) {
+                        ds = softmax_gradient_again(p, dout_tile + lane * (head_dim + 1), my_v,
+                                out + out_offset + (row0 + query) * ldout + static_cast<long long>(head) * head_dim,
+                                head_dim);
+                    }
                 }
                 my_p[lane] = p;
                 my_ds[lane] = ds;

@@ -6,7 +6,6 @@ import dev.panamax.cuda.CudaEvent;
 import dev.panamax.cuda.CudaStream;
 import dev.panamax.cuda.DeviceBuffer;
 import dev.panamax.cuda.ElementType;
-import dev.panamax.cuda.Transpose;
 import java.util.Locale;
 import java.util.SplittableRandom;
 
@@ -91,11 +90,13 @@ public final class CublasGemm {
 
     private static void product(
             Cublas cublas, ElementType type, int n, DeviceBuffer a, DeviceBuffer b, DeviceBuffer c) {
-        Transpose no = Transpose.NO_TRANSPOSE;
+        Cublas.Matrix ma = Cublas.Matrix.of(a, 0, n);
+        Cublas.Matrix mb = Cublas.Matrix.of(b, 0, n);
+        Cublas.Matrix mc = Cublas.Matrix.of(c, 0, n);
         if (type == ElementType.FLOAT) {
-            cublas.sgemm(no, no, n, n, n, 1f, a, 0, n, b, 0, n, 0f, c, 0, n);
+            cublas.sgemm(n, n, n, 1f, ma, mb, 0f, mc);
         } else {
-            cublas.gemmEx(Cublas.ComputeType.FP32, no, no, n, n, n, 1f, a, 0, n, b, 0, n, 0f, c, 0, n);
+            cublas.gemmEx(Cublas.ComputeType.FP32, n, n, n, 1f, ma, mb, 0f, mc);
         }
     }
 

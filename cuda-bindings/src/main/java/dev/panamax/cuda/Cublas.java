@@ -12,14 +12,16 @@ import java.util.Optional;
 
 /**
  * A cuBLAS handle ({@code cublasCreate_v2}) and the matrix products on it, with the kernels module's conventions:
- * matrices are <b>row-major</b> and the arguments come in the order of {@code Gemm.sgemm}, {@code C = alpha·op(A)·op(B)
- * + beta·C} with A stored {@code m × k} ({@code k × m} when transposed), B {@code k × n} ({@code n × k}) and C {@code m
- * × n}. cuBLAS is column-major; the handle computes {@code Cᵀ = op(B)ᵀ·op(A)ᵀ} instead, which has the same memory
- * image, so nothing is copied or transposed.
+ * matrices are <b>row-major</b>, {@code C = alpha·op(A)·op(B) + beta·C} with A stored {@code m × k} ({@code k × m} when
+ * transposed), B {@code k × n} ({@code n × k}) and C {@code m × n}. Each operand is a {@link Matrix}: its buffer, the
+ * index of its element (0, 0), its leading dimension, whether the product uses it transposed and, for the strided
+ * batches, the distance between its matrices. cuBLAS is column-major; the handle computes {@code Cᵀ =
+ * op(B)ᵀ·op(A)ᵀ} instead, which has the same memory image, so nothing is copied or transposed.
  *
  * <p>Arguments are checked before anything reaches cuBLAS: negative sizes and too-small leading dimensions throw
  * {@link IllegalArgumentException}, matrices past the end of their buffer {@link IndexOutOfBoundsException}, a closed
- * buffer or handle {@link IllegalStateException}. Offsets and strides count elements. Products are queued on the
+ * buffer or handle {@link IllegalStateException}. Offsets and strides count elements; the messages name an operand's
+ * fields as cuBLAS names its arguments ({@code aOffset}, {@code lda}, {@code strideA} for A). Products are queued on the
  * handle's stream (see {@link #setStream(CudaStream)}) and run asynchronously, except the host-array {@link
  * #sgemm(Transpose, Transpose, int, int, int, float, float[], int, int, float[], int, int, float, float[], int, int)},
  * which returns with the result. Alpha and beta are floats on the host. A handle may be used by one thread at a time.
@@ -91,6 +93,67 @@ public final class Cublas implements AutoCloseable {
         boolean mixedPrecision() {
             return this == GEMM_EX || this == GEMM_STRIDED_BATCHED_EX;
         }
+
+        boolean batched() {
+            return this == SGEMM_STRIDED_BATCHED || this == GEMM_STRIDED_BATCHED_EX;
+        }
+    }
+
+    /**
+     * A row-major matrix operand of a product, in a device buffer: element (i, j) of the stored matrix is {@code
+     * buffer[offset + i·ld + j]}, and in a strided batch the next matrix starts {@code stride} elements after the
+     * previous one. A product checks it against its shape: the leading dimension against the stored row length, every
+     * element of the batch inside the buffer, the buffer's element type and device.
+     *
+     * @param buffer the device buffer holding the matrix (or the batch)
+     * @param offset index of element (0, 0) of the (first) matrix in {@code buffer}
+     * @param ld leading dimension: elements between the starts of consecutive stored rows, at least the stored row
+     *     length
+     * @param transpose whether the product uses the matrix transposed; C is written as stored, so only A and B may be
+     * @param stride elements between consecutive matrices of a strided batch, at least 0 (0 reuses one matrix for A or
+     *     B); the unbatched products ignore it
+     */
+    public record Matrix(DeviceBuffer buffer, long offset, int ld, Transpose transpose, long stride) {
+        /**
+         * Checks that the buffer and the transpose are given.
+         *
+         * @throws NullPointerException when {@code buffer} or {@code transpose} is null
+         */
+        public Matrix {
+            Arguments.present("buffer", buffer);
+            Arguments.present("transpose", transpose);
+        }
+
+        /**
+         * A matrix used as stored, not part of a batch.
+         *
+         * @param buffer the device buffer holding it
+         * @param offset index of its element (0, 0) in {@code buffer}
+         * @param ld its leading dimension
+         * @return the operand
+         */
+        public static Matrix of(DeviceBuffer buffer, long offset, int ld) {
+            return new Matrix(buffer, offset, ld, Transpose.NO_TRANSPOSE, 0);
+        }
+
+        /**
+         * The same matrix, used transposed.
+         *
+         * @return the operand
+         */
+        public Matrix transposed() {
+            return new Matrix(buffer, offset, ld, Transpose.TRANSPOSE, stride);
+        }
+
+        /**
+         * The first matrix of a strided batch whose matrices are {@code stride} elements apart.
+         *
+         * @param stride elements between consecutive matrices
+         * @return the operand
+         */
+        public Matrix strided(long stride) {
+            return new Matrix(buffer, offset, ld, transpose, stride);
+        }
     }
 
     /** The low bits of {@code cublasMath_t} that hold the mode; the higher ones are flags. */
@@ -104,18 +167,18 @@ public final class Cublas implements AutoCloseable {
 
     private final Ownership ownership;
 
-    /** The ordinal of the device the handle was created on: 0 for the emulated device. */
-    private final int device;
+    /** The device the handle was created on: ordinal 0 for the emulated device. */
+    private final Device device;
 
     private CudaStream stream;
 
     /** The math mode of an emulated handle, which computes FP32 products in FP32 whatever the mode. */
     private MathMode emulatedMathMode = MathMode.DEFAULT;
 
-    private Cublas(MemorySegment handle, HostGemm<?> hostGemm, int device) {
+    private Cublas(MemorySegment handle, HostGemm<?> hostGemm, int ordinal) {
         this.handle = handle;
         this.hostGemm = hostGemm;
-        this.device = device;
+        this.device = new Device(hostGemm != null, ordinal);
         this.ownership = new Ownership(hostGemm == null ? "Cublas" : "emulated Cublas");
     }
 
@@ -190,7 +253,7 @@ public final class Cublas implements AutoCloseable {
      */
     public void setStream(CudaStream stream) {
         if (stream != null) {
-            Device.requireSame("stream", stream, stream.device(), this, new Device(isEmulated(), device));
+            Device.requireSame("stream", stream, stream.device(), this, device);
         }
         if (isEmulated()) {
             // The emulated device runs work when it is queued, so its streams need nothing from the handle.
@@ -258,63 +321,17 @@ public final class Cublas implements AutoCloseable {
      * FP32 {@code C = alpha·op(A)·op(B) + beta·C} on device buffers of {@link ElementType#FLOAT} ({@code
      * cublasSgemm_v2}).
      *
-     * @param transA whether A is used transposed
-     * @param transB whether B is used transposed
      * @param m rows of op(A) and C
      * @param n columns of op(B) and C
      * @param k columns of op(A), rows of op(B)
      * @param alpha scale of the product
      * @param a A, stored {@code m × k} (or {@code k × m} when transposed)
-     * @param aOffset index of A's first element in {@code a}
-     * @param lda leading dimension of A: at least its stored row length
      * @param b B, stored {@code k × n} (or {@code n × k} when transposed)
-     * @param bOffset index of B's first element in {@code b}
-     * @param ldb leading dimension of B
      * @param beta scale of C's old value; 0 means C is not read
-     * @param c C, {@code m × n}
-     * @param cOffset index of C's first element in {@code c}
-     * @param ldc leading dimension of C: at least {@code n}
+     * @param c C, {@code m × n}, as stored
      */
-    public void sgemm(
-            Transpose transA,
-            Transpose transB,
-            int m,
-            int n,
-            int k,
-            float alpha,
-            DeviceBuffer a,
-            long aOffset,
-            int lda,
-            DeviceBuffer b,
-            long bOffset,
-            int ldb,
-            float beta,
-            DeviceBuffer c,
-            long cOffset,
-            int ldc) {
-        product(
-                Product.SGEMM,
-                ComputeType.FP32,
-                transA,
-                transB,
-                m,
-                n,
-                k,
-                alpha,
-                a,
-                aOffset,
-                lda,
-                0,
-                b,
-                bOffset,
-                ldb,
-                0,
-                beta,
-                c,
-                cOffset,
-                ldc,
-                0,
-                1);
+    public void sgemm(int m, int n, int k, float alpha, Matrix a, Matrix b, float beta, Matrix c) {
+        product(Product.SGEMM, ComputeType.FP32, m, n, k, alpha, a, b, beta, c, 1);
     }
 
     /**
@@ -368,7 +385,15 @@ public final class Cublas implements AutoCloseable {
         try (DeviceBuffer da = upload(a, aOffset, shape.extentA());
                 DeviceBuffer db = upload(b, bOffset, shape.extentB());
                 DeviceBuffer dc = upload(c, cOffset, shape.extentC())) {
-            sgemm(transA, transB, m, n, k, alpha, da, 0, lda, db, 0, ldb, beta, dc, 0, ldc);
+            sgemm(
+                    m,
+                    n,
+                    k,
+                    alpha,
+                    new Matrix(da, 0, lda, transA, 0),
+                    new Matrix(db, 0, ldb, transB, 0),
+                    beta,
+                    Matrix.of(dc, 0, ldc));
             if (stream == null) {
                 dc.copyTo(0, c, cOffset, (int) shape.extentC());
             } else {
@@ -395,260 +420,115 @@ public final class Cublas implements AutoCloseable {
 
     /**
      * A batch of FP32 products, {@code C_i = alpha·op(A_i)·op(B_i) + beta·C_i} for {@code i < batchCount}, where
-     * {@code X_i} starts at {@code xOffset + i·strideX} ({@code cublasSgemmStridedBatched}); the arguments of the
+     * {@code X_i} starts {@code i·x.stride()} elements after X's first element ({@code cublasSgemmStridedBatched}); the
      * kernels module's {@code Gemm.sgemmStridedBatched}. A stride of 0 for A or B reuses one matrix.
      *
-     * @param transA whether each A is used transposed
-     * @param transB whether each B is used transposed
      * @param m rows of op(A) and C
      * @param n columns of op(B) and C
      * @param k columns of op(A), rows of op(B)
      * @param alpha scale of the products
      * @param a the A matrices
-     * @param aOffset index of the first A's first element
-     * @param lda leading dimension of each A
-     * @param strideA distance between consecutive A matrices, at least 0
      * @param b the B matrices
-     * @param bOffset index of the first B's first element
-     * @param ldb leading dimension of each B
-     * @param strideB distance between consecutive B matrices, at least 0
      * @param beta scale of the C matrices' old values; 0 means they are not read
-     * @param c the C matrices
-     * @param cOffset index of the first C's first element
-     * @param ldc leading dimension of each C
-     * @param strideC distance between consecutive C matrices: they must not overlap
+     * @param c the C matrices, as stored; their stride must keep them from overlapping
      * @param batchCount number of products, at least 0
      */
     public void sgemmStridedBatched(
-            Transpose transA,
-            Transpose transB,
-            int m,
-            int n,
-            int k,
-            float alpha,
-            DeviceBuffer a,
-            long aOffset,
-            int lda,
-            long strideA,
-            DeviceBuffer b,
-            long bOffset,
-            int ldb,
-            long strideB,
-            float beta,
-            DeviceBuffer c,
-            long cOffset,
-            int ldc,
-            long strideC,
-            int batchCount) {
-        product(
-                Product.SGEMM_STRIDED_BATCHED,
-                ComputeType.FP32,
-                transA,
-                transB,
-                m,
-                n,
-                k,
-                alpha,
-                a,
-                aOffset,
-                lda,
-                strideA,
-                b,
-                bOffset,
-                ldb,
-                strideB,
-                beta,
-                c,
-                cOffset,
-                ldc,
-                strideC,
-                batchCount);
+            int m, int n, int k, float alpha, Matrix a, Matrix b, float beta, Matrix c, int batchCount) {
+        product(Product.SGEMM_STRIDED_BATCHED, ComputeType.FP32, m, n, k, alpha, a, b, beta, c, batchCount);
     }
 
     /**
      * Mixed-precision {@code C = alpha·op(A)·op(B) + beta·C} ({@code cublasGemmEx}): with {@link ComputeType#FP32}
      * ({@code CUBLAS_COMPUTE_32F}), A and B of one type ({@link ElementType#HALF} or {@link ElementType#BFLOAT16}, or
      * {@link ElementType#FLOAT}), products accumulated in FP32, C either {@link ElementType#FLOAT} or the type of A and
-     * B; {@link ComputeType#FP32_FAST_TF32} takes FLOAT A and B and lets cuBLAS round them to TF32. Arguments as in
-     * {@link #sgemm(Transpose, Transpose, int, int, int, float, DeviceBuffer, long, int, DeviceBuffer, long, int, float,
-     * DeviceBuffer, long, int)}.
+     * B; {@link ComputeType#FP32_FAST_TF32} takes FLOAT A and B and lets cuBLAS round them to TF32. Operands as in
+     * {@link #sgemm(int, int, int, float, Matrix, Matrix, float, Matrix)}.
      *
      * @param compute how the product is computed
-     * @param transA whether A is used transposed
-     * @param transB whether B is used transposed
      * @param m rows of op(A) and C
      * @param n columns of op(B) and C
      * @param k columns of op(A), rows of op(B)
      * @param alpha scale of the product
      * @param a A, stored {@code m × k} (or {@code k × m} when transposed)
-     * @param aOffset index of A's first element in {@code a}
-     * @param lda leading dimension of A: at least its stored row length
      * @param b B, stored {@code k × n} (or {@code n × k} when transposed)
-     * @param bOffset index of B's first element in {@code b}
-     * @param ldb leading dimension of B
      * @param beta scale of C's old value; 0 means C is not read
-     * @param c C, {@code m × n}
-     * @param cOffset index of C's first element in {@code c}
-     * @param ldc leading dimension of C: at least {@code n}
+     * @param c C, {@code m × n}, as stored
      */
     public void gemmEx(
-            ComputeType compute,
-            Transpose transA,
-            Transpose transB,
-            int m,
-            int n,
-            int k,
-            float alpha,
-            DeviceBuffer a,
-            long aOffset,
-            int lda,
-            DeviceBuffer b,
-            long bOffset,
-            int ldb,
-            float beta,
-            DeviceBuffer c,
-            long cOffset,
-            int ldc) {
-        product(
-                Product.GEMM_EX,
-                Arguments.present("compute", compute),
-                transA,
-                transB,
-                m,
-                n,
-                k,
-                alpha,
-                a,
-                aOffset,
-                lda,
-                0,
-                b,
-                bOffset,
-                ldb,
-                0,
-                beta,
-                c,
-                cOffset,
-                ldc,
-                0,
-                1);
+            ComputeType compute, int m, int n, int k, float alpha, Matrix a, Matrix b, float beta, Matrix c) {
+        product(Product.GEMM_EX, Arguments.present("compute", compute), m, n, k, alpha, a, b, beta, c, 1);
     }
 
     /**
      * A batch of mixed-precision products ({@code cublasGemmStridedBatchedEx}): the types of {@link #gemmEx}, the
      * batch layout of {@link #sgemmStridedBatched}.
      *
-     * @param transA whether each A is used transposed
-     * @param transB whether each B is used transposed
      * @param m rows of op(A) and C
      * @param n columns of op(B) and C
      * @param k columns of op(A), rows of op(B)
      * @param alpha scale of the products
      * @param a the A matrices
-     * @param aOffset index of the first A's first element
-     * @param lda leading dimension of each A
-     * @param strideA distance between consecutive A matrices, at least 0
      * @param b the B matrices
-     * @param bOffset index of the first B's first element
-     * @param ldb leading dimension of each B
-     * @param strideB distance between consecutive B matrices, at least 0
      * @param beta scale of the C matrices' old values; 0 means they are not read
-     * @param c the C matrices
-     * @param cOffset index of the first C's first element
-     * @param ldc leading dimension of each C
-     * @param strideC distance between consecutive C matrices: they must not overlap
+     * @param c the C matrices, as stored; their stride must keep them from overlapping
      * @param batchCount number of products, at least 0
      */
     public void gemmExStridedBatched(
-            Transpose transA,
-            Transpose transB,
-            int m,
-            int n,
-            int k,
-            float alpha,
-            DeviceBuffer a,
-            long aOffset,
-            int lda,
-            long strideA,
-            DeviceBuffer b,
-            long bOffset,
-            int ldb,
-            long strideB,
-            float beta,
-            DeviceBuffer c,
-            long cOffset,
-            int ldc,
-            long strideC,
-            int batchCount) {
-        product(
-                Product.GEMM_STRIDED_BATCHED_EX,
-                ComputeType.FP32,
-                transA,
-                transB,
-                m,
-                n,
-                k,
-                alpha,
-                a,
-                aOffset,
-                lda,
-                strideA,
-                b,
-                bOffset,
-                ldb,
-                strideB,
-                beta,
-                c,
-                cOffset,
-                ldc,
-                strideC,
-                batchCount);
+            int m, int n, int k, float alpha, Matrix a, Matrix b, float beta, Matrix c, int batchCount) {
+        product(Product.GEMM_STRIDED_BATCHED_EX, ComputeType.FP32, m, n, k, alpha, a, b, beta, c, batchCount);
     }
 
     /** Checks and queues one of the four products, swapped to column-major: cuBLAS computes Cᵀ = op(B)ᵀ·op(A)ᵀ. */
     private void product(
             Product product,
             ComputeType compute,
-            Transpose transA,
-            Transpose transB,
             int m,
             int n,
             int k,
             float alpha,
-            DeviceBuffer a,
-            long aOffset,
-            int lda,
-            long strideA,
-            DeviceBuffer b,
-            long bOffset,
-            int ldb,
-            long strideB,
+            Matrix a,
+            Matrix b,
             float beta,
-            DeviceBuffer c,
-            long cOffset,
-            int ldc,
-            long strideC,
+            Matrix c,
             int batchCount) {
-        Shape shape = Shape.check(transA, transB, m, n, k, batchCount, lda, strideA, ldb, strideB, ldc, strideC);
-        checkTypes(
-                product.mixedPrecision(),
-                Arguments.present("a", a).type(),
-                Arguments.present("b", b).type(),
-                Arguments.present("c", c).type());
-        if (compute == ComputeType.FP32_FAST_TF32 && a.type() != ElementType.FLOAT) {
-            throw new IllegalArgumentException(
-                    "compute FP32_FAST_TF32 needs FLOAT A and B (cuBLAS rounds them to TF32 itself), got " + a.type());
+        Arguments.present("a", a);
+        Arguments.present("b", b);
+        Arguments.present("c", c);
+        if (c.transpose() != Transpose.NO_TRANSPOSE) {
+            throw new IllegalArgumentException("c.transpose() must be NO_TRANSPOSE: cuBLAS writes C as stored");
         }
-        Arguments.within(a.toString(), a.length(), "aOffset", aOffset, shape.extentA());
-        Arguments.within(b.toString(), b.length(), "bOffset", bOffset, shape.extentB());
-        Arguments.within(c.toString(), c.length(), "cOffset", cOffset, shape.extentC());
+        // An unbatched product reads one matrix of each operand, whatever its stride.
+        long strideA = product.batched() ? a.stride() : 0;
+        long strideB = product.batched() ? b.stride() : 0;
+        long strideC = product.batched() ? c.stride() : 0;
+        Transpose transA = a.transpose();
+        Transpose transB = b.transpose();
+        int lda = a.ld();
+        int ldb = b.ld();
+        int ldc = c.ld();
+        Shape shape = Shape.check(transA, transB, m, n, k, batchCount, lda, strideA, ldb, strideB, ldc, strideC);
+        DeviceBuffer da = a.buffer();
+        DeviceBuffer db = b.buffer();
+        DeviceBuffer dc = c.buffer();
+        checkTypes(product.mixedPrecision(), da.type(), db.type(), dc.type());
+        if (compute == ComputeType.FP32_FAST_TF32 && da.type() != ElementType.FLOAT) {
+            throw new IllegalArgumentException(
+                    "compute FP32_FAST_TF32 needs FLOAT A and B (cuBLAS rounds them to TF32 itself), got " + da.type());
+        }
+        long aOffset = a.offset();
+        long bOffset = b.offset();
+        long cOffset = c.offset();
+        Arguments.within(da.toString(), da.length(), "aOffset", aOffset, shape.extentA());
+        Arguments.within(db.toString(), db.length(), "bOffset", bOffset, shape.extentB());
+        Arguments.within(dc.toString(), dc.length(), "cOffset", cOffset, shape.extentC());
         ownership.ensureOpen();
-        sameDevice("a", a);
-        sameDevice("b", b);
-        sameDevice("c", c);
-        a.ensureOpen();
-        b.ensureOpen();
-        c.ensureOpen();
+        sameDevice("a", da);
+        sameDevice("b", db);
+        sameDevice("c", dc);
+        da.ensureOpen();
+        db.ensureOpen();
+        dc.ensureOpen();
         CudaStream queue = stream;
         requireStreamOpen(queue);
         if (shape.empty()) {
@@ -658,7 +538,7 @@ public final class Cublas implements AutoCloseable {
         // it has run), so that a close on another thread waits for it instead of freeing them under cuBLAS.
         try (Ownership.Held _ = Ownership.hold(ownership);
                 Ownership.Held _ = holdStream(queue);
-                Ownership.Held _ = Ownership.hold(a.ownership(), b.ownership(), c.ownership())) {
+                Ownership.Held _ = Ownership.hold(da.ownership(), db.ownership(), dc.ownership())) {
             if (isEmulated()) {
                 // The same column-major call as on a GPU (Cᵀ = op(B)ᵀ·op(A)ᵀ), served on the host.
                 EmulatedCublas.gemm(
@@ -670,18 +550,18 @@ public final class Cublas implements AutoCloseable {
                         m,
                         k,
                         alpha,
-                        b.emulatedMemory(),
-                        b.type(),
+                        db.emulatedMemory(),
+                        db.type(),
                         bOffset,
                         ldb,
                         strideB,
-                        a.emulatedMemory(),
+                        da.emulatedMemory(),
                         aOffset,
                         lda,
                         strideA,
                         beta,
-                        c.emulatedMemory(),
-                        c.type(),
+                        dc.emulatedMemory(),
+                        dc.type(),
                         cOffset,
                         ldc,
                         strideC,
@@ -689,14 +569,14 @@ public final class Cublas implements AutoCloseable {
                 return;
             }
             MemorySegment h = handle;
-            MemorySegment pa = a.heldPointer(aOffset);
-            MemorySegment pb = b.heldPointer(bOffset);
-            MemorySegment pc = c.heldPointer(cOffset);
+            MemorySegment pa = da.heldPointer(aOffset);
+            MemorySegment pb = db.heldPointer(bOffset);
+            MemorySegment pc = dc.heldPointer(cOffset);
             int opA = operation(transA);
             int opB = operation(transB);
-            int tA = a.type().cudaDataType();
-            int tB = b.type().cudaDataType();
-            int tC = c.type().cudaDataType();
+            int tA = da.type().cudaDataType();
+            int tB = db.type().cudaDataType();
+            int tC = dc.type().cudaDataType();
             int computeType = compute.value;
             int algo = CudaFfi.CUBLAS_GEMM_DEFAULT();
             try (Arena arena = Arena.ofConfined()) {
@@ -806,11 +686,7 @@ public final class Cublas implements AutoCloseable {
 
     /** Throws unless a buffer belongs to this handle's device: the emulated one, or the GPU it was created on. */
     private void sameDevice(String name, DeviceBuffer buffer) {
-        if (buffer.isEmulated() != isEmulated()) {
-            throw new IllegalArgumentException(name + " (" + buffer + ") and " + this
-                    + " belong to different devices: one is the emulated device, one a GPU");
-        }
-        buffer.requireDevice(name, device, toString());
+        Device.requireSame(name, buffer, buffer.device(), this, device);
     }
 
     private static int operation(Transpose transpose) {

@@ -216,12 +216,7 @@ public final class CudaKernel {
         }
         if (stream != null) {
             // cuLaunchKernel fails for a stream of another device than the module's context.
-            Device.requireSame(
-                    "stream",
-                    stream,
-                    stream.device(),
-                    name + " (module " + module + ")",
-                    new Device(module.isEmulated(), module.device()));
+            Device.requireSame("stream", stream, stream.device(), user(), module.device());
         }
         checkArguments(Arguments.present("arguments", arguments));
     }
@@ -282,16 +277,12 @@ public final class CudaKernel {
                         + ", not " + argument.getClass().getSimpleName());
             }
             if (argument instanceof DeviceBuffer buffer) {
-                if (buffer.isEmulated() != module.isEmulated()) {
-                    throw new IllegalArgumentException(what + " is memory of " + device(buffer.isEmulated())
-                            + ", the kernel runs on " + device(module.isEmulated()));
-                }
+                Device.requireSame(what, buffer, buffer.device(), user(), module.device());
                 if (parameter.element() != null && buffer.type() != parameter.element()) {
                     throw new IllegalArgumentException(
                             what + " must hold " + parameter.element() + " elements, not " + buffer.type());
                 }
                 buffer.ensureOpen();
-                buffer.requireDevice(what, module.device(), name + " (module " + module + ")");
             }
         }
     }
@@ -308,8 +299,9 @@ public final class CudaKernel {
         }
     }
 
-    private static String device(boolean emulated) {
-        return emulated ? "the emulated device" : "a GPU";
+    /** The kernel as device checks name it: its name and module. */
+    private String user() {
+        return name + " (module " + module + ")";
     }
 
     @Override

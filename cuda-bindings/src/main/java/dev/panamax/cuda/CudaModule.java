@@ -170,9 +170,9 @@ public final class CudaModule implements AutoCloseable {
         ownership.release();
     }
 
-    /** The ordinal of the device the module was loaded on: 0 for the emulated device. */
-    int device() {
-        return gpu == null ? 0 : gpu.device();
+    /** The device the module was loaded on: ordinal 0 for the emulated device. */
+    Device device() {
+        return new Device(isEmulated(), gpu == null ? 0 : gpu.device());
     }
 
     /**

@@ -10,10 +10,11 @@ package dev.panamax.cuda;
 record Device(boolean emulated, int ordinal) {
     /**
      * Throws {@link IllegalArgumentException} unless {@code value}, an argument on {@code device}, can be used with
-     * {@code user} on {@code userDevice}; the driver would fail such a call with an unspecific status, or run it on the
-     * wrong device.
+     * {@code user} on {@code userDevice}: the one check of streams, events and buffers against what they are given to.
+     * The driver would fail such a call with an unspecific status, run it on the wrong device, or (memory of another
+     * GPU) fault asynchronously with an error that stays for the process.
      *
-     * @param name names the argument, e.g. {@code stream}
+     * @param name names the argument, e.g. {@code stream} or {@code argument 0 of vector_add (const float*)}
      * @param user what the argument is given to, e.g. {@code Cublas}
      */
     static void requireSame(String name, Object value, Device device, Object user, Device userDevice) {

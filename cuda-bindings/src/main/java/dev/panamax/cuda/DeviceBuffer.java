@@ -35,20 +35,20 @@ public final class DeviceBuffer implements AutoCloseable {
     private final long address;
     private final Ownership ownership;
 
-    /** The device ordinal the memory was allocated on: 0 on the emulated device, -1 for a zero-length GPU buffer. */
-    private final int device;
+    /** The device the memory was allocated on: ordinal 0 on the emulated device, -1 for a zero-length GPU buffer. */
+    private final Device device;
 
     /** On the emulated device: the memory, and the arena that frees it (null for a zero-length buffer); else null. */
     private final MemorySegment emulated;
 
     private final Arena emulatedArena;
 
-    private DeviceBuffer(ElementType type, long length, long address, int device) {
-        this(type, length, address, device, null, null);
+    private DeviceBuffer(ElementType type, long length, long address, int ordinal) {
+        this(type, length, address, new Device(false, ordinal), null, null);
     }
 
     private DeviceBuffer(
-            ElementType type, long length, long address, int device, MemorySegment emulated, Arena emulatedArena) {
+            ElementType type, long length, long address, Device device, MemorySegment emulated, Arena emulatedArena) {
         this.type = type;
         this.length = length;
         this.address = address;
@@ -91,11 +91,11 @@ public final class DeviceBuffer implements AutoCloseable {
     static DeviceBuffer allocateEmulated(ElementType type, long length, int device) {
         long bytes = Arguments.byteSize(type, length);
         if (bytes == 0) {
-            return new DeviceBuffer(type, 0, 0, device, MemorySegment.NULL, null);
+            return new DeviceBuffer(type, 0, 0, new Device(true, device), MemorySegment.NULL, null);
         }
         Arena arena = Arena.ofShared();
         MemorySegment memory = EmulatedDevice.allocate(arena, bytes);
-        return new DeviceBuffer(type, length, memory.address(), device, memory, arena);
+        return new DeviceBuffer(type, length, memory.address(), new Device(true, device), memory, arena);
     }
 
     /**
@@ -259,9 +259,9 @@ public final class DeviceBuffer implements AutoCloseable {
         if (src.type != type) {
             throw new IllegalArgumentException("src holds " + src.type + ", this buffer " + type);
         }
+        // cudaMemcpy copies between GPUs (unified addressing); only the emulated device and a GPU cannot meet.
         if (src.isEmulated() != isEmulated()) {
-            throw new IllegalArgumentException(
-                    "src is " + src + " and this buffer " + this + ": one is on the emulated device, one on a GPU");
+            throw Device.mismatch("src", src, src.device, this, device);
         }
         Arguments.within(src.toString(), src.length, "srcIndex", srcIndex, count);
         Arguments.within(toString(), length, "index", index, count);
@@ -327,7 +327,7 @@ public final class DeviceBuffer implements AutoCloseable {
         ownership.ensureOpen();
         if (stream != null) {
             // A stream of another GPU would not order the copy with the work on this buffer's device.
-            Device.requireSame("stream", stream, stream.device(), this, new Device(isEmulated(), device));
+            Device.requireSame("stream", stream, stream.device(), this, device);
             stream.ensureOpen();
         }
         if (bytes == 0) {
@@ -392,25 +392,13 @@ public final class DeviceBuffer implements AutoCloseable {
     }
 
     /**
-     * The ordinal of the device the memory was allocated on (the calling thread's current device then): 0 on the
-     * emulated device, -1 for a zero-length GPU buffer, which holds no memory of any device.
+     * The device the memory was allocated on (the calling thread's current device then): ordinal 0 on the emulated
+     * device, -1 for a zero-length GPU buffer, which holds no memory of any device. A kernel or cuBLAS given memory of
+     * another GPU would fault asynchronously, with an error that stays for the process, so users check it with {@link
+     * Device#requireSame}.
      */
-    int device() {
+    Device device() {
         return device;
-    }
-
-    /**
-     * Throws {@link IllegalArgumentException} unless the buffer can be used on device {@code ordinal}; a kernel or
-     * cuBLAS given memory of another GPU would fault asynchronously, with an error that stays for the process.
-     *
-     * @param name names the buffer in the message, e.g. {@code argument 0 of vector_add}
-     * @param user what runs on the device, e.g. {@code Cublas}
-     */
-    void requireDevice(String name, int ordinal, String user) {
-        if (device >= 0 && device != ordinal) {
-            throw new IllegalArgumentException(name + " (" + this + ") is memory of device " + device + ", but " + user
-                    + " runs on device " + ordinal);
-        }
     }
 
     /** The buffer's open/closed state and uses, for {@link Ownership#hold}. */

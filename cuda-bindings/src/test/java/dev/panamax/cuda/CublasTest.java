@@ -80,6 +80,28 @@ class CublasTest {
     }
 
     @Test
+    void operandsAreCheckedBeforeAnythingRuns() {
+        assertMessage(NullPointerException.class, "buffer must not be null", () -> Cublas.Matrix.of(null, 0, 1));
+        // A zero-length buffer and an emulated handle need neither a GPU nor the emulator.
+        try (DeviceBuffer empty = DeviceBuffer.allocate(ElementType.FLOAT, 0);
+                Cublas cublas = Cublas.emulated(new KernelsHostGemm())) {
+            Cublas.Matrix matrix = Cublas.Matrix.of(empty, 0, 1);
+            assertMessage(
+                    IllegalArgumentException.class,
+                    "c.transpose() must be NO_TRANSPOSE: cuBLAS writes C as stored",
+                    () -> cublas.sgemm(0, 0, 0, 1f, matrix, matrix, 0f, matrix.transposed()));
+            assertMessage(
+                    NullPointerException.class,
+                    "b must not be null",
+                    () -> cublas.gemmEx(Cublas.ComputeType.FP32, 0, 0, 0, 1f, matrix, null, 0f, matrix));
+            assertMessage(
+                    IllegalArgumentException.class,
+                    "lda (1) must be >= max(1, m (2)), the row length of A",
+                    () -> cublas.sgemmStridedBatched(2, 1, 1, 1f, matrix.transposed(), matrix, 0f, matrix, 1));
+        }
+    }
+
+    @Test
     void productsNeedMatchingElementTypes() {
         Cublas.checkTypes(false, ElementType.FLOAT, ElementType.FLOAT, ElementType.FLOAT);
         Cublas.checkTypes(true, ElementType.HALF, ElementType.HALF, ElementType.FLOAT);

@@ -100,7 +100,7 @@ class EmulatedConcurrentCloseTest {
         b.copyFrom(new float[] {1, 0, 0, 1});
         Future<?> product = threads.submit(() -> {
             Cuda.useEmulatedDevice();
-            cublas.sgemm(Transpose.NO_TRANSPOSE, Transpose.NO_TRANSPOSE, 2, 2, 2, 1, a, 0, 2, b, 0, 2, 0, c, 0, 2);
+            square(cublas, a, b, c);
         });
         assertTrue(entered.await(10, TimeUnit.SECONDS));
         Future<?> closing = threads.submit(() -> {
@@ -113,10 +113,7 @@ class EmulatedConcurrentCloseTest {
         proceed.countDown();
         product.get(10, TimeUnit.SECONDS);
         closing.get(10, TimeUnit.SECONDS);
-        assertThrows(
-                IllegalStateException.class,
-                () -> cublas.sgemm(
-                        Transpose.NO_TRANSPOSE, Transpose.NO_TRANSPOSE, 2, 2, 2, 1, b, 0, 2, b, 0, 2, 0, b, 0, 2));
+        assertThrows(IllegalStateException.class, () -> square(cublas, b, b, b));
         b.close();
     }
 
@@ -128,10 +125,7 @@ class EmulatedConcurrentCloseTest {
             CudaStream stream = CudaStream.create();
             cublas.setStream(stream);
             stream.close();
-            IllegalStateException onDevice = assertThrows(
-                    IllegalStateException.class,
-                    () -> cublas.sgemm(
-                            Transpose.NO_TRANSPOSE, Transpose.NO_TRANSPOSE, 2, 2, 2, 1, x, 0, 2, x, 0, 2, 0, x, 0, 2));
+            IllegalStateException onDevice = assertThrows(IllegalStateException.class, () -> square(cublas, x, x, x));
             assertEquals(
                     "the stream of emulated Cublas (emulated CudaStream (closed), given to setStream) is closed: give "
                             + "setStream an open stream or null before the next product",
@@ -175,8 +169,7 @@ class EmulatedConcurrentCloseTest {
             x.copyFrom(new float[] {1, 2, 3, 4});
             CudaStream stream = CudaStream.create();
             cublas.setStream(stream);
-            Future<?> product = threads.submit(() -> cublas.sgemm(
-                    Transpose.NO_TRANSPOSE, Transpose.NO_TRANSPOSE, 2, 2, 2, 1, x, 0, 2, x, 0, 2, 0, y, 0, 2));
+            Future<?> product = threads.submit(() -> square(cublas, x, x, y));
             assertTrue(entered.await(10, TimeUnit.SECONDS));
             Future<?> closing = threads.submit(stream::close);
             assertThrows(TimeoutException.class, () -> closing.get(200, TimeUnit.MILLISECONDS));
@@ -253,40 +246,29 @@ class EmulatedConcurrentCloseTest {
                 Cublas cublas = Cublas.emulated(new KernelsHostGemm());
                 DeviceBuffer here = DeviceBuffer.allocate(ElementType.FLOAT, 4);
                 DeviceBuffer elsewhere = DeviceBuffer.allocateEmulated(ElementType.FLOAT, 4, 1)) {
-            assertEquals(0, here.device());
-            assertEquals(1, elsewhere.device());
+            assertEquals(new Device(true, 0), here.device());
+            assertEquals(new Device(true, 1), elsewhere.device());
             IllegalArgumentException launch =
                     assertThrows(IllegalArgumentException.class, () -> module.kernel("vector_add")
                             .launch(Dim3.of(1), Dim3.of(4), 0, null, here, elsewhere, here, 4));
             assertEquals(
-                    "argument 1 of vector_add (const float*) (emulated DeviceBuffer(FLOAT × 4)) is memory of device 1,"
-                            + " but vector_add (module CudaModule(" + SampleKernelsContract.SAMPLES + ")) runs on"
-                            + " device 0",
+                    "argument 1 of vector_add (const float*) (emulated DeviceBuffer(FLOAT × 4)) is on emulated device 1,"
+                            + " but vector_add (module CudaModule(" + SampleKernelsContract.SAMPLES + ")) is on the"
+                            + " emulated device",
                     launch.getMessage());
-            IllegalArgumentException product = assertThrows(
-                    IllegalArgumentException.class,
-                    () -> cublas.sgemm(
-                            Transpose.NO_TRANSPOSE,
-                            Transpose.NO_TRANSPOSE,
-                            2,
-                            2,
-                            2,
-                            1,
-                            here,
-                            0,
-                            2,
-                            here,
-                            0,
-                            2,
-                            0,
-                            elsewhere,
-                            0,
-                            2));
+            IllegalArgumentException product =
+                    assertThrows(IllegalArgumentException.class, () -> square(cublas, here, here, elsewhere));
             assertEquals(
-                    "c (emulated DeviceBuffer(FLOAT × 4)) is memory of device 1, but emulated Cublas runs on device 0",
+                    "c (emulated DeviceBuffer(FLOAT × 4)) is on emulated device 1, but emulated Cublas is on the emulated"
+                            + " device",
                     product.getMessage());
             assertEquals(0, elsewhere.uses(), "nothing was held by the refused calls");
         }
+    }
+
+    /** {@code C = A·B} on 2 × 2 matrices at the start of each buffer. */
+    private static void square(Cublas cublas, DeviceBuffer a, DeviceBuffer b, DeviceBuffer c) {
+        cublas.sgemm(2, 2, 2, 1, Cublas.Matrix.of(a, 0, 2), Cublas.Matrix.of(b, 0, 2), 0, Cublas.Matrix.of(c, 0, 2));
     }
 
     /** {@code gemm}'s products, each announcing itself and then waiting for {@code proceed}. */

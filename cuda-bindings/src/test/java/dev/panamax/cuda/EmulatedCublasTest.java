@@ -234,8 +234,15 @@ class EmulatedCublasTest {
                         DeviceBuffer db = upload(ElementType.FLOAT, b);
                         DeviceBuffer dc = upload(ElementType.FLOAT, c)) {
                     cublas.sgemmStridedBatched(
-                            transA, transB, m, n, k, 0.5f, da, 0, lda, strideA, db, 0, ldb, strideB, 0.25f, dc, 0, ldc,
-                            strideC, batch);
+                            m,
+                            n,
+                            k,
+                            0.5f,
+                            new Cublas.Matrix(da, 0, lda, transA, strideA),
+                            new Cublas.Matrix(db, 0, ldb, transB, strideB),
+                            0.25f,
+                            Cublas.Matrix.of(dc, 0, ldc).strided(strideC),
+                            batch);
                     assertArrayEquals(batched, download(dc), what + ": sgemmStridedBatched");
                 }
 
@@ -269,28 +276,30 @@ class EmulatedCublasTest {
                             DeviceBuffer db = upload(inputs, rb);
                             DeviceBuffer dc = upload(ElementType.FLOAT, c);
                             DeviceBuffer dcSame = upload(inputs, c)) {
+                        Cublas.Matrix ma = new Cublas.Matrix(da, 0, lda, transA, strideA);
+                        Cublas.Matrix mb = new Cublas.Matrix(db, 0, ldb, transB, strideB);
                         cublas.gemmExStridedBatched(
-                                transA, transB, m, n, k, 0.5f, da, 0, lda, strideA, db, 0, ldb, strideB, 0.25f, dc, 0,
-                                ldc, strideC, batch);
-                        assertArrayEquals(mixed, download(dc), what + ": gemmEx " + inputs + " → FLOAT");
-                        cublas.gemmEx(
-                                Cublas.ComputeType.FP32,
-                                transA,
-                                transB,
                                 m,
                                 n,
                                 k,
                                 0.5f,
-                                da,
-                                0,
-                                lda,
-                                db,
-                                0,
-                                ldb,
+                                ma,
+                                mb,
                                 0.25f,
-                                dcSame,
-                                0,
-                                ldc);
+                                Cublas.Matrix.of(dc, 0, ldc).strided(strideC),
+                                batch);
+                        assertArrayEquals(mixed, download(dc), what + ": gemmEx " + inputs + " → FLOAT");
+                        // The unbatched product reads one matrix of each operand, whatever its stride.
+                        cublas.gemmEx(
+                                Cublas.ComputeType.FP32,
+                                m,
+                                n,
+                                k,
+                                0.5f,
+                                ma,
+                                mb,
+                                0.25f,
+                                Cublas.Matrix.of(dcSame, 0, ldc));
                         // A C of the input type: the FP32 result from its rounded old value, rounded once; its
                         // padding keeps the old value.
                         float[] expectedSame = rounded(inputs, c.clone());
@@ -380,22 +389,14 @@ class EmulatedCublasTest {
                         DeviceBuffer dc = DeviceBuffer.allocate(ElementType.FLOAT, (long) m * n)) {
                     cublas.gemmEx(
                             Cublas.ComputeType.FP32_FAST_TF32,
-                            transA,
-                            transB,
                             m,
                             n,
                             k,
                             1f,
-                            da,
-                            0,
-                            lda,
-                            db,
-                            0,
-                            ldb,
+                            new Cublas.Matrix(da, 0, lda, transA, 0),
+                            new Cublas.Matrix(db, 0, ldb, transB, 0),
                             0f,
-                            dc,
-                            0,
-                            n);
+                            Cublas.Matrix.of(dc, 0, n));
                     assertArrayEquals(expected, download(dc), what);
                     // The inputs were rounded in a copy, never in device memory.
                     assertArrayEquals(a, download(da), what + ": A unchanged");
@@ -409,22 +410,14 @@ class EmulatedCublasTest {
                     IllegalArgumentException.class,
                     () -> cublas.gemmEx(
                             Cublas.ComputeType.FP32_FAST_TF32,
-                            NO_TRANSPOSE,
-                            NO_TRANSPOSE,
                             1,
                             1,
                             1,
                             1f,
-                            half,
-                            0,
-                            1,
-                            half,
-                            0,
-                            1,
+                            Cublas.Matrix.of(half, 0, 1),
+                            Cublas.Matrix.of(half, 0, 1),
                             0f,
-                            c,
-                            0,
-                            1));
+                            Cublas.Matrix.of(c, 0, 1)));
             assertEquals(
                     "compute FP32_FAST_TF32 needs FLOAT A and B (cuBLAS rounds them to TF32 itself), got BFLOAT16",
                     e.getMessage());
@@ -443,16 +436,22 @@ class EmulatedCublasTest {
         assertEquals(Cublas.MathMode.PEDANTIC, cublas.mathMode());
         IllegalArgumentException e = assertThrows(
                 IllegalArgumentException.class,
-                () -> cublas.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 0, 0, 0, 1f, gpu, 0, 1, gpu, 0, 1, 0f, gpu, 0, 1));
-        assertEquals(
-                "a (" + gpu
-                        + ") and emulated Cublas belong to different devices: one is the emulated device, one a GPU",
-                e.getMessage());
+                () -> cublas.sgemm(
+                        0,
+                        0,
+                        0,
+                        1f,
+                        Cublas.Matrix.of(gpu, 0, 1),
+                        Cublas.Matrix.of(gpu, 0, 1),
+                        0f,
+                        Cublas.Matrix.of(gpu, 0, 1)));
+        assertEquals("a (" + gpu + ") is on a GPU, but emulated Cublas is on the emulated device", e.getMessage());
         try (CudaStream stream = CudaStream.create();
                 DeviceBuffer three = upload(ElementType.FLOAT, new float[] {3f});
                 DeviceBuffer product = DeviceBuffer.allocate(ElementType.FLOAT, 1)) {
             cublas.setStream(stream);
-            cublas.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 1, 1, 1, 2f, three, 0, 1, three, 0, 1, 0f, product, 0, 1);
+            Cublas.Matrix x = Cublas.Matrix.of(three, 0, 1);
+            cublas.sgemm(1, 1, 1, 2f, x, x, 0f, Cublas.Matrix.of(product, 0, 1));
             stream.synchronize();
             assertArrayEquals(new float[] {18f}, download(product));
         }

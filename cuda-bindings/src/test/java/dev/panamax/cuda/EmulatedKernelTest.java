@@ -162,9 +162,16 @@ class EmulatedKernelTest extends SampleKernelsContract {
                         assertThrows(IllegalArgumentException.class, () -> module.kernel("vector_add")
                                 .launch(Dim3.of(1), Dim3.of(4), 0, null, gpu, emulated, emulated, 0));
                 assertEquals(
-                        "argument 0 of vector_add (const float*) is memory of a GPU, the kernel runs on the emulated device",
+                        "argument 0 of vector_add (const float*) (DeviceBuffer(FLOAT × 0)) is on a GPU, but vector_add"
+                                + " (module CudaModule(" + SampleKernelsContract.SAMPLES
+                                + ")) is on the emulated device",
                         e.getMessage());
-                assertThrows(IllegalArgumentException.class, () -> emulated.copyFrom(0, gpu, 0, 0));
+                IllegalArgumentException copy =
+                        assertThrows(IllegalArgumentException.class, () -> emulated.copyFrom(0, gpu, 0, 0));
+                assertEquals(
+                        "src (DeviceBuffer(FLOAT × 0)) is on a GPU, but emulated DeviceBuffer(FLOAT × 4) is on the"
+                                + " emulated device",
+                        copy.getMessage());
             }
         }
     }

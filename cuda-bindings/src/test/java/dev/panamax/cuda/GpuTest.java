@@ -95,7 +95,15 @@ class GpuTest {
             cublas.setStream(stream);
             for (int round = 0; round < 3; round++) {
                 // A product long enough to still be running when the host queues the synchronous copies.
-                cublas.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, n, n, n, 1f, a, 0, n, a, 0, n, 0f, b, 0, n);
+                cublas.sgemm(
+                        n,
+                        n,
+                        n,
+                        1f,
+                        Cublas.Matrix.of(a, 0, n),
+                        Cublas.Matrix.of(a, 0, n),
+                        0f,
+                        Cublas.Matrix.of(b, 0, n));
                 c.copyFrom(0, b, 0, (long) n * n);
                 float[] corner = new float[4];
                 c.copyTo(0, corner, 0, 4);
@@ -122,7 +130,8 @@ class GpuTest {
             handoff.record(first);
             second.waitFor(handoff);
             cublas.setStream(second);
-            cublas.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 2048, 2048, 2048, 1f, a, 0, 2048, a, 0, 2048, 0f, b, 0, 2048);
+            Cublas.Matrix square = Cublas.Matrix.of(a, 0, 2048);
+            cublas.sgemm(2048, 2048, 2048, 1f, square, square, 0f, Cublas.Matrix.of(b, 0, 2048));
             end.record(second);
             end.synchronize();
             assertTrue(end.isDone() && handoff.isDone());
@@ -263,36 +272,18 @@ class GpuTest {
             da.copyFrom(a);
             db.copyFrom(b);
             dc.copyFrom(c);
+            Cublas.Matrix ma = new Cublas.Matrix(da, offset, lda, ta, strideA);
+            Cublas.Matrix mb = new Cublas.Matrix(db, offset, ldb, tb, strideB);
+            Cublas.Matrix mc = Cublas.Matrix.of(dc, offset, ldc).strided(strideC);
             boolean sgemm = in == ElementType.FLOAT && out == ElementType.FLOAT;
             if (batch == 1 && sgemm) {
-                cublas.sgemm(ta, tb, m, n, k, alpha, da, offset, lda, db, offset, ldb, beta, dc, offset, ldc);
+                cublas.sgemm(m, n, k, alpha, ma, mb, beta, mc);
             } else if (batch == 1) {
-                cublas.gemmEx(
-                        Cublas.ComputeType.FP32,
-                        ta,
-                        tb,
-                        m,
-                        n,
-                        k,
-                        alpha,
-                        da,
-                        offset,
-                        lda,
-                        db,
-                        offset,
-                        ldb,
-                        beta,
-                        dc,
-                        offset,
-                        ldc);
+                cublas.gemmEx(Cublas.ComputeType.FP32, m, n, k, alpha, ma, mb, beta, mc);
             } else if (sgemm) {
-                cublas.sgemmStridedBatched(
-                        ta, tb, m, n, k, alpha, da, offset, lda, strideA, db, offset, ldb, strideB, beta, dc, offset,
-                        ldc, strideC, batch);
+                cublas.sgemmStridedBatched(m, n, k, alpha, ma, mb, beta, mc, batch);
             } else {
-                cublas.gemmExStridedBatched(
-                        ta, tb, m, n, k, alpha, da, offset, lda, strideA, db, offset, ldb, strideB, beta, dc, offset,
-                        ldc, strideC, batch);
+                cublas.gemmExStridedBatched(m, n, k, alpha, ma, mb, beta, mc, batch);
             }
             dc.copyTo(result);
         }

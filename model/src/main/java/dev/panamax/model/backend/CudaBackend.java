@@ -9,7 +9,6 @@ import dev.panamax.cuda.DeviceBuffer;
 import dev.panamax.cuda.DeviceMemory;
 import dev.panamax.cuda.Dim3;
 import dev.panamax.cuda.ElementType;
-import dev.panamax.cuda.Transpose;
 import dev.panamax.kernels.AdamW;
 import dev.panamax.kernels.QuantizedMatrix;
 import dev.panamax.kernels.Rope;
@@ -597,27 +596,19 @@ public final class CudaBackend implements Backend {
             return;
         }
         onDevice();
-        Transpose opA = transA ? Transpose.TRANSPOSE : Transpose.NO_TRANSPOSE;
-        Transpose opB = transB ? Transpose.TRANSPOSE : Transpose.NO_TRANSPOSE;
         if (precision != MatmulPrecision.BF16) {
+            Cublas.ComputeType compute =
+                    precision == MatmulPrecision.TF32 ? Cublas.ComputeType.FP32_FAST_TF32 : Cublas.ComputeType.FP32;
             cublas.gemmEx(
-                    precision == MatmulPrecision.TF32 ? Cublas.ComputeType.FP32_FAST_TF32 : Cublas.ComputeType.FP32,
-                    opA,
-                    opB,
+                    compute,
                     m,
                     n,
                     k,
                     1f,
-                    a.buffer,
-                    a.offset,
-                    Math.max(1, a.ld),
-                    b.buffer,
-                    b.offset,
-                    Math.max(1, b.ld),
+                    operand(a.buffer, a.offset, a.ld, transA),
+                    operand(b.buffer, b.offset, b.ld, transB),
                     beta,
-                    c.buffer,
-                    c.offset,
-                    Math.max(1, c.ld));
+                    operand(c.buffer, c.offset, c.ld, false));
             return;
         }
         // Stored shapes: A is m × k (k × m transposed), B k × n (n × k); each is rounded into a dense copy.
@@ -629,22 +620,20 @@ public final class CudaBackend implements Backend {
         DeviceBuffer b16 = toBfloat16(1, b, bRows, bCols);
         cublas.gemmEx(
                 Cublas.ComputeType.FP32,
-                opA,
-                opB,
                 m,
                 n,
                 k,
                 1f,
-                a16,
-                0,
-                Math.max(1, aCols),
-                b16,
-                0,
-                Math.max(1, bCols),
+                operand(a16, 0, aCols, transA),
+                operand(b16, 0, bCols, transB),
                 beta,
-                c.buffer,
-                c.offset,
-                Math.max(1, c.ld));
+                operand(c.buffer, c.offset, c.ld, false));
+    }
+
+    /** A product's operand; a leading dimension of 0 (an empty matrix) becomes the 1 cuBLAS requires. */
+    private static Cublas.Matrix operand(DeviceBuffer buffer, long offset, int ld, boolean transposed) {
+        Cublas.Matrix matrix = Cublas.Matrix.of(buffer, offset, Math.max(1, ld));
+        return transposed ? matrix.transposed() : matrix;
     }
 
     /** {@code rows × cols} of {@code t} rounded to bfloat16 into the dense scratch operand {@code slot}. */
@@ -1020,6 +1009,7 @@ public final class CudaBackend implements Backend {
                 query,
                 k,
                 v,
+                o,
                 dO,
                 l,
                 attentionDelta,
@@ -1037,6 +1027,7 @@ public final class CudaBackend implements Backend {
                 query,
                 k,
                 v,
+                o,
                 dO,
                 l,
                 attentionDelta,

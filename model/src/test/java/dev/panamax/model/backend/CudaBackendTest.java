@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.panamax.cuda.Cuda;
 import dev.panamax.kernels.Rope;
 import dev.panamax.kernels.testing.Inputs;
+import dev.panamax.kernels.testing.ReferenceAttention;
 import dev.panamax.kernels.testing.Tolerance;
 import dev.panamax.model.backend.Backend.Layout;
 import dev.panamax.model.generate.Transformer;
@@ -53,6 +54,11 @@ class CudaBackendTest {
         try (CpuBackend cpu = new CpuBackend()) {
             expected = operation.apply(cpu);
         }
+        return new float[][] {expected, emulated(what, operation)};
+    }
+
+    /** The emulated device's result, after checking every schedule gives the same bits. */
+    private static float[] emulated(String what, Operation operation) {
         float[] first = null;
         for (long seed : SCHEDULES) {
             float[] result = EmulatedBackends.run(seed, operation::apply);
@@ -62,7 +68,7 @@ class CudaBackendTest {
                 assertArrayEquals(bits(first), bits(result), what + ": schedule " + seed + " changed the bits");
             }
         }
-        return new float[][] {expected, first};
+        return first;
     }
 
     private static void assertExact(String what, Operation operation) {
@@ -726,6 +732,11 @@ class CudaBackendTest {
             this(c[0], c[1], c[2], c[3], c[4], c[5], c[6]);
         }
 
+        /** From {sequences, heads, kvHeads, T, headDim}: T queries over T keys at position 0, as in training. */
+        static AttentionSizes training(int[] c) {
+            return new AttentionSizes(c[0], c[1], c[2], c[3], c[3], c[4], 0);
+        }
+
         int rows() {
             return sequences * queries;
         }
@@ -756,6 +767,57 @@ class CudaBackendTest {
                 return concat(read(b, out), read(b, lse));
             };
         }
+
+        /** Each backend's forward then its backward on {q, k, v, dO}; returns dQ, dK and dV. */
+        Operation backward(float[][] t) {
+            return b -> {
+                Tensor qt = input(b, rows(), heads * headDim, t[0], false);
+                Tensor kt = input(b, sequences * keys, kvHeads * headDim, t[1], false);
+                Tensor vt = input(b, sequences * keys, kvHeads * headDim, t[2], false);
+                Tensor out = b.allocate(rows(), heads * headDim);
+                Tensor lse = b.allocate(rows(), heads);
+                b.attention(qt, kt, vt, heads, kvHeads, sequences, position, out, lse);
+                Tensor dq = b.allocate(rows(), heads * headDim);
+                Tensor dk = b.allocate(sequences * keys, kvHeads * headDim);
+                Tensor dv = b.allocate(sequences * keys, kvHeads * headDim);
+                b.attentionBackward(
+                        qt,
+                        kt,
+                        vt,
+                        out,
+                        lse,
+                        input(b, rows(), heads * headDim, t[3], false),
+                        heads,
+                        kvHeads,
+                        sequences,
+                        dq,
+                        dk,
+                        dv);
+                return concat(read(b, dq), read(b, dk), read(b, dv));
+            };
+        }
+
+        /**
+         * A backend's {@code [sequences·length, width·headDim]} rows ({@code width} heads) as the reference's {@code
+         * [sequences, width, length, headDim]}.
+         */
+        float[] headMajor(float[] rows, int width) {
+            int length = rows.length / (sequences * width * headDim);
+            float[] dense = new float[rows.length];
+            for (int s = 0; s < sequences; s++) {
+                for (int t = 0; t < length; t++) {
+                    for (int h = 0; h < width; h++) {
+                        System.arraycopy(
+                                rows,
+                                ((s * length + t) * width + h) * headDim,
+                                dense,
+                                ((s * width + h) * length + t) * headDim,
+                                headDim);
+                    }
+                }
+            }
+            return dense;
+        }
     }
 
     /**
@@ -774,22 +836,15 @@ class CudaBackendTest {
     @Test
     void attentionBackwardMatchesTheCpu() {
         for (int[] c : ATTENTION_BACKWARD) {
-            int sequences = c[0];
-            int heads = c[1];
-            int kvHeads = c[2];
-            int length = c[3];
-            int headDim = c[4];
-            int rows = sequences * length;
-            float[] q = random("bq" + Arrays.toString(c), rows * heads * headDim);
-            float[] k = random("bk" + Arrays.toString(c), rows * kvHeads * headDim);
-            float[] v = random("bv" + Arrays.toString(c), rows * kvHeads * headDim);
-            float[] dOut = random("bdo" + Arrays.toString(c), rows * heads * headDim);
-            int[] sizes = {rows * heads * headDim, rows * kvHeads * headDim, rows * kvHeads * headDim};
-            double factor = 16 * (length + headDim) * EPS;
+            AttentionSizes a = AttentionSizes.training(c);
+            float[] q = random("bq" + Arrays.toString(c), a.queryFloats());
+            float[] k = random("bk" + Arrays.toString(c), a.keyFloats());
+            float[] v = random("bv" + Arrays.toString(c), a.keyFloats());
+            float[] dOut = random("bdo" + Arrays.toString(c), a.queryFloats());
+            int[] sizes = {a.queryFloats(), a.keyFloats(), a.keyFloats()};
+            double factor = 16 * (a.queries() + a.headDim()) * EPS;
             assertWithin(
-                    "attentionBackward " + Arrays.toString(c),
-                    attentionBackward(sequences, heads, kvHeads, length, headDim, new float[][] {q, k, v, dOut}),
-                    expected -> {
+                    "attentionBackward " + Arrays.toString(c), a.backward(new float[][] {q, k, v, dOut}), expected -> {
                         double[] bound = new double[expected.length];
                         int from = 0;
                         for (int size : sizes) {
@@ -806,37 +861,44 @@ class CudaBackendTest {
     }
 
     /**
-     * Each backend's forward then its backward at position 0 on {q, k, v, dO}, {@code length} rows per sequence;
-     * returns dQ, dK and dV.
+     * Gradients with values near float's limit: every dO·v and D = dO·O is beyond float's range (V in [2e38,
+     * FLT_MAX], dO in [2, 3]/headDim), although dS = P∘(dO·v − D) = P∘(dO·(v − O)) and the gradients are not. Q and K
+     * in [-1, 1] make the weights differ. Against the float64 reference within its bounds (the CPU backend's float
+     * backward overflows on these too).
      */
-    private static Operation attentionBackward(
-            int sequences, int heads, int kvHeads, int length, int headDim, float[][] t) {
-        int rows = sequences * length;
-        return b -> {
-            Tensor qt = input(b, rows, heads * headDim, t[0], false);
-            Tensor kt = input(b, rows, kvHeads * headDim, t[1], false);
-            Tensor vt = input(b, rows, kvHeads * headDim, t[2], false);
-            Tensor out = b.allocate(rows, heads * headDim);
-            Tensor lse = b.allocate(rows, heads);
-            b.attention(qt, kt, vt, heads, kvHeads, sequences, 0, out, lse);
-            Tensor dq = b.allocate(rows, heads * headDim);
-            Tensor dk = b.allocate(rows, kvHeads * headDim);
-            Tensor dv = b.allocate(rows, kvHeads * headDim);
-            b.attentionBackward(
-                    qt,
-                    kt,
-                    vt,
-                    out,
-                    lse,
-                    input(b, rows, heads * headDim, t[3], false),
-                    heads,
-                    kvHeads,
-                    sequences,
-                    dq,
-                    dk,
-                    dv);
-            return concat(read(b, dq), read(b, dk), read(b, dv));
-        };
+    @Test
+    void valuesNearFloatsLimitGiveFiniteGradients() {
+        int[][] cases = {{2, 4, 2, 37, 16}, {1, 2, 1, 70, 64}};
+        for (int[] c : cases) {
+            AttentionSizes a = AttentionSizes.training(c);
+            String name = Arrays.toString(c);
+            float[] q = random("huge bq" + name, a.queryFloats());
+            float[] k = random("huge bk" + name, a.keyFloats());
+            float[] v = Inputs.uniform(Inputs.seed("huge bv" + name), k.length, 2e38f, Float.MAX_VALUE);
+            float[] dOut = Inputs.uniform(Inputs.seed("huge bdo" + name), q.length, 2f / a.headDim(), 3f / a.headDim());
+            String what = "attentionBackward, values near float's limit, " + name;
+            float[] gradients = emulated(what, a.backward(new float[][] {q, k, v, dOut}));
+            ReferenceAttention.Gradients expected = ReferenceAttention.backward(
+                    a.sequences(),
+                    a.heads(),
+                    a.kvHeads(),
+                    a.queries(),
+                    a.keys(),
+                    a.headDim(),
+                    1 / Math.sqrt(a.headDim()),
+                    true,
+                    a.headMajor(q, a.heads()),
+                    a.headMajor(k, a.kvHeads()),
+                    a.headMajor(v, a.kvHeads()),
+                    null,
+                    a.headMajor(dOut, a.heads()));
+            float[] dq = Arrays.copyOfRange(gradients, 0, q.length);
+            float[] dk = Arrays.copyOfRange(gradients, q.length, q.length + k.length);
+            float[] dv = Arrays.copyOfRange(gradients, q.length + k.length, gradients.length);
+            Tolerance.assertClose(what + " dq", expected.dq(), a.headMajor(dq, a.heads()), expected.dqBound());
+            Tolerance.assertClose(what + " dk", expected.dk(), a.headMajor(dk, a.kvHeads()), expected.dkBound());
+            Tolerance.assertClose(what + " dv", expected.dv(), a.headMajor(dv, a.kvHeads()), expected.dvBound());
+        }
     }
 
     /**
@@ -856,6 +918,7 @@ class CudaBackendTest {
         int length = 9;
         int headDim = 12;
         int rows = sequences * length;
+        AttentionSizes sizes = new AttentionSizes(sequences, heads, kvHeads, length, length, headDim, 0);
         float[][] clean = {
             random("poison q", rows * heads * headDim),
             random("poison k", rows * kvHeads * headDim),
@@ -886,7 +949,7 @@ class CudaBackendTest {
                 if (tensor < 3) {
                     assertLikeTheCpu(
                             "attention, " + what,
-                            new AttentionSizes(sequences, heads, kvHeads, length, length, headDim, 0).forward(t),
+                            sizes.forward(t),
                             new boolean[][] {queries, queries},
                             new int[] {headDim, 1},
                             8 * (length + headDim) * EPS,
@@ -894,7 +957,7 @@ class CudaBackendTest {
                 }
                 assertLikeTheCpu(
                         "attentionBackward, " + what,
-                        attentionBackward(sequences, heads, kvHeads, length, headDim, t),
+                        sizes.backward(t),
                         new boolean[][] {queries, keys, keys},
                         new int[] {headDim, headDim, headDim},
                         16 * (length + headDim) * EPS,
