@@ -6,6 +6,7 @@
 #ifdef __CUDACC__
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 // A pointer into device (global) memory, as a kernel parameter or a local derived from one.
 template <class T>

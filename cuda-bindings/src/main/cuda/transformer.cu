@@ -117,6 +117,114 @@ extern "C" __global__ void embedding_forward(global_ptr<const float> tokens, glo
 }
 PANAMAX_EXPORT(embedding_forward)
 
+// Weights in GGML's formats, kept on the device as the file's bytes, read as 16-bit units (every row of every format
+// is a whole number of them, and a unit holds its two bytes little-endian): format 0 Q8_0 (blocks of 32 elements: an
+// fp16 scale d, then 32 int8 q; element = d·q), 1 Q4_0 (blocks of 32: d, then 16 bytes whose low nibbles are elements
+// 0..15 and high nibbles 16..31; element = d·(q − 8)), 2 F16, 3 BF16. Row r starts r·row_units units after the
+// matrix's first.
+#define FORMAT_Q8_0 0
+#define FORMAT_Q4_0 1
+#define FORMAT_F16 2
+#define FORMAT_BF16 3
+
+// A binary16's value, exactly (subnormals, ±∞ and NaN payloads included), in integer arithmetic that the GPU and the
+// emulated device share.
+__device__ float half_to_float(unsigned short bits) {
+    unsigned sign = (bits & 0x8000u) << 16;
+    unsigned exponent = (bits >> 10) & 0x1fu;
+    unsigned mantissa = bits & 0x3ffu;
+    if (exponent == 0) {
+        // mantissa·2⁻²⁴: exact, since the mantissa has 10 bits.
+        float magnitude = static_cast<float>(mantissa) * 5.9604644775390625e-8f;
+        return sign != 0 ? -magnitude : magnitude;
+    }
+    unsigned biased = exponent == 0x1fu ? 0xffu : exponent + 112u;
+    return __int_as_float(static_cast<int>(sign | biased << 23 | mantissa << 13));
+}
+
+// The byte at `index` of the units from `units` (a row or a block).
+__device__ unsigned weight_byte(global_ptr<const __half> units, int index) {
+    unsigned pair = __half_as_ushort(units[index >> 1]);
+    return (index & 1) != 0 ? pair >> 8 : pair & 0xffu;
+}
+
+// Element c of a row in `format`, as a float: the value the CPU's Quantization.dequantizeRow gives.
+__device__ float weight_at(global_ptr<const __half> row, int format, int c) {
+    if (format == FORMAT_F16) {
+        return half_to_float(__half_as_ushort(row[c]));
+    }
+    if (format == FORMAT_BF16) {
+        return __int_as_float(static_cast<int>(static_cast<unsigned>(__half_as_ushort(row[c])) << 16));
+    }
+    int j = c & 31;
+    if (format == FORMAT_Q8_0) {
+        global_ptr<const __half> block = row + (c >> 5) * 17;
+        float d = half_to_float(__half_as_ushort(block[0]));
+        return d * static_cast<float>(static_cast<signed char>(weight_byte(block + 1, j)));
+    }
+    global_ptr<const __half> block = row + (c >> 5) * 9;
+    float d = half_to_float(__half_as_ushort(block[0]));
+    unsigned packed = weight_byte(block + 1, j & 15);
+    int q = static_cast<int>(j < 16 ? packed & 0xfu : packed >> 4) - 8;
+    return d * static_cast<float>(q);
+}
+
+// Rows of a matrix in a GGML format dequantized into floats: out row r = weight row (use_ids ? ids[r] : first_row + r)
+// (ids whole floats, checked by the backend). Launched as add_matrix over rows × cols.
+extern "C" __global__ void dequantize_rows(global_ptr<const __half> w, long long w_offset, long long row_units,
+        int format, global_ptr<const float> ids, int use_ids, int first_row, global_ptr<float> out,
+        long long out_offset, int ldout, int rows, int cols) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) {
+        return;
+    }
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        long long source = use_ids != 0 ? static_cast<long long>(ids[r]) : static_cast<long long>(first_row) + r;
+        out[out_offset + static_cast<long long>(r) * ldout + c] = weight_at(w + (w_offset + source * row_units), format, c);
+    }
+}
+PANAMAX_EXPORT(dequantize_rows)
+
+#define MATVEC_ROWS 8
+
+// y = x·Wᵀ for W [outputs, cols] in a GGML format and at most MATVEC_ROWS rows of x (a decode's tokens), reading each
+// weight once: warp w of block b computes output o = b·(blockDim.x / 32) + w for every row of x, lane j summing
+// columns j, j + 32, ... in order, then a fixed butterfly, so the bits are the same every run. Grid (ceil(outputs /
+// warps)).
+extern "C" __global__ void quantized_matvec(global_ptr<const __half> w, long long w_offset, long long row_units,
+        int format, int outputs, int cols, global_ptr<const float> x, long long x_offset, int ldx, int rows,
+        global_ptr<float> y, long long y_offset, int ldy) {
+    int o = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    if (rows > MATVEC_ROWS) {
+        __trap();
+    }
+    if (o >= outputs) {
+        return;  // the whole warp: its shuffles stay uniform
+    }
+    global_ptr<const __half> row = w + (w_offset + static_cast<long long>(o) * row_units);
+    float sums[MATVEC_ROWS];
+    for (int r = 0; r < MATVEC_ROWS; ++r) {
+        sums[r] = 0.0f;
+    }
+    for (int c = lane; c < cols; c += WARP) {
+        float weight = weight_at(row, format, c);
+        for (int r = 0; r < rows; ++r) {
+            sums[r] += weight * x[x_offset + static_cast<long long>(r) * ldx + c];
+        }
+    }
+    for (int r = 0; r < rows; ++r) {
+        float sum = sums[r];
+        for (int mask = WARP / 2; mask > 0; mask /= 2) {
+            sum += __shfl_xor_sync(0xffffffffu, sum, mask);
+        }
+        if (lane == 0) {
+            y[y_offset + static_cast<long long>(r) * ldy + o] = sum;
+        }
+    }
+}
+PANAMAX_EXPORT(quantized_matvec)
+
 // Traps unless the block is a row of a power-of-two number of threads up to ROW_THREADS_MAX: the shared scratch of the
 // row reductions below has ROW_THREADS_MAX slots, one per threadIdx.x, and their trees halve blockDim.x exactly.
 // Every kernel that calls them checks this first, since the condition is uniform over the block.

@@ -43,6 +43,11 @@ struct __nv_bfloat16 {
     uint16_t bits;
 };
 
+// CUDA's binary16 (cuda_fp16.h), as much as kernels that read its bits need: weights kept as a file's 16-bit units.
+struct __half {
+    uint16_t bits;
+};
+
 namespace pmx {
 
 // The memory a device pointer may reach: [base, base + bytes), named in fault messages.
@@ -205,6 +210,10 @@ struct ElementName<unsigned int> {
 template <>
 struct ElementName<__nv_bfloat16> {
     static constexpr const char* name = "__nv_bfloat16";
+};
+template <>
+struct ElementName<__half> {
+    static constexpr const char* name = "__half";
 };
 
 template <class T>
@@ -387,6 +396,7 @@ inline float __fmul_rn(float x, float y) { return x * y; }
 inline float __saturatef(float x) { return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x); }
 inline float __int_as_float(int x) { return pmx::from_bits<float>(static_cast<uint32_t>(x)); }
 inline int __float_as_int(float x) { return static_cast<int>(static_cast<uint32_t>(pmx::to_bits(x))); }
+inline unsigned short __half_as_ushort(__half x) { return x.bits; }
 inline unsigned __float_as_uint(float x) { return static_cast<uint32_t>(pmx::to_bits(x)); }
 inline float __uint_as_float(unsigned x) { return pmx::from_bits<float>(x); }
 inline int __float2int_rn(float x) { return static_cast<int>(nearbyintf(x)); }

@@ -245,14 +245,7 @@ public final class CpuBackend implements Backend {
     }
 
     private static void quantizedMatmul(CpuTensor x, QuantizedMatrix w, Layout layout, Tensor bias, CpuTensor y) {
-        if (layout != Layout.OUT_IN || bias != null) {
-            throw new IllegalArgumentException(
-                    "a " + w.format() + " weight matrix is [out, in] without a bias: layout (" + layout
-                            + ") must be OUT_IN and bias null");
-        }
-        TensorChecks.same("x.cols", x.cols, "w.cols", w.columns());
-        TensorChecks.same("y.cols", y.cols, "w.rows", w.rows());
-        TensorChecks.same("y.rows", y.rows, "x.rows", x.rows);
+        TensorChecks.quantizedMatmul(x, w.format(), w.rows(), w.columns(), layout, bias, y);
         QuantizedProduct.multiply(w, x.rows, x.data, x.offset, x.ld, y.data, y.offset, y.ld);
     }
 

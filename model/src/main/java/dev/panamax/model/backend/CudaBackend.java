@@ -12,6 +12,7 @@ import dev.panamax.cuda.ElementType;
 import dev.panamax.kernels.AdamW;
 import dev.panamax.kernels.QuantizedMatrix;
 import dev.panamax.kernels.Rope;
+import dev.panamax.kernels.WeightFormat;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.ref.WeakReference;
@@ -22,6 +23,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.function.Consumer;
+import java.util.function.Function;
 
 /**
  * The {@link Backend} on a CUDA device: a GPU, or the emulated device that runs the same CUDA C kernels on the CPU
@@ -41,8 +43,14 @@ import java.util.function.Consumer;
  * <p>Every operation of the interface runs on the device, forward and backward. The embedding table (and its
  * gradient) must start at its buffer's first element: a view of later rows is refused, since the kernels take no
  * offset. Reductions have a fixed order (no
- * float atomics), so a run gives the same bits every time on the same device; losses, sums of squares and argmaxes
- * come back to the host as a few floats per row and are summed there in row order.
+ * float atomics), so a run gives the same bits every time on the same device; losses and argmaxes come back to the
+ * host as a float per row (losses summed there in row order), a sum of squares as its total.
+ *
+ * <p>Weights in GGML's block formats ({@link #weights(QuantizedMatrix)}: Q8_0, Q4_0, F16, BF16) stay in their format
+ * on the device, as the file's bytes: a product with at most {@value #MATVEC_ROWS} rows of activations (decoding)
+ * reads each weight once in {@code quantized_matvec}, a larger one dequantizes the weights a slice of rows at a time
+ * into floats for cuBLAS, and an embedding lookup dequantizes the rows it reads. They serve inference only:
+ * training needs float32 weights.
  *
  * <p>A backend belongs to the device it was created on: each call makes that device the calling thread's current one.
  * It is for one thread at a time (its scratch buffers and kernel cache are not shared safely); work from several
@@ -75,6 +83,12 @@ public final class CudaBackend implements Backend {
 
     /** At most this many key splits per query and head, so that the partial softmaxes stay small on long contexts. */
     private static final int MAX_KEY_SPLITS = 1024;
+
+    /** The most activation rows {@code quantized_matvec} takes: {@code MATVEC_ROWS} in transformer.cu. */
+    private static final int MATVEC_ROWS = 8;
+
+    /** The most floats of weights a product with many rows dequantizes at once (16 MiB). */
+    private static final long DEQUANTIZED_FLOATS = 1L << 22;
 
     /** The widest head {@code attention_forward} keeps in registers (8 floats per lane). */
     static final int MAX_HEAD_DIM = 256;
@@ -115,6 +129,9 @@ public final class CudaBackend implements Backend {
 
     /** The per-split softmaxes of a split attention, before {@code attention_combine}; grown on demand. */
     private DeviceBuffer attentionPartials;
+
+    /** Quantized weights dequantized for a product with many rows; grown on demand. */
+    private DeviceBuffer dequantized;
 
     /** A norm backward's per-span column sums, before {@code norm_backward_weights} adds them; grown on demand. */
     private DeviceBuffer normPartials;
@@ -322,14 +339,45 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** A weight segment by its address, size and shape; an {@link Upload} also names the scope it belonged to. */
-    private record WeightSource(long address, long byteSize, int rows, int cols) {}
+    /**
+     * A weight segment by its address, size, shape and format; an {@link Upload} also names the scope it belonged to.
+     */
+    private record WeightSource(long address, long byteSize, int rows, int cols, WeightFormat format) {}
+
+    /**
+     * A matrix in one of GGML's block formats on the device: the file's bytes in a buffer of 16-bit units, row r at
+     * unit {@code offset + r·rowUnits()}.
+     */
+    private record DeviceQuantized(
+            CudaBackend owner, DeviceBuffer buffer, long offset, WeightFormat format, int rows, int cols)
+            implements Tensor {
+        long rowUnits() {
+            return format.rowBytes(cols) / Short.BYTES;
+        }
+
+        @Override
+        public Tensor rows(int from, int count) {
+            Objects.checkFromIndexSize(from, count, rows);
+            return new DeviceQuantized(owner, buffer, offset + from * rowUnits(), format, count, cols);
+        }
+
+        @Override
+        public Tensor columns(int from, int count) {
+            throw new UnsupportedOperationException(
+                    "a " + format + " matrix has no column views (its rows are blocks)");
+        }
+
+        @Override
+        public String toString() {
+            return "CUDA " + format + " tensor " + rows + " × " + cols;
+        }
+    }
 
     /**
      * An uploaded weight segment: its scope, weakly (the cache must not keep an automatic arena's memory alive), and
      * the device tensor.
      */
-    private record Upload(WeakReference<MemorySegment.Scope> scope, DeviceTensor tensor) {}
+    private record Upload(WeakReference<MemorySegment.Scope> scope, Tensor tensor) {}
 
     /** Rotary tables on the device, {@code [maxPositions, headDim]} each, as the CPU's {@link Rope} builds them. */
     private record DeviceRotary(
@@ -356,25 +404,52 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor weights(MemorySegment floats, int rows, int cols) {
         TensorChecks.weights(floats, rows, cols);
+        return upload(floats, WeightFormat.F32, rows, cols, b -> new DeviceTensor(this, b, 0, rows, cols, cols));
+    }
+
+    /**
+     * Copies the matrix's bytes to the device as they are, once for the same memory passed again, as {@link
+     * #weights(MemorySegment, int, int)} does; an F32 matrix becomes an ordinary tensor.
+     */
+    @Override
+    public Tensor weights(QuantizedMatrix matrix) {
+        Objects.requireNonNull(matrix, "matrix");
+        MemorySegment bytes = matrix.data().asSlice(matrix.byteOffset(), matrix.byteSize());
+        if (matrix.format() == WeightFormat.F32) {
+            return weights(bytes, matrix.rows(), matrix.columns());
+        }
+        return upload(
+                bytes,
+                matrix.format(),
+                matrix.rows(),
+                matrix.columns(),
+                b -> new DeviceQuantized(this, b, 0, matrix.format(), matrix.rows(), matrix.columns()));
+    }
+
+    /** The upload and its cache behind both {@code weights} methods: the segment's bytes into a new buffer. */
+    private Tensor upload(
+            MemorySegment data, WeightFormat format, int rows, int cols, Function<DeviceBuffer, Tensor> tensor) {
         onDevice();
-        WeightSource source = new WeightSource(floats.address(), floats.byteSize(), rows, cols);
-        MemorySegment.Scope scope = floats.scope();
-        boolean cached = floats.isNative() && !scope.equals(GLOBAL_SCOPE);
+        WeightSource source = new WeightSource(data.address(), data.byteSize(), rows, cols, format);
+        MemorySegment.Scope scope = data.scope();
+        boolean cached = data.isNative() && !scope.equals(GLOBAL_SCOPE);
         Upload known = cached ? uploaded.get(source) : null;
         if (known != null && known.scope().get() == scope && scope.isAlive()) {
             return known.tensor();
         }
-        DeviceBuffer buffer = newBuffer((long) rows * cols, rows + " × " + cols + " weights");
+        ElementType type = format == WeightFormat.F32 ? ElementType.FLOAT : ElementType.HALF;
+        long count = data.byteSize() / type.byteSize();
+        DeviceBuffer buffer = newBuffer(
+                type, count, rows + " × " + cols + (format == WeightFormat.F32 ? "" : " " + format) + " weights");
         try (Arena staging = Arena.ofConfined()) {
             // CUDA copies only from native memory; a heap segment goes through a native copy.
-            MemorySegment host = floats.isNative()
-                    ? floats
-                    : staging.allocate(floats.byteSize()).copyFrom(floats);
-            buffer.copyFromAsync(0, host, (long) rows * cols, stream);
+            MemorySegment host =
+                    data.isNative() ? data : staging.allocate(data.byteSize()).copyFrom(data);
+            buffer.copyFromAsync(0, host, count, stream);
             // The segment may be a caller's temporary, and the staging copy is freed here: the copy must be done.
             stream.synchronize();
         }
-        DeviceTensor t = new DeviceTensor(this, buffer, 0, rows, cols, cols);
+        Tensor t = tensor.apply(buffer);
         if (cached) {
             uploaded.put(source, new Upload(new WeakReference<>(scope), t));
         }
@@ -463,14 +538,6 @@ public final class CudaBackend implements Backend {
         return buffer;
     }
 
-    /** Refuses: cuBLAS takes float32 weights here, and GGML's block formats are a CPU feature for now. */
-    @Override
-    public Tensor weights(QuantizedMatrix matrix) {
-        throw new UnsupportedOperationException("the CUDA backend computes with float32 weights only, not "
-                + matrix.format() + "; run a GGUF file of " + matrix.format() + " weights on the CPU backend,"
-                + " or convert it with panamax quantize --type f32");
-    }
-
     @Override
     public Rotary rotary(int headDim, int maxPositions, double theta) {
         return rotary(headDim, maxPositions, theta, Rope.Pairing.ADJACENT);
@@ -518,6 +585,10 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void matmul(Tensor x, Tensor w, Layout layout, Tensor bias, Tensor y) {
+        if (w instanceof DeviceQuantized q && q.owner == this) {
+            quantizedMatmul(device("x", x), q, layout, bias, device("y", y));
+            return;
+        }
         DeviceTensor a = device("x", x);
         DeviceTensor b = device("w", w);
         DeviceTensor c = device("y", y);
@@ -560,6 +631,82 @@ public final class CudaBackend implements Backend {
             // The column sums of dy as a product with a row of ones: cuBLAS's fixed order, no atomics.
             gemm(false, false, 1, out, m, ones(m), g, 1f, gb);
         }
+    }
+
+    /**
+     * {@code y = x·Wᵀ} for weights in a block format: at most {@value #MATVEC_ROWS} rows of x read each weight once in
+     * {@code quantized_matvec}; more go through cuBLAS on the weights dequantized {@link #DEQUANTIZED_FLOATS} floats of
+     * rows at a time, at the backend's precision.
+     */
+    private void quantizedMatmul(DeviceTensor x, DeviceQuantized w, Layout layout, Tensor bias, DeviceTensor y) {
+        TensorChecks.quantizedMatmul(x, w.format, w.rows, w.cols, layout, bias, y);
+        if (x.rows == 0 || w.rows == 0) {
+            return;
+        }
+        onDevice();
+        if (w.cols == 0) {
+            zero(y);
+            return;
+        }
+        if (x.rows <= MATVEC_ROWS) {
+            launch(
+                    "quantized_matvec",
+                    Dim3.of(Math.ceilDiv(w.rows, ATTENTION_WARPS)),
+                    Dim3.of(ATTENTION_WARPS * 32),
+                    0,
+                    w.buffer,
+                    w.offset,
+                    w.rowUnits(),
+                    formatCode(w.format),
+                    w.rows,
+                    w.cols,
+                    x,
+                    x.rows,
+                    y);
+            return;
+        }
+        int slice = Math.clamp(DEQUANTIZED_FLOATS / w.cols, 1, w.rows);
+        DeviceBuffer floats = scratch(
+                dequantized,
+                b -> dequantized = b,
+                ElementType.FLOAT,
+                (long) slice * w.cols,
+                "weights dequantized for a product");
+        for (int first = 0; first < w.rows; first += slice) {
+            int rows = Math.min(slice, w.rows - first);
+            DeviceTensor part = new DeviceTensor(this, floats, 0, rows, w.cols, w.cols);
+            dequantize(w, null, first, part);
+            gemm(false, true, x.rows, rows, w.cols, x, part, 0f, (DeviceTensor) y.columns(first, rows));
+        }
+    }
+
+    /** Rows of quantized weights into floats: row {@code r} of out is weight row ids[r], or first + r without ids. */
+    private void dequantize(DeviceQuantized w, DeviceBuffer ids, int first, DeviceTensor out) {
+        launchRows(
+                "dequantize_rows",
+                out.rows,
+                out.cols,
+                w.buffer,
+                w.offset,
+                w.rowUnits(),
+                formatCode(w.format),
+                ids == null ? out.buffer : ids,
+                ids == null ? 0 : 1,
+                first,
+                out,
+                out.rows,
+                out.cols);
+    }
+
+    /** The format's number in {@code transformer.cu} ({@code FORMAT_Q8_0} ...). */
+    private static int formatCode(WeightFormat format) {
+        return switch (format) {
+            case Q8_0 -> 0;
+            case Q4_0 -> 1;
+            case F16 -> 2;
+            case BF16 -> 3;
+            case F32 -> throw new IllegalArgumentException("F32 weights are ordinary tensors");
+        };
     }
 
     /** A {@code [1, count]} row of ones, grown on demand; every element of the buffer is set, not only count. */
@@ -1105,6 +1252,15 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void embedding(int[] tokens, int offset, Tensor table, Tensor out) {
+        if (table instanceof DeviceQuantized q && q.owner == this) {
+            DeviceTensor o = device("out", out);
+            TensorChecks.same("out.cols", o.cols, "table.cols", q.cols);
+            DeviceBuffer ids = ids("tokens", tokens, offset, o.rows, "table.rows", q.rows);
+            if (o.rows > 0 && o.cols > 0) {
+                dequantize(q, ids, 0, o);
+            }
+            return;
+        }
         DeviceTensor t = device("table", table);
         DeviceTensor o = device("out", out);
         TensorChecks.same("out.cols", o.cols, "table.cols", t.cols);
@@ -1715,6 +1871,10 @@ public final class CudaBackend implements Backend {
         if (tensor instanceof DeviceTensor t && t.owner == this) {
             ensureOpen();
             return t;
+        }
+        if (tensor instanceof DeviceQuantized q && q.owner == this) {
+            throw new IllegalArgumentException(name + " (" + tensor + ") must be a float32 tensor: weights in "
+                    + q.format + " serve only as the weights of matmul and the table of embedding");
         }
         throw new IllegalArgumentException(name + " (" + tensor + ") must be a tensor of this CudaBackend");
     }

@@ -1,5 +1,6 @@
 package dev.panamax.model.backend;
 
+import dev.panamax.kernels.WeightFormat;
 import java.lang.foreign.MemorySegment;
 
 /** The shape checks every backend makes before it writes anything, with messages naming the argument and the bound. */
@@ -88,6 +89,18 @@ final class TensorChecks {
         same("dy.rows", dy.rows(), "x.rows", x.rows());
         sameShape("dw", dw, "w", w);
         return widths;
+    }
+
+    /** A product with weights in a block format ({@code format}, named in the message): [out, in] without a bias. */
+    static void quantizedMatmul(
+            Tensor x, WeightFormat format, int wRows, int wCols, Backend.Layout layout, Tensor bias, Tensor y) {
+        if (layout != Backend.Layout.OUT_IN || bias != null) {
+            throw new IllegalArgumentException("a " + format + " weight matrix is [out, in] without a bias: layout ("
+                    + layout + ") must be OUT_IN and bias null");
+        }
+        same("x.cols", x.cols(), "w.cols", wCols);
+        same("y.cols", y.cols(), "w.rows", wRows);
+        same("y.rows", y.rows(), "x.rows", x.rows());
     }
 
     /** A {@code [1, out]} bias or bias gradient. */

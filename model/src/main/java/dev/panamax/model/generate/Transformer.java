@@ -96,9 +96,10 @@ public final class Transformer {
 
     /**
      * Checks the batch and context sizes, then that the backend has room for what the model will allocate there, before
-     * anything (a device backend's copy of the weights included) is allocated.
+     * anything (a device backend's copy of the weights, {@code weightBytes} as stored, included) is allocated.
      */
-    private static void requireFits(Backend backend, ModelConfig config, int maxBatch, int contextLength) {
+    private static void requireFits(
+            Backend backend, ModelConfig config, long weightBytes, int maxBatch, int contextLength) {
         if (maxBatch < 1) {
             throw new IllegalArgumentException("maxBatch (" + maxBatch + ") must be >= 1");
         }
@@ -112,7 +113,7 @@ public final class Transformer {
         if (backend.copiesWeights()) {
             purpose = "the weights (" + config.parameterCount() + " parameters), " + purpose;
             bytes = new MemorySize()
-                    .add(1, config.parameterCount())
+                    .add(1, Math.ceilDiv(weightBytes, Float.BYTES))
                     .add(Parameters.rotaryFloats(config, contextLength), 1)
                     .add(1, bytes / Float.BYTES)
                     .add(
@@ -177,7 +178,7 @@ public final class Transformer {
     public static Transformer llama(
             Backend backend, ModelConfig config, LlamaWeights<MemorySegment> weights, int maxBatch, int contextLength) {
         Network.requireFamily(config, Architecture.LLAMA, weights.layers().size());
-        requireFits(backend, config, maxBatch, contextLength);
+        requireFits(backend, config, config.parameterCount() * Float.BYTES, maxBatch, contextLength);
         return llamaOnBackend(
                 backend,
                 config,
@@ -211,7 +212,11 @@ public final class Transformer {
      */
     public static Transformer llama(Backend backend, GgufLlama model, int maxBatch, int contextLength) {
         ModelConfig config = model.config();
-        requireFits(backend, config, maxBatch, contextLength);
+        // Quantized weights stay in their format on a device backend too.
+        long weightBytes = model.weights().byName(config.sharedClassifier()).values().stream()
+                .mapToLong(w -> w.data().byteSize())
+                .sum();
+        requireFits(backend, config, weightBytes, maxBatch, contextLength);
         return llamaOnBackend(
                 backend,
                 config,
@@ -262,7 +267,7 @@ public final class Transformer {
     public static Transformer gpt2(
             Backend backend, ModelConfig config, Gpt2Weights<MemorySegment> weights, int maxBatch, int contextLength) {
         Network.requireFamily(config, Architecture.GPT2, weights.layers().size());
-        requireFits(backend, config, maxBatch, contextLength);
+        requireFits(backend, config, config.parameterCount() * Float.BYTES, maxBatch, contextLength);
         Gpt2Weights<Tensor> tensors = weights.map(onBackend(backend, config));
         return new Transformer(
                 backend,

@@ -11,6 +11,8 @@ import dev.panamax.model.backend.Backend;
 import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.backend.EmulatedBackends;
 import dev.panamax.model.io.DType;
+import dev.panamax.model.io.GgmlType;
+import dev.panamax.model.io.GgufLlama;
 import dev.panamax.model.io.Gpt2Checkpoint;
 import dev.panamax.model.io.Llama2cCheckpoint;
 import dev.panamax.model.testing.RandomWeights;
@@ -18,6 +20,7 @@ import dev.panamax.model.testing.SharedData;
 import dev.panamax.model.testing.TinyModels;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.Set;
 import java.util.function.Function;
 import org.junit.jupiter.api.Test;
@@ -57,7 +60,7 @@ class CudaTransformerTest {
         Path file = dir.resolve("llama.bin");
         Llama2cCheckpoint.writeRandom(file, LLAMA, Inputs.seed("cuda llama"));
         try (Llama2cCheckpoint checkpoint = Llama2cCheckpoint.open(file)) {
-            assertSameLogits(backend -> Transformer.llama(backend, LLAMA, checkpoint.weights(), 4));
+            assertSameLogits("llama", 6, backend -> Transformer.llama(backend, LLAMA, checkpoint.weights(), 4));
         }
     }
 
@@ -65,31 +68,52 @@ class CudaTransformerTest {
     void gpt2LogitsMatchTheCpuInPrefillAndDecode() throws IOException {
         Gpt2Checkpoint.write(dir, GPT2, RandomWeights.gpt2(GPT2, Inputs.seed("cuda gpt2")), DType.F32);
         try (Gpt2Checkpoint checkpoint = Gpt2Checkpoint.open(dir)) {
-            assertSameLogits(backend -> Transformer.gpt2(backend, GPT2, checkpoint.weights(), 4));
+            assertSameLogits("gpt2", 6, backend -> Transformer.gpt2(backend, GPT2, checkpoint.weights(), 4));
         }
     }
 
     /**
-     * Prefills 6 tokens (two batches of 4 and 2), then decodes the rest one at a time, on both backends; every step's
-     * logits must agree.
+     * A GGUF file of each type a model computes with: Q8_0, Q4_0, F16 and BF16 matrices stay in their format on the
+     * device (the down projection, whose rows of 48 are not whole blocks, in F16), and the logits match the CPU's, which
+     * multiplies the same blocks: a prefill of 10 tokens, more than {@code quantized_matvec} takes, so through weights
+     * dequantized for cuBLAS, then single-token decodes through {@code quantized_matvec}.
      */
-    private void assertSameLogits(Function<Backend, Transformer> model) {
+    @Test
+    void ggufLogitsOfEveryTypeMatchTheCpu() throws IOException {
+        Path bin = dir.resolve("llama.bin");
+        Llama2cCheckpoint.writeRandom(bin, LLAMA, Inputs.seed("cuda gguf"));
+        try (Llama2cCheckpoint checkpoint = Llama2cCheckpoint.open(bin)) {
+            for (GgmlType type : GgufLlama.COMPUTE_TYPES) {
+                Path file = dir.resolve(type + ".gguf");
+                GgufLlama.write(file, LLAMA, checkpoint.weights(), "test", Map.of(), type);
+                try (GgufLlama gguf = GgufLlama.open(file)) {
+                    assertSameLogits(
+                            type.toString(), 10, backend -> Transformer.llama(backend, gguf, 16, LLAMA.seqLen()));
+                }
+            }
+        }
+    }
+
+    /**
+     * Prefills {@code prefill} tokens (in batches of the model's largest), then decodes the rest one at a time, on both
+     * backends; every step's logits must agree.
+     */
+    private void assertSameLogits(String what, int prefill, Function<Backend, Transformer> model) {
         float[][] expected;
         try (CpuBackend cpu = new CpuBackend()) {
-            expected = run(model.apply(cpu));
+            expected = run(model.apply(cpu), prefill);
         }
-        float[][] actual = onDevice(backend -> run(model.apply(backend)));
+        float[][] actual = onDevice(backend -> run(model.apply(backend), prefill));
         for (int i = 0; i < expected.length; i++) {
             double[] reference = new double[expected[i].length];
             for (int j = 0; j < reference.length; j++) {
                 reference[j] = expected[i][j];
             }
-            Tolerance.assertClose("logits of step " + i, reference, actual[i], 1e-4, 1e-4);
+            Tolerance.assertClose(what + ": logits of step " + i, reference, actual[i], 1e-4, 1e-4);
         }
     }
 
-    private static float[][] run(Transformer model) {
-        int prefill = 6;
+    private static float[][] run(Transformer model, int prefill) {
         float[][] logits = new float[TOKENS.length - prefill + 1][];
         logits[0] = read(model, model.forward(TOKENS, 0, prefill));
         for (int i = prefill; i < TOKENS.length; i++) {

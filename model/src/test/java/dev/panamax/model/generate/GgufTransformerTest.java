@@ -1,8 +1,6 @@
 package dev.panamax.model.generate;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamax.kernels.Quantization;
 import dev.panamax.kernels.QuantizedMatrix;
@@ -10,7 +8,6 @@ import dev.panamax.kernels.WeightFormat;
 import dev.panamax.kernels.testing.Inputs;
 import dev.panamax.kernels.testing.Tolerance;
 import dev.panamax.model.backend.CpuBackend;
-import dev.panamax.model.backend.EmulatedBackends;
 import dev.panamax.model.backend.Tensor;
 import dev.panamax.model.io.GgmlType;
 import dev.panamax.model.io.GgufLlama;
@@ -136,13 +133,5 @@ class GgufTransformerTest {
                 assertEquals(GgmlType.Q4_0, gguf.weights().tokenEmbedding().type());
             }
         }
-    }
-
-    @Test
-    void theCudaBackendRefusesBlockFormatsNamingThem() {
-        QuantizedMatrix q8 = new QuantizedMatrix(WeightFormat.Q8_0, MemorySegment.ofArray(new byte[34]), 0, 1, 32);
-        UnsupportedOperationException e =
-                assertThrows(UnsupportedOperationException.class, () -> EmulatedBackends.run(0, b -> b.weights(q8)));
-        assertTrue(e.getMessage().contains("float32 weights only, not Q8_0"), e.getMessage());
     }
 }
