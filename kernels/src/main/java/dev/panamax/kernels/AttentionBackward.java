@@ -17,6 +17,13 @@ import jdk.incubator.vector.VectorOperators;
  * fixed order.
  */
 final class AttentionBackward {
+    /**
+     * The bound on {@code |dO·v|} below which a query's tiles run in float: it also bounds {@code D = dO·O}, O being
+     * a weighted mean of value rows, so {@code dP - D} and its rounding stay finite. A query past it (values near
+     * float's limit) is computed in double, where {@code dO·v} overflows although the gradients need not.
+     */
+    private static final double PRODUCT_BOUND = Float.MAX_VALUE / 4.0;
+
     private AttentionBackward() {}
 
     /** One (batch, key/value head): its dK and dV, and dQ of the query heads that share it. */
@@ -35,14 +42,25 @@ final class AttentionBackward {
             int k0 = t * KEY_TILE;
             keysFinite[t] = AttentionTiles.finiteRows(c.k(), b, kvHead, k0, Math.min(KEY_TILE, s.tk() - k0), d, w.rows);
         }
+        float largestValue = 0;
+        for (int k0 = 0; k0 < s.tk(); k0 += KEY_TILE) {
+            int nk = Math.min(KEY_TILE, s.tk() - k0);
+            AttentionTiles.stage(c.v(), b, kvHead, k0, nk, d, w.rows);
+            largestValue = Math.max(largestValue, RowMath.finiteMagnitudes(nk * d, w.rows, 0)[0]);
+        }
         for (int head = kvHead * group; head < (kvHead + 1) * group; head++) {
             zeroRows(c.dQ(), b, head, s.tq(), d);
-            // D_i = dO_i · O_i, the softmax backward's row term.
+            // D_i = dO_i · O_i, the softmax backward's row term, and whether query i must be computed in double: its
+            // float log-sum-exp cannot give its weights, or dO_i·v may overflow.
             float[] rowDots = w.rowDots(s.tq());
+            boolean[] exact = new boolean[s.tq()];
             for (int i = 0; i < s.tq(); i++) {
                 AttentionTiles.stage(c.dO(), b, head, i, 1, d, w.query);
                 AttentionTiles.stage(c.o(), b, head, i, 1, d, w.rows);
                 rowDots[i] = RowMath.dot(w.query, w.rows, 0, d);
+                float logSum = c.lse().data().getAtIndex(FLOAT, c.lse().row(b, head, i));
+                double productBound = (double) RowMath.finiteMagnitudes(d, w.query, 0)[1] * largestValue;
+                exact[i] = !(Math.abs(logSum) < AttentionExact.EXACT_LOG_SUM) || !(productBound <= PRODUCT_BOUND);
             }
             for (int q0 = 0; q0 < s.tq(); q0 += QUERY_TILE) {
                 int nq = Math.min(QUERY_TILE, s.tq() - q0);
@@ -55,11 +73,12 @@ final class AttentionBackward {
                     AttentionTiles.maskedScores(w, c, b, head, kvHead, q0, nq, k0, nk, d, true);
                     for (int i = 0; i < nq; i++) {
                         int row = i * KEY_TILE;
-                        float logSum = c.lse().data().getAtIndex(FLOAT, c.lse().row(b, head, q0 + i));
-                        if (!(Math.abs(logSum) < AttentionExact.EXACT_LOG_SUM)) {
+                        if (exact[q0 + i]) {
                             // Weights of 0 leave the products untouched: the row's gradients come from exactGradients.
                             Arrays.fill(w.scores, row, row + nk, 0f);
                         } else {
+                            float logSum =
+                                    c.lse().data().getAtIndex(FLOAT, c.lse().row(b, head, q0 + i));
                             RowMath.expSum(nk, 1f, logSum, w.scores, row, w.scores, row);
                         }
                     }
@@ -125,8 +144,7 @@ final class AttentionBackward {
                 }
             }
             for (int i = 0; i < s.tq(); i++) {
-                if (!(Math.abs(c.lse().data().getAtIndex(FLOAT, c.lse().row(b, head, i)))
-                        < AttentionExact.EXACT_LOG_SUM)) {
+                if (exact[i]) {
                     AttentionExact.exactGradients(c, b, head, kvHead, i, AttentionTiles.keyEnd(c, i, 1));
                 }
             }

@@ -88,7 +88,8 @@ final class AttentionExact {
 
     /**
      * One query's contribution to dQ, dK and dV computed in double from Q, K, V and dO, for the queries whose float
-     * log-sum-exp cannot give their weights (see {@link #EXACT_LOG_SUM}); the tiles gave them weight 0. Adds {@code
+     * log-sum-exp cannot give their weights (see {@link #EXACT_LOG_SUM}) or whose {@code dO·v} may overflow in float
+     * (values near float's limit); the tiles gave them weight 0. Adds {@code
      * dV_j += P_j·dO}, {@code dK_j += scale·dS_j·q} and {@code dQ += scale·Σ dS_j·k_j}, with {@code dS_j = P_j·(dO·v_j -
      * Σ P·(dO·v))}.
      */

@@ -48,6 +48,25 @@ final class RowMath {
     }
 
     /**
+     * The largest magnitude, and the sum of the magnitudes (in float, +∞ if it overflows), of the finite floats among
+     * {@code x[xi, xi + n)}, as {@code {largest, sum}}; NaN and ±∞ count as 0.
+     */
+    static float[] finiteMagnitudes(int n, float[] x, int xi) {
+        FloatVector largest = FloatVector.zero(FLOATS);
+        FloatVector sum = FloatVector.zero(FLOATS);
+        int end = vectorEnd(n);
+        // The last pass takes the tail under a mask (none when n is a whole number of vectors).
+        for (int j = 0; j <= end; j += LANES) {
+            VectorMask<Float> m = j < end ? FLOATS.maskAll(true) : tail(end, n);
+            FloatVector v = FloatVector.fromArray(FLOATS, x, xi + j, m).abs();
+            v = v.blend(0f, v.test(VectorOperators.IS_FINITE).not());
+            largest = largest.max(v);
+            sum = sum.add(v);
+        }
+        return new float[] {Simd.max(largest), Simd.sum(sum)};
+    }
+
+    /**
      * {@code y = exp(scale·x - shift)} over {@code n} floats (y may be x itself, or null to only sum) and the sum of the
      * terms, lanes added in {@link Simd#sum}'s fixed order: the loop every softmax-shaped kernel runs. {@code shift}
      * is at least every {@code scale·x} (the row's maximum or its log-sum-exp), so no term is above 1: see

@@ -128,6 +128,28 @@ class AttentionBackwardTest {
         }
     }
 
+    /**
+     * Values near float's limit and output gradients of about 1/headDim: every {@code dO·v}, and D, overflow float
+     * although the gradients are finite ({@code dS = P·(dO·v - D)} is a difference of such products); those queries are
+     * computed in double, within the reference's bounds. Small random Q and K, so the weights vary.
+     */
+    @Test
+    void valuesNearFloatsLimitGiveFiniteGradients() {
+        Case[] cases = {
+            new Case(1, 2, 1, 70, 150, 64, true, false),
+            new Case(1, 2, 2, 1, 300, 64, false, false),
+            new Case(2, 4, 2, 5, 9, 16, true, true)
+        };
+        for (Case c : cases) {
+            float[][] t = tensors(c);
+            float[] v = Inputs.uniform(Inputs.seed(c + " huge v"), t[2].length, 2e38f, Float.MAX_VALUE);
+            float[] dO = Inputs.uniform(Inputs.seed(c + " dO for huge v"), t[3].length, 2f / c.d(), 3f / c.d());
+            float[] mask = c.masked() ? mask(c.tq(), c.tk()) : null;
+            assertMatchesReference(
+                    c + " values near float's limit", c, (float) (1 / Math.sqrt(c.d())), t[0], t[1], v, mask, dO);
+        }
+    }
+
     @Test
     void inputsChangedBetweenCallsAreSeen() {
         // As in AttentionTest: packed tiles are kept within a call, never into the next. One head and one query tile.
