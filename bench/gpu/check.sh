@@ -17,7 +17,8 @@
 #     model  a GPT-2 124M training step (batch 8 × 1024) on CudaBackend next to PyTorch eager doing the same step, at
 #            each products' precision in $CHECK_PRECISIONS (default "fp32 tf32 bf16": FP32, TF32 inputs, BF16 inputs
 #            with FP32 accumulation, on both sides), and greedy decode (FP32) of the llama2.c 110M shape next to a
-#            PyTorch loop, on the same weights: model-*.txt (each program's output), model.csv, model.md
+#            PyTorch loop, on the same weights, then Panamax's decode of the same weights as GGUF block formats
+#            ($CHECK_DECODE_WEIGHTS, default "q8_0 q4_0"): model-*.txt (each program's output), model.csv, model.md
 #   CHECK_TINY=1 bench/gpu/check.sh run model
 #                                here: the model part at its tiny shapes on the emulated device and PyTorch's CPU, to
 #                                check the script without a GPU (python3 must have torch)
@@ -214,6 +215,12 @@ model() {
         --backend "$backend" "${shape[@]}" "${decode_runs[@]}" --checkpoint "$weights" || status=1
     benchmark model-decode-torch.txt 120 python3 "$root/bench/gpu/torch_decode.py" \
         --device "$device" "${shape[@]}" "${decode_runs[@]}" --checkpoint "$weights" || status=1
+    # The same weights as GGUF block formats, kept in their format on the GPU (no PyTorch peer: its rows show –).
+    local type
+    for type in ${CHECK_DECODE_WEIGHTS:-q8_0 q4_0}; do
+        benchmark "model-decode-panamax-$type.txt" 150 "$java" "${flags[@]}" -cp "$cp" dev.panamax.bench.GpuDecode \
+            --backend "$backend" "${shape[@]}" "${decode_runs[@]}" --weights "$type" || status=1
+    done
     rm -f "$weights"
     python3 "$root/bench/gpu/model_table.py" "$out" | tee "$out/model.md" || status=1
     return $status

@@ -2,6 +2,8 @@ package dev.panamax.bench;
 
 import dev.panamax.model.backend.Backends;
 import dev.panamax.model.backend.MatmulPrecision;
+import dev.panamax.model.io.GgmlType;
+import dev.panamax.model.io.GgufLlama;
 import java.nio.file.Path;
 
 /**
@@ -9,7 +11,9 @@ import java.nio.file.Path;
  * NAME} (a name {@link dev.panamax.model.backend.Backends#create} takes, {@code auto} by default), {@code --precision
  * fp32|tf32|bf16} (the products' {@link MatmulPrecision}, fp32 by default), {@code --tiny},
  * {@code --steps N} (timed repetitions), {@code --warmup N} (repetitions left out before them) and, for {@link
- * GpuDecode} only, {@code --checkpoint FILE} (where to write its random checkpoint and leave it for the PyTorch peer).
+ * GpuDecode} only, {@code --checkpoint FILE} (where to write its random checkpoint and leave it for the PyTorch peer)
+ * and {@code --weights f32|f16|bf16|q8_0|q4_0} (the type its matrices are decoded from, through a GGUF file of the
+ * same weights; f32 by default, the checkpoint itself).
  *
  * @param backend the backend's name
  * @param precision the products' precision
@@ -17,8 +21,16 @@ import java.nio.file.Path;
  * @param steps timed repetitions, at least 1
  * @param warmup repetitions before them, at least 0
  * @param checkpoint the file to keep the generated checkpoint in, or null for a temporary one
+ * @param weights the type of the decoded matrices
  */
-record BenchArguments(String backend, MatmulPrecision precision, boolean tiny, int steps, int warmup, Path checkpoint) {
+record BenchArguments(
+        String backend,
+        MatmulPrecision precision,
+        boolean tiny,
+        int steps,
+        int warmup,
+        Path checkpoint,
+        GgmlType weights) {
     static BenchArguments parse(String program, String[] args, int defaultSteps, int defaultWarmup) {
         String backend = "auto";
         MatmulPrecision precision = MatmulPrecision.FP32;
@@ -26,6 +38,7 @@ record BenchArguments(String backend, MatmulPrecision precision, boolean tiny, i
         int steps = defaultSteps;
         int warmup = defaultWarmup;
         Path checkpoint = null;
+        GgmlType weights = GgmlType.F32;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--tiny" -> tiny = true;
@@ -34,14 +47,15 @@ record BenchArguments(String backend, MatmulPrecision precision, boolean tiny, i
                 case "--steps" -> steps = count(program, "--steps", value(program, args, ++i), 1);
                 case "--warmup" -> warmup = count(program, "--warmup", value(program, args, ++i), 0);
                 case "--checkpoint" -> checkpoint = Path.of(value(program, args, ++i));
+                case "--weights" -> weights = weights(program, value(program, args, ++i));
                 default ->
                     throw new IllegalArgumentException(program + ": unknown argument (" + args[i]
                             + "); usage: " + program
                             + " [--backend auto|cpu|cuda|emulated] [--precision fp32|tf32|bf16] [--tiny] [--steps N]"
-                            + " [--warmup N] [--checkpoint FILE]");
+                            + " [--warmup N] [--checkpoint FILE] [--weights f32|f16|bf16|q8_0|q4_0]");
             }
         }
-        return new BenchArguments(backend, precision, tiny, steps, warmup, checkpoint);
+        return new BenchArguments(backend, precision, tiny, steps, warmup, checkpoint, weights);
     }
 
     /** Creates the chosen backend at the chosen precision. */
@@ -56,6 +70,16 @@ record BenchArguments(String backend, MatmulPrecision precision, boolean tiny, i
             throw new IllegalArgumentException(
                     program + ": --precision (" + text + ") must be one of " + MatmulPrecision.names(), e);
         }
+    }
+
+    private static GgmlType weights(String program, String text) {
+        for (GgmlType type : GgufLlama.COMPUTE_TYPES) {
+            if (type.name().equalsIgnoreCase(text)) {
+                return type;
+            }
+        }
+        throw new IllegalArgumentException(
+                program + ": --weights (" + text + ") must be one of f32, f16, bf16, q8_0, q4_0");
     }
 
     private static String value(String program, String[] args, int index) {

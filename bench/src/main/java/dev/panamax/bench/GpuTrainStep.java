@@ -2,6 +2,7 @@ package dev.panamax.bench;
 
 import dev.panamax.model.backend.Backend;
 import dev.panamax.model.backend.Backends;
+import dev.panamax.model.io.GgmlType;
 import dev.panamax.model.nn.ModelConfig;
 import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.train.Metrics;
@@ -51,9 +52,9 @@ public final class GpuTrainStep {
      */
     public static void main(String[] args) {
         BenchArguments arguments = BenchArguments.parse("GpuTrainStep", args, 10, 2);
-        if (arguments.checkpoint() != null) {
-            throw new IllegalArgumentException(
-                    "GpuTrainStep: --checkpoint is GpuDecode's; training starts from random" + " weights in memory");
+        if (arguments.checkpoint() != null || arguments.weights() != GgmlType.F32) {
+            throw new IllegalArgumentException("GpuTrainStep: --checkpoint and --weights are GpuDecode's; training"
+                    + " starts from random float32 weights in memory");
         }
         Shape shape = Shape.of(arguments.tiny());
         // panamax train's defaults: AdamW betas 0.9/0.95, weight decay 0.1 on matrices and embeddings, clipping at 1.
