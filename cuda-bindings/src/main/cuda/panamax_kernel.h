@@ -18,6 +18,9 @@ using global_ptr = T*;
 // Lists a kernel in the emulated device's kernel table; nothing under nvcc.
 #define PANAMAX_EXPORT(kernel)
 
+// Unrolls the loop that follows, so that an array it indexes with the loop's counter stays in registers.
+#define PANAMAX_UNROLL _Pragma("unroll")
+
 #else
 #include "panamax_emulator.h"
 #endif

@@ -187,10 +187,76 @@ PANAMAX_EXPORT(dequantize_rows)
 
 #define MATVEC_ROWS 8
 
+// The integer values of elements e .. e + 3 of a Q8_0 or Q4_0 block (e a multiple of 4), before its scale: two
+// 16-bit units hold their four bytes.
+template <int FORMAT>
+__device__ void block_quad(global_ptr<const __half> block, int e, float (&q)[4]) {
+    int k = FORMAT == FORMAT_Q8_0 ? e : e & 15;
+    unsigned low = __half_as_ushort(block[1 + (k >> 1)]);
+    unsigned high = __half_as_ushort(block[2 + (k >> 1)]);
+    unsigned bytes[4] = {low & 0xffu, low >> 8, high & 0xffu, high >> 8};
+    PANAMAX_UNROLL
+    for (int i = 0; i < 4; ++i) {
+        q[i] = FORMAT == FORMAT_Q8_0 ? static_cast<float>(static_cast<signed char>(bytes[i]))
+                                     : static_cast<float>(static_cast<int>(e < 16 ? bytes[i] & 0xfu : bytes[i] >> 4) - 8);
+    }
+}
+
+// quantized_matvec's work for one format, so that the format's branches leave the loops: lane j of the warp of
+// output o sums its columns in order (four consecutive elements at a time in Q8_0 and Q4_0, whose block scale it
+// decodes once for them, Σ q·x then times the scale; one element at a time in F16 and BF16), then a fixed butterfly
+// adds the lanes, so the bits are the same every run.
+template <int FORMAT>
+__device__ void matvec_row(global_ptr<const __half> row, int cols, global_ptr<const float> x, long long x_offset,
+        int ldx, int rows, global_ptr<float> y, long long y_offset, int ldy, int o, int lane) {
+    float sums[MATVEC_ROWS];
+    PANAMAX_UNROLL
+    for (int r = 0; r < MATVEC_ROWS; ++r) {
+        sums[r] = 0.0f;
+    }
+    if (FORMAT == FORMAT_Q8_0 || FORMAT == FORMAT_Q4_0) {
+        const int block_units = FORMAT == FORMAT_Q8_0 ? 17 : 9;
+        for (int c = 4 * lane; c < cols; c += 4 * WARP) {
+            global_ptr<const __half> block = row + (c >> 5) * block_units;
+            float d = half_to_float(__half_as_ushort(block[0]));
+            float q[4];
+            block_quad<FORMAT>(block, c & 31, q);
+            PANAMAX_UNROLL
+            for (int r = 0; r < MATVEC_ROWS; ++r) {
+                if (r < rows) {
+                    global_ptr<const float> in = x + (x_offset + static_cast<long long>(r) * ldx + c);
+                    sums[r] += d * (q[0] * in[0] + q[1] * in[1] + q[2] * in[2] + q[3] * in[3]);
+                }
+            }
+        }
+    } else {
+        for (int c = lane; c < cols; c += WARP) {
+            float weight = weight_at(row, FORMAT, c);
+            PANAMAX_UNROLL
+            for (int r = 0; r < MATVEC_ROWS; ++r) {
+                if (r < rows) {
+                    sums[r] += weight * x[x_offset + static_cast<long long>(r) * ldx + c];
+                }
+            }
+        }
+    }
+    PANAMAX_UNROLL
+    for (int r = 0; r < MATVEC_ROWS; ++r) {
+        if (r < rows) {
+            float sum = sums[r];
+            for (int mask = WARP / 2; mask > 0; mask /= 2) {
+                sum += __shfl_xor_sync(0xffffffffu, sum, mask);
+            }
+            if (lane == 0) {
+                y[y_offset + static_cast<long long>(r) * ldy + o] = sum;
+            }
+        }
+    }
+}
+
 // y = x·Wᵀ for W [outputs, cols] in a GGML format and at most MATVEC_ROWS rows of x (a decode's tokens), reading each
-// weight once: warp w of block b computes output o = b·(blockDim.x / 32) + w for every row of x, lane j summing
-// columns j, j + 32, ... in order, then a fixed butterfly, so the bits are the same every run. Grid (ceil(outputs /
-// warps)).
+// weight once: warp w of block b computes output o = b·(blockDim.x / 32) + w for every row of x (matvec_row). Grid
+// (ceil(outputs / warps)).
 extern "C" __global__ void quantized_matvec(global_ptr<const __half> w, long long w_offset, long long row_units,
         int format, int outputs, int cols, global_ptr<const float> x, long long x_offset, int ldx, int rows,
         global_ptr<float> y, long long y_offset, int ldy) {
@@ -203,24 +269,19 @@ extern "C" __global__ void quantized_matvec(global_ptr<const __half> w, long lon
         return;  // the whole warp: its shuffles stay uniform
     }
     global_ptr<const __half> row = w + (w_offset + static_cast<long long>(o) * row_units);
-    float sums[MATVEC_ROWS];
-    for (int r = 0; r < MATVEC_ROWS; ++r) {
-        sums[r] = 0.0f;
-    }
-    for (int c = lane; c < cols; c += WARP) {
-        float weight = weight_at(row, format, c);
-        for (int r = 0; r < rows; ++r) {
-            sums[r] += weight * x[x_offset + static_cast<long long>(r) * ldx + c];
-        }
-    }
-    for (int r = 0; r < rows; ++r) {
-        float sum = sums[r];
-        for (int mask = WARP / 2; mask > 0; mask /= 2) {
-            sum += __shfl_xor_sync(0xffffffffu, sum, mask);
-        }
-        if (lane == 0) {
-            y[y_offset + static_cast<long long>(r) * ldy + o] = sum;
-        }
+    switch (format) {
+        case FORMAT_Q8_0:
+            matvec_row<FORMAT_Q8_0>(row, cols, x, x_offset, ldx, rows, y, y_offset, ldy, o, lane);
+            break;
+        case FORMAT_Q4_0:
+            matvec_row<FORMAT_Q4_0>(row, cols, x, x_offset, ldx, rows, y, y_offset, ldy, o, lane);
+            break;
+        case FORMAT_F16:
+            matvec_row<FORMAT_F16>(row, cols, x, x_offset, ldx, rows, y, y_offset, ldy, o, lane);
+            break;
+        default:
+            matvec_row<FORMAT_BF16>(row, cols, x, x_offset, ldx, rows, y, y_offset, ldy, o, lane);
+            break;
     }
 }
 PANAMAX_EXPORT(quantized_matvec)
@@ -874,13 +935,16 @@ extern "C" __global__ void attention_forward(global_ptr<const float> q, long lon
             __syncwarp();
             // Keys past this query's last stay out of the sum: their weight is 0, but 0·NaN is NaN.
             int seen_rows = min(tile_rows, my_last_key + 1 - tile);
-            for (int i = 0; i * WARP + lane < head_dim; ++i) {
-                int d = i * WARP + lane;
-                float sum = 0.0f;
-                for (int j = 0; j < seen_rows; ++j) {
-                    sum += my_p[j] * v_tile[j * head_dim + d];
+            PANAMAX_UNROLL
+            for (int i = 0; i < ATTENTION_MAX_HEAD_DIM / WARP; ++i) {
+                if (i * WARP + lane < head_dim) {
+                    int d = i * WARP + lane;
+                    float sum = 0.0f;
+                    for (int j = 0; j < seen_rows; ++j) {
+                        sum += my_p[j] * v_tile[j * head_dim + d];
+                    }
+                    accumulator[i] = accumulator[i] * keep + sum;
                 }
-                accumulator[i] = accumulator[i] * keep + sum;
             }
             __syncwarp();
         }
@@ -890,9 +954,12 @@ extern "C" __global__ void attention_forward(global_ptr<const float> q, long lon
         return;
     }
     if (splits == 1) {
-        for (int i = 0; i * WARP + lane < head_dim; ++i) {
-            out[out_offset + q_row * ldout + static_cast<long long>(head) * head_dim + i * WARP + lane] =
-                    doubled_mean(accumulator[i]);
+        PANAMAX_UNROLL
+        for (int i = 0; i < ATTENTION_MAX_HEAD_DIM / WARP; ++i) {
+            if (i * WARP + lane < head_dim) {
+                out[out_offset + q_row * ldout + static_cast<long long>(head) * head_dim + i * WARP + lane] =
+                        doubled_mean(accumulator[i]);
+            }
         }
         if (keep_lse != 0 && lane == 0) {
             lse[lse_offset + q_row * ldlse + head] = running_max + logf(running_sum);
@@ -901,8 +968,11 @@ extern "C" __global__ void attention_forward(global_ptr<const float> q, long lon
     }
     long long items = static_cast<long long>(gridDim.z) * queries * heads * splits;
     long long item = (q_row * heads + head) * splits + split;
-    for (int i = 0; i * WARP + lane < head_dim; ++i) {
-        partials[item * head_dim + i * WARP + lane] = accumulator[i];
+    PANAMAX_UNROLL
+    for (int i = 0; i < ATTENTION_MAX_HEAD_DIM / WARP; ++i) {
+        if (i * WARP + lane < head_dim) {
+            partials[item * head_dim + i * WARP + lane] = accumulator[i];
+        }
     }
     if (lane == 0) {
         partials[items * head_dim + 2 * item] = running_max;
@@ -911,47 +981,63 @@ extern "C" __global__ void attention_forward(global_ptr<const float> q, long lon
 }
 PANAMAX_EXPORT(attention_forward)
 
-// The outputs of attention_forward's splits (partials as it writes them): warp w of block x combines item x·(blockDim.x
-// / 32) + w of sequences · queries · heads (query row, then head), M = the largest m of its splits that saw keys, L =
-// Σ l·e^(m − M), and the output Σ (l·e^(m − M) / L)·half-mean, doubled; the splits in order, so the same bits every
-// run. A split that saw no keys (l = 0) is left out, since its weight 0 times a NaN value would be NaN.
-// lse[row, head] = M + log(L) when keep_lse is 1. Grid (ceil(items / warps)).
+// The outputs of attention_forward's splits (partials as it writes them): warp w of block (x, y) combines item
+// x·(blockDim.x / 32) + w of sequences · queries · heads (query row, then head) for dimensions y·32 .. y·32 + 31.
+// Its lanes take the splits in turn: M = the largest m of the splits that saw keys (a butterfly of fmaxf), L = Σ
+// l·e^(m − M) (each lane's splits in order, then a fixed butterfly), and each split's weight l·e^(m − M) / L into
+// shared memory; then lane d sums Σ weight·half-mean over the splits in order and doubles it, so the bits are the same
+// every run. A split of weight 0 (it saw no keys, or its weight underflowed) adds nothing, as a key of weight 0 adds
+// nothing to attention_forward's output. lse[row, head] = M + log(L) when keep_lse is 1. Grid (ceil(items / warps),
+// ceil(head_dim / 32)); dynamic shared memory: warps · splits floats.
 extern "C" __global__ void attention_combine(global_ptr<const float> partials, int splits, int heads, int head_dim,
         long long rows, global_ptr<float> out, long long out_offset, int ldout, global_ptr<float> lse,
         long long lse_offset, int ldlse, int keep_lse) {
+    PANAMAX_DYNAMIC_SHARED(float, shared);
     int warps = blockDim.x / WARP;
-    long long item = static_cast<long long>(blockIdx.x) * warps + threadIdx.x / WARP;
+    int warp = threadIdx.x / WARP;
+    long long item = static_cast<long long>(blockIdx.x) * warps + warp;
     int lane = threadIdx.x % WARP;
     if (item >= rows * heads) {
-        return;
+        return;  // the whole warp
     }
     long long row = item / heads;
     int head = static_cast<int>(item % heads);
     global_ptr<const float> stats = partials + (rows * heads * splits * head_dim + 2 * item * splits);
     float largest = -INFINITY;
-    for (int s = 0; s < splits; ++s) {
+    for (int s = lane; s < splits; s += WARP) {
         if (stats[2 * s + 1] != 0.0f) {
             largest = fmaxf(largest, stats[2 * s]);
         }
     }
+    for (int mask = WARP / 2; mask > 0; mask /= 2) {
+        largest = fmaxf(largest, __shfl_xor_sync(0xffffffffu, largest, mask));
+    }
     float total = 0.0f;
-    for (int s = 0; s < splits; ++s) {
+    for (int s = lane; s < splits; s += WARP) {
         float sum = stats[2 * s + 1];
         total += sum == 0.0f ? 0.0f : sum * expf(stats[2 * s] - largest);
     }
+    for (int mask = WARP / 2; mask > 0; mask /= 2) {
+        total += __shfl_xor_sync(0xffffffffu, total, mask);
+    }
     float inverse_total = 1.0f / total;
-    for (int d = lane; d < head_dim; d += WARP) {
+    auto weights = shared + warp * splits;
+    for (int s = lane; s < splits; s += WARP) {
+        float sum = stats[2 * s + 1];
+        weights[s] = sum == 0.0f ? 0.0f : sum * expf(stats[2 * s] - largest) * inverse_total;
+    }
+    __syncwarp();
+    int d = blockIdx.y * WARP + lane;
+    if (d < head_dim) {
         float half = 0.0f;
         for (int s = 0; s < splits; ++s) {
-            float sum = stats[2 * s + 1];
-            if (sum != 0.0f) {
-                half += sum * expf(stats[2 * s] - largest) * inverse_total
-                        * partials[(item * splits + s) * head_dim + d];
+            if (weights[s] != 0.0f) {
+                half += weights[s] * partials[(item * splits + s) * head_dim + d];
             }
         }
         out[out_offset + row * ldout + static_cast<long long>(head) * head_dim + d] = doubled_mean(half);
     }
-    if (keep_lse != 0 && lane == 0) {
+    if (keep_lse != 0 && blockIdx.y == 0 && lane == 0) {
         lse[lse_offset + row * ldlse + head] = largest + logf(total);
     }
 }
@@ -1073,21 +1159,27 @@ extern "C" __global__ void attention_backward_dq(global_ptr<const float> q, long
             __syncwarp();
             // Keys past this query stay out: their ds is 0, but 0·NaN is NaN.
             int seen_rows = min(tile_rows, query + 1 - tile);
-            for (int i = 0; i * WARP + lane < head_dim; ++i) {
-                int d = i * WARP + lane;
-                float sum = 0.0f;
-                for (int j = 0; j < seen_rows; ++j) {
-                    sum += my_ds[j] * k_tile[j * (head_dim + 1) + d];
+            PANAMAX_UNROLL
+            for (int i = 0; i < ATTENTION_MAX_HEAD_DIM / WARP; ++i) {
+                if (i * WARP + lane < head_dim) {
+                    int d = i * WARP + lane;
+                    float sum = 0.0f;
+                    for (int j = 0; j < seen_rows; ++j) {
+                        sum += my_ds[j] * k_tile[j * (head_dim + 1) + d];
+                    }
+                    accumulator[i] += sum;
                 }
-                accumulator[i] += sum;
             }
             __syncwarp();
         }
         __syncthreads();
     }
     if (active) {
-        for (int i = 0; i * WARP + lane < head_dim; ++i) {
-            dq[dq_offset + q_row * lddq + static_cast<long long>(head) * head_dim + i * WARP + lane] = accumulator[i] * scale;
+        PANAMAX_UNROLL
+        for (int i = 0; i < ATTENTION_MAX_HEAD_DIM / WARP; ++i) {
+            if (i * WARP + lane < head_dim) {
+                dq[dq_offset + q_row * lddq + static_cast<long long>(head) * head_dim + i * WARP + lane] = accumulator[i] * scale;
+            }
         }
     }
 }
@@ -1184,16 +1276,19 @@ extern "C" __global__ void attention_backward_dkdv(global_ptr<const float> q, lo
                 __syncwarp();
                 // Queries before this key stay out: their p and ds are 0, but 0·NaN is NaN.
                 int first_seeing = max(0, key - tile);
-                for (int i = 0; i * WARP + lane < head_dim; ++i) {
-                    int d = i * WARP + lane;
-                    float v_part = 0.0f;
-                    float k_part = 0.0f;
-                    for (int j = first_seeing; j < tile_rows; ++j) {
-                        v_part += my_p[j] * dout_tile[j * (head_dim + 1) + d];
-                        k_part += my_ds[j] * q_tile[j * (head_dim + 1) + d];
+                PANAMAX_UNROLL
+                for (int i = 0; i < ATTENTION_MAX_HEAD_DIM / WARP; ++i) {
+                    if (i * WARP + lane < head_dim) {
+                        int d = i * WARP + lane;
+                        float v_part = 0.0f;
+                        float k_part = 0.0f;
+                        for (int j = first_seeing; j < tile_rows; ++j) {
+                            v_part += my_p[j] * dout_tile[j * (head_dim + 1) + d];
+                            k_part += my_ds[j] * q_tile[j * (head_dim + 1) + d];
+                        }
+                        dv_sum[i] += v_part;
+                        dk_sum[i] += k_part;
                     }
-                    dv_sum[i] += v_part;
-                    dk_sum[i] += k_part;
                 }
                 __syncwarp();
             }
@@ -1201,10 +1296,13 @@ extern "C" __global__ void attention_backward_dkdv(global_ptr<const float> q, lo
         }
     }
     if (active) {
-        for (int i = 0; i * WARP + lane < head_dim; ++i) {
-            int d = i * WARP + lane;
-            dk[dk_offset + key_row * lddk + static_cast<long long>(kv_head) * head_dim + d] = dk_sum[i] * scale;
-            dv[dv_offset + key_row * lddv + static_cast<long long>(kv_head) * head_dim + d] = dv_sum[i];
+        PANAMAX_UNROLL
+        for (int i = 0; i < ATTENTION_MAX_HEAD_DIM / WARP; ++i) {
+            if (i * WARP + lane < head_dim) {
+                int d = i * WARP + lane;
+                dk[dk_offset + key_row * lddk + static_cast<long long>(kv_head) * head_dim + d] = dk_sum[i] * scale;
+                dv[dv_offset + key_row * lddv + static_cast<long long>(kv_head) * head_dim + d] = dv_sum[i];
+            }
         }
     }
 }

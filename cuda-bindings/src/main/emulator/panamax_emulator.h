@@ -22,6 +22,8 @@
 #define __noinline__
 #define __restrict__
 #define __launch_bounds__(...)
+// nvcc's unrolling hint (panamax_kernel.h): the emulated device needs none.
+#define PANAMAX_UNROLL
 // One copy per block, since blocks run one at a time (and launches one at a time per library). The section lets the
 // runtime fill every static shared array with NaNs before each block, as a GPU leaves garbage there.
 #define __shared__ static __attribute__((section("panamax_shared"), aligned(16)))

@@ -634,9 +634,10 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * {@code y = x·Wᵀ} for weights in a block format: at most {@value #MATVEC_ROWS} rows of x read each weight once in
-     * {@code quantized_matvec}; more go through cuBLAS on the weights dequantized {@link #DEQUANTIZED_FLOATS} floats of
-     * rows at a time, at the backend's precision.
+     * {@code y = x·Wᵀ} for weights in a block format: {@code quantized_matvec} on {@value #MATVEC_ROWS} rows of x at a
+     * time, reading the weights once per {@value #MATVEC_ROWS} rows, while those passes move fewer bytes than a
+     * dequantization (4 bytes written and read again per weight); more rows go through cuBLAS on the weights
+     * dequantized {@link #DEQUANTIZED_FLOATS} floats of rows at a time, at the backend's precision.
      */
     private void quantizedMatmul(DeviceTensor x, DeviceQuantized w, Layout layout, Tensor bias, DeviceTensor y) {
         TensorChecks.quantizedMatmul(x, w.format, w.rows, w.cols, layout, bias, y);
@@ -648,21 +649,26 @@ public final class CudaBackend implements Backend {
             zero(y);
             return;
         }
-        if (x.rows <= MATVEC_ROWS) {
-            launch(
-                    "quantized_matvec",
-                    Dim3.of(Math.ceilDiv(w.rows, ATTENTION_WARPS)),
-                    Dim3.of(ATTENTION_WARPS * 32),
-                    0,
-                    w.buffer,
-                    w.offset,
-                    w.rowUnits(),
-                    formatCode(w.format),
-                    w.rows,
-                    w.cols,
-                    x,
-                    x.rows,
-                    y);
+        long passes = Math.ceilDiv(x.rows, MATVEC_ROWS);
+        long blockBytes = w.format.bytesPerBlock();
+        if (passes * blockBytes < (long) Float.BYTES * 2 * w.format.blockLength() + blockBytes) {
+            for (int first = 0; first < x.rows; first += MATVEC_ROWS) {
+                int rows = Math.min(MATVEC_ROWS, x.rows - first);
+                launch(
+                        "quantized_matvec",
+                        Dim3.of(Math.ceilDiv(w.rows, ATTENTION_WARPS)),
+                        Dim3.of(ATTENTION_WARPS * 32),
+                        0,
+                        w.buffer,
+                        w.offset,
+                        w.rowUnits(),
+                        formatCode(w.format),
+                        w.rows,
+                        w.cols,
+                        (DeviceTensor) x.rows(first, rows),
+                        rows,
+                        (DeviceTensor) y.rows(first, rows));
+            }
             return;
         }
         int slice = Math.clamp(DEQUANTIZED_FLOATS / w.cols, 1, w.rows);
@@ -1083,9 +1089,12 @@ public final class CudaBackend implements Backend {
         if (split) {
             launch(
                     "attention_combine",
-                    Dim3.of(Math.toIntExact(Math.ceilDiv((long) query.rows * heads, ATTENTION_WARPS))),
+                    new Dim3(
+                            Math.toIntExact(Math.ceilDiv((long) query.rows * heads, ATTENTION_WARPS)),
+                            Math.ceilDiv(hd, ATTENTION_TILE),
+                            1),
                     Dim3.of(ATTENTION_WARPS * 32),
-                    0,
+                    ATTENTION_WARPS * splits * Float.BYTES,
                     partials,
                     splits,
                     heads,

@@ -34,8 +34,11 @@ class CudaQuantizedTest {
     /** {out, in}: one block, odd row counts, a single output. */
     private static final int[][] MATRICES = {{5, 32}, {37, 96}, {1, 64}};
 
-    /** Rows of x: one token, a few, quantized_matvec's most, and products through dequantized weights. */
-    private static final int[] ROWS = {1, 3, 8, 9, 21};
+    /**
+     * Rows of x: one token, a few, quantized_matvec's most, several passes of it, and products through weights
+     * dequantized for cuBLAS (70 rows for Q8_0, F16 and BF16, 130 for Q4_0, whose passes read fewer bytes).
+     */
+    private static final int[] ROWS = {1, 3, 8, 9, 21, 70, 130};
 
     /** A rows × cols matrix of random weights in {@code format}, in native memory of {@code arena}. */
     private static QuantizedMatrix matrix(Arena arena, WeightFormat format, int rows, int cols, String seed) {
@@ -121,7 +124,7 @@ class CudaQuantizedTest {
     void aProductOfManyRowsDequantizesTheWeightsInSlices() {
         int out = 4100;
         int in = 1024;
-        int m = 9;
+        int m = 130;
         float[] x = Inputs.uniform(Inputs.seed("x slices"), m * in, -1f, 1f);
         try (Arena arena = Arena.ofShared()) {
             QuantizedMatrix matrix = matrix(arena, WeightFormat.Q4_0, out, in, "w slices");

@@ -75,8 +75,8 @@ class CudaTransformerTest {
     /**
      * A GGUF file of each type a model computes with: Q8_0, Q4_0, F16 and BF16 matrices stay in their format on the
      * device (the down projection, whose rows of 48 are not whole blocks, in F16), and the logits match the CPU's, which
-     * multiplies the same blocks: a prefill of 10 tokens, more than {@code quantized_matvec} takes, so through weights
-     * dequantized for cuBLAS, then single-token decodes through {@code quantized_matvec}.
+     * multiplies the same blocks: a prefill of 10 tokens (two passes of {@code quantized_matvec}), then single-token
+     * decodes.
      */
     @Test
     void ggufLogitsOfEveryTypeMatchTheCpu() throws IOException {
