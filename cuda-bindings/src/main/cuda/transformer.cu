@@ -822,6 +822,17 @@ extern "C" __global__ void norm_backward_input(global_ptr<const float> x, long l
 }
 PANAMAX_EXPORT(norm_backward_input)
 
+// Σ_j weights[j]·tile[j·ld + d] over the first `rows` rows of a tile staged in shared memory, in order: column d of a
+// weighted sum of the tile's rows.
+template <class Shared>
+__device__ float weighted_column(Shared weights, Shared tile, int ld, int rows, int d) {
+    float sum = 0.0f;
+    for (int j = 0; j < rows; ++j) {
+        sum += weights[j] * tile[j * ld + d];
+    }
+    return sum;
+}
+
 // A half-mean (attention's accumulator) doubled: a finite one doubled past float's limit is a mean within rounding of
 // it, so it is clamped, as ∞ and NaN pass.
 __device__ float doubled_mean(float half) {
@@ -938,11 +949,7 @@ extern "C" __global__ void attention_forward(global_ptr<const float> q, long lon
             PANAMAX_UNROLL
             for (int i = 0; i < ATTENTION_MAX_HEAD_DIM / WARP; ++i) {
                 if (i * WARP + lane < head_dim) {
-                    int d = i * WARP + lane;
-                    float sum = 0.0f;
-                    for (int j = 0; j < seen_rows; ++j) {
-                        sum += my_p[j] * v_tile[j * head_dim + d];
-                    }
+                    float sum = weighted_column(my_p, v_tile, head_dim, seen_rows, i * WARP + lane);
                     accumulator[i] = accumulator[i] * keep + sum;
                 }
             }
@@ -1162,12 +1169,7 @@ extern "C" __global__ void attention_backward_dq(global_ptr<const float> q, long
             PANAMAX_UNROLL
             for (int i = 0; i < ATTENTION_MAX_HEAD_DIM / WARP; ++i) {
                 if (i * WARP + lane < head_dim) {
-                    int d = i * WARP + lane;
-                    float sum = 0.0f;
-                    for (int j = 0; j < seen_rows; ++j) {
-                        sum += my_ds[j] * k_tile[j * (head_dim + 1) + d];
-                    }
-                    accumulator[i] += sum;
+                    accumulator[i] += weighted_column(my_ds, k_tile, head_dim + 1, seen_rows, i * WARP + lane);
                 }
             }
             __syncwarp();
