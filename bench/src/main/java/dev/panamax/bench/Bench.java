@@ -24,7 +24,7 @@ import org.openjdk.jmh.runner.options.OptionsBuilder;
  * {@code .md} (a table of rates and ratios to the peers) and {@code .png} (a chart) into the results folder.
  */
 public final class Bench {
-    /** The suites by name; each class also has the static {@code workload} method {@link Report} calls. */
+    /** The suites by name; each class also has a static {@code workload} method {@link Report} calls. */
     static final Map<String, Class<?>> SUITES = new LinkedHashMap<>();
 
     static {

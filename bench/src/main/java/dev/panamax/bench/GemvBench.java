@@ -69,7 +69,7 @@ public class GemvBench extends Microbenchmark {
      */
     public static Workload workload(Map<String, String> params) {
         int[] s = parse(params.get("shape"));
-        return Workload.bytes(4.0 * s[0] * s[1], Integer.parseInt(params.get("threads")));
+        return Workload.read(4.0 * s[0] * s[1], Integer.parseInt(params.get("threads")));
     }
 
     @Setup(Level.Trial)

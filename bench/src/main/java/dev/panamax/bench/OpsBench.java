@@ -59,7 +59,7 @@ public class OpsBench extends Microbenchmark {
     public static Workload workload(Map<String, String> params) {
         int cols = Integer.parseInt(params.get("cols"));
         long elements = (long) rows(cols) * cols;
-        return Workload.bytes(2.0 * Float.BYTES * elements, 1);
+        return Workload.readAndWritten(2.0 * Float.BYTES * elements, 1);
     }
 
     private static int rows(int cols) {

@@ -52,7 +52,7 @@ public class QuantBench extends Microbenchmark {
      */
     public static Workload workload(Map<String, String> params) {
         int[] s = parse(params.get("shape"));
-        return Workload.bytes(
+        return Workload.read(
                 (double) s[0] * WeightFormat.valueOf(params.get("format")).rowBytes(s[1]),
                 Integer.parseInt(params.get("threads")));
     }
