@@ -3,7 +3,7 @@
 # It builds no peer: give the paths of binaries built elsewhere (see bench/peers/README.md).
 #
 #   bench/decode-peers.sh [--shape 110M|15M] [--threads "1 2"] [--tokens N] [--runs R] [--work DIR]
-#       [--panamax PATH/bin/panamax] [--run PATH/llama2.c/run(omp)] [--tokenizer PATH/tokenizer.bin]
+#       [--panamax PATH/bin/panamax] [--run PATH/llama2.c/run] [--tokenizer PATH/tokenizer.bin]
 #       [--llama-completion PATH/llama-completion] [--llama-bench PATH/llama-bench]
 #       [--convert PATH/llama-convert-llama2c-to-ggml]
 #
@@ -14,6 +14,9 @@
 # generate N tokens after BOS, and their texts are compared with Panamax's. Each prints its own decode rate: Panamax the
 # decode steps after the first token, run.c every token after the first, llama-completion its eval time; Panamax's CLI
 # run also pays the JVM's start-up and warm-up, which its time to first token shows.
+# run.c takes its threads from OMP_NUM_THREADS, which only a build with OpenMP (llama2.c's `make runomp`) reads: a
+# thread count above 1 is refused for a binary that does not link libgomp, and the table's header says how the binary
+# was built, as far as it records that. A peer that fails ends the script with the end of its output.
 # Jlama reads Hugging Face safetensors only; there is no converter of llama2.c files to it here, so it is not run.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,8 +34,9 @@ while [ $# -gt 0 ]; do
   shift 2
 done
 [ -x "$panamax" ] || { echo "decode-peers: no Panamax CLI at $panamax (./mvnw -DskipTests package)" >&2; exit 2; }
-if [ -n "$run_c" ] && [ -z "$tokenizer" ]; then
-  tokenizer=$(dirname "$run_c")/tokenizer.bin
+if [ -n "$run_c" ]; then
+  require_openmp "$run_c" $threads
+  [ -n "$tokenizer" ] || tokenizer=$(dirname "$run_c")/tokenizer.bin
 fi
 jar=$root/bench/target/benchmarks.jar
 [ -f "$jar" ] || { echo "decode-peers: no $jar (bench/run builds it)" >&2; exit 2; }
@@ -47,7 +51,7 @@ gguf=$work/llama2c-$shape-random-f32.gguf
 if [ -n "$llama_bench$llama_completion" ] && [ ! -f "$gguf" ]; then
   [ -n "$convert" ] || { echo "decode-peers: llama.cpp needs --convert (llama-convert-llama2c-to-ggml)" >&2; exit 2; }
   "$convert" --copy-vocab-from-model "${tokenizer:?llama.cpp needs --tokenizer or --run}" --llama2c-model "$weights" \
-    --llama2c-output-model "$gguf" >"$work/convert.log" 2>&1
+    --llama2c-output-model "$gguf" >"$work/convert.log" 2>&1 || failed $? "$convert" "$work/convert.log"
 fi
 
 # "text the same as" or "text differs from", comparing FILE with Panamax's last output, white space aside.
@@ -62,12 +66,13 @@ tokenizer_args=()
 [ -n "$tokenizer" ] && tokenizer_args=(--tokenizer "$tokenizer")
 
 echo "# greedy decode, $shape llama2.c shape, random weights ($weights), $tokens tokens, $runs runs each"
+[ -z "$run_c" ] || describe_build "$run_c"
 printf '%-12s %7s %12s %s\n' peer threads median runs
 for t in $threads; do
   rates=() firsts=()
   for ((r = 0; r < runs; r++)); do
-    "$panamax" generate -m "$weights" "${tokenizer_args[@]}" -n "$tokens" --temperature 0 -t "$t" \
-      >"$work/panamax.out" 2>"$work/panamax.err"
+    logged "$work/panamax.out" "$work/panamax.err" "$panamax" generate -m "$weights" "${tokenizer_args[@]}" \
+      -n "$tokens" --temperature 0 -t "$t"
     rates+=("$(decode_rate "$work/panamax.err")")
     firsts+=("$(first_token_ms "$work/panamax.err")")
   done
@@ -76,8 +81,8 @@ for t in $threads; do
   if [ -n "$run_c" ]; then
     rates=()
     for ((r = 0; r < runs; r++)); do
-      OMP_NUM_THREADS=$t "$run_c" "$weights" -z "$tokenizer" -t 0 -n "$tokens" -i "" \
-        >"$work/run_c.out" 2>"$work/run_c.err"
+      OMP_NUM_THREADS=$t logged "$work/run_c.out" "$work/run_c.err" "$run_c" "$weights" -z "$tokenizer" -t 0 \
+        -n "$tokens" -i ""
       rates+=("$(decode_rate "$work/run_c.err")")
     done
     printf '%-12s %7s %12s %s   (%s Panamax'"'"'s)\n' "$(basename "$run_c")" "$t" \
@@ -86,8 +91,8 @@ for t in $threads; do
   if [ -n "$llama_completion" ]; then
     rates=()
     for ((r = 0; r < runs; r++)); do
-      "$llama_completion" -m "$gguf" -p "" -n "$tokens" -t "$t" --temp 0 -ctk f32 -ctv f32 -no-cnv </dev/null \
-        >"$work/llama_completion.out" 2>"$work/llama_completion.err"
+      logged "$work/llama_completion.out" "$work/llama_completion.err" "$llama_completion" -m "$gguf" -p "" \
+        -n "$tokens" -t "$t" --temp 0 -ctk f32 -ctv f32 -no-cnv </dev/null
       rates+=("$(sed -n 's/.* eval time = .*, *\([0-9.]*\) tokens per second.*/\1/p' "$work/llama_completion.err" \
         | grep -v '^$' | tail -1)")
     done
@@ -95,8 +100,8 @@ for t in $threads; do
       "$(printf '%s\n' "${rates[@]}" | median)" "${rates[*]}" "$(same_text "$work/llama_completion.out")"
   fi
   if [ -n "$llama_bench" ]; then
-    "$llama_bench" -m "$gguf" -p 0 -n "$tokens" -t "$t" -r "$runs" -o csv \
-      >"$work/llama_bench.csv" 2>"$work/llama_bench.err"
+    logged "$work/llama_bench.csv" "$work/llama_bench.err" "$llama_bench" -m "$gguf" -p 0 -n "$tokens" -t "$t" \
+      -r "$runs" -o csv
     avg=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) { gsub(/"/, "", $i); if ($i == "avg_ts") c = i } }
       NR == 2 { gsub(/"/, "", $c); print $c }' "$work/llama_bench.csv")
     printf '%-12s %7s %12s %s\n' llama-bench "$t" "$avg" "(mean of $runs, tg$tokens, f16 KV cache)"

@@ -10,7 +10,10 @@
 # image without the cache, "plain" the image's java with neither (the module flags alone), and with --flags a fourth,
 # "aot+flags", bin/panamax with those JVM options added (e.g. "-XX:CompileThresholdScaling=0.25").
 # Each line gives the median over the runs of the wall time of the whole process, of the time from the JVM's start to
-# the first token, and of the decode rate the CLI prints; run.c's wall time is of its whole process too.
+# the first token, and of the decode rate the CLI prints; run.c's wall time is of its whole process too. run.c takes its
+# threads from OMP_NUM_THREADS, which only a build with OpenMP (llama2.c's `make runomp`) reads: --threads above 1 is
+# refused for a binary that does not link libgomp, and the header says how the binary was built, as far as it records
+# that. A run that fails ends the script with the end of its output.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$root/.mvn/find-jdk.sh"
@@ -32,8 +35,9 @@ if [ -z "$model" ]; then
   "$JAVA_HOME/bin/java" --add-modules jdk.incubator.vector -cp "$root/bench/target/benchmarks.jar" \
     dev.panamax.bench.RandomCheckpoint 15M "$model" 2>"$work/random.err" || { cat "$work/random.err" >&2; exit 1; }
 fi
-if [ -z "$tokenizer" ] && [ -n "$run_c" ]; then
-  tokenizer=$(dirname "$run_c")/tokenizer.bin
+if [ -n "$run_c" ]; then
+  require_openmp "$run_c" "$threads"
+  [ -n "$tokenizer" ] || tokenizer=$(dirname "$run_c")/tokenizer.bin
 fi
 args=(generate -m "$model" -n "$tokens" --temperature 0 -t "$threads")
 [ -n "$tokenizer" ] && args+=(--tokenizer "$tokenizer")
@@ -47,7 +51,7 @@ measure() {
   for ((r = 0; r < runs; r++)); do
     local start end
     start=$(millis)
-    "$@" >/dev/null 2>"$work/err"
+    logged "$work/out" "$work/err" "$@"
     end=$(millis)
     walls+=($((end - start)))
     firsts+=("$(first_token_ms "$work/err")")
@@ -58,6 +62,7 @@ measure() {
 }
 
 echo "# $tokens tokens from $model, $threads thread(s), median of $runs runs"
+[ -z "$run_c" ] || describe_build "$run_c"
 printf '%-10s %10s %16s %14s\n' variant "wall ms" "first token ms" "decode tok/s"
 # The image without its cache: links to everything in it but lib/panamax.aot, and a copy of the launcher, which finds
 # its files beside itself (the java launcher resolves its link to find the runtime).

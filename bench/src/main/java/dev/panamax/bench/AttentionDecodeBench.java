@@ -51,7 +51,7 @@ public class AttentionDecodeBench extends Microbenchmark {
      * @return the workload
      */
     public static Workload workload(Map<String, String> params) {
-        return Workload.bytes(
+        return Workload.read(
                 2.0 * HEADS * Integer.parseInt(params.get("tk")) * HEAD_DIM * Float.BYTES,
                 Integer.parseInt(params.get("threads")));
     }

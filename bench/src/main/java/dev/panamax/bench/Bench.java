@@ -24,7 +24,7 @@ import org.openjdk.jmh.runner.options.OptionsBuilder;
  * {@code .md} (a table of rates and ratios to the peers) and {@code .png} (a chart) into the results folder.
  */
 public final class Bench {
-    /** The suites by name; each class also has the static {@code workload} method {@link Report} calls. */
+    /** The suites by name; each class also has a static {@code workload} method {@link Report} calls. */
     static final Map<String, Class<?>> SUITES = new LinkedHashMap<>();
 
     static {
@@ -81,11 +81,24 @@ public final class Bench {
         for (String name : names) {
             String suite = suite(name);
             String methods = name.contains(":") ? name.substring(name.indexOf(':') + 1) : ".*";
-            Path json = results.resolve(suite + "-" + stamp + ".json");
+            Path json = resultFile(results, suite, stamp);
             Options options = options(suite, methods, json, jmhArgs);
             new Runner(options).run();
             System.out.println(Report.render(json));
         }
+    }
+
+    /**
+     * The JSON file of one suite's run, {@code SUITE-TIMESTAMP.json}, or {@code SUITE-TIMESTAMP-N.json} with the first
+     * N from 2 whose file does not exist yet, so that a suite named twice in one call keeps both runs (the first has
+     * written its file when the second starts).
+     */
+    static Path resultFile(Path results, String suite, String stamp) {
+        Path json = results.resolve(suite + "-" + stamp + ".json");
+        for (int n = 2; Files.exists(json); n++) {
+            json = results.resolve(suite + "-" + stamp + "-" + n + ".json");
+        }
+        return json;
     }
 
     /**

@@ -22,11 +22,11 @@ import org.openjdk.jmh.annotations.TearDown;
  * The matrix-vector product of decoding, {@code y = A·x} (layout {@code N}: A {@code [rows, cols]}, Llama's weights)
  * or {@code y = Aᵀ·x} ({@code T}: GPT-2's {@code [in, out]} weights), in native memory, next to OpenBLAS's {@code
  * cblas_sgemv} (its thread count set with {@code openblas_set_num_threads} and checked) and to a plain read of the
- * same bytes by as many threads ({@code plainRead}: a vector sum, the bandwidth ceiling of a product that reads A
- * once). Decode streams every weight from memory, not from the caches, so each operation takes the next of enough
- * copies of A to fill 256 MiB: every implementation reads A from memory, as a decode step does. Shapes are {@code
- * rows×cols} of A: the 110M shape's projections (768×768), gate and up (2048×768), down (768×2048) and classifier
- * (32000×768), and a 4096×4096 layer of a 7B model.
+ * same bytes by as many threads ({@code plainRead}: a vector sum on Panamax's own team of threads, the bandwidth
+ * ceiling of a product that reads A once). Decode streams every weight from memory, not from the caches, so each
+ * operation takes the next of enough copies of A to fill 256 MiB: every implementation reads A from memory, as a
+ * decode step does. Shapes are {@code rows×cols} of A: the 110M shape's projections (768×768), gate and up
+ * (2048×768), down (768×2048) and classifier (32000×768), and a 4096×4096 layer of a 7B model.
  */
 public class GemvBench extends Microbenchmark {
     /** Bytes of copies of A that the operations cycle through: well beyond any last-level cache. */
@@ -54,7 +54,6 @@ public class GemvBench extends Microbenchmark {
     private FloatPointer aNative;
     private FloatPointer xNative;
     private FloatPointer yNative;
-    private PlainRead reader;
 
     /** Parses {@code rows×cols}. */
     private static int[] parse(String shape) {
@@ -70,7 +69,7 @@ public class GemvBench extends Microbenchmark {
      */
     public static Workload workload(Map<String, String> params) {
         int[] s = parse(params.get("shape"));
-        return Workload.bytes(4.0 * s[0] * s[1], Integer.parseInt(params.get("threads")));
+        return Workload.read(4.0 * s[0] * s[1], Integer.parseInt(params.get("threads")));
     }
 
     @Setup(Level.Trial)
@@ -104,12 +103,10 @@ public class GemvBench extends Microbenchmark {
             throw new IllegalStateException("OpenBLAS runs " + openblas_nolapack.blas_get_num_threads()
                     + " threads after openblas_set_num_threads(" + threads + ")");
         }
-        reader = new PlainRead(threads);
     }
 
     @TearDown(Level.Trial)
     public void tearDown() {
-        reader.close();
         arena.close();
     }
 
@@ -146,8 +143,8 @@ public class GemvBench extends Microbenchmark {
     }
 
     @Benchmark
-    public long plainRead() throws Exception {
+    public long plainRead() {
         long first = nextCopy() * Float.BYTES;
-        return reader.read(a, first, first + (long) Float.BYTES * rows * cols);
+        return PlainRead.read(a, first, first + (long) Float.BYTES * rows * cols);
     }
 }

@@ -38,8 +38,9 @@ import org.openjdk.jmh.annotations.Warmup;
  * stories110M (or, with {@code -p shape=1B}, TinyLlama), written to a temporary file at setup, and with {@code -p
  * shape=gpt2-124M} on a GPT-2 124M with random weights in native memory, whose {@code [in, out]} matrices make every
  * decode product a transposed one: {@code prefill} runs a 128-token prompt as one batch, {@code
- * decode} generates 64 tokens greedily after BOS, one forward pass each. Time per operation is time per token. Rates are
- * the GB/s of weights a decoded token streams (every weight once), the bound of decode.
+ * decode} generates 64 tokens greedily after BOS, one forward pass each. Time per operation is time per token.
+ * Prefill's rate is tokens/s; decode's is the GB/s of weights a decoded token streams (every weight once), the bound of
+ * decode.
  *
  * <p>{@code -p weights=} chooses how a Llama shape's weights are stored: {@code llama2c} (the float32 checkpoint, read
  * in place), or a GGUF written from that checkpoint by {@code panamax quantize}'s writer, {@code f32}, {@code q8_0} or
@@ -84,13 +85,19 @@ public class GenerateBench extends Microbenchmark {
     }
 
     /**
-     * The bytes of the weights a decoded token streams: all of them but the embedding tables, of which it reads one
-     * row (the token embedding counts when it is also the classifier, which reads all of it).
+     * For {@code decode}, the bytes of the weights a decoded token streams: all of them but the embedding tables, of
+     * which it reads one row (the token embedding counts when it is also the classifier, which reads all of it). For
+     * {@code prefill}, one token: a batch of {@value #PROMPT} reads the weights about once, so GB/s of weights would
+     * overstate its traffic up to {@value #PROMPT}-fold.
      *
+     * @param method the benchmark method
      * @param params the benchmark's parameters
      * @return the workload
      */
-    public static Workload workload(Map<String, String> params) {
+    public static Workload workload(String method, Map<String, String> params) {
+        if (method.equals("prefill")) {
+            return Workload.counted(1, "token");
+        }
         String weights = params.getOrDefault("weights", "llama2c");
         GgmlType type = weights.equals("llama2c") ? GgmlType.F32 : ggufType(weights);
         double bytesPerWeight = (double) type.bytesPerBlock() / type.blockLength();
@@ -98,7 +105,7 @@ public class GenerateBench extends Microbenchmark {
         long streamed = config.parameterCount()
                 - (config.sharedClassifier() ? 0 : (long) config.vocabSize() * config.dim())
                 - (config.architecture() == Architecture.GPT2 ? (long) config.seqLen() * config.dim() : 0);
-        return Workload.bytes(streamed * bytesPerWeight, Integer.parseInt(params.get("threads")));
+        return Workload.read(streamed * bytesPerWeight, Integer.parseInt(params.get("threads")));
     }
 
     /**

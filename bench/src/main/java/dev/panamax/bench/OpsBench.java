@@ -19,15 +19,18 @@ import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.TearDown;
 
 /**
- * The transformer's memory-bound ops, single thread, on a tensor of {@code rows × cols} floats sized past L2 (16 MiB
- * of input): Panamax next to the plain-Java scalar loop a user would write ({@code Math.exp}, {@code Math.tanh}).
+ * The transformer's memory-bound ops, single thread, on a tensor of {@code rows × cols} floats (16 MiB of input, 16
+ * of output): Panamax next to the plain-Java scalar loop a user would write ({@code Math.exp}, {@code Math.tanh}).
  * Rates are GB/s of the bytes each op must move (input read once, output written once): 8 bytes an element, so
  * ns/element is 8 / (GB/s). {@link #arrayCopy} moves the same bytes with nothing computed: the floor, measured in the
- * same run.
+ * same run. One input and output together would fit a 32 MiB L3, so each operation takes the next of {@value #PAIRS}
+ * (x, y) pairs, 256 MiB in all: every implementation reads and writes memory the caches have let go of.
  */
 public class OpsBench extends Microbenchmark {
-    /** Floats in the input tensor: 16 MiB, well past L2 (and most of a shared L3). */
+    /** Floats in the input tensor: 16 MiB, well past L2. */
     private static final int ELEMENTS = 1 << 22;
+    /** The (x, y) pairs the operations cycle through, 32 MiB each: 256 MiB, well past any last-level cache. */
+    private static final int PAIRS = 8;
 
     @Param({"softmax", "layernorm", "rmsnorm", "gelu", "silu", "crossentropy"})
     public String op;
@@ -36,14 +39,20 @@ public class OpsBench extends Microbenchmark {
     public int cols;
 
     private int rows;
+    private float[][] xs;
+    private float[][] ys;
+    private Operands[] onHeapPairs;
+    private Operands[] offHeapPairs;
+    private int next;
+    // The pair of the operation running now, in fields, so that the plain-Java row loops below read it.
     private float[] x;
     private float[] y;
+    private Operands onHeap;
+    private Operands offHeap;
     private float[] weight;
     private float[] bias;
     private int[] targets;
     private Arena arena;
-    private Operands onHeap;
-    private Operands offHeap;
 
     /** One set of operands: over the arrays above, or native copies of them. */
     private record Operands(
@@ -59,7 +68,7 @@ public class OpsBench extends Microbenchmark {
     public static Workload workload(Map<String, String> params) {
         int cols = Integer.parseInt(params.get("cols"));
         long elements = (long) rows(cols) * cols;
-        return Workload.bytes(2.0 * Float.BYTES * elements, 1);
+        return Workload.readAndWritten(2.0 * Float.BYTES * elements, 1);
     }
 
     private static int rows(int cols) {
@@ -70,11 +79,16 @@ public class OpsBench extends Microbenchmark {
     public void setUp() {
         rows = rows(cols);
         SplittableRandom random = new SplittableRandom(1);
-        x = new float[rows * cols];
-        for (int i = 0; i < x.length; i++) {
-            x[i] = (float) (random.nextDouble() * 8 - 4);
+        float[] first = new float[rows * cols];
+        for (int i = 0; i < first.length; i++) {
+            first[i] = (float) (random.nextDouble() * 8 - 4);
         }
-        y = new float[rows * cols];
+        xs = new float[PAIRS][];
+        ys = new float[PAIRS][];
+        for (int p = 0; p < PAIRS; p++) {
+            xs[p] = first.clone();
+            ys[p] = new float[first.length];
+        }
         weight = new float[cols];
         bias = new float[cols];
         for (int j = 0; j < cols; j++) {
@@ -85,17 +99,28 @@ public class OpsBench extends Microbenchmark {
         for (int i = 0; i < rows; i++) {
             targets[i] = random.nextInt(cols);
         }
-        onHeap = new Operands(
-                MemorySegment.ofArray(x),
-                MemorySegment.ofArray(y),
-                MemorySegment.ofArray(weight),
-                MemorySegment.ofArray(bias),
-                MemorySegment.ofArray(targets));
         arena = Arena.ofShared();
         MemorySegment nativeTargets = arena.allocate((long) rows * Integer.BYTES, 64);
         MemorySegment.copy(targets, 0, nativeTargets, ValueLayout.JAVA_INT, 0, rows);
-        offHeap = new Operands(
-                copy(x), arena.allocate((long) y.length * Float.BYTES, 64), copy(weight), copy(bias), nativeTargets);
+        MemorySegment nativeWeight = copy(weight);
+        MemorySegment nativeBias = copy(bias);
+        onHeapPairs = new Operands[PAIRS];
+        offHeapPairs = new Operands[PAIRS];
+        for (int p = 0; p < PAIRS; p++) {
+            onHeapPairs[p] = new Operands(
+                    MemorySegment.ofArray(xs[p]),
+                    MemorySegment.ofArray(ys[p]),
+                    MemorySegment.ofArray(weight),
+                    MemorySegment.ofArray(bias),
+                    MemorySegment.ofArray(targets));
+            offHeapPairs[p] = new Operands(
+                    copy(xs[p]),
+                    arena.allocate((long) ys[p].length * Float.BYTES, 64),
+                    nativeWeight,
+                    nativeBias,
+                    nativeTargets);
+        }
+        usePair(0);
         Parallelism.setThreads(1);
     }
 
@@ -103,6 +128,19 @@ public class OpsBench extends Microbenchmark {
         MemorySegment segment = arena.allocate((long) values.length * Float.BYTES, 64);
         MemorySegment.copy(values, 0, segment, ValueLayout.JAVA_FLOAT, 0, values.length);
         return segment;
+    }
+
+    /** Makes pair {@code p} current: the operation running now reads and writes it, and it stays current after. */
+    private void usePair(int p) {
+        next = p;
+        x = xs[p];
+        y = ys[p];
+        onHeap = onHeapPairs[p];
+        offHeap = offHeapPairs[p];
+    }
+
+    private void nextPair() {
+        usePair(next + 1 == PAIRS ? 0 : next + 1);
     }
 
     /** Frees the native copies. */
@@ -119,6 +157,7 @@ public class OpsBench extends Microbenchmark {
      */
     @Benchmark
     public float panamax() {
+        nextPair();
         return run(onHeap);
     }
 
@@ -130,6 +169,7 @@ public class OpsBench extends Microbenchmark {
      */
     @Benchmark
     public float panamaxNative() {
+        nextPair();
         return run(offHeap);
     }
 
@@ -160,12 +200,14 @@ public class OpsBench extends Microbenchmark {
      */
     @Benchmark
     public float arrayCopy() {
+        nextPair();
         System.arraycopy(x, 0, y, 0, rows * cols);
         return y[0];
     }
 
     @Benchmark
     public float plainJava() {
+        nextPair();
         int n = rows * cols;
         switch (op) {
             case "softmax" -> {

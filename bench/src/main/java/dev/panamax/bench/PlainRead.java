@@ -1,65 +1,46 @@
 package dev.panamax.bench;
 
+import dev.panamax.kernels.Parallelism;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicLong;
 import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * A plain read of a range of bytes by a fixed number of threads (the caller and {@code threads − 1} readers of its
- * own), each summing an equal part with vector loads: the bandwidth a memory-bound kernel reading the same bytes on
- * as many threads can at best reach. The sum keeps the loads from being optimised away.
+ * A plain read of a range of bytes on {@link Parallelism#threads()} threads, each task summing a part with vector
+ * loads: the bandwidth a memory-bound kernel reading the same bytes on as many threads can at best reach. It runs as
+ * a parallel region of Panamax's own team ({@link Parallelism#forEach}), so it pays the hand-off a kernel pays: the
+ * same spinning workers, and parts taken from a shared counter. The sum keeps the loads from being optimised away.
  */
-final class PlainRead implements AutoCloseable {
+final class PlainRead {
     private static final VectorSpecies<Long> LONGS = LongVector.SPECIES_PREFERRED;
+    /** Parts per thread, as the quantized decode product splits its rows, so that a slow thread takes fewer. */
+    private static final int PARTS_PER_THREAD = 4;
 
-    private final int threads;
-    private final ExecutorService readers;
-
-    /**
-     * Starts the readers.
-     *
-     * @param threads how many threads read, at least 1
-     */
-    PlainRead(int threads) {
-        if (threads < 1) {
-            throw new IllegalArgumentException("threads (" + threads + ") must be >= 1");
-        }
-        this.threads = threads;
-        this.readers = Executors.newFixedThreadPool(Math.max(1, threads - 1));
-    }
+    private PlainRead() {}
 
     /**
-     * Reads bytes {@code [from, to)} of {@code data}, split into equal parts of whole cache lines.
+     * Reads bytes {@code [from, to)} of {@code data}, a segment other threads may access, in parts of whole cache
+     * lines.
      *
      * @param data the bytes
      * @param from the first byte
      * @param to one past the last byte
      * @return the sum of the bytes read as longs
-     * @throws ExecutionException if a reader fails
-     * @throws InterruptedException if the caller is interrupted while it waits for a reader
      */
-    long read(MemorySegment data, long from, long to) throws ExecutionException, InterruptedException {
-        long part = (to - from) / threads / 64 * 64;
-        List<Future<Long>> others = new ArrayList<>(threads - 1);
-        for (int i = 1; i < threads; i++) {
+    static long read(MemorySegment data, long from, long to) {
+        int threads = Parallelism.threads();
+        int parts = threads == 1 ? 1 : PARTS_PER_THREAD * threads;
+        long part = (to - from) / parts / 64 * 64;
+        AtomicLong total = new AtomicLong();
+        Parallelism.forEach(parts, i -> {
             long start = from + i * part;
-            long end = i == threads - 1 ? to : start + part;
-            others.add(readers.submit(() -> sum(data, start, end)));
-        }
-        long sum = sum(data, from, threads == 1 ? to : from + part);
-        for (Future<Long> other : others) {
-            sum += other.get();
-        }
-        return sum;
+            total.addAndGet(sum(data, start, i == parts - 1 ? to : start + part));
+        });
+        return total.get();
     }
 
     /** The sum of the longs in bytes {@code [from, to)}, four vectors at a time; the bytes past whole vectors one by one. */
@@ -78,10 +59,5 @@ final class PlainRead implements AutoCloseable {
             sum += data.get(ValueLayout.JAVA_BYTE, at);
         }
         return sum;
-    }
-
-    @Override
-    public void close() {
-        readers.shutdown();
     }
 }

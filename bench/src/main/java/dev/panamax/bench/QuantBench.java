@@ -8,7 +8,6 @@ import dev.panamax.kernels.WeightFormat;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Map;
-import java.util.concurrent.ExecutionException;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Param;
@@ -44,7 +43,6 @@ public class QuantBench extends Microbenchmark {
     private int next;
     private float[] x;
     private float[] y;
-    private PlainRead reader;
 
     /**
      * The weight bytes of one product.
@@ -54,7 +52,7 @@ public class QuantBench extends Microbenchmark {
      */
     public static Workload workload(Map<String, String> params) {
         int[] s = parse(params.get("shape"));
-        return Workload.bytes(
+        return Workload.read(
                 (double) s[0] * WeightFormat.valueOf(params.get("format")).rowBytes(s[1]),
                 Integer.parseInt(params.get("threads")));
     }
@@ -90,12 +88,10 @@ public class QuantBench extends Microbenchmark {
         x = Workload.random(2, columns);
         y = new float[rows];
         Parallelism.setThreads(threads);
-        reader = new PlainRead(threads);
     }
 
     @TearDown(Level.Trial)
     public void tearDown() {
-        reader.close();
         arena.close();
     }
 
@@ -113,15 +109,13 @@ public class QuantBench extends Microbenchmark {
     }
 
     /**
-     * The same bytes read with vector loads, split into equal parts over {@code threads} threads ({@link PlainRead}).
+     * The same bytes read with vector loads on the same threads, through Panamax's own team ({@link PlainRead}).
      *
      * @return the sum
-     * @throws ExecutionException if a reader fails
-     * @throws InterruptedException if the caller is interrupted while it waits for a reader
      */
     @Benchmark
-    public long plainRead() throws ExecutionException, InterruptedException {
+    public long plainRead() {
         MemorySegment data = nextCopy().data();
-        return reader.read(data, 0, data.byteSize());
+        return PlainRead.read(data, 0, data.byteSize());
     }
 }

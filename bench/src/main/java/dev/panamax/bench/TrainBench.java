@@ -29,9 +29,10 @@ import org.openjdk.jmh.annotations.Warmup;
  * {@code 12·layers·T²·dim} per sequence.
  */
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
-// A step takes seconds, so an iteration is one step; the first steps fault in the arena's pages and compile.
+// A step of the 124M shape takes seconds, so an iteration is one step, and ten (after three that fault in the arena's
+// pages and compile) give the mean and its interval more than a handful of samples.
 @Warmup(iterations = 3, time = 1)
-@Measurement(iterations = 5, time = 1)
+@Measurement(iterations = 10, time = 1)
 @Fork(
         value = 1,
         // Gradients and optimizer moments live on the Java heap (1.5 GB for the 124M shape).

@@ -3,10 +3,12 @@ package dev.panamax.bench;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.openjdk.jmh.runner.options.Options;
 
 class BenchTest {
@@ -29,6 +31,18 @@ class BenchTest {
         assertEquals(
                 List.of("-Dfoo=1", "-Dbar=2"),
                 List.copyOf(options.getJvmArgsAppend().get()));
+    }
+
+    @Test
+    void aSuiteRunTwiceInOneSecondKeepsBothResults(@TempDir Path results) throws Exception {
+        Path first = Bench.resultFile(results, "gemm", "20260101-120000");
+        assertEquals(results.resolve("gemm-20260101-120000.json"), first);
+        Files.writeString(first, "[]");
+        Path second = Bench.resultFile(results, "gemm", "20260101-120000");
+        assertEquals(results.resolve("gemm-20260101-120000-2.json"), second);
+        Files.writeString(second, "[]");
+        assertEquals(
+                results.resolve("gemm-20260101-120000-3.json"), Bench.resultFile(results, "gemm", "20260101-120000"));
     }
 
     @Test

@@ -124,9 +124,21 @@ public final class Parallelism {
 
     /**
      * Runs {@code body} for every task index in {@code [0, tasks)}, on up to {@link #threads()} threads including the
-     * caller, and returns when all have finished. Tasks must be independent; which thread runs which is not fixed.
+     * caller, and returns when all have finished: the parallel region every kernel runs, on the same team, for code
+     * that must pay what a kernel pays (the benchmarks' reference read does). Tasks must be independent; which thread
+     * runs which is not fixed, and every thread takes the next task from a shared counter. Memory the tasks touch must
+     * be accessible from other threads (not a confined arena's). A nested call, or one made while the team runs
+     * another caller's region, runs its tasks on the calling thread.
+     *
+     * @param tasks how many tasks, at least 0
+     * @param body the task, given its index
+     * @throws IllegalArgumentException if {@code tasks < 0}
+     * @throws RuntimeException the first exception a task threw, rethrown on the caller once every thread has stopped
      */
-    static void forEach(int tasks, IntConsumer body) {
+    public static void forEach(int tasks, IntConsumer body) {
+        if (tasks < 0) {
+            throw new IllegalArgumentException("tasks (" + tasks + ") must be >= 0");
+        }
         int workers = Math.min(tasks, threads);
         if (workers <= 1 || IN_REGION.get() || !TEAM_BUSY.compareAndSet(false, true)) {
             for (int task = 0; task < tasks; task++) {

@@ -225,6 +225,11 @@ class ParallelismTest {
     }
 
     @Test
+    void aNegativeTaskCountIsRefused() {
+        assertThrows(IllegalArgumentException.class, () -> Parallelism.forEach(-1, task -> {}));
+    }
+
+    @Test
     void aRegionInsideARegionRunsOnTheThreadThatOpenedIt() {
         Parallelism.setThreads(2);
         ConcurrentLinkedQueue<String> mismatches = new ConcurrentLinkedQueue<>();
