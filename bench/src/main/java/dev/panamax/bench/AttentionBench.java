@@ -9,9 +9,7 @@ import dev.panamax.kernels.Transpose;
 import java.lang.foreign.MemorySegment;
 import java.util.Map;
 import org.bytedeco.javacpp.FloatPointer;
-import org.bytedeco.javacpp.Loader;
 import org.bytedeco.openblas.global.openblas;
-import org.bytedeco.openblas.presets.openblas_nolapack;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Param;
@@ -71,8 +69,7 @@ public class AttentionBench extends Microbenchmark {
     @Setup(Level.Trial)
     public void setUp() {
         Parallelism.setThreads(threads);
-        Loader.load(openblas.class);
-        openblas_nolapack.blas_set_num_threads(threads);
+        Openblas.load(threads);
         shape = new Attention.Shape(1, HEADS, HEADS, t, t, HEAD_DIM);
         scale = shape.defaultScale();
         int size = HEADS * t * HEAD_DIM;

@@ -10,9 +10,7 @@ import java.util.Map;
 import java.util.concurrent.ForkJoinPool;
 import java.util.stream.IntStream;
 import org.bytedeco.javacpp.FloatPointer;
-import org.bytedeco.javacpp.Loader;
 import org.bytedeco.openblas.global.openblas;
-import org.bytedeco.openblas.presets.openblas_nolapack;
 import org.ejml.concurrency.EjmlConcurrency;
 import org.ejml.data.FMatrixRMaj;
 import org.ejml.dense.row.CommonOps_FDRM;
@@ -25,8 +23,8 @@ import org.openjdk.jmh.annotations.TearDown;
 
 /**
  * {@code C = A·B} (row-major, no transposes, beta = 0) on the same inputs for Panamax (arrays and native segments),
- * OpenBLAS ({@code cblas_sgemm}, its thread count set to match), EJML and a plain-Java i-k-j loop (rows split over a
- * pool of the same size). Shapes are {@code m×k×n}; {@code B*m×k×n} is a batch of B products.
+ * OpenBLAS ({@code cblas_sgemm}, its thread count set to match and checked), EJML and a plain-Java i-k-j loop (rows
+ * split over a pool of the same size). Shapes are {@code m×k×n}; {@code B*m×k×n} is a batch of B products.
  */
 public class GemmBench extends Microbenchmark {
     @Param({
@@ -98,7 +96,7 @@ public class GemmBench extends Microbenchmark {
         aSegment = arena.allocateFrom(ValueLayout.JAVA_FLOAT, a);
         bSegment = arena.allocateFrom(ValueLayout.JAVA_FLOAT, b);
         cSegment = arena.allocate(ValueLayout.JAVA_FLOAT, c.length);
-        Loader.load(openblas.class);
+        Openblas.load(threads);
         aNative = new FloatPointer(a);
         bNative = new FloatPointer(b);
         cNative = new FloatPointer(c.length);
@@ -111,7 +109,6 @@ public class GemmBench extends Microbenchmark {
         }
         bEjml = FMatrixRMaj.wrap(k, n, b.clone());
         Parallelism.setThreads(threads);
-        openblas_nolapack.blas_set_num_threads(threads);
         EjmlConcurrency.setMaxThreads(threads);
         plainPool = new ForkJoinPool(threads);
     }

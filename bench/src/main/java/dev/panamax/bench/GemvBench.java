@@ -9,9 +9,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Map;
 import org.bytedeco.javacpp.FloatPointer;
-import org.bytedeco.javacpp.Loader;
 import org.bytedeco.openblas.global.openblas;
-import org.bytedeco.openblas.presets.openblas_nolapack;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Param;
@@ -89,7 +87,7 @@ public class GemvBench extends Microbenchmark {
         x = arena.allocate(4L * longest, 64);
         MemorySegment.copy(Workload.random(2, longest), 0, x, FLOAT, 0, longest);
         y = arena.allocate(4L * longest, 64);
-        Loader.load(openblas.class);
+        Openblas.load(threads);
         // Direct buffers over the same native memory: OpenBLAS reads the very bytes Panamax reads.
         aNative =
                 new FloatPointer(a.asByteBuffer().order(ByteOrder.nativeOrder()).asFloatBuffer());
@@ -98,11 +96,6 @@ public class GemvBench extends Microbenchmark {
         yNative =
                 new FloatPointer(y.asByteBuffer().order(ByteOrder.nativeOrder()).asFloatBuffer());
         Parallelism.setThreads(threads);
-        openblas_nolapack.blas_set_num_threads(threads);
-        if (openblas_nolapack.blas_get_num_threads() != threads) {
-            throw new IllegalStateException("OpenBLAS runs " + openblas_nolapack.blas_get_num_threads()
-                    + " threads after openblas_set_num_threads(" + threads + ")");
-        }
     }
 
     @TearDown(Level.Trial)
