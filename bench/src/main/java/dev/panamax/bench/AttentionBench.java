@@ -109,6 +109,14 @@ public class AttentionBench extends Microbenchmark {
         return TensorView.dense(lse, HEADS, t, 1);
     }
 
+    /** The arrays the benchmarks read and write, each {@code [head, position, 64]}; for checking results. */
+    record Tensors(float[] q, float[] k, float[] v, float[] o, float[] dO, float[] dQ, float[] dK, float[] dV) {}
+
+    /** The arrays the benchmarks read and write; for checking results. */
+    Tensors tensors() {
+        return new Tensors(q, k, v, o, dO, dQ, dK, dV);
+    }
+
     @Benchmark
     public float[] panamax() {
         Attention.forward(shape, scale, true, view(q), view(k), view(v), null, view(o), null);

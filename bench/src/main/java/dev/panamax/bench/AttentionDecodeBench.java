@@ -79,9 +79,29 @@ public class AttentionDecodeBench extends Microbenchmark {
 
     /** The float offset of the next window of {@code tk} positions, in the next cache once a cache's are all read. */
     private int nextWindow() {
+        region = region + 1 == COPIES * (CAPACITY / tk) ? 0 : region + 1;
+        return lastWindow();
+    }
+
+    /** The float offset in K and V of the window read last: its first position of head 0; for checking results. */
+    int lastWindow() {
         int windows = CAPACITY / tk;
-        region = region + 1 == COPIES * windows ? 0 : region + 1;
         return region / windows * HEADS * CAPACITY * HEAD_DIM + region % windows * tk * rowStride();
+    }
+
+    /** The query, {@code [head, 64]}; for checking results. */
+    float[] query() {
+        return q;
+    }
+
+    /** The caches' keys, {@value #COPIES} caches one after another, each laid out as {@code layout} says. */
+    float[] keys() {
+        return keys;
+    }
+
+    /** The caches' values, laid out as the keys. */
+    float[] values() {
+        return values;
     }
 
     private int headStride() {

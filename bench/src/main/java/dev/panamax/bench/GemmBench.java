@@ -122,6 +122,16 @@ public class GemmBench extends Microbenchmark {
         plainPool.shutdown();
     }
 
+    /** A (one matrix per batch entry, stacked), the input every implementation reads; for checking results. */
+    float[] inputA() {
+        return a;
+    }
+
+    /** B, shared by the batch; for checking results. */
+    float[] inputB() {
+        return b;
+    }
+
     @Benchmark
     public float[] panamax() {
         Gemm.sgemmStridedBatched(

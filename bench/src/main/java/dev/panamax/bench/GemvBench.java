@@ -109,6 +109,17 @@ public class GemvBench extends Microbenchmark {
         return (long) next * rows * cols;
     }
 
+    /** The copy of A the last operation read, {@code rows × cols} floats; for checking results. */
+    MemorySegment lastMatrix() {
+        long bytes = (long) Float.BYTES * rows * cols;
+        return a.asSlice(next * bytes, bytes);
+    }
+
+    /** x, as many floats as A's longer side (a product reads the first {@code cols}, or {@code rows} for T). */
+    MemorySegment vector() {
+        return x;
+    }
+
     @Benchmark
     public MemorySegment panamax() {
         Transpose trans = layout.equals("N") ? Transpose.NO_TRANSPOSE : Transpose.TRANSPOSE;

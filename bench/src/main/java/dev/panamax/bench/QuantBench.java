@@ -101,6 +101,16 @@ public class QuantBench extends Microbenchmark {
         return w;
     }
 
+    /** The copy of W the last operation read; for checking results. */
+    QuantizedMatrix lastWeights() {
+        return copies[(next + copies.length - 1) % copies.length];
+    }
+
+    /** x, the token's activations; for checking results. */
+    float[] activations() {
+        return x;
+    }
+
     @Benchmark
     public float[] panamax() {
         QuantizedMatrix w = nextCopy();
