@@ -4,6 +4,11 @@ Reads model-{train,decode}-{panamax,torch}*.txt (the training step once per prec
 each program's CSV result line (WHO,BENCH,SHAPE,PRECISION,VALUE,UNIT),
 the lines saying where it ran, and the greedy tokens of the decode runs. Writes model.csv beside them and prints the
 table: Panamax's speed over PyTorch's (time ratio inverted for ms/step) next to the issue's target.
+
+A speed is only worth comparing if both computed the same thing: when both decode runs reported a rate, their greedy
+tokens must be the same, every one: the two run the same weights in FP32, where rounding alone changes a greedy choice
+only at a near tie, rarely in a run. Otherwise the decode row says FAILED, a FAILED line after the table says where
+the tokens part, and the exit status is 1, so that the run needs a look before its speed is quoted.
 """
 import os
 import sys
@@ -37,8 +42,10 @@ def main(folder):
                     where.append(line)
     with open(os.path.join(folder, "model.csv"), "w") as f:
         f.writelines(line + "\n" for line in csv_lines)
-    print("| benchmark | shape | precision | Panamax | PyTorch eager | Panamax speed ÷ PyTorch speed | target |")
-    print("|---|---|---|---:|---:|---:|---:|")
+    failure = decode_failure(results, tokens)
+    print("| benchmark | shape | precision | Panamax | PyTorch eager | Panamax speed ÷ PyTorch speed | target "
+          "| same output |")
+    print("|---|---|---|---:|---:|---:|---:|---|")
     rows = sorted({key[:3] for key in results}, key=lambda k: (k[0] != "train", k))
     for bench, shape, precision in rows:
         p = results.get((bench, shape, precision, "panamax"))
@@ -49,7 +56,14 @@ def main(folder):
             ratio = f"{speed:.2f}×"
         else:
             ratio = "–"
-        print(f"| {TITLES[bench]} | {shape} | {precision} | {cells[0]} | {cells[1]} | {ratio} | ≥ {TARGETS[bench]}× |")
+        if bench != "decode" or not (p and t):
+            same = "–"
+        elif failure:
+            same = "**FAILED**"
+        else:
+            same = f"yes ({len(tokens['panamax'])} greedy tokens)"
+        print(f"| {TITLES[bench]} | {shape} | {precision} | {cells[0]} | {cells[1]} | {ratio} | ≥ {TARGETS[bench]}× "
+              f"| {same} |")
     missing = [f"{b}/{w}" for b in ("train", "decode") for w in ("panamax", "torch")
                if not any(k[0] == b and k[3] == w for k in results)]
     if missing:
@@ -58,13 +72,29 @@ def main(folder):
           "PyTorch matches it): FP32; TF32 inputs (cuBLAS's FAST_TF32, PyTorch's allow_tf32); BF16 inputs rounded "
           "to nearest even with FP32 accumulation (PyTorch also rounds each product's result to bfloat16). "
           "Decode runs FP32.")
-    if "panamax" in tokens and "torch" in tokens:
-        a, b = tokens["panamax"], tokens["torch"]
-        same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-        print(f"\nGreedy tokens on the same llama2.c weights: Panamax and PyTorch agree on the first {same} of "
-              f"{len(a)} (after a first difference the two continue from different tokens).")
+    if failure:
+        print(f"\nFAILED: {failure}")
+    elif "panamax" in tokens and "torch" in tokens:
+        print(f"\nGreedy tokens on the same llama2.c weights: Panamax's and PyTorch's {len(tokens['panamax'])} agree.")
     print("\nRan on:\n" + "\n".join(f"- {line}" for line in where))
+    return 1 if failure else 0
+
+
+def decode_failure(results, tokens):
+    """Why the two decode runs' outputs do not match, or None if they do or not both ran."""
+    ran = {who for (bench, _, _, who) in results if bench == "decode"}
+    if ran != {"panamax", "torch"}:
+        return None  # the missing side is reported as missing; there is nothing to compare
+    missing = [who for who in ("panamax", "torch") if who not in tokens]
+    if missing:
+        return f"no greedy tokens from {' or '.join(missing)}, so the decode outputs were not compared"
+    a, b = tokens["panamax"], tokens["torch"]
+    if a == b:
+        return None
+    first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    return (f"the greedy tokens differ: Panamax generated {len(a)}, PyTorch {len(b)}, the first difference at token "
+            f"{first} (Panamax {a[first] if first < len(a) else 'none'}, PyTorch {b[first] if first < len(b) else 'none'})")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    sys.exit(main(sys.argv[1]))
