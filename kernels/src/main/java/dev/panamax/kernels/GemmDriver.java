@@ -110,7 +110,7 @@ final class GemmDriver {
         Parallelism.forEach(rowCells * columnCells, task -> {
             int row = task / columnCells * rowStep;
             int column = task % columnCells * columnStep;
-            block(o, row, Math.min(o.m(), row + rowStep), column, Math.min(o.n(), column + columnStep));
+            block(o, row, row + Math.min(rowStep, o.m() - row), column, column + Math.min(columnStep, o.n() - column));
         });
     }
 
@@ -133,17 +133,20 @@ final class GemmDriver {
                 parallel);
     }
 
-    /** Computes rows {@code [m0, m1)} and columns {@code [n0, n1)} of C on the calling thread. */
-    private static void block(Product o, int m0, int m1, int n0, int n1) {
+    /**
+     * Computes rows {@code [m0, m1)} and columns {@code [n0, n1)} of C on the calling thread. Each block's start moves by
+     * the block's own size, so that no start passes {@link Integer#MAX_VALUE} near the end of a large C.
+     */
+    static void block(Product o, int m0, int m1, int n0, int n1) {
         Workspace w = WORKSPACE.get();
         Product.ArrayOperands arrays = Product.ArrayOperands.of(o);
-        for (int jc = n0; jc < n1; jc += NC) {
+        for (int jc = n0; jc < n1; jc += Math.min(NC, n1 - jc)) {
             int nc = Math.min(NC, n1 - jc);
-            for (int pc = 0; pc < o.k(); pc += KC) {
+            for (int pc = 0; pc < o.k(); pc += Math.min(KC, o.k() - pc)) {
                 int kc = Math.min(KC, o.k() - pc);
                 w.packB(o, arrays, pc, kc, jc, nc);
                 boolean firstSlice = pc == 0;
-                for (int ic = m0; ic < m1; ic += MC) {
+                for (int ic = m0; ic < m1; ic += Math.min(MC, m1 - ic)) {
                     int mc = Math.min(MC, m1 - ic);
                     w.packA(o, arrays, ic, mc, pc, kc);
                     macroKernel(o, arrays, w, ic, mc, jc, nc, kc, firstSlice, w.packedA, w.packedB);

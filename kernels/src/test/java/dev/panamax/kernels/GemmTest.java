@@ -665,6 +665,109 @@ class GemmTest {
         }
     }
 
+    /**
+     * The cut of y into a matrix-vector product's tasks, down to vectors of 2³¹ - 1 elements: every element in exactly
+     * one run, in order. From 2³⁰ + 1 elements on one thread (so also in any confined arena), the task count wrapped
+     * around to a negative number, no task ran, and y stayed unwritten.
+     */
+    @Test
+    void matrixVectorTasksCoverEveryElementUpToTheIntRange() {
+        Parallelism.setThreads(1);
+        for (int length : new int[] {1, 63, 1000, (1 << 30) + 1, Integer.MAX_VALUE - 3, Integer.MAX_VALUE}) {
+            for (int tasks : new int[] {1, 2, 3, 64}) {
+                for (int unit : new int[] {4, 16}) {
+                    String name = "length " + length + ", tasks " + tasks + ", unit " + unit;
+                    long[] next = {0};
+                    Gemv.forEachRun(length, tasks, unit, (from, to) -> {
+                        assertEquals(next[0], from, name);
+                        assertTrue(
+                                to > from && (to == length || (to - from) % unit == 0), name + ": " + from + "-" + to);
+                        next[0] = to;
+                    });
+                    assertEquals(length, next[0], name);
+                }
+            }
+        }
+    }
+
+    /**
+     * The last 1500 columns of a transposed matrix-vector product 2³¹ - 1 wide, seen through a window: the offsets put
+     * those columns of A and y on small native buffers, so that only they are touched. The column blocks' start
+     * stepped past {@link Integer#MAX_VALUE} and wrapped around. Exact: small integers, whose products and sums a float
+     * holds.
+     */
+    @Test
+    void transposedColumnBlocksEndAtTheEndOfTheIntRange() {
+        int rows = 3, width = 1500;
+        int from = Integer.MAX_VALUE - width;
+        float[] a = smallIntegers(rows * width, "window a");
+        float[] x = smallIntegers(rows, "window x");
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment as = arena.allocateFrom(ValueLayout.JAVA_FLOAT, a);
+            MemorySegment ys = arena.allocate(ValueLayout.JAVA_FLOAT, width);
+            // Element (i, c) of A is at aOffset + i·lda + c, and y's element c at yOffset + c.
+            Gemv.transposed(rows, from, Integer.MAX_VALUE, 1f, as, -(long) from, width, x, 0f, ys, -(long) from, 1);
+            for (int c = 0; c < width; c++) {
+                float expected = 0;
+                for (int i = 0; i < rows; i++) {
+                    expected += a[i * width + c] * x[i];
+                }
+                assertEquals(expected, ys.getAtIndex(ValueLayout.JAVA_FLOAT, c), "column " + (from + c));
+            }
+        }
+    }
+
+    /**
+     * The last 100 rows and 600 columns of a product whose C is 2³¹ - 1 square, seen through a window: the offsets put
+     * those rows of A, columns of B and elements of C on small native buffers, so that only they are touched. The
+     * row and column blocks' starts stepped past {@link Integer#MAX_VALUE} and wrapped around. Exact: small integers.
+     */
+    @Test
+    void blocksEndAtTheEndOfTheIntRange() {
+        int rows = 100, columns = 600, k = 3;
+        int m0 = Integer.MAX_VALUE - rows, n0 = Integer.MAX_VALUE - columns;
+        float[] a = smallIntegers(rows * k, "window a");
+        float[] b = smallIntegers(k * columns, "window b");
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment cs = arena.allocate(ValueLayout.JAVA_FLOAT, (long) rows * columns);
+            // Element (i, j) of a Matrix is at offset + i·ld + j: these offsets put (m0, 0) of A, (0, n0) of B and
+            // (m0, n0) of C at index 0 of their buffers.
+            Product o = new Product(
+                    false,
+                    false,
+                    Integer.MAX_VALUE,
+                    Integer.MAX_VALUE,
+                    k,
+                    1f,
+                    new Matrix(arena.allocateFrom(ValueLayout.JAVA_FLOAT, a), -(long) m0 * k, k),
+                    new Matrix(arena.allocateFrom(ValueLayout.JAVA_FLOAT, b), -(long) n0, columns),
+                    0f,
+                    new Matrix(cs, -(long) m0 * columns - n0, columns));
+            GemmDriver.block(o, m0, Integer.MAX_VALUE, n0, Integer.MAX_VALUE);
+            for (int i = 0; i < rows; i++) {
+                for (int j = 0; j < columns; j++) {
+                    float expected = 0;
+                    for (int p = 0; p < k; p++) {
+                        expected += a[i * k + p] * b[p * columns + j];
+                    }
+                    assertEquals(
+                            expected,
+                            cs.getAtIndex(ValueLayout.JAVA_FLOAT, (long) i * columns + j),
+                            "row " + (m0 + i) + ", column " + (n0 + j));
+                }
+            }
+        }
+    }
+
+    /** Integers in [-4, 4], seeded by {@code name}. */
+    private static float[] smallIntegers(int length, String name) {
+        float[] values = Inputs.uniform(Inputs.seed(name), length, -4, 4);
+        for (int i = 0; i < values.length; i++) {
+            values[i] = Math.round(values[i]);
+        }
+        return values;
+    }
+
     @Test
     void parallelismRejectsZeroThreads() {
         IllegalArgumentException thrown = assertThrows(IllegalArgumentException.class, () -> Parallelism.setThreads(0));
