@@ -146,7 +146,7 @@ public final class Attention {
         AttentionCall c = new AttentionCall(
                 shape, scale, causal, q, k, v, mask, o, lse, null, null, null, null, CALLS.incrementAndGet());
         AttentionChecks.forward(c);
-        int tiles = (shape.tq() + AttentionTiles.QUERY_TILE - 1) / AttentionTiles.QUERY_TILE;
+        int tiles = AttentionTiles.queryTiles(shape.tq());
         int tasks = shape.batch() * shape.qHeads() * tiles;
         long macs = 2L * shape.batch() * shape.qHeads() * shape.tq() * shape.tk() * shape.headDim();
         boolean parallel = macs >= PARALLEL_MIN_MACS && c.shareable();

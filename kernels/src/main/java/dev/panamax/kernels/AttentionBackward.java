@@ -44,7 +44,7 @@ final class AttentionBackward {
                 AttentionTiles.stage(c.o(), b, head, i, 1, d, w.rows);
                 rowDots[i] = RowMath.dot(w.query, w.rows, 0, d);
             }
-            for (int q0 = 0; q0 < s.tq(); q0 += QUERY_TILE) {
+            for (int q0 = 0; q0 < s.tq(); q0 += Math.min(QUERY_TILE, s.tq() - q0)) {
                 int nq = Math.min(QUERY_TILE, s.tq() - q0);
                 int keyEnd = AttentionTiles.keyEnd(c, q0, nq);
                 boolean queriesFinite = AttentionTiles.finiteRows(c.q(), b, head, q0, nq, d, w.rows);

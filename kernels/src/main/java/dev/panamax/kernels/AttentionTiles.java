@@ -30,6 +30,11 @@ final class AttentionTiles {
 
     private AttentionTiles() {}
 
+    /** The query tiles of {@code tq} queries, the last one partial; counted without passing {@link Integer#MAX_VALUE}. */
+    static int queryTiles(int tq) {
+        return Math.ceilDiv(tq, QUERY_TILE);
+    }
+
     /** {@link Attention#workspaceFloats}: see there for what it counts. */
     static long workspaceFloats(int d, int tq, int tk) {
         int tiles = Math.ceilDiv(tk, KEY_TILE);

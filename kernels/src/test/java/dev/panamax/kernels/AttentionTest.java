@@ -862,6 +862,19 @@ class AttentionTest {
         }
     }
 
+    /**
+     * Query tiles of up to 2³¹ - 1 queries. Counted in int, {@code (tq + 63) / 64} wrapped to a negative number from
+     * 2³¹ - 63 queries on: the call then passed its checks, ran no task and left the output unwritten. (A call of that
+     * many queries writes gigabytes, so the count is tested alone.)
+     */
+    @Test
+    void queryTilesAreCountedUpToTheIntRange() {
+        for (int tq : new int[] {0, 1, 64, 65, Integer.MAX_VALUE - 63, Integer.MAX_VALUE - 62, Integer.MAX_VALUE}) {
+            long expected = ((long) tq + AttentionTiles.QUERY_TILE - 1) / AttentionTiles.QUERY_TILE;
+            assertEquals(expected, AttentionTiles.queryTiles(tq), "tq " + tq);
+        }
+    }
+
     @Test
     void badArgumentsAreRejected() {
         float[] data = new float[64];
