@@ -59,8 +59,9 @@ public final class Attention {
         /**
          * Checks the sizes.
          *
-         * @throws IllegalArgumentException if a size is negative, {@code kvHeads} or {@code headDim} is below 1, or
-         *     {@code kvHeads} does not divide {@code qHeads}
+         * @throws IllegalArgumentException if a size is negative, {@code kvHeads} or {@code headDim} is below 1,
+         *     {@code headDim} is above 16777215 (a tile of 128 key rows is kept in one array), or {@code kvHeads} does
+         *     not divide {@code qHeads}
          */
         public Shape {
             Checks.nonNegative("batch", batch, "qHeads", qHeads);
@@ -70,6 +71,10 @@ public final class Attention {
             }
             if (headDim < 1) {
                 throw new IllegalArgumentException("headDim (" + headDim + ") must be >= 1");
+            }
+            if (headDim > AttentionTiles.MAX_HEAD_DIM) {
+                throw new IllegalArgumentException("headDim (" + headDim + ") must be <= " + AttentionTiles.MAX_HEAD_DIM
+                        + ": a tile of " + AttentionTiles.KEY_TILE + " key rows of headDim floats must fit one array");
             }
             if (qHeads % kvHeads != 0) {
                 throw new IllegalArgumentException(

@@ -19,6 +19,8 @@ final class AttentionTiles {
     static final int QUERY_TILE = 64;
     /** Keys per tile. */
     static final int KEY_TILE = 128;
+    /** The largest head size: each thread's workspace holds a tile of {@link #KEY_TILE} key rows in one array. */
+    static final int MAX_HEAD_DIM = Checks.MAX_ARRAY_LENGTH / KEY_TILE;
 
     static final ThreadLocal<Workspace> WORKSPACE = ThreadLocal.withInitial(Workspace::new);
     /**

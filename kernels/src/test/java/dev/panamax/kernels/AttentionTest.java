@@ -875,6 +875,24 @@ class AttentionTest {
         }
     }
 
+    /**
+     * A head size whose tile of key rows cannot be one array is refused with the shape. Its workspace's sizes used to
+     * overflow inside the call instead: ArrayIndexOutOfBoundsException or NegativeArraySizeException.
+     */
+    @Test
+    void aHeadSizeTooLargeForTheWorkspaceIsRefused() {
+        int largest = AttentionTiles.MAX_HEAD_DIM;
+        assertEquals(largest, new Attention.Shape(1, 1, 1, 1, 1, largest).headDim());
+        for (int headDim : new int[] {largest + 1, 1 << 25, Integer.MAX_VALUE}) {
+            IllegalArgumentException e =
+                    assertThrows(IllegalArgumentException.class, () -> new Attention.Shape(1, 1, 1, 1, 1, headDim));
+            assertEquals(
+                    "headDim (" + headDim + ") must be <= 16777215: a tile of 128 key rows of headDim floats must fit"
+                            + " one array",
+                    e.getMessage());
+        }
+    }
+
     @Test
     void badArgumentsAreRejected() {
         float[] data = new float[64];
