@@ -61,6 +61,10 @@
  *       splits over (batch, key/value head), so each gradient of K and V has one owner.
  * </ul>
  *
+ * <p>A NaN is NaN for every thread count. Its sign and payload are the arithmetic's, which the JVM does not fix: the
+ * first, interpreted calls of a kernel may give another NaN than its compiled code (softmax writes {@link
+ * java.lang.Float#NaN} itself, the same bits always).
+ *
  * <p>Calls may come from any number of threads at once, also while the thread count changes. Small problems, and
  * segments that the team's workers may not access (a confined arena's), stay on the calling thread; a kernel called
  * from inside a parallel region runs inline.
