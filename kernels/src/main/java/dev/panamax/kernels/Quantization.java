@@ -28,6 +28,8 @@ import java.lang.foreign.ValueLayout;
  */
 public final class Quantization {
     private static final ValueLayout.OfByte BYTE = ValueLayout.JAVA_BYTE;
+    /** The significand's top bit, which marks a float NaN quiet. */
+    private static final int QUIET = 0x0040_0000;
 
     private Quantization() {}
 
@@ -225,10 +227,12 @@ public final class Quantization {
      * An IEEE binary16 value as a float (exact).
      *
      * @param half the binary16 bits
-     * @return the same value; a NaN keeps its significand bits
+     * @return the same value; a NaN keeps its sign and payload and is made quiet
      */
     public static float halfToFloat(short half) {
-        return Float.float16ToFloat(half);
+        float value = Float.float16ToFloat(half);
+        // The JDK's compiled conversion (x86's instruction) sets the quiet bit and its plain Java one does not.
+        return Float.isNaN(value) ? Float.intBitsToFloat(Float.floatToRawIntBits(value) | QUIET) : value;
     }
 
     /**

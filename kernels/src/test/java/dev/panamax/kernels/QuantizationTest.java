@@ -41,7 +41,8 @@ class QuantizationTest {
                 // quiet bit; its interpreted one does not).
                 int nan = (i & 0x8000) << 16 | 0x7F800000 | (i & 0x3FF) << 13;
                 assertEquals(nan, Float.floatToRawIntBits(decoded[i]), what);
-                assertTrue(Float.isNaN(Quantization.halfToFloat((short) i)), what);
+                // The scalar conversion makes it quiet, whichever of the JDK's conversions ran.
+                assertEquals(nan | 0x0040_0000, Float.floatToRawIntBits(Quantization.halfToFloat((short) i)), what);
                 continue;
             }
             assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(decoded[i]), what);
