@@ -97,7 +97,7 @@ public final class Attention {
      * gradients and output accumulators, one float per query for the backward, a query row and a tile of key or value
      * rows copied out of their views, the packed query and output-gradient tiles, and the packed key and value tiles of
      * the head it is on (four kinds between forward and backward, at most 2 MiB of tiles each). Linear in {@code tq};
-     * bounded in {@code tk}. {@link Gemm}'s fixed packing buffers come on top.
+     * bounded in {@code tk}. {@link Gemm}'s packing buffers, sized to the tile products, come on top.
      *
      * @param shape the sizes
      * @return floats per thread

@@ -20,12 +20,15 @@ import dev.panamax.kernels.testing.Tolerance;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.management.ManagementFactory;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.stream.Stream;
+import jdk.incubator.vector.VectorShape;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
@@ -757,6 +760,39 @@ class GemmTest {
                 }
             }
         }
+    }
+
+    /**
+     * A small product on a fresh thread allocates little, on arrays and on native memory with a transposed B (whose
+     * edges are staged): the packing buffers are sized to the product. They used to be the full 64 × 1024 block of A,
+     * 1024 × 512 panel of B and their staging, 2.7 MB on every thread's first product, however small.
+     */
+    @Test
+    void aSmallProductOnAFreshThreadAllocatesLittle() throws InterruptedException {
+        // Wider than the hardware, vectors are emulated with objects: allocation then says nothing.
+        Assumptions.assumeTrue(
+                Simd.FLOATS.vectorBitSize() <= VectorShape.preferredShape().vectorBitSize(),
+                "vector width " + Simd.FLOATS.vectorBitSize() + " is emulated on this machine");
+        float[] a = {1, 2, 3, 4};
+        float[] b = {5, 6, 7, 8};
+        MemorySegment as = Arena.ofAuto().allocateFrom(ValueLayout.JAVA_FLOAT, a);
+        MemorySegment bs = Arena.ofAuto().allocateFrom(ValueLayout.JAVA_FLOAT, b);
+        MemorySegment cs = Arena.ofAuto().allocate(ValueLayout.JAVA_FLOAT, 4);
+        Runnable products = () -> {
+            Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 2, 1f, a, 0, 2, b, 0, 2, 0f, new float[4], 0, 2);
+            Gemm.sgemm(NO_TRANSPOSE, TRANSPOSE, 2, 2, 2, 1f, as, 0, 2, bs, 0, 2, 0f, cs, 0, 2);
+        };
+        products.run(); // classes initialised, code compiled as far as it gets
+        com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        long[] allocated = new long[1];
+        Thread fresh = Thread.ofPlatform().start(() -> {
+            long before = threads.getCurrentThreadAllocatedBytes();
+            products.run();
+            allocated[0] = threads.getCurrentThreadAllocatedBytes() - before;
+        });
+        fresh.join();
+        assertTrue(allocated[0] < 256 * 1024, "two 2 × 2 × 2 products allocated " + allocated[0] + " bytes");
+        assertEquals(17f, cs.getAtIndex(ValueLayout.JAVA_FLOAT, 0), "row 0 of A times row 0 of B");
     }
 
     /** Integers in [-4, 4], seeded by {@code name}. */
