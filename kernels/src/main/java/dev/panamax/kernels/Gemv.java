@@ -45,7 +45,10 @@ final class Gemv {
 
     private static final ThreadLocal<float[][]> PANEL_SUMS = ThreadLocal.withInitial(() -> new float[PANELS][0]);
 
-    private static final ThreadLocal<float[][]> BUFFERS = ThreadLocal.withInitial(() -> new float[2][0]);
+    /** This thread's copy of x, which the tasks read as an array. */
+    static final Scratch X = new Scratch();
+
+    private static final ThreadLocal<float[]> COLUMN_SUMS = ThreadLocal.withInitial(() -> new float[COLUMN_BLOCK]);
 
     private Gemv() {}
 
@@ -79,7 +82,7 @@ final class Gemv {
         MemorySegment ys = y.data();
         long yOffset = y.offset();
         long incY = y.ld();
-        float[] xs = buffer(0, xLength);
+        float[] xs = X.take(xLength);
         for (int i = 0; i < xLength; i++) {
             xs[i] = x.data().getAtIndex(FLOAT, x.offset() + (long) i * x.ld());
         }
@@ -88,21 +91,22 @@ final class Gemv {
             // Split by rows, not columns: column strips read each row of A in pieces, one per thread, which streams
             // from memory no faster on two threads than on one.
             panels(rows, yLength, alpha, a, aOffset, lda, xs, beta, ys, yOffset, incY, threads > 1);
-            return;
+        } else {
+            // Tasks cover whole groups of four rows (or vector-wide column strips); each y element sees the same
+            // sequence of operations whatever the split. Several tasks per thread, taken as threads come free, so
+            // that no thread waits long at the end for one that was slowed.
+            int unit = trans ? LANES : 4;
+            int perThread = trans ? STRIPS_PER_THREAD : TASKS_PER_THREAD;
+            int tasks = threads == 1 ? 1 : Math.max(1, Math.min(perThread * threads, yLength / (unit * 16)));
+            forEachRun(yLength, tasks, unit, (from, to) -> {
+                if (trans) {
+                    transposed(rows, from, to, alpha, a, aOffset, lda, xs, beta, ys, yOffset, incY);
+                } else {
+                    plain(from, to, cols, alpha, a, aOffset, lda, xs, beta, ys, yOffset, incY);
+                }
+            });
         }
-        // Tasks cover whole groups of four rows (or vector-wide column strips); each y element sees the same
-        // sequence of operations whatever the split. Several tasks per thread, taken as threads come free, so that
-        // no thread waits long at the end for one that was slowed.
-        int unit = trans ? LANES : 4;
-        int perThread = trans ? STRIPS_PER_THREAD : TASKS_PER_THREAD;
-        int tasks = threads == 1 ? 1 : Math.max(1, Math.min(perThread * threads, yLength / (unit * 16)));
-        forEachRun(yLength, tasks, unit, (from, to) -> {
-            if (trans) {
-                transposed(rows, from, to, alpha, a, aOffset, lda, xs, beta, ys, yOffset, incY);
-            } else {
-                plain(from, to, cols, alpha, a, aOffset, lda, xs, beta, ys, yOffset, incY);
-            }
-        });
+        X.release();
     }
 
     /**
@@ -116,15 +120,6 @@ final class Gemv {
             int from = task * step;
             body.run(from, from + Math.min(step, length - from));
         });
-    }
-
-    /** A per-thread scratch array of at least {@code length} floats (slot 0: x, slot 1: column sums). */
-    private static float[] buffer(int slot, int length) {
-        float[][] buffers = BUFFERS.get();
-        if (buffers[slot].length < length) {
-            buffers[slot] = new float[length];
-        }
-        return buffers[slot];
     }
 
     /**
@@ -261,7 +256,7 @@ final class Gemv {
             MemorySegment y,
             long yOffset,
             long incY) {
-        float[] sums = buffer(1, COLUMN_BLOCK);
+        float[] sums = COLUMN_SUMS.get();
         for (int c0 = from; c0 < to; c0 += Math.min(COLUMN_BLOCK, to - c0)) {
             int width = Math.min(COLUMN_BLOCK, to - c0);
             Arrays.fill(sums, 0, width, 0f);

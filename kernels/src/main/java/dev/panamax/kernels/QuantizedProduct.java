@@ -118,7 +118,7 @@ public final class QuantizedProduct {
             xBase = Math.toIntExact(xs.arrayBase + xOffset);
             xStride = ldx;
         } else {
-            xArray = QuantizedRows.staging(stagedLength(tokens, columns));
+            xArray = QuantizedRows.STAGED.take(stagedLength(tokens, columns));
             Rows.copy(x, xOffset, ldx, tokens, columns, xArray);
             xBase = 0;
             xStride = columns;
@@ -130,11 +130,15 @@ public final class QuantizedProduct {
         // Decoded: panels of fixed rows whatever the thread count, so that each element's SGEMM is the same. Else tasks
         // of at least 64 rows, so that a hand-off to a worker buys enough work to pay for itself.
         int tasks = decoded ? Math.ceilDiv(rows, PANEL_ROWS) : Math.max(1, Math.min(4 * threads, rows / 64));
-        Parallelism.forEach(tasks, threads > 1, task -> {
-            int from = decoded ? task * PANEL_ROWS : (int) ((long) rows * task / tasks);
-            int to = decoded ? Math.min(rows, from + PANEL_ROWS) : (int) ((long) rows * (task + 1) / tasks);
-            QuantizedRows.multiply(w, tokens, xArray, xBase, xStride, y, yOffset, ldy, from, to);
-        });
+        try {
+            Parallelism.forEach(tasks, threads > 1, task -> {
+                int from = decoded ? task * PANEL_ROWS : (int) ((long) rows * task / tasks);
+                int to = decoded ? Math.min(rows, from + PANEL_ROWS) : (int) ((long) rows * (task + 1) / tasks);
+                QuantizedRows.multiply(w, tokens, xArray, xBase, xStride, y, yOffset, ldy, from, to);
+            });
+        } finally {
+            QuantizedRows.STAGED.release();
+        }
     }
 
     /** The floats of an X that is not a float array, which is copied into one: they must fit it. */

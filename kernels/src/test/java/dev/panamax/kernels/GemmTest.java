@@ -795,6 +795,21 @@ class GemmTest {
         assertEquals(17f, cs.getAtIndex(ValueLayout.JAVA_FLOAT, 0), "row 0 of A times row 0 of B");
     }
 
+    /**
+     * A matrix-vector product's copy of x is kept for the thread's next call up to 16 MiB and let go above it: a thread
+     * used to keep the copy of the longest x it had seen for good.
+     */
+    @Test
+    void aCopyOfXAboveTheCapIsNotKept() {
+        int n = 5 << 20;
+        float[] a = new float[n];
+        float[] x = new float[n];
+        Gemm.sgemv(NO_TRANSPOSE, 1, 1 << 20, 1f, a, 0, 1 << 20, x, 0, 0f, new float[1], 0);
+        assertTrue(Gemv.X.retained() >= 1 << 20, "x of 4 MiB kept: " + Gemv.X.retained());
+        Gemm.sgemv(NO_TRANSPOSE, 1, n, 1f, a, 0, n, x, 0, 0f, new float[1], 0);
+        assertEquals(0, Gemv.X.retained(), "x of 20 MiB let go");
+    }
+
     /** Integers in [-4, 4], seeded by {@code name}. */
     private static float[] smallIntegers(int length, String name) {
         float[] values = Inputs.uniform(Inputs.seed(name), length, -4, 4);
