@@ -60,8 +60,9 @@ public final class Attention {
         /**
          * Checks the sizes.
          *
-         * @throws IllegalArgumentException if a size is negative, {@code kvHeads} or {@code headDim} is below 1, or
-         *     {@code kvHeads} does not divide {@code qHeads}
+         * @throws IllegalArgumentException if a size is negative, {@code kvHeads} or {@code headDim} is below 1,
+         *     {@code headDim} is above 16777215 (a tile of 128 key rows is kept in one array), or {@code kvHeads} does
+         *     not divide {@code qHeads}
          */
         public Shape {
             Checks.nonNegative("batch", batch, "qHeads", qHeads);
@@ -71,6 +72,10 @@ public final class Attention {
             }
             if (headDim < 1) {
                 throw new IllegalArgumentException("headDim (" + headDim + ") must be >= 1");
+            }
+            if (headDim > AttentionTiles.MAX_HEAD_DIM) {
+                throw new IllegalArgumentException("headDim (" + headDim + ") must be <= " + AttentionTiles.MAX_HEAD_DIM
+                        + ": a tile of " + AttentionTiles.KEY_TILE + " key rows of headDim floats must fit one array");
             }
             if (qHeads % kvHeads != 0) {
                 throw new IllegalArgumentException(
@@ -93,7 +98,7 @@ public final class Attention {
      * gradients and output accumulators, one float per query for the backward, a query row and a tile of key or value
      * rows copied out of their views, the packed query and output-gradient tiles, and the packed key and value tiles of
      * the head it is on (four kinds between forward and backward, at most 2 MiB of tiles each). Linear in {@code tq};
-     * bounded in {@code tk}. {@link Gemm}'s fixed packing buffers come on top.
+     * bounded in {@code tk}. {@link Gemm}'s packing buffers, sized to the tile products, come on top.
      *
      * @param shape the sizes
      * @return floats per thread
@@ -147,7 +152,7 @@ public final class Attention {
         AttentionCall c = new AttentionCall(
                 shape, scale, causal, q, k, v, mask, o, lse, null, null, null, null, CALLS.incrementAndGet());
         AttentionChecks.forward(c);
-        int tiles = (shape.tq() + AttentionTiles.QUERY_TILE - 1) / AttentionTiles.QUERY_TILE;
+        int tiles = AttentionTiles.queryTiles(shape.tq());
         int tasks = shape.batch() * shape.qHeads() * tiles;
         long macs = 2L * shape.batch() * shape.qHeads() * shape.tq() * shape.tk() * shape.headDim();
         boolean parallel = macs >= PARALLEL_MIN_MACS && c.shareable();

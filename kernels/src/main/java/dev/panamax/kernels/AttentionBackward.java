@@ -62,7 +62,7 @@ final class AttentionBackward {
                 double productBound = (double) RowMath.finiteMagnitudes(d, w.query, 0)[1] * largestValue;
                 exact[i] = !(Math.abs(logSum) < AttentionExact.EXACT_LOG_SUM) || !(productBound <= PRODUCT_BOUND);
             }
-            for (int q0 = 0; q0 < s.tq(); q0 += QUERY_TILE) {
+            for (int q0 = 0; q0 < s.tq(); q0 += Math.min(QUERY_TILE, s.tq() - q0)) {
                 int nq = Math.min(QUERY_TILE, s.tq() - q0);
                 int keyEnd = AttentionTiles.keyEnd(c, q0, nq);
                 boolean queriesFinite = AttentionTiles.finiteRows(c.q(), b, head, q0, nq, d, w.rows);

@@ -129,7 +129,7 @@ final class AttentionChecks {
         if (lse != null) {
             checkOutput(shape.batch(), new View("lse", lse, shape.qHeads(), shape.tq(), 1), append(inputs, output));
         }
-        long tiles = (shape.tq() + AttentionTiles.QUERY_TILE - 1) / AttentionTiles.QUERY_TILE;
+        long tiles = AttentionTiles.queryTiles(shape.tq());
         if ((long) shape.batch() * shape.qHeads() * tiles > Integer.MAX_VALUE) {
             throw tooManyTasks(
                     "batch (" + shape.batch() + ") × qHeads (" + shape.qHeads() + ") × query tiles of "

@@ -45,7 +45,7 @@ final class AttentionForward {
         Arrays.fill(w.acc, 0, nq * d, 0f);
         w.packed.moveTo(c.number(), b, kvHead, s.tk());
         int keyEnd = AttentionTiles.keyEnd(c, q0, nq);
-        for (int k0 = 0; k0 < keyEnd; k0 += KEY_TILE) {
+        for (int k0 = 0; k0 < keyEnd; k0 += Math.min(KEY_TILE, keyEnd - k0)) {
             int nk = Math.min(KEY_TILE, keyEnd - k0);
             AttentionTiles.maskedScores(w, c, b, head, kvHead, q0, nq, k0, nk, d, false);
             for (int i = 0; i < nq; i++) {

@@ -19,6 +19,8 @@ final class AttentionTiles {
     static final int QUERY_TILE = 64;
     /** Keys per tile. */
     static final int KEY_TILE = 128;
+    /** The largest head size: each thread's workspace holds a tile of {@link #KEY_TILE} key rows in one array. */
+    static final int MAX_HEAD_DIM = Checks.MAX_ARRAY_LENGTH / KEY_TILE;
 
     static final ThreadLocal<Workspace> WORKSPACE = ThreadLocal.withInitial(Workspace::new);
     /**
@@ -29,6 +31,11 @@ final class AttentionTiles {
     private static final int PACKED_FLOATS = 1 << 19;
 
     private AttentionTiles() {}
+
+    /** The query tiles of {@code tq} queries, the last one partial; counted without passing {@link Integer#MAX_VALUE}. */
+    static int queryTiles(int tq) {
+        return Math.ceilDiv(tq, QUERY_TILE);
+    }
 
     /** {@link Attention#workspaceFloats}: see there for what it counts. */
     static long workspaceFloats(int d, int tq, int tk) {

@@ -5,6 +5,9 @@ import java.util.Objects;
 
 /** Argument checks shared by the kernels' entry points; each names the argument, its value and the bound it broke. */
 final class Checks {
+    /** The most elements a Java array is sure to hold: JVMs may refuse lengths within a few of the int range's end. */
+    static final int MAX_ARRAY_LENGTH = Integer.MAX_VALUE - 8;
+
     private Checks() {}
 
     static void nonNegative(String name, long value) {

@@ -44,14 +44,33 @@ final class GemmDriver {
 
     private GemmDriver() {}
 
-    /** Per-thread packing buffers, allocated once and reused by every call on that thread. */
+    /**
+     * Per-thread packing buffers, reused by every call on that thread: grown to the largest blocks it has computed, at
+     * most an {@link #MC} × {@link #KC} block of A and a {@link #KC} × {@link #NC} panel of B (and their staging), so
+     * that a thread that only ever multiplies small matrices keeps small buffers.
+     */
     private static final class Workspace {
-        final float[] packedA = new float[MC * KC];
-        final float[] packedB = new float[panel(NC, KC)];
+        float[] packedA = new float[0];
+        float[] packedB = new float[0];
         final float[] tile = new float[MR * NR];
-        final GemmPacking.Staging staging = new GemmPacking.Staging(MC, KC, NC);
+        final GemmPacking.Staging staging = new GemmPacking.Staging();
         /** Where {@link #touch} leaves what it read, so that the reads are not dropped as dead code. */
         float touched;
+
+        /**
+         * Grows the buffers for blocks of up to {@code mc} rows, {@code kc} deep, against panels of up to {@code nc}
+         * columns of {@code o} (0 rows or columns: that operand comes packed already).
+         */
+        Workspace fit(Product o, Product.ArrayOperands arrays, int mc, int kc, int nc) {
+            if (packedA.length < PackedA.floats(mc, kc)) {
+                packedA = new float[PackedA.floats(mc, kc)];
+            }
+            if (packedB.length < PackedB.floats(kc, nc)) {
+                packedB = new float[PackedB.floats(kc, nc)];
+            }
+            staging.fit(o, arrays, mc, kc, nc);
+            return this;
+        }
 
         /** Packs {@code op(A)[ic:ic+mc, pc:pc+kc]} into {@link #packedA}, which it returns. */
         float[] packA(Product o, Product.ArrayOperands arrays, int ic, int mc, int pc, int kc) {
@@ -110,7 +129,7 @@ final class GemmDriver {
         Parallelism.forEach(rowCells * columnCells, task -> {
             int row = task / columnCells * rowStep;
             int column = task % columnCells * columnStep;
-            block(o, row, Math.min(o.m(), row + rowStep), column, Math.min(o.n(), column + columnStep));
+            block(o, row, row + Math.min(rowStep, o.m() - row), column, column + Math.min(columnStep, o.n() - column));
         });
     }
 
@@ -133,17 +152,20 @@ final class GemmDriver {
                 parallel);
     }
 
-    /** Computes rows {@code [m0, m1)} and columns {@code [n0, n1)} of C on the calling thread. */
-    private static void block(Product o, int m0, int m1, int n0, int n1) {
-        Workspace w = WORKSPACE.get();
+    /**
+     * Computes rows {@code [m0, m1)} and columns {@code [n0, n1)} of C on the calling thread. Each block's start moves by
+     * the block's own size, so that no start passes {@link Integer#MAX_VALUE} near the end of a large C.
+     */
+    static void block(Product o, int m0, int m1, int n0, int n1) {
         Product.ArrayOperands arrays = Product.ArrayOperands.of(o);
-        for (int jc = n0; jc < n1; jc += NC) {
+        Workspace w = WORKSPACE.get().fit(o, arrays, Math.min(MC, m1 - m0), Math.min(KC, o.k()), Math.min(NC, n1 - n0));
+        for (int jc = n0; jc < n1; jc += Math.min(NC, n1 - jc)) {
             int nc = Math.min(NC, n1 - jc);
-            for (int pc = 0; pc < o.k(); pc += KC) {
+            for (int pc = 0; pc < o.k(); pc += Math.min(KC, o.k() - pc)) {
                 int kc = Math.min(KC, o.k() - pc);
                 w.packB(o, arrays, pc, kc, jc, nc);
                 boolean firstSlice = pc == 0;
-                for (int ic = m0; ic < m1; ic += MC) {
+                for (int ic = m0; ic < m1; ic += Math.min(MC, m1 - ic)) {
                     int mc = Math.min(MC, m1 - ic);
                     w.packA(o, arrays, ic, mc, pc, kc);
                     macroKernel(o, arrays, w, ic, mc, jc, nc, kc, firstSlice, w.packedA, w.packedB);
@@ -186,7 +208,9 @@ final class GemmDriver {
             if (panels.length < length) {
                 panels = new float[length];
             }
-            GemmPacking.packA(o, Product.ArrayOperands.of(o), 0, o.m(), 0, o.k(), WORKSPACE.get().staging, panels);
+            Product.ArrayOperands arrays = Product.ArrayOperands.of(o);
+            GemmPacking.Staging staging = WORKSPACE.get().staging.fit(o, arrays, o.m(), o.k(), 0);
+            GemmPacking.packA(o, arrays, 0, o.m(), 0, o.k(), staging, panels);
         }
     }
 
@@ -205,7 +229,7 @@ final class GemmDriver {
         /**
          * Packs the first {@code n} columns of the {@code op(B)} of a {@link #singleBlock} product, as {@link #run}
          * would pack its B were it n wide: n may exceed the product's own width where B has those columns, up to
-         * {@link #NC} (the packing's staging buffers are that wide).
+         * {@link #NC}, the widest panel of a single block.
          */
         void pack(Product o, int n) {
             if (n > NC || o.k() > KC) {
@@ -216,7 +240,9 @@ final class GemmDriver {
             if (panels.length < length) {
                 panels = new float[length];
             }
-            GemmPacking.packB(o, Product.ArrayOperands.of(o), 0, o.k(), 0, n, WORKSPACE.get().staging, panels);
+            Product.ArrayOperands arrays = Product.ArrayOperands.of(o);
+            GemmPacking.Staging staging = WORKSPACE.get().staging.fit(o, arrays, 0, o.k(), n);
+            GemmPacking.packB(o, arrays, 0, o.k(), 0, n, staging, panels);
         }
     }
 
@@ -225,8 +251,8 @@ final class GemmDriver {
      * (null: packed here). The arithmetic is run's, bit for bit; only the packing is skipped.
      */
     static void runPacked(Product o, PackedA packedA, PackedB packedB) {
-        Workspace w = WORKSPACE.get();
         Product.ArrayOperands arrays = Product.ArrayOperands.of(o);
+        Workspace w = WORKSPACE.get().fit(o, arrays, packedA == null ? o.m() : 0, o.k(), packedB == null ? o.n() : 0);
         float[] a = packedA != null ? packedA.panels : w.packA(o, arrays, 0, o.m(), 0, o.k());
         float[] b = packedB != null ? packedB.panels : w.packB(o, arrays, 0, o.k(), 0, o.n());
         macroKernel(o, arrays, w, 0, o.m(), 0, o.n(), o.k(), true, a, b);

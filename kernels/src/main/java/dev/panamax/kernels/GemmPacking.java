@@ -36,22 +36,35 @@ final class GemmPacking {
 
     private GemmPacking() {}
 
-    /** Per-thread buffers that segment operands are copied through, sized by the driver's blocks. */
+    /**
+     * Per-thread buffers that segment operands are copied through, grown to the largest blocks the thread has packed
+     * from such operands: a thread that only multiplies arrays, or small matrices, keeps next to nothing.
+     */
     static final class Staging {
         /** A block of A copied out of a segment that is not a float array, so that it is packed like an array. */
-        final float[] stagedA;
+        float[] stagedA = new float[0];
         /** One row of a B panel copied out of such a segment. */
-        final float[] stagedRow;
+        float[] stagedRow = new float[0];
         /** NR rows of a transposed B (kc floats each, zeros past the matrix's edge), copied out to be gathered in L1. */
-        final float[] stagedB;
+        float[] stagedB = new float[0];
         /** Offsets of LANES consecutive rows of {@link #stagedB}. */
         final int[] stagedOffsets = new int[LANES];
 
-        /** Buffers for blocks of A up to {@code rows × depth} and panels of B up to {@code depth × columns}. */
-        Staging(int rows, int depth, int columns) {
-            stagedA = new float[rows * depth];
-            stagedRow = new float[columns];
-            stagedB = new float[NR * depth];
+        /**
+         * Grows the buffers that {@code o}'s operands need to pack blocks of A up to {@code rows × depth} and panels of
+         * B up to {@code depth × columns} (0 rows or columns: that operand is not packed here).
+         */
+        Staging fit(Product o, Product.ArrayOperands arrays, int rows, int depth, int columns) {
+            if (rows > 0 && arrays.a() == null && stagedA.length < rows * depth) {
+                stagedA = new float[rows * depth];
+            }
+            if (columns > 0 && !o.transB() && arrays.b() == null && stagedRow.length < columns) {
+                stagedRow = new float[columns];
+            }
+            if (columns > 0 && o.transB() && stagedB.length < NR * depth) {
+                stagedB = new float[NR * depth];
+            }
+            return this;
         }
     }
 

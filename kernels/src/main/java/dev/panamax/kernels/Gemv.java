@@ -45,7 +45,10 @@ final class Gemv {
 
     private static final ThreadLocal<float[][]> PANEL_SUMS = ThreadLocal.withInitial(() -> new float[PANELS][0]);
 
-    private static final ThreadLocal<float[][]> BUFFERS = ThreadLocal.withInitial(() -> new float[2][0]);
+    /** This thread's copy of x, which the tasks read as an array. */
+    static final Scratch X = new Scratch();
+
+    private static final ThreadLocal<float[]> COLUMN_SUMS = ThreadLocal.withInitial(() -> new float[COLUMN_BLOCK]);
 
     private Gemv() {}
 
@@ -79,7 +82,7 @@ final class Gemv {
         MemorySegment ys = y.data();
         long yOffset = y.offset();
         long incY = y.ld();
-        float[] xs = buffer(0, xLength);
+        float[] xs = X.take(xLength);
         for (int i = 0; i < xLength; i++) {
             xs[i] = x.data().getAtIndex(FLOAT, x.offset() + (long) i * x.ld());
         }
@@ -88,33 +91,35 @@ final class Gemv {
             // Split by rows, not columns: column strips read each row of A in pieces, one per thread, which streams
             // from memory no faster on two threads than on one.
             panels(rows, yLength, alpha, a, aOffset, lda, xs, beta, ys, yOffset, incY, threads > 1);
-            return;
+        } else {
+            // Tasks cover whole groups of four rows (or vector-wide column strips); each y element sees the same
+            // sequence of operations whatever the split. Several tasks per thread, taken as threads come free, so
+            // that no thread waits long at the end for one that was slowed.
+            int unit = trans ? LANES : 4;
+            int perThread = trans ? STRIPS_PER_THREAD : TASKS_PER_THREAD;
+            int tasks = threads == 1 ? 1 : Math.max(1, Math.min(perThread * threads, yLength / (unit * 16)));
+            forEachRun(yLength, tasks, unit, (from, to) -> {
+                if (trans) {
+                    transposed(rows, from, to, alpha, a, aOffset, lda, xs, beta, ys, yOffset, incY);
+                } else {
+                    plain(from, to, cols, alpha, a, aOffset, lda, xs, beta, ys, yOffset, incY);
+                }
+            });
         }
-        // Tasks cover whole groups of four rows (or vector-wide column strips); each y element sees the same
-        // sequence of operations whatever the split. Several tasks per thread, taken as threads come free, so that
-        // no thread waits long at the end for one that was slowed.
-        int unit = trans ? LANES : 4;
-        int perThread = trans ? STRIPS_PER_THREAD : TASKS_PER_THREAD;
-        int tasks = threads == 1 ? 1 : Math.max(1, Math.min(perThread * threads, yLength / (unit * 16)));
-        int step = (yLength / tasks + unit - 1) / unit * unit;
-        Parallelism.forEach((yLength + step - 1) / step, task -> {
-            int from = task * step;
-            int to = Math.min(yLength, from + step);
-            if (trans) {
-                transposed(rows, from, to, alpha, a, aOffset, lda, xs, beta, ys, yOffset, incY);
-            } else {
-                plain(from, to, cols, alpha, a, aOffset, lda, xs, beta, ys, yOffset, incY);
-            }
-        });
+        X.release();
     }
 
-    /** A per-thread scratch array of at least {@code length} floats (slot 0: x, slot 1: column sums). */
-    private static float[] buffer(int slot, int length) {
-        float[][] buffers = BUFFERS.get();
-        if (buffers[slot].length < length) {
-            buffers[slot] = new float[length];
-        }
-        return buffers[slot];
+    /**
+     * Runs {@code body} over {@code [0, length)} cut into runs of about {@code length / tasks}, each a whole number of
+     * {@code unit}s but the last, as the tasks of one parallel region. The sizes are counted so that no sum passes
+     * {@link Integer#MAX_VALUE}: a wrapped task count would run no task, and y would stay unwritten.
+     */
+    static void forEachRun(int length, int tasks, int unit, Rows.Range body) {
+        int step = (int) Math.min(length, (long) Math.ceilDiv(Math.max(1, length / tasks), unit) * unit);
+        Parallelism.forEach(Math.ceilDiv(length, step), task -> {
+            int from = task * step;
+            body.run(from, from + Math.min(step, length - from));
+        });
     }
 
     /**
@@ -238,7 +243,7 @@ final class Gemv {
      * Columns {@code [from, to)} of {@code y = alpha·Aᵀ·x + beta·y}: each row of A, scaled by its x, is added into a
      * block of column sums; rows are visited in order, so every sum has one fixed order.
      */
-    private static void transposed(
+    static void transposed(
             int rows,
             int from,
             int to,
@@ -251,8 +256,8 @@ final class Gemv {
             MemorySegment y,
             long yOffset,
             long incY) {
-        float[] sums = buffer(1, COLUMN_BLOCK);
-        for (int c0 = from; c0 < to; c0 += COLUMN_BLOCK) {
+        float[] sums = COLUMN_SUMS.get();
+        for (int c0 = from; c0 < to; c0 += Math.min(COLUMN_BLOCK, to - c0)) {
             int width = Math.min(COLUMN_BLOCK, to - c0);
             Arrays.fill(sums, 0, width, 0f);
             addRows(0, rows, c0, width, a, aOffset, lda, x, sums);
@@ -279,7 +284,7 @@ final class Gemv {
         int vectorEnd = width - width % LANES;
         VectorMask<Float> tail = FLOATS.indexInRange(vectorEnd, width);
         int i = r0;
-        for (; i + 4 <= r1; i += 4) {
+        for (; i <= r1 - 4; i += 4) {
             long at = (aOffset + (long) i * lda + c0) * Float.BYTES;
             addFourRows(a, at, lda, x, i, sums, vectorEnd);
             if (vectorEnd < width) {
@@ -324,7 +329,8 @@ final class Gemv {
         int panelRows = Math.ceilDiv(rows, PANELS);
         Parallelism.forEach(PANELS, parallel, p -> {
             Arrays.fill(sums[p], 0, width, 0f);
-            addRows(p * panelRows, Math.min(rows, (p + 1) * panelRows), 0, width, a, aOffset, lda, x, sums[p]);
+            int from = p * panelRows;
+            addRows(from, from + Math.min(panelRows, rows - from), 0, width, a, aOffset, lda, x, sums[p]);
         });
         float[] total = sums[0];
         for (int p = 1; p < PANELS; p++) {

@@ -6,7 +6,9 @@ import java.util.Arrays;
  * What {@link LayerNorm} and {@link RmsNorm} share: the backward driver that sums parameter gradients over rows in a
  * fixed order. Rows go in chunks of {@link #CHUNK}; each chunk sums its rows into a partial of its own (in row
  * order), and the partials are added to the gradients in chunk order. That order is the same whether the chunks run
- * on one thread or many, so the result is bit-identical for every thread count.
+ * on one thread or many, so the result is bit-identical for every thread count. On many threads the chunks go in
+ * waves, each wave's partials computed in parallel and then added, so that the partials held at once do not grow with
+ * the rows.
  */
 final class Norms {
     // The lines (see Line) the kernels of this class stage their segment operands through, one per operand role.
@@ -15,8 +17,8 @@ final class Norms {
     /** Rows per chunk: enough that adding a chunk's partial into the gradient costs little next to its rows. */
     static final int CHUNK = 32;
 
-    /** Per-thread partials (of the calling thread, shared with its workers for one call); grow, never shrink. */
-    private static final ThreadLocal<float[][]> PARTIALS = ThreadLocal.withInitial(() -> new float[1][0]);
+    /** Per-thread partials (of the calling thread, shared with its workers for one call). */
+    static final Scratch PARTIALS = new Scratch();
 
     private Norms() {}
 
@@ -40,33 +42,41 @@ final class Norms {
         int chunks = Math.ceilDiv(rows, CHUNK);
         boolean split =
                 parallel && chunks > 1 && Parallelism.threads() > 1 && (long) rows * cols >= Rows.PARALLEL_MIN_ELEMENTS;
-        float[] partials = partials(split ? (long) chunks * stride : stride);
-        if (split) {
-            Parallelism.forEach(chunks, c -> chunk(rows, c, stride, body, partials, c * stride));
-        }
-        for (int c = 0; c < chunks; c++) {
-            int at = split ? c * stride : 0;
-            if (!split) {
-                chunk(rows, c, stride, body, partials, 0);
+        int wave = split ? wave(chunks, stride, Parallelism.threads()) : 1;
+        float[] partials = PARTIALS.take(Math.multiplyExact(wave, stride));
+        try {
+            for (int first = 0; first < chunks; first += wave) {
+                int count = Math.min(wave, chunks - first);
+                int start = first;
+                if (split) {
+                    Parallelism.forEach(count, c -> chunk(rows, start + c, stride, body, partials, c * stride));
+                }
+                for (int c = 0; c < count; c++) {
+                    if (!split) {
+                        chunk(rows, start + c, stride, body, partials, 0);
+                    }
+                    addInto(cols, partials, c * stride, g0, g0Offset);
+                    if (g1 != null) {
+                        addInto(cols, partials, c * stride + cols, g1, g1Offset);
+                    }
+                }
             }
-            addInto(cols, partials, at, g0, g0Offset);
-            if (g1 != null) {
-                addInto(cols, partials, at + cols, g1, g1Offset);
-            }
+        } finally {
+            PARTIALS.release();
         }
+    }
+
+    /**
+     * Chunks per wave of a call split over {@code threads}: as many as {@link Scratch#RETAINED_FLOATS} floats of
+     * partials hold, but at least four per thread, so that each wave keeps every thread busy.
+     */
+    static int wave(int chunks, int stride, int threads) {
+        return (int) Math.min(chunks, Math.max(Scratch.RETAINED_FLOATS / stride, 4L * threads));
     }
 
     private static void chunk(int rows, int c, int stride, Chunk body, float[] partials, int at) {
         Arrays.fill(partials, at, at + stride, 0f);
         body.run(c * CHUNK, Math.min(rows, (c + 1) * CHUNK), partials, at);
-    }
-
-    private static float[] partials(long length) {
-        float[][] holder = PARTIALS.get();
-        if (holder[0].length < length) {
-            holder[0] = new float[Math.toIntExact(length)];
-        }
-        return holder[0];
     }
 
     /** {@code g[j] += partial[at + j]} for {@code j < cols}; the chunk bodies' lines are done with by now. */

@@ -22,12 +22,14 @@ import java.lang.foreign.ValueLayout;
  *
  * <p>Q8_0 and Q4_0 cannot hold infinities or NaN, nor a block whose scale exceeds binary16's largest finite value
  * (65504): such input is rejected with {@link IllegalArgumentException} naming its row and block, rather than written
- * as a scale GGML would store as infinity; the rows before it have been written by then. Arguments are checked as the kernels check theirs: offsets and leading
- * dimensions of floats count floats, byte offsets count bytes, and messages name the argument, its value and the
- * bound.
+ * as a scale GGML would store as infinity. Every block is checked before the first is written, so a rejected call
+ * leaves dst as it was. Arguments are checked as the kernels check theirs: offsets and leading dimensions of floats
+ * count floats, byte offsets count bytes, and messages name the argument, its value and the bound.
  */
 public final class Quantization {
     private static final ValueLayout.OfByte BYTE = ValueLayout.JAVA_BYTE;
+    /** The significand's top bit, which marks a float NaN quiet. */
+    private static final int QUIET = 0x0040_0000;
 
     private Quantization() {}
 
@@ -79,10 +81,24 @@ public final class Quantization {
                     + " (from srcOffset " + srcOffset + "): the output must not overlap the input");
         }
         float[] row = new float[columns];
+        if (format == WeightFormat.Q8_0 || format == WeightFormat.Q4_0) {
+            // A pass over src before the one that writes, so that a block the format cannot hold leaves dst untouched.
+            for (int r = 0; r < rows; r++) {
+                readRow(src, srcOffset, ld, r, row);
+                for (int j = 0; j < columns; j += QuantizedRows.BLOCK) {
+                    blockScale(format, row, j, r);
+                }
+            }
+        }
         for (int r = 0; r < rows; r++) {
-            MemorySegment.copy(src, Simd.FLOAT, (srcOffset + (long) r * ld) * Float.BYTES, row, 0, columns);
+            readRow(src, srcOffset, ld, r, row);
             encodeRow(format, row, r, written, r * rowBytes);
         }
+    }
+
+    /** Copies row {@code r} of src into {@code row}. */
+    private static void readRow(MemorySegment src, long srcOffset, int ld, int r, float[] row) {
+        MemorySegment.copy(src, Simd.FLOAT, (srcOffset + (long) r * ld) * Float.BYTES, row, 0, row.length);
     }
 
     private static void encodeRow(WeightFormat format, float[] row, int r, MemorySegment dst, long at) {
@@ -111,22 +127,12 @@ public final class Quantization {
         }
     }
 
-    /** GGML's Q8_0 rule for the 32 values from {@code row[j]}. */
-    private static void encodeQ8(float[] row, int j, int r, MemorySegment dst, long at) {
-        float amax = 0;
-        for (int i = 0; i < QuantizedRows.BLOCK; i++) {
-            amax = Math.max(amax, Math.abs(finite(row[j + i], r, j + i)));
-        }
-        float d = amax / 127;
-        float id = d != 0 ? 1 / d : 0;
-        dst.set(QuantizedRows.HALF, at, scale(d, r, j, amax));
-        for (int i = 0; i < QuantizedRows.BLOCK; i++) {
-            dst.set(BYTE, at + 2 + i, (byte) roundHalfAway(row[j + i] * id));
-        }
-    }
-
-    /** GGML's Q4_0 rule for the 32 values from {@code row[j]}. */
-    private static void encodeQ4(float[] row, int j, int r, MemorySegment dst, long at) {
+    /**
+     * GGML's scale d of the 32 values from {@code row[j]}, row {@code r} of src: {@code amax / 127} for Q8_0, amax the
+     * largest magnitude, and {@code m / −8} for Q4_0, m the first value of that magnitude. Checked: the values must be
+     * finite and d within binary16's range.
+     */
+    private static float blockScale(WeightFormat format, float[] row, int j, int r) {
         float amax = 0;
         float max = 0;
         for (int i = 0; i < QuantizedRows.BLOCK; i++) {
@@ -136,9 +142,29 @@ public final class Quantization {
                 max = v;
             }
         }
-        float d = max / -8;
+        float d = format == WeightFormat.Q8_0 ? amax / 127 : max / -8;
+        if (Float.isInfinite(halfToFloat(floatToHalf(d)))) {
+            throw new IllegalArgumentException("src row " + r + ", block from column " + j + ": its largest magnitude ("
+                    + amax + ") needs a scale (" + Math.abs(d) + ") above binary16's largest, 65504");
+        }
+        return d;
+    }
+
+    /** GGML's Q8_0 rule for the 32 values from {@code row[j]}. */
+    private static void encodeQ8(float[] row, int j, int r, MemorySegment dst, long at) {
+        float d = blockScale(WeightFormat.Q8_0, row, j, r);
         float id = d != 0 ? 1 / d : 0;
-        dst.set(QuantizedRows.HALF, at, scale(d, r, j, amax));
+        dst.set(QuantizedRows.HALF, at, floatToHalf(d));
+        for (int i = 0; i < QuantizedRows.BLOCK; i++) {
+            dst.set(BYTE, at + 2 + i, (byte) roundHalfAway(row[j + i] * id));
+        }
+    }
+
+    /** GGML's Q4_0 rule for the 32 values from {@code row[j]}. */
+    private static void encodeQ4(float[] row, int j, int r, MemorySegment dst, long at) {
+        float d = blockScale(WeightFormat.Q4_0, row, j, r);
+        float id = d != 0 ? 1 / d : 0;
+        dst.set(QuantizedRows.HALF, at, floatToHalf(d));
         int half = QuantizedRows.BLOCK / 2;
         for (int i = 0; i < half; i++) {
             int low = Math.min(15, (int) (row[j + i] * id + 8.5f));
@@ -153,16 +179,6 @@ public final class Quantization {
                     "src row " + r + ", column " + c + " (" + value + ") must be finite: Q8_0 and Q4_0 cannot hold it");
         }
         return value;
-    }
-
-    /** d as binary16, which must be finite. */
-    private static short scale(float d, int r, int j, float amax) {
-        short half = floatToHalf(d);
-        if (Float.isInfinite(halfToFloat(half))) {
-            throw new IllegalArgumentException("src row " + r + ", block from column " + j + ": its largest magnitude ("
-                    + amax + ") needs a scale (" + Math.abs(d) + ") above binary16's largest, 65504");
-        }
-        return half;
     }
 
     /** C's {@code roundf}: to the nearest integer, halves away from zero. */
@@ -211,10 +227,12 @@ public final class Quantization {
      * An IEEE binary16 value as a float (exact).
      *
      * @param half the binary16 bits
-     * @return the same value; a NaN keeps its significand bits
+     * @return the same value; a NaN keeps its sign and payload and is made quiet
      */
     public static float halfToFloat(short half) {
-        return Float.float16ToFloat(half);
+        float value = Float.float16ToFloat(half);
+        // The JDK's compiled conversion (x86's instruction) sets the quiet bit and its plain Java one does not.
+        return Float.isNaN(value) ? Float.intBitsToFloat(Float.floatToRawIntBits(value) | QUIET) : value;
     }
 
     /**

@@ -34,7 +34,9 @@ import java.lang.foreign.MemorySegment;
  * argument, its value and the bound it broke: negative sizes and too-small leading dimensions throw {@link
  * IllegalArgumentException}, extents past the end of an array or segment {@link IndexOutOfBoundsException}; Y must
  * share no byte with X or with the weights ({@link IllegalArgumentException}); a closed segment throws {@link
- * IllegalStateException}, one confined to another thread {@link WrongThreadException}.
+ * IllegalStateException}, one confined to another thread {@link WrongThreadException}. An X that is not a {@code
+ * float[]} (nor a writable heap segment over one) is copied into an array, so its {@code tokens·columns} must then be
+ * at most {@code 2³¹ − 9} ({@link IllegalArgumentException}).
  *
  * <p><b>Threads.</b> Large products split the rows of W over the threads of {@link Parallelism}; each element of Y is
  * computed by the same operations whatever the split, so results are bit-identical for every thread count. Calls may
@@ -116,7 +118,7 @@ public final class QuantizedProduct {
             xBase = Math.toIntExact(xs.arrayBase + xOffset);
             xStride = ldx;
         } else {
-            xArray = QuantizedRows.staging(Math.multiplyExact(tokens, columns));
+            xArray = QuantizedRows.STAGED.take(stagedLength(tokens, columns));
             Rows.copy(x, xOffset, ldx, tokens, columns, xArray);
             xBase = 0;
             xStride = columns;
@@ -128,11 +130,25 @@ public final class QuantizedProduct {
         // Decoded: panels of fixed rows whatever the thread count, so that each element's SGEMM is the same. Else tasks
         // of at least 64 rows, so that a hand-off to a worker buys enough work to pay for itself.
         int tasks = decoded ? Math.ceilDiv(rows, PANEL_ROWS) : Math.max(1, Math.min(4 * threads, rows / 64));
-        Parallelism.forEach(tasks, threads > 1, task -> {
-            int from = decoded ? task * PANEL_ROWS : (int) ((long) rows * task / tasks);
-            int to = decoded ? Math.min(rows, from + PANEL_ROWS) : (int) ((long) rows * (task + 1) / tasks);
-            QuantizedRows.multiply(w, tokens, xArray, xBase, xStride, y, yOffset, ldy, from, to);
-        });
+        try {
+            Parallelism.forEach(tasks, threads > 1, task -> {
+                int from = decoded ? task * PANEL_ROWS : (int) ((long) rows * task / tasks);
+                int to = decoded ? Math.min(rows, from + PANEL_ROWS) : (int) ((long) rows * (task + 1) / tasks);
+                QuantizedRows.multiply(w, tokens, xArray, xBase, xStride, y, yOffset, ldy, from, to);
+            });
+        } finally {
+            QuantizedRows.STAGED.release();
+        }
+    }
+
+    /** The floats of an X that is not a float array, which is copied into one: they must fit it. */
+    private static int stagedLength(int tokens, int columns) {
+        long floats = (long) tokens * columns;
+        if (floats > Checks.MAX_ARRAY_LENGTH) {
+            throw new IllegalArgumentException("x is not a float array, so it is copied into one: tokens (" + tokens
+                    + ") × w.columns() (" + columns + ") = " + floats + " must be <= " + Checks.MAX_ARRAY_LENGTH);
+        }
+        return (int) floats;
     }
 
     /** Y, written, must share no byte with the weights, which are read all the while. */

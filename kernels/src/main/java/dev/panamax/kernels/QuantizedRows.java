@@ -59,7 +59,8 @@ final class QuantizedRows {
     /** The bytes of a block before its quantized values: the binary16 scale. */
     private static final int SCALE_BYTES = 2;
 
-    private static final ThreadLocal<float[]> STAGED = ThreadLocal.withInitial(() -> new float[0]);
+    /** This thread's copy of activations staged out of a segment, which the workers only read. */
+    static final Scratch STAGED = new Scratch();
     /** This thread's rows of W decoded to floats, for the SGEMM. */
     private static final ThreadLocal<float[]> PANEL = ThreadLocal.withInitial(() -> new float[0]);
 
@@ -71,16 +72,6 @@ final class QuantizedRows {
     static final int DECODED_PANEL_TOKENS = 16;
 
     private QuantizedRows() {}
-
-    /** This thread's scratch array of at least {@code length} floats, for activations staged out of a segment. */
-    static float[] staging(int length) {
-        float[] buffer = STAGED.get();
-        if (buffer.length < length) {
-            buffer = new float[length];
-            STAGED.set(buffer);
-        }
-        return buffer;
-    }
 
     /**
      * {@code y[t][r] = Σ_c W[r][c]·x[t][c]} for rows {@code [from, to)} and every token t: token t's activations at

@@ -11,7 +11,8 @@ import java.util.Arrays;
  * {@link #UNMASKED} shows every column. Softmax is computed stably, {@code exp(z - max z) / Σ exp(z - max z)}, so
  * inputs of any magnitude do not overflow. Masked columns get probability 0 (log-probability -∞); a row with no
  * visible column, or whose visible inputs are all -∞, gets only zeros (log-softmax: -∞), never NaN. A NaN among a
- * row's visible inputs makes that row NaN, and so does +∞ (as {@code ∞ - ∞} does).
+ * row's visible inputs makes that row NaN, and so does +∞ (as {@code ∞ - ∞} does); softmax writes such a row's
+ * visible columns as {@link Float#NaN} exactly.
  *
  * <p>Finite inputs with a finite scale always give a finite distribution, as in exact arithmetic, even where {@code
  * scale·x} is beyond float's range: {@code z - max z} is formed as {@code scale·(x - x*)} (x* the input at which
@@ -409,14 +410,14 @@ public final class Softmax {
                 // Also the rows with nothing visible, or every visible entry -∞, which get zeros.
                 if (SoftmaxRows.wideExponents(n, scale, xl.array, xl.offset, yl.array, yl.offset)) {
                     float sum = RowMath.expSum(n, 2f, 0f, yl.array, yl.offset, yl.array, yl.offset);
-                    RowMath.scale(n, 1f / sum, yl.array, yl.offset);
+                    normalize(n, sum, yl.array, yl.offset);
                     written = n;
                 }
                 nextMax = RowMath.max(nextN, scale, next.array, next.offset);
             } else {
                 long sumAndNextMax = RowMath.expSumAndNextMax(
                         n, scale, max, xl.array, xl.offset, yl.array, yl.offset, nextN, next.array, next.offset);
-                RowMath.scale(n, 1f / RowMath.sumOf(sumAndNextMax), yl.array, yl.offset);
+                normalize(n, RowMath.sumOf(sumAndNextMax), yl.array, yl.offset);
                 nextMax = RowMath.nextMaxOf(sumAndNextMax);
                 written = n;
             }
@@ -426,6 +427,19 @@ public final class Softmax {
             xl = next;
             n = nextN;
             max = nextMax;
+        }
+    }
+
+    /**
+     * {@code y *= 1/sum} over a row's {@code n} exponentials. A NaN sum, from a NaN or +∞ among the row's inputs, makes
+     * the row {@link Float#NaN}: the NaN the arithmetic gives takes its sign from the max the row was shifted by, which
+     * a task's first row takes NaN included and the others NaN skipped, so its bits would follow the thread count.
+     */
+    private static void normalize(int n, float sum, float[] y, int yi) {
+        if (Float.isNaN(sum)) {
+            Arrays.fill(y, yi, yi + n, Float.NaN);
+        } else {
+            RowMath.scale(n, 1f / sum, y, yi);
         }
     }
 

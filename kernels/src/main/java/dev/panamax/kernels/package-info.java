@@ -33,6 +33,26 @@
  * staged rows, the norms' and cross-entropy's partial sums) are per thread, kept in thread-locals and reused by the
  * next call on that thread.
  *
+ * <p><b>Memory per thread.</b> Each thread that calls a kernel, and each worker of {@link
+ * dev.panamax.kernels.Parallelism} that runs its tasks, keeps its scratch buffers between calls, each grown to what
+ * the calls on that thread have needed:
+ *
+ * <ul>
+ *   <li>SGEMM, and the products inside attention and the quantized product: packed blocks sized to the products, at
+ *       most a 64 × 1024 block of A and a 1024 × 512 panel of B (2.3 MiB), and about as much again to copy operands
+ *       out of native memory; a few KiB for a thread that only multiplies small matrices;
+ *   <li>SGEMV: a copy of x, 4 KiB of column sums, and for a transposed product of many rows 8 × 16 KiB of panel sums;
+ *   <li>row kernels: a row of each operand copied out of native memory; cross-entropy: a double per row;
+ *   <li>the norms' backward: partial sums of the parameter gradients, at most 16 MiB (or four chunks of 32 rows per
+ *       thread, where those are more);
+ *   <li>attention: {@link dev.panamax.kernels.Attention#workspaceFloats}, on top of the products';
+ *   <li>the quantized product: the activations, when copied out of native memory, and 64 rows of W decoded to floats.
+ * </ul>
+ *
+ * <p>A copy of a whole operand (SGEMV's x, the quantized product's activations) or partial sums above 16 MiB are not
+ * kept: they are allocated again by each call that needs them, so that one large call does not pin its memory to the
+ * thread.
+ *
  * <p><b>Forward and backward side by side.</b> The operations the model trains through have their backward kernel in
  * the same class, named {@code backward} next to {@code forward} ({@code logBackward} and {@code swigluBackward} next
  * to theirs), as llm.c pairs {@code *_forward} and {@code *_backward}. A product's gradients are products with
@@ -60,6 +80,10 @@
  *       them in row order; the embedding backward splits by columns and adds tokens in order; attention's backward
  *       splits over (batch, key/value head), so each gradient of K and V has one owner.
  * </ul>
+ *
+ * <p>A NaN is NaN for every thread count. Its sign and payload are the arithmetic's, which the JVM does not fix: the
+ * first, interpreted calls of a kernel may give another NaN than its compiled code (softmax writes {@link
+ * java.lang.Float#NaN} itself, the same bits always).
  *
  * <p>Calls may come from any number of threads at once, also while the thread count changes. Small problems, and
  * segments that the team's workers may not access (a confined arena's), stay on the calling thread; a kernel called

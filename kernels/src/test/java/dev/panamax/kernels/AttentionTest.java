@@ -862,6 +862,37 @@ class AttentionTest {
         }
     }
 
+    /**
+     * Query tiles of up to 2³¹ - 1 queries. Counted in int, {@code (tq + 63) / 64} wrapped to a negative number from
+     * 2³¹ - 63 queries on: the call then passed its checks, ran no task and left the output unwritten. (A call of that
+     * many queries writes gigabytes, so the count is tested alone.)
+     */
+    @Test
+    void queryTilesAreCountedUpToTheIntRange() {
+        for (int tq : new int[] {0, 1, 64, 65, Integer.MAX_VALUE - 63, Integer.MAX_VALUE - 62, Integer.MAX_VALUE}) {
+            long expected = ((long) tq + AttentionTiles.QUERY_TILE - 1) / AttentionTiles.QUERY_TILE;
+            assertEquals(expected, AttentionTiles.queryTiles(tq), "tq " + tq);
+        }
+    }
+
+    /**
+     * A head size whose tile of key rows cannot be one array is refused with the shape. Its workspace's sizes used to
+     * overflow inside the call instead: ArrayIndexOutOfBoundsException or NegativeArraySizeException.
+     */
+    @Test
+    void aHeadSizeTooLargeForTheWorkspaceIsRefused() {
+        int largest = AttentionTiles.MAX_HEAD_DIM;
+        assertEquals(largest, new Attention.Shape(1, 1, 1, 1, 1, largest).headDim());
+        for (int headDim : new int[] {largest + 1, 1 << 25, Integer.MAX_VALUE}) {
+            IllegalArgumentException e =
+                    assertThrows(IllegalArgumentException.class, () -> new Attention.Shape(1, 1, 1, 1, 1, headDim));
+            assertEquals(
+                    "headDim (" + headDim + ") must be <= 16777215: a tile of 128 key rows of headDim floats must fit"
+                            + " one array",
+                    e.getMessage());
+        }
+    }
+
     @Test
     void badArgumentsAreRejected() {
         float[] data = new float[64];

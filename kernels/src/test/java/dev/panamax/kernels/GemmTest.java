@@ -20,12 +20,15 @@ import dev.panamax.kernels.testing.Tolerance;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.management.ManagementFactory;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.stream.Stream;
+import jdk.incubator.vector.VectorShape;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
@@ -663,6 +666,157 @@ class GemmTest {
                     thrown[0].getMessage().contains("c's memory segment is confined to another thread"),
                     thrown[0].getMessage());
         }
+    }
+
+    /**
+     * The cut of y into a matrix-vector product's tasks, down to vectors of 2³¹ - 1 elements: every element in exactly
+     * one run, in order. From 2³⁰ + 1 elements on one thread (so also in any confined arena), the task count wrapped
+     * around to a negative number, no task ran, and y stayed unwritten.
+     */
+    @Test
+    void matrixVectorTasksCoverEveryElementUpToTheIntRange() {
+        Parallelism.setThreads(1);
+        for (int length : new int[] {1, 63, 1000, (1 << 30) + 1, Integer.MAX_VALUE - 3, Integer.MAX_VALUE}) {
+            for (int tasks : new int[] {1, 2, 3, 64}) {
+                for (int unit : new int[] {4, 16}) {
+                    String name = "length " + length + ", tasks " + tasks + ", unit " + unit;
+                    long[] next = {0};
+                    Gemv.forEachRun(length, tasks, unit, (from, to) -> {
+                        assertEquals(next[0], from, name);
+                        assertTrue(
+                                to > from && (to == length || (to - from) % unit == 0), name + ": " + from + "-" + to);
+                        next[0] = to;
+                    });
+                    assertEquals(length, next[0], name);
+                }
+            }
+        }
+    }
+
+    /**
+     * The last 1500 columns of a transposed matrix-vector product 2³¹ - 1 wide, seen through a window: the offsets put
+     * those columns of A and y on small native buffers, so that only they are touched. The column blocks' start
+     * stepped past {@link Integer#MAX_VALUE} and wrapped around. Exact: small integers, whose products and sums a float
+     * holds.
+     */
+    @Test
+    void transposedColumnBlocksEndAtTheEndOfTheIntRange() {
+        int rows = 3, width = 1500;
+        int from = Integer.MAX_VALUE - width;
+        float[] a = smallIntegers(rows * width, "window a");
+        float[] x = smallIntegers(rows, "window x");
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment as = arena.allocateFrom(ValueLayout.JAVA_FLOAT, a);
+            MemorySegment ys = arena.allocate(ValueLayout.JAVA_FLOAT, width);
+            // Element (i, c) of A is at aOffset + i·lda + c, and y's element c at yOffset + c.
+            Gemv.transposed(rows, from, Integer.MAX_VALUE, 1f, as, -(long) from, width, x, 0f, ys, -(long) from, 1);
+            for (int c = 0; c < width; c++) {
+                float expected = 0;
+                for (int i = 0; i < rows; i++) {
+                    expected += a[i * width + c] * x[i];
+                }
+                assertEquals(expected, ys.getAtIndex(ValueLayout.JAVA_FLOAT, c), "column " + (from + c));
+            }
+        }
+    }
+
+    /**
+     * The last 100 rows and 600 columns of a product whose C is 2³¹ - 1 square, seen through a window: the offsets put
+     * those rows of A, columns of B and elements of C on small native buffers, so that only they are touched. The
+     * row and column blocks' starts stepped past {@link Integer#MAX_VALUE} and wrapped around. Exact: small integers.
+     */
+    @Test
+    void blocksEndAtTheEndOfTheIntRange() {
+        int rows = 100, columns = 600, k = 3;
+        int m0 = Integer.MAX_VALUE - rows, n0 = Integer.MAX_VALUE - columns;
+        float[] a = smallIntegers(rows * k, "window a");
+        float[] b = smallIntegers(k * columns, "window b");
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment cs = arena.allocate(ValueLayout.JAVA_FLOAT, (long) rows * columns);
+            // Element (i, j) of a Matrix is at offset + i·ld + j: these offsets put (m0, 0) of A, (0, n0) of B and
+            // (m0, n0) of C at index 0 of their buffers.
+            Product o = new Product(
+                    false,
+                    false,
+                    Integer.MAX_VALUE,
+                    Integer.MAX_VALUE,
+                    k,
+                    1f,
+                    new Matrix(arena.allocateFrom(ValueLayout.JAVA_FLOAT, a), -(long) m0 * k, k),
+                    new Matrix(arena.allocateFrom(ValueLayout.JAVA_FLOAT, b), -(long) n0, columns),
+                    0f,
+                    new Matrix(cs, -(long) m0 * columns - n0, columns));
+            GemmDriver.block(o, m0, Integer.MAX_VALUE, n0, Integer.MAX_VALUE);
+            for (int i = 0; i < rows; i++) {
+                for (int j = 0; j < columns; j++) {
+                    float expected = 0;
+                    for (int p = 0; p < k; p++) {
+                        expected += a[i * k + p] * b[p * columns + j];
+                    }
+                    assertEquals(
+                            expected,
+                            cs.getAtIndex(ValueLayout.JAVA_FLOAT, (long) i * columns + j),
+                            "row " + (m0 + i) + ", column " + (n0 + j));
+                }
+            }
+        }
+    }
+
+    /**
+     * A small product on a fresh thread allocates little, on arrays and on native memory with a transposed B (whose
+     * edges are staged): the packing buffers are sized to the product. They used to be the full 64 × 1024 block of A,
+     * 1024 × 512 panel of B and their staging, 2.7 MB on every thread's first product, however small.
+     */
+    @Test
+    void aSmallProductOnAFreshThreadAllocatesLittle() throws InterruptedException {
+        // Wider than the hardware, vectors are emulated with objects: allocation then says nothing.
+        Assumptions.assumeTrue(
+                Simd.FLOATS.vectorBitSize() <= VectorShape.preferredShape().vectorBitSize(),
+                "vector width " + Simd.FLOATS.vectorBitSize() + " is emulated on this machine");
+        float[] a = {1, 2, 3, 4};
+        float[] b = {5, 6, 7, 8};
+        MemorySegment as = Arena.ofAuto().allocateFrom(ValueLayout.JAVA_FLOAT, a);
+        MemorySegment bs = Arena.ofAuto().allocateFrom(ValueLayout.JAVA_FLOAT, b);
+        MemorySegment cs = Arena.ofAuto().allocate(ValueLayout.JAVA_FLOAT, 4);
+        Runnable products = () -> {
+            Gemm.sgemm(NO_TRANSPOSE, NO_TRANSPOSE, 2, 2, 2, 1f, a, 0, 2, b, 0, 2, 0f, new float[4], 0, 2);
+            Gemm.sgemm(NO_TRANSPOSE, TRANSPOSE, 2, 2, 2, 1f, as, 0, 2, bs, 0, 2, 0f, cs, 0, 2);
+        };
+        products.run(); // classes initialised, code compiled as far as it gets
+        com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        long[] allocated = new long[1];
+        Thread fresh = Thread.ofPlatform().start(() -> {
+            long before = threads.getCurrentThreadAllocatedBytes();
+            products.run();
+            allocated[0] = threads.getCurrentThreadAllocatedBytes() - before;
+        });
+        fresh.join();
+        assertTrue(allocated[0] < 256 * 1024, "two 2 × 2 × 2 products allocated " + allocated[0] + " bytes");
+        assertEquals(17f, cs.getAtIndex(ValueLayout.JAVA_FLOAT, 0), "row 0 of A times row 0 of B");
+    }
+
+    /**
+     * A matrix-vector product's copy of x is kept for the thread's next call up to 16 MiB and let go above it: a thread
+     * used to keep the copy of the longest x it had seen for good.
+     */
+    @Test
+    void aCopyOfXAboveTheCapIsNotKept() {
+        int n = 5 << 20;
+        float[] a = new float[n];
+        float[] x = new float[n];
+        Gemm.sgemv(NO_TRANSPOSE, 1, 1 << 20, 1f, a, 0, 1 << 20, x, 0, 0f, new float[1], 0);
+        assertTrue(Gemv.X.retained() >= 1 << 20, "x of 4 MiB kept: " + Gemv.X.retained());
+        Gemm.sgemv(NO_TRANSPOSE, 1, n, 1f, a, 0, n, x, 0, 0f, new float[1], 0);
+        assertEquals(0, Gemv.X.retained(), "x of 20 MiB let go");
+    }
+
+    /** Integers in [-4, 4], seeded by {@code name}. */
+    private static float[] smallIntegers(int length, String name) {
+        float[] values = Inputs.uniform(Inputs.seed(name), length, -4, 4);
+        for (int i = 0; i < values.length; i++) {
+            values[i] = Math.round(values[i]);
+        }
+        return values;
     }
 
     @Test

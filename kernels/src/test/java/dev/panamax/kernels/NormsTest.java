@@ -6,6 +6,7 @@ import static dev.panamax.kernels.testing.Rejection.nullArgument;
 import static dev.panamax.kernels.testing.Rejection.outOfBounds;
 import static dev.panamax.kernels.testing.Tolerance.FLOAT_EPSILON;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamax.kernels.testing.Agreement;
 import dev.panamax.kernels.testing.FiniteDifferences;
@@ -387,6 +388,59 @@ class NormsTest {
                 return new float[][] {fresh.y, fresh.mean, fresh.rstd, fresh.dx, fresh.dw, fresh.db};
             });
         }
+    }
+
+    /**
+     * The backward's driver sums the parameter gradients of many rows over two threads in waves of chunks, holding at
+     * most 16 MiB of partials and keeping none above that after the call, with the bits of the sums in chunk order. It
+     * held a partial per chunk of 32 rows, rows·cols/16 floats for two gradients (42 MB here), and kept them for good.
+     * The chunk bodies are stand-ins: each sets its partials to values whose float sums depend on the order.
+     */
+    @Test
+    void partialSumsStayBoundedWhateverTheRows() {
+        int rows = 40 * 1024;
+        int cols = 4096;
+        int chunks = rows / Norms.CHUNK;
+        float[] expected0 = new float[cols];
+        float[] expected1 = new float[cols];
+        for (int c = 0; c < chunks; c++) {
+            for (int j = 0; j < cols; j++) {
+                expected0[j] += partial(c, j);
+                expected1[j] += partial(c, cols + j);
+            }
+        }
+        int saved = Parallelism.threads();
+        try {
+            Parallelism.setThreads(2);
+            float[] g0 = new float[cols];
+            float[] g1 = new float[cols];
+            long[] held = {0};
+            Norms.backward(
+                    rows,
+                    cols,
+                    true,
+                    (from, to, partial, at) -> {
+                        for (int j = 0; j < 2 * cols; j++) {
+                            partial[at + j] = partial(from / Norms.CHUNK, j);
+                        }
+                        held[0] = Math.max(held[0], partial.length);
+                    },
+                    Operand.of(MemorySegment.ofArray(g0)),
+                    0,
+                    Operand.of(MemorySegment.ofArray(g1)),
+                    0);
+            assertArrayEquals(expected0, g0, "first gradient, in chunk order");
+            assertArrayEquals(expected1, g1, "second gradient, in chunk order");
+            assertTrue(held[0] <= Scratch.RETAINED_FLOATS, "partials of " + held[0] + " floats");
+            assertTrue(Norms.PARTIALS.retained() <= Scratch.RETAINED_FLOATS, Norms.PARTIALS.retained() + " kept");
+        } finally {
+            Parallelism.setThreads(saved);
+        }
+    }
+
+    /** A stand-in partial sum of chunk c at index j, irrational enough that adding them rounds. */
+    private static float partial(int c, int j) {
+        return (float) Math.sqrt(c + 0.5 * j);
     }
 
     @Test

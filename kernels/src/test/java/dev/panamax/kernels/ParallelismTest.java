@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamax.kernels.testing.Agreement;
 import dev.panamax.kernels.testing.Inputs;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -168,6 +169,93 @@ class ParallelismTest {
             failures.forEach(error::addSuppressed);
             throw error;
         }
+    }
+
+    /**
+     * The row kernels and attention over inputs holding NaN and ±∞ in some rows give the same values, NaN where NaN,
+     * for every thread count: rows that fall first in a task and rows that do not. (Softmax, which writes {@link
+     * Float#NaN} itself, is compared to the bit in SoftmaxTest; the others' NaN takes its sign from the arithmetic,
+     * which differs between the first, interpreted calls and compiled code even on one thread.)
+     */
+    @Test
+    void nonFiniteInputsGiveTheSameBitsForEveryThreadCount() {
+        int rows = 640, cols = 512;
+        float[] x = withNonFiniteRows(Inputs.gaussian(Inputs.seed("non-finite x"), rows * cols, 2), cols, 0);
+        float[] dy = withNonFiniteRows(Inputs.gaussian(Inputs.seed("non-finite dy"), rows * cols, 1), cols, 1);
+        float[] weight = Inputs.uniform(Inputs.seed("non-finite w"), cols, -1, 1);
+        float[] bias = Inputs.uniform(Inputs.seed("non-finite b"), cols, -1, 1);
+        int[] targets = new int[rows];
+        for (int r = 0; r < rows; r++) {
+            targets[r] = r * 37 % cols;
+        }
+        Agreement.assertThreadIndependent("layer norm", () -> {
+            float[] y = new float[rows * cols], mean = new float[rows], rstd = new float[rows];
+            float[] dx = new float[rows * cols], dw = new float[cols], db = new float[cols];
+            LayerNorm.forward(rows, cols, 1e-5f, x, 0, cols, weight, 0, bias, 0, y, 0, cols, mean, 0, rstd, 0);
+            LayerNorm.backward(
+                    rows, cols, x, 0, cols, weight, 0, mean, 0, rstd, 0, dy, 0, cols, dx, 0, cols, dw, 0, db, 0);
+            return new float[][] {y, mean, rstd, dx, dw, db};
+        });
+        Agreement.assertThreadIndependent("rms norm", () -> {
+            float[] y = new float[rows * cols], rstd = new float[rows];
+            float[] dx = new float[rows * cols], dw = new float[cols];
+            RmsNorm.forward(rows, cols, 1e-5f, x, 0, cols, weight, 0, y, 0, cols, rstd, 0);
+            RmsNorm.backward(rows, cols, x, 0, cols, weight, 0, rstd, 0, dy, 0, cols, dx, 0, cols, dw, 0);
+            return new float[][] {y, rstd, dx, dw};
+        });
+        Agreement.assertThreadIndependent("softmax and cross-entropy", () -> {
+            float[] y = new float[rows * cols], logY = new float[rows * cols];
+            float[] dx = new float[rows * cols], dlogits = new float[rows * cols];
+            Softmax.forward(rows, cols, 1, 100, x, 0, cols, y, 0, cols);
+            Softmax.logForward(rows, cols, 1, 100, x, 0, cols, logY, 0, cols);
+            Softmax.backward(rows, cols, 1, 100, y, 0, cols, dy, 0, cols, dx, 0, cols);
+            float loss = CrossEntropy.forward(rows, cols, x, 0, cols, targets, 0, -100, dlogits, 0, cols);
+            return new float[][] {y, logY, dx, dlogits, {loss}};
+        });
+        // 2 × 4 heads of 96 queries against 96 keys and values of 32 floats: 16 forward tasks, 4 backward ones.
+        Attention.Shape shape = new Attention.Shape(2, 4, 2, 96, 96, 32);
+        int queries = 2 * 4 * 96 * 32, keys = 2 * 2 * 96 * 32;
+        float[] q = withNonFiniteRows(Inputs.gaussian(Inputs.seed("non-finite q"), queries, 1), 32, 0);
+        float[] k = withNonFiniteRows(Inputs.gaussian(Inputs.seed("non-finite k"), keys, 1), 32, 1);
+        float[] v = withNonFiniteRows(Inputs.gaussian(Inputs.seed("non-finite v"), keys, 1), 32, 2);
+        float[] dO = withNonFiniteRows(Inputs.gaussian(Inputs.seed("non-finite dO"), queries, 1), 32, 3);
+        Agreement.assertThreadIndependent("attention", () -> {
+            float[] o = new float[queries], lse = new float[2 * 4 * 96];
+            float[] dq = new float[queries], dk = new float[keys], dv = new float[keys];
+            TensorView qv = TensorView.dense(q, 4, 96, 32), kv = TensorView.dense(k, 2, 96, 32);
+            TensorView vv = TensorView.dense(v, 2, 96, 32), ov = TensorView.dense(o, 4, 96, 32);
+            TensorView lv = TensorView.dense(lse, 4, 96, 1);
+            Attention.forward(shape, 0.2f, true, qv, kv, vv, null, ov, lv);
+            Attention.backward(
+                    shape,
+                    0.2f,
+                    true,
+                    qv,
+                    kv,
+                    vv,
+                    null,
+                    ov,
+                    lv,
+                    TensorView.dense(dO, 4, 96, 32),
+                    TensorView.dense(dq, 4, 96, 32),
+                    TensorView.dense(dk, 2, 96, 32),
+                    TensorView.dense(dv, 2, 96, 32));
+            return new float[][] {o, lse, dq, dk, dv};
+        });
+    }
+
+    /**
+     * {@code values} as rows of {@code width}, with a NaN in every seventh row and ±∞ in every eleventh, from row
+     * {@code shift}: rows that fall first in a task and rows that do not, for any split.
+     */
+    private static float[] withNonFiniteRows(float[] values, int width, int shift) {
+        for (int r = shift; r < values.length / width; r += 7) {
+            values[r * width + r % width] = Float.NaN;
+        }
+        for (int r = shift + 3; r < values.length / width; r += 11) {
+            values[r * width + (r * 5) % width] = r % 2 == 0 ? Float.POSITIVE_INFINITY : Float.NEGATIVE_INFINITY;
+        }
+        return values;
     }
 
     @Test

@@ -8,10 +8,16 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamax.kernels.testing.Inputs;
 import dev.panamax.kernels.testing.Tolerance;
+import java.io.IOException;
+import java.io.RandomAccessFile;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -375,6 +381,55 @@ class QuantizedProductTest {
             int ldx,
             int yOffset,
             int ldy) {}
+
+    /**
+     * An X that is not a float array is copied into one, which cannot hold 2³¹ floats: the call used to fail with a
+     * bare ArithmeticException from the size's multiplyExact. X is the mapping of a sparse file, never read.
+     */
+    @Test
+    void activationsTooLargeToStageAreRefusedByName() throws IOException {
+        int tokens = 65536, columns = 32768;
+        Path file = Files.createTempFile("quantized-activations", ".bin");
+        try (Arena arena = Arena.ofConfined()) {
+            long bytes = (long) tokens * columns * Float.BYTES;
+            try (RandomAccessFile sparse = new RandomAccessFile(file.toFile(), "rw")) {
+                sparse.setLength(bytes);
+            }
+            MemorySegment x;
+            try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+                x = channel.map(FileChannel.MapMode.READ_WRITE, 0, bytes, arena);
+            }
+            QuantizedMatrix w = new QuantizedMatrix(
+                    WeightFormat.F32, MemorySegment.ofArray(new byte[columns * Float.BYTES]), 0, 1, columns);
+            float[] y = new float[tokens];
+            assertRejected(
+                    IllegalArgumentException.class,
+                    "x is not a float array, so it is copied into one: tokens (65536) × w.columns() (32768) ="
+                            + " 2147483648 must be <= 2147483639",
+                    () -> QuantizedProduct.multiply(w, tokens, x, 0, columns, MemorySegment.ofArray(y), 0, 1));
+        } finally {
+            Files.delete(file);
+        }
+    }
+
+    /**
+     * Activations staged out of native memory are reused by the thread's next call up to 16 MiB and let go above it. A
+     * thread used to keep the copy of the largest X it had multiplied for good (470 MB for 4096 tokens of 28672).
+     */
+    @Test
+    void stagedActivationsAboveTheCapAreNotKept() {
+        int columns = 1 << 20;
+        QuantizedMatrix w =
+                new QuantizedMatrix(WeightFormat.F32, MemorySegment.ofArray(new byte[columns * 4]), 0, 1, columns);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment x = arena.allocate(ValueLayout.JAVA_FLOAT, 5L * columns);
+            float[] y = new float[5];
+            QuantizedProduct.multiply(w, 2, x, 0, columns, MemorySegment.ofArray(y), 0, 1);
+            assertEquals(2 * columns, QuantizedRows.STAGED.retained(), "2 tokens of 2^20 floats: 8 MiB, kept");
+            QuantizedProduct.multiply(w, 5, x, 0, columns, MemorySegment.ofArray(y), 0, 1);
+            assertEquals(0, QuantizedRows.STAGED.retained(), "5 tokens of 2^20 floats: 20 MiB, let go");
+        }
+    }
 
     @Test
     void rejectsBadArguments() {

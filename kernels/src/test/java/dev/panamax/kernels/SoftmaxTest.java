@@ -17,6 +17,7 @@ import dev.panamax.kernels.testing.Tolerance;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.Supplier;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -347,6 +348,38 @@ class SoftmaxTest {
             Softmax.logBackward(rows, cols, 1, 7, logY, 0, cols, dy, 0, cols, logDx, 0, cols);
             return new float[][] {y, logY, dx, logDx};
         });
+    }
+
+    /**
+     * Rows holding NaN or +∞ are {@link Float#NaN} to the bit whatever the thread count. A task's first row took its
+     * max with NaN counted (NaN) and the task's other rows with NaN skipped, the row's NaN took its sign from that max,
+     * and so the bits of such rows (0x7FC00000 or 0xFFC00000) followed the split.
+     */
+    @Test
+    void rowsWithNaNOrInfinityHaveTheSameBitsForEveryThreadCount() {
+        int rows = 1024;
+        int cols = 512;
+        float[] x = Inputs.uniform(Inputs.seed("non-finite rows"), rows * cols, -2, 2);
+        for (int r = 0; r < rows; r += 3) {
+            x[r * cols + 7] = Float.NaN;
+        }
+        for (int r = 1; r < rows; r += 5) {
+            x[r * cols + 9] = Float.POSITIVE_INFINITY;
+        }
+        Supplier<float[][]> call = () -> {
+            float[] y = new float[rows * cols];
+            float[] causal = new float[rows * cols];
+            Softmax.forward(rows, cols, 1, Softmax.UNMASKED, x, 0, cols, y, 0, cols);
+            Softmax.forward(rows, cols, 0.5f, 0, x, 0, cols, causal, 0, cols);
+            return new float[][] {y, causal};
+        };
+        Agreement.assertThreadIndependentToTheBit("softmax of rows with NaN or ∞", call);
+        float[] y = call.get()[0];
+        int nan = Float.floatToRawIntBits(Float.NaN);
+        for (int c = 0; c < cols; c++) {
+            assertEquals(nan, Float.floatToRawIntBits(y[c]), "row 0 (NaN), column " + c);
+            assertEquals(nan, Float.floatToRawIntBits(y[cols + c]), "row 1 (+∞), column " + c);
+        }
     }
 
     @Test

@@ -1,8 +1,10 @@
 package dev.panamax.kernels.testing;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
 import dev.panamax.kernels.Parallelism;
 import java.lang.foreign.Arena;
@@ -96,12 +98,29 @@ public final class Agreement {
     }
 
     /**
-     * Runs {@code call} with 1, 2 and 3 threads and asserts that every result array has the same bits.
+     * Runs {@code call} with 1, 2 and 3 threads and asserts that every result array has the same bits, any NaN taken
+     * for any other: a NaN's sign and payload may follow the JIT's state (interpreted or compiled vector operations)
+     * rather than the thread count.
      *
      * @param what what is compared, named in a failure
      * @param call runs the kernel on fresh copies of its inputs and returns what it wrote
      */
     public static void assertThreadIndependent(String what, Supplier<float[][]> call) {
+        assertThreadIndependent(what, call, false);
+    }
+
+    /**
+     * As {@link #assertThreadIndependent(String, Supplier)}, with each NaN's sign and payload compared too: for kernels
+     * that write {@link Float#NaN} itself rather than the NaN their arithmetic gives.
+     *
+     * @param what what is compared, named in a failure
+     * @param call runs the kernel on fresh copies of its inputs and returns what it wrote
+     */
+    public static void assertThreadIndependentToTheBit(String what, Supplier<float[][]> call) {
+        assertThreadIndependent(what, call, true);
+    }
+
+    private static void assertThreadIndependent(String what, Supplier<float[][]> call, boolean raw) {
         int saved = Parallelism.threads();
         try {
             Parallelism.setThreads(1);
@@ -110,11 +129,36 @@ public final class Agreement {
                 Parallelism.setThreads(threads);
                 float[][] result = call.get();
                 for (int i = 0; i < first.length; i++) {
-                    assertArrayEquals(first[i], result[i], what + ": result " + i + " with " + threads + " threads");
+                    String name = what + ": result " + i + " with " + threads + " threads";
+                    if (raw) {
+                        assertSameBits(first[i], result[i], name);
+                    } else {
+                        assertArrayEquals(first[i], result[i], name);
+                    }
                 }
             }
         } finally {
             Parallelism.setThreads(saved);
+        }
+    }
+
+    /**
+     * Asserts that two arrays hold the same bits: unlike {@code assertArrayEquals} on floats, which takes every NaN for
+     * every other, a NaN must have the same sign and payload.
+     *
+     * @param expected the expected values
+     * @param actual the values compared with them
+     * @param what what is compared, named in a failure
+     */
+    private static void assertSameBits(float[] expected, float[] actual, String what) {
+        assertEquals(expected.length, actual.length, what + ": length");
+        for (int i = 0; i < expected.length; i++) {
+            int want = Float.floatToRawIntBits(expected[i]);
+            int got = Float.floatToRawIntBits(actual[i]);
+            if (want != got) {
+                fail(what + ": element " + i + " is 0x" + Integer.toHexString(got) + " (" + actual[i] + "), not 0x"
+                        + Integer.toHexString(want) + " (" + expected[i] + ")");
+            }
         }
     }
 
