@@ -43,7 +43,7 @@ final class AttentionBackward {
             keysFinite[t] = AttentionTiles.finiteRows(c.k(), b, kvHead, k0, Math.min(KEY_TILE, s.tk() - k0), d, w.rows);
         }
         float largestValue = 0;
-        for (int k0 = 0; k0 < s.tk(); k0 += KEY_TILE) {
+        for (int k0 = 0; k0 < s.tk(); k0 += Math.min(KEY_TILE, s.tk() - k0)) {
             int nk = Math.min(KEY_TILE, s.tk() - k0);
             AttentionTiles.stage(c.v(), b, kvHead, k0, nk, d, w.rows);
             largestValue = Math.max(largestValue, RowMath.finiteMagnitudes(nk * d, w.rows, 0)[0]);
@@ -67,7 +67,7 @@ final class AttentionBackward {
                 int keyEnd = AttentionTiles.keyEnd(c, q0, nq);
                 boolean queriesFinite = AttentionTiles.finiteRows(c.q(), b, head, q0, nq, d, w.rows);
                 boolean gradientsFinite = AttentionTiles.finiteRows(c.dO(), b, head, q0, nq, d, w.rows);
-                for (int k0 = 0; k0 < keyEnd; k0 += KEY_TILE) {
+                for (int k0 = 0; k0 < keyEnd; k0 += Math.min(KEY_TILE, keyEnd - k0)) {
                     int nk = Math.min(KEY_TILE, keyEnd - k0);
                     // P = exp(scale·Q·Kᵀ + mask - lse), recomputed.
                     AttentionTiles.maskedScores(w, c, b, head, kvHead, q0, nq, k0, nk, d, true);
