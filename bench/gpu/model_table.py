@@ -62,8 +62,9 @@ def main(folder):
             same = "**FAILED**"
         else:
             same = f"yes ({len(tokens['panamax'])} greedy tokens)"
-        print(f"| {TITLES[bench]} | {shape} | {precision} | {cells[0]} | {cells[1]} | {ratio} | ≥ {TARGETS[bench]}× "
-              f"| {same} |")
+        # A block format's decode has no PyTorch peer here, so no target against it.
+        target = "–" if any(w in BLOCK_FORMATS for w in shape.split()) else f"≥ {TARGETS[bench]}×"
+        print(f"| {TITLES[bench]} | {shape} | {precision} | {cells[0]} | {cells[1]} | {ratio} | {target} | {same} |")
     missing = [f"{b}/{w}" for b in ("train", "decode") for w in ("panamax", "torch")
                if not any(k[0] == b and k[3] == w for k in results)]
     if missing:
@@ -72,12 +73,33 @@ def main(folder):
           "PyTorch matches it): FP32; TF32 inputs (cuBLAS's FAST_TF32, PyTorch's allow_tf32); BF16 inputs rounded "
           "to nearest even with FP32 accumulation (PyTorch also rounds each product's result to bfloat16). "
           "Decode runs FP32.")
+    quantized = quantized_ratios(results)
+    if quantized:
+        print("\nPanamax's decode of the same weights in GGUF block formats (kept in their format on the device), "
+              "over its float32 decode: " + "; ".join(quantized) + ".")
     if failure:
         print(f"\nFAILED: {failure}")
     elif "panamax" in tokens and "torch" in tokens:
         print(f"\nGreedy tokens on the same llama2.c weights: Panamax's and PyTorch's {len(tokens['panamax'])} agree.")
     print("\nRan on:\n" + "\n".join(f"- {line}" for line in where))
     return 1 if failure else 0
+
+
+BLOCK_FORMATS = ("F16", "BF16", "Q8_0", "Q4_0")
+
+
+def quantized_ratios(results):
+    """'Q8_0: 2.10× (…)' for each Panamax decode of a block format whose float32 decode of the same shape ran."""
+    ratios = []
+    for (bench, shape, precision, who), value in sorted(results.items()):
+        words = shape.split()
+        formats = [w for w in words if w in BLOCK_FORMATS]
+        if bench != "decode" or who != "panamax" or not formats:
+            continue
+        f32 = results.get((bench, " ".join(w for w in words if w not in BLOCK_FORMATS), precision, who))
+        if f32:
+            ratios.append(f"{formats[0]} {value[0] / f32[0]:.2f}× ({value[0]:g} against {f32[0]:g} {value[1]})")
+    return ratios
 
 
 def decode_failure(results, tokens):
