@@ -83,30 +83,34 @@ final class Gemv {
         long yOffset = y.offset();
         long incY = y.ld();
         float[] xs = X.take(xLength);
-        for (int i = 0; i < xLength; i++) {
-            xs[i] = x.data().getAtIndex(FLOAT, x.offset() + (long) i * x.ld());
+        try {
+            for (int i = 0; i < xLength; i++) {
+                xs[i] = x.data().getAtIndex(FLOAT, x.offset() + (long) i * x.ld());
+            }
+            int threads = parallel && (long) rows * cols >= PARALLEL_MIN_ELEMENTS ? Parallelism.threads() : 1;
+            if (trans && rows >= PANEL_MIN_ROWS && yLength <= PANEL_MAX_WIDTH) {
+                // Split by rows, not columns: column strips read each row of A in pieces, one per thread, which streams
+                // from memory no faster on two threads than on one.
+                panels(rows, yLength, alpha, a, aOffset, lda, xs, beta, ys, yOffset, incY, threads > 1);
+            } else {
+                // Tasks cover whole groups of four rows (or vector-wide column strips); each y element sees the same
+                // sequence of operations whatever the split. Several tasks per thread, taken as threads come free, so
+                // that no thread waits long at the end for one that was slowed.
+                int unit = trans ? LANES : 4;
+                int perThread = trans ? STRIPS_PER_THREAD : TASKS_PER_THREAD;
+                int tasks = threads == 1 ? 1 : Math.max(1, Math.min(perThread * threads, yLength / (unit * 16)));
+                forEachRun(yLength, tasks, unit, (from, to) -> {
+                    if (trans) {
+                        transposed(rows, from, to, alpha, a, aOffset, lda, xs, beta, ys, yOffset, incY);
+                    } else {
+                        plain(from, to, cols, alpha, a, aOffset, lda, xs, beta, ys, yOffset, incY);
+                    }
+                });
+            }
+        } finally {
+            // A copy above the cap is dropped even when a task failed, as the package promises.
+            X.release();
         }
-        int threads = parallel && (long) rows * cols >= PARALLEL_MIN_ELEMENTS ? Parallelism.threads() : 1;
-        if (trans && rows >= PANEL_MIN_ROWS && yLength <= PANEL_MAX_WIDTH) {
-            // Split by rows, not columns: column strips read each row of A in pieces, one per thread, which streams
-            // from memory no faster on two threads than on one.
-            panels(rows, yLength, alpha, a, aOffset, lda, xs, beta, ys, yOffset, incY, threads > 1);
-        } else {
-            // Tasks cover whole groups of four rows (or vector-wide column strips); each y element sees the same
-            // sequence of operations whatever the split. Several tasks per thread, taken as threads come free, so
-            // that no thread waits long at the end for one that was slowed.
-            int unit = trans ? LANES : 4;
-            int perThread = trans ? STRIPS_PER_THREAD : TASKS_PER_THREAD;
-            int tasks = threads == 1 ? 1 : Math.max(1, Math.min(perThread * threads, yLength / (unit * 16)));
-            forEachRun(yLength, tasks, unit, (from, to) -> {
-                if (trans) {
-                    transposed(rows, from, to, alpha, a, aOffset, lda, xs, beta, ys, yOffset, incY);
-                } else {
-                    plain(from, to, cols, alpha, a, aOffset, lda, xs, beta, ys, yOffset, incY);
-                }
-            });
-        }
-        X.release();
     }
 
     /**
