@@ -4,12 +4,11 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import dev.panamax.model.io.AtomicFiles;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
@@ -93,8 +92,10 @@ final class Report {
         String name = json.getFileName().toString().replaceFirst("\\.json$", "");
         String markdown = table(json.getFileName().toString(), rows, methods, units);
         Path base = json.resolveSibling(name);
-        writeAtomically(Path.of(base + ".md"), markdown.getBytes(StandardCharsets.UTF_8));
-        writeAtomically(Path.of(base + ".png"), chart(name, rows, methods, units));
+        // A reader never finds half a file, and a failed write leaves the previous one.
+        AtomicFiles.replace(Path.of(base + ".md"), markdown);
+        byte[] png = chart(name, rows, methods, units);
+        AtomicFiles.replace(Path.of(base + ".png"), file -> Files.write(file, png));
         return markdown;
     }
 
@@ -243,21 +244,6 @@ final class Report {
         ByteArrayOutputStream png = new ByteArrayOutputStream();
         BitmapEncoder.saveBitmap(charts, charts.size(), 1, png, BitmapEncoder.BitmapFormat.PNG);
         return png.toByteArray();
-    }
-
-    /**
-     * Writes {@code bytes} to a temporary file beside {@code file} and renames it over {@code file}, so that a reader
-     * never finds half a file and a failed write leaves the previous one.
-     */
-    static void writeAtomically(Path file, byte[] bytes) throws IOException {
-        Path temp = file.resolveSibling(
-                "." + file.getFileName() + "." + ProcessHandle.current().pid() + ".tmp");
-        try {
-            Files.write(temp, bytes);
-            Files.move(temp, file, StandardCopyOption.ATOMIC_MOVE);
-        } finally {
-            Files.deleteIfExists(temp);
-        }
     }
 
     private static String label(Map<String, String> params) {
