@@ -876,8 +876,8 @@ class AttentionTest {
     }
 
     /**
-     * A head size whose tile of key rows cannot be one array is refused with the shape. Its workspace's sizes used to
-     * overflow inside the call instead: ArrayIndexOutOfBoundsException or NegativeArraySizeException.
+     * A head size whose tile of key rows cannot be one array is refused with the shape, before its workspace's sizes
+     * could overflow inside the call.
      */
     @Test
     void aHeadSizeTooLargeForTheWorkspaceIsRefused() {

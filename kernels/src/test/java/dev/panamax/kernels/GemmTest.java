@@ -695,8 +695,8 @@ class GemmTest {
 
     /**
      * The last 1500 columns of a transposed matrix-vector product 2³¹ - 1 wide, seen through a window: the offsets put
-     * those columns of A and y on small native buffers, so that only they are touched. The column blocks' start
-     * stepped past {@link Integer#MAX_VALUE} and wrapped around. Exact: small integers, whose products and sums a float
+     * those columns of A and y on small native buffers, so that only they are touched, and the column blocks end at
+     * {@link Integer#MAX_VALUE} without their start wrapping. Exact: small integers, whose products and sums a float
      * holds.
      */
     @Test
@@ -722,8 +722,8 @@ class GemmTest {
 
     /**
      * The last 100 rows and 600 columns of a product whose C is 2³¹ - 1 square, seen through a window: the offsets put
-     * those rows of A, columns of B and elements of C on small native buffers, so that only they are touched. The
-     * row and column blocks' starts stepped past {@link Integer#MAX_VALUE} and wrapped around. Exact: small integers.
+     * those rows of A, columns of B and elements of C on small native buffers, so that only they are touched, and the
+     * row and column blocks end at {@link Integer#MAX_VALUE} without their starts wrapping. Exact: small integers.
      */
     @Test
     void blocksEndAtTheEndOfTheIntRange() {
@@ -764,8 +764,7 @@ class GemmTest {
 
     /**
      * A small product on a fresh thread allocates little, on arrays and on native memory with a transposed B (whose
-     * edges are staged): the packing buffers are sized to the product. They used to be the full 64 × 1024 block of A,
-     * 1024 × 512 panel of B and their staging, 2.7 MB on every thread's first product, however small.
+     * edges are staged): the packing buffers are sized to the product, not to the largest blocks the driver takes.
      */
     @Test
     void aSmallProductOnAFreshThreadAllocatesLittle() throws InterruptedException {
@@ -796,8 +795,8 @@ class GemmTest {
     }
 
     /**
-     * A matrix-vector product's copy of x is kept for the thread's next call up to 16 MiB and let go above it: a thread
-     * used to keep the copy of the longest x it had seen for good.
+     * A matrix-vector product's copy of x is kept for the thread's next call up to 16 MiB and let go above it, so that
+     * a thread does not hold the copy of the longest x it has seen.
      */
     @Test
     void aCopyOfXAboveTheCapIsNotKept() {

@@ -392,8 +392,7 @@ class NormsTest {
 
     /**
      * The backward's driver sums the parameter gradients of many rows over two threads in waves of chunks, holding at
-     * most 16 MiB of partials and keeping none above that after the call, with the bits of the sums in chunk order. It
-     * held a partial per chunk of 32 rows, rows·cols/16 floats for two gradients (42 MB here), and kept them for good.
+     * most 16 MiB of partials and keeping none above that after the call, with the bits of the sums in chunk order.
      * The chunk bodies are stand-ins: each sets its partials to values whose float sums depend on the order.
      */
     @Test

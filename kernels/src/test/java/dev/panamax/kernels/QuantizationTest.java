@@ -332,8 +332,8 @@ class QuantizationTest {
     }
 
     /**
-     * A block the format cannot hold, in the last row, is rejected before anything is written: dst keeps every byte.
-     * The rows before it used to be written first, against the package's promise.
+     * A block the format cannot hold, in the last row, is rejected before anything is written: dst keeps every byte,
+     * as the package promises of every argument check.
      */
     @Test
     void aBadLastBlockLeavesDstUntouched() {

@@ -383,8 +383,8 @@ class QuantizedProductTest {
             int ldy) {}
 
     /**
-     * An X that is not a float array is copied into one, which cannot hold 2³¹ floats: the call used to fail with a
-     * bare ArithmeticException from the size's multiplyExact. X is the mapping of a sparse file, never read.
+     * An X that is not a float array is copied into one, which cannot hold 2³¹ floats: refused with a message naming
+     * tokens and columns. X is the mapping of a sparse file, never read.
      */
     @Test
     void activationsTooLargeToStageAreRefusedByName() throws IOException {
@@ -413,8 +413,8 @@ class QuantizedProductTest {
     }
 
     /**
-     * Activations staged out of native memory are reused by the thread's next call up to 16 MiB and let go above it. A
-     * thread used to keep the copy of the largest X it had multiplied for good (470 MB for 4096 tokens of 28672).
+     * Activations staged out of native memory are reused by the thread's next call up to 16 MiB and let go above it, so
+     * that a thread does not hold the copy of the largest X it has multiplied.
      */
     @Test
     void stagedActivationsAboveTheCapAreNotKept() {

@@ -109,11 +109,12 @@ public interface Backend extends AutoCloseable {
     Tensor weights(MemorySegment floats, int rows, int cols);
 
     /**
-     * Makes a weight matrix in one of GGML's block formats (F16, BF16, Q8_0, Q4_0, …) available to the backend, used
-     * in place: the tensor works as the weights of {@link #matmul} with {@link Layout#OUT_IN} and no bias, and as the
-     * table of {@link #embedding}, and has row views but no column views.
+     * Makes a weight matrix in one of GGML's block formats (F16, BF16, Q8_0, Q4_0, …) available to the backend in
+     * that format (a host backend may use the memory in place, a device backend copies it): the tensor works as the
+     * weights of {@link #matmul} with {@link Layout#OUT_IN} and no bias, and as the table of {@link #embedding}, and
+     * has row views but no column views.
      *
-     * @param matrix the matrix; its memory must stay valid while the tensor is used
+     * @param matrix the matrix; its memory must stay valid while the tensor is used on a host backend
      * @return the tensor, read-only by contract
      * @throws UnsupportedOperationException if this backend cannot compute with the matrix's format, naming it
      */

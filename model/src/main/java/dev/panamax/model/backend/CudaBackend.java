@@ -47,9 +47,10 @@ import java.util.function.Function;
  * host as a float per row (losses summed there in row order), a sum of squares as its total.
  *
  * <p>Weights in GGML's block formats ({@link #weights(QuantizedMatrix)}: Q8_0, Q4_0, F16, BF16) stay in their format
- * on the device, as the file's bytes: a product with at most {@value #MATVEC_ROWS} rows of activations (decoding)
- * reads each weight once in {@code quantized_matvec}, a larger one dequantizes the weights a slice of rows at a time
- * into floats for cuBLAS, and an embedding lookup dequantizes the rows it reads. They serve inference only:
+ * on the device, as the file's bytes: a product runs {@code quantized_matvec} on {@value #MATVEC_ROWS} rows of
+ * activations per pass while those passes move fewer bytes than dequantizing (see {@link #quantizedMatmul}), beyond
+ * that dequantizes the weights a slice of rows at a time into floats for cuBLAS, and an embedding lookup dequantizes
+ * the rows it reads. They serve inference only:
  * training needs float32 weights.
  *
  * <p>A backend belongs to the device it was created on: each call makes that device the calling thread's current one.
@@ -86,6 +87,9 @@ public final class CudaBackend implements Backend {
 
     /** The most activation rows {@code quantized_matvec} takes: {@code MATVEC_ROWS} in transformer.cu. */
     private static final int MATVEC_ROWS = 8;
+
+    /** Warps per block of {@code quantized_matvec}, one output row each. */
+    private static final int MATVEC_WARPS = 4;
 
     /** The most floats of weights a product with many rows dequantizes at once (16 MiB). */
     private static final long DEQUANTIZED_FLOATS = 1L << 22;
@@ -656,8 +660,8 @@ public final class CudaBackend implements Backend {
                 int rows = Math.min(MATVEC_ROWS, x.rows - first);
                 launch(
                         "quantized_matvec",
-                        Dim3.of(Math.ceilDiv(w.rows, ATTENTION_WARPS)),
-                        Dim3.of(ATTENTION_WARPS * 32),
+                        Dim3.of(Math.ceilDiv(w.rows, MATVEC_WARPS)),
+                        Dim3.of(MATVEC_WARPS * 32),
                         0,
                         w.buffer,
                         w.offset,
@@ -1297,7 +1301,16 @@ public final class CudaBackend implements Backend {
         }
         float[] groups = tokenGroups(ids);
         int groupCount = (groups.length - ids.length - 1) / 2;
-        launchRows("embedding_backward", groupCount, d.cols, upload(groups), d.rows, groupCount, d, t.buffer, t.cols);
+        launchRows(
+                "embedding_backward",
+                groupCount,
+                d.cols,
+                uploadToIdBuffer(groups),
+                d.rows,
+                groupCount,
+                d,
+                t.buffer,
+                t.cols);
     }
 
     /**
@@ -1811,7 +1824,7 @@ public final class CudaBackend implements Backend {
      * below 2^24) into the backend's id buffer, queued on the stream.
      */
     private DeviceBuffer ids(String name, int[] values, int offset, int count, String boundName, int bound) {
-        return upload(checkedIds(name, values, offset, count, boundName, bound));
+        return uploadToIdBuffer(checkedIds(name, values, offset, count, boundName, bound));
     }
 
     /** {@code count} ids from {@code values[offset]}, each checked to be in {@code [0, bound)}, as exact floats. */
@@ -1838,9 +1851,9 @@ public final class CudaBackend implements Backend {
     }
 
     /** Uploads whole floats (ids, row numbers) into the backend's id buffer, queued on the stream. */
-    private DeviceBuffer upload(float[] values) {
+    private DeviceBuffer uploadToIdBuffer(float[] values) {
         onDevice();
-        scratch(tokens, b -> tokens = b, ElementType.FLOAT, values.length, "token ids");
+        scratch(tokens, b -> tokens = b, ElementType.FLOAT, values.length, "token ids and row numbers");
         tokens.copyFromAsync(0, values, 0, values.length, stream);
         return tokens;
     }

@@ -26,8 +26,8 @@ final class GenerateCommand {
                     "--model",
                     "FILE",
                     "a llama2.c checkpoint (.bin), a GGUF file of a Llama-family model (F32, F16, BF16, Q8_0 or"
-                            + " Q4_0 weights; CPU backend unless F32), or GPT-2 as a directory with config.json and"
-                            + " model.safetensors (default: Panamax's built-in model)")
+                            + " Q4_0 weights), or GPT-2 as a directory with config.json and model.safetensors (default:"
+                            + " Panamax's built-in model)")
             .shortName("-m");
     static final Option TOKENIZER = Option.text(
             "--tokenizer",

@@ -863,8 +863,7 @@ class CudaBackendTest {
     /**
      * Gradients with values near float's limit: every dO·v and D = dO·O is beyond float's range (V in [2e38,
      * FLT_MAX], dO in [2, 3]/headDim), although dS = P∘(dO·v − D) = P∘(dO·(v − O)) and the gradients are not. Q and K
-     * in [-1, 1] make the weights differ. Against the float64 reference within its bounds (the CPU backend's float
-     * backward overflows on these too).
+     * in [-1, 1] make the weights differ. Against the float64 reference within its bounds.
      */
     @Test
     void valuesNearFloatsLimitGiveFiniteGradients() {
