@@ -300,4 +300,32 @@ public class OpsBench extends Microbenchmark {
         y[at + targets[i]] -= weightOfRow;
         return logSumExp - x[at + targets[i]];
     }
+
+    // For BenchCorrectnessTest, which checks each benchmark's output against a reference computed from its inputs.
+
+    /**
+     * An operation's inputs.
+     *
+     * @param rows the tensor's rows
+     * @param x the input, {@code rows × cols} (every pair holds the same values)
+     * @param weight the norms' weight, one per column
+     * @param bias LayerNorm's bias, one per column
+     * @param targets cross-entropy's target class of each row
+     */
+    record Inputs(int rows, float[] x, float[] weight, float[] bias, int[] targets) {}
+
+    /** The inputs of the current pair. */
+    Inputs inputs() {
+        return new Inputs(rows, x, weight, bias, targets);
+    }
+
+    /** The output y of the current pair, which the array forms wrote last. */
+    float[] output() {
+        return y;
+    }
+
+    /** The output the native form wrote last: the current pair's native y. */
+    MemorySegment nativeOutput() {
+        return offHeap.y();
+    }
 }

@@ -2,16 +2,16 @@ package dev.panamax.bench;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import dev.panamax.kernels.testing.ReferenceOps;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.lang.reflect.Field;
-import java.lang.reflect.Method;
 import java.util.Arrays;
 import java.util.List;
 
 /**
- * OpsBench's op in float64 on the benchmark's own inputs, for {@link BenchCorrectnessTest}. OpsBench keeps its inputs
- * and outputs in private fields, read here by reflection: an accessor of its own would replace that.
+ * OpsBench's op on the benchmark's own inputs, for {@link BenchCorrectnessTest}: the values are the kernels' float64
+ * references ({@link ReferenceOps}, with the epsilon, GELU variant and cross-entropy weighting OpsBench runs), the
+ * tolerances derived here from the float computation each benchmark does.
  *
  * <p>Tolerances, each twice the bound derived here for the float computation (the factor covers the bounds'
  * second-order terms). Softmax: the row's sum of {@code cols} positive terms is within {@code γ(cols)} relative, each
@@ -26,6 +26,8 @@ import java.util.List;
  */
 final class OpsReference {
     private static final double U = Expected.U;
+    /** The epsilon OpsBench passes to LayerNorm and RmsNorm. */
+    private static final double NORM_EPSILON = 1e-5;
 
     private final String op;
     private final Expected y;
@@ -35,93 +37,95 @@ final class OpsReference {
     OpsReference(OpsBench bench) {
         op = bench.op;
         int cols = bench.cols;
-        int rows = (Integer) field(bench, "rows");
-        float[] x = (float[]) field(bench, "x");
-        float[] weight = (float[]) field(bench, "weight");
-        float[] bias = (float[]) field(bench, "bias");
-        int[] targets = (int[]) field(bench, "targets");
+        OpsBench.Inputs inputs = bench.inputs();
+        int rows = inputs.rows();
+        float[] x = inputs.x();
+        double[] weight = ReferenceOps.toDouble(inputs.weight(), 0, cols);
+        double[] bias = ReferenceOps.toDouble(inputs.bias(), 0, cols);
+        int[] targets = inputs.targets();
         y = new Expected(rows * cols);
         loss = new Expected(1);
         double lossSum = 0, lossTolerance = 0, lossMagnitude = 0;
         for (int i = 0; i < rows; i++) {
             int at = i * cols;
+            double[] row = ReferenceOps.toDouble(x, at, cols);
             switch (op) {
                 case "softmax", "crossentropy" -> {
-                    double max = Double.NEGATIVE_INFINITY;
-                    for (int j = 0; j < cols; j++) {
-                        max = Math.max(max, x[at + j]);
-                    }
-                    double sum = 0;
-                    for (int j = 0; j < cols; j++) {
-                        sum += Math.exp(x[at + j] - max);
-                    }
+                    double[] p = ReferenceOps.softmax(row, 1, cols);
+                    double max = Arrays.stream(row).max().orElseThrow();
+                    double min = Arrays.stream(row).min().orElseThrow();
                     // The relative error of the row's sum of exponentials, each off by at most u·(max − min) + 4u.
-                    double sumError = Expected.gamma(cols) + U * (max - minimum(x, at, cols)) + 4 * U;
+                    double sumError = Expected.gamma(cols) + U * (max - min) + 4 * U;
+                    double[] gradient =
+                            op.equals("softmax") ? p : ReferenceOps.crossEntropyBackward(row, targets[i], 1.0 / rows);
                     for (int j = 0; j < cols; j++) {
-                        double p = Math.exp(x[at + j] - max) / sum;
-                        double relative = sumError + U * (max - x[at + j]) + 5 * U;
+                        double relative = sumError + U * (max - row[j]) + 5 * U;
                         if (op.equals("softmax")) {
-                            y.set(at + j, p, 2 * relative * p);
+                            y.set(at + j, p[j], 2 * relative * p[j]);
                         } else {
                             double target = j == targets[i] ? 1 : 0;
-                            y.set(at + j, (p - target) / rows, 2 * (relative * p + 2 * U * (p + target)) / rows);
+                            y.set(at + j, gradient[j], 2 * (relative * p[j] + 2 * U * (p[j] + target)) / rows);
                         }
                     }
                     if (op.equals("crossentropy")) {
-                        double logSumExp = max + Math.log(sum);
-                        double rowLoss = logSumExp - x[at + targets[i]];
+                        double rowLoss = ReferenceOps.crossEntropy(row, targets[i]);
+                        double logSumExp = rowLoss + row[targets[i]];
                         lossSum += rowLoss;
                         lossTolerance += sumError
-                                + U * (Math.abs(logSumExp) + Math.abs(x[at + targets[i]]))
+                                + U * (Math.abs(logSumExp) + Math.abs(row[targets[i]]))
                                 + 2 * U * Math.abs(rowLoss);
                         lossMagnitude += Math.abs(rowLoss);
                     }
                 }
                 case "layernorm", "rmsnorm" -> {
-                    double sum = 0, magnitude = 0, squares = 0;
-                    for (int j = 0; j < cols; j++) {
-                        sum += x[at + j];
-                        magnitude += Math.abs(x[at + j]);
-                        squares += (double) x[at + j] * x[at + j];
-                    }
                     boolean layer = op.equals("layernorm");
-                    double mean = layer ? sum / cols : 0;
-                    double meanMagnitude = magnitude / cols;
-                    double variance = layer ? 0 : squares / cols;
+                    double mean, rstd;
+                    double[] values;
                     if (layer) {
-                        for (int j = 0; j < cols; j++) {
-                            variance += (x[at + j] - mean) * (x[at + j] - mean) / cols;
-                        }
+                        double[] stats = ReferenceOps.layerNormStats(row, NORM_EPSILON);
+                        mean = stats[0];
+                        rstd = stats[1];
+                        values = ReferenceOps.layerNorm(row, weight, bias, NORM_EPSILON);
+                    } else {
+                        mean = 0;
+                        rstd = ReferenceOps.rmsNormRstd(row, NORM_EPSILON);
+                        values = ReferenceOps.rmsNorm(row, weight, NORM_EPSILON);
                     }
-                    double rstd = 1 / Math.sqrt(variance + 1e-5);
+                    double magnitude = 0, squares = 0;
+                    for (double v : row) {
+                        magnitude += Math.abs(v);
+                        squares += v * v;
+                    }
+                    double meanMagnitude = magnitude / cols;
+                    // variance + epsilon, whether the variance is the centred one (LayerNorm) or the mean square.
+                    double shifted = 1 / (rstd * rstd);
                     // The errors of the mean and of the variance, whether it is formed in one pass or two.
                     double meanError = layer ? Expected.gamma(cols + 1) * meanMagnitude : 0;
                     double varianceError = Expected.gamma(cols + 3) * (squares / cols + mean * mean)
                             + 2 * meanError * (meanMagnitude + Math.abs(mean))
                             + meanError * meanError;
-                    double rstdError = varianceError / (2 * (variance + 1e-5)) + 3 * U;
+                    double rstdError = varianceError / (2 * shifted) + 3 * U;
                     for (int j = 0; j < cols; j++) {
-                        double centred = x[at + j] - mean;
-                        double scaled = centred * rstd * weight[j];
                         double b = layer ? bias[j] : 0;
-                        double error = Math.abs(weight[j]) * rstd * (meanError + U * Math.abs(centred))
+                        double scaled = values[j] - b;
+                        double error = Math.abs(weight[j]) * rstd * (meanError + U * Math.abs(row[j] - mean))
                                 + Math.abs(scaled) * (rstdError + 3 * U)
                                 + U * (2 * Math.abs(scaled) + 2 * Math.abs(b));
-                        y.set(at + j, scaled + b, 2 * error);
+                        y.set(at + j, values[j], 2 * error);
                     }
                 }
                 case "gelu" -> {
                     for (int j = 0; j < cols; j++) {
-                        double v = x[at + j];
+                        double v = row[j];
+                        // GELU's argument, for its error bound only: the value is ReferenceOps', the same tanh form.
                         double z = Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v);
-                        double value = 0.5 * v * (1 + Math.tanh(z));
+                        double value = ReferenceOps.geluTanh(v);
                         y.set(at + j, value, 2 * (8 * U * Math.abs(z) + 8 * U) * Math.abs(value));
                     }
                 }
                 case "silu" -> {
                     for (int j = 0; j < cols; j++) {
-                        double v = x[at + j];
-                        double value = v / (1 + Math.exp(-v));
+                        double value = ReferenceOps.silu(row[j]);
                         y.set(at + j, value, 2 * 8 * U * Math.abs(value));
                     }
                 }
@@ -129,14 +133,6 @@ final class OpsReference {
             }
         }
         loss.set(0, lossSum / rows, 2 * (lossTolerance + Expected.gamma(rows) * lossMagnitude) / rows);
-    }
-
-    private static double minimum(float[] x, int at, int cols) {
-        double min = Double.POSITIVE_INFINITY;
-        for (int j = 0; j < cols; j++) {
-            min = Math.min(min, x[at + j]);
-        }
-        return min;
     }
 
     /**
@@ -153,23 +149,12 @@ final class OpsReference {
                 new BenchCorrectnessTest.Checked(new float[] {(Float) returned}, loss));
     }
 
-    /** A private field of OpsBench. */
-    static Object field(OpsBench bench, String name) {
-        try {
-            Field field = OpsBench.class.getDeclaredField(name);
-            field.setAccessible(true);
-            return field.get(bench);
-        } catch (ReflectiveOperationException e) {
-            throw new AssertionError("OpsBench has no field " + name + " any more: update this check", e);
-        }
-    }
-
     /**
      * The output the array forms wrote (y of the pair the last operation used), filled with NaN once read, as {@code
      * BenchCorrectnessTest.take} does, so that a later benchmark on the same state cannot pass by leaving it as it was.
      */
     static float[] takeOutput(OpsBench bench) {
-        float[] y = (float[]) field(bench, "y");
+        float[] y = bench.output();
         float[] output = y.clone();
         Arrays.fill(y, Float.NaN);
         return output;
@@ -177,16 +162,9 @@ final class OpsReference {
 
     /** The output the native form wrote (its operands' y), filled with NaN once read. */
     static float[] takeNativeOutput(OpsBench bench) {
-        Object operands = field(bench, "offHeap");
-        try {
-            Method accessor = operands.getClass().getDeclaredMethod("y");
-            accessor.setAccessible(true);
-            MemorySegment y = (MemorySegment) accessor.invoke(operands);
-            float[] output = y.toArray(ValueLayout.JAVA_FLOAT);
-            y.fill((byte) 0xff); // all ones: a NaN in every float
-            return output;
-        } catch (ReflectiveOperationException e) {
-            throw new AssertionError("OpsBench's native operands have no y any more: update this check", e);
-        }
+        MemorySegment y = bench.nativeOutput();
+        float[] output = y.toArray(ValueLayout.JAVA_FLOAT);
+        y.fill((byte) 0xff); // all ones: a NaN in every float
+        return output;
     }
 }
