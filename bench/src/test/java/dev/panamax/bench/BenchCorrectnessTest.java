@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.panamax.kernels.WeightFormat;
+import dev.panamax.kernels.testing.ReferenceBlas;
 import java.lang.annotation.Annotation;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -138,19 +139,17 @@ class BenchCorrectnessTest {
     private static Expected gemmReference(GemmBench bench) {
         int[] s = GemmBench.parse(bench.shape);
         int batch = s[0], m = s[1], k = s[2], n = s[3];
-        float[] a = bench.inputA();
-        float[] b = bench.inputB();
-        Expected expected = new Expected(batch * m * n);
-        for (int i = 0; i < batch * m; i++) {
-            for (int j = 0; j < n; j++) {
-                double sum = 0, magnitude = 0;
-                for (int p = 0; p < k; p++) {
-                    double term = (double) a[i * k + p] * b[p * n + j];
-                    sum += term;
-                    magnitude += Math.abs(term);
-                }
-                expected.set(i * n + j, sum, Expected.gamma(k + 2) * magnitude);
-            }
+        // Every product of a batch multiplies its rows of A by the same B: one product of batch·m rows.
+        ReferenceBlas.Result c = ReferenceBlas.gemm(
+                false, false, batch * m, n, k, 1, bench.inputA(), 0, k, bench.inputB(), 0, n, 0, new float[0], 0, n);
+        return expected(c, k);
+    }
+
+    /** A reference product as the checks take it, each element within {@code γ(terms + 2)·Σ|a·b|}. */
+    private static Expected expected(ReferenceBlas.Result c, int terms) {
+        Expected expected = new Expected(c.values().length);
+        for (int i = 0; i < c.values().length; i++) {
+            expected.set(i, c.values()[i], Expected.gamma(terms + 2) * c.magnitudes()[i]);
         }
         return expected;
     }
@@ -183,17 +182,11 @@ class BenchCorrectnessTest {
         float[] x = bench.vector().toArray(ValueLayout.JAVA_FLOAT);
         int outputs = transposed ? cols : rows;
         int length = transposed ? rows : cols;
-        Expected expected = new Expected(outputs);
-        for (int i = 0; i < outputs; i++) {
-            double sum = 0, magnitude = 0;
-            for (int p = 0; p < length; p++) {
-                double term = (double) (transposed ? a[p * cols + i] : a[i * cols + p]) * x[p];
-                sum += term;
-                magnitude += Math.abs(term);
-            }
-            expected.set(i, sum, Expected.gamma(length + 2) * magnitude);
-        }
-        return expected;
+        // y as a one-column product: op(A) is outputs × length, x length × 1.
+        return expected(
+                ReferenceBlas.gemm(
+                        transposed, false, outputs, 1, length, 1, a, 0, cols, x, 0, 1, 0, new float[0], 0, 1),
+                length);
     }
 
     @Test
