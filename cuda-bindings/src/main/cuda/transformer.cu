@@ -843,8 +843,8 @@ __device__ float doubled_mean(float half) {
 #define ATTENTION_TILE WARP
 #define ATTENTION_MAX_HEAD_DIM 256
 
-// Causal grouped-query attention, flash-style: a block of warps (blockDim.x / 32 of them) handles as many consecutive
-// queries (one per warp) of one query head of one sequence. Key and value tiles of 32 rows are staged in dynamic
+// Causal grouped-query attention, flash-style: a block of warps (blockDim.x / 32 of them) of one sequence, each warp
+// one query of one query head (below: which). Key and value tiles of 32 rows are staged in dynamic
 // shared memory; each warp keeps an online softmax (running maximum m, running sum l) and half its output so far, a
 // weighted mean of the value rows seen: each tile scales it by l_old·e^(m_old - m_new)/l_new and adds the tile's rows
 // weighted p/(2·l_new), so no queries × keys matrix exists and the accumulator stays within half the largest value (a
@@ -854,11 +854,13 @@ __device__ float doubled_mean(float half) {
 // its queries queries rows after. Dynamic shared memory: (32·(head_dim + 1) + 32·head_dim + warps·(head_dim + 32))
 // floats. head_dim ≤ 256.
 //
-// With splits 1, grid (ceil(queries / warps), heads, sequences): each warp writes its query's output, and lse[i, h] =
-// m + log(l), the natural log-sum-exp of the scaled scores, when keep_lse is 1. With splits > 1 (few queries and many
-// keys, as in decoding, where one block per head would leave the GPU idle), grid (query blocks · splits, heads,
-// sequences): block x takes query block x % query blocks and only the keys of split x / query blocks, key_chunk of
-// them from split · key_chunk, and writes its partial softmax for attention_combine: for item t = ((sequence · queries
+// With splits 1, grid (ceil(queries / warps), heads, sequences): block (x, y) takes queries x·warps ... of head y, and
+// each warp writes its query's output and lse[i, h] = m + log(l), the natural log-sum-exp of the scaled scores, when
+// keep_lse is 1. With splits > 1 (few queries and many keys, as in decoding, where one block per head would leave the
+// GPU idle), grid (queries · splits, heads / warps, sequences), warps dividing heads / kv_heads: block (x, y) takes
+// query x % queries of heads y·warps ... (one per warp, all of one key/value group, so each staged tile serves them
+// all) and only the keys of split x / queries, key_chunk of them from split · key_chunk, and each warp writes its
+// partial softmax for attention_combine: for item t = ((sequence · queries
 // + query) · heads + head) · splits + split, the half-mean at partials[t · head_dim ...] and (m, l) at partials[items
 // · head_dim + 2t ...], where items = sequences · queries · heads · splits (l = 0 where the query sees none of them).
 extern "C" __global__ void attention_forward(global_ptr<const float> q, long long q_offset, int ldq,
@@ -875,19 +877,22 @@ extern "C" __global__ void attention_forward(global_ptr<const float> q, long lon
 
     int warp = threadIdx.x / WARP;
     int lane = threadIdx.x % WARP;
-    int head = blockIdx.y;
+    // Without splits a block's warps take consecutive queries of one head; with splits, one query and consecutive
+    // heads of one key/value group, which then share each staged key and value tile.
+    int queries_per_block = splits == 1 ? warps : 1;
+    int head = splits == 1 ? blockIdx.y : blockIdx.y * warps + warp;
     int kv_head = head / (heads / kv_heads);
     int sequence = blockIdx.z;
-    int query_blocks = (queries + warps - 1) / warps;
+    int query_blocks = (queries + queries_per_block - 1) / queries_per_block;
     int split = blockIdx.x / query_blocks;
-    int first_query = (blockIdx.x % query_blocks) * warps;
-    int query = first_query + warp;
+    int first_query = (blockIdx.x % query_blocks) * queries_per_block;
+    int query = first_query + (splits == 1 ? warp : 0);
     bool active = query < queries;  // the same for the whole warp: warp operations stay uniform
     long long q_row = static_cast<long long>(sequence) * queries + query;
     long long key_row0 = static_cast<long long>(sequence) * keys_per_sequence;
     int first_key = splits == 1 ? 0 : split * key_chunk;
     int split_last = splits == 1 ? position + queries - 1 : first_key + key_chunk - 1;
-    int last_key = min(position + min(first_query + warps, queries) - 1, split_last);  // the block's last key
+    int last_key = min(position + min(first_query + queries_per_block, queries) - 1, split_last);  // the block's last
     int my_last_key = min(position + query, split_last);
 
     auto my_q = q_rows + warp * head_dim;

@@ -82,6 +82,9 @@ public final class CudaBackend implements Backend {
      */
     private static final int DECODE_KEY_CHUNK = 64;
 
+    /** The most query heads of one key/value group a split attention block takes (8 warps). */
+    private static final int SPLIT_HEADS_MAX = 8;
+
     /** At most this many key splits per query and head, so that the partial softmaxes stay small on long contexts. */
     private static final int MAX_KEY_SPLITS = 1024;
 
@@ -1053,7 +1056,8 @@ public final class CudaBackend implements Backend {
         // The keys the last query sees: few queries over many keys (decoding) split the keys over blocks of one warp.
         int seen = position + a.queries();
         boolean split = a.queries() <= ATTENTION_WARPS && seen > DECODE_KEY_CHUNK;
-        int warps = split ? 1 : ATTENTION_WARPS;
+        // A split block takes one query of as many heads of a key/value group as fit, sharing each staged tile.
+        int warps = split ? largestDivisorAtMost(heads / kvHeads, SPLIT_HEADS_MAX) : ATTENTION_WARPS;
         int keyChunk = split
                 ? Math.max(DECODE_KEY_CHUNK, Math.ceilDiv(seen, MAX_KEY_SPLITS * ATTENTION_TILE) * ATTENTION_TILE)
                 : 0;
@@ -1069,7 +1073,9 @@ public final class CudaBackend implements Backend {
         int sharedFloats = ATTENTION_TILE * (hd + 1) + ATTENTION_TILE * hd + warps * (hd + ATTENTION_TILE);
         launch(
                 "attention_forward",
-                new Dim3(Math.ceilDiv(a.queries(), warps) * splits, heads, sequences),
+                split
+                        ? new Dim3(a.queries() * splits, heads / warps, sequences)
+                        : new Dim3(Math.ceilDiv(a.queries(), warps), heads, sequences),
                 Dim3.of(warps * 32),
                 sharedFloats * Float.BYTES,
                 query,
@@ -1110,6 +1116,16 @@ public final class CudaBackend implements Backend {
                     l == null ? 0 : l.ld,
                     l == null ? 0 : 1);
         }
+    }
+
+    /** The largest divisor of {@code n} (at least 1) that is at most {@code most}. */
+    private static int largestDivisorAtMost(int n, int most) {
+        for (int d = Math.min(n, most); d > 1; d--) {
+            if (n % d == 0) {
+                return d;
+            }
+        }
+        return 1;
     }
 
     /** The grouping and head width the attention kernels handle (on the CPU, the kernels module checks its own). */

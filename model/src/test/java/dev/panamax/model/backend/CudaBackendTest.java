@@ -570,8 +570,8 @@ class CudaBackendTest {
      * {sequences, heads, kvHeads, queries per sequence, key rows per sequence, headDim, position}: decode against a
      * cache (one query), a prefill that continues a cache, training batches of several sequences at position 0, GQA
      * ratios 1 to 4, heads of 1 to 72 floats (not multiples of 32), key counts across several 32-key tiles. The last
-     * two split their keys over blocks (at most 4 queries seeing more than 64 keys), the last with queries that see
-     * none of the last split's keys.
+     * three split their keys over blocks (at most 4 queries seeing more than 64 keys): one with queries that see none
+     * of the last split's keys, one decode of 12 query heads sharing one key/value head (two blocks of 6 heads each).
      */
     private static final int[][] ATTENTION = {
         {1, 4, 4, 1, 9, 8, 8},
@@ -581,6 +581,7 @@ class CudaBackendTest {
         {3, 2, 2, 1, 1, 1, 0},
         {1, 3, 1, 2, 100, 72, 97},
         {2, 4, 2, 3, 200, 24, 190},
+        {1, 12, 1, 1, 130, 16, 129},
     };
 
     @Test
