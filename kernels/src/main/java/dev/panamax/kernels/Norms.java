@@ -76,7 +76,8 @@ final class Norms {
 
     private static void chunk(int rows, int c, int stride, Chunk body, float[] partials, int at) {
         Arrays.fill(partials, at, at + stride, 0f);
-        body.run(c * CHUNK, Math.min(rows, (c + 1) * CHUNK), partials, at);
+        // In long: the last chunk's end passes Integer.MAX_VALUE when rows is within a chunk of it.
+        body.run(c * CHUNK, (int) Math.min(rows, (c + 1L) * CHUNK), partials, at);
     }
 
     /** {@code g[j] += partial[at + j]} for {@code j < cols}; the chunk bodies' lines are done with by now. */
