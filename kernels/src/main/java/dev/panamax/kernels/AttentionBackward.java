@@ -46,7 +46,7 @@ final class AttentionBackward {
         for (int k0 = 0; k0 < s.tk(); k0 += Math.min(KEY_TILE, s.tk() - k0)) {
             int nk = Math.min(KEY_TILE, s.tk() - k0);
             AttentionTiles.stage(c.v(), b, kvHead, k0, nk, d, w.rows);
-            largestValue = Math.max(largestValue, RowMath.finiteMagnitudes(nk * d, w.rows, 0)[0]);
+            largestValue = Math.max(largestValue, RowMath.largestFiniteMagnitude(nk * d, w.rows, 0));
         }
         for (int head = kvHead * group; head < (kvHead + 1) * group; head++) {
             zeroRows(c.dQ(), b, head, s.tq(), d);
@@ -59,7 +59,7 @@ final class AttentionBackward {
                 AttentionTiles.stage(c.o(), b, head, i, 1, d, w.rows);
                 rowDots[i] = RowMath.dot(w.query, w.rows, 0, d);
                 float logSum = c.lse().data().getAtIndex(FLOAT, c.lse().row(b, head, i));
-                double productBound = (double) RowMath.finiteMagnitudes(d, w.query, 0)[1] * largestValue;
+                double productBound = (double) RowMath.finiteMagnitudeSum(d, w.query, 0) * largestValue;
                 exact[i] = !(Math.abs(logSum) < AttentionExact.EXACT_LOG_SUM) || !(productBound <= PRODUCT_BOUND);
             }
             for (int q0 = 0; q0 < s.tq(); q0 += Math.min(QUERY_TILE, s.tq() - q0)) {

@@ -47,23 +47,39 @@ final class RowMath {
         return Simd.max(max);
     }
 
-    /**
-     * The largest magnitude, and the sum of the magnitudes (in float, +∞ if it overflows), of the finite floats among
-     * {@code x[xi, xi + n)}, as {@code {largest, sum}}; NaN and ±∞ count as 0.
-     */
-    static float[] finiteMagnitudes(int n, float[] x, int xi) {
+    /** The largest magnitude among the finite floats of {@code x[xi, xi + n)}; NaN and ±∞ count as 0. */
+    static float largestFiniteMagnitude(int n, float[] x, int xi) {
         FloatVector largest = FloatVector.zero(FLOATS);
+        int end = vectorEnd(n);
+        for (int j = 0; j < end; j += LANES) {
+            largest = largest.max(finiteMagnitudes(x, xi + j, FLOATS.maskAll(true)));
+        }
+        if (end < n) {
+            largest = largest.max(finiteMagnitudes(x, xi + end, tail(end, n)));
+        }
+        return Simd.max(largest);
+    }
+
+    /**
+     * The sum of the magnitudes of the finite floats of {@code x[xi, xi + n)}, in float (+∞ if it overflows); NaN and
+     * ±∞ count as 0.
+     */
+    static float finiteMagnitudeSum(int n, float[] x, int xi) {
         FloatVector sum = FloatVector.zero(FLOATS);
         int end = vectorEnd(n);
-        // The last pass takes the tail under a mask (none when n is a whole number of vectors).
-        for (int j = 0; j <= end; j += LANES) {
-            VectorMask<Float> m = j < end ? FLOATS.maskAll(true) : tail(end, n);
-            FloatVector v = FloatVector.fromArray(FLOATS, x, xi + j, m).abs();
-            v = v.blend(0f, v.test(VectorOperators.IS_FINITE).not());
-            largest = largest.max(v);
-            sum = sum.add(v);
+        for (int j = 0; j < end; j += LANES) {
+            sum = sum.add(finiteMagnitudes(x, xi + j, FLOATS.maskAll(true)));
         }
-        return new float[] {Simd.max(largest), Simd.sum(sum)};
+        if (end < n) {
+            sum = sum.add(finiteMagnitudes(x, xi + end, tail(end, n)));
+        }
+        return Simd.sum(sum);
+    }
+
+    /** |x| of the lanes of {@code m} from {@code x[at]}, 0 where x is NaN or ±∞ and in the lanes outside m. */
+    private static FloatVector finiteMagnitudes(float[] x, int at, VectorMask<Float> m) {
+        FloatVector v = FloatVector.fromArray(FLOATS, x, at, m).abs();
+        return v.blend(0f, v.test(VectorOperators.IS_FINITE).not());
     }
 
     /**
