@@ -2,9 +2,9 @@ package dev.panamax.model.train;
 
 /**
  * Where training stands after a step, as {@link Trainer#fit} reports it to callbacks and writes it to the loss curve,
- * or an epoch's summary. A summary's training loss, accuracy and throughput are over the steps that one call of fit
- * took in the epoch: the first epoch after a resume covers only the steps since the resume, as a checkpoint holds no
- * sums of the steps before it.
+ * or an epoch's summary. A summary's training loss, accuracy and throughput are over the epoch's steps so far, those
+ * before a resume included (a checkpoint keeps their sums; one written before it did starts the sums at the resume).
+ * Its throughput counts the time spent in fits, not the time between a stop and a resume.
  *
  * @param step optimizer steps done
  * @param epoch the 1-based epoch the step belongs to

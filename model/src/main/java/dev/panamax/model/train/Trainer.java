@@ -111,6 +111,10 @@ public final class Trainer {
     private String dataFingerprint = "";
     private double validationFraction = Double.NaN;
     private String savedBackend = "";
+    /** The sums over the steps of the epoch in progress, with the seconds of fits that have ended. */
+    private EpochTotals epochTotals = EpochTotals.NONE;
+    /** When the running fit began timing the epoch in progress, or -1 outside a fit. */
+    private long epochTimedSince = -1;
 
     private Trainer(Backend backend, ModelConfig config, TrainingOptions options) {
         if (options.seqLen() > config.seqLen()) {
@@ -307,6 +311,7 @@ public final class Trainer {
             trainer.dataFingerprint = state.dataFingerprint();
             trainer.validationFraction = state.validationFraction();
             trainer.savedBackend = state.backend();
+            trainer.epochTotals = state.epoch();
             for (Parameters.Spec spec : trainer.specs) {
                 trainer.load(weightsFile, spec.name(), spec, trainer.weights);
                 trainer.load(optimizerFile, "m." + spec.name(), spec, trainer.firstMoments);
@@ -693,9 +698,9 @@ public final class Trainer {
      * resumed trainer continues where its checkpoint stopped, with the same data order and learning rates. An epoch
      * takes whole steps of {@code batchSize × microBatches} windows, so when that does not divide the training
      * windows the remainder sits out each epoch (in sequential order always the last windows; shuffled, others each
-     * epoch). An epoch's summary averages the steps this call took in it, so after a resume the first covers only the
-     * steps since the resume (see {@link Metrics}); the steps' own losses and validation are those of a run that never
-     * stopped.
+     * epoch). An epoch's summary averages all the steps of the epoch, those before a stop and a resume included (the
+     * checkpoint keeps their sums), so that it and the steps' own losses and validation are those of a run that never
+     * stopped; a fit that a callback stops reports the epoch so far, and the next fit or a resume goes on summing it.
      *
      * @param data the corpus
      * @param epochs passes over the training windows (used when {@code steps} is 0)
@@ -754,59 +759,69 @@ public final class Trainer {
         List<Metrics> history = new ArrayList<>();
         int[] order = null;
         int orderEpoch = -1;
-        double epochLoss = 0;
-        double epochAccuracy = 0;
-        int epochSteps = 0;
-        long epochStart = System.nanoTime();
+        // Sums from elsewhere count only if they are of this epoch's steps before this one: a checkpoint written at the
+        // end of an epoch, or one from before they were recorded, starts the summary afresh.
+        if (epochTotals.steps() != step % stepsPerEpoch) {
+            epochTotals = EpochTotals.NONE;
+        }
+        epochTimedSince = System.nanoTime();
         boolean go = true;
-        while (go && step < totalSteps) {
-            int epoch = step / stepsPerEpoch;
-            if (epoch != orderEpoch) {
-                order = data.order(options.dataOrder(), options.seed(), epoch);
-                orderEpoch = epoch;
-            }
-            int first = step % stepsPerEpoch * perStep;
-            int[] windows = new int[perStep];
-            System.arraycopy(order, first, windows, 0, perStep);
-            Metrics m = trainStep(data, windows);
-            epochLoss += m.trainLoss();
-            epochAccuracy += m.trainAccuracy();
-            epochSteps++;
-            boolean endOfEpoch = step % stepsPerEpoch == 0 || step == totalSteps;
-            // The epoch's validation is measured before the callbacks, so that a checkpoint saved by one of them comes
-            // after it: a run resumed from there has the numbers of every step.
-            boolean measured = endOfEpoch || (evalEvery > 0 && step % evalEvery == 0);
-            float[] validation = measured ? evaluate(data, validationWindows) : new float[] {Float.NaN, Float.NaN};
-            m = withValidation(m, epoch + 1, validation);
-            for (Callback callback : callbacks) {
-                go &= callback.afterStep(this, m);
-            }
-            if (endOfEpoch || !go) {
-                if (!measured) {
-                    validation = evaluate(data, validationWindows);
+        try {
+            while (go && step < totalSteps) {
+                int epoch = step / stepsPerEpoch;
+                if (epoch != orderEpoch) {
+                    order = data.order(options.dataOrder(), options.seed(), epoch);
+                    orderEpoch = epoch;
                 }
-                double seconds = (System.nanoTime() - epochStart) / 1e9;
-                Metrics summary = new Metrics(
-                        step,
-                        epoch + 1,
-                        (float) (epochLoss / epochSteps),
-                        (float) (epochAccuracy / epochSteps),
-                        validation[0],
-                        validation[1],
-                        m.learningRate(),
-                        m.gradientNorm(),
-                        epochSteps * options.tokensPerStep() / seconds);
-                history.add(summary);
+                int first = step % stepsPerEpoch * perStep;
+                int[] windows = new int[perStep];
+                System.arraycopy(order, first, windows, 0, perStep);
+                Metrics m = trainStep(data, windows);
+                epochTotals = epochTotals.plus(m);
+                boolean endOfEpoch = step % stepsPerEpoch == 0 || step == totalSteps;
+                // The epoch's validation is measured before the callbacks, so that a checkpoint saved by one of them
+                // comes after it: a run resumed from there has the numbers of every step.
+                boolean measured = endOfEpoch || (evalEvery > 0 && step % evalEvery == 0);
+                float[] validation = measured ? evaluate(data, validationWindows) : new float[] {Float.NaN, Float.NaN};
+                m = withValidation(m, epoch + 1, validation);
                 for (Callback callback : callbacks) {
-                    go &= callback.afterEpoch(this, summary);
+                    go &= callback.afterStep(this, m);
                 }
-                epochLoss = 0;
-                epochAccuracy = 0;
-                epochSteps = 0;
-                epochStart = System.nanoTime();
+                if (endOfEpoch || !go) {
+                    if (!measured) {
+                        validation = evaluate(data, validationWindows);
+                    }
+                    EpochTotals totals = timedEpochTotals();
+                    Metrics summary = new Metrics(
+                            step,
+                            epoch + 1,
+                            (float) (totals.lossSum() / totals.steps()),
+                            (float) (totals.accuracySum() / totals.steps()),
+                            validation[0],
+                            validation[1],
+                            m.learningRate(),
+                            m.gradientNorm(),
+                            totals.steps() * options.tokensPerStep() / totals.seconds());
+                    history.add(summary);
+                    for (Callback callback : callbacks) {
+                        go &= callback.afterEpoch(this, summary);
+                    }
+                    if (endOfEpoch) {
+                        epochTotals = EpochTotals.NONE;
+                        epochTimedSince = System.nanoTime();
+                    }
+                }
             }
+        } finally {
+            epochTotals = epochTotals.steps() == 0 ? EpochTotals.NONE : timedEpochTotals();
+            epochTimedSince = -1;
         }
         return history;
+    }
+
+    /** The epoch's totals with the time the running fit has spent in it so far. */
+    private EpochTotals timedEpochTotals() {
+        return epochTimedSince < 0 ? epochTotals : epochTotals.after((System.nanoTime() - epochTimedSince) / 1e9);
     }
 
     private static Metrics withValidation(Metrics m, int epoch, float[] validation) {
@@ -870,7 +885,8 @@ public final class Trainer {
                 dataFingerprint,
                 validationFraction,
                 backend.kind(),
-                backend.precision());
+                backend.precision(),
+                timedEpochTotals());
         write(stepDirectory, STATE_FILE, written, state::write);
         Path vocabulary = directory.resolve(CharVocabulary.FILE);
         if (Files.isRegularFile(vocabulary)) {

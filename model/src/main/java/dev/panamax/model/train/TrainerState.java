@@ -35,6 +35,8 @@ import java.util.Map;
  *     in a file from before it was recorded
  * @param precision the products' precision the run trains with ({@code "precision"}; a file without it is from before
  *     the choice existed, when every run was FP32)
+ * @param epoch the sums over the steps of the epoch in progress ({@code "epoch"}; {@link EpochTotals#NONE} where it
+ *     has none or in a file from before they were recorded)
  */
 record TrainerState(
         ModelConfig config,
@@ -44,7 +46,8 @@ record TrainerState(
         String dataFingerprint,
         double validationFraction,
         String backend,
-        MatmulPrecision precision) {
+        MatmulPrecision precision,
+        EpochTotals epoch) {
     private static final String FORMAT = "panamax-trainer-1";
 
     void write(Path file) throws IOException {
@@ -86,6 +89,14 @@ record TrainerState(
         }
         root.put("backend", new JsonString(backend));
         root.put("precision", new JsonString(precision.spelling()));
+        if (epoch.steps() > 0) {
+            Map<String, JsonValue> e = new LinkedHashMap<>();
+            e.put("steps", JsonNumber.of(epoch.steps()));
+            e.put("loss_sum", JsonNumber.of(epoch.lossSum()));
+            e.put("accuracy_sum", JsonNumber.of(epoch.accuracySum()));
+            e.put("seconds", JsonNumber.of(epoch.seconds()));
+            root.put("epoch", new JsonObject(e));
+        }
         Files.writeString(file, Json.write(new JsonObject(root)) + "\n", StandardCharsets.UTF_8);
     }
 
@@ -162,8 +173,30 @@ record TrainerState(
                     root.string("data"),
                     validationFraction,
                     root.has("backend") ? root.string("backend") : "",
-                    precision);
+                    precision,
+                    root.has("epoch") ? epochTotals(root.object("epoch"), step) : EpochTotals.NONE);
         });
+    }
+
+    /** The epoch's sums as written, each within what {@code steps} steps of losses and accuracies can add up to. */
+    private static EpochTotals epochTotals(JsonFields e, int step) throws JsonException {
+        int steps = (int) e.integer("steps", 0, step);
+        return new EpochTotals(
+                steps,
+                atLeastZero(e, "loss_sum", Double.MAX_VALUE),
+                atLeastZero(e, "accuracy_sum", steps),
+                atLeastZero(e, "seconds", Double.MAX_VALUE));
+    }
+
+    private static double atLeastZero(JsonFields fields, String name, double max) throws JsonException {
+        double value = fields.number(name, Double.NaN);
+        if (Double.isNaN(value)) {
+            throw fields.error(name, "is missing");
+        }
+        if (value < 0 || value > max) {
+            throw fields.error(name, value + (value < 0 ? " is negative" : " exceeds the steps summed (" + max + ")"));
+        }
+        return value;
     }
 
     /** The stored order of training windows; checkpoints written before the option existed were shuffled. */

@@ -130,6 +130,72 @@ class TrainerTest {
     }
 
     @Test
+    void anEpochStoppedAndResumedIsSummarisedOverAllItsSteps() throws IOException {
+        TokenDataset data = data(0);
+        TrainingOptions options = TWO_MICRO_BATCHES;
+        int stepsPerEpoch = data.trainWindows() / (options.batchSize() * options.microBatches());
+        int stop = stepsPerEpoch / 2;
+        assertTrue(stop >= 2 && stepsPerEpoch - stop >= 2, stepsPerEpoch + " steps per epoch");
+        int total = stepsPerEpoch + 1;
+        List<Metrics> straight;
+        try (CpuBackend backend = new CpuBackend()) {
+            straight = Trainer.create(backend, config(Architecture.GPT2), options, 5)
+                    .fit(data, 0, total, 0, 0, List.of());
+        }
+        List<Metrics> stopped;
+        try (CpuBackend backend = new CpuBackend()) {
+            Trainer first = Trainer.create(backend, config(Architecture.GPT2), options, 5);
+            stopped = first.fit(data, 0, total, 0, 0, List.of(new Recorder(stop)));
+            first.save(dir);
+        }
+        assertTrue(Files.readString(dir.resolve(Trainer.STATE_FILE)).contains("\"epoch\""));
+        List<Metrics> resumed;
+        try (CpuBackend backend = new CpuBackend()) {
+            resumed = Trainer.resume(backend, dir).fit(data, 0, total, 0, 0, List.of());
+        }
+        // The stopped fit reports its part of the epoch; the resumed one the whole epoch, then the next, as one fit.
+        assertEquals(1, stopped.size());
+        assertEquals(stop, stopped.getFirst().step());
+        assertEquals(2, straight.size());
+        assertEquals(straight.size(), resumed.size());
+        for (int e = 0; e < straight.size(); e++) {
+            Metrics expected = straight.get(e);
+            Metrics actual = resumed.get(e);
+            assertEquals(expected.step(), actual.step());
+            assertEquals(Float.floatToIntBits(expected.trainLoss()), Float.floatToIntBits(actual.trainLoss()), "loss");
+            assertEquals(
+                    Float.floatToIntBits(expected.trainAccuracy()),
+                    Float.floatToIntBits(actual.trainAccuracy()),
+                    "accuracy");
+            assertTrue(actual.tokensPerSecond() > 0 && Double.isFinite(actual.tokensPerSecond()));
+        }
+        assertTrue(stopped.getFirst().trainLoss() != resumed.getFirst().trainLoss(), "the whole epoch, not its part");
+    }
+
+    @Test
+    void epochSumsThatNoStepsCouldGiveAreRejectedOnResume() throws IOException {
+        try (CpuBackend backend = new CpuBackend()) {
+            Trainer trainer = Trainer.create(backend, config(Architecture.GPT2), TWO_MICRO_BATCHES, 5);
+            trainer.fit(data(0), 0, 9, 0, 0, List.of(new Recorder(2)));
+            trainer.save(dir);
+            Path state = dir.resolve(Trainer.STATE_FILE);
+            String json = Files.readString(state);
+            for (String[] edit : new String[][] {
+                {"(\"accuracy_sum\":\\s*)[^,}]+", "$13", "epoch.accuracy_sum: 3.0 exceeds the steps summed (2.0)"},
+                {"(\"loss_sum\":\\s*)[^,}]+", "$1-1", "epoch.loss_sum: -1.0 is negative"},
+                {"(\"steps\":\\s*)2", "$13", "epoch.steps"},
+                {",?\\s*\"seconds\":\\s*[^,}]+", "", "epoch.seconds: is missing"}
+            }) {
+                String edited = json.replaceFirst(edit[0], edit[1]);
+                assertTrue(!edited.equals(json), edit[0] + " in " + json);
+                Files.writeString(state, edited);
+                ModelFormatException e = assertThrows(ModelFormatException.class, () -> Trainer.resume(backend, dir));
+                assertTrue(e.getMessage().contains(edit[2]), e.getMessage());
+            }
+        }
+    }
+
+    @Test
     void aDivergedStepLeavesTheWeightsMomentsAndStepAsTheyWere() throws IOException {
         TrainingOptions explosive =
                 new TrainingOptions(2, 16, 1, 1e30f, 1e30f, 0, 0.1f, 0.9f, 0.95f, 1e-8f, 1f, 3, DataOrder.SHUFFLED);
