@@ -15,7 +15,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.PriorityQueue;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.regex.Matcher;
@@ -447,59 +446,36 @@ public final class GgufTokenizer {
         return pieces;
     }
 
-    /** One bigram that may merge, valid while both symbols keep the lengths they had when it was queued. */
-    private record Bigram(float score, int left, int right, int bytes) {}
-
-    private static final Comparator<Bigram> BEST_FIRST =
-            (a, b) -> a.score != b.score ? Float.compare(b.score, a.score) : Integer.compare(a.left, b.left);
-
-    /** llama.cpp's SentencePiece session: characters, best-scoring merges, then pieces or byte tokens. */
+    /**
+     * llama.cpp's SentencePiece session: characters, best-scoring merges (the leftmost among equals), then pieces or
+     * byte tokens. The symbols {@link TokenMerges} merges are spans of the text's bytes, numbered as they are made,
+     * since a character need not be a token although a merge of characters must be.
+     */
     private void sentencePiece(String text, IdList out) {
         byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
+        Spans spans = new Spans();
+        int[] symbols = new int[bytes.length];
         int n = 0;
-        int[] start = new int[bytes.length];
-        int[] length = new int[bytes.length];
-        for (int at = 0; at < bytes.length; n++) {
+        for (int at = 0; at < bytes.length; ) {
             int lead = (bytes[at] & 0xFF) >>> 4;
-            int len = Math.min(bytes.length - at, lead < 12 ? 1 : lead < 14 ? 2 : lead == 14 ? 3 : 4);
-            start[n] = at;
-            length[n] = len;
-            at += len;
+            int length = Math.min(bytes.length - at, lead < 12 ? 1 : lead < 14 ? 2 : lead == 14 ? 3 : 4);
+            symbols[n++] = spans.add(at, length);
+            at += length;
         }
-        int[] previous = new int[n];
-        int[] next = new int[n];
+        n = TokenMerges.apply(symbols, n, (left, right) -> {
+            int start = spans.start(left);
+            int length = spans.length(left) + spans.length(right);
+            Integer id = ids.get(new String(bytes, start, length, StandardCharsets.UTF_8));
+            return id == null ? TokenMerges.NONE : TokenMerges.merge(scores[id], spans.add(start, length));
+        });
         for (int i = 0; i < n; i++) {
-            previous[i] = i - 1;
-            next[i] = i + 1;
-        }
-        PriorityQueue<Bigram> queue = new PriorityQueue<>(BEST_FIRST);
-        for (int i = 1; i < n; i++) {
-            offer(bytes, start, length, i - 1, i, queue);
-        }
-        while (!queue.isEmpty()) {
-            Bigram b = queue.poll();
-            if (length[b.left] == 0 || length[b.right] == 0 || length[b.left] + length[b.right] != b.bytes) {
-                continue; // one side has merged since
-            }
-            length[b.left] += length[b.right];
-            length[b.right] = 0;
-            next[b.left] = next[b.right];
-            if (next[b.right] < n) {
-                previous[next[b.right]] = b.left;
-            }
-            if (previous[b.left] >= 0) {
-                offer(bytes, start, length, previous[b.left], b.left, queue);
-            }
-            if (next[b.left] < n) {
-                offer(bytes, start, length, b.left, next[b.left], queue);
-            }
-        }
-        for (int i = 0; i < n && n > 0; i = next[i]) {
-            Integer id = ids.get(new String(bytes, start[i], length[i], StandardCharsets.UTF_8));
+            int start = spans.start(symbols[i]);
+            int length = spans.length(symbols[i]);
+            Integer id = ids.get(new String(bytes, start, length, StandardCharsets.UTF_8));
             if (id != null) {
                 out.add(id);
             } else {
-                for (int j = start[i]; j < start[i] + length[i]; j++) {
+                for (int j = start; j < start + length; j++) {
                     int b = byteTokens[bytes[j] & 0xFF];
                     if (b < 0) {
                         throw new IllegalArgumentException(
@@ -512,11 +488,23 @@ public final class GgufTokenizer {
         }
     }
 
-    private void offer(byte[] bytes, int[] start, int[] length, int left, int right, PriorityQueue<Bigram> queue) {
-        int size = length[left] + length[right];
-        Integer id = ids.get(new String(bytes, start[left], size, StandardCharsets.UTF_8));
-        if (id != null) {
-            queue.add(new Bigram(scores[id], left, right, size));
+    /** Spans of a text's bytes, numbered from 0 in the order they are added. */
+    private static final class Spans {
+        private final IdList starts = new IdList();
+        private final IdList lengths = new IdList();
+
+        int add(int start, int length) {
+            starts.add(start);
+            lengths.add(length);
+            return starts.size - 1;
+        }
+
+        int start(int span) {
+            return starts.ids[span];
+        }
+
+        int length(int span) {
+            return lengths.ids[span];
         }
     }
 

@@ -6,7 +6,8 @@ import java.util.PriorityQueue;
 /**
  * Pairwise merging of adjacent tokens, the pair of highest priority first and the leftmost among equals, as BPE
  * encoders that rescan every pair before each merge do, in O(n log n) instead of O(n²): the possible merges wait in a
- * queue, and one whose tokens a merge has changed since is skipped when it comes out.
+ * queue, and one whose tokens a merge has changed since is skipped when it comes out. The GPT-2 encoder merges token
+ * ids by rank, the SentencePiece one spans of text by score; a "token" is whatever number the rule gives meaning.
  */
 final class TokenMerges {
     /** No merge: {@link Rule#merge}'s answer for a pair that does not merge. */
