@@ -1,6 +1,7 @@
 // The Transformer's kernels for the model's CudaBackend (dev.panamax.model.backend.CudaBackend): embedding, RMSNorm,
 // LayerNorm, RoPE, GELU, SwiGLU, residual add, temperature softmax, argmax, causal grouped-query attention, the
-// rounding of product operands to bfloat16, and the training side: their backwards (but attention's), cross-entropy with its gradient, sum of squares and AdamW.
+// rounding of product operands to bfloat16, products and dequantization of GGML's block formats (F16, BF16, Q8_0,
+// Q4_0), and the training side: every backward, cross-entropy with its gradient, the gradient norm's reductions and AdamW.
 // Every matrix operand is (buffer, offset, ld): the element at row r, column c is buffer[offset + r·ld + c], so the
 // backend's views (rows and columns of a larger tensor) are passed without copies. Reductions run in a fixed order
 // (strided partial sums, then a tree in shared memory or a shuffle butterfly), never float atomics, so a launch gives

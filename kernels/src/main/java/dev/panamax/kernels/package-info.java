@@ -67,8 +67,9 @@
  * same offset and leading dimension).
  *
  * <p><b>The same bits for every thread count.</b> Work is split over the threads of {@link
- * dev.panamax.kernels.Parallelism} only along dimensions that are not reduced, so each output element is reduced in
- * one fixed order, however many threads there are and whichever runs which task:
+ * dev.panamax.kernels.Parallelism} along dimensions that are not reduced, or into parts that the shape fixes and the
+ * thread count never does, so each output element is reduced in one fixed order, however many threads there are and
+ * whichever runs which task:
  *
  * <ul>
  *   <li>horizontal sums of a vector's lanes add them as a fixed pairwise tree, never with {@code reduceLanes}, whose
@@ -78,7 +79,9 @@
  *   <li>reductions across rows have a fixed grouping: the norms' parameter gradients are summed over chunks of rows,
  *       each into its own partial, and the partials added in chunk order; cross-entropy keeps each row's loss and adds
  *       them in row order; the embedding backward splits by columns and adds tokens in order; attention's backward
- *       splits over (batch, key/value head), so each gradient of K and V has one owner.
+ *       splits over (batch, key/value head), so each gradient of K and V has one owner;
+ *   <li>decoding one query against a cache of side-by-side heads cuts the keys into four parts, each with its own
+ *       online softmax, merged in part order.
  * </ul>
  *
  * <p>A NaN is NaN for every thread count. Its sign and payload are the arithmetic's, which the JVM does not fix: the

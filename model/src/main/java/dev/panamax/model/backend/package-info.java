@@ -5,10 +5,12 @@
  * dev.panamax.model.backend.CudaBackend} on cuBLAS and Panamax's CUDA C kernels (on a GPU, or on the emulated device
  * that runs the same kernels on the CPU), and {@link dev.panamax.model.backend.Backends#create} picks one by name.
  *
- * <p>The packages that hold the network ({@code nn}), generation ({@code generate}) and training ({@code train}) see
- * only these two interfaces, never a kernel: a tensor is an opaque handle to a row-major float32 matrix with row and
- * column views, so that its storage may be device memory. Outside this package only the CLI's {@code demo} (which
- * exercises the kernels themselves) and its {@code --threads} option reach the kernels directly.
+ * <p>The packages that hold the network ({@code nn}) and training ({@code train}) see only these two interfaces, never a
+ * kernel: a tensor is an opaque handle to a row-major float32 matrix with row and column views, so that its storage
+ * may be device memory. Outside this package the kernels are reached for what is not computation on tensors: a GGUF
+ * model's block-format matrices are the kernels' {@code QuantizedMatrix} (built by {@code generate}, encoded by {@code
+ * io} through {@code Quantization}), and the CLI's {@code demo} (which exercises the kernels themselves) and its {@code
+ * --threads} option call them directly.
  *
  * <p>Conventions: activations are {@code [tokens, width]} matrices, one row per token, so a prompt goes through as a
  * batch and a decode step is the same call with one row; shapes are checked before anything is written; an output must

@@ -34,8 +34,9 @@ import java.util.Optional;
 import java.util.stream.Collectors;
 
 /**
- * The {@code panamax} command line: {@code generate} text or token ids from a model, {@code train} one, print a
- * model's {@code info}, or run the kernel {@code demo}. Each command's options are a table ({@link Command}) from which
+ * The {@code panamax} command line: {@code generate} text or token ids from a model, measure its {@code perplexity},
+ * {@code train} one, {@code quantize} it to a GGUF file, {@code tokenize} text, print a model's {@code info}, or run
+ * the kernel {@code demo}. Each command's options are a table ({@link Command}) from which
  * its parser, messages and {@code --help} text are made.
  */
 public final class Panamax {

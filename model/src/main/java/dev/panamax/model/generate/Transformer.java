@@ -3,7 +3,6 @@ package dev.panamax.model.generate;
 import dev.panamax.kernels.QuantizedMatrix;
 import dev.panamax.kernels.WeightFormat;
 import dev.panamax.model.backend.Backend;
-import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.backend.MemorySize;
 import dev.panamax.model.backend.Tensor;
 import dev.panamax.model.io.GgmlType;
@@ -201,7 +200,7 @@ public final class Transformer {
      * A Llama-family model from a GGUF file, whose cache holds {@code contextLength} positions: float32 matrices go to
      * the backend as floats, the others (F16, BF16, Q8_0, Q4_0) in their block format, used in place.
      *
-     * @param backend where the model runs; its products must take the file's formats ({@link CpuBackend} takes all)
+     * @param backend where the model runs; its products must take the file's formats (both backends take all)
      * @param model the open file
      * @param maxBatch most tokens per batch; {@link #DEFAULT_MAX_BATCH} is a fair choice
      * @param contextLength the positions the cache holds, in {@code [1, config.seqLen]}
