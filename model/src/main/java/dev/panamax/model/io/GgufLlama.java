@@ -12,6 +12,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.EnumSet;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -194,6 +195,20 @@ public final class GgufLlama implements AutoCloseable {
         for (Parameters.Spec spec : Parameters.of(c)) {
             int[] shape = matrixShape(spec);
             named.put(spec.name(), weight(gguf, ggufNames.get(spec.name()), shape[0], shape[1]));
+        }
+        // A tensor left over is of a model with more layers or parts (biases, say) than the metadata describes, which
+        // would run without them and give other logits than llama.cpp, which refuses such a file too.
+        Set<String> used = new HashSet<>(ggufNames.values());
+        for (String name : gguf.tensors().keySet()) {
+            if (!used.contains(name)) {
+                throw new ModelFormatException(
+                        gguf.file(),
+                        "tensor " + ModelFormatException.excerpt(name)
+                                + " is not part of the Llama model the metadata describes (llama.block_count "
+                                + c.layers() + "), as Panamax runs it: the file holds "
+                                + gguf.tensors().size()
+                                + " tensors, the model " + named.size());
+            }
         }
         return LlamaWeights.fromNames(c.layers(), named);
     }

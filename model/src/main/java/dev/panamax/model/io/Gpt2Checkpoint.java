@@ -19,6 +19,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.regex.Pattern;
 
 /**
  * A GPT-2 model in Hugging Face's layout: a {@code config.json} and a {@code model.safetensors} whose tensors are
@@ -78,6 +79,7 @@ public final class Gpt2Checkpoint implements AutoCloseable {
             for (Parameters.Spec spec : Parameters.of(config)) {
                 named.put(spec.name(), load(tensors, prefix + spec.name(), spec.shape()));
             }
+            requireNoOthers(tensors, prefix, named.keySet(), config, configFile);
             Gpt2Weights<MemorySegment> weights = Gpt2Weights.fromNames(config.layers(), named);
             return new Gpt2Checkpoint(tensors, config, weights);
         } catch (IOException | RuntimeException e) {
@@ -101,6 +103,29 @@ public final class Gpt2Checkpoint implements AutoCloseable {
                             + ") implies " + expected + ": the weights are not of this model");
         }
     }
+
+    /**
+     * Checks that the file holds no tensor the model would not use, which would mean weights of another model (more
+     * layers than {@code n_layer}, say) running without a word; Hugging Face's attention mask buffers and a tied
+     * {@code lm_head.weight} are not parameters and may be there.
+     */
+    private static void requireNoOthers(
+            SafeTensors tensors, String prefix, Set<String> used, ModelConfig config, Path configFile)
+            throws ModelFormatException {
+        for (String name : tensors.tensors().keySet()) {
+            boolean parameter = name.startsWith(prefix) && used.contains(name.substring(prefix.length()));
+            if (!parameter && !NOT_PARAMETERS.matcher(name).matches()) {
+                throw new ModelFormatException(
+                        tensors.file(),
+                        "tensor \"" + ModelFormatException.excerpt(name) + "\" is not part of GPT-2 as " + configFile
+                                + " describes it (n_layer " + config.layers() + "): the weights are of another model");
+            }
+        }
+    }
+
+    /** Tensors a Hugging Face GPT-2 file may hold besides the parameters: attention mask buffers, a tied head. */
+    private static final Pattern NOT_PARAMETERS =
+            Pattern.compile("(transformer\\.)?h\\.[0-9]+\\.attn\\.(masked_)?bias|lm_head\\.weight");
 
     private static MemorySegment load(SafeTensors tensors, String name, List<Long> shape) throws IOException {
         TensorInfo info = tensors.tensors().get(name);

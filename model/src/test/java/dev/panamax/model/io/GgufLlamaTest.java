@@ -154,5 +154,14 @@ class GgufLlamaTest {
                         t -> t.add(
                                 new GgufWriter.TensorData("rope_freqs.weight", GgmlType.F32, new long[] {8}, x -> {}))),
                 "rope_freqs.weight (Llama 3.1's RoPE frequency scaling) is not supported");
+        // A layer beyond llama.block_count, or a bias Panamax's Llama has no place for, would be dropped without a
+        // word.
+        for (String extra : new String[] {"blk.1.attn_norm.weight", "blk.0.attn_q.bias"}) {
+            assertRejected(
+                    write(
+                            m -> {},
+                            t -> t.add(new GgufWriter.TensorData(extra, GgmlType.F32, new long[] {64}, x -> {}))),
+                    "tensor " + extra + " is not part of the Llama model the metadata describes (llama.block_count 1)");
+        }
     }
 }

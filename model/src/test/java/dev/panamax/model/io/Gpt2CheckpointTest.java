@@ -82,6 +82,21 @@ class Gpt2CheckpointTest {
     }
 
     @Test
+    void refusesTensorsOfAnotherModel() throws IOException {
+        // The first layers of a deeper model under a configuration of fewer layers: every shape matches.
+        ModelConfig deeper = new ModelConfig(Architecture.GPT2, 8, 32, 3, 2, 2, 11, 6, 1e-5f, 0, true);
+        Gpt2Checkpoint.write(dir, deeper, RandomWeights.gpt2(deeper, 9), DType.F32);
+        Path weights = dir.resolve("model.safetensors");
+        Path config = dir.resolve("config.json");
+        Gpt2Checkpoint.writeConfig(dir, CONFIG);
+        assertEquals(
+                weights + ": tensor \"h.2.ln_1.weight\" is not part of GPT-2 as " + config
+                        + " describes it (n_layer 2): the weights are of another model",
+                assertThrows(ModelFormatException.class, () -> Gpt2Checkpoint.open(dir))
+                        .getMessage());
+    }
+
+    @Test
     void namesAMissingOrMisshapedTensor() throws IOException {
         Gpt2Checkpoint.write(dir, CONFIG, RandomWeights.gpt2(CONFIG, 8), DType.F32);
         Path file = dir.resolve("model.safetensors");
