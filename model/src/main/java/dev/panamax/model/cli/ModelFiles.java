@@ -70,6 +70,7 @@ final class ModelFiles {
      * @param bound a lower bound on the number of tokens a text encodes to, found without encoding it
      * @param decoder the bytes of a token as it follows the previous one
      * @param startToken the token a generation without a prompt starts from, if the vocabulary has one
+     * @param addedBos the token the encoder puts before a text, if it adds one (perplexity's windows start with it)
      * @param stopTokens the tokens that end a generation: the vocabulary's end of text, and for a GGUF vocabulary
      *     every end-of-generation token llama.cpp stops at
      */
@@ -78,6 +79,7 @@ final class ModelFiles {
             ToLongFunction<String> bound,
             PieceDecoder decoder,
             Optional<Integer> startToken,
+            Optional<Integer> addedBos,
             Set<Integer> stopTokens) {
         /** A prompt's tokens: special tokens written in it stand for themselves, as llama.cpp's tools read a prompt. */
         int[] encode(String text) {
@@ -294,6 +296,7 @@ final class ModelFiles {
                 byLongestPiece(0, longestPiece),
                 tokenizer::decode,
                 tokenizer.bos(),
+                tokenizer.addedBos(),
                 tokenizer.endOfGeneration());
     }
 
@@ -417,6 +420,7 @@ final class ModelFiles {
                 text -> text.codePointCount(0, text.length()),
                 (previous, token) -> vocabulary.decode(token).getBytes(StandardCharsets.UTF_8),
                 start,
+                Optional.empty(),
                 Set.of());
     }
 
@@ -430,6 +434,7 @@ final class ModelFiles {
                 (text, parseSpecial) -> tokenizer.encode(text, true, false),
                 byLongestPiece(1, longestPiece),
                 tokenizer::decode,
+                Optional.of(Llama2cTokenizer.BOS),
                 Optional.of(Llama2cTokenizer.BOS),
                 Set.of(Llama2cTokenizer.BOS));
     }
@@ -447,6 +452,7 @@ final class ModelFiles {
                 byLongestPiece(0, longestPiece),
                 (previous, token) -> tokenizer.decodeBytes(token),
                 endOfText,
+                Optional.empty(),
                 endOfText.map(Set::of).orElse(Set.of()));
     }
 

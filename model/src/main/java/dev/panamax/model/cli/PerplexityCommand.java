@@ -33,10 +33,13 @@ final class PerplexityCommand {
             "FILE",
             "the tokenizer for text data (default: as for generate, the vocabulary beside the model or a GGUF"
                     + " model's own)");
+    /** The shortest window that scores a position: its second half starts at N/2 and ends at N - 2. */
+    private static final int MIN_CONTEXT = 3;
+
     static final Option CONTEXT = Option.wholeFrom(
             "--context",
             "N",
-            2,
+            MIN_CONTEXT,
             "the window: tokens per window, at most the model's context (default: " + DEFAULT_CONTEXT
                     + " or the model's context if smaller)");
     static final Option CHUNKS =
@@ -53,7 +56,7 @@ final class PerplexityCommand {
             "perplexity",
             List.of(),
             "measure a model's perplexity on a text or token file",
-            "Splits the data's tokens into windows of N tokens (the first replaced by BOS where the model has one),"
+            "Splits the data's tokens into windows of N tokens (the first replaced by BOS where the tokenizer adds one),"
                     + " runs each window teacher-forced in batches, and scores the predictions of the second half of the window"
                     + " (positions N/2 to N-2 predicting the next token), as llama.cpp's llama-perplexity does. Prints"
                     + " the mean negative log-likelihood (nats per token) and the perplexity, exp of it.",
@@ -88,10 +91,22 @@ final class PerplexityCommand {
                 throw line.usage(line.typed(BASE) + " has " + base.config().vocabSize() + " tokens, the model "
                         + config.vocabSize());
             }
-            int[] tokens = tokens(line, data, model);
+            Optional<ModelFiles.Codec> codec =
+                    ModelFiles.codec(line.path(TOKENIZER), line.typed(TOKENIZER), modelPath, model);
+            int[] tokens = tokens(line, data, model, codec);
+            if (config.seqLen() < MIN_CONTEXT) {
+                throw line.usage("the model's context (" + config.seqLen() + ") is shorter than the " + MIN_CONTEXT
+                        + " tokens a window needs to score a position");
+            }
             int context = line.has(CONTEXT)
-                    ? (int) line.whole(CONTEXT, 2, config.seqLen(), "the window must fit in the model's context")
+                    ? (int) line.whole(
+                            CONTEXT, MIN_CONTEXT, config.seqLen(), "the window must fit in the model's context")
                     : Math.min(DEFAULT_CONTEXT, config.seqLen());
+            if (base != null && base.config().seqLen() < context) {
+                throw line.usage(
+                        line.typed(BASE) + "'s context (" + base.config().seqLen() + ") is shorter than the"
+                                + " window (" + context + "): give " + line.typed(CONTEXT) + " N of at most that");
+            }
             int windows = tokens.length / context;
             if (line.has(CHUNKS)) {
                 windows = (int) Math.min(windows, line.whole(CHUNKS));
@@ -100,7 +115,9 @@ final class PerplexityCommand {
                 throw line.usage(
                         line.typed(DATA) + " has " + tokens.length + " tokens, fewer than one window of " + context);
             }
-            Optional<Integer> bos = model.bos();
+            // llama.cpp starts each window with BOS where its tokenizer adds one; token data without a tokenizer keeps
+            // the model's own convention (llama2.c's BOS).
+            Optional<Integer> bos = codec.isPresent() ? codec.get().addedBos() : model.bos();
             int first = context / 2;
             try (Backend backend = BackendChoice.open(line, backendName, BackendChoice.precision(line), err)) {
                 Transformer transformer = model.transformer().apply(backend, context);
@@ -130,11 +147,13 @@ final class PerplexityCommand {
                         Tensor baseResult = baseTransformer == null ? null : baseTransformer.forwardEach(window, j, n);
                         for (int i = Math.max(0, first - j); i < n; i++) {
                             backend.read(result.rows(i, 1), logits);
+                            requireFinite(logits, line.typed(MODEL), w, j + i);
                             double[] logProbs = logSoftmax(logits);
                             nll -= logProbs[window[j + i + 1]];
                             int best = argmax(logits);
                             if (baseResult != null) {
                                 backend.read(baseResult.rows(i, 1), baseLogits);
+                                requireFinite(baseLogits, line.typed(BASE), w, j + i);
                                 double[] baseLogProbs = logSoftmax(baseLogits);
                                 for (int v = 0; v < logits.length; v++) {
                                     kl += Math.exp(baseLogProbs[v]) * (baseLogProbs[v] - logProbs[v]);
@@ -179,17 +198,16 @@ final class PerplexityCommand {
     }
 
     /** The data's token ids: an llm.c token file as stored, text through the model's or the given tokenizer. */
-    private static int[] tokens(CommandLine line, Path data, ModelFiles.Model model) throws IOException {
+    private static int[] tokens(CommandLine line, Path data, ModelFiles.Model model, Optional<ModelFiles.Codec> codec)
+            throws IOException {
         int vocab = model.config().vocabSize();
         int[] tokens;
         if (TokenFile.hasMagic(data)) {
             tokens = TokenFile.read(data, vocab, MAX_TOKENS);
         } else {
-            ModelFiles.Codec codec = ModelFiles.codec(
-                            line.path(TOKENIZER), line.typed(TOKENIZER), line.path(MODEL), model)
-                    .orElseThrow(() -> line.usage("text data needs " + line.typed(TOKENIZER)
-                            + " FILE for this model (or give an llm.c token file)"));
-            tokens = codec.encodeText(BoundedFiles.readUtf8(data, "text file", MAX_TEXT_BYTES));
+            tokens = codec.orElseThrow(() -> line.usage("text data needs " + line.typed(TOKENIZER)
+                            + " FILE for this model (or give an llm.c token file)"))
+                    .encodeText(BoundedFiles.readUtf8(data, "text file", MAX_TEXT_BYTES));
         }
         for (int i = 0; i < tokens.length; i++) {
             if (tokens[i] >= vocab) {
@@ -198,6 +216,16 @@ final class PerplexityCommand {
             }
         }
         return tokens;
+    }
+
+    /** Refuses logits a broken model gave: a NaN or infinite one would make every figure NaN or meaningless. */
+    private static void requireFinite(float[] logits, String model, int window, int position) {
+        for (int v = 0; v < logits.length; v++) {
+            if (!Float.isFinite(logits[v])) {
+                throw new IllegalStateException(model + "'s logits are not finite (token " + v + " is " + logits[v]
+                        + " at window " + window + ", position " + position + "): its weights are broken");
+            }
+        }
     }
 
     private static double[] logSoftmax(float[] logits) {

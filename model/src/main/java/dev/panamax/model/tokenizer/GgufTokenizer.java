@@ -319,6 +319,17 @@ public final class GgufTokenizer {
     }
 
     /**
+     * Returns the token {@link #encode} puts before a text when it adds special tokens: BOS where the file says to add
+     * it ({@code tokenizer.ggml.add_bos_token}, or llama.cpp's default for the vocabulary), as llama.cpp's perplexity
+     * starts each window with it.
+     *
+     * @return BOS, or empty where none is added
+     */
+    public Optional<Integer> addedBos() {
+        return addBos ? bos : Optional.empty();
+    }
+
+    /**
      * Returns the tokens that end a generation, as llama.cpp stops at them: the end-of-sequence, end-of-turn and
      * end-of-message tokens the file names ({@code eos_token_id}, {@code eot_token_id}, {@code eom_token_id}) and any
      * token spelled as a chat format's end of turn ({@code <|eot_id|>}, {@code <|im_end|>}, {@code <end_of_turn>}, …),

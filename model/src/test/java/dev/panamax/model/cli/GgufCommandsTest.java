@@ -10,16 +10,26 @@ import dev.panamax.model.backend.CpuBackend;
 import dev.panamax.model.generate.Transformer;
 import dev.panamax.model.io.GgufFile;
 import dev.panamax.model.io.GgufLlama;
+import dev.panamax.model.io.GgufValue;
+import dev.panamax.model.io.GgufWriter;
 import dev.panamax.model.io.TokenFile;
 import dev.panamax.model.testing.SharedData;
 import dev.panamax.model.testing.TokenizerFixtures;
 import dev.panamax.model.tokenizer.GgufTokenizer;
 import java.io.IOException;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -166,7 +176,7 @@ class GgufCommandsTest {
         assertEquals(0, cli.run(perplexity64(q8, data, "--base", f32.toString())), cli.err());
         // The numbers, against the same model decoded a token at a time (no batch) and the log-softmax in double: the
         // two passes' logits differ by float rounding only, far below the printed digits' 1e-6.
-        double[] expected = teacherForced(q8, f32, ids, 64);
+        double[] expected = teacherForced(q8, f32, ids, 64, 1);
         java.util.regex.Matcher printed = java.util.regex.Pattern.compile(
                         "mean NLL: ([0-9.]+) nats/token, perplexity: ([0-9.]+)\\n"
                                 + "against the base: top-1 agreement [0-9.]+% \\(([0-9]+) of 62\\), mean KL divergence"
@@ -183,10 +193,11 @@ class GgufCommandsTest {
 
     /**
      * {mean NLL, mean KL(base ‖ model), top-1 agreements} over windows of {@code context} tokens (the first replaced by
-     * BOS, the second half scored), computed independently of the command: each model decoded one token at a time,
+     * {@code bos} unless it is null, the second half scored), computed independently of the command: each model decoded one token at a time,
      * the log-softmax in double.
      */
-    private static double[] teacherForced(Path model, Path base, int[] ids, int context) throws IOException {
+    private static double[] teacherForced(Path model, Path base, int[] ids, int context, Integer bos)
+            throws IOException {
         try (GgufLlama m = GgufLlama.open(model);
                 GgufLlama b = GgufLlama.open(base);
                 CpuBackend backend = new CpuBackend()) {
@@ -201,7 +212,9 @@ class GgufCommandsTest {
             long scored = 0;
             for (int w = 0; w + context <= ids.length; w += context) {
                 int[] window = Arrays.copyOfRange(ids, w, w + context);
-                window[0] = 1; // BOS
+                if (bos != null) {
+                    window[0] = bos;
+                }
                 t.reset();
                 tb.reset();
                 for (int j = 0; j + 1 < context; j++) {
@@ -226,6 +239,70 @@ class GgufCommandsTest {
             }
             return new double[] {nll / scored, kl / scored, agree};
         }
+    }
+
+    /** The mean NLL {@code panamax perplexity} prints for {@code model} on {@code data} in windows of 64. */
+    private double printedNll(Path model, Path data, String... more) {
+        assertEquals(0, cli.run(perplexity64(model, data, more)), cli.err());
+        Matcher printed = Pattern.compile("mean NLL: ([0-9.]+) nats/token").matcher(cli.out());
+        assertTrue(printed.find(), cli.out());
+        return Double.parseDouble(printed.group(1));
+    }
+
+    /**
+     * Writes a copy of a GGUF file with its metadata edited and, if {@code nanTensor} is not null, the first float of
+     * that F32 tensor made NaN.
+     */
+    private static void copy(Path from, Path to, Consumer<Map<String, GgufValue>> edit, String nanTensor)
+            throws IOException {
+        try (GgufFile gguf = GgufFile.open(from)) {
+            Map<String, GgufValue> metadata = new LinkedHashMap<>(gguf.metadata());
+            metadata.remove(GgufFile.ALIGNMENT_KEY);
+            edit.accept(metadata);
+            List<GgufWriter.TensorData> tensors = new ArrayList<>();
+            for (GgufFile.Tensor t : gguf.tensors().values()) {
+                tensors.add(new GgufWriter.TensorData(t.name(), t.type(), t.dimensions(), target -> {
+                    target.copyFrom(gguf.data(t));
+                    if (t.name().equals(nanTensor)) {
+                        target.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, 0, Float.NaN);
+                    }
+                }));
+            }
+            GgufWriter.write(to, metadata, tensors);
+        }
+    }
+
+    /**
+     * llama.cpp starts each window with BOS only where the tokenizer adds one ({@code add_bos_token}); the data's own
+     * first token stays otherwise.
+     */
+    @Test
+    void perplexityStartsAWindowWithBosOnlyWhereTheTokenizerAddsIt() throws IOException {
+        Path f32 = quantize("f32");
+        Path noBos = dir.resolve("no-bos.gguf");
+        copy(f32, noBos, m -> m.put("tokenizer.ggml.add_bos_token", GgufValue.of(false)), null);
+        int[] ids = Arrays.stream(CliFixtures.greedyIds(128).split(" "))
+                .mapToInt(Integer::parseInt)
+                .toArray();
+        assertTrue(ids[0] != 1 && ids[64] != 1, "windows that do not start with BOS");
+        Path data = tokenFile(ids);
+        assertEquals(teacherForced(f32, f32, ids, 64, 1)[0], printedNll(f32, data), 1e-5, "BOS added");
+        assertEquals(teacherForced(noBos, noBos, ids, 64, null)[0], printedNll(noBos, data), 1e-5, "no BOS");
+    }
+
+    @Test
+    void perplexityRefusesWindowsThatScoreNothingAndBrokenLogits() throws IOException {
+        Path f32 = quantize("f32");
+        Path data = tokenFile(new int[] {1, 5, 6, 7, 8, 9});
+        String[] perplexity = {"perplexity", "--model", f32.toString(), "--data", data.toString(), "--context"};
+        assertEquals(2, cli.run(CliFixtures.with(perplexity, "2")));
+        assertTrue(cli.err().contains("--context"), cli.err());
+        // A NaN in the final norm's weights makes every logit NaN: the figures would all be NaN.
+        Path broken = dir.resolve("broken.gguf");
+        copy(f32, broken, m -> {}, "output_norm.weight");
+        perplexity[2] = broken.toString();
+        assertEquals(1, cli.run(CliFixtures.with(perplexity, "4")));
+        assertTrue(cli.err().contains("logits are not finite (token 0 is NaN at window 0, position 2)"), cli.err());
     }
 
     @Test
