@@ -144,8 +144,8 @@ final class GenerateCommand {
             boolean printIds = codec == null || line.has(PRINT_IDS);
             try (Backend backend = BackendChoice.open(line, backendName, precision, err)) {
                 // The cache holds what this run feeds back, not the header's context: a hostile header cannot size it.
-                Transformer transformer =
-                        model.transformer().apply(backend, Math.min(config.seqLen(), prompt.length + maxTokens));
+                Transformer transformer = model.transformer()
+                        .apply(backend, (int) Math.min(config.seqLen(), (long) prompt.length + maxTokens));
                 int[] previous = {prompt[prompt.length - 1]};
                 long[] firstTokenMillis = {-1};
                 Sampler sampler = new Sampler(temperature, topK, topP, seed);

@@ -329,8 +329,9 @@ final class ModelFiles {
     }
 
     /**
-     * The tokenizer a command uses for a model: the one given, else the character vocabulary beside the model (as
-     * {@code panamax train} leaves it), else the model file's own (a GGUF file's); empty when there is none.
+     * The tokenizer a command uses for a model: the one given, else the model file's own (a GGUF file's), else the
+     * character vocabulary beside the model (as {@code panamax train} leaves it); empty when there is none. A file's own
+     * tokenizer comes before one that merely lies in the same directory, which may belong to another model.
      *
      * @param given the tokenizer the user named, or null
      * @param source the option that named it, as typed, for messages
@@ -344,11 +345,14 @@ final class ModelFiles {
         if (given != null) {
             return Optional.of(tokenizer(given, source, model.config(), modelPath));
         }
+        if (model.codec().isPresent()) {
+            return model.codec();
+        }
         Optional<Path> beside = vocabularyBeside(modelPath);
         if (beside.isPresent()) {
             return Optional.of(tokenizer(beside.get(), "the vocabulary beside the model", model.config(), modelPath));
         }
-        return model.codec();
+        return Optional.empty();
     }
 
     /**

@@ -273,6 +273,15 @@ final class TrainCommand {
             }
             refuseAnotherRun(line, EXPORT, export, null);
         }
+        if (init != null && Files.exists(init) && Files.isDirectory(outDir)) {
+            Path initDir =
+                    Files.isDirectory(init) ? init : init.toAbsolutePath().getParent();
+            // --force would remove the model this run starts from before the first checkpoint replaces it.
+            if (Files.isSameFile(initDir, outDir)) {
+                throw line.usage(line.typed(INIT) + " " + init + " is in " + named(line, OUT, outDir)
+                        + ", which this run writes: give another directory, so that the model it starts from stays");
+            }
+        }
 
         if (resume != null) {
             precision = checkpoint(line, resume, () -> Trainer.savedPrecision(resume));

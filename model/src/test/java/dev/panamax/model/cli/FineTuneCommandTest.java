@@ -1,5 +1,6 @@
 package dev.panamax.model.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -204,6 +205,14 @@ class FineTuneCommandTest {
                 },
                 "panamax: --init cannot change a resumed run");
         assertFalse(Files.exists(out));
+        // Into the directory it starts from, --force would remove the model before the first checkpoint replaced it.
+        byte[] weights = Files.readAllBytes(gpt2.resolve("model.safetensors"));
+        assertRefused(
+                fineTune(gpt2, data, gpt2, "--force"),
+                "panamax: --init " + gpt2 + " is in --out " + gpt2 + ", which this run writes");
+        assertArrayEquals(weights, Files.readAllBytes(gpt2.resolve("model.safetensors")));
+        assertRefused(fineTune(llama, data, dir, "--force"), "panamax: --init " + llama + " is in --out " + dir);
+        assertTrue(Files.exists(llama));
     }
 
     @Test

@@ -15,6 +15,7 @@ import dev.panamax.model.io.GgufWriter;
 import dev.panamax.model.io.TokenFile;
 import dev.panamax.model.testing.SharedData;
 import dev.panamax.model.testing.TokenizerFixtures;
+import dev.panamax.model.tokenizer.CharVocabulary;
 import dev.panamax.model.tokenizer.GgufTokenizer;
 import java.io.IOException;
 import java.lang.foreign.ValueLayout;
@@ -303,6 +304,16 @@ class GgufCommandsTest {
         perplexity[2] = broken.toString();
         assertEquals(1, cli.run(CliFixtures.with(perplexity, "4")));
         assertTrue(cli.err().contains("logits are not finite (token 0 is NaN at window 0, position 2)"), cli.err());
+    }
+
+    /** A character vocabulary that happens to lie beside a GGUF file is another model's; the file's own tokenizer wins. */
+    @Test
+    void aGgufFilesOwnTokenizerComesBeforeAVocabularyBesideIt() throws IOException {
+        Path q8 = quantize("q8_0");
+        CharVocabulary.of("abc").write(dir.resolve(CharVocabulary.FILE));
+        assertEquals(
+                0, cli.run("generate", "-m", q8.toString(), "-p", "the hello", "-n", "3", "--print-ids"), cli.err());
+        assertEquals(3, cli.out().strip().split(" ").length, cli.out());
     }
 
     @Test
