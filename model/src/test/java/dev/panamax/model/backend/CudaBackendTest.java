@@ -737,7 +737,8 @@ class CudaBackendTest {
      * other orders: within 8(keys + headDim)ε of the CPU's (values in [-1, 1]), as are the outputs of the queries
      * with small entries beside them, which take the float pass (the bound of
      * causalGroupedQueryAttentionMatchesTheCpu). Log-sum-exps within that factor of 1 + |lse| + √headDim, and ±∞
-     * exactly where the CPU's is beyond float's range. No output is NaN. The shapes of
+     * exactly where the CPU's is beyond float's range. No output is NaN, but where a query row holds one, as on the
+     * CPU. The shapes of
      * causalGroupedQueryAttentionMatchesTheCpu: prefills over several key tiles, decodes whose keys are split over
      * blocks, grouped heads, heads of 1 to 72 floats.
      */
@@ -752,6 +753,18 @@ class CudaBackendTest {
             for (int i = 0; i < a.queryFloats(); i++) {
                 assertTrue(Float.isFinite(r[1][i]), what + ": output " + i + " is " + r[1][i]);
             }
+            // A NaN still reaches the query that holds it, and no other.
+            float[] poisoned = t[0].clone();
+            poisoned[(a.rows() - 1) * a.heads() * a.headDim()] = Float.NaN;
+            boolean[] seen = new boolean[a.rows() * a.heads()];
+            seen[(a.rows() - 1) * a.heads()] = true;
+            assertLikeTheCpu(
+                    what + ", a NaN in the last query row",
+                    a.forward(new float[][] {poisoned, t[1], t[2]}),
+                    new boolean[][] {seen, seen},
+                    new int[] {a.headDim(), 1},
+                    8 * (a.position() + a.queries() + a.headDim()) * EPS,
+                    1 + Math.sqrt(a.headDim()));
         }
     }
 
