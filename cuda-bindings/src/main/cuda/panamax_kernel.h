@@ -21,6 +21,9 @@ using global_ptr = T*;
 // Unrolls the loop that follows, so that an array it indexes with the loop's counter stays in registers.
 #define PANAMAX_UNROLL _Pragma("unroll")
 
+// Keeps the loop that follows rolled: a rare path's loop, unrolled, would raise the registers of the whole kernel.
+#define PANAMAX_NO_UNROLL _Pragma("unroll 1")
+
 #else
 #include "panamax_emulator.h"
 #endif

@@ -843,6 +843,94 @@ __device__ float doubled_mean(float half) {
 #define ATTENTION_WARPS 4
 #define ATTENTION_TILE WARP
 #define ATTENTION_MAX_HEAD_DIM 256
+// A query whose log-sum-exp is this large or not finite gets its gradients in double (AttentionExact.EXACT_LOG_SUM on
+// the CPU): e^(s − lse) with lse rounded to float is off by up to half its ulp, 2⁻⁴ from here on.
+#define ATTENTION_EXACT_LOG_SUM 1048576.0f
+// Floats per (row, head) that attention_backward_dq leaves for attention_backward_dkdv about a query it computes in
+// double: its largest score, Σ e^(s − max) and R = Σ p·(dO·v), three doubles as their bits.
+#define ATTENTION_EXACT_STATS 6
+
+// The larger of two doubles, NaN where either is (as Java's Math.max; fmax would drop the NaN).
+__device__ double max_or_nan(double a, double b) {
+    return a != a || b != b ? a + b : fmax(a, b);
+}
+
+// Σ_d a[d]·b[d] in double, in order: each product of two floats is exact, so the sum rounds the same on every device
+// and as AttentionExact.exactDot on the CPU (a fused multiply-add changes nothing).
+__device__ double exact_dot(global_ptr<const float> a, global_ptr<const float> b, int head_dim) {
+    double dot = 0.0;
+    PANAMAX_NO_UNROLL
+    for (int d = 0; d < head_dim; ++d) {
+        dot += static_cast<double>(a[d]) * b[d];
+    }
+    return dot;
+}
+
+// e^(score − max) of one key; 0 for a score of −∞ even where max is NaN (AttentionExact.exactWeight).
+__device__ double exact_weight(double score, double max) {
+    return score == -INFINITY ? 0.0 : exp(score - max);
+}
+
+// One query's softmax over keys 0 .. keys − 1 in double, by a warp: the largest score scale·q·k (NaN if one is) and
+// Σ e^(s − max). Lane j takes keys j, j + 32, ... in order, then a fixed butterfly, so every lane gets the same bits.
+struct ExactSoftmax {
+    double max;
+    double sum;
+};
+
+__device__ ExactSoftmax exact_softmax(global_ptr<const float> q_row, global_ptr<const float> k_rows, int ldk, int keys,
+        int head_dim, float scale, int lane) {
+    double largest = -INFINITY;
+    for (int j = lane; j < keys; j += WARP) {
+        largest = max_or_nan(largest, scale * exact_dot(q_row, k_rows + static_cast<long long>(j) * ldk, head_dim));
+    }
+    for (int mask = WARP / 2; mask > 0; mask /= 2) {
+        largest = max_or_nan(largest, __shfl_xor_sync(0xffffffffu, largest, mask));
+    }
+    double sum = 0.0;
+    for (int j = lane; j < keys; j += WARP) {
+        sum += exact_weight(scale * exact_dot(q_row, k_rows + static_cast<long long>(j) * ldk, head_dim), largest);
+    }
+    for (int mask = WARP / 2; mask > 0; mask /= 2) {
+        sum += __shfl_xor_sync(0xffffffffu, sum, mask);
+    }
+    return ExactSoftmax{largest, sum};
+}
+
+// One query of attention computed again in double by a warp (AttentionExact.exactQuery on the CPU), where the float
+// pass gives it no weight (scores beyond float's range make ∞ − ∞, or every score −∞) or a result that is not finite:
+// out_row[d] = Σ_j p_j·v_j[d] / Σ_j p_j for d in [first_dim, end_dim), each rounded to float once, and with keep_lse
+// *lse_at = max + log Σ p (±∞ beyond float's range); zeros and −∞ where no key weighs, NaN where a score is NaN. A
+// key of weight 0 adds nothing. Not inlined: this rare path stays out of the kernels' registers.
+__device__ __noinline__ void exact_attention_row(global_ptr<const float> q_row, global_ptr<const float> k_rows, int ldk,
+        global_ptr<const float> v_rows, int ldv, int keys, int head_dim, float scale, int first_dim, int end_dim,
+        global_ptr<float> out_row, global_ptr<float> lse_at, bool keep_lse) {
+    int lane = threadIdx.x % WARP;
+    ExactSoftmax softmax = exact_softmax(q_row, k_rows, ldk, keys, head_dim, scale, lane);
+    for (int first = first_dim; first < end_dim; first += WARP) {
+        int d = first + lane;
+        double sum = 0.0;
+        for (int chunk = 0; chunk < keys; chunk += WARP) {
+            int j = chunk + lane;
+            double p = j < keys
+                    ? exact_weight(scale * exact_dot(q_row, k_rows + static_cast<long long>(j) * ldk, head_dim),
+                              softmax.max)
+                    : 0.0;
+            for (int t = 0; t < min(WARP, keys - chunk); ++t) {
+                double weight = __shfl_sync(0xffffffffu, p, t);
+                if (weight != 0.0 && d < end_dim) {
+                    sum += weight * v_rows[static_cast<long long>(chunk + t) * ldv + d];
+                }
+            }
+        }
+        if (d < end_dim) {
+            out_row[d] = softmax.sum == 0.0 ? 0.0f : static_cast<float>(sum / softmax.sum);
+        }
+    }
+    if (keep_lse && lane == 0) {
+        *lse_at = softmax.sum == 0.0 ? -INFINITY : static_cast<float>(softmax.max + log(softmax.sum));
+    }
+}
 
 // Causal grouped-query attention, flash-style: a block of warps (blockDim.x / 32 of them) of one sequence, each warp
 // one query of one query head (below: which). Key and value tiles of 32 rows are staged in dynamic
@@ -864,6 +952,9 @@ __device__ float doubled_mean(float half) {
 // partial softmax for attention_combine: for item t = ((sequence · queries
 // + query) · heads + head) · splits + split, the half-mean at partials[t · head_dim ...] and (m, l) at partials[items
 // · head_dim + 2t ...], where items = sequences · queries · heads · splits (l = 0 where the query sees none of them).
+// A query that the float pass gives no weight (l not above 0: scores beyond float's range make ∞ − ∞, or every score
+// −∞) or an accumulator that is not finite is computed again in double (exact_attention_row), as on the CPU; with
+// splits, the split writes l = NaN for a non-finite accumulator and attention_combine does that.
 extern "C" __global__ void attention_forward(global_ptr<const float> q, long long q_offset, int ldq,
         global_ptr<const float> k, long long k_offset, int ldk, global_ptr<const float> v, long long v_offset, int ldv,
         global_ptr<float> out, long long out_offset, int ldout, global_ptr<float> lse, long long lse_offset, int ldlse,
@@ -966,7 +1057,21 @@ extern "C" __global__ void attention_forward(global_ptr<const float> q, long lon
     if (!active) {
         return;
     }
+    bool finite = true;
+    PANAMAX_UNROLL
+    for (int i = 0; i < ATTENTION_MAX_HEAD_DIM / WARP; ++i) {
+        finite = finite && (i * WARP + lane >= head_dim || isfinite(accumulator[i]));
+    }
+    bool all_finite = __all_sync(0xffffffffu, finite) != 0;
     if (splits == 1) {
+        if (!(running_sum > 0.0f) || !all_finite) {
+            exact_attention_row(q + (q_offset + q_row * ldq + static_cast<long long>(head) * head_dim),
+                    k + (k_offset + key_row0 * ldk + static_cast<long long>(kv_head) * head_dim), ldk,
+                    v + (v_offset + key_row0 * ldv + static_cast<long long>(kv_head) * head_dim), ldv, my_last_key + 1,
+                    head_dim, scale, 0, head_dim, out + (out_offset + q_row * ldout + static_cast<long long>(head) * head_dim),
+                    lse + (lse_offset + q_row * ldlse + head), keep_lse != 0);
+            return;
+        }
         PANAMAX_UNROLL
         for (int i = 0; i < ATTENTION_MAX_HEAD_DIM / WARP; ++i) {
             if (i * WARP + lane < head_dim) {
@@ -989,7 +1094,8 @@ extern "C" __global__ void attention_forward(global_ptr<const float> q, long lon
     }
     if (lane == 0) {
         partials[items * head_dim + 2 * item] = running_max;
-        partials[items * head_dim + 2 * item + 1] = running_sum;
+        // A NaN sum makes attention_combine compute the query again in double, as a non-finite accumulator asks.
+        partials[items * head_dim + 2 * item + 1] = all_finite ? running_sum : __int_as_float(0x7fc00000);
     }
 }
 PANAMAX_EXPORT(attention_forward)
@@ -1000,11 +1106,15 @@ PANAMAX_EXPORT(attention_forward)
 // l·e^(m − M) (each lane's splits in order, then a fixed butterfly), and each split's weight l·e^(m − M) / L into
 // shared memory; then lane d sums Σ weight·half-mean over the splits in order and doubles it, so the bits are the same
 // every run. A split of weight 0 (it saw no keys, or its weight underflowed) adds nothing, as a key of weight 0 adds
-// nothing to attention_forward's output. lse[row, head] = M + log(L) when keep_lse is 1. Grid (ceil(items / warps),
+// nothing to attention_forward's output. lse[row, head] = M + log(L) when keep_lse is 1. An item whose L is not above
+// 0 (no split gave it weight, or one flagged it with l = NaN) is computed again in double from q, k and v, laid out as
+// attention_forward's (exact_attention_row), each block y for its own 32 dimensions. Grid (ceil(items / warps),
 // ceil(head_dim / 32)); dynamic shared memory: warps · splits floats.
 extern "C" __global__ void attention_combine(global_ptr<const float> partials, int splits, int heads, int head_dim,
         long long rows, global_ptr<float> out, long long out_offset, int ldout, global_ptr<float> lse,
-        long long lse_offset, int ldlse, int keep_lse) {
+        long long lse_offset, int ldlse, int keep_lse, global_ptr<const float> q, long long q_offset, int ldq,
+        global_ptr<const float> k, long long k_offset, int ldk, global_ptr<const float> v, long long v_offset, int ldv,
+        int kv_heads, int queries, int keys_per_sequence, int position, float scale) {
     PANAMAX_DYNAMIC_SHARED(float, shared);
     int warps = blockDim.x / WARP;
     int warp = threadIdx.x / WARP;
@@ -1033,6 +1143,18 @@ extern "C" __global__ void attention_combine(global_ptr<const float> partials, i
     for (int mask = WARP / 2; mask > 0; mask /= 2) {
         total += __shfl_xor_sync(0xffffffffu, total, mask);
     }
+    if (!(total > 0.0f)) {
+        long long sequence = row / queries;
+        int kv_head = head / (heads / kv_heads);
+        exact_attention_row(q + (q_offset + row * ldq + static_cast<long long>(head) * head_dim),
+                k + (k_offset + sequence * keys_per_sequence * ldk + static_cast<long long>(kv_head) * head_dim), ldk,
+                v + (v_offset + sequence * keys_per_sequence * ldv + static_cast<long long>(kv_head) * head_dim), ldv,
+                position + static_cast<int>(row % queries) + 1, head_dim, scale, static_cast<int>(blockIdx.y) * WARP,
+                min(head_dim, static_cast<int>(blockIdx.y + 1) * WARP),
+                out + (out_offset + row * ldout + static_cast<long long>(head) * head_dim),
+                lse + (lse_offset + row * ldlse + head), keep_lse != 0 && blockIdx.y == 0);
+        return;
+    }
     float inverse_total = 1.0f / total;
     auto weights = shared + warp * splits;
     for (int s = lane; s < splits; s += WARP) {
@@ -1059,7 +1181,105 @@ PANAMAX_EXPORT(attention_combine)
 // Attention's backward at position 0 (query i of a sequence sees keys 0 .. i), flash-style in three launches that
 // recompute the probabilities p = e^(scale·q·k − lse) from the forward's log-sum-exps instead of storing them:
 // delta (D = dO·O per query and head), dQ (per query, over its keys) and dK/dV (per key, over the queries that see
-// it and every query head of its group). Every sum runs in a fixed order; no two threads write one output.
+// it and every query head of its group). Every sum runs in a fixed order; no two threads write one output. A query
+// whose lse is not finite or at least ATTENTION_EXACT_LOG_SUM in magnitude (scores beyond float's range, or so large
+// that lse's rounding moves the weights) is computed in double instead, as on the CPU: its dQ by attention_backward_dq
+// (exact_attention_dq), which leaves the query's softmax statistics after the deltas for attention_backward_dkdv to
+// compute its p and ds from (exact_weight_and_gradient), so each dK and dV row is still summed by one warp in order.
+
+// A double kept in two floats of a scratch buffer as its bits (low word first), for another kernel to read back exactly.
+__device__ void store_exact(global_ptr<float> at, double value) {
+    at[0] = __int_as_float(__double2loint(value));
+    at[1] = __int_as_float(__double2hiint(value));
+}
+
+__device__ double load_exact(global_ptr<const float> at) {
+    return __hiloint2double(__float_as_int(at[1]), __float_as_int(at[0]));
+}
+
+// Where attention_backward_dq keeps the statistics of query row q_row, head `head` (exact_attention_dq): after the
+// deltas of every (row, head) of the gridDim.z sequences of `length` rows, ATTENTION_EXACT_STATS floats each.
+template <class T>
+__device__ global_ptr<T> exact_stats(global_ptr<T> delta, int length, int heads, long long q_row, int head) {
+    long long pairs = static_cast<long long>(gridDim.z) * length * heads;
+    return delta + (pairs + (q_row * heads + head) * ATTENTION_EXACT_STATS);
+}
+
+// One query's dQ computed again in double by a warp (AttentionExact.exactGradients on the CPU), where its float
+// log-sum-exp cannot give its weights: dq_row[d] = Σ_j scale·ds_j·k_j[d] over keys 0 .. keys − 1, each rounded to
+// float once, with ds_j = p_j·(dO·v_j − R) and R = Σ_j p_j·(dO·v_j), a key of weight 0 left out; and the query's
+// largest score, Σ e^(s − max) and R at stats (store_exact), from which attention_backward_dkdv computes the same p
+// and ds (exact_weight_and_gradient). Not inlined: this rare path stays out of the kernel's registers.
+__device__ __noinline__ void exact_attention_dq(global_ptr<const float> q_row, global_ptr<const float> k_rows, int ldk,
+        global_ptr<const float> v_rows, int ldv, global_ptr<const float> dout_row, int keys, int head_dim, float scale,
+        global_ptr<float> dq_row, global_ptr<float> stats) {
+    int lane = threadIdx.x % WARP;
+    ExactSoftmax softmax = exact_softmax(q_row, k_rows, ldk, keys, head_dim, scale, lane);
+    double row_dot = 0.0;
+    for (int j = lane; j < keys; j += WARP) {
+        double weight = exact_weight(scale * exact_dot(q_row, k_rows + static_cast<long long>(j) * ldk, head_dim),
+                softmax.max);
+        if (weight != 0.0) {
+            row_dot += weight * exact_dot(dout_row, v_rows + static_cast<long long>(j) * ldv, head_dim);
+        }
+    }
+    for (int mask = WARP / 2; mask > 0; mask /= 2) {
+        row_dot += __shfl_xor_sync(0xffffffffu, row_dot, mask);
+    }
+    row_dot /= softmax.sum;
+    for (int first = 0; first < head_dim; first += WARP) {
+        int d = first + lane;
+        double sum = 0.0;
+        for (int chunk = 0; chunk < keys; chunk += WARP) {
+            int j = chunk + lane;
+            double ds = 0.0;
+            int seen = 0;
+            if (j < keys) {
+                double weight = exact_weight(
+                        scale * exact_dot(q_row, k_rows + static_cast<long long>(j) * ldk, head_dim), softmax.max);
+                double p = weight / softmax.sum;
+                // A key of weight 0 stays out even where the sum is NaN (0 / NaN is NaN).
+                seen = weight != 0.0 && p != 0.0 ? 1 : 0;
+                ds = seen != 0 ? p * (exact_dot(dout_row, v_rows + static_cast<long long>(j) * ldv, head_dim) - row_dot)
+                               : 0.0;
+            }
+            for (int t = 0; t < min(WARP, keys - chunk); ++t) {
+                double key_ds = __shfl_sync(0xffffffffu, ds, t);
+                if (__shfl_sync(0xffffffffu, seen, t) != 0 && d < head_dim) {
+                    sum += scale * key_ds * k_rows[static_cast<long long>(chunk + t) * ldk + d];
+                }
+            }
+        }
+        if (d < head_dim) {
+            dq_row[d] = static_cast<float>(sum);
+        }
+    }
+    if (lane == 0) {
+        store_exact(stats, softmax.max);
+        store_exact(stats + 2, softmax.sum);
+        store_exact(stats + 4, row_dot);
+    }
+}
+
+// The weight p and ds = p·(dO·v − R) of one key for a query that attention_backward_dq computed in double, from the
+// statistics it left at stats (exact_attention_dq), each rounded to float once; both 0 where the weight is, so the
+// key adds nothing to the query's terms.
+struct WeightAndGradient {
+    float p;
+    float ds;
+};
+
+__device__ WeightAndGradient exact_weight_and_gradient(global_ptr<const float> q_row,
+        global_ptr<const float> k_row, global_ptr<const float> dout_row, global_ptr<const float> v_row, int head_dim,
+        float scale, global_ptr<const float> stats) {
+    double weight = exact_weight(scale * exact_dot(q_row, k_row, head_dim), load_exact(stats));
+    double p = weight / load_exact(stats + 2);
+    if (weight == 0.0 || p == 0.0) {
+        return WeightAndGradient{0.0f, 0.0f};
+    }
+    double ds = p * (exact_dot(dout_row, v_row, head_dim) - load_exact(stats + 4));
+    return WeightAndGradient{static_cast<float>(p), static_cast<float>(ds)};
+}
 
 // ds = p·(dO·v − D) computed again as p·dO·(v − o), for a key whose first try is not finite: on values near float's
 // limit dO·v and D = dO·o overflow although their difference need not. The rows are halved so that v − o stays
@@ -1097,13 +1317,14 @@ PANAMAX_EXPORT(attention_backward_delta)
 // dQ: as attention_forward, a warp per query (ATTENTION_WARPS queries of one head of one sequence per block, grid
 // (ceil(T / ATTENTION_WARPS), heads, sequences)), over key/value tiles of 32 in shared memory; lane j computes
 // ds_j = p_j·(dO·v_j − D) (from the forward's output where that is not finite, see softmax_gradient_again), lane d
-// accumulates dq[d] = scale·Σ_j ds_j·k_j[d]. Every tensor has T rows per sequence (q, out, dout rows; k, v rows).
-// Dynamic shared memory: (2·32·(head_dim + 1) + ATTENTION_WARPS·(2·head_dim + 32)) floats.
+// accumulates dq[d] = scale·Σ_j ds_j·k_j[d]. Every tensor has T rows per sequence (q, out, dout rows; k, v rows). A
+// query to be computed in double (see above) skips the tiles and takes exact_attention_dq, writing its statistics at
+// exact_stats(delta, ...). Dynamic shared memory: (2·32·(head_dim + 1) + ATTENTION_WARPS·(2·head_dim + 32)) floats.
 extern "C" __global__ void attention_backward_dq(global_ptr<const float> q, long long q_offset, int ldq,
         global_ptr<const float> k, long long k_offset, int ldk, global_ptr<const float> v, long long v_offset, int ldv,
         global_ptr<const float> out, long long out_offset, int ldout,
         global_ptr<const float> dout, long long dout_offset, int lddout, global_ptr<const float> lse,
-        long long lse_offset, int ldlse, global_ptr<const float> delta, global_ptr<float> dq, long long dq_offset,
+        long long lse_offset, int ldlse, global_ptr<float> delta, global_ptr<float> dq, long long dq_offset,
         int lddq, int heads, int kv_heads, int head_dim, int length, float scale) {
     PANAMAX_DYNAMIC_SHARED(float, shared);
     auto k_tile = shared;                                      // [32][head_dim + 1]
@@ -1137,6 +1358,8 @@ extern "C" __global__ void attention_backward_dq(global_ptr<const float> q, long
         my_lse = lse[lse_offset + q_row * ldlse + head];
         my_delta = delta[q_row * heads + head];
     }
+    // The same for the whole warp, as my_lse is.
+    bool exact = active && !(fabsf(my_lse) < ATTENTION_EXACT_LOG_SUM);
     float accumulator[ATTENTION_MAX_HEAD_DIM / WARP];
     for (int i = 0; i < ATTENTION_MAX_HEAD_DIM / WARP; ++i) {
         accumulator[i] = 0.0f;
@@ -1151,7 +1374,7 @@ extern "C" __global__ void attention_backward_dq(global_ptr<const float> q, long
             v_tile[row * (head_dim + 1) + d] = v[v_offset + key_row * ldv + static_cast<long long>(kv_head) * head_dim + d];
         }
         __syncthreads();
-        if (active && tile <= query) {
+        if (active && !exact && tile <= query) {
             int key = tile + lane;
             float ds = 0.0f;
             if (lane < tile_rows && key <= query) {
@@ -1182,7 +1405,14 @@ extern "C" __global__ void attention_backward_dq(global_ptr<const float> q, long
         }
         __syncthreads();
     }
-    if (active) {
+    if (exact) {
+        exact_attention_dq(q + (q_offset + q_row * ldq + static_cast<long long>(head) * head_dim),
+                k + (k_offset + key_row0 * ldk + static_cast<long long>(kv_head) * head_dim), ldk,
+                v + (v_offset + key_row0 * ldv + static_cast<long long>(kv_head) * head_dim), ldv,
+                dout + (dout_offset + q_row * lddout + static_cast<long long>(head) * head_dim), query + 1, head_dim,
+                scale, dq + (dq_offset + q_row * lddq + static_cast<long long>(head) * head_dim),
+                exact_stats(delta, length, heads, q_row, head));
+    } else if (active) {
         PANAMAX_UNROLL
         for (int i = 0; i < ATTENTION_MAX_HEAD_DIM / WARP; ++i) {
             if (i * WARP + lane < head_dim) {
@@ -1197,7 +1427,8 @@ PANAMAX_EXPORT(attention_backward_dq)
 // (ceil(T / ATTENTION_WARPS), kv_heads, sequences)), over every query head of the group in order and, for each, the
 // tiles of 32 queries that see the block's keys, staged in shared memory with their lse and D; lane i computes p_i
 // and ds_i = p_i·(dO_i·v − D_i) (from the forward's output where that is not finite, see softmax_gradient_again),
-// lane d accumulates dv[d] = Σ p_i·dO_i[d] and dk[d] = scale·Σ ds_i·q_i[d].
+// lane d accumulates dv[d] = Σ p_i·dO_i[d] and dk[d] = scale·Σ ds_i·q_i[d]. For a query computed in double (see
+// above), p_i and ds_i come from the statistics attention_backward_dq left (exact_weight_and_gradient).
 // Dynamic shared memory: (2·32·(head_dim + 1) + 64 + ATTENTION_WARPS·(2·head_dim + 64)) floats.
 extern "C" __global__ void attention_backward_dkdv(global_ptr<const float> q, long long q_offset, int ldq,
         global_ptr<const float> k, long long k_offset, int ldk, global_ptr<const float> v, long long v_offset, int ldv,
@@ -1264,7 +1495,13 @@ extern "C" __global__ void attention_backward_dkdv(global_ptr<const float> q, lo
                 int query = tile + lane;
                 float p = 0.0f;
                 float ds = 0.0f;
-                if (lane < tile_rows && query >= key) {
+                if (lane < tile_rows && query >= key && !(fabsf(lse_tile[lane]) < ATTENTION_EXACT_LOG_SUM)) {
+                    WeightAndGradient exact = exact_weight_and_gradient(q_tile + lane * (head_dim + 1), my_k,
+                            dout_tile + lane * (head_dim + 1), my_v, head_dim, scale,
+                            exact_stats(delta, length, heads, row0 + query, head));
+                    p = exact.p;
+                    ds = exact.ds;
+                } else if (lane < tile_rows && query >= key) {
                     float score = 0.0f;
                     float dp = 0.0f;
                     for (int d = 0; d < head_dim; ++d) {

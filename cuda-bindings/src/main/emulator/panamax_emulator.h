@@ -24,6 +24,7 @@
 #define __launch_bounds__(...)
 // nvcc's unrolling hint (panamax_kernel.h): the emulated device needs none.
 #define PANAMAX_UNROLL
+#define PANAMAX_NO_UNROLL
 // One copy per block, since blocks run one at a time (and launches one at a time per library). The section lets the
 // runtime fill every static shared array with NaNs before each block, as a GPU leaves garbage there.
 #define __shared__ static __attribute__((section("panamax_shared"), aligned(16)))
@@ -400,6 +401,11 @@ inline float __int_as_float(int x) { return pmx::from_bits<float>(static_cast<ui
 inline int __float_as_int(float x) { return static_cast<int>(static_cast<uint32_t>(pmx::to_bits(x))); }
 inline unsigned short __half_as_ushort(__half x) { return x.bits; }
 inline unsigned __float_as_uint(float x) { return static_cast<uint32_t>(pmx::to_bits(x)); }
+inline int __double2hiint(double x) { return static_cast<int>(static_cast<uint32_t>(pmx::to_bits(x) >> 32)); }
+inline int __double2loint(double x) { return static_cast<int>(static_cast<uint32_t>(pmx::to_bits(x))); }
+inline double __hiloint2double(int hi, int lo) {
+    return pmx::from_bits<double>(static_cast<uint64_t>(static_cast<uint32_t>(hi)) << 32 | static_cast<uint32_t>(lo));
+}
 inline float __uint_as_float(unsigned x) { return pmx::from_bits<float>(x); }
 inline int __float2int_rn(float x) { return static_cast<int>(nearbyintf(x)); }
 inline __nv_bfloat16 __float2bfloat16_rn(float x) {

@@ -46,6 +46,13 @@ import java.util.function.Function;
  * float atomics), so a run gives the same bits every time on the same device; losses and argmaxes come back to the
  * host as a float per row (losses summed there in row order), a sum of squares as its total.
  *
+ * <p>Attention gives finite outputs and gradients for finite inputs at any magnitude, as the kernels module's {@code
+ * Attention} does on the CPU: values near float's limit through accumulators kept as half a weighted mean and a
+ * recomputed {@code dS}; a query whose scores leave float's range (the float pass gives it no weight, or a result that
+ * is not finite) is computed again in double on the device, its output and log-sum-exp rounded once (the log-sum-exp
+ * ±∞ where it is beyond float's range), and the backward computes in double the queries whose log-sum-exp is infinite
+ * or at least 2²⁰ in magnitude. Such queries are rare and slow; the others do not pay for them.
+ *
  * <p>Weights in GGML's block formats ({@link #weights(QuantizedMatrix)}: Q8_0, Q4_0, F16, BF16) stay in their format
  * on the device, as the file's bytes: a product runs {@code quantized_matvec} on {@value #MATVEC_ROWS} rows of
  * activations per pass while those passes move fewer bytes than dequantizing (see {@link #quantizedMatmul}), beyond
@@ -75,6 +82,9 @@ public final class CudaBackend implements Backend {
 
     private static final int ATTENTION_WARPS = 4;
     private static final int ATTENTION_TILE = 32;
+
+    /** Floats per (row, head) of a query's statistics in double: {@code ATTENTION_EXACT_STATS} in transformer.cu. */
+    private static final int ATTENTION_EXACT_STATS = 6;
 
     /**
      * Keys per block when attention splits a few queries' keys over blocks: two tiles, so that a 1,024-key decode of
@@ -1070,6 +1080,7 @@ public final class CudaBackend implements Backend {
                         (long) query.rows * heads * splits * (hd + 2),
                         "attention's partial softmaxes")
                 : o.buffer;
+        float scale = (float) (1 / Math.sqrt(hd));
         int sharedFloats = ATTENTION_TILE * (hd + 1) + ATTENTION_TILE * hd + warps * (hd + ATTENTION_TILE);
         launch(
                 "attention_forward",
@@ -1092,7 +1103,7 @@ public final class CudaBackend implements Backend {
                 a.queries(),
                 a.keys(),
                 position,
-                (float) (1 / Math.sqrt(hd)),
+                scale,
                 splits,
                 keyChunk,
                 partials);
@@ -1114,7 +1125,16 @@ public final class CudaBackend implements Backend {
                     l == null ? o.buffer : l.buffer,
                     l == null ? 0L : l.offset,
                     l == null ? 0 : l.ld,
-                    l == null ? 0 : 1);
+                    l == null ? 0 : 1,
+                    // What a query whose float softmax gives no weight is computed again from, in double.
+                    query,
+                    k,
+                    v,
+                    kvHeads,
+                    a.queries(),
+                    a.keys(),
+                    position,
+                    scale);
         }
     }
 
@@ -1171,7 +1191,9 @@ public final class CudaBackend implements Backend {
             return;
         }
         onDevice();
-        long deltaFloats = (long) query.rows * heads;
+        // D per (row, head), then the statistics attention_backward_dq leaves for dkdv about queries it takes in
+        // double.
+        long deltaFloats = (long) query.rows * heads * (1 + ATTENTION_EXACT_STATS);
         scratch(attentionDelta, b -> attentionDelta = b, ElementType.FLOAT, deltaFloats, "attention's backward deltas");
         launchRows("attention_backward_delta", query.rows, heads, o, dO, query.rows, heads, hd, attentionDelta);
         float scale = (float) (1 / Math.sqrt(hd));

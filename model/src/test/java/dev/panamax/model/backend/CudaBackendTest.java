@@ -591,17 +591,25 @@ class CudaBackendTest {
             float[] q = random("q" + Arrays.toString(c), a.queryFloats());
             float[] k = random("k" + Arrays.toString(c), a.keyFloats());
             float[] v = random("v" + Arrays.toString(c), a.keyFloats());
-            int outputs = a.queryFloats();
-            double factor = 8 * (a.position() + a.queries() + a.headDim()) * EPS;
-            assertWithin("attention " + Arrays.toString(c), a.forward(new float[][] {q, k, v}), expected -> {
-                double[] bound = new double[expected.length];
-                for (int i = 0; i < bound.length; i++) {
-                    // Values are in [-1, 1]; scores are at most headDim / √headDim in magnitude.
-                    bound[i] = i < outputs ? factor : factor * (1 + Math.abs(expected[i]) + Math.sqrt(a.headDim()));
-                }
-                return bound;
-            });
+            assertWithin("attention " + Arrays.toString(c), a.forward(new float[][] {q, k, v}), attentionBound(a));
         }
+    }
+
+    /**
+     * The bound of attention's outputs then log-sum-exps against the CPU's where values are in [-1, 1] and scores at
+     * most headDim / √headDim in magnitude: 8(keys + headDim)ε for an output, that factor of 1 + |lse| + √headDim for
+     * a log-sum-exp.
+     */
+    private static Function<float[], double[]> attentionBound(AttentionSizes a) {
+        int outputs = a.queryFloats();
+        double factor = 8 * (a.position() + a.queries() + a.headDim()) * EPS;
+        return expected -> {
+            double[] bound = new double[expected.length];
+            for (int i = 0; i < bound.length; i++) {
+                bound[i] = i < outputs ? factor : factor * (1 + Math.abs(expected[i]) + Math.sqrt(a.headDim()));
+            }
+            return bound;
+        };
     }
 
     /** Attention as another thread's first call on the backend: it makes the device current there, as every op does. */
@@ -723,6 +731,121 @@ class CudaBackendTest {
     }
 
     /**
+     * Scores beyond float's range: products q·k overflow float, so the float pass gives ∞ − ∞ (NaN before the fix)
+     * and the query is computed again in double, as on the CPU. Keys of a pattern tie exactly, so the output is the
+     * mean of the value rows of the visible keys of the best pattern, computed in double on both sides with sums in
+     * other orders: within 8(keys + headDim)ε of the CPU's (values in [-1, 1]), as are the outputs of the queries
+     * with small entries beside them, which take the float pass (the bound of
+     * causalGroupedQueryAttentionMatchesTheCpu). Log-sum-exps within that factor of 1 + |lse| + √headDim, and ±∞
+     * exactly where the CPU's is beyond float's range. No output is NaN, but where a query row holds one, as on the
+     * CPU. The shapes of
+     * causalGroupedQueryAttentionMatchesTheCpu: prefills over several key tiles, decodes whose keys are split over
+     * blocks, grouped heads, heads of 1 to 72 floats.
+     */
+    @Test
+    void scoresBeyondFloatsRangeGiveTheCpusOutputs() {
+        for (int[] c : ATTENTION) {
+            AttentionSizes a = new AttentionSizes(c);
+            String what = "attention, scores beyond float's range, " + Arrays.toString(c);
+            float[][] t = hugeScores(a, Arrays.toString(c), 1e20f, 1e-20f, 0f);
+            float[][] r = cpuAndCuda(what, a.forward(new float[][] {t[0], t[1], t[2]}));
+            Tolerance.assertClose(what, widen(r[0]), r[1], attentionBound(a).apply(r[0]));
+            for (int i = 0; i < a.queryFloats(); i++) {
+                assertTrue(Float.isFinite(r[1][i]), what + ": output " + i + " is " + r[1][i]);
+            }
+            // A NaN still reaches the query that holds it, and no other.
+            float[] poisoned = t[0].clone();
+            poisoned[(a.rows() - 1) * a.heads() * a.headDim()] = Float.NaN;
+            boolean[] seen = new boolean[a.rows() * a.heads()];
+            seen[(a.rows() - 1) * a.heads()] = true;
+            assertLikeTheCpu(
+                    what + ", a NaN in the last query row",
+                    a.forward(new float[][] {poisoned, t[1], t[2]}),
+                    new boolean[][] {seen, seen},
+                    new int[] {a.headDim(), 1},
+                    8 * (a.position() + a.queries() + a.headDim()) * EPS,
+                    1 + Math.sqrt(a.headDim()));
+        }
+    }
+
+    /**
+     * The backward of {@link #scoresBeyondFloatsRangeGiveTheCpusOutputs}'s inputs (an infinite or huge log-sum-exp),
+     * and of scores near 4·10⁶ a few units apart (entries near 1000), whose float log-sum-exp is finite but past
+     * 2²⁰, where its rounding would move the weights by up to e^(1/4): the device computes those queries in double
+     * (beside queries of small entries, which take the float pass) as the CPU does. Each side is within the float64
+     * reference's bound, so the device is within twice it of the CPU. No gradient is NaN.
+     */
+    @Test
+    void scoresBeyondFloatsRangeGiveTheCpusGradients() {
+        int[][] cases = {{2, 4, 2, 37, 16}, {1, 2, 1, 70, 64}, {1, 4, 1, 33, 4}};
+        for (int[] c : cases) {
+            AttentionSizes a = AttentionSizes.training(c);
+            String name = Arrays.toString(c);
+            float[][][] families = {hugeScores(a, name, 1e20f, 1e-20f, 0f), hugeScores(a, name, 1e-3f, 1e-3f, 1000f)};
+            for (int f = 0; f < families.length; f++) {
+                float[][] t = families[f];
+                String what =
+                        "attentionBackward, " + (f == 0 ? "scores beyond float's range, " : "scores near 4e6, ") + name;
+                float[][] r = cpuAndCuda(what, a.backward(t));
+                ReferenceAttention.Gradients expected = a.referenceGradients(t);
+                int[] sizes = {t[0].length, t[1].length, t[1].length};
+                double[][] bounds = {expected.dqBound(), expected.dkBound(), expected.dvBound()};
+                int[] widths = {a.heads(), a.kvHeads(), a.kvHeads()};
+                int from = 0;
+                for (int g = 0; g < 3; g++) {
+                    String gradient = what + " " + new String[] {"dq", "dk", "dv"}[g];
+                    float[] cpu = a.headMajor(Arrays.copyOfRange(r[0], from, from + sizes[g]), widths[g]);
+                    float[] device = a.headMajor(Arrays.copyOfRange(r[1], from, from + sizes[g]), widths[g]);
+                    double[] twice = Arrays.stream(bounds[g]).map(b -> 2 * b).toArray();
+                    Tolerance.assertClose(gradient, widen(cpu), device, twice);
+                    for (int i = 0; i < device.length; i++) {
+                        assertTrue(Float.isFinite(device[i]), gradient + ": element " + i + " is " + device[i]);
+                    }
+                    from += sizes[g];
+                }
+            }
+        }
+    }
+
+    /**
+     * Q, K, V and dO (rows as the backends take them) for the tests of scores beyond float's range: each key/value
+     * head's key rows repeat three patterns of entries {@code offset + magnitude·[-1, 1]} (rows of one pattern tie
+     * exactly), the query rows entries {@code offset + magnitude·[-1, 1]} too, except the (row, head)s where row + head
+     * is 3 modulo 4, whose entries are in {@code small·[-1, 1]} so that their scores stay within float's range and
+     * below 2²⁰; values and dO in [-1, 1].
+     */
+    private static float[][] hugeScores(AttentionSizes a, String name, float magnitude, float small, float offset) {
+        SplittableRandom random = new SplittableRandom(Inputs.seed("huge scores " + name + magnitude));
+        int d = a.headDim();
+        float[][][] patterns = new float[a.kvHeads()][3][d];
+        for (float[][] head : patterns) {
+            for (float[] pattern : head) {
+                for (int e = 0; e < d; e++) {
+                    pattern[e] = offset + magnitude * (float) (2 * random.nextDouble() - 1);
+                }
+            }
+        }
+        float[] k = new float[a.keyFloats()];
+        for (int row = 0; row < a.sequences() * a.keys(); row++) {
+            for (int h = 0; h < a.kvHeads(); h++) {
+                System.arraycopy(patterns[h][random.nextInt(3)], 0, k, (row * a.kvHeads() + h) * d, d);
+            }
+        }
+        float[] q = new float[a.queryFloats()];
+        for (int row = 0; row < a.rows(); row++) {
+            for (int h = 0; h < a.heads(); h++) {
+                boolean ordinary = (row + h) % 4 == 3;
+                for (int e = 0; e < d; e++) {
+                    float entry = (float) (2 * random.nextDouble() - 1);
+                    q[(row * a.heads() + h) * d + e] = ordinary ? small * entry : offset + magnitude * entry;
+                }
+            }
+        }
+        return new float[][] {q, k, random("huge scores v" + name, k.length), random("huge scores dO" + name, q.length)
+        };
+    }
+
+    /**
      * One attention call's sizes: {@code sequences} of {@code queries} query rows at {@code position} over {@code
      * keys} key rows each, {@code heads} query heads sharing {@code kvHeads} key/value heads of {@code headDim} floats.
      */
@@ -796,6 +919,27 @@ class CudaBackendTest {
                         dv);
                 return concat(read(b, dq), read(b, dk), read(b, dv));
             };
+        }
+
+        /**
+         * The float64 reference's gradients (head-major) and their bounds for {q, k, v, dO} as the backends take them,
+         * for sizes from {@link #training}.
+         */
+        ReferenceAttention.Gradients referenceGradients(float[][] t) {
+            return ReferenceAttention.backward(
+                    sequences,
+                    heads,
+                    kvHeads,
+                    queries,
+                    keys,
+                    headDim,
+                    1 / Math.sqrt(headDim),
+                    true,
+                    headMajor(t[0], heads),
+                    headMajor(t[1], kvHeads),
+                    headMajor(t[2], kvHeads),
+                    null,
+                    headMajor(t[3], heads));
         }
 
         /**
@@ -878,20 +1022,7 @@ class CudaBackendTest {
             float[] dOut = Inputs.uniform(Inputs.seed("huge bdo" + name), q.length, 2f / a.headDim(), 3f / a.headDim());
             String what = "attentionBackward, values near float's limit, " + name;
             float[] gradients = emulated(what, a.backward(new float[][] {q, k, v, dOut}));
-            ReferenceAttention.Gradients expected = ReferenceAttention.backward(
-                    a.sequences(),
-                    a.heads(),
-                    a.kvHeads(),
-                    a.queries(),
-                    a.keys(),
-                    a.headDim(),
-                    1 / Math.sqrt(a.headDim()),
-                    true,
-                    a.headMajor(q, a.heads()),
-                    a.headMajor(k, a.kvHeads()),
-                    a.headMajor(v, a.kvHeads()),
-                    null,
-                    a.headMajor(dOut, a.heads()));
+            ReferenceAttention.Gradients expected = a.referenceGradients(new float[][] {q, k, v, dOut});
             float[] dq = Arrays.copyOfRange(gradients, 0, q.length);
             float[] dk = Arrays.copyOfRange(gradients, q.length, q.length + k.length);
             float[] dv = Arrays.copyOfRange(gradients, q.length + k.length, gradients.length);
