@@ -46,11 +46,13 @@
  *   <li>the norms' backward: partial sums of the parameter gradients, at most 16 MiB (or four chunks of 32 rows per
  *       thread, where those are more);
  *   <li>attention: {@link dev.panamax.kernels.Attention#workspaceFloats}, on top of the products';
- *   <li>the quantized product: the activations, when copied out of native memory, and 64 rows of W decoded to floats.
+ *   <li>the quantized product: the activations, when copied out of native memory; from 16 tokens on, 1024 columns of
+ *       each of 64 rows of W decoded to floats (256 KiB), or a whole row where the last of a product's panels of 64
+ *       rows has one; for fewer tokens, one row of Q8_0 or Q4_0 weights widened to floats.
  * </ul>
  *
- * <p>A copy of a whole operand (SGEMV's x, the quantized product's activations) or partial sums above 16 MiB are not
- * kept: they are allocated again by each call that needs them, so that one large call does not pin its memory to the
+ * <p>A copy of a whole operand (SGEMV's x, the quantized product's activations), a decoded row of W or partial sums
+ * above 16 MiB are not kept: they are allocated again by each call that needs them, so that one large call does not pin its memory to the
  * thread.
  *
  * <p><b>Forward and backward side by side.</b> The operations the model trains through have their backward kernel in
