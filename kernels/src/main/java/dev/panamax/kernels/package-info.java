@@ -42,7 +42,8 @@
  *       most a 64 × 1024 block of A and a 1024 × 512 panel of B (2.3 MiB), and about as much again to copy operands
  *       out of native memory; a few KiB for a thread that only multiplies small matrices;
  *   <li>SGEMV: a copy of x, 4 KiB of column sums, and for a transposed product of many rows 8 × 16 KiB of panel sums;
- *   <li>row kernels: a row of each operand copied out of native memory; cross-entropy: a double per row;
+ *   <li>row kernels: a row of each operand copied out of native memory; cross-entropy: the losses of up to 65536
+ *       rows, a double each (512 KiB), on the calling thread;
  *   <li>the norms' backward: partial sums of the parameter gradients, at most 16 MiB (or four chunks of 32 rows per
  *       thread, where those are more);
  *   <li>attention: {@link dev.panamax.kernels.Attention#workspaceFloats}, on top of the products';
