@@ -32,8 +32,8 @@ public final class CrossEntropy {
     }
 
     /**
-     * Rows whose losses a call keeps at once: the rows go in chunks of this many, each chunk's losses added in row order
-     * before the next, so that a thread holds 512 KiB of losses however many rows a call has.
+     * Rows whose losses a call keeps at once: the rows go in chunks of this many, each chunk's losses added in row
+     * order before the next, so that a thread holds 512 KiB of losses however many rows a call has.
      */
     static final int LOSS_CHUNK_ROWS = 1 << 16;
 

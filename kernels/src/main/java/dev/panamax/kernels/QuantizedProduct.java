@@ -22,9 +22,9 @@ import java.lang.foreign.MemorySegment;
  * sum is a float, so it overflows to infinity once {@code |Σ q·x|} passes {@code Float.MAX_VALUE} (activations beyond
  * about 10³⁴), even where d would bring the product back into range.
  *
- * <p><b>Many tokens.</b> From 16 tokens on (a prompt), the weights are decoded to floats
- * ({@code d·q}, exact) 64 rows and 1024 columns at a time and multiplied by {@link Gemm}'s SGEMM, whose register tiles reuse each weight
- * for many tokens. Each result is then the SGEMM's float dot product of the decoded row with the token's activations:
+ * <p><b>Many tokens.</b> From 16 tokens on (a prompt), the weights are decoded to floats ({@code d·q}, exact) 64 rows
+ * and 1024 columns at a time and multiplied by {@link Gemm}'s SGEMM, whose register tiles reuse each weight for many
+ * tokens. Each result is then the SGEMM's float dot product of the decoded row with the token's activations:
  * within the same bound, but not the same bits as a call of fewer tokens, and an infinite Q8_0 scale gives its block's
  * weights ±∞ (NaN where q is 0) rather than multiplying a block sum. Below that count a token's results do not depend
  * on the other tokens of the call.

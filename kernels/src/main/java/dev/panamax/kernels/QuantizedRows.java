@@ -62,8 +62,8 @@ final class QuantizedRows {
     /** This thread's copy of activations staged out of a segment, which the workers only read. */
     static final Scratch STAGED = new Scratch();
     /**
-     * This thread's slice of a panel of W decoded to floats, for the SGEMM: {@link GemmDriver#KC} columns of each row, or
-     * a panel's one row whole ({@link #multiply}).
+     * This thread's slice of a panel of W decoded to floats, for the SGEMM: {@link GemmDriver#KC} columns of each row,
+     * or a panel's one row whole ({@link #multiply}).
      */
     static final Scratch PANEL = new Scratch();
 
