@@ -95,17 +95,20 @@ public final class Attention {
 
     /**
      * Floats of working memory one thread uses for this shape, at most, reused across calls: tiles of scores,
-     * gradients and output accumulators, one float per query for the backward, a query row and a tile of key or value
-     * rows copied out of their views, the packed query and output-gradient tiles, and the packed key and value tiles of
-     * the head it is on (four kinds between forward and backward, at most 2 MiB of tiles each). Linear in {@code tq};
-     * bounded in {@code tk}. {@link Gemm}'s packing buffers, sized to the tile products, come on top.
+     * gradients and output accumulators, the backward's row terms of a query tile, a query row and a tile of key or
+     * value rows copied out of their views, the packed query and output-gradient tiles, and the packed key and value
+     * tiles of the head it is on (four kinds between forward and backward, at most 2 MiB of tiles each); for a single
+     * query ({@code tq} 1, decoding), every head's query row, and the partial results of every batch entry and head,
+     * which the calling thread keeps for its next call only up to 16 MiB. The same for every {@code tq} above 1, and
+     * for every {@code tk} past the packed tiles kept (8064 keys at a head size of 64). {@link Gemm}'s packing
+     * buffers, sized to the tile products, come on top.
      *
      * @param shape the sizes
      * @return floats per thread
      */
     public static long workspaceFloats(Shape shape) {
         Checks.notNull("shape", shape);
-        return AttentionTiles.workspaceFloats(shape.headDim(), shape.tq(), shape.tk());
+        return AttentionTiles.workspaceFloats(shape);
     }
 
     /**

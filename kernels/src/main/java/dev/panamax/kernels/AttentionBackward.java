@@ -50,20 +50,19 @@ final class AttentionBackward {
         }
         for (int head = kvHead * group; head < (kvHead + 1) * group; head++) {
             zeroRows(c.dQ(), b, head, s.tq(), d);
-            // D_i = dO_i · O_i, the softmax backward's row term, and whether query i must be computed in double: its
-            // float log-sum-exp cannot give its weights, or dO_i·v may overflow.
-            float[] rowDots = w.rowDots(s.tq());
-            boolean[] exact = new boolean[s.tq()];
-            for (int i = 0; i < s.tq(); i++) {
-                AttentionTiles.stage(c.dO(), b, head, i, 1, d, w.query);
-                AttentionTiles.stage(c.o(), b, head, i, 1, d, w.rows);
-                rowDots[i] = RowMath.dot(w.query, w.rows, 0, d);
-                float logSum = c.lse().data().getAtIndex(FLOAT, c.lse().row(b, head, i));
-                double productBound = (double) RowMath.finiteMagnitudeSum(d, w.query, 0) * largestValue;
-                exact[i] = !(Math.abs(logSum) < AttentionExact.EXACT_LOG_SUM) || !(productBound <= PRODUCT_BOUND);
-            }
+            boolean anyExact = false;
             for (int q0 = 0; q0 < s.tq(); q0 += Math.min(QUERY_TILE, s.tq() - q0)) {
                 int nq = Math.min(QUERY_TILE, s.tq() - q0);
+                // D_i = dO_i · O_i, the softmax backward's row term, and bit i set where query q0 + i is computed in
+                // double: a tile's worth, so that a thread holds no buffer per query of the call.
+                long exact = 0;
+                for (int i = 0; i < nq; i++) {
+                    AttentionTiles.stage(c.dO(), b, head, q0 + i, 1, d, w.query);
+                    AttentionTiles.stage(c.o(), b, head, q0 + i, 1, d, w.rows);
+                    w.rowDots[i] = RowMath.dot(w.query, w.rows, 0, d);
+                    exact |= exact(c, b, head, q0 + i, w.query, largestValue) ? 1L << i : 0;
+                }
+                anyExact |= exact != 0;
                 int keyEnd = AttentionTiles.keyEnd(c, q0, nq);
                 boolean queriesFinite = AttentionTiles.finiteRows(c.q(), b, head, q0, nq, d, w.rows);
                 boolean gradientsFinite = AttentionTiles.finiteRows(c.dO(), b, head, q0, nq, d, w.rows);
@@ -73,7 +72,7 @@ final class AttentionBackward {
                     AttentionTiles.maskedScores(w, c, b, head, kvHead, q0, nq, k0, nk, d, true);
                     for (int i = 0; i < nq; i++) {
                         int row = i * KEY_TILE;
-                        if (exact[q0 + i]) {
+                        if ((exact & 1L << i) != 0) {
                             // Weights of 0 leave the products untouched: the row's gradients come from exactGradients.
                             Arrays.fill(w.scores, row, row + nk, 0f);
                         } else {
@@ -113,7 +112,7 @@ final class AttentionBackward {
                             w.packed.valuesAcross,
                             k0);
                     for (int i = 0; i < nq; i++) {
-                        softmaxGradientRow(w.scores, w.gradients, i * KEY_TILE, nk, rowDots[q0 + i]);
+                        softmaxGradientRow(w.scores, w.gradients, i * KEY_TILE, nk, w.rowDots[i]);
                     }
                     // dQ += scale·dS·K and dK += scale·dSᵀ·Q
                     Product dq = new Product(
@@ -143,12 +142,27 @@ final class AttentionBackward {
                             queriesFinite);
                 }
             }
-            for (int i = 0; i < s.tq(); i++) {
-                if (exact[i]) {
+            // After every tile, as their products must come first in dK and dV; the test is made again, which costs
+            // a pass over dO only for a head that has such a query.
+            for (int i = 0; anyExact && i < s.tq(); i++) {
+                AttentionTiles.stage(c.dO(), b, head, i, 1, d, w.query);
+                if (exact(c, b, head, i, w.query, largestValue)) {
                     AttentionExact.exactGradients(c, b, head, kvHead, i, AttentionTiles.keyEnd(c, i, 1));
                 }
             }
         }
+    }
+
+    /**
+     * Whether query i of the head, whose dO row is {@code outputGradient}, is computed in double: its float
+     * log-sum-exp cannot give its weights, or {@code dO_i·v} may overflow, v's entries being at most {@code
+     * largestValue} in magnitude.
+     */
+    private static boolean exact(AttentionCall c, int b, int head, int i, float[] outputGradient, float largestValue) {
+        float logSum = c.lse().data().getAtIndex(FLOAT, c.lse().row(b, head, i));
+        double productBound =
+                (double) RowMath.finiteMagnitudeSum(c.shape().headDim(), outputGradient, 0) * largestValue;
+        return !(Math.abs(logSum) < AttentionExact.EXACT_LOG_SUM) || !(productBound <= PRODUCT_BOUND);
     }
 
     /**

@@ -21,8 +21,11 @@ final class AttentionRowDecode {
     /** Parts of the key range: tasks for two to four threads, each read as four long sequential streams. */
     private static final int PARTS = 4;
 
-    /** Per part and head: the running maximum, the sum, then the head's accumulator; filled by the tasks. */
-    private static final ThreadLocal<float[]> PARTIALS = ThreadLocal.withInitial(() -> new float[0]);
+    /**
+     * The calling thread's partial results, per batch entry, part and head: the running maximum, the sum, then the
+     * head's accumulator; filled by the tasks.
+     */
+    static final Scratch PARTIALS = new Scratch();
 
     private AttentionRowDecode() {}
 
@@ -37,7 +40,7 @@ final class AttentionRowDecode {
                 && s.headDim() % LANES == 0
                 && s.qHeads() <= QUERY_TILE
                 && 4 * s.kvHeads() <= KEY_TILE
-                && (long) s.batch() * PARTS * s.qHeads() * (s.headDim() + 2) <= Integer.MAX_VALUE - 8
+                && partialFloats(s) <= Checks.MAX_ARRAY_LENGTH
                 && interleaved(c.k(), s)
                 && interleaved(c.v(), s);
     }
@@ -55,32 +58,32 @@ final class AttentionRowDecode {
         int d = s.headDim();
         int stride = d + 2;
         int keyEnd = AttentionTiles.keyEnd(c, 0, 1);
-        float[] partials = partials(s.batch() * PARTS * heads * stride);
-        Parallelism.forEach(s.batch() * PARTS, parallel, t -> {
-            int b = t / PARTS;
-            int part = t % PARTS;
-            // Parts 0 to 2 are whole groups of four keys; the last takes the rest, and any group left short.
-            int partLength = keyEnd / (4 * PARTS) * 4;
-            int from = part * partLength;
-            int to = part == PARTS - 1 ? keyEnd : from + partLength;
-            part(c, b, from, to, partials, t * heads * stride);
-        });
-        AttentionTiles.Workspace w = AttentionTiles.WORKSPACE.get();
-        w.ensure(d);
-        for (int b = 0; b < s.batch(); b++) {
-            for (int h = 0; h < heads; h++) {
-                merge(c, w, b, h, keyEnd, partials, (b * PARTS * heads + h) * stride, heads * stride);
+        float[] partials = PARTIALS.take((int) partialFloats(s));
+        try {
+            Parallelism.forEach(s.batch() * PARTS, parallel, t -> {
+                int b = t / PARTS;
+                int part = t % PARTS;
+                // Parts 0 to 2 are whole groups of four keys; the last takes the rest, and any group left short.
+                int partLength = keyEnd / (4 * PARTS) * 4;
+                int from = part * partLength;
+                int to = part == PARTS - 1 ? keyEnd : from + partLength;
+                part(c, b, from, to, partials, t * heads * stride);
+            });
+            AttentionTiles.Workspace w = AttentionTiles.WORKSPACE.get();
+            w.ensure(d);
+            for (int b = 0; b < s.batch(); b++) {
+                for (int h = 0; h < heads; h++) {
+                    merge(c, w, b, h, keyEnd, partials, (b * PARTS * heads + h) * stride, heads * stride);
+                }
             }
+        } finally {
+            PARTIALS.release();
         }
     }
 
-    private static float[] partials(int length) {
-        float[] partials = PARTIALS.get();
-        if (partials.length < length) {
-            partials = new float[length];
-            PARTIALS.set(partials);
-        }
-        return partials;
+    /** The floats of {@link #PARTIALS} a call of shape s takes. */
+    static long partialFloats(Attention.Shape s) {
+        return (long) s.batch() * PARTS * s.qHeads() * (s.headDim() + 2);
     }
 
     /** Keys {@code [from, to)} of batch entry b for every head, into the partials from {@code at}. */

@@ -38,13 +38,15 @@ final class AttentionTiles {
     }
 
     /** {@link Attention#workspaceFloats}: see there for what it counts. */
-    static long workspaceFloats(int d, int tq, int tk) {
-        int tiles = Math.ceilDiv(tk, KEY_TILE);
+    static long workspaceFloats(Attention.Shape s) {
+        int d = s.headDim();
+        int tiles = Math.ceilDiv(s.tk(), KEY_TILE);
         long packed = 2
                 * (keptFloats(tiles, GemmDriver.PackedB.floats(d, KEY_TILE))
                         + keptFloats(tiles, GemmDriver.PackedB.floats(KEY_TILE, d)));
         long rows = 2L * GemmDriver.PackedA.floats(QUERY_TILE, d) + (long) KEY_TILE * d + d;
-        return 2L * QUERY_TILE * KEY_TILE + (long) QUERY_TILE * d + 2L * QUERY_TILE + tq + rows + packed;
+        long decoding = s.tq() == 1 ? AttentionRowDecode.partialFloats(s) + (long) s.qHeads() * d : 0;
+        return 2L * QUERY_TILE * KEY_TILE + (long) QUERY_TILE * d + 3L * QUERY_TILE + rows + packed + decoding;
     }
 
     /** How many of a head's {@code tiles} packed tiles of {@code tileFloats} each a thread keeps: see PACKED_FLOATS. */
@@ -334,7 +336,8 @@ final class AttentionTiles {
         final Matrix gradientsTile = new Matrix(MemorySegment.ofArray(gradients), 0, KEY_TILE);
         float[] acc = new float[0];
         MemorySegment accSegment = MemorySegment.ofArray(acc);
-        float[] rowDots = new float[0];
+        /** The backward's row terms {@code D_i = dO_i·O_i} of a query tile. */
+        final float[] rowDots = new float[QUERY_TILE];
         /** One query (or output) row and a tile of key or value rows, copied out of their views by {@link #stage}. */
         float[] query = new float[0];
 
@@ -361,13 +364,6 @@ final class AttentionTiles {
                 decodeQueries = new float[floats];
             }
             return decodeQueries;
-        }
-
-        float[] rowDots(int rows) {
-            if (rowDots.length < rows) {
-                rowDots = new float[rows];
-            }
-            return rowDots;
         }
     }
 }

@@ -19,8 +19,8 @@ import java.util.Arrays;
  * (-∞ - -∞); its softmax counts as zeros, as {@link Softmax} gives for a fully masked row, so its gradient is
  * {@code -1/count} at the target and 0 elsewhere, at every row width. Targets are checked before anything is
  * written: each must be in {@code [0, cols)} or equal {@code ignoreIndex}. Rows are processed in parallel for large
- * inputs; each row's loss is kept and they are summed in row order, so the result is bit-identical for every thread
- * count.
+ * inputs, 65536 at a time; each row's loss is kept and they are summed in row order, so the result is bit-identical for
+ * every thread count.
  */
 public final class CrossEntropy {
     // The lines (see Line) the kernels of this class stage their segment operands through, one per operand role.
@@ -31,8 +31,14 @@ public final class CrossEntropy {
         VectorApi.require(); // a missing --add-modules flag is named before the first kernel fails to link
     }
 
-    /** Per-thread scratch for the row losses, so that they can be summed in a fixed order; grows, never shrinks. */
-    private static final ThreadLocal<double[][]> LOSSES = ThreadLocal.withInitial(() -> new double[1][0]);
+    /**
+     * Rows whose losses a call keeps at once: the rows go in chunks of this many, each chunk's losses added in row
+     * order before the next, so that a thread holds 512 KiB of losses however many rows a call has.
+     */
+    static final int LOSS_CHUNK_ROWS = 1 << 16;
+
+    /** Per thread: the losses of a chunk's rows, so that they can be summed in a fixed order. */
+    static final ThreadLocal<double[]> LOSSES = ThreadLocal.withInitial(() -> new double[0]);
 
     /**
      * Floats per chunk of {@link #wideRow}: 32 KiB, an L1's worth.
@@ -138,53 +144,59 @@ public final class CrossEntropy {
             }
             count++;
         }
-        double[] losses = losses(rows);
+        double[] losses = losses(Math.min(rows, LOSS_CHUNK_ROWS));
         float weight = count == 0 ? 0f : (float) (1.0 / count);
         boolean parallel = Parallelism.shareable(logits)
                 && Parallelism.shareable(targets)
                 && (dlogits == null || Parallelism.shareable(dlogits));
         Operand xs = Operand.of(logits);
         Operand ds = Operand.of(dlogits);
-        Rows.forEach(rows, (long) rows * cols, parallel, (from, to) -> {
-            for (int i = from; i < to; i++) {
-                int target = targets.getAtIndex(ValueLayout.JAVA_INT_UNALIGNED, targetsOffset + i);
-                Line d = ds == null ? null : DLOGITS_LINE.get().write(ds, dlogitsOffset + (long) i * ldDlogits, cols);
-                if (target == ignoreIndex) {
-                    losses[i] = 0;
-                    if (d != null) {
-                        Arrays.fill(d.array, d.offset, d.offset + cols, 0f);
-                    }
-                } else {
-                    Line x = LOGITS_LINE.get().read(xs, logitsOffset + (long) i * ldLogits, cols);
-                    losses[i] = d == null
-                            ? row(cols, x.array, x.offset, target, weight, null, 0)
-                            : row(cols, x.array, x.offset, target, weight, d.array, d.offset);
-                }
-                if (d != null) {
-                    d.commit();
-                }
-            }
-        });
+        // One sum, over the rows in order: the chunks change when a loss is added, not the order of the additions.
         double sum = 0;
-        for (int i = 0; i < rows; i++) {
-            sum += losses[i];
+        for (int first = 0; first < rows; first += Math.min(LOSS_CHUNK_ROWS, rows - first)) {
+            int start = first;
+            int chunk = Math.min(LOSS_CHUNK_ROWS, rows - first);
+            Rows.forEach(chunk, (long) chunk * cols, parallel, (from, to) -> {
+                for (int i = start + from; i < start + to; i++) {
+                    int target = targets.getAtIndex(ValueLayout.JAVA_INT_UNALIGNED, targetsOffset + i);
+                    Line d = ds == null
+                            ? null
+                            : DLOGITS_LINE.get().write(ds, dlogitsOffset + (long) i * ldDlogits, cols);
+                    if (target == ignoreIndex) {
+                        losses[i - start] = 0;
+                        if (d != null) {
+                            Arrays.fill(d.array, d.offset, d.offset + cols, 0f);
+                        }
+                    } else {
+                        Line x = LOGITS_LINE.get().read(xs, logitsOffset + (long) i * ldLogits, cols);
+                        losses[i - start] = d == null
+                                ? row(cols, x.array, x.offset, target, weight, null, 0)
+                                : row(cols, x.array, x.offset, target, weight, d.array, d.offset);
+                    }
+                    if (d != null) {
+                        d.commit();
+                    }
+                }
+            });
+            for (int i = 0; i < chunk; i++) {
+                sum += losses[i];
+            }
         }
         return count == 0 ? 0f : (float) (sum / count);
     }
 
     private static double[] losses(int rows) {
-        double[][] holder = LOSSES.get();
-        if (holder[0].length < rows) {
-            holder[0] = new double[rows];
+        if (LOSSES.get().length < rows) {
+            LOSSES.set(new double[rows]);
         }
-        return holder[0];
+        return LOSSES.get();
     }
 
     /**
      * One row's loss; with {@code d} given, writes {@code weight·(softmax - onehot(target))} there. The target logit
      * is read first, since d may be the logits.
      */
-    private static double row(int cols, float[] x, int xi, int target, float weight, float[] d, int di) {
+    static double row(int cols, float[] x, int xi, int target, float weight, float[] d, int di) {
         float logit = x[xi + target];
         double logSumExp;
         if (cols > CHUNK) {

@@ -206,7 +206,7 @@ public final class Quantization {
         Checks.vector("dst", dst, dstOffset, w.columns(), true);
         Checks.usable("w.data()", w.data(), w.rowBytes());
         float[] values = new float[w.columns()];
-        QuantizedRows.decodeRow(w, row, values, 0);
+        QuantizedRows.decodeRow(w, row, 0, w.columns(), values, 0);
         MemorySegment.copy(values, 0, dst, Simd.FLOAT, dstOffset * Float.BYTES, values.length);
     }
 

@@ -22,9 +22,9 @@ import java.lang.foreign.MemorySegment;
  * sum is a float, so it overflows to infinity once {@code |Σ q·x|} passes {@code Float.MAX_VALUE} (activations beyond
  * about 10³⁴), even where d would bring the product back into range.
  *
- * <p><b>Many tokens.</b> From 16 tokens on (a prompt), the weights are decoded to floats
- * ({@code d·q}, exact) 64 rows at a time and multiplied by {@link Gemm}'s SGEMM, whose register tiles reuse each weight
- * for many tokens. Each result is then the SGEMM's float dot product of the decoded row with the token's activations:
+ * <p><b>Many tokens.</b> From 16 tokens on (a prompt), the weights are decoded to floats ({@code d·q}, exact) 64 rows
+ * and 1024 columns at a time and multiplied by {@link Gemm}'s SGEMM, whose register tiles reuse each weight for many
+ * tokens. Each result is then the SGEMM's float dot product of the decoded row with the token's activations:
  * within the same bound, but not the same bits as a call of fewer tokens, and an infinite Q8_0 scale gives its block's
  * weights ±∞ (NaN where q is 0) rather than multiplying a block sum. Below that count a token's results do not depend
  * on the other tokens of the call.
@@ -43,7 +43,10 @@ import java.lang.foreign.MemorySegment;
  * come from any number of threads at once.
  */
 public final class QuantizedProduct {
-    /** Rows of W decoded at a time: 64 rows of 4096 floats are 1 MiB, a panel the caches keep while it is used. */
+    /**
+     * Rows of W per task of the decoded product, decoded {@link GemmDriver#KC} columns at a time: a panel of 256 KiB
+     * that stays in L2 while the SGEMM packs it, and several of its micro-kernel's column tiles wide.
+     */
     private static final int PANEL_ROWS = 64;
 
     private QuantizedProduct() {}

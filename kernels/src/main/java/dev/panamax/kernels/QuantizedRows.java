@@ -61,8 +61,11 @@ final class QuantizedRows {
 
     /** This thread's copy of activations staged out of a segment, which the workers only read. */
     static final Scratch STAGED = new Scratch();
-    /** This thread's rows of W decoded to floats, for the SGEMM. */
-    private static final ThreadLocal<float[]> PANEL = ThreadLocal.withInitial(() -> new float[0]);
+    /**
+     * This thread's slice of a panel of W decoded to floats, for the SGEMM: {@link GemmDriver#KC} columns of each row,
+     * or a panel's one row whole ({@link #multiply}).
+     */
+    static final Scratch PANEL = new Scratch();
 
     /**
      * Tokens from which the weights are decoded to floats and multiplied by the SGEMM: a prompt's many tokens amortise
@@ -77,8 +80,12 @@ final class QuantizedRows {
      * {@code y[t][r] = Σ_c W[r][c]·x[t][c]} for rows {@code [from, to)} and every token t: token t's activations at
      * {@code x[xBase + t·ldx]}, its results at float {@code yOffset + t·ldy + r} of y. Rows go in order, so the matrix
      * is read as one sequential stream, and each row stays in cache while every token uses it. From {@link
-     * #DECODED_PANEL_TOKENS} tokens on, the rows are decoded to floats ({@link #decodeRow}) and multiplied by the SGEMM
-     * on the calling thread, in {@link GemmDriver}'s order.
+     * #DECODED_PANEL_TOKENS} tokens on, the rows are decoded to floats and multiplied by the SGEMM on the calling
+     * thread, a slice of {@link GemmDriver#KC} columns at a time, each slice's product added to Y (beta 1 after the
+     * first). The SGEMM itself reduces over k in slices of KC, adding each to C by the same {@code alpha·tile + 1·C},
+     * so a product per slice gives each element of Y the same bits as one product over the whole rows, while the panel
+     * holds KC floats of each row (256 KiB for {@link QuantizedProduct}'s 64 rows, which stay in L2 until packed). A
+     * single row goes whole: the SGEMM takes it as a matrix-vector product, which reduces over all of k at once.
      */
     static void multiply(
             QuantizedMatrix w,
@@ -92,28 +99,36 @@ final class QuantizedRows {
             int from,
             int to) {
         if (tokens >= DECODED_PANEL_TOKENS) {
-            float[] panel = PANEL.get();
-            int floats = Math.multiplyExact(to - from, w.columns());
-            if (panel.length < floats) {
-                panel = new float[floats];
-                PANEL.set(panel);
+            int rows = to - from;
+            int columns = w.columns();
+            int width = rows == 1 ? columns : Math.min(columns, GemmDriver.KC);
+            float[] panel = PANEL.take(rows * width);
+            try {
+                // At least one product, so that 0 columns still writes Y's zeros.
+                int k0 = 0;
+                do {
+                    int kc = Math.min(width, columns - k0);
+                    for (int r = from; r < to; r++) {
+                        decodeRow(w, r, k0, kc, panel, (r - from) * kc);
+                    }
+                    GemmDriver.run(
+                            new Product(
+                                    false,
+                                    true,
+                                    tokens,
+                                    rows,
+                                    kc,
+                                    1f,
+                                    new Matrix(MemorySegment.ofArray(x), xBase + k0, ldx),
+                                    new Matrix(MemorySegment.ofArray(panel), 0, kc),
+                                    k0 == 0 ? 0f : 1f,
+                                    new Matrix(y, yOffset + from, ldy)),
+                            false);
+                    k0 += kc;
+                } while (k0 < columns);
+            } finally {
+                PANEL.release();
             }
-            for (int r = from; r < to; r++) {
-                decodeRow(w, r, panel, (r - from) * w.columns());
-            }
-            GemmDriver.run(
-                    new Product(
-                            false,
-                            true,
-                            tokens,
-                            to - from,
-                            w.columns(),
-                            1f,
-                            new Matrix(MemorySegment.ofArray(x), xBase, ldx),
-                            new Matrix(MemorySegment.ofArray(panel), 0, w.columns()),
-                            0f,
-                            new Matrix(y, yOffset + from, ldy)),
-                    false);
             return;
         }
         MemorySegment data = w.data();
@@ -167,7 +182,7 @@ final class QuantizedRows {
         /** Widens row r of w: Q4_0's weights as {@link #decodeRow} decodes them, Q8_0's values and scales apart. */
         void widen(QuantizedMatrix w, int r) {
             if (w.format() == WeightFormat.Q4_0) {
-                decodeRow(w, r, values, 0);
+                decodeRow(w, r, 0, w.columns(), values, 0);
                 return;
             }
             FloatVector one = FloatVector.broadcast(FLOATS, 1f);
@@ -362,29 +377,31 @@ final class QuantizedRows {
                 .reinterpretAsFloats();
     }
 
-    /** Decodes row {@code row} of w into {@code dst[from, from + columns)}, each element as the products decode it. */
-    static void decodeRow(QuantizedMatrix w, int row, float[] dst, int from) {
+    /**
+     * Decodes columns {@code [first, first + count)} of row {@code row} of w into {@code dst[from, from + count)}, each
+     * element as the products decode it; for Q8_0 and Q4_0, first and count are whole blocks.
+     */
+    static void decodeRow(QuantizedMatrix w, int row, int first, int count, float[] dst, int from) {
         MemorySegment data = w.data();
-        long at = w.byteOffset() + row * w.rowBytes();
-        int columns = w.columns();
         WeightFormat format = w.format();
+        long at = w.byteOffset() + row * w.rowBytes() + (long) first / format.blockLength() * format.bytesPerBlock();
         switch (format) {
             case Q8_0, Q4_0 -> {
-                for (int j = 0; j < columns; j += BLOCK) {
+                for (int j = 0; j < count; j += BLOCK) {
                     long block = at + (long) (j / BLOCK) * format.bytesPerBlock();
                     decodeBlock(format == WeightFormat.Q4_0, data, block, scale(data, block), dst, from + j);
                 }
             }
             case F32, F16, BF16 -> {
-                int vectorEnd = columns - columns % LANES;
+                int vectorEnd = count - count % LANES;
                 int bytes = format.bytesPerBlock();
                 for (int j = 0; j < vectorEnd; j += LANES) {
                     elements(format, data, at + (long) j * bytes).intoArray(dst, from + j);
                 }
-                if (vectorEnd < columns) {
-                    int count = columns - vectorEnd;
-                    elements(format, data, at + (long) vectorEnd * bytes, count)
-                            .intoArray(dst, from + vectorEnd, FLOATS.indexInRange(0, count));
+                if (vectorEnd < count) {
+                    int tail = count - vectorEnd;
+                    elements(format, data, at + (long) vectorEnd * bytes, tail)
+                            .intoArray(dst, from + vectorEnd, FLOATS.indexInRange(0, tail));
                 }
             }
         }

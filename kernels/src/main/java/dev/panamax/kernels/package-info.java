@@ -42,16 +42,21 @@
  *       most a 64 × 1024 block of A and a 1024 × 512 panel of B (2.3 MiB), and about as much again to copy operands
  *       out of native memory; a few KiB for a thread that only multiplies small matrices;
  *   <li>SGEMV: a copy of x, 4 KiB of column sums, and for a transposed product of many rows 8 × 16 KiB of panel sums;
- *   <li>row kernels: a row of each operand copied out of native memory; cross-entropy: a double per row;
+ *   <li>row kernels: a row of each operand copied out of native memory; cross-entropy: the losses of up to 65536
+ *       rows, a double each (512 KiB), on the calling thread;
  *   <li>the norms' backward: partial sums of the parameter gradients, at most 16 MiB (or four chunks of 32 rows per
  *       thread, where those are more);
- *   <li>attention: {@link dev.panamax.kernels.Attention#workspaceFloats}, on top of the products';
- *   <li>the quantized product: the activations, when copied out of native memory, and 64 rows of W decoded to floats.
+ *   <li>attention: {@link dev.panamax.kernels.Attention#workspaceFloats}, on top of the products': tiles sized by the
+ *       head size, whatever the sequence lengths (packed key and value tiles up to 2 MiB per kind), and on the calling
+ *       thread of a decoding call the partial results of every batch entry and head;
+ *   <li>the quantized product: the activations, when copied out of native memory; from 16 tokens on, 1024 columns of
+ *       each of 64 rows of W decoded to floats (256 KiB), or a whole row where the last of a product's panels of 64
+ *       rows has one; for fewer tokens, one row of Q8_0 or Q4_0 weights widened to floats.
  * </ul>
  *
- * <p>A copy of a whole operand (SGEMV's x, the quantized product's activations) or partial sums above 16 MiB are not
- * kept: they are allocated again by each call that needs them, so that one large call does not pin its memory to the
- * thread.
+ * <p>A copy of a whole operand (SGEMV's x, the quantized product's activations), a decoded row of W, and partial sums
+ * or results (the norms', decoding attention's) above 16 MiB are not kept: they are allocated again by each call that
+ * needs them, so that one large call does not pin its memory to the thread.
  *
  * <p><b>Forward and backward side by side.</b> The operations the model trains through have their backward kernel in
  * the same class, named {@code backward} next to {@code forward} ({@code logBackward} and {@code swigluBackward} next

@@ -150,6 +150,24 @@ class AttentionBackwardTest {
         }
     }
 
+    /**
+     * A thread keeps the row terms {@code D_i} of one query tile, not one per query of the call: a backward of 300
+     * queries with one (batch entry, key/value head), which the calling thread runs, asked on a fresh thread.
+     */
+    @Test
+    void rowTermsAreKeptForOneQueryTile() throws InterruptedException {
+        Case c = new Case(1, 2, 1, 300, 40, 16, true, false);
+        float[][] t = tensors(c);
+        int[] kept = new int[1];
+        Thread caller = new Thread(() -> {
+            fast(c, 0.25f, t[0], t[1], t[2], null, t[3]);
+            kept[0] = AttentionTiles.WORKSPACE.get().rowDots.length;
+        });
+        caller.start();
+        caller.join();
+        assertEquals(AttentionTiles.QUERY_TILE, kept[0], "row terms kept");
+    }
+
     @Test
     void inputsChangedBetweenCallsAreSeen() {
         // As in AttentionTest: packed tiles are kept within a call, never into the next. One head and one query tile.

@@ -767,6 +767,57 @@ class AttentionTest {
         }
     }
 
+    /**
+     * A thread's workspace is the same for every number of queries above one (the backward keeps a query tile's row
+     * terms, not one per query); a single query adds the partial results of every batch entry and head.
+     */
+    @Test
+    void workspaceDoesNotGrowWithTheQueries() {
+        int d = 64;
+        long tile = Attention.workspaceFloats(new Attention.Shape(2, 4, 2, 2, 1000, d));
+        assertEquals(tile, Attention.workspaceFloats(new Attention.Shape(2, 4, 2, 1 << 20, 1000, d)));
+        assertEquals(
+                tile + 2 * 4 * 4 * (d + 2) + 4 * d,
+                Attention.workspaceFloats(new Attention.Shape(2, 4, 2, 1, 1000, d)),
+                "decoding: four parts' maximum, sum and accumulator per batch entry and head, and each head's query");
+    }
+
+    /**
+     * A decoding call's partial results, four per batch entry and head, are kept by the calling thread up to 16 MiB
+     * and let go above it: 64 entries of 64 heads of 256 floats take 4227072 floats. Asked on a fresh thread, whose
+     * scratch holds only these calls'.
+     */
+    @Test
+    void decodingPartialsAboveTheCapAreNotKept() throws InterruptedException {
+        int heads = 64;
+        int d = 256;
+        int[] kept = new int[2];
+        Thread caller = new Thread(() -> {
+            kept[0] = partialsKeptAfterDecoding(1, heads, d);
+            kept[1] = partialsKeptAfterDecoding(64, heads, d);
+        });
+        caller.start();
+        caller.join();
+        assertEquals(4 * heads * (d + 2), kept[0], "one batch entry's partials, kept");
+        assertEquals(0, kept[1], "64 batch entries' partials, let go");
+    }
+
+    /** Decodes one query per head of {@code batch} entries against 8 keys; returns the partials the thread keeps. */
+    private static int partialsKeptAfterDecoding(int batch, int heads, int d) {
+        int tk = 8;
+        float[] q = Inputs.uniform(1, batch * heads * d, -1, 1);
+        float[] k = Inputs.uniform(2, batch * tk * d, -1, 1);
+        float[] v = Inputs.uniform(3, batch * tk * d, -1, 1);
+        Attention.forward(
+                new Attention.Shape(batch, heads, 1, 1, tk, d),
+                false,
+                TensorView.dense(q, heads, 1, d),
+                TensorView.dense(k, 1, tk, d),
+                TensorView.dense(v, 1, tk, d),
+                TensorView.dense(new float[q.length], heads, 1, d));
+        return AttentionRowDecode.PARTIALS.retained();
+    }
+
     @Test
     void longCausalSequenceUsesMemoryLinearInLength() throws Throwable {
         // Wider than the hardware, vectors are emulated with objects: allocation then says nothing, and it is slow.

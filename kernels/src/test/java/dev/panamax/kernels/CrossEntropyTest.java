@@ -183,6 +183,49 @@ class CrossEntropyTest {
         });
     }
 
+    /**
+     * Rows in several chunks of {@link CrossEntropy#LOSS_CHUNK_ROWS}: the loss is, to the bit, every row's loss (the
+     * kernel's own, replayed) added in row order in one double, as when all were kept at once; the gradient is the
+     * reference's; every thread count gives the same bits; and a thread keeps one chunk's losses, not a double per row
+     * of the call (asked on a fresh thread, whose scratch holds only this call's).
+     */
+    @Test
+    void rowsPastOneChunkAreSummedInOrderAndKeepOneChunk() throws InterruptedException {
+        int rows = 2 * CrossEntropy.LOSS_CHUNK_ROWS + 5;
+        int cols = 5;
+        float[] logits = Inputs.uniform(Inputs.seed("chunks"), rows * cols, -8, 8);
+        int[] targets = targets("chunks", rows, cols, 7);
+        check("chunks", rows, cols, logits, 0, cols, targets);
+        int count = 0;
+        for (int target : targets) {
+            count += target == IGNORE ? 0 : 1;
+        }
+        float weight = (float) (1.0 / count);
+        double sum = 0;
+        for (int i = 0; i < rows; i++) {
+            sum += targets[i] == IGNORE ? 0 : CrossEntropy.row(cols, logits, i * cols, targets[i], weight, null, 0);
+        }
+        float expected = (float) (sum / count);
+        assertEquals(
+                Float.floatToRawIntBits(expected),
+                Float.floatToRawIntBits(
+                        CrossEntropy.forward(rows, cols, logits, 0, cols, targets, 0, IGNORE, null, 0, 0)),
+                "loss " + expected);
+        Agreement.assertThreadIndependent("cross-entropy in chunks", () -> {
+            float[] d = new float[rows * cols];
+            float value = CrossEntropy.forward(rows, cols, logits, 0, cols, targets, 0, IGNORE, d, 0, cols);
+            return new float[][] {d, {value}};
+        });
+        int[] kept = new int[1];
+        Thread caller = new Thread(() -> {
+            CrossEntropy.forward(rows, cols, logits, 0, cols, targets, 0, IGNORE, null, 0, 0);
+            kept[0] = CrossEntropy.LOSSES.get().length;
+        });
+        caller.start();
+        caller.join();
+        assertEquals(CrossEntropy.LOSS_CHUNK_ROWS, kept[0], "losses kept by the calling thread");
+    }
+
     @Test
     void badArgumentsAreRejectedBeforeAnythingIsWritten() {
         float[] logits = new float[20];

@@ -180,17 +180,20 @@ class QuantizedProductTest {
     /**
      * From {@link QuantizedRows#DECODED_PANEL_TOKENS} tokens on, W is decoded to floats a panel of 64 rows at a time
      * and multiplied by the SGEMM: the same reference and bound, across panel edges (65 and 130 rows), with strides and
-     * offsets, an infinite and a NaN activation, and the same bits for every thread count.
+     * offsets, an infinite and a NaN activation, and the same bits for every thread count. The panels are decoded 1024
+     * columns at a time, and each result is to the bit the SGEMM of the activations by its whole decoded panel (see
+     * {@link #wholePanelProducts}): across slice edges (1024 + 32 and 2048 + 64 columns, and widths that are not whole
+     * slices), panels of one row (1 and 65 rows: a matrix-vector product), and 0 columns (zeros).
      */
     @ParameterizedTest
     @MethodSource("formats")
     void manyTokensGoThroughDecodedPanels(WeightFormat format) {
         int many = QuantizedRows.DECODED_PANEL_TOKENS;
-        List<Integer> columnCounts = new ArrayList<>(List.of(32, 96, 4096 + 32));
+        List<Integer> columnCounts = new ArrayList<>(List.of(0, 32, 96, 1024 + 32, 2048 + 64, 4096 + 32));
         if (format.blockLength() == 1) {
-            columnCounts.addAll(List.of(1, 33));
+            columnCounts.addAll(List.of(1, 33, 1024 + 7));
         }
-        for (int rows : new int[] {1, 65, 130}) {
+        for (int rows : new int[] {1, 64, 65, 130}) {
             for (int columns : columnCounts) {
                 for (int tokens : new int[] {many, many + 5}) {
                     String what = format + " " + rows + "x" + columns + ", " + tokens + " tokens";
@@ -202,8 +205,9 @@ class QuantizedProductTest {
                         x[2 + ldx + 7] = Float.NaN;
                     }
                     Expected expected = reference(w, tokens, x, 2, ldx);
-                    Tolerance.assertClose(
-                            what, expected.values(), multiply(w, tokens, x, 2, ldx, rows + 4), expected.bounds());
+                    float[] y = multiply(w, tokens, x, 2, ldx, rows + 4);
+                    Tolerance.assertClose(what, expected.values(), y, expected.bounds());
+                    assertArrayEquals(wholePanelProducts(w, tokens, x, 2, ldx), y, what + ", bits");
                 }
             }
         }
@@ -211,6 +215,60 @@ class QuantizedProductTest {
         float[] x = Inputs.uniform(24, (many + 1) * 2048, -1, 1);
         assertThreadIndependent(
                 format + " " + (many + 1) + " tokens", () -> new float[][] {multiply(w, many + 1, x, 0, 2048, 1001)});
+    }
+
+    /**
+     * Y of the decoded path as it was computed before its panels were decoded in slices of columns: each panel of 64
+     * rows decoded whole, then one SGEMM of the activations by it.
+     */
+    private static float[] wholePanelProducts(Weights w, int tokens, float[] x, int xOffset, int ldx) {
+        int columns = w.columns();
+        float[] y = new float[tokens * w.rows()];
+        float[] panel = new float[64 * columns];
+        for (int from = 0; from < w.rows(); from += 64) {
+            int n = Math.min(64, w.rows() - from);
+            for (int r = 0; r < n; r++) {
+                Quantization.dequantizeRow(w.matrix(), from + r, panel, r * columns);
+            }
+            Gemm.sgemm(
+                    Transpose.NO_TRANSPOSE,
+                    Transpose.TRANSPOSE,
+                    tokens,
+                    n,
+                    columns,
+                    1f,
+                    x,
+                    xOffset,
+                    ldx,
+                    panel,
+                    0,
+                    Math.max(1, columns),
+                    0f,
+                    y,
+                    from,
+                    w.rows());
+        }
+        return y;
+    }
+
+    /**
+     * A thread keeps 1024 columns of a decoded panel's 64 rows, not the whole rows: here 64 × 4096 floats would be 1
+     * MiB. The call runs on a fresh thread, whose scratch holds what this call took and nothing earlier.
+     */
+    @Test
+    void decodedPanelHoldsOneSliceOfColumns() throws Exception {
+        int columns = 4096;
+        int tokens = QuantizedRows.DECODED_PANEL_TOKENS;
+        Weights w = random(WeightFormat.Q8_0, 64, columns, 0, 31);
+        float[] x = Inputs.uniform(32, tokens * columns, -1, 1);
+        int[] retained = new int[1];
+        Thread caller = new Thread(() -> {
+            QuantizedProduct.multiply(w.matrix(), tokens, x, 0, columns, new float[tokens * 64], 0, 64);
+            retained[0] = QuantizedRows.PANEL.retained();
+        });
+        caller.start();
+        caller.join();
+        assertEquals(64 * GemmDriver.KC, retained[0], "floats of decoded panel kept");
     }
 
     /** Large activations (up to 10³⁰) stay finite and as accurate, relative to their size, as small ones. */
