@@ -24,6 +24,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.function.Consumer;
 import java.util.function.Function;
+import java.util.function.LongFunction;
 
 /**
  * The {@link Backend} on a CUDA device: a GPU, or the emulated device that runs the same CUDA C kernels on the CPU
@@ -59,7 +60,8 @@ import java.util.function.Function;
  *
  * <p>Tensors are allocated against the device's free memory: one that would not fit is refused with the sizes before
  * anything is allocated, and a model or trainer checks all it will need (weights, cache or training state, activations)
- * before its first tensor ({@link #requireMemory}).
+ * before its first tensor ({@link #requireMemory}); a model also counts the scratch memory its forward passes grow,
+ * which it reserves when built ({@link #forwardScratchBytes}, {@link #reserveForwardScratch}).
  */
 public final class CudaBackend implements Backend {
     private static final String KERNELS = "dev/panamax/cuda/ptx/transformer.ptx";
@@ -111,6 +113,9 @@ public final class CudaBackend implements Backend {
 
     /** Token ids travel as floats (launches pass float buffers), exact below this. */
     private static final int MAX_EXACT_ID = 1 << 24;
+
+    /** The fewest elements a scratch buffer is allocated with, so that small requests do not regrow it. */
+    private static final long MIN_SCRATCH = 64;
 
     private final boolean emulated;
     private final MatmulPrecision precision;
@@ -501,6 +506,72 @@ public final class CudaBackend implements Backend {
                 : 0;
     }
 
+    /**
+     * The scratch buffers a forward pass grows on demand, at their largest for {@code shape}: the token ids of a batch,
+     * the partial softmaxes of a split attention over the most keys, the largest slice of weights a product with a
+     * batch's rows dequantizes, and with BF16 products the two rounded operands.
+     */
+    @Override
+    public long forwardScratchBytes(ForwardShape shape) {
+        long bytes = 0;
+        for (Reservation r : forwardScratch(shape)) {
+            bytes = bytes > Long.MAX_VALUE - r.bytes() ? Long.MAX_VALUE : bytes + r.bytes();
+        }
+        return bytes;
+    }
+
+    /** Grows each scratch buffer {@link #forwardScratchBytes} counts to its size for {@code shape}. */
+    @Override
+    public void reserveForwardScratch(ForwardShape shape) {
+        onDevice();
+        for (Reservation r : forwardScratch(shape)) {
+            if (r.count > 0) {
+                r.grow.apply(r.count);
+            }
+        }
+    }
+
+    /** A scratch buffer at the size a forward pass may grow it to: the method that grows it, its type and size. */
+    private record Reservation(LongFunction<DeviceBuffer> grow, ElementType type, long count) {
+        /** What the buffer takes once grown: a scratch buffer has at least {@code MIN_SCRATCH} elements. */
+        long bytes() {
+            long elements = count == 0 ? 0 : Math.max(count, MIN_SCRATCH);
+            return elements > Long.MAX_VALUE / type.byteSize() ? Long.MAX_VALUE : elements * type.byteSize();
+        }
+    }
+
+    private List<Reservation> forwardScratch(ForwardShape shape) {
+        Objects.requireNonNull(shape, "shape");
+        List<Reservation> reservations = new ArrayList<>();
+        reservations.add(new Reservation(this::idBuffer, ElementType.FLOAT, shape.rows()));
+        long partials = 0;
+        for (int queries = 1; queries <= Math.min(ATTENTION_WARPS, shape.rows()); queries++) {
+            int splits = mostKeySplits(shape.positions());
+            if (splits > 1) {
+                partials = Math.max(partials, partialsFloats(queries, shape.heads(), splits, shape.headDim()));
+            }
+        }
+        reservations.add(new Reservation(this::partialsBuffer, ElementType.FLOAT, partials));
+        long dequantizedFloats = 0;
+        for (BlockWeights w : shape.blockWeights()) {
+            if (w.format() != WeightFormat.F32
+                    && w.rows() > 0
+                    && w.cols() > 0
+                    && !matvecPays(w.format(), shape.rows())) {
+                dequantizedFloats = Math.max(dequantizedFloats, (long) dequantizedRows(w.rows(), w.cols()) * w.cols());
+            }
+        }
+        reservations.add(new Reservation(this::dequantizedBuffer, ElementType.FLOAT, dequantizedFloats));
+        if (precision == MatmulPrecision.BF16) {
+            for (int slot = 0; slot < bfloat16Operands.length; slot++) {
+                int operand = slot;
+                reservations.add(new Reservation(
+                        count -> bfloat16Operand(operand, count), ElementType.BFLOAT16, shape.largestOperand()));
+            }
+        }
+        return reservations;
+    }
+
     /** Weights and rotary tables are copied to the device. */
     @Override
     public boolean copiesWeights() {
@@ -514,7 +585,7 @@ public final class CudaBackend implements Backend {
 
     /**
      * A scratch buffer of at least {@code count} elements: {@code current} when it is large enough, else a new one (of
-     * at least 64) that replaces it, the old one freed first, so a scratch buffer takes only its largest size. The
+     * at least {@value #MIN_SCRATCH}) that replaces it, the old one freed first, so a scratch buffer takes only its largest size. The
      * stream is drained before the free, since work queued on it may still read the old buffer and the runtime does
      * not promise that {@code cudaFree} waits for it. {@code field} is set to null once the old
      * buffer is freed and to the new one once allocated, so a failed allocation never leaves it naming a freed buffer.
@@ -531,7 +602,7 @@ public final class CudaBackend implements Backend {
             allocatedBytes -= current.byteSize();
             current.close();
         }
-        DeviceBuffer grown = newBuffer(type, Math.max(count, 64), what);
+        DeviceBuffer grown = newBuffer(type, Math.max(count, MIN_SCRATCH), what);
         field.accept(grown);
         return grown;
     }
@@ -656,9 +727,7 @@ public final class CudaBackend implements Backend {
             zero(y);
             return;
         }
-        long passes = Math.ceilDiv(x.rows, MATVEC_ROWS);
-        long blockBytes = w.format.bytesPerBlock();
-        if (passes * blockBytes < (long) Float.BYTES * 2 * w.format.blockLength() + blockBytes) {
+        if (matvecPays(w.format, x.rows)) {
             for (int first = 0; first < x.rows; first += MATVEC_ROWS) {
                 int rows = Math.min(MATVEC_ROWS, x.rows - first);
                 launch(
@@ -678,19 +747,34 @@ public final class CudaBackend implements Backend {
             }
             return;
         }
-        int slice = Math.clamp(DEQUANTIZED_FLOATS / w.cols, 1, w.rows);
-        DeviceBuffer floats = scratch(
-                dequantized,
-                b -> dequantized = b,
-                ElementType.FLOAT,
-                (long) slice * w.cols,
-                "weights dequantized for a product");
+        int slice = dequantizedRows(w.rows, w.cols);
+        DeviceBuffer floats = dequantizedBuffer((long) slice * w.cols);
         for (int first = 0; first < w.rows; first += slice) {
             int rows = Math.min(slice, w.rows - first);
             DeviceTensor part = new DeviceTensor(this, floats, 0, rows, w.cols, w.cols);
             dequantize(w, null, first, part);
             gemm(false, true, x.rows, rows, w.cols, x, part, 0f, (DeviceTensor) y.columns(first, rows));
         }
+    }
+
+    /**
+     * Whether {@code quantized_matvec}'s passes over {@code rows} rows of activations, each reading the weights' blocks,
+     * move fewer bytes than dequantizing them once (4 bytes written and read again per weight).
+     */
+    private static boolean matvecPays(WeightFormat format, int rows) {
+        long passes = Math.ceilDiv(rows, MATVEC_ROWS);
+        long blockBytes = format.bytesPerBlock();
+        return passes * blockBytes < (long) Float.BYTES * 2 * format.blockLength() + blockBytes;
+    }
+
+    /** The weight rows a product dequantizes at a time: {@link #DEQUANTIZED_FLOATS} floats of them, at least one. */
+    private static int dequantizedRows(int rows, int cols) {
+        return Math.clamp(DEQUANTIZED_FLOATS / cols, 1, rows);
+    }
+
+    private DeviceBuffer dequantizedBuffer(long floats) {
+        return scratch(
+                dequantized, b -> dequantized = b, ElementType.FLOAT, floats, "weights dequantized for a product");
     }
 
     /** Rows of quantized weights into floats: row {@code r} of out is weight row ids[r], or first + r without ids. */
@@ -798,15 +882,18 @@ public final class CudaBackend implements Backend {
 
     /** {@code rows × cols} of {@code t} rounded to bfloat16 into the dense scratch operand {@code slot}. */
     private DeviceBuffer toBfloat16(int slot, DeviceTensor t, int rows, int cols) {
-        long count = (long) rows * cols;
-        DeviceBuffer operand = scratch(
+        DeviceBuffer operand = bfloat16Operand(slot, (long) rows * cols);
+        launchRows("to_bfloat16", rows, cols, t.buffer, t.offset, t.ld, operand, rows, cols);
+        return operand;
+    }
+
+    private DeviceBuffer bfloat16Operand(int slot, long count) {
+        return scratch(
                 bfloat16Operands[slot],
                 b -> bfloat16Operands[slot] = b,
                 ElementType.BFLOAT16,
                 count,
                 "a product's operand in bfloat16");
-        launchRows("to_bfloat16", rows, cols, t.buffer, t.offset, t.ld, operand, rows, cols);
-        return operand;
     }
 
     @Override
@@ -1062,14 +1149,7 @@ public final class CudaBackend implements Backend {
                 ? Math.max(DECODE_KEY_CHUNK, Math.ceilDiv(seen, MAX_KEY_SPLITS * ATTENTION_TILE) * ATTENTION_TILE)
                 : 0;
         int splits = split ? Math.ceilDiv(seen, keyChunk) : 1;
-        DeviceBuffer partials = split
-                ? scratch(
-                        attentionPartials,
-                        b -> attentionPartials = b,
-                        ElementType.FLOAT,
-                        (long) query.rows * heads * splits * (hd + 2),
-                        "attention's partial softmaxes")
-                : o.buffer;
+        DeviceBuffer partials = split ? partialsBuffer(partialsFloats(query.rows, heads, splits, hd)) : o.buffer;
         int sharedFloats = ATTENTION_TILE * (hd + 1) + ATTENTION_TILE * hd + warps * (hd + ATTENTION_TILE);
         launch(
                 "attention_forward",
@@ -1116,6 +1196,28 @@ public final class CudaBackend implements Backend {
                     l == null ? 0 : l.ld,
                     l == null ? 0 : 1);
         }
+    }
+
+    /**
+     * The most key splits an attention over at most {@code positions} keys takes: keys of at least {@value
+     * #DECODE_KEY_CHUNK} per split, and at most {@value #MAX_KEY_SPLITS} splits.
+     */
+    private static int mostKeySplits(int positions) {
+        return Math.min(Math.ceilDiv(positions, DECODE_KEY_CHUNK), MAX_KEY_SPLITS);
+    }
+
+    /** The floats of the partial softmaxes of {@code rows} query rows: a half-mean, a maximum and a sum per split. */
+    private static long partialsFloats(int rows, int heads, int splits, int headDim) {
+        return (long) rows * heads * splits * (headDim + 2);
+    }
+
+    private DeviceBuffer partialsBuffer(long floats) {
+        return scratch(
+                attentionPartials,
+                b -> attentionPartials = b,
+                ElementType.FLOAT,
+                floats,
+                "attention's partial softmaxes");
     }
 
     /** The largest divisor of {@code n} (at least 1) that is at most {@code most}. */
@@ -1869,9 +1971,12 @@ public final class CudaBackend implements Backend {
     /** Uploads whole floats (ids, row numbers) into the backend's id buffer, queued on the stream. */
     private DeviceBuffer uploadToIdBuffer(float[] values) {
         onDevice();
-        scratch(tokens, b -> tokens = b, ElementType.FLOAT, values.length, "token ids and row numbers");
-        tokens.copyFromAsync(0, values, 0, values.length, stream);
+        idBuffer(values.length).copyFromAsync(0, values, 0, values.length, stream);
         return tokens;
+    }
+
+    private DeviceBuffer idBuffer(long count) {
+        return scratch(tokens, b -> tokens = b, ElementType.FLOAT, count, "token ids and row numbers");
     }
 
     /** A grid-stride kernel over {@code n} dense elements. */
