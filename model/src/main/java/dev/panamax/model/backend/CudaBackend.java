@@ -79,10 +79,17 @@ public final class CudaBackend implements Backend {
     private static final int ATTENTION_TILE = 32;
 
     /**
-     * Keys per block when attention splits a few queries' keys over blocks: two tiles, so that a 1,024-key decode of
-     * 12 heads runs 192 blocks rather than 12.
+     * The fewest keys a split attention gives a block: two tiles, below which a split's fixed work (staging its query,
+     * writing a partial softmax that the combine reads back) outweighs its keys.
      */
-    private static final int DECODE_KEY_CHUNK = 64;
+    private static final int MIN_SPLIT_KEYS = 64;
+
+    /**
+     * Blocks per multiprocessor a split attention aims for: as many as fit at once even at the widest heads (75 KB of
+     * shared memory each, of an H100's 227 KB), so a decode is one full wave, of which whole-tile chunks keep at least
+     * two per multiprocessor.
+     */
+    private static final int SPLIT_BLOCKS_PER_MULTIPROCESSOR = 3;
 
     /** The most query heads of one key/value group a split attention block takes (8 warps). */
     private static final int SPLIT_HEADS_MAX = 8;
@@ -123,6 +130,10 @@ public final class CudaBackend implements Backend {
     private final int gpu;
     private final String kind;
     private final long capacityBytes;
+
+    /** The device's multiprocessors, which size a split attention's launch ({@link #keySplit}). */
+    private final int multiprocessors;
+
     private final CudaModule module;
     private final Map<String, CudaKernel> kernels = new HashMap<>();
     private final CudaStream stream;
@@ -178,6 +189,7 @@ public final class CudaBackend implements Backend {
             createdHandle = Cublas.create();
             createdHandle.setStream(createdStream);
             this.module = loadedModule;
+            this.multiprocessors = loadedModule.limits().multiprocessors();
             this.stream = createdStream;
             this.cublas = createdHandle;
         } catch (RuntimeException | Error e) {
@@ -546,7 +558,8 @@ public final class CudaBackend implements Backend {
         reservations.add(new Reservation(this::idBuffer, ElementType.FLOAT, shape.rows()));
         long partials = 0;
         for (int queries = 1; queries <= Math.min(ATTENTION_WARPS, shape.rows()); queries++) {
-            int splits = mostKeySplits(shape.positions());
+            int splits = plannedSplits(
+                    shape.positions(), splitBlocks(queries, shape.heads(), shape.kvHeads(), 1), multiprocessors);
             if (splits > 1) {
                 partials = Math.max(partials, partialsFloats(queries, shape.heads(), splits, shape.headDim()));
             }
@@ -1142,13 +1155,11 @@ public final class CudaBackend implements Backend {
         int hd = a.headDim();
         // The keys the last query sees: few queries over many keys (decoding) split the keys over blocks of one warp.
         int seen = position + a.queries();
-        boolean split = a.queries() <= ATTENTION_WARPS && seen > DECODE_KEY_CHUNK;
-        // A split block takes one query of as many heads of a key/value group as fit, sharing each staged tile.
-        int warps = split ? largestDivisorAtMost(heads / kvHeads, SPLIT_HEADS_MAX) : ATTENTION_WARPS;
-        int keyChunk = split
-                ? Math.max(DECODE_KEY_CHUNK, Math.ceilDiv(seen, MAX_KEY_SPLITS * ATTENTION_TILE) * ATTENTION_TILE)
-                : 0;
-        int splits = split ? Math.ceilDiv(seen, keyChunk) : 1;
+        KeySplit keySplit = keySplit(seen, splitBlocks(a.queries(), heads, kvHeads, sequences), multiprocessors);
+        boolean split = a.queries() <= ATTENTION_WARPS && keySplit.splits() > 1;
+        int warps = split ? splitWarps(heads, kvHeads) : ATTENTION_WARPS;
+        int keyChunk = split ? keySplit.chunk() : 0;
+        int splits = split ? keySplit.splits() : 1;
         DeviceBuffer partials = split ? partialsBuffer(partialsFloats(query.rows, heads, splits, hd)) : o.buffer;
         int sharedFloats = ATTENTION_TILE * (hd + 1) + ATTENTION_TILE * hd + warps * (hd + ATTENTION_TILE);
         launch(
@@ -1199,11 +1210,51 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * The most key splits an attention over at most {@code positions} keys takes: keys of at least {@value
-     * #DECODE_KEY_CHUNK} per split, and at most {@value #MAX_KEY_SPLITS} splits.
+     * How a split attention divides its keys: {@code splits} blocks per query and head group, each taking {@code
+     * chunk} keys (whole tiles; the last split takes the rest).
+     *
+     * @param splits the splits, 1 for none
+     * @param chunk the keys per split
      */
-    private static int mostKeySplits(int positions) {
-        return Math.min(Math.ceilDiv(positions, DECODE_KEY_CHUNK), MAX_KEY_SPLITS);
+    record KeySplit(int splits, int chunk) {}
+
+    /**
+     * The split of the {@code keys} keys a few queries' last one sees, where each split adds {@code blocksPerSplit}
+     * blocks: splits enough for {@value #SPLIT_BLOCKS_PER_MULTIPROCESSOR} blocks per multiprocessor (a decode's one
+     * block per head group and query would leave most of a GPU idle; whole tiles per split keep at least two where
+     * there are 64 keys per planned split), but none allotted fewer than {@value #MIN_SPLIT_KEYS} keys, and at most
+     * {@value #MAX_KEY_SPLITS}. It depends only on its arguments, so a device
+     * gives the same bits every run; another device's chunking changes the results only by float rounding, within
+     * attention's bound of 8(keys + headDim)ε of the values' magnitude.
+     *
+     * @param keys the keys the last query sees, at least 1
+     * @param blocksPerSplit blocks each split launches, at least 1
+     * @param multiprocessors the device's multiprocessors, at least 1
+     * @return the split
+     */
+    static KeySplit keySplit(int keys, long blocksPerSplit, int multiprocessors) {
+        int planned = plannedSplits(keys, blocksPerSplit, multiprocessors);
+        int chunk = Math.ceilDiv(Math.ceilDiv(keys, planned), ATTENTION_TILE) * ATTENTION_TILE;
+        return new KeySplit(Math.ceilDiv(keys, chunk), chunk);
+    }
+
+    /**
+     * The splits {@link #keySplit} aims for: at least its count, which whole tiles may lower, and growing with {@code
+     * keys}, so that the count at a context's length bounds the count at every shorter one.
+     */
+    static int plannedSplits(int keys, long blocksPerSplit, int multiprocessors) {
+        long filling = Math.ceilDiv((long) SPLIT_BLOCKS_PER_MULTIPROCESSOR * multiprocessors, blocksPerSplit);
+        return Math.clamp(Math.min(filling, Math.ceilDiv(keys, MIN_SPLIT_KEYS)), 1, MAX_KEY_SPLITS);
+    }
+
+    /** The blocks one key split of a split attention launches: a block per query and per {@link #splitWarps} heads. */
+    private static long splitBlocks(int queries, int heads, int kvHeads, int sequences) {
+        return (long) queries * (heads / splitWarps(heads, kvHeads)) * sequences;
+    }
+
+    /** A split block takes one query of as many heads of a key/value group as fit, sharing each staged tile. */
+    private static int splitWarps(int heads, int kvHeads) {
+        return largestDivisorAtMost(heads / kvHeads, SPLIT_HEADS_MAX);
     }
 
     /** The floats of the partial softmaxes of {@code rows} query rows: a half-mean, a maximum and a sum per split. */
