@@ -35,11 +35,13 @@ import java.util.function.LongFunction;
  * device, cuBLAS's contract served by the kernels module's GEMM on the same rounded inputs) and every other operation through Panamax's kernels in
  * {@code transformer.cu}. All work is queued in order on one stream; only the calls that bring values to the host
  * ({@link #read}, {@link #argmax}, the loss of {@link #crossEntropy(Tensor, int[], int, Tensor, float)}, {@link
- * #countCorrect}, {@link #sumOfSquares}, {@link StepTotals#read()}), {@link #weights} (whose source must have been
- * read when it returns) and the uploads from host arrays (token ids, {@link #write}, rotary tables, whose pageable
- * staging memory must have been read before it is freed) wait for it. A training step keeps its losses, correct counts, gradient norm and clipping
- * factor on the device ({@link #stepTotals}, {@link #clipGradients}, AdamW reading the factor there) and reads them
- * once at its end; {@link #traffic()} counts the copies each way.
+ * #countCorrect}, {@link #sumOfSquares}, {@link StepTotals#read()}) and {@link #weights} (whose source must have been
+ * read when it returns) wait for it. Uploads from host arrays (token ids, the embedding backward's token groups,
+ * {@link #write}, rotary tables) are copied into a ring of pinned host memory and from there asynchronously, each
+ * followed by an event: the host waits only to reuse ring memory that a queued copy has yet to read. A training step
+ * keeps its losses, correct counts, gradient norm and clipping factor on the device ({@link #stepTotals}, {@link
+ * #clipGradients}, AdamW reading the factor there) and reads them once at its end; {@link #traffic()} counts the
+ * copies each way and the host's waits.
  *
  * <p>Every operation of the interface runs on the device, forward and backward. The embedding table (and its
  * gradient) must start at its buffer's first element: a view of later rows is refused, since the kernels take no
@@ -121,6 +123,12 @@ public final class CudaBackend implements Backend {
     /** Token ids travel as floats (launches pass float buffers), exact below this. */
     private static final int MAX_EXACT_ID = 1 << 24;
 
+    /**
+     * The floats of pinned host memory that uploads from Java arrays go through (1 MiB): many steps' token ids in
+     * flight, larger uploads in pieces of half.
+     */
+    private static final long UPLOAD_RING_FLOATS = 1 << 18;
+
     /** The fewest elements a scratch buffer is allocated with, so that small requests do not regrow it. */
     private static final long MIN_SCRATCH = 64;
 
@@ -139,6 +147,10 @@ public final class CudaBackend implements Backend {
     private final CudaStream stream;
     private final Cublas cublas;
     private final List<DeviceBuffer> buffers = new ArrayList<>();
+
+    /** The staging of uploads from Java arrays; created by the first. */
+    private UploadRing uploads;
+
     private final Map<WeightSource, Upload> uploaded = new HashMap<>();
     private long allocatedBytes;
     private DeviceBuffer tokens;
@@ -309,8 +321,13 @@ public final class CudaBackend implements Backend {
      * @param copiesToDevice copies from host memory (token ids, weights, written tensors)
      * @param copiesToHost copies to host memory, each of which waits for the work queued before it
      * @param synchronizations explicit waits for the stream
+     * @param streamWaits waits for all the work queued on the stream that copies into Java arrays make ({@link
+     *     CudaStream#stagingWaits()}): one per copy to the host into an array; uploads from arrays make none
+     * @param uploadWaits waits of uploads from Java arrays for earlier copies still reading the staging memory they
+     *     reuse (only when more is in flight than the staging ring holds)
      */
-    public record Traffic(long copiesToDevice, long copiesToHost, long synchronizations) {
+    public record Traffic(
+            long copiesToDevice, long copiesToHost, long synchronizations, long streamWaits, long uploadWaits) {
         /**
          * The traffic since an earlier reading.
          *
@@ -321,7 +338,9 @@ public final class CudaBackend implements Backend {
             return new Traffic(
                     copiesToDevice - earlier.copiesToDevice,
                     copiesToHost - earlier.copiesToHost,
-                    synchronizations - earlier.synchronizations);
+                    synchronizations - earlier.synchronizations,
+                    streamWaits - earlier.streamWaits,
+                    uploadWaits - earlier.uploadWaits);
         }
     }
 
@@ -331,7 +350,12 @@ public final class CudaBackend implements Backend {
      * @return the counts since the backend was created
      */
     public Traffic traffic() {
-        return new Traffic(stream.copiesToDevice(), stream.copiesToHost(), stream.synchronizations());
+        return new Traffic(
+                stream.copiesToDevice(),
+                stream.copiesToHost(),
+                stream.synchronizations(),
+                stream.stagingWaits(),
+                uploads == null ? 0 : uploads.waits());
     }
 
     /** A matrix at {@code offset} (in floats) of a device buffer, rows {@code ld} floats apart. */
@@ -669,8 +693,8 @@ public final class CudaBackend implements Backend {
         onDevice();
         DeviceBuffer cosBuffer = newBuffer(size, "rotary cosines");
         DeviceBuffer sinBuffer = newBuffer(size, "rotary sines");
-        cosBuffer.copyFromAsync(0, cos, 0, size, stream);
-        sinBuffer.copyFromAsync(0, sin, 0, size, stream);
+        uploadArray(cos, 0, size, cosBuffer, 0);
+        uploadArray(sin, 0, size, sinBuffer, 0);
         return new DeviceRotary(this, cosBuffer, sinBuffer, headDim, maxPositions, pairing);
     }
 
@@ -829,7 +853,7 @@ public final class CudaBackend implements Backend {
             // The whole allocation (at least 64), since a later, longer row that fits it skips this fill.
             float[] values = new float[Math.toIntExact(ones.length())];
             java.util.Arrays.fill(values, 1f);
-            ones.copyFromAsync(0, values, 0, values.length, stream);
+            uploadArray(values, 0, values.length, ones, 0);
             onesFilled = true;
         }
         return new DeviceTensor(this, ones, 0, 1, count, count);
@@ -1873,11 +1897,11 @@ public final class CudaBackend implements Backend {
         TensorChecks.hostArray("source", Objects.requireNonNull(source, "source").length, t);
         onDevice();
         if (t.dense()) {
-            t.buffer.copyFromAsync(t.offset, source, 0, (int) t.size(), stream);
+            uploadArray(source, 0, (int) t.size(), t.buffer, t.offset);
             return;
         }
         for (int i = 0; i < t.rows; i++) {
-            t.buffer.copyFromAsync(t.offset + (long) i * t.ld, source, i * t.cols, t.cols, stream);
+            uploadArray(source, i * t.cols, t.cols, t.buffer, t.offset + (long) i * t.ld);
         }
     }
 
@@ -1896,7 +1920,13 @@ public final class CudaBackend implements Backend {
         } catch (RuntimeException e) {
             failure = new IllegalStateException("closing the CUDA backend failed", e);
         }
-        List<AutoCloseable> resources = new ArrayList<>(buffers);
+        // The ring waits for the copies still reading its staging memory before freeing it, and before their targets
+        // go.
+        List<AutoCloseable> resources = new ArrayList<>();
+        if (uploads != null) {
+            resources.add(uploads);
+        }
+        resources.addAll(buffers);
         resources.add(cublas);
         resources.add(stream);
         resources.add(module);
@@ -2022,8 +2052,24 @@ public final class CudaBackend implements Backend {
     /** Uploads whole floats (ids, row numbers) into the backend's id buffer, queued on the stream. */
     private DeviceBuffer uploadToIdBuffer(float[] values) {
         onDevice();
-        idBuffer(values.length).copyFromAsync(0, values, 0, values.length, stream);
+        uploadArray(values, 0, values.length, idBuffer(values.length), 0);
         return tokens;
+    }
+
+    /**
+     * Queues a copy of {@code values[offset .. offset + count)} into {@code target} from element {@code index} through
+     * the backend's ring of pinned staging memory, which waits only for earlier copies whose staging it reuses; the
+     * array may be reused when this returns.
+     */
+    private void uploadArray(float[] values, int offset, int count, DeviceBuffer target, long index) {
+        if (count == 0) {
+            return;
+        }
+        onDevice();
+        if (uploads == null) {
+            uploads = UploadRing.onStream(UPLOAD_RING_FLOATS, stream);
+        }
+        uploads.upload(values, offset, count, target, index);
     }
 
     private DeviceBuffer idBuffer(long count) {
