@@ -35,6 +35,13 @@ public final class Cuda {
     /** The emulated device's memory when {@link #EMULATED_MEMORY_PROPERTY} is not set: an 80 GiB H100's. */
     public static final long EMULATED_DEFAULT_MEMORY = 80L << 30;
 
+    /**
+     * The system property that sets the multiprocessor count the emulated device reports in its {@link DeviceLimits}
+     * (read when a module is loaded or {@link DeviceLimits#current()} is called), so that code which sizes its grids
+     * from it can be tested for GPUs of other sizes; the emulator still runs one block at a time.
+     */
+    public static final String EMULATED_MULTIPROCESSORS_PROPERTY = "panamax.cuda.emulator.multiprocessors";
+
     private Cuda() {}
 
     /** The availability, determined once. */

@@ -38,7 +38,7 @@ public final class CudaModule implements AutoCloseable {
         this.name = name;
         this.entries = Ptx.entries(name, ptx);
         if (EmulatedDevice.isSelected()) {
-            this.limits = DeviceLimits.EMULATED;
+            this.limits = DeviceLimits.emulated();
             this.gpu = null;
             this.scheduleSeed = EmulatedDevice.scheduleSeed(0);
             for (String kernel : entries.keySet()) {

@@ -10,9 +10,9 @@ import java.lang.foreign.MemorySegment;
  * work queued before it on every blocking stream of the device, and work queued later on this stream waits for it.
  * Close it when done; use after close throws {@link IllegalStateException}.
  *
- * <p>The stream counts the copies between host and device queued on it and its synchronizations ({@link
- * #copiesToDevice()}, {@link #copiesToHost()}, {@link #synchronizations()}), so that a test can bound the host round
- * trips of a unit of work. A stream is for one thread at a time.
+ * <p>The stream counts the copies between host and device queued on it, its synchronizations and the waits of the
+ * copies through staging memory ({@link #copiesToDevice()}, {@link #copiesToHost()}, {@link #synchronizations()},
+ * {@link #stagingWaits()}), so that a test can bound the host round trips of a unit of work. A stream is for one thread at a time.
  *
  * <p>A stream belongs to the device current when it was created: launches, asynchronous copies, cuBLAS handles and
  * event records refuse a stream of another device with {@link IllegalArgumentException} naming both devices (only
@@ -104,8 +104,14 @@ public final class CudaStream implements AutoCloseable {
         awaitQueued();
     }
 
-    /** The calls to {@link #awaitStaging()} so far, for tests of the copies through staging memory. */
-    long stagingWaits() {
+    /**
+     * The waits for this stream's queued work that the copies from and to {@code float[]} through pageable staging
+     * memory make (see {@link DeviceBuffer}), not counted among the {@link #synchronizations()}: for tests and profiles
+     * that bound how often the host waits for the device.
+     *
+     * @return the count since the stream was created
+     */
+    public long stagingWaits() {
         return stagingWaits;
     }
 

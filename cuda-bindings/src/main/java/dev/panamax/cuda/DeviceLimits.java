@@ -10,7 +10,8 @@ package dev.panamax.cuda;
  * @param maxSharedMemoryPerBlockOptin shared memory a block may get when the kernel opts in, which {@link CudaKernel}
  *     does for launches that need it
  * @param warpSize threads per warp
- * @param multiprocessors streaming multiprocessors (the emulated device runs one block at a time: 1)
+ * @param multiprocessors streaming multiprocessors, for sizing grids to fill the device (the emulated device reports an
+ *     H100's 132, or {@link Cuda#EMULATED_MULTIPROCESSORS_PROPERTY}, though it runs one block at a time)
  */
 public record DeviceLimits(
         int maxThreadsPerBlock,
@@ -20,9 +21,12 @@ public record DeviceLimits(
         int maxSharedMemoryPerBlockOptin,
         int warpSize,
         int multiprocessors) {
-    /** The emulated device's limits: those of an H100 (compute capability 9.0), on one multiprocessor. */
+    /**
+     * The emulated device's limits: those of an H100 SXM (compute capability 9.0, 132 multiprocessors), so that code
+     * sizing its launches from them takes the choices it takes on that GPU.
+     */
     public static final DeviceLimits EMULATED = new DeviceLimits(
-            1024, new Dim3(1024, 1024, 64), new Dim3(Integer.MAX_VALUE, 65535, 65535), 48 * 1024, 227 * 1024, 32, 1);
+            1024, new Dim3(1024, 1024, 64), new Dim3(Integer.MAX_VALUE, 65535, 65535), 48 * 1024, 227 * 1024, 32, 132);
 
     /**
      * The limits of the calling thread's current device: the emulated one when {@link Cuda#useEmulatedDevice()} chose
@@ -32,6 +36,21 @@ public record DeviceLimits(
      * @throws CudaUnavailableException when neither the emulated device is chosen nor CUDA available
      */
     public static DeviceLimits current() {
-        return EmulatedDevice.isSelected() ? EMULATED : DriverKernels.limits();
+        return EmulatedDevice.isSelected() ? emulated() : DriverKernels.limits();
+    }
+
+    /** {@link #EMULATED}, with the multiprocessors of {@link Cuda#EMULATED_MULTIPROCESSORS_PROPERTY} where it is set. */
+    static DeviceLimits emulated() {
+        int multiprocessors = EmulatedDevice.multiprocessors(EMULATED.multiprocessors);
+        return multiprocessors == EMULATED.multiprocessors
+                ? EMULATED
+                : new DeviceLimits(
+                        EMULATED.maxThreadsPerBlock,
+                        EMULATED.maxBlock,
+                        EMULATED.maxGrid,
+                        EMULATED.maxSharedMemoryPerBlock,
+                        EMULATED.maxSharedMemoryPerBlockOptin,
+                        EMULATED.warpSize,
+                        multiprocessors);
     }
 }

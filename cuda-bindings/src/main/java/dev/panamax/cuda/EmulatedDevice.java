@@ -135,20 +135,31 @@ final class EmulatedDevice {
     }
 
     private static long totalMemory() {
-        String configured = System.getProperty(Cuda.EMULATED_MEMORY_PROPERTY);
+        return property(Cuda.EMULATED_MEMORY_PROPERTY, Cuda.EMULATED_DEFAULT_MEMORY, 0, Long.MAX_VALUE, "of bytes");
+    }
+
+    /** The multiprocessors the emulated device reports: {@link Cuda#EMULATED_MULTIPROCESSORS_PROPERTY}, if set. */
+    static int multiprocessors(int otherwise) {
+        return (int) property(Cuda.EMULATED_MULTIPROCESSORS_PROPERTY, otherwise, 1, Integer.MAX_VALUE, "");
+    }
+
+    /** A system property's number in {@code [least, most]}, {@code otherwise} when it is not set. */
+    private static long property(String name, long otherwise, long least, long most, String unit) {
+        String configured = System.getProperty(name);
         if (configured == null) {
-            return Cuda.EMULATED_DEFAULT_MEMORY;
+            return otherwise;
         }
         try {
-            long bytes = Long.parseLong(configured.strip());
-            if (bytes >= 0) {
-                return bytes;
+            long value = Long.parseLong(configured.strip());
+            if (value >= least && value <= most) {
+                return value;
             }
         } catch (NumberFormatException e) {
             // refused below with the property's name
         }
-        throw new IllegalArgumentException("system property " + Cuda.EMULATED_MEMORY_PROPERTY + " (" + configured
-                + ") must be a number of bytes >= 0");
+        throw new IllegalArgumentException("system property " + name + " (" + configured + ") must be a number"
+                + (unit.isEmpty() ? "" : " " + unit)
+                + (most == Long.MAX_VALUE ? " >= " + least : " in [" + least + ", " + most + "]"));
     }
 
     /** One kernel in a loaded kernel library. */

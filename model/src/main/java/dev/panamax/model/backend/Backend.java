@@ -1,6 +1,7 @@
 package dev.panamax.model.backend;
 
 import dev.panamax.kernels.QuantizedMatrix;
+import dev.panamax.kernels.WeightFormat;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
 
@@ -56,6 +57,74 @@ public interface Backend extends AutoCloseable {
     default long productScratchBytes(long largestOperand) {
         return 0;
     }
+
+    /**
+     * A weight matrix in one of GGML's block formats that {@link #matmul} multiplies by, as {@link
+     * #weights(QuantizedMatrix)} will take it: what sizes the scratch memory such a product may need.
+     *
+     * @param format the block format
+     * @param rows the matrix's rows (outputs)
+     * @param cols the matrix's columns (inputs)
+     */
+    record BlockWeights(WeightFormat format, int rows, int cols) {}
+
+    /**
+     * What sizes the scratch memory a model's forward pass takes besides its tensors ({@link #forwardScratchBytes}).
+     *
+     * @param rows the most rows (tokens) one operation of a forward pass takes: the batch size
+     * @param heads the query heads of {@link #attention}
+     * @param kvHeads its key/value heads
+     * @param headDim its head width
+     * @param positions the most keys a query sees: the positions of the key/value cache
+     * @param largestOperand the most floats of any operand of {@link #matmul}
+     * @param blockWeights the weights in a block format that {@link #matmul} multiplies by
+     */
+    record ForwardShape(
+            int rows,
+            int heads,
+            int kvHeads,
+            int headDim,
+            int positions,
+            long largestOperand,
+            List<BlockWeights> blockWeights) {
+        /**
+         * Checks the sizes and copies the list of weights.
+         *
+         * @throws IllegalArgumentException if a size is out of range, naming it
+         */
+        public ForwardShape {
+            if (rows < 1 || heads < 1 || kvHeads < 1 || headDim < 0 || positions < 1) {
+                throw new IllegalArgumentException("rows (" + rows + "), heads (" + heads + "), kvHeads (" + kvHeads
+                        + ") and positions (" + positions + ") must be >= 1, headDim (" + headDim + ") >= 0");
+            }
+            if (largestOperand < 0) {
+                throw new IllegalArgumentException("largestOperand (" + largestOperand + ") must be >= 0");
+            }
+            blockWeights = List.copyOf(blockWeights);
+        }
+    }
+
+    /**
+     * Bytes this backend allocates besides its tensors for the forward passes of a model of {@code shape} (scratch
+     * memory such as a device backend's token ids, attention's partial results, dequantized weights and rounded product
+     * operands), all of which {@link #reserveForwardScratch} allocates: part of what a model checks before it allocates,
+     * so that a model that passed its check never runs out of memory in a forward pass.
+     *
+     * @param shape the model's shapes
+     * @return the bytes, 0 for a backend that needs none in its own memory
+     */
+    default long forwardScratchBytes(ForwardShape shape) {
+        return 0;
+    }
+
+    /**
+     * Allocates the scratch memory that {@link #forwardScratchBytes} counts for {@code shape}, growing what an earlier
+     * model reserved, so that later forward passes of the model allocate nothing.
+     *
+     * @param shape the model's shapes
+     * @throws InsufficientMemoryException if it does not fit
+     */
+    default void reserveForwardScratch(ForwardShape shape) {}
 
     /**
      * What this backend computes on, as a checkpoint records it: runs resumed on another kind continue, but not bit

@@ -24,6 +24,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.function.Consumer;
 import java.util.function.Function;
+import java.util.function.LongFunction;
 
 /**
  * The {@link Backend} on a CUDA device: a GPU, or the emulated device that runs the same CUDA C kernels on the CPU
@@ -34,11 +35,13 @@ import java.util.function.Function;
  * device, cuBLAS's contract served by the kernels module's GEMM on the same rounded inputs) and every other operation through Panamax's kernels in
  * {@code transformer.cu}. All work is queued in order on one stream; only the calls that bring values to the host
  * ({@link #read}, {@link #argmax}, the loss of {@link #crossEntropy(Tensor, int[], int, Tensor, float)}, {@link
- * #countCorrect}, {@link #sumOfSquares}, {@link StepTotals#read()}), {@link #weights} (whose source must have been
- * read when it returns) and the uploads from host arrays (token ids, {@link #write}, rotary tables, whose pageable
- * staging memory must have been read before it is freed) wait for it. A training step keeps its losses, correct counts, gradient norm and clipping
- * factor on the device ({@link #stepTotals}, {@link #clipGradients}, AdamW reading the factor there) and reads them
- * once at its end; {@link #traffic()} counts the copies each way.
+ * #countCorrect}, {@link #sumOfSquares}, {@link StepTotals#read()}) and {@link #weights} (whose source must have been
+ * read when it returns) wait for it. Uploads from host arrays (token ids, the embedding backward's token groups,
+ * {@link #write}, rotary tables) are copied into a ring of pinned host memory and from there asynchronously, each
+ * followed by an event: the host waits only to reuse ring memory that a queued copy has yet to read. A training step
+ * keeps its losses, correct counts, gradient norm and clipping factor on the device ({@link #stepTotals}, {@link
+ * #clipGradients}, AdamW reading the factor there) and reads them once at its end; {@link #traffic()} counts the
+ * copies each way and the host's waits.
  *
  * <p>Every operation of the interface runs on the device, forward and backward. The embedding table (and its
  * gradient) must start at its buffer's first element: a view of later rows is refused, since the kernels take no
@@ -66,7 +69,8 @@ import java.util.function.Function;
  *
  * <p>Tensors are allocated against the device's free memory: one that would not fit is refused with the sizes before
  * anything is allocated, and a model or trainer checks all it will need (weights, cache or training state, activations)
- * before its first tensor ({@link #requireMemory}).
+ * before its first tensor ({@link #requireMemory}); a model also counts the scratch memory its forward passes grow,
+ * which it reserves when built ({@link #forwardScratchBytes}, {@link #reserveForwardScratch}).
  */
 public final class CudaBackend implements Backend {
     private static final String KERNELS = "dev/panamax/cuda/ptx/transformer.ptx";
@@ -87,10 +91,17 @@ public final class CudaBackend implements Backend {
     private static final int ATTENTION_EXACT_STATS = 6;
 
     /**
-     * Keys per block when attention splits a few queries' keys over blocks: two tiles, so that a 1,024-key decode of
-     * 12 heads runs 192 blocks rather than 12.
+     * The fewest keys a split attention gives a block: two tiles, below which a split's fixed work (staging its query,
+     * writing a partial softmax that the combine reads back) outweighs its keys.
      */
-    private static final int DECODE_KEY_CHUNK = 64;
+    private static final int MIN_SPLIT_KEYS = 64;
+
+    /**
+     * Blocks per multiprocessor a split attention aims for: as many as fit at once even at the widest heads (75 KB of
+     * shared memory each, of an H100's 227 KB), so a decode is one full wave, of which whole-tile chunks keep at least
+     * two per multiprocessor.
+     */
+    private static final int SPLIT_BLOCKS_PER_MULTIPROCESSOR = 3;
 
     /** The most query heads of one key/value group a split attention block takes (8 warps). */
     private static final int SPLIT_HEADS_MAX = 8;
@@ -122,17 +133,34 @@ public final class CudaBackend implements Backend {
     /** Token ids travel as floats (launches pass float buffers), exact below this. */
     private static final int MAX_EXACT_ID = 1 << 24;
 
+    /**
+     * The floats of pinned host memory that uploads from Java arrays go through (1 MiB): many steps' token ids in
+     * flight, larger uploads in pieces of half.
+     */
+    private static final long UPLOAD_RING_FLOATS = 1 << 18;
+
+    /** The fewest elements a scratch buffer is allocated with, so that small requests do not regrow it. */
+    private static final long MIN_SCRATCH = 64;
+
     private final boolean emulated;
     private final MatmulPrecision precision;
     private final long emulatorSeed;
     private final int gpu;
     private final String kind;
     private final long capacityBytes;
+
+    /** The device's multiprocessors, which size a split attention's launch ({@link #keySplit}). */
+    private final int multiprocessors;
+
     private final CudaModule module;
     private final Map<String, CudaKernel> kernels = new HashMap<>();
     private final CudaStream stream;
     private final Cublas cublas;
     private final List<DeviceBuffer> buffers = new ArrayList<>();
+
+    /** The staging of uploads from Java arrays; created by the first. */
+    private UploadRing uploads;
+
     private final Map<WeightSource, Upload> uploaded = new HashMap<>();
     private long allocatedBytes;
     private DeviceBuffer tokens;
@@ -183,6 +211,7 @@ public final class CudaBackend implements Backend {
             createdHandle = Cublas.create();
             createdHandle.setStream(createdStream);
             this.module = loadedModule;
+            this.multiprocessors = loadedModule.limits().multiprocessors();
             this.stream = createdStream;
             this.cublas = createdHandle;
         } catch (RuntimeException | Error e) {
@@ -302,8 +331,13 @@ public final class CudaBackend implements Backend {
      * @param copiesToDevice copies from host memory (token ids, weights, written tensors)
      * @param copiesToHost copies to host memory, each of which waits for the work queued before it
      * @param synchronizations explicit waits for the stream
+     * @param streamWaits waits for all the work queued on the stream that copies into Java arrays make ({@link
+     *     CudaStream#stagingWaits()}): one per copy to the host into an array; uploads from arrays make none
+     * @param uploadWaits waits of uploads from Java arrays for earlier copies still reading the staging memory they
+     *     reuse (only when more is in flight than the staging ring holds)
      */
-    public record Traffic(long copiesToDevice, long copiesToHost, long synchronizations) {
+    public record Traffic(
+            long copiesToDevice, long copiesToHost, long synchronizations, long streamWaits, long uploadWaits) {
         /**
          * The traffic since an earlier reading.
          *
@@ -314,7 +348,9 @@ public final class CudaBackend implements Backend {
             return new Traffic(
                     copiesToDevice - earlier.copiesToDevice,
                     copiesToHost - earlier.copiesToHost,
-                    synchronizations - earlier.synchronizations);
+                    synchronizations - earlier.synchronizations,
+                    streamWaits - earlier.streamWaits,
+                    uploadWaits - earlier.uploadWaits);
         }
     }
 
@@ -324,7 +360,12 @@ public final class CudaBackend implements Backend {
      * @return the counts since the backend was created
      */
     public Traffic traffic() {
-        return new Traffic(stream.copiesToDevice(), stream.copiesToHost(), stream.synchronizations());
+        return new Traffic(
+                stream.copiesToDevice(),
+                stream.copiesToHost(),
+                stream.synchronizations(),
+                stream.stagingWaits(),
+                uploads == null ? 0 : uploads.waits());
     }
 
     /** A matrix at {@code offset} (in floats) of a device buffer, rows {@code ld} floats apart. */
@@ -511,6 +552,73 @@ public final class CudaBackend implements Backend {
                 : 0;
     }
 
+    /**
+     * The scratch buffers a forward pass grows on demand, at their largest for {@code shape}: the token ids of a batch,
+     * the partial softmaxes of a split attention over the most keys, the largest slice of weights a product with a
+     * batch's rows dequantizes, and with BF16 products the two rounded operands.
+     */
+    @Override
+    public long forwardScratchBytes(ForwardShape shape) {
+        long bytes = 0;
+        for (Reservation r : forwardScratch(shape)) {
+            bytes = bytes > Long.MAX_VALUE - r.bytes() ? Long.MAX_VALUE : bytes + r.bytes();
+        }
+        return bytes;
+    }
+
+    /** Grows each scratch buffer {@link #forwardScratchBytes} counts to its size for {@code shape}. */
+    @Override
+    public void reserveForwardScratch(ForwardShape shape) {
+        onDevice();
+        for (Reservation r : forwardScratch(shape)) {
+            if (r.count > 0) {
+                r.grow.apply(r.count);
+            }
+        }
+    }
+
+    /** A scratch buffer at the size a forward pass may grow it to: the method that grows it, its type and size. */
+    private record Reservation(LongFunction<DeviceBuffer> grow, ElementType type, long count) {
+        /** What the buffer takes once grown: a scratch buffer has at least {@code MIN_SCRATCH} elements. */
+        long bytes() {
+            long elements = count == 0 ? 0 : Math.max(count, MIN_SCRATCH);
+            return elements > Long.MAX_VALUE / type.byteSize() ? Long.MAX_VALUE : elements * type.byteSize();
+        }
+    }
+
+    private List<Reservation> forwardScratch(ForwardShape shape) {
+        Objects.requireNonNull(shape, "shape");
+        List<Reservation> reservations = new ArrayList<>();
+        reservations.add(new Reservation(this::idBuffer, ElementType.FLOAT, shape.rows()));
+        long partials = 0;
+        for (int queries = 1; queries <= Math.min(ATTENTION_WARPS, shape.rows()); queries++) {
+            int splits = plannedSplits(
+                    shape.positions(), splitBlocks(queries, shape.heads(), shape.kvHeads(), 1), multiprocessors);
+            if (splits > 1) {
+                partials = Math.max(partials, partialsFloats(queries, shape.heads(), splits, shape.headDim()));
+            }
+        }
+        reservations.add(new Reservation(this::partialsBuffer, ElementType.FLOAT, partials));
+        long dequantizedFloats = 0;
+        for (BlockWeights w : shape.blockWeights()) {
+            if (w.format() != WeightFormat.F32
+                    && w.rows() > 0
+                    && w.cols() > 0
+                    && !matvecPays(w.format(), shape.rows())) {
+                dequantizedFloats = Math.max(dequantizedFloats, (long) dequantizedRows(w.rows(), w.cols()) * w.cols());
+            }
+        }
+        reservations.add(new Reservation(this::dequantizedBuffer, ElementType.FLOAT, dequantizedFloats));
+        if (precision == MatmulPrecision.BF16) {
+            for (int slot = 0; slot < bfloat16Operands.length; slot++) {
+                int operand = slot;
+                reservations.add(new Reservation(
+                        count -> bfloat16Operand(operand, count), ElementType.BFLOAT16, shape.largestOperand()));
+            }
+        }
+        return reservations;
+    }
+
     /** Weights and rotary tables are copied to the device. */
     @Override
     public boolean copiesWeights() {
@@ -524,7 +632,7 @@ public final class CudaBackend implements Backend {
 
     /**
      * A scratch buffer of at least {@code count} elements: {@code current} when it is large enough, else a new one (of
-     * at least 64) that replaces it, the old one freed first, so a scratch buffer takes only its largest size. The
+     * at least {@value #MIN_SCRATCH}) that replaces it, the old one freed first, so a scratch buffer takes only its largest size. The
      * stream is drained before the free, since work queued on it may still read the old buffer and the runtime does
      * not promise that {@code cudaFree} waits for it. {@code field} is set to null once the old
      * buffer is freed and to the new one once allocated, so a failed allocation never leaves it naming a freed buffer.
@@ -541,7 +649,7 @@ public final class CudaBackend implements Backend {
             allocatedBytes -= current.byteSize();
             current.close();
         }
-        DeviceBuffer grown = newBuffer(type, Math.max(count, 64), what);
+        DeviceBuffer grown = newBuffer(type, Math.max(count, MIN_SCRATCH), what);
         field.accept(grown);
         return grown;
     }
@@ -595,8 +703,8 @@ public final class CudaBackend implements Backend {
         onDevice();
         DeviceBuffer cosBuffer = newBuffer(size, "rotary cosines");
         DeviceBuffer sinBuffer = newBuffer(size, "rotary sines");
-        cosBuffer.copyFromAsync(0, cos, 0, size, stream);
-        sinBuffer.copyFromAsync(0, sin, 0, size, stream);
+        uploadArray(cos, 0, size, cosBuffer, 0);
+        uploadArray(sin, 0, size, sinBuffer, 0);
         return new DeviceRotary(this, cosBuffer, sinBuffer, headDim, maxPositions, pairing);
     }
 
@@ -666,9 +774,7 @@ public final class CudaBackend implements Backend {
             zero(y);
             return;
         }
-        long passes = Math.ceilDiv(x.rows, MATVEC_ROWS);
-        long blockBytes = w.format.bytesPerBlock();
-        if (passes * blockBytes < (long) Float.BYTES * 2 * w.format.blockLength() + blockBytes) {
+        if (matvecPays(w.format, x.rows)) {
             for (int first = 0; first < x.rows; first += MATVEC_ROWS) {
                 int rows = Math.min(MATVEC_ROWS, x.rows - first);
                 launch(
@@ -688,19 +794,34 @@ public final class CudaBackend implements Backend {
             }
             return;
         }
-        int slice = Math.clamp(DEQUANTIZED_FLOATS / w.cols, 1, w.rows);
-        DeviceBuffer floats = scratch(
-                dequantized,
-                b -> dequantized = b,
-                ElementType.FLOAT,
-                (long) slice * w.cols,
-                "weights dequantized for a product");
+        int slice = dequantizedRows(w.rows, w.cols);
+        DeviceBuffer floats = dequantizedBuffer((long) slice * w.cols);
         for (int first = 0; first < w.rows; first += slice) {
             int rows = Math.min(slice, w.rows - first);
             DeviceTensor part = new DeviceTensor(this, floats, 0, rows, w.cols, w.cols);
             dequantize(w, null, first, part);
             gemm(false, true, x.rows, rows, w.cols, x, part, 0f, (DeviceTensor) y.columns(first, rows));
         }
+    }
+
+    /**
+     * Whether {@code quantized_matvec}'s passes over {@code rows} rows of activations, each reading the weights' blocks,
+     * move fewer bytes than dequantizing them once (4 bytes written and read again per weight).
+     */
+    private static boolean matvecPays(WeightFormat format, int rows) {
+        long passes = Math.ceilDiv(rows, MATVEC_ROWS);
+        long blockBytes = format.bytesPerBlock();
+        return passes * blockBytes < (long) Float.BYTES * 2 * format.blockLength() + blockBytes;
+    }
+
+    /** The weight rows a product dequantizes at a time: {@link #DEQUANTIZED_FLOATS} floats of them, at least one. */
+    private static int dequantizedRows(int rows, int cols) {
+        return Math.clamp(DEQUANTIZED_FLOATS / cols, 1, rows);
+    }
+
+    private DeviceBuffer dequantizedBuffer(long floats) {
+        return scratch(
+                dequantized, b -> dequantized = b, ElementType.FLOAT, floats, "weights dequantized for a product");
     }
 
     /** Rows of quantized weights into floats: row {@code r} of out is weight row ids[r], or first + r without ids. */
@@ -742,7 +863,7 @@ public final class CudaBackend implements Backend {
             // The whole allocation (at least 64), since a later, longer row that fits it skips this fill.
             float[] values = new float[Math.toIntExact(ones.length())];
             java.util.Arrays.fill(values, 1f);
-            ones.copyFromAsync(0, values, 0, values.length, stream);
+            uploadArray(values, 0, values.length, ones, 0);
             onesFilled = true;
         }
         return new DeviceTensor(this, ones, 0, 1, count, count);
@@ -808,15 +929,18 @@ public final class CudaBackend implements Backend {
 
     /** {@code rows × cols} of {@code t} rounded to bfloat16 into the dense scratch operand {@code slot}. */
     private DeviceBuffer toBfloat16(int slot, DeviceTensor t, int rows, int cols) {
-        long count = (long) rows * cols;
-        DeviceBuffer operand = scratch(
+        DeviceBuffer operand = bfloat16Operand(slot, (long) rows * cols);
+        launchRows("to_bfloat16", rows, cols, t.buffer, t.offset, t.ld, operand, rows, cols);
+        return operand;
+    }
+
+    private DeviceBuffer bfloat16Operand(int slot, long count) {
+        return scratch(
                 bfloat16Operands[slot],
                 b -> bfloat16Operands[slot] = b,
                 ElementType.BFLOAT16,
                 count,
                 "a product's operand in bfloat16");
-        launchRows("to_bfloat16", rows, cols, t.buffer, t.offset, t.ld, operand, rows, cols);
-        return operand;
     }
 
     @Override
@@ -1065,21 +1189,12 @@ public final class CudaBackend implements Backend {
         int hd = a.headDim();
         // The keys the last query sees: few queries over many keys (decoding) split the keys over blocks of one warp.
         int seen = position + a.queries();
-        boolean split = a.queries() <= ATTENTION_WARPS && seen > DECODE_KEY_CHUNK;
-        // A split block takes one query of as many heads of a key/value group as fit, sharing each staged tile.
-        int warps = split ? largestDivisorAtMost(heads / kvHeads, SPLIT_HEADS_MAX) : ATTENTION_WARPS;
-        int keyChunk = split
-                ? Math.max(DECODE_KEY_CHUNK, Math.ceilDiv(seen, MAX_KEY_SPLITS * ATTENTION_TILE) * ATTENTION_TILE)
-                : 0;
-        int splits = split ? Math.ceilDiv(seen, keyChunk) : 1;
-        DeviceBuffer partials = split
-                ? scratch(
-                        attentionPartials,
-                        b -> attentionPartials = b,
-                        ElementType.FLOAT,
-                        (long) query.rows * heads * splits * (hd + 2),
-                        "attention's partial softmaxes")
-                : o.buffer;
+        KeySplit keySplit = keySplit(seen, splitBlocks(a.queries(), heads, kvHeads, sequences), multiprocessors);
+        boolean split = a.queries() <= ATTENTION_WARPS && keySplit.splits() > 1;
+        int warps = split ? splitWarps(heads, kvHeads) : ATTENTION_WARPS;
+        int keyChunk = split ? keySplit.chunk() : 0;
+        int splits = split ? keySplit.splits() : 1;
+        DeviceBuffer partials = split ? partialsBuffer(partialsFloats(query.rows, heads, splits, hd)) : o.buffer;
         float scale = (float) (1 / Math.sqrt(hd));
         int sharedFloats = ATTENTION_TILE * (hd + 1) + ATTENTION_TILE * hd + warps * (hd + ATTENTION_TILE);
         launch(
@@ -1136,6 +1251,68 @@ public final class CudaBackend implements Backend {
                     position,
                     scale);
         }
+    }
+
+    /**
+     * How a split attention divides its keys: {@code splits} blocks per query and head group, each taking {@code
+     * chunk} keys (whole tiles; the last split takes the rest).
+     *
+     * @param splits the splits, 1 for none
+     * @param chunk the keys per split
+     */
+    record KeySplit(int splits, int chunk) {}
+
+    /**
+     * The split of the {@code keys} keys a few queries' last one sees, where each split adds {@code blocksPerSplit}
+     * blocks: splits enough for {@value #SPLIT_BLOCKS_PER_MULTIPROCESSOR} blocks per multiprocessor (a decode's one
+     * block per head group and query would leave most of a GPU idle; whole tiles per split keep at least two where
+     * there are 64 keys per planned split), but none allotted fewer than {@value #MIN_SPLIT_KEYS} keys, and at most
+     * {@value #MAX_KEY_SPLITS}. It depends only on its arguments, so a device
+     * gives the same bits every run; another device's chunking changes the results only by float rounding, within
+     * attention's bound of 8(keys + headDim)ε of the values' magnitude.
+     *
+     * @param keys the keys the last query sees, at least 1
+     * @param blocksPerSplit blocks each split launches, at least 1
+     * @param multiprocessors the device's multiprocessors, at least 1
+     * @return the split
+     */
+    static KeySplit keySplit(int keys, long blocksPerSplit, int multiprocessors) {
+        int planned = plannedSplits(keys, blocksPerSplit, multiprocessors);
+        int chunk = Math.ceilDiv(Math.ceilDiv(keys, planned), ATTENTION_TILE) * ATTENTION_TILE;
+        return new KeySplit(Math.ceilDiv(keys, chunk), chunk);
+    }
+
+    /**
+     * The splits {@link #keySplit} aims for: at least its count, which whole tiles may lower, and growing with {@code
+     * keys}, so that the count at a context's length bounds the count at every shorter one.
+     */
+    static int plannedSplits(int keys, long blocksPerSplit, int multiprocessors) {
+        long filling = Math.ceilDiv((long) SPLIT_BLOCKS_PER_MULTIPROCESSOR * multiprocessors, blocksPerSplit);
+        return Math.clamp(Math.min(filling, Math.ceilDiv(keys, MIN_SPLIT_KEYS)), 1, MAX_KEY_SPLITS);
+    }
+
+    /** The blocks one key split of a split attention launches: a block per query and per {@link #splitWarps} heads. */
+    private static long splitBlocks(int queries, int heads, int kvHeads, int sequences) {
+        return (long) queries * (heads / splitWarps(heads, kvHeads)) * sequences;
+    }
+
+    /** A split block takes one query of as many heads of a key/value group as fit, sharing each staged tile. */
+    private static int splitWarps(int heads, int kvHeads) {
+        return largestDivisorAtMost(heads / kvHeads, SPLIT_HEADS_MAX);
+    }
+
+    /** The floats of the partial softmaxes of {@code rows} query rows: a half-mean, a maximum and a sum per split. */
+    private static long partialsFloats(int rows, int heads, int splits, int headDim) {
+        return (long) rows * heads * splits * (headDim + 2);
+    }
+
+    private DeviceBuffer partialsBuffer(long floats) {
+        return scratch(
+                attentionPartials,
+                b -> attentionPartials = b,
+                ElementType.FLOAT,
+                floats,
+                "attention's partial softmaxes");
     }
 
     /** The largest divisor of {@code n} (at least 1) that is at most {@code most}. */
@@ -1742,11 +1919,11 @@ public final class CudaBackend implements Backend {
         TensorChecks.hostArray("source", Objects.requireNonNull(source, "source").length, t);
         onDevice();
         if (t.dense()) {
-            t.buffer.copyFromAsync(t.offset, source, 0, (int) t.size(), stream);
+            uploadArray(source, 0, (int) t.size(), t.buffer, t.offset);
             return;
         }
         for (int i = 0; i < t.rows; i++) {
-            t.buffer.copyFromAsync(t.offset + (long) i * t.ld, source, i * t.cols, t.cols, stream);
+            uploadArray(source, i * t.cols, t.cols, t.buffer, t.offset + (long) i * t.ld);
         }
     }
 
@@ -1765,7 +1942,13 @@ public final class CudaBackend implements Backend {
         } catch (RuntimeException e) {
             failure = new IllegalStateException("closing the CUDA backend failed", e);
         }
-        List<AutoCloseable> resources = new ArrayList<>(buffers);
+        // The ring waits for the copies still reading its staging memory before freeing it, and before their targets
+        // go.
+        List<AutoCloseable> resources = new ArrayList<>();
+        if (uploads != null) {
+            resources.add(uploads);
+        }
+        resources.addAll(buffers);
         resources.add(cublas);
         resources.add(stream);
         resources.add(module);
@@ -1891,9 +2074,28 @@ public final class CudaBackend implements Backend {
     /** Uploads whole floats (ids, row numbers) into the backend's id buffer, queued on the stream. */
     private DeviceBuffer uploadToIdBuffer(float[] values) {
         onDevice();
-        scratch(tokens, b -> tokens = b, ElementType.FLOAT, values.length, "token ids and row numbers");
-        tokens.copyFromAsync(0, values, 0, values.length, stream);
+        uploadArray(values, 0, values.length, idBuffer(values.length), 0);
         return tokens;
+    }
+
+    /**
+     * Queues a copy of {@code values[offset .. offset + count)} into {@code target} from element {@code index} through
+     * the backend's ring of pinned staging memory, which waits only for earlier copies whose staging it reuses; the
+     * array may be reused when this returns.
+     */
+    private void uploadArray(float[] values, int offset, int count, DeviceBuffer target, long index) {
+        if (count == 0) {
+            return;
+        }
+        onDevice();
+        if (uploads == null) {
+            uploads = UploadRing.onStream(UPLOAD_RING_FLOATS, stream);
+        }
+        uploads.upload(values, offset, count, target, index);
+    }
+
+    private DeviceBuffer idBuffer(long count) {
+        return scratch(tokens, b -> tokens = b, ElementType.FLOAT, count, "token ids and row numbers");
     }
 
     /** A grid-stride kernel over {@code n} dense elements. */

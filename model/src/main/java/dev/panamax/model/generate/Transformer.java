@@ -14,7 +14,9 @@ import dev.panamax.model.nn.ModelConfig.Architecture;
 import dev.panamax.model.nn.Network;
 import dev.panamax.model.nn.Parameters;
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.function.BiFunction;
 import java.util.function.IntFunction;
@@ -27,7 +29,8 @@ import java.util.function.IntFunction;
  *
  * <p>The cache holds keys and values of every layer for as many positions as the caller asks (the model's whole context
  * by default; a generation needs only its prompt and the tokens it will produce), allocated up front after checking
- * that they fit in the backend's memory. {@link #forward}
+ * that they fit in the backend's memory, with the activations and the scratch memory the backend's forward passes need
+ * ({@link Backend#reserveForwardScratch}), so that forward passes allocate nothing more. {@link #forward}
  * appends tokens at the current position: a prompt goes through as a batch (one matrix product per weight for all its
  * tokens, attention with as many queries), a decode step is the same pass with one token. Not thread-safe.
  */
@@ -52,10 +55,16 @@ public final class Transformer {
 
     /**
      * A model whose cache holds {@code contextLength} positions, over the network {@code network} builds for that many
-     * positions once the arguments are checked and the memory is known to suffice.
+     * positions once the arguments are checked and the memory ({@link #requireFits}, for {@code shape}) is known to
+     * suffice.
      */
     private Transformer(
-            Backend backend, ModelConfig config, int maxBatch, int contextLength, IntFunction<Network> network) {
+            Backend backend,
+            ModelConfig config,
+            int maxBatch,
+            int contextLength,
+            Backend.ForwardShape shape,
+            IntFunction<Network> network) {
         this.contextLength = contextLength;
         this.config = config;
         this.backend = backend;
@@ -91,14 +100,24 @@ public final class Transformer {
                 hidden,
                 x);
         this.logits = backend.allocate(1, config.vocabSize());
+        // What the forward passes would allocate on demand is allocated now, within the memory checked for it.
+        backend.reserveForwardScratch(shape);
     }
 
     /**
      * Checks the batch and context sizes, then that the backend has room for what the model will allocate there, before
-     * anything (a device backend's copy of the weights, {@code weightBytes} as stored, included) is allocated.
+     * anything (a device backend's copy of the weights, {@code weightBytes} as stored, and the forward passes' scratch
+     * memory for products with {@code blockWeights}) is allocated.
+     *
+     * @return the shapes that size the forward passes' scratch memory, for the model to reserve
      */
-    private static void requireFits(
-            Backend backend, ModelConfig config, long weightBytes, int maxBatch, int contextLength) {
+    private static Backend.ForwardShape requireFits(
+            Backend backend,
+            ModelConfig config,
+            long weightBytes,
+            List<Backend.BlockWeights> blockWeights,
+            int maxBatch,
+            int contextLength) {
         if (maxBatch < 1) {
             throw new IllegalArgumentException("maxBatch (" + maxBatch + ") must be >= 1");
         }
@@ -106,22 +125,25 @@ public final class Transformer {
             throw new IllegalArgumentException("contextLength (" + contextLength
                     + ") must be in [1, the model's context length (config.seqLen " + config.seqLen() + ")]");
         }
+        int batch = Math.min(maxBatch, contextLength);
+        Backend.ForwardShape shape = new Backend.ForwardShape(
+                batch,
+                config.heads(),
+                config.kvHeads(),
+                config.headSize(),
+                contextLength,
+                Parameters.largestProductOperand(config, batch),
+                blockWeights);
         String purpose = "a key/value cache of " + contextLength + " positions × " + config.layers()
-                + " layers and the activations of batches of " + Math.min(maxBatch, contextLength) + " tokens";
-        long bytes = memoryBytes(config, maxBatch, contextLength);
+                + " layers and the activations of batches of " + batch + " tokens";
+        MemorySize bytes = memorySize(config, batch, contextLength)
+                .add(1, Math.ceilDiv(backend.forwardScratchBytes(shape), Float.BYTES));
         if (backend.copiesWeights()) {
             purpose = "the weights (" + config.parameterCount() + " parameters), " + purpose;
-            bytes = new MemorySize()
-                    .add(1, Math.ceilDiv(weightBytes, Float.BYTES))
-                    .add(Parameters.rotaryFloats(config, contextLength), 1)
-                    .add(1, bytes / Float.BYTES)
-                    .add(
-                            1,
-                            backend.productScratchBytes(Parameters.largestProductOperand(config, maxBatch))
-                                    / Float.BYTES)
-                    .bytes();
+            bytes.add(1, Math.ceilDiv(weightBytes, Float.BYTES)).add(Parameters.rotaryFloats(config, contextLength), 1);
         }
-        backend.requireMemory(purpose, bytes);
+        backend.requireMemory(purpose, bytes.bytes());
+        return shape;
     }
 
     /**
@@ -134,14 +156,18 @@ public final class Transformer {
      * @return the bytes, {@link Long#MAX_VALUE} if they overflow a long
      */
     public static long memoryBytes(ModelConfig config, int maxBatch, int contextLength) {
-        long batch = Math.min(maxBatch, contextLength);
+        return memorySize(config, Math.min(maxBatch, contextLength), contextLength)
+                .bytes();
+    }
+
+    /** The floats of {@link #memoryBytes} for batches of {@code batch <= contextLength} tokens. */
+    private static MemorySize memorySize(ModelConfig config, long batch, int contextLength) {
         boolean llama = config.architecture() == Architecture.LLAMA;
         return new MemorySize()
                 .add(2L * config.layers(), contextLength, config.kvDim())
                 .add(4 * batch, config.dim())
                 .add((llama ? 2 : 1) * batch, config.hiddenDim())
-                .add(1, config.vocabSize())
-                .bytes();
+                .add(1, config.vocabSize());
     }
 
     /**
@@ -177,22 +203,30 @@ public final class Transformer {
     public static Transformer llama(
             Backend backend, ModelConfig config, LlamaWeights<MemorySegment> weights, int maxBatch, int contextLength) {
         Network.requireFamily(config, Architecture.LLAMA, weights.layers().size());
-        requireFits(backend, config, config.parameterCount() * Float.BYTES, maxBatch, contextLength);
+        Backend.ForwardShape shape =
+                requireFits(backend, config, config.parameterCount() * Float.BYTES, List.of(), maxBatch, contextLength);
         return llamaOnBackend(
                 backend,
                 config,
                 weights.map(config.sharedClassifier(), onBackend(backend, config)),
                 maxBatch,
-                contextLength);
+                contextLength,
+                shape);
     }
 
     private static Transformer llamaOnBackend(
-            Backend backend, ModelConfig config, LlamaWeights<Tensor> tensors, int maxBatch, int contextLength) {
+            Backend backend,
+            ModelConfig config,
+            LlamaWeights<Tensor> tensors,
+            int maxBatch,
+            int contextLength,
+            Backend.ForwardShape shape) {
         return new Transformer(
                 backend,
                 config,
                 maxBatch,
                 contextLength,
+                shape,
                 positions -> Network.llama(backend, config, tensors, positions));
     }
 
@@ -215,13 +249,29 @@ public final class Transformer {
         long weightBytes = model.weights().byName(config.sharedClassifier()).values().stream()
                 .mapToLong(w -> w.data().byteSize())
                 .sum();
-        requireFits(backend, config, weightBytes, maxBatch, contextLength);
+        Backend.ForwardShape shape =
+                requireFits(backend, config, weightBytes, blockWeights(model.weights()), maxBatch, contextLength);
         return llamaOnBackend(
                 backend,
                 config,
                 model.weights().map(config.sharedClassifier(), (name, w) -> onBackend(backend, w)),
                 maxBatch,
-                contextLength);
+                contextLength,
+                shape);
+    }
+
+    /** The matrices of a GGUF model in a block format that the products multiply by (the classifier included). */
+    private static List<Backend.BlockWeights> blockWeights(LlamaWeights<GgufLlama.Weight> weights) {
+        List<GgufLlama.Weight> products = new ArrayList<>();
+        for (LlamaWeights.Layer<GgufLlama.Weight> layer : weights.layers()) {
+            products.addAll(
+                    List.of(layer.wq(), layer.wk(), layer.wv(), layer.wo(), layer.w1(), layer.w2(), layer.w3()));
+        }
+        products.add(weights.classifier());
+        return products.stream()
+                .filter(w -> w.type() != GgmlType.F32)
+                .map(w -> new Backend.BlockWeights(WeightFormat.valueOf(w.type().name()), w.rows(), w.columns()))
+                .toList();
     }
 
     private static Tensor onBackend(Backend backend, GgufLlama.Weight w) {
@@ -266,13 +316,15 @@ public final class Transformer {
     public static Transformer gpt2(
             Backend backend, ModelConfig config, Gpt2Weights<MemorySegment> weights, int maxBatch, int contextLength) {
         Network.requireFamily(config, Architecture.GPT2, weights.layers().size());
-        requireFits(backend, config, config.parameterCount() * Float.BYTES, maxBatch, contextLength);
+        Backend.ForwardShape shape =
+                requireFits(backend, config, config.parameterCount() * Float.BYTES, List.of(), maxBatch, contextLength);
         Gpt2Weights<Tensor> tensors = weights.map(onBackend(backend, config));
         return new Transformer(
                 backend,
                 config,
                 maxBatch,
                 contextLength,
+                shape,
                 positions -> Network.gpt2(backend, config, tensors, positions));
     }
 

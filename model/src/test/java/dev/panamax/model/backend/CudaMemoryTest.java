@@ -7,7 +7,10 @@ import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 import dev.panamax.cuda.Cuda;
 import dev.panamax.cuda.CudaUnavailableException;
+import dev.panamax.model.generate.Sampler;
 import dev.panamax.model.generate.Transformer;
+import dev.panamax.model.io.GgmlType;
+import dev.panamax.model.io.GgufLlama;
 import dev.panamax.model.io.Llama2cCheckpoint;
 import dev.panamax.model.nn.ModelConfig;
 import dev.panamax.model.nn.ModelConfig.Architecture;
@@ -18,10 +21,13 @@ import dev.panamax.model.train.TrainingOptions;
 import dev.panamax.model.train.TrainingOptions.DataOrder;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.function.Function;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * The CUDA backend's memory checks on the emulated device, sized by {@link Cuda#EMULATED_MEMORY_PROPERTY} as a GPU of
@@ -77,10 +83,85 @@ class CudaMemoryTest {
         return LLAMA.parameterCount() * Float.BYTES;
     }
 
+    /**
+     * The weights, rotary tables, cache and activations of {@link #LLAMA} with batches of 4, and the scratch memory of
+     * its forward passes: the smallest scratch buffer (64 floats) for a batch's token ids, and where the context
+     * passes 64 keys, split attention's partial softmaxes for 4 queries × 4 heads × a split per 64 keys × (head width
+     * 8 + 2).
+     */
     private static long inferenceBytes(int contextLength) {
+        long partials = contextLength > 64 ? 4L * 4 * Math.ceilDiv(contextLength, 64) * (8 + 2) : 0;
         return weightBytes()
                 + Parameters.rotaryFloats(LLAMA, contextLength) * Float.BYTES
-                + Transformer.memoryBytes(LLAMA, 4, contextLength);
+                + Transformer.memoryBytes(LLAMA, 4, contextLength)
+                + (64 + partials) * Float.BYTES;
+    }
+
+    /** Prefills {@code prompt} tokens and decodes {@code decode} more, sampled as a generation does. */
+    private static void generate(Transformer model, int prompt, int decode) {
+        int[] tokens = new int[prompt];
+        for (int i = 0; i < prompt; i++) {
+            tokens[i] = i * 5 % LLAMA.vocabSize();
+        }
+        Sampler sampler = new Sampler(0.8f, 0, 0.9f, 1);
+        int token = sampler.sample(model.backend(), model.forward(tokens, 0, prompt));
+        for (int i = 0; i < decode; i++) {
+            token = sampler.sample(model.backend(), model.forward(new int[] {token}, 0, 1));
+        }
+    }
+
+    /**
+     * Built where the free memory is exactly its estimate, a model runs a prompt past 64 keys (so that decoding splits
+     * attention's keys over blocks) and decodes without allocating anything more: the token ids' buffer and the partial
+     * softmaxes are reserved when it is built.
+     */
+    @Test
+    void aModelBuiltInExactlyItsEstimateRunsPrefillAndDecode() throws IOException {
+        try (Llama2cCheckpoint checkpoint = checkpoint()) {
+            long[] allocated = withFree(inferenceBytes(256), b -> {
+                Transformer model = Transformer.llama(b, LLAMA, checkpoint.weights(), 4);
+                long built = b.allocatedBytes();
+                generate(model, 70, 3);
+                return new long[] {built, b.allocatedBytes()};
+            });
+            assertEquals(inferenceBytes(256), allocated[0]);
+            assertEquals(allocated[0], allocated[1], "nothing allocated after the model was built");
+        }
+    }
+
+    /**
+     * A GGUF model of F16 weights with batches of 40 (past the 32 rows to which {@code quantized_matvec} pays for
+     * F16), so that a prompt's products dequantize weights into scratch memory, and with BF16 products also round
+     * their operands: the estimate is what the model allocates when built (one byte less is refused), and a model
+     * built in exactly that much runs a prompt and decodes without allocating more.
+     */
+    @ParameterizedTest
+    @EnumSource(
+            value = MatmulPrecision.class,
+            names = {"FP32", "BF16"})
+    void aQuantizedModelReservesItsDequantizedWeightsAndOperands(MatmulPrecision precision) throws IOException {
+        Path file = dir.resolve("f16.gguf");
+        try (Llama2cCheckpoint checkpoint = checkpoint()) {
+            GgufLlama.write(file, LLAMA, checkpoint.weights(), "test", Map.of(), GgmlType.F16);
+        }
+        try (GgufLlama gguf = GgufLlama.open(file)) {
+            long needed = withFree(Long.MAX_VALUE / 4, precision, b -> {
+                Transformer.llama(b, gguf, 40, 256);
+                return b.allocatedBytes();
+            });
+            InsufficientMemoryException e = assertThrows(
+                    InsufficientMemoryException.class,
+                    () -> withFree(needed - 1, precision, b -> Transformer.llama(b, gguf, 40, 256)));
+            assertEquals(needed, e.needed(), "the estimate is what the model allocates");
+            long[] allocated = withFree(needed, precision, b -> {
+                Transformer model = Transformer.llama(b, gguf, 40, 256);
+                long built = b.allocatedBytes();
+                generate(model, 80, 2);
+                return new long[] {built, b.allocatedBytes()};
+            });
+            assertEquals(needed, allocated[0]);
+            assertEquals(needed, allocated[1], "nothing allocated after the model was built");
+        }
     }
 
     @Test

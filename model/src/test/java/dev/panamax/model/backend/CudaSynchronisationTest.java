@@ -1,7 +1,9 @@
 package dev.panamax.model.backend;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import dev.panamax.kernels.testing.Inputs;
 import dev.panamax.model.generate.Sampler;
 import dev.panamax.model.generate.Transformer;
 import dev.panamax.model.io.Llama2cCheckpoint;
@@ -13,6 +15,10 @@ import dev.panamax.model.train.TrainingOptions;
 import dev.panamax.model.train.TrainingOptions.DataOrder;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -23,7 +29,9 @@ import org.junit.jupiter.params.provider.EnumSource;
  * the loss) and reads its totals (losses, correct counts, the gradient norm) out once; a decode step sends one token
  * in and reads one logits row out (two for sampling at a temperature: the raw row, which the sampler checks for
  * non-finite logits, and the probabilities the device's softmax makes of it). No operation calls for an explicit
- * synchronization; the uploads of token ids wait for their own copy, which is not counted as one.
+ * synchronization, and the host waits for the stream only for what it reads: uploads from Java arrays go through the
+ * backend's ring of pinned staging memory and wait for nothing until they would reuse ring memory a queued copy still
+ * reads.
  */
 class CudaSynchronisationTest {
     @TempDir
@@ -54,7 +62,60 @@ class CudaSynchronisationTest {
             trainer.trainStep(data, windows);
             return b.traffic().since(before);
         });
-        assertEquals(new CudaBackend.Traffic(3L * micro, 1, 0), step);
+        assertEquals(new CudaBackend.Traffic(3L * micro, 1, 0, 1, 0), step, "one wait: the totals' read");
+    }
+
+    /**
+     * Uploads of every size from 1 float to 3 times the staging ring (1 MiB), one after another into distinct tensors
+     * and rows of a strided view: each lands whole, and none waits for the stream (they were a wait each).
+     */
+    @Test
+    void uploadsFromArraysDoNotWaitForTheStream() {
+        int ring = 1 << 18;
+        int[] sizes = {1, 3, 64, 1000, 4097, ring / 2 - 1, ring / 2 + 1, ring - 5, 2 * ring + 17, 3 * ring};
+        EmulatedBackends.run(0, b -> {
+            List<Tensor> tensors = new ArrayList<>();
+            List<float[]> values = new ArrayList<>();
+            CudaBackend.Traffic before = b.traffic();
+            long copies = 0;
+            for (int i = 0; i < sizes.length; i++) {
+                float[] v = Inputs.uniform(Inputs.seed("upload " + i), sizes[i], -1f, 1f);
+                values.add(v.clone());
+                Tensor t = b.allocate(1, sizes[i]);
+                b.write(v, t);
+                tensors.add(t);
+                copies += Math.ceilDiv(sizes[i], ring / 2);
+                Arrays.fill(v, Float.NaN); // the array may be reused at once: what was queued is a copy of it
+            }
+            // Rows of a view whose rows are 5 floats apart: one upload per row.
+            Tensor strided = b.allocate(7, 5).columns(1, 3);
+            float[] rows = Inputs.uniform(Inputs.seed("upload rows"), 21, -1f, 1f);
+            b.write(rows, strided);
+            CudaBackend.Traffic uploads = b.traffic().since(before);
+            assertEquals(copies + 7, uploads.copiesToDevice());
+            assertEquals(0, uploads.synchronizations());
+            assertEquals(0, uploads.streamWaits(), "no upload waits for the stream");
+            // The emulated device's copies have run when queued, so even these never wait for one (UploadRingTest's
+            // late copies do).
+            assertEquals(0, uploads.uploadWaits());
+            for (int i = 0; i < sizes.length; i++) {
+                float[] back = new float[sizes[i]];
+                b.read(tensors.get(i), back);
+                assertArrayEquals(values.get(i), back, sizes[i] + " floats");
+            }
+            float[] back = new float[21];
+            b.read(strided, back);
+            assertArrayEquals(rows, back, "the rows of a strided view");
+            // A few token ids, as a decode sends them: far below the ring's size, so no wait of any kind.
+            CudaBackend.Traffic small = b.traffic();
+            Tensor table = b.allocate(5, 3);
+            for (int i = 0; i < 100; i++) {
+                b.embedding(new int[] {i % 5, (i + 2) % 5}, 0, table, b.allocate(2, 3));
+            }
+            CudaBackend.Traffic ids = b.traffic().since(small);
+            assertEquals(new CudaBackend.Traffic(100, 0, 0, 0, 0), ids);
+            return null;
+        });
     }
 
     @ParameterizedTest
@@ -63,7 +124,7 @@ class CudaSynchronisationTest {
         Path file = dir.resolve("model.bin");
         Llama2cCheckpoint.writeRandom(file, config(architecture), 3);
         try (Llama2cCheckpoint checkpoint = Llama2cCheckpoint.open(file)) {
-            long[][] counts = EmulatedBackends.run(0, b -> {
+            CudaBackend.Traffic[] steps = EmulatedBackends.run(0, b -> {
                 Transformer transformer = Transformer.llama(b, checkpoint.config(), checkpoint.weights(), 8);
                 Sampler greedy = new Sampler(0, 0, 1, 1);
                 Sampler topP = new Sampler(0.8f, 0, 0.9f, 1);
@@ -74,17 +135,16 @@ class CudaSynchronisationTest {
                 before = b.traffic();
                 topP.sample(b, transformer.forward(new int[] {token}, 0, 1));
                 CudaBackend.Traffic sampledStep = b.traffic().since(before);
-                return new long[][] {
-                    {greedyStep.copiesToDevice(), greedyStep.copiesToHost(), greedyStep.synchronizations()},
-                    {sampledStep.copiesToDevice(), sampledStep.copiesToHost(), sampledStep.synchronizations()}
-                };
+                return new CudaBackend.Traffic[] {greedyStep, sampledStep};
             });
-            assertEquals(1, counts[0][0], "greedy: one token in");
-            assertEquals(1, counts[0][1], "greedy: one logits row out");
-            assertEquals(0, counts[0][2], "greedy: no waits");
-            assertEquals(1, counts[1][0], "top-p: one token in");
-            assertEquals(2, counts[1][1], "top-p: the logits row and its probabilities out");
-            assertEquals(0, counts[1][2], "top-p: no waits");
+            assertEquals(
+                    new CudaBackend.Traffic(1, 1, 0, 1, 0),
+                    steps[0],
+                    "greedy: one token in, one logits row out, the host waiting only for the row");
+            assertEquals(
+                    new CudaBackend.Traffic(1, 2, 0, 2, 0),
+                    steps[1],
+                    "top-p: one token in, the logits row and its probabilities out, the host waiting for each");
         }
     }
 }
