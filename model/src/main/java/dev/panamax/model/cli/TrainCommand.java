@@ -274,10 +274,9 @@ final class TrainCommand {
             refuseAnotherRun(line, EXPORT, export, null);
         }
         if (init != null && Files.exists(init) && Files.isDirectory(outDir)) {
-            Path initDir =
-                    Files.isDirectory(init) ? init : init.toAbsolutePath().getParent();
-            // --force would remove the model this run starts from before the first checkpoint replaces it.
-            if (Files.isSameFile(initDir, outDir)) {
+            // --force would remove the model this run starts from (the directory, its current link or a step
+            // directory, through the links) before the first checkpoint replaces it.
+            if (init.toRealPath().startsWith(outDir.toRealPath())) {
                 throw line.usage(line.typed(INIT) + " " + init + " is in " + named(line, OUT, outDir)
                         + ", which this run writes: give another directory, so that the model it starts from stays");
             }

@@ -213,6 +213,13 @@ class FineTuneCommandTest {
         assertArrayEquals(weights, Files.readAllBytes(gpt2.resolve("model.safetensors")));
         assertRefused(fineTune(llama, data, dir, "--force"), "panamax: --init " + llama + " is in --out " + dir);
         assertTrue(Files.exists(llama));
+        // A run's checkpoint, through its current link or step directory, is in that run's directory too.
+        Path run = dir.resolve("run");
+        assertEquals(0, cli.run(fineTune(gpt2, data, run)), cli.err());
+        for (Path inside : new Path[] {run.resolve("current"), run.resolve("current/model.safetensors")}) {
+            assertRefused(fineTune(inside, data, run, "--force"), "panamax: --init " + inside + " is in --out " + run);
+        }
+        assertTrue(Files.exists(run.resolve("current/model.safetensors")));
     }
 
     @Test
