@@ -868,9 +868,11 @@ __device__ double exact_dot(global_ptr<const float> a, global_ptr<const float> b
     return dot;
 }
 
-// e^(score − max) of one key; 0 for a score of −∞ even where max is NaN (AttentionExact.exactWeight).
+// e^(score − max) of one key; 0 for a score of −∞ even where max is NaN (AttentionExact.exactWeight). The double
+// products and sums of the exact path are __dmul_rn and __dsub_rn where nvcc would fuse them (scale·dot − max here):
+// each rounds once, as on the CPU and the emulated device.
 __device__ double exact_weight(double score, double max) {
-    return score == -INFINITY ? 0.0 : exp(score - max);
+    return score == -INFINITY ? 0.0 : exp(__dsub_rn(score, max));
 }
 
 // One query's softmax over keys 0 .. keys − 1 in double, by a warp: the largest score scale·q·k (NaN if one is) and
@@ -921,7 +923,7 @@ __device__ __noinline__ void exact_attention_row(global_ptr<const float> q_row, 
             for (int t = 0; t < min(WARP, keys - chunk); ++t) {
                 double weight = __shfl_sync(0xffffffffu, p, t);
                 if (weight != 0.0 && d < end_dim) {
-                    sum += weight * v_rows[static_cast<long long>(chunk + t) * ldv + d];
+                    sum += __dmul_rn(weight, v_rows[static_cast<long long>(chunk + t) * ldv + d]);
                 }
             }
         }
@@ -1224,7 +1226,7 @@ __device__ __noinline__ void exact_attention_dq(global_ptr<const float> q_row, g
         double weight = exact_weight(scale * exact_dot(q_row, k_rows + static_cast<long long>(j) * ldk, head_dim),
                 softmax.max);
         if (weight != 0.0) {
-            row_dot += weight * exact_dot(dout_row, v_rows + static_cast<long long>(j) * ldv, head_dim);
+            row_dot += __dmul_rn(weight, exact_dot(dout_row, v_rows + static_cast<long long>(j) * ldv, head_dim));
         }
     }
     for (int mask = WARP / 2; mask > 0; mask /= 2) {
@@ -1250,7 +1252,7 @@ __device__ __noinline__ void exact_attention_dq(global_ptr<const float> q_row, g
             for (int t = 0; t < min(WARP, keys - chunk); ++t) {
                 double key_ds = __shfl_sync(0xffffffffu, ds, t);
                 if (__shfl_sync(0xffffffffu, seen, t) != 0 && d < head_dim) {
-                    sum += scale * key_ds * k_rows[static_cast<long long>(chunk + t) * ldk + d];
+                    sum += __dmul_rn(scale * key_ds, k_rows[static_cast<long long>(chunk + t) * ldk + d]);
                 }
             }
         }
