@@ -846,9 +846,11 @@ __device__ float doubled_mean(float half) {
 // A query whose log-sum-exp is this large or not finite gets its gradients in double (AttentionExact.EXACT_LOG_SUM on
 // the CPU): e^(s − lse) with lse rounded to float is off by up to half its ulp, 2⁻⁴ from here on.
 #define ATTENTION_EXACT_LOG_SUM 1048576.0f
-// Floats per (row, head) that attention_backward_dq leaves for attention_backward_dkdv about a query it computes in
-// double: its largest score, Σ e^(s − max) and R = Σ p·(dO·v), three doubles as their bits.
-#define ATTENTION_EXACT_STATS 6
+// Floats per (row, head) that attention_backward_dq leaves for attention_backward_dkdv: for a query it computes in
+// double, its largest score, Σ e^(s − max) and R = Σ p·(dO·v), three doubles as their bits; for every query, at
+// ATTENTION_EXACT_FLAG, 1 where it is computed in double and 0 where not, so that the two kernels never disagree.
+#define ATTENTION_EXACT_STATS 7
+#define ATTENTION_EXACT_FLAG 6
 
 // The larger of two doubles, NaN where either is (as Java's Math.max; fmax would drop the NaN).
 __device__ double max_or_nan(double a, double b) {
@@ -866,9 +868,11 @@ __device__ double exact_dot(global_ptr<const float> a, global_ptr<const float> b
     return dot;
 }
 
-// e^(score − max) of one key; 0 for a score of −∞ even where max is NaN (AttentionExact.exactWeight).
+// e^(score − max) of one key; 0 for a score of −∞ even where max is NaN (AttentionExact.exactWeight). The double
+// products and sums of the exact path are __dmul_rn and __dsub_rn where nvcc would fuse them (scale·dot − max here):
+// each rounds once, as on the CPU and the emulated device.
 __device__ double exact_weight(double score, double max) {
-    return score == -INFINITY ? 0.0 : exp(score - max);
+    return score == -INFINITY ? 0.0 : exp(__dsub_rn(score, max));
 }
 
 // One query's softmax over keys 0 .. keys − 1 in double, by a warp: the largest score scale·q·k (NaN if one is) and
@@ -919,7 +923,7 @@ __device__ __noinline__ void exact_attention_row(global_ptr<const float> q_row, 
             for (int t = 0; t < min(WARP, keys - chunk); ++t) {
                 double weight = __shfl_sync(0xffffffffu, p, t);
                 if (weight != 0.0 && d < end_dim) {
-                    sum += weight * v_rows[static_cast<long long>(chunk + t) * ldv + d];
+                    sum += __dmul_rn(weight, v_rows[static_cast<long long>(chunk + t) * ldv + d]);
                 }
             }
         }
@@ -1183,9 +1187,11 @@ PANAMAX_EXPORT(attention_combine)
 // delta (D = dO·O per query and head), dQ (per query, over its keys) and dK/dV (per key, over the queries that see
 // it and every query head of its group). Every sum runs in a fixed order; no two threads write one output. A query
 // whose lse is not finite or at least ATTENTION_EXACT_LOG_SUM in magnitude (scores beyond float's range, or so large
-// that lse's rounding moves the weights) is computed in double instead, as on the CPU: its dQ by attention_backward_dq
-// (exact_attention_dq), which leaves the query's softmax statistics after the deltas for attention_backward_dkdv to
-// compute its p and ds from (exact_weight_and_gradient), so each dK and dV row is still summed by one warp in order.
+// that lse's rounding moves the weights), or whose float score with a key it sees is not finite although q, k and the
+// scale are (q·k overflowed, as ∞ − ∞, while lse may be moderate), is computed in double instead, as on the CPU: its dQ
+// by attention_backward_dq (exact_attention_dq), which flags it and leaves its softmax statistics after the deltas for
+// attention_backward_dkdv to compute its p and ds from (exact_weight_and_gradient), so each dK and dV row is still
+// summed by one warp in order.
 
 // A double kept in two floats of a scratch buffer as its bits (low word first), for another kernel to read back exactly.
 __device__ void store_exact(global_ptr<float> at, double value) {
@@ -1220,7 +1226,7 @@ __device__ __noinline__ void exact_attention_dq(global_ptr<const float> q_row, g
         double weight = exact_weight(scale * exact_dot(q_row, k_rows + static_cast<long long>(j) * ldk, head_dim),
                 softmax.max);
         if (weight != 0.0) {
-            row_dot += weight * exact_dot(dout_row, v_rows + static_cast<long long>(j) * ldv, head_dim);
+            row_dot += __dmul_rn(weight, exact_dot(dout_row, v_rows + static_cast<long long>(j) * ldv, head_dim));
         }
     }
     for (int mask = WARP / 2; mask > 0; mask /= 2) {
@@ -1246,7 +1252,7 @@ __device__ __noinline__ void exact_attention_dq(global_ptr<const float> q_row, g
             for (int t = 0; t < min(WARP, keys - chunk); ++t) {
                 double key_ds = __shfl_sync(0xffffffffu, ds, t);
                 if (__shfl_sync(0xffffffffu, seen, t) != 0 && d < head_dim) {
-                    sum += scale * key_ds * k_rows[static_cast<long long>(chunk + t) * ldk + d];
+                    sum += __dmul_rn(scale * key_ds, k_rows[static_cast<long long>(chunk + t) * ldk + d]);
                 }
             }
         }
@@ -1293,6 +1299,17 @@ __device__ __noinline__ float softmax_gradient_again(float p, global_ptr<const f
     return 2.0f * (p * half);
 }
 
+// Whether the scale and a query's and a key's rows are all finite: a score that is not finite from them overflowed
+// float, and only the double path gives the query's weights. Not inlined: only a score that is not finite calls it.
+__device__ __noinline__ bool finite_score_inputs(float scale, global_ptr<const float> q_row,
+        global_ptr<const float> k_row, int head_dim) {
+    bool finite = isfinite(scale);
+    for (int d = 0; d < head_dim; ++d) {
+        finite = finite && isfinite(q_row[d]) && isfinite(k_row[d]);
+    }
+    return finite;
+}
+
 // delta[r·heads + h] = Σ_d dout[r, h, d]·out[r, h, d]; one thread per (row, head): grid (ceil(heads / blockDim.x),
 // min(rows, 65535)).
 extern "C" __global__ void attention_backward_delta(global_ptr<const float> out, long long out_offset, int ldout,
@@ -1318,8 +1335,9 @@ PANAMAX_EXPORT(attention_backward_delta)
 // (ceil(T / ATTENTION_WARPS), heads, sequences)), over key/value tiles of 32 in shared memory; lane j computes
 // ds_j = p_j·(dO·v_j − D) (from the forward's output where that is not finite, see softmax_gradient_again), lane d
 // accumulates dq[d] = scale·Σ_j ds_j·k_j[d]. Every tensor has T rows per sequence (q, out, dout rows; k, v rows). A
-// query to be computed in double (see above) skips the tiles and takes exact_attention_dq, writing its statistics at
-// exact_stats(delta, ...). Dynamic shared memory: (2·32·(head_dim + 1) + ATTENTION_WARPS·(2·head_dim + 32)) floats.
+// query to be computed in double (see above: its lse, or a warp vote on its scores in the tiles, which drops what the
+// tiles summed) takes exact_attention_dq, writing its statistics at exact_stats(delta, ...); every query's flag goes
+// there too. Dynamic shared memory: (2·32·(head_dim + 1) + ATTENTION_WARPS·(2·head_dim + 32)) floats.
 extern "C" __global__ void attention_backward_dq(global_ptr<const float> q, long long q_offset, int ldq,
         global_ptr<const float> k, long long k_offset, int ldk, global_ptr<const float> v, long long v_offset, int ldv,
         global_ptr<const float> out, long long out_offset, int ldout,
@@ -1358,7 +1376,7 @@ extern "C" __global__ void attention_backward_dq(global_ptr<const float> q, long
         my_lse = lse[lse_offset + q_row * ldlse + head];
         my_delta = delta[q_row * heads + head];
     }
-    // The same for the whole warp, as my_lse is.
+    // The same for the whole warp, as my_lse and the vote on the scores are.
     bool exact = active && !(fabsf(my_lse) < ATTENTION_EXACT_LOG_SUM);
     float accumulator[ATTENTION_MAX_HEAD_DIM / WARP];
     for (int i = 0; i < ATTENTION_MAX_HEAD_DIM / WARP; ++i) {
@@ -1377,6 +1395,7 @@ extern "C" __global__ void attention_backward_dq(global_ptr<const float> q, long
         if (active && !exact && tile <= query) {
             int key = tile + lane;
             float ds = 0.0f;
+            bool overflowed = false;
             if (lane < tile_rows && key <= query) {
                 float score = 0.0f;
                 float dp = 0.0f;
@@ -1384,6 +1403,8 @@ extern "C" __global__ void attention_backward_dq(global_ptr<const float> q, long
                     score += my_q[d] * k_tile[lane * (head_dim + 1) + d];
                     dp += my_dout[d] * v_tile[lane * (head_dim + 1) + d];
                 }
+                overflowed = !isfinite(score * scale)
+                        && finite_score_inputs(scale, my_q, k_tile + lane * (head_dim + 1), head_dim);
                 float p = expf(score * scale - my_lse);
                 ds = p * (dp - my_delta);
                 if (!isfinite(ds)) {
@@ -1391,19 +1412,26 @@ extern "C" __global__ void attention_backward_dq(global_ptr<const float> q, long
                             out + out_offset + q_row * ldout + static_cast<long long>(head) * head_dim, head_dim);
                 }
             }
-            my_ds[lane] = ds;
-            __syncwarp();
-            // Keys past this query stay out: their ds is 0, but 0·NaN is NaN.
-            int seen_rows = min(tile_rows, query + 1 - tile);
-            PANAMAX_UNROLL
-            for (int i = 0; i < ATTENTION_MAX_HEAD_DIM / WARP; ++i) {
-                if (i * WARP + lane < head_dim) {
-                    accumulator[i] += weighted_column(my_ds, k_tile, head_dim + 1, seen_rows, i * WARP + lane);
+            // The later tiles are skipped and what this warp summed is dropped: exact_attention_dq computes it all.
+            exact = __any_sync(0xffffffffu, overflowed) != 0;
+            if (!exact) {
+                my_ds[lane] = ds;
+                __syncwarp();
+                // Keys past this query stay out: their ds is 0, but 0·NaN is NaN.
+                int seen_rows = min(tile_rows, query + 1 - tile);
+                PANAMAX_UNROLL
+                for (int i = 0; i < ATTENTION_MAX_HEAD_DIM / WARP; ++i) {
+                    if (i * WARP + lane < head_dim) {
+                        accumulator[i] += weighted_column(my_ds, k_tile, head_dim + 1, seen_rows, i * WARP + lane);
+                    }
                 }
+                __syncwarp();
             }
-            __syncwarp();
         }
         __syncthreads();
+    }
+    if (active && lane == 0) {
+        exact_stats(delta, length, heads, q_row, head)[ATTENTION_EXACT_FLAG] = exact ? 1.0f : 0.0f;
     }
     if (exact) {
         exact_attention_dq(q + (q_offset + q_row * ldq + static_cast<long long>(head) * head_dim),
@@ -1428,7 +1456,8 @@ PANAMAX_EXPORT(attention_backward_dq)
 // tiles of 32 queries that see the block's keys, staged in shared memory with their lse and D; lane i computes p_i
 // and ds_i = p_i·(dO_i·v − D_i) (from the forward's output where that is not finite, see softmax_gradient_again),
 // lane d accumulates dv[d] = Σ p_i·dO_i[d] and dk[d] = scale·Σ ds_i·q_i[d]. For a query computed in double (see
-// above), p_i and ds_i come from the statistics attention_backward_dq left (exact_weight_and_gradient).
+// above, as attention_backward_dq flagged it), p_i and ds_i come from the statistics it left
+// (exact_weight_and_gradient).
 // Dynamic shared memory: (2·32·(head_dim + 1) + 64 + ATTENTION_WARPS·(2·head_dim + 64)) floats.
 extern "C" __global__ void attention_backward_dkdv(global_ptr<const float> q, long long q_offset, int ldq,
         global_ptr<const float> k, long long k_offset, int ldk, global_ptr<const float> v, long long v_offset, int ldv,
@@ -1495,13 +1524,14 @@ extern "C" __global__ void attention_backward_dkdv(global_ptr<const float> q, lo
                 int query = tile + lane;
                 float p = 0.0f;
                 float ds = 0.0f;
-                if (lane < tile_rows && query >= key && !(fabsf(lse_tile[lane]) < ATTENTION_EXACT_LOG_SUM)) {
+                bool seen = lane < tile_rows && query >= key;
+                if (seen && exact_stats(delta, length, heads, row0 + query, head)[ATTENTION_EXACT_FLAG] != 0.0f) {
                     WeightAndGradient exact = exact_weight_and_gradient(q_tile + lane * (head_dim + 1), my_k,
                             dout_tile + lane * (head_dim + 1), my_v, head_dim, scale,
                             exact_stats(delta, length, heads, row0 + query, head));
                     p = exact.p;
                     ds = exact.ds;
-                } else if (lane < tile_rows && query >= key) {
+                } else if (seen) {
                     float score = 0.0f;
                     float dp = 0.0f;
                     for (int d = 0; d < head_dim; ++d) {

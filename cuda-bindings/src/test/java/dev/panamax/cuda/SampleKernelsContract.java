@@ -311,7 +311,8 @@ abstract class SampleKernelsContract {
     /**
      * src/test/cuda/intrinsics.cu: integer atomics and a float atomicAdd of small integers (exact in any order), one
      * winner of an atomicCAS race, and the math intrinsics within the GPU's documented error (2 ulp for rsqrtf and
-     * __fdividef, 2 + ⌊1.16·|x|⌋ ulp for __expf: at most 4 ulp here; relative 1e-6 covers both).
+     * __fdividef, 2 + ⌊1.16·|x|⌋ ulp for __expf: at most 4 ulp here; relative 1e-6 covers both), and __dmul_rn and
+     * __dadd_rn each rounding once, never fused: a product that rounds to 1 before -1 is added gives exactly 0.
      */
     @Test
     void atomicsAndMathIntrinsics() {
@@ -323,7 +324,7 @@ abstract class SampleKernelsContract {
         try (CudaModule intrinsics = CudaModule.load("dev/panamax/cuda/ptx/intrinsics.ptx")) {
             float[] out = results("atomics_and_math", () -> {
                 try (DeviceBuffer dx = upload(x);
-                        DeviceBuffer dout = DeviceBuffer.allocate(ElementType.FLOAT, 8 + 4 * threads)) {
+                        DeviceBuffer dout = DeviceBuffer.allocate(ElementType.FLOAT, 8 + 5 * threads)) {
                     intrinsics.kernel("atomics_and_math").launch(Dim3.of(1), Dim3.of(threads), 0, null, dx, dout);
                     return download(dout);
                 }
@@ -333,13 +334,17 @@ abstract class SampleKernelsContract {
                 sum += v;
             }
             assertArrayEquals(new float[] {800, -800, threads, 1, (float) sum}, Arrays.copyOf(out, 5));
-            double[] expected = new double[4 * threads];
+            double[] expected = new double[5 * threads];
             float[] actual = Arrays.copyOfRange(out, 8, out.length);
             for (int t = 0; t < threads; t++) {
-                expected[4 * t] = Math.exp(x[t] / 4.0);
-                expected[4 * t + 1] = 1 / Math.sqrt(Math.abs(x[t]) + 1.0);
-                expected[4 * t + 2] = x[t] / 3.0;
-                expected[4 * t + 3] = Math.min(1, Math.max(0, x[t] / 8.0));
+                expected[5 * t] = Math.exp(x[t] / 4.0);
+                expected[5 * t + 1] = 1 / Math.sqrt(Math.abs(x[t]) + 1.0);
+                expected[5 * t + 2] = x[t] / 3.0;
+                expected[5 * t + 3] = Math.min(1, Math.max(0, x[t] / 8.0));
+                double a = 1 + x[t] * 0x1p-30;
+                // Java rounds the product before the sum, as the intrinsics must: 0 here, not -x²·2⁻⁶⁰.
+                expected[5 * t + 4] = a * (2 - a) - 1;
+                assertEquals(0.0, expected[5 * t + 4]);
             }
             Tolerance.assertClose("math intrinsics", expected, actual, 0, 1e-6);
         }

@@ -24,8 +24,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * whose scores leave float's range (the float pass gives it no weight: ∞ - ∞, or every score -∞) is computed again
  * in double, its output and log-sum-exp rounded once (the log-sum-exp is ±∞ where it is beyond float's range). The
  * backward does the same for a query whose log-sum-exp is infinite or at least 2²⁰ in magnitude, where its rounding
- * would move the weights, and for a query whose products {@code dO·v} with the value rows may overflow float (values
- * near its limit), although its gradients need not.
+ * would move the weights; for a query whose float score with a key it sees is NaN or ±∞ although the query, the key
+ * and the mask are finite ({@code q·k} overflowed, as ∞ - ∞, while its log-sum-exp may be moderate); and for a query
+ * whose products {@code dO·v} with the value rows may overflow float (values near its limit), although its gradients
+ * need not.
  *
  * <p>The products inside a tile run on {@link Gemm}'s packed micro-kernel; work is split over (batch, head, query
  * tile) on the threads of {@link Parallelism}, and each output row is computed the same way whatever the split.

@@ -7,6 +7,8 @@ import static dev.panamax.kernels.Simd.FLOATS;
 import static dev.panamax.kernels.Simd.LANES;
 
 import java.util.Arrays;
+import java.util.HashSet;
+import java.util.Set;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 
@@ -26,8 +28,25 @@ final class AttentionBackward {
 
     private AttentionBackward() {}
 
-    /** One (batch, key/value head): its dK and dV, and dQ of the query heads that share it. */
+    /**
+     * One (batch, key/value head): its dK and dV, and dQ of the query heads that share it. A pass that finds queries
+     * whose float scores overflow ({@link #overflows}) is made again with them computed in double: the keys they see
+     * got the products of earlier tiles before the scores showed it. The second pass finds none, and a call without
+     * such queries takes one pass, its bits unchanged.
+     */
     static void group(AttentionCall c, int b, int kvHead) {
+        Set<Long> overflowing = gradients(c, b, kvHead, Set.of());
+        if (!overflowing.isEmpty()) {
+            gradients(c, b, kvHead, overflowing);
+        }
+    }
+
+    /**
+     * One pass of {@link #group}, computing in double the queries of {@code overflowing} (by {@link #queryIndex}) as
+     * well as those {@link #exact} picks; returns the queries it found overflowing besides them. After the first, the
+     * pass only computes scores to find the others: its gradients are made again anyway.
+     */
+    private static Set<Long> gradients(AttentionCall c, int b, int kvHead, Set<Long> overflowing) {
         Attention.Shape s = c.shape();
         int d = s.headDim();
         int group = s.qHeads() / s.kvHeads();
@@ -48,6 +67,7 @@ final class AttentionBackward {
             AttentionTiles.stage(c.v(), b, kvHead, k0, nk, d, w.rows);
             largestValue = Math.max(largestValue, RowMath.largestFiniteMagnitude(nk * d, w.rows, 0));
         }
+        Set<Long> found = Set.of();
         for (int head = kvHead * group; head < (kvHead + 1) * group; head++) {
             zeroRows(c.dQ(), b, head, s.tq(), d);
             boolean anyExact = false;
@@ -60,7 +80,7 @@ final class AttentionBackward {
                     AttentionTiles.stage(c.dO(), b, head, q0 + i, 1, d, w.query);
                     AttentionTiles.stage(c.o(), b, head, q0 + i, 1, d, w.rows);
                     w.rowDots[i] = RowMath.dot(w.query, w.rows, 0, d);
-                    exact |= exact(c, b, head, q0 + i, w.query, largestValue) ? 1L << i : 0;
+                    exact |= exact(c, b, head, q0 + i, w.query, largestValue, overflowing) ? 1L << i : 0;
                 }
                 anyExact |= exact != 0;
                 int keyEnd = AttentionTiles.keyEnd(c, q0, nq);
@@ -70,6 +90,16 @@ final class AttentionBackward {
                     int nk = Math.min(KEY_TILE, keyEnd - k0);
                     // P = exp(scale·Q·Kᵀ + mask - lse), recomputed.
                     AttentionTiles.maskedScores(w, c, b, head, kvHead, q0, nq, k0, nk, d, true);
+                    for (int i = 0; i < nq; i++) {
+                        if ((exact & 1L << i) == 0
+                                && overflows(c, w.scores, b, head, kvHead, q0 + i, i * KEY_TILE, k0, nk)) {
+                            found = found.isEmpty() ? new HashSet<>() : found;
+                            found.add(queryIndex(c, head, q0 + i));
+                        }
+                    }
+                    if (!found.isEmpty()) {
+                        continue;
+                    }
                     for (int i = 0; i < nq; i++) {
                         int row = i * KEY_TILE;
                         if ((exact & 1L << i) != 0) {
@@ -144,25 +174,77 @@ final class AttentionBackward {
             }
             // After every tile, as their products must come first in dK and dV; the test is made again, which costs
             // a pass over dO only for a head that has such a query.
-            for (int i = 0; anyExact && i < s.tq(); i++) {
+            for (int i = 0; anyExact && found.isEmpty() && i < s.tq(); i++) {
                 AttentionTiles.stage(c.dO(), b, head, i, 1, d, w.query);
-                if (exact(c, b, head, i, w.query, largestValue)) {
+                if (exact(c, b, head, i, w.query, largestValue, overflowing)) {
                     AttentionExact.exactGradients(c, b, head, kvHead, i, AttentionTiles.keyEnd(c, i, 1));
                 }
             }
         }
+        return found;
     }
 
     /**
-     * Whether query i of the head, whose dO row is {@code outputGradient}, is computed in double: its float
-     * log-sum-exp cannot give its weights, or {@code dO_i·v} may overflow, v's entries being at most {@code
-     * largestValue} in magnitude.
+     * Whether query i of the head, whose dO row is {@code outputGradient}, is computed in double: its scores overflow
+     * float ({@code overflowing} holds it), its float log-sum-exp cannot give its weights, or
+     * {@code dO_i·v} may overflow, v's entries being at most {@code largestValue} in magnitude.
      */
-    private static boolean exact(AttentionCall c, int b, int head, int i, float[] outputGradient, float largestValue) {
+    private static boolean exact(
+            AttentionCall c,
+            int b,
+            int head,
+            int i,
+            float[] outputGradient,
+            float largestValue,
+            Set<Long> overflowing) {
         float logSum = c.lse().data().getAtIndex(FLOAT, c.lse().row(b, head, i));
         double productBound =
                 (double) RowMath.finiteMagnitudeSum(c.shape().headDim(), outputGradient, 0) * largestValue;
-        return !(Math.abs(logSum) < AttentionExact.EXACT_LOG_SUM) || !(productBound <= PRODUCT_BOUND);
+        return !(Math.abs(logSum) < AttentionExact.EXACT_LOG_SUM)
+                || !(productBound <= PRODUCT_BOUND)
+                || !overflowing.isEmpty() && overflowing.contains(queryIndex(c, head, i));
+    }
+
+    /**
+     * Whether a row of masked scores holds NaN or ±∞ at a key the query sees (before its causal limit, and not hidden
+     * by the mask's -∞) where the scale, the query and key rows and the mask are finite: {@code q·k} overflowed float
+     * (∞ - ∞, or a product past its limit), and only the double scores give that query's weights, although its
+     * log-sum-exp may be moderate. A NaN or ∞ of the inputs keeps the float path, which carries it as IEEE arithmetic
+     * does.
+     */
+    private static boolean overflows(
+            AttentionCall c, float[] scores, int b, int head, int kvHead, int query, int row, int k0, int nk) {
+        if (RowMath.allFinite(nk, scores, row) || !Float.isFinite(c.scale())) {
+            return false;
+        }
+        int d = c.shape().headDim();
+        int visible = c.causal() ? query + c.shape().tk() - c.shape().tq() - k0 + 1 : nk;
+        boolean queryFinite = finiteRow(c.q(), c.q().row(b, head, query), d);
+        for (int j = 0; queryFinite && j < Math.min(nk, visible); j++) {
+            float mask = c.mask() == null
+                    ? 0f
+                    : c.mask().data().getAtIndex(FLOAT, c.mask().row(b, head, query) + k0 + j);
+            if (!Float.isFinite(scores[row + j])
+                    && Float.isFinite(mask)
+                    && finiteRow(c.k(), c.k().row(b, kvHead, k0 + j), d)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Query {@code query} of {@code head}, counted across the heads, as the sets of overflowing queries hold it. */
+    private static long queryIndex(AttentionCall c, int head, int query) {
+        return (long) head * c.shape().tq() + query;
+    }
+
+    private static boolean finiteRow(TensorView view, long index, int width) {
+        for (int e = 0; e < width; e++) {
+            if (!Float.isFinite(view.data().getAtIndex(FLOAT, index + e))) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /**

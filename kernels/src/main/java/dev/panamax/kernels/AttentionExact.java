@@ -5,7 +5,7 @@ import static dev.panamax.kernels.Simd.FLOAT;
 /**
  * Attention for single queries computed again in double, where the float tiles cannot give their results: a forward
  * query whose scores leave float's range or whose accumulator overflows on values near float's limit, and a backward
- * query whose float log-sum-exp would move its weights.
+ * query whose float log-sum-exp would move its weights or whose float scores overflow.
  */
 final class AttentionExact {
     /**
@@ -88,10 +88,10 @@ final class AttentionExact {
 
     /**
      * One query's contribution to dQ, dK and dV computed in double from Q, K, V and dO, for the queries whose float
-     * log-sum-exp cannot give their weights (see {@link #EXACT_LOG_SUM}) or whose {@code dO·v} may overflow in float
-     * (values near float's limit); the tiles gave them weight 0. Adds {@code
-     * dV_j += P_j·dO}, {@code dK_j += scale·dS_j·q} and {@code dQ += scale·Σ dS_j·k_j}, with {@code dS_j = P_j·(dO·v_j -
-     * Σ P·(dO·v))}.
+     * log-sum-exp cannot give their weights (see {@link #EXACT_LOG_SUM}), whose float scores overflow on finite
+     * inputs, or whose {@code dO·v} may overflow in float (values near float's limit); the tiles gave them weight 0.
+     * Adds {@code dV_j += P_j·dO}, {@code dK_j += scale·dS_j·q} and {@code dQ += scale·Σ dS_j·k_j}, with {@code dS_j =
+     * P_j·(dO·v_j - Σ P·(dO·v))}.
      */
     static void exactGradients(AttentionCall c, int b, int head, int kvHead, int query, int visible) {
         int d = c.shape().headDim();

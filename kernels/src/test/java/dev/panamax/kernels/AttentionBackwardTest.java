@@ -151,6 +151,54 @@ class AttentionBackwardTest {
     }
 
     /**
+     * A query whose float scores overflow although its exact ones are moderate: {@code q = (x, x, ...)} and {@code k =
+     * (y, -y, ...)} in the first two columns, zero everywhere but one query per head ({@code x = 1e20}) and one key
+     * per key/value head ({@code y = ±1e20}, the sign alternating by head), so that {@code q·k} is ∞ - ∞ in float (NaN,
+     * or ±∞ with a fused multiply-add) and exactly the rest of the row in double. Its log-sum-exp is moderate, so only
+     * the scores show that its float weights cannot be had; its gradients, and those of every key it sees, are finite
+     * and within the reference's bounds. The last case's key is in the second key tile, after the query's first.
+     */
+    @Test
+    void scoresOverflowingFloatWithAModerateLogSumExpGiveFiniteGradients() {
+        Case[] cases = {
+            new Case(1, 1, 1, 1, 2, 2, false, false),
+            new Case(1, 2, 1, 5, 9, 2, true, false),
+            new Case(2, 4, 2, 7, 9, 3, false, true),
+            new Case(1, 4, 2, 70, 150, 16, true, true),
+            new Case(1, 2, 2, 1, 300, 64, false, false),
+            new Case(1, 2, 1, 33, 300, 64, true, false)
+        };
+        for (Case c : cases) {
+            float[][] t = tensors(c);
+            int d = c.d();
+            int query = c.tq() / 2;
+            int key = Math.min(c.tk() - 1, query + c.tk() - c.tq()) / 2;
+            for (int row = 0; row < c.batch() * c.qHeads() * c.tq(); row++) {
+                float x = row % c.tq() == query ? 1e20f : 0f;
+                t[0][row * d] = x;
+                t[0][row * d + 1] = x;
+            }
+            for (int row = 0; row < c.batch() * c.kvHeads() * c.tk(); row++) {
+                float y = row % c.tk() != key ? 0f : row / c.tk() % 2 == 0 ? 1e20f : -1e20f;
+                t[1][row * d] = y;
+                t[1][row * d + 1] = -y;
+            }
+            float[] mask = c.masked() ? mask(c.tq(), c.tk()) : null;
+            if (mask != null) {
+                mask[query * c.tk() + key] = 0.5f;
+            }
+            float scale = (float) (1 / Math.sqrt(d));
+            float[][] grads = fast(c, scale, t[0], t[1], t[2], mask, t[3]);
+            for (int g = 0; g < 3; g++) {
+                for (float value : grads[g]) {
+                    assertTrue(Float.isFinite(value), c + " gradient " + g + " holds " + value);
+                }
+            }
+            assertGradientsClose(c + " overflowing scores", c, scale, t[0], t[1], t[2], mask, t[3], grads);
+        }
+    }
+
+    /**
      * A thread keeps the row terms {@code D_i} of one query tile, not one per query of the call: a backward of 300
      * queries with one (batch entry, key/value head), which the calling thread runs, asked on a fresh thread.
      */

@@ -54,7 +54,9 @@ import java.util.function.LongFunction;
  * recomputed {@code dS}; a query whose scores leave float's range (the float pass gives it no weight, or a result that
  * is not finite) is computed again in double on the device, its output and log-sum-exp rounded once (the log-sum-exp
  * ±∞ where it is beyond float's range), and the backward computes in double the queries whose log-sum-exp is infinite
- * or at least 2²⁰ in magnitude. Such queries are rare and slow; the others do not pay for them.
+ * or at least 2²⁰ in magnitude, and those whose float score with a key they see is not finite although their inputs
+ * are ({@code q·k} overflowed, as ∞ - ∞, while the log-sum-exp may be moderate). Such queries are rare and slow; the
+ * others do not pay for them.
  *
  * <p>Weights in GGML's block formats ({@link #weights(QuantizedMatrix)}: Q8_0, Q4_0, F16, BF16) stay in their format
  * on the device, as the file's bytes: a product runs {@code quantized_matvec} on {@value #MATVEC_ROWS} rows of
@@ -87,8 +89,11 @@ public final class CudaBackend implements Backend {
     private static final int ATTENTION_WARPS = 4;
     private static final int ATTENTION_TILE = 32;
 
-    /** Floats per (row, head) of a query's statistics in double: {@code ATTENTION_EXACT_STATS} in transformer.cu. */
-    private static final int ATTENTION_EXACT_STATS = 6;
+    /**
+     * Floats per (row, head) of a query's statistics in double and its flag saying whether it is computed so: {@code
+     * ATTENTION_EXACT_STATS} in transformer.cu.
+     */
+    private static final int ATTENTION_EXACT_STATS = 7;
 
     /**
      * The fewest keys a split attention gives a block: two tiles, below which a split's fixed work (staging its query,
@@ -1368,8 +1373,8 @@ public final class CudaBackend implements Backend {
             return;
         }
         onDevice();
-        // D per (row, head), then the statistics attention_backward_dq leaves for dkdv about queries it takes in
-        // double.
+        // D per (row, head), then what attention_backward_dq leaves for dkdv: whether it takes a query in double, and
+        // that query's statistics.
         long deltaFloats = (long) query.rows * heads * (1 + ATTENTION_EXACT_STATS);
         scratch(attentionDelta, b -> attentionDelta = b, ElementType.FLOAT, deltaFloats, "attention's backward deltas");
         launchRows("attention_backward_delta", query.rows, heads, o, dO, query.rows, heads, hd, attentionDelta);

@@ -786,24 +786,70 @@ class CudaBackendTest {
                 float[][] t = families[f];
                 String what =
                         "attentionBackward, " + (f == 0 ? "scores beyond float's range, " : "scores near 4e6, ") + name;
-                float[][] r = cpuAndCuda(what, a.backward(t));
-                ReferenceAttention.Gradients expected = a.referenceGradients(t);
-                int[] sizes = {t[0].length, t[1].length, t[1].length};
-                double[][] bounds = {expected.dqBound(), expected.dkBound(), expected.dvBound()};
-                int[] widths = {a.heads(), a.kvHeads(), a.kvHeads()};
-                int from = 0;
-                for (int g = 0; g < 3; g++) {
-                    String gradient = what + " " + new String[] {"dq", "dk", "dv"}[g];
-                    float[] cpu = a.headMajor(Arrays.copyOfRange(r[0], from, from + sizes[g]), widths[g]);
-                    float[] device = a.headMajor(Arrays.copyOfRange(r[1], from, from + sizes[g]), widths[g]);
-                    double[] twice = Arrays.stream(bounds[g]).map(b -> 2 * b).toArray();
-                    Tolerance.assertClose(gradient, widen(cpu), device, twice);
-                    for (int i = 0; i < device.length; i++) {
-                        assertTrue(Float.isFinite(device[i]), gradient + ": element " + i + " is " + device[i]);
-                    }
-                    from += sizes[g];
+                assertFiniteGradientsNearTheCpus(what, a, t);
+            }
+        }
+    }
+
+    /**
+     * The backward's gradients of Q, K, V and dO {@code t} on the device: finite, and within twice the float64
+     * reference's bound of the CPU's (each side is within it of the reference).
+     */
+    private static void assertFiniteGradientsNearTheCpus(String what, AttentionSizes a, float[][] t) {
+        float[][] r = cpuAndCuda(what, a.backward(t));
+        ReferenceAttention.Gradients expected = a.referenceGradients(t);
+        int[] sizes = {t[0].length, t[1].length, t[1].length};
+        double[][] bounds = {expected.dqBound(), expected.dkBound(), expected.dvBound()};
+        int[] widths = {a.heads(), a.kvHeads(), a.kvHeads()};
+        int from = 0;
+        for (int g = 0; g < 3; g++) {
+            String gradient = what + " " + new String[] {"dq", "dk", "dv"}[g];
+            float[] cpu = a.headMajor(Arrays.copyOfRange(r[0], from, from + sizes[g]), widths[g]);
+            float[] device = a.headMajor(Arrays.copyOfRange(r[1], from, from + sizes[g]), widths[g]);
+            double[] twice = Arrays.stream(bounds[g]).map(b -> 2 * b).toArray();
+            Tolerance.assertClose(gradient, widen(cpu), device, twice);
+            for (int i = 0; i < device.length; i++) {
+                assertTrue(Float.isFinite(device[i]), gradient + ": element " + i + " is " + device[i]);
+            }
+            from += sizes[g];
+        }
+    }
+
+    /**
+     * A query whose float scores overflow although its exact ones, and so its log-sum-exp, are moderate: in the first
+     * two entries of each head, q rows {@code (x, x)} and k rows {@code (y, -y)}, zero but for one query row per
+     * sequence ({@code x = 1e20}) and one key row it sees ({@code y = ±1e20}, the sign alternating by key/value
+     * head), so that its {@code q·k} is ∞ - ∞ in float (NaN, or ±∞ with a fused multiply-add) and the rest of the row
+     * in double. Only a look at the scores sends that query to the double path; the device's gradients are finite and
+     * near the CPU's.
+     */
+    @Test
+    void scoresOverflowingFloatWithAModerateLogSumExpGiveTheCpusGradients() {
+        int[][] cases = {{1, 1, 1, 2, 2}, {1, 2, 1, 9, 3}, {2, 4, 2, 37, 16}, {1, 2, 1, 70, 64}};
+        for (int[] c : cases) {
+            AttentionSizes a = AttentionSizes.training(c);
+            String name = Arrays.toString(c);
+            int d = a.headDim();
+            float[] q = random("overflowing q" + name, a.queryFloats());
+            float[] k = random("overflowing k" + name, a.keyFloats());
+            // The last query; its key half way, in the second key tile of 32 at 70 rows.
+            int query = a.queries() - 1;
+            for (int row = 0; row < a.rows(); row++) {
+                for (int h = 0; h < a.heads(); h++) {
+                    float x = row % a.queries() == query ? 1e20f : 0f;
+                    q[(row * a.heads() + h) * d] = x;
+                    q[(row * a.heads() + h) * d + 1] = x;
                 }
             }
+            for (int row = 0; row < a.sequences() * a.keys(); row++) {
+                for (int h = 0; h < a.kvHeads(); h++) {
+                    float y = row % a.keys() != query / 2 ? 0f : h % 2 == 0 ? 1e20f : -1e20f;
+                    k[(row * a.kvHeads() + h) * d] = y;
+                    k[(row * a.kvHeads() + h) * d + 1] = -y;
+                }
+            }
+            float[][] t = {q, k, random("overflowing v" + name, k.length), random("overflowing dO" + name, q.length)};
+            assertFiniteGradientsNearTheCpus("attentionBackward, overflowing scores, " + name, a, t);
         }
     }
 
