@@ -8,6 +8,7 @@ import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.BitSet;
 import java.util.Collections;
 import java.util.Comparator;
 import java.util.HashMap;
@@ -48,6 +49,18 @@ public final class GgufTokenizer {
     private static final int BYTE = 6;
     private static final String SPACE = "▁";
     private static final int MAX_VOCABULARY = 1 << 22;
+    /**
+     * Heap per UTF-8 byte of the text that encoding takes beside the working arrays of the merges: the fragments
+     * between special tokens (UTF-16, up to 2 bytes a byte), one of them with {@code ▁} for spaces (as many again),
+     * and the ids (up to one a byte, in an array that grows by doubling: 12 bytes a byte).
+     */
+    private static final long TEXT_HEAP_PER_BYTE = 16;
+    /**
+     * Heap per UTF-8 byte of one SentencePiece run: its bytes, symbols and spans, and {@link TokenMerges}' arrays
+     * and queued merges (up to three a symbol, about 40 bytes each), with room to spare over what a run was measured
+     * to take.
+     */
+    private static final long SENTENCE_PIECE_HEAP_PER_BYTE = 96;
     /** The chat formats' end-of-turn tokens llama.cpp stops at by their spelling. */
     private static final List<String> END_OF_TURN = List.of(
             "<|eot_id|>",
@@ -87,6 +100,8 @@ public final class GgufTokenizer {
     private final Gpt2Tokenizer bpe;
     private final List<Pattern> preTokenizer;
     private final boolean ignoreMerges;
+    /** For SentencePiece: the characters some piece of two or more characters holds; the others never merge. */
+    private final BitSet joined = new BitSet();
 
     private GgufTokenizer(GgufFile gguf) throws ModelFormatException {
         String model = gguf.string("tokenizer.ggml.model");
@@ -160,6 +175,11 @@ public final class GgufTokenizer {
         if (sentencePiece) {
             for (int b = 0; b < 256; b++) {
                 byteTokens[b] = ids.getOrDefault("<0x%02X>".formatted(b), unknown);
+            }
+            for (String token : tokens) {
+                if (token.codePointCount(0, token.length()) > 1) {
+                    token.codePoints().forEach(joined::set);
+                }
             }
             bpe = null;
             preTokenizer = List.of();
@@ -362,6 +382,7 @@ public final class GgufTokenizer {
      * @param parseSpecial whether special tokens written in the text ({@code <s>}, {@code <|endoftext|>}, …) become
      *     their ids; user-defined tokens always do
      * @return the token ids
+     * @throws dev.panamax.model.backend.InsufficientMemoryException if the heap has no room to encode the text
      */
     public int[] encode(String text, boolean addSpecial, boolean parseSpecial) {
         List<Object> fragments = new ArrayList<>();
@@ -393,6 +414,7 @@ public final class GgufTokenizer {
             }
             fragments = split;
         }
+        requireHeap(fragments);
         IdList out = new IdList();
         if (addSpecial && addBos) {
             out.add(bos.get());
@@ -403,8 +425,13 @@ public final class GgufTokenizer {
                 out.add(id);
                 previousSpecial = true;
             } else if (sentencePiece) {
-                String raw = (addSpacePrefix && previousSpecial ? " " : "") + fragment;
-                sentencePiece(raw.replace(" ", SPACE), out);
+                String raw = ((addSpacePrefix && previousSpecial ? " " : "") + fragment).replace(" ", SPACE);
+                // A character that never merges ends what merges can reach: the text either side of it encodes alone,
+                // to the same ids, in working arrays the size of a segment rather than of the whole text.
+                for (int from = 0, to; from < raw.length(); from = to) {
+                    to = segmentEnd(raw, from);
+                    sentencePiece(raw.substring(from, to), out);
+                }
                 previousSpecial = false;
             } else {
                 for (String piece : preTokenize((String) fragment)) {
@@ -418,6 +445,55 @@ public final class GgufTokenizer {
             out.add(eos.get());
         }
         return out.toArray();
+    }
+
+    /**
+     * Refuses a text whose encoding the heap has no room for, before any of it is encoded: the text's own copies and
+     * ids, and the merges' working arrays, which for SentencePiece are those of its largest segment.
+     */
+    private void requireHeap(List<Object> fragments) {
+        int spaceBytes = sentencePiece ? SPACE.getBytes(StandardCharsets.UTF_8).length : 1;
+        long total = 0;
+        long largest = 0;
+        for (Object fragment : fragments) {
+            if (fragment instanceof String raw) {
+                total += EncodingHeap.utf8Bytes(raw, 0, raw.length(), spaceBytes);
+                for (int from = 0, to; sentencePiece && from < raw.length(); from = to) {
+                    to = segmentEnd(raw, from);
+                    largest = Math.max(largest, spaceBytes + EncodingHeap.utf8Bytes(raw, from, to, spaceBytes));
+                }
+            }
+        }
+        long merges = sentencePiece ? largest * SENTENCE_PIECE_HEAP_PER_BYTE : total * Gpt2Tokenizer.HEAP_PER_BYTE;
+        EncodingHeap.require(
+                "the GGUF file's " + (sentencePiece ? "llama" : "gpt2") + " tokenizer",
+                total,
+                total * TEXT_HEAP_PER_BYTE + merges);
+    }
+
+    /**
+     * Where the SentencePiece segment that starts at {@code from} ends: right after a character that never merges,
+     * else before the next such character.
+     */
+    private int segmentEnd(String text, int from) {
+        int c = text.codePointAt(from);
+        int at = from + Character.charCount(c);
+        if (neverMerges(c)) {
+            return at;
+        }
+        while (at < text.length() && !neverMerges(c = text.codePointAt(at))) {
+            at += Character.charCount(c);
+        }
+        return at;
+    }
+
+    /**
+     * Whether no piece of two or more characters holds {@code c} (a space as {@code ▁}), so that it merges with
+     * nothing; a lone surrogate, which UTF-8 writes as {@code ?}, is not taken for one.
+     */
+    private boolean neverMerges(int c) {
+        return !joined.get(c == ' ' ? SPACE.codePointAt(0) : c)
+                && !(c >= Character.MIN_SURROGATE && c <= Character.MAX_SURROGATE);
     }
 
     /** Splits text by each regex in turn, as llama.cpp's {@code unicode_regex_split}: matches and the gaps between. */

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamax.model.backend.InsufficientMemoryException;
 import dev.panamax.model.io.GgufFile;
 import dev.panamax.model.io.GgufValue;
 import dev.panamax.model.io.GgufWriter;
@@ -13,9 +14,12 @@ import dev.panamax.model.testing.TokenizerFixtures;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -116,6 +120,113 @@ class GgufTokenizerTest {
         TokenizerFixtures.writeGpt2(llama3, "llama-bpe");
         assertIds(read(gpt2), GPT2);
         assertIds(read(llama3), LLAMA3);
+    }
+
+    @Test
+    void aTextTheHeapCannotEncodeIsRefusedBeforeItIsEncoded() throws IOException {
+        // Some 112 bytes of heap a byte of text for either kind, without a character that never merges: 1.75 heaps.
+        String text = "hello ".repeat((int) (Runtime.getRuntime().maxMemory() / 64 / 6));
+        Path spm = dir.resolve("spm.gguf");
+        Path gpt2 = dir.resolve("gpt2.gguf");
+        TokenizerFixtures.writeLlama(spm);
+        TokenizerFixtures.writeGpt2(gpt2, "gpt-2");
+        for (Path file : List.of(spm, gpt2)) {
+            GgufTokenizer tokenizer = read(file);
+            InsufficientMemoryException e = assertThrows(
+                    InsufficientMemoryException.class, () -> tokenizer.encode(text, true, false), file.toString());
+            // SentencePiece counts each space as the 3 bytes of ▁.
+            String bytes = file == spm
+                    ? text.length() / 6 * 8 + " bytes of text with the GGUF file's llama"
+                    : text.length() + " bytes of text with the GGUF file's gpt2";
+            assertTrue(e.getMessage().startsWith("encoding " + bytes + " tokenizer needs "), e.getMessage());
+            assertTrue(e.getMessage().contains("of Java heap (-Xmx)"), e.getMessage());
+        }
+    }
+
+    @Test
+    void sentencePieceEncodesEachLineInTheHeapOfALine() throws IOException {
+        // No piece of the fixture holds a newline, so no merge reaches across one: lines encode apart, to the same ids,
+        // where the whole text at once (some 70 bytes a byte) would not fit in the heap.
+        Path file = dir.resolve("spm.gguf");
+        TokenizerFixtures.writeLlama(file);
+        GgufTokenizer tokenizer = read(file);
+        String line = "the hello world\n";
+        int lines = (int) (Runtime.getRuntime().maxMemory() / 40 / line.length());
+        int[] one = tokenizer.encode(line, false, false);
+        int[] two = tokenizer.encode(line.repeat(2), false, false);
+        int[] ids = tokenizer.encode(line.repeat(lines), false, false);
+        int each = two.length - one.length;
+        assertEquals(one.length + (long) (lines - 1) * each, ids.length);
+        assertArrayEquals(one, Arrays.copyOf(ids, one.length));
+        for (int at = one.length; at < ids.length; at += each) {
+            assertArrayEquals(
+                    Arrays.copyOfRange(two, one.length, two.length),
+                    Arrays.copyOfRange(ids, at, at + each),
+                    "at " + at);
+        }
+    }
+
+    @Test
+    void sentencePieceMergesAsARescanOfEveryPairDoes() throws IOException {
+        Map<String, GgufValue> m = GgufTokenizer.metadata(TokenizerFixtures.llama2cVocabulary(0));
+        Path file = dir.resolve("spm.gguf");
+        TokenizerFixtures.writeLlama(file);
+        GgufTokenizer tokenizer = read(file);
+        String[] pieces = (String[]) m.get("tokenizer.ggml.tokens").value();
+        float[] scores = (float[]) m.get("tokenizer.ggml.scores").value();
+        // Newline, tab, "3", "!" and 中 are in no piece of two characters or more; the rest merge.
+        String[] pool = {"the", "hello", " ", "\n", "\t", "3", "!", "é", "中", "l", "o", "wo", "12", "rld", "ca", "f"};
+        SplittableRandom random = new SplittableRandom(7);
+        for (int i = 0; i < 2000; i++) {
+            StringBuilder text = new StringBuilder();
+            for (int n = random.nextInt(1, 30); n > 0; n--) {
+                text.append(pool[random.nextInt(pool.length)]);
+            }
+            assertArrayEquals(
+                    rescan(text.toString(), pieces, scores),
+                    tokenizer.encode(text.toString(), false, false),
+                    "\"" + text + "\"");
+        }
+    }
+
+    /**
+     * SentencePiece as llama.cpp's loop reads, without its queue: with a space before the text and {@code ▁} for
+     * spaces, merge the best-scoring adjacent pair that is a piece (the leftmost among equals) until none is, then
+     * each symbol is its piece or its bytes' tokens.
+     */
+    private static int[] rescan(String text, String[] pieces, float[] scores) {
+        Map<String, Integer> ids = new HashMap<>();
+        for (int id = 0; id < pieces.length; id++) {
+            ids.put(pieces[id], id);
+        }
+        List<String> symbols = new ArrayList<>();
+        ("▁" + text.replace(" ", "▁")).codePoints().forEach(c -> symbols.add(Character.toString(c)));
+        while (true) {
+            int best = -1;
+            for (int i = 0; i + 1 < symbols.size(); i++) {
+                Integer id = ids.get(symbols.get(i) + symbols.get(i + 1));
+                if (id != null
+                        && (best < 0 || scores[id] > scores[ids.get(symbols.get(best) + symbols.get(best + 1))])) {
+                    best = i;
+                }
+            }
+            if (best < 0) {
+                break;
+            }
+            symbols.set(best, symbols.get(best) + symbols.remove(best + 1));
+        }
+        List<Integer> out = new ArrayList<>();
+        for (String symbol : symbols) {
+            Integer id = ids.get(symbol);
+            if (id != null) {
+                out.add(id);
+            } else {
+                for (byte b : symbol.getBytes(StandardCharsets.UTF_8)) {
+                    out.add(ids.get("<0x%02X>".formatted(b & 0xFF)));
+                }
+            }
+        }
+        return out.stream().mapToInt(Integer::intValue).toArray();
     }
 
     @Test
