@@ -109,7 +109,8 @@ public final class GgufTokenizer {
         if (!sentencePiece && !model.equals("gpt2")) {
             throw new ModelFormatException(
                     gguf.file(),
-                    "tokenizer.ggml.model \"" + model + "\" is not supported; only \"llama\" and \"gpt2\" are");
+                    "tokenizer.ggml.model \"" + ModelFormatException.excerpt(model)
+                            + "\" is not supported; only \"llama\" and \"gpt2\" are");
         }
         tokens = (String[]) gguf.array("tokenizer.ggml.tokens", GgufValue.Type.STRING);
         int n = tokens.length;

@@ -93,7 +93,9 @@ public final class Llama2cTokenizer {
             String expected = "<0x" + HEX.charAt(b >> 4) + HEX.charAt(b & 15) + ">";
             if (!key(this.pieces[BYTE_FALLBACK + b]).equals(expected)) {
                 throw new IllegalArgumentException("token " + (BYTE_FALLBACK + b) + " is \""
-                        + printable(this.pieces[BYTE_FALLBACK + b]) + "\", expected the byte-fallback token "
+                        + ModelFormatException.excerpt(
+                                new String(this.pieces[BYTE_FALLBACK + b], StandardCharsets.UTF_8))
+                        + "\", expected the byte-fallback token "
                         + expected);
             }
         }
@@ -322,9 +324,5 @@ public final class Llama2cTokenizer {
 
     private static String key(byte[] piece) {
         return new String(piece, StandardCharsets.ISO_8859_1);
-    }
-
-    private static String printable(byte[] piece) {
-        return ModelFormatException.excerpt(new String(piece, StandardCharsets.UTF_8).replaceAll("\\p{Cntrl}", "?"));
     }
 }

@@ -330,6 +330,11 @@ class GgufTokenizerTest {
     void badTokenizerMetadataIsAModelFormatException() throws IOException {
         Path file = dir.resolve("bad.gguf");
         assertRejected(file, Map.of("tokenizer.ggml.model", GgufValue.of("bert")), "\"bert\" is not supported");
+        // A hostile value is shortened, and its terminal escapes written as escapes.
+        assertRejected(
+                file,
+                Map.of("tokenizer.ggml.model", GgufValue.of("\u001b]52;c;" + "A".repeat(100) + "\u0007")),
+                "tokenizer.ggml.model \"\\u001B]52;c;" + "A".repeat(33) + "... (108 chars)\" is not supported");
         assertRejected(
                 file,
                 llamaOfTwoTokens("tokenizer.ggml.scores", GgufValue.of(new float[] {0})),
