@@ -20,6 +20,7 @@ import java.util.Set;
 import java.util.TreeSet;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.IntStream;
 
 /**
  * The tokenizer a GGUF file carries in its metadata ({@code tokenizer.ggml.*}), encoding as llama.cpp does:
@@ -89,7 +90,16 @@ public final class GgufTokenizer {
     private final int[] types;
     private final Map<String, Integer> ids = new HashMap<>();
     private final int[] byteTokens = new int[256];
+    /** The special tokens in the order they split text: longest (in UTF-8 bytes) first, then by id. */
     private final List<Integer> specials;
+    /**
+     * The ranks in {@link #specials} of the special tokens that encoding with special tokens parsed matches, and of
+     * the user-defined ones it always matches, sorted by their text, so that narrowing a range of them by binary
+     * search character by character finds every one that starts at a position of a text.
+     */
+    private final int[] specialsByText;
+
+    private final int[] userDefinedByText;
     private final Optional<Integer> bos;
     private final Optional<Integer> eos;
     private final Set<Integer> endOfGeneration;
@@ -173,6 +183,9 @@ public final class GgufTokenizer {
         special.sort(Comparator.comparingInt((Integer id) -> tokens[id].getBytes(StandardCharsets.UTF_8).length)
                 .reversed());
         specials = List.copyOf(special);
+        specialsByText = byText(IntStream.range(0, specials.size()));
+        userDefinedByText =
+                byText(IntStream.range(0, specials.size()).filter(rank -> types[specials.get(rank)] == USER_DEFINED));
         if (sentencePiece) {
             for (int b = 0; b < 256; b++) {
                 byteTokens[b] = ids.getOrDefault("<0x%02X>".formatted(b), unknown);
@@ -386,35 +399,7 @@ public final class GgufTokenizer {
      * @throws dev.panamax.model.backend.InsufficientMemoryException if the heap has no room to encode the text
      */
     public int[] encode(String text, boolean addSpecial, boolean parseSpecial) {
-        List<Object> fragments = new ArrayList<>();
-        if (!text.isEmpty()) {
-            fragments.add(text);
-        }
-        for (int special : specials) {
-            if (!parseSpecial && types[special] != USER_DEFINED) {
-                continue;
-            }
-            String piece = tokens[special];
-            List<Object> split = new ArrayList<>();
-            for (Object fragment : fragments) {
-                if (!(fragment instanceof String raw)) {
-                    split.add(fragment);
-                    continue;
-                }
-                int from = 0;
-                for (int at = raw.indexOf(piece); at >= 0; at = raw.indexOf(piece, from)) {
-                    if (at > from) {
-                        split.add(raw.substring(from, at));
-                    }
-                    split.add(special);
-                    from = at + piece.length();
-                }
-                if (from < raw.length()) {
-                    split.add(raw.substring(from));
-                }
-            }
-            fragments = split;
-        }
+        List<Object> fragments = splitAtSpecials(text, parseSpecial);
         requireHeap(fragments);
         IdList out = new IdList();
         if (addSpecial && addBos) {
@@ -446,6 +431,108 @@ public final class GgufTokenizer {
             out.add(eos.get());
         }
         return out.toArray();
+    }
+
+    private int[] byText(IntStream ranks) {
+        return ranks.boxed()
+                .sorted(Comparator.comparing(rank -> tokens[specials.get(rank)]))
+                .mapToInt(Integer::intValue)
+                .toArray();
+    }
+
+    /**
+     * Splits text at special tokens as llama.cpp does: each special token in turn ({@link #specials}' order) takes
+     * its leftmost occurrences in the text that those before it left. Done in one pass over the text, not one a
+     * special token: every occurrence of every special token is found, then they are taken in that order, each unless
+     * one taken before overlaps it.
+     *
+     * @return the text between special tokens (Strings, none empty) and the special tokens' ids (Integers), in order
+     */
+    List<Object> splitAtSpecials(String text, boolean parseSpecial) {
+        int[] byText = parseSpecial ? specialsByText : userDefinedByText;
+        long[] count = {0};
+        forEachSpecial(text, byText, (rank, start) -> count[0]++);
+        // Counted first so that a text full of special tokens is refused, not an OutOfMemoryError, and sized exactly.
+        EncodingHeap.require(
+                "the GGUF file's special tokens",
+                EncodingHeap.utf8Bytes(text, 0, text.length(), 1),
+                count[0] > Integer.MAX_VALUE - 8 ? Long.MAX_VALUE : Long.BYTES * count[0]);
+        long[] found = new long[(int) count[0]];
+        int[] size = {0};
+        forEachSpecial(text, byText, (rank, start) -> found[size[0]++] = (long) rank << 32 | start);
+        Arrays.sort(found); // by rank, then by start: the order the special tokens take their occurrences in
+        BitSet taken = new BitSet(text.length());
+        int kept = 0;
+        for (long occurrence : found) {
+            int rank = (int) (occurrence >>> 32);
+            int start = (int) occurrence;
+            int end = start + tokens[specials.get(rank)].length();
+            int overlap = start;
+            while (overlap < end && !taken.get(overlap)) {
+                overlap++;
+            }
+            if (overlap == end) {
+                taken.set(start, end);
+                found[kept++] = (long) start << 32 | rank;
+            }
+        }
+        Arrays.sort(found, 0, kept); // the kept occurrences, by start
+        List<Object> fragments = new ArrayList<>();
+        int from = 0;
+        for (int k = 0; k < kept; k++) {
+            int start = (int) (found[k] >>> 32);
+            int special = specials.get((int) found[k]);
+            if (start > from) {
+                fragments.add(text.substring(from, start));
+            }
+            fragments.add(special);
+            from = start + tokens[special].length();
+        }
+        if (from < text.length()) {
+            fragments.add(text.substring(from));
+        }
+        return fragments;
+    }
+
+    /** Where a special token occurs in a text: its rank in {@link #specials} and its first char. */
+    private interface Occurrence {
+        void at(int rank, int start);
+    }
+
+    /**
+     * Hands every occurrence in {@code text} of the special tokens {@code byText} lists to {@code occurrence}: at each
+     * position, the range of those that match the text so far narrows one character at a time, and those that end
+     * there, the first of the range, occur.
+     */
+    private void forEachSpecial(String text, int[] byText, Occurrence occurrence) {
+        for (int at = 0; at < text.length() && byText.length > 0; at++) {
+            int lo = 0;
+            int hi = byText.length;
+            for (int depth = 0; lo < hi; depth++) {
+                while (lo < hi && tokens[specials.get(byText[lo])].length() == depth) {
+                    occurrence.at(byText[lo++], at);
+                }
+                if (lo == hi || at + depth == text.length()) {
+                    break;
+                }
+                char c = text.charAt(at + depth);
+                lo = firstFrom(byText, lo, hi, depth, c);
+                hi = firstFrom(byText, lo, hi, depth, c + 1);
+            }
+        }
+    }
+
+    /** The first in {@code byText[lo, hi)}, all longer than {@code depth}, whose char at {@code depth} is >= c. */
+    private int firstFrom(int[] byText, int lo, int hi, int depth, int c) {
+        while (lo < hi) {
+            int mid = (lo + hi) >>> 1;
+            if (tokens[specials.get(byText[mid])].charAt(depth) < c) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        return lo;
     }
 
     /**

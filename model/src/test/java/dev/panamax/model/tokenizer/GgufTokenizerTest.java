@@ -3,6 +3,7 @@ package dev.panamax.model.tokenizer;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panamax.model.backend.InsufficientMemoryException;
@@ -14,6 +15,7 @@ import dev.panamax.model.testing.TokenizerFixtures;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -178,15 +180,18 @@ class GgufTokenizerTest {
         String[] pool = {"the", "hello", " ", "\n", "\t", "3", "!", "é", "中", "l", "o", "wo", "12", "rld", "ca", "f"};
         SplittableRandom random = new SplittableRandom(7);
         for (int i = 0; i < 2000; i++) {
-            StringBuilder text = new StringBuilder();
-            for (int n = random.nextInt(1, 30); n > 0; n--) {
-                text.append(pool[random.nextInt(pool.length)]);
-            }
-            assertArrayEquals(
-                    rescan(text.toString(), pieces, scores),
-                    tokenizer.encode(text.toString(), false, false),
-                    "\"" + text + "\"");
+            String text = randomText(random, pool, 1, 30);
+            assertArrayEquals(rescan(text, pieces, scores), tokenizer.encode(text, false, false), "\"" + text + "\"");
         }
+    }
+
+    /** Up to {@code most - 1} (at least {@code least}) pieces of the pool, at random. */
+    private static String randomText(SplittableRandom random, String[] pool, int least, int most) {
+        StringBuilder text = new StringBuilder();
+        for (int n = random.nextInt(least, most); n > 0; n--) {
+            text.append(pool[random.nextInt(pool.length)]);
+        }
+        return text.toString();
     }
 
     /**
@@ -227,6 +232,91 @@ class GgufTokenizerTest {
             }
         }
         return out.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    @Test
+    void specialTokensSplitTheTextAsOneSplitASpecialTokenDoes() throws IOException {
+        // Overlapping special tokens, prefixes of each other, of equal length, of several UTF-16 chars and both kinds.
+        Map<String, GgufValue> m = TokenizerFixtures.gpt2Metadata(
+                "gpt-2",
+                List.of("bc", "xy", "abcd", "dx", "中文"),
+                List.of("<s>", "ab", "abc", "bcd", "cd", "<s><s>", "é<", "😀<", "ba", "cb"));
+        Path file = dir.resolve("specials.gguf");
+        GgufWriter.write(file, m, List.of());
+        GgufTokenizer tokenizer = read(file);
+        String[] tokens = (String[]) m.get("tokenizer.ggml.tokens").value();
+        long[] types = (long[]) m.get("tokenizer.ggml.token_type").value();
+        String[] pool = {"a", "b", "c", "d", "x", "y", "<", "s", ">", "é", "中", "文", "😀", " ", "<s>", "abcd"};
+        SplittableRandom random = new SplittableRandom(11);
+        for (int i = 0; i < 3000; i++) {
+            String text = randomText(random, pool, 0, 25);
+            for (boolean parseSpecial : new boolean[] {true, false}) {
+                assertEquals(
+                        splitOneSpecialAtATime(text, parseSpecial, tokens, types),
+                        tokenizer.splitAtSpecials(text, parseSpecial),
+                        "\"" + text + "\", parseSpecial " + parseSpecial);
+            }
+        }
+    }
+
+    @Test
+    void splittingAtSpecialTokensTakesOnePassOverTheText() throws IOException {
+        // 200000 special tokens and 1 MB of text: a pass a special token (the old split) compared 10^11 chars.
+        List<String> control = new ArrayList<>();
+        for (int i = 0; i < 200_000; i++) {
+            control.add("<extra_" + i + ">");
+        }
+        Path file = dir.resolve("many.gguf");
+        GgufWriter.write(file, TokenizerFixtures.gpt2Metadata("gpt-2", List.of(), control), List.of());
+        GgufTokenizer tokenizer = read(file);
+        String text = "hello <extra_5> world <extra_199999>".repeat(30_000);
+        int[] ids = assertTimeoutPreemptively(Duration.ofSeconds(20), () -> tokenizer.encode(text, false, true));
+        assertEquals(30_000, Arrays.stream(ids).filter(id -> id == 272 + 5).count());
+        assertEquals(
+                30_000, Arrays.stream(ids).filter(id -> id == 272 + 199_999).count());
+    }
+
+    /**
+     * The split as llama.cpp writes it, and this class did: each special token (control, user-defined or unknown, the
+     * longest in UTF-8 bytes first, then by id) in turn splits the text that those before it left, at its leftmost
+     * occurrences.
+     */
+    private static List<Object> splitOneSpecialAtATime(
+            String text, boolean parseSpecial, String[] tokens, long[] types) {
+        List<Integer> specials = new ArrayList<>();
+        for (int id = 0; id < tokens.length; id++) {
+            if ((types[id] == 4 || (parseSpecial && (types[id] == 2 || types[id] == 3))) && !tokens[id].isEmpty()) {
+                specials.add(id);
+            }
+        }
+        specials.sort((a, b) -> Integer.compare(
+                tokens[b].getBytes(StandardCharsets.UTF_8).length, tokens[a].getBytes(StandardCharsets.UTF_8).length));
+        List<Object> fragments = new ArrayList<>();
+        if (!text.isEmpty()) {
+            fragments.add(text);
+        }
+        for (int special : specials) {
+            List<Object> split = new ArrayList<>();
+            for (Object fragment : fragments) {
+                if (!(fragment instanceof String raw)) {
+                    split.add(fragment);
+                    continue;
+                }
+                int from = 0;
+                for (int at = raw.indexOf(tokens[special]); at >= 0; at = raw.indexOf(tokens[special], from)) {
+                    if (at > from) {
+                        split.add(raw.substring(from, at));
+                    }
+                    split.add(special);
+                    from = at + tokens[special].length();
+                }
+                if (from < raw.length()) {
+                    split.add(raw.substring(from));
+                }
+            }
+            fragments = split;
+        }
+        return fragments;
     }
 
     @Test
