@@ -14,9 +14,20 @@ final class Command {
     /** Every command takes {@code -h}/{@code --help}. */
     static final Option HELP = Option.flag("--help", "show this help").shortName("-h");
 
+    /**
+     * The most {@link #THREADS} allows: above the hardware threads of today's largest machines, and the same on every
+     * machine, so that a command line valid on one is valid on another; the kernels' pool never shrinks, so a larger
+     * count would only hold that many idle platform threads.
+     */
+    static final int MAX_THREADS = 1024;
+
     /** The kernels' thread count, which every command that computes takes. */
-    static final Option THREADS = Option.wholeFrom(
-                    "--threads", "N", 1, "threads for the kernels (default: all processors)")
+    static final Option THREADS = Option.whole(
+                    "--threads",
+                    "N",
+                    1,
+                    MAX_THREADS,
+                    "threads for the kernels, at most " + MAX_THREADS + " (default: all processors)")
             .shortName("-t");
 
     /** Where the model runs: {@link dev.panamax.model.backend.Backends#create} picks the backend by this name. */

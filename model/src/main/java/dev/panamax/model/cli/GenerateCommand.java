@@ -147,6 +147,7 @@ final class GenerateCommand {
                 Transformer transformer = model.transformer()
                         .apply(backend, (int) Math.min(config.seqLen(), (long) prompt.length + maxTokens));
                 int[] previous = {prompt[prompt.length - 1]};
+                Printable text = new Printable(out);
                 long[] firstTokenMillis = {-1};
                 Sampler sampler = new Sampler(temperature, topK, topP, seed);
                 Generator.Result result = new Generator(transformer, sampler, stop)
@@ -154,7 +155,7 @@ final class GenerateCommand {
                             if (printIds) {
                                 out.print(token + " ");
                             } else {
-                                printable(codec.decode(previous[0], token), out);
+                                text.write(codec.decode(previous[0], token));
                             }
                             out.flush();
                             if (firstTokenMillis[0] < 0) {
@@ -162,6 +163,7 @@ final class GenerateCommand {
                             }
                             previous[0] = token;
                         });
+                text.finish();
                 out.println();
                 err.printf(
                         Locale.ROOT,
@@ -250,15 +252,54 @@ final class GenerateCommand {
     }
 
     /**
-     * Writes a token's bytes without the control characters that are not whitespace, as llama2.c's {@code
-     * safe_printf} does: a generated ESC or BEL would reach the terminal as a command, not as text. Every other byte is
-     * written, so UTF-8 characters split across tokens still arrive whole.
+     * Writes the bytes of generated tokens without the control characters that are not whitespace, as llama2.c's
+     * {@code safe_printf} does, and without C1 controls: a generated ESC, BEL or CSI (U+009B, or the byte 0x9B to a
+     * terminal that reads 8-bit controls) would reach the terminal as a command, not as text. A UTF-8 character split
+     * across tokens is held until it is whole, so that it is judged, and written, whole.
      */
-    static void printable(byte[] bytes, PrintStream out) {
-        for (byte b : bytes) {
-            if ((b >= 0x20 && b != 0x7F) || (b < 0 || (b >= '\t' && b <= '\r'))) {
-                out.write(b);
+    static final class Printable {
+        private final PrintStream out;
+        private final byte[] pending = new byte[4];
+        private int size;
+        private int length;
+
+        Printable(PrintStream out) {
+            this.out = out;
+        }
+
+        /** Writes a token's bytes, holding back the start of a character the next token ends. */
+        void write(byte[] bytes) {
+            for (byte b : bytes) {
+                int u = b & 0xFF;
+                if (size > 0 && (u & 0xC0) == 0x80) {
+                    pending[size++] = b;
+                    if (size == length) {
+                        // A two-byte character is C1 exactly when it is C2 80 to C2 9F.
+                        if (!(pending[0] == (byte) 0xC2 && (pending[1] & 0xFF) < 0xA0)) {
+                            out.write(pending, 0, size);
+                        }
+                        size = 0;
+                    }
+                    continue;
+                }
+                finish(); // a character cut short by this byte
+                if (u >= 0xC2 && u <= 0xF4) {
+                    pending[size++] = b;
+                    length = u < 0xE0 ? 2 : u < 0xF0 ? 3 : 4;
+                } else if (u >= 0x20 && u != 0x7F && (u < 0x80 || u > 0x9F) || u >= '\t' && u <= '\r') {
+                    out.write(b); // a printable or whitespace ASCII byte, or a stray byte outside C1's range
+                }
             }
+        }
+
+        /** Writes what is held of a character that never ended, without the bytes a terminal could read as C1. */
+        void finish() {
+            for (int i = 0; i < size; i++) {
+                if ((pending[i] & 0xFF) > 0x9F) {
+                    out.write(pending[i]);
+                }
+            }
+            size = 0;
         }
     }
 }

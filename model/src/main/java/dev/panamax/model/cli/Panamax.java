@@ -127,7 +127,19 @@ public final class Panamax {
             // A file that is missing, unreadable or malformed, or a value the library refused: one line, no usage.
             err.println("panamax: " + message(e));
             return 1;
+        } catch (OutOfMemoryError e) {
+            // The last resort: the checks before each large allocation estimate, and one that fell short (or a heap
+            // that other threads filled meanwhile) still ends in one line, not a stack trace.
+            err.println(outOfMemory(args[0]));
+            return 1;
         }
+    }
+
+    /** The line for a command that ran out of heap: which command, the heap it had, and how to give it more. */
+    static String outOfMemory(String command) {
+        long mib = Math.ceilDiv(Runtime.getRuntime().maxMemory(), 1L << 20);
+        return "panamax: " + command + " ran out of Java heap (-Xmx, about " + mib
+                + " MiB here): run it with more, e.g. JDK_JAVA_OPTIONS=-Xmx" + 2 * mib + "m";
     }
 
     /** A failure's line: a file-system error that the JDK gave no reason for ends with what kind it is. */

@@ -2,6 +2,7 @@ package dev.panamax.model.cli;
 
 import dev.panamax.model.backend.Backend;
 import dev.panamax.model.backend.MatmulPrecision;
+import dev.panamax.model.backend.MemorySize;
 import dev.panamax.model.io.AtomicFiles;
 import dev.panamax.model.io.BoundedFiles;
 import dev.panamax.model.io.DType;
@@ -852,7 +853,6 @@ final class TrainCommand {
         } else {
             throw ModelFiles.missing(line.typed(DATA), path, "no such text file or directory");
         }
-        StringBuilder text = new StringBuilder();
         long total = 0;
         for (Path file : files) {
             total += Files.size(file);
@@ -860,6 +860,11 @@ final class TrainCommand {
                 throw new FileSystemException(
                         named, null, "holds more than " + (MAX_DATA_BYTES >> 20) + " MiB of text");
             }
+        }
+        // A file's bytes (1 a byte), its text and the whole string (up to 2 each), the builder (2, 3 as it widens).
+        MemorySize.requireHeap("reading the " + total + " bytes of text of " + named, 8 * total);
+        StringBuilder text = new StringBuilder();
+        for (Path file : files) {
             text.append(BoundedFiles.readUtf8(file, "file", MAX_DATA_BYTES));
         }
         if (text.isEmpty()) {

@@ -180,7 +180,7 @@ public record GgufValue(Type type, Type elementType, Object value) {
             return "[" + elementType.name().toLowerCase(java.util.Locale.ROOT) + " × " + length() + "]";
         }
         if (type == Type.STRING) {
-            return '"' + ModelFormatException.excerpt(((String) value).replace("\n", "\\n")) + '"';
+            return '"' + ModelFormatException.excerpt((String) value) + '"';
         }
         if (type == Type.UINT64 && (Long) value < 0) {
             return Long.toUnsignedString((Long) value);

@@ -158,13 +158,15 @@ public final class Gpt2Checkpoint implements AutoCloseable {
         return BoundedFiles.readJson(file, text -> {
             JsonFields fields = JsonFields.of(file, Json.parse(text, file, Json.Limits.DEFAULT));
             if (fields.has("model_type") && !fields.string("model_type").equals("gpt2")) {
-                throw fields.error("model_type", "\"" + fields.string("model_type") + "\" is not \"gpt2\"");
+                throw fields.error(
+                        "model_type",
+                        "\"" + ModelFormatException.excerpt(fields.string("model_type")) + "\" is not \"gpt2\"");
             }
             if (fields.has("activation_function") && !GELU_TANH.contains(fields.string("activation_function"))) {
                 throw fields.error(
                         "activation_function",
-                        "\"" + fields.string("activation_function") + "\" is not one of " + GELU_TANH
-                                + " (GELU's tanh approximation, which GPT-2 uses)");
+                        "\"" + ModelFormatException.excerpt(fields.string("activation_function")) + "\" is not one of "
+                                + GELU_TANH + " (GELU's tanh approximation, which GPT-2 uses)");
             }
             // Each of these, at its other value, changes the model's arithmetic, which Panamax's GPT-2 does not do.
             requireDefault(fields, "tie_word_embeddings", true, "a classifier of its own (lm_head.weight)");

@@ -30,6 +30,11 @@ public final class Llama2cCheckpoint implements AutoCloseable {
     private static final float NORM_EPSILON = 1e-5f; // run.c's constants, not stored in the file
     private static final float ROPE_THETA = 10000f;
     private static final int CHUNK_FLOATS = 1 << 20;
+    /**
+     * The most layers a header may give, as for GGUF's {@code llama.block_count}: tiny layers make a valid file of
+     * millions of them, whose slicing alone (nine views a layer) would take gigabytes of heap.
+     */
+    private static final int MAX_LAYERS = 1 << 16;
 
     /** The tensors of the file, in file order; per-layer parts hold that tensor for every layer in turn. */
     private enum Part {
@@ -158,6 +163,10 @@ public final class Llama2cCheckpoint implements AutoCloseable {
         }
         if (h[5] == Integer.MIN_VALUE) {
             throw new ModelFormatException(file, "invalid llama2.c header: vocab_size " + h[5]);
+        }
+        if (h[2] > MAX_LAYERS) {
+            throw new ModelFormatException(
+                    file, "invalid llama2.c header: n_layers " + h[2] + " is over " + MAX_LAYERS + ", the most read");
         }
         try {
             return new ModelConfig(

@@ -16,13 +16,11 @@ public class ModelFormatException extends IOException {
     public static final int EXCERPT_CHARS = JsonException.EXCERPT_CHARS;
 
     /**
-     * Shortens a value read from a file for quoting in a message, so that a hostile file cannot make the message as
-     * large as itself: values up to {@code 2 × }{@value #EXCERPT_CHARS} characters are returned whole, longer ones as
-     * their first {@value #EXCERPT_CHARS} characters, {@code "..."} and their length, e.g. {@code 1234... (1000000
-     * chars)}.
+     * Makes a value read from a file safe to quote in a one-line message: {@link JsonException#excerpt(String)}, which
+     * shortens a long value and escapes control characters.
      *
      * @param value the value
-     * @return the value or its excerpt
+     * @return the value or its excerpt, without control characters
      */
     public static String excerpt(String value) {
         return JsonException.excerpt(value);

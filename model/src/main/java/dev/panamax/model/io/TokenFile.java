@@ -1,5 +1,6 @@
 package dev.panamax.model.io;
 
+import dev.panamax.model.backend.MemorySize;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
@@ -12,7 +13,7 @@ import java.nio.file.Path;
  * Pre-tokenized text in llm.c's token file format: a header of 256 little-endian int32 ({@code header[0]} the magic
  * {@value #MAGIC}, {@code header[1]} the version 1, {@code header[2]} the number of tokens, the rest unused), then that
  * many little-endian uint16 token ids. Reading checks the header and that the file is exactly as long as it says
- * before the ids are allocated, and checks every id against the vocabulary.
+ * and that the heap has room for the ids before they are allocated, and checks every id against the vocabulary.
  */
 public final class TokenFile {
     /** The first int32 of a token file. */
@@ -57,6 +58,8 @@ public final class TokenFile {
      * @return the ids, in file order
      * @throws ModelFormatException naming the file, if the header's magic or version is wrong, its count is negative,
      *     above {@code maxTokens} or does not match the file's length, or an id is not below {@code vocabSize}
+     * @throws dev.panamax.model.backend.InsufficientMemoryException if the heap has no room for the ids, before they
+     *     are allocated
      * @throws java.nio.file.NoSuchFileException if there is no such file
      * @throws IOException if the file cannot be read
      */
@@ -96,6 +99,7 @@ public final class TokenFile {
                                 + expected + " (" + HEADER_BYTES + " header bytes + 2 per token): the file is "
                                 + (size < expected ? "truncated" : "longer than its count"));
             }
+            MemorySize.requireHeap("reading the " + count + " token ids of " + file, (long) Integer.BYTES * count);
             int[] ids = new int[count];
             ByteBuffer chunk =
                     ByteBuffer.allocate(2 * Math.min(count, CHUNK_TOKENS)).order(ByteOrder.LITTLE_ENDIAN);

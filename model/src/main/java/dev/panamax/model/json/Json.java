@@ -408,7 +408,11 @@ public final class Json {
                             out.append(unit);
                         }
                     }
-                    default -> throw error(escape, "invalid escape sequence \\" + (e == 0 ? "" : e) + " in a string");
+                    default ->
+                        throw error(
+                                escape,
+                                "invalid escape sequence \\" + (e == 0 ? "" : JsonException.excerpt(String.valueOf(e)))
+                                        + " in a string");
                 }
             }
         }
@@ -520,7 +524,7 @@ public final class Json {
                 return "comment (JSON has none)";
             }
             int c = text.codePointAt(at);
-            return c < 0x20 || c == 0x7f ? "character U+%04X".formatted(c) : "'" + Character.toString(c) + "'";
+            return Character.isISOControl(c) ? "character U+%04X".formatted(c) : "'" + Character.toString(c) + "'";
         }
 
         private JsonException error(String problem) {

@@ -1,6 +1,7 @@
 package dev.panamax.model.json;
 
 import java.io.IOException;
+import java.util.Locale;
 
 /**
  * JSON text that is not valid, exceeds its {@link Json.Limits}, or lacks what a {@link JsonFields} reader expects. The
@@ -24,19 +25,33 @@ public class JsonException extends IOException {
     }
 
     /**
-     * Shortens a value read from a file for quoting in a message, so that a hostile file cannot make the message as
-     * large as itself: values up to {@code 2 × }{@value #EXCERPT_CHARS} characters are returned whole, longer ones as
-     * their first {@value #EXCERPT_CHARS} characters, {@code "..."} and their length, e.g. {@code 1234... (1000000
-     * chars)}.
+     * Makes a value read from a file safe to quote in a one-line message, so that a hostile file can neither make the
+     * message as large as itself nor write to the terminal: values up to {@code 2 × }{@value #EXCERPT_CHARS} characters
+     * are kept whole, longer ones as their first {@value #EXCERPT_CHARS} characters, {@code "..."} and their length,
+     * e.g. {@code 1234... (1000000 chars)}; in what is kept, each control character (below U+0020, U+007F and U+0080 to
+     * U+009F: line breaks, ESC, BEL, CSI) is written as its Java escape, ESC as <code>&#92;u001B</code>.
      *
      * @param value the value
-     * @return the value or its excerpt
+     * @return the value or its excerpt, without control characters
      */
     public static String excerpt(String value) {
         if (value.length() <= 2 * EXCERPT_CHARS) {
-            return value;
+            return escapeControls(value);
         }
         int end = Character.isHighSurrogate(value.charAt(EXCERPT_CHARS - 1)) ? EXCERPT_CHARS - 1 : EXCERPT_CHARS;
-        return value.substring(0, end) + "... (" + value.length() + " chars)";
+        return escapeControls(value.substring(0, end)) + "... (" + value.length() + " chars)";
+    }
+
+    private static String escapeControls(String text) {
+        StringBuilder escaped = new StringBuilder(text.length());
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (Character.isISOControl(c)) { // exactly U+0000 to U+001F and U+007F to U+009F
+                escaped.append(String.format(Locale.ROOT, "\\u%04X", (int) c));
+            } else {
+                escaped.append(c);
+            }
+        }
+        return escaped.toString();
     }
 }

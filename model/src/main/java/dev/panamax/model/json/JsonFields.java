@@ -109,13 +109,21 @@ public record JsonFields(Object source, String path, JsonObject object) {
      * @param name the member's name
      * @param min the smallest value allowed
      * @param max the largest value allowed
-     * @param otherwise the value when the member is absent or null
+     * @param otherwise the value when the member is absent or null, held to the same range: a default computed from
+     *     other members (a multiple of one, say) can be out of range where they are not
      * @return the value
-     * @throws JsonException if it is present but not an integer, or out of range
+     * @throws JsonException if it is present but not an integer, or out of range, or absent and {@code otherwise} is
+     *     out of range
      */
     public long integer(String name, long min, long max, long otherwise) throws JsonException {
         JsonValue value = object.get(name);
-        return value == null || value instanceof JsonNull ? otherwise : integer(name, value, min, max);
+        if (value != null && !(value instanceof JsonNull)) {
+            return integer(name, value, min, max);
+        }
+        if (otherwise < min || otherwise > max) {
+            throw error(name, "absent, and its default " + otherwise + " is outside [" + min + ", " + max + "]");
+        }
+        return otherwise;
     }
 
     /**

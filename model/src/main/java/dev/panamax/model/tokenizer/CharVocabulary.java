@@ -138,9 +138,15 @@ public final class CharVocabulary {
      * @param text the text
      * @return token ids
      * @throws IllegalArgumentException naming the first character (and its offset) not in the vocabulary
+     * @throws dev.panamax.model.backend.InsufficientMemoryException if the heap has no room for the ids
      */
     public int[] encode(String text) {
-        int[] tokens = new int[text.codePointCount(0, text.length())];
+        int count = text.codePointCount(0, text.length());
+        EncodingHeap.require(
+                "the character vocabulary",
+                EncodingHeap.utf8Bytes(text, 0, text.length(), 1),
+                (long) Integer.BYTES * count);
+        int[] tokens = new int[count];
         int offset = 0;
         for (int i = 0; i < tokens.length; i++) {
             int c = text.codePointAt(offset);

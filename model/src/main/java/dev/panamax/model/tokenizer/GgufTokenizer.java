@@ -8,6 +8,7 @@ import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.BitSet;
 import java.util.Collections;
 import java.util.Comparator;
 import java.util.HashMap;
@@ -19,6 +20,7 @@ import java.util.Set;
 import java.util.TreeSet;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.IntStream;
 
 /**
  * The tokenizer a GGUF file carries in its metadata ({@code tokenizer.ggml.*}), encoding as llama.cpp does:
@@ -48,6 +50,18 @@ public final class GgufTokenizer {
     private static final int BYTE = 6;
     private static final String SPACE = "▁";
     private static final int MAX_VOCABULARY = 1 << 22;
+    /**
+     * Heap per UTF-8 byte of the text that encoding takes beside the working arrays of the merges: the fragments
+     * between special tokens (UTF-16, up to 2 bytes a byte), one of them with {@code ▁} for spaces (as many again),
+     * and the ids (up to one a byte, in an array that grows by doubling: 12 bytes a byte).
+     */
+    private static final long TEXT_HEAP_PER_BYTE = 16;
+    /**
+     * Heap per UTF-8 byte of one SentencePiece run: its bytes, symbols and spans, and {@link TokenMerges}' arrays
+     * and queued merges (up to three a symbol, about 40 bytes each), with room to spare over what a run was measured
+     * to take.
+     */
+    private static final long SENTENCE_PIECE_HEAP_PER_BYTE = 96;
     /** The chat formats' end-of-turn tokens llama.cpp stops at by their spelling. */
     private static final List<String> END_OF_TURN = List.of(
             "<|eot_id|>",
@@ -76,7 +90,16 @@ public final class GgufTokenizer {
     private final int[] types;
     private final Map<String, Integer> ids = new HashMap<>();
     private final int[] byteTokens = new int[256];
+    /** The special tokens in the order they split text: longest (in UTF-8 bytes) first, then by id. */
     private final List<Integer> specials;
+    /**
+     * The ranks in {@link #specials} of the special tokens that encoding with special tokens parsed matches, and of
+     * the user-defined ones it always matches, sorted by their text, so that narrowing a range of them by binary
+     * search character by character finds every one that starts at a position of a text.
+     */
+    private final int[] specialsByText;
+
+    private final int[] userDefinedByText;
     private final Optional<Integer> bos;
     private final Optional<Integer> eos;
     private final Set<Integer> endOfGeneration;
@@ -87,6 +110,8 @@ public final class GgufTokenizer {
     private final Gpt2Tokenizer bpe;
     private final List<Pattern> preTokenizer;
     private final boolean ignoreMerges;
+    /** For SentencePiece: the characters some piece of two or more characters holds; the others never merge. */
+    private final BitSet joined = new BitSet();
 
     private GgufTokenizer(GgufFile gguf) throws ModelFormatException {
         String model = gguf.string("tokenizer.ggml.model");
@@ -94,7 +119,8 @@ public final class GgufTokenizer {
         if (!sentencePiece && !model.equals("gpt2")) {
             throw new ModelFormatException(
                     gguf.file(),
-                    "tokenizer.ggml.model \"" + model + "\" is not supported; only \"llama\" and \"gpt2\" are");
+                    "tokenizer.ggml.model \"" + ModelFormatException.excerpt(model)
+                            + "\" is not supported; only \"llama\" and \"gpt2\" are");
         }
         tokens = (String[]) gguf.array("tokenizer.ggml.tokens", GgufValue.Type.STRING);
         int n = tokens.length;
@@ -157,9 +183,17 @@ public final class GgufTokenizer {
         special.sort(Comparator.comparingInt((Integer id) -> tokens[id].getBytes(StandardCharsets.UTF_8).length)
                 .reversed());
         specials = List.copyOf(special);
+        specialsByText = byText(IntStream.range(0, specials.size()));
+        userDefinedByText =
+                byText(IntStream.range(0, specials.size()).filter(rank -> types[specials.get(rank)] == USER_DEFINED));
         if (sentencePiece) {
             for (int b = 0; b < 256; b++) {
                 byteTokens[b] = ids.getOrDefault("<0x%02X>".formatted(b), unknown);
+            }
+            for (String token : tokens) {
+                if (token.codePointCount(0, token.length()) > 1) {
+                    token.codePoints().forEach(joined::set);
+                }
             }
             bpe = null;
             preTokenizer = List.of();
@@ -373,37 +407,11 @@ public final class GgufTokenizer {
      * @param parseSpecial whether special tokens written in the text ({@code <s>}, {@code <|endoftext|>}, …) become
      *     their ids; user-defined tokens always do
      * @return the token ids
+     * @throws dev.panamax.model.backend.InsufficientMemoryException if the heap has no room to encode the text
      */
     public int[] encode(String text, boolean addSpecial, boolean parseSpecial) {
-        List<Object> fragments = new ArrayList<>();
-        if (!text.isEmpty()) {
-            fragments.add(text);
-        }
-        for (int special : specials) {
-            if (!parseSpecial && types[special] != USER_DEFINED) {
-                continue;
-            }
-            String piece = tokens[special];
-            List<Object> split = new ArrayList<>();
-            for (Object fragment : fragments) {
-                if (!(fragment instanceof String raw)) {
-                    split.add(fragment);
-                    continue;
-                }
-                int from = 0;
-                for (int at = raw.indexOf(piece); at >= 0; at = raw.indexOf(piece, from)) {
-                    if (at > from) {
-                        split.add(raw.substring(from, at));
-                    }
-                    split.add(special);
-                    from = at + piece.length();
-                }
-                if (from < raw.length()) {
-                    split.add(raw.substring(from));
-                }
-            }
-            fragments = split;
-        }
+        List<Object> fragments = splitAtSpecials(text, parseSpecial);
+        requireHeap(fragments);
         IdList out = new IdList();
         if (addSpecial && addBos) {
             out.add(bos.get());
@@ -414,8 +422,13 @@ public final class GgufTokenizer {
                 out.add(id);
                 previousSpecial = true;
             } else if (sentencePiece) {
-                String raw = (addSpacePrefix && previousSpecial ? " " : "") + fragment;
-                sentencePiece(raw.replace(" ", SPACE), out);
+                String raw = ((addSpacePrefix && previousSpecial ? " " : "") + fragment).replace(" ", SPACE);
+                // A character that never merges ends what merges can reach: the text either side of it encodes alone,
+                // to the same ids, in working arrays the size of a segment rather than of the whole text.
+                for (int from = 0, to; from < raw.length(); from = to) {
+                    to = segmentEnd(raw, from);
+                    sentencePiece(raw.substring(from, to), out);
+                }
                 previousSpecial = false;
             } else {
                 for (String piece : preTokenize((String) fragment)) {
@@ -429,6 +442,157 @@ public final class GgufTokenizer {
             out.add(eos.get());
         }
         return out.toArray();
+    }
+
+    private int[] byText(IntStream ranks) {
+        return ranks.boxed()
+                .sorted(Comparator.comparing(rank -> tokens[specials.get(rank)]))
+                .mapToInt(Integer::intValue)
+                .toArray();
+    }
+
+    /**
+     * Splits text at special tokens as llama.cpp does: each special token in turn ({@link #specials}' order) takes
+     * its leftmost occurrences in the text that those before it left. Done in one pass over the text, not one a
+     * special token: every occurrence of every special token is found, then they are taken in that order, each unless
+     * one taken before overlaps it.
+     *
+     * @return the text between special tokens (Strings, none empty) and the special tokens' ids (Integers), in order
+     */
+    List<Object> splitAtSpecials(String text, boolean parseSpecial) {
+        int[] byText = parseSpecial ? specialsByText : userDefinedByText;
+        long[] count = {0};
+        forEachSpecial(text, byText, (rank, start) -> count[0]++);
+        // Counted first so that a text full of special tokens is refused, not an OutOfMemoryError, and sized exactly.
+        EncodingHeap.require(
+                "the GGUF file's special tokens",
+                EncodingHeap.utf8Bytes(text, 0, text.length(), 1),
+                count[0] > Integer.MAX_VALUE - 8 ? Long.MAX_VALUE : Long.BYTES * count[0]);
+        long[] found = new long[(int) count[0]];
+        int[] size = {0};
+        forEachSpecial(text, byText, (rank, start) -> found[size[0]++] = (long) rank << 32 | start);
+        Arrays.sort(found); // by rank, then by start: the order the special tokens take their occurrences in
+        BitSet taken = new BitSet(text.length());
+        int kept = 0;
+        for (long occurrence : found) {
+            int rank = (int) (occurrence >>> 32);
+            int start = (int) occurrence;
+            int end = start + tokens[specials.get(rank)].length();
+            int overlap = start;
+            while (overlap < end && !taken.get(overlap)) {
+                overlap++;
+            }
+            if (overlap == end) {
+                taken.set(start, end);
+                found[kept++] = (long) start << 32 | rank;
+            }
+        }
+        Arrays.sort(found, 0, kept); // the kept occurrences, by start
+        List<Object> fragments = new ArrayList<>();
+        int from = 0;
+        for (int k = 0; k < kept; k++) {
+            int start = (int) (found[k] >>> 32);
+            int special = specials.get((int) found[k]);
+            if (start > from) {
+                fragments.add(text.substring(from, start));
+            }
+            fragments.add(special);
+            from = start + tokens[special].length();
+        }
+        if (from < text.length()) {
+            fragments.add(text.substring(from));
+        }
+        return fragments;
+    }
+
+    /** Where a special token occurs in a text: its rank in {@link #specials} and its first char. */
+    private interface Occurrence {
+        void at(int rank, int start);
+    }
+
+    /**
+     * Hands every occurrence in {@code text} of the special tokens {@code byText} lists to {@code occurrence}: at each
+     * position, the range of those that match the text so far narrows one character at a time, and those that end
+     * there, the first of the range, occur.
+     */
+    private void forEachSpecial(String text, int[] byText, Occurrence occurrence) {
+        for (int at = 0; at < text.length() && byText.length > 0; at++) {
+            int lo = 0;
+            int hi = byText.length;
+            for (int depth = 0; lo < hi; depth++) {
+                while (lo < hi && tokens[specials.get(byText[lo])].length() == depth) {
+                    occurrence.at(byText[lo++], at);
+                }
+                if (lo == hi || at + depth == text.length()) {
+                    break;
+                }
+                char c = text.charAt(at + depth);
+                lo = firstFrom(byText, lo, hi, depth, c);
+                hi = firstFrom(byText, lo, hi, depth, c + 1);
+            }
+        }
+    }
+
+    /** The first in {@code byText[lo, hi)}, all longer than {@code depth}, whose char at {@code depth} is >= c. */
+    private int firstFrom(int[] byText, int lo, int hi, int depth, int c) {
+        while (lo < hi) {
+            int mid = (lo + hi) >>> 1;
+            if (tokens[specials.get(byText[mid])].charAt(depth) < c) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        return lo;
+    }
+
+    /**
+     * Refuses a text whose encoding the heap has no room for, before any of it is encoded: the text's own copies and
+     * ids, and the merges' working arrays, which for SentencePiece are those of its largest segment.
+     */
+    private void requireHeap(List<Object> fragments) {
+        int spaceBytes = sentencePiece ? SPACE.getBytes(StandardCharsets.UTF_8).length : 1;
+        long total = 0;
+        long largest = 0;
+        for (Object fragment : fragments) {
+            if (fragment instanceof String raw) {
+                total += EncodingHeap.utf8Bytes(raw, 0, raw.length(), spaceBytes);
+                for (int from = 0, to; sentencePiece && from < raw.length(); from = to) {
+                    to = segmentEnd(raw, from);
+                    largest = Math.max(largest, spaceBytes + EncodingHeap.utf8Bytes(raw, from, to, spaceBytes));
+                }
+            }
+        }
+        long merges = sentencePiece ? largest * SENTENCE_PIECE_HEAP_PER_BYTE : total * Gpt2Tokenizer.HEAP_PER_BYTE;
+        EncodingHeap.require(
+                "the GGUF file's " + (sentencePiece ? "llama" : "gpt2") + " tokenizer",
+                total,
+                total * TEXT_HEAP_PER_BYTE + merges);
+    }
+
+    /**
+     * Where the SentencePiece segment that starts at {@code from} ends: right after a character that never merges,
+     * else before the next such character.
+     */
+    private int segmentEnd(String text, int from) {
+        int c = text.codePointAt(from);
+        int at = from + Character.charCount(c);
+        if (neverMerges(c)) {
+            return at;
+        }
+        while (at < text.length() && !neverMerges(c = text.codePointAt(at))) {
+            at += Character.charCount(c);
+        }
+        return at;
+    }
+
+    /**
+     * Whether no piece of two or more characters holds {@code c} (a space as {@code ▁}), so that it merges with
+     * nothing; a lone surrogate, which UTF-8 writes as {@code ?}, is not taken for one.
+     */
+    private boolean neverMerges(int c) {
+        return !joined.get(c == ' ' ? SPACE.codePointAt(0) : c)
+                && !(c >= Character.MIN_SURROGATE && c <= Character.MAX_SURROGATE);
     }
 
     /** Splits text by each regex in turn, as llama.cpp's {@code unicode_regex_split}: matches and the gaps between. */

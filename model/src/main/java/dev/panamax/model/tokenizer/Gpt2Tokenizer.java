@@ -34,6 +34,13 @@ public final class Gpt2Tokenizer {
             Pattern.UNICODE_CHARACTER_CLASS); // Python's \s is Unicode whitespace; Java's is ASCII unless asked
 
     private static final long MAX_FILE_BYTES = 100L << 20;
+    /**
+     * Heap per UTF-8 byte of text that encoding takes: the pre-tokenized pieces and their ids, held together (for a
+     * piece of one character, a string and an array of some 50 bytes), and each piece's merges, with room to spare
+     * over what was measured.
+     */
+    static final long HEAP_PER_BYTE = 96;
+
     private static final int CACHE_LIMIT = 100_000;
     /** Pieces longer than this many chars are not cached, so that the cache's memory stays bounded too. */
     private static final int CACHED_PIECE_LIMIT = 256;
@@ -256,8 +263,11 @@ public final class Gpt2Tokenizer {
      * @param text the text; unpaired surrogates are encoded as {@code ?}, as Java's UTF-8 encoder does
      * @return the token ids
      * @throws IllegalArgumentException if the text has a byte the vocabulary has no token for
+     * @throws dev.panamax.model.backend.InsufficientMemoryException if the heap has no room to encode the text
      */
     public int[] encode(String text) {
+        long length = EncodingHeap.utf8Bytes(text, 0, text.length(), 1);
+        EncodingHeap.require("GPT-2's tokenizer", length, length * HEAP_PER_BYTE);
         List<int[]> pieces = new ArrayList<>();
         Matcher matcher = PRE_TOKENIZER.matcher(text);
         while (matcher.find()) {

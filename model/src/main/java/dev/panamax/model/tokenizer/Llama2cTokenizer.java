@@ -35,6 +35,11 @@ public final class Llama2cTokenizer {
     private static final long MAX_FILE_BYTES = 1L << 30;
     private static final String HEX = "0123456789ABCDEF";
     private static final float MERGE_SCORE_FLOOR = -1e10f; // run.c's: pieces scored at or below it never merge
+    /**
+     * Heap per UTF-8 byte of the text that encoding takes: its bytes, the symbols, {@link TokenMerges}' arrays and
+     * queued merges (up to three a symbol, about 40 bytes each) and the ids, with room to spare over what was measured.
+     */
+    private static final long HEAP_PER_BYTE = 80;
 
     private final byte[][] pieces;
     private final float[] scores;
@@ -88,7 +93,9 @@ public final class Llama2cTokenizer {
             String expected = "<0x" + HEX.charAt(b >> 4) + HEX.charAt(b & 15) + ">";
             if (!key(this.pieces[BYTE_FALLBACK + b]).equals(expected)) {
                 throw new IllegalArgumentException("token " + (BYTE_FALLBACK + b) + " is \""
-                        + printable(this.pieces[BYTE_FALLBACK + b]) + "\", expected the byte-fallback token "
+                        + ModelFormatException.excerpt(
+                                new String(this.pieces[BYTE_FALLBACK + b], StandardCharsets.UTF_8))
+                        + "\", expected the byte-fallback token "
                         + expected);
             }
         }
@@ -219,8 +226,11 @@ public final class Llama2cTokenizer {
      * @param bos whether to start with BOS
      * @param eos whether to end with EOS
      * @return the token ids
+     * @throws dev.panamax.model.backend.InsufficientMemoryException if the heap has no room to encode the text
      */
     public int[] encode(String text, boolean bos, boolean eos) {
+        long length = EncodingHeap.utf8Bytes(text, 0, text.length(), 1);
+        EncodingHeap.require("the llama2.c tokenizer", length, length * HEAP_PER_BYTE);
         byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
         // The symbols form a linked list by index; a merge keeps the left one and unlinks the right (token -1).
         int[] token = new int[bytes.length + 1];
@@ -314,9 +324,5 @@ public final class Llama2cTokenizer {
 
     private static String key(byte[] piece) {
         return new String(piece, StandardCharsets.ISO_8859_1);
-    }
-
-    private static String printable(byte[] piece) {
-        return ModelFormatException.excerpt(new String(piece, StandardCharsets.UTF_8).replaceAll("\\p{Cntrl}", "?"));
     }
 }

@@ -17,8 +17,10 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.stream.Stream;
 
 /**
  * The part of a checkpoint that is not tensors, as JSON: the model's configuration, the run's options, the step, the
@@ -104,11 +106,21 @@ record TrainerState(
         return BoundedFiles.readJson(file, text -> {
             JsonFields root = JsonFields.of(file, Json.parse(text, file, Json.Limits.DEFAULT));
             if (!root.string("format").equals(FORMAT)) {
-                throw root.error("format", "\"" + root.string("format") + "\" is not \"" + FORMAT + "\"");
+                throw root.error(
+                        "format",
+                        "\"" + ModelFormatException.excerpt(root.string("format")) + "\" is not \"" + FORMAT + "\"");
             }
             JsonFields c = root.object("config");
             JsonFields o = root.object("options");
             String architecture = c.string("architecture");
+            List<String> architectures =
+                    Stream.of(Architecture.values()).map(Enum::name).toList();
+            if (!architectures.contains(architecture)) {
+                // Checked here, not by valueOf, whose message would repeat the value whole.
+                throw c.error(
+                        "architecture",
+                        "\"" + ModelFormatException.excerpt(architecture) + "\" is not one of " + architectures);
+            }
             ModelConfig config;
             TrainingOptions options;
             try {
@@ -159,7 +171,9 @@ record TrainerState(
                 precision = root.has("precision") ? MatmulPrecision.of(root.string("precision")) : MatmulPrecision.FP32;
             } catch (IllegalArgumentException e) {
                 throw root.error(
-                        "precision", "\"" + root.string("precision") + "\" is not one of " + MatmulPrecision.names());
+                        "precision",
+                        "\"" + ModelFormatException.excerpt(root.string("precision")) + "\" is not one of "
+                                + MatmulPrecision.names());
             }
             double validationFraction = root.number("validation_fraction", Double.NaN);
             if (validationFraction < 0 || validationFraction > 0.5) {
@@ -210,7 +224,8 @@ record TrainerState(
                 return order;
             }
         }
-        throw options.error("data_order", "\"" + name + "\" is not \"shuffled\" or \"sequential\"");
+        throw options.error(
+                "data_order", "\"" + ModelFormatException.excerpt(name) + "\" is not \"shuffled\" or \"sequential\"");
     }
 
     private static float required(JsonFields fields, String name) throws JsonException {

@@ -1,5 +1,6 @@
 package dev.panamax.model.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -14,11 +15,13 @@ import dev.panamax.model.testing.SharedData;
 import dev.panamax.model.tokenizer.Llama2cTokenizer;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -33,10 +36,43 @@ class GenerateCommandTest {
     void generatedControlCharactersAreNotWrittenButWhitespaceAndUtf8Are() {
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         java.io.PrintStream out = new java.io.PrintStream(bytes, true, StandardCharsets.UTF_8);
-        GenerateCommand.printable(new byte[] {'a', 0x1B, '[', '2', 'J', 0x07, '\n', '\t', 0x7F, 0x00}, out);
-        GenerateCommand.printable(new byte[] {(byte) 0xC3}, out); // é split across two tokens
-        GenerateCommand.printable(new byte[] {(byte) 0xA9, '\r', 0x0C}, out);
+        GenerateCommand.Printable text = new GenerateCommand.Printable(out);
+        text.write(new byte[] {'a', 0x1B, '[', '2', 'J', 0x07, '\n', '\t', 0x7F, 0x00});
+        text.write(new byte[] {(byte) 0xC3}); // é split across two tokens
+        text.write(new byte[] {(byte) 0xA9, '\r', 0x0C});
+        text.finish();
         assertEquals("a[2J\n\té\r\f", bytes.toString(StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void generatedC1ControlsAreNotWrittenAsCharactersOrBytes() {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        GenerateCommand.Printable text =
+                new GenerateCommand.Printable(new PrintStream(bytes, true, StandardCharsets.UTF_8));
+        // CSI as UTF-8 (C2 9B, split across tokens) and as a raw byte, NEL (C2 85) and 0x80 go; — (E2 80 94) stays,
+        // though its continuation bytes are in C1's range.
+        text.write(new byte[] {'a', (byte) 0xC2});
+        text.write(new byte[] {(byte) 0x9B, '2', 'J', (byte) 0x9B, 'K', (byte) 0xC2, (byte) 0x85, (byte) 0x80});
+        text.write("—é".getBytes(StandardCharsets.UTF_8));
+        text.write(new byte[] {(byte) 0xE2, (byte) 0x80}); // a character cut short by the next byte, then the end
+        text.write(new byte[] {'b', (byte) 0xE2, (byte) 0x9B});
+        text.finish();
+        // A cut-short character keeps its lead byte (E2), not its continuation bytes in C1's range.
+        byte[] expected = {
+            'a',
+            '2',
+            'J',
+            'K',
+            (byte) 0xE2,
+            (byte) 0x80,
+            (byte) 0x94,
+            (byte) 0xC3,
+            (byte) 0xA9,
+            (byte) 0xE2,
+            'b',
+            (byte) 0xE2
+        };
+        assertArrayEquals(expected, bytes.toByteArray());
     }
 
     @Test
@@ -99,7 +135,16 @@ class GenerateCommandTest {
             text.writeBytes(token >= 3 && token < 259 ? new byte[] {(byte) (token - 3)} : pieces.get(token));
         }
         text.writeBytes(System.lineSeparator().getBytes(StandardCharsets.US_ASCII));
-        assertEquals(Arrays.toString(text.toByteArray()), Arrays.toString(cli.outBytes()));
+        // The sampled bytes start no UTF-8 character, so those in C1's range (0x80 to 0x9F) are not written.
+        byte[] sampledBytes = text.toByteArray();
+        assertTrue(
+                IntStream.range(0, sampledBytes.length).allMatch(i -> (sampledBytes[i] & 0xFF) < 0xC2),
+                Arrays.toString(sampledBytes));
+        byte[] expected = IntStream.range(0, sampledBytes.length)
+                .filter(i -> (sampledBytes[i] & 0xE0) != 0x80)
+                .collect(ByteArrayOutputStream::new, (bytes, i) -> bytes.write(sampledBytes[i]), (a, b) -> {})
+                .toByteArray();
+        assertEquals(Arrays.toString(expected), Arrays.toString(cli.outBytes()));
     }
 
     @Test

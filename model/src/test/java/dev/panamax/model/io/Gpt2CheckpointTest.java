@@ -154,7 +154,17 @@ class Gpt2CheckpointTest {
                 "{\"n_embd\": 8, \"n_layer\": -1, \"n_head\": 2, \"vocab_size\": 5, \"n_ctx\": 8}",
                 "n_layer: value -1 is outside [1, 2147483647]");
         assertConfigRejected(config, "{\"activation_function\": \"relu\"}", "activation_function: \"relu\"");
+        // Without n_inner, its default 4·n_embd is held to n_inner's range: not cut to int (which gave 4 here).
+        assertConfigRejected(
+                config,
+                "{\"n_embd\": 1073741825, \"n_layer\": 1, \"n_head\": 1, \"vocab_size\": 5, \"n_ctx\": 8}",
+                "n_inner: absent, and its default 4294967300 is outside [1, 2147483647]");
         assertConfigRejected(config, "{\"model_type\": \"llama\"}", "model_type: \"llama\" is not \"gpt2\"");
+        // A hostile value is shortened, and its terminal escapes written as escapes.
+        String hostile = "\\u001b]52;c;" + "A".repeat(100) + "\\u0007";
+        String shown = "\"\\u001B]52;c;" + "A".repeat(33) + "... (108 chars)\" is not";
+        assertConfigRejected(config, "{\"model_type\": \"" + hostile + "\"}", "model_type: " + shown);
+        assertConfigRejected(config, "{\"activation_function\": \"" + hostile + "\"}", "activation_function: " + shown);
         assertConfigRejected(config, "{\"n_embd\": 8,}", "trailing comma");
         // Settings that change the arithmetic are refused rather than ignored; GPT-2's own values are accepted.
         assertConfigRejected(

@@ -163,8 +163,24 @@ class Llama2cCheckpointTest {
         // Huge but consistent sizes must fail on the length check, without allocating anything.
         assertHeaderRejected("implies", 1 << 16, 1 << 16, 1 << 10, 1 << 4, 1 << 4, 1 << 20, 1 << 10);
         assertHeaderRejected("more than", 1 << 30, 2, 1, 1, 1, 1, Integer.MAX_VALUE);
-        assertHeaderRejected(
-                "overflows", Integer.MAX_VALUE - 1, Integer.MAX_VALUE, Integer.MAX_VALUE, 1, 1, 1 << 30, 2);
+        assertHeaderRejected("overflows", Integer.MAX_VALUE - 1, Integer.MAX_VALUE, 1 << 16, 1, 1, 1 << 30, 2);
+    }
+
+    @Test
+    void rejectsMoreLayersThanGgufAllowsBeforeSlicingThem() throws IOException {
+        // A consistent (sparse) file of 70000 layers of dim 2, hidden_dim 1: 26 floats a layer, 6 beside them.
+        Path file = dir.resolve("deep.bin");
+        ByteBuffer header = ByteBuffer.allocate(28).order(ByteOrder.LITTLE_ENDIAN);
+        for (int value : new int[] {2, 1, 70_000, 1, 1, 1, 1}) {
+            header.putInt(value);
+        }
+        Files.write(file, header.array());
+        try (RandomAccessFile raf = new RandomAccessFile(file.toFile(), "rw")) {
+            raf.setLength(28 + 4L * (70_000 * 26 + 6));
+        }
+        String message = assertThrows(ModelFormatException.class, () -> Llama2cCheckpoint.open(file))
+                .getMessage();
+        assertTrue(message.endsWith("invalid llama2.c header: n_layers 70000 is over 65536, the most read"), message);
     }
 
     private void assertHeaderRejected(String problem, int... header) throws IOException {

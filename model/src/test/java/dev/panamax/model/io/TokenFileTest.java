@@ -6,8 +6,10 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamax.model.backend.InsufficientMemoryException;
 import dev.panamax.model.testing.TokenFiles;
 import java.io.IOException;
+import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -26,6 +28,21 @@ class TokenFileTest {
         assertTrue(TokenFile.hasMagic(file));
         assertArrayEquals(ids, TokenFile.read(file, 65_536, 1 << 20));
         assertArrayEquals(new int[0], TokenFile.read(TokenFiles.write(dir.resolve("empty.bin")), 1, 10));
+    }
+
+    @Test
+    void idsTheHeapCannotHoldAreRefusedBeforeTheyAreAllocated() throws IOException {
+        // A well-formed (sparse) file of a third of the heap in tokens, whose ids as ints would take 1.3 heaps.
+        int count = (int) Math.min(Runtime.getRuntime().maxMemory() / 3, Integer.MAX_VALUE - 8);
+        Path file = TokenFiles.withHeader(dir.resolve("large.bin"), TokenFile.MAGIC, TokenFile.VERSION, count);
+        try (RandomAccessFile sparse = new RandomAccessFile(file.toFile(), "rw")) {
+            sparse.setLength(TokenFile.HEADER_BYTES + 2L * count);
+        }
+        InsufficientMemoryException e =
+                assertThrows(InsufficientMemoryException.class, () -> TokenFile.read(file, 1, Integer.MAX_VALUE));
+        assertTrue(
+                e.getMessage().startsWith("reading the " + count + " token ids of " + file + " needs "),
+                e.getMessage());
     }
 
     @Test

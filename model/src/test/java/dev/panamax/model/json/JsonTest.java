@@ -26,6 +26,17 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 class JsonTest {
+    @Test
+    void anExcerptIsShortAndHasNoControlCharacters() {
+        assertEquals("plain é 中", JsonException.excerpt("plain é 中"));
+        // C0 (ESC, BEL, line breaks), DEL and C1 (CSI) controls become escapes; what is kept of a long value too.
+        assertEquals(
+                "\\u001B]52;c;x\\u0007\\u000D\\u000A\\u007F\\u009B2J",
+                JsonException.excerpt("\u001b]52;c;x\u0007\r\n\u007f\u009b2J"));
+        assertEquals("\\u0007".repeat(40) + "... (100 chars)", JsonException.excerpt("\u0007".repeat(100)));
+        assertEquals(JsonException.excerpt("\u001b"), ModelFormatException.excerpt("\u001b"));
+    }
+
     @TempDir
     Path dir;
 

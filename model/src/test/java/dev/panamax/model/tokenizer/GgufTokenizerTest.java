@@ -3,8 +3,10 @@ package dev.panamax.model.tokenizer;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamax.model.backend.InsufficientMemoryException;
 import dev.panamax.model.io.GgufFile;
 import dev.panamax.model.io.GgufValue;
 import dev.panamax.model.io.GgufWriter;
@@ -13,9 +15,13 @@ import dev.panamax.model.testing.TokenizerFixtures;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -119,6 +125,201 @@ class GgufTokenizerTest {
     }
 
     @Test
+    void aTextTheHeapCannotEncodeIsRefusedBeforeItIsEncoded() throws IOException {
+        // Some 112 bytes of heap a byte of text for either kind, without a character that never merges: 1.75 heaps.
+        String text = "hello ".repeat((int) (Runtime.getRuntime().maxMemory() / 64 / 6));
+        Path spm = dir.resolve("spm.gguf");
+        Path gpt2 = dir.resolve("gpt2.gguf");
+        TokenizerFixtures.writeLlama(spm);
+        TokenizerFixtures.writeGpt2(gpt2, "gpt-2");
+        for (Path file : List.of(spm, gpt2)) {
+            GgufTokenizer tokenizer = read(file);
+            InsufficientMemoryException e = assertThrows(
+                    InsufficientMemoryException.class, () -> tokenizer.encode(text, true, false), file.toString());
+            // SentencePiece counts each space as the 3 bytes of ▁.
+            String bytes = file == spm
+                    ? text.length() / 6 * 8 + " bytes of text with the GGUF file's llama"
+                    : text.length() + " bytes of text with the GGUF file's gpt2";
+            assertTrue(e.getMessage().startsWith("encoding " + bytes + " tokenizer needs "), e.getMessage());
+            assertTrue(e.getMessage().contains("of Java heap (-Xmx)"), e.getMessage());
+        }
+    }
+
+    @Test
+    void sentencePieceEncodesEachLineInTheHeapOfALine() throws IOException {
+        // No piece of the fixture holds a newline, so no merge reaches across one: lines encode apart, to the same ids,
+        // where the whole text at once (some 70 bytes a byte) would not fit in the heap.
+        Path file = dir.resolve("spm.gguf");
+        TokenizerFixtures.writeLlama(file);
+        GgufTokenizer tokenizer = read(file);
+        String line = "the hello world\n";
+        int lines = (int) (Runtime.getRuntime().maxMemory() / 40 / line.length());
+        int[] one = tokenizer.encode(line, false, false);
+        int[] two = tokenizer.encode(line.repeat(2), false, false);
+        int[] ids = tokenizer.encode(line.repeat(lines), false, false);
+        int each = two.length - one.length;
+        assertEquals(one.length + (long) (lines - 1) * each, ids.length);
+        assertArrayEquals(one, Arrays.copyOf(ids, one.length));
+        for (int at = one.length; at < ids.length; at += each) {
+            assertArrayEquals(
+                    Arrays.copyOfRange(two, one.length, two.length),
+                    Arrays.copyOfRange(ids, at, at + each),
+                    "at " + at);
+        }
+    }
+
+    @Test
+    void sentencePieceMergesAsARescanOfEveryPairDoes() throws IOException {
+        Map<String, GgufValue> m = GgufTokenizer.metadata(TokenizerFixtures.llama2cVocabulary(0));
+        Path file = dir.resolve("spm.gguf");
+        TokenizerFixtures.writeLlama(file);
+        GgufTokenizer tokenizer = read(file);
+        String[] pieces = (String[]) m.get("tokenizer.ggml.tokens").value();
+        float[] scores = (float[]) m.get("tokenizer.ggml.scores").value();
+        // Newline, tab, "3", "!" and 中 are in no piece of two characters or more; the rest merge.
+        String[] pool = {"the", "hello", " ", "\n", "\t", "3", "!", "é", "中", "l", "o", "wo", "12", "rld", "ca", "f"};
+        SplittableRandom random = new SplittableRandom(7);
+        for (int i = 0; i < 2000; i++) {
+            String text = randomText(random, pool, 1, 30);
+            assertArrayEquals(rescan(text, pieces, scores), tokenizer.encode(text, false, false), "\"" + text + "\"");
+        }
+    }
+
+    /** Up to {@code most - 1} (at least {@code least}) pieces of the pool, at random. */
+    private static String randomText(SplittableRandom random, String[] pool, int least, int most) {
+        StringBuilder text = new StringBuilder();
+        for (int n = random.nextInt(least, most); n > 0; n--) {
+            text.append(pool[random.nextInt(pool.length)]);
+        }
+        return text.toString();
+    }
+
+    /**
+     * SentencePiece as llama.cpp's loop reads, without its queue: with a space before the text and {@code ▁} for
+     * spaces, merge the best-scoring adjacent pair that is a piece (the leftmost among equals) until none is, then
+     * each symbol is its piece or its bytes' tokens.
+     */
+    private static int[] rescan(String text, String[] pieces, float[] scores) {
+        Map<String, Integer> ids = new HashMap<>();
+        for (int id = 0; id < pieces.length; id++) {
+            ids.put(pieces[id], id);
+        }
+        List<String> symbols = new ArrayList<>();
+        ("▁" + text.replace(" ", "▁")).codePoints().forEach(c -> symbols.add(Character.toString(c)));
+        while (true) {
+            int best = -1;
+            for (int i = 0; i + 1 < symbols.size(); i++) {
+                Integer id = ids.get(symbols.get(i) + symbols.get(i + 1));
+                if (id != null
+                        && (best < 0 || scores[id] > scores[ids.get(symbols.get(best) + symbols.get(best + 1))])) {
+                    best = i;
+                }
+            }
+            if (best < 0) {
+                break;
+            }
+            symbols.set(best, symbols.get(best) + symbols.remove(best + 1));
+        }
+        List<Integer> out = new ArrayList<>();
+        for (String symbol : symbols) {
+            Integer id = ids.get(symbol);
+            if (id != null) {
+                out.add(id);
+            } else {
+                for (byte b : symbol.getBytes(StandardCharsets.UTF_8)) {
+                    out.add(ids.get("<0x%02X>".formatted(b & 0xFF)));
+                }
+            }
+        }
+        return out.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    @Test
+    void specialTokensSplitTheTextAsOneSplitASpecialTokenDoes() throws IOException {
+        // Overlapping special tokens, prefixes of each other, of equal length, of several UTF-16 chars and both kinds.
+        Map<String, GgufValue> m = TokenizerFixtures.gpt2Metadata(
+                "gpt-2",
+                List.of("bc", "xy", "abcd", "dx", "中文"),
+                List.of("<s>", "ab", "abc", "bcd", "cd", "<s><s>", "é<", "😀<", "ba", "cb"));
+        Path file = dir.resolve("specials.gguf");
+        GgufWriter.write(file, m, List.of());
+        GgufTokenizer tokenizer = read(file);
+        String[] tokens = (String[]) m.get("tokenizer.ggml.tokens").value();
+        long[] types = (long[]) m.get("tokenizer.ggml.token_type").value();
+        String[] pool = {"a", "b", "c", "d", "x", "y", "<", "s", ">", "é", "中", "文", "😀", " ", "<s>", "abcd"};
+        SplittableRandom random = new SplittableRandom(11);
+        for (int i = 0; i < 3000; i++) {
+            String text = randomText(random, pool, 0, 25);
+            for (boolean parseSpecial : new boolean[] {true, false}) {
+                assertEquals(
+                        splitOneSpecialAtATime(text, parseSpecial, tokens, types),
+                        tokenizer.splitAtSpecials(text, parseSpecial),
+                        "\"" + text + "\", parseSpecial " + parseSpecial);
+            }
+        }
+    }
+
+    @Test
+    void splittingAtSpecialTokensTakesOnePassOverTheText() throws IOException {
+        // 200000 special tokens and 1 MB of text: a pass a special token (the old split) compared 10^11 chars.
+        List<String> control = new ArrayList<>();
+        for (int i = 0; i < 200_000; i++) {
+            control.add("<extra_" + i + ">");
+        }
+        Path file = dir.resolve("many.gguf");
+        GgufWriter.write(file, TokenizerFixtures.gpt2Metadata("gpt-2", List.of(), control), List.of());
+        GgufTokenizer tokenizer = read(file);
+        String text = "hello <extra_5> world <extra_199999>".repeat(30_000);
+        int[] ids = assertTimeoutPreemptively(Duration.ofSeconds(20), () -> tokenizer.encode(text, false, true));
+        assertEquals(30_000, Arrays.stream(ids).filter(id -> id == 272 + 5).count());
+        assertEquals(
+                30_000, Arrays.stream(ids).filter(id -> id == 272 + 199_999).count());
+    }
+
+    /**
+     * The split as llama.cpp writes it, and this class did: each special token (control, user-defined or unknown, the
+     * longest in UTF-8 bytes first, then by id) in turn splits the text that those before it left, at its leftmost
+     * occurrences.
+     */
+    private static List<Object> splitOneSpecialAtATime(
+            String text, boolean parseSpecial, String[] tokens, long[] types) {
+        List<Integer> specials = new ArrayList<>();
+        for (int id = 0; id < tokens.length; id++) {
+            if ((types[id] == 4 || (parseSpecial && (types[id] == 2 || types[id] == 3))) && !tokens[id].isEmpty()) {
+                specials.add(id);
+            }
+        }
+        specials.sort((a, b) -> Integer.compare(
+                tokens[b].getBytes(StandardCharsets.UTF_8).length, tokens[a].getBytes(StandardCharsets.UTF_8).length));
+        List<Object> fragments = new ArrayList<>();
+        if (!text.isEmpty()) {
+            fragments.add(text);
+        }
+        for (int special : specials) {
+            List<Object> split = new ArrayList<>();
+            for (Object fragment : fragments) {
+                if (!(fragment instanceof String raw)) {
+                    split.add(fragment);
+                    continue;
+                }
+                int from = 0;
+                for (int at = raw.indexOf(tokens[special]); at >= 0; at = raw.indexOf(tokens[special], from)) {
+                    if (at > from) {
+                        split.add(raw.substring(from, at));
+                    }
+                    split.add(special);
+                    from = at + tokens[special].length();
+                }
+                if (from < raw.length()) {
+                    split.add(raw.substring(from));
+                }
+            }
+            fragments = split;
+        }
+        return fragments;
+    }
+
+    @Test
     void decodingGivesTheTextBack() throws IOException {
         Path spm = dir.resolve("spm.gguf");
         Path gpt2 = dir.resolve("gpt2.gguf");
@@ -219,6 +420,11 @@ class GgufTokenizerTest {
     void badTokenizerMetadataIsAModelFormatException() throws IOException {
         Path file = dir.resolve("bad.gguf");
         assertRejected(file, Map.of("tokenizer.ggml.model", GgufValue.of("bert")), "\"bert\" is not supported");
+        // A hostile value is shortened, and its terminal escapes written as escapes.
+        assertRejected(
+                file,
+                Map.of("tokenizer.ggml.model", GgufValue.of("\u001b]52;c;" + "A".repeat(100) + "\u0007")),
+                "tokenizer.ggml.model \"\\u001B]52;c;" + "A".repeat(33) + "... (108 chars)\" is not supported");
         assertRejected(
                 file,
                 llamaOfTwoTokens("tokenizer.ggml.scores", GgufValue.of(new float[] {0})),

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.knuddels.jtokkit.Encodings;
 import com.knuddels.jtokkit.api.Encoding;
 import com.knuddels.jtokkit.api.EncodingType;
+import dev.panamax.model.backend.InsufficientMemoryException;
 import dev.panamax.model.io.ModelFormatException;
 import dev.panamax.model.testing.Gpt2Vocabulary;
 import java.io.IOException;
@@ -104,6 +105,17 @@ class Gpt2TokenizerTest {
             texts.add(text.toString());
         }
         return texts;
+    }
+
+    @Test
+    void aTextTheHeapCannotEncodeIsRefusedBeforeItIsEncoded() {
+        // Some 96 bytes of heap a byte of text: 2 heaps.
+        String text = "hello ".repeat((int) (Runtime.getRuntime().maxMemory() / 48 / 6));
+        InsufficientMemoryException e = assertThrows(
+                InsufficientMemoryException.class, () -> tiny("h e", "l l").encode(text));
+        assertTrue(
+                e.getMessage().startsWith("encoding " + text.length() + " bytes of text with GPT-2's tokenizer"),
+                e.getMessage());
     }
 
     /** A vocabulary of the 256 byte symbols (ids 0 to 255, in byte order) and the given merges, in order. */

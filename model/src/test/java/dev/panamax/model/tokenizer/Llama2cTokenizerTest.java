@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panamax.model.backend.InsufficientMemoryException;
 import dev.panamax.model.io.ModelFormatException;
 import dev.panamax.model.testing.TokenizerFixtures;
 import java.io.IOException;
@@ -64,6 +65,17 @@ class Llama2cTokenizerTest {
         assertArrayEquals(new int[] {259, 263, 262}, abFirst.encode("abc", false, false));
         assertArrayEquals(new int[] {259, 260, 264}, bcFirst.encode("abc", false, false));
         assertArrayEquals(new int[] {259, 263, 262}, tie.encode("abc", false, false));
+    }
+
+    @Test
+    void aTextTheHeapCannotEncodeIsRefusedBeforeItIsEncoded() {
+        // Some 80 bytes of heap a byte of text: 1.7 heaps.
+        String text = "hello ".repeat((int) (Runtime.getRuntime().maxMemory() / 48 / 6));
+        InsufficientMemoryException e =
+                assertThrows(InsufficientMemoryException.class, () -> TOKENIZER.encode(text, true, false));
+        assertTrue(
+                e.getMessage().startsWith("encoding " + text.length() + " bytes of text with the llama2.c tokenizer"),
+                e.getMessage());
     }
 
     @Test

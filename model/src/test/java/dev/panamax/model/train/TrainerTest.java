@@ -28,6 +28,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.regex.Matcher;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.api.io.TempDir;
@@ -191,6 +192,26 @@ class TrainerTest {
                 Files.writeString(state, edited);
                 ModelFormatException e = assertThrows(ModelFormatException.class, () -> Trainer.resume(backend, dir));
                 assertTrue(e.getMessage().contains(edit[2]), e.getMessage());
+            }
+        }
+    }
+
+    @Test
+    void hostileNamesInTheStateAreQuotedShortAndWithoutControlCharacters() throws IOException {
+        try (CpuBackend backend = new CpuBackend()) {
+            Trainer trainer = Trainer.create(backend, config(Architecture.GPT2), TWO_MICRO_BATCHES, 5);
+            trainer.save(dir);
+            Path state = dir.resolve(Trainer.STATE_FILE);
+            String json = Files.readString(state);
+            String hostile = "\\u001b]52;c;" + "A".repeat(100) + "\\u0007";
+            String shown = "\"\\u001B]52;c;" + "A".repeat(33) + "... (108 chars)\" is not";
+            for (String member : List.of("architecture", "format", "precision")) {
+                String edited = json.replaceFirst(
+                        "(\"" + member + "\":\\s*)\"[^\"]*\"", "$1" + Matcher.quoteReplacement("\"" + hostile + "\""));
+                assertTrue(!edited.equals(json), member + " in " + json);
+                Files.writeString(state, edited);
+                ModelFormatException e = assertThrows(ModelFormatException.class, () -> Trainer.resume(backend, dir));
+                assertTrue(e.getMessage().contains(member + ": " + shown), e.getMessage());
             }
         }
     }
