@@ -868,11 +868,13 @@ __device__ double exact_dot(global_ptr<const float> a, global_ptr<const float> b
     return dot;
 }
 
-// e^(score − max) of one key; 0 for a score of −∞ even where max is NaN (AttentionExact.exactWeight). The double
-// products and sums of the exact path are __dmul_rn and __dsub_rn where nvcc would fuse them (scale·dot − max here):
-// each rounds once, as on the CPU and the emulated device.
+// e^(score − max) of one key; 0 for a score of −∞ even where max is NaN, and 0 where the weight underflows in float,
+// as in the float pass, so a NaN in the value row of a key that weighs nothing there adds nothing here
+// (AttentionExact.exactWeight). The double products and sums of the exact path are __dmul_rn and __dsub_rn where
+// nvcc would fuse them (scale·dot − max here): each rounds once, as on the CPU and the emulated device.
 __device__ double exact_weight(double score, double max) {
-    return score == -INFINITY ? 0.0 : exp(__dsub_rn(score, max));
+    double weight = score == -INFINITY ? 0.0 : exp(__dsub_rn(score, max));
+    return static_cast<float>(weight) == 0.0f ? 0.0 : weight;
 }
 
 // One query's softmax over keys 0 .. keys − 1 in double, by a warp: the largest score scale·q·k (NaN if one is) and

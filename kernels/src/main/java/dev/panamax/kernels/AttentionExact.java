@@ -35,11 +35,13 @@ final class AttentionExact {
 
     /**
      * {@code exp(score - max)} of one key; 0 for a score of -∞ (a hidden key) even where max is NaN, so that the key is
-     * left out rather than given a NaN weight.
+     * left out rather than given a NaN weight, and 0 where the weight underflows in float, as in the float tiles, so
+     * that a NaN or ∞ in the value row of a key that weighs nothing there adds nothing here either.
      */
     static double exactWeight(AttentionCall c, int b, int head, int kvHead, int query, int key, double max) {
         double score = exactScore(c, b, head, kvHead, query, key);
-        return score == Double.NEGATIVE_INFINITY ? 0 : Math.exp(score - max);
+        double weight = score == Double.NEGATIVE_INFINITY ? 0 : Math.exp(score - max);
+        return (float) weight == 0 ? 0 : weight;
     }
 
     /** The largest exact score of a query over keys {@code [0, visible)}: -∞ for none, NaN if one is NaN. */

@@ -130,6 +130,47 @@ class AttentionTest {
         return new float[][] {o, lse};
     }
 
+    /**
+     * A key whose score is 250 below the others weighs 0 in float (e^-250 underflows), so a NaN in its value row adds
+     * nothing: every path gives the reference's output on clean inputs, the decode paths and the prefill's alike (the
+     * decode paths compute a query whose float accumulator is NaN again in double, whose weight e^-250 is not 0).
+     */
+    @Test
+    void aValueRowWhoseWeightUnderflowsAddsNothingEvenNaN() {
+        int d = 16;
+        float scale = (float) (1 / Math.sqrt(d));
+        for (Case c : new Case[] {
+            new Case(1, 2, 1, 1, 100, d, true, false),
+            new Case(2, 2, 2, 1, 37, d, false, false),
+            new Case(1, 2, 1, 40, 40, d, false, false)
+        }) {
+            float[] q = Inputs.uniform(Inputs.seed(c + "q"), c.batch() * c.qHeads() * c.tq() * d, -1, 1);
+            float[] k = Inputs.uniform(Inputs.seed(c + "k"), c.batch() * c.kvHeads() * c.tk() * d, -1, 1);
+            float[] v = Inputs.uniform(Inputs.seed(c + "v"), c.batch() * c.kvHeads() * c.tk() * d, -1, 1);
+            for (int i = 0; i < q.length; i += d) {
+                q[i] = 10;
+            }
+            int under = c.tk() / 3;
+            for (int b = 0; b < c.batch() * c.kvHeads(); b++) {
+                k[(b * c.tk() + under) * d] = -100;
+            }
+            ReferenceAttention.Result clean = ReferenceAttention.forward(
+                    c.batch(), c.qHeads(), c.kvHeads(), c.tq(), c.tk(), d, scale, c.causal(), q, k, v, null);
+            float[] poisoned = v.clone();
+            for (int b = 0; b < c.batch() * c.kvHeads(); b++) {
+                poisoned[(b * c.tk() + under) * d + 1] = Float.NaN;
+            }
+            List<float[]> outputs = new ArrayList<>();
+            outputs.add(forwardDense(c, scale, q, k, poisoned, null)[0]);
+            if (c.tq() == 1 && d % Simd.LANES == 0) {
+                outputs.add(decodeInterleaved(c, q, k, poisoned, null, scale, false)[0]);
+            }
+            for (float[] out : outputs) {
+                Tolerance.assertClose(c + " output", clean.output(), out, clean.bound());
+            }
+        }
+    }
+
     /** An additive mask with −Inf holes, a fully masked first row, and finite offsets elsewhere. */
     private static float[] mask(int tq, int tk) {
         float[] mask = Inputs.uniform(Inputs.seed("mask" + tq + "x" + tk), tq * tk, -2, 2);

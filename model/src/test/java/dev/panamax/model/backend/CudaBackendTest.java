@@ -769,6 +769,41 @@ class CudaBackendTest {
     }
 
     /**
+     * A key whose score is 250 below the others weighs 0 in float, so a NaN in its value row adds nothing, on the
+     * device as on the CPU, in prefill and in split decodes: the device's double pass, which takes a query whose
+     * float accumulator is NaN, leaves out a key whose weight underflows in float as the float pass does.
+     */
+    @Test
+    void aValueRowWhoseWeightUnderflowsAddsNothingAsOnTheCpu() {
+        int[][] cases = {{2, 6, 3, 37, 37, 12, 0}, {1, 8, 2, 5, 40, 16, 35}, {1, 12, 1, 1, 130, 16, 129}};
+        for (int[] c : cases) {
+            AttentionSizes a = new AttentionSizes(c);
+            String what = "attention, a NaN value of a key of weight 0, " + Arrays.toString(c);
+            float[] q = random(what + " q", a.queryFloats());
+            float[] k = random(what + " k", a.keyFloats());
+            float[] v = random(what + " v", a.keyFloats());
+            int d = a.headDim();
+            for (int i = 0; i < q.length; i += d) {
+                q[i] = 10;
+            }
+            // The last key, which no query sees alone: with scale 1/√d ≥ 1/4, its score is 250 or more below.
+            int kvWidth = a.kvHeads() * d;
+            for (int s = 0; s < a.sequences(); s++) {
+                int row = (s * a.keys() + a.keys() - 1) * kvWidth;
+                for (int h = 0; h < a.kvHeads(); h++) {
+                    k[row + h * d] = -100;
+                    v[row + h * d + d / 2] = Float.NaN;
+                }
+            }
+            float[][] r = cpuAndCuda(what, a.forward(new float[][] {q, k, v}));
+            Tolerance.assertClose(what, widen(r[0]), r[1], attentionBound(a).apply(r[0]));
+            for (int i = 0; i < r[1].length; i++) {
+                assertTrue(Float.isFinite(r[0][i]) && Float.isFinite(r[1][i]), what + ": element " + i);
+            }
+        }
+    }
+
+    /**
      * The backward of {@link #scoresBeyondFloatsRangeGiveTheCpusOutputs}'s inputs (an infinite or huge log-sum-exp),
      * and of scores near 4·10⁶ a few units apart (entries near 1000), whose float log-sum-exp is finite but past
      * 2²⁰, where its rounding would move the weights by up to e^(1/4): the device computes those queries in double
