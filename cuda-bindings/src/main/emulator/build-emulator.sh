@@ -37,7 +37,9 @@ fi
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-flags=(-std=c++20 -O2 -g -fPIC -fvisibility=hidden -Wall -Wextra -Werror -I"$here" -I"$include")
+# No contraction of a*b + c into an FMA: g++ contracts by default for C++ on targets that have one (aarch64), which
+# would round differently from the GPU's explicit __dmul_rn/__fmul_rn and from Java's float arithmetic.
+flags=(-std=c++20 -O2 -g -fPIC -fvisibility=hidden -ffp-contract=off -Wall -Wextra -Werror -I"$here" -I"$include")
 # Kernel code only: g++'s checks of array indexes (static __shared__ arrays) and integer division report to the
 # handlers in emulator.cpp, which turn them into kernel faults instead of crashing the JVM.
 kernel_flags=(-fsanitize=bounds,integer-divide-by-zero -fno-sanitize-recover=all)

@@ -219,15 +219,16 @@ final class AttentionBackward {
         }
         int d = c.shape().headDim();
         int visible = c.causal() ? query + c.shape().tk() - c.shape().tq() - k0 + 1 : nk;
-        boolean queryFinite = finiteRow(c.q(), c.q().row(b, head, query), d);
-        for (int j = 0; queryFinite && j < Math.min(nk, visible); j++) {
+        // Inputs are read only at non-finite scores: a causal or masked row's -∞ entries are most of what gets here.
+        for (int j = 0; j < Math.min(nk, visible); j++) {
+            if (Float.isFinite(scores[row + j])) {
+                continue;
+            }
             float mask = c.mask() == null
                     ? 0f
                     : c.mask().data().getAtIndex(FLOAT, c.mask().row(b, head, query) + k0 + j);
-            if (!Float.isFinite(scores[row + j])
-                    && Float.isFinite(mask)
-                    && finiteRow(c.k(), c.k().row(b, kvHead, k0 + j), d)) {
-                return true;
+            if (Float.isFinite(mask) && finiteRow(c.k(), c.k().row(b, kvHead, k0 + j), d)) {
+                return finiteRow(c.q(), c.q().row(b, head, query), d);
             }
         }
         return false;

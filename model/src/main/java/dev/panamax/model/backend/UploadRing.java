@@ -57,6 +57,9 @@ final class UploadRing implements AutoCloseable {
          */
         Fence fence();
 
+        /** Waits for every copy queued so far without a fence: the way out when recording or awaiting one failed. */
+        void drain();
+
         /** Frees the queue's fences, once every fence it recorded has been waited for. */
         @Override
         void close();
@@ -140,6 +143,11 @@ final class UploadRing implements AutoCloseable {
         }
 
         @Override
+        public void drain() {
+            stream.synchronize();
+        }
+
+        @Override
         public void close() {
             for (CudaEvent event : events) {
                 event.close();
@@ -154,18 +162,30 @@ final class UploadRing implements AutoCloseable {
      * @param values the floats
      * @param offset the first one copied
      * @param count how many
-     * @param target the device buffer, with room for them from {@code index}
+     * @param target the device buffer of floats, with room for them from {@code index}
      * @param index the first element written
+     * @throws IllegalArgumentException if the target does not hold floats (the staging bytes are copied as they are)
      */
     void upload(float[] values, int offset, int count, DeviceBuffer target, long index) {
         Objects.checkFromIndexSize(offset, count, values.length);
         Objects.checkFromIndexSize(index, count, target.length());
+        if (target.type() != ElementType.FLOAT) {
+            throw new IllegalArgumentException(
+                    "target holds " + target.type() + ", not FLOAT: the ring copies float bytes as they are");
+        }
         for (int done = 0; done < count; ) {
             int n = (int) Math.min(piece, count - done);
             long start = claim(n);
             staging.copyFrom(start, values, offset + done, n);
             queue.copy(staging.segment().asSlice(start * Float.BYTES, (long) n * Float.BYTES), target, index + done, n);
-            pending.add(new Pending(start, start + n, queue.fence()));
+            Fence fence;
+            try {
+                fence = queue.fence();
+            } catch (RuntimeException e) {
+                // The copy is queued but untracked: wait for it, so that the next upload may reuse its staging memory.
+                throw drained(e);
+            }
+            pending.add(new Pending(start, start + n, fence));
             head = start + n;
             done += n;
         }
@@ -209,16 +229,35 @@ final class UploadRing implements AutoCloseable {
         return waits;
     }
 
-    /** Waits for every pending copy, then frees the fences and the staging memory. */
+    /** {@code failure}, after waiting for every queued copy without fences; a failure of that wait is suppressed in it. */
+    private RuntimeException drained(RuntimeException failure) {
+        try {
+            queue.drain();
+        } catch (RuntimeException e) {
+            failure.addSuppressed(e);
+        }
+        return failure;
+    }
+
+    /**
+     * Waits for every pending copy (for all queued work, if a fence's wait fails), then frees the fences and the
+     * staging memory.
+     */
     @Override
     public void close() {
         try {
             while (!pending.isEmpty()) {
                 pending.removeFirst().fence.await();
             }
-            queue.close();
+        } catch (RuntimeException e) {
+            pending.clear();
+            throw drained(e);
         } finally {
-            staging.close();
+            try {
+                queue.close();
+            } finally {
+                staging.close();
+            }
         }
     }
 }

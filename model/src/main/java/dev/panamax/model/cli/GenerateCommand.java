@@ -253,9 +253,12 @@ final class GenerateCommand {
 
     /**
      * Writes the bytes of generated tokens without the control characters that are not whitespace, as llama2.c's
-     * {@code safe_printf} does, and without C1 controls: a generated ESC, BEL or CSI (U+009B, or the byte 0x9B to a
-     * terminal that reads 8-bit controls) would reach the terminal as a command, not as text. A UTF-8 character split
-     * across tokens is held until it is whole, so that it is judged, and written, whole.
+     * {@code safe_printf} does, and without C1 controls: a generated ESC, BEL or CSI (U+009B) would reach the terminal
+     * as a command, not as text. Bytes that are not part of a well-formed UTF-8 character (overlong forms such as
+     * {@code E0 80 9B}, surrogates, code points past U+10FFFF, lone continuation bytes) are written only outside
+     * 0x80–0x9F, where a lenient decoder could take them for C1. A character split across tokens is held until it is
+     * whole, so that it is judged, and written, whole. Well-formed characters are written as they are, also those whose
+     * encoding contains such bytes (Û is C3 9B): a UTF-8 terminal does not read them as controls.
      */
     static final class Printable {
         private final PrintStream out;
@@ -271,7 +274,7 @@ final class GenerateCommand {
         void write(byte[] bytes) {
             for (byte b : bytes) {
                 int u = b & 0xFF;
-                if (size > 0 && (u & 0xC0) == 0x80) {
+                if (size > 0 && (u & 0xC0) == 0x80 && (size > 1 || secondByteFits(pending[0] & 0xFF, u))) {
                     pending[size++] = b;
                     if (size == length) {
                         // A two-byte character is C1 exactly when it is C2 80 to C2 9F.
@@ -290,6 +293,20 @@ final class GenerateCommand {
                     out.write(b); // a printable or whitespace ASCII byte, or a stray byte outside C1's range
                 }
             }
+        }
+
+        /**
+         * Whether {@code second} may follow the lead byte {@code lead} in well-formed UTF-8: the ranges that exclude
+         * overlong forms (E0, F0), surrogates (ED) and code points past U+10FFFF (F4).
+         */
+        private static boolean secondByteFits(int lead, int second) {
+            return switch (lead) {
+                case 0xE0 -> second >= 0xA0;
+                case 0xED -> second <= 0x9F;
+                case 0xF0 -> second >= 0x90;
+                case 0xF4 -> second <= 0x8F;
+                default -> true;
+            };
         }
 
         /** Writes what is held of a character that never ended, without the bytes a terminal could read as C1. */

@@ -130,13 +130,21 @@ public final class Panamax {
         } catch (OutOfMemoryError e) {
             // The last resort: the checks before each large allocation estimate, and one that fell short (or a heap
             // that other threads filled meanwhile) still ends in one line, not a stack trace.
-            err.println(outOfMemory(args[0]));
+            err.println(outOfMemory(args[0], e));
             return 1;
         }
     }
 
-    /** The line for a command that ran out of heap: which command, the heap it had, and how to give it more. */
-    static String outOfMemory(String command) {
+    /**
+     * The line for a command that ran out of memory: for the heap, which command, the heap it had, and how to give it
+     * more; for native memory, threads or an array past the VM's limit, where more heap would not help, the JVM's
+     * reason.
+     */
+    static String outOfMemory(String command, OutOfMemoryError e) {
+        String reason = String.valueOf(e.getMessage());
+        if (!reason.equals("Java heap space") && !reason.equals("GC overhead limit exceeded")) {
+            return "panamax: " + command + " ran out of memory: " + reason;
+        }
         long mib = Math.ceilDiv(Runtime.getRuntime().maxMemory(), 1L << 20);
         return "panamax: " + command + " ran out of Java heap (-Xmx, about " + mib
                 + " MiB here): run it with more, e.g. JDK_JAVA_OPTIONS=-Xmx" + 2 * mib + "m";

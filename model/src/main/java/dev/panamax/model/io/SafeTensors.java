@@ -219,7 +219,7 @@ public final class SafeTensors implements AutoCloseable {
                     if (!(entry.getValue() instanceof JsonString value)) {
                         throw fields.error(
                                 METADATA,
-                                entry.getKey() + ": expected a string, found "
+                                "\"" + ModelFormatException.excerpt(entry.getKey()) + "\": expected a string, found "
                                         + entry.getValue().kind());
                     }
                     metadata.put(entry.getKey(), value.value());

@@ -30,6 +30,15 @@ class UploadRingTest {
         private int ran;
         private int fencesAwaited;
         private boolean closed;
+        /** Fences recorded before the next one fails, as a failed cudaEventRecord would; negative: none fails. */
+        private int fencesBeforeFailure = -1;
+
+        private void runTo(int end) {
+            while (ran < end) {
+                Copy c = queued.get(ran++);
+                c.target.copyFrom(c.index, c.source, c.count);
+            }
+        }
 
         @Override
         public void copy(MemorySegment source, DeviceBuffer target, long index, long count) {
@@ -38,6 +47,9 @@ class UploadRingTest {
 
         @Override
         public UploadRing.Fence fence() {
+            if (fencesBeforeFailure-- == 0) {
+                throw new IllegalStateException("no fence");
+            }
             int before = queued.size();
             return new UploadRing.Fence() {
                 @Override
@@ -48,12 +60,14 @@ class UploadRingTest {
                 @Override
                 public void await() {
                     fencesAwaited++;
-                    while (ran < before) {
-                        Copy c = queued.get(ran++);
-                        c.target.copyFrom(c.index, c.source, c.count);
-                    }
+                    runTo(before);
                 }
             };
+        }
+
+        @Override
+        public void drain() {
+            runTo(queued.size());
         }
 
         @Override
@@ -97,6 +111,34 @@ class UploadRingTest {
                 target.copyTo(actual);
                 assertArrayEquals(expected, actual);
                 assertTrue(waits > 0, "a ring smaller than the uploads waits");
+            }
+            return null;
+        });
+    }
+
+    /**
+     * A copy whose fence could not be recorded is waited for before the upload throws, so the next upload, which reuses
+     * its staging memory, cannot change what it copies; a target of another type than float is refused.
+     */
+    @Test
+    void aCopyWithoutAFenceIsWaitedForAndOtherTypesAreRefused() {
+        EmulatedBackends.run(0, b -> {
+            LateQueue queue = new LateQueue();
+            try (DeviceBuffer target = DeviceBuffer.allocate(ElementType.FLOAT, 8);
+                    DeviceBuffer halves = DeviceBuffer.allocate(ElementType.HALF, 8)) {
+                UploadRing ring = new UploadRing(4, queue);
+                queue.fencesBeforeFailure = 0;
+                float[] first = {1, 2, 3, 4};
+                assertThrows(IllegalStateException.class, () -> ring.upload(first, 0, 2, target, 0));
+                assertEquals(1, queue.ran, "the copy without a fence ran before the upload threw");
+                ring.upload(new float[] {5, 6}, 0, 2, target, 2);
+                IllegalArgumentException refused =
+                        assertThrows(IllegalArgumentException.class, () -> ring.upload(first, 0, 2, halves, 0));
+                assertTrue(refused.getMessage().contains("not FLOAT"), refused.getMessage());
+                ring.close();
+                float[] actual = new float[8];
+                target.copyTo(actual);
+                assertArrayEquals(new float[] {1, 2, 5, 6}, Arrays.copyOf(actual, 4));
             }
             return null;
         });

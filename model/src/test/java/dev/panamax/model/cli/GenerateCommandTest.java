@@ -75,6 +75,23 @@ class GenerateCommandTest {
         assertArrayEquals(expected, bytes.toByteArray());
     }
 
+    /**
+     * Malformed UTF-8 whose bytes a lenient decoder reads as a control: an overlong ESC (E0 80 9B), a surrogate (ED A0
+     * 80), a code point past U+10FFFF (F4 90 80 80). Their bytes in C1's range go; a well-formed Û (C3 9B) stays.
+     */
+    @Test
+    void malformedUtf8IsNotWrittenAsACharacter() {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        GenerateCommand.Printable text =
+                new GenerateCommand.Printable(new PrintStream(bytes, true, StandardCharsets.UTF_8));
+        text.write(new byte[] {(byte) 0xE0, (byte) 0x80, (byte) 0x9B, (byte) 0xED, (byte) 0xA0, (byte) 0x80});
+        text.write(new byte[] {(byte) 0xF4, (byte) 0x90, (byte) 0x80, (byte) 0x80, (byte) 0xC3, (byte) 0x9B});
+        text.finish();
+        assertArrayEquals(
+                new byte[] {(byte) 0xE0, (byte) 0xED, (byte) 0xA0, (byte) 0xF4, (byte) 0xC3, (byte) 0x9B},
+                bytes.toByteArray());
+    }
+
     @Test
     void infoPrintsTheConfigurationAndParameterCount() {
         String model = SharedData.require("stories260K.bin").toString();

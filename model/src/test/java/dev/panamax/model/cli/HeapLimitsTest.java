@@ -35,6 +35,16 @@ class HeapLimitsTest {
         assertEquals(1, cli.err().lines().count(), cli.err());
     }
 
+    /** Memory that more heap would not give (native memory, threads) is named as the JVM names it, without -Xmx advice. */
+    @Test
+    void runningOutOfOtherMemoryIsNotBlamedOnTheHeap() {
+        assertEquals(
+                "panamax: generate ran out of memory: Unable to allocate 4096 bytes",
+                Panamax.outOfMemory("generate", new OutOfMemoryError("Unable to allocate 4096 bytes")));
+        assertTrue(Panamax.outOfMemory("generate", new OutOfMemoryError("Java heap space"))
+                .contains("ran out of Java heap (-Xmx, about "));
+    }
+
     @Test
     void aCommandThatRunsOutOfHeapSaysSoInOneLine() throws Exception {
         // 16 MiB of text, within tokenize's 64 MiB, read (as bytes, then as text) in a heap of 24 MiB.

@@ -142,8 +142,12 @@ class SafeTensorsTest {
                         new byte[1]));
         assertRejected("a: expected an object, found a number", write("{\"a\":1}", new byte[0]));
         assertRejected(
-                "__metadata__: k: expected a string, found a number",
+                "__metadata__: \"k\": expected a string, found a number",
                 write("{\"__metadata__\":{\"k\":1}}", new byte[0]));
+        // A key is quoted as an excerpt, its control characters escaped: no terminal escape reaches the message.
+        assertRejected(
+                "__metadata__: \"\\u001B]52;c;x\\u0007\": expected a string",
+                write("{\"__metadata__\":{\"\\u001b]52;c;x\\u0007\":1}}", new byte[0]));
         assertRejected("a.dtype: unknown dtype \"F33\"", tensor("F33", "[1]", "[0,4]", 4));
         assertRejected("a.dtype: expected a string", tensor("4", "[1]", "[0,4]", 4));
         assertRejected("a.dtype: missing", write("{\"a\":{\"shape\":[1],\"data_offsets\":[0,4]}}", new byte[4]));
