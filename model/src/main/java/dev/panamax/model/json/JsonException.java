@@ -29,7 +29,9 @@ public class JsonException extends IOException {
      * message as large as itself nor write to the terminal: values up to {@code 2 × }{@value #EXCERPT_CHARS} characters
      * are kept whole, longer ones as their first {@value #EXCERPT_CHARS} characters, {@code "..."} and their length,
      * e.g. {@code 1234... (1000000 chars)}; in what is kept, each control character (below U+0020, U+007F and U+0080 to
-     * U+009F: line breaks, ESC, BEL, CSI) is written as its Java escape, ESC as <code>&#92;u001B</code>.
+     * U+009F: line breaks, ESC, BEL, CSI), each format character (the bidirectional overrides and isolates that can
+     * make a terminal show text in another order than it is, zero-width characters) and the line and paragraph
+     * separators U+2028 and U+2029 is written as its Java escape, ESC as <code>&#92;u001B</code>.
      *
      * @param value the value
      * @return the value or its excerpt, without control characters
@@ -46,7 +48,11 @@ public class JsonException extends IOException {
         StringBuilder escaped = new StringBuilder(text.length());
         for (int i = 0; i < text.length(); i++) {
             char c = text.charAt(i);
-            if (Character.isISOControl(c)) { // exactly U+0000 to U+001F and U+007F to U+009F
+            int type = Character.getType(c);
+            if (Character.isISOControl(c) // exactly U+0000 to U+001F and U+007F to U+009F
+                    || type == Character.FORMAT
+                    || type == Character.LINE_SEPARATOR
+                    || type == Character.PARAGRAPH_SEPARATOR) {
                 escaped.append(String.format(Locale.ROOT, "\\u%04X", (int) c));
             } else {
                 escaped.append(c);

@@ -35,6 +35,10 @@ class JsonTest {
                 JsonException.excerpt("\u001b]52;c;x\u0007\r\n\u007f\u009b2J"));
         assertEquals("\\u0007".repeat(40) + "... (100 chars)", JsonException.excerpt("\u0007".repeat(100)));
         assertEquals(JsonException.excerpt("\u001b"), ModelFormatException.excerpt("\u001b"));
+        // A right-to-left override (a terminal shows the text after it reversed), an isolate, a zero-width space and
+        // the
+        // Unicode line separator: each shows as its escape, the text in the order it is stored.
+        assertEquals("a\\u202Eb\\u2066c\\u200Bd\\u2028e", JsonException.excerpt("a\u202Eb\u2066c\u200Bd\u2028e"));
     }
 
     @TempDir
