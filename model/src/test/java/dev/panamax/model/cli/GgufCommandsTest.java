@@ -311,9 +311,12 @@ class GgufCommandsTest {
     void aGgufFilesOwnTokenizerComesBeforeAVocabularyBesideIt() throws IOException {
         Path q8 = quantize("q8_0");
         CharVocabulary.of("abc").write(dir.resolve(CharVocabulary.FILE));
-        assertEquals(
-                0, cli.run("generate", "-m", q8.toString(), "-p", "the hello", "-n", "3", "--print-ids"), cli.err());
-        assertEquals(3, cli.out().strip().split(" ").length, cli.out());
+        String[] greedy = {"generate", "-m", q8.toString(), "-p", "the hello", "-n", "3", "--print-ids", "--temperature"
+        };
+        assertEquals(0, cli.run(CliFixtures.with(greedy, "0")), cli.err());
+        String ids = cli.out().strip();
+        // The file's tokenizer encoded the prompt (the 3-token vocabulary has no 't'); generation may stop at EOS.
+        assertTrue(ids.matches("[0-9]+( [0-9]+){0,2}"), ids);
     }
 
     @Test
