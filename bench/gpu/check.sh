@@ -11,7 +11,8 @@
 #                                returns few files from $OUT.
 #     tests  the cuda-bindings tests, the `gpu` ones included (Panamax's kernels through CudaKernel, next to the same
 #            kernels on the emulated device), and the model's GpuTransformerTest (CudaBackend on the GPU against the
-#            CPU backend) and GpuPrecisionTest (its TF32 and BF16 products against float64): tests.txt, model-tests.txt
+#            CPU backend), GpuBackendTest (every comparison of CudaBackendTest with the CPU, on the GPU) and
+#            GpuPrecisionTest (its TF32 and BF16 products against float64): tests.txt, model-tests.txt
 #     gemm   GEMM through Panamax's cuBLAS binding next to torch.matmul on the same shapes, FP32 and BF16,
 #            n = 1024…8192, and the per-call overhead of small products: panamax.csv, torch.csv, gemm.md
 #     model  a GPT-2 124M training step (batch 8 × 1024) on CudaBackend next to PyTorch eager doing the same step, at
@@ -145,9 +146,10 @@ tests() {
         --scan-class-path "$lib/cuda-bindings-tests.jar" --details=tree --disable-banner) 2>&1 | tee "$out/tests.txt" ||
         status=1
     no_aborted "$out/tests.txt" || status=1
-    (cd "$root/model" && within 120 "$java" "${flags[@]}" -jar "$lib"/junit-platform-console-standalone-*.jar execute \
+    (cd "$root/model" && within 240 "$java" "${flags[@]}" -jar "$lib"/junit-platform-console-standalone-*.jar execute \
         --class-path "$lib/model.jar:$lib/model-tests.jar:$lib/cuda-bindings.jar:$lib/kernels.jar:$lib/kernels-tests.jar" \
         --select-class dev.panamax.model.generate.GpuTransformerTest \
+        --select-class dev.panamax.model.backend.GpuBackendTest \
         --select-class dev.panamax.model.backend.GpuPrecisionTest --details=tree --disable-banner) 2>&1 |
         tee "$out/model-tests.txt" || status=1
     no_aborted "$out/model-tests.txt" || status=1

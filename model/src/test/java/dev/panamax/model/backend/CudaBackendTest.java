@@ -46,19 +46,22 @@ class CudaBackendTest {
     private static final double EPS = Tolerance.FLOAT_EPSILON;
 
     /** Writes inputs into a backend, runs the operation, returns the outputs read back. */
-    private interface Operation extends Function<Backend, float[]> {}
+    interface Operation extends Function<Backend, float[]> {}
 
-    /** The CPU's result, after checking every emulator schedule gives the same bits, and the emulated result. */
-    private static float[][] cpuAndCuda(String what, Operation operation) {
+    /** The CPU's result and the device's ({@link #onDevice}). */
+    private float[][] cpuAndCuda(String what, Operation operation) {
         float[] expected;
         try (CpuBackend cpu = new CpuBackend()) {
             expected = operation.apply(cpu);
         }
-        return new float[][] {expected, emulated(what, operation)};
+        return new float[][] {expected, onDevice(what, operation)};
     }
 
-    /** The emulated device's result, after checking every schedule gives the same bits. */
-    private static float[] emulated(String what, Operation operation) {
+    /**
+     * The CUDA backend's result of an operation that the tests compare with the CPU's: here the emulated device's,
+     * after checking every schedule gives the same bits; {@link GpuBackendTest} runs it on a GPU.
+     */
+    float[] onDevice(String what, Operation operation) {
         float[] first = null;
         for (long seed : SCHEDULES) {
             float[] result = EmulatedBackends.run(seed, operation::apply);
@@ -71,13 +74,13 @@ class CudaBackendTest {
         return first;
     }
 
-    private static void assertExact(String what, Operation operation) {
+    private void assertExact(String what, Operation operation) {
         float[][] r = cpuAndCuda(what, operation);
         assertArrayEquals(bits(r[0]), bits(r[1]), what);
     }
 
     /** Within {@code bound[i]} of the CPU's value. */
-    private static void assertWithin(String what, Operation operation, Function<float[], double[]> bound) {
+    private void assertWithin(String what, Operation operation, Function<float[], double[]> bound) {
         float[][] r = cpuAndCuda(what, operation);
         Tolerance.assertClose(what, widen(r[0]), r[1], bound.apply(r[0]));
     }
@@ -830,7 +833,7 @@ class CudaBackendTest {
      * The backward's gradients of Q, K, V and dO {@code t} on the device: finite, and within twice the float64
      * reference's bound of the CPU's (each side is within it of the reference).
      */
-    private static void assertFiniteGradientsNearTheCpus(String what, AttentionSizes a, float[][] t) {
+    private void assertFiniteGradientsNearTheCpus(String what, AttentionSizes a, float[][] t) {
         float[][] r = cpuAndCuda(what, a.backward(t));
         ReferenceAttention.Gradients expected = a.referenceGradients(t);
         int[] sizes = {t[0].length, t[1].length, t[1].length};
@@ -1102,7 +1105,7 @@ class CudaBackendTest {
             float[] v = Inputs.uniform(Inputs.seed("huge bv" + name), k.length, 2e38f, Float.MAX_VALUE);
             float[] dOut = Inputs.uniform(Inputs.seed("huge bdo" + name), q.length, 2f / a.headDim(), 3f / a.headDim());
             String what = "attentionBackward, values near float's limit, " + name;
-            float[] gradients = emulated(what, a.backward(new float[][] {q, k, v, dOut}));
+            float[] gradients = onDevice(what, a.backward(new float[][] {q, k, v, dOut}));
             ReferenceAttention.Gradients expected = a.referenceGradients(new float[][] {q, k, v, dOut});
             float[] dq = Arrays.copyOfRange(gradients, 0, q.length);
             float[] dk = Arrays.copyOfRange(gradients, q.length, q.length + k.length);
@@ -1184,7 +1187,7 @@ class CudaBackendTest {
      * element that does not is within {@code factor·(largest + extra)} of the CPU's, largest the part's largest finite
      * magnitude on the CPU; where the CPU is not finite, the device is not either.
      */
-    private static void assertLikeTheCpu(
+    private void assertLikeTheCpu(
             String what, Operation operation, boolean[][] seen, int[] widths, double factor, double extra) {
         float[][] r = cpuAndCuda(what, operation);
         double[] bound = new double[r[0].length];
@@ -1489,7 +1492,7 @@ class CudaBackendTest {
     }
 
     /** embeddingBackward of {@code tokens[1..]} onto a random table gives the CPU's bits. */
-    private static void embeddingBackwardIsExact(int vocab, int cols, int[] tokens) {
+    private void embeddingBackwardIsExact(int vocab, int cols, int[] tokens) {
         float[] dout = random("dout", tokens.length * cols);
         float[] table = random("dtable", vocab * cols);
         assertExact("embeddingBackward " + tokens.length + " × " + cols, b -> {
