@@ -1192,7 +1192,7 @@ PANAMAX_EXPORT(attention_combine)
 // that lse's rounding moves the weights), or whose float score with a key it sees is not finite although q, k and the
 // scale are (q·k overflowed, as ∞ − ∞, while lse may be moderate), is computed in double instead, as on the CPU: its dQ
 // by attention_backward_dq (exact_attention_dq), which flags it and leaves its softmax statistics after the deltas for
-// attention_backward_dkdv to compute its p and ds from (exact_weight_and_gradient), so each dK and dV row is still
+// attention_backward_dkdv to compute its p and ds from (exact_gradient), so each dK and dV row is still
 // summed by one warp in order.
 
 // A double kept in two floats of a scratch buffer as its bits (low word first), for another kernel to read back exactly.
@@ -1213,11 +1213,31 @@ __device__ global_ptr<T> exact_stats(global_ptr<T> delta, int length, int heads,
     return delta + (pairs + (q_row * heads + head) * ATTENTION_EXACT_STATS);
 }
 
+// The weight p = e^(s − max)/Σ and ds = p·(dO·v − R) of one key for a query the backward computes in double; both 0
+// where the weight is, even where Σ is NaN (0 / NaN is NaN), so the key adds nothing to the query's terms.
+// attention_backward_dq (exact_attention_dq) and attention_backward_dkdv, from the statistics dq leaves, both take
+// them from here, so the two kernels agree on every key.
+struct ExactGradient {
+    double p;
+    double ds;
+};
+
+__device__ ExactGradient exact_gradient(global_ptr<const float> q_row, global_ptr<const float> k_row,
+        global_ptr<const float> dout_row, global_ptr<const float> v_row, int head_dim, float scale, double max,
+        double sum, double row_dot) {
+    double weight = exact_weight(scale * exact_dot(q_row, k_row, head_dim), max);
+    double p = weight / sum;
+    if (weight == 0.0 || p == 0.0) {
+        return ExactGradient{0.0, 0.0};
+    }
+    return ExactGradient{p, p * (exact_dot(dout_row, v_row, head_dim) - row_dot)};
+}
+
 // One query's dQ computed again in double by a warp (AttentionExact.exactGradients on the CPU), where its float
 // log-sum-exp cannot give its weights: dq_row[d] = Σ_j scale·ds_j·k_j[d] over keys 0 .. keys − 1, each rounded to
 // float once, with ds_j = p_j·(dO·v_j − R) and R = Σ_j p_j·(dO·v_j), a key of weight 0 left out; and the query's
 // largest score, Σ e^(s − max) and R at stats (store_exact), from which attention_backward_dkdv computes the same p
-// and ds (exact_weight_and_gradient). Not inlined: this rare path stays out of the kernel's registers.
+// and ds (exact_gradient). Not inlined: this rare path stays out of the kernel's registers.
 __device__ __noinline__ void exact_attention_dq(global_ptr<const float> q_row, global_ptr<const float> k_rows, int ldk,
         global_ptr<const float> v_rows, int ldv, global_ptr<const float> dout_row, int keys, int head_dim, float scale,
         global_ptr<float> dq_row, global_ptr<float> stats) {
@@ -1243,13 +1263,10 @@ __device__ __noinline__ void exact_attention_dq(global_ptr<const float> q_row, g
             double ds = 0.0;
             int seen = 0;
             if (j < keys) {
-                double weight = exact_weight(
-                        scale * exact_dot(q_row, k_rows + static_cast<long long>(j) * ldk, head_dim), softmax.max);
-                double p = weight / softmax.sum;
-                // A key of weight 0 stays out even where the sum is NaN (0 / NaN is NaN).
-                seen = weight != 0.0 && p != 0.0 ? 1 : 0;
-                ds = seen != 0 ? p * (exact_dot(dout_row, v_rows + static_cast<long long>(j) * ldv, head_dim) - row_dot)
-                               : 0.0;
+                ExactGradient key = exact_gradient(q_row, k_rows + static_cast<long long>(j) * ldk, dout_row,
+                        v_rows + static_cast<long long>(j) * ldv, head_dim, scale, softmax.max, softmax.sum, row_dot);
+                seen = key.p != 0.0 ? 1 : 0;
+                ds = key.ds;
             }
             for (int t = 0; t < min(WARP, keys - chunk); ++t) {
                 double key_ds = __shfl_sync(0xffffffffu, ds, t);
@@ -1269,25 +1286,6 @@ __device__ __noinline__ void exact_attention_dq(global_ptr<const float> q_row, g
     }
 }
 
-// The weight p and ds = p·(dO·v − R) of one key for a query that attention_backward_dq computed in double, from the
-// statistics it left at stats (exact_attention_dq), each rounded to float once; both 0 where the weight is, so the
-// key adds nothing to the query's terms.
-struct WeightAndGradient {
-    float p;
-    float ds;
-};
-
-__device__ WeightAndGradient exact_weight_and_gradient(global_ptr<const float> q_row,
-        global_ptr<const float> k_row, global_ptr<const float> dout_row, global_ptr<const float> v_row, int head_dim,
-        float scale, global_ptr<const float> stats) {
-    double weight = exact_weight(scale * exact_dot(q_row, k_row, head_dim), load_exact(stats));
-    double p = weight / load_exact(stats + 2);
-    if (weight == 0.0 || p == 0.0) {
-        return WeightAndGradient{0.0f, 0.0f};
-    }
-    double ds = p * (exact_dot(dout_row, v_row, head_dim) - load_exact(stats + 4));
-    return WeightAndGradient{static_cast<float>(p), static_cast<float>(ds)};
-}
 
 // ds = p·(dO·v − D) computed again as p·dO·(v − o), for a key whose first try is not finite: on values near float's
 // limit dO·v and D = dO·o overflow although their difference need not. The rows are halved so that v − o stays
@@ -1459,7 +1457,7 @@ PANAMAX_EXPORT(attention_backward_dq)
 // and ds_i = p_i·(dO_i·v − D_i) (from the forward's output where that is not finite, see softmax_gradient_again),
 // lane d accumulates dv[d] = Σ p_i·dO_i[d] and dk[d] = scale·Σ ds_i·q_i[d]. For a query computed in double (see
 // above, as attention_backward_dq flagged it), p_i and ds_i come from the statistics it left
-// (exact_weight_and_gradient).
+// (exact_gradient).
 // Dynamic shared memory: (2·32·(head_dim + 1) + 64 + ATTENTION_WARPS·(2·head_dim + 64)) floats.
 extern "C" __global__ void attention_backward_dkdv(global_ptr<const float> q, long long q_offset, int ldq,
         global_ptr<const float> k, long long k_offset, int ldk, global_ptr<const float> v, long long v_offset, int ldv,
@@ -1528,11 +1526,12 @@ extern "C" __global__ void attention_backward_dkdv(global_ptr<const float> q, lo
                 float ds = 0.0f;
                 bool seen = lane < tile_rows && query >= key;
                 if (seen && exact_stats(delta, length, heads, row0 + query, head)[ATTENTION_EXACT_FLAG] != 0.0f) {
-                    WeightAndGradient exact = exact_weight_and_gradient(q_tile + lane * (head_dim + 1), my_k,
-                            dout_tile + lane * (head_dim + 1), my_v, head_dim, scale,
-                            exact_stats(delta, length, heads, row0 + query, head));
-                    p = exact.p;
-                    ds = exact.ds;
+                    auto stats = exact_stats(delta, length, heads, row0 + query, head);
+                    ExactGradient exact = exact_gradient(q_tile + lane * (head_dim + 1), my_k,
+                            dout_tile + lane * (head_dim + 1), my_v, head_dim, scale, load_exact(stats),
+                            load_exact(stats + 2), load_exact(stats + 4));
+                    p = static_cast<float>(exact.p);
+                    ds = static_cast<float>(exact.ds);
                 } else if (seen) {
                     float score = 0.0f;
                     float dp = 0.0f;
